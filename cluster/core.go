@@ -1,0 +1,116 @@
+// Package cluster is the cluster head's policy core: who may join (radius,
+// freshness, identity binding), who may verify whom and get a session with
+// whom, expiry, and the per-member replay state. It decodes nothing from the
+// network and knows no CoAP; coapsrv calls it with payloads and maps its
+// errors to codes. Keys are keysvc's; history is the ledger's.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/iotguard/iotguard/keysvc"
+	"github.com/iotguard/iotguard/ledger"
+)
+
+// Config is the cluster's policy.
+type Config struct {
+	ID         string        // cluster ID
+	Position   Position      // the CH position
+	Radius     float64       // metres; joins farther away are refused
+	MemberTTL  time.Duration // membership lifetime from a join
+	SessionTTL time.Duration // session lifetime from its grant
+	Now        func() time.Time
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMemberTTL  = 24 * time.Hour
+	DefaultSessionTTL = 10 * time.Minute
+)
+
+// Observer receives the outcomes the operator cares about. Implementations
+// must be cheap and safe for concurrent use; reasons are low-cardinality
+// words, never device IDs.
+type Observer interface {
+	JoinRejected(reason string)
+	VerifyWarning(reason string)
+	SessionGranted()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) JoinRejected(string)  {}
+func (nopObserver) VerifyWarning(string) {}
+func (nopObserver) SessionGranted()      {}
+
+// Core applies the cluster's policy. It is safe for concurrent use.
+type Core struct {
+	cfg    Config
+	keys   *keysvc.Service
+	ledger ledger.Ledger
+	obs    Observer
+
+	mu      sync.Mutex
+	members map[string]*memberState // replay state of members seen by this process
+}
+
+// New returns a Core for cfg over the CH keys and ledger.
+func New(cfg Config, keys *keysvc.Service, l ledger.Ledger) (*Core, error) {
+	if cfg.Radius <= 0 {
+		return nil, fmt.Errorf("failed to configure cluster %s: radius must be positive", cfg.ID)
+	}
+	if cfg.MemberTTL == 0 {
+		cfg.MemberTTL = DefaultMemberTTL
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: map[string]*memberState{}}, nil
+}
+
+// SetObserver installs o; call it before serving.
+func (c *Core) SetObserver(o Observer) { c.obs = o }
+
+// Config returns the effective configuration.
+func (c *Core) Config() Config { return c.cfg }
+
+// member returns the keysvc view of an index record.
+func member(d ledger.Device) keysvc.Member {
+	return keysvc.Member{ID: d.ID, Key: d.Key, DeviceNonce: d.DeviceNonce, CHNonce: d.CHNonce}
+}
+
+// standing returns why d is not a current member at now, or "" if it is.
+func standing(d ledger.Device, now time.Time) string {
+	switch {
+	case d.Status == ledger.StatusLeft:
+		return "left"
+	case d.Status == ledger.StatusRevoked:
+		return "revoked"
+	case d.Status != ledger.StatusMember:
+		return "unknown"
+	case now.Unix() >= d.Expires:
+		return "expired"
+	}
+	return ""
+}
+
+// Revoke records the operator's revocation of id. Its member key dies with it.
+func (c *Core) Revoke(ctx context.Context, id, reason string) (ledger.BlockRef, error) {
+	ref, err := c.ledger.Append(ctx, ledger.Event{Type: ledger.EventRevoke, Device: id, Time: c.cfg.Now().UnixMilli(), Reason: reason})
+	switch {
+	case isErr(err, ledger.ErrUnknownDevice):
+		return ref, reject(ErrUnknownDevice, id)
+	case isErr(err, ledger.ErrRevoked):
+		return ref, reject(ErrRevoked, id)
+	case err != nil:
+		return ref, fmt.Errorf("failed to revoke %s: %w", id, err)
+	}
+	c.forget(id)
+	return ref, nil
+}

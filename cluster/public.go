@@ -1,0 +1,50 @@
+package cluster
+
+import (
+	"encoding/hex"
+	"fmt"
+
+	"github.com/iotguard/iotguard/wire"
+)
+
+// ClusterInfo returns the signed answer of GET /cluster (docs/PROTOCOL.md §6).
+func (c *Core) ClusterInfo() ([]byte, error) {
+	thumb := c.keys.Thumbprint()
+	b, err := wire.Marshal(&wire.ClusterInfo{
+		Cluster: c.cfg.ID, Key: c.keys.COSEKey(), Thumbprint: thumb[:],
+		Lat: c.cfg.Position.Lat, Lon: c.cfg.Position.Lon, Radius: uint64(c.cfg.Radius),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.keys.Sign1(wire.AADCluster, b)
+}
+
+// ClusterText is GET /cluster for humans (Accept: text/plain).
+func (c *Core) ClusterText() string {
+	thumb := c.keys.Thumbprint()
+	return fmt.Sprintf("cluster %s\nposition %.6f,%.6f\nradius %.0f m\nch-key-thumbprint %s\n",
+		c.cfg.ID, float64(c.cfg.Position.Lat)/1e6, float64(c.cfg.Position.Lon)/1e6, c.cfg.Radius, hex.EncodeToString(thumb[:]))
+}
+
+// LedgerHead returns the signed answer of GET /ledger/head.
+func (c *Core) LedgerHead() ([]byte, error) {
+	ref, t, err := c.ledger.Head()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read ledger head: %w", err)
+	}
+	b, err := wire.Marshal(&wire.LedgerHead{Height: ref.Height, Hash: ref.Hash[:], TimeMS: uint64(t)})
+	if err != nil {
+		return nil, err
+	}
+	return c.keys.Sign1(wire.AADHead, b)
+}
+
+// LedgerHeadText is GET /ledger/head for humans.
+func (c *Core) LedgerHeadText() (string, error) {
+	ref, t, err := c.ledger.Head()
+	if err != nil {
+		return "", fmt.Errorf("failed to read ledger head: %w", err)
+	}
+	return fmt.Sprintf("height %d\nhash %s\ntime_ms %d\n", ref.Height, hex.EncodeToString(ref.Hash[:]), t), nil
+}

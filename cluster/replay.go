@@ -1,0 +1,53 @@
+package cluster
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/replay"
+)
+
+// memberState is this process's replay state for one member's current K_m.
+// Invariant: it is tied to the join nonce it was made for; a rejoin (new
+// nonce, new K_m, sequence numbers from 0) replaces it.
+type memberState struct {
+	mu          sync.Mutex
+	deviceNonce []byte
+	window      replay.Window
+	// needsEcho is set for members this process has not seen join: their
+	// window was lost with the previous process, so the first request must
+	// prove freshness with an echo (docs/PROTOCOL.md §4.2).
+	needsEcho bool
+}
+
+// state returns d's replay state, making one that needs an echo when this
+// process has none for d's current join.
+func (c *Core) state(d ledger.Device) *memberState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.members[d.ID]
+	if s == nil || !bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+		s = &memberState{deviceNonce: d.DeviceNonce, needsEcho: true}
+		c.members[d.ID] = s
+	}
+	return s
+}
+
+// joined starts a fresh window for d's new join: no echo needed, since the
+// K_m is new and this process saw its birth.
+func (c *Core) joined(d ledger.Device) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.members[d.ID]; s != nil && bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+		return // a replayed join must not reset the window
+	}
+	c.members[d.ID] = &memberState{deviceNonce: d.DeviceNonce}
+}
+
+// forget drops id's replay state once its K_m is dead (leave, revoke).
+func (c *Core) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.members, id)
+}

@@ -1,0 +1,70 @@
+package coapsrv
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	"golang.org/x/time/rate"
+
+	"github.com/iotguard/iotguard/wire"
+)
+
+// maxDatagram bounds what go-coap reads: a request payload of wire.MaxPayload
+// plus room for the header and options.
+const maxDatagram = wire.MaxPayload + 256
+
+// maxSources bounds the rate limiter's memory: the least recently seen
+// sources are forgotten first (and start again with a full bucket).
+const maxSources = 1 << 16
+
+// limits is the middleware of cheap checks run before any handler: the
+// per-source rate limit, then the payload size.
+func (s *Server) limits() mux.MiddlewareFunc {
+	var mu sync.Mutex
+	buckets, _ := lru.New[string, *rate.Limiter](maxSources)
+	allow := func(addr net.Addr) bool {
+		if s.cfg.RateLimit <= 0 {
+			return true
+		}
+		ip := addr.String()
+		if u, ok := addr.(*net.UDPAddr); ok {
+			ip = u.IP.String()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		b, ok := buckets.Get(ip)
+		if !ok {
+			b = rate.NewLimiter(rate.Limit(s.cfg.RateLimit), int(2*s.cfg.RateLimit)+1)
+			buckets.Add(ip, b)
+		}
+		return b.Allow()
+	}
+	return func(next mux.Handler) mux.Handler {
+		return mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
+			if !allow(w.Conn().RemoteAddr()) {
+				s.diagnostic(w, codes.TooManyRequests, "rate limited", message.Option{ID: message.MaxAge, Value: []byte{1}})
+				s.observe(r, codes.TooManyRequests, 0)
+				return
+			}
+			if n, err := r.BodySize(); err == nil && n > wire.MaxPayload {
+				var size1 [4]byte
+				binary.BigEndian.PutUint32(size1[:], wire.MaxPayload)
+				s.diagnostic(w, codes.RequestEntityTooLarge, "too large", message.Option{ID: message.Size1, Value: size1[2:]})
+				s.observe(r, codes.RequestEntityTooLarge, 0)
+				return
+			}
+			next.ServeCOAP(w, r)
+		})
+	}
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed")
+}

@@ -1,0 +1,124 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/iotguard/iotguard/protect"
+)
+
+// Device is one device talking to its cluster head. Requests are serialized:
+// a device has one sequence-number space and one CoAP exchange at a time.
+type Device struct {
+	mu     sync.Mutex
+	st     *State
+	path   string // where st is saved; "" keeps it in memory only
+	pin    []byte // expected CH key thumbprint; nil trusts the first /cluster answer
+	now    func() time.Time
+	conn   *client.Conn
+	server string
+
+	keys  *protect.MemberKeys // derived from st.Membership, lazily
+}
+
+// Option adjusts a Device.
+type Option func(*Device)
+
+// WithStateFile saves the state to path on every change (0600): the
+// membership after a join and the sequence number before every request.
+func WithStateFile(path string) Option { return func(d *Device) { d.path = path } }
+
+// WithPin makes the device accept only a CH whose key has this RFC 9679 thumbprint.
+func WithPin(thumbprint []byte) Option { return func(d *Device) { d.pin = thumbprint } }
+
+// WithClock sets the clock used for expiry checks (tests).
+func WithClock(now func() time.Time) Option { return func(d *Device) { d.now = now } }
+
+// Dial opens a CoAP/UDP association from st's device to the CH at server
+// ("coap://host:port" or "host:port").
+func Dial(server string, st *State, opts ...Option) (*Device, error) {
+	d := &Device{st: st, now: time.Now, server: server}
+	for _, o := range opts {
+		o(d)
+	}
+	hostport := strings.TrimSuffix(strings.TrimPrefix(server, "coap://"), "/")
+	conn, err := udp.Dial(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("failed to reach cluster head %s: %w", server, err)
+	}
+	d.conn = conn
+	return d, nil
+}
+
+// Close ends the association.
+func (d *Device) Close() error { return d.conn.Close() }
+
+// ID returns the device ID.
+func (d *Device) ID() string { return d.st.ID }
+
+// Membership returns a copy of the current membership, or nil.
+func (d *Device) Membership() *Membership {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.st.Membership == nil {
+		return nil
+	}
+	m := *d.st.Membership
+	return &m
+}
+
+func (d *Device) save() error {
+	if d.path == "" {
+		return nil
+	}
+	return d.st.Save(d.path)
+}
+
+// response is what the device reads from a CoAP answer.
+type response struct {
+	code codes.Code
+	body []byte
+	echo []byte
+}
+
+func (r *response) err() error {
+	return &CodeError{Code: r.code, Diagnostic: string(r.body)}
+}
+
+func (r *response) ok() bool { return r.code>>5 == 2 }
+
+// exchange sends one request and reads the answer.
+func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path string, cf message.MediaType, body []byte) (*response, error) {
+	req, err := conn.NewPostRequest(ctx, path, cf, bytes.NewReader(body))
+	if method == codes.GET {
+		req, err = conn.NewGetRequest(ctx, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to build %s request: %w", path, err)
+	}
+	defer conn.ReleaseMessage(req)
+	resp, err := conn.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed %s %s: %w", method, path, err)
+	}
+	defer conn.ReleaseMessage(resp)
+	r := &response{code: resp.Code()}
+	if resp.Body() != nil {
+		if r.body, err = resp.ReadBody(); err != nil {
+			return nil, fmt.Errorf("failed to read %s response: %w", path, err)
+		}
+	}
+	if e, err := resp.Echo(); err == nil {
+		r.echo = append([]byte{}, e...)
+	}
+	return r, nil
+}

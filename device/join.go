@@ -1,0 +1,163 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// ClusterInfo fetches GET /cluster and checks its signature under the key it
+// carries and, if the device has a pin, that key's thumbprint.
+func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, error) {
+	r, err := exchange(ctx, d.conn, codes.GET, "/cluster", 0, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !r.ok() {
+		return nil, nil, r.err()
+	}
+	var info wire.ClusterInfo
+	pub, err := verifySelfSigned(r.body, wire.AADCluster, &info, func() []byte { return info.Key })
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: /cluster: %v", ErrBadResponse, err)
+	}
+	thumb := wire.Thumbprint(pub)
+	if !bytes.Equal(info.Thumbprint, thumb[:]) {
+		return nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
+	}
+	if d.pin != nil && !bytes.Equal(d.pin, thumb[:]) {
+		return nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, d.pin)
+	}
+	return &info, pub, nil
+}
+
+// verifySelfSigned decodes a COSE_Sign1 whose payload carries the signer's
+// COSE_Key (returned by key after decoding) and verifies it under that key.
+func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) (*ecdsa.PublicKey, error) {
+	signed, err := wire.ParseSign1(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := wire.Decode(signed.Payload, payload); err != nil {
+		return nil, err
+	}
+	pub, err := wire.ParsePublicKey(key())
+	if err != nil {
+		return nil, err
+	}
+	if err := signed.Verify(pub, aad); err != nil {
+		return nil, err
+	}
+	return pub, nil
+}
+
+// Join joins the cluster at position (lat, lon in microdegrees): it learns
+// the cluster from GET /cluster, sends a signed join, answers the CH's echo
+// challenge, checks the CH's signed answer and derives the member keys.
+func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
+	info, chPub, err := d.ClusterInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	keyBytes, err := wire.EncodePublicKey(&d.st.Key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Nonce: make([]byte, wire.NonceLen)}
+	if _, err := rand.Read(req.Nonce); err != nil {
+		return nil, fmt.Errorf("failed to draw join nonce: %w", err)
+	}
+	var r *response
+	for attempt := 0; attempt < 2; attempt++ {
+		if r, err = d.sendJoin(ctx, &req); err != nil {
+			return nil, err
+		}
+		if r.code != codes.Unauthorized || r.echo == nil {
+			break
+		}
+		req.Echo = r.echo // the CH's freshness challenge (RFC 9175): sign it and resend
+	}
+	if !r.ok() {
+		return nil, r.err()
+	}
+	var resp wire.JoinResponse
+	pub, err := verifySelfSigned(r.body, wire.AADJoinResponse, &resp, func() []byte { return resp.CHKey })
+	if err != nil {
+		return nil, fmt.Errorf("%w: /join: %v", ErrBadResponse, err)
+	}
+	thumb := wire.Thumbprint(pub)
+	switch {
+	case !pub.Equal(chPub):
+		return nil, fmt.Errorf("%w: /join signed by another key than /cluster", ErrBadResponse)
+	case resp.Cluster != info.Cluster || resp.ID != d.st.ID || !bytes.Equal(resp.DeviceNonce, req.Nonce):
+		return nil, fmt.Errorf("%w: /join answer is for another cluster, device or nonce", ErrBadResponse)
+	case !bytes.Equal(resp.Thumbprint, thumb[:]):
+		return nil, fmt.Errorf("%w: /join thumbprint does not match the CH key", ErrBadResponse)
+	}
+	d.st.Membership = &Membership{
+		Cluster: resp.Cluster, CHKey: resp.CHKey, DeviceNonce: resp.DeviceNonce, CHNonce: resp.CHNonce,
+		Height: resp.Height, BlockHash: resp.BlockHash, Expires: resp.Expires,
+	}
+	d.st.Seq, d.keys = 0, nil
+	if err := d.save(); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (d *Device) sendJoin(ctx context.Context, req *wire.JoinRequest) (*response, error) {
+	payload, err := wire.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := wire.Sign1(d.st.Key, []byte(d.st.ID), wire.AADJoinRequest, payload)
+	if err != nil {
+		return nil, err
+	}
+	return exchange(ctx, d.conn, codes.POST, "/join", message.AppCoseSign1, signed)
+}
+
+// memberKeys returns the keys derived from the current membership.
+// Must be called with d.mu held.
+func (d *Device) memberKeys() (*protect.MemberKeys, error) {
+	m := d.st.Membership
+	if m == nil {
+		return nil, ErrNotJoined
+	}
+	if d.keys != nil {
+		return d.keys, nil
+	}
+	pub, err := wire.ParsePublicKey(m.CHKey)
+	if err != nil {
+		return nil, fmt.Errorf("failed to use stored CH key: %w", err)
+	}
+	epub, err := pub.ECDH()
+	if err != nil {
+		return nil, err
+	}
+	epriv, err := d.st.Key.ECDH()
+	if err != nil {
+		return nil, err
+	}
+	z, err := epriv.ECDH(epub)
+	if err != nil {
+		return nil, fmt.Errorf("failed ECDH with the CH: %w", err)
+	}
+	km, err := protect.MemberKey(z, m.DeviceNonce, m.CHNonce, m.Cluster, d.st.ID, wire.Thumbprint(pub))
+	if err != nil {
+		return nil, err
+	}
+	k := protect.DeriveMemberKeys(km)
+	d.keys = &k
+	return d.keys, nil
+}

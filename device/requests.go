@@ -1,0 +1,137 @@
+package device
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// protected sends a protected request to path. build returns the plaintext
+// message for an echo value (nil at first); if the CH answers with an echo
+// challenge (its first request from us since it started) the request is
+// resent once, with a new sequence number and the echo inside.
+func (d *Device) protected(ctx context.Context, path string, build func(echo []byte) any, out wire.Validator) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	keys, err := d.memberKeys()
+	if err != nil {
+		return err
+	}
+	m := d.st.Membership
+	var echo []byte
+	for attempt := 0; ; attempt++ {
+		seq := d.st.Seq
+		d.st.Seq++
+		if err := d.save(); err != nil { // before sending: a crash must not reuse seq
+			return err
+		}
+		pt, err := wire.Marshal(build(echo))
+		if err != nil {
+			return err
+		}
+		body, err := protect.SealRequest(keys, m.Cluster, d.st.ID, seq, path, pt)
+		if err != nil {
+			return err
+		}
+		r, err := exchange(ctx, d.conn, codes.POST, "/"+path, message.AppCoseEncrypt0, body)
+		if err != nil {
+			return err
+		}
+		if r.code == codes.Unauthorized && r.echo != nil && attempt == 0 {
+			echo = r.echo
+			continue
+		}
+		if !r.ok() {
+			return r.err()
+		}
+		plain, err := protect.OpenResponse(keys, m.Cluster, d.st.ID, seq, path, r.body)
+		if err != nil {
+			return fmt.Errorf("%w: /%s: %v", ErrBadResponse, path, err)
+		}
+		if err := wire.Decode(plain, out); err != nil {
+			return fmt.Errorf("%w: /%s: %v", ErrBadResponse, path, err)
+		}
+		return nil
+	}
+}
+
+// Verify asks the CH whether peer is a current member. A verdict other than
+// member is returned together with an error wrapping ErrWarning.
+func (d *Device) Verify(ctx context.Context, peer string) (*wire.VerifyResponse, error) {
+	var resp wire.VerifyResponse
+	err := d.protected(ctx, protect.PathVerify, func(echo []byte) any {
+		return &wire.VerifyRequest{Peer: peer, Echo: echo}
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Peer != peer {
+		return nil, fmt.Errorf("%w: /verify answered about %s, not %s", ErrBadResponse, resp.Peer, peer)
+	}
+	if resp.Status != wire.StatusMember {
+		return &resp, fmt.Errorf("%w: %s is %s", ErrWarning, peer, resp.Status)
+	}
+	return &resp, nil
+}
+
+// Session asks the CH for a session with peer, the initiator who asked this
+// device to talk. It returns this device's side of the session and the
+// ticket to hand to the peer.
+func (d *Device) Session(ctx context.Context, peer string) (*Session, *wire.Ticket, error) {
+	var resp wire.SessionResponse
+	err := d.protected(ctx, protect.PathSession, func(echo []byte) any {
+		return &wire.SessionRequest{Peer: peer, Echo: echo}
+	}, &resp)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.Ticket.Recipient != peer || resp.Ticket.Initiator != peer {
+		return nil, nil, fmt.Errorf("%w: /session ticket is not for %s", ErrBadResponse, peer)
+	}
+	s, err := d.OpenTicket(&resp.Grant, peer, peer, d.st.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, &resp.Ticket, nil
+}
+
+// OpenTicket opens a ticket sealed to this device for a session between
+// initiator and responder (one of them this device, the other peer).
+func (d *Device) OpenTicket(t *wire.Ticket, peer, initiator, responder string) (*Session, error) {
+	d.mu.Lock()
+	keys, err := d.memberKeys()
+	cluster := ""
+	if m := d.st.Membership; m != nil {
+		cluster = m.Cluster
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if t.Initiator != initiator || t.Responder != responder {
+		return nil, fmt.Errorf("%w: ticket is for %s→%s, not %s→%s", ErrBadResponse, t.Initiator, t.Responder, initiator, responder)
+	}
+	sk, err := protect.OpenTicket(keys.Ticket, cluster, d.st.ID, t, d.now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: ticket: %v", ErrBadResponse, err)
+	}
+	return newSession(sk, t, d.st.ID, peer, d.now), nil
+}
+
+// Leave ends this device's membership; its member key dies with it.
+func (d *Device) Leave(ctx context.Context) (*wire.LeaveResponse, error) {
+	var resp wire.LeaveResponse
+	err := d.protected(ctx, protect.PathLeave, func(echo []byte) any { return &wire.LeaveRequest{Echo: echo} }, &resp)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st.Membership, d.keys = nil, nil
+	return &resp, d.save()
+}

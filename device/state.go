@@ -1,0 +1,93 @@
+// Package device is the device side of IoT-Guard: a device's identity and
+// membership state, its requests to the cluster head (join, verify, session,
+// leave), and device-to-device talk with encrypted M2M messages. The CLI,
+// tests, benchmarks and the demo all use it; it shares every wire type with
+// the server through wire and protect.
+package device
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// Membership is what a device keeps from its join: enough to re-derive K_m.
+type Membership struct {
+	Cluster     string `json:"cluster"`
+	CHKey       []byte `json:"ch_key"` // COSE_Key
+	DeviceNonce []byte `json:"device_nonce"`
+	CHNonce     []byte `json:"ch_nonce"`
+	Height      uint64 `json:"height"`
+	BlockHash   []byte `json:"block_hash"`
+	Expires     uint64 `json:"expires"`
+}
+
+// State is a device's persistent state. IMPORTANT: it holds the private key;
+// files are written 0600, and Seq must be saved before each protected request
+// is sent, so a restarted device never reuses a nonce.
+type State struct {
+	ID         string            `json:"id"`
+	Key        *ecdsa.PrivateKey `json:"-"`
+	KeyPKCS8   []byte            `json:"key_pkcs8"`
+	Membership *Membership       `json:"membership,omitempty"`
+	Seq        uint64            `json:"seq"` // next protected-request sequence number
+}
+
+// NewState generates a fresh P-256 identity for id.
+func NewState(id string) (*State, error) {
+	if err := wire.CheckID(id); err != nil {
+		return nil, fmt.Errorf("failed to use device ID %q: %w", id, err)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("failed to generate key for %s: %w", id, err)
+	}
+	return &State{ID: id, Key: k}, nil
+}
+
+// LoadState reads a state file written by Save.
+func LoadState(path string) (*State, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read device file: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("failed to parse device file %s: %w", path, err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(st.KeyPKCS8)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse key in %s: %w", path, err)
+	}
+	ec, ok := k.(*ecdsa.PrivateKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("failed to use key in %s: not P-256", path)
+	}
+	if err := wire.CheckID(st.ID); err != nil {
+		return nil, fmt.Errorf("failed to use device file %s: %w", path, err)
+	}
+	st.Key, st.KeyPKCS8 = ec, nil
+	return &st, nil
+}
+
+// Save writes st to path atomically with mode 0600.
+func (st *State) Save(path string) error {
+	der, err := x509.MarshalPKCS8PrivateKey(st.Key)
+	if err != nil {
+		return fmt.Errorf("failed to encode key of %s: %w", st.ID, err)
+	}
+	cp := *st
+	cp.KeyPKCS8 = der
+	b, err := json.MarshalIndent(&cp, "", "  ")
+	if err != nil {
+		return fmt.Errorf("failed to encode state of %s: %w", st.ID, err)
+	}
+	return atomicfile.Write(path, append(b, '\n'), 0o600)
+}

@@ -1,0 +1,13 @@
+package keysvc
+
+import "errors"
+
+// ErrNoKey is returned by Load when the data directory holds no CH key.
+var ErrNoKey = errors.New("no cluster head key")
+
+// ErrKeyPermissions is returned when the key file is readable by others.
+var ErrKeyPermissions = errors.New("key file permissions too open (want 0600)")
+
+// ErrBadMemberKey is returned when a member's recorded public key cannot be
+// used for ECDH.
+var ErrBadMemberKey = errors.New("unusable member public key")

@@ -1,0 +1,115 @@
+package keysvc
+
+import (
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// Member is what the CH knows of a member from the ledger index: enough to
+// re-derive K_m at any time, and no secret.
+type Member struct {
+	ID          string
+	Key         []byte // COSE_Key
+	DeviceNonce []byte
+	CHNonce     []byte
+}
+
+type memberCacheKey struct{ id, deviceNonce, chNonce string }
+
+type memberEntry struct {
+	key  string // COSE_Key the keys were derived for
+	keys protect.MemberKeys
+}
+
+// memberKeys derives (or finds cached) the member's keys. The cache is keyed
+// by the join nonces, so a rejoin never sees the previous K_m.
+func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
+	ck := memberCacheKey{m.ID, string(m.DeviceNonce), string(m.CHNonce)}
+	if e, ok := s.members.Get(ck); ok && e.key == string(m.Key) {
+		return &e.keys, nil
+	}
+	pub, err := wire.ParsePublicKey(m.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w for %s: %v", ErrBadMemberKey, m.ID, err)
+	}
+	epub, err := pub.ECDH()
+	if err != nil {
+		return nil, fmt.Errorf("%w for %s: %v", ErrBadMemberKey, m.ID, err)
+	}
+	z, err := s.ecdhPriv.ECDH(epub)
+	if err != nil {
+		return nil, fmt.Errorf("failed ECDH with %s: %w", m.ID, err)
+	}
+	km, err := protect.MemberKey(z, m.DeviceNonce, m.CHNonce, s.cluster, m.ID, s.thumb)
+	if err != nil {
+		return nil, err
+	}
+	e := &memberEntry{key: string(m.Key), keys: protect.DeriveMemberKeys(km)}
+	s.members.Add(ck, e)
+	return &e.keys, nil
+}
+
+// OpenRequest decrypts a protected request from member m at path. It does
+// not check replay: the caller owns the member's window.
+func (s *Service) OpenRequest(m Member, req *protect.Request, path string) ([]byte, error) {
+	k, err := s.memberKeys(m)
+	if err != nil {
+		return nil, err
+	}
+	return req.Open(k, s.cluster, path)
+}
+
+// SealResponse seals the answer to m's request req at path.
+func (s *Service) SealResponse(m Member, req *protect.Request, path string, plaintext []byte) ([]byte, error) {
+	k, err := s.memberKeys(m)
+	if err != nil {
+		return nil, err
+	}
+	return protect.SealResponse(k, s.cluster, req.KID, req.Seq, path, plaintext)
+}
+
+// Session is a granted session as the CH reports it: IDs and tickets, never Sk.
+type Session struct {
+	SID     []byte
+	Expires time.Time
+	Grant   wire.Ticket // Sk for the responder (the requester, M2)
+	Ticket  wire.Ticket // Sk for the initiator (M1)
+}
+
+// IssueSession draws a one-time Sk and session ID for initiator m1 and
+// responder m2 and seals Sk to each under its ticket key. Sk is dropped on
+// return: the CH never stores it.
+func (s *Service) IssueSession(m1, m2 Member, expires time.Time) (Session, error) {
+	k1, err := s.memberKeys(m1)
+	if err != nil {
+		return Session{}, err
+	}
+	k2, err := s.memberKeys(m2)
+	if err != nil {
+		return Session{}, err
+	}
+	var sk [wire.KeySize]byte
+	if _, err := rand.Read(sk[:]); err != nil {
+		return Session{}, fmt.Errorf("failed to draw session key: %w", err)
+	}
+	defer clear(sk[:])
+	sid, err := s.Nonce()
+	if err != nil {
+		return Session{}, err
+	}
+	base := wire.Ticket{SID: sid, Expires: uint64(expires.Unix()), Initiator: m1.ID, Responder: m2.ID}
+	sess := Session{SID: sid, Expires: expires}
+	base.Recipient = m2.ID
+	if sess.Grant, err = protect.SealTicket(k2.Ticket, s.cluster, base, sk); err != nil {
+		return Session{}, err
+	}
+	base.Recipient = m1.ID
+	if sess.Ticket, err = protect.SealTicket(k1.Ticket, s.cluster, base, sk); err != nil {
+		return Session{}, err
+	}
+	return sess, nil
+}

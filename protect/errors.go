@@ -1,0 +1,9 @@
+package protect
+
+import "errors"
+
+// ErrWrongRecipient is returned when a ticket names another recipient.
+var ErrWrongRecipient = errors.New("ticket for another recipient")
+
+// ErrExpired is returned when a ticket's expiry has passed.
+var ErrExpired = errors.New("ticket expired")

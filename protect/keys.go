@@ -1,0 +1,108 @@
+package protect
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/iotguard/iotguard/wire"
+)
+
+// MemberKeys are the keys a member and its CH derive from K_m (§3.4).
+// IMPORTANT: they are secrets; never log or persist them.
+type MemberKeys struct {
+	Req    [wire.KeySize]byte   // device → CH
+	Resp   [wire.KeySize]byte   // CH → device
+	Ticket [wire.KeySize]byte   // tickets the CH seals to this member
+	IV     [wire.NonceSize]byte // nonce base, both directions
+}
+
+// MemberKey derives K_m from the ECDH shared secret z (32 bytes), both join
+// nonces, the cluster ID, the device ID and the CH key thumbprint.
+func MemberKey(z, deviceNonce, chNonce []byte, cluster, id string, thumbprint [32]byte) ([32]byte, error) {
+	var km [32]byte
+	info, err := wire.Marshal([]any{"iotguard K_m", cluster, id, thumbprint[:]})
+	if err != nil {
+		return km, err
+	}
+	salt := append(append([]byte{}, deviceNonce...), chNonce...)
+	b, err := hkdf.Key(sha256.New, z, salt, string(info), len(km))
+	if err != nil {
+		return km, fmt.Errorf("failed to derive K_m for %s: %w", id, err)
+	}
+	copy(km[:], b)
+	return km, nil
+}
+
+// DeriveMemberKeys expands K_m into the request, response and ticket keys and
+// the common IV.
+func DeriveMemberKeys(km [32]byte) MemberKeys {
+	var k MemberKeys
+	expand(km[:], nil, "iotguard req key", k.Req[:])
+	expand(km[:], nil, "iotguard resp key", k.Resp[:])
+	expand(km[:], nil, "iotguard ticket key", k.Ticket[:])
+	expand(km[:], nil, "iotguard common iv", k.IV[:])
+	return k
+}
+
+// M2MKeys are one sender's key and IV within a session (§5.2).
+type M2MKeys struct {
+	Key [wire.KeySize]byte
+	IV  [wire.NonceSize]byte
+}
+
+// DeriveM2M derives the sending keys of sender in session sid from Sk.
+func DeriveM2M(sk [wire.KeySize]byte, sid []byte, sender string) M2MKeys {
+	var k M2MKeys
+	keyInfo, _ := wire.Marshal([]string{"iotguard m2m key", sender})
+	ivInfo, _ := wire.Marshal([]string{"iotguard m2m iv", sender})
+	expand(sk[:], sid, string(keyInfo), k.Key[:])
+	expand(sk[:], sid, string(ivInfo), k.IV[:])
+	return k
+}
+
+func expand(ikm, salt []byte, info string, out []byte) {
+	b, err := hkdf.Key(sha256.New, ikm, salt, info, len(out))
+	if err != nil {
+		panic(err) // only for lengths over 255*32: ours are fixed and small
+	}
+	copy(out, b)
+}
+
+// Nonce returns iv XOR seq, seq as a 12-byte big-endian integer.
+func Nonce(iv [wire.NonceSize]byte, seq uint64) [wire.NonceSize]byte {
+	var s [wire.NonceSize]byte
+	binary.BigEndian.PutUint64(s[4:], seq)
+	for i := range s {
+		s[i] ^= iv[i]
+	}
+	return s
+}
+
+// MaxSeq is the largest sequence number: partial IVs are at most 5 bytes.
+const MaxSeq = 1<<40 - 1
+
+// EncodePartialIV returns seq big-endian without leading zeros (0 → 0x00).
+func EncodePartialIV(seq uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	i := 0
+	for i < 7 && b[i] == 0 {
+		i++
+	}
+	return append([]byte{}, b[i:]...)
+}
+
+// DecodePartialIV is the strict inverse of EncodePartialIV: 1–5 bytes and no
+// leading zero byte unless the value is 0, so every seq has one encoding.
+func DecodePartialIV(b []byte) (uint64, error) {
+	if len(b) == 0 || len(b) > wire.MaxPartialIV || (len(b) > 1 && b[0] == 0) {
+		return 0, fmt.Errorf("%w: partial IV must be 1-5 bytes without leading zeros", wire.ErrMalformed)
+	}
+	var seq uint64
+	for _, c := range b {
+		seq = seq<<8 | uint64(c)
+	}
+	return seq, nil
+}

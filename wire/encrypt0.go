@@ -1,0 +1,106 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"fmt"
+)
+
+// go-cose has no COSE_Encrypt0; this file is its one implementation here
+// (RFC 9052 §5.2–5.3), for AES-128-GCM only.
+
+// protectedA128GCM is the only protected header we send or accept: {1: 1}.
+var protectedA128GCM = []byte{0xa1, 0x01, 0x01}
+
+// Encrypt0Header is the unprotected header of our COSE_Encrypt0 messages.
+type Encrypt0Header struct {
+	KID        []byte `cbor:"4,keyasint,omitempty"`  // sender ID
+	IV         []byte `cbor:"5,keyasint,omitempty"`  // full IV (tickets)
+	PartialIV  []byte `cbor:"6,keyasint,omitempty"`  // sender sequence number
+	KIDContext []byte `cbor:"10,keyasint,omitempty"` // session ID (M2M)
+}
+
+// Encrypt0 is an untagged COSE_Encrypt0 with AES-128-GCM.
+type Encrypt0 struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   []byte
+	Unprotected Encrypt0Header
+	Ciphertext  []byte
+}
+
+// encStructure is RFC 9052's Enc_structure, whose encoding is the AEAD's AAD.
+type encStructure struct {
+	_           struct{} `cbor:",toarray"`
+	Context     string
+	Protected   []byte
+	ExternalAAD []byte
+}
+
+// ParseEncrypt0 decodes an untagged COSE_Encrypt0 whose protected header is
+// exactly {1: 1} (AES-128-GCM) and whose ciphertext holds at least a tag.
+func ParseEncrypt0(b []byte) (*Encrypt0, error) {
+	var m Encrypt0
+	if err := Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(m.Protected, protectedA128GCM) {
+		return nil, fmt.Errorf("%w: COSE_Encrypt0 protected header must be {1: 1}", ErrMalformed)
+	}
+	if len(m.Ciphertext) < TagSize {
+		return nil, fmt.Errorf("%w: COSE_Encrypt0 ciphertext shorter than a tag", ErrMalformed)
+	}
+	return &m, nil
+}
+
+// Sizes of AES-128-GCM.
+const (
+	KeySize   = 16
+	NonceSize = 12
+	TagSize   = 16
+)
+
+// Seal encrypts plaintext under key and nonce into an Encrypt0 with header
+// hdr, authenticating externalAAD. IMPORTANT: a (key, nonce) pair must never
+// seal twice; callers derive nonces from sequence numbers or draw them at random.
+func Seal(key [KeySize]byte, nonce [NonceSize]byte, hdr Encrypt0Header, externalAAD, plaintext []byte) ([]byte, error) {
+	aead, aad, err := prepare(key, externalAAD)
+	if err != nil {
+		return nil, err
+	}
+	return Marshal(Encrypt0{
+		Protected:   protectedA128GCM,
+		Unprotected: hdr,
+		Ciphertext:  aead.Seal(nil, nonce[:], plaintext, aad),
+	})
+}
+
+// Open decrypts m under key and nonce, authenticating externalAAD.
+// Any mismatch returns ErrDecrypt.
+func (m *Encrypt0) Open(key [KeySize]byte, nonce [NonceSize]byte, externalAAD []byte) ([]byte, error) {
+	aead, aad, err := prepare(key, externalAAD)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := aead.Open(nil, nonce[:], m.Ciphertext, aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+func prepare(key [KeySize]byte, externalAAD []byte) (cipher.AEAD, []byte, error) {
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to make AES: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to make GCM: %w", err)
+	}
+	if externalAAD == nil {
+		externalAAD = []byte{}
+	}
+	aad, err := Marshal(encStructure{Context: "Encrypt0", Protected: protectedA128GCM, ExternalAAD: externalAAD})
+	return aead, aad, err
+}

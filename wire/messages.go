@@ -1,0 +1,251 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// The messages of docs/PROTOCOL.md, one struct each, CBOR maps with small
+// integer keys. Decode them with Decode, which also runs Validate.
+
+// Sizes fixed by the protocol.
+const (
+	NonceLen     = 16 // device and CH nonces, session IDs, Sk
+	HashLen      = 32
+	MaxEchoLen   = 40
+	MaxMicroLat  = 90_000_000
+	MaxMicroLon  = 180_000_000
+	MaxPayload   = 1024 // largest request payload a CH accepts
+	MaxPartialIV = 5    // bytes: sequence numbers stay below 2^40
+)
+
+// Validator is a message that can check its own fields after decoding.
+type Validator interface{ Validate() error }
+
+// Decode unmarshals b into v under the codec's limits and validates it.
+func Decode(b []byte, v Validator) error {
+	if err := Unmarshal(b, v); err != nil {
+		return err
+	}
+	return v.Validate()
+}
+
+// JoinRequest is the payload of the device's signed /join (§3.2).
+type JoinRequest struct {
+	Cluster string          `cbor:"1,keyasint"`
+	ID      string          `cbor:"2,keyasint"`
+	Key     cbor.RawMessage `cbor:"3,keyasint"` // COSE_Key
+	Lat     int64           `cbor:"4,keyasint"`
+	Lon     int64           `cbor:"5,keyasint"`
+	Nonce   []byte          `cbor:"6,keyasint"`
+	Echo    []byte          `cbor:"7,keyasint,omitempty"`
+}
+
+// Validate checks field presence and ranges; it does not parse the key.
+func (m *JoinRequest) Validate() error {
+	return firstError(
+		CheckID(m.Cluster), CheckID(m.ID),
+		require(len(m.Key) > 0, "join key missing"),
+		checkPosition(m.Lat, m.Lon),
+		require(len(m.Nonce) == NonceLen, "join nonce must be 16 bytes"),
+		require(len(m.Echo) <= MaxEchoLen, "echo longer than 40 bytes"),
+	)
+}
+
+// JoinResponse is the payload of the CH's signed answer to /join (§3.3).
+type JoinResponse struct {
+	Cluster     string          `cbor:"1,keyasint"`
+	CHKey       cbor.RawMessage `cbor:"2,keyasint"`
+	Thumbprint  []byte          `cbor:"3,keyasint"`
+	ID          string          `cbor:"4,keyasint"`
+	DeviceNonce []byte          `cbor:"5,keyasint"`
+	CHNonce     []byte          `cbor:"6,keyasint"`
+	Height      uint64          `cbor:"7,keyasint"`
+	BlockHash   []byte          `cbor:"8,keyasint"`
+	Expires     uint64          `cbor:"9,keyasint"`
+}
+
+func (m *JoinResponse) Validate() error {
+	return firstError(
+		CheckID(m.Cluster), CheckID(m.ID),
+		require(len(m.CHKey) > 0, "CH key missing"),
+		require(len(m.Thumbprint) == HashLen, "thumbprint must be 32 bytes"),
+		require(len(m.DeviceNonce) == NonceLen && len(m.CHNonce) == NonceLen, "nonces must be 16 bytes"),
+		require(len(m.BlockHash) == HashLen, "block hash must be 32 bytes"),
+	)
+}
+
+// VerifyRequest asks the CH about a peer (§4.3).
+type VerifyRequest struct {
+	Peer string `cbor:"1,keyasint"`
+	Echo []byte `cbor:"9,keyasint,omitempty"`
+}
+
+func (m *VerifyRequest) Validate() error {
+	return firstError(CheckID(m.Peer), require(len(m.Echo) <= MaxEchoLen, "echo longer than 40 bytes"))
+}
+
+// Status is a /verify verdict. Anything but StatusMember is a warning.
+type Status uint8
+
+const (
+	StatusMember  Status = 0
+	StatusUnknown Status = 1
+	StatusLeft    Status = 2
+	StatusRevoked Status = 3
+	StatusExpired Status = 4
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusMember:
+		return "member"
+	case StatusUnknown:
+		return "unknown"
+	case StatusLeft:
+		return "left"
+	case StatusRevoked:
+		return "revoked"
+	case StatusExpired:
+		return "expired"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// VerifyResponse is the CH's verdict on a peer.
+type VerifyResponse struct {
+	Peer      string `cbor:"1,keyasint"`
+	Status    Status `cbor:"2,keyasint"`
+	Height    uint64 `cbor:"3,keyasint,omitempty"`
+	BlockHash []byte `cbor:"4,keyasint,omitempty"`
+	Expires   uint64 `cbor:"5,keyasint,omitempty"`
+}
+
+func (m *VerifyResponse) Validate() error {
+	return firstError(CheckID(m.Peer),
+		require(m.Status <= StatusExpired, "unknown status"),
+		require(m.BlockHash == nil || len(m.BlockHash) == HashLen, "block hash must be 32 bytes"))
+}
+
+// SessionRequest asks the CH for a session key with a peer (§4.3).
+type SessionRequest struct {
+	Peer string `cbor:"1,keyasint"`
+	Echo []byte `cbor:"9,keyasint,omitempty"`
+}
+
+func (m *SessionRequest) Validate() error {
+	return firstError(CheckID(m.Peer), require(len(m.Echo) <= MaxEchoLen, "echo longer than 40 bytes"))
+}
+
+// SessionResponse carries Sk sealed once for each party.
+type SessionResponse struct {
+	Grant  Ticket `cbor:"1,keyasint"` // for the requester (M2)
+	Ticket Ticket `cbor:"2,keyasint"` // for the peer (M1)
+}
+
+func (m *SessionResponse) Validate() error {
+	return firstError(m.Grant.Validate(), m.Ticket.Validate())
+}
+
+// LeaveRequest ends the sender's membership.
+type LeaveRequest struct {
+	Echo []byte `cbor:"9,keyasint,omitempty"`
+}
+
+func (m *LeaveRequest) Validate() error {
+	return require(len(m.Echo) <= MaxEchoLen, "echo longer than 40 bytes")
+}
+
+// LeaveResponse names the block holding the leave event.
+type LeaveResponse struct {
+	Height    uint64 `cbor:"1,keyasint"`
+	BlockHash []byte `cbor:"2,keyasint"`
+}
+
+func (m *LeaveResponse) Validate() error {
+	return require(len(m.BlockHash) == HashLen, "block hash must be 32 bytes")
+}
+
+// Ticket is Sk sealed by the CH to one member of a session (§4.4).
+type Ticket struct {
+	SID       []byte   `cbor:"1,keyasint"`
+	Expires   uint64   `cbor:"2,keyasint"`
+	Initiator string   `cbor:"3,keyasint"` // M1
+	Responder string   `cbor:"4,keyasint"` // M2
+	Recipient string   `cbor:"5,keyasint"`
+	Box       Encrypt0 `cbor:"6,keyasint"`
+}
+
+func (m *Ticket) Validate() error {
+	return firstError(
+		require(len(m.SID) == NonceLen, "session ID must be 16 bytes"),
+		CheckID(m.Initiator), CheckID(m.Responder), CheckID(m.Recipient),
+		require(m.Recipient == m.Initiator || m.Recipient == m.Responder, "ticket recipient is not a party"),
+		require(string(m.Box.Protected) == string(protectedA128GCM), "ticket box must be AES-128-GCM"),
+		require(len(m.Box.Unprotected.IV) == NonceSize, "ticket IV must be 12 bytes"),
+		require(len(m.Box.Ciphertext) == NonceLen+TagSize, "ticket must seal a 16-byte key"),
+	)
+}
+
+// ClusterInfo is what GET /cluster answers, signed by the CH (§6).
+type ClusterInfo struct {
+	Cluster    string          `cbor:"1,keyasint"`
+	Key        cbor.RawMessage `cbor:"2,keyasint"`
+	Thumbprint []byte          `cbor:"3,keyasint"`
+	Lat        int64           `cbor:"4,keyasint"`
+	Lon        int64           `cbor:"5,keyasint"`
+	Radius     uint64          `cbor:"6,keyasint"`
+}
+
+func (m *ClusterInfo) Validate() error {
+	return firstError(CheckID(m.Cluster), require(len(m.Key) > 0, "key missing"),
+		require(len(m.Thumbprint) == HashLen, "thumbprint must be 32 bytes"), checkPosition(m.Lat, m.Lon))
+}
+
+// LedgerHead is what GET /ledger/head answers, signed by the CH (§6).
+type LedgerHead struct {
+	Height uint64 `cbor:"1,keyasint"`
+	Hash   []byte `cbor:"2,keyasint"`
+	TimeMS uint64 `cbor:"3,keyasint"`
+}
+
+func (m *LedgerHead) Validate() error {
+	return require(len(m.Hash) == HashLen, "head hash must be 32 bytes")
+}
+
+// Hello is M1's request to talk, sent to M2's /talk (§5.1).
+type Hello struct {
+	ID string `cbor:"1,keyasint"`
+}
+
+func (m *Hello) Validate() error { return CheckID(m.ID) }
+
+// TalkResponse is M2's answer to Hello: its ID and M1's ticket.
+type TalkResponse struct {
+	ID     string `cbor:"1,keyasint"`
+	Ticket Ticket `cbor:"2,keyasint"`
+}
+
+func (m *TalkResponse) Validate() error { return firstError(CheckID(m.ID), m.Ticket.Validate()) }
+
+func checkPosition(lat, lon int64) error {
+	return require(-MaxMicroLat <= lat && lat <= MaxMicroLat && -MaxMicroLon <= lon && lon <= MaxMicroLon,
+		"position out of range")
+}
+
+func require(ok bool, what string) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrMalformed, what)
+}
+
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

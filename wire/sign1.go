@@ -1,0 +1,83 @@
+package wire
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/veraison/go-cose"
+)
+
+// External AADs that bind each signed message type (docs/PROTOCOL.md). They
+// keep a signature made for one kind of message from verifying as another.
+var (
+	AADJoinRequest  = []byte("iotguard join-req")
+	AADJoinResponse = []byte("iotguard join-resp")
+	AADCluster      = []byte("iotguard cluster")
+	AADHead         = []byte("iotguard head")
+)
+
+// Sign1 returns an untagged COSE_Sign1 over payload, signed ES256 by key,
+// with kid in the unprotected header and aad as external AAD.
+func Sign1(key crypto.Signer, kid, aad, payload []byte) ([]byte, error) {
+	signer, err := cose.NewSigner(cose.AlgorithmES256, key)
+	if err != nil {
+		return nil, fmt.Errorf("failed to make ES256 signer: %w", err)
+	}
+	msg := cose.UntaggedSign1Message{
+		Headers: cose.Headers{
+			Protected:   cose.ProtectedHeader{cose.HeaderLabelAlgorithm: cose.AlgorithmES256},
+			Unprotected: cose.UnprotectedHeader{cose.HeaderLabelKeyID: kid},
+		},
+		Payload: payload,
+	}
+	if err := msg.Sign(rand.Reader, aad, signer); err != nil {
+		return nil, fmt.Errorf("failed to sign COSE_Sign1: %w", err)
+	}
+	return msg.MarshalCBOR()
+}
+
+// Signed is a decoded, not yet verified, COSE_Sign1.
+type Signed struct {
+	KID     []byte
+	Payload []byte
+	msg     cose.UntaggedSign1Message
+}
+
+// ParseSign1 decodes an untagged COSE_Sign1 whose protected header is exactly
+// alg ES256. It does not verify the signature: call Verify.
+func ParseSign1(b []byte) (*Signed, error) {
+	var shape []any
+	if err := Unmarshal(b, &shape); err != nil { // our limits and strictness first
+		return nil, err
+	}
+	var s Signed
+	if err := s.msg.UnmarshalCBOR(b); err != nil {
+		return nil, fmt.Errorf("%w: COSE_Sign1: %v", ErrMalformed, err)
+	}
+	alg, err := s.msg.Headers.Protected.Algorithm()
+	if err != nil || alg != cose.AlgorithmES256 || len(s.msg.Headers.Protected) != 1 {
+		return nil, fmt.Errorf("%w: COSE_Sign1 protected header must be exactly alg ES256", ErrMalformed)
+	}
+	if s.msg.Payload == nil {
+		return nil, fmt.Errorf("%w: COSE_Sign1 without payload", ErrMalformed)
+	}
+	if kid, ok := s.msg.Headers.Unprotected[cose.HeaderLabelKeyID].([]byte); ok {
+		s.KID = kid
+	}
+	s.Payload = s.msg.Payload
+	return &s, nil
+}
+
+// Verify checks the signature under pub with aad as external AAD.
+func (s *Signed) Verify(pub *ecdsa.PublicKey, aad []byte) error {
+	v, err := cose.NewVerifier(cose.AlgorithmES256, pub)
+	if err != nil {
+		return fmt.Errorf("failed to make ES256 verifier: %w", err)
+	}
+	if err := s.msg.Verify(aad, v); err != nil {
+		return ErrBadSignature
+	}
+	return nil
+}
