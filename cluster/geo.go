@@ -1,6 +1,10 @@
 package cluster
 
-import "math"
+import (
+	"fmt"
+	"math"
+	"strings"
+)
 
 // EarthRadius is the mean Earth radius in metres (IUGG), the sphere on which
 // distances are measured (docs/PROTOCOL.md §3.2).
@@ -22,3 +26,20 @@ func CentralAngle(a, b Position) float64 {
 
 // Distance returns the great-circle distance between a and b in metres.
 func Distance(a, b Position) float64 { return CentralAngle(a, b) * EarthRadius }
+
+// ParsePosition parses "LAT,LON" in decimal degrees.
+func ParsePosition(s string) (Position, error) {
+	var lat, lon float64
+	if _, err := fmt.Sscanf(strings.ReplaceAll(s, " ", ""), "%g,%g", &lat, &lon); err != nil {
+		return Position{}, fmt.Errorf("failed to parse position %q: want LAT,LON in degrees, e.g. 48.8566,2.3522", s)
+	}
+	if math.Abs(lat) > 90 || math.Abs(lon) > 180 {
+		return Position{}, fmt.Errorf("failed to parse position %q: latitude must be within ±90 and longitude within ±180", s)
+	}
+	return Position{Lat: int64(math.Round(lat * 1e6)), Lon: int64(math.Round(lon * 1e6))}, nil
+}
+
+// String renders p as "LAT,LON" in degrees.
+func (p Position) String() string {
+	return fmt.Sprintf("%.6f,%.6f", float64(p.Lat)/1e6, float64(p.Lon)/1e6)
+}

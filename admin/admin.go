@@ -1,0 +1,93 @@
+// Package admin owns the operator's control socket: a Unix socket in the
+// data directory (mode 0600, so only the CH's user can use it) serving a tiny
+// HTTP API, and the client the CLI uses. It is how an operator revokes a
+// device while the server runs (bbolt's file lock keeps other processes out
+// of the ledger).
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// SocketName is the control socket's name inside the data directory.
+const SocketName = "admin.sock"
+
+// Revoker revokes a device and returns the block height holding the event.
+type Revoker interface {
+	Revoke(ctx context.Context, id, reason string) (height uint64, err error)
+}
+
+// Server serves the control socket.
+type Server struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// Listen creates dir/admin.sock (replacing a stale one) and serves r on it.
+func Listen(dir string, r Revoker) (*Server, error) {
+	path := filepath.Join(dir, SocketName)
+	_ = os.Remove(path) // a socket left by a killed process
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("failed to restrict admin socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, req *http.Request) {
+		id, reason := req.FormValue("id"), req.FormValue("reason")
+		h, err := r.Revoke(req.Context(), id, reason)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "height": h})
+	})
+	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go s.srv.Serve(ln) //nolint:errcheck // returns on Close
+	return s, nil
+}
+
+// Close stops serving and removes the socket.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// Revoke asks the CH running on data directory dir to revoke id.
+func Revoke(ctx context.Context, dir, id, reason string) (uint64, error) {
+	path := filepath.Join(dir, SocketName)
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}}
+	form := url.Values{"id": {id}, "reason": {reason}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://iotguard/revoke", strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("failed to reach the running server at %s (is `iotguard serve --data %s` running?): %w", path, dir, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return 0, errors.New(strings.TrimSpace(string(body)))
+	}
+	var out struct{ Height uint64 }
+	if err := json.Unmarshal(body, &out); err != nil {
+		return 0, fmt.Errorf("failed to read revoke answer: %w", err)
+	}
+	return out.Height, nil
+}

@@ -1,0 +1,134 @@
+// Package clusterhead assembles a running cluster head from its parts: the
+// key service and ledger in a data directory, the policy core, the CoAP
+// server and the operator's control socket. The CLI, the demo, the tests and
+// the benchmarks all start a CH through it.
+package clusterhead
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/iotguard/iotguard/admin"
+	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/coapsrv"
+	"github.com/iotguard/iotguard/keysvc"
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/metrics"
+)
+
+// LedgerFile is the ledger's file name inside the data directory.
+const LedgerFile = "ledger.db"
+
+// Config describes a cluster head.
+type Config struct {
+	Listen    string // UDP host:port for CoAP
+	DataDir   string
+	Cluster   cluster.Config
+	RateLimit float64 // requests/s per source IP; 0 off
+	Logger    *slog.Logger
+	Observer  coapsrv.Observer // optional request metrics
+	Outcomes  cluster.Observer // optional outcome metrics
+	Metrics   string           // HTTP address for /metrics; "" off
+	NoAdmin   bool             // no control socket (tests that run many CHs)
+}
+
+// CH is a running cluster head.
+type CH struct {
+	Keys    *keysvc.Service
+	Ledger  *ledger.Bolt
+	Core    *cluster.Core
+	CoAP    *coapsrv.Server
+	admin   *admin.Server
+	metrics *metrics.Server
+}
+
+// Start opens (or creates) the data directory and starts serving.
+func Start(cfg Config) (*CH, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create data directory %s: %w", cfg.DataDir, err)
+	}
+	keys, err := keysvc.Open(cfg.DataDir, cfg.Cluster.ID)
+	if err != nil {
+		return nil, err
+	}
+	l, err := ledger.Open(filepath.Join(cfg.DataDir, LedgerFile), ledger.Options{Cluster: cfg.Cluster.ID, Signer: keys, Verifier: keys})
+	if err != nil {
+		return nil, fmt.Errorf("failed to open ledger in %s: %w", cfg.DataDir, err)
+	}
+	core, err := cluster.New(cfg.Cluster, keys, l)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	if cfg.Outcomes != nil {
+		core.SetObserver(cfg.Outcomes)
+	}
+	opts := []coapsrv.Option{
+		coapsrv.WithRateLimit(cfg.RateLimit),
+		coapsrv.WithErrors(func(err error) { log.Warn("request failed", "err", err) }),
+	}
+	if cfg.Observer != nil {
+		opts = append(opts, coapsrv.WithObserver(cfg.Observer))
+	}
+	srv, err := coapsrv.Listen(cfg.Listen, core, opts...)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	ch := &CH{Keys: keys, Ledger: l, Core: core, CoAP: srv}
+	if cfg.Metrics != "" {
+		if ch.metrics, err = metrics.Serve(cfg.Metrics, metrics.NewRegistry()); err != nil {
+			ch.Close()
+			return nil, err
+		}
+	}
+	if !cfg.NoAdmin {
+		if ch.admin, err = admin.Listen(cfg.DataDir, revoker{core}); err != nil {
+			ch.Close()
+			return nil, err
+		}
+	}
+	return ch, nil
+}
+
+// Addr returns the CoAP address the CH listens on.
+func (c *CH) Addr() string { return c.CoAP.Addr().String() }
+
+// MetricsAddr returns the metrics HTTP address, or "" when off.
+func (c *CH) MetricsAddr() string {
+	if c.metrics == nil {
+		return ""
+	}
+	return c.metrics.Addr().String()
+}
+
+// Close stops serving and closes the ledger after its last commit.
+func (c *CH) Close() error {
+	var errs []error
+	if c.admin != nil {
+		errs = append(errs, c.admin.Close())
+	}
+	if c.metrics != nil {
+		errs = append(errs, c.metrics.Close())
+	}
+	errs = append(errs, c.CoAP.Close(), c.Ledger.Close())
+	return errors.Join(errs...)
+}
+
+type revoker struct{ core *cluster.Core }
+
+func (r revoker) Revoke(ctx context.Context, id, reason string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ref, err := r.core.Revoke(ctx, id, reason)
+	return ref.Height, err
+}

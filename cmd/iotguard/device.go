@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/device"
+)
+
+const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave> [flags]
+
+Plays a device. The device file (--key, mode 0600) holds the device's ID and
+private key, and after a join its membership and request sequence number.
+
+Examples:
+  iotguard device keygen --id sensor-a --out a.json
+  iotguard device join    --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352
+  iotguard device verify  --server coap://127.0.0.1:5683 --key b.json --peer sensor-a
+  iotguard device session --server coap://127.0.0.1:5683 --key b.json --peer sensor-a
+  iotguard device listen  --server coap://127.0.0.1:5683 --key b.json --listen 127.0.0.1:5700
+  iotguard device send    --server coap://127.0.0.1:5683 --key a.json --peer sensor-b \
+      --peer-addr 127.0.0.1:5700 --message "temperature 21.5"
+  iotguard device leave   --server coap://127.0.0.1:5683 --key a.json
+`
+
+func deviceCmd(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Print(deviceUsage)
+		if len(args) == 0 {
+			return usageError{"missing device subcommand"}
+		}
+		return nil
+	}
+	sub := map[string]func([]string) error{
+		"keygen": deviceKeygen, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
+		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave,
+	}[args[0]]
+	if sub == nil {
+		return usageError{fmt.Sprintf("unknown device subcommand %q", args[0])}
+	}
+	return sub(args[1:])
+}
+
+func deviceKeygen(args []string) error {
+	fs := flag.NewFlagSet("device keygen", flag.ContinueOnError)
+	id := fs.String("id", "", "device `ID` ([A-Za-z0-9._-], 1-64 bytes)")
+	out := fs.String("out", "", "device `file` to create (mode 0600)")
+	if err := parse(fs, deviceUsage, args); err != nil {
+		return err
+	}
+	if err := required(fs, "id", "out"); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return fmt.Errorf("%s exists; refusing to overwrite a device key (remove it first)", *out)
+	}
+	st, err := device.NewState(*id)
+	if err != nil {
+		return err
+	}
+	if err := st.Save(*out); err != nil {
+		return err
+	}
+	fmt.Printf("created %s for device %s\n", *out, *id)
+	return nil
+}
+
+// deviceFlags are the flags every device subcommand that talks to a CH takes.
+type deviceFlags struct {
+	fs      *flag.FlagSet
+	server  *string
+	key     *string
+	pin     *string
+	timeout *time.Duration
+}
+
+func newDeviceFlags(name string) deviceFlags {
+	fs := flag.NewFlagSet("device "+name, flag.ContinueOnError)
+	return deviceFlags{
+		fs:      fs,
+		server:  fs.String("server", "coap://127.0.0.1:5683", "cluster head `URL`"),
+		key:     fs.String("key", "", "device `file` (from 'device keygen')"),
+		pin:     fs.String("pin", "", "expected CH key thumbprint (`hex`, from the server log or GET /cluster)"),
+		timeout: fs.Duration("timeout", 30*time.Second, "give up after this long"),
+	}
+}
+
+// open parses args and dials the CH with the device file.
+func (f deviceFlags) open(args []string, need ...string) (*device.Device, context.Context, func(), error) {
+	if err := parse(f.fs, deviceUsage, args); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := required(f.fs, append([]string{"key"}, need...)...); err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := device.LoadState(*f.key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts := []device.Option{device.WithStateFile(*f.key)}
+	if *f.pin != "" {
+		pin, err := hex.DecodeString(*f.pin)
+		if err != nil || len(pin) != 32 {
+			return nil, nil, nil, usageError{"--pin must be 64 hex digits"}
+		}
+		opts = append(opts, device.WithPin(pin))
+	}
+	d, err := device.Dial(*f.server, st, opts...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
+	return d, ctx, func() { cancel(); d.Close() }, nil
+}
+
+func deviceJoin(args []string) error {
+	f := newDeviceFlags("join")
+	pos := f.fs.String("position", "", "device position `LAT,LON` in degrees")
+	d, ctx, done, err := f.open(args, "position")
+	if err != nil {
+		return err
+	}
+	defer done()
+	p, err := cluster.ParsePosition(*pos)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	resp, err := d.Join(ctx, p.Lat, p.Lon)
+	if err != nil {
+		return fmt.Errorf("join refused: %w", err)
+	}
+	fmt.Printf("joined cluster %s as %s: block %d (%x), member until %s\n",
+		resp.Cluster, resp.ID, resp.Height, resp.BlockHash[:8], time.Unix(int64(resp.Expires), 0).UTC().Format(time.RFC3339))
+	return nil
+}
+
+func deviceVerify(args []string) error {
+	f := newDeviceFlags("verify")
+	peer := f.fs.String("peer", "", "device `ID` to verify")
+	d, ctx, done, err := f.open(args, "peer")
+	if err != nil {
+		return err
+	}
+	defer done()
+	v, err := d.Verify(ctx, *peer)
+	if errors.Is(err, device.ErrWarning) {
+		fmt.Printf("warning: %s is %s\n", *peer, v.Status)
+		return exitError(1)
+	} else if err != nil {
+		return err
+	}
+	fmt.Printf("%s is a member: joined in block %d (%x)\n", *peer, v.Height, v.BlockHash[:8])
+	return nil
+}
+
+func deviceSession(args []string) error {
+	f := newDeviceFlags("session")
+	peer := f.fs.String("peer", "", "device `ID` of the peer (the initiator)")
+	d, ctx, done, err := f.open(args, "peer")
+	if err != nil {
+		return err
+	}
+	defer done()
+	s, ticket, err := d.Session(ctx, *peer)
+	if err != nil {
+		return fmt.Errorf("session refused: %w", err)
+	}
+	fmt.Printf("session %x with %s until %s (ticket for %s: %d bytes sealed)\n",
+		s.SID, *peer, s.Expires.UTC().Format(time.RFC3339), ticket.Recipient, len(ticket.Box.Ciphertext))
+	return nil
+}
+
+func deviceListen(args []string) error {
+	f := newDeviceFlags("listen")
+	addr := f.fs.String("listen", "127.0.0.1:5700", "UDP `address` for this device's /talk and /m2m")
+	reply := f.fs.String("reply", "ok", "reply `text` sent back (encrypted) for each message")
+	*f.timeout = 24 * time.Hour
+	d, _, done, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	l, err := d.Listen(*addr, func(from string, msg []byte) []byte {
+		fmt.Printf("%s: %s\n", from, msg)
+		return []byte(*reply)
+	}, func(err error) { fmt.Fprintf(os.Stderr, "iotguard: %v\n", err) })
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	fmt.Fprintf(os.Stderr, "device %s listening on %s\n", d.ID(), l.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	return nil
+}
+
+func deviceSend(args []string) error {
+	f := newDeviceFlags("send")
+	peer := f.fs.String("peer", "", "device `ID` of the peer")
+	peerAddr := f.fs.String("peer-addr", "", "UDP `address` the peer listens on")
+	msg := f.fs.String("message", "", "message `text` to send encrypted")
+	d, ctx, done, err := f.open(args, "peer", "peer-addr", "message")
+	if err != nil {
+		return err
+	}
+	defer done()
+	t, err := d.Talk(ctx, *peerAddr, *peer)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	reply, err := t.Send(ctx, []byte(*msg))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("sent to %s (session %x); reply: %s\n", *peer, t.Session.SID[:4], reply)
+	return nil
+}
+
+func deviceLeave(args []string) error {
+	f := newDeviceFlags("leave")
+	d, ctx, done, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := d.Leave(ctx)
+	if err != nil {
+		return fmt.Errorf("leave refused: %w", err)
+	}
+	fmt.Printf("%s left: block %d (%x)\n", d.ID(), resp.Height, resp.BlockHash[:8])
+	return nil
+}
