@@ -3,15 +3,23 @@
 package chtest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/ledger"
 )
 
 // Cluster is the test cluster's ID and position (Paris, 1 km radius).
@@ -90,4 +98,69 @@ func Height(t testing.TB, ch *clusterhead.CH) uint64 {
 		t.Fatal(err)
 	}
 	return ref.Height
+}
+
+// Response is a raw CoAP answer.
+type Response struct {
+	Code       codes.Code
+	Diagnostic string
+	Body       []byte
+	Echo       []byte
+}
+
+// Raw returns a plain CoAP client of ch, one source port for its life.
+func Raw(t testing.TB, ch *clusterhead.CH) *client.Conn {
+	t.Helper()
+	conn, err := udp.Dial(ch.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// Post sends one raw CoAP POST on conn.
+func Post(t testing.TB, conn *client.Conn, path string, cf message.MediaType, body []byte) Response {
+	t.Helper()
+	resp, err := conn.Post(Ctx(t), path, cf, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	r := Response{Code: resp.Code()}
+	if resp.Body() != nil {
+		r.Body, _ = resp.ReadBody()
+		r.Diagnostic = string(r.Body)
+	}
+	if e, err := resp.Echo(); err == nil {
+		r.Echo = append([]byte{}, e...)
+	}
+	return r
+}
+
+// Snapshot is the ledger's observable state: head and every index record.
+type Snapshot struct {
+	Head    ledger.BlockRef
+	Devices []ledger.Device
+}
+
+// Snap reads ch's ledger state.
+func Snap(t testing.TB, ch *clusterhead.CH) Snapshot {
+	t.Helper()
+	var s Snapshot
+	var err error
+	if s.Head, _, err = ch.Ledger.Head(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Ledger.Devices(func(d ledger.Device) error { s.Devices = append(s.Devices, d); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Unchanged fails the test if ch's ledger differs from before.
+func Unchanged(t testing.TB, ch *clusterhead.CH, before Snapshot) {
+	t.Helper()
+	if after := Snap(t, ch); !reflect.DeepEqual(before, after) {
+		t.Fatalf("ledger changed: head %d → %d, %d → %d devices", before.Head.Height, after.Head.Height, len(before.Devices), len(after.Devices))
+	}
 }
