@@ -130,34 +130,12 @@ func (d *Device) sendJoin(ctx context.Context, req *wire.JoinRequest) (*response
 // memberKeys returns the keys derived from the current membership.
 // Must be called with d.mu held.
 func (d *Device) memberKeys() (*protect.MemberKeys, error) {
-	m := d.st.Membership
-	if m == nil {
-		return nil, ErrNotJoined
+	if d.keys == nil {
+		k, err := d.st.MemberKeys()
+		if err != nil {
+			return nil, err
+		}
+		d.keys = k
 	}
-	if d.keys != nil {
-		return d.keys, nil
-	}
-	pub, err := wire.ParsePublicKey(m.CHKey)
-	if err != nil {
-		return nil, fmt.Errorf("failed to use stored CH key: %w", err)
-	}
-	epub, err := pub.ECDH()
-	if err != nil {
-		return nil, err
-	}
-	epriv, err := d.st.Key.ECDH()
-	if err != nil {
-		return nil, err
-	}
-	z, err := epriv.ECDH(epub)
-	if err != nil {
-		return nil, fmt.Errorf("failed ECDH with the CH: %w", err)
-	}
-	km, err := protect.MemberKey(z, m.DeviceNonce, m.CHNonce, m.Cluster, d.st.ID, wire.Thumbprint(pub))
-	if err != nil {
-		return nil, err
-	}
-	k := protect.DeriveMemberKeys(km)
-	d.keys = &k
 	return d.keys, nil
 }

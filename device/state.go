@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -90,4 +91,35 @@ func (st *State) Save(path string) error {
 		return fmt.Errorf("failed to encode state of %s: %w", st.ID, err)
 	}
 	return atomicfile.Write(path, append(b, '\n'), 0o600)
+}
+
+// MemberKeys derives the member keys of st's membership: ECDH of the device
+// key with the CH key, then K_m and its expansions (docs/PROTOCOL.md §3.4).
+func (st *State) MemberKeys() (*protect.MemberKeys, error) {
+	m := st.Membership
+	if m == nil {
+		return nil, ErrNotJoined
+	}
+	pub, err := wire.ParsePublicKey(m.CHKey)
+	if err != nil {
+		return nil, fmt.Errorf("failed to use stored CH key: %w", err)
+	}
+	epub, err := pub.ECDH()
+	if err != nil {
+		return nil, err
+	}
+	epriv, err := st.Key.ECDH()
+	if err != nil {
+		return nil, err
+	}
+	z, err := epriv.ECDH(epub)
+	if err != nil {
+		return nil, fmt.Errorf("failed ECDH with the CH: %w", err)
+	}
+	km, err := protect.MemberKey(z, m.DeviceNonce, m.CHNonce, m.Cluster, st.ID, wire.Thumbprint(pub))
+	if err != nil {
+		return nil, err
+	}
+	k := protect.DeriveMemberKeys(km)
+	return &k, nil
 }

@@ -33,19 +33,24 @@ var (
 	Timeout = 20 * time.Second
 )
 
-// Start runs a CH on 127.0.0.1 with its data in dir (t.TempDir() if "").
-func Start(t testing.TB, dir string) *clusterhead.CH {
+// Start runs a CH on 127.0.0.1 with its data in dir (t.TempDir() if ""),
+// after applying adjust (if any) to its configuration.
+func Start(t testing.TB, dir string, adjust ...func(*clusterhead.Config)) *clusterhead.CH {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	ch, err := clusterhead.Start(clusterhead.Config{
+	cfg := clusterhead.Config{
 		Listen:  "127.0.0.1:0",
 		DataDir: dir,
 		Cluster: cluster.Config{ID: Cluster, Position: Here, Radius: 1000},
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		NoAdmin: true,
-	})
+	}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	ch, err := clusterhead.Start(cfg)
 	if err != nil {
 		t.Fatalf("start CH: %v", err)
 	}

@@ -1,0 +1,193 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/iotguard/iotguard/wire"
+	bolt "go.etcd.io/bbolt"
+)
+
+// request is one Append waiting for its block.
+type request struct {
+	ev   Event
+	done chan result // buffered 1: the committer never blocks on a reply
+}
+
+type result struct {
+	ref BlockRef
+	err error
+}
+
+// errNothingValid rolls back a batch in which every event was rejected.
+var errNothingValid = errors.New("no valid event in batch")
+
+// Append validates ev against the state machine and, if it is allowed,
+// commits it in a block shared with the other events queued at the same time.
+// It returns the block's reference once the bbolt transaction holding the
+// block, its index changes and the new head has been committed and synced.
+// On error nothing of ev is written.
+//
+// ctx bounds only the wait for the committer to take ev; once taken, Append
+// waits for the outcome so that its answer is never "maybe".
+func (l *Bolt) Append(ctx context.Context, ev Event) (BlockRef, error) {
+	if l.isClosed() {
+		return BlockRef{}, fmt.Errorf("failed to append %s event of device %q: %w", ev.Type, ev.Device, ErrClosed)
+	}
+	if l.signer == nil {
+		return BlockRef{}, fmt.Errorf("failed to append %s event: %w", ev.Type, ErrReadOnly)
+	}
+	if err := ev.validate(); err != nil {
+		return BlockRef{}, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return BlockRef{}, fmt.Errorf("failed to append %s event of device %q: %w", ev.Type, ev.Device, err)
+	}
+	req := &request{ev: ev, done: make(chan result, 1)}
+	select {
+	case l.reqs <- req:
+	case <-l.closing:
+		return BlockRef{}, fmt.Errorf("failed to append %s event of device %q: %w", ev.Type, ev.Device, ErrClosed)
+	case <-ctx.Done():
+		return BlockRef{}, fmt.Errorf("failed to append %s event of device %q: %w", ev.Type, ev.Device, ctx.Err())
+	}
+	r := <-req.done
+	return r.ref, r.err
+}
+
+// run is the committer: the only goroutine that writes to the file. It takes
+// one request, adds those already waiting, up to maxBatch, and commits them
+// as one block. After Close it answers whoever is still queued, then stops.
+func (l *Bolt) run() {
+	defer close(l.done)
+	batch := make([]*request, 0, l.maxBatch)
+	for {
+		select {
+		case req := <-l.reqs:
+			l.commit(l.drain(append(batch[:0], req)))
+		case <-l.closing:
+			for {
+				batch = l.drain(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				l.commit(batch)
+			}
+		}
+	}
+}
+
+// drain adds requests that are already waiting to batch, without waiting for
+// more, until batch holds maxBatch.
+func (l *Bolt) drain(batch []*request) []*request {
+	for len(batch) < l.maxBatch {
+		select {
+		case req := <-l.reqs:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit validates the batch in order, writes one block with the valid events
+// and replies to every request. Either the block, its index records and the
+// new head are all committed, or nothing is and every valid event gets the
+// error; rejected events always get their own error.
+func (l *Bolt) commit(batch []*request) {
+	results := make([]result, len(batch))
+	accepted := make([]int, 0, len(batch))
+	l.mu.RLock()
+	prev, prevTime := l.head, l.headTime
+	l.mu.RUnlock()
+	height := prev.Height + 1
+	var ref BlockRef
+	var blockTime int64
+
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		accepted = accepted[:0]
+		idx := &txIndex{b: tx.Bucket(bucketDevices), dirty: make(map[string]Device)}
+		events := make([]Event, 0, len(batch))
+		for i, req := range batch {
+			// The hash of this block is not known yet; fixed up below.
+			if err := apply(idx, req.ev, BlockRef{Height: height}); err != nil {
+				results[i].err = fmt.Errorf("failed to append %s event: %w", req.ev.Type, err)
+				continue
+			}
+			accepted = append(accepted, i)
+			events = append(events, req.ev)
+		}
+		if len(events) == 0 {
+			return errNothingValid
+		}
+		blockTime = max(l.now().UnixMilli(), prevTime)
+		h := Header{Height: height, Prev: prev.Hash, Time: blockTime, Cluster: l.cluster}
+		var err error
+		if ref, err = l.writeBlock(tx, h, events); err != nil {
+			return err
+		}
+		for id, d := range idx.dirty {
+			// Every record changed in this batch points at this block.
+			if d.Joined.Height == height {
+				d.Joined.Hash = ref.Hash
+			}
+			d.Updated.Hash = ref.Hash
+			v, err := wire.Marshal(d)
+			if err != nil {
+				return fmt.Errorf("failed to encode device %q: %w", id, err)
+			}
+			if err := idx.b.Put([]byte(id), v); err != nil {
+				return fmt.Errorf("failed to write device %q: %w", id, err)
+			}
+		}
+		return nil
+	})
+
+	switch {
+	case errors.Is(err, errNothingValid):
+	case err != nil:
+		for _, i := range accepted {
+			results[i].err = fmt.Errorf("failed to append %s event of device %q: failed to commit block %d: %w",
+				batch[i].ev.Type, batch[i].ev.Device, height, err)
+		}
+	default:
+		l.mu.Lock()
+		l.head, l.headTime = ref, blockTime
+		l.mu.Unlock()
+		for _, i := range accepted {
+			results[i].ref = ref
+		}
+	}
+	for i, req := range batch {
+		req.done <- results[i]
+	}
+}
+
+// txIndex is the device index inside a write transaction, with the records
+// changed by earlier events of the same batch layered on top.
+type txIndex struct {
+	b     *bolt.Bucket
+	dirty map[string]Device
+}
+
+func (x *txIndex) get(id string) (Device, bool, error) {
+	if d, ok := x.dirty[id]; ok {
+		return d, true, nil
+	}
+	v := x.b.Get([]byte(id))
+	if v == nil {
+		return Device{}, false, nil
+	}
+	var d Device
+	if err := wire.Unmarshal(v, &d); err != nil {
+		return Device{}, false, fmt.Errorf("failed to read device %q: %w", id, err)
+	}
+	return d, true, nil
+}
+
+func (x *txIndex) put(d Device) { x.dirty[d.ID] = d }
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -1,0 +1,77 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of the state machine. Append wraps them with the event type and the
+// device ID; callers branch with errors.Is.
+var (
+	// ErrInvalidEvent is returned when an event is malformed regardless of the
+	// ledger's state: unknown type, empty or over-long device ID, a join without
+	// key or nonces, key material on an event that is not a join, a string that
+	// is not valid UTF-8.
+	ErrInvalidEvent = errors.New("invalid event")
+
+	// ErrUnknownDevice is returned when an event or a lookup names a device ID
+	// that no join has ever bound.
+	ErrUnknownDevice = errors.New("unknown device")
+
+	// ErrConflict is returned for a join of a device ID that is bound to a
+	// different key. A device ID stays bound to its first key forever.
+	ErrConflict = errors.New("device ID is bound to another key")
+
+	// ErrRevoked is returned for a join or a revoke of a revoked device.
+	// Revocation is final.
+	ErrRevoked = errors.New("device is revoked")
+
+	// ErrDuplicate is returned for a join that repeats the key and device nonce
+	// of the latest join of a device that is still a member: a replayed join
+	// changes nothing.
+	ErrDuplicate = errors.New("duplicate join")
+
+	// ErrNotMember is returned when an event needs a current member (leave,
+	// either side of a session) and the device has left or been revoked.
+	ErrNotMember = errors.New("device is not a member")
+)
+
+// Errors of the store.
+var (
+	// ErrClosed is returned by every method of a ledger after Close.
+	ErrClosed = errors.New("ledger is closed")
+
+	// ErrLocked is returned by Open when another process (or another Open in
+	// this process) holds the ledger file.
+	ErrLocked = errors.New("ledger is in use")
+
+	// ErrClusterMismatch is returned by Open when the file belongs to another
+	// cluster than Options.Cluster.
+	ErrClusterMismatch = errors.New("ledger belongs to another cluster")
+
+	// ErrReadOnly is returned by Append, and by Open for a file that is not
+	// yet a ledger, when the ledger was opened without a Signer.
+	ErrReadOnly = errors.New("ledger has no signer")
+
+	// ErrNoVerifier is returned by Verify when the ledger was opened without a
+	// Verifier.
+	ErrNoVerifier = errors.New("ledger has no verifier")
+
+	// ErrIndexMismatch is returned by Verify when the chain is intact but the
+	// device index or the head recorded in the meta bucket differs from what
+	// replaying the chain produces, and by a writable Open when the head in
+	// meta is not the last stored block.
+	ErrIndexMismatch = errors.New("index does not match the chain")
+)
+
+// BadBlockError is returned by Verify for the first block, in height order,
+// that fails a check: missing, malformed, wrong height, cluster or previous
+// hash, events hash or signature wrong, or an event the state machine rejects.
+type BadBlockError struct {
+	Height uint64 // the height of the bad block (the bbolt key, not the header's claim)
+	Reason string
+}
+
+func (e *BadBlockError) Error() string {
+	return fmt.Sprintf("block %d: %s", e.Height, e.Reason)
+}

@@ -1,0 +1,114 @@
+package ledger
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// MaxIDLen is the longest device ID, in bytes, the ledger accepts. IDs are
+// bbolt keys and appear in every event; the bound keeps one bad event from
+// failing the transaction of a whole batch.
+const MaxIDLen = 255
+
+// EventType says what happened to a device. The values are part of the stored
+// format and never change meaning.
+type EventType uint8
+
+const (
+	EventJoin          EventType = 1 // a device joined or rejoined with its key
+	EventLeave         EventType = 2 // a member left
+	EventRevoke        EventType = 3 // an operator revoked a device
+	EventSession       EventType = 4 // a session was granted: IDs and times only, NEVER a key
+	EventVerifyWarning EventType = 5 // a /verify answered with a warning
+)
+
+// String returns the lower-case name of t: "join", "leave", "revoke",
+// "session", "verify-warning", or "EventType(n)" for an unknown value.
+func (t EventType) String() string {
+	switch t {
+	case EventJoin:
+		return "join"
+	case EventLeave:
+		return "leave"
+	case EventRevoke:
+		return "revoke"
+	case EventSession:
+		return "session"
+	case EventVerifyWarning:
+		return "verify-warning"
+	}
+	return fmt.Sprintf("EventType(%d)", uint8(t))
+}
+
+// Event is one membership event. It is stored as CBOR with integer keys; zero
+// optional fields are omitted, so the encoding of an event is deterministic.
+//
+// IMPORTANT: only a join carries key material (Key, the nonces, the signed
+// request). A session event records that a session was granted, never its key;
+// the ledger rejects any other event that carries Key, DeviceNonce, CHNonce or
+// Request.
+type Event struct {
+	Type        EventType `cbor:"1,keyasint"`
+	Device      string    `cbor:"2,keyasint"`            // subject: join/leave/revoke the device; session the requester M2; verify-warning the asking member
+	Time        int64     `cbor:"3,keyasint"`            // unix milliseconds, set by the caller
+	Key         []byte    `cbor:"4,keyasint,omitempty"`  // join: device public key as COSE_Key bytes
+	DeviceNonce []byte    `cbor:"5,keyasint,omitempty"`  // join
+	CHNonce     []byte    `cbor:"6,keyasint,omitempty"`  // join
+	Lat         int64     `cbor:"7,keyasint,omitempty"`  // join: microdegrees
+	Lon         int64     `cbor:"8,keyasint,omitempty"`  // join: microdegrees
+	Expires     int64     `cbor:"9,keyasint,omitempty"`  // join: membership expiry; session: session expiry (unix seconds)
+	Peer        string    `cbor:"10,keyasint,omitempty"` // session: M1; verify-warning: the subject that got the warning
+	SessionID   []byte    `cbor:"11,keyasint,omitempty"` // session
+	Reason      string    `cbor:"12,keyasint,omitempty"` // revoke reason / warning reason
+	Request     []byte    `cbor:"13,keyasint,omitempty"` // join: the device's signed join request (COSE_Sign1) as evidence
+}
+
+// validate checks the shape of e, independent of the ledger's state. Strings
+// must be valid UTF-8 because the decoder rejects anything else: an event
+// that could be written but not read back would make the chain unreadable.
+func (e Event) validate() error {
+	if err := validID("device", e.Device); err != nil {
+		return err
+	}
+	if !utf8.ValidString(e.Reason) {
+		return fmt.Errorf("%w: reason is not valid UTF-8", ErrInvalidEvent)
+	}
+	if e.Peer != "" {
+		if err := validID("peer", e.Peer); err != nil {
+			return err
+		}
+	}
+	switch e.Type {
+	case EventJoin:
+		if len(e.Key) == 0 {
+			return fmt.Errorf("%w: join of device %q without key", ErrInvalidEvent, e.Device)
+		}
+		if len(e.DeviceNonce) == 0 || len(e.CHNonce) == 0 {
+			return fmt.Errorf("%w: join of device %q without nonces", ErrInvalidEvent, e.Device)
+		}
+		return nil
+	case EventLeave, EventRevoke, EventVerifyWarning:
+	case EventSession:
+		if e.Peer == "" {
+			return fmt.Errorf("%w: session of device %q without peer", ErrInvalidEvent, e.Device)
+		}
+	default:
+		return fmt.Errorf("%w: unknown type %d", ErrInvalidEvent, uint8(e.Type))
+	}
+	if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || len(e.Request) != 0 {
+		return fmt.Errorf("%w: %s event of device %q carries key material", ErrInvalidEvent, e.Type, e.Device)
+	}
+	return nil
+}
+
+func validID(what, id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty %s ID", ErrInvalidEvent, what)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: %s ID longer than %d bytes", ErrInvalidEvent, what, MaxIDLen)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: %s ID is not valid UTF-8", ErrInvalidEvent, what)
+	}
+	return nil
+}

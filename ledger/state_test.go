@@ -1,0 +1,171 @@
+package ledger_test
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/iotguard/iotguard/ledger"
+)
+
+func TestStateMachine(t *testing.T) {
+	a1 := join("a", "ka")
+	a1again := join("a", "ka") // same key, fresh nonce
+	a1replay := a1             // same key, same nonce
+	a1conflict := join("a", "other")
+	b1 := join("b", "kb")
+
+	tests := []struct {
+		name   string
+		setup  []ledger.Event
+		ev     ledger.Event
+		want   error         // nil: accepted
+		status ledger.Status // of ev.Device afterwards; 0: no record
+	}{
+		{"join new", nil, a1, nil, ledger.StatusMember},
+		{"rejoin member fresh nonce", []ledger.Event{a1}, a1again, nil, ledger.StatusMember},
+		{"replayed join of member", []ledger.Event{a1}, a1replay, ledger.ErrDuplicate, ledger.StatusMember},
+		{"replayed join after leave rejoins", []ledger.Event{a1, leave("a")}, a1replay, nil, ledger.StatusMember},
+		{"rejoin after leave", []ledger.Event{a1, leave("a")}, a1again, nil, ledger.StatusMember},
+		{"join with other key", []ledger.Event{a1}, a1conflict, ledger.ErrConflict, ledger.StatusMember},
+		{"join with other key after leave", []ledger.Event{a1, leave("a")}, a1conflict, ledger.ErrConflict, ledger.StatusLeft},
+		{"join with other key after revoke", []ledger.Event{a1, revoke("a")}, a1conflict, ledger.ErrConflict, ledger.StatusRevoked},
+		{"rejoin after revoke", []ledger.Event{a1, revoke("a")}, a1again, ledger.ErrRevoked, ledger.StatusRevoked},
+
+		{"leave member", []ledger.Event{a1}, leave("a"), nil, ledger.StatusLeft},
+		{"leave unknown", nil, leave("a"), ledger.ErrUnknownDevice, 0},
+		{"leave twice", []ledger.Event{a1, leave("a")}, leave("a"), ledger.ErrNotMember, ledger.StatusLeft},
+		{"leave revoked", []ledger.Event{a1, revoke("a")}, leave("a"), ledger.ErrNotMember, ledger.StatusRevoked},
+
+		{"revoke member", []ledger.Event{a1}, revoke("a"), nil, ledger.StatusRevoked},
+		{"revoke left", []ledger.Event{a1, leave("a")}, revoke("a"), nil, ledger.StatusRevoked},
+		{"revoke unknown", nil, revoke("a"), ledger.ErrUnknownDevice, 0},
+		{"revoke twice", []ledger.Event{a1, revoke("a")}, revoke("a"), ledger.ErrRevoked, ledger.StatusRevoked},
+
+		{"session of members", []ledger.Event{a1, b1}, session("a", "b"), nil, ledger.StatusMember},
+		{"session unknown device", []ledger.Event{b1}, session("a", "b"), ledger.ErrUnknownDevice, 0},
+		{"session unknown peer", []ledger.Event{a1}, session("a", "b"), ledger.ErrUnknownDevice, ledger.StatusMember},
+		{"session device left", []ledger.Event{a1, b1, leave("a")}, session("a", "b"), ledger.ErrNotMember, ledger.StatusLeft},
+		{"session peer revoked", []ledger.Event{a1, b1, revoke("b")}, session("a", "b"), ledger.ErrNotMember, ledger.StatusMember},
+
+		{"warning about unknown", nil, warning("a", "b"), nil, 0},
+		{"warning about revoked", []ledger.Event{a1, b1, revoke("b")}, warning("a", "b"), nil, ledger.StatusMember},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(t)
+			for _, ev := range tt.setup {
+				mustAppend(t, l, ev)
+			}
+			head, _, err := l.Head()
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := allDevices(t, l)
+
+			ref, err := l.Append(t.Context(), tt.ev)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("Append = %v, want %v", err, tt.want)
+			}
+			after, _, _ := l.Head()
+			if tt.want != nil {
+				if ref != (ledger.BlockRef{}) {
+					t.Errorf("rejected Append returned ref %+v", ref)
+				}
+				if after != head {
+					t.Errorf("rejected Append moved head from %d to %d", head.Height, after.Height)
+				}
+				if got := allDevices(t, l); !reflect.DeepEqual(got, before) {
+					t.Errorf("rejected Append changed the index:\n got %+v\nwant %+v", got, before)
+				}
+				if !strings.Contains(err.Error(), tt.ev.Type.String()) {
+					t.Errorf("error %q does not name the event type", err)
+				}
+			} else if ref.Height != head.Height+1 || after != ref {
+				t.Errorf("accepted Append: ref %d, head before %d, after %d", ref.Height, head.Height, after.Height)
+			}
+
+			d, err := l.Lookup(tt.ev.Device)
+			switch {
+			case tt.status == 0 && !errors.Is(err, ledger.ErrUnknownDevice):
+				t.Errorf("Lookup(%q) = %+v, %v; want ErrUnknownDevice", tt.ev.Device, d, err)
+			case tt.status != 0 && err != nil:
+				t.Errorf("Lookup(%q): %v", tt.ev.Device, err)
+			case d.Status != tt.status:
+				t.Errorf("status %s, want %s", d.Status, tt.status)
+			}
+			if tt.want == nil && tt.ev.Type == ledger.EventJoin &&
+				(!bytes.Equal(d.DeviceNonce, tt.ev.DeviceNonce) || d.Joined != ref) {
+				t.Errorf("join did not update nonce or Joined: %+v", d)
+			}
+			mustVerify(t, l)
+		})
+	}
+}
+
+func TestInvalidEvent(t *testing.T) {
+	mod := func(ev ledger.Event, f func(*ledger.Event)) ledger.Event {
+		f(&ev)
+		return ev
+	}
+	tests := []struct {
+		name string
+		ev   ledger.Event
+	}{
+		{"zero event", ledger.Event{}},
+		{"unknown type", mod(leave("a"), func(e *ledger.Event) { e.Type = 9 })},
+		{"empty device", mod(join("a", "k"), func(e *ledger.Event) { e.Device = "" })},
+		{"device too long", mod(join("a", "k"), func(e *ledger.Event) { e.Device = strings.Repeat("x", ledger.MaxIDLen+1) })},
+		{"device not UTF-8", mod(join("a", "k"), func(e *ledger.Event) { e.Device = "a\xff" })},
+		{"peer not UTF-8", mod(warning("a", "b"), func(e *ledger.Event) { e.Peer = "\xc0" })},
+		{"reason not UTF-8", mod(revoke("a"), func(e *ledger.Event) { e.Reason = "\xff" })},
+		{"join without key", mod(join("a", "k"), func(e *ledger.Event) { e.Key = nil })},
+		{"join without device nonce", mod(join("a", "k"), func(e *ledger.Event) { e.DeviceNonce = nil })},
+		{"join without CH nonce", mod(join("a", "k"), func(e *ledger.Event) { e.CHNonce = []byte{} })},
+		{"session without peer", mod(session("a", "b"), func(e *ledger.Event) { e.Peer = "" })},
+		{"session with key", mod(session("a", "b"), func(e *ledger.Event) { e.Key = []byte("session key") })},
+		{"leave with nonce", mod(leave("a"), func(e *ledger.Event) { e.DeviceNonce = []byte{1} })},
+		{"revoke with request", mod(revoke("a"), func(e *ledger.Event) { e.Request = []byte{1} })},
+	}
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("a", "k")) // so that state errors cannot mask shape errors
+	mustAppend(t, l, join("b", "k"))
+	head, _, _ := l.Head()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := l.Append(t.Context(), tt.ev); !errors.Is(err, ledger.ErrInvalidEvent) {
+				t.Fatalf("Append = %v, want ErrInvalidEvent", err)
+			}
+		})
+	}
+	if after, _, _ := l.Head(); after != head {
+		t.Errorf("invalid events moved head from %d to %d", head.Height, after.Height)
+	}
+	mustVerify(t, l)
+}
+
+func TestStringers(t *testing.T) {
+	tests := []struct {
+		got, want string
+	}{
+		{ledger.EventJoin.String(), "join"},
+		{ledger.EventLeave.String(), "leave"},
+		{ledger.EventRevoke.String(), "revoke"},
+		{ledger.EventSession.String(), "session"},
+		{ledger.EventVerifyWarning.String(), "verify-warning"},
+		{ledger.EventType(0).String(), "EventType(0)"},
+		{ledger.StatusMember.String(), "member"},
+		{ledger.StatusLeft.String(), "left"},
+		{ledger.StatusRevoked.String(), "revoked"},
+		{ledger.Status(7).String(), "Status(7)"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/iotguard/iotguard/wire"
+	bolt "go.etcd.io/bbolt"
+)
+
+// progressEvery is how many blocks Verify checks between progress calls.
+const progressEvery = 256
+
+// Verify walks the chain from genesis in one read transaction and checks, for
+// every block: that heights run 0, 1, 2, … without gaps up to the head in
+// meta; that the stored bytes are a deterministically encoded block of the
+// height its key says; the cluster ID; the previous-hash link; that times do
+// not go backwards; the events hash; the signature (with Options.Verifier);
+// and that every event replays through the state machine. It returns the
+// first failure as a *BadBlockError. Then it compares the replayed index with
+// the devices bucket and the head in meta; a difference is an error wrapping
+// ErrIndexMismatch that names the device.
+//
+// progress, if not nil, is called with the height just checked and the number
+// of blocks every progressEvery blocks and after the last block.
+//
+// IMPORTANT: the read transaction lasts for the whole walk. Appends keep
+// working, but one that needs the file to grow waits until Verify returns, so
+// progress must not wait for an Append.
+func (l *Bolt) Verify(ctx context.Context, progress func(height, total uint64)) error {
+	if l.verifier == nil {
+		return fmt.Errorf("failed to verify ledger %s: %w", l.path, ErrNoVerifier)
+	}
+	return l.view(func(tx *bolt.Tx) error {
+		return verifyTx(ctx, tx, l.cluster, l.verifier, progress)
+	})
+}
+
+func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, progress func(height, total uint64)) error {
+	var head headRecord
+	if err := wire.Unmarshal(tx.Bucket(bucketMeta).Get(keyHead), &head); err != nil {
+		return fmt.Errorf("failed to verify ledger: failed to read head: %w", err)
+	}
+	total := head.Ref.Height + 1
+
+	idx := memIndex{}
+	var (
+		want     uint64 // the height the next key must have
+		prev     [32]byte
+		prevTime int64
+	)
+	c := tx.Bucket(bucketBlocks).Cursor()
+	for k, raw := c.First(); k != nil; k, raw = c.Next() {
+		if want%progressEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("failed to verify ledger: %w", err)
+			}
+			if progress != nil && want > 0 {
+				progress(want-1, total)
+			}
+		}
+		if len(k) != 8 {
+			return &BadBlockError{Height: want, Reason: fmt.Sprintf("malformed key %x", k)}
+		}
+		height := binary.BigEndian.Uint64(k)
+		if height != want {
+			return &BadBlockError{Height: want, Reason: "missing"}
+		}
+		if height > head.Ref.Height {
+			return &BadBlockError{Height: height, Reason: fmt.Sprintf("beyond the head %d recorded in meta", head.Ref.Height)}
+		}
+		ck, err := checkBlock(raw, height, prev, prevTime, cluster, v, idx)
+		if err != nil {
+			return &BadBlockError{Height: height, Reason: err.Error()}
+		}
+		prev, prevTime = ck.Hash, ck.time
+		want++
+	}
+	if want != total {
+		return &BadBlockError{Height: want, Reason: fmt.Sprintf("missing (meta head is %d)", head.Ref.Height)}
+	}
+	if progress != nil {
+		progress(head.Ref.Height, total)
+	}
+	if head.Ref.Hash != prev || head.Time != prevTime {
+		return fmt.Errorf("failed to verify ledger: meta head differs from block %d: %w", head.Ref.Height, ErrIndexMismatch)
+	}
+	return compareIndex(tx.Bucket(bucketDevices), idx)
+}
+
+// checked is what checkBlock hands to the next block.
+type checked struct {
+	BlockRef
+	time int64
+}
+
+// checkBlock checks one stored block against its predecessor and replays its
+// events into idx. The error text becomes a BadBlockError reason.
+func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluster string, v Verifier, idx memIndex) (checked, error) {
+	blk, err := DecodeBlock(raw)
+	if err != nil {
+		return checked{}, err
+	}
+	h := blk.Header
+	switch {
+	case h.Height != height:
+		return checked{}, fmt.Errorf("header claims height %d", h.Height)
+	case h.Cluster != cluster:
+		return checked{}, fmt.Errorf("cluster %q, want %q", h.Cluster, cluster)
+	case h.Prev != prev:
+		return checked{}, fmt.Errorf("prev hash mismatch")
+	case height > 0 && h.Time < prevTime:
+		return checked{}, fmt.Errorf("time %d before previous block's %d", h.Time, prevTime)
+	case height == 0 && len(blk.Events) != 0:
+		return checked{}, fmt.Errorf("genesis block with events")
+	case height > 0 && len(blk.Events) == 0:
+		return checked{}, fmt.Errorf("block without events")
+	}
+	eh, err := HashEvents(blk.Events)
+	if err != nil {
+		return checked{}, err
+	}
+	if eh != h.Events {
+		return checked{}, fmt.Errorf("events hash mismatch")
+	}
+	hb, err := h.encode()
+	if err != nil {
+		return checked{}, err
+	}
+	if err := v.Verify(hb, blk.Sig); err != nil {
+		return checked{}, fmt.Errorf("bad signature: %v", err)
+	}
+	ref := BlockRef{Height: height, Hash: sha256Sum(hb)}
+	for i, ev := range blk.Events {
+		if err := apply(idx, ev, ref); err != nil {
+			return checked{}, fmt.Errorf("event %d (%s): %v", i, ev.Type, err)
+		}
+	}
+	return checked{BlockRef: ref, time: h.Time}, nil
+}
+
+// compareIndex reports the first device, in ID order, whose stored record is
+// not exactly the replayed one, or that exists on one side only.
+func compareIndex(b *bolt.Bucket, idx memIndex) error {
+	ids := make([]string, 0, len(idx))
+	for id := range idx {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	mismatch := func(id, what string) error {
+		return fmt.Errorf("failed to verify index record of device %q: %s: %w", id, what, ErrIndexMismatch)
+	}
+	i := 0
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		id := string(k)
+		if i < len(ids) && ids[i] < id {
+			return mismatch(ids[i], "missing from the index")
+		}
+		if i == len(ids) || ids[i] != id {
+			return mismatch(id, "not produced by the chain")
+		}
+		i++
+		want, err := wire.Marshal(idx[id])
+		if err != nil {
+			return fmt.Errorf("failed to encode device %q: %w", id, err)
+		}
+		if bytes.Equal(v, want) {
+			continue
+		}
+		var got Device
+		if err := wire.Unmarshal(v, &got); err != nil {
+			return mismatch(id, fmt.Sprintf("undecodable: %v", err))
+		}
+		return mismatch(id, "differs in "+strings.Join(diffDevices(got, idx[id]), ", "))
+	}
+	if i < len(ids) {
+		return mismatch(ids[i], "missing from the index")
+	}
+	return nil
+}
+
+// diffDevices names the fields in which a and b differ.
+func diffDevices(a, b Device) []string {
+	var d []string
+	add := func(name string, same bool) {
+		if !same {
+			d = append(d, name)
+		}
+	}
+	add("ID", a.ID == b.ID)
+	add("Key", bytes.Equal(a.Key, b.Key))
+	add("Status", a.Status == b.Status)
+	add("Joined", a.Joined == b.Joined)
+	add("Updated", a.Updated == b.Updated)
+	add("DeviceNonce", bytes.Equal(a.DeviceNonce, b.DeviceNonce))
+	add("CHNonce", bytes.Equal(a.CHNonce, b.CHNonce))
+	add("Expires", a.Expires == b.Expires)
+	add("Lat", a.Lat == b.Lat)
+	add("Lon", a.Lon == b.Lon)
+	if len(d) == 0 {
+		d = append(d, "encoding")
+	}
+	return d
+}

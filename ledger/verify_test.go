@@ -1,0 +1,302 @@
+package ledger_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
+	bolt "go.etcd.io/bbolt"
+)
+
+const tamperHeight = 3
+
+// chainOf5 returns a closed ledger file with blocks 1..5, each holding the
+// join of id(height).
+func chainOf5(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	l, err := ledger.Open(e.path, e.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := 1; h <= 5; h++ {
+		e.clock.ms.Add(1000)
+		mustAppend(t, l, join(id(h), id(h)))
+	}
+	mustVerify(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// tamper runs fn in a write transaction on the closed ledger file, as an
+// attacker with access to the file would.
+func tamper(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func heightKey(h uint64) []byte { return binary.BigEndian.AppendUint64(nil, h) }
+
+// flipIn returns a tamper function that flips the lowest bit of the last
+// byte of the only occurrence of what (found through the decoded block) in
+// the stored block at height h.
+func flipIn(t *testing.T, h uint64, what func(ledger.Block) []byte) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("blocks"))
+		raw := bytes.Clone(b.Get(heightKey(h)))
+		blk, err := ledger.DecodeBlock(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		needle := what(blk)
+		i := bytes.Index(raw, needle)
+		if i < 0 || bytes.Count(raw, needle) != 1 {
+			t.Fatalf("%q not found exactly once in block %d", needle, h)
+		}
+		raw[i+len(needle)-1] ^= 1
+		return b.Put(heightKey(h), raw)
+	}
+}
+
+// rewrite returns a tamper function that replaces the block at height h with
+// fn of it, re-encoded.
+func rewrite(t *testing.T, h uint64, fn func(*ledger.Block)) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("blocks"))
+		blk, err := ledger.DecodeBlock(b.Get(heightKey(h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(&blk)
+		raw, err := ledger.EncodeBlock(blk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Put(heightKey(h), raw)
+	}
+}
+
+func TestVerifyTamperedBlock(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, e *env) func(*bolt.Tx) error
+		height uint64
+		reason string // a word the reason must contain
+	}{
+		{"header prev hash byte", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return flipIn(t, tamperHeight, func(b ledger.Block) []byte { return b.Header.Prev[:] })
+		}, tamperHeight, "prev hash"},
+		{"header events hash byte", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return flipIn(t, tamperHeight, func(b ledger.Block) []byte { return b.Header.Events[:] })
+		}, tamperHeight, "events hash"},
+		{"header cluster byte", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return flipIn(t, tamperHeight, func(b ledger.Block) []byte { return []byte(b.Header.Cluster) })
+		}, tamperHeight, "cluster"},
+		{"header time re-encoded", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return rewrite(t, tamperHeight, func(b *ledger.Block) { b.Header.Time++ })
+		}, tamperHeight, "signature"},
+		{"event device ID byte", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return flipIn(t, tamperHeight, func(b ledger.Block) []byte {
+				// The text-string head 0x68 tells the ID from its copy in Request.
+				return append([]byte{0x60 | byte(len(b.Events[0].Device))}, b.Events[0].Device...)
+			})
+		}, tamperHeight, "events hash"},
+		{"event key byte", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return flipIn(t, tamperHeight, func(b ledger.Block) []byte { return b.Events[0].Key })
+		}, tamperHeight, "events hash"},
+		{"event re-hashed without re-signing", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return rewrite(t, tamperHeight, func(b *ledger.Block) {
+				b.Events[0].Expires = 4_000_000_000
+				b.Header.Events, _ = ledger.HashEvents(b.Events)
+			})
+		}, tamperHeight, "signature"},
+		{"signature byte", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return flipIn(t, tamperHeight, func(b ledger.Block) []byte { return b.Sig[8:16] })
+		}, tamperHeight, "signature"},
+		{"signed by another key", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			other := newKey(t)
+			return rewrite(t, tamperHeight, func(b *ledger.Block) { b.Sig = sign(t, other, b.Header) })
+		}, tamperHeight, "signature"},
+		{"truncated", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("blocks"))
+				raw := b.Get(heightKey(tamperHeight))
+				return b.Put(heightKey(tamperHeight), bytes.Clone(raw[:len(raw)-1]))
+			}
+		}, tamperHeight, "malformed"},
+		{"deleted", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return func(tx *bolt.Tx) error { return tx.Bucket([]byte("blocks")).Delete(heightKey(tamperHeight)) }
+		}, tamperHeight, "missing"},
+		{"head deleted", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return func(tx *bolt.Tx) error { return tx.Bucket([]byte("blocks")).Delete(heightKey(5)) }
+		}, 5, "missing"},
+		{"swapped with its neighbour", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("blocks"))
+				x, y := bytes.Clone(b.Get(heightKey(tamperHeight))), bytes.Clone(b.Get(heightKey(tamperHeight+1)))
+				if err := b.Put(heightKey(tamperHeight), y); err != nil {
+					return err
+				}
+				return b.Put(heightKey(tamperHeight+1), x)
+			}
+		}, tamperHeight, "height"},
+		// The cluster head's own key signs a block whose event breaks the
+		// state machine: the hashes and signature hold, the replay does not.
+		{"signed block with conflicting join", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return rewrite(t, tamperHeight, func(b *ledger.Block) {
+				b.Events = []ledger.Event{join(id(1), "stolen")}
+				b.Header.Events, _ = ledger.HashEvents(b.Events)
+				b.Sig = sign(t, e.key, b.Header)
+			})
+		}, tamperHeight, "bound to another key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := chainOf5(t)
+			tamper(t, e.path, tt.tamper(t, e))
+			l := e.openReadOnly(t)
+			err := l.Verify(t.Context(), nil)
+			var bad *ledger.BadBlockError
+			if !errors.As(err, &bad) {
+				t.Fatalf("Verify = %v, want *BadBlockError", err)
+			}
+			if bad.Height != tt.height || !strings.Contains(bad.Reason, tt.reason) {
+				t.Errorf("Verify = %q, want block %d: …%s…", err, tt.height, tt.reason)
+			}
+		})
+	}
+}
+
+// sign signs h the way the ledger does: the encoded header bytes.
+func sign(t *testing.T, k ecKey, h ledger.Header) []byte {
+	t.Helper()
+	b, err := wire.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := k.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
+func TestVerifyTamperedIndex(t *testing.T) {
+	victim := id(2)
+	editDevice := func(fn func(*ledger.Device)) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("devices"))
+			var d ledger.Device
+			if err := wire.Unmarshal(b.Get([]byte(victim)), &d); err != nil {
+				return err
+			}
+			fn(&d)
+			v, err := wire.Marshal(d)
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte(victim), v)
+		}
+	}
+	tests := []struct {
+		name   string
+		tamper func(*bolt.Tx) error
+		device string // the device the error must name; "" for the head
+	}{
+		{"status", editDevice(func(d *ledger.Device) { d.Status = ledger.StatusRevoked }), victim},
+		{"key", editDevice(func(d *ledger.Device) { d.Key = []byte("cose-key:attacker") }), victim},
+		{"expiry", editDevice(func(d *ledger.Device) { d.Expires++ }), victim},
+		{"deleted", func(tx *bolt.Tx) error { return tx.Bucket([]byte("devices")).Delete([]byte(victim)) }, victim},
+		{"added", func(tx *bolt.Tx) error {
+			v, _ := wire.Marshal(ledger.Device{ID: "ghost", Key: []byte("k"), Status: ledger.StatusMember})
+			return tx.Bucket([]byte("devices")).Put([]byte("ghost"), v)
+		}, "ghost"},
+		{"undecodable", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("devices")).Put([]byte(victim), []byte{0xff})
+		}, victim},
+		{"meta head", func(tx *bolt.Tx) error {
+			m := tx.Bucket([]byte("meta"))
+			v := bytes.Clone(m.Get([]byte("head")))
+			v[len(v)-1] ^= 1
+			return m.Put([]byte("head"), v)
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := chainOf5(t)
+			tamper(t, e.path, tt.tamper)
+			l := e.openReadOnly(t)
+			err := l.Verify(t.Context(), nil)
+			if !errors.Is(err, ledger.ErrIndexMismatch) {
+				t.Fatalf("Verify = %v, want ErrIndexMismatch", err)
+			}
+			if tt.device != "" && !strings.Contains(err.Error(), `"`+tt.device+`"`) {
+				t.Errorf("Verify = %q, does not name %q", err, tt.device)
+			}
+		})
+	}
+}
+
+// A writable Open refuses to extend a chain whose head does not match meta;
+// a read-only Open still lets Verify say what is wrong.
+func TestOpenRefusesDamagedHead(t *testing.T) {
+	const head = 5
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T) func(*bolt.Tx) error
+	}{
+		{"head block byte", func(t *testing.T) func(*bolt.Tx) error {
+			return flipIn(t, head, func(b ledger.Block) []byte { return b.Header.Prev[:] })
+		}},
+		{"head block unreadable", func(t *testing.T) func(*bolt.Tx) error {
+			return func(tx *bolt.Tx) error { return tx.Bucket([]byte("blocks")).Put(heightKey(head), []byte{0xa0}) }
+		}},
+		{"head block deleted", func(t *testing.T) func(*bolt.Tx) error {
+			return func(tx *bolt.Tx) error { return tx.Bucket([]byte("blocks")).Delete(heightKey(head)) }
+		}},
+		{"block beyond head", func(t *testing.T) func(*bolt.Tx) error {
+			return func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("blocks"))
+				return b.Put(heightKey(head+1), bytes.Clone(b.Get(heightKey(head))))
+			}
+		}},
+		{"meta head hash", func(t *testing.T) func(*bolt.Tx) error {
+			return func(tx *bolt.Tx) error {
+				m := tx.Bucket([]byte("meta"))
+				v := bytes.Clone(m.Get([]byte("head")))
+				v[len(v)-20] ^= 1 // inside the 32-byte hash
+				return m.Put([]byte("head"), v)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := chainOf5(t)
+			tamper(t, e.path, tt.tamper(t))
+			l, err := ledger.Open(e.path, e.options())
+			if !errors.Is(err, ledger.ErrIndexMismatch) {
+				if l != nil {
+					l.Close()
+				}
+				t.Fatalf("writable Open = %v, want ErrIndexMismatch", err)
+			}
+			ro := e.openReadOnly(t)
+			if err := ro.Verify(t.Context(), nil); err == nil {
+				t.Error("Verify of the damaged ledger passed")
+			}
+		})
+	}
+}
