@@ -16,9 +16,10 @@ import (
 // protect.PathVerify, PathSession, PathLeave — from the client at addr, and
 // returns the protected response (docs/PROTOCOL.md §4).
 //
-// Order: parse; find the member; under its lock check the replay window,
-// decrypt, check the echo if the member needs one, and only then mark the
-// sequence number, so unauthenticated bytes never move a window.
+// Order: parse; find the member; refuse non-members (after authenticating
+// them); under the member's lock check the replay window, decrypt, mark the
+// sequence number, then demand an echo if this process lost the member's
+// window. Unauthenticated bytes never move a window.
 func (c *Core) Protected(ctx context.Context, path string, payload []byte, addr string) ([]byte, error) {
 	req, err := protect.ParseRequest(payload)
 	if err != nil {
@@ -31,12 +32,17 @@ func (c *Core) Protected(ctx context.Context, path string, payload []byte, addr 
 		return nil, fmt.Errorf("failed to look up %s: %w", req.KID, err)
 	}
 	m := member(d)
+	if why := standing(d, c.cfg.Now()); why != "" {
+		// Authenticate before answering, but keep no replay state: nothing
+		// a non-member sends can change anything.
+		if _, err := c.keys.OpenRequest(m, req, path); err != nil {
+			return nil, ErrUnauthorized
+		}
+		return nil, reject(ErrNotMember, why)
+	}
 	plaintext, err := c.open(d, m, req, path, addr)
 	if err != nil {
 		return nil, err
-	}
-	if why := standing(d, c.cfg.Now()); why != "" {
-		return nil, reject(ErrNotMember, why)
 	}
 	var resp any
 	switch path {

@@ -31,9 +31,9 @@ func TestSeedScenario(t *testing.T) {
 		t.Fatalf("refused join changed the ledger: height %d → %d", before, h)
 	}
 
-	var got []string
+	got := make(chan string, 1)
 	l, err := b.Listen("127.0.0.1:0", func(from string, msg []byte) []byte {
-		got = append(got, from+":"+string(msg))
+		got <- from + ":" + string(msg)
 		return []byte("hello " + from)
 	}, nil)
 	if err != nil {
@@ -50,8 +50,8 @@ func TestSeedScenario(t *testing.T) {
 	if err != nil {
 		t.Fatalf("A sends: %v", err)
 	}
-	if string(reply) != "hello sensor-a" || len(got) != 1 || got[0] != "sensor-a:temperature 21.5" {
-		t.Fatalf("exchange: reply %q, B got %q", reply, got)
+	if received := <-got; string(reply) != "hello sensor-a" || received != "sensor-a:temperature 21.5" {
+		t.Fatalf("exchange: reply %q, B got %q", reply, received)
 	}
 
 	x := chtest.Device(t, ch, "impostor-x")

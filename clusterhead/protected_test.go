@@ -1,0 +1,218 @@
+package clusterhead_test
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// member is a joined device whose state the test can read, to seal requests
+// by hand exactly as the device library would.
+type member struct {
+	st  *device.State
+	dev *device.Device
+}
+
+func joinMember(t *testing.T, ch *clusterhead.CH, id string) member {
+	t.Helper()
+	st, err := device.NewState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := chtest.Dial(t, ch, st)
+	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatal(err)
+	}
+	return member{st, d}
+}
+
+// seal returns a protected request from m to path with the next sequence
+// number, carrying msg.
+func (m member) seal(t *testing.T, path string, msg any) []byte {
+	t.Helper()
+	keys, err := m.st.MemberKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := wire.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := m.st.Seq
+	m.st.Seq++
+	b, err := protect.SealRequest(keys, m.st.Membership.Cluster, m.st.ID, seq, path, pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestProtectedRejections checks every refusal of /verify, /session and
+// /leave: code, diagnostic, and an unchanged ledger.
+func TestProtectedRejections(t *testing.T) {
+	ch := chtest.Start(t, "")
+	defer ch.Close()
+	conn := chtest.Raw(t, ch)
+	a := joinMember(t, ch, "sensor-a")
+	b := joinMember(t, ch, "sensor-b")
+	gone := joinMember(t, ch, "sensor-gone")
+	kept := *gone.st // the member key as it was before leaving
+	if _, err := gone.dev.Leave(chtest.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	kept.Seq = gone.st.Seq
+	gone.st = &kept
+	bad := joinMember(t, ch, "sensor-bad")
+	if _, err := ch.Core.Revoke(chtest.Ctx(t), "sensor-bad", "test"); err != nil {
+		t.Fatal(err)
+	}
+	post := func(path string, body []byte) chtest.Response {
+		return chtest.Post(t, conn, "/"+path, message.AppCoseEncrypt0, body)
+	}
+
+	// A valid verify of a member changes nothing on the ledger; replaying it is refused.
+	verifyB := a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
+	expect(t, post("verify", verifyB), codes.Content, "")
+
+	cases := []struct {
+		name string
+		path string
+		body func() []byte
+		code codes.Code
+		diag string
+	}{
+		{"garbage", "verify", func() []byte { return []byte{0x83, 0x01} }, codes.BadRequest, "malformed: protected request"},
+		{"unknown kid", "verify", func() []byte {
+			ghost := member{st: &device.State{ID: "ghost", Key: a.st.Key, Membership: a.st.Membership}}
+			return ghost.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
+		}, codes.Unauthorized, "unauthorized"},
+		{"replayed verify", "verify", func() []byte { return verifyB }, codes.Unauthorized, "replay"},
+		{"bit flip in ciphertext", "verify", func() []byte {
+			x := a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
+			x[len(x)-1] ^= 0x01
+			return x
+		}, codes.Unauthorized, "unauthorized"},
+		{"sealed for verify, sent to leave", "leave", func() []byte {
+			return a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
+		}, codes.Unauthorized, "unauthorized"},
+		{"left member", "verify", func() []byte {
+			return gone.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
+		}, codes.Forbidden, "not a member: left"},
+		{"revoked member", "session", func() []byte {
+			return bad.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a"})
+		}, codes.Forbidden, "not a member: revoked"},
+		{"session with unknown peer", "session", func() []byte {
+			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "nobody"})
+		}, codes.Forbidden, "peer not a member: unknown"},
+		{"session with revoked peer", "session", func() []byte {
+			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-bad"})
+		}, codes.Forbidden, "peer not a member: revoked"},
+		{"session with itself", "session", func() []byte {
+			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-b"})
+		}, codes.Forbidden, "peer not a member: peer is the requester"},
+		{"plaintext not a verify request", "verify", func() []byte {
+			return a.seal(t, protect.PathVerify, &wire.LeaveRequest{})
+		}, codes.BadRequest, "malformed: verify request"},
+		{"wrong content-format", "verify", func() []byte { return nil }, codes.UnsupportedMediaType, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := tc.body()
+			before := chtest.Snap(t, ch)
+			cf := message.AppCoseEncrypt0
+			if tc.code == codes.UnsupportedMediaType {
+				cf = message.TextPlain
+			}
+			expect(t, chtest.Post(t, conn, "/"+tc.path, cf, body), tc.code, tc.diag)
+			chtest.Unchanged(t, ch, before)
+		})
+	}
+
+	t.Run("replayed session request grants nothing", func(t *testing.T) {
+		req := b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a"})
+		expect(t, post("session", req), codes.Content, "")
+		before := chtest.Snap(t, ch)
+		expect(t, post("session", req), codes.Unauthorized, "replay")
+		chtest.Unchanged(t, ch, before)
+	})
+
+	t.Run("member key of another cluster", func(t *testing.T) {
+		other := chtest.Start(t, "")
+		defer other.Close()
+		before := chtest.Snap(t, other)
+		r := chtest.Post(t, chtest.Raw(t, other), "/verify", message.AppCoseEncrypt0,
+			a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"}))
+		expect(t, r, codes.Unauthorized, "unauthorized")
+		chtest.Unchanged(t, other, before)
+	})
+}
+
+// TestRestartKeepsMembersAndChallenges restarts the CH on the same data
+// directory: members stay members, the chain verifies, a request captured
+// before the restart is not processed after it (echo challenge, nothing
+// written), and the device library answers the challenge by itself.
+func TestRestartKeepsMembersAndChallenges(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir)
+	a := joinMember(t, ch, "sensor-a")
+	joinMember(t, ch, "sensor-b")
+	captured := a.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-b"})
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ch = chtest.Start(t, dir)
+	defer ch.Close()
+	before := chtest.Snap(t, ch)
+	r := chtest.Post(t, chtest.Raw(t, ch), "/session", message.AppCoseEncrypt0, captured)
+	if r.Code != codes.Unauthorized || r.Echo == nil {
+		t.Fatalf("captured request after restart: got %v %q, want 4.01 with Echo", r.Code, r.Diagnostic)
+	}
+	chtest.Unchanged(t, ch, before)
+
+	b2 := chtest.Dial(t, ch, a.st) // same state, new association
+	v, err := b2.Verify(chtest.Ctx(t), "sensor-b")
+	if err != nil || v.Status != wire.StatusMember {
+		t.Fatalf("verify after restart: %+v %v", v, err)
+	}
+	if err := ch.Ledger.Verify(chtest.Ctx(t), nil); err != nil {
+		t.Fatalf("chain after restart: %v", err)
+	}
+}
+
+// TestExpiredMembership: once a membership expires, verify warns "expired"
+// and the member's own requests are refused until it rejoins.
+func TestExpiredMembership(t *testing.T) {
+	var skew atomic.Int64 // how far the CH's clock is ahead
+	ch := chtest.Start(t, "", func(c *clusterhead.Config) {
+		c.Cluster.MemberTTL = time.Hour
+		c.Cluster.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	defer ch.Close()
+	joinMember(t, ch, "sensor-a")
+	b := joinMember(t, ch, "sensor-b")
+	skew.Store(int64(2 * time.Hour))
+
+	_, err := b.dev.Verify(chtest.Ctx(t), "sensor-a")
+	var ce *device.CodeError
+	if !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not a member: expired" {
+		t.Fatalf("request by an expired member: %v", err)
+	}
+	if _, err := b.dev.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatalf("rejoin: %v", err)
+	}
+	v, err := b.dev.Verify(chtest.Ctx(t), "sensor-a")
+	if !errors.Is(err, device.ErrWarning) || v.Status != wire.StatusExpired {
+		t.Fatalf("verify of an expired member: %+v %v", v, err)
+	}
+}
