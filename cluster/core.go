@@ -38,13 +38,17 @@ type Observer interface {
 	JoinRejected(reason string)
 	VerifyWarning(reason string)
 	SessionGranted()
+	// Crypto times an operation: "verify" (join signatures) and
+	// "ledger_append" (a durable append, commit wait included).
+	Crypto(op string, d time.Duration)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) JoinRejected(string)  {}
-func (nopObserver) VerifyWarning(string) {}
-func (nopObserver) SessionGranted()      {}
+func (nopObserver) JoinRejected(string)          {}
+func (nopObserver) VerifyWarning(string)         {}
+func (nopObserver) SessionGranted()              {}
+func (nopObserver) Crypto(string, time.Duration) {}
 
 // Core applies the cluster's policy. It is safe for concurrent use.
 type Core struct {
@@ -102,7 +106,7 @@ func standing(d ledger.Device, now time.Time) string {
 
 // Revoke records the operator's revocation of id. Its member key dies with it.
 func (c *Core) Revoke(ctx context.Context, id, reason string) (ledger.BlockRef, error) {
-	ref, err := c.ledger.Append(ctx, ledger.Event{Type: ledger.EventRevoke, Device: id, Time: c.cfg.Now().UnixMilli(), Reason: reason})
+	ref, err := c.append(ctx, ledger.Event{Type: ledger.EventRevoke, Device: id, Time: c.cfg.Now().UnixMilli(), Reason: reason})
 	switch {
 	case isErr(err, ledger.ErrUnknownDevice):
 		return ref, reject(ErrUnknownDevice, id)
@@ -113,4 +117,12 @@ func (c *Core) Revoke(ctx context.Context, id, reason string) (ledger.BlockRef, 
 	}
 	c.forget(id)
 	return ref, nil
+}
+
+// append writes ev to the ledger, timing the durable append.
+func (c *Core) append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, error) {
+	start := time.Now()
+	ref, err := c.ledger.Append(ctx, ev)
+	c.obs.Crypto("ledger_append", time.Since(start))
+	return ref, err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
@@ -50,7 +51,13 @@ func (c *Core) join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if err != nil {
 		return JoinResult{}, "malformed", reject(ErrMalformed, "join key")
 	}
-	if string(signed.KID) != req.ID || signed.Verify(pub, wire.AADJoinRequest) != nil {
+	if string(signed.KID) != req.ID {
+		return JoinResult{}, "signature", ErrBadSignature
+	}
+	start := time.Now()
+	err = signed.Verify(pub, wire.AADJoinRequest)
+	c.obs.Crypto("verify", time.Since(start))
+	if err != nil {
 		return JoinResult{}, "signature", ErrBadSignature
 	}
 	if Distance(c.cfg.Position, Position{req.Lat, req.Lon}) > c.cfg.Radius {
@@ -80,7 +87,7 @@ func (c *Core) join(ctx context.Context, payload []byte, addr string) (JoinResul
 		DeviceNonce: req.Nonce, CHNonce: chNonce, Lat: req.Lat, Lon: req.Lon,
 		Expires: now.Add(c.cfg.MemberTTL).Unix(), Request: payload,
 	}
-	_, err = c.ledger.Append(ctx, ev)
+	_, err = c.append(ctx, ev)
 	duplicate := isErr(err, ledger.ErrDuplicate) // a concurrent copy of this join won the race
 	switch {
 	case isErr(err, ledger.ErrConflict):

@@ -117,7 +117,7 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 		reason := resp.Status.String()
 		c.obs.VerifyWarning(reason)
 		ev := ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: req.Peer, Time: c.cfg.Now().UnixMilli(), Reason: reason}
-		if _, err := c.ledger.Append(ctx, ev); err != nil {
+		if _, err := c.append(ctx, ev); err != nil {
 			return nil, fmt.Errorf("failed to record warning about %s: %w", req.Peer, err)
 		}
 	}
@@ -163,7 +163,7 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 		return nil, err
 	}
 	ev := ledger.Event{Type: ledger.EventSession, Device: m2.ID, Peer: m1.ID, SessionID: sess.SID, Time: now.UnixMilli(), Expires: sess.Expires.Unix()}
-	_, err = c.ledger.Append(ctx, ev)
+	_, err = c.append(ctx, ev)
 	if isErr(err, ledger.ErrNotMember) { // one of them left or was revoked meanwhile
 		return nil, reject(ErrPeerNotMember, "left or revoked")
 	} else if err != nil {
@@ -178,7 +178,7 @@ func (c *Core) leave(ctx context.Context, d ledger.Device, plaintext []byte) (*w
 	if err := wire.Decode(plaintext, &req); err != nil {
 		return nil, reject(ErrMalformed, "leave request")
 	}
-	ref, err := c.ledger.Append(ctx, ledger.Event{Type: ledger.EventLeave, Device: d.ID, Time: c.cfg.Now().UnixMilli()})
+	ref, err := c.append(ctx, ledger.Event{Type: ledger.EventLeave, Device: d.ID, Time: c.cfg.Now().UnixMilli()})
 	if isErr(err, ledger.ErrNotMember) {
 		return nil, reject(ErrNotMember, "left")
 	} else if err != nil {

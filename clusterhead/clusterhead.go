@@ -31,10 +31,8 @@ type Config struct {
 	Cluster   cluster.Config
 	RateLimit float64 // requests/s per source IP; 0 off
 	Logger    *slog.Logger
-	Observer  coapsrv.Observer // optional request metrics
-	Outcomes  cluster.Observer // optional outcome metrics
-	Metrics   string           // HTTP address for /metrics; "" off
-	NoAdmin   bool             // no control socket (tests that run many CHs)
+	Metrics   string // HTTP address for /metrics; "" off
+	NoAdmin   bool   // no control socket (tests that run many CHs)
 }
 
 // CH is a running cluster head.
@@ -45,6 +43,31 @@ type CH struct {
 	CoAP    *coapsrv.Server
 	admin   *admin.Server
 	metrics *metrics.Server
+	stop    chan struct{} // closed by Close: ends background loops
+}
+
+// membersEvery is how often the members-by-status gauge is recounted.
+const membersEvery = 5 * time.Second
+
+// countMembers keeps the head and members gauges current until Close. The
+// count walks the index: O(members) every membersEvery.
+func (c *CH) countMembers(m *metrics.Metrics) {
+	t := time.NewTicker(membersEvery)
+	defer t.Stop()
+	for {
+		if head, _, err := c.Ledger.Head(); err == nil {
+			m.SetHeight(head.Height)
+		}
+		byStatus := map[string]int{"member": 0, "left": 0, "revoked": 0}
+		if c.Ledger.Devices(func(d ledger.Device) error { byStatus[d.Status.String()]++; return nil }) == nil {
+			m.SetMembers(byStatus)
+		}
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Start opens (or creates) the data directory and starts serving.
@@ -60,7 +83,15 @@ func Start(cfg Config) (*CH, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := ledger.Open(filepath.Join(cfg.DataDir, LedgerFile), ledger.Options{Cluster: cfg.Cluster.ID, Signer: keys, Verifier: keys})
+	lopts := ledger.Options{Cluster: cfg.Cluster.ID, Signer: keys, Verifier: keys}
+	var m *metrics.Metrics
+	reg := metrics.NewRegistry()
+	if cfg.Metrics != "" { // metrics off means no observer at all on the hot path
+		m = metrics.New(reg)
+		keys.SetTimer(m.Crypto)
+		lopts.OnCommit = m.Committed
+	}
+	l, err := ledger.Open(filepath.Join(cfg.DataDir, LedgerFile), lopts)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open ledger in %s: %w", cfg.DataDir, err)
 	}
@@ -69,27 +100,26 @@ func Start(cfg Config) (*CH, error) {
 		l.Close()
 		return nil, err
 	}
-	if cfg.Outcomes != nil {
-		core.SetObserver(cfg.Outcomes)
-	}
 	opts := []coapsrv.Option{
 		coapsrv.WithRateLimit(cfg.RateLimit),
 		coapsrv.WithErrors(func(err error) { log.Warn("request failed", "err", err) }),
 	}
-	if cfg.Observer != nil {
-		opts = append(opts, coapsrv.WithObserver(cfg.Observer))
+	if m != nil {
+		core.SetObserver(m)
+		opts = append(opts, coapsrv.WithObserver(m))
 	}
 	srv, err := coapsrv.Listen(cfg.Listen, core, opts...)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	ch := &CH{Keys: keys, Ledger: l, Core: core, CoAP: srv}
-	if cfg.Metrics != "" {
-		if ch.metrics, err = metrics.Serve(cfg.Metrics, metrics.NewRegistry()); err != nil {
+	ch := &CH{Keys: keys, Ledger: l, Core: core, CoAP: srv, stop: make(chan struct{})}
+	if m != nil {
+		if ch.metrics, err = metrics.Serve(cfg.Metrics, reg); err != nil {
 			ch.Close()
 			return nil, err
 		}
+		go ch.countMembers(m)
 	}
 	if !cfg.NoAdmin {
 		if ch.admin, err = admin.Listen(cfg.DataDir, revoker{core}); err != nil {
@@ -114,6 +144,7 @@ func (c *CH) MetricsAddr() string {
 // Close stops serving and closes the ledger after its last commit.
 func (c *CH) Close() error {
 	var errs []error
+	close(c.stop)
 	if c.admin != nil {
 		errs = append(errs, c.admin.Close())
 	}

@@ -2,6 +2,7 @@ package coapsrv
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -177,5 +178,5 @@ func (s *Server) observe(r *mux.Message, code codes.Code, d time.Duration) {
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p
 	}
-	s.cfg.Observer.Request(s.knownPath(p), code.String(), d)
+	s.cfg.Observer.Request(s.knownPath(p), fmt.Sprintf("%d.%02d", code>>5, code&0x1f), d)
 }

@@ -40,15 +40,19 @@ func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w for %s: %v", ErrBadMemberKey, m.ID, err)
 	}
+	start := time.Now()
 	z, err := s.ecdhPriv.ECDH(epub)
+	s.timed("ecdh", start)
 	if err != nil {
 		return nil, fmt.Errorf("failed ECDH with %s: %w", m.ID, err)
 	}
+	start = time.Now()
 	km, err := protect.MemberKey(z, m.DeviceNonce, m.CHNonce, s.cluster, m.ID, s.thumb)
 	if err != nil {
 		return nil, err
 	}
 	e := &memberEntry{key: string(m.Key), keys: protect.DeriveMemberKeys(km)}
+	s.timed("hkdf", start)
 	s.members.Add(ck, e)
 	return &e.keys, nil
 }
@@ -60,6 +64,7 @@ func (s *Service) OpenRequest(m Member, req *protect.Request, path string) ([]by
 	if err != nil {
 		return nil, err
 	}
+	defer s.timed("aead_open", time.Now())
 	return req.Open(k, s.cluster, path)
 }
 
@@ -69,6 +74,7 @@ func (s *Service) SealResponse(m Member, req *protect.Request, path string, plai
 	if err != nil {
 		return nil, err
 	}
+	defer s.timed("aead_seal", time.Now())
 	return protect.SealResponse(k, s.cluster, req.KID, req.Seq, path, plaintext)
 }
 
@@ -101,6 +107,7 @@ func (s *Service) IssueSession(m1, m2 Member, expires time.Time) (Session, error
 	if err != nil {
 		return Session{}, err
 	}
+	defer s.timed("aead_seal", time.Now())
 	base := wire.Ticket{SID: sid, Expires: uint64(expires.Unix()), Initiator: m1.ID, Responder: m2.ID}
 	sess := Session{SID: sid, Expires: expires}
 	base.Recipient = m2.ID

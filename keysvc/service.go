@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/veraison/go-cose"
@@ -32,6 +33,18 @@ type Service struct {
 	thumb    [32]byte
 	echoKey  [32]byte // per process: echoes do not survive a restart, by design
 	members  *lru.Cache[memberCacheKey, *memberEntry]
+	timer    func(op string, d time.Duration)
+}
+
+// SetTimer installs a hook that receives the duration of each operation:
+// "sign", "ecdh", "hkdf", "aead_seal", "aead_open". Call it before use.
+func (s *Service) SetTimer(f func(op string, d time.Duration)) { s.timer = f }
+
+// timed runs f and reports its duration as op.
+func (s *Service) timed(op string, start time.Time) {
+	if s.timer != nil {
+		s.timer(op, time.Since(start))
+	}
 }
 
 // Open loads the CH key of cluster from dir, creating it (0600) on first start.
@@ -86,6 +99,7 @@ func (s *Service) Thumbprint() [32]byte { return s.thumb }
 // Sign returns an ES256 signature (r ‖ s) over msg. It implements
 // ledger.Signer: blocks are signed with it.
 func (s *Service) Sign(msg []byte) ([]byte, error) {
+	defer s.timed("sign", time.Now())
 	sig, err := s.signer.Sign(rand.Reader, msg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to sign: %w", err)
@@ -103,6 +117,7 @@ func (s *Service) Verify(msg, sig []byte) error {
 
 // Sign1 returns payload as a COSE_Sign1 by the CH key, kid = thumbprint.
 func (s *Service) Sign1(aad, payload []byte) ([]byte, error) {
+	defer s.timed("sign", time.Now())
 	return wire.Sign1(s.priv, s.thumb[:], aad, payload)
 }
 

@@ -65,6 +65,10 @@ type Options struct {
 	// LockTimeout bounds the wait for the file lock; zero means
 	// DefaultLockTimeout. After it, Open returns ErrLocked.
 	LockTimeout time.Duration
+
+	// OnCommit, if set, is called by the committer after each durable block
+	// with the block's height and number of events (metrics). It must be cheap.
+	OnCommit func(height uint64, events int)
 }
 
 // Bolt is the Ledger kept in one bbolt file. Create it with Open; it is safe
@@ -77,6 +81,7 @@ type Bolt struct {
 	verifier Verifier
 	maxBatch int
 	now      func() time.Time
+	onCommit func(height uint64, events int)
 
 	reqs    chan *request // unbuffered: a send completes only when the committer takes it
 	closing chan struct{} // closed by Close
@@ -142,6 +147,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 		signer:   opts.Signer,
 		verifier: opts.Verifier,
 		maxBatch: opts.MaxBatch,
+		onCommit: opts.OnCommit,
 		now:      opts.Now,
 		reqs:     make(chan *request),
 		closing:  make(chan struct{}),

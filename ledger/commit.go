@@ -160,6 +160,9 @@ func (l *Bolt) commit(batch []*request) {
 		for _, i := range accepted {
 			results[i].ref = ref
 		}
+		if l.onCommit != nil {
+			l.onCommit(ref.Height, len(accepted))
+		}
 	}
 	for i, req := range batch {
 		req.done <- results[i]
