@@ -1,0 +1,502 @@
+/*
+ * Device flows of PROTOCOL.md §3–§5 over the CoAP endpoint.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "iog_device.h"
+
+static void handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t *req,
+                    iog_coap_resp_t *resp);
+
+void iog_device_init(iog_device_t *d, const iog_platform_t *plat, const iog_addr_t *ch,
+                     const iog_identity_t *me)
+{
+    memset(d, 0, sizeof(*d));
+    d->plat = plat;
+    d->ch = *ch;
+    d->me = *me;
+    iog_coap_ep_init(&d->ep, plat);
+    d->ep.handler = handler;
+    d->ep.handler_ctx = d;
+}
+
+/* Records a refusal: its code and its diagnostic text (Content-Format 0). */
+static void refused(iog_device_t *d, const iog_coap_msg_t *r)
+{
+    d->code = r->code;
+    size_t n = r->payload_len < sizeof(d->diag) - 1 ? r->payload_len : sizeof(d->diag) - 1;
+    if (n) {
+        memcpy(d->diag, r->payload, n);
+    }
+    d->diag[n] = '\0';
+}
+
+static void set_diag(iog_device_t *d, uint8_t code, const char *s)
+{
+    d->code = code;
+    strncpy(d->diag, s, sizeof(d->diag) - 1);
+    d->diag[sizeof(d->diag) - 1] = '\0';
+}
+
+static int cf_is(const iog_coap_msg_t *m, uint32_t cf)
+{
+    uint32_t v;
+    return iog_coap_opt_uint(m, IOG_COAP_OPT_CONTENT_FORMAT, &v) == 0 && v == cf;
+}
+
+static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t cf,
+                const uint8_t *echo, size_t echo_len, const uint8_t *p, size_t n,
+                iog_coap_msg_t *resp)
+{
+    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, echo, echo_len, p, n };
+    d->code = 0;
+    d->diag[0] = '\0';
+    return iog_coap_request(&d->ep, to, &req, resp, d->rx, sizeof(d->rx));
+}
+
+int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+{
+    iog_coap_msg_t r;
+    iog_coap_req_t req = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+    d->code = 0;
+    int e = iog_coap_request(&d->ep, &d->ch, &req, &r, d->rx, sizeof(d->rx));
+    if (e) {
+        return e;
+    }
+    if (r.code != IOG_COAP_CONTENT) {
+        refused(d, &r);
+        return -EACCES;
+    }
+    e = iog_cluster_info_verify(r.payload, r.payload_len, d->has_pin ? d->pin : NULL, out);
+    if (e == -EACCES) {
+        set_diag(d, 0, "cluster info: bad signature or pin");
+    }
+    return e == -EBADMSG ? -EPROTO : e;
+}
+
+int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
+{
+    iog_cluster_t c;
+    iog_coap_msg_t r;
+    uint8_t nd[IOG_NONCE_LEN], echo[IOG_ECHO_MAX];
+    int e = iog_device_cluster(d, &c);
+    if (e) {
+        return e;
+    }
+    if ((e = d->plat->random(d->plat->ctx, nd, sizeof(nd)))) {
+        return e;
+    }
+    iog_join_req_t jr = { &d->me, &c.cluster, lat, lon, nd, NULL, 0 };
+    for (int attempt = 0;; attempt++) {
+        int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
+        if (n < 0) {
+            return n;
+        }
+        if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, NULL, 0, d->work, (size_t)n, &r))) {
+            return e;
+        }
+        const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
+        if (r.code == IOG_COAP_UNAUTHORIZED && o && attempt == 0 && o->len >= 1 &&
+            o->len <= IOG_ECHO_MAX) {
+            /* RFC 9175 freshness challenge: sign the echo into the payload, resend */
+            memcpy(echo, o->val, o->len);
+            jr.echo = echo;
+            jr.echo_len = o->len;
+            continue;
+        }
+        break;
+    }
+    if (r.code != IOG_COAP_CREATED && r.code != IOG_COAP_CHANGED) {
+        refused(d, &r);
+        return -EACCES;
+    }
+    /* the answer must come from the key /cluster showed */
+    e = iog_join_resp_verify(r.payload, r.payload_len, &jr, c.thumb, &d->mem);
+    if (e) {
+        set_diag(d, 0, e == -EACCES ? "join answer: bad signature or binding" : "join answer: malformed");
+        return e == -EACCES ? -EACCES : -EPROTO;
+    }
+    d->mem.ch.lat = c.lat;
+    d->mem.ch.lon = c.lon;
+    d->mem.ch.radius = c.radius;
+    if ((e = iog_member_derive(&d->me, &d->mem))) {
+        return e;
+    }
+    d->mem.seq = 0;
+    d->joined = 1;
+    d->echo_len = 0;
+    if (d->persist && (e = d->persist(d->persist_ctx, d))) {
+        return e;
+    }
+    return 0;
+}
+
+/*
+ * One protected request to @p path naming @p peer (NULL for /leave): seal,
+ * send, answer a restart echo challenge once (PROTOCOL.md §4.2), open the
+ * response into d->pt. @return the plaintext length or a negative errno.
+ */
+static int protected_call(iog_device_t *d, const char *path, const iog_id_t *peer, uint8_t ok_code)
+{
+    iog_coap_msg_t r;
+    char p[16] = "/";
+    if (!d->joined) {
+        set_diag(d, 0, "not joined");
+        return -ENOTCONN;
+    }
+    strncat(p, path, sizeof(p) - 2);
+    for (int attempt = 0;; attempt++) {
+        uint64_t seq = d->mem.seq;
+        if (seq > IOG_SEQ_MAX) {
+            set_diag(d, 0, "sequence numbers exhausted: rejoin");
+            return -ERANGE;
+        }
+        d->mem.seq++;
+        int e;
+        if (d->persist && (e = d->persist(d->persist_ctx, d))) {
+            return e;
+        }
+        int n = iog_peer_req_encode(peer, d->echo_len ? d->echo : NULL, d->echo_len, d->pt,
+                                    sizeof(d->pt));
+        if (n < 0) {
+            return n;
+        }
+        n = iog_prot_req_seal(&d->mem, &d->me.id, seq, path, d->pt, (size_t)n, d->work,
+                              sizeof(d->work));
+        if (n < 0) {
+            return n;
+        }
+        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, NULL, 0, d->work, (size_t)n, &r))) {
+            return e;
+        }
+        const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
+        if (r.code == IOG_COAP_UNAUTHORIZED && o && attempt == 0 && o->len >= 1 &&
+            o->len <= IOG_ECHO_MAX) {
+            /* the CH restarted: resend with a new seq and the echo inside */
+            memcpy(d->echo, o->val, o->len);
+            d->echo_len = (uint8_t)o->len;
+            continue;
+        }
+        d->echo_len = 0;
+        if (r.code != ok_code) {
+            refused(d, &r);
+            return -EACCES;
+        }
+        n = iog_prot_resp_open(&d->mem, &d->me.id, seq, path, r.payload, r.payload_len, d->pt,
+                               sizeof(d->pt));
+        if (n < 0) {
+            set_diag(d, 0, "protected response does not open");
+            return -EPROTO;
+        }
+        return n;
+    }
+}
+
+int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *v)
+{
+    int n = protected_call(d, IOG_PATH_VERIFY, peer, IOG_COAP_CONTENT);
+    if (n < 0) {
+        return n;
+    }
+    if (iog_verify_resp_decode(d->pt, (size_t)n, v) || !iog_id_eq(&v->peer, peer->s, peer->len)) {
+        set_diag(d, 0, "verify answer: malformed or about another peer");
+        return -EPROTO;
+    }
+    return 0;
+}
+
+int iog_device_session(iog_device_t *d, const iog_id_t *peer, iog_m2m_t *s, uint8_t *ticket,
+                       size_t *ticket_len, size_t ticket_cap)
+{
+    const uint8_t *g, *t;
+    size_t gl, tl;
+    iog_ticket_t grant;
+    uint8_t sk[16];
+    int n = protected_call(d, IOG_PATH_SESSION, peer, IOG_COAP_CONTENT);
+    if (n < 0) {
+        return n;
+    }
+    if (iog_session_resp_split(d->pt, (size_t)n, &g, &gl, &t, &tl) ||
+        iog_ticket_parse(g, gl, &grant) || tl > ticket_cap) {
+        set_diag(d, 0, "session answer: malformed");
+        return -EPROTO;
+    }
+    /* the grant: sealed to me, I respond to the peer who initiated */
+    int e = iog_ticket_open(&grant, d->mem.keys.ticket, &d->mem.ch.cluster, &d->me.id, peer,
+                            &d->me.id, d->plat->unix_s(d->plat->ctx), sk);
+    if (e) {
+        set_diag(d, 0, e == -ETIME ? "grant expired" : "grant does not open");
+        return -EPROTO;
+    }
+    e = iog_m2m_init(s, sk, grant.sid, grant.expires, &d->me.id, peer);
+    iog_wipe(sk, sizeof(sk));
+    if (e) {
+        return e;
+    }
+    memcpy(ticket, t, tl);
+    *ticket_len = tl;
+    return 0;
+}
+
+int iog_device_leave(iog_device_t *d, uint64_t *height, uint8_t hash[IOG_HASH_LEN])
+{
+    int n = protected_call(d, IOG_PATH_LEAVE, NULL, IOG_COAP_CHANGED);
+    if (n < 0) {
+        return n;
+    }
+    if (iog_leave_resp_decode(d->pt, (size_t)n, height, hash)) {
+        set_diag(d, 0, "leave answer: malformed");
+        return -EPROTO;
+    }
+    d->joined = 0;
+    iog_wipe(&d->mem.keys, sizeof(d->mem.keys));
+    if (d->persist) {
+        d->persist(d->persist_ctx, d);
+    }
+    return 0;
+}
+
+/* A slot for a session with @p peer: its existing one, a free one, or the oldest. */
+static iog_m2m_t *slot_for(iog_device_t *d, const iog_id_t *peer)
+{
+    iog_m2m_t *freeslot = NULL, *oldest = &d->sessions[0];
+    for (unsigned i = 0; i < IOG_MAX_SESSIONS; i++) {
+        iog_m2m_t *s = &d->sessions[i];
+        if (s->active && iog_id_eq(&s->peer, peer->s, peer->len)) {
+            return s;
+        }
+        if (!s->active && !freeslot) {
+            freeslot = s;
+        }
+        if (s->expires < oldest->expires) {
+            oldest = s;
+        }
+    }
+    return freeslot ? freeslot : oldest;
+}
+
+int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *peer,
+                    iog_m2m_t **out)
+{
+    iog_coap_msg_t r;
+    iog_id_t who;
+    const uint8_t *t;
+    size_t tl;
+    iog_ticket_t ticket;
+    uint8_t sk[16];
+    int n = iog_hello_encode(&d->me.id, d->work, sizeof(d->work));
+    if (n < 0) {
+        return n;
+    }
+    int e = post(d, addr, "/talk", IOG_CF_CBOR, NULL, 0, d->work, (size_t)n, &r);
+    if (e) {
+        return e;
+    }
+    if (r.code != IOG_COAP_CONTENT) {
+        refused(d, &r);
+        return -EACCES;
+    }
+    if (!cf_is(&r, IOG_CF_CBOR) || iog_talk_resp_decode(r.payload, r.payload_len, &who, &t, &tl) ||
+        !iog_id_eq(&who, peer->s, peer->len) || iog_ticket_parse(t, tl, &ticket)) {
+        set_diag(d, 0, "talk answer: malformed or from another peer");
+        return -EPROTO;
+    }
+    /* the ticket: sealed to me by the CH, I initiated, the peer responds */
+    e = iog_ticket_open(&ticket, d->mem.keys.ticket, &d->mem.ch.cluster, &d->me.id, &d->me.id,
+                        peer, d->plat->unix_s(d->plat->ctx), sk);
+    if (e) {
+        set_diag(d, 0, e == -ETIME ? "ticket expired" : "ticket does not open");
+        return -EACCES;
+    }
+    iog_m2m_t *s = slot_for(d, peer);
+    e = iog_m2m_init(s, sk, ticket.sid, ticket.expires, &d->me.id, peer);
+    iog_wipe(sk, sizeof(sk));
+    if (e) {
+        return e;
+    }
+    *out = s;
+    return 0;
+}
+
+int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const uint8_t *msg,
+                    size_t len, uint8_t *reply, size_t reply_cap)
+{
+    iog_coap_msg_t r;
+    uint64_t now = d->plat->unix_s(d->plat->ctx);
+    if (!s->active || (now && now >= s->expires)) {
+        set_diag(d, 0, "session expired");
+        return -ETIME;
+    }
+    int n = iog_m2m_seal(s, &d->me.id, msg, len, d->work, sizeof(d->work));
+    if (n < 0) {
+        return n;
+    }
+    int e = post(d, addr, "/m2m", IOG_CF_COSE_ENCRYPT0, NULL, 0, d->work, (size_t)n, &r);
+    if (e) {
+        return e;
+    }
+    if (r.code != IOG_COAP_CHANGED) {
+        refused(d, &r);
+        return -EACCES;
+    }
+    if (r.payload_len > reply_cap) {
+        return -ENOBUFS;
+    }
+    n = iog_m2m_open(s, &d->me.id, r.payload, r.payload_len, reply, reply_cap);
+    if (n < 0) {
+        set_diag(d, 0, "reply does not open");
+        return -EPROTO;
+    }
+    return n;
+}
+
+int iog_device_serve(iog_device_t *d, uint32_t timeout_ms)
+{
+    return iog_coap_serve(&d->ep, timeout_ms);
+}
+
+/* ---- server side: /talk and /m2m ---- */
+
+static void diag(iog_coap_resp_t *resp, uint8_t code, const char *text, const char *more)
+{
+    size_t n = strlen(text), m = more ? strlen(more) : 0;
+    if (n + m > resp->cap) {
+        n = m = 0;
+    }
+    resp->code = code;
+    resp->content_format = IOG_CF_TEXT;
+    memcpy(resp->payload, text, n);
+    if (m) {
+        memcpy(resp->payload + n, more, m);
+    }
+    resp->len = n + m;
+}
+
+static void warn(iog_device_t *d, iog_coap_resp_t *resp, const iog_id_t *peer, const char *why)
+{
+    d->warnings++;
+    if (d->on_warning) {
+        d->on_warning(d->cb_ctx, peer, why);
+    }
+    diag(resp, IOG_COAP_FORBIDDEN, "warning: ", why);
+}
+
+static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_t *resp)
+{
+    iog_id_t peer;
+    iog_verify_resp_t v;
+    static const char *const internal = "internal error";
+    if (iog_hello_decode(req->payload, req->payload_len, &peer)) {
+        diag(resp, IOG_COAP_BAD_REQUEST, "malformed", NULL);
+        return;
+    }
+    /* M2 asks the CH about M1 first (PROTOCOL.md §5.1) */
+    int e = iog_device_verify(d, &peer, &v);
+    if (e == -EACCES) {
+        warn(d, resp, &peer, d->diag);
+        return;
+    }
+    if (e) {
+        diag(resp, IOG_COAP_INTERNAL, internal, NULL);
+        return;
+    }
+    if (v.status != IOG_STATUS_MEMBER) {
+        warn(d, resp, &peer, iog_status_name(v.status));
+        return;
+    }
+    iog_m2m_t *s = slot_for(d, &peer);
+    uint8_t ticket[IOG_TICKET_MAX];
+    size_t tl;
+    e = iog_device_session(d, &peer, s, ticket, &tl, sizeof(ticket));
+    if (e == -EACCES) {
+        warn(d, resp, &peer, d->diag);
+        return;
+    }
+    if (e) {
+        diag(resp, IOG_COAP_INTERNAL, internal, NULL);
+        return;
+    }
+    int n = iog_talk_resp_encode(&d->me.id, ticket, tl, resp->payload, resp->cap);
+    if (n < 0) {
+        diag(resp, IOG_COAP_INTERNAL, internal, NULL);
+        return;
+    }
+    resp->code = IOG_COAP_CONTENT;
+    resp->content_format = IOG_CF_CBOR;
+    resp->len = (size_t)n;
+}
+
+static void serve_m2m(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_t *resp)
+{
+    iog_enc0_t x;
+    iog_id_t sender;
+    iog_m2m_t *s = NULL;
+    if (iog_enc0_parse(req->payload, req->payload_len, &x) || !x.kid || !x.kidctx ||
+        iog_id_set(&sender, x.kid, x.kid_len) || x.kidctx_len != IOG_NONCE_LEN) {
+        diag(resp, IOG_COAP_BAD_REQUEST, "malformed", NULL);
+        return;
+    }
+    for (unsigned i = 0; i < IOG_MAX_SESSIONS; i++) {
+        iog_m2m_t *c = &d->sessions[i];
+        if (c->active && iog_id_eq(&c->peer, sender.s, sender.len) &&
+            memcmp(c->sid, x.kidctx, IOG_NONCE_LEN) == 0) {
+            s = c;
+        }
+    }
+    uint64_t now = d->plat->unix_s(d->plat->ctx);
+    if (!s || (now && now >= s->expires)) {
+        diag(resp, IOG_COAP_UNAUTHORIZED, "unauthorized", NULL);
+        return;
+    }
+    int n = iog_m2m_open(s, &d->me.id, req->payload, req->payload_len, d->pt, sizeof(d->pt));
+    if (n == -EALREADY || n == -ESTALE) {
+        diag(resp, IOG_COAP_UNAUTHORIZED, "replay", NULL);
+        return;
+    }
+    if (n < 0) {
+        diag(resp, IOG_COAP_UNAUTHORIZED, "unauthorized", NULL);
+        return;
+    }
+    d->messages++;
+    /* the reply: same form, my key, IV and seq; the application's text or empty */
+    uint8_t reply[IOG_M2M_MAX_MSG];
+    size_t rl = 0;
+    if (d->on_message) {
+        rl = d->on_message(d->cb_ctx, &sender, d->pt, (size_t)n, reply, sizeof(reply));
+    }
+    n = iog_m2m_seal(s, &d->me.id, reply, rl > sizeof(reply) ? 0 : rl, resp->payload, resp->cap);
+    if (n < 0) {
+        diag(resp, IOG_COAP_INTERNAL, "internal error", NULL);
+        return;
+    }
+    resp->code = IOG_COAP_CHANGED;
+    resp->content_format = IOG_CF_COSE_ENCRYPT0;
+    resp->len = (size_t)n;
+}
+
+static void handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t *req,
+                    iog_coap_resp_t *resp)
+{
+    iog_device_t *d = ctx;
+    int talk = iog_coap_path_is(req, "/talk");
+    (void)from;
+    if (!talk && !iog_coap_path_is(req, "/m2m")) {
+        diag(resp, IOG_COAP_NOT_FOUND, "no such resource", NULL);
+        return;
+    }
+    if (req->code != IOG_COAP_POST) {
+        diag(resp, IOG_COAP_METHOD_NOT_ALLOWED, "method not allowed", NULL);
+        return;
+    }
+    if (!cf_is(req, talk ? IOG_CF_CBOR : IOG_CF_COSE_ENCRYPT0)) {
+        diag(resp, IOG_COAP_UNSUPPORTED_CF, "unsupported content-format", NULL);
+        return;
+    }
+    if (talk) {
+        serve_talk(d, req, resp);
+    }
+    else {
+        serve_m2m(d, req, resp);
+    }
+}

@@ -1,0 +1,1214 @@
+/*
+ * IoT-Guard protocol messages: COSE structures, key schedule, tickets, M2M.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "iog_cbor.h"
+#include "iog_proto.h"
+
+/* Protected headers, the only ones sent or accepted. */
+static const uint8_t prot_es256[3] = { 0xA1, 0x01, 0x26 };  /* {1: -7} */
+static const uint8_t prot_a128gcm[3] = { 0xA1, 0x01, 0x01 }; /* {1: 1} */
+
+/* Largest external AAD: the ticket's, with three 64-byte IDs and a 64-byte cluster. */
+#define AAD_MAX (32 + 5 * (IOG_ID_MAX + 2) + 2 * 18)
+/* Largest Enc_structure: ["Encrypt0", h'A10101', bstr(external_aad)]. */
+#define ENC_STRUCT_MAX (AAD_MAX + 20)
+
+const char *iog_status_name(unsigned status)
+{
+    static const char *const names[] = { "member", "unknown", "left", "revoked", "expired" };
+    return status < sizeof(names) / sizeof(names[0]) ? names[status] : "invalid";
+}
+
+static int id_char_ok(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+int iog_id_set(iog_id_t *id, const void *s, size_t n)
+{
+    const uint8_t *p = s;
+    if (n == 0 || n > IOG_ID_MAX) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!id_char_ok(p[i])) {
+            return -EINVAL;
+        }
+    }
+    memcpy(id->s, p, n);
+    id->s[n] = '\0';
+    id->len = (uint8_t)n;
+    return 0;
+}
+
+int iog_id_eq(const iog_id_t *id, const void *s, size_t n)
+{
+    return id->len == n && memcmp(id->s, s, n) == 0;
+}
+
+static void put_id(iog_cbor_enc_t *e, const iog_id_t *id)
+{
+    iog_cbor_put_tstr(e, id->s, id->len);
+}
+
+/* Reads a tstr that must be a valid ID. */
+static int get_id(iog_cbor_dec_t *d, iog_id_t *id)
+{
+    const uint8_t *p;
+    size_t n;
+    if (iog_cbor_get_tstr(d, &p, &n) || iog_id_set(id, p, n)) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+/*
+ * Map reader for messages with small integer keys: every key must be known
+ * (bit set in @p allowed); iog_cbor_check() already rejected duplicates.
+ * Keys are 0..31 or -1..-8 (mapped to bits 24..31 via -key + 23).
+ */
+static int key_bit(int64_t k)
+{
+    if (k >= 0 && k <= 23) {
+        return (int)k;
+    }
+    if (k >= -8 && k <= -1) {
+        return (int)(23 - k);
+    }
+    return -1;
+}
+
+/* ---- COSE_Key ---- */
+
+/*
+ * COSE_Key of a P-256 public key (RFC 9053 §7.1.1), deterministic order:
+ *
+ *   A5                      map(5)
+ *      01 02                kty: EC2
+ *      03 26                alg: ES256 (-7)
+ *      20 01                crv (-1): P-256 (1)
+ *      21 58 20 <x:32>      x (-2)
+ *      22 58 20 <y:32>      y (-3)
+ */
+int iog_cose_key_encode(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t *out, size_t cap)
+{
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, 5);
+    iog_cbor_put_int(&e, 1);
+    iog_cbor_put_int(&e, 2);
+    iog_cbor_put_int(&e, 3);
+    iog_cbor_put_int(&e, -7);
+    iog_cbor_put_int(&e, -1);
+    iog_cbor_put_int(&e, 1);
+    iog_cbor_put_int(&e, -2);
+    iog_cbor_put_bstr(&e, pub + 1, 32);
+    iog_cbor_put_int(&e, -3);
+    iog_cbor_put_bstr(&e, pub + 33, 32);
+    return iog_cbor_enc_finish(&e);
+}
+
+static int cose_key_read(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN])
+{
+    size_t n;
+    uint32_t seen = 0;
+    if (iog_cbor_get_map(d, &n)) {
+        return -EBADMSG;
+    }
+    pub[0] = 0x04;
+    for (size_t i = 0; i < n; i++) {
+        int64_t k, v;
+        if (iog_cbor_get_key(d, &k)) {
+            return -EBADMSG;
+        }
+        int b = key_bit(k);
+        if (b < 0 || (seen & (1u << b))) {
+            return -EBADMSG;
+        }
+        seen |= 1u << b;
+        switch (k) {
+        case 1: /* kty EC2 */
+            if (iog_cbor_get_int(d, &v) || v != 2) {
+                return -EBADMSG;
+            }
+            break;
+        case 3: /* alg ES256 */
+            if (iog_cbor_get_int(d, &v) || v != -7) {
+                return -EBADMSG;
+            }
+            break;
+        case -1: /* crv P-256 */
+            if (iog_cbor_get_int(d, &v) || v != 1) {
+                return -EBADMSG;
+            }
+            break;
+        case -2:
+            if (iog_cbor_get_bstr_exact(d, pub + 1, 32)) {
+                return -EBADMSG;
+            }
+            break;
+        case -3:
+            if (iog_cbor_get_bstr_exact(d, pub + 33, 32)) {
+                return -EBADMSG;
+            }
+            break;
+        default:
+            return -EBADMSG; /* unknown label, e.g. a private part (-4) */
+        }
+    }
+    const uint32_t need = (1u << 1) | (1u << key_bit(-1)) | (1u << key_bit(-2)) |
+                          (1u << key_bit(-3));
+    if ((seen & need) != need) {
+        return -EBADMSG;
+    }
+    return iog_p256_check(pub) ? -EBADMSG : 0;
+}
+
+int iog_cose_key_decode(const uint8_t *buf, size_t len, uint8_t pub[IOG_P256_PUB_LEN])
+{
+    iog_cbor_dec_t d;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    return cose_key_read(&d, pub);
+}
+
+void iog_thumbprint(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t out[IOG_HASH_LEN])
+{
+    /* RFC 9679 §3: only the required parameters, deterministic order */
+    uint8_t b[1 + 2 + 2 + 35 + 35];
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, b, sizeof(b));
+    iog_cbor_put_map(&e, 4);
+    iog_cbor_put_int(&e, 1);
+    iog_cbor_put_int(&e, 2);
+    iog_cbor_put_int(&e, -1);
+    iog_cbor_put_int(&e, 1);
+    iog_cbor_put_int(&e, -2);
+    iog_cbor_put_bstr(&e, pub + 1, 32);
+    iog_cbor_put_int(&e, -3);
+    iog_cbor_put_bstr(&e, pub + 33, 32);
+    iog_sha256(b, (size_t)iog_cbor_enc_finish(&e), out);
+}
+
+/* ---- COSE_Sign1 ---- */
+
+/*
+ * Sig_structure (RFC 9052 §4.4), hashed without building it in memory:
+ *
+ *   84                              array(4)
+ *      6A "Signature1"              context
+ *      43 A1 01 26                  body_protected = {1: -7}
+ *      <bstr> external_aad
+ *      <bstr> payload
+ */
+static void sig_structure_hash(const char *aad, const uint8_t *payload, size_t payload_len,
+                               uint8_t hash[IOG_HASH_LEN])
+{
+    uint8_t head[32];
+    iog_cbor_enc_t e;
+    iog_sha256_ctx_t c;
+    size_t aad_len = strlen(aad);
+    iog_cbor_enc_init(&e, head, sizeof(head));
+    iog_cbor_put_array(&e, 4);
+    iog_cbor_put_cstr(&e, "Signature1");
+    iog_cbor_put_bstr(&e, prot_es256, sizeof(prot_es256));
+    iog_cbor_put_bstr_head(&e, aad_len);
+    iog_sha256_init(&c);
+    iog_sha256_update(&c, head, e.len);
+    iog_sha256_update(&c, aad, aad_len);
+    iog_cbor_enc_init(&e, head, sizeof(head));
+    iog_cbor_put_bstr_head(&e, payload_len);
+    iog_sha256_update(&c, head, e.len);
+    iog_sha256_update(&c, payload, payload_len);
+    iog_sha256_final(&c, hash);
+}
+
+/*
+ * COSE_Sign1 (untagged):
+ *
+ *   84                      array(4)
+ *      43 A1 01 26          protected {1: -7}
+ *      A1 04 <bstr kid>     unprotected {4: kid}
+ *      <bstr payload>
+ *      58 40 <r || s>       signature
+ */
+int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, size_t kid_len,
+                     const char *aad, const uint8_t *payload, size_t payload_len, uint8_t *out,
+                     size_t cap)
+{
+    uint8_t hash[IOG_HASH_LEN], sig[IOG_SIG_LEN];
+    sig_structure_hash(aad, payload, payload_len, hash);
+    if (iog_es256_sign(priv, hash, sig)) {
+        return -EINVAL;
+    }
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_array(&e, 4);
+    iog_cbor_put_bstr(&e, prot_es256, sizeof(prot_es256));
+    iog_cbor_put_map(&e, 1);
+    iog_cbor_put_int(&e, 4);
+    iog_cbor_put_bstr(&e, kid, kid_len);
+    iog_cbor_put_bstr(&e, payload, payload_len);
+    iog_cbor_put_bstr(&e, sig, sizeof(sig));
+    return iog_cbor_enc_finish(&e);
+}
+
+int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    const uint8_t *p;
+    int64_t k;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_array(&d, &n) || n != 4 || iog_cbor_get_bstr(&d, &p, &n) ||
+        n != sizeof(prot_es256) || memcmp(p, prot_es256, n) != 0) {
+        return -EBADMSG;
+    }
+    if (iog_cbor_get_map(&d, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 4 ||
+        iog_cbor_get_bstr(&d, &s->kid, &s->kid_len)) {
+        return -EBADMSG;
+    }
+    if (iog_cbor_get_bstr(&d, &s->payload, &s->payload_len) || iog_cbor_get_bstr(&d, &s->sig, &n) ||
+        n != IOG_SIG_LEN) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], const char *aad)
+{
+    uint8_t hash[IOG_HASH_LEN];
+    sig_structure_hash(aad, s->payload, s->payload_len, hash);
+    return iog_es256_verify(pub, hash, s->sig) ? -EACCES : 0;
+}
+
+/* ---- join ---- */
+
+/*
+ * join-req payload (PROTOCOL.md §3.2), deterministic:
+ *
+ *   A6 / A7                     map(6 or 7)
+ *      01 <tstr cluster>
+ *      02 <tstr id>
+ *      03 <COSE_Key>
+ *      04 <int lat>  05 <int lon>
+ *      06 50 <N_d:16>
+ *     [07 <bstr echo>]
+ */
+int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
+{
+    uint8_t payload[256];
+    uint8_t key[80];
+    if ((jr->echo && (jr->echo_len == 0 || jr->echo_len > IOG_ECHO_MAX)) ||
+        jr->lat < -90000000 || jr->lat > 90000000 || jr->lon < -180000000 ||
+        jr->lon > 180000000) {
+        return -EINVAL;
+    }
+    int kl = iog_cose_key_encode(jr->me->pub, key, sizeof(key));
+    if (kl < 0) {
+        return kl;
+    }
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, payload, sizeof(payload));
+    iog_cbor_put_map(&e, jr->echo ? 7 : 6);
+    iog_cbor_put_uint(&e, 1);
+    put_id(&e, jr->cluster);
+    iog_cbor_put_uint(&e, 2);
+    put_id(&e, &jr->me->id);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_raw(&e, key, (size_t)kl);
+    iog_cbor_put_uint(&e, 4);
+    iog_cbor_put_int(&e, jr->lat);
+    iog_cbor_put_uint(&e, 5);
+    iog_cbor_put_int(&e, jr->lon);
+    iog_cbor_put_uint(&e, 6);
+    iog_cbor_put_bstr(&e, jr->nd, IOG_NONCE_LEN);
+    if (jr->echo) {
+        iog_cbor_put_uint(&e, 7);
+        iog_cbor_put_bstr(&e, jr->echo, jr->echo_len);
+    }
+    int pl = iog_cbor_enc_finish(&e);
+    if (pl < 0) {
+        return pl;
+    }
+    return iog_sign1_encode(jr->me->priv, (const uint8_t *)jr->me->id.s, jr->me->id.len,
+                            IOG_AAD_JOIN_REQ, payload, (size_t)pl, out, cap);
+}
+
+/* Reads a raw COSE_Key value in place and decodes it. */
+static int read_key_field(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN])
+{
+    return cose_key_read(d, pub);
+}
+
+int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *sent,
+                         const uint8_t *pin, iog_member_t *m)
+{
+    iog_sign1_t s;
+    iog_cbor_dec_t d;
+    size_t n;
+    uint32_t seen = 0;
+    uint8_t thumb[IOG_HASH_LEN], nd[IOG_NONCE_LEN];
+    iog_id_t id;
+    if (iog_sign1_parse(buf, len, &s) || iog_cbor_check(s.payload, s.payload_len)) {
+        return -EBADMSG;
+    }
+    memset(m, 0, sizeof(*m));
+    iog_cbor_dec_init(&d, s.payload, s.payload_len);
+    if (iog_cbor_get_map(&d, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (iog_cbor_get_key(&d, &k) || k < 1 || k > 9) {
+            return -EBADMSG;
+        }
+        seen |= 1u << k;
+        switch (k) {
+        case 1: r = get_id(&d, &m->ch.cluster); break;
+        case 2: r = read_key_field(&d, m->ch.pub); break;
+        case 3: r = iog_cbor_get_bstr_exact(&d, thumb, sizeof(thumb)); break;
+        case 4: r = get_id(&d, &id); break;
+        case 5: r = iog_cbor_get_bstr_exact(&d, nd, sizeof(nd)); break;
+        case 6: r = iog_cbor_get_bstr_exact(&d, m->nch, sizeof(m->nch)); break;
+        case 7: r = iog_cbor_get_uint(&d, &m->height); break;
+        case 8: r = iog_cbor_get_bstr_exact(&d, m->block, sizeof(m->block)); break;
+        case 9: r = iog_cbor_get_uint(&d, &m->expires); break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    if (seen != 0x3FE) {
+        return -EBADMSG; /* all of 1..9 are required */
+    }
+    iog_thumbprint(m->ch.pub, m->ch.thumb);
+    if (!iog_ct_eq(thumb, m->ch.thumb, IOG_HASH_LEN) || s.kid_len != IOG_HASH_LEN ||
+        !iog_ct_eq(s.kid, m->ch.thumb, IOG_HASH_LEN)) {
+        return -EACCES;
+    }
+    if (pin && !iog_ct_eq(pin, m->ch.thumb, IOG_HASH_LEN)) {
+        return -EACCES;
+    }
+    if (!iog_id_eq(&m->ch.cluster, sent->cluster->s, sent->cluster->len) ||
+        !iog_id_eq(&id, sent->me->id.s, sent->me->id.len) ||
+        !iog_ct_eq(nd, sent->nd, IOG_NONCE_LEN)) {
+        return -EACCES;
+    }
+    if (iog_sign1_verify(&s, m->ch.pub, IOG_AAD_JOIN_RESP)) {
+        return -EACCES;
+    }
+    memcpy(m->nd, sent->nd, IOG_NONCE_LEN);
+    return 0;
+}
+
+int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
+                            iog_cluster_t *out)
+{
+    iog_sign1_t s;
+    iog_cbor_dec_t d;
+    size_t n;
+    uint32_t seen = 0;
+    uint8_t thumb[IOG_HASH_LEN];
+    if (iog_sign1_parse(buf, len, &s) || iog_cbor_check(s.payload, s.payload_len)) {
+        return -EBADMSG;
+    }
+    memset(out, 0, sizeof(*out));
+    iog_cbor_dec_init(&d, s.payload, s.payload_len);
+    if (iog_cbor_get_map(&d, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (iog_cbor_get_key(&d, &k) || k < 1 || k > 6) {
+            return -EBADMSG;
+        }
+        seen |= 1u << k;
+        switch (k) {
+        case 1: r = get_id(&d, &out->cluster); break;
+        case 2: r = read_key_field(&d, out->pub); break;
+        case 3: r = iog_cbor_get_bstr_exact(&d, thumb, sizeof(thumb)); break;
+        case 4: r = iog_cbor_get_int(&d, &out->lat); break;
+        case 5: r = iog_cbor_get_int(&d, &out->lon); break;
+        case 6: r = iog_cbor_get_uint(&d, &out->radius); break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    if (seen != 0x7E) {
+        return -EBADMSG;
+    }
+    iog_thumbprint(out->pub, out->thumb);
+    if (!iog_ct_eq(thumb, out->thumb, IOG_HASH_LEN) ||
+        (pin && !iog_ct_eq(pin, out->thumb, IOG_HASH_LEN))) {
+        return -EACCES;
+    }
+    return iog_sign1_verify(&s, out->pub, IOG_AAD_CLUSTER);
+}
+
+/* ---- key schedule ---- */
+
+int iog_derive_km(const uint8_t z[32], const uint8_t nd[IOG_NONCE_LEN],
+                  const uint8_t nch[IOG_NONCE_LEN], const iog_id_t *cluster, const iog_id_t *id,
+                  const uint8_t thumb[IOG_HASH_LEN], uint8_t km[32])
+{
+    /* kminfo = ["iotguard K_m", cluster, id, thumbprint] */
+    uint8_t info[16 + 2 * (IOG_ID_MAX + 2) + 34];
+    uint8_t salt[2 * IOG_NONCE_LEN];
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, info, sizeof(info));
+    iog_cbor_put_array(&e, 4);
+    iog_cbor_put_cstr(&e, "iotguard K_m");
+    put_id(&e, cluster);
+    put_id(&e, id);
+    iog_cbor_put_bstr(&e, thumb, IOG_HASH_LEN);
+    int il = iog_cbor_enc_finish(&e);
+    if (il < 0) {
+        return -EINVAL;
+    }
+    memcpy(salt, nd, IOG_NONCE_LEN);
+    memcpy(salt + IOG_NONCE_LEN, nch, IOG_NONCE_LEN);
+    return iog_hkdf(salt, sizeof(salt), z, 32, info, (size_t)il, km, 32);
+}
+
+static void expand_label(const uint8_t km[32], const char *label, uint8_t *out, size_t n)
+{
+    iog_hkdf(NULL, 0, km, 32, (const uint8_t *)label, strlen(label), out, n);
+}
+
+void iog_derive_member_keys(const uint8_t km[32], iog_member_keys_t *k)
+{
+    expand_label(km, "iotguard req key", k->req, sizeof(k->req));
+    expand_label(km, "iotguard resp key", k->resp, sizeof(k->resp));
+    expand_label(km, "iotguard common iv", k->iv, sizeof(k->iv));
+    expand_label(km, "iotguard ticket key", k->ticket, sizeof(k->ticket));
+}
+
+int iog_member_derive(const iog_identity_t *me, iog_member_t *m)
+{
+    uint8_t z[32], km[32];
+    int r = iog_ecdh(me->priv, m->ch.pub, z);
+    if (r) {
+        return r;
+    }
+    r = iog_derive_km(z, m->nd, m->nch, &m->ch.cluster, &me->id, m->ch.thumb, km);
+    iog_wipe(z, sizeof(z));
+    if (r) {
+        return r;
+    }
+    iog_derive_member_keys(km, &m->keys);
+    iog_wipe(km, sizeof(km));
+    return 0;
+}
+
+/* ---- COSE_Encrypt0 ---- */
+
+size_t iog_piv_encode(uint64_t seq, uint8_t out[5])
+{
+    size_t n = 1;
+    while (n < 5 && (seq >> (8 * n)) != 0) {
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (uint8_t)(seq >> (8 * (n - 1 - i)));
+    }
+    return n;
+}
+
+int iog_piv_decode(const uint8_t *p, size_t n, uint64_t *seq)
+{
+    if (n == 0 || n > 5 || (n > 1 && p[0] == 0)) {
+        return -EBADMSG;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v = (v << 8) | p[i];
+    }
+    *seq = v;
+    return 0;
+}
+
+void iog_nonce(const uint8_t iv[12], uint64_t seq, uint8_t nonce[12])
+{
+    memcpy(nonce, iv, 12);
+    for (int i = 0; i < 8; i++) {
+        nonce[11 - i] ^= (uint8_t)(seq >> (8 * i));
+    }
+}
+
+/*
+ * Enc_structure (RFC 9052 §5.3), the AEAD's AAD:
+ *
+ *   83                          array(3)
+ *      68 "Encrypt0"            context
+ *      43 A1 01 01              protected {1: 1}
+ *      <bstr external_aad>      CBOR array of PROTOCOL.md, wrapped in a bstr
+ */
+static int enc_structure(const uint8_t *ext, size_t ext_len, uint8_t *out, size_t cap)
+{
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_array(&e, 3);
+    iog_cbor_put_cstr(&e, "Encrypt0");
+    iog_cbor_put_bstr(&e, prot_a128gcm, sizeof(prot_a128gcm));
+    iog_cbor_put_bstr(&e, ext, ext_len);
+    return iog_cbor_enc_finish(&e);
+}
+
+/* Header fields of an Encrypt0 we send; NULL means absent. */
+typedef struct {
+    const uint8_t *kid; size_t kid_len;
+    const uint8_t *iv; size_t iv_len;
+    const uint8_t *piv; size_t piv_len;
+    const uint8_t *kidctx; size_t kidctx_len;
+} enc0_hdr_t;
+
+/*
+ * COSE_Encrypt0 (untagged):
+ *
+ *   83                              array(3)
+ *      43 A1 01 01                  protected {1: 1}
+ *      A? {4: kid, 5: iv, 6: piv, 10: kid context}   present ones, in this order
+ *      <bstr ciphertext || tag>
+ */
+static int enc0_seal(const uint8_t key[16], const uint8_t nonce[12], const enc0_hdr_t *h,
+                     const uint8_t *ext, size_t ext_len, const uint8_t *pt, size_t pt_len,
+                     uint8_t *out, size_t cap)
+{
+    uint8_t aad[ENC_STRUCT_MAX];
+    int al = enc_structure(ext, ext_len, aad, sizeof(aad));
+    if (al < 0) {
+        return al;
+    }
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_array(&e, 3);
+    iog_cbor_put_bstr(&e, prot_a128gcm, sizeof(prot_a128gcm));
+    iog_cbor_put_map(&e, (h->kid != NULL) + (h->iv != NULL) + (h->piv != NULL) +
+                             (h->kidctx != NULL));
+    if (h->kid) {
+        iog_cbor_put_uint(&e, 4);
+        iog_cbor_put_bstr(&e, h->kid, h->kid_len);
+    }
+    if (h->iv) {
+        iog_cbor_put_uint(&e, 5);
+        iog_cbor_put_bstr(&e, h->iv, h->iv_len);
+    }
+    if (h->piv) {
+        iog_cbor_put_uint(&e, 6);
+        iog_cbor_put_bstr(&e, h->piv, h->piv_len);
+    }
+    if (h->kidctx) {
+        iog_cbor_put_uint(&e, 10);
+        iog_cbor_put_bstr(&e, h->kidctx, h->kidctx_len);
+    }
+    iog_cbor_put_bstr_head(&e, pt_len + IOG_GCM_TAG_LEN);
+    if (e.err || e.cap - e.len < pt_len + IOG_GCM_TAG_LEN) {
+        return -ENOBUFS;
+    }
+    iog_gcm_seal(key, nonce, aad, (size_t)al, pt, pt_len, out + e.len);
+    return (int)(e.len + pt_len + IOG_GCM_TAG_LEN);
+}
+
+static int enc0_read(iog_cbor_dec_t *d, iog_enc0_t *x)
+{
+    size_t n;
+    const uint8_t *p;
+    memset(x, 0, sizeof(*x));
+    if (iog_cbor_get_array(d, &n) || n != 3 || iog_cbor_get_bstr(d, &p, &n) ||
+        n != sizeof(prot_a128gcm) || memcmp(p, prot_a128gcm, n) != 0 ||
+        iog_cbor_get_map(d, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        const uint8_t **vp;
+        size_t *vl;
+        if (iog_cbor_get_key(d, &k)) {
+            return -EBADMSG;
+        }
+        switch (k) {
+        case 4: vp = &x->kid; vl = &x->kid_len; break;
+        case 5: vp = &x->iv; vl = &x->iv_len; break;
+        case 6: vp = &x->piv; vl = &x->piv_len; break;
+        case 10: vp = &x->kidctx; vl = &x->kidctx_len; break;
+        default: return -EBADMSG;
+        }
+        if (*vp || iog_cbor_get_bstr(d, vp, vl)) {
+            return -EBADMSG;
+        }
+    }
+    if (iog_cbor_get_bstr(d, &x->ct, &x->ct_len) || x->ct_len < IOG_GCM_TAG_LEN) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int iog_enc0_parse(const uint8_t *buf, size_t len, iog_enc0_t *e)
+{
+    iog_cbor_dec_t d;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    return enc0_read(&d, e);
+}
+
+/* Opens in place in @p out, which must hold the whole ciphertext and tag. */
+static int enc0_open(const uint8_t key[16], const uint8_t nonce[12], const iog_enc0_t *x,
+                     const uint8_t *ext, size_t ext_len, uint8_t *out, size_t cap)
+{
+    uint8_t aad[ENC_STRUCT_MAX];
+    int al = enc_structure(ext, ext_len, aad, sizeof(aad));
+    if (al < 0) {
+        return -EBADMSG;
+    }
+    if (cap < x->ct_len) {
+        return -ENOBUFS;
+    }
+    memmove(out, x->ct, x->ct_len);
+    int n = iog_gcm_open(key, nonce, aad, (size_t)al, out, x->ct_len, out);
+    return n < 0 ? -EACCES : n;
+}
+
+/* external_aad = ["iotguard", cluster, kid (bstr), piv (bstr), path] */
+static int request_aad(const iog_id_t *cluster, const iog_id_t *kid, uint64_t seq,
+                       const char *path, uint8_t *out, size_t cap)
+{
+    uint8_t piv[5];
+    size_t pl = iog_piv_encode(seq, piv);
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_array(&e, 5);
+    iog_cbor_put_cstr(&e, "iotguard");
+    put_id(&e, cluster);
+    iog_cbor_put_bstr(&e, kid->s, kid->len);
+    iog_cbor_put_bstr(&e, piv, pl);
+    iog_cbor_put_cstr(&e, path);
+    return iog_cbor_enc_finish(&e);
+}
+
+int iog_prot_req_seal(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
+                      const uint8_t *pt, size_t pt_len, uint8_t *out, size_t cap)
+{
+    uint8_t ext[AAD_MAX], nonce[12], piv[5];
+    if (seq > IOG_SEQ_MAX) {
+        return -ERANGE;
+    }
+    int el = request_aad(&m->ch.cluster, me, seq, path, ext, sizeof(ext));
+    if (el < 0) {
+        return el;
+    }
+    enc0_hdr_t h = { 0 };
+    h.kid = (const uint8_t *)me->s;
+    h.kid_len = me->len;
+    h.piv = piv;
+    h.piv_len = iog_piv_encode(seq, piv);
+    iog_nonce(m->keys.iv, seq, nonce);
+    return enc0_seal(m->keys.req, nonce, &h, ext, (size_t)el, pt, pt_len, out, cap);
+}
+
+int iog_prot_resp_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
+                       const uint8_t *buf, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t ext[AAD_MAX], nonce[12];
+    iog_enc0_t x;
+    if (iog_enc0_parse(buf, len, &x) || x.kid || x.iv || x.piv || x.kidctx) {
+        return -EBADMSG; /* a response's unprotected header is {} */
+    }
+    int el = request_aad(&m->ch.cluster, me, seq, path, ext, sizeof(ext));
+    if (el < 0) {
+        return el;
+    }
+    iog_nonce(m->keys.iv, seq, nonce);
+    return enc0_open(m->keys.resp, nonce, &x, ext, (size_t)el, out, cap);
+}
+
+int iog_prot_req_open(const iog_member_t *m, const char *path, const uint8_t *buf, size_t len,
+                      iog_id_t *kid, uint64_t *seq, uint8_t *out, size_t cap)
+{
+    uint8_t ext[AAD_MAX], nonce[12];
+    iog_enc0_t x;
+    if (iog_enc0_parse(buf, len, &x) || !x.kid || !x.piv || x.iv || x.kidctx ||
+        iog_id_set(kid, x.kid, x.kid_len) || iog_piv_decode(x.piv, x.piv_len, seq)) {
+        return -EBADMSG;
+    }
+    int el = request_aad(&m->ch.cluster, kid, *seq, path, ext, sizeof(ext));
+    if (el < 0) {
+        return el;
+    }
+    iog_nonce(m->keys.iv, *seq, nonce);
+    return enc0_open(m->keys.req, nonce, &x, ext, (size_t)el, out, cap);
+}
+
+int iog_peer_req_encode(const iog_id_t *peer, const uint8_t *echo, size_t echo_len, uint8_t *out,
+                        size_t cap)
+{
+    iog_cbor_enc_t e;
+    if (echo && (echo_len == 0 || echo_len > IOG_ECHO_MAX)) {
+        return -EINVAL;
+    }
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, (peer != NULL) + (echo != NULL));
+    if (peer) {
+        iog_cbor_put_uint(&e, 1);
+        put_id(&e, peer);
+    }
+    if (echo) {
+        iog_cbor_put_uint(&e, 9);
+        iog_cbor_put_bstr(&e, echo, echo_len);
+    }
+    return iog_cbor_enc_finish(&e);
+}
+
+int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, const uint8_t **echo,
+                        size_t *echo_len)
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    uint32_t seen = 0;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    *echo = NULL;
+    *echo_len = 0;
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_map(&d, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        if (iog_cbor_get_key(&d, &k)) {
+            return -EBADMSG;
+        }
+        if (k == 1 && peer) {
+            if (get_id(&d, peer)) {
+                return -EBADMSG;
+            }
+        }
+        else if (k == 9) {
+            if (iog_cbor_get_bstr(&d, echo, echo_len) || *echo_len == 0 ||
+                *echo_len > IOG_ECHO_MAX) {
+                return -EBADMSG;
+            }
+        }
+        else {
+            return -EBADMSG;
+        }
+        seen |= 1u << k;
+    }
+    return (peer && !(seen & 2)) ? -EBADMSG : 0;
+}
+
+int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *j)
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    uint32_t seen = 0;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    memset(j, 0, sizeof(*j));
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_map(&d, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (iog_cbor_get_key(&d, &k) || k < 1 || k > 7) {
+            return -EBADMSG;
+        }
+        seen |= 1u << k;
+        switch (k) {
+        case 1: r = get_id(&d, &j->cluster); break;
+        case 2: r = get_id(&d, &j->id); break;
+        case 3: r = read_key_field(&d, j->pub); break;
+        case 4: r = iog_cbor_get_int(&d, &j->lat); break;
+        case 5: r = iog_cbor_get_int(&d, &j->lon); break;
+        case 6: r = iog_cbor_get_bstr_exact(&d, j->nd, sizeof(j->nd)); break;
+        case 7:
+            r = iog_cbor_get_bstr(&d, &j->echo, &j->echo_len);
+            if (!r && (j->echo_len == 0 || j->echo_len > IOG_ECHO_MAX)) {
+                r = -EBADMSG;
+            }
+            break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    if ((seen & 0x7E) != 0x7E || j->lat < -90000000 || j->lat > 90000000 ||
+        j->lon < -180000000 || j->lon > 180000000) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int iog_verify_resp_decode(const uint8_t *buf, size_t len, iog_verify_resp_t *v)
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    uint32_t seen = 0;
+    uint64_t status = 0;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    memset(v, 0, sizeof(*v));
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_map(&d, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (iog_cbor_get_key(&d, &k) || k < 1 || k > 5) {
+            return -EBADMSG;
+        }
+        seen |= 1u << k;
+        switch (k) {
+        case 1: r = get_id(&d, &v->peer); break;
+        case 2: r = iog_cbor_get_uint(&d, &status); break;
+        case 3: r = iog_cbor_get_uint(&d, &v->height); break;
+        case 4: r = iog_cbor_get_bstr_exact(&d, v->block, 32); v->has_block = 1; break;
+        case 5: r = iog_cbor_get_uint(&d, &v->expires); break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    if ((seen & 0x6) != 0x6 || status > IOG_STATUS_EXPIRED) {
+        return -EBADMSG;
+    }
+    v->status = (unsigned)status;
+    return 0;
+}
+
+int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint8_t hash[32])
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    int64_t k;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_map(&d, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
+        iog_cbor_get_uint(&d, height) || iog_cbor_get_key(&d, &k) || k != 2 ||
+        iog_cbor_get_bstr_exact(&d, hash, 32)) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant,
+                           size_t *grant_len, const uint8_t **ticket, size_t *ticket_len)
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    int64_t k;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_map(&d, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1) {
+        return -EBADMSG;
+    }
+    *grant = d.p;
+    if (iog_cbor_skip(&d)) {
+        return -EBADMSG;
+    }
+    *grant_len = (size_t)(d.p - *grant);
+    if (iog_cbor_get_key(&d, &k) || k != 2) {
+        return -EBADMSG;
+    }
+    *ticket = d.p;
+    if (iog_cbor_skip(&d)) {
+        return -EBADMSG;
+    }
+    *ticket_len = (size_t)(d.p - *ticket);
+    return 0;
+}
+
+/* ---- tickets ---- */
+
+static int ticket_read(iog_cbor_dec_t *d, iog_ticket_t *t)
+{
+    size_t n;
+    uint32_t seen = 0;
+    memset(t, 0, sizeof(*t));
+    if (iog_cbor_get_map(d, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        iog_enc0_t x;
+        if (iog_cbor_get_key(d, &k) || k < 1 || k > 6) {
+            return -EBADMSG;
+        }
+        seen |= 1u << k;
+        switch (k) {
+        case 1: r = iog_cbor_get_bstr_exact(d, t->sid, sizeof(t->sid)); break;
+        case 2: r = iog_cbor_get_uint(d, &t->expires); break;
+        case 3: r = get_id(d, &t->initiator); break;
+        case 4: r = get_id(d, &t->responder); break;
+        case 5: r = get_id(d, &t->recipient); break;
+        case 6:
+            r = enc0_read(d, &x);
+            /* unprotected {5: iv} only; the sealed Sk is 16 bytes + tag */
+            if (!r && (x.kid || x.piv || x.kidctx || !x.iv || x.iv_len != 12 ||
+                       x.ct_len != sizeof(t->ct))) {
+                r = -EBADMSG;
+            }
+            if (!r) {
+                memcpy(t->iv, x.iv, 12);
+                memcpy(t->ct, x.ct, sizeof(t->ct));
+            }
+            break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    return seen == 0x7E ? 0 : -EBADMSG;
+}
+
+int iog_ticket_parse(const uint8_t *buf, size_t len, iog_ticket_t *t)
+{
+    iog_cbor_dec_t d;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    return ticket_read(&d, t);
+}
+
+int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const iog_id_t *cluster,
+                    const iog_id_t *me, const iog_id_t *initiator, const iog_id_t *responder,
+                    uint64_t now, uint8_t sk[16])
+{
+    uint8_t ext[AAD_MAX];
+    if (!iog_id_eq(&t->recipient, me->s, me->len) ||
+        !iog_id_eq(&t->initiator, initiator->s, initiator->len) ||
+        !iog_id_eq(&t->responder, responder->s, responder->len)) {
+        return -EACCES;
+    }
+    if (now && now >= t->expires) {
+        return -ETIME;
+    }
+    /* ["iotguard ticket", cluster, sid, expiry, initiator, responder, recipient] */
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, ext, sizeof(ext));
+    iog_cbor_put_array(&e, 7);
+    iog_cbor_put_cstr(&e, "iotguard ticket");
+    put_id(&e, cluster);
+    iog_cbor_put_bstr(&e, t->sid, sizeof(t->sid));
+    iog_cbor_put_uint(&e, t->expires);
+    put_id(&e, &t->initiator);
+    put_id(&e, &t->responder);
+    put_id(&e, &t->recipient);
+    int el = iog_cbor_enc_finish(&e);
+    if (el < 0) {
+        return -EBADMSG;
+    }
+    iog_enc0_t x = { 0 };
+    x.ct = t->ct;
+    x.ct_len = sizeof(t->ct);
+    uint8_t out[sizeof(t->ct)];
+    int n = enc0_open(ticket_key, t->iv, &x, ext, (size_t)el, out, sizeof(out));
+    if (n != 16) {
+        return -EACCES;
+    }
+    memcpy(sk, out, 16);
+    iog_wipe(out, sizeof(out));
+    return 0;
+}
+
+/* ---- talk and M2M ---- */
+
+int iog_hello_encode(const iog_id_t *id, uint8_t *out, size_t cap)
+{
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, 1);
+    iog_cbor_put_uint(&e, 1);
+    put_id(&e, id);
+    return iog_cbor_enc_finish(&e);
+}
+
+int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id)
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    int64_t k;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_map(&d, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 1 ||
+        get_id(&d, id)) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int iog_talk_resp_encode(const iog_id_t *id, const uint8_t *ticket, size_t ticket_len,
+                         uint8_t *out, size_t cap)
+{
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, 2);
+    iog_cbor_put_uint(&e, 1);
+    put_id(&e, id);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_raw(&e, ticket, ticket_len);
+    return iog_cbor_enc_finish(&e);
+}
+
+int iog_talk_resp_decode(const uint8_t *buf, size_t len, iog_id_t *id, const uint8_t **ticket,
+                         size_t *ticket_len)
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    int64_t k;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_map(&d, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
+        get_id(&d, id) || iog_cbor_get_key(&d, &k) || k != 2) {
+        return -EBADMSG;
+    }
+    *ticket = d.p;
+    if (iog_cbor_skip(&d)) {
+        return -EBADMSG;
+    }
+    *ticket_len = (size_t)(d.p - *ticket);
+    return 0;
+}
+
+/* key_X / iv_X = HKDF(salt = sid, IKM = Sk, info = ["iotguard m2m key"/"iv", X]) */
+static int m2m_derive(const uint8_t sk[16], const uint8_t sid[16], const iog_id_t *x,
+                      uint8_t key[16], uint8_t iv[12])
+{
+    uint8_t info[24 + IOG_ID_MAX + 2];
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, info, sizeof(info));
+    iog_cbor_put_array(&e, 2);
+    iog_cbor_put_cstr(&e, "iotguard m2m key");
+    put_id(&e, x);
+    int n = iog_cbor_enc_finish(&e);
+    if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, key, 16)) {
+        return -EINVAL;
+    }
+    iog_cbor_enc_init(&e, info, sizeof(info));
+    iog_cbor_put_array(&e, 2);
+    iog_cbor_put_cstr(&e, "iotguard m2m iv");
+    put_id(&e, x);
+    n = iog_cbor_enc_finish(&e);
+    if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, iv, 12)) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int iog_m2m_init(iog_m2m_t *s, const uint8_t sk[16], const uint8_t sid[IOG_NONCE_LEN],
+                 uint64_t expires, const iog_id_t *me, const iog_id_t *peer)
+{
+    memset(s, 0, sizeof(*s));
+    if (m2m_derive(sk, sid, me, s->tx_key, s->tx_iv) ||
+        m2m_derive(sk, sid, peer, s->rx_key, s->rx_iv)) {
+        iog_wipe(s, sizeof(*s));
+        return -EINVAL;
+    }
+    memcpy(s->sid, sid, IOG_NONCE_LEN);
+    s->expires = expires;
+    s->peer = *peer;
+    iog_replay_init(&s->window);
+    s->active = 1;
+    return 0;
+}
+
+/* external_aad = ["iotguard m2m", sid, sender, receiver] */
+static int m2m_aad(const uint8_t sid[16], const iog_id_t *sender, const iog_id_t *receiver,
+                   uint8_t *out, size_t cap)
+{
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_array(&e, 4);
+    iog_cbor_put_cstr(&e, "iotguard m2m");
+    iog_cbor_put_bstr(&e, sid, 16);
+    put_id(&e, sender);
+    put_id(&e, receiver);
+    return iog_cbor_enc_finish(&e);
+}
+
+int iog_m2m_seal(iog_m2m_t *s, const iog_id_t *me, const uint8_t *pt, size_t pt_len, uint8_t *out,
+                 size_t cap)
+{
+    uint8_t ext[AAD_MAX], nonce[12], piv[5];
+    if (s->seq > IOG_SEQ_MAX) {
+        return -ERANGE;
+    }
+    int el = m2m_aad(s->sid, me, &s->peer, ext, sizeof(ext));
+    if (el < 0) {
+        return el;
+    }
+    enc0_hdr_t h = { 0 };
+    h.kid = (const uint8_t *)me->s;
+    h.kid_len = me->len;
+    h.piv = piv;
+    h.piv_len = iog_piv_encode(s->seq, piv);
+    h.kidctx = s->sid;
+    h.kidctx_len = sizeof(s->sid);
+    iog_nonce(s->tx_iv, s->seq, nonce);
+    int n = enc0_seal(s->tx_key, nonce, &h, ext, (size_t)el, pt, pt_len, out, cap);
+    if (n >= 0) {
+        s->seq++; /* a nonce is never used twice, even if the send fails */
+    }
+    return n;
+}
+
+int iog_m2m_open(iog_m2m_t *s, const iog_id_t *me, const uint8_t *buf, size_t len, uint8_t *out,
+                 size_t cap)
+{
+    uint8_t ext[AAD_MAX], nonce[12];
+    iog_enc0_t x;
+    uint64_t seq;
+    if (iog_enc0_parse(buf, len, &x) || !x.kid || !x.piv || !x.kidctx || x.iv ||
+        iog_piv_decode(x.piv, x.piv_len, &seq)) {
+        return -EBADMSG;
+    }
+    if (!iog_id_eq(&s->peer, x.kid, x.kid_len) || x.kidctx_len != sizeof(s->sid) ||
+        !iog_ct_eq(x.kidctx, s->sid, sizeof(s->sid))) {
+        return -EACCES;
+    }
+    int r = iog_replay_check(&s->window, seq);
+    if (r) {
+        return r;
+    }
+    int el = m2m_aad(s->sid, &s->peer, me, ext, sizeof(ext));
+    if (el < 0) {
+        return el;
+    }
+    iog_nonce(s->rx_iv, seq, nonce);
+    int n = enc0_open(s->rx_key, nonce, &x, ext, (size_t)el, out, cap);
+    if (n < 0) {
+        return n;
+    }
+    iog_replay_update(&s->window, seq);
+    return n;
+}

@@ -1,0 +1,387 @@
+/*
+ * CoAP codec, client state machine and server, on real wire bytes.
+ *
+ * The LIBCOAP_* datagrams were captured from libcoap 4.3.1's
+ * coap-client-notls sending to a local UDP socket (see test_libcoap.c, which
+ * repeats the capture live on the host build), e.g.
+ *   coap-client-notls -m post -t 60 -e hello -B 1 coap://127.0.0.1:46524/talk
+ */
+#include <errno.h>
+
+#include "iog_coap.h"
+#include "unit.h"
+
+/* GET /.well-known/core, CON, mid 0xaf07, token 01, Uri-Port 46524 */
+static const char LIBCOAP_GET_WKC[] = "4101af070172b5bc4b2e77656c6c2d6b6e6f776e04636f7265";
+/* POST /talk, CON, Content-Format 60, payload "hello" */
+static const char LIBCOAP_POST_TALK[] = "41025a2a0172b5bc4474616c6b113cff68656c6c6f";
+/* GET /cluster, Accept 0 (empty value), Echo 0102030405 (option 252) */
+static const char LIBCOAP_GET_ECHO[] = "41012dd60172b5bc47636c757374657260d5de0102030405";
+/* POST /m2m, NON, 4-byte token 63616666 (what libcoap made of "-T cafe"),
+ * Content-Format 16, payload "x" */
+static const char LIBCOAP_NON_M2M[] = "5402461e6361666672b5bc436d326d1110ff78";
+
+static void test_parse_libcoap(void)
+{
+    uint8_t b[128];
+    iog_coap_msg_t m;
+    uint32_t v;
+    size_t n = unit_hex(LIBCOAP_GET_WKC, b, sizeof(b));
+    CHECK_EQ(iog_coap_parse(&m, b, n), 0);
+    CHECK_EQ(m.type, IOG_COAP_CON);
+    CHECK_EQ(m.code, IOG_COAP_GET);
+    CHECK_EQ(m.mid, 0xaf07);
+    CHECK_EQ(m.tkl, 1);
+    CHECK_EQ(m.token[0], 1);
+    CHECK_EQ(m.nopts, 3);
+    CHECK_EQ(iog_coap_opt_uint(&m, IOG_COAP_OPT_URI_PORT, &v), 0);
+    CHECK_EQ(v, 46524);
+    CHECK(iog_coap_path_is(&m, "/.well-known/core"));
+    CHECK(!iog_coap_path_is(&m, "/.well-known"));
+    CHECK(!iog_coap_path_is(&m, "/.well-known/core/x"));
+    CHECK(m.payload == NULL);
+
+    n = unit_hex(LIBCOAP_POST_TALK, b, sizeof(b));
+    CHECK_EQ(iog_coap_parse(&m, b, n), 0);
+    CHECK_EQ(m.code, IOG_COAP_POST);
+    CHECK(iog_coap_path_is(&m, "/talk"));
+    CHECK_EQ(iog_coap_opt_uint(&m, IOG_COAP_OPT_CONTENT_FORMAT, &v), 0);
+    CHECK_EQ(v, 60);
+    CHECK_EQ(m.payload_len, 5);
+    CHECK_MEM(m.payload, "hello", 5);
+
+    n = unit_hex(LIBCOAP_GET_ECHO, b, sizeof(b));
+    CHECK_EQ(iog_coap_parse(&m, b, n), 0);
+    CHECK_EQ(iog_coap_opt_uint(&m, IOG_COAP_OPT_ACCEPT, &v), 0);
+    CHECK_EQ(v, 0);
+    const iog_coap_opt_t *o = iog_coap_opt(&m, IOG_COAP_OPT_ECHO);
+    CHECK(o != NULL);
+    CHECK(o && o->len == 5 && memcmp(o->val, "\x01\x02\x03\x04\x05", 5) == 0);
+    CHECK_EQ(iog_coap_opt_uint(&m, IOG_COAP_OPT_SIZE1, &v), -ENOENT);
+
+    n = unit_hex(LIBCOAP_NON_M2M, b, sizeof(b));
+    CHECK_EQ(iog_coap_parse(&m, b, n), 0);
+    CHECK_EQ(m.type, IOG_COAP_NON);
+    CHECK_EQ(m.tkl, 4);
+    CHECK_MEM(m.token, "caff", 4);
+    CHECK(iog_coap_path_is(&m, "/m2m"));
+}
+
+/* Our encoder reproduces libcoap's bytes for the same message. */
+static void test_build_like_libcoap(void)
+{
+    uint8_t out[128], want[128];
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_CON, IOG_COAP_GET, 0xaf07,
+                   (const uint8_t *)"\x01", 1);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_URI_PORT, 46524);
+    iog_coap_add_path(&p, "/.well-known/core");
+    size_t n = unit_hex(LIBCOAP_GET_WKC, want, sizeof(want));
+    CHECK_EQ(iog_coap_finish(&p), n);
+    CHECK_MEM(out, want, n);
+
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_CON, IOG_COAP_GET, 0x2dd6,
+                   (const uint8_t *)"\x01", 1);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_URI_PORT, 46524);
+    iog_coap_add_path(&p, "/cluster");
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_ACCEPT, 0);
+    iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, "\x01\x02\x03\x04\x05", 5);
+    n = unit_hex(LIBCOAP_GET_ECHO, want, sizeof(want));
+    CHECK_EQ(iog_coap_finish(&p), n);
+    CHECK_MEM(out, want, n);
+
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_CON, IOG_COAP_POST, 0x5a2a,
+                   (const uint8_t *)"\x01", 1);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_URI_PORT, 46524);
+    iog_coap_add_path(&p, "/talk");
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, 60);
+    iog_coap_add_payload(&p, "hello", 5);
+    n = unit_hex(LIBCOAP_POST_TALK, want, sizeof(want));
+    CHECK_EQ(iog_coap_finish(&p), n);
+    CHECK_MEM(out, want, n);
+
+    /* options must not go backwards; 269+ deltas use the 2-byte extension */
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_CON, IOG_COAP_GET, 1, NULL, 0);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_ACCEPT, 0);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, 0);
+    CHECK_EQ(iog_coap_finish(&p), -EINVAL);
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_CON, IOG_COAP_GET, 1, NULL, 0);
+    iog_coap_add_opt(&p, 2000, "a", 1);
+    n = (size_t)iog_coap_finish(&p);
+    CHECK_EQ(n, 8);
+    CHECK_EQ(out[4], 0xE1);
+    iog_coap_msg_t m;
+    CHECK_EQ(iog_coap_parse(&m, out, n), 0);
+    CHECK_EQ(m.opts[0].num, 2000);
+}
+
+static void bad(const char *hex, int want)
+{
+    uint8_t b[64];
+    iog_coap_msg_t m;
+    size_t n = unit_hex(hex, b, sizeof(b));
+    CHECK_EQ(iog_coap_parse(&m, b, n), want);
+}
+
+static void test_parse_errors(void)
+{
+    bad("4101", -EBADMSG);              /* short header */
+    bad("8101af0701", -EBADMSG);        /* version 2 */
+    bad("4901af07 0102030405060708 09", -EBADMSG); /* TKL 9 */
+    bad("4201af07 01", -EBADMSG);       /* token truncated */
+    bad("4121af07 01", -EBADMSG);       /* class 1 is reserved */
+    bad("41c1af07 01", -EBADMSG);       /* class 6 */
+    bad("41e1af07 01", -EBADMSG);       /* class 7 */
+    bad("4100af07 01", -EBADMSG);       /* empty message with a token */
+    bad("4000af07 ff", -EBADMSG);       /* empty message with bytes */
+    bad("4101af07 01 ff", -EBADMSG);    /* payload marker, no payload */
+    bad("4101af07 01 f1 00", -EBADMSG); /* delta nibble 15 */
+    bad("4101af07 01 1f 00", -EBADMSG); /* length nibble 15 */
+    bad("4101af07 01 14 6869", -EBADMSG); /* option value truncated */
+    bad("4101af07 01 d0", -EBADMSG);    /* delta extension missing */
+    bad("4000af07", 0);                 /* empty CON (ping) */
+    bad("7000af07", 0);                 /* RST */
+}
+
+/* ---- client over the fake network ---- */
+
+typedef struct {
+    int answer_on;        /* answer the n-th transmission (1-based), 0 = never */
+    int count;
+    int mode;             /* 0 piggyback, 1 separate, 2 RST, 3 wrong token first, 4 from wrong peer */
+} script_t;
+
+static void scripted_peer(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    script_t *s = n->user;
+    iog_coap_msg_t req;
+    (void)to;
+    if (iog_coap_parse(&req, buf, len) || IOG_COAP_CLASS(req.code) != 0 ||
+        req.code == IOG_COAP_EMPTY) {
+        return; /* the client's own ACKs */
+    }
+    s->count++;
+    if (s->answer_on == 0 || s->count != s->answer_on) {
+        return;
+    }
+    uint8_t out[64];
+    iog_coap_pkt_t p;
+    int l;
+    switch (s->mode) {
+    case 0:
+    case 4:
+        iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_CONTENT, req.mid, req.token,
+                       req.tkl);
+        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, 0);
+        iog_coap_add_payload(&p, "pong", 4);
+        l = iog_coap_finish(&p);
+        fake_net_push(n, s->mode == 4 ? &unit_peer_addr : &unit_server_addr, n->now + 10, out,
+                      (size_t)l);
+        break;
+    case 1:
+        iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_EMPTY, req.mid, NULL, 0);
+        fake_net_push(n, &unit_server_addr, n->now + 10, out, (size_t)iog_coap_finish(&p));
+        iog_coap_build(&p, out, sizeof(out), IOG_COAP_CON, IOG_COAP_CHANGED, 0x7777, req.token,
+                       req.tkl);
+        iog_coap_add_payload(&p, "late", 4);
+        fake_net_push(n, &unit_server_addr, n->now + 5000, out, (size_t)iog_coap_finish(&p));
+        break;
+    case 2:
+        iog_coap_build(&p, out, sizeof(out), IOG_COAP_RST, IOG_COAP_EMPTY, req.mid, NULL, 0);
+        fake_net_push(n, &unit_server_addr, n->now + 10, out, (size_t)iog_coap_finish(&p));
+        break;
+    case 3: {
+        uint8_t tok[8];
+        memcpy(tok, req.token, req.tkl);
+        tok[0] ^= 0xFF;
+        iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_CONTENT, req.mid, tok,
+                       req.tkl);
+        iog_coap_add_payload(&p, "evil", 4);
+        fake_net_push(n, &unit_server_addr, n->now + 10, out, (size_t)iog_coap_finish(&p));
+        s->answer_on++; /* the retransmission gets the right answer */
+        s->mode = 0;
+        break;
+    }
+    }
+}
+
+static int client_run(fake_net_t *n, iog_coap_ep_t *ep, script_t *s, iog_coap_msg_t *resp,
+                      uint8_t *buf)
+{
+    fake_net_init(n);
+    n->on_send = scripted_peer;
+    n->user = s;
+    iog_coap_ep_init(ep, &n->plat);
+    iog_coap_req_t req = { IOG_COAP_POST, 1, "/verify", IOG_CF_COSE_ENCRYPT0, IOG_CF_NONE,
+                           NULL, 0, (const uint8_t *)"ping", 4 };
+    return iog_coap_request(ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU);
+}
+
+static void test_client(void)
+{
+    fake_net_t *const np = &unit_net;
+    static iog_coap_ep_t ep;
+    static uint8_t buf[IOG_COAP_MAX_PDU];
+    iog_coap_msg_t resp, sent;
+    uint32_t v;
+
+    /* piggybacked answer to the first transmission */
+    script_t s = { 1, 0, 0 };
+    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+    CHECK_MEM(resp.payload, "pong", 4);
+    CHECK_EQ(ep.retransmissions, 0);
+    CHECK_EQ(np->n_sent, 1);
+    CHECK_EQ(iog_coap_parse(&sent, np->sent[0].buf, np->sent[0].len), 0);
+    CHECK_EQ(sent.type, IOG_COAP_CON);
+    CHECK_EQ(sent.tkl, IOG_COAP_TOKEN_LEN);
+    CHECK(iog_coap_path_is(&sent, "/verify"));
+    CHECK_EQ(iog_coap_opt_uint(&sent, IOG_COAP_OPT_CONTENT_FORMAT, &v), 0);
+    CHECK_EQ(v, 16);
+
+    /* lost twice: retransmitted with exponential backoff, same MID */
+    s = (script_t){ 3, 0, 0 };
+    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(ep.retransmissions, 2);
+    CHECK_EQ(np->n_sent, 3);
+    uint32_t t1 = np->sent[1].at - np->sent[0].at, t2 = np->sent[2].at - np->sent[1].at;
+    CHECK(t1 >= 2000 && t1 <= 3000);
+    CHECK_EQ(t2, 2 * t1);
+    CHECK_MEM(np->sent[0].buf, np->sent[2].buf, np->sent[0].len);
+
+    /* never answered: 1 + MAX_RETRANSMIT transmissions, then -ETIMEDOUT */
+    s = (script_t){ 0, 0, 0 };
+    uint32_t start = 1000;
+    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ETIMEDOUT);
+    CHECK_EQ(np->n_sent, 5);
+    uint32_t total = np->now - start;
+    CHECK(total >= 62000 && total <= 93000); /* (1+2+4+8+16) * [2, 3] s */
+
+    /* empty ACK, then a separate CON response 5 s later that we acknowledge */
+    s = (script_t){ 1, 0, 1 };
+    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CHANGED);
+    CHECK_MEM(resp.payload, "late", 4);
+    CHECK_EQ(ep.retransmissions, 0);
+    CHECK_EQ(np->n_sent, 2);
+    CHECK_EQ(iog_coap_parse(&sent, np->sent[1].buf, np->sent[1].len), 0);
+    CHECK_EQ(sent.type, IOG_COAP_ACK);
+    CHECK_EQ(sent.code, IOG_COAP_EMPTY);
+    CHECK_EQ(sent.mid, 0x7777);
+
+    /* RST */
+    s = (script_t){ 1, 0, 2 };
+    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ECONNRESET);
+
+    /* an ACK with the right MID but a wrong token is not our response */
+    s = (script_t){ 1, 0, 3 };
+    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_MEM(resp.payload, "pong", 4);
+    CHECK_EQ(ep.retransmissions, 1);
+
+    /* an answer from another address is ignored */
+    s = (script_t){ 1, 0, 4 };
+    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ETIMEDOUT);
+
+    /* a configurable base timeout scales everything (tests run fast) */
+    fake_net_init(np);
+    s = (script_t){ 0, 0, 0 };
+    np->on_send = scripted_peer;
+    np->user = &s;
+    iog_coap_ep_init(&ep, &np->plat);
+    ep.ack_timeout_ms = 100;
+    iog_coap_req_t rq = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+    CHECK_EQ(iog_coap_request(&ep, &unit_server_addr, &rq, &resp, buf, sizeof(buf)), -ETIMEDOUT);
+    CHECK(np->now - 1000 >= 3100 && np->now - 1000 <= 4650);
+}
+
+/* ---- server ---- */
+
+static int handled;
+
+static void echo_handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t *req,
+                         iog_coap_resp_t *resp)
+{
+    (void)ctx;
+    (void)from;
+    handled++;
+    if (!iog_coap_path_is(req, "/talk")) {
+        resp->code = IOG_COAP_NOT_FOUND;
+        return;
+    }
+    resp->code = IOG_COAP_CONTENT;
+    resp->content_format = IOG_CF_CBOR;
+    memcpy(resp->payload, req->payload, req->payload_len);
+    resp->len = req->payload_len;
+}
+
+static void test_server(void)
+{
+    fake_net_t *const np = &unit_net;
+    static iog_coap_ep_t ep;
+    uint8_t b[128];
+    iog_coap_msg_t m;
+    fake_net_init(np);
+    iog_coap_ep_init(&ep, &np->plat);
+    ep.handler = echo_handler;
+    handled = 0;
+
+    size_t len = unit_hex(LIBCOAP_POST_TALK, b, sizeof(b));
+    fake_net_push(np, &unit_peer_addr, 1000, b, len);
+    CHECK_EQ(iog_coap_serve(&ep, 100), 0);
+    CHECK_EQ(handled, 1);
+    CHECK_EQ(np->n_sent, 1);
+    CHECK_EQ(iog_coap_parse(&m, np->sent[0].buf, np->sent[0].len), 0);
+    CHECK_EQ(m.type, IOG_COAP_ACK);
+    CHECK_EQ(m.mid, 0x5a2a);
+    CHECK_EQ(m.code, IOG_COAP_CONTENT);
+    CHECK_EQ(m.tkl, 1);
+    CHECK_MEM(m.payload, "hello", 5);
+
+    /* a duplicate (lost ACK) gets the same bytes without a second handler call */
+    fake_net_push(np, &unit_peer_addr, 3000, b, len);
+    CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+    CHECK_EQ(handled, 1);
+    CHECK_EQ(np->n_sent, 2);
+    CHECK_EQ(np->sent[1].len, np->sent[0].len);
+    CHECK_MEM(np->sent[1].buf, np->sent[0].buf, np->sent[0].len);
+
+    /* the same MID from another endpoint is a new request */
+    fake_net_push(np, &unit_server_addr, 3000, b, len);
+    CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+    CHECK_EQ(handled, 2);
+
+    /* NON request: NON response with the token */
+    len = unit_hex(LIBCOAP_NON_M2M, b, sizeof(b));
+    fake_net_push(np, &unit_peer_addr, 4000, b, len);
+    CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+    CHECK_EQ(iog_coap_parse(&m, np->sent[np->n_sent - 1].buf, np->sent[np->n_sent - 1].len), 0);
+    CHECK_EQ(m.type, IOG_COAP_NON);
+    CHECK_EQ(m.code, IOG_COAP_NOT_FOUND);
+    CHECK_MEM(m.token, "caff", 4);
+
+    /* garbage is never answered; a ping gets RST */
+    unsigned before = np->n_sent;
+    fake_net_push(np, &unit_peer_addr, 4000, (const uint8_t *)"\x81\x01", 2);
+    CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+    CHECK_EQ(np->n_sent, before);
+    len = unit_hex("4000beef", b, sizeof(b));
+    fake_net_push(np, &unit_peer_addr, 4000, b, len);
+    CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+    CHECK_EQ(np->n_sent, before + 1);
+    CHECK_EQ(iog_coap_parse(&m, np->sent[before].buf, np->sent[before].len), 0);
+    CHECK_EQ(m.type, IOG_COAP_RST);
+    CHECK_EQ(m.mid, 0xbeef);
+
+    /* nothing arrives */
+    CHECK_EQ(iog_coap_serve(&ep, 100), -ETIMEDOUT);
+}
+
+void test_coap(void)
+{
+    test_parse_libcoap();
+    test_build_like_libcoap();
+    test_parse_errors();
+    test_client();
+    test_server();
+}

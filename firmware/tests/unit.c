@@ -1,0 +1,186 @@
+#include <errno.h>
+
+#include "unit.h"
+
+unsigned unit_pass, unit_fail;
+fake_net_t unit_net;
+
+const iog_addr_t unit_server_addr = { 2, { 127, 0, 0, 1 }, 5683 };
+const iog_addr_t unit_peer_addr = { 2, { 127, 0, 0, 2 }, 5683 };
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+size_t unit_hex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    int hi = -1;
+    for (; *hex; hex++) {
+        int v = hexval(*hex);
+        if (v < 0) {
+            continue;
+        }
+        if (hi < 0) {
+            hi = v;
+        }
+        else {
+            if (n < cap) {
+                out[n] = (uint8_t)(hi << 4 | v);
+            }
+            n++;
+            hi = -1;
+        }
+    }
+    return n;
+}
+
+const char *unit_i64(long long v, char *buf)
+{
+    char tmp[24];
+    int n = 0, neg = v < 0;
+    unsigned long long u = neg ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u);
+    int j = 0;
+    if (neg) {
+        buf[j++] = '-';
+    }
+    while (n) {
+        buf[j++] = tmp[--n];
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+void unit_dump(const char *label, const uint8_t *p, size_t n)
+{
+    printf("%s ", label);
+    for (size_t i = 0; i < n; i++) {
+        printf("%02x", p[i]);
+    }
+    printf("\n");
+}
+
+static int fake_send(void *ctx, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    fake_net_t *n = ctx;
+    if (n->n_sent < sizeof(n->sent) / sizeof(n->sent[0]) && len <= sizeof(n->sent[0].buf)) {
+        n->sent[n->n_sent].at = n->now;
+        n->sent[n->n_sent].len = len;
+        memcpy(n->sent[n->n_sent].buf, buf, len);
+        n->n_sent++;
+    }
+    if (n->on_send) {
+        n->on_send(n, to, buf, len);
+    }
+    return 0;
+}
+
+static int fake_recv(void *ctx, iog_addr_t *from, uint8_t *buf, size_t cap, uint32_t timeout_ms)
+{
+    fake_net_t *n = ctx;
+    /* earliest queued datagram */
+    unsigned best = n->n_in;
+    for (unsigned i = 0; i < n->n_in; i++) {
+        if (best == n->n_in || n->inbox[i].at < n->inbox[best].at) {
+            best = i;
+        }
+    }
+    if (best == n->n_in || n->inbox[best].at > n->now + timeout_ms) {
+        n->now += timeout_ms;
+        return -ETIMEDOUT;
+    }
+    if (n->inbox[best].at > n->now) {
+        n->now = n->inbox[best].at;
+    }
+    size_t len = n->inbox[best].len;
+    if (len > cap) {
+        len = cap;
+    }
+    memcpy(buf, n->inbox[best].buf, len);
+    *from = n->inbox[best].from;
+    n->inbox[best] = n->inbox[n->n_in - 1];
+    n->n_in--;
+    return (int)len;
+}
+
+static uint32_t fake_now(void *ctx)
+{
+    return ((fake_net_t *)ctx)->now;
+}
+
+static int fake_random(void *ctx, uint8_t *buf, size_t len)
+{
+    fake_net_t *n = ctx;
+    for (size_t i = 0; i < len; i++) {
+        n->rnd = n->rnd * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(n->rnd >> 16);
+    }
+    return 0;
+}
+
+static uint64_t fake_unix(void *ctx)
+{
+    (void)ctx;
+    return 1700000000u;
+}
+
+void fake_net_init(fake_net_t *n)
+{
+    memset(n, 0, sizeof(*n));
+    n->now = 1000;
+    n->rnd = 42;
+    n->plat.ctx = n;
+    n->plat.send = fake_send;
+    n->plat.recv = fake_recv;
+    n->plat.now_ms = fake_now;
+    n->plat.random = fake_random;
+    n->plat.unix_s = fake_unix;
+}
+
+void fake_net_push(fake_net_t *n, const iog_addr_t *from, uint32_t at, const uint8_t *buf,
+                   size_t len)
+{
+    if (n->n_in < sizeof(n->inbox) / sizeof(n->inbox[0]) && len <= sizeof(n->inbox[0].buf)) {
+        n->inbox[n->n_in].from = *from;
+        n->inbox[n->n_in].at = at;
+        n->inbox[n->n_in].len = len;
+        memcpy(n->inbox[n->n_in].buf, buf, len);
+        n->n_in++;
+    }
+}
+
+int unit_run_all(void)
+{
+    printf("-- cbor\n");
+    test_cbor();
+    printf("-- coap\n");
+    test_coap();
+#ifndef IOG_TEST_LX106
+    printf("-- libcoap interop\n");
+    test_libcoap();
+#endif
+    printf("-- crypto\n");
+    test_crypto();
+    printf("-- protocol\n");
+    test_proto();
+    printf("-- shared vectors\n");
+    test_vectors();
+    printf("-- bench\n");
+    test_bench();
+    printf("%u passed, %u failed\n", unit_pass, unit_fail);
+    return unit_fail ? 1 : 0;
+}

@@ -1,0 +1,113 @@
+/*
+ * Tiny unit-test harness shared by the host and the lx106 (QEMU) builds.
+ * Prints one line per failed check and a final "N passed, N failed".
+ */
+#ifndef UNIT_H
+#define UNIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "iog_platform.h"
+
+extern unsigned unit_pass, unit_fail;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (cond) {                                                                 \
+            unit_pass++;                                                            \
+        }                                                                           \
+        else {                                                                      \
+            unit_fail++;                                                            \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
+        }                                                                           \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                              \
+    do {                                                                            \
+        long long a_ = (long long)(a), b_ = (long long)(b);                        \
+        if (a_ == b_) {                                                             \
+            unit_pass++;                                                            \
+        }                                                                           \
+        else {                                                                      \
+            unit_fail++;                                                            \
+            char sa_[24], sb_[24];                                                  \
+            printf("FAIL %s:%d: %s == %s (%s != %s)\n", __FILE__, __LINE__, #a, #b,   \
+                   unit_i64(a_, sa_), unit_i64(b_, sb_));                           \
+        }                                                                           \
+    } while (0)
+
+#define CHECK_MEM(a, b, n)                                                          \
+    do {                                                                            \
+        if (memcmp((a), (b), (n)) == 0) {                                           \
+            unit_pass++;                                                            \
+        }                                                                           \
+        else {                                                                      \
+            unit_fail++;                                                            \
+            printf("FAIL %s:%d: %s == %s\n", __FILE__, __LINE__, #a, #b);           \
+            unit_dump("  got ", (const uint8_t *)(a), (n));                         \
+            unit_dump("  want", (const uint8_t *)(b), (n));                         \
+        }                                                                           \
+    } while (0)
+
+/** Parses lowercase/uppercase hex (spaces ignored). @return bytes written. */
+size_t unit_hex(const char *hex, uint8_t *out, size_t cap);
+/** Formats @p v in decimal into @p buf (24 bytes); no printf long long needed. */
+const char *unit_i64(long long v, char *buf);
+/** Prints @p n bytes as hex after @p label. */
+void unit_dump(const char *label, const uint8_t *p, size_t n);
+
+/** Deterministic platform over a scripted in-memory network and virtual clock. */
+typedef struct fake_net fake_net_t;
+typedef void (*fake_on_send_t)(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf,
+                               size_t len);
+struct fake_net {
+    uint32_t now;
+    uint32_t rnd;
+    struct {
+        iog_addr_t from;
+        uint32_t at;
+        size_t len;
+        uint8_t buf[400];
+    } inbox[6];
+    unsigned n_in;
+    struct {
+        uint32_t at;
+        size_t len;
+        uint8_t buf[400];
+    } sent[8];
+    unsigned n_sent;
+    fake_on_send_t on_send;
+    void *user;
+    iog_platform_t plat;
+};
+
+/** The one fake network the tests share (it is large for a microcontroller). */
+extern fake_net_t unit_net;
+/** Sets up @p n and its platform hooks. */
+void fake_net_init(fake_net_t *n);
+/** Queues a datagram from @p from, delivered at virtual time @p at. */
+void fake_net_push(fake_net_t *n, const iog_addr_t *from, uint32_t at, const uint8_t *buf,
+                   size_t len);
+/** The address used as "the server" by tests: 127.0.0.1:5683. */
+extern const iog_addr_t unit_server_addr;
+/** The address used as "another peer": 127.0.0.2:5683. */
+extern const iog_addr_t unit_peer_addr;
+
+/* test suites */
+void test_cbor(void);
+void test_coap(void);
+void test_crypto(void);
+void test_proto(void);
+void test_vectors(void);
+void test_bench(void);
+#ifndef IOG_TEST_LX106
+void test_libcoap(void);
+#endif
+
+/** Runs every suite and prints the summary. @return 0 when all passed. */
+int unit_run_all(void);
+
+#endif
