@@ -3,6 +3,7 @@ package coapsrv
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -48,6 +49,12 @@ func (s *Server) limits() mux.MiddlewareFunc {
 	}
 	return func(next mux.Handler) mux.Handler {
 		return mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
+			defer func() { // a bug in a handler must not take the cluster head down
+				if p := recover(); p != nil {
+					s.cfg.Errors(fmt.Errorf("%v: handler panic: %v", w.Conn().RemoteAddr(), p))
+					s.diagnostic(w, codes.InternalServerError, "internal error")
+				}
+			}()
 			if !allow(w.Conn().RemoteAddr()) {
 				s.diagnostic(w, codes.TooManyRequests, "rate limited", message.Option{ID: message.MaxAge, Value: []byte{1}})
 				s.observe(r, codes.TooManyRequests, 0)

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
 	"fmt"
 
@@ -22,36 +23,39 @@ func EncodePublicKey(pub *ecdsa.PublicKey) ([]byte, error) {
 	return b, nil
 }
 
+// coseKey is the only COSE_Key shape we accept (docs/PROTOCOL.md §1).
+// Decoding it with our strict codec rejects other labels, duplicate labels
+// and wrongly typed values before any value is used.
+type coseKey struct {
+	Kty int64  `cbor:"1,keyasint"`
+	Alg *int64 `cbor:"3,keyasint,omitempty"`
+	Crv int64  `cbor:"-1,keyasint"`
+	X   []byte `cbor:"-2,keyasint"`
+	Y   []byte `cbor:"-3,keyasint"`
+}
+
 // ParsePublicKey decodes a COSE_Key that must be a P-256 public key (alg ES256
-// or absent, no private part) and returns it as a point on the curve.
+// or absent, no other label) and returns it as a point on the curve.
+//
+// IMPORTANT: it does not use go-cose's Key decoder, which panics on a curve
+// label of the wrong CBOR type (found by FuzzParsePublicKey).
 func ParsePublicKey(b []byte) (*ecdsa.PublicKey, error) {
-	var raw any
-	if err := Unmarshal(b, &raw); err != nil { // our limits first, then go-cose's parser
+	var k coseKey
+	if err := Unmarshal(b, &k); err != nil {
 		return nil, err
 	}
-	var k cose.Key
-	if err := k.UnmarshalCBOR(b); err != nil {
-		return nil, fmt.Errorf("%w: COSE_Key: %v", ErrMalformed, err)
+	if k.Kty != 2 || k.Crv != 1 || (k.Alg != nil && *k.Alg != int64(cose.AlgorithmES256)) {
+		return nil, fmt.Errorf("%w: COSE_Key is not an ES256 P-256 EC2 key", ErrMalformed)
 	}
-	if k.Type != cose.KeyTypeEC2 || (k.Algorithm != cose.AlgorithmES256 && k.Algorithm != cose.AlgorithmReserved) {
-		return nil, fmt.Errorf("%w: COSE_Key is not an ES256 EC2 key", ErrMalformed)
+	if len(k.X) != 32 || len(k.Y) != 32 {
+		return nil, fmt.Errorf("%w: COSE_Key coordinates must be 32 bytes", ErrMalformed)
 	}
-	crv, x, y, d := k.EC2()
-	if crv != cose.CurveP256 || len(x) != 32 || len(y) != 32 || d != nil {
-		return nil, fmt.Errorf("%w: COSE_Key is not a P-256 public key", ErrMalformed)
-	}
-	pub, err := k.PublicKey()
+	point := append(append([]byte{4}, k.X...), k.Y...)
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point) // rejects points off the curve
 	if err != nil {
-		return nil, fmt.Errorf("%w: COSE_Key: %v", ErrMalformed, err)
-	}
-	ecpub, ok := pub.(*ecdsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("%w: COSE_Key is not ECDSA", ErrMalformed)
-	}
-	if _, err := ecpub.ECDH(); err != nil { // rejects points not on the curve
 		return nil, fmt.Errorf("%w: COSE_Key point: %v", ErrMalformed, err)
 	}
-	return ecpub, nil
+	return pub, nil
 }
 
 // thumbprintKey holds the required parameters of an EC2 key, the input of an

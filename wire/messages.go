@@ -49,7 +49,7 @@ func (m *JoinRequest) Validate() error {
 		require(len(m.Key) > 0, "join key missing"),
 		checkPosition(m.Lat, m.Lon),
 		require(len(m.Nonce) == NonceLen, "join nonce must be 16 bytes"),
-		require(len(m.Echo) <= MaxEchoLen, "echo longer than 40 bytes"),
+		checkEcho(m.Echo),
 	)
 }
 
@@ -83,7 +83,7 @@ type VerifyRequest struct {
 }
 
 func (m *VerifyRequest) Validate() error {
-	return firstError(CheckID(m.Peer), require(len(m.Echo) <= MaxEchoLen, "echo longer than 40 bytes"))
+	return firstError(CheckID(m.Peer), checkEcho(m.Echo))
 }
 
 // Status is a /verify verdict. Anything but StatusMember is a warning.
@@ -135,7 +135,7 @@ type SessionRequest struct {
 }
 
 func (m *SessionRequest) Validate() error {
-	return firstError(CheckID(m.Peer), require(len(m.Echo) <= MaxEchoLen, "echo longer than 40 bytes"))
+	return firstError(CheckID(m.Peer), checkEcho(m.Echo))
 }
 
 // SessionResponse carries Sk sealed once for each party.
@@ -154,7 +154,7 @@ type LeaveRequest struct {
 }
 
 func (m *LeaveRequest) Validate() error {
-	return require(len(m.Echo) <= MaxEchoLen, "echo longer than 40 bytes")
+	return checkEcho(m.Echo)
 }
 
 // LeaveResponse names the block holding the leave event.
@@ -228,6 +228,10 @@ type TalkResponse struct {
 }
 
 func (m *TalkResponse) Validate() error { return firstError(CheckID(m.ID), m.Ticket.Validate()) }
+
+func checkEcho(e []byte) error {
+	return require(e == nil || 1 <= len(e) && len(e) <= MaxEchoLen, "echo must be 1-40 bytes")
+}
 
 func checkPosition(lat, lon int64) error {
 	return require(-MaxMicroLat <= lat && lat <= MaxMicroLat && -MaxMicroLon <= lon && lon <= MaxMicroLon,

@@ -1,0 +1,100 @@
+package wire_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/iotguard/iotguard/wire"
+)
+
+// Fixed P-256 keys: RFC 9052 Appendix C.7.2's "meriadoc.brandybuck" and "11".
+const (
+	scalarA = "aff907c99f9ad3aae6c4cdf21122bce2bd68b5283e6907154ad911840fa208cf"
+	scalarB = "57c92077664146e876760c9520d054aa93c3afb04e306705db6090308507b4d3"
+	// x and y of scalarA, as printed in RFC 9679 §6.
+	rfcX = "65eda5a12577c2bae829437fe338701a10aaa375e1bb5b5de108de439c08551d"
+	rfcY = "1e52ed75701163f7f9e40ddf9f341b3dc9ba860af7e0ca7ca7e9eecd0084d19c"
+)
+
+func mustHex(tb testing.TB, s string) []byte {
+	tb.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func mustMarshal(tb testing.TB, v any) []byte {
+	tb.Helper()
+	b, err := wire.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func privKey(tb testing.TB, scalar string) *ecdsa.PrivateKey {
+	tb.Helper()
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), mustHex(tb, scalar))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// vectorSeeds returns every byte field of the shared vectors in
+// testdata/vectors: seeds for the fuzz targets.
+func vectorSeeds(tb testing.TB) [][]byte {
+	tb.Helper()
+	files, err := filepath.Glob("../testdata/vectors/*.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var seeds [][]byte
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case string:
+			if b, err := hex.DecodeString(v); err == nil && v != "" {
+				seeds = append(seeds, b)
+			}
+		}
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			tb.Fatalf("%s: %v", f, err)
+		}
+		walk(v)
+	}
+	if len(seeds) == 0 {
+		tb.Fatal("no seeds in ../testdata/vectors (generate with: go test ./protect -run TestVectors -update)")
+	}
+	return seeds
+}
