@@ -17,9 +17,10 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// maxDatagram bounds what go-coap reads: a request payload of wire.MaxPayload
-// plus room for the header and options.
-const maxDatagram = wire.MaxPayload + 256
+// maxDatagram bounds what go-coap reads. It is larger than any valid request
+// (wire.MaxPayload plus header and options) on purpose: a datagram go-coap
+// refuses to read is dropped silently, while one it reads gets our 4.13.
+const maxDatagram = 64 * 1024
 
 // maxSources bounds the rate limiter's memory: the least recently seen
 // sources are forgotten first (and start again with a full bucket).
@@ -60,7 +61,10 @@ func (s *Server) limits() mux.MiddlewareFunc {
 				s.observe(r, codes.TooManyRequests, 0)
 				return
 			}
-			if n, err := r.BodySize(); err == nil && n > wire.MaxPayload {
+			// Every valid request fits one datagram, so block-wise transfer
+			// (disabled in go-coap) is refused at its first block.
+			size1, _ := r.GetOptionUint32(message.Size1)
+			if n, err := r.BodySize(); (err == nil && n > wire.MaxPayload) || size1 > wire.MaxPayload || r.HasOption(message.Block1) {
 				var size1 [4]byte
 				binary.BigEndian.PutUint32(size1[:], wire.MaxPayload)
 				s.diagnostic(w, codes.RequestEntityTooLarge, "too large", message.Option{ID: message.Size1, Value: size1[2:]})

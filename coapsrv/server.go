@@ -19,6 +19,7 @@ import (
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
@@ -99,6 +100,7 @@ func Listen(addr string, core Core, opts ...Option) (*Server, error) {
 		options.WithMux(router),
 		options.WithErrors(func(err error) { cfg.Errors(fmt.Errorf("coap: %w", err)) }),
 		options.WithMaxMessageSize(maxDatagram),
+		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
 	)
 	go func() { s.done <- s.srv.Serve(conn) }()
 	return s, nil

@@ -167,7 +167,10 @@ func (l *Listener) talk(w mux.ResponseWriter, r *mux.Message) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	if _, err := l.d.Verify(ctx, hello.ID); err != nil {
+	if v, err := l.d.Verify(ctx, hello.ID); err != nil {
+		if errors.Is(err, ErrWarning) {
+			err = &CodeError{Code: codes.Content, Diagnostic: v.Status.String()}
+		}
 		l.refuse(w, hello.ID, err)
 		return
 	}
@@ -186,13 +189,14 @@ func (l *Listener) talk(w mux.ResponseWriter, r *mux.Message) {
 }
 
 // refuse answers a peer this device will not talk to. A CH verdict or
-// refusal is a warning (4.03); failing to reach the CH is 5.03.
+// refusal (err a *CodeError) is a warning, 4.03 "warning: <why>" (PROTOCOL.md
+// §5.1); failing to reach the CH is 5.03.
 func (l *Listener) refuse(w mux.ResponseWriter, peer string, err error) {
 	var ce *CodeError
 	switch {
-	case errors.Is(err, ErrWarning), errors.As(err, &ce):
-		l.errs(fmt.Errorf("refused %s: %w", peer, err))
-		l.reply(w, codes.Forbidden, message.TextPlain, []byte("warning: "+err.Error()))
+	case errors.As(err, &ce):
+		l.errs(fmt.Errorf("refused %s: warning: %s", peer, ce.Diagnostic))
+		l.reply(w, codes.Forbidden, message.TextPlain, []byte("warning: "+ce.Diagnostic))
 	default:
 		l.errs(fmt.Errorf("cannot check %s with the CH: %w", peer, err))
 		l.reply(w, codes.ServiceUnavailable, message.TextPlain, []byte("cluster head unavailable"))

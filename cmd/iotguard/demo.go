@@ -15,6 +15,9 @@ Runs the whole scenario in one process on a temporary directory: a cluster
 head, devices A and B joining inside the radius, C refused outside it, A and B
 talking with a CH-issued session key, an impostor warned, A leaving, and the
 ledger verified. Every step is printed.
+
+Example:
+  iotguard demo
 `
 
 func demoCmd(args []string) error {

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestLedgerVerifyNamesTamperedBlock builds a ledger through the CLI (a real
+// server, real joins), stops the server, then flips one byte inside the
+// stored value of one block in bucket "blocks" — at the start, in the middle
+// and at the end of the value, for every block — and checks that
+// 'ledger verify' exits 1 naming exactly that block.
+func TestLedgerVerifyNamesTamperedBlock(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	ports, err := freeUDPPorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	srv := startServe(t, addr, data)
+	if err := waitCoAP(addr, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	devices := t.TempDir()
+	for _, id := range []string{"sensor-a", "sensor-b", "sensor-c"} {
+		key := filepath.Join(devices, id+".json")
+		mustRun(t, 0, "device", "keygen", "--id", id, "--out", key)
+		mustRun(t, 0, "device", "join", "--server", "coap://"+addr, "--key", key, "--position", "48.857,2.352")
+	}
+	srv.stop(t)
+
+	const heads = 3 // genesis + one block per join
+	out := mustRun(t, 0, "ledger", "verify", "--data", data)
+	if !strings.HasPrefix(out, fmt.Sprintf("ledger intact: height %d, head ", heads)) {
+		t.Fatalf("ledger verify of the untouched ledger: %q", out)
+	}
+
+	where := []struct {
+		name string
+		at   func(n int) int
+	}{
+		{"first byte", func(int) int { return 0 }},
+		{"middle", func(n int) int { return n / 2 }},
+		{"last byte", func(n int) int { return n - 1 }},
+	}
+	for h := uint64(0); h <= heads; h++ {
+		for _, w := range where {
+			t.Run(fmt.Sprintf("block %d %s", h, w.name), func(t *testing.T) {
+				dir := copyDataDir(t, data)
+				// Control: the copy verifies before it is touched.
+				mustRun(t, 0, "ledger", "verify", "--data", dir)
+				flipBlockByte(t, filepath.Join(dir, "ledger.db"), h, w.at)
+				out := mustRun(t, 1, "ledger", "verify", "--data", dir)
+				want := fmt.Sprintf("ledger BROKEN at block %d: ", h)
+				if !strings.HasPrefix(out, want) {
+					t.Errorf("ledger verify printed %q, want a line starting %q", out, want)
+				}
+				t.Logf("%s", out)
+			})
+		}
+	}
+}
+
+// server is a background 'iotguard serve'.
+type server struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan struct{} // closed when the process has been waited for
+	err    error         // Wait's result, set before done is closed
+}
+
+// startServe runs 'iotguard serve' (the test binary, installed in $PATH by
+// testscript.Main) in the background; a test that ends early kills it.
+func startServe(t *testing.T, addr, data string) *server {
+	t.Helper()
+	s := &server{stderr: new(bytes.Buffer), done: make(chan struct{})}
+	s.cmd = exec.Command("iotguard", "serve", "--listen", addr, "--data", data,
+		"--cluster-id", "tamper-test", "--position", "48.8566,2.3522", "--radius", "1000")
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.err = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// stop interrupts the server and waits (bounded) for a clean exit.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+		if s.err != nil {
+			t.Fatalf("serve exited with %v; stderr:\n%s", s.err, s.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done // stderr is complete only after Wait
+		t.Fatalf("serve did not stop within 15 s of SIGINT; stderr:\n%s", s.stderr)
+	}
+}
+
+// mustRun runs the iotguard CLI with args, checks its exit code and returns
+// its stdout.
+func mustRun(t *testing.T, wantCode int, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "iotguard", args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("iotguard %s: %v", strings.Join(args, " "), err)
+	}
+	if code != wantCode {
+		t.Fatalf("iotguard %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, &stdout, &stderr)
+	}
+	return stdout.String()
+}
+
+// copyDataDir copies the regular files of a stopped server's data directory
+// (CH key, ledger) into a fresh directory.
+func copyDataDir(t *testing.T, from string) string {
+	t.Helper()
+	to := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return to
+}
+
+// flipBlockByte XORs one byte of the value stored for block height in bucket
+// "blocks" (keys are 8-byte big-endian heights), at index at(len(value)).
+func flipBlockByte(t *testing.T, path string, height uint64, at func(n int) int) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("blocks"))
+		if b == nil {
+			return errors.New(`no bucket "blocks"`)
+		}
+		k := binary.BigEndian.AppendUint64(nil, height)
+		v := b.Get(k)
+		if v == nil {
+			return fmt.Errorf("no block stored under key %x", k)
+		}
+		v = bytes.Clone(v) // v belongs to the transaction
+		v[at(len(v))] ^= 0x01
+		return b.Put(k, v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
