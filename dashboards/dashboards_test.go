@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/clusterhead"
-	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/ledger"
 )
 
 type dashboard struct {

@@ -27,7 +27,7 @@ type Device struct {
 	conn   *client.Conn
 	server string
 
-	keys  *protect.MemberKeys // derived from st.Membership, lazily
+	keys *protect.MemberKeys // derived from st.Membership, lazily
 }
 
 // Option adjusts a Device.

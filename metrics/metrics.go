@@ -86,7 +86,9 @@ func New(reg prometheus.Registerer) *Metrics {
 }
 
 // Crypto records one timed operation.
-func (m *Metrics) Crypto(op string, d time.Duration) { m.crypto.WithLabelValues(op).Observe(d.Seconds()) }
+func (m *Metrics) Crypto(op string, d time.Duration) {
+	m.crypto.WithLabelValues(op).Observe(d.Seconds())
+}
 
 // Request records an answered CoAP request (coapsrv.Observer).
 func (m *Metrics) Request(resource, code string, d time.Duration) {

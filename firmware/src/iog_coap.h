@@ -51,6 +51,7 @@ extern "C" {
 #define IOG_COAP_UNSUPPORTED_CF IOG_COAP_CODE(4, 15)
 #define IOG_COAP_TOO_MANY IOG_COAP_CODE(4, 29)
 #define IOG_COAP_INTERNAL IOG_COAP_CODE(5, 0)
+#define IOG_COAP_UNAVAILABLE IOG_COAP_CODE(5, 3)
 /** @} */
 
 /** @name Option numbers */

@@ -387,6 +387,8 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
     iog_id_t peer;
     iog_verify_resp_t v;
     static const char *const internal = "internal error";
+    /* as the Go device: a CH that cannot be reached is 5.03, not a warning */
+    static const char *const unavailable = "cluster head unavailable";
     if (iog_hello_decode(req->payload, req->payload_len, &peer)) {
         diag(resp, IOG_COAP_BAD_REQUEST, "malformed", NULL);
         return;
@@ -398,7 +400,7 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
         return;
     }
     if (e) {
-        diag(resp, IOG_COAP_INTERNAL, internal, NULL);
+        diag(resp, IOG_COAP_UNAVAILABLE, unavailable, NULL);
         return;
     }
     if (v.status != IOG_STATUS_MEMBER) {
@@ -414,7 +416,7 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
         return;
     }
     if (e) {
-        diag(resp, IOG_COAP_INTERNAL, internal, NULL);
+        diag(resp, IOG_COAP_UNAVAILABLE, unavailable, NULL);
         return;
     }
     int n = iog_talk_resp_encode(&d->me.id, ticket, tl, resp->payload, resp->cap);
