@@ -250,8 +250,8 @@ func TestLibcoapRejections(t *testing.T) {
 // acknowledged block after block and buffered until the size check runs.
 //
 // Regression: go-coap's block-wise layer (default maxReceiveBodySize 0 =
-// unlimited) answers 2.31 Continue to every block and reassembles the whole
-// body in memory before coapsrv's size middleware sees it.
+// unlimited) answered 2.31 Continue to every block and reassembled the whole
+// body in memory before coapsrv's size middleware saw it.
 func TestLibcoapOversizedBlockwiseRejectedAtFirstBlock(t *testing.T) {
 	bin := libcoap(t)
 	ch, base := startCH(t)
@@ -280,9 +280,9 @@ func TestLibcoapOversizedBlockwiseRejectedAtFirstBlock(t *testing.T) {
 // 4.13"). libcoap cannot send this (it always goes block-wise above 1024
 // bytes), so the datagram is written by hand.
 //
-// Regression: coapsrv sets go-coap's MaxMessageSize to 1280 bytes, and go-coap
-// silently drops any datagram over that (logging "max message size(1280) was
-// exceeded") before the size middleware can answer.
+// Regression: coapsrv set go-coap's MaxMessageSize to 1280 bytes, and go-coap
+// silently dropped any datagram over that (logging "max message size(1280) was
+// exceeded") before the size middleware could answer.
 func TestOversizedSingleDatagramAnswered413(t *testing.T) {
 	ch, _ := startCH(t)
 	for _, n := range []int{1025, 1250, 2000, 8000} {

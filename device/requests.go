@@ -25,9 +25,8 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 	m := d.st.Membership
 	var echo []byte
 	for attempt := 0; ; attempt++ {
-		seq := d.st.Seq
-		d.st.Seq++
-		if err := d.save(); err != nil { // before sending: a crash must not reuse seq
+		seq, err := d.reserveSeq()
+		if err != nil {
 			return err
 		}
 		pt, err := wire.Marshal(build(echo))

@@ -80,6 +80,15 @@ func LoadState(path string) (*State, error) {
 
 // Save writes st to path atomically with mode 0600.
 func (st *State) Save(path string) error {
+	return st.save(path, atomicfile.Write)
+}
+
+// Create is Save that never replaces an existing file (fs.ErrExist).
+func (st *State) Create(path string) error {
+	return st.save(path, atomicfile.Create)
+}
+
+func (st *State) save(path string, write func(string, []byte, os.FileMode) error) error {
 	der, err := x509.MarshalPKCS8PrivateKey(st.Key)
 	if err != nil {
 		return fmt.Errorf("failed to encode key of %s: %w", st.ID, err)
@@ -90,7 +99,7 @@ func (st *State) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("failed to encode state of %s: %w", st.ID, err)
 	}
-	return atomicfile.Write(path, append(b, '\n'), 0o600)
+	return write(path, append(b, '\n'), 0o600)
 }
 
 // MemberKeys derives the member keys of st's membership: ECDH of the device

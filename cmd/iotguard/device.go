@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -59,14 +60,13 @@ func deviceKeygen(args []string) error {
 	if err := required(fs, "id", "out"); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*out); err == nil {
-		return fmt.Errorf("%s exists; refusing to overwrite a device key (remove it first)", *out)
-	}
 	st, err := device.NewState(*id)
 	if err != nil {
 		return err
 	}
-	if err := st.Save(*out); err != nil {
+	if err := st.Create(*out); errors.Is(err, iofs.ErrExist) {
+		return fmt.Errorf("%s exists; refusing to overwrite a device key (remove it first)", *out)
+	} else if err != nil {
 		return err
 	}
 	fmt.Printf("created %s for device %s\n", *out, *id)

@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 //	perm FILE MODE              FILE's permission bits must be MODE (octal)
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
+//	mayfail PROG ARGS...        exec PROG, whatever its exit status (like cmd/go's "? exec")
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
@@ -46,6 +47,7 @@ func TestScripts(t *testing.T) {
 			"perm":     cmdPerm,
 			"jsonl":    cmdJSONL,
 			"devseq":   cmdDevSeq,
+			"mayfail":  cmdMayFail,
 		},
 	})
 }
@@ -244,5 +246,16 @@ func cmdDevSeq(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	if *st.Seq != was+n {
 		ts.Fatalf("%s: seq %d, want %d + %d", args[0], *st.Seq, was, n)
+	}
+}
+
+// cmdMayFail runs a program for its effects and output, accepting any exit
+// status: for steps where either outcome is correct.
+func cmdMayFail(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: mayfail PROG ARGS...")
+	}
+	if err := ts.Exec(args[0], args[1:]...); err != nil {
+		ts.Logf("[%v]", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,9 +41,9 @@ func TestLedgerVerifyNamesTamperedBlock(t *testing.T) {
 	}
 	srv.stop(t)
 
-	const heads = 3 // genesis + one block per join
+	const lastHeight = 3 // genesis, then one block per join
 	out := mustRun(t, 0, "ledger", "verify", "--data", data)
-	if !strings.HasPrefix(out, fmt.Sprintf("ledger intact: height %d, head ", heads)) {
+	if !strings.HasPrefix(out, fmt.Sprintf("ledger intact: height %d, head ", lastHeight)) {
 		t.Fatalf("ledger verify of the untouched ledger: %q", out)
 	}
 
@@ -57,7 +58,7 @@ func TestLedgerVerifyNamesTamperedBlock(t *testing.T) {
 		{"middle", func(n int) int { return n / 2 }},
 		{"last byte", func(n int) int { return n - 1 }},
 	}
-	for h := uint64(0); h <= heads; h++ {
+	for h := uint64(0); h <= lastHeight; h++ {
 		for _, w := range where {
 			t.Run(fmt.Sprintf("block %d %s", h, w.name), func(t *testing.T) {
 				t.Parallel()
@@ -105,16 +106,17 @@ func startServe(t *testing.T, addr, data string) *server {
 	return s
 }
 
-// stop interrupts the server and waits (bounded) for a clean exit.
+// stop sends the server SIGTERM (the scripts use SIGINT) and waits, bounded,
+// for a clean exit.
 func (s *server) stop(t *testing.T) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-s.done:
-		if s.err != nil {
-			t.Fatalf("serve exited with %v; stderr:\n%s", s.err, s.stderr)
+		if s.err != nil || !strings.Contains(s.stderr.String(), `msg="shutting down" signal=terminated`) {
+			t.Fatalf("serve exited with %v after SIGTERM; stderr:\n%s", s.err, s.stderr)
 		}
 	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Kill()
