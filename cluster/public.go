@@ -21,10 +21,10 @@ func (c *Core) ClusterInfo() ([]byte, error) {
 }
 
 // ClusterText is GET /cluster for humans (Accept: text/plain).
-func (c *Core) ClusterText() string {
+func (c *Core) ClusterText() (string, error) {
 	thumb := c.keys.Thumbprint()
 	return fmt.Sprintf("cluster %s\nposition %.6f,%.6f\nradius %.0f m\nch-key-thumbprint %s\n",
-		c.cfg.ID, float64(c.cfg.Position.Lat)/1e6, float64(c.cfg.Position.Lon)/1e6, c.cfg.Radius, hex.EncodeToString(thumb[:]))
+		c.cfg.ID, float64(c.cfg.Position.Lat)/1e6, float64(c.cfg.Position.Lon)/1e6, c.cfg.Radius, hex.EncodeToString(thumb[:])), nil
 }
 
 // LedgerHead returns the signed answer of GET /ledger/head.

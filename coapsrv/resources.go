@@ -1,6 +1,7 @@
 package coapsrv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -29,8 +30,8 @@ func (s *Server) resources() []resource {
 		{"/verify", codes.POST, message.AppCoseEncrypt0, `rt="iotguard.verify";ct=16`, s.protected(protect.PathVerify)},
 		{"/session", codes.POST, message.AppCoseEncrypt0, `rt="iotguard.session";ct=16`, s.protected(protect.PathSession)},
 		{"/leave", codes.POST, message.AppCoseEncrypt0, `rt="iotguard.leave";ct=16`, s.protected(protect.PathLeave)},
-		{"/cluster", codes.GET, 0, `rt="iotguard.cluster";ct="18 0"`, s.clusterInfo},
-		{"/ledger/head", codes.GET, 0, `rt="iotguard.head";ct="18 0"`, s.ledgerHead},
+		{"/cluster", codes.GET, 0, `rt="iotguard.cluster";ct="18 0"`, s.public("/cluster", s.core.ClusterInfo, s.core.ClusterText)},
+		{"/ledger/head", codes.GET, 0, `rt="iotguard.head";ct="18 0"`, s.public("/ledger/head", s.core.LedgerHead, s.core.LedgerHeadText)},
 		{"/.well-known/core", codes.GET, 0, `ct=40`, s.wellKnownCore},
 	}
 }
@@ -110,34 +111,24 @@ func wantsText(r *mux.Message) bool {
 	return err == nil && a == message.TextPlain
 }
 
-func (s *Server) clusterInfo(_ context.Context, w mux.ResponseWriter, r *mux.Message, _ []byte) codes.Code {
-	if wantsText(r) {
-		s.reply(w, codes.Content, message.TextPlain, []byte(s.core.ClusterText()))
-		return codes.Content
-	}
-	b, err := s.core.ClusterInfo()
-	if err != nil {
-		return s.fail(w, "/cluster", err)
-	}
-	s.reply(w, codes.Content, message.AppCoseSign1, b)
-	return codes.Content
-}
-
-func (s *Server) ledgerHead(_ context.Context, w mux.ResponseWriter, r *mux.Message, _ []byte) codes.Code {
-	if wantsText(r) {
-		t, err := s.core.LedgerHeadText()
-		if err != nil {
-			return s.fail(w, "/ledger/head", err)
+// public serves a read-only resource: the signed form (COSE_Sign1), or the
+// text form when the client asks for text/plain.
+func (s *Server) public(path string, signed func() ([]byte, error), text func() (string, error)) func(context.Context, mux.ResponseWriter, *mux.Message, []byte) codes.Code {
+	return func(_ context.Context, w mux.ResponseWriter, r *mux.Message, _ []byte) codes.Code {
+		cf, body, err := message.AppCoseSign1, []byte(nil), error(nil)
+		if wantsText(r) {
+			var t string
+			t, err = text()
+			cf, body = message.TextPlain, []byte(t)
+		} else {
+			body, err = signed()
 		}
-		s.reply(w, codes.Content, message.TextPlain, []byte(t))
+		if err != nil {
+			return s.fail(w, path, err)
+		}
+		s.reply(w, codes.Content, cf, body)
 		return codes.Content
 	}
-	b, err := s.core.LedgerHead()
-	if err != nil {
-		return s.fail(w, "/ledger/head", err)
-	}
-	s.reply(w, codes.Content, message.AppCoseSign1, b)
-	return codes.Content
 }
 
 // wellKnownCore lists the resources in CoRE Link Format (RFC 6690); go-coap
@@ -154,8 +145,8 @@ func (s *Server) wellKnownCore(_ context.Context, w mux.ResponseWriter, _ *mux.M
 }
 
 func (s *Server) reply(w mux.ResponseWriter, code codes.Code, cf message.MediaType, payload []byte) {
-	if err := respond(w, code, cf, payload); err != nil {
-		s.cfg.Errors(err)
+	if err := w.SetResponse(code, cf, bytes.NewReader(payload)); err != nil {
+		s.cfg.Errors(fmt.Errorf("%v: failed to set response: %w", w.Conn().RemoteAddr(), err))
 	}
 }
 

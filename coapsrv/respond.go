@@ -31,11 +31,6 @@ var rejections = []struct {
 	{cluster.ErrRevoked, codes.Conflict},
 }
 
-// respond writes a success payload with its content format.
-func respond(w mux.ResponseWriter, code codes.Code, cf message.MediaType, payload []byte) error {
-	return w.SetResponse(code, cf, bytes.NewReader(payload))
-}
-
 // fail writes a diagnostic response for err: a Core rejection becomes its
 // code, an echo challenge 4.01 with the Echo option, anything else 5.00
 // (reported to the error hook, never shown to the client).

@@ -31,7 +31,7 @@ type Core interface {
 	Join(ctx context.Context, payload []byte, addr string) (cluster.JoinResult, error)
 	Protected(ctx context.Context, path string, payload []byte, addr string) ([]byte, error)
 	ClusterInfo() ([]byte, error)
-	ClusterText() string
+	ClusterText() (string, error)
 	LedgerHead() ([]byte, error)
 	LedgerHeadText() (string, error)
 }
