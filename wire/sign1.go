@@ -46,7 +46,8 @@ type Signed struct {
 }
 
 // ParseSign1 decodes an untagged COSE_Sign1 whose protected header is exactly
-// alg ES256. It does not verify the signature: call Verify.
+// alg ES256 and whose unprotected header holds nothing but a kid (bstr), if
+// that. It does not verify the signature: call Verify.
 func ParseSign1(b []byte) (*Signed, error) {
 	var shape []any
 	if err := Unmarshal(b, &shape); err != nil { // our limits and strictness first
@@ -63,7 +64,13 @@ func ParseSign1(b []byte) (*Signed, error) {
 	if s.msg.Payload == nil {
 		return nil, fmt.Errorf("%w: COSE_Sign1 without payload", ErrMalformed)
 	}
-	if kid, ok := s.msg.Headers.Unprotected[cose.HeaderLabelKeyID].([]byte); ok {
+	// The unprotected header is not signed: anything in it beyond the kid
+	// could be added by anyone on the path (and joins are kept as evidence).
+	for label, v := range s.msg.Headers.Unprotected {
+		kid, ok := v.([]byte)
+		if label != cose.HeaderLabelKeyID || !ok {
+			return nil, fmt.Errorf("%w: COSE_Sign1 unprotected header must be at most {4: kid}", ErrMalformed)
+		}
 		s.KID = kid
 	}
 	s.Payload = s.msg.Payload
