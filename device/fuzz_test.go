@@ -1,0 +1,88 @@
+package device_test
+
+import (
+	"bytes"
+	"sync/atomic"
+	"testing"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp"
+
+	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// FuzzListener feeds arbitrary payloads to a real device listener's /talk
+// (Content-Format 60) and /m2m (16) over UDP, with a real CH behind it and
+// one established session. Properties: every datagram is answered (the
+// listener neither panics nor stalls); /m2m answers 2.04 only for a message
+// that really opens in a session, and the handler runs exactly then; /talk
+// answers 2.05 only for a hello from a current member; nothing else succeeds.
+func FuzzListener(f *testing.F) {
+	ch := chtest.Start(f, "")
+	defer ch.Close()
+	m1 := chtest.Joined(f, ch, "m1")
+	m2 := chtest.Joined(f, ch, "m2")
+	var handled atomic.Int64
+	l, err := m2.Listen("127.0.0.1:0", func(string, []byte) []byte { handled.Add(1); return nil }, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer l.Close()
+	talk, err := m1.Talk(chtest.Ctx(f), l.Addr().String(), "m2")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer talk.Close()
+	for i := 0; i < 3; i++ {
+		m, err := talk.Session.Seal([]byte("seed"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(true, m)
+	}
+	for _, id := range []string{"m1", "nobody", "m2"} {
+		hello, err := wire.Marshal(&wire.Hello{ID: id})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(false, hello)
+	}
+	f.Add(false, []byte("garbage"))
+	f.Add(true, []byte{0x83, 0x43, 0xa1, 0x01, 0x01, 0xa0, 0x40})
+
+	conn, err := udp.Dial(l.Addr().String())
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer conn.Close()
+	f.Fuzz(func(t *testing.T, m2m bool, payload []byte) {
+		path, cf := "/talk", message.AppCBOR
+		if m2m {
+			path, cf = "/m2m", message.AppCoseEncrypt0
+		}
+		before := handled.Load()
+		resp, err := conn.Post(chtest.Ctx(t), path, cf, bytes.NewReader(payload))
+		if err != nil {
+			t.Fatalf("POST %s: no answer: %v", path, err)
+		}
+		code := resp.Code()
+		ran := handled.Load() - before
+		switch {
+		case m2m && code == codes.Changed:
+			if ran != 1 {
+				t.Fatalf("/m2m 2.04 but the handler ran %d times", ran)
+			}
+		case ran != 0:
+			t.Fatalf("%s answered %v but the handler ran %d times", path, code, ran)
+		case !m2m && code == codes.Content:
+			var hello wire.Hello
+			if err := wire.Decode(payload, &hello); err != nil || (hello.ID != "m1") {
+				t.Fatalf("/talk 2.05 for %x (%+v, %v): not a hello from a member", payload, hello, err)
+			}
+		case code>>5 != 4:
+			t.Fatalf("%s answered %v to %x", path, code, payload)
+		}
+	})
+}
