@@ -84,6 +84,7 @@ type Bolt struct {
 	onCommit func(height uint64, events int)
 
 	reqs    chan *request // unbuffered: a send completes only when the committer takes it
+	imports chan *importRequest
 	closing chan struct{} // closed by Close
 	done    chan struct{} // closed when the committer has stopped
 
@@ -150,6 +151,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 		onCommit: opts.OnCommit,
 		now:      opts.Now,
 		reqs:     make(chan *request),
+		imports:  make(chan *importRequest),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}

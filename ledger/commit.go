@@ -67,6 +67,8 @@ func (l *Bolt) run() {
 		select {
 		case req := <-l.reqs:
 			l.commit(l.drain(append(batch[:0], req)))
+		case imp := <-l.imports:
+			l.commitImport(imp)
 		case <-l.closing:
 			for {
 				batch = l.drain(batch[:0])

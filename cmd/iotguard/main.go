@@ -25,6 +25,7 @@ func commands() []command {
 		{"ledger", "inspect the ledger: verify, list", ledgerUsage, ledgerCmd},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
 		{"demo", "run the whole scenario in one process, step by step", demoUsage, demoCmd},
+		{"bench", "load a cluster head over loopback UDP: throughput, latency, ratio to a baseline", benchUsage, benchCmd},
 	}
 }
 

@@ -1,0 +1,485 @@
+// Package bench is IoT-Guard's load generator: it drives a cluster head with
+// the device library over real UDP on loopback, measures throughput and
+// latency, and measures a baseline in the same run so that results are
+// ratios, which survive a noisy shared machine where absolute numbers do not.
+//
+// Scenarios: join (fresh devices joining), verify, session (protected
+// requests of joined members), m2m (device-to-device messages in a session),
+// mixed (all of them), echo (the bare go-coap baseline alone) and scale
+// (enroll up to a million members, then measure join and verify latency and
+// memory at each size). Baselines: a bare go-coap echo server moving the
+// same payload sizes for verify, session, m2m and mixed; the pure crypto
+// cost (ES256 verify + sign + ECDH) for join.
+//
+// Every run is bounded in count and in time, and loads loopback addresses
+// only. One device is one UDP association; go-coap's client allows one
+// request in flight per association, so concurrency is the number of
+// devices. An association moves to a new source port every 60,000 requests
+// (one source has 65,536 CoAP message IDs per 247 s).
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/clusterhead"
+)
+
+// Scenarios.
+const (
+	ScenarioJoin    = "join"
+	ScenarioVerify  = "verify"
+	ScenarioSession = "session"
+	ScenarioM2M     = "m2m"
+	ScenarioMixed   = "mixed"
+	ScenarioEcho    = "echo"
+	ScenarioScale   = "scale"
+)
+
+// Scenarios lists the scenario names in the order of the documentation.
+var Scenarios = []string{ScenarioJoin, ScenarioVerify, ScenarioSession, ScenarioM2M, ScenarioMixed, ScenarioEcho, ScenarioScale}
+
+// Goals of docs/PERFORMANCE.md: the ratio each scenario should reach
+// against its baseline.
+const (
+	GoalProtected = 0.8 // /verify, /session vs the go-coap echo
+	GoalJoin      = 0.5 // /join vs its crypto bound
+	// SeedJoinsPerSecond is what the seed's Python implementation managed
+	// on this kind of machine (proof-of-work bound).
+	SeedJoinsPerSecond = 2.2
+)
+
+// m2mMessage is the size of one M2M message in the m2m scenario.
+const m2mMessage = 32
+
+// Config is one bench run.
+type Config struct {
+	Scenario    string
+	Duration    time.Duration // bound on each measured phase
+	Count       int64         // bound on the ops of each measured phase
+	Concurrency int           // devices (UDP associations) issuing requests
+	Rate        float64       // ops/s over all devices; 0: as fast as they go
+	Baseline    bool          // measure the baseline in the same run
+	HalfLoad    bool          // then rerun at half the measured throughput
+	Server      string        // coap://127.0.0.1:PORT of a running CH; "" starts one
+	DataDir     string        // the started CH's data directory; "" a temporary one
+	Members     []int         // scale: member counts to measure at
+	Timeout     time.Duration // per op
+	Progress    Progress      // nil: none
+	Log         io.Writer     // setup steps; nil: none
+}
+
+// DefaultConfig returns the defaults of the CLI.
+func DefaultConfig() Config {
+	return Config{
+		Scenario: ScenarioVerify, Duration: 10 * time.Second, Count: 10_000_000, Concurrency: 32,
+		Timeout: 5 * time.Second, Members: []int{1000, 100_000, 1_000_000},
+	}
+}
+
+// Result is what a run measured. Its JSON form is one object; tools outside
+// the repository read scenario, throughput, p50_ms, p99_ms, baseline,
+// baseline_throughput and ratio.
+type Result struct {
+	Scenario    string  `json:"scenario"`
+	Server      string  `json:"server"`
+	Concurrency int     `json:"concurrency"`
+	Rate        float64 `json:"rate,omitempty"`
+	Seconds     float64 `json:"duration_s"`
+
+	Ops        int64            `json:"ops"`
+	Errors     map[string]int64 `json:"errors"`
+	Throughput float64          `json:"throughput"`
+	P50        float64          `json:"p50_ms"`
+	P95        float64          `json:"p95_ms"`
+	P99        float64          `json:"p99_ms"`
+	Max        float64          `json:"max_ms"`
+	// CPUMicros is the CPU time of the whole process (load generator and,
+	// when in-process, the cluster head) per successful op: unlike
+	// throughput, it hardly moves when other processes take the cores.
+	CPUMicros float64 `json:"cpu_us_per_op"`
+
+	Baseline           string  `json:"baseline"`
+	BaselineThroughput float64 `json:"baseline_throughput"`
+	BaselineP50        float64 `json:"baseline_p50_ms,omitempty"`
+	BaselineP99        float64 `json:"baseline_p99_ms,omitempty"`
+	BaselineCPUMicros  float64 `json:"baseline_cpu_us_per_op,omitempty"`
+	// CPURatio is BaselineCPUMicros / CPUMicros: the ratio the machine
+	// would show if this process had every core to itself.
+	CPURatio     float64      `json:"cpu_ratio,omitempty"`
+	Ratio        float64      `json:"ratio"`
+	Goal         float64      `json:"goal,omitempty"`
+	Crypto       *CryptoBound `json:"crypto,omitempty"`
+	PayloadBytes [2]int       `json:"payload_bytes,omitempty"` // request, response of the echo baseline
+
+	VsSeed float64 `json:"vs_seed,omitempty"` // join: throughput / SeedJoinsPerSecond
+
+	HalfLoad *HalfLoad  `json:"half_load,omitempty"`
+	Scale    []ScaleRow `json:"scale,omitempty"`
+
+	Windows         []Window `json:"windows"`
+	BaselineWindows []Window `json:"baseline_windows,omitempty"`
+	Plot            string   `json:"plot,omitempty"`
+	Machine         Machine  `json:"machine"`
+}
+
+// HalfLoad is a second run at half the measured throughput: the latency a
+// cluster head shows with headroom.
+type HalfLoad struct {
+	Rate       float64 `json:"rate"`
+	Throughput float64 `json:"throughput"`
+	P50        float64 `json:"p50_ms"`
+	P99        float64 `json:"p99_ms"`
+	P99OverP50 float64 `json:"p99_over_p50"`
+}
+
+// Machine describes where a run ran.
+type Machine struct {
+	CPU        string `json:"cpu"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Go         string `json:"go"`
+	OS         string `json:"os"`
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// Validate checks cfg before anything starts.
+func (c *Config) Validate() error {
+	known := false
+	for _, s := range Scenarios {
+		known = known || s == c.Scenario
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("%w: %q (want one of %s)", ErrScenario, c.Scenario, strings.Join(Scenarios, ", "))
+	case c.Duration <= 0 || c.Duration > 24*time.Hour:
+		return fmt.Errorf("%w: duration %v", ErrBounds, c.Duration)
+	case c.Count <= 0:
+		return fmt.Errorf("%w: count %d", ErrBounds, c.Count)
+	case c.Concurrency < 1 || c.Concurrency > 4096:
+		return fmt.Errorf("%w: concurrency %d outside 1..4096", ErrBounds, c.Concurrency)
+	case c.Rate < 0:
+		return fmt.Errorf("%w: rate %v", ErrBounds, c.Rate)
+	case c.Timeout <= 0:
+		return fmt.Errorf("%w: timeout %v", ErrBounds, c.Timeout)
+	case c.Server != "" && c.Scenario == ScenarioScale:
+		return fmt.Errorf("%w: scale enrolls members into its own ledger; drop --server", ErrBounds)
+	}
+	for _, n := range c.Members {
+		if n < 1 || n > 10_000_000 {
+			return fmt.Errorf("%w: members %d outside 1..10,000,000", ErrBounds, n)
+		}
+	}
+	if c.Server != "" {
+		return checkLoopback(c.Server)
+	}
+	return nil
+}
+
+// checkLoopback refuses a server that is not on a loopback address: load
+// goes to this machine only.
+func checkLoopback(server string) error {
+	hostport := strings.TrimSuffix(strings.TrimPrefix(server, "coap://"), "/")
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("%w: server %q: %v", ErrNotLoopback, server, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: %s", ErrNotLoopback, host)
+	}
+	return nil
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, format+"\n", args...)
+	}
+}
+
+func (c *Config) progress() Progress {
+	if c.Progress == nil {
+		return quiet{}
+	}
+	return c.Progress
+}
+
+// Run runs cfg's scenario and, with cfg.Baseline, its baseline.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Scenario == ScenarioScale {
+		return runScale(ctx, cfg)
+	}
+	res := &Result{Scenario: cfg.Scenario, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Machine: machine(), Errors: map[string]int64{}}
+	if cfg.Scenario == ScenarioEcho {
+		return res, runEcho(cfg, res)
+	}
+	t, err := openTarget(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	res.Server = t.describe()
+	sc, err := setup(ctx, cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.close()
+
+	if err := measure(cfg, t, sc, res); err != nil {
+		return nil, err
+	}
+	if cfg.Scenario == ScenarioJoin {
+		res.VsSeed = res.Throughput / SeedJoinsPerSecond
+	}
+	if cfg.HalfLoad && res.Throughput > 0 {
+		rate := res.Throughput / 2
+		h := sc.run(cfg, cfg.Scenario, cfg.Scenario+" at half load", rate)
+		lat := latencies(h.samples)
+		hl := &HalfLoad{Rate: rate, Throughput: float64(h.ok) / h.elapsed.Seconds(), P50: quantile(lat, 0.5), P99: quantile(lat, 0.99)}
+		if hl.P50 > 0 {
+			hl.P99OverP50 = hl.P99 / hl.P50
+		}
+		res.HalfLoad = hl
+		for k, v := range h.errors {
+			res.Errors["half-load "+k] += v
+		}
+	}
+	return res, nil
+}
+
+// fill copies a phase's outcome into r.
+func (r *Result) fill(o outcome) {
+	lat := latencies(o.samples)
+	r.Ops, r.Seconds = o.ok, o.elapsed.Seconds()
+	r.Throughput = float64(o.ok) / o.elapsed.Seconds()
+	if o.ok > 0 {
+		r.CPUMicros = float64(o.cpu.Microseconds()) / float64(o.ok)
+	}
+	r.P50, r.P95, r.P99 = quantile(lat, 0.5), quantile(lat, 0.95), quantile(lat, 0.99)
+	if len(lat) > 0 {
+		r.Max = lat[len(lat)-1]
+	}
+	for k, v := range o.errors {
+		r.Errors[k] += v
+	}
+	r.Windows = windows(o.samples, o.elapsed)
+}
+
+// runEcho is the echo scenario: the go-coap baseline on its own, e.g. with
+// one association to watch a single busy source over a long run.
+func runEcho(cfg Config, res *Result) error {
+	req, resp, err := payloadSizes(ScenarioVerify, "bench", "bench-000000")
+	if err != nil {
+		return err
+	}
+	srv, err := StartEcho("127.0.0.1:0", resp)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	res.Server = "go-coap echo in-process coap://" + srv.Addr()
+	res.PayloadBytes = [2]int{req, resp}
+	ws, err := echoWorkers(srv.Addr(), cfg.Concurrency, req)
+	if err != nil {
+		return err
+	}
+	defer closeAll(ws)
+	res.fill(load{name: "echo", duration: cfg.Duration, count: cfg.Count, rate: cfg.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(ws))
+	return nil
+}
+
+// roundLength is the length of one slice of an interleaved run.
+const roundLength = 2 * time.Second
+
+// measure runs the scenario and, with cfg.Baseline, its baseline in
+// alternating slices of about roundLength, so that both see the same
+// machine: on a shared machine the load of others drifts within seconds.
+func measure(cfg Config, t *target, sc *scenario, res *Result) error {
+	rounds := 1
+	if cfg.Baseline {
+		rounds = max(1, int(cfg.Duration/roundLength))
+	}
+	slice := cfg
+	slice.Duration = cfg.Duration / time.Duration(rounds)
+	slice.Count = max(1, cfg.Count/int64(rounds))
+	scWorkers := sc.workers(cfg, cfg.Scenario)
+	var base func(Config) (outcome, error)
+	var closeBase func()
+	if cfg.Baseline {
+		var err error
+		if base, closeBase, err = baseline(cfg, t, res); err != nil {
+			return err
+		}
+		defer closeBase()
+	}
+	var main, bl outcome
+	for i := range rounds {
+		if base != nil {
+			o, err := base(slice)
+			if err != nil {
+				return err
+			}
+			bl = bl.merge(o)
+		}
+		name := cfg.Scenario
+		if rounds > 1 {
+			name = fmt.Sprintf("%s %d/%d", cfg.Scenario, i+1, rounds)
+		}
+		cfg.logf("run: %s, %d devices, %v or %d ops", name, cfg.Concurrency, slice.Duration, slice.Count)
+		main = main.merge(load{name: name, duration: slice.Duration, count: slice.Count, rate: cfg.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(scWorkers))
+	}
+	res.fill(main)
+	if base != nil {
+		if cfg.Scenario == ScenarioJoin {
+			res.BaselineThroughput = float64(bl.ok) / bl.elapsed.Seconds()
+			res.Crypto.Throughput = res.BaselineThroughput
+			res.Crypto.PerCore = res.BaselineThroughput / float64(res.Crypto.Cores)
+			res.Crypto.OpMicros = 1e6 / res.Crypto.PerCore
+		} else {
+			lat := latencies(bl.samples)
+			res.BaselineThroughput = float64(bl.ok) / bl.elapsed.Seconds()
+			res.BaselineP50, res.BaselineP99 = quantile(lat, 0.5), quantile(lat, 0.99)
+			res.BaselineWindows = windows(bl.samples, bl.elapsed)
+			if bl.ok > 0 && res.CPUMicros > 0 {
+				res.BaselineCPUMicros = float64(bl.cpu.Microseconds()) / float64(bl.ok)
+				res.CPURatio = res.BaselineCPUMicros / res.CPUMicros
+			}
+		}
+		for k, v := range bl.errors {
+			res.Errors["baseline "+k] += v
+		}
+		res.Ratio = res.Throughput / res.BaselineThroughput
+	}
+	return nil
+}
+
+// baseline prepares the scenario's baseline: a function measuring one
+// slice of it, and what to release after.
+func baseline(cfg Config, t *target, res *Result) (func(Config) (outcome, error), func(), error) {
+	if cfg.Scenario == ScenarioJoin {
+		res.Baseline = "crypto: ES256 verify + ES256 sign + ECDH P-256, in-process, all cores"
+		res.Goal = GoalJoin
+		res.Crypto = &CryptoBound{Cores: runtime.GOMAXPROCS(0)}
+		return func(c Config) (outcome, error) {
+			d := min(c.Duration, time.Second)
+			cfg.logf("baseline: crypto bound on %d cores for %v", runtime.GOMAXPROCS(0), d)
+			cb, err := MeasureCryptoBound(d)
+			if err != nil {
+				return outcome{}, err
+			}
+			return outcome{ok: int64(cb.Throughput * d.Seconds()), elapsed: d, errors: map[string]int64{}}, nil
+		}, func() {}, nil
+	}
+	req, resp, err := payloadSizes(cfg.Scenario, t.cluster, t.prefix+"-m-0000")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := StartEcho("127.0.0.1:0", resp)
+	if err != nil {
+		return nil, nil, err
+	}
+	ws, err := echoWorkers(srv.Addr(), cfg.Concurrency, req)
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	res.Baseline = "go-coap echo: same server options, process, payload sizes and client setup"
+	res.PayloadBytes = [2]int{req, resp}
+	res.Goal = GoalProtected
+	if cfg.Scenario == ScenarioM2M || cfg.Scenario == ScenarioMixed {
+		res.Goal = 0
+	}
+	run := func(c Config) (outcome, error) {
+		cfg.logf("baseline: go-coap echo, %d associations, %d/%d bytes, %v", cfg.Concurrency, req, resp, c.Duration)
+		return load{name: "echo baseline", duration: c.Duration, count: c.Count, timeout: cfg.Timeout, progress: cfg.progress()}.run(ws), nil
+	}
+	return run, func() { closeAll(ws); srv.Close() }, nil
+}
+
+// target is the cluster head under load.
+type target struct {
+	addr     string
+	ch       *clusterhead.CH // nil for an external server
+	dir      string          // the started CH's data directory
+	tmp      string          // temporary data directory to remove
+	cluster  string
+	lat, lon int64
+	prefix   string // device IDs of this run start with it
+}
+
+// benchPosition is where the started CH stands; devices join at it.
+var benchPosition = cluster.Position{Lat: 48_856_600, Lon: 2_352_200}
+
+func openTarget(cfg Config) (*target, error) {
+	t := &target{prefix: runPrefix()}
+	if cfg.Server != "" {
+		t.addr = strings.TrimSuffix(strings.TrimPrefix(cfg.Server, "coap://"), "/")
+		info, err := clusterInfo(t.addr, cfg.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		t.cluster, t.lat, t.lon = info.Cluster, info.Lat, info.Lon
+		return t, nil
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "iotguard-bench-"); err != nil {
+			return nil, fmt.Errorf("failed to make a data directory: %w", err)
+		}
+		t.tmp = dir
+	}
+	ch, err := clusterhead.Start(clusterhead.Config{
+		Listen: "127.0.0.1:0", DataDir: dir, NoAdmin: true,
+		Cluster: cluster.Config{ID: "bench", Position: benchPosition, Radius: 1000},
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.close()
+		return nil, err
+	}
+	t.ch, t.addr, t.cluster, t.dir = ch, ch.Addr(), "bench", dir
+	t.lat, t.lon = benchPosition.Lat, benchPosition.Lon
+	return t, nil
+}
+
+func (t *target) describe() string {
+	if t.ch != nil {
+		return "in-process coap://" + t.addr + " (rate limit off, metrics off)"
+	}
+	return "coap://" + t.addr
+}
+
+func (t *target) close() {
+	if t.ch != nil {
+		t.ch.Close()
+	}
+	if t.tmp != "" {
+		os.RemoveAll(t.tmp)
+	}
+}

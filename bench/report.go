@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteJSON writes r as one JSON object and a newline.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	return enc.Encode(r)
+}
+
+// WriteTable writes r for people: the numbers, the baseline and the ratio,
+// errors by code, and the scale table if any.
+func (r *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
+	row("scenario", "%s", r.Scenario)
+	row("server", "%s", r.Server)
+	row("machine", "%s, %d CPUs, GOMAXPROCS %d, %s", r.Machine.CPU, r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.Go)
+	if r.Scenario != ScenarioScale {
+		row("devices", "%d (one UDP association each)", r.Concurrency)
+		if r.Rate > 0 {
+			row("offered rate", "%.0f ops/s", r.Rate)
+		}
+		row("ops", "%d in %.1f s", r.Ops, r.Seconds)
+		row("throughput", "%.0f ops/s", r.Throughput)
+		row("latency ms", "p50 %.2f  p95 %.2f  p99 %.2f  max %.2f", r.P50, r.P95, r.P99, r.Max)
+		row("CPU per op", "%.0f µs (whole process)", r.CPUMicros)
+	}
+	if r.Baseline != "" {
+		row("baseline", "%s", r.Baseline)
+		row("baseline throughput", "%.0f ops/s", r.BaselineThroughput)
+		if r.BaselineP50 > 0 {
+			row("baseline latency ms", "p50 %.2f  p99 %.2f (payload %d/%d bytes)", r.BaselineP50, r.BaselineP99, r.PayloadBytes[0], r.PayloadBytes[1])
+			row("baseline CPU per op", "%.0f µs: CPU ratio %.2f", r.BaselineCPUMicros, r.CPURatio)
+		}
+		if r.Crypto != nil {
+			row("crypto per core", "%.0f ops/s (%.0f µs per verify+sign+ECDH), %d cores", r.Crypto.PerCore, r.Crypto.OpMicros, r.Crypto.Cores)
+		}
+		goal := ""
+		if r.Goal > 0 {
+			verdict := "met"
+			if r.Ratio < r.Goal {
+				verdict = "NOT met"
+			}
+			goal = fmt.Sprintf(" (goal ≥ %.1f: %s)", r.Goal, verdict)
+		}
+		row("ratio", "%.2f%s", r.Ratio, goal)
+	}
+	if r.VsSeed > 0 {
+		row("vs seed", "%.0f× the seed's %.1f joins/s", r.VsSeed, SeedJoinsPerSecond)
+	}
+	if h := r.HalfLoad; h != nil {
+		row("half load", "%.0f ops/s offered, %.0f done: p50 %.2f ms, p99 %.2f ms, p99/p50 %.2f (goal ≤ 2)", h.Rate, h.Throughput, h.P50, h.P99, h.P99OverP50)
+	}
+	if len(r.Errors) > 0 {
+		keys := make([]string, 0, len(r.Errors))
+		for k := range r.Errors {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s: %d", k, r.Errors[k]))
+		}
+		row("errors", "%s", strings.Join(parts, ", "))
+	} else {
+		row("errors", "none")
+	}
+	if r.Plot != "" {
+		row("plot", "%s", r.Plot)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Scale) > 0 {
+		fmt.Fprintln(w)
+		return writeScale(w, r.Scale)
+	}
+	return nil
+}

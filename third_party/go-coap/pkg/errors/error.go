@@ -1,0 +1,5 @@
+package errors
+
+import "errors"
+
+var ErrKeyAlreadyExists = errors.New("key already exists")

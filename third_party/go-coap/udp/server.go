@@ -1,0 +1,7 @@
+package udp
+
+import "github.com/plgd-dev/go-coap/v3/udp/server"
+
+func NewServer(opt ...server.Option) *server.Server {
+	return server.New(opt...)
+}
