@@ -103,7 +103,8 @@ func (t *Talk) Close() error { return t.conn.Close() }
 // to send back encrypted (may be empty).
 type Handler func(from string, msg []byte) []byte
 
-// maxSessions bounds a listener's memory; expired sessions go first.
+// maxSessions bounds a listener's memory; expired sessions go first, then
+// the ones granted first.
 const maxSessions = 256
 
 // Listener is the responder's (M2's) side: a CoAP server with /talk and /m2m.
@@ -116,6 +117,7 @@ type Listener struct {
 	done    chan error
 	mu      sync.Mutex
 	session map[string]*Session // by session ID
+	order   []string            // the IDs in session, oldest first
 }
 
 // Listen serves /talk and /m2m for this device on addr. Each peer that asks
@@ -207,11 +209,21 @@ func (l *Listener) add(s *Session) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.d.now()
-	for sid, old := range l.session {
-		if !now.Before(old.Expires) || len(l.session) >= maxSessions {
+	kept := l.order[:0]
+	for _, sid := range l.order {
+		if old, ok := l.session[sid]; ok && now.Before(old.Expires) && sid != string(s.SID) {
+			kept = append(kept, sid)
+		} else {
 			delete(l.session, sid)
 		}
 	}
+	// Full of live sessions: drop the oldest, never a newer one, so a peer
+	// just handed a ticket can use it however busy this listener is.
+	for len(kept) >= maxSessions {
+		delete(l.session, kept[0])
+		kept = kept[1:]
+	}
+	l.order = append(kept, string(s.SID))
 	l.session[string(s.SID)] = s
 }
 
