@@ -8,7 +8,7 @@ GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 APT_PACKAGES := libcoap3-bin prometheus
 
-.PHONY: all build run demo test deps check unit fuzz bench clean
+.PHONY: all build run demo test deps check unit fuzz bench bench-decay bench-decay-upstream bench-ratios bench-scale clean
 
 all: build
 
@@ -52,8 +52,41 @@ fuzz:
 		done; \
 	done
 
+# Short versions of every go test benchmark (crypto ops, CBOR, ledger,
+# CoAP round trips). For benchstat, repeat: make bench BENCHCOUNT=10 > new.txt
+BENCHCOUNT ?= 1
 bench:
-	$(GO) test -run=NONE -bench=. -benchmem -benchtime=200x ./...
+	$(GO) test -run=NONE -bench=. -benchmem -benchtime=200x -count=$(BENCHCOUNT) ./...
+
+# The go-coap per-datagram cache scan (third_party/README.md): one source's
+# request cost after 0 and after 20,000 earlier requests, patched ...
+bench-decay:
+	$(GO) test -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./bench
+
+# ... and with upstream go-coap v3.8.0 (a go.mod copy without the replace).
+bench-decay-upstream:
+	@tmp=$$(mktemp -d) && cp go.mod go.sum $$tmp/ && \
+	$(GO) mod edit -modfile=$$tmp/go.mod -dropreplace=github.com/plgd-dev/go-coap/v3 && \
+	$(GO) test -mod=mod -modfile=$$tmp/go.mod -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./bench; \
+	rc=$$?; rm -rf $$tmp; exit $$rc
+
+# The load generator's ratios against their same-run baselines
+# (docs/PERFORMANCE.md). BENCHTIME per scenario.
+BENCHTIME ?= 60s
+BENCHOUT  ?= bench-out
+bench-ratios: build
+	@mkdir -p $(BENCHOUT)
+	@for s in verify session m2m mixed join; do \
+		$(BIN) bench --scenario $$s --duration $(BENCHTIME) --baseline --half-load --concurrency 64 \
+			--plot $(BENCHOUT)/$$s.svg --json > $(BENCHOUT)/$$s.json || exit 1; \
+		echo "$$s: $$(cat $(BENCHOUT)/$$s.json | head -c 400)"; \
+	done
+
+# 1k, 100k and 1M members: lookup, join and verify latency, memory.
+bench-scale: build
+	@mkdir -p $(BENCHOUT)
+	$(BIN) bench --scenario scale --members 1000,100000,1000000 --duration 10s --concurrency 32 \
+		--plot $(BENCHOUT)/scale.svg
 
 # Soak: SOAKTIME (default 10m) of mixed load on loopback against a separate
 # 'iotguard serve', sampling its goroutines, open FDs and memory; fails if
