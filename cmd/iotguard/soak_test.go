@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -26,7 +27,10 @@ import (
 
 // The soak test: mixed load on loopback against 'iotguard serve' running as a
 // separate process, for SOAK_DURATION (default 10m), with the server's
-// goroutines, open file descriptors and memory sampled every soakEvery.
+// goroutines, open file descriptors and memory sampled every soakEvery. The
+// load is 'iotguard bench --scenario mixed' (a third process: joins, verify,
+// session, M2M at soakBenchRate) plus this test's own devices (soakRate:
+// talks, leaves and rejoins, impostors — what the bench does not do).
 // Run it with 'make soak SOAKTIME=10m'; it is behind the "soak" build tag, so
 // 'make test' never runs it.
 //
@@ -42,7 +46,8 @@ const (
 	soakEvery        = 5 * time.Second
 	soakMinForMemory = 8 * time.Minute
 	soakWorkers      = 8
-	soakRate         = 200 // operations per second over all workers
+	soakRate         = 100 // operations per second over this test's workers
+	soakBenchRate    = 150 // operations per second of the bench process
 	soakPool         = 50  // identities per worker that join, leave and rejoin
 )
 
@@ -109,6 +114,21 @@ func TestSoak(t *testing.T) {
 		go func() { defer wg.Done(); load.run(ctx, w) }()
 	}
 
+	bench := exec.Command("iotguard", "bench", "--scenario", "mixed", "--server", "coap://"+addr,
+		"--duration", duration.String(), "--rate", strconv.Itoa(soakBenchRate), "--concurrency", "8", "--json")
+	var benchOut, benchErr strings.Builder
+	bench.Stdout, bench.Stderr = &benchOut, &benchErr
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	benchDone := make(chan error, 1)
+	go func() { benchDone <- bench.Wait() }()
+	defer func() {
+		if bench.ProcessState == nil {
+			_ = bench.Process.Kill()
+		}
+	}()
+
 	var samples []sample
 	start := time.Now()
 	tick := time.NewTicker(soakEvery)
@@ -119,7 +139,7 @@ func TestSoak(t *testing.T) {
 		}
 		s.at = time.Since(start)
 		samples = append(samples, s)
-		t.Logf("%6s ops %7d errors %4d | goroutines %4.0f fds %3.0f heap %6.1f MiB rss anon %6.1f MiB file %6.1f MiB",
+		t.Logf("%6s test ops %7d errors %4d | goroutines %4.0f fds %3.0f heap %6.1f MiB rss anon %6.1f MiB file %6.1f MiB",
 			s.at.Round(time.Second), load.ops.Load(), load.errs.Load(), s.goroutines, s.fds, s.heap/(1<<20), s.rssAnon/(1<<20), s.rssFile/(1<<20))
 		select {
 		case <-ctx.Done():
@@ -132,6 +152,32 @@ func TestSoak(t *testing.T) {
 	if s, err := readSample(srv.Process.Pid, metricsAddr); err == nil {
 		s.at = time.Since(start)
 		samples = append(samples, s)
+	}
+
+	select {
+	case err := <-benchDone:
+		if err != nil {
+			t.Fatalf("iotguard bench: %v\n%s", err, benchErr.String())
+		}
+	case <-time.After(2 * time.Minute): // its setup (joins, talks) comes before the measured duration
+		t.Fatalf("iotguard bench did not end 2 min after the soak; stderr:\n%s", benchErr.String())
+	}
+	var br struct {
+		Ops        int64            `json:"ops"`
+		Errors     map[string]int64 `json:"errors"`
+		Throughput float64          `json:"throughput"`
+		P99        float64          `json:"p99_ms"`
+	}
+	if err := json.Unmarshal([]byte(benchOut.String()), &br); err != nil {
+		t.Fatalf("iotguard bench --json: %v: %q", err, benchOut.String())
+	}
+	var benchErrs int64
+	for _, n := range br.Errors {
+		benchErrs += n
+	}
+	t.Logf("iotguard bench mixed: %d ops (%.0f/s, p99 %.1f ms), errors %v", br.Ops, br.Throughput, br.P99, br.Errors)
+	if br.Ops == 0 || benchErrs > br.Ops/100 {
+		t.Errorf("iotguard bench: %d errors in %d ops", benchErrs, br.Ops)
 	}
 
 	ops, errs := load.ops.Load(), load.errs.Load()
