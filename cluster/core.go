@@ -59,6 +59,9 @@ type Core struct {
 
 	mu      sync.Mutex
 	members map[string]*memberState // replay state of members seen by this process
+
+	infoMu sync.Mutex
+	info   []byte // the signed GET /cluster answer, once made
 }
 
 // New returns a Core for cfg over the CH keys and ledger.

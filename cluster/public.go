@@ -8,7 +8,23 @@ import (
 )
 
 // ClusterInfo returns the signed answer of GET /cluster (docs/PROTOCOL.md §6).
+// What it says never changes while the process runs, so it is signed once:
+// an unauthenticated GET must not cost the CH a signature (every join starts
+// with one), and devices can recognise an answer they have already verified.
 func (c *Core) ClusterInfo() ([]byte, error) {
+	c.infoMu.Lock()
+	defer c.infoMu.Unlock()
+	if c.info == nil {
+		b, err := c.signClusterInfo()
+		if err != nil {
+			return nil, err
+		}
+		c.info = b
+	}
+	return c.info, nil
+}
+
+func (c *Core) signClusterInfo() ([]byte, error) {
 	thumb := c.keys.Thumbprint()
 	b, err := wire.Marshal(&wire.ClusterInfo{
 		Cluster: c.cfg.ID, Key: c.keys.COSEKey(), Thumbprint: thumb[:],

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
+	"sync"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -24,8 +26,7 @@ func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 	if !r.ok() {
 		return nil, nil, r.err()
 	}
-	var info wire.ClusterInfo
-	pub, err := verifySelfSigned(r.body, wire.AADCluster, &info, func() []byte { return info.Key })
+	info, pub, err := verifiedClusters.verify(r.body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: /cluster: %v", ErrBadResponse, err)
 	}
@@ -36,6 +37,50 @@ func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 	if d.pin != nil && !bytes.Equal(d.pin, thumb[:]) {
 		return nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, d.pin)
 	}
+	return info, pub, nil
+}
+
+// verifiedClusters remembers /cluster answers this process has verified, by
+// their bytes: the CH signs its answer once, so a device that joins again,
+// or the many devices of a gateway, verify it once. Verifying the same bytes
+// again could only give the same result; the thumbprint and pin checks still
+// run for every answer.
+var verifiedClusters = &clusterCache{m: map[[32]byte]clusterEntry{}}
+
+// clusterCacheSize bounds verifiedClusters; it is emptied when full.
+const clusterCacheSize = 64
+
+type clusterEntry struct {
+	info wire.ClusterInfo
+	pub  *ecdsa.PublicKey
+}
+
+type clusterCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]clusterEntry
+}
+
+// verify decodes and verifies a signed /cluster answer, or finds it verified.
+func (c *clusterCache) verify(b []byte) (*wire.ClusterInfo, *ecdsa.PublicKey, error) {
+	key := sha256.Sum256(b)
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		info := e.info
+		return &info, e.pub, nil
+	}
+	var info wire.ClusterInfo
+	pub, err := verifySelfSigned(b, wire.AADCluster, &info, func() []byte { return info.Key })
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= clusterCacheSize {
+		clear(c.m)
+	}
+	c.m[key] = clusterEntry{info: info, pub: pub}
+	c.mu.Unlock()
 	return &info, pub, nil
 }
 

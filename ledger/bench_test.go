@@ -1,6 +1,8 @@
 package ledger_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"testing"
 
@@ -50,4 +52,49 @@ func reportBlocks(b *testing.B, l ledger.Ledger, events int) {
 	if head.Height > 0 {
 		b.ReportMetric(float64(events)/float64(head.Height), "events/block")
 	}
+}
+
+// BenchmarkLookup measures one index lookup of a random device among
+// members imported beforehand: bbolt's B+tree makes it O(log n).
+func BenchmarkLookup(b *testing.B) {
+	for _, members := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
+			e := newEnv(b)
+			l := e.open(b)
+			for start := 0; start < members; start += 16384 {
+				evs := make([]ledger.Event, 0, 16384)
+				for i := start; i < min(start+16384, members); i++ {
+					evs = append(evs, join(id(i), "k"))
+				}
+				if _, err := l.Import(b.Context(), evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			for b.Loop() {
+				if _, err := l.Lookup(id(r.IntN(members))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkImport measures the bulk path: 256 join events per Import, in
+// blocks of 64.
+func BenchmarkImport(b *testing.B) {
+	e := newEnv(b)
+	l := e.open(b)
+	n := 0
+	for b.Loop() {
+		evs := make([]ledger.Event, 256)
+		for i := range evs {
+			evs[i] = join(id(n), "k")
+			n++
+		}
+		if _, err := l.Import(b.Context(), evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
