@@ -158,6 +158,9 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 	if why := standing(m1, now); why != "" {
 		return nil, reject(ErrPeerNotMember, why)
 	}
+	if m1.Cluster != "" && m1.Cluster != c.cfg.ID { // a shared ledger: verifiable here, but its K_m is with its own CH
+		return nil, reject(ErrPeerNotMember, "member of cluster "+m1.Cluster)
+	}
 	sess, err := c.keys.IssueSession(member(m1), member(m2), now.Add(c.cfg.SessionTTL))
 	if err != nil {
 		return nil, err

@@ -33,12 +33,21 @@ type Config struct {
 	Logger    *slog.Logger
 	Metrics   string // HTTP address for /metrics; "" off
 	NoAdmin   bool   // no control socket (tests that run many CHs)
+
+	// Ledger opens the CH's ledger; nil means the bbolt ledger in DataDir.
+	// A replicated backend (bftledger, with -tags cometbft) plugs in here.
+	Ledger LedgerOpener
 }
+
+// LedgerOpener opens the ledger of a CH whose keys are keys. onCommit is nil
+// when metrics are off; otherwise the ledger calls it after each committed
+// block with its height and number of events.
+type LedgerOpener func(keys *keysvc.Service, onCommit func(height uint64, events int)) (ledger.Ledger, error)
 
 // CH is a running cluster head.
 type CH struct {
 	Keys    *keysvc.Service
-	Ledger  *ledger.Bolt
+	Ledger  ledger.Ledger
 	Core    *cluster.Core
 	CoAP    *coapsrv.Server
 	admin   *admin.Server
@@ -59,7 +68,13 @@ func (c *CH) countMembers(m *metrics.Metrics) {
 			m.SetHeight(head.Height)
 		}
 		byStatus := map[string]int{"member": 0, "left": 0, "revoked": 0}
-		if c.Ledger.Devices(func(d ledger.Device) error { byStatus[d.Status.String()]++; return nil }) == nil {
+		count := func(d ledger.Device) error {
+			if d.Cluster == "" || d.Cluster == c.Core.Config().ID { // a shared ledger holds other clusters too
+				byStatus[d.Status.String()]++
+			}
+			return nil
+		}
+		if c.Ledger.Devices(count) == nil {
 			m.SetMembers(byStatus)
 		}
 		select {
@@ -83,17 +98,28 @@ func Start(cfg Config) (*CH, error) {
 	if err != nil {
 		return nil, err
 	}
-	lopts := ledger.Options{Cluster: cfg.Cluster.ID, Signer: keys, Verifier: keys}
 	var m *metrics.Metrics
+	var onCommit func(height uint64, events int)
 	reg := metrics.NewRegistry()
 	if cfg.Metrics != "" { // metrics off means no observer at all on the hot path
 		m = metrics.New(reg)
 		keys.SetTimer(m.Crypto)
-		lopts.OnCommit = m.Committed
+		onCommit = m.Committed
 	}
-	l, err := ledger.Open(filepath.Join(cfg.DataDir, LedgerFile), lopts)
+	open := cfg.Ledger
+	if open == nil {
+		open = func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
+			l, err := ledger.Open(filepath.Join(cfg.DataDir, LedgerFile),
+				ledger.Options{Cluster: cfg.Cluster.ID, Signer: keys, Verifier: keys, OnCommit: onCommit})
+			if err != nil {
+				return nil, fmt.Errorf("failed to open ledger in %s: %w", cfg.DataDir, err)
+			}
+			return l, nil
+		}
+	}
+	l, err := open(keys, onCommit)
 	if err != nil {
-		return nil, fmt.Errorf("failed to open ledger in %s: %w", cfg.DataDir, err)
+		return nil, err
 	}
 	core, err := cluster.New(cfg.Cluster, keys, l)
 	if err != nil {

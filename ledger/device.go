@@ -38,4 +38,8 @@ type Device struct {
 	Expires     int64    `cbor:"8,keyasint,omitempty"` // membership expiry of the latest join (unix seconds)
 	Lat         int64    `cbor:"9,keyasint,omitempty"` // microdegrees, of the latest join
 	Lon         int64    `cbor:"10,keyasint,omitempty"`
+	// Cluster is the cluster of the latest join on a ledger shared by
+	// several clusters (bftledger); empty on a single-cluster ledger, whose
+	// devices all belong to its one cluster.
+	Cluster string `cbor:"11,keyasint,omitempty"`
 }

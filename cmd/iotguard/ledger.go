@@ -24,6 +24,9 @@ verify re-derives every block hash and signature and replays every event
 against the device index; it exits 0 with the height when the chain is intact
 and 1 naming the first bad block otherwise. list prints the blocks.
 Both need the server stopped (the ledger file is locked while it runs).
+With --cometbft-home DIR instead of --data they read the shared ledger of a
+stopped CometBFT node (binaries built with -tags cometbft); verify then
+replays every CometBFT block from genesis, checking the validators' commits.
 
 Examples:
   iotguard ledger verify --data iotguard-data
@@ -67,8 +70,12 @@ func openLedger(dir string) (*ledger.Bolt, error) {
 func ledgerVerify(args []string) error {
 	fs := flag.NewFlagSet("ledger verify", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
+	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; -tags cometbft)")
 	if err := parse(fs, ledgerUsage, args); err != nil {
 		return err
+	}
+	if *home != "" {
+		return verifyCometBFT(*home)
 	}
 	if err := required(fs, "data"); err != nil {
 		return err
@@ -129,22 +136,34 @@ func ledgerList(args []string) error {
 	fs := flag.NewFlagSet("ledger list", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
 	format := fs.String("format", "text", "output `format`: text or json")
+	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; -tags cometbft)")
 	if err := parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}
-	if err := required(fs, "data"); err != nil {
-		return err
+	if *home == "" {
+		if err := required(fs, "data"); err != nil {
+			return err
+		}
 	}
 	if *format != "text" && *format != "json" {
 		return usageError{"--format must be text or json"}
 	}
-	l, err := openLedger(*dir)
-	if err != nil {
-		return err
+	blocks := func(fn func(ledger.Block) error) error {
+		l, err := openLedger(*dir)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		return l.Blocks(0, fn)
 	}
-	defer l.Close()
+	if *home != "" {
+		if cometBFT == nil {
+			return errNoCometBFT
+		}
+		blocks = func(fn func(ledger.Block) error) error { return cometBFT.blocks(*home, fn) }
+	}
 	enc := json.NewEncoder(os.Stdout)
-	return l.Blocks(0, func(b ledger.Block) error {
+	return blocks(func(b ledger.Block) error {
 		h, err := b.Header.Hash()
 		if err != nil {
 			return err
@@ -171,6 +190,24 @@ func ledgerList(args []string) error {
 		}
 		return nil
 	})
+}
+
+// verifyCometBFT verifies the ledger of a stopped CometBFT node.
+func verifyCometBFT(home string) error {
+	if cometBFT == nil {
+		return errNoCometBFT
+	}
+	summary, err := cometBFT.verify(context.Background(), home)
+	var bad *ledger.BadBlockError
+	if errors.As(err, &bad) {
+		fmt.Printf("ledger BROKEN at block %d: %s\n", bad.Height, bad.Reason)
+		return exitError(1)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Println(summary)
+	return nil
 }
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }

@@ -19,14 +19,14 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	return append([]command{
 		{"serve", "run a cluster head", serveUsage, serve},
 		{"device", "act as a device: keygen, join, verify, session, listen, send, leave", deviceUsage, deviceCmd},
 		{"ledger", "inspect the ledger: verify, list", ledgerUsage, ledgerCmd},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
 		{"demo", "run the whole scenario in one process, step by step", demoUsage, demoCmd},
 		{"bench", "load a cluster head over loopback UDP: throughput, latency, ratio to a baseline", benchUsage, benchCmd},
-	}
+	}, cometBFTCommands()...)
 }
 
 const mainUsage = `iotguard — authenticated membership and encrypted M2M for IoT devices

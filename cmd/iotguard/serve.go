@@ -18,6 +18,10 @@ const serveUsage = `Usage: iotguard serve [flags]
 Runs a cluster head: CoAP over UDP on --listen, the ledger and the CH key in
 --data (created on first start, key file mode 0600). SIGINT/SIGTERM stop it
 cleanly. An operator revokes devices with 'iotguard revoke --data DIR'.
+With --ledger cometbft (binaries built with -tags cometbft) the ledger is
+shared with other cluster heads: a CometBFT node runs in this process on
+--cometbft-home, and the CH key in --data must be registered for --cluster-id
+in its genesis (see 'iotguard localnet').
 
 Examples:
   iotguard serve
@@ -38,6 +42,8 @@ func serve(args []string) error {
 	memberTTL := fs.Duration("member-ttl", cluster.DefaultMemberTTL, "membership lifetime after a join")
 	sessionTTL := fs.Duration("session-ttl", cluster.DefaultSessionTTL, "session key lifetime")
 	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per source IP (0: off)")
+	backend := fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; binaries built with -tags cometbft)")
+	home := fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
 	if err := parse(fs, serveUsage, args); err != nil {
 		return err
 	}
@@ -49,8 +55,20 @@ func serve(args []string) error {
 		return usageError{err.Error()}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var open clusterhead.LedgerOpener
+	switch {
+	case *backend == "bolt":
+	case *backend != "cometbft":
+		return usageError{fmt.Sprintf("--ledger: unknown backend %q (bolt or cometbft)", *backend)}
+	case cometBFT == nil:
+		return errNoCometBFT
+	case *home == "":
+		return usageError{"--cometbft-home is required with --ledger cometbft"}
+	default:
+		open = cometBFT.opener(*home, *id, log)
+	}
 	ch, err := clusterhead.Start(clusterhead.Config{
-		Listen: *listen, DataDir: *data, RateLimit: *rateLimit, Logger: log, Metrics: *metrics,
+		Listen: *listen, DataDir: *data, RateLimit: *rateLimit, Logger: log, Metrics: *metrics, Ledger: open,
 		Cluster: cluster.Config{ID: *id, Position: p, Radius: *radius, MemberTTL: *memberTTL, SessionTTL: *sessionTTL},
 	})
 	if err != nil {

@@ -1,0 +1,351 @@
+//go:build cometbft
+
+package bftledger_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/iotguard/iotguard/bftledger"
+	"github.com/iotguard/iotguard/keysvc"
+	"github.com/iotguard/iotguard/ledger"
+)
+
+const chainID = "iotguard-test"
+
+// genesisTime is the consensus time of the test chains; block i is i seconds later.
+var genesisTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// chainApp is an App driven block by block through its ABCI methods, as
+// CometBFT drives it, with the real CH keys of two clusters.
+type chainApp struct {
+	t      *testing.T
+	app    *bftledger.App
+	path   string
+	height int64
+	keys   map[string]*keysvc.Service
+}
+
+func clusterKeys(t *testing.T, ids ...string) (map[string]*keysvc.Service, []byte) {
+	t.Helper()
+	keys := map[string]*keysvc.Service{}
+	var s bftledger.AppState
+	for _, id := range ids {
+		k, err := keysvc.Open(t.TempDir(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[id] = k
+		s.Clusters = append(s.Clusters, bftledger.ClusterEntry{ID: id, Key: k.COSEKey()})
+	}
+	b, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, b
+}
+
+func newChainApp(t *testing.T, keys map[string]*keysvc.Service, appState []byte) *chainApp {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), bftledger.StoreFile)
+	app, err := bftledger.NewApp(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: genesisTime, AppStateBytes: appState}); err != nil {
+		t.Fatal(err)
+	}
+	return &chainApp{t: t, app: app, path: path, keys: keys}
+}
+
+// now is the consensus time of the next block.
+func (c *chainApp) now() time.Time { return genesisTime.Add(time.Duration(c.height+1) * time.Second) }
+
+// tx returns ev signed by cluster's CH key (signer, which may be another
+// cluster's key to forge).
+func (c *chainApp) tx(cluster, signer string, ev ledger.Event) []byte {
+	c.t.Helper()
+	t := &bftledger.Tx{Cluster: cluster, Nonce: make([]byte, bftledger.NonceLen), Event: ev}
+	rand.Read(t.Nonce)
+	msg, err := t.SignedBytes(chainID)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if t.Sig, err = c.keys[signer].Sign(msg); err != nil {
+		c.t.Fatal(err)
+	}
+	b, err := t.Encode()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return b
+}
+
+// block finalizes and commits one block of txs and returns the result codes
+// and the app hash.
+func (c *chainApp) block(txs ...[]byte) ([]uint32, []byte) {
+	c.t.Helper()
+	c.height++
+	res, err := c.app.FinalizeBlock(context.Background(), &abci.RequestFinalizeBlock{Height: c.height, Time: genesisTime.Add(time.Duration(c.height) * time.Second), Txs: txs})
+	if err != nil {
+		c.t.Fatalf("block %d: %v", c.height, err)
+	}
+	if _, err := c.app.Commit(context.Background(), &abci.RequestCommit{}); err != nil {
+		c.t.Fatalf("commit %d: %v", c.height, err)
+	}
+	codes := make([]uint32, len(res.TxResults))
+	for i, r := range res.TxResults {
+		codes[i] = r.Code
+	}
+	return codes, res.AppHash
+}
+
+// want applies one block of txs and checks each result code.
+func (c *chainApp) want(codes []uint32, txs ...[]byte) {
+	c.t.Helper()
+	got, _ := c.block(txs...)
+	for i := range codes {
+		if got[i] != codes[i] {
+			c.t.Fatalf("block %d tx %d: code %d, want %d", c.height, i, got[i], codes[i])
+		}
+	}
+}
+
+func join(id string, key byte, at time.Time) ledger.Event {
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	return ledger.Event{Type: ledger.EventJoin, Device: id, Time: at.UnixMilli(), Key: []byte{key, 1, 2, 3},
+		DeviceNonce: nonce, CHNonce: nonce, Expires: at.Add(time.Hour).Unix()}
+}
+
+func event(typ ledger.EventType, id, peer string, at time.Time) ledger.Event {
+	return ledger.Event{Type: typ, Device: id, Peer: peer, Time: at.UnixMilli()}
+}
+
+func TestAppClusterWritesOnlyItsOwnDevices(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	c := newChainApp(t, keys, state)
+	a1 := join("a1", 0xa1, c.now())
+	c.want([]uint32{0, 0}, c.tx("cluster-a", "cluster-a", a1), c.tx("cluster-b", "cluster-b", join("b1", 0xb1, c.now())))
+
+	for _, tc := range []struct {
+		name string
+		ev   ledger.Event
+		code uint32
+	}{
+		{"leave of another cluster's member", event(ledger.EventLeave, "a1", "", c.now()), bftledger.CodeOtherCluster},
+		{"revoke of another cluster's member", event(ledger.EventRevoke, "a1", "", c.now()), bftledger.CodeOtherCluster},
+		{"session with another cluster's member", event(ledger.EventSession, "b1", "a1", c.now()), bftledger.CodeOtherCluster},
+		{"join of a current member of another cluster", join("a1", 0xa1, c.now()), bftledger.CodeOtherCluster},
+		{"verify warning asked by another cluster's member", event(ledger.EventVerifyWarning, "a1", "x", c.now()), bftledger.CodeOtherCluster},
+		{"rejoin with another key", join("b1", 0xee, c.now()), bftledger.CodeConflict},
+		{"leave of an unknown device", event(ledger.EventLeave, "nobody", "", c.now()), bftledger.CodeUnknownDevice},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c.want([]uint32{tc.code}, c.tx("cluster-b", "cluster-b", tc.ev))
+		})
+	}
+	d := c.device("a1")
+	if d.Cluster != "cluster-a" || d.Status != ledger.StatusMember {
+		t.Fatalf("a1 after refused writes of cluster-b: %+v", d)
+	}
+
+	// a1 leaves cluster-a; then cluster-b may take it in.
+	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now())))
+	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", join("a1", 0xa1, c.now())))
+	if d := c.device("a1"); d.Cluster != "cluster-b" || d.Status != ledger.StatusMember {
+		t.Fatalf("a1 after moving: %+v", d)
+	}
+	c.want([]uint32{bftledger.CodeOtherCluster}, c.tx("cluster-a", "cluster-a", event(ledger.EventRevoke, "a1", "", c.now())))
+}
+
+func (c *chainApp) device(id string) ledger.Device {
+	c.t.Helper()
+	d, ok, err := bftledger.AppDevice(c.app, id)
+	if err != nil || !ok {
+		c.t.Fatalf("record of %s: %v %v", id, ok, err)
+	}
+	return d
+}
+
+func TestAppRefusesForgedReplayedAndStaleTransactions(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	c := newChainApp(t, keys, state)
+	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", join("a1", 0xa1, c.now())))
+
+	leave := c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now()))
+	c.want([]uint32{0, bftledger.CodeReplay}, leave, leave) // twice in one block
+	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", join("a1", 0xa1, c.now())))
+	c.want([]uint32{bftledger.CodeReplay}, leave) // a later block: a1 is a member again, the old leave stays spent
+
+	stale := c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now().Add(-time.Hour)))
+	c.want([]uint32{bftledger.CodeStale}, stale)
+	c.want([]uint32{bftledger.CodeReplay}, stale) // refused transactions are spent too
+
+	forged := c.tx("cluster-a", "cluster-b", event(ledger.EventRevoke, "a1", "", c.now()))
+	tampered := c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now()))
+	tampered[len(tampered)-10] ^= 1 // inside the signature, the last field
+	c.want([]uint32{bftledger.CodeBadSignature, bftledger.CodeMalformed, bftledger.CodeUnregistered, bftledger.CodeMalformed},
+		forged, []byte{0xa0}, c.tx("cluster-z", "cluster-a", event(ledger.EventLeave, "a1", "", c.now())), append(bytes.Clone(leave), 0))
+	c.want([]uint32{bftledger.CodeBadSignature}, tampered)
+	if d := c.device("a1"); d.Status != ledger.StatusMember {
+		t.Fatalf("a1 after refused transactions: %v", d.Status)
+	}
+}
+
+func TestAppIsDeterministicAndRestartable(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	x, y := newChainApp(t, keys, state), newChainApp(t, keys, state)
+	var blocks [][][]byte
+	for i := range 5 {
+		at := genesisTime.Add(time.Duration(i+1) * time.Second)
+		blocks = append(blocks, [][]byte{
+			x.tx("cluster-a", "cluster-a", join("a"+string(rune('0'+i)), byte(i), at)),
+			x.tx("cluster-b", "cluster-b", join("b"+string(rune('0'+i)), byte(0x10+i), at)),
+		})
+	}
+	var last []byte
+	for _, txs := range blocks {
+		_, hx := x.block(txs...)
+		_, hy := y.block(txs...)
+		if !bytes.Equal(hx, hy) {
+			t.Fatalf("block %d: app hashes differ", x.height)
+		}
+		if bytes.Equal(hx, last) {
+			t.Fatalf("block %d: app hash did not change", x.height)
+		}
+		last = hx
+	}
+	// Restart: Info reports where the app stands, so CometBFT replays nothing.
+	if err := x.app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := bftledger.NewApp(x.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	info, err := again.Info(context.Background(), &abci.RequestInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.LastBlockHeight != x.height || !bytes.Equal(info.LastBlockAppHash, last) {
+		t.Fatalf("after restart: height %d hash %x, want %d %x", info.LastBlockHeight, info.LastBlockAppHash, x.height, last)
+	}
+}
+
+func TestAppProposals(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	c := newChainApp(t, keys, state)
+	good := c.tx("cluster-a", "cluster-a", join("a1", 0xa1, c.now()))
+	forged := c.tx("cluster-a", "cluster-b", join("a2", 0xa2, c.now()))
+	prep, err := c.app.PrepareProposal(context.Background(), &abci.RequestPrepareProposal{Txs: [][]byte{forged, good, {1}}, MaxTxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prep.Txs) != 1 || !bytes.Equal(prep.Txs[0], good) {
+		t.Fatalf("PrepareProposal kept %d transactions, want only the valid one", len(prep.Txs))
+	}
+	many := make([][]byte, bftledger.MaxBlockTxs+1)
+	for i := range many {
+		many[i] = good
+	}
+	for _, tc := range []struct {
+		name string
+		txs  [][]byte
+		want abci.ResponseProcessProposal_ProposalStatus
+	}{
+		{"honest", [][]byte{good}, abci.ResponseProcessProposal_ACCEPT},
+		{"empty", nil, abci.ResponseProcessProposal_ACCEPT},
+		{"forged signature", [][]byte{good, forged}, abci.ResponseProcessProposal_REJECT},
+		{"garbage", [][]byte{{0xff}}, abci.ResponseProcessProposal_REJECT},
+		{"more transactions than a block may carry", many, abci.ResponseProcessProposal_REJECT},
+		{"just enough", many[:bftledger.MaxBlockTxs], abci.ResponseProcessProposal_ACCEPT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := c.app.ProcessProposal(context.Background(), &abci.RequestProcessProposal{Txs: tc.txs, Height: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != tc.want {
+				t.Fatalf("status %v, want %v", res.Status, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzDecodeTx(f *testing.F) {
+	f.Add([]byte{0xa0})
+	t := &bftledger.Tx{Cluster: "c", Nonce: make([]byte, bftledger.NonceLen), Event: ledger.Event{Type: ledger.EventLeave, Device: "d"}, Sig: []byte{1}}
+	b, _ := t.Encode()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tx, err := bftledger.DecodeTx(b)
+		if err != nil {
+			return
+		}
+		again, err := tx.Encode()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("decoded transaction does not re-encode to its bytes")
+		}
+	})
+}
+
+// TestAppSplitsLargeBlocks: a CometBFT block with more events than a ledger
+// block holds makes consecutive, linked ledger blocks, and every record
+// points at the ledger block that holds its event.
+func TestAppSplitsLargeBlocks(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	c := newChainApp(t, keys, state)
+	const n = ledger.MaxBatchLimit + 36
+	txs := make([][]byte, n)
+	for i := range txs {
+		txs[i] = c.tx("cluster-a", "cluster-a", join("d"+strconv.Itoa(i), byte(i), c.now()))
+	}
+	codes, _ := c.block(txs...)
+	for i, code := range codes {
+		if code != bftledger.CodeOK {
+			t.Fatalf("tx %d: code %d", i, code)
+		}
+	}
+	where := map[string]ledger.BlockRef{}
+	var prev [32]byte
+	var sizes []int
+	err := bftledger.AppBlocks(c.app, func(b ledger.Block) error {
+		h, err := b.Header.Hash()
+		if err != nil {
+			return err
+		}
+		if b.Header.Prev != prev {
+			t.Errorf("ledger block %d does not link to its predecessor", b.Header.Height)
+		}
+		prev = h
+		if b.Header.Height > 0 {
+			sizes = append(sizes, len(b.Events))
+		}
+		for _, ev := range b.Events {
+			where[ev.Device] = ledger.BlockRef{Height: b.Header.Height, Hash: h}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sizes) != 2 || sizes[0] != ledger.MaxBatchLimit || sizes[1] != 36 {
+		t.Fatalf("ledger block sizes %v, want [%d 36]", sizes, ledger.MaxBatchLimit)
+	}
+	for i := range n {
+		id := "d" + strconv.Itoa(i)
+		if d, w := c.device(id), where[id]; d.Joined != w || d.Updated != w {
+			t.Fatalf("%s: joined %d %x, its event is in %d %x", id, d.Joined.Height, d.Joined.Hash[:4], w.Height, w.Hash[:4])
+		}
+	}
+}

@@ -1,0 +1,301 @@
+//go:build cometbft
+
+package bftledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// StoreFile is the application state's file name inside the CometBFT data
+// directory (HOME/data).
+const StoreFile = "iotguard.db"
+
+// Buckets and keys of the application's bbolt file.
+//
+//	blocks   8-byte big-endian ledger height → encoded ledger.Block
+//	devices  device ID → CBOR ledger.Device (with Cluster)
+//	seen     transaction digest → 8-byte CometBFT height of its block
+//	meta     see the key* names
+var (
+	bucketBlocks  = []byte("blocks")
+	bucketDevices = []byte("devices")
+	bucketSeen    = []byte("seen")
+	bucketMeta    = []byte("meta")
+
+	keyVersion  = []byte("version")
+	keyChainID  = []byte("chain-id")
+	keyAppState = []byte("app-state") // genesis app_state JSON
+	keyHeight   = []byte("height")    // CometBFT height of the last committed block
+	keyAppHash  = []byte("app-hash")
+	keyLtHash   = []byte("lthash")
+	keyHead     = []byte("head") // CBOR head
+)
+
+const storeVersion = 1
+
+// committed is the meta of the committed state.
+type committed struct {
+	chainID  string
+	appState []byte
+	height   int64
+	appHash  [32]byte
+	lt       ltHash
+	head     head
+}
+
+var errNotInitialized = errors.New("application state not initialized")
+
+// store is the application state in one bbolt file.
+type store struct {
+	db *bolt.DB
+}
+
+func openStore(path string, readOnly bool) (*store, error) {
+	if readOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("failed to open application state: %w", err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("failed to open application state %s: %w", path, ledger.ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to open application state %s: %w", path, err)
+	}
+	return &store{db: db}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+// load reads the committed meta, or errNotInitialized before InitChain.
+func (s *store) load() (*committed, error) {
+	var c *committed
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		c, err = loadMeta(tx)
+		return err
+	})
+	return c, err
+}
+
+func loadMeta(tx *bolt.Tx) (*committed, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || meta.Get(keyChainID) == nil {
+		return nil, errNotInitialized
+	}
+	if v := meta.Get(keyVersion); len(v) != 8 || binary.BigEndian.Uint64(v) != storeVersion {
+		return nil, fmt.Errorf("unsupported application state version %x", v)
+	}
+	c := &committed{chainID: string(meta.Get(keyChainID)), appState: bytes.Clone(meta.Get(keyAppState))}
+	h := meta.Get(keyHeight)
+	if len(h) != 8 || len(meta.Get(keyAppHash)) != 32 {
+		return nil, errors.New("failed to read application state: malformed height or app hash")
+	}
+	c.height = int64(binary.BigEndian.Uint64(h))
+	copy(c.appHash[:], meta.Get(keyAppHash))
+	var err error
+	if c.lt, err = parseLtHash(meta.Get(keyLtHash)); err != nil {
+		return nil, err
+	}
+	if err := wire.Unmarshal(meta.Get(keyHead), &c.head); err != nil {
+		return nil, fmt.Errorf("failed to read ledger head: %w", err)
+	}
+	return c, nil
+}
+
+// device implements state over the committed records.
+func (s *store) device(id string) (ledger.Device, bool, error) {
+	var d ledger.Device
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDevices).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return wire.Unmarshal(v, &d)
+	})
+	if err != nil {
+		return ledger.Device{}, false, fmt.Errorf("failed to read device %q: %w", id, err)
+	}
+	return d, ok, nil
+}
+
+// seen implements state over the committed digests.
+func (s *store) seen(d [32]byte) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketSeen).Get(d[:]) != nil
+		return nil
+	})
+	return ok, err
+}
+
+// initChain replaces whatever the file holds by the genesis state.
+func (s *store) initChain(chainID string, appState []byte, g *outcome) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketBlocks, bucketDevices, bucketSeen, bucketMeta} {
+			if tx.Bucket(name) != nil {
+				if err := tx.DeleteBucket(name); err != nil {
+					return fmt.Errorf("failed to reset bucket %s: %w", name, err)
+				}
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("failed to create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(keyVersion, binary.BigEndian.AppendUint64(nil, storeVersion)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyChainID, []byte(chainID)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyAppState, appState); err != nil {
+			return err
+		}
+		return writeOutcome(tx, g)
+	})
+}
+
+// commit writes the outcome of a block — ledger block, records, digests and
+// meta — in one transaction.
+func (s *store) commit(o *outcome) error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return writeOutcome(tx, o) })
+	if err != nil {
+		return fmt.Errorf("failed to commit block %d: %w", o.height, err)
+	}
+	return nil
+}
+
+func writeOutcome(tx *bolt.Tx, o *outcome) error {
+	blocks := tx.Bucket(bucketBlocks)
+	blocks.FillPercent = 1 // keys only ever grow
+	for _, b := range o.blocks {
+		raw, err := ledger.EncodeBlock(*b)
+		if err != nil {
+			return err
+		}
+		if err := blocks.Put(heightKey(b.Header.Height), raw); err != nil {
+			return fmt.Errorf("failed to write ledger block %d: %w", b.Header.Height, err)
+		}
+	}
+	devices := tx.Bucket(bucketDevices)
+	for id, d := range o.devices {
+		v, err := wire.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("failed to encode device %q: %w", id, err)
+		}
+		if err := devices.Put([]byte(id), v); err != nil {
+			return fmt.Errorf("failed to write device %q: %w", id, err)
+		}
+	}
+	seen := tx.Bucket(bucketSeen)
+	for _, d := range o.seen {
+		if err := seen.Put(d[:], heightKey(uint64(o.height))); err != nil {
+			return fmt.Errorf("failed to write digest: %w", err)
+		}
+	}
+	hb, err := wire.Marshal(o.head)
+	if err != nil {
+		return err
+	}
+	meta := tx.Bucket(bucketMeta)
+	for _, kv := range []struct{ k, v []byte }{
+		{keyHeight, heightKey(uint64(o.height))},
+		{keyAppHash, o.appHash[:]},
+		{keyLtHash, o.lt.bytes()},
+		{keyHead, hb},
+	} {
+		if err := meta.Put(kv.k, kv.v); err != nil {
+			return fmt.Errorf("failed to write %s: %w", kv.k, err)
+		}
+	}
+	return nil
+}
+
+func heightKey(h uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), h) }
+
+// readChunk is how many blocks or records one read transaction of blocks and
+// devices reads, so that callbacks run outside transactions.
+const readChunk = 64
+
+// blocks calls fn for every ledger block from height from upwards.
+func (s *store) blocks(from uint64, fn func(ledger.Block) error) error {
+	next := from
+	for {
+		var chunk []ledger.Block
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketBlocks).Cursor()
+			for k, v := c.Seek(heightKey(next)); k != nil && len(chunk) < readChunk; k, v = c.Next() {
+				b, err := ledger.DecodeBlock(v)
+				if err != nil {
+					return fmt.Errorf("failed to read ledger block %x: %w", k, err)
+				}
+				chunk = append(chunk, b)
+				next = binary.BigEndian.Uint64(k) + 1
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, b := range chunk {
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < readChunk {
+			return nil
+		}
+	}
+}
+
+// devices calls fn for every record in ID order.
+func (s *store) devices(fn func(ledger.Device) error) error {
+	var after []byte
+	for {
+		var chunk []ledger.Device
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketDevices).Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(chunk) < readChunk; k, v = c.Next() {
+				var d ledger.Device
+				if err := wire.Unmarshal(v, &d); err != nil {
+					return fmt.Errorf("failed to read device %q: %w", k, err)
+				}
+				chunk = append(chunk, d)
+				after = append(after[:0], k...)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range chunk {
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < readChunk {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,275 @@
+//go:build cometbft
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/iotguard/iotguard/bftledger"
+	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/keysvc"
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
+)
+
+func init() {
+	cometBFT = &cometBFTBackend{
+		opener: func(home, clusterID string, log *slog.Logger) clusterhead.LedgerOpener {
+			return func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
+				return bftledger.Open(bftledger.Options{Home: home, Cluster: clusterID, Signer: keys,
+					Logger: slogLogger{log.With("component", "cometbft")}, OnCommit: onCommit})
+			}
+		},
+		verify: func(ctx context.Context, home string) (string, error) {
+			r, err := bftledger.VerifyHome(ctx, home, nil)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("ledger intact: cometbft height %d, app hash %x, ledger height %d, head %x",
+				r.Height, r.AppHash, r.Head.Height, r.Head.Hash), nil
+		},
+		blocks: bftledger.ReadBlocks,
+		commands: []command{
+			{"localnet", "run a shared ledger of CometBFT validators and cluster heads on loopback", localnetUsage, localnet},
+			{"node", "run a CometBFT validator of the shared ledger without a cluster head", nodeUsage, nodeCmd},
+			{"cluster-entry", "print a CH's registry entry for a shared ledger's genesis app_state", clusterEntryUsage, clusterEntry},
+		},
+	}
+}
+
+// slogLogger hands CometBFT's log to slog. CometBFT's info level narrates
+// every block, so it goes to debug.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Debug(msg string, kv ...any) { s.l.Debug(msg, kv...) }
+func (s slogLogger) Info(msg string, kv ...any)  { s.l.Debug(msg, kv...) }
+func (s slogLogger) Error(msg string, kv ...any) { s.l.Error(msg, kv...) }
+func (s slogLogger) With(kv ...any) cmtlog.Logger {
+	return slogLogger{s.l.With(kv...)}
+}
+
+const localnetUsage = `Usage: iotguard localnet [flags]
+
+Runs a shared ledger on loopback: --validators CometBFT validators with the
+IoT-Guard application, and one cluster head per --clusters entry, the CH of
+the i-th cluster on validator i, serving CoAP on 127.0.0.1:(--coap-port + i).
+Every CH answers /verify about the devices of every cluster. SIGINT stops all.
+
+On first use it creates --dir: DIR/node0 … (CometBFT homes: config, keys,
+genesis with the cluster registry) and DIR/<cluster> (CH data: its key). Later
+runs reuse it (the clusters then come from its genesis). With --init-only it
+only creates the files, to run each validator as its own process:
+  iotguard serve --ledger cometbft --cometbft-home DIR/node0 --data DIR/cluster-a --cluster-id cluster-a
+  iotguard node --cometbft-home DIR/node2
+
+Examples:
+  iotguard localnet
+  iotguard device join --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352
+  iotguard device verify --server coap://127.0.0.1:5684 --key b.json --peer sensor-a
+  iotguard ledger verify --cometbft-home iotguard-localnet/node0     # after stopping
+
+Flags:
+`
+
+func localnet(args []string) error {
+	fs := flag.NewFlagSet("localnet", flag.ContinueOnError)
+	dir := fs.String("dir", "iotguard-localnet", "`directory` of the network")
+	clusters := fs.String("clusters", "cluster-a,cluster-b", "comma-separated cluster `IDs` (at most --validators)")
+	validators := fs.Int("validators", 4, "number of validators")
+	p2pPort := fs.Int("p2p-port", 26656, "validator i listens for peers on 127.0.0.1:(`port` + 10·i) and RPC on the next port")
+	coapPort := fs.Int("coap-port", 5683, "the CH of cluster i serves CoAP on 127.0.0.1:(`port` + i)")
+	pos := fs.String("position", "48.8566,2.3522", "position `LAT,LON` of every CH")
+	radius := fs.Float64("radius", 1000, "cluster radius in `metres`")
+	initOnly := fs.Bool("init-only", false, "create the directory and exit")
+	if err := parse(fs, localnetUsage, args); err != nil {
+		return err
+	}
+	p, err := cluster.ParsePosition(*pos)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	ids, err := localnetInit(*dir, strings.Split(*clusters, ","), *validators, *p2pPort)
+	if err != nil {
+		return err
+	}
+	n := *validators
+	if _, err := os.Stat(bftledger.NodeDir(*dir, n)); err == nil {
+		return usageError{fmt.Sprintf("%s holds more than %d validators: pass --validators", *dir, n)}
+	}
+	if *initOnly {
+		fmt.Printf("created %s: %d validators, clusters %s\n", *dir, n, strings.Join(ids, ", "))
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](); err != nil {
+				log.Error("stop", "err", err)
+			}
+		}
+	}()
+	for i := range n {
+		home := bftledger.NodeDir(*dir, i)
+		if i >= len(ids) {
+			l, err := bftledger.Open(bftledger.Options{Home: home, Logger: slogLogger{log.With("node", i)}})
+			if err != nil {
+				return err
+			}
+			closers = append(closers, l.Close)
+			log.Info("validator running", "node", i, "home", home)
+			continue
+		}
+		ch, err := clusterhead.Start(clusterhead.Config{
+			Listen: "127.0.0.1:" + strconv.Itoa(*coapPort+i), DataDir: filepath.Join(*dir, ids[i]), Logger: log.With("cluster", ids[i]),
+			Cluster: cluster.Config{ID: ids[i], Position: p, Radius: *radius},
+			Ledger:  cometBFT.opener(home, ids[i], log.With("node", i)),
+		})
+		if err != nil {
+			return err
+		}
+		closers = append(closers, ch.Close)
+		thumb := ch.Keys.Thumbprint()
+		log.Info("cluster head running", "node", i, "home", home, "cluster", ids[i], "coap", "coap://"+ch.Addr(),
+			"ch_key_thumbprint", fmt.Sprintf("%x", thumb))
+	}
+	return waitSignal(log)
+}
+
+// localnetInit creates dir on first use and returns the cluster IDs of its
+// genesis.
+func localnetInit(dir string, clusters []string, validators, p2pPort int) ([]string, error) {
+	genesis := filepath.Join(bftledger.NodeDir(dir, 0), "config", "genesis.json")
+	if _, err := os.Stat(genesis); err == nil {
+		gen, err := types.GenesisDocFromFile(genesis)
+		if err != nil {
+			return nil, err
+		}
+		s, err := bftledger.ParseAppState(gen.AppState)
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		for _, c := range s.Clusters {
+			ids = append(ids, c.ID)
+		}
+		return ids, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if len(clusters) > validators {
+		return nil, usageError{fmt.Sprintf("%d clusters need at least as many validators", len(clusters))}
+	}
+	spec := bftledger.NetSpec{ChainID: "iotguard-localnet", Validators: validators}
+	for _, id := range clusters {
+		if err := wire.CheckID(id); err != nil {
+			return nil, usageError{fmt.Sprintf("--clusters: %q: %v", id, err)}
+		}
+		keys, err := keysvc.Open(filepath.Join(dir, id), id)
+		if err != nil {
+			return nil, err
+		}
+		spec.Clusters = append(spec.Clusters, bftledger.ClusterEntry{ID: id, Key: keys.COSEKey()})
+	}
+	for i := range validators {
+		spec.P2PPorts = append(spec.P2PPorts, p2pPort+10*i)
+		spec.RPCPorts = append(spec.RPCPorts, p2pPort+10*i+1)
+	}
+	if _, err := bftledger.GenerateNet(dir, spec); err != nil {
+		return nil, err
+	}
+	return clusters, nil
+}
+
+const nodeUsage = `Usage: iotguard node --cometbft-home DIR
+
+Runs a CometBFT validator (or full node) of the shared ledger with the
+IoT-Guard application and no cluster head, until SIGINT/SIGTERM. DIR holds
+config/ (config.toml, genesis.json, node_key.json, priv_validator_key.json)
+and data/.
+
+Example:
+  iotguard node --cometbft-home iotguard-localnet/node2
+
+Flags:
+`
+
+func nodeCmd(args []string) error {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	home := fs.String("cometbft-home", "", "CometBFT home `directory`")
+	if err := parse(fs, nodeUsage, args); err != nil {
+		return err
+	}
+	if err := required(fs, "cometbft-home"); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	l, err := bftledger.Open(bftledger.Options{Home: *home, Logger: slogLogger{log}})
+	if err != nil {
+		return err
+	}
+	log.Info("validator running", "home", *home, "chain", l.ChainID())
+	err = waitSignal(log)
+	return errors.Join(err, l.Close())
+}
+
+func waitSignal(log *slog.Logger) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	return nil
+}
+
+const clusterEntryUsage = `Usage: iotguard cluster-entry --data DIR --cluster-id ID
+
+Prints the JSON entry that registers a cluster head in the app_state of a
+shared ledger's genesis.json ({"id": …, "key": base64 COSE_Key of the CH
+public key}). It creates the CH key in DIR (mode 0600) if there is none yet.
+
+Example:
+  iotguard cluster-entry --data /var/lib/iotguard --cluster-id plant-7
+
+Flags:
+`
+
+func clusterEntry(args []string) error {
+	fs := flag.NewFlagSet("cluster-entry", flag.ContinueOnError)
+	dir := fs.String("data", "", "data `directory` of the cluster head")
+	id := fs.String("cluster-id", "", "cluster `ID`")
+	if err := parse(fs, clusterEntryUsage, args); err != nil {
+		return err
+	}
+	if err := required(fs, "data", "cluster-id"); err != nil {
+		return err
+	}
+	if err := wire.CheckID(*id); err != nil {
+		return usageError{fmt.Sprintf("--cluster-id: %v", err)}
+	}
+	keys, err := keysvc.Open(*dir, *id)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(bftledger.ClusterEntry{ID: *id, Key: keys.COSEKey()})
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}

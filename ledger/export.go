@@ -1,0 +1,31 @@
+package ledger
+
+// This file exports the state machine for ledgers kept outside this package
+// (the CometBFT backend in bftledger), so that every backend applies exactly
+// the same rules.
+
+// Index is the device index as the state machine sees it: the stored records
+// plus the effect of the events applied before, in the same block.
+type Index interface {
+	// Get returns the record of id and whether there is one.
+	Get(id string) (Device, bool, error)
+	// Put replaces the record of d.ID.
+	Put(d Device)
+}
+
+// Apply checks ev against the ledger's state machine and, if it is allowed,
+// records its effect in idx as of block ref: the rules [Bolt] commits with
+// and Verify replays with (see the package documentation of the errors). On
+// error idx is unchanged. ev is validated first (ErrInvalidEvent).
+//
+// A record Apply puts for a join has an empty Cluster; a multi-cluster
+// backend sets it in its Index.Put.
+func Apply(idx Index, ev Event, ref BlockRef) error {
+	return apply(exportedIndex{idx}, ev, ref)
+}
+
+// exportedIndex adapts an Index to the package's own index interface.
+type exportedIndex struct{ x Index }
+
+func (e exportedIndex) get(id string) (Device, bool, error) { return e.x.Get(id) }
+func (e exportedIndex) put(d Device)                        { e.x.Put(d) }
