@@ -228,74 +228,12 @@ func writeOutcome(tx *bolt.Tx, o *outcome) error {
 
 func heightKey(h uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), h) }
 
-// readChunk is how many blocks or records one read transaction of blocks and
-// devices reads, so that callbacks run outside transactions.
-const readChunk = 64
-
 // blocks calls fn for every ledger block from height from upwards.
 func (s *store) blocks(from uint64, fn func(ledger.Block) error) error {
-	next := from
-	for {
-		var chunk []ledger.Block
-		err := s.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketBlocks).Cursor()
-			for k, v := c.Seek(heightKey(next)); k != nil && len(chunk) < readChunk; k, v = c.Next() {
-				b, err := ledger.DecodeBlock(v)
-				if err != nil {
-					return fmt.Errorf("failed to read ledger block %x: %w", k, err)
-				}
-				chunk = append(chunk, b)
-				next = binary.BigEndian.Uint64(k) + 1
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, b := range chunk {
-			if err := fn(b); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < readChunk {
-			return nil
-		}
-	}
+	return ledger.ReadBlocks(s.db.View, from, fn)
 }
 
 // devices calls fn for every record in ID order.
 func (s *store) devices(fn func(ledger.Device) error) error {
-	var after []byte
-	for {
-		var chunk []ledger.Device
-		err := s.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketDevices).Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
-			for ; k != nil && len(chunk) < readChunk; k, v = c.Next() {
-				var d ledger.Device
-				if err := wire.Unmarshal(v, &d); err != nil {
-					return fmt.Errorf("failed to read device %q: %w", k, err)
-				}
-				chunk = append(chunk, d)
-				after = append(after[:0], k...)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, d := range chunk {
-			if err := fn(d); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < readChunk {
-			return nil
-		}
-	}
+	return ledger.ReadDevices(s.db.View, fn)
 }

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,7 +32,7 @@ const formatVersion = 1
 // Options.LockTimeout is zero.
 const DefaultLockTimeout = time.Second
 
-// readChunk is how many blocks or records Blocks and Devices read per read
+// readChunk is how many blocks or records ReadBlocks and ReadDevices read per read
 // transaction, so fn never runs inside a transaction.
 const readChunk = 64
 
@@ -350,76 +349,14 @@ func (l *Bolt) Cluster() string { return l.cluster }
 // including blocks committed while it runs. fn runs outside any transaction,
 // so it may call other methods, Append included.
 func (l *Bolt) Blocks(from uint64, fn func(Block) error) error {
-	next := from
-	for {
-		var chunk []Block
-		err := l.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketBlocks).Cursor()
-			for k, v := c.Seek(heightKey(next)); k != nil && len(chunk) < readChunk; k, v = c.Next() {
-				if len(k) != 8 {
-					return fmt.Errorf("failed to read block after %d: malformed key %x", next, k)
-				}
-				h := binary.BigEndian.Uint64(k)
-				b, err := DecodeBlock(v)
-				if err != nil {
-					return fmt.Errorf("failed to read block %d: %w", h, err)
-				}
-				chunk = append(chunk, b)
-				next = h + 1
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, b := range chunk {
-			if err := fn(b); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < readChunk || next == 0 {
-			return nil
-		}
-	}
+	return ReadBlocks(l.view, from, fn)
 }
 
 // Devices calls fn for every index record in ID order. fn runs outside any
 // transaction, so it may call other methods; records changed meanwhile are
 // seen as of when their chunk was read, not as one snapshot.
 func (l *Bolt) Devices(fn func(Device) error) error {
-	var after []byte
-	for {
-		var chunk []Device
-		err := l.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketDevices).Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
-			for ; k != nil && len(chunk) < readChunk; k, v = c.Next() {
-				var d Device
-				if err := wire.Unmarshal(v, &d); err != nil {
-					return fmt.Errorf("failed to read device %q: %w", k, err)
-				}
-				chunk = append(chunk, d)
-				after = append(after[:0], k...)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, d := range chunk {
-			if err := fn(d); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < readChunk {
-			return nil
-		}
-	}
+	return ReadDevices(l.view, fn)
 }
 
 // Close commits the events already queued, stops the committer and closes the
