@@ -15,6 +15,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
+
+	"github.com/iotguard/iotguard/internal/coapbody"
 )
 
 // EchoServer is the bare go-coap baseline: one POST resource, /echo, that
@@ -36,7 +38,7 @@ func StartEcho(addr string, respSize int) (*EchoServer, error) {
 	resp := bytes.Repeat([]byte{0xa5}, respSize)
 	router := mux.NewRouter()
 	router.Handle("/echo", mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
-		if _, err := r.ReadBody(); err != nil {
+		if _, err := coapbody.Read(r.Message); err != nil {
 			_ = w.SetResponse(codes.BadRequest, message.TextPlain, nil)
 			return
 		}
@@ -102,7 +104,7 @@ func echoOnce(ctx context.Context, conn *client.Conn, body []byte) error {
 	if resp.Code() != codes.Content {
 		return fmt.Errorf("echo answered %v", resp.Code())
 	}
-	if _, err := resp.ReadBody(); err != nil {
+	if _, err := coapbody.Read(resp); err != nil {
 		return err
 	}
 	return nil

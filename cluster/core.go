@@ -8,6 +8,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ type Config struct {
 	MemberTTL  time.Duration // membership lifetime from a join
 	SessionTTL time.Duration // session lifetime from its grant
 	Now        func() time.Time
+	Logger     *slog.Logger // audit records that fail to commit; default slog.Default()
 }
 
 // Defaults for Config fields left zero.
@@ -62,6 +64,9 @@ type Core struct {
 
 	infoMu sync.Mutex
 	info   []byte // the signed GET /cluster answer, once made
+
+	pending chan struct{}  // one token per audit record not yet committed
+	records sync.WaitGroup // audit records in flight
 }
 
 // New returns a Core for cfg over the CH keys and ledger.
@@ -78,7 +83,11 @@ func New(cfg Config, keys *keysvc.Service, l ledger.Ledger) (*Core, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: map[string]*memberState{}}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: map[string]*memberState{},
+		pending: make(chan struct{}, maxPendingRecords)}, nil
 }
 
 // SetObserver installs o; call it before serving.

@@ -117,8 +117,8 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 		reason := resp.Status.String()
 		c.obs.VerifyWarning(reason)
 		ev := ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: req.Peer, Time: c.cfg.Now().UnixMilli(), Reason: reason}
-		if _, err := c.append(ctx, ev); err != nil {
-			return nil, fmt.Errorf("failed to record warning about %s: %w", req.Peer, err)
+		if err := c.record(ctx, ev); err != nil {
+			return nil, err
 		}
 	}
 	return resp, nil
@@ -139,7 +139,7 @@ func statusOf(why string) wire.Status {
 }
 
 // session grants a session between the requester (M2, responder) and the
-// peer it names (M1, initiator). The ledger records it before the answer.
+// peer it names (M1, initiator). The ledger records it behind the answer.
 func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) (*wire.SessionResponse, error) {
 	var req wire.SessionRequest
 	if err := wire.Decode(plaintext, &req); err != nil {
@@ -166,11 +166,8 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 		return nil, err
 	}
 	ev := ledger.Event{Type: ledger.EventSession, Device: m2.ID, Peer: m1.ID, SessionID: sess.SID, Time: now.UnixMilli(), Expires: sess.Expires.Unix()}
-	_, err = c.append(ctx, ev)
-	if isErr(err, ledger.ErrNotMember) { // one of them left or was revoked meanwhile
-		return nil, reject(ErrPeerNotMember, "left or revoked")
-	} else if err != nil {
-		return nil, fmt.Errorf("failed to record session %s-%s: %w", m2.ID, m1.ID, err)
+	if err := c.record(ctx, ev); err != nil {
+		return nil, err
 	}
 	c.obs.SessionGranted()
 	return &wire.SessionResponse{Grant: sess.Grant, Ticket: sess.Ticket}, nil

@@ -121,6 +121,9 @@ func Start(cfg Config) (*CH, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Cluster.Logger == nil {
+		cfg.Cluster.Logger = log
+	}
 	core, err := cluster.New(cfg.Cluster, keys, l)
 	if err != nil {
 		l.Close()
@@ -177,7 +180,9 @@ func (c *CH) Close() error {
 	if c.metrics != nil {
 		errs = append(errs, c.metrics.Close())
 	}
-	errs = append(errs, c.CoAP.Close(), c.Ledger.Close())
+	errs = append(errs, c.CoAP.Close())
+	c.Core.Flush() // audit records written behind their answers
+	errs = append(errs, c.Ledger.Close())
 	return errors.Join(errs...)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -214,5 +215,42 @@ func TestExpiredMembership(t *testing.T) {
 	v, err := b.dev.Verify(chtest.Ctx(t), "sensor-a")
 	if !errors.Is(err, device.ErrWarning) || v.Status != wire.StatusExpired {
 		t.Fatalf("verify of an expired member: %+v %v", v, err)
+	}
+}
+
+// TestAuditRecordsSurviveClose: a /session answer does not wait for its
+// ledger record (docs/PROTOCOL.md §4.4), but a clean shutdown right after the
+// answers writes every record: the reopened ledger holds one session event
+// per grant, with the IDs and no key.
+func TestAuditRecordsSurviveClose(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir)
+	a := joinMember(t, ch, "sensor-a")
+	joinMember(t, ch, "sensor-b")
+	const grants = 20
+	for range grants {
+		if _, _, err := a.dev.Session(chtest.Ctx(t), "sensor-b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ch.Close(); err != nil { // no Flush by the test: Close must do it
+		t.Fatal(err)
+	}
+	ch = chtest.Start(t, dir)
+	defer ch.Close()
+	sessions := 0
+	err := ch.Ledger.Blocks(0, func(b ledger.Block) error {
+		for _, ev := range b.Events {
+			if ev.Type == ledger.EventSession {
+				sessions++
+				if ev.Device != "sensor-a" || ev.Peer != "sensor-b" || len(ev.SessionID) != wire.NonceLen || ev.Key != nil {
+					t.Errorf("session event %+v", ev)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || sessions != grants {
+		t.Fatalf("%d session events after restart (%v), want %d", sessions, err, grants)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
 
+	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/protect"
 )
 
@@ -65,7 +66,7 @@ func (s *Server) serve(res resource, w mux.ResponseWriter, r *mux.Message) codes
 			return codes.UnsupportedMediaType
 		}
 		var err error
-		if body, err = r.ReadBody(); err != nil {
+		if body, err = coapbody.Read(r.Message); err != nil {
 			s.diagnostic(w, codes.BadRequest, "malformed: unreadable body")
 			return codes.BadRequest
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/protect"
 )
 
@@ -113,7 +114,7 @@ func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path st
 	defer conn.ReleaseMessage(resp)
 	r := &response{code: resp.Code()}
 	if resp.Body() != nil {
-		if r.body, err = resp.ReadBody(); err != nil {
+		if r.body, err = coapbody.Read(resp); err != nil {
 			return nil, fmt.Errorf("failed to read %s response: %w", path, err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 
+	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -268,5 +269,5 @@ func readPost(r *mux.Message, cf message.MediaType) ([]byte, error) {
 	if got, err := r.ContentFormat(); err != nil || got != cf {
 		return nil, errors.New("unsupported content-format")
 	}
-	return r.ReadBody()
+	return coapbody.Read(r.Message)
 }

@@ -93,6 +93,8 @@ type Bolt struct {
 	mu       sync.RWMutex // guards head and headTime; written only by the committer
 	head     BlockRef
 	headTime int64
+
+	cache *recordCache // decoded index records
 }
 
 // headRecord is the value of meta "head".
@@ -153,6 +155,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 		imports:  make(chan *importRequest),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
+		cache:    newRecordCache(),
 	}
 	err = db.View(l.load)
 	if errors.Is(err, errNotInitialized) {
@@ -316,9 +319,16 @@ func (l *Bolt) view(fn func(*bolt.Tx) error) error {
 }
 
 // Lookup returns the index record of id, or an error wrapping
-// ErrUnknownDevice when no join has ever bound id.
+// ErrUnknownDevice when no join has ever bound id. The record's byte slices
+// are shared with the cache: callers must not modify them.
 func (l *Bolt) Lookup(id string) (Device, error) {
-	var d Device
+	if l.isClosed() {
+		return Device{}, fmt.Errorf("failed to look up device %q: %w", id, ErrClosed)
+	}
+	d, ok, gen := l.cache.get(id)
+	if ok {
+		return d, nil
+	}
 	err := l.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketDevices).Get([]byte(id))
 		if v == nil {
@@ -329,6 +339,7 @@ func (l *Bolt) Lookup(id string) (Device, error) {
 	if err != nil {
 		return Device{}, fmt.Errorf("failed to look up device %q: %w", id, err)
 	}
+	l.cache.fill(d, gen)
 	return d, nil
 }
 

@@ -108,10 +108,12 @@ func (l *Bolt) commit(batch []*request) {
 	height := prev.Height + 1
 	var ref BlockRef
 	var blockTime int64
+	var changed map[string]Device // the index records written, as committed
 
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		accepted = accepted[:0]
 		idx := &txIndex{b: tx.Bucket(bucketDevices), dirty: make(map[string]Device)}
+		changed = idx.dirty
 		events := make([]Event, 0, len(batch))
 		for i, req := range batch {
 			// The hash of this block is not known yet; fixed up below.
@@ -137,6 +139,7 @@ func (l *Bolt) commit(batch []*request) {
 				d.Joined.Hash = ref.Hash
 			}
 			d.Updated.Hash = ref.Hash
+			idx.dirty[id] = d
 			v, err := wire.Marshal(d)
 			if err != nil {
 				return fmt.Errorf("failed to encode device %q: %w", id, err)
@@ -159,6 +162,7 @@ func (l *Bolt) commit(batch []*request) {
 		l.mu.Lock()
 		l.head, l.headTime = ref, blockTime
 		l.mu.Unlock()
+		l.cache.committed(changed)
 		for _, i := range accepted {
 			results[i].ref = ref
 		}

@@ -126,6 +126,7 @@ func (l *Bolt) commitImport(req *importRequest) {
 	l.mu.Lock()
 	l.head, l.headTime = last, headTime
 	l.mu.Unlock()
+	l.cache.committed(nil)
 	if l.onCommit != nil {
 		for _, b := range blocks {
 			l.onCommit(b.ref.Height, b.events)

@@ -12,9 +12,9 @@ import (
 // MemberKeys are the keys a member and its CH derive from K_m (§3.4).
 // IMPORTANT: they are secrets; never log or persist them.
 type MemberKeys struct {
-	Req    [wire.KeySize]byte   // device → CH
-	Resp   [wire.KeySize]byte   // CH → device
-	Ticket [wire.KeySize]byte   // tickets the CH seals to this member
+	Req    wire.Key             // device → CH
+	Resp   wire.Key             // CH → device
+	Ticket wire.Key             // tickets the CH seals to this member
 	IV     [wire.NonceSize]byte // nonce base, both directions
 }
 
@@ -38,27 +38,30 @@ func MemberKey(z, deviceNonce, chNonce []byte, cluster, id string, thumbprint [3
 // DeriveMemberKeys expands K_m into the request, response and ticket keys and
 // the common IV.
 func DeriveMemberKeys(km [32]byte) MemberKeys {
-	var k MemberKeys
-	expand(km[:], nil, "iotguard req key", k.Req[:])
-	expand(km[:], nil, "iotguard resp key", k.Resp[:])
-	expand(km[:], nil, "iotguard ticket key", k.Ticket[:])
+	var req, resp, ticket [wire.KeySize]byte
+	expand(km[:], nil, "iotguard req key", req[:])
+	expand(km[:], nil, "iotguard resp key", resp[:])
+	expand(km[:], nil, "iotguard ticket key", ticket[:])
+	k := MemberKeys{Req: wire.NewKey(req), Resp: wire.NewKey(resp), Ticket: wire.NewKey(ticket)}
 	expand(km[:], nil, "iotguard common iv", k.IV[:])
 	return k
 }
 
 // M2MKeys are one sender's key and IV within a session (§5.2).
 type M2MKeys struct {
-	Key [wire.KeySize]byte
+	Key wire.Key
 	IV  [wire.NonceSize]byte
 }
 
 // DeriveM2M derives the sending keys of sender in session sid from Sk.
 func DeriveM2M(sk [wire.KeySize]byte, sid []byte, sender string) M2MKeys {
 	var k M2MKeys
+	var key [wire.KeySize]byte
 	keyInfo, _ := wire.Marshal([]string{"iotguard m2m key", sender})
 	ivInfo, _ := wire.Marshal([]string{"iotguard m2m iv", sender})
-	expand(sk[:], sid, string(keyInfo), k.Key[:])
+	expand(sk[:], sid, string(keyInfo), key[:])
 	expand(sk[:], sid, string(ivInfo), k.IV[:])
+	k.Key = wire.NewKey(key)
 	return k
 }
 

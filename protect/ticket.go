@@ -14,7 +14,7 @@ func ticketAAD(cluster string, t *wire.Ticket) ([]byte, error) {
 
 // SealTicket seals sk for t.Recipient under its ticket key, with a random IV,
 // filling t.Box. t's other fields must be set.
-func SealTicket(ticketKey [wire.KeySize]byte, cluster string, t wire.Ticket, sk [wire.KeySize]byte) (wire.Ticket, error) {
+func SealTicket(ticketKey wire.Key, cluster string, t wire.Ticket, sk [wire.KeySize]byte) (wire.Ticket, error) {
 	var iv [wire.NonceSize]byte
 	if _, err := rand.Read(iv[:]); err != nil {
 		return t, fmt.Errorf("failed to draw ticket IV: %w", err)
@@ -35,7 +35,7 @@ func SealTicket(ticketKey [wire.KeySize]byte, cluster string, t wire.Ticket, sk 
 
 // OpenTicket returns the Sk in t if t is sealed to me under ticketKey, names
 // me as recipient and has not expired at now.
-func OpenTicket(ticketKey [wire.KeySize]byte, cluster, me string, t *wire.Ticket, now time.Time) ([wire.KeySize]byte, error) {
+func OpenTicket(ticketKey wire.Key, cluster, me string, t *wire.Ticket, now time.Time) ([wire.KeySize]byte, error) {
 	var sk [wire.KeySize]byte
 	if err := t.Validate(); err != nil {
 		return sk, err

@@ -58,7 +58,7 @@ func TestOpenTicketFails(t *testing.T) {
 	tests := []struct {
 		name    string
 		mod     func(tk *wire.Ticket)
-		key     [wire.KeySize]byte
+		key     wire.Key
 		cluster string
 		me      string
 		now     time.Time

@@ -638,9 +638,9 @@ func genKDF(t *testing.T) kdfVector {
 		KMSalt:        append(bytes.Clone(vecDeviceNonce), vecCHNonce...),
 		KMInfo:        mustMarshal(t, []any{"iotguard K_m", vecCluster, vecM1, th[:]}),
 		KM:            km[:],
-		ReqKey:        k.Req[:],
-		RespKey:       k.Resp[:],
-		TicketKey:     k.Ticket[:],
+		ReqKey:        k.Req.Bytes(),
+		RespKey:       k.Resp.Bytes(),
+		TicketKey:     k.Ticket.Bytes(),
 		CommonIV:      k.IV[:],
 	}
 }
@@ -675,9 +675,9 @@ func checkKDF(t *testing.T, raw []byte) {
 	eqHex(t, "HKDF(z, km_salt, km_info)", direct, v.KM)
 
 	k := protect.DeriveMemberKeys([32]byte(v.KM))
-	eqHex(t, "req_key", k.Req[:], v.ReqKey)
-	eqHex(t, "resp_key", k.Resp[:], v.RespKey)
-	eqHex(t, "ticket_key", k.Ticket[:], v.TicketKey)
+	eqHex(t, "req_key", k.Req.Bytes(), v.ReqKey)
+	eqHex(t, "resp_key", k.Resp.Bytes(), v.RespKey)
+	eqHex(t, "ticket_key", k.Ticket.Bytes(), v.TicketKey)
 	eqHex(t, "common_iv", k.IV[:], v.CommonIV)
 	for label, want := range map[string][]byte{
 		"iotguard req key": v.ReqKey, "iotguard resp key": v.RespKey,
@@ -887,7 +887,7 @@ func genProtectedRequests(t *testing.T) []protectedRequestVector {
 			"kid, partial_iv, path]. The response is [h'a10101', {}, ciphertext || tag] under resp_key with the same " +
 			"nonce and aad.",
 		Expect: expOK, Cluster: vecCluster, ID: vecM1, Path: vecPath, Seq: vecReqSeq,
-		ReqKey: k.Req[:], RespKey: k.Resp[:], CommonIV: k.IV[:], PartialIV: piv, Nonce: nonce[:],
+		ReqKey: k.Req.Bytes(), RespKey: k.Resp.Bytes(), CommonIV: k.IV[:], PartialIV: piv, Nonce: nonce[:],
 		ExternalAAD: ext, AAD: encStructure(t, ext), Plaintext: pt, Request: req,
 		ResponsePlaintext: rpt, Response: resp,
 	}
@@ -903,7 +903,7 @@ func genProtectedRequests(t *testing.T) []protectedRequestVector {
 func checkProtectedRequest(t *testing.T, raw []byte) {
 	var v protectedRequestVector
 	decodeVector(t, raw, &v)
-	k := protect.MemberKeys{Req: [16]byte(v.ReqKey), Resp: [16]byte(v.RespKey), IV: [12]byte(v.CommonIV)}
+	k := protect.MemberKeys{Req: wire.NewKey([16]byte(v.ReqKey)), Resp: wire.NewKey([16]byte(v.RespKey)), IV: [12]byte(v.CommonIV)}
 	eqHex(t, "partial_iv", protect.EncodePartialIV(v.Seq), v.PartialIV)
 	nonce := protect.Nonce(k.IV, v.Seq)
 	eqHex(t, "nonce", nonce[:], v.Nonce)
@@ -976,7 +976,7 @@ func genTickets(t *testing.T) []ticketVector {
 			"COSE_Encrypt0 box [h'a10101', {5: iv}, ciphertext || tag] with nonce = iv, aad = CBOR [\"Encrypt0\", " +
 			"h'a10101', external_aad], external_aad = CBOR [\"iotguard ticket\", cluster, sid, expires, initiator, " +
 			"responder, recipient]; ticket is the whole ticket map. `me` opens it at unix time `now`.",
-		Expect: expOK, Cluster: vecCluster, TicketKey: k.Ticket[:], Sk: vecSk, SID: vecSID, Expires: vecExpires,
+		Expect: expOK, Cluster: vecCluster, TicketKey: k.Ticket.Bytes(), Sk: vecSk, SID: vecSID, Expires: vecExpires,
 		Initiator: vecM1, Responder: vecM2, Recipient: vecM1, IV: vecTicketIV, ExternalAAD: ext,
 		AAD: encStructure(t, ext), Box: box, Ticket: mustMarshal(t, &tk), Me: vecM1, Now: vecExpires - 1,
 	}
@@ -999,7 +999,7 @@ func checkTicket(t *testing.T, raw []byte) {
 	eqHex(t, "aad", encStructure(t, v.ExternalAAD), v.AAD)
 	eqHex(t, "box layout (crypto/cipher)", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01}, map[int][]byte{5: v.IV},
 		gcmSeal(t, v.TicketKey, v.IV, v.Sk, v.AAD)}), v.Box)
-	box, err := wire.Seal([16]byte(v.TicketKey), [12]byte(v.IV), wire.Encrypt0Header{IV: v.IV}, v.ExternalAAD, v.Sk)
+	box, err := wire.Seal(wire.NewKey([16]byte(v.TicketKey)), [12]byte(v.IV), wire.Encrypt0Header{IV: v.IV}, v.ExternalAAD, v.Sk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1014,7 +1014,7 @@ func checkTicket(t *testing.T, raw []byte) {
 		t.Errorf("decoded ticket %+v does not match the fields", tk)
 	}
 	eqHex(t, "ticket box", mustMarshal(t, &tk.Box), v.Box)
-	sk, err := protect.OpenTicket([16]byte(v.TicketKey), v.Cluster, v.Me, &tk, time.Unix(int64(v.Now), 0))
+	sk, err := protect.OpenTicket(wire.NewKey([16]byte(v.TicketKey)), v.Cluster, v.Me, &tk, time.Unix(int64(v.Now), 0))
 	if got := outcome(err); got != v.Expect {
 		t.Fatalf("OpenTicket: %s (%v), want %s", got, err, v.Expect)
 	}
@@ -1046,7 +1046,7 @@ func genM2M(t *testing.T) m2mVector {
 		Expect: expOK, Sk: vecSk, SID: vecSID, Sender: vecM1, Receiver: vecM2,
 		SenderKeyInfo: mustMarshal(t, []string{"iotguard m2m key", vecM1}),
 		SenderIVInfo:  mustMarshal(t, []string{"iotguard m2m iv", vecM1}),
-		SenderKey:     s.Key[:], SenderIV: s.IV[:], ReceiverKey: r.Key[:], ReceiverIV: r.IV[:],
+		SenderKey:     s.Key.Bytes(), SenderIV: s.IV[:], ReceiverKey: r.Key.Bytes(), ReceiverIV: r.IV[:],
 		Seq: vecM2MSeq, PartialIV: protect.EncodePartialIV(vecM2MSeq), Nonce: n[:],
 		ExternalAAD: mustMarshal(t, []any{"iotguard m2m", vecSID, vecM1, vecM2}),
 		Plaintext:   []byte(vecM2MText), Message: msg,
@@ -1063,9 +1063,9 @@ func checkM2M(t *testing.T, raw []byte) {
 	s, r := protect.DeriveM2M(sk, v.SID, v.Sender), protect.DeriveM2M(sk, v.SID, v.Receiver)
 	eqHex(t, "sender_key_info", mustMarshal(t, []string{"iotguard m2m key", v.Sender}), v.SenderKeyInfo)
 	eqHex(t, "sender_iv_info", mustMarshal(t, []string{"iotguard m2m iv", v.Sender}), v.SenderIVInfo)
-	eqHex(t, "sender_key", s.Key[:], v.SenderKey)
+	eqHex(t, "sender_key", s.Key.Bytes(), v.SenderKey)
 	eqHex(t, "sender_iv", s.IV[:], v.SenderIV)
-	eqHex(t, "receiver_key", r.Key[:], v.ReceiverKey)
+	eqHex(t, "receiver_key", r.Key.Bytes(), v.ReceiverKey)
 	eqHex(t, "receiver_iv", r.IV[:], v.ReceiverIV)
 	for _, d := range []struct {
 		what       string
@@ -1094,7 +1094,7 @@ func checkM2M(t *testing.T, raw []byte) {
 		eqHex(t, l.name+" external_aad", mustMarshal(t, []any{"iotguard m2m", []byte(v.SID), l.from, l.to}), l.ext)
 		eqHex(t, l.name+" layout (crypto/cipher)", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01},
 			map[int][]byte{4: []byte(l.from), 6: protect.EncodePartialIV(l.seq), 10: v.SID},
-			gcmSeal(t, l.keys.Key[:], l.nonce, l.pt, encStructure(t, l.ext))}), l.msg)
+			gcmSeal(t, l.keys.Key.Bytes(), l.nonce, l.pt, encStructure(t, l.ext))}), l.msg)
 		sealed, err := protect.SealM2M(l.keys, v.SID, l.from, l.to, l.seq, l.pt)
 		if err != nil {
 			t.Fatal(err)

@@ -123,14 +123,14 @@ func BenchmarkEncrypt0(b *testing.B) {
 	aad := []byte("external aad of about this size....")
 	for _, size := range []int{16, 64, 256} {
 		pt := make([]byte, size)
-		sealed, err := wire.Seal(key, nonce, wire.Encrypt0Header{KID: []byte("sensor-a"), PartialIV: []byte{1}}, aad, pt)
+		sealed, err := wire.Seal(wire.NewKey(key), nonce, wire.Encrypt0Header{KID: []byte("sensor-a"), PartialIV: []byte{1}}, aad, pt)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("Seal/%dB", size), func(b *testing.B) {
 			b.SetBytes(int64(size))
 			for b.Loop() {
-				if _, err := wire.Seal(key, nonce, wire.Encrypt0Header{KID: []byte("sensor-a"), PartialIV: []byte{1}}, aad, pt); err != nil {
+				if _, err := wire.Seal(wire.NewKey(key), nonce, wire.Encrypt0Header{KID: []byte("sensor-a"), PartialIV: []byte{1}}, aad, pt); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -142,7 +142,7 @@ func BenchmarkEncrypt0(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := m.Open(key, nonce, aad); err != nil {
+				if _, err := m.Open(wire.NewKey(key), nonce, aad); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -213,14 +213,14 @@ func TestCoseWGEncrypt0(t *testing.T) {
 					if !bytes.Equal(m.Unprotected.IV, iv[:]) {
 						t.Fatalf("IV %x, want %x", m.Unprotected.IV, iv)
 					}
-					pt, err := m.Open(key, iv, external)
+					pt, err := m.Open(wire.NewKey(key), iv, external)
 					switch {
 					case err == nil:
 						got = outOK
 						if string(pt) != ex.Input.Plaintext {
 							t.Errorf("plaintext %q", pt)
 						}
-						sealed, err := wire.Seal(key, iv, wire.Encrypt0Header{IV: iv[:]}, external, pt)
+						sealed, err := wire.Seal(wire.NewKey(key), iv, wire.Encrypt0Header{IV: iv[:]}, external, pt)
 						if err != nil || !bytes.Equal(sealed, b) {
 							t.Errorf("Seal = %x, %v; want %x", sealed, err, b)
 						}

@@ -62,7 +62,7 @@ func TestEncrypt0CoseWG(t *testing.T) {
 	if !bytes.Equal(m.Unprotected.IV, iv[:]) {
 		t.Errorf("IV header %x, want %x", m.Unprotected.IV, iv)
 	}
-	sealed, err := wire.Seal(key, iv, wire.Encrypt0Header{IV: iv[:]}, nil, pt)
+	sealed, err := wire.Seal(wire.NewKey(key), iv, wire.Encrypt0Header{IV: iv[:]}, nil, pt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestEncrypt0CoseWG(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := m.Open(key, iv, nil); err != nil || !bytes.Equal(got, pt) {
+		if got, err := m.Open(wire.NewKey(key), iv, nil); err != nil || !bytes.Equal(got, pt) {
 			t.Errorf("Open = %q, %v; want %q", got, err, pt)
 		}
 	})
@@ -98,7 +98,7 @@ func TestEncrypt0CoseWG(t *testing.T) {
 		if aad[0] != "Encrypt1" {
 			t.Fatalf("upstream's Enc_structure context is now %q: adopt the corrected file and check its tag", aad[0])
 		}
-		if _, err := m.Open(key, iv, nil); err == nil {
+		if _, err := m.Open(wire.NewKey(key), iv, nil); err == nil {
 			t.Errorf("the erratum tag opened under RFC 9052's AAD")
 		}
 	})
@@ -128,7 +128,7 @@ func TestEncrypt0RoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := wire.Seal(key, nonce, tc.hdr, aad, tc.pt)
+			b, err := wire.Seal(wire.NewKey(key), nonce, tc.hdr, aad, tc.pt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +142,7 @@ func TestEncrypt0RoundTrip(t *testing.T) {
 			if len(m.Ciphertext) != len(tc.pt)+wire.TagSize {
 				t.Errorf("ciphertext of %d bytes for %d bytes of plaintext", len(m.Ciphertext), len(tc.pt))
 			}
-			pt, err := m.Open(key, nonce, aad)
+			pt, err := m.Open(wire.NewKey(key), nonce, aad)
 			if err != nil || !bytes.Equal(pt, tc.pt) {
 				t.Errorf("Open = %x, %v; want %x", pt, err, tc.pt)
 			}
@@ -157,7 +157,7 @@ func TestEncrypt0OpenFails(t *testing.T) {
 	key := [wire.KeySize]byte(mustHex(t, "000102030405060708090a0b0c0d0e0f"))
 	nonce := [wire.NonceSize]byte(mustHex(t, "a0a1a2a3a4a5a6a7a8a9aaab"))
 	aad := []byte("external")
-	b, err := wire.Seal(key, nonce, wire.Encrypt0Header{KID: []byte("k")}, aad, []byte("plaintext"))
+	b, err := wire.Seal(wire.NewKey(key), nonce, wire.Encrypt0Header{KID: []byte("k")}, aad, []byte("plaintext"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestEncrypt0OpenFails(t *testing.T) {
 				m.Ciphertext = bytes.Clone(m.Ciphertext)
 				tc.mod(m.Ciphertext)
 			}
-			if pt, err := m.Open(tc.key, tc.nonce, tc.aad); !errors.Is(err, wire.ErrDecrypt) {
+			if pt, err := m.Open(wire.NewKey(tc.key), tc.nonce, tc.aad); !errors.Is(err, wire.ErrDecrypt) {
 				t.Errorf("Open = %q, %v; want ErrDecrypt", pt, err)
 			}
 		})
@@ -199,7 +199,7 @@ func TestEncrypt0EmptyAADIsNilAAD(t *testing.T) {
 	// RFC 9052 §5.3: absent external AAD is a zero-length bstr. nil and []byte{} must agree.
 	var key [wire.KeySize]byte
 	var nonce [wire.NonceSize]byte
-	b, err := wire.Seal(key, nonce, wire.Encrypt0Header{}, nil, []byte("p"))
+	b, err := wire.Seal(wire.NewKey(key), nonce, wire.Encrypt0Header{}, nil, []byte("p"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestEncrypt0EmptyAADIsNilAAD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Open(key, nonce, []byte{}); err != nil {
+	if _, err := m.Open(wire.NewKey(key), nonce, []byte{}); err != nil {
 		t.Errorf("Open with empty AAD of a message sealed with nil AAD: %v", err)
 	}
 }

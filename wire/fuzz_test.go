@@ -62,7 +62,7 @@ func FuzzParseEncrypt0(f *testing.F) {
 		if re2 := mustMarshal(t, m2); !bytes.Equal(re, re2) {
 			t.Fatalf("re-encoding is not stable: %x then %x", re, re2)
 		}
-		if _, err := m.Open(key, nonce, nil); err != nil && !errors.Is(err, wire.ErrDecrypt) {
+		if _, err := m.Open(wire.NewKey(key), nonce, nil); err != nil && !errors.Is(err, wire.ErrDecrypt) {
 			t.Fatalf("Open error %v is not ErrDecrypt", err)
 		}
 	})

@@ -338,7 +338,7 @@ func TestWycheproofAESGCM(t *testing.T) {
 				t.Errorf("%v: Seal = %x, want %x", c, got, sealed)
 			}
 
-			b, err := wire.Seal(key, iv, wire.Encrypt0Header{IV: iv[:]}, aad, msg)
+			b, err := wire.Seal(wire.NewKey(key), iv, wire.Encrypt0Header{IV: iv[:]}, aad, msg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -349,11 +349,11 @@ func TestWycheproofAESGCM(t *testing.T) {
 			if !bytes.Equal(m.Ciphertext[:len(ct)], ct) {
 				t.Errorf("%v: wire.Seal ciphertext %x, want %x", c, m.Ciphertext[:len(ct)], ct)
 			}
-			if pt, err := m.Open(key, iv, aad); err != nil || !bytes.Equal(pt, msg) {
+			if pt, err := m.Open(wire.NewKey(key), iv, aad); err != nil || !bytes.Equal(pt, msg) {
 				t.Errorf("%v: wire Open = %x, %v", c, pt, err)
 			}
 			m.Ciphertext[len(m.Ciphertext)-1] ^= 0x80
-			if _, err := m.Open(key, iv, aad); !errors.Is(err, wire.ErrDecrypt) {
+			if _, err := m.Open(wire.NewKey(key), iv, aad); !errors.Is(err, wire.ErrDecrypt) {
 				t.Errorf("%v: wire Open of a modified tag: %v", c, err)
 			}
 		}

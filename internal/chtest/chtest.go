@@ -95,9 +95,11 @@ func Ctx(t testing.TB) context.Context {
 	return ctx
 }
 
-// Height returns the ledger height of ch.
+// Height returns the ledger height of ch once the audit records queued so
+// far are written.
 func Height(t testing.TB, ch *clusterhead.CH) uint64 {
 	t.Helper()
+	ch.Core.Flush()
 	ref, _, err := ch.Ledger.Head()
 	if err != nil {
 		t.Fatal(err)
@@ -148,9 +150,11 @@ type Snapshot struct {
 	Devices []ledger.Device
 }
 
-// Snap reads ch's ledger state.
+// Snap reads ch's ledger state once the audit records queued so far are
+// written.
 func Snap(t testing.TB, ch *clusterhead.CH) Snapshot {
 	t.Helper()
+	ch.Core.Flush()
 	var s Snapshot
 	var err error
 	if s.Head, _, err = ch.Ledger.Head(); err != nil {
