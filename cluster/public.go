@@ -36,6 +36,11 @@ func (c *Core) signClusterInfo() ([]byte, error) {
 	return c.keys.Sign1(wire.AADCluster, b)
 }
 
+// Echo returns a fresh echo value (docs/PROTOCOL.md §3.1) for the client at
+// addr. GET /cluster hands one out, so that a device that reads /cluster
+// before joining signs its join once instead of after a 4.01 challenge.
+func (c *Core) Echo(addr string) []byte { return c.keys.Echo(addr, c.cfg.Now()) }
+
 // ClusterText is GET /cluster for humans (Accept: text/plain).
 func (c *Core) ClusterText() (string, error) {
 	thumb := c.keys.Thumbprint()

@@ -31,8 +31,8 @@ func (s *Server) resources() []resource {
 		{"/verify", codes.POST, message.AppCoseEncrypt0, `rt="iotguard.verify";ct=16`, s.protected(protect.PathVerify)},
 		{"/session", codes.POST, message.AppCoseEncrypt0, `rt="iotguard.session";ct=16`, s.protected(protect.PathSession)},
 		{"/leave", codes.POST, message.AppCoseEncrypt0, `rt="iotguard.leave";ct=16`, s.protected(protect.PathLeave)},
-		{"/cluster", codes.GET, 0, `rt="iotguard.cluster";ct="18 0"`, s.public("/cluster", s.core.ClusterInfo, s.core.ClusterText)},
-		{"/ledger/head", codes.GET, 0, `rt="iotguard.head";ct="18 0"`, s.public("/ledger/head", s.core.LedgerHead, s.core.LedgerHeadText)},
+		{"/cluster", codes.GET, 0, `rt="iotguard.cluster";ct="18 0"`, s.public("/cluster", s.core.ClusterInfo, s.core.ClusterText, true)},
+		{"/ledger/head", codes.GET, 0, `rt="iotguard.head";ct="18 0"`, s.public("/ledger/head", s.core.LedgerHead, s.core.LedgerHeadText, false)},
 		{"/.well-known/core", codes.GET, 0, `ct=40`, s.wellKnownCore},
 	}
 }
@@ -113,21 +113,26 @@ func wantsText(r *mux.Message) bool {
 }
 
 // public serves a read-only resource: the signed form (COSE_Sign1), or the
-// text form when the client asks for text/plain.
-func (s *Server) public(path string, signed func() ([]byte, error), text func() (string, error)) func(context.Context, mux.ResponseWriter, *mux.Message, []byte) codes.Code {
+// text form when the client asks for text/plain. With echo, the signed form
+// carries an Echo option for the client's next join (§3.1).
+func (s *Server) public(path string, signed func() ([]byte, error), text func() (string, error), echo bool) func(context.Context, mux.ResponseWriter, *mux.Message, []byte) codes.Code {
 	return func(_ context.Context, w mux.ResponseWriter, r *mux.Message, _ []byte) codes.Code {
 		cf, body, err := message.AppCoseSign1, []byte(nil), error(nil)
+		var opts []message.Option
 		if wantsText(r) {
 			var t string
 			t, err = text()
 			cf, body = message.TextPlain, []byte(t)
 		} else {
 			body, err = signed()
+			if echo {
+				opts = append(opts, message.Option{ID: message.Echo, Value: s.core.Echo(addr(w))})
+			}
 		}
 		if err != nil {
 			return s.fail(w, path, err)
 		}
-		s.reply(w, codes.Content, cf, body)
+		s.reply(w, codes.Content, cf, body, opts...)
 		return codes.Content
 	}
 }
@@ -145,8 +150,8 @@ func (s *Server) wellKnownCore(_ context.Context, w mux.ResponseWriter, _ *mux.M
 	return codes.Content
 }
 
-func (s *Server) reply(w mux.ResponseWriter, code codes.Code, cf message.MediaType, payload []byte) {
-	if err := w.SetResponse(code, cf, bytes.NewReader(payload)); err != nil {
+func (s *Server) reply(w mux.ResponseWriter, code codes.Code, cf message.MediaType, payload []byte, opts ...message.Option) {
+	if err := w.SetResponse(code, cf, bytes.NewReader(payload), opts...); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to set response: %w", w.Conn().RemoteAddr(), err))
 	}
 }

@@ -32,6 +32,7 @@ type Core interface {
 	Protected(ctx context.Context, path string, payload []byte, addr string) ([]byte, error)
 	ClusterInfo() ([]byte, error)
 	ClusterText() (string, error)
+	Echo(addr string) []byte
 	LedgerHead() ([]byte, error)
 	LedgerHeadText() (string, error)
 }

@@ -176,9 +176,12 @@ func TestEveryPanelHasData(t *testing.T) {
 		}
 	}
 
-	// Exact counts, read from the CH's own /metrics: every ledger event was
-	// one timed append, and every join that got past its echo had its
-	// signature verified once (1 + 2 per round: one inside, one outside R).
+	// Exact counts, read from the CH's own /metrics once the audit records
+	// are written: every ledger event was one timed append, every join had
+	// its signature verified once (1 + 2 per round: one inside, one outside
+	// R), and each was answered at once — devices sign over the echo their
+	// GET /cluster answer carried, so no join met a 4.01 challenge.
+	ch.Core.Flush()
 	events := 0
 	if err := ch.Ledger.Blocks(0, func(b ledger.Block) error { events += len(b.Events); return nil }); err != nil {
 		t.Fatal(err)
@@ -188,6 +191,8 @@ func TestEveryPanelHasData(t *testing.T) {
 		`iotguard_crypto_duration_seconds_count{op="ledger_append"}`: events,
 		`iotguard_crypto_duration_seconds_count{op="verify"}`:        1 + 2*rounds,
 		`iotguard_sessions_granted_total`:                            rounds,
+		`iotguard_coap_requests_total{code="2.01",resource="/join"}`: 1 + rounds,
+		`iotguard_coap_requests_total{code="4.01",resource="/join"}`: 0,
 	} {
 		if got := scraped[series]; got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)

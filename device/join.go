@@ -19,25 +19,32 @@ import (
 // ClusterInfo fetches GET /cluster and checks its signature under the key it
 // carries and, if the device has a pin, that key's thumbprint.
 func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, error) {
+	info, pub, _, err := d.clusterInfo(ctx)
+	return info, pub, err
+}
+
+// clusterInfo is ClusterInfo that also returns the echo value the answer
+// carried, if any (docs/PROTOCOL.md §3.1).
+func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
 	r, err := exchange(ctx, d.conn, codes.GET, "/cluster", 0, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !r.ok() {
-		return nil, nil, r.err()
+		return nil, nil, nil, r.err()
 	}
 	info, pub, err := verifiedClusters.verify(r.body)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: /cluster: %v", ErrBadResponse, err)
+		return nil, nil, nil, fmt.Errorf("%w: /cluster: %v", ErrBadResponse, err)
 	}
 	thumb := wire.Thumbprint(pub)
 	if !bytes.Equal(info.Thumbprint, thumb[:]) {
-		return nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
+		return nil, nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
 	}
 	if d.pin != nil && !bytes.Equal(d.pin, thumb[:]) {
-		return nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, d.pin)
+		return nil, nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, d.pin)
 	}
-	return info, pub, nil
+	return info, pub, r.echo, nil
 }
 
 // verifiedClusters remembers /cluster answers this process has verified, by
@@ -105,10 +112,11 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 }
 
 // Join joins the cluster at position (lat, lon in microdegrees): it learns
-// the cluster from GET /cluster, sends a signed join, answers the CH's echo
-// challenge, checks the CH's signed answer and derives the member keys.
+// the cluster from GET /cluster, sends a join signed over the echo value that
+// answer carried (or answers the CH's echo challenge when it carried none or
+// it went stale), checks the CH's signed answer and derives the member keys.
 func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
-	info, chPub, err := d.ClusterInfo(ctx)
+	info, chPub, echo, err := d.clusterInfo(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +126,7 @@ func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	if err != nil {
 		return nil, err
 	}
-	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Nonce: make([]byte, wire.NonceLen)}
+	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Nonce: make([]byte, wire.NonceLen), Echo: echo}
 	if _, err := rand.Read(req.Nonce); err != nil {
 		return nil, fmt.Errorf("failed to draw join nonce: %w", err)
 	}

@@ -39,11 +39,12 @@ func MemberKey(z, deviceNonce, chNonce []byte, cluster, id string, thumbprint [3
 // the common IV.
 func DeriveMemberKeys(km [32]byte) MemberKeys {
 	var req, resp, ticket [wire.KeySize]byte
-	expand(km[:], nil, "iotguard req key", req[:])
-	expand(km[:], nil, "iotguard resp key", resp[:])
-	expand(km[:], nil, "iotguard ticket key", ticket[:])
+	expand := expander(km[:], nil)
+	expand("iotguard req key", req[:])
+	expand("iotguard resp key", resp[:])
+	expand("iotguard ticket key", ticket[:])
 	k := MemberKeys{Req: wire.NewKey(req), Resp: wire.NewKey(resp), Ticket: wire.NewKey(ticket)}
-	expand(km[:], nil, "iotguard common iv", k.IV[:])
+	expand("iotguard common iv", k.IV[:])
 	return k
 }
 
@@ -59,18 +60,27 @@ func DeriveM2M(sk [wire.KeySize]byte, sid []byte, sender string) M2MKeys {
 	var key [wire.KeySize]byte
 	keyInfo, _ := wire.Marshal([]string{"iotguard m2m key", sender})
 	ivInfo, _ := wire.Marshal([]string{"iotguard m2m iv", sender})
-	expand(sk[:], sid, string(keyInfo), key[:])
-	expand(sk[:], sid, string(ivInfo), k.IV[:])
+	expand := expander(sk[:], sid)
+	expand(string(keyInfo), key[:])
+	expand(string(ivInfo), k.IV[:])
 	k.Key = wire.NewKey(key)
 	return k
 }
 
-func expand(ikm, salt []byte, info string, out []byte) {
-	b, err := hkdf.Key(sha256.New, ikm, salt, info, len(out))
+// expander returns HKDF-SHA-256 with ikm and salt extracted once: each call
+// fills out with HKDF-Expand(PRK, info), which equals HKDF(ikm, salt, info).
+func expander(ikm, salt []byte) func(info string, out []byte) {
+	prk, err := hkdf.Extract(sha256.New, ikm, salt)
 	if err != nil {
-		panic(err) // only for lengths over 255*32: ours are fixed and small
+		panic(err) // Extract fails only in FIPS mode for short keys: ours are 16 and 32 bytes
 	}
-	copy(out, b)
+	return func(info string, out []byte) {
+		b, err := hkdf.Expand(sha256.New, prk, info, len(out))
+		if err != nil {
+			panic(err) // only for lengths over 255*32: ours are fixed and small
+		}
+		copy(out, b)
+	}
 }
 
 // Nonce returns iv XOR seq, seq as a 12-byte big-endian integer.

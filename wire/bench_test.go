@@ -172,3 +172,16 @@ func BenchmarkCOSEKey(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkParseSign1(b *testing.B) {
+	k, _ := benchKey(b)
+	signed, err := wire.Sign1(k, []byte("sensor-a"), wire.AADJoinRequest, make([]byte, 200))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := wire.ParseSign1(signed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -72,6 +72,13 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
     if (e == -EACCES) {
         set_diag(d, 0, "cluster info: bad signature or pin");
     }
+    /* the answer's Echo option (PROTOCOL.md §3.1) spares the join a challenge */
+    const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
+    d->echo_len = 0;
+    if (e == 0 && o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
+        memcpy(d->echo, o->val, o->len);
+        d->echo_len = (uint8_t)o->len;
+    }
     return e == -EBADMSG ? -EPROTO : e;
 }
 
@@ -88,6 +95,11 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         return e;
     }
     iog_join_req_t jr = { &d->me, &c.cluster, lat, lon, nd, NULL, 0 };
+    if (d->echo_len) { /* from the /cluster answer: one signature, no challenge */
+        memcpy(echo, d->echo, d->echo_len);
+        jr.echo = echo;
+        jr.echo_len = d->echo_len;
+    }
     for (int attempt = 0;; attempt++) {
         int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
         if (n < 0) {

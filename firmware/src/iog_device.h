@@ -65,7 +65,7 @@ struct iog_device {
     iog_message_fn on_message;    /**< M2M message sink, or NULL */
     iog_warning_fn on_warning;    /**< /talk refusal sink, or NULL */
     void *cb_ctx;                 /**< context of the two above */
-    uint8_t echo[IOG_ECHO_MAX];   /**< echo from a CH restart challenge */
+    uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
     uint8_t echo_len;             /**< its length, 0 when none */
     uint8_t rx[IOG_COAP_MAX_PDU]; /**< client receive buffer */
     uint8_t work[IOG_MAX_PAYLOAD];/**< outgoing payloads */
@@ -86,8 +86,9 @@ void iog_device_init(iog_device_t *d, const iog_platform_t *plat, const iog_addr
 int iog_device_cluster(iog_device_t *d, iog_cluster_t *out);
 
 /**
- * @brief Joins at (lat, lon) microdegrees: /cluster, signed /join, the
- *        echo challenge, the CH's signed answer, K_m and the member keys.
+ * @brief Joins at (lat, lon) microdegrees: /cluster (whose Echo option the
+ *        join signs), signed /join, the echo challenge if the CH still asks,
+ *        the CH's signed answer, K_m and the member keys.
  * @return 0, -EACCES when refused (see code/diag) or the answer does not
  *         verify, -EPROTO, or a CoAP error.
  */

@@ -45,9 +45,10 @@ free_port() {
 }
 
 CHPORT=$(free_port)
+METRICS=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 S="coap://127.0.0.1:$CHPORT"
 "$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 >"$T/ch.log" 2>&1 &
+    --position 48.8566,2.3522 --radius 1000 --metrics "$METRICS" >"$T/ch.log" 2>&1 &
 CHPID=$!
 PIDS="$PIDS $CHPID"
 # wait until the CH answers GET /cluster
@@ -77,6 +78,12 @@ cd "$T"
 run "C device c-one joins" 0 j1.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
 has "join answered with a block" j1.out "joined cluster lab-1 as c-one: block"
 run "C device c-two joins" 0 j2.out "$DEV" join --server "$S" --key b.key --position 48.8560,2.3510
+# Both signed over the echo of their /cluster answer (PROTOCOL.md §3.1): two
+# joins created, none challenged with 4.01 — one ES256 signature each.
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
+    "$METRICS" >m1.out 2>&1
+has "C joins answered at once" m1.out 'iotguard_coap_requests_total{code="2.01",resource="/join"} 2$'
+if grep -q 'code="4.01",resource="/join"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
 run "c-two verifies c-one" 0 v1.out "$DEV" verify --server "$S" --key b.key --peer c-one
