@@ -70,6 +70,7 @@ type Config struct {
 	Baseline    bool          // measure the baseline in the same run
 	HalfLoad    bool          // then rerun at half the measured throughput
 	Server      string        // coap://127.0.0.1:PORT of a running CH; "" starts one
+	ServerPID   int           // with Server: its process, whose CPU time is measured too; 0 none
 	DataDir     string        // the started CH's data directory; "" a temporary one
 	Members     []int         // scale: member counts to measure at
 	Timeout     time.Duration // per op
@@ -106,6 +107,13 @@ type Result struct {
 	// when in-process, the cluster head) per successful op: unlike
 	// throughput, it hardly moves when other processes take the cores.
 	CPUMicros float64 `json:"cpu_us_per_op"`
+	// ServerCPUMicros is the CPU time of the cluster head's own process per
+	// successful op, when it runs apart (--server with --server-pid).
+	ServerCPUMicros float64 `json:"server_cpu_us_per_op,omitempty"`
+	// ServerCPURatio (join) is the crypto bound's time per op on one core
+	// over ServerCPUMicros: the ratio the cluster head would reach with the
+	// machine to itself, whatever the load generator costs.
+	ServerCPURatio float64 `json:"server_cpu_ratio,omitempty"`
 
 	Baseline           string  `json:"baseline"`
 	BaselineThroughput float64 `json:"baseline_throughput"`
@@ -139,6 +147,10 @@ type HalfLoad struct {
 	P50        float64 `json:"p50_ms"`
 	P99        float64 `json:"p99_ms"`
 	P99OverP50 float64 `json:"p99_over_p50"`
+	// The echo baseline at the same offered rate (with --baseline).
+	BaselineP50        float64 `json:"baseline_p50_ms,omitempty"`
+	BaselineP99        float64 `json:"baseline_p99_ms,omitempty"`
+	BaselineP99OverP50 float64 `json:"baseline_p99_over_p50,omitempty"`
 }
 
 // Machine describes where a run ran.
@@ -184,6 +196,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: timeout %v", ErrBounds, c.Timeout)
 	case c.Server != "" && c.Scenario == ScenarioScale:
 		return fmt.Errorf("%w: scale enrolls members into its own ledger; drop --server", ErrBounds)
+	case c.ServerPID != 0 && c.Server == "":
+		return fmt.Errorf("%w: a server PID needs --server", ErrBounds)
+	}
+	if c.ServerPID != 0 {
+		if _, err := processCPUOf(c.ServerPID); err != nil {
+			return fmt.Errorf("%w: %v", ErrBounds, err)
+		}
 	}
 	for _, n := range c.Members {
 		if n < 1 || n > 10_000_000 {
@@ -257,19 +276,54 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.VsSeed = res.Throughput / SeedJoinsPerSecond
 	}
 	if cfg.HalfLoad && res.Throughput > 0 {
-		rate := res.Throughput / 2
-		h := sc.run(cfg, cfg.Scenario, cfg.Scenario+" at half load", rate)
-		lat := latencies(h.samples)
-		hl := &HalfLoad{Rate: rate, Throughput: float64(h.ok) / h.elapsed.Seconds(), P50: quantile(lat, 0.5), P99: quantile(lat, 0.99)}
-		if hl.P50 > 0 {
-			hl.P99OverP50 = hl.P99 / hl.P50
-		}
-		res.HalfLoad = hl
-		for k, v := range h.errors {
-			res.Errors["half-load "+k] += v
+		if err := halfLoad(cfg, t, sc, res); err != nil {
+			return nil, err
 		}
 	}
 	return res, nil
+}
+
+// halfLoad runs the scenario again at half its measured throughput and,
+// with a baseline, the echo baseline at the same offered rate: the tail that
+// go-coap and the Go scheduler show on their own on this machine.
+func halfLoad(cfg Config, t *target, sc *scenario, res *Result) error {
+	rate := res.Throughput / 2
+	h := sc.run(cfg, cfg.Scenario, cfg.Scenario+" at half load", rate)
+	hl := &HalfLoad{Rate: rate, Throughput: float64(h.ok) / h.elapsed.Seconds()}
+	hl.P50, hl.P99, hl.P99OverP50 = tail(h)
+	for k, v := range h.errors {
+		res.Errors["half-load "+k] += v
+	}
+	res.HalfLoad = hl
+	if !cfg.Baseline || cfg.Scenario == ScenarioJoin {
+		return nil
+	}
+	base, closeBase, err := baseline(cfg, t, res)
+	if err != nil {
+		return err
+	}
+	defer closeBase()
+	c := cfg
+	c.Rate = rate
+	b, err := base(c)
+	if err != nil {
+		return err
+	}
+	hl.BaselineP50, hl.BaselineP99, hl.BaselineP99OverP50 = tail(b)
+	for k, v := range b.errors {
+		res.Errors["half-load baseline "+k] += v
+	}
+	return nil
+}
+
+// tail returns the p50 and p99 latency of o in ms and their ratio.
+func tail(o outcome) (p50, p99, ratio float64) {
+	lat := latencies(o.samples)
+	p50, p99 = quantile(lat, 0.5), quantile(lat, 0.99)
+	if p50 > 0 {
+		ratio = p99 / p50
+	}
+	return p50, p99, ratio
 }
 
 // fill copies a phase's outcome into r.
@@ -279,6 +333,7 @@ func (r *Result) fill(o outcome) {
 	r.Throughput = float64(o.ok) / o.elapsed.Seconds()
 	if o.ok > 0 {
 		r.CPUMicros = float64(o.cpu.Microseconds()) / float64(o.ok)
+		r.ServerCPUMicros = float64(o.serverCPU.Microseconds()) / float64(o.ok)
 	}
 	r.P50, r.P95, r.P99 = quantile(lat, 0.5), quantile(lat, 0.95), quantile(lat, 0.99)
 	if len(lat) > 0 {
@@ -313,6 +368,14 @@ func runEcho(cfg Config, res *Result) error {
 	return nil
 }
 
+// serverCPU returns the CPU time of cfg.ServerPID so far, 0 without one.
+func serverCPU(cfg Config) (time.Duration, error) {
+	if cfg.ServerPID == 0 {
+		return 0, nil
+	}
+	return processCPUOf(cfg.ServerPID)
+}
+
 // roundLength is the length of one slice of an interleaved run.
 const roundLength = 2 * time.Second
 
@@ -340,7 +403,9 @@ func measure(cfg Config, t *target, sc *scenario, res *Result) error {
 	var main, bl outcome
 	for i := range rounds {
 		if base != nil {
-			o, err := base(slice)
+			unpaced := slice // the baseline's throughput is what it reaches, not --rate
+			unpaced.Rate = 0
+			o, err := base(unpaced)
 			if err != nil {
 				return err
 			}
@@ -351,7 +416,17 @@ func measure(cfg Config, t *target, sc *scenario, res *Result) error {
 			name = fmt.Sprintf("%s %d/%d", cfg.Scenario, i+1, rounds)
 		}
 		cfg.logf("run: %s, %d devices, %v or %d ops", name, cfg.Concurrency, slice.Duration, slice.Count)
-		main = main.merge(load{name: name, duration: slice.Duration, count: slice.Count, rate: cfg.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(scWorkers))
+		cpu0, err := serverCPU(cfg)
+		if err != nil {
+			return err
+		}
+		o := load{name: name, duration: slice.Duration, count: slice.Count, rate: cfg.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(scWorkers)
+		cpu1, err := serverCPU(cfg)
+		if err != nil {
+			return err
+		}
+		o.serverCPU = cpu1 - cpu0
+		main = main.merge(o)
 	}
 	res.fill(main)
 	if base != nil {
@@ -360,6 +435,9 @@ func measure(cfg Config, t *target, sc *scenario, res *Result) error {
 			res.Crypto.Throughput = res.BaselineThroughput
 			res.Crypto.PerCore = res.BaselineThroughput / float64(res.Crypto.Cores)
 			res.Crypto.OpMicros = 1e6 / res.Crypto.PerCore
+			if res.ServerCPUMicros > 0 {
+				res.ServerCPURatio = res.Crypto.OpMicros / res.ServerCPUMicros
+			}
 		} else {
 			lat := latencies(bl.samples)
 			res.BaselineThroughput = float64(bl.ok) / bl.elapsed.Seconds()
@@ -416,7 +494,7 @@ func baseline(cfg Config, t *target, res *Result) (func(Config) (outcome, error)
 	}
 	run := func(c Config) (outcome, error) {
 		cfg.logf("baseline: go-coap echo, %d associations, %d/%d bytes, %v", cfg.Concurrency, req, resp, c.Duration)
-		return load{name: "echo baseline", duration: c.Duration, count: c.Count, timeout: cfg.Timeout, progress: cfg.progress()}.run(ws), nil
+		return load{name: "echo baseline", duration: c.Duration, count: c.Count, rate: c.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(ws), nil
 	}
 	return run, func() { closeAll(ws); srv.Close() }, nil
 }

@@ -32,6 +32,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		row("throughput", "%.0f ops/s", r.Throughput)
 		row("latency ms", "p50 %.2f  p95 %.2f  p99 %.2f  max %.2f", r.P50, r.P95, r.P99, r.Max)
 		row("CPU per op", "%.0f µs (whole process)", r.CPUMicros)
+		if r.ServerCPUMicros > 0 {
+			row("server CPU per op", "%.0f µs (the cluster head's process)", r.ServerCPUMicros)
+		}
 	}
 	if r.Baseline != "" {
 		row("baseline", "%s", r.Baseline)
@@ -42,6 +45,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 		if r.Crypto != nil {
 			row("crypto per core", "%.0f ops/s (%.0f µs per verify+sign+ECDH), %d cores", r.Crypto.PerCore, r.Crypto.OpMicros, r.Crypto.Cores)
+			if r.ServerCPURatio > 0 {
+				row("server CPU ratio", "%.2f (crypto µs per op / the cluster head's CPU µs per join)", r.ServerCPURatio)
+			}
 		}
 		goal := ""
 		if r.Goal > 0 {
@@ -58,6 +64,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	if h := r.HalfLoad; h != nil {
 		row("half load", "%.0f ops/s offered, %.0f done: p50 %.2f ms, p99 %.2f ms, p99/p50 %.2f (goal ≤ 2)", h.Rate, h.Throughput, h.P50, h.P99, h.P99OverP50)
+		if h.BaselineP50 > 0 {
+			row("half load baseline", "echo at the same rate: p50 %.2f ms, p99 %.2f ms, p99/p50 %.2f", h.BaselineP50, h.BaselineP99, h.BaselineP99OverP50)
+		}
 	}
 	if len(r.Errors) > 0 {
 		keys := make([]string, 0, len(r.Errors))

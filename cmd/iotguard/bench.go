@@ -31,7 +31,10 @@ and verify latency and memory at each size).
 --baseline measures, in the same run, a bare go-coap echo server moving the
 same payload sizes (verify, session, m2m, mixed) or the pure crypto cost of a
 join (ES256 verify + sign + ECDH on every core), and reports the ratio.
-A progress bar shows on a terminal only.
+With --server and --server-pid it also measures the cluster head's own CPU
+time per op, and for join the ratio of the crypto bound to it: what the
+cluster head would reach with the machine to itself, apart from the load
+generator's devices. A progress bar shows on a terminal only.
 
 Examples:
   iotguard bench --scenario verify --duration 60s --baseline
@@ -40,6 +43,7 @@ Examples:
   iotguard bench --scenario echo --concurrency 1 --duration 60s --plot decay.svg
   iotguard bench --scenario scale --members 1000,100000,1000000 --duration 10s
   iotguard bench --scenario verify --server coap://127.0.0.1:5683   # serve with --rate-limit 0
+  iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')"
 
 Flags:
 `
@@ -55,6 +59,7 @@ func benchCmd(args []string) error {
 	baseline := fs.Bool("baseline", false, "measure the baseline in the same run and report the ratio")
 	halfLoad := fs.Bool("half-load", false, "then run again at half the measured throughput (latency with headroom)")
 	server := fs.String("server", "", "`URL` of a running cluster head on loopback (default: start one)")
+	serverPID := fs.Int("server-pid", 0, "with --server: the cluster head's `PID`, to measure its own CPU per op")
 	data := fs.String("data", "", "data `directory` of the started cluster head (default: temporary)")
 	members := fs.String("members", joinInts(def.Members), "scale: member `counts`, comma-separated")
 	timeout := fs.Duration("timeout", def.Timeout, "per-operation timeout")
@@ -71,7 +76,7 @@ func benchCmd(args []string) error {
 	}
 	cfg := bench.Config{
 		Scenario: *scenario, Duration: *duration, Count: *count, Concurrency: *concurrency, Rate: *rate,
-		Baseline: *baseline, HalfLoad: *halfLoad, Server: *server, DataDir: *data, Members: ms, Timeout: *timeout,
+		Baseline: *baseline, HalfLoad: *halfLoad, Server: *server, ServerPID: *serverPID, DataDir: *data, Members: ms, Timeout: *timeout,
 		Progress: bench.TerminalProgress(os.Stderr),
 	}
 	if err := cfg.Validate(); err != nil {
