@@ -1,0 +1,60 @@
+package bench_test
+
+import (
+	"math"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/iotguard/iotguard/bench"
+	"github.com/iotguard/iotguard/internal/chtest"
+)
+
+// TestServerCPU drives a cluster head that runs in this very process, named
+// as the server's PID: the server CPU the run reports must then be this
+// process's CPU, which the run measures too (to within /proc's 10 ms ticks),
+// and a join run relates it to the crypto bound. Bounded: 1 s phases.
+func TestServerCPU(t *testing.T) {
+	ch := chtest.Start(t, "")
+	defer ch.Close()
+	for _, sc := range []string{bench.ScenarioVerify, bench.ScenarioJoin} {
+		cfg := bench.DefaultConfig()
+		cfg.Scenario, cfg.Duration, cfg.Concurrency, cfg.Baseline = sc, time.Second, 2, sc == bench.ScenarioJoin
+		cfg.Server, cfg.ServerPID = "coap://"+ch.Addr(), os.Getpid()
+		res, err := bench.Run(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Ops == 0 || res.ServerCPUMicros <= 0 {
+			t.Fatalf("%s: %d ops, server CPU %.0f µs/op", sc, res.Ops, res.ServerCPUMicros)
+		}
+		tick := 0.02e6 / float64(res.Ops) // two 10 ms ticks, per op
+		if d := math.Abs(res.ServerCPUMicros - res.CPUMicros); d > tick+0.05*res.CPUMicros {
+			t.Errorf("%s: server CPU %.1f µs/op, process CPU %.1f µs/op: the same process", sc, res.ServerCPUMicros, res.CPUMicros)
+		}
+		if sc == bench.ScenarioJoin && (res.Crypto == nil || math.Abs(res.ServerCPURatio-res.Crypto.OpMicros/res.ServerCPUMicros) > 1e-9) {
+			t.Errorf("join: server CPU ratio %v with crypto %+v", res.ServerCPURatio, res.Crypto)
+		}
+	}
+	cfg := bench.DefaultConfig()
+	cfg.ServerPID = os.Getpid()
+	if err := cfg.Validate(); err == nil {
+		t.Error("a server PID without --server was accepted")
+	}
+}
+
+// TestHalfLoadBaseline: --half-load with --baseline measures the echo at the
+// same offered rate, so the report can set the scenario's tail beside the
+// transport's own.
+func TestHalfLoadBaseline(t *testing.T) {
+	cfg := bench.DefaultConfig()
+	cfg.Scenario, cfg.Duration, cfg.Concurrency, cfg.Baseline, cfg.HalfLoad = bench.ScenarioVerify, time.Second, 2, true, true
+	res, err := bench.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := res.HalfLoad
+	if h == nil || h.P50 <= 0 || h.BaselineP50 <= 0 || h.BaselineP99 < h.BaselineP50 || h.BaselineP99OverP50 != h.BaselineP99/h.BaselineP50 {
+		t.Fatalf("half load %+v", h)
+	}
+}
