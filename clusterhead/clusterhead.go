@@ -52,37 +52,33 @@ type CH struct {
 	CoAP    *coapsrv.Server
 	admin   *admin.Server
 	metrics *metrics.Server
-	stop    chan struct{} // closed by Close: ends background loops
 }
 
-// membersEvery is how often the members-by-status gauge is recounted.
-const membersEvery = 5 * time.Second
+// counter is a ledger that keeps its devices counted by status (the bbolt
+// ledger, O(1)); the members of other ledgers are counted by walking their
+// index, O(members) per scrape.
+type counter interface{ Counts() (ledger.Counts, error) }
 
-// countMembers keeps the head and members gauges current until Close. The
-// count walks the index: O(members) every membersEvery.
-func (c *CH) countMembers(m *metrics.Metrics) {
-	t := time.NewTicker(membersEvery)
-	defer t.Stop()
-	for {
-		if head, _, err := c.Ledger.Head(); err == nil {
-			m.SetHeight(head.Height)
-		}
-		byStatus := map[string]int{"member": 0, "left": 0, "revoked": 0}
-		count := func(d ledger.Device) error {
-			if d.Cluster == "" || d.Cluster == c.Core.Config().ID { // a shared ledger holds other clusters too
-				byStatus[d.Status.String()]++
-			}
-			return nil
-		}
-		if c.Ledger.Devices(count) == nil {
-			m.SetMembers(byStatus)
-		}
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-		}
+// height returns the ledger height, for the metrics.
+func (c *CH) height() (uint64, error) {
+	head, _, err := c.Ledger.Head()
+	return head.Height, err
+}
+
+// members counts this cluster's devices by status, for the metrics.
+func (c *CH) members() (map[string]int, error) {
+	if l, ok := c.Ledger.(counter); ok {
+		n, err := l.Counts()
+		return n.ByStatus(), err
 	}
+	byStatus := ledger.Counts{}.ByStatus()
+	err := c.Ledger.Devices(func(d ledger.Device) error {
+		if d.Cluster == "" || d.Cluster == c.Core.Config().ID { // a shared ledger holds other clusters too
+			byStatus[d.Status.String()]++
+		}
+		return nil
+	})
+	return byStatus, err
 }
 
 // Start opens (or creates) the data directory and starts serving.
@@ -101,8 +97,9 @@ func Start(cfg Config) (*CH, error) {
 	var m *metrics.Metrics
 	var onCommit func(height uint64, events int)
 	reg := metrics.NewRegistry()
+	ch := &CH{Keys: keys}  // the ledger gauges read it at scrape time, once serving
 	if cfg.Metrics != "" { // metrics off means no observer at all on the hot path
-		m = metrics.New(reg)
+		m = metrics.New(reg, metrics.LedgerState{Height: ch.height, Members: ch.members})
 		keys.SetTimer(m.Crypto)
 		onCommit = m.Committed
 	}
@@ -142,13 +139,12 @@ func Start(cfg Config) (*CH, error) {
 		l.Close()
 		return nil, err
 	}
-	ch := &CH{Keys: keys, Ledger: l, Core: core, CoAP: srv, stop: make(chan struct{})}
+	ch.Ledger, ch.Core, ch.CoAP = l, core, srv
 	if m != nil {
 		if ch.metrics, err = metrics.Serve(cfg.Metrics, reg); err != nil {
 			ch.Close()
 			return nil, err
 		}
-		go ch.countMembers(m)
 	}
 	if !cfg.NoAdmin {
 		if ch.admin, err = admin.Listen(cfg.DataDir, revoker{core}); err != nil {
@@ -173,7 +169,6 @@ func (c *CH) MetricsAddr() string {
 // Close stops serving and closes the ledger after its last commit.
 func (c *CH) Close() error {
 	var errs []error
-	close(c.stop)
 	if c.admin != nil {
 		errs = append(errs, c.admin.Close())
 	}

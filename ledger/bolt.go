@@ -90,9 +90,10 @@ type Bolt struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu       sync.RWMutex // guards head and headTime; written only by the committer
+	mu       sync.RWMutex // guards head, headTime and counts; written only by the committer
 	head     BlockRef
 	headTime int64
+	counts   Counts
 
 	cache *recordCache // decoded index records
 }
@@ -198,6 +199,10 @@ func (l *Bolt) load(tx *bolt.Tx) error {
 		return fmt.Errorf("failed to read head: %w", err)
 	}
 	l.head, l.headTime = h.Ref, h.Time
+	var err error
+	if l.counts, err = loadCounts(tx); err != nil {
+		return err
+	}
 	if l.signer != nil {
 		return checkHead(tx.Bucket(bucketBlocks), h)
 	}
@@ -256,7 +261,7 @@ func (l *Bolt) create(tx *bolt.Tx) error {
 		return err
 	}
 	l.head, l.headTime = ref, genesis.Time
-	return nil
+	return storeCounts(tx, Counts{})
 }
 
 // writeBlock fills in h.Events, signs h, and stores the block and the new head

@@ -103,7 +103,7 @@ func (l *Bolt) commit(batch []*request) {
 	results := make([]result, len(batch))
 	accepted := make([]int, 0, len(batch))
 	l.mu.RLock()
-	prev, prevTime := l.head, l.headTime
+	prev, prevTime, counts := l.head, l.headTime, l.counts
 	l.mu.RUnlock()
 	height := prev.Height + 1
 	var ref BlockRef
@@ -112,7 +112,7 @@ func (l *Bolt) commit(batch []*request) {
 
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		accepted = accepted[:0]
-		idx := &txIndex{b: tx.Bucket(bucketDevices), dirty: make(map[string]Device)}
+		idx := newTxIndex(tx)
 		changed = idx.dirty
 		events := make([]Event, 0, len(batch))
 		for i, req := range batch {
@@ -148,7 +148,8 @@ func (l *Bolt) commit(batch []*request) {
 				return fmt.Errorf("failed to write device %q: %w", id, err)
 			}
 		}
-		return nil
+		counts = idx.count(counts)
+		return storeCounts(tx, counts)
 	})
 
 	switch {
@@ -160,7 +161,7 @@ func (l *Bolt) commit(batch []*request) {
 		}
 	default:
 		l.mu.Lock()
-		l.head, l.headTime = ref, blockTime
+		l.head, l.headTime, l.counts = ref, blockTime, counts
 		l.mu.Unlock()
 		l.cache.committed(changed)
 		for _, i := range accepted {
@@ -180,6 +181,11 @@ func (l *Bolt) commit(batch []*request) {
 type txIndex struct {
 	b     *bolt.Bucket
 	dirty map[string]Device
+	was   map[string]Status // status in the store before this transaction; 0: no record
+}
+
+func newTxIndex(tx *bolt.Tx) *txIndex {
+	return &txIndex{b: tx.Bucket(bucketDevices), dirty: map[string]Device{}, was: map[string]Status{}}
 }
 
 func (x *txIndex) get(id string) (Device, bool, error) {
@@ -188,13 +194,26 @@ func (x *txIndex) get(id string) (Device, bool, error) {
 	}
 	v := x.b.Get([]byte(id))
 	if v == nil {
+		x.was[id] = 0
 		return Device{}, false, nil
 	}
 	var d Device
 	if err := wire.Unmarshal(v, &d); err != nil {
 		return Device{}, false, fmt.Errorf("failed to read device %q: %w", id, err)
 	}
+	x.was[id] = d.Status
 	return d, true, nil
+}
+
+// count returns c moved by the status changes of the dirty records. Every
+// put follows a get of the same ID (apply), so was knows each one's status
+// before the transaction.
+func (x *txIndex) count(c Counts) Counts {
+	for id, d := range x.dirty {
+		c.add(x.was[id], -1)
+		c.add(d.Status, 1)
+	}
+	return c
 }
 
 func (x *txIndex) put(d Device) { x.dirty[d.ID] = d }

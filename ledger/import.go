@@ -63,7 +63,7 @@ func (l *Bolt) Import(ctx context.Context, events []Event) (BlockRef, error) {
 // transaction. Called by the committer only.
 func (l *Bolt) commitImport(req *importRequest) {
 	l.mu.RLock()
-	prev, prevTime := l.head, l.headTime
+	prev, prevTime, counts := l.head, l.headTime, l.counts
 	l.mu.RUnlock()
 	type block struct {
 		ref    BlockRef
@@ -73,7 +73,7 @@ func (l *Bolt) commitImport(req *importRequest) {
 	headTime := prevTime
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		blocks = blocks[:0]
-		idx := &txIndex{b: tx.Bucket(bucketDevices), dirty: make(map[string]Device)}
+		idx := newTxIndex(tx)
 		ref, t := prev, prevTime
 		for start := 0; start < len(req.events); start += l.maxBatch {
 			chunk := req.events[start:min(start+l.maxBatch, len(req.events))]
@@ -116,7 +116,8 @@ func (l *Bolt) commitImport(req *importRequest) {
 				return fmt.Errorf("failed to write device %q: %w", id, err)
 			}
 		}
-		return nil
+		counts = idx.count(counts)
+		return storeCounts(tx, counts)
 	})
 	if err != nil {
 		req.done <- result{err: fmt.Errorf("failed to import %d events: %w", len(req.events), err)}
@@ -124,7 +125,7 @@ func (l *Bolt) commitImport(req *importRequest) {
 	}
 	last := blocks[len(blocks)-1].ref
 	l.mu.Lock()
-	l.head, l.headTime = last, headTime
+	l.head, l.headTime, l.counts = last, headTime, counts
 	l.mu.Unlock()
 	l.cache.committed(nil)
 	if l.onCommit != nil {

@@ -89,7 +89,30 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	if head.Ref.Hash != prev || head.Time != prevTime {
 		return fmt.Errorf("failed to verify ledger: meta head differs from block %d: %w", head.Ref.Height, ErrIndexMismatch)
 	}
-	return compareIndex(tx.Bucket(bucketDevices), idx)
+	if err := compareIndex(tx.Bucket(bucketDevices), idx); err != nil {
+		return err
+	}
+	return compareCounts(tx, idx)
+}
+
+// compareCounts checks the stored Counts (if the ledger has them yet) against
+// the replayed index.
+func compareCounts(tx *bolt.Tx, idx memIndex) error {
+	if tx.Bucket(bucketMeta).Get(keyCounts) == nil {
+		return nil
+	}
+	stored, err := loadCounts(tx)
+	if err != nil {
+		return err
+	}
+	var want Counts
+	for _, d := range idx {
+		want.add(d.Status, 1)
+	}
+	if stored != want {
+		return fmt.Errorf("failed to verify device counts: stored %+v, the chain gives %+v: %w", stored, want, ErrIndexMismatch)
+	}
+	return nil
 }
 
 // checked is what checkBlock hands to the next block.

@@ -26,13 +26,12 @@ type Metrics struct {
 	joinRejections *prometheus.CounterVec
 	verifyWarnings *prometheus.CounterVec
 	sessions       prometheus.Counter
-	height         prometheus.Gauge
 	eventsPerBlock prometheus.Histogram
-	members        *prometheus.GaugeVec
 }
 
-// New registers the metric set on reg.
-func New(reg prometheus.Registerer) *Metrics {
+// New registers the metric set on reg, with the ledger gauges read from
+// ledger at scrape time.
+func New(reg prometheus.Registerer, ledger LedgerState) *Metrics {
 	m := &Metrics{
 		crypto: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "iotguard_crypto_duration_seconds",
@@ -63,22 +62,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "iotguard_sessions_granted_total",
 			Help: "Session keys granted.",
 		}),
-		height: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "iotguard_ledger_height",
-			Help: "Height of the newest durable ledger block.",
-		}),
 		eventsPerBlock: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "iotguard_ledger_events_per_block",
 			Help:    "Events per committed block (group commit batch size).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
-		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "iotguard_members",
-			Help: "Devices in the index, by status.",
-		}, []string{"status"}),
 	}
 	reg.MustRegister(m.crypto, m.requests, m.requestSeconds, m.joinRejections, m.verifyWarnings,
-		m.sessions, m.height, m.eventsPerBlock, m.members)
+		m.sessions, m.eventsPerBlock, newLedgerCollector(ledger))
 	for _, op := range []string{OpSign, OpVerify, OpECDH, OpHKDF, OpAEADSeal, OpAEADOpen, OpLedgerAppend} {
 		m.crypto.WithLabelValues(op) // export every op from the start, at zero
 	}
@@ -106,17 +97,4 @@ func (m *Metrics) VerifyWarning(reason string) { m.verifyWarnings.WithLabelValue
 func (m *Metrics) SessionGranted() { m.sessions.Inc() }
 
 // Committed records a durable block (ledger.Options.OnCommit).
-func (m *Metrics) Committed(height uint64, events int) {
-	m.height.Set(float64(height))
-	m.eventsPerBlock.Observe(float64(events))
-}
-
-// SetHeight sets the ledger height (at start-up, before any commit).
-func (m *Metrics) SetHeight(h uint64) { m.height.Set(float64(h)) }
-
-// SetMembers sets the number of devices with each status.
-func (m *Metrics) SetMembers(byStatus map[string]int) {
-	for status, n := range byStatus {
-		m.members.WithLabelValues(status).Set(float64(n))
-	}
-}
+func (m *Metrics) Committed(_ uint64, events int) { m.eventsPerBlock.Observe(float64(events)) }
