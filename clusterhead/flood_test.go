@@ -20,6 +20,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -60,18 +61,9 @@ func floodJoin(t testing.TB, key *device.State, i int, echo []byte) []byte {
 	if echo == nil {
 		// The CH refuses an echo-less join before it looks at the signature,
 		// so a flooder need not sign: 64 zero bytes.
-		return mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x26}, map[int][]byte{4: []byte(req.ID)}, payload, make([]byte, 64)})
+		return testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x26}, map[int][]byte{4: []byte(req.ID)}, payload, make([]byte, 64)})
 	}
 	b, err := wire.Sign1(key.Key, []byte(req.ID), wire.AADJoinRequest, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func mustMarshal(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := wire.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}

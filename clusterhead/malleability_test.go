@@ -8,6 +8,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -51,7 +52,7 @@ func TestJoinUnprotectedHeaderIsStrict(t *testing.T) {
 			}
 			m.Unprotected[tc.label] = tc.value
 			before := chtest.Snap(t, ch)
-			expect(t, j.post(mustMarshal(t, &m)), codes.BadRequest, "malformed: join is not a COSE_Sign1")
+			expect(t, j.post(testutil.MustMarshal(t, &m)), codes.BadRequest, "malformed: join is not a COSE_Sign1")
 			chtest.Unchanged(t, ch, before)
 		})
 	}

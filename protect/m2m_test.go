@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -95,7 +96,7 @@ func TestM2MOpenFails(t *testing.T) {
 		"sender changed": {KID: []byte("sensor-03"), PartialIV: e.Unprotected.PartialIV, KIDContext: m2mSID},
 		"sid changed":    {KID: e.Unprotected.KID, PartialIV: e.Unprotected.PartialIV, KIDContext: bytes.Repeat([]byte{9}, 16)},
 	} {
-		m, err := protect.ParseM2M(mustMarshal(t, wire.Encrypt0{Protected: e.Protected, Unprotected: hdr, Ciphertext: e.Ciphertext}))
+		m, err := protect.ParseM2M(testutil.MustMarshal(t, wire.Encrypt0{Protected: e.Protected, Unprotected: hdr, Ciphertext: e.Ciphertext}))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -111,7 +112,7 @@ func TestM2MOpenFails(t *testing.T) {
 func TestParseM2MMalformed(t *testing.T) {
 	a128 := []byte{0xa1, 0x01, 0x01}
 	tag := make([]byte, wire.TagSize)
-	enc := func(hdr map[int]any) []byte { return mustMarshal(t, []any{a128, hdr, tag}) }
+	enc := func(hdr map[int]any) []byte { return testutil.MustMarshal(t, []any{a128, hdr, tag}) }
 	kid, piv := []byte("sensor-01"), []byte{0x05}
 	if _, err := protect.ParseM2M(enc(map[int]any{4: kid, 6: piv, 10: m2mSID})); err != nil {
 		t.Fatalf("ParseM2M(well-formed) = %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -134,7 +135,7 @@ func TestRequestOpenFails(t *testing.T) {
 		"seq changed": {KID: m.Unprotected.KID, PartialIV: protect.EncodePartialIV(8)},
 		"kid changed": {KID: []byte("sensor-02"), PartialIV: m.Unprotected.PartialIV},
 	} {
-		relabelled := mustMarshal(t, wire.Encrypt0{Protected: m.Protected, Unprotected: hdr, Ciphertext: m.Ciphertext})
+		relabelled := testutil.MustMarshal(t, wire.Encrypt0{Protected: m.Protected, Unprotected: hdr, Ciphertext: m.Ciphertext})
 		req, err := protect.ParseRequest(relabelled)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -209,7 +210,7 @@ func TestSealRequestSeqLimit(t *testing.T) {
 func TestParseRequestMalformed(t *testing.T) {
 	a128 := []byte{0xa1, 0x01, 0x01}
 	tag := make([]byte, wire.TagSize)
-	enc := func(hdr map[int]any) []byte { return mustMarshal(t, []any{a128, hdr, tag}) }
+	enc := func(hdr map[int]any) []byte { return testutil.MustMarshal(t, []any{a128, hdr, tag}) }
 	kid, piv := []byte("sensor-01"), []byte{0x05}
 	if _, err := protect.ParseRequest(enc(map[int]any{4: kid, 6: piv})); err != nil {
 		t.Fatalf("ParseRequest(well-formed) = %v", err)
@@ -242,7 +243,7 @@ func TestParseRequestMalformed(t *testing.T) {
 
 func TestNonce(t *testing.T) {
 	var zero [wire.NonceSize]byte
-	iv := [wire.NonceSize]byte(mustHex(t, "0102030405060708090a0b0c"))
+	iv := [wire.NonceSize]byte(testutil.MustHex(t, "0102030405060708090a0b0c"))
 	tests := []struct {
 		iv   [wire.NonceSize]byte
 		seq  uint64
@@ -258,7 +259,7 @@ func TestNonce(t *testing.T) {
 		{iv, 0xffffffffff, "01020304050607f7f6f5f4f3"},
 	}
 	for _, tc := range tests {
-		if got := protect.Nonce(tc.iv, tc.seq); !bytes.Equal(got[:], mustHex(t, tc.want)) {
+		if got := protect.Nonce(tc.iv, tc.seq); !bytes.Equal(got[:], testutil.MustHex(t, tc.want)) {
 			t.Errorf("Nonce(%x, %d) = %x, want %s", tc.iv, tc.seq, got, tc.want)
 		}
 	}
@@ -273,15 +274,15 @@ func TestPartialIV(t *testing.T) {
 		{1 << 32, "0100000000"}, {protect.MaxSeq, "ffffffffff"},
 	}
 	for _, tc := range tests {
-		if got := protect.EncodePartialIV(tc.seq); !bytes.Equal(got, mustHex(t, tc.enc)) {
+		if got := protect.EncodePartialIV(tc.seq); !bytes.Equal(got, testutil.MustHex(t, tc.enc)) {
 			t.Errorf("EncodePartialIV(%d) = %x, want %s", tc.seq, got, tc.enc)
 		}
-		if got, err := protect.DecodePartialIV(mustHex(t, tc.enc)); err != nil || got != tc.seq {
+		if got, err := protect.DecodePartialIV(testutil.MustHex(t, tc.enc)); err != nil || got != tc.seq {
 			t.Errorf("DecodePartialIV(%s) = %d, %v; want %d", tc.enc, got, err, tc.seq)
 		}
 	}
 	for _, bad := range []string{"", "0001", "0000", "00ffffffff", "010000000000", "ffffffffffff", "000000000000"} {
-		if got, err := protect.DecodePartialIV(mustHex(t, bad)); !errors.Is(err, wire.ErrMalformed) {
+		if got, err := protect.DecodePartialIV(testutil.MustHex(t, bad)); !errors.Is(err, wire.ErrMalformed) {
 			t.Errorf("DecodePartialIV(%s) = %d, %v; want ErrMalformed", bad, got, err)
 		}
 	}

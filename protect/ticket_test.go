@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -36,7 +37,7 @@ func TestTicketRoundTrip(t *testing.T) {
 	}
 	// Through the wire, as in a session-resp or talk-resp.
 	var got wire.Ticket
-	if err := wire.Decode(mustMarshal(t, &tk), &got); err != nil {
+	if err := wire.Decode(testutil.MustMarshal(t, &tk), &got); err != nil {
 		t.Fatal(err)
 	}
 	sk, err := protect.OpenTicket(k.Ticket, "cluster-1", "sensor-01", &got, ticketExpiry.Add(-time.Second))

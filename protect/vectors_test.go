@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/replay"
 	"github.com/iotguard/iotguard/wire"
@@ -441,24 +442,6 @@ func decodeVector(t *testing.T, raw []byte, v any) {
 	}
 }
 
-func mustHex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func mustMarshal(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := wire.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func eqHex(t *testing.T, what string, got, want []byte) {
 	t.Helper()
 	if !bytes.Equal(got, want) {
@@ -532,11 +515,11 @@ func gcmSeal(t *testing.T, key, nonce, plaintext, aad []byte) []byte {
 }
 
 func encStructure(t testing.TB, externalAAD []byte) []byte {
-	return mustMarshal(t, []any{"Encrypt0", []byte{0xa1, 0x01, 0x01}, externalAAD})
+	return testutil.MustMarshal(t, []any{"Encrypt0", []byte{0xa1, 0x01, 0x01}, externalAAD})
 }
 
 func sigStructure(t testing.TB, protected, externalAAD, payload []byte) []byte {
-	return mustMarshal(t, []any{"Signature1", protected, externalAAD, payload})
+	return testutil.MustMarshal(t, []any{"Signature1", protected, externalAAD, payload})
 }
 
 // verifyES256 checks an r ‖ s signature over tbs with the standard library only.
@@ -551,7 +534,7 @@ func verifyES256(pub *ecdsa.PublicKey, tbs, sig []byte) bool {
 // memberKeys is the device side of §3.4 from the fixed inputs.
 func memberKeys(t testing.TB) protect.MemberKeys {
 	t.Helper()
-	dev, ch := privKey(t, mustHex(t, deviceScalar)), privKey(t, mustHex(t, chScalar))
+	dev, ch := privKey(t, testutil.MustHex(t, deviceScalar)), privKey(t, testutil.MustHex(t, chScalar))
 	km, err := protect.MemberKey(ecdhZ(t, dev, &ch.PublicKey), vecDeviceNonce, vecCHNonce, vecCluster, vecM1,
 		wire.Thumbprint(&ch.PublicKey))
 	if err != nil {
@@ -563,7 +546,7 @@ func memberKeys(t testing.TB) protect.MemberKeys {
 // ---- thumbprint ----
 
 func genThumbprint(t *testing.T) thumbprintVector {
-	k := privKey(t, mustHex(t, deviceScalar))
+	k := privKey(t, testutil.MustHex(t, deviceScalar))
 	pt, err := k.PublicKey.Bytes()
 	if err != nil {
 		t.Fatal(err)
@@ -575,11 +558,11 @@ func genThumbprint(t *testing.T) thumbprintVector {
 			"cose_key is the form IoT-Guard sends ({1: 2, 3: -7, -1: 1, -2: x, -3: y}), thumbprint_input the " +
 			"deterministic CBOR of {1: 2, -1: 1, -2: x, -3: y}, thumbprint its SHA-256 (equal to RFC 9679 section 6).",
 		Expect:          expOK,
-		Priv:            mustHex(t, deviceScalar),
+		Priv:            testutil.MustHex(t, deviceScalar),
 		X:               x,
 		Y:               y,
 		COSEKey:         coseKey(t, &k.PublicKey),
-		ThumbprintInput: mustMarshal(t, map[int]any{1: 2, -1: 1, -2: x, -3: y}),
+		ThumbprintInput: testutil.MustMarshal(t, map[int]any{1: 2, -1: 1, -2: x, -3: y}),
 		Thumbprint:      th[:],
 	}
 }
@@ -605,13 +588,13 @@ func checkThumbprint(t *testing.T, raw []byte) {
 	}
 	sum := sha256.Sum256(v.ThumbprintInput)
 	eqHex(t, "SHA-256(thumbprint_input)", sum[:], v.Thumbprint)
-	eqHex(t, "thumbprint vs RFC 9679 section 6", v.Thumbprint, mustHex(t, rfc9679Thumbprint))
+	eqHex(t, "thumbprint vs RFC 9679 section 6", v.Thumbprint, testutil.MustHex(t, rfc9679Thumbprint))
 }
 
 // ---- kdf ----
 
 func genKDF(t *testing.T) kdfVector {
-	dev, ch := privKey(t, mustHex(t, deviceScalar)), privKey(t, mustHex(t, chScalar))
+	dev, ch := privKey(t, testutil.MustHex(t, deviceScalar)), privKey(t, testutil.MustHex(t, chScalar))
 	z := ecdhZ(t, dev, &ch.PublicKey)
 	th := wire.Thumbprint(&ch.PublicKey)
 	km, err := protect.MemberKey(z, vecDeviceNonce, vecCHNonce, vecCluster, vecM1, th)
@@ -627,16 +610,16 @@ func genKDF(t *testing.T) kdfVector {
 		Expect:        expOK,
 		Cluster:       vecCluster,
 		ID:            vecM1,
-		DevicePriv:    mustHex(t, deviceScalar),
+		DevicePriv:    testutil.MustHex(t, deviceScalar),
 		DeviceCOSEKey: coseKey(t, &dev.PublicKey),
-		CHPriv:        mustHex(t, chScalar),
+		CHPriv:        testutil.MustHex(t, chScalar),
 		CHCOSEKey:     coseKey(t, &ch.PublicKey),
 		CHThumbprint:  th[:],
 		Z:             z,
 		DeviceNonce:   vecDeviceNonce,
 		CHNonce:       vecCHNonce,
 		KMSalt:        append(bytes.Clone(vecDeviceNonce), vecCHNonce...),
-		KMInfo:        mustMarshal(t, []any{"iotguard K_m", vecCluster, vecM1, th[:]}),
+		KMInfo:        testutil.MustMarshal(t, []any{"iotguard K_m", vecCluster, vecM1, th[:]}),
 		KM:            km[:],
 		ReqKey:        k.Req.Bytes(),
 		RespKey:       k.Resp.Bytes(),
@@ -660,7 +643,7 @@ func checkKDF(t *testing.T, raw []byte) {
 	eqHex(t, "z (device side)", ecdhZ(t, dev, &ch.PublicKey), v.Z)
 	eqHex(t, "z (CH side)", ecdhZ(t, ch, &dev.PublicKey), v.Z)
 	eqHex(t, "km_salt", append(bytes.Clone(v.DeviceNonce), v.CHNonce...), v.KMSalt)
-	eqHex(t, "km_info", mustMarshal(t, []any{"iotguard K_m", v.Cluster, v.ID, []byte(v.CHThumbprint)}), v.KMInfo)
+	eqHex(t, "km_info", testutil.MustMarshal(t, []any{"iotguard K_m", v.Cluster, v.ID, []byte(v.CHThumbprint)}), v.KMInfo)
 
 	km, err := protect.MemberKey(v.Z, v.DeviceNonce, v.CHNonce, v.Cluster, v.ID, th)
 	if err != nil {
@@ -694,9 +677,9 @@ func checkKDF(t *testing.T, raw []byte) {
 // ---- join request / response ----
 
 func genJoinRequests(t *testing.T) []joinRequestVector {
-	dev := privKey(t, mustHex(t, deviceScalar))
+	dev := privKey(t, testutil.MustHex(t, deviceScalar))
 	key := coseKey(t, &dev.PublicKey)
-	payload := mustMarshal(t, &wire.JoinRequest{
+	payload := testutil.MustMarshal(t, &wire.JoinRequest{
 		Cluster: vecCluster, ID: vecM1, Key: key, Lat: vecLat, Lon: vecLon, Nonce: vecDeviceNonce, Echo: vecEcho,
 	})
 	protected := []byte{0xa1, 0x01, 0x26}
@@ -708,7 +691,7 @@ func genJoinRequests(t *testing.T) []joinRequestVector {
 		return b, b[len(b)-64:] // the signature is the last item: a 64-byte bstr
 	}
 	base := joinRequestVector{
-		Expect: expOK, DevicePriv: mustHex(t, deviceScalar), COSEKey: key, Cluster: vecCluster, ID: vecM1,
+		Expect: expOK, DevicePriv: testutil.MustHex(t, deviceScalar), COSEKey: key, Cluster: vecCluster, ID: vecM1,
 		Lat: vecLat, Lon: vecLon, Nonce: vecDeviceNonce, Echo: vecEcho, KID: []byte(vecM1),
 		Protected: protected, ExternalAAD: wire.AADJoinRequest, Payload: payload,
 		ToBeSigned: sigStructure(t, protected, wire.AADJoinRequest, payload),
@@ -770,11 +753,11 @@ func checkJoinRequest(t *testing.T, raw []byte) {
 	decodeVector(t, raw, &v)
 	dev := privKey(t, v.DevicePriv)
 	eqHex(t, "cose_key", coseKey(t, &dev.PublicKey), v.COSEKey)
-	eqHex(t, "payload", mustMarshal(t, &wire.JoinRequest{
+	eqHex(t, "payload", testutil.MustMarshal(t, &wire.JoinRequest{
 		Cluster: v.Cluster, ID: v.ID, Key: []byte(v.COSEKey), Lat: v.Lat, Lon: v.Lon, Nonce: v.Nonce, Echo: v.Echo,
 	}), v.Payload)
 	eqHex(t, "to_be_signed", sigStructure(t, v.Protected, v.ExternalAAD, v.Payload), v.ToBeSigned)
-	eqHex(t, "sign1 layout", mustMarshal(t, []any{[]byte(v.Protected), map[int][]byte{4: v.KID}, []byte(v.Payload),
+	eqHex(t, "sign1 layout", testutil.MustMarshal(t, []any{[]byte(v.Protected), map[int][]byte{4: v.KID}, []byte(v.Payload),
 		[]byte(v.Signature)}), v.Sign1)
 	// Only a kid mismatch is rejected with a signature that verifies.
 	wantValid := v.Expect == expOK || string(v.KID) != v.ID
@@ -799,10 +782,10 @@ func checkJoinRequest(t *testing.T, raw []byte) {
 }
 
 func genJoinResponse(t *testing.T) joinResponseVector {
-	ch := privKey(t, mustHex(t, chScalar))
+	ch := privKey(t, testutil.MustHex(t, chScalar))
 	key := coseKey(t, &ch.PublicKey)
 	th := wire.Thumbprint(&ch.PublicKey)
-	payload := mustMarshal(t, &wire.JoinResponse{
+	payload := testutil.MustMarshal(t, &wire.JoinResponse{
 		Cluster: vecCluster, CHKey: key, Thumbprint: th[:], ID: vecM1, DeviceNonce: vecDeviceNonce,
 		CHNonce: vecCHNonce, Height: vecHeight, BlockHash: vecBlockHash, Expires: vecExpires,
 	})
@@ -815,7 +798,7 @@ func genJoinResponse(t *testing.T) joinResponseVector {
 		Description: "The CH's answer to join-request-ok.json (section 3.3): untagged COSE_Sign1 by the CH key " +
 			"(kid = its thumbprint, external_aad \"iotguard join-resp\") over join-resp. A device verifies it under " +
 			"key 2 of the payload and checks that key's thumbprint. RFC 6979 deterministic signature.",
-		Expect: expOK, CHPriv: mustHex(t, chScalar), CHCOSEKey: key, Thumbprint: th[:], Cluster: vecCluster,
+		Expect: expOK, CHPriv: testutil.MustHex(t, chScalar), CHCOSEKey: key, Thumbprint: th[:], Cluster: vecCluster,
 		ID: vecM1, DeviceNonce: vecDeviceNonce, CHNonce: vecCHNonce, Height: vecHeight, BlockHash: vecBlockHash,
 		Expires: vecExpires, Protected: protected, ExternalAAD: wire.AADJoinResponse, Payload: payload,
 		ToBeSigned: sigStructure(t, protected, wire.AADJoinResponse, payload), Signature: b[len(b)-64:], Sign1: b,
@@ -828,7 +811,7 @@ func checkJoinResponse(t *testing.T, raw []byte) {
 	ch := privKey(t, v.CHPriv)
 	eqHex(t, "ch_cose_key", coseKey(t, &ch.PublicKey), v.CHCOSEKey)
 	eqHex(t, "to_be_signed", sigStructure(t, v.Protected, v.ExternalAAD, v.Payload), v.ToBeSigned)
-	eqHex(t, "sign1 layout", mustMarshal(t, []any{[]byte(v.Protected), map[int][]byte{4: v.Thumbprint},
+	eqHex(t, "sign1 layout", testutil.MustMarshal(t, []any{[]byte(v.Protected), map[int][]byte{4: v.Thumbprint},
 		[]byte(v.Payload), []byte(v.Signature)}), v.Sign1)
 	if !verifyES256(&ch.PublicKey, v.ToBeSigned, v.Signature) {
 		t.Error("ES256 over to_be_signed does not verify with crypto/ecdsa")
@@ -866,8 +849,8 @@ func checkJoinResponse(t *testing.T, raw []byte) {
 
 func genProtectedRequests(t *testing.T) []protectedRequestVector {
 	k := memberKeys(t)
-	pt := mustMarshal(t, &wire.VerifyRequest{Peer: vecM2})
-	rpt := mustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.StatusMember, Height: vecHeight,
+	pt := testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2})
+	rpt := testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.StatusMember, Height: vecHeight,
 		BlockHash: vecBlockHash, Expires: vecExpires})
 	req, err := protect.SealRequest(&k, vecCluster, vecM1, vecReqSeq, vecPath, pt)
 	if err != nil {
@@ -879,7 +862,7 @@ func genProtectedRequests(t *testing.T) []protectedRequestVector {
 	}
 	piv := protect.EncodePartialIV(vecReqSeq)
 	nonce := protect.Nonce(k.IV, vecReqSeq)
-	ext := mustMarshal(t, []any{"iotguard", vecCluster, []byte(vecM1), piv, vecPath})
+	ext := testutil.MustMarshal(t, []any{"iotguard", vecCluster, []byte(vecM1), piv, vecPath})
 	ok := protectedRequestVector{
 		Description: "A protected /verify request (section 4.1) with the member keys of kdf.json: untagged " +
 			"COSE_Encrypt0 [h'a10101', {4: kid, 6: partial_iv}, ciphertext || tag] under req_key, nonce = common_iv " +
@@ -907,7 +890,7 @@ func checkProtectedRequest(t *testing.T, raw []byte) {
 	eqHex(t, "partial_iv", protect.EncodePartialIV(v.Seq), v.PartialIV)
 	nonce := protect.Nonce(k.IV, v.Seq)
 	eqHex(t, "nonce", nonce[:], v.Nonce)
-	eqHex(t, "external_aad", mustMarshal(t, []any{"iotguard", v.Cluster, []byte(v.ID), []byte(v.PartialIV), v.Path}),
+	eqHex(t, "external_aad", testutil.MustMarshal(t, []any{"iotguard", v.Cluster, []byte(v.ID), []byte(v.PartialIV), v.Path}),
 		v.ExternalAAD)
 	eqHex(t, "aad", encStructure(t, v.ExternalAAD), v.AAD)
 
@@ -935,7 +918,7 @@ func checkProtectedRequest(t *testing.T, raw []byte) {
 		t.Fatal(err)
 	}
 	eqHex(t, "SealRequest", sealed, v.Request)
-	eqHex(t, "request layout (crypto/cipher)", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01},
+	eqHex(t, "request layout (crypto/cipher)", testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01},
 		map[int][]byte{4: []byte(v.ID), 6: v.PartialIV}, gcmSeal(t, v.ReqKey, v.Nonce, v.Plaintext, v.AAD)}), v.Request)
 
 	rpt, err := protect.OpenResponse(&k, v.Cluster, v.ID, v.Seq, v.Path, v.Response)
@@ -952,7 +935,7 @@ func checkProtectedRequest(t *testing.T, raw []byte) {
 		t.Fatal(err)
 	}
 	eqHex(t, "SealResponse", resp, v.Response)
-	eqHex(t, "response layout (crypto/cipher)", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01}, map[int][]byte{},
+	eqHex(t, "response layout (crypto/cipher)", testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01}, map[int][]byte{},
 		gcmSeal(t, v.RespKey, v.Nonce, v.ResponsePlaintext, v.AAD)}), v.Response)
 }
 
@@ -961,7 +944,7 @@ func checkProtectedRequest(t *testing.T, raw []byte) {
 func genTickets(t *testing.T) []ticketVector {
 	k := memberKeys(t) // sensor-01's ticket key
 	tk := wire.Ticket{SID: vecSID, Expires: vecExpires, Initiator: vecM1, Responder: vecM2, Recipient: vecM1}
-	ext := mustMarshal(t, []any{"iotguard ticket", vecCluster, tk.SID, tk.Expires, tk.Initiator, tk.Responder,
+	ext := testutil.MustMarshal(t, []any{"iotguard ticket", vecCluster, tk.SID, tk.Expires, tk.Initiator, tk.Responder,
 		tk.Recipient})
 	// protect.SealTicket draws a random IV: seal with wire.Seal and a fixed one.
 	box, err := wire.Seal(k.Ticket, [12]byte(vecTicketIV), wire.Encrypt0Header{IV: vecTicketIV}, ext, vecSk)
@@ -978,7 +961,7 @@ func genTickets(t *testing.T) []ticketVector {
 			"responder, recipient]; ticket is the whole ticket map. `me` opens it at unix time `now`.",
 		Expect: expOK, Cluster: vecCluster, TicketKey: k.Ticket.Bytes(), Sk: vecSk, SID: vecSID, Expires: vecExpires,
 		Initiator: vecM1, Responder: vecM2, Recipient: vecM1, IV: vecTicketIV, ExternalAAD: ext,
-		AAD: encStructure(t, ext), Box: box, Ticket: mustMarshal(t, &tk), Me: vecM1, Now: vecExpires - 1,
+		AAD: encStructure(t, ext), Box: box, Ticket: testutil.MustMarshal(t, &tk), Me: vecM1, Now: vecExpires - 1,
 	}
 	expired := ok
 	expired.Description = "The ticket of ticket.json opened at now = expires: expired (a recipient needs now < expires)."
@@ -994,10 +977,10 @@ func genTickets(t *testing.T) []ticketVector {
 func checkTicket(t *testing.T, raw []byte) {
 	var v ticketVector
 	decodeVector(t, raw, &v)
-	eqHex(t, "external_aad", mustMarshal(t, []any{"iotguard ticket", v.Cluster, []byte(v.SID), v.Expires, v.Initiator,
+	eqHex(t, "external_aad", testutil.MustMarshal(t, []any{"iotguard ticket", v.Cluster, []byte(v.SID), v.Expires, v.Initiator,
 		v.Responder, v.Recipient}), v.ExternalAAD)
 	eqHex(t, "aad", encStructure(t, v.ExternalAAD), v.AAD)
-	eqHex(t, "box layout (crypto/cipher)", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01}, map[int][]byte{5: v.IV},
+	eqHex(t, "box layout (crypto/cipher)", testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01}, map[int][]byte{5: v.IV},
 		gcmSeal(t, v.TicketKey, v.IV, v.Sk, v.AAD)}), v.Box)
 	box, err := wire.Seal(wire.NewKey([16]byte(v.TicketKey)), [12]byte(v.IV), wire.Encrypt0Header{IV: v.IV}, v.ExternalAAD, v.Sk)
 	if err != nil {
@@ -1013,7 +996,7 @@ func checkTicket(t *testing.T, raw []byte) {
 		tk.Responder != v.Responder || tk.Recipient != v.Recipient {
 		t.Errorf("decoded ticket %+v does not match the fields", tk)
 	}
-	eqHex(t, "ticket box", mustMarshal(t, &tk.Box), v.Box)
+	eqHex(t, "ticket box", testutil.MustMarshal(t, &tk.Box), v.Box)
 	sk, err := protect.OpenTicket(wire.NewKey([16]byte(v.TicketKey)), v.Cluster, v.Me, &tk, time.Unix(int64(v.Now), 0))
 	if got := outcome(err); got != v.Expect {
 		t.Fatalf("OpenTicket: %s (%v), want %s", got, err, v.Expect)
@@ -1044,14 +1027,14 @@ func genM2M(t *testing.T) m2mVector {
 			"tag], nonce = sender_iv XOR seq, external_aad = CBOR [\"iotguard m2m\", sid, sender, receiver]. reply: " +
 			"receiver -> sender with its own key, iv and seq and an empty plaintext.",
 		Expect: expOK, Sk: vecSk, SID: vecSID, Sender: vecM1, Receiver: vecM2,
-		SenderKeyInfo: mustMarshal(t, []string{"iotguard m2m key", vecM1}),
-		SenderIVInfo:  mustMarshal(t, []string{"iotguard m2m iv", vecM1}),
+		SenderKeyInfo: testutil.MustMarshal(t, []string{"iotguard m2m key", vecM1}),
+		SenderIVInfo:  testutil.MustMarshal(t, []string{"iotguard m2m iv", vecM1}),
 		SenderKey:     s.Key.Bytes(), SenderIV: s.IV[:], ReceiverKey: r.Key.Bytes(), ReceiverIV: r.IV[:],
 		Seq: vecM2MSeq, PartialIV: protect.EncodePartialIV(vecM2MSeq), Nonce: n[:],
-		ExternalAAD: mustMarshal(t, []any{"iotguard m2m", vecSID, vecM1, vecM2}),
+		ExternalAAD: testutil.MustMarshal(t, []any{"iotguard m2m", vecSID, vecM1, vecM2}),
 		Plaintext:   []byte(vecM2MText), Message: msg,
 		ReplySeq: vecM2MReply, ReplyNonce: rn[:],
-		ReplyExternalAAD: mustMarshal(t, []any{"iotguard m2m", vecSID, vecM2, vecM1}),
+		ReplyExternalAAD: testutil.MustMarshal(t, []any{"iotguard m2m", vecSID, vecM2, vecM1}),
 		ReplyPlaintext:   []byte{}, Reply: reply,
 	}
 }
@@ -1061,8 +1044,8 @@ func checkM2M(t *testing.T, raw []byte) {
 	decodeVector(t, raw, &v)
 	sk := [16]byte(v.Sk)
 	s, r := protect.DeriveM2M(sk, v.SID, v.Sender), protect.DeriveM2M(sk, v.SID, v.Receiver)
-	eqHex(t, "sender_key_info", mustMarshal(t, []string{"iotguard m2m key", v.Sender}), v.SenderKeyInfo)
-	eqHex(t, "sender_iv_info", mustMarshal(t, []string{"iotguard m2m iv", v.Sender}), v.SenderIVInfo)
+	eqHex(t, "sender_key_info", testutil.MustMarshal(t, []string{"iotguard m2m key", v.Sender}), v.SenderKeyInfo)
+	eqHex(t, "sender_iv_info", testutil.MustMarshal(t, []string{"iotguard m2m iv", v.Sender}), v.SenderIVInfo)
 	eqHex(t, "sender_key", s.Key.Bytes(), v.SenderKey)
 	eqHex(t, "sender_iv", s.IV[:], v.SenderIV)
 	eqHex(t, "receiver_key", r.Key.Bytes(), v.ReceiverKey)
@@ -1091,8 +1074,8 @@ func checkM2M(t *testing.T, raw []byte) {
 	} {
 		n := protect.Nonce(l.keys.IV, l.seq)
 		eqHex(t, l.name+" nonce", n[:], l.nonce)
-		eqHex(t, l.name+" external_aad", mustMarshal(t, []any{"iotguard m2m", []byte(v.SID), l.from, l.to}), l.ext)
-		eqHex(t, l.name+" layout (crypto/cipher)", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01},
+		eqHex(t, l.name+" external_aad", testutil.MustMarshal(t, []any{"iotguard m2m", []byte(v.SID), l.from, l.to}), l.ext)
+		eqHex(t, l.name+" layout (crypto/cipher)", testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x01},
 			map[int][]byte{4: []byte(l.from), 6: protect.EncodePartialIV(l.seq), 10: v.SID},
 			gcmSeal(t, l.keys.Key.Bytes(), l.nonce, l.pt, encStructure(t, l.ext))}), l.msg)
 		sealed, err := protect.SealM2M(l.keys, v.SID, l.from, l.to, l.seq, l.pt)
@@ -1244,10 +1227,10 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 		c = append(c, decodeCase{Type: typ, Bytes: b, Expect: expect, Note: note})
 	}
 	add("hello", hello, expOK, "{1: \"sensor-01\"}")
-	add("verify-req", mustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: vecEcho}), expOK, "with an echo")
+	add("verify-req", testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: vecEcho}), expOK, "with an echo")
 	add("leave-req", []byte{0xa0}, expOK, "{}: no echo")
-	add("talk-resp", mustMarshal(t, &wire.TalkResponse{ID: vecM2, Ticket: tk}), expOK, "the ticket of ticket.json")
-	add("verify-resp", mustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.StatusRevoked}), expOK,
+	add("talk-resp", testutil.MustMarshal(t, &wire.TalkResponse{ID: vecM2, Ticket: tk}), expOK, "the ticket of ticket.json")
+	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.StatusRevoked}), expOK,
 		"a warning: status 3, no block")
 	add("hello", nil, expMalformed, "empty input")
 	add("hello", cat(hello, []byte{0x00}), expMalformed, "trailing byte")
@@ -1265,14 +1248,14 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 	add("hello", cat([]byte{0xa1, 0x01, 0x62, 0xc3, 0x28}), expMalformed, "invalid UTF-8")
 	add("hello", []byte{0x81, 0x01}, expMalformed, "an array, not a map")
 	add("verify-req", cat([]byte{0xa2, 0x01}, id2, []byte{0x08}, deep), expMalformed, "nesting deeper than 8")
-	add("verify-req", mustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: seqBytes(0, 41)}), expMalformed,
+	add("verify-req", testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: seqBytes(0, 41)}), expMalformed,
 		"echo of 41 bytes")
-	add("verify-resp", mustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: 5}), expMalformed, "status 5")
-	add("verify-resp", mustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Height: 1, BlockHash: seqBytes(0, 31)}),
+	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: 5}), expMalformed, "status 5")
+	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Height: 1, BlockHash: seqBytes(0, 31)}),
 		expMalformed, "block hash of 31 bytes")
-	add("join-req", mustMarshal(t, &wire.JoinRequest{Cluster: vecCluster, ID: vecM1, Key: []byte{0xa0},
+	add("join-req", testutil.MustMarshal(t, &wire.JoinRequest{Cluster: vecCluster, ID: vecM1, Key: []byte{0xa0},
 		Lat: wire.MaxMicroLat + 1, Nonce: vecDeviceNonce}), expMalformed, "latitude 90.000001 degrees")
-	add("ticket", mustMarshal(t, &short), expMalformed, "session ID of 15 bytes")
+	add("ticket", testutil.MustMarshal(t, &short), expMalformed, "session ID of 15 bytes")
 	return decodeStrictVector{
 		Description: "Strict decoding of messages (section 1): each case is a message of the named CDDL type; ok " +
 			"means it decodes and its fields are valid, malformed means a receiver rejects it.",

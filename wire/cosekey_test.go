@@ -12,19 +12,20 @@ import (
 	"maps"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
 // rfcKey is the COSE_Key of RFC 9679 §6 as a label map, alg ES256 included.
 func rfcKey(t *testing.T) map[int]any {
-	return map[int]any{1: 2, 3: -7, -1: 1, -2: mustHex(t, rfcX), -3: mustHex(t, rfcY)}
+	return map[int]any{1: 2, 3: -7, -1: 1, -2: testutil.MustHex(t, rfcX), -3: testutil.MustHex(t, rfcY)}
 }
 
 func TestThumbprintRFC9679(t *testing.T) {
 	// RFC 9679 §6: the canonical input and the thumbprint of its example key.
-	input := mustHex(t, "a40102200121582065eda5a12577c2bae829437fe338701a10aaa375e1bb5b5de108de439c08551d"+
+	input := testutil.MustHex(t, "a40102200121582065eda5a12577c2bae829437fe338701a10aaa375e1bb5b5de108de439c08551d"+
 		"2258201e52ed75701163f7f9e40ddf9f341b3dc9ba860af7e0ca7ca7e9eecd0084d19c")
-	want := mustHex(t, "496bd8afadf307e5b08c64b0421bf9dc01528a344a43bda88fadd1669da253ec")
+	want := testutil.MustHex(t, "496bd8afadf307e5b08c64b0421bf9dc01528a344a43bda88fadd1669da253ec")
 
 	pub, err := wire.ParsePublicKey(input)
 	if err != nil {
@@ -34,7 +35,7 @@ func TestThumbprintRFC9679(t *testing.T) {
 		t.Errorf("Thumbprint = %x, want %x", got, want)
 	}
 	// The same key with alg ES256, as we send it, has the same thumbprint.
-	pub2, err := wire.ParsePublicKey(mustMarshal(t, rfcKey(t)))
+	pub2, err := wire.ParsePublicKey(testutil.MustMarshal(t, rfcKey(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestEncodePublicKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mustHex(t, "a5010203262001215820"+rfcX+"225820"+rfcY)
+	want := testutil.MustHex(t, "a5010203262001215820"+rfcX+"225820"+rfcY)
 	if !bytes.Equal(got, want) {
 		t.Errorf("EncodePublicKey = %x, want %x", got, want)
 	}
@@ -80,14 +81,14 @@ func TestEncodePublicKey(t *testing.T) {
 }
 
 func TestParsePublicKey(t *testing.T) {
-	x, y := mustHex(t, rfcX), mustHex(t, rfcY)
+	x, y := testutil.MustHex(t, rfcX), testutil.MustHex(t, rfcY)
 	with := func(set map[int]any, del ...int) []byte {
 		m := rfcKey(t)
 		maps.Copy(m, set)
 		for _, k := range del {
 			delete(m, k)
 		}
-		return mustMarshal(t, m)
+		return testutil.MustMarshal(t, m)
 	}
 	yOff := bytes.Clone(y)
 	yOff[31]++
@@ -108,7 +109,7 @@ func TestParsePublicKey(t *testing.T) {
 		{"wrong curve P-384", with(map[int]any{-1: 2}), false},
 		{"wrong curve secp256k1", with(map[int]any{-1: 8}), false},
 		{"curve missing", with(nil, -1), false},
-		{"private key present", with(map[int]any{-4: mustHex(t, scalarA)}), false},
+		{"private key present", with(map[int]any{-4: testutil.MustHex(t, scalarA)}), false},
 		{"empty private key present", with(map[int]any{-4: []byte{}}), false},
 		{"kty OKP", with(map[int]any{1: 1}), false},
 		{"kty Symmetric", with(map[int]any{1: 4}), false},
@@ -124,7 +125,7 @@ func TestParsePublicKey(t *testing.T) {
 			valid[len(valid)-35:]), false},
 		{"tagged", cat([]byte{0xd8, 0x65}, valid), false},
 		{"trailing byte", cat(valid, []byte{0x00}), false},
-		{"array", mustMarshal(t, []any{2, 1, x, y}), false},
+		{"array", testutil.MustMarshal(t, []any{2, 1, x, y}), false},
 		{"empty", nil, false},
 		{"truncated", valid[:len(valid)-1], false},
 
@@ -167,7 +168,7 @@ func parseNoPanic(b []byte) (pub *ecdsa.PublicKey, err error) {
 // curve is any other CBOR type panics. A join request carries a COSE_Key from
 // an unauthenticated sender, and ParsePublicKey runs before the signature check.
 func TestParsePublicKeyCurveNotAnInteger(t *testing.T) {
-	x, y := mustHex(t, rfcX), mustHex(t, rfcY)
+	x, y := testutil.MustHex(t, rfcX), testutil.MustHex(t, rfcY)
 	for name, crv := range map[string]any{
 		"byte string": []byte{1},
 		"text string": "P-256",
@@ -178,7 +179,7 @@ func TestParsePublicKeyCurveNotAnInteger(t *testing.T) {
 		"map":         map[int]int{1: 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			key := mustMarshal(t, map[int]any{1: 2, -1: crv, -2: x, -3: y})
+			key := testutil.MustMarshal(t, map[int]any{1: 2, -1: crv, -2: x, -3: y})
 			if _, err := parseNoPanic(key); !errors.Is(err, wire.ErrMalformed) {
 				t.Errorf("ParsePublicKey(%x) = %v, want ErrMalformed", key, err)
 			}

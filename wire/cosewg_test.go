@@ -15,6 +15,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -75,7 +76,7 @@ func (k jwk) coseKey(t *testing.T) []byte {
 	if k.Crv != "P-256" {
 		t.Fatalf("key on %s", k.Crv)
 	}
-	return mustMarshal(t, map[int]any{1: 2, -1: 1, -2: b64(t, k.X), -3: b64(t, k.Y)})
+	return testutil.MustMarshal(t, map[int]any{1: 2, -1: 1, -2: b64(t, k.X), -3: b64(t, k.Y)})
 }
 
 func loadCoseWG(t *testing.T, name string) coseWGExample {
@@ -142,7 +143,7 @@ func TestCoseWGSign1(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := untag(t, mustHex(t, ex.Output.CBOR), 18, func(b []byte) error { _, err := wire.ParseSign1(b); return err })
+			b := untag(t, testutil.MustHex(t, ex.Output.CBOR), 18, func(b []byte) error { _, err := wire.ParseSign1(b); return err })
 			got := outTagged
 			if b != nil {
 				s, err := wire.ParseSign1(b)
@@ -152,7 +153,7 @@ func TestCoseWGSign1(t *testing.T) {
 				case err != nil:
 					t.Fatalf("ParseSign1: %v", err)
 				default:
-					err := s.Verify(pub, mustHex(t, ex.Input.Sign0.External))
+					err := s.Verify(pub, testutil.MustHex(t, ex.Input.Sign0.External))
 					switch {
 					case err == nil:
 						got = outOK
@@ -197,10 +198,10 @@ func TestCoseWGEncrypt0(t *testing.T) {
 			if ex.Fail && tc.want == outOK {
 				t.Fatalf("%s is a failure case upstream", ex.Title)
 			}
-			key := [wire.KeySize]byte(mustHex(t, ex.Intermediates.CEK))
-			iv := [wire.NonceSize]byte(mustHex(t, ex.Input.RNGStream[0]))
-			external := mustHex(t, ex.Input.Encrypted.External)
-			b := untag(t, mustHex(t, ex.Output.CBOR), 16, func(b []byte) error { _, err := wire.ParseEncrypt0(b); return err })
+			key := [wire.KeySize]byte(testutil.MustHex(t, ex.Intermediates.CEK))
+			iv := [wire.NonceSize]byte(testutil.MustHex(t, ex.Input.RNGStream[0]))
+			external := testutil.MustHex(t, ex.Input.Encrypted.External)
+			b := untag(t, testutil.MustHex(t, ex.Output.CBOR), 16, func(b []byte) error { _, err := wire.ParseEncrypt0(b); return err })
 			got := outTagged
 			if b != nil {
 				m, err := wire.ParseEncrypt0(b)
@@ -302,7 +303,7 @@ func TestCoseWGECDHHKDF(t *testing.T) {
 			}
 			rcpt := body.Recipients[0]
 
-			msg := mustHex(t, ex.Output.CBOR)
+			msg := testutil.MustHex(t, ex.Output.CBOR)
 			if msg[0] != 0xd8 || (msg[1] != 96 && msg[1] != 97) { // tag 96 COSE_Encrypt, 97 COSE_Mac
 				t.Fatalf("not a tagged COSE_Encrypt or COSE_Mac: %x", msg[:2])
 			}
@@ -323,7 +324,7 @@ func TestCoseWGECDHHKDF(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParsePublicKey(header %d): %v", tc.senderHdr, err)
 			}
-			senderScalar := mustHex(t, ex.Input.RNGStream[0]) // ES: the ephemeral key was drawn from it
+			senderScalar := testutil.MustHex(t, ex.Input.RNGStream[0]) // ES: the ephemeral key was drawn from it
 			if rcpt.SenderKey != nil {
 				senderScalar = b64(t, rcpt.SenderKey.D)
 			}
@@ -354,14 +355,14 @@ func TestCoseWGECDHHKDF(t *testing.T) {
 				t.Fatal(err)
 			}
 			secret := ex.Intermediates.Recipients[0]
-			if !bytes.Equal(z, mustHex(t, secret.Secret)) {
+			if !bytes.Equal(z, testutil.MustHex(t, secret.Secret)) {
 				t.Fatalf("Z = %x, want %s", z, secret.Secret)
 			}
 			if z2, _ := senderPriv.ECDH(erecipient); !bytes.Equal(z2, z) {
 				t.Fatal("sender and recipient disagree on Z")
 			}
-			cek := mustHex(t, ex.Intermediates.CEK)
-			got, err := hkdf.Key(sha256.New, z, nil, string(mustHex(t, secret.Context)), len(cek))
+			cek := testutil.MustHex(t, ex.Intermediates.CEK)
+			got, err := hkdf.Key(sha256.New, z, nil, string(testutil.MustHex(t, secret.Context)), len(cek))
 			if err != nil || !bytes.Equal(got, cek) {
 				t.Fatalf("HKDF = %x, %v; want %x", got, err, cek)
 			}
@@ -383,7 +384,7 @@ func TestCoseWGECDHHKDF(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pt, err := aead.Open(nil, unprot.IV, ct, mustHex(t, ex.Intermediates.AAD))
+			pt, err := aead.Open(nil, unprot.IV, ct, testutil.MustHex(t, ex.Intermediates.AAD))
 			if err != nil || string(pt) != ex.Input.Plaintext {
 				t.Fatalf("content = %q, %v", pt, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -44,12 +45,12 @@ func TestEncrypt0CoseWG(t *testing.T) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	tagged := mustHex(t, v.Output.CBOR)
+	tagged := testutil.MustHex(t, v.Output.CBOR)
 	if tagged[0] != 0xd0 {
 		t.Fatalf("vector does not start with tag 16: %x", tagged[:1])
 	}
 	msg := tagged[1:]
-	key, iv := [wire.KeySize]byte(mustHex(t, v.Intermediates.CEK)), [wire.NonceSize]byte(mustHex(t, v.Input.RNGStream[0]))
+	key, iv := [wire.KeySize]byte(testutil.MustHex(t, v.Intermediates.CEK)), [wire.NonceSize]byte(testutil.MustHex(t, v.Input.RNGStream[0]))
 	pt := []byte(v.Input.Plaintext)
 
 	if _, err := wire.ParseEncrypt0(tagged); !errors.Is(err, wire.ErrMalformed) {
@@ -74,7 +75,7 @@ func TestEncrypt0CoseWG(t *testing.T) {
 		}
 	})
 	t.Run("rfc9052", func(t *testing.T) {
-		want := mustHex(t, coseWGEnc01)
+		want := testutil.MustHex(t, coseWGEnc01)
 		if !bytes.Equal(sealed, want) {
 			t.Errorf("Seal =\n%x, want\n%x", sealed, want)
 		}
@@ -92,7 +93,7 @@ func TestEncrypt0CoseWG(t *testing.T) {
 		// right (checked above) and its tag cannot be reproduced. Pin that,
 		// so a corrected upstream file is noticed and adopted.
 		var aad []any
-		if err := wire.Unmarshal(mustHex(t, v.Intermediates.AAD), &aad); err != nil || len(aad) != 3 {
+		if err := wire.Unmarshal(testutil.MustHex(t, v.Intermediates.AAD), &aad); err != nil || len(aad) != 3 {
 			t.Fatalf("AAD_hex is not an Enc_structure: %v", err)
 		}
 		if aad[0] != "Encrypt1" {
@@ -106,14 +107,14 @@ func TestEncrypt0CoseWG(t *testing.T) {
 	// the file is self-consistent, only its context string is not RFC 9052's.
 	blk, _ := aes.NewCipher(key[:])
 	g, _ := cipher.NewGCM(blk)
-	if _, err := g.Open(nil, iv[:], m.Ciphertext, mustHex(t, v.Intermediates.AAD)); err != nil {
+	if _, err := g.Open(nil, iv[:], m.Ciphertext, testutil.MustHex(t, v.Intermediates.AAD)); err != nil {
 		t.Errorf("crypto/cipher with AAD_hex: %v", err)
 	}
 }
 
 func TestEncrypt0RoundTrip(t *testing.T) {
-	key := [wire.KeySize]byte(mustHex(t, "000102030405060708090a0b0c0d0e0f"))
-	nonce := [wire.NonceSize]byte(mustHex(t, "a0a1a2a3a4a5a6a7a8a9aaab"))
+	key := [wire.KeySize]byte(testutil.MustHex(t, "000102030405060708090a0b0c0d0e0f"))
+	nonce := [wire.NonceSize]byte(testutil.MustHex(t, "a0a1a2a3a4a5a6a7a8a9aaab"))
 	aad := []byte("external")
 	tests := []struct {
 		name string
@@ -136,8 +137,8 @@ func TestEncrypt0RoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseEncrypt0: %v", err)
 			}
-			if got := mustMarshal(t, m.Unprotected); !bytes.Equal(got, mustMarshal(t, tc.hdr)) {
-				t.Errorf("header %x, want %x", got, mustMarshal(t, tc.hdr))
+			if got := testutil.MustMarshal(t, m.Unprotected); !bytes.Equal(got, testutil.MustMarshal(t, tc.hdr)) {
+				t.Errorf("header %x, want %x", got, testutil.MustMarshal(t, tc.hdr))
 			}
 			if len(m.Ciphertext) != len(tc.pt)+wire.TagSize {
 				t.Errorf("ciphertext of %d bytes for %d bytes of plaintext", len(m.Ciphertext), len(tc.pt))
@@ -146,7 +147,7 @@ func TestEncrypt0RoundTrip(t *testing.T) {
 			if err != nil || !bytes.Equal(pt, tc.pt) {
 				t.Errorf("Open = %x, %v; want %x", pt, err, tc.pt)
 			}
-			if got := mustMarshal(t, m); !bytes.Equal(got, b) {
+			if got := testutil.MustMarshal(t, m); !bytes.Equal(got, b) {
 				t.Errorf("re-encoding differs:\n%x\n%x", got, b)
 			}
 		})
@@ -154,8 +155,8 @@ func TestEncrypt0RoundTrip(t *testing.T) {
 }
 
 func TestEncrypt0OpenFails(t *testing.T) {
-	key := [wire.KeySize]byte(mustHex(t, "000102030405060708090a0b0c0d0e0f"))
-	nonce := [wire.NonceSize]byte(mustHex(t, "a0a1a2a3a4a5a6a7a8a9aaab"))
+	key := [wire.KeySize]byte(testutil.MustHex(t, "000102030405060708090a0b0c0d0e0f"))
+	nonce := [wire.NonceSize]byte(testutil.MustHex(t, "a0a1a2a3a4a5a6a7a8a9aaab"))
 	aad := []byte("external")
 	b, err := wire.Seal(wire.NewKey(key), nonce, wire.Encrypt0Header{KID: []byte("k")}, aad, []byte("plaintext"))
 	if err != nil {
@@ -216,7 +217,7 @@ func TestParseEncrypt0Malformed(t *testing.T) {
 	a128 := []byte{0xa1, 0x01, 0x01}
 	tag := make([]byte, wire.TagSize)
 	hdr := map[int][]byte{4: []byte("k")}
-	good := mustMarshal(t, []any{a128, hdr, tag})
+	good := testutil.MustMarshal(t, []any{a128, hdr, tag})
 	if _, err := wire.ParseEncrypt0(good); err != nil {
 		t.Fatalf("ParseEncrypt0(well-formed) = %v", err)
 	}
@@ -225,19 +226,19 @@ func TestParseEncrypt0Malformed(t *testing.T) {
 		msg  []byte
 	}{
 		{"tagged COSE_Encrypt0 (16)", cat([]byte{0xd0}, good)},
-		{"A256GCM", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x03}, hdr, tag})},
-		{"empty protected header", mustMarshal(t, []any{[]byte{}, hdr, tag})},
-		{"protected header with a kid", mustMarshal(t, []any{mustMarshal(t, map[int]any{1: 1, 4: []byte("k")}), hdr, tag})},
-		{"protected header a map", mustMarshal(t, []any{map[int]int{1: 1}, hdr, tag})},
-		{"ciphertext shorter than a tag", mustMarshal(t, []any{a128, hdr, tag[1:]})},
-		{"ciphertext null (detached)", mustMarshal(t, []any{a128, hdr, nil})},
-		{"alg in the unprotected header", mustMarshal(t, []any{a128, map[int]any{1: 1}, tag})},
-		{"unknown unprotected label", mustMarshal(t, []any{a128, map[int]any{99: []byte{1}}, tag})},
-		{"kid a text string", mustMarshal(t, []any{a128, map[int]any{4: "k"}, tag})},
+		{"A256GCM", testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x03}, hdr, tag})},
+		{"empty protected header", testutil.MustMarshal(t, []any{[]byte{}, hdr, tag})},
+		{"protected header with a kid", testutil.MustMarshal(t, []any{testutil.MustMarshal(t, map[int]any{1: 1, 4: []byte("k")}), hdr, tag})},
+		{"protected header a map", testutil.MustMarshal(t, []any{map[int]int{1: 1}, hdr, tag})},
+		{"ciphertext shorter than a tag", testutil.MustMarshal(t, []any{a128, hdr, tag[1:]})},
+		{"ciphertext null (detached)", testutil.MustMarshal(t, []any{a128, hdr, nil})},
+		{"alg in the unprotected header", testutil.MustMarshal(t, []any{a128, map[int]any{1: 1}, tag})},
+		{"unknown unprotected label", testutil.MustMarshal(t, []any{a128, map[int]any{99: []byte{1}}, tag})},
+		{"kid a text string", testutil.MustMarshal(t, []any{a128, map[int]any{4: "k"}, tag})},
 		{"duplicate unprotected label", cat([]byte{0x83, 0x43, 0xa1, 0x01, 0x01, 0xa2, 0x04, 0x41, 'k', 0x04, 0x41, 'j',
 			0x50}, tag)},
-		{"two items", mustMarshal(t, []any{a128, hdr})},
-		{"four items (COSE_Encrypt with recipients)", mustMarshal(t, []any{a128, hdr, tag, []any{}})},
+		{"two items", testutil.MustMarshal(t, []any{a128, hdr})},
+		{"four items (COSE_Encrypt with recipients)", testutil.MustMarshal(t, []any{a128, hdr, tag, []any{}})},
 		{"trailing byte", cat(good, []byte{0x00})},
 		{"truncated", good[:len(good)-1]},
 		{"indefinite-length array", cat([]byte{0x9f}, good[1:], []byte{0xff})},

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -54,12 +55,12 @@ func FuzzParseEncrypt0(f *testing.F) {
 		if len(m.Ciphertext) < wire.TagSize {
 			t.Fatalf("accepted a ciphertext of %d bytes", len(m.Ciphertext))
 		}
-		re := mustMarshal(t, m)
+		re := testutil.MustMarshal(t, m)
 		m2, err := wire.ParseEncrypt0(re)
 		if err != nil {
 			t.Fatalf("re-encoded message %x does not parse: %v", re, err)
 		}
-		if re2 := mustMarshal(t, m2); !bytes.Equal(re, re2) {
+		if re2 := testutil.MustMarshal(t, m2); !bytes.Equal(re, re2) {
 			t.Fatalf("re-encoding is not stable: %x then %x", re, re2)
 		}
 		if _, err := m.Open(wire.NewKey(key), nonce, nil); err != nil && !errors.Is(err, wire.ErrDecrypt) {
@@ -105,7 +106,7 @@ func FuzzDecode(f *testing.F) {
 	seeds := vectorSeeds(f)
 	valid := validMessages(f)
 	for i, name := range decodeTargets {
-		f.Add(byte(i), mustMarshal(f, valid[name]))
+		f.Add(byte(i), testutil.MustMarshal(f, valid[name]))
 		for _, s := range seeds {
 			f.Add(byte(i), s)
 		}
@@ -119,12 +120,12 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		re := mustMarshal(t, v)
+		re := testutil.MustMarshal(t, v)
 		v2 := newLike(proto)
 		if err := wire.Decode(re, v2); err != nil {
 			t.Fatalf("%T: re-encoded %x does not decode: %v", v, re, err)
 		}
-		if re2 := mustMarshal(t, v2); !bytes.Equal(re, re2) {
+		if re2 := testutil.MustMarshal(t, v2); !bytes.Equal(re, re2) {
 			t.Fatalf("%T: re-encoding is not stable: %x then %x", v, re, re2)
 		}
 		if !reflect.DeepEqual(v2, newLikeDecoded(t, re, proto)) {

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/iotguard/iotguard/wire"
+	"github.com/iotguard/iotguard/internal/testutil"
 )
 
 // Fixed P-256 keys: RFC 9052 Appendix C.7.2's "meriadoc.brandybuck" and "11".
@@ -21,27 +21,9 @@ const (
 	rfcY = "1e52ed75701163f7f9e40ddf9f341b3dc9ba860af7e0ca7ca7e9eecd0084d19c"
 )
 
-func mustHex(tb testing.TB, s string) []byte {
-	tb.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
-func mustMarshal(tb testing.TB, v any) []byte {
-	tb.Helper()
-	b, err := wire.Marshal(v)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
 func privKey(tb testing.TB, scalar string) *ecdsa.PrivateKey {
 	tb.Helper()
-	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), mustHex(tb, scalar))
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), testutil.MustHex(tb, scalar))
 	if err != nil {
 		tb.Fatal(err)
 	}

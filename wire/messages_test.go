@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -30,7 +31,7 @@ func TestDecodeLimits(t *testing.T) {
 	mp := func(n int) []byte { // {0: 0, 1: 0, ...}
 		b := []byte{0xb8, byte(n)}
 		for i := range n {
-			b = append(b, mustMarshal(t, i)...)
+			b = append(b, testutil.MustMarshal(t, i)...)
 			b = append(b, 0x00)
 		}
 		return b
@@ -101,7 +102,7 @@ func TestDecodeLimits(t *testing.T) {
 
 // validMessages returns one valid instance of every message type.
 func validMessages(t testing.TB) map[string]wire.Validator {
-	key := mustMarshal(t, map[int]any{1: 2, -1: 1, -2: mustHex(t, rfcX), -3: mustHex(t, rfcY)})
+	key := testutil.MustMarshal(t, map[int]any{1: 2, -1: 1, -2: testutil.MustHex(t, rfcX), -3: testutil.MustHex(t, rfcY)})
 	h32, n16 := bytes.Repeat([]byte{0x32}, 32), bytes.Repeat([]byte{0x16}, 16)
 	box := wire.Encrypt0{Protected: []byte{0xa1, 0x01, 0x01}, Unprotected: wire.Encrypt0Header{IV: make([]byte, 12)},
 		Ciphertext: make([]byte, 32)}
@@ -137,7 +138,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 			if err := v.Validate(); err != nil {
 				t.Fatalf("Validate: %v", err)
 			}
-			b := mustMarshal(t, v)
+			b := testutil.MustMarshal(t, v)
 			got := newLike(v)
 			if err := wire.Decode(b, got); err != nil {
 				t.Fatalf("Decode(%x): %v", b, err)
@@ -145,7 +146,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got, v) {
 				t.Errorf("round trip:\n got %+v\nwant %+v", got, v)
 			}
-			if b2 := mustMarshal(t, got); !bytes.Equal(b2, b) {
+			if b2 := testutil.MustMarshal(t, got); !bytes.Equal(b2, b) {
 				t.Errorf("re-encoding differs: %x vs %x", b2, b)
 			}
 		})
@@ -200,7 +201,7 @@ func TestDecodeValidate(t *testing.T) {
 		t.Run(tc.msg+"/"+tc.name, func(t *testing.T) {
 			v := validMessages(t)[tc.msg]
 			tc.mod(v)
-			b := mustMarshal(t, v)
+			b := testutil.MustMarshal(t, v)
 			if err := wire.Decode(b, newLike(v)); !errors.Is(err, wire.ErrMalformed) {
 				t.Errorf("Decode(%x) = %v, want ErrMalformed", b, err)
 			}
@@ -223,14 +224,14 @@ func TestDecodeValidate(t *testing.T) {
 	for _, tc := range missing {
 		v := validMessages(t)[tc.msg]
 		var m map[int]any
-		if err := wire.Unmarshal(mustMarshal(t, v), &m); err != nil {
+		if err := wire.Unmarshal(testutil.MustMarshal(t, v), &m); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := m[tc.label]; !ok {
 			t.Fatalf("%s has no key %d", tc.msg, tc.label)
 		}
 		delete(m, tc.label)
-		b := mustMarshal(t, m)
+		b := testutil.MustMarshal(t, m)
 		if err := wire.Decode(b, newLike(v)); !errors.Is(err, wire.ErrMalformed) {
 			t.Errorf("%s without key %d: Decode(%x) = %v, want ErrMalformed", tc.msg, tc.label, b, err)
 		}
@@ -251,11 +252,11 @@ func TestDecodeRejectsEmptyEcho(t *testing.T) {
 		{"leave-req", cat([]byte{0xa1}, emptyEcho), new(wire.LeaveRequest)},
 		{"join-req", func() []byte {
 			var m map[int]any
-			if err := wire.Unmarshal(mustMarshal(t, validMessages(t)["JoinRequest"]), &m); err != nil {
+			if err := wire.Unmarshal(testutil.MustMarshal(t, validMessages(t)["JoinRequest"]), &m); err != nil {
 				t.Fatal(err)
 			}
 			m[7] = []byte{}
-			return mustMarshal(t, m)
+			return testutil.MustMarshal(t, m)
 		}(), new(wire.JoinRequest)},
 	}
 	for _, tc := range tests {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -22,7 +23,7 @@ func TestParseSign1UnprotectedHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	with := func(hdr map[int]any) []byte {
-		return mustMarshal(t, []any{parts[0], hdr, parts[2], parts[3]})
+		return testutil.MustMarshal(t, []any{parts[0], hdr, parts[2], parts[3]})
 	}
 	cases := []struct {
 		name string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -36,7 +37,7 @@ func TestSign1RoundTrip(t *testing.T) {
 
 func TestSign1VerifyFails(t *testing.T) {
 	key, other := privKey(t, scalarA), privKey(t, scalarB)
-	payload := mustMarshal(t, map[int]string{1: "cluster-1"})
+	payload := testutil.MustMarshal(t, map[int]string{1: "cluster-1"})
 	good, err := wire.Sign1(key, []byte("sensor-01"), wire.AADJoinRequest, payload)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func TestSign1VerifyFails(t *testing.T) {
 	sig := good[len(good)-64:]
 	// rebuild makes [protected, {4: kid}, payload, sig] around changed parts.
 	rebuild := func(payload, sig []byte) []byte {
-		return mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x26}, map[int][]byte{4: []byte("sensor-01")}, payload, sig})
+		return testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x26}, map[int][]byte{4: []byte("sensor-01")}, payload, sig})
 	}
 	if !bytes.Equal(rebuild(payload, sig), good) {
 		t.Fatal("rebuild does not reproduce Sign1's layout")
@@ -100,7 +101,7 @@ func TestParseSign1Malformed(t *testing.T) {
 	payload := []byte{0xa0}
 	kid := map[int][]byte{4: []byte("sensor-01")}
 	es256 := []byte{0xa1, 0x01, 0x26}
-	good := mustMarshal(t, []any{es256, kid, payload, sig})
+	good := testutil.MustMarshal(t, []any{es256, kid, payload, sig})
 	if _, err := wire.ParseSign1(good); err != nil {
 		t.Fatalf("ParseSign1(well-formed) = %v", err)
 	}
@@ -109,19 +110,19 @@ func TestParseSign1Malformed(t *testing.T) {
 		msg  []byte
 	}{
 		{"tagged COSE_Sign1 (18)", cat([]byte{0xd2}, good)},
-		{"alg ES384", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x38, 0x22}, kid, payload, sig})},
-		{"alg EdDSA", mustMarshal(t, []any{[]byte{0xa1, 0x01, 0x27}, kid, payload, sig})},
-		{"empty protected header", mustMarshal(t, []any{[]byte{}, kid, payload, sig})},
-		{"protected header with kid too", mustMarshal(t, []any{mustMarshal(t, map[int]any{1: -7, 4: []byte("x")}),
+		{"alg ES384", testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x38, 0x22}, kid, payload, sig})},
+		{"alg EdDSA", testutil.MustMarshal(t, []any{[]byte{0xa1, 0x01, 0x27}, kid, payload, sig})},
+		{"empty protected header", testutil.MustMarshal(t, []any{[]byte{}, kid, payload, sig})},
+		{"protected header with kid too", testutil.MustMarshal(t, []any{testutil.MustMarshal(t, map[int]any{1: -7, 4: []byte("x")}),
 			kid, payload, sig})},
-		{"protected header not a bstr", mustMarshal(t, []any{map[int]int{1: -7}, kid, payload, sig})},
-		{"detached payload", mustMarshal(t, []any{es256, kid, nil, sig})},
-		{"payload a text string", mustMarshal(t, []any{es256, kid, "text", sig})},
-		{"unprotected header an array", mustMarshal(t, []any{es256, []any{}, payload, sig})},
-		{"signature an array", mustMarshal(t, []any{es256, kid, payload, []any{}})},
-		{"three items", mustMarshal(t, []any{es256, kid, payload})},
-		{"five items", mustMarshal(t, []any{es256, kid, payload, sig, sig})},
-		{"a map", mustMarshal(t, map[int]any{1: es256})},
+		{"protected header not a bstr", testutil.MustMarshal(t, []any{map[int]int{1: -7}, kid, payload, sig})},
+		{"detached payload", testutil.MustMarshal(t, []any{es256, kid, nil, sig})},
+		{"payload a text string", testutil.MustMarshal(t, []any{es256, kid, "text", sig})},
+		{"unprotected header an array", testutil.MustMarshal(t, []any{es256, []any{}, payload, sig})},
+		{"signature an array", testutil.MustMarshal(t, []any{es256, kid, payload, []any{}})},
+		{"three items", testutil.MustMarshal(t, []any{es256, kid, payload})},
+		{"five items", testutil.MustMarshal(t, []any{es256, kid, payload, sig, sig})},
+		{"a map", testutil.MustMarshal(t, map[int]any{1: es256})},
 		{"trailing byte", cat(good, []byte{0x00})},
 		{"truncated", good[:len(good)-1]},
 		{"indefinite-length array", cat([]byte{0x9f}, good[1:], []byte{0xff})},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/veraison/go-cose"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -95,7 +96,7 @@ func coseKeyOfPoint(t *testing.T, point []byte) []byte {
 	if len(point) != 65 || point[0] != 4 {
 		t.Fatalf("not an uncompressed P-256 point: %x", point)
 	}
-	return mustMarshal(t, map[int]any{1: 2, -1: 1, -2: point[1:33], -3: point[33:]})
+	return testutil.MustMarshal(t, map[int]any{1: 2, -1: 1, -2: point[1:33], -3: point[33:]})
 }
 
 type ecdsaGroup struct {
@@ -248,9 +249,9 @@ func TestWycheproofECDH(t *testing.T) {
 			case len(point) == 65 && point[0] == 4:
 				key = coseKeyOfPoint(t, point)
 			case len(point) == 33 && (point[0] == 2 || point[0] == 3):
-				key = mustMarshal(t, map[int]any{1: 2, -1: 1, -2: point[1:], -3: point[0] == 3})
+				key = testutil.MustMarshal(t, map[int]any{1: 2, -1: 1, -2: point[1:], -3: point[0] == 3})
 			default: // not a point at all
-				key = mustMarshal(t, map[int]any{1: 2, -1: 1, -2: point, -3: point})
+				key = testutil.MustMarshal(t, map[int]any{1: 2, -1: 1, -2: point, -3: point})
 			}
 			pub, err := wire.ParsePublicKey(key)
 			if c.Result != "valid" || len(point) != 65 {
