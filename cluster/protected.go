@@ -93,6 +93,7 @@ func (c *Core) open(d ledger.Device, m keysvc.Member, req *protect.Request, path
 			return nil, &EchoRequired{Echo: c.keys.Echo(addr, now)}
 		}
 		s.needsEcho = false
+		s.window.Restart(req.Seq) // what the member sent before this request is all older
 	}
 	return plaintext, nil
 }

@@ -254,3 +254,40 @@ func TestAuditRecordsSurviveClose(t *testing.T) {
 		t.Fatalf("%d session events after restart (%v), want %d", sessions, err, grants)
 	}
 }
+
+// TestNoReplayAfterRestartEcho: requests a member sent before a CH restart
+// stay dead after it. The member's first request after the restart is
+// challenged and its retry, carrying the echo, is served; the CH then
+// refuses every older sequence number (RFC 8613 Appendix B.1.2), even those
+// still inside a 64-wide window below the new one, and the ledger does not
+// change.
+func TestNoReplayAfterRestartEcho(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir)
+	a := joinMember(t, ch, "sensor-a")
+	joinMember(t, ch, "sensor-b")
+	conn := chtest.Raw(t, ch)
+	var captured [][]byte
+	for range 5 {
+		req := a.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-b"})
+		expect(t, chtest.Post(t, conn, "/session", message.AppCoseEncrypt0, req), codes.Content, "")
+		captured = append(captured, req)
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ch = chtest.Start(t, dir)
+	defer ch.Close()
+	if _, _, err := chtest.Dial(t, ch, a.st).Session(chtest.Ctx(t), "sensor-b"); err != nil {
+		t.Fatalf("session after restart: %v", err)
+	}
+	before := chtest.Snap(t, ch)
+	conn = chtest.Raw(t, ch)
+	for i, req := range captured {
+		if r := chtest.Post(t, conn, "/session", message.AppCoseEncrypt0, req); r.Code != codes.Unauthorized {
+			t.Errorf("request %d from before the restart: got %v %q, want 4.01", i, r.Code, r.Diagnostic)
+		}
+	}
+	chtest.Unchanged(t, ch, before)
+}

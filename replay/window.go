@@ -24,6 +24,12 @@ func (w *Window) Fresh(seq uint64) bool {
 	return d < Size && w.seen&(1<<d) == 0
 }
 
+// Restart makes seq the highest accepted number and every number below it
+// spent. After a window was lost (a CH restart), the first sequence number
+// proven fresh by an echo is the floor: anything the sender sent before it,
+// even within Size of it, may be a replay (RFC 8613 Appendix B.1.2).
+func (w *Window) Restart(seq uint64) { w.started, w.high, w.seen = true, seq, ^uint64(0) }
+
 // Mark records seq as accepted. Callers must have checked Fresh(seq).
 func (w *Window) Mark(seq uint64) {
 	switch {

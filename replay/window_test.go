@@ -136,3 +136,16 @@ func FuzzWindow(f *testing.F) {
 		}
 	})
 }
+
+// TestWindowRestart: after Restart(n) nothing at or below n is fresh, however
+// close to n; numbers above it are accepted once, and the window slides on
+// from there as usual.
+func TestWindowRestart(t *testing.T) {
+	var w replay.Window
+	run(t, &w, []step{{5, true}, {6, true}})
+	w.Restart(6)
+	run(t, &w, []step{{0, false}, {1, false}, {5, false}, {6, false}, {7, true}, {7, false}, {9, true}, {8, true}, {8, false}})
+	var fresh replay.Window // a restart of a window that never started
+	fresh.Restart(100)
+	run(t, &fresh, []step{{37, false}, {99, false}, {100, false}, {101, true}, {200, true}, {150, true}, {136, false}})
+}
