@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -25,12 +27,17 @@ type Config struct {
 	SessionTTL time.Duration // session lifetime from its grant
 	Now        func() time.Time
 	Logger     *slog.Logger // audit records that fail to commit; default slog.Default()
+	// ReplayStates bounds the members whose replay window this process
+	// keeps (~150 B each); the least recently active beyond it prove
+	// freshness with an echo on their next request, as after a restart.
+	ReplayStates int
 }
 
 // Defaults for Config fields left zero.
 const (
-	DefaultMemberTTL  = 24 * time.Hour
-	DefaultSessionTTL = 10 * time.Minute
+	DefaultMemberTTL    = 24 * time.Hour
+	DefaultSessionTTL   = 10 * time.Minute
+	DefaultReplayStates = 1 << 16
 )
 
 // Observer receives the outcomes the operator cares about. Implementations
@@ -59,8 +66,8 @@ type Core struct {
 	ledger ledger.Ledger
 	obs    Observer
 
-	mu      sync.Mutex
-	members map[string]*memberState // replay state of members seen by this process
+	mu      sync.Mutex                           // guards members
+	members *simplelru.LRU[string, *memberState] // replay state of members active in this process
 
 	infoMu sync.Mutex
 	info   []byte // the signed GET /cluster answer, once made
@@ -86,7 +93,14 @@ func New(cfg Config, keys *keysvc.Service, l ledger.Ledger) (*Core, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: map[string]*memberState{},
+	if cfg.ReplayStates == 0 {
+		cfg.ReplayStates = DefaultReplayStates
+	}
+	members, err := simplelru.NewLRU[string, *memberState](cfg.ReplayStates, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to configure cluster %s: replay states: %w", cfg.ID, err)
+	}
+	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: members,
 		pending: make(chan struct{}, maxPendingRecords)}, nil
 }
 

@@ -101,7 +101,9 @@ func (c *Core) join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if err != nil {
 		return JoinResult{}, "", fmt.Errorf("failed to read back join of %s: %w", req.ID, err)
 	}
-	c.joined(d)
+	if !duplicate { // the copy that won the race started the window
+		c.joined(d)
+	}
 	res, err := c.joinResponse(d, !duplicate)
 	return res, "", err
 }

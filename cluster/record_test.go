@@ -81,8 +81,7 @@ func TestRecordBackPressure(t *testing.T) {
 }
 
 // TestRecordFailureLogged: a record the ledger refuses (say, the member left
-// while its session was granted) is logged with its type and devices, and
-// never with a key.
+// while its session was granted) is logged with its type and devices.
 func TestRecordFailureLogged(t *testing.T) {
 	l := &gatedLedger{gate: make(chan struct{}), err: ledger.ErrNotMember}
 	close(l.gate)

@@ -10,7 +10,10 @@ import (
 
 // memberState is this process's replay state for one member's current K_m.
 // Invariant: it is tied to the join nonce it was made for; a rejoin (new
-// nonce, new K_m, sequence numbers from 0) replaces it.
+// nonce, new K_m, sequence numbers from 0) replaces it. States are bounded
+// (Config.ReplayStates): losing one, by eviction or a restart, is safe,
+// because its successor needs an echo and then spends every older sequence
+// number (replay.Window.Restart).
 type memberState struct {
 	mu          sync.Mutex
 	deviceNonce []byte
@@ -26,10 +29,10 @@ type memberState struct {
 func (c *Core) state(d ledger.Device) *memberState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.members[d.ID]
-	if s == nil || !bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+	s, ok := c.members.Get(d.ID)
+	if !ok || !bytes.Equal(s.deviceNonce, d.DeviceNonce) {
 		s = &memberState{deviceNonce: d.DeviceNonce, needsEcho: true}
-		c.members[d.ID] = s
+		c.members.Add(d.ID, s)
 	}
 	return s
 }
@@ -39,15 +42,15 @@ func (c *Core) state(d ledger.Device) *memberState {
 func (c *Core) joined(d ledger.Device) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s := c.members[d.ID]; s != nil && bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+	if s, ok := c.members.Get(d.ID); ok && bytes.Equal(s.deviceNonce, d.DeviceNonce) {
 		return // a replayed join must not reset the window
 	}
-	c.members[d.ID] = &memberState{deviceNonce: d.DeviceNonce}
+	c.members.Add(d.ID, &memberState{deviceNonce: d.DeviceNonce})
 }
 
 // forget drops id's replay state once its K_m is dead (leave, revoke).
 func (c *Core) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.members, id)
+	c.members.Remove(id)
 }

@@ -291,3 +291,45 @@ func TestNoReplayAfterRestartEcho(t *testing.T) {
 	}
 	chtest.Unchanged(t, ch, before)
 }
+
+// TestReplayStateEviction: with room for one member's replay state, two
+// members take turns. Each comeback finds its state evicted and is answered
+// as after a restart: the device library answers the echo challenge by
+// itself, and the member's earlier requests stay refused.
+func TestReplayStateEviction(t *testing.T) {
+	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.Cluster.ReplayStates = 1 })
+	defer ch.Close()
+	a := joinMember(t, ch, "sensor-a")
+	b := joinMember(t, ch, "sensor-b")
+	conn := chtest.Raw(t, ch)
+	var captured [][]byte
+	for round := range 3 {
+		for _, m := range []member{a, b} {
+			peer := "sensor-b"
+			if m.st.ID == peer {
+				peer = "sensor-a"
+			}
+			req := m.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: peer})
+			r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, req)
+			if r.Code != codes.Unauthorized || r.Echo == nil { // b's join already evicted a's state
+				t.Fatalf("round %d, %s after eviction: got %v %q, want 4.01 with Echo", round, m.st.ID, r.Code, r.Diagnostic)
+			}
+			captured = append(captured, req)
+			if v, err := m.dev.Verify(chtest.Ctx(t), peer); err != nil || v.Status != wire.StatusMember {
+				t.Fatalf("round %d, %s: verify through the device library: %+v %v", round, m.st.ID, v, err)
+			}
+		}
+	}
+	// a is the evicted one now: its captured requests are refused, and so,
+	// once it has proven freshness again, they stay.
+	before := chtest.Snap(t, ch)
+	if _, err := a.dev.Verify(chtest.Ctx(t), "sensor-b"); err != nil {
+		t.Fatal(err)
+	}
+	for i, req := range captured {
+		if r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, req); r.Code != codes.Unauthorized {
+			t.Errorf("captured request %d: got %v %q, want 4.01", i, r.Code, r.Diagnostic)
+		}
+	}
+	chtest.Unchanged(t, ch, before)
+}

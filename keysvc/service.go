@@ -19,8 +19,10 @@ import (
 )
 
 // memberCacheSize bounds the member-key cache; a miss costs one ECDH (~50 µs)
-// and two HKDFs, so the cache is an optimisation, not state.
-const memberCacheSize = 1 << 16
+// and an HKDF, so the cache is an optimisation, not state. An entry holds the
+// member's three expanded AES-GCM keys (~2.4 KiB), so the cache stays under
+// ~40 MiB however many members there are.
+const memberCacheSize = 1 << 14
 
 // Service is the CH key service. It is safe for concurrent use.
 type Service struct {
