@@ -72,8 +72,7 @@ type Core struct {
 	infoMu sync.Mutex
 	info   []byte // the signed GET /cluster answer, once made
 
-	pending chan struct{}  // one token per audit record not yet committed
-	records sync.WaitGroup // audit records in flight
+	pending chan struct{} // one token per audit record not yet committed
 }
 
 // New returns a Core for cfg over the CH keys and ledger.

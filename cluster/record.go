@@ -28,9 +28,8 @@ func (c *Core) record(ctx context.Context, ev ledger.Event) error {
 	case <-ctx.Done():
 		return fmt.Errorf("failed to queue %s record of %s: %w", ev.Type, ev.Device, ctx.Err())
 	}
-	c.records.Add(1)
 	go func() {
-		defer func() { <-c.pending; c.records.Done() }()
+		defer func() { <-c.pending }()
 		if _, err := c.append(context.Background(), ev); err != nil {
 			// A member that left or was revoked while its session was being
 			// granted makes the session event invalid; it is logged, not lost silently.
@@ -40,6 +39,15 @@ func (c *Core) record(ctx context.Context, ev ledger.Event) error {
 	return nil
 }
 
-// Flush waits until every queued audit record is committed (or has failed).
-// Call it after the CoAP server stopped and before the ledger closes.
-func (c *Core) Flush() { c.records.Wait() }
+// Flush waits until every audit record queued before it is committed (or has
+// failed), by taking every place of the queue once; records queued meanwhile
+// wait for it. The CH calls it after its CoAP server stopped and before its
+// ledger closes.
+func (c *Core) Flush() {
+	for range cap(c.pending) {
+		c.pending <- struct{}{}
+	}
+	for range cap(c.pending) {
+		<-c.pending
+	}
+}
