@@ -18,18 +18,17 @@ type Member struct {
 	CHNonce     []byte
 }
 
-type memberCacheKey struct{ id, deviceNonce, chNonce string }
-
+// memberEntry is a member's derived keys and what they were derived from.
 type memberEntry struct {
-	key  string // COSE_Key the keys were derived for
-	keys protect.MemberKeys
+	key, deviceNonce, chNonce string // COSE_Key and join nonces
+	keys                      protect.MemberKeys
 }
 
-// memberKeys derives (or finds cached) the member's keys. The cache is keyed
-// by the join nonces, so a rejoin never sees the previous K_m.
+// memberKeys derives (or finds cached) the member's keys. An entry serves
+// only the exact key and join nonces it was derived for, so a rejoin never
+// sees the previous K_m; its derivation replaces the entry.
 func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
-	ck := memberCacheKey{m.ID, string(m.DeviceNonce), string(m.CHNonce)}
-	if e, ok := s.members.Get(ck); ok && e.key == string(m.Key) {
+	if e, ok := s.members.Get(m.ID); ok && e.deviceNonce == string(m.DeviceNonce) && e.chNonce == string(m.CHNonce) && e.key == string(m.Key) {
 		return &e.keys, nil
 	}
 	pub, err := wire.ParsePublicKey(m.Key)
@@ -51,9 +50,9 @@ func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &memberEntry{key: string(m.Key), keys: protect.DeriveMemberKeys(km)}
+	e := &memberEntry{key: string(m.Key), deviceNonce: string(m.DeviceNonce), chNonce: string(m.CHNonce), keys: protect.DeriveMemberKeys(km)}
 	s.timed("hkdf", start)
-	s.members.Add(ck, e)
+	s.members.Add(m.ID, e)
 	return &e.keys, nil
 }
 

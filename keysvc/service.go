@@ -33,8 +33,8 @@ type Service struct {
 	verifier cose.Verifier
 	coseKey  []byte
 	thumb    [32]byte
-	echoKey  [32]byte // per process: echoes do not survive a restart, by design
-	members  *lru.Cache[memberCacheKey, *memberEntry]
+	echoKey  [32]byte                         // per process: echoes do not survive a restart, by design
+	members  *lru.Cache[string, *memberEntry] // by member ID
 	timer    func(op string, d time.Duration)
 }
 
@@ -83,7 +83,7 @@ func open(dir, cluster string, create bool) (*Service, error) {
 	if _, err := rand.Read(s.echoKey[:]); err != nil {
 		return nil, fmt.Errorf("failed to draw echo key: %w", err)
 	}
-	if s.members, err = lru.New[memberCacheKey, *memberEntry](memberCacheSize); err != nil {
+	if s.members, err = lru.New[string, *memberEntry](memberCacheSize); err != nil {
 		return nil, err
 	}
 	return s, nil
