@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -14,7 +15,7 @@ import (
 // ErrDecrypt from Open), and what parses has a canonical header.
 
 func FuzzParseRequest(f *testing.F) {
-	for _, s := range vectorSeeds(f) {
+	for _, s := range testutil.VectorSeeds(f, vectorDir) {
 		f.Add(s)
 	}
 	k := memberKeys(f)
@@ -51,7 +52,7 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 func FuzzParseM2M(f *testing.F) {
-	for _, s := range vectorSeeds(f) {
+	for _, s := range testutil.VectorSeeds(f, vectorDir) {
 		f.Add(s)
 	}
 	keys := protect.DeriveM2M([wire.KeySize]byte(vecSk), vecSID, vecM1)
@@ -73,7 +74,7 @@ func FuzzParseM2M(f *testing.F) {
 }
 
 func FuzzDecodePartialIV(f *testing.F) {
-	for _, s := range vectorSeeds(f) {
+	for _, s := range testutil.VectorSeeds(f, vectorDir) {
 		if len(s) <= 8 {
 			f.Add(s)
 		}

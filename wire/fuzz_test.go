@@ -15,7 +15,7 @@ import (
 // no panic; every error is ErrMalformed; what decodes re-encodes stably.
 
 func FuzzParseSign1(f *testing.F) {
-	for _, s := range vectorSeeds(f) {
+	for _, s := range testutil.VectorSeeds(f, "../testdata/vectors") {
 		f.Add(s)
 	}
 	key := privKey(f, scalarA)
@@ -39,7 +39,7 @@ func FuzzParseSign1(f *testing.F) {
 }
 
 func FuzzParseEncrypt0(f *testing.F) {
-	for _, s := range vectorSeeds(f) {
+	for _, s := range testutil.VectorSeeds(f, "../testdata/vectors") {
 		f.Add(s)
 	}
 	var key [wire.KeySize]byte
@@ -70,7 +70,7 @@ func FuzzParseEncrypt0(f *testing.F) {
 }
 
 func FuzzParsePublicKey(f *testing.F) {
-	for _, s := range vectorSeeds(f) {
+	for _, s := range testutil.VectorSeeds(f, "../testdata/vectors") {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -103,7 +103,7 @@ var decodeTargets = []string{
 }
 
 func FuzzDecode(f *testing.F) {
-	seeds := vectorSeeds(f)
+	seeds := testutil.VectorSeeds(f, "../testdata/vectors")
 	valid := validMessages(f)
 	for i, name := range decodeTargets {
 		f.Add(byte(i), testutil.MustMarshal(f, valid[name]))

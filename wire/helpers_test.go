@@ -3,10 +3,6 @@ package wire_test
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"encoding/hex"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/iotguard/iotguard/internal/testutil"
@@ -36,47 +32,4 @@ func cat(parts ...[]byte) []byte {
 		b = append(b, p...)
 	}
 	return b
-}
-
-// vectorSeeds returns every byte field of the shared vectors in
-// testdata/vectors: seeds for the fuzz targets.
-func vectorSeeds(tb testing.TB) [][]byte {
-	tb.Helper()
-	files, err := filepath.Glob("../testdata/vectors/*.json")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var seeds [][]byte
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for _, x := range v {
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		case string:
-			if b, err := hex.DecodeString(v); err == nil && v != "" {
-				seeds = append(seeds, b)
-			}
-		}
-	}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			tb.Fatalf("%s: %v", f, err)
-		}
-		walk(v)
-	}
-	if len(seeds) == 0 {
-		tb.Fatal("no seeds in ../testdata/vectors (generate with: go test ./protect -run TestVectors -update)")
-	}
-	return seeds
 }

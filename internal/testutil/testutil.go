@@ -3,6 +3,9 @@ package testutil
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/iotguard/iotguard/wire"
@@ -26,4 +29,48 @@ func MustMarshal(tb testing.TB, v any) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// VectorSeeds returns every hex byte field of the shared vectors in dir
+// (testdata/vectors, relative to the test's package): seeds for the fuzz
+// targets. It fails the test when there are none.
+func VectorSeeds(tb testing.TB, dir string) [][]byte {
+	tb.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var seeds [][]byte
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case string:
+			if b, err := hex.DecodeString(v); err == nil && v != "" {
+				seeds = append(seeds, b)
+			}
+		}
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			tb.Fatalf("%s: %v", f, err)
+		}
+		walk(v)
+	}
+	if len(seeds) == 0 {
+		tb.Fatalf("no seeds in %s (generate with: go test ./protect -run TestVectors -update)", dir)
+	}
+	return seeds
 }
