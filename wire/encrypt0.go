@@ -63,7 +63,8 @@ const (
 // Key is an AES-128-GCM key with its cipher expanded once, so that the many
 // messages of a member or a session do not each rebuild the AES key schedule
 // and GCM tables (about 1.7 KiB of garbage a message). It is safe for
-// concurrent use. IMPORTANT: it is a secret; never log or persist it.
+// concurrent use. Make one with NewKey; the zero Key cannot seal or open.
+// IMPORTANT: it is a secret; never log or persist it.
 type Key struct {
 	raw  [KeySize]byte
 	aead cipher.AEAD
