@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -47,6 +48,7 @@ func StartEcho(addr string, respSize int) (*EchoServer, error) {
 	s := &EchoServer{conn: conn, done: make(chan error, 1)}
 	s.srv = udp.NewServer(
 		options.WithMux(router),
+		options.WithErrors(transportError),
 		options.WithMaxMessageSize(64*1024),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
 	)
@@ -56,6 +58,10 @@ func StartEcho(addr string, respSize int) (*EchoServer, error) {
 
 // Addr returns the bound address.
 func (s *EchoServer) Addr() string { return s.conn.LocalAddr().String() }
+
+// transportError takes go-coap's transport errors, which it would print to
+// stdout — where the bench writes its JSON — as the device library does.
+func transportError(err error) { slog.Debug("coap", "err", err) }
 
 // Close stops the server.
 func (s *EchoServer) Close() error {
@@ -70,7 +76,7 @@ func echoWorkers(addr string, n, reqSize int) ([]worker, error) {
 	body := bytes.Repeat([]byte{0x5a}, reqSize)
 	ws := make([]worker, 0, n)
 	for i := 0; i < n; i++ {
-		a := &association{dial: func() (*client.Conn, error) { return udp.Dial(addr) }}
+		a := &association{dial: func() (*client.Conn, error) { return udp.Dial(addr, options.WithErrors(transportError)) }}
 		if err := a.redial(); err != nil {
 			closeAll(ws)
 			return nil, err

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
@@ -52,12 +54,20 @@ func Dial(server string, st *State, opts ...Option) (*Device, error) {
 		o(d)
 	}
 	hostport := strings.TrimSuffix(strings.TrimPrefix(server, "coap://"), "/")
-	conn, err := udp.Dial(hostport)
+	conn, err := dial(hostport)
 	if err != nil {
 		return nil, fmt.Errorf("failed to reach cluster head %s: %w", server, err)
 	}
 	d.conn = conn
 	return d, nil
+}
+
+// dial opens a CoAP/UDP association to addr. go-coap prints the transport
+// errors of an association to stdout unless told otherwise (a retransmission
+// that gave up, long after its request failed with a timeout); they would
+// corrupt what a CLI prints there, so they go to the debug log.
+func dial(addr string) (*client.Conn, error) {
+	return udp.Dial(addr, options.WithErrors(func(err error) { slog.Debug("coap client", "peer", addr, "err", err) }))
 }
 
 // Close ends the association.

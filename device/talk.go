@@ -34,7 +34,7 @@ type Talk struct {
 // §5.1). The peer verifies this device with the CH and answers with a ticket;
 // a peer that got a warning refuses with an error wrapping ErrWarning.
 func (d *Device) Talk(ctx context.Context, peerAddr, peerID string) (*Talk, error) {
-	conn, err := udp.Dial(peerAddr)
+	conn, err := dial(peerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to reach peer %s at %s: %w", peerID, peerAddr, err)
 	}
