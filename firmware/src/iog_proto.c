@@ -67,6 +67,29 @@ static int get_id(iog_cbor_dec_t *d, iog_id_t *id)
 }
 
 /*
+ * Starts decoding the CBOR map in buf: well-formedness and our limits first
+ * (iog_cbor_check), then the map header, whose length goes to *n.
+ */
+static int map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t *n)
+{
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(d, buf, len);
+    return iog_cbor_get_map(d, n) ? -EBADMSG : 0;
+}
+
+/* Reads the next key of a map whose keys are 1..max and adds it to *seen. */
+static int map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen)
+{
+    if (iog_cbor_get_key(d, k) || *k < 1 || *k > max) {
+        return -EBADMSG;
+    }
+    *seen |= 1u << *k;
+    return 0;
+}
+
+/*
  * Map reader for messages with small integer keys: every key must be known
  * (bit set in @p allowed); iog_cbor_check() already rejected duplicates.
  * Keys are 0..31 or -1..-8 (mapped to bits 24..31 via -key + 23).
@@ -359,21 +382,16 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
     uint32_t seen = 0;
     uint8_t thumb[IOG_HASH_LEN], nd[IOG_NONCE_LEN];
     iog_id_t id;
-    if (iog_sign1_parse(buf, len, &s) || iog_cbor_check(s.payload, s.payload_len)) {
+    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
         return -EBADMSG;
     }
     memset(m, 0, sizeof(*m));
-    iog_cbor_dec_init(&d, s.payload, s.payload_len);
-    if (iog_cbor_get_map(&d, &n)) {
-        return -EBADMSG;
-    }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (iog_cbor_get_key(&d, &k) || k < 1 || k > 9) {
+        if (map_key(&d, 9, &k, &seen)) {
             return -EBADMSG;
         }
-        seen |= 1u << k;
         switch (k) {
         case 1: r = get_id(&d, &m->ch.cluster); break;
         case 2: r = read_key_field(&d, m->ch.pub); break;
@@ -420,21 +438,16 @@ int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
     size_t n;
     uint32_t seen = 0;
     uint8_t thumb[IOG_HASH_LEN];
-    if (iog_sign1_parse(buf, len, &s) || iog_cbor_check(s.payload, s.payload_len)) {
+    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
         return -EBADMSG;
     }
     memset(out, 0, sizeof(*out));
-    iog_cbor_dec_init(&d, s.payload, s.payload_len);
-    if (iog_cbor_get_map(&d, &n)) {
-        return -EBADMSG;
-    }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (iog_cbor_get_key(&d, &k) || k < 1 || k > 6) {
+        if (map_key(&d, 6, &k, &seen)) {
             return -EBADMSG;
         }
-        seen |= 1u << k;
         switch (k) {
         case 1: r = get_id(&d, &out->cluster); break;
         case 2: r = read_key_field(&d, out->pub); break;
@@ -779,13 +792,9 @@ int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, const ui
     iog_cbor_dec_t d;
     size_t n;
     uint32_t seen = 0;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
     *echo = NULL;
     *echo_len = 0;
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_map(&d, &n)) {
+    if (map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
@@ -817,21 +826,16 @@ int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *
     iog_cbor_dec_t d;
     size_t n;
     uint32_t seen = 0;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
     memset(j, 0, sizeof(*j));
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_map(&d, &n)) {
+    if (map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (iog_cbor_get_key(&d, &k) || k < 1 || k > 7) {
+        if (map_key(&d, 7, &k, &seen)) {
             return -EBADMSG;
         }
-        seen |= 1u << k;
         switch (k) {
         case 1: r = get_id(&d, &j->cluster); break;
         case 2: r = get_id(&d, &j->id); break;
@@ -863,21 +867,16 @@ int iog_verify_resp_decode(const uint8_t *buf, size_t len, iog_verify_resp_t *v)
     size_t n;
     uint32_t seen = 0;
     uint64_t status = 0;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
     memset(v, 0, sizeof(*v));
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_map(&d, &n)) {
+    if (map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (iog_cbor_get_key(&d, &k) || k < 1 || k > 5) {
+        if (map_key(&d, 5, &k, &seen)) {
             return -EBADMSG;
         }
-        seen |= 1u << k;
         switch (k) {
         case 1: r = get_id(&d, &v->peer); break;
         case 2: r = iog_cbor_get_uint(&d, &status); break;
@@ -901,11 +900,7 @@ int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_map(&d, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
+    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
         iog_cbor_get_uint(&d, height) || iog_cbor_get_key(&d, &k) || k != 2 ||
         iog_cbor_get_bstr_exact(&d, hash, 32)) {
         return -EBADMSG;
@@ -919,11 +914,7 @@ int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_map(&d, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1) {
+    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1) {
         return -EBADMSG;
     }
     *grant = d.p;
@@ -1054,11 +1045,7 @@ int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id)
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_map(&d, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 1 ||
+    if (map_open(&d, buf, len, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 1 ||
         get_id(&d, id)) {
         return -EBADMSG;
     }
@@ -1084,11 +1071,7 @@ int iog_talk_resp_decode(const uint8_t *buf, size_t len, iog_id_t *id, const uin
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_map(&d, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
+    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
         get_id(&d, id) || iog_cbor_get_key(&d, &k) || k != 2) {
         return -EBADMSG;
     }
