@@ -45,14 +45,35 @@ static int cf_is(const iog_coap_msg_t *m, uint32_t cf)
     return iog_coap_opt_uint(m, IOG_COAP_OPT_CONTENT_FORMAT, &v) == 0 && v == cf;
 }
 
-static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t cf,
-                const uint8_t *echo, size_t echo_len, const uint8_t *p, size_t n,
+/*
+ * POSTs the @p n bytes an encoder left in d->work; a negative @p n is that
+ * encoder's error and is returned as is. Echoes travel inside payloads.
+ */
+static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t cf, int n,
                 iog_coap_msg_t *resp)
 {
-    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, echo, echo_len, p, n };
+    if (n < 0) {
+        return n;
+    }
+    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n };
     d->code = 0;
     d->diag[0] = '\0';
     return iog_coap_request(&d->ep, to, &req, resp, d->rx, sizeof(d->rx));
+}
+
+/* post() that takes any answer but @p want as a refusal (-EACCES, code and diagnostic kept). */
+static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t cf,
+                       int n, uint8_t want, iog_coap_msg_t *resp)
+{
+    int e = post(d, to, path, cf, n, resp);
+    if (e) {
+        return e;
+    }
+    if (resp->code != want) {
+        refused(d, resp);
+        return -EACCES;
+    }
+    return 0;
 }
 
 int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
@@ -102,10 +123,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     }
     for (int attempt = 0;; attempt++) {
         int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
-        if (n < 0) {
-            return n;
-        }
-        if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, NULL, 0, d->work, (size_t)n, &r))) {
+        if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
@@ -176,10 +194,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         }
         n = iog_prot_req_seal(&d->mem, &d->me.id, seq, path, d->pt, (size_t)n, d->work,
                               sizeof(d->work));
-        if (n < 0) {
-            return n;
-        }
-        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, NULL, 0, d->work, (size_t)n, &r))) {
+        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
@@ -298,16 +313,9 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     iog_ticket_t ticket;
     uint8_t sk[16];
     int n = iog_hello_encode(&d->me.id, d->work, sizeof(d->work));
-    if (n < 0) {
-        return n;
-    }
-    int e = post(d, addr, "/talk", IOG_CF_CBOR, NULL, 0, d->work, (size_t)n, &r);
+    int e = post_expect(d, addr, "/talk", IOG_CF_CBOR, n, IOG_COAP_CONTENT, &r);
     if (e) {
         return e;
-    }
-    if (r.code != IOG_COAP_CONTENT) {
-        refused(d, &r);
-        return -EACCES;
     }
     if (!cf_is(&r, IOG_CF_CBOR) || iog_talk_resp_decode(r.payload, r.payload_len, &who, &t, &tl) ||
         !iog_id_eq(&who, peer->s, peer->len) || iog_ticket_parse(t, tl, &ticket)) {
@@ -341,16 +349,9 @@ int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const
         return -ETIME;
     }
     int n = iog_m2m_seal(s, &d->me.id, msg, len, d->work, sizeof(d->work));
-    if (n < 0) {
-        return n;
-    }
-    int e = post(d, addr, "/m2m", IOG_CF_COSE_ENCRYPT0, NULL, 0, d->work, (size_t)n, &r);
+    int e = post_expect(d, addr, "/m2m", IOG_CF_COSE_ENCRYPT0, n, IOG_COAP_CHANGED, &r);
     if (e) {
         return e;
-    }
-    if (r.code != IOG_COAP_CHANGED) {
-        refused(d, &r);
-        return -EACCES;
     }
     if (r.payload_len > reply_cap) {
         return -ENOBUFS;
