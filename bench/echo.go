@@ -5,70 +5,52 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/mux"
-	coapnet "github.com/plgd-dev/go-coap/v3/net"
-	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
-	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 
+	"github.com/iotguard/iotguard/coapsrv"
 	"github.com/iotguard/iotguard/internal/coapbody"
+	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
 // EchoServer is the bare go-coap baseline: one POST resource, /echo, that
-// answers 2.05 with a fixed body, on the same server options as the cluster
-// head's CoAP server (coapsrv) and in the same process as the load.
+// answers 2.05 with a fixed body, on the same CoAP edge and settings as the
+// cluster head's server (coapsrv.EdgeOptions: size limit, rate limit off as
+// the bench runs the CH, panic recovery, block-wise off) and in the same
+// process as the load, so the ratios compare like with like.
 type EchoServer struct {
-	srv  *udpserver.Server
-	conn *coapnet.UDPConn
-	done chan error
+	edge *coapedge.Server
 }
 
 // StartEcho listens on addr (UDP host:port) and answers every POST /echo
 // with respSize bytes.
 func StartEcho(addr string, respSize int) (*EchoServer, error) {
-	conn, err := coapnet.NewListenUDP("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
-	}
 	resp := bytes.Repeat([]byte{0xa5}, respSize)
-	router := mux.NewRouter()
-	router.Handle("/echo", mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
-		if _, err := coapbody.Read(r.Message); err != nil {
-			_ = w.SetResponse(codes.BadRequest, message.TextPlain, nil)
-			return
-		}
-		_ = w.SetResponse(codes.Content, message.AppCoseEncrypt0, bytes.NewReader(resp))
-	}))
-	s := &EchoServer{conn: conn, done: make(chan error, 1)}
-	s.srv = udp.NewServer(
-		options.WithMux(router),
-		options.WithErrors(transportError),
-		options.WithMaxMessageSize(64*1024),
-		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
-	)
-	go func() { s.done <- s.srv.Serve(conn) }()
-	return s, nil
+	edge, err := coapedge.Listen(addr, []coapedge.Resource{{
+		Path: "/echo", Method: codes.POST, Format: message.AppCoseEncrypt0,
+		Handle: func(context.Context, *coapedge.Request) coapedge.Response {
+			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0, Body: resp}
+		},
+	}}, coapsrv.EdgeOptions(coapsrv.WithRateLimit(0), coapsrv.WithErrors(transportError))...)
+	if err != nil {
+		return nil, err
+	}
+	return &EchoServer{edge: edge}, nil
 }
 
 // Addr returns the bound address.
-func (s *EchoServer) Addr() string { return s.conn.LocalAddr().String() }
+func (s *EchoServer) Addr() string { return s.edge.Addr().String() }
 
 // transportError takes go-coap's transport errors, which it would print to
 // stdout — where the bench writes its JSON — as the device library does.
 func transportError(err error) { slog.Debug("coap", "err", err) }
 
 // Close stops the server.
-func (s *EchoServer) Close() error {
-	s.srv.Stop()
-	<-s.done
-	return nil
-}
+func (s *EchoServer) Close() error { return s.edge.Close() }
 
 // echoWorkers returns n workers, each with its own association to addr,
 // posting reqSize bytes per op the way the device library does.

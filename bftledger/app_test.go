@@ -16,6 +16,7 @@ import (
 	"github.com/iotguard/iotguard/bftledger"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 )
 
 const chainID = "iotguard-test"
@@ -154,14 +155,14 @@ func TestAppClusterWritesOnlyItsOwnDevices(t *testing.T) {
 		})
 	}
 	d := c.device("a1")
-	if d.Cluster != "cluster-a" || d.Status != ledger.StatusMember {
+	if d.Cluster != "cluster-a" || d.Status != membership.Member {
 		t.Fatalf("a1 after refused writes of cluster-b: %+v", d)
 	}
 
 	// a1 leaves cluster-a; then cluster-b may take it in.
 	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now())))
 	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", join("a1", 0xa1, c.now())))
-	if d := c.device("a1"); d.Cluster != "cluster-b" || d.Status != ledger.StatusMember {
+	if d := c.device("a1"); d.Cluster != "cluster-b" || d.Status != membership.Member {
 		t.Fatalf("a1 after moving: %+v", d)
 	}
 	c.want([]uint32{bftledger.CodeOtherCluster}, c.tx("cluster-a", "cluster-a", event(ledger.EventRevoke, "a1", "", c.now())))
@@ -196,7 +197,7 @@ func TestAppRefusesForgedReplayedAndStaleTransactions(t *testing.T) {
 	c.want([]uint32{bftledger.CodeBadSignature, bftledger.CodeMalformed, bftledger.CodeUnregistered, bftledger.CodeMalformed},
 		forged, []byte{0xa0}, c.tx("cluster-z", "cluster-a", event(ledger.EventLeave, "a1", "", c.now())), append(bytes.Clone(leave), 0))
 	c.want([]uint32{bftledger.CodeBadSignature}, tampered)
-	if d := c.device("a1"); d.Status != ledger.StatusMember {
+	if d := c.device("a1"); d.Status != membership.Member {
 		t.Fatalf("a1 after refused transactions: %v", d.Status)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
-	"github.com/iotguard/iotguard/wire"
+	"github.com/iotguard/iotguard/membership"
 )
 
 // rewriter is a byzantine proposer: in every block it proposes it rebinds
@@ -105,7 +105,7 @@ func TestByzantineProposerIsOutvoted(t *testing.T) {
 			if err != nil {
 				t.Fatalf("validator %d: %v", i, err)
 			}
-			if d.Status != ledger.StatusMember || bytes.Equal(d.Key, attacker.COSEKey()) {
+			if d.Status != membership.Member || bytes.Equal(d.Key, attacker.COSEKey()) {
 				t.Fatalf("validator %d: %s is %v with key %x: a rewritten event was committed", i, id, d.Status, d.Key[:8])
 			}
 		}
@@ -178,7 +178,7 @@ func TestDivergentValidatorHalts(t *testing.T) {
 		}
 	}
 	v, err := b1.Verify(chtest.Ctx(t), "a1")
-	if err != nil || v.Status != wire.StatusMember || v.Height != a1.Membership().Height {
+	if err != nil || v.Status != membership.Member || v.Height != a1.Membership().Height {
 		t.Fatalf("verify a1 through CH B after the divergence: %+v %v", v, err)
 	}
 }

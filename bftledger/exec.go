@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
@@ -204,7 +205,7 @@ func authorize(o *overlay, cluster string, ev ledger.Event, nowMS int64) error {
 		if !join {
 			return fmt.Errorf("device %q is of cluster %q, not %q: %w: %w", id, d.Cluster, cluster, ErrOtherCluster, ledger.ErrNotMember)
 		}
-		if d.Status == ledger.StatusMember && (d.Expires == 0 || nowMS/1000 < d.Expires) {
+		if d.StatusAt(time.UnixMilli(nowMS)).Current() {
 			return fmt.Errorf("device %q is a member of cluster %q: %w: %w", id, d.Cluster, ErrOtherCluster, ledger.ErrConflict)
 		}
 		return nil // left, revoked (the state machine refuses) or expired elsewhere: may join here

@@ -2,7 +2,8 @@
 // freshness, identity binding), who may verify whom and get a session with
 // whom, expiry, and the per-member replay state. It decodes nothing from the
 // network and knows no CoAP; coapsrv calls it with payloads and maps its
-// errors to codes. Keys are keysvc's; history is the ledger's.
+// errors to codes. Keys are keysvc's; history and the rules of what may
+// happen to a device are the ledger's state machine's.
 package cluster
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/protect"
 )
 
 // Config is the cluster's policy.
@@ -40,11 +42,32 @@ const (
 	DefaultReplayStates = 1 << 16
 )
 
+// Keys is what the core needs of the CH's keys; *keysvc.Service implements
+// it. The private key stays behind it.
+type Keys interface {
+	Thumbprint() [32]byte
+	COSEKey() []byte
+	Sign1(aad, payload []byte) ([]byte, error)
+	Nonce() ([]byte, error)
+	Echo(addr string, now time.Time) []byte
+	EchoFresh(echo []byte, addr string, now time.Time) bool
+	OpenRequest(m keysvc.Member, req *protect.Request, path string) ([]byte, error)
+	SealResponse(m keysvc.Member, req *protect.Request, path string, plaintext []byte) ([]byte, error)
+	IssueSession(m1, m2 keysvc.Member, expires time.Time) (keysvc.Session, error)
+}
+
+// Ledger is what the core needs of the ledger; every ledger.Ledger
+// implements it. Append is the only judge of whether an event applies.
+type Ledger interface {
+	Append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, error)
+	Lookup(id string) (ledger.Device, error)
+	Head() (ledger.BlockRef, int64, error)
+}
+
 // Observer receives the outcomes the operator cares about. Implementations
 // must be cheap and safe for concurrent use; reasons are low-cardinality
 // words, never device IDs.
 type Observer interface {
-	JoinRejected(reason string)
 	VerifyWarning(reason string)
 	SessionGranted()
 	// Crypto times an operation: "verify" (join signatures) and
@@ -54,7 +77,6 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) JoinRejected(string)          {}
 func (nopObserver) VerifyWarning(string)         {}
 func (nopObserver) SessionGranted()              {}
 func (nopObserver) Crypto(string, time.Duration) {}
@@ -62,8 +84,8 @@ func (nopObserver) Crypto(string, time.Duration) {}
 // Core applies the cluster's policy. It is safe for concurrent use.
 type Core struct {
 	cfg    Config
-	keys   *keysvc.Service
-	ledger ledger.Ledger
+	keys   Keys
+	ledger Ledger
 	obs    Observer
 
 	mu      sync.Mutex                           // guards members
@@ -76,7 +98,7 @@ type Core struct {
 }
 
 // New returns a Core for cfg over the CH keys and ledger.
-func New(cfg Config, keys *keysvc.Service, l ledger.Ledger) (*Core, error) {
+func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if cfg.Radius <= 0 {
 		return nil, fmt.Errorf("failed to configure cluster %s: radius must be positive", cfg.ID)
 	}
@@ -114,30 +136,12 @@ func member(d ledger.Device) keysvc.Member {
 	return keysvc.Member{ID: d.ID, Key: d.Key, DeviceNonce: d.DeviceNonce, CHNonce: d.CHNonce}
 }
 
-// standing returns why d is not a current member at now, or "" if it is.
-func standing(d ledger.Device, now time.Time) string {
-	switch {
-	case d.Status == ledger.StatusLeft:
-		return "left"
-	case d.Status == ledger.StatusRevoked:
-		return "revoked"
-	case d.Status != ledger.StatusMember:
-		return "unknown"
-	case now.Unix() >= d.Expires:
-		return "expired"
-	}
-	return ""
-}
-
-// Revoke records the operator's revocation of id. Its member key dies with it.
+// Revoke records the operator's revocation of id. Its member key dies with
+// it. The ledger refuses an unknown or already revoked ID (ErrUnknownDevice,
+// ErrRevoked).
 func (c *Core) Revoke(ctx context.Context, id, reason string) (ledger.BlockRef, error) {
 	ref, err := c.append(ctx, ledger.Event{Type: ledger.EventRevoke, Device: id, Time: c.cfg.Now().UnixMilli(), Reason: reason})
-	switch {
-	case isErr(err, ledger.ErrUnknownDevice):
-		return ref, reject(ErrUnknownDevice, id)
-	case isErr(err, ledger.ErrRevoked):
-		return ref, reject(ErrRevoked, id)
-	case err != nil:
+	if err != nil {
 		return ref, fmt.Errorf("failed to revoke %s: %w", id, err)
 	}
 	c.forget(id)

@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/iotguard/iotguard/ledger"
 )
 
 // Rejection sentinels: what a request was refused for. coapsrv maps each to
-// its CoAP code (docs/PROTOCOL.md §2.1). A rejected request changes nothing
-// on the ledger. Errors that match none of them are internal failures.
+// its CoAP code and diagnostic in one table (docs/PROTOCOL.md §2.1). A
+// rejected request changes nothing on the ledger. Errors that match none of
+// them are internal failures.
 var (
 	// ErrMalformed is returned when a request does not decode or validate.
 	ErrMalformed = errors.New("malformed")
@@ -23,20 +25,38 @@ var (
 	// ErrOutsideRadius is returned when a join position is farther from the
 	// CH than the cluster radius.
 	ErrOutsideRadius = errors.New("outside radius")
-	// ErrNotMember is returned when the requester is not a current member.
-	ErrNotMember = errors.New("not a member")
 	// ErrPeerNotMember is returned when /session names a peer that is not a
-	// current member.
+	// current member, or the requester itself.
 	ErrPeerNotMember = errors.New("peer not a member")
 	// ErrUnknownCluster is returned when a join names another cluster.
 	ErrUnknownCluster = errors.New("unknown cluster")
-	// ErrConflict is returned when a join's ID is bound to another key.
-	ErrConflict = errors.New("id bound to another key")
-	// ErrRevoked is returned when a join's ID was revoked.
-	ErrRevoked = errors.New("id revoked")
-	// ErrUnknownDevice is returned by Revoke for an ID never seen.
-	ErrUnknownDevice = errors.New("unknown device")
 )
+
+// Rejections the ledger's state machine decides: the core passes them on as
+// the ledger returns them (the ledger's own sentinels, not copies).
+var (
+	// ErrNotMember is returned when the requester is not a current member
+	// (in a *Refusal whose detail is its status).
+	ErrNotMember = ledger.ErrNotMember
+	// ErrConflict is returned when a join's ID is bound to another key.
+	ErrConflict = ledger.ErrConflict
+	// ErrRevoked is returned when a join or a revoke names a revoked ID.
+	ErrRevoked = ledger.ErrRevoked
+	// ErrUnknownDevice is returned by Revoke for an ID never seen.
+	ErrUnknownDevice = ledger.ErrUnknownDevice
+)
+
+// Refusal is a rejection with a short detail for the client, e.g. the status
+// of a peer that is not a member. The detail never holds a secret.
+type Refusal struct {
+	Reason error // one of the rejection sentinels
+	Detail string
+}
+
+func (r *Refusal) Error() string { return r.Reason.Error() + ": " + r.Detail }
+
+// Unwrap returns the rejection sentinel.
+func (r *Refusal) Unwrap() error { return r.Reason }
 
 // EchoRequired is the error that asks the client to retry with Echo, a fresh
 // echo value (RFC 9175): the join had none or a stale one, or a protected
@@ -45,10 +65,7 @@ type EchoRequired struct{ Echo []byte }
 
 func (e *EchoRequired) Error() string { return "echo required" }
 
-// reject wraps a sentinel with a short detail meant for the client.
-func reject(sentinel error, detail string) error {
-	if detail == "" {
-		return sentinel
-	}
-	return fmt.Errorf("%w: %s", sentinel, detail)
+// refuse returns sentinel with a detail for the client.
+func refuse(sentinel error, detail string) error {
+	return &Refusal{Reason: sentinel, Detail: detail}
 }

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
-
-func isErr(err, target error) bool { return errors.Is(err, target) }
 
 // JoinResult is the CH's signed answer to a join.
 type JoinResult struct {
@@ -22,90 +19,64 @@ type JoinResult struct {
 // Join handles a /join payload (COSE_Sign1) from the client at addr
 // (docs/PROTOCOL.md §3). On success the join is durably on the ledger before
 // Join returns. Checks run cheapest first: shape, cluster, echo, signature,
-// radius, then the ledger state machine.
+// radius; then the ledger's state machine decides whether the join applies
+// (ErrConflict, ErrRevoked) or repeats the device's current join (answered
+// again, nothing written).
 func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResult, error) {
-	res, reason, err := c.join(ctx, payload, addr)
-	if err != nil && reason != "" {
-		c.obs.JoinRejected(reason)
-	}
-	return res, err
-}
-
-func (c *Core) join(ctx context.Context, payload []byte, addr string) (JoinResult, string, error) {
 	signed, err := wire.ParseSign1(payload)
 	if err != nil {
-		return JoinResult{}, "malformed", reject(ErrMalformed, "join is not a COSE_Sign1")
+		return JoinResult{}, refuse(ErrMalformed, "join is not a COSE_Sign1")
 	}
 	var req wire.JoinRequest
 	if err := wire.Decode(signed.Payload, &req); err != nil {
-		return JoinResult{}, "malformed", reject(ErrMalformed, "join payload")
+		return JoinResult{}, refuse(ErrMalformed, "join payload")
 	}
 	if req.Cluster != c.cfg.ID {
-		return JoinResult{}, "cluster", ErrUnknownCluster
+		return JoinResult{}, ErrUnknownCluster
 	}
 	now := c.cfg.Now()
 	if !c.keys.EchoFresh(req.Echo, addr, now) {
-		return JoinResult{}, "", &EchoRequired{Echo: c.keys.Echo(addr, now)}
+		return JoinResult{}, &EchoRequired{Echo: c.keys.Echo(addr, now)}
 	}
 	pub, err := wire.ParsePublicKey(req.Key)
 	if err != nil {
-		return JoinResult{}, "malformed", reject(ErrMalformed, "join key")
+		return JoinResult{}, refuse(ErrMalformed, "join key")
 	}
 	if string(signed.KID) != req.ID {
-		return JoinResult{}, "signature", ErrBadSignature
+		return JoinResult{}, ErrBadSignature
 	}
 	start := time.Now()
 	err = signed.Verify(pub, wire.AADJoinRequest)
 	c.obs.Crypto("verify", time.Since(start))
 	if err != nil {
-		return JoinResult{}, "signature", ErrBadSignature
+		return JoinResult{}, ErrBadSignature
 	}
 	if Distance(c.cfg.Position, Position{req.Lat, req.Lon}) > c.cfg.Radius {
-		return JoinResult{}, "radius", ErrOutsideRadius
+		return JoinResult{}, ErrOutsideRadius
 	}
-
-	if d, err := c.ledger.Lookup(req.ID); err == nil {
-		switch {
-		case !bytes.Equal(d.Key, req.Key):
-			return JoinResult{}, "conflict", ErrConflict
-		case d.Status == ledger.StatusRevoked:
-			return JoinResult{}, "revoked", ErrRevoked
-		case d.Status == ledger.StatusMember && bytes.Equal(d.DeviceNonce, req.Nonce):
-			res, err := c.joinResponse(d, false)
-			return res, "", err
-		}
-	} else if !isErr(err, ledger.ErrUnknownDevice) {
-		return JoinResult{}, "", fmt.Errorf("failed to look up %s: %w", req.ID, err)
-	}
-
 	chNonce, err := c.keys.Nonce()
 	if err != nil {
-		return JoinResult{}, "", err
+		return JoinResult{}, err
 	}
-	ev := ledger.Event{
+	_, err = c.append(ctx, ledger.Event{
 		Type: ledger.EventJoin, Device: req.ID, Time: now.UnixMilli(), Key: req.Key,
 		DeviceNonce: req.Nonce, CHNonce: chNonce, Lat: req.Lat, Lon: req.Lon,
 		Expires: now.Add(c.cfg.MemberTTL).Unix(), Request: payload,
+	})
+	created := err == nil
+	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		return JoinResult{}, fmt.Errorf("failed to record join of %s: %w", req.ID, err)
 	}
-	_, err = c.append(ctx, ev)
-	duplicate := isErr(err, ledger.ErrDuplicate) // a concurrent copy of this join won the race
-	switch {
-	case isErr(err, ledger.ErrConflict):
-		return JoinResult{}, "conflict", ErrConflict
-	case isErr(err, ledger.ErrRevoked):
-		return JoinResult{}, "revoked", ErrRevoked
-	case err != nil && !duplicate:
-		return JoinResult{}, "", fmt.Errorf("failed to record join of %s: %w", req.ID, err)
-	}
+	// A duplicate repeats the device's current join (a retry, or a copy that
+	// lost a race): answer it again with the join on the ledger.
 	d, err := c.ledger.Lookup(req.ID)
 	if err != nil {
-		return JoinResult{}, "", fmt.Errorf("failed to read back join of %s: %w", req.ID, err)
+		return JoinResult{}, fmt.Errorf("failed to read back join of %s: %w", req.ID, err)
 	}
-	if !duplicate { // the copy that won the race started the window
+	if created { // this copy wrote the join: it starts the window
 		c.joined(d)
 	}
-	res, err := c.joinResponse(d, !duplicate)
-	return res, "", err
+	return c.joinResponse(d, created)
 }
 
 // joinResponse signs the answer for the join recorded in d.

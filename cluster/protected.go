@@ -2,59 +2,69 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
 
-	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
 
-// Protected handles a protected request (COSE_Encrypt0) at path — one of
-// protect.PathVerify, PathSession, PathLeave — from the client at addr, and
-// returns the protected response (docs/PROTOCOL.md §4).
+// Verify handles /verify: the requester asks about a peer; any verdict but
+// member is a warning, counted and recorded (docs/PROTOCOL.md §4.3).
+func (c *Core) Verify(ctx context.Context, payload []byte, addr string) ([]byte, error) {
+	return c.protected(ctx, protect.PathVerify, payload, addr, c.verify)
+}
+
+// Session handles /session: the requester (M2) asks for a session with the
+// peer (M1) that asked it to talk (docs/PROTOCOL.md §4.4).
+func (c *Core) Session(ctx context.Context, payload []byte, addr string) ([]byte, error) {
+	return c.protected(ctx, protect.PathSession, payload, addr, c.session)
+}
+
+// Leave handles /leave: the requester ends its membership.
+func (c *Core) Leave(ctx context.Context, payload []byte, addr string) ([]byte, error) {
+	return c.protected(ctx, protect.PathLeave, payload, addr, c.leave)
+}
+
+// serveFunc serves the opened plaintext of a current member's request.
+type serveFunc func(ctx context.Context, requester ledger.Device, plaintext []byte) (any, error)
+
+// protected handles a protected request (COSE_Encrypt0) at path from the
+// client at addr and returns the protected response (docs/PROTOCOL.md §4).
 //
 // Order: parse; find the member; refuse non-members (after authenticating
 // them); under the member's lock check the replay window, decrypt, mark the
 // sequence number, then demand an echo if this process lost the member's
 // window. Unauthenticated bytes never move a window.
-func (c *Core) Protected(ctx context.Context, path string, payload []byte, addr string) ([]byte, error) {
+func (c *Core) protected(ctx context.Context, path string, payload []byte, addr string, serve serveFunc) ([]byte, error) {
 	req, err := protect.ParseRequest(payload)
 	if err != nil {
-		return nil, reject(ErrMalformed, "protected request")
+		return nil, refuse(ErrMalformed, "protected request")
 	}
 	d, err := c.ledger.Lookup(req.KID)
-	if isErr(err, ledger.ErrUnknownDevice) {
+	if errors.Is(err, ledger.ErrUnknownDevice) {
 		return nil, ErrUnauthorized
 	} else if err != nil {
 		return nil, fmt.Errorf("failed to look up %s: %w", req.KID, err)
 	}
 	m := member(d)
-	if why := standing(d, c.cfg.Now()); why != "" {
+	if s := d.StatusAt(c.cfg.Now()); !s.Current() {
 		// Authenticate before answering, but keep no replay state: nothing
 		// a non-member sends can change anything.
 		if _, err := c.keys.OpenRequest(m, req, path); err != nil {
 			return nil, ErrUnauthorized
 		}
-		return nil, reject(ErrNotMember, why)
+		return nil, refuse(ErrNotMember, s.String())
 	}
-	plaintext, err := c.open(d, m, req, path, addr)
+	plaintext, err := c.open(d, req, path, addr)
 	if err != nil {
 		return nil, err
 	}
-	var resp any
-	switch path {
-	case protect.PathVerify:
-		resp, err = c.verify(ctx, d, plaintext)
-	case protect.PathSession:
-		resp, err = c.session(ctx, d, plaintext)
-	case protect.PathLeave:
-		resp, err = c.leave(ctx, d, plaintext)
-	default:
-		return nil, fmt.Errorf("no protected resource %q", path)
-	}
+	resp, err := serve(ctx, d, plaintext)
 	if err != nil {
 		return nil, err
 	}
@@ -75,14 +85,14 @@ func echoOf(plaintext []byte) []byte {
 	return echo
 }
 
-func (c *Core) open(d ledger.Device, m keysvc.Member, req *protect.Request, path, addr string) ([]byte, error) {
+func (c *Core) open(d ledger.Device, req *protect.Request, path, addr string) ([]byte, error) {
 	s := c.state(d)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.window.Fresh(req.Seq) {
 		return nil, ErrReplay
 	}
-	plaintext, err := c.keys.OpenRequest(m, req, path)
+	plaintext, err := c.keys.OpenRequest(member(d), req, path)
 	if err != nil {
 		return nil, ErrUnauthorized
 	}
@@ -98,26 +108,26 @@ func (c *Core) open(d ledger.Device, m keysvc.Member, req *protect.Request, path
 	return plaintext, nil
 }
 
-func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte) (*wire.VerifyResponse, error) {
+func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte) (any, error) {
 	var req wire.VerifyRequest
 	if err := wire.Decode(plaintext, &req); err != nil {
-		return nil, reject(ErrMalformed, "verify request")
+		return nil, refuse(ErrMalformed, "verify request")
 	}
-	resp := &wire.VerifyResponse{Peer: req.Peer}
+	now := c.cfg.Now()
+	resp := &wire.VerifyResponse{Peer: req.Peer, Status: membership.Unknown}
 	peer, err := c.ledger.Lookup(req.Peer)
 	switch {
-	case isErr(err, ledger.ErrUnknownDevice):
-		resp.Status = wire.StatusUnknown
+	case errors.Is(err, ledger.ErrUnknownDevice):
 	case err != nil:
 		return nil, fmt.Errorf("failed to look up %s: %w", req.Peer, err)
 	default:
+		resp.Status = peer.StatusAt(now)
 		resp.Height, resp.BlockHash, resp.Expires = peer.Joined.Height, peer.Joined.Hash[:], uint64(peer.Expires)
-		resp.Status = statusOf(standing(peer, c.cfg.Now()))
 	}
-	if resp.Status != wire.StatusMember {
+	if !resp.Status.Current() {
 		reason := resp.Status.String()
 		c.obs.VerifyWarning(reason)
-		ev := ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: req.Peer, Time: c.cfg.Now().UnixMilli(), Reason: reason}
+		ev := ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: req.Peer, Time: now.UnixMilli(), Reason: reason}
 		if err := c.record(ctx, ev); err != nil {
 			return nil, err
 		}
@@ -125,48 +135,41 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 	return resp, nil
 }
 
-func statusOf(why string) wire.Status {
-	switch why {
-	case "":
-		return wire.StatusMember
-	case "left":
-		return wire.StatusLeft
-	case "revoked":
-		return wire.StatusRevoked
-	case "expired":
-		return wire.StatusExpired
-	}
-	return wire.StatusUnknown
-}
-
 // session grants a session between the requester (M2, responder) and the
-// peer it names (M1, initiator). The ledger records it behind the answer.
-func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) (*wire.SessionResponse, error) {
+// peer it names (M1, initiator). The ledger's state machine says whether the
+// session may be granted; its record is written behind the answer.
+func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) (any, error) {
 	var req wire.SessionRequest
 	if err := wire.Decode(plaintext, &req); err != nil {
-		return nil, reject(ErrMalformed, "session request")
+		return nil, refuse(ErrMalformed, "session request")
 	}
 	if req.Peer == m2.ID {
-		return nil, reject(ErrPeerNotMember, "peer is the requester")
-	}
-	m1, err := c.ledger.Lookup(req.Peer)
-	if isErr(err, ledger.ErrUnknownDevice) {
-		return nil, reject(ErrPeerNotMember, "unknown")
-	} else if err != nil {
-		return nil, fmt.Errorf("failed to look up %s: %w", req.Peer, err)
+		return nil, refuse(ErrPeerNotMember, "peer is the requester")
 	}
 	now := c.cfg.Now()
-	if why := standing(m1, now); why != "" {
-		return nil, reject(ErrPeerNotMember, why)
+	ev := ledger.Event{Type: ledger.EventSession, Device: m2.ID, Peer: req.Peer, Time: now.UnixMilli()}
+	if err := ledger.Check(c.ledger, ev); err != nil {
+		var se *ledger.StatusError
+		switch {
+		case errors.As(err, &se) && se.ID == req.Peer:
+			return nil, refuse(ErrPeerNotMember, se.Status.String())
+		case errors.As(err, &se):
+			return nil, refuse(ErrNotMember, se.Status.String())
+		}
+		return nil, fmt.Errorf("failed to check session of %s with %s: %w", m2.ID, req.Peer, err)
+	}
+	m1, err := c.ledger.Lookup(req.Peer)
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up %s: %w", req.Peer, err)
 	}
 	if m1.Cluster != "" && m1.Cluster != c.cfg.ID { // a shared ledger: verifiable here, but its K_m is with its own CH
-		return nil, reject(ErrPeerNotMember, "member of cluster "+m1.Cluster)
+		return nil, refuse(ErrPeerNotMember, "member of cluster "+m1.Cluster)
 	}
 	sess, err := c.keys.IssueSession(member(m1), member(m2), now.Add(c.cfg.SessionTTL))
 	if err != nil {
 		return nil, err
 	}
-	ev := ledger.Event{Type: ledger.EventSession, Device: m2.ID, Peer: m1.ID, SessionID: sess.SID, Time: now.UnixMilli(), Expires: sess.Expires.Unix()}
+	ev.SessionID, ev.Expires = sess.SID, sess.Expires.Unix()
 	if err := c.record(ctx, ev); err != nil {
 		return nil, err
 	}
@@ -174,14 +177,15 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 	return &wire.SessionResponse{Grant: sess.Grant, Ticket: sess.Ticket}, nil
 }
 
-func (c *Core) leave(ctx context.Context, d ledger.Device, plaintext []byte) (*wire.LeaveResponse, error) {
+func (c *Core) leave(ctx context.Context, d ledger.Device, plaintext []byte) (any, error) {
 	var req wire.LeaveRequest
 	if err := wire.Decode(plaintext, &req); err != nil {
-		return nil, reject(ErrMalformed, "leave request")
+		return nil, refuse(ErrMalformed, "leave request")
 	}
 	ref, err := c.append(ctx, ledger.Event{Type: ledger.EventLeave, Device: d.ID, Time: c.cfg.Now().UnixMilli()})
-	if isErr(err, ledger.ErrNotMember) {
-		return nil, reject(ErrNotMember, "left")
+	var se *ledger.StatusError
+	if errors.As(err, &se) {
+		return nil, refuse(ErrNotMember, se.Status.String())
 	} else if err != nil {
 		return nil, fmt.Errorf("failed to record leave of %s: %w", d.ID, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/iotguard/iotguard/coapsrv"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/metrics"
 )
 
@@ -66,7 +67,7 @@ func (c *CH) height() (uint64, error) {
 }
 
 // members counts this cluster's devices by status, for the metrics.
-func (c *CH) members() (map[string]int, error) {
+func (c *CH) members() (map[membership.Status]int, error) {
 	if l, ok := c.Ledger.(counter); ok {
 		n, err := l.Counts()
 		return n.ByStatus(), err
@@ -74,7 +75,7 @@ func (c *CH) members() (map[string]int, error) {
 	byStatus := ledger.Counts{}.ByStatus()
 	err := c.Ledger.Devices(func(d ledger.Device) error {
 		if d.Cluster == "" || d.Cluster == c.Core.Config().ID { // a shared ledger holds other clusters too
-			byStatus[d.Status.String()]++
+			byStatus[d.Status]++
 		}
 		return nil
 	})

@@ -158,13 +158,13 @@ func TestFloodCoreStateBounded(t *testing.T) {
 				t.Fatalf("forged join %d: %v", i, err)
 			}
 		case 2:
-			_, err = ch.Core.Protected(ctx, protect.PathVerify, floodProtected(t, i), addr)
+			_, err = ch.Core.Verify(ctx, floodProtected(t, i), addr)
 		case 3: // a member's kid and a fresh seq, sealed under the wrong keys
 			var km [32]byte
 			rand.Read(km[:])
 			keys := protect.DeriveMemberKeys(km)
 			b, _ := protect.SealRequest(&keys, chtest.Cluster, m.st.ID, uint64(i), protect.PathVerify, []byte{0xa1, 0x01, 0x61, 'x'})
-			_, err = ch.Core.Protected(ctx, protect.PathVerify, b, addr)
+			_, err = ch.Core.Verify(ctx, b, addr)
 			if !errors.Is(err, cluster.ErrUnauthorized) {
 				t.Fatalf("bad tag %d: %v", i, err)
 			}

@@ -46,11 +46,11 @@ func FuzzRequests(f *testing.F) {
 		case 0:
 			_, _ = ch.Core.Join(ctx, payload, "127.0.0.1:1")
 		case 1:
-			_, _ = ch.Core.Protected(ctx, "verify", payload, "127.0.0.1:1")
+			_, _ = ch.Core.Verify(ctx, payload, "127.0.0.1:1")
 		case 2:
-			_, _ = ch.Core.Protected(ctx, "session", payload, "127.0.0.1:1")
+			_, _ = ch.Core.Session(ctx, payload, "127.0.0.1:1")
 		default:
-			_, _ = ch.Core.Protected(ctx, "leave", payload, "127.0.0.1:1")
+			_, _ = ch.Core.Leave(ctx, payload, "127.0.0.1:1")
 		}
 		chtest.Unchanged(t, ch, before)
 	})

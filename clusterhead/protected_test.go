@@ -13,6 +13,7 @@ import (
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -183,7 +184,7 @@ func TestRestartKeepsMembersAndChallenges(t *testing.T) {
 
 	b2 := chtest.Dial(t, ch, a.st) // same state, new association
 	v, err := b2.Verify(chtest.Ctx(t), "sensor-b")
-	if err != nil || v.Status != wire.StatusMember {
+	if err != nil || v.Status != membership.Member {
 		t.Fatalf("verify after restart: %+v %v", v, err)
 	}
 	if err := ch.Ledger.Verify(chtest.Ctx(t), nil); err != nil {
@@ -213,7 +214,7 @@ func TestExpiredMembership(t *testing.T) {
 		t.Fatalf("rejoin: %v", err)
 	}
 	v, err := b.dev.Verify(chtest.Ctx(t), "sensor-a")
-	if !errors.Is(err, device.ErrWarning) || v.Status != wire.StatusExpired {
+	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Expired {
 		t.Fatalf("verify of an expired member: %+v %v", v, err)
 	}
 }
@@ -315,7 +316,7 @@ func TestReplayStateEviction(t *testing.T) {
 				t.Fatalf("round %d, %s after eviction: got %v %q, want 4.01 with Echo", round, m.st.ID, r.Code, r.Diagnostic)
 			}
 			captured = append(captured, req)
-			if v, err := m.dev.Verify(chtest.Ctx(t), peer); err != nil || v.Status != wire.StatusMember {
+			if v, err := m.dev.Verify(chtest.Ctx(t), peer); err != nil || v.Status != membership.Member {
 				t.Fatalf("round %d, %s: verify through the device library: %+v %v", round, m.st.ID, v, err)
 			}
 		}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
-	"github.com/iotguard/iotguard/wire"
+	"github.com/iotguard/iotguard/membership"
 )
 
 // TestSeedScenario runs the whole seed scenario over real UDP and a real
@@ -60,7 +60,7 @@ func TestSeedScenario(t *testing.T) {
 		t.Fatalf("impostor talk: got %v, want a warning", err)
 	}
 	v, err := b.Verify(ctx, "impostor-x")
-	if !errors.Is(err, device.ErrWarning) || v.Status != wire.StatusUnknown {
+	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Unknown {
 		t.Fatalf("verify impostor: %v %v", v, err)
 	}
 
@@ -68,7 +68,7 @@ func TestSeedScenario(t *testing.T) {
 		t.Fatalf("A leaves: %v", err)
 	}
 	v, err = b.Verify(ctx, "sensor-a")
-	if !errors.Is(err, device.ErrWarning) || v.Status != wire.StatusLeft {
+	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Left {
 		t.Fatalf("verify A after leave: %+v %v", v, err)
 	}
 	if err := ch.Ledger.Verify(ctx, nil); err != nil {

@@ -1,59 +1,58 @@
 package coapsrv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/mux"
 
 	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
-// rejections maps each of the Core's sentinels to its CoAP code
-// (docs/PROTOCOL.md §2.1). The diagnostic payload is the error's text, which
-// the Core keeps short and free of secrets.
+// rejections is the one table that maps each of the Core's rejections to its
+// CoAP code and diagnostic (docs/PROTOCOL.md §2.1) and, for a join, to the
+// reason counted in iotguard_join_rejections_total. The diagnostic is the
+// table's text, followed by ": " and the detail of a *cluster.Refusal; the
+// Core keeps details short and free of secrets.
 var rejections = []struct {
-	err  error
-	code codes.Code
+	err    error
+	code   codes.Code
+	text   string
+	reason string // join rejection metric label
 }{
-	{cluster.ErrMalformed, codes.BadRequest},
-	{cluster.ErrBadSignature, codes.Unauthorized},
-	{cluster.ErrUnauthorized, codes.Unauthorized},
-	{cluster.ErrReplay, codes.Unauthorized},
-	{cluster.ErrOutsideRadius, codes.Forbidden},
-	{cluster.ErrNotMember, codes.Forbidden},
-	{cluster.ErrPeerNotMember, codes.Forbidden},
-	{cluster.ErrUnknownCluster, codes.NotFound},
-	{cluster.ErrConflict, codes.Conflict},
-	{cluster.ErrRevoked, codes.Conflict},
+	{cluster.ErrMalformed, codes.BadRequest, "malformed", "malformed"},
+	{cluster.ErrBadSignature, codes.Unauthorized, "bad signature", "signature"},
+	{cluster.ErrUnauthorized, codes.Unauthorized, "unauthorized", ""},
+	{cluster.ErrReplay, codes.Unauthorized, "replay", ""},
+	{cluster.ErrOutsideRadius, codes.Forbidden, "outside radius", "radius"},
+	{cluster.ErrPeerNotMember, codes.Forbidden, "peer not a member", ""},
+	{cluster.ErrNotMember, codes.Forbidden, "not a member", ""},
+	{cluster.ErrUnknownCluster, codes.NotFound, "unknown cluster", "cluster"},
+	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
+	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
 }
 
-// fail writes a diagnostic response for err: a Core rejection becomes its
-// code, an echo challenge 4.01 with the Echo option, anything else 5.00
-// (reported to the error hook, never shown to the client).
-func (s *Server) fail(w mux.ResponseWriter, resource string, err error) codes.Code {
+// fail returns the answer to a request the Core refused, and the rejection
+// reason for the metrics: a rejection gets its code, an echo challenge 4.01
+// with the Echo option, anything else 5.00 (reported to the error hook,
+// never shown to the client).
+func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string) {
 	var echo *cluster.EchoRequired
 	if errors.As(err, &echo) {
-		_ = w.SetResponse(codes.Unauthorized, message.TextPlain, bytes.NewReader([]byte(echo.Error())),
-			message.Option{ID: message.Echo, Value: echo.Echo})
-		return codes.Unauthorized
+		return coapedge.Diagnostic(codes.Unauthorized, echo.Error(), message.Option{ID: message.Echo, Value: echo.Echo}), ""
 	}
-	for _, r := range rejections {
-		if errors.Is(err, r.err) {
-			s.diagnostic(w, r.code, err.Error())
-			return r.code
+	for _, rej := range rejections {
+		if errors.Is(err, rej.err) {
+			text := rej.text
+			var ref *cluster.Refusal
+			if errors.As(err, &ref) {
+				text += ": " + ref.Detail
+			}
+			return coapedge.Diagnostic(rej.code, text), rej.reason
 		}
 	}
-	s.cfg.Errors(fmt.Errorf("%v %s: %w", w.Conn().RemoteAddr(), resource, err))
-	s.diagnostic(w, codes.InternalServerError, "internal error")
-	return codes.InternalServerError
-}
-
-func (s *Server) diagnostic(w mux.ResponseWriter, code codes.Code, text string, opts ...message.Option) {
-	if err := w.SetResponse(code, message.TextPlain, bytes.NewReader([]byte(text)), opts...); err != nil {
-		s.cfg.Errors(fmt.Errorf("%v: failed to set response: %w", w.Conn().RemoteAddr(), err))
-	}
+	s.cfg.Errors(fmt.Errorf("%v %s: %w", r.Source, r.Path, err))
+	return coapedge.Diagnostic(codes.InternalServerError, "internal error"), ""
 }

@@ -1,35 +1,27 @@
-// Package coapsrv serves the cluster head's CoAP resources over UDP
-// (docs/PROTOCOL.md §2): /join, the protected /verify /session /leave, the
-// public /cluster and /ledger/head, and /.well-known/core. It owns what is
-// CoAP: methods, content formats, codes, size limits, per-source rate limits
-// and the Echo option. Policy and crypto are the Core's.
-//
-// A datagram is handled in stages, cheapest first: go-coap drops what does
-// not parse as CoAP (never answering it: no amplification); then the rate
-// limit, method, Content-Format and size; only then does the Core decode and
-// verify.
+// Package coapsrv is the cluster head's CoAP resources (docs/PROTOCOL.md §2):
+// /join, the protected /verify /session /leave, and the public /cluster and
+// /ledger/head, served on the CoAP edge (internal/coapedge), which owns the
+// checks every datagram passes first. coapsrv owns what the CH's resources
+// mean in CoAP: their methods and content formats, the codes and diagnostics
+// of every rejection, and the Echo option. Policy and crypto are the Core's.
 package coapsrv
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"time"
 
 	"github.com/iotguard/iotguard/cluster"
-	"github.com/plgd-dev/go-coap/v3/mux"
-	coapnet "github.com/plgd-dev/go-coap/v3/net"
-	"github.com/plgd-dev/go-coap/v3/net/blockwise"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
-	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
+	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
 // Core is what the server needs from the cluster's policy core
-// (*cluster.Core implements it). Errors are cluster's sentinels.
+// (*cluster.Core implements it). Errors are cluster's rejections.
 type Core interface {
 	Join(ctx context.Context, payload []byte, addr string) (cluster.JoinResult, error)
-	Protected(ctx context.Context, path string, payload []byte, addr string) ([]byte, error)
+	Verify(ctx context.Context, payload []byte, addr string) ([]byte, error)
+	Session(ctx context.Context, payload []byte, addr string) ([]byte, error)
+	Leave(ctx context.Context, payload []byte, addr string) ([]byte, error)
 	ClusterInfo() ([]byte, error)
 	ClusterText() (string, error)
 	Echo(addr string) []byte
@@ -37,10 +29,11 @@ type Core interface {
 	LedgerHeadText() (string, error)
 }
 
-// Observer sees every answered request: the resource (a fixed path, never
-// client input), the response code and the handling time.
+// Observer sees every answered request (coapedge.Observer) and every refused
+// join, by reason: a low-cardinality word of the rejection table.
 type Observer interface {
-	Request(resource string, code string, d time.Duration)
+	coapedge.Observer
+	JoinRejected(reason string)
 }
 
 // Config holds the server's options; see the With* functions.
@@ -55,11 +48,6 @@ type Config struct {
 	Observer Observer
 	// Timeout bounds the handling of one request (ledger commit included).
 	Timeout time.Duration
-}
-
-// DefaultConfig returns the defaults the With* options adjust.
-func DefaultConfig() Config {
-	return Config{Errors: func(error) {}, RateLimit: 1000, Timeout: 10 * time.Second}
 }
 
 // Option adjusts a Config.
@@ -78,44 +66,49 @@ func WithObserver(o Observer) Option { return func(c *Config) { c.Observer = o }
 type Server struct {
 	cfg  Config
 	core Core
-	srv  *udpserver.Server
-	conn *coapnet.UDPConn
-	done chan error
+	edge *coapedge.Server
+}
+
+// EdgeOptions returns the edge settings of the CH's server for cfg; the
+// benchmark's echo baseline runs on the same ones.
+func EdgeOptions(opts ...Option) []coapedge.Option {
+	cfg := Config{Errors: func(error) {}, RateLimit: coapedge.DefaultRateLimit, Timeout: coapedge.DefaultTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return edgeOptions(cfg)
+}
+
+func edgeOptions(cfg Config) []coapedge.Option {
+	eo := []coapedge.Option{
+		coapedge.WithRateLimit(cfg.RateLimit),
+		coapedge.WithTimeout(cfg.Timeout),
+		coapedge.WithErrors(cfg.Errors),
+		coapedge.WithMaxPayload(wireMaxPayload),
+	}
+	if cfg.Observer != nil {
+		eo = append(eo, coapedge.WithObserver(cfg.Observer))
+	}
+	return eo
 }
 
 // Listen binds addr (host:port, UDP) and starts serving core on it.
 func Listen(addr string, core Core, opts ...Option) (*Server, error) {
-	cfg := DefaultConfig()
+	cfg := Config{Errors: func(error) {}, RateLimit: coapedge.DefaultRateLimit, Timeout: coapedge.DefaultTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	conn, err := coapnet.NewListenUDP("udp", addr)
+	s := &Server{cfg: cfg, core: core}
+	edge, err := coapedge.Listen(addr, s.resources(), edgeOptions(cfg)...)
 	if err != nil {
-		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
+		return nil, err
 	}
-	s := &Server{cfg: cfg, core: core, conn: conn, done: make(chan error, 1)}
-	router := mux.NewRouter()
-	router.Use(s.limits())
-	s.routes(router)
-	s.srv = udp.NewServer(
-		options.WithMux(router),
-		options.WithErrors(func(err error) { cfg.Errors(fmt.Errorf("coap: %w", err)) }),
-		options.WithMaxMessageSize(maxDatagram),
-		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
-	)
-	go func() { s.done <- s.srv.Serve(conn) }()
+	s.edge = edge
 	return s, nil
 }
 
 // Addr returns the bound address (useful with port 0).
-func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
+func (s *Server) Addr() net.Addr { return s.edge.Addr() }
 
 // Close stops serving and waits for the serve loop to end.
-func (s *Server) Close() error {
-	s.srv.Stop()
-	err := <-s.done
-	if err != nil && !isClosed(err) {
-		return fmt.Errorf("failed to serve: %w", err)
-	}
-	return nil
-}
+func (s *Server) Close() error { return s.edge.Close() }

@@ -15,7 +15,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/ledger"
-	"github.com/iotguard/iotguard/wire"
+	"github.com/iotguard/iotguard/membership"
 )
 
 // Run plays the scenario, writing the story to out. It returns an error if
@@ -124,7 +124,7 @@ func Run(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("sensor-a leaving: %w", err)
 	}
 	v, err := b.Verify(ctx, "sensor-a")
-	if !errors.Is(err, device.ErrWarning) || v.Status != wire.StatusLeft {
+	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Left {
 		return fmt.Errorf("verify after leave: %v %v", v, err)
 	}
 	step("8. sensor-a leaves; sensor-b verifies it again: WARNING (%s)", v.Status)

@@ -341,7 +341,7 @@ func newPair(t *testing.T) *pair {
 	l, err := p.m2.Listen("127.0.0.1:0", func(_ string, msg []byte) []byte {
 		p.handled.Add(1)
 		return append([]byte("ack "), msg...)
-	}, nil)
+	}, nil, device.WithListenRateLimit(0)) // the attacks come faster than a peer's rate limit allows
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/iotguard/iotguard/membership"
 )
 
 // ErrNotJoined is returned by requests that need a membership the device
@@ -15,9 +17,29 @@ var ErrNotJoined = errors.New("device has not joined a cluster")
 // wrong cluster, device or nonce, undecryptable.
 var ErrBadResponse = errors.New("bad response")
 
-// ErrWarning is returned (wrapped) when the CH answers /verify with a warning
-// or a peer refuses to talk because of one.
+// ErrWarning is matched (errors.Is) by every *Warning.
 var ErrWarning = errors.New("warning")
+
+// Warning is the error of a /verify whose verdict is not member, and of a
+// peer that refused to talk because its CH warned about this device
+// (docs/PROTOCOL.md §4.3, §5.1). errors.Is(err, ErrWarning) holds for it.
+type Warning struct {
+	Peer string // the device the warning is about, or the peer that refused
+	// Status is the verdict of a /verify; membership.Unknown for a refusal
+	// to talk, whose reason is in Detail.
+	Status membership.Status
+	Detail string // a refusing peer's diagnostic
+}
+
+func (w *Warning) Error() string {
+	if w.Detail != "" {
+		return fmt.Sprintf("warning: peer %s refused: 4.03 %s", w.Peer, w.Detail)
+	}
+	return fmt.Sprintf("warning: %s is %s", w.Peer, w.Status)
+}
+
+// Is reports whether target is ErrWarning.
+func (w *Warning) Is(target error) bool { return target == ErrWarning }
 
 // ErrReplay is returned when an M2M message repeats or is too old.
 var ErrReplay = errors.New("replayed message")

@@ -9,6 +9,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp"
 
+	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -25,7 +26,7 @@ func FuzzListener(f *testing.F) {
 	m1 := chtest.Joined(f, ch, "m1")
 	m2 := chtest.Joined(f, ch, "m2")
 	var handled atomic.Int64
-	l, err := m2.Listen("127.0.0.1:0", func(string, []byte) []byte { handled.Add(1); return nil }, nil)
+	l, err := m2.Listen("127.0.0.1:0", func(string, []byte) []byte { handled.Add(1); return nil }, nil, device.WithListenRateLimit(0))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 }
 
 // Verify asks the CH whether peer is a current member. A verdict other than
-// member is returned together with an error wrapping ErrWarning.
+// member is returned together with a *Warning.
 func (d *Device) Verify(ctx context.Context, peer string) (*wire.VerifyResponse, error) {
 	var resp wire.VerifyResponse
 	err := d.protected(ctx, protect.PathVerify, func(echo []byte) any {
@@ -72,8 +72,8 @@ func (d *Device) Verify(ctx context.Context, peer string) (*wire.VerifyResponse,
 	if resp.Peer != peer {
 		return nil, fmt.Errorf("%w: /verify answered about %s, not %s", ErrBadResponse, resp.Peer, peer)
 	}
-	if resp.Status != wire.StatusMember {
-		return &resp, fmt.Errorf("%w: %s is %s", ErrWarning, peer, resp.Status)
+	if !resp.Status.Current() {
+		return &resp, &Warning{Peer: peer, Status: resp.Status}
 	}
 	return &resp, nil
 }

@@ -1,25 +1,18 @@
 package device
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/mux"
-	coapnet "github.com/plgd-dev/go-coap/v3/net"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
-	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 
-	"github.com/iotguard/iotguard/internal/coapbody"
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -32,7 +25,7 @@ type Talk struct {
 
 // Talk asks the device peerID listening at peerAddr to talk (docs/PROTOCOL.md
 // §5.1). The peer verifies this device with the CH and answers with a ticket;
-// a peer that got a warning refuses with an error wrapping ErrWarning.
+// a peer that got a warning refuses with a *Warning.
 func (d *Device) Talk(ctx context.Context, peerAddr, peerID string) (*Talk, error) {
 	conn, err := dial(peerAddr)
 	if err != nil {
@@ -55,10 +48,10 @@ func (d *Device) talk(ctx context.Context, conn *client.Conn, peerID string) (*T
 	if err != nil {
 		return nil, err
 	}
-	if !r.ok() {
-		if strings.HasPrefix(string(r.body), "warning") {
-			return nil, fmt.Errorf("%w: peer %s refused: %v", ErrWarning, peerID, r.err())
-		}
+	switch {
+	case r.code == codes.Forbidden: // §5.1: the peer's CH warned about this device
+		return nil, &Warning{Peer: peerID, Detail: string(r.body)}
+	case !r.ok():
 		return nil, fmt.Errorf("peer %s refused: %w", peerID, r.err())
 	}
 	var resp wire.TalkResponse
@@ -108,102 +101,106 @@ type Handler func(from string, msg []byte) []byte
 // the ones granted first.
 const maxSessions = 256
 
-// Listener is the responder's (M2's) side: a CoAP server with /talk and /m2m.
+// Defaults of a listener's CoAP edge: a device's peers are few and slow, and
+// each /talk costs the listener two requests to its CH.
+const (
+	DefaultListenRateLimit = 20               // requests/s per source IP
+	listenTimeout          = 30 * time.Second // a /talk waits for the CH
+)
+
+// Listener is the responder's (M2's) side: /talk and /m2m on the CoAP edge
+// the CH uses too (internal/coapedge): the same size limits, per-source rate
+// limit and panic recovery.
 type Listener struct {
-	d       *Device
-	handle  Handler
-	errs    func(error)
-	srv     *udpserver.Server
-	conn    *coapnet.UDPConn
-	done    chan error
+	d      *Device
+	handle Handler
+	errs   func(error)
+	edge   *coapedge.Server
+
 	mu      sync.Mutex
 	session map[string]*Session // by session ID
 	order   []string            // the IDs in session, oldest first
 }
 
+// ListenOption adjusts a Listener.
+type ListenOption func(*listenConfig)
+
+type listenConfig struct{ rateLimit float64 }
+
+// WithListenRateLimit sets the requests per second allowed from one source
+// IP (0: off); DefaultListenRateLimit otherwise.
+func WithListenRateLimit(perSecond float64) ListenOption {
+	return func(c *listenConfig) { c.rateLimit = perSecond }
+}
+
 // Listen serves /talk and /m2m for this device on addr. Each peer that asks
 // to talk is verified with the CH (a warning refuses it) and given a ticket;
 // its messages go to handle. errs receives per-request failures.
-func (d *Device) Listen(addr string, handle Handler, errs func(error)) (*Listener, error) {
-	conn, err := coapnet.NewListenUDP("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
-	}
+func (d *Device) Listen(addr string, handle Handler, errs func(error), opts ...ListenOption) (*Listener, error) {
 	if errs == nil {
 		errs = func(error) {}
 	}
-	l := &Listener{d: d, handle: handle, errs: errs, conn: conn, done: make(chan error, 1), session: map[string]*Session{}}
-	router := mux.NewRouter()
-	router.Handle("/talk", mux.HandlerFunc(l.talk))
-	router.Handle("/m2m", mux.HandlerFunc(l.m2m))
-	l.srv = udp.NewServer(options.WithMux(router), options.WithErrors(errs), options.WithMaxMessageSize(wire.MaxPayload+256))
-	go func() { l.done <- l.srv.Serve(conn) }()
+	cfg := listenConfig{rateLimit: DefaultListenRateLimit}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	l := &Listener{d: d, handle: handle, errs: errs, session: map[string]*Session{}}
+	edge, err := coapedge.Listen(addr, []coapedge.Resource{
+		{Path: "/talk", Method: codes.POST, Format: message.AppCBOR, Link: `rt="iotguard.talk";ct=60`, Handle: l.talk},
+		{Path: "/m2m", Method: codes.POST, Format: message.AppCoseEncrypt0, Link: `rt="iotguard.m2m";ct=16`, Handle: l.m2m},
+	}, coapedge.WithRateLimit(cfg.rateLimit), coapedge.WithTimeout(listenTimeout), coapedge.WithErrors(errs),
+		coapedge.WithMaxPayload(wire.MaxPayload))
+	if err != nil {
+		return nil, err
+	}
+	l.edge = edge
 	return l, nil
 }
 
 // Addr returns the bound address.
-func (l *Listener) Addr() net.Addr { return l.conn.LocalAddr() }
+func (l *Listener) Addr() net.Addr { return l.edge.Addr() }
 
 // Close stops the listener.
-func (l *Listener) Close() error {
-	l.srv.Stop()
-	<-l.done
-	return nil
-}
+func (l *Listener) Close() error { return l.edge.Close() }
 
-func (l *Listener) reply(w mux.ResponseWriter, code codes.Code, cf message.MediaType, body []byte) {
-	if err := w.SetResponse(code, cf, bytes.NewReader(body)); err != nil {
-		l.errs(fmt.Errorf("failed to answer %v: %w", w.Conn().RemoteAddr(), err))
-	}
-}
-
-func (l *Listener) talk(w mux.ResponseWriter, r *mux.Message) {
-	body, err := readPost(r, message.AppCBOR)
-	if err != nil {
-		l.reply(w, codes.BadRequest, message.TextPlain, []byte(err.Error()))
-		return
-	}
+func (l *Listener) talk(ctx context.Context, r *coapedge.Request) coapedge.Response {
 	var hello wire.Hello
-	if err := wire.Decode(body, &hello); err != nil {
-		l.reply(w, codes.BadRequest, message.TextPlain, []byte("malformed hello"))
-		return
+	if err := wire.Decode(r.Body, &hello); err != nil {
+		return coapedge.Diagnostic(codes.BadRequest, "malformed hello")
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	if v, err := l.d.Verify(ctx, hello.ID); err != nil {
-		if errors.Is(err, ErrWarning) {
-			err = &CodeError{Code: codes.Content, Diagnostic: v.Status.String()}
-		}
-		l.refuse(w, hello.ID, err)
-		return
+	if _, err := l.d.Verify(ctx, hello.ID); err != nil {
+		return l.refuse(hello.ID, err)
 	}
 	s, ticket, err := l.d.Session(ctx, hello.ID)
 	if err != nil {
-		l.refuse(w, hello.ID, err)
-		return
+		return l.refuse(hello.ID, err)
 	}
 	resp, err := wire.Marshal(&wire.TalkResponse{ID: l.d.st.ID, Ticket: *ticket})
 	if err != nil {
-		l.reply(w, codes.InternalServerError, message.TextPlain, []byte("internal error"))
-		return
+		return coapedge.Diagnostic(codes.InternalServerError, "internal error")
 	}
 	l.add(s)
-	l.reply(w, codes.Content, message.AppCBOR, resp)
+	return coapedge.Response{Code: codes.Content, Format: message.AppCBOR, Body: resp}
 }
 
-// refuse answers a peer this device will not talk to. A CH verdict or
-// refusal (err a *CodeError) is a warning, 4.03 "warning: <why>" (PROTOCOL.md
-// §5.1); failing to reach the CH is 5.03.
-func (l *Listener) refuse(w mux.ResponseWriter, peer string, err error) {
+// refuse answers a peer this device will not talk to (PROTOCOL.md §5.1): a
+// warning verdict, or a CH refusal of the session, is 4.03 "warning: <why>";
+// failing to reach the CH is 5.03.
+func (l *Listener) refuse(peer string, err error) coapedge.Response {
+	var w *Warning
 	var ce *CodeError
+	why := ""
 	switch {
+	case errors.As(err, &w):
+		why = w.Status.String()
 	case errors.As(err, &ce):
-		l.errs(fmt.Errorf("refused %s: warning: %s", peer, ce.Diagnostic))
-		l.reply(w, codes.Forbidden, message.TextPlain, []byte("warning: "+ce.Diagnostic))
+		why = ce.Diagnostic
 	default:
 		l.errs(fmt.Errorf("cannot check %s with the CH: %w", peer, err))
-		l.reply(w, codes.ServiceUnavailable, message.TextPlain, []byte("cluster head unavailable"))
+		return coapedge.Diagnostic(codes.ServiceUnavailable, "cluster head unavailable")
 	}
+	l.errs(fmt.Errorf("refused %s: warning: %s", peer, why))
+	return coapedge.Diagnostic(codes.Forbidden, "warning: "+why)
 }
 
 func (l *Listener) add(s *Session) {
@@ -228,46 +225,26 @@ func (l *Listener) add(s *Session) {
 	l.session[string(s.SID)] = s
 }
 
-func (l *Listener) m2m(w mux.ResponseWriter, r *mux.Message) {
-	body, err := readPost(r, message.AppCoseEncrypt0)
+func (l *Listener) m2m(_ context.Context, r *coapedge.Request) coapedge.Response {
+	m, err := protect.ParseM2M(r.Body)
 	if err != nil {
-		l.reply(w, codes.BadRequest, message.TextPlain, []byte(err.Error()))
-		return
-	}
-	m, err := protect.ParseM2M(body)
-	if err != nil {
-		l.reply(w, codes.BadRequest, message.TextPlain, []byte("malformed"))
-		return
+		return coapedge.Diagnostic(codes.BadRequest, "malformed")
 	}
 	l.mu.Lock()
 	s := l.session[string(m.SID)]
 	l.mu.Unlock()
 	if s == nil {
-		l.reply(w, codes.Unauthorized, message.TextPlain, []byte("unknown session"))
-		return
+		return coapedge.Diagnostic(codes.Unauthorized, "unknown session")
 	}
 	msg, err := s.open(m)
 	if errors.Is(err, ErrReplay) {
-		l.reply(w, codes.Unauthorized, message.TextPlain, []byte("replay"))
-		return
+		return coapedge.Diagnostic(codes.Unauthorized, "replay")
 	} else if err != nil {
-		l.reply(w, codes.Unauthorized, message.TextPlain, []byte("unauthorized"))
-		return
+		return coapedge.Diagnostic(codes.Unauthorized, "unauthorized")
 	}
 	out, err := s.Seal(l.handle(s.Peer, msg))
 	if err != nil {
-		l.reply(w, codes.InternalServerError, message.TextPlain, []byte("internal error"))
-		return
+		return coapedge.Diagnostic(codes.InternalServerError, "internal error")
 	}
-	l.reply(w, codes.Changed, message.AppCoseEncrypt0, out)
-}
-
-func readPost(r *mux.Message, cf message.MediaType) ([]byte, error) {
-	if r.Code() != codes.POST {
-		return nil, errors.New("method not allowed")
-	}
-	if got, err := r.ContentFormat(); err != nil || got != cf {
-		return nil, errors.New("unsupported content-format")
-	}
-	return coapbody.Read(r.Message)
+	return coapedge.Response{Code: codes.Changed, Format: message.AppCoseEncrypt0, Body: out}
 }

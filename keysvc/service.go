@@ -7,6 +7,7 @@ package keysvc
 import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
@@ -66,7 +67,17 @@ func open(dir, cluster string, create bool) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	return New(priv, cluster)
+}
+
+// New returns a Service for cluster over priv, a P-256 key, kept in memory
+// only (Open keeps it in a file). Tests of the cluster core use it.
+func New(priv *ecdsa.PrivateKey, cluster string) (*Service, error) {
+	if priv.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("failed to use CH key: not a P-256 key")
+	}
 	s := &Service{priv: priv, cluster: cluster}
+	var err error
 	if s.ecdhPriv, err = priv.ECDH(); err != nil {
 		return nil, fmt.Errorf("failed to use CH key for ECDH: %w", err)
 	}

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iotguard/iotguard/ledger"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 )
 
 func TestOpenCreatesGenesis(t *testing.T) {
@@ -73,7 +75,7 @@ func TestAppendEachType(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ledger.Device{
-		ID: "a", Key: a.Key, Status: ledger.StatusLeft, Joined: refs[0], Updated: refs[4],
+		ID: "a", Key: a.Key, Status: membership.Left, Joined: refs[0], Updated: refs[4],
 		DeviceNonce: a.DeviceNonce, CHNonce: a.CHNonce, Expires: a.Expires, Lat: a.Lat, Lon: a.Lon,
 	}
 	if !reflect.DeepEqual(da, want) {
@@ -83,7 +85,7 @@ func TestAppendEachType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if db.Status != ledger.StatusRevoked || db.Joined != refs[1] || db.Updated != refs[5] {
+	if db.Status != membership.Revoked || db.Joined != refs[1] || db.Updated != refs[5] {
 		t.Errorf("Lookup(b) = %+v", db)
 	}
 	if _, err := l.Lookup("c"); !errors.Is(err, ledger.ErrUnknownDevice) {

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 )
 
 // TestLookupSeesEveryCommit: Lookup answers from a cache of decoded records;
@@ -39,7 +39,7 @@ func TestLookupSeesEveryCommit(t *testing.T) {
 			id := fmt.Sprintf("d%d", i)
 			mustAppend(t, l, join(id, fmt.Sprintf("k%d", i)))
 			for range 2 {
-				if d, err := l.Lookup(id); err != nil || d.Status != ledger.StatusMember {
+				if d, err := l.Lookup(id); err != nil || d.Status != membership.Member {
 					t.Fatalf("round %d: %s after join: %+v %v", round, id, d.Status, err)
 				}
 			}
@@ -50,7 +50,7 @@ func TestLookupSeesEveryCommit(t *testing.T) {
 			ref := mustAppend(t, l, ev)
 			for range 2 {
 				d, err := l.Lookup(id)
-				if err != nil || d.Status == ledger.StatusMember || d.Updated != ref {
+				if err != nil || d.Status == membership.Member || d.Updated != ref {
 					t.Fatalf("round %d: %s after %s: status %v updated %d, want block %d (%v)", round, id, ev.Type, d.Status, d.Updated.Height, ref.Height, err)
 				}
 			}

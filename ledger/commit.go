@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/iotguard/iotguard/wire"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotguard/iotguard/membership"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // request is one Append waiting for its block.
@@ -102,22 +104,11 @@ func (l *Bolt) drain(batch []*request) []*request {
 func (l *Bolt) commit(batch []*request) {
 	results := make([]result, len(batch))
 	accepted := make([]int, 0, len(batch))
-	l.mu.RLock()
-	prev, prevTime, counts := l.head, l.headTime, l.counts
-	l.mu.RUnlock()
-	height := prev.Height + 1
-	var ref BlockRef
-	var blockTime int64
-	var changed map[string]Device // the index records written, as committed
-
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	written, err := l.update(func(c *chainTx) error {
 		accepted = accepted[:0]
-		idx := newTxIndex(tx)
-		changed = idx.dirty
 		events := make([]Event, 0, len(batch))
 		for i, req := range batch {
-			// The hash of this block is not known yet; fixed up below.
-			if err := apply(idx, req.ev, BlockRef{Height: height}); err != nil {
+			if err := c.apply(req.ev); err != nil {
 				results[i].err = fmt.Errorf("failed to append %s event: %w", req.ev.Type, err)
 				continue
 			}
@@ -127,48 +118,18 @@ func (l *Bolt) commit(batch []*request) {
 		if len(events) == 0 {
 			return errNothingValid
 		}
-		blockTime = max(l.now().UnixMilli(), prevTime)
-		h := Header{Height: height, Prev: prev.Hash, Time: blockTime, Cluster: l.cluster}
-		var err error
-		if ref, err = l.writeBlock(tx, h, events); err != nil {
-			return err
-		}
-		for id, d := range idx.dirty {
-			// Every record changed in this batch points at this block.
-			if d.Joined.Height == height {
-				d.Joined.Hash = ref.Hash
-			}
-			d.Updated.Hash = ref.Hash
-			idx.dirty[id] = d
-			v, err := wire.Marshal(d)
-			if err != nil {
-				return fmt.Errorf("failed to encode device %q: %w", id, err)
-			}
-			if err := idx.b.Put([]byte(id), v); err != nil {
-				return fmt.Errorf("failed to write device %q: %w", id, err)
-			}
-		}
-		counts = idx.count(counts)
-		return storeCounts(tx, counts)
+		return c.seal(events)
 	})
-
 	switch {
 	case errors.Is(err, errNothingValid):
 	case err != nil:
 		for _, i := range accepted {
 			results[i].err = fmt.Errorf("failed to append %s event of device %q: failed to commit block %d: %w",
-				batch[i].ev.Type, batch[i].ev.Device, height, err)
+				batch[i].ev.Type, batch[i].ev.Device, l.headRef().Height+1, err)
 		}
 	default:
-		l.mu.Lock()
-		l.head, l.headTime, l.counts = ref, blockTime, counts
-		l.mu.Unlock()
-		l.cache.committed(changed)
 		for _, i := range accepted {
-			results[i].ref = ref
-		}
-		if l.onCommit != nil {
-			l.onCommit(ref.Height, len(accepted))
+			results[i].ref = written[0].ref
 		}
 	}
 	for i, req := range batch {
@@ -181,11 +142,11 @@ func (l *Bolt) commit(batch []*request) {
 type txIndex struct {
 	b     *bolt.Bucket
 	dirty map[string]Device
-	was   map[string]Status // status in the store before this transaction; 0: no record
+	was   map[string]membership.Status // status in the store before this transaction; Unknown: no record
 }
 
 func newTxIndex(tx *bolt.Tx) *txIndex {
-	return &txIndex{b: tx.Bucket(bucketDevices), dirty: map[string]Device{}, was: map[string]Status{}}
+	return &txIndex{b: tx.Bucket(bucketDevices), dirty: map[string]Device{}, was: map[string]membership.Status{}}
 }
 
 func (x *txIndex) get(id string) (Device, bool, error) {
@@ -194,7 +155,7 @@ func (x *txIndex) get(id string) (Device, bool, error) {
 	}
 	v := x.b.Get([]byte(id))
 	if v == nil {
-		x.was[id] = 0
+		x.was[id] = membership.Unknown
 		return Device{}, false, nil
 	}
 	var d Device

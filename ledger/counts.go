@@ -5,6 +5,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -23,20 +24,20 @@ type Counts struct {
 var keyCounts = []byte("counts")
 
 // add moves n records into status s; other values (0: no record) are ignored.
-func (c *Counts) add(s Status, n int64) {
+func (c *Counts) add(s membership.Status, n int64) {
 	switch s {
-	case StatusMember:
+	case membership.Member:
 		c.Member += n
-	case StatusLeft:
+	case membership.Left:
 		c.Left += n
-	case StatusRevoked:
+	case membership.Revoked:
 		c.Revoked += n
 	}
 }
 
-// ByStatus returns the counts keyed by Status.String().
-func (c Counts) ByStatus() map[string]int {
-	return map[string]int{StatusMember.String(): int(c.Member), StatusLeft.String(): int(c.Left), StatusRevoked.String(): int(c.Revoked)}
+// ByStatus returns the counts by stored status (member, left, revoked).
+func (c Counts) ByStatus() map[membership.Status]int {
+	return map[membership.Status]int{membership.Member: int(c.Member), membership.Left: int(c.Left), membership.Revoked: int(c.Revoked)}
 }
 
 // Counts returns how many index records are in each status.

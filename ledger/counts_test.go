@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 )
 
 // walked counts l's index records by status the slow way.
@@ -18,11 +19,11 @@ func walked(t *testing.T, l ledger.Ledger) ledger.Counts {
 	var c ledger.Counts
 	for _, d := range allDevices(t, l) {
 		switch d.Status {
-		case ledger.StatusMember:
+		case membership.Member:
 			c.Member++
-		case ledger.StatusLeft:
+		case membership.Left:
 			c.Left++
-		case ledger.StatusRevoked:
+		case membership.Revoked:
 			c.Revoked++
 		}
 	}

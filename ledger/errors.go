@@ -3,6 +3,8 @@ package ledger
 import (
 	"errors"
 	"fmt"
+
+	"github.com/iotguard/iotguard/membership"
 )
 
 // Errors of the state machine. Append wraps them with the event type and the
@@ -32,7 +34,8 @@ var (
 	ErrDuplicate = errors.New("duplicate join")
 
 	// ErrNotMember is returned when an event needs a current member (leave,
-	// either side of a session) and the device has left or been revoked.
+	// either side of a session) and the device has left, been revoked or
+	// expired (always inside a *StatusError).
 	ErrNotMember = errors.New("device is not a member")
 )
 
@@ -63,6 +66,30 @@ var (
 	// meta is not the last stored block.
 	ErrIndexMismatch = errors.New("index does not match the chain")
 )
+
+// StatusError is returned when an event names a device that is not what the
+// event needs: an ID no join has bound (it wraps ErrUnknownDevice) or a
+// device that is not a current member (it wraps ErrNotMember). Status says
+// which: membership.Unknown, Left, Revoked or Expired.
+type StatusError struct {
+	ID     string
+	Status membership.Status
+}
+
+func (e *StatusError) Error() string {
+	if e.Status == membership.Unknown {
+		return fmt.Sprintf("device %q: %v", e.ID, ErrUnknownDevice)
+	}
+	return fmt.Sprintf("device %q is %s: %v", e.ID, e.Status, ErrNotMember)
+}
+
+// Unwrap returns ErrUnknownDevice or ErrNotMember.
+func (e *StatusError) Unwrap() error {
+	if e.Status == membership.Unknown {
+		return ErrUnknownDevice
+	}
+	return ErrNotMember
+}
 
 // BadBlockError is returned by Verify for the first block, in height order,
 // that fails a check: missing, malformed, wrong height, cluster or previous

@@ -1,5 +1,7 @@
 package ledger
 
+import "errors"
+
 // This file exports the state machine for ledgers kept outside this package
 // (the CometBFT backend in bftledger), so that every backend applies exactly
 // the same rules.
@@ -29,3 +31,40 @@ type exportedIndex struct{ x Index }
 
 func (e exportedIndex) get(id string) (Device, bool, error) { return e.x.Get(id) }
 func (e exportedIndex) put(d Device)                        { e.x.Put(d) }
+
+// Lookuper is what Check reads: a ledger's index (every Ledger is one).
+type Lookuper interface {
+	Lookup(id string) (Device, error)
+}
+
+// Check reports whether ev would apply to the index as l has it now, without
+// writing anything: the same rules as Append, for a caller that acts before
+// the event is appended (the cluster core grants a session and records it
+// behind its answer). Another event may change the answer before ev is
+// appended; Append decides again.
+func Check(l Lookuper, ev Event) error {
+	return apply(&lookupIndex{l: l, puts: map[string]Device{}}, ev, BlockRef{})
+}
+
+// lookupIndex is a read-only view of a Lookuper with a scratch layer for the
+// records one apply changes.
+type lookupIndex struct {
+	l    Lookuper
+	puts map[string]Device
+}
+
+func (x *lookupIndex) get(id string) (Device, bool, error) {
+	if d, ok := x.puts[id]; ok {
+		return d, true, nil
+	}
+	d, err := x.l.Lookup(id)
+	switch {
+	case errors.Is(err, ErrUnknownDevice):
+		return Device{}, false, nil
+	case err != nil:
+		return Device{}, false, err
+	}
+	return d, true, nil
+}
+
+func (x *lookupIndex) put(d Device) { x.puts[d.ID] = d }

@@ -3,10 +3,6 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"slices"
-
-	"github.com/iotguard/iotguard/wire"
-	bolt "go.etcd.io/bbolt"
 )
 
 // importRequest is one Import waiting for the committer.
@@ -62,76 +58,23 @@ func (l *Bolt) Import(ctx context.Context, events []Event) (BlockRef, error) {
 // commitImport writes req's events as consecutive blocks in one
 // transaction. Called by the committer only.
 func (l *Bolt) commitImport(req *importRequest) {
-	l.mu.RLock()
-	prev, prevTime, counts := l.head, l.headTime, l.counts
-	l.mu.RUnlock()
-	type block struct {
-		ref    BlockRef
-		events int
-	}
-	var blocks []block
-	headTime := prevTime
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		blocks = blocks[:0]
-		idx := newTxIndex(tx)
-		ref, t := prev, prevTime
+	written, err := l.update(func(c *chainTx) error {
 		for start := 0; start < len(req.events); start += l.maxBatch {
 			chunk := req.events[start:min(start+l.maxBatch, len(req.events))]
-			height := ref.Height + 1
 			for i, ev := range chunk {
-				if err := apply(idx, ev, BlockRef{Height: height}); err != nil {
+				if err := c.apply(ev); err != nil {
 					return fmt.Errorf("failed to import event %d (%s of device %q): %w", start+i, ev.Type, ev.Device, err)
 				}
 			}
-			t = max(l.now().UnixMilli(), t)
-			r, err := l.writeBlock(tx, Header{Height: height, Prev: ref.Hash, Time: t, Cluster: l.cluster}, chunk)
-			if err != nil {
+			if err := c.seal(chunk); err != nil {
 				return err
 			}
-			for id, d := range idx.dirty { // records changed in this block point at it
-				if d.Updated.Height != height {
-					continue
-				}
-				if d.Joined.Height == height {
-					d.Joined.Hash = r.Hash
-				}
-				d.Updated.Hash = r.Hash
-				idx.dirty[id] = d
-			}
-			ref = r
-			blocks = append(blocks, block{r, len(chunk)})
 		}
-		headTime = t
-		ids := make([]string, 0, len(idx.dirty))
-		for id := range idx.dirty {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids) // sequential inserts split fewer pages
-		for _, id := range ids {
-			v, err := wire.Marshal(idx.dirty[id])
-			if err != nil {
-				return fmt.Errorf("failed to encode device %q: %w", id, err)
-			}
-			if err := idx.b.Put([]byte(id), v); err != nil {
-				return fmt.Errorf("failed to write device %q: %w", id, err)
-			}
-		}
-		counts = idx.count(counts)
-		return storeCounts(tx, counts)
+		return nil
 	})
 	if err != nil {
 		req.done <- result{err: fmt.Errorf("failed to import %d events: %w", len(req.events), err)}
 		return
 	}
-	last := blocks[len(blocks)-1].ref
-	l.mu.Lock()
-	l.head, l.headTime, l.counts = last, headTime, counts
-	l.mu.Unlock()
-	l.cache.committed(nil)
-	if l.onCommit != nil {
-		for _, b := range blocks {
-			l.onCommit(b.ref.Height, b.events)
-		}
-	}
-	req.done <- result{ref: last}
+	req.done <- result{ref: written[len(written)-1].ref}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 )
 
 // TestImport: imported events land in blocks of at most MaxBatch events,
@@ -28,10 +29,10 @@ func TestImport(t *testing.T) {
 		t.Fatalf("last block %d, want 4", ref.Height)
 	}
 	d, err := l.Lookup("imported-29")
-	if err != nil || d.Status != ledger.StatusMember || d.Joined.Height != 4 || d.Joined != d.Updated {
+	if err != nil || d.Status != membership.Member || d.Joined.Height != 4 || d.Joined != d.Updated {
 		t.Fatalf("imported-29: %+v, %v", d, err)
 	}
-	if d, _ := l.Lookup("imported-03"); d.Status != ledger.StatusLeft || d.Joined.Height != 1 || d.Updated != ref {
+	if d, _ := l.Lookup("imported-03"); d.Status != membership.Left || d.Joined.Height != 1 || d.Updated != ref {
 		t.Fatalf("imported-03: %+v", d)
 	}
 	mustAppend(t, l, join("appended", "k"))

@@ -3,6 +3,9 @@ package ledger
 import (
 	"bytes"
 	"fmt"
+	"time"
+
+	"github.com/iotguard/iotguard/membership"
 )
 
 // index is the device index as the state machine sees it: the stored records
@@ -23,10 +26,14 @@ type index interface {
 //     ErrRevoked. Member with the same key and device nonce as its latest join
 //     → ErrDuplicate. Otherwise a rejoin: nonces, expiry, position and Joined
 //     are replaced.
-//   - leave: must be a member (ErrNotMember, ErrUnknownDevice).
+//   - leave: must be a current member at the event's time (a *StatusError:
+//     ErrNotMember, ErrUnknownDevice).
 //   - revoke: must exist and not be revoked (ErrUnknownDevice, ErrRevoked).
-//   - session: Device and Peer must both be members.
+//   - session: Device and Peer must both be current members at the event's
+//     time (a *StatusError naming the first that is not).
 //   - verify-warning: no precondition and no effect on the index.
+//
+// "Current member" is Device.StatusAt, the same rule every reader uses.
 func apply(idx index, ev Event, ref BlockRef) error {
 	if err := ev.validate(); err != nil {
 		return err
@@ -35,27 +42,27 @@ func apply(idx index, ev Event, ref BlockRef) error {
 	case EventJoin:
 		return applyJoin(idx, ev, ref)
 	case EventLeave:
-		d, err := member(idx, ev.Device)
+		d, err := current(idx, ev.Device, ev.Time)
 		if err != nil {
 			return err
 		}
-		d.Status, d.Updated = StatusLeft, ref
+		d.Status, d.Updated = membership.Left, ref
 		idx.put(d)
 	case EventRevoke:
 		d, err := known(idx, ev.Device)
 		if err != nil {
 			return err
 		}
-		if d.Status == StatusRevoked {
+		if d.Status == membership.Revoked {
 			return fmt.Errorf("device %q: %w", ev.Device, ErrRevoked)
 		}
-		d.Status, d.Updated = StatusRevoked, ref
+		d.Status, d.Updated = membership.Revoked, ref
 		idx.put(d)
 	case EventSession:
-		if _, err := member(idx, ev.Device); err != nil {
+		if _, err := current(idx, ev.Device, ev.Time); err != nil {
 			return err
 		}
-		if _, err := member(idx, ev.Peer); err != nil {
+		if _, err := current(idx, ev.Peer, ev.Time); err != nil {
 			return err
 		}
 	case EventVerifyWarning:
@@ -72,16 +79,16 @@ func applyJoin(idx index, ev Event, ref BlockRef) error {
 		switch {
 		case !bytes.Equal(d.Key, ev.Key):
 			return fmt.Errorf("device %q: %w", ev.Device, ErrConflict)
-		case d.Status == StatusRevoked:
+		case d.Status == membership.Revoked:
 			return fmt.Errorf("device %q: %w", ev.Device, ErrRevoked)
-		case d.Status == StatusMember && bytes.Equal(d.DeviceNonce, ev.DeviceNonce):
+		case d.Status == membership.Member && bytes.Equal(d.DeviceNonce, ev.DeviceNonce):
 			return fmt.Errorf("device %q: %w", ev.Device, ErrDuplicate)
 		}
 	}
 	idx.put(Device{
 		ID:          ev.Device,
 		Key:         ev.Key,
-		Status:      StatusMember,
+		Status:      membership.Member,
 		Joined:      ref,
 		Updated:     ref,
 		DeviceNonce: ev.DeviceNonce,
@@ -93,26 +100,27 @@ func applyJoin(idx index, ev Event, ref BlockRef) error {
 	return nil
 }
 
-// known returns the record of id or ErrUnknownDevice.
+// known returns the record of id, or a *StatusError for an unknown ID.
 func known(idx index, id string) (Device, error) {
 	d, ok, err := idx.get(id)
 	if err != nil {
 		return Device{}, err
 	}
 	if !ok {
-		return Device{}, fmt.Errorf("device %q: %w", id, ErrUnknownDevice)
+		return Device{}, &StatusError{ID: id, Status: membership.Unknown}
 	}
 	return d, nil
 }
 
-// member returns the record of id if id is a current member.
-func member(idx index, id string) (Device, error) {
+// current returns the record of id if id is a current member at the event
+// time atMS (unix milliseconds), or a *StatusError saying what it is instead.
+func current(idx index, id string, atMS int64) (Device, error) {
 	d, err := known(idx, id)
 	if err != nil {
 		return Device{}, err
 	}
-	if d.Status != StatusMember {
-		return Device{}, fmt.Errorf("device %q is %s: %w", id, d.Status, ErrNotMember)
+	if s := d.StatusAt(time.UnixMilli(atMS)); !s.Current() {
+		return Device{}, &StatusError{ID: id, Status: s}
 	}
 	return d, nil
 }

@@ -6,8 +6,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
 )
 
 func TestStateMachine(t *testing.T) {
@@ -21,37 +23,44 @@ func TestStateMachine(t *testing.T) {
 		name   string
 		setup  []ledger.Event
 		ev     ledger.Event
-		want   error         // nil: accepted
-		status ledger.Status // of ev.Device afterwards; 0: no record
+		want   error             // nil: accepted
+		status membership.Status // of ev.Device afterwards; 0: no record
 	}{
-		{"join new", nil, a1, nil, ledger.StatusMember},
-		{"rejoin member fresh nonce", []ledger.Event{a1}, a1again, nil, ledger.StatusMember},
-		{"replayed join of member", []ledger.Event{a1}, a1replay, ledger.ErrDuplicate, ledger.StatusMember},
-		{"replayed join after leave rejoins", []ledger.Event{a1, leave("a")}, a1replay, nil, ledger.StatusMember},
-		{"rejoin after leave", []ledger.Event{a1, leave("a")}, a1again, nil, ledger.StatusMember},
-		{"join with other key", []ledger.Event{a1}, a1conflict, ledger.ErrConflict, ledger.StatusMember},
-		{"join with other key after leave", []ledger.Event{a1, leave("a")}, a1conflict, ledger.ErrConflict, ledger.StatusLeft},
-		{"join with other key after revoke", []ledger.Event{a1, revoke("a")}, a1conflict, ledger.ErrConflict, ledger.StatusRevoked},
-		{"rejoin after revoke", []ledger.Event{a1, revoke("a")}, a1again, ledger.ErrRevoked, ledger.StatusRevoked},
+		{"join new", nil, a1, nil, membership.Member},
+		{"rejoin member fresh nonce", []ledger.Event{a1}, a1again, nil, membership.Member},
+		{"replayed join of member", []ledger.Event{a1}, a1replay, ledger.ErrDuplicate, membership.Member},
+		{"replayed join after leave rejoins", []ledger.Event{a1, leave("a")}, a1replay, nil, membership.Member},
+		{"rejoin after leave", []ledger.Event{a1, leave("a")}, a1again, nil, membership.Member},
+		{"join with other key", []ledger.Event{a1}, a1conflict, ledger.ErrConflict, membership.Member},
+		{"join with other key after leave", []ledger.Event{a1, leave("a")}, a1conflict, ledger.ErrConflict, membership.Left},
+		{"join with other key after revoke", []ledger.Event{a1, revoke("a")}, a1conflict, ledger.ErrConflict, membership.Revoked},
+		{"rejoin after revoke", []ledger.Event{a1, revoke("a")}, a1again, ledger.ErrRevoked, membership.Revoked},
 
-		{"leave member", []ledger.Event{a1}, leave("a"), nil, ledger.StatusLeft},
+		{"leave member", []ledger.Event{a1}, leave("a"), nil, membership.Left},
 		{"leave unknown", nil, leave("a"), ledger.ErrUnknownDevice, 0},
-		{"leave twice", []ledger.Event{a1, leave("a")}, leave("a"), ledger.ErrNotMember, ledger.StatusLeft},
-		{"leave revoked", []ledger.Event{a1, revoke("a")}, leave("a"), ledger.ErrNotMember, ledger.StatusRevoked},
+		{"leave twice", []ledger.Event{a1, leave("a")}, leave("a"), ledger.ErrNotMember, membership.Left},
+		{"leave revoked", []ledger.Event{a1, revoke("a")}, leave("a"), ledger.ErrNotMember, membership.Revoked},
 
-		{"revoke member", []ledger.Event{a1}, revoke("a"), nil, ledger.StatusRevoked},
-		{"revoke left", []ledger.Event{a1, leave("a")}, revoke("a"), nil, ledger.StatusRevoked},
+		{"revoke member", []ledger.Event{a1}, revoke("a"), nil, membership.Revoked},
+		{"revoke left", []ledger.Event{a1, leave("a")}, revoke("a"), nil, membership.Revoked},
 		{"revoke unknown", nil, revoke("a"), ledger.ErrUnknownDevice, 0},
-		{"revoke twice", []ledger.Event{a1, revoke("a")}, revoke("a"), ledger.ErrRevoked, ledger.StatusRevoked},
+		{"revoke twice", []ledger.Event{a1, revoke("a")}, revoke("a"), ledger.ErrRevoked, membership.Revoked},
 
-		{"session of members", []ledger.Event{a1, b1}, session("a", "b"), nil, ledger.StatusMember},
+		{"session of members", []ledger.Event{a1, b1}, session("a", "b"), nil, membership.Member},
 		{"session unknown device", []ledger.Event{b1}, session("a", "b"), ledger.ErrUnknownDevice, 0},
-		{"session unknown peer", []ledger.Event{a1}, session("a", "b"), ledger.ErrUnknownDevice, ledger.StatusMember},
-		{"session device left", []ledger.Event{a1, b1, leave("a")}, session("a", "b"), ledger.ErrNotMember, ledger.StatusLeft},
-		{"session peer revoked", []ledger.Event{a1, b1, revoke("b")}, session("a", "b"), ledger.ErrNotMember, ledger.StatusMember},
+		{"session unknown peer", []ledger.Event{a1}, session("a", "b"), ledger.ErrUnknownDevice, membership.Member},
+		{"session device left", []ledger.Event{a1, b1, leave("a")}, session("a", "b"), ledger.ErrNotMember, membership.Left},
+		{"session peer revoked", []ledger.Event{a1, b1, revoke("b")}, session("a", "b"), ledger.ErrNotMember, membership.Member},
+
+		{"session device expired", []ledger.Event{a1, b1}, at(session("a", "b"), 1_800_000_000_000), ledger.ErrNotMember, membership.Member},
+		{"session peer expired", []ledger.Event{a1, b1}, at(session("b", "a"), 1_800_000_000_000), ledger.ErrNotMember, membership.Member},
+		{"session a millisecond before expiry", []ledger.Event{a1, b1}, at(session("a", "b"), 1_799_999_999_999), nil, membership.Member},
+		{"leave expired", []ledger.Event{a1}, at(leave("a"), 1_800_000_000_000), ledger.ErrNotMember, membership.Member},
+		{"revoke expired", []ledger.Event{a1}, at(revoke("a"), 1_800_000_000_000), nil, membership.Revoked},
+		{"rejoin expired", []ledger.Event{a1}, at(a1again, 1_800_000_000_000), nil, membership.Member},
 
 		{"warning about unknown", nil, warning("a", "b"), nil, 0},
-		{"warning about revoked", []ledger.Event{a1, b1, revoke("b")}, warning("a", "b"), nil, ledger.StatusMember},
+		{"warning about revoked", []ledger.Event{a1, b1, revoke("b")}, warning("a", "b"), nil, membership.Member},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,14 +167,98 @@ func TestStringers(t *testing.T) {
 		{ledger.EventSession.String(), "session"},
 		{ledger.EventVerifyWarning.String(), "verify-warning"},
 		{ledger.EventType(0).String(), "EventType(0)"},
-		{ledger.StatusMember.String(), "member"},
-		{ledger.StatusLeft.String(), "left"},
-		{ledger.StatusRevoked.String(), "revoked"},
-		{ledger.Status(7).String(), "Status(7)"},
+		{membership.Member.String(), "member"},
+		{membership.Left.String(), "left"},
+		{membership.Revoked.String(), "revoked"},
+		{membership.Status(7).String(), "Status(7)"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+// at returns ev at time ms (unix milliseconds).
+func at(ev ledger.Event, ms int64) ledger.Event {
+	ev.Time = ms
+	return ev
+}
+
+// TestStatusError: an event that needs a current member names the device
+// and its status, and wraps ErrUnknownDevice or ErrNotMember.
+func TestStatusError(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("a", "ka"))
+	mustAppend(t, l, join("b", "kb"))
+	mustAppend(t, l, revoke("b"))
+	for _, tc := range []struct {
+		ev     ledger.Event
+		id     string
+		status membership.Status
+		is     error
+	}{
+		{session("a", "b"), "b", membership.Revoked, ledger.ErrNotMember},
+		{session("a", "c"), "c", membership.Unknown, ledger.ErrUnknownDevice},
+		{at(session("a", "a"), 1_800_000_000_000), "a", membership.Expired, ledger.ErrNotMember},
+		{leave("c"), "c", membership.Unknown, ledger.ErrUnknownDevice},
+	} {
+		_, err := l.Append(t.Context(), tc.ev)
+		var se *ledger.StatusError
+		if !errors.As(err, &se) || se.ID != tc.id || se.Status != tc.status || !errors.Is(err, tc.is) {
+			t.Errorf("%s %s/%s: %v, want a StatusError for %s %v", tc.ev.Type, tc.ev.Device, tc.ev.Peer, err, tc.id, tc.status)
+		}
+		if err := ledger.Check(l, tc.ev); !errors.As(err, &se) || se.ID != tc.id || se.Status != tc.status {
+			t.Errorf("Check(%s %s/%s) = %v, want the same refusal as Append", tc.ev.Type, tc.ev.Device, tc.ev.Peer, err)
+		}
+	}
+}
+
+// TestCheckWritesNothing: Check answers as Append would, without writing.
+func TestCheckWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("a", "ka"))
+	head, _, _ := l.Head()
+	before := allDevices(t, l)
+	for _, tc := range []struct {
+		ev   ledger.Event
+		want error
+	}{
+		{join("b", "kb"), nil},
+		{join("a", "other"), ledger.ErrConflict},
+		{leave("a"), nil},
+		{session("a", "b"), ledger.ErrUnknownDevice},
+		{revoke("a"), nil},
+		{ledger.Event{Type: 99, Device: "a"}, ledger.ErrInvalidEvent},
+	} {
+		if err := ledger.Check(l, tc.ev); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("Check(%s %s) = %v, want %v", tc.ev.Type, tc.ev.Device, err, tc.want)
+		}
+	}
+	if after, _, _ := l.Head(); after != head || !reflect.DeepEqual(allDevices(t, l), before) {
+		t.Error("Check changed the ledger")
+	}
+}
+
+// TestStatusAt: a member record is current until its expiry second; the
+// other statuses do not expire; Expires 0 never expires.
+func TestStatusAt(t *testing.T) {
+	exp := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		d    ledger.Device
+		now  time.Time
+		want membership.Status
+	}{
+		{ledger.Device{Status: membership.Member, Expires: exp.Unix()}, exp.Add(-time.Nanosecond), membership.Member},
+		{ledger.Device{Status: membership.Member, Expires: exp.Unix()}, exp, membership.Expired},
+		{ledger.Device{Status: membership.Member}, exp.Add(1000 * time.Hour), membership.Member},
+		{ledger.Device{Status: membership.Left, Expires: exp.Unix()}, exp.Add(time.Hour), membership.Left},
+		{ledger.Device{Status: membership.Revoked, Expires: exp.Unix()}, exp.Add(-time.Hour), membership.Revoked},
+	} {
+		if got := tc.d.StatusAt(tc.now); got != tc.want {
+			t.Errorf("%v expiring %d, at %d: %v, want %v", tc.d.Status, tc.d.Expires, tc.now.Unix(), got, tc.want)
 		}
 	}
 }

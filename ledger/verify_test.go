@@ -7,9 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/iotguard/iotguard/ledger"
-	"github.com/iotguard/iotguard/wire"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
+	"github.com/iotguard/iotguard/wire"
 )
 
 const tamperHeight = 3
@@ -216,12 +218,12 @@ func TestVerifyTamperedIndex(t *testing.T) {
 		tamper func(*bolt.Tx) error
 		device string // the device the error must name; "" for the head
 	}{
-		{"status", editDevice(func(d *ledger.Device) { d.Status = ledger.StatusRevoked }), victim},
+		{"status", editDevice(func(d *ledger.Device) { d.Status = membership.Revoked }), victim},
 		{"key", editDevice(func(d *ledger.Device) { d.Key = []byte("cose-key:attacker") }), victim},
 		{"expiry", editDevice(func(d *ledger.Device) { d.Expires++ }), victim},
 		{"deleted", func(tx *bolt.Tx) error { return tx.Bucket([]byte("devices")).Delete([]byte(victim)) }, victim},
 		{"added", func(tx *bolt.Tx) error {
-			v, _ := wire.Marshal(ledger.Device{ID: "ghost", Key: []byte("k"), Status: ledger.StatusMember})
+			v, _ := wire.Marshal(ledger.Device{ID: "ghost", Key: []byte("k"), Status: membership.Member})
 			return tx.Bucket([]byte("devices")).Put([]byte("ghost"), v)
 		}, "ghost"},
 		{"undecodable", func(tx *bolt.Tx) error {

@@ -1,13 +1,17 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iotguard/iotguard/membership"
+)
 
 // LedgerState reads what the ledger gauges show. Both are read at scrape
 // time, so they are never stale; they must be cheap (the bbolt ledger keeps
 // its devices counted by status).
 type LedgerState struct {
 	Height  func() (uint64, error)
-	Members func() (map[string]int, error) // devices by status
+	Members func() (map[membership.Status]int, error) // devices by stored status
 }
 
 // ledgerCollector exports iotguard_ledger_height and iotguard_members{status}.
@@ -42,6 +46,6 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for status, n := range byStatus {
-		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(n), status)
+		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(n), status.String())
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/internal/testutil"
+	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/replay"
 	"github.com/iotguard/iotguard/wire"
@@ -850,7 +851,7 @@ func checkJoinResponse(t *testing.T, raw []byte) {
 func genProtectedRequests(t *testing.T) []protectedRequestVector {
 	k := memberKeys(t)
 	pt := testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2})
-	rpt := testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.StatusMember, Height: vecHeight,
+	rpt := testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: membership.Member, Height: vecHeight,
 		BlockHash: vecBlockHash, Expires: vecExpires})
 	req, err := protect.SealRequest(&k, vecCluster, vecM1, vecReqSeq, vecPath, pt)
 	if err != nil {
@@ -1230,7 +1231,7 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 	add("verify-req", testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: vecEcho}), expOK, "with an echo")
 	add("leave-req", []byte{0xa0}, expOK, "{}: no echo")
 	add("talk-resp", testutil.MustMarshal(t, &wire.TalkResponse{ID: vecM2, Ticket: tk}), expOK, "the ticket of ticket.json")
-	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.StatusRevoked}), expOK,
+	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: membership.Revoked}), expOK,
 		"a warning: status 3, no block")
 	add("hello", nil, expMalformed, "empty input")
 	add("hello", cat(hello, []byte{0x00}), expMalformed, "trailing byte")
@@ -1250,8 +1251,8 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 	add("verify-req", cat([]byte{0xa2, 0x01}, id2, []byte{0x08}, deep), expMalformed, "nesting deeper than 8")
 	add("verify-req", testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: seqBytes(0, 41)}), expMalformed,
 		"echo of 41 bytes")
-	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: 5}), expMalformed, "status 5")
-	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Height: 1, BlockHash: seqBytes(0, 31)}),
+	add("verify-resp", testutil.MustMarshal(t, map[int]any{1: vecM2, 2: 5}), expMalformed, "status 5")
+	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: membership.Member, Height: 1, BlockHash: seqBytes(0, 31)}),
 		expMalformed, "block hash of 31 bytes")
 	add("join-req", testutil.MustMarshal(t, &wire.JoinRequest{Cluster: vecCluster, ID: vecM1, Key: []byte{0xa0},
 		Lat: wire.MaxMicroLat + 1, Nonce: vecDeviceNonce}), expMalformed, "latitude 90.000001 degrees")

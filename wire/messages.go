@@ -2,8 +2,11 @@ package wire
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/iotguard/iotguard/membership"
 )
 
 // The messages of docs/PROTOCOL.md, one struct each, CBOR maps with small
@@ -86,45 +89,53 @@ func (m *VerifyRequest) Validate() error {
 	return firstError(CheckID(m.Peer), checkEcho(m.Echo))
 }
 
-// Status is a /verify verdict. Anything but StatusMember is a warning.
-type Status uint8
-
-const (
-	StatusMember  Status = 0
-	StatusUnknown Status = 1
-	StatusLeft    Status = 2
-	StatusRevoked Status = 3
-	StatusExpired Status = 4
-)
-
-func (s Status) String() string {
-	switch s {
-	case StatusMember:
-		return "member"
-	case StatusUnknown:
-		return "unknown"
-	case StatusLeft:
-		return "left"
-	case StatusRevoked:
-		return "revoked"
-	case StatusExpired:
-		return "expired"
-	}
-	return fmt.Sprintf("status(%d)", uint8(s))
+// VerifyResponse is the CH's verdict on a peer. Anything but
+// membership.Member is a warning.
+type VerifyResponse struct {
+	Peer      string
+	Status    membership.Status // on the wire as its verdict code (§4.3)
+	Height    uint64
+	BlockHash []byte
+	Expires   uint64
 }
 
-// VerifyResponse is the CH's verdict on a peer.
-type VerifyResponse struct {
+// verdicts numbers a membership.Status as /verify verdicts are numbered on
+// the wire (docs/PROTOCOL.md §4.3): the verdict code is the index.
+var verdicts = [...]membership.Status{membership.Member, membership.Unknown, membership.Left, membership.Revoked, membership.Expired}
+
+// verifyResponseCBOR is VerifyResponse as encoded.
+type verifyResponseCBOR struct {
 	Peer      string `cbor:"1,keyasint"`
-	Status    Status `cbor:"2,keyasint"`
+	Verdict   uint8  `cbor:"2,keyasint"`
 	Height    uint64 `cbor:"3,keyasint,omitempty"`
 	BlockHash []byte `cbor:"4,keyasint,omitempty"`
 	Expires   uint64 `cbor:"5,keyasint,omitempty"`
 }
 
+// MarshalCBOR encodes m with its status as a verdict code.
+func (m VerifyResponse) MarshalCBOR() ([]byte, error) {
+	code := slices.Index(verdicts[:], m.Status)
+	if code < 0 {
+		return nil, fmt.Errorf("%w: no verdict code for status %v", ErrMalformed, m.Status)
+	}
+	return Marshal(verifyResponseCBOR{m.Peer, uint8(code), m.Height, m.BlockHash, m.Expires})
+}
+
+// UnmarshalCBOR decodes m; an unknown verdict code is malformed.
+func (m *VerifyResponse) UnmarshalCBOR(b []byte) error {
+	var r verifyResponseCBOR
+	if err := Unmarshal(b, &r); err != nil {
+		return err
+	}
+	if int(r.Verdict) >= len(verdicts) {
+		return fmt.Errorf("%w: unknown verdict code %d", ErrMalformed, r.Verdict)
+	}
+	*m = VerifyResponse{r.Peer, verdicts[r.Verdict], r.Height, r.BlockHash, r.Expires}
+	return nil
+}
+
 func (m *VerifyResponse) Validate() error {
 	return firstError(CheckID(m.Peer),
-		require(m.Status <= StatusExpired, "unknown status"),
 		require(m.BlockHash == nil || len(m.BlockHash) == HashLen, "block hash must be 32 bytes"))
 }
 

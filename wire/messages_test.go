@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/iotguard/iotguard/internal/testutil"
+	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -115,7 +116,7 @@ func validMessages(t testing.TB) map[string]wire.Validator {
 		"JoinResponse": &wire.JoinResponse{Cluster: "c", CHKey: key, Thumbprint: h32, ID: "d", DeviceNonce: n16,
 			CHNonce: n16, Height: 1, BlockHash: h32, Expires: 2},
 		"VerifyRequest":   &wire.VerifyRequest{Peer: "m1", Echo: bytes.Repeat([]byte{1}, wire.MaxEchoLen)},
-		"VerifyResponse":  &wire.VerifyResponse{Peer: "m1", Status: wire.StatusExpired, Height: 3, BlockHash: h32, Expires: 4},
+		"VerifyResponse":  &wire.VerifyResponse{Peer: "m1", Status: membership.Expired, Height: 3, BlockHash: h32, Expires: 4},
 		"SessionRequest":  &wire.SessionRequest{Peer: "m1"},
 		"SessionResponse": &wire.SessionResponse{Grant: ticket("m2"), Ticket: ticket("m1")},
 		"LeaveRequest":    &wire.LeaveRequest{},
@@ -175,7 +176,6 @@ func TestDecodeValidate(t *testing.T) {
 		{"JoinResponse", "id too long", func(v wire.Validator) { v.(*wire.JoinResponse).ID = long }},
 		{"VerifyRequest", "peer missing", func(v wire.Validator) { v.(*wire.VerifyRequest).Peer = "" }},
 		{"VerifyRequest", "echo of 41 bytes", func(v wire.Validator) { v.(*wire.VerifyRequest).Echo = make([]byte, 41) }},
-		{"VerifyResponse", "status 5", func(v wire.Validator) { v.(*wire.VerifyResponse).Status = 5 }},
 		{"VerifyResponse", "block hash of 33 bytes", func(v wire.Validator) { v.(*wire.VerifyResponse).BlockHash = make([]byte, 33) }},
 		{"VerifyResponse", "bad peer", func(v wire.Validator) { v.(*wire.VerifyResponse).Peer = "a/b" }},
 		{"SessionRequest", "bad peer", func(v wire.Validator) { v.(*wire.SessionRequest).Peer = "é" }},
@@ -268,13 +268,26 @@ func TestDecodeRejectsEmptyEcho(t *testing.T) {
 	}
 }
 
-func TestStatusString(t *testing.T) {
-	for s, want := range map[wire.Status]string{
-		wire.StatusMember: "member", wire.StatusUnknown: "unknown", wire.StatusLeft: "left",
-		wire.StatusRevoked: "revoked", wire.StatusExpired: "expired", 9: "status(9)",
-	} {
-		if got := s.String(); got != want {
-			t.Errorf("Status(%d).String() = %q, want %q", uint8(s), got, want)
+// TestVerdictCodes pins the verdict codes of docs/PROTOCOL.md §4.3: the
+// status member is encoded as 0, unknown 1, left 2, revoked 3, expired 4,
+// whatever membership.Status numbers them; other codes are malformed.
+func TestVerdictCodes(t *testing.T) {
+	for code, status := range []membership.Status{membership.Member, membership.Unknown, membership.Left, membership.Revoked, membership.Expired} {
+		b := testutil.MustMarshal(t, wire.VerifyResponse{Peer: "m1", Status: status})
+		want := testutil.MustMarshal(t, map[int]any{1: "m1", 2: code})
+		if !bytes.Equal(b, want) {
+			t.Errorf("%v encodes as %x, want %x", status, b, want)
 		}
+		var got wire.VerifyResponse
+		if err := wire.Decode(want, &got); err != nil || got.Status != status {
+			t.Errorf("verdict code %d decodes as %v, %v; want %v", code, got.Status, err, status)
+		}
+	}
+	var got wire.VerifyResponse
+	if err := wire.Decode(testutil.MustMarshal(t, map[int]any{1: "m1", 2: 5}), &got); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("verdict code 5 = %v, want ErrMalformed", err)
+	}
+	if _, err := wire.Marshal(wire.VerifyResponse{Peer: "m1", Status: 9}); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("encoding status 9 = %v, want ErrMalformed", err)
 	}
 }

@@ -1,0 +1,348 @@
+package cluster_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/keysvc"
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
+	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// The cluster core is tested here without a socket or a file: a real
+// keysvc.Service over an in-memory key, an in-memory ledger that applies
+// ledger's own state machine, a settable clock and a recording observer.
+
+const (
+	clusterID = "cluster-t"
+	addr      = "192.0.2.7:5683" // the client's source address (TEST-NET-1, never dialled)
+)
+
+var here = cluster.Position{Lat: 48_856_600, Lon: 2_352_200}
+
+// memLedger is a ledger in memory: Append runs ledger.Apply, one event per
+// block; it keeps every event so that tests can say what was written.
+type memLedger struct {
+	mu     sync.Mutex
+	index  map[string]ledger.Device
+	events []ledger.Event
+	fail   error // if set, Append fails with it and writes nothing
+}
+
+func newMemLedger() *memLedger { return &memLedger{index: map[string]ledger.Device{}} }
+
+type memIndex map[string]ledger.Device
+
+func (m memIndex) Get(id string) (ledger.Device, bool, error) { d, ok := m[id]; return d, ok, nil }
+func (m memIndex) Put(d ledger.Device)                        { m[d.ID] = d }
+
+func (m *memLedger) Append(_ context.Context, ev ledger.Event) (ledger.BlockRef, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return ledger.BlockRef{}, m.fail
+	}
+	h := uint64(len(m.events) + 1)
+	ref := ledger.BlockRef{Height: h, Hash: sha256.Sum256(binary.BigEndian.AppendUint64(nil, h))}
+	if err := ledger.Apply(memIndex(m.index), ev, ref); err != nil {
+		return ledger.BlockRef{}, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
+	}
+	m.events = append(m.events, ev)
+	return ref, nil
+}
+
+func (m *memLedger) Lookup(id string) (ledger.Device, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.index[id]
+	if !ok {
+		return ledger.Device{}, fmt.Errorf("device %q: %w", id, ledger.ErrUnknownDevice)
+	}
+	return d, nil
+}
+
+func (m *memLedger) Head() (ledger.BlockRef, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := uint64(len(m.events))
+	return ledger.BlockRef{Height: h, Hash: sha256.Sum256(binary.BigEndian.AppendUint64(nil, h))}, 1, nil
+}
+
+// written returns how many events the ledger holds.
+func (m *memLedger) written() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.events)
+}
+
+// last returns the newest event.
+func (m *memLedger) last() ledger.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.events[len(m.events)-1]
+}
+
+// setCluster marks id as joined through another cluster (a shared ledger).
+func (m *memLedger) setCluster(id, cluster string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.index[id]
+	d.Cluster = cluster
+	m.index[id] = d
+}
+
+// observer records what the core reports.
+type observer struct {
+	mu       sync.Mutex
+	warnings []string
+	sessions int
+	ops      map[string]int
+}
+
+func (o *observer) VerifyWarning(r string) { o.mu.Lock(); o.warnings = append(o.warnings, r); o.mu.Unlock() }
+func (o *observer) SessionGranted()        { o.mu.Lock(); o.sessions++; o.mu.Unlock() }
+func (o *observer) Crypto(op string, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ops == nil {
+		o.ops = map[string]int{}
+	}
+	o.ops[op]++
+}
+
+// env is a core with its parts.
+type env struct {
+	t      *testing.T
+	keys   *keysvc.Service
+	ledger *memLedger
+	obs    *observer
+	core   *cluster.Core
+	now    time.Time
+	cfg    cluster.Config
+}
+
+var chKey = sync.OnceValue(func() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+func newEnv(t *testing.T, adjust ...func(*cluster.Config)) *env {
+	t.Helper()
+	keys, err := keysvc.New(chKey(), clusterID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, keys: keys, ledger: newMemLedger(), obs: &observer{}, now: time.Unix(1_800_000_000, 0)}
+	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now }}
+	for _, f := range adjust {
+		f(&e.cfg)
+	}
+	e.core = e.newCore()
+	return e
+}
+
+// newCore returns another core over the same keys and ledger: the CH after
+// a restart (its replay windows are gone).
+func (e *env) newCore() *cluster.Core {
+	e.t.Helper()
+	c, err := cluster.New(e.cfg, e.keys, e.ledger)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c.SetObserver(e.obs)
+	return c
+}
+
+// advance moves the clock.
+func (e *env) advance(d time.Duration) { e.now = e.now.Add(d) }
+
+// dev is a device as the tests drive it: its state and next sequence number.
+type dev struct {
+	e     *env
+	st    *device.State
+	keys  *protect.MemberKeys
+}
+
+func (e *env) device(id string) *dev {
+	e.t.Helper()
+	st, err := device.NewState(id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &dev{e: e, st: st}
+}
+
+// joinRequest is a signed join of d at pos with a fresh nonce; mod may
+// change the request before it is signed.
+func (d *dev) joinRequest(pos cluster.Position, echo []byte, mod ...func(*wire.JoinRequest)) []byte {
+	d.e.t.Helper()
+	key, err := wire.EncodePublicKey(&d.st.Key.PublicKey)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	req := wire.JoinRequest{Cluster: clusterID, ID: d.st.ID, Key: key, Lat: pos.Lat, Lon: pos.Lon, Nonce: make([]byte, wire.NonceLen), Echo: echo}
+	rand.Read(req.Nonce)
+	for _, f := range mod {
+		f(&req)
+	}
+	b, err := wire.Marshal(&req)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	signed, err := wire.Sign1(d.st.Key, []byte(d.st.ID), wire.AADJoinRequest, b)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	return signed
+}
+
+// echo returns a fresh echo for the test client address.
+func (e *env) echo() []byte { return e.core.Echo(addr) }
+
+// join joins d at pos and returns the error; on success d keeps its member keys.
+func (d *dev) join(pos cluster.Position) (cluster.JoinResult, error) {
+	d.e.t.Helper()
+	res, err := d.e.core.Join(d.e.t.Context(), d.joinRequest(pos, d.e.echo()), addr)
+	if err == nil {
+		d.accept(res)
+	}
+	return res, err
+}
+
+// mustJoin joins d at the CH's position.
+func (d *dev) mustJoin() *dev {
+	d.e.t.Helper()
+	if _, err := d.join(here); err != nil {
+		d.e.t.Fatalf("join %s: %v", d.st.ID, err)
+	}
+	return d
+}
+
+// accept checks a join answer as a device does and derives the member keys.
+func (d *dev) accept(res cluster.JoinResult) *wire.JoinResponse {
+	d.e.t.Helper()
+	s, err := wire.ParseSign1(res.Response)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	if err := s.Verify(&chKey().PublicKey, wire.AADJoinResponse); err != nil {
+		d.e.t.Fatalf("join answer: %v", err)
+	}
+	var resp wire.JoinResponse
+	if err := wire.Decode(s.Payload, &resp); err != nil {
+		d.e.t.Fatal(err)
+	}
+	d.st.Membership = &device.Membership{Cluster: resp.Cluster, CHKey: resp.CHKey, DeviceNonce: resp.DeviceNonce,
+		CHNonce: resp.CHNonce, Height: resp.Height, BlockHash: resp.BlockHash, Expires: resp.Expires}
+	d.st.Seq = 0
+	if d.keys, err = d.st.MemberKeys(); err != nil {
+		d.e.t.Fatal(err)
+	}
+	return &resp
+}
+
+// seal returns a protected request of d to path with the next sequence number.
+func (d *dev) seal(path string, msg any) (body []byte, seq uint64) {
+	d.e.t.Helper()
+	pt, err := wire.Marshal(msg)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	seq = d.st.Seq
+	d.st.Seq++
+	body, err = protect.SealRequest(d.keys, clusterID, d.st.ID, seq, path, pt)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	return body, seq
+}
+
+// call sends a protected request through serve and opens the answer into out.
+func (d *dev) call(serve func(context.Context, []byte, string) ([]byte, error), path string, msg any, out wire.Validator) error {
+	d.e.t.Helper()
+	body, seq := d.seal(path, msg)
+	resp, err := serve(d.e.t.Context(), body, addr)
+	if err != nil {
+		return err
+	}
+	pt, err := protect.OpenResponse(d.keys, clusterID, d.st.ID, seq, path, resp)
+	if err != nil {
+		d.e.t.Fatalf("open %s answer: %v", path, err)
+	}
+	if err := wire.Decode(pt, out); err != nil {
+		d.e.t.Fatalf("decode %s answer: %v", path, err)
+	}
+	return nil
+}
+
+func (d *dev) verify(peer string) (*wire.VerifyResponse, error) {
+	var v wire.VerifyResponse
+	err := d.call(d.e.core.Verify, protect.PathVerify, &wire.VerifyRequest{Peer: peer}, &v)
+	return &v, err
+}
+
+func (d *dev) session(peer string) (*wire.SessionResponse, error) {
+	var s wire.SessionResponse
+	err := d.call(d.e.core.Session, protect.PathSession, &wire.SessionRequest{Peer: peer}, &s)
+	return &s, err
+}
+
+func (d *dev) leave() (*wire.LeaveResponse, error) {
+	var l wire.LeaveResponse
+	err := d.call(d.e.core.Leave, protect.PathLeave, &wire.LeaveRequest{}, &l)
+	return &l, err
+}
+
+// status returns id's standing on the ledger at the env's clock.
+func (e *env) status(id string) membership.Status {
+	d, err := e.ledger.Lookup(id)
+	if errors.Is(err, ledger.ErrUnknownDevice) {
+		return membership.Unknown
+	}
+	return d.StatusAt(e.now)
+}
+
+// wantRefusal checks that err is the rejection want with the given detail
+// ("" for none), and that nothing was written since before.
+func (e *env) wantRefusal(err, want error, detail string, before int) {
+	e.t.Helper()
+	if !errors.Is(err, want) {
+		e.t.Fatalf("err = %v, want %v", err, want)
+	}
+	var r *cluster.Refusal
+	switch {
+	case detail == "" && errors.As(err, &r):
+		e.t.Errorf("err %v has detail %q, want none", err, r.Detail)
+	case detail != "" && (!errors.As(err, &r) || r.Detail != detail):
+		e.t.Errorf("err %v: want detail %q", err, detail)
+	}
+	e.core.Flush()
+	if n := e.ledger.written(); n != before {
+		e.t.Errorf("ledger holds %d events after the rejection, was %d", n, before)
+	}
+}
+
+// expire sets id's membership to end at t.
+func (m *memLedger) expire(id string, t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.index[id]
+	d.Expires = t.Unix()
+	m.index[id] = d
+}

@@ -1,0 +1,242 @@
+package cluster_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/keysvc"
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/membership"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// metresNorth returns the position d metres north of p on the cluster's sphere.
+func metresNorth(p cluster.Position, d float64) cluster.Position {
+	return cluster.Position{Lat: p.Lat + int64(d/cluster.EarthRadius*180/3.141592653589793*1e6), Lon: p.Lon}
+}
+
+// TestJoinRejections: every way a join is refused, each with its sentinel,
+// and nothing written on the ledger.
+func TestJoinRejections(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(e *env, d *dev)
+		req    func(e *env, d *dev) []byte
+		want   error
+		detail string
+	}{
+		{name: "not a COSE_Sign1", req: func(*env, *dev) []byte { return []byte("garbage") },
+			want: cluster.ErrMalformed, detail: "join is not a COSE_Sign1"},
+		{name: "payload not a join", want: cluster.ErrMalformed, detail: "join payload",
+			req: func(e *env, d *dev) []byte {
+				b, _ := wire.Sign1(d.st.Key, []byte(d.st.ID), wire.AADJoinRequest, []byte{0xa0})
+				return b
+			}},
+		{name: "key not a COSE_Key", want: cluster.ErrMalformed, detail: "join key",
+			req: func(e *env, d *dev) []byte {
+				return d.joinRequest(here, e.echo(), func(r *wire.JoinRequest) { r.Key = []byte{0xa1, 0x01, 0x02} })
+			}},
+		{name: "another cluster", want: cluster.ErrUnknownCluster,
+			req: func(e *env, d *dev) []byte {
+				return d.joinRequest(here, e.echo(), func(r *wire.JoinRequest) { r.Cluster = "cluster-x" })
+			}},
+		{name: "kid is not the ID", want: cluster.ErrBadSignature,
+			req: func(e *env, d *dev) []byte {
+				return d.joinRequest(here, e.echo(), func(r *wire.JoinRequest) { r.ID = "someone-else" })
+			}},
+		{name: "signed by another key", want: cluster.ErrBadSignature,
+			req: func(e *env, d *dev) []byte {
+				// d's ID, key and kid, but another device's signature.
+				s, _ := wire.ParseSign1(d.joinRequest(here, e.echo()))
+				b, _ := wire.Sign1(e.device("other").st.Key, s.KID, wire.AADJoinRequest, s.Payload)
+				return b
+			}},
+		{name: "signed for another message type", want: cluster.ErrBadSignature,
+			req: func(e *env, d *dev) []byte {
+				s, _ := wire.ParseSign1(d.joinRequest(here, e.echo()))
+				b, _ := wire.Sign1(d.st.Key, s.KID, wire.AADJoinResponse, s.Payload)
+				return b
+			}},
+		{name: "outside radius", want: cluster.ErrOutsideRadius,
+			req: func(e *env, d *dev) []byte { return d.joinRequest(metresNorth(here, 1010), e.echo()) }},
+		{name: "id bound to another key", want: cluster.ErrConflict,
+			setup: func(e *env, d *dev) { impostor(e, d.st.ID).mustJoin() },
+			req:   func(e *env, d *dev) []byte { return d.joinRequest(here, e.echo()) }},
+		{name: "revoked", want: cluster.ErrRevoked,
+			setup: func(e *env, d *dev) {
+				d.mustJoin()
+				if _, err := e.core.Revoke(t.Context(), d.st.ID, "stolen"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			req: func(e *env, d *dev) []byte { return d.joinRequest(here, e.echo()) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			d := e.device("sensor-a")
+			if tt.setup != nil {
+				tt.setup(e, d)
+			}
+			before := e.ledger.written()
+			statusBefore := e.status(d.st.ID)
+			_, err := e.core.Join(t.Context(), tt.req(e, d), addr)
+			e.wantRefusal(err, tt.want, tt.detail, before)
+			if s := e.status(d.st.ID); s != statusBefore {
+				t.Errorf("status of %s became %v, was %v", d.st.ID, s, statusBefore)
+			}
+		})
+	}
+}
+
+// impostor is a device with id and a key of its own.
+func impostor(e *env, id string) *dev { return e.device(id) }
+
+// TestJoinEcho: a join is served only with an echo the CH made for the same
+// source within keysvc.EchoLifetime; otherwise it is challenged with a fresh
+// one and nothing is written.
+func TestJoinEcho(t *testing.T) {
+	e := newEnv(t)
+	d := e.device("sensor-a")
+	stale := e.echo()
+	e.advance(keysvc.EchoLifetime + time.Second)
+	for name, echo := range map[string][]byte{
+		"none":           nil,
+		"stale":          stale,
+		"another source": e.core.Echo("192.0.2.8:5683"),
+		"forged":         bytes.Repeat([]byte{7}, 12),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := e.core.Join(t.Context(), d.joinRequest(here, echo), addr)
+			var challenge *cluster.EchoRequired
+			if !errors.As(err, &challenge) || !e.keys.EchoFresh(challenge.Echo, addr, e.now) {
+				t.Fatalf("join with %s echo: %v, want a fresh echo challenge", name, err)
+			}
+			if e.ledger.written() != 0 {
+				t.Fatal("a challenged join was written")
+			}
+		})
+	}
+	if _, err := e.core.Join(t.Context(), d.joinRequest(here, e.echo()), addr); err != nil {
+		t.Fatalf("join with a fresh echo: %v", err)
+	}
+}
+
+// TestJoinRadius: the radius is measured on the great circle and inclusive;
+// a join just inside is admitted, just outside refused, at any latitude.
+func TestJoinRadius(t *testing.T) {
+	for _, lat := range []int64{0, 48_856_600, 60_000_000, -75_000_000} {
+		e := newEnv(t, func(c *cluster.Config) { c.Position = cluster.Position{Lat: lat, Lon: 2_352_200} })
+		ch := e.cfg.Position
+		// East-west offsets shrink with cos(latitude): a longitude offset of
+		// 900 m at this latitude is much more than 900 m of degrees at the
+		// equator's scale.
+		east := func(m float64) cluster.Position {
+			for dLon := int64(1); ; dLon++ {
+				p := cluster.Position{Lat: ch.Lat, Lon: ch.Lon + dLon}
+				if cluster.Distance(ch, p) >= m {
+					return p
+				}
+			}
+		}
+		for _, tc := range []struct {
+			pos  cluster.Position
+			want error
+		}{
+			{ch, nil},
+			{metresNorth(ch, 995), nil},
+			{metresNorth(ch, 1005), cluster.ErrOutsideRadius},
+			{metresNorth(ch, 1999), cluster.ErrOutsideRadius},
+			{east(995), nil},
+			{east(1005), cluster.ErrOutsideRadius},
+		} {
+			d := e.device(fmt.Sprintf("d-%d-%d", tc.pos.Lat, tc.pos.Lon))
+			_, err := e.core.Join(t.Context(), d.joinRequest(tc.pos, e.echo()), addr)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Errorf("lat %d: join at %v (%.1f m) = %v, want %v", lat, tc.pos, cluster.Distance(ch, tc.pos), err, tc.want)
+			}
+		}
+	}
+}
+
+// TestJoinRecorded: a join is on the ledger before the answer, with the
+// device's key, nonces, position, the CH's expiry and the signed request as
+// evidence; the answer is signed by the CH and names the block.
+func TestJoinRecorded(t *testing.T) {
+	e := newEnv(t, func(c *cluster.Config) { c.MemberTTL = 2 * time.Hour })
+	d := e.device("sensor-a")
+	pos := metresNorth(here, 300)
+	req := d.joinRequest(pos, e.echo())
+	res, err := e.core.Join(t.Context(), req, addr)
+	if err != nil || !res.Created {
+		t.Fatalf("join = %+v, %v", res, err)
+	}
+	resp := d.accept(res)
+	ev := e.ledger.last()
+	thumb := e.keys.Thumbprint()
+	switch {
+	case ev.Type != ledger.EventJoin || ev.Device != "sensor-a" || !bytes.Equal(ev.Request, req):
+		t.Errorf("event %+v", ev)
+	case ev.Lat != pos.Lat || ev.Lon != pos.Lon || ev.Time != e.now.UnixMilli():
+		t.Errorf("event position/time %d,%d %d", ev.Lat, ev.Lon, ev.Time)
+	case ev.Expires != e.now.Add(2*time.Hour).Unix() || resp.Expires != uint64(ev.Expires):
+		t.Errorf("expiry: event %d, answer %d, want %d", ev.Expires, resp.Expires, e.now.Add(2*time.Hour).Unix())
+	case !bytes.Equal(resp.CHNonce, ev.CHNonce) || !bytes.Equal(resp.DeviceNonce, ev.DeviceNonce):
+		t.Errorf("answer nonces differ from the event's")
+	case resp.Height != 1 || resp.Cluster != clusterID || !bytes.Equal(resp.Thumbprint, thumb[:]):
+		t.Errorf("answer %+v", resp)
+	}
+	if e.status("sensor-a") != membership.Member {
+		t.Errorf("status %v", e.status("sensor-a"))
+	}
+	if e.obs.ops["verify"] != 1 || e.obs.ops["ledger_append"] != 1 {
+		t.Errorf("observed ops %v", e.obs.ops)
+	}
+}
+
+// TestJoinReplayAnsweredAgain: the same signed join again (a retry whose
+// answer was lost) gets the same answer, 2.04 (Created false), and writes
+// nothing; a new join of the same device (fresh nonce) is a rejoin.
+func TestJoinReplayAnsweredAgain(t *testing.T) {
+	e := newEnv(t)
+	d := e.device("sensor-a")
+	req := d.joinRequest(here, e.echo())
+	first, err := e.core.Join(t.Context(), req, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.core.Join(t.Context(), req, addr)
+	if err != nil || again.Created {
+		t.Fatalf("replayed join = %+v, %v; want answered, not created", again, err)
+	}
+	if a, b := d.accept(first), d.accept(again); !bytes.Equal(a.CHNonce, b.CHNonce) || a.Height != b.Height {
+		t.Errorf("the replay's answer names another join: %+v vs %+v", b, a)
+	}
+	if e.ledger.written() != 1 {
+		t.Fatalf("%d events after a replayed join", e.ledger.written())
+	}
+	res, err := d.join(here)
+	if err != nil || !res.Created || e.ledger.written() != 2 {
+		t.Fatalf("rejoin = %+v, %v (%d events)", res, err, e.ledger.written())
+	}
+}
+
+// TestJoinLedgerFailure: a ledger that cannot write fails the join as an
+// internal error (no rejection sentinel), and no replay window starts.
+func TestJoinLedgerFailure(t *testing.T) {
+	e := newEnv(t)
+	e.ledger.fail = errors.New("disk full")
+	_, err := e.device("a").join(here)
+	for _, s := range []error{cluster.ErrMalformed, cluster.ErrConflict, cluster.ErrRevoked, cluster.ErrBadSignature} {
+		if errors.Is(err, s) {
+			t.Fatalf("ledger failure reported as %v", s)
+		}
+	}
+	if err == nil {
+		t.Fatal("join succeeded without the ledger")
+	}
+}

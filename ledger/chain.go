@@ -1,0 +1,118 @@
+package ledger
+
+import (
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotguard/iotguard/wire"
+)
+
+// chainTx is one write transaction of the committer: blocks appended on top
+// of the head, each holding events the state machine accepted, and the index
+// records they changed. Appends (one block per batch) and imports (many
+// blocks) both write through it, so a block is made, linked, signed and
+// indexed in exactly one way.
+type chainTx struct {
+	l      *Bolt
+	tx     *bolt.Tx
+	idx    *txIndex
+	head   BlockRef // the newest block: the ledger's head, then each block sealed
+	time   int64    // the head's time; block times never go backwards
+	blocks []sealed
+}
+
+// sealed is a block written by a chainTx.
+type sealed struct {
+	ref    BlockRef
+	events int
+}
+
+// apply runs ev through the state machine as an event of the next block.
+func (c *chainTx) apply(ev Event) error {
+	return apply(c.idx, ev, BlockRef{Height: c.head.Height + 1})
+}
+
+// seal writes the next block with events, which apply has accepted, and
+// points the index records they changed at it.
+func (c *chainTx) seal(events []Event) error {
+	height := c.head.Height + 1
+	c.time = max(c.l.now().UnixMilli(), c.time)
+	ref, err := c.l.writeBlock(c.tx, Header{Height: height, Prev: c.head.Hash, Time: c.time, Cluster: c.l.cluster}, events)
+	if err != nil {
+		return err
+	}
+	for id, d := range c.idx.dirty {
+		if d.Updated.Height != height {
+			continue // changed by an earlier block of this transaction
+		}
+		if d.Joined.Height == height {
+			d.Joined.Hash = ref.Hash
+		}
+		d.Updated.Hash = ref.Hash
+		c.idx.dirty[id] = d
+	}
+	c.head = ref
+	c.blocks = append(c.blocks, sealed{ref, len(events)})
+	return nil
+}
+
+// finish writes the changed index records, in ID order (sequential inserts
+// split fewer pages), and the counts moved by them.
+func (c *chainTx) finish(counts *Counts) error {
+	ids := make([]string, 0, len(c.idx.dirty))
+	for id := range c.idx.dirty {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		v, err := wire.Marshal(c.idx.dirty[id])
+		if err != nil {
+			return fmt.Errorf("failed to encode device %q: %w", id, err)
+		}
+		if err := c.idx.b.Put([]byte(id), v); err != nil {
+			return fmt.Errorf("failed to write device %q: %w", id, err)
+		}
+	}
+	*counts = c.idx.count(*counts)
+	return storeCounts(c.tx, *counts)
+}
+
+// update runs fill in one bbolt transaction on top of the current head. If
+// fill returns nil and the transaction commits, the new head, counts and
+// cached records are published and OnCommit hears of every block; otherwise
+// nothing changed. Called by the committer only.
+func (l *Bolt) update(fill func(*chainTx) error) ([]sealed, error) {
+	l.mu.RLock()
+	head, headTime, counts := l.head, l.headTime, l.counts
+	l.mu.RUnlock()
+	var c *chainTx
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		c = &chainTx{l: l, tx: tx, idx: newTxIndex(tx), head: head, time: headTime}
+		if err := fill(c); err != nil {
+			return err
+		}
+		return c.finish(&counts)
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.head, l.headTime, l.counts = c.head, c.time, counts
+	l.mu.Unlock()
+	l.cache.committed(c.idx.dirty)
+	if l.onCommit != nil {
+		for _, b := range c.blocks {
+			l.onCommit(b.ref.Height, b.events)
+		}
+	}
+	return c.blocks, nil
+}
+
+// headRef returns the committed head.
+func (l *Bolt) headRef() BlockRef {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.head
+}
