@@ -561,3 +561,34 @@ func TestForeignM2MSession(t *testing.T) {
 		t.Fatalf("handler ran %d times", n)
 	}
 }
+
+// TestListenerRateLimited: a device listener runs on the CH's CoAP edge and
+// has its per-source limit: a flood of hellos from one source is answered
+// 4.29 beyond the burst, so it cannot make the listener call its CH for each.
+func TestListenerRateLimited(t *testing.T) {
+	ch := chtest.Start(t, "")
+	defer ch.Close()
+	m2 := chtest.Joined(t, ch, "m2")
+	l, err := m2.Listen("127.0.0.1:0", func(string, []byte) []byte { return nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	conn, err := udp.Dial(l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hello, _ := wire.Marshal(&wire.Hello{ID: "nobody"})
+	codesSeen := map[codes.Code]int{}
+	for range 3 * device.DefaultListenRateLimit {
+		resp, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello))
+		if err != nil {
+			t.Fatal(err)
+		}
+		codesSeen[resp.Code()]++
+	}
+	if codesSeen[codes.TooManyRequests] == 0 || codesSeen[codes.Forbidden] > 2*device.DefaultListenRateLimit+1 {
+		t.Fatalf("answers %v: want the hellos beyond the burst refused 4.29", codesSeen)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
@@ -53,12 +54,30 @@ func FuzzListener(f *testing.F) {
 	f.Add(false, []byte("garbage"))
 	f.Add(true, []byte{0x83, 0x43, 0xa1, 0x01, 0x01, 0xa0, 0x40})
 
-	conn, err := udp.Dial(l.Addr().String())
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer conn.Close()
+	// A source endpoint has 65,536 message IDs per EXCHANGE_LIFETIME (247 s).
+	// A client that sends more reuses an ID, and the listener rightly answers
+	// it from its response cache with the older answer (RFC 7252 §4.5), whose
+	// token the client does not know: it waits for ever. That, not the
+	// listener, was the "hung" fuzzer. The fuzzer moves to a new source port
+	// well before.
+	const perAssociation = 30_000
+	var conn *client.Conn
+	var sent int
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	f.Fuzz(func(t *testing.T, m2m bool, payload []byte) {
+		if sent++; conn == nil || sent > perAssociation {
+			if conn != nil {
+				conn.Close()
+			}
+			if conn, err = udp.Dial(l.Addr().String()); err != nil {
+				t.Fatal(err)
+			}
+			sent = 1
+		}
 		path, cf := "/talk", message.AppCBOR
 		if m2m {
 			path, cf = "/m2m", message.AppCoseEncrypt0
