@@ -48,7 +48,6 @@ func rejectAll(t *testing.T, post func([]byte) chtest.Response, body []byte, sna
 // a reason the original shares, such as a stale echo).
 func TestBitFlippedJoin(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	j := newJoiner(t, chtest.Raw(t, ch), "sensor-flip")
 	j.fresh()
 	join := j.sign(j.req.ID)
@@ -65,7 +64,6 @@ func TestBitFlippedJoin(t *testing.T) {
 // still accepted.
 func TestBitFlippedProtectedRequest(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	conn := chtest.Raw(t, ch)
 	a := joinMember(t, ch, "sensor-a")
 	joinMember(t, ch, "sensor-b")

@@ -42,7 +42,6 @@ func (j *joiner) getCluster(accept *message.MediaType) []byte {
 // challenged and changes nothing. The text form carries none.
 func TestClusterAnswerCarriesEcho(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	j := newJoiner(t, chtest.Raw(t, ch), "sensor-echo")
 	text := message.TextPlain
 	if e := j.getCluster(&text); e != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/iotguard/iotguard/admin"
@@ -53,6 +54,9 @@ type CH struct {
 	CoAP    *coapsrv.Server
 	admin   *admin.Server
 	metrics *metrics.Server
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // counter is a ledger that keeps its devices counted by status (the bbolt
@@ -167,8 +171,14 @@ func (c *CH) MetricsAddr() string {
 	return c.metrics.Addr().String()
 }
 
-// Close stops serving and closes the ledger after its last commit.
+// Close stops serving and closes the ledger after its last commit. Calling
+// it again returns the first call's result.
 func (c *CH) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.close() })
+	return c.closeErr
+}
+
+func (c *CH) close() error {
 	var errs []error
 	if c.admin != nil {
 		errs = append(errs, c.admin.Close())

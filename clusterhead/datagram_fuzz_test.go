@@ -69,7 +69,6 @@ func FuzzDatagram(f *testing.F) {
 
 	logs := &logSink{}
 	ch := chtest.Start(f, "", func(c *clusterhead.Config) { c.Logger = slog.New(logs) })
-	defer ch.Close()
 	before := chtest.Snap(f, ch)
 	conn, err := net.Dial("udp", ch.Addr())
 	if err != nil {

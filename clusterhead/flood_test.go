@@ -139,7 +139,6 @@ const (
 // after the first 2,000, within coreAllowanceMiB.
 func TestFloodCoreStateBounded(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	m := joinMember(t, ch, "member")
 	forger, err := device.NewState("forger")
 	if err != nil {
@@ -200,7 +199,6 @@ func TestFloodCoreStateBounded(t *testing.T) {
 // 65,536 per source endpoint), not by anything of ours; the figures are logged.
 func TestFloodOverUDPBounded(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.RateLimit = 0 })
-	defer ch.Close()
 	const sockets = 8
 	conns := make([]*client.Conn, sockets)
 	for i := range conns {

@@ -13,7 +13,6 @@ import (
 // TestRateLimit: past its burst, a source gets 4.29 and nothing is decoded.
 func TestRateLimit(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.RateLimit = 1 }) // burst 3
-	defer ch.Close()
 	conn := chtest.Raw(t, ch)
 	before := chtest.Snap(t, ch)
 	var limited int
@@ -38,7 +37,6 @@ func FuzzRequests(f *testing.F) {
 	f.Add(byte(1), []byte{0x83, 0x43, 0xa1, 0x01, 0x01, 0xa2, 0x04, 0x41, 'a', 0x06, 0x41, 0x00, 0x50})
 	f.Add(byte(2), []byte("garbage"))
 	ch := chtest.Start(f, "")
-	defer ch.Close()
 	before := chtest.Snap(f, ch)
 	f.Fuzz(func(t *testing.T, which byte, payload []byte) {
 		ctx := chtest.Ctx(t)

@@ -32,7 +32,6 @@ type signed1 struct {
 // answered 2.01 and wrote the altered request into the join event.
 func TestJoinUnprotectedHeaderIsStrict(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	conn := chtest.Raw(t, ch)
 	for _, tc := range []struct {
 		name  string

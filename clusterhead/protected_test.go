@@ -63,7 +63,6 @@ func (m member) seal(t *testing.T, path string, msg any) []byte {
 // /leave: code, diagnostic, and an unchanged ledger.
 func TestProtectedRejections(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	conn := chtest.Raw(t, ch)
 	a := joinMember(t, ch, "sensor-a")
 	b := joinMember(t, ch, "sensor-b")
@@ -150,7 +149,6 @@ func TestProtectedRejections(t *testing.T) {
 
 	t.Run("member key of another cluster", func(t *testing.T) {
 		other := chtest.Start(t, "")
-		defer other.Close()
 		before := chtest.Snap(t, other)
 		r := chtest.Post(t, chtest.Raw(t, other), "/verify", message.AppCoseEncrypt0,
 			a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"}))
@@ -174,7 +172,6 @@ func TestRestartKeepsMembersAndChallenges(t *testing.T) {
 	}
 
 	ch = chtest.Start(t, dir)
-	defer ch.Close()
 	before := chtest.Snap(t, ch)
 	r := chtest.Post(t, chtest.Raw(t, ch), "/session", message.AppCoseEncrypt0, captured)
 	if r.Code != codes.Unauthorized || r.Echo == nil {
@@ -238,7 +235,6 @@ func TestAuditRecordsSurviveClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch = chtest.Start(t, dir)
-	defer ch.Close()
 	sessions := 0
 	err := ch.Ledger.Blocks(0, func(b ledger.Block) error {
 		for _, ev := range b.Events {
@@ -279,7 +275,6 @@ func TestNoReplayAfterRestartEcho(t *testing.T) {
 	}
 
 	ch = chtest.Start(t, dir)
-	defer ch.Close()
 	if _, _, err := chtest.Dial(t, ch, a.st).Session(chtest.Ctx(t), "sensor-b"); err != nil {
 		t.Fatalf("session after restart: %v", err)
 	}
@@ -299,7 +294,6 @@ func TestNoReplayAfterRestartEcho(t *testing.T) {
 // itself, and the member's earlier requests stay refused.
 func TestReplayStateEviction(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.Cluster.ReplayStates = 1 })
-	defer ch.Close()
 	a := joinMember(t, ch, "sensor-a")
 	b := joinMember(t, ch, "sensor-b")
 	conn := chtest.Raw(t, ch)

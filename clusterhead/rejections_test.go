@@ -79,7 +79,6 @@ func expect(t *testing.T, r chtest.Response, code codes.Code, diag string) {
 // diagnostic, and that the ledger and index did not change.
 func TestJoinRejections(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	conn := chtest.Raw(t, ch)
 	chtest.Joined(t, ch, "taken")
 	revoked, err := device.NewState("revoked-one")
@@ -169,7 +168,6 @@ func TestJoinRejections(t *testing.T) {
 // second is answered 2.04 with the same block and writes nothing.
 func TestReplayedJoinChangesNothing(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	j := newJoiner(t, chtest.Raw(t, ch), "sensor-r")
 	j.fresh()
 	join := j.sign(j.req.ID)

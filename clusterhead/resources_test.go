@@ -21,7 +21,6 @@ import (
 // every POST resource — and nothing is written either way.
 func TestPayloadLimitBoundary(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	conn := chtest.Raw(t, ch)
 	for _, res := range []struct {
 		path string
@@ -58,7 +57,6 @@ func nest(n int, inner []byte) []byte {
 // refuses it ("malformed: join payload"). Nothing is written either way.
 func TestCBORLimitsOverUDP(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	conn := chtest.Raw(t, ch)
 	arr := func(n int) []byte { // [0, 0, …] with n items (24 ≤ n < 256)
 		return append([]byte{0x98, byte(n)}, make([]byte, n)...)
@@ -108,7 +106,6 @@ func TestCBORLimitsOverUDP(t *testing.T) {
 // a Max-Age, while another source IP (127.0.0.2, also loopback) is served.
 func TestRateLimitIsPerSourceIP(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.RateLimit = 1 }) // burst 3
-	defer ch.Close()
 	noisy := chtest.Raw(t, ch)
 	limited := 0
 	for i := 0; i < 10; i++ { // bounded: 10 requests

@@ -14,7 +14,6 @@ import (
 // both ways, impostor warning, leave, and an intact chain at the end.
 func TestSeedScenario(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	ctx := chtest.Ctx(t)
 
 	a := chtest.Joined(t, ch, "sensor-a")

@@ -70,11 +70,6 @@ func coapClient(t *testing.T, bin string, args ...string) coapOut {
 func startCH(t *testing.T) (*clusterhead.CH, string) {
 	t.Helper()
 	ch := chtest.Start(t, "")
-	t.Cleanup(func() {
-		if err := ch.Close(); err != nil {
-			t.Errorf("close CH: %v", err)
-		}
-	})
 	return ch, "coap://" + ch.Addr()
 }
 

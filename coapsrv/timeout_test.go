@@ -45,7 +45,6 @@ func (c *stuckCore) Session(ctx context.Context, _ []byte, _ string) ([]byte, er
 // server keeps answering other clients.
 func TestRequestTimeout(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	core := &stuckCore{Core: ch.Core, entered: make(chan struct{}, 4)}
 	var mu sync.Mutex
 	var reported []error
@@ -123,7 +122,6 @@ func TestRequestTimeout(t *testing.T) {
 // nothing; the same join with time left is recorded (the control).
 func TestExpiredContextWritesNothing(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	st, err := device.NewState("sensor-late")
 	if err != nil {
 		t.Fatal(err)

@@ -102,7 +102,6 @@ func TestEveryPanelHasData(t *testing.T) {
 	}
 
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.Metrics = "127.0.0.1:0" })
-	defer ch.Close()
 
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: iotguard\n    static_configs: [{targets: [%q]}]\n", ch.MetricsAddr())

@@ -20,7 +20,6 @@ import (
 // message, which got 4.01 "unknown session".
 func TestListenerEvictsOldestSession(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	ctx := chtest.Ctx(t)
 	m1 := chtest.Joined(t, ch, "m1")
 	m2 := chtest.Joined(t, ch, "m2")

@@ -23,7 +23,6 @@ import (
 // answers 2.05 only for a hello from a current member; nothing else succeeds.
 func FuzzListener(f *testing.F) {
 	ch := chtest.Start(f, "")
-	defer ch.Close()
 	m1 := chtest.Joined(f, ch, "m1")
 	m2 := chtest.Joined(f, ch, "m2")
 	var handled atomic.Int64

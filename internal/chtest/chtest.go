@@ -34,7 +34,8 @@ var (
 )
 
 // Start runs a CH on 127.0.0.1 with its data in dir (t.TempDir() if ""),
-// after applying adjust (if any) to its configuration.
+// after applying adjust (if any) to its configuration. The CH is closed when
+// the test ends, unless the test closed it before (to restart it, say).
 func Start(t testing.TB, dir string, adjust ...func(*clusterhead.Config)) *clusterhead.CH {
 	t.Helper()
 	if dir == "" {
@@ -54,6 +55,11 @@ func Start(t testing.TB, dir string, adjust ...func(*clusterhead.Config)) *clust
 	if err != nil {
 		t.Fatalf("start CH: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := ch.Close(); err != nil {
+			t.Errorf("close CH: %v", err)
+		}
+	})
 	return ch
 }
 
