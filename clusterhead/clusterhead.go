@@ -95,7 +95,21 @@ func Start(cfg Config) (*CH, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create data directory %s: %w", cfg.DataDir, err)
 	}
-	keys, err := keysvc.Open(cfg.DataDir, cfg.Cluster.ID)
+	// A new key only for a new data directory: a ledger restored without its
+	// key must not be served under a fresh one (every member key would die
+	// with no error, and the next blocks would be signed by a stranger).
+	ledgerPath := filepath.Join(cfg.DataDir, LedgerFile)
+	_, statErr := os.Stat(ledgerPath)
+	hasLedger := cfg.Ledger == nil && statErr == nil
+	openKeys := keysvc.Open
+	if hasLedger {
+		openKeys = keysvc.OpenExisting
+	}
+	keys, err := openKeys(cfg.DataDir, cfg.Cluster.ID)
+	if errors.Is(err, keysvc.ErrNoKey) {
+		return nil, fmt.Errorf("refusing to start: %s holds a ledger but %s is missing; restore the key that signed the ledger (a new key would end every membership): %w",
+			ledgerPath, filepath.Join(cfg.DataDir, keysvc.KeyFile), err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +125,12 @@ func Start(cfg Config) (*CH, error) {
 	open := cfg.Ledger
 	if open == nil {
 		open = func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
-			l, err := ledger.Open(filepath.Join(cfg.DataDir, LedgerFile),
+			l, err := ledger.Open(ledgerPath,
 				ledger.Options{Cluster: cfg.Cluster.ID, Signer: keys, Verifier: keys, OnCommit: onCommit})
+			if errors.Is(err, ledger.ErrWrongKey) {
+				return nil, fmt.Errorf("refusing to start: %s was not signed by the key in %s; restore the key that signed the ledger: %w",
+					ledgerPath, filepath.Join(cfg.DataDir, keysvc.KeyFile), err)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("failed to open ledger in %s: %w", cfg.DataDir, err)
 			}

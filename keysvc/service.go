@@ -55,6 +55,12 @@ func Open(dir, cluster string) (*Service, error) {
 	return open(dir, cluster, true)
 }
 
+// OpenExisting is Open for a data directory that must already hold its key
+// (it holds a ledger): a missing key is ErrNoKey, never replaced.
+func OpenExisting(dir, cluster string) (*Service, error) {
+	return open(dir, cluster, false)
+}
+
 // Load loads the CH key from dir for offline use (signature checks of the
 // ledger); it fails with ErrNoKey if there is none. Member operations of the
 // returned Service need the cluster ID and must not be used.

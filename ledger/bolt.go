@@ -204,7 +204,7 @@ func (l *Bolt) load(tx *bolt.Tx) error {
 		return err
 	}
 	if l.signer != nil {
-		return checkHead(tx.Bucket(bucketBlocks), h)
+		return checkHead(tx.Bucket(bucketBlocks), h, l.verifier)
 	}
 	return nil
 }
@@ -212,9 +212,12 @@ func (l *Bolt) load(tx *bolt.Tx) error {
 // checkHead refuses to extend a chain whose stored head block is not the one
 // meta names. bbolt commits block and meta together, so a difference means
 // the file was changed behind the ledger's back; appending on top would bury
-// the damage under acknowledged events. Read-only opens skip the check so
-// that Verify can report the bad block.
-func checkHead(blocks *bolt.Bucket, h headRecord) error {
+// the damage under acknowledged events. With a verifier, the head block's
+// signature must verify too: a CH whose key is not the one that signed the
+// ledger (a ledger restored without its key) refuses to extend it
+// (ErrWrongKey). Read-only opens skip the check so that Verify can report
+// the bad block.
+func checkHead(blocks *bolt.Bucket, h headRecord, v Verifier) error {
 	mismatch := func(why string) error {
 		return fmt.Errorf("head block %d %s; run Verify: %w", h.Ref.Height, why, ErrIndexMismatch)
 	}
@@ -231,6 +234,16 @@ func checkHead(blocks *bolt.Bucket, h headRecord) error {
 	}
 	if hash != h.Ref.Hash || blk.Header.Height != h.Ref.Height || blk.Header.Time != h.Time {
 		return mismatch("does not match the head in meta")
+	}
+	if v == nil {
+		return nil
+	}
+	hb, err := blk.Header.encode()
+	if err != nil {
+		return err
+	}
+	if err := v.Verify(hb, blk.Sig); err != nil {
+		return fmt.Errorf("head block %d: %w", h.Ref.Height, ErrWrongKey)
 	}
 	return nil
 }

@@ -56,6 +56,11 @@ var (
 	// yet a ledger, when the ledger was opened without a Signer.
 	ErrReadOnly = errors.New("ledger has no signer")
 
+	// ErrWrongKey is returned by a writable Open when the signature of the
+	// ledger's head block does not verify under Options.Verifier: the CH key
+	// is not the key that signed the ledger.
+	ErrWrongKey = errors.New("ledger was signed by another key")
+
 	// ErrNoVerifier is returned by Verify when the ledger was opened without a
 	// Verifier.
 	ErrNoVerifier = errors.New("ledger has no verifier")

@@ -86,7 +86,8 @@ func (e Event) validate() error {
 		if len(e.DeviceNonce) == 0 || len(e.CHNonce) == 0 {
 			return fmt.Errorf("%w: join of device %q without nonces", ErrInvalidEvent, e.Device)
 		}
-		return nil
+		_, err := joinEvidence(e, false)
+		return err
 	case EventLeave, EventRevoke, EventVerifyWarning:
 	case EventSession:
 		if e.Peer == "" {

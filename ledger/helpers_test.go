@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 const testCluster = "tamper-cluster"
@@ -102,22 +104,55 @@ func (e *env) openReadOnly(t testing.TB) *ledger.Bolt {
 
 var nonceCounter atomic.Uint64
 
-// join returns a valid join of id with a key derived from keyName and a fresh
-// device nonce.
+// deviceKeys holds one P-256 key per key name, so that joins naming the
+// same key name carry the same key.
+var deviceKeys sync.Map // key name → *ecdsa.PrivateKey
+
+func deviceKey(name string) *ecdsa.PrivateKey {
+	if k, ok := deviceKeys.Load(name); ok {
+		return k.(*ecdsa.PrivateKey)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	actual, _ := deviceKeys.LoadOrStore(name, k)
+	return actual.(*ecdsa.PrivateKey)
+}
+
+// join returns a valid join of id with the key of keyName and a fresh device
+// nonce, carrying its evidence: the device's signed join request.
 func join(id, keyName string) ledger.Event {
 	n := nonceCounter.Add(1)
-	return ledger.Event{
+	ev := ledger.Event{
 		Type:        ledger.EventJoin,
 		Device:      id,
 		Time:        1_700_000_000_000,
-		Key:         []byte("cose-key:" + keyName),
-		DeviceNonce: fmt.Appendf(nil, "dn-%d", n),
+		DeviceNonce: binary.BigEndian.AppendUint64(make([]byte, 8), n),
 		CHNonce:     fmt.Appendf(nil, "ch-%d", n),
 		Lat:         48_137_154,
 		Lon:         11_576_124,
 		Expires:     1_800_000_000,
-		Request:     []byte("cose-sign1:" + id),
 	}
+	return withEvidence(ev, testCluster, deviceKey(keyName))
+}
+
+// withEvidence sets ev's key to k's and its evidence to a join request for
+// cluster signed by k, matching ev.
+func withEvidence(ev ledger.Event, cluster string, k *ecdsa.PrivateKey) ledger.Event {
+	key, err := wire.EncodePublicKey(&k.PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	ev.Key = key
+	req, err := wire.Marshal(&wire.JoinRequest{Cluster: cluster, ID: ev.Device, Key: key, Lat: ev.Lat, Lon: ev.Lon, Nonce: ev.DeviceNonce})
+	if err != nil {
+		panic(err)
+	}
+	if ev.Request, err = wire.Sign1(k, []byte(ev.Device), wire.AADJoinRequest, req); err != nil {
+		panic(err)
+	}
+	return ev
 }
 
 func leave(id string) ledger.Event {

@@ -162,6 +162,16 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 		if err := apply(idx, ev, ref); err != nil {
 			return checked{}, fmt.Errorf("event %d (%s): %v", i, ev.Type, err)
 		}
+		if ev.Type != EventJoin {
+			continue
+		}
+		c, err := joinEvidence(ev, true)
+		if err == nil && c != cluster {
+			err = fmt.Errorf("join of device %q: evidence names cluster %q", ev.Device, c)
+		}
+		if err != nil {
+			return checked{}, fmt.Errorf("event %d (%s): %v", i, ev.Type, err)
+		}
 	}
 	return checked{BlockRef: ref, time: h.Time}, nil
 }
