@@ -61,13 +61,13 @@ bench:
 # The go-coap per-datagram cache scan (third_party/README.md): one source's
 # request cost after 0 and after 20,000 earlier requests, patched ...
 bench-decay:
-	$(GO) test -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./bench
+	$(GO) test -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./internal/bench
 
 # ... and with upstream go-coap v3.8.0 (a go.mod copy without the replace).
 bench-decay-upstream:
 	@tmp=$$(mktemp -d) && cp go.mod go.sum $$tmp/ && \
 	$(GO) mod edit -modfile=$$tmp/go.mod -dropreplace=github.com/plgd-dev/go-coap/v3 && \
-	$(GO) test -mod=mod -modfile=$$tmp/go.mod -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./bench; \
+	$(GO) test -mod=mod -modfile=$$tmp/go.mod -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./internal/bench; \
 	rc=$$?; rm -rf $$tmp; exit $$rc
 
 # The load generator's ratios against their same-run baselines

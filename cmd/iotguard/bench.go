@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/iotguard/iotguard/bench"
+	"github.com/iotguard/iotguard/internal/bench"
 )
 
 const benchUsage = `Usage: iotguard bench [flags]

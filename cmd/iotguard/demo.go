@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/iotguard/iotguard/demo"
+	"github.com/iotguard/iotguard/internal/demo"
 )
 
 const demoUsage = `Usage: iotguard demo
