@@ -111,7 +111,7 @@ BIN_COMETBFT := bin/iotguard-cometbft
 .PHONY: build-cometbft localnet test-cometbft bench-cometbft
 
 build-cometbft:
-	$(GO) build -tags cometbft -o $(BIN_COMETBFT) ./cmd/iotguard
+	$(GO) build -tags cometbft -o $(BIN_COMETBFT) ./bftledger/cmd/iotguard-cometbft
 
 # Four validators and two cluster heads (CoAP on 127.0.0.1:5683 and :5684).
 localnet: build-cometbft

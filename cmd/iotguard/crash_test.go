@@ -19,6 +19,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 
+	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
@@ -157,7 +158,7 @@ func TestCrashConsistency(t *testing.T) {
 	srv.stop(t)
 	mustRun(t, 0, "ledger", "verify", "--data", data)
 
-	l, err := openLedger(data)
+	l, err := clusterhead.OpenLedger(data)
 	if err != nil {
 		t.Fatal(err)
 	}

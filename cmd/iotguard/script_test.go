@@ -24,7 +24,7 @@ import (
 // get real signals and bbolt real file locks.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"iotguard": func() { os.Exit(run(os.Args[1:], os.Stderr)) },
+		"iotguard": main,
 	})
 }
 

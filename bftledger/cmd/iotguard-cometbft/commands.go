@@ -11,11 +11,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	"github.com/cometbft/cometbft/types"
@@ -23,33 +21,36 @@ import (
 	"github.com/iotguard/iotguard/bftledger"
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/internal/cli"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
 
-func init() {
-	cometBFT = &cometBFTBackend{
-		opener: func(home, clusterID string, log *slog.Logger) clusterhead.LedgerOpener {
-			return func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
-				return bftledger.Open(bftledger.Options{Home: home, Cluster: clusterID, Signer: keys,
-					Logger: slogLogger{log.With("component", "cometbft")}, OnCommit: onCommit})
-			}
-		},
-		verify: func(ctx context.Context, home string) (string, error) {
-			r, err := bftledger.VerifyHome(ctx, home, nil)
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("ledger intact: cometbft height %d, app hash %x, ledger height %d, head %x",
-				r.Height, r.AppHash, r.Head.Height, r.Head.Hash), nil
-		},
-		blocks: bftledger.ReadBlocks,
-		commands: []command{
-			{"localnet", "run a shared ledger of CometBFT validators and cluster heads on loopback", localnetUsage, localnet},
-			{"node", "run a CometBFT validator of the shared ledger without a cluster head", nodeUsage, nodeCmd},
-			{"cluster-entry", "print a CH's registry entry for a shared ledger's genesis app_state", clusterEntryUsage, clusterEntry},
-		},
+// cometBFT is what this binary adds to iotguard's command tree.
+var cometBFT = &cli.CometBFT{
+	Opener: opener,
+	Verify: func(ctx context.Context, home string) (string, error) {
+		r, err := bftledger.VerifyHome(ctx, home, nil)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("ledger intact: cometbft height %d, app hash %x, ledger height %d, head %x",
+			r.Height, r.AppHash, r.Head.Height, r.Head.Hash), nil
+	},
+	Blocks: bftledger.ReadBlocks,
+	Commands: []cli.Command{
+		{Name: "localnet", Summary: "run a shared ledger of CometBFT validators and cluster heads on loopback", Usage: localnetUsage, Run: localnet},
+		{Name: "node", Summary: "run a CometBFT validator of the shared ledger without a cluster head", Usage: nodeUsage, Run: nodeCmd},
+		{Name: "cluster-entry", Summary: "print a CH's registry entry for a shared ledger's genesis app_state", Usage: clusterEntryUsage, Run: clusterEntry},
+	},
+}
+
+// opener returns the ledger of a CH of clusterID on the node in home.
+func opener(home, clusterID string, log *slog.Logger) clusterhead.LedgerOpener {
+	return func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
+		return bftledger.Open(bftledger.Options{Home: home, Cluster: clusterID, Signer: keys,
+			Logger: slogLogger{log.With("component", "cometbft")}, OnCommit: onCommit})
 	}
 }
 
@@ -97,12 +98,12 @@ func localnet(args []string) error {
 	pos := fs.String("position", "48.8566,2.3522", "position `LAT,LON` of every CH")
 	radius := fs.Float64("radius", 1000, "cluster radius in `metres`")
 	initOnly := fs.Bool("init-only", false, "create the directory and exit")
-	if err := parse(fs, localnetUsage, args); err != nil {
+	if err := cli.Parse(fs, localnetUsage, args); err != nil {
 		return err
 	}
 	p, err := cluster.ParsePosition(*pos)
 	if err != nil {
-		return usageError{err.Error()}
+		return cli.Usagef("%s", err)
 	}
 	ids, err := localnetInit(*dir, strings.Split(*clusters, ","), *validators, *p2pPort)
 	if err != nil {
@@ -110,7 +111,7 @@ func localnet(args []string) error {
 	}
 	n := *validators
 	if _, err := os.Stat(bftledger.NodeDir(*dir, n)); err == nil {
-		return usageError{fmt.Sprintf("%s holds more than %d validators: pass --validators", *dir, n)}
+		return cli.Usagef("%s holds more than %d validators: pass --validators", *dir, n)
 	}
 	if *initOnly {
 		fmt.Printf("created %s: %d validators, clusters %s\n", *dir, n, strings.Join(ids, ", "))
@@ -139,7 +140,7 @@ func localnet(args []string) error {
 		ch, err := clusterhead.Start(clusterhead.Config{
 			Listen: "127.0.0.1:" + strconv.Itoa(*coapPort+i), DataDir: filepath.Join(*dir, ids[i]), Logger: log.With("cluster", ids[i]),
 			Cluster: cluster.Config{ID: ids[i], Position: p, Radius: *radius},
-			Ledger:  cometBFT.opener(home, ids[i], log.With("node", i)),
+			Ledger:  opener(home, ids[i], log.With("node", i)),
 		})
 		if err != nil {
 			return err
@@ -149,7 +150,8 @@ func localnet(args []string) error {
 		log.Info("cluster head running", "node", i, "home", home, "cluster", ids[i], "coap", "coap://"+ch.Addr(),
 			"ch_key_thumbprint", fmt.Sprintf("%x", thumb))
 	}
-	return waitSignal(log)
+	cli.WaitSignal(log)
+	return nil
 }
 
 // localnetInit creates dir on first use and returns the cluster IDs of its
@@ -174,12 +176,12 @@ func localnetInit(dir string, clusters []string, validators, p2pPort int) ([]str
 		return nil, err
 	}
 	if len(clusters) > validators {
-		return nil, usageError{fmt.Sprintf("%d clusters need at least as many validators", len(clusters))}
+		return nil, cli.Usagef("%d clusters need at least as many validators", len(clusters))
 	}
 	spec := bftledger.NetSpec{ChainID: "iotguard-localnet", Validators: validators}
 	for _, id := range clusters {
 		if err := wire.CheckID(id); err != nil {
-			return nil, usageError{fmt.Sprintf("--clusters: %q: %v", id, err)}
+			return nil, cli.Usagef("--clusters: %q: %v", id, err)
 		}
 		keys, err := keysvc.Open(filepath.Join(dir, id), id)
 		if err != nil {
@@ -213,10 +215,10 @@ Flags:
 func nodeCmd(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	home := fs.String("cometbft-home", "", "CometBFT home `directory`")
-	if err := parse(fs, nodeUsage, args); err != nil {
+	if err := cli.Parse(fs, nodeUsage, args); err != nil {
 		return err
 	}
-	if err := required(fs, "cometbft-home"); err != nil {
+	if err := cli.Required(fs, "cometbft-home"); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -225,16 +227,8 @@ func nodeCmd(args []string) error {
 		return err
 	}
 	log.Info("validator running", "home", *home, "chain", l.ChainID())
-	err = waitSignal(log)
-	return errors.Join(err, l.Close())
-}
-
-func waitSignal(log *slog.Logger) error {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	log.Info("shutting down", "signal", s.String())
-	return nil
+	cli.WaitSignal(log)
+	return l.Close()
 }
 
 const clusterEntryUsage = `Usage: iotguard cluster-entry --data DIR --cluster-id ID
@@ -253,14 +247,14 @@ func clusterEntry(args []string) error {
 	fs := flag.NewFlagSet("cluster-entry", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
 	id := fs.String("cluster-id", "", "cluster `ID`")
-	if err := parse(fs, clusterEntryUsage, args); err != nil {
+	if err := cli.Parse(fs, clusterEntryUsage, args); err != nil {
 		return err
 	}
-	if err := required(fs, "data", "cluster-id"); err != nil {
+	if err := cli.Required(fs, "data", "cluster-id"); err != nil {
 		return err
 	}
 	if err := wire.CheckID(*id); err != nil {
-		return usageError{fmt.Sprintf("--cluster-id: %v", err)}
+		return cli.Usagef("--cluster-id: %v", err)
 	}
 	keys, err := keysvc.Open(*dir, *id)
 	if err != nil {

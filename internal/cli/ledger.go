@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,13 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/term"
 
 	"github.com/iotguard/iotguard/clusterhead"
-	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 )
 
@@ -33,7 +31,7 @@ Examples:
   iotguard ledger list --data iotguard-data --format json
 `
 
-func ledgerCmd(args []string) error {
+func ledgerCmd(args []string, cmt *CometBFT) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Print(ledgerUsage)
 		if len(args) == 0 {
@@ -43,44 +41,27 @@ func ledgerCmd(args []string) error {
 	}
 	switch args[0] {
 	case "verify":
-		return ledgerVerify(args[1:])
+		return ledgerVerify(args[1:], cmt)
 	case "list":
-		return ledgerList(args[1:])
+		return ledgerList(args[1:], cmt)
 	}
 	return usageError{fmt.Sprintf("unknown ledger subcommand %q", args[0])}
 }
 
-// openLedger opens the ledger in dir read-only, with the CH key to check it.
-func openLedger(dir string) (*ledger.Bolt, error) {
-	path := filepath.Join(dir, clusterhead.LedgerFile)
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no ledger at %s: %w", path, err)
-	}
-	keys, err := keysvc.Load(dir)
-	if err != nil {
-		return nil, err
-	}
-	l, err := ledger.Open(path, ledger.Options{Verifier: keys})
-	if errors.Is(err, ledger.ErrLocked) {
-		return nil, fmt.Errorf("%w: stop the server using %s first", err, dir)
-	}
-	return l, err
-}
-
-func ledgerVerify(args []string) error {
+func ledgerVerify(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("ledger verify", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
 	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; -tags cometbft)")
-	if err := parse(fs, ledgerUsage, args); err != nil {
+	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}
 	if *home != "" {
-		return verifyCometBFT(*home)
+		return verifyCometBFT(*home, cmt)
 	}
-	if err := required(fs, "data"); err != nil {
+	if err := Required(fs, "data"); err != nil {
 		return err
 	}
-	l, err := openLedger(*dir)
+	l, err := clusterhead.OpenLedger(*dir)
 	if err != nil {
 		return err
 	}
@@ -132,16 +113,16 @@ type listedBlock struct {
 	Events []listedEvent `json:"events"`
 }
 
-func ledgerList(args []string) error {
+func ledgerList(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("ledger list", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
 	format := fs.String("format", "text", "output `format`: text or json")
 	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; -tags cometbft)")
-	if err := parse(fs, ledgerUsage, args); err != nil {
+	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}
 	if *home == "" {
-		if err := required(fs, "data"); err != nil {
+		if err := Required(fs, "data"); err != nil {
 			return err
 		}
 	}
@@ -149,7 +130,7 @@ func ledgerList(args []string) error {
 		return usageError{"--format must be text or json"}
 	}
 	blocks := func(fn func(ledger.Block) error) error {
-		l, err := openLedger(*dir)
+		l, err := clusterhead.OpenLedger(*dir)
 		if err != nil {
 			return err
 		}
@@ -157,10 +138,10 @@ func ledgerList(args []string) error {
 		return l.Blocks(0, fn)
 	}
 	if *home != "" {
-		if cometBFT == nil {
+		if cmt == nil {
 			return errNoCometBFT
 		}
-		blocks = func(fn func(ledger.Block) error) error { return cometBFT.blocks(*home, fn) }
+		blocks = func(fn func(ledger.Block) error) error { return cmt.Blocks(*home, fn) }
 	}
 	enc := json.NewEncoder(os.Stdout)
 	return blocks(func(b ledger.Block) error {
@@ -193,11 +174,11 @@ func ledgerList(args []string) error {
 }
 
 // verifyCometBFT verifies the ledger of a stopped CometBFT node.
-func verifyCometBFT(home string) error {
-	if cometBFT == nil {
+func verifyCometBFT(home string, cmt *CometBFT) error {
+	if cmt == nil {
 		return errNoCometBFT
 	}
-	summary, err := cometBFT.verify(context.Background(), home)
+	summary, err := cmt.Verify(context.Background(), home)
 	var bad *ledger.BadBlockError
 	if errors.As(err, &bad) {
 		fmt.Printf("ledger BROKEN at block %d: %s\n", bad.Height, bad.Reason)
