@@ -8,28 +8,24 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
-	cmtlog "github.com/cometbft/cometbft/libs/log"
-	"github.com/cometbft/cometbft/types"
-
 	"github.com/iotguard/iotguard/bftledger"
+	"github.com/iotguard/iotguard/bftledger/localnet"
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/cli"
 	"github.com/iotguard/iotguard/keysvc"
-	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
 
 // cometBFT is what this binary adds to iotguard's command tree.
 var cometBFT = &cli.CometBFT{
-	Opener: opener,
+	Opener: func(home, cluster string, log *slog.Logger) clusterhead.LedgerOpener {
+		return bftledger.CHOpener(home, cluster, log)
+	},
 	Verify: func(ctx context.Context, home string) (string, error) {
 		r, err := bftledger.VerifyHome(ctx, home, nil)
 		if err != nil {
@@ -40,29 +36,10 @@ var cometBFT = &cli.CometBFT{
 	},
 	Blocks: bftledger.ReadBlocks,
 	Commands: []cli.Command{
-		{Name: "localnet", Summary: "run a shared ledger of CometBFT validators and cluster heads on loopback", Usage: localnetUsage, Run: localnet},
+		{Name: "localnet", Summary: "run a shared ledger of CometBFT validators and cluster heads on loopback", Usage: localnetUsage, Run: localnetCmd},
 		{Name: "node", Summary: "run a CometBFT validator of the shared ledger without a cluster head", Usage: nodeUsage, Run: nodeCmd},
 		{Name: "cluster-entry", Summary: "print a CH's registry entry for a shared ledger's genesis app_state", Usage: clusterEntryUsage, Run: clusterEntry},
 	},
-}
-
-// opener returns the ledger of a CH of clusterID on the node in home.
-func opener(home, clusterID string, log *slog.Logger) clusterhead.LedgerOpener {
-	return func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
-		return bftledger.Open(bftledger.Options{Home: home, Cluster: clusterID, Signer: keys,
-			Logger: slogLogger{log.With("component", "cometbft")}, OnCommit: onCommit})
-	}
-}
-
-// slogLogger hands CometBFT's log to slog. CometBFT's info level narrates
-// every block, so it goes to debug.
-type slogLogger struct{ l *slog.Logger }
-
-func (s slogLogger) Debug(msg string, kv ...any) { s.l.Debug(msg, kv...) }
-func (s slogLogger) Info(msg string, kv ...any)  { s.l.Debug(msg, kv...) }
-func (s slogLogger) Error(msg string, kv ...any) { s.l.Error(msg, kv...) }
-func (s slogLogger) With(kv ...any) cmtlog.Logger {
-	return slogLogger{s.l.With(kv...)}
 }
 
 const localnetUsage = `Usage: iotguard localnet [flags]
@@ -88,7 +65,7 @@ Examples:
 Flags:
 `
 
-func localnet(args []string) error {
+func localnetCmd(args []string) error {
 	fs := flag.NewFlagSet("localnet", flag.ContinueOnError)
 	dir := fs.String("dir", "iotguard-localnet", "`directory` of the network")
 	clusters := fs.String("clusters", "cluster-a,cluster-b", "comma-separated cluster `IDs` (at most --validators)")
@@ -105,98 +82,35 @@ func localnet(args []string) error {
 	if err != nil {
 		return cli.Usagef("%s", err)
 	}
-	ids, err := localnetInit(*dir, strings.Split(*clusters, ","), *validators, *p2pPort)
-	if err != nil {
-		return err
-	}
-	n := *validators
-	if _, err := os.Stat(bftledger.NodeDir(*dir, n)); err == nil {
-		return cli.Usagef("%s holds more than %d validators: pass --validators", *dir, n)
-	}
+	cfg := localnet.Config{Dir: *dir, Clusters: strings.Split(*clusters, ","), Validators: *validators,
+		P2PPort: *p2pPort, CoAPPort: *coapPort, Position: p, Radius: *radius,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	if *initOnly {
-		fmt.Printf("created %s: %d validators, clusters %s\n", *dir, n, strings.Join(ids, ", "))
+		ids, err := localnet.Init(cfg)
+		if err != nil {
+			return localnetError(err)
+		}
+		fmt.Printf("created %s: %d validators, clusters %s\n", cfg.Dir, cfg.Validators, strings.Join(ids, ", "))
 		return nil
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	var closers []func() error
-	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			if err := closers[i](); err != nil {
-				log.Error("stop", "err", err)
-			}
-		}
-	}()
-	for i := range n {
-		home := bftledger.NodeDir(*dir, i)
-		if i >= len(ids) {
-			l, err := bftledger.Open(bftledger.Options{Home: home, Logger: slogLogger{log.With("node", i)}})
-			if err != nil {
-				return err
-			}
-			closers = append(closers, l.Close)
-			log.Info("validator running", "node", i, "home", home)
-			continue
-		}
-		ch, err := clusterhead.Start(clusterhead.Config{
-			Listen: "127.0.0.1:" + strconv.Itoa(*coapPort+i), DataDir: filepath.Join(*dir, ids[i]), Logger: log.With("cluster", ids[i]),
-			Cluster: cluster.Config{ID: ids[i], Position: p, Radius: *radius},
-			Ledger:  opener(home, ids[i], log.With("node", i)),
-		})
-		if err != nil {
-			return err
-		}
-		closers = append(closers, ch.Close)
-		thumb := ch.Keys.Thumbprint()
-		log.Info("cluster head running", "node", i, "home", home, "cluster", ids[i], "coap", "coap://"+ch.Addr(),
-			"ch_key_thumbprint", fmt.Sprintf("%x", thumb))
+	net, err := localnet.Start(cfg)
+	if err != nil {
+		return localnetError(err)
 	}
-	cli.WaitSignal(log)
+	cli.WaitSignal(cfg.Logger)
+	if err := net.Close(); err != nil {
+		cfg.Logger.Error("stop", "err", err)
+	}
 	return nil
 }
 
-// localnetInit creates dir on first use and returns the cluster IDs of its
-// genesis.
-func localnetInit(dir string, clusters []string, validators, p2pPort int) ([]string, error) {
-	genesis := filepath.Join(bftledger.NodeDir(dir, 0), "config", "genesis.json")
-	if _, err := os.Stat(genesis); err == nil {
-		gen, err := types.GenesisDocFromFile(genesis)
-		if err != nil {
-			return nil, err
-		}
-		s, err := bftledger.ParseAppState(gen.AppState)
-		if err != nil {
-			return nil, err
-		}
-		var ids []string
-		for _, c := range s.Clusters {
-			ids = append(ids, c.ID)
-		}
-		return ids, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+// localnetError makes a configuration error a usage error.
+func localnetError(err error) error {
+	var ce *localnet.ConfigError
+	if errors.As(err, &ce) {
+		return cli.Usagef("%s", ce)
 	}
-	if len(clusters) > validators {
-		return nil, cli.Usagef("%d clusters need at least as many validators", len(clusters))
-	}
-	spec := bftledger.NetSpec{ChainID: "iotguard-localnet", Validators: validators}
-	for _, id := range clusters {
-		if err := wire.CheckID(id); err != nil {
-			return nil, cli.Usagef("--clusters: %q: %v", id, err)
-		}
-		keys, err := keysvc.Open(filepath.Join(dir, id), id)
-		if err != nil {
-			return nil, err
-		}
-		spec.Clusters = append(spec.Clusters, bftledger.ClusterEntry{ID: id, Key: keys.COSEKey()})
-	}
-	for i := range validators {
-		spec.P2PPorts = append(spec.P2PPorts, p2pPort+10*i)
-		spec.RPCPorts = append(spec.RPCPorts, p2pPort+10*i+1)
-	}
-	if _, err := bftledger.GenerateNet(dir, spec); err != nil {
-		return nil, err
-	}
-	return clusters, nil
+	return err
 }
 
 const nodeUsage = `Usage: iotguard node --cometbft-home DIR
@@ -222,7 +136,7 @@ func nodeCmd(args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	l, err := bftledger.Open(bftledger.Options{Home: *home, Logger: slogLogger{log}})
+	l, err := bftledger.Open(bftledger.Options{Home: *home, Logger: bftledger.SlogLogger(log)})
 	if err != nil {
 		return err
 	}
