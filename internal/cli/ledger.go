@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/internal/ledgerlist"
 	"github.com/iotguard/iotguard/ledger"
 )
 
@@ -93,26 +92,6 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 	return nil
 }
 
-// listedEvent is an event as 'ledger list' shows it: IDs, times and reasons,
-// key thumbprints rather than keys.
-type listedEvent struct {
-	Type      string `json:"type"`
-	Device    string `json:"device"`
-	Peer      string `json:"peer,omitempty"`
-	Time      string `json:"time"`
-	Expires   int64  `json:"expires,omitempty"`
-	SessionID string `json:"session_id,omitempty"`
-	Reason    string `json:"reason,omitempty"`
-}
-
-type listedBlock struct {
-	Height uint64        `json:"height"`
-	Hash   string        `json:"hash"`
-	Prev   string        `json:"prev"`
-	Time   string        `json:"time"`
-	Events []listedEvent `json:"events"`
-}
-
 func ledgerList(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("ledger list", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
@@ -126,7 +105,8 @@ func ledgerList(args []string, cmt *CometBFT) error {
 			return err
 		}
 	}
-	if *format != "text" && *format != "json" {
+	show, err := ledgerlist.Printer(os.Stdout, *format)
+	if err != nil {
 		return usageError{"--format must be text or json"}
 	}
 	blocks := func(fn func(ledger.Block) error) error {
@@ -143,34 +123,7 @@ func ledgerList(args []string, cmt *CometBFT) error {
 		}
 		blocks = func(fn func(ledger.Block) error) error { return cmt.Blocks(*home, fn) }
 	}
-	enc := json.NewEncoder(os.Stdout)
-	return blocks(func(b ledger.Block) error {
-		h, err := b.Header.Hash()
-		if err != nil {
-			return err
-		}
-		lb := listedBlock{Height: b.Header.Height, Hash: hex.EncodeToString(h[:]), Prev: hex.EncodeToString(b.Header.Prev[:]),
-			Time: msTime(b.Header.Time), Events: []listedEvent{}}
-		for _, e := range b.Events {
-			lb.Events = append(lb.Events, listedEvent{Type: e.Type.String(), Device: e.Device, Peer: e.Peer, Time: msTime(e.Time),
-				Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason})
-		}
-		if *format == "json" {
-			return enc.Encode(lb)
-		}
-		fmt.Printf("block %d %s %s\n", lb.Height, lb.Hash[:16], lb.Time)
-		for _, e := range lb.Events {
-			fmt.Printf("  %-14s %s", e.Type, e.Device)
-			if e.Peer != "" {
-				fmt.Printf(" peer=%s", e.Peer)
-			}
-			if e.Reason != "" {
-				fmt.Printf(" reason=%q", e.Reason)
-			}
-			fmt.Println()
-		}
-		return nil
-	})
+	return blocks(show)
 }
 
 // verifyCometBFT verifies the ledger of a stopped CometBFT node.
@@ -190,5 +143,3 @@ func verifyCometBFT(home string, cmt *CometBFT) error {
 	fmt.Println(summary)
 	return nil
 }
-
-func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
