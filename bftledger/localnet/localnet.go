@@ -1,5 +1,3 @@
-//go:build cometbft
-
 // Package localnet runs a shared ledger on one machine ('iotguard-cometbft
 // localnet'): CometBFT validators with the IoT-Guard application on
 // 127.0.0.1, and one cluster head per cluster, the CH of the i-th cluster in

@@ -22,7 +22,7 @@ against the device index; it exits 0 with the height when the chain is intact
 and 1 naming the first bad block otherwise. list prints the blocks.
 Both need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
-stopped CometBFT node (binaries built with -tags cometbft); verify then
+stopped CometBFT node (bin/iotguard-cometbft); verify then
 replays every CometBFT block from genesis, checking the validators' commits.
 
 Examples:
@@ -50,7 +50,7 @@ func ledgerCmd(args []string, cmt *CometBFT) error {
 func ledgerVerify(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("ledger verify", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
-	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; -tags cometbft)")
+	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; bin/iotguard-cometbft)")
 	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func ledgerList(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("ledger list", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
 	format := fs.String("format", "text", "output `format`: text or json")
-	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; -tags cometbft)")
+	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; bin/iotguard-cometbft)")
 	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}

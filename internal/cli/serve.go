@@ -16,7 +16,7 @@ const serveUsage = `Usage: iotguard serve [flags]
 Runs a cluster head: CoAP over UDP on --listen, the ledger and the CH key in
 --data (created on first start, key file mode 0600). SIGINT/SIGTERM stop it
 cleanly. An operator revokes devices with 'iotguard revoke --data DIR'.
-With --ledger cometbft (binaries built with -tags cometbft) the ledger is
+With --ledger cometbft (bin/iotguard-cometbft) the ledger is
 shared with other cluster heads: a CometBFT node runs in this process on
 --cometbft-home, and the CH key in --data must be registered for --cluster-id
 in its genesis (see 'iotguard localnet').
@@ -40,7 +40,7 @@ func serve(args []string, cmt *CometBFT) error {
 	memberTTL := fs.Duration("member-ttl", cluster.DefaultMemberTTL, "membership lifetime after a join")
 	sessionTTL := fs.Duration("session-ttl", cluster.DefaultSessionTTL, "session key lifetime")
 	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per source IP (0: off)")
-	backend := fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; binaries built with -tags cometbft)")
+	backend := fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
 	home := fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
 	if err := Parse(fs, serveUsage, args); err != nil {
 		return err

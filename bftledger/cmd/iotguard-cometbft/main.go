@@ -1,5 +1,3 @@
-//go:build cometbft
-
 // Command iotguard-cometbft is iotguard with the CometBFT ledger: 'serve
 // --ledger cometbft', 'ledger verify|list --cometbft-home', and the
 // subcommands localnet, node and cluster-entry (commands.go).
