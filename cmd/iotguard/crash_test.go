@@ -21,6 +21,7 @@ import (
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/internal/clitest"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -93,7 +94,7 @@ func TestCrashConsistency(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
 	data := filepath.Join(t.TempDir(), "data")
-	ports, err := freeUDPPorts(1)
+	ports, err := clitest.FreeUDPPorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestCrashConsistency(t *testing.T) {
 
 	for round := 1; round <= crashRounds; round++ {
 		srv := startServe(t, addr, data)
-		if err := waitCoAP(addr, 10*time.Second); err != nil {
+		if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		// Joins captured before this process started: stale echoes now, so
@@ -151,7 +152,7 @@ func TestCrashConsistency(t *testing.T) {
 
 	// A last clean run: replay everything once more, then stop.
 	srv := startServe(t, addr, data)
-	if err := waitCoAP(addr, 10*time.Second); err != nil {
+	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	replayCaptured(t, addr, &log)
