@@ -110,7 +110,8 @@ func initDir(cfg Config) ([]string, error) {
 
 // Net is a running local network.
 type Net struct {
-	closers []func() error // in start order
+	chs        []*clusterhead.CH   // with their nodes
+	validators []*bftledger.Ledger // the nodes without a CH
 }
 
 // Start initializes cfg.Dir if needed (see [Init]) and runs its validators,
@@ -132,7 +133,7 @@ func Start(cfg Config) (*Net, error) {
 			if err != nil {
 				return nil, errors.Join(err, n.Close())
 			}
-			n.closers = append(n.closers, l.Close)
+			n.validators = append(n.validators, l)
 			log.Info("validator running", "node", i, "home", home)
 			continue
 		}
@@ -144,7 +145,7 @@ func Start(cfg Config) (*Net, error) {
 		if err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
-		n.closers = append(n.closers, ch.Close)
+		n.chs = append(n.chs, ch)
 		thumb := ch.Keys.Thumbprint()
 		log.Info("cluster head running", "node", i, "home", home, "cluster", ids[i], "coap", "coap://"+ch.Addr(),
 			"ch_key_thumbprint", fmt.Sprintf("%x", thumb))
@@ -152,12 +153,21 @@ func Start(cfg Config) (*Net, error) {
 	return n, nil
 }
 
-// Close stops the CHs and validators in the reverse order of their start.
+// Close stops the CHs, then the validators without a CH. First every CH
+// writes its queued audit records (verify warnings, sessions) while all the
+// nodes run: once more than a third of them has stopped, nothing commits,
+// and a record would wait for its commit timeout and be lost.
 func (n *Net) Close() error {
-	var errs []error
-	for i := len(n.closers) - 1; i >= 0; i-- {
-		errs = append(errs, n.closers[i]())
+	for _, ch := range n.chs {
+		ch.Core.Flush()
 	}
-	n.closers = nil
+	var errs []error
+	for _, ch := range n.chs {
+		errs = append(errs, ch.Close())
+	}
+	for _, l := range n.validators {
+		errs = append(errs, l.Close())
+	}
+	n.chs, n.validators = nil, nil
 	return errors.Join(errs...)
 }
