@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -19,10 +18,4 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs testdata/script/*.txtar, with the commands of
 // clitest.Cmds besides testscript's built-ins.
-func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("testdata", "script"),
-		RequireExplicitExec: true,
-		Cmds:                clitest.Cmds(),
-	})
-}
+func TestScripts(t *testing.T) { clitest.RunScripts(t, nil) }

@@ -7,17 +7,32 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/rogpeppe/go-internal/testscript"
 )
+
+// RunScripts runs the test package's testdata/script/*.txtar, where exec
+// must be explicit, with the commands of Cmds and extra.
+func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, neg bool, args []string)) {
+	cmds := Cmds()
+	maps.Copy(cmds, extra)
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("testdata", "script"),
+		RequireExplicitExec: true,
+		Cmds:                cmds,
+	})
+}
 
 // Cmds returns the commands the CLI's scripts may use besides testscript's
 // built-ins:

@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -25,13 +25,7 @@ func TestMain(m *testing.M) {
 //	localnetports P2P COAP_A COAP_B   set P2P to a base port for 'localnet --p2p-port' whose four validators'
 //	                                  TCP ports are free, COAP_A and COAP_B to two consecutive free UDP ports
 func TestScripts(t *testing.T) {
-	cmds := clitest.Cmds()
-	cmds["localnetports"] = cmdLocalnetPorts
-	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("testdata", "script"),
-		RequireExplicitExec: true,
-		Cmds:                cmds,
-	})
+	clitest.RunScripts(t, map[string]func(ts *testscript.TestScript, neg bool, args []string){"localnetports": cmdLocalnetPorts})
 }
 
 const localnetValidators = 4 // localnet's default
@@ -58,30 +52,26 @@ func cmdLocalnetPorts(ts *testscript.TestScript, neg bool, args []string) {
 // freeRange returns a base port whose ports(base) were all free on
 // 127.0.0.1 a moment ago.
 func freeRange(network string, ports func(base int) []int) (int, error) {
+	listen := func(addr string) (io.Closer, error) {
+		if network == "tcp" {
+			return net.Listen(network, addr)
+		}
+		return net.ListenPacket(network, addr)
+	}
 	for range 100 {
 		base := 20000 + rand.IntN(30000)
-		var closers []func() error
+		var held []io.Closer
 		free := true
 		for _, p := range ports(base) {
-			addr := "127.0.0.1:" + strconv.Itoa(p)
-			if network == "tcp" {
-				l, err := net.Listen(network, addr)
-				if err != nil {
-					free = false
-					break
-				}
-				closers = append(closers, l.Close)
-			} else {
-				c, err := net.ListenPacket(network, addr)
-				if err != nil {
-					free = false
-					break
-				}
-				closers = append(closers, c.Close)
+			c, err := listen("127.0.0.1:" + strconv.Itoa(p))
+			if err != nil {
+				free = false
+				break
 			}
+			held = append(held, c)
 		}
-		for _, c := range closers {
-			c()
+		for _, c := range held {
+			c.Close()
 		}
 		if free {
 			return base, nil
