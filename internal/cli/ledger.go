@@ -22,8 +22,8 @@ against the device index; it exits 0 with the height when the chain is intact
 and 1 naming the first bad block otherwise. list prints the blocks.
 Both need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
-stopped CometBFT node (bin/iotguard-cometbft); verify then
-replays every CometBFT block from genesis, checking the validators' commits.
+stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
+CometBFT block from genesis, checking the validators' commits.
 
 Examples:
   iotguard ledger verify --data iotguard-data

@@ -16,10 +16,10 @@ const serveUsage = `Usage: iotguard serve [flags]
 Runs a cluster head: CoAP over UDP on --listen, the ledger and the CH key in
 --data (created on first start, key file mode 0600). SIGINT/SIGTERM stop it
 cleanly. An operator revokes devices with 'iotguard revoke --data DIR'.
-With --ledger cometbft (bin/iotguard-cometbft) the ledger is
-shared with other cluster heads: a CometBFT node runs in this process on
---cometbft-home, and the CH key in --data must be registered for --cluster-id
-in its genesis (see 'iotguard localnet').
+With --ledger cometbft (bin/iotguard-cometbft) the ledger is shared with
+other cluster heads: a CometBFT node runs in this process on --cometbft-home,
+and the CH key in --data must be registered for --cluster-id in its genesis
+(see 'iotguard localnet').
 
 Examples:
   iotguard serve
