@@ -7,6 +7,9 @@ FUZZTIME  ?= 10s
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 APT_PACKAGES := libcoap3-bin prometheus
+# The main module and bftledger's are built apart: a go.work would let
+# CometBFT's requirements raise the versions the main module builds with.
+export GOWORK := off
 
 .PHONY: all build run demo test deps check unit fuzz bench bench-decay bench-decay-upstream bench-ratios bench-scale clean
 
@@ -31,10 +34,16 @@ deps:
 	fi
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+# gofmt, vet, staticcheck and a tidy go.mod, for both modules (the main one
+# and bftledger's, see below).
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
+	$(GO) mod tidy -diff
+	$(GO) -C bftledger vet ./...
+	cd bftledger && $(GOBIN)/staticcheck ./...
+	$(GO) -C bftledger mod tidy -diff
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -43,14 +52,14 @@ unit:
 test: deps check build unit
 	@if [ -f firmware/Makefile ]; then $(MAKE) -C firmware test; fi
 
-# Runs every fuzz target for FUZZTIME each.
+# Runs every fuzz target of both modules for FUZZTIME each.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	@set -e; for mod in . bftledger; do for pkg in $$($(GO) -C $$mod list ./...); do \
+		for t in $$($(GO) -C $$mod test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-			$(GO) test -run=NONE -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+			$(GO) -C $$mod test -run=NONE -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; \
-	done
+	done; done
 
 # Short versions of every go test benchmark (crypto ops, CBOR, ledger,
 # CoAP round trips). For benchstat, repeat: make bench BENCHCOUNT=10 > new.txt
@@ -61,13 +70,13 @@ bench:
 # The go-coap per-datagram cache scan (third_party/README.md): one source's
 # request cost after 0 and after 20,000 earlier requests, patched ...
 bench-decay:
-	$(GO) test -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./bench
+	$(GO) test -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./internal/bench
 
 # ... and with upstream go-coap v3.8.0 (a go.mod copy without the replace).
 bench-decay-upstream:
 	@tmp=$$(mktemp -d) && cp go.mod go.sum $$tmp/ && \
 	$(GO) mod edit -modfile=$$tmp/go.mod -dropreplace=github.com/plgd-dev/go-coap/v3 && \
-	$(GO) test -mod=mod -modfile=$$tmp/go.mod -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./bench; \
+	$(GO) test -mod=mod -modfile=$$tmp/go.mod -run=NONE -bench=BusySource -benchtime=2000x -count=$(BENCHCOUNT) ./internal/bench; \
 	rc=$$?; rm -rf $$tmp; exit $$rc
 
 # The load generator's ratios against their same-run baselines
@@ -105,26 +114,29 @@ soak:
 clean:
 	rm -rf bin
 
-# The CometBFT backend (bftledger, issue 7) is compiled only with -tags
-# cometbft: the default binary and `make test` stay without it.
+# The CometBFT backend (bftledger, issue 7) is a Go module of its own,
+# bftledger/go.mod (its replace directives point at this checkout): the main
+# module's graph, `make test` and bin/iotguard have no CometBFT code.
+# bin/iotguard-cometbft is the same command tree with the CometBFT ledger.
+# There is no go.work (see GOWORK at the top).
 BIN_COMETBFT := bin/iotguard-cometbft
 .PHONY: build-cometbft localnet test-cometbft bench-cometbft
 
 build-cometbft:
-	$(GO) build -tags cometbft -o $(BIN_COMETBFT) ./cmd/iotguard
+	$(GO) -C bftledger build -o $(CURDIR)/$(BIN_COMETBFT) ./cmd/iotguard-cometbft
 
 # Four validators and two cluster heads (CoAP on 127.0.0.1:5683 and :5684).
 localnet: build-cometbft
 	$(BIN_COMETBFT) localnet
 
-# Called by .ci/run after `make test`: vet and staticcheck with the tag, then
-# the state machine and four-validator network tests.
+# Called by .ci/run after `make test`: vet and staticcheck of the bftledger
+# module, then its tests (the state machine, four-validator networks).
 test-cometbft: build-cometbft
-	$(GO) vet -tags cometbft ./...
-	$(GOBIN)/staticcheck -tags cometbft ./...
-	$(GO) test -race -count=1 -tags cometbft ./bftledger/
+	$(GO) -C bftledger vet ./...
+	cd bftledger && $(GOBIN)/staticcheck ./...
+	$(GO) -C bftledger test -race -count=1 ./...
 
 # Join commit latency and throughput: bbolt, 1 and 4 validators (docs/PERFORMANCE.md).
 bench-cometbft:
-	$(GO) test -tags cometbft -run NONE -bench 'JoinCommit/.*/seq' -benchtime 200x ./bftledger
-	$(GO) test -tags cometbft -run NONE -bench 'JoinCommit/.*/c64' -benchtime 3000x ./bftledger
+	$(GO) -C bftledger test -run NONE -bench 'JoinCommit/.*/seq' -benchtime 200x .
+	$(GO) -C bftledger test -run NONE -bench 'JoinCommit/.*/c64' -benchtime 3000x .

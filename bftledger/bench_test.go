@@ -1,5 +1,3 @@
-//go:build cometbft
-
 package bftledger_test
 
 import (
@@ -28,8 +26,8 @@ import (
 // c64 runs 64 appenders (throughput, group commit / full blocks). Reported:
 // p50-ms and p99-ms of Append, and events/s.
 //
-//	go test -tags cometbft -run NONE -bench 'JoinCommit/.*/seq' -benchtime 200x ./bftledger
-//	go test -tags cometbft -run NONE -bench 'JoinCommit/.*/c64' -benchtime 3000x ./bftledger
+//	cd bftledger && go test -run NONE -bench 'JoinCommit/.*/seq' -benchtime 200x .
+//	cd bftledger && go test -run NONE -bench 'JoinCommit/.*/c64' -benchtime 3000x .
 func BenchmarkJoinCommit(b *testing.B) {
 	type backend struct {
 		name string

@@ -1,12 +1,11 @@
-//go:build cometbft
-
 // Package bftledger is IoT-Guard's replicated ledger: several cluster heads,
 // one per cluster, share one membership ledger kept by CometBFT validators, so
 // that no single cluster head can rewrite it and a device of one cluster can
 // be verified through the cluster head of another.
 //
-// The package is built only with the cometbft build tag; the default
-// iotguard binary does not contain it.
+// It is a Go module of its own (bftledger/go.mod), so that the main module,
+// its dependency graph and the default iotguard binary hold no CometBFT code;
+// bin/iotguard-cometbft is built from cmd/iotguard-cometbft here.
 //
 // # Transactions
 //

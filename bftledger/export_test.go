@@ -1,5 +1,3 @@
-//go:build cometbft
-
 package bftledger
 
 import (

@@ -37,7 +37,7 @@ type Config struct {
 	NoAdmin   bool   // no control socket (tests that run many CHs)
 
 	// Ledger opens the CH's ledger; nil means the bbolt ledger in DataDir.
-	// A replicated backend (bftledger, with -tags cometbft) plugs in here.
+	// A replicated backend (bftledger, a module of its own) plugs in here.
 	Ledger LedgerOpener
 }
 

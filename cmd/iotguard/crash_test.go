@@ -19,7 +19,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 
+	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/internal/clitest"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -92,7 +94,7 @@ func TestCrashConsistency(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
 	data := filepath.Join(t.TempDir(), "data")
-	ports, err := freeUDPPorts(1)
+	ports, err := clitest.FreeUDPPorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func TestCrashConsistency(t *testing.T) {
 
 	for round := 1; round <= crashRounds; round++ {
 		srv := startServe(t, addr, data)
-		if err := waitCoAP(addr, 10*time.Second); err != nil {
+		if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		// Joins captured before this process started: stale echoes now, so
@@ -150,14 +152,14 @@ func TestCrashConsistency(t *testing.T) {
 
 	// A last clean run: replay everything once more, then stop.
 	srv := startServe(t, addr, data)
-	if err := waitCoAP(addr, 10*time.Second); err != nil {
+	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	replayCaptured(t, addr, &log)
 	srv.stop(t)
 	mustRun(t, 0, "ledger", "verify", "--data", data)
 
-	l, err := openLedger(data)
+	l, err := clusterhead.OpenLedger(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/internal/clitest"
 )
 
 // The soak test: mixed load on loopback against 'iotguard serve' running as a
@@ -70,7 +71,7 @@ func TestSoak(t *testing.T) {
 		}
 		duration = d
 	}
-	ports, err := freeUDPPorts(1)
+	ports, err := clitest.FreeUDPPorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestSoak(t *testing.T) {
 			t.Error("serve did not stop within 15 s")
 		}
 	}()
-	if err := waitCoAP(addr, 10*time.Second); err != nil {
+	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotguard/iotguard/internal/clitest"
 )
 
 // TestLedgerVerifyNamesTamperedBlock builds a ledger through the CLI (a real
@@ -24,13 +26,13 @@ import (
 // 'ledger verify' exits 1 naming exactly that block.
 func TestLedgerVerifyNamesTamperedBlock(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	ports, err := freeUDPPorts(1)
+	ports, err := clitest.FreeUDPPorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	srv := startServe(t, addr, data)
-	if err := waitCoAP(addr, 10*time.Second); err != nil {
+	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	devices := t.TempDir()

@@ -1,12 +1,10 @@
-package main
+package cli
 
 import (
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
@@ -18,10 +16,10 @@ const serveUsage = `Usage: iotguard serve [flags]
 Runs a cluster head: CoAP over UDP on --listen, the ledger and the CH key in
 --data (created on first start, key file mode 0600). SIGINT/SIGTERM stop it
 cleanly. An operator revokes devices with 'iotguard revoke --data DIR'.
-With --ledger cometbft (binaries built with -tags cometbft) the ledger is
-shared with other cluster heads: a CometBFT node runs in this process on
---cometbft-home, and the CH key in --data must be registered for --cluster-id
-in its genesis (see 'iotguard localnet').
+With --ledger cometbft (bin/iotguard-cometbft) the ledger is shared with
+other cluster heads: a CometBFT node runs in this process on --cometbft-home,
+and the CH key in --data must be registered for --cluster-id in its genesis
+(see 'iotguard localnet').
 
 Examples:
   iotguard serve
@@ -31,7 +29,7 @@ Examples:
 Flags:
 `
 
-func serve(args []string) error {
+func serve(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:5683", "UDP `address` for CoAP")
 	data := fs.String("data", "iotguard-data", "data `directory` (ledger, CH key)")
@@ -42,9 +40,9 @@ func serve(args []string) error {
 	memberTTL := fs.Duration("member-ttl", cluster.DefaultMemberTTL, "membership lifetime after a join")
 	sessionTTL := fs.Duration("session-ttl", cluster.DefaultSessionTTL, "session key lifetime")
 	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per source IP (0: off)")
-	backend := fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; binaries built with -tags cometbft)")
+	backend := fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
 	home := fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
-	if err := parse(fs, serveUsage, args); err != nil {
+	if err := Parse(fs, serveUsage, args); err != nil {
 		return err
 	}
 	if err := wire.CheckID(*id); err != nil {
@@ -60,12 +58,12 @@ func serve(args []string) error {
 	case *backend == "bolt":
 	case *backend != "cometbft":
 		return usageError{fmt.Sprintf("--ledger: unknown backend %q (bolt or cometbft)", *backend)}
-	case cometBFT == nil:
+	case cmt == nil:
 		return errNoCometBFT
 	case *home == "":
 		return usageError{"--cometbft-home is required with --ledger cometbft"}
 	default:
-		open = cometBFT.opener(*home, *id, log)
+		open = cmt.Opener(*home, *id, log)
 	}
 	ch, err := clusterhead.Start(clusterhead.Config{
 		Listen: *listen, DataDir: *data, RateLimit: *rateLimit, Logger: log, Metrics: *metrics, Ledger: open,
@@ -78,9 +76,6 @@ func serve(args []string) error {
 	thumb := ch.Keys.Thumbprint()
 	log.Info("cluster head serving", "coap", "coap://"+ch.Addr(), "cluster", *id, "position", p.String(),
 		"radius_m", *radius, "data", *data, "height", head.Height, "metrics", ch.MetricsAddr(), "ch_key_thumbprint", fmt.Sprintf("%x", thumb))
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	log.Info("shutting down", "signal", s.String())
+	WaitSignal(log)
 	return ch.Close()
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -25,10 +25,10 @@ func revoke(args []string) error {
 	dir := fs.String("data", "iotguard-data", "data `directory` of the running server")
 	id := fs.String("id", "", "device `ID` to revoke")
 	reason := fs.String("reason", "operator revoke", "reason recorded on the ledger")
-	if err := parse(fs, revokeUsage, args); err != nil {
+	if err := Parse(fs, revokeUsage, args); err != nil {
 		return err
 	}
-	if err := required(fs, "id"); err != nil {
+	if err := Required(fs, "id"); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

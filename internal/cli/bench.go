@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/iotguard/iotguard/bench"
+	"github.com/iotguard/iotguard/internal/bench"
 )
 
 const benchUsage = `Usage: iotguard bench [flags]
@@ -67,7 +67,7 @@ func benchCmd(args []string) error {
 	plotFile := fs.String("plot", "", "write a latency and throughput plot to `FILE` (.svg or .png)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to `FILE` (go tool pprof -sample_index=alloc_space)")
-	if err := parse(fs, benchUsage, args); err != nil {
+	if err := Parse(fs, benchUsage, args); err != nil {
 		return err
 	}
 	ms, err := parseInts(*members)

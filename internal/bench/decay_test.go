@@ -10,7 +10,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/udp"
 
-	"github.com/iotguard/iotguard/bench"
+	"github.com/iotguard/iotguard/internal/bench"
 )
 
 // BenchmarkBusySource measures one request from a source that already sent

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iotguard/iotguard/bench"
+	"github.com/iotguard/iotguard/internal/bench"
 	"github.com/iotguard/iotguard/internal/chtest"
 )
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/iotguard/iotguard/demo"
+	"github.com/iotguard/iotguard/internal/demo"
 )
 
 const demoUsage = `Usage: iotguard demo
@@ -22,7 +22,7 @@ Example:
 
 func demoCmd(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	if err := parse(fs, demoUsage, args); err != nil {
+	if err := Parse(fs, demoUsage, args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

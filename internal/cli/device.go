@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/iotguard/iotguard/cluster"
@@ -54,10 +52,10 @@ func deviceKeygen(args []string) error {
 	fs := flag.NewFlagSet("device keygen", flag.ContinueOnError)
 	id := fs.String("id", "", "device `ID` ([A-Za-z0-9._-], 1-64 bytes)")
 	out := fs.String("out", "", "device `file` to create (mode 0600)")
-	if err := parse(fs, deviceUsage, args); err != nil {
+	if err := Parse(fs, deviceUsage, args); err != nil {
 		return err
 	}
-	if err := required(fs, "id", "out"); err != nil {
+	if err := Required(fs, "id", "out"); err != nil {
 		return err
 	}
 	st, err := device.NewState(*id)
@@ -95,10 +93,10 @@ func newDeviceFlags(name string) deviceFlags {
 
 // open parses args and dials the CH with the device file.
 func (f deviceFlags) open(args []string, need ...string) (*device.Device, context.Context, func(), error) {
-	if err := parse(f.fs, deviceUsage, args); err != nil {
+	if err := Parse(f.fs, deviceUsage, args); err != nil {
 		return nil, nil, nil, err
 	}
-	if err := required(f.fs, append([]string{"key"}, need...)...); err != nil {
+	if err := Required(f.fs, append([]string{"key"}, need...)...); err != nil {
 		return nil, nil, nil, err
 	}
 	st, err := device.LoadState(*f.key)
@@ -197,9 +195,7 @@ func deviceListen(args []string) error {
 	}
 	defer l.Close()
 	fmt.Fprintf(os.Stderr, "device %s listening on %s\n", d.ID(), l.Addr())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
+	WaitSignal(nil)
 	return nil
 }
 

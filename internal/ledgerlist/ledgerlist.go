@@ -1,0 +1,102 @@
+// Package ledgerlist renders ledger blocks for operators, as 'iotguard
+// ledger list' prints them: text (a line per block, an indented line per
+// event) or JSON (one object per block, one block per line, for scripts).
+// Both show IDs, times and reasons; never keys, nonces or signed requests.
+package ledgerlist
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/iotguard/iotguard/ledger"
+)
+
+// The formats Printer writes.
+const (
+	Text = "text"
+	JSON = "json"
+)
+
+// ErrFormat is returned by Printer for a format other than Text and JSON.
+var ErrFormat = errors.New("ledger list format is neither text nor json")
+
+// event is an event as listed.
+type event struct {
+	Type      string `json:"type"`
+	Device    string `json:"device"`
+	Peer      string `json:"peer,omitempty"`
+	Time      string `json:"time"`
+	Expires   int64  `json:"expires,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// block is a block as listed; Events is [] (not null) for genesis.
+type block struct {
+	Height uint64  `json:"height"`
+	Hash   string  `json:"hash"`
+	Prev   string  `json:"prev"`
+	Time   string  `json:"time"`
+	Events []event `json:"events"`
+}
+
+// Printer returns a function that writes one block to w in format, for
+// ledger.Ledger.Blocks and the like. It checks format first, so that a
+// caller can report ErrFormat before opening a ledger.
+func Printer(w io.Writer, format string) (func(ledger.Block) error, error) {
+	var write func(block) error
+	switch format {
+	case Text:
+		write = func(b block) error { return writeText(w, b) }
+	case JSON:
+		enc := json.NewEncoder(w)
+		write = func(b block) error { return enc.Encode(b) }
+	default:
+		return nil, ErrFormat
+	}
+	return func(b ledger.Block) error {
+		lb, err := listed(b)
+		if err != nil {
+			return err
+		}
+		return write(lb)
+	}, nil
+}
+
+func listed(b ledger.Block) (block, error) {
+	h, err := b.Header.Hash()
+	if err != nil {
+		return block{}, err
+	}
+	lb := block{Height: b.Header.Height, Hash: hex.EncodeToString(h[:]), Prev: hex.EncodeToString(b.Header.Prev[:]),
+		Time: msTime(b.Header.Time), Events: []event{}}
+	for _, e := range b.Events {
+		lb.Events = append(lb.Events, event{Type: e.Type.String(), Device: e.Device, Peer: e.Peer, Time: msTime(e.Time),
+			Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason})
+	}
+	return lb, nil
+}
+
+func writeText(w io.Writer, b block) error {
+	var s strings.Builder
+	fmt.Fprintf(&s, "block %d %s %s\n", b.Height, b.Hash[:16], b.Time)
+	for _, e := range b.Events {
+		fmt.Fprintf(&s, "  %-14s %s", e.Type, e.Device)
+		if e.Peer != "" {
+			fmt.Fprintf(&s, " peer=%s", e.Peer)
+		}
+		if e.Reason != "" {
+			fmt.Fprintf(&s, " reason=%q", e.Reason)
+		}
+		s.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, s.String())
+	return err
+}
+
+func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }

@@ -1,0 +1,111 @@
+package ledgerlist_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/iotguard/iotguard/internal/ledgerlist"
+	"github.com/iotguard/iotguard/ledger"
+)
+
+// blocks are a genesis block and a block with one event of each kind that
+// has a peer, a reason, a session ID or secrets that must not be listed.
+func blocks(t *testing.T) []ledger.Block {
+	t.Helper()
+	genesis := ledger.Block{Header: ledger.Header{Height: 0, Time: 1_700_000_000_000, Cluster: "c"}}
+	h, err := genesis.Header.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte{0x5e}, 16)
+	return []ledger.Block{genesis, {
+		Header: ledger.Header{Height: 1, Prev: h, Time: 1_700_000_000_123, Cluster: "c"},
+		Events: []ledger.Event{
+			{Type: ledger.EventJoin, Device: "sensor-a", Time: 1_700_000_000_100, Key: secret, DeviceNonce: secret, CHNonce: secret, Request: secret, Expires: 1_700_086_400},
+			{Type: ledger.EventSession, Device: "sensor-b", Peer: "sensor-a", Time: 1_700_000_000_101, SessionID: []byte{0xab, 0xcd}, Expires: 1_700_003_600},
+			{Type: ledger.EventRevoke, Device: "sensor-c", Time: 1_700_000_000_102, Reason: `stolen "twice"`},
+			{Type: ledger.EventVerifyWarning, Device: "sensor-b", Peer: "ghost", Time: 1_700_000_000_103, Reason: "unknown"},
+		},
+	}}
+}
+
+func list(t *testing.T, format string) string {
+	t.Helper()
+	var out bytes.Buffer
+	show, err := ledgerlist.Printer(&out, format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks(t) {
+		if err := show(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out.String()
+}
+
+func TestText(t *testing.T) {
+	bs := blocks(t)
+	h0, _ := bs[0].Header.Hash()
+	h1, _ := bs[1].Header.Hash()
+	want := "block 0 " + hex.EncodeToString(h0[:8]) + " 2023-11-14T22:13:20Z\n" +
+		"block 1 " + hex.EncodeToString(h1[:8]) + " 2023-11-14T22:13:20.123Z\n" +
+		"  join           sensor-a\n" +
+		"  session        sensor-b peer=sensor-a\n" +
+		"  revoke         sensor-c reason=\"stolen \\\"twice\\\"\"\n" +
+		"  verify-warning sensor-b peer=ghost reason=\"unknown\"\n"
+	if got := list(t, ledgerlist.Text); got != want {
+		t.Errorf("text listing:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestJSON(t *testing.T) {
+	bs := blocks(t)
+	out := list(t, ledgerlist.JSON)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != len(bs) {
+		t.Fatalf("%d lines for %d blocks:\n%s", len(lines), len(bs), out)
+	}
+	if !strings.Contains(lines[0], `"events":[]`) {
+		t.Errorf("genesis: events must be [], not null or absent: %s", lines[0])
+	}
+	h0, _ := bs[0].Header.Hash()
+	h1, _ := bs[1].Header.Hash()
+	want := `{"height":1,"hash":"` + hex.EncodeToString(h1[:]) + `","prev":"` + hex.EncodeToString(h0[:]) + `","time":"2023-11-14T22:13:20.123Z","events":[` +
+		`{"type":"join","device":"sensor-a","time":"2023-11-14T22:13:20.1Z","expires":1700086400},` +
+		`{"type":"session","device":"sensor-b","peer":"sensor-a","time":"2023-11-14T22:13:20.101Z","expires":1700003600,"session_id":"abcd"},` +
+		`{"type":"revoke","device":"sensor-c","time":"2023-11-14T22:13:20.102Z","reason":"stolen \"twice\""},` +
+		`{"type":"verify-warning","device":"sensor-b","peer":"ghost","time":"2023-11-14T22:13:20.103Z","reason":"unknown"}]}`
+	if lines[1] != want {
+		t.Errorf("block 1:\n%s\nwant:\n%s", lines[1], want)
+	}
+	for i, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("line %d is not JSON: %s", i, l)
+		}
+	}
+}
+
+// No format lists a key, a nonce or the signed join request.
+func TestNoSecrets(t *testing.T) {
+	for _, f := range []string{ledgerlist.Text, ledgerlist.JSON} {
+		out := list(t, f)
+		for _, s := range []string{strings.Repeat("5e", 4), "Xl5eXl5e"} { // hex, base64
+			if strings.Contains(out, s) {
+				t.Errorf("%s listing shows secret bytes (%s):\n%s", f, s, out)
+			}
+		}
+	}
+}
+
+func TestUnknownFormat(t *testing.T) {
+	for _, f := range []string{"", "yaml", "JSON"} {
+		if _, err := ledgerlist.Printer(new(bytes.Buffer), f); !errors.Is(err, ledgerlist.ErrFormat) {
+			t.Errorf("Printer(%q): %v, want ErrFormat", f, err)
+		}
+	}
+}
