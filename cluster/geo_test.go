@@ -61,7 +61,7 @@ func TestDistance(t *testing.T) {
 	}{
 		{"one degree of latitude", pos(0, 0), pos(1, 0), deg, 1e-6},
 		{"one degree of longitude at the equator", pos(0, 0), pos(0, 1), deg, 1e-6},
-		{"one degree of longitude at 60°", pos(60, 0), pos(60, 1), deg / 2, 1},     // cos 60° = 1/2 (the chord of the small circle)
+		{"one degree of longitude at 60°", pos(60, 0), pos(60, 1), deg / 2, 1},       // cos 60° = 1/2 (the chord of the small circle)
 		{"one degree of longitude at 89°", pos(89, 0), pos(89, 1), deg * 0.01745, 1}, // cos 89° ≈ 0.01745
 		{"half the circumference", pos(0, 0), pos(0, 180), math.Pi * cluster.EarthRadius, 1e-6},
 		{"one metre north", pos(48.8566, 2.3522), cluster.Position{Lat: 48_856_609, Lon: 2_352_200}, 9 * deg * 1e-6, 1e-6},

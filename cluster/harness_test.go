@@ -112,8 +112,12 @@ type observer struct {
 	ops      map[string]int
 }
 
-func (o *observer) VerifyWarning(r string) { o.mu.Lock(); o.warnings = append(o.warnings, r); o.mu.Unlock() }
-func (o *observer) SessionGranted()        { o.mu.Lock(); o.sessions++; o.mu.Unlock() }
+func (o *observer) VerifyWarning(r string) {
+	o.mu.Lock()
+	o.warnings = append(o.warnings, r)
+	o.mu.Unlock()
+}
+func (o *observer) SessionGranted() { o.mu.Lock(); o.sessions++; o.mu.Unlock() }
 func (o *observer) Crypto(op string, _ time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -174,9 +178,9 @@ func (e *env) advance(d time.Duration) { e.now = e.now.Add(d) }
 
 // dev is a device as the tests drive it: its state and next sequence number.
 type dev struct {
-	e     *env
-	st    *device.State
-	keys  *protect.MemberKeys
+	e    *env
+	st   *device.State
+	keys *protect.MemberKeys
 }
 
 func (e *env) device(id string) *dev {

@@ -16,7 +16,6 @@ import (
 // and a join run relates it to the crypto bound. Bounded: 1 s phases.
 func TestServerCPU(t *testing.T) {
 	ch := chtest.Start(t, "")
-	defer ch.Close()
 	for _, sc := range []string{bench.ScenarioVerify, bench.ScenarioJoin} {
 		cfg := bench.DefaultConfig()
 		cfg.Scenario, cfg.Duration, cfg.Concurrency, cfg.Baseline = sc, time.Second, 2, sc == bench.ScenarioJoin
