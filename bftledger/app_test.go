@@ -3,9 +3,12 @@ package bftledger_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/membership"
+	"github.com/iotguard/iotguard/wire"
 )
 
 const chainID = "iotguard-test"
@@ -72,6 +76,9 @@ func (c *chainApp) now() time.Time { return genesisTime.Add(time.Duration(c.heig
 // cluster's key to forge).
 func (c *chainApp) tx(cluster, signer string, ev ledger.Event) []byte {
 	c.t.Helper()
+	if ev.Type == ledger.EventJoin && len(ev.Request) == 1 { // join's placeholder: the device asked this cluster
+		ev = evidence(ev, cluster)
+	}
 	t := &bftledger.Tx{Cluster: cluster, Nonce: make([]byte, bftledger.NonceLen), Event: ev}
 	rand.Read(t.Nonce)
 	msg, err := t.SignedBytes(chainID)
@@ -118,11 +125,45 @@ func (c *chainApp) want(codes []uint32, txs ...[]byte) {
 	}
 }
 
+// deviceKeys holds one P-256 key per key byte of join.
+var deviceKeys sync.Map // byte → func() *ecdsa.PrivateKey
+
+func deviceKey(key byte) *ecdsa.PrivateKey {
+	k, _ := deviceKeys.LoadOrStore(key, sync.OnceValue(func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		return k
+	}))
+	return k.(func() *ecdsa.PrivateKey)()
+}
+
+// join returns a join of id with the device key named by key; chainApp.tx
+// adds its evidence.
 func join(id string, key byte, at time.Time) ledger.Event {
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
-	return ledger.Event{Type: ledger.EventJoin, Device: id, Time: at.UnixMilli(), Key: []byte{key, 1, 2, 3},
-		DeviceNonce: nonce, CHNonce: nonce, Expires: at.Add(time.Hour).Unix()}
+	cose, err := wire.EncodePublicKey(&deviceKey(key).PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	return ledger.Event{Type: ledger.EventJoin, Device: id, Time: at.UnixMilli(), Key: cose,
+		DeviceNonce: nonce, CHNonce: nonce, Expires: at.Add(time.Hour).Unix(), Request: []byte{key}}
+}
+
+// evidence returns join ev with its evidence: the device's join request for
+// cluster, signed by the key ev.Request names.
+func evidence(ev ledger.Event, cluster string) ledger.Event {
+	priv := deviceKey(ev.Request[0])
+	req, err := wire.Marshal(&wire.JoinRequest{Cluster: cluster, ID: ev.Device, Key: ev.Key, Nonce: ev.DeviceNonce})
+	if err != nil {
+		panic(err)
+	}
+	if ev.Request, err = wire.Sign1(priv, []byte(ev.Device), wire.AADJoinRequest, req); err != nil {
+		panic(err)
+	}
+	return ev
 }
 
 func event(typ ledger.EventType, id, peer string, at time.Time) ledger.Event {
@@ -347,4 +388,24 @@ func TestAppSplitsLargeBlocks(t *testing.T) {
 			t.Fatalf("%s: joined %d %x, its event is in %d %x", id, d.Joined.Height, d.Joined.Hash[:4], w.Height, w.Hash[:4])
 		}
 	}
+}
+
+// TestAppChecksJoinEvidence: validators verify the device's own signature on
+// every join: a CH cannot submit a join its device did not sign, nor a join
+// that device asked of another cluster.
+func TestAppChecksJoinEvidence(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	c := newChainApp(t, keys, state)
+	forged := evidence(join("d1", 1, c.now()), "cluster-a")
+	signed, err := wire.ParseSign1(forged.Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forged.Request, err = wire.Sign1(deviceKey(2), []byte("d1"), wire.AADJoinRequest, signed.Payload); err != nil {
+		t.Fatal(err)
+	}
+	otherCluster := evidence(join("d2", 3, c.now()), "cluster-b")
+	c.want([]uint32{bftledger.CodeInvalidEvent, bftledger.CodeInvalidEvent, bftledger.CodeOK},
+		c.tx("cluster-a", "cluster-a", forged), c.tx("cluster-a", "cluster-a", otherCluster),
+		c.tx("cluster-a", "cluster-a", join("d3", 4, c.now())))
 }

@@ -173,6 +173,17 @@ func (e *executor) try(raw []byte) (txResult, error) {
 	if skew := e.timeMS - ev.Time; skew > e.reg.maxSkew || -skew > e.reg.maxSkew {
 		return r, fmt.Errorf("%w: %s event of device %q is %d ms from block time", ErrStale, ev.Type, ev.Device, skew)
 	}
+	if ev.Type == ledger.EventJoin {
+		// Every validator checks the device's own signature: a CH cannot
+		// write a join the device did not sign, nor one for another cluster.
+		joined, err := ledger.VerifyJoinEvidence(ev)
+		if err == nil && joined != c.tx.Cluster {
+			err = fmt.Errorf("%w: join of device %q names cluster %q, submitted by %q", ledger.ErrInvalidEvent, ev.Device, joined, c.tx.Cluster)
+		}
+		if err != nil {
+			return r, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
+		}
+	}
 	o := &overlay{e: e, cluster: c.tx.Cluster, puts: map[string]ledger.Device{}}
 	if err := authorize(o, c.tx.Cluster, ev, e.timeMS); err != nil {
 		return r, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
