@@ -32,6 +32,9 @@ const (
 	CodeRevoked       uint32 = 13
 	CodeDuplicate     uint32 = 14
 	CodeNotMember     uint32 = 15
+	CodeEnrolled      uint32 = 16
+	CodeNotEnrolled   uint32 = 17
+	CodeUnenrolled    uint32 = 18 // the enrollment was removed
 	CodeInternal      uint32 = 99
 )
 
@@ -47,6 +50,8 @@ func code(err error) uint32 {
 		{ledger.ErrInvalidEvent, CodeInvalidEvent}, {ledger.ErrUnknownDevice, CodeUnknownDevice},
 		{ledger.ErrConflict, CodeConflict}, {ledger.ErrRevoked, CodeRevoked},
 		{ledger.ErrDuplicate, CodeDuplicate}, {ledger.ErrNotMember, CodeNotMember},
+		{ledger.ErrEnrolled, CodeEnrolled}, {ledger.ErrNotEnrolled, CodeNotEnrolled},
+		{ledger.ErrEnrollmentRemoved, CodeUnenrolled},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

@@ -81,6 +81,14 @@ func deviceElem(id string, record []byte) []byte {
 	return append(e, record...)
 }
 
+func enrollmentElem(id string, record []byte) []byte {
+	e := make([]byte, 0, 2+len(id)+len(record))
+	e = append(e, 'e')
+	e = binary.AppendUvarint(e, uint64(len(id)))
+	e = append(e, id...)
+	return append(e, record...)
+}
+
 func seenElem(digest [32]byte) []byte { return append([]byte{'s'}, digest[:]...) }
 
 func clusterElem(id string, key []byte) []byte {

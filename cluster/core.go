@@ -61,6 +61,7 @@ type Keys interface {
 type Ledger interface {
 	Append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, error)
 	Lookup(id string) (ledger.Device, error)
+	Enrollment(id string) (ledger.Enrollment, error)
 	Head() (ledger.BlockRef, int64, error)
 }
 

@@ -36,18 +36,30 @@ var here = cluster.Position{Lat: 48_856_600, Lon: 2_352_200}
 // memLedger is a ledger in memory: Append runs ledger.Apply, one event per
 // block; it keeps every event so that tests can say what was written.
 type memLedger struct {
-	mu     sync.Mutex
-	index  map[string]ledger.Device
-	events []ledger.Event
-	fail   error // if set, Append fails with it and writes nothing
+	mu          sync.Mutex
+	index       map[string]ledger.Device
+	enrollments map[string]ledger.Enrollment
+	events      []ledger.Event
+	fail        error // if set, Append fails with it and writes nothing
 }
 
-func newMemLedger() *memLedger { return &memLedger{index: map[string]ledger.Device{}} }
+func newMemLedger() *memLedger {
+	return &memLedger{index: map[string]ledger.Device{}, enrollments: map[string]ledger.Enrollment{}}
+}
 
-type memIndex map[string]ledger.Device
+// memIndex is the state machine's view of a memLedger.
+type memIndex struct{ m *memLedger }
 
-func (m memIndex) Get(id string) (ledger.Device, bool, error) { d, ok := m[id]; return d, ok, nil }
-func (m memIndex) Put(d ledger.Device)                        { m[d.ID] = d }
+func (x memIndex) Get(id string) (ledger.Device, bool, error) {
+	d, ok := x.m.index[id]
+	return d, ok, nil
+}
+func (x memIndex) Put(d ledger.Device) { x.m.index[d.ID] = d }
+func (x memIndex) GetEnrollment(id string) (ledger.Enrollment, bool, error) {
+	e, ok := x.m.enrollments[id]
+	return e, ok, nil
+}
+func (x memIndex) PutEnrollment(e ledger.Enrollment) { x.m.enrollments[e.ID] = e }
 
 func (m *memLedger) Append(_ context.Context, ev ledger.Event) (ledger.BlockRef, error) {
 	m.mu.Lock()
@@ -57,7 +69,7 @@ func (m *memLedger) Append(_ context.Context, ev ledger.Event) (ledger.BlockRef,
 	}
 	h := uint64(len(m.events) + 1)
 	ref := ledger.BlockRef{Height: h, Hash: sha256.Sum256(binary.BigEndian.AppendUint64(nil, h))}
-	if err := ledger.Apply(memIndex(m.index), ev, ref); err != nil {
+	if err := ledger.Apply(memIndex{m}, ev, ref); err != nil {
 		return ledger.BlockRef{}, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
 	}
 	m.events = append(m.events, ev)
@@ -72,6 +84,16 @@ func (m *memLedger) Lookup(id string) (ledger.Device, error) {
 		return ledger.Device{}, fmt.Errorf("device %q: %w", id, ledger.ErrUnknownDevice)
 	}
 	return d, nil
+}
+
+func (m *memLedger) Enrollment(id string) (ledger.Enrollment, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.enrollments[id]
+	if !ok {
+		return ledger.Enrollment{}, fmt.Errorf("enrollment of %q: %w", id, ledger.ErrNotEnrolled)
+	}
+	return e, nil
 }
 
 func (m *memLedger) Head() (ledger.BlockRef, int64, error) {

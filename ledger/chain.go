@@ -53,6 +53,16 @@ func (c *chainTx) seal(events []Event) error {
 		d.Updated.Hash = ref.Hash
 		c.idx.dirty[id] = d
 	}
+	for id, e := range c.idx.enrDirty {
+		if e.Updated.Height != height {
+			continue
+		}
+		if e.Enrolled.Height == height {
+			e.Enrolled.Hash = ref.Hash
+		}
+		e.Updated.Hash = ref.Hash
+		c.idx.enrDirty[id] = e
+	}
 	c.head = ref
 	c.blocks = append(c.blocks, sealed{ref, len(events)})
 	return nil
@@ -74,6 +84,9 @@ func (c *chainTx) finish(counts *Counts) error {
 		if err := c.idx.b.Put([]byte(id), v); err != nil {
 			return fmt.Errorf("failed to write device %q: %w", id, err)
 		}
+	}
+	if err := writeEnrollments(c.idx.enr, c.idx.enrDirty); err != nil {
+		return err
 	}
 	*counts = c.idx.count(*counts)
 	return storeCounts(c.tx, *counts)

@@ -37,6 +37,23 @@ var (
 	// either side of a session) and the device has left, been revoked or
 	// expired (always inside a *StatusError).
 	ErrNotMember = errors.New("device is not a member")
+
+	// ErrEnrolled is returned for an enroll without Replace of a device ID
+	// that has an enrollment already (in force, expired or removed).
+	ErrEnrolled = errors.New("device is enrolled already")
+
+	// ErrNotEnrolled is returned for an unenroll, and by
+	// Ledger.Enrollment, for a device ID that was never enrolled.
+	ErrNotEnrolled = errors.New("device is not enrolled")
+
+	// ErrEnrollmentRemoved is returned for a join or an unenroll of a device
+	// whose enrollment the operator removed, and by Enrollment.ActiveAt.
+	ErrEnrollmentRemoved = errors.New("enrollment removed")
+
+	// ErrEnrollmentExpired is returned by Enrollment.ActiveAt from the
+	// enrollment's expiry on. The state machine never returns it: the
+	// expiry bounds admission, which is the cluster core's policy.
+	ErrEnrollmentExpired = errors.New("enrollment expired")
 )
 
 // Errors of the store.

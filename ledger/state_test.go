@@ -166,6 +166,8 @@ func TestStringers(t *testing.T) {
 		{ledger.EventRevoke.String(), "revoke"},
 		{ledger.EventSession.String(), "session"},
 		{ledger.EventVerifyWarning.String(), "verify-warning"},
+		{ledger.EventEnroll.String(), "enroll"},
+		{ledger.EventUnenroll.String(), "unenroll"},
 		{ledger.EventType(0).String(), "EventType(0)"},
 		{membership.Member.String(), "member"},
 		{membership.Left.String(), "left"},

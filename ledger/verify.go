@@ -47,7 +47,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	}
 	total := head.Ref.Height + 1
 
-	idx := memIndex{}
+	idx := newMemIndex()
 	var (
 		want     uint64 // the height the next key must have
 		prev     [32]byte
@@ -89,15 +89,18 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	if head.Ref.Hash != prev || head.Time != prevTime {
 		return fmt.Errorf("failed to verify ledger: meta head differs from block %d: %w", head.Ref.Height, ErrIndexMismatch)
 	}
-	if err := compareIndex(tx.Bucket(bucketDevices), idx); err != nil {
+	if err := compareIndex(tx.Bucket(bucketDevices), idx.devices); err != nil {
 		return err
 	}
-	return compareCounts(tx, idx)
+	if err := compareEnrollments(tx.Bucket(bucketEnrollments), idx.enrollments); err != nil {
+		return err
+	}
+	return compareCounts(tx, idx.devices)
 }
 
 // compareCounts checks the stored Counts (if the ledger has them yet) against
 // the replayed index.
-func compareCounts(tx *bolt.Tx, idx memIndex) error {
+func compareCounts(tx *bolt.Tx, idx map[string]Device) error {
 	if tx.Bucket(bucketMeta).Get(keyCounts) == nil {
 		return nil
 	}
@@ -123,7 +126,7 @@ type checked struct {
 
 // checkBlock checks one stored block against its predecessor and replays its
 // events into idx. The error text becomes a BadBlockError reason.
-func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluster string, v Verifier, idx memIndex) (checked, error) {
+func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluster string, v Verifier, idx *memIndex) (checked, error) {
 	blk, err := DecodeBlock(raw)
 	if err != nil {
 		return checked{}, err
@@ -178,7 +181,7 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 
 // compareIndex reports the first device, in ID order, whose stored record is
 // not exactly the replayed one, or that exists on one side only.
-func compareIndex(b *bolt.Bucket, idx memIndex) error {
+func compareIndex(b *bolt.Bucket, idx map[string]Device) error {
 	ids := make([]string, 0, len(idx))
 	for id := range idx {
 		ids = append(ids, id)
