@@ -26,6 +26,7 @@ func TestSharedLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, chA, stA1)
 	a1 := chtest.Dial(t, chA, stA1)
 	joinA1, err := a1.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon)
 	if err != nil {
@@ -48,8 +49,14 @@ func TestSharedLedger(t *testing.T) {
 	}
 
 	// CH B may not take in A's current member, nor grant a session with it
-	// (its member key is with CH A).
+	// (its member key is with CH A). A's enrollment does not admit it at B;
+	// a fleet credential that B trusts does, and then the shared ledger
+	// refuses it.
 	var ce *device.CodeError
+	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not enrolled" {
+		t.Fatalf("join of A's enrolled member through CH B: %v, want 4.03 not enrolled", err)
+	}
+	stA1.Credential = credential(t, stA1)
 	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Conflict {
 		t.Fatalf("join of A's member through CH B: %v, want 4.09", err)
 	}
@@ -79,5 +86,13 @@ func TestSharedLedger(t *testing.T) {
 	}
 	if members != 7 {
 		t.Fatalf("validator 3 knows %d devices after catching up, want 7", members)
+	}
+	// Enrollments replicate like every other event, each naming its cluster.
+	enrolled := map[string]string{}
+	if err := n.ledger(3).Enrollments(func(e ledger.Enrollment) error { enrolled[e.ID] = e.Cluster; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(enrolled) != 7 || enrolled["a1"] != "cluster-a" || enrolled["b3"] != "cluster-b" {
+		t.Fatalf("validator 3's enrollments after catching up: %v", enrolled)
 	}
 }

@@ -8,6 +8,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -33,6 +34,12 @@ type Config struct {
 	// keeps (~150 B each); the least recently active beyond it prove
 	// freshness with an echo on their next request, as after a restart.
 	ReplayStates int
+	// Admission says who may join (cluster/admission.go); the zero value
+	// admits enrolled devices only.
+	Admission Admission
+	// FleetKeys are the fleet public keys whose credentials admit a join
+	// when Admission is enrolled. The CH never holds their private keys.
+	FleetKeys []*ecdsa.PublicKey
 }
 
 // Defaults for Config fields left zero.
@@ -89,6 +96,8 @@ type Core struct {
 	ledger Ledger
 	obs    Observer
 
+	fleet fleetKeys // Config.FleetKeys by kid
+
 	mu      sync.Mutex                           // guards members
 	members *simplelru.LRU[string, *memberState] // replay state of members active in this process
 
@@ -122,7 +131,14 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: replay states: %w", cfg.ID, err)
 	}
-	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: members,
+	if cfg.Admission != AdmissionEnrolled && cfg.Admission != AdmissionOpen {
+		return nil, fmt.Errorf("failed to configure cluster %s: %v", cfg.ID, cfg.Admission)
+	}
+	fleet, err := newFleetKeys(cfg.FleetKeys)
+	if err != nil {
+		return nil, fmt.Errorf("failed to configure cluster %s: %w", cfg.ID, err)
+	}
+	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members,
 		pending: make(chan struct{}, maxPendingRecords)}, nil
 }
 

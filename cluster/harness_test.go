@@ -168,6 +168,10 @@ var chKey = sync.OnceValue(func() *ecdsa.PrivateKey {
 	return k
 })
 
+// newEnv returns a core with its parts. Its admission is open: the tests of
+// the other rules (echo, signature, radius, the ledger's, protected
+// requests) need no enrollment; the admission tests (admission_test.go)
+// adjust it to enrolled, the default of cluster.Config.
 func newEnv(t *testing.T, adjust ...func(*cluster.Config)) *env {
 	t.Helper()
 	keys, err := keysvc.New(chKey(), clusterID)
@@ -175,7 +179,8 @@ func newEnv(t *testing.T, adjust ...func(*cluster.Config)) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, keys: keys, ledger: newMemLedger(), obs: &observer{}, now: time.Unix(1_800_000_000, 0)}
-	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now }}
+	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now },
+		Admission: cluster.AdmissionOpen}
 	for _, f := range adjust {
 		f(&e.cfg)
 	}

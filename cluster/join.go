@@ -19,9 +19,10 @@ type JoinResult struct {
 // Join handles a /join payload (COSE_Sign1) from the client at addr
 // (docs/PROTOCOL.md §3). On success the join is durably on the ledger before
 // Join returns. Checks run cheapest first: shape, cluster, echo, signature,
-// radius; then the ledger's state machine decides whether the join applies
-// (ErrConflict, ErrRevoked) or repeats the device's current join (answered
-// again, nothing written).
+// radius, admission (cluster/admission.go: enrollment or fleet credential);
+// then the ledger's state machine decides whether the join applies
+// (ErrConflict, ErrRevoked, ErrEnrollmentRemoved) or repeats the device's
+// current join (answered again, nothing written).
 func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResult, error) {
 	signed, err := wire.ParseSign1(payload)
 	if err != nil {
@@ -53,6 +54,9 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	}
 	if Distance(c.cfg.Position, Position{req.Lat, req.Lon}) > c.cfg.Radius {
 		return JoinResult{}, ErrOutsideRadius
+	}
+	if err := c.admit(&req, pub, now); err != nil {
+		return JoinResult{}, err
 	}
 	chNonce, err := c.keys.Nonce()
 	if err != nil {

@@ -42,7 +42,7 @@ func (j *joiner) getCluster(accept *message.MediaType) []byte {
 // challenged and changes nothing. The text form carries none.
 func TestClusterAnswerCarriesEcho(t *testing.T) {
 	ch := chtest.Start(t, "")
-	j := newJoiner(t, chtest.Raw(t, ch), "sensor-echo")
+	j := newJoiner(t, chtest.Raw(t, ch), "sensor-echo").enrolled(ch)
 	text := message.TextPlain
 	if e := j.getCluster(&text); e != nil {
 		t.Errorf("text/plain /cluster carries an echo %x", e)

@@ -31,6 +31,8 @@ type Device struct {
 	server string
 
 	keys *protect.MemberKeys // derived from st.Membership, lazily
+
+	credential []byte // overrides st.Credential in joins; nil: use st.Credential
 }
 
 // Option adjusts a Device.
@@ -42,6 +44,11 @@ func WithStateFile(path string) Option { return func(d *Device) { d.path = path 
 
 // WithPin makes the device accept only a CH whose key has this RFC 9679 thumbprint.
 func WithPin(thumbprint []byte) Option { return func(d *Device) { d.pin = thumbprint } }
+
+// WithCredential makes the device's joins carry credential (a fleet
+// credential, docs/PROTOCOL.md §3.5) instead of the one in its state, without
+// storing it there.
+func WithCredential(credential []byte) Option { return func(d *Device) { d.credential = credential } }
 
 // WithClock sets the clock used for expiry checks (tests).
 func WithClock(now func() time.Time) Option { return func(d *Device) { d.now = now } }

@@ -115,6 +115,7 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // the cluster from GET /cluster, sends a join signed over the echo value that
 // answer carried (or answers the CH's echo challenge when it carried none or
 // it went stale), checks the CH's signed answer and derives the member keys.
+// The join carries the device's fleet credential, if it has one.
 func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
 	info, chPub, echo, err := d.clusterInfo(ctx)
 	if err != nil {
@@ -126,7 +127,11 @@ func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	if err != nil {
 		return nil, err
 	}
-	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Nonce: make([]byte, wire.NonceLen), Echo: echo}
+	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Nonce: make([]byte, wire.NonceLen), Echo: echo,
+		Credential: d.st.Credential}
+	if d.credential != nil {
+		req.Credential = d.credential
+	}
 	if _, err := rand.Read(req.Nonce); err != nil {
 		return nil, fmt.Errorf("failed to draw join nonce: %w", err)
 	}

@@ -39,6 +39,9 @@ type State struct {
 	KeyPKCS8   []byte            `json:"key_pkcs8"`
 	Membership *Membership       `json:"membership,omitempty"`
 	Seq        uint64            `json:"seq"` // next protected-request sequence number
+	// Credential is the device's fleet credential (docs/PROTOCOL.md §3.5),
+	// if it has one: every join carries it. Not a secret.
+	Credential []byte `json:"credential,omitempty"`
 }
 
 // NewState generates a fresh P-256 identity for id.

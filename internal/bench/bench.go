@@ -534,7 +534,7 @@ func openTarget(cfg Config) (*target, error) {
 	}
 	ch, err := clusterhead.Start(clusterhead.Config{
 		Listen: "127.0.0.1:0", DataDir: dir, NoAdmin: true,
-		Cluster: cluster.Config{ID: "bench", Position: benchPosition, Radius: 1000},
+		Cluster: cluster.Config{ID: "bench", Position: benchPosition, Radius: 1000, Admission: cluster.AdmissionOpen},
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -548,7 +548,7 @@ func openTarget(cfg Config) (*target, error) {
 
 func (t *target) describe() string {
 	if t.ch != nil {
-		return "in-process coap://" + t.addr + " (rate limit off, metrics off)"
+		return "in-process coap://" + t.addr + " (rate limit off, metrics off, admission open)"
 	}
 	return "coap://" + t.addr
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // Cluster is the test cluster's ID and position (Paris, 1 km radius).
@@ -34,8 +35,10 @@ var (
 )
 
 // Start runs a CH on 127.0.0.1 with its data in dir (t.TempDir() if ""),
-// after applying adjust (if any) to its configuration. The CH is closed when
-// the test ends, unless the test closed it before (to restart it, say).
+// after applying adjust (if any) to its configuration. Its admission is the
+// default, enrolled: a device joins once the test enrolled it (Enroll,
+// Enrolled, Joined), or Open makes the CH admit every join. The CH is closed
+// when the test ends, unless the test closed it before (to restart it, say).
 func Start(t testing.TB, dir string, adjust ...func(*clusterhead.Config)) *clusterhead.CH {
 	t.Helper()
 	if dir == "" {
@@ -63,7 +66,35 @@ func Start(t testing.TB, dir string, adjust ...func(*clusterhead.Config)) *clust
 	return ch
 }
 
-// Device returns a fresh in-memory device id dialled to ch.
+// Open makes a CH admit every join (cluster.AdmissionOpen): for tests of
+// something other than admission that join devices they do not enroll.
+func Open(c *clusterhead.Config) { c.Cluster.Admission = cluster.AdmissionOpen }
+
+// Enroll enrolls st's ID with st's key on ch, as an operator would.
+func Enroll(t testing.TB, ch *clusterhead.CH, st *device.State) {
+	t.Helper()
+	key, err := wire.EncodePublicKey(&st.Key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Core.Enroll(Ctx(t), cluster.Enrollment{ID: st.ID, Key: key, Reason: "test"}); err != nil {
+		t.Fatalf("enroll %s: %v", st.ID, err)
+	}
+}
+
+// Enrolled returns a fresh in-memory device id, enrolled on ch and dialled
+// to it.
+func Enrolled(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
+	t.Helper()
+	st, err := device.NewState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Enroll(t, ch, st)
+	return Dial(t, ch, st)
+}
+
+// Device returns a fresh in-memory device id dialled to ch (not enrolled).
 func Device(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 	t.Helper()
 	st, err := device.NewState(id)
@@ -84,10 +115,11 @@ func Dial(t testing.TB, ch *clusterhead.CH, st *device.State) *device.Device {
 	return d
 }
 
-// Joined returns a device id that has joined ch from a position inside it.
+// Joined returns a device id that was enrolled on ch and has joined it from
+// a position inside it.
 func Joined(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 	t.Helper()
-	d := Device(t, ch, id)
+	d := Enrolled(t, ch, id)
 	if _, err := d.Join(Ctx(t), Near.Lat, Near.Lon); err != nil {
 		t.Fatalf("join %s: %v", id, err)
 	}

@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"crypto/ecdsa"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/internal/pemkey"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -16,6 +20,12 @@ const serveUsage = `Usage: iotguard serve [flags]
 Runs a cluster head: CoAP over UDP on --listen, the ledger and the CH key in
 --data (created on first start, key file mode 0600). SIGINT/SIGTERM stop it
 cleanly. An operator revokes devices with 'iotguard revoke --data DIR'.
+
+--admission says who may join. enrolled: only devices the operator enrolled
+('iotguard enroll add', also while the server runs) or that carry a
+credential of a fleet key given with --fleet-key ('iotguard fleet'). open:
+anyone who makes a key and claims a position inside the radius (demos only;
+the server warns at start, and GET /cluster says so).
 With --ledger cometbft (bin/iotguard-cometbft) the ledger is shared with
 other cluster heads: a CometBFT node runs in this process on --cometbft-home,
 and the CH key in --data must be registered for --cluster-id in its genesis
@@ -24,7 +34,8 @@ and the CH key in --data must be registered for --cluster-id in its genesis
 Examples:
   iotguard serve
   iotguard serve --listen 0.0.0.0:5683 --data /var/lib/iotguard \
-      --cluster-id plant-7 --position 48.8566,2.3522 --radius 500
+      --cluster-id plant-7 --position 48.8566,2.3522 --radius 500 \
+      --admission enrolled --fleet-key fleet-2025.pub --fleet-key fleet-2026.pub
 
 Flags:
 `
@@ -42,7 +53,20 @@ func serve(args []string, cmt *CometBFT) error {
 	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per source IP (0: off)")
 	backend := fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
 	home := fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
+	// The default stays open until the firmware harness enrolls its devices
+	// (issue 15, item 6); then it becomes enrolled.
+	admission := fs.String("admission", cluster.AdmissionOpen.String(), "who may join: `enrolled` (enrolled devices and fleet credentials) or open (anyone; demos)")
+	var fleetFiles stringList
+	fs.Var(&fleetFiles, "fleet-key", "trusted fleet public key `file` (PEM, from 'iotguard fleet pubkey'); repeat to trust several")
 	if err := Parse(fs, serveUsage, args); err != nil {
+		return err
+	}
+	adm, err := cluster.ParseAdmission(*admission)
+	if err != nil {
+		return usageError{"--admission: " + err.Error()}
+	}
+	fleet, err := loadFleetKeys(fleetFiles)
+	if err != nil {
 		return err
 	}
 	if err := wire.CheckID(*id); err != nil {
@@ -67,15 +91,43 @@ func serve(args []string, cmt *CometBFT) error {
 	}
 	ch, err := clusterhead.Start(clusterhead.Config{
 		Listen: *listen, DataDir: *data, RateLimit: *rateLimit, Logger: log, Metrics: *metrics, Ledger: open,
-		Cluster: cluster.Config{ID: *id, Position: p, Radius: *radius, MemberTTL: *memberTTL, SessionTTL: *sessionTTL},
+		Cluster: cluster.Config{ID: *id, Position: p, Radius: *radius, MemberTTL: *memberTTL, SessionTTL: *sessionTTL,
+			Admission: adm, FleetKeys: fleet},
 	})
 	if err != nil {
 		return err
 	}
+	if adm == cluster.AdmissionOpen {
+		log.Warn("admission is OPEN: anyone who makes a key and claims a position inside the radius joins; use --admission enrolled outside demos")
+	}
 	head, _, _ := ch.Ledger.Head()
 	thumb := ch.Keys.Thumbprint()
 	log.Info("cluster head serving", "coap", "coap://"+ch.Addr(), "cluster", *id, "position", p.String(),
-		"radius_m", *radius, "data", *data, "height", head.Height, "metrics", ch.MetricsAddr(), "ch_key_thumbprint", fmt.Sprintf("%x", thumb))
+		"radius_m", *radius, "data", *data, "height", head.Height, "metrics", ch.MetricsAddr(), "ch_key_thumbprint", fmt.Sprintf("%x", thumb),
+		"admission", adm.String(), "fleet_keys", len(fleet))
 	WaitSignal(log)
 	return ch.Close()
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// loadFleetKeys reads the trusted fleet public keys. A fleet private key is
+// refused: the CH must never hold one.
+func loadFleetKeys(files []string) ([]*ecdsa.PublicKey, error) {
+	var keys []*ecdsa.PublicKey
+	for _, f := range files {
+		k, err := pemkey.ReadPublic(f)
+		if errors.Is(err, pemkey.ErrPrivateKey) {
+			return nil, fmt.Errorf("--fleet-key %s is a fleet PRIVATE key: the cluster head must never hold it; give it the public key ('iotguard fleet pubkey --fleet %s > fleet.pub')", f, f)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--fleet-key: %w (want the PEM public key from 'iotguard fleet pubkey')", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
