@@ -1,8 +1,8 @@
 // Package admin owns the operator's control socket: a Unix socket in the
 // data directory (mode 0600, so only the CH's user can use it) serving a tiny
-// HTTP API, and the client the CLI uses. It is how an operator revokes a
-// device while the server runs (bbolt's file lock keeps other processes out
-// of the ledger).
+// HTTP API, and the client the CLI uses. It is how an operator revokes,
+// enrolls and unenrolls devices and lists enrollments while the server runs
+// (bbolt's file lock keeps other processes out of the ledger).
 package admin
 
 import (
@@ -34,7 +34,8 @@ type Server struct {
 	srv *http.Server
 }
 
-// Listen creates dir/admin.sock (replacing a stale one) and serves r on it.
+// Listen creates dir/admin.sock (replacing a stale one) and serves r on it,
+// and the enrollment API (enroll.go) when r is also an Enroller.
 func Listen(dir string, r Revoker) (*Server, error) {
 	path := filepath.Join(dir, SocketName)
 	_ = os.Remove(path) // a socket left by a killed process
@@ -56,6 +57,9 @@ func Listen(dir string, r Revoker) (*Server, error) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "height": h})
 	})
+	if e, ok := r.(Enroller); ok {
+		handleEnroll(mux, e)
+	}
 	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go s.srv.Serve(ln) //nolint:errcheck // returns on Close
 	return s, nil
@@ -64,30 +68,49 @@ func Listen(dir string, r Revoker) (*Server, error) {
 // Close stops serving and removes the socket.
 func (s *Server) Close() error { return s.srv.Close() }
 
+// ErrNotRunning is returned by the clients when no server answers on the
+// control socket of the data directory: none runs there (or it runs without
+// a control socket).
+var ErrNotRunning = errors.New("no server running on the data directory")
+
 // Revoke asks the CH running on data directory dir to revoke id.
 func Revoke(ctx context.Context, dir, id, reason string) (uint64, error) {
-	path := filepath.Join(dir, SocketName)
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", path)
-	}}}
 	form := url.Values{"id": {id}, "reason": {reason}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://iotguard/revoke", strings.NewReader(form.Encode()))
+	var out struct{ Height uint64 }
+	err := call(ctx, dir, http.MethodPost, "/revoke", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()), &out)
+	return out.Height, err
+}
+
+// call sends one request to the control socket of dir and decodes a 200
+// answer's JSON into out; any other status is an error with the server's
+// text.
+func call(ctx context.Context, dir, method, path, contentType string, body io.Reader, out any) error {
+	sock := filepath.Join(dir, SocketName)
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	req, err := http.NewRequestWithContext(ctx, method, "http://iotguard"+path, body)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("failed to reach the running server at %s (is `iotguard serve --data %s` running?): %w", path, dir, err)
+		return fmt.Errorf("failed to reach the running server at %s (is `iotguard serve --data %s` running?): %w: %w", sock, dir, ErrNotRunning, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if resp.StatusCode != http.StatusOK {
-		return 0, errors.New(strings.TrimSpace(string(body)))
+		return errors.New(strings.TrimSpace(string(b)))
 	}
-	var out struct{ Height uint64 }
-	if err := json.Unmarshal(body, &out); err != nil {
-		return 0, fmt.Errorf("failed to read revoke answer: %w", err)
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("failed to read the answer to %s: %w", path, err)
 	}
-	return out.Height, nil
+	return nil
 }
+
+// maxAnswer bounds what a client reads of an answer (an enrollment list of
+// some ten thousand devices).
+const maxAnswer = 16 << 20

@@ -170,7 +170,7 @@ func Start(cfg Config) (*CH, error) {
 		}
 	}
 	if !cfg.NoAdmin {
-		if ch.admin, err = admin.Listen(cfg.DataDir, revoker{core}); err != nil {
+		if ch.admin, err = admin.Listen(cfg.DataDir, operator{core, l}); err != nil {
 			ch.Close()
 			return nil, err
 		}
@@ -210,11 +210,47 @@ func (c *CH) close() error {
 	return errors.Join(errs...)
 }
 
-type revoker struct{ core *cluster.Core }
+// operator is what the control socket does for the operator: revoke,
+// enroll, unenroll through the core; list enrollments from the ledger.
+type operator struct {
+	core   *cluster.Core
+	ledger ledger.Ledger
+}
 
-func (r revoker) Revoke(ctx context.Context, id, reason string) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+var _ admin.Enroller = operator{}
+
+// operatorTimeout bounds an operator's request, ledger commit included.
+const operatorTimeout = 10 * time.Second
+
+func (o operator) Revoke(ctx context.Context, id, reason string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
 	defer cancel()
-	ref, err := r.core.Revoke(ctx, id, reason)
+	ref, err := o.core.Revoke(ctx, id, reason)
 	return ref.Height, err
+}
+
+func (o operator) Enroll(ctx context.Context, r cluster.Enrollment) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
+	defer cancel()
+	ref, err := o.core.Enroll(ctx, r)
+	return ref.Height, err
+}
+
+func (o operator) Unenroll(ctx context.Context, id, reason string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
+	defer cancel()
+	ref, err := o.core.Unenroll(ctx, id, reason)
+	return ref.Height, err
+}
+
+// Enrollments lists this cluster's enrollments (a shared ledger holds other
+// clusters' too).
+func (o operator) Enrollments(fn func(ledger.Enrollment) error) error {
+	id := o.core.Config().ID
+	return o.ledger.Enrollments(func(e ledger.Enrollment) error {
+		if e.Cluster != "" && e.Cluster != id {
+			return nil
+		}
+		return fn(e)
+	})
 }
