@@ -52,7 +52,7 @@ func Listen(dir string, r Revoker) (*Server, error) {
 		id, reason := req.FormValue("id"), req.FormValue("reason")
 		h, err := r.Revoke(req.Context(), id, reason)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
+			refuse(w, err)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "height": h})
@@ -103,7 +103,7 @@ func call(ctx context.Context, dir, method, path, contentType string, body io.Re
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if resp.StatusCode != http.StatusOK {
-		return errors.New(strings.TrimSpace(string(b)))
+		return refusal(resp.Header.Get(reasonHeader), strings.TrimSpace(string(b)))
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("failed to read the answer to %s: %w", path, err)

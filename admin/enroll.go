@@ -32,7 +32,7 @@ const maxEnrollRequest = 16 << 10
 //	POST /unenroll   form id, reason         → {"id", "height"}
 //	GET  /enrollments                        → JSON array of ledger.Enrollment
 //
-// A refusal is 409 with the error's text.
+// A refusal is 409 with the error's text (refusal.go).
 func handleEnroll(mux *http.ServeMux, e Enroller) {
 	mux.HandleFunc("POST /enroll", func(w http.ResponseWriter, req *http.Request) {
 		var r cluster.Enrollment
@@ -44,7 +44,7 @@ func handleEnroll(mux *http.ServeMux, e Enroller) {
 		}
 		h, err := e.Enroll(req.Context(), r)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
+			refuse(w, err)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": r.ID, "height": h})
@@ -53,7 +53,7 @@ func handleEnroll(mux *http.ServeMux, e Enroller) {
 		id, reason := req.FormValue("id"), req.FormValue("reason")
 		h, err := e.Unenroll(req.Context(), id, reason)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
+			refuse(w, err)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "height": h})

@@ -2,7 +2,6 @@ package clusterhead_test
 
 import (
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -75,7 +74,7 @@ func TestEnrollWhileServing(t *testing.T) {
 	if err != nil || len(list) != 2 || list[1].ID != "sensor-a" || list[1].Enrolled.Height != h {
 		t.Fatalf("enrollments: %+v, %v", list, err)
 	}
-	if _, err := admin.Enroll(ctx, dir, enrollment(t, st)); err == nil || !strings.Contains(err.Error(), ledger.ErrEnrolled.Error()) {
+	if _, err := admin.Enroll(ctx, dir, enrollment(t, st)); !errors.Is(err, ledger.ErrEnrolled) {
 		t.Errorf("enrolling twice: %v", err)
 	}
 
@@ -90,11 +89,11 @@ func TestEnrollWhileServing(t *testing.T) {
 	_, err = d.Join(ctx, chtest.Near.Lat, chtest.Near.Lon)
 	wantCode(t, err, codes.Forbidden, "enrollment removed")
 	chtest.Unchanged(t, ch, before)
-	if _, err := admin.Unenroll(ctx, dir, "sensor-a", "again"); err == nil {
-		t.Error("removing twice succeeded")
+	if _, err := admin.Unenroll(ctx, dir, "sensor-a", "again"); !errors.Is(err, ledger.ErrEnrollmentRemoved) {
+		t.Errorf("removing twice: %v", err)
 	}
-	if _, err := admin.Enroll(ctx, dir, cluster.Enrollment{ID: "bad id", Key: []byte{1}}); err == nil {
-		t.Error("a malformed enrollment succeeded")
+	if _, err := admin.Enroll(ctx, dir, cluster.Enrollment{ID: "bad id", Key: []byte{1}}); !errors.Is(err, cluster.ErrMalformed) {
+		t.Errorf("a malformed enrollment: %v", err)
 	}
 }
 

@@ -139,7 +139,7 @@ func Start(cfg Config) (*Net, error) {
 		}
 		ch, err := clusterhead.Start(clusterhead.Config{
 			Listen: "127.0.0.1:" + strconv.Itoa(cfg.CoAPPort+i), DataDir: filepath.Join(cfg.Dir, ids[i]), Logger: log.With("cluster", ids[i]),
-			Cluster: cluster.Config{ID: ids[i], Position: cfg.Position, Radius: cfg.Radius, Admission: cluster.AdmissionOpen},
+			Cluster: cluster.Config{ID: ids[i], Position: cfg.Position, Radius: cfg.Radius},
 			Ledger:  bftledger.CHOpener(home, ids[i], log.With("node", i)),
 		})
 		if err != nil {

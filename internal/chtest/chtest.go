@@ -115,11 +115,16 @@ func Dial(t testing.TB, ch *clusterhead.CH, st *device.State) *device.Device {
 	return d
 }
 
-// Joined returns a device id that was enrolled on ch and has joined it from
-// a position inside it.
+// Joined returns a device id that has joined ch from a position inside it,
+// enrolled first unless ch's admission is open.
 func Joined(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 	t.Helper()
-	d := Enrolled(t, ch, id)
+	var d *device.Device
+	if ch.Core.Config().Admission == cluster.AdmissionOpen {
+		d = Device(t, ch, id)
+	} else {
+		d = Enrolled(t, ch, id)
+	}
 	if _, err := d.Join(Ctx(t), Near.Lat, Near.Lon); err != nil {
 		t.Fatalf("join %s: %v", id, err)
 	}

@@ -33,6 +33,8 @@ func commands(cmt *CometBFT) []Command {
 		{"device", "act as a device: keygen, join, verify, session, listen, send, leave", deviceUsage, deviceCmd},
 		{"ledger", "inspect the ledger: verify, list", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
+		{"enroll", "say which device may join: add, list, remove (running or stopped server)", enrollUsage, enrollCmd},
+		{"fleet", "fleet keys and credentials for zero-touch enrollment: keygen, pubkey, issue", fleetUsage, fleetCmd},
 		{"demo", "run the whole scenario in one process, step by step", demoUsage, demoCmd},
 		{"bench", "load a cluster head over loopback UDP: throughput, latency, ratio to a baseline", benchUsage, benchCmd},
 	}, cmt.commands()...)

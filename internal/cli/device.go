@@ -12,16 +12,22 @@ import (
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/internal/pemkey"
 )
 
-const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave> [flags]
+const deviceUsage = `Usage: iotguard device <keygen|pubkey|join|verify|session|listen|send|leave> [flags]
 
 Plays a device. The device file (--key, mode 0600) holds the device's ID and
-private key, and after a join its membership and request sequence number.
+private key, its fleet credential if it has one ('iotguard fleet issue'), and
+after a join its membership and request sequence number. pubkey prints the
+device's public key (PEM): what an operator enrolls ('iotguard enroll add').
+A join carries the credential of the device file, or of --credential FILE.
 
 Examples:
   iotguard device keygen --id sensor-a --out a.json
+  iotguard device pubkey --key a.json > a.pub
   iotguard device join    --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352
+  iotguard device join    --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352 --credential a.cred
   iotguard device verify  --server coap://127.0.0.1:5683 --key b.json --peer sensor-a
   iotguard device session --server coap://127.0.0.1:5683 --key b.json --peer sensor-a
   iotguard device listen  --server coap://127.0.0.1:5683 --key b.json --listen 127.0.0.1:5700
@@ -39,7 +45,7 @@ func deviceCmd(args []string) error {
 		return nil
 	}
 	sub := map[string]func([]string) error{
-		"keygen": deviceKeygen, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
+		"keygen": deviceKeygen, "pubkey": devicePubkey, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
 		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave,
 	}[args[0]]
 	if sub == nil {
@@ -71,6 +77,27 @@ func deviceKeygen(args []string) error {
 	return nil
 }
 
+func devicePubkey(args []string) error {
+	fs := flag.NewFlagSet("device pubkey", flag.ContinueOnError)
+	key := fs.String("key", "", "device `file` (from 'device keygen')")
+	if err := Parse(fs, deviceUsage, args); err != nil {
+		return err
+	}
+	if err := Required(fs, "key"); err != nil {
+		return err
+	}
+	st, err := device.LoadState(*key)
+	if err != nil {
+		return err
+	}
+	pub, err := pemkey.EncodePublic(&st.Key.PublicKey)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(pub)
+	return err
+}
+
 // deviceFlags are the flags every device subcommand that talks to a CH takes.
 type deviceFlags struct {
 	fs      *flag.FlagSet
@@ -78,6 +105,8 @@ type deviceFlags struct {
 	key     *string
 	pin     *string
 	timeout *time.Duration
+	// credential is a credential file to join with (join only; nil otherwise).
+	credential *string
 }
 
 func newDeviceFlags(name string) deviceFlags {
@@ -104,6 +133,13 @@ func (f deviceFlags) open(args []string, need ...string) (*device.Device, contex
 		return nil, nil, nil, err
 	}
 	opts := []device.Option{device.WithStateFile(*f.key)}
+	if f.credential != nil && *f.credential != "" {
+		cred, err := readCredential(*f.credential)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		opts = append(opts, device.WithCredential(cred))
+	}
 	if *f.pin != "" {
 		pin, err := hex.DecodeString(*f.pin)
 		if err != nil || len(pin) != 32 {
@@ -122,6 +158,7 @@ func (f deviceFlags) open(args []string, need ...string) (*device.Device, contex
 func deviceJoin(args []string) error {
 	f := newDeviceFlags("join")
 	pos := f.fs.String("position", "", "device position `LAT,LON` in degrees")
+	f.credential = f.fs.String("credential", "", "fleet credential `file` ('iotguard fleet issue --out') to send instead of the device file's")
 	d, ctx, done, err := f.open(args, "position")
 	if err != nil {
 		return err

@@ -144,7 +144,8 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
-var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true}
+var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true,
+	"enroll": true, "unenroll": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON
 // object per line, heights 0, 1, 2, … each linked to the previous hash, only
@@ -171,13 +172,17 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 			Prev   string  `json:"prev"`
 			Time   string  `json:"time"`
 			Events []struct {
-				Type      string `json:"type"`
-				Device    string `json:"device"`
-				Peer      string `json:"peer"`
-				Time      string `json:"time"`
-				Expires   int64  `json:"expires"`
-				SessionID string `json:"session_id"`
-				Reason    string `json:"reason"`
+				Type      string     `json:"type"`
+				Device    string     `json:"device"`
+				Peer      string     `json:"peer"`
+				Time      string     `json:"time"`
+				Expires   int64      `json:"expires"`
+				SessionID string     `json:"session_id"`
+				Reason    string     `json:"reason"`
+				Key       string     `json:"key_thumbprint"`
+				Position  [2]float64 `json:"position"`
+				Tolerance uint64     `json:"tolerance_m"`
+				Replace   bool       `json:"replace"`
 			} `json:"events"`
 		}
 		dec := json.NewDecoder(strings.NewReader(line))
@@ -203,6 +208,9 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 		for _, e := range b.Events {
 			if !knownEvents[e.Type] || e.Device == "" {
 				ts.Fatalf("line %d: bad event type %q device %q", i+1, e.Type, e.Device)
+			}
+			if (e.Type == "enroll") != hexHash.MatchString(e.Key) {
+				ts.Fatalf("line %d: %s event with key thumbprint %q (enrolls, and only they, name one)", i+1, e.Type, e.Key)
 			}
 			if _, err := time.Parse(time.RFC3339Nano, e.Time); err != nil {
 				ts.Fatalf("line %d: event time: %v", i+1, err)
