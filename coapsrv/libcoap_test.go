@@ -102,6 +102,7 @@ func TestLibcoapClusterText(t *testing.T) {
 		"position 48.856600,2.352200",
 		"radius 1000 m",
 		"ch-key-thumbprint " + hex.EncodeToString(thumb[:]),
+		"admission enrolled", // the default: which devices may join
 	} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(line) + `$`).MatchString(out.stdout) {
 			t.Errorf("GET -A 0 /cluster lacks the line %q: %q (stderr %q)", line, out.stdout, out.stderr)

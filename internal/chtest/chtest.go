@@ -187,10 +187,12 @@ func Post(t testing.TB, conn *client.Conn, path string, cf message.MediaType, bo
 	return r
 }
 
-// Snapshot is the ledger's observable state: head and every index record.
+// Snapshot is the ledger's observable state: head, every index record and
+// every enrollment.
 type Snapshot struct {
-	Head    ledger.BlockRef
-	Devices []ledger.Device
+	Head        ledger.BlockRef
+	Devices     []ledger.Device
+	Enrollments []ledger.Enrollment
 }
 
 // Snap reads ch's ledger state once the audit records queued so far are
@@ -206,6 +208,9 @@ func Snap(t testing.TB, ch *clusterhead.CH) Snapshot {
 	if err := ch.Ledger.Devices(func(d ledger.Device) error { s.Devices = append(s.Devices, d); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	if err := ch.Ledger.Enrollments(func(e ledger.Enrollment) error { s.Enrollments = append(s.Enrollments, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -213,6 +218,7 @@ func Snap(t testing.TB, ch *clusterhead.CH) Snapshot {
 func Unchanged(t testing.TB, ch *clusterhead.CH, before Snapshot) {
 	t.Helper()
 	if after := Snap(t, ch); !reflect.DeepEqual(before, after) {
-		t.Fatalf("ledger changed: head %d → %d, %d → %d devices", before.Head.Height, after.Head.Height, len(before.Devices), len(after.Devices))
+		t.Fatalf("ledger changed: head %d → %d, %d → %d devices, %d → %d enrollments", before.Head.Height, after.Head.Height,
+			len(before.Devices), len(after.Devices), len(before.Enrollments), len(after.Enrollments))
 	}
 }
