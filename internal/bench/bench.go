@@ -101,15 +101,15 @@ func DefaultConfig() Config {
 // the repository read scenario, throughput, p50_ms, p99_ms, baseline,
 // baseline_throughput and ratio.
 type Result struct {
-	Scenario    string  `json:"scenario"`
-	Server      string  `json:"server"`
-	Admission   string  `json:"admission"` // how the measured devices were admitted: open, enrolled, fleet
+	Scenario  string `json:"scenario"`
+	Server    string `json:"server"`
+	Admission string `json:"admission"` // how the measured devices were admitted: open, enrolled, fleet
 	// Admissions are the join scenario under each admission, measured in
 	// the same run (a cluster head of the bench's own only).
 	Admissions  []AdmissionRun `json:"admissions,omitempty"`
-	Concurrency int     `json:"concurrency"`
-	Rate        float64 `json:"rate,omitempty"`
-	Seconds     float64 `json:"duration_s"`
+	Concurrency int            `json:"concurrency"`
+	Rate        float64        `json:"rate,omitempty"`
+	Seconds     float64        `json:"duration_s"`
 
 	Ops        int64            `json:"ops"`
 	Errors     map[string]int64 `json:"errors"`
