@@ -117,28 +117,21 @@ func loadMeta(tx *bolt.Tx) (*committed, error) {
 
 // device implements state over the committed records.
 func (s *store) device(id string) (ledger.Device, bool, error) {
-	var d ledger.Device
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketDevices).Get([]byte(id))
-		if v == nil {
-			return nil
-		}
-		ok = true
-		return wire.Unmarshal(v, &d)
-	})
-	if err != nil {
-		return ledger.Device{}, false, fmt.Errorf("failed to read device %q: %w", id, err)
-	}
-	return d, ok, nil
+	return getRecord[ledger.Device](s, bucketDevices, "device", id)
 }
 
 // enrollment implements state over the committed enrollments.
 func (s *store) enrollment(id string) (ledger.Enrollment, bool, error) {
-	var e ledger.Enrollment
+	return getRecord[ledger.Enrollment](s, bucketEnrollments, "enrollment", id)
+}
+
+// getRecord reads the committed record (what: its kind) of id from bucket;
+// a missing bucket holds none.
+func getRecord[R any](s *store, bucket []byte, what, id string) (R, bool, error) {
+	var r R
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEnrollments)
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil
 		}
@@ -147,12 +140,13 @@ func (s *store) enrollment(id string) (ledger.Enrollment, bool, error) {
 			return nil
 		}
 		ok = true
-		return wire.Unmarshal(v, &e)
+		return wire.Unmarshal(v, &r)
 	})
 	if err != nil {
-		return ledger.Enrollment{}, false, fmt.Errorf("failed to read enrollment of %q: %w", id, err)
+		var zero R
+		return zero, false, fmt.Errorf("failed to read %s %q: %w", what, id, err)
 	}
-	return e, ok, nil
+	return r, ok, nil
 }
 
 // seen implements state over the committed digests.

@@ -68,28 +68,37 @@ func (c *chainTx) seal(events []Event) error {
 	return nil
 }
 
-// finish writes the changed index records, in ID order (sequential inserts
-// split fewer pages), and the counts moved by them.
+// finish writes the changed index records and enrollments and the counts
+// moved by them.
 func (c *chainTx) finish(counts *Counts) error {
-	ids := make([]string, 0, len(c.idx.dirty))
-	for id := range c.idx.dirty {
-		ids = append(ids, id)
+	if err := writeRecords(c.idx.b, "device", c.idx.dirty); err != nil {
+		return err
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		v, err := wire.Marshal(c.idx.dirty[id])
-		if err != nil {
-			return fmt.Errorf("failed to encode device %q: %w", id, err)
-		}
-		if err := c.idx.b.Put([]byte(id), v); err != nil {
-			return fmt.Errorf("failed to write device %q: %w", id, err)
-		}
-	}
-	if err := writeEnrollments(c.idx.enr, c.idx.enrDirty); err != nil {
+	if err := writeRecords(c.idx.enr, "enrollment", c.idx.enrDirty); err != nil {
 		return err
 	}
 	*counts = c.idx.count(*counts)
 	return storeCounts(c.tx, *counts)
+}
+
+// writeRecords writes the changed records of one kind (what) to b, in ID
+// order: sequential inserts split fewer pages.
+func writeRecords[R any](b *bolt.Bucket, what string, changed map[string]R) error {
+	ids := make([]string, 0, len(changed))
+	for id := range changed {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		v, err := wire.Marshal(changed[id])
+		if err != nil {
+			return fmt.Errorf("failed to encode %s %q: %w", what, id, err)
+		}
+		if err := b.Put([]byte(id), v); err != nil {
+			return fmt.Errorf("failed to write %s %q: %w", what, id, err)
+		}
+	}
+	return nil
 }
 
 // update runs fill in one bbolt transaction on top of the current head. If

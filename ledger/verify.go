@@ -182,37 +182,54 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 // compareIndex reports the first device, in ID order, whose stored record is
 // not exactly the replayed one, or that exists on one side only.
 func compareIndex(b *bolt.Bucket, idx map[string]Device) error {
-	ids := make([]string, 0, len(idx))
-	for id := range idx {
+	return compareRecords(b, idx, "index record of device", func(id string, stored []byte) string {
+		var got Device
+		if err := wire.Unmarshal(stored, &got); err != nil {
+			return fmt.Sprintf("undecodable: %v", err)
+		}
+		return "differs in " + strings.Join(diffDevices(got, idx[id]), ", ")
+	})
+}
+
+// compareEnrollments reports the first enrollment, in ID order, whose stored
+// record is not exactly the replayed one, or that exists on one side only.
+func compareEnrollments(b *bolt.Bucket, replayed map[string]Enrollment) error {
+	return compareRecords(b, replayed, "enrollment of", func(string, []byte) string { return "differs from the replayed record" })
+}
+
+// compareRecords reports the first record (what: its kind), in key order,
+// whose stored bytes in b are not exactly the encoding of the replayed one,
+// or that exists on one side only; differs says how a stored record differs.
+// A nil bucket holds none.
+func compareRecords[R any](b *bolt.Bucket, replayed map[string]R, what string, differs func(id string, stored []byte) string) error {
+	ids := make([]string, 0, len(replayed))
+	for id := range replayed {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	mismatch := func(id, what string) error {
-		return fmt.Errorf("failed to verify index record of device %q: %s: %w", id, what, ErrIndexMismatch)
+	mismatch := func(id, why string) error {
+		return fmt.Errorf("failed to verify %s %q: %s: %w", what, id, why, ErrIndexMismatch)
 	}
 	i := 0
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		id := string(k)
-		if i < len(ids) && ids[i] < id {
-			return mismatch(ids[i], "missing from the index")
+	if b != nil {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			id := string(k)
+			if i < len(ids) && ids[i] < id {
+				return mismatch(ids[i], "missing from the index")
+			}
+			if i == len(ids) || ids[i] != id {
+				return mismatch(id, "not produced by the chain")
+			}
+			i++
+			want, err := wire.Marshal(replayed[id])
+			if err != nil {
+				return fmt.Errorf("failed to encode %s %q: %w", what, id, err)
+			}
+			if !bytes.Equal(v, want) {
+				return mismatch(id, differs(id, v))
+			}
 		}
-		if i == len(ids) || ids[i] != id {
-			return mismatch(id, "not produced by the chain")
-		}
-		i++
-		want, err := wire.Marshal(idx[id])
-		if err != nil {
-			return fmt.Errorf("failed to encode device %q: %w", id, err)
-		}
-		if bytes.Equal(v, want) {
-			continue
-		}
-		var got Device
-		if err := wire.Unmarshal(v, &got); err != nil {
-			return mismatch(id, fmt.Sprintf("undecodable: %v", err))
-		}
-		return mismatch(id, "differs in "+strings.Join(diffDevices(got, idx[id]), ", "))
 	}
 	if i < len(ids) {
 		return mismatch(ids[i], "missing from the index")

@@ -123,6 +123,24 @@ func Parse(fs *flag.FlagSet, usage string, args []string) error {
 	return nil
 }
 
+// dispatch runs the subcommand args[0] of the command group (device,
+// enroll, …) among subs, or prints the group's usage for --help (or no
+// subcommand: a usage error).
+func dispatch(group, usage string, args []string, subs map[string]func([]string) error) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Print(usage)
+		if len(args) == 0 {
+			return usageError{"missing " + group + " subcommand"}
+		}
+		return nil
+	}
+	sub := subs[args[0]]
+	if sub == nil {
+		return usageError{fmt.Sprintf("unknown %s subcommand %q", group, args[0])}
+	}
+	return sub(args[1:])
+}
+
 // Required reports the first empty flag among names.
 func Required(fs *flag.FlagSet, names ...string) error {
 	for _, n := range names {

@@ -37,21 +37,10 @@ Examples:
 `
 
 func deviceCmd(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(deviceUsage)
-		if len(args) == 0 {
-			return usageError{"missing device subcommand"}
-		}
-		return nil
-	}
-	sub := map[string]func([]string) error{
+	return dispatch("device", deviceUsage, args, map[string]func([]string) error{
 		"keygen": deviceKeygen, "pubkey": devicePubkey, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
 		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave,
-	}[args[0]]
-	if sub == nil {
-		return usageError{fmt.Sprintf("unknown device subcommand %q", args[0])}
-	}
-	return sub(args[1:])
+	})
 }
 
 func deviceKeygen(args []string) error {

@@ -56,18 +56,7 @@ Examples:
 `
 
 func enrollCmd(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(enrollUsage)
-		if len(args) == 0 {
-			return usageError{"missing enroll subcommand"}
-		}
-		return nil
-	}
-	sub := map[string]func([]string) error{"add": enrollAdd, "list": enrollList, "remove": enrollRemove}[args[0]]
-	if sub == nil {
-		return usageError{fmt.Sprintf("unknown enroll subcommand %q", args[0])}
-	}
-	return sub(args[1:])
+	return dispatch("enroll", enrollUsage, args, map[string]func([]string) error{"add": enrollAdd, "list": enrollList, "remove": enrollRemove})
 }
 
 // operatorTimeout bounds an enroll command, a ledger commit included.

@@ -41,18 +41,7 @@ Examples:
 `
 
 func fleetCmd(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(fleetUsage)
-		if len(args) == 0 {
-			return usageError{"missing fleet subcommand"}
-		}
-		return nil
-	}
-	sub := map[string]func([]string) error{"keygen": fleetKeygen, "pubkey": fleetPubkey, "issue": fleetIssue}[args[0]]
-	if sub == nil {
-		return usageError{fmt.Sprintf("unknown fleet subcommand %q", args[0])}
-	}
-	return sub(args[1:])
+	return dispatch("fleet", fleetUsage, args, map[string]func([]string) error{"keygen": fleetKeygen, "pubkey": fleetPubkey, "issue": fleetIssue})
 }
 
 func fleetKeygen(args []string) error {
