@@ -188,7 +188,7 @@ func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 func (s *Server) Close() error {
 	s.srv.Stop()
 	err := <-s.done
-	if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "use of closed") {
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("failed to serve: %w", err)
 	}
 	return nil
