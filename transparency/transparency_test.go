@@ -271,7 +271,7 @@ func TestOpenCheckpoint(t *testing.T) {
 
 	byOther, _ := transparency.SignCheckpoint(other, "cluster-1", 3, root, 1234)
 	forged, _ := wire.Sign1(other.priv, cp.KID[:], wire.AADCheckpoint, mustPayload(t, good)) // names the CH key, signed by another
-	headAAD, _ := ch.Sign1(wire.AADHead, mustPayload(t, good))                                 // the CH's signature for another purpose
+	headAAD, _ := ch.Sign1(wire.AADHead, mustPayload(t, good))                               // the CH's signature for another purpose
 	changed := append([]byte(nil), good...)
 	i := strings.Index(string(changed), string(root[:4]))
 	changed[i] ^= 1
