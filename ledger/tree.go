@@ -25,9 +25,8 @@ import (
 // the tree's size is that leaf's index + 1, with no counter to keep in step.
 var bucketTree = []byte("tree")
 
-// treeRanges makes the compact ranges (the right border of the tree: at most
-// one perfect subtree per bit of the size) the ledger appends leaves to.
-var treeRanges = &compact.RangeFactory{Hash: transparency.HashChildren}
+// treeRanges makes the compact ranges the ledger appends leaves to.
+var treeRanges = transparency.Ranges
 
 // treeBatch is how many blocks one transaction adds to the tree of a ledger
 // written before the tree existed (see buildTree).

@@ -1,6 +1,7 @@
 package transparency
 
 import (
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
@@ -21,3 +22,8 @@ func LeafHash(blockHash [32]byte) [32]byte {
 // HashChildren returns the interior node over left and right:
 // SHA-256(0x01 ‖ left ‖ right).
 func HashChildren(left, right []byte) []byte { return hasher.HashChildren(left, right) }
+
+// Ranges makes compact ranges of the tree (the right border: at most one
+// perfect subtree per bit of the size), to append leaves to and take roots
+// of: the ledger keeps one, an auditor replaying an export builds one.
+var Ranges = &compact.RangeFactory{Hash: HashChildren}

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -116,4 +118,21 @@ func (m *ExportHeader) Validate() error {
 		require(m.Version == ExportVersion, fmt.Sprintf("export version %d, this iotguard reads %d", m.Version, ExportVersion)),
 		CheckID(m.Cluster), require(len(m.Key) > 0, "key missing"), require(m.Blocks >= 1, "export without blocks"),
 	)
+}
+
+// SequenceDecoder reads a CBOR sequence (RFC 8742), such as an export, one
+// item at a time under the codec's limits and strictness.
+type SequenceDecoder struct{ d *cbor.Decoder }
+
+// NewSequenceDecoder returns a SequenceDecoder reading r.
+func NewSequenceDecoder(r io.Reader) *SequenceDecoder { return &SequenceDecoder{decMode.NewDecoder(r)} }
+
+// Decode decodes the next item into v: io.EOF at the end of the sequence,
+// an error wrapping ErrMalformed for an item that does not decode.
+func (s *SequenceDecoder) Decode(v any) error {
+	err := s.d.Decode(v)
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
 }
