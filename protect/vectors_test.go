@@ -388,6 +388,9 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range specs {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(vectorDir, s.file)), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(filepath.Join(vectorDir, s.file), encodeVector(t, s.gen(t)), 0o644); err != nil {
 				t.Fatal(err)
 			}
