@@ -314,7 +314,7 @@ func (t *treeCheck) add(hash [32]byte) error {
 		}
 		t.nodes++
 		if v := t.b.Get(nodeKey(id)); !slices.Equal(v, h) {
-			bad = fmt.Errorf("Merkle tree node (level %d, index %d) does not match the blocks", id.Level, id.Index)
+			bad = fmt.Errorf("node (level %d, index %d) of the Merkle tree does not match the blocks", id.Level, id.Index)
 		}
 	})
 	if err != nil {

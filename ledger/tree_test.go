@@ -235,11 +235,11 @@ func TestVerifyTamperedTree(t *testing.T) {
 		height uint64
 	}{
 		{"leaf changed", func(b *bolt.Bucket) error { return b.Put(node(2, 0), bytes.Repeat([]byte{1}, 32)) },
-			"Merkle tree node (level 0, index 2) does not match the blocks", 2},
+			"node (level 0, index 2) of the Merkle tree does not match the blocks", 2},
 		{"interior node changed", func(b *bolt.Bucket) error { return b.Put(node(3, 2), bytes.Repeat([]byte{2}, 32)) },
-			"Merkle tree node (level 2, index 0) does not match the blocks", 3},
+			"node (level 2, index 0) of the Merkle tree does not match the blocks", 3},
 		{"node missing", func(b *bolt.Bucket) error { return b.Delete(node(1, 1)) },
-			"Merkle tree node (level 1, index 0) does not match the blocks", 1},
+			"node (level 1, index 0) of the Merkle tree does not match the blocks", 1},
 		{"extra node", func(b *bolt.Bucket) error { return b.Put(node(4, 7), bytes.Repeat([]byte{3}, 32)) }, "", 0},
 		{"leaf beyond the head", func(b *bolt.Bucket) error { return b.Put(node(9, 0), bytes.Repeat([]byte{3}, 32)) }, "", 0},
 	} {
