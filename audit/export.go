@@ -28,7 +28,7 @@ type Blocks interface {
 	Blocks(from uint64, fn func(ledger.Block) error) error
 }
 
-// Export writes the ledger l of cluster to w (docs/PROTOCOL.md §7.5): a
+// Export writes the ledger l of cluster to w (docs/PROTOCOL.md §9.5): a
 // header naming the cluster and the CH key, every block from genesis to the
 // head as it is now, and a checkpoint over exactly those blocks, signed by
 // ch. The tree is computed from the blocks written, not read from the

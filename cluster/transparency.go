@@ -12,7 +12,7 @@ import (
 )
 
 // Tree is what the core needs of a ledger to serve checkpoints and proofs
-// (docs/PROTOCOL.md §7); *ledger.Bolt implements it. A ledger without it has
+// (docs/PROTOCOL.md §9); *ledger.Bolt implements it. A ledger without it has
 // no transparency resources (ErrNoLog).
 type Tree interface {
 	TreeHead() (ledger.TreeHead, error)
@@ -78,7 +78,7 @@ func (c *Core) latest() ([]byte, ledger.TreeHead, error) {
 }
 
 // Checkpoint returns the signed answer of GET /ledger/checkpoint: the
-// checkpoint of the tree over every block committed so far (§7.1).
+// checkpoint of the tree over every block committed so far (§9.1).
 func (c *Core) Checkpoint() ([]byte, error) {
 	signed, _, err := c.latest()
 	return signed, err
@@ -95,7 +95,7 @@ func (c *Core) CheckpointText() (string, error) {
 	return transparency.Text(c.cfg.ID, th.Size, th.Root, th.TimeMS) + fmt.Sprintf("key %x\n", thumb), nil
 }
 
-// Proof returns the answer of GET /ledger/proof (§7.2): the inclusion proof
+// Proof returns the answer of GET /ledger/proof (§9.2): the inclusion proof
 // of the block req names in the latest checkpoint, and the consistency
 // proof from req.From if asked. An ID no join has bound is ErrUnknownDevice;
 // a height or From the tree does not have is ErrNotInLog.
@@ -137,7 +137,7 @@ func (c *Core) Proof(_ context.Context, req ProofRequest) ([]byte, error) {
 	return wire.Marshal(&resp)
 }
 
-// Consistency returns the answer of GET /ledger/consistency (§7.3): the
+// Consistency returns the answer of GET /ledger/consistency (§9.3): the
 // proof that the tree of the first from blocks, whose root it names, is a
 // prefix of the latest checkpoint's.
 func (c *Core) Consistency(_ context.Context, from uint64) ([]byte, error) {

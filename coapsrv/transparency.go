@@ -15,7 +15,7 @@ import (
 )
 
 // proof serves GET /ledger/proof?id=ID or ?height=N, with &from=M
-// (docs/PROTOCOL.md §7.2).
+// (docs/PROTOCOL.md §9.2).
 func (s *Server) proof(ctx context.Context, r *coapedge.Request) coapedge.Response {
 	q, err := parseQuery(r.Query, "id", "height", "from")
 	var req cluster.ProofRequest
@@ -42,7 +42,7 @@ func (s *Server) proof(ctx context.Context, r *coapedge.Request) coapedge.Respon
 	return s.cbor(r, func() ([]byte, error) { return s.core.Proof(ctx, req) })
 }
 
-// consistency serves GET /ledger/consistency?from=M (§7.3).
+// consistency serves GET /ledger/consistency?from=M (§9.3).
 func (s *Server) consistency(ctx context.Context, r *coapedge.Request) coapedge.Response {
 	q, err := parseQuery(r.Query, "from")
 	var from uint64

@@ -17,7 +17,7 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// Clients of the CH's transparency log (docs/PROTOCOL.md §7): a device that
+// Clients of the CH's transparency log (docs/PROTOCOL.md §9): a device that
 // checks its own join, and an auditor (Public) that holds the CH to every
 // checkpoint it has seen.
 

@@ -28,7 +28,7 @@ type Signer interface {
 	Sign1(aad, payload []byte) ([]byte, error)
 }
 
-// SignCheckpoint returns the signed checkpoint (docs/PROTOCOL.md §7.1) of
+// SignCheckpoint returns the signed checkpoint (docs/PROTOCOL.md §9.1) of
 // the tree of size blocks with root over cluster's ledger, whose newest
 // block has time timeMS.
 func SignCheckpoint(s Signer, cluster string, size uint64, root [32]byte, timeMS int64) ([]byte, error) {
@@ -75,7 +75,7 @@ func OpenCheckpoint(signed []byte, key *ecdsa.PublicKey, cluster string) (*Check
 
 // Text renders the checkpoint as a C2SP tlog-checkpoint body: origin (the
 // cluster ID), tree size, base64 root, then one extension line with the
-// time. docs/PROTOCOL.md §7.1.
+// time. docs/PROTOCOL.md §9.1.
 func Text(cluster string, size uint64, root [32]byte, timeMS int64) string {
 	return cluster + "\n" + strconv.FormatUint(size, 10) + "\n" + base64.StdEncoding.EncodeToString(root[:]) +
 		"\ntime_ms " + strconv.FormatInt(timeMS, 10) + "\n"

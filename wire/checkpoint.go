@@ -8,7 +8,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// The transparency messages (docs/PROTOCOL.md §7): the signed checkpoint and
+// The transparency messages (docs/PROTOCOL.md §9): the signed checkpoint and
 // the proofs the CH serves against it, and the header of a ledger export.
 
 // AADCheckpoint binds a COSE_Sign1 to being a checkpoint.
@@ -20,7 +20,7 @@ var AADCheckpoint = []byte("iotguard checkpoint")
 // limit (64) is the same bound.
 const MaxProofHashes = 63
 
-// Checkpoint is the payload of a signed checkpoint (§7.1): the tree over
+// Checkpoint is the payload of a signed checkpoint (§9.1): the tree over
 // the first Size blocks of the ledger of Cluster has root Root; TimeMS is the
 // newest of those blocks' time. The CH signs it (external AAD
 // AADCheckpoint, kid = its key's thumbprint).
@@ -37,7 +37,7 @@ func (m *Checkpoint) Validate() error {
 		require(len(m.Root) == HashLen, "checkpoint root must be 32 bytes"))
 }
 
-// InclusionProof answers GET /ledger/proof (§7.2): block Index, whose hash
+// InclusionProof answers GET /ledger/proof (§9.2): block Index, whose hash
 // is BlockHash, is leaf Index of the tree the signed Checkpoint states; Path
 // is its audit path, leaf to root. When the request named an earlier tree
 // size (from), OldSize is it and Consistency proves that tree a prefix of
@@ -61,7 +61,7 @@ func (m *InclusionProof) Validate() error {
 	)
 }
 
-// ConsistencyProof answers GET /ledger/consistency (§7.3): the tree of the
+// ConsistencyProof answers GET /ledger/consistency (§9.3): the tree of the
 // first OldSize blocks, whose root is OldRoot, is a prefix of the tree the
 // signed Checkpoint states; Path is the RFC 9162 consistency proof.
 type ConsistencyProof struct {
@@ -100,7 +100,7 @@ const ExportFormat = "iotguard ledger export"
 // ExportVersion is the export format's version.
 const ExportVersion = 1
 
-// ExportHeader is the first item of a ledger export (§7.5), a CBOR sequence:
+// ExportHeader is the first item of a ledger export (§9.5), a CBOR sequence:
 // this header, then Blocks byte strings each holding one encoded block in
 // height order from genesis, then one byte string holding the signed
 // checkpoint of tree size Blocks.

@@ -21,7 +21,7 @@ import (
 
 const auditUsage = `Usage: iotguard audit <proof|consistency|watch|verify-export> [flags]
 
-Checks a cluster head's transparency log (docs/PROTOCOL.md §7) from outside:
+Checks a cluster head's transparency log (docs/PROTOCOL.md §9) from outside:
 every answer is verified before it is printed, against the CH key (--pin, or
 the key GET /cluster gives), and a failure exits 1.
 

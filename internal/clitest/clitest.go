@@ -158,7 +158,7 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
+// knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §9).
 var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON
