@@ -6,6 +6,8 @@
 //
 // Board: esp8266:esp8266 (e.g. "LOLIN(WEMOS) D1 R2 & mini" or "Generic
 // ESP8266 Module"), CPU 80 or 160 MHz. See firmware/README.md.
+#include <errno.h>
+
 #include <ESP8266WiFi.h>
 #include <LittleFS.h>
 #include <StackThunk.h>
