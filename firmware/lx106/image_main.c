@@ -51,7 +51,7 @@ static uint64_t stub_unix(void *ctx)
     return 0;
 }
 
-static const iog_platform_t plat = { 0, stub_send, stub_recv, stub_now, stub_random, stub_unix };
+static const iog_platform_t plat = { 0, stub_send, stub_recv, stub_now, stub_random, stub_unix, NULL };
 static iog_device_t dev;
 volatile int iog_image_sink;
 

@@ -26,6 +26,26 @@
 extern "C" {
 #endif
 
+#ifdef IOG_COUNT_OPS
+/**
+ * Crypto operations done since start, counted when the core is compiled
+ * with -DIOG_COUNT_OPS (the host and emulator builds; not the lx106 image,
+ * which keeps the core free of writable globals).
+ */
+typedef struct {
+    uint32_t sign;   /**< ES256 signatures */
+    uint32_t verify; /**< ES256 verifications */
+    uint32_t ecdh;   /**< ECDH (and point checks) */
+    uint32_t pub;    /**< public keys computed (key generation) */
+    uint32_t aead;   /**< AES-128-GCM seals and opens */
+} iog_ops_t;
+/** The counters. */
+extern iog_ops_t iog_ops;
+#define IOG_OP(x) (iog_ops.x++)
+#else
+#define IOG_OP(x) ((void)0)
+#endif
+
 #define IOG_P256_PRIV_LEN 32 /**< private scalar */
 #define IOG_P256_PUB_LEN 65  /**< uncompressed point 0x04 || x || y */
 #define IOG_SIG_LEN 64       /**< ES256 r || s */

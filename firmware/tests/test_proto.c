@@ -120,7 +120,7 @@ static iog_join_req_t join_inputs(uint8_t *nd, const uint8_t *echo)
     for (int i = 0; i < 16; i++) {
         nd[i] = (uint8_t)i;
     }
-    iog_join_req_t jr = { &dev, &cluster, 52520000, -1930000, nd, echo, echo ? 12 : 0 };
+    iog_join_req_t jr = { &dev, &cluster, 52520000, -1930000, nd, echo, echo ? 12 : 0, NULL, 0 };
     return jr;
 }
 
