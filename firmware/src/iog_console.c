@@ -90,6 +90,15 @@ static void o_kv(iog_board_t *b, const char *key)
     o_s(b, "=");
 }
 
+/* " name=value" for each of @p n pairs */
+static void o_pairs(iog_board_t *b, const char *const *names, const uint32_t *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        o_kv(b, names[i]);
+        o_u(b, vals[i]);
+    }
+}
+
 static void o_end(iog_board_t *b)
 {
     if (b->hooks.out) {
@@ -528,6 +537,20 @@ static int configured(iog_board_t *b, int quiet)
     return 0;
 }
 
+/* WORD cluster=C id=I block=H expires=E */
+static void o_member(iog_board_t *b, const char *what)
+{
+    o_start(b, what);
+    o_kv(b, "cluster");
+    o_s(b, b->dev.mem.ch.cluster.s);
+    o_kv(b, "id");
+    o_s(b, b->dev.me.id.s);
+    o_kv(b, "block");
+    o_u(b, b->dev.mem.height);
+    o_kv(b, "expires");
+    o_u(b, b->dev.mem.expires);
+}
+
 static int do_join(iog_board_t *b)
 {
     uint32_t t0 = b->hw->now_ms(b->hw->ctx);
@@ -557,15 +580,7 @@ static int do_join(iog_board_t *b)
     if (e == 0) {
         e = save_rtc(b, b->kept ? b->kept->seq : 0, 0);
     }
-    o_start(b, "joined");
-    o_kv(b, "cluster");
-    o_s(b, b->dev.mem.ch.cluster.s);
-    o_kv(b, "id");
-    o_s(b, b->dev.me.id.s);
-    o_kv(b, "block");
-    o_u(b, b->dev.mem.height);
-    o_kv(b, "expires");
-    o_u(b, b->dev.mem.expires);
+    o_member(b, "joined");
     o_kv(b, "ms");
     o_u(b, b->hw->now_ms(b->hw->ctx) - t0);
     o_end(b);
@@ -579,17 +594,9 @@ static int do_join(iog_board_t *b)
 void iog_board_start(iog_board_t *b)
 {
     if (restore(b)) {
-        o_start(b, "restored");
-        o_kv(b, "cluster");
-        o_s(b, b->dev.mem.ch.cluster.s);
-        o_kv(b, "id");
-        o_s(b, b->dev.me.id.s);
-        o_kv(b, "block");
-        o_u(b, b->dev.mem.height);
+        o_member(b, "restored");
         o_kv(b, "seq");
         o_u(b, b->dev.mem.seq);
-        o_kv(b, "expires");
-        o_u(b, b->dev.mem.expires);
         if (b->kept) {
             o_kv(b, "session");
             o_s(b, b->kept->peer.s);
@@ -919,21 +926,21 @@ static void show_mem(iog_board_t *b)
     if (!b->hooks.mem) {
         return;
     }
+    static const char *const names[] = { "heap_free", "heap_min", "stack_free_min", "bearssl_stack_max" };
     b->hooks.mem(b->hooks.ctx, &m);
+    const uint32_t vals[] = { m.heap_free, m.heap_min, m.stack_free, m.bearssl_stack };
     o_start(b, "show memory");
-    o_kv(b, "heap_free");
-    o_u(b, m.heap_free);
-    o_kv(b, "heap_min");
-    o_u(b, m.heap_min);
-    o_kv(b, "stack_free_min");
-    o_u(b, m.stack_free);
-    o_kv(b, "bearssl_stack_max");
-    o_u(b, m.bearssl_stack);
+    o_pairs(b, names, vals, 4);
     o_end(b);
 }
 
-static void cmd_show(iog_board_t *b)
+#ifdef IOG_COUNT_OPS
+static const char *const op_names[] = { "sign", "verify", "ecdh", "aead", "keygen" };
+#endif
+
+static int cmd_show(iog_board_t *b, char *args)
 {
+    (void)args;
     const iog_settings_t *s = &b->set;
     o_start(b, "show id ");
     o_s(b, b->dev.me.id.s);
@@ -1032,33 +1039,20 @@ static void cmd_show(iog_board_t *b)
         o_u(b, b->kept->expires);
         o_end(b);
     }
+    static const char *const names[] = { "flash_writes", "rtc_writes", "tx_bytes", "rx_bytes", "wakes" };
+    const uint32_t vals[] = { b->stats.flash_writes, b->stats.rtc_writes, b->stats.tx_bytes,
+                              b->stats.rx_bytes, b->wakes };
     o_start(b, "show stats");
-    o_kv(b, "flash_writes");
-    o_u(b, b->stats.flash_writes);
-    o_kv(b, "rtc_writes");
-    o_u(b, b->stats.rtc_writes);
-    o_kv(b, "tx_bytes");
-    o_u(b, b->stats.tx_bytes);
-    o_kv(b, "rx_bytes");
-    o_u(b, b->stats.rx_bytes);
-    o_kv(b, "wakes");
-    o_u(b, b->wakes);
+    o_pairs(b, names, vals, 5);
     o_end(b);
 #ifdef IOG_COUNT_OPS
+    const uint32_t ops[] = { iog_ops.sign, iog_ops.verify, iog_ops.ecdh, iog_ops.aead, iog_ops.pub };
     o_start(b, "show crypto");
-    o_kv(b, "sign");
-    o_u(b, iog_ops.sign);
-    o_kv(b, "verify");
-    o_u(b, iog_ops.verify);
-    o_kv(b, "ecdh");
-    o_u(b, iog_ops.ecdh);
-    o_kv(b, "keygen");
-    o_u(b, iog_ops.pub);
-    o_kv(b, "aead");
-    o_u(b, iog_ops.aead);
+    o_pairs(b, op_names, ops, 5);
     o_end(b);
 #endif
     show_mem(b);
+    return 0;
 }
 
 /* SubjectPublicKeyInfo of a P-256 key (RFC 5480), the DER before the point. */
@@ -1067,14 +1061,16 @@ static const uint8_t spki_p256[26] = {
     0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 };
 
-static void cmd_pubkey(iog_board_t *b)
+static int cmd_pubkey(iog_board_t *b, char *args)
 {
+    (void)args;
     uint8_t der[sizeof(spki_p256) + IOG_P256_PUB_LEN];
     memcpy(der, spki_p256, sizeof(spki_p256));
     memcpy(der + sizeof(spki_p256), b->dev.me.pub, IOG_P256_PUB_LEN);
     o_start(b, "pubkey ");
     o_b64(b, der, sizeof(der));
     o_end(b);
+    return 0;
 }
 
 static int cmd_credential(iog_board_t *b, char *args)
@@ -1257,8 +1253,9 @@ static int cmd_talk(iog_board_t *b, char *args)
     return 0;
 }
 
-static int cmd_leave(iog_board_t *b)
+static int cmd_leave(iog_board_t *b, char *args)
 {
+    (void)args;
     uint64_t h;
     uint8_t hash[IOG_HASH_LEN];
     if (!b->dev.joined) {
@@ -1276,8 +1273,9 @@ static int cmd_leave(iog_board_t *b)
     return 0;
 }
 
-static int cmd_reset(iog_board_t *b)
+static int cmd_reset(iog_board_t *b, char *args)
 {
+    (void)args;
     int e = 0;
     for (unsigned r = 0; r < IOG_REC_COUNT; r++) {
         int x = iog_store_erase(b->st, r);
@@ -1300,6 +1298,40 @@ static const char help[] =
     "peer ID IP:PORT|sleep S|mode console|sleepy; show; pubkey; credential BASE64|none; join; "
     "verify PEER; talk PEER IP:PORT TEXT; leave; reset; reboot";
 
+static int cmd_join(iog_board_t *b, char *args)
+{
+    (void)args;
+    return do_join(b);
+}
+
+static int cmd_reboot(iog_board_t *b, char *args)
+{
+    (void)args;
+    save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+    if (b->hooks.restart) {
+        b->hooks.restart(b->hooks.ctx);
+    }
+    return bad(b, "reboot: not possible here");
+}
+
+static int cmd_help(iog_board_t *b, char *args)
+{
+    (void)args;
+    say(b, help, NULL);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    uint8_t args; /* 0: takes none */
+    int (*fn)(iog_board_t *b, char *args);
+} commands[] = {
+    { "set", 1, cmd_set },       { "show", 0, cmd_show },     { "pubkey", 0, cmd_pubkey },
+    { "credential", 1, cmd_credential }, { "join", 0, cmd_join }, { "verify", 1, cmd_verify },
+    { "talk", 1, cmd_talk },     { "leave", 0, cmd_leave },   { "reset", 0, cmd_reset },
+    { "reboot", 0, cmd_reboot }, { "help", 0, cmd_help },
+};
+
 int iog_board_exec(iog_board_t *b, char *line)
 {
     char *args = line;
@@ -1314,51 +1346,13 @@ int iog_board_exec(iog_board_t *b, char *line)
     if (!cmd) {
         return 0; /* an empty line */
     }
-    if (!strcmp(cmd, "set")) {
-        return cmd_set(b, args);
-    }
-    if (word(&(char *){ args }) && (!strcmp(cmd, "show") || !strcmp(cmd, "pubkey") ||
-                                   !strcmp(cmd, "join") || !strcmp(cmd, "leave") ||
-                                   !strcmp(cmd, "reset") || !strcmp(cmd, "reboot") ||
-                                   !strcmp(cmd, "help"))) {
-        return bad(b, "this command takes no arguments");
-    }
-    if (!strcmp(cmd, "show")) {
-        cmd_show(b);
-        return 0;
-    }
-    if (!strcmp(cmd, "pubkey")) {
-        cmd_pubkey(b);
-        return 0;
-    }
-    if (!strcmp(cmd, "credential")) {
-        return cmd_credential(b, args);
-    }
-    if (!strcmp(cmd, "join")) {
-        return do_join(b);
-    }
-    if (!strcmp(cmd, "verify")) {
-        return cmd_verify(b, args);
-    }
-    if (!strcmp(cmd, "talk")) {
-        return cmd_talk(b, args);
-    }
-    if (!strcmp(cmd, "leave")) {
-        return cmd_leave(b);
-    }
-    if (!strcmp(cmd, "reset")) {
-        return cmd_reset(b);
-    }
-    if (!strcmp(cmd, "reboot")) {
-        save_rtc(b, b->kept ? b->kept->seq : 0, 0);
-        if (b->hooks.restart) {
-            b->hooks.restart(b->hooks.ctx);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (!strcmp(cmd, commands[i].name)) {
+            if (!commands[i].args && word(&(char *){ args })) {
+                return bad(b, "this command takes no arguments");
+            }
+            return commands[i].fn(b, args);
         }
-        return bad(b, "reboot: not possible here");
-    }
-    if (!strcmp(cmd, "help")) {
-        say(b, help, NULL);
-        return 0;
     }
     return bad(b, "unknown command (try help)");
 }
@@ -1419,30 +1413,21 @@ int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
             refused_talk(b, &b->set.peer, n);
         }
         else {
+            static const char *const names[] = { "wake", "tx_bytes", "rx_bytes", "datagrams",
+                                                 "flash_writes", "ms" };
+            const uint32_t vals[] = { b->wakes, b->stats.tx_bytes - s0.tx_bytes,
+                                      b->stats.rx_bytes - s0.rx_bytes,
+                                      b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams,
+                                      b->stats.flash_writes - s0.flash_writes,
+                                      b->hw->now_ms(b->hw->ctx) - t0 };
             o_talk_result(b, &b->set.peer, n, reply);
             o_s(b, fresh ? " session=new" : " session=kept");
-            o_kv(b, "wake");
-            o_u(b, b->wakes);
-            o_kv(b, "tx_bytes");
-            o_u(b, b->stats.tx_bytes - s0.tx_bytes);
-            o_kv(b, "rx_bytes");
-            o_u(b, b->stats.rx_bytes - s0.rx_bytes);
-            o_kv(b, "datagrams");
-            o_u(b, b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams);
+            o_pairs(b, names, vals, 6);
 #ifdef IOG_COUNT_OPS
-            o_kv(b, "sign");
-            o_u(b, iog_ops.sign - ops0.sign);
-            o_kv(b, "verify");
-            o_u(b, iog_ops.verify - ops0.verify);
-            o_kv(b, "ecdh");
-            o_u(b, iog_ops.ecdh - ops0.ecdh);
-            o_kv(b, "aead");
-            o_u(b, iog_ops.aead - ops0.aead);
+            const uint32_t ops[] = { iog_ops.sign - ops0.sign, iog_ops.verify - ops0.verify,
+                                     iog_ops.ecdh - ops0.ecdh, iog_ops.aead - ops0.aead };
+            o_pairs(b, op_names, ops, 4);
 #endif
-            o_kv(b, "flash_writes");
-            o_u(b, b->stats.flash_writes - s0.flash_writes);
-            o_kv(b, "ms");
-            o_u(b, b->hw->now_ms(b->hw->ctx) - t0);
             o_end(b);
         }
     }

@@ -217,10 +217,12 @@ static int client_run(fake_net_t *n, iog_coap_ep_t *ep, script_t *s, iog_coap_ms
     return iog_coap_request(ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU);
 }
 
+/* one endpoint for the client and server tests (RAM is scarce in the QEMU image) */
+static iog_coap_ep_t ep;
+
 static void test_client(void)
 {
     fake_net_t *const np = &unit_net;
-    static iog_coap_ep_t ep;
     static uint8_t buf[IOG_COAP_MAX_PDU];
     iog_coap_msg_t resp, sent;
     uint32_t v;
@@ -318,7 +320,6 @@ static void echo_handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t
 static void test_server(void)
 {
     fake_net_t *const np = &unit_net;
-    static iog_coap_ep_t ep;
     uint8_t b[128];
     iog_coap_msg_t m;
     fake_net_init(np);
