@@ -8,12 +8,12 @@
 
 /* ---- output: one line at a time, built in b->out ---- */
 
-static void o_start(iog_board_t *b, const char *word)
+static void o_start(iog_board_t *b, const char *w)
 {
     b->out_len = 0;
     b->out[0] = '\0';
-    size_t n = strlen(word);
-    memcpy(b->out, word, n < sizeof(b->out) ? n : sizeof(b->out) - 1);
+    size_t n = strlen(w);
+    memcpy(b->out, w, n < sizeof(b->out) ? n : sizeof(b->out) - 1);
     b->out_len = n < sizeof(b->out) ? n : sizeof(b->out) - 1;
 }
 
@@ -107,9 +107,9 @@ static void o_end(iog_board_t *b)
     b->out_len = 0;
 }
 
-static void say(iog_board_t *b, const char *word, const char *text)
+static void say(iog_board_t *b, const char *w, const char *text)
 {
-    o_start(b, word);
+    o_start(b, w);
     if (text && *text) {
         o_s(b, " ");
         o_s(b, text);
@@ -616,7 +616,7 @@ void iog_board_start(iog_board_t *b)
 /* ---- parsing ---- */
 
 /* Splits off the next space-separated word; NULL at the end. */
-static char *word(char **s)
+static char *tok(char **s)
 {
     char *p = *s;
     while (*p == ' ' || *p == '\t') {
@@ -800,7 +800,7 @@ static int bad(iog_board_t *b, const char *what)
 
 static int cmd_set(iog_board_t *b, char *args)
 {
-    char *key = word(&args);
+    char *key = tok(&args);
     iog_settings_t s = b->set;
     uint32_t v;
     int drop = 0;
@@ -822,32 +822,32 @@ static int cmd_set(iog_board_t *b, char *args)
         strcpy(s.pass, x);
     }
     else if (!strcmp(key, "server")) {
-        if (parse_ip4port(word(&args), &s.server) || word(&args)) {
+        if (parse_ip4port(tok(&args), &s.server) || tok(&args)) {
             return bad(b, "server: IPv4 address and port, e.g. 192.168.1.10:5683");
         }
     }
     else if (!strcmp(key, "id")) {
-        char *x = word(&args);
-        if (!x || word(&args) || iog_id_set(&s.id, x, strlen(x))) {
+        char *x = tok(&args);
+        if (!x || tok(&args) || iog_id_set(&s.id, x, strlen(x))) {
             return bad(b, "id: 1-64 bytes of A-Z a-z 0-9 . _ -");
         }
         drop = b->dev.joined && !iog_id_eq(&b->dev.me.id, x, strlen(x));
     }
     else if (!strcmp(key, "position")) {
-        char *x = word(&args), *comma = x ? strchr(x, ',') : NULL;
-        if (!comma || word(&args) || parse_deg(x, comma, 90, &s.lat) ||
+        char *x = tok(&args), *comma = x ? strchr(x, ',') : NULL;
+        if (!comma || tok(&args) || parse_deg(x, comma, 90, &s.lat) ||
             parse_deg(comma + 1, comma + strlen(comma), 180, &s.lon)) {
             return bad(b, "position: LAT,LON in degrees, at most 6 decimals, |LAT| <= 90, |LON| <= 180");
         }
         s.has_pos = 1;
     }
     else if (!strcmp(key, "pin")) {
-        char *x = word(&args);
-        if (x && !strcmp(x, "none") && !word(&args)) {
+        char *x = tok(&args);
+        if (x && !strcmp(x, "none") && !tok(&args)) {
             s.has_pin = 0;
         }
         else {
-            if (!x || strlen(x) != 2 * IOG_HASH_LEN || word(&args)) {
+            if (!x || strlen(x) != 2 * IOG_HASH_LEN || tok(&args)) {
                 return bad(b, "pin: 64 hex digits (ch_key_thumbprint) or none");
             }
             for (int i = 0; i < IOG_HASH_LEN; i++) {
@@ -862,31 +862,31 @@ static int cmd_set(iog_board_t *b, char *args)
         }
     }
     else if (!strcmp(key, "port")) {
-        if (parse_u32(word(&args), 1, 65535, &v) || word(&args)) {
+        if (parse_u32(tok(&args), 1, 65535, &v) || tok(&args)) {
             return bad(b, "port: 1-65535");
         }
         s.port = (uint16_t)v;
     }
     else if (!strcmp(key, "peer")) {
-        char *x = word(&args);
-        if (!x || iog_id_set(&s.peer, x, strlen(x)) || parse_ip4port(word(&args), &s.peer_addr) ||
-            word(&args)) {
+        char *x = tok(&args);
+        if (!x || iog_id_set(&s.peer, x, strlen(x)) || parse_ip4port(tok(&args), &s.peer_addr) ||
+            tok(&args)) {
             return bad(b, "peer: ID IP:PORT");
         }
     }
     else if (!strcmp(key, "sleep")) {
         /* the ESP8266's deep-sleep timer reaches about 3.5 hours */
-        if (parse_u32(word(&args), 1, 12600, &v) || word(&args)) {
+        if (parse_u32(tok(&args), 1, 12600, &v) || tok(&args)) {
             return bad(b, "sleep: 1-12600 seconds");
         }
         s.sleep_s = v;
     }
     else if (!strcmp(key, "mode")) {
-        char *x = word(&args);
-        if (x && !strcmp(x, "console") && !word(&args)) {
+        char *x = tok(&args);
+        if (x && !strcmp(x, "console") && !tok(&args)) {
             s.mode = IOG_MODE_CONSOLE;
         }
-        else if (x && !strcmp(x, "sleepy") && !word(&args)) {
+        else if (x && !strcmp(x, "sleepy") && !tok(&args)) {
             s.mode = IOG_MODE_SLEEPY;
         }
         else {
@@ -1075,10 +1075,10 @@ static int cmd_pubkey(iog_board_t *b, char *args)
 
 static int cmd_credential(iog_board_t *b, char *args)
 {
-    char *x = word(&args);
+    char *x = tok(&args);
     uint8_t buf[IOG_CRED_MAX];
     int n;
-    if (!x || word(&args)) {
+    if (!x || tok(&args)) {
         return bad(b, "usage: credential BASE64 | credential none");
     }
     if (!strcmp(x, "none")) {
@@ -1145,8 +1145,8 @@ static int verify_fn(iog_board_t *b, const iog_id_t *peer)
 static int cmd_verify(iog_board_t *b, char *args)
 {
     iog_id_t peer;
-    char *x = word(&args);
-    if (!x || word(&args) || iog_id_set(&peer, x, strlen(x))) {
+    char *x = tok(&args);
+    if (!x || tok(&args) || iog_id_set(&peer, x, strlen(x))) {
         return bad(b, "usage: verify PEER");
     }
     int e = with_rejoin(b, verify_fn, &peer);
@@ -1234,7 +1234,7 @@ static int cmd_talk(iog_board_t *b, char *args)
     iog_id_t peer;
     iog_addr_t addr;
     uint8_t reply[IOG_M2M_MAX_MSG];
-    char *x = word(&args), *a = word(&args), *text = rest(&args);
+    char *x = tok(&args), *a = tok(&args), *text = rest(&args);
     int fresh;
     if (!x || iog_id_set(&peer, x, strlen(x)) || parse_ip4port(a, &addr) || !*text ||
         strlen(text) > IOG_M2M_MAX_MSG) {
@@ -1342,13 +1342,13 @@ int iog_board_exec(iog_board_t *b, char *line)
             return bad(b, "only printable ASCII is accepted");
         }
     }
-    char *cmd = word(&args);
+    char *cmd = tok(&args);
     if (!cmd) {
         return 0; /* an empty line */
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (!strcmp(cmd, commands[i].name)) {
-            if (!commands[i].args && word(&(char *){ args })) {
+            if (!commands[i].args && tok(&(char *){ args })) {
                 return bad(b, "this command takes no arguments");
             }
             return commands[i].fn(b, args);

@@ -242,3 +242,23 @@ void iog_wipe(void *p, size_t n)
         *v++ = 0;
     }
 }
+
+void iog_rng_mix(iog_rng_t *r, const void *entropy, size_t n)
+{
+    if (!r->seeded) {
+        br_hmac_drbg_init(&r->drbg, &br_sha256_vtable, entropy, n);
+        r->seeded = 1;
+    }
+    else {
+        br_hmac_drbg_update(&r->drbg, entropy, n);
+    }
+}
+
+int iog_rng_fill(iog_rng_t *r, void *out, size_t n)
+{
+    if (!r->seeded) {
+        return -EIO;
+    }
+    br_hmac_drbg_generate(&r->drbg, out, n);
+    return 0;
+}

@@ -17,8 +17,10 @@
 
 #if defined(ARDUINO_ARCH_ESP8266)
 #include <bearssl/bearssl_hash.h> /* the Arduino core's BearSSL */
+#include <bearssl/bearssl_rand.h>
 #else
 #include "bearssl_hash.h"
+#include "bearssl_rand.h"
 #endif
 #include "iog_platform.h"
 
@@ -147,6 +149,23 @@ int iog_ct_eq(const void *a, const void *b, size_t n);
 
 /** Wipes @p n bytes in a way the compiler keeps. */
 void iog_wipe(void *p, size_t n);
+
+/**
+ * @brief A deterministic random bit generator (HMAC-DRBG over SHA-256,
+ *        BearSSL) for a platform whose raw source is a hardware register,
+ *        such as the ESP8266's RANDOM_REG32: seed it once from many raw
+ *        samples, mix a fresh sample in before each use.
+ */
+typedef struct {
+    br_hmac_drbg_context drbg; /**< state */
+    uint8_t seeded;            /**< 1 after iog_rng_mix() */
+} iog_rng_t;
+
+/** Seeds @p r with @p n bytes (the first call) or mixes them in. */
+void iog_rng_mix(iog_rng_t *r, const void *entropy, size_t n);
+
+/** Fills @p out from @p r. @return 0, or -EIO when never seeded. */
+int iog_rng_fill(iog_rng_t *r, void *out, size_t n);
 
 #ifdef __cplusplus
 }
