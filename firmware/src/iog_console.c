@@ -440,6 +440,7 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
     b->st = st;
     b->hooks = *hooks;
     b->plat = (iog_platform_t){ b, p_send, p_recv, p_now, p_random, p_unix, p_yield };
+    b->boot_ms = hw->now_ms(hw->ctx);
     memset(&me, 0, sizeof(me));
     iog_device_init(&b->dev, &b->plat, &b->set.server, &me);
     b->dev.persist = persist;
@@ -554,6 +555,7 @@ static void o_member(iog_board_t *b, const char *what)
 static int do_join(iog_board_t *b)
 {
     uint32_t t0 = b->hw->now_ms(b->hw->ctx);
+    iog_board_stats_t s0 = b->stats;
     uint64_t height, time_ms;
     if (!configured(b, 0)) {
         return -EINVAL;
@@ -580,9 +582,12 @@ static int do_join(iog_board_t *b)
     if (e == 0) {
         e = save_rtc(b, b->kept ? b->kept->seq : 0, 0);
     }
+    static const char *const names[] = { "ms", "tx_bytes", "rx_bytes", "datagrams" };
+    const uint32_t vals[] = { b->hw->now_ms(b->hw->ctx) - t0, b->stats.tx_bytes - s0.tx_bytes,
+                              b->stats.rx_bytes - s0.rx_bytes,
+                              b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams };
     o_member(b, "joined");
-    o_kv(b, "ms");
-    o_u(b, b->hw->now_ms(b->hw->ctx) - t0);
+    o_pairs(b, names, vals, 4);
     o_end(b);
     if (e) {
         /* member_dirty stays: no protected request goes out until it is written */
@@ -1395,11 +1400,6 @@ void iog_board_poll(iog_board_t *b, uint32_t timeout_ms)
 int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
 {
     uint8_t reply[IOG_M2M_MAX_MSG];
-    iog_board_stats_t s0 = b->stats;
-#ifdef IOG_COUNT_OPS
-    iog_ops_t ops0 = iog_ops;
-#endif
-    uint32_t t0 = b->hw->now_ms(b->hw->ctx);
     int fresh = 0, n;
     if (!b->set.peer.len) {
         n = bad(b, "sleepy mode: set peer ID IP:PORT first");
@@ -1413,19 +1413,18 @@ int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
             refused_talk(b, &b->set.peer, n);
         }
         else {
+            /* the whole wake cycle: everything since the board started */
             static const char *const names[] = { "wake", "tx_bytes", "rx_bytes", "datagrams",
                                                  "flash_writes", "ms" };
-            const uint32_t vals[] = { b->wakes, b->stats.tx_bytes - s0.tx_bytes,
-                                      b->stats.rx_bytes - s0.rx_bytes,
-                                      b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams,
-                                      b->stats.flash_writes - s0.flash_writes,
-                                      b->hw->now_ms(b->hw->ctx) - t0 };
+            const uint32_t vals[] = { b->wakes, b->stats.tx_bytes, b->stats.rx_bytes,
+                                      b->stats.tx_dgrams + b->stats.rx_dgrams,
+                                      b->stats.flash_writes,
+                                      b->hw->now_ms(b->hw->ctx) - b->boot_ms };
             o_talk_result(b, &b->set.peer, n, reply);
             o_s(b, fresh ? " session=new" : " session=kept");
             o_pairs(b, names, vals, 6);
 #ifdef IOG_COUNT_OPS
-            const uint32_t ops[] = { iog_ops.sign - ops0.sign, iog_ops.verify - ops0.verify,
-                                     iog_ops.ecdh - ops0.ecdh, iog_ops.aead - ops0.aead };
+            const uint32_t ops[] = { iog_ops.sign, iog_ops.verify, iog_ops.ecdh, iog_ops.aead };
             o_pairs(b, op_names, ops, 4);
 #endif
             o_end(b);

@@ -118,7 +118,8 @@ typedef struct {
     uint32_t kept_ms;             /**< local ms it was made (clockless expiry) */
     uint64_t clock_unix;          /**< lower bound of unix time at clock_ms, 0: unknown */
     uint32_t clock_ms;            /**< local ms of clock_unix */
-    uint32_t wakes;               /**< wake-ups from deep sleep since a cold start */
+    uint32_t wakes;               /**< starts with RTC memory kept (wake-ups, resets) */
+    uint32_t boot_ms;             /**< local ms at iog_board_init() */
     iog_board_stats_t stats;      /**< counters */
     char line[IOG_CONSOLE_LINE + 1]; /**< input being collected */
     size_t line_len;              /**< its length */

@@ -211,7 +211,7 @@ void setup() {
 void loop() {
   console();
   unsigned before = board.dev.messages;
-  iog_board_poll(&board, 20);  // answers /talk and /m2m; joins when one is due
+  iog_board_poll(&board, 2);  // answers /talk and /m2m; joins when one is due
   if (board.dev.messages != before) {
     digitalWrite(IOG_LED_PIN, LOW);
     delay(30);
