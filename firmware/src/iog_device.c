@@ -76,18 +76,28 @@ static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, 
     return 0;
 }
 
-int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+/* GETs the CH's public resource @p path: 0 with its 2.05 answer in @p r, -EACCES for another code. */
+static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r)
 {
-    iog_coap_msg_t r;
-    iog_coap_req_t req = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+    iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
     d->code = 0;
-    int e = iog_coap_request(&d->ep, &d->ch, &req, &r, d->rx, sizeof(d->rx));
+    int e = iog_coap_request(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx));
     if (e) {
         return e;
     }
-    if (r.code != IOG_COAP_CONTENT) {
-        refused(d, &r);
+    if (r->code != IOG_COAP_CONTENT) {
+        refused(d, r);
         return -EACCES;
+    }
+    return 0;
+}
+
+int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+{
+    iog_coap_msg_t r;
+    int e = get_public(d, "/cluster", &r);
+    if (e) {
+        return e;
     }
     e = iog_cluster_info_verify(r.payload, r.payload_len, d->has_pin ? d->pin : NULL, out);
     if (e == -EACCES) {
@@ -178,18 +188,12 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
 {
     iog_coap_msg_t r;
     uint8_t hash[IOG_HASH_LEN];
-    iog_coap_req_t req = { IOG_COAP_GET, 1, "/ledger/head", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
     if (!d->joined) {
         return -ENOTCONN;
     }
-    d->code = 0;
-    int e = iog_coap_request(&d->ep, &d->ch, &req, &r, d->rx, sizeof(d->rx));
+    int e = get_public(d, "/ledger/head", &r);
     if (e) {
         return e;
-    }
-    if (r.code != IOG_COAP_CONTENT) {
-        refused(d, &r);
-        return -EACCES;
     }
     e = iog_ledger_head_verify(r.payload, r.payload_len, d->mem.ch.pub, height, hash, time_ms);
     if (e) {
