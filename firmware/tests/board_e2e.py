@@ -221,11 +221,12 @@ def main():
     ap.add_argument("--out", help="where to keep the logs (default: a temporary directory)")
     a = ap.parse_args()
     a.board, a.dev, a.go = (os.path.abspath(x) for x in (a.board, a.dev, a.go))
-    root = a.out or tempfile.mkdtemp(prefix="iotguard-e2e.")
+    root = os.path.abspath(a.out) if a.out else tempfile.mkdtemp(prefix="iotguard-e2e.")
     if a.out:
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(root)
     procs, boards = [], []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(2))  # `timeout`: stop the boards and servers too
     try:
         scenario(a, root, procs, boards)
     finally:
