@@ -321,6 +321,28 @@ static void test_reservation(void)
     CHECK_EQ(board.dev.mem.seq, IOG_SEQ_RESERVE);
 }
 
+/* A peer's message in the kept session: the reply's number is in RTC memory before it is sealed. */
+static void test_kept_reply(void)
+{
+    iog_id_t peer;
+    iog_rec_rtc_t r;
+    uint8_t sk[16] = { 1 }, sid[16] = { 2 }, reply[8], buf[IOG_STORE_FRAME_MAX];
+    const uint8_t *p;
+    unit_flash_reset();
+    boot();
+    fake_join(1800000000);
+    iog_id_set(&peer, "gw", 2);
+    iog_m2m_t *s = &board.dev.sessions[0];
+    CHECK_EQ(iog_m2m_init(s, sk, sid, 1800000000, &board.dev.me.id, &peer), 0);
+    s->seq = 41;
+    board.kept = s;
+    board.dev.on_message(&board, &peer, (const uint8_t *)"x", 1, reply, sizeof(reply));
+    int n = iog_store_get(&st, IOG_REC_RTC, buf, sizeof(buf), &p);
+    CHECK(n > 0 && iog_rec_rtc_decode(p, (size_t)n, &r) == 0);
+    CHECK(r.has_session && r.s.seq == 42);
+    CHECK(saw("received gw x"));
+}
+
 static void test_corrupt_state(void)
 {
     uint8_t good[IOG_STORE_FRAME_MAX];
@@ -424,6 +446,7 @@ void test_console(void)
     test_bad_lines();
     test_input_and_fuzz();
     test_reservation();
+    test_kept_reply();
     test_corrupt_state();
     test_pin_expiry_full();
 }
