@@ -9,7 +9,7 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// Over coaps (docs/PROTOCOL.md §7) DTLS authenticates the requester: its PSK
+// Over coaps (docs/PROTOCOL.md §4.5) DTLS authenticates the requester: its PSK
 // identity is its device ID, and only the member's PSK (derived from its
 // K_m, keysvc) completes a handshake. The requests are the plaintext CBOR
 // that the COSE_Encrypt0 of §4 would carry, served by the same rules: only

@@ -31,7 +31,7 @@ const LedgerFile = "ledger.db"
 type Config struct {
 	Listen string // UDP host:port for CoAP
 	// DTLSListen is the UDP host:port for coaps (DTLS with member PSKs,
-	// docs/PROTOCOL.md §7); "" off.
+	// docs/PROTOCOL.md §4.5); "" off.
 	DTLSListen string
 	// DTLS bounds the coaps listener's associations and timeouts (zero
 	// fields: coapedge's defaults).

@@ -3,6 +3,7 @@ package clusterhead_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
@@ -22,7 +24,7 @@ import (
 )
 
 // startCoaps runs a CH with a coaps listener on 127.0.0.1.
-func startCoaps(t *testing.T) *clusterhead.CH {
+func startCoaps(t testing.TB) *clusterhead.CH {
 	t.Helper()
 	return chtest.Start(t, "", func(c *clusterhead.Config) {
 		c.DTLSListen = "127.0.0.1:0"
@@ -32,7 +34,7 @@ func startCoaps(t *testing.T) *clusterhead.CH {
 
 // coaps opens a DTLS association to ch as d, with d's PSK (or key, if not
 // nil), and completes the handshake (bounded: 3 s).
-func coaps(t *testing.T, ch *clusterhead.CH, d *device.Device, key []byte) (*client.Conn, error) {
+func coaps(t testing.TB, ch *clusterhead.CH, d *device.Device, key []byte) (*client.Conn, error) {
 	t.Helper()
 	id, psk, err := d.PSK()
 	if err != nil {
@@ -84,7 +86,7 @@ func post(t *testing.T, c *client.Conn, path string, req any) (codes.Code, []byt
 	return resp.Code(), body, err
 }
 
-func testMarshal(t *testing.T, v any) []byte {
+func testMarshal(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := wire.Marshal(v)
 	if err != nil {
@@ -198,4 +200,35 @@ func TestCoapsHandshakeRefused(t *testing.T) {
 		t.Error("handshake of a revoked device completed")
 	}
 	chtest.Unchanged(t, ch, before)
+}
+
+// FuzzCoapsPlain feeds arbitrary plaintext bodies to the core's coaps
+// handlers as a member would send them over DTLS: nothing panics, and every
+// refusal is a rejection with its CoAP code (coapsrv's table), never an
+// internal error.
+func FuzzCoapsPlain(f *testing.F) {
+	f.Add(byte(0), testMarshal(f, &wire.VerifyRequest{Peer: "m2"}))
+	f.Add(byte(1), testMarshal(f, &wire.SessionRequest{Peer: "m2"}))
+	f.Add(byte(2), []byte{0xa0})
+	f.Add(byte(0), []byte("garbage"))
+	ch := chtest.Start(f, "")
+	chtest.Joined(f, ch, "m1")
+	chtest.Joined(f, ch, "m2")
+	serve := []func(context.Context, string, []byte) ([]byte, error){ch.Core.VerifyPlain, ch.Core.SessionPlain, ch.Core.LeavePlain}
+	f.Fuzz(func(t *testing.T, which byte, body []byte) {
+		_, err := serve[int(which)%len(serve)](chtest.Ctx(t), "m1", body)
+		if err != nil && !isRejection(err) {
+			t.Fatalf("body %x: %v is not a rejection", body, err)
+		}
+	})
+}
+
+// isRejection reports whether err is one of the core's rejections.
+func isRejection(err error) bool {
+	for _, r := range []error{cluster.ErrMalformed, cluster.ErrNotMember, cluster.ErrPeerNotMember, cluster.ErrUnauthorized} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // ListenDTLS binds addr (UDP host:port) and serves the CH's resources over
-// coaps (docs/PROTOCOL.md §7): DTLS 1.2 with each member's PSK, identity =
+// coaps (docs/PROTOCOL.md §4.5): DTLS 1.2 with each member's PSK, identity =
 // device ID. /verify, /session and /leave take the plaintext CBOR request
 // (Content-Format 60) from the member the handshake authenticated — never
 // from a field of the request — and answer plaintext CBOR; what is sealed

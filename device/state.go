@@ -135,7 +135,7 @@ func (st *State) MemberKeys() (*protect.MemberKeys, error) {
 }
 
 // PSK returns the device's DTLS identity and pre-shared key for coaps
-// (docs/PROTOCOL.md §7): its ID and the PSK derived from its current member
+// (docs/PROTOCOL.md §4.5): its ID and the PSK derived from its current member
 // key. IMPORTANT: the PSK is a secret; it changes with every join.
 func (st *State) PSK() (identity string, psk []byte, err error) {
 	k, err := st.MemberKeys()

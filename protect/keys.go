@@ -17,7 +17,7 @@ type MemberKeys struct {
 	Resp   wire.Key             // CH → device
 	Ticket wire.Key             // tickets the CH seals to this member
 	IV     [wire.NonceSize]byte // nonce base, both directions
-	// PSK is the member's DTLS pre-shared key for coaps (§7): the 16 bytes
+	// PSK is the member's DTLS pre-shared key for coaps (§4.5): the 16 bytes
 	// HKDF gives for "iotguard dtls psk", written as 32 lowercase hex
 	// digits, which are the key's bytes — so that a command line can carry
 	// it (coap-client -k). It is used for nothing else.

@@ -697,7 +697,7 @@ func genDTLSPSK(t *testing.T) dtlsPSKVector {
 		t.Fatal(err)
 	}
 	return dtlsPSKVector{
-		Description: "DTLS PSK of a member for coaps (section 7), from the km of kdf.json: psk_bytes = HKDF-SHA-256(salt = empty, " +
+		Description: "DTLS PSK of a member for coaps (section 4.5), from the km of kdf.json: psk_bytes = HKDF-SHA-256(salt = empty, " +
 			"IKM = km, info = \"iotguard dtls psk\", L = 16); the PSK is psk, the 32 ASCII bytes of psk_bytes in lowercase hex; " +
 			"the PSK identity is the device ID.",
 		Expect:   expOK,

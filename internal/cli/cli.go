@@ -30,7 +30,7 @@ type Command struct {
 func commands(cmt *CometBFT) []Command {
 	return append([]Command{
 		{"serve", "run a cluster head", serveUsage, func(args []string) error { return serve(args, cmt) }},
-		{"device", "act as a device: keygen, join, verify, session, listen, send, leave", deviceUsage, deviceCmd},
+		{"device", "act as a device: keygen, join, verify, session, listen, send, leave, psk", deviceUsage, deviceCmd},
 		{"ledger", "inspect the ledger: verify, list", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
 		{"demo", "run the whole scenario in one process, step by step", demoUsage, demoCmd},

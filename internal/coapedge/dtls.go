@@ -17,7 +17,7 @@ import (
 )
 
 // DTLSConfig is what a coaps edge needs beyond the options of a plain one
-// (docs/PROTOCOL.md §7: DTLS 1.2, PSK cipher suites, PSK identity = device
+// (docs/PROTOCOL.md §4.5: DTLS 1.2, PSK cipher suites, PSK identity = device
 // ID).
 type DTLSConfig struct {
 	// PSK returns the pre-shared key of a PSK identity, or an error for an
