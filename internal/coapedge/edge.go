@@ -63,7 +63,8 @@ type Request struct {
 	// Identity is the PSK identity a coaps client authenticated with in its
 	// DTLS handshake; "" over plain CoAP.
 	Identity string
-	Body     []byte // the payload; nil when empty
+	Body     []byte   // the payload; nil when empty
+	Query    []string // the Uri-Query options, e.g. "height=7"
 
 	accept    message.MediaType
 	hasAccept bool
@@ -245,6 +246,9 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 	}
 	if a, err := r.Accept(); err == nil {
 		req.accept, req.hasAccept = a, true
+	}
+	if q, err := r.Queries(); err == nil {
+		req.Query = q
 	}
 	if res.Method == codes.POST {
 		if cf, err := r.ContentFormat(); err != nil || cf != res.Format {
