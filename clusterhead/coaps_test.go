@@ -51,11 +51,11 @@ func coaps(t testing.TB, ch *clusterhead.CH, d *device.Device, key []byte) (*cli
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := piondtls.Client(pc, raddr, &piondtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return psk, nil },
-		PSKIdentityHint: []byte(id),
-		CipherSuites:    []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-	})
+	conn, err := piondtls.ClientWithOptions(pc, raddr,
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+		piondtls.WithPSKIdentityHint([]byte(id)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+	)
 	if err != nil {
 		pc.Close()
 		t.Fatal(err)

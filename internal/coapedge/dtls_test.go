@@ -87,11 +87,11 @@ func dialSuite(t *testing.T, addr, identity, key string, suite piondtls.CipherSu
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := piondtls.Client(pc, raddr, &piondtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return []byte(key), nil },
-		PSKIdentityHint: []byte(identity),
-		CipherSuites:    []piondtls.CipherSuiteID{suite},
-	})
+	conn, err := piondtls.ClientWithOptions(pc, raddr,
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return []byte(key), nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(suite),
+	)
 	if err != nil {
 		pc.Close()
 		return nil, err
