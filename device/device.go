@@ -33,6 +33,7 @@ type Device struct {
 	keys *protect.MemberKeys // derived from st.Membership, lazily
 
 	credential []byte // overrides st.Credential in joins; nil: use st.Credential
+	noLogCheck bool   // Join does not prove the join in the CH's log
 }
 
 // Option adjusts a Device.
@@ -49,6 +50,10 @@ func WithPin(thumbprint []byte) Option { return func(d *Device) { d.pin = thumbp
 // credential, docs/PROTOCOL.md §3.5) instead of the one in its state, without
 // storing it there.
 func WithCredential(credential []byte) Option { return func(d *Device) { d.credential = credential } }
+
+// WithoutLogCheck makes Join skip proving the join in the CH's transparency
+// log (CheckJoin): for load generators that measure the join exchange alone.
+func WithoutLogCheck() Option { return func(d *Device) { d.noLogCheck = true } }
 
 // WithClock sets the clock used for expiry checks (tests).
 func WithClock(now func() time.Time) Option { return func(d *Device) { d.now = now } }
@@ -92,6 +97,13 @@ func (d *Device) Membership() *Membership {
 	}
 	m := *d.st.Membership
 	return &m
+}
+
+// PSK returns the device's coaps identity and PSK (State.PSK).
+func (d *Device) PSK() (identity string, psk []byte, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st.PSK()
 }
 
 func (d *Device) save() error {

@@ -6,6 +6,7 @@
 package device
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -42,6 +43,9 @@ type State struct {
 	// Credential is the device's fleet credential (docs/PROTOCOL.md §3.5),
 	// if it has one: every join carries it. Not a secret.
 	Credential []byte `json:"credential,omitempty"`
+	// Checkpoint is the last checkpoint of the CH's log this device verified
+	// (COSE_Sign1): the next check proves the log consistent with it.
+	Checkpoint []byte `json:"checkpoint,omitempty"`
 }
 
 // NewState generates a fresh P-256 identity for id.
@@ -134,4 +138,15 @@ func (st *State) MemberKeys() (*protect.MemberKeys, error) {
 	}
 	k := protect.DeriveMemberKeys(km)
 	return &k, nil
+}
+
+// PSK returns the device's DTLS identity and pre-shared key for coaps
+// (docs/PROTOCOL.md §4.5): its ID and the PSK derived from its current member
+// key. IMPORTANT: the PSK is a secret; it changes with every join.
+func (st *State) PSK() (identity string, psk []byte, err error) {
+	k, err := st.MemberKeys()
+	if err != nil {
+		return "", nil, err
+	}
+	return st.ID, bytes.Clone(k.PSK[:]), nil
 }
