@@ -33,6 +33,7 @@ func commands(cmt *CometBFT) []Command {
 		{"device", "act as a device: keygen, join, verify, session, listen, send, leave", deviceUsage, deviceCmd},
 		{"ledger", "inspect the ledger: verify, list", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
+		{"config", "print the effective settings of serve and where each came from", configUsage, configCmd},
 		{"demo", "run the whole scenario in one process, step by step", demoUsage, demoCmd},
 		{"bench", "load a cluster head over loopback UDP: throughput, latency, ratio to a baseline", benchUsage, benchCmd},
 	}, cmt.commands()...)
