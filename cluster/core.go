@@ -155,3 +155,8 @@ func (c *Core) append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, er
 	c.obs.Crypto("ledger_append", time.Since(start))
 	return ref, err
 }
+
+// Admission names who may join this cluster, as 'iotguard status' reports
+// it. Today joining is open: any device that signs its join and claims a
+// position inside the radius (docs/SECURITY.md, "Joining is open").
+func (c *Core) Admission() string { return "open" }

@@ -69,3 +69,7 @@ func generate(path string) (*ecdsa.PrivateKey, error) {
 	}
 	return k, nil
 }
+
+// KeyFiles names the files of a data directory that hold CH private keys,
+// the key in use first: what a backup copies.
+func KeyFiles() []string { return []string{KeyFile} }

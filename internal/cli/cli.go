@@ -31,8 +31,9 @@ func commands(cmt *CometBFT) []Command {
 	return append([]Command{
 		{"serve", "run a cluster head", serveUsage, func(args []string) error { return serve(args, cmt) }},
 		{"device", "act as a device: keygen, join, verify, session, listen, send, leave", deviceUsage, deviceCmd},
-		{"ledger", "inspect the ledger: verify, list", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
+		{"ledger", "inspect the ledger: verify, list, backup, restore", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
+		{"status", "show the state of a running cluster head", statusUsage, statusCmd},
 		{"config", "print the effective settings of serve and where each came from", configUsage, configCmd},
 		{"demo", "run the whole scenario in one process, step by step", demoUsage, demoCmd},
 		{"bench", "load a cluster head over loopback UDP: throughput, latency, ratio to a baseline", benchUsage, benchCmd},

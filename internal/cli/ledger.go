@@ -15,7 +15,7 @@ import (
 	"github.com/iotguard/iotguard/ledger"
 )
 
-const ledgerUsage = `Usage: iotguard ledger <verify|list> --data DIR [flags]
+const ledgerUsage = `Usage: iotguard ledger <verify|list|backup|restore> --data DIR [flags]
 
 verify re-derives every block hash and signature and replays every event
 against the device index; it exits 0 with the height when the chain is intact
@@ -24,10 +24,13 @@ Both need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
 stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
 CometBFT block from genesis, checking the validators' commits.
+backup and restore copy a data directory, the server running or not
+('iotguard ledger backup --help').
 
 Examples:
   iotguard ledger verify --data iotguard-data
   iotguard ledger list --data iotguard-data --format json
+  iotguard ledger backup --data iotguard-data --out backup.tar
 `
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
@@ -43,6 +46,10 @@ func ledgerCmd(args []string, cmt *CometBFT) error {
 		return ledgerVerify(args[1:], cmt)
 	case "list":
 		return ledgerList(args[1:], cmt)
+	case "backup":
+		return ledgerBackup(args[1:])
+	case "restore":
+		return ledgerRestore(args[1:])
 	}
 	return usageError{fmt.Sprintf("unknown ledger subcommand %q", args[0])}
 }

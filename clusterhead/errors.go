@@ -1,0 +1,11 @@
+package clusterhead
+
+import "errors"
+
+// ErrBackupUnsupported is returned by CH.Backup when the CH's ledger cannot
+// be copied by the CH (a CometBFT node: back up its home instead).
+var ErrBackupUnsupported = errors.New("online backup needs the bbolt ledger; back up a CometBFT node's home directory instead")
+
+// ErrBadBackup is returned by ReadBackup and Restore for an archive that is
+// not a whole IoT-Guard backup (truncated, foreign entries, wrong order).
+var ErrBadBackup = errors.New("not a complete iotguard backup")
