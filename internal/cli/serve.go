@@ -66,6 +66,9 @@ func serve(args []string, cmt *CometBFT) error {
 	thumb := ch.Keys.Thumbprint()
 	log.Info("cluster head serving", "coap", "coap://"+ch.Addr(), "cluster", string(s.id), "position", cluster.Position(s.position).String(),
 		"radius_m", *s.radius, "data", *s.data, "height", head.Height, "metrics", ch.MetricsAddr(), "ch_key_thumbprint", fmt.Sprintf("%x", thumb))
+	n := notifyReady(log, fmt.Sprintf("serving cluster %s on coap://%s, height %d", string(s.id), ch.Addr(), head.Height),
+		func() error { _, _, err := ch.Ledger.Head(); return err })
 	WaitSignal(log)
+	n.stopping()
 	return ch.Close()
 }
