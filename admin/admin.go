@@ -34,6 +34,8 @@ type Operator interface {
 	// Backup writes a consistent backup archive of the data directory to w
 	// while the server keeps serving.
 	Backup(ctx context.Context, w io.Writer) error
+	// RotateKey replaces the CH key by a new one, recorded on the ledger.
+	RotateKey(ctx context.Context) (Rotation, error)
 }
 
 // Server serves the control socket.
@@ -79,6 +81,14 @@ func Listen(dir string, op Operator) (*Server, error) {
 			// client reads an error, never a short archive that looks whole.
 			panic(http.ErrAbortHandler)
 		}
+	})
+	mux.HandleFunc("POST /rotate-key", func(w http.ResponseWriter, req *http.Request) {
+		r, err := op.RotateKey(req.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(r)
 	})
 	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go s.srv.Serve(ln) //nolint:errcheck // returns on Close
@@ -152,6 +162,24 @@ func GetStatus(ctx context.Context, dir string) (Status, error) {
 		return Status{}, fmt.Errorf("failed to read status answer: %w", err)
 	}
 	return st, nil
+}
+
+// RotateKey asks the CH running on data directory dir to rotate its key.
+func RotateKey(ctx context.Context, dir string) (Rotation, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://iotguard/rotate-key", nil)
+	if err != nil {
+		return Rotation{}, err
+	}
+	resp, err := do(dir, req)
+	if err != nil {
+		return Rotation{}, err
+	}
+	defer resp.Body.Close()
+	var r Rotation
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&r); err != nil {
+		return Rotation{}, fmt.Errorf("failed to read rotation answer: %w", err)
+	}
+	return r, nil
 }
 
 // Backup asks the CH running on data directory dir for a backup archive and

@@ -20,3 +20,11 @@ type Status struct {
 
 // Uptime is how long the server had run when it answered.
 func (s Status) Uptime() time.Duration { return s.Now.Sub(s.Started) }
+
+// Rotation is the outcome of a key rotation: the old and new key
+// thumbprints (hex) and the height of the block recording it.
+type Rotation struct {
+	Old    string `json:"old"`
+	New    string `json:"new"`
+	Height uint64 `json:"height"`
+}

@@ -110,6 +110,9 @@ func Start(cfg Config) (*CH, error) {
 	openKeys := keysvc.Open
 	if hasLedger {
 		openKeys = keysvc.OpenExisting
+		if err := recoverRotation(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	keys, err := openKeys(cfg.DataDir, cfg.Cluster.ID)
 	if errors.Is(err, keysvc.ErrNoKey) {

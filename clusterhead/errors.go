@@ -9,3 +9,8 @@ var ErrBackupUnsupported = errors.New("online backup needs the bbolt ledger; bac
 // ErrBadBackup is returned by ReadBackup and Restore for an archive that is
 // not a whole IoT-Guard backup (truncated, foreign entries, wrong order).
 var ErrBadBackup = errors.New("not a complete iotguard backup")
+
+// ErrRotationUnsupported is returned by CH.RotateKey for a CH whose ledger is
+// not the bbolt one: on a CometBFT ledger the genesis registry fixes each
+// cluster's CH key, and validators refuse transactions signed by another.
+var ErrRotationUnsupported = errors.New("key rotation needs the bbolt ledger: a CometBFT genesis registry fixes each cluster's CH key")

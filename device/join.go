@@ -41,8 +41,10 @@ func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 	if !bytes.Equal(info.Thumbprint, thumb[:]) {
 		return nil, nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
 	}
-	if d.pin != nil && !bytes.Equal(d.pin, thumb[:]) {
-		return nil, nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, d.pin)
+	if d.pin != nil {
+		if err := acceptKey(d.pin, info, info.Key, thumb); err != nil { // the pinned key, or a rotation it signed
+			return nil, nil, nil, err
+		}
 	}
 	return info, pub, r.echo, nil
 }
