@@ -43,6 +43,7 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
 //	mayfail PROG ARGS...        exec PROG, whatever its exit status (like cmd/go's "? exec")
+//	capture FILE REGEXP VAR     set VAR to REGEXP's first group in FILE (stdout, stderr or a file)
 func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"freeport": cmdFreePort,
@@ -51,6 +52,7 @@ func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) 
 		"jsonl":    cmdJSONL,
 		"devseq":   cmdDevSeq,
 		"mayfail":  cmdMayFail,
+		"capture":  cmdCapture,
 	}
 }
 
@@ -260,4 +262,17 @@ func cmdMayFail(ts *testscript.TestScript, neg bool, args []string) {
 	if err := ts.Exec(args[0], args[1:]...); err != nil {
 		ts.Logf("[%v]", err)
 	}
+}
+
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: capture FILE REGEXP VAR")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile(args[0]))
+	if len(m) < 2 {
+		ts.Fatalf("no match for %q with a group in %s", args[1], args[0])
+	}
+	ts.Setenv(args[2], m[1])
 }
