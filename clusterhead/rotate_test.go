@@ -211,3 +211,32 @@ func TestInterruptedRotationAbandoned(t *testing.T) {
 		t.Fatalf("next key file after start: %v", err)
 	}
 }
+
+// wrapped is a ledger other than the bbolt one, as a CometBFT CH has.
+type wrapped struct{ ledger.Ledger }
+
+// TestRotateAndBackupNeedTheBoltLedger: a CH on another ledger (CometBFT,
+// whose genesis fixes the CH key) refuses rotate-key and online backup with
+// errors that say why.
+func TestRotateAndBackupNeedTheBoltLedger(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir, func(c *clusterhead.Config) {
+		c.Ledger = func(keys *keysvc.Service, _ func(uint64, int)) (ledger.Ledger, error) {
+			l, err := ledger.Open(filepath.Join(dir, clusterhead.LedgerFile), ledger.Options{Cluster: chtest.Cluster, Signer: keys, Verifier: keys})
+			return wrapped{l}, err
+		}
+	})
+	old := ch.Keys.Thumbprint()
+	if _, err := ch.RotateKey(chtest.Ctx(t)); !errors.Is(err, clusterhead.ErrRotationUnsupported) {
+		t.Fatalf("rotate-key on another ledger: %v", err)
+	}
+	if ch.Keys.Thumbprint() != old {
+		t.Fatal("a refused rotation changed the key")
+	}
+	if _, err := os.Stat(filepath.Join(dir, keysvc.NextFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused rotation left %s: %v", keysvc.NextFile, err)
+	}
+	if err := ch.Backup(chtest.Ctx(t), io.Discard); !errors.Is(err, clusterhead.ErrBackupUnsupported) {
+		t.Fatalf("backup on another ledger: %v", err)
+	}
+}
