@@ -20,6 +20,7 @@ import (
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -30,18 +31,11 @@ import (
 
 const libcoapClient = "coap-client-notls" // Debian package libcoap3-bin
 
-// libcoap returns the path of coap-client-notls. A missing binary skips the
-// test on a developer machine but fails it under CI.
+// libcoap returns the path of coap-client-notls (skipped without it, but
+// under CI).
 func libcoap(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath(libcoapClient)
-	if err != nil {
-		if ci := os.Getenv("CI"); ci != "" {
-			t.Fatalf("%s not found and CI=%s: install the Debian package libcoap3-bin (%v)", libcoapClient, ci, err)
-		}
-		t.Skipf("%s not found: install the Debian package libcoap3-bin to run the libcoap interop tests (%v)", libcoapClient, err)
-	}
-	return p
+	return testutil.Tool(t, libcoapClient, "libcoap3-bin")
 }
 
 type coapOut struct{ stdout, stderr string }

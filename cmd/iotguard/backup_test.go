@@ -32,16 +32,7 @@ type member struct {
 // block it was acknowledged with, and that a server started on the restored
 // directory serves those members (their member keys work).
 func TestBackupUnderJoinLoad(t *testing.T) {
-	ports, err := clitest.FreeUDPPorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	data := filepath.Join(t.TempDir(), "data")
-	srv := startServe(t, addr, data)
-	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	srv, addr, data := serveNew(t)
 
 	var mu sync.Mutex
 	var acked []member
@@ -131,7 +122,11 @@ func TestBackupUnderJoinLoad(t *testing.T) {
 	}
 
 	// A server on the restored directory serves the members of before.
-	addr2 := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	ports, err := clitest.FreeUDPPorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr2 := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	srv2 := startServe(t, addr2, restored)
 	if err := clitest.WaitCoAP(addr2, 10*time.Second); err != nil {
 		t.Fatal(err)
@@ -150,6 +145,23 @@ func TestBackupUnderJoinLoad(t *testing.T) {
 		}
 	}
 	srv2.stop(t)
+}
+
+// serveNew starts 'iotguard serve' on a free port and a new data directory
+// and waits until it answers.
+func serveNew(t *testing.T) (srv *server, addr, data string) {
+	t.Helper()
+	ports, err := clitest.FreeUDPPorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	data = filepath.Join(t.TempDir(), "data")
+	srv = startServe(t, addr, data)
+	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return srv, addr, data
 }
 
 // joinOne joins a fresh in-memory device at the CH's position.
@@ -185,16 +197,7 @@ func TestBackupToFullDisk(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	ports, err := clitest.FreeUDPPorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	data := filepath.Join(t.TempDir(), "data")
-	srv := startServe(t, addr, data)
-	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	srv, addr, data := serveNew(t)
 	// Enough joins that the ledger file outgrows 64 KiB.
 	for i := range 60 {
 		if _, err := joinOne(addr, fmt.Sprintf("full-%d", i)); err != nil {

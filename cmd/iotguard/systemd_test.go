@@ -15,23 +15,16 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/internal/clitest"
+	"github.com/iotguard/iotguard/internal/testutil"
 )
 
 const unitFile = "../../contrib/systemd/iotguard.service"
 
-// systemdAnalyze returns the path of systemd-analyze. A missing binary skips
-// the test on a developer machine but fails it under CI ('make deps'
-// installs the Debian package systemd).
+// systemdAnalyze returns the path of systemd-analyze ('make deps' installs
+// the Debian package systemd).
 func systemdAnalyze(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if ci := os.Getenv("CI"); ci != "" {
-			t.Fatalf("systemd-analyze not found and CI=%s: install the Debian package systemd (%v)", ci, err)
-		}
-		t.Skipf("systemd-analyze not found: install the Debian package systemd (%v)", err)
-	}
-	return p
+	return testutil.Tool(t, "systemd-analyze", "systemd")
 }
 
 // installedUnit writes the unit with ExecStart pointing at this test's
