@@ -125,8 +125,10 @@ func Start(cfg Config) (*CH, error) {
 	var m *metrics.Metrics
 	var onCommit func(height uint64, events int)
 	reg := metrics.NewRegistry()
-	ch := &CH{Keys: keys, dir: cfg.DataDir, started: time.Now()} // the ledger gauges read it at scrape time, once serving
-	if cfg.Metrics != "" {                                       // metrics off means no observer at all on the hot path
+	// The ledger gauges read ch at scrape time, once serving; metrics off
+	// means no observer at all on the hot path.
+	ch := &CH{Keys: keys, dir: cfg.DataDir, started: time.Now()}
+	if cfg.Metrics != "" {
 		m = metrics.New(reg, metrics.LedgerState{Height: ch.height, Members: ch.members})
 		keys.SetTimer(m.Crypto)
 		onCommit = m.Committed

@@ -59,6 +59,9 @@ func (d *Device) Rekey(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	m.CHKey, d.keys = append([]byte{}, info.Key...), nil
-	d.pin = nil // the pin was for the old key; the membership now names the new one
+	if d.pin != nil { // the pin followed the rotation
+		th := wire.Thumbprint(pub)
+		d.pin = th[:]
+	}
 	return true, d.save()
 }

@@ -2,19 +2,18 @@ package keysvc
 
 import (
 	"bytes"
-	"encoding/base64"
-	"strconv"
-
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/iotguard/iotguard/internal/atomicfile"
 )
