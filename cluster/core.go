@@ -101,6 +101,8 @@ type Core struct {
 	// its answer are under the same CH key.
 	keyMu sync.RWMutex
 
+	checkpoints checkpoints // the newest signed checkpoint (transparency.go)
+
 	pending chan struct{} // one token per audit record not yet committed
 }
 

@@ -188,8 +188,7 @@ func TestFloodCoreStateBounded(t *testing.T) {
 	}
 	chtest.Unchanged(t, ch, before)
 	// The member was not harmed: its window did not move, its next request
-	// works (a context of its own: the flood may outlast the first one on a
-	// loaded machine).
+	// works (with a context of its own: the flood may outlast the first).
 	if _, err := m.dev.Verify(chtest.Ctx(t), "member"); err != nil {
 		t.Fatalf("member after the flood: %v", err)
 	}

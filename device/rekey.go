@@ -21,7 +21,7 @@ func acceptKey(trusted []byte, info *wire.ClusterInfo, pub []byte, thumb [32]byt
 		return err
 	}
 	if err := wire.FollowRotations(trusted, info.Rotations, info.Cluster, want); err != nil {
-		return fmt.Errorf("%w: CH key %x is not %x and no rotation signed by it leads there: %v", ErrBadResponse, thumb, trusted, err)
+		return fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x, and no rotation signed by the pinned key leads to it (%v)", ErrBadResponse, thumb, trusted, err)
 	}
 	return nil
 }

@@ -347,7 +347,7 @@ type vectorSpec struct {
 }
 
 func vectorSpecs() []vectorSpec {
-	return []vectorSpec{
+	return append([]vectorSpec{
 		{"thumbprint.json", func(t *testing.T) any { return genThumbprint(t) }, checkThumbprint},
 		{"kdf.json", func(t *testing.T) any { return genKDF(t) }, checkKDF},
 		{"join-request-ok.json", func(t *testing.T) any { return genJoinRequests(t)[0] }, checkJoinRequest},
@@ -368,7 +368,7 @@ func vectorSpecs() []vectorSpec {
 		// Not replayed by the firmware yet: its rotation support is to come.
 		{"rotation/rotation.json", func(t *testing.T) any { return genRotations(t)[0] }, checkRotation},
 		{"rotation/rotation-bad-signature.json", func(t *testing.T) any { return genRotations(t)[1] }, checkRotation},
-	}
+	}, tlogSpecs()...)
 }
 
 // encodeVector is the file form of v: indented JSON, no HTML escaping, one

@@ -31,7 +31,8 @@ func commands(cmt *CometBFT) []Command {
 	return append([]Command{
 		{"serve", "run a cluster head", serveUsage, func(args []string) error { return serve(args, cmt) }},
 		{"device", "act as a device: keygen, join, verify, session, listen, send, leave, rekey", deviceUsage, deviceCmd},
-		{"ledger", "inspect the ledger: verify, list, backup, restore", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
+		{"ledger", "inspect the ledger: verify, list, export, backup, restore", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
+		{"audit", "check a cluster head's transparency log: proof, consistency, watch, verify-export", auditUsage, auditCmd},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
 		{"rotate-key", "replace the key of a running cluster head", rotateUsage, rotateKey},
 		{"status", "show the state of a running cluster head", statusUsage, statusCmd},

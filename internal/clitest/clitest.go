@@ -5,6 +5,7 @@ package clitest
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -20,6 +21,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/iotguard/iotguard/keysvc"
 )
 
 // RunScripts runs the test package's testdata/script/*.txtar, where exec
@@ -44,6 +47,7 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
 //	mayfail PROG ARGS...        exec PROG, whatever its exit status (like cmd/go's "? exec")
 //	capture FILE REGEXP VAR     set VAR to REGEXP's first group in FILE (stdout, stderr or a file)
+//	keythumb DIR VAR            set VAR to the hex thumbprint of the CH key in data directory DIR
 func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"freeport": cmdFreePort,
@@ -53,7 +57,18 @@ func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) 
 		"devseq":   cmdDevSeq,
 		"mayfail":  cmdMayFail,
 		"capture":  cmdCapture,
+		"keythumb": cmdKeyThumb,
 	}
+}
+
+func cmdKeyThumb(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: keythumb DIR VAR")
+	}
+	keys, err := keysvc.Load(ts.MkAbs(args[0]))
+	ts.Check(err)
+	th := keys.Thumbprint()
+	ts.Setenv(args[1], hex.EncodeToString(th[:]))
 }
 
 // FreeUDPPorts returns n distinct UDP ports that were free on 127.0.0.1 a
