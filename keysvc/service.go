@@ -177,14 +177,14 @@ func (s *Service) Keys() [][]byte {
 	return out
 }
 
-// Rotations returns the rotations that led from the first CH key to the key
-// in force, oldest first: what GET /cluster carries for devices that pinned
-// an older key.
+// Rotations returns the latest rotations (at most wire.MaxRotations) that
+// led to the key in force, oldest first: what GET /cluster carries for
+// devices that pinned an older key.
 func (s *Service) Rotations() [][]byte {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out [][]byte
-	for _, k := range s.keys[1:] {
+	for _, k := range s.keys[max(1, len(s.keys)-wire.MaxRotations):] {
 		out = append(out, k.rotation)
 	}
 	return out

@@ -207,13 +207,16 @@ type ClusterInfo struct {
 	Lat        int64           `cbor:"4,keyasint"`
 	Lon        int64           `cbor:"5,keyasint"`
 	Radius     uint64          `cbor:"6,keyasint"`
-	// Rotations are the CH's key rotations, oldest first: each a COSE_Sign1
-	// of a Rotation by the key it replaces; the last one's new key is Key.
+	// Rotations are the CH's latest key rotations (at most MaxRotations),
+	// oldest first: each a COSE_Sign1 of a Rotation by the key it replaces;
+	// the last one's new key is Key.
 	Rotations [][]byte `cbor:"7,keyasint,omitempty"`
 }
 
-// MaxRotations bounds ClusterInfo.Rotations (the CBOR array limit is 64).
-const MaxRotations = 16
+// MaxRotations bounds ClusterInfo.Rotations: each adds about 290 bytes, and
+// the answer must stay one datagram a device can buffer (about 830 bytes
+// with two). A device whose pin is older must be re-pinned out of band.
+const MaxRotations = 2
 
 func (m *ClusterInfo) Validate() error {
 	return firstError(CheckID(m.Cluster), require(len(m.Key) > 0, "key missing"),
