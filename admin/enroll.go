@@ -16,7 +16,8 @@ import (
 )
 
 // Enroller enrolls and unenrolls devices and lists the enrollments of a
-// running CH; clusterhead implements it over the cluster core and the ledger.
+// running CH; clusterhead implements it (in its Operator) over the cluster
+// core and the ledger.
 type Enroller interface {
 	Enroll(ctx context.Context, r cluster.Enrollment) (height uint64, err error)
 	Unenroll(ctx context.Context, id, reason string) (height uint64, err error)
@@ -101,4 +102,29 @@ func Enrollments(ctx context.Context, dir string) ([]ledger.Enrollment, error) {
 		return nil, errors.New("failed to read enrollments: null answer")
 	}
 	return out, nil
+}
+
+// maxAnswer bounds what a client reads of an answer (an enrollment list of
+// some ten thousand devices).
+const maxAnswer = 16 << 20
+
+// call sends one request to the control socket of dir (do) and decodes the
+// 200 answer's JSON into out.
+func call(ctx context.Context, dir, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://iotguard"+path, body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := do(dir, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(out); err != nil {
+		return fmt.Errorf("failed to read the answer to %s: %w", path, err)
+	}
+	return nil
 }

@@ -20,8 +20,9 @@ const (
 	EventRevoke        EventType = 3 // an operator revoked a device
 	EventSession       EventType = 4 // a session was granted: IDs and times only, NEVER a key
 	EventVerifyWarning EventType = 5 // a /verify answered with a warning
-	EventEnroll        EventType = 6 // an operator enrolled a device ID with a key (ledger/enroll.go)
-	EventUnenroll      EventType = 7 // an operator removed a device's enrollment
+	EventRotate        EventType = 6 // the CH key was rotated: Device is the cluster ID, Request the rotation signed by the old key
+	EventEnroll        EventType = 7 // an operator enrolled a device ID with a key (ledger/enroll.go)
+	EventUnenroll      EventType = 8 // an operator removed a device's enrollment
 )
 
 // String returns the lower-case name of t: "join", "leave", "revoke",
@@ -39,6 +40,8 @@ func (t EventType) String() string {
 		return "session"
 	case EventVerifyWarning:
 		return "verify-warning"
+	case EventRotate:
+		return "rotate"
 	case EventEnroll:
 		return "enroll"
 	case EventUnenroll:
@@ -67,7 +70,7 @@ type Event struct {
 	Peer        string    `cbor:"10,keyasint,omitempty"` // session: M1; verify-warning: the subject that got the warning
 	SessionID   []byte    `cbor:"11,keyasint,omitempty"` // session
 	Reason      string    `cbor:"12,keyasint,omitempty"` // revoke, enroll, unenroll reason / warning reason
-	Request     []byte    `cbor:"13,keyasint,omitempty"` // join: the device's signed join request (COSE_Sign1) as evidence
+	Request     []byte    `cbor:"13,keyasint,omitempty"` // join: the device's signed join request (COSE_Sign1) as evidence; rotate: the rotation signed by the old key
 	// Keys from 20 on belong to enrollment (ledger/enroll.go).
 	Tolerance uint64 `cbor:"20,keyasint,omitempty"` // enroll: metres around Lat, Lon; 0: no enrolled position
 	Replace   bool   `cbor:"21,keyasint,omitempty"` // enroll: give the ID to Key, ending the membership of another key
@@ -103,6 +106,14 @@ func (e Event) validate() error {
 	case EventEnroll:
 		return validateEnroll(e)
 	case EventLeave, EventRevoke, EventVerifyWarning, EventUnenroll:
+	case EventRotate:
+		if _, err := rotationOf(e); err != nil {
+			return err
+		}
+		if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || e.Peer != "" {
+			return fmt.Errorf("%w: rotate event carries other fields", ErrInvalidEvent)
+		}
+		return noEnrollFields(e)
 	case EventSession:
 		if e.Peer == "" {
 			return fmt.Errorf("%w: session of device %q without peer", ErrInvalidEvent, e.Device)

@@ -261,7 +261,8 @@ def serve(a, root, procs, name, port, extra=()):
     log = open(os.path.join(root, name + ".log"), "w")
     p = subprocess.Popen([a.go, "serve", "--listen", f"127.0.0.1:{port}", "--data",
                           os.path.join(root, name), "--cluster-id", "lab-1", "--position",
-                          "48.8566,2.3522", "--radius", "1000", "--metrics", metrics, *extra],
+                          "48.8566,2.3522", "--radius", "1000", "--metrics", metrics,
+                          "--admission", "open", *extra],
                          stdout=log, stderr=log)
     procs.append(p)
     for _ in range(100):
