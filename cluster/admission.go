@@ -95,15 +95,17 @@ func (c *Core) admit(req *wire.JoinRequest, pub *ecdsa.PublicKey, now time.Time)
 		credentialOK = true
 	}
 	e, err := c.ledger.Enrollment(req.ID)
-	switch {
-	case errors.Is(err, ledger.ErrNotEnrolled), err == nil && e.Cluster != "" && e.Cluster != c.cfg.ID:
+	if errors.Is(err, ledger.ErrNotEnrolled) || err == nil && e.Cluster != "" && e.Cluster != c.cfg.ID {
+		// No enrollment here (another cluster's does not admit here).
 		if credentialOK {
 			return nil
 		}
 		return ErrNotEnrolled
-	case err != nil:
+	}
+	if err != nil {
 		return fmt.Errorf("failed to look up enrollment of %s: %w", req.ID, err)
-	case !bytes.Equal(e.Key, req.Key):
+	}
+	if !bytes.Equal(e.Key, req.Key) {
 		return ErrEnrolledOtherKey
 	}
 	if err := e.ActiveAt(now); err != nil {
@@ -128,12 +130,13 @@ func (c *Core) checkCredential(req *wire.JoinRequest, pub *ecdsa.PublicKey, now 
 		return ErrCredentialUntrusted
 	}
 	t := uint64(max(now.Unix(), 0))
-	switch {
-	case t < cred.NotBefore:
+	if t < cred.NotBefore {
 		return ErrCredentialNotYetValid
-	case t >= cred.NotAfter:
+	}
+	if t >= cred.NotAfter {
 		return ErrCredentialExpired
-	case cred.ID != req.ID:
+	}
+	if cred.ID != req.ID {
 		return ErrCredentialOtherID
 	}
 	thumb := wire.Thumbprint(pub)

@@ -39,12 +39,10 @@ func EnrollEvent(r Enrollment, now time.Time) (ledger.Event, error) {
 		return fail("device key: %v", err)
 	}
 	ev := ledger.Event{Type: ledger.EventEnroll, Device: r.ID, Key: r.Key, Time: now.UnixMilli(), Replace: r.Replace, Reason: r.Reason}
-	switch {
-	case r.Position != nil && r.Tolerance == 0:
-		return fail("a position needs a tolerance in metres")
-	case r.Position == nil && r.Tolerance != 0:
-		return fail("a tolerance needs a position")
-	case r.Position != nil:
+	if (r.Position != nil) != (r.Tolerance != 0) {
+		return fail("a position needs a tolerance in metres, and a tolerance a position")
+	}
+	if r.Position != nil {
 		ev.Lat, ev.Lon, ev.Tolerance = r.Position.Lat, r.Position.Lon, r.Tolerance
 	}
 	if !r.Expires.IsZero() {

@@ -52,11 +52,6 @@ enum {
 /** Largest framed record. */
 #define IOG_STORE_FRAME_MAX 512
 
-/** Longest fleet credential kept (bytes, decoded). */
-#ifndef IOG_CRED_MAX
-#define IOG_CRED_MAX 256
-#endif
-
 /**
  * @brief Where records live. Both hooks return a negative errno on failure.
  */
@@ -91,7 +86,7 @@ typedef struct {
     iog_addr_t peer_addr;          /**< ... and where */
     uint32_t sleep_s;              /**< sleepy mode: deep sleep between wake-ups */
     uint16_t cred_len;             /**< fleet credential length, 0: none */
-    uint8_t cred[IOG_CRED_MAX];    /**< fleet credential (stored, not sent yet) */
+    uint8_t cred[IOG_CRED_MAX];    /**< fleet credential, sent in every join (IOG_CRED_MAX: iog_config.h) */
 } iog_settings_t;
 
 /** Board modes. */

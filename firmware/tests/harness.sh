@@ -47,8 +47,11 @@ free_port() {
 CHPORT=$(free_port)
 METRICS=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 S="coap://127.0.0.1:$CHPORT"
+# Admission (PROTOCOL.md §3.5): the CH admits enrolled devices only (the
+# default), and devices with a credential of the fleet key it is given.
+"$GO_CLI" fleet keygen --out "$T/fleet.pem" >"$T/fleet.pub" 2>/dev/null
 "$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 --metrics "$METRICS" --admission open >"$T/ch.log" 2>&1 &
+    --position 48.8566,2.3522 --radius 1000 --metrics "$METRICS" --fleet-key "$T/fleet.pub" >"$T/ch.log" 2>&1 &
 CHPID=$!
 PIDS="$PIDS $CHPID"
 # wait until the CH answers GET /cluster
@@ -75,9 +78,28 @@ cd "$T"
 "$DEV" keygen --id c-two --out b.key >/dev/null
 "$DEV" keygen --id c-impostor --out i.key >/dev/null
 
-run "C device c-one joins" 0 j1.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
+# The operator enrolls c-one by its public key (through the running CH's
+# control socket); c-two gets a fleet credential for its public key, as at
+# flashing time. c-impostor gets neither.
+"$DEV" pubkey --key a.key >a.pub
+run "operator enrolls c-one's public key" 0 e1.out "$GO_CLI" enroll add --data "$T/ch" --id c-one --key a.pub
+"$DEV" pubkey --key b.key >b.pub
+run "fleet credential issued for c-two" 0 c2.out "$GO_CLI" fleet issue --fleet "$T/fleet.pem" --key b.pub --id c-two --out b.cred
+
+run "C device c-one joins (enrolled)" 0 j1.out env IOG_UDP_TRACE=1 "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
 has "join answered with a block" j1.out "joined cluster lab-1 as c-one: block"
-run "C device c-two joins" 0 j2.out "$DEV" join --server "$S" --key b.key --position 48.8560,2.3510
+run "C device c-two joins (fleet credential)" 0 j2.out \
+    env IOG_UDP_TRACE=1 "$DEV" join --server "$S" --key b.key --position 48.8560,2.3510 --credential b.cred
+# The size the credential adds to a join datagram (the POST /join, code 0.02;
+# both IDs have 5 bytes).
+J1=$(grep -m1 'tx type=0 code=0.02' j1.out | sed 's/.* len=//')
+J2=$(grep -m1 'tx type=0 code=0.02' j2.out | sed 's/.* len=//')
+CL=$(($(tr -d '\n' <b.cred | wc -c) * 3 / 4 - $(grep -o '=' b.cred | wc -l)))
+if [ -n "$J1" ] && [ -n "$J2" ] && [ "$J2" -gt "$((J1 + CL))" ]; then
+    ok "join datagram: $J1 bytes; with a $CL-byte credential $J2 (+$((J2 - J1)))"
+else
+    bad "join datagram sizes ($J1, $J2, credential $CL)" j2.out
+fi
 # Both signed over the echo of their /cluster answer (PROTOCOL.md §3.1): two
 # joins created, none challenged with 4.01 — one ES256 signature each.
 python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
@@ -86,6 +108,12 @@ has "C joins answered at once" m1.out 'iotguard_coap_requests_total{code="2.01",
 if grep -q 'code="4.01",resource="/join",transport="udp"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
+run "impostor inside the radius refused (neither enrolled nor credentialed)" 1 jimp.out \
+    "$DEV" join --server "$S" --key i.key --position 48.8570,2.3530
+has "not enrolled diagnostic" jimp.out "4.03 not enrolled"
+run "impostor with c-two's credential refused" 1 jimp2.out \
+    "$DEV" join --server "$S" --key i.key --position 48.8570,2.3530 --credential b.cred
+has "credential for another id diagnostic" jimp2.out "4.01 credential for another id"
 run "c-two verifies c-one" 0 v1.out "$DEV" verify --server "$S" --key b.key --peer c-one
 has "c-one is a member" v1.out "c-one is a member"
 run "c-two verifies an unknown ID" 1 v2.out "$DEV" verify --server "$S" --key b.key --peer c-impostor
@@ -110,6 +138,7 @@ has "impostor warned" t2.out "warning: unknown"
 # Go devices and C devices talk to each other
 GO_OK=1
 "$GO_CLI" device keygen --id go-one --out g.json >/dev/null 2>&1 || GO_OK=0
+"$GO_CLI" fleet issue --fleet "$T/fleet.pem" --key g.json >/dev/null 2>&1 || GO_OK=0
 if [ $GO_OK = 1 ]; then
     run "Go device go-one joins" 0 gj.out "$GO_CLI" device join --server "$S" --key g.json --position 48.8566,2.3522
     run "Go device -> C device (c-two listening)" 0 gt.out \
@@ -138,10 +167,14 @@ kill $LPID 2>/dev/null
 # (its /verify and /session at the CH, and its answers).
 "$DEV" keygen --id lossy-one --out la.key >/dev/null
 "$DEV" keygen --id lossy-two --out lb.key >/dev/null
+for k in la:lossy-one lb:lossy-two; do
+    "$DEV" pubkey --key "${k%%:*}.key" >"${k%%:*}.pub"
+    "$GO_CLI" fleet issue --fleet "$T/fleet.pem" --key "${k%%:*}.pub" --id "${k#*:}" --out "${k%%:*}.cred" >/dev/null
+done
 LOSS="--loss 20 --ack-timeout 300"
 FAST="--ack-timeout 300"
-run "lossy-one joins at 20 % loss" 0 lj1.out "$DEV" join --server "$S" --key la.key --position 48.8566,2.3522 $LOSS --seed 1
-run "lossy-two joins at 20 % loss" 0 lj2.out "$DEV" join --server "$S" --key lb.key --position 48.8566,2.3522 $LOSS --seed 2
+run "lossy-one joins at 20 % loss" 0 lj1.out "$DEV" join --server "$S" --key la.key --position 48.8566,2.3522 $LOSS --seed 1 --credential la.cred
+run "lossy-two joins at 20 % loss" 0 lj2.out "$DEV" join --server "$S" --key lb.key --position 48.8566,2.3522 $LOSS --seed 2 --credential lb.cred
 for mode in A B; do
     if [ $mode = A ]; then LL="$FAST"; LS="$LOSS --seed 4"; else LL="$LOSS --seed 5"; LS="$FAST"; fi
     LPORT2=$(free_port)
@@ -174,7 +207,7 @@ has "warning: left" v3.out "warning: c-one is left"
 kill "$CHPID" 2>/dev/null
 wait "$CHPID" 2>/dev/null
 "$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 --admission open >"$T/ch2.log" 2>&1 &
+    --position 48.8566,2.3522 --radius 1000 --fleet-key "$T/fleet.pub" >"$T/ch2.log" 2>&1 &
 CHPID=$!
 PIDS="$PIDS $CHPID"
 i=0

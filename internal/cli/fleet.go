@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/ecdsa"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -30,13 +31,16 @@ keygen writes a fleet private key (PEM, mode 0600; keep it off the cluster
 head) and prints its public key. pubkey prints the public key of a fleet
 key. issue signs a credential for the device in --key and stores it in the
 device file (its joins then carry it), or writes it, base64 on one line, to
---out (what the firmware's 'credential BASE64' console command takes).
+--out (what the firmware's 'credential BASE64' console command takes); for a
+board known by its public key (PEM, its console's 'pubkey'), give --id and
+--out.
 
 Examples:
   iotguard fleet keygen --out fleet.pem > fleet.pub
   iotguard fleet pubkey --fleet fleet.pem
   iotguard fleet issue --fleet fleet.pem --key a.json --expires 1825d
   iotguard fleet issue --fleet fleet.pem --key a.json --out a.cred
+  iotguard fleet issue --fleet fleet.pem --key board.pub --id esp-01 --out esp-01.cred
   iotguard serve --admission enrolled --fleet-key fleet.pub
 `
 
@@ -95,7 +99,8 @@ func fleetPubkey(args []string) error {
 func fleetIssue(args []string) error {
 	fs := flag.NewFlagSet("fleet issue", flag.ContinueOnError)
 	fleet := fs.String("fleet", "", "fleet private key `file`")
-	keyFile := fs.String("key", "", "device `file` (from 'device keygen'): the ID and public key to bind")
+	keyFile := fs.String("key", "", "device `file` (from 'device keygen'), or a PEM public key with --id and --out (a board's 'pubkey')")
+	id := fs.String("id", "", "with a PEM public key: the device `ID` to bind")
 	expires := fs.String("expires", "1825d", "validity from now (`D`: 8760h, 1825d); the default is about a device's service life")
 	out := fs.String("out", "", "write the credential (base64) to this `file` instead of into the device file")
 	if err := Parse(fs, fleetUsage, args); err != nil {
@@ -112,13 +117,31 @@ func fleetIssue(args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := device.LoadState(*keyFile)
-	if err != nil {
-		return err
+	// A device file gives the ID and the key, and keeps the credential; the
+	// PEM public key of a board made elsewhere needs both named.
+	var st *device.State
+	var pub *ecdsa.PublicKey
+	var devID string
+	if b, err := os.ReadFile(*keyFile); err == nil && pemkey.IsPEM(b) {
+		if *id == "" || *out == "" {
+			return usageError{"a PEM public key needs --id ID and --out FILE"}
+		}
+		if pub, err = readDevicePublicKey(*keyFile); err != nil {
+			return err
+		}
+		devID = *id
+	} else {
+		if st, err = device.LoadState(*keyFile); err != nil {
+			return err
+		}
+		if *id != "" && *id != st.ID {
+			return usageError{fmt.Sprintf("--id %s, but %s is the device file of %s", *id, *keyFile, st.ID)}
+		}
+		pub, devID = &st.Key.PublicKey, st.ID
 	}
 	now := time.Now()
-	th := wire.Thumbprint(&st.Key.PublicKey)
-	c := wire.Credential{ID: st.ID, Key: th[:], NotBefore: uint64(now.Unix()), NotAfter: uint64(now.Add(life).Unix())}
+	th := wire.Thumbprint(pub)
+	c := wire.Credential{ID: devID, Key: th[:], NotBefore: uint64(now.Unix()), NotAfter: uint64(now.Add(life).Unix())}
 	cred, err := wire.IssueCredential(k, c)
 	if err != nil {
 		return err
@@ -135,7 +158,7 @@ func fleetIssue(args []string) error {
 		return err
 	}
 	fmt.Printf("issued a %d-byte credential of fleet key %x for %s, valid until %s, into %s\n",
-		len(cred), wire.FleetKID(&k.PublicKey), st.ID, time.Unix(int64(c.NotAfter), 0).UTC().Format(time.RFC3339), where)
+		len(cred), wire.FleetKID(&k.PublicKey), devID, time.Unix(int64(c.NotAfter), 0).UTC().Format(time.RFC3339), where)
 	return nil
 }
 

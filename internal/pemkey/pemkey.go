@@ -114,3 +114,9 @@ func ReadPublic(path string) (*ecdsa.PublicKey, error) {
 	}
 	return k, nil
 }
+
+// IsPEM reports whether b holds a PEM block.
+func IsPEM(b []byte) bool {
+	blk, _ := pem.Decode(b)
+	return blk != nil
+}
