@@ -266,13 +266,13 @@ func (l *Ledger) Head() (ledger.BlockRef, int64, error) {
 }
 
 // State returns the CometBFT height this node's application has committed
-// and its app hash.
-func (l *Ledger) State() (height int64, appHash [32]byte, err error) {
+// and the state hash after it.
+func (l *Ledger) State() (height int64, stateHash [32]byte, err error) {
 	c, _, err := l.app.snapshot()
 	if err != nil {
 		return 0, [32]byte{}, err
 	}
-	return c.height, c.appHash, nil
+	return c.height, c.stateHash, nil
 }
 
 // Blocks calls fn for every ledger block from height from upwards. fn runs

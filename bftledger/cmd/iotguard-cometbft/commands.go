@@ -29,8 +29,8 @@ var cometBFT = &cli.CometBFT{
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("ledger intact: cometbft height %d, app hash %x, ledger height %d, head %x",
-			r.Height, r.AppHash, r.Head.Height, r.Head.Hash), nil
+		return fmt.Sprintf("ledger intact: cometbft height %d, state hash %x, ledger height %d, head %x",
+			r.Height, r.StateHash, r.Head.Height, r.Head.Hash), nil
 	},
 	Blocks: bftledger.ReadBlocks,
 	Commands: []cli.Command{
