@@ -192,7 +192,7 @@ func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 }
 
 // maxJoinRetries bounds how often Join resends a join that the CH answered
-// 5.03.
+// 5.03. With the CH's 10 s wait and a Max-Age of 2 s, that is about a minute.
 const maxJoinRetries = 4
 
 // sendJoin signs req and sends it until an answer other than an echo
@@ -209,8 +209,8 @@ func (d *Device) sendJoin(ctx context.Context, req *wire.JoinRequest) (*response
 	challenged, retries := false, 0
 	for {
 		r, err := exchange(ctx, d.conn, codes.POST, "/join", message.AppCoseSign1, signed)
-		if err != nil {
-			return nil, err
+		if err != nil { // the join may have arrived, and been recorded
+			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
 		switch {
 		case r.code == codes.Unauthorized && r.echo != nil && !challenged:

@@ -32,7 +32,7 @@ Examples:
 
 func deviceCmd(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(deviceUsage)
+		fmt.Print(named(deviceUsage))
 		if len(args) == 0 {
 			return usageError{"missing device subcommand"}
 		}
