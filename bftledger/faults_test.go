@@ -79,24 +79,8 @@ type rawJoin struct {
 // newRawJoin signs a join of id for ch, over the echo of ch's /cluster.
 func newRawJoin(t *testing.T, ch *clusterhead.CH, id string) *rawJoin {
 	t.Helper()
-	st, err := device.NewState(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := wire.EncodePublicKey(&st.Key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := &rawJoin{st: st, req: wire.JoinRequest{Cluster: ch.Core.Config().ID, ID: id, Key: key,
-		Lat: chtest.Near.Lat, Lon: chtest.Near.Lon, Nonce: make([]byte, wire.NonceLen)}}
-	copy(j.req.Nonce, id)
-	j.dial(t, ch)
-	return j
-}
-
-// dial connects to ch and signs the join over the echo of its /cluster.
-func (j *rawJoin) dial(t *testing.T, ch *clusterhead.CH) {
-	t.Helper()
+	j := &rawJoin{}
+	j.st, j.req = chtest.JoinRequest(t, ch.Core.Config().ID, id)
 	j.conn = chtest.Raw(t, ch)
 	resp, err := j.conn.Get(chtest.Ctx(t), "/cluster")
 	if err != nil {
@@ -105,13 +89,8 @@ func (j *rawJoin) dial(t *testing.T, ch *clusterhead.CH) {
 	if j.req.Echo, err = resp.Echo(); err != nil {
 		t.Fatalf("GET /cluster carries no echo: %v", err)
 	}
-	payload, err := wire.Marshal(&j.req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j.body, err = wire.Sign1(j.st.Key, []byte(j.st.ID), wire.AADJoinRequest, payload); err != nil {
-		t.Fatal(err)
-	}
+	j.body = chtest.SignJoin(t, j.st, id, &j.req)
+	return j
 }
 
 type rawAnswer struct {

@@ -66,6 +66,21 @@ func joinNonce(t *testing.T, b []byte) []byte {
 	return req.Nonce
 }
 
+// dialDevice returns a new in-memory device id dialled to srv.
+func dialDevice(t *testing.T, srv *coapsrv.Server, id string) (*device.State, *device.Device) {
+	t.Helper()
+	st, err := device.NewState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := device.Dial(srv.Addr().String(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return st, d
+}
+
 // TestUncertainJoinAnswer: "outcome not known yet" is 5.03 with its
 // diagnostic and a Max-Age option, not 5.00, and not reported as an
 // internal failure.
@@ -115,15 +130,7 @@ func TestDeviceResendsSameJoin(t *testing.T) {
 	}
 	defer srv.Close()
 
-	st, err := device.NewState("sensor-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := device.Dial(srv.Addr().String(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	st, d := dialDevice(t, srv, "sensor-a")
 	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatalf("join answered 5.03 once: %v", err)
 	}
@@ -140,15 +147,7 @@ func TestDeviceResendsSameJoin(t *testing.T) {
 
 	// A device whose time runs out while the ledger decides keeps its join
 	// pending, and sends the same nonce on its next join.
-	st2, err := device.NewState("sensor-b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2, err := device.Dial(srv.Addr().String(), st2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
+	st2, d2 := dialDevice(t, srv, "sensor-b")
 	core.mu.Lock()
 	core.undecided, core.payloads, core.at = 1, nil, nil
 	core.mu.Unlock()

@@ -3,7 +3,6 @@ package localnet
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,10 +97,7 @@ func StartProcesses(cfg Config, program string) (*ProcessNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := cfg.logger()
 	n := &ProcessNet{}
 	for _, p := range ps {
 		out, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
