@@ -33,6 +33,9 @@ var rejections = []struct {
 	{cluster.ErrOtherCluster, codes.Conflict, "member of another cluster", "other-cluster"}, // before ErrConflict, which it also matches
 	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
 	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
+	{cluster.ErrUnknownDevice, codes.NotFound, "unknown device", ""},
+	{cluster.ErrNotInLog, codes.NotFound, "not in the log", ""},
+	{cluster.ErrNoLog, codes.NotFound, "no transparency log", ""},
 	// Not a rejection: the ledger has not decided yet (a shared ledger
 	// without a quorum). The event may still be committed; the device
 	// resends the same join after Max-Age (docs/PROTOCOL.md §3.3).
