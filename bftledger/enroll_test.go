@@ -35,11 +35,16 @@ func (c *chainApp) enrollment(id string) ledger.Enrollment {
 func TestAppEnrollment(t *testing.T) {
 	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
 	c := newChainApp(t, keys, state)
-	_, before := c.block()
-	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", enrollEvent(c, "a1", 0xa1, false)))
-	_, after := c.block()
+	codes, before := c.block(c.tx("cluster-a", "cluster-a", event(ledger.EventUnenroll, "nobody", "", c.now())))
+	if codes[0] != bftledger.CodeNotEnrolled {
+		t.Fatalf("remove a never enrolled ID: code %d", codes[0])
+	}
+	codes, after := c.block(c.tx("cluster-a", "cluster-a", enrollEvent(c, "a1", 0xa1, false)))
+	if codes[0] != 0 {
+		t.Fatalf("enroll: code %d", codes[0])
+	}
 	if bytes.Equal(before, after) {
-		t.Error("an enrollment left the app hash unchanged")
+		t.Error("an enrollment left the state hash unchanged")
 	}
 	if e := c.enrollment("a1"); e.Cluster != "cluster-a" || e.Enrolled.Height == 0 || e.Enrolled.Hash == ([32]byte{}) {
 		t.Fatalf("enrollment of a1: %+v", e)

@@ -10,8 +10,8 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// appHashDomain separates the app hash from other SHA-256 uses.
-const appHashDomain = "iotguard-bft-apphash-v1"
+// stateHashDomain separates the state hash from other SHA-256 uses.
+const stateHashDomain = "iotguard-bft-state-v1"
 
 // head is the newest ledger block and its time (unix milliseconds).
 type head struct {
@@ -30,11 +30,14 @@ type state interface {
 	seen(d [32]byte) (bool, error)
 }
 
-// appHash is what the app returns to CometBFT after each block.
-func appHash(h head, lt *ltHash) [32]byte {
+// stateHash commits to the whole state after a block: the ledger head (which
+// chains every accepted event) and the lattice hash of every record, seen
+// digest and registered cluster. Each transaction result of a block carries
+// it (see execResults).
+func stateHash(h head, lt *ltHash) [32]byte {
 	sum := lt.sum()
-	b := make([]byte, 0, len(appHashDomain)+64)
-	b = append(b, appHashDomain...)
+	b := make([]byte, 0, len(stateHashDomain)+64)
+	b = append(b, stateHashDomain...)
 	b = append(b, h.Ref.Hash[:]...)
 	b = append(b, sum[:]...)
 	return sha256.Sum256(b)
@@ -290,7 +293,7 @@ type outcome struct {
 	enrollments map[string]ledger.Enrollment
 	seen        [][32]byte
 	lt          ltHash
-	appHash     [32]byte
+	stateHash   [32]byte
 }
 
 // finish closes the block: it makes the ledger blocks of the accepted
@@ -366,7 +369,7 @@ func (e *executor) finish(height int64, lt ltHash) (*outcome, error) {
 	for _, d := range e.order {
 		out.lt.add(seenElem(d))
 	}
-	out.appHash = appHash(out.head, &out.lt)
+	out.stateHash = stateHash(out.head, &out.lt)
 	return out, nil
 }
 
@@ -387,6 +390,6 @@ func genesis(chainID string, reg *registry, timeMS int64) (*outcome, error) {
 	for id, r := range reg.clusters {
 		out.lt.add(clusterElem(id, r.key))
 	}
-	out.appHash = appHash(out.head, &out.lt)
+	out.stateHash = stateHash(out.head, &out.lt)
 	return out, nil
 }

@@ -44,6 +44,18 @@ type testNet struct {
 	ledgers []*bftledger.Ledger // nil while stopped
 	chs     []*clusterhead.CH   // one per cluster, nil while stopped
 	opts    []func(*bftledger.Options)
+	cfg     netConfig
+}
+
+// netConfig adjusts a test network.
+type netConfig struct {
+	// opts[i], if set, adjusts validator i's ledger options (a byzantine
+	// proposer).
+	opts map[int]func(*bftledger.Options)
+	// maxSkewMS is the genesis max_event_skew_ms (0: the default).
+	maxSkewMS int64
+	// requestTimeout bounds a CH's wait for a commit (0: the default).
+	requestTimeout time.Duration
 }
 
 // fastConsensus is the test tuning: P2P flushed every 10 ms, short commit
@@ -82,10 +94,16 @@ func freePorts(t testing.TB, n int) []int {
 // adjusts validator i's ledger options (a byzantine proposer).
 func startNet(t *testing.T, clusters []string, opts map[int]func(*bftledger.Options)) *testNet {
 	t.Helper()
+	return startNetWith(t, clusters, netConfig{opts: opts})
+}
+
+// startNetWith generates and starts a network for clusters, adjusted by nc.
+func startNetWith(t *testing.T, clusters []string, nc netConfig) *testNet {
+	t.Helper()
 	n := &testNet{t: t, dir: t.TempDir(), clusters: clusters,
 		ledgers: make([]*bftledger.Ledger, validators), chs: make([]*clusterhead.CH, len(clusters)),
-		opts: make([]func(*bftledger.Options), validators)}
-	for i, f := range opts {
+		opts: make([]func(*bftledger.Options), validators), cfg: nc}
+	for i, f := range nc.opts {
 		n.opts[i] = f
 	}
 	var entries []bftledger.ClusterEntry
@@ -99,7 +117,7 @@ func startNet(t *testing.T, clusters []string, opts map[int]func(*bftledger.Opti
 	homes, err := bftledger.GenerateNet(n.dir, bftledger.NetSpec{
 		ChainID: "iotguard-test", Validators: validators,
 		P2PPorts: freePorts(t, validators), RPCPorts: make([]int, validators),
-		Clusters: entries, Tune: fastConsensus,
+		Clusters: entries, MaxEventSkewMS: nc.maxSkewMS, Tune: fastConsensus,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -129,14 +147,44 @@ var testFleet = sync.OnceValue(func() *ecdsa.PrivateKey {
 // credential returns a fleet credential of testFleet for st, valid for an hour.
 func credential(t *testing.T, st *device.State) []byte {
 	t.Helper()
-	th := wire.Thumbprint(&st.Key.PublicKey)
-	now := time.Now()
-	b, err := wire.IssueCredential(testFleet(), wire.Credential{ID: st.ID, Key: th[:],
-		NotBefore: uint64(now.Add(-time.Minute).Unix()), NotAfter: uint64(now.Add(time.Hour).Unix())})
+	b, err := issueCredential(st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func issueCredential(st *device.State) ([]byte, error) {
+	th := wire.Thumbprint(&st.Key.PublicKey)
+	now := time.Now()
+	return wire.IssueCredential(testFleet(), wire.Credential{ID: st.ID, Key: th[:],
+		NotBefore: uint64(now.Add(-time.Minute).Unix()), NotAfter: uint64(now.Add(time.Hour).Unix())})
+}
+
+// fleetState returns a new device id carrying a credential of testFleet, which
+// every CH of a test network trusts: for tests that are not about admission,
+// where a join should be the only event a device writes.
+func fleetState(id string) (*device.State, error) {
+	st, err := device.NewState(id)
+	if err != nil {
+		return nil, err
+	}
+	st.Credential, err = issueCredential(st)
+	return st, err
+}
+
+// fleetJoined returns a new device id, joined to ch with a fleet credential.
+func fleetJoined(t *testing.T, ch *clusterhead.CH, id string) *device.Device {
+	t.Helper()
+	st, err := fleetState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := chtest.Dial(t, ch, st)
+	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatalf("join %s: %v", id, err)
+	}
+	return d
 }
 
 func (n *testNet) chDir(cluster string) string { return filepath.Join(n.dir, "ch-"+cluster) }
@@ -190,6 +238,7 @@ func (n *testNet) start(i int) {
 	c := n.clusters[i]
 	ch := chtest.Start(n.t, n.chDir(c), func(cc *clusterhead.Config) {
 		cc.Cluster = cluster.Config{ID: c, Position: chtest.Here, Radius: 1000, FleetKeys: []*ecdsa.PublicKey{&testFleet().PublicKey}}
+		cc.RequestTimeout = n.cfg.requestTimeout
 		cc.Ledger = func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
 			opts.Cluster, opts.Signer, opts.OnCommit = c, keys, onCommit
 			l, err := bftledger.Open(opts)
@@ -240,6 +289,8 @@ func (n *testNet) ledger(i int) *bftledger.Ledger {
 }
 
 func (n *testNet) ch(cluster string) *clusterhead.CH {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for i, c := range n.clusters {
 		if c == cluster {
 			return n.chs[i]
@@ -304,4 +355,22 @@ func (n *testNet) agree(which ...int) (int64, [32]byte) {
 		}
 	}
 	return height, hash
+}
+
+// joins returns how many join events of id validator i's ledger holds.
+func (n *testNet) joins(i int, id string) int {
+	n.t.Helper()
+	var count int
+	err := n.ledger(i).Blocks(0, func(b ledger.Block) error {
+		for _, ev := range b.Events {
+			if ev.Type == ledger.EventJoin && ev.Device == id {
+				count++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return count
 }

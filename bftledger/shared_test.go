@@ -48,17 +48,18 @@ func TestSharedLedger(t *testing.T) {
 		t.Fatalf("verify of an unknown device through CH B: %v, want a warning", err)
 	}
 
-	// CH B may not take in A's current member, nor grant a session with it
-	// (its member key is with CH A). A's enrollment does not admit it at B;
-	// a fleet credential that B trusts does, and then the shared ledger
-	// refuses it.
+	// CH B may not take in A's current member, and says so, nor grant a
+	// session with it (its member key is with CH A). A's enrollment does not
+	// admit it at B; a fleet credential that B trusts does, and then the
+	// shared ledger refuses it.
 	var ce *device.CodeError
 	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not enrolled" {
 		t.Fatalf("join of A's enrolled member through CH B: %v, want 4.03 not enrolled", err)
 	}
 	stA1.Credential = credential(t, stA1)
-	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Conflict {
-		t.Fatalf("join of A's member through CH B: %v, want 4.09", err)
+	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) ||
+		ce.Code != codes.Conflict || ce.Diagnostic != "member of another cluster: cluster-a" {
+		t.Fatalf("join of A's member through CH B: %v, want 4.09 member of another cluster: cluster-a", err)
 	}
 	if _, _, err := b1.Session(chtest.Ctx(t), "a1"); !errors.As(err, &ce) || ce.Code != codes.Forbidden {
 		t.Fatalf("session with A's member through CH B: %v, want 4.03", err)

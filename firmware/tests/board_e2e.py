@@ -336,7 +336,7 @@ def admission(a, root):
     return ["--fleet-key", os.path.join(root, "fleet.pub")], enroll, credential
 
 
-JOIN = "iotguard_coap_requests_total{code=\"2.01\",resource=\"/join\"}"
+JOIN = "iotguard_coap_requests_total{code=\"2.01\",resource=\"/join\",transport=\"udp\"}"
 
 
 def scenario(a, root, procs, boards):

@@ -163,6 +163,9 @@ func deviceJoin(args []string) error {
 		return usageError{err.Error()}
 	}
 	resp, err := d.Join(ctx, p.Lat, p.Lon)
+	if errors.Is(err, device.ErrOutcomeUnknown) {
+		return fmt.Errorf("%w: the join may still be recorded; run this command again to resend the same join (%s keeps its nonce)", err, *f.key)
+	}
 	if err != nil {
 		return fmt.Errorf("join refused: %w", err)
 	}

@@ -42,6 +42,8 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //
 //	freeport VAR...             set each VAR to a distinct free UDP port on 127.0.0.1
 //	waitcoap HOST:PORT          wait (≤ 10 s) until a CoAP server answers there
+//	waitfile FILE               wait (≤ 10 s) until FILE exists (a server's admin.sock: it
+//	                            listens a moment after the CoAP server answers)
 //	perm FILE MODE              FILE's permission bits must be MODE (octal)
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
@@ -52,6 +54,7 @@ func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) 
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"freeport": cmdFreePort,
 		"waitcoap": cmdWaitCoAP,
+		"waitfile": cmdWaitFile,
 		"perm":     cmdPerm,
 		"jsonl":    cmdJSONL,
 		"devseq":   cmdDevSeq,
@@ -143,6 +146,20 @@ func cmdWaitCoAP(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: waitcoap HOST:PORT")
 	}
 	ts.Check(WaitCoAP(args[0], 10*time.Second))
+}
+
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	path := ts.MkAbs(args[0])
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err = os.Stat(path); err == nil {
+			return
+		}
+	}
+	ts.Fatalf("%s did not appear within 10s: %v", args[0], err)
 }
 
 func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
