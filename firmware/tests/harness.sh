@@ -202,15 +202,17 @@ done
 # c-retry's first join into one (the CH did record that join). The device
 # sends the very same signed join again after Max-Age, and the CH answers it
 # from the ledger (2.04, the recorded join): one join of c-retry on the
-# ledger (checked at the end).
+# ledger (checked at the end). c-retry joins with a fleet credential.
 "$DEV" keygen --id c-retry --out r.key >/dev/null
+"$DEV" pubkey --key r.key >r.pub
+"$GO_CLI" fleet issue --fleet "$T/fleet.pem" --key r.pub --id c-retry --out r.cred >/dev/null
 RPORT=$(free_port)
 "$DEV" relay --listen "127.0.0.1:$RPORT" --to "127.0.0.1:$CHPORT" --undecided 1 --timeout 100 >relay.out 2>&1 &
 RLPID=$!
 PIDS="$PIDS $RLPID"
 sleep 0.3
 run "c-retry joins through an undecided answer" 0 jr.out \
-    "$DEV" join --server "coap://127.0.0.1:$RPORT" --key r.key --position 48.8566,2.3522
+    "$DEV" join --server "coap://127.0.0.1:$RPORT" --key r.key --position 48.8566,2.3522 --credential r.cred
 has "c-retry joined" jr.out "joined cluster lab-1 as c-retry"
 kill $RLPID 2>/dev/null
 wait $RLPID 2>/dev/null
