@@ -32,16 +32,22 @@ var rejections = []struct {
 	{cluster.ErrUnknownCluster, codes.NotFound, "unknown cluster", "cluster"},
 	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
 	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
+	{cluster.ErrStale, codes.Unauthorized, "stale join", "stale"},
 }
 
 // fail returns the answer to a request the Core refused, and the rejection
 // reason for the metrics: a rejection gets its code, an echo challenge 4.01
-// with the Echo option, anything else 5.00 (reported to the error hook,
+// with the Echo option (a challenge with a Reason: that rejection's answer
+// with the Echo option), anything else 5.00 (reported to the error hook,
 // never shown to the client).
 func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string) {
+	var opts []message.Option
 	var echo *cluster.EchoRequired
 	if errors.As(err, &echo) {
-		return coapedge.Diagnostic(codes.Unauthorized, echo.Error(), message.Option{ID: message.Echo, Value: echo.Echo}), ""
+		opts = append(opts, message.Option{ID: message.Echo, Value: echo.Echo})
+		if echo.Reason == nil {
+			return coapedge.Diagnostic(codes.Unauthorized, echo.Error(), opts...), ""
+		}
 	}
 	for _, rej := range rejections {
 		if errors.Is(err, rej.err) {
@@ -50,7 +56,7 @@ func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string
 			if errors.As(err, &ref) {
 				text += ": " + ref.Detail
 			}
-			return coapedge.Diagnostic(rej.code, text), rej.reason
+			return coapedge.Diagnostic(rej.code, text, opts...), rej.reason
 		}
 	}
 	s.cfg.Errors(fmt.Errorf("%v %s: %w", r.Source, r.Path, err))
