@@ -17,6 +17,32 @@ var ErrNotJoined = errors.New("device has not joined a cluster")
 // wrong cluster, device or nonce, undecryptable.
 var ErrBadResponse = errors.New("bad response")
 
+// ErrUntrustedCH is matched (errors.Is) by every *UntrustedCHError.
+var ErrUntrustedCH = errors.New("untrusted cluster head key")
+
+// UntrustedCHError is returned when a cluster head answers /cluster under a
+// key the device does not trust: not the key it kept from its first join
+// (trust on first use), or not the pinned one. The device signs and sends
+// nothing to that CH. Until the protocol has a CH key rotation signed by the
+// old key, the way to another key is an explicit re-pin (WithRepin) after
+// checking Got out of band.
+type UntrustedCHError struct {
+	Got     []byte // thumbprint of the key the CH answered under
+	Trusted []byte // the thumbprint the device accepts
+	Pinned  bool   // Trusted was configured (WithPin, WithRepin), not kept from a join
+}
+
+func (e *UntrustedCHError) Error() string {
+	if e.Pinned {
+		return fmt.Sprintf("%v: CH key thumbprint %x is not the pinned %x", ErrUntrustedCH, e.Got, e.Trusted)
+	}
+	return fmt.Sprintf("%v: CH key thumbprint %x is not %x, the key this device trusts since its first join; "+
+		"if the CH key really changed, check the new thumbprint out of band and re-pin the device", ErrUntrustedCH, e.Got, e.Trusted)
+}
+
+// Is reports whether target is ErrUntrustedCH.
+func (e *UntrustedCHError) Is(target error) bool { return target == ErrUntrustedCH }
+
 // ErrWarning is matched (errors.Is) by every *Warning.
 var ErrWarning = errors.New("warning")
 

@@ -17,14 +17,16 @@ import (
 )
 
 // ClusterInfo fetches GET /cluster and checks its signature under the key it
-// carries and, if the device has a pin, that key's thumbprint.
+// carries, and that the device may trust that key (*UntrustedCHError).
 func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	info, pub, _, err := d.clusterInfo(ctx)
 	return info, pub, err
 }
 
 // clusterInfo is ClusterInfo that also returns the echo value the answer
-// carried, if any (docs/PROTOCOL.md §3.1).
+// carried, if any (docs/PROTOCOL.md §3.1). Must be called with d.mu held.
 func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
 	r, err := exchange(ctx, d.conn, codes.GET, "/cluster", 0, nil)
 	if err != nil {
@@ -41,8 +43,8 @@ func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 	if !bytes.Equal(info.Thumbprint, thumb[:]) {
 		return nil, nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
 	}
-	if d.pin != nil && !bytes.Equal(d.pin, thumb[:]) {
-		return nil, nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, d.pin)
+	if err := d.checkCH(thumb); err != nil {
+		return nil, nil, nil, err
 	}
 	return info, pub, r.echo, nil
 }
@@ -112,16 +114,18 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 }
 
 // Join joins the cluster at position (lat, lon in microdegrees): it learns
-// the cluster from GET /cluster, sends a join signed over the echo value that
-// answer carried (or answers the CH's echo challenge when it carried none or
-// it went stale), checks the CH's signed answer and derives the member keys.
+// the cluster from GET /cluster, refuses a CH key it does not trust
+// (*UntrustedCHError), sends a join signed over the echo value that answer
+// carried (or answers the CH's echo challenge when it carried none, or when
+// the CH found the join stale), checks the CH's signed answer, derives the
+// member keys and keeps the CH key as the one it trusts.
 func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	info, chPub, echo, err := d.clusterInfo(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	keyBytes, err := wire.EncodePublicKey(&d.st.Key.PublicKey)
 	if err != nil {
 		return nil, err
@@ -138,7 +142,10 @@ func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 		if r.code != codes.Unauthorized || r.echo == nil {
 			break
 		}
-		req.Echo = r.echo // the CH's freshness challenge (RFC 9175): sign it and resend
+		// The CH's freshness challenge (RFC 9175), or its refusal of a join
+		// signed over an echo from before this device's latest ledger event
+		// ("stale join"): sign the new echo and resend.
+		req.Echo = r.echo
 	}
 	if !r.ok() {
 		return nil, r.err()
@@ -161,6 +168,7 @@ func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 		Cluster: resp.Cluster, CHKey: resp.CHKey, DeviceNonce: resp.DeviceNonce, CHNonce: resp.CHNonce,
 		Height: resp.Height, BlockHash: resp.BlockHash, Expires: resp.Expires,
 	}
+	d.st.Trusted = thumb[:] // checkCH let only this key through: first use, the same, or the re-pin
 	d.st.Seq, d.keys = 0, nil
 	if err := d.save(); err != nil {
 		return nil, err

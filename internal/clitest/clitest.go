@@ -5,6 +5,7 @@ package clitest
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -20,6 +21,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/iotguard/iotguard/keysvc"
 )
 
 // RunScripts runs the test package's testdata/script/*.txtar, where exec
@@ -43,8 +46,10 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
 //	mayfail PROG ARGS...        exec PROG, whatever its exit status (like cmd/go's "? exec")
+//	chthumb DIR VAR             set VAR to the thumbprint of the CH key in data directory DIR (hex, as the server logs it)
 func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"chthumb":  cmdCHThumb,
 		"freeport": cmdFreePort,
 		"waitcoap": cmdWaitCoAP,
 		"perm":     cmdPerm,
@@ -260,4 +265,16 @@ func cmdMayFail(ts *testscript.TestScript, neg bool, args []string) {
 	if err := ts.Exec(args[0], args[1:]...); err != nil {
 		ts.Logf("[%v]", err)
 	}
+}
+
+// cmdCHThumb reads a CH's key thumbprint from its data directory: what an
+// operator learns out of band, on the CH's host.
+func cmdCHThumb(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: chthumb DIR VAR")
+	}
+	keys, err := keysvc.Load(ts.MkAbs(args[0]))
+	ts.Check(err)
+	t := keys.Thumbprint()
+	ts.Setenv(args[1], hex.EncodeToString(t[:]))
 }
