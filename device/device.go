@@ -32,6 +32,8 @@ type Device struct {
 	server string
 
 	keys *protect.MemberKeys // derived from st.Membership, lazily
+
+	noLogCheck bool // Join does not prove the join in the CH's log
 }
 
 // Option adjusts a Device.
@@ -52,6 +54,10 @@ func WithPin(thumbprint []byte) Option { return func(d *Device) { d.pin = thumbp
 // changed; the thumbprint must come out of band (the CH's start-up log, or
 // GET /cluster on the CH's own host), never from the answer it is to trust.
 func WithRepin(thumbprint []byte) Option { return func(d *Device) { d.repin = thumbprint } }
+
+// WithoutLogCheck makes Join skip proving the join in the CH's transparency
+// log (CheckJoin): for load generators that measure the join exchange alone.
+func WithoutLogCheck() Option { return func(d *Device) { d.noLogCheck = true } }
 
 // WithClock sets the clock used for expiry checks (tests).
 func WithClock(now func() time.Time) Option { return func(d *Device) { d.now = now } }

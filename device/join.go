@@ -6,11 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
@@ -28,7 +30,24 @@ func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 // clusterInfo is ClusterInfo that also returns the echo value the answer
 // carried, if any (docs/PROTOCOL.md §3.1). Must be called with d.mu held.
 func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
-	r, err := exchange(ctx, d.conn, codes.GET, "/cluster", 0, nil)
+	return clusterInfo(ctx, d.conn, d.checkCH)
+}
+
+// pinned returns a check that accepts only the CH key with thumbprint pin,
+// or any key if pin is nil.
+func pinned(pin []byte) func([32]byte) error {
+	return func(thumb [32]byte) error {
+		if pin != nil && !bytes.Equal(pin, thumb[:]) {
+			return &UntrustedCHError{Got: thumb[:], Trusted: pin, Pinned: true}
+		}
+		return nil
+	}
+}
+
+// clusterInfo fetches and checks GET /cluster on conn; trust says whether
+// the key it is signed by, of that thumbprint, may be used.
+func clusterInfo(ctx context.Context, conn *client.Conn, trust func(thumb [32]byte) error) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
+	r, err := exchange(ctx, conn, codes.GET, "/cluster", 0, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -43,7 +62,7 @@ func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 	if !bytes.Equal(info.Thumbprint, thumb[:]) {
 		return nil, nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
 	}
-	if err := d.checkCH(thumb); err != nil {
+	if err := trust(thumb); err != nil {
 		return nil, nil, nil, err
 	}
 	return info, pub, r.echo, nil
@@ -118,8 +137,23 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // (*UntrustedCHError), sends a join signed over the echo value that answer
 // carried (or answers the CH's echo challenge when it carried none, or when
 // the CH found the join stale), checks the CH's signed answer, derives the
-// member keys and keeps the CH key as the one it trusts.
+// member keys and keeps the CH key as the one it trusts. Then, unless the
+// device was made WithoutLogCheck, it proves the join in the CH's
+// transparency log (CheckJoin; skipped when the CH keeps none): an error
+// wrapping ErrNotInLog comes with the response, and the membership, which
+// the CH did grant.
 func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
+	resp, err := d.join(ctx, lat, lon)
+	if err != nil || d.noLogCheck {
+		return resp, err
+	}
+	if _, err := d.CheckJoin(ctx); err != nil && !errors.Is(err, ErrNoLog) {
+		return resp, err
+	}
+	return resp, nil
+}
+
+func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	info, chPub, echo, err := d.clusterInfo(ctx)
@@ -163,6 +197,9 @@ func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 		return nil, fmt.Errorf("%w: /join answer is for another cluster, device or nonce", ErrBadResponse)
 	case !bytes.Equal(resp.Thumbprint, thumb[:]):
 		return nil, fmt.Errorf("%w: /join thumbprint does not match the CH key", ErrBadResponse)
+	}
+	if !bytes.Equal(d.st.TrustedCH(), thumb[:]) {
+		d.st.Checkpoint = nil // a re-pin: the checkpoint kept is of the other CH's log
 	}
 	d.st.Membership = &Membership{
 		Cluster: resp.Cluster, CHKey: resp.CHKey, DeviceNonce: resp.DeviceNonce, CHNonce: resp.CHNonce,

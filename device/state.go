@@ -43,6 +43,9 @@ type State struct {
 	// set by its first join (or a re-pin) and kept when it leaves. Another
 	// key is refused (TrustedCH, *UntrustedCHError).
 	Trusted []byte `json:"trusted_ch,omitempty"`
+	// Checkpoint is the last checkpoint of the CH's log this device verified
+	// (COSE_Sign1): the next check proves the log consistent with it.
+	Checkpoint []byte `json:"checkpoint,omitempty"`
 }
 
 // NewState generates a fresh P-256 identity for id.

@@ -46,17 +46,27 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
 //	mayfail PROG ARGS...        exec PROG, whatever its exit status (like cmd/go's "? exec")
-//	chthumb DIR VAR             set VAR to the thumbprint of the CH key in data directory DIR (hex, as the server logs it)
+//	keythumb DIR VAR            set VAR to the hex thumbprint of the CH key in data directory DIR
 func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"chthumb":  cmdCHThumb,
 		"freeport": cmdFreePort,
 		"waitcoap": cmdWaitCoAP,
 		"perm":     cmdPerm,
 		"jsonl":    cmdJSONL,
 		"devseq":   cmdDevSeq,
 		"mayfail":  cmdMayFail,
+		"keythumb": cmdKeyThumb,
 	}
+}
+
+func cmdKeyThumb(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: keythumb DIR VAR")
+	}
+	keys, err := keysvc.Load(ts.MkAbs(args[0]))
+	ts.Check(err)
+	th := keys.Thumbprint()
+	ts.Setenv(args[1], hex.EncodeToString(th[:]))
 }
 
 // FreeUDPPorts returns n distinct UDP ports that were free on 127.0.0.1 a
@@ -148,7 +158,7 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
+// knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §9).
 var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON
@@ -265,16 +275,4 @@ func cmdMayFail(ts *testscript.TestScript, neg bool, args []string) {
 	if err := ts.Exec(args[0], args[1:]...); err != nil {
 		ts.Logf("[%v]", err)
 	}
-}
-
-// cmdCHThumb reads a CH's key thumbprint from its data directory: what an
-// operator learns out of band, on the CH's host.
-func cmdCHThumb(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: chthumb DIR VAR")
-	}
-	keys, err := keysvc.Load(ts.MkAbs(args[0]))
-	ts.Check(err)
-	t := keys.Thumbprint()
-	ts.Setenv(args[1], hex.EncodeToString(t[:]))
 }
