@@ -103,6 +103,13 @@ func (d *Device) Membership() *Membership {
 	return &m
 }
 
+// PSK returns the device's coaps identity and PSK (State.PSK).
+func (d *Device) PSK() (identity string, psk []byte, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st.PSK()
+}
+
 func (d *Device) save() error {
 	if d.path == "" {
 		return nil

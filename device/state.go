@@ -6,6 +6,7 @@
 package device
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -138,4 +139,15 @@ func (st *State) MemberKeys() (*protect.MemberKeys, error) {
 	}
 	k := protect.DeriveMemberKeys(km)
 	return &k, nil
+}
+
+// PSK returns the device's DTLS identity and pre-shared key for coaps
+// (docs/PROTOCOL.md §4.5): its ID and the PSK derived from its current member
+// key. IMPORTANT: the PSK is a secret; it changes with every join.
+func (st *State) PSK() (identity string, psk []byte, err error) {
+	k, err := st.MemberKeys()
+	if err != nil {
+		return "", nil, err
+	}
+	return st.ID, bytes.Clone(k.PSK[:]), nil
 }

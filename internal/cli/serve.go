@@ -21,10 +21,15 @@ other cluster heads: a CometBFT node runs in this process on --cometbft-home,
 and the CH key in --data must be registered for --cluster-id in its genesis
 (see 'iotguard localnet').
 
+With --dtls-listen it also serves coaps (DTLS 1.2, PSK): a member connects
+with its device ID as PSK identity and the key 'iotguard device psk' prints,
+and sends /verify, /session and /leave as plain CBOR (coap-client-openssl).
+
 Examples:
   iotguard serve
   iotguard serve --listen 0.0.0.0:5683 --data /var/lib/iotguard \
       --cluster-id plant-7 --position 48.8566,2.3522 --radius 500
+  iotguard serve --dtls-listen 127.0.0.1:5684
 
 Flags:
 `
@@ -32,6 +37,7 @@ Flags:
 func serve(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:5683", "UDP `address` for CoAP")
+	dtlsListen := fs.String("dtls-listen", "", "UDP `address` for coaps, DTLS 1.2 with member PSKs (off when empty; 5684 is the usual port)")
 	data := fs.String("data", "iotguard-data", "data `directory` (ledger, CH key)")
 	metrics := fs.String("metrics", "", "HTTP `address` for Prometheus /metrics (off when empty)")
 	id := fs.String("cluster-id", "cluster-1", "cluster `ID`")
@@ -66,7 +72,7 @@ func serve(args []string, cmt *CometBFT) error {
 		open = cmt.Opener(*home, *id, log)
 	}
 	ch, err := clusterhead.Start(clusterhead.Config{
-		Listen: *listen, DataDir: *data, RateLimit: *rateLimit, Logger: log, Metrics: *metrics, Ledger: open,
+		Listen: *listen, DTLSListen: *dtlsListen, DataDir: *data, RateLimit: *rateLimit, Logger: log, Metrics: *metrics, Ledger: open,
 		Cluster: cluster.Config{ID: *id, Position: p, Radius: *radius, MemberTTL: *memberTTL, SessionTTL: *sessionTTL},
 	})
 	if err != nil {
@@ -74,7 +80,11 @@ func serve(args []string, cmt *CometBFT) error {
 	}
 	head, _, _ := ch.Ledger.Head()
 	thumb := ch.Keys.Thumbprint()
-	log.Info("cluster head serving", "coap", "coap://"+ch.Addr(), "cluster", *id, "position", p.String(),
+	coaps := ""
+	if a := ch.DTLSAddr(); a != "" {
+		coaps = "coaps://" + a
+	}
+	log.Info("cluster head serving", "coap", "coap://"+ch.Addr(), "coaps", coaps, "cluster", *id, "position", p.String(),
 		"radius_m", *radius, "data", *data, "height", head.Height, "metrics", ch.MetricsAddr(), "ch_key_thumbprint", fmt.Sprintf("%x", thumb))
 	WaitSignal(log)
 	return ch.Close()
