@@ -44,20 +44,30 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# start_ch PORT DATA LOG [FLAGS...]: a cluster head of lab-1 on 127.0.0.1:PORT
+# in the background (its pid in CH_PID); returns once it answers GET /cluster,
+# non-zero if it never does.
+start_ch() {
+    port=$1; data=$2; log=$3; shift 3
+    "$GO_CLI" serve --listen "127.0.0.1:$port" --data "$data" --cluster-id lab-1 \
+        --position 48.8566,2.3522 --radius 1000 "$@" >"$log" 2>&1 &
+    CH_PID=$!
+    PIDS="$PIDS $CH_PID"
+    i=0
+    until timeout 2 coap-client-notls -B 1 -m get "coap://127.0.0.1:$port/cluster" -A 0 >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -ge 50 ] && return 1
+        sleep 0.1
+    done
+}
+
 CHPORT=$(free_port)
 METRICS=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 S="coap://127.0.0.1:$CHPORT"
-"$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 --metrics "$METRICS" >"$T/ch.log" 2>&1 &
-CHPID=$!
-PIDS="$PIDS $CHPID"
-# wait until the CH answers GET /cluster
-i=0
-until timeout 2 coap-client-notls -B 1 -m get "$S/cluster" -A 0 >/dev/null 2>&1; do
-    i=$((i + 1))
-    if [ $i -ge 50 ]; then echo "FAIL harness: cluster head did not start"; cat "$T/ch.log"; echo "0 passed, 1 failed"; exit 1; fi
-    sleep 0.1
-done
+if ! start_ch "$CHPORT" "$T/ch" "$T/ch.log" --metrics "$METRICS"; then
+    echo "FAIL harness: cluster head did not start"; cat "$T/ch.log"; echo "0 passed, 1 failed"; exit 1
+fi
+CHPID=$CH_PID
 echo "cluster head on $S (data $T/ch)"
 
 run() { # run NAME EXPECTED_RC OUTFILE cmd...
@@ -82,7 +92,7 @@ run "C device c-two joins" 0 j2.out "$DEV" join --server "$S" --key b.key --posi
 # joins created, none challenged with 4.01 — one ES256 signature each.
 python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
     "$METRICS" >m1.out 2>&1
-has "C joins answered at once" m1.out 'iotguard_coap_requests_total{code="2.01",resource="/join"} 2$'
+has "C joins answered at once" m1.out 'iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"} 2$'
 if grep -q 'code="4.01",resource="/join"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
@@ -197,12 +207,8 @@ run "... and the second process's member key works" 0 stale3.out "$DEV" verify -
 # operator's --repin (with the thumbprint from that CH's own log) moves it.
 CHBPORT=$(free_port)
 SB="coap://127.0.0.1:$CHBPORT"
-"$GO_CLI" serve --listen "127.0.0.1:$CHBPORT" --data "$T/chb" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 >"$T/chb.log" 2>&1 &
-CHBPID=$!
-PIDS="$PIDS $CHBPID"
-i=0
-until timeout 2 coap-client-notls -B 1 -m get "$SB/cluster" -A 0 >/dev/null 2>&1 || [ $i -ge 50 ]; do i=$((i + 1)); sleep 0.1; done
+start_ch "$CHBPORT" "$T/chb" "$T/chb.log"
+CHBPID=$CH_PID
 has "c-two's key file keeps the CH key" b.key "^pin="
 cp b.key b.key.before
 run "c-two (member of the first CH) refuses another CH key" 1 tofu1.out \
@@ -233,12 +239,8 @@ wait "$CHBPID" 2>/dev/null
 # Echo challenge (PROTOCOL.md §4.2) that the C device answers transparently
 kill "$CHPID" 2>/dev/null
 wait "$CHPID" 2>/dev/null
-"$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 >"$T/ch2.log" 2>&1 &
-CHPID=$!
-PIDS="$PIDS $CHPID"
-i=0
-until timeout 2 coap-client-notls -B 1 -m get "$S/cluster" -A 0 >/dev/null 2>&1 || [ $i -ge 50 ]; do i=$((i + 1)); sleep 0.1; done
+start_ch "$CHPORT" "$T/ch" "$T/ch2.log"
+CHPID=$CH_PID
 IOG_UDP_TRACE=1 run "c-two verifies lossy-one after a CH restart" 0 rs.out \
     "$DEV" verify --server "$S" --key b.key --peer lossy-one
 has "the restart echo challenge was answered" rs.out "rx type=2 code=4.01"
