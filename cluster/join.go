@@ -68,10 +68,10 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 		Expires: now.Add(c.cfg.MemberTTL).Unix(), Request: payload, FreshAt: freshAt,
 	})
 	created := err == nil
-	switch {
-	case errors.Is(err, ledger.ErrStale):
+	if errors.Is(err, ledger.ErrStale) {
 		return JoinResult{}, &EchoRequired{Echo: c.echo(addr, c.cfg.Now()), Reason: ErrStale}
-	case err != nil && !errors.Is(err, ledger.ErrDuplicate):
+	}
+	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return JoinResult{}, fmt.Errorf("failed to record join of %s: %w", req.ID, err)
 	}
 	// A duplicate repeats the device's current join (a retry, or a copy that
