@@ -47,9 +47,9 @@ func TestSharedLedger(t *testing.T) {
 		t.Fatalf("verify of an unknown device through CH B: %v, want a warning", err)
 	}
 
-	// CH B may not take in A's current member, nor grant a session with it
-	// (its member key is with CH A). The device itself trusts CH A's key:
-	// re-pinned to CH B's, it asks.
+	// CH B may not take in A's current member, and says so, nor grant a
+	// session with it (its member key is with CH A). The device itself
+	// trusts CH A's key: re-pinned to CH B's, it asks.
 	var ce *device.CodeError
 	thumbB := chB.Keys.Thumbprint()
 	toB, err := device.Dial(chB.Addr(), stA1, device.WithRepin(thumbB[:]))
@@ -57,8 +57,9 @@ func TestSharedLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer toB.Close()
-	if _, err := toB.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Conflict {
-		t.Fatalf("join of A's member through CH B: %v, want 4.09", err)
+	if _, err := toB.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) ||
+		ce.Code != codes.Conflict || ce.Diagnostic != "member of another cluster: cluster-a" {
+		t.Fatalf("join of A's member through CH B: %v, want 4.09 member of another cluster: cluster-a", err)
 	}
 	if _, _, err := b1.Session(chtest.Ctx(t), "a1"); !errors.As(err, &ce) || ce.Code != codes.Forbidden {
 		t.Fatalf("session with A's member through CH B: %v, want 4.03", err)

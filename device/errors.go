@@ -13,6 +13,14 @@ import (
 // does not have (never joined, or left).
 var ErrNotJoined = errors.New("device has not joined a cluster")
 
+// ErrOutcomeUnknown is returned by Join when the CH kept answering 5.03
+// "outcome not known yet" (its ledger has not decided the join) until the
+// device's retries or its context ran out, or when no answer came to a join
+// it sent. The join may still be recorded: the device keeps its nonce
+// (State.PendingJoin), and its next Join to the same cluster resends the
+// same join instead of a new one.
+var ErrOutcomeUnknown = errors.New("join outcome not known yet")
+
 // ErrBadResponse is returned when a response fails its checks: bad signature,
 // wrong cluster, device or nonce, undecryptable.
 var ErrBadResponse = errors.New("bad response")
@@ -30,14 +38,25 @@ type UntrustedCHError struct {
 	Got     []byte // thumbprint of the key the CH answered under
 	Trusted []byte // the thumbprint the device accepts
 	Pinned  bool   // Trusted was configured (WithPin, WithRepin), not kept from a join
+	// Chain says why the rotations the answer carried do not lead from
+	// Trusted to Got (docs/PROTOCOL.md §6.1); nil when it carried none.
+	Chain error
 }
 
 func (e *UntrustedCHError) Error() string {
-	if e.Pinned {
-		return fmt.Sprintf("%v: CH key thumbprint %x is not the pinned %x", ErrUntrustedCH, e.Got, e.Trusted)
+	which := "the pinned"
+	msg := fmt.Sprintf("%v: CH key thumbprint %x is not the pinned %x", ErrUntrustedCH, e.Got, e.Trusted)
+	if !e.Pinned {
+		which = "the trusted"
+		msg = fmt.Sprintf("%v: CH key thumbprint %x is not %x, the key this device trusts since its first join", ErrUntrustedCH, e.Got, e.Trusted)
 	}
-	return fmt.Sprintf("%v: CH key thumbprint %x is not %x, the key this device trusts since its first join; "+
-		"if the CH key really changed, check the new thumbprint out of band and re-pin the device", ErrUntrustedCH, e.Got, e.Trusted)
+	if e.Chain != nil {
+		msg += fmt.Sprintf(", and no rotation signed by %s key leads to it (%v)", which, e.Chain)
+	}
+	if !e.Pinned {
+		msg += "; if the CH key really changed, check the new thumbprint out of band and re-pin the device"
+	}
+	return msg
 }
 
 // Is reports whether target is ErrUntrustedCH.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -33,20 +34,9 @@ func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 	return clusterInfo(ctx, d.conn, d.checkCH)
 }
 
-// pinned returns a check that accepts only the CH key with thumbprint pin,
-// or any key if pin is nil.
-func pinned(pin []byte) func([32]byte) error {
-	return func(thumb [32]byte) error {
-		if pin != nil && !bytes.Equal(pin, thumb[:]) {
-			return &UntrustedCHError{Got: thumb[:], Trusted: pin, Pinned: true}
-		}
-		return nil
-	}
-}
-
 // clusterInfo fetches and checks GET /cluster on conn; trust says whether
-// the key it is signed by, of that thumbprint, may be used.
-func clusterInfo(ctx context.Context, conn *client.Conn, trust func(thumb [32]byte) error) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
+// the key the answer is signed by, of that thumbprint, may be used.
+func clusterInfo(ctx context.Context, conn *client.Conn, trust func(*wire.ClusterInfo, [32]byte) error) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
 	r, err := exchange(ctx, conn, codes.GET, "/cluster", 0, nil)
 	if err != nil {
 		return nil, nil, nil, err
@@ -62,7 +52,7 @@ func clusterInfo(ctx context.Context, conn *client.Conn, trust func(thumb [32]by
 	if !bytes.Equal(info.Thumbprint, thumb[:]) {
 		return nil, nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
 	}
-	if err := trust(thumb); err != nil {
+	if err := trust(info, thumb); err != nil {
 		return nil, nil, nil, err
 	}
 	return info, pub, r.echo, nil
@@ -137,11 +127,22 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // (*UntrustedCHError), sends a join signed over the echo value that answer
 // carried (or answers the CH's echo challenge when it carried none, or when
 // the CH found the join stale), checks the CH's signed answer, derives the
-// member keys and keeps the CH key as the one it trusts. Then, unless the
-// device was made WithoutLogCheck, it proves the join in the CH's
-// transparency log (CheckJoin; skipped when the CH keeps none): an error
-// wrapping ErrNotInLog comes with the response, and the membership, which
-// the CH did grant.
+// member keys and keeps the CH key as the one it trusts.
+//
+// A CH whose ledger has not decided the join answers 5.03 "outcome not known
+// yet": Join then resends the very same signed join after the answer's
+// Max-Age, at most maxJoinRetries times, signing a new echo into the same
+// join (same nonce) if the CH challenges it again. A join that ends without
+// an answer from the ledger stays in State.PendingJoin, and the next Join to
+// that cluster sends it again (its nonce) rather than a new one: the CH
+// answers a join it has already recorded with that record, so a retry is
+// never recorded twice (docs/PROTOCOL.md §3.3). It returns an error matching
+// ErrOutcomeUnknown while the outcome is not known.
+//
+// Then, unless the device was made WithoutLogCheck, it proves the join in the
+// CH's transparency log (CheckJoin; skipped when the CH keeps none): an
+// error wrapping ErrNotInLog comes with the response, and the membership,
+// which the CH did grant.
 func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
 	resp, err := d.join(ctx, lat, lon)
 	if err != nil || d.noLogCheck {
@@ -164,24 +165,33 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	if err != nil {
 		return nil, err
 	}
-	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Nonce: make([]byte, wire.NonceLen), Echo: echo}
-	if _, err := rand.Read(req.Nonce); err != nil {
-		return nil, fmt.Errorf("failed to draw join nonce: %w", err)
-	}
-	var r *response
-	for attempt := 0; attempt < 2; attempt++ {
-		if r, err = d.sendJoin(ctx, &req); err != nil {
+	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Echo: echo}
+	if p := d.st.PendingJoin; p != nil && p.Cluster == info.Cluster {
+		req.Nonce = p.Nonce
+	} else {
+		req.Nonce = make([]byte, wire.NonceLen)
+		if _, err := rand.Read(req.Nonce); err != nil {
+			return nil, fmt.Errorf("failed to draw join nonce: %w", err)
+		}
+		// Saved before it is sent: from then on, the join may be recorded.
+		d.st.PendingJoin = &PendingJoin{Cluster: info.Cluster, Nonce: req.Nonce}
+		if err := d.save(); err != nil {
 			return nil, err
 		}
-		if r.code != codes.Unauthorized || r.echo == nil {
-			break
-		}
-		// The CH's freshness challenge (RFC 9175), or its refusal of a join
-		// signed over an echo from before this device's latest ledger event
-		// ("stale join"): sign the new echo and resend.
-		req.Echo = r.echo
 	}
-	if !r.ok() {
+	r, err := d.sendJoin(ctx, &req)
+	switch {
+	case err != nil:
+		return nil, err
+	case r.code == codes.ServiceUnavailable:
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, r.err())
+	case !r.ok() && r.code != codes.Conflict:
+		return nil, r.err() // refused before the ledger: the pending join stays
+	case !r.ok(): // the ledger refused it (4.09): nothing pending any more
+		d.st.PendingJoin = nil
+		if err := d.save(); err != nil {
+			return nil, err
+		}
 		return nil, r.err()
 	}
 	var resp wire.JoinResponse
@@ -205,24 +215,77 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 		Cluster: resp.Cluster, CHKey: resp.CHKey, DeviceNonce: resp.DeviceNonce, CHNonce: resp.CHNonce,
 		Height: resp.Height, BlockHash: resp.BlockHash, Expires: resp.Expires,
 	}
-	d.st.Trusted = thumb[:] // checkCH let only this key through: first use, the same, or the re-pin
-	d.st.Seq, d.keys = 0, nil
+	d.st.Trusted = thumb[:] // checkCH let only this key through: first use, the same, a rotation or the re-pin
+	d.st.Seq, d.keys, d.st.PendingJoin = 0, nil, nil
 	if err := d.save(); err != nil {
 		return nil, err
 	}
 	return &resp, nil
 }
 
+// maxJoinRetries bounds how often Join resends a join that the CH answered
+// 5.03. With the CH's 10 s wait and a Max-Age of 2 s, that is about a minute.
+const maxJoinRetries = 4
+
+// sendJoin signs req and sends it until an answer other than an echo
+// challenge or a 5.03 arrives. It answers one echo challenge (RFC 9175), or
+// one "stale join" (4.01 with an Echo option: PROTOCOL.md §3.1), by signing
+// the echo into req; a second challenge in a row is returned. On a
+// 5.03 it resends the same signed bytes after the answer's Max-Age, at most
+// maxJoinRetries times, and returns the 5.03 when the retries or ctx's time
+// would run out first.
 func (d *Device) sendJoin(ctx context.Context, req *wire.JoinRequest) (*response, error) {
+	signed, err := d.signJoin(req)
+	if err != nil {
+		return nil, err
+	}
+	challenged, retries := false, 0
+	for {
+		r, err := exchange(ctx, d.conn, codes.POST, "/join", message.AppCoseSign1, signed)
+		if err != nil { // the join may have arrived, and been recorded
+			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
+		switch {
+		case r.code == codes.Unauthorized && r.echo != nil && !challenged: // "echo required", or "stale join": signed before the device's latest ledger event
+			challenged = true
+			req.Echo = r.echo
+			if signed, err = d.signJoin(req); err != nil {
+				return nil, err
+			}
+		case r.code == codes.ServiceUnavailable && retries < maxJoinRetries:
+			retries++
+			challenged = false // the echo may go stale while the ledger decides
+			if !wait(ctx, r.maxAge) {
+				return r, nil
+			}
+		default:
+			return r, nil
+		}
+	}
+}
+
+// wait sleeps for d, unless ctx ends first or would end within d: it reports
+// whether it slept.
+func wait(ctx context.Context, d time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (d *Device) signJoin(req *wire.JoinRequest) ([]byte, error) {
 	payload, err := wire.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := wire.Sign1(d.st.Key, []byte(d.st.ID), wire.AADJoinRequest, payload)
-	if err != nil {
-		return nil, err
-	}
-	return exchange(ctx, d.conn, codes.POST, "/join", message.AppCoseSign1, signed)
+	return wire.Sign1(d.st.Key, []byte(d.st.ID), wire.AADJoinRequest, payload)
 }
 
 // memberKeys returns the keys derived from the current membership.

@@ -168,3 +168,42 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestTrustFollowsRotation: a device that trusts its CH's key since its
+// first join (no pin) follows a rotation signed by that key — it joins
+// again, and re-keys, under the new key and trusts it from then on — and
+// still refuses a CH whose key no rotation from it leads to.
+func TestTrustFollowsRotation(t *testing.T) {
+	ch, other := chtest.Start(t, ""), chtest.Start(t, "")
+	ctx := chtest.Ctx(t)
+	path, keep := newFile(t, "sensor-r"), newFile(t, "sensor-k")
+	if _, err := dialFile(t, ch, path).Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialFile(t, ch, keep).Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatal(err)
+	}
+	old := thumb(ch)
+	if _, err := ch.RotateKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialFile(t, ch, path).Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatalf("rejoin through the rotation: %v", err)
+	}
+	if changed, err := dialFile(t, ch, keep).Rekey(ctx); err != nil || !changed {
+		t.Fatalf("rekey through the rotation: %v %v", changed, err)
+	}
+	for _, p := range []string{path, keep} {
+		st, err := device.LoadState(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(st.TrustedCH(), thumb(ch)) || bytes.Equal(st.TrustedCH(), old) {
+			t.Fatalf("%s trusts %x after the rotation, want the new key %x", st.ID, st.TrustedCH(), thumb(ch))
+		}
+	}
+	before := chtest.Snap(t, other)
+	_, err := dialFile(t, other, path).Join(ctx, chtest.Near.Lat, chtest.Near.Lon)
+	wantUntrusted(t, err, thumb(other), thumb(ch), false)
+	chtest.Unchanged(t, other, before)
+}

@@ -12,15 +12,17 @@ import (
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/wire"
 )
 
-const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave|psk> [flags]
+const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave|rekey|psk> [flags]
 
 Plays a device. The device file (--key, mode 0600) holds the device's ID and
 private key, and after a join its membership, request sequence number and the
 thumbprint of the cluster head key it trusts: the key of its first join (or
---pin). A later join to a CH with another key is refused; if the CH key really
-changed, check the new thumbprint out of band (the server's start-up log, or
+--pin), or the key a rotation signed by it led to. A later join to a CH with
+any other key is refused; if the CH key really changed without a rotation,
+check the new thumbprint out of band (the server's start-up log, or
 'coap-client-notls -m get -A 0 coap://127.0.0.1:5683/cluster' on the CH's own
 host) and re-pin: 'device join --repin HEX …'.
 
@@ -35,6 +37,7 @@ Examples:
   iotguard device send    --server coap://127.0.0.1:5683 --key a.json --peer sensor-b \
       --peer-addr 127.0.0.1:5700 --message "temperature 21.5"
   iotguard device leave   --server coap://127.0.0.1:5683 --key a.json
+  iotguard device rekey   --server coap://127.0.0.1:5683 --key a.json   # after a CH key rotation
   iotguard device psk     --key a.json      # coaps identity and PSK, as coap-client flags:
   coap-client-openssl $(iotguard device psk --key a.json) -m post -t 60 -f verify.cbor \
       coaps://127.0.0.1:5684/verify
@@ -42,7 +45,7 @@ Examples:
 
 func deviceCmd(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(deviceUsage)
+		fmt.Print(named(deviceUsage))
 		if len(args) == 0 {
 			return usageError{"missing device subcommand"}
 		}
@@ -50,7 +53,7 @@ func deviceCmd(args []string) error {
 	}
 	sub := map[string]func([]string) error{
 		"keygen": deviceKeygen, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
-		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave, "psk": devicePSK,
+		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave, "rekey": deviceRekey, "psk": devicePSK,
 	}[args[0]]
 	if sub == nil {
 		return usageError{fmt.Sprintf("unknown device subcommand %q", args[0])}
@@ -163,13 +166,17 @@ func deviceJoin(args []string) error {
 		return usageError{err.Error()}
 	}
 	resp, err := d.Join(ctx, p.Lat, p.Lon)
+	if errors.Is(err, device.ErrOutcomeUnknown) {
+		return fmt.Errorf("%w: the join may still be recorded; run this command again to resend the same join (%s keeps its nonce)", err, *f.key)
+	}
 	var untrusted *device.UntrustedCHError
 	if errors.As(err, &untrusted) && !untrusted.Pinned {
 		return fmt.Errorf("join refused: %w\n"+
 			"iotguard: hint: compare %x with the thumbprint in the cluster head's start-up log (or GET /cluster on its own host);\n"+
 			"iotguard: hint: if they match, re-pin: iotguard device join --server %s --key %s --position %s --repin %x",
 			err, untrusted.Got, *f.server, *f.key, *pos, untrusted.Got)
-	} else if err != nil {
+	}
+	if err != nil {
 		return fmt.Errorf("join refused: %w", err)
 	}
 	fmt.Printf("joined cluster %s as %s: block %d (%x), member until %s\n",
@@ -256,6 +263,30 @@ func deviceSend(args []string) error {
 		return err
 	}
 	fmt.Printf("sent to %s (session %x); reply: %s\n", *peer, t.Session.SID[:4], reply)
+	return nil
+}
+
+func deviceRekey(args []string) error {
+	f := newDeviceFlags("rekey")
+	d, ctx, done, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	changed, err := d.Rekey(ctx)
+	if err != nil {
+		return fmt.Errorf("rekey: %w", err)
+	}
+	m := d.Membership()
+	pub, err := wire.ParsePublicKey(m.CHKey)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		fmt.Printf("%s is keyed to the CH key in force (%x)\n", d.ID(), wire.Thumbprint(pub))
+		return nil
+	}
+	fmt.Printf("%s re-keyed to CH key %x\n", d.ID(), wire.Thumbprint(pub))
 	return nil
 }
 

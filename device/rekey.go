@@ -1,0 +1,48 @@
+package device
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/iotguard/iotguard/wire"
+)
+
+// Rekey moves the device's membership to the CH key in force after a
+// rotation (docs/PROTOCOL.md §6.2): it reads GET /cluster, accepts the new
+// key only if rotations signed by the key it joined under lead to it, and
+// derives its member key again with the new key and the same join nonces.
+// No ledger event is written; the CH accepts the new member key on the next
+// protected request and then refuses the old one. It returns whether the
+// key changed (false: the device is already keyed to the key in force).
+func (d *Device) Rekey(ctx context.Context) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	info, pub, _, err := d.clusterInfo(ctx)
+	if err != nil {
+		return false, err
+	}
+	m := d.st.Membership
+	if m == nil {
+		return false, ErrNotJoined
+	}
+	if m.Cluster != info.Cluster {
+		return false, fmt.Errorf("%w: /cluster is cluster %s, the device joined %s", ErrBadResponse, info.Cluster, m.Cluster)
+	}
+	old, err := wire.ParsePublicKey(m.CHKey)
+	if err != nil {
+		return false, fmt.Errorf("failed to use stored CH key: %w", err)
+	}
+	if old.Equal(pub) {
+		return false, nil
+	}
+	oldThumb, th := wire.Thumbprint(old), wire.Thumbprint(pub)
+	if err := acceptKey(oldThumb[:], false, info, th); err != nil {
+		return false, err
+	}
+	m.CHKey, d.keys = append([]byte{}, info.Key...), nil
+	d.st.Trusted = th[:] // the trusted key followed the rotation
+	if d.pin != nil {    // and so did the pin
+		d.pin = th[:]
+	}
+	return true, d.save()
+}
