@@ -579,8 +579,8 @@ static int do_join(iog_board_t *b)
     if (!b->set.has_pin) { /* trust on first use: the device pinned this CH key; keep it */
         b->set.has_pin = 1;
         memcpy(b->set.pin, b->dev.pin, IOG_HASH_LEN);
-        if (save_settings(b)) {
-            say(b, "error", "the CH key is pinned until the next boot only: flash full");
+        if ((e = save_settings(b))) {
+            fail(b, "settings not stored", e); /* pinned until the next boot only */
         }
     }
     /* the CH's signed ledger head: a lower bound of the time now */

@@ -102,8 +102,8 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
     e = iog_cluster_info_verify(r.payload, r.payload_len, d->has_pin ? d->pin : NULL, out);
     if (e == -EACCES) {
         set_diag(d, 0, d->has_pin && !iog_ct_eq(d->pin, out->thumb, IOG_HASH_LEN)
-                           ? "untrusted CH key: not the pinned one; re-pin if the CH key changed"
-                           : "cluster info: bad signature");
+                           ? "untrusted CH key: re-pin if it changed"
+                           : "cluster info: bad signature or pin");
     }
     /* the answer's Echo option (PROTOCOL.md §3.1) spares the join a challenge */
     const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
