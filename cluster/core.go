@@ -50,8 +50,8 @@ type Keys interface {
 	COSEKey() []byte
 	Sign1(aad, payload []byte) ([]byte, error)
 	Nonce() ([]byte, error)
-	Echo(addr string, now time.Time) []byte
-	EchoFresh(echo []byte, addr string, now time.Time) bool
+	Echo(addr string, now time.Time, height uint64) []byte
+	EchoFresh(echo []byte, addr string, now time.Time) (height uint64, fresh bool)
 	OpenRequest(m keysvc.Member, req *protect.Request, path string) ([]byte, error)
 	SealResponse(m keysvc.Member, req *protect.Request, path string, plaintext []byte) ([]byte, error)
 	IssueSession(m1, m2 keysvc.Member, expires time.Time) (keysvc.Session, error)

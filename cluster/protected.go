@@ -99,8 +99,8 @@ func (c *Core) open(d ledger.Device, req *protect.Request, path, addr string) ([
 	s.window.Mark(req.Seq)
 	if s.needsEcho {
 		now := c.cfg.Now()
-		if !c.keys.EchoFresh(echoOf(plaintext), addr, now) {
-			return nil, &EchoRequired{Echo: c.keys.Echo(addr, now)}
+		if _, fresh := c.keys.EchoFresh(echoOf(plaintext), addr, now); !fresh {
+			return nil, &EchoRequired{Echo: c.echo(addr, now)}
 		}
 		s.needsEcho = false
 		s.window.Restart(req.Seq) // what the member sent before this request is all older

@@ -122,7 +122,8 @@ func (d *Device) OpenTicket(t *wire.Ticket, peer, initiator, responder string) (
 	return newSession(sk, t, d.st.ID, peer, d.now), nil
 }
 
-// Leave ends this device's membership; its member key dies with it.
+// Leave ends this device's membership; its member key dies with it. The
+// device keeps trusting its CH's key (State.TrustedCH).
 func (d *Device) Leave(ctx context.Context) (*wire.LeaveResponse, error) {
 	var resp wire.LeaveResponse
 	err := d.protected(ctx, protect.PathLeave, func(echo []byte) any { return &wire.LeaveRequest{Echo: echo} }, &resp)
@@ -131,6 +132,7 @@ func (d *Device) Leave(ctx context.Context) (*wire.LeaveResponse, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.st.Trusted = d.st.TrustedCH() // a state file from before devices kept it: from the membership it is leaving
 	d.st.Membership, d.keys = nil, nil
 	return &resp, d.save()
 }

@@ -2,7 +2,7 @@
  * iotguard-dev: the firmware core on POSIX UDP, mirroring `iotguard device`.
  *
  *   iotguard-dev keygen  --id ID --out FILE
- *   iotguard-dev join    --server URL --key FILE --position LAT,LON [--pin HEX]
+ *   iotguard-dev join    --server URL --key FILE --position LAT,LON [--pin HEX | --repin HEX]
  *   iotguard-dev verify  --server URL --key FILE --peer ID
  *   iotguard-dev session --server URL --key FILE --peer ID
  *   iotguard-dev listen  --server URL --key FILE --listen ADDR [--reply TEXT] [--count N]
@@ -23,6 +23,11 @@
  * Common flags: --loss PCT --seed N (bounded, seeded datagram loss both
  * ways), --ack-timeout MS (CoAP ACK_TIMEOUT), --timeout S (listen: exit after).
  * Exit codes: 0 success, 1 refused or warning, 2 usage, 3 other failure.
+ *
+ * The key file keeps the CH key thumbprint of the first join (pin=), and
+ * every later join refuses another CH key (trust on first use). --pin HEX
+ * must agree with it; --repin HEX (checked out of band: the server's
+ * ch_key_thumbprint=) replaces it once a join under that key succeeds.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -40,7 +45,7 @@
 #include "state.h"
 
 static struct {
-    const char *cmd, *id, *out, *server, *key, *peer, *peer_addr, *message, *listen, *pin;
+    const char *cmd, *id, *out, *server, *key, *peer, *peer_addr, *message, *listen, *pin, *repin;
     const char *reply, *to;
     double lat, lon;
     int have_pos, replay;
@@ -105,6 +110,7 @@ static void parse(int argc, char **argv)
         else if (!strcmp(f, "message")) opt.message = v;
         else if (!strcmp(f, "listen")) opt.listen = v;
         else if (!strcmp(f, "pin")) opt.pin = v;
+        else if (!strcmp(f, "repin")) opt.repin = v;
         else if (!strcmp(f, "reply")) opt.reply = v;
         else if (!strcmp(f, "to")) opt.to = v;
         else if (!strcmp(f, "loss")) opt.loss = (unsigned)atoi(v);
@@ -203,11 +209,23 @@ static void open_device(const char *bind_to)
         fprintf(stderr, "iotguard-dev: error: bad membership in %s\n", opt.key);
         exit(3);
     }
-    if (opt.pin) {
-        if (strlen(opt.pin) != 64 || iog_state_hex(opt.pin, dev.pin, 32) != 32) {
-            fprintf(stderr, "iotguard-dev: error: --pin wants 64 hex digits\n");
+    const char *p = opt.repin ? opt.repin : opt.pin;
+    uint8_t pin[32];
+    if (p) {
+        if (opt.pin && opt.repin) {
+            fprintf(stderr, "iotguard-dev: error: --pin and --repin exclude each other\n");
             exit(2);
         }
+        if (strlen(p) != 64 || iog_state_hex(p, pin, 32) != 32) {
+            fprintf(stderr, "iotguard-dev: error: --%s wants 64 hex digits\n", opt.repin ? "repin" : "pin");
+            exit(2);
+        }
+        if (opt.pin && dev.has_pin && memcmp(pin, dev.pin, 32) != 0) {
+            fprintf(stderr, "iotguard-dev: error: --pin is not the CH key %s trusts since its first join; "
+                            "to move it to that key: --repin HEX\n", opt.key);
+            exit(1);
+        }
+        memcpy(dev.pin, pin, 32);
         dev.has_pin = 1;
     }
 }

@@ -47,6 +47,9 @@ int iog_state_save(const char *path, const iog_device_t *d)
     FILE *f = fdopen(fd, "w");
     fprintf(f, "id=%s\n", d->me.id.s);
     put_hex(f, "priv", d->me.priv, 32);
+    if (d->has_pin) { /* the CH key it trusts: kept after a leave */
+        put_hex(f, "pin", d->pin, 32);
+    }
     if (d->joined) {
         const iog_member_t *m = &d->mem;
         fprintf(f, "cluster=%s\n", m->ch.cluster.s);
@@ -132,7 +135,13 @@ int iog_state_load_member(const char *path, iog_device_t *d)
     if (n < 0) {
         return n;
     }
-    const char *cl = get(kv, n, "cluster");
+    const char *pin = get(kv, n, "pin"), *cl = get(kv, n, "cluster");
+    if (pin) {
+        if (iog_state_hex(pin, d->pin, 32) != 32) {
+            return -EINVAL;
+        }
+        d->has_pin = 1;
+    }
     if (!cl) {
         return 0; /* not joined */
     }
@@ -150,6 +159,10 @@ int iog_state_load_member(const char *path, iog_device_t *d)
     m->expires = strtoull(x, NULL, 10);
     m->seq = strtoull(s, NULL, 10);
     iog_thumbprint(m->ch.pub, m->ch.thumb);
+    if (!d->has_pin) { /* a file from before devices kept the key: the one it joined */
+        memcpy(d->pin, m->ch.thumb, 32);
+        d->has_pin = 1;
+    }
     if (iog_member_derive(&d->me, m)) {
         return -EINVAL;
     }

@@ -576,6 +576,13 @@ static int do_join(iog_board_t *b)
         b->dev.joined = 0;
         return fail(b, "join", e);
     }
+    if (!b->set.has_pin) { /* trust on first use: the device pinned this CH key; keep it */
+        b->set.has_pin = 1;
+        memcpy(b->set.pin, b->dev.pin, IOG_HASH_LEN);
+        if ((e = save_settings(b))) {
+            fail(b, "settings not stored", e); /* pinned until the next boot only */
+        }
+    }
     /* the CH's signed ledger head: a lower bound of the time now */
     if (iog_device_ledger_head(&b->dev, &height, &time_ms) == 0) {
         clock_learn(b, time_ms / 1000u);

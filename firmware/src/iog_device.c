@@ -101,7 +101,9 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
     }
     e = iog_cluster_info_verify(r.payload, r.payload_len, d->has_pin ? d->pin : NULL, out);
     if (e == -EACCES) {
-        set_diag(d, 0, "cluster info: bad signature or pin");
+        set_diag(d, 0, d->has_pin && !iog_ct_eq(d->pin, out->thumb, IOG_HASH_LEN)
+                           ? "untrusted CH key: re-pin if it changed"
+                           : "cluster info: bad signature or pin");
     }
     /* the answer's Echo option (PROTOCOL.md §3.1) spares the join a challenge */
     const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
@@ -225,6 +227,10 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     d->joined = 1;
     d->echo_len = 0;
     d->pend = 0;
+    if (!d->has_pin) { /* trust on first use: from now on this CH key only */
+        memcpy(d->pin, c.thumb, IOG_HASH_LEN);
+        d->has_pin = 1;
+    }
     if (d->persist && (e = d->persist(d->persist_ctx, d))) {
         return e;
     }

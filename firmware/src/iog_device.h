@@ -68,8 +68,8 @@ struct iog_device {
     iog_identity_t me;            /**< ID and key pair */
     iog_member_t mem;             /**< membership (valid when @p joined) */
     int joined;                   /**< 1 after a join */
-    int has_pin;                  /**< 1: the CH key must have thumbprint @p pin */
-    uint8_t pin[IOG_HASH_LEN];    /**< pinned CH thumbprint */
+    int has_pin;                  /**< 1: the CH key must have thumbprint @p pin; a join sets it (trust on first use) */
+    uint8_t pin[IOG_HASH_LEN];    /**< pinned CH thumbprint: persist it with the membership, keep it after a leave */
     iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
     uint8_t code;                 /**< CoAP code of the last refusal (0: none) */
     char diag[80];                /**< its diagnostic text */
@@ -108,14 +108,19 @@ void iog_device_init(iog_device_t *d, const iog_platform_t *plat, const iog_addr
 
 /**
  * @brief GET /cluster and check its signature (and the pin, if any).
- * @return 0, -EACCES (bad signature or pin), -EPROTO, or a CoAP error.
+ * @return 0, -EACCES (bad signature, or a CH key that is not the pinned one:
+ *         diag "untrusted CH key…"), -EPROTO, or a CoAP error.
  */
 int iog_device_cluster(iog_device_t *d, iog_cluster_t *out);
 
 /**
  * @brief Joins at (lat, lon) microdegrees: /cluster (whose Echo option the
- *        join signs), signed /join, the echo challenge if the CH still asks,
- *        the CH's signed answer, K_m and the member keys.
+ *        join signs), signed /join, the echo challenge if the CH still asks
+ *        (or answers "stale join": the echo predates the device's latest
+ *        ledger event), the CH's signed answer, K_m and the member keys.
+ *        Trust on first use (PROTOCOL.md §3.3): a device without a pin pins
+ *        the CH key of this join, and refuses any other key afterwards; the
+ *        persist hook must keep @p has_pin and @p pin, through leaves.
  *
  * A CH whose ledger has not decided answers 5.03 "outcome not known yet":
  * the same signed join is sent again after the answer's Max-Age, at most

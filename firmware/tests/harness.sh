@@ -44,20 +44,30 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# start_ch PORT DATA LOG [FLAGS...]: a cluster head of lab-1 on 127.0.0.1:PORT
+# in the background (its pid in CH_PID); returns once it answers GET /cluster,
+# non-zero if it never does.
+start_ch() {
+    port=$1; data=$2; log=$3; shift 3
+    "$GO_CLI" serve --listen "127.0.0.1:$port" --data "$data" --cluster-id lab-1 \
+        --position 48.8566,2.3522 --radius 1000 "$@" >"$log" 2>&1 &
+    CH_PID=$!
+    PIDS="$PIDS $CH_PID"
+    i=0
+    until timeout 2 coap-client-notls -B 1 -m get "coap://127.0.0.1:$port/cluster" -A 0 >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -ge 50 ] && return 1
+        sleep 0.1
+    done
+}
+
 CHPORT=$(free_port)
 METRICS=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 S="coap://127.0.0.1:$CHPORT"
-"$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 --metrics "$METRICS" >"$T/ch.log" 2>&1 &
-CHPID=$!
-PIDS="$PIDS $CHPID"
-# wait until the CH answers GET /cluster
-i=0
-until timeout 2 coap-client-notls -B 1 -m get "$S/cluster" -A 0 >/dev/null 2>&1; do
-    i=$((i + 1))
-    if [ $i -ge 50 ]; then echo "FAIL harness: cluster head did not start"; cat "$T/ch.log"; echo "0 passed, 1 failed"; exit 1; fi
-    sleep 0.1
-done
+if ! start_ch "$CHPORT" "$T/ch" "$T/ch.log" --metrics "$METRICS"; then
+    echo "FAIL harness: cluster head did not start"; cat "$T/ch.log"; echo "0 passed, 1 failed"; exit 1
+fi
+CHPID=$CH_PID
 echo "cluster head on $S (data $T/ch)"
 
 run() { # run NAME EXPECTED_RC OUTFILE cmd...
@@ -191,16 +201,68 @@ run "c-one leaves" 0 lv.out "$DEV" leave --server "$S" --key a.key
 run "c-two verifies c-one after its leave" 1 v3.out "$DEV" verify --server "$S" --key b.key --peer c-one
 has "warning: left" v3.out "warning: c-one is left"
 
+# A stale join (PROTOCOL.md §3.1): the same device in two processes. The
+# second fetches /cluster, then its join is lost (seeded loss: pass, pass,
+# drop) and waits to be retransmitted; meanwhile the first process joins. The
+# retransmitted join signed an echo from before that join: the CH answers
+# 4.01 "stale join" with a fresh Echo, and the device signs it and is in.
+"$DEV" keygen --id c-twice --out w1.key >/dev/null
+cp w1.key w2.key
+IOG_UDP_TRACE=1 timeout 60 "$DEV" join --server "$S" --key w2.key --position 48.8570,2.3530 \
+    --loss 30 --seed 248 --ack-timeout 5000 >stale2.out 2>&1 &
+W2PID=$!
+PIDS="$PIDS $W2PID"
+i=0
+until grep -q 'drop-tx' stale2.out || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.1; done
+run "c-twice joins from its first process" 0 stale1.out "$DEV" join --server "$S" --key w1.key --position 48.8570,2.3530
+wait $W2PID
+if [ $? = 0 ]; then ok "c-twice's second process joins after a stale join"; else bad "c-twice's second process joins after a stale join" stale2.out; fi
+has "... it was answered 4.01 with an Echo" stale2.out "rx type=2 code=4.01"
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
+    "$METRICS" >m2.out 2>&1
+has "... counted as a stale join by the CH" m2.out 'iotguard_join_rejections_total{reason="stale"} 1$'
+run "... and the second process's member key works" 0 stale3.out "$DEV" verify --server "$S" --key w2.key --peer c-twice
+
+# Trust on first use (PROTOCOL.md §3.3): a C device keeps the CH key of its
+# first join in its key file (pin=) and refuses a CH with another key (same
+# cluster ID) -- as a member and after it left -- sending it no join; the
+# operator's --repin (with the thumbprint from that CH's own log) moves it.
+CHBPORT=$(free_port)
+SB="coap://127.0.0.1:$CHBPORT"
+start_ch "$CHBPORT" "$T/chb" "$T/chb.log"
+CHBPID=$CH_PID
+has "c-two's key file keeps the CH key" b.key "^pin="
+cp b.key b.key.before
+run "c-two (member of the first CH) refuses another CH key" 1 tofu1.out \
+    "$DEV" join --server "$SB" --key b.key --position 48.8560,2.3510
+has "... with a clear error" tofu1.out "untrusted CH key: re-pin if it changed"
+if cmp -s b.key b.key.before; then ok "... its key file unchanged"; else bad "... its key file unchanged" b.key; fi
+run "c-one (left) still refuses it" 1 tofu2.out "$DEV" join --server "$SB" --key a.key --position 48.8570,2.3530
+has "... untrusted CH key" tofu2.out "untrusted CH key"
+timeout 5 coap-client-notls -B 2 -m get -A 0 "$SB/ledger/head" >tofu3.out 2>&1
+has "the other CH's ledger got no join" tofu3.out "^height 0"
+THB=$(grep -o 'ch_key_thumbprint=[0-9a-f]*' "$T/chb.log" | head -1 | cut -d= -f2)
+run "--pin cannot override the kept key" 1 tofu4.out \
+    "$DEV" join --server "$SB" --key a.key --position 48.8570,2.3530 --pin "$THB"
+has "... it says to re-pin" tofu4.out "to move it to that key: --repin HEX"
+run "c-one re-pinned to the other CH joins it" 0 tofu5.out \
+    "$DEV" join --server "$SB" --key a.key --position 48.8570,2.3530 --repin "$THB"
+has "... joined" tofu5.out "joined cluster lab-1 as c-one"
+has "... and keeps its key" a.key "^pin=$THB"
+run "... then refuses the first CH" 1 tofu6.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
+"$DEV" keygen --id c-pinned --out p.key >/dev/null
+run "a device pinned to the other CH refuses this one" 1 tofu7.out \
+    "$DEV" join --server "$S" --key p.key --position 48.8570,2.3530 --pin "$THB"
+if grep -q '^cluster=' p.key; then bad "... and stays unjoined" p.key; else ok "... and stays unjoined"; fi
+kill "$CHBPID" 2>/dev/null
+wait "$CHBPID" 2>/dev/null
+
 # a CH restart: replay windows are gone, the first protected request gets an
 # Echo challenge (PROTOCOL.md §4.2) that the C device answers transparently
 kill "$CHPID" 2>/dev/null
 wait "$CHPID" 2>/dev/null
-"$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 >"$T/ch2.log" 2>&1 &
-CHPID=$!
-PIDS="$PIDS $CHPID"
-i=0
-until timeout 2 coap-client-notls -B 1 -m get "$S/cluster" -A 0 >/dev/null 2>&1 || [ $i -ge 50 ]; do i=$((i + 1)); sleep 0.1; done
+start_ch "$CHPORT" "$T/ch" "$T/ch2.log"
+CHPID=$CH_PID
 IOG_UDP_TRACE=1 run "c-two verifies lossy-one after a CH restart" 0 rs.out \
     "$DEV" verify --server "$S" --key b.key --peer lossy-one
 has "the restart echo challenge was answered" rs.out "rx type=2 code=4.01"
