@@ -452,3 +452,21 @@ int iog_cbor_get_bstr_exact(iog_cbor_dec_t *d, uint8_t *out, size_t n)
     memcpy(out, p, n);
     return 0;
 }
+
+int iog_cbor_map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t *n)
+{
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(d, buf, len);
+    return iog_cbor_get_map(d, n) ? -EBADMSG : 0;
+}
+
+int iog_cbor_map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen)
+{
+    if (iog_cbor_get_key(d, k) || *k < 1 || *k > max) {
+        return -EBADMSG;
+    }
+    *seen |= 1u << *k;
+    return 0;
+}

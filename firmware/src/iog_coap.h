@@ -139,6 +139,8 @@ void iog_coap_add_opt(iog_coap_pkt_t *p, uint16_t num, const void *val, size_t l
 void iog_coap_add_opt_uint(iog_coap_pkt_t *p, uint16_t num, uint32_t v);
 /** Adds one Uri-Path option per segment of @p path ("/verify"). */
 void iog_coap_add_path(iog_coap_pkt_t *p, const char *path);
+/** Adds one Uri-Query option per '&'-separated part of @p query ("id=a&from=5"). */
+void iog_coap_add_query(iog_coap_pkt_t *p, const char *query);
 /** Adds the payload marker and payload (nothing when @p len is 0). */
 void iog_coap_add_payload(iog_coap_pkt_t *p, const void *data, size_t len);
 /** @return the datagram length, or the first error (-ENOBUFS, -EINVAL). */
@@ -155,6 +157,7 @@ typedef struct {
     size_t echo_len;        /**< its length */
     const uint8_t *payload; /**< payload or NULL */
     size_t payload_len;     /**< its length */
+    const char *query;      /**< Uri-Query options, '&'-separated ("id=a&from=5"), or NULL */
 } iog_coap_req_t;
 
 /** Server-side response filled by a handler. */

@@ -67,29 +67,6 @@ static int get_id(iog_cbor_dec_t *d, iog_id_t *id)
 }
 
 /*
- * Starts decoding the CBOR map in buf: well-formedness and our limits first
- * (iog_cbor_check), then the map header, whose length goes to *n.
- */
-static int map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t *n)
-{
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(d, buf, len);
-    return iog_cbor_get_map(d, n) ? -EBADMSG : 0;
-}
-
-/* Reads the next key of a map whose keys are 1..max and adds it to *seen. */
-static int map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen)
-{
-    if (iog_cbor_get_key(d, k) || *k < 1 || *k > max) {
-        return -EBADMSG;
-    }
-    *seen |= 1u << *k;
-    return 0;
-}
-
-/*
  * Map reader for messages with small integer keys: every key must be known
  * (bit set in @p allowed); iog_cbor_check() already rejected duplicates.
  * Keys are 0..31 or -1..-8 (mapped to bits 24..31 via -key + 23).
@@ -307,6 +284,14 @@ int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
     return 0;
 }
 
+int iog_sign1_map_open(const uint8_t *buf, size_t len, iog_sign1_t *s, iog_cbor_dec_t *d,
+                       size_t *n)
+{
+    return iog_sign1_parse(buf, len, s) || iog_cbor_map_open(d, s->payload, s->payload_len, n)
+               ? -EBADMSG
+               : 0;
+}
+
 int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], const char *aad)
 {
     uint8_t hash[IOG_HASH_LEN];
@@ -382,14 +367,14 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
     uint32_t seen = 0;
     uint8_t thumb[IOG_HASH_LEN], nd[IOG_NONCE_LEN];
     iog_id_t id;
-    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
+    if (iog_sign1_map_open(buf, len, &s, &d, &n)) {
         return -EBADMSG;
     }
     memset(m, 0, sizeof(*m));
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (map_key(&d, 9, &k, &seen)) {
+        if (iog_cbor_map_key(&d, 9, &k, &seen)) {
             return -EBADMSG;
         }
         switch (k) {
@@ -430,22 +415,87 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
     return 0;
 }
 
+/*
+ * rotation (PROTOCOL.md §6.1), the payload of a COSE_Sign1 by the old key
+ * (kid = its thumbprint, external_aad "iotguard rotate"):
+ *
+ *   A4                          map(4)
+ *      01 <tstr cluster>
+ *      02 <COSE_Key old>
+ *      03 <COSE_Key new>        differs from the old
+ *      04 <uint time>           unix s
+ *
+ * Follows the @p n rotations (oldest first) that @p d reads from the pinned
+ * key @p pin to the key of @p to: the first whose old key has thumbprint
+ * @p pin (earlier ones are skipped unread), then each naming as old key the
+ * new key of the one before, the last naming @p to's key; every one for @p
+ * to's cluster and verified under its old key.
+ */
+static int follow_rotations(iog_cbor_dec_t *d, size_t n, const uint8_t *pin, const iog_cluster_t *to)
+{
+    uint8_t cur[IOG_P256_PUB_LEN], old[IOG_P256_PUB_LEN], nw[IOG_P256_PUB_LEN], th[IOG_HASH_LEN];
+    int started = 0;
+    for (size_t i = 0; i < n; i++) {
+        iog_sign1_t s;
+        iog_cbor_dec_t pd;
+        const uint8_t *b, *c = NULL;
+        size_t bl, m, cl = 0;
+        uint32_t seen = 0;
+        uint64_t t;
+        if (iog_cbor_get_bstr(d, &b, &bl) || iog_sign1_map_open(b, bl, &s, &pd, &m)) {
+            return -EBADMSG;
+        }
+        if (!started && (s.kid_len != IOG_HASH_LEN || !iog_ct_eq(s.kid, pin, IOG_HASH_LEN))) {
+            continue;
+        }
+        for (size_t j = 0; j < m; j++) {
+            int64_t k;
+            int r = 0;
+            if (iog_cbor_map_key(&pd, 4, &k, &seen)) {
+                return -EBADMSG;
+            }
+            switch (k) {
+            case 1: r = iog_cbor_get_tstr(&pd, &c, &cl); break;
+            case 2: r = cose_key_read(&pd, old); break;
+            case 3: r = cose_key_read(&pd, nw); break;
+            case 4: r = iog_cbor_get_uint(&pd, &t); break;
+            }
+            if (r) {
+                return -EBADMSG;
+            }
+        }
+        iog_thumbprint(old, th);
+        if (seen != 0x1E || s.kid_len != IOG_HASH_LEN || !iog_ct_eq(s.kid, th, IOG_HASH_LEN) ||
+            !memcmp(old, nw, sizeof(nw))) {
+            return -EBADMSG;
+        }
+        if ((started && memcmp(old, cur, sizeof(cur))) || !iog_id_eq(&to->cluster, c, cl) ||
+            iog_sign1_verify(&s, old, IOG_AAD_ROTATE)) {
+            return -EACCES;
+        }
+        memcpy(cur, nw, sizeof(cur));
+        started = 1;
+    }
+    return started && !memcmp(cur, to->pub, sizeof(cur)) ? 0 : -EACCES;
+}
+
 int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
                             iog_cluster_t *out)
 {
     iog_sign1_t s;
     iog_cbor_dec_t d;
-    size_t n;
+    size_t n, nrot = 0;
     uint32_t seen = 0;
     uint8_t thumb[IOG_HASH_LEN];
-    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
+    const uint8_t *rot = NULL;
+    if (iog_sign1_map_open(buf, len, &s, &d, &n)) {
         return -EBADMSG;
     }
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (map_key(&d, 6, &k, &seen)) {
+        if (iog_cbor_map_key(&d, 7, &k, &seen)) {
             return -EBADMSG;
         }
         switch (k) {
@@ -455,20 +505,34 @@ int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
         case 4: r = iog_cbor_get_int(&d, &out->lat); break;
         case 5: r = iog_cbor_get_int(&d, &out->lon); break;
         case 6: r = iog_cbor_get_uint(&d, &out->radius); break;
+        case 7: /* [1*2 bstr]: the latest rotations, oldest first */
+            r = iog_cbor_get_array(&d, &nrot) || nrot > 2;
+            rot = d.p;
+            for (size_t j = 0; !r && j < nrot; j++) {
+                const uint8_t *b;
+                size_t bl;
+                r = iog_cbor_get_bstr(&d, &b, &bl);
+            }
+            break;
         }
         if (r) {
             return -EBADMSG;
         }
     }
-    if (seen != 0x7E) {
+    if ((seen & 0x7E) != 0x7E) {
         return -EBADMSG;
     }
     iog_thumbprint(out->pub, out->thumb);
-    if (!iog_ct_eq(thumb, out->thumb, IOG_HASH_LEN) ||
-        (pin && !iog_ct_eq(pin, out->thumb, IOG_HASH_LEN))) {
+    if (!iog_ct_eq(thumb, out->thumb, IOG_HASH_LEN)) {
         return -EACCES;
     }
-    return iog_sign1_verify(&s, out->pub, IOG_AAD_CLUSTER);
+    int e = iog_sign1_verify(&s, out->pub, IOG_AAD_CLUSTER);
+    if (e || !pin || iog_ct_eq(pin, out->thumb, IOG_HASH_LEN)) {
+        return e;
+    }
+    /* another key than the pinned one: only through the rotations it carries */
+    iog_cbor_dec_init(&d, rot, rot ? (size_t)(s.payload + s.payload_len - rot) : 0);
+    return follow_rotations(&d, nrot, pin, out);
 }
 
 int iog_ledger_head_verify(const uint8_t *buf, size_t len, const uint8_t pub[IOG_P256_PUB_LEN],
@@ -478,13 +542,13 @@ int iog_ledger_head_verify(const uint8_t *buf, size_t len, const uint8_t pub[IOG
     iog_cbor_dec_t d;
     size_t n;
     uint32_t seen = 0;
-    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
+    if (iog_sign1_map_open(buf, len, &s, &d, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (map_key(&d, 3, &k, &seen)) {
+        if (iog_cbor_map_key(&d, 3, &k, &seen)) {
             return -EBADMSG;
         }
         switch (k) {
@@ -825,7 +889,7 @@ int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, const ui
     uint32_t seen = 0;
     *echo = NULL;
     *echo_len = 0;
-    if (map_open(&d, buf, len, &n)) {
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
@@ -858,13 +922,13 @@ int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *
     size_t n;
     uint32_t seen = 0;
     memset(j, 0, sizeof(*j));
-    if (map_open(&d, buf, len, &n)) {
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (map_key(&d, 7, &k, &seen)) {
+        if (iog_cbor_map_key(&d, 7, &k, &seen)) {
             return -EBADMSG;
         }
         switch (k) {
@@ -899,13 +963,13 @@ int iog_verify_resp_decode(const uint8_t *buf, size_t len, iog_verify_resp_t *v)
     uint32_t seen = 0;
     uint64_t status = 0;
     memset(v, 0, sizeof(*v));
-    if (map_open(&d, buf, len, &n)) {
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (map_key(&d, 5, &k, &seen)) {
+        if (iog_cbor_map_key(&d, 5, &k, &seen)) {
             return -EBADMSG;
         }
         switch (k) {
@@ -931,7 +995,7 @@ int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
+    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
         iog_cbor_get_uint(&d, height) || iog_cbor_get_key(&d, &k) || k != 2 ||
         iog_cbor_get_bstr_exact(&d, hash, 32)) {
         return -EBADMSG;
@@ -945,7 +1009,7 @@ int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1) {
+    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1) {
         return -EBADMSG;
     }
     *grant = d.p;
@@ -1076,7 +1140,7 @@ int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id)
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (map_open(&d, buf, len, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 1 ||
+    if (iog_cbor_map_open(&d, buf, len, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 1 ||
         get_id(&d, id)) {
         return -EBADMSG;
     }
@@ -1102,7 +1166,7 @@ int iog_talk_resp_decode(const uint8_t *buf, size_t len, iog_id_t *id, const uin
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
+    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
         get_id(&d, id) || iog_cbor_get_key(&d, &k) || k != 2) {
         return -EBADMSG;
     }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iog_cbor.h"
 #include "iog_config.h"
 #include "iog_crypto.h"
 #include "iog_replay.h"
@@ -30,6 +31,7 @@ extern "C" {
 #define IOG_AAD_JOIN_RESP "iotguard join-resp"
 #define IOG_AAD_CLUSTER "iotguard cluster"
 #define IOG_AAD_HEAD "iotguard head"
+#define IOG_AAD_ROTATE "iotguard rotate"
 
 /** Paths of protected requests, bound into their AAD (PROTOCOL.md §4.1). */
 #define IOG_PATH_VERIFY "verify"
@@ -143,6 +145,14 @@ int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, 
  */
 int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s);
 
+/**
+ * @brief iog_sign1_parse(), then opens the payload as a CBOR map
+ *        (iog_cbor_map_open()): the shape of every signed message here.
+ * @return 0 with the map's pairs in @p n, or -EBADMSG.
+ */
+int iog_sign1_map_open(const uint8_t *buf, size_t len, iog_sign1_t *s, iog_cbor_dec_t *d,
+                       size_t *n);
+
 /** Verifies @p s under @p pub with external AAD @p aad. @return 0 or -EACCES. */
 int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], const char *aad);
 
@@ -185,8 +195,14 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
 
 /**
  * @brief Verifies GET /cluster's signed cluster-info (PROTOCOL.md §6) under
- *        the key it carries and, when @p pin is not NULL, the pin.
- * @return 0, -EBADMSG or -EACCES.
+ *        the key it carries (key 2) and, when @p pin is not NULL, that key
+ *        against the pin: the pinned key itself, or a key the rotations of
+ *        key 7 lead to from it (§6.1: each verified under the key before it,
+ *        naming it as old key, for this cluster). The caller that sees
+ *        @p out->thumb differ from @p pin has followed a rotation: it pins
+ *        the new key (and a member re-keys, §6.2).
+ * @return 0, -EBADMSG, or -EACCES (bad signature, or no rotation from the
+ *         pinned key leads to the key offered).
  */
 int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
                             iog_cluster_t *out);

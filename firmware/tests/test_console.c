@@ -450,3 +450,10 @@ void test_console(void)
     test_corrupt_state();
     test_pin_expiry_full();
 }
+
+/* The board's device, lent to test_tlog.c once the board's tests are done
+ * (RAM is scarce in the QEMU image). */
+iog_device_t *unit_board_device(void)
+{
+    return &board.dev;
+}

@@ -224,6 +224,8 @@ int unit_run_all(void)
     test_store();
     printf("-- console\n");
     test_console();
+    printf("-- transparency log\n");
+    test_tlog();
     printf("-- shared vectors\n");
     test_vectors();
     printf("-- bench\n");

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "iog_device.h"
 #include "iog_platform.h"
 #include "iog_store.h"
 
@@ -112,11 +113,29 @@ void unit_flash_reset(void);
 /** A storage over unit_flash. */
 iog_storage_t unit_storage(void);
 
+/** RFC 9162 Merkle tree hash of @p n leaf hashes, recursively from the RFC (test_tlog.c). */
+void unit_mth(const uint8_t (*leaves)[32], size_t n, uint8_t out[32]);
+/** The block hash of block @p i of test_tlog.c's generated ledger. */
+void unit_tlog_block(size_t i, uint8_t out[32]);
+/** The root of the tree of its first @p n blocks. */
+void unit_tlog_root(size_t n, uint8_t out[32]);
+/**
+ * A GET /ledger/proof answer for block @p idx of the generated ledger of @p n
+ * blocks, its checkpoint signed by @p priv in @p ch's name, with the
+ * consistency proof from tree size @p from (0: none). @return its length.
+ */
+int unit_tlog_answer(const uint8_t priv[32], const iog_cluster_t *ch, size_t n, size_t idx,
+                     size_t from, uint64_t time_ms, uint8_t *out, size_t cap);
+
+/** The board's device of test_console.c, for the device tests that run after it. */
+iog_device_t *unit_board_device(void);
+
 /* test suites */
 void test_cbor(void);
 void test_coap(void);
 void test_crypto(void);
 void test_proto(void);
+void test_tlog(void);
 void test_vectors(void);
 void test_bench(void);
 void test_store(void);

@@ -1,0 +1,263 @@
+/*
+ * The transparency log as a device checks it: checkpoints and RFC 9162 proofs.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "iog_cbor.h"
+#include "iog_tlog.h"
+
+/*
+ * checkpoint (PROTOCOL.md §9.1), the payload of a COSE_Sign1 by the CH key:
+ *
+ *   A4                          map(4)
+ *      01 <tstr cluster>        origin
+ *      02 <uint size>           tree size, >= 1
+ *      03 58 20 <root:32>       root hash
+ *      04 <uint time_ms>        time of the newest block
+ */
+/*
+ * Decodes a checkpoint and checks its kid and cluster against @p ch; the
+ * signature is left to the caller (iog_sign1_verify() on @p s), so that a
+ * device can check the cheap things first.
+ */
+static int checkpoint_open(const uint8_t *buf, size_t len, const iog_cluster_t *ch,
+                           iog_tlog_cp_t *cp, uint64_t *time_ms, iog_sign1_t *s)
+{
+    iog_cbor_dec_t d;
+    size_t n, cl = 0;
+    uint32_t seen = 0;
+    uint64_t t = 0;
+    const uint8_t *c = NULL;
+    if (iog_sign1_map_open(buf, len, s, &d, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (iog_cbor_map_key(&d, 4, &k, &seen)) {
+            return -EBADMSG;
+        }
+        switch (k) {
+        case 1: r = iog_cbor_get_tstr(&d, &c, &cl); break;
+        case 2: r = iog_cbor_get_uint(&d, &cp->size); break;
+        case 3: r = iog_cbor_get_bstr_exact(&d, cp->root, IOG_HASH_LEN); break;
+        case 4: r = iog_cbor_get_uint(&d, &t); break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    if (seen != 0x1E || cp->size == 0) {
+        return -EBADMSG;
+    }
+    /* the kid names the signer: a checkpoint of any other key is refused unverified */
+    if (s->kid_len != IOG_HASH_LEN || !iog_ct_eq(s->kid, ch->thumb, IOG_HASH_LEN) ||
+        !iog_id_eq(&ch->cluster, c, cl)) {
+        return -EACCES;
+    }
+    if (time_ms) {
+        *time_ms = t;
+    }
+    return 0;
+}
+
+int iog_checkpoint_verify(const uint8_t *buf, size_t len, const iog_cluster_t *ch,
+                          iog_tlog_cp_t *cp, uint64_t *time_ms)
+{
+    iog_sign1_t s;
+    int e = checkpoint_open(buf, len, ch, cp, time_ms, &s);
+    return e ? e : iog_sign1_verify(&s, ch->pub, IOG_AAD_CHECKPOINT);
+}
+
+/* Reads an array of 32-byte hashes in deterministic encoding, in place. */
+static int path_read(iog_cbor_dec_t *d, const uint8_t **path, size_t *n)
+{
+    if (iog_cbor_get_array(d, n) || *n > IOG_TLOG_MAX_PATH) {
+        return -EBADMSG;
+    }
+    *path = d->p;
+    for (size_t i = 0; i < *n; i++) {
+        const uint8_t *p;
+        size_t l;
+        if (d->p >= d->end || d->p[0] != 0x58 || iog_cbor_get_bstr(d, &p, &l) || l != IOG_HASH_LEN) {
+            return -EBADMSG;
+        }
+    }
+    return 0;
+}
+
+/*
+ * inclusion-proof (PROTOCOL.md §9.2), Content-Format 60:
+ *
+ *   A4..A6                      map(4..6)
+ *      01 <bstr checkpoint>     COSE_Sign1, §9.1
+ *      02 <uint index>          leaf index = block height
+ *      03 58 20 <hash:32>       block hash
+ *      04 <array of hash>       audit path, leaf to root
+ *     [05 <uint M>]             when asked with from=M
+ *     [06 <array of hash>]      consistency path from M (absent when empty)
+ */
+int iog_proof_decode(const uint8_t *buf, size_t len, iog_proof_t *p)
+{
+    iog_cbor_dec_t d;
+    size_t n, bl = 0;
+    uint32_t seen = 0;
+    memset(p, 0, sizeof(*p));
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (iog_cbor_map_key(&d, 6, &k, &seen)) {
+            return -EBADMSG;
+        }
+        switch (k) {
+        case 1: r = iog_cbor_get_bstr(&d, &p->cp, &p->cp_len); break;
+        case 2: r = iog_cbor_get_uint(&d, &p->index); break;
+        case 3: r = iog_cbor_get_bstr(&d, &p->block, &bl); break;
+        case 4: r = path_read(&d, &p->path, &p->path_n); break;
+        case 5: r = iog_cbor_get_uint(&d, &p->old_size); break;
+        case 6: r = path_read(&d, &p->cons, &p->cons_n); break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    /* 1-4 required; a consistency path only with its tree size */
+    if ((seen & 0x1E) != 0x1E || bl != IOG_HASH_LEN || ((seen & 0x20) && p->old_size == 0) ||
+        (p->cons && !p->old_size)) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+/* SHA-256(prefix || a [|| b]) into out, which may alias a or b (RFC 9162 §2.1.1). */
+static void tree_hash(uint8_t prefix, const uint8_t *a, const uint8_t *b, uint8_t out[IOG_HASH_LEN])
+{
+    iog_sha256_ctx_t c;
+    iog_sha256_init(&c);
+    iog_sha256_update(&c, &prefix, 1);
+    iog_sha256_update(&c, a, IOG_HASH_LEN);
+    if (b) {
+        iog_sha256_update(&c, b, IOG_HASH_LEN);
+    }
+    iog_sha256_final(&c, out);
+}
+
+#define AT(path, i) ((path) + IOG_TLOG_STRIDE * (i) + 2)
+
+/* Right-shifts fn and sn together until fn's lowest bit is @p until or fn is 0. */
+static void shift_while(uint64_t *fn, uint64_t *sn, unsigned until)
+{
+    while (*fn && (*fn & 1) != until) {
+        *fn >>= 1;
+        *sn >>= 1;
+    }
+}
+
+int iog_tlog_inclusion(uint64_t index, const uint8_t leaf[IOG_HASH_LEN], const iog_tlog_cp_t *cp,
+                       const uint8_t *path, size_t n)
+{
+    uint8_t r[IOG_HASH_LEN];
+    uint64_t fn = index, sn = cp->size - 1;
+    if (index >= cp->size) {
+        return -EILSEQ;
+    }
+    memcpy(r, leaf, IOG_HASH_LEN);
+    /* RFC 9162 §2.1.3.2 */
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *p = AT(path, i);
+        if (sn == 0) {
+            return -EILSEQ;
+        }
+        if ((fn & 1) || fn == sn) {
+            tree_hash(0x01, p, r, r);
+            shift_while(&fn, &sn, 1);
+        }
+        else {
+            tree_hash(0x01, r, p, r);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && iog_ct_eq(r, cp->root, IOG_HASH_LEN) ? 0 : -EILSEQ;
+}
+
+int iog_tlog_consistency(const iog_tlog_cp_t *old, const iog_tlog_cp_t *cp, const uint8_t *path,
+                         size_t n)
+{
+    uint8_t fr[IOG_HASH_LEN], sr[IOG_HASH_LEN];
+    uint64_t fn = old->size - 1, sn = cp->size - 1;
+    size_t i = 0;
+    if (old->size == cp->size) {
+        return n == 0 && iog_ct_eq(old->root, cp->root, IOG_HASH_LEN) ? 0 : -EILSEQ;
+    }
+    /* RFC 9162 §2.1.4.2; a first tree of 2^k leaves is a node of the second: it starts the path */
+    if (old->size == 0 || old->size > cp->size || n == 0) {
+        return -EILSEQ;
+    }
+    if ((old->size & fn) == 0) {
+        memcpy(fr, old->root, IOG_HASH_LEN);
+    }
+    else {
+        memcpy(fr, AT(path, 0), IOG_HASH_LEN);
+        i = 1;
+    }
+    memcpy(sr, fr, IOG_HASH_LEN);
+    shift_while(&fn, &sn, 0);
+    for (; i < n; i++) {
+        const uint8_t *c = AT(path, i);
+        if (sn == 0) {
+            return -EILSEQ;
+        }
+        if ((fn & 1) || fn == sn) {
+            tree_hash(0x01, c, fr, fr);
+            tree_hash(0x01, c, sr, sr);
+            shift_while(&fn, &sn, 1);
+        }
+        else {
+            tree_hash(0x01, sr, c, sr);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && iog_ct_eq(fr, old->root, IOG_HASH_LEN) &&
+                   iog_ct_eq(sr, cp->root, IOG_HASH_LEN)
+               ? 0
+               : -EILSEQ;
+}
+
+int iog_tlog_check_join(const uint8_t *buf, size_t len, const iog_member_t *m,
+                        iog_tlog_cp_t *kept, uint64_t *time_ms)
+{
+    iog_proof_t p;
+    iog_tlog_cp_t cp;
+    iog_sign1_t s;
+    uint8_t leaf[IOG_HASH_LEN];
+    if (iog_proof_decode(buf, len, &p)) {
+        return -EBADMSG;
+    }
+    int e = checkpoint_open(p.cp, p.cp_len, &m->ch, &cp, time_ms, &s);
+    if (e) {
+        return e;
+    }
+    /* hashes first, the one signature last */
+    if (p.index != m->height || !iog_ct_eq(p.block, m->block, IOG_HASH_LEN)) {
+        return -ENOENT;
+    }
+    tree_hash(0x00, p.block, NULL, leaf);
+    if (iog_tlog_inclusion(p.index, leaf, &cp, p.path, p.path_n)) {
+        return -EILSEQ;
+    }
+    if (kept->size &&
+        (p.old_size != kept->size || iog_tlog_consistency(kept, &cp, p.cons, p.cons_n))) {
+        return -EXDEV;
+    }
+    if (iog_sign1_verify(&s, m->ch.pub, IOG_AAD_CHECKPOINT)) {
+        return -EACCES;
+    }
+    *kept = cp;
+    return 0;
+}
