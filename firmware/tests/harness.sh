@@ -165,6 +165,28 @@ for mode in A B; do
     if [ "$(grep -c 'lossy-one: lossy' ll$mode.out)" = 10 ]; then ok "lossy run $mode: 10 messages delivered once each"; else bad "lossy run $mode: 10 messages delivered once each" ll$mode.out; fi
 done
 
+# A CH whose shared ledger has not decided answers 5.03 "outcome not known
+# yet" with a Max-Age (PROTOCOL.md §3.3): the relay turns the CH's answer to
+# c-retry's first join into one (the CH did record that join). The device
+# sends the very same signed join again after Max-Age, and the CH answers it
+# from the ledger (2.04, the recorded join): one join of c-retry on the
+# ledger (checked at the end).
+"$DEV" keygen --id c-retry --out r.key >/dev/null
+RPORT=$(free_port)
+"$DEV" relay --listen "127.0.0.1:$RPORT" --to "127.0.0.1:$CHPORT" --undecided 1 --timeout 100 >relay.out 2>&1 &
+RLPID=$!
+PIDS="$PIDS $RLPID"
+sleep 0.3
+run "c-retry joins through an undecided answer" 0 jr.out \
+    "$DEV" join --server "coap://127.0.0.1:$RPORT" --key r.key --position 48.8566,2.3522
+has "c-retry joined" jr.out "joined cluster lab-1 as c-retry"
+kill $RLPID 2>/dev/null
+wait $RLPID 2>/dev/null
+has "c-retry sent the same join again after the 5.03" relay.out "relay: /join: 2 sent, 0 unlike the first; 1 answered 5.03"
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
+    "$METRICS" >m2.out 2>&1
+has "the CH answered the retry from the ledger" m2.out 'iotguard_coap_requests_total{code="2.04",resource="/join",transport="udp"} 1$'
+
 # CH key rotation between joins (PROTOCOL.md §6.1, §6.2): a C device pinned to
 # the old key follows the signed rotation, a member of the old key re-keys
 # without a join and verifies a peer, one pinned to an unrelated key refuses.
@@ -172,10 +194,10 @@ OLD=$("$GO_CLI" status --data "$T/ch" 2>/dev/null | sed -n 's/^ch key  *//p')
 run "iotguard rotate-key on the running CH" 0 rot.out "$GO_CLI" rotate-key --data "$T/ch"
 NEW=$(sed -n 's/^rotated CH key: [0-9a-f]* -> \([0-9a-f]*\) in block.*/\1/p' rot.out)
 if [ -n "$OLD" ] && [ -n "$NEW" ] && [ "$OLD" != "$NEW" ]; then ok "the CH key changed ($OLD -> $NEW)"; else bad "the CH key changed" rot.out; fi
-"$DEV" keygen --id c-rot --out r.key >/dev/null
+"$DEV" keygen --id c-rot --out rot.key >/dev/null
 "$DEV" keygen --id c-unrelated --out x.key >/dev/null
 run "c-rot, pinned to the old key, joins through the rotation" 0 jrot.out \
-    "$DEV" join --server "$S" --key r.key --position 48.8566,2.3522 --pin "$OLD"
+    "$DEV" join --server "$S" --key rot.key --position 48.8566,2.3522 --pin "$OLD"
 has "c-rot's pin followed the rotation" jrot.out "the pin followed a CH key rotation to $NEW"
 has "c-rot's join proven in the log" jrot.out "log: block [0-9]* proven"
 run "a device pinned to an unrelated key refuses the new key" 1 jx.out \
@@ -187,7 +209,7 @@ run "c-two re-keys to the new key (no join)" 0 rk.out "$DEV" rekey --server "$S"
 has "c-two re-keyed" rk.out "c-two re-keyed to CH key $NEW"
 run "c-two, re-keyed, verifies c-rot" 0 vrot2.out "$DEV" verify --server "$S" --key b.key --peer c-rot
 has "c-rot is a member" vrot2.out "c-rot is a member"
-run "c-rot verifies c-two" 0 vrot3.out "$DEV" verify --server "$S" --key r.key --peer c-two
+run "c-rot verifies c-two" 0 vrot3.out "$DEV" verify --server "$S" --key rot.key --peer c-two
 run "c-two re-keys again: nothing to do" 0 rk2.out "$DEV" rekey --server "$S" --key b.key
 has "keyed to the key in force" rk2.out "c-two is keyed to the CH key in force $NEW"
 run "c-one joins again after the rotation" 0 jre.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
@@ -218,6 +240,8 @@ has "then the verify succeeded" rs.out "lossy-one is a member"
 kill "$CHPID" 2>/dev/null
 wait "$CHPID" 2>/dev/null
 run "ledger verify after the run" 0 lg.out "$GO_CLI" ledger verify --data "$T/ch"
+run "ledger list after the run" 0 ll.out "$GO_CLI" ledger list --data "$T/ch" --format json
+if [ "$(grep -c '"type":"join","device":"c-retry"' ll.out)" = 1 ]; then ok "c-retry's join recorded once"; else bad "c-retry's join recorded once" ll.out; fi
 
 echo "harness: $pass passed, $fail failed"
 echo "$pass passed, $fail failed"
