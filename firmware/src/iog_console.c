@@ -258,6 +258,7 @@ static int save_member(iog_board_t *b, uint64_t next)
 {
     iog_rec_member_t r;
     r.mem = b->dev.mem;
+    r.log = b->dev.log;
     r.mark = next + IOG_SEQ_RESERVE;
     if (r.mark > IOG_SEQ_MAX + 1) {
         r.mark = IOG_SEQ_MAX + 1;
@@ -497,6 +498,7 @@ static int restore(iog_board_t *b)
         return 0;
     }
     b->dev.mem = m.mem;
+    b->dev.log = m.log;
     b->member_mark = m.mark;
     b->dev.joined = 1;
     clock_learn(b, m.clock);
@@ -559,6 +561,17 @@ static void o_member(iog_board_t *b, const char *what)
     o_u(b, b->dev.mem.expires);
 }
 
+/* A pin that followed a CH key rotation (PROTOCOL.md §6.1) is stored. */
+static void pin_follow(iog_board_t *b)
+{
+    if (b->set.has_pin && !iog_ct_eq(b->set.pin, b->dev.pin, IOG_HASH_LEN)) {
+        memcpy(b->set.pin, b->dev.pin, IOG_HASH_LEN);
+        if (save_settings(b)) {
+            say(b, "error", "the pin followed a CH key rotation but is not stored");
+        }
+    }
+}
+
 static int do_join(iog_board_t *b)
 {
     uint32_t t0 = b->hw->now_ms(b->hw->ctx);
@@ -576,8 +589,12 @@ static int do_join(iog_board_t *b)
         b->dev.joined = 0;
         return fail(b, "join", e);
     }
-    /* the CH's signed ledger head: a lower bound of the time now */
-    if (iog_device_ledger_head(&b->dev, &height, &time_ms) == 0) {
+    pin_follow(b);
+    b->key_at = b->hw->now_ms(b->hw->ctx) + IOG_REKEY_CHECK_MS; /* joined under the key in force */
+    /* the join in the CH's log (PROTOCOL.md §9.2); the time of its signed
+     * checkpoint, or else of the signed ledger head, is a lower bound of now */
+    int le = iog_device_check_join(&b->dev, &time_ms);
+    if (le == 0 || iog_device_ledger_head(&b->dev, &height, &time_ms) == 0) {
         clock_learn(b, time_ms / 1000u);
     }
     else {
@@ -594,13 +611,46 @@ static int do_join(iog_board_t *b)
                               b->stats.rx_bytes - s0.rx_bytes,
                               b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams };
     o_member(b, "joined");
+    o_kv(b, "log");
+    o_u(b, le ? 0 : b->dev.log.size);
     o_pairs(b, names, vals, 4);
     o_end(b);
+    if (le && le != -ENOTSUP) { /* the CH granted it: the membership stands */
+        fail(b, "the join is not proven in the CH's log", le);
+    }
     if (e) {
         /* member_dirty stays: no protected request goes out until it is written */
         return fail(b, "membership not stored", e);
     }
     return 0;
+}
+
+/*
+ * Reads GET /cluster and, when the CH key changed, moves the membership to
+ * the new key (PROTOCOL.md §6.2): K_m' is stored before any request uses it.
+ */
+static void do_rekey(iog_board_t *b)
+{
+    iog_member_t old = b->dev.mem;
+    b->key_at = b->hw->now_ms(b->hw->ctx) + IOG_REKEY_CHECK_MS;
+    int e = iog_device_rekey(&b->dev), w;
+    if (e == 1 && ((w = save_member(b, b->dev.mem.seq)) ||
+                   (w = save_rtc(b, b->kept ? b->kept->seq : 0, 0)))) {
+        b->dev.mem = old; /* the CH accepts the old K_m until it sees K_m' */
+        apply_settings(b);
+        fail(b, "re-keyed, but the membership is not stored: the old key is kept", w);
+    }
+    else if (e == 1) {
+        o_start(b, "rekeyed");
+        o_kv(b, "ch_key");
+        o_hex(b, b->dev.mem.ch.thumb, 8);
+        o_end(b);
+        pin_follow(b);
+    }
+    else if (e) {
+        fail(b, "CH key check", e);
+    }
+    iog_wipe(&old, sizeof(old));
 }
 
 void iog_board_start(iog_board_t *b)
@@ -614,6 +664,10 @@ void iog_board_start(iog_board_t *b)
             o_s(b, b->kept->peer.s);
         }
         o_end(b);
+        /* at boot, then daily (iog_board_poll); a sleepy board at a cold start only */
+        if (!b->wakes || b->set.mode == IOG_MODE_CONSOLE) {
+            do_rekey(b);
+        }
         return;
     }
     if (configured(b, 0)) {
@@ -748,13 +802,18 @@ static int parse_ip4port(const char *s, iog_addr_t *a)
     return 0;
 }
 
-static int hexval(char c)
+/* Exactly 2 @p n hex digits (either case) into @p out. @return 0 or -EINVAL. */
+static int hex_decode(const char *s, uint8_t *out, size_t n)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = (char)(s[i] | 0x20);
+        int v = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) {
+            return -EINVAL;
+        }
+        out[i / 2] = (uint8_t)(out[i / 2] << 4 | v);
     }
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return 0;
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -810,124 +869,99 @@ static int bad(iog_board_t *b, const char *what)
     return -EINVAL;
 }
 
+/* The settings of `set`, each as "name: what it takes" (its error line). */
+enum { S_SSID, S_PASS, S_SERVER, S_ID, S_POSITION, S_PIN, S_PORT, S_PEER, S_SLEEP, S_MODE, S_COUNT };
+static const char *const set_usage[S_COUNT] = {
+    "wifi.ssid: 1-32 bytes",
+    "wifi.pass: empty (open network) or 8-63 bytes",
+    "server: IPv4 address and port, e.g. 192.168.1.10:5683",
+    "id: 1-64 bytes of A-Z a-z 0-9 . _ -",
+    "position: LAT,LON in degrees, at most 6 decimals, |LAT| <= 90, |LON| <= 180",
+    "pin: 64 hex digits (ch_key_thumbprint) or none",
+    "port: 1-65535",
+    "peer: ID IP:PORT",
+    "sleep: 1-12600 seconds", /* the ESP8266's deep-sleep timer reaches about 3.5 hours */
+    "mode: console or sleepy",
+};
+
 static int cmd_set(iog_board_t *b, char *args)
 {
-    char *key = tok(&args);
+    char *key = tok(&args), *x, *comma;
     iog_settings_t s = b->set;
-    uint32_t v;
-    int drop = 0;
-    if (!key) {
-        return bad(b, "usage: set KEY VALUE (see help)");
-    }
-    if (!strcmp(key, "wifi.ssid")) {
-        char *x = rest(&args);
-        if (!*x || strlen(x) > 32) {
-            return bad(b, "wifi.ssid: 1-32 bytes");
-        }
-        strcpy(s.ssid, x);
-    }
-    else if (!strcmp(key, "wifi.pass")) {
-        char *x = rest(&args);
-        if (strlen(x) && (strlen(x) < 8 || strlen(x) > 63)) {
-            return bad(b, "wifi.pass: empty (open network) or 8-63 bytes");
-        }
-        strcpy(s.pass, x);
-    }
-    else if (!strcmp(key, "server")) {
-        if (parse_ip4port(tok(&args), &s.server) || tok(&args)) {
-            return bad(b, "server: IPv4 address and port, e.g. 192.168.1.10:5683");
+    uint32_t v = 0;
+    int k, e = 0, drop = 0;
+    size_t kl = key ? strlen(key) : 0;
+    for (k = 0; key && k < S_COUNT; k++) {
+        if (!strncmp(set_usage[k], key, kl) && set_usage[k][kl] == ':') {
+            break;
         }
     }
-    else if (!strcmp(key, "id")) {
-        char *x = tok(&args);
-        if (!x || tok(&args) || iog_id_set(&s.id, x, strlen(x))) {
-            return bad(b, "id: 1-64 bytes of A-Z a-z 0-9 . _ -");
-        }
-        drop = b->dev.joined && !iog_id_eq(&b->dev.me.id, x, strlen(x));
+    if (!key || k == S_COUNT) {
+        return bad(b, "usage: set KEY VALUE; KEY is wifi.ssid wifi.pass server id position pin port peer "
+                      "sleep or mode");
     }
-    else if (!strcmp(key, "position")) {
-        char *x = tok(&args), *comma = x ? strchr(x, ',') : NULL;
-        if (!comma || tok(&args) || parse_deg(x, comma, 90, &s.lat) ||
-            parse_deg(comma + 1, comma + strlen(comma), 180, &s.lon)) {
-            return bad(b, "position: LAT,LON in degrees, at most 6 decimals, |LAT| <= 90, |LON| <= 180");
-        }
+    x = k <= S_PASS ? rest(&args) : tok(&args);
+    size_t n = x ? strlen(x) : 0;
+    switch (k) {
+    case S_SSID:
+    case S_PASS:
+        e = k == S_SSID ? !n || n > 32 : n && (n < 8 || n > 63);
+        strcpy(k == S_SSID ? s.ssid : s.pass, e ? "" : x);
+        break;
+    case S_SERVER:
+        e = parse_ip4port(x, &s.server);
+        break;
+    case S_ID:
+        e = !x || iog_id_set(&s.id, x, n);
+        drop = !e && !iog_id_eq(&b->dev.me.id, x, n);
+        break;
+    case S_POSITION:
+        comma = x ? strchr(x, ',') : NULL;
+        e = !comma || parse_deg(x, comma, 90, &s.lat) ||
+            parse_deg(comma + 1, comma + strlen(comma), 180, &s.lon);
         s.has_pos = 1;
-    }
-    else if (!strcmp(key, "pin")) {
-        char *x = tok(&args);
-        if (x && !strcmp(x, "none") && !tok(&args)) {
-            s.has_pin = 0;
+        break;
+    case S_PIN:
+        s.has_pin = !x || strcmp(x, "none");
+        e = s.has_pin && (n != 2 * IOG_HASH_LEN || hex_decode(x, s.pin, IOG_HASH_LEN));
+        drop = s.has_pin && !iog_ct_eq(s.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN);
+        break;
+    case S_PORT:
+    case S_SLEEP:
+        e = parse_u32(x, 1, k == S_PORT ? 65535 : 12600, &v);
+        if (k == S_PORT) {
+            s.port = (uint16_t)v;
         }
         else {
-            if (!x || strlen(x) != 2 * IOG_HASH_LEN || tok(&args)) {
-                return bad(b, "pin: 64 hex digits (ch_key_thumbprint) or none");
-            }
-            for (int i = 0; i < IOG_HASH_LEN; i++) {
-                int hi = hexval(x[2 * i]), lo = hexval(x[2 * i + 1]);
-                if (hi < 0 || lo < 0) {
-                    return bad(b, "pin: 64 hex digits (ch_key_thumbprint) or none");
-                }
-                s.pin[i] = (uint8_t)(hi << 4 | lo);
-            }
-            s.has_pin = 1;
-            drop = b->dev.joined && !iog_ct_eq(s.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN);
+            s.sleep_s = v;
         }
+        break;
+    case S_PEER:
+        e = !x || iog_id_set(&s.peer, x, n) || parse_ip4port(tok(&args), &s.peer_addr);
+        break;
+    default: /* S_MODE */
+        s.mode = x && !strcmp(x, "sleepy");
+        e = !x || (!s.mode && strcmp(x, "console"));
+        break;
     }
-    else if (!strcmp(key, "port")) {
-        if (parse_u32(tok(&args), 1, 65535, &v) || tok(&args)) {
-            return bad(b, "port: 1-65535");
-        }
-        s.port = (uint16_t)v;
-    }
-    else if (!strcmp(key, "peer")) {
-        char *x = tok(&args);
-        if (!x || iog_id_set(&s.peer, x, strlen(x)) || parse_ip4port(tok(&args), &s.peer_addr) ||
-            tok(&args)) {
-            return bad(b, "peer: ID IP:PORT");
-        }
-    }
-    else if (!strcmp(key, "sleep")) {
-        /* the ESP8266's deep-sleep timer reaches about 3.5 hours */
-        if (parse_u32(tok(&args), 1, 12600, &v) || tok(&args)) {
-            return bad(b, "sleep: 1-12600 seconds");
-        }
-        s.sleep_s = v;
-    }
-    else if (!strcmp(key, "mode")) {
-        char *x = tok(&args);
-        if (x && !strcmp(x, "console") && !tok(&args)) {
-            s.mode = IOG_MODE_CONSOLE;
-        }
-        else if (x && !strcmp(x, "sleepy") && !tok(&args)) {
-            s.mode = IOG_MODE_SLEEPY;
-        }
-        else {
-            return bad(b, "mode: console or sleepy");
-        }
-    }
-    else {
-        return bad(b, "set: unknown setting (wifi.ssid wifi.pass server id position pin port peer sleep mode)");
+    if (e || tok(&args)) {
+        return bad(b, set_usage[k]);
     }
     iog_settings_t old = b->set;
     b->set = s;
-    int e = save_settings(b);
+    e = save_settings(b);
     if (e) {
         b->set = old;
         return fail(b, "settings not stored", e);
     }
-    if (drop) {
+    if (drop && b->dev.joined) {
         drop_member(b);
         apply_settings(b);
         say(b, "ok", "stored; the membership belonged to the old id or CH key: join again");
         return 0;
     }
     apply_settings(b);
-    if (!strcmp(key, "wifi.ssid") || !strcmp(key, "wifi.pass") || !strcmp(key, "port")) {
-        say(b, "ok", "stored; takes effect at the next boot (reboot)");
-    }
-    else {
-        say(b, "ok", "stored");
-    }
+    say(b, "ok", k <= S_PASS || k == S_PORT ? "stored; takes effect at the next boot (reboot)" : "stored");
     return 0;
 }
 
@@ -1294,6 +1328,7 @@ static int cmd_reset(iog_board_t *b, char *args)
         e = e ? e : x;
     }
     drop_member(b);
+    memset(&b->dev.log, 0, sizeof(b->dev.log));
     iog_settings_default(&b->set);
     iog_wipe(&b->dev.me, sizeof(b->dev.me));
     if (e) {
@@ -1395,11 +1430,15 @@ void iog_board_input(iog_board_t *b, const char *data, size_t n)
 
 void iog_board_poll(iog_board_t *b, uint32_t timeout_ms)
 {
-    if (b->join_due && (int32_t)(b->hw->now_ms(b->hw->ctx) - b->join_at) >= 0) {
+    uint32_t now = b->hw->now_ms(b->hw->ctx);
+    if (b->join_due && (int32_t)(now - b->join_at) >= 0) {
         if (do_join(b)) {
             b->join_due = 1;
             b->join_at = b->hw->now_ms(b->hw->ctx) + IOG_JOIN_RETRY_MS;
         }
+    }
+    else if (b->dev.joined && (int32_t)(now - b->key_at) >= 0) {
+        do_rekey(b);
     }
     iog_device_serve(&b->dev, timeout_ms);
 }

@@ -55,6 +55,11 @@ extern "C" {
 #define IOG_SEQ_RESERVE 100
 #endif
 
+/** Interval of the CH key check of a board in console mode (PROTOCOL.md §6.2: about daily). */
+#ifndef IOG_REKEY_CHECK_MS
+#define IOG_REKEY_CHECK_MS (24u * 3600u * 1000u)
+#endif
+
 /** Wait before a failed automatic join is tried again. */
 #ifndef IOG_JOIN_RETRY_MS
 #define IOG_JOIN_RETRY_MS 30000
@@ -113,6 +118,7 @@ typedef struct {
     uint8_t join_due;             /**< 1: join when join_at comes */
     uint8_t kept_ok;              /**< 1: @p kept holds the session of the RTC record */
     uint32_t join_at;             /**< local ms */
+    uint32_t key_at;              /**< local ms of the next CH key check */
     iog_m2m_t *kept;              /**< the M1 session kept in RTC memory, or NULL */
     iog_addr_t kept_addr;         /**< its peer's address */
     uint32_t kept_ms;             /**< local ms it was made (clockless expiry) */

@@ -292,11 +292,11 @@ int iog_device_check_join(iog_device_t *d, uint64_t *time_ms)
         int16_t e;
         const char *why;
     } whys[] = {
-        { -EBADMSG, "log: malformed proof" },
-        { -EACCES, "log: checkpoint not signed by the CH key" },
-        { -ENOENT, "log: proves another block than the join answer named" },
-        { -EILSEQ, "log: the inclusion path does not lead to the checkpoint's root" },
-        { -EXDEV, "log: not an extension of the kept checkpoint (a fork)" },
+        { -EBADMSG, "the proof is malformed" },
+        { -EACCES, "the checkpoint is not signed by the CH key" },
+        { -ENOENT, "the log proves another block than the join answer named" },
+        { -EILSEQ, "the inclusion path does not lead to the checkpoint's root" },
+        { -EXDEV, "the log is not an extension of the kept checkpoint (a fork)" },
     };
     iog_coap_msg_t r;
     char q[8 + IOG_ID_MAX + 26] = "id=";
@@ -304,17 +304,15 @@ int iog_device_check_join(iog_device_t *d, uint64_t *time_ms)
         return -ENOTCONN;
     }
     strcat(q, d->me.id.s);
-    if (d->log.size) {
-        char num[21];
-        size_t i = sizeof(num) - 1;
-        uint64_t v = d->log.size;
-        num[i] = '\0';
+    if (d->log.size) { /* a kept checkpoint: at most IOG_TLOG_MAX_SIZE */
+        char num[11], *p = num + sizeof(num) - 1;
+        uint32_t v = (uint32_t)d->log.size;
+        *p = '\0';
         do {
-            num[--i] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
+            *--p = (char)('0' + v % 10);
+        } while (v /= 10);
         strcat(q, "&from=");
-        strcat(q, num + i);
+        strcat(q, p);
     }
     int e = get_public(d, "/ledger/proof", q, &r);
     if (e) {
@@ -339,17 +337,16 @@ int iog_device_rekey(iog_device_t *d)
     if (!d->joined) {
         return -ENOTCONN;
     }
-    /* the new key through rotations from the key of the membership, and from the pin */
+    /* the new key through rotations from the key of the membership; a pin
+     * elsewhere in the chain than at either end is not followed */
     int e = get_cluster(d, m->ch.thumb, &c);
-    if (!e && d->has_pin && !iog_ct_eq(d->pin, m->ch.thumb, IOG_HASH_LEN) &&
-        !iog_ct_eq(d->pin, c.thumb, IOG_HASH_LEN)) {
-        e = get_cluster(d, d->pin, &c);
-    }
     if (e) {
         return e;
     }
-    if (!iog_id_eq(&c.cluster, m->ch.cluster.s, m->ch.cluster.len)) {
-        set_diag(d, 0, "cluster info: another cluster");
+    if (!iog_id_eq(&c.cluster, m->ch.cluster.s, m->ch.cluster.len) ||
+        (d->has_pin && !iog_ct_eq(d->pin, m->ch.thumb, IOG_HASH_LEN) &&
+         !iog_ct_eq(d->pin, c.thumb, IOG_HASH_LEN))) {
+        set_diag(d, 0, "cluster info: another cluster, or a key the pin does not lead to");
         return -EACCES;
     }
     memcpy(d->pin, c.thumb, IOG_HASH_LEN);

@@ -159,8 +159,9 @@ int iog_device_check_join(iog_device_t *d, uint64_t *time_ms);
 /**
  * @brief Moves the membership to the CH key in force after a rotation
  *        (PROTOCOL.md §6.2): GET /cluster, accept its key only through
- *        rotations from the membership's key (and from the pin, if any),
- *        then K_m' from the new key and the nonces of the join. No ledger
+ *        rotations from the membership's key (a pin, if any, must be that
+ *        key or the new one), then K_m' from the new key and the nonces of
+ *        the join. No ledger
  *        event; the sequence number goes on; the pin follows. IMPORTANT: the
  *        caller persists d->mem before the next protected request (the CH
  *        refuses the old K_m once it saw K_m').

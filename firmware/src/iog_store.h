@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "iog_proto.h"
+#include "iog_tlog.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -140,11 +141,17 @@ typedef struct {
     iog_member_t mem;   /**< with keys; seq is not stored (see mark) */
     uint64_t mark;      /**< every sequence number below it may have been used */
     uint64_t clock;     /**< a lower bound of unix time when written, 0: unknown */
+    iog_tlog_cp_t log;  /**< the CH's log as last checked (size 0: none) */
 } iog_rec_member_t;
 
-/** Encodes the member record. @return the length or -ENOBUFS. */
+/**
+ * @brief Encodes the member record; the log checkpoint, when there is one,
+ *        is a trailer of 40 bytes (tree size, root) that records written
+ *        before it lack.
+ * @return the length or -ENOBUFS.
+ */
 int iog_rec_member_encode(const iog_rec_member_t *r, uint8_t *out, size_t cap);
-/** Decodes it; the CH thumbprint is recomputed. @return 0 or -EBADMSG. */
+/** Decodes it, with or without the trailer; the CH thumbprint is recomputed. @return 0 or -EBADMSG. */
 int iog_rec_member_decode(const uint8_t *p, size_t n, iog_rec_member_t *r);
 
 /**

@@ -148,74 +148,28 @@ static void tree_hash(uint8_t prefix, const uint8_t *a, const uint8_t *b, uint8_
 
 #define AT(path, i) ((path) + IOG_TLOG_STRIDE * (i) + 2)
 
-/* Right-shifts fn and sn together until fn's lowest bit is @p until or fn is 0. */
-static void shift_while(uint64_t *fn, uint64_t *sn, unsigned until)
+/*
+ * The walk of RFC 9162 §2.1.3.2 (inclusion: @p fr NULL, @p sr the leaf hash)
+ * and §2.1.4.2 (consistency: @p fr and @p sr the first hash) over path[i..n),
+ * with fn and sn already set up. @return 0 when sn ends at 0, else -EILSEQ.
+ */
+static int walk(uint32_t fn, uint32_t sn, const uint8_t *path, size_t i, size_t n, uint8_t *fr,
+                uint8_t *sr)
 {
-    while (*fn && (*fn & 1) != until) {
-        *fn >>= 1;
-        *sn >>= 1;
-    }
-}
-
-int iog_tlog_inclusion(uint64_t index, const uint8_t leaf[IOG_HASH_LEN], const iog_tlog_cp_t *cp,
-                       const uint8_t *path, size_t n)
-{
-    uint8_t r[IOG_HASH_LEN];
-    uint64_t fn = index, sn = cp->size - 1;
-    if (index >= cp->size) {
-        return -EILSEQ;
-    }
-    memcpy(r, leaf, IOG_HASH_LEN);
-    /* RFC 9162 §2.1.3.2 */
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *p = AT(path, i);
-        if (sn == 0) {
-            return -EILSEQ;
-        }
-        if ((fn & 1) || fn == sn) {
-            tree_hash(0x01, p, r, r);
-            shift_while(&fn, &sn, 1);
-        }
-        else {
-            tree_hash(0x01, r, p, r);
-        }
-        fn >>= 1;
-        sn >>= 1;
-    }
-    return sn == 0 && iog_ct_eq(r, cp->root, IOG_HASH_LEN) ? 0 : -EILSEQ;
-}
-
-int iog_tlog_consistency(const iog_tlog_cp_t *old, const iog_tlog_cp_t *cp, const uint8_t *path,
-                         size_t n)
-{
-    uint8_t fr[IOG_HASH_LEN], sr[IOG_HASH_LEN];
-    uint64_t fn = old->size - 1, sn = cp->size - 1;
-    size_t i = 0;
-    if (old->size == cp->size) {
-        return n == 0 && iog_ct_eq(old->root, cp->root, IOG_HASH_LEN) ? 0 : -EILSEQ;
-    }
-    /* RFC 9162 §2.1.4.2; a first tree of 2^k leaves is a node of the second: it starts the path */
-    if (old->size == 0 || old->size > cp->size || n == 0) {
-        return -EILSEQ;
-    }
-    if ((old->size & fn) == 0) {
-        memcpy(fr, old->root, IOG_HASH_LEN);
-    }
-    else {
-        memcpy(fr, AT(path, 0), IOG_HASH_LEN);
-        i = 1;
-    }
-    memcpy(sr, fr, IOG_HASH_LEN);
-    shift_while(&fn, &sn, 0);
     for (; i < n; i++) {
         const uint8_t *c = AT(path, i);
         if (sn == 0) {
             return -EILSEQ;
         }
         if ((fn & 1) || fn == sn) {
-            tree_hash(0x01, c, fr, fr);
+            if (fr) {
+                tree_hash(0x01, c, fr, fr);
+            }
             tree_hash(0x01, c, sr, sr);
-            shift_while(&fn, &sn, 1);
+            while (fn && !(fn & 1)) {
+                fn >>= 1;
+                sn >>= 1;
+            }
         }
         else {
             tree_hash(0x01, sr, c, sr);
@@ -223,10 +177,47 @@ int iog_tlog_consistency(const iog_tlog_cp_t *old, const iog_tlog_cp_t *cp, cons
         fn >>= 1;
         sn >>= 1;
     }
-    return sn == 0 && iog_ct_eq(fr, old->root, IOG_HASH_LEN) &&
-                   iog_ct_eq(sr, cp->root, IOG_HASH_LEN)
-               ? 0
-               : -EILSEQ;
+    return sn ? -EILSEQ : 0;
+}
+
+int iog_tlog_inclusion(uint64_t index, const uint8_t leaf[IOG_HASH_LEN], const iog_tlog_cp_t *cp,
+                       const uint8_t *path, size_t n)
+{
+    uint8_t r[IOG_HASH_LEN];
+    if (index >= cp->size || cp->size > IOG_TLOG_MAX_SIZE) {
+        return -EILSEQ;
+    }
+    memcpy(r, leaf, IOG_HASH_LEN);
+    return walk((uint32_t)index, (uint32_t)cp->size - 1, path, 0, n, NULL, r) ||
+                   !iog_ct_eq(r, cp->root, IOG_HASH_LEN)
+               ? -EILSEQ
+               : 0;
+}
+
+int iog_tlog_consistency(const iog_tlog_cp_t *old, const iog_tlog_cp_t *cp, const uint8_t *path,
+                         size_t n)
+{
+    uint8_t fr[IOG_HASH_LEN], sr[IOG_HASH_LEN];
+    uint32_t fn = (uint32_t)old->size - 1, sn = (uint32_t)cp->size - 1;
+    size_t i;
+    if (old->size == cp->size) {
+        return n == 0 && iog_ct_eq(old->root, cp->root, IOG_HASH_LEN) ? 0 : -EILSEQ;
+    }
+    if (old->size == 0 || old->size > cp->size || cp->size > IOG_TLOG_MAX_SIZE || n == 0) {
+        return -EILSEQ;
+    }
+    /* a first tree of 2^k blocks is a node of the second one: its root starts the path */
+    memcpy(fr, (old->size & fn) ? AT(path, 0) : old->root, IOG_HASH_LEN);
+    i = (old->size & fn) != 0;
+    memcpy(sr, fr, IOG_HASH_LEN);
+    while (fn & 1) {
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return walk(fn, sn, path, i, n, fr, sr) || !iog_ct_eq(fr, old->root, IOG_HASH_LEN) ||
+                   !iog_ct_eq(sr, cp->root, IOG_HASH_LEN)
+               ? -EILSEQ
+               : 0;
 }
 
 int iog_tlog_check_join(const uint8_t *buf, size_t len, const iog_member_t *m,

@@ -32,6 +32,8 @@ extern "C" {
 #define IOG_TLOG_STRIDE 34
 /** Most hashes in one proof path (PROTOCOL.md §9.2). */
 #define IOG_TLOG_MAX_PATH 63
+/** Largest tree checked: 2^32 - 1 blocks (a CH appends at most a few blocks a second). */
+#define IOG_TLOG_MAX_SIZE 0xFFFFFFFFu
 
 /** A checkpoint a device verified and keeps: the first @p size blocks have root @p root. */
 typedef struct {
@@ -82,7 +84,8 @@ int iog_tlog_inclusion(uint64_t index, const uint8_t leaf[IOG_HASH_LEN], const i
 /**
  * @brief Checks that @p path (@p n hashes) proves the tree @p old a prefix of
  *        the tree @p cp (RFC 9162 §2.1.4.2). Equal sizes need an empty path
- *        and equal roots.
+ *        and equal roots; trees of more than IOG_TLOG_MAX_SIZE blocks are
+ *        refused.
  * @return 0 or -EILSEQ.
  */
 int iog_tlog_consistency(const iog_tlog_cp_t *old, const iog_tlog_cp_t *cp, const uint8_t *path,

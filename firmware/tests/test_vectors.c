@@ -634,67 +634,6 @@ static void v_merkle(void)
 }
 
 /*
- * Builds GET /cluster's answer signed by @p priv for key @p pub, carrying
- * @p nrot rotations (PROTOCOL.md §6): {1: cluster, 2: key, 3: thumbprint,
- * 4: lat, 5: lon, 6: radius, 7: [rotations]}.
- */
-static int cluster_answer(const uint8_t priv[32], const uint8_t pub[65], const iog_id_t *cl,
-                          const uint8_t *const *rot, const size_t *rot_len, size_t nrot,
-                          uint8_t *out, size_t cap)
-{
-    static uint8_t payload[1300];
-    uint8_t key[80], th[32];
-    iog_cbor_enc_t e;
-    int kl = iog_cose_key_encode(pub, key, sizeof(key));
-    iog_thumbprint(pub, th);
-    iog_cbor_enc_init(&e, payload, sizeof(payload));
-    iog_cbor_put_map(&e, nrot ? 7 : 6);
-    iog_cbor_put_uint(&e, 1);
-    iog_cbor_put_tstr(&e, cl->s, cl->len);
-    iog_cbor_put_uint(&e, 2);
-    iog_cbor_put_raw(&e, key, (size_t)kl);
-    iog_cbor_put_uint(&e, 3);
-    iog_cbor_put_bstr(&e, th, 32);
-    iog_cbor_put_uint(&e, 4);
-    iog_cbor_put_int(&e, 48856600);
-    iog_cbor_put_uint(&e, 5);
-    iog_cbor_put_int(&e, 2352200);
-    iog_cbor_put_uint(&e, 6);
-    iog_cbor_put_uint(&e, 1000);
-    if (nrot) {
-        iog_cbor_put_uint(&e, 7);
-        iog_cbor_put_array(&e, nrot);
-        for (size_t i = 0; i < nrot; i++) {
-            iog_cbor_put_bstr(&e, rot[i], rot_len[i]);
-        }
-    }
-    int pl = iog_cbor_enc_finish(&e);
-    return pl < 0 ? pl : iog_sign1_encode(priv, th, 32, IOG_AAD_CLUSTER, payload, (size_t)pl, out, cap);
-}
-
-/* A rotation from @p old_priv's key to @p new_pub, signed by @p signer (PROTOCOL.md §6.1). */
-static int rotation(const uint8_t old_priv[32], const uint8_t new_pub[65], const uint8_t signer[32],
-                    const iog_id_t *cl, uint8_t *out, size_t cap)
-{
-    uint8_t payload[200], old_pub[65], th[32];
-    iog_cbor_enc_t e;
-    iog_p256_public(old_priv, old_pub);
-    iog_thumbprint(old_pub, th);
-    iog_cbor_enc_init(&e, payload, sizeof(payload));
-    iog_cbor_put_map(&e, 4);
-    iog_cbor_put_uint(&e, 1);
-    iog_cbor_put_tstr(&e, cl->s, cl->len);
-    iog_cbor_put_uint(&e, 2);
-    e.len += (size_t)iog_cose_key_encode(old_pub, payload + e.len, sizeof(payload) - e.len);
-    iog_cbor_put_uint(&e, 3);
-    e.len += (size_t)iog_cose_key_encode(new_pub, payload + e.len, sizeof(payload) - e.len);
-    iog_cbor_put_uint(&e, 4);
-    iog_cbor_put_uint(&e, 1767222000);
-    int pl = iog_cbor_enc_finish(&e);
-    return iog_sign1_encode(signer, th, 32, IOG_AAD_ROTATE, payload, (size_t)pl, out, cap);
-}
-
-/*
  * rotation.json, rotation-bad-signature.json (PROTOCOL.md §6.1): the rotation
  * as GET /cluster carries it in key 7; a device pinned to the old key follows
  * it to the new key only when it verifies under the old key.
@@ -725,7 +664,7 @@ static void v_rotation(void)
     CHECK_EQ(iog_sign1_verify(&s, old_pub, IOG_AAD_ROTATE), ok ? 0 : -EACCES);
 
     /* GET /cluster by the new key with the rotation: pinned to the old key */
-    int n = cluster_answer(new_priv, new_pub, &cl, rv, rlen, 1, ans, sizeof(ans));
+    int n = unit_cluster_answer(new_priv, new_pub, &cl, rv, rlen, 1, ans, sizeof(ans));
     CHECK(n > 0);
     CHECK_EQ(iog_cluster_info_verify(ans, (size_t)n, th, &c), ok ? 0 : -EACCES);
     CHECK_MEM(c.pub, new_pub, 65);
@@ -739,37 +678,37 @@ static void v_rotation(void)
     /* another cluster's rotation: refused */
     iog_id_t cl2;
     iog_id_set(&cl2, "cluster-2", 9);
-    n = cluster_answer(new_priv, new_pub, &cl2, rv, rlen, 1, ans, sizeof(ans));
+    n = unit_cluster_answer(new_priv, new_pub, &cl2, rv, rlen, 1, ans, sizeof(ans));
     CHECK_EQ(iog_cluster_info_verify(ans, (size_t)n, th, &c), -EACCES);
     if (!ok) {
         return;
     }
     /* two rotations, old -> new -> third, as the CH serves them after a second one */
     iog_p256_public(third_priv, third_pub);
-    rlen[1] = (size_t)rotation(new_priv, third_pub, new_priv, &cl, rot2, sizeof(rot2));
-    n = cluster_answer(third_priv, third_pub, &cl, rv, rlen, 2, ans, sizeof(ans));
+    rlen[1] = (size_t)unit_rotation(new_priv, third_pub, new_priv, &cl, rot2, sizeof(rot2));
+    n = unit_cluster_answer(third_priv, third_pub, &cl, rv, rlen, 2, ans, sizeof(ans));
     CHECK_EQ(iog_cluster_info_verify(ans, (size_t)n, th, &c), 0);
     CHECK_MEM(c.pub, third_pub, 65);
     iog_thumbprint(new_pub, unrelated); /* pinned to the middle key: the older rotation is skipped */
     CHECK_EQ(iog_cluster_info_verify(ans, (size_t)n, unrelated, &c), 0);
     /* a chain with a gap (the second rotation signed by the old key for the new one's) */
-    rlen[1] = (size_t)rotation(new_priv, third_pub, old_priv, &cl, rot2, sizeof(rot2));
-    n = cluster_answer(third_priv, third_pub, &cl, rv, rlen, 2, ans, sizeof(ans));
+    rlen[1] = (size_t)unit_rotation(new_priv, third_pub, old_priv, &cl, rot2, sizeof(rot2));
+    n = unit_cluster_answer(third_priv, third_pub, &cl, rv, rlen, 2, ans, sizeof(ans));
     CHECK_EQ(iog_cluster_info_verify(ans, (size_t)n, th, &c), -EACCES);
     /* a chain that does not end at the key offered */
-    rlen[1] = (size_t)rotation(new_priv, old_pub, new_priv, &cl, rot2, sizeof(rot2));
-    n = cluster_answer(third_priv, third_pub, &cl, rv, rlen, 2, ans, sizeof(ans));
+    rlen[1] = (size_t)unit_rotation(new_priv, old_pub, new_priv, &cl, rot2, sizeof(rot2));
+    n = unit_cluster_answer(third_priv, third_pub, &cl, rv, rlen, 2, ans, sizeof(ans));
     CHECK_EQ(iog_cluster_info_verify(ans, (size_t)n, th, &c), -EACCES);
     /* three rotations are more than key 7 holds */
     const uint8_t *r3[3] = { rot, rot, rot };
     size_t l3[3] = { rl, rl, rl };
-    n = cluster_answer(new_priv, new_pub, &cl, r3, l3, 3, ans, sizeof(ans));
+    n = unit_cluster_answer(new_priv, new_pub, &cl, r3, l3, 3, ans, sizeof(ans));
     CHECK_EQ(iog_cluster_info_verify(ans, (size_t)n, th, &c), -EBADMSG);
     /* a byte changed anywhere in the rotation (7 places): refused, never followed */
     unsigned followed = 0;
     for (size_t i = 0; i < rl; i += rl / 6) {
         rot[i] ^= 0x20;
-        n = cluster_answer(new_priv, new_pub, &cl, rv, rlen, 1, ans, sizeof(ans));
+        n = unit_cluster_answer(new_priv, new_pub, &cl, rv, rlen, 1, ans, sizeof(ans));
         followed += iog_cluster_info_verify(ans, (size_t)n, th, &c) == 0;
         rot[i] ^= 0x20;
     }

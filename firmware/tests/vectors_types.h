@@ -1,8 +1,8 @@
 #ifndef VECTORS_TYPES_H
 #define VECTORS_TYPES_H
 /**
- * Where the vectors' long values go: in the QEMU image, below the ESP8266's
- * 80 KB dram0 (lx106/qemu.ld), which the tests' other data fills.
+ * Where the vectors go: in the QEMU image, below the ESP8266's 80 KB dram0
+ * (lx106/qemu.ld), which the tests' other data fills.
  */
 #ifdef IOG_TEST_LX106
 #define VEC_SECTION __attribute__((section(".qemu_vectors")))
