@@ -145,13 +145,47 @@ int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, 
  */
 int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s);
 
+/** Bytes of a message, in place. */
+typedef struct {
+    const uint8_t *p; /**< first byte */
+    size_t n;         /**< length */
+} iog_view_t;
+
+/** Kinds of the fields of iog_map_decode(). */
+enum {
+    IOG_F_UINT,  /**< uint64_t */
+    IOG_F_INT,   /**< int64_t */
+    IOG_F_BYTES, /**< a bstr of exactly iog_field_t::len bytes, copied */
+    IOG_F_VIEW,  /**< a bstr, as an iog_view_t */
+    IOG_F_TEXT,  /**< a tstr, as an iog_view_t */
+    IOG_F_ID,    /**< a tstr that is an ID (PROTOCOL.md §1), as an iog_id_t */
+    IOG_F_KEY,   /**< a COSE_Key, as its point (65 bytes), checked on P-256 */
+    IOG_F_POINT, /**< a COSE_Key not checked on the curve (a verify under it will) */
+    IOG_F_ARRAY, /**< an array, as an iog_view_t of its encoding (head included) */
+};
+
+/** Where iog_map_decode() puts the value of one key, and as what. */
+typedef struct {
+    uint16_t off; /**< offsetof() in the output struct */
+    uint8_t kind; /**< IOG_F_* */
+    uint8_t len;  /**< IOG_F_BYTES: the exact length */
+} iog_field_t;
+
 /**
- * @brief iog_sign1_parse(), then opens the payload as a CBOR map
- *        (iog_cbor_map_open()): the shape of every signed message here.
- * @return 0 with the map's pairs in @p n, or -EBADMSG.
+ * @brief Decodes the CBOR map @p buf whose keys are 1..@p nf (nf <= 30):
+ *        key k as @p f[k - 1] says, into @p out. Well-formedness and the
+ *        limits of PROTOCOL.md §1 first; an unknown key is malformed.
+ * @return the keys seen as a bit mask (bit k for key k), or -EBADMSG.
  */
-int iog_sign1_map_open(const uint8_t *buf, size_t len, iog_sign1_t *s, iog_cbor_dec_t *d,
-                       size_t *n);
+int iog_map_decode(const uint8_t *buf, size_t len, const iog_field_t *f, size_t nf, void *out);
+
+/**
+ * @brief iog_sign1_parse(), then iog_map_decode() of its payload: the shape
+ *        of every signed message here. The signature is not checked.
+ * @return the keys seen, or -EBADMSG.
+ */
+int iog_sign1_decode(const uint8_t *buf, size_t len, iog_sign1_t *s, const iog_field_t *f,
+                     size_t nf, void *out);
 
 /** Verifies @p s under @p pub with external AAD @p aad. @return 0 or -EACCES. */
 int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], const char *aad);

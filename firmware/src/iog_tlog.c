@@ -2,10 +2,13 @@
  * The transparency log as a device checks it: checkpoints and RFC 9162 proofs.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "iog_cbor.h"
 #include "iog_tlog.h"
+
+#define FLD(T, m, kind) { offsetof(T, m), kind, sizeof(((T *)0)->m) }
 
 /*
  * checkpoint (PROTOCOL.md §9.1), the payload of a COSE_Sign1 by the CH key:
@@ -16,6 +19,17 @@
  *      03 58 20 <root:32>       root hash
  *      04 <uint time_ms>        time of the newest block
  */
+typedef struct {
+    iog_tlog_cp_t cp;
+    iog_view_t cluster;
+    uint64_t time_ms;
+} checkpoint_t;
+
+static const iog_field_t checkpoint_fields[] = {
+    FLD(checkpoint_t, cluster, IOG_F_TEXT), FLD(checkpoint_t, cp.size, IOG_F_UINT),
+    FLD(checkpoint_t, cp.root, IOG_F_BYTES), FLD(checkpoint_t, time_ms, IOG_F_UINT),
+};
+
 /*
  * Decodes a checkpoint and checks its kid and cluster against @p ch; the
  * signature is left to the caller (iog_sign1_verify() on @p s), so that a
@@ -24,40 +38,18 @@
 static int checkpoint_open(const uint8_t *buf, size_t len, const iog_cluster_t *ch,
                            iog_tlog_cp_t *cp, uint64_t *time_ms, iog_sign1_t *s)
 {
-    iog_cbor_dec_t d;
-    size_t n, cl = 0;
-    uint32_t seen = 0;
-    uint64_t t = 0;
-    const uint8_t *c = NULL;
-    if (iog_sign1_map_open(buf, len, s, &d, &n)) {
-        return -EBADMSG;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        if (iog_cbor_map_key(&d, 4, &k, &seen)) {
-            return -EBADMSG;
-        }
-        switch (k) {
-        case 1: r = iog_cbor_get_tstr(&d, &c, &cl); break;
-        case 2: r = iog_cbor_get_uint(&d, &cp->size); break;
-        case 3: r = iog_cbor_get_bstr_exact(&d, cp->root, IOG_HASH_LEN); break;
-        case 4: r = iog_cbor_get_uint(&d, &t); break;
-        }
-        if (r) {
-            return -EBADMSG;
-        }
-    }
-    if (seen != 0x1E || cp->size == 0) {
+    checkpoint_t c;
+    if (iog_sign1_decode(buf, len, s, checkpoint_fields, 4, &c) != 0x1E || c.cp.size == 0) {
         return -EBADMSG;
     }
     /* the kid names the signer: a checkpoint of any other key is refused unverified */
     if (s->kid_len != IOG_HASH_LEN || !iog_ct_eq(s->kid, ch->thumb, IOG_HASH_LEN) ||
-        !iog_id_eq(&ch->cluster, c, cl)) {
+        !iog_id_eq(&ch->cluster, c.cluster.p, c.cluster.n)) {
         return -EACCES;
     }
+    *cp = c.cp;
     if (time_ms) {
-        *time_ms = t;
+        *time_ms = c.time_ms;
     }
     return 0;
 }
@@ -68,23 +60,6 @@ int iog_checkpoint_verify(const uint8_t *buf, size_t len, const iog_cluster_t *c
     iog_sign1_t s;
     int e = checkpoint_open(buf, len, ch, cp, time_ms, &s);
     return e ? e : iog_sign1_verify(&s, ch->pub, IOG_AAD_CHECKPOINT);
-}
-
-/* Reads an array of 32-byte hashes in deterministic encoding, in place. */
-static int path_read(iog_cbor_dec_t *d, const uint8_t **path, size_t *n)
-{
-    if (iog_cbor_get_array(d, n) || *n > IOG_TLOG_MAX_PATH) {
-        return -EBADMSG;
-    }
-    *path = d->p;
-    for (size_t i = 0; i < *n; i++) {
-        const uint8_t *p;
-        size_t l;
-        if (d->p >= d->end || d->p[0] != 0x58 || iog_cbor_get_bstr(d, &p, &l) || l != IOG_HASH_LEN) {
-            return -EBADMSG;
-        }
-    }
-    return 0;
 }
 
 /*
@@ -98,36 +73,39 @@ static int path_read(iog_cbor_dec_t *d, const uint8_t **path, size_t *n)
  *     [05 <uint M>]             when asked with from=M
  *     [06 <array of hash>]      consistency path from M (absent when empty)
  */
-int iog_proof_decode(const uint8_t *buf, size_t len, iog_proof_t *p)
+static const iog_field_t proof_fields[] = {
+    FLD(iog_proof_t, cp, IOG_F_VIEW),     FLD(iog_proof_t, index, IOG_F_UINT),
+    FLD(iog_proof_t, block, IOG_F_VIEW),  FLD(iog_proof_t, path, IOG_F_ARRAY),
+    FLD(iog_proof_t, old_size, IOG_F_UINT), FLD(iog_proof_t, cons, IOG_F_ARRAY),
+};
+
+/* A path as its hashes: an array of 32-byte bstrs in deterministic encoding. */
+static int path_read(iog_view_t *v)
 {
     iog_cbor_dec_t d;
-    size_t n, bl = 0;
-    uint32_t seen = 0;
-    memset(p, 0, sizeof(*p));
-    if (iog_cbor_map_open(&d, buf, len, &n)) {
+    size_t n = 0;
+    iog_cbor_dec_init(&d, v->p, v->n);
+    if (v->p && (iog_cbor_get_array(&d, &n) || n > IOG_TLOG_MAX_PATH ||
+                 v->p + v->n - d.p != (ptrdiff_t)(IOG_TLOG_STRIDE * n))) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        if (iog_cbor_map_key(&d, 6, &k, &seen)) {
-            return -EBADMSG;
-        }
-        switch (k) {
-        case 1: r = iog_cbor_get_bstr(&d, &p->cp, &p->cp_len); break;
-        case 2: r = iog_cbor_get_uint(&d, &p->index); break;
-        case 3: r = iog_cbor_get_bstr(&d, &p->block, &bl); break;
-        case 4: r = path_read(&d, &p->path, &p->path_n); break;
-        case 5: r = iog_cbor_get_uint(&d, &p->old_size); break;
-        case 6: r = path_read(&d, &p->cons, &p->cons_n); break;
-        }
-        if (r) {
+        if (d.p[IOG_TLOG_STRIDE * i] != 0x58 || d.p[IOG_TLOG_STRIDE * i + 1] != IOG_HASH_LEN) {
             return -EBADMSG;
         }
     }
-    /* 1-4 required; a consistency path only with its tree size */
-    if ((seen & 0x1E) != 0x1E || bl != IOG_HASH_LEN || ((seen & 0x20) && p->old_size == 0) ||
-        (p->cons && !p->old_size)) {
+    v->p = d.p;
+    v->n = n;
+    return 0;
+}
+
+int iog_proof_decode(const uint8_t *buf, size_t len, iog_proof_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    int seen = iog_map_decode(buf, len, proof_fields, 6, p);
+    /* 1-4 required; a consistency path only with its tree size, which is >= 1 */
+    if ((seen & 0x1E) != 0x1E || p->block.n != IOG_HASH_LEN || ((seen & 0x20) && !p->old_size) ||
+        (p->cons.p && !p->old_size) || path_read(&p->path) || path_read(&p->cons)) {
         return -EBADMSG;
     }
     return 0;
@@ -230,20 +208,20 @@ int iog_tlog_check_join(const uint8_t *buf, size_t len, const iog_member_t *m,
     if (iog_proof_decode(buf, len, &p)) {
         return -EBADMSG;
     }
-    int e = checkpoint_open(p.cp, p.cp_len, &m->ch, &cp, time_ms, &s);
+    int e = checkpoint_open(p.cp.p, p.cp.n, &m->ch, &cp, time_ms, &s);
     if (e) {
         return e;
     }
     /* hashes first, the one signature last */
-    if (p.index != m->height || !iog_ct_eq(p.block, m->block, IOG_HASH_LEN)) {
+    if (p.index != m->height || !iog_ct_eq(p.block.p, m->block, IOG_HASH_LEN)) {
         return -ENOENT;
     }
-    tree_hash(0x00, p.block, NULL, leaf);
-    if (iog_tlog_inclusion(p.index, leaf, &cp, p.path, p.path_n)) {
+    tree_hash(0x00, p.block.p, NULL, leaf);
+    if (iog_tlog_inclusion(p.index, leaf, &cp, p.path.p, p.path.n)) {
         return -EILSEQ;
     }
     if (kept->size &&
-        (p.old_size != kept->size || iog_tlog_consistency(kept, &cp, p.cons, p.cons_n))) {
+        (p.old_size != kept->size || iog_tlog_consistency(kept, &cp, p.cons.p, p.cons.n))) {
         return -EXDEV;
     }
     if (iog_sign1_verify(&s, m->ch.pub, IOG_AAD_CHECKPOINT)) {

@@ -54,15 +54,12 @@ int iog_checkpoint_verify(const uint8_t *buf, size_t len, const iog_cluster_t *c
 
 /** A decoded GET /ledger/proof answer (PROTOCOL.md §9.2): views into it. */
 typedef struct {
-    const uint8_t *cp;    /**< key 1: the signed checkpoint */
-    size_t cp_len;        /**< its length */
-    uint64_t index;       /**< key 2: leaf index = block height */
-    const uint8_t *block; /**< key 3: the block hash, 32 bytes */
-    const uint8_t *path;  /**< key 4: the audit path, leaf to root */
-    size_t path_n;        /**< its hashes */
-    uint64_t old_size;    /**< key 5: the tree size asked with from=, 0 when absent */
-    const uint8_t *cons;  /**< key 6: consistency path from old_size, NULL when absent */
-    size_t cons_n;        /**< its hashes */
+    iog_view_t cp;     /**< key 1: the signed checkpoint */
+    uint64_t index;    /**< key 2: leaf index = block height */
+    iog_view_t block;  /**< key 3: the block hash, 32 bytes */
+    iog_view_t path;   /**< key 4: the audit path, leaf to root: its first hash and their count */
+    uint64_t old_size; /**< key 5: the tree size asked with from=, 0 when absent */
+    iog_view_t cons;   /**< key 6: the consistency path from old_size, as @p path; p NULL when absent */
 } iog_proof_t;
 
 /**

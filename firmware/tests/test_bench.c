@@ -80,7 +80,7 @@ void test_bench(void)
     int n = unit_tlog_answer(priv, &m.ch, 1000, 777, 600, 1767225600000ull, answer, sizeof(answer));
     CHECK_EQ(iog_proof_decode(answer, (size_t)n, &p), 0);
     printf("bench tlog answer at 1,000 blocks from 600: %d bytes, %u + %u path hashes\n", n,
-           (unsigned)p.path_n, (unsigned)p.cons_n);
+           (unsigned)p.path.n, (unsigned)p.cons.n);
     iog_tlog_cp_t old = { 600, { 0 } };
     unit_tlog_root(600, old.root);
     ok = 0;
@@ -100,8 +100,8 @@ void test_bench(void)
         uint8_t leaf[1 + IOG_HASH_LEN] = { 0x00 };
         memcpy(leaf + 1, m.block, IOG_HASH_LEN);
         iog_sha256(leaf, sizeof(leaf), hash);
-        ok += iog_tlog_inclusion(777, hash, &cp, p.path, p.path_n) == 0 &&
-              iog_tlog_consistency(&kept, &cp, p.cons, p.cons_n) == 0;
+        ok += iog_tlog_inclusion(777, hash, &cp, p.path.p, p.path.n) == 0 &&
+              iog_tlog_consistency(&kept, &cp, p.cons.p, p.cons.n) == 0;
     }
     unit_report("tlog paths only (1,000)", unit_clock() - t, reps * 10);
     CHECK_EQ(ok, reps * 10);

@@ -259,10 +259,10 @@ static void test_decode(void)
     CHECK_EQ(iog_proof_decode(a, (size_t)n, &p), 0);
     CHECK_EQ(p.index, 6);
     CHECK_EQ(p.old_size, 4);
-    CHECK(p.path_n == 4 && p.cons_n > 0);
+    CHECK(p.path.n == 4 && p.cons.n > 0);
     /* every truncation and every changed byte: refused, never a crash, never accepted */
     unsigned accepted = 0;
-    int signed_from = (int)(p.cp - a) + 45, signed_to = (int)(p.cp - a + p.cp_len);
+    int signed_from = (int)(p.cp.p - a) + 45, signed_to = (int)(p.cp.p - a + p.cp.n);
     for (int i = 0; i < n; i++) {
         iog_tlog_cp_t k = { 4, { 0 } };
         ref_mth(0, 4, k.root);
