@@ -8,9 +8,14 @@
 
 /* ---- output: one line at a time, built in b->out ---- */
 
+static void o_end(iog_board_t *b);
+
+/* Starts a line with the word(s) @p w; a line still being built is printed first. */
 static void o_start(iog_board_t *b, const char *w)
 {
-    b->out_len = 0;
+    if (b->out_len) {
+        o_end(b);
+    }
     b->out[0] = '\0';
     size_t n = strlen(w);
     memcpy(b->out, w, n < sizeof(b->out) ? n : sizeof(b->out) - 1);
@@ -55,18 +60,17 @@ static void o_hex(iog_board_t *b, const uint8_t *p, size_t n)
 /* Microdegrees as decimal degrees with 6 decimals. */
 static void o_deg(iog_board_t *b, int64_t udeg)
 {
-    uint64_t a = udeg < 0 ? (uint64_t)(-udeg) : (uint64_t)udeg;
-    char f[7];
+    /* |udeg| <= 180,000,000: 32 bits (the lx106 has no 64-bit divide) */
+    uint32_t a = (uint32_t)(udeg < 0 ? -udeg : udeg);
+    char f[9] = ".";
     if (udeg < 0) {
         o_s(b, "-");
     }
     o_u(b, a / 1000000);
-    for (int i = 5; i >= 0; i--) {
+    for (int i = 6; i >= 1; i--) {
         f[i] = (char)('0' + a % 10);
         a /= 10;
     }
-    f[6] = '\0';
-    o_s(b, ".");
     o_s(b, f);
 }
 
@@ -115,6 +119,13 @@ static void say(iog_board_t *b, const char *w, const char *text)
         o_s(b, text);
     }
     o_end(b);
+}
+
+/* An "error WHAT" line. @return -EINVAL. */
+static int bad(iog_board_t *b, const char *what)
+{
+    say(b, "error", what);
+    return -EINVAL;
 }
 
 /* "error WHAT: strerror-like text (code diag)" */
@@ -375,7 +386,7 @@ static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
     o_s(b, why);
     o_end(b);
     if (not_member(&b->dev)) { /* the CH says *we* are not a member */
-        say(b, "error", "the cluster head says this board is not a member: rejoining");
+        bad(b, "the cluster head says this board is not a member: rejoining");
         drop_member(b);
         b->join_due = 1;
         b->join_at = b->hw->now_ms(b->hw->ctx);
@@ -464,7 +475,7 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
         n = -EBADMSG;
     }
     if (n == -EBADMSG || (n < 0 && n != -ENOENT)) {
-        say(b, "error", "stored settings are unreadable: defaults used, set them again");
+        bad(b, "stored settings are unreadable: defaults used, set them again");
     }
     n = iog_store_get(st, IOG_REC_KEY, b->io, sizeof(b->io), &p);
     int e = 0;
@@ -473,7 +484,7 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
     }
     else {
         if (n != -ENOENT) {
-            say(b, "error", "stored key is unreadable: a new one is made (the CH knows the old one)");
+            bad(b, "stored key is unreadable: a new one is made (the CH knows the old one)");
         }
         e = make_key(b);
     }
@@ -493,7 +504,7 @@ static int restore(iog_board_t *b)
         return 0;
     }
     if (n < 0 || iog_rec_member_decode(p, (size_t)n, &m)) {
-        say(b, "error", "stored membership is corrupt: rejoining (a new K_m, no number reused)");
+        bad(b, "stored membership is corrupt: rejoining (a new K_m, no number reused)");
         drop_member(b);
         return 0;
     }
@@ -504,7 +515,7 @@ static int restore(iog_board_t *b)
     clock_learn(b, m.clock);
     iog_wipe(&m, sizeof(m));
     if (b->set.has_pin && !iog_ct_eq(b->set.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN)) {
-        say(b, "error", "the stored CH key does not match the pin: rejoining");
+        bad(b, "the stored CH key does not match the pin: rejoining");
         drop_member(b);
         return 0;
     }
@@ -529,7 +540,7 @@ static int restore(iog_board_t *b)
     iog_wipe(b->io, sizeof(b->io));
     uint64_t now = iog_board_now(b);
     if (now && now >= b->dev.mem.expires) {
-        say(b, "error", "membership expired: rejoining");
+        bad(b, "membership expired: rejoining");
         drop_member(b);
         return 0;
     }
@@ -542,7 +553,7 @@ static int configured(iog_board_t *b, int quiet)
         return 1;
     }
     if (!quiet) {
-        say(b, "error", "not configured: set server IP:PORT and position LAT,LON, then join");
+        bad(b, "not configured: set server IP:PORT and position LAT,LON, then join");
     }
     return 0;
 }
@@ -567,7 +578,7 @@ static void pin_follow(iog_board_t *b)
     if (b->set.has_pin && !iog_ct_eq(b->set.pin, b->dev.pin, IOG_HASH_LEN)) {
         memcpy(b->set.pin, b->dev.pin, IOG_HASH_LEN);
         if (save_settings(b)) {
-            say(b, "error", "the pin followed a CH key rotation but is not stored");
+            bad(b, "the pin followed a CH key rotation but is not stored");
         }
     }
 }
@@ -598,7 +609,7 @@ static int do_join(iog_board_t *b)
         clock_learn(b, time_ms / 1000u);
     }
     else {
-        say(b, "error", "no signed time from the CH: expiry is left to its answers");
+        bad(b, "no signed time from the CH: expiry is left to its answers");
     }
     b->member_dirty = 1;
     b->dev.mem.seq = 0;
@@ -714,47 +725,49 @@ static char *rest(char **s)
     return p;
 }
 
-/* A decimal number in [lo, hi], nothing else. @return 0 or -EINVAL. */
+/* A decimal number in [lo, hi], nothing else. @return 0, -EINVAL or -ERANGE. */
 static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
-    uint64_t v = 0;
+    uint32_t v = 0;
     if (!s || !*s) {
         return -EINVAL;
     }
     for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > 0xFFFFFFFFu) {
+        if (*s < '0' || *s > '9') {
             return -EINVAL;
         }
-        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > hi) { /* hi < 2^28: no overflow before this */
+            return -ERANGE;
+        }
+        v = v * 10 + (uint32_t)(*s - '0');
     }
     if (v < lo || v > hi) {
         return -ERANGE;
     }
-    *out = (uint32_t)v;
+    *out = v;
     return 0;
 }
 
-/* Decimal degrees, at most 6 decimals, within +-@p max degrees, to microdegrees. */
-static int parse_deg(const char *s, const char *end, int64_t max, int64_t *out)
+/*
+ * Decimal degrees, at most 3 integer digits and 6 decimals, within +-@p max
+ * degrees, to microdegrees (32 bits: at most 999,999,999 before the range check).
+ */
+static int parse_deg(const char *s, const char *end, uint32_t max, int64_t *out)
 {
-    int neg = 0, digits = 0, decimals = -1;
-    int64_t v = 0;
-    if (s < end && (*s == '-' || *s == '+')) {
-        neg = *s++ == '-';
-    }
+    int neg = s < end && *s == '-', digits = 0, decimals = -1;
+    uint32_t v = 0;
+    s += s < end && (*s == '-' || *s == '+');
     for (; s < end; s++) {
         if (*s == '.' && decimals < 0) {
             decimals = 0;
             continue;
         }
-        if (*s < '0' || *s > '9' || decimals >= 6 || v > 1000000000) {
+        if (*s < '0' || *s > '9' || decimals >= 6 || (decimals < 0 && digits >= 3)) {
             return -EINVAL;
         }
-        v = v * 10 + (*s - '0');
+        v = v * 10 + (uint32_t)(*s - '0');
         digits++;
-        if (decimals >= 0) {
-            decimals++;
-        }
+        decimals += decimals >= 0;
     }
     if (!digits) {
         return -EINVAL;
@@ -762,10 +775,10 @@ static int parse_deg(const char *s, const char *end, int64_t max, int64_t *out)
     for (int i = decimals < 0 ? 0 : decimals; i < 6; i++) {
         v *= 10;
     }
-    if (v > max * 1000000) {
+    if (v > max * 1000000u) {
         return -ERANGE;
     }
-    *out = neg ? -v : v;
+    *out = neg ? -(int64_t)v : (int64_t)v;
     return 0;
 }
 
@@ -863,12 +876,6 @@ static int b64_decode(const char *s, uint8_t *out, size_t cap)
 
 /* ---- commands ---- */
 
-static int bad(iog_board_t *b, const char *what)
-{
-    say(b, "error", what);
-    return -EINVAL;
-}
-
 /* The settings of `set`, each as "name: what it takes" (its error line). */
 enum { S_SSID, S_PASS, S_SERVER, S_ID, S_POSITION, S_PIN, S_PORT, S_PEER, S_SLEEP, S_MODE, S_COUNT };
 static const char *const set_usage[S_COUNT] = {
@@ -887,7 +894,7 @@ static const char *const set_usage[S_COUNT] = {
 static int cmd_set(iog_board_t *b, char *args)
 {
     char *key = tok(&args), *x, *comma;
-    iog_settings_t s = b->set;
+    iog_settings_t old = b->set, *s = &b->set; /* changed in place, restored unless stored */
     uint32_t v = 0;
     int k, e = 0, drop = 0;
     size_t kl = key ? strlen(key) : 0;
@@ -906,51 +913,49 @@ static int cmd_set(iog_board_t *b, char *args)
     case S_SSID:
     case S_PASS:
         e = k == S_SSID ? !n || n > 32 : n && (n < 8 || n > 63);
-        strcpy(k == S_SSID ? s.ssid : s.pass, e ? "" : x);
+        strcpy(k == S_SSID ? s->ssid : s->pass, e ? "" : x);
         break;
     case S_SERVER:
-        e = parse_ip4port(x, &s.server);
+        e = parse_ip4port(x, &s->server);
         break;
     case S_ID:
-        e = !x || iog_id_set(&s.id, x, n);
+        e = !x || iog_id_set(&s->id, x, n);
         drop = !e && !iog_id_eq(&b->dev.me.id, x, n);
         break;
     case S_POSITION:
         comma = x ? strchr(x, ',') : NULL;
-        e = !comma || parse_deg(x, comma, 90, &s.lat) ||
-            parse_deg(comma + 1, comma + strlen(comma), 180, &s.lon);
-        s.has_pos = 1;
+        e = !comma || parse_deg(x, comma, 90, &s->lat) ||
+            parse_deg(comma + 1, comma + strlen(comma), 180, &s->lon);
+        s->has_pos = 1;
         break;
     case S_PIN:
-        s.has_pin = !x || strcmp(x, "none");
-        e = s.has_pin && (n != 2 * IOG_HASH_LEN || hex_decode(x, s.pin, IOG_HASH_LEN));
-        drop = s.has_pin && !iog_ct_eq(s.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN);
+        s->has_pin = !x || strcmp(x, "none");
+        e = s->has_pin && (n != 2 * IOG_HASH_LEN || hex_decode(x, s->pin, IOG_HASH_LEN));
+        drop = s->has_pin && !iog_ct_eq(s->pin, b->dev.mem.ch.thumb, IOG_HASH_LEN);
         break;
     case S_PORT:
     case S_SLEEP:
         e = parse_u32(x, 1, k == S_PORT ? 65535 : 12600, &v);
         if (k == S_PORT) {
-            s.port = (uint16_t)v;
+            s->port = (uint16_t)v;
         }
         else {
-            s.sleep_s = v;
+            s->sleep_s = v;
         }
         break;
     case S_PEER:
-        e = !x || iog_id_set(&s.peer, x, n) || parse_ip4port(tok(&args), &s.peer_addr);
+        e = !x || iog_id_set(&s->peer, x, n) || parse_ip4port(tok(&args), &s->peer_addr);
         break;
     default: /* S_MODE */
-        s.mode = x && !strcmp(x, "sleepy");
-        e = !x || (!s.mode && strcmp(x, "console"));
+        s->mode = x && !strcmp(x, "sleepy");
+        e = !x || (!s->mode && strcmp(x, "console"));
         break;
     }
     if (e || tok(&args)) {
+        b->set = old;
         return bad(b, set_usage[k]);
     }
-    iog_settings_t old = b->set;
-    b->set = s;
-    e = save_settings(b);
-    if (e) {
+    if ((e = save_settings(b))) {
         b->set = old;
         return fail(b, "settings not stored", e);
     }
@@ -991,7 +996,6 @@ static int cmd_show(iog_board_t *b, char *args)
     o_start(b, "show id ");
     o_s(b, b->dev.me.id.s);
     o_s(b, s->id.len ? "" : " (default from the key)");
-    o_end(b);
     o_start(b, "show server ");
     if (s->server.family) {
         o_addr(b, &s->server);
@@ -999,7 +1003,6 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "unset");
     }
-    o_end(b);
     o_start(b, "show position ");
     if (s->has_pos) {
         o_deg(b, s->lat);
@@ -1009,7 +1012,6 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "unset");
     }
-    o_end(b);
     o_start(b, "show pin ");
     if (s->has_pin) {
         o_hex(b, s->pin, sizeof(s->pin));
@@ -1017,14 +1019,11 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "none");
     }
-    o_end(b);
     o_start(b, "show port ");
     o_u(b, s->port);
-    o_end(b);
     o_start(b, "show wifi.ssid ");
     o_s(b, s->ssid[0] ? s->ssid : "unset");
     o_s(b, s->pass[0] ? " (passphrase set)" : " (no passphrase)");
-    o_end(b);
     o_start(b, "show mode ");
     o_s(b, s->mode == IOG_MODE_SLEEPY ? "sleepy" : "console");
     o_kv(b, "peer");
@@ -1035,7 +1034,6 @@ static int cmd_show(iog_board_t *b, char *args)
     }
     o_kv(b, "sleep");
     o_u(b, s->sleep_s);
-    o_end(b);
     o_start(b, "show credential ");
     if (s->cred_len) {
         o_b64(b, s->cred, s->cred_len);
@@ -1044,7 +1042,6 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "none");
     }
-    o_end(b);
     o_start(b, "show member ");
     if (b->dev.joined) {
         o_s(b, "cluster=");
@@ -1063,17 +1060,15 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "none");
     }
-    o_end(b);
     o_start(b, "show clock ");
     uint64_t now = iog_board_now(b);
     if (now) {
         o_u(b, now);
-        o_s(b, " (lower bound from the CH's signed ledger head)");
+        o_s(b, " (a lower bound: the time of the CH's signed checkpoint or ledger head)");
     }
     else {
         o_s(b, "unknown");
     }
-    o_end(b);
     if (b->kept && b->kept->active) {
         o_start(b, "show session ");
         o_s(b, b->kept->peer.s);
@@ -1410,7 +1405,7 @@ void iog_board_input(iog_board_t *b, const char *data, size_t n)
         char c = data[i];
         if (c == '\n' || c == '\r') {
             if (b->line_bad) {
-                say(b, "error", "line too long: ignored");
+                bad(b, "line too long: ignored");
             }
             else if (b->line_len) {
                 b->line[b->line_len] = '\0';

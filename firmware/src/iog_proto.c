@@ -1138,22 +1138,16 @@ static int m2m_derive(const uint8_t sk[16], const uint8_t sid[16], const iog_id_
                       uint8_t key[16], uint8_t iv[12])
 {
     uint8_t info[24 + IOG_ID_MAX + 2];
-    iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, info, sizeof(info));
-    iog_cbor_put_array(&e, 2);
-    iog_cbor_put_cstr(&e, "iotguard m2m key");
-    put_id(&e, x);
-    int n = iog_cbor_enc_finish(&e);
-    if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, key, 16)) {
-        return -EINVAL;
-    }
-    iog_cbor_enc_init(&e, info, sizeof(info));
-    iog_cbor_put_array(&e, 2);
-    iog_cbor_put_cstr(&e, "iotguard m2m iv");
-    put_id(&e, x);
-    n = iog_cbor_enc_finish(&e);
-    if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, iv, 12)) {
-        return -EINVAL;
+    for (int i = 0; i < 2; i++) {
+        iog_cbor_enc_t e;
+        iog_cbor_enc_init(&e, info, sizeof(info));
+        iog_cbor_put_array(&e, 2);
+        iog_cbor_put_cstr(&e, i ? "iotguard m2m iv" : "iotguard m2m key");
+        put_id(&e, x);
+        int n = iog_cbor_enc_finish(&e);
+        if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, i ? iv : key, i ? 12 : 16)) {
+            return -EINVAL;
+        }
     }
     return 0;
 }

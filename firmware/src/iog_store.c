@@ -80,20 +80,23 @@ int iog_store_erase(const iog_storage_t *st, unsigned rec)
  * ---- record payloads: fields in order, little-endian, no padding ----
  *
  * Each record is a table of fields of its struct, written and read by one
- * pair of loops: an integer as its value in so many bytes (a uint32_t
- * field takes 8 on the wire where the layout says u64), bytes as they are,
- * an ID or a string as a length byte and its bytes, a credential as the
- * bytes the integer field before it counts. The layouts are those of
- * IOG_STORE_VERSION 1.
+ * pair of loops: an integer as its bytes in memory (the store is for
+ * little-endian targets; a uint32_t takes 8 bytes where the layout says
+ * u64), bytes as they are, an ID or a string as a length byte and its
+ * bytes, the credential as the bytes its count says. The layouts are those
+ * of IOG_STORE_VERSION 1.
  */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the store's records are little-endian: convert the integers for this target"
+#endif
 
 enum {
-    F_BYTES, /* len bytes */
-    F_INT,   /* len = memory size | wire size << 4 */
+    F_BYTES, /* len bytes (an integer of len bytes too) */
+    F_WIDE,  /* a uint32_t as 8 bytes, the high half zero */
+    F_VAR,   /* as many bytes (at most IOG_CRED_MAX) as the uint16_t just before it counts */
+    F_STR,   /* a NUL-free string of < len bytes: length byte, bytes */
     F_ID,    /* a valid ID: length byte, bytes */
     F_ID0,   /* the same, or length 0: unset */
-    F_STR,   /* a NUL-free string of < len bytes: length byte, bytes */
-    F_VAR,   /* as many bytes (at most IOG_CRED_MAX) as the F_INT field before says */
 };
 
 /* 4 bytes a field: the tables are static RAM on the ESP8266 (its .rodata) */
@@ -103,12 +106,14 @@ typedef struct {
     uint8_t kind;
 } field_t;
 
-#define FB(T, m) { offsetof(T, m), sizeof(((T *)0)->m), F_BYTES }
-#define FI(T, m, wire) { offsetof(T, m), sizeof(((T *)0)->m) | (wire) << 4, F_INT }
-#define FN(T, m) FI(T, m, sizeof(((T *)0)->m))
 #define FK(T, m, kind, len) { offsetof(T, m), len, kind }
+#define FB(T, m) FK(T, m, F_BYTES, sizeof(((T *)0)->m))
 #define FSTR(T, m) FK(T, m, F_STR, sizeof(((T *)0)->m))
-#define FADDR(T, m) FN(T, m.family), FB(T, m.ip), FN(T, m.port)
+#define FADDR(T, m) FB(T, m.family), FB(T, m.ip), FB(T, m.port)
+
+/* the credential's count is the uint16_t just before its bytes */
+typedef char cred_count_before_it[offsetof(iog_settings_t, cred) ==
+                                  offsetof(iog_settings_t, cred_len) + 2 ? 1 : -1];
 
 /* A cursor over the payload; the first overrun or bad field sets err and stops it. */
 typedef struct {
@@ -138,54 +143,29 @@ static const uint8_t *get(cur_t *c, size_t n)
     return c->r + c->n - n;
 }
 
-/* An integer field of @p size bytes in memory. */
-static uint64_t int_load(const uint8_t *p, unsigned size)
-{
-    switch (size) {
-    case 1: return *p;
-    case 2: return *(const uint16_t *)(const void *)p;
-    case 4: return *(const uint32_t *)(const void *)p;
-    default: return *(const uint64_t *)(const void *)p;
-    }
-}
-
-static void int_store(uint8_t *p, unsigned size, uint64_t v)
-{
-    switch (size) {
-    case 1: *p = (uint8_t)v; break;
-    case 2: *(uint16_t *)(void *)p = (uint16_t)v; break;
-    case 4: *(uint32_t *)(void *)p = (uint32_t)v; break;
-    default: *(uint64_t *)(void *)p = v; break;
-    }
-}
-
 static void fields_put(cur_t *c, const void *base, const field_t *f, size_t nf)
 {
-    uint64_t last = 0;
+    static const uint8_t zero[4];
     for (; nf--; f++) {
         const uint8_t *p = (const uint8_t *)base + f->off;
-        uint8_t b[8];
         size_t n = f->len;
+        uint8_t l;
         switch (f->kind) {
-        case F_INT:
-            last = int_load(p, f->len & 15);
-            n = f->len >> 4;
-            for (size_t i = 0; i < n; i++) {
-                b[i] = (uint8_t)(last >> (8 * i));
-            }
-            p = b;
+        case F_WIDE:
+            put(c, p, 4);
+            p = zero;
+            n = 4;
             break;
         case F_VAR:
-            c->err |= last > IOG_CRED_MAX;
-            n = (size_t)last;
+            n = *(const uint16_t *)(const void *)(p - 2);
+            c->err |= n > IOG_CRED_MAX;
             break;
         case F_BYTES:
             break;
         default: /* an ID (its length byte first) or a string */
-            b[0] = (uint8_t)(f->kind == F_STR ? strlen((const char *)p) : *p);
-            put(c, b, 1);
-            n = b[0];
-            p += f->kind != F_STR ? offsetof(iog_id_t, s) : 0;
+            l = f->kind == F_STR ? (uint8_t)strlen((const char *)p) : *p++;
+            put(c, &l, 1);
+            n = l;
             break;
         }
         put(c, p, n);
@@ -194,49 +174,38 @@ static void fields_put(cur_t *c, const void *base, const field_t *f, size_t nf)
 
 static void fields_get(cur_t *c, void *base, const field_t *f, size_t nf)
 {
-    uint64_t last = 0;
     for (; nf-- && !c->err; f++) {
         uint8_t *p = (uint8_t *)base + f->off;
         const uint8_t *w;
-        size_t n = f->len;
-        if (f->kind == F_INT) {
-            unsigned size = f->len & 15;
-            n = f->len >> 4;
-            last = 0;
-            if ((w = get(c, n))) {
-                while (n--) {
-                    last = last << 8 | w[n];
-                }
-                c->err |= size < 8 && last >> (8 * size);
-                int_store(p, size, last);
-            }
-            continue;
-        }
+        size_t n = f->kind == F_WIDE ? 8 : f->len;
         if (f->kind == F_VAR) {
-            c->err |= last > IOG_CRED_MAX;
-            n = (size_t)last;
+            n = *(const uint16_t *)(const void *)(p - 2);
         }
-        else if (f->kind != F_BYTES) {
-            w = get(c, 1);
-            n = w ? *w : 0;
-            if (f->kind == F_STR) {
-                c->err |= n >= f->len;
-                p[n < f->len ? n : 0] = '\0';
-            }
+        else if (f->kind >= F_STR) {
+            n = (w = get(c, 1)) ? *w : 0;
         }
-        if ((w = get(c, c->err ? 0 : n)) == NULL) {
+        if ((w = get(c, n)) == NULL || (f->kind == F_VAR && n > IOG_CRED_MAX) ||
+            (f->kind == F_STR && (n >= f->len || memchr(w, 0, n)))) {
+            c->err = 1;
             break;
         }
-        if (f->kind == F_STR) {
+        switch (f->kind) {
+        case F_WIDE:
+            memcpy(p, w, 4);
+            c->err = (w[4] | w[5] | w[6] | w[7]) != 0;
+            break;
+        case F_STR:
             memcpy(p, w, n);
-            c->err |= strlen((const char *)p) != n; /* no NUL inside */
-        }
-        else if (f->kind == F_ID || f->kind == F_ID0) {
+            p[n] = '\0';
+            break;
+        case F_ID:
+        case F_ID0:
             memset(p, 0, sizeof(iog_id_t));
-            c->err |= (n || f->kind == F_ID) && iog_id_set((iog_id_t *)(void *)p, w, n);
-        }
-        else {
+            c->err = (n || f->kind == F_ID) && iog_id_set((iog_id_t *)(void *)p, w, n);
+            break;
+        default:
             memcpy(p, w, n);
+            break;
         }
     }
 }
@@ -272,17 +241,17 @@ static const field_t settings_fields[] = {
     FSTR(iog_settings_t, pass),
     FADDR(iog_settings_t, server),
     FK(iog_settings_t, id, F_ID0, 0),
-    FN(iog_settings_t, has_pos),
-    FN(iog_settings_t, lat),
-    FN(iog_settings_t, lon),
-    FN(iog_settings_t, has_pin),
+    FB(iog_settings_t, has_pos),
+    FB(iog_settings_t, lat),
+    FB(iog_settings_t, lon),
+    FB(iog_settings_t, has_pin),
     FB(iog_settings_t, pin),
-    FN(iog_settings_t, port),
-    FN(iog_settings_t, mode),
+    FB(iog_settings_t, port),
+    FB(iog_settings_t, mode),
     FK(iog_settings_t, peer, F_ID0, 0),
     FADDR(iog_settings_t, peer_addr),
-    FI(iog_settings_t, sleep_s, 8),
-    FN(iog_settings_t, cred_len),
+    FK(iog_settings_t, sleep_s, F_WIDE, 4),
+    FB(iog_settings_t, cred_len),
     FK(iog_settings_t, cred, F_VAR, 0),
 };
 
@@ -310,19 +279,19 @@ int iog_rec_settings_decode(const uint8_t *p, size_t n, iog_settings_t *s)
 static const field_t member_fields[] = {
     FK(iog_rec_member_t, MEM(ch.cluster), F_ID, 0),
     FB(iog_rec_member_t, MEM(ch.pub)),
-    FN(iog_rec_member_t, MEM(ch.lat)),
-    FN(iog_rec_member_t, MEM(ch.lon)),
-    FN(iog_rec_member_t, MEM(ch.radius)),
+    FB(iog_rec_member_t, MEM(ch.lat)),
+    FB(iog_rec_member_t, MEM(ch.lon)),
+    FB(iog_rec_member_t, MEM(ch.radius)),
     FB(iog_rec_member_t, MEM(nd)),
     FB(iog_rec_member_t, MEM(nch)),
-    FN(iog_rec_member_t, MEM(height)),
+    FB(iog_rec_member_t, MEM(height)),
     FB(iog_rec_member_t, MEM(block)),
-    FN(iog_rec_member_t, MEM(expires)),
+    FB(iog_rec_member_t, MEM(expires)),
     FB(iog_rec_member_t, MEM(keys)), /* K_m as its derived keys: byte arrays only */
-    FN(iog_rec_member_t, mark),
-    FN(iog_rec_member_t, clock),
+    FB(iog_rec_member_t, mark),
+    FB(iog_rec_member_t, clock),
     /* the log trailer, when there is a checkpoint */
-    FN(iog_rec_member_t, log.size),
+    FB(iog_rec_member_t, log.size),
     FB(iog_rec_member_t, log.root),
 };
 
@@ -352,23 +321,23 @@ int iog_rec_member_decode(const uint8_t *p, size_t n, iog_rec_member_t *r)
 /* The RTC record: its head, the session when there is one (its seq and window included), its tail. */
 static const field_t rtc_fields[] = {
     FB(iog_rec_rtc_t, member_nd),
-    FN(iog_rec_rtc_t, member_mark),
-    FN(iog_rec_rtc_t, member_seq),
-    FN(iog_rec_rtc_t, has_session),
+    FB(iog_rec_rtc_t, member_mark),
+    FB(iog_rec_rtc_t, member_seq),
+    FB(iog_rec_rtc_t, has_session),
     FK(iog_rec_rtc_t, s.peer, F_ID, 0),
     FB(iog_rec_rtc_t, s.sid),
-    FN(iog_rec_rtc_t, s.expires),
+    FB(iog_rec_rtc_t, s.expires),
     FB(iog_rec_rtc_t, s.tx_key),
     FB(iog_rec_rtc_t, s.tx_iv),
     FB(iog_rec_rtc_t, s.rx_key),
     FB(iog_rec_rtc_t, s.rx_iv),
-    FN(iog_rec_rtc_t, s.seq),
-    FN(iog_rec_rtc_t, s.window.top),
-    FN(iog_rec_rtc_t, s.window.bitmap),
-    FN(iog_rec_rtc_t, s.window.init),
+    FB(iog_rec_rtc_t, s.seq),
+    FB(iog_rec_rtc_t, s.window.top),
+    FB(iog_rec_rtc_t, s.window.bitmap),
+    FB(iog_rec_rtc_t, s.window.init),
     FADDR(iog_rec_rtc_t, addr),
-    FN(iog_rec_rtc_t, clock),
-    FI(iog_rec_rtc_t, wakes, 8),
+    FB(iog_rec_rtc_t, clock),
+    FK(iog_rec_rtc_t, wakes, F_WIDE, 4),
 };
 #define RTC_HEAD 4
 #define RTC_SESSION 16
