@@ -189,16 +189,16 @@ typedef struct {
     uint32_t retransmissions;     /**< statistics: CON retransmissions sent */
     iog_coap_handler_t handler;   /**< server handler or NULL */
     void *handler_ctx;            /**< its context */
-    uint8_t tx[IOG_COAP_MAX_PDU]; /**< client request being transmitted */
-    uint8_t srx[IOG_COAP_SRV_PDU];  /**< server: received request */
-    uint8_t spay[IOG_COAP_SRV_PDU]; /**< server: response payload */
+    uint8_t dedup_next;           /**< next slot of @p dedup to overwrite */
     struct {
         iog_addr_t from;
         uint16_t mid;
         uint16_t len; /**< 0: unused */
         uint8_t buf[IOG_COAP_DEDUP_MAX];
     } dedup[IOG_COAP_DEDUP_ENTRIES]; /**< responses to recent CON requests */
-    uint8_t dedup_next;              /**< next slot to overwrite */
+    uint8_t tx[IOG_COAP_MAX_PDU]; /**< client request being transmitted */
+    uint8_t srx[IOG_COAP_SRV_PDU];  /**< server: received request */
+    uint8_t spay[IOG_COAP_SRV_PDU]; /**< server: response payload */
 } iog_coap_ep_t;
 
 /** Initialises @p ep with RFC 7252 defaults. */

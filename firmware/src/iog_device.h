@@ -63,17 +63,16 @@ typedef void (*iog_verified_fn)(void *ctx, const iog_id_t *peer, const iog_verif
 
 /** A device. Set the public fields after iog_device_init(). */
 struct iog_device {
-    iog_coap_ep_t ep;             /**< the UDP endpoint (client and server) */
     const iog_platform_t *plat;   /**< hooks */
-    iog_addr_t ch;                /**< the cluster head */
-    iog_identity_t me;            /**< ID and key pair */
-    iog_member_t mem;             /**< membership (valid when @p joined) */
     int joined;                   /**< 1 after a join */
     int has_pin;                  /**< 1: the CH key must have thumbprint @p pin */
+    uint8_t code;                 /**< CoAP code of the last refusal (0: none) */
+    uint8_t echo_len;             /**< length of @p echo, 0 when none */
+    iog_addr_t ch;                /**< the cluster head */
+    iog_member_t mem;             /**< membership (valid when @p joined) */
+    iog_identity_t me;            /**< ID and key pair */
     uint8_t pin[IOG_HASH_LEN];    /**< pinned CH thumbprint; follows a rotation (PROTOCOL.md §6.1) */
     iog_tlog_cp_t log;            /**< the CH's log as last checked (kept across joins) */
-    iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
-    uint8_t code;                 /**< CoAP code of the last refusal (0: none) */
     char diag[80];                /**< its diagnostic text */
     unsigned warnings;            /**< peers refused on /talk (M2) */
     unsigned messages;            /**< M2M messages received (M2) */
@@ -86,7 +85,6 @@ struct iog_device {
     const uint8_t *cred;          /**< fleet credential for the join, or NULL (not sent yet: see iog_join_req_t) */
     size_t cred_len;              /**< its length */
     uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
-    uint8_t echo_len;             /**< its length, 0 when none */
     /**
      * A join sent without an answer from the ledger (5.03, no answer): it
      * may be recorded. The next join to @p pend_cluster reuses its nonce, so
@@ -96,9 +94,12 @@ struct iog_device {
     int pend;
     uint8_t pend_nonce[IOG_NONCE_LEN]; /**< its device nonce */
     iog_id_t pend_cluster;             /**< its cluster */
+    /* the large members last: the fields above stay within the short load offsets */
+    iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
     uint8_t rx[IOG_COAP_MAX_PDU]; /**< client receive buffer */
     uint8_t work[IOG_MAX_PAYLOAD];/**< outgoing payloads */
     uint8_t pt[IOG_MAX_PAYLOAD];  /**< plaintexts */
+    iog_coap_ep_t ep;             /**< the UDP endpoint (client and server) */
 };
 
 /**

@@ -90,14 +90,14 @@ typedef struct {
 
 /** A membership: what a joined device keeps. */
 typedef struct {
-    iog_cluster_t ch;                 /**< the CH */
+    uint64_t seq;                     /**< next protected-request sequence number */
+    uint64_t height;                  /**< ledger height of the join block */
+    uint64_t expires;                 /**< membership expiry, unix s */
+    iog_member_keys_t keys;           /**< derived keys */
     uint8_t nd[IOG_NONCE_LEN];        /**< device nonce N_d */
     uint8_t nch[IOG_NONCE_LEN];       /**< CH nonce N_ch */
-    uint64_t height;                  /**< ledger height of the join block */
-    uint8_t block[IOG_HASH_LEN];      /**< its hash */
-    uint64_t expires;                 /**< membership expiry, unix s */
-    uint64_t seq;                     /**< next protected-request sequence number */
-    iog_member_keys_t keys;           /**< derived keys */
+    uint8_t block[IOG_HASH_LEN];      /**< hash of the join block */
+    iog_cluster_t ch;                 /**< the CH */
 } iog_member_t;
 
 /* ---- COSE_Key and thumbprint (PROTOCOL.md §1) ---- */

@@ -78,19 +78,19 @@ typedef struct {
 
 /** What the console sets (IOG_REC_SETTINGS). Unset strings are empty. */
 typedef struct {
-    char ssid[33];                 /**< Wi-Fi network, 1-32 bytes */
-    char pass[64];                 /**< Wi-Fi passphrase, empty or 8-63 bytes */
-    iog_addr_t server;             /**< the cluster head; family 0: unset */
-    iog_id_t id;                   /**< device ID; len 0: unset (a default is made from the key) */
-    int64_t lat, lon;              /**< position in microdegrees */
     uint8_t has_pos;               /**< 1 when set */
     uint8_t has_pin;               /**< 1: the CH key must have thumbprint @p pin */
-    uint8_t pin[IOG_HASH_LEN];     /**< pinned CH key thumbprint */
-    uint16_t port;                 /**< UDP port of the device's /talk and /m2m */
     uint8_t mode;                  /**< IOG_MODE_* */
-    iog_id_t peer;                 /**< sleepy mode: who gets the reading */
-    iog_addr_t peer_addr;          /**< ... and where */
+    uint16_t port;                 /**< UDP port of the device's /talk and /m2m */
     uint32_t sleep_s;              /**< sleepy mode: deep sleep between wake-ups */
+    int64_t lat, lon;              /**< position in microdegrees */
+    iog_addr_t server;             /**< the cluster head; family 0: unset */
+    iog_addr_t peer_addr;          /**< sleepy mode: where @p peer is */
+    iog_id_t id;                   /**< device ID; len 0: unset (a default is made from the key) */
+    iog_id_t peer;                 /**< sleepy mode: who gets the reading */
+    uint8_t pin[IOG_HASH_LEN];     /**< pinned CH key thumbprint */
+    char ssid[33];                 /**< Wi-Fi network, 1-32 bytes */
+    char pass[64];                 /**< Wi-Fi passphrase, empty or 8-63 bytes */
     uint16_t cred_len;             /**< fleet credential length, 0: none */
     uint8_t cred[IOG_CRED_MAX];    /**< fleet credential (stored, not sent yet) */
 } iog_settings_t;
