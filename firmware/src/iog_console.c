@@ -22,6 +22,15 @@ static void o_start(iog_board_t *b, const char *w)
     b->out_len = n < sizeof(b->out) ? n : sizeof(b->out) - 1;
 }
 
+static void o_s(iog_board_t *b, const char *s);
+
+/* Starts a line with the word(s) @p w and @p s. */
+static void o_start2(iog_board_t *b, const char *w, const char *s)
+{
+    o_start(b, w);
+    o_s(b, s);
+}
+
 /* Appends @p n bytes; anything that is not printable ASCII becomes '.'. */
 static void o_n(iog_board_t *b, const void *s, size_t n)
 {
@@ -94,12 +103,18 @@ static void o_kv(iog_board_t *b, const char *key)
     o_s(b, "=");
 }
 
+/* " key=" and the number @p v */
+static void o_kvu(iog_board_t *b, const char *key, uint64_t v)
+{
+    o_kv(b, key);
+    o_u(b, v);
+}
+
 /* " name=value" for each of @p n pairs */
 static void o_pairs(iog_board_t *b, const char *const *names, const uint32_t *vals, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        o_kv(b, names[i]);
-        o_u(b, vals[i]);
+        o_kvu(b, names[i], vals[i]);
     }
 }
 
@@ -148,8 +163,7 @@ static int fail(iog_board_t *b, const char *what, int e)
             s = names[i].s;
         }
     }
-    o_start(b, "error ");
-    o_s(b, what);
+    o_start2(b, "error ", what);
     o_s(b, ": ");
     o_s(b, s);
     if (b->dev.code || b->dev.diag[0]) {
@@ -229,7 +243,7 @@ static void clock_learn(iog_board_t *b, uint64_t unix_s)
 {
     if (unix_s > iog_board_now(b)) {
         b->clock_unix = unix_s;
-        b->clock_ms = b->hw->now_ms(b->hw->ctx);
+        b->clock_ms = p_now(b);
     }
 }
 
@@ -285,12 +299,13 @@ static int save_member(iog_board_t *b, uint64_t next)
 }
 
 /*
- * Writes the RTC record: the exact next numbers (@p session_next for the kept
- * session) and @p extra_s added to the clock (a coming deep sleep). When it
- * cannot be written it is erased, so that an older one never resumes; when
- * that fails too the caller must not send.
+ * Writes the RTC record: the exact next numbers (the kept session's, plus
+ * @p ahead: a message about to be sealed in it) and @p extra_s added to the
+ * clock (a coming deep sleep). When it cannot be written it is erased, so
+ * that an older one never resumes; when that fails too the caller must not
+ * send.
  */
-static int save_rtc(iog_board_t *b, uint64_t session_next, uint32_t extra_s)
+static int save_rtc(iog_board_t *b, unsigned ahead, uint32_t extra_s)
 {
     iog_rec_rtc_t r;
     memset(&r, 0, sizeof(r));
@@ -303,7 +318,7 @@ static int save_rtc(iog_board_t *b, uint64_t session_next, uint32_t extra_s)
     if (b->kept && b->kept->active) {
         r.has_session = 1;
         r.s = *b->kept;
-        r.s.seq = session_next;
+        r.s.seq += ahead;
         r.addr = b->kept_addr;
     }
     uint64_t now = iog_board_now(b);
@@ -348,7 +363,7 @@ static int persist(void *ctx, const iog_device_t *d)
     if (b->member_dirty || d->mem.seq > b->member_mark) {
         e = save_member(b, d->mem.seq - (d->mem.seq ? 1 : 0));
     }
-    return e ? e : save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+    return e ? e : save_rtc(b, 0, 0);
 }
 
 /* ---- events from the device (M2 side) ---- */
@@ -359,10 +374,9 @@ static size_t on_message(void *ctx, const iog_id_t *peer, const uint8_t *msg, si
     iog_board_t *b = ctx;
     if (b->kept && b->kept->active && iog_id_eq(&b->kept->peer, peer->s, peer->len)) {
         /* the reply may be sealed in the kept session: its next number in RTC memory first */
-        save_rtc(b, b->kept->seq + 1, 0);
+        save_rtc(b, 1, 0);
     }
-    o_start(b, "received ");
-    o_s(b, peer->s);
+    o_start2(b, "received ", peer->s);
     o_s(b, " ");
     o_n(b, msg, len);
     o_end(b);
@@ -380,8 +394,7 @@ static int not_member(const iog_device_t *d)
 static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
 {
     iog_board_t *b = ctx;
-    o_start(b, "warning ");
-    o_s(b, peer->s);
+    o_start2(b, "warning ", peer->s);
     o_s(b, " ");
     o_s(b, why);
     o_end(b);
@@ -389,17 +402,15 @@ static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
         bad(b, "the cluster head says this board is not a member: rejoining");
         drop_member(b);
         b->join_due = 1;
-        b->join_at = b->hw->now_ms(b->hw->ctx);
+        b->join_at = p_now(b);
     }
 }
 
 static void on_verified(void *ctx, const iog_id_t *peer, const iog_verify_resp_t *v)
 {
     iog_board_t *b = ctx;
-    o_start(b, "verified ");
-    o_s(b, peer->s);
-    o_kv(b, "block");
-    o_u(b, v->height);
+    o_start2(b, "verified ", peer->s);
+    o_kvu(b, "block", v->height);
     o_end(b);
 }
 
@@ -529,7 +540,7 @@ static int restore(iog_board_t *b)
             b->dev.sessions[0] = r.s;
             b->kept = &b->dev.sessions[0];
             b->kept_addr = r.addr;
-            b->kept_ms = b->hw->now_ms(b->hw->ctx);
+            b->kept_ms = p_now(b);
         }
     }
     else if (n != -ENOENT) {
@@ -566,10 +577,8 @@ static void o_member(iog_board_t *b, const char *what)
     o_s(b, b->dev.mem.ch.cluster.s);
     o_kv(b, "id");
     o_s(b, b->dev.me.id.s);
-    o_kv(b, "block");
-    o_u(b, b->dev.mem.height);
-    o_kv(b, "expires");
-    o_u(b, b->dev.mem.expires);
+    o_kvu(b, "block", b->dev.mem.height);
+    o_kvu(b, "expires", b->dev.mem.expires);
 }
 
 /* A pin that followed a CH key rotation (PROTOCOL.md §6.1) is stored. */
@@ -585,7 +594,7 @@ static void pin_follow(iog_board_t *b)
 
 static int do_join(iog_board_t *b)
 {
-    uint32_t t0 = b->hw->now_ms(b->hw->ctx);
+    uint32_t t0 = p_now(b);
     iog_board_stats_t s0 = b->stats;
     uint64_t height, time_ms;
     if (!configured(b, 0)) {
@@ -601,7 +610,7 @@ static int do_join(iog_board_t *b)
         return fail(b, "join", e);
     }
     pin_follow(b);
-    b->key_at = b->hw->now_ms(b->hw->ctx) + IOG_REKEY_CHECK_MS; /* joined under the key in force */
+    b->key_at = p_now(b) + IOG_REKEY_CHECK_MS; /* joined under the key in force */
     /* the join in the CH's log (PROTOCOL.md §9.2); the time of its signed
      * checkpoint, or else of the signed ledger head, is a lower bound of now */
     int le = iog_device_check_join(&b->dev, &time_ms);
@@ -615,15 +624,14 @@ static int do_join(iog_board_t *b)
     b->dev.mem.seq = 0;
     e = save_member(b, 0);
     if (e == 0) {
-        e = save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+        e = save_rtc(b, 0, 0);
     }
     static const char *const names[] = { "ms", "tx_bytes", "rx_bytes", "datagrams" };
-    const uint32_t vals[] = { b->hw->now_ms(b->hw->ctx) - t0, b->stats.tx_bytes - s0.tx_bytes,
+    const uint32_t vals[] = { p_now(b) - t0, b->stats.tx_bytes - s0.tx_bytes,
                               b->stats.rx_bytes - s0.rx_bytes,
                               b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams };
     o_member(b, "joined");
-    o_kv(b, "log");
-    o_u(b, le ? 0 : b->dev.log.size);
+    o_kvu(b, "log", le ? 0 : b->dev.log.size);
     o_pairs(b, names, vals, 4);
     o_end(b);
     if (le && le != -ENOTSUP) { /* the CH granted it: the membership stands */
@@ -643,10 +651,10 @@ static int do_join(iog_board_t *b)
 static void do_rekey(iog_board_t *b)
 {
     iog_member_t old = b->dev.mem;
-    b->key_at = b->hw->now_ms(b->hw->ctx) + IOG_REKEY_CHECK_MS;
+    b->key_at = p_now(b) + IOG_REKEY_CHECK_MS;
     int e = iog_device_rekey(&b->dev), w;
     if (e == 1 && ((w = save_member(b, b->dev.mem.seq)) ||
-                   (w = save_rtc(b, b->kept ? b->kept->seq : 0, 0)))) {
+                   (w = save_rtc(b, 0, 0)))) {
         b->dev.mem = old; /* the CH accepts the old K_m until it sees K_m' */
         apply_settings(b);
         fail(b, "re-keyed, but the membership is not stored: the old key is kept", w);
@@ -668,8 +676,7 @@ void iog_board_start(iog_board_t *b)
 {
     if (restore(b)) {
         o_member(b, "restored");
-        o_kv(b, "seq");
-        o_u(b, b->dev.mem.seq);
+        o_kvu(b, "seq", b->dev.mem.seq);
         if (b->kept) {
             o_kv(b, "session");
             o_s(b, b->kept->peer.s);
@@ -685,7 +692,7 @@ void iog_board_start(iog_board_t *b)
         do_join(b);
         if (!b->dev.joined) {
             b->join_due = 1;
-            b->join_at = b->hw->now_ms(b->hw->ctx) + IOG_JOIN_RETRY_MS;
+            b->join_at = p_now(b) + IOG_JOIN_RETRY_MS;
         }
     }
 }
@@ -993,8 +1000,7 @@ static int cmd_show(iog_board_t *b, char *args)
 {
     (void)args;
     const iog_settings_t *s = &b->set;
-    o_start(b, "show id ");
-    o_s(b, b->dev.me.id.s);
+    o_start2(b, "show id ", b->dev.me.id.s);
     o_s(b, s->id.len ? "" : " (default from the key)");
     o_start(b, "show server ");
     if (s->server.family) {
@@ -1021,19 +1027,16 @@ static int cmd_show(iog_board_t *b, char *args)
     }
     o_start(b, "show port ");
     o_u(b, s->port);
-    o_start(b, "show wifi.ssid ");
-    o_s(b, s->ssid[0] ? s->ssid : "unset");
+    o_start2(b, "show wifi.ssid ", s->ssid[0] ? s->ssid : "unset");
     o_s(b, s->pass[0] ? " (passphrase set)" : " (no passphrase)");
-    o_start(b, "show mode ");
-    o_s(b, s->mode == IOG_MODE_SLEEPY ? "sleepy" : "console");
+    o_start2(b, "show mode ", s->mode == IOG_MODE_SLEEPY ? "sleepy" : "console");
     o_kv(b, "peer");
     o_s(b, s->peer.len ? s->peer.s : "unset");
     if (s->peer.len) {
         o_s(b, " ");
         o_addr(b, &s->peer_addr);
     }
-    o_kv(b, "sleep");
-    o_u(b, s->sleep_s);
+    o_kvu(b, "sleep", s->sleep_s);
     o_start(b, "show credential ");
     if (s->cred_len) {
         o_b64(b, s->cred, s->cred_len);
@@ -1046,14 +1049,10 @@ static int cmd_show(iog_board_t *b, char *args)
     if (b->dev.joined) {
         o_s(b, "cluster=");
         o_s(b, b->dev.mem.ch.cluster.s);
-        o_kv(b, "block");
-        o_u(b, b->dev.mem.height);
-        o_kv(b, "seq");
-        o_u(b, b->dev.mem.seq);
-        o_kv(b, "mark");
-        o_u(b, b->member_mark);
-        o_kv(b, "expires");
-        o_u(b, b->dev.mem.expires);
+        o_kvu(b, "block", b->dev.mem.height);
+        o_kvu(b, "seq", b->dev.mem.seq);
+        o_kvu(b, "mark", b->member_mark);
+        o_kvu(b, "expires", b->dev.mem.expires);
         o_kv(b, "ch_key");
         o_hex(b, b->dev.mem.ch.thumb, 8);
     }
@@ -1070,14 +1069,11 @@ static int cmd_show(iog_board_t *b, char *args)
         o_s(b, "unknown");
     }
     if (b->kept && b->kept->active) {
-        o_start(b, "show session ");
-        o_s(b, b->kept->peer.s);
+        o_start2(b, "show session ", b->kept->peer.s);
         o_s(b, " ");
         o_addr(b, &b->kept_addr);
-        o_kv(b, "seq");
-        o_u(b, b->kept->seq);
-        o_kv(b, "expires");
-        o_u(b, b->kept->expires);
+        o_kvu(b, "seq", b->kept->seq);
+        o_kvu(b, "expires", b->kept->expires);
         o_end(b);
     }
     static const char *const names[] = { "flash_writes", "rtc_writes", "tx_bytes", "rx_bytes", "wakes" };
@@ -1172,8 +1168,7 @@ static int verify_fn(iog_board_t *b, const iog_id_t *peer)
         return e;
     }
     if (v.status != IOG_STATUS_MEMBER) {
-        o_start(b, "warning ");
-        o_s(b, peer->s);
+        o_start2(b, "warning ", peer->s);
         o_s(b, " ");
         o_s(b, iog_status_name(v.status));
         o_end(b);
@@ -1204,7 +1199,7 @@ static iog_m2m_t *kept_for(iog_board_t *b, const iog_id_t *peer, const iog_addr_
     }
     uint64_t now = iog_board_now(b);
     if (now ? now + 5 >= s->expires
-            : b->hw->now_ms(b->hw->ctx) - b->kept_ms > IOG_SESSION_LOCAL_S * 1000u) {
+            : p_now(b) - b->kept_ms > IOG_SESSION_LOCAL_S * 1000u) {
         s->active = 0;
         return NULL;
     }
@@ -1230,10 +1225,10 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
             }
             b->kept = s;
             b->kept_addr = *addr;
-            b->kept_ms = b->hw->now_ms(b->hw->ctx);
+            b->kept_ms = p_now(b);
         }
-        /* the next number is in RTC memory before it is on air */
-        int e = save_rtc(b, s->seq + 1, 0);
+        /* the next number is in RTC memory before it is on air (s is the kept session) */
+        int e = save_rtc(b, 1, 0);
         if (e) {
             return e;
         }
@@ -1243,7 +1238,7 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
             continue;
         }
         if (n >= 0) {
-            save_rtc(b, s->seq, 0); /* the reply's number in the window */
+            save_rtc(b, 0, 0); /* the reply's number in the window */
         }
         return n;
     }
@@ -1251,8 +1246,7 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
 
 static void o_talk_result(iog_board_t *b, const iog_id_t *peer, int n, const uint8_t *reply)
 {
-    o_start(b, "sent ");
-    o_s(b, peer->s);
+    o_start2(b, "sent ", peer->s);
     o_s(b, " reply=");
     o_n(b, reply, (size_t)n);
 }
@@ -1260,8 +1254,7 @@ static void o_talk_result(iog_board_t *b, const iog_id_t *peer, int n, const uin
 static int refused_talk(iog_board_t *b, const iog_id_t *peer, int e)
 {
     if (e == -EACCES && strncmp(b->dev.diag, "warning: ", 9) == 0) {
-        o_start(b, "warning ");
-        o_s(b, peer->s);
+        o_start2(b, "warning ", peer->s);
         o_s(b, " refused: ");
         o_s(b, b->dev.diag + 9);
         o_end(b);
@@ -1308,8 +1301,7 @@ static int cmd_leave(iog_board_t *b, char *args)
     }
     drop_member(b);
     o_start(b, "left");
-    o_kv(b, "block");
-    o_u(b, h);
+    o_kvu(b, "block", h);
     o_end(b);
     return 0;
 }
@@ -1349,7 +1341,7 @@ static int cmd_join(iog_board_t *b, char *args)
 static int cmd_reboot(iog_board_t *b, char *args)
 {
     (void)args;
-    save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+    save_rtc(b, 0, 0);
     if (b->hooks.restart) {
         b->hooks.restart(b->hooks.ctx);
     }
@@ -1425,11 +1417,11 @@ void iog_board_input(iog_board_t *b, const char *data, size_t n)
 
 void iog_board_poll(iog_board_t *b, uint32_t timeout_ms)
 {
-    uint32_t now = b->hw->now_ms(b->hw->ctx);
+    uint32_t now = p_now(b);
     if (b->join_due && (int32_t)(now - b->join_at) >= 0) {
         if (do_join(b)) {
             b->join_due = 1;
-            b->join_at = b->hw->now_ms(b->hw->ctx) + IOG_JOIN_RETRY_MS;
+            b->join_at = p_now(b) + IOG_JOIN_RETRY_MS;
         }
     }
     else if (b->dev.joined && (int32_t)(now - b->key_at) >= 0) {
@@ -1460,7 +1452,7 @@ int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
             const uint32_t vals[] = { b->wakes, b->stats.tx_bytes, b->stats.rx_bytes,
                                       b->stats.tx_dgrams + b->stats.rx_dgrams,
                                       b->stats.flash_writes,
-                                      b->hw->now_ms(b->hw->ctx) - b->boot_ms };
+                                      p_now(b) - b->boot_ms };
             o_talk_result(b, &b->set.peer, n, reply);
             o_s(b, fresh ? " session=new" : " session=kept");
             o_pairs(b, names, vals, 6);
@@ -1471,7 +1463,7 @@ int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
             o_end(b);
         }
     }
-    save_rtc(b, b->kept ? b->kept->seq : 0, b->set.sleep_s);
+    save_rtc(b, 0, b->set.sleep_s);
     o_start(b, "sleep ");
     o_u(b, b->set.sleep_s);
     o_end(b);
