@@ -366,9 +366,8 @@ func vectorSpecs() []vectorSpec {
 		{"decode-strict.json", func(t *testing.T) any { return genDecodeStrict(t) }, checkDecodeStrict},
 		{"dtls-psk.json", func(t *testing.T) any { return genDTLSPSK(t) }, checkDTLSPSK},
 		{"kdf-rekey.json", func(t *testing.T) any { return genRekeyKDF(t) }, checkKDF},
-		// Not replayed by the firmware yet: its rotation support is to come.
-		{"rotation/rotation.json", func(t *testing.T) any { return genRotations(t)[0] }, checkRotation},
-		{"rotation/rotation-bad-signature.json", func(t *testing.T) any { return genRotations(t)[1] }, checkRotation},
+		{"rotation.json", func(t *testing.T) any { return genRotations(t)[0] }, checkRotation},
+		{"rotation-bad-signature.json", func(t *testing.T) any { return genRotations(t)[1] }, checkRotation},
 	}, tlogSpecs()...)
 }
 

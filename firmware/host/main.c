@@ -9,7 +9,13 @@
  *   iotguard-dev send    --server URL --key FILE --peer ID --peer-addr ADDR --message TEXT
  *                        [--count N] [--replay]
  *   iotguard-dev leave   --server URL --key FILE
+ *   iotguard-dev rekey   --server URL --key FILE [--pin HEX]
  *   iotguard-dev relay   --listen ADDR --to ADDR --loss PCT --seed N --timeout S [--undecided N]
+ *
+ * join then proves the join in the CH's transparency log (PROTOCOL.md §9.2)
+ * and keeps the checkpoint in the key file; --pin accepts the pinned key or
+ * one a signed rotation from it leads to (§6.1). rekey moves the membership
+ * to the CH key in force after a rotation (§6.2).
  *
  * relay forwards datagrams between the clients of ADDR (the latest one gets
  * the answers) and --to, with the bounded, seeded loss of --loss on the
@@ -55,7 +61,7 @@ static struct {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: iotguard-dev <keygen|join|verify|session|listen|send|leave|relay> [flags]\n"
+    fprintf(stderr, "usage: iotguard-dev <keygen|join|verify|session|listen|send|leave|rekey|relay> [flags]\n"
                     "  (see the comment at the top of firmware/host/main.c)\n");
     exit(2);
 }
@@ -230,6 +236,14 @@ static void open_device(const char *bind_to)
     }
 }
 
+static void print_hex(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        printf("%02x", p[i]);
+    }
+    printf("\n");
+}
+
 static void loss_report(void)
 {
     if (opt.loss) {
@@ -401,6 +415,8 @@ int main(int argc, char **argv)
         open_device(NULL);
         int64_t lat = (int64_t)(opt.lat * 1e6 + (opt.lat < 0 ? -0.5 : 0.5));
         int64_t lon = (int64_t)(opt.lon * 1e6 + (opt.lon < 0 ? -0.5 : 0.5));
+        uint8_t pin[32];
+        memcpy(pin, dev.pin, sizeof(pin));
         int e = iog_device_join(&dev, lat, lon);
         loss_report();
         if (e == -EAGAIN || e == -ETIMEDOUT) {
@@ -412,6 +428,46 @@ int main(int argc, char **argv)
         printf("joined cluster %s as %s: block %llu, member until %llu\n", dev.mem.ch.cluster.s,
                dev.me.id.s, (unsigned long long)dev.mem.height,
                (unsigned long long)dev.mem.expires);
+        if (dev.has_pin && memcmp(pin, dev.pin, sizeof(pin)) != 0) {
+            printf("the pin followed a CH key rotation to ");
+            print_hex(dev.pin, sizeof(dev.pin));
+        }
+        /* the join in the CH's log, consistent with the checkpoint kept from the last check */
+        uint64_t from = dev.log.size;
+        e = iog_device_check_join(&dev, NULL);
+        if (e == -ENOTSUP) {
+            printf("log: the cluster head keeps no transparency log: not checked\n");
+            return 0;
+        }
+        if (e) {
+            fprintf(stderr, "iotguard-dev: error: the join is not proven in the CH's log (the membership "
+                            "is kept): %s (%d.%02d %s)\n",
+                    strerror(-e), dev.code >> 5, dev.code & 31, dev.diag);
+            return e == -EPROTO ? 1 : 3;
+        }
+        if ((e = iog_state_save(opt.key, &dev))) {
+            fail("write key file", e, NULL);
+        }
+        printf("log: block %llu proven in the CH's log of %llu blocks", (unsigned long long)dev.mem.height,
+               (unsigned long long)dev.log.size);
+        if (from) {
+            printf(", an extension of the one of %llu blocks kept", (unsigned long long)from);
+        }
+        printf("\n");
+        return 0;
+    }
+    if (!strcmp(c, "rekey")) {
+        open_device(NULL);
+        int e = iog_device_rekey(&dev);
+        if (e < 0) {
+            fail("rekey refused", e, &dev);
+        }
+        int w = e == 1 ? iog_state_save(opt.key, &dev) : 0;
+        if (w) {
+            fail("write key file", w, NULL);
+        }
+        printf(e == 0 ? "%s is keyed to the CH key in force " : "%s re-keyed to CH key ", dev.me.id.s);
+        print_hex(dev.mem.ch.thumb, sizeof(dev.mem.ch.thumb));
         return 0;
     }
     if (!strcmp(c, "verify")) {
@@ -520,7 +576,7 @@ int main(int argc, char **argv)
             iog_cbor_skip(&dd); /* the last sealed message is still in dev.work */
             int n = (int)(dd.p - dev.work);
             iog_coap_req_t rq = { IOG_COAP_POST, 1, "/m2m", IOG_CF_COSE_ENCRYPT0, IOG_CF_NONE,
-                                  NULL, 0, dev.work, (size_t)n };
+                                  NULL, 0, dev.work, (size_t)n, NULL };
             e = iog_coap_request(&dev.ep, &pa, &rq, &r, dev.rx, sizeof(dev.rx));
             if (e) {
                 fail("replay", e, NULL);

@@ -50,6 +50,10 @@ int iog_state_save(const char *path, const iog_device_t *d)
     if (d->has_pin) { /* the CH key it trusts: kept after a leave */
         put_hex(f, "pin", d->pin, 32);
     }
+    if (d->log.size) { /* the CH's log as last checked, kept across joins */
+        fprintf(f, "log_size=%llu\n", (unsigned long long)d->log.size);
+        put_hex(f, "log_root", d->log.root, 32);
+    }
     if (d->joined) {
         const iog_member_t *m = &d->mem;
         fprintf(f, "cluster=%s\n", m->ch.cluster.s);
@@ -130,8 +134,8 @@ int iog_state_load_identity(const char *path, iog_identity_t *me)
 
 int iog_state_load_member(const char *path, iog_device_t *d)
 {
-    kv_t kv[16];
-    int n = load(path, kv, 16);
+    kv_t kv[24];
+    int n = load(path, kv, 24);
     if (n < 0) {
         return n;
     }
@@ -141,6 +145,10 @@ int iog_state_load_member(const char *path, iog_device_t *d)
             return -EINVAL;
         }
         d->has_pin = 1;
+    }
+    const char *ls = get(kv, n, "log_size"), *lr = get(kv, n, "log_root");
+    if (ls && (!lr || iog_state_hex(lr, d->log.root, 32) != 32 || !(d->log.size = strtoull(ls, NULL, 10)))) {
+        return -EINVAL;
     }
     if (!cl) {
         return 0; /* not joined */

@@ -55,7 +55,7 @@ static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t
     if (n < 0) {
         return n;
     }
-    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n };
+    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n, NULL };
     d->code = 0;
     d->diag[0] = '\0';
     return iog_coap_request(&d->ep, to, &req, resp, d->rx, sizeof(d->rx));
@@ -76,14 +76,42 @@ static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, 
     return 0;
 }
 
-/* GETs the CH's public resource @p path: 0 with its 2.05 answer in @p r, -EACCES for another code. */
-static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r)
+/*
+ * The Echo option of a freshness challenge (RFC 9175: 4.01 with an Echo
+ * option) to answer, on the first attempt only; NULL otherwise.
+ */
+static const iog_coap_opt_t *challenge(const iog_coap_msg_t *r, int attempt)
 {
-    iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
-    d->code = 0;
-    int e = iog_coap_request(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx));
-    if (e) {
-        return e;
+    const iog_coap_opt_t *o = iog_coap_opt(r, IOG_COAP_OPT_ECHO);
+    return r->code == IOG_COAP_UNAUTHORIZED && o && attempt == 0 && o->len >= 1 &&
+                   o->len <= IOG_ECHO_MAX
+               ? o
+               : NULL;
+}
+
+/*
+ * GETs the CH's public resource @p path (with @p query or NULL): 0 with its
+ * 2.05 answer in @p r, -EACCES for another code. An edge that caps answers
+ * to unverified sources asks for an Echo first (PROTOCOL.md §9.4): the GET
+ * is repeated once with it.
+ */
+static int get_public(iog_device_t *d, const char *path, const char *query, iog_coap_msg_t *r)
+{
+    uint8_t echo[IOG_ECHO_MAX];
+    iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, query };
+    for (int attempt = 0;; attempt++) {
+        d->code = 0;
+        int e = iog_coap_request(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx));
+        if (e) {
+            return e;
+        }
+        const iog_coap_opt_t *o = challenge(r, attempt);
+        if (!o) {
+            break;
+        }
+        memcpy(echo, o->val, o->len);
+        req.echo = echo;
+        req.echo_len = o->len;
     }
     if (r->code != IOG_COAP_CONTENT) {
         refused(d, r);
@@ -92,14 +120,15 @@ static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r)
     return 0;
 }
 
-int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+/* GET /cluster checked against @p pin (or none). */
+static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
 {
     iog_coap_msg_t r;
-    int e = get_public(d, "/cluster", &r);
+    int e = get_public(d, "/cluster", NULL, &r);
     if (e) {
         return e;
     }
-    e = iog_cluster_info_verify(r.payload, r.payload_len, d->has_pin ? d->pin : NULL, out);
+    e = iog_cluster_info_verify(r.payload, r.payload_len, pin, out);
     if (e == -EACCES) {
         set_diag(d, 0, d->has_pin && !iog_ct_eq(d->pin, out->thumb, IOG_HASH_LEN)
                            ? "untrusted CH key: re-pin if it changed"
@@ -113,6 +142,15 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
         d->echo_len = (uint8_t)o->len;
     }
     return e == -EBADMSG ? -EPROTO : e;
+}
+
+int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+{
+    int e = get_cluster(d, d->has_pin ? d->pin : NULL, out);
+    if (e == 0) {
+        memcpy(d->pin, out->thumb, IOG_HASH_LEN); /* the pinned key or, through a rotation, its successor */
+    }
+    return e;
 }
 
 /* Lets the system run between two P-256 operations (the watchdog on a chip). */
@@ -175,9 +213,8 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, &r))) {
             return e;
         }
-        const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
-        if (r.code == IOG_COAP_UNAUTHORIZED && o && !challenged && o->len >= 1 &&
-            o->len <= IOG_ECHO_MAX) {
+        const iog_coap_opt_t *o = challenge(&r, challenged);
+        if (o) {
             /* RFC 9175 freshness challenge: sign the echo into the same join, resend */
             memcpy(echo, o->val, o->len);
             jr.echo = echo;
@@ -244,7 +281,7 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
     if (!d->joined) {
         return -ENOTCONN;
     }
-    int e = get_public(d, "/ledger/head", &r);
+    int e = get_public(d, "/ledger/head", NULL, &r);
     if (e) {
         return e;
     }
@@ -253,6 +290,81 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
         set_diag(d, 0, "ledger head: malformed or not signed by the CH");
     }
     return e == -EBADMSG ? -EPROTO : e;
+}
+
+int iog_device_check_join(iog_device_t *d, uint64_t *time_ms)
+{
+    static const struct {
+        int16_t e;
+        const char *why;
+    } whys[] = {
+        { -EBADMSG, "the proof is malformed" },
+        { -EACCES, "the checkpoint is not signed by the CH key" },
+        { -ENOENT, "the log proves another block than the join answer named" },
+        { -EILSEQ, "the inclusion path does not lead to the checkpoint's root" },
+        { -EXDEV, "the log is not an extension of the kept checkpoint (a fork)" },
+    };
+    iog_coap_msg_t r;
+    char q[8 + IOG_ID_MAX + 26] = "id=";
+    if (!d->joined) {
+        return -ENOTCONN;
+    }
+    strcat(q, d->me.id.s);
+    if (d->log.size) { /* a kept checkpoint: at most IOG_TLOG_MAX_SIZE */
+        char num[11], *p = num + sizeof(num) - 1;
+        uint32_t v = (uint32_t)d->log.size;
+        *p = '\0';
+        do {
+            *--p = (char)('0' + v % 10);
+        } while (v /= 10);
+        strcat(q, "&from=");
+        strcat(q, p);
+    }
+    int e = get_public(d, "/ledger/proof", q, &r);
+    if (e) {
+        return e == -EACCES && d->code == IOG_COAP_NOT_FOUND &&
+                       strncmp(d->diag, "no transparency log", 19) == 0
+                   ? -ENOTSUP
+                   : e;
+    }
+    e = iog_tlog_check_join(r.payload, r.payload_len, &d->mem, &d->log, time_ms);
+    for (unsigned i = 0; e && i < sizeof(whys) / sizeof(whys[0]); i++) {
+        if (whys[i].e == e) {
+            set_diag(d, 0, whys[i].why);
+        }
+    }
+    return e ? -EPROTO : 0;
+}
+
+int iog_device_rekey(iog_device_t *d)
+{
+    iog_cluster_t c;
+    iog_member_t *m = &d->mem;
+    if (!d->joined) {
+        return -ENOTCONN;
+    }
+    /* the new key through rotations from the key of the membership; a pin
+     * elsewhere in the chain than at either end is not followed */
+    int e = get_cluster(d, m->ch.thumb, &c);
+    if (e) {
+        return e;
+    }
+    if (!iog_id_eq(&c.cluster, m->ch.cluster.s, m->ch.cluster.len) ||
+        (d->has_pin && !iog_ct_eq(d->pin, m->ch.thumb, IOG_HASH_LEN) &&
+         !iog_ct_eq(d->pin, c.thumb, IOG_HASH_LEN))) {
+        set_diag(d, 0, "cluster info: another cluster, or a key the pin does not lead to");
+        return -EACCES;
+    }
+    memcpy(d->pin, c.thumb, IOG_HASH_LEN);
+    if (iog_ct_eq(c.thumb, m->ch.thumb, IOG_HASH_LEN)) {
+        return 0;
+    }
+    let_run(d);
+    /* K_m' (PROTOCOL.md §6.2): the new key, the nonces and the sequence number of the join */
+    memcpy(m->ch.pub, c.pub, IOG_P256_PUB_LEN);
+    memcpy(m->ch.thumb, c.thumb, IOG_HASH_LEN);
+    e = iog_member_derive(&d->me, m);
+    return e ? e : 1;
 }
 
 /*
@@ -290,9 +402,8 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, &r))) {
             return e;
         }
-        const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
-        if (r.code == IOG_COAP_UNAUTHORIZED && o && attempt == 0 && o->len >= 1 &&
-            o->len <= IOG_ECHO_MAX) {
+        const iog_coap_opt_t *o = challenge(&r, attempt);
+        if (o) {
             /* the CH restarted: resend with a new seq and the echo inside */
             memcpy(d->echo, o->val, o->len);
             d->echo_len = (uint8_t)o->len;

@@ -16,6 +16,7 @@
 
 #include "iog_coap.h"
 #include "iog_proto.h"
+#include "iog_tlog.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,16 +63,16 @@ typedef void (*iog_verified_fn)(void *ctx, const iog_id_t *peer, const iog_verif
 
 /** A device. Set the public fields after iog_device_init(). */
 struct iog_device {
-    iog_coap_ep_t ep;             /**< the UDP endpoint (client and server) */
     const iog_platform_t *plat;   /**< hooks */
-    iog_addr_t ch;                /**< the cluster head */
-    iog_identity_t me;            /**< ID and key pair */
-    iog_member_t mem;             /**< membership (valid when @p joined) */
     int joined;                   /**< 1 after a join */
     int has_pin;                  /**< 1: the CH key must have thumbprint @p pin; a join sets it (trust on first use) */
-    uint8_t pin[IOG_HASH_LEN];    /**< pinned CH thumbprint: persist it with the membership, keep it after a leave */
-    iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
     uint8_t code;                 /**< CoAP code of the last refusal (0: none) */
+    uint8_t echo_len;             /**< length of @p echo, 0 when none */
+    iog_addr_t ch;                /**< the cluster head */
+    iog_member_t mem;             /**< membership (valid when @p joined) */
+    iog_identity_t me;            /**< ID and key pair */
+    uint8_t pin[IOG_HASH_LEN];    /**< pinned CH thumbprint; follows a rotation (PROTOCOL.md §6.1) */
+    iog_tlog_cp_t log;            /**< the CH's log as last checked (kept across joins) */
     char diag[80];                /**< its diagnostic text */
     unsigned warnings;            /**< peers refused on /talk (M2) */
     unsigned messages;            /**< M2M messages received (M2) */
@@ -84,7 +85,6 @@ struct iog_device {
     const uint8_t *cred;          /**< fleet credential for the join, or NULL (not sent yet: see iog_join_req_t) */
     size_t cred_len;              /**< its length */
     uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
-    uint8_t echo_len;             /**< its length, 0 when none */
     /**
      * A join sent without an answer from the ledger (5.03, no answer): it
      * may be recorded. The next join to @p pend_cluster reuses its nonce, so
@@ -94,9 +94,12 @@ struct iog_device {
     int pend;
     uint8_t pend_nonce[IOG_NONCE_LEN]; /**< its device nonce */
     iog_id_t pend_cluster;             /**< its cluster */
+    /* the large members last: the fields above stay within the short load offsets */
+    iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
     uint8_t rx[IOG_COAP_MAX_PDU]; /**< client receive buffer */
     uint8_t work[IOG_MAX_PAYLOAD];/**< outgoing payloads */
     uint8_t pt[IOG_MAX_PAYLOAD];  /**< plaintexts */
+    iog_coap_ep_t ep;             /**< the UDP endpoint (client and server) */
 };
 
 /**
@@ -107,9 +110,11 @@ void iog_device_init(iog_device_t *d, const iog_platform_t *plat, const iog_addr
                      const iog_identity_t *me);
 
 /**
- * @brief GET /cluster and check its signature (and the pin, if any).
- * @return 0, -EACCES (bad signature, or a CH key that is not the pinned one:
- *         diag "untrusted CH key…"), -EPROTO, or a CoAP error.
+ * @brief GET /cluster and check its signature and, if the device has a pin,
+ *        the key against it: the pinned key, or one the rotations of the
+ *        answer lead to from it (PROTOCOL.md §6.1); then the pin follows.
+ * @return 0, -EACCES (bad signature, or no rotation from the pin leads to the
+ *         key), -EPROTO, or a CoAP error.
  */
 int iog_device_cluster(iog_device_t *d, iog_cluster_t *out);
 
@@ -142,6 +147,34 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon);
  * @return 0, -ENOTCONN when not joined, -EACCES, -EPROTO, or a CoAP error.
  */
 int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms);
+
+/**
+ * @brief Proves this device's join in the CH's transparency log (PROTOCOL.md
+ *        §9.2): GET /ledger/proof?id=ID, with &from=M when it keeps a
+ *        checkpoint of tree size M (d->log), checked by iog_tlog_check_join()
+ *        against the membership; then d->log holds the new checkpoint.
+ * @param[out] time_ms the checkpoint's time, a lower bound of now, or NULL
+ * @return 0; -ENOTSUP when the CH keeps no log; -EPROTO when the log does not
+ *         prove the join or is not an extension of the kept checkpoint
+ *         (d->diag says which; the membership stands, as the CH granted it);
+ *         -ENOTCONN, -EACCES for another refusal, or a CoAP error.
+ */
+int iog_device_check_join(iog_device_t *d, uint64_t *time_ms);
+
+/**
+ * @brief Moves the membership to the CH key in force after a rotation
+ *        (PROTOCOL.md §6.2): GET /cluster, accept its key only through
+ *        rotations from the membership's key (a pin, if any, must be that
+ *        key or the new one), then K_m' from the new key and the nonces of
+ *        the join. No ledger
+ *        event; the sequence number goes on; the pin follows. IMPORTANT: the
+ *        caller persists d->mem before the next protected request (the CH
+ *        refuses the old K_m once it saw K_m').
+ * @return 1 when re-keyed, 0 when already keyed to the key in force,
+ *         -ENOTCONN, -EACCES (no rotation from the membership's key leads to
+ *         the key offered, or another cluster), -EPROTO, or a CoAP error.
+ */
+int iog_device_rekey(iog_device_t *d);
 
 /**
  * @brief Asks the CH about @p peer (protected /verify).

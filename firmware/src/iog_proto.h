@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iog_cbor.h"
 #include "iog_config.h"
 #include "iog_crypto.h"
 #include "iog_replay.h"
@@ -30,6 +31,7 @@ extern "C" {
 #define IOG_AAD_JOIN_RESP "iotguard join-resp"
 #define IOG_AAD_CLUSTER "iotguard cluster"
 #define IOG_AAD_HEAD "iotguard head"
+#define IOG_AAD_ROTATE "iotguard rotate"
 
 /** Paths of protected requests, bound into their AAD (PROTOCOL.md §4.1). */
 #define IOG_PATH_VERIFY "verify"
@@ -88,14 +90,14 @@ typedef struct {
 
 /** A membership: what a joined device keeps. */
 typedef struct {
-    iog_cluster_t ch;                 /**< the CH */
+    uint64_t seq;                     /**< next protected-request sequence number */
+    uint64_t height;                  /**< ledger height of the join block */
+    uint64_t expires;                 /**< membership expiry, unix s */
+    iog_member_keys_t keys;           /**< derived keys */
     uint8_t nd[IOG_NONCE_LEN];        /**< device nonce N_d */
     uint8_t nch[IOG_NONCE_LEN];       /**< CH nonce N_ch */
-    uint64_t height;                  /**< ledger height of the join block */
-    uint8_t block[IOG_HASH_LEN];      /**< its hash */
-    uint64_t expires;                 /**< membership expiry, unix s */
-    uint64_t seq;                     /**< next protected-request sequence number */
-    iog_member_keys_t keys;           /**< derived keys */
+    uint8_t block[IOG_HASH_LEN];      /**< hash of the join block */
+    iog_cluster_t ch;                 /**< the CH */
 } iog_member_t;
 
 /* ---- COSE_Key and thumbprint (PROTOCOL.md §1) ---- */
@@ -143,6 +145,48 @@ int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, 
  */
 int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s);
 
+/** Bytes of a message, in place. */
+typedef struct {
+    const uint8_t *p; /**< first byte */
+    size_t n;         /**< length */
+} iog_view_t;
+
+/** Kinds of the fields of iog_map_decode(). */
+enum {
+    IOG_F_UINT,  /**< uint64_t */
+    IOG_F_INT,   /**< int64_t */
+    IOG_F_BYTES, /**< a bstr of exactly iog_field_t::len bytes, copied */
+    IOG_F_VIEW,  /**< a bstr, as an iog_view_t */
+    IOG_F_TEXT,  /**< a tstr, as an iog_view_t */
+    IOG_F_ID,    /**< a tstr that is an ID (PROTOCOL.md §1), as an iog_id_t */
+    IOG_F_KEY,   /**< a COSE_Key, as its point (65 bytes), checked on P-256 */
+    IOG_F_POINT, /**< a COSE_Key not checked on the curve (a verify under it will) */
+    IOG_F_ARRAY, /**< an array, as an iog_view_t of its encoding (head included) */
+};
+
+/** Where iog_map_decode() puts the value of one key, and as what. */
+typedef struct {
+    uint16_t off; /**< offsetof() in the output struct */
+    uint8_t kind; /**< IOG_F_* */
+    uint8_t len;  /**< IOG_F_BYTES: the exact length */
+} iog_field_t;
+
+/**
+ * @brief Decodes the CBOR map @p buf whose keys are 1..@p nf (nf <= 30):
+ *        key k as @p f[k - 1] says, into @p out. Well-formedness and the
+ *        limits of PROTOCOL.md §1 first; an unknown key is malformed.
+ * @return the keys seen as a bit mask (bit k for key k), or -EBADMSG.
+ */
+int iog_map_decode(const uint8_t *buf, size_t len, const iog_field_t *f, size_t nf, void *out);
+
+/**
+ * @brief iog_sign1_parse(), then iog_map_decode() of its payload: the shape
+ *        of every signed message here. The signature is not checked.
+ * @return the keys seen, or -EBADMSG.
+ */
+int iog_sign1_decode(const uint8_t *buf, size_t len, iog_sign1_t *s, const iog_field_t *f,
+                     size_t nf, void *out);
+
 /** Verifies @p s under @p pub with external AAD @p aad. @return 0 or -EACCES. */
 int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], const char *aad);
 
@@ -185,8 +229,14 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
 
 /**
  * @brief Verifies GET /cluster's signed cluster-info (PROTOCOL.md §6) under
- *        the key it carries and, when @p pin is not NULL, the pin.
- * @return 0, -EBADMSG or -EACCES.
+ *        the key it carries (key 2) and, when @p pin is not NULL, that key
+ *        against the pin: the pinned key itself, or a key the rotations of
+ *        key 7 lead to from it (§6.1: each verified under the key before it,
+ *        naming it as old key, for this cluster). The caller that sees
+ *        @p out->thumb differ from @p pin has followed a rotation: it pins
+ *        the new key (and a member re-keys, §6.2).
+ * @return 0, -EBADMSG, or -EACCES (bad signature, or no rotation from the
+ *         pinned key leads to the key offered).
  */
 int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
                             iog_cluster_t *out);

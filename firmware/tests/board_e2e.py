@@ -309,7 +309,9 @@ def scenario(a, root, procs, boards):
 
     # the settings take effect at the next boot: it joins once
     A.start()
-    check("board-a: boots, joins", A.expect(r"^joined cluster=lab-1 id=board-a block=\d+", 30), A.tail())
+    m = A.expect(r"^joined cluster=lab-1 id=board-a block=(\d+) expires=\d+ log=(\d+)", 30)
+    check("board-a: boots, joins, its join proven in the CH's log", m and int(m.group(2)) > int(m.group(1)),
+          A.tail())
     m = A.run("pubkey", r"^pubkey (\S+)$")
     der = base64.b64decode(m.group(1)) if m else b""
     check("pubkey: the PEM body of a P-256 SubjectPublicKeyInfo on one line",
@@ -409,6 +411,18 @@ def scenario(a, root, procs, boards):
     # leave: then a warning for it
     check("board-b leaves", B.run("leave", r"^left block=\d+"), B.tail())
     check("verify after the leave: warning", A.run("verify board-b", r"^warning board-b left"), A.tail())
+
+    # a CH key rotation (PROTOCOL.md §6.1, §6.2): board-a re-keys at its next boot, without a join
+    rc, out = go(a, root, "rotate-key", "--data", os.path.join(root, "ch"))
+    m = re.search(r" -> ([0-9a-f]{64}) in block", out)
+    check("rotate-key on the running CH", rc == 0 and m, out)
+    joins = metric(metrics, JOIN)
+    A.reboot()
+    check("board-a re-keys to the new CH key at its boot", A.expect(r"^rekeyed ch_key=" + (m.group(1)[:16] if m
+          else "-"), 30), A.tail())
+    check("... its protected requests go on under K_m'", A.run("verify board-b", r"^warning board-b left", 20),
+          A.tail())
+    check("... with no join", metric(metrics, JOIN) == joins)
     B.reboot()
     check("after its leave board-b does not restore", not B.expect(r"^restored", 3))
 

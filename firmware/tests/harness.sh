@@ -87,6 +87,7 @@ cd "$T"
 
 run "C device c-one joins" 0 j1.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
 has "join answered with a block" j1.out "joined cluster lab-1 as c-one: block"
+has "c-one's join proven in the CH's log" j1.out "log: block [0-9]* proven in the CH's log of [0-9]* blocks$"
 run "C device c-two joins" 0 j2.out "$DEV" join --server "$S" --key b.key --position 48.8560,2.3510
 # Both signed over the echo of their /cluster answer (PROTOCOL.md §3.1): two
 # joins created, none challenged with 4.01 — one ES256 signature each.
@@ -196,6 +197,34 @@ python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" +
     "$METRICS" >m2.out 2>&1
 has "the CH answered the retry from the ledger" m2.out 'iotguard_coap_requests_total{code="2.04",resource="/join",transport="udp"} 1$'
 
+# CH key rotation between joins (PROTOCOL.md §6.1, §6.2): a C device pinned to
+# the old key follows the signed rotation, a member of the old key re-keys
+# without a join and verifies a peer, one pinned to an unrelated key refuses.
+OLD=$("$GO_CLI" status --data "$T/ch" 2>/dev/null | sed -n 's/^ch key  *//p')
+run "iotguard rotate-key on the running CH" 0 rot.out "$GO_CLI" rotate-key --data "$T/ch"
+NEW=$(sed -n 's/^rotated CH key: [0-9a-f]* -> \([0-9a-f]*\) in block.*/\1/p' rot.out)
+if [ -n "$OLD" ] && [ -n "$NEW" ] && [ "$OLD" != "$NEW" ]; then ok "the CH key changed ($OLD -> $NEW)"; else bad "the CH key changed" rot.out; fi
+"$DEV" keygen --id c-rot --out rot.key >/dev/null
+"$DEV" keygen --id c-unrelated --out x.key >/dev/null
+run "c-rot, pinned to the old key, joins through the rotation" 0 jrot.out \
+    "$DEV" join --server "$S" --key rot.key --position 48.8566,2.3522 --pin "$OLD"
+has "c-rot's pin followed the rotation" jrot.out "the pin followed a CH key rotation to $NEW"
+has "c-rot's join proven in the log" jrot.out "log: block [0-9]* proven"
+run "a device pinned to an unrelated key refuses the new key" 1 jx.out \
+    "$DEV" join --server "$S" --key x.key --position 48.8566,2.3522 \
+    --pin 0707070707070707070707070707070707070707070707070707070707070707
+has "refused: untrusted CH key (no rotation from the pin)" jx.out "untrusted CH key: re-pin if it changed"
+run "c-one, still keyed to the old key, verifies c-rot" 0 vrot1.out "$DEV" verify --server "$S" --key a.key --peer c-rot
+run "c-two re-keys to the new key (no join)" 0 rk.out "$DEV" rekey --server "$S" --key b.key --pin "$OLD"
+has "c-two re-keyed" rk.out "c-two re-keyed to CH key $NEW"
+run "c-two, re-keyed, verifies c-rot" 0 vrot2.out "$DEV" verify --server "$S" --key b.key --peer c-rot
+has "c-rot is a member" vrot2.out "c-rot is a member"
+run "c-rot verifies c-two" 0 vrot3.out "$DEV" verify --server "$S" --key rot.key --peer c-two
+run "c-two re-keys again: nothing to do" 0 rk2.out "$DEV" rekey --server "$S" --key b.key
+has "keyed to the key in force" rk2.out "c-two is keyed to the CH key in force $NEW"
+run "c-one joins again after the rotation" 0 jre.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
+has "its log is an extension of the one it kept before the rotation" jre.out "an extension of the one of [0-9]* blocks kept"
+
 # leave, then the peer is warned
 run "c-one leaves" 0 lv.out "$DEV" leave --server "$S" --key a.key
 run "c-two verifies c-one after its leave" 1 v3.out "$DEV" verify --server "$S" --key b.key --peer c-one
@@ -258,7 +287,8 @@ kill "$CHBPID" 2>/dev/null
 wait "$CHBPID" 2>/dev/null
 
 # a CH restart: replay windows are gone, the first protected request gets an
-# Echo challenge (PROTOCOL.md §4.2) that the C device answers transparently
+# Echo challenge (PROTOCOL.md §4.2) that the C device answers transparently;
+# c-two's re-keyed K_m' still opens (the CH tries it after the old K_m)
 kill "$CHPID" 2>/dev/null
 wait "$CHPID" 2>/dev/null
 start_ch "$CHPORT" "$T/ch" "$T/ch2.log"
