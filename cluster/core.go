@@ -18,6 +18,7 @@ import (
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // Config is the cluster's policy.
@@ -33,6 +34,10 @@ type Config struct {
 	// keeps (~150 B each); the least recently active beyond it prove
 	// freshness with an echo on their next request, as after a restart.
 	ReplayStates int
+	// TalkProofs bounds the talk proofs this process remembers as spent
+	// (~40 B each), each until it is stale (docs/PROTOCOL.md §5.1); when
+	// that many are unexpired, /session refuses new proofs (ErrBusy).
+	TalkProofs int
 }
 
 // Defaults for Config fields left zero.
@@ -40,6 +45,7 @@ const (
 	DefaultMemberTTL    = 24 * time.Hour
 	DefaultSessionTTL   = 10 * time.Minute
 	DefaultReplayStates = 1 << 16
+	DefaultTalkProofs   = 1 << 16
 )
 
 // Keys is what the core needs of the CH's keys; *keysvc.Service implements
@@ -54,6 +60,7 @@ type Keys interface {
 	OpenRequest(m keysvc.Member, req *protect.Request, path string) ([]byte, error)
 	SealResponse(m keysvc.Member, req *protect.Request, path string, plaintext []byte) ([]byte, error)
 	IssueSession(m1, m2 keysvc.Member, expires time.Time) (keysvc.Session, error)
+	VerifyTalkProof(m keysvc.Member, responder string, p *wire.TalkProof, now time.Time) error
 }
 
 // Ledger is what the core needs of the ledger; every ledger.Ledger
@@ -95,6 +102,8 @@ type Core struct {
 	info   []byte // the signed GET /cluster answer, once made
 
 	pending chan struct{} // one token per audit record not yet committed
+
+	spent *spentProofs // talk proofs accepted and not yet stale
 }
 
 // New returns a Core for cfg over the CH keys and ledger.
@@ -117,12 +126,15 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if cfg.ReplayStates == 0 {
 		cfg.ReplayStates = DefaultReplayStates
 	}
+	if cfg.TalkProofs == 0 {
+		cfg.TalkProofs = DefaultTalkProofs
+	}
 	members, err := simplelru.NewLRU[string, *memberState](cfg.ReplayStates, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: replay states: %w", cfg.ID, err)
 	}
 	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: members,
-		pending: make(chan struct{}, maxPendingRecords)}, nil
+		pending: make(chan struct{}, maxPendingRecords), spent: newSpentProofs(cfg.TalkProofs)}, nil
 }
 
 // SetObserver installs o; call it before serving.

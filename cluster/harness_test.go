@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -136,6 +138,7 @@ type env struct {
 	core   *cluster.Core
 	now    time.Time
 	cfg    cluster.Config
+	log    *bytes.Buffer // what the core logs, without times
 }
 
 var chKey = sync.OnceValue(func() *ecdsa.PrivateKey {
@@ -152,8 +155,15 @@ func newEnv(t *testing.T, adjust ...func(*cluster.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, keys: keys, ledger: newMemLedger(), obs: &observer{}, now: time.Unix(1_800_000_000, 0)}
-	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now }}
+	e := &env{t: t, keys: keys, ledger: newMemLedger(), obs: &observer{}, now: time.Unix(1_800_000_000, 0), log: &bytes.Buffer{}}
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now },
+		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{ReplaceAttr: noTime}))}
 	for _, f := range adjust {
 		f(&e.cfg)
 	}
@@ -349,4 +359,22 @@ func (m *memLedger) expire(id string, t time.Time) {
 	d := m.index[id]
 	d.Expires = t.Unix()
 	m.index[id] = d
+}
+
+// proof returns d's talk proof of asking responder to talk, made at at.
+func (d *dev) proof(responder string, at time.Time) *wire.TalkProof {
+	d.e.t.Helper()
+	p, err := protect.NewTalkProof(d.keys.Talk, clusterID, d.st.ID, responder, at)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	return p
+}
+
+// forward asks for a session with peer, forwarding peer's talk proof p, as
+// a listener does for a hello (docs/PROTOCOL.md §5.1).
+func (d *dev) forward(peer string, p *wire.TalkProof) (*wire.SessionResponse, error) {
+	var s wire.SessionResponse
+	err := d.call(d.e.core.Session, protect.PathSession, &wire.SessionRequest{Peer: peer, Proof: p}, &s)
+	return &s, err
 }

@@ -26,12 +26,14 @@ var rejections = []struct {
 	{cluster.ErrBadSignature, codes.Unauthorized, "bad signature", "signature"},
 	{cluster.ErrUnauthorized, codes.Unauthorized, "unauthorized", ""},
 	{cluster.ErrReplay, codes.Unauthorized, "replay", ""},
+	{cluster.ErrBadTalkProof, codes.Unauthorized, "bad talk proof", ""},
 	{cluster.ErrOutsideRadius, codes.Forbidden, "outside radius", "radius"},
 	{cluster.ErrPeerNotMember, codes.Forbidden, "peer not a member", ""},
 	{cluster.ErrNotMember, codes.Forbidden, "not a member", ""},
 	{cluster.ErrUnknownCluster, codes.NotFound, "unknown cluster", "cluster"},
 	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
 	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
+	{cluster.ErrBusy, codes.ServiceUnavailable, "busy", ""},
 }
 
 // fail returns the answer to a request the Core refused, and the rejection
