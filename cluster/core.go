@@ -35,7 +35,7 @@ type Config struct {
 	// freshness with an echo on their next request, as after a restart.
 	ReplayStates int
 	// TalkProofs bounds the talk proofs this process remembers as spent
-	// (~40 B each), each until it is stale (docs/PROTOCOL.md §5.1); when
+	// (~35 B each), each until it is stale (docs/PROTOCOL.md §5.1); when
 	// that many are unexpired, /session refuses new proofs (ErrBusy).
 	TalkProofs int
 }
