@@ -101,6 +101,8 @@ type Core struct {
 	infoMu sync.Mutex
 	info   []byte // the signed GET /cluster answer, once made
 
+	checkpoints checkpoints // the newest signed checkpoint (transparency.go)
+
 	pending chan struct{} // one token per audit record not yet committed
 
 	spent *spentProofs // talk proofs accepted and not yet stale

@@ -40,6 +40,12 @@ var (
 	// talk proofs as it may (Config.TalkProofs): it accepts no new one until
 	// some expire, rather than forget one that could then be replayed.
 	ErrBusy = errors.New("busy")
+	// ErrNoLog is returned by the transparency resources when the ledger
+	// keeps no Merkle tree (a backend without one).
+	ErrNoLog = errors.New("no transparency log")
+	// ErrNotInLog is returned when a proof names a block height or a tree
+	// size the log does not have (in a *Refusal saying which).
+	ErrNotInLog = errors.New("not in the log")
 )
 
 // Rejections the ledger's state machine decides: the core passes them on as
@@ -52,7 +58,8 @@ var (
 	ErrConflict = ledger.ErrConflict
 	// ErrRevoked is returned when a join or a revoke names a revoked ID.
 	ErrRevoked = ledger.ErrRevoked
-	// ErrUnknownDevice is returned by Revoke for an ID never seen.
+	// ErrUnknownDevice is returned by Revoke, and by Proof, for an ID never
+	// seen.
 	ErrUnknownDevice = ledger.ErrUnknownDevice
 )
 

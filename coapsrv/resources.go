@@ -22,6 +22,9 @@ func (s *Server) resources() []coapedge.Resource {
 		{Path: "/leave", Method: codes.POST, Format: message.AppCoseEncrypt0, Link: `rt="iotguard.leave";ct=16`, Handle: s.protected(s.core.Leave, codes.Changed)},
 		{Path: "/cluster", Method: codes.GET, Link: `rt="iotguard.cluster";ct="18 0"`, Handle: s.public(s.core.ClusterInfo, s.core.ClusterText, true)},
 		{Path: "/ledger/head", Method: codes.GET, Link: `rt="iotguard.head";ct="18 0"`, Handle: s.public(s.core.LedgerHead, s.core.LedgerHeadText, false)},
+		{Path: "/ledger/checkpoint", Method: codes.GET, Link: `rt="iotguard.checkpoint";ct="18 0"`, Handle: s.public(s.core.Checkpoint, s.core.CheckpointText, false)},
+		{Path: "/ledger/proof", Method: codes.GET, Link: `rt="iotguard.proof";ct=60`, Handle: s.proof},
+		{Path: "/ledger/consistency", Method: codes.GET, Link: `rt="iotguard.consistency";ct=60`, Handle: s.consistency},
 	}
 }
 

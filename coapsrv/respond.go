@@ -34,6 +34,9 @@ var rejections = []struct {
 	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
 	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
 	{cluster.ErrBusy, codes.ServiceUnavailable, "busy", ""},
+	{cluster.ErrUnknownDevice, codes.NotFound, "unknown device", ""},
+	{cluster.ErrNotInLog, codes.NotFound, "not in the log", ""},
+	{cluster.ErrNoLog, codes.NotFound, "no transparency log", ""},
 }
 
 // fail returns the answer to a request the Core refused, and the rejection

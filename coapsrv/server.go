@@ -1,6 +1,7 @@
 // Package coapsrv is the cluster head's CoAP resources (docs/PROTOCOL.md §2):
-// /join, the protected /verify /session /leave, and the public /cluster and
-// /ledger/head, served on the CoAP edge (internal/coapedge), which owns the
+// /join, the protected /verify /session /leave, the public /cluster and
+// /ledger/head, and the transparency log's /ledger/checkpoint, /ledger/proof
+// and /ledger/consistency, served on the CoAP edge (internal/coapedge), which owns the
 // checks every datagram passes first. coapsrv owns what the CH's resources
 // mean in CoAP: their methods and content formats, the codes and diagnostics
 // of every rejection, and the Echo option. Policy and crypto are the Core's.
@@ -27,6 +28,10 @@ type Core interface {
 	Echo(addr string) []byte
 	LedgerHead() ([]byte, error)
 	LedgerHeadText() (string, error)
+	Checkpoint() ([]byte, error)
+	CheckpointText() (string, error)
+	Proof(ctx context.Context, req cluster.ProofRequest) ([]byte, error)
+	Consistency(ctx context.Context, from uint64) ([]byte, error)
 }
 
 // Observer sees every answered request (coapedge.Observer) and every refused

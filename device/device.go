@@ -31,6 +31,8 @@ type Device struct {
 	server string
 
 	keys *protect.MemberKeys // derived from st.Membership, lazily
+
+	noLogCheck bool // Join does not prove the join in the CH's log
 }
 
 // Option adjusts a Device.
@@ -42,6 +44,10 @@ func WithStateFile(path string) Option { return func(d *Device) { d.path = path 
 
 // WithPin makes the device accept only a CH whose key has this RFC 9679 thumbprint.
 func WithPin(thumbprint []byte) Option { return func(d *Device) { d.pin = thumbprint } }
+
+// WithoutLogCheck makes Join skip proving the join in the CH's transparency
+// log (CheckJoin): for load generators that measure the join exchange alone.
+func WithoutLogCheck() Option { return func(d *Device) { d.noLogCheck = true } }
 
 // WithClock sets the clock used for expiry checks (tests).
 func WithClock(now func() time.Time) Option { return func(d *Device) { d.now = now } }

@@ -39,6 +39,9 @@ type State struct {
 	KeyPKCS8   []byte            `json:"key_pkcs8"`
 	Membership *Membership       `json:"membership,omitempty"`
 	Seq        uint64            `json:"seq"` // next protected-request sequence number
+	// Checkpoint is the last checkpoint of the CH's log this device verified
+	// (COSE_Sign1): the next check proves the log consistent with it.
+	Checkpoint []byte `json:"checkpoint,omitempty"`
 }
 
 // NewState generates a fresh P-256 identity for id.

@@ -374,7 +374,7 @@ type vectorSpec struct {
 }
 
 func vectorSpecs() []vectorSpec {
-	return []vectorSpec{
+	return append([]vectorSpec{
 		{"thumbprint.json", func(t *testing.T) any { return genThumbprint(t) }, checkThumbprint},
 		{"kdf.json", func(t *testing.T) any { return genKDF(t) }, checkKDF},
 		{"join-request-ok.json", func(t *testing.T) any { return genJoinRequests(t)[0] }, checkJoinRequest},
@@ -394,7 +394,7 @@ func vectorSpecs() []vectorSpec {
 		{"partial-iv.json", func(t *testing.T) any { return genPartialIV() }, checkPartialIV},
 		{"replay-window.json", func(t *testing.T) any { return genReplayWindow() }, checkReplayWindow},
 		{"decode-strict.json", func(t *testing.T) any { return genDecodeStrict(t) }, checkDecodeStrict},
-	}
+	}, tlogSpecs()...)
 }
 
 // encodeVector is the file form of v: indented JSON, no HTML escaping, one
@@ -418,6 +418,9 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range specs {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(vectorDir, s.file)), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(filepath.Join(vectorDir, s.file), encodeVector(t, s.gen(t)), 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -125,7 +125,7 @@ static void v_join_request(void)
         CHECK_EQ(verdict, 0);
         CHECK_MEM(s.kid, kid, kl);
         /* ours: identical up to the (randomised in Go) signature */
-        iog_join_req_t jr = { &me, &cluster, snumf("lat"), snumf("lon"), nd, echo, el };
+        iog_join_req_t jr = { &me, &cluster, snumf("lat"), snumf("lon"), nd, echo, el, NULL, 0 };
         int n = iog_join_req_encode(&jr, mine, sizeof(mine));
         CHECK_EQ(n, wl);
         CHECK_MEM(mine, want, wl - 64);
@@ -155,7 +155,7 @@ static void v_join_response(void)
     hexf("thumbprint", thumb, 32);
     hexf("block_hash", hash, 32);
     size_t n = hexf("sign1", resp, sizeof(resp));
-    iog_join_req_t jr = { &me, &cluster, 0, 0, nd, NULL, 0 };
+    iog_join_req_t jr = { &me, &cluster, 0, 0, nd, NULL, 0, NULL, 0 };
     CHECK_EQ(iog_join_resp_verify(resp, n, &jr, thumb, &m), 0);
     CHECK_MEM(m.ch.thumb, thumb, 32);
     CHECK_MEM(m.nch, nch, 16);

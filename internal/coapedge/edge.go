@@ -58,9 +58,10 @@ type Handler func(ctx context.Context, r *Request) Response
 
 // Request is what a Handler sees of a request.
 type Request struct {
-	Path   string // the resource's path
-	Source string // the sender's address, host:port
-	Body   []byte // the payload; nil when empty
+	Path   string   // the resource's path
+	Source string   // the sender's address, host:port
+	Body   []byte   // the payload; nil when empty
+	Query  []string // the Uri-Query options, e.g. "height=7"
 
 	accept    message.MediaType
 	hasAccept bool
@@ -188,7 +189,7 @@ func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 func (s *Server) Close() error {
 	s.srv.Stop()
 	err := <-s.done
-	if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "use of closed") {
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("failed to serve: %w", err)
 	}
 	return nil
@@ -204,6 +205,9 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 	req := &Request{Path: res.Path, Source: w.Conn().RemoteAddr().String()}
 	if a, err := r.Accept(); err == nil {
 		req.accept, req.hasAccept = a, true
+	}
+	if q, err := r.Queries(); err == nil {
+		req.Query = q
 	}
 	if res.Method == codes.POST {
 		if cf, err := r.ContentFormat(); err != nil || cf != res.Format {
