@@ -386,8 +386,10 @@ static void on_verified(void *ctx, const iog_id_t *peer, const iog_verify_resp_t
     iog_board_t *b = ctx;
     o_start(b, "verified ");
     o_s(b, peer->s);
-    o_kv(b, "block");
-    o_u(b, v->height);
+    if (v->has_block) { /* a /verify names the join block; a /talk's grant does not */
+        o_kv(b, "block");
+        o_u(b, v->height);
+    }
     o_end(b);
 }
 
