@@ -42,6 +42,7 @@ type memLedger struct {
 	index  map[string]ledger.Device
 	events []ledger.Event
 	fail   error // if set, Append fails with it and writes nothing
+	broken string // if set, looking this ID up fails (a damaged index)
 }
 
 func newMemLedger() *memLedger { return &memLedger{index: map[string]ledger.Device{}} }
@@ -69,11 +70,21 @@ func (m *memLedger) Append(_ context.Context, ev ledger.Event) (ledger.BlockRef,
 func (m *memLedger) Lookup(id string) (ledger.Device, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if id == m.broken {
+		return ledger.Device{}, fmt.Errorf("device %q: index damaged", id)
+	}
 	d, ok := m.index[id]
 	if !ok {
 		return ledger.Device{}, fmt.Errorf("device %q: %w", id, ledger.ErrUnknownDevice)
 	}
 	return d, nil
+}
+
+// breakLookup makes looking id up fail from now on.
+func (m *memLedger) breakLookup(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.broken = id
 }
 
 func (m *memLedger) Head() (ledger.BlockRef, int64, error) {

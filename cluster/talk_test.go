@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -246,5 +247,37 @@ func TestSpentProofsBounded(t *testing.T) {
 	e.advance(time.Second)
 	if _, err := m2.forward("m1", m1.proof("m2", e.now)); err != nil {
 		t.Fatalf("a new proof once the second expired: %v", err)
+	}
+}
+
+// TestPeerLookupFailure: when the index cannot say who the peer is, /verify
+// and /session — with or without a talk proof — fail as internal errors
+// (5.00 at the edge), not as a rejection or a verdict: nothing is
+// recorded, counted or spent, and the same proof works once the index does.
+func TestPeerLookupFailure(t *testing.T) {
+	e := newEnv(t)
+	m1 := e.device("m1").mustJoin()
+	m2 := e.device("m2").mustJoin()
+	p := m1.proof("m2", e.now)
+	e.ledger.breakLookup("m1")
+	before := e.ledger.written()
+	for name, call := range map[string]func() error{
+		"verify":                     func() error { _, err := m2.verify("m1"); return err },
+		"session":                    func() error { _, err := m2.session("m1"); return err },
+		"session forwarding a proof": func() error { _, err := m2.forward("m1", p); return err },
+	} {
+		err := call()
+		var r *cluster.Refusal
+		if err == nil || errors.As(err, &r) || errors.Is(err, cluster.ErrBadTalkProof) || errors.Is(err, cluster.ErrPeerNotMember) {
+			t.Errorf("%s with a damaged index: %v, want an internal error", name, err)
+		}
+	}
+	e.core.Flush()
+	if e.ledger.written() != before || len(e.obs.warnings) != 0 || e.obs.sessions != 0 {
+		t.Fatalf("written %d, warnings %v, sessions %d", e.ledger.written()-before, e.obs.warnings, e.obs.sessions)
+	}
+	e.ledger.breakLookup("")
+	if _, err := m2.forward("m1", p); err != nil {
+		t.Fatalf("the proof once the index works: %v", err)
 	}
 }
