@@ -41,7 +41,7 @@ type memLedger struct {
 	mu     sync.Mutex
 	index  map[string]ledger.Device
 	events []ledger.Event
-	fail   error // if set, Append fails with it and writes nothing
+	fail   error  // if set, Append fails with it and writes nothing
 	broken string // if set, looking this ID up fails (a damaged index)
 }
 
