@@ -25,12 +25,12 @@ func (c *Core) talkProof(m2 ledger.Device, initiator string, p *wire.TalkProof, 
 		return ledger.Device{}, refuse(ErrBadTalkProof, "stale")
 	}
 	m1, err := c.ledger.Lookup(initiator)
-	switch {
-	case errors.Is(err, ledger.ErrUnknownDevice):
+	if errors.Is(err, ledger.ErrUnknownDevice) {
 		return ledger.Device{}, ErrBadTalkProof
-	case err != nil:
+	} else if err != nil {
 		return ledger.Device{}, fmt.Errorf("failed to look up %s: %w", initiator, err)
-	case m1.Cluster != "" && m1.Cluster != c.cfg.ID: // a shared ledger: its member key is with its own CH
+	}
+	if m1.Cluster != "" && m1.Cluster != c.cfg.ID { // a shared ledger: its member key is with its own CH
 		return ledger.Device{}, ErrBadTalkProof
 	}
 	err = c.keys.VerifyTalkProof(member(m1), m2.ID, p, now)
