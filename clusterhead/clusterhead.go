@@ -17,6 +17,7 @@ import (
 	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/coapsrv"
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/membership"
@@ -28,13 +29,23 @@ const LedgerFile = "ledger.db"
 
 // Config describes a cluster head.
 type Config struct {
-	Listen    string // UDP host:port for CoAP
+	Listen string // UDP host:port for CoAP
+	// DTLSListen is the UDP host:port for coaps (DTLS with member PSKs,
+	// docs/PROTOCOL.md §4.5); "" off.
+	DTLSListen string
+	// DTLS bounds the coaps listener's associations and timeouts (zero
+	// fields: coapedge's defaults).
+	DTLS      coapedge.DTLSConfig
 	DataDir   string
 	Cluster   cluster.Config
 	RateLimit float64 // requests/s per source IP; 0 off
 	Logger    *slog.Logger
 	Metrics   string // HTTP address for /metrics; "" off
 	NoAdmin   bool   // no control socket (tests that run many CHs)
+	// RequestTimeout bounds the handling of one CoAP request, a join's wait
+	// for its ledger commit included (then 5.03 "outcome not known yet");
+	// zero means coapedge.DefaultTimeout (10 s).
+	RequestTimeout time.Duration
 
 	// Ledger opens the CH's ledger; nil means the bbolt ledger in DataDir.
 	// A replicated backend (bftledger, a module of its own) plugs in here.
@@ -52,8 +63,15 @@ type CH struct {
 	Ledger  ledger.Ledger
 	Core    *cluster.Core
 	CoAP    *coapsrv.Server
+	CoAPS   *coapsrv.Server // nil unless Config.DTLSListen is set
 	admin   *admin.Server
 	metrics *metrics.Server
+	dir     string
+	started time.Time
+
+	// keyMu serializes what must see one CH key and one ledger: a backup
+	// (keys and ledger copied together) and a key rotation.
+	keyMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -104,6 +122,9 @@ func Start(cfg Config) (*CH, error) {
 	openKeys := keysvc.Open
 	if hasLedger {
 		openKeys = keysvc.OpenExisting
+		if err := recoverRotation(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	keys, err := openKeys(cfg.DataDir, cfg.Cluster.ID)
 	if errors.Is(err, keysvc.ErrNoKey) {
@@ -116,8 +137,10 @@ func Start(cfg Config) (*CH, error) {
 	var m *metrics.Metrics
 	var onCommit func(height uint64, events int)
 	reg := metrics.NewRegistry()
-	ch := &CH{Keys: keys}  // the ledger gauges read it at scrape time, once serving
-	if cfg.Metrics != "" { // metrics off means no observer at all on the hot path
+	// The ledger gauges read ch at scrape time, once serving; metrics off
+	// means no observer at all on the hot path.
+	ch := &CH{Keys: keys, dir: cfg.DataDir, started: time.Now()}
+	if cfg.Metrics != "" {
 		m = metrics.New(reg, metrics.LedgerState{Height: ch.height, Members: ch.members})
 		keys.SetTimer(m.Crypto)
 		onCommit = m.Committed
@@ -157,12 +180,22 @@ func Start(cfg Config) (*CH, error) {
 		core.SetObserver(m)
 		opts = append(opts, coapsrv.WithObserver(m))
 	}
+	if cfg.RequestTimeout != 0 {
+		opts = append(opts, func(c *coapsrv.Config) { c.Timeout = cfg.RequestTimeout })
+	}
 	srv, err := coapsrv.Listen(cfg.Listen, core, opts...)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
 	ch.Ledger, ch.Core, ch.CoAP = l, core, srv
+	if cfg.DTLSListen != "" {
+		if ch.CoAPS, err = coapsrv.ListenDTLS(cfg.DTLSListen, core, cfg.DTLS, opts...); err != nil {
+			ch.Close()
+			return nil, err
+		}
+		core.OnKeyRetired(ch.CoAPS.CloseIdentity) // a member's DTLS sessions die with its keys
+	}
 	if m != nil {
 		if ch.metrics, err = metrics.Serve(cfg.Metrics, reg); err != nil {
 			ch.Close()
@@ -170,7 +203,7 @@ func Start(cfg Config) (*CH, error) {
 		}
 	}
 	if !cfg.NoAdmin {
-		if ch.admin, err = admin.Listen(cfg.DataDir, revoker{core}); err != nil {
+		if ch.admin, err = admin.Listen(cfg.DataDir, ch); err != nil {
 			ch.Close()
 			return nil, err
 		}
@@ -180,6 +213,14 @@ func Start(cfg Config) (*CH, error) {
 
 // Addr returns the CoAP address the CH listens on.
 func (c *CH) Addr() string { return c.CoAP.Addr().String() }
+
+// DTLSAddr returns the coaps address the CH listens on, or "" when off.
+func (c *CH) DTLSAddr() string {
+	if c.CoAPS == nil {
+		return ""
+	}
+	return c.CoAPS.Addr().String()
+}
 
 // MetricsAddr returns the metrics HTTP address, or "" when off.
 func (c *CH) MetricsAddr() string {
@@ -204,17 +245,20 @@ func (c *CH) close() error {
 	if c.metrics != nil {
 		errs = append(errs, c.metrics.Close())
 	}
+	if c.CoAPS != nil {
+		errs = append(errs, c.CoAPS.Close())
+	}
 	errs = append(errs, c.CoAP.Close())
 	c.Core.Flush() // audit records written behind their answers
 	errs = append(errs, c.Ledger.Close())
 	return errors.Join(errs...)
 }
 
-type revoker struct{ core *cluster.Core }
-
-func (r revoker) Revoke(ctx context.Context, id, reason string) (uint64, error) {
+// Revoke records the operator's revocation of id and returns the height of
+// its block (the control socket's revoke).
+func (c *CH) Revoke(ctx context.Context, id, reason string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ref, err := r.core.Revoke(ctx, id, reason)
+	ref, err := c.Core.Revoke(ctx, id, reason)
 	return ref.Height, err
 }

@@ -13,13 +13,20 @@ import (
 // wireMaxPayload is the largest request payload a CH accepts (§2).
 const wireMaxPayload = wire.MaxPayload
 
-// resources is the CH's path table (docs/PROTOCOL.md §2).
+// resources is the CH's path table over CoAP (docs/PROTOCOL.md §2).
 func (s *Server) resources() []coapedge.Resource {
-	return []coapedge.Resource{
+	return append([]coapedge.Resource{
 		{Path: "/join", Method: codes.POST, Format: message.AppCoseSign1, Link: `rt="iotguard.join";ct=18`, Handle: s.join},
 		{Path: "/verify", Method: codes.POST, Format: message.AppCoseEncrypt0, Link: `rt="iotguard.verify";ct=16`, Handle: s.protected(s.core.Verify, codes.Content)},
 		{Path: "/session", Method: codes.POST, Format: message.AppCoseEncrypt0, Link: `rt="iotguard.session";ct=16`, Handle: s.protected(s.core.Session, codes.Content)},
 		{Path: "/leave", Method: codes.POST, Format: message.AppCoseEncrypt0, Link: `rt="iotguard.leave";ct=16`, Handle: s.protected(s.core.Leave, codes.Changed)},
+	}, s.publicResources()...)
+}
+
+// publicResources are the read-only resources anyone may GET, over CoAP and
+// coaps alike.
+func (s *Server) publicResources() []coapedge.Resource {
+	return []coapedge.Resource{
 		{Path: "/cluster", Method: codes.GET, Link: `rt="iotguard.cluster";ct="18 0"`, Handle: s.public(s.core.ClusterInfo, s.core.ClusterText, true)},
 		{Path: "/ledger/head", Method: codes.GET, Link: `rt="iotguard.head";ct="18 0"`, Handle: s.public(s.core.LedgerHead, s.core.LedgerHeadText, false)},
 		{Path: "/ledger/checkpoint", Method: codes.GET, Link: `rt="iotguard.checkpoint";ct="18 0"`, Handle: s.public(s.core.Checkpoint, s.core.CheckpointText, false)},

@@ -23,6 +23,10 @@ type Core interface {
 	Verify(ctx context.Context, payload []byte, addr string) ([]byte, error)
 	Session(ctx context.Context, payload []byte, addr string) ([]byte, error)
 	Leave(ctx context.Context, payload []byte, addr string) ([]byte, error)
+	VerifyPlain(ctx context.Context, identity string, body []byte) ([]byte, error)
+	SessionPlain(ctx context.Context, identity string, body []byte) ([]byte, error)
+	LeavePlain(ctx context.Context, identity string, body []byte) ([]byte, error)
+	PSK(identity string) ([]byte, error)
 	ClusterInfo() ([]byte, error)
 	ClusterText() (string, error)
 	Echo(addr string) []byte
@@ -34,11 +38,13 @@ type Core interface {
 	Consistency(ctx context.Context, from uint64) ([]byte, error)
 }
 
-// Observer sees every answered request (coapedge.Observer) and every refused
-// join, by reason: a low-cardinality word of the rejection table.
+// Observer sees every answered request (coapedge.Observer), every refused
+// join, by reason (a low-cardinality word of the rejection table), and every
+// refused or failed coaps association, by reason (coapedge.Handshake*).
 type Observer interface {
 	coapedge.Observer
 	JoinRejected(reason string)
+	HandshakeFailed(reason string)
 }
 
 // Config holds the server's options; see the With* functions.

@@ -187,14 +187,14 @@ func TestEveryPanelHasData(t *testing.T) {
 	}
 	scraped := scrape(t, ch.MetricsAddr())
 	for series, want := range map[string]int{
-		`iotguard_crypto_duration_seconds_count{op="ledger_append"}`: events,
-		`iotguard_crypto_duration_seconds_count{op="verify"}`:        1 + 2*rounds,
-		`iotguard_sessions_granted_total`:                            rounds,
-		`iotguard_coap_requests_total{code="2.01",resource="/join"}`: 1 + rounds,
-		`iotguard_coap_requests_total{code="4.01",resource="/join"}`: 0,
-		`iotguard_ledger_height`:                                     int(chtest.Height(t, ch)),
-		`iotguard_members{status="member"}`:                          1 + rounds,
-		`iotguard_members{status="left"}`:                            0,
+		`iotguard_crypto_duration_seconds_count{op="ledger_append"}`:                 events,
+		`iotguard_crypto_duration_seconds_count{op="verify"}`:                        1 + 2*rounds,
+		`iotguard_sessions_granted_total`:                                            rounds,
+		`iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"}`: 1 + rounds,
+		`iotguard_coap_requests_total{code="4.01",resource="/join",transport="udp"}`: 0,
+		`iotguard_ledger_height`:                                                     int(chtest.Height(t, ch)),
+		`iotguard_members{status="member"}`:                                          1 + rounds,
+		`iotguard_members{status="left"}`:                                            0,
 	} {
 		if got := scraped[series]; got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)

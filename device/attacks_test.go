@@ -562,9 +562,10 @@ func TestForeignM2MSession(t *testing.T) {
 // forwards to its CH — is answered 4.29 beyond the burst, so it cannot make
 // the listener call its CH for each.
 func TestListenerRateLimited(t *testing.T) {
+	const rate = 2 // per second: a burst of 5, so the test does not depend on the machine's speed
 	ch := chtest.Start(t, "")
 	m2 := chtest.Joined(t, ch, "m2")
-	l, err := m2.Listen("127.0.0.1:0", func(string, []byte) []byte { return nil }, nil)
+	l, err := m2.Listen("127.0.0.1:0", func(string, []byte) []byte { return nil }, nil, device.WithListenRateLimit(rate))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +577,7 @@ func TestListenerRateLimited(t *testing.T) {
 	defer conn.Close()
 	codesSeen := map[codes.Code]int{}
 	start := time.Now()
-	for range 3 * device.DefaultListenRateLimit {
+	for range 30 {
 		hello := mustCBOR(t, map[int]any{1: "nobody", 2: "m2", 3: []any{randomBytes(t, 12), uint64(time.Now().Unix()), randomBytes(t, 16)}})
 		resp, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello))
 		if err != nil {
@@ -585,8 +586,8 @@ func TestListenerRateLimited(t *testing.T) {
 		codesSeen[resp.Code()]++
 	}
 	// A token bucket of burst 2r+1 refilled at r per second.
-	bound := 2*device.DefaultListenRateLimit + 1 + int(time.Since(start).Seconds()*device.DefaultListenRateLimit) + 1
-	if served := 3*device.DefaultListenRateLimit - codesSeen[codes.TooManyRequests]; codesSeen[codes.TooManyRequests] == 0 || served > bound ||
+	bound := 2*rate + 1 + int(time.Since(start).Seconds()*rate) + 1
+	if served := 30 - codesSeen[codes.TooManyRequests]; codesSeen[codes.TooManyRequests] == 0 || served > bound ||
 		served != codesSeen[codes.Unauthorized] {
 		t.Fatalf("answers %v: want at most %d hellos served (4.01: the CH refused the proof), the rest refused 4.29", codesSeen, bound)
 	}

@@ -6,6 +6,7 @@
 package device
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -42,6 +43,18 @@ type State struct {
 	// Checkpoint is the last checkpoint of the CH's log this device verified
 	// (COSE_Sign1): the next check proves the log consistent with it.
 	Checkpoint []byte `json:"checkpoint,omitempty"`
+	// PendingJoin is a join sent without a definite answer (5.03, a
+	// timeout): it may be on the ledger. The next join to its cluster
+	// reuses its nonce, so that the CH answers it with the recorded join
+	// instead of recording a second one.
+	PendingJoin *PendingJoin `json:"pending_join,omitempty"`
+}
+
+// PendingJoin is what a device keeps of a join whose outcome it does not
+// know.
+type PendingJoin struct {
+	Cluster string `json:"cluster"`
+	Nonce   []byte `json:"nonce"`
 }
 
 // NewState generates a fresh P-256 identity for id.
@@ -134,4 +147,15 @@ func (st *State) MemberKeys() (*protect.MemberKeys, error) {
 	}
 	k := protect.DeriveMemberKeys(km)
 	return &k, nil
+}
+
+// PSK returns the device's DTLS identity and pre-shared key for coaps
+// (docs/PROTOCOL.md §4.5): its ID and the PSK derived from its current member
+// key. IMPORTANT: the PSK is a secret; it changes with every join.
+func (st *State) PSK() (identity string, psk []byte, err error) {
+	k, err := st.MemberKeys()
+	if err != nil {
+		return "", nil, err
+	}
+	return st.ID, bytes.Clone(k.PSK[:]), nil
 }

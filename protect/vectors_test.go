@@ -394,6 +394,11 @@ func vectorSpecs() []vectorSpec {
 		{"partial-iv.json", func(t *testing.T) any { return genPartialIV() }, checkPartialIV},
 		{"replay-window.json", func(t *testing.T) any { return genReplayWindow() }, checkReplayWindow},
 		{"decode-strict.json", func(t *testing.T) any { return genDecodeStrict(t) }, checkDecodeStrict},
+		{"dtls-psk.json", func(t *testing.T) any { return genDTLSPSK(t) }, checkDTLSPSK},
+		{"kdf-rekey.json", func(t *testing.T) any { return genRekeyKDF(t) }, checkKDF},
+		// Not replayed by the firmware yet: its rotation support is to come.
+		{"rotation/rotation.json", func(t *testing.T) any { return genRotations(t)[0] }, checkRotation},
+		{"rotation/rotation-bad-signature.json", func(t *testing.T) any { return genRotations(t)[1] }, checkRotation},
 	}, tlogSpecs()...)
 }
 
@@ -414,9 +419,6 @@ func encodeVector(t *testing.T, v any) []byte {
 func TestVectors(t *testing.T) {
 	specs := vectorSpecs()
 	if *update {
-		if err := os.MkdirAll(vectorDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		for _, s := range specs {
 			if err := os.MkdirAll(filepath.Dir(filepath.Join(vectorDir, s.file)), 0o755); err != nil {
 				t.Fatal(err)
@@ -432,12 +434,17 @@ func TestVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sub, err := filepath.Glob(filepath.Join(vectorDir, "*", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, sub...)
 	var known []string
 	for _, s := range specs {
 		known = append(known, s.file)
 	}
 	for _, f := range files {
-		if !slices.Contains(known, filepath.Base(f)) {
+		if rel, _ := filepath.Rel(vectorDir, f); !slices.Contains(known, filepath.ToSlash(rel)) {
 			t.Errorf("%s has no replay in TestVectors", f)
 		}
 	}
@@ -628,7 +635,16 @@ func checkThumbprint(t *testing.T, raw []byte) {
 // ---- kdf ----
 
 func genKDF(t *testing.T) kdfVector {
-	dev, ch := privKey(t, testutil.MustHex(t, deviceScalar)), privKey(t, testutil.MustHex(t, chScalar))
+	return genKDFWith(t, chScalar, "Member key schedule (section 3.4): z = ECDH(device_priv, CH public) = ECDH(ch_priv, device public); "+
+		"km = HKDF-SHA-256(salt = device_nonce || ch_nonce, IKM = z, info = km_info, L = 32) with "+
+		"km_info = CBOR [\"iotguard K_m\", cluster, id, ch_thumbprint]; req/resp/ticket/talk keys and common_iv = "+
+		"HKDF-SHA-256(salt = empty, IKM = km, info = label, L = 16/16/16/16/12).")
+}
+
+// genKDFWith is the member key schedule of sensor-01 with the CH key of
+// scalar chHex.
+func genKDFWith(t *testing.T, chHex, description string) kdfVector {
+	dev, ch := privKey(t, testutil.MustHex(t, deviceScalar)), privKey(t, testutil.MustHex(t, chHex))
 	z := ecdhZ(t, dev, &ch.PublicKey)
 	th := wire.Thumbprint(&ch.PublicKey)
 	km, err := protect.MemberKey(z, vecDeviceNonce, vecCHNonce, vecCluster, vecM1, th)
@@ -637,16 +653,13 @@ func genKDF(t *testing.T) kdfVector {
 	}
 	k := protect.DeriveMemberKeys(km)
 	return kdfVector{
-		Description: "Member key schedule (section 3.4): z = ECDH(device_priv, CH public) = ECDH(ch_priv, device public); " +
-			"km = HKDF-SHA-256(salt = device_nonce || ch_nonce, IKM = z, info = km_info, L = 32) with " +
-			"km_info = CBOR [\"iotguard K_m\", cluster, id, ch_thumbprint]; req/resp/ticket/talk keys and common_iv = " +
-			"HKDF-SHA-256(salt = empty, IKM = km, info = label, L = 16/16/16/16/12).",
+		Description:   description,
 		Expect:        expOK,
 		Cluster:       vecCluster,
 		ID:            vecM1,
 		DevicePriv:    testutil.MustHex(t, deviceScalar),
 		DeviceCOSEKey: coseKey(t, &dev.PublicKey),
-		CHPriv:        testutil.MustHex(t, chScalar),
+		CHPriv:        testutil.MustHex(t, chHex),
 		CHCOSEKey:     coseKey(t, &ch.PublicKey),
 		CHThumbprint:  th[:],
 		Z:             z,
@@ -707,6 +720,55 @@ func checkKDF(t *testing.T, raw []byte) {
 			t.Fatal(err)
 		}
 		eqHex(t, "HKDF(km, "+label+")", got, want)
+	}
+}
+
+// ---- DTLS PSK ----
+
+type dtlsPSKVector struct {
+	Description string   `json:"description"`
+	Expect      string   `json:"expect"`
+	ID          string   `json:"id"`
+	KM          hexBytes `json:"km"`
+	Info        string   `json:"info"`
+	PSKBytes    hexBytes `json:"psk_bytes"`
+	PSK         string   `json:"psk"`
+}
+
+func genDTLSPSK(t *testing.T) dtlsPSKVector {
+	var kdf kdfVector
+	decodeVector(t, encodeVector(t, genKDF(t)), &kdf)
+	k := protect.DeriveMemberKeys([32]byte(kdf.KM))
+	raw, err := hex.DecodeString(string(k.PSK[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dtlsPSKVector{
+		Description: "DTLS PSK of a member for coaps (section 4.5), from the km of kdf.json: psk_bytes = HKDF-SHA-256(salt = empty, " +
+			"IKM = km, info = \"iotguard dtls psk\", L = 16); the PSK is psk, the 32 ASCII bytes of psk_bytes in lowercase hex; " +
+			"the PSK identity is the device ID.",
+		Expect:   expOK,
+		ID:       vecM1,
+		KM:       kdf.KM,
+		Info:     "iotguard dtls psk",
+		PSKBytes: raw,
+		PSK:      string(k.PSK[:]),
+	}
+}
+
+func checkDTLSPSK(t *testing.T, raw []byte) {
+	var v dtlsPSKVector
+	decodeVector(t, raw, &v)
+	got, err := hkdf.Key(sha256.New, v.KM, nil, v.Info, protect.PSKSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eqHex(t, "HKDF(km, info)", got, v.PSKBytes)
+	if hex.EncodeToString(v.PSKBytes) != v.PSK {
+		t.Errorf("psk %q is not the hex of psk_bytes", v.PSK)
+	}
+	if k := protect.DeriveMemberKeys([32]byte(v.KM)); string(k.PSK[:]) != v.PSK {
+		t.Errorf("protect.DeriveMemberKeys PSK = %q, want %q", k.PSK[:], v.PSK)
 	}
 }
 

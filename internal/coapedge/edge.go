@@ -36,9 +36,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
-	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 
 	"github.com/iotguard/iotguard/internal/coapbody"
 )
@@ -58,10 +58,13 @@ type Handler func(ctx context.Context, r *Request) Response
 
 // Request is what a Handler sees of a request.
 type Request struct {
-	Path   string   // the resource's path
-	Source string   // the sender's address, host:port
-	Body   []byte   // the payload; nil when empty
-	Query  []string // the Uri-Query options, e.g. "height=7"
+	Path   string // the resource's path
+	Source string // the sender's address, host:port
+	// Identity is the PSK identity a coaps client authenticated with in its
+	// DTLS handshake; "" over plain CoAP.
+	Identity string
+	Body     []byte   // the payload; nil when empty
+	Query    []string // the Uri-Query options, e.g. "height=7"
 
 	accept    message.MediaType
 	hasAccept bool
@@ -84,12 +87,18 @@ func Diagnostic(code codes.Code, text string, opts ...message.Option) Response {
 	return Response{Code: code, Format: message.TextPlain, Body: []byte(text), Options: opts}
 }
 
-// Observer sees every answered request: the resource (a path of the table
-// or "other", never client input), the code as CoAP writes it ("2.05") and
-// the handling time.
+// Observer sees every answered request: the transport ("udp" or "dtls"),
+// the resource (a path of the table or "other", never client input), the
+// code as CoAP writes it ("2.05") and the handling time.
 type Observer interface {
-	Request(resource string, code string, d time.Duration)
+	Request(transport, resource, code string, d time.Duration)
 }
+
+// The transports an Observer hears of.
+const (
+	TransportUDP  = "udp"
+	TransportDTLS = "dtls"
+)
 
 // Config holds the edge's settings; see the With* options.
 type Config struct {
@@ -146,24 +155,28 @@ const maxDatagram = 64 * 1024
 // Server is a running edge.
 type Server struct {
 	cfg       Config
+	transport string
 	resources []Resource
-	srv       *udpserver.Server
-	conn      *coapnet.UDPConn
-	done      chan error
+	addr      net.Addr
+	stop      func()     // stops the serve loop
+	done      chan error // the serve loop's result
+	dtls      *dtlsGuard // coaps only
 }
 
-// Listen binds addr (UDP host:port) and serves resources on it.
-func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) {
+// newServer returns a Server for resources with opts applied; the caller
+// starts its serve loop.
+func newServer(transport string, resources []Resource, opts []Option) *Server {
 	cfg := Config{RateLimit: DefaultRateLimit, MaxPayload: DefaultMaxPayload, Timeout: DefaultTimeout, Errors: func(error) {}}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	conn, err := coapnet.NewListenUDP("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
-	}
-	s := &Server{cfg: cfg, conn: conn, done: make(chan error, 1)}
+	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1)}
 	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET, Handle: s.wellKnownCore})
+	return s
+}
+
+// router routes the resource table behind the guard.
+func (s *Server) router() *mux.Router {
 	router := mux.NewRouter()
 	router.Use(s.guard())
 	for _, res := range s.resources {
@@ -172,22 +185,37 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 	router.DefaultHandle(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
 		s.answer(w, r, "other", time.Now(), Diagnostic(codes.NotFound, "no such resource"))
 	}))
-	s.srv = udp.NewServer(
-		options.WithMux(router),
-		options.WithErrors(func(err error) { cfg.Errors(fmt.Errorf("coap: %w", err)) }),
+	return router
+}
+
+// transportErrors is the go-coap error hook: transport errors go to the
+// edge's error hook.
+func (s *Server) transportErrors(err error) { s.cfg.Errors(fmt.Errorf("coap: %w", err)) }
+
+// Listen binds addr (UDP host:port) and serves resources on it.
+func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) {
+	s := newServer(TransportUDP, resources, opts)
+	conn, err := coapnet.NewListenUDP("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
+	}
+	srv := udp.NewServer(
+		options.WithMux(s.router()),
+		options.WithErrors(s.transportErrors),
 		options.WithMaxMessageSize(maxDatagram),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
 	)
-	go func() { s.done <- s.srv.Serve(conn) }()
+	s.addr, s.stop = conn.LocalAddr(), srv.Stop
+	go func() { s.done <- srv.Serve(conn) }()
 	return s, nil
 }
 
 // Addr returns the bound address (useful with port 0).
-func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
+func (s *Server) Addr() net.Addr { return s.addr }
 
 // Close stops serving and waits for the serve loop to end.
 func (s *Server) Close() error {
-	s.srv.Stop()
+	s.stop()
 	err := <-s.done
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("failed to serve: %w", err)
@@ -203,6 +231,19 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 		return
 	}
 	req := &Request{Path: res.Path, Source: w.Conn().RemoteAddr().String()}
+	if a, ok := w.Conn().NetConn().(*association); ok {
+		if !a.begin() {
+			s.answer(w, r, res.Path, start, Diagnostic(codes.Unauthorized, "unauthorized: session ended"))
+			return
+		}
+		// The association ends, if it must, after this answer is written.
+		defer func() {
+			if !responsewriter.AfterWrite(r.Context(), a.end) {
+				a.end()
+			}
+		}()
+		req.Identity = a.who()
+	}
 	if a, err := r.Accept(); err == nil {
 		req.accept, req.hasAccept = a, true
 	}
@@ -233,10 +274,10 @@ func (s *Server) answer(w mux.ResponseWriter, r *mux.Message, resource string, s
 	d := time.Since(start)
 	code := CodeString(resp.Code)
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.Request(resource, code, d)
+		s.cfg.Observer.Request(s.transport, resource, code, d)
 	}
 	if s.cfg.Log != nil {
-		s.cfg.Log.Debug("coap request", "resource", resource, "code", code, "from", w.Conn().RemoteAddr().String(), "duration", d)
+		s.cfg.Log.Debug("coap request", "transport", s.transport, "resource", resource, "code", code, "from", w.Conn().RemoteAddr().String(), "duration", d)
 	}
 }
 
