@@ -140,6 +140,19 @@ python3 -c 'import os, sys, time; sys.stdout.buffer.write(bytes.fromhex("a301656
 talk_post f1.out "$LPORT" forged1.cbor # {1: "c-one", 2: "c-two", 3: a made-up proof}
 has "hello with a made-up proof refused by the CH, passed on by c-two" f1.out "4.01 bad talk proof$"
 unchanged "forged hellos wrote nothing on the ledger" h0.out
+# a flood of such hellos: c-two forwards at most 4 at once and 4 a second,
+# and answers the rest 4.29 without asking its CH
+timeout 120 python3 "$FW/tests/talk_flood.py" "$LPORT" c-one c-two 20 >fl.out 2>&1
+if python3 -c 'import sys
+c = dict(kv.split("=") for kv in open(sys.argv[1]).read().split())
+served = int(c.get("4.01", 0))
+sys.exit(0 if int(c.get("4.29", 0)) > 0 and served + int(c.get("4.29", 0)) == 20 and
+         served <= 4 + 4 * float(c["seconds"]) + 1 else 1)' fl.out; then
+    ok "a flood of forged hellos: c-two forwards its budget, answers the rest 4.29 ($(cat fl.out))"
+else
+    bad "a flood of forged hellos: c-two forwards its budget, answers the rest 4.29" fl.out
+fi
+sleep 1 # c-two's budget refills (4 a second) for the genuine talks below
 
 # An on-path recorder captures c-one's hello; copies of it are refused, by
 # c-two (it forwarded that proof already) and by the CH (it spent the proof).
