@@ -30,6 +30,16 @@ var (
 	ErrPeerNotMember = errors.New("peer not a member")
 	// ErrUnknownCluster is returned when a join names another cluster.
 	ErrUnknownCluster = errors.New("unknown cluster")
+	// ErrBadTalkProof is returned when the talk proof a /session forwards
+	// does not authenticate its initiator: the initiator is unknown here,
+	// the tag does not verify under its talk key for this responder, or the
+	// proof is stale or already spent (in a *Refusal: "stale", "replay").
+	// Nothing is recorded for it.
+	ErrBadTalkProof = errors.New("bad talk proof")
+	// ErrBusy is returned when the CH already remembers as many unexpired
+	// talk proofs as it may (Config.TalkProofs): it accepts no new one until
+	// some expire, rather than forget one that could then be replayed.
+	ErrBusy = errors.New("busy")
 	// ErrNoLog is returned by the transparency resources when the ledger
 	// keeps no Merkle tree (a backend without one).
 	ErrNoLog = errors.New("no transparency log")

@@ -114,3 +114,9 @@ func (e *CodeError) Error() string {
 
 // codeString renders a code as CoAP writes it, e.g. "4.03".
 func codeString(c codes.Code) string { return fmt.Sprintf("%d.%02d", c>>5, c&0x1f) }
+
+// ErrTalkProofRefused is matched (errors.Is) by the error of a Talk whose
+// hello the peer, or the peer's CH, refused for its talk proof: missing, for
+// another responder, stale, replayed or not verifying (4.01,
+// docs/PROTOCOL.md §5.1). The error also wraps the peer's *CodeError.
+var ErrTalkProofRefused = errors.New("talk proof refused")

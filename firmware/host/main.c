@@ -493,7 +493,7 @@ int main(int argc, char **argv)
         size_t tl;
         peer_id(&p);
         open_device(NULL);
-        int e = iog_device_session(&dev, &p, &dev.sessions[0], ticket, &tl, sizeof(ticket));
+        int e = iog_device_session(&dev, &p, NULL, &dev.sessions[0], ticket, &tl, sizeof(ticket));
         loss_report();
         if (e) {
             fail("session refused", e, &dev);

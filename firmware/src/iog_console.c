@@ -410,7 +410,9 @@ static void on_verified(void *ctx, const iog_id_t *peer, const iog_verify_resp_t
 {
     iog_board_t *b = ctx;
     o_start2(b, "verified ", peer->s);
-    o_kvu(b, "block", v->height);
+    if (v->has_block) { /* a /verify names the join block; a /talk's grant does not */
+        o_kvu(b, "block", v->height);
+    }
     o_end(b);
 }
 

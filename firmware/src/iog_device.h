@@ -39,6 +39,26 @@ extern "C" {
 #define IOG_JOIN_MAX_WAIT_MS 60000u
 #endif
 
+/**
+ * Hellos a listener remembers (by their proof's tag, until stale) so that a
+ * replayed one is refused without asking the CH; the CH, which remembers
+ * every proof it accepted, still refuses one that got past this memory.
+ */
+#ifndef IOG_HELLO_MEMORY
+#define IOG_HELLO_MEMORY 8
+#endif
+
+/**
+ * Hellos a listener forwards to its CH: one per IOG_TALK_FORWARD_MS on
+ * average, at most IOG_TALK_FORWARD_BURST at once; beyond, 4.29.
+ */
+#ifndef IOG_TALK_FORWARD_MS
+#define IOG_TALK_FORWARD_MS 250
+#endif
+#ifndef IOG_TALK_FORWARD_BURST
+#define IOG_TALK_FORWARD_BURST 4
+#endif
+
 typedef struct iog_device iog_device_t;
 
 /**
@@ -55,10 +75,17 @@ typedef int (*iog_persist_fn)(void *ctx, const iog_device_t *d);
 typedef size_t (*iog_message_fn)(void *ctx, const iog_id_t *peer, const uint8_t *msg, size_t len,
                                  uint8_t *reply, size_t cap);
 
-/** Told about a peer that was refused on a /talk (M2 side). */
+/**
+ * Told about a peer that was refused on a /talk (M2 side): @p why is a
+ * warning ("left", "peer not a member: ...") or "bad talk proof: ...".
+ */
 typedef void (*iog_warning_fn)(void *ctx, const iog_id_t *peer, const char *why);
 
-/** Told about a peer the CH verified as a member on a /talk (M2 side). */
+/**
+ * Told about a peer the CH accepted on a /talk (M2 side): its talk proof
+ * verified and it is a member. The grant names no join block: @p v has the
+ * peer and status member only.
+ */
 typedef void (*iog_verified_fn)(void *ctx, const iog_id_t *peer, const iog_verify_resp_t *v);
 
 /** A device. Set the public fields after iog_device_init(). */
@@ -85,6 +112,13 @@ struct iog_device {
     const uint8_t *cred;          /**< fleet credential for the join, or NULL (not sent yet: see iog_join_req_t) */
     size_t cred_len;              /**< its length */
     uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
+    struct {
+        uint8_t tag[IOG_GCM_TAG_LEN]; /**< the proof's tag */
+        uint64_t until;               /**< its last fresh second (0: slot free) */
+    } hellos[IOG_HELLO_MEMORY];   /**< hellos forwarded to the CH (M2) */
+    unsigned hello_next;          /**< the slot the next hello takes when all are live */
+    uint32_t forward_tokens;      /**< hellos that may go to the CH now (M2) */
+    uint32_t forward_ms;          /**< when the bucket last earned a token, ms */
     /**
      * A join sent without an answer from the ledger (5.03, no answer): it
      * may be recorded. The next join to @p pend_cluster reuses its nonce, so
@@ -184,20 +218,29 @@ int iog_device_rekey(iog_device_t *d);
 int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *v);
 
 /**
- * @brief Asks the CH for a session with @p peer (protected /session). The
- *        grant is opened into @p s; the peer's ticket is copied to @p ticket.
- * @return 0, or a negative errno (-EACCES when refused).
+ * @brief Asks the CH for a session with @p peer (protected /session),
+ *        forwarding the peer's talk proof @p proof when not NULL (PROTOCOL.md
+ *        §5.1). The grant is opened into @p s; the peer's ticket is copied to
+ *        @p ticket.
+ * @return 0; -EACCES when refused (d->code 4.01 with a proof: the CH refused
+ *         it, "bad talk proof..."); -EPERM when the CH accepted the proof but
+ *         warns about the peer (d->diag holds the status: "left", ...); or
+ *         another negative errno.
  */
-int iog_device_session(iog_device_t *d, const iog_id_t *peer, iog_m2m_t *s, uint8_t *ticket,
-                       size_t *ticket_len, size_t ticket_cap);
+int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_proof_t *proof,
+                       iog_m2m_t *s, uint8_t *ticket, size_t *ticket_len, size_t ticket_cap);
 
 /** Leaves the cluster (protected /leave). @return 0 or a negative errno. */
 int iog_device_leave(iog_device_t *d, uint64_t *height, uint8_t hash[IOG_HASH_LEN]);
 
 /**
- * @brief Plays M1: POST /talk to @p peer at @p addr, open the ticket it
+ * @brief Plays M1: POST /talk to @p peer at @p addr with a hello carrying a
+ *        talk proof under this device's member key, open the ticket it
  *        returns; the session is kept in d->sessions and returned in @p out.
- * @return 0, -EACCES when the peer refused (diag "warning: ..."), or an error.
+ * @return 0; -EACCES when the peer refused: d->code 4.01 for the talk proof
+ *         (d->diag "bad talk proof..."), 4.03 for a warning (d->diag
+ *         "warning: ..."); -ENOTCONN when not joined; -ETIME without a clock
+ *         (a proof needs the time); or another error.
  */
 int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *peer,
                     iog_m2m_t **out);

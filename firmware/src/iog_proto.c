@@ -587,6 +587,7 @@ void iog_derive_member_keys(const uint8_t km[32], iog_member_keys_t *k)
     expand_label(km, "iotguard resp key", k->resp, sizeof(k->resp));
     expand_label(km, "iotguard common iv", k->iv, sizeof(k->iv));
     expand_label(km, "iotguard ticket key", k->ticket, sizeof(k->ticket));
+    expand_label(km, "iotguard talk key", k->talk, sizeof(k->talk));
 }
 
 int iog_member_derive(const iog_identity_t *me, iog_member_t *m)
@@ -846,18 +847,49 @@ int iog_prot_req_open(const iog_member_t *m, const char *path, const uint8_t *bu
     return enc0_open(m->keys.req, nonce, &x, ext, (size_t)el, out, cap);
 }
 
-int iog_peer_req_encode(const iog_id_t *peer, const uint8_t *echo, size_t echo_len, uint8_t *out,
-                        size_t cap)
+/*
+ * talk-proof (PROTOCOL.md §5.1):
+ *
+ *   83                  array(3)
+ *      4C <nonce:12>    N_t
+ *      <uint time>      unix s
+ *      50 <tag:16>      AES-128-GCM tag
+ */
+static void put_talk_proof(iog_cbor_enc_t *e, const iog_talk_proof_t *p)
+{
+    iog_cbor_put_array(e, 3);
+    iog_cbor_put_bstr(e, p->nonce, sizeof(p->nonce));
+    iog_cbor_put_uint(e, p->time);
+    iog_cbor_put_bstr(e, p->tag, sizeof(p->tag));
+}
+
+static int get_talk_proof(iog_cbor_dec_t *d, iog_talk_proof_t *p)
+{
+    size_t n;
+    if (iog_cbor_get_array(d, &n) || n != 3 ||
+        iog_cbor_get_bstr_exact(d, p->nonce, sizeof(p->nonce)) || iog_cbor_get_uint(d, &p->time) ||
+        iog_cbor_get_bstr_exact(d, p->tag, sizeof(p->tag))) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int iog_peer_req_encode(const iog_id_t *peer, const iog_talk_proof_t *proof, const uint8_t *echo,
+                        size_t echo_len, uint8_t *out, size_t cap)
 {
     iog_cbor_enc_t e;
-    if (echo && (echo_len == 0 || echo_len > IOG_ECHO_MAX)) {
+    if ((echo && (echo_len == 0 || echo_len > IOG_ECHO_MAX)) || (proof && !peer)) {
         return -EINVAL;
     }
     iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_map(&e, (peer != NULL) + (echo != NULL));
+    iog_cbor_put_map(&e, (peer != NULL) + (proof != NULL) + (echo != NULL));
     if (peer) {
         iog_cbor_put_uint(&e, 1);
         put_id(&e, peer);
+    }
+    if (proof) {
+        iog_cbor_put_uint(&e, 2);
+        put_talk_proof(&e, proof);
     }
     if (echo) {
         iog_cbor_put_uint(&e, 9);
@@ -866,14 +898,17 @@ int iog_peer_req_encode(const iog_id_t *peer, const uint8_t *echo, size_t echo_l
     return iog_cbor_enc_finish(&e);
 }
 
-int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, const uint8_t **echo,
-                        size_t *echo_len)
+int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, iog_talk_proof_t *proof,
+                        int *has_proof, const uint8_t **echo, size_t *echo_len)
 {
     iog_cbor_dec_t d;
     size_t n;
     uint32_t seen = 0;
     *echo = NULL;
     *echo_len = 0;
+    if (has_proof) {
+        *has_proof = 0;
+    }
     if (iog_cbor_map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
@@ -886,6 +921,12 @@ int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, const ui
             if (get_id(&d, peer)) {
                 return -EBADMSG;
             }
+        }
+        else if (k == 2 && peer && proof && has_proof) {
+            if (get_talk_proof(&d, proof)) {
+                return -EBADMSG;
+            }
+            *has_proof = 1;
         }
         else if (k == 9) {
             if (iog_cbor_get_bstr(&d, echo, echo_len) || *echo_len == 0 ||
@@ -982,12 +1023,26 @@ int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint
 }
 
 int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant,
-                           size_t *grant_len, const uint8_t **ticket, size_t *ticket_len)
+                           size_t *grant_len, const uint8_t **ticket, size_t *ticket_len,
+                           const uint8_t **warning, size_t *warning_len)
 {
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1) {
+    *grant = *ticket = *warning = NULL;
+    *grant_len = *ticket_len = *warning_len = 0;
+    if (iog_cbor_map_open(&d, buf, len, &n) || (n != 1 && n != 2) || iog_cbor_get_key(&d, &k)) {
+        return -EBADMSG;
+    }
+    if (n == 1) { /* {3: verify-resp}: a warning instead of a session */
+        *warning = d.p;
+        if (k != 3 || iog_cbor_skip(&d)) {
+            return -EBADMSG;
+        }
+        *warning_len = (size_t)(d.p - *warning);
+        return 0;
+    }
+    if (k != 1) {
         return -EBADMSG;
     }
     *grant = d.p;
@@ -1080,25 +1135,115 @@ int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const i
 
 /* ---- talk and M2M ---- */
 
-int iog_hello_encode(const iog_id_t *id, uint8_t *out, size_t cap)
+/* external_aad of a talk proof: ["iotguard talk", cluster, initiator, responder, nonce, time] */
+static int talk_aad(const iog_id_t *cluster, const iog_id_t *initiator, const iog_id_t *responder,
+                    const uint8_t nonce[IOG_TALK_NONCE_LEN], uint64_t time, uint8_t *out,
+                    size_t cap)
 {
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_map(&e, 1);
-    iog_cbor_put_uint(&e, 1);
-    put_id(&e, id);
+    iog_cbor_put_array(&e, 6);
+    iog_cbor_put_cstr(&e, "iotguard talk");
+    put_id(&e, cluster);
+    put_id(&e, initiator);
+    put_id(&e, responder);
+    iog_cbor_put_bstr(&e, nonce, IOG_TALK_NONCE_LEN);
+    iog_cbor_put_uint(&e, time);
     return iog_cbor_enc_finish(&e);
 }
 
-int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id)
+int iog_talk_proof_make(const uint8_t talk_key[16], const iog_id_t *cluster,
+                        const iog_id_t *initiator, const iog_id_t *responder,
+                        const uint8_t nonce[IOG_TALK_NONCE_LEN], uint64_t time,
+                        iog_talk_proof_t *p)
+{
+    uint8_t ext[AAD_MAX], aad[ENC_STRUCT_MAX];
+    int el = talk_aad(cluster, initiator, responder, nonce, time, ext, sizeof(ext));
+    int al = el < 0 ? el : enc_structure(ext, (size_t)el, aad, sizeof(aad));
+    if (al < 0) {
+        return -EINVAL;
+    }
+    memcpy(p->nonce, nonce, IOG_TALK_NONCE_LEN);
+    p->time = time;
+    iog_gcm_seal(talk_key, nonce, aad, (size_t)al, NULL, 0, p->tag); /* the tag alone */
+    return 0;
+}
+
+int iog_talk_fresh(uint64_t t, uint64_t now)
+{
+    if (t > UINT64_MAX - IOG_TALK_LIFETIME_S || now > UINT64_MAX - IOG_TALK_LIFETIME_S) {
+        return 0; /* no wrap-around into freshness */
+    }
+    return t <= now + IOG_TALK_LIFETIME_S && now <= t + IOG_TALK_LIFETIME_S;
+}
+
+int iog_talk_proof_check(const uint8_t talk_key[16], const iog_id_t *cluster,
+                         const iog_id_t *initiator, const iog_id_t *responder,
+                         const iog_talk_proof_t *p, uint64_t now)
+{
+    iog_talk_proof_t want;
+    if (!iog_talk_fresh(p->time, now)) {
+        return -ETIME;
+    }
+    if (iog_talk_proof_make(talk_key, cluster, initiator, responder, p->nonce, p->time, &want)) {
+        return -EACCES;
+    }
+    return iog_ct_eq(want.tag, p->tag, sizeof(want.tag)) ? 0 : -EACCES;
+}
+
+/*
+ * hello (PROTOCOL.md §5.1):
+ *
+ *   A3                      map(3)
+ *      01 <tstr initiator>
+ *      02 <tstr responder>
+ *      03 <talk-proof>
+ */
+int iog_hello_encode(const iog_id_t *id, const iog_id_t *responder, const iog_talk_proof_t *p,
+                     uint8_t *out, size_t cap)
+{
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, 3);
+    iog_cbor_put_uint(&e, 1);
+    put_id(&e, id);
+    iog_cbor_put_uint(&e, 2);
+    put_id(&e, responder);
+    iog_cbor_put_uint(&e, 3);
+    put_talk_proof(&e, p);
+    return iog_cbor_enc_finish(&e);
+}
+
+int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id, iog_id_t *responder,
+                     iog_talk_proof_t *p, int *has_proof)
 {
     iog_cbor_dec_t d;
     size_t n;
-    int64_t k;
-    if (iog_cbor_map_open(&d, buf, len, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 1 ||
-        get_id(&d, id)) {
+    uint32_t seen = 0;
+    *has_proof = 0;
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (iog_cbor_map_key(&d, 3, &k, &seen)) {
+            return -EBADMSG;
+        }
+        switch (k) {
+        case 1: r = get_id(&d, id); break;
+        case 2: r = get_id(&d, responder); break;
+        case 3: r = get_talk_proof(&d, p); break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    /* the initiator; then the responder and the proof, both or neither */
+    if (!(seen & 0x2) || ((seen & 0x4) != 0) != ((seen & 0x8) != 0)) {
+        return -EBADMSG;
+    }
+    *has_proof = (seen & 0x8) != 0;
     return 0;
 }
 

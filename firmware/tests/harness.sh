@@ -79,6 +79,28 @@ run() { # run NAME EXPECTED_RC OUTFILE cmd...
 has() { # has NAME FILE PATTERN
     if grep -q -- "$3" "$2"; then ok "$1"; else bad "$1 (no '$3')" "$2"; fi
 }
+head_now() { # head_now FILE: the CH's signed ledger head, as text
+    timeout 10 coap-client-notls -B 5 -m get -A 0 "$S/ledger/head" >"$1" 2>&1
+}
+head_settled() { # head_settled FILE: the head once the audit records of earlier steps are written
+    # (they follow their answers by a group commit, PROTOCOL.md §4.4): the same twice, 300 ms apart
+    head_now "$1"
+    i=0
+    while [ $i -lt 20 ]; do
+        sleep 0.3
+        head_now "$1.again"
+        if cmp -s "$1" "$1.again"; then return; fi
+        mv "$1.again" "$1"
+        i=$((i + 1))
+    done
+}
+unchanged() { # unchanged NAME BEFORE: the ledger head is still what BEFORE holds
+    head_settled "$2.after"
+    if cmp -s "$2" "$2.after"; then ok "$1"; else bad "$1" "$2.after"; fi
+}
+talk_post() { # talk_post OUT PORT FILE: one POST /talk of FILE's bytes, with libcoap
+    timeout 20 coap-client-notls -B 5 -m post -t 60 -f "$3" "coap://127.0.0.1:$2/talk" >"$1" 2>&1
+}
 
 cd "$T"
 "$DEV" keygen --id c-one --out a.key >/dev/null
@@ -114,9 +136,58 @@ run "c-one talks to c-two, 3 messages, then a replay" 0 t1.out \
     --message "hello from c-one" --count 3 --replay
 has "encrypted reply c-two -> c-one" t1.out "reply: ack from c-two"
 has "replay rejected by c-two" t1.out "replay answered 4.01 replay"
-run "impostor (never joined) asks c-two to talk" 1 t2.out \
+run "impostor (never joined) cannot ask c-two to talk: no member key" 3 t2.out \
     "$DEV" send --server "$S" --key i.key --peer c-two --peer-addr "127.0.0.1:$LPORT" --message "let me in"
-has "impostor warned" t2.out "warning: unknown"
+has "impostor: not joined" t2.out "not joined"
+
+# Hellos that prove nothing (PROTOCOL.md §5.1), sent with libcoap by a sender
+# with no key: refused 4.01 by c-two or by its CH, and nothing is written.
+head_settled h0.out
+printf '\241\001\145c-one' >forged0.cbor # {1: "c-one"}: no talk proof
+talk_post f0.out "$LPORT" forged0.cbor
+has "hello without a proof refused by c-two" f0.out "4.01 bad talk proof: missing"
+python3 -c 'import os, sys, time; sys.stdout.buffer.write(bytes.fromhex("a30165632d6f6e650265632d74776f03834c") +
+    os.urandom(12) + b"\x1a" + int(time.time()).to_bytes(4, "big") + b"\x50" + os.urandom(16))' >forged1.cbor
+talk_post f1.out "$LPORT" forged1.cbor # {1: "c-one", 2: "c-two", 3: a made-up proof}
+has "hello with a made-up proof refused by the CH, passed on by c-two" f1.out "4.01 bad talk proof$"
+unchanged "forged hellos wrote nothing on the ledger" h0.out
+# a flood of such hellos: c-two forwards at most 4 at once and 4 a second,
+# and answers the rest 4.29 without asking its CH
+timeout 120 python3 "$FW/tests/talk_flood.py" "$LPORT" c-one c-two 20 >fl.out 2>&1
+if python3 -c 'import sys
+c = dict(kv.split("=") for kv in open(sys.argv[1]).read().split())
+served = int(c.get("4.01", 0))
+sys.exit(0 if int(c.get("4.29", 0)) > 0 and served + int(c.get("4.29", 0)) == 20 and
+         served <= 4 + 4 * float(c["seconds"]) + 1 else 1)' fl.out; then
+    ok "a flood of forged hellos: c-two forwards its budget, answers the rest 4.29 ($(cat fl.out))"
+else
+    bad "a flood of forged hellos: c-two forwards its budget, answers the rest 4.29" fl.out
+fi
+sleep 1 # c-two's budget refills (4 a second) for the genuine talks below
+
+# An on-path recorder captures c-one's hello; copies of it are refused, by
+# c-two (it forwarded that proof already) and by the CH (it spent the proof).
+RECPORT=$(free_port)
+python3 "$FW/tests/coap_recorder.py" "$RECPORT" "127.0.0.1:$LPORT" "$T/rec" 60 &
+PIDS="$PIDS $!"
+sleep 0.3
+run "c-one talks to c-two through the recorder" 0 tr.out \
+    "$DEV" send --server "$S" --key a.key --peer c-two --peer-addr "127.0.0.1:$RECPORT" --message "recorded"
+head_settled h1.out
+talk_post r1.out "$LPORT" "$T/rec/1.bin"
+has "replayed hello refused by c-two" r1.out "4.01 bad talk proof: replay"
+# c-two restarts (one process per device file: they share its sequence
+# numbers) and has forgotten the hellos it saw; the CH has not
+kill $LPID 2>/dev/null
+wait $LPID 2>/dev/null
+"$DEV" listen --server "$S" --key b.key --listen "127.0.0.1:$LPORT" --reply "ack from c-two" \
+    --timeout 100 >>l.out 2>>l.err &
+LPID=$!
+PIDS="$PIDS $LPID"
+sleep 0.3
+talk_post r2.out "$LPORT" "$T/rec/1.bin"
+has "replayed hello refused by the CH after c-two restarted" r2.out "4.01 bad talk proof: replay"
+unchanged "the replayed hellos wrote nothing" h1.out
 
 # Go devices and C devices talk to each other
 GO_OK=1
@@ -139,7 +210,9 @@ fi
 
 sleep 0.2
 has "c-two received c-one's messages" l.out "c-one: hello from c-one 3"
-has "c-two logged the impostor warning" l.out "warning: refused c-impostor: unknown"
+has "c-two logged the hello without a proof" l.out "warning: refused c-one: bad talk proof: missing"
+has "c-two logged the CH's refusal of a made-up proof" l.out "warning: refused c-one: bad talk proof$"
+if grep -q "c-impostor" l.out; then bad "the impostor never reached c-two" l.out; else ok "the impostor never reached c-two"; fi
 [ $GO_OK = 1 ] && has "c-two received go-one's message" l.out "go-one: hello from Go"
 kill $LPID 2>/dev/null
 
@@ -225,10 +298,24 @@ has "keyed to the key in force" rk2.out "c-two is keyed to the CH key in force $
 run "c-one joins again after the rotation" 0 jre.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
 has "its log is an extension of the one it kept before the rotation" jre.out "an extension of the one of [0-9]* blocks kept"
 
-# leave, then the peer is warned
+# leave, then the peer is warned; c-one keeps a copy of its file from before
+# the leave, whose member key still proves who it is: c-two refuses it with a
+# warning
+cp a.key a-kept.key
 run "c-one leaves" 0 lv.out "$DEV" leave --server "$S" --key a.key
 run "c-two verifies c-one after its leave" 1 v3.out "$DEV" verify --server "$S" --key b.key --peer c-one
 has "warning: left" v3.out "warning: c-one is left"
+LPORT4=$(free_port)
+"$DEV" listen --server "$S" --key b.key --listen "127.0.0.1:$LPORT4" --timeout 60 >l4.out 2>&1 &
+LPID4=$!
+PIDS="$PIDS $LPID4"
+sleep 0.3
+run "c-one, left, asks c-two to talk under its last member key" 1 t3.out \
+    "$DEV" send --server "$S" --key a-kept.key --peer c-two --peer-addr "127.0.0.1:$LPORT4" --message "still here?"
+has "c-two answers a warning: left" t3.out "warning: left"
+kill $LPID4 2>/dev/null
+wait $LPID4 2>/dev/null
+has "c-two logged it" l4.out "warning: refused c-one: left"
 
 # A stale join (PROTOCOL.md §3.1): the same device in two processes. The
 # second fetches /cluster, then its join is lost (seeded loss: pass, pass,

@@ -130,6 +130,10 @@ static void test_member_rtc(void)
     CHECK(m2.log.size == 0);
     memset(b + n, 0, 8); /* a trailer of tree size 0 */
     CHECK_EQ(iog_rec_member_decode(b, (size_t)nl, &m2), -EBADMSG);
+    /* a record of a build before talk keys: the member keys 16 bytes shorter
+       (the talk key, last of them, missing) is refused, and the board rejoins */
+    memmove(b + n - 16 - 16, b + n - 16, 16);
+    CHECK_EQ(iog_rec_member_decode(b, (size_t)n - 16, &m2), -EBADMSG);
 
     memset(&r, 0, sizeof(r));
     r.member_mark = 300;

@@ -6,6 +6,9 @@ the Go tests, the host tests and the lx106 tests under QEMU.
 Every vector becomes a flat list of (key, value) strings: nested objects are
 joined with '.', list items with their index; numbers keep their decimal text,
 booleans become "true"/"false". A file holding a list yields one vector per item.
+Prose for people is left out — the top-level "description" and each case's
+"note" — since no replayer reads it, and the lx106 test image keeps every
+string in its 80 KB of data RAM.
 
 usage: gen_vectors.py DIR OUT.h [FILE.json...]
   (a missing DIR gives an empty table; each FILE is added after DIR's files)
@@ -15,10 +18,14 @@ import os
 import sys
 
 
+PROSE = ("description", "note")
+
+
 def flatten(prefix, v, out):
     if isinstance(v, dict):
         for k, x in v.items():
-            flatten(f"{prefix}.{k}" if prefix else k, x, out)
+            if k not in PROSE:
+                flatten(f"{prefix}.{k}" if prefix else k, x, out)
     elif isinstance(v, list):
         for i, x in enumerate(v):
             flatten(f"{prefix}.{i}", x, out)
