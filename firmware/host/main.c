@@ -231,6 +231,9 @@ static void open_device(const char *bind_to)
                             "to move it to that key: --repin HEX\n", opt.key);
             exit(1);
         }
+        if (opt.repin && dev.has_pin && memcmp(pin, dev.pin, 32) != 0) {
+            memset(&dev.log, 0, sizeof(dev.log)); /* another CH's log: the kept checkpoint is not of it */
+        }
         memcpy(dev.pin, pin, 32);
         dev.has_pin = 1;
     }

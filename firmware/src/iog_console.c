@@ -972,6 +972,9 @@ static int cmd_set(iog_board_t *b, char *args)
         b->set = old;
         return fail(b, "settings not stored", e);
     }
+    if (k == S_PIN && s->has_pin && (!old.has_pin || !iog_ct_eq(old.pin, s->pin, IOG_HASH_LEN))) {
+        memset(&b->dev.log, 0, sizeof(b->dev.log)); /* a re-pin: another CH's log, not an extension */
+    }
     if (drop && b->dev.joined) {
         drop_member(b);
         apply_settings(b);
