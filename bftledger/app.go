@@ -35,9 +35,10 @@ const (
 	CodeRevoked       uint32 = 13
 	CodeDuplicate     uint32 = 14
 	CodeNotMember     uint32 = 15
-	CodeEnrolled      uint32 = 16
-	CodeNotEnrolled   uint32 = 17
-	CodeUnenrolled    uint32 = 18 // the enrollment was removed
+	CodeStaleJoin     uint32 = 16
+	CodeEnrolled      uint32 = 17
+	CodeNotEnrolled   uint32 = 18
+	CodeUnenrolled    uint32 = 19 // the enrollment was removed
 	CodeInternal      uint32 = 99
 )
 
@@ -53,6 +54,7 @@ func code(err error) uint32 {
 		{ledger.ErrInvalidEvent, CodeInvalidEvent}, {ledger.ErrUnknownDevice, CodeUnknownDevice},
 		{ledger.ErrConflict, CodeConflict}, {ledger.ErrRevoked, CodeRevoked},
 		{ledger.ErrDuplicate, CodeDuplicate}, {ledger.ErrNotMember, CodeNotMember},
+		{ledger.ErrStale, CodeStaleJoin},
 		{ledger.ErrEnrolled, CodeEnrolled}, {ledger.ErrNotEnrolled, CodeNotEnrolled},
 		{ledger.ErrEnrollmentRemoved, CodeUnenrolled},
 	} {

@@ -49,15 +49,22 @@ func TestSharedLedger(t *testing.T) {
 	}
 
 	// CH B may not take in A's current member, and says so, nor grant a
-	// session with it (its member key is with CH A). A's enrollment does not
-	// admit it at B; a fleet credential that B trusts does, and then the
+	// session with it (its member key is with CH A). The device itself
+	// trusts CH A's key: re-pinned to CH B's, it asks. A's enrollment does
+	// not admit it at B; a fleet credential that B trusts does, and then the
 	// shared ledger refuses it.
 	var ce *device.CodeError
-	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not enrolled" {
+	thumbB := chB.Keys.Thumbprint()
+	toB, err := device.Dial(chB.Addr(), stA1, device.WithRepin(thumbB[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer toB.Close()
+	if _, err := toB.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not enrolled" {
 		t.Fatalf("join of A's enrolled member through CH B: %v, want 4.03 not enrolled", err)
 	}
 	stA1.Credential = credential(t, stA1)
-	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) ||
+	if _, err := toB.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) ||
 		ce.Code != codes.Conflict || ce.Diagnostic != "member of another cluster: cluster-a" {
 		t.Fatalf("join of A's member through CH B: %v, want 4.09 member of another cluster: cluster-a", err)
 	}

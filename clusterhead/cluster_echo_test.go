@@ -48,8 +48,8 @@ func TestClusterAnswerCarriesEcho(t *testing.T) {
 		t.Errorf("text/plain /cluster carries an echo %x", e)
 	}
 	j.req.Echo = j.getCluster(nil)
-	if len(j.req.Echo) != 12 {
-		t.Fatalf("GET /cluster echo = %x, want 12 bytes", j.req.Echo)
+	if len(j.req.Echo) != 20 {
+		t.Fatalf("GET /cluster echo = %x, want 20 bytes", j.req.Echo)
 	}
 	signed := j.sign(j.req.ID)
 

@@ -43,6 +43,10 @@ type State struct {
 	// Credential is the device's fleet credential (docs/PROTOCOL.md §3.5),
 	// if it has one: every join carries it. Not a secret.
 	Credential []byte `json:"credential,omitempty"`
+	// Trusted is the RFC 9679 thumbprint of the CH key this device trusts:
+	// set by its first join (or a re-pin) and kept when it leaves. Another
+	// key is refused (TrustedCH, *UntrustedCHError).
+	Trusted []byte `json:"trusted_ch,omitempty"`
 	// Checkpoint is the last checkpoint of the CH's log this device verified
 	// (COSE_Sign1): the next check proves the log consistent with it.
 	Checkpoint []byte `json:"checkpoint,omitempty"`

@@ -79,15 +79,15 @@ func BenchmarkECDH(b *testing.B) {
 func BenchmarkEcho(b *testing.B) {
 	s := benchService(b)
 	now := time.Now()
-	e := s.Echo("127.0.0.1:5683", now)
+	e := s.Echo("127.0.0.1:5683", now, 1000)
 	b.Run("Make", func(b *testing.B) {
 		for b.Loop() {
-			s.Echo("127.0.0.1:5683", now)
+			s.Echo("127.0.0.1:5683", now, 1000)
 		}
 	})
 	b.Run("Check", func(b *testing.B) {
 		for b.Loop() {
-			if !s.EchoFresh(e, "127.0.0.1:5683", now) {
+			if _, fresh := s.EchoFresh(e, "127.0.0.1:5683", now); !fresh {
 				b.Fatal("echo not fresh")
 			}
 		}

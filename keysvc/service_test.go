@@ -89,7 +89,8 @@ func serviceWithKey(t testing.TB, d []byte) *keysvc.Service {
 func TestEcho(t *testing.T) {
 	s, other := newService(t), newService(t)
 	const addr = "192.0.2.1:5683"
-	echo := s.Echo(addr, now)
+	const height = 1<<40 + 7
+	echo := s.Echo(addr, now, height)
 	if len(echo) == 0 || len(echo) > wire.MaxEchoLen {
 		t.Fatalf("echo of %d bytes; an echo option holds 1-40", len(echo))
 	}
@@ -114,6 +115,7 @@ func TestEcho(t *testing.T) {
 		{"another address", echo, "192.0.2.2:5683", now, false},
 		{"another port", echo, "192.0.2.1:5684", now, false},
 		{"time tampered", flip(3), addr, now, false},
+		{"height tampered", flip(11), addr, now, false},
 		{"MAC tampered", flip(len(echo) - 1), addr, now, false},
 		{"truncated", echo[:len(echo)-1], addr, now, false},
 		{"extended", append(bytes.Clone(echo), 0), addr, now, false},
@@ -121,18 +123,30 @@ func TestEcho(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := s.EchoFresh(tc.echo, tc.addr, tc.at); got != tc.fresh {
-				t.Errorf("EchoFresh = %v, want %v", got, tc.fresh)
+			h, fresh := s.EchoFresh(tc.echo, tc.addr, tc.at)
+			if fresh != tc.fresh {
+				t.Errorf("EchoFresh = %v, want %v", fresh, tc.fresh)
+			}
+			if want := uint64(0); fresh {
+				want = height
+				if h != want {
+					t.Errorf("EchoFresh height = %d, want %d", h, want)
+				}
+			} else if h != want {
+				t.Errorf("EchoFresh of a refused echo returned height %d", h)
 			}
 		})
 	}
 	// Echoes do not survive the process: another Service (a restart) refuses them.
-	if other.EchoFresh(echo, addr, now) {
+	if _, fresh := other.EchoFresh(echo, addr, now); fresh {
 		t.Error("another Service accepted the echo")
 	}
-	// Stateless: the same (address, second) gives the same value.
-	if !bytes.Equal(echo, s.Echo(addr, now)) {
-		t.Error("Echo is not a function of (address, time)")
+	// Stateless: the same (address, second, height) gives the same value.
+	if !bytes.Equal(echo, s.Echo(addr, now, height)) {
+		t.Error("Echo is not a function of (address, time, height)")
+	}
+	if bytes.Equal(echo, s.Echo(addr, now, height+1)) {
+		t.Error("Echo does not depend on the height")
 	}
 }
 
@@ -444,7 +458,7 @@ func TestConcurrentUse(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				s.EchoFresh(s.Echo("addr", now), "addr", now)
+				s.EchoFresh(s.Echo("addr", now, 1), "addr", now)
 				if _, err := s.Sign([]byte("m")); err != nil {
 					t.Error(err)
 					return

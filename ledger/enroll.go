@@ -62,8 +62,8 @@ func validateEnroll(e Event) error {
 		return fmt.Errorf("%w: enroll of device %q: key: %v", ErrInvalidEvent, e.Device, err)
 	}
 	switch {
-	case len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || len(e.Request) != 0:
-		return fmt.Errorf("%w: enroll of device %q carries nonces or a request", ErrInvalidEvent, e.Device)
+	case len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || len(e.Request) != 0 || e.FreshAt != 0:
+		return fmt.Errorf("%w: enroll of device %q carries nonces, a request or a join's freshness", ErrInvalidEvent, e.Device)
 	case e.Tolerance == 0 && (e.Lat != 0 || e.Lon != 0):
 		return fmt.Errorf("%w: enroll of device %q: a position needs a tolerance", ErrInvalidEvent, e.Device)
 	case e.Lat < -wire.MaxMicroLat || e.Lat > wire.MaxMicroLat || e.Lon < -wire.MaxMicroLon || e.Lon > wire.MaxMicroLon:

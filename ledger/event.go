@@ -71,6 +71,11 @@ type Event struct {
 	SessionID   []byte    `cbor:"11,keyasint,omitempty"` // session
 	Reason      string    `cbor:"12,keyasint,omitempty"` // revoke, enroll, unenroll reason / warning reason
 	Request     []byte    `cbor:"13,keyasint,omitempty"` // join: the device's signed join request (COSE_Sign1) as evidence; rotate: the rotation signed by the old key
+	// FreshAt (join) is the ledger height at which the CH made the echo the
+	// device signed (docs/PROTOCOL.md §3.1): the device signed this join
+	// after every block up to FreshAt was committed. 0: an echo made at
+	// genesis, or a join from before this field existed.
+	FreshAt uint64 `cbor:"14,keyasint,omitempty"`
 	// Keys from 20 on belong to enrollment (ledger/enroll.go).
 	Tolerance uint64 `cbor:"20,keyasint,omitempty"` // enroll: metres around Lat, Lon; 0: no enrolled position
 	Replace   bool   `cbor:"21,keyasint,omitempty"` // enroll: give the ID to Key, ending the membership of another key
@@ -110,7 +115,7 @@ func (e Event) validate() error {
 		if _, err := rotationOf(e); err != nil {
 			return err
 		}
-		if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || e.Peer != "" {
+		if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || e.Peer != "" || e.FreshAt != 0 {
 			return fmt.Errorf("%w: rotate event carries other fields", ErrInvalidEvent)
 		}
 		return noEnrollFields(e)
@@ -123,6 +128,9 @@ func (e Event) validate() error {
 	}
 	if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || len(e.Request) != 0 {
 		return fmt.Errorf("%w: %s event of device %q carries key material", ErrInvalidEvent, e.Type, e.Device)
+	}
+	if e.FreshAt != 0 {
+		return fmt.Errorf("%w: %s event of device %q carries a join's freshness", ErrInvalidEvent, e.Type, e.Device)
 	}
 	return noEnrollFields(e)
 }
