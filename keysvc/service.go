@@ -16,6 +16,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/veraison/go-cose"
 
+	"github.com/iotguard/iotguard/internal/echo"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -34,7 +35,7 @@ type Service struct {
 	verifier cose.Verifier
 	coseKey  []byte
 	thumb    [32]byte
-	echoKey  [32]byte                         // per process: echoes do not survive a restart, by design
+	echoes   *echo.Issuer                     // per process: echoes do not survive a restart, by design
 	members  *lru.Cache[string, *memberEntry] // by member ID
 	timer    func(op string, d time.Duration)
 }
@@ -97,9 +98,7 @@ func New(priv *ecdsa.PrivateKey, cluster string) (*Service, error) {
 		return nil, err
 	}
 	s.thumb = wire.Thumbprint(&priv.PublicKey)
-	if _, err := rand.Read(s.echoKey[:]); err != nil {
-		return nil, fmt.Errorf("failed to draw echo key: %w", err)
-	}
+	s.echoes = echo.New()
 	if s.members, err = lru.New[string, *memberEntry](memberCacheSize); err != nil {
 		return nil, err
 	}

@@ -86,56 +86,6 @@ func serviceWithKey(t testing.TB, d []byte) *keysvc.Service {
 	return s
 }
 
-func TestEcho(t *testing.T) {
-	s, other := newService(t), newService(t)
-	const addr = "192.0.2.1:5683"
-	echo := s.Echo(addr, now)
-	if len(echo) == 0 || len(echo) > wire.MaxEchoLen {
-		t.Fatalf("echo of %d bytes; an echo option holds 1-40", len(echo))
-	}
-	flip := func(i int) []byte {
-		b := bytes.Clone(echo)
-		b[i] ^= 1
-		return b
-	}
-	tests := []struct {
-		name  string
-		echo  []byte
-		addr  string
-		at    time.Time
-		fresh bool
-	}{
-		{"fresh", echo, addr, now, true},
-		{"59 s later", echo, addr, now.Add(59 * time.Second), true},
-		{"60 s later", echo, addr, now.Add(keysvc.EchoLifetime), true},
-		{"61 s later", echo, addr, now.Add(61 * time.Second), false},
-		{"a day later", echo, addr, now.Add(24 * time.Hour), false},
-		{"from the future", echo, addr, now.Add(-time.Second), false},
-		{"another address", echo, "192.0.2.2:5683", now, false},
-		{"another port", echo, "192.0.2.1:5684", now, false},
-		{"time tampered", flip(3), addr, now, false},
-		{"MAC tampered", flip(len(echo) - 1), addr, now, false},
-		{"truncated", echo[:len(echo)-1], addr, now, false},
-		{"extended", append(bytes.Clone(echo), 0), addr, now, false},
-		{"empty", nil, addr, now, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := s.EchoFresh(tc.echo, tc.addr, tc.at); got != tc.fresh {
-				t.Errorf("EchoFresh = %v, want %v", got, tc.fresh)
-			}
-		})
-	}
-	// Echoes do not survive the process: another Service (a restart) refuses them.
-	if other.EchoFresh(echo, addr, now) {
-		t.Error("another Service accepted the echo")
-	}
-	// Stateless: the same (address, second) gives the same value.
-	if !bytes.Equal(echo, s.Echo(addr, now)) {
-		t.Error("Echo is not a function of (address, time)")
-	}
-}
-
 func TestSignVerify(t *testing.T) {
 	s, other := newService(t), newService(t)
 	msg := []byte("block header")
