@@ -31,10 +31,15 @@ type Config struct {
 	Listen    string // UDP host:port for CoAP
 	DataDir   string
 	Cluster   cluster.Config
-	RateLimit float64 // requests/s per source IP; 0 off
-	Logger    *slog.Logger
-	Metrics   string // HTTP address for /metrics; "" off
-	NoAdmin   bool   // no control socket (tests that run many CHs)
+	RateLimit float64 // requests/s per source (IPv4 address, IPv6 /64); 0 off
+	// MaxAssociations bounds the source endpoints (address:port) the CoAP
+	// edge holds an association for at once, AssociationRate the new ones
+	// per second (iotguard serve: coapedge's defaults); 0 off.
+	MaxAssociations int
+	AssociationRate float64
+	Logger          *slog.Logger
+	Metrics         string // HTTP address for /metrics; "" off
+	NoAdmin         bool   // no control socket (tests that run many CHs)
 
 	// Ledger opens the CH's ledger; nil means the bbolt ledger in DataDir.
 	// A replicated backend (bftledger, a module of its own) plugs in here.
@@ -151,6 +156,9 @@ func Start(cfg Config) (*CH, error) {
 	}
 	opts := []coapsrv.Option{
 		coapsrv.WithRateLimit(cfg.RateLimit),
+		coapsrv.WithMaxAssociations(cfg.MaxAssociations),
+		coapsrv.WithAssociationRate(cfg.AssociationRate),
+		coapsrv.WithEcho(keys.Echoes()),
 		coapsrv.WithErrors(func(err error) { log.Warn("request failed", "err", err) }),
 	}
 	if m != nil {

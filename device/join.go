@@ -26,7 +26,7 @@ func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 // clusterInfo is ClusterInfo that also returns the echo value the answer
 // carried, if any (docs/PROTOCOL.md §3.1).
 func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
-	r, err := exchange(ctx, d.conn, codes.GET, "/cluster", 0, nil)
+	r, err := exchangeVerified(ctx, d.conn, codes.GET, "/cluster", 0, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -44,7 +44,7 @@ func (d *Device) talk(ctx context.Context, conn *client.Conn, peerID string) (*T
 	if err != nil {
 		return nil, err
 	}
-	r, err := exchange(ctx, conn, codes.POST, "/talk", message.AppCBOR, hello)
+	r, err := exchangeVerified(ctx, conn, codes.POST, "/talk", message.AppCBOR, hello)
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +146,13 @@ func (d *Device) Listen(addr string, handle Handler, errs func(error), opts ...L
 	}
 	l := &Listener{d: d, handle: handle, errs: errs, session: map[string]*Session{}}
 	edge, err := coapedge.Listen(addr, []coapedge.Resource{
-		{Path: "/talk", Method: codes.POST, Format: message.AppCBOR, Link: `rt="iotguard.talk";ct=60`, Handle: l.talk},
-		{Path: "/m2m", Method: codes.POST, Format: message.AppCoseEncrypt0, Link: `rt="iotguard.m2m";ct=16`, Handle: l.m2m},
+		// A talk answer (the peer's ticket) is several times the hello: the
+		// edge verifies the peer's address first (§5.1), before this device
+		// asks its CH anything.
+		{Path: "/talk", Method: codes.POST, Format: message.AppCBOR, Answers: []message.MediaType{message.AppCBOR},
+			Large: true, Link: `rt="iotguard.talk"`, Handle: l.talk},
+		{Path: "/m2m", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: []message.MediaType{message.AppCoseEncrypt0},
+			Link: `rt="iotguard.m2m"`, Handle: l.m2m},
 	}, coapedge.WithRateLimit(cfg.rateLimit), coapedge.WithTimeout(listenTimeout), coapedge.WithErrors(errs),
 		coapedge.WithMaxPayload(wire.MaxPayload))
 	if err != nil {
@@ -246,5 +251,7 @@ func (l *Listener) m2m(_ context.Context, r *coapedge.Request) coapedge.Response
 	if err != nil {
 		return coapedge.Diagnostic(codes.InternalServerError, "internal error")
 	}
-	return coapedge.Response{Code: codes.Changed, Format: message.AppCoseEncrypt0, Body: out}
+	// Authenticated: the message opened under the session key, its sequence
+	// number fresh.
+	return coapedge.Response{Code: codes.Changed, Format: message.AppCoseEncrypt0, Body: out, Authenticated: true}
 }

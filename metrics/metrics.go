@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
 // Crypto operations timed by iotguard_crypto_duration_seconds{op}.
@@ -23,6 +25,8 @@ type Metrics struct {
 	crypto         *prometheus.HistogramVec
 	requests       *prometheus.CounterVec
 	requestSeconds *prometheus.HistogramVec
+	associations   prometheus.Gauge
+	dropped        *prometheus.CounterVec
 	joinRejections *prometheus.CounterVec
 	verifyWarnings *prometheus.CounterVec
 	sessions       prometheus.Counter
@@ -50,6 +54,14 @@ func New(reg prometheus.Registerer, ledger LedgerState) *Metrics {
 			Help:    "Time to handle a CoAP request, by resource.",
 			Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 14),
 		}, []string{"resource"}),
+		associations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "iotguard_coap_associations",
+			Help: "Source endpoints (address:port) the CoAP edge holds an association for.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iotguard_coap_dropped_total",
+			Help: "Datagrams the CoAP edge dropped unanswered, by reason: association_cap, association_rate, source_rate (a new source endpoint refused an association), not_a_request.",
+		}, []string{"reason"}),
 		joinRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iotguard_join_rejections_total",
 			Help: "Joins refused, by reason.",
@@ -68,10 +80,13 @@ func New(reg prometheus.Registerer, ledger LedgerState) *Metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
 	}
-	reg.MustRegister(m.crypto, m.requests, m.requestSeconds, m.joinRejections, m.verifyWarnings,
+	reg.MustRegister(m.crypto, m.requests, m.requestSeconds, m.associations, m.dropped, m.joinRejections, m.verifyWarnings,
 		m.sessions, m.eventsPerBlock, newLedgerCollector(ledger))
 	for _, op := range []string{OpSign, OpVerify, OpECDH, OpHKDF, OpAEADSeal, OpAEADOpen, OpLedgerAppend} {
 		m.crypto.WithLabelValues(op) // export every op from the start, at zero
+	}
+	for _, reason := range coapedge.DropReasons {
+		m.dropped.WithLabelValues(reason) // likewise
 	}
 	return m
 }
@@ -86,6 +101,13 @@ func (m *Metrics) Request(resource, code string, d time.Duration) {
 	m.requests.WithLabelValues(resource, code).Inc()
 	m.requestSeconds.WithLabelValues(resource).Observe(d.Seconds())
 }
+
+// Associations sets the number of associations (coapsrv.Observer).
+func (m *Metrics) Associations(n int) { m.associations.Set(float64(n)) }
+
+// Dropped counts a datagram dropped unanswered (coapsrv.Observer); reason is
+// one of coapedge.DropReasons.
+func (m *Metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
 
 // JoinRejected counts a refused join (cluster.Observer).
 func (m *Metrics) JoinRejected(reason string) { m.joinRejections.WithLabelValues(reason).Inc() }

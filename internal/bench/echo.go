@@ -31,9 +31,11 @@ type EchoServer struct {
 func StartEcho(addr string, respSize int) (*EchoServer, error) {
 	resp := bytes.Repeat([]byte{0xa5}, respSize)
 	edge, err := coapedge.Listen(addr, []coapedge.Resource{{
-		Path: "/echo", Method: codes.POST, Format: message.AppCoseEncrypt0,
+		Path: "/echo", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: []message.MediaType{message.AppCoseEncrypt0},
 		Handle: func(context.Context, *coapedge.Request) coapedge.Response {
-			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0, Body: resp}
+			// It stands for a protected exchange, whose answer the CH may
+			// make larger than the request (it authenticated).
+			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0, Body: resp, Authenticated: true}
 		},
 	}}, coapsrv.EdgeOptions(coapsrv.WithRateLimit(0), coapsrv.WithErrors(transportError))...)
 	if err != nil {

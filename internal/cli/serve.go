@@ -8,6 +8,7 @@ import (
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -20,6 +21,13 @@ With --ledger cometbft (bin/iotguard-cometbft) the ledger is shared with
 other cluster heads: a CometBFT node runs in this process on --cometbft-home,
 and the CH key in --data must be registered for --cluster-id in its genesis
 (see 'iotguard localnet').
+
+Against floods of spoofed sources: each source (IPv4 address, IPv6 /64) is
+held to --rate-limit; a new source endpoint gets an association (go-coap's
+connection, until 16 s idle) only within --max-associations and
+--association-rate, and otherwise its datagrams are dropped unanswered; a
+source whose address no Echo verified gets nothing larger than three times
+its request (GET /cluster and /ledger/head answer it 4.01 + Echo first).
 
 Examples:
   iotguard serve
@@ -39,7 +47,9 @@ func serve(args []string, cmt *CometBFT) error {
 	radius := fs.Float64("radius", 1000, "cluster radius in `metres` (great-circle distance)")
 	memberTTL := fs.Duration("member-ttl", cluster.DefaultMemberTTL, "membership lifetime after a join")
 	sessionTTL := fs.Duration("session-ttl", cluster.DefaultSessionTTL, "session key lifetime")
-	rateLimit := fs.Float64("rate-limit", 1000, "requests per second per source IP (0: off)")
+	rateLimit := fs.Float64("rate-limit", coapedge.DefaultRateLimit, "requests per second per source: an IPv4 address or an IPv6 /64 (0: off)")
+	maxAssoc := fs.Int("max-associations", coapedge.DefaultMaxAssociations, "source endpoints (address:port) held at once, ~15 KiB each; datagrams of new ones beyond it are dropped (0: no bound)")
+	assocRate := fs.Float64("association-rate", coapedge.DefaultAssociationRate, "new source endpoints admitted per second, all sources together (0: no bound)")
 	backend := fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
 	home := fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
 	if err := Parse(fs, serveUsage, args); err != nil {
@@ -66,7 +76,8 @@ func serve(args []string, cmt *CometBFT) error {
 		open = cmt.Opener(*home, *id, log)
 	}
 	ch, err := clusterhead.Start(clusterhead.Config{
-		Listen: *listen, DataDir: *data, RateLimit: *rateLimit, Logger: log, Metrics: *metrics, Ledger: open,
+		Listen: *listen, DataDir: *data, RateLimit: *rateLimit, MaxAssociations: *maxAssoc, AssociationRate: *assocRate,
+		Logger: log, Metrics: *metrics, Ledger: open,
 		Cluster: cluster.Config{ID: *id, Position: p, Radius: *radius, MemberTTL: *memberTTL, SessionTTL: *sessionTTL},
 	})
 	if err != nil {
