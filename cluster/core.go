@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -54,6 +55,7 @@ type Keys interface {
 	OpenRequest(m keysvc.Member, req *protect.Request, path string) ([]byte, error)
 	SealResponse(m keysvc.Member, req *protect.Request, path string, plaintext []byte) ([]byte, error)
 	IssueSession(m1, m2 keysvc.Member, expires time.Time) (keysvc.Session, error)
+	PSK(m keysvc.Member) ([]byte, error)
 }
 
 // Ledger is what the core needs of the ledger; every ledger.Ledger
@@ -94,7 +96,11 @@ type Core struct {
 	infoMu sync.Mutex
 	info   []byte // the signed GET /cluster answer, once made
 
+	checkpoints checkpoints // the newest signed checkpoint (transparency.go)
+
 	pending chan struct{} // one token per audit record not yet committed
+
+	retired atomic.Pointer[func(id string)] // see OnKeyRetired; nil: nobody listens
 }
 
 // New returns a Core for cfg over the CH keys and ledger.

@@ -30,6 +30,12 @@ var (
 	ErrPeerNotMember = errors.New("peer not a member")
 	// ErrUnknownCluster is returned when a join names another cluster.
 	ErrUnknownCluster = errors.New("unknown cluster")
+	// ErrNoLog is returned by the transparency resources when the ledger
+	// keeps no Merkle tree (a backend without one).
+	ErrNoLog = errors.New("no transparency log")
+	// ErrNotInLog is returned when a proof names a block height or a tree
+	// size the log does not have (in a *Refusal saying which).
+	ErrNotInLog = errors.New("not in the log")
 )
 
 // Rejections the ledger's state machine decides: the core passes them on as
@@ -42,7 +48,8 @@ var (
 	ErrConflict = ledger.ErrConflict
 	// ErrRevoked is returned when a join or a revoke names a revoked ID.
 	ErrRevoked = ledger.ErrRevoked
-	// ErrUnknownDevice is returned by Revoke for an ID never seen.
+	// ErrUnknownDevice is returned by Revoke, and by Proof, for an ID never
+	// seen.
 	ErrUnknownDevice = ledger.ErrUnknownDevice
 )
 

@@ -41,16 +41,31 @@ func (c *Core) state(d ledger.Device) *memberState {
 // K_m is new and this process saw its birth.
 func (c *Core) joined(d ledger.Device) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if s, ok := c.members.Get(d.ID); ok && bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+		c.mu.Unlock()
 		return // a replayed join must not reset the window
 	}
 	c.members.Add(d.ID, &memberState{deviceNonce: d.DeviceNonce})
+	c.mu.Unlock()
+	c.retire(d.ID) // the keys of its previous join, if any, are dead
 }
 
 // forget drops id's replay state once its K_m is dead (leave, revoke).
 func (c *Core) forget(id string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.members.Remove(id)
+	c.mu.Unlock()
+	c.retire(id)
+}
+
+// OnKeyRetired installs f, called with a member's ID when the keys of its
+// join die: it left, was revoked, or joined again. The coaps listener closes
+// that member's DTLS sessions, whose PSK came from those keys. f must be
+// cheap and safe for concurrent use.
+func (c *Core) OnKeyRetired(f func(id string)) { c.retired.Store(&f) }
+
+func (c *Core) retire(id string) {
+	if f := c.retired.Load(); f != nil {
+		(*f)(id)
+	}
 }

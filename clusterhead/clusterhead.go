@@ -17,6 +17,7 @@ import (
 	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/coapsrv"
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/membership"
@@ -28,7 +29,13 @@ const LedgerFile = "ledger.db"
 
 // Config describes a cluster head.
 type Config struct {
-	Listen    string // UDP host:port for CoAP
+	Listen string // UDP host:port for CoAP
+	// DTLSListen is the UDP host:port for coaps (DTLS with member PSKs,
+	// docs/PROTOCOL.md §4.5); "" off.
+	DTLSListen string
+	// DTLS bounds the coaps listener's associations and timeouts (zero
+	// fields: coapedge's defaults).
+	DTLS      coapedge.DTLSConfig
 	DataDir   string
 	Cluster   cluster.Config
 	RateLimit float64 // requests/s per source (IPv4 address, IPv6 /64); 0 off
@@ -57,6 +64,7 @@ type CH struct {
 	Ledger  ledger.Ledger
 	Core    *cluster.Core
 	CoAP    *coapsrv.Server
+	CoAPS   *coapsrv.Server // nil unless Config.DTLSListen is set
 	admin   *admin.Server
 	metrics *metrics.Server
 
@@ -171,6 +179,13 @@ func Start(cfg Config) (*CH, error) {
 		return nil, err
 	}
 	ch.Ledger, ch.Core, ch.CoAP = l, core, srv
+	if cfg.DTLSListen != "" {
+		if ch.CoAPS, err = coapsrv.ListenDTLS(cfg.DTLSListen, core, cfg.DTLS, opts...); err != nil {
+			ch.Close()
+			return nil, err
+		}
+		core.OnKeyRetired(ch.CoAPS.CloseIdentity) // a member's DTLS sessions die with its keys
+	}
 	if m != nil {
 		if ch.metrics, err = metrics.Serve(cfg.Metrics, reg); err != nil {
 			ch.Close()
@@ -188,6 +203,14 @@ func Start(cfg Config) (*CH, error) {
 
 // Addr returns the CoAP address the CH listens on.
 func (c *CH) Addr() string { return c.CoAP.Addr().String() }
+
+// DTLSAddr returns the coaps address the CH listens on, or "" when off.
+func (c *CH) DTLSAddr() string {
+	if c.CoAPS == nil {
+		return ""
+	}
+	return c.CoAPS.Addr().String()
+}
 
 // MetricsAddr returns the metrics HTTP address, or "" when off.
 func (c *CH) MetricsAddr() string {
@@ -211,6 +234,9 @@ func (c *CH) close() error {
 	}
 	if c.metrics != nil {
 		errs = append(errs, c.metrics.Close())
+	}
+	if c.CoAPS != nil {
+		errs = append(errs, c.CoAPS.Close())
 	}
 	errs = append(errs, c.CoAP.Close())
 	c.Core.Flush() // audit records written behind their answers

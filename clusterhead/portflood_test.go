@@ -42,7 +42,7 @@ func rssMiB(t *testing.T) float64 {
 // and addresses looks like — against a CH with iotguard serve's defaults,
 // the CH in this process. go-coap used to make a connection (a goroutine,
 // ~15 KiB) for each before any check of ours, with no bound: now the CH
-// holds at most DefaultMaxAssociations, made at most DefaultAssociationRate
+// holds at most DefaultMaxCoAPAssociations, made at most DefaultCoAPAssociationRate
 // a second, and drops the rest unanswered, counted.
 //
 // The sources are 127.100.x.1 (a new address every 40,000 ports) on ports
@@ -55,8 +55,8 @@ func rssMiB(t *testing.T) float64 {
 func TestSourcePortFlood(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) {
 		c.RateLimit = coapedge.DefaultRateLimit
-		c.MaxAssociations = coapedge.DefaultMaxAssociations
-		c.AssociationRate = coapedge.DefaultAssociationRate
+		c.MaxAssociations = coapedge.DefaultMaxCoAPAssociations
+		c.AssociationRate = coapedge.DefaultCoAPAssociationRate
 		c.Metrics = "127.0.0.1:0"
 	})
 	before := chtest.Snap(t, ch)
@@ -106,14 +106,14 @@ func TestSourcePortFlood(t *testing.T) {
 	peakRSS, peakGoroutines = max(peakRSS, endRSS), max(peakGoroutines, endGoroutines)
 	t.Logf("%d source endpoints (%d ports taken) in %v: %d associations held, dropped %v; goroutines %d → %d (peak %d), heap %.1f → %.1f MiB, RSS %.1f → %.1f MiB (peak %.1f)",
 		sent, skipped, took.Round(time.Millisecond), held, dropped, goroutines, endGoroutines, peakGoroutines, heap, heapMiB(), rss, endRSS, peakRSS)
-	if held > coapedge.DefaultMaxAssociations {
-		t.Errorf("%d associations held, more than the cap of %d", held, coapedge.DefaultMaxAssociations)
+	if held > coapedge.DefaultMaxCoAPAssociations {
+		t.Errorf("%d associations held, more than the cap of %d", held, coapedge.DefaultMaxCoAPAssociations)
 	}
 	if admitted := sent - dropped[coapedge.DropAssociationCap] - dropped[coapedge.DropAssociationRate] - dropped[coapedge.DropSourceRate]; admitted+1 < held {
 		t.Errorf("%d associations held, but only %d of the flood admitted", held, admitted)
 	}
-	if sent > coapedge.DefaultMaxAssociations && peakGoroutines-goroutines > coapedge.DefaultMaxAssociations+100 {
-		t.Errorf("goroutines grew by %d over the flood: more connections than the cap of %d", peakGoroutines-goroutines, coapedge.DefaultMaxAssociations)
+	if sent > coapedge.DefaultMaxCoAPAssociations && peakGoroutines-goroutines > coapedge.DefaultMaxCoAPAssociations+100 {
+		t.Errorf("goroutines grew by %d over the flood: more connections than the cap of %d", peakGoroutines-goroutines, coapedge.DefaultMaxCoAPAssociations)
 	}
 	chtest.Unchanged(t, ch, before)
 }

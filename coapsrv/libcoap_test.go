@@ -30,16 +30,21 @@ import (
 
 const libcoapClient = "coap-client-notls" // Debian package libcoap3-bin
 
-// libcoap returns the path of coap-client-notls. A missing binary skips the
-// test on a developer machine but fails it under CI.
-func libcoap(t *testing.T) string {
+// libcoap returns the path of libcoap's client named name (default
+// coap-client-notls). A missing binary skips the test on a developer machine
+// but fails it under CI.
+func libcoap(t *testing.T, name ...string) string {
 	t.Helper()
-	p, err := exec.LookPath(libcoapClient)
+	bin := libcoapClient
+	if len(name) > 0 {
+		bin = name[0]
+	}
+	p, err := exec.LookPath(bin)
 	if err != nil {
 		if ci := os.Getenv("CI"); ci != "" {
-			t.Fatalf("%s not found and CI=%s: install the Debian package libcoap3-bin (%v)", libcoapClient, ci, err)
+			t.Fatalf("%s not found and CI=%s: install the Debian package libcoap3-bin (%v)", bin, ci, err)
 		}
-		t.Skipf("%s not found: install the Debian package libcoap3-bin to run the libcoap interop tests (%v)", libcoapClient, err)
+		t.Skipf("%s not found: install the Debian package libcoap3-bin to run the libcoap interop tests (%v)", bin, err)
 	}
 	return p
 }
@@ -57,11 +62,11 @@ func coapClient(t *testing.T, bin string, args ...string) coapOut {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("%s %s: killed after 20 s; stderr:\n%s", libcoapClient, strings.Join(args, " "), &stderr)
+		t.Fatalf("%s %s: killed after 20 s; stderr:\n%s", bin, strings.Join(args, " "), &stderr)
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("%s %s: %v", libcoapClient, strings.Join(args, " "), err)
+		t.Fatalf("%s %s: %v", bin, strings.Join(args, " "), err)
 	}
 	return coapOut{stdout.String(), stderr.String()}
 }

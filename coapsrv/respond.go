@@ -32,6 +32,9 @@ var rejections = []struct {
 	{cluster.ErrUnknownCluster, codes.NotFound, "unknown cluster", "cluster"},
 	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
 	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
+	{cluster.ErrUnknownDevice, codes.NotFound, "unknown device", ""},
+	{cluster.ErrNotInLog, codes.NotFound, "not in the log", ""},
+	{cluster.ErrNoLog, codes.NotFound, "no transparency log", ""},
 }
 
 // fail returns the answer to a request the Core refused, and the rejection

@@ -1,6 +1,7 @@
 // Package coapsrv is the cluster head's CoAP resources (docs/PROTOCOL.md §2):
-// /join, the protected /verify /session /leave, and the public /cluster and
-// /ledger/head, served on the CoAP edge (internal/coapedge), which owns the
+// /join, the protected /verify /session /leave, the public /cluster and
+// /ledger/head, and the transparency log's /ledger/checkpoint, /ledger/proof
+// and /ledger/consistency, served on the CoAP edge (internal/coapedge), which owns the
 // checks every datagram passes first. coapsrv owns what the CH's resources
 // mean in CoAP: their methods and content formats, the codes and diagnostics
 // of every rejection, and the Echo option. Policy and crypto are the Core's.
@@ -22,18 +23,28 @@ type Core interface {
 	Verify(ctx context.Context, payload []byte, addr string) ([]byte, error)
 	Session(ctx context.Context, payload []byte, addr string) ([]byte, error)
 	Leave(ctx context.Context, payload []byte, addr string) ([]byte, error)
+	VerifyPlain(ctx context.Context, identity string, body []byte) ([]byte, error)
+	SessionPlain(ctx context.Context, identity string, body []byte) ([]byte, error)
+	LeavePlain(ctx context.Context, identity string, body []byte) ([]byte, error)
+	PSK(identity string) ([]byte, error)
 	ClusterInfo() ([]byte, error)
 	ClusterText() (string, error)
 	Echo(addr string) []byte
 	LedgerHead() ([]byte, error)
 	LedgerHeadText() (string, error)
+	Checkpoint() ([]byte, error)
+	CheckpointText() (string, error)
+	Proof(ctx context.Context, req cluster.ProofRequest) ([]byte, error)
+	Consistency(ctx context.Context, from uint64) ([]byte, error)
 }
 
-// Observer sees every answered request (coapedge.Observer) and every refused
-// join, by reason: a low-cardinality word of the rejection table.
+// Observer sees every answered request (coapedge.Observer), every refused
+// join, by reason (a low-cardinality word of the rejection table), and every
+// refused or failed coaps association, by reason (coapedge.Handshake*).
 type Observer interface {
 	coapedge.Observer
 	JoinRejected(reason string)
+	HandshakeFailed(reason string)
 }
 
 // Config holds the server's options; see the With* functions.
@@ -96,7 +107,7 @@ func EdgeOptions(opts ...Option) []coapedge.Option { return edgeOptions(config(o
 func config(opts []Option) Config {
 	cfg := Config{
 		Errors: func(error) {}, RateLimit: coapedge.DefaultRateLimit, Timeout: coapedge.DefaultTimeout,
-		MaxAssociations: coapedge.DefaultMaxAssociations, AssociationRate: coapedge.DefaultAssociationRate,
+		MaxAssociations: coapedge.DefaultMaxCoAPAssociations, AssociationRate: coapedge.DefaultCoAPAssociationRate,
 	}
 	for _, o := range opts {
 		o(&cfg)

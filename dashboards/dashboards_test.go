@@ -105,7 +105,7 @@ func TestEveryPanelHasData(t *testing.T) {
 
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) {
 		c.Metrics = "127.0.0.1:0"
-		c.MaxAssociations, c.AssociationRate = coapedge.DefaultMaxAssociations, coapedge.DefaultAssociationRate
+		c.MaxAssociations, c.AssociationRate = coapedge.DefaultMaxCoAPAssociations, coapedge.DefaultCoAPAssociationRate
 	})
 
 	dir := t.TempDir()
@@ -194,20 +194,20 @@ func TestEveryPanelHasData(t *testing.T) {
 	}
 	scraped := chtest.Scrape(t, ch.MetricsAddr())
 	for series, want := range map[string]int{
-		`iotguard_crypto_duration_seconds_count{op="ledger_append"}`:    events,
-		`iotguard_crypto_duration_seconds_count{op="verify"}`:           1 + 2*rounds,
-		`iotguard_sessions_granted_total`:                               rounds,
-		`iotguard_coap_requests_total{code="2.01",resource="/join"}`:    1 + rounds,
-		`iotguard_coap_requests_total{code="4.01",resource="/join"}`:    0,
-		`iotguard_coap_requests_total{code="4.01",resource="/cluster"}`: 1 + 2*rounds,
-		`iotguard_coap_requests_total{code="2.05",resource="/cluster"}`: 1 + 2*rounds,
-		`iotguard_coap_dropped_total{reason="association_cap"}`:         0,
-		`iotguard_coap_dropped_total{reason="association_rate"}`:        0,
-		`iotguard_coap_dropped_total{reason="source_rate"}`:             0,
-		`iotguard_coap_dropped_total{reason="not_a_request"}`:           0,
-		`iotguard_ledger_height`:                                        int(chtest.Height(t, ch)),
-		`iotguard_members{status="member"}`:                             1 + rounds,
-		`iotguard_members{status="left"}`:                               0,
+		`iotguard_crypto_duration_seconds_count{op="ledger_append"}`:                    events,
+		`iotguard_crypto_duration_seconds_count{op="verify"}`:                           1 + 2*rounds,
+		`iotguard_sessions_granted_total`:                                               rounds,
+		`iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"}`:    1 + rounds,
+		`iotguard_coap_requests_total{code="4.01",resource="/join",transport="udp"}`:    0,
+		`iotguard_coap_requests_total{code="4.01",resource="/cluster",transport="udp"}`: 1 + 2*rounds,
+		`iotguard_coap_requests_total{code="2.05",resource="/cluster",transport="udp"}`: 1 + 2*rounds,
+		`iotguard_coap_dropped_total{reason="association_cap"}`:                         0,
+		`iotguard_coap_dropped_total{reason="association_rate"}`:                        0,
+		`iotguard_coap_dropped_total{reason="source_rate"}`:                             0,
+		`iotguard_coap_dropped_total{reason="not_a_request"}`:                           0,
+		`iotguard_ledger_height`:                                                        int(chtest.Height(t, ch)),
+		`iotguard_members{status="member"}`:                                             1 + rounds,
+		`iotguard_members{status="left"}`:                                               0,
 	} {
 		if got := scraped[series]; got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)

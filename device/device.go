@@ -31,6 +31,8 @@ type Device struct {
 	server string
 
 	keys *protect.MemberKeys // derived from st.Membership, lazily
+
+	noLogCheck bool // Join does not prove the join in the CH's log
 }
 
 // Option adjusts a Device.
@@ -42,6 +44,10 @@ func WithStateFile(path string) Option { return func(d *Device) { d.path = path 
 
 // WithPin makes the device accept only a CH whose key has this RFC 9679 thumbprint.
 func WithPin(thumbprint []byte) Option { return func(d *Device) { d.pin = thumbprint } }
+
+// WithoutLogCheck makes Join skip proving the join in the CH's transparency
+// log (CheckJoin): for load generators that measure the join exchange alone.
+func WithoutLogCheck() Option { return func(d *Device) { d.noLogCheck = true } }
 
 // WithClock sets the clock used for expiry checks (tests).
 func WithClock(now func() time.Time) Option { return func(d *Device) { d.now = now } }
@@ -85,6 +91,13 @@ func (d *Device) Membership() *Membership {
 	}
 	m := *d.st.Membership
 	return &m
+}
+
+// PSK returns the device's coaps identity and PSK (State.PSK).
+func (d *Device) PSK() (identity string, psk []byte, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st.PSK()
 }
 
 func (d *Device) save() error {
@@ -135,18 +148,18 @@ func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path st
 }
 
 // exchangeVerified is exchange for a resource whose answer is several times
-// its request (GET /cluster, /talk): a server that has not verified this
+// its request (the CH's public GETs, /talk): a server that has not verified this
 // association's address first answers 4.01 with an Echo option (RFC 9175
 // §2.4), and the request is sent again, once, carrying that Echo. The
 // response carries the echo of either round trip (r.echo), which a join
 // may use (docs/PROTOCOL.md §3.1).
-func exchangeVerified(ctx context.Context, conn *client.Conn, method codes.Code, path string, cf message.MediaType, body []byte) (*response, error) {
-	r, err := exchange(ctx, conn, method, path, cf, body)
+func exchangeVerified(ctx context.Context, conn *client.Conn, method codes.Code, path string, cf message.MediaType, body []byte, opts ...message.Option) (*response, error) {
+	r, err := exchange(ctx, conn, method, path, cf, body, opts...)
 	if err != nil || r.code != codes.Unauthorized || r.echo == nil {
 		return r, err
 	}
 	challenge := r.echo
-	if r, err = exchange(ctx, conn, method, path, cf, body, message.Option{ID: message.Echo, Value: challenge}); err != nil {
+	if r, err = exchange(ctx, conn, method, path, cf, body, append(opts, message.Option{ID: message.Echo, Value: challenge})...); err != nil {
 		return nil, err
 	}
 	if r.echo == nil {

@@ -17,6 +17,19 @@ var ErrNotJoined = errors.New("device has not joined a cluster")
 // wrong cluster, device or nonce, undecryptable.
 var ErrBadResponse = errors.New("bad response")
 
+// ErrNotInLog is returned by CheckJoin (and Join) when the CH's
+// transparency log does not prove the device's join: the proof or its
+// checkpoint does not verify, it proves another block than the join answer
+// named, or the log forked from the checkpoint the device kept (then the
+// error also holds a *transparency.ForkError). The membership stands — the
+// CH did answer the join — but the CH is not keeping the log it signs.
+var ErrNotInLog = errors.New("join not proven in the CH's log")
+
+// ErrNoLog is returned by CheckJoin when the CH answers that it keeps no
+// transparency log (a ledger backend without one). Join then skips the
+// check.
+var ErrNoLog = errors.New("cluster head keeps no transparency log")
+
 // ErrWarning is matched (errors.Is) by every *Warning.
 var ErrWarning = errors.New("warning")
 

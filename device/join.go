@@ -6,11 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
@@ -26,7 +28,12 @@ func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 // clusterInfo is ClusterInfo that also returns the echo value the answer
 // carried, if any (docs/PROTOCOL.md §3.1).
 func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
-	r, err := exchangeVerified(ctx, d.conn, codes.GET, "/cluster", 0, nil)
+	return clusterInfo(ctx, d.conn, d.pin)
+}
+
+// clusterInfo fetches and checks GET /cluster on conn, against pin if not nil.
+func clusterInfo(ctx context.Context, conn *client.Conn, pin []byte) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
+	r, err := exchangeVerified(ctx, conn, codes.GET, "/cluster", 0, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -41,8 +48,8 @@ func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 	if !bytes.Equal(info.Thumbprint, thumb[:]) {
 		return nil, nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
 	}
-	if d.pin != nil && !bytes.Equal(d.pin, thumb[:]) {
-		return nil, nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, d.pin)
+	if pin != nil && !bytes.Equal(pin, thumb[:]) {
+		return nil, nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, pin)
 	}
 	return info, pub, r.echo, nil
 }
@@ -115,7 +122,22 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // the cluster from GET /cluster, sends a join signed over the echo value that
 // answer carried (or answers the CH's echo challenge when it carried none or
 // it went stale), checks the CH's signed answer and derives the member keys.
+// Then, unless the device was made WithoutLogCheck, it proves the join in the
+// CH's transparency log (CheckJoin; skipped when the CH keeps none): an
+// error wrapping ErrNotInLog comes with the response, and the membership,
+// which the CH did grant.
 func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
+	resp, err := d.join(ctx, lat, lon)
+	if err != nil || d.noLogCheck {
+		return resp, err
+	}
+	if _, err := d.CheckJoin(ctx); err != nil && !errors.Is(err, ErrNoLog) {
+		return resp, err
+	}
+	return resp, nil
+}
+
+func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
 	info, chPub, echo, err := d.clusterInfo(ctx)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@
 package device
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -39,6 +40,9 @@ type State struct {
 	KeyPKCS8   []byte            `json:"key_pkcs8"`
 	Membership *Membership       `json:"membership,omitempty"`
 	Seq        uint64            `json:"seq"` // next protected-request sequence number
+	// Checkpoint is the last checkpoint of the CH's log this device verified
+	// (COSE_Sign1): the next check proves the log consistent with it.
+	Checkpoint []byte `json:"checkpoint,omitempty"`
 }
 
 // NewState generates a fresh P-256 identity for id.
@@ -131,4 +135,15 @@ func (st *State) MemberKeys() (*protect.MemberKeys, error) {
 	}
 	k := protect.DeriveMemberKeys(km)
 	return &k, nil
+}
+
+// PSK returns the device's DTLS identity and pre-shared key for coaps
+// (docs/PROTOCOL.md §4.5): its ID and the PSK derived from its current member
+// key. IMPORTANT: the PSK is a secret; it changes with every join.
+func (st *State) PSK() (identity string, psk []byte, err error) {
+	k, err := st.MemberKeys()
+	if err != nil {
+		return "", nil, err
+	}
+	return st.ID, bytes.Clone(k.PSK[:]), nil
 }

@@ -1,6 +1,7 @@
 package keysvc
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"time"
@@ -118,4 +119,15 @@ func (s *Service) IssueSession(m1, m2 Member, expires time.Time) (Session, error
 		return Session{}, err
 	}
 	return sess, nil
+}
+
+// PSK returns member m's DTLS pre-shared key (protect.MemberKeys.PSK).
+// IMPORTANT: it is a secret derived from K_m; it leaves keysvc only for the
+// DTLS handshake that needs it, never for a log or a file.
+func (s *Service) PSK(m Member) ([]byte, error) {
+	k, err := s.memberKeys(m)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(k.PSK[:]), nil
 }

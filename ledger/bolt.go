@@ -9,8 +9,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/iotguard/iotguard/wire"
+	"github.com/transparency-dev/merkle/compact"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotguard/iotguard/wire"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
@@ -68,6 +70,12 @@ type Options struct {
 	// OnCommit, if set, is called by the committer after each durable block
 	// with the block's height and number of events (metrics). It must be cheap.
 	OnCommit func(height uint64, events int)
+
+	// TreeProgress, if set, is called while a writable Open adds to the
+	// Merkle tree the blocks of a ledger written before the tree existed,
+	// with the blocks in the tree so far and the total (a progress bar: at a
+	// million blocks this takes seconds).
+	TreeProgress func(done, total uint64)
 }
 
 // Bolt is the Ledger kept in one bbolt file. Create it with Open; it is safe
@@ -96,6 +104,8 @@ type Bolt struct {
 	counts   Counts
 
 	cache *recordCache // decoded index records
+
+	tree *compact.Range // the Merkle tree's right border; guarded by mu, written only by the committer (see tree.go)
 }
 
 // headRecord is the value of meta "head".
@@ -166,6 +176,9 @@ func Open(path string, opts Options) (*Bolt, error) {
 			err = db.Update(l.create)
 		}
 	}
+	if err == nil && !readOnly {
+		err = l.buildTree(opts.TreeProgress)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("failed to open ledger %s: %w", path, err)
@@ -202,6 +215,19 @@ func (l *Bolt) load(tx *bolt.Tx) error {
 	var err error
 	if l.counts, err = loadCounts(tx); err != nil {
 		return err
+	}
+	size, err := treeSize(tx)
+	if err != nil {
+		return err
+	}
+	if size > h.Ref.Height+1 && l.signer != nil {
+		return fmt.Errorf("tree has %d leaves, the chain %d blocks; run Verify: %w", size, h.Ref.Height+1, ErrIndexMismatch)
+	}
+	if l.tree, err = loadRange(tx, min(size, h.Ref.Height+1)); err != nil {
+		if l.signer != nil {
+			return fmt.Errorf("%v; run Verify: %w", err, ErrIndexMismatch)
+		}
+		l.tree = treeRanges.NewEmptyRange(0) // read-only: no proofs, but Verify can report what is wrong
 	}
 	if l.signer != nil {
 		return checkHead(tx.Bucket(bucketBlocks), h, l.verifier)
@@ -274,6 +300,10 @@ func (l *Bolt) create(tx *bolt.Tx) error {
 		return err
 	}
 	l.head, l.headTime = ref, genesis.Time
+	l.tree = treeRanges.NewEmptyRange(0)
+	if err := appendLeaf(tx, l.tree, ref.Hash); err != nil {
+		return err
+	}
 	return storeCounts(tx, Counts{})
 }
 

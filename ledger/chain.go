@@ -4,22 +4,24 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/transparency-dev/merkle/compact"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/iotguard/iotguard/wire"
 )
 
 // chainTx is one write transaction of the committer: blocks appended on top
-// of the head, each holding events the state machine accepted, and the index
-// records they changed. Appends (one block per batch) and imports (many
+// of the head, each holding events the state machine accepted, the index
+// records they changed and the Merkle tree's nodes over them. Appends (one block per batch) and imports (many
 // blocks) both write through it, so a block is made, linked, signed and
 // indexed in exactly one way.
 type chainTx struct {
 	l      *Bolt
 	tx     *bolt.Tx
 	idx    *txIndex
-	head   BlockRef // the newest block: the ledger's head, then each block sealed
-	time   int64    // the head's time; block times never go backwards
+	head   BlockRef       // the newest block: the ledger's head, then each block sealed
+	time   int64          // the head's time; block times never go backwards
+	tree   *compact.Range // the Merkle tree up to head
 	blocks []sealed
 }
 
@@ -41,6 +43,9 @@ func (c *chainTx) seal(events []Event) error {
 	c.time = max(c.l.now().UnixMilli(), c.time)
 	ref, err := c.l.writeBlock(c.tx, Header{Height: height, Prev: c.head.Hash, Time: c.time, Cluster: c.l.cluster}, events)
 	if err != nil {
+		return err
+	}
+	if err := appendLeaf(c.tx, c.tree, ref.Hash); err != nil {
 		return err
 	}
 	for id, d := range c.idx.dirty {
@@ -85,11 +90,11 @@ func (c *chainTx) finish(counts *Counts) error {
 // nothing changed. Called by the committer only.
 func (l *Bolt) update(fill func(*chainTx) error) ([]sealed, error) {
 	l.mu.RLock()
-	head, headTime, counts := l.head, l.headTime, l.counts
+	head, headTime, counts, tree := l.head, l.headTime, l.counts, l.tree
 	l.mu.RUnlock()
 	var c *chainTx
 	err := l.db.Update(func(tx *bolt.Tx) error {
-		c = &chainTx{l: l, tx: tx, idx: newTxIndex(tx), head: head, time: headTime}
+		c = &chainTx{l: l, tx: tx, idx: newTxIndex(tx), head: head, time: headTime, tree: cloneRange(tree)}
 		if err := fill(c); err != nil {
 			return err
 		}
@@ -99,7 +104,7 @@ func (l *Bolt) update(fill func(*chainTx) error) ([]sealed, error) {
 		return nil, err
 	}
 	l.mu.Lock()
-	l.head, l.headTime, l.counts = c.head, c.time, counts
+	l.head, l.headTime, l.counts, l.tree = c.head, c.time, counts, c.tree
 	l.mu.Unlock()
 	l.cache.committed(c.idx.dirty)
 	if l.onCommit != nil {

@@ -23,9 +23,11 @@
 //	blocks   8-byte big-endian height → encoded block
 //	devices  device ID → CBOR [Device]
 //	meta     "version" → 1, "cluster" → cluster ID, "head" → CBOR {ref, time}
+//	tree     9-byte node key → 32-byte hash: the Merkle tree over the blocks
+//	         (RFC 9162; see tree.go and package transparency)
 //
-// A block, the index records it changes and the new head are written in one
-// bbolt transaction, so an acknowledged event is on disk together with its
+// A block, the index records it changes, its Merkle tree nodes and the new
+// head are written in one bbolt transaction, so an acknowledged event is on disk together with its
 // index. Concurrent appends share blocks (group commit): one goroutine commits,
 // taking whatever is queued, up to [Options.MaxBatch] events per block.
 package ledger

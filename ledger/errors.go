@@ -70,6 +70,18 @@ var (
 	// replaying the chain produces, and by a writable Open when the head in
 	// meta is not the last stored block.
 	ErrIndexMismatch = errors.New("index does not match the chain")
+
+	// ErrNoTree is returned by the tree's methods (TreeHead, proofs) on a
+	// ledger opened read-only whose Merkle tree does not cover every block:
+	// it was written before the tree existed, and the next writable Open
+	// builds the tree.
+	ErrNoTree = errors.New("ledger has no Merkle tree yet")
+
+	// ErrTreeSize is returned for a proof or root asked of a tree size the
+	// ledger does not have (0, or more blocks than it holds), or of a leaf
+	// outside the tree, or for a consistency proof from a larger size to a
+	// smaller one.
+	ErrTreeSize = errors.New("no such tree size or leaf")
 )
 
 // StatusError is returned when an event names a device that is not what the

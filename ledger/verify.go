@@ -20,8 +20,9 @@ const progressEvery = 256
 // meta; that the stored bytes are a deterministically encoded block of the
 // height its key says; the cluster ID; the previous-hash link; that times do
 // not go backwards; the events hash; the signature (with Options.Verifier);
-// and that every event replays through the state machine. It returns the
-// first failure as a *BadBlockError. Then it compares the replayed index with
+// that every event replays through the state machine; and that the stored
+// Merkle tree nodes over it are the ones the block hashes give. It returns
+// the first failure as a *BadBlockError. Then it compares the replayed index with
 // the devices bucket and the head in meta; a difference is an error wrapping
 // ErrIndexMismatch that names the device.
 //
@@ -48,6 +49,10 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	total := head.Ref.Height + 1
 
 	idx := memIndex{}
+	tree, err := newTreeCheck(tx)
+	if err != nil {
+		return fmt.Errorf("failed to verify ledger: %w", err)
+	}
 	var (
 		want     uint64 // the height the next key must have
 		prev     [32]byte
@@ -74,6 +79,9 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 			return &BadBlockError{Height: height, Reason: fmt.Sprintf("beyond the head %d recorded in meta", head.Ref.Height)}
 		}
 		ck, err := checkBlock(raw, height, prev, prevTime, cluster, v, idx)
+		if err == nil {
+			err = tree.add(ck.Hash)
+		}
 		if err != nil {
 			return &BadBlockError{Height: height, Reason: err.Error()}
 		}
@@ -88,6 +96,9 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	}
 	if head.Ref.Hash != prev || head.Time != prevTime {
 		return fmt.Errorf("failed to verify ledger: meta head differs from block %d: %w", head.Ref.Height, ErrIndexMismatch)
+	}
+	if err := tree.finish(total); err != nil {
+		return err
 	}
 	if err := compareIndex(tx.Bucket(bucketDevices), idx); err != nil {
 		return err

@@ -22,15 +22,16 @@ const (
 // Metrics is the cluster head's metric set. It implements coapsrv.Observer
 // and cluster.Observer, and its Crypto method is the keysvc timer.
 type Metrics struct {
-	crypto         *prometheus.HistogramVec
-	requests       *prometheus.CounterVec
-	requestSeconds *prometheus.HistogramVec
-	associations   prometheus.Gauge
-	dropped        *prometheus.CounterVec
-	joinRejections *prometheus.CounterVec
-	verifyWarnings *prometheus.CounterVec
-	sessions       prometheus.Counter
-	eventsPerBlock prometheus.Histogram
+	crypto            *prometheus.HistogramVec
+	requests          *prometheus.CounterVec
+	requestSeconds    *prometheus.HistogramVec
+	handshakeFailures *prometheus.CounterVec
+	associations      prometheus.Gauge
+	dropped           *prometheus.CounterVec
+	joinRejections    *prometheus.CounterVec
+	verifyWarnings    *prometheus.CounterVec
+	sessions          prometheus.Counter
+	eventsPerBlock    prometheus.Histogram
 }
 
 // New registers the metric set on reg, with the ledger gauges read from
@@ -47,20 +48,24 @@ func New(reg prometheus.Registerer, ledger LedgerState) *Metrics {
 		}, []string{"op"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iotguard_coap_requests_total",
-			Help: "CoAP requests answered, by resource and response code.",
-		}, []string{"resource", "code"}),
+			Help: "CoAP requests answered, by transport (udp, dtls), resource and response code.",
+		}, []string{"transport", "resource", "code"}),
 		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "iotguard_coap_request_duration_seconds",
-			Help:    "Time to handle a CoAP request, by resource.",
+			Help:    "Time to handle a CoAP request, by transport and resource.",
 			Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 14),
-		}, []string{"resource"}),
+		}, []string{"transport", "resource"}),
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iotguard_dtls_handshake_failures_total",
+			Help: "coaps associations refused or failed, by reason (unknown_identity, bad_psk, timeout, capacity, other).",
+		}, []string{"reason"}),
 		associations: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "iotguard_coap_associations",
-			Help: "Source endpoints (address:port) the CoAP edge holds an association for.",
+			Help: "Source endpoints (address:port) the plain CoAP edge holds an association for.",
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iotguard_coap_dropped_total",
-			Help: "Datagrams the CoAP edge dropped unanswered, by reason: association_cap, association_rate, source_rate (a new source endpoint refused an association), not_a_request.",
+			Help: "Datagrams the plain CoAP edge dropped unanswered, by reason: association_cap, association_rate, source_rate (a new source endpoint refused an association), not_a_request.",
 		}, []string{"reason"}),
 		joinRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iotguard_join_rejections_total",
@@ -80,8 +85,8 @@ func New(reg prometheus.Registerer, ledger LedgerState) *Metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
 	}
-	reg.MustRegister(m.crypto, m.requests, m.requestSeconds, m.associations, m.dropped, m.joinRejections, m.verifyWarnings,
-		m.sessions, m.eventsPerBlock, newLedgerCollector(ledger))
+	reg.MustRegister(m.crypto, m.requests, m.requestSeconds, m.handshakeFailures, m.associations, m.dropped,
+		m.joinRejections, m.verifyWarnings, m.sessions, m.eventsPerBlock, newLedgerCollector(ledger))
 	for _, op := range []string{OpSign, OpVerify, OpECDH, OpHKDF, OpAEADSeal, OpAEADOpen, OpLedgerAppend} {
 		m.crypto.WithLabelValues(op) // export every op from the start, at zero
 	}
@@ -97,12 +102,16 @@ func (m *Metrics) Crypto(op string, d time.Duration) {
 }
 
 // Request records an answered CoAP request (coapsrv.Observer).
-func (m *Metrics) Request(resource, code string, d time.Duration) {
-	m.requests.WithLabelValues(resource, code).Inc()
-	m.requestSeconds.WithLabelValues(resource).Observe(d.Seconds())
+func (m *Metrics) Request(transport, resource, code string, d time.Duration) {
+	m.requests.WithLabelValues(transport, resource, code).Inc()
+	m.requestSeconds.WithLabelValues(transport, resource).Observe(d.Seconds())
 }
 
-// Associations sets the number of associations (coapsrv.Observer).
+// HandshakeFailed counts a refused or failed coaps association
+// (coapedge.DTLSConfig.HandshakeFailed).
+func (m *Metrics) HandshakeFailed(reason string) { m.handshakeFailures.WithLabelValues(reason).Inc() }
+
+// Associations sets the number of plain CoAP associations (coapsrv.Observer).
 func (m *Metrics) Associations(n int) { m.associations.Set(float64(n)) }
 
 // Dropped counts a datagram dropped unanswered (coapsrv.Observer); reason is

@@ -4,6 +4,7 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/iotguard/iotguard/wire"
@@ -16,7 +17,15 @@ type MemberKeys struct {
 	Resp   wire.Key             // CH → device
 	Ticket wire.Key             // tickets the CH seals to this member
 	IV     [wire.NonceSize]byte // nonce base, both directions
+	// PSK is the member's DTLS pre-shared key for coaps (§4.5): the 16 bytes
+	// HKDF gives for "iotguard dtls psk", written as 32 lowercase hex
+	// digits, which are the key's bytes — so that a command line can carry
+	// it (coap-client -k). It is used for nothing else.
+	PSK [2 * PSKSize]byte
 }
+
+// PSKSize is the entropy of a member's DTLS PSK in bytes.
+const PSKSize = 16
 
 // MemberKey derives K_m from the ECDH shared secret z (32 bytes), both join
 // nonces, the cluster ID, the device ID and the CH key thumbprint.
@@ -45,6 +54,9 @@ func DeriveMemberKeys(km [32]byte) MemberKeys {
 	expand("iotguard ticket key", ticket[:])
 	k := MemberKeys{Req: wire.NewKey(req), Resp: wire.NewKey(resp), Ticket: wire.NewKey(ticket)}
 	expand("iotguard common iv", k.IV[:])
+	var psk [PSKSize]byte
+	expand("iotguard dtls psk", psk[:])
+	hex.Encode(k.PSK[:], psk[:])
 	return k
 }
 

@@ -347,7 +347,7 @@ type vectorSpec struct {
 }
 
 func vectorSpecs() []vectorSpec {
-	return []vectorSpec{
+	return append([]vectorSpec{
 		{"thumbprint.json", func(t *testing.T) any { return genThumbprint(t) }, checkThumbprint},
 		{"kdf.json", func(t *testing.T) any { return genKDF(t) }, checkKDF},
 		{"join-request-ok.json", func(t *testing.T) any { return genJoinRequests(t)[0] }, checkJoinRequest},
@@ -364,7 +364,8 @@ func vectorSpecs() []vectorSpec {
 		{"partial-iv.json", func(t *testing.T) any { return genPartialIV() }, checkPartialIV},
 		{"replay-window.json", func(t *testing.T) any { return genReplayWindow() }, checkReplayWindow},
 		{"decode-strict.json", func(t *testing.T) any { return genDecodeStrict(t) }, checkDecodeStrict},
-	}
+		{"dtls-psk.json", func(t *testing.T) any { return genDTLSPSK(t) }, checkDTLSPSK},
+	}, tlogSpecs()...)
 }
 
 // encodeVector is the file form of v: indented JSON, no HTML escaping, one
@@ -388,6 +389,9 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range specs {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(vectorDir, s.file)), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(filepath.Join(vectorDir, s.file), encodeVector(t, s.gen(t)), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -672,6 +676,55 @@ func checkKDF(t *testing.T, raw []byte) {
 			t.Fatal(err)
 		}
 		eqHex(t, "HKDF(km, "+label+")", got, want)
+	}
+}
+
+// ---- DTLS PSK ----
+
+type dtlsPSKVector struct {
+	Description string   `json:"description"`
+	Expect      string   `json:"expect"`
+	ID          string   `json:"id"`
+	KM          hexBytes `json:"km"`
+	Info        string   `json:"info"`
+	PSKBytes    hexBytes `json:"psk_bytes"`
+	PSK         string   `json:"psk"`
+}
+
+func genDTLSPSK(t *testing.T) dtlsPSKVector {
+	var kdf kdfVector
+	decodeVector(t, encodeVector(t, genKDF(t)), &kdf)
+	k := protect.DeriveMemberKeys([32]byte(kdf.KM))
+	raw, err := hex.DecodeString(string(k.PSK[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dtlsPSKVector{
+		Description: "DTLS PSK of a member for coaps (section 4.5), from the km of kdf.json: psk_bytes = HKDF-SHA-256(salt = empty, " +
+			"IKM = km, info = \"iotguard dtls psk\", L = 16); the PSK is psk, the 32 ASCII bytes of psk_bytes in lowercase hex; " +
+			"the PSK identity is the device ID.",
+		Expect:   expOK,
+		ID:       vecM1,
+		KM:       kdf.KM,
+		Info:     "iotguard dtls psk",
+		PSKBytes: raw,
+		PSK:      string(k.PSK[:]),
+	}
+}
+
+func checkDTLSPSK(t *testing.T, raw []byte) {
+	var v dtlsPSKVector
+	decodeVector(t, raw, &v)
+	got, err := hkdf.Key(sha256.New, v.KM, nil, v.Info, protect.PSKSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eqHex(t, "HKDF(km, info)", got, v.PSKBytes)
+	if hex.EncodeToString(v.PSKBytes) != v.PSK {
+		t.Errorf("psk %q is not the hex of psk_bytes", v.PSK)
+	}
+	if k := protect.DeriveMemberKeys([32]byte(v.KM)); string(k.PSK[:]) != v.PSK {
+		t.Errorf("protect.DeriveMemberKeys PSK = %q, want %q", k.PSK[:], v.PSK)
 	}
 }
 

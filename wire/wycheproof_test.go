@@ -234,7 +234,7 @@ func scalar32(t *testing.T, b []byte) []byte {
 // refused there, before any scalar multiplication; every valid one must give
 // the vector's shared secret through crypto/ecdh. Compressed points cannot be
 // expressed in our COSE_Key profile (y must be 32 bytes): their COSE form
-// (y = the sign bit, RFC 9053 §7.1.1) must be refused whatever the vector's verdict.
+// (y = the sign bit, RFC 9053 §9.1.1) must be refused whatever the vector's verdict.
 func TestWycheproofECDH(t *testing.T) {
 	groups := loadWycheproof(t, "ecdh_secp256r1_ecpoint_test.json", func(g ecdhGroup) int { return len(g.Tests) })
 	var agreed, refused int

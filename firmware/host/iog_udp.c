@@ -285,6 +285,7 @@ void iog_udp_platform(iog_udp_t *u, iog_platform_t *p)
     p->now_ms = udp_now;
     p->random = udp_random;
     p->unix_s = udp_unix;
+    p->yield = NULL;
 }
 
 void iog_udp_close(iog_udp_t *u)

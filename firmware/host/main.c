@@ -9,6 +9,12 @@
  *   iotguard-dev send    --server URL --key FILE --peer ID --peer-addr ADDR --message TEXT
  *                        [--count N] [--replay]
  *   iotguard-dev leave   --server URL --key FILE
+ *   iotguard-dev relay   --listen ADDR --to ADDR --loss PCT --seed N --timeout S
+ *
+ * relay forwards datagrams between the clients of ADDR (the latest one gets
+ * the answers) and --to, with the bounded, seeded loss of --loss on the
+ * client side in both directions: it puts a lossy link in front of a device
+ * that cannot drop datagrams itself (the emulated board).
  *
  * Common flags: --loss PCT --seed N (bounded, seeded datagram loss both
  * ways), --ack-timeout MS (CoAP ACK_TIMEOUT), --timeout S (listen: exit after).
@@ -31,7 +37,7 @@
 
 static struct {
     const char *cmd, *id, *out, *server, *key, *peer, *peer_addr, *message, *listen, *pin;
-    const char *reply;
+    const char *reply, *to;
     double lat, lon;
     int have_pos, replay;
     unsigned loss, count, timeout_s, ack_ms;
@@ -40,7 +46,7 @@ static struct {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: iotguard-dev <keygen|join|verify|session|listen|send|leave> [flags]\n"
+    fprintf(stderr, "usage: iotguard-dev <keygen|join|verify|session|listen|send|leave|relay> [flags]\n"
                     "  (see the comment at the top of firmware/host/main.c)\n");
     exit(2);
 }
@@ -96,6 +102,7 @@ static void parse(int argc, char **argv)
         else if (!strcmp(f, "listen")) opt.listen = v;
         else if (!strcmp(f, "pin")) opt.pin = v;
         else if (!strcmp(f, "reply")) opt.reply = v;
+        else if (!strcmp(f, "to")) opt.to = v;
         else if (!strcmp(f, "loss")) opt.loss = (unsigned)atoi(v);
         else if (!strcmp(f, "seed")) opt.seed = strtoull(v, NULL, 10);
         else if (!strcmp(f, "count")) opt.count = (unsigned)atoi(v);
@@ -243,6 +250,53 @@ static int peer_id(iog_id_t *p)
     return 0;
 }
 
+static int cmd_relay(void)
+{
+    static iog_udp_t up;
+    static uint8_t buf[IOG_COAP_MAX_PDU];
+    iog_platform_t pd, pu;
+    iog_addr_t to, client, from;
+    unsigned fwd = 0;
+    need(opt.listen, "listen");
+    need(opt.to, "to");
+    if (iog_udp_resolve(opt.to, &to)) {
+        fprintf(stderr, "iotguard-dev: error: bad --to %s\n", opt.to);
+        return 2;
+    }
+    int e = iog_udp_open(&udp, opt.listen);
+    if (!e) {
+        e = iog_udp_open(&up, to.family == 2 ? "127.0.0.1:0" : "[::1]:0");
+    }
+    if (e) {
+        fail("open UDP socket", e, NULL);
+    }
+    if (opt.loss) {
+        iog_udp_set_loss(&udp, opt.loss, opt.seed);
+    }
+    iog_udp_platform(&udp, &pd);
+    iog_udp_platform(&up, &pu);
+    memset(&client, 0, sizeof(client));
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    uint32_t start = pd.now_ms(pd.ctx);
+    while (!stop && (!opt.timeout_s || pd.now_ms(pd.ctx) - start < opt.timeout_s * 1000u)) {
+        int n = pd.recv(pd.ctx, &from, buf, sizeof(buf), 5);
+        if (n > 0) {
+            client = from;
+            pu.send(pu.ctx, &to, buf, (size_t)n);
+            fwd++;
+        }
+        n = pu.recv(pu.ctx, &from, buf, sizeof(buf), 5);
+        if (n > 0 && client.family) {
+            pd.send(pd.ctx, &client, buf, (size_t)n);
+            fwd++;
+        }
+    }
+    fprintf(stderr, "relay: forwarded %u datagrams; loss: dropped %u of %u\n", fwd, udp.dropped,
+            udp.dropped + udp.passed);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     parse(argc, argv);
@@ -250,6 +304,9 @@ int main(int argc, char **argv)
     const char *c = opt.cmd;
     if (!strcmp(c, "keygen")) {
         return cmd_keygen();
+    }
+    if (!strcmp(c, "relay")) {
+        return cmd_relay();
     }
     if (!strcmp(c, "join")) {
         if (!opt.have_pos) {

@@ -1,13 +1,17 @@
 /*
- * The size image: the whole device core (join, verify, session, leave, talk,
- * M2M, the /talk and /m2m server) linked for the ESP8266 memory map with
- * BearSSL, the way the Arduino sketch uses it. It is linked, never run: the
- * platform hooks are stubs where the sketch has WiFiUDP, millis() and the RNG.
- * `make size` reports it; the device struct (the app's RAM) is in its bss.
+ * The size image: the board the Arduino sketch runs (console, state store,
+ * sleepy mode) over the whole device core (join, verify, session, leave,
+ * talk, M2M, the /talk and /m2m server), linked for the ESP8266 memory map
+ * with BearSSL. It is linked, never run: the platform, storage and console
+ * hooks are stubs where the sketch has WiFiUDP, millis(), the RNG, LittleFS
+ * and Serial. `make size` reports it; the board struct (the app's RAM) is in
+ * its bss.
  */
 #include <errno.h>
 
-#include "iog_device.h"
+#include "iog_console.h"
+
+volatile int iog_image_sink;
 
 void _start(void);
 
@@ -51,31 +55,47 @@ static uint64_t stub_unix(void *ctx)
     return 0;
 }
 
-static const iog_platform_t plat = { 0, stub_send, stub_recv, stub_now, stub_random, stub_unix };
-static iog_device_t dev;
-volatile int iog_image_sink;
+static const iog_platform_t plat = { 0, stub_send, stub_recv, stub_now, stub_random, stub_unix, NULL };
+
+/* The storage: flash as the sketch has it (LittleFS files) stubbed out. */
+static int stub_read(void *ctx, unsigned rec, uint8_t *buf, size_t cap)
+{
+    (void)ctx;
+    (void)rec;
+    (void)buf;
+    (void)cap;
+    return -ENOENT;
+}
+
+static int stub_write(void *ctx, unsigned rec, const uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    (void)rec;
+    (void)buf;
+    return (int)len - (int)len;
+}
+
+static const iog_storage_t storage = { 0, stub_read, stub_write };
+
+static void stub_out(void *ctx, const char *line)
+{
+    (void)ctx;
+    iog_image_sink = line[0];
+}
+
+static iog_board_t board;
 
 void _start(void)
 {
-    iog_identity_t me;
-    iog_addr_t ch = { 2, { 192, 168, 4, 1 }, 5683 };
-    iog_verify_resp_t v;
-    iog_m2m_t *s = 0;
-    uint8_t ticket[IOG_TICKET_MAX], reply[64], hash[32];
-    size_t tl;
-    uint64_t h;
-    iog_p256_keygen(&plat, me.priv, me.pub);
-    iog_id_set(&me.id, "esp-1", 5);
-    iog_device_init(&dev, &plat, &ch, &me);
-    iog_image_sink = iog_device_join(&dev, 48858370, 2294481);
-    iog_image_sink = iog_device_verify(&dev, &me.id, &v);
-    iog_image_sink = iog_device_session(&dev, &me.id, &dev.sessions[0], ticket, &tl, sizeof(ticket));
-    iog_image_sink = iog_device_talk(&dev, &ch, &me.id, &s);
-    if (s) {
-        iog_image_sink = iog_device_send(&dev, s, &ch, reply, 4, reply, sizeof(reply));
+    static const iog_board_hooks_t hooks = { 0, stub_out, 0, 0, 0 };
+    iog_image_sink = iog_board_init(&board, &plat, &storage, &hooks);
+    iog_board_start(&board);
+    if (board.set.mode == IOG_MODE_SLEEPY) {
+        iog_image_sink = iog_board_wake(&board, (const uint8_t *)"reading", 7);
     }
-    iog_image_sink = iog_device_leave(&dev, &h, hash);
     for (;;) {
-        iog_image_sink = iog_device_serve(&dev, 1000);
+        char c = (char)stub_now(0);
+        iog_board_input(&board, &c, 1);
+        iog_board_poll(&board, 50);
     }
 }

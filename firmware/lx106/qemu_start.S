@@ -1,5 +1,6 @@
 /*
  * Start-up for the QEMU lx106 test image: reset stub, stack, bss, main, exit.
+ * The stack is below dram0 (see qemu.ld), so the tests' data has all 80 KB.
  * simcall (bytes 00 51 00) is QEMU's semihosting call: a2 = call number
  * (1 = exit, 4 = write), a3.. = arguments, result in a2.
  */
@@ -17,7 +18,7 @@ _qemu_reset:
     .align  4
     .literal_position
 _start:
-    movi    a1, _stack_top
+    movi    a1, _qemu_stack_top
     movi    a2, _bss_start
     movi    a3, _bss_end
     movi    a4, 0

@@ -11,6 +11,10 @@
 #endif
 #include "iog_crypto.h"
 
+#ifdef IOG_COUNT_OPS
+iog_ops_t iog_ops;
+#endif
+
 /* P-256 with the 15-bit constant-time code: no 32x32->64 multiply needed. */
 #define EC_IMPL (&br_ec_p256_m15)
 
@@ -116,6 +120,7 @@ int iog_p256_keygen(const iog_platform_t *plat, uint8_t priv[IOG_P256_PRIV_LEN],
 
 int iog_p256_public(const uint8_t priv[IOG_P256_PRIV_LEN], uint8_t pub[IOG_P256_PUB_LEN])
 {
+    IOG_OP(pub);
     return EC_CALL(iog_ec_pub_impl)(priv, pub) ? 0 : -EINVAL;
 }
 
@@ -128,18 +133,21 @@ int iog_p256_check(const uint8_t pub[IOG_P256_PUB_LEN])
         return -EINVAL;
     }
     memcpy(tmp, pub, sizeof(tmp));
+    IOG_OP(ecdh);
     return EC_CALL(iog_ec_mul_impl)(tmp, one) ? 0 : -EINVAL;
 }
 
 int iog_es256_sign(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t hash[IOG_SHA256_LEN],
                    uint8_t sig[IOG_SIG_LEN])
 {
+    IOG_OP(sign);
     return EC_CALL(iog_ec_sign_impl)(priv, hash, sig) ? 0 : -EINVAL;
 }
 
 int iog_es256_verify(const uint8_t pub[IOG_P256_PUB_LEN], const uint8_t hash[IOG_SHA256_LEN],
                      const uint8_t sig[IOG_SIG_LEN])
 {
+    IOG_OP(verify);
     return EC_CALL(iog_ec_verify_impl)(pub, hash, sig) ? 0 : -EBADMSG;
 }
 
@@ -151,6 +159,7 @@ int iog_ecdh(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t peer[IOG_P256_
         return -EINVAL;
     }
     memcpy(pt, peer, sizeof(pt));
+    IOG_OP(ecdh);
     if (!EC_CALL(iog_ec_mul_impl)(pt, priv)) {
         iog_wipe(pt, sizeof(pt));
         return -EINVAL;
@@ -177,6 +186,7 @@ void iog_gcm_seal(const uint8_t key[IOG_AES_KEY_LEN], const uint8_t nonce[IOG_GC
 {
     br_gcm_context gc;
     br_aes_ct_ctr_keys ak;
+    IOG_OP(aead);
     gcm_start(&gc, &ak, key, nonce, aad, aad_len);
     if (out != pt && len) {
         memmove(out, pt, len);
@@ -199,6 +209,7 @@ int iog_gcm_open(const uint8_t key[IOG_AES_KEY_LEN], const uint8_t nonce[IOG_GCM
     memcpy(tag, ct + len, sizeof(tag)); /* before an in-place decrypt can touch it */
     br_gcm_context gc;
     br_aes_ct_ctr_keys ak;
+    IOG_OP(aead);
     gcm_start(&gc, &ak, key, nonce, aad, aad_len);
     if (out != ct && len) {
         memmove(out, ct, len);
@@ -230,4 +241,24 @@ void iog_wipe(void *p, size_t n)
     while (n--) {
         *v++ = 0;
     }
+}
+
+void iog_rng_mix(iog_rng_t *r, const void *entropy, size_t n)
+{
+    if (!r->seeded) {
+        br_hmac_drbg_init(&r->drbg, &br_sha256_vtable, entropy, n);
+        r->seeded = 1;
+    }
+    else {
+        br_hmac_drbg_update(&r->drbg, entropy, n);
+    }
+}
+
+int iog_rng_fill(iog_rng_t *r, void *out, size_t n)
+{
+    if (!r->seeded) {
+        return -EIO;
+    }
+    br_hmac_drbg_generate(&r->drbg, out, n);
+    return 0;
 }

@@ -17,13 +17,35 @@
 
 #if defined(ARDUINO_ARCH_ESP8266)
 #include <bearssl/bearssl_hash.h> /* the Arduino core's BearSSL */
+#include <bearssl/bearssl_rand.h>
 #else
 #include "bearssl_hash.h"
+#include "bearssl_rand.h"
 #endif
 #include "iog_platform.h"
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+#ifdef IOG_COUNT_OPS
+/**
+ * Crypto operations done since start, counted when the core is compiled
+ * with -DIOG_COUNT_OPS (the host and emulator builds; not the lx106 image,
+ * which keeps the core free of writable globals).
+ */
+typedef struct {
+    uint32_t sign;   /**< ES256 signatures */
+    uint32_t verify; /**< ES256 verifications */
+    uint32_t ecdh;   /**< ECDH (and point checks) */
+    uint32_t pub;    /**< public keys computed (key generation) */
+    uint32_t aead;   /**< AES-128-GCM seals and opens */
+} iog_ops_t;
+/** The counters. */
+extern iog_ops_t iog_ops;
+#define IOG_OP(x) (iog_ops.x++)
+#else
+#define IOG_OP(x) ((void)0)
 #endif
 
 #define IOG_P256_PRIV_LEN 32 /**< private scalar */
@@ -127,6 +149,23 @@ int iog_ct_eq(const void *a, const void *b, size_t n);
 
 /** Wipes @p n bytes in a way the compiler keeps. */
 void iog_wipe(void *p, size_t n);
+
+/**
+ * @brief A deterministic random bit generator (HMAC-DRBG over SHA-256,
+ *        BearSSL) for a platform whose raw source is a hardware register,
+ *        such as the ESP8266's RANDOM_REG32: seed it once from many raw
+ *        samples, mix a fresh sample in before each use.
+ */
+typedef struct {
+    br_hmac_drbg_context drbg; /**< state */
+    uint8_t seeded;            /**< 1 after iog_rng_mix() */
+} iog_rng_t;
+
+/** Seeds @p r with @p n bytes (the first call) or mixes them in. */
+void iog_rng_mix(iog_rng_t *r, const void *entropy, size_t n);
+
+/** Fills @p out from @p r. @return 0, or -EIO when never seeded. */
+int iog_rng_fill(iog_rng_t *r, void *out, size_t n);
 
 #ifdef __cplusplus
 }

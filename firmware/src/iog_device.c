@@ -76,18 +76,28 @@ static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, 
     return 0;
 }
 
-int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+/* GETs the CH's public resource @p path: 0 with its 2.05 answer in @p r, -EACCES for another code. */
+static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r)
 {
-    iog_coap_msg_t r;
-    iog_coap_req_t req = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+    iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
     d->code = 0;
-    int e = iog_coap_request(&d->ep, &d->ch, &req, &r, d->rx, sizeof(d->rx));
+    int e = iog_coap_request(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx));
     if (e) {
         return e;
     }
-    if (r.code != IOG_COAP_CONTENT) {
-        refused(d, &r);
+    if (r->code != IOG_COAP_CONTENT) {
+        refused(d, r);
         return -EACCES;
+    }
+    return 0;
+}
+
+int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+{
+    iog_coap_msg_t r;
+    int e = get_public(d, "/cluster", &r);
+    if (e) {
+        return e;
     }
     e = iog_cluster_info_verify(r.payload, r.payload_len, d->has_pin ? d->pin : NULL, out);
     if (e == -EACCES) {
@@ -103,6 +113,14 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
     return e == -EBADMSG ? -EPROTO : e;
 }
 
+/* Lets the system run between two P-256 operations (the watchdog on a chip). */
+static void let_run(const iog_device_t *d)
+{
+    if (d->plat->yield) {
+        d->plat->yield(d->plat->ctx);
+    }
+}
+
 int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
 {
     iog_cluster_t c;
@@ -112,10 +130,11 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     if (e) {
         return e;
     }
+    let_run(d);
     if ((e = d->plat->random(d->plat->ctx, nd, sizeof(nd)))) {
         return e;
     }
-    iog_join_req_t jr = { &d->me, &c.cluster, lat, lon, nd, NULL, 0 };
+    iog_join_req_t jr = { &d->me, &c.cluster, lat, lon, nd, NULL, 0, d->cred, d->cred_len };
     if (d->echo_len) { /* from the /cluster answer: one signature, no challenge */
         memcpy(echo, d->echo, d->echo_len);
         jr.echo = echo;
@@ -123,6 +142,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     }
     for (int attempt = 0;; attempt++) {
         int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
+        let_run(d);
         if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, &r))) {
             return e;
         }
@@ -143,6 +163,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     }
     /* the answer must come from the key /cluster showed */
     e = iog_join_resp_verify(r.payload, r.payload_len, &jr, c.thumb, &d->mem);
+    let_run(d);
     if (e) {
         set_diag(d, 0, e == -EACCES ? "join answer: bad signature or binding" : "join answer: malformed");
         return e == -EACCES ? -EACCES : -EPROTO;
@@ -153,6 +174,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     if ((e = iog_member_derive(&d->me, &d->mem))) {
         return e;
     }
+    let_run(d);
     d->mem.seq = 0;
     d->joined = 1;
     d->echo_len = 0;
@@ -160,6 +182,24 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         return e;
     }
     return 0;
+}
+
+int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
+{
+    iog_coap_msg_t r;
+    uint8_t hash[IOG_HASH_LEN];
+    if (!d->joined) {
+        return -ENOTCONN;
+    }
+    int e = get_public(d, "/ledger/head", &r);
+    if (e) {
+        return e;
+    }
+    e = iog_ledger_head_verify(r.payload, r.payload_len, d->mem.ch.pub, height, hash, time_ms);
+    if (e) {
+        set_diag(d, 0, "ledger head: malformed or not signed by the CH");
+    }
+    return e == -EBADMSG ? -EPROTO : e;
 }
 
 /*
@@ -419,6 +459,9 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
     if (v.status != IOG_STATUS_MEMBER) {
         warn(d, resp, &peer, iog_status_name(v.status));
         return;
+    }
+    if (d->on_verified) {
+        d->on_verified(d->cb_ctx, &peer, &v);
     }
     iog_m2m_t *s = slot_for(d, &peer);
     uint8_t ticket[IOG_TICKET_MAX];

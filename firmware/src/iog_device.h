@@ -45,6 +45,9 @@ typedef size_t (*iog_message_fn)(void *ctx, const iog_id_t *peer, const uint8_t 
 /** Told about a peer that was refused on a /talk (M2 side). */
 typedef void (*iog_warning_fn)(void *ctx, const iog_id_t *peer, const char *why);
 
+/** Told about a peer the CH verified as a member on a /talk (M2 side). */
+typedef void (*iog_verified_fn)(void *ctx, const iog_id_t *peer, const iog_verify_resp_t *v);
+
 /** A device. Set the public fields after iog_device_init(). */
 struct iog_device {
     iog_coap_ep_t ep;             /**< the UDP endpoint (client and server) */
@@ -64,7 +67,10 @@ struct iog_device {
     void *persist_ctx;            /**< its context */
     iog_message_fn on_message;    /**< M2M message sink, or NULL */
     iog_warning_fn on_warning;    /**< /talk refusal sink, or NULL */
-    void *cb_ctx;                 /**< context of the two above */
+    iog_verified_fn on_verified;  /**< /talk verdict sink, or NULL */
+    void *cb_ctx;                 /**< context of the three above */
+    const uint8_t *cred;          /**< fleet credential for the join, or NULL (not sent yet: see iog_join_req_t) */
+    size_t cred_len;              /**< its length */
     uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
     uint8_t echo_len;             /**< its length, 0 when none */
     uint8_t rx[IOG_COAP_MAX_PDU]; /**< client receive buffer */
@@ -93,6 +99,14 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out);
  *         verify, -EPROTO, or a CoAP error.
  */
 int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon);
+
+/**
+ * @brief GET /ledger/head and check its signature under the member's CH key.
+ *        A device without a clock takes the head's time as a lower bound of
+ *        the time now (PROTOCOL.md §6): the CH signed it, no later than now.
+ * @return 0, -ENOTCONN when not joined, -EACCES, -EPROTO, or a CoAP error.
+ */
+int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms);
 
 /**
  * @brief Asks the CH about @p peer (protected /verify).

@@ -49,6 +49,13 @@ typedef struct {
     int (*random)(void *ctx, uint8_t *buf, size_t len);
     /** Wall-clock unix seconds, or 0 when unknown. */
     uint64_t (*unix_s)(void *ctx);
+    /**
+     * Optional (may be NULL): lets the system run between long computations.
+     * The core calls it between the P-256 operations of a join (each takes
+     * 0.2-0.4 s on an 80 MHz ESP8266, whose watchdogs bite after ~3 s
+     * without a yield), never inside one.
+     */
+    void (*yield)(void *ctx);
 } iog_platform_t;
 
 #ifdef __cplusplus

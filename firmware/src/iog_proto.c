@@ -471,6 +471,37 @@ int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
     return iog_sign1_verify(&s, out->pub, IOG_AAD_CLUSTER);
 }
 
+int iog_ledger_head_verify(const uint8_t *buf, size_t len, const uint8_t pub[IOG_P256_PUB_LEN],
+                           uint64_t *height, uint8_t hash[IOG_HASH_LEN], uint64_t *time_ms)
+{
+    iog_sign1_t s;
+    iog_cbor_dec_t d;
+    size_t n;
+    uint32_t seen = 0;
+    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (map_key(&d, 3, &k, &seen)) {
+            return -EBADMSG;
+        }
+        switch (k) {
+        case 1: r = iog_cbor_get_uint(&d, height); break;
+        case 2: r = iog_cbor_get_bstr_exact(&d, hash, IOG_HASH_LEN); break;
+        case 3: r = iog_cbor_get_uint(&d, time_ms); break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    if (seen != 0xE) {
+        return -EBADMSG;
+    }
+    return iog_sign1_verify(&s, pub, IOG_AAD_HEAD);
+}
+
 /* ---- key schedule ---- */
 
 int iog_derive_km(const uint8_t z[32], const uint8_t nd[IOG_NONCE_LEN],

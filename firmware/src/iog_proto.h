@@ -156,6 +156,13 @@ typedef struct {
     const uint8_t *nd;            /**< 16-byte device nonce */
     const uint8_t *echo;          /**< echo from the CH's 4.01, or NULL */
     size_t echo_len;              /**< its length (1..40) */
+    /**
+     * A fleet credential (enrollment), or NULL. IMPORTANT: carried here
+     * but not encoded: PROTOCOL.md does not define its join-req key yet, and
+     * a CH refuses unknown keys. iog_join_req_encode() adds it once it does.
+     */
+    const uint8_t *cred;
+    size_t cred_len;              /**< its length */
 } iog_join_req_t;
 
 /**
@@ -183,6 +190,15 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
  */
 int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
                             iog_cluster_t *out);
+
+/**
+ * @brief Verifies GET /ledger/head's signed ledger-head (PROTOCOL.md §6)
+ *        under the CH key @p pub (the member's: a head signed by another key
+ *        is refused).
+ * @return 0 with the height, head hash and its time, -EBADMSG or -EACCES.
+ */
+int iog_ledger_head_verify(const uint8_t *buf, size_t len, const uint8_t pub[IOG_P256_PUB_LEN],
+                           uint64_t *height, uint8_t hash[IOG_HASH_LEN], uint64_t *time_ms);
 
 /**
  * @brief K_m = HKDF(salt = N_d || N_ch, IKM = Z, info = kminfo, L = 32)

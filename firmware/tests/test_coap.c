@@ -217,10 +217,12 @@ static int client_run(fake_net_t *n, iog_coap_ep_t *ep, script_t *s, iog_coap_ms
     return iog_coap_request(ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU);
 }
 
+/* one endpoint for the client and server tests (RAM is scarce in the QEMU image) */
+static iog_coap_ep_t ep;
+
 static void test_client(void)
 {
     fake_net_t *const np = &unit_net;
-    static iog_coap_ep_t ep;
     static uint8_t buf[IOG_COAP_MAX_PDU];
     iog_coap_msg_t resp, sent;
     uint32_t v;
@@ -295,6 +297,43 @@ static void test_client(void)
     CHECK(np->now - 1000 >= 3100 && np->now - 1000 <= 4650);
 }
 
+/*
+ * RFC 7252 §4.2 and §4.8 on the simulated clock, for 64 random draws: the
+ * first timeout lies in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR] =
+ * [2, 3] s and is spread over it, each retransmission doubles it, there are
+ * MAX_RETRANSMIT = 4 of them, and the client gives up after the fifth
+ * timeout: within MAX_TRANSMIT_WAIT (93 s) of the first transmission.
+ */
+static void test_backoff_schedule(void)
+{
+    fake_net_t *const np = &unit_net;
+    static uint8_t buf[IOG_COAP_MAX_PDU];
+    iog_coap_msg_t resp;
+    uint32_t lo = 0xFFFFFFFFu, hi = 0;
+    unsigned good = 0;
+    for (uint32_t seed = 1; seed <= 64; seed++) {
+        script_t s = { 0, 0, 0 }; /* never answered */
+        fake_net_init(np);
+        np->rnd = seed * 2654435761u;
+        np->on_send = scripted_peer;
+        np->user = &s;
+        iog_coap_ep_init(&ep, &np->plat);
+        iog_coap_req_t rq = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+        int e = iog_coap_request(&ep, &unit_server_addr, &rq, &resp, buf, sizeof(buf));
+        uint32_t t0 = np->sent[0].at, g = np->sent[1].at - t0;
+        int ok = e == -ETIMEDOUT && np->n_sent == 1 + IOG_COAP_MAX_RETRANSMIT && g >= 2000 && g <= 3000;
+        for (unsigned i = 2; ok && i < np->n_sent; i++) {
+            ok = np->sent[i].at - np->sent[i - 1].at == g << (i - 1);
+        }
+        ok = ok && np->now - t0 == 31 * g && np->now - t0 <= 93000;
+        good += ok;
+        lo = g < lo ? g : lo;
+        hi = g > hi ? g : hi;
+    }
+    CHECK_EQ(good, 64);
+    CHECK(lo < 2250 && hi > 2750); /* the random factor is used, not a constant */
+}
+
 /* ---- server ---- */
 
 static int handled;
@@ -318,7 +357,6 @@ static void echo_handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t
 static void test_server(void)
 {
     fake_net_t *const np = &unit_net;
-    static iog_coap_ep_t ep;
     uint8_t b[128];
     iog_coap_msg_t m;
     fake_net_init(np);
@@ -383,5 +421,6 @@ void test_coap(void)
     test_build_like_libcoap();
     test_parse_errors();
     test_client();
+    test_backoff_schedule();
     test_server();
 }

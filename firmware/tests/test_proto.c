@@ -120,7 +120,7 @@ static iog_join_req_t join_inputs(uint8_t *nd, const uint8_t *echo)
     for (int i = 0; i < 16; i++) {
         nd[i] = (uint8_t)i;
     }
-    iog_join_req_t jr = { &dev, &cluster, 52520000, -1930000, nd, echo, echo ? 12 : 0 };
+    iog_join_req_t jr = { &dev, &cluster, 52520000, -1930000, nd, echo, echo ? 12 : 0, NULL, 0 };
     return jr;
 }
 
@@ -393,6 +393,28 @@ static void test_replay(void)
     CHECK_EQ(iog_replay_update(&w, IOG_SEQ_MAX), 0);
 }
 
+/* ledger-head {1: 5, 2: hash, 3: time_ms} signed with "iotguard head" (PROTOCOL.md §6) */
+static void test_ledger_head(void)
+{
+    uint8_t payload[64], out[200], hash[32], other[65], k2[32] = { [31] = 3 };
+    uint64_t h, t;
+    size_t pl = unit_hex("a3 0105 025820 1111111111111111111111111111111111111111111111111111111111111111"
+                         "03 1b0000018bcfe5687b", payload, sizeof(payload));
+    int n = iog_sign1_encode(dev.priv, (const uint8_t *)"ch", 2, IOG_AAD_HEAD, payload, pl, out, sizeof(out));
+    CHECK(n > 0);
+    CHECK_EQ(iog_ledger_head_verify(out, (size_t)n, dev.pub, &h, hash, &t), 0);
+    CHECK_EQ(h, 5);
+    CHECK_EQ(t, 1700000000123ll);
+    CHECK_EQ(hash[31], 0x11);
+    iog_p256_public(k2, other);
+    CHECK_EQ(iog_ledger_head_verify(out, (size_t)n, other, &h, hash, &t), -EACCES); /* another CH */
+    n = iog_sign1_encode(dev.priv, (const uint8_t *)"ch", 2, IOG_AAD_CLUSTER, payload, pl, out, sizeof(out));
+    CHECK_EQ(iog_ledger_head_verify(out, (size_t)n, dev.pub, &h, hash, &t), -EACCES); /* another AAD */
+    payload[0] = 0xa2; /* without time_ms */
+    n = iog_sign1_encode(dev.priv, (const uint8_t *)"ch", 2, IOG_AAD_HEAD, payload, pl - 10, out, sizeof(out));
+    CHECK_EQ(iog_ledger_head_verify(out, (size_t)n, dev.pub, &h, hash, &t), -EBADMSG);
+}
+
 void test_proto(void)
 {
     setup();
@@ -400,6 +422,7 @@ void test_proto(void)
     test_cose_key();
     test_thumbprint();
     test_sign1();
+    test_ledger_head();
     test_join();
     test_protected();
     test_piv_nonce();

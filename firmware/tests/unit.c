@@ -4,6 +4,49 @@
 
 unsigned unit_pass, unit_fail;
 fake_net_t unit_net;
+unit_flash_t unit_flash;
+
+void unit_flash_reset(void)
+{
+    memset(&unit_flash, 0, sizeof(unit_flash));
+}
+
+static int flash_read(void *ctx, unsigned rec, uint8_t *buf, size_t cap)
+{
+    (void)ctx;
+    if (rec >= IOG_REC_COUNT) {
+        return -EIO;
+    }
+    if (!unit_flash.len[rec]) {
+        return -ENOENT;
+    }
+    size_t n = unit_flash.len[rec] < cap ? unit_flash.len[rec] : cap;
+    memcpy(buf, unit_flash.data[rec], n);
+    return (int)n;
+}
+
+static int flash_write(void *ctx, unsigned rec, const uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    if (rec >= IOG_REC_COUNT || len > IOG_STORE_FRAME_MAX) {
+        return -EIO;
+    }
+    if (unit_flash.full && rec != IOG_REC_RTC && len) {
+        return -ENOSPC;
+    }
+    if (len) {
+        memcpy(unit_flash.data[rec], buf, len);
+    }
+    unit_flash.len[rec] = len;
+    unit_flash.writes++;
+    return 0;
+}
+
+iog_storage_t unit_storage(void)
+{
+    iog_storage_t st = { NULL, flash_read, flash_write };
+    return st;
+}
 
 const iog_addr_t unit_server_addr = { 2, { 127, 0, 0, 1 }, 5683 };
 const iog_addr_t unit_peer_addr = { 2, { 127, 0, 0, 2 }, 5683 };
@@ -177,6 +220,10 @@ int unit_run_all(void)
     test_crypto();
     printf("-- protocol\n");
     test_proto();
+    printf("-- store\n");
+    test_store();
+    printf("-- console\n");
+    test_console();
     printf("-- shared vectors\n");
     test_vectors();
     printf("-- bench\n");

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "iog_platform.h"
+#include "iog_store.h"
 
 extern unsigned unit_pass, unit_fail;
 
@@ -96,6 +97,21 @@ extern const iog_addr_t unit_server_addr;
 /** The address used as "another peer": 127.0.0.2:5683. */
 extern const iog_addr_t unit_peer_addr;
 
+/** Flash in memory: one buffer per record, and a switch that makes it full. */
+typedef struct {
+    uint8_t data[IOG_REC_COUNT][IOG_STORE_FRAME_MAX];
+    size_t len[IOG_REC_COUNT];
+    int full;          /**< 1: writes of records other than RTC fail with -ENOSPC */
+    unsigned writes;   /**< successful writes */
+} unit_flash_t;
+
+/** The one in-memory flash the tests share. */
+extern unit_flash_t unit_flash;
+/** Empties it. */
+void unit_flash_reset(void);
+/** A storage over unit_flash. */
+iog_storage_t unit_storage(void);
+
 /* test suites */
 void test_cbor(void);
 void test_coap(void);
@@ -103,6 +119,8 @@ void test_crypto(void);
 void test_proto(void);
 void test_vectors(void);
 void test_bench(void);
+void test_store(void);
+void test_console(void);
 #ifndef IOG_TEST_LX106
 void test_libcoap(void);
 #endif

@@ -5,7 +5,7 @@
 # fresh machine; a machine that already has everything is left untouched.
 set -eu
 BUILD=${1:-build}
-PKGS="gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-system-misc libcoap3-bin dpkg-dev xz-utils gcc make"
+PKGS="gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-system-misc libcoap3-bin dpkg-dev xz-utils gcc g++ make python3"
 
 missing=""
 command -v xtensa-lx106-elf-gcc >/dev/null 2>&1 || missing="$missing gcc-xtensa-lx106 binutils-xtensa-lx106"
@@ -14,6 +14,8 @@ command -v qemu-system-xtensa >/dev/null 2>&1 || missing="$missing qemu-system-m
 command -v coap-client-notls >/dev/null 2>&1 || missing="$missing libcoap3-bin"
 command -v dpkg-source >/dev/null 2>&1 || missing="$missing dpkg-dev"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+command -v g++ >/dev/null 2>&1 || missing="$missing g++"   # the ESP8266 core's emulator (make emu)
+command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else

@@ -78,50 +78,42 @@ func runPlots(r *Result) [][]*plot.Plot {
 }
 
 func scalePlots(rows []ScaleRow) [][]*plot.Plot {
-	lp := plot.New()
-	lp.Title.Text = "latency by ledger size"
-	lp.X.Label.Text = "members"
-	lp.Y.Label.Text = "ms"
-	lp.X.Scale = plot.LogScale{}
-	lp.X.Tick.Marker = plot.LogTicks{}
-	lp.Legend.Top = true
-	series := []struct {
-		name string
-		v    func(ScaleRow) float64
-	}{
+	lp := scalePlot(rows, "latency by ledger size", "ms", []scaleSeries{
 		{"join p50", func(s ScaleRow) float64 { return s.JoinP50 }},
 		{"join p99", func(s ScaleRow) float64 { return s.JoinP99 }},
 		{"verify p50", func(s ScaleRow) float64 { return s.VerifyP50 }},
 		{"verify p99", func(s ScaleRow) float64 { return s.VerifyP99 }},
-	}
+	})
+	mp := scalePlot(rows, "memory by ledger size", "MiB", []scaleSeries{
+		{"RSS anonymous (heap)", func(s ScaleRow) float64 { return s.RSSAnonMiB }},
+		{"RSS file (bbolt mmap)", func(s ScaleRow) float64 { return s.RSSFileMiB }},
+	})
+	return [][]*plot.Plot{{lp}, {mp}}
+}
+
+// scaleSeries is one line of a scale plot: a value per ledger size.
+type scaleSeries struct {
+	name string
+	v    func(ScaleRow) float64
+}
+
+// scalePlot draws series over the members of rows on a log scale.
+func scalePlot(rows []ScaleRow, title, unit string, series []scaleSeries) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "members"
+	p.Y.Label.Text = unit
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{}
+	p.Legend.Top = true
 	for i, s := range series {
 		xys := make(plotter.XYs, len(rows))
 		for j, r := range rows {
 			xys[j] = plotter.XY{X: float64(r.Members), Y: s.v(r)}
 		}
-		addXYs(lp, s.name, xys, i)
+		addXYs(p, s.name, xys, i)
 	}
-	mp := plot.New()
-	mp.Title.Text = "memory by ledger size"
-	mp.X.Label.Text = "members"
-	mp.Y.Label.Text = "MiB"
-	mp.X.Scale = plot.LogScale{}
-	mp.X.Tick.Marker = plot.LogTicks{}
-	mp.Legend.Top = true
-	for i, s := range []struct {
-		name string
-		v    func(ScaleRow) float64
-	}{
-		{"RSS anonymous (heap)", func(s ScaleRow) float64 { return s.RSSAnonMiB }},
-		{"RSS file (bbolt mmap)", func(s ScaleRow) float64 { return s.RSSFileMiB }},
-	} {
-		xys := make(plotter.XYs, len(rows))
-		for j, r := range rows {
-			xys[j] = plotter.XY{X: float64(r.Members), Y: s.v(r)}
-		}
-		addXYs(mp, s.name, xys, i)
-	}
-	return [][]*plot.Plot{{lp}, {mp}}
+	return p
 }
 
 func addLine(p *plot.Plot, name string, ws []Window, v func(Window) float64, color int) {

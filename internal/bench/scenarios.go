@@ -215,7 +215,7 @@ func joinMembers(ctx context.Context, cfg Config, t *target, n int) ([]*member, 
 				errs <- err
 				return
 			}
-			d, err := device.Dial(t.addr, st)
+			d, err := device.Dial(t.addr, st, device.WithoutLogCheck())
 			if err != nil {
 				errs <- err
 				return
@@ -319,7 +319,7 @@ func (s *scenario) workers(cfg Config, name string) []worker {
 			if err != nil {
 				return err
 			}
-			d, err := device.Dial(s.t.addr, st)
+			d, err := device.Dial(s.t.addr, st, device.WithoutLogCheck())
 			if err != nil {
 				return err
 			}

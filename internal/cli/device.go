@@ -14,7 +14,7 @@ import (
 	"github.com/iotguard/iotguard/device"
 )
 
-const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave> [flags]
+const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave|psk> [flags]
 
 Plays a device. The device file (--key, mode 0600) holds the device's ID and
 private key, and after a join its membership and request sequence number.
@@ -28,6 +28,9 @@ Examples:
   iotguard device send    --server coap://127.0.0.1:5683 --key a.json --peer sensor-b \
       --peer-addr 127.0.0.1:5700 --message "temperature 21.5"
   iotguard device leave   --server coap://127.0.0.1:5683 --key a.json
+  iotguard device psk     --key a.json      # coaps identity and PSK, as coap-client flags:
+  coap-client-openssl $(iotguard device psk --key a.json) -m post -t 60 -f verify.cbor \
+      coaps://127.0.0.1:5684/verify
 `
 
 func deviceCmd(args []string) error {
@@ -40,7 +43,7 @@ func deviceCmd(args []string) error {
 	}
 	sub := map[string]func([]string) error{
 		"keygen": deviceKeygen, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
-		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave,
+		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave, "psk": devicePSK,
 	}[args[0]]
 	if sub == nil {
 		return usageError{fmt.Sprintf("unknown device subcommand %q", args[0])}
@@ -234,5 +237,31 @@ func deviceLeave(args []string) error {
 		return fmt.Errorf("leave refused: %w", err)
 	}
 	fmt.Printf("%s left: block %d (%x)\n", d.ID(), resp.Height, resp.BlockHash[:8])
+	return nil
+}
+
+// devicePSK prints the device's coaps identity and PSK as coap-client's
+// flags (-u ID -k PSK). The PSK is a secret derived from the member key:
+// it changes with every join and dies with the membership.
+func devicePSK(args []string) error {
+	fs := flag.NewFlagSet("device psk", flag.ContinueOnError)
+	key := fs.String("key", "", "device `file` (from 'device keygen', after a join)")
+	if err := Parse(fs, deviceUsage, args); err != nil {
+		return err
+	}
+	if err := Required(fs, "key"); err != nil {
+		return err
+	}
+	st, err := device.LoadState(*key)
+	if err != nil {
+		return err
+	}
+	id, psk, err := st.PSK()
+	if errors.Is(err, device.ErrNotJoined) {
+		return fmt.Errorf("%s has no membership: its PSK comes from the member key of a join; run 'iotguard device join --key %s' first", st.ID, *key)
+	} else if err != nil {
+		return err
+	}
+	fmt.Printf("-u %s -k %s\n", id, psk)
 	return nil
 }

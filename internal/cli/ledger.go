@@ -15,12 +15,14 @@ import (
 	"github.com/iotguard/iotguard/ledger"
 )
 
-const ledgerUsage = `Usage: iotguard ledger <verify|list> --data DIR [flags]
+const ledgerUsage = `Usage: iotguard ledger <verify|list|export> --data DIR [flags]
 
-verify re-derives every block hash and signature and replays every event
-against the device index; it exits 0 with the height when the chain is intact
-and 1 naming the first bad block otherwise. list prints the blocks.
-Both need the server stopped (the ledger file is locked while it runs).
+verify re-derives every block hash and signature, replays every event
+against the device index and checks the Merkle tree over the blocks; it exits
+0 with the height when the chain is intact and 1 naming the first bad block
+otherwise. list prints the blocks. export --out FILE writes every block and a
+signed checkpoint over them for 'iotguard audit verify-export'.
+All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
 stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
 CometBFT block from genesis, checking the validators' commits.
@@ -28,6 +30,7 @@ CometBFT block from genesis, checking the validators' commits.
 Examples:
   iotguard ledger verify --data iotguard-data
   iotguard ledger list --data iotguard-data --format json
+  iotguard ledger export --data iotguard-data --out ledger.export
 `
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
@@ -43,6 +46,8 @@ func ledgerCmd(args []string, cmt *CometBFT) error {
 		return ledgerVerify(args[1:], cmt)
 	case "list":
 		return ledgerList(args[1:], cmt)
+	case "export":
+		return ledgerExport(args[1:])
 	}
 	return usageError{fmt.Sprintf("unknown ledger subcommand %q", args[0])}
 }

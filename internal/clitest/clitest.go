@@ -5,6 +5,7 @@ package clitest
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -20,6 +21,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/iotguard/iotguard/keysvc"
 )
 
 // RunScripts runs the test package's testdata/script/*.txtar, where exec
@@ -43,6 +46,7 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
 //	mayfail PROG ARGS...        exec PROG, whatever its exit status (like cmd/go's "? exec")
+//	keythumb DIR VAR            set VAR to the hex thumbprint of the CH key in data directory DIR
 func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"freeport": cmdFreePort,
@@ -51,7 +55,18 @@ func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) 
 		"jsonl":    cmdJSONL,
 		"devseq":   cmdDevSeq,
 		"mayfail":  cmdMayFail,
+		"keythumb": cmdKeyThumb,
 	}
+}
+
+func cmdKeyThumb(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: keythumb DIR VAR")
+	}
+	keys, err := keysvc.Load(ts.MkAbs(args[0]))
+	ts.Check(err)
+	th := keys.Thumbprint()
+	ts.Setenv(args[1], hex.EncodeToString(th[:]))
 }
 
 // FreeUDPPorts returns n distinct UDP ports that were free on 127.0.0.1 a
@@ -143,7 +158,7 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
+// knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §9).
 var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON

@@ -58,9 +58,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
-	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 
 	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/internal/echo"
@@ -95,7 +95,11 @@ type Handler func(ctx context.Context, r *Request) Response
 type Request struct {
 	Path   string // the resource's path
 	Source string // the sender's address, host:port
-	Body   []byte // the payload; nil when empty
+	// Identity is the PSK identity a coaps client authenticated with in its
+	// DTLS handshake; "" over plain CoAP.
+	Identity string
+	Body     []byte   // the payload; nil when empty
+	Query    []string // the Uri-Query options, e.g. "height=7"
 
 	accept    message.MediaType
 	hasAccept bool
@@ -123,12 +127,13 @@ func Diagnostic(code codes.Code, text string, opts ...message.Option) Response {
 	return Response{Code: code, Format: message.TextPlain, Body: []byte(text), Options: opts}
 }
 
-// Observer sees every answered request: the resource (a path of the table
-// or "other", never client input), the code as CoAP writes it ("2.05") and
-// the handling time; every datagram dropped unanswered, by reason (one of
-// the Drop constants); and the number of associations whenever it changes.
+// Observer sees every answered request: the transport ("udp" or "dtls"),
+// the resource (a path of the table or "other", never client input), the
+// code as CoAP writes it ("2.05") and the handling time; every datagram a
+// plain CoAP edge dropped unanswered, by reason (one of the Drop
+// constants); and the number of its associations whenever it changes.
 type Observer interface {
-	Request(resource string, code string, d time.Duration)
+	Request(transport, resource, code string, d time.Duration)
 	Dropped(reason string)
 	Associations(n int)
 }
@@ -153,6 +158,12 @@ type Echoer interface {
 	EchoFresh(echo []byte, addr string, now time.Time) bool
 }
 
+// The transports an Observer hears of.
+const (
+	TransportUDP  = "udp"
+	TransportDTLS = "dtls"
+)
+
 // Config holds the edge's settings; see the With* options.
 type Config struct {
 	// RateLimit is the sustained requests per second allowed from one source
@@ -161,10 +172,12 @@ type Config struct {
 	RateLimit float64
 	// MaxAssociations bounds how many source endpoints (address:port) hold
 	// an association at once: go-coap's connection, a goroutine and a cache
-	// of answers each, kept until 16 s of inactivity; 0: no bound.
+	// of answers each, kept until 16 s of inactivity; 0: no bound. Plain
+	// CoAP only (a coaps edge has DTLSConfig.MaxAssociations).
 	MaxAssociations int
 	// AssociationRate bounds the new associations per second, all sources
-	// together, in bursts of one second's worth; 0: no bound.
+	// together, in bursts of one second's worth; 0: no bound. Plain CoAP
+	// only.
 	AssociationRate float64
 	// Echo makes and checks the values of address verification; nil: an
 	// issuer of the edge's own.
@@ -223,13 +236,14 @@ const (
 	DefaultRateLimit  = 1000
 	DefaultMaxPayload = 1024
 	DefaultTimeout    = 10 * time.Second
-	// DefaultMaxAssociations holds an association's cost (~15 KiB: the
-	// connection, its goroutine's stack, its cache) under ~150 MiB.
-	DefaultMaxAssociations = 10_000
-	// DefaultAssociationRate: 16 s of it (an association's idle life) is
+	// DefaultMaxCoAPAssociations holds a plain CoAP association's cost
+	// (~15 KiB: the connection, its goroutine's stack, its cache) under
+	// ~150 MiB. (A coaps edge has DTLSConfig.MaxAssociations.)
+	DefaultMaxCoAPAssociations = 10_000
+	// DefaultCoAPAssociationRate: 16 s of it (an association's idle life) is
 	// more than the cap, so under a flood of new source endpoints the cap
 	// is what binds.
-	DefaultAssociationRate = 1000
+	DefaultCoAPAssociationRate = 1000
 )
 
 // maxDatagram bounds what go-coap reads. It is far larger than any valid
@@ -240,19 +254,22 @@ const maxDatagram = 64 * 1024
 // Server is a running edge.
 type Server struct {
 	cfg          Config
+	transport    string
 	resources    []Resource
 	sources      *sources
-	associations *associations
-	srv          *udpserver.Server
-	conn         *coapnet.UDPConn
-	done         chan error
+	associations *associations // plain CoAP only
+	addr         net.Addr
+	stop         func()     // stops the serve loop
+	done         chan error // the serve loop's result
+	dtls         *dtlsGuard // coaps only
 }
 
-// Listen binds addr (UDP host:port) and serves resources on it.
-func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) {
+// newServer returns a Server for resources with opts applied; the caller
+// starts its serve loop.
+func newServer(transport string, resources []Resource, opts []Option) *Server {
 	cfg := Config{
 		RateLimit: DefaultRateLimit, MaxPayload: DefaultMaxPayload, Timeout: DefaultTimeout,
-		MaxAssociations: DefaultMaxAssociations, AssociationRate: DefaultAssociationRate,
+		MaxAssociations: DefaultMaxCoAPAssociations, AssociationRate: DefaultCoAPAssociationRate,
 		Errors: func(error) {}, now: time.Now, maxSources: maxSources,
 	}
 	for _, o := range opts {
@@ -261,14 +278,14 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 	if cfg.Echo == nil {
 		cfg.Echo = echo.New()
 	}
-	conn, err := coapnet.NewListenUDP("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
-	}
-	s := &Server{cfg: cfg, conn: conn, done: make(chan error, 1), sources: newSources(cfg.RateLimit, cfg.maxSources)}
-	s.associations = newAssociations(cfg.MaxAssociations, cfg.AssociationRate)
+	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1), sources: newSources(cfg.RateLimit, cfg.maxSources)}
 	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET,
 		Answers: []message.MediaType{message.AppLinkFormat}, Large: true, Handle: s.wellKnownCore})
+	return s
+}
+
+// router routes the resource table behind the guard.
+func (s *Server) router() *mux.Router {
 	router := mux.NewRouter()
 	router.Use(s.guard())
 	for _, res := range s.resources {
@@ -277,27 +294,43 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 	router.DefaultHandle(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
 		s.answer(w, r, "other", time.Now(), Diagnostic(codes.NotFound, "no such resource"))
 	}))
-	s.srv = udp.NewServer(
-		options.WithMux(router),
-		options.WithErrors(func(err error) { cfg.Errors(fmt.Errorf("coap: %w", err)) }),
+	return router
+}
+
+// transportErrors is the go-coap error hook: transport errors go to the
+// edge's error hook.
+func (s *Server) transportErrors(err error) { s.cfg.Errors(fmt.Errorf("coap: %w", err)) }
+
+// Listen binds addr (UDP host:port) and serves resources on it.
+func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) {
+	s := newServer(TransportUDP, resources, opts)
+	s.associations = newAssociations(s.cfg.MaxAssociations, s.cfg.AssociationRate)
+	conn, err := coapnet.NewListenUDP("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
+	}
+	srv := udp.NewServer(
+		options.WithMux(s.router()),
+		options.WithErrors(s.transportErrors),
 		options.WithMaxMessageSize(maxDatagram),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
 		acceptConn(s.admit),
 		options.WithOnNewConn(s.associated),
 		options.WithRequestMonitor(s.requestsOnly),
 	)
-	go func() { s.done <- s.srv.Serve(conn) }()
+	s.addr, s.stop = conn.LocalAddr(), srv.Stop
+	go func() { s.done <- srv.Serve(conn) }()
 	return s, nil
 }
 
 // Addr returns the bound address (useful with port 0).
-func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
+func (s *Server) Addr() net.Addr { return s.addr }
 
 // Close stops serving and waits for the serve loop to end.
 func (s *Server) Close() error {
-	s.srv.Stop()
+	s.stop()
 	err := <-s.done
-	if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "use of closed") {
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("failed to serve: %w", err)
 	}
 	return nil
@@ -311,8 +344,24 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 		return
 	}
 	req := &Request{Path: res.Path, Source: w.Conn().RemoteAddr().String()}
+	if a, ok := w.Conn().NetConn().(*association); ok {
+		if !a.begin() {
+			s.answer(w, r, res.Path, start, Diagnostic(codes.Unauthorized, "unauthorized: session ended"))
+			return
+		}
+		// The association ends, if it must, after this answer is written.
+		defer func() {
+			if !responsewriter.AfterWrite(r.Context(), a.end) {
+				a.end()
+			}
+		}()
+		req.Identity = a.who()
+	}
 	if a, err := r.Accept(); err == nil {
 		req.accept, req.hasAccept = a, true
+	}
+	if q, err := r.Queries(); err == nil {
+		req.Query = q
 	}
 	if res.Method == codes.POST {
 		if cf, err := r.ContentFormat(); err != nil || cf != res.Format {
@@ -353,10 +402,10 @@ func (s *Server) answer(w mux.ResponseWriter, r *mux.Message, resource string, s
 	d := time.Since(start)
 	code := CodeString(resp.Code)
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.Request(resource, code, d)
+		s.cfg.Observer.Request(s.transport, resource, code, d)
 	}
 	if s.cfg.Log != nil {
-		s.cfg.Log.Debug("coap request", "resource", resource, "code", code, "from", w.Conn().RemoteAddr().String(), "duration", d)
+		s.cfg.Log.Debug("coap request", "transport", s.transport, "resource", resource, "code", code, "from", w.Conn().RemoteAddr().String(), "duration", d)
 	}
 }
 

@@ -25,7 +25,7 @@ type recorder struct {
 	errs         []error
 }
 
-func (r *recorder) Request(resource, code string, _ time.Duration) {
+func (r *recorder) Request(_, resource, code string, _ time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests = append(r.requests, resource+" "+code)

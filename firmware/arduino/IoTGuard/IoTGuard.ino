@@ -1,32 +1,35 @@
-// IoT-Guard device for the ESP8266: joins a cluster head, then listens for
-// peers (M2) and/or talks to one (M1) with encrypted M2M messages, speaking
-// docs/PROTOCOL.md through the portable core in src/iotguard (copied from
-// firmware/src by `make -C firmware arduino`). Serial at 115200 baud shows
-// what happens; the LED blinks once per message.
+// IoT-Guard board for the ESP8266: set it up on the serial console (115200
+// baud, one command per line, `help`), and it joins the cluster head once,
+// keeps its membership, key and sequence numbers in flash across reboots,
+// answers peers on its own /talk and /m2m, and talks to them on command; in
+// sleepy mode it wakes, sends one sealed reading and deep-sleeps. All of that
+// is the portable core in src/iotguard (copied from firmware/src by `make -C
+// firmware arduino`); this file plugs in Wi-Fi, WiFiUDP, LittleFS, RTC
+// memory, the hardware RNG, the watchdog and Serial. See firmware/README.md.
 //
 // Board: esp8266:esp8266 (e.g. "LOLIN(WEMOS) D1 R2 & mini" or "Generic
-// ESP8266 Module"), CPU 80 or 160 MHz. See firmware/README.md.
+// ESP8266 Module"), CPU 80 or 160 MHz, a flash layout with a filesystem.
+// Deep sleep needs GPIO16 (D0) wired to RST.
+#include <errno.h>
+
 #include <ESP8266WiFi.h>
 #include <LittleFS.h>
 #include <StackThunk.h>
 #include <WiFiUdp.h>
-#include <time.h>
 
 #include "config.h"
 
 extern "C" {
-#include "src/iotguard/iog_device.h"
+#include "src/iotguard/iog_console.h"
 }
 
 static WiFiUDP udp;
 static iog_platform_t plat;
-static iog_device_t dev;  // about 8 KB: keep it static, never on the stack
-static iog_addr_t peer_addr;
-static iog_id_t peer_id;
-static iog_m2m_t *session;
-static uint32_t last_send;
+static iog_rng_t rng;
+static iog_board_t board;  // about 10 KB: static, never on the stack
+static uint32_t heap_min = 0xFFFFFFFF;
 
-// ---- platform hooks over WiFiUDP, millis() and the hardware RNG ----
+// ---- platform hooks: WiFiUDP, millis(), the RNG, the watchdog ----
 
 static int esp_send(void *, const iog_addr_t *to, const uint8_t *buf, size_t len) {
   IPAddress ip(to->ip[0], to->ip[1], to->ip[2], to->ip[3]);
@@ -52,161 +55,168 @@ static int esp_recv(void *, iog_addr_t *from, uint8_t *buf, size_t cap, uint32_t
       from->port = udp.remotePort();
       return n;
     }
-    delay(1);  // lets the Wi-Fi stack run
+    delay(1);  // lets the Wi-Fi stack run and feeds the watchdog
   } while (millis() - start < timeout_ms);
   return -ETIMEDOUT;
 }
 
 static uint32_t esp_now(void *) { return millis(); }
 
+// HMAC-DRBG seeded from the hardware RNG: ESP.random() reads RANDOM_REG32
+// (Wi-Fi on: RF noise) at a rate the core keeps below 0.5 MHz; one more
+// register sample is mixed in before every draw.
 static int esp_random(void *, uint8_t *buf, size_t len) {
-  ESP.random(buf, len);  // the hardware RNG
-  return 0;
+  if (!rng.seeded) {
+    uint8_t seed[64];
+    ESP.random(seed, sizeof(seed));
+    iog_rng_mix(&rng, seed, sizeof(seed));
+    iog_wipe(seed, sizeof(seed));
+  }
+  uint32_t r = RANDOM_REG32;
+  iog_rng_mix(&rng, &r, sizeof(r));
+  return iog_rng_fill(&rng, buf, len);
 }
 
-static uint64_t esp_unix(void *) {
-  time_t t = time(nullptr);
-  return t > 1600000000 ? (uint64_t)t : 0;  // 0: no clock yet
-}
+// No RTC and no NTP: the board keeps the cluster head's signed time.
+static uint64_t esp_unix(void *) { return 0; }
 
-// ---- persistence: identity and sequence number in LittleFS ----
+// Between the P-256 operations of a join (0.2-0.4 s each at 80 MHz):
+// yield() runs the Wi-Fi stack and feeds the software watchdog.
+static void esp_yield(void *) { yield(); }
 
-static int hexval(char c) {
-  return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
+// ---- storage: LittleFS files for the flash records, RTC memory for the RTC one ----
 
-static bool load_identity(iog_identity_t *me) {
-  File f = LittleFS.open("/iotguard.key", "r");
-  if (!f) return false;
-  String hex = f.readStringUntil('\n');
+static void rec_name(unsigned rec, char *p) { snprintf(p, 12, "/iog/%u", rec); }
+
+static int st_read(void *, unsigned rec, uint8_t *buf, size_t cap) {
+  if (rec == IOG_REC_RTC) {
+    uint32_t w[1 + IOG_STORE_FRAME_MAX / 4];
+    if (!ESP.rtcUserMemoryRead(IOG_RTC_BLOCK, w, 4)) return -EIO;
+    if (w[0] == 0 || w[0] > cap || w[0] > sizeof(w) - 4 ||
+        IOG_RTC_BLOCK * 4 + 4 + w[0] > 512) return -ENOENT;  // power-on garbage fails the check later
+    if (!ESP.rtcUserMemoryRead(IOG_RTC_BLOCK, w, (4 + w[0] + 3) & ~3u)) return -EIO;
+    memcpy(buf, w + 1, w[0]);
+    return (int)w[0];
+  }
+  char name[12];
+  rec_name(rec, name);
+  File f = LittleFS.open(name, "r");
+  if (!f) return -ENOENT;
+  int n = f.read(buf, cap);
   f.close();
-  if (hex.length() != 64) return false;
-  for (int i = 0; i < 32; i++) me->priv[i] = hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]);
-  return iog_p256_public(me->priv, me->pub) == 0;
+  return n < 0 ? -EIO : n;
 }
 
-static void save_identity(const iog_identity_t *me) {
-  File f = LittleFS.open("/iotguard.key", "w");
-  for (int i = 0; i < 32; i++) f.printf("%02x", me->priv[i]);
-  f.print('\n');
+static int st_write(void *, unsigned rec, const uint8_t *buf, size_t len) {
+  if (rec == IOG_REC_RTC) {
+    uint32_t w[1 + IOG_STORE_FRAME_MAX / 4];
+    if (len > sizeof(w) - 4 || IOG_RTC_BLOCK * 4 + 4 + len > 512) return -ENOSPC;
+    w[0] = len;
+    memcpy(w + 1, buf, len);
+    return ESP.rtcUserMemoryWrite(IOG_RTC_BLOCK, w, (4 + len + 3) & ~3u) ? 0 : -EIO;
+  }
+  char name[12];
+  rec_name(rec, name);
+  if (len == 0) {
+    return !LittleFS.exists(name) || LittleFS.remove(name) ? 0 : -EIO;
+  }
+  // LittleFS replaces a file atomically when it is closed: a reset in
+  // between leaves the old record
+  File f = LittleFS.open(name, "w");
+  if (!f) return -ENOSPC;
+  size_t n = f.write(buf, len);
   f.close();
+  return n == len ? 0 : -ENOSPC;
 }
 
-// Called before each protected request: the sequence number must never repeat
-// for one K_m. This sketch rejoins after every boot (a new K_m), so keeping
-// the counter in RAM is enough; a device that keeps its membership across
-// reboots must write dev.mem.seq to flash here.
-static int persist(void *, const iog_device_t *) { return 0; }
+static const iog_storage_t storage = {nullptr, st_read, st_write};
 
-static void blink() {
-  digitalWrite(IOG_LED_PIN, LOW);
-  delay(30);
-  digitalWrite(IOG_LED_PIN, HIGH);
+// ---- console hooks ----
+
+static void out(void *, const char *line) { Serial.println(line); }
+
+static void mem(void *, iog_mem_t *m) {
+  m->heap_free = ESP.getFreeHeap();
+  m->heap_min = heap_min < m->heap_free ? heap_min : m->heap_free;
+  m->stack_free = ESP.getFreeContStack();           // painted stack: its low-water mark
+  m->bearssl_stack = stack_thunk_get_max_usage();   // BearSSL's own stack, most used
 }
 
-static size_t on_message(void *, const iog_id_t *from, const uint8_t *msg, size_t len,
-                         uint8_t *reply, size_t cap) {
-  Serial.printf("message from %s: %.*s\n", from->s, (int)len, (const char *)msg);
-  blink();
-  const char ack[] = "ok";
-  size_t n = sizeof(ack) - 1 < cap ? sizeof(ack) - 1 : cap;
-  memcpy(reply, ack, n);
-  return n;
+static void deep_sleep(void *, uint32_t ms) {
+  Serial.flush();
+  ESP.deepSleep((uint64_t)ms * 1000);  // wakes through RST (GPIO16 wired to it)
 }
 
-static void on_warning(void *, const iog_id_t *from, const char *why) {
-  Serial.printf("WARNING: refused %s: %s\n", from->s, why);
+static void restart(void *) {
+  Serial.flush();
+  ESP.restart();
 }
 
-static bool parse_ip(const char *s, uint16_t port, iog_addr_t *a) {
-  IPAddress ip;
-  if (!ip.fromString(s)) return false;
-  memset(a, 0, sizeof(*a));
-  a->family = 2;
-  for (int i = 0; i < 4; i++) a->ip[i] = ip[i];
-  a->port = port;
+static const iog_board_hooks_t hooks = {nullptr, out, mem, deep_sleep, restart};
+
+static void console() {
+  while (Serial.available()) {
+    char c = (char)Serial.read();
+    iog_board_input(&board, &c, 1);
+  }
+}
+
+static bool wifi_up() {
+  if (!board.set.ssid[0]) {
+    Serial.println("error wifi not configured: set wifi.ssid S, set wifi.pass P, then reboot");
+    return false;
+  }
+  WiFi.mode(WIFI_STA);
+  WiFi.begin(board.set.ssid, board.set.pass);
+  uint32_t t0 = millis();
+  while (WiFi.status() != WL_CONNECTED && millis() - t0 < IOG_WIFI_WAIT_MS) {
+    console();  // a wrong passphrase can be fixed meanwhile
+    delay(100);
+  }
+  if (WiFi.status() != WL_CONNECTED) {
+    Serial.printf("error wifi: no connection to %s (set wifi.ssid / wifi.pass, then reboot)\n",
+                  board.set.ssid);
+    return false;
+  }
+  Serial.printf("ok wifi %s address %s\n", board.set.ssid, WiFi.localIP().toString().c_str());
   return true;
 }
 
 void setup() {
-  Serial.begin(115200);
+  Serial.begin(IOG_CONSOLE_BAUD);
   pinMode(IOG_LED_PIN, OUTPUT);
   digitalWrite(IOG_LED_PIN, HIGH);
-  Serial.println("\nIoT-Guard device " IOG_DEVICE_ID);
-
-  WiFi.mode(WIFI_STA);
-  WiFi.begin(IOG_WIFI_SSID, IOG_WIFI_PASS);
-  while (WiFi.status() != WL_CONNECTED) delay(200);
-  Serial.printf("Wi-Fi up: %s\n", WiFi.localIP().toString().c_str());
-  configTime(0, 0, IOG_NTP_SERVER);
-
-  stack_thunk_add_ref();  // BearSSL's stack for the P-256 operations
-  LittleFS.begin();
-  udp.begin(IOG_LISTEN_PORT);
-  plat = {nullptr, esp_send, esp_recv, esp_now, esp_random, esp_unix};
-
-  iog_identity_t me;
-  if (iog_id_set(&me.id, IOG_DEVICE_ID, strlen(IOG_DEVICE_ID))) {
-    Serial.println("bad IOG_DEVICE_ID");
-    for (;;) delay(1000);
-  }
-  if (!load_identity(&me)) {
-    Serial.println("generating a P-256 key...");
-    iog_p256_keygen(&plat, me.priv, me.pub);
-    save_identity(&me);
-  }
-  iog_addr_t ch;
-  parse_ip(IOG_CH_HOST, IOG_CH_PORT, &ch);
-  iog_device_init(&dev, &plat, &ch, &me);
-  dev.persist = persist;
-  dev.on_message = on_message;
-  dev.on_warning = on_warning;
-  if (strlen(IOG_CH_PIN) == 64) {
-    for (int i = 0; i < 32; i++) dev.pin[i] = hexval(IOG_CH_PIN[2 * i]) << 4 | hexval(IOG_CH_PIN[2 * i + 1]);
-    dev.has_pin = 1;
-  }
-  if (!esp_unix(nullptr)) Serial.println("no NTP time yet: ticket expiry is not checked");
-
-  for (;;) {
+  Serial.println();
+  LittleFS.begin();         // formats an empty filesystem on first use
+  stack_thunk_add_ref();    // BearSSL's separate stack for the P-256 operations
+  plat = {nullptr, esp_send, esp_recv, esp_now, esp_random, esp_unix, esp_yield};
+  iog_board_init(&board, &plat, &storage, &hooks);
+  bool net = wifi_up();
+  udp.begin(board.set.port);
+  Serial.printf("ok iotguard board %s on port %u (type help)\n", board.dev.me.id.s, board.set.port);
+  if (net) iog_board_start(&board);
+  if (board.set.mode == IOG_MODE_SLEEPY) {
     uint32_t t0 = millis();
-    int e = iog_device_join(&dev, IOG_LAT_UDEG, IOG_LON_UDEG);
-    if (e == 0) {
-      Serial.printf("joined %s in block %u (%u ms)\n", dev.mem.ch.cluster.s,
-                    (unsigned)dev.mem.height, (unsigned)(millis() - t0));
-      break;
+    while (!Serial.available() && millis() - t0 < IOG_SLEEPY_GRACE_MS) delay(5);
+    if (Serial.available()) {
+      Serial.println("ok staying awake in the console (set mode console, or reboot to sleep again)");
+      return;
     }
-    Serial.printf("join failed: %d %u.%02u %s; retrying in 10 s\n", e, dev.code >> 5,
-                  dev.code & 31, dev.diag);
-    delay(10000);
-  }
-  if (strlen(IOG_PEER_ID)) {
-    iog_id_set(&peer_id, IOG_PEER_ID, strlen(IOG_PEER_ID));
-    parse_ip(IOG_PEER_HOST, IOG_PEER_PORT, &peer_addr);
+    char msg[48];
+    int n = snprintf(msg, sizeof(msg), "wake %u heap %u", (unsigned)board.wakes, ESP.getFreeHeap());
+    iog_board_wake(&board, (const uint8_t *)msg, (size_t)n);  // deep-sleeps
   }
 }
 
 void loop() {
-  iog_device_serve(&dev, 50);  // answers /talk and /m2m (M2)
-  if (!strlen(IOG_PEER_ID) || millis() - last_send < IOG_SEND_EVERY_MS) return;
-  last_send = millis();
-  if (!session || !session->active) {
-    int e = iog_device_talk(&dev, &peer_addr, &peer_id, &session);
-    if (e) {
-      Serial.printf("talk to %s refused: %u.%02u %s\n", peer_id.s, dev.code >> 5, dev.code & 31,
-                    dev.diag);
-      session = nullptr;
-      return;
-    }
+  console();
+  unsigned before = board.dev.messages;
+  iog_board_poll(&board, 2);  // answers /talk and /m2m; joins when one is due
+  if (board.dev.messages != before) {
+    digitalWrite(IOG_LED_PIN, LOW);
+    delay(30);
+    digitalWrite(IOG_LED_PIN, HIGH);
   }
-  char msg[48];
-  int n = snprintf(msg, sizeof(msg), "uptime %lu s, heap %u", millis() / 1000, ESP.getFreeHeap());
-  uint8_t reply[64];
-  int r = iog_device_send(&dev, session, &peer_addr, (const uint8_t *)msg, n, reply, sizeof(reply));
-  if (r < 0) {
-    Serial.printf("send failed: %d %s\n", r, dev.diag);
-    session = nullptr;  // expired or refused: talk again next time
-    return;
-  }
-  Serial.printf("sent \"%s\", reply \"%.*s\"\n", msg, r, (const char *)reply);
-  blink();
+  uint32_t h = ESP.getFreeHeap();
+  if (h < heap_min) heap_min = h;
 }

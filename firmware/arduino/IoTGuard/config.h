@@ -1,37 +1,22 @@
-// IoT-Guard ESP8266 sketch: configuration. Edit before flashing.
+// IoT-Guard ESP8266 sketch: build-time choices. Everything a user sets per
+// board (Wi-Fi, cluster head, ID, position, pin, port, sleepy mode) is set
+// on the serial console and kept in flash: see firmware/README.md.
 #pragma once
 
-// Wi-Fi
-#define IOG_WIFI_SSID "my-network"
-#define IOG_WIFI_PASS "my-password"
+// Serial console speed.
+#define IOG_CONSOLE_BAUD 115200
 
-// This device: its ID (1-64 bytes of [A-Za-z0-9._-]) and position in
-// microdegrees (48.858370 N, 2.294481 E -> 48858370, 2294481). The cluster
-// head refuses joins outside its radius.
-#define IOG_DEVICE_ID "esp-01"
-#define IOG_LAT_UDEG 48858370
-#define IOG_LON_UDEG 2294481
-
-// The cluster head (iotguard serve --listen 0.0.0.0:5683 on the LAN).
-#define IOG_CH_HOST "192.168.1.10"
-#define IOG_CH_PORT 5683
-// Optional pin: the CH key thumbprint (64 hex digits) as printed by
-// `iotguard serve` ("ch_key_thumbprint=..."). Empty: trust on first use.
-#define IOG_CH_PIN ""
-
-// UDP port for this device's /talk and /m2m.
-#define IOG_LISTEN_PORT 5700
-
-// Role. Empty IOG_PEER_ID: only listen (M2). Otherwise also talk to that
-// peer (M1) every IOG_SEND_EVERY_MS with a reading.
-#define IOG_PEER_ID ""
-#define IOG_PEER_HOST "192.168.1.21"
-#define IOG_PEER_PORT 5700
-#define IOG_SEND_EVERY_MS 10000
-
-// NTP for ticket and session expiry checks (PROTOCOL.md §4.4). Without a
-// clock (0) the device skips the expiry check and says so on the serial port.
-#define IOG_NTP_SERVER "pool.ntp.org"
-
-// Status LED (active low on most ESP-12 boards).
+// Status LED (active low on most ESP-12 boards), blinks once per message.
 #define IOG_LED_PIN LED_BUILTIN
+
+// How long a sleepy board waits for Wi-Fi before it gives up for this wake.
+#define IOG_WIFI_WAIT_MS 15000
+
+// Sleepy mode: how long each wake-up listens for a console line before its
+// cycle; a key pressed in that window keeps the board awake in the console.
+#define IOG_SLEEPY_GRACE_MS 300
+
+// RTC user memory block (4 bytes each) where the RTC record starts. The
+// first 32 blocks are cleared by an OTA update; the record (< 300 bytes)
+// lives above them.
+#define IOG_RTC_BLOCK 32

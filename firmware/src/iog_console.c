@@ -1,0 +1,1448 @@
+/*
+ * A board: settings, state across reboots, and the serial console.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "iog_console.h"
+
+/* ---- output: one line at a time, built in b->out ---- */
+
+static void o_start(iog_board_t *b, const char *w)
+{
+    b->out_len = 0;
+    b->out[0] = '\0';
+    size_t n = strlen(w);
+    memcpy(b->out, w, n < sizeof(b->out) ? n : sizeof(b->out) - 1);
+    b->out_len = n < sizeof(b->out) ? n : sizeof(b->out) - 1;
+}
+
+/* Appends @p n bytes; anything that is not printable ASCII becomes '.'. */
+static void o_n(iog_board_t *b, const void *s, size_t n)
+{
+    const uint8_t *p = s;
+    for (size_t i = 0; i < n && b->out_len + 1 < sizeof(b->out); i++) {
+        b->out[b->out_len++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '.';
+    }
+    b->out[b->out_len] = '\0';
+}
+
+static void o_s(iog_board_t *b, const char *s)
+{
+    o_n(b, s, strlen(s));
+}
+
+static void o_u(iog_board_t *b, uint64_t v)
+{
+    char t[21];
+    int i = (int)sizeof(t);
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    o_n(b, t + i, sizeof(t) - (size_t)i);
+}
+
+static void o_hex(iog_board_t *b, const uint8_t *p, size_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        char t[2] = { hx[p[i] >> 4], hx[p[i] & 15] };
+        o_n(b, t, 2);
+    }
+}
+
+/* Microdegrees as decimal degrees with 6 decimals. */
+static void o_deg(iog_board_t *b, int64_t udeg)
+{
+    uint64_t a = udeg < 0 ? (uint64_t)(-udeg) : (uint64_t)udeg;
+    char f[7];
+    if (udeg < 0) {
+        o_s(b, "-");
+    }
+    o_u(b, a / 1000000);
+    for (int i = 5; i >= 0; i--) {
+        f[i] = (char)('0' + a % 10);
+        a /= 10;
+    }
+    f[6] = '\0';
+    o_s(b, ".");
+    o_s(b, f);
+}
+
+static void o_addr(iog_board_t *b, const iog_addr_t *a)
+{
+    for (int i = 0; i < 4; i++) {
+        if (i) {
+            o_s(b, ".");
+        }
+        o_u(b, a->ip[i]);
+    }
+    o_s(b, ":");
+    o_u(b, a->port);
+}
+
+/* " key=" then the value is appended by the caller */
+static void o_kv(iog_board_t *b, const char *key)
+{
+    o_s(b, " ");
+    o_s(b, key);
+    o_s(b, "=");
+}
+
+/* " name=value" for each of @p n pairs */
+static void o_pairs(iog_board_t *b, const char *const *names, const uint32_t *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        o_kv(b, names[i]);
+        o_u(b, vals[i]);
+    }
+}
+
+static void o_end(iog_board_t *b)
+{
+    if (b->hooks.out) {
+        b->hooks.out(b->hooks.ctx, b->out);
+    }
+    b->out_len = 0;
+}
+
+static void say(iog_board_t *b, const char *w, const char *text)
+{
+    o_start(b, w);
+    if (text && *text) {
+        o_s(b, " ");
+        o_s(b, text);
+    }
+    o_end(b);
+}
+
+/* "error WHAT: strerror-like text (code diag)" */
+static int fail(iog_board_t *b, const char *what, int e)
+{
+    static const struct {
+        int e;
+        const char *s;
+    } names[] = {
+        { -ETIMEDOUT, "no answer" },    { -EACCES, "refused" },
+        { -EPROTO, "bad answer" },      { -ENOSPC, "flash full" },
+        { -EIO, "flash or network I/O error" }, { -ENOTCONN, "not joined" },
+        { -EINVAL, "invalid" },         { -EMSGSIZE, "too long" },
+        { -ETIME, "expired" },          { -ENOBUFS, "too long" },
+        { -ECONNRESET, "reset by peer" }, { -ERANGE, "out of range" },
+    };
+    const char *s = "failed";
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].e == e) {
+            s = names[i].s;
+        }
+    }
+    o_start(b, "error ");
+    o_s(b, what);
+    o_s(b, ": ");
+    o_s(b, s);
+    if (b->dev.code || b->dev.diag[0]) {
+        o_s(b, " (");
+        if (b->dev.code) {
+            o_u(b, b->dev.code >> 5);
+            o_s(b, ".");
+            o_u(b, (b->dev.code & 31) / 10);
+            o_u(b, (b->dev.code & 31) % 10);
+            o_s(b, " ");
+        }
+        o_s(b, b->dev.diag);
+        o_s(b, ")");
+    }
+    o_end(b);
+    return e < 0 ? e : -EINVAL;
+}
+
+/* ---- the board's platform: the real one, counted, with the board's clock ---- */
+
+static int p_send(void *ctx, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    iog_board_t *b = ctx;
+    b->stats.tx_bytes += (uint32_t)len;
+    b->stats.tx_dgrams++;
+    return b->hw->send(b->hw->ctx, to, buf, len);
+}
+
+static int p_recv(void *ctx, iog_addr_t *from, uint8_t *buf, size_t cap, uint32_t timeout_ms)
+{
+    iog_board_t *b = ctx;
+    int n = b->hw->recv(b->hw->ctx, from, buf, cap, timeout_ms);
+    if (n > 0) {
+        b->stats.rx_bytes += (uint32_t)n;
+        b->stats.rx_dgrams++;
+    }
+    return n;
+}
+
+static uint32_t p_now(void *ctx)
+{
+    iog_board_t *b = ctx;
+    return b->hw->now_ms(b->hw->ctx);
+}
+
+static int p_random(void *ctx, uint8_t *buf, size_t len)
+{
+    iog_board_t *b = ctx;
+    return b->hw->random(b->hw->ctx, buf, len);
+}
+
+uint64_t iog_board_now(const iog_board_t *b)
+{
+    uint64_t hw = b->hw->unix_s ? b->hw->unix_s(b->hw->ctx) : 0;
+    if (!b->clock_unix) {
+        return hw;
+    }
+    uint64_t est = b->clock_unix + (b->hw->now_ms(b->hw->ctx) - b->clock_ms) / 1000u;
+    return hw > est ? hw : est;
+}
+
+static uint64_t p_unix(void *ctx)
+{
+    return iog_board_now(ctx);
+}
+
+static void p_yield(void *ctx)
+{
+    iog_board_t *b = ctx;
+    if (b->hw->yield) {
+        b->hw->yield(b->hw->ctx);
+    }
+}
+
+/* Takes @p unix_s as a lower bound of the time now. */
+static void clock_learn(iog_board_t *b, uint64_t unix_s)
+{
+    if (unix_s > iog_board_now(b)) {
+        b->clock_unix = unix_s;
+        b->clock_ms = b->hw->now_ms(b->hw->ctx);
+    }
+}
+
+/* ---- records ---- */
+
+/*
+ * Writes record @p rec from the @p n payload bytes an encoder left in b->io
+ * past the frame header; a negative @p n is the encoder's error.
+ */
+static int save(iog_board_t *b, unsigned rec, int n)
+{
+    if (n < 0) {
+        return n;
+    }
+    int e = iog_store_put(b->st, rec, b->io + 6, (size_t)n, b->io, sizeof(b->io));
+    if (e == 0) {
+        if (rec == IOG_REC_RTC) {
+            b->stats.rtc_writes++;
+        }
+        else {
+            b->stats.flash_writes++;
+        }
+    }
+    iog_wipe(b->io, sizeof(b->io));
+    return e;
+}
+
+#define PAYLOAD_CAP (sizeof(((iog_board_t *)0)->io) - IOG_STORE_OVERHEAD)
+
+static int save_settings(iog_board_t *b)
+{
+    return save(b, IOG_REC_SETTINGS, iog_rec_settings_encode(&b->set, b->io + 6, PAYLOAD_CAP));
+}
+
+/* Writes the membership with a new mark: @p next is the next number to use. */
+static int save_member(iog_board_t *b, uint64_t next)
+{
+    iog_rec_member_t r;
+    r.mem = b->dev.mem;
+    r.mark = next + IOG_SEQ_RESERVE;
+    if (r.mark > IOG_SEQ_MAX + 1) {
+        r.mark = IOG_SEQ_MAX + 1;
+    }
+    r.clock = iog_board_now(b);
+    int e = save(b, IOG_REC_MEMBER, iog_rec_member_encode(&r, b->io + 6, PAYLOAD_CAP));
+    if (e == 0) {
+        b->member_mark = r.mark;
+        b->member_dirty = 0;
+    }
+    iog_wipe(&r, sizeof(r));
+    return e;
+}
+
+/*
+ * Writes the RTC record: the exact next numbers (@p session_next for the kept
+ * session) and @p extra_s added to the clock (a coming deep sleep). When it
+ * cannot be written it is erased, so that an older one never resumes; when
+ * that fails too the caller must not send.
+ */
+static int save_rtc(iog_board_t *b, uint64_t session_next, uint32_t extra_s)
+{
+    iog_rec_rtc_t r;
+    memset(&r, 0, sizeof(r));
+    if (!b->dev.joined) {
+        return 0;
+    }
+    memcpy(r.member_nd, b->dev.mem.nd, sizeof(r.member_nd));
+    r.member_mark = b->member_mark;
+    r.member_seq = b->dev.mem.seq;
+    if (b->kept && b->kept->active) {
+        r.has_session = 1;
+        r.s = *b->kept;
+        r.s.seq = session_next;
+        r.addr = b->kept_addr;
+    }
+    uint64_t now = iog_board_now(b);
+    r.clock = now ? now + extra_s : 0;
+    r.wakes = b->wakes;
+    int e = save(b, IOG_REC_RTC, iog_rec_rtc_encode(&r, b->io + 6, PAYLOAD_CAP));
+    iog_wipe(&r, sizeof(r));
+    if (e) {
+        e = iog_store_erase(b->st, IOG_REC_RTC);
+    }
+    return e;
+}
+
+/* Forgets the membership, the kept session and their records. */
+static void drop_member(iog_board_t *b)
+{
+    b->dev.joined = 0;
+    iog_wipe(&b->dev.mem, sizeof(b->dev.mem));
+    iog_wipe(b->dev.sessions, sizeof(b->dev.sessions));
+    b->kept = NULL;
+    b->member_mark = 0;
+    iog_store_erase(b->st, IOG_REC_MEMBER);
+    iog_store_erase(b->st, IOG_REC_RTC);
+}
+
+/*
+ * The device's persist hook, called after a join and before each protected
+ * request with dev.mem.seq already past the number about to be used: the
+ * member record is written only when that number reaches the stored mark.
+ */
+static int persist(void *ctx, const iog_device_t *d)
+{
+    iog_board_t *b = ctx;
+    if (b->in_join) {
+        return 0; /* written once the join is complete, with the clock */
+    }
+    if (!d->joined) { /* after a leave */
+        drop_member(b);
+        return 0;
+    }
+    int e = 0;
+    if (b->member_dirty || d->mem.seq > b->member_mark) {
+        e = save_member(b, d->mem.seq - (d->mem.seq ? 1 : 0));
+    }
+    return e ? e : save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+}
+
+/* ---- events from the device (M2 side) ---- */
+
+static size_t on_message(void *ctx, const iog_id_t *peer, const uint8_t *msg, size_t len,
+                         uint8_t *reply, size_t cap)
+{
+    iog_board_t *b = ctx;
+    if (b->kept && b->kept->active && iog_id_eq(&b->kept->peer, peer->s, peer->len)) {
+        /* the reply may be sealed in the kept session: its next number in RTC memory first */
+        save_rtc(b, b->kept->seq + 1, 0);
+    }
+    o_start(b, "received ");
+    o_s(b, peer->s);
+    o_s(b, " ");
+    o_n(b, msg, len);
+    o_end(b);
+    static const char ok[] = "ok";
+    size_t n = sizeof(ok) - 1 < cap ? sizeof(ok) - 1 : cap;
+    memcpy(reply, ok, n);
+    return n;
+}
+
+static int not_member(const iog_device_t *d)
+{
+    return d->code == IOG_COAP_FORBIDDEN && strncmp(d->diag, "not a member", 12) == 0;
+}
+
+static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
+{
+    iog_board_t *b = ctx;
+    o_start(b, "warning ");
+    o_s(b, peer->s);
+    o_s(b, " ");
+    o_s(b, why);
+    o_end(b);
+    if (not_member(&b->dev)) { /* the CH says *we* are not a member */
+        say(b, "error", "the cluster head says this board is not a member: rejoining");
+        drop_member(b);
+        b->join_due = 1;
+        b->join_at = b->hw->now_ms(b->hw->ctx);
+    }
+}
+
+static void on_verified(void *ctx, const iog_id_t *peer, const iog_verify_resp_t *v)
+{
+    iog_board_t *b = ctx;
+    o_start(b, "verified ");
+    o_s(b, peer->s);
+    o_kv(b, "block");
+    o_u(b, v->height);
+    o_end(b);
+}
+
+/* ---- setup ---- */
+
+/* A default ID from the key: "iog-" and 8 hex digits of its thumbprint. */
+static void default_id(iog_board_t *b, iog_id_t *id)
+{
+    uint8_t t[IOG_HASH_LEN];
+    static const char hx[] = "0123456789abcdef";
+    char s[12] = "iog-";
+    iog_thumbprint(b->dev.me.pub, t);
+    for (int i = 0; i < 4; i++) {
+        s[4 + 2 * i] = hx[t[i] >> 4];
+        s[5 + 2 * i] = hx[t[i] & 15];
+    }
+    iog_id_set(id, s, 12);
+}
+
+/* Applies the ID, server and credential settings to the device. */
+static void apply_settings(iog_board_t *b)
+{
+    if (b->set.id.len) {
+        b->dev.me.id = b->set.id;
+    }
+    else {
+        default_id(b, &b->dev.me.id);
+    }
+    b->dev.ch = b->set.server;
+    b->dev.has_pin = b->set.has_pin;
+    memcpy(b->dev.pin, b->set.pin, sizeof(b->dev.pin));
+    b->dev.cred = b->set.cred_len ? b->set.cred : NULL;
+    b->dev.cred_len = b->set.cred_len;
+}
+
+static int make_key(iog_board_t *b)
+{
+    int e = iog_p256_keygen(&b->plat, b->dev.me.priv, b->dev.me.pub);
+    if (e) {
+        return fail(b, "key generation", e);
+    }
+    e = save(b, IOG_REC_KEY, iog_rec_key_encode(&b->dev.me, b->io + 6, PAYLOAD_CAP));
+    if (e) {
+        return fail(b, "key not stored, it is lost at the next boot", e);
+    }
+    say(b, "ok", "new device key made and stored");
+    return 0;
+}
+
+int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t *st,
+                   const iog_board_hooks_t *hooks)
+{
+    const uint8_t *p;
+    iog_identity_t me;
+    memset(b, 0, sizeof(*b));
+    b->hw = hw;
+    b->st = st;
+    b->hooks = *hooks;
+    b->plat = (iog_platform_t){ b, p_send, p_recv, p_now, p_random, p_unix, p_yield };
+    b->boot_ms = hw->now_ms(hw->ctx);
+    memset(&me, 0, sizeof(me));
+    iog_device_init(&b->dev, &b->plat, &b->set.server, &me);
+    b->dev.persist = persist;
+    b->dev.persist_ctx = b;
+    b->dev.on_message = on_message;
+    b->dev.on_warning = on_warning;
+    b->dev.on_verified = on_verified;
+    b->dev.cb_ctx = b;
+
+    iog_settings_default(&b->set);
+    int n = iog_store_get(st, IOG_REC_SETTINGS, b->io, sizeof(b->io), &p);
+    if (n >= 0 && iog_rec_settings_decode(p, (size_t)n, &b->set)) {
+        n = -EBADMSG;
+    }
+    if (n == -EBADMSG || (n < 0 && n != -ENOENT)) {
+        say(b, "error", "stored settings are unreadable: defaults used, set them again");
+    }
+    n = iog_store_get(st, IOG_REC_KEY, b->io, sizeof(b->io), &p);
+    int e = 0;
+    if (n >= 0 && iog_rec_key_decode(p, (size_t)n, &b->dev.me) == 0) {
+        /* the key as stored */
+    }
+    else {
+        if (n != -ENOENT) {
+            say(b, "error", "stored key is unreadable: a new one is made (the CH knows the old one)");
+        }
+        e = make_key(b);
+    }
+    iog_wipe(b->io, sizeof(b->io));
+    apply_settings(b);
+    return e;
+}
+
+/* Restores the membership and the RTC record. @return 1 when restored. */
+static int restore(iog_board_t *b)
+{
+    const uint8_t *p;
+    iog_rec_member_t m;
+    iog_rec_rtc_t r;
+    int n = iog_store_get(b->st, IOG_REC_MEMBER, b->io, sizeof(b->io), &p);
+    if (n == -ENOENT) {
+        return 0;
+    }
+    if (n < 0 || iog_rec_member_decode(p, (size_t)n, &m)) {
+        say(b, "error", "stored membership is corrupt: rejoining (a new K_m, no number reused)");
+        drop_member(b);
+        return 0;
+    }
+    b->dev.mem = m.mem;
+    b->member_mark = m.mark;
+    b->dev.joined = 1;
+    clock_learn(b, m.clock);
+    iog_wipe(&m, sizeof(m));
+    if (b->set.has_pin && !iog_ct_eq(b->set.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN)) {
+        say(b, "error", "the stored CH key does not match the pin: rejoining");
+        drop_member(b);
+        return 0;
+    }
+    n = iog_store_get(b->st, IOG_REC_RTC, b->io, sizeof(b->io), &p);
+    if (n >= 0 && iog_rec_rtc_decode(p, (size_t)n, &r) == 0 && r.member_mark == b->member_mark &&
+        memcmp(r.member_nd, b->dev.mem.nd, sizeof(r.member_nd)) == 0) {
+        b->dev.mem.seq = r.member_seq; /* exact: a reset or a wake-up */
+        b->wakes = r.wakes + 1;
+        clock_learn(b, r.clock);
+        if (r.has_session) {
+            b->dev.sessions[0] = r.s;
+            b->kept = &b->dev.sessions[0];
+            b->kept_addr = r.addr;
+            b->kept_ms = b->hw->now_ms(b->hw->ctx);
+        }
+    }
+    else if (n != -ENOENT) {
+        /* lost power (or corrupt): resume at the mark, ask for a new session */
+        iog_store_erase(b->st, IOG_REC_RTC);
+    }
+    iog_wipe(&r, sizeof(r));
+    iog_wipe(b->io, sizeof(b->io));
+    uint64_t now = iog_board_now(b);
+    if (now && now >= b->dev.mem.expires) {
+        say(b, "error", "membership expired: rejoining");
+        drop_member(b);
+        return 0;
+    }
+    return 1;
+}
+
+static int configured(iog_board_t *b, int quiet)
+{
+    if (b->set.server.family && b->set.has_pos) {
+        return 1;
+    }
+    if (!quiet) {
+        say(b, "error", "not configured: set server IP:PORT and position LAT,LON, then join");
+    }
+    return 0;
+}
+
+/* WORD cluster=C id=I block=H expires=E */
+static void o_member(iog_board_t *b, const char *what)
+{
+    o_start(b, what);
+    o_kv(b, "cluster");
+    o_s(b, b->dev.mem.ch.cluster.s);
+    o_kv(b, "id");
+    o_s(b, b->dev.me.id.s);
+    o_kv(b, "block");
+    o_u(b, b->dev.mem.height);
+    o_kv(b, "expires");
+    o_u(b, b->dev.mem.expires);
+}
+
+static int do_join(iog_board_t *b)
+{
+    uint32_t t0 = b->hw->now_ms(b->hw->ctx);
+    iog_board_stats_t s0 = b->stats;
+    uint64_t height, time_ms;
+    if (!configured(b, 0)) {
+        return -EINVAL;
+    }
+    apply_settings(b);
+    b->join_due = 0;
+    b->in_join = 1;
+    int e = iog_device_join(&b->dev, b->set.lat, b->set.lon);
+    b->in_join = 0;
+    if (e) {
+        b->dev.joined = 0;
+        return fail(b, "join", e);
+    }
+    /* the CH's signed ledger head: a lower bound of the time now */
+    if (iog_device_ledger_head(&b->dev, &height, &time_ms) == 0) {
+        clock_learn(b, time_ms / 1000u);
+    }
+    else {
+        say(b, "error", "no signed time from the CH: expiry is left to its answers");
+    }
+    b->member_dirty = 1;
+    b->dev.mem.seq = 0;
+    e = save_member(b, 0);
+    if (e == 0) {
+        e = save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+    }
+    static const char *const names[] = { "ms", "tx_bytes", "rx_bytes", "datagrams" };
+    const uint32_t vals[] = { b->hw->now_ms(b->hw->ctx) - t0, b->stats.tx_bytes - s0.tx_bytes,
+                              b->stats.rx_bytes - s0.rx_bytes,
+                              b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams };
+    o_member(b, "joined");
+    o_pairs(b, names, vals, 4);
+    o_end(b);
+    if (e) {
+        /* member_dirty stays: no protected request goes out until it is written */
+        return fail(b, "membership not stored", e);
+    }
+    return 0;
+}
+
+void iog_board_start(iog_board_t *b)
+{
+    if (restore(b)) {
+        o_member(b, "restored");
+        o_kv(b, "seq");
+        o_u(b, b->dev.mem.seq);
+        if (b->kept) {
+            o_kv(b, "session");
+            o_s(b, b->kept->peer.s);
+        }
+        o_end(b);
+        return;
+    }
+    if (configured(b, 0)) {
+        do_join(b);
+        if (!b->dev.joined) {
+            b->join_due = 1;
+            b->join_at = b->hw->now_ms(b->hw->ctx) + IOG_JOIN_RETRY_MS;
+        }
+    }
+}
+
+/* ---- parsing ---- */
+
+/* Splits off the next space-separated word; NULL at the end. */
+static char *tok(char **s)
+{
+    char *p = *s;
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    if (!*p) {
+        *s = p;
+        return NULL;
+    }
+    char *w = p;
+    while (*p && *p != ' ' && *p != '\t') {
+        p++;
+    }
+    if (*p) {
+        *p++ = '\0';
+    }
+    *s = p;
+    return w;
+}
+
+/* The rest of the line, leading blanks skipped. */
+static char *rest(char **s)
+{
+    char *p = *s;
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    *s = p + strlen(p);
+    return p;
+}
+
+/* A decimal number in [lo, hi], nothing else. @return 0 or -EINVAL. */
+static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (!s || !*s) {
+        return -EINVAL;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > 0xFFFFFFFFu) {
+            return -EINVAL;
+        }
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    if (v < lo || v > hi) {
+        return -ERANGE;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Decimal degrees, at most 6 decimals, within +-@p max degrees, to microdegrees. */
+static int parse_deg(const char *s, const char *end, int64_t max, int64_t *out)
+{
+    int neg = 0, digits = 0, decimals = -1;
+    int64_t v = 0;
+    if (s < end && (*s == '-' || *s == '+')) {
+        neg = *s++ == '-';
+    }
+    for (; s < end; s++) {
+        if (*s == '.' && decimals < 0) {
+            decimals = 0;
+            continue;
+        }
+        if (*s < '0' || *s > '9' || decimals >= 6 || v > 1000000000) {
+            return -EINVAL;
+        }
+        v = v * 10 + (*s - '0');
+        digits++;
+        if (decimals >= 0) {
+            decimals++;
+        }
+    }
+    if (!digits) {
+        return -EINVAL;
+    }
+    for (int i = decimals < 0 ? 0 : decimals; i < 6; i++) {
+        v *= 10;
+    }
+    if (v > max * 1000000) {
+        return -ERANGE;
+    }
+    *out = neg ? -v : v;
+    return 0;
+}
+
+/* Dotted IPv4 with a port: "a.b.c.d:port". */
+static int parse_ip4port(const char *s, iog_addr_t *a)
+{
+    iog_addr_t t;
+    uint32_t v;
+    char part[6];
+    memset(&t, 0, sizeof(t));
+    t.family = 2;
+    if (!s) {
+        return -EINVAL;
+    }
+    for (int i = 0; i < 5; i++) {
+        size_t n = 0;
+        while (*s && *s != '.' && *s != ':' && n < sizeof(part) - 1) {
+            part[n++] = *s++;
+        }
+        part[n] = '\0';
+        char sep = i < 3 ? '.' : i == 3 ? ':' : '\0';
+        if (*s != sep || parse_u32(part, i < 4 ? 0 : 1, i < 4 ? 255 : 65535, &v)) {
+            return -EINVAL;
+        }
+        if (i < 4) {
+            t.ip[i] = (uint8_t)v;
+            s++;
+        }
+        else {
+            t.port = (uint16_t)v;
+        }
+    }
+    *a = t;
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void o_b64(iog_board_t *b, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char t[4] = { b64[v >> 18], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                      i + 2 < n ? b64[v & 63] : '=' };
+        o_n(b, t, 4);
+    }
+}
+
+/* Strict base64 (RFC 4648 §4, padded). @return the byte count or -EINVAL. */
+static int b64_decode(const char *s, uint8_t *out, size_t cap)
+{
+    size_t n = strlen(s), o = 0;
+    if (n == 0 || n % 4) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t v = 0;
+        int pad = 0;
+        for (int j = 0; j < 4; j++) {
+            const char *q = s[i + j] ? strchr(b64, s[i + j]) : NULL;
+            if (s[i + j] == '=' && i + 4 == n && j >= 2) {
+                pad++;
+                v <<= 6;
+                continue;
+            }
+            if (!q || pad) {
+                return -EINVAL;
+            }
+            v = v << 6 | (uint32_t)(q - b64);
+        }
+        for (int j = 0; j < 3 - pad; j++) {
+            if (o >= cap) {
+                return -EMSGSIZE;
+            }
+            out[o++] = (uint8_t)(v >> (16 - 8 * j));
+        }
+    }
+    return (int)o;
+}
+
+/* ---- commands ---- */
+
+static int bad(iog_board_t *b, const char *what)
+{
+    say(b, "error", what);
+    return -EINVAL;
+}
+
+static int cmd_set(iog_board_t *b, char *args)
+{
+    char *key = tok(&args);
+    iog_settings_t s = b->set;
+    uint32_t v;
+    int drop = 0;
+    if (!key) {
+        return bad(b, "usage: set KEY VALUE (see help)");
+    }
+    if (!strcmp(key, "wifi.ssid")) {
+        char *x = rest(&args);
+        if (!*x || strlen(x) > 32) {
+            return bad(b, "wifi.ssid: 1-32 bytes");
+        }
+        strcpy(s.ssid, x);
+    }
+    else if (!strcmp(key, "wifi.pass")) {
+        char *x = rest(&args);
+        if (strlen(x) && (strlen(x) < 8 || strlen(x) > 63)) {
+            return bad(b, "wifi.pass: empty (open network) or 8-63 bytes");
+        }
+        strcpy(s.pass, x);
+    }
+    else if (!strcmp(key, "server")) {
+        if (parse_ip4port(tok(&args), &s.server) || tok(&args)) {
+            return bad(b, "server: IPv4 address and port, e.g. 192.168.1.10:5683");
+        }
+    }
+    else if (!strcmp(key, "id")) {
+        char *x = tok(&args);
+        if (!x || tok(&args) || iog_id_set(&s.id, x, strlen(x))) {
+            return bad(b, "id: 1-64 bytes of A-Z a-z 0-9 . _ -");
+        }
+        drop = b->dev.joined && !iog_id_eq(&b->dev.me.id, x, strlen(x));
+    }
+    else if (!strcmp(key, "position")) {
+        char *x = tok(&args), *comma = x ? strchr(x, ',') : NULL;
+        if (!comma || tok(&args) || parse_deg(x, comma, 90, &s.lat) ||
+            parse_deg(comma + 1, comma + strlen(comma), 180, &s.lon)) {
+            return bad(b, "position: LAT,LON in degrees, at most 6 decimals, |LAT| <= 90, |LON| <= 180");
+        }
+        s.has_pos = 1;
+    }
+    else if (!strcmp(key, "pin")) {
+        char *x = tok(&args);
+        if (x && !strcmp(x, "none") && !tok(&args)) {
+            s.has_pin = 0;
+        }
+        else {
+            if (!x || strlen(x) != 2 * IOG_HASH_LEN || tok(&args)) {
+                return bad(b, "pin: 64 hex digits (ch_key_thumbprint) or none");
+            }
+            for (int i = 0; i < IOG_HASH_LEN; i++) {
+                int hi = hexval(x[2 * i]), lo = hexval(x[2 * i + 1]);
+                if (hi < 0 || lo < 0) {
+                    return bad(b, "pin: 64 hex digits (ch_key_thumbprint) or none");
+                }
+                s.pin[i] = (uint8_t)(hi << 4 | lo);
+            }
+            s.has_pin = 1;
+            drop = b->dev.joined && !iog_ct_eq(s.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN);
+        }
+    }
+    else if (!strcmp(key, "port")) {
+        if (parse_u32(tok(&args), 1, 65535, &v) || tok(&args)) {
+            return bad(b, "port: 1-65535");
+        }
+        s.port = (uint16_t)v;
+    }
+    else if (!strcmp(key, "peer")) {
+        char *x = tok(&args);
+        if (!x || iog_id_set(&s.peer, x, strlen(x)) || parse_ip4port(tok(&args), &s.peer_addr) ||
+            tok(&args)) {
+            return bad(b, "peer: ID IP:PORT");
+        }
+    }
+    else if (!strcmp(key, "sleep")) {
+        /* the ESP8266's deep-sleep timer reaches about 3.5 hours */
+        if (parse_u32(tok(&args), 1, 12600, &v) || tok(&args)) {
+            return bad(b, "sleep: 1-12600 seconds");
+        }
+        s.sleep_s = v;
+    }
+    else if (!strcmp(key, "mode")) {
+        char *x = tok(&args);
+        if (x && !strcmp(x, "console") && !tok(&args)) {
+            s.mode = IOG_MODE_CONSOLE;
+        }
+        else if (x && !strcmp(x, "sleepy") && !tok(&args)) {
+            s.mode = IOG_MODE_SLEEPY;
+        }
+        else {
+            return bad(b, "mode: console or sleepy");
+        }
+    }
+    else {
+        return bad(b, "set: unknown setting (wifi.ssid wifi.pass server id position pin port peer sleep mode)");
+    }
+    iog_settings_t old = b->set;
+    b->set = s;
+    int e = save_settings(b);
+    if (e) {
+        b->set = old;
+        return fail(b, "settings not stored", e);
+    }
+    if (drop) {
+        drop_member(b);
+        apply_settings(b);
+        say(b, "ok", "stored; the membership belonged to the old id or CH key: join again");
+        return 0;
+    }
+    apply_settings(b);
+    if (!strcmp(key, "wifi.ssid") || !strcmp(key, "wifi.pass") || !strcmp(key, "port")) {
+        say(b, "ok", "stored; takes effect at the next boot (reboot)");
+    }
+    else {
+        say(b, "ok", "stored");
+    }
+    return 0;
+}
+
+static void show_mem(iog_board_t *b)
+{
+    iog_mem_t m;
+    memset(&m, 0, sizeof(m));
+    if (!b->hooks.mem) {
+        return;
+    }
+    static const char *const names[] = { "heap_free", "heap_min", "stack_free_min", "bearssl_stack_max" };
+    b->hooks.mem(b->hooks.ctx, &m);
+    const uint32_t vals[] = { m.heap_free, m.heap_min, m.stack_free, m.bearssl_stack };
+    o_start(b, "show memory");
+    o_pairs(b, names, vals, 4);
+    o_end(b);
+}
+
+#ifdef IOG_COUNT_OPS
+static const char *const op_names[] = { "sign", "verify", "ecdh", "aead", "keygen" };
+#endif
+
+static int cmd_show(iog_board_t *b, char *args)
+{
+    (void)args;
+    const iog_settings_t *s = &b->set;
+    o_start(b, "show id ");
+    o_s(b, b->dev.me.id.s);
+    o_s(b, s->id.len ? "" : " (default from the key)");
+    o_end(b);
+    o_start(b, "show server ");
+    if (s->server.family) {
+        o_addr(b, &s->server);
+    }
+    else {
+        o_s(b, "unset");
+    }
+    o_end(b);
+    o_start(b, "show position ");
+    if (s->has_pos) {
+        o_deg(b, s->lat);
+        o_s(b, ",");
+        o_deg(b, s->lon);
+    }
+    else {
+        o_s(b, "unset");
+    }
+    o_end(b);
+    o_start(b, "show pin ");
+    if (s->has_pin) {
+        o_hex(b, s->pin, sizeof(s->pin));
+    }
+    else {
+        o_s(b, "none");
+    }
+    o_end(b);
+    o_start(b, "show port ");
+    o_u(b, s->port);
+    o_end(b);
+    o_start(b, "show wifi.ssid ");
+    o_s(b, s->ssid[0] ? s->ssid : "unset");
+    o_s(b, s->pass[0] ? " (passphrase set)" : " (no passphrase)");
+    o_end(b);
+    o_start(b, "show mode ");
+    o_s(b, s->mode == IOG_MODE_SLEEPY ? "sleepy" : "console");
+    o_kv(b, "peer");
+    o_s(b, s->peer.len ? s->peer.s : "unset");
+    if (s->peer.len) {
+        o_s(b, " ");
+        o_addr(b, &s->peer_addr);
+    }
+    o_kv(b, "sleep");
+    o_u(b, s->sleep_s);
+    o_end(b);
+    o_start(b, "show credential ");
+    if (s->cred_len) {
+        o_b64(b, s->cred, s->cred_len);
+        o_s(b, " (stored, not sent: the join does not carry it yet)");
+    }
+    else {
+        o_s(b, "none");
+    }
+    o_end(b);
+    o_start(b, "show member ");
+    if (b->dev.joined) {
+        o_s(b, "cluster=");
+        o_s(b, b->dev.mem.ch.cluster.s);
+        o_kv(b, "block");
+        o_u(b, b->dev.mem.height);
+        o_kv(b, "seq");
+        o_u(b, b->dev.mem.seq);
+        o_kv(b, "mark");
+        o_u(b, b->member_mark);
+        o_kv(b, "expires");
+        o_u(b, b->dev.mem.expires);
+        o_kv(b, "ch_key");
+        o_hex(b, b->dev.mem.ch.thumb, 8);
+    }
+    else {
+        o_s(b, "none");
+    }
+    o_end(b);
+    o_start(b, "show clock ");
+    uint64_t now = iog_board_now(b);
+    if (now) {
+        o_u(b, now);
+        o_s(b, " (lower bound from the CH's signed ledger head)");
+    }
+    else {
+        o_s(b, "unknown");
+    }
+    o_end(b);
+    if (b->kept && b->kept->active) {
+        o_start(b, "show session ");
+        o_s(b, b->kept->peer.s);
+        o_s(b, " ");
+        o_addr(b, &b->kept_addr);
+        o_kv(b, "seq");
+        o_u(b, b->kept->seq);
+        o_kv(b, "expires");
+        o_u(b, b->kept->expires);
+        o_end(b);
+    }
+    static const char *const names[] = { "flash_writes", "rtc_writes", "tx_bytes", "rx_bytes", "wakes" };
+    const uint32_t vals[] = { b->stats.flash_writes, b->stats.rtc_writes, b->stats.tx_bytes,
+                              b->stats.rx_bytes, b->wakes };
+    o_start(b, "show stats");
+    o_pairs(b, names, vals, 5);
+    o_end(b);
+#ifdef IOG_COUNT_OPS
+    const uint32_t ops[] = { iog_ops.sign, iog_ops.verify, iog_ops.ecdh, iog_ops.aead, iog_ops.pub };
+    o_start(b, "show crypto");
+    o_pairs(b, op_names, ops, 5);
+    o_end(b);
+#endif
+    show_mem(b);
+    return 0;
+}
+
+/* SubjectPublicKeyInfo of a P-256 key (RFC 5480), the DER before the point. */
+static const uint8_t spki_p256[26] = {
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+};
+
+static int cmd_pubkey(iog_board_t *b, char *args)
+{
+    (void)args;
+    uint8_t der[sizeof(spki_p256) + IOG_P256_PUB_LEN];
+    memcpy(der, spki_p256, sizeof(spki_p256));
+    memcpy(der + sizeof(spki_p256), b->dev.me.pub, IOG_P256_PUB_LEN);
+    o_start(b, "pubkey ");
+    o_b64(b, der, sizeof(der));
+    o_end(b);
+    return 0;
+}
+
+static int cmd_credential(iog_board_t *b, char *args)
+{
+    char *x = tok(&args);
+    uint8_t buf[IOG_CRED_MAX];
+    int n;
+    if (!x || tok(&args)) {
+        return bad(b, "usage: credential BASE64 | credential none");
+    }
+    if (!strcmp(x, "none")) {
+        n = 0;
+    }
+    else if ((n = b64_decode(x, buf, sizeof(buf))) < 0) {
+        return bad(b, n == -EMSGSIZE ? "credential: at most 256 bytes" : "credential: not base64");
+    }
+    iog_settings_t old = b->set;
+    b->set.cred_len = (uint16_t)n;
+    memcpy(b->set.cred, buf, (size_t)n);
+    int e = save_settings(b);
+    if (e) {
+        b->set = old;
+        return fail(b, "credential not stored", e);
+    }
+    apply_settings(b);
+    say(b, "ok", n ? "credential stored (the join does not carry it until PROTOCOL.md defines it)"
+                   : "credential removed");
+    return 0;
+}
+
+/*
+ * Runs a protected-request command; when the CH answers that this board is
+ * not a member, drops the membership, rejoins once and tries again.
+ */
+static int with_rejoin(iog_board_t *b, int (*fn)(iog_board_t *, const iog_id_t *),
+                       const iog_id_t *peer)
+{
+    if (!b->dev.joined && do_join(b)) {
+        return -ENOTCONN;
+    }
+    int e = fn(b, peer);
+    if (e == -EACCES && not_member(&b->dev)) {
+        fail(b, "the cluster head says this board is not a member: rejoining", e);
+        drop_member(b);
+        if (do_join(b)) {
+            return -ENOTCONN;
+        }
+        e = fn(b, peer);
+    }
+    return e;
+}
+
+static int verify_fn(iog_board_t *b, const iog_id_t *peer)
+{
+    iog_verify_resp_t v;
+    int e = iog_device_verify(&b->dev, peer, &v);
+    if (e) {
+        return e;
+    }
+    if (v.status != IOG_STATUS_MEMBER) {
+        o_start(b, "warning ");
+        o_s(b, peer->s);
+        o_s(b, " ");
+        o_s(b, iog_status_name(v.status));
+        o_end(b);
+        return 0;
+    }
+    on_verified(b, peer, &v);
+    return 0;
+}
+
+static int cmd_verify(iog_board_t *b, char *args)
+{
+    iog_id_t peer;
+    char *x = tok(&args);
+    if (!x || tok(&args) || iog_id_set(&peer, x, strlen(x))) {
+        return bad(b, "usage: verify PEER");
+    }
+    int e = with_rejoin(b, verify_fn, &peer);
+    return e && e != -ENOTCONN ? fail(b, "verify", e) : e;
+}
+
+/* The kept session when it is with @p peer at @p addr and still valid. */
+static iog_m2m_t *kept_for(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr)
+{
+    iog_m2m_t *s = b->kept;
+    if (!s || !s->active || !iog_id_eq(&s->peer, peer->s, peer->len) ||
+        memcmp(&b->kept_addr, addr, sizeof(*addr)) != 0) {
+        return NULL;
+    }
+    uint64_t now = iog_board_now(b);
+    if (now ? now + 5 >= s->expires
+            : b->hw->now_ms(b->hw->ctx) - b->kept_ms > IOG_SESSION_LOCAL_S * 1000u) {
+        s->active = 0;
+        return NULL;
+    }
+    return s;
+}
+
+/*
+ * Sends @p msg to @p peer: in the kept session when it is still valid, else
+ * in a new one (/talk), which is then kept. A peer that lost the kept
+ * session (4.01) gets one new /talk. @return the reply length or -errno;
+ * *fresh tells whether a new session was made.
+ */
+static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, const uint8_t *msg,
+                size_t len, uint8_t *reply, size_t cap, int *fresh)
+{
+    for (int attempt = 0;; attempt++) {
+        iog_m2m_t *s = kept_for(b, peer, addr);
+        *fresh = s == NULL;
+        if (!s) {
+            int e = iog_device_talk(&b->dev, addr, peer, &s);
+            if (e) {
+                return e;
+            }
+            b->kept = s;
+            b->kept_addr = *addr;
+            b->kept_ms = b->hw->now_ms(b->hw->ctx);
+        }
+        /* the next number is in RTC memory before it is on air */
+        int e = save_rtc(b, s->seq + 1, 0);
+        if (e) {
+            return e;
+        }
+        int n = iog_device_send(&b->dev, s, addr, msg, len, reply, cap);
+        if (n == -EACCES && !*fresh && attempt == 0 && b->dev.code == IOG_COAP_UNAUTHORIZED) {
+            s->active = 0; /* the peer restarted or dropped it */
+            continue;
+        }
+        if (n >= 0) {
+            save_rtc(b, s->seq, 0); /* the reply's number in the window */
+        }
+        return n;
+    }
+}
+
+static void o_talk_result(iog_board_t *b, const iog_id_t *peer, int n, const uint8_t *reply)
+{
+    o_start(b, "sent ");
+    o_s(b, peer->s);
+    o_s(b, " reply=");
+    o_n(b, reply, (size_t)n);
+}
+
+static int refused_talk(iog_board_t *b, const iog_id_t *peer, int e)
+{
+    if (e == -EACCES && strncmp(b->dev.diag, "warning: ", 9) == 0) {
+        o_start(b, "warning ");
+        o_s(b, peer->s);
+        o_s(b, " refused: ");
+        o_s(b, b->dev.diag + 9);
+        o_end(b);
+        return e;
+    }
+    return fail(b, "talk", e);
+}
+
+static int cmd_talk(iog_board_t *b, char *args)
+{
+    iog_id_t peer;
+    iog_addr_t addr;
+    uint8_t reply[IOG_M2M_MAX_MSG];
+    char *x = tok(&args), *a = tok(&args), *text = rest(&args);
+    int fresh;
+    if (!x || iog_id_set(&peer, x, strlen(x)) || parse_ip4port(a, &addr) || !*text ||
+        strlen(text) > IOG_M2M_MAX_MSG) {
+        return bad(b, "usage: talk PEER IP:PORT TEXT (at most 256 bytes)");
+    }
+    if (!b->dev.joined) {
+        return bad(b, "not joined: join first");
+    }
+    int n = talk(b, &peer, &addr, (const uint8_t *)text, strlen(text), reply, sizeof(reply), &fresh);
+    if (n < 0) {
+        return refused_talk(b, &peer, n);
+    }
+    o_talk_result(b, &peer, n, reply);
+    o_s(b, fresh ? " session=new" : " session=kept");
+    o_end(b);
+    return 0;
+}
+
+static int cmd_leave(iog_board_t *b, char *args)
+{
+    (void)args;
+    uint64_t h;
+    uint8_t hash[IOG_HASH_LEN];
+    if (!b->dev.joined) {
+        return bad(b, "not joined");
+    }
+    int e = iog_device_leave(&b->dev, &h, hash);
+    if (e) {
+        return fail(b, "leave", e);
+    }
+    drop_member(b);
+    o_start(b, "left");
+    o_kv(b, "block");
+    o_u(b, h);
+    o_end(b);
+    return 0;
+}
+
+static int cmd_reset(iog_board_t *b, char *args)
+{
+    (void)args;
+    int e = 0;
+    for (unsigned r = 0; r < IOG_REC_COUNT; r++) {
+        int x = iog_store_erase(b->st, r);
+        e = e ? e : x;
+    }
+    drop_member(b);
+    iog_settings_default(&b->set);
+    iog_wipe(&b->dev.me, sizeof(b->dev.me));
+    if (e) {
+        return fail(b, "reset: flash not erased", e);
+    }
+    e = make_key(b);
+    apply_settings(b);
+    say(b, "ok", "reset: everything forgotten");
+    return e;
+}
+
+static const char help[] =
+    "help set wifi.ssid S|wifi.pass P|server IP:PORT|id ID|position LAT,LON|pin HEX|none|port N|"
+    "peer ID IP:PORT|sleep S|mode console|sleepy; show; pubkey; credential BASE64|none; join; "
+    "verify PEER; talk PEER IP:PORT TEXT; leave; reset; reboot";
+
+static int cmd_join(iog_board_t *b, char *args)
+{
+    (void)args;
+    return do_join(b);
+}
+
+static int cmd_reboot(iog_board_t *b, char *args)
+{
+    (void)args;
+    save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+    if (b->hooks.restart) {
+        b->hooks.restart(b->hooks.ctx);
+    }
+    return bad(b, "reboot: not possible here");
+}
+
+static int cmd_help(iog_board_t *b, char *args)
+{
+    (void)args;
+    say(b, help, NULL);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    uint8_t args; /* 0: takes none */
+    int (*fn)(iog_board_t *b, char *args);
+} commands[] = {
+    { "set", 1, cmd_set },       { "show", 0, cmd_show },     { "pubkey", 0, cmd_pubkey },
+    { "credential", 1, cmd_credential }, { "join", 0, cmd_join }, { "verify", 1, cmd_verify },
+    { "talk", 1, cmd_talk },     { "leave", 0, cmd_leave },   { "reset", 0, cmd_reset },
+    { "reboot", 0, cmd_reboot }, { "help", 0, cmd_help },
+};
+
+int iog_board_exec(iog_board_t *b, char *line)
+{
+    char *args = line;
+    b->dev.code = 0;
+    b->dev.diag[0] = '\0';
+    for (char *p = line; *p; p++) {
+        if (((uint8_t)*p < 0x20 || (uint8_t)*p > 0x7e) && *p != '\t') {
+            return bad(b, "only printable ASCII is accepted");
+        }
+    }
+    char *cmd = tok(&args);
+    if (!cmd) {
+        return 0; /* an empty line */
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (!strcmp(cmd, commands[i].name)) {
+            if (!commands[i].args && tok(&(char *){ args })) {
+                return bad(b, "this command takes no arguments");
+            }
+            return commands[i].fn(b, args);
+        }
+    }
+    return bad(b, "unknown command (try help)");
+}
+
+void iog_board_input(iog_board_t *b, const char *data, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = data[i];
+        if (c == '\n' || c == '\r') {
+            if (b->line_bad) {
+                say(b, "error", "line too long: ignored");
+            }
+            else if (b->line_len) {
+                b->line[b->line_len] = '\0';
+                iog_board_exec(b, b->line);
+            }
+            b->line_len = 0;
+            b->line_bad = 0;
+            continue;
+        }
+        if (b->line_len >= IOG_CONSOLE_LINE) {
+            b->line_bad = 1;
+            continue;
+        }
+        b->line[b->line_len++] = c;
+    }
+}
+
+void iog_board_poll(iog_board_t *b, uint32_t timeout_ms)
+{
+    if (b->join_due && (int32_t)(b->hw->now_ms(b->hw->ctx) - b->join_at) >= 0) {
+        if (do_join(b)) {
+            b->join_due = 1;
+            b->join_at = b->hw->now_ms(b->hw->ctx) + IOG_JOIN_RETRY_MS;
+        }
+    }
+    iog_device_serve(&b->dev, timeout_ms);
+}
+
+int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
+{
+    uint8_t reply[IOG_M2M_MAX_MSG];
+    int fresh = 0, n;
+    if (!b->set.peer.len) {
+        n = bad(b, "sleepy mode: set peer ID IP:PORT first");
+    }
+    else if (!b->dev.joined && do_join(b)) {
+        n = -ENOTCONN;
+    }
+    else {
+        n = talk(b, &b->set.peer, &b->set.peer_addr, msg, len, reply, sizeof(reply), &fresh);
+        if (n < 0) {
+            refused_talk(b, &b->set.peer, n);
+        }
+        else {
+            /* the whole wake cycle: everything since the board started */
+            static const char *const names[] = { "wake", "tx_bytes", "rx_bytes", "datagrams",
+                                                 "flash_writes", "ms" };
+            const uint32_t vals[] = { b->wakes, b->stats.tx_bytes, b->stats.rx_bytes,
+                                      b->stats.tx_dgrams + b->stats.rx_dgrams,
+                                      b->stats.flash_writes,
+                                      b->hw->now_ms(b->hw->ctx) - b->boot_ms };
+            o_talk_result(b, &b->set.peer, n, reply);
+            o_s(b, fresh ? " session=new" : " session=kept");
+            o_pairs(b, names, vals, 6);
+#ifdef IOG_COUNT_OPS
+            const uint32_t ops[] = { iog_ops.sign, iog_ops.verify, iog_ops.ecdh, iog_ops.aead };
+            o_pairs(b, op_names, ops, 4);
+#endif
+            o_end(b);
+        }
+    }
+    save_rtc(b, b->kept ? b->kept->seq : 0, b->set.sleep_s);
+    o_start(b, "sleep ");
+    o_u(b, b->set.sleep_s);
+    o_end(b);
+    if (b->hooks.sleep) {
+        b->hooks.sleep(b->hooks.ctx, b->set.sleep_s * 1000u);
+    }
+    return n;
+}

@@ -1,0 +1,452 @@
+/*
+ * The board: console parsing (a table of bad lines, then random lines),
+ * settings kept in flash, the public key line against Python's
+ * cryptography, sequence-number reservation across reboots and power loss,
+ * corrupted and stale state, a full flash. No network: the joins and talks
+ * run against the real cluster head in tests/board_e2e.py.
+ */
+#include <errno.h>
+
+#include "iog_console.h"
+#include "selfvectors.h"
+#include "unit.h"
+
+static iog_board_t board;
+
+/* The lines the board printed since the last clear. */
+static struct {
+    char text[1400]; /* the QEMU image has 80 KB of RAM for everything */
+    size_t len;
+    unsigned lines, errors;
+} seen;
+
+static void out(void *ctx, const char *line)
+{
+    size_t n = strlen(line);
+    (void)ctx;
+    seen.lines++;
+    seen.errors += strncmp(line, "error", 5) == 0;
+    if (seen.len + n + 1 < sizeof(seen.text)) {
+        memcpy(seen.text + seen.len, line, n);
+        seen.len += n;
+        seen.text[seen.len++] = '\n';
+        seen.text[seen.len] = '\0';
+    }
+}
+
+static void clear(void)
+{
+    memset(&seen, 0, sizeof(seen));
+}
+
+static int saw(const char *s)
+{
+    return strstr(seen.text, s) != NULL;
+}
+
+static const iog_board_hooks_t hooks = { NULL, out, NULL, NULL, NULL };
+static iog_storage_t st;
+
+/* A boot: init (settings, key) and start (restore) on the shared flash. */
+static void boot(void)
+{
+    clear();
+    fake_net_init(&unit_net);
+    iog_board_init(&board, &unit_net.plat, &st, &hooks);
+    iog_board_start(&board);
+}
+
+static int run(const char *line)
+{
+    char buf[IOG_CONSOLE_LINE + 1];
+    clear();
+    strncpy(buf, line, sizeof(buf) - 1);
+    buf[sizeof(buf) - 1] = '\0';
+    return iog_board_exec(&board, buf);
+}
+
+static void test_first_boot(void)
+{
+    unit_flash_reset();
+    boot();
+    CHECK(saw("ok new device key made and stored"));
+    CHECK(saw("error not configured"));
+    CHECK(unit_flash.len[IOG_REC_KEY] > 0);
+    /* the same key at the next boot, and a default ID made from it */
+    uint8_t pub[65];
+    memcpy(pub, board.dev.me.pub, 65);
+    boot();
+    CHECK(!saw("new device key"));
+    CHECK_MEM(board.dev.me.pub, pub, 65);
+    CHECK_EQ(strncmp(board.dev.me.id.s, "iog-", 4), 0);
+    CHECK_EQ(board.dev.me.id.len, 12);
+}
+
+static void test_pubkey(void)
+{
+    iog_identity_t me;
+    uint8_t b[200];
+    unit_flash_reset();
+    memcpy(me.priv, SV_DEV_PRIV, 32);
+    iog_p256_public(me.priv, me.pub);
+    int n = iog_rec_key_encode(&me, b + 6, sizeof(b) - 6);
+    CHECK_EQ(iog_store_put(&st, IOG_REC_KEY, b + 6, (size_t)n, b, sizeof(b)), 0);
+    boot();
+    CHECK_EQ(run("pubkey"), 0);
+    /* Python: base64(SubjectPublicKeyInfo DER) of SV_DEV_PRIV's public key */
+    CHECK(saw("pubkey MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYP7UuiVanTHJYet0xjVtaMBJuJI7"
+              "Yfps5mliLmDyn7Z5A/4QCLi8maQa6elWKLxk8vGyDC1+n1F3o8KU1EYimQ==\n"));
+    CHECK_EQ(seen.lines, 1);
+}
+
+static void test_settings(void)
+{
+    unit_flash_reset();
+    boot();
+    static const char *const good[] = {
+        "set server 127.0.0.1:5683", "set position -33.8688,151.2093", "set id esp-01",
+        "set pin 00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF",
+        "set port 5701", "set wifi.ssid my lab", "set wifi.pass correct horse",
+        "set peer gw-1 10.0.0.9:5700", "set sleep 300", "set mode sleepy",
+        "credential aGVsbG8gZmxlZXQ=", "  show  ",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CHECK_EQ(run(good[i]), 0);
+        CHECK_EQ(seen.errors, 0);
+    }
+    CHECK(saw("show position -33.868800,151.209300\n"));
+    boot(); /* kept in flash */
+    CHECK_EQ(run("show"), 0);
+    CHECK(saw("show id esp-01\n"));
+    CHECK(saw("show server 127.0.0.1:5683\n"));
+    CHECK(saw("show pin 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"));
+    CHECK(saw("show port 5701\n"));
+    CHECK(saw("show wifi.ssid my lab (passphrase set)\n"));
+    CHECK(saw("show mode sleepy peer=gw-1 10.0.0.9:5700 sleep=300\n"));
+    CHECK(saw("show credential aGVsbG8gZmxlZXQ= (stored, not sent"));
+    CHECK(!saw("correct horse")); /* the passphrase is never printed */
+    CHECK_EQ(board.set.cred_len, 11);
+    CHECK_EQ(run("set position 90,-180"), 0);
+    CHECK_EQ(board.set.lon, -180000000);
+    CHECK_EQ(run("set pin none"), 0);
+    CHECK_EQ(run("credential none"), 0);
+    CHECK_EQ(board.set.cred_len, 0);
+}
+
+/* Each bad line: one `error` line, nothing changed, nothing written. */
+static void test_bad_lines(void)
+{
+    static const char *const bad[] = {
+        "set", "set port", "set port 0", "set port 65536", "set port 12a", "set port 1 2",
+        "set port -1", "set port 99999999999999999999", "set server 1.2.3:5", "set server 1.2.3.4",
+        "set server 256.1.1.1:5", "set server 1.2.3.4:0", "set server 1.2.3.4:70000",
+        "set server 1.2.3.4:5 x", "set server 1..2.3:4", "set server localhost:5683",
+        "set position 91,0", "set position 0,181", "set position 1.1234567,0", "set position abc",
+        "set position 1,", "set position ,1", "set position 1,2,3", "set position 1.2.3,4",
+        "set position -,1", "set id", "set id a/b", "set id a b",
+        "set id xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "set pin 12",
+        "set pin gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg",
+        "set wifi.ssid", "set wifi.ssid 123456789012345678901234567890123", "set wifi.pass short",
+        "set sleep 0", "set sleep 12601", "set mode fast", "set mode", "set peer x",
+        "set peer x 1.2.3.4", "set peer a/b 1.2.3.4:5", "set colour blue", "credential",
+        "credential !!!!", "credential aGVsbG8", "credential aGVs=G8=", "credential a b",
+        "talk", "talk p", "talk p 1.2.3.4:5", "talk p/q 1.2.3.4:5 hi", "verify", "verify a/b",
+        "verify a b", "show x", "pubkey now", "frob", "leave", "talk p 1.2.3.4:5 hi",
+        "set port 5\x01", "\xff\xfe", "reboot",
+    };
+    unit_flash_reset();
+    boot();
+    run("set port 5702");
+    iog_settings_t before = board.set;
+    unsigned writes = unit_flash.writes;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        run(bad[i]);
+        if (seen.errors != 1 || seen.lines != 1) {
+            printf("FAIL bad line %zu \"%s\" printed %u lines, %u errors:\n%s", i, bad[i],
+                   seen.lines, seen.errors, seen.text);
+            unit_fail++;
+        }
+        else {
+            unit_pass++;
+        }
+    }
+    CHECK_MEM(&board.set, &before, sizeof(before));
+    CHECK_EQ(unit_flash.writes, writes);
+    /* a credential over 256 bytes */
+    char cred[400] = "credential ";
+    for (int i = 0; i < 344; i++) {
+        cred[11 + i] = 'A';
+    }
+    cred[11 + 344] = '\0';
+    run(cred);
+    CHECK(saw("error credential: at most 256 bytes"));
+}
+
+static void test_input_and_fuzz(void)
+{
+    char line[IOG_CONSOLE_LINE + 40];
+    unit_flash_reset();
+    boot();
+    /* lines split over several reads, CR LF, an overlong line */
+    clear();
+    iog_board_input(&board, "set po", 6);
+    iog_board_input(&board, "rt 5703\r\nsho", 12);
+    CHECK(saw("ok stored"));
+    iog_board_input(&board, "w\n", 2);
+    CHECK(saw("show port 5703"));
+    memset(line, 'x', sizeof(line));
+    clear();
+    iog_board_input(&board, line, sizeof(line));
+    iog_board_input(&board, "\n", 1);
+    CHECK(saw("error line too long: ignored"));
+    CHECK_EQ(seen.lines, 1);
+    iog_board_input(&board, "show\n", 5); /* the console goes on */
+    CHECK(saw("show port 5703"));
+
+    /* random lines made of the console's words and random bytes: each is
+     * answered, nothing crashes (the ASan build runs this too) */
+    static const char *const words[] = {
+        "set", "show", "talk", "verify", "credential", "pubkey", "server", "position", "port",
+        "pin", "id", "peer", "sleep", "mode", "wifi.ssid", "wifi.pass", "1.2.3.4:5", "-90.5,180",
+        "0", "65536", "none", "====", "AAAA", ",", ":", "  ",
+    };
+    uint32_t r = 12345;
+    unsigned answered = 0, total = 0;
+    for (int i = 0; i < 3000; i++) {
+        size_t n = 0;
+        int parts = 1 + i % 5;
+        for (int k = 0; k < parts; k++) {
+            r = r * 1103515245u + 12345u;
+            const char *w = words[(r >> 16) % (sizeof(words) / sizeof(words[0]))];
+            if ((r >> 8) % 7 == 0) { /* a random byte */
+                line[n++] = (char)(r >> 24);
+                continue;
+            }
+            if (k && n < IOG_CONSOLE_LINE - 1) {
+                line[n++] = ' ';
+            }
+            size_t wl = strlen(w);
+            if (n + wl < IOG_CONSOLE_LINE) {
+                memcpy(line + n, w, wl);
+                n += wl;
+            }
+        }
+        line[n] = '\0';
+        if (strncmp(line, "set", 3) == 0 || strlen(line) != n) {
+            continue; /* keep the settings (and the flash) out of it; NULs end lines early */
+        }
+        clear();
+        iog_board_exec(&board, line);
+        total++;
+        answered += seen.lines > 0 || line[strspn(line, " \t")] == '\0';
+    }
+    CHECK_EQ(answered, total);
+    CHECK(total > 1000);
+}
+
+/* A membership made by hand (no network): what a join leaves behind. */
+static void fake_join(uint64_t expires)
+{
+    iog_member_t *m = &board.dev.mem;
+    uint8_t k[32] = { [31] = 9 };
+    memset(m, 0, sizeof(*m));
+    iog_id_set(&m->ch.cluster, "lab-1", 5);
+    iog_p256_public(k, m->ch.pub);
+    iog_thumbprint(m->ch.pub, m->ch.thumb);
+    memset(m->nd, 0x11, sizeof(m->nd));
+    memset(&m->keys, 0x22, sizeof(m->keys));
+    m->height = 7;
+    m->expires = expires;
+    board.dev.joined = 1;
+    board.member_dirty = 1;
+    CHECK_EQ(board.dev.persist(&board, &board.dev), 0);
+}
+
+/* What the device does before each protected request. */
+static int request(void)
+{
+    board.dev.mem.seq++;
+    return board.dev.persist(&board, &board.dev);
+}
+
+static void test_reservation(void)
+{
+    unit_flash_reset();
+    boot();
+    fake_join(1800000000);
+    CHECK_EQ(board.member_mark, IOG_SEQ_RESERVE);
+    unsigned w0 = board.stats.flash_writes;
+    for (int i = 0; i < 1000; i++) {
+        CHECK_EQ(request(), 0);
+    }
+    /* 1,000 requests, numbers 0..999: the mark was written at 100, 200, ... 900 */
+    CHECK_EQ(board.stats.flash_writes - w0, 1000 / IOG_SEQ_RESERVE - 1);
+    CHECK_EQ(board.stats.rtc_writes, 1001);
+    CHECK_EQ(board.dev.mem.seq, 1000);
+    printf("store: a join and 1,000 protected requests: %u flash writes, %u RTC memory writes\n",
+           board.stats.flash_writes - w0 + 1, board.stats.rtc_writes);
+
+    /* a reset (RTC memory kept): exact */
+    boot();
+    CHECK(saw("restored cluster=lab-1"));
+    CHECK_EQ(board.dev.mem.seq, 1000);
+    CHECK_EQ(board.stats.flash_writes, 0);
+
+    /* power loss (RTC memory gone): resume at the mark, above every number used */
+    for (int i = 0; i < 30; i++) {
+        request();
+    }
+    unit_flash.len[IOG_REC_RTC] = 0;
+    boot();
+    CHECK(saw("restored"));
+    CHECK_EQ(board.dev.mem.seq, 1100);
+    CHECK(board.dev.mem.seq >= 1030);
+
+    /* RTC memory of an earlier membership (same mark, another N_d) is not used */
+    uint8_t rtc[IOG_STORE_FRAME_MAX];
+    fake_join(1800000000);
+    for (int i = 0; i < 3; i++) {
+        request();
+    }
+    size_t rl = unit_flash.len[IOG_REC_RTC];
+    memcpy(rtc, unit_flash.data[IOG_REC_RTC], rl);
+    fake_join(1800000000); /* a rejoin: new N_d, the same mark value */
+    board.dev.mem.nd[0] ^= 1;
+    board.member_dirty = 1;
+    request();
+    CHECK_EQ(board.member_mark, IOG_SEQ_RESERVE);
+    memcpy(unit_flash.data[IOG_REC_RTC], rtc, rl);
+    unit_flash.len[IOG_REC_RTC] = rl;
+    boot();
+    CHECK_EQ(board.dev.mem.seq, IOG_SEQ_RESERVE);
+}
+
+/* A peer's message in the kept session: the reply's number is in RTC memory before it is sealed. */
+static void test_kept_reply(void)
+{
+    iog_id_t peer;
+    iog_rec_rtc_t r;
+    uint8_t sk[16] = { 1 }, sid[16] = { 2 }, reply[8], buf[IOG_STORE_FRAME_MAX];
+    const uint8_t *p;
+    unit_flash_reset();
+    boot();
+    fake_join(1800000000);
+    iog_id_set(&peer, "gw", 2);
+    iog_m2m_t *s = &board.dev.sessions[0];
+    CHECK_EQ(iog_m2m_init(s, sk, sid, 1800000000, &board.dev.me.id, &peer), 0);
+    s->seq = 41;
+    board.kept = s;
+    board.dev.on_message(&board, &peer, (const uint8_t *)"x", 1, reply, sizeof(reply));
+    int n = iog_store_get(&st, IOG_REC_RTC, buf, sizeof(buf), &p);
+    CHECK(n > 0 && iog_rec_rtc_decode(p, (size_t)n, &r) == 0);
+    CHECK(r.has_session && r.s.seq == 42);
+    CHECK(saw("received gw x"));
+}
+
+static void test_corrupt_state(void)
+{
+    uint8_t good[IOG_STORE_FRAME_MAX];
+    unit_flash_reset();
+    boot();
+    fake_join(1800000000);
+    for (int i = 0; i < 150; i++) {
+        request();
+    }
+    size_t n = unit_flash.len[IOG_REC_MEMBER];
+    memcpy(good, unit_flash.data[IOG_REC_MEMBER], n);
+    unsigned rejoin = 0, restored = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unit_flash.len[IOG_REC_MEMBER] = n;
+        memcpy(unit_flash.data[IOG_REC_MEMBER], good, n);
+        unit_flash.data[IOG_REC_MEMBER][i] ^= 0x40;
+        boot();
+        rejoin += saw("error stored membership is corrupt: rejoining") && !board.dev.joined &&
+                  unit_flash.len[IOG_REC_MEMBER] == 0 && unit_flash.len[IOG_REC_RTC] == 0;
+        restored += saw("restored");
+    }
+    CHECK_EQ(rejoin, (n + 2) / 3);
+    CHECK_EQ(restored, 0);
+    /* a torn write: half a record */
+    memcpy(unit_flash.data[IOG_REC_MEMBER], good, n);
+    unit_flash.len[IOG_REC_MEMBER] = n / 2;
+    boot();
+    CHECK(saw("error stored membership is corrupt"));
+    /* corrupt settings: defaults and an error line; a corrupt key: a new key and an error */
+    unit_flash.data[IOG_REC_SETTINGS][8] ^= 1;
+    unit_flash.len[IOG_REC_SETTINGS] = unit_flash.len[IOG_REC_SETTINGS] ? unit_flash.len[IOG_REC_SETTINGS] : 20;
+    boot();
+    CHECK(saw("error stored settings are unreadable"));
+    unit_flash.data[IOG_REC_KEY][20] ^= 1;
+    boot();
+    CHECK(saw("error stored key is unreadable"));
+    CHECK(saw("ok new device key made and stored"));
+}
+
+static void test_pin_expiry_full(void)
+{
+    unit_flash_reset();
+    boot();
+    fake_join(1800000000);
+    run("set pin 1111111111111111111111111111111111111111111111111111111111111111");
+    CHECK(saw("ok stored; the membership belonged to the old id or CH key: join again"));
+    CHECK(!board.dev.joined);
+    CHECK_EQ(unit_flash.len[IOG_REC_MEMBER], 0);
+
+    /* stored under the right pin, then the pin changes under it (another board's flash) */
+    run("set pin none");
+    fake_join(1800000000);
+    unsigned char t[32];
+    memcpy(t, board.dev.mem.ch.thumb, 32);
+    board.set.has_pin = 1;
+    memset(board.set.pin, 0x33, 32);
+    uint8_t b[IOG_STORE_FRAME_MAX];
+    int n = iog_rec_settings_encode(&board.set, b + 6, sizeof(b) - 6);
+    iog_store_put(&st, IOG_REC_SETTINGS, b + 6, (size_t)n, b, sizeof(b));
+    boot();
+    CHECK(saw("error the stored CH key does not match the pin: rejoining"));
+    CHECK(!board.dev.joined);
+
+    /* expired by the clock (the fake platform's unix time is 1.7e9) */
+    run("set pin none");
+    fake_join(1600000000);
+    boot();
+    CHECK(saw("error membership expired: rejoining"));
+    CHECK(!board.dev.joined);
+
+    /* a full flash: settings refused and unchanged; a request whose mark
+     * cannot be written is not sent */
+    fake_join(1800000000);
+    unit_flash.full = 1;
+    CHECK_EQ(run("set port 6000"), -ENOSPC);
+    CHECK(saw("error settings not stored: flash full"));
+    CHECK(board.set.port != 6000);
+    int e = 0;
+    for (int i = 0; i < 2 * IOG_SEQ_RESERVE && !e; i++) {
+        e = request();
+    }
+    CHECK_EQ(e, -ENOSPC);
+    CHECK_EQ(board.dev.mem.seq, IOG_SEQ_RESERVE + 1); /* the refused one was never reserved */
+    unit_flash.full = 0;
+    CHECK_EQ(request(), 0);
+    CHECK_EQ(board.member_mark, IOG_SEQ_RESERVE + 1 + IOG_SEQ_RESERVE);
+    CHECK_EQ(run("reset"), 0);
+    CHECK(saw("ok reset: everything forgotten"));
+    CHECK(!board.dev.joined);
+    CHECK_EQ(unit_flash.len[IOG_REC_MEMBER], 0);
+    CHECK_EQ(unit_flash.len[IOG_REC_SETTINGS], 0);
+    CHECK(unit_flash.len[IOG_REC_KEY] > 0);
+}
+
+void test_console(void)
+{
+    st = unit_storage();
+    test_first_boot();
+    test_pubkey();
+    test_settings();
+    test_bad_lines();
+    test_input_and_fuzz();
+    test_reservation();
+    test_kept_reply();
+    test_corrupt_state();
+    test_pin_expiry_full();
+}

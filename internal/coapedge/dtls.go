@@ -1,0 +1,336 @@
+package coapedge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/plgd-dev/go-coap/v3/dtls"
+	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/options"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// DTLSConfig is what a coaps edge needs beyond the options of a plain one
+// (docs/PROTOCOL.md §4.5: DTLS 1.2, PSK cipher suites, PSK identity = device
+// ID).
+type DTLSConfig struct {
+	// PSK returns the pre-shared key of a PSK identity, or an error for an
+	// identity that may not connect.
+	PSK func(identity string) ([]byte, error)
+	// MaxAssociations bounds the DTLS associations held at once, handshakes
+	// included; DefaultMaxAssociations when 0.
+	MaxAssociations int
+	// MaxPerSource bounds them per source IP address; DefaultMaxPerSource
+	// when 0.
+	MaxPerSource int
+	// HandshakeTimeout bounds a handshake; DefaultHandshakeTimeout when 0.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes an association that sent nothing for that long;
+	// DefaultIdleTimeout when 0.
+	IdleTimeout time.Duration
+	// HandshakeFailed, if set, hears why each refused or failed association
+	// failed: one of the Handshake* reasons.
+	HandshakeFailed func(reason string)
+}
+
+// Defaults of a DTLSConfig.
+const (
+	DefaultMaxAssociations  = 1024
+	DefaultMaxPerSource     = 4
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultIdleTimeout      = 2 * time.Minute
+)
+
+// Why a DTLS association failed, as DTLSConfig.HandshakeFailed hears it.
+const (
+	HandshakeUnknownIdentity = "unknown_identity" // the PSK identity may not connect
+	HandshakeBadPSK          = "bad_psk"          // a known identity, but the client's key was not its PSK
+	HandshakeTimeout         = "timeout"          // not finished within HandshakeTimeout
+	HandshakeCapacity        = "capacity"         // refused: too many associations, from this source or in all
+	HandshakeOther           = "other"            // anything else (malformed records, a client that gave up)
+)
+
+// CipherSuites are the ones a coaps edge offers: what libcoap and small
+// devices speak (RFC 9202's PSK profile, RFC 7925 for CCM_8).
+var CipherSuites = []piondtls.CipherSuiteID{
+	piondtls.TLS_PSK_WITH_AES_128_CCM_8,
+	piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+}
+
+// ListenDTLS binds addr (UDP host:port) and serves resources over DTLS 1.2
+// with PSKs (coaps). A client's address is verified by a HelloVerifyRequest
+// cookie before the server keeps any handshake state beyond a bounded
+// association (no amplification), and only an identity with a PSK completes
+// a handshake. Handlers see the PSK identity in Request.Identity.
+func ListenDTLS(addr string, resources []Resource, dc DTLSConfig, opts ...Option) (*Server, error) {
+	if dc.PSK == nil {
+		return nil, errors.New("failed to configure coaps: no PSK source")
+	}
+	dc = dc.withDefaults()
+	s := newServer(TransportDTLS, resources, opts)
+	g := &dtlsGuard{cfg: dc, bySource: map[string]int{}, byIdentity: map[string]map[*association]struct{}{}}
+	s.dtls = g
+	ln, err := coapnet.NewDTLSListener("udp", addr, &piondtls.Config{
+		PSK: func(identity []byte) ([]byte, error) {
+			k, err := dc.PSK(string(identity))
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", errUnknownIdentity, err)
+			}
+			return k, nil
+		},
+		PSKIdentityHint: []byte("iotguard"),
+		CipherSuites:    CipherSuites,
+		// A HelloVerifyRequest cookie proves the client's address before
+		// the handshake goes on (pion's default; said here on purpose).
+		InsecureSkipVerifyHello: false,
+		ExtendedMasterSecret:    piondtls.RequestExtendedMasterSecret,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on %s (coaps): %w", addr, err)
+	}
+	srv := dtls.NewServer(
+		options.WithMux(s.router()),
+		options.WithErrors(s.transportErrors),
+		options.WithMaxMessageSize(maxDatagram),
+		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
+		options.WithDTLSHandshakeTimeout(dc.HandshakeTimeout),
+		options.WithInactivityMonitor(dc.IdleTimeout, func(cc *udpclient.Conn) { _ = cc.Close() }),
+	)
+	s.addr, s.stop = ln.Addr(), srv.Stop
+	go func() { s.done <- srv.Serve(&guardedListener{DTLSListener: ln, g: g}) }()
+	return s, nil
+}
+
+// CloseIdentity closes every DTLS association of identity at once: its PSK
+// died (it left, was revoked, or joined again). A coaps server only.
+func (s *Server) CloseIdentity(identity string) {
+	if s.dtls != nil {
+		s.dtls.closeIdentity(identity)
+	}
+}
+
+func (dc DTLSConfig) withDefaults() DTLSConfig {
+	if dc.MaxAssociations <= 0 {
+		dc.MaxAssociations = DefaultMaxAssociations
+	}
+	if dc.MaxPerSource <= 0 {
+		dc.MaxPerSource = DefaultMaxPerSource
+	}
+	if dc.HandshakeTimeout <= 0 {
+		dc.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if dc.IdleTimeout <= 0 {
+		dc.IdleTimeout = DefaultIdleTimeout
+	}
+	if dc.HandshakeFailed == nil {
+		dc.HandshakeFailed = func(string) {}
+	}
+	return dc
+}
+
+// dtlsGuard bounds the associations of a coaps edge and knows whose they
+// are. Invariant: every association counted in total and bySource is open
+// (its Close releases it exactly once), and byIdentity holds exactly the
+// open associations whose handshake completed.
+type dtlsGuard struct {
+	cfg DTLSConfig
+
+	mu         sync.Mutex
+	total      int
+	bySource   map[string]int
+	byIdentity map[string]map[*association]struct{}
+}
+
+// admit counts a new association from ip, or refuses it over a bound.
+func (g *dtlsGuard) admit(ip string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.total >= g.cfg.MaxAssociations || g.bySource[ip] >= g.cfg.MaxPerSource {
+		return false
+	}
+	g.total++
+	g.bySource[ip]++
+	return true
+}
+
+// established records a completed handshake of a under its identity.
+func (g *dtlsGuard) established(a *association) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	id := a.who()
+	set := g.byIdentity[id]
+	if set == nil {
+		set = map[*association]struct{}{}
+		g.byIdentity[id] = set
+	}
+	set[a] = struct{}{}
+}
+
+// release forgets a closed association.
+func (g *dtlsGuard) release(a *association) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.total--
+	if g.bySource[a.ip]--; g.bySource[a.ip] == 0 {
+		delete(g.bySource, a.ip)
+	}
+	id := a.who()
+	if set := g.byIdentity[id]; set != nil {
+		delete(set, a)
+		if len(set) == 0 {
+			delete(g.byIdentity, id)
+		}
+	}
+}
+
+func (g *dtlsGuard) closeIdentity(identity string) {
+	g.mu.Lock()
+	open := make([]*association, 0, len(g.byIdentity[identity]))
+	for a := range g.byIdentity[identity] {
+		open = append(open, a)
+	}
+	g.mu.Unlock()
+	for _, a := range open {
+		a.retire()
+	}
+}
+
+// errUnknownIdentity marks the PSK callback's refusal of an identity.
+var errUnknownIdentity = errors.New("unknown PSK identity")
+
+// reason classifies a failed handshake of a. A client with the wrong key
+// for a known identity is not told so (DTLS drops the records it cannot
+// decrypt): its handshake fails after the server accepted the identity.
+func (g *dtlsGuard) reason(a *association, err error) string {
+	if errors.Is(err, errUnknownIdentity) {
+		return HandshakeUnknownIdentity
+	}
+	if st, ok := a.conn.ConnectionState(); ok && len(st.IdentityHint) > 0 {
+		return HandshakeBadPSK
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return HandshakeTimeout
+	}
+	return HandshakeOther
+}
+
+// guardedListener admits new associations within the guard's bounds.
+type guardedListener struct {
+	*coapnet.DTLSListener
+	g *dtlsGuard
+}
+
+// AcceptWithContext returns the next admitted association. One over a bound
+// is closed at once and (nil, nil) returned, which go-coap's serve loop
+// skips.
+func (l *guardedListener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
+	c, err := l.DTLSListener.AcceptWithContext(ctx)
+	if err != nil || c == nil {
+		return c, err
+	}
+	dc, ok := c.(*piondtls.Conn)
+	if !ok {
+		_ = c.Close()
+		return nil, fmt.Errorf("coaps: unexpected connection type %T", c)
+	}
+	ip := c.RemoteAddr().String()
+	if u, ok := c.RemoteAddr().(*net.UDPAddr); ok {
+		ip = u.IP.String()
+	}
+	if !l.g.admit(ip) {
+		_ = c.Close()
+		l.g.cfg.HandshakeFailed(HandshakeCapacity)
+		return nil, nil
+	}
+	return &association{Conn: c, conn: dc, g: l.g, ip: ip}, nil
+}
+
+// association is one DTLS association of a coaps edge.
+type association struct {
+	net.Conn
+	conn  *piondtls.Conn
+	g     *dtlsGuard
+	ip    string
+	once  sync.Once // Close releases the association's place once
+	shook sync.Once // the handshake's outcome is recorded once (go-coap asks again before each read)
+
+	mu       sync.Mutex
+	identity string // the client's PSK identity, set once its handshake completed
+	inflight int    // requests being served
+	retired  bool   // its PSK died: serve no more, close once inflight is 0
+}
+
+// who returns the PSK identity the client proved, "" before its handshake.
+func (a *association) who() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.identity
+}
+
+// begin counts a request being served, unless the association is retired.
+func (a *association) begin() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.retired {
+		return false
+	}
+	a.inflight++
+	return true
+}
+
+// end counts a request served (its answer written), and closes a retired
+// association with none left.
+func (a *association) end() {
+	a.mu.Lock()
+	a.inflight--
+	done := a.retired && a.inflight == 0
+	a.mu.Unlock()
+	if done {
+		_ = a.Close()
+	}
+}
+
+// retire ends the association: at once, or after the answers of the
+// requests being served are written (a member's own /leave is answered on
+// the association its leave retires).
+func (a *association) retire() {
+	a.mu.Lock()
+	a.retired = true
+	done := a.inflight == 0
+	a.mu.Unlock()
+	if done {
+		_ = a.Close()
+	}
+}
+
+// HandshakeContext runs the handshake (go-coap calls it, bounded by the
+// handshake timeout, before serving the association) and records whose
+// association it is, or why it failed.
+func (a *association) HandshakeContext(ctx context.Context) error {
+	err := a.conn.HandshakeContext(ctx)
+	a.shook.Do(func() {
+		if err != nil {
+			a.g.cfg.HandshakeFailed(a.g.reason(a, err))
+			return
+		}
+		st, _ := a.conn.ConnectionState()
+		a.mu.Lock()
+		a.identity = string(st.IdentityHint)
+		a.mu.Unlock()
+		a.g.established(a)
+	})
+	return err
+}
+
+// Close closes the association and releases its place, once.
+func (a *association) Close() error {
+	err := a.Conn.Close()
+	a.once.Do(func() { a.g.release(a) })
+	return err
+}

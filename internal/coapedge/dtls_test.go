@@ -1,0 +1,230 @@
+package coapedge_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/iotguard/iotguard/internal/coapedge"
+)
+
+var errNoPSK = errors.New("no such identity")
+
+// reasons records why associations failed.
+type reasons struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (r *reasons) add(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int{}
+	}
+	r.n[reason]++
+}
+
+func (r *reasons) get(reason string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n[reason]
+}
+
+// startDTLS runs a coaps edge whose one resource, /whoami, answers the
+// requester's PSK identity; "alice" and "bob" have PSKs.
+func startDTLS(t *testing.T, dc coapedge.DTLSConfig) (*coapedge.Server, *reasons) {
+	t.Helper()
+	rs := &reasons{}
+	dc.PSK = func(id string) ([]byte, error) {
+		switch id {
+		case "alice", "bob":
+			return []byte("psk of " + id), nil
+		}
+		return nil, errNoPSK
+	}
+	dc.HandshakeFailed = rs.add
+	srv, err := coapedge.ListenDTLS("127.0.0.1:0", []coapedge.Resource{{
+		Path: "/whoami", Method: codes.GET,
+		Handle: func(_ context.Context, r *coapedge.Request) coapedge.Response {
+			return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: []byte(r.Identity)}
+		},
+	}}, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return srv, rs
+}
+
+// dialDTLS completes a handshake as identity with key (bounded: 3 s).
+func dialDTLS(t *testing.T, addr, identity, key string) (*client.Conn, error) {
+	t.Helper()
+	return dialSuite(t, addr, identity, key, piondtls.TLS_PSK_WITH_AES_128_CCM_8)
+}
+
+func dialSuite(t *testing.T, addr, identity, key string, suite piondtls.CipherSuiteID) (*client.Conn, error) {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := piondtls.Client(pc, raddr, &piondtls.Config{
+		PSK:             func([]byte) ([]byte, error) { return []byte(key), nil },
+		PSKIdentityHint: []byte(identity),
+		CipherSuites:    []piondtls.CipherSuiteID{suite},
+	})
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		pc.Close()
+		return nil, err
+	}
+	return dtls.Client(conn, options.WithCloseSocket()), nil
+}
+
+func whoami(t *testing.T, c *client.Conn) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, "/whoami")
+	if err != nil {
+		return "", err
+	}
+	b, err := resp.ReadBody()
+	return string(b), err
+}
+
+// TestDTLSIdentity: a handler sees the PSK identity its client proved, for
+// each suite the edge offers.
+func TestDTLSIdentity(t *testing.T) {
+	srv, _ := startDTLS(t, coapedge.DTLSConfig{})
+	for _, suite := range coapedge.CipherSuites {
+		c, err := dialSuite(t, srv.Addr().String(), "bob", "psk of bob", suite)
+		if err != nil {
+			t.Fatalf("%v: %v", suite, err)
+		}
+		if who, err := whoami(t, c); err != nil || who != "bob" {
+			t.Errorf("%v: /whoami = %q, %v", suite, who, err)
+		}
+		c.Close()
+	}
+}
+
+// TestDTLSHandshakeFailures: an unknown identity and a wrong key both fail
+// the handshake, each counted under its reason; nothing is served.
+func TestDTLSHandshakeFailures(t *testing.T) {
+	// A wrong key is found out when the server cannot open the client's
+	// Finished: the handshake then ends at its timeout.
+	srv, rs := startDTLS(t, coapedge.DTLSConfig{HandshakeTimeout: time.Second})
+	if c, err := dialDTLS(t, srv.Addr().String(), "mallory", "any key"); err == nil {
+		c.Close()
+		t.Fatal("handshake of an unknown identity completed")
+	}
+	if c, err := dialDTLS(t, srv.Addr().String(), "alice", "not alice's key"); err == nil {
+		c.Close()
+		t.Fatal("handshake with a wrong key completed")
+	}
+	waitFor(t, func() bool {
+		return rs.get(coapedge.HandshakeUnknownIdentity) == 1 && rs.get(coapedge.HandshakeBadPSK) == 1
+	}, "unknown identity and bad PSK counted once each")
+}
+
+// TestDTLSCloseIdentity: CloseIdentity ends every association of one
+// identity at once, and only those.
+func TestDTLSCloseIdentity(t *testing.T) {
+	srv, _ := startDTLS(t, coapedge.DTLSConfig{})
+	alice, err := dialDTLS(t, srv.Addr().String(), "alice", "psk of alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob, err := dialDTLS(t, srv.Addr().String(), "bob", "psk of bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	for _, c := range []*client.Conn{alice, bob} {
+		if _, err := whoami(t, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.CloseIdentity("alice")
+	if who, err := whoami(t, alice); err == nil {
+		t.Fatalf("alice's association still answered %q after CloseIdentity", who)
+	}
+	if who, err := whoami(t, bob); err != nil || who != "bob" {
+		t.Fatalf("bob's association: %q, %v", who, err)
+	}
+}
+
+// TestDTLSCapacity: associations beyond the per-source bound are refused
+// before any handshake state is kept, and counted; closing one frees its
+// place.
+func TestDTLSCapacity(t *testing.T) {
+	srv, rs := startDTLS(t, coapedge.DTLSConfig{MaxPerSource: 2})
+	var open []*client.Conn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for range 2 {
+		c, err := dialDTLS(t, srv.Addr().String(), "bob", "psk of bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+	}
+	if c, err := dialDTLS(t, srv.Addr().String(), "bob", "psk of bob"); err == nil {
+		c.Close()
+		t.Fatal("a third association from one source completed")
+	}
+	if rs.get(coapedge.HandshakeCapacity) == 0 {
+		t.Fatal("the refused association was not counted")
+	}
+	open[0].Close()
+	waitFor(t, func() bool {
+		c, err := dialDTLS(t, srv.Addr().String(), "bob", "psk of bob")
+		if err != nil {
+			return false
+		}
+		open = append(open, c)
+		return true
+	}, "a place freed by a closed association")
+}
+
+// waitFor polls cond (bounded: 50 × 100 ms).
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for range 50 {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
