@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
-	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/cluster"
@@ -28,7 +25,7 @@ func startCoaps(t testing.TB) *clusterhead.CH {
 	t.Helper()
 	return chtest.Start(t, "", func(c *clusterhead.Config) {
 		c.DTLSListen = "127.0.0.1:0"
-		c.DTLS.HandshakeTimeout = time.Second
+		c.DTLS.HandshakeTimeout = 3 * time.Second
 	})
 }
 
@@ -43,33 +40,7 @@ func coaps(t testing.TB, ch *clusterhead.CH, d *device.Device, key []byte) (*cli
 	if key != nil {
 		psk = key
 	}
-	raddr, err := net.ResolveUDPAddr("udp", ch.DTLSAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := piondtls.Client(pc, raddr, &piondtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return psk, nil },
-		PSKIdentityHint: []byte(id),
-		CipherSuites:    []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-	})
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := conn.HandshakeContext(ctx); err != nil {
-		conn.Close()
-		pc.Close()
-		return nil, err
-	}
-	c := dtls.Client(conn, options.WithCloseSocket())
-	t.Cleanup(func() { c.Close() })
-	return c, nil
+	return chtest.DialDTLS(t, ch.DTLSAddr(), id, psk, piondtls.TLS_PSK_WITH_AES_128_CCM_8)
 }
 
 // post sends a plaintext CBOR request over coaps and returns the answer's

@@ -76,21 +76,21 @@ func ListenDTLS(addr string, resources []Resource, dc DTLSConfig, opts ...Option
 	s := newServer(TransportDTLS, resources, opts)
 	g := &dtlsGuard{cfg: dc, bySource: map[string]int{}, byIdentity: map[string]map[*association]struct{}{}}
 	s.dtls = g
-	ln, err := coapnet.NewDTLSListener("udp", addr, &piondtls.Config{
-		PSK: func(identity []byte) ([]byte, error) {
+	ln, err := coapnet.NewDTLSListener("udp", addr, coapnet.NewDTLSServerOptions(
+		piondtls.WithPSK(func(identity []byte) ([]byte, error) {
 			k, err := dc.PSK(string(identity))
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", errUnknownIdentity, err)
 			}
 			return k, nil
-		},
-		PSKIdentityHint: []byte("iotguard"),
-		CipherSuites:    CipherSuites,
+		}),
+		piondtls.WithPSKIdentityHint([]byte("iotguard")),
+		piondtls.WithCipherSuites(CipherSuites...),
 		// A HelloVerifyRequest cookie proves the client's address before
 		// the handshake goes on (pion's default; said here on purpose).
-		InsecureSkipVerifyHello: false,
-		ExtendedMasterSecret:    piondtls.RequestExtendedMasterSecret,
-	})
+		piondtls.WithInsecureSkipVerifyHello(false),
+		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
+	))
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s (coaps): %w", addr, err)
 	}

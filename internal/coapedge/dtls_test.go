@@ -3,18 +3,16 @@ package coapedge_test
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
-	"github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
@@ -79,31 +77,7 @@ func dialDTLS(t *testing.T, addr, identity, key string) (*client.Conn, error) {
 
 func dialSuite(t *testing.T, addr, identity, key string, suite piondtls.CipherSuiteID) (*client.Conn, error) {
 	t.Helper()
-	raddr, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := piondtls.Client(pc, raddr, &piondtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return []byte(key), nil },
-		PSKIdentityHint: []byte(identity),
-		CipherSuites:    []piondtls.CipherSuiteID{suite},
-	})
-	if err != nil {
-		pc.Close()
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := conn.HandshakeContext(ctx); err != nil {
-		conn.Close()
-		pc.Close()
-		return nil, err
-	}
-	return dtls.Client(conn, options.WithCloseSocket()), nil
+	return chtest.DialDTLS(t, addr, identity, []byte(key), suite)
 }
 
 func whoami(t *testing.T, c *client.Conn) (string, error) {
@@ -139,7 +113,7 @@ func TestDTLSIdentity(t *testing.T) {
 func TestDTLSHandshakeFailures(t *testing.T) {
 	// A wrong key is found out when the server cannot open the client's
 	// Finished: the handshake then ends at its timeout.
-	srv, rs := startDTLS(t, coapedge.DTLSConfig{HandshakeTimeout: time.Second})
+	srv, rs := startDTLS(t, coapedge.DTLSConfig{HandshakeTimeout: 2 * time.Second})
 	if c, err := dialDTLS(t, srv.Addr().String(), "mallory", "any key"); err == nil {
 		c.Close()
 		t.Fatal("handshake of an unknown identity completed")
@@ -217,10 +191,10 @@ func TestDTLSCapacity(t *testing.T) {
 	}, "a place freed by a closed association")
 }
 
-// waitFor polls cond (bounded: 50 × 100 ms).
+// waitFor polls cond (bounded: 150 × 100 ms).
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	for range 50 {
+	for range 150 {
 		if cond() {
 			return
 		}

@@ -1,0 +1,47 @@
+package chtest
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// DialDTLS opens a coaps association to addr as identity with psk over the
+// cipher suite, and completes the handshake before it returns (go-coap's
+// own Dial defers it to the first request), bounded by Timeout. The
+// association is closed when the test ends.
+func DialDTLS(t testing.TB, addr, identity string, psk []byte, suite piondtls.CipherSuiteID) (*client.Conn, error) {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := piondtls.ClientWithOptions(pc, raddr,
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(suite),
+	)
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if err := conn.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		pc.Close()
+		return nil, err
+	}
+	c := dtls.Client(conn, options.WithCloseSocket())
+	t.Cleanup(func() { c.Close() })
+	return c, nil
+}
