@@ -47,10 +47,13 @@ static int cf_is(const iog_coap_msg_t *m, uint32_t cf)
 
 /*
  * POSTs the @p n bytes an encoder left in d->work; a negative @p n is that
- * encoder's error and is returned as is. Echoes travel inside payloads.
+ * encoder's error and is returned as is. Echoes travel inside payloads, but
+ * with @p verified the request answers a peer's address verification (a
+ * 4.01 with an Echo option, RFC 9175 §2.4) once: for /talk, whose answer is
+ * several times the hello.
  */
 static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t cf, int n,
-                iog_coap_msg_t *resp)
+                int verified, iog_coap_msg_t *resp)
 {
     if (n < 0) {
         return n;
@@ -58,14 +61,17 @@ static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t
     iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n };
     d->code = 0;
     d->diag[0] = '\0';
+    if (verified) {
+        return iog_coap_request_verified(&d->ep, to, &req, resp, d->rx, sizeof(d->rx), NULL, NULL);
+    }
     return iog_coap_request(&d->ep, to, &req, resp, d->rx, sizeof(d->rx));
 }
 
 /* post() that takes any answer but @p want as a refusal (-EACCES, code and diagnostic kept). */
 static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t cf,
-                       int n, uint8_t want, iog_coap_msg_t *resp)
+                       int n, int verified, uint8_t want, iog_coap_msg_t *resp)
 {
-    int e = post(d, to, path, cf, n, resp);
+    int e = post(d, to, path, cf, n, verified, resp);
     if (e) {
         return e;
     }
@@ -76,12 +82,20 @@ static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, 
     return 0;
 }
 
-/* GETs the CH's public resource @p path: 0 with its 2.05 answer in @p r, -EACCES for another code. */
-static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r)
+/*
+ * GETs the CH's public resource @p path: 0 with its 2.05 answer in @p r,
+ * -EACCES for another code. The CH first verifies the address of a source it
+ * has not seen return an Echo (4.01 + Echo, PROTOCOL.md §6): the GET is sent
+ * again with it, and the Echo is left in @p echo (IOG_ECHO_MAX bytes, or
+ * NULL) and @p echo_len (0 without a challenge).
+ */
+static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r, uint8_t *echo,
+                      size_t *echo_len)
 {
     iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
     d->code = 0;
-    int e = iog_coap_request(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx));
+    int e = iog_coap_request_verified(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx), echo,
+                                      echo_len);
     if (e) {
         return e;
     }
@@ -95,7 +109,9 @@ static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r)
 int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
 {
     iog_coap_msg_t r;
-    int e = get_public(d, "/cluster", &r);
+    uint8_t challenge[IOG_COAP_ECHO_MAX];
+    size_t challenge_len = 0;
+    int e = get_public(d, "/cluster", &r, challenge, &challenge_len);
     if (e) {
         return e;
     }
@@ -103,12 +119,18 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
     if (e == -EACCES) {
         set_diag(d, 0, "cluster info: bad signature or pin");
     }
-    /* the answer's Echo option (PROTOCOL.md §3.1) spares the join a challenge */
+    /*
+     * The answer's Echo option, or the one that verified this address on the
+     * way (PROTOCOL.md §3.1), spares the join a challenge: one signature.
+     */
     const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
     d->echo_len = 0;
     if (e == 0 && o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
         memcpy(d->echo, o->val, o->len);
         d->echo_len = (uint8_t)o->len;
+    } else if (e == 0 && challenge_len >= 1 && challenge_len <= IOG_ECHO_MAX) {
+        memcpy(d->echo, challenge, challenge_len);
+        d->echo_len = (uint8_t)challenge_len;
     }
     return e == -EBADMSG ? -EPROTO : e;
 }
@@ -143,7 +165,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     for (int attempt = 0;; attempt++) {
         int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
         let_run(d);
-        if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, &r))) {
+        if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, 0, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
@@ -191,7 +213,7 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
     if (!d->joined) {
         return -ENOTCONN;
     }
-    int e = get_public(d, "/ledger/head", &r);
+    int e = get_public(d, "/ledger/head", &r, NULL, NULL);
     if (e) {
         return e;
     }
@@ -234,7 +256,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         }
         n = iog_prot_req_seal(&d->mem, &d->me.id, seq, path, d->pt, (size_t)n, d->work,
                               sizeof(d->work));
-        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, &r))) {
+        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, 0, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
@@ -353,7 +375,7 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     iog_ticket_t ticket;
     uint8_t sk[16];
     int n = iog_hello_encode(&d->me.id, d->work, sizeof(d->work));
-    int e = post_expect(d, addr, "/talk", IOG_CF_CBOR, n, IOG_COAP_CONTENT, &r);
+    int e = post_expect(d, addr, "/talk", IOG_CF_CBOR, n, 1, IOG_COAP_CONTENT, &r);
     if (e) {
         return e;
     }
@@ -389,7 +411,7 @@ int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const
         return -ETIME;
     }
     int n = iog_m2m_seal(s, &d->me.id, msg, len, d->work, sizeof(d->work));
-    int e = post_expect(d, addr, "/m2m", IOG_CF_COSE_ENCRYPT0, n, IOG_COAP_CHANGED, &r);
+    int e = post_expect(d, addr, "/m2m", IOG_CF_COSE_ENCRYPT0, n, 0, IOG_COAP_CHANGED, &r);
     if (e) {
         return e;
     }

@@ -293,7 +293,7 @@ def configure(b, ch_port, bid, port, pos="48.8570,2.3530", more=()):
     return True
 
 
-JOIN = "iotguard_coap_requests_total{code=\"2.01\",resource=\"/join\"}"
+JOIN = "iotguard_coap_requests_total{code=\"2.01\",resource=\"/join\",transport=\"udp\"}"
 
 
 def scenario(a, root, procs, boards):

@@ -298,6 +298,113 @@ static void test_client(void)
 }
 
 /*
+ * The cluster head's address verification (RFC 9175 §2.4): its 4.01 to a GET
+ * /cluster from an address it has not verified, as the Go CH sent it to a
+ * CON GET /cluster with MID 1f17 and token a1a2a3a4 (captured from
+ * `iotguard serve`): ACK 4.01, Content-Format 0, Echo (12 bytes), "echo
+ * required". The fake CH sends these bytes with the request's MID and token.
+ */
+static const char GO_CH_ECHO_CHALLENGE[] =
+    "64811f17a1a2a3a4c0dce36b15656ffd2a962694d9c903ff6563686f207265717569726564";
+static const uint8_t GO_CH_ECHO[] = { 0x6b, 0x15, 0x65, 0x6f, 0xfd, 0x2a,
+                                      0x96, 0x26, 0x94, 0xd9, 0xc9, 0x03 };
+
+typedef struct {
+    int challenges;  /* how many requests to challenge before answering */
+    int no_echo;     /* challenge with a 4.01 that carries no Echo */
+    int count;       /* requests seen */
+    int echoed;      /* requests that carried GO_CH_ECHO */
+} verifier_t;
+
+static void verifying_peer(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    verifier_t *v = n->user;
+    iog_coap_msg_t req;
+    (void)to;
+    if (iog_coap_parse(&req, buf, len) || IOG_COAP_CLASS(req.code) != 0 ||
+        req.code == IOG_COAP_EMPTY) {
+        return;
+    }
+    v->count++;
+    const iog_coap_opt_t *o = iog_coap_opt(&req, IOG_COAP_OPT_ECHO);
+    if (o && o->len == sizeof(GO_CH_ECHO) && memcmp(o->val, GO_CH_ECHO, sizeof(GO_CH_ECHO)) == 0) {
+        v->echoed++;
+    }
+    uint8_t out[64];
+    if (v->count <= v->challenges) {
+        size_t l = unit_hex(GO_CH_ECHO_CHALLENGE, out, sizeof(out));
+        if (v->no_echo) { /* the same 4.01 without its Echo option: a plain refusal */
+            static const uint8_t refusal[] = { 0x64, 0x81, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 'n', 'o' };
+            memcpy(out, refusal, sizeof(refusal));
+            l = sizeof(refusal);
+        }
+        out[2] = (uint8_t)(req.mid >> 8);
+        out[3] = (uint8_t)req.mid;
+        memcpy(out + 4, req.token, 4);
+        fake_net_push(n, &unit_server_addr, n->now + 10, out, l);
+        return;
+    }
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_CONTENT, req.mid, req.token,
+                   req.tkl);
+    iog_coap_add_payload(&p, "pong", 4);
+    fake_net_push(n, &unit_server_addr, n->now + 10, out, (size_t)iog_coap_finish(&p));
+}
+
+static int verified_run(fake_net_t *n, verifier_t *v, iog_coap_msg_t *resp, uint8_t *buf,
+                        uint8_t *echo, size_t *echo_len)
+{
+    fake_net_init(n);
+    n->on_send = verifying_peer;
+    n->user = v;
+    iog_coap_ep_init(&ep, &n->plat);
+    iog_coap_req_t req = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE,
+                           NULL, 0, NULL, 0 };
+    return iog_coap_request_verified(&ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU,
+                                     echo, echo_len);
+}
+
+static void test_client_follows_echo(void)
+{
+    fake_net_t *const np = &unit_net;
+    static uint8_t buf[IOG_COAP_MAX_PDU];
+    iog_coap_msg_t resp;
+    uint8_t echo[IOG_COAP_ECHO_MAX];
+    size_t echo_len = 99;
+
+    /* challenged once: sent again with the Echo, answered; the Echo given back */
+    verifier_t v = { 1, 0, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, buf, echo, &echo_len), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+    CHECK_MEM(resp.payload, "pong", 4);
+    CHECK_EQ(v.count, 2);
+    CHECK_EQ(v.echoed, 1);
+    CHECK_EQ(echo_len, sizeof(GO_CH_ECHO));
+    CHECK_MEM(echo, GO_CH_ECHO, sizeof(GO_CH_ECHO));
+
+    /* not challenged: one request, no Echo */
+    v = (verifier_t){ 0, 0, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, buf, echo, &echo_len), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+    CHECK_EQ(v.count, 1);
+    CHECK_EQ(echo_len, 0);
+
+    /* challenged twice: the second 4.01 is returned, never a third request */
+    v = (verifier_t){ 2, 0, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, buf, NULL, NULL), 0);
+    CHECK_EQ(resp.code, IOG_COAP_UNAUTHORIZED);
+    CHECK_EQ(v.count, 2);
+
+    /* a 4.01 without an Echo is a refusal: returned as it is */
+    v = (verifier_t){ 1, 1, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, buf, echo, &echo_len), 0);
+    CHECK_EQ(resp.code, IOG_COAP_UNAUTHORIZED);
+    CHECK_MEM(resp.payload, "no", 2);
+    CHECK_EQ(v.count, 1);
+    CHECK_EQ(echo_len, 0);
+}
+
+/*
  * RFC 7252 §4.2 and §4.8 on the simulated clock, for 64 random draws: the
  * first timeout lies in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR] =
  * [2, 3] s and is spread over it, each retransmission doubles it, there are
@@ -421,6 +528,7 @@ void test_coap(void)
     test_build_like_libcoap();
     test_parse_errors();
     test_client();
+    test_client_follows_echo();
     test_backoff_schedule();
     test_server();
 }
