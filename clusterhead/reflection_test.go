@@ -25,6 +25,8 @@ func contentFormat(cf message.MediaType) message.Option {
 	return message.Option{ID: message.ContentFormat, Value: bytesTrim(uint32(cf))}
 }
 
+func query(q string) message.Option { return message.Option{ID: message.URIQuery, Value: []byte(q)} }
+
 func bytesTrim(v uint32) []byte {
 	b := []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
 	for len(b) > 0 && b[0] == 0 {
@@ -55,6 +57,9 @@ func reflectionCases(t testing.TB) []struct {
 		{"GET /ledger/head", chtest.Request(message.Confirmable, codes.GET, "/ledger/head"), codes.Unauthorized},
 		{"GET /ledger/head Accept 0", chtest.Request(message.Confirmable, codes.GET, "/ledger/head", accept(message.TextPlain)), codes.Unauthorized},
 		{"GET /.well-known/core", chtest.Request(message.Confirmable, codes.GET, "/.well-known/core"), codes.Unauthorized},
+		{"GET /ledger/checkpoint", chtest.Request(message.Confirmable, codes.GET, "/ledger/checkpoint"), codes.Unauthorized},
+		{"GET /ledger/proof?height=1", chtest.Request(message.Confirmable, codes.GET, "/ledger/proof", query("height=1")), codes.Unauthorized},
+		{"GET /ledger/consistency?from=1", chtest.Request(message.Confirmable, codes.GET, "/ledger/consistency", query("from=1")), codes.Unauthorized},
 		{"GET /cluster Accept 60", chtest.Request(message.Confirmable, codes.GET, "/cluster", accept(message.AppCBOR)), codes.NotAcceptable},
 		{"GET / (no path)", chtest.Request(message.Confirmable, codes.GET, ""), codes.NotFound},
 		{"GET /x", chtest.Request(message.Confirmable, codes.GET, "/x"), codes.NotFound},
@@ -134,9 +139,12 @@ func TestVerifiedSourceServed(t *testing.T) {
 		{"GET /ledger/head", "/ledger/head", nil, wire.AADHead},
 		{"GET /ledger/head Accept 0", "/ledger/head", []message.Option{accept(message.TextPlain)}, nil},
 		{"GET /.well-known/core", "/.well-known/core", nil, nil},
+		{"GET /ledger/checkpoint", "/ledger/checkpoint", nil, nil},
+		{"GET /ledger/proof?height=1", "/ledger/proof", []message.Option{query("height=1")}, nil},
+		{"GET /ledger/consistency?from=1", "/ledger/consistency", []message.Option{query("from=1")}, nil},
 	} {
 		answer, sent, received := s.Exchange(chtest.Request(message.NonConfirmable, codes.GET, tc.path, append(tc.opts, withEcho)...))
-		fmt.Fprintf(&table, "\n%-26s %3d B → %3d B (%.1f×)", tc.name+" + Echo", sent, received, float64(received)/float64(sent))
+		fmt.Fprintf(&table, "\n%-38s %3d B → %3d B (%.1f×)", tc.name+" + Echo", sent, received, float64(received)/float64(sent))
 		if answer.Code != codes.Content || answer.Type != message.NonConfirmable {
 			t.Fatalf("%s with its Echo: %s", tc.name, chtest.Describe(answer))
 		}

@@ -217,19 +217,20 @@ static int client_run(fake_net_t *n, iog_coap_ep_t *ep, script_t *s, iog_coap_ms
     return iog_coap_request(ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU);
 }
 
-/* one endpoint for the client and server tests (RAM is scarce in the QEMU image) */
+/* one endpoint and one receive buffer for the client and server tests (RAM is
+ * scarce in the QEMU image) */
 static iog_coap_ep_t ep;
+static uint8_t client_buf[IOG_COAP_MAX_PDU];
 
 static void test_client(void)
 {
     fake_net_t *const np = &unit_net;
-    static uint8_t buf[IOG_COAP_MAX_PDU];
     iog_coap_msg_t resp, sent;
     uint32_t v;
 
     /* piggybacked answer to the first transmission */
     script_t s = { 1, 0, 0 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), 0);
     CHECK_EQ(resp.code, IOG_COAP_CONTENT);
     CHECK_MEM(resp.payload, "pong", 4);
     CHECK_EQ(ep.retransmissions, 0);
@@ -243,7 +244,7 @@ static void test_client(void)
 
     /* lost twice: retransmitted with exponential backoff, same MID */
     s = (script_t){ 3, 0, 0 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), 0);
     CHECK_EQ(ep.retransmissions, 2);
     CHECK_EQ(np->n_sent, 3);
     uint32_t t1 = np->sent[1].at - np->sent[0].at, t2 = np->sent[2].at - np->sent[1].at;
@@ -254,14 +255,14 @@ static void test_client(void)
     /* never answered: 1 + MAX_RETRANSMIT transmissions, then -ETIMEDOUT */
     s = (script_t){ 0, 0, 0 };
     uint32_t start = 1000;
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ETIMEDOUT);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), -ETIMEDOUT);
     CHECK_EQ(np->n_sent, 5);
     uint32_t total = np->now - start;
     CHECK(total >= 62000 && total <= 93000); /* (1+2+4+8+16) * [2, 3] s */
 
     /* empty ACK, then a separate CON response 5 s later that we acknowledge */
     s = (script_t){ 1, 0, 1 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), 0);
     CHECK_EQ(resp.code, IOG_COAP_CHANGED);
     CHECK_MEM(resp.payload, "late", 4);
     CHECK_EQ(ep.retransmissions, 0);
@@ -273,17 +274,17 @@ static void test_client(void)
 
     /* RST */
     s = (script_t){ 1, 0, 2 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ECONNRESET);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), -ECONNRESET);
 
     /* an ACK with the right MID but a wrong token is not our response */
     s = (script_t){ 1, 0, 3 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), 0);
     CHECK_MEM(resp.payload, "pong", 4);
     CHECK_EQ(ep.retransmissions, 1);
 
     /* an answer from another address is ignored */
     s = (script_t){ 1, 0, 4 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ETIMEDOUT);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), -ETIMEDOUT);
 
     /* a configurable base timeout scales everything (tests run fast) */
     fake_net_init(np);
@@ -293,7 +294,7 @@ static void test_client(void)
     iog_coap_ep_init(&ep, &np->plat);
     ep.ack_timeout_ms = 100;
     iog_coap_req_t rq = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
-    CHECK_EQ(iog_coap_request(&ep, &unit_server_addr, &rq, &resp, buf, sizeof(buf)), -ETIMEDOUT);
+    CHECK_EQ(iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf)), -ETIMEDOUT);
     CHECK(np->now - 1000 >= 3100 && np->now - 1000 <= 4650);
 }
 
@@ -367,14 +368,13 @@ static int verified_run(fake_net_t *n, verifier_t *v, iog_coap_msg_t *resp, uint
 static void test_client_follows_echo(void)
 {
     fake_net_t *const np = &unit_net;
-    static uint8_t buf[IOG_COAP_MAX_PDU];
     iog_coap_msg_t resp;
     uint8_t echo[IOG_COAP_ECHO_MAX];
     size_t echo_len = 99;
 
     /* challenged once: sent again with the Echo, answered; the Echo given back */
     verifier_t v = { 1, 0, 0, 0 };
-    CHECK_EQ(verified_run(np, &v, &resp, buf, echo, &echo_len), 0);
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, echo, &echo_len), 0);
     CHECK_EQ(resp.code, IOG_COAP_CONTENT);
     CHECK_MEM(resp.payload, "pong", 4);
     CHECK_EQ(v.count, 2);
@@ -384,20 +384,20 @@ static void test_client_follows_echo(void)
 
     /* not challenged: one request, no Echo */
     v = (verifier_t){ 0, 0, 0, 0 };
-    CHECK_EQ(verified_run(np, &v, &resp, buf, echo, &echo_len), 0);
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, echo, &echo_len), 0);
     CHECK_EQ(resp.code, IOG_COAP_CONTENT);
     CHECK_EQ(v.count, 1);
     CHECK_EQ(echo_len, 0);
 
     /* challenged twice: the second 4.01 is returned, never a third request */
     v = (verifier_t){ 2, 0, 0, 0 };
-    CHECK_EQ(verified_run(np, &v, &resp, buf, NULL, NULL), 0);
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, NULL, NULL), 0);
     CHECK_EQ(resp.code, IOG_COAP_UNAUTHORIZED);
     CHECK_EQ(v.count, 2);
 
     /* a 4.01 without an Echo is a refusal: returned as it is */
     v = (verifier_t){ 1, 1, 0, 0 };
-    CHECK_EQ(verified_run(np, &v, &resp, buf, echo, &echo_len), 0);
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, echo, &echo_len), 0);
     CHECK_EQ(resp.code, IOG_COAP_UNAUTHORIZED);
     CHECK_MEM(resp.payload, "no", 2);
     CHECK_EQ(v.count, 1);
@@ -414,7 +414,6 @@ static void test_client_follows_echo(void)
 static void test_backoff_schedule(void)
 {
     fake_net_t *const np = &unit_net;
-    static uint8_t buf[IOG_COAP_MAX_PDU];
     iog_coap_msg_t resp;
     uint32_t lo = 0xFFFFFFFFu, hi = 0;
     unsigned good = 0;
@@ -426,7 +425,7 @@ static void test_backoff_schedule(void)
         np->user = &s;
         iog_coap_ep_init(&ep, &np->plat);
         iog_coap_req_t rq = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
-        int e = iog_coap_request(&ep, &unit_server_addr, &rq, &resp, buf, sizeof(buf));
+        int e = iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf));
         uint32_t t0 = np->sent[0].at, g = np->sent[1].at - t0;
         int ok = e == -ETIMEDOUT && np->n_sent == 1 + IOG_COAP_MAX_RETRANSMIT && g >= 2000 && g <= 3000;
         for (unsigned i = 2; ok && i < np->n_sent; i++) {

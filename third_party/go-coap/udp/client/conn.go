@@ -1248,8 +1248,8 @@ func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, key st
 	if reqType == message.NonConfirmable {
 		// iotguard patch: a Non-confirmable request is answered Non-confirmable
 		// (RFC 7252 §5.2.3, as the response cache already did): a Confirmable
-		// answer would be retransmitted up to 4 times to a source that never
-		// asked for reliability, or never asked at all.
+		// answer asks for an ACK from a source that never asked for
+		// reliability, or never asked at all.
 		w.Message().SetType(message.NonConfirmable)
 	}
 	w.Message().SetMessageID(cc.GetMessageID())
