@@ -104,8 +104,14 @@ const maxSessions = 256
 // Defaults of a listener's CoAP edge: a device's peers are few and slow, and
 // each /talk costs the listener two requests to its CH.
 const (
-	DefaultListenRateLimit = 20               // requests/s per source IP
+	DefaultListenRateLimit = 20               // requests/s per source
 	listenTimeout          = 30 * time.Second // a /talk waits for the CH
+	// DefaultListenAssociations bounds the peers' endpoints held at once
+	// (~15 KiB each; twice the sessions a listener keeps), and
+	// DefaultListenAssociationRate the new ones per second: a CH's bounds
+	// would let a flood of spoofed endpoints take 150 MiB of a device.
+	DefaultListenAssociations    = 2 * maxSessions
+	DefaultListenAssociationRate = 50
 )
 
 // Listener is the responder's (M2's) side: /talk and /m2m on the CoAP edge
@@ -125,12 +131,23 @@ type Listener struct {
 // ListenOption adjusts a Listener.
 type ListenOption func(*listenConfig)
 
-type listenConfig struct{ rateLimit float64 }
+type listenConfig struct {
+	rateLimit       float64
+	associations    int
+	associationRate float64
+}
 
 // WithListenRateLimit sets the requests per second allowed from one source
-// IP (0: off); DefaultListenRateLimit otherwise.
+// (0: off); DefaultListenRateLimit otherwise.
 func WithListenRateLimit(perSecond float64) ListenOption {
 	return func(c *listenConfig) { c.rateLimit = perSecond }
+}
+
+// WithListenAssociations bounds the peers' source endpoints held at once and
+// the new ones per second (0: no bound); DefaultListenAssociations and
+// DefaultListenAssociationRate otherwise.
+func WithListenAssociations(n int, perSecond float64) ListenOption {
+	return func(c *listenConfig) { c.associations, c.associationRate = n, perSecond }
 }
 
 // Listen serves /talk and /m2m for this device on addr. Each peer that asks
@@ -140,7 +157,7 @@ func (d *Device) Listen(addr string, handle Handler, errs func(error), opts ...L
 	if errs == nil {
 		errs = func(error) {}
 	}
-	cfg := listenConfig{rateLimit: DefaultListenRateLimit}
+	cfg := listenConfig{rateLimit: DefaultListenRateLimit, associations: DefaultListenAssociations, associationRate: DefaultListenAssociationRate}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -154,6 +171,7 @@ func (d *Device) Listen(addr string, handle Handler, errs func(error), opts ...L
 		{Path: "/m2m", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: []message.MediaType{message.AppCoseEncrypt0},
 			Link: `rt="iotguard.m2m"`, Handle: l.m2m},
 	}, coapedge.WithRateLimit(cfg.rateLimit), coapedge.WithTimeout(listenTimeout), coapedge.WithErrors(errs),
+		coapedge.WithMaxAssociations(cfg.associations), coapedge.WithAssociationRate(cfg.associationRate),
 		coapedge.WithMaxPayload(wire.MaxPayload))
 	if err != nil {
 		return nil, err
