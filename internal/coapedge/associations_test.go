@@ -40,37 +40,39 @@ func expectDrops(t *testing.T, rec *recorder, want []string, associations int) {
 	}
 }
 
-// TestAssociationCap: with room for two associations, the datagram of a
-// third source endpoint is dropped before go-coap makes anything for it —
-// no connection, no answer — and counted; the two held are still served.
-func TestAssociationCap(t *testing.T) {
-	srv, rec := listen(t, coapedge.WithMaxAssociations(2))
-	addr := srv.Addr().String()
-	a, b, c := chtest.NewSocket(t, addr, ""), chtest.NewSocket(t, addr, ""), chtest.NewSocket(t, addr, "")
-	if probe(t, a) != codes.NotFound || probe(t, b) != codes.NotFound {
-		t.Fatal("the first two source endpoints were not served")
+// TestNewAssociationsBounded: with room for two associations, or a budget of
+// one new association (the clock is frozen, so it never refills), the
+// datagram of one more source endpoint is dropped before go-coap makes
+// anything for it — no connection, no answer — and counted; the endpoints
+// held are still served.
+func TestNewAssociationsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opt    coapedge.Option
+		held   int
+		reason string
+	}{
+		{"cap", coapedge.WithMaxAssociations(2), 2, coapedge.DropAssociationCap},
+		{"rate", coapedge.WithAssociationRate(1.0 / 60), 1, coapedge.DropAssociationRate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, rec := listen(t, tc.opt, coapedge.WithClock(frozen))
+			addr := srv.Addr().String()
+			var held []*chtest.Socket
+			for range tc.held {
+				s := chtest.NewSocket(t, addr, "")
+				if probe(t, s) != codes.NotFound {
+					t.Fatal("a source endpoint within the bound was not served")
+				}
+				held = append(held, s)
+			}
+			send(t, chtest.NewSocket(t, addr, ""))
+			if probe(t, held[0]) != codes.NotFound {
+				t.Fatal("a held association was not served")
+			}
+			expectDrops(t, rec, []string{tc.reason}, tc.held)
+		})
 	}
-	send(t, c)
-	if probe(t, a) != codes.NotFound {
-		t.Fatal("a held association was not served")
-	}
-	expectDrops(t, rec, []string{coapedge.DropAssociationCap}, 2)
-}
-
-// TestAssociationRate: new associations beyond the rate are dropped (the
-// clock is frozen: the budget of 1 is spent by the first).
-func TestAssociationRate(t *testing.T) {
-	srv, rec := listen(t, coapedge.WithAssociationRate(1.0/60), coapedge.WithClock(frozen))
-	addr := srv.Addr().String()
-	a, b := chtest.NewSocket(t, addr, ""), chtest.NewSocket(t, addr, "")
-	if probe(t, a) != codes.NotFound {
-		t.Fatal("the first source endpoint was not served")
-	}
-	send(t, b)
-	if probe(t, a) != codes.NotFound {
-		t.Fatal("a held association was not served")
-	}
-	expectDrops(t, rec, []string{coapedge.DropAssociationRate}, 1)
 }
 
 // TestSourceOverItsLimitGetsNoNewAssociation: a source (here 127.0.0.1)

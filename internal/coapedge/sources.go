@@ -81,22 +81,22 @@ func (s *sources) bucket(key string, now time.Time) *rate.Limiter {
 // allow takes a token from addr's source at now and reports whether it had
 // one.
 func (s *sources) allow(addr net.Addr, now time.Time) bool {
-	if s.limit <= 0 {
-		return true
-	}
-	key := sourceKey(addr)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.bucket(key, now).AllowN(now, 1)
+	return s.check(addr, now, func(b *rate.Limiter) bool { return b.AllowN(now, 1) })
 }
 
 // ready reports whether addr's source has a token at now, taking none.
 func (s *sources) ready(addr net.Addr, now time.Time) bool {
+	return s.check(addr, now, func(b *rate.Limiter) bool { return b.TokensAt(now) >= 1 })
+}
+
+// check applies f to the bucket of addr's source at now (true when there is
+// no limit).
+func (s *sources) check(addr net.Addr, now time.Time, f func(*rate.Limiter) bool) bool {
 	if s.limit <= 0 {
 		return true
 	}
 	key := sourceKey(addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.bucket(key, now).TokensAt(now) >= 1
+	return f(s.bucket(key, now))
 }
