@@ -6,7 +6,7 @@ DATA      ?= iotguard-data
 FUZZTIME  ?= 10s
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
-APT_PACKAGES := libcoap3-bin prometheus
+APT_PACKAGES := libcoap3-bin prometheus systemd
 # The main module and bftledger's are built apart: a go.work would let
 # CometBFT's requirements raise the versions the main module builds with.
 export GOWORK := off

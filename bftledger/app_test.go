@@ -188,6 +188,7 @@ func TestAppClusterWritesOnlyItsOwnDevices(t *testing.T) {
 		{"verify warning asked by another cluster's member", event(ledger.EventVerifyWarning, "a1", "x", c.now()), bftledger.CodeOtherCluster},
 		{"rejoin with another key", join("b1", 0xee, c.now()), bftledger.CodeConflict},
 		{"leave of an unknown device", event(ledger.EventLeave, "nobody", "", c.now()), bftledger.CodeUnknownDevice},
+		{"key rotation", rotateEvent(t, keys["cluster-b"], c.now()), bftledger.CodeInvalidEvent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c.want([]uint32{tc.code}, c.tx("cluster-b", "cluster-b", tc.ev))
@@ -408,4 +409,15 @@ func TestAppChecksJoinEvidence(t *testing.T) {
 	c.want([]uint32{bftledger.CodeInvalidEvent, bftledger.CodeInvalidEvent, bftledger.CodeOK},
 		c.tx("cluster-a", "cluster-a", forged), c.tx("cluster-a", "cluster-a", otherCluster),
 		c.tx("cluster-a", "cluster-a", join("d3", 4, c.now())))
+}
+
+// rotateEvent is a rotate event of cluster-b to a fresh key, signed by its
+// registered key: well formed, and still refused on the shared ledger.
+func rotateEvent(t *testing.T, keys *keysvc.Service, now time.Time) ledger.Event {
+	t.Helper()
+	rotation, _, err := keys.PrepareRotation(t.TempDir(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ledger.Event{Type: ledger.EventRotate, Device: "cluster-b", Time: now.UnixMilli(), Request: rotation}
 }

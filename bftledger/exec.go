@@ -184,6 +184,12 @@ func (e *executor) try(raw []byte) (txResult, error) {
 			return r, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
 		}
 	}
+	if ev.Type == ledger.EventRotate {
+		// The genesis registry fixes each cluster's CH key and a rotation
+		// would not change whose signatures validators accept: the shared
+		// ledger refuses it (clusterhead refuses rotate-key here too).
+		return r, fmt.Errorf("failed to append %s event: %w: key rotation on the shared ledger (the genesis registry fixes each cluster's CH key)", ev.Type, ledger.ErrInvalidEvent)
+	}
 	o := &overlay{e: e, cluster: c.tx.Cluster, puts: map[string]ledger.Device{}}
 	if err := authorize(o, c.tx.Cluster, ev, e.timeMS); err != nil {
 		return r, fmt.Errorf("failed to append %s event: %w", ev.Type, err)

@@ -56,6 +56,7 @@ type Keys interface {
 	SealResponse(m keysvc.Member, req *protect.Request, path string, plaintext []byte) ([]byte, error)
 	IssueSession(m1, m2 keysvc.Member, expires time.Time) (keysvc.Session, error)
 	PSK(m keysvc.Member) ([]byte, error)
+	Rotations() [][]byte
 }
 
 // Ledger is what the core needs of the ledger; every ledger.Ledger
@@ -94,7 +95,13 @@ type Core struct {
 	members *simplelru.LRU[string, *memberState] // replay state of members active in this process
 
 	infoMu sync.Mutex
-	info   []byte // the signed GET /cluster answer, once made
+	info   []byte // the signed GET /cluster answer, once made; reset by a key rotation
+
+	// keyMu keeps joins and key rotations apart: a join holds it (read)
+	// from its append to its signed answer, a rotation (write) from its
+	// append to the moment the new key serves joins. So a join's block and
+	// its answer are under the same CH key.
+	keyMu sync.RWMutex
 
 	checkpoints checkpoints // the newest signed checkpoint (transparency.go)
 
@@ -139,7 +146,7 @@ func (c *Core) Config() Config { return c.cfg }
 
 // member returns the keysvc view of an index record.
 func member(d ledger.Device) keysvc.Member {
-	return keysvc.Member{ID: d.ID, Key: d.Key, DeviceNonce: d.DeviceNonce, CHNonce: d.CHNonce}
+	return keysvc.Member{ID: d.ID, Key: d.Key, DeviceNonce: d.DeviceNonce, CHNonce: d.CHNonce, Joined: d.Joined.Height}
 }
 
 // Revoke records the operator's revocation of id. Its member key dies with
@@ -154,6 +161,23 @@ func (c *Core) Revoke(ctx context.Context, id, reason string) (ledger.BlockRef, 
 	return ref, nil
 }
 
+// RotateKey records the rotation (a COSE_Sign1 by the key in force, made by
+// keysvc) on the ledger; the ledger's signer puts the new key in force when
+// the block commits. finish runs before joins resume, with the rotation's
+// block (keysvc.FinishRotation). GET /cluster serves the new key after it.
+func (c *Core) RotateKey(ctx context.Context, rotation []byte, finish func(ledger.BlockRef) error) (ledger.BlockRef, error) {
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	ref, err := c.append(ctx, ledger.Event{Type: ledger.EventRotate, Device: c.cfg.ID, Time: c.cfg.Now().UnixMilli(), Request: rotation})
+	if err != nil {
+		return ref, fmt.Errorf("failed to record key rotation: %w", err)
+	}
+	c.infoMu.Lock()
+	c.info = nil
+	c.infoMu.Unlock()
+	return ref, finish(ref)
+}
+
 // append writes ev to the ledger, timing the durable append.
 func (c *Core) append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, error) {
 	start := time.Now()
@@ -161,3 +185,8 @@ func (c *Core) append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, er
 	c.obs.Crypto("ledger_append", time.Since(start))
 	return ref, err
 }
+
+// Admission names who may join this cluster, as 'iotguard status' reports
+// it. Today joining is open: any device that signs its join and claims a
+// position inside the radius (docs/SECURITY.md, "Joining is open").
+func (c *Core) Admission() string { return "open" }

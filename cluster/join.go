@@ -58,6 +58,8 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if err != nil {
 		return JoinResult{}, err
 	}
+	c.keyMu.RLock()
+	defer c.keyMu.RUnlock()
 	_, err = c.append(ctx, ledger.Event{
 		Type: ledger.EventJoin, Device: req.ID, Time: now.UnixMilli(), Key: req.Key,
 		DeviceNonce: req.Nonce, CHNonce: chNonce, Lat: req.Lat, Lon: req.Lon,

@@ -29,6 +29,7 @@ func (c *Core) signClusterInfo() ([]byte, error) {
 	b, err := wire.Marshal(&wire.ClusterInfo{
 		Cluster: c.cfg.ID, Key: c.keys.COSEKey(), Thumbprint: thumb[:],
 		Lat: c.cfg.Position.Lat, Lon: c.cfg.Position.Lon, Radius: uint64(c.cfg.Radius),
+		Rotations: c.keys.Rotations(),
 	})
 	if err != nil {
 		return nil, err

@@ -67,6 +67,12 @@ type CH struct {
 	CoAPS   *coapsrv.Server // nil unless Config.DTLSListen is set
 	admin   *admin.Server
 	metrics *metrics.Server
+	dir     string
+	started time.Time
+
+	// keyMu serializes what must see one CH key and one ledger: a backup
+	// (keys and ledger copied together) and a key rotation.
+	keyMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -117,6 +123,9 @@ func Start(cfg Config) (*CH, error) {
 	openKeys := keysvc.Open
 	if hasLedger {
 		openKeys = keysvc.OpenExisting
+		if err := recoverRotation(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	keys, err := openKeys(cfg.DataDir, cfg.Cluster.ID)
 	if errors.Is(err, keysvc.ErrNoKey) {
@@ -129,8 +138,10 @@ func Start(cfg Config) (*CH, error) {
 	var m *metrics.Metrics
 	var onCommit func(height uint64, events int)
 	reg := metrics.NewRegistry()
-	ch := &CH{Keys: keys}  // the ledger gauges read it at scrape time, once serving
-	if cfg.Metrics != "" { // metrics off means no observer at all on the hot path
+	// The ledger gauges read ch at scrape time, once serving; metrics off
+	// means no observer at all on the hot path.
+	ch := &CH{Keys: keys, dir: cfg.DataDir, started: time.Now()}
+	if cfg.Metrics != "" {
 		m = metrics.New(reg, metrics.LedgerState{Height: ch.height, Members: ch.members})
 		keys.SetTimer(m.Crypto)
 		onCommit = m.Committed
@@ -193,7 +204,7 @@ func Start(cfg Config) (*CH, error) {
 		}
 	}
 	if !cfg.NoAdmin {
-		if ch.admin, err = admin.Listen(cfg.DataDir, revoker{core}); err != nil {
+		if ch.admin, err = admin.Listen(cfg.DataDir, ch); err != nil {
 			ch.Close()
 			return nil, err
 		}
@@ -244,11 +255,11 @@ func (c *CH) close() error {
 	return errors.Join(errs...)
 }
 
-type revoker struct{ core *cluster.Core }
-
-func (r revoker) Revoke(ctx context.Context, id, reason string) (uint64, error) {
+// Revoke records the operator's revocation of id and returns the height of
+// its block (the control socket's revoke).
+func (c *CH) Revoke(ctx context.Context, id, reason string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ref, err := r.core.Revoke(ctx, id, reason)
+	ref, err := c.Core.Revoke(ctx, id, reason)
 	return ref.Height, err
 }

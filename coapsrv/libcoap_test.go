@@ -20,6 +20,7 @@ import (
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -31,22 +32,14 @@ import (
 const libcoapClient = "coap-client-notls" // Debian package libcoap3-bin
 
 // libcoap returns the path of libcoap's client named name (default
-// coap-client-notls). A missing binary skips the test on a developer machine
-// but fails it under CI.
+// coap-client-notls), skipped without it, but under CI.
 func libcoap(t *testing.T, name ...string) string {
 	t.Helper()
 	bin := libcoapClient
 	if len(name) > 0 {
 		bin = name[0]
 	}
-	p, err := exec.LookPath(bin)
-	if err != nil {
-		if ci := os.Getenv("CI"); ci != "" {
-			t.Fatalf("%s not found and CI=%s: install the Debian package libcoap3-bin (%v)", bin, ci, err)
-		}
-		t.Skipf("%s not found: install the Debian package libcoap3-bin to run the libcoap interop tests (%v)", bin, err)
-	}
-	return p
+	return testutil.Tool(t, bin, "libcoap3-bin")
 }
 
 type coapOut struct{ stdout, stderr string }

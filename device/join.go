@@ -48,8 +48,10 @@ func clusterInfo(ctx context.Context, conn *client.Conn, pin []byte) (*wire.Clus
 	if !bytes.Equal(info.Thumbprint, thumb[:]) {
 		return nil, nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
 	}
-	if pin != nil && !bytes.Equal(pin, thumb[:]) {
-		return nil, nil, nil, fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x", ErrBadResponse, thumb, pin)
+	if pin != nil {
+		if err := acceptKey(pin, info, info.Key, thumb); err != nil { // the pinned key, or a rotation it signed
+			return nil, nil, nil, err
+		}
 	}
 	return info, pub, r.echo, nil
 }

@@ -11,3 +11,10 @@ var ErrKeyPermissions = errors.New("key file permissions too open (want 0600)")
 // ErrBadMemberKey is returned when a member's recorded public key cannot be
 // used for ECDH.
 var ErrBadMemberKey = errors.New("unusable member public key")
+
+// ErrRotating is returned by PrepareRotation while another rotation is in
+// progress.
+var ErrRotating = errors.New("a key rotation is in progress")
+
+// ErrNoRotation is returned by SignWith for a key no rotation prepared.
+var ErrNoRotation = errors.New("no such key rotation in progress")

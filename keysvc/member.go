@@ -17,11 +17,13 @@ type Member struct {
 	Key         []byte // COSE_Key
 	DeviceNonce []byte
 	CHNonce     []byte
+	Joined      uint64 // height of its join block: K_m is derived with the CH key in force there
 }
 
 // memberEntry is a member's derived keys and what they were derived from.
 type memberEntry struct {
-	key, deviceNonce, chNonce string // COSE_Key and join nonces
+	key, deviceNonce, chNonce string   // COSE_Key and join nonces
+	ch                        [32]byte // thumbprint of the CH key K_m was derived with
 	keys                      protect.MemberKeys
 }
 
@@ -29,7 +31,35 @@ type memberEntry struct {
 // only the exact key and join nonces it was derived for, so a rejoin never
 // sees the previous K_m; its derivation replaces the entry.
 func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
-	if e, ok := s.members.Get(m.ID); ok && e.deviceNonce == string(m.DeviceNonce) && e.chNonce == string(m.CHNonce) && e.key == string(m.Key) {
+	return s.memberKeysWith(m, s.chFor(m))
+}
+
+// rekeyMark records that a member re-keyed to a newer CH key (§6.2), for
+// its join with deviceNonce.
+type rekeyMark struct {
+	deviceNonce string
+	thumb       [32]byte
+}
+
+// chFor returns the CH key m's K_m is derived with: the key in force at its
+// join block, or the newer key it re-keyed to (seen by this process).
+func (s *Service) chFor(m Member) *chKey {
+	if v, ok := s.rekeyed.Load(m.ID); ok {
+		if mk := v.(rekeyMark); mk.deviceNonce == string(m.DeviceNonce) {
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			for _, k := range s.keys {
+				if k.thumb == mk.thumb {
+					return k
+				}
+			}
+		}
+	}
+	return s.keyAt(m.Joined)
+}
+
+func (s *Service) memberKeysWith(m Member, ch *chKey) (*protect.MemberKeys, error) {
+	if e, ok := s.members.Get(m.ID); ok && e.deviceNonce == string(m.DeviceNonce) && e.chNonce == string(m.CHNonce) && e.key == string(m.Key) && e.ch == ch.thumb {
 		return &e.keys, nil
 	}
 	pub, err := wire.ParsePublicKey(m.Key)
@@ -41,26 +71,45 @@ func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
 		return nil, fmt.Errorf("%w for %s: %v", ErrBadMemberKey, m.ID, err)
 	}
 	start := time.Now()
-	z, err := s.ecdhPriv.ECDH(epub)
+	z, err := ch.ecdhPriv.ECDH(epub)
 	s.timed("ecdh", start)
 	if err != nil {
 		return nil, fmt.Errorf("failed ECDH with %s: %w", m.ID, err)
 	}
 	start = time.Now()
-	km, err := protect.MemberKey(z, m.DeviceNonce, m.CHNonce, s.cluster, m.ID, s.thumb)
+	km, err := protect.MemberKey(z, m.DeviceNonce, m.CHNonce, s.cluster, m.ID, ch.thumb)
 	if err != nil {
 		return nil, err
 	}
-	e := &memberEntry{key: string(m.Key), deviceNonce: string(m.DeviceNonce), chNonce: string(m.CHNonce), keys: protect.DeriveMemberKeys(km)}
+	e := &memberEntry{key: string(m.Key), deviceNonce: string(m.DeviceNonce), chNonce: string(m.CHNonce), ch: ch.thumb, keys: protect.DeriveMemberKeys(km)}
 	s.timed("hkdf", start)
-	s.members.Add(m.ID, e)
+	s.members.Add(m.ID, e) // one entry per member: a re-keyed member's replaces its old one
 	return &e.keys, nil
 }
 
 // OpenRequest decrypts a protected request from member m at path. It does
 // not check replay: the caller owns the member's window.
+//
+// A member keyed to an older CH key (it joined before a rotation) may have
+// re-keyed to the key in force (docs/PROTOCOL.md §6.2): a request that does
+// not open under its old K_m is tried under the K_m of the key in force, and
+// once one opens there, the member's old K_m is refused in this process.
 func (s *Service) OpenRequest(m Member, req *protect.Request, path string) ([]byte, error) {
-	k, err := s.memberKeys(m)
+	ch := s.chFor(m)
+	pt, err := s.openWith(m, ch, req, path)
+	cur := s.current()
+	if err == nil || ch == cur {
+		return pt, err
+	}
+	if pt, err2 := s.openWith(m, cur, req, path); err2 == nil {
+		s.rekeyed.Store(m.ID, rekeyMark{deviceNonce: string(m.DeviceNonce), thumb: cur.thumb})
+		return pt, nil
+	}
+	return nil, err
+}
+
+func (s *Service) openWith(m Member, ch *chKey, req *protect.Request, path string) ([]byte, error) {
+	k, err := s.memberKeysWith(m, ch)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
-	"path/filepath"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -27,17 +27,74 @@ import (
 const memberCacheSize = 1 << 14
 
 // Service is the CH key service. It is safe for concurrent use.
+//
+// It holds the CH's keys oldest first: the last is the key in force (it signs
+// blocks, joins and GET /cluster); the others are kept after a rotation
+// because the member keys K_m of devices that joined under them are derived
+// from them (docs/PROTOCOL.md §6.1).
 type Service struct {
-	cluster  string
+	cluster string
+	mu      sync.RWMutex
+	keys    []*chKey                         // oldest first; never empty
+	next    *chKey                           // drawn by PrepareRotation, until Rotated or AbortRotation
+	echoes  *echo.Issuer                     // per process: echoes do not survive a restart, by design
+	members *lru.Cache[string, *memberEntry] // by member ID
+	rekeyed sync.Map                         // member ID → rekeyMark: members that moved to a newer CH key
+	timer   func(op string, d time.Duration)
+}
+
+// chKey is one CH key pair and what is derived from it.
+type chKey struct {
 	priv     *ecdsa.PrivateKey
 	ecdhPriv *ecdh.PrivateKey
 	signer   cose.Signer
 	verifier cose.Verifier
 	coseKey  []byte
 	thumb    [32]byte
-	echoes   *echo.Issuer                     // per process: echoes do not survive a restart, by design
-	members  *lru.Cache[string, *memberEntry] // by member ID
-	timer    func(op string, d time.Duration)
+	from     uint64 // first ledger height signed by it; joins from there on derive K_m with it
+	rotation []byte // the rotation (COSE_Sign1 by the key before) that put it in force; nil for the first
+}
+
+func newCHKey(priv *ecdsa.PrivateKey, from uint64) (*chKey, error) {
+	if priv.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("failed to use CH key: not a P-256 key")
+	}
+	k := &chKey{priv: priv, from: from}
+	var err error
+	if k.ecdhPriv, err = priv.ECDH(); err != nil {
+		return nil, fmt.Errorf("failed to use CH key for ECDH: %w", err)
+	}
+	if k.signer, err = cose.NewSigner(cose.AlgorithmES256, priv); err != nil {
+		return nil, fmt.Errorf("failed to make CH signer: %w", err)
+	}
+	if k.verifier, err = cose.NewVerifier(cose.AlgorithmES256, &priv.PublicKey); err != nil {
+		return nil, fmt.Errorf("failed to make CH verifier: %w", err)
+	}
+	if k.coseKey, err = wire.EncodePublicKey(&priv.PublicKey); err != nil {
+		return nil, err
+	}
+	k.thumb = wire.Thumbprint(&priv.PublicKey)
+	return k, nil
+}
+
+// current returns the key in force.
+func (s *Service) current() *chKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.keys[len(s.keys)-1]
+}
+
+// keyAt returns the key in force at ledger height h: the key a join in the
+// block at h derived its member key with.
+func (s *Service) keyAt(h uint64) *chKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := len(s.keys) - 1; i > 0; i-- {
+		if h >= s.keys[i].from {
+			return s.keys[i]
+		}
+	}
+	return s.keys[0]
 }
 
 // SetTimer installs a hook that receives the duration of each operation:
@@ -70,73 +127,97 @@ func Load(dir string) (*Service, error) {
 }
 
 func open(dir, cluster string, create bool) (*Service, error) {
-	priv, err := loadOrCreate(filepath.Join(dir, KeyFile), create)
+	keys, err := loadKeys(dir, create)
 	if err != nil {
 		return nil, err
 	}
-	return New(priv, cluster)
+	return newService(keys, cluster)
 }
 
 // New returns a Service for cluster over priv, a P-256 key, kept in memory
 // only (Open keeps it in a file). Tests of the cluster core use it.
 func New(priv *ecdsa.PrivateKey, cluster string) (*Service, error) {
-	if priv.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("failed to use CH key: not a P-256 key")
-	}
-	s := &Service{priv: priv, cluster: cluster}
-	var err error
-	if s.ecdhPriv, err = priv.ECDH(); err != nil {
-		return nil, fmt.Errorf("failed to use CH key for ECDH: %w", err)
-	}
-	if s.signer, err = cose.NewSigner(cose.AlgorithmES256, priv); err != nil {
-		return nil, fmt.Errorf("failed to make CH signer: %w", err)
-	}
-	if s.verifier, err = cose.NewVerifier(cose.AlgorithmES256, &priv.PublicKey); err != nil {
-		return nil, fmt.Errorf("failed to make CH verifier: %w", err)
-	}
-	if s.coseKey, err = wire.EncodePublicKey(&priv.PublicKey); err != nil {
+	k, err := newCHKey(priv, 0)
+	if err != nil {
 		return nil, err
 	}
-	s.thumb = wire.Thumbprint(&priv.PublicKey)
-	s.echoes = echo.New()
+	return newService([]*chKey{k}, cluster)
+}
+
+func newService(keys []*chKey, cluster string) (*Service, error) {
+	s := &Service{keys: keys, cluster: cluster, echoes: echo.New()}
+	var err error
 	if s.members, err = lru.New[string, *memberEntry](memberCacheSize); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// PublicKey returns the CH public key.
-func (s *Service) PublicKey() *ecdsa.PublicKey { return &s.priv.PublicKey }
+// PublicKey returns the CH public key in force.
+func (s *Service) PublicKey() *ecdsa.PublicKey { return &s.current().priv.PublicKey }
 
-// COSEKey returns the CH public key as a COSE_Key.
-func (s *Service) COSEKey() []byte { return s.coseKey }
+// COSEKey returns the CH public key in force as a COSE_Key.
+func (s *Service) COSEKey() []byte { return s.current().coseKey }
 
-// Thumbprint returns the RFC 9679 thumbprint of the CH public key.
-func (s *Service) Thumbprint() [32]byte { return s.thumb }
+// Thumbprint returns the RFC 9679 thumbprint of the CH public key in force.
+func (s *Service) Thumbprint() [32]byte { return s.current().thumb }
 
-// Sign returns an ES256 signature (r ‖ s) over msg. It implements
-// ledger.Signer: blocks are signed with it.
+// Keys returns every CH public key as a COSE_Key, oldest first, the key in
+// force last. It implements ledger.KeyChain: Verify follows the ledger's
+// rotations through them.
+func (s *Service) Keys() [][]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([][]byte, len(s.keys))
+	for i, k := range s.keys {
+		out[i] = k.coseKey
+	}
+	return out
+}
+
+// Rotations returns the latest rotations (at most wire.MaxRotations) that
+// led to the key in force, oldest first: what GET /cluster carries for
+// devices that pinned an older key.
+func (s *Service) Rotations() [][]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out [][]byte
+	for _, k := range s.keys[max(1, len(s.keys)-wire.MaxRotations):] {
+		out = append(out, k.rotation)
+	}
+	return out
+}
+
+// Sign returns an ES256 signature (r ‖ s) over msg by the key in force. It
+// implements ledger.Signer: blocks are signed with it.
 func (s *Service) Sign(msg []byte) ([]byte, error) {
+	return s.sign(s.current(), msg)
+}
+
+func (s *Service) sign(k *chKey, msg []byte) ([]byte, error) {
 	defer s.timed("sign", time.Now())
-	sig, err := s.signer.Sign(rand.Reader, msg)
+	sig, err := k.signer.Sign(rand.Reader, msg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to sign: %w", err)
 	}
 	return sig, nil
 }
 
-// Verify checks an ES256 signature by the CH key. It implements ledger.Verifier.
+// Verify checks an ES256 signature by the key in force. It implements
+// ledger.Verifier.
 func (s *Service) Verify(msg, sig []byte) error {
-	if err := s.verifier.Verify(msg, sig); err != nil {
+	if err := s.current().verifier.Verify(msg, sig); err != nil {
 		return wire.ErrBadSignature
 	}
 	return nil
 }
 
-// Sign1 returns payload as a COSE_Sign1 by the CH key, kid = thumbprint.
+// Sign1 returns payload as a COSE_Sign1 by the key in force, kid = its
+// thumbprint.
 func (s *Service) Sign1(aad, payload []byte) ([]byte, error) {
 	defer s.timed("sign", time.Now())
-	return wire.Sign1(s.priv, s.thumb[:], aad, payload)
+	k := s.current()
+	return wire.Sign1(k.priv, k.thumb[:], aad, payload)
 }
 
 // Nonce returns 16 fresh random bytes (CH nonces, session IDs).

@@ -318,7 +318,17 @@ func (l *Bolt) writeBlock(tx *bolt.Tx, h Header, events []Event) (BlockRef, erro
 	if err != nil {
 		return BlockRef{}, err
 	}
-	sig, err := l.signer.Sign(hb)
+	sign := l.signer.Sign
+	if to, err := rotatedTo(events); err != nil {
+		return BlockRef{}, err
+	} else if to != nil {
+		kr, ok := l.signer.(KeyRotator)
+		if !ok {
+			return BlockRef{}, fmt.Errorf("failed to sign block %d: %w: the signer cannot rotate its key", h.Height, ErrInvalidEvent)
+		}
+		sign = func(msg []byte) ([]byte, error) { return kr.SignWith(to, msg) }
+	}
+	sig, err := sign(hb)
 	if err != nil {
 		return BlockRef{}, fmt.Errorf("failed to sign block %d: %w", h.Height, err)
 	}

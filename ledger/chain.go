@@ -27,8 +27,9 @@ type chainTx struct {
 
 // sealed is a block written by a chainTx.
 type sealed struct {
-	ref    BlockRef
-	events int
+	ref       BlockRef
+	events    int
+	rotatedTo []byte // the new key of a rotation block
 }
 
 // apply runs ev through the state machine as an event of the next block.
@@ -58,8 +59,12 @@ func (c *chainTx) seal(events []Event) error {
 		d.Updated.Hash = ref.Hash
 		c.idx.dirty[id] = d
 	}
+	to, err := rotatedTo(events)
+	if err != nil {
+		return err
+	}
 	c.head = ref
-	c.blocks = append(c.blocks, sealed{ref, len(events)})
+	c.blocks = append(c.blocks, sealed{ref, len(events), to})
 	return nil
 }
 
@@ -107,6 +112,11 @@ func (l *Bolt) update(fill func(*chainTx) error) ([]sealed, error) {
 	l.head, l.headTime, l.counts, l.tree = c.head, c.time, counts, c.tree
 	l.mu.Unlock()
 	l.cache.committed(c.idx.dirty)
+	for _, b := range c.blocks {
+		if b.rotatedTo != nil {
+			l.signer.(KeyRotator).Rotated(b.rotatedTo) // writeBlock signed b with it
+		}
+	}
 	if l.onCommit != nil {
 		for _, b := range c.blocks {
 			l.onCommit(b.ref.Height, b.events)

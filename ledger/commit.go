@@ -97,11 +97,30 @@ func (l *Bolt) drain(batch []*request) []*request {
 	return batch
 }
 
-// commit validates the batch in order, writes one block with the valid events
+// commit commits batch as blocks: one per run of events, and a rotate
+// event alone in its block (its block is the first signed by the new key).
+func (l *Bolt) commit(batch []*request) {
+	start := 0
+	for i, req := range batch {
+		if req.ev.Type != EventRotate {
+			continue
+		}
+		if i > start {
+			l.commitBlock(batch[start:i])
+		}
+		l.commitBlock(batch[i : i+1])
+		start = i + 1
+	}
+	if start < len(batch) {
+		l.commitBlock(batch[start:])
+	}
+}
+
+// commitBlock validates the batch in order, writes one block with the valid events
 // and replies to every request. Either the block, its index records and the
 // new head are all committed, or nothing is and every valid event gets the
 // error; rejected events always get their own error.
-func (l *Bolt) commit(batch []*request) {
+func (l *Bolt) commitBlock(batch []*request) {
 	results := make([]result, len(batch))
 	accepted := make([]int, 0, len(batch))
 	written, err := l.update(func(c *chainTx) error {

@@ -20,6 +20,7 @@ const (
 	EventRevoke        EventType = 3 // an operator revoked a device
 	EventSession       EventType = 4 // a session was granted: IDs and times only, NEVER a key
 	EventVerifyWarning EventType = 5 // a /verify answered with a warning
+	EventRotate        EventType = 6 // the CH key was rotated: Device is the cluster ID, Request the rotation signed by the old key
 )
 
 // String returns the lower-case name of t: "join", "leave", "revoke",
@@ -36,6 +37,8 @@ func (t EventType) String() string {
 		return "session"
 	case EventVerifyWarning:
 		return "verify-warning"
+	case EventRotate:
+		return "rotate"
 	}
 	return fmt.Sprintf("EventType(%d)", uint8(t))
 }
@@ -60,7 +63,7 @@ type Event struct {
 	Peer        string    `cbor:"10,keyasint,omitempty"` // session: M1; verify-warning: the subject that got the warning
 	SessionID   []byte    `cbor:"11,keyasint,omitempty"` // session
 	Reason      string    `cbor:"12,keyasint,omitempty"` // revoke reason / warning reason
-	Request     []byte    `cbor:"13,keyasint,omitempty"` // join: the device's signed join request (COSE_Sign1) as evidence
+	Request     []byte    `cbor:"13,keyasint,omitempty"` // join: the device's signed join request (COSE_Sign1) as evidence; rotate: the rotation signed by the old key
 }
 
 // validate checks the shape of e, independent of the ledger's state. Strings
@@ -89,6 +92,14 @@ func (e Event) validate() error {
 		_, err := joinEvidence(e, false)
 		return err
 	case EventLeave, EventRevoke, EventVerifyWarning:
+	case EventRotate:
+		if _, err := rotationOf(e); err != nil {
+			return err
+		}
+		if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || e.Peer != "" {
+			return fmt.Errorf("%w: rotate event carries other fields", ErrInvalidEvent)
+		}
+		return nil
 	case EventSession:
 		if e.Peer == "" {
 			return fmt.Errorf("%w: session of device %q without peer", ErrInvalidEvent, e.Device)

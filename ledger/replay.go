@@ -8,6 +8,7 @@ package ledger
 type Replay struct {
 	cluster  string
 	v        Verifier
+	kc       *keyChain // when v is a KeyChain: the chain of keys is followed
 	idx      memIndex
 	next     uint64
 	prev     [32]byte
@@ -15,15 +16,21 @@ type Replay struct {
 }
 
 // NewReplay returns a Replay of cluster's chain whose signatures v checks.
+// A v that is a KeyChain is followed through the chain's key rotations; any
+// other v knows one key, and a rotation is a bad block.
 func NewReplay(cluster string, v Verifier) *Replay {
-	return &Replay{cluster: cluster, v: v, idx: memIndex{}}
+	r := &Replay{cluster: cluster, v: v, idx: memIndex{}}
+	if chain, ok := v.(KeyChain); ok && len(chain.Keys()) > 0 {
+		r.kc, _ = newKeyChain(chain.Keys()) // a key that does not parse: nil, and its blocks fail under v
+	}
+	return r
 }
 
 // Next checks raw, an encoded block, as the next block of the chain and
 // returns its reference. A failure is a *BadBlockError; after one, the
 // replay must not be continued.
 func (r *Replay) Next(raw []byte) (BlockRef, error) {
-	ck, err := checkBlock(raw, r.next, r.prev, r.prevTime, r.cluster, r.v, r.idx)
+	ck, err := checkBlock(raw, r.next, r.prev, r.prevTime, r.cluster, r.v, r.kc, r.idx)
 	if err != nil {
 		return BlockRef{}, &BadBlockError{Height: r.next, Reason: err.Error()}
 	}

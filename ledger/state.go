@@ -32,6 +32,7 @@ type index interface {
 //   - session: Device and Peer must both be current members at the event's
 //     time (a *StatusError naming the first that is not).
 //   - verify-warning: no precondition and no effect on the index.
+//   - rotate: no effect on the index; alone in its block (rotation.go).
 //
 // "Current member" is Device.StatusAt, the same rule every reader uses.
 func apply(idx index, ev Event, ref BlockRef) error {
@@ -66,6 +67,9 @@ func apply(idx index, ev Event, ref BlockRef) error {
 			return err
 		}
 	case EventVerifyWarning:
+	case EventRotate:
+		// No effect on the index: the chain of CH keys is the signatures'
+		// (rotation.go), checked by the committer's signer and by Verify.
 	}
 	return nil
 }

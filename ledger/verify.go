@@ -48,6 +48,13 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	}
 	total := head.Ref.Height + 1
 
+	var kc *keyChain
+	if chain, ok := v.(KeyChain); ok && len(chain.Keys()) > 0 {
+		var err error
+		if kc, err = newKeyChain(chain.Keys()); err != nil {
+			return err
+		}
+	}
 	idx := memIndex{}
 	tree, err := newTreeCheck(tx)
 	if err != nil {
@@ -78,7 +85,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 		if height > head.Ref.Height {
 			return &BadBlockError{Height: height, Reason: fmt.Sprintf("beyond the head %d recorded in meta", head.Ref.Height)}
 		}
-		ck, err := checkBlock(raw, height, prev, prevTime, cluster, v, idx)
+		ck, err := checkBlock(raw, height, prev, prevTime, cluster, v, kc, idx)
 		if err == nil {
 			err = tree.add(ck.Hash)
 		}
@@ -93,6 +100,11 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	}
 	if progress != nil {
 		progress(head.Ref.Height, total)
+	}
+	if kc != nil {
+		if err := kc.end(); err != nil {
+			return err
+		}
 	}
 	if head.Ref.Hash != prev || head.Time != prevTime {
 		return fmt.Errorf("failed to verify ledger: meta head differs from block %d: %w", head.Ref.Height, ErrIndexMismatch)
@@ -133,8 +145,10 @@ type checked struct {
 }
 
 // checkBlock checks one stored block against its predecessor and replays its
-// events into idx. The error text becomes a BadBlockError reason.
-func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluster string, v Verifier, idx memIndex) (checked, error) {
+// events into idx. With kc, the signature is checked under the key in force
+// (following a rotation); without, by v, and a rotation is an error. The
+// error text becomes a BadBlockError reason.
+func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluster string, v Verifier, kc *keyChain, idx memIndex) (checked, error) {
 	blk, err := DecodeBlock(raw)
 	if err != nil {
 		return checked{}, err
@@ -165,8 +179,17 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 	if err != nil {
 		return checked{}, err
 	}
-	if err := v.Verify(hb, blk.Sig); err != nil {
-		return checked{}, fmt.Errorf("bad signature: %v", err)
+	if kc != nil {
+		if err := kc.block(cluster, blk.Events, hb, blk.Sig); err != nil {
+			return checked{}, err
+		}
+	} else {
+		if err := v.Verify(hb, blk.Sig); err != nil {
+			return checked{}, fmt.Errorf("bad signature: %v", err)
+		}
+		if to, _ := rotatedTo(blk.Events); to != nil {
+			return checked{}, fmt.Errorf("a key rotation, and the verifier knows one key only")
+		}
 	}
 	ref := BlockRef{Height: height, Hash: sha256Sum(hb)}
 	for i, ev := range blk.Events {

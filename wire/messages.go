@@ -207,11 +207,35 @@ type ClusterInfo struct {
 	Lat        int64           `cbor:"4,keyasint"`
 	Lon        int64           `cbor:"5,keyasint"`
 	Radius     uint64          `cbor:"6,keyasint"`
+	// Rotations are the CH's latest key rotations (at most MaxRotations),
+	// oldest first: each a COSE_Sign1 of a Rotation by the key it replaces;
+	// the last one's new key is Key.
+	Rotations [][]byte `cbor:"7,keyasint,omitempty"`
 }
+
+// MaxRotations bounds ClusterInfo.Rotations: each adds about 290 bytes, and
+// the answer must stay one datagram a device can buffer (about 830 bytes
+// with two). A device whose pin is older must be re-pinned out of band.
+const MaxRotations = 2
 
 func (m *ClusterInfo) Validate() error {
 	return firstError(CheckID(m.Cluster), require(len(m.Key) > 0, "key missing"),
-		require(len(m.Thumbprint) == HashLen, "thumbprint must be 32 bytes"), checkPosition(m.Lat, m.Lon))
+		require(len(m.Thumbprint) == HashLen, "thumbprint must be 32 bytes"), checkPosition(m.Lat, m.Lon),
+		require(len(m.Rotations) <= MaxRotations, "too many rotations"))
+}
+
+// Rotation is a CH key rotation (§6.1): the payload of a COSE_Sign1 by the
+// old key (kid = its thumbprint, external AAD AADRotation). The ledger
+// records it in a rotate event, in a block signed by the new key.
+type Rotation struct {
+	Cluster string          `cbor:"1,keyasint"`
+	Old     cbor.RawMessage `cbor:"2,keyasint"` // COSE_Key
+	New     cbor.RawMessage `cbor:"3,keyasint"` // COSE_Key
+	Time    uint64          `cbor:"4,keyasint"` // unix seconds
+}
+
+func (m *Rotation) Validate() error {
+	return firstError(CheckID(m.Cluster), require(len(m.Old) > 0 && len(m.New) > 0, "rotation keys missing"))
 }
 
 // LedgerHead is what GET /ledger/head answers, signed by the CH (§6).

@@ -16,7 +16,21 @@ var (
 	AADJoinResponse = []byte("iotguard join-resp")
 	AADCluster      = []byte("iotguard cluster")
 	AADHead         = []byte("iotguard head")
+	AADRotation     = []byte("iotguard rotate")
 )
+
+// VerifyES256 checks an ES256 signature (r ‖ s) over msg under pub; it is
+// how ledger block signatures are checked.
+func VerifyES256(pub *ecdsa.PublicKey, msg, sig []byte) error {
+	v, err := cose.NewVerifier(cose.AlgorithmES256, pub)
+	if err != nil {
+		return fmt.Errorf("failed to make ES256 verifier: %w", err)
+	}
+	if err := v.Verify(msg, sig); err != nil {
+		return ErrBadSignature
+	}
+	return nil
+}
 
 // Sign1 returns an untagged COSE_Sign1 over payload, signed ES256 by key,
 // with kid in the unprotected header and aad as external AAD.

@@ -131,11 +131,18 @@ func (s *server) stop(t *testing.T) {
 // its stdout.
 func mustRun(t *testing.T, wantCode int, args ...string) string {
 	t.Helper()
+	stdout, _ := runCLI(t, wantCode, args...)
+	return stdout
+}
+
+// runCLI is mustRun returning stderr too.
+func runCLI(t *testing.T, wantCode int, args ...string) (stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "iotguard", args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var outBuf, errBuf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
 	err := cmd.Run()
 	code := 0
 	var ee *exec.ExitError
@@ -145,9 +152,9 @@ func mustRun(t *testing.T, wantCode int, args ...string) string {
 		t.Fatalf("iotguard %s: %v", strings.Join(args, " "), err)
 	}
 	if code != wantCode {
-		t.Fatalf("iotguard %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, &stdout, &stderr)
+		t.Fatalf("iotguard %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, &outBuf, &errBuf)
 	}
-	return stdout.String()
+	return outBuf.String(), errBuf.String()
 }
 
 // copyDataDir copies the regular files of a stopped server's data directory

@@ -98,7 +98,7 @@ for code in 4.01 2.05; do
     n=$(( $(metric m1.out "$series") - $(metric m0.out "$series") ))
     if [ "$n" = 2 ]; then ok "C devices' GET /cluster answered $code twice"; else bad "C devices' GET /cluster answered $code $n times, want 2" m1.out; fi
 done
-if grep -q 'code="4.01",resource="/join"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
+if grep -q 'code="4.01",resource="/join",transport="udp"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
 run "c-two verifies c-one" 0 v1.out "$DEV" verify --server "$S" --key b.key --peer c-one

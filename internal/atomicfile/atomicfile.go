@@ -4,6 +4,7 @@ package atomicfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -21,7 +22,21 @@ func Create(path string, data []byte, perm os.FileMode) error {
 	return write(path, data, perm, os.Link)
 }
 
-func write(path string, data []byte, perm os.FileMode, place func(tmp, path string) error) error {
+// CreateFrom is Create with the content streamed by fill, for files too big
+// to hold in memory. If fill or any step fails, nothing is left at path (nor
+// a temporary file) and the error says which step failed.
+func CreateFrom(path string, perm os.FileMode, fill func(io.Writer) error) error {
+	return place(path, perm, fill, os.Link)
+}
+
+func write(path string, data []byte, perm os.FileMode, put func(tmp, path string) error) error {
+	return place(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, put)
+}
+
+func place(path string, perm os.FileMode, fill func(io.Writer) error, put func(tmp, path string) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("failed to create temporary file for %s: %w", path, err)
@@ -32,7 +47,7 @@ func write(path string, data []byte, perm os.FileMode, place func(tmp, path stri
 		f.Close()
 		return fmt.Errorf("failed to set mode of %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := fill(f); err != nil {
 		f.Close()
 		return fmt.Errorf("failed to write %s: %w", path, err)
 	}
@@ -43,7 +58,7 @@ func write(path string, data []byte, perm os.FileMode, place func(tmp, path stri
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("failed to close %s: %w", path, err)
 	}
-	if err := place(tmp, path); err != nil {
+	if err := put(tmp, path); err != nil {
 		return fmt.Errorf("failed to put %s in place: %w", path, err)
 	}
 	return nil

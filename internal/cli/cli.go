@@ -30,10 +30,13 @@ type Command struct {
 func commands(cmt *CometBFT) []Command {
 	return append([]Command{
 		{"serve", "run a cluster head", serveUsage, func(args []string) error { return serve(args, cmt) }},
-		{"device", "act as a device: keygen, join, verify, session, listen, send, leave, psk", deviceUsage, deviceCmd},
-		{"ledger", "inspect the ledger: verify, list, export", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
+		{"device", "act as a device: keygen, join, verify, session, listen, send, leave, rekey, psk", deviceUsage, deviceCmd},
+		{"ledger", "inspect the ledger: verify, list, export, backup, restore", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
 		{"audit", "check a cluster head's transparency log: proof, consistency, watch, verify-export", auditUsage, auditCmd},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
+		{"rotate-key", "replace the key of a running cluster head", rotateUsage, rotateKey},
+		{"status", "show the state of a running cluster head", statusUsage, statusCmd},
+		{"config", "print the effective settings of serve and where each came from", configUsage, configCmd},
 		{"demo", "run the whole scenario in one process, step by step", demoUsage, demoCmd},
 		{"bench", "load a cluster head over loopback UDP: throughput, latency, ratio to a baseline", benchUsage, benchCmd},
 	}, cmt.commands()...)

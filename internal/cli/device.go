@@ -12,9 +12,10 @@ import (
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/wire"
 )
 
-const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave|psk> [flags]
+const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave|rekey|psk> [flags]
 
 Plays a device. The device file (--key, mode 0600) holds the device's ID and
 private key, and after a join its membership and request sequence number.
@@ -28,6 +29,7 @@ Examples:
   iotguard device send    --server coap://127.0.0.1:5683 --key a.json --peer sensor-b \
       --peer-addr 127.0.0.1:5700 --message "temperature 21.5"
   iotguard device leave   --server coap://127.0.0.1:5683 --key a.json
+  iotguard device rekey   --server coap://127.0.0.1:5683 --key a.json   # after a CH key rotation
   iotguard device psk     --key a.json      # coaps identity and PSK, as coap-client flags:
   coap-client-openssl $(iotguard device psk --key a.json) -m post -t 60 -f verify.cbor \
       coaps://127.0.0.1:5684/verify
@@ -43,7 +45,7 @@ func deviceCmd(args []string) error {
 	}
 	sub := map[string]func([]string) error{
 		"keygen": deviceKeygen, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
-		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave, "psk": devicePSK,
+		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave, "rekey": deviceRekey, "psk": devicePSK,
 	}[args[0]]
 	if sub == nil {
 		return usageError{fmt.Sprintf("unknown device subcommand %q", args[0])}
@@ -222,6 +224,30 @@ func deviceSend(args []string) error {
 		return err
 	}
 	fmt.Printf("sent to %s (session %x); reply: %s\n", *peer, t.Session.SID[:4], reply)
+	return nil
+}
+
+func deviceRekey(args []string) error {
+	f := newDeviceFlags("rekey")
+	d, ctx, done, err := f.open(args)
+	if err != nil {
+		return err
+	}
+	defer done()
+	changed, err := d.Rekey(ctx)
+	if err != nil {
+		return fmt.Errorf("rekey: %w", err)
+	}
+	m := d.Membership()
+	pub, err := wire.ParsePublicKey(m.CHKey)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		fmt.Printf("%s is keyed to the CH key in force (%x)\n", d.ID(), wire.Thumbprint(pub))
+		return nil
+	}
+	fmt.Printf("%s re-keyed to CH key %x\n", d.ID(), wire.Thumbprint(pub))
 	return nil
 }
 

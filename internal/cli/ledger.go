@@ -15,7 +15,7 @@ import (
 	"github.com/iotguard/iotguard/ledger"
 )
 
-const ledgerUsage = `Usage: iotguard ledger <verify|list|export> --data DIR [flags]
+const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore> --data DIR [flags]
 
 verify re-derives every block hash and signature, replays every event
 against the device index and checks the Merkle tree over the blocks; it exits
@@ -26,11 +26,14 @@ All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
 stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
 CometBFT block from genesis, checking the validators' commits.
+backup and restore copy a data directory, the server running or not
+('iotguard ledger backup --help').
 
 Examples:
   iotguard ledger verify --data iotguard-data
   iotguard ledger list --data iotguard-data --format json
   iotguard ledger export --data iotguard-data --out ledger.export
+  iotguard ledger backup --data iotguard-data --out backup.tar
 `
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
@@ -48,6 +51,10 @@ func ledgerCmd(args []string, cmt *CometBFT) error {
 		return ledgerList(args[1:], cmt)
 	case "export":
 		return ledgerExport(args[1:])
+	case "backup":
+		return ledgerBackup(args[1:])
+	case "restore":
+		return ledgerRestore(args[1:])
 	}
 	return usageError{fmt.Sprintf("unknown ledger subcommand %q", args[0])}
 }

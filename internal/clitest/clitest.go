@@ -46,6 +46,7 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
 //	mayfail PROG ARGS...        exec PROG, whatever its exit status (like cmd/go's "? exec")
+//	capture FILE REGEXP VAR     set VAR to REGEXP's first group in FILE (stdout, stderr or a file)
 //	keythumb DIR VAR            set VAR to the hex thumbprint of the CH key in data directory DIR
 func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -55,6 +56,7 @@ func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) 
 		"jsonl":    cmdJSONL,
 		"devseq":   cmdDevSeq,
 		"mayfail":  cmdMayFail,
+		"capture":  cmdCapture,
 		"keythumb": cmdKeyThumb,
 	}
 }
@@ -158,8 +160,8 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §9).
-var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true}
+// knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
+var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true, "rotate": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON
 // object per line, heights 0, 1, 2, … each linked to the previous hash, only
@@ -275,4 +277,17 @@ func cmdMayFail(ts *testscript.TestScript, neg bool, args []string) {
 	if err := ts.Exec(args[0], args[1:]...); err != nil {
 		ts.Logf("[%v]", err)
 	}
+}
+
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: capture FILE REGEXP VAR")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile(args[0]))
+	if len(m) < 2 {
+		ts.Fatalf("no match for %q with a group in %s", args[1], args[0])
+	}
+	ts.Setenv(args[2], m[1])
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -73,4 +74,19 @@ func VectorSeeds(tb testing.TB, dir string) [][]byte {
 		tb.Fatalf("no seeds in %s (generate with: go test ./protect -run TestVectors -update)", dir)
 	}
 	return seeds
+}
+
+// Tool returns the path of the program name, which the Debian package pkg
+// installs ('make deps'). A missing program skips the test on a developer
+// machine but fails it under CI, where it must have been installed.
+func Tool(tb testing.TB, name, pkg string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if ci := os.Getenv("CI"); ci != "" {
+			tb.Fatalf("%s not found and CI=%s: install the Debian package %s (%v)", name, ci, pkg, err)
+		}
+		tb.Skipf("%s not found: install the Debian package %s to run this test (%v)", name, pkg, err)
+	}
+	return p
 }

@@ -1,0 +1,228 @@
+package clusterhead
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/keysvc"
+	"github.com/iotguard/iotguard/ledger"
+)
+
+// A backup is a tar archive of a data directory, in this order:
+//
+//	ch-key.pem       the CH private key (and, after rotations, the keys it replaced)
+//	backup.json      a BackupInfo: cluster, height and head hash of the copy
+//	ledger.db        a consistent copy of the ledger file (ledger.Bolt.Backup)
+//
+// Every entry has mode 0600. IMPORTANT: the archive holds the CH private
+// key; keep it like ch-key.pem itself. Restore puts the keys in place before
+// the ledger, which a CH refuses to serve without the key that signed it.
+const backupInfoName = "backup.json"
+
+// BackupInfo describes a backup.
+type BackupInfo struct {
+	Cluster string    `json:"cluster"`
+	Height  uint64    `json:"height"`
+	Head    string    `json:"head"` // hex block hash
+	Taken   time.Time `json:"taken"`
+	Size    int64     `json:"-"` // bytes of the archive (set by ReadBackup)
+}
+
+// backuper is a ledger that can copy itself consistently while in use: the
+// bbolt ledger. A CometBFT node's state is backed up with its home instead.
+type backuper interface {
+	Backup(w io.Writer, begin func(size int64, head ledger.BlockRef) error) error
+}
+
+// Backup writes a backup archive of the running CH's data directory to w: a
+// consistent snapshot taken while joins go on. It holds the key lock, so a
+// rotation waits for it (and it for a rotation).
+func (c *CH) Backup(ctx context.Context, w io.Writer) error {
+	b, ok := c.Ledger.(backuper)
+	if !ok {
+		return ErrBackupUnsupported
+	}
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	return writeBackup(w, c.dir, c.Core.Config().ID, b)
+}
+
+// BackupStopped writes a backup archive of the data directory dir of a
+// stopped CH to w. While a CH runs on dir it fails with ledger.ErrLocked:
+// back up through the running server instead.
+func BackupStopped(dir string, w io.Writer) error {
+	l, err := OpenLedger(dir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return writeBackup(w, dir, l.Cluster(), l)
+}
+
+func writeBackup(w io.Writer, dir, cluster string, l backuper) error {
+	tw := tar.NewWriter(w)
+	now := time.Now().UTC()
+	add := func(name string, size int64) error {
+		return tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: size, ModTime: now, Typeflag: tar.TypeReg})
+	}
+	for _, name := range keysvc.KeyFiles() {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) && name != keysvc.KeyFile {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("failed to back up key: %w", err)
+		}
+		if err := add(name, int64(len(b))); err != nil {
+			return fmt.Errorf("failed to write backup: %w", err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			return fmt.Errorf("failed to write backup: %w", err)
+		}
+	}
+	err := l.Backup(tw, func(size int64, head ledger.BlockRef) error {
+		info, err := json.Marshal(BackupInfo{Cluster: cluster, Height: head.Height, Head: hex.EncodeToString(head.Hash[:]), Taken: now})
+		if err != nil {
+			return err
+		}
+		if err := add(backupInfoName, int64(len(info))); err != nil {
+			return err
+		}
+		if _, err := tw.Write(info); err != nil {
+			return err
+		}
+		return add(LedgerFile, size)
+	})
+	if err != nil {
+		return fmt.Errorf("failed to write backup: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("failed to write backup: %w", err)
+	}
+	return nil
+}
+
+// ReadBackup reads a backup archive from r to its end, checking its form
+// (the entries a backup has, in its order, and the end-of-archive marker),
+// and calls put, if not nil, with each file's name and content. It returns
+// the archive's BackupInfo. A truncated archive is an error.
+func ReadBackup(r io.Reader, put func(name string, content io.Reader) error) (BackupInfo, error) {
+	cr := &countingReader{r: r}
+	tr := tar.NewReader(cr)
+	var info BackupInfo
+	var seen []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return info, fmt.Errorf("%w: %v", ErrBadBackup, err)
+		}
+		allowed := append(keysvc.KeyFiles(), backupInfoName, LedgerFile)
+		switch {
+		case !slices.Contains(allowed, h.Name) || h.Typeflag != tar.TypeReg:
+			return info, fmt.Errorf("%w: unexpected entry %q", ErrBadBackup, h.Name)
+		case slices.Contains(seen, h.Name):
+			return info, fmt.Errorf("%w: %q twice", ErrBadBackup, h.Name)
+		case h.Name == LedgerFile && !slices.Contains(seen, backupInfoName):
+			return info, fmt.Errorf("%w: %s before %s", ErrBadBackup, LedgerFile, backupInfoName)
+		case h.Name != LedgerFile && slices.Contains(seen, LedgerFile):
+			return info, fmt.Errorf("%w: %q after %s", ErrBadBackup, h.Name, LedgerFile)
+		}
+		seen = append(seen, h.Name)
+		if h.Name == backupInfoName {
+			if err := json.NewDecoder(io.LimitReader(tr, 4096)).Decode(&info); err != nil {
+				return info, fmt.Errorf("%w: %s: %v", ErrBadBackup, backupInfoName, err)
+			}
+			continue
+		}
+		if put != nil {
+			if err := put(h.Name, tr); err != nil {
+				return info, err
+			}
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil { // what put left, and the size check
+			return info, fmt.Errorf("%w: %s: %v", ErrBadBackup, h.Name, err)
+		}
+	}
+	if !slices.Contains(seen, keysvc.KeyFile) || !slices.Contains(seen, LedgerFile) {
+		return info, fmt.Errorf("%w: it must hold %s, %s and %s", ErrBadBackup, keysvc.KeyFile, backupInfoName, LedgerFile)
+	}
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return info, fmt.Errorf("%w: %v", ErrBadBackup, err)
+	}
+	info.Size = cr.n
+	return info, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Restore puts the backup archive read from r into the data directory dir,
+// which must not hold a key or a ledger: the key files first, then the
+// ledger. It then verifies the restored ledger under the restored key (every
+// hash, signature and event) and returns the backup's info. On any error it
+// removes what it wrote, leaving dir as it found it.
+func Restore(r io.Reader, dir string) (BackupInfo, error) {
+	for _, name := range append(keysvc.KeyFiles(), LedgerFile) {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return BackupInfo{}, fmt.Errorf("refusing to restore into %s: it already holds %s (restore into a new directory)", dir, name)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return BackupInfo{}, fmt.Errorf("failed to create data directory %s: %w", dir, err)
+	}
+	var written []string
+	info, err := ReadBackup(r, func(name string, content io.Reader) error {
+		path := filepath.Join(dir, name)
+		if err := atomicfile.CreateFrom(path, 0o600, func(w io.Writer) error {
+			_, err := io.Copy(w, content)
+			return err
+		}); err != nil {
+			return fmt.Errorf("failed to restore %s: %w", name, err)
+		}
+		written = append(written, path)
+		return nil
+	})
+	if err == nil {
+		err = verifyRestored(dir)
+	}
+	if err != nil {
+		for _, p := range written {
+			os.Remove(p)
+		}
+		return BackupInfo{}, err
+	}
+	return info, nil
+}
+
+func verifyRestored(dir string) error {
+	l, err := OpenLedger(dir)
+	if err != nil {
+		return fmt.Errorf("failed to open the restored ledger: %w", err)
+	}
+	defer l.Close()
+	if err := l.Verify(context.Background(), nil); err != nil {
+		return fmt.Errorf("restored ledger does not verify: %w", err)
+	}
+	return nil
+}

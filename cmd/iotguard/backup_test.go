@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/internal/clitest"
+	"github.com/iotguard/iotguard/membership"
+)
+
+// member is a device whose join the server acknowledged.
+type member struct {
+	st     *device.State
+	height uint64
+	hash   []byte
+}
+
+// TestBackupUnderJoinLoad backs up a running 'iotguard serve' through its
+// control socket while devices join it, restores the backup into a new
+// directory, and checks that 'ledger verify' passes there, that every join
+// acknowledged before the backup began is in the restored ledger with the
+// block it was acknowledged with, and that a server started on the restored
+// directory serves those members (their member keys work).
+func TestBackupUnderJoinLoad(t *testing.T) {
+	srv, addr, data := serveNew(t)
+
+	var mu sync.Mutex
+	var acked []member
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m, err := joinOne(addr, fmt.Sprintf("backup-w%d-%d", w, k))
+				if err != nil {
+					t.Errorf("join under load: %v", err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, m)
+				mu.Unlock()
+			}
+		}()
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	for deadline := time.Now().Add(60 * time.Second); count() < 200; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d joins acknowledged in 60 s", count())
+		}
+	}
+
+	mu.Lock()
+	before := append([]member{}, acked...) // acknowledged before the backup began
+	mu.Unlock()
+	backup := filepath.Join(t.TempDir(), "backup.tar")
+	start := time.Now()
+	out := mustRun(t, 0, "ledger", "backup", "--data", data, "--out", backup)
+	took := time.Since(start)
+	after := count()
+	if !strings.Contains(out, "(online, through the running server)") {
+		t.Fatalf("backup was not taken online: %q", out)
+	}
+	// Joins go on after the backup, on the same server.
+	for deadline := time.Now().Add(30 * time.Second); count() < after+20; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("joins stopped after the backup: %d then %d", after, count())
+		}
+	}
+	close(stop)
+	wg.Wait()
+	srv.stop(t)
+	fi, err := os.Stat(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup has mode %v, want 0600", fi.Mode().Perm())
+	}
+	t.Logf("backup under load of 4 joiners: %d joins before it, %d B in %v CLI wall time (%s)", len(before), fi.Size(), took, strings.TrimSpace(out))
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	out = mustRun(t, 0, "ledger", "restore", "--in", backup, "--data", restored)
+	if !regexp.MustCompile(`^restored .* height \d+, head [0-9a-f]{16}; ledger verified\n$`).MatchString(out) {
+		t.Fatalf("restore printed %q", out)
+	}
+	out = mustRun(t, 0, "ledger", "verify", "--data", restored)
+	if !strings.HasPrefix(out, "ledger intact: ") {
+		t.Fatalf("ledger verify of the restored directory: %q", out)
+	}
+	l, err := clusterhead.OpenLedger(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range before {
+		d, err := l.Lookup(m.st.ID)
+		if err != nil {
+			t.Fatalf("member %s acknowledged before the backup: %v", m.st.ID, err)
+		}
+		if d.Status != membership.Member || d.Joined.Height != m.height || string(d.Joined.Hash[:]) != string(m.hash) {
+			t.Fatalf("member %s: restored record %v at %d, acknowledged at %d", m.st.ID, d.Status, d.Joined.Height, m.height)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A server on the restored directory serves the members of before.
+	ports, err := clitest.FreeUDPPorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr2 := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	srv2 := startServe(t, addr2, restored)
+	if err := clitest.WaitCoAP(addr2, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	asker, err := device.Dial(addr2, before[0].st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asker.Close()
+	for _, m := range []member{before[1], before[len(before)-1]} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		v, err := asker.Verify(ctx, m.st.ID)
+		cancel()
+		if err != nil || v.Height != m.height {
+			t.Fatalf("verify %s on the restored server: %v %+v", m.st.ID, err, v)
+		}
+	}
+	srv2.stop(t)
+}
+
+// serveNew starts 'iotguard serve' on a free port and a new data directory
+// and waits until it answers.
+func serveNew(t *testing.T) (srv *server, addr, data string) {
+	t.Helper()
+	ports, err := clitest.FreeUDPPorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	data = filepath.Join(t.TempDir(), "data")
+	srv = startServe(t, addr, data)
+	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return srv, addr, data
+}
+
+// joinOne joins a fresh in-memory device at the CH's position.
+func joinOne(addr, id string) (member, error) {
+	st, err := device.NewState(id)
+	if err != nil {
+		return member{}, err
+	}
+	d, err := device.Dial(addr, st)
+	if err != nil {
+		return member{}, err
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := d.Join(ctx, 48_856_600, 2_352_200)
+	if err != nil {
+		return member{}, fmt.Errorf("join %s: %w", id, err)
+	}
+	return member{st: st, height: resp.Height, hash: resp.BlockHash}, nil
+}
+
+// TestBackupToFullDisk backs up onto a 64 KiB tmpfs that cannot hold the
+// archive: the error says the disk is full and no file is left behind, not
+// even a temporary one. It needs root to mount the tmpfs.
+func TestBackupToFullDisk(t *testing.T) {
+	full := t.TempDir()
+	if err := syscall.Mount("tmpfs", full, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(full, 0); err != nil {
+			t.Error(err)
+		}
+	})
+	srv, addr, data := serveNew(t)
+	// Enough joins that the ledger file outgrows 64 KiB.
+	for i := range 60 {
+		if _, err := joinOne(addr, fmt.Sprintf("full-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, mode := range []string{"online", "offline"} {
+		if mode == "offline" {
+			srv.stop(t)
+		}
+		out := filepath.Join(full, mode+".tar")
+		_, stderr := runCLI(t, 1, "ledger", "backup", "--data", data, "--out", out)
+		if !strings.Contains(stderr, "no space left on device") {
+			t.Errorf("%s backup to a full disk: stderr %q, want it to say so", mode, stderr)
+		}
+		entries, err := os.ReadDir(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 0 {
+			t.Errorf("%s backup to a full disk left %v behind", mode, entries)
+		}
+	}
+	// The server's own files are untouched: the ledger still verifies.
+	mustRun(t, 0, "ledger", "verify", "--data", data)
+}

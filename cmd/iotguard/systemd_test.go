@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iotguard/iotguard/internal/clitest"
+	"github.com/iotguard/iotguard/internal/testutil"
+)
+
+const unitFile = "../../contrib/systemd/iotguard.service"
+
+// systemdAnalyze returns the path of systemd-analyze ('make deps' installs
+// the Debian package systemd).
+func systemdAnalyze(t *testing.T) string {
+	t.Helper()
+	return testutil.Tool(t, "systemd-analyze", "systemd")
+}
+
+// installedUnit writes the unit with ExecStart pointing at this test's
+// iotguard (systemd-analyze verify checks that the program exists).
+func installedUnit(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("iotguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte("ExecStart=/usr/local/bin/iotguard serve\n")) {
+		t.Fatalf("%s: no ExecStart=/usr/local/bin/iotguard serve", unitFile)
+	}
+	path := filepath.Join(t.TempDir(), "iotguard.service")
+	b = bytes.ReplaceAll(b, []byte("/usr/local/bin/iotguard"), []byte(bin))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestSystemdUnitVerifies runs 'systemd-analyze verify' on the unit, which
+// fails on unknown directives, bad values and a missing program.
+func TestSystemdUnitVerifies(t *testing.T) {
+	sa := systemdAnalyze(t)
+	out, err := exec.Command(sa, "verify", installedUnit(t)).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestSystemdUnitSecurity requires 'systemd-analyze security' to rate the
+// unit's sandboxing 2.0 or lower ("OK").
+func TestSystemdUnitSecurity(t *testing.T) {
+	sa := systemdAnalyze(t)
+	out, err := exec.Command(sa, "security", "--offline=true", "--no-pager", installedUnit(t)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for iotguard\.service: ([0-9.]+) (\w+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no overall exposure level in:\n%s", out)
+	}
+	score, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("systemd-analyze security: %.1f %s", score, m[2])
+	if score > 2.0 {
+		t.Fatalf("exposure %.1f %s, want 2.0 or lower:\n%s", score, m[2], out)
+	}
+}
+
+// TestSampleConfig checks that the sample /etc/iotguard/iotguard.toml is
+// accepted as it ships, every key read from the file.
+func TestSampleConfig(t *testing.T) {
+	out := mustRun(t, 0, "config", "print", "--config", "../../contrib/systemd/iotguard.toml")
+	for _, key := range []string{"listen", "metrics", "cluster-id", "position", "radius", "member-ttl", "session-ttl", "rate-limit", "log-format", "log-level"} {
+		if !regexp.MustCompile(`(?m)^` + key + ` +"[^"]*" +file `).MatchString(out) {
+			t.Errorf("key %s not read from the sample file:\n%s", key, out)
+		}
+	}
+}
+
+// TestSystemdNotify runs 'iotguard serve' as systemd would run a Type=notify
+// unit with WatchdogSec: NOTIFY_SOCKET names a datagram socket of the test's,
+// WATCHDOG_USEC the interval. The server must send READY=1 once it answers
+// CoAP, WATCHDOG=1 pings while it runs, and STOPPING=1 on SIGTERM before it
+// exits cleanly.
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ports, err := clitest.FreeUDPPorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	cmd := exec.Command("iotguard", "serve", "--listen", addr, "--data", filepath.Join(t.TempDir(), "data"))
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+
+	// next returns the next notification; the deadline only keeps a broken
+	// server from hanging the test.
+	next := func() string {
+		t.Helper()
+		buf := make([]byte, 4096)
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v; stderr:\n%s", err, &stderr)
+		}
+		return string(buf[:n])
+	}
+	ready := next()
+	if !strings.HasPrefix(ready, "READY=1\nSTATUS=serving cluster cluster-1 on coap://"+addr) {
+		t.Fatalf("first notification %q, want READY=1 with a status", ready)
+	}
+	// READY comes after the CoAP socket is serving.
+	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if got := next(); got != "WATCHDOG=1" {
+			t.Fatalf("notification %d after READY: %q, want WATCHDOG=1", i+1, got)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		got := next()
+		if got == "WATCHDOG=1" { // one may have been in flight
+			continue
+		}
+		if got != "STOPPING=1" {
+			t.Fatalf("after SIGTERM: %q, want STOPPING=1", got)
+		}
+		break
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve exited with %v; stderr:\n%s", err, &stderr)
+	}
+}

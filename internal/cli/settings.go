@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/internal/coapedge"
+	"github.com/iotguard/iotguard/internal/settings"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// serveSettings are the settings of a cluster head. newServeFlags defines
+// each once, as a flag; the environment (IOTGUARD_<NAME>) and the config file
+// (key <name>) set the same flags (internal/settings). 'serve' and 'config
+// print' share them.
+type serveSettings struct {
+	config     *string
+	listen     *string
+	dtlsListen *string
+	data       *string
+	metrics    *string
+	id         idValue
+	position   positionValue
+	radius     *float64
+	memberTTL  *time.Duration
+	sessionTTL *time.Duration
+	rateLimit  *float64
+	maxAssoc   *int
+	assocRate  *float64
+	backend    *string
+	home       *string
+	logFormat  logFormatValue
+	logLevel   slog.Level
+}
+
+// configFlag names the config file. It is read from the command line or
+// IOTGUARD_CONFIG, never from the file itself.
+const configFlag = "config"
+
+func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	s := &serveSettings{id: "cluster-1", logFormat: "text"}
+	p, _ := cluster.ParsePosition("48.8566,2.3522")
+	s.position = positionValue(p)
+	s.config = fs.String(configFlag, "", "TOML config `file` (keys named like these flags; also IOTGUARD_CONFIG)")
+	s.listen = fs.String("listen", "127.0.0.1:5683", "UDP `address` for CoAP")
+	s.dtlsListen = fs.String("dtls-listen", "", "UDP `address` for coaps, DTLS 1.2 with member PSKs (off when empty; 5684 is the usual port)")
+	s.data = fs.String("data", "iotguard-data", "data `directory` (ledger, CH key)")
+	s.metrics = fs.String("metrics", "", "HTTP `address` for Prometheus /metrics (off when empty)")
+	fs.Var(&s.id, "cluster-id", "cluster `ID`")
+	fs.Var(&s.position, "position", "CH position `LAT,LON` in degrees")
+	s.radius = fs.Float64("radius", 1000, "cluster radius in `metres` (great-circle distance)")
+	s.memberTTL = fs.Duration("member-ttl", cluster.DefaultMemberTTL, "membership lifetime after a join")
+	s.sessionTTL = fs.Duration("session-ttl", cluster.DefaultSessionTTL, "session key lifetime")
+	s.rateLimit = fs.Float64("rate-limit", coapedge.DefaultRateLimit, "requests per second per source: an IPv4 address or an IPv6 /64 (0: off)")
+	s.maxAssoc = fs.Int("max-associations", coapedge.DefaultMaxCoAPAssociations, "source endpoints (address:port) held at once, ~15 KiB each; datagrams of new ones beyond it are dropped (0: no bound)")
+	s.assocRate = fs.Float64("association-rate", coapedge.DefaultCoAPAssociationRate, "new source endpoints admitted per second, all sources together (0: no bound)")
+	s.backend = fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
+	s.home = fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
+	fs.Var(&s.logFormat, "log-format", "log `format`: text or json")
+	fs.TextVar(&s.logLevel, "log-level", slog.LevelInfo, "least `level` logged: debug, info, warn or error")
+	return fs, s
+}
+
+// load parses args into fs, then fills what they left unset from the
+// environment and the config file (settings.Apply), and returns the
+// effective settings.
+func (s *serveSettings) load(fs *flag.FlagSet, usage string, args []string) ([]settings.Setting, error) {
+	if err := Parse(fs, usage, args); err != nil {
+		return nil, err
+	}
+	path := *s.config
+	if path == "" {
+		path = os.Getenv(settings.EnvName(configFlag))
+	}
+	eff, err := settings.Apply(fs, path, os.Getenv, configFlag)
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		eff = append([]settings.Setting{{Name: configFlag, Value: path, Source: settings.Flag, Origin: "--" + configFlag}}, eff...)
+		if *s.config == "" {
+			eff[0].Source, eff[0].Origin = settings.Env, settings.EnvName(configFlag)
+		}
+	}
+	return eff, nil
+}
+
+// logger returns the logger the settings ask for, writing to stderr.
+func (s *serveSettings) logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: s.logLevel}
+	if s.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// logSettings logs the effective settings, one attribute per setting with
+// its source. IMPORTANT: no setting holds a secret (the CH key lives in the
+// data directory, never in a flag, variable or config file); a setting that
+// ever does must not be logged here.
+func logSettings(log *slog.Logger, eff []settings.Setting) {
+	attrs := make([]any, 0, len(eff))
+	for _, s := range eff {
+		attrs = append(attrs, slog.Group(s.Name, "value", s.Value, "from", s.Origin))
+	}
+	log.Info("effective settings", attrs...)
+}
+
+// idValue is a cluster ID flag, checked as the wire checks IDs.
+type idValue string
+
+func (v *idValue) String() string { return string(*v) }
+
+func (v *idValue) Set(s string) error {
+	if err := wire.CheckID(s); err != nil {
+		return err
+	}
+	*v = idValue(s)
+	return nil
+}
+
+// positionValue is a LAT,LON flag in degrees.
+type positionValue cluster.Position
+
+func (v *positionValue) String() string { return cluster.Position(*v).String() }
+
+func (v *positionValue) Set(s string) error {
+	p, err := cluster.ParsePosition(s)
+	if err != nil {
+		return err
+	}
+	*v = positionValue(p)
+	return nil
+}
+
+// logFormatValue is text or json.
+type logFormatValue string
+
+func (v *logFormatValue) String() string { return string(*v) }
+
+func (v *logFormatValue) Set(s string) error {
+	if s != "text" && s != "json" {
+		return errors.New("want text or json")
+	}
+	*v = logFormatValue(s)
+	return nil
+}
