@@ -93,6 +93,38 @@ func (s *Socket) Exchange(m message.Message) (answer message.Message, sent, rece
 	return answer, len(b), received
 }
 
+// ExchangeLossy is Exchange for a path that may drop datagrams (a server
+// whose receive buffer a flood fills): m is sent again, with a new message ID
+// and token, until an answer to one of its copies arrives, at most tries
+// times, each given wait. It returns that answer.
+func (s *Socket) ExchangeLossy(m message.Message, tries int, wait time.Duration) message.Message {
+	s.t.Helper()
+	ours := map[string]bool{}
+	buf := make([]byte, 2048)
+	for try := 0; try < tries; try++ {
+		s.mid++
+		m.MessageID, m.Token = int32(s.mid), []byte{0xee, byte(s.mid >> 8), byte(s.mid)}
+		ours[string(m.Token)] = true
+		s.Send(Datagram(s.t, m))
+		for deadline := time.Now().Add(wait); ; {
+			if err := s.conn.SetReadDeadline(deadline); err != nil {
+				s.t.Fatal(err)
+			}
+			n, err := s.conn.Read(buf)
+			if err != nil {
+				break // lost: send again
+			}
+			a := message.Message{Options: make(message.Options, 0, 16)}
+			if _, err := coder.DefaultCoder.Decode(buf[:n], &a); err == nil && ours[string(a.Token)] {
+				a.Payload = append([]byte(nil), a.Payload...)
+				return a
+			}
+		}
+	}
+	s.t.Fatalf("no answer to %d copies of %s", tries, Describe(m))
+	return message.Message{}
+}
+
 // Silent checks that the server answers nothing to what this socket sent
 // before: it sends a probe (GET /.well-known/core, NON, message ID mid, token
 // 9b) and requires the first datagram back to be the probe's answer. The server
