@@ -14,7 +14,10 @@ import (
 )
 
 // AppVersion is the application protocol version reported to CometBFT.
-const AppVersion = 1
+// Version 2: blocks open with a proposal time, the state hash is in the
+// transaction results and the app hash is constant. Chains of version 1
+// cannot be replayed by it.
+const AppVersion = 2
 
 // Result codes of CheckTx and FinalizeBlock, one per error a transaction can
 // be refused with; CodeOK (0) means applied.
@@ -146,7 +149,8 @@ func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, erro
 
 // InitChain reads the cluster registry from the genesis app_state and writes
 // the genesis state, replacing any earlier one (CometBFT calls InitChain
-// again if no block was committed before a restart).
+// again if no block was committed before a restart). The genesis state's
+// hash is the chain's app hash, for good (see execResults).
 func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
 	s, err := ParseAppState(req.AppStateBytes)
 	if err != nil {
@@ -164,10 +168,10 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		return nil, fmt.Errorf("failed to initialise chain %s: %w", req.ChainId, err)
 	}
 	a.mu.Lock()
-	a.cur = &committed{chainID: req.ChainId, appState: req.AppStateBytes, height: 0, appHash: g.appHash, lt: g.lt, head: g.head}
+	a.cur = &committed{chainID: req.ChainId, appState: req.AppStateBytes, appHash: g.stateHash, height: 0, stateHash: g.stateHash, lt: g.lt, head: g.head}
 	a.reg = reg
 	a.mu.Unlock()
-	return &abci.ResponseInitChain{AppHash: g.appHash[:]}, nil
+	return &abci.ResponseInitChain{AppHash: g.stateHash[:]}, nil
 }
 
 // CheckTx admits a transaction to the mempool if it would apply to the
@@ -194,16 +198,22 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 
 // PrepareProposal proposes the mempool's transactions that decode and are
 // signed by a registered cluster, in order, within the size limit and at most
-// MaxBlockTxs of them.
+// MaxBlockTxs of them, after a proposal-time transaction with this node's
+// clock (see blocktime.go); no transaction, no proposal time.
 func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
 	c, reg, err := a.snapshot()
 	if err != nil {
 		return nil, err
 	}
-	txs := make([][]byte, 0, min(len(req.Txs), MaxBlockTxs))
-	var size int64
+	stamp, err := encodeProposalTime(time.Now().UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	txs := make([][]byte, 1, 1+min(len(req.Txs), MaxBlockTxs))
+	txs[0] = stamp
+	size := int64(len(stamp))
 	for _, tx := range req.Txs {
-		if len(txs) == MaxBlockTxs || size+int64(len(tx)) > req.MaxTxBytes {
+		if len(txs) == 1+MaxBlockTxs || size+int64(len(tx)) > req.MaxTxBytes {
 			break
 		}
 		if _, err := checkTx(reg, c.chainID, tx); err != nil {
@@ -212,16 +222,21 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 		txs = append(txs, tx)
 		size += int64(len(tx))
 	}
+	if len(txs) == 1 {
+		txs = txs[:0]
+	}
 	if a.rewrite != nil {
 		txs = a.rewrite(txs)
 	}
 	return &abci.ResponsePrepareProposal{Txs: txs}, nil
 }
 
-// ProcessProposal refuses a proposed block with more than MaxBlockTxs
-// transactions or any transaction that is malformed or
-// not signed by its registered cluster: an honest proposer never makes one,
-// so such a block is a proposer rewriting what cluster heads submitted.
+// ProcessProposal refuses a proposed block whose transactions do not open
+// with a proposal time, whose proposal time is more than MaxProposalAhead
+// ahead of this node's clock, with more than MaxBlockTxs transactions after
+// it, or with any transaction that is malformed or not signed by its
+// registered cluster: an honest proposer never makes one, so such a block is
+// a proposer rewriting what cluster heads submitted or lying about the time.
 // Transactions that the state refuses (a join that lost a race) are allowed:
 // FinalizeBlock records their refusal.
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
@@ -233,10 +248,18 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 		a.rejectedProposals.Add(1)
 		return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
 	}
-	if len(req.Txs) > MaxBlockTxs {
+	txs := req.Txs
+	if len(txs) > 0 {
+		ms, ok := decodeProposalTime(txs[0])
+		if !ok || time.UnixMilli(ms).After(time.Now().Add(MaxProposalAhead)) {
+			return reject()
+		}
+		txs = txs[1:]
+	}
+	if len(txs) > MaxBlockTxs {
 		return reject()
 	}
-	for _, tx := range req.Txs {
+	for _, tx := range txs {
 		if _, err := checkTx(reg, c.chainID, tx); err != nil {
 			return reject()
 		}
@@ -244,33 +267,46 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
 }
 
-// FinalizeBlock applies a decided block at its consensus time and returns
-// one result per transaction and the new app hash. Nothing is written until
-// Commit.
+// FinalizeBlock applies a decided block at its decided time (decidedTime:
+// the proposer's, bounded below by consensus) and returns one result per
+// transaction, each carrying the new state hash, and the chain's constant
+// app hash. Nothing is written until Commit.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	c, reg, err := a.snapshot()
 	if err != nil {
 		return nil, err
 	}
-	e := newExecutor(a.st, reg, c.chainID, c.head, req.Time.UnixMilli())
-	for _, tx := range req.Txs {
-		if err := e.exec(tx); err != nil {
-			return nil, fmt.Errorf("failed to execute block %d: %w", req.Height, err)
-		}
+	e := newExecutor(a.st, reg, c.chainID, c.head, decidedTime(req.Txs, req.Time.UnixMilli(), c.head.Time))
+	if err := execBlock(e, req.Txs); err != nil {
+		return nil, fmt.Errorf("failed to execute block %d: %w", req.Height, err)
 	}
 	out, err := e.finish(req.Height, c.lt)
 	if err != nil {
 		return nil, fmt.Errorf("failed to execute block %d: %w", req.Height, err)
 	}
 	a.pending = out
+	return &abci.ResponseFinalizeBlock{TxResults: execResults(out), AppHash: c.appHash[:]}, nil
+}
+
+// execResults returns the CometBFT results of a block's transactions: each
+// one's code (CodeOK, or its refusal's) and, as its data, the state hash
+// after the block. CometBFT hashes the code and data of every result into the
+// next block's header (LastResultsHash) and every validator checks that
+// header against its own results: the validators that sign it agree on the
+// state the block produced, and one whose state differs cannot follow — what
+// an app hash would do. The app hash itself stays the genesis state's: a
+// changing app hash makes CometBFT add an empty "proof" block after every
+// block that changed it (consensus needProofBlock), a second consensus height
+// per commit, whose proposer, if it is down, costs a round (see doc.go).
+func execResults(out *outcome) []*abci.ExecTxResult {
 	res := make([]*abci.ExecTxResult, len(out.results))
 	for i, r := range out.results {
-		res[i] = &abci.ExecTxResult{Code: CodeOK}
+		res[i] = &abci.ExecTxResult{Code: CodeOK, Data: out.stateHash[:]}
 		if r.err != nil {
-			res[i] = &abci.ExecTxResult{Code: code(r.err), Log: r.err.Error()}
+			res[i].Code, res[i].Log = code(r.err), r.err.Error()
 		}
 	}
-	return &abci.ResponseFinalizeBlock{TxResults: res, AppHash: out.appHash[:]}, nil
+	return res
 }
 
 // Commit writes the finalized block's outcome in one bbolt transaction, then
@@ -286,7 +322,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	}
 	a.mu.Lock()
 	prev := a.cur
-	a.cur = &committed{chainID: prev.chainID, appState: prev.appState, height: out.height, appHash: out.appHash, lt: out.lt, head: out.head}
+	a.cur = &committed{chainID: prev.chainID, appState: prev.appState, appHash: prev.appHash, height: out.height, stateHash: out.stateHash, lt: out.lt, head: out.head}
 	a.mu.Unlock()
 	for _, r := range out.results {
 		if !r.signed {

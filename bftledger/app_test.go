@@ -29,11 +29,12 @@ var genesisTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // chainApp is an App driven block by block through its ABCI methods, as
 // CometBFT drives it, with the real CH keys of two clusters.
 type chainApp struct {
-	t      *testing.T
-	app    *bftledger.App
-	path   string
-	height int64
-	keys   map[string]*keysvc.Service
+	t       *testing.T
+	app     *bftledger.App
+	path    string
+	height  int64
+	keys    map[string]*keysvc.Service
+	appHash []byte // from InitChain: the chain's, for good
 }
 
 func clusterKeys(t *testing.T, ids ...string) (map[string]*keysvc.Service, []byte) {
@@ -63,10 +64,11 @@ func newChainApp(t *testing.T, keys map[string]*keysvc.Service, appState []byte)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { app.Close() })
-	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: genesisTime, AppStateBytes: appState}); err != nil {
+	res, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: genesisTime, AppStateBytes: appState})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &chainApp{t: t, app: app, path: path, keys: keys}
+	return &chainApp{t: t, app: app, path: path, keys: keys, appHash: res.AppHash}
 }
 
 // now is the consensus time of the next block.
@@ -95,8 +97,9 @@ func (c *chainApp) tx(cluster, signer string, ev ledger.Event) []byte {
 	return b
 }
 
-// block finalizes and commits one block of txs and returns the result codes
-// and the app hash.
+// block finalizes and commits one block of txs at the consensus time now()
+// and returns the result codes and the state hash every result carries. The
+// app hash must stay the chain's.
 func (c *chainApp) block(txs ...[]byte) ([]uint32, []byte) {
 	c.t.Helper()
 	c.height++
@@ -107,11 +110,19 @@ func (c *chainApp) block(txs ...[]byte) ([]uint32, []byte) {
 	if _, err := c.app.Commit(context.Background(), &abci.RequestCommit{}); err != nil {
 		c.t.Fatalf("commit %d: %v", c.height, err)
 	}
+	if !bytes.Equal(res.AppHash, c.appHash) {
+		c.t.Fatalf("block %d: app hash %x, want the chain's %x", c.height, res.AppHash, c.appHash)
+	}
 	codes := make([]uint32, len(res.TxResults))
+	var state []byte
 	for i, r := range res.TxResults {
 		codes[i] = r.Code
+		if len(r.Data) != 32 || (i > 0 && !bytes.Equal(r.Data, state)) {
+			c.t.Fatalf("block %d tx %d: result data %x, want the state hash of the block", c.height, i, r.Data)
+		}
+		state = r.Data
 	}
-	return codes, res.AppHash
+	return codes, state
 }
 
 // want applies one block of txs and checks each result code.
@@ -258,12 +269,15 @@ func TestAppIsDeterministicAndRestartable(t *testing.T) {
 		_, hx := x.block(txs...)
 		_, hy := y.block(txs...)
 		if !bytes.Equal(hx, hy) {
-			t.Fatalf("block %d: app hashes differ", x.height)
+			t.Fatalf("block %d: state hashes differ", x.height)
 		}
 		if bytes.Equal(hx, last) {
-			t.Fatalf("block %d: app hash did not change", x.height)
+			t.Fatalf("block %d: state hash did not change", x.height)
 		}
 		last = hx
+	}
+	if codes, h := x.block(); len(codes) != 0 || h != nil {
+		t.Fatalf("an empty block has results %v", codes)
 	}
 	// Restart: Info reports where the app stands, so CometBFT replays nothing.
 	if err := x.app.Close(); err != nil {
@@ -278,8 +292,8 @@ func TestAppIsDeterministicAndRestartable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.LastBlockHeight != x.height || !bytes.Equal(info.LastBlockAppHash, last) {
-		t.Fatalf("after restart: height %d hash %x, want %d %x", info.LastBlockHeight, info.LastBlockAppHash, x.height, last)
+	if info.LastBlockHeight != x.height || !bytes.Equal(info.LastBlockAppHash, x.appHash) {
+		t.Fatalf("after restart: height %d app hash %x, want %d %x", info.LastBlockHeight, info.LastBlockAppHash, x.height, x.appHash)
 	}
 }
 
@@ -288,13 +302,22 @@ func TestAppProposals(t *testing.T) {
 	c := newChainApp(t, keys, state)
 	good := c.tx("cluster-a", "cluster-a", join("a1", 0xa1, c.now()))
 	forged := c.tx("cluster-a", "cluster-b", join("a2", 0xa2, c.now()))
+	before := time.Now()
 	prep, err := c.app.PrepareProposal(context.Background(), &abci.RequestPrepareProposal{Txs: [][]byte{forged, good, {1}}, MaxTxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(prep.Txs) != 1 || !bytes.Equal(prep.Txs[0], good) {
-		t.Fatalf("PrepareProposal kept %d transactions, want only the valid one", len(prep.Txs))
+	if len(prep.Txs) != 2 || !bytes.Equal(prep.Txs[1], good) {
+		t.Fatalf("PrepareProposal kept %d transactions, want the proposal time and the valid one", len(prep.Txs))
 	}
+	if ms, ok := bftledger.DecodeProposalTime(prep.Txs[0]); !ok || ms < before.UnixMilli() || ms > time.Now().UnixMilli() {
+		t.Fatalf("the proposal does not open with the proposer's clock: %x", prep.Txs[0])
+	}
+	if none, err := c.app.PrepareProposal(context.Background(), &abci.RequestPrepareProposal{Txs: [][]byte{forged}, MaxTxBytes: 1 << 20}); err != nil || len(none.Txs) != 0 {
+		t.Fatalf("PrepareProposal without a valid transaction: %d transactions, %v; want none", len(none.Txs), err)
+	}
+	now := bftledger.ProposalTime(time.Now())
+	stamped := func(txs ...[]byte) [][]byte { return append([][]byte{now}, txs...) }
 	many := make([][]byte, bftledger.MaxBlockTxs+1)
 	for i := range many {
 		many[i] = good
@@ -304,12 +327,17 @@ func TestAppProposals(t *testing.T) {
 		txs  [][]byte
 		want abci.ResponseProcessProposal_ProposalStatus
 	}{
-		{"honest", [][]byte{good}, abci.ResponseProcessProposal_ACCEPT},
+		{"honest", stamped(good), abci.ResponseProcessProposal_ACCEPT},
 		{"empty", nil, abci.ResponseProcessProposal_ACCEPT},
-		{"forged signature", [][]byte{good, forged}, abci.ResponseProcessProposal_REJECT},
-		{"garbage", [][]byte{{0xff}}, abci.ResponseProcessProposal_REJECT},
-		{"more transactions than a block may carry", many, abci.ResponseProcessProposal_REJECT},
-		{"just enough", many[:bftledger.MaxBlockTxs], abci.ResponseProcessProposal_ACCEPT},
+		{"no proposal time", [][]byte{good}, abci.ResponseProcessProposal_REJECT},
+		{"proposal time not first", [][]byte{good, now}, abci.ResponseProcessProposal_REJECT},
+		{"two proposal times", stamped(now, good), abci.ResponseProcessProposal_REJECT},
+		{"proposal time ahead of this clock", [][]byte{bftledger.ProposalTime(time.Now().Add(bftledger.MaxProposalAhead + time.Minute)), good}, abci.ResponseProcessProposal_REJECT},
+		{"proposal time an hour old (the decided time is bounded below)", [][]byte{bftledger.ProposalTime(time.Now().Add(-time.Hour)), good}, abci.ResponseProcessProposal_ACCEPT},
+		{"forged signature", stamped(good, forged), abci.ResponseProcessProposal_REJECT},
+		{"garbage", stamped([]byte{0xff}), abci.ResponseProcessProposal_REJECT},
+		{"more transactions than a block may carry", stamped(many...), abci.ResponseProcessProposal_REJECT},
+		{"just enough", stamped(many[:bftledger.MaxBlockTxs]...), abci.ResponseProcessProposal_ACCEPT},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := c.app.ProcessProposal(context.Background(), &abci.RequestProcessProposal{Txs: tc.txs, Height: 1})
@@ -420,4 +448,50 @@ func rotateEvent(t *testing.T, keys *keysvc.Service, now time.Time) ledger.Event
 		t.Fatal(err)
 	}
 	return ledger.Event{Type: ledger.EventRotate, Device: "cluster-b", Time: now.UnixMilli(), Request: rotation}
+}
+
+// TestAppBlockTime: a block is judged and stamped at its proposer's time
+// (its first transaction), not at CometBFT's time, which after a quiet hour
+// is the commit time of the block before; never earlier than CometBFT's time,
+// though, nor than the ledger block before.
+func TestAppBlockTime(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	c := newChainApp(t, keys, state)
+	lastBlockTime := func() int64 {
+		var at int64
+		if err := bftledger.AppBlocks(c.app, func(b ledger.Block) error { at = b.Header.Time; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+
+	// A quiet hour: CometBFT's time of the next block is an hour behind the
+	// clocks of the CH and the proposer. Without a proposal time the join is
+	// refused as stale; with one it is applied and stamped at that time.
+	later := c.now().Add(time.Hour)
+	c.want([]uint32{bftledger.CodeStale}, c.tx("cluster-a", "cluster-a", join("a1", 0xa1, later)))
+	c.want([]uint32{bftledger.CodeOK, bftledger.CodeOK},
+		bftledger.ProposalTime(later.Add(200*time.Millisecond)), c.tx("cluster-a", "cluster-a", join("a2", 0xa2, later)))
+	if got, want := lastBlockTime(), later.Add(200*time.Millisecond).UnixMilli(); got != want {
+		t.Fatalf("ledger block stamped %d, want the proposal time %d", got, want)
+	}
+
+	// A proposer that backdates gets no earlier than the ledger block before
+	// (the ledger's times never go back) ...
+	c.want([]uint32{bftledger.CodeOK, bftledger.CodeOK},
+		bftledger.ProposalTime(later.Add(-time.Minute)), c.tx("cluster-a", "cluster-a", join("a3", 0xa3, later.Add(time.Second))))
+	if got, want := lastBlockTime(), later.Add(200*time.Millisecond).UnixMilli(); got != want {
+		t.Fatalf("backdated block stamped %d, want the block before's %d", got, want)
+	}
+	// ... nor than CometBFT's time.
+	c2 := newChainApp(t, keys, state)
+	c2.want([]uint32{bftledger.CodeOK, bftledger.CodeOK},
+		bftledger.ProposalTime(c2.now().Add(-time.Minute)), c2.tx("cluster-a", "cluster-a", join("a1", 0xa1, c2.now())))
+	var at int64
+	if err := bftledger.AppBlocks(c2.app, func(b ledger.Block) error { at = b.Header.Time; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := genesisTime.Add(time.Second).UnixMilli(); at != want {
+		t.Fatalf("backdated block stamped %d, want CometBFT's time %d", at, want)
+	}
 }

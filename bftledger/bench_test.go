@@ -2,6 +2,8 @@ package bftledger_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/iotguard/iotguard/bftledger"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // BenchmarkJoinCommit measures Append of join events — the durable,
@@ -113,16 +116,34 @@ func benchAppend(b *testing.B, l ledger.Ledger, conc int) {
 	b.ReportMetric(0, "ns/op") // per-op time is meaningless with concurrency; see p50/p99
 }
 
-// benchJoin is a join event of realistic size: a COSE_Key, two nonces and a
-// signed request of about 300 bytes.
+// benchJoin is a join event of realistic size for the cluster "bench": a
+// COSE_Key, two nonces and, as its evidence, the device's signed join
+// request (about 300 bytes), which every validator verifies.
 func benchJoin(id string) ledger.Event {
-	key, nonce, chNonce, req := make([]byte, 77), make([]byte, 16), make([]byte, 16), make([]byte, 300)
-	for _, b := range [][]byte{key, nonce, chNonce, req} {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	key, err := wire.EncodePublicKey(&priv.PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	nonce, chNonce, echo := make([]byte, 16), make([]byte, 16), make([]byte, 12)
+	for _, b := range [][]byte{nonce, chNonce, echo} {
 		rand.Read(b)
+	}
+	const lat, lon = 48_860_000, 2_350_000
+	payload, err := wire.Marshal(&wire.JoinRequest{Cluster: "bench", ID: id, Key: key, Lat: lat, Lon: lon, Nonce: nonce, Echo: echo})
+	if err != nil {
+		panic(err)
+	}
+	req, err := wire.Sign1(priv, []byte(id), wire.AADJoinRequest, payload)
+	if err != nil {
+		panic(err)
 	}
 	now := time.Now()
 	return ledger.Event{Type: ledger.EventJoin, Device: id, Time: now.UnixMilli(), Key: key, DeviceNonce: nonce, CHNonce: chNonce,
-		Lat: 48_860_000, Lon: 2_350_000, Expires: now.Add(24 * time.Hour).Unix(), Request: req}
+		Lat: lat, Lon: lon, Expires: now.Add(24 * time.Hour).Unix(), Request: req}
 }
 
 func openBolt(b *testing.B) ledger.Ledger {
@@ -146,6 +167,13 @@ func openNet(b *testing.B, n int, tune func(int, *cfg.Config)) ledger.Ledger {
 }
 
 func openNetIn(b *testing.B, dir string, n int, tune func(int, *cfg.Config)) ledger.Ledger {
+	return openValidators(b, dir, n, tune)[0]
+}
+
+// openValidators starts n validators in dir and returns their ledgers, the
+// first with a CH. Each is closed when the benchmark ends (a second Close of
+// one the benchmark stopped is harmless).
+func openValidators(b *testing.B, dir string, n int, tune func(int, *cfg.Config)) []*bftledger.Ledger {
 	keys, err := keysvc.Open(filepath.Join(dir, "ch"), "bench")
 	if err != nil {
 		b.Fatal(err)
@@ -157,7 +185,7 @@ func openNetIn(b *testing.B, dir string, n int, tune func(int, *cfg.Config)) led
 	if err != nil {
 		b.Fatal(err)
 	}
-	var first ledger.Ledger
+	var ledgers []*bftledger.Ledger
 	for i, home := range homes {
 		opts := bftledger.Options{Home: home}
 		if i == 0 {
@@ -168,9 +196,63 @@ func openNetIn(b *testing.B, dir string, n int, tune func(int, *cfg.Config)) led
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { l.Close() })
-		if i == 0 {
-			first = l
+		ledgers = append(ledgers, l)
+	}
+	return ledgers
+}
+
+// BenchmarkJoinLatency measures the latency of a join's commit (Append, what
+// a /join waits for) on four validators with the IoT-Guard default
+// configuration, with all four up and with one of them stopped (down=k:
+// validator k, never the CH's validator 0; which one matters, since a
+// stopped validator costs the heights whose proposer it would be). seq
+// appends back to back; gap waits 3 s after each commit, as joins that are
+// rare (a quiet deployment) meet a network that went idle. Reported: p50-ms,
+// p99-ms and the largest, max-ms.
+//
+//	cd bftledger && go test -run NONE -bench 'JoinLatency' -benchtime 40x .
+func BenchmarkJoinLatency(b *testing.B) {
+	for _, down := range []int{-1, 1, 2, 3} {
+		for _, gap := range []time.Duration{0, 3 * time.Second} {
+			name := "4of4"
+			if down >= 0 {
+				name = fmt.Sprintf("3of4-down=%d", down)
+			}
+			name += map[bool]string{true: "/gap", false: "/seq"}[gap > 0]
+			b.Run(name, func(b *testing.B) {
+				ls := openValidators(b, b.TempDir(), 4, nil)
+				l := ls[0]
+				for i := range 3 { // the network elects its first proposer
+					if _, err := l.Append(context.Background(), benchJoin(fmt.Sprintf("warm-%d", i))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if down >= 0 {
+					if err := ls[down].Close(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				lat := make([]time.Duration, b.N)
+				b.ResetTimer()
+				for i := range b.N {
+					if gap > 0 {
+						b.StopTimer()
+						time.Sleep(gap)
+						b.StartTimer()
+					}
+					t0 := time.Now()
+					if _, err := l.Append(context.Background(), benchJoin(fmt.Sprintf("dev-%d", i))); err != nil {
+						b.Fatal(err)
+					}
+					lat[i] = time.Since(t0)
+				}
+				b.StopTimer()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+				b.ReportMetric(0, "ns/op")
+			})
 		}
 	}
-	return first
 }

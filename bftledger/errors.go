@@ -1,6 +1,10 @@
 package bftledger
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/iotguard/iotguard/ledger"
+)
 
 // Errors of the replicated state machine, in addition to the ledger's own
 // (ledger.ErrConflict, ledger.ErrNotMember, …), which pass through wrapped.
@@ -29,15 +33,19 @@ var (
 	// ErrOtherCluster is returned when a cluster head writes about a device
 	// of another cluster. For a join it also matches ledger.ErrConflict (the
 	// device is a current member elsewhere); otherwise ledger.ErrNotMember
-	// (the device is not a member of the writing cluster).
-	ErrOtherCluster = errors.New("device belongs to another cluster")
+	// (the device is not a member of the writing cluster). It is
+	// ledger.ErrOtherCluster, so that the CH (which has no CometBFT in its
+	// module) can say so.
+	ErrOtherCluster = ledger.ErrOtherCluster
 
-	// ErrUncertain is returned by Append when its context ends after the
-	// transaction entered the mempool and before its block was seen: it may
-	// still be committed. The caller must not assume either outcome.
-	ErrUncertain = errors.New("transaction outcome unknown")
+	// ErrUncertain (ledger.ErrUncertain) is returned by Append when it stops
+	// waiting after its transaction entered the mempool and before its block
+	// was seen — its context or the commit timeout ended, or the node
+	// stopped: it may still be committed. The caller must not assume either
+	// outcome.
+	ErrUncertain = ledger.ErrUncertain
 
-	// ErrNodeStopped is returned by Append when the CometBFT node stopped or
-	// the ledger was closed while it waited.
+	// ErrNodeStopped is returned by Append, with ErrUncertain, when the
+	// CometBFT node stopped or the ledger was closed while it waited.
 	ErrNodeStopped = errors.New("node stopped")
 )

@@ -10,8 +10,8 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// appHashDomain separates the app hash from other SHA-256 uses.
-const appHashDomain = "iotguard-bft-apphash-v1"
+// stateHashDomain separates the state hash from other SHA-256 uses.
+const stateHashDomain = "iotguard-bft-state-v1"
 
 // head is the newest ledger block and its time (unix milliseconds).
 type head struct {
@@ -28,11 +28,14 @@ type state interface {
 	seen(d [32]byte) (bool, error)
 }
 
-// appHash is what the app returns to CometBFT after each block.
-func appHash(h head, lt *ltHash) [32]byte {
+// stateHash commits to the whole state after a block: the ledger head (which
+// chains every accepted event) and the lattice hash of every record, seen
+// digest and registered cluster. Each transaction result of a block carries
+// it (see execResults).
+func stateHash(h head, lt *ltHash) [32]byte {
 	sum := lt.sum()
-	b := make([]byte, 0, len(appHashDomain)+64)
-	b = append(b, appHashDomain...)
+	b := make([]byte, 0, len(stateHashDomain)+64)
+	b = append(b, stateHashDomain...)
 	b = append(b, h.Ref.Hash[:]...)
 	b = append(b, sum[:]...)
 	return sha256.Sum256(b)
@@ -240,15 +243,15 @@ func authorize(o *overlay, cluster string, ev ledger.Event, nowMS int64) error {
 
 // outcome is what a block changed, ready to commit.
 type outcome struct {
-	height  int64           // CometBFT height
-	results []txResult      // one per transaction, in order
-	blocks  []*ledger.Block // the ledger blocks of the accepted events, in height order
-	refs    map[uint64]ledger.BlockRef
-	head    head
-	devices map[string]ledger.Device // changed records, block hashes filled in
-	seen    [][32]byte
-	lt      ltHash
-	appHash [32]byte
+	height    int64           // CometBFT height
+	results   []txResult      // one per transaction, in order
+	blocks    []*ledger.Block // the ledger blocks of the accepted events, in height order
+	refs      map[uint64]ledger.BlockRef
+	head      head
+	devices   map[string]ledger.Device // changed records, block hashes filled in
+	seen      [][32]byte
+	lt        ltHash
+	stateHash [32]byte
 }
 
 // finish closes the block: it makes the ledger blocks of the accepted
@@ -301,7 +304,7 @@ func (e *executor) finish(height int64, lt ltHash) (*outcome, error) {
 	for _, d := range e.order {
 		out.lt.add(seenElem(d))
 	}
-	out.appHash = appHash(out.head, &out.lt)
+	out.stateHash = stateHash(out.head, &out.lt)
 	return out, nil
 }
 
@@ -322,6 +325,6 @@ func genesis(chainID string, reg *registry, timeMS int64) (*outcome, error) {
 	for id, r := range reg.clusters {
 		out.lt.add(clusterElem(id, r.key))
 	}
-	out.appHash = appHash(out.head, &out.lt)
+	out.stateHash = stateHash(out.head, &out.lt)
 	return out, nil
 }

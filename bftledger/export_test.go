@@ -2,12 +2,26 @@ package bftledger
 
 import (
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
+
+// ProposalTime returns the proposal-time transaction of a proposer whose
+// clock says t.
+func ProposalTime(t time.Time) []byte {
+	b, err := encodeProposalTime(t.UnixMilli())
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// DecodeProposalTime is decodeProposalTime.
+func DecodeProposalTime(raw []byte) (int64, bool) { return decodeProposalTime(raw) }
 
 // WithProposalRewrite makes the node opened with o a byzantine proposer:
 // f replaces the transactions of every block it proposes.

@@ -172,8 +172,10 @@ func (l *Ledger) isClosed() bool {
 // this node, returning the ledger block holding ev or the state machine's
 // refusal (errors wrap the ledger sentinels, or ErrOtherCluster, ErrStale…).
 //
-// The wait ends at ctx's end or after Options.CommitTimeout, with
-// ErrUncertain: the transaction may still be committed. A transaction that
+// The wait ends at ctx's end, after Options.CommitTimeout or when the node
+// stops, with ErrUncertain: the transaction may still be committed. (If ctx
+// has ended before submission, nothing is submitted and Append returns ctx's
+// error: a sure failure.) A transaction that
 // the mempool drops on recheck (the state changed under it) is reported
 // refused; it stays signed, so a validator that kept it could still include
 // it within the genesis max_event_skew_ms, where the state machine judges it
@@ -207,6 +209,9 @@ func (l *Ledger) Append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, 
 	if err != nil {
 		return fail(err)
 	}
+	if err := ctx.Err(); err != nil { // nothing submitted: a sure failure
+		return fail(err)
+	}
 	done := l.app.wait(digest)
 	defer l.app.unwait(digest)
 	if err := l.node.Mempool().CheckTx(raw, nil, mempool.TxInfo{}); err != nil {
@@ -225,9 +230,9 @@ func (l *Ledger) Append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, 
 	case <-timer.C:
 		return fail(fmt.Errorf("%w: no block within %v", ErrUncertain, l.timeout))
 	case <-l.closing:
-		return fail(ErrNodeStopped)
+		return fail(fmt.Errorf("%w: %w", ErrUncertain, ErrNodeStopped))
 	case <-l.node.Quit():
-		return fail(ErrNodeStopped)
+		return fail(fmt.Errorf("%w: %w", ErrUncertain, ErrNodeStopped))
 	}
 }
 
@@ -261,13 +266,13 @@ func (l *Ledger) Head() (ledger.BlockRef, int64, error) {
 }
 
 // State returns the CometBFT height this node's application has committed
-// and its app hash.
-func (l *Ledger) State() (height int64, appHash [32]byte, err error) {
+// and the state hash after it.
+func (l *Ledger) State() (height int64, stateHash [32]byte, err error) {
 	c, _, err := l.app.snapshot()
 	if err != nil {
 		return 0, [32]byte{}, err
 	}
-	return c.height, c.appHash, nil
+	return c.height, c.stateHash, nil
 }
 
 // Blocks calls fn for every ledger block from height from upwards. fn runs

@@ -39,6 +39,18 @@ type testNet struct {
 	ledgers []*bftledger.Ledger // nil while stopped
 	chs     []*clusterhead.CH   // one per cluster, nil while stopped
 	opts    []func(*bftledger.Options)
+	cfg     netConfig
+}
+
+// netConfig adjusts a test network.
+type netConfig struct {
+	// opts[i], if set, adjusts validator i's ledger options (a byzantine
+	// proposer).
+	opts map[int]func(*bftledger.Options)
+	// maxSkewMS is the genesis max_event_skew_ms (0: the default).
+	maxSkewMS int64
+	// requestTimeout bounds a CH's wait for a commit (0: the default).
+	requestTimeout time.Duration
 }
 
 // fastConsensus is the test tuning: P2P flushed every 10 ms, short commit
@@ -77,10 +89,16 @@ func freePorts(t testing.TB, n int) []int {
 // adjusts validator i's ledger options (a byzantine proposer).
 func startNet(t *testing.T, clusters []string, opts map[int]func(*bftledger.Options)) *testNet {
 	t.Helper()
+	return startNetWith(t, clusters, netConfig{opts: opts})
+}
+
+// startNetWith generates and starts a network for clusters, adjusted by nc.
+func startNetWith(t *testing.T, clusters []string, nc netConfig) *testNet {
+	t.Helper()
 	n := &testNet{t: t, dir: t.TempDir(), clusters: clusters,
 		ledgers: make([]*bftledger.Ledger, validators), chs: make([]*clusterhead.CH, len(clusters)),
-		opts: make([]func(*bftledger.Options), validators)}
-	for i, f := range opts {
+		opts: make([]func(*bftledger.Options), validators), cfg: nc}
+	for i, f := range nc.opts {
 		n.opts[i] = f
 	}
 	var entries []bftledger.ClusterEntry
@@ -94,7 +112,7 @@ func startNet(t *testing.T, clusters []string, opts map[int]func(*bftledger.Opti
 	homes, err := bftledger.GenerateNet(n.dir, bftledger.NetSpec{
 		ChainID: "iotguard-test", Validators: validators,
 		P2PPorts: freePorts(t, validators), RPCPorts: make([]int, validators),
-		Clusters: entries, Tune: fastConsensus,
+		Clusters: entries, MaxEventSkewMS: nc.maxSkewMS, Tune: fastConsensus,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +181,7 @@ func (n *testNet) start(i int) {
 	c := n.clusters[i]
 	ch := chtest.Start(n.t, n.chDir(c), func(cc *clusterhead.Config) {
 		cc.Cluster = cluster.Config{ID: c, Position: chtest.Here, Radius: 1000}
+		cc.RequestTimeout = n.cfg.requestTimeout
 		cc.Ledger = func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
 			opts.Cluster, opts.Signer, opts.OnCommit = c, keys, onCommit
 			l, err := bftledger.Open(opts)
@@ -213,6 +232,8 @@ func (n *testNet) ledger(i int) *bftledger.Ledger {
 }
 
 func (n *testNet) ch(cluster string) *clusterhead.CH {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for i, c := range n.clusters {
 		if c == cluster {
 			return n.chs[i]
@@ -277,4 +298,22 @@ func (n *testNet) agree(which ...int) (int64, [32]byte) {
 		}
 	}
 	return height, hash
+}
+
+// joins returns how many join events of id validator i's ledger holds.
+func (n *testNet) joins(i int, id string) int {
+	n.t.Helper()
+	var count int
+	err := n.ledger(i).Blocks(0, func(b ledger.Block) error {
+		for _, ev := range b.Events {
+			if ev.Type == ledger.EventJoin && ev.Device == id {
+				count++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return count
 }

@@ -33,7 +33,9 @@ type NetSpec struct {
 	P2PPorts []int
 	RPCPorts []int
 
-	// Clusters and MaxEventSkewMS become the genesis app_state.
+	// Clusters and MaxEventSkewMS become the genesis app_state; a zero
+	// MaxEventSkewMS is written as DefaultMaxEventSkew, so that the genesis
+	// file says what applies.
 	Clusters       []ClusterEntry
 	MaxEventSkewMS int64
 
@@ -47,11 +49,15 @@ func NodeDir(dir string, i int) string { return filepath.Join(dir, "node"+strcon
 // DefaultConfig is the CometBFT configuration of IoT-Guard validators:
 // blocks only when there are transactions, a short commit timeout (a join
 // waits for its block), P2P messages flushed every 10 ms, no transaction
-// indexer (the application keeps its own index).
+// indexer (the application keeps its own index). A proposer that is down
+// costs its height timeout_propose, then timeout_precommit (CometBFT waits
+// it out even when the validators agreed on nil): both short on a LAN.
 func DefaultConfig() *cfg.Config {
 	c := cfg.DefaultConfig()
 	c.Consensus.CreateEmptyBlocks = false
 	c.Consensus.TimeoutPropose = time.Second
+	c.Consensus.TimeoutPrevote = 200 * time.Millisecond
+	c.Consensus.TimeoutPrecommit = 200 * time.Millisecond
 	c.Consensus.TimeoutCommit = 100 * time.Millisecond
 	c.Consensus.PeerGossipSleepDuration = 10 * time.Millisecond
 	c.P2P.FlushThrottleTimeout = 10 * time.Millisecond
@@ -83,6 +89,9 @@ func GenerateNet(dir string, spec NetSpec) ([]string, error) {
 		return fail(fmt.Errorf("%s exists", NodeDir(dir, 0)))
 	}
 	state := &AppState{Clusters: spec.Clusters, MaxEventSkewMS: spec.MaxEventSkewMS}
+	if state.MaxEventSkewMS == 0 {
+		state.MaxEventSkewMS = DefaultMaxEventSkew
+	}
 	appState, err := state.Marshal()
 	if err != nil {
 		return fail(err)

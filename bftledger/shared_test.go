@@ -47,11 +47,12 @@ func TestSharedLedger(t *testing.T) {
 		t.Fatalf("verify of an unknown device through CH B: %v, want a warning", err)
 	}
 
-	// CH B may not take in A's current member, nor grant a session with it
-	// (its member key is with CH A).
+	// CH B may not take in A's current member, and says so, nor grant a
+	// session with it (its member key is with CH A).
 	var ce *device.CodeError
-	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Conflict {
-		t.Fatalf("join of A's member through CH B: %v, want 4.09", err)
+	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) ||
+		ce.Code != codes.Conflict || ce.Diagnostic != "member of another cluster: cluster-a" {
+		t.Fatalf("join of A's member through CH B: %v, want 4.09 member of another cluster: cluster-a", err)
 	}
 	if _, _, err := b1.Session(chtest.Ctx(t), "a1"); !errors.As(err, &ce) || ce.Code != codes.Forbidden {
 		t.Fatalf("session with A's member through CH B: %v, want 4.03", err)

@@ -31,25 +31,29 @@ var (
 	bucketSeen    = []byte("seen")
 	bucketMeta    = []byte("meta")
 
-	keyVersion  = []byte("version")
-	keyChainID  = []byte("chain-id")
-	keyAppState = []byte("app-state") // genesis app_state JSON
-	keyHeight   = []byte("height")    // CometBFT height of the last committed block
-	keyAppHash  = []byte("app-hash")
-	keyLtHash   = []byte("lthash")
-	keyHead     = []byte("head") // CBOR head
+	keyVersion   = []byte("version")
+	keyChainID   = []byte("chain-id")
+	keyAppState  = []byte("app-state")  // genesis app_state JSON
+	keyHeight    = []byte("height")     // CometBFT height of the last committed block
+	keyStateHash = []byte("state-hash") // after that block
+	keyAppHash   = []byte("app-hash")   // the chain's constant app hash (see appHash)
+	keyLtHash    = []byte("lthash")
+	keyHead      = []byte("head") // CBOR head
 )
 
-const storeVersion = 1
+// storeVersion 2: the state hash goes into transaction results, the app
+// hash is constant (version 1 returned the state hash as the app hash).
+const storeVersion = 2
 
 // committed is the meta of the committed state.
 type committed struct {
-	chainID  string
-	appState []byte
-	height   int64
-	appHash  [32]byte
-	lt       ltHash
-	head     head
+	chainID   string
+	appState  []byte
+	appHash   [32]byte // constant for the chain
+	height    int64
+	stateHash [32]byte
+	lt        ltHash
+	head      head
 }
 
 var errNotInitialized = errors.New("application state not initialized")
@@ -98,10 +102,11 @@ func loadMeta(tx *bolt.Tx) (*committed, error) {
 	}
 	c := &committed{chainID: string(meta.Get(keyChainID)), appState: bytes.Clone(meta.Get(keyAppState))}
 	h := meta.Get(keyHeight)
-	if len(h) != 8 || len(meta.Get(keyAppHash)) != 32 {
-		return nil, errors.New("failed to read application state: malformed height or app hash")
+	if len(h) != 8 || len(meta.Get(keyStateHash)) != 32 || len(meta.Get(keyAppHash)) != 32 {
+		return nil, errors.New("failed to read application state: malformed height, state hash or app hash")
 	}
 	c.height = int64(binary.BigEndian.Uint64(h))
+	copy(c.stateHash[:], meta.Get(keyStateHash))
 	copy(c.appHash[:], meta.Get(keyAppHash))
 	var err error
 	if c.lt, err = parseLtHash(meta.Get(keyLtHash)); err != nil {
@@ -141,7 +146,8 @@ func (s *store) seen(d [32]byte) (bool, error) {
 	return ok, err
 }
 
-// initChain replaces whatever the file holds by the genesis state.
+// initChain replaces whatever the file holds by the genesis state g; its
+// state hash becomes the chain's app hash.
 func (s *store) initChain(chainID string, appState []byte, g *outcome) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketBlocks, bucketDevices, bucketSeen, bucketMeta} {
@@ -162,6 +168,9 @@ func (s *store) initChain(chainID string, appState []byte, g *outcome) error {
 			return err
 		}
 		if err := meta.Put(keyAppState, appState); err != nil {
+			return err
+		}
+		if err := meta.Put(keyAppHash, g.stateHash[:]); err != nil { // the genesis state's hash, for good
 			return err
 		}
 		return writeOutcome(tx, g)
@@ -213,7 +222,7 @@ func writeOutcome(tx *bolt.Tx, o *outcome) error {
 	meta := tx.Bucket(bucketMeta)
 	for _, kv := range []struct{ k, v []byte }{
 		{keyHeight, heightKey(uint64(o.height))},
-		{keyAppHash, o.appHash[:]},
+		{keyStateHash, o.stateHash[:]},
 		{keyLtHash, o.lt.bytes()},
 		{keyHead, hb},
 	} {

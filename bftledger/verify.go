@@ -50,19 +50,21 @@ const progressEvery = 64
 
 // Report is what a successful verification established.
 type Report struct {
-	Height  int64           // CometBFT height of the verified state
-	Head    ledger.BlockRef // newest ledger block
-	AppHash [32]byte
+	Height    int64           // CometBFT height of the verified state
+	Head      ledger.BlockRef // newest ledger block
+	StateHash [32]byte        // after that height
 }
 
 // Verify re-derives this node's ledger from CometBFT's block store, from
 // genesis: for every block, its hash, chain ID, link to the previous block,
 // validator set and the commit signatures of more than two thirds of the
-// genesis validators; that its header carries the app hash replay produced
+// genesis validators; that its header carries the chain's app hash and the
+// results hash (state hash included, see execResults) that replay produced
 // for the block before; then it replays every transaction (signature,
-// cluster, state machine) and compares each ledger block it makes with the
-// stored one. Finally it compares the replayed records, transaction digests,
-// head and app hash with the committed state. The first failure of a block
+// cluster, state machine) at the block's decided time and compares each
+// ledger block it makes with the stored one. Finally it compares the
+// replayed records, transaction digests, head and state hash with the
+// committed state. The first failure of a block
 // is a *ledger.BadBlockError whose Height is the CometBFT height; a state
 // that the chain does not produce is an error wrapping ledger.ErrIndexMismatch.
 // It runs while the node commits, catching up a bounded number of times.
@@ -119,6 +121,8 @@ func verifyChain(ctx context.Context, bs blockSource, gen *types.GenesisDoc, st 
 	if err := sameBlock(st, cur.blocks[0], 0); err != nil {
 		return nil, err
 	}
+	appHash := cur.stateHash                    // the chain's, for good
+	lastResults := types.NewResults(nil).Hash() // what the next block carries: block 1, the empty results' (CometBFT's genesis state)
 	ms := &memState{records: map[string]ledger.Device{}, digests: map[[32]byte]bool{}}
 	var (
 		h      int64
@@ -143,20 +147,23 @@ func verifyChain(ctx context.Context, bs blockSource, gen *types.GenesisDoc, st 
 					progress(uint64(h), uint64(target))
 				}
 			}
-			if prevID, err = checkCometBlock(bs, gen.ChainID, valSet, h, prevID, cur.appHash); err != nil {
+			if prevID, err = checkCometBlock(bs, gen.ChainID, valSet, h, prevID, appHash, lastResults); err != nil {
 				return nil, err
 			}
 			blk := bs.LoadBlock(h)
-			e := newExecutor(ms, reg, gen.ChainID, cur.head, blk.Time.UnixMilli())
-			for _, tx := range blk.Txs {
-				if err := e.exec(tx); err != nil {
-					return fail(err)
-				}
+			txs := make([][]byte, len(blk.Txs))
+			for i, tx := range blk.Txs {
+				txs[i] = tx
+			}
+			e := newExecutor(ms, reg, gen.ChainID, cur.head, decidedTime(txs, blk.Time.UnixMilli(), cur.head.Time))
+			if err := execBlock(e, txs); err != nil {
+				return fail(err)
 			}
 			out, err := e.finish(h, cur.lt)
 			if err != nil {
 				return fail(err)
 			}
+			lastResults = types.NewResults(execResults(out)).Hash()
 			for _, b := range out.blocks {
 				if err := sameBlock(st, b, h); err != nil {
 					return nil, err
@@ -174,8 +181,8 @@ func verifyChain(ctx context.Context, bs blockSource, gen *types.GenesisDoc, st 
 			progress(uint64(h), uint64(target))
 		}
 		if bs.Height() > h { // the next header commits to the state replayed
-			if meta := bs.LoadBlockMeta(h + 1); meta != nil && !bytes.Equal(meta.Header.AppHash, cur.appHash[:]) {
-				return nil, &ledger.BadBlockError{Height: uint64(h + 1), Reason: "cometbft header carries an app hash that replay does not produce"}
+			if meta := bs.LoadBlockMeta(h + 1); meta != nil && !bytes.Equal(meta.Header.LastResultsHash, lastResults) {
+				return nil, &ledger.BadBlockError{Height: uint64(h + 1), Reason: "cometbft header carries a results hash that replay does not produce"}
 			}
 		}
 		done, err := sameState(st, h, cur, ms)
@@ -183,7 +190,7 @@ func verifyChain(ctx context.Context, bs blockSource, gen *types.GenesisDoc, st 
 			if err != nil {
 				return nil, err
 			}
-			return &Report{Height: h, Head: cur.head.Ref, AppHash: cur.appHash}, nil
+			return &Report{Height: h, Head: cur.head.Ref, StateHash: cur.stateHash}, nil
 		}
 		if attempt == verifyAttempts {
 			return fail(errors.New("the node kept committing: no stable state to compare"))
@@ -191,10 +198,10 @@ func verifyChain(ctx context.Context, bs blockSource, gen *types.GenesisDoc, st 
 	}
 }
 
-// checkCometBlock checks CometBFT block h against its predecessor's ID and
-// the app hash replay produced for h-1, and its commit against the
-// validators, and returns its ID.
-func checkCometBlock(bs blockSource, chainID string, vals *types.ValidatorSet, h int64, prevID types.BlockID, wantApp [32]byte) (types.BlockID, error) {
+// checkCometBlock checks CometBFT block h against its predecessor's ID, the
+// chain's app hash and the results hash replay produced for h-1, and its
+// commit against the validators, and returns its ID.
+func checkCometBlock(bs blockSource, chainID string, vals *types.ValidatorSet, h int64, prevID types.BlockID, appHash [32]byte, lastResults []byte) (types.BlockID, error) {
 	bad := func(format string, args ...any) (types.BlockID, error) {
 		return types.BlockID{}, &ledger.BadBlockError{Height: uint64(h), Reason: "cometbft block: " + fmt.Sprintf(format, args...)}
 	}
@@ -216,8 +223,10 @@ func checkCometBlock(bs blockSource, chainID string, vals *types.ValidatorSet, h
 		return bad("does not link to block %d", h-1)
 	case !bytes.Equal(blk.ValidatorsHash, vals.Hash()):
 		return bad("validator set is not the genesis one")
-	case !bytes.Equal(blk.AppHash, wantApp[:]):
-		return bad("app hash differs from replay of block %d", h-1)
+	case !bytes.Equal(blk.AppHash, appHash[:]):
+		return bad("app hash is not the chain's")
+	case !bytes.Equal(blk.LastResultsHash, lastResults):
+		return bad("results hash differs from replay of block %d", h-1)
 	}
 	commit := bs.LoadSeenCommit(h)
 	if h < bs.Height() {
@@ -277,8 +286,8 @@ func sameState(st *store, height int64, cur *outcome, ms *memState) (done bool, 
 			return mismatch("head %d differs from the replayed %d", c.head.Ref.Height, cur.head.Ref.Height)
 		case c.lt != cur.lt:
 			return mismatch("state hash differs from the replayed one")
-		case c.appHash != cur.appHash:
-			return mismatch("app hash differs from the replayed one")
+		case c.stateHash != cur.stateHash:
+			return mismatch("state hash differs from the replayed one")
 		}
 		if k, _ := tx.Bucket(bucketBlocks).Cursor().Last(); k == nil || !bytes.Equal(k, heightKey(cur.head.Ref.Height)) {
 			return mismatch("ledger blocks beyond the head %d", cur.head.Ref.Height)

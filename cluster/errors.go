@@ -51,7 +51,18 @@ var (
 	// ErrUnknownDevice is returned by Revoke, and by Proof, for an ID never
 	// seen.
 	ErrUnknownDevice = ledger.ErrUnknownDevice
+	// ErrOtherCluster is returned when a join's device is a current member
+	// of another cluster of a shared ledger (in a *Refusal whose detail
+	// names that cluster).
+	ErrOtherCluster = ledger.ErrOtherCluster
 )
+
+// ErrUncertain is returned when the ledger did not decide a join (or a
+// leave, a revoke) before the request's context ended: the event may still
+// be committed. It is not a rejection. The ledger's state machine answers a
+// retry of the same join (same device key and nonce) with the join it
+// recorded, if any: a retry is never recorded twice.
+var ErrUncertain = ledger.ErrUncertain
 
 // Refusal is a rejection with a short detail for the client, e.g. the status
 // of a peer that is not a member. The detail never holds a secret.

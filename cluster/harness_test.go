@@ -40,6 +40,10 @@ type memLedger struct {
 	index  map[string]ledger.Device
 	events []ledger.Event
 	fail   error // if set, Append fails with it and writes nothing
+	// uncertain, if set, makes Append record the event and then report
+	// ledger.ErrUncertain, as a shared ledger does when its commit outlives
+	// the caller's wait.
+	uncertain bool
 }
 
 func newMemLedger() *memLedger { return &memLedger{index: map[string]ledger.Device{}} }
@@ -61,6 +65,9 @@ func (m *memLedger) Append(_ context.Context, ev ledger.Event) (ledger.BlockRef,
 		return ledger.BlockRef{}, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
 	}
 	m.events = append(m.events, ev)
+	if m.uncertain {
+		return ledger.BlockRef{}, fmt.Errorf("failed to append %s event: %w", ev.Type, ledger.ErrUncertain)
+	}
 	return ref, nil
 }
 

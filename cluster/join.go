@@ -65,6 +65,9 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 		DeviceNonce: req.Nonce, CHNonce: chNonce, Lat: req.Lat, Lon: req.Lon,
 		Expires: now.Add(c.cfg.MemberTTL).Unix(), Request: payload,
 	})
+	if errors.Is(err, ErrOtherCluster) {
+		return JoinResult{}, c.otherCluster(req.ID, err)
+	}
 	created := err == nil
 	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return JoinResult{}, fmt.Errorf("failed to record join of %s: %w", req.ID, err)
@@ -97,4 +100,15 @@ func (c *Core) joinResponse(d ledger.Device, created bool) (JoinResult, error) {
 		return JoinResult{}, err
 	}
 	return JoinResult{Response: resp, Created: created}, nil
+}
+
+// otherCluster is the refusal of a join whose device is a current member of
+// another cluster of a shared ledger (err, from the ledger): it names that
+// cluster, as the ledger's record says.
+func (c *Core) otherCluster(id string, err error) error {
+	d, lerr := c.ledger.Lookup(id)
+	if lerr != nil || d.Cluster == "" {
+		return fmt.Errorf("failed to record join of %s: %w", id, err)
+	}
+	return refuse(ErrOtherCluster, d.Cluster)
 }

@@ -225,6 +225,51 @@ func TestJoinReplayAnsweredAgain(t *testing.T) {
 	}
 }
 
+// TestJoinUncertainThenRetried: a join whose commit outlived the ledger's
+// wait is answered ErrUncertain (not a rejection); the device's retry of the
+// very same signed join is then answered from the ledger with the join it
+// recorded (2.04, its CH nonce and block), and nothing is written twice.
+func TestJoinUncertainThenRetried(t *testing.T) {
+	e := newEnv(t)
+	d := e.device("sensor-a")
+	req := d.joinRequest(here, e.echo())
+	e.ledger.uncertain = true
+	if _, err := e.core.Join(t.Context(), req, addr); !errors.Is(err, cluster.ErrUncertain) {
+		t.Fatalf("join whose commit outlived the wait: %v, want ErrUncertain", err)
+	}
+	e.ledger.uncertain = false
+	e.advance(30 * time.Second) // the device waited, its echo is still fresh
+	res, err := e.core.Join(t.Context(), req, addr)
+	if err != nil || res.Created {
+		t.Fatalf("retry of the same join = %+v, %v; want answered from the ledger", res, err)
+	}
+	rec, err := e.ledger.Lookup("sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := d.accept(res); !bytes.Equal(a.CHNonce, rec.CHNonce) || a.Height != rec.Joined.Height {
+		t.Fatalf("the retry's answer %+v is not the recorded join %+v", a, rec)
+	}
+	if e.ledger.written() != 1 {
+		t.Fatalf("%d events after a retried join, want 1", e.ledger.written())
+	}
+}
+
+// TestJoinMemberOfAnotherCluster: a shared ledger refuses the join of a
+// device that is a current member of another cluster; the refusal says so
+// and names that cluster, instead of "bound to another key".
+func TestJoinMemberOfAnotherCluster(t *testing.T) {
+	e := newEnv(t)
+	d := e.device("sensor-a").mustJoin()
+	e.ledger.setCluster("sensor-a", "cluster-x")
+	e.ledger.fail = fmt.Errorf("device %q is a member of cluster %q: %w: %w", "sensor-a", "cluster-x", ledger.ErrOtherCluster, ledger.ErrConflict)
+	_, err := d.join(here)
+	var ref *cluster.Refusal
+	if !errors.As(err, &ref) || ref.Reason != cluster.ErrOtherCluster || ref.Detail != "cluster-x" {
+		t.Fatalf("join of another cluster's member: %v, want a refusal naming cluster-x", err)
+	}
+}
+
 // TestJoinLedgerFailure: a ledger that cannot write fails the join as an
 // internal error (no rejection sentinel), and no replay window starts.
 func TestJoinLedgerFailure(t *testing.T) {

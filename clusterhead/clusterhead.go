@@ -47,6 +47,10 @@ type Config struct {
 	Logger          *slog.Logger
 	Metrics         string // HTTP address for /metrics; "" off
 	NoAdmin         bool   // no control socket (tests that run many CHs)
+	// RequestTimeout bounds the handling of one CoAP request, a join's wait
+	// for its ledger commit included (then 5.03 "outcome not known yet");
+	// zero means coapedge.DefaultTimeout (10 s).
+	RequestTimeout time.Duration
 
 	// Ledger opens the CH's ledger; nil means the bbolt ledger in DataDir.
 	// A replicated backend (bftledger, a module of its own) plugs in here.
@@ -183,6 +187,9 @@ func Start(cfg Config) (*CH, error) {
 	if m != nil {
 		core.SetObserver(m)
 		opts = append(opts, coapsrv.WithObserver(m))
+	}
+	if cfg.RequestTimeout != 0 {
+		opts = append(opts, func(c *coapsrv.Config) { c.Timeout = cfg.RequestTimeout })
 	}
 	srv, err := coapsrv.Listen(cfg.Listen, core, opts...)
 	if err != nil {

@@ -2,7 +2,6 @@ package clusterhead_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -24,33 +23,14 @@ type joiner struct {
 }
 
 func newJoiner(t *testing.T, conn *client.Conn, id string) *joiner {
-	st, err := device.NewState(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := wire.EncodePublicKey(&st.Key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := &joiner{t: t, st: st, conn: conn, req: wire.JoinRequest{
-		Cluster: chtest.Cluster, ID: id, Key: key, Lat: chtest.Near.Lat, Lon: chtest.Near.Lon, Nonce: make([]byte, 16),
-	}}
-	rand.Read(j.req.Nonce)
-	return j
+	st, req := chtest.JoinRequest(t, chtest.Cluster, id)
+	return &joiner{t: t, st: st, conn: conn, req: req}
 }
 
 // sign returns the join as the device would send it, with kid.
 func (j *joiner) sign(kid string) []byte {
 	j.t.Helper()
-	payload, err := wire.Marshal(&j.req)
-	if err != nil {
-		j.t.Fatal(err)
-	}
-	b, err := wire.Sign1(j.st.Key, []byte(kid), wire.AADJoinRequest, payload)
-	if err != nil {
-		j.t.Fatal(err)
-	}
-	return b
+	return chtest.SignJoin(j.t, j.st, kid, &j.req)
 }
 
 func (j *joiner) post(body []byte) chtest.Response {

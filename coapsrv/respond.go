@@ -30,12 +30,25 @@ var rejections = []struct {
 	{cluster.ErrPeerNotMember, codes.Forbidden, "peer not a member", ""},
 	{cluster.ErrNotMember, codes.Forbidden, "not a member", ""},
 	{cluster.ErrUnknownCluster, codes.NotFound, "unknown cluster", "cluster"},
+	{cluster.ErrOtherCluster, codes.Conflict, "member of another cluster", "other-cluster"}, // before ErrConflict, which it also matches
 	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
 	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
 	{cluster.ErrUnknownDevice, codes.NotFound, "unknown device", ""},
 	{cluster.ErrNotInLog, codes.NotFound, "not in the log", ""},
 	{cluster.ErrNoLog, codes.NotFound, "no transparency log", ""},
+	// Not a rejection: the ledger has not decided yet (a shared ledger
+	// without a quorum). The event may still be committed; the device
+	// resends the same join after Max-Age (docs/PROTOCOL.md §3.3).
+	{cluster.ErrUncertain, codes.ServiceUnavailable, "outcome not known yet", "uncertain"},
 }
+
+// maxAge is the Max-Age option, in seconds, of the answers above that ask
+// the client to come back later.
+var maxAge = map[error]byte{cluster.ErrUncertain: UncertainMaxAge}
+
+// UncertainMaxAge is the Max-Age of a 5.03 "outcome not known yet": how
+// long a device waits before it resends the same join.
+const UncertainMaxAge = 2
 
 // fail returns the answer to a request the Core refused, and the rejection
 // reason for the metrics: a rejection gets its code, an echo challenge 4.01
@@ -53,7 +66,11 @@ func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string
 			if errors.As(err, &ref) {
 				text += ": " + ref.Detail
 			}
-			return coapedge.Diagnostic(rej.code, text), rej.reason
+			var opts []message.Option
+			if age, ok := maxAge[rej.err]; ok {
+				opts = append(opts, message.Option{ID: message.MaxAge, Value: []byte{age}})
+			}
+			return coapedge.Diagnostic(rej.code, text, opts...), rej.reason
 		}
 	}
 	s.cfg.Errors(fmt.Errorf("%v %s: %w", r.Source, r.Path, err))

@@ -109,9 +109,10 @@ func (d *Device) save() error {
 
 // response is what the device reads from a CoAP answer.
 type response struct {
-	code codes.Code
-	body []byte
-	echo []byte
+	code   codes.Code
+	body   []byte
+	echo   []byte
+	maxAge time.Duration // the Max-Age option; CoAP's default, 60 s, without one
 }
 
 func (r *response) err() error {
@@ -135,7 +136,10 @@ func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path st
 		return nil, fmt.Errorf("failed %s %s: %w", method, path, err)
 	}
 	defer conn.ReleaseMessage(resp)
-	r := &response{code: resp.Code()}
+	r := &response{code: resp.Code(), maxAge: 60 * time.Second}
+	if a, err := resp.GetOptionUint32(message.MaxAge); err == nil {
+		r.maxAge = time.Duration(a) * time.Second
+	}
 	if resp.Body() != nil {
 		if r.body, err = coapbody.Read(resp); err != nil {
 			return nil, fmt.Errorf("failed to read %s response: %w", path, err)

@@ -13,6 +13,14 @@ import (
 // does not have (never joined, or left).
 var ErrNotJoined = errors.New("device has not joined a cluster")
 
+// ErrOutcomeUnknown is returned by Join when the CH kept answering 5.03
+// "outcome not known yet" (its ledger has not decided the join) until the
+// device's retries or its context ran out, or when no answer came to a join
+// it sent. The join may still be recorded: the device keeps its nonce
+// (State.PendingJoin), and its next Join to the same cluster resends the
+// same join instead of a new one.
+var ErrOutcomeUnknown = errors.New("join outcome not known yet")
+
 // ErrBadResponse is returned when a response fails its checks: bad signature,
 // wrong cluster, device or nonce, undecryptable.
 var ErrBadResponse = errors.New("bad response")

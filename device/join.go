@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -124,6 +125,17 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // the cluster from GET /cluster, sends a join signed over the echo value that
 // answer carried (or answers the CH's echo challenge when it carried none or
 // it went stale), checks the CH's signed answer and derives the member keys.
+//
+// A CH whose ledger has not decided the join answers 5.03 "outcome not known
+// yet": Join then resends the very same signed join after the answer's
+// Max-Age, at most maxJoinRetries times, signing a new echo into the same
+// join (same nonce) if the CH challenges it again. A join that ends without
+// an answer from the ledger stays in State.PendingJoin, and the next Join to
+// that cluster sends it again (its nonce) rather than a new one: the CH
+// answers a join it has already recorded with that record, so a retry is
+// never recorded twice (docs/PROTOCOL.md §3.3). It returns an error matching
+// ErrOutcomeUnknown while the outcome is not known.
+//
 // Then, unless the device was made WithoutLogCheck, it proves the join in the
 // CH's transparency log (CheckJoin; skipped when the CH keeps none): an
 // error wrapping ErrNotInLog comes with the response, and the membership,
@@ -150,21 +162,33 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	if err != nil {
 		return nil, err
 	}
-	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Nonce: make([]byte, wire.NonceLen), Echo: echo}
-	if _, err := rand.Read(req.Nonce); err != nil {
-		return nil, fmt.Errorf("failed to draw join nonce: %w", err)
-	}
-	var r *response
-	for attempt := 0; attempt < 2; attempt++ {
-		if r, err = d.sendJoin(ctx, &req); err != nil {
+	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Echo: echo}
+	if p := d.st.PendingJoin; p != nil && p.Cluster == info.Cluster {
+		req.Nonce = p.Nonce
+	} else {
+		req.Nonce = make([]byte, wire.NonceLen)
+		if _, err := rand.Read(req.Nonce); err != nil {
+			return nil, fmt.Errorf("failed to draw join nonce: %w", err)
+		}
+		// Saved before it is sent: from then on, the join may be recorded.
+		d.st.PendingJoin = &PendingJoin{Cluster: info.Cluster, Nonce: req.Nonce}
+		if err := d.save(); err != nil {
 			return nil, err
 		}
-		if r.code != codes.Unauthorized || r.echo == nil {
-			break
-		}
-		req.Echo = r.echo // the CH's freshness challenge (RFC 9175): sign it and resend
 	}
-	if !r.ok() {
+	r, err := d.sendJoin(ctx, &req)
+	switch {
+	case err != nil:
+		return nil, err
+	case r.code == codes.ServiceUnavailable:
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, r.err())
+	case !r.ok() && r.code != codes.Conflict:
+		return nil, r.err() // refused before the ledger: the pending join stays
+	case !r.ok(): // the ledger refused it (4.09): nothing pending any more
+		d.st.PendingJoin = nil
+		if err := d.save(); err != nil {
+			return nil, err
+		}
 		return nil, r.err()
 	}
 	var resp wire.JoinResponse
@@ -185,23 +209,75 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 		Cluster: resp.Cluster, CHKey: resp.CHKey, DeviceNonce: resp.DeviceNonce, CHNonce: resp.CHNonce,
 		Height: resp.Height, BlockHash: resp.BlockHash, Expires: resp.Expires,
 	}
-	d.st.Seq, d.keys = 0, nil
+	d.st.Seq, d.keys, d.st.PendingJoin = 0, nil, nil
 	if err := d.save(); err != nil {
 		return nil, err
 	}
 	return &resp, nil
 }
 
+// maxJoinRetries bounds how often Join resends a join that the CH answered
+// 5.03. With the CH's 10 s wait and a Max-Age of 2 s, that is about a minute.
+const maxJoinRetries = 4
+
+// sendJoin signs req and sends it until an answer other than an echo
+// challenge or a 5.03 arrives. It answers one echo challenge (RFC 9175) by
+// signing the echo into req; a second challenge in a row is returned. On a
+// 5.03 it resends the same signed bytes after the answer's Max-Age, at most
+// maxJoinRetries times, and returns the 5.03 when the retries or ctx's time
+// would run out first.
 func (d *Device) sendJoin(ctx context.Context, req *wire.JoinRequest) (*response, error) {
+	signed, err := d.signJoin(req)
+	if err != nil {
+		return nil, err
+	}
+	challenged, retries := false, 0
+	for {
+		r, err := exchange(ctx, d.conn, codes.POST, "/join", message.AppCoseSign1, signed)
+		if err != nil { // the join may have arrived, and been recorded
+			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
+		switch {
+		case r.code == codes.Unauthorized && r.echo != nil && !challenged:
+			challenged = true
+			req.Echo = r.echo
+			if signed, err = d.signJoin(req); err != nil {
+				return nil, err
+			}
+		case r.code == codes.ServiceUnavailable && retries < maxJoinRetries:
+			retries++
+			challenged = false // the echo may go stale while the ledger decides
+			if !wait(ctx, r.maxAge) {
+				return r, nil
+			}
+		default:
+			return r, nil
+		}
+	}
+}
+
+// wait sleeps for d, unless ctx ends first or would end within d: it reports
+// whether it slept.
+func wait(ctx context.Context, d time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (d *Device) signJoin(req *wire.JoinRequest) ([]byte, error) {
 	payload, err := wire.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := wire.Sign1(d.st.Key, []byte(d.st.ID), wire.AADJoinRequest, payload)
-	if err != nil {
-		return nil, err
-	}
-	return exchange(ctx, d.conn, codes.POST, "/join", message.AppCoseSign1, signed)
+	return wire.Sign1(d.st.Key, []byte(d.st.ID), wire.AADJoinRequest, payload)
 }
 
 // memberKeys returns the keys derived from the current membership.

@@ -43,6 +43,18 @@ type State struct {
 	// Checkpoint is the last checkpoint of the CH's log this device verified
 	// (COSE_Sign1): the next check proves the log consistent with it.
 	Checkpoint []byte `json:"checkpoint,omitempty"`
+	// PendingJoin is a join sent without a definite answer (5.03, a
+	// timeout): it may be on the ledger. The next join to its cluster
+	// reuses its nonce, so that the CH answers it with the recorded join
+	// instead of recording a second one.
+	PendingJoin *PendingJoin `json:"pending_join,omitempty"`
+}
+
+// PendingJoin is what a device keeps of a join whose outcome it does not
+// know.
+type PendingJoin struct {
+	Cluster string `json:"cluster"`
+	Nonce   []byte `json:"nonce"`
 }
 
 // NewState generates a fresh P-256 identity for id.

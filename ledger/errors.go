@@ -37,7 +37,22 @@ var (
 	// either side of a session) and the device has left, been revoked or
 	// expired (always inside a *StatusError).
 	ErrNotMember = errors.New("device is not a member")
+
+	// ErrOtherCluster is returned by a ledger shared by several clusters
+	// (bftledger) when a cluster writes about a device of another cluster.
+	// For a join (the device is a current member of another cluster) it also
+	// matches ErrConflict; otherwise ErrNotMember.
+	ErrOtherCluster = errors.New("device belongs to another cluster")
 )
+
+// ErrUncertain is returned by Append when it stopped waiting for an event it
+// had already handed on (a replicated ledger's transaction in flight, when
+// the caller's context or the ledger's commit timeout ended first): the event
+// may still be committed, or not. The bbolt ledger never returns it (its
+// Append waits for the outcome once the committer took the event). A caller
+// must not assume either outcome; the state machine keeps a retry of the
+// same join (same key and device nonce) from being recorded twice.
+var ErrUncertain = errors.New("outcome not known yet")
 
 // Errors of the store.
 var (

@@ -44,6 +44,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// logger returns cfg.Logger, or one that discards.
+func (cfg Config) logger() *slog.Logger {
+	if cfg.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return cfg.Logger
+}
+
 // ConfigError is returned for a configuration that cannot make the network:
 // more clusters than validators, an invalid cluster ID, a directory with
 // more validators than Validators. Its text names the flags of
@@ -121,10 +129,7 @@ func Start(cfg Config) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := cfg.logger()
 	n := &Net{}
 	for i := range cfg.Validators {
 		home := bftledger.NodeDir(cfg.Dir, i)

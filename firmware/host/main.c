@@ -9,12 +9,16 @@
  *   iotguard-dev send    --server URL --key FILE --peer ID --peer-addr ADDR --message TEXT
  *                        [--count N] [--replay]
  *   iotguard-dev leave   --server URL --key FILE
- *   iotguard-dev relay   --listen ADDR --to ADDR --loss PCT --seed N --timeout S
+ *   iotguard-dev relay   --listen ADDR --to ADDR --loss PCT --seed N --timeout S [--undecided N]
  *
  * relay forwards datagrams between the clients of ADDR (the latest one gets
  * the answers) and --to, with the bounded, seeded loss of --loss on the
  * client side in both directions: it puts a lossy link in front of a device
- * that cannot drop datagrams itself (the emulated board).
+ * that cannot drop datagrams itself (the emulated board). With --undecided
+ * N it replaces the CH's answers to the first N /join requests by 5.03
+ * "outcome not known yet" with Max-Age 1, as a CH whose shared ledger has
+ * not decided answers (the join itself reached the CH and is recorded), and
+ * reports whether the device sent the same join each time.
  *
  * Common flags: --loss PCT --seed N (bounded, seeded datagram loss both
  * ways), --ack-timeout MS (CoAP ACK_TIMEOUT), --timeout S (listen: exit after).
@@ -40,7 +44,7 @@ static struct {
     const char *reply, *to;
     double lat, lon;
     int have_pos, replay;
-    unsigned loss, count, timeout_s, ack_ms;
+    unsigned loss, count, timeout_s, ack_ms, undecided;
     uint64_t seed;
 } opt;
 
@@ -108,6 +112,7 @@ static void parse(int argc, char **argv)
         else if (!strcmp(f, "count")) opt.count = (unsigned)atoi(v);
         else if (!strcmp(f, "timeout")) opt.timeout_s = (unsigned)atoi(v);
         else if (!strcmp(f, "ack-timeout")) opt.ack_ms = (unsigned)atoi(v);
+        else if (!strcmp(f, "undecided")) opt.undecided = (unsigned)atoi(v);
         else if (!strcmp(f, "position")) {
             if (sscanf(v, "%lf,%lf", &opt.lat, &opt.lon) != 2) {
                 usage();
@@ -250,10 +255,65 @@ static int peer_id(iog_id_t *p)
     return 0;
 }
 
+/* What relay --undecided saw of the device's joins. */
+static struct {
+    uint8_t first[IOG_COAP_MAX_PDU]; /* the first join's payload */
+    size_t first_len;
+    unsigned joins, differ, answered; /* joins sent (new MIDs), unlike the first, answered 5.03 */
+    int open;                         /* a join is waiting for the CH's answer */
+    uint16_t mid;                     /* its message ID */
+} rj;
+
+/* A request from the device: notes a /join (not its retransmissions). */
+static void relay_request(const uint8_t *buf, int n)
+{
+    iog_coap_msg_t m;
+    if (iog_coap_parse(&m, buf, (size_t)n) || m.code != IOG_COAP_POST || !iog_coap_path_is(&m, "/join")) {
+        return;
+    }
+    if (rj.open && m.mid == rj.mid) {
+        return; /* a retransmission */
+    }
+    rj.joins++;
+    rj.open = 1;
+    rj.mid = m.mid;
+    if (rj.joins == 1 && m.payload_len <= sizeof(rj.first)) {
+        memcpy(rj.first, m.payload, m.payload_len);
+        rj.first_len = m.payload_len;
+    }
+    else if (m.payload_len != rj.first_len || memcmp(m.payload, rj.first, rj.first_len)) {
+        rj.differ++;
+    }
+}
+
+/*
+ * An answer of the CH: while --undecided lasts, the answer to the open join
+ * becomes 5.03 "outcome not known yet" with Max-Age 1 in @p out. @return its
+ * length, or 0 to forward the answer as it is.
+ */
+static int relay_answer(const uint8_t *buf, int n, uint8_t *out, size_t cap)
+{
+    static const char text[] = "outcome not known yet";
+    iog_coap_msg_t m;
+    if (rj.answered == opt.undecided || !rj.open || iog_coap_parse(&m, buf, (size_t)n) ||
+        m.type != IOG_COAP_ACK || m.mid != rj.mid || IOG_COAP_CLASS(m.code) == 0) {
+        return 0;
+    }
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, out, cap, IOG_COAP_ACK, IOG_COAP_UNAVAILABLE, m.mid, m.token, m.tkl);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, 0);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_MAX_AGE, 1);
+    iog_coap_add_payload(&p, text, sizeof(text) - 1);
+    rj.open = 0;
+    rj.answered++;
+    int len = iog_coap_finish(&p);
+    return len > 0 ? len : 0;
+}
+
 static int cmd_relay(void)
 {
     static iog_udp_t up;
-    static uint8_t buf[IOG_COAP_MAX_PDU];
+    static uint8_t buf[IOG_COAP_MAX_PDU], out[128];
     iog_platform_t pd, pu;
     iog_addr_t to, client, from;
     unsigned fwd = 0;
@@ -283,17 +343,25 @@ static int cmd_relay(void)
         int n = pd.recv(pd.ctx, &from, buf, sizeof(buf), 5);
         if (n > 0) {
             client = from;
+            if (opt.undecided) {
+                relay_request(buf, n);
+            }
             pu.send(pu.ctx, &to, buf, (size_t)n);
             fwd++;
         }
         n = pu.recv(pu.ctx, &from, buf, sizeof(buf), 5);
         if (n > 0 && client.family) {
-            pd.send(pd.ctx, &client, buf, (size_t)n);
+            int m = opt.undecided ? relay_answer(buf, n, out, sizeof(out)) : 0;
+            pd.send(pd.ctx, &client, m ? out : buf, (size_t)(m ? m : n));
             fwd++;
         }
     }
     fprintf(stderr, "relay: forwarded %u datagrams; loss: dropped %u of %u\n", fwd, udp.dropped,
             udp.dropped + udp.passed);
+    if (opt.undecided) {
+        fprintf(stderr, "relay: /join: %u sent, %u unlike the first; %u answered 5.03\n", rj.joins,
+                rj.differ, rj.answered);
+    }
     return 0;
 }
 
@@ -317,6 +385,9 @@ int main(int argc, char **argv)
         int64_t lon = (int64_t)(opt.lon * 1e6 + (opt.lon < 0 ? -0.5 : 0.5));
         int e = iog_device_join(&dev, lat, lon);
         loss_report();
+        if (e == -EAGAIN || e == -ETIMEDOUT) {
+            fail("join outcome not known yet (it may be recorded)", e, &dev);
+        }
         if (e) {
             fail("join refused", e, &dev);
         }

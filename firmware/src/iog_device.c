@@ -143,6 +143,23 @@ static void let_run(const iog_device_t *d)
     }
 }
 
+/*
+ * Waits @p ms without serving: what arrives meanwhile is dropped (a peer's
+ * CON request is retransmitted; the device is not a member while it joins).
+ */
+static void pause_ms(iog_device_t *d, uint32_t ms)
+{
+    const iog_platform_t *pl = d->plat;
+    uint32_t start = pl->now_ms(pl->ctx);
+    for (uint32_t elapsed = 0; elapsed < ms; elapsed = pl->now_ms(pl->ctx) - start) {
+        iog_addr_t from;
+        int n = pl->recv(pl->ctx, &from, d->rx, sizeof(d->rx), ms - elapsed);
+        if (n < 0 && n != -ETIMEDOUT && n != -EAGAIN && n != -EINTR && n != -EMSGSIZE) {
+            return;
+        }
+    }
+}
+
 int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
 {
     iog_cluster_t c;
@@ -153,7 +170,10 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         return e;
     }
     let_run(d);
-    if ((e = d->plat->random(d->plat->ctx, nd, sizeof(nd)))) {
+    if (d->pend && iog_id_eq(&d->pend_cluster, c.cluster.s, c.cluster.len)) {
+        memcpy(nd, d->pend_nonce, sizeof(nd)); /* the same join: it may be recorded */
+    }
+    else if ((e = d->plat->random(d->plat->ctx, nd, sizeof(nd)))) {
         return e;
     }
     iog_join_req_t jr = { &d->me, &c.cluster, lat, lon, nd, NULL, 0, d->cred, d->cred_len };
@@ -162,22 +182,48 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         jr.echo = echo;
         jr.echo_len = d->echo_len;
     }
-    for (int attempt = 0;; attempt++) {
-        int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
+    int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
+    if (n < 0) {
+        return n;
+    }
+    /* from here on the join may be recorded, until the ledger answers */
+    memcpy(d->pend_nonce, nd, sizeof(nd));
+    d->pend_cluster = c.cluster;
+    d->pend = 1;
+    for (int challenged = 0, retries = 0;;) {
         let_run(d);
         if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, 0, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
-        if (r.code == IOG_COAP_UNAUTHORIZED && o && attempt == 0 && o->len >= 1 &&
+        if (r.code == IOG_COAP_UNAUTHORIZED && o && !challenged && o->len >= 1 &&
             o->len <= IOG_ECHO_MAX) {
-            /* RFC 9175 freshness challenge: sign the echo into the payload, resend */
+            /* RFC 9175 freshness challenge: sign the echo into the same join, resend */
             memcpy(echo, o->val, o->len);
             jr.echo = echo;
             jr.echo_len = o->len;
+            challenged = 1;
+            if ((n = iog_join_req_encode(&jr, d->work, sizeof(d->work))) < 0) {
+                return n;
+            }
+            continue;
+        }
+        if (r.code == IOG_COAP_UNAVAILABLE) {
+            /* the ledger has not decided (PROTOCOL.md §3.3): the same bytes, later */
+            refused(d, &r);
+            if (retries++ == IOG_JOIN_RETRIES) {
+                return -EAGAIN;
+            }
+            uint32_t age = 60; /* CoAP's default Max-Age */
+            iog_coap_opt_uint(&r, IOG_COAP_OPT_MAX_AGE, &age);
+            pause_ms(d, age > IOG_JOIN_MAX_WAIT_MS / 1000u ? IOG_JOIN_MAX_WAIT_MS : age * 1000u);
+            challenged = 0; /* the echo may go stale meanwhile */
             continue;
         }
         break;
+    }
+    if (r.code == IOG_COAP_CONFLICT) {
+        d->pend = 0; /* the ledger refused it */
     }
     if (r.code != IOG_COAP_CREATED && r.code != IOG_COAP_CHANGED) {
         refused(d, &r);
@@ -200,6 +246,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     d->mem.seq = 0;
     d->joined = 1;
     d->echo_len = 0;
+    d->pend = 0;
     if (d->persist && (e = d->persist(d->persist_ctx, d))) {
         return e;
     }

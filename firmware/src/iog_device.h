@@ -26,6 +26,18 @@ extern "C" {
 #define IOG_MAX_SESSIONS 4
 #endif
 
+/**
+ * How often a join answered 5.03 "outcome not known yet" is sent again
+ * (PROTOCOL.md §3.3); each time after the answer's Max-Age, at most
+ * IOG_JOIN_MAX_WAIT_MS.
+ */
+#ifndef IOG_JOIN_RETRIES
+#define IOG_JOIN_RETRIES 4
+#endif
+#ifndef IOG_JOIN_MAX_WAIT_MS
+#define IOG_JOIN_MAX_WAIT_MS 60000u
+#endif
+
 typedef struct iog_device iog_device_t;
 
 /**
@@ -73,6 +85,15 @@ struct iog_device {
     size_t cred_len;              /**< its length */
     uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
     uint8_t echo_len;             /**< its length, 0 when none */
+    /**
+     * A join sent without an answer from the ledger (5.03, no answer): it
+     * may be recorded. The next join to @p pend_cluster reuses its nonce, so
+     * that the CH answers it with the recorded join (PROTOCOL.md §3.3). Kept
+     * in RAM only: a reboot forgets it.
+     */
+    int pend;
+    uint8_t pend_nonce[IOG_NONCE_LEN]; /**< its device nonce */
+    iog_id_t pend_cluster;             /**< its cluster */
     uint8_t rx[IOG_COAP_MAX_PDU]; /**< client receive buffer */
     uint8_t work[IOG_MAX_PAYLOAD];/**< outgoing payloads */
     uint8_t pt[IOG_MAX_PAYLOAD];  /**< plaintexts */
@@ -95,8 +116,17 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out);
  * @brief Joins at (lat, lon) microdegrees: /cluster (whose Echo option the
  *        join signs), signed /join, the echo challenge if the CH still asks,
  *        the CH's signed answer, K_m and the member keys.
+ *
+ * A CH whose ledger has not decided answers 5.03 "outcome not known yet":
+ * the same signed join is sent again after the answer's Max-Age, at most
+ * IOG_JOIN_RETRIES times (a new echo challenge meanwhile is signed into the
+ * same join, same nonce). A join that ends without the ledger's answer stays
+ * pending (@p pend): the next join to that cluster reuses its nonce.
+ *
  * @return 0, -EACCES when refused (see code/diag) or the answer does not
- *         verify, -EPROTO, or a CoAP error.
+ *         verify, -EAGAIN when the outcome is not known yet (code 5.03),
+ *         -EPROTO, or a CoAP error (-ETIMEDOUT: the outcome is not known
+ *         either).
  */
 int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon);
 

@@ -179,6 +179,28 @@ for mode in A B; do
     if [ "$(grep -c 'lossy-one: lossy' ll$mode.out)" = 10 ]; then ok "lossy run $mode: 10 messages delivered once each"; else bad "lossy run $mode: 10 messages delivered once each" ll$mode.out; fi
 done
 
+# A CH whose shared ledger has not decided answers 5.03 "outcome not known
+# yet" with a Max-Age (PROTOCOL.md §3.3): the relay turns the CH's answer to
+# c-retry's first join into one (the CH did record that join). The device
+# sends the very same signed join again after Max-Age, and the CH answers it
+# from the ledger (2.04, the recorded join): one join of c-retry on the
+# ledger (checked at the end).
+"$DEV" keygen --id c-retry --out r.key >/dev/null
+RPORT=$(free_port)
+"$DEV" relay --listen "127.0.0.1:$RPORT" --to "127.0.0.1:$CHPORT" --undecided 1 --timeout 100 >relay.out 2>&1 &
+RLPID=$!
+PIDS="$PIDS $RLPID"
+sleep 0.3
+run "c-retry joins through an undecided answer" 0 jr.out \
+    "$DEV" join --server "coap://127.0.0.1:$RPORT" --key r.key --position 48.8566,2.3522
+has "c-retry joined" jr.out "joined cluster lab-1 as c-retry"
+kill $RLPID 2>/dev/null
+wait $RLPID 2>/dev/null
+has "c-retry sent the same join again after the 5.03" relay.out "relay: /join: 2 sent, 0 unlike the first; 1 answered 5.03"
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
+    "$METRICS" >m2.out 2>&1
+has "the CH answered the retry from the ledger" m2.out 'iotguard_coap_requests_total{code="2.04",resource="/join",transport="udp"} 1$'
+
 # leave, then the peer is warned
 run "c-one leaves" 0 lv.out "$DEV" leave --server "$S" --key a.key
 run "c-two verifies c-one after its leave" 1 v3.out "$DEV" verify --server "$S" --key b.key --peer c-one
@@ -203,6 +225,8 @@ has "then the verify succeeded" rs.out "lossy-one is a member"
 kill "$CHPID" 2>/dev/null
 wait "$CHPID" 2>/dev/null
 run "ledger verify after the run" 0 lg.out "$GO_CLI" ledger verify --data "$T/ch"
+run "ledger list after the run" 0 ll.out "$GO_CLI" ledger list --data "$T/ch" --format json
+if [ "$(grep -c '"type":"join","device":"c-retry"' ll.out)" = 1 ]; then ok "c-retry's join recorded once"; else bad "c-retry's join recorded once" ll.out; fi
 
 echo "harness: $pass passed, $fail failed"
 echo "$pass passed, $fail failed"

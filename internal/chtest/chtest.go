@@ -5,6 +5,7 @@ package chtest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"io"
 	"log/slog"
 	"reflect"
@@ -21,6 +22,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // Cluster is the test cluster's ID and position (Paris, 1 km radius).
@@ -93,6 +95,37 @@ func Joined(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 		t.Fatalf("join %s: %v", id, err)
 	}
 	return d
+}
+
+// JoinRequest returns a new device id and its join request for cluster at
+// Near, with a random nonce and no echo yet; SignJoin signs it.
+func JoinRequest(t testing.TB, cluster, id string) (*device.State, wire.JoinRequest) {
+	t.Helper()
+	st, err := device.NewState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := wire.EncodePublicKey(&st.Key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := wire.JoinRequest{Cluster: cluster, ID: id, Key: key, Lat: Near.Lat, Lon: Near.Lon, Nonce: make([]byte, wire.NonceLen)}
+	rand.Read(req.Nonce)
+	return st, req
+}
+
+// SignJoin returns req as st's device sends it, signed with kid.
+func SignJoin(t testing.TB, st *device.State, kid string, req *wire.JoinRequest) []byte {
+	t.Helper()
+	payload, err := wire.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := wire.Sign1(st.Key, []byte(kid), wire.AADJoinRequest, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // Ctx returns a context bounded by Timeout and the test's life.

@@ -14,6 +14,8 @@ import (
 // subcommands. The default binary passes nil to [Run] and contains no
 // CometBFT code.
 type CometBFT struct {
+	// Name is the binary's name, for help texts.
+	Name string
 	// Opener returns the ledger of a CH of cluster on the node in home.
 	Opener func(home, cluster string, log *slog.Logger) clusterhead.LedgerOpener
 	// Verify verifies the ledger of the stopped node in home and returns a

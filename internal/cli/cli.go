@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 )
@@ -52,6 +53,21 @@ Commands:
 Run 'iotguard <command> --help' for a command's flags and examples.
 `
 
+// program is the binary's name in help texts: "iotguard", or the name of a
+// binary with the CometBFT ledger (CometBFT.Name). Run sets it.
+var program = "iotguard"
+
+// commandLine finds the program name where a help text shows a command line.
+var commandLine = regexp.MustCompile(`(?m)(^|^Usage: |^  |')iotguard `)
+
+// named returns help text u with the program's name in its command lines.
+func named(u string) string {
+	if program == "iotguard" {
+		return u
+	}
+	return commandLine.ReplaceAllString(u, "${1}"+program+" ")
+}
+
 // usageError makes Run print the command's usage after the message.
 type usageError struct{ msg string }
 
@@ -71,12 +87,16 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 // failure or a warning, 2 for a usage error. cmt adds the CometBFT ledger and
 // its subcommands; the default binary passes nil.
 func Run(args []string, stderr io.Writer, cmt *CometBFT) int {
+	program = "iotguard"
+	if cmt != nil && cmt.Name != "" {
+		program = cmt.Name
+	}
 	var list strings.Builder
 	for _, c := range commands(cmt) {
 		fmt.Fprintf(&list, "  %-8s %s\n", c.Name, c.Summary)
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(stderr, mainUsage, list.String())
+		fmt.Fprintf(stderr, named(mainUsage), list.String())
 		if len(args) == 0 {
 			return 2
 		}
@@ -95,14 +115,14 @@ func Run(args []string, stderr io.Writer, cmt *CometBFT) int {
 		case errors.As(err, &ee):
 			return int(ee)
 		case errors.As(err, &ue):
-			fmt.Fprintf(stderr, "iotguard: error: %s\n\n%s", ue.msg, c.Usage)
+			fmt.Fprintf(stderr, "iotguard: error: %s\n\n%s", ue.msg, named(c.Usage))
 			return 2
 		default:
 			fmt.Fprintf(stderr, "iotguard: error: %v\n", err)
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "iotguard: error: unknown command %q\n\n"+mainUsage, args[0], list.String())
+	fmt.Fprintf(stderr, "iotguard: error: unknown command %q\n\n"+named(mainUsage), args[0], list.String())
 	return 2
 }
 
@@ -112,7 +132,7 @@ func Parse(fs *flag.FlagSet, usage string, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(os.Stdout, usage)
+			fmt.Fprint(os.Stdout, named(usage))
 			fs.SetOutput(os.Stdout)
 			fs.PrintDefaults()
 			return flag.ErrHelp

@@ -37,7 +37,7 @@ Examples:
 
 func deviceCmd(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(deviceUsage)
+		fmt.Print(named(deviceUsage))
 		if len(args) == 0 {
 			return usageError{"missing device subcommand"}
 		}
@@ -137,6 +137,9 @@ func deviceJoin(args []string) error {
 		return usageError{err.Error()}
 	}
 	resp, err := d.Join(ctx, p.Lat, p.Lon)
+	if errors.Is(err, device.ErrOutcomeUnknown) {
+		return fmt.Errorf("%w: the join may still be recorded; run this command again to resend the same join (%s keeps its nonce)", err, *f.key)
+	}
 	if err != nil {
 		return fmt.Errorf("join refused: %w", err)
 	}

@@ -38,7 +38,7 @@ Examples:
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(ledgerUsage)
+		fmt.Print(named(ledgerUsage))
 		if len(args) == 0 {
 			return usageError{"missing ledger subcommand"}
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/iotguard/iotguard/bftledger"
@@ -21,6 +22,7 @@ import (
 
 // cometBFT is what this binary adds to iotguard's command tree.
 var cometBFT = &cli.CometBFT{
+	Name: "iotguard-cometbft",
 	Opener: func(home, cluster string, log *slog.Logger) clusterhead.LedgerOpener {
 		return bftledger.CHOpener(home, cluster, log)
 	},
@@ -29,8 +31,8 @@ var cometBFT = &cli.CometBFT{
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("ledger intact: cometbft height %d, app hash %x, ledger height %d, head %x",
-			r.Height, r.AppHash, r.Head.Height, r.Head.Hash), nil
+		return fmt.Sprintf("ledger intact: cometbft height %d, state hash %x, ledger height %d, head %x",
+			r.Height, r.StateHash, r.Head.Height, r.Head.Hash), nil
 	},
 	Blocks: bftledger.ReadBlocks,
 	Commands: []cli.Command{
@@ -40,25 +42,34 @@ var cometBFT = &cli.CometBFT{
 	},
 }
 
-const localnetUsage = `Usage: iotguard localnet [flags]
+const localnetUsage = `Usage: iotguard-cometbft localnet [flags]
 
 Runs a shared ledger on loopback: --validators CometBFT validators with the
 IoT-Guard application, and one cluster head per --clusters entry, the CH of
 the i-th cluster on validator i, serving CoAP on 127.0.0.1:(--coap-port + i).
 Every CH answers /verify about the devices of every cluster. SIGINT stops all.
 
+With --processes every node runs as a process of its own, logging to
+DIR/nodeI.log; the log line of each names its PID and command line, so that
+you can stop one (kill PID) and start it again with that command. Without it,
+all run in this process.
+
 On first use it creates --dir: DIR/node0 … (CometBFT homes: config, keys,
 genesis with the cluster registry) and DIR/<cluster> (CH data: its key). Later
 runs reuse it (the clusters then come from its genesis). With --init-only it
-only creates the files, to run each validator as its own process:
-  iotguard serve --ledger cometbft --cometbft-home DIR/node0 --data DIR/cluster-a --cluster-id cluster-a
-  iotguard node --cometbft-home DIR/node2
+only creates the files, to run each node yourself (each CH on its own --listen
+port):
+  iotguard-cometbft serve --ledger cometbft --cometbft-home DIR/node0 --data DIR/cluster-a --cluster-id cluster-a
+  iotguard-cometbft serve --ledger cometbft --cometbft-home DIR/node1 --data DIR/cluster-b --cluster-id cluster-b --listen 127.0.0.1:5684
+  iotguard-cometbft node --cometbft-home DIR/node2
 
 Examples:
-  iotguard localnet
-  iotguard device join --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352
-  iotguard device verify --server coap://127.0.0.1:5684 --key b.json --peer sensor-a
-  iotguard ledger verify --cometbft-home iotguard-localnet/node0     # after stopping
+  iotguard-cometbft localnet
+  iotguard-cometbft localnet --processes
+  iotguard-cometbft device keygen --id sensor-a --out a.json
+  iotguard-cometbft device join --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352
+  iotguard-cometbft device verify --server coap://127.0.0.1:5684 --key b.json --peer sensor-a
+  iotguard-cometbft ledger verify --cometbft-home iotguard-localnet/node0     # after stopping
 
 Flags:
 `
@@ -73,6 +84,7 @@ func localnetCmd(args []string) error {
 	pos := fs.String("position", "48.8566,2.3522", "position `LAT,LON` of every CH")
 	radius := fs.Float64("radius", 1000, "cluster radius in `metres`")
 	initOnly := fs.Bool("init-only", false, "create the directory and exit")
+	processes := fs.Bool("processes", false, "run every node as a process of its own")
 	if err := cli.Parse(fs, localnetUsage, args); err != nil {
 		return err
 	}
@@ -91,8 +103,17 @@ func localnetCmd(args []string) error {
 		fmt.Printf("created %s: %d validators, clusters %s\n", cfg.Dir, cfg.Validators, strings.Join(ids, ", "))
 		return nil
 	}
-	net, err := localnet.Start(cfg)
-	if err != nil {
+	var net interface{ Close() error }
+	if *processes {
+		exe, err := program()
+		if err != nil {
+			return err
+		}
+		net, err = localnet.StartProcesses(cfg, exe)
+		if err != nil {
+			return localnetError(err)
+		}
+	} else if net, err = localnet.Start(cfg); err != nil {
 		return localnetError(err)
 	}
 	cli.WaitSignal(cfg.Logger)
@@ -100,6 +121,19 @@ func localnetCmd(args []string) error {
 		cfg.Logger.Error("stop", "err", err)
 	}
 	return nil
+}
+
+// program is this program, to run as the nodes: the name it was started
+// with (as the test scripts start it), else its executable.
+func program() (string, error) {
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		return p, nil
+	}
+	p, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("failed to find this program to run the nodes: %w", err)
+	}
+	return p, nil
 }
 
 // localnetError makes a configuration error a usage error.
@@ -111,7 +145,7 @@ func localnetError(err error) error {
 	return err
 }
 
-const nodeUsage = `Usage: iotguard node --cometbft-home DIR
+const nodeUsage = `Usage: iotguard-cometbft node --cometbft-home DIR
 
 Runs a CometBFT validator (or full node) of the shared ledger with the
 IoT-Guard application and no cluster head, until SIGINT/SIGTERM. DIR holds
@@ -119,7 +153,7 @@ config/ (config.toml, genesis.json, node_key.json, priv_validator_key.json)
 and data/.
 
 Example:
-  iotguard node --cometbft-home iotguard-localnet/node2
+  iotguard-cometbft node --cometbft-home iotguard-localnet/node2
 
 Flags:
 `
@@ -143,14 +177,14 @@ func nodeCmd(args []string) error {
 	return l.Close()
 }
 
-const clusterEntryUsage = `Usage: iotguard cluster-entry --data DIR --cluster-id ID
+const clusterEntryUsage = `Usage: iotguard-cometbft cluster-entry --data DIR --cluster-id ID
 
 Prints the JSON entry that registers a cluster head in the app_state of a
 shared ledger's genesis.json ({"id": …, "key": base64 COSE_Key of the CH
 public key}). It creates the CH key in DIR (mode 0600) if there is none yet.
 
 Example:
-  iotguard cluster-entry --data /var/lib/iotguard --cluster-id plant-7
+  iotguard-cometbft cluster-entry --data /var/lib/iotguard --cluster-id plant-7
 
 Flags:
 `
