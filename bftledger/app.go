@@ -35,6 +35,7 @@ const (
 	CodeRevoked       uint32 = 13
 	CodeDuplicate     uint32 = 14
 	CodeNotMember     uint32 = 15
+	CodeStaleJoin     uint32 = 16
 	CodeInternal      uint32 = 99
 )
 
@@ -50,6 +51,7 @@ func code(err error) uint32 {
 		{ledger.ErrInvalidEvent, CodeInvalidEvent}, {ledger.ErrUnknownDevice, CodeUnknownDevice},
 		{ledger.ErrConflict, CodeConflict}, {ledger.ErrRevoked, CodeRevoked},
 		{ledger.ErrDuplicate, CodeDuplicate}, {ledger.ErrNotMember, CodeNotMember},
+		{ledger.ErrStale, CodeStaleJoin},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

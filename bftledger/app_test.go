@@ -212,11 +212,19 @@ func TestAppClusterWritesOnlyItsOwnDevices(t *testing.T) {
 
 	// a1 leaves cluster-a; then cluster-b may take it in.
 	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now())))
-	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", join("a1", 0xa1, c.now())))
+	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", c.signedNow(join("a1", 0xa1, c.now()))))
 	if d := c.device("a1"); d.Cluster != "cluster-b" || d.Status != membership.Member {
 		t.Fatalf("a1 after moving: %+v", d)
 	}
 	c.want([]uint32{bftledger.CodeOtherCluster}, c.tx("cluster-a", "cluster-a", event(ledger.EventRevoke, "a1", "", c.now())))
+}
+
+// signedNow returns join ev as signed over an echo its CH made after the
+// device's latest event: fresh.
+func (c *chainApp) signedNow(ev ledger.Event) ledger.Event {
+	c.t.Helper()
+	ev.FreshAt = c.device(ev.Device).Updated.Height
+	return ev
 }
 
 func (c *chainApp) device(id string) ledger.Device {
@@ -235,7 +243,9 @@ func TestAppRefusesForgedReplayedAndStaleTransactions(t *testing.T) {
 
 	leave := c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now()))
 	c.want([]uint32{0, bftledger.CodeReplay}, leave, leave) // twice in one block
-	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", join("a1", 0xa1, c.now())))
+	signedBeforeLeave := join("a1", 0xa1, c.now())          // over an echo from before the leave's block
+	c.want([]uint32{bftledger.CodeStaleJoin}, c.tx("cluster-a", "cluster-a", signedBeforeLeave))
+	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", c.signedNow(join("a1", 0xa1, c.now()))))
 	c.want([]uint32{bftledger.CodeReplay}, leave) // a later block: a1 is a member again, the old leave stays spent
 
 	stale := c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now().Add(-time.Hour)))

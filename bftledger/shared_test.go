@@ -48,9 +48,16 @@ func TestSharedLedger(t *testing.T) {
 	}
 
 	// CH B may not take in A's current member, and says so, nor grant a
-	// session with it (its member key is with CH A).
+	// session with it (its member key is with CH A). The device itself
+	// trusts CH A's key: re-pinned to CH B's, it asks.
 	var ce *device.CodeError
-	if _, err := chtest.Dial(t, chB, stA1).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) ||
+	thumbB := chB.Keys.Thumbprint()
+	toB, err := device.Dial(chB.Addr(), stA1, device.WithRepin(thumbB[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer toB.Close()
+	if _, err := toB.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) ||
 		ce.Code != codes.Conflict || ce.Diagnostic != "member of another cluster: cluster-a" {
 		t.Fatalf("join of A's member through CH B: %v, want 4.09 member of another cluster: cluster-a", err)
 	}

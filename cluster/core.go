@@ -19,6 +19,7 @@ import (
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // Config is the cluster's policy.
@@ -34,6 +35,10 @@ type Config struct {
 	// keeps (~150 B each); the least recently active beyond it prove
 	// freshness with an echo on their next request, as after a restart.
 	ReplayStates int
+	// TalkProofs bounds the talk proofs this process remembers as spent
+	// (~35 B each), each until it is stale (docs/PROTOCOL.md §5.1); when
+	// that many are unexpired, /session refuses new proofs (ErrBusy).
+	TalkProofs int
 }
 
 // Defaults for Config fields left zero.
@@ -41,6 +46,7 @@ const (
 	DefaultMemberTTL    = 24 * time.Hour
 	DefaultSessionTTL   = 10 * time.Minute
 	DefaultReplayStates = 1 << 16
+	DefaultTalkProofs   = 1 << 16
 )
 
 // Keys is what the core needs of the CH's keys; *keysvc.Service implements
@@ -50,11 +56,12 @@ type Keys interface {
 	COSEKey() []byte
 	Sign1(aad, payload []byte) ([]byte, error)
 	Nonce() ([]byte, error)
-	Echo(addr string, now time.Time) []byte
-	EchoFresh(echo []byte, addr string, now time.Time) bool
+	Echo(addr string, now time.Time, height uint64) []byte
+	EchoFresh(echo []byte, addr string, now time.Time) (height uint64, fresh bool)
 	OpenRequest(m keysvc.Member, req *protect.Request, path string) ([]byte, error)
 	SealResponse(m keysvc.Member, req *protect.Request, path string, plaintext []byte) ([]byte, error)
 	IssueSession(m1, m2 keysvc.Member, expires time.Time) (keysvc.Session, error)
+	VerifyTalkProof(m keysvc.Member, responder string, p *wire.TalkProof, now time.Time) error
 	PSK(m keysvc.Member) ([]byte, error)
 	Rotations() [][]byte
 }
@@ -107,6 +114,7 @@ type Core struct {
 
 	pending chan struct{} // one token per audit record not yet committed
 
+	spent   *spentProofs                    // talk proofs accepted and not yet stale
 	retired atomic.Pointer[func(id string)] // see OnKeyRetired; nil: nobody listens
 }
 
@@ -130,12 +138,15 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if cfg.ReplayStates == 0 {
 		cfg.ReplayStates = DefaultReplayStates
 	}
+	if cfg.TalkProofs == 0 {
+		cfg.TalkProofs = DefaultTalkProofs
+	}
 	members, err := simplelru.NewLRU[string, *memberState](cfg.ReplayStates, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: replay states: %w", cfg.ID, err)
 	}
 	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: members,
-		pending: make(chan struct{}, maxPendingRecords)}, nil
+		pending: make(chan struct{}, maxPendingRecords), spent: newSpentProofs(cfg.TalkProofs)}, nil
 }
 
 // SetObserver installs o; call it before serving.

@@ -30,6 +30,16 @@ var (
 	ErrPeerNotMember = errors.New("peer not a member")
 	// ErrUnknownCluster is returned when a join names another cluster.
 	ErrUnknownCluster = errors.New("unknown cluster")
+	// ErrBadTalkProof is returned when the talk proof a /session forwards
+	// does not authenticate its initiator: the initiator is unknown here,
+	// the tag does not verify under its talk key for this responder, or the
+	// proof is stale or already spent (in a *Refusal: "stale", "replay").
+	// Nothing is recorded for it.
+	ErrBadTalkProof = errors.New("bad talk proof")
+	// ErrBusy is returned when the CH already remembers as many unexpired
+	// talk proofs as it may (Config.TalkProofs): it accepts no new one until
+	// some expire, rather than forget one that could then be replayed.
+	ErrBusy = errors.New("busy")
 	// ErrNoLog is returned by the transparency resources when the ledger
 	// keeps no Merkle tree (a backend without one).
 	ErrNoLog = errors.New("no transparency log")
@@ -48,6 +58,11 @@ var (
 	ErrConflict = ledger.ErrConflict
 	// ErrRevoked is returned when a join or a revoke names a revoked ID.
 	ErrRevoked = ledger.ErrRevoked
+	// ErrStale is returned, as the Reason of an *EchoRequired, when a join
+	// was signed over an echo made before the device's latest ledger event:
+	// a superseded join replayed, or an honest device that reused an old
+	// echo (it signs the new one and is in).
+	ErrStale = ledger.ErrStale
 	// ErrUnknownDevice is returned by Revoke, and by Proof, for an ID never
 	// seen.
 	ErrUnknownDevice = ledger.ErrUnknownDevice
@@ -77,11 +92,24 @@ func (r *Refusal) Error() string { return r.Reason.Error() + ": " + r.Detail }
 func (r *Refusal) Unwrap() error { return r.Reason }
 
 // EchoRequired is the error that asks the client to retry with Echo, a fresh
-// echo value (RFC 9175): the join had none or a stale one, or a protected
-// request is the member's first since the CH started.
-type EchoRequired struct{ Echo []byte }
+// echo value (RFC 9175): the join had none or an expired one, or a protected
+// request is the member's first since the CH started. Reason, if not nil, is
+// the rejection that made the CH ask (ErrStale): the answer is that
+// rejection's, with the echo.
+type EchoRequired struct {
+	Echo   []byte
+	Reason error
+}
 
-func (e *EchoRequired) Error() string { return "echo required" }
+func (e *EchoRequired) Error() string {
+	if e.Reason != nil {
+		return e.Reason.Error()
+	}
+	return "echo required"
+}
+
+// Unwrap returns Reason.
+func (e *EchoRequired) Unwrap() error { return e.Reason }
 
 // refuse returns sentinel with a detail for the client.
 func refuse(sentinel error, detail string) error {

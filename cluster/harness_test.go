@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +41,8 @@ type memLedger struct {
 	mu     sync.Mutex
 	index  map[string]ledger.Device
 	events []ledger.Event
-	fail   error // if set, Append fails with it and writes nothing
+	fail   error  // if set, Append fails with it and writes nothing
+	broken string // if set, looking this ID up fails (a damaged index)
 	// uncertain, if set, makes Append record the event and then report
 	// ledger.ErrUncertain, as a shared ledger does when its commit outlives
 	// the caller's wait.
@@ -74,11 +77,21 @@ func (m *memLedger) Append(_ context.Context, ev ledger.Event) (ledger.BlockRef,
 func (m *memLedger) Lookup(id string) (ledger.Device, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if id == m.broken {
+		return ledger.Device{}, fmt.Errorf("device %q: index damaged", id)
+	}
 	d, ok := m.index[id]
 	if !ok {
 		return ledger.Device{}, fmt.Errorf("device %q: %w", id, ledger.ErrUnknownDevice)
 	}
 	return d, nil
+}
+
+// breakLookup makes looking id up fail from now on.
+func (m *memLedger) breakLookup(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.broken = id
 }
 
 func (m *memLedger) Head() (ledger.BlockRef, int64, error) {
@@ -143,6 +156,7 @@ type env struct {
 	core   *cluster.Core
 	now    time.Time
 	cfg    cluster.Config
+	log    *bytes.Buffer // what the core logs, without times
 }
 
 var chKey = sync.OnceValue(func() *ecdsa.PrivateKey {
@@ -159,8 +173,15 @@ func newEnv(t *testing.T, adjust ...func(*cluster.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, keys: keys, ledger: newMemLedger(), obs: &observer{}, now: time.Unix(1_800_000_000, 0)}
-	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now }}
+	e := &env{t: t, keys: keys, ledger: newMemLedger(), obs: &observer{}, now: time.Unix(1_800_000_000, 0), log: &bytes.Buffer{}}
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now },
+		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{ReplaceAttr: noTime}))}
 	for _, f := range adjust {
 		f(&e.cfg)
 	}
@@ -356,4 +377,22 @@ func (m *memLedger) expire(id string, t time.Time) {
 	d := m.index[id]
 	d.Expires = t.Unix()
 	m.index[id] = d
+}
+
+// proof returns d's talk proof of asking responder to talk, made at at.
+func (d *dev) proof(responder string, at time.Time) *wire.TalkProof {
+	d.e.t.Helper()
+	p, err := protect.NewTalkProof(d.keys.Talk, clusterID, d.st.ID, responder, at)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	return p
+}
+
+// forward asks for a session with peer, forwarding peer's talk proof p, as
+// a listener does for a hello (docs/PROTOCOL.md §5.1).
+func (d *dev) forward(peer string, p *wire.TalkProof) (*wire.SessionResponse, error) {
+	var s wire.SessionResponse
+	err := d.call(d.e.core.Session, protect.PathSession, &wire.SessionRequest{Peer: peer, Proof: p}, &s)
+	return &s, err
 }

@@ -20,8 +20,11 @@ type JoinResult struct {
 // (docs/PROTOCOL.md §3). On success the join is durably on the ledger before
 // Join returns. Checks run cheapest first: shape, cluster, echo, signature,
 // radius; then the ledger's state machine decides whether the join applies
-// (ErrConflict, ErrRevoked) or repeats the device's current join (answered
-// again, nothing written).
+// (ErrConflict, ErrRevoked, ErrStale) or repeats the device's current join
+// (answered again, nothing written). The join records the ledger height its
+// echo was stamped with (ledger.Event.FreshAt); a stale join is refused with
+// a fresh echo (an *EchoRequired whose Reason is ErrStale), which the device
+// can sign and an attacker replaying its old join cannot.
 func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResult, error) {
 	signed, err := wire.ParseSign1(payload)
 	if err != nil {
@@ -35,8 +38,9 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 		return JoinResult{}, ErrUnknownCluster
 	}
 	now := c.cfg.Now()
-	if !c.keys.EchoFresh(req.Echo, addr, now) {
-		return JoinResult{}, &EchoRequired{Echo: c.keys.Echo(addr, now)}
+	freshAt, fresh := c.keys.EchoFresh(req.Echo, addr, now)
+	if !fresh {
+		return JoinResult{}, &EchoRequired{Echo: c.echo(addr, now)}
 	}
 	pub, err := wire.ParsePublicKey(req.Key)
 	if err != nil {
@@ -63,12 +67,15 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	_, err = c.append(ctx, ledger.Event{
 		Type: ledger.EventJoin, Device: req.ID, Time: now.UnixMilli(), Key: req.Key,
 		DeviceNonce: req.Nonce, CHNonce: chNonce, Lat: req.Lat, Lon: req.Lon,
-		Expires: now.Add(c.cfg.MemberTTL).Unix(), Request: payload,
+		Expires: now.Add(c.cfg.MemberTTL).Unix(), Request: payload, FreshAt: freshAt,
 	})
 	if errors.Is(err, ErrOtherCluster) {
 		return JoinResult{}, c.otherCluster(req.ID, err)
 	}
 	created := err == nil
+	if errors.Is(err, ledger.ErrStale) {
+		return JoinResult{}, &EchoRequired{Echo: c.echo(addr, c.cfg.Now()), Reason: ErrStale}
+	}
 	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return JoinResult{}, fmt.Errorf("failed to record join of %s: %w", req.ID, err)
 	}

@@ -113,7 +113,10 @@ func TestJoinEcho(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := e.core.Join(t.Context(), d.joinRequest(here, echo), addr)
 			var challenge *cluster.EchoRequired
-			if !errors.As(err, &challenge) || !e.keys.EchoFresh(challenge.Echo, addr, e.now) {
+			if !errors.As(err, &challenge) || challenge.Reason != nil {
+				t.Fatalf("join with %s echo: %v, want a plain echo challenge", name, err)
+			}
+			if _, fresh := e.keys.EchoFresh(challenge.Echo, addr, e.now); !fresh {
 				t.Fatalf("join with %s echo: %v, want a fresh echo challenge", name, err)
 			}
 			if e.ledger.written() != 0 {
@@ -283,5 +286,98 @@ func TestJoinLedgerFailure(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("join succeeded without the ledger")
+	}
+}
+
+// wantStale checks that err refuses a join as stale with a challenge the
+// device can sign: an echo for addr stamped with the ledger's head.
+func (e *env) wantStale(err error, before int) {
+	e.t.Helper()
+	e.wantRefusal(err, cluster.ErrStale, "", before)
+	var challenge *cluster.EchoRequired
+	if !errors.As(err, &challenge) {
+		e.t.Fatalf("stale join refused without an echo: %v", err)
+	}
+	head, _, _ := e.ledger.Head()
+	if h, fresh := e.keys.EchoFresh(challenge.Echo, addr, e.now); !fresh || h != head.Height {
+		e.t.Fatalf("stale join challenged with echo of height %d (fresh %v), want the head %d", h, fresh, head.Height)
+	}
+}
+
+// TestJoinStale: a join signed over an echo made before the device's latest
+// ledger event is refused (ErrStale with a fresh echo) and writes nothing: a
+// superseded join replayed after a rejoin or a leave. Before the fix both
+// replays were recorded as new joins.
+func TestJoinStale(t *testing.T) {
+	t.Run("replayed after a rejoin", func(t *testing.T) {
+		e := newEnv(t)
+		d := e.device("sensor-a")
+		captured := d.joinRequest(here, e.echo())
+		if _, err := e.core.Join(t.Context(), captured, addr); err != nil {
+			t.Fatal(err)
+		}
+		d.mustJoin() // the device's answer was dropped: it joins again
+		before := e.ledger.written()
+		_, err := e.core.Join(t.Context(), captured, addr)
+		e.wantStale(err, before)
+		if _, err := d.verify("sensor-a"); err != nil {
+			t.Fatalf("the device's member key stopped working: %v", err)
+		}
+	})
+	t.Run("replayed after a leave", func(t *testing.T) {
+		e := newEnv(t)
+		d := e.device("sensor-a")
+		captured := d.joinRequest(here, e.echo())
+		res, err := e.core.Join(t.Context(), captured, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.accept(res)
+		if _, err := d.leave(); err != nil {
+			t.Fatal(err)
+		}
+		before := e.ledger.written()
+		_, err = e.core.Join(t.Context(), captured, addr)
+		e.wantStale(err, before)
+		if s := e.status("sensor-a"); s != membership.Left {
+			t.Fatalf("sensor-a is %v after the replay, want left", s)
+		}
+	})
+	t.Run("a new nonce over an old echo, then the challenge", func(t *testing.T) {
+		e := newEnv(t)
+		d := e.device("sensor-a")
+		echo := e.echo()
+		if _, err := e.core.Join(t.Context(), d.joinRequest(here, echo), addr); err != nil {
+			t.Fatal(err) // its answer was lost
+		}
+		before := e.ledger.written()
+		_, err := e.core.Join(t.Context(), d.joinRequest(here, echo), addr)
+		e.wantStale(err, before)
+		var challenge *cluster.EchoRequired
+		errors.As(err, &challenge)
+		res, err := e.core.Join(t.Context(), d.joinRequest(here, challenge.Echo), addr)
+		if err != nil || !res.Created {
+			t.Fatalf("join over the challenge's echo = %+v, %v", res, err)
+		}
+		d.accept(res)
+		if _, err := d.verify("sensor-a"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestJoinRecordsFreshness: the join event carries the height the echo it
+// signed was stamped with, the ledger head when the CH made the echo.
+func TestJoinRecordsFreshness(t *testing.T) {
+	e := newEnv(t)
+	e.device("sensor-a").mustJoin()
+	e.device("sensor-b").mustJoin()
+	echo := e.echo() // made at height 2
+	e.device("sensor-c").mustJoin()
+	if _, err := e.core.Join(t.Context(), e.device("sensor-d").joinRequest(here, echo), addr); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ledger.last().FreshAt; got != 2 {
+		t.Fatalf("join recorded freshness %d, want 2", got)
 	}
 }

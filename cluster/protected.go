@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -99,8 +100,8 @@ func (c *Core) open(d ledger.Device, req *protect.Request, path, addr string) ([
 	s.window.Mark(req.Seq)
 	if s.needsEcho {
 		now := c.cfg.Now()
-		if !c.keys.EchoFresh(echoOf(plaintext), addr, now) {
-			return nil, &EchoRequired{Echo: c.keys.Echo(addr, now)}
+		if _, fresh := c.keys.EchoFresh(echoOf(plaintext), addr, now); !fresh {
+			return nil, &EchoRequired{Echo: c.echo(addr, now)}
 		}
 		s.needsEcho = false
 		s.window.Restart(req.Seq) // what the member sent before this request is all older
@@ -121,23 +122,38 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 	case err != nil:
 		return nil, fmt.Errorf("failed to look up %s: %w", req.Peer, err)
 	default:
-		resp.Status = peer.StatusAt(now)
-		resp.Height, resp.BlockHash, resp.Expires = peer.Joined.Height, peer.Joined.Hash[:], uint64(peer.Expires)
+		resp = verdict(peer, now)
 	}
-	if !resp.Status.Current() {
-		reason := resp.Status.String()
-		c.obs.VerifyWarning(reason)
-		ev := ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: req.Peer, Time: now.UnixMilli(), Reason: reason}
-		if err := c.record(ctx, ev); err != nil {
-			return nil, err
-		}
+	if err := c.warn(ctx, asker, resp, now); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
 
+// verdict is the answer about a known device at now.
+func verdict(d ledger.Device, now time.Time) *wire.VerifyResponse {
+	return &wire.VerifyResponse{Peer: d.ID, Status: d.StatusAt(now), Height: d.Joined.Height, BlockHash: d.Joined.Hash[:],
+		Expires: uint64(d.Expires)}
+}
+
+// warn counts, logs and records asker's warning verdict v; a member verdict
+// is none of these. The record is written behind the answer.
+func (c *Core) warn(ctx context.Context, asker ledger.Device, v *wire.VerifyResponse, now time.Time) error {
+	if v.Status.Current() {
+		return nil
+	}
+	reason := v.Status.String()
+	c.obs.VerifyWarning(reason)
+	c.cfg.Logger.Info("warning verdict", "asker", asker.ID, "peer", v.Peer, "reason", reason)
+	return c.record(ctx, ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: v.Peer, Time: now.UnixMilli(), Reason: reason})
+}
+
 // session grants a session between the requester (M2, responder) and the
-// peer it names (M1, initiator). The ledger's state machine says whether the
-// session may be granted; its record is written behind the answer.
+// peer it names (M1, initiator). With M1's talk proof, the proof is
+// authenticated and spent first, and an M1 that proved its identity but is
+// not a current member gets a warning verdict instead of a session. The
+// ledger's state machine says whether the session may be granted; its
+// record is written behind the answer.
 func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) (any, error) {
 	var req wire.SessionRequest
 	if err := wire.Decode(plaintext, &req); err != nil {
@@ -147,6 +163,18 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 		return nil, refuse(ErrPeerNotMember, "peer is the requester")
 	}
 	now := c.cfg.Now()
+	if req.Proof != nil {
+		m1, err := c.talkProof(m2, req.Peer, req.Proof, now)
+		if err != nil {
+			return nil, err
+		}
+		if v := verdict(m1, now); !v.Status.Current() {
+			if err := c.warn(ctx, m2, v, now); err != nil {
+				return nil, err
+			}
+			return &wire.SessionResponse{Warning: v}, nil
+		}
+	}
 	ev := ledger.Event{Type: ledger.EventSession, Device: m2.ID, Peer: req.Peer, Time: now.UnixMilli()}
 	if err := ledger.Check(c.ledger, ev); err != nil {
 		var se *ledger.StatusError
@@ -174,7 +202,7 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 		return nil, err
 	}
 	c.obs.SessionGranted()
-	return &wire.SessionResponse{Grant: sess.Grant, Ticket: sess.Ticket}, nil
+	return &wire.SessionResponse{Grant: &sess.Grant, Ticket: &sess.Ticket}, nil
 }
 
 func (c *Core) leave(ctx context.Context, d ledger.Device, plaintext []byte) (any, error) {

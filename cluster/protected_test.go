@@ -60,13 +60,16 @@ func TestVerifyVerdicts(t *testing.T) {
 				if v.Height != rec.Joined.Height || !bytes.Equal(v.BlockHash, rec.Joined.Hash[:]) || v.Expires != uint64(rec.Expires) {
 					t.Errorf("verdict %+v does not name the peer's join %+v", v, rec.Joined)
 				}
-				if e.ledger.written() != before || len(e.obs.warnings) != 0 {
-					t.Errorf("a member verdict was recorded or counted as a warning")
+				if e.ledger.written() != before || len(e.obs.warnings) != 0 || e.log.Len() != 0 {
+					t.Errorf("a member verdict was recorded, counted or logged as a warning")
 				}
 				return
 			}
 			if len(e.obs.warnings) != 1 || e.obs.warnings[0] != tt.want.String() {
 				t.Errorf("warnings counted %v, want [%v]", e.obs.warnings, tt.want)
+			}
+			if want := "level=INFO msg=\"warning verdict\" asker=asker peer=peer reason=" + tt.want.String() + "\n"; e.log.String() != want {
+				t.Errorf("log %q, want %q", e.log.String(), want)
 			}
 			if e.ledger.written() != before+1 {
 				t.Fatalf("warning not recorded")
@@ -254,18 +257,18 @@ func TestSessionRules(t *testing.T) {
 				t.Fatal(err)
 			}
 			expires := e.now.Add(90 * time.Second)
-			skM2, err := protect.OpenTicket(m2.keys.Ticket, clusterID, "m2", &s.Grant, e.now)
+			skM2, err := protect.OpenTicket(m2.keys.Ticket, clusterID, "m2", s.Grant, e.now)
 			if err != nil {
 				t.Fatalf("grant: %v", err)
 			}
-			skM1, err := protect.OpenTicket(m1.keys.Ticket, clusterID, "m1", &s.Ticket, e.now)
+			skM1, err := protect.OpenTicket(m1.keys.Ticket, clusterID, "m1", s.Ticket, e.now)
 			if err != nil {
 				t.Fatalf("ticket: %v", err)
 			}
 			if skM1 != skM2 || s.Ticket.Initiator != "m1" || s.Ticket.Responder != "m2" || s.Grant.Expires != uint64(expires.Unix()) {
 				t.Errorf("session %+v", s)
 			}
-			if _, err := protect.OpenTicket(m1.keys.Ticket, clusterID, "m1", &s.Ticket, expires); err == nil {
+			if _, err := protect.OpenTicket(m1.keys.Ticket, clusterID, "m1", s.Ticket, expires); err == nil {
 				t.Error("ticket opens at its expiry")
 			}
 			e.core.Flush()

@@ -3,7 +3,9 @@ package cluster
 import (
 	"encoding/hex"
 	"fmt"
+	"time"
 
+	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -40,7 +42,37 @@ func (c *Core) signClusterInfo() ([]byte, error) {
 // Echo returns a fresh echo value (docs/PROTOCOL.md §3.1) for the client at
 // addr. GET /cluster hands one out, so that a device that reads /cluster
 // before joining signs its join once instead of after a 4.01 challenge.
-func (c *Core) Echo(addr string) []byte { return c.keys.Echo(addr, c.cfg.Now()) }
+func (c *Core) Echo(addr string) []byte { return c.echo(addr, c.cfg.Now()) }
+
+// echo returns an echo for addr stamped with the ledger's head height: a
+// join that signs it was made after every event committed so far, which is
+// what the state machine's freshness rule (ledger.ErrStale) compares. If the
+// head cannot be read the stamp is 0, which only makes a rejoin stale.
+func (c *Core) echo(addr string, now time.Time) []byte {
+	head, _, err := c.ledger.Head()
+	if err != nil {
+		head = ledger.BlockRef{}
+	}
+	return c.keys.Echo(addr, now, head.Height)
+}
+
+// EdgeEchoes returns the CH's echoes as the CoAP edge verifies addresses
+// with them (coapedge.Echoer): stamped with the ledger head like every echo
+// the CH makes, so the Echo that verified a device's address also makes its
+// join fresh (RFC 9175 §2.4, docs/PROTOCOL.md §3.1).
+func (c *Core) EdgeEchoes() EdgeEchoes { return EdgeEchoes{c} }
+
+// EdgeEchoes is Core's echoes for the CoAP edge; see Core.EdgeEchoes.
+type EdgeEchoes struct{ c *Core }
+
+// Echo returns a fresh echo for addr, stamped with the ledger head.
+func (e EdgeEchoes) Echo(addr string, now time.Time) []byte { return e.c.echo(addr, now) }
+
+// EchoFresh reports whether v is an echo of this CH for addr, still fresh.
+func (e EdgeEchoes) EchoFresh(v []byte, addr string, now time.Time) bool {
+	_, fresh := e.c.keys.EchoFresh(v, addr, now)
+	return fresh
+}
 
 // ClusterText is GET /cluster for humans (Accept: text/plain).
 func (c *Core) ClusterText() (string, error) {

@@ -44,7 +44,7 @@ func TestClusterInfo(t *testing.T) {
 	if err != nil || text != want {
 		t.Errorf("ClusterText = %q, %v; want %q", text, err, want)
 	}
-	if !e.keys.EchoFresh(e.core.Echo(addr), addr, e.now) {
+	if _, fresh := e.keys.EchoFresh(e.core.Echo(addr), addr, e.now); !fresh {
 		t.Error("Echo is not fresh for its address")
 	}
 	if e.core.Config().Radius != 750 || e.core.Config().MemberTTL != cluster.DefaultMemberTTL {

@@ -48,16 +48,16 @@ func TestClusterEchoServesTheJoin(t *testing.T) {
 	ch := chtest.Start(t, "")
 	j := newJoiner(t, chtest.Raw(t, ch), "sensor-echo")
 	code, challenge := j.getCluster(nil, nil)
-	if code != codes.Unauthorized || len(challenge) != 12 {
-		t.Fatalf("GET /cluster from a new source: %v, echo %x; want 4.01 with a 12-byte echo", code, challenge)
+	if code != codes.Unauthorized || len(challenge) != 20 {
+		t.Fatalf("GET /cluster from a new source: %v, echo %x; want 4.01 with a 20-byte echo", code, challenge)
 	}
 	text := message.TextPlain
 	if code, e := j.getCluster(&text, challenge); code != codes.Content || e != nil {
 		t.Errorf("text/plain /cluster: %v, echo %x; want 2.05 without one", code, e)
 	}
 	code, answered := j.getCluster(nil, challenge)
-	if code != codes.Content || len(answered) != 12 {
-		t.Fatalf("GET /cluster with its echo: %v, echo %x; want 2.05 with a 12-byte echo", code, answered)
+	if code != codes.Content || len(answered) != 20 {
+		t.Fatalf("GET /cluster with its echo: %v, echo %x; want 2.05 with a 20-byte echo", code, answered)
 	}
 	for i, e := range [][]byte{challenge, answered} {
 		k := newJoiner(t, j.conn, fmt.Sprintf("sensor-echo-%d", i))

@@ -181,7 +181,7 @@ func Start(cfg Config) (*CH, error) {
 		coapsrv.WithRateLimit(cfg.RateLimit),
 		coapsrv.WithMaxAssociations(cfg.MaxAssociations),
 		coapsrv.WithAssociationRate(cfg.AssociationRate),
-		coapsrv.WithEcho(keys.Echoes()),
+		coapsrv.WithEcho(core.EdgeEchoes()),
 		coapsrv.WithErrors(func(err error) { log.Warn("request failed", "err", err) }),
 	}
 	if m != nil {

@@ -94,11 +94,11 @@ func TestCoapsMember(t *testing.T) {
 	if err != nil || code != codes.Content || wire.Decode(body, &s) != nil {
 		t.Fatalf("/session: %v %x %v", code, body, err)
 	}
-	mine, err := a.OpenTicket(&s.Grant, "sensor-b", "sensor-b", "sensor-a")
+	mine, err := a.OpenTicket(s.Grant, "sensor-b", "sensor-b", "sensor-a")
 	if err != nil {
 		t.Fatalf("grant: %v", err)
 	}
-	theirs, err := b.OpenTicket(&s.Ticket, "sensor-a", "sensor-b", "sensor-a")
+	theirs, err := b.OpenTicket(s.Ticket, "sensor-a", "sensor-b", "sensor-a")
 	if err != nil {
 		t.Fatalf("ticket: %v", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -151,7 +150,7 @@ func TestFloodCoreStateBounded(t *testing.T) {
 		case 0:
 			_, err = ch.Core.Join(ctx, floodJoin(t, forger, i, nil), addr)
 		case 1: // fresh echo for this source, but signed by the wrong key
-			j := floodJoin(t, forger, i, ch.Keys.Echo(addr, time.Now()))
+			j := floodJoin(t, forger, i, ch.Core.Echo(addr))
 			_, err = ch.Core.Join(ctx, j, addr)
 			if !errors.Is(err, cluster.ErrBadSignature) {
 				t.Fatalf("forged join %d: %v", i, err)

@@ -84,6 +84,21 @@ func TestProtectedRejections(t *testing.T) {
 	// A valid verify of a member changes nothing on the ledger; replaying it is refused.
 	verifyB := a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
 	expect(t, post("verify", verifyB), codes.Content, "")
+	// A's talk proofs for b, as b's listener forwards them (§5.1); the first
+	// is spent by a granted session.
+	proofOfA := func(responder string, at time.Time) *wire.TalkProof {
+		keys, err := a.st.MemberKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := protect.NewTalkProof(keys.Talk, chtest.Cluster, "sensor-a", responder, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	spent := proofOfA("sensor-b", time.Now())
+	expect(t, post("session", b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: spent})), codes.Content, "")
 
 	cases := []struct {
 		name string
@@ -121,6 +136,24 @@ func TestProtectedRejections(t *testing.T) {
 		{"session with itself", "session", func() []byte {
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-b"})
 		}, codes.Forbidden, "peer not a member: peer is the requester"},
+		{"session forwarding a forged talk proof", "session", func() []byte {
+			p := proofOfA("sensor-b", time.Now())
+			p.Tag[0] ^= 1
+			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: p})
+		}, codes.Unauthorized, "bad talk proof"},
+		{"session forwarding a talk proof in an unknown initiator's name", "session", func() []byte {
+			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "nobody", Proof: proofOfA("sensor-b", time.Now())})
+		}, codes.Unauthorized, "bad talk proof"},
+		{"session forwarding a talk proof for another responder", "session", func() []byte {
+			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: proofOfA("sensor-gone", time.Now())})
+		}, codes.Unauthorized, "bad talk proof"},
+		{"session forwarding a stale talk proof", "session", func() []byte {
+			p := proofOfA("sensor-b", time.Now().Add(-protect.TalkProofLifetime-2*time.Second))
+			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: p})
+		}, codes.Unauthorized, "bad talk proof: stale"},
+		{"session forwarding a spent talk proof", "session", func() []byte {
+			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: spent})
+		}, codes.Unauthorized, "bad talk proof: replay"},
 		{"plaintext not a verify request", "verify", func() []byte {
 			return a.seal(t, protect.PathVerify, &wire.LeaveRequest{})
 		}, codes.BadRequest, "malformed: verify request"},

@@ -79,8 +79,8 @@ func TestRotateKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sd.Close()
-	if _, _, err := sd.ClusterInfo(ctx); !errors.Is(err, device.ErrBadResponse) {
-		t.Fatalf("device pinned to an unrelated key: %v, want ErrBadResponse", err)
+	if _, _, err := sd.ClusterInfo(ctx); !errors.Is(err, device.ErrUntrustedCH) {
+		t.Fatalf("device pinned to an unrelated key: %v, want ErrUntrustedCH", err)
 	}
 
 	// Old and new members side by side.

@@ -62,7 +62,7 @@ func TestLibcoapCoaps(t *testing.T) {
 			}
 			var s wire.SessionResponse
 			call("/session", file("session", &wire.SessionRequest{Peer: "sensor-b"}), &s, member...)
-			if _, err := a.OpenTicket(&s.Grant, "sensor-b", "sensor-b", "sensor-a"); err != nil {
+			if _, err := a.OpenTicket(s.Grant, "sensor-b", "sensor-b", "sensor-a"); err != nil {
 				t.Errorf("/session grant: %v", err)
 			}
 

@@ -26,6 +26,7 @@ var rejections = []struct {
 	{cluster.ErrBadSignature, codes.Unauthorized, "bad signature", "signature"},
 	{cluster.ErrUnauthorized, codes.Unauthorized, "unauthorized", ""},
 	{cluster.ErrReplay, codes.Unauthorized, "replay", ""},
+	{cluster.ErrBadTalkProof, codes.Unauthorized, "bad talk proof", ""},
 	{cluster.ErrOutsideRadius, codes.Forbidden, "outside radius", "radius"},
 	{cluster.ErrPeerNotMember, codes.Forbidden, "peer not a member", ""},
 	{cluster.ErrNotMember, codes.Forbidden, "not a member", ""},
@@ -33,6 +34,8 @@ var rejections = []struct {
 	{cluster.ErrOtherCluster, codes.Conflict, "member of another cluster", "other-cluster"}, // before ErrConflict, which it also matches
 	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
 	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
+	{cluster.ErrStale, codes.Unauthorized, "stale join", "stale"},
+	{cluster.ErrBusy, codes.ServiceUnavailable, "busy", ""},
 	{cluster.ErrUnknownDevice, codes.NotFound, "unknown device", ""},
 	{cluster.ErrNotInLog, codes.NotFound, "not in the log", ""},
 	{cluster.ErrNoLog, codes.NotFound, "no transparency log", ""},
@@ -52,12 +55,17 @@ const UncertainMaxAge = 2
 
 // fail returns the answer to a request the Core refused, and the rejection
 // reason for the metrics: a rejection gets its code, an echo challenge 4.01
-// with the Echo option, anything else 5.00 (reported to the error hook,
+// with the Echo option (a challenge with a Reason: that rejection's answer
+// with the Echo option), anything else 5.00 (reported to the error hook,
 // never shown to the client).
 func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string) {
+	var opts []message.Option
 	var echo *cluster.EchoRequired
 	if errors.As(err, &echo) {
-		return coapedge.Diagnostic(codes.Unauthorized, echo.Error(), message.Option{ID: message.Echo, Value: echo.Echo}), ""
+		opts = append(opts, message.Option{ID: message.Echo, Value: echo.Echo})
+		if echo.Reason == nil {
+			return coapedge.Diagnostic(codes.Unauthorized, echo.Error(), opts...), ""
+		}
 	}
 	for _, rej := range rejections {
 		if errors.Is(err, rej.err) {
@@ -66,7 +74,6 @@ func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string
 			if errors.As(err, &ref) {
 				text += ": " + ref.Detail
 			}
-			var opts []message.Option
 			if age, ok := maxAge[rej.err]; ok {
 				opts = append(opts, message.Option{ID: message.MaxAge, Value: []byte{age}})
 			}

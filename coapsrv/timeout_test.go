@@ -131,7 +131,7 @@ func TestExpiredContextWritesNothing(t *testing.T) {
 	}
 	const addr = "127.0.0.1:40000"
 	req := wire.JoinRequest{Cluster: chtest.Cluster, ID: st.ID, Key: key, Lat: chtest.Near.Lat, Lon: chtest.Near.Lon,
-		Nonce: bytes.Repeat([]byte{7}, wire.NonceLen), Echo: ch.Keys.Echo(addr, time.Now())}
+		Nonce: bytes.Repeat([]byte{7}, wire.NonceLen), Echo: ch.Core.Echo(addr)}
 	payload, err := wire.Marshal(&req)
 	if err != nil {
 		t.Fatal(err)

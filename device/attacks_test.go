@@ -241,7 +241,7 @@ func sessionGrant(t *testing.T, ch *clusterhead.CH, st *device.State, peer strin
 	if err := wire.Decode(plain, &resp); err != nil {
 		t.Fatal(err)
 	}
-	return &resp.Grant
+	return resp.Grant
 }
 
 // TestExpiredTicketAndGrant: past the session expiry the initiator refuses
@@ -557,8 +557,10 @@ func TestForeignM2MSession(t *testing.T) {
 }
 
 // TestListenerRateLimited: a device listener runs on the CH's CoAP edge and
-// has its per-source limit: a flood of hellos from one source is answered
-// 4.29 beyond the burst, so it cannot make the listener call its CH for each.
+// has its per-source limit: a flood of hellos from one source — each with a
+// well-formed, fresh proof for the listener's device, the kind the listener
+// forwards to its CH — is answered 4.29 beyond the burst, so it cannot make
+// the listener call its CH for each.
 func TestListenerRateLimited(t *testing.T) {
 	const rate = 2 // per second: a burst of 5, so the test does not depend on the machine's speed
 	ch := chtest.Start(t, "")
@@ -573,10 +575,13 @@ func TestListenerRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	hello, _ := wire.Marshal(&wire.Hello{ID: "nobody"})
+	hello := func() []byte {
+		return mustCBOR(t, map[int]any{1: "nobody", 2: "m2", 3: []any{randomBytes(t, 12), uint64(time.Now().Unix()), randomBytes(t, 16)}})
+	}
 	// The hellos carry the Echo that verified this source's address, so
-	// each one within the limit is served: the listener asks its CH.
-	challenge, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello))
+	// each one within the limit is served: the listener asks its CH, which
+	// refuses the made-up proof.
+	challenge, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,7 +592,7 @@ func TestListenerRateLimited(t *testing.T) {
 	codesSeen := map[codes.Code]int{}
 	start := time.Now()
 	for range 30 {
-		resp, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello), message.Option{ID: message.Echo, Value: echo})
+		resp, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello()), message.Option{ID: message.Echo, Value: echo})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -595,8 +600,9 @@ func TestListenerRateLimited(t *testing.T) {
 	}
 	// A token bucket of burst 2r+1 refilled at r per second.
 	bound := 2*rate + 1 + int(time.Since(start).Seconds()*rate) + 1
-	if codesSeen[codes.TooManyRequests] == 0 || codesSeen[codes.Forbidden] == 0 || codesSeen[codes.Forbidden] > bound {
-		t.Fatalf("answers %v: want at most %d hellos served, the rest refused 4.29", codesSeen, bound)
+	if served := 30 - codesSeen[codes.TooManyRequests]; codesSeen[codes.TooManyRequests] == 0 || served > bound ||
+		served != codesSeen[codes.Unauthorized] {
+		t.Fatalf("answers %v: want at most %d hellos served (4.01: the CH refused the proof), the rest refused 4.29", codesSeen, bound)
 	}
 }
 

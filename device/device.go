@@ -25,7 +25,8 @@ type Device struct {
 	mu     sync.Mutex
 	st     *State
 	path   string // where st is saved; "" keeps it in memory only
-	pin    []byte // expected CH key thumbprint; nil trusts the first /cluster answer
+	pin    []byte // expected CH key thumbprint, besides the one the state trusts (checkCH)
+	repin  []byte // the CH key thumbprint to trust instead of the state's, once joined
 	now    func() time.Time
 	conn   *client.Conn
 	server string
@@ -42,8 +43,17 @@ type Option func(*Device)
 // membership after a join and the sequence number before every request.
 func WithStateFile(path string) Option { return func(d *Device) { d.path = path } }
 
-// WithPin makes the device accept only a CH whose key has this RFC 9679 thumbprint.
+// WithPin makes the device accept only a CH whose key has this RFC 9679
+// thumbprint. A device that has joined already trusts the key of its first
+// join (State.TrustedCH); a pin cannot override that, a re-pin can.
 func WithPin(thumbprint []byte) Option { return func(d *Device) { d.pin = thumbprint } }
+
+// WithRepin makes the device accept only a CH whose key has this RFC 9679
+// thumbprint, instead of the key it trusts, and trust it from its next join
+// on. IMPORTANT: it is the operator's decision that the CH key really
+// changed; the thumbprint must come out of band (the CH's start-up log, or
+// GET /cluster on the CH's own host), never from the answer it is to trust.
+func WithRepin(thumbprint []byte) Option { return func(d *Device) { d.repin = thumbprint } }
 
 // WithoutLogCheck makes Join skip proving the join in the CH's transparency
 // log (CheckJoin): for load generators that measure the join exchange alone.

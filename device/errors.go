@@ -25,6 +25,43 @@ var ErrOutcomeUnknown = errors.New("join outcome not known yet")
 // wrong cluster, device or nonce, undecryptable.
 var ErrBadResponse = errors.New("bad response")
 
+// ErrUntrustedCH is matched (errors.Is) by every *UntrustedCHError.
+var ErrUntrustedCH = errors.New("untrusted cluster head key")
+
+// UntrustedCHError is returned when a cluster head answers /cluster under a
+// key the device does not trust: not the key it kept from its first join
+// (trust on first use), or not the pinned one. The device signs and sends
+// nothing to that CH. Until the protocol has a CH key rotation signed by the
+// old key, the way to another key is an explicit re-pin (WithRepin) after
+// checking Got out of band.
+type UntrustedCHError struct {
+	Got     []byte // thumbprint of the key the CH answered under
+	Trusted []byte // the thumbprint the device accepts
+	Pinned  bool   // Trusted was configured (WithPin, WithRepin), not kept from a join
+	// Chain says why the rotations the answer carried do not lead from
+	// Trusted to Got (docs/PROTOCOL.md §6.1); nil when it carried none.
+	Chain error
+}
+
+func (e *UntrustedCHError) Error() string {
+	which := "the pinned"
+	msg := fmt.Sprintf("%v: CH key thumbprint %x is not the pinned %x", ErrUntrustedCH, e.Got, e.Trusted)
+	if !e.Pinned {
+		which = "the trusted"
+		msg = fmt.Sprintf("%v: CH key thumbprint %x is not %x, the key this device trusts since its first join", ErrUntrustedCH, e.Got, e.Trusted)
+	}
+	if e.Chain != nil {
+		msg += fmt.Sprintf(", and no rotation signed by %s key leads to it (%v)", which, e.Chain)
+	}
+	if !e.Pinned {
+		msg += "; if the CH key really changed, check the new thumbprint out of band and re-pin the device"
+	}
+	return msg
+}
+
+// Is reports whether target is ErrUntrustedCH.
+func (e *UntrustedCHError) Is(target error) bool { return target == ErrUntrustedCH }
+
 // ErrNotInLog is returned by CheckJoin (and Join) when the CH's
 // transparency log does not prove the device's join: the proof or its
 // checkpoint does not verify, it proves another block than the join answer
@@ -77,3 +114,9 @@ func (e *CodeError) Error() string {
 
 // codeString renders a code as CoAP writes it, e.g. "4.03".
 func codeString(c codes.Code) string { return fmt.Sprintf("%d.%02d", c>>5, c&0x1f) }
+
+// ErrTalkProofRefused is matched (errors.Is) by the error of a Talk whose
+// hello the peer, or the peer's CH, refused for its talk proof: missing, for
+// another responder, stale, replayed or not verifying (4.01,
+// docs/PROTOCOL.md §5.1). The error also wraps the peer's *CodeError.
+var ErrTalkProofRefused = errors.New("talk proof refused")

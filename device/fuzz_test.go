@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -20,7 +22,8 @@ import (
 // one established session. Properties: every datagram is answered (the
 // listener neither panics nor stalls); /m2m answers 2.04 only for a message
 // that really opens in a session, and the handler runs exactly then; /talk
-// answers 2.05 only for a hello from a current member; nothing else succeeds.
+// answers 2.05 only for a hello whose talk proof a current member made for
+// this listener's device, once per proof; nothing else succeeds.
 func FuzzListener(f *testing.F) {
 	ch := chtest.Start(f, "")
 	m1 := chtest.Joined(f, ch, "m1")
@@ -50,6 +53,18 @@ func FuzzListener(f *testing.F) {
 		}
 		f.Add(false, hello)
 	}
+	for _, peer := range []string{"m2", "m2", "m3"} {
+		hello, err := m1.Hello(peer)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(false, hello)
+	}
+	k1, err := m1.MemberKeys()
+	if err != nil {
+		f.Fatal(err)
+	}
+	granted := map[string]bool{} // tags of the proofs answered 2.05
 	f.Add(false, []byte("garbage"))
 	f.Add(true, []byte{0x83, 0x43, 0xa1, 0x01, 0x01, 0xa0, 0x40})
 
@@ -97,9 +112,14 @@ func FuzzListener(f *testing.F) {
 			t.Fatalf("%s answered %v but the handler ran %d times", path, code, ran)
 		case !m2m && code == codes.Content:
 			var hello wire.Hello
-			if err := wire.Decode(payload, &hello); err != nil || (hello.ID != "m1") {
-				t.Fatalf("/talk 2.05 for %x (%+v, %v): not a hello from a member", payload, hello, err)
+			if err := wire.Decode(payload, &hello); err != nil || hello.ID != "m1" || hello.Proof == nil ||
+				protect.VerifyTalkProof(k1.Talk, chtest.Cluster, "m1", "m2", hello.Proof, time.Now()) != nil {
+				t.Fatalf("/talk 2.05 for %x (%+v, %v): not a hello with m1's proof for m2", payload, hello, err)
 			}
+			if granted[string(hello.Proof.Tag)] {
+				t.Fatalf("/talk 2.05 twice for the proof of %x", payload)
+			}
+			granted[string(hello.Proof.Tag)] = true
 		case code>>5 != 4:
 			t.Fatalf("%s answered %v to %x", path, code, payload)
 		}

@@ -20,20 +20,23 @@ import (
 )
 
 // ClusterInfo fetches GET /cluster and checks its signature under the key it
-// carries and, if the device has a pin, that key's thumbprint.
+// carries, and that the device may trust that key (*UntrustedCHError).
 func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	info, pub, _, err := d.clusterInfo(ctx)
 	return info, pub, err
 }
 
 // clusterInfo is ClusterInfo that also returns the echo value the answer
-// carried, if any (docs/PROTOCOL.md §3.1).
+// carried, if any (docs/PROTOCOL.md §3.1). Must be called with d.mu held.
 func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
-	return clusterInfo(ctx, d.conn, d.pin)
+	return clusterInfo(ctx, d.conn, d.checkCH)
 }
 
-// clusterInfo fetches and checks GET /cluster on conn, against pin if not nil.
-func clusterInfo(ctx context.Context, conn *client.Conn, pin []byte) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
+// clusterInfo fetches and checks GET /cluster on conn; trust says whether
+// the key the answer is signed by, of that thumbprint, may be used.
+func clusterInfo(ctx context.Context, conn *client.Conn, trust func(*wire.ClusterInfo, [32]byte) error) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
 	r, err := exchangeVerified(ctx, conn, codes.GET, "/cluster", 0, nil)
 	if err != nil {
 		return nil, nil, nil, err
@@ -49,10 +52,8 @@ func clusterInfo(ctx context.Context, conn *client.Conn, pin []byte) (*wire.Clus
 	if !bytes.Equal(info.Thumbprint, thumb[:]) {
 		return nil, nil, nil, fmt.Errorf("%w: /cluster thumbprint does not match its key", ErrBadResponse)
 	}
-	if pin != nil {
-		if err := acceptKey(pin, info, info.Key, thumb); err != nil { // the pinned key, or a rotation it signed
-			return nil, nil, nil, err
-		}
+	if err := trust(info, thumb); err != nil {
+		return nil, nil, nil, err
 	}
 	return info, pub, r.echo, nil
 }
@@ -122,9 +123,11 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 }
 
 // Join joins the cluster at position (lat, lon in microdegrees): it learns
-// the cluster from GET /cluster, sends a join signed over the echo value that
-// answer carried (or answers the CH's echo challenge when it carried none or
-// it went stale), checks the CH's signed answer and derives the member keys.
+// the cluster from GET /cluster, refuses a CH key it does not trust
+// (*UntrustedCHError), sends a join signed over the echo value that answer
+// carried (or answers the CH's echo challenge when it carried none, or when
+// the CH found the join stale), checks the CH's signed answer, derives the
+// member keys and keeps the CH key as the one it trusts.
 //
 // A CH whose ledger has not decided the join answers 5.03 "outcome not known
 // yet": Join then resends the very same signed join after the answer's
@@ -152,12 +155,12 @@ func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 }
 
 func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	info, chPub, echo, err := d.clusterInfo(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	keyBytes, err := wire.EncodePublicKey(&d.st.Key.PublicKey)
 	if err != nil {
 		return nil, err
@@ -205,10 +208,14 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	case !bytes.Equal(resp.Thumbprint, thumb[:]):
 		return nil, fmt.Errorf("%w: /join thumbprint does not match the CH key", ErrBadResponse)
 	}
+	if !bytes.Equal(d.st.TrustedCH(), thumb[:]) {
+		d.st.Checkpoint = nil // a re-pin: the checkpoint kept is of the other CH's log
+	}
 	d.st.Membership = &Membership{
 		Cluster: resp.Cluster, CHKey: resp.CHKey, DeviceNonce: resp.DeviceNonce, CHNonce: resp.CHNonce,
 		Height: resp.Height, BlockHash: resp.BlockHash, Expires: resp.Expires,
 	}
+	d.st.Trusted = thumb[:] // checkCH let only this key through: first use, the same, a rotation or the re-pin
 	d.st.Seq, d.keys, d.st.PendingJoin = 0, nil, nil
 	if err := d.save(); err != nil {
 		return nil, err
@@ -221,8 +228,9 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 const maxJoinRetries = 4
 
 // sendJoin signs req and sends it until an answer other than an echo
-// challenge or a 5.03 arrives. It answers one echo challenge (RFC 9175) by
-// signing the echo into req; a second challenge in a row is returned. On a
+// challenge or a 5.03 arrives. It answers one echo challenge (RFC 9175), or
+// one "stale join" (4.01 with an Echo option: PROTOCOL.md §3.1), by signing
+// the echo into req; a second challenge in a row is returned. On a
 // 5.03 it resends the same signed bytes after the answer's Max-Age, at most
 // maxJoinRetries times, and returns the 5.03 when the retries or ctx's time
 // would run out first.
@@ -238,7 +246,7 @@ func (d *Device) sendJoin(ctx context.Context, req *wire.JoinRequest) (*response
 			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
 		switch {
-		case r.code == codes.Unauthorized && r.echo != nil && !challenged:
+		case r.code == codes.Unauthorized && r.echo != nil && !challenged: // "echo required", or "stale join": signed before the device's latest ledger event
 			challenged = true
 			req.Echo = r.echo
 			if signed, err = d.signJoin(req); err != nil {

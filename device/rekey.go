@@ -7,25 +7,6 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// acceptKey decides whether the CH key pub, offered by a /cluster answer
-// info, may be used by a device that trusts the key with thumbprint trusted:
-// it is that key, or the rotations info carries lead to it from that key,
-// each signed by the key before it (docs/PROTOCOL.md §6.1). A device never
-// accepts another key otherwise.
-func acceptKey(trusted []byte, info *wire.ClusterInfo, pub []byte, thumb [32]byte) error {
-	if string(trusted) == string(thumb[:]) {
-		return nil
-	}
-	want, err := wire.ParsePublicKey(pub)
-	if err != nil {
-		return err
-	}
-	if err := wire.FollowRotations(trusted, info.Rotations, info.Cluster, want); err != nil {
-		return fmt.Errorf("%w: CH key thumbprint %x is not the pinned %x, and no rotation signed by the pinned key leads to it (%v)", ErrBadResponse, thumb, trusted, err)
-	}
-	return nil
-}
-
 // Rekey moves the device's membership to the CH key in force after a
 // rotation (docs/PROTOCOL.md §6.2): it reads GET /cluster, accepts the new
 // key only if rotations signed by the key it joined under lead to it, and
@@ -34,12 +15,12 @@ func acceptKey(trusted []byte, info *wire.ClusterInfo, pub []byte, thumb [32]byt
 // protected request and then refuses the old one. It returns whether the
 // key changed (false: the device is already keyed to the key in force).
 func (d *Device) Rekey(ctx context.Context) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	info, pub, _, err := d.clusterInfo(ctx)
 	if err != nil {
 		return false, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	m := d.st.Membership
 	if m == nil {
 		return false, ErrNotJoined
@@ -54,13 +35,13 @@ func (d *Device) Rekey(ctx context.Context) (bool, error) {
 	if old.Equal(pub) {
 		return false, nil
 	}
-	oldThumb := wire.Thumbprint(old)
-	if err := acceptKey(oldThumb[:], info, info.Key, wire.Thumbprint(pub)); err != nil {
+	oldThumb, th := wire.Thumbprint(old), wire.Thumbprint(pub)
+	if err := acceptKey(oldThumb[:], false, info, th); err != nil {
 		return false, err
 	}
 	m.CHKey, d.keys = append([]byte{}, info.Key...), nil
-	if d.pin != nil { // the pin followed the rotation
-		th := wire.Thumbprint(pub)
+	d.st.Trusted = th[:] // the trusted key followed the rotation
+	if d.pin != nil {    // and so did the pin
 		d.pin = th[:]
 	}
 	return true, d.save()

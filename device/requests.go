@@ -82,21 +82,46 @@ func (d *Device) Verify(ctx context.Context, peer string) (*wire.VerifyResponse,
 // device to talk. It returns this device's side of the session and the
 // ticket to hand to the peer.
 func (d *Device) Session(ctx context.Context, peer string) (*Session, *wire.Ticket, error) {
+	return d.session(ctx, peer, nil)
+}
+
+// session is Session forwarding the peer's talk proof, if any (PROTOCOL.md
+// §5.1). A peer that proved its identity but is not a current member is a
+// *Warning; a proof the CH refused, a *CodeError 4.01.
+func (d *Device) session(ctx context.Context, peer string, proof *wire.TalkProof) (*Session, *wire.Ticket, error) {
 	var resp wire.SessionResponse
 	err := d.protected(ctx, protect.PathSession, func(echo []byte) any {
-		return &wire.SessionRequest{Peer: peer, Echo: echo}
+		return &wire.SessionRequest{Peer: peer, Proof: proof, Echo: echo}
 	}, &resp)
 	if err != nil {
 		return nil, nil, err
 	}
+	if v := resp.Warning; v != nil {
+		if v.Peer != peer {
+			return nil, nil, fmt.Errorf("%w: /session warned about %s, not %s", ErrBadResponse, v.Peer, peer)
+		}
+		return nil, nil, &Warning{Peer: peer, Status: v.Status}
+	}
 	if resp.Ticket.Recipient != peer || resp.Ticket.Initiator != peer {
 		return nil, nil, fmt.Errorf("%w: /session ticket is not for %s", ErrBadResponse, peer)
 	}
-	s, err := d.OpenTicket(&resp.Grant, peer, peer, d.st.ID)
+	s, err := d.OpenTicket(resp.Grant, peer, peer, d.st.ID)
 	if err != nil {
 		return nil, nil, err
 	}
-	return s, &resp.Ticket, nil
+	return s, resp.Ticket, nil
+}
+
+// talkProof returns this device's proof, under its current member key, that
+// it asks responder to talk now (PROTOCOL.md §5.1).
+func (d *Device) talkProof(responder string) (*wire.TalkProof, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	keys, err := d.memberKeys()
+	if err != nil {
+		return nil, err
+	}
+	return protect.NewTalkProof(keys.Talk, d.st.Membership.Cluster, d.st.ID, responder, d.now())
 }
 
 // OpenTicket opens a ticket sealed to this device for a session between
@@ -122,7 +147,8 @@ func (d *Device) OpenTicket(t *wire.Ticket, peer, initiator, responder string) (
 	return newSession(sk, t, d.st.ID, peer, d.now), nil
 }
 
-// Leave ends this device's membership; its member key dies with it.
+// Leave ends this device's membership; its member key dies with it. The
+// device keeps trusting its CH's key (State.TrustedCH).
 func (d *Device) Leave(ctx context.Context) (*wire.LeaveResponse, error) {
 	var resp wire.LeaveResponse
 	err := d.protected(ctx, protect.PathLeave, func(echo []byte) any { return &wire.LeaveRequest{Echo: echo} }, &resp)
@@ -131,6 +157,7 @@ func (d *Device) Leave(ctx context.Context) (*wire.LeaveResponse, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.st.Trusted = d.st.TrustedCH() // a state file from before devices kept it: from the membership it is leaving
 	d.st.Membership, d.keys = nil, nil
 	return &resp, d.save()
 }

@@ -40,6 +40,10 @@ type State struct {
 	KeyPKCS8   []byte            `json:"key_pkcs8"`
 	Membership *Membership       `json:"membership,omitempty"`
 	Seq        uint64            `json:"seq"` // next protected-request sequence number
+	// Trusted is the RFC 9679 thumbprint of the CH key this device trusts:
+	// set by its first join (or a re-pin) and kept when it leaves. Another
+	// key is refused (TrustedCH, *UntrustedCHError).
+	Trusted []byte `json:"trusted_ch,omitempty"`
 	// Checkpoint is the last checkpoint of the CH's log this device verified
 	// (COSE_Sign1): the next check proves the log consistent with it.
 	Checkpoint []byte `json:"checkpoint,omitempty"`

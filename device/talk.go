@@ -24,14 +24,20 @@ type Talk struct {
 }
 
 // Talk asks the device peerID listening at peerAddr to talk (docs/PROTOCOL.md
-// §5.1). The peer verifies this device with the CH and answers with a ticket;
-// a peer that got a warning refuses with a *Warning.
+// §5.1). The hello carries this device's talk proof; the peer has its CH
+// check it and answers with a ticket. A peer that got a warning about this
+// device refuses with a *Warning; one whose CH refused the proof, with an
+// error matching ErrTalkProofRefused.
 func (d *Device) Talk(ctx context.Context, peerAddr, peerID string) (*Talk, error) {
+	hello, err := d.Hello(peerID)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := dial(peerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to reach peer %s at %s: %w", peerID, peerAddr, err)
 	}
-	t, err := d.talk(ctx, conn, peerID)
+	t, err := d.talk(ctx, conn, peerID, hello)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -39,16 +45,25 @@ func (d *Device) Talk(ctx context.Context, peerAddr, peerID string) (*Talk, erro
 	return t, nil
 }
 
-func (d *Device) talk(ctx context.Context, conn *client.Conn, peerID string) (*Talk, error) {
-	hello, err := wire.Marshal(&wire.Hello{ID: d.st.ID})
+// Hello returns a fresh hello of this device to peerID: its ID, the peer's,
+// and a talk proof under this device's current member key (ErrNotJoined
+// without one).
+func (d *Device) Hello(peerID string) ([]byte, error) {
+	proof, err := d.talkProof(peerID)
 	if err != nil {
 		return nil, err
 	}
+	return wire.Marshal(&wire.Hello{ID: d.st.ID, Responder: peerID, Proof: proof})
+}
+
+func (d *Device) talk(ctx context.Context, conn *client.Conn, peerID string, hello []byte) (*Talk, error) {
 	r, err := exchangeVerified(ctx, conn, codes.POST, "/talk", message.AppCBOR, hello)
 	if err != nil {
 		return nil, err
 	}
 	switch {
+	case r.code == codes.Unauthorized: // §5.1: the peer or its CH refused the talk proof
+		return nil, fmt.Errorf("peer %s refused the hello: %w: %w", peerID, ErrTalkProofRefused, r.err())
 	case r.code == codes.Forbidden: // §5.1: the peer's CH warned about this device
 		return nil, &Warning{Peer: peerID, Detail: string(r.body)}
 	case !r.ok():
@@ -102,7 +117,8 @@ type Handler func(from string, msg []byte) []byte
 const maxSessions = 256
 
 // Defaults of a listener's CoAP edge: a device's peers are few and slow, and
-// each /talk costs the listener two requests to its CH.
+// a /talk whose hello carries a well-formed, fresh proof for this device
+// costs the listener a request to its CH.
 const (
 	DefaultListenRateLimit = 20               // requests/s per source
 	listenTimeout          = 30 * time.Second // a /talk waits for the CH
@@ -122,6 +138,8 @@ type Listener struct {
 	handle Handler
 	errs   func(error)
 	edge   *coapedge.Server
+
+	hellos *helloCache
 
 	mu      sync.Mutex
 	session map[string]*Session // by session ID
@@ -151,8 +169,9 @@ func WithListenAssociations(n int, perSecond float64) ListenOption {
 }
 
 // Listen serves /talk and /m2m for this device on addr. Each peer that asks
-// to talk is verified with the CH (a warning refuses it) and given a ticket;
-// its messages go to handle. errs receives per-request failures.
+// to talk with a valid talk proof is given a ticket (its CH checks the proof
+// and the peer's membership; a warning refuses it); its messages go to
+// handle. errs receives per-request failures and refusals.
 func (d *Device) Listen(addr string, handle Handler, errs func(error), opts ...ListenOption) (*Listener, error) {
 	if errs == nil {
 		errs = func(error) {}
@@ -161,7 +180,7 @@ func (d *Device) Listen(addr string, handle Handler, errs func(error), opts ...L
 	for _, o := range opts {
 		o(&cfg)
 	}
-	l := &Listener{d: d, handle: handle, errs: errs, session: map[string]*Session{}}
+	l := &Listener{d: d, handle: handle, errs: errs, hellos: newHelloCache(maxHellos), session: map[string]*Session{}}
 	edge, err := coapedge.Listen(addr, []coapedge.Resource{
 		// A talk answer (the peer's ticket) is several times the hello: the
 		// edge verifies the peer's address first (§5.1), before this device
@@ -186,16 +205,32 @@ func (l *Listener) Addr() net.Addr { return l.edge.Addr() }
 // Close stops the listener.
 func (l *Listener) Close() error { return l.edge.Close() }
 
+// talk serves a hello (PROTOCOL.md §5.1). What the listener can check
+// itself — the proof is there, names this device, is fresh, and was not
+// forwarded before — it checks before it asks its CH anything; the CH checks
+// the rest in the one /session that forwards the proof. Nothing but an
+// accepted proof of a current member touches the session table.
 func (l *Listener) talk(ctx context.Context, r *coapedge.Request) coapedge.Response {
 	var hello wire.Hello
 	if err := wire.Decode(r.Body, &hello); err != nil {
 		return coapedge.Diagnostic(codes.BadRequest, "malformed hello")
 	}
-	if _, err := l.d.Verify(ctx, hello.ID); err != nil {
-		return l.refuse(hello.ID, err)
+	switch {
+	case hello.Proof == nil:
+		return l.refuseProof(hello.ID, "bad talk proof: missing")
+	case hello.Responder != l.d.st.ID:
+		return l.refuseProof(hello.ID, "bad talk proof: wrong responder")
+	case !protect.TalkProofFresh(hello.Proof.Time, l.d.now()):
+		return l.refuseProof(hello.ID, "bad talk proof: stale")
+	case !l.hellos.claim(hello.Proof, l.d.now()):
+		return l.refuseProof(hello.ID, "bad talk proof: replay")
 	}
-	s, ticket, err := l.d.Session(ctx, hello.ID)
+	s, ticket, err := l.d.session(ctx, hello.ID, hello.Proof)
 	if err != nil {
+		var w *Warning
+		if !errors.As(err, &w) { // the CH did not accept the proof: it may come again
+			l.hellos.release(hello.Proof)
+		}
 		return l.refuse(hello.ID, err)
 	}
 	resp, err := wire.Marshal(&wire.TalkResponse{ID: l.d.st.ID, Ticket: *ticket})
@@ -206,9 +241,17 @@ func (l *Listener) talk(ctx context.Context, r *coapedge.Request) coapedge.Respo
 	return coapedge.Response{Code: codes.Content, Format: message.AppCBOR, Body: resp}
 }
 
-// refuse answers a peer this device will not talk to (PROTOCOL.md §5.1): a
-// warning verdict, or a CH refusal of the session, is 4.03 "warning: <why>";
-// failing to reach the CH is 5.03.
+// refuseProof answers a hello whose talk proof was refused: 4.01 with the
+// reason (PROTOCOL.md §5.1).
+func (l *Listener) refuseProof(peer, why string) coapedge.Response {
+	l.errs(fmt.Errorf("refused hello from %s: %s", peer, why))
+	return coapedge.Diagnostic(codes.Unauthorized, why)
+}
+
+// refuse answers a peer whose hello the CH did not turn into a session
+// (PROTOCOL.md §5.1): a proof the CH refused is 4.01 with the CH's
+// diagnostic; a warning verdict, or a CH refusal of the session, 4.03
+// "warning: <why>"; failing to get an answer from the CH, 5.03.
 func (l *Listener) refuse(peer string, err error) coapedge.Response {
 	var w *Warning
 	var ce *CodeError
@@ -216,7 +259,9 @@ func (l *Listener) refuse(peer string, err error) coapedge.Response {
 	switch {
 	case errors.As(err, &w):
 		why = w.Status.String()
-	case errors.As(err, &ce):
+	case errors.As(err, &ce) && ce.Code == codes.Unauthorized:
+		return l.refuseProof(peer, ce.Diagnostic)
+	case errors.As(err, &ce) && ce.Code == codes.Forbidden:
 		why = ce.Diagnostic
 	default:
 		l.errs(fmt.Errorf("cannot check %s with the CH: %w", peer, err))

@@ -167,7 +167,7 @@ func (p *Public) Close() error { return p.conn.Close() }
 // ClusterKey fetches GET /cluster and returns the cluster and its CH key,
 // checked against the pin if there is one.
 func (p *Public) ClusterKey(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, error) {
-	info, pub, _, err := clusterInfo(ctx, p.conn, p.pin)
+	info, pub, _, err := clusterInfo(ctx, p.conn, pinned(p.pin))
 	return info, pub, err
 }
 

@@ -9,18 +9,16 @@ import (
 // EchoLifetime is how long an echo value stays fresh (docs/PROTOCOL.md §3.1).
 const EchoLifetime = echo.Lifetime
 
-// Echo returns a fresh echo value for a client at addr (RFC 9175), made by
-// Echoes. The CH keeps no state for it.
-func (s *Service) Echo(addr string, now time.Time) []byte { return s.echoes.Echo(addr, now) }
-
-// EchoFresh reports whether echo was made by Echoes for addr within
-// EchoLifetime before now.
-func (s *Service) EchoFresh(echo []byte, addr string, now time.Time) bool {
-	return s.echoes.EchoFresh(echo, addr, now)
+// Echo returns a fresh echo value for a client at addr (RFC 9175), stamped
+// with height: the ledger height the caller had committed when it made the
+// value. The CH keeps no state for it: the value authenticates its own time,
+// height and address, so a request that carries it was made after both.
+func (s *Service) Echo(addr string, now time.Time, height uint64) []byte {
+	return s.echoes.Echo(addr, now, height)
 }
 
-// Echoes returns the CH's echo issuer, for the CoAP edge's address
-// verification (RFC 9175 §2.4): an Echo that verified a client's address is
-// then also fresh for its join (docs/PROTOCOL.md §3.1). The issuer holds its
-// own per-process key and no other secret.
-func (s *Service) Echoes() *echo.Issuer { return s.echoes }
+// EchoFresh reports whether echo was made by Echo for addr within
+// EchoLifetime before now, and if so the height it was stamped with.
+func (s *Service) EchoFresh(echo []byte, addr string, now time.Time) (height uint64, fresh bool) {
+	return s.echoes.EchoFresh(echo, addr, now)
+}

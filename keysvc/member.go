@@ -127,6 +127,20 @@ func (s *Service) SealResponse(m Member, req *protect.Request, path string, plai
 	return protect.SealResponse(k, s.cluster, req.KID, req.Seq, path, plaintext)
 }
 
+// VerifyTalkProof checks that p is m's fresh talk proof, under the member
+// key of m's latest join, of asking responder to talk (protect.VerifyTalkProof:
+// protect.ErrStale, wire.ErrDecrypt). It holds whatever m's standing: the
+// index keeps a left, revoked or expired member's join, so its proofs still
+// authenticate it. It does not check replay: the caller remembers spent proofs.
+func (s *Service) VerifyTalkProof(m Member, responder string, p *wire.TalkProof, now time.Time) error {
+	k, err := s.memberKeys(m)
+	if err != nil {
+		return err
+	}
+	defer s.timed("aead_open", time.Now())
+	return protect.VerifyTalkProof(k.Talk, s.cluster, m.ID, responder, p, now)
+}
+
 // Session is a granted session as the CH reports it: IDs and tickets, never Sk.
 type Session struct {
 	SID     []byte

@@ -394,7 +394,7 @@ func TestConcurrentUse(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				s.EchoFresh(s.Echo("addr", now), "addr", now)
+				s.EchoFresh(s.Echo("addr", now, 1), "addr", now)
 				if _, err := s.Sign([]byte("m")); err != nil {
 					t.Error(err)
 					return

@@ -37,7 +37,7 @@ func TestLookupSeesEveryCommit(t *testing.T) {
 	for round := range 20 {
 		for i := range 8 {
 			id := fmt.Sprintf("d%d", i)
-			mustAppend(t, l, join(id, fmt.Sprintf("k%d", i)))
+			mustAppend(t, l, signedNow(t, l, join(id, fmt.Sprintf("k%d", i))))
 			for range 2 {
 				if d, err := l.Lookup(id); err != nil || d.Status != membership.Member {
 					t.Fatalf("round %d: %s after join: %+v %v", round, id, d.Status, err)

@@ -54,7 +54,7 @@ func TestCountsFollowEvents(t *testing.T) {
 	mustAppend(t, l, revoke("d0")) // left, then revoked: moves from left to revoked
 	checkCounts(t, l, ledger.Counts{Member: 3, Revoked: 2})
 	mustAppend(t, l, leave("d2"))
-	mustAppend(t, l, join("d2", "k2")) // a rejoin
+	mustAppend(t, l, signedNow(t, l, join("d2", "k2"))) // a rejoin
 	checkCounts(t, l, ledger.Counts{Member: 3, Revoked: 2})
 
 	// Concurrent appends share blocks; the refused ones change nothing.

@@ -33,6 +33,13 @@ var (
 	// changes nothing.
 	ErrDuplicate = errors.New("duplicate join")
 
+	// ErrStale is returned for a join whose freshness is older than the
+	// device's record: the echo it signed was made at a ledger height
+	// (Event.FreshAt) below the block of the device's latest join, leave or
+	// revoke (Device.Updated). Such a join was signed before that event —
+	// a copy of a superseded join, replayed — and must not undo it.
+	ErrStale = errors.New("stale join")
+
 	// ErrNotMember is returned when an event needs a current member (leave,
 	// either side of a session) and the device has left, been revoked or
 	// expired (always inside a *StatusError).

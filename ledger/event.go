@@ -64,6 +64,11 @@ type Event struct {
 	SessionID   []byte    `cbor:"11,keyasint,omitempty"` // session
 	Reason      string    `cbor:"12,keyasint,omitempty"` // revoke reason / warning reason
 	Request     []byte    `cbor:"13,keyasint,omitempty"` // join: the device's signed join request (COSE_Sign1) as evidence; rotate: the rotation signed by the old key
+	// FreshAt (join) is the ledger height at which the CH made the echo the
+	// device signed (docs/PROTOCOL.md §3.1): the device signed this join
+	// after every block up to FreshAt was committed. 0: an echo made at
+	// genesis, or a join from before this field existed.
+	FreshAt uint64 `cbor:"14,keyasint,omitempty"`
 }
 
 // validate checks the shape of e, independent of the ledger's state. Strings
@@ -96,7 +101,7 @@ func (e Event) validate() error {
 		if _, err := rotationOf(e); err != nil {
 			return err
 		}
-		if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || e.Peer != "" {
+		if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || e.Peer != "" || e.FreshAt != 0 {
 			return fmt.Errorf("%w: rotate event carries other fields", ErrInvalidEvent)
 		}
 		return nil
@@ -109,6 +114,9 @@ func (e Event) validate() error {
 	}
 	if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || len(e.Request) != 0 {
 		return fmt.Errorf("%w: %s event of device %q carries key material", ErrInvalidEvent, e.Type, e.Device)
+	}
+	if e.FreshAt != 0 {
+		return fmt.Errorf("%w: %s event of device %q carries a join's freshness", ErrInvalidEvent, e.Type, e.Device)
 	}
 	return nil
 }

@@ -137,6 +137,24 @@ func join(id, keyName string) ledger.Event {
 	return withEvidence(ev, testCluster, deviceKey(keyName))
 }
 
+// signedAt returns join ev as signed over an echo the CH made at ledger
+// height h.
+func signedAt(ev ledger.Event, h uint64) ledger.Event {
+	ev.FreshAt = h
+	return ev
+}
+
+// signedNow returns join ev as signed over an echo made at l's head: a
+// device that joins after everything l holds.
+func signedNow(t testing.TB, l ledger.Ledger, ev ledger.Event) ledger.Event {
+	t.Helper()
+	head, _, err := l.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signedAt(ev, head.Height)
+}
+
 // withEvidence sets ev's key to k's and its evidence to a join request for
 // cluster signed by k, matching ev.
 func withEvidence(ev ledger.Event, cluster string, k *ecdsa.PrivateKey) ledger.Event {

@@ -24,8 +24,9 @@ type index interface {
 //
 //   - join: no record → member. Another key → ErrConflict. Revoked →
 //     ErrRevoked. Member with the same key and device nonce as its latest join
-//     → ErrDuplicate. Otherwise a rejoin: nonces, expiry, position and Joined
-//     are replaced.
+//     → ErrDuplicate. Signed before the record's latest change (FreshAt below
+//     Updated.Height) → ErrStale. Otherwise a rejoin: nonces, expiry,
+//     position and Joined are replaced.
 //   - leave: must be a current member at the event's time (a *StatusError:
 //     ErrNotMember, ErrUnknownDevice).
 //   - revoke: must exist and not be revoked (ErrUnknownDevice, ErrRevoked).
@@ -87,6 +88,13 @@ func applyJoin(idx index, ev Event, ref BlockRef) error {
 			return fmt.Errorf("device %q: %w", ev.Device, ErrRevoked)
 		case d.Status == membership.Member && bytes.Equal(d.DeviceNonce, ev.DeviceNonce):
 			return fmt.Errorf("device %q: %w", ev.Device, ErrDuplicate)
+		case ev.FreshAt < d.Updated.Height && ev.FreshAt == 0:
+			// Only a join written before joins recorded their freshness
+			// (or a forged one) lacks it: no honest rejoin signs an echo
+			// made at genesis, before the device's first join.
+			return fmt.Errorf("device %q: %w: a rejoin without freshness (a ledger written before joins recorded it must be recreated)", ev.Device, ErrStale)
+		case ev.FreshAt < d.Updated.Height:
+			return fmt.Errorf("device %q: %w: signed at height %d, before its record changed in block %d", ev.Device, ErrStale, ev.FreshAt, d.Updated.Height)
 		}
 	}
 	idx.put(Device{

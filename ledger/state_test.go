@@ -13,9 +13,12 @@ import (
 )
 
 func TestStateMachine(t *testing.T) {
-	a1 := join("a", "ka")
-	a1again := join("a", "ka") // same key, fresh nonce
-	a1replay := a1             // same key, same nonce
+	a1 := join("a", "ka")                   // block 1, signed at genesis
+	a1again := signedAt(join("a", "ka"), 1) // same key, fresh nonce, signed after block 1
+	a1afterLeave := signedAt(a1again, 2)    // signed after the leave in block 2
+	a1beforeLeave := signedAt(a1again, 1)   // signed before it
+	a1unfresh := signedAt(a1again, 0)       // no freshness: a ledger from before FreshAt
+	a1replay := a1                          // same key, same nonce
 	a1conflict := join("a", "other")
 	b1 := join("b", "kb")
 
@@ -29,12 +32,18 @@ func TestStateMachine(t *testing.T) {
 		{"join new", nil, a1, nil, membership.Member},
 		{"rejoin member fresh nonce", []ledger.Event{a1}, a1again, nil, membership.Member},
 		{"replayed join of member", []ledger.Event{a1}, a1replay, ledger.ErrDuplicate, membership.Member},
-		{"replayed join after leave rejoins", []ledger.Event{a1, leave("a")}, a1replay, nil, membership.Member},
-		{"rejoin after leave", []ledger.Event{a1, leave("a")}, a1again, nil, membership.Member},
+		{"replayed join after leave is stale", []ledger.Event{a1, leave("a")}, a1replay, ledger.ErrStale, membership.Left},
+		{"replayed join after rejoin is stale", []ledger.Event{a1, a1again}, a1replay, ledger.ErrStale, membership.Member},
+		{"join signed before the latest rejoin", []ledger.Event{a1, signedAt(join("a", "ka"), 1)}, a1again, ledger.ErrStale, membership.Member},
+		{"rejoin after leave", []ledger.Event{a1, leave("a")}, a1afterLeave, nil, membership.Member},
+		{"rejoin signed before the leave", []ledger.Event{a1, leave("a")}, a1beforeLeave, ledger.ErrStale, membership.Left},
+		{"rejoin without freshness", []ledger.Event{a1, leave("a")}, a1unfresh, ledger.ErrStale, membership.Left},
+		{"rejoin of member without freshness", []ledger.Event{a1}, a1unfresh, ledger.ErrStale, membership.Member},
 		{"join with other key", []ledger.Event{a1}, a1conflict, ledger.ErrConflict, membership.Member},
 		{"join with other key after leave", []ledger.Event{a1, leave("a")}, a1conflict, ledger.ErrConflict, membership.Left},
 		{"join with other key after revoke", []ledger.Event{a1, revoke("a")}, a1conflict, ledger.ErrConflict, membership.Revoked},
-		{"rejoin after revoke", []ledger.Event{a1, revoke("a")}, a1again, ledger.ErrRevoked, membership.Revoked},
+		{"rejoin after revoke", []ledger.Event{a1, revoke("a")}, a1afterLeave, ledger.ErrRevoked, membership.Revoked},
+		{"stale rejoin after revoke", []ledger.Event{a1, revoke("a")}, a1replay, ledger.ErrRevoked, membership.Revoked},
 
 		{"leave member", []ledger.Event{a1}, leave("a"), nil, membership.Left},
 		{"leave unknown", nil, leave("a"), ledger.ErrUnknownDevice, 0},
@@ -138,6 +147,8 @@ func TestInvalidEvent(t *testing.T) {
 		{"session with key", mod(session("a", "b"), func(e *ledger.Event) { e.Key = []byte("session key") })},
 		{"leave with nonce", mod(leave("a"), func(e *ledger.Event) { e.DeviceNonce = []byte{1} })},
 		{"revoke with request", mod(revoke("a"), func(e *ledger.Event) { e.Request = []byte{1} })},
+		{"leave with freshness", mod(leave("a"), func(e *ledger.Event) { e.FreshAt = 1 })},
+		{"session with freshness", mod(session("a", "b"), func(e *ledger.Event) { e.FreshAt = 1 })},
 	}
 	e := newEnv(t)
 	l := e.open(t)

@@ -166,6 +166,15 @@ func TestVerifyTamperedBlock(t *testing.T) {
 				b.Sig = sign(t, e.key, b.Header)
 			})
 		}, tamperHeight, "bound to another key"},
+		// A copy of id(1)'s join signed over an echo made before its block
+		// 1: a superseded join replayed.
+		{"signed block with a stale rejoin", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return rewrite(t, tamperHeight, func(b *ledger.Block) {
+				b.Events = []ledger.Event{signedAt(join(id(1), id(1)), 0)}
+				b.Header.Events, _ = ledger.HashEvents(b.Events)
+				b.Sig = sign(t, e.key, b.Header)
+			})
+		}, tamperHeight, "stale join"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

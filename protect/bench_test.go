@@ -141,3 +141,28 @@ func BenchmarkM2M(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTalkProof: what an initiator pays to make a hello's proof (a
+// nonce from the CSPRNG and one AES-GCM tag) and the CH to check one.
+func BenchmarkTalkProof(b *testing.B) {
+	k := benchMemberKeys(b)
+	now := time.Now()
+	p, err := protect.NewTalkProof(k.Talk, benchCluster, "sensor-a", "sensor-b", now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("New", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := protect.NewTalkProof(k.Talk, benchCluster, "sensor-a", "sensor-b", now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Verify", func(b *testing.B) {
+		for b.Loop() {
+			if err := protect.VerifyTalkProof(k.Talk, benchCluster, "sensor-a", "sensor-b", p, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

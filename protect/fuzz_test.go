@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/protect"
@@ -96,6 +97,41 @@ func FuzzDecodePartialIV(f *testing.F) {
 		// Strict inverse: every seq has exactly one encoding.
 		if enc := protect.EncodePartialIV(seq); !bytes.Equal(enc, b) {
 			t.Fatalf("DecodePartialIV(%x) = %d, which encodes as %x", b, seq, enc)
+		}
+	})
+}
+
+// FuzzTalkProof decodes arbitrary bytes as a hello and checks its talk proof
+// as the CH does for the responder it names, at the proof's own time (so
+// freshness never hides a tag check). Properties: no panic; every error is
+// ErrMalformed, ErrStale or ErrDecrypt; only a proof the talk key made
+// verifies.
+func FuzzTalkProof(f *testing.F) {
+	for _, s := range testutil.VectorSeeds(f, vectorDir) {
+		f.Add(s)
+	}
+	k := memberKeys(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h wire.Hello
+		if err := wire.Decode(b, &h); err != nil {
+			if !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("Decode hello error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		if h.Proof == nil {
+			return
+		}
+		now := time.Unix(int64(min(h.Proof.Time, 1<<40)), 0)
+		err := protect.VerifyTalkProof(k.Talk, vecCluster, h.ID, h.Responder, h.Proof, now)
+		switch {
+		case err == nil:
+			again, err := protect.SealTalkProof(k.Talk, vecCluster, h.ID, h.Responder, [wire.NonceSize]byte(h.Proof.Nonce), h.Proof.Time)
+			if err != nil || !bytes.Equal(again.Tag, h.Proof.Tag) {
+				t.Fatalf("a proof verified that the talk key did not make: %+v", h)
+			}
+		case !errors.Is(err, wire.ErrDecrypt) && !errors.Is(err, protect.ErrStale):
+			t.Fatalf("VerifyTalkProof error %v is neither ErrDecrypt nor ErrStale", err)
 		}
 	})
 }

@@ -16,6 +16,7 @@ type MemberKeys struct {
 	Req    wire.Key             // device → CH
 	Resp   wire.Key             // CH → device
 	Ticket wire.Key             // tickets the CH seals to this member
+	Talk   wire.Key             // the member's talk proofs (§5.1)
 	IV     [wire.NonceSize]byte // nonce base, both directions
 	// PSK is the member's DTLS pre-shared key for coaps (§4.5): the 16 bytes
 	// HKDF gives for "iotguard dtls psk", written as 32 lowercase hex
@@ -44,15 +45,16 @@ func MemberKey(z, deviceNonce, chNonce []byte, cluster, id string, thumbprint [3
 	return km, nil
 }
 
-// DeriveMemberKeys expands K_m into the request, response and ticket keys and
-// the common IV.
+// DeriveMemberKeys expands K_m into the request, response, ticket and talk
+// keys and the common IV.
 func DeriveMemberKeys(km [32]byte) MemberKeys {
-	var req, resp, ticket [wire.KeySize]byte
+	var req, resp, ticket, talk [wire.KeySize]byte
 	expand := expander(km[:], nil)
 	expand("iotguard req key", req[:])
 	expand("iotguard resp key", resp[:])
 	expand("iotguard ticket key", ticket[:])
-	k := MemberKeys{Req: wire.NewKey(req), Resp: wire.NewKey(resp), Ticket: wire.NewKey(ticket)}
+	expand("iotguard talk key", talk[:])
+	k := MemberKeys{Req: wire.NewKey(req), Resp: wire.NewKey(resp), Ticket: wire.NewKey(ticket), Talk: wire.NewKey(talk)}
 	expand("iotguard common iv", k.IV[:])
 	var psk [PSKSize]byte
 	expand("iotguard dtls psk", psk[:])

@@ -20,7 +20,7 @@ func testKeys(t testing.TB) (mine, other protect.MemberKeys) {
 
 func TestDeriveMemberKeysDistinct(t *testing.T) {
 	k, other := testKeys(t)
-	parts := [][]byte{k.Req.Bytes(), k.Resp.Bytes(), k.Ticket.Bytes(), k.IV[:], other.Req.Bytes()}
+	parts := [][]byte{k.Req.Bytes(), k.Resp.Bytes(), k.Ticket.Bytes(), k.Talk.Bytes(), k.IV[:], other.Req.Bytes()}
 	for i := range parts {
 		for j := i + 1; j < len(parts); j++ {
 			if bytes.Equal(parts[i][:wire.NonceSize], parts[j][:wire.NonceSize]) {

@@ -33,6 +33,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/protect"
@@ -67,6 +69,7 @@ const (
 	vecM2MReply = 0
 	vecPath     = protect.PathVerify
 	vecM2MText  = "hello from sensor-01"
+	vecTalkTime = 1767225000 // the talk proof's time: 10 minutes before vecExpires
 )
 
 var (
@@ -77,6 +80,7 @@ var (
 	vecSID         = seqBytes(0xa0, 16)
 	vecTicketIV    = seqBytes(0xb0, 12)
 	vecSk          = seqBytes(0xc0, 16)
+	vecTalkNonce   = seqBytes(0xd0, 12)
 )
 
 // seqBytes returns n bytes counting up from start: fixed, recognisable in a hex dump.
@@ -119,6 +123,7 @@ const (
 	expReplay        = "replay"
 	expExpired       = "ticket expired"
 	expWrongRecipent = "ticket for another recipient"
+	expStale         = "talk proof stale"
 )
 
 // outcome maps an error of wire or protect to a vector's expect value.
@@ -136,6 +141,8 @@ func outcome(err error) string {
 		return expExpired
 	case errors.Is(err, protect.ErrWrongRecipient):
 		return expWrongRecipent
+	case errors.Is(err, protect.ErrStale):
+		return expStale
 	}
 	return "unexpected error: " + err.Error()
 }
@@ -172,6 +179,7 @@ type kdfVector struct {
 	ReqKey        hexBytes `json:"req_key"`
 	RespKey       hexBytes `json:"resp_key"`
 	TicketKey     hexBytes `json:"ticket_key"`
+	TalkKey       hexBytes `json:"talk_key"`
 	CommonIV      hexBytes `json:"common_iv"`
 }
 
@@ -254,6 +262,25 @@ type ticketVector struct {
 	Ticket      hexBytes `json:"ticket"`
 	Me          string   `json:"me"`
 	Now         uint64   `json:"now"`
+}
+
+type talkProofVector struct {
+	Description    string   `json:"description"`
+	Expect         string   `json:"expect"`
+	Cluster        string   `json:"cluster"`
+	TalkKey        hexBytes `json:"talk_key"`
+	Initiator      string   `json:"initiator"`
+	Responder      string   `json:"responder"`
+	Nonce          hexBytes `json:"nonce"`
+	Time           uint64   `json:"time"`
+	ExternalAAD    hexBytes `json:"external_aad"`
+	AAD            hexBytes `json:"aad"`
+	Tag            hexBytes `json:"tag"`
+	Proof          hexBytes `json:"proof"`
+	Hello          hexBytes `json:"hello"`
+	SessionRequest hexBytes `json:"session_req"`
+	CheckedAs      string   `json:"checked_as"`
+	Now            uint64   `json:"now"`
 }
 
 type m2mVector struct {
@@ -360,15 +387,17 @@ func vectorSpecs() []vectorSpec {
 		{"ticket.json", func(t *testing.T) any { return genTickets(t)[0] }, checkTicket},
 		{"ticket-expired.json", func(t *testing.T) any { return genTickets(t)[1] }, checkTicket},
 		{"ticket-wrong-recipient.json", func(t *testing.T) any { return genTickets(t)[2] }, checkTicket},
+		{"talk-proof.json", func(t *testing.T) any { return genTalkProofs(t)[0] }, checkTalkProof},
+		{"talk-proof-stale.json", func(t *testing.T) any { return genTalkProofs(t)[1] }, checkTalkProof},
+		{"talk-proof-wrong-responder.json", func(t *testing.T) any { return genTalkProofs(t)[2] }, checkTalkProof},
 		{"m2m.json", func(t *testing.T) any { return genM2M(t) }, checkM2M},
 		{"partial-iv.json", func(t *testing.T) any { return genPartialIV() }, checkPartialIV},
 		{"replay-window.json", func(t *testing.T) any { return genReplayWindow() }, checkReplayWindow},
 		{"decode-strict.json", func(t *testing.T) any { return genDecodeStrict(t) }, checkDecodeStrict},
 		{"dtls-psk.json", func(t *testing.T) any { return genDTLSPSK(t) }, checkDTLSPSK},
 		{"kdf-rekey.json", func(t *testing.T) any { return genRekeyKDF(t) }, checkKDF},
-		// Not replayed by the firmware yet: its rotation support is to come.
-		{"rotation/rotation.json", func(t *testing.T) any { return genRotations(t)[0] }, checkRotation},
-		{"rotation/rotation-bad-signature.json", func(t *testing.T) any { return genRotations(t)[1] }, checkRotation},
+		{"rotation.json", func(t *testing.T) any { return genRotations(t)[0] }, checkRotation},
+		{"rotation-bad-signature.json", func(t *testing.T) any { return genRotations(t)[1] }, checkRotation},
 	}, tlogSpecs()...)
 }
 
@@ -607,8 +636,8 @@ func checkThumbprint(t *testing.T, raw []byte) {
 func genKDF(t *testing.T) kdfVector {
 	return genKDFWith(t, chScalar, "Member key schedule (section 3.4): z = ECDH(device_priv, CH public) = ECDH(ch_priv, device public); "+
 		"km = HKDF-SHA-256(salt = device_nonce || ch_nonce, IKM = z, info = km_info, L = 32) with "+
-		"km_info = CBOR [\"iotguard K_m\", cluster, id, ch_thumbprint]; req/resp/ticket keys and common_iv = "+
-		"HKDF-SHA-256(salt = empty, IKM = km, info = label, L = 16/16/16/12).")
+		"km_info = CBOR [\"iotguard K_m\", cluster, id, ch_thumbprint]; req/resp/ticket/talk keys and common_iv = "+
+		"HKDF-SHA-256(salt = empty, IKM = km, info = label, L = 16/16/16/16/12).")
 }
 
 // genKDFWith is the member key schedule of sensor-01 with the CH key of
@@ -641,6 +670,7 @@ func genKDFWith(t *testing.T, chHex, description string) kdfVector {
 		ReqKey:        k.Req.Bytes(),
 		RespKey:       k.Resp.Bytes(),
 		TicketKey:     k.Ticket.Bytes(),
+		TalkKey:       k.Talk.Bytes(),
 		CommonIV:      k.IV[:],
 	}
 }
@@ -678,10 +708,11 @@ func checkKDF(t *testing.T, raw []byte) {
 	eqHex(t, "req_key", k.Req.Bytes(), v.ReqKey)
 	eqHex(t, "resp_key", k.Resp.Bytes(), v.RespKey)
 	eqHex(t, "ticket_key", k.Ticket.Bytes(), v.TicketKey)
+	eqHex(t, "talk_key", k.Talk.Bytes(), v.TalkKey)
 	eqHex(t, "common_iv", k.IV[:], v.CommonIV)
 	for label, want := range map[string][]byte{
 		"iotguard req key": v.ReqKey, "iotguard resp key": v.RespKey,
-		"iotguard ticket key": v.TicketKey, "iotguard common iv": v.CommonIV,
+		"iotguard ticket key": v.TicketKey, "iotguard talk key": v.TalkKey, "iotguard common iv": v.CommonIV,
 	} {
 		got, err := hkdf.Key(sha256.New, v.KM, nil, label, len(want))
 		if err != nil {
@@ -1072,6 +1103,76 @@ func checkTicket(t *testing.T, raw []byte) {
 	}
 }
 
+// ---- talk proof ----
+
+func genTalkProofs(t *testing.T) []talkProofVector {
+	k := memberKeys(t)
+	p, err := protect.SealTalkProof(k.Talk, vecCluster, vecM1, vecM2, [12]byte(vecTalkNonce), vecTalkTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := testutil.MustMarshal(t, []any{"iotguard talk", vecCluster, vecM1, vecM2, vecTalkNonce, uint64(vecTalkTime)})
+	life := uint64(protect.TalkProofLifetime / time.Second)
+	ok := talkProofVector{
+		Description: "A talk proof (section 5.1) of sensor-01 asking sensor-02 to talk, under the talk_key of kdf.json: " +
+			"tag = the AES-128-GCM tag of an empty plaintext (the ciphertext of a COSE_Encrypt0 that seals nothing) " +
+			"with nonce = nonce, aad = CBOR [\"Encrypt0\", h'a10101', external_aad], external_aad = CBOR " +
+			"[\"iotguard talk\", cluster, initiator, responder, nonce, time]. proof is the talk-proof [nonce, time, " +
+			"tag], hello the hello {1: initiator, 2: responder, 3: proof} sensor-01 sends to sensor-02's /talk, " +
+			"session_req the plaintext of sensor-02's /session forwarding it {1: initiator, 2: proof}. The CH checks " +
+			"it as from initiator to the requester checked_as at unix time now: ok up to time + 60 s (and from " +
+			"time - 60 s).",
+		Expect: expOK, Cluster: vecCluster, TalkKey: k.Talk.Bytes(), Initiator: vecM1, Responder: vecM2,
+		Nonce: vecTalkNonce, Time: vecTalkTime, ExternalAAD: ext, AAD: encStructure(t, ext), Tag: p.Tag,
+		Proof: testutil.MustMarshal(t, p), Hello: testutil.MustMarshal(t, &wire.Hello{ID: vecM1, Responder: vecM2, Proof: p}),
+		SessionRequest: testutil.MustMarshal(t, &wire.SessionRequest{Peer: vecM1, Proof: p}),
+		CheckedAs:      vecM2, Now: vecTalkTime + life,
+	}
+	stale := ok
+	stale.Description = "The proof of talk-proof.json checked one second after its last fresh second " +
+		"(now = time + 61): stale (the CH answers 4.01 bad talk proof: stale; a listener with a clock refuses it itself)."
+	stale.Expect, stale.Now = expStale, vecTalkTime+life+1
+	wrong := ok
+	wrong.Description = "The proof of talk-proof.json forwarded by sensor-99 instead of sensor-02: the tag does not " +
+		"verify for that responder (the CH answers 4.01 bad talk proof)."
+	wrong.Expect, wrong.CheckedAs, wrong.Now = expDecrypt, vecOtherID, vecTalkTime
+	return []talkProofVector{ok, stale, wrong}
+}
+
+func checkTalkProof(t *testing.T, raw []byte) {
+	var v talkProofVector
+	decodeVector(t, raw, &v)
+	ext := testutil.MustMarshal(t, []any{"iotguard talk", v.Cluster, v.Initiator, v.Responder, []byte(v.Nonce), v.Time})
+	eqHex(t, "external_aad", ext, v.ExternalAAD)
+	eqHex(t, "aad", encStructure(t, v.ExternalAAD), v.AAD)
+	eqHex(t, "tag (crypto/cipher)", gcmSeal(t, v.TalkKey, v.Nonce, nil, v.AAD), v.Tag)
+	eqHex(t, "proof layout", testutil.MustMarshal(t, []any{[]byte(v.Nonce), v.Time, []byte(v.Tag)}), v.Proof)
+	eqHex(t, "hello layout", testutil.MustMarshal(t, map[int]any{1: v.Initiator, 2: v.Responder, 3: cbor.RawMessage(v.Proof)}), v.Hello)
+	eqHex(t, "session_req layout", testutil.MustMarshal(t, map[int]any{1: v.Initiator, 2: cbor.RawMessage(v.Proof)}), v.SessionRequest)
+	key := wire.NewKey([16]byte(v.TalkKey))
+	p, err := protect.SealTalkProof(key, v.Cluster, v.Initiator, v.Responder, [12]byte(v.Nonce), v.Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eqHex(t, "SealTalkProof", testutil.MustMarshal(t, p), v.Proof)
+
+	var hello wire.Hello
+	if err := wire.Decode(v.Hello, &hello); err != nil {
+		t.Fatalf("Decode hello: %v", err)
+	}
+	var req wire.SessionRequest
+	if err := wire.Decode(v.SessionRequest, &req); err != nil {
+		t.Fatalf("Decode session_req: %v", err)
+	}
+	if hello.ID != v.Initiator || hello.Responder != v.Responder || req.Peer != v.Initiator || !reflect.DeepEqual(hello.Proof, req.Proof) {
+		t.Fatalf("hello %+v and session_req %+v do not carry the proof of %s to %s", hello, req, v.Initiator, v.Responder)
+	}
+	err = protect.VerifyTalkProof(key, v.Cluster, v.Initiator, v.CheckedAs, req.Proof, time.Unix(int64(v.Now), 0))
+	if got := outcome(err); got != v.Expect {
+		t.Fatalf("VerifyTalkProof: %s (%v), want %s", got, err, v.Expect)
+	}
+}
+
 // ---- m2m ----
 
 func genM2M(t *testing.T) m2mVector {
@@ -1292,7 +1393,11 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 	add := func(typ string, b []byte, expect, note string) {
 		c = append(c, decodeCase{Type: typ, Bytes: b, Expect: expect, Note: note})
 	}
-	add("hello", hello, expOK, "{1: \"sensor-01\"}")
+	talk := genTalkProofs(t)[0]
+	add("hello", talk.Hello, expOK, "the hello of talk-proof.json")
+	add("hello", hello, expOK, "{1: \"sensor-01\"}: well-formed, without a proof (a listener refuses it: 4.01 "+
+		"bad talk proof: missing)")
+	add("session-req", talk.SessionRequest, expOK, "the session_req of talk-proof.json, forwarding a proof")
 	add("verify-req", testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: vecEcho}), expOK, "with an echo")
 	add("leave-req", []byte{0xa0}, expOK, "{}: no echo")
 	add("talk-resp", testutil.MustMarshal(t, &wire.TalkResponse{ID: vecM2, Ticket: tk}), expOK, "the ticket of ticket.json")
@@ -1301,7 +1406,17 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 	add("hello", nil, expMalformed, "empty input")
 	add("hello", cat(hello, []byte{0x00}), expMalformed, "trailing byte")
 	add("hello", cat([]byte{0xa2, 0x01}, id1, []byte{0x01}, id1), expMalformed, "duplicate map key")
-	add("hello", cat([]byte{0xa2, 0x01}, id1, []byte{0x02}, id2), expMalformed, "unknown key 2")
+	add("hello", cat([]byte{0xa2, 0x01}, id1, []byte{0x04}, id2), expMalformed, "unknown key 4")
+	add("hello", cat([]byte{0xa2, 0x01}, id1, []byte{0x02}, id2), expMalformed, "a responder without a proof")
+	add("hello", cat([]byte{0xa2, 0x01}, id1, []byte{0x03}, talk.Proof), expMalformed, "a proof without a responder")
+	add("hello", testutil.MustMarshal(t, map[int]any{1: vecM1, 2: vecM2, 3: []any{seqBytes(0, 11), vecTalkTime, seqBytes(0, 16)}}),
+		expMalformed, "proof nonce of 11 bytes")
+	add("hello", testutil.MustMarshal(t, map[int]any{1: vecM1, 2: vecM2, 3: []any{seqBytes(0, 12), vecTalkTime, seqBytes(0, 17)}}),
+		expMalformed, "proof tag of 17 bytes")
+	add("hello", testutil.MustMarshal(t, map[int]any{1: vecM1, 2: vecM2, 3: []any{seqBytes(0, 12), vecTalkTime}}),
+		expMalformed, "proof of 2 items")
+	add("hello", testutil.MustMarshal(t, map[int]any{1: vecM1, 2: vecM2, 3: []any{seqBytes(0, 12), -1, seqBytes(0, 16)}}),
+		expMalformed, "proof time negative")
 	add("hello", cat([]byte{0xa1, 0x61, '1'}, id1), expMalformed, "text key \"1\" instead of 1")
 	add("hello", cat([]byte{0xbf, 0x01}, id1, []byte{0xff}), expMalformed, "indefinite-length map")
 	add("hello", cat([]byte{0xa1, 0x01, 0x7f}, tstr("sensor"), tstr("-01"), []byte{0xff}), expMalformed,

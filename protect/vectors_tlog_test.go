@@ -17,9 +17,6 @@ import (
 // block) with a consistency proof from tree size 5, and the rejections a
 // device must make. Block i's hash is SHA-256("block i"), except block 7's,
 // which is vecBlockHash.
-//
-// They live in testdata/vectors/transparency/ until the firmware replays
-// them: its test fails on a top-level vector file it has no replayer for.
 
 const (
 	vecTreeSize = 11
@@ -31,9 +28,9 @@ const expWrongKey, expBadProof = "checkpoint signed by another key", "proof does
 
 func tlogSpecs() []vectorSpec {
 	return []vectorSpec{
-		{"transparency/checkpoint.json", func(t *testing.T) any { return genCheckpoints(t)[0] }, checkCheckpoint},
-		{"transparency/checkpoint-other-key.json", func(t *testing.T) any { return genCheckpoints(t)[1] }, checkCheckpoint},
-		{"transparency/inclusion-proof-tampered.json", func(t *testing.T) any { return genCheckpoints(t)[2] }, checkCheckpoint},
+		{"checkpoint.json", func(t *testing.T) any { return genCheckpoints(t)[0] }, checkCheckpoint},
+		{"checkpoint-other-key.json", func(t *testing.T) any { return genCheckpoints(t)[1] }, checkCheckpoint},
+		{"inclusion-proof-tampered.json", func(t *testing.T) any { return genCheckpoints(t)[2] }, checkCheckpoint},
 	}
 }
 

@@ -51,7 +51,7 @@ func benchMessages(b *testing.B) []struct {
 		{"VerifyRequest", &wire.VerifyRequest{Peer: "sensor-b"}, func() wire.Validator { return &wire.VerifyRequest{} }},
 		{"VerifyResponse", &wire.VerifyResponse{Peer: "sensor-b", Status: membership.Member, Height: 1234, BlockHash: h32, Expires: 1_800_000_000}, func() wire.Validator { return &wire.VerifyResponse{} }},
 		{"SessionRequest", &wire.SessionRequest{Peer: "sensor-b"}, func() wire.Validator { return &wire.SessionRequest{} }},
-		{"SessionResponse", &wire.SessionResponse{Grant: ticket, Ticket: ticket}, func() wire.Validator { return &wire.SessionResponse{} }},
+		{"SessionResponse", &wire.SessionResponse{Grant: &ticket, Ticket: &ticket}, func() wire.Validator { return &wire.SessionResponse{} }},
 		{"LeaveRequest", &wire.LeaveRequest{Echo: make([]byte, 12)}, func() wire.Validator { return &wire.LeaveRequest{} }},
 		{"LeaveResponse", &wire.LeaveResponse{Height: 1234, BlockHash: h32}, func() wire.Validator { return &wire.LeaveResponse{} }},
 		{"Ticket", &ticket, func() wire.Validator { return &wire.Ticket{} }},

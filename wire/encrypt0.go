@@ -122,3 +122,31 @@ func encAAD(externalAAD []byte) ([]byte, error) {
 	}
 	return Marshal(encStructure{Context: "Encrypt0", Protected: protectedA128GCM, ExternalAAD: externalAAD})
 }
+
+// Tag returns the ciphertext of a COSE_Encrypt0 that seals nothing: the
+// AES-128-GCM tag under key and nonce over the Enc_structure of
+// externalAAD. Talk proofs carry it alone (docs/PROTOCOL.md §5.1).
+// IMPORTANT: as for Seal, a (key, nonce) pair must never tag twice.
+func Tag(key Key, nonce [NonceSize]byte, externalAAD []byte) ([]byte, error) {
+	aad, err := encAAD(externalAAD)
+	if err != nil {
+		return nil, err
+	}
+	return key.aead.Seal(nil, nonce[:], nil, aad), nil
+}
+
+// CheckTag reports whether tag is Tag(key, nonce, externalAAD); any
+// mismatch returns ErrDecrypt.
+func CheckTag(key Key, nonce [NonceSize]byte, externalAAD, tag []byte) error {
+	aad, err := encAAD(externalAAD)
+	if err != nil {
+		return err
+	}
+	if len(tag) != TagSize {
+		return ErrDecrypt
+	}
+	if _, err := key.aead.Open(nil, nonce[:], tag, aad); err != nil {
+		return ErrDecrypt
+	}
+	return nil
+}

@@ -253,3 +253,50 @@ func TestParseEncrypt0Malformed(t *testing.T) {
 		})
 	}
 }
+
+// TestTag: a tag is the ciphertext of an Encrypt0 sealing nothing, checked
+// against crypto/cipher directly; CheckTag accepts it and refuses any other
+// tag, nonce, external AAD or key, and a tag of another length.
+func TestTag(t *testing.T) {
+	key, other := [wire.KeySize]byte{1}, [wire.KeySize]byte{2}
+	nonce := [wire.NonceSize]byte{3}
+	ext := []byte("external")
+	tag, err := wire.Tag(wire.NewKey(key), nonce, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := wire.Seal(wire.NewKey(key), nonce, wire.Encrypt0Header{}, ext, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wire.ParseEncrypt0(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tag, m.Ciphertext) || len(tag) != wire.TagSize {
+		t.Fatalf("tag %x, Encrypt0 of nothing %x", tag, m.Ciphertext)
+	}
+	blk, _ := aes.NewCipher(key[:])
+	g, _ := cipher.NewGCM(blk)
+	aad := testutil.MustMarshal(t, []any{"Encrypt0", []byte{0xa1, 0x01, 0x01}, ext})
+	if want := g.Seal(nil, nonce[:], nil, aad); !bytes.Equal(tag, want) {
+		t.Fatalf("tag %x, crypto/cipher %x", tag, want)
+	}
+	if err := wire.CheckTag(wire.NewKey(key), nonce, ext, tag); err != nil {
+		t.Fatalf("CheckTag of the tag: %v", err)
+	}
+	flipped := bytes.Clone(tag)
+	flipped[0] ^= 1
+	for name, c := range map[string]func() error{
+		"flipped tag":  func() error { return wire.CheckTag(wire.NewKey(key), nonce, ext, flipped) },
+		"other key":    func() error { return wire.CheckTag(wire.NewKey(other), nonce, ext, tag) },
+		"other nonce":  func() error { return wire.CheckTag(wire.NewKey(key), [wire.NonceSize]byte{4}, ext, tag) },
+		"other AAD":    func() error { return wire.CheckTag(wire.NewKey(key), nonce, []byte("externaL"), tag) },
+		"short tag":    func() error { return wire.CheckTag(wire.NewKey(key), nonce, ext, tag[:15]) },
+		"tag and more": func() error { return wire.CheckTag(wire.NewKey(key), nonce, ext, append(bytes.Clone(tag), 0)) },
+	} {
+		if err := c(); !errors.Is(err, wire.ErrDecrypt) {
+			t.Errorf("%s: %v, want ErrDecrypt", name, err)
+		}
+	}
+}

@@ -99,7 +99,8 @@ func FuzzParsePublicKey(f *testing.F) {
 // decodeTargets are the message types FuzzDecode chooses from with its first byte.
 var decodeTargets = []string{
 	"JoinRequest", "VerifyRequest", "SessionRequest", "LeaveRequest", "Hello", "TalkResponse", "Ticket",
-	"VerifyResponse", "SessionResponse", "JoinResponse", "ClusterInfo", "LedgerHead", "LeaveResponse",
+	"VerifyResponse", "SessionResponse", "JoinResponse", "ClusterInfo", "LedgerHead", "LeaveResponse", "TalkProof",
+	"SessionRequest/proof", "SessionResponse/warning",
 }
 
 func FuzzDecode(f *testing.F) {

@@ -139,23 +139,35 @@ func (m *VerifyResponse) Validate() error {
 		require(m.BlockHash == nil || len(m.BlockHash) == HashLen, "block hash must be 32 bytes"))
 }
 
-// SessionRequest asks the CH for a session key with a peer (§4.3).
+// SessionRequest asks the CH for a session key with a peer (§4.3). M2
+// forwards the initiator's talk proof in it when M1 asked it to talk (§5.1).
 type SessionRequest struct {
-	Peer string `cbor:"1,keyasint"`
-	Echo []byte `cbor:"9,keyasint,omitempty"`
+	Peer  string     `cbor:"1,keyasint"`
+	Proof *TalkProof `cbor:"2,keyasint,omitempty"`
+	Echo  []byte     `cbor:"9,keyasint,omitempty"`
 }
 
 func (m *SessionRequest) Validate() error {
-	return firstError(CheckID(m.Peer), checkEcho(m.Echo))
+	return firstError(CheckID(m.Peer), m.Proof.validate(), checkEcho(m.Echo))
 }
 
-// SessionResponse carries Sk sealed once for each party.
+// SessionResponse is either the session — Sk sealed once for each party —
+// or, only to a request carrying a talk proof, the warning verdict on an
+// initiator that proved its identity but is not a current member (§4.3).
 type SessionResponse struct {
-	Grant  Ticket `cbor:"1,keyasint"` // for the requester (M2)
-	Ticket Ticket `cbor:"2,keyasint"` // for the peer (M1)
+	Grant   *Ticket         `cbor:"1,keyasint,omitempty"` // for the requester (M2)
+	Ticket  *Ticket         `cbor:"2,keyasint,omitempty"` // for the peer (M1)
+	Warning *VerifyResponse `cbor:"3,keyasint,omitempty"` // instead of both
 }
 
 func (m *SessionResponse) Validate() error {
+	if m.Warning != nil {
+		return firstError(require(m.Grant == nil && m.Ticket == nil, "a session warning carries no ticket"),
+			m.Warning.Validate(), require(!m.Warning.Status.Current(), "a session warning must not say member"))
+	}
+	if m.Grant == nil || m.Ticket == nil {
+		return require(false, "session grant and ticket missing")
+	}
 	return firstError(m.Grant.Validate(), m.Ticket.Validate())
 }
 
@@ -249,12 +261,47 @@ func (m *LedgerHead) Validate() error {
 	return require(len(m.Hash) == HashLen, "head hash must be 32 bytes")
 }
 
-// Hello is M1's request to talk, sent to M2's /talk (§5.1).
+// Hello is M1's request to talk, sent to M2's /talk (§5.1). Responder and
+// Proof come together; a hello without them decodes (it is the hello of an
+// implementation that predates talk proofs) and is refused by the listener.
 type Hello struct {
-	ID string `cbor:"1,keyasint"`
+	ID        string     `cbor:"1,keyasint"`           // the initiator M1
+	Responder string     `cbor:"2,keyasint,omitempty"` // M2
+	Proof     *TalkProof `cbor:"3,keyasint,omitempty"`
 }
 
-func (m *Hello) Validate() error { return CheckID(m.ID) }
+func (m *Hello) Validate() error {
+	if m.Proof == nil && m.Responder == "" {
+		return CheckID(m.ID)
+	}
+	return firstError(CheckID(m.ID), CheckID(m.Responder), require(m.Proof != nil, "hello has a responder but no proof"),
+		m.Proof.validate())
+}
+
+// TalkProof is an initiator's proof, in its hello, that it holds the member
+// key of its latest join and asks this responder to talk now (§5.1): a fresh
+// nonce, the time it was made and an AES-128-GCM tag under its talk key. A
+// responder cannot check it; it forwards it to the CH in its /session.
+type TalkProof struct {
+	_     struct{} `cbor:",toarray"`
+	Nonce []byte   // NonceSize bytes, random; the AES-GCM nonce
+	Time  uint64   // unix seconds, the initiator's clock
+	Tag   []byte   // TagSize bytes
+}
+
+// Validate checks the proof's field sizes.
+func (p *TalkProof) Validate() error {
+	return firstError(require(len(p.Nonce) == NonceSize, "talk proof nonce must be 12 bytes"),
+		require(len(p.Tag) == TagSize, "talk proof tag must be 16 bytes"))
+}
+
+// validate is Validate for an optional proof: nil is valid.
+func (p *TalkProof) validate() error {
+	if p == nil {
+		return nil
+	}
+	return p.Validate()
+}
 
 // TalkResponse is M2's answer to Hello: its ID and M1's ticket.
 type TalkResponse struct {

@@ -101,6 +101,13 @@ func TestDecodeLimits(t *testing.T) {
 	})
 }
 
+// proof is a well-formed talk proof (its tag verifies under no key).
+func proof() *wire.TalkProof {
+	return &wire.TalkProof{Nonce: bytes.Repeat([]byte{0x12}, wire.NonceSize), Time: 1767225600, Tag: bytes.Repeat([]byte{0x16}, wire.TagSize)}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 // validMessages returns one valid instance of every message type.
 func validMessages(t testing.TB) map[string]wire.Validator {
 	key := testutil.MustMarshal(t, map[int]any{1: 2, -1: 1, -2: testutil.MustHex(t, rfcX), -3: testutil.MustHex(t, rfcY)})
@@ -115,17 +122,22 @@ func validMessages(t testing.TB) map[string]wire.Validator {
 			Nonce: n16, Echo: []byte{1}},
 		"JoinResponse": &wire.JoinResponse{Cluster: "c", CHKey: key, Thumbprint: h32, ID: "d", DeviceNonce: n16,
 			CHNonce: n16, Height: 1, BlockHash: h32, Expires: 2},
-		"VerifyRequest":   &wire.VerifyRequest{Peer: "m1", Echo: bytes.Repeat([]byte{1}, wire.MaxEchoLen)},
-		"VerifyResponse":  &wire.VerifyResponse{Peer: "m1", Status: membership.Expired, Height: 3, BlockHash: h32, Expires: 4},
-		"SessionRequest":  &wire.SessionRequest{Peer: "m1"},
-		"SessionResponse": &wire.SessionResponse{Grant: ticket("m2"), Ticket: ticket("m1")},
-		"LeaveRequest":    &wire.LeaveRequest{},
-		"LeaveResponse":   &wire.LeaveResponse{Height: 9, BlockHash: h32},
-		"Ticket":          func() *wire.Ticket { tk := ticket("m1"); return &tk }(),
-		"ClusterInfo":     &wire.ClusterInfo{Cluster: "c", Key: key, Thumbprint: h32, Lat: 1, Lon: -1, Radius: 500},
-		"LedgerHead":      &wire.LedgerHead{Height: 1, Hash: h32, TimeMS: 1767225600000},
-		"Hello":           &wire.Hello{ID: "m1"},
-		"TalkResponse":    &wire.TalkResponse{ID: "m2", Ticket: ticket("m1")},
+		"VerifyRequest":        &wire.VerifyRequest{Peer: "m1", Echo: bytes.Repeat([]byte{1}, wire.MaxEchoLen)},
+		"VerifyResponse":       &wire.VerifyResponse{Peer: "m1", Status: membership.Expired, Height: 3, BlockHash: h32, Expires: 4},
+		"SessionRequest":       &wire.SessionRequest{Peer: "m1"},
+		"SessionResponse":      &wire.SessionResponse{Grant: ptr(ticket("m2")), Ticket: ptr(ticket("m1"))},
+		"LeaveRequest":         &wire.LeaveRequest{},
+		"LeaveResponse":        &wire.LeaveResponse{Height: 9, BlockHash: h32},
+		"Ticket":               func() *wire.Ticket { tk := ticket("m1"); return &tk }(),
+		"ClusterInfo":          &wire.ClusterInfo{Cluster: "c", Key: key, Thumbprint: h32, Lat: 1, Lon: -1, Radius: 500},
+		"LedgerHead":           &wire.LedgerHead{Height: 1, Hash: h32, TimeMS: 1767225600000},
+		"Hello":                &wire.Hello{ID: "m1", Responder: "m2", Proof: proof()},
+		"Hello/no proof":       &wire.Hello{ID: "m1"},
+		"TalkProof":            proof(),
+		"SessionRequest/proof": &wire.SessionRequest{Peer: "m1", Proof: proof(), Echo: []byte{9}},
+		"SessionResponse/warning": &wire.SessionResponse{Warning: &wire.VerifyResponse{Peer: "m1", Status: membership.Revoked,
+			Height: 3, BlockHash: h32, Expires: 4}},
+		"TalkResponse": &wire.TalkResponse{ID: "m2", Ticket: ticket("m1")},
 	}
 }
 
@@ -194,6 +206,22 @@ func TestDecodeValidate(t *testing.T) {
 		{"ClusterInfo", "position out of range", func(v wire.Validator) { v.(*wire.ClusterInfo).Lon = wire.MaxMicroLon + 1 }},
 		{"LedgerHead", "hash of 31 bytes", func(v wire.Validator) { v.(*wire.LedgerHead).Hash = make([]byte, 31) }},
 		{"Hello", "id too long", func(v wire.Validator) { v.(*wire.Hello).ID = long }},
+		{"Hello", "proof without responder", func(v wire.Validator) { v.(*wire.Hello).Responder = "" }},
+		{"Hello", "responder without proof", func(v wire.Validator) { v.(*wire.Hello).Proof = nil }},
+		{"Hello", "bad responder", func(v wire.Validator) { v.(*wire.Hello).Responder = "m 2" }},
+		{"Hello", "proof nonce of 11 bytes", func(v wire.Validator) { v.(*wire.Hello).Proof.Nonce = make([]byte, 11) }},
+		{"Hello", "proof tag of 15 bytes", func(v wire.Validator) { v.(*wire.Hello).Proof.Tag = make([]byte, 15) }},
+		{"TalkProof", "nonce of 16 bytes", func(v wire.Validator) { v.(*wire.TalkProof).Nonce = make([]byte, 16) }},
+		{"TalkProof", "tag missing", func(v wire.Validator) { v.(*wire.TalkProof).Tag = nil }},
+		{"SessionRequest/proof", "proof tag of 17 bytes", func(v wire.Validator) { v.(*wire.SessionRequest).Proof.Tag = make([]byte, 17) }},
+		{"SessionResponse", "grant without ticket", func(v wire.Validator) { v.(*wire.SessionResponse).Ticket = nil }},
+		{"SessionResponse/warning", "warning saying member", func(v wire.Validator) {
+			v.(*wire.SessionResponse).Warning.Status = membership.Member
+		}},
+		{"SessionResponse/warning", "warning with a grant", func(v wire.Validator) {
+			v.(*wire.SessionResponse).Grant = validMessages(t)["SessionResponse"].(*wire.SessionResponse).Grant
+		}},
+		{"SessionResponse/warning", "warning about a bad id", func(v wire.Validator) { v.(*wire.SessionResponse).Warning.Peer = "" }},
 		{"TalkResponse", "bad id", func(v wire.Validator) { v.(*wire.TalkResponse).ID = "" }},
 		{"TalkResponse", "ticket recipient not a party", func(v wire.Validator) { v.(*wire.TalkResponse).Ticket.Recipient = "x" }},
 	}

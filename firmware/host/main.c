@@ -2,14 +2,20 @@
  * iotguard-dev: the firmware core on POSIX UDP, mirroring `iotguard device`.
  *
  *   iotguard-dev keygen  --id ID --out FILE
- *   iotguard-dev join    --server URL --key FILE --position LAT,LON [--pin HEX]
+ *   iotguard-dev join    --server URL --key FILE --position LAT,LON [--pin HEX | --repin HEX]
  *   iotguard-dev verify  --server URL --key FILE --peer ID
  *   iotguard-dev session --server URL --key FILE --peer ID
  *   iotguard-dev listen  --server URL --key FILE --listen ADDR [--reply TEXT] [--count N]
  *   iotguard-dev send    --server URL --key FILE --peer ID --peer-addr ADDR --message TEXT
  *                        [--count N] [--replay]
  *   iotguard-dev leave   --server URL --key FILE
+ *   iotguard-dev rekey   --server URL --key FILE [--pin HEX]
  *   iotguard-dev relay   --listen ADDR --to ADDR --loss PCT --seed N --timeout S [--undecided N]
+ *
+ * join then proves the join in the CH's transparency log (PROTOCOL.md §9.2)
+ * and keeps the checkpoint in the key file; --pin accepts the pinned key or
+ * one a signed rotation from it leads to (§6.1). rekey moves the membership
+ * to the CH key in force after a rotation (§6.2).
  *
  * relay forwards datagrams between the clients of ADDR (the latest one gets
  * the answers) and --to, with the bounded, seeded loss of --loss on the
@@ -23,6 +29,11 @@
  * Common flags: --loss PCT --seed N (bounded, seeded datagram loss both
  * ways), --ack-timeout MS (CoAP ACK_TIMEOUT), --timeout S (listen: exit after).
  * Exit codes: 0 success, 1 refused or warning, 2 usage, 3 other failure.
+ *
+ * The key file keeps the CH key thumbprint of the first join (pin=), and
+ * every later join refuses another CH key (trust on first use). --pin HEX
+ * must agree with it; --repin HEX (checked out of band: the server's
+ * ch_key_thumbprint=) replaces it once a join under that key succeeds.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -40,7 +51,7 @@
 #include "state.h"
 
 static struct {
-    const char *cmd, *id, *out, *server, *key, *peer, *peer_addr, *message, *listen, *pin;
+    const char *cmd, *id, *out, *server, *key, *peer, *peer_addr, *message, *listen, *pin, *repin;
     const char *reply, *to;
     double lat, lon;
     int have_pos, replay;
@@ -50,7 +61,7 @@ static struct {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: iotguard-dev <keygen|join|verify|session|listen|send|leave|relay> [flags]\n"
+    fprintf(stderr, "usage: iotguard-dev <keygen|join|verify|session|listen|send|leave|rekey|relay> [flags]\n"
                     "  (see the comment at the top of firmware/host/main.c)\n");
     exit(2);
 }
@@ -105,6 +116,7 @@ static void parse(int argc, char **argv)
         else if (!strcmp(f, "message")) opt.message = v;
         else if (!strcmp(f, "listen")) opt.listen = v;
         else if (!strcmp(f, "pin")) opt.pin = v;
+        else if (!strcmp(f, "repin")) opt.repin = v;
         else if (!strcmp(f, "reply")) opt.reply = v;
         else if (!strcmp(f, "to")) opt.to = v;
         else if (!strcmp(f, "loss")) opt.loss = (unsigned)atoi(v);
@@ -203,13 +215,33 @@ static void open_device(const char *bind_to)
         fprintf(stderr, "iotguard-dev: error: bad membership in %s\n", opt.key);
         exit(3);
     }
-    if (opt.pin) {
-        if (strlen(opt.pin) != 64 || iog_state_hex(opt.pin, dev.pin, 32) != 32) {
-            fprintf(stderr, "iotguard-dev: error: --pin wants 64 hex digits\n");
+    const char *p = opt.repin ? opt.repin : opt.pin;
+    uint8_t pin[32];
+    if (p) {
+        if (opt.pin && opt.repin) {
+            fprintf(stderr, "iotguard-dev: error: --pin and --repin exclude each other\n");
             exit(2);
         }
+        if (strlen(p) != 64 || iog_state_hex(p, pin, 32) != 32) {
+            fprintf(stderr, "iotguard-dev: error: --%s wants 64 hex digits\n", opt.repin ? "repin" : "pin");
+            exit(2);
+        }
+        if (opt.pin && dev.has_pin && memcmp(pin, dev.pin, 32) != 0) {
+            fprintf(stderr, "iotguard-dev: error: --pin is not the CH key %s trusts since its first join; "
+                            "to move it to that key: --repin HEX\n", opt.key);
+            exit(1);
+        }
+        memcpy(dev.pin, pin, 32);
         dev.has_pin = 1;
     }
+}
+
+static void print_hex(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        printf("%02x", p[i]);
+    }
+    printf("\n");
 }
 
 static void loss_report(void)
@@ -383,6 +415,8 @@ int main(int argc, char **argv)
         open_device(NULL);
         int64_t lat = (int64_t)(opt.lat * 1e6 + (opt.lat < 0 ? -0.5 : 0.5));
         int64_t lon = (int64_t)(opt.lon * 1e6 + (opt.lon < 0 ? -0.5 : 0.5));
+        uint8_t pin[32];
+        memcpy(pin, dev.pin, sizeof(pin));
         int e = iog_device_join(&dev, lat, lon);
         loss_report();
         if (e == -EAGAIN || e == -ETIMEDOUT) {
@@ -394,6 +428,46 @@ int main(int argc, char **argv)
         printf("joined cluster %s as %s: block %llu, member until %llu\n", dev.mem.ch.cluster.s,
                dev.me.id.s, (unsigned long long)dev.mem.height,
                (unsigned long long)dev.mem.expires);
+        if (dev.has_pin && memcmp(pin, dev.pin, sizeof(pin)) != 0) {
+            printf("the pin followed a CH key rotation to ");
+            print_hex(dev.pin, sizeof(dev.pin));
+        }
+        /* the join in the CH's log, consistent with the checkpoint kept from the last check */
+        uint64_t from = dev.log.size;
+        e = iog_device_check_join(&dev, NULL);
+        if (e == -ENOTSUP) {
+            printf("log: the cluster head keeps no transparency log: not checked\n");
+            return 0;
+        }
+        if (e) {
+            fprintf(stderr, "iotguard-dev: error: the join is not proven in the CH's log (the membership "
+                            "is kept): %s (%d.%02d %s)\n",
+                    strerror(-e), dev.code >> 5, dev.code & 31, dev.diag);
+            return e == -EPROTO ? 1 : 3;
+        }
+        if ((e = iog_state_save(opt.key, &dev))) {
+            fail("write key file", e, NULL);
+        }
+        printf("log: block %llu proven in the CH's log of %llu blocks", (unsigned long long)dev.mem.height,
+               (unsigned long long)dev.log.size);
+        if (from) {
+            printf(", an extension of the one of %llu blocks kept", (unsigned long long)from);
+        }
+        printf("\n");
+        return 0;
+    }
+    if (!strcmp(c, "rekey")) {
+        open_device(NULL);
+        int e = iog_device_rekey(&dev);
+        if (e < 0) {
+            fail("rekey refused", e, &dev);
+        }
+        int w = e == 1 ? iog_state_save(opt.key, &dev) : 0;
+        if (w) {
+            fail("write key file", w, NULL);
+        }
+        printf(e == 0 ? "%s is keyed to the CH key in force " : "%s re-keyed to CH key ", dev.me.id.s);
+        print_hex(dev.mem.ch.thumb, sizeof(dev.mem.ch.thumb));
         return 0;
     }
     if (!strcmp(c, "verify")) {
@@ -419,7 +493,7 @@ int main(int argc, char **argv)
         size_t tl;
         peer_id(&p);
         open_device(NULL);
-        int e = iog_device_session(&dev, &p, &dev.sessions[0], ticket, &tl, sizeof(ticket));
+        int e = iog_device_session(&dev, &p, NULL, &dev.sessions[0], ticket, &tl, sizeof(ticket));
         loss_report();
         if (e) {
             fail("session refused", e, &dev);
@@ -502,7 +576,7 @@ int main(int argc, char **argv)
             iog_cbor_skip(&dd); /* the last sealed message is still in dev.work */
             int n = (int)(dd.p - dev.work);
             iog_coap_req_t rq = { IOG_COAP_POST, 1, "/m2m", IOG_CF_COSE_ENCRYPT0, IOG_CF_NONE,
-                                  NULL, 0, dev.work, (size_t)n };
+                                  NULL, 0, dev.work, (size_t)n, NULL };
             e = iog_coap_request(&dev.ep, &pa, &rq, &r, dev.rx, sizeof(dev.rx));
             if (e) {
                 fail("replay", e, NULL);

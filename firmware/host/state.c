@@ -47,6 +47,13 @@ int iog_state_save(const char *path, const iog_device_t *d)
     FILE *f = fdopen(fd, "w");
     fprintf(f, "id=%s\n", d->me.id.s);
     put_hex(f, "priv", d->me.priv, 32);
+    if (d->has_pin) { /* the CH key it trusts: kept after a leave */
+        put_hex(f, "pin", d->pin, 32);
+    }
+    if (d->log.size) { /* the CH's log as last checked, kept across joins */
+        fprintf(f, "log_size=%llu\n", (unsigned long long)d->log.size);
+        put_hex(f, "log_root", d->log.root, 32);
+    }
     if (d->joined) {
         const iog_member_t *m = &d->mem;
         fprintf(f, "cluster=%s\n", m->ch.cluster.s);
@@ -127,12 +134,22 @@ int iog_state_load_identity(const char *path, iog_identity_t *me)
 
 int iog_state_load_member(const char *path, iog_device_t *d)
 {
-    kv_t kv[16];
-    int n = load(path, kv, 16);
+    kv_t kv[24];
+    int n = load(path, kv, 24);
     if (n < 0) {
         return n;
     }
-    const char *cl = get(kv, n, "cluster");
+    const char *pin = get(kv, n, "pin"), *cl = get(kv, n, "cluster");
+    if (pin) {
+        if (iog_state_hex(pin, d->pin, 32) != 32) {
+            return -EINVAL;
+        }
+        d->has_pin = 1;
+    }
+    const char *ls = get(kv, n, "log_size"), *lr = get(kv, n, "log_root");
+    if (ls && (!lr || iog_state_hex(lr, d->log.root, 32) != 32 || !(d->log.size = strtoull(ls, NULL, 10)))) {
+        return -EINVAL;
+    }
     if (!cl) {
         return 0; /* not joined */
     }
@@ -150,6 +167,10 @@ int iog_state_load_member(const char *path, iog_device_t *d)
     m->expires = strtoull(x, NULL, 10);
     m->seq = strtoull(s, NULL, 10);
     iog_thumbprint(m->ch.pub, m->ch.thumb);
+    if (!d->has_pin) { /* a file from before devices kept the key: the one it joined */
+        memcpy(d->pin, m->ch.thumb, 32);
+        d->has_pin = 1;
+    }
     if (iog_member_derive(&d->me, m)) {
         return -EINVAL;
     }

@@ -422,24 +422,25 @@ int iog_cbor_get_tstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
     return 0;
 }
 
-int iog_cbor_get_array(iog_cbor_dec_t *d, size_t *n)
+/* An array or map head of at most @p max items. */
+static int get_count(iog_cbor_dec_t *d, uint8_t type, uint64_t max, size_t *n)
 {
     iog_cbor_item_t it;
-    if (get_typed(d, IOG_CBOR_ARRAY, &it) || it.arg > IOG_CBOR_MAX_ARRAY) {
+    if (get_typed(d, type, &it) || it.arg > max) {
         return -EBADMSG;
     }
     *n = (size_t)it.arg;
     return 0;
 }
 
+int iog_cbor_get_array(iog_cbor_dec_t *d, size_t *n)
+{
+    return get_count(d, IOG_CBOR_ARRAY, IOG_CBOR_MAX_ARRAY, n);
+}
+
 int iog_cbor_get_map(iog_cbor_dec_t *d, size_t *n)
 {
-    iog_cbor_item_t it;
-    if (get_typed(d, IOG_CBOR_MAP, &it) || it.arg > IOG_CBOR_MAX_MAP) {
-        return -EBADMSG;
-    }
-    *n = (size_t)it.arg;
-    return 0;
+    return get_count(d, IOG_CBOR_MAP, IOG_CBOR_MAX_MAP, n);
 }
 
 int iog_cbor_get_bstr_exact(iog_cbor_dec_t *d, uint8_t *out, size_t n)
@@ -450,5 +451,23 @@ int iog_cbor_get_bstr_exact(iog_cbor_dec_t *d, uint8_t *out, size_t n)
         return -EBADMSG;
     }
     memcpy(out, p, n);
+    return 0;
+}
+
+int iog_cbor_map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t *n)
+{
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(d, buf, len);
+    return iog_cbor_get_map(d, n) ? -EBADMSG : 0;
+}
+
+int iog_cbor_map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen)
+{
+    if (iog_cbor_get_key(d, k) || *k < 1 || *k > max) {
+        return -EBADMSG;
+    }
+    *seen |= 1u << *k;
     return 0;
 }

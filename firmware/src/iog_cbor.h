@@ -128,6 +128,21 @@ int iog_cbor_get_key(iog_cbor_dec_t *d, int64_t *key);
 /** True when the whole buffer has been consumed. */
 int iog_cbor_at_end(const iog_cbor_dec_t *d);
 
+/**
+ * @brief Starts decoding the CBOR map in @p buf: well-formedness and the
+ *        limits first (iog_cbor_check()), then the map head.
+ * @param[out] n its number of pairs
+ * @return 0 or -EBADMSG.
+ */
+int iog_cbor_map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t *n);
+
+/**
+ * @brief Reads the next key of a map whose keys are 1..@p max (max <= 31) and
+ *        sets its bit in @p seen (iog_cbor_check() already refused duplicates).
+ * @return 0 or -EBADMSG.
+ */
+int iog_cbor_map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -262,6 +262,16 @@ void iog_coap_add_path(iog_coap_pkt_t *p, const char *path)
     }
 }
 
+void iog_coap_add_query(iog_coap_pkt_t *p, const char *query)
+{
+    size_t n;
+    do {
+        n = strcspn(query, "&");
+        iog_coap_add_opt(p, IOG_COAP_OPT_URI_QUERY, query, n);
+        query += n;
+    } while (*query++);
+}
+
 void iog_coap_add_payload(iog_coap_pkt_t *p, const void *data, size_t len)
 {
     if (len == 0) {
@@ -334,6 +344,9 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
     iog_coap_add_path(&p, req->path);
     if (req->content_format >= 0) {
         iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)req->content_format);
+    }
+    if (req->query) {
+        iog_coap_add_query(&p, req->query);
     }
     if (req->accept >= 0) {
         iog_coap_add_opt_uint(&p, IOG_COAP_OPT_ACCEPT, (uint32_t)req->accept);

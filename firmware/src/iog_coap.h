@@ -143,6 +143,8 @@ void iog_coap_add_opt(iog_coap_pkt_t *p, uint16_t num, const void *val, size_t l
 void iog_coap_add_opt_uint(iog_coap_pkt_t *p, uint16_t num, uint32_t v);
 /** Adds one Uri-Path option per segment of @p path ("/verify"). */
 void iog_coap_add_path(iog_coap_pkt_t *p, const char *path);
+/** Adds one Uri-Query option per '&'-separated part of @p query ("id=a&from=5"). */
+void iog_coap_add_query(iog_coap_pkt_t *p, const char *query);
 /** Adds the payload marker and payload (nothing when @p len is 0). */
 void iog_coap_add_payload(iog_coap_pkt_t *p, const void *data, size_t len);
 /** @return the datagram length, or the first error (-ENOBUFS, -EINVAL). */
@@ -159,6 +161,7 @@ typedef struct {
     size_t echo_len;        /**< its length */
     const uint8_t *payload; /**< payload or NULL */
     size_t payload_len;     /**< its length */
+    const char *query;      /**< Uri-Query options, '&'-separated ("id=a&from=5"), or NULL */
 } iog_coap_req_t;
 
 /** Server-side response filled by a handler. */
@@ -189,16 +192,16 @@ typedef struct {
     uint32_t retransmissions;     /**< statistics: CON retransmissions sent */
     iog_coap_handler_t handler;   /**< server handler or NULL */
     void *handler_ctx;            /**< its context */
-    uint8_t tx[IOG_COAP_MAX_PDU]; /**< client request being transmitted */
-    uint8_t srx[IOG_COAP_SRV_PDU];  /**< server: received request */
-    uint8_t spay[IOG_COAP_SRV_PDU]; /**< server: response payload */
+    uint8_t dedup_next;           /**< next slot of @p dedup to overwrite */
     struct {
         iog_addr_t from;
         uint16_t mid;
         uint16_t len; /**< 0: unused */
         uint8_t buf[IOG_COAP_DEDUP_MAX];
     } dedup[IOG_COAP_DEDUP_ENTRIES]; /**< responses to recent CON requests */
-    uint8_t dedup_next;              /**< next slot to overwrite */
+    uint8_t tx[IOG_COAP_MAX_PDU]; /**< client request being transmitted */
+    uint8_t srx[IOG_COAP_SRV_PDU];  /**< server: received request */
+    uint8_t spay[IOG_COAP_SRV_PDU]; /**< server: response payload */
 } iog_coap_ep_t;
 
 /** Initialises @p ep with RFC 7252 defaults. */

@@ -8,13 +8,27 @@
 
 /* ---- output: one line at a time, built in b->out ---- */
 
+static void o_end(iog_board_t *b);
+
+/* Starts a line with the word(s) @p w; a line still being built is printed first. */
 static void o_start(iog_board_t *b, const char *w)
 {
-    b->out_len = 0;
+    if (b->out_len) {
+        o_end(b);
+    }
     b->out[0] = '\0';
     size_t n = strlen(w);
     memcpy(b->out, w, n < sizeof(b->out) ? n : sizeof(b->out) - 1);
     b->out_len = n < sizeof(b->out) ? n : sizeof(b->out) - 1;
+}
+
+static void o_s(iog_board_t *b, const char *s);
+
+/* Starts a line with the word(s) @p w and @p s. */
+static void o_start2(iog_board_t *b, const char *w, const char *s)
+{
+    o_start(b, w);
+    o_s(b, s);
 }
 
 /* Appends @p n bytes; anything that is not printable ASCII becomes '.'. */
@@ -55,18 +69,17 @@ static void o_hex(iog_board_t *b, const uint8_t *p, size_t n)
 /* Microdegrees as decimal degrees with 6 decimals. */
 static void o_deg(iog_board_t *b, int64_t udeg)
 {
-    uint64_t a = udeg < 0 ? (uint64_t)(-udeg) : (uint64_t)udeg;
-    char f[7];
+    /* |udeg| <= 180,000,000: 32 bits (the lx106 has no 64-bit divide) */
+    uint32_t a = (uint32_t)(udeg < 0 ? -udeg : udeg);
+    char f[9] = ".";
     if (udeg < 0) {
         o_s(b, "-");
     }
     o_u(b, a / 1000000);
-    for (int i = 5; i >= 0; i--) {
+    for (int i = 6; i >= 1; i--) {
         f[i] = (char)('0' + a % 10);
         a /= 10;
     }
-    f[6] = '\0';
-    o_s(b, ".");
     o_s(b, f);
 }
 
@@ -90,12 +103,18 @@ static void o_kv(iog_board_t *b, const char *key)
     o_s(b, "=");
 }
 
+/* " key=" and the number @p v */
+static void o_kvu(iog_board_t *b, const char *key, uint64_t v)
+{
+    o_kv(b, key);
+    o_u(b, v);
+}
+
 /* " name=value" for each of @p n pairs */
 static void o_pairs(iog_board_t *b, const char *const *names, const uint32_t *vals, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        o_kv(b, names[i]);
-        o_u(b, vals[i]);
+        o_kvu(b, names[i], vals[i]);
     }
 }
 
@@ -115,6 +134,13 @@ static void say(iog_board_t *b, const char *w, const char *text)
         o_s(b, text);
     }
     o_end(b);
+}
+
+/* An "error WHAT" line. @return -EINVAL. */
+static int bad(iog_board_t *b, const char *what)
+{
+    say(b, "error", what);
+    return -EINVAL;
 }
 
 /* "error WHAT: strerror-like text (code diag)" */
@@ -137,8 +163,7 @@ static int fail(iog_board_t *b, const char *what, int e)
             s = names[i].s;
         }
     }
-    o_start(b, "error ");
-    o_s(b, what);
+    o_start2(b, "error ", what);
     o_s(b, ": ");
     o_s(b, s);
     if (b->dev.code || b->dev.diag[0]) {
@@ -218,7 +243,7 @@ static void clock_learn(iog_board_t *b, uint64_t unix_s)
 {
     if (unix_s > iog_board_now(b)) {
         b->clock_unix = unix_s;
-        b->clock_ms = b->hw->now_ms(b->hw->ctx);
+        b->clock_ms = p_now(b);
     }
 }
 
@@ -258,6 +283,7 @@ static int save_member(iog_board_t *b, uint64_t next)
 {
     iog_rec_member_t r;
     r.mem = b->dev.mem;
+    r.log = b->dev.log;
     r.mark = next + IOG_SEQ_RESERVE;
     if (r.mark > IOG_SEQ_MAX + 1) {
         r.mark = IOG_SEQ_MAX + 1;
@@ -273,12 +299,13 @@ static int save_member(iog_board_t *b, uint64_t next)
 }
 
 /*
- * Writes the RTC record: the exact next numbers (@p session_next for the kept
- * session) and @p extra_s added to the clock (a coming deep sleep). When it
- * cannot be written it is erased, so that an older one never resumes; when
- * that fails too the caller must not send.
+ * Writes the RTC record: the exact next numbers (the kept session's, plus
+ * @p ahead: a message about to be sealed in it) and @p extra_s added to the
+ * clock (a coming deep sleep). When it cannot be written it is erased, so
+ * that an older one never resumes; when that fails too the caller must not
+ * send.
  */
-static int save_rtc(iog_board_t *b, uint64_t session_next, uint32_t extra_s)
+static int save_rtc(iog_board_t *b, unsigned ahead, uint32_t extra_s)
 {
     iog_rec_rtc_t r;
     memset(&r, 0, sizeof(r));
@@ -291,7 +318,7 @@ static int save_rtc(iog_board_t *b, uint64_t session_next, uint32_t extra_s)
     if (b->kept && b->kept->active) {
         r.has_session = 1;
         r.s = *b->kept;
-        r.s.seq = session_next;
+        r.s.seq += ahead;
         r.addr = b->kept_addr;
     }
     uint64_t now = iog_board_now(b);
@@ -336,7 +363,7 @@ static int persist(void *ctx, const iog_device_t *d)
     if (b->member_dirty || d->mem.seq > b->member_mark) {
         e = save_member(b, d->mem.seq - (d->mem.seq ? 1 : 0));
     }
-    return e ? e : save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+    return e ? e : save_rtc(b, 0, 0);
 }
 
 /* ---- events from the device (M2 side) ---- */
@@ -347,10 +374,9 @@ static size_t on_message(void *ctx, const iog_id_t *peer, const uint8_t *msg, si
     iog_board_t *b = ctx;
     if (b->kept && b->kept->active && iog_id_eq(&b->kept->peer, peer->s, peer->len)) {
         /* the reply may be sealed in the kept session: its next number in RTC memory first */
-        save_rtc(b, b->kept->seq + 1, 0);
+        save_rtc(b, 1, 0);
     }
-    o_start(b, "received ");
-    o_s(b, peer->s);
+    o_start2(b, "received ", peer->s);
     o_s(b, " ");
     o_n(b, msg, len);
     o_end(b);
@@ -368,26 +394,25 @@ static int not_member(const iog_device_t *d)
 static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
 {
     iog_board_t *b = ctx;
-    o_start(b, "warning ");
-    o_s(b, peer->s);
+    o_start2(b, "warning ", peer->s);
     o_s(b, " ");
     o_s(b, why);
     o_end(b);
     if (not_member(&b->dev)) { /* the CH says *we* are not a member */
-        say(b, "error", "the cluster head says this board is not a member: rejoining");
+        bad(b, "the cluster head says this board is not a member: rejoining");
         drop_member(b);
         b->join_due = 1;
-        b->join_at = b->hw->now_ms(b->hw->ctx);
+        b->join_at = p_now(b);
     }
 }
 
 static void on_verified(void *ctx, const iog_id_t *peer, const iog_verify_resp_t *v)
 {
     iog_board_t *b = ctx;
-    o_start(b, "verified ");
-    o_s(b, peer->s);
-    o_kv(b, "block");
-    o_u(b, v->height);
+    o_start2(b, "verified ", peer->s);
+    if (v->has_block) { /* a /verify names the join block; a /talk's grant does not */
+        o_kvu(b, "block", v->height);
+    }
     o_end(b);
 }
 
@@ -463,7 +488,7 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
         n = -EBADMSG;
     }
     if (n == -EBADMSG || (n < 0 && n != -ENOENT)) {
-        say(b, "error", "stored settings are unreadable: defaults used, set them again");
+        bad(b, "stored settings are unreadable: defaults used, set them again");
     }
     n = iog_store_get(st, IOG_REC_KEY, b->io, sizeof(b->io), &p);
     int e = 0;
@@ -472,7 +497,7 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
     }
     else {
         if (n != -ENOENT) {
-            say(b, "error", "stored key is unreadable: a new one is made (the CH knows the old one)");
+            bad(b, "stored key is unreadable: a new one is made (the CH knows the old one)");
         }
         e = make_key(b);
     }
@@ -492,17 +517,18 @@ static int restore(iog_board_t *b)
         return 0;
     }
     if (n < 0 || iog_rec_member_decode(p, (size_t)n, &m)) {
-        say(b, "error", "stored membership is corrupt: rejoining (a new K_m, no number reused)");
+        bad(b, "stored membership is corrupt: rejoining (a new K_m, no number reused)");
         drop_member(b);
         return 0;
     }
     b->dev.mem = m.mem;
+    b->dev.log = m.log;
     b->member_mark = m.mark;
     b->dev.joined = 1;
     clock_learn(b, m.clock);
     iog_wipe(&m, sizeof(m));
     if (b->set.has_pin && !iog_ct_eq(b->set.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN)) {
-        say(b, "error", "the stored CH key does not match the pin: rejoining");
+        bad(b, "the stored CH key does not match the pin: rejoining");
         drop_member(b);
         return 0;
     }
@@ -516,7 +542,7 @@ static int restore(iog_board_t *b)
             b->dev.sessions[0] = r.s;
             b->kept = &b->dev.sessions[0];
             b->kept_addr = r.addr;
-            b->kept_ms = b->hw->now_ms(b->hw->ctx);
+            b->kept_ms = p_now(b);
         }
     }
     else if (n != -ENOENT) {
@@ -527,7 +553,7 @@ static int restore(iog_board_t *b)
     iog_wipe(b->io, sizeof(b->io));
     uint64_t now = iog_board_now(b);
     if (now && now >= b->dev.mem.expires) {
-        say(b, "error", "membership expired: rejoining");
+        bad(b, "membership expired: rejoining");
         drop_member(b);
         return 0;
     }
@@ -540,7 +566,7 @@ static int configured(iog_board_t *b, int quiet)
         return 1;
     }
     if (!quiet) {
-        say(b, "error", "not configured: set server IP:PORT and position LAT,LON, then join");
+        bad(b, "not configured: set server IP:PORT and position LAT,LON, then join");
     }
     return 0;
 }
@@ -553,15 +579,28 @@ static void o_member(iog_board_t *b, const char *what)
     o_s(b, b->dev.mem.ch.cluster.s);
     o_kv(b, "id");
     o_s(b, b->dev.me.id.s);
-    o_kv(b, "block");
-    o_u(b, b->dev.mem.height);
-    o_kv(b, "expires");
-    o_u(b, b->dev.mem.expires);
+    o_kvu(b, "block", b->dev.mem.height);
+    o_kvu(b, "expires", b->dev.mem.expires);
+}
+
+/* A pin that followed a CH key rotation (PROTOCOL.md §6.1) is stored. */
+/* The settings keep the device's pin: the CH key its first join met (trust
+ * on first use) or, after a rotation it followed, the successor key. */
+static void pin_follow(iog_board_t *b)
+{
+    if (b->dev.has_pin && (!b->set.has_pin || !iog_ct_eq(b->set.pin, b->dev.pin, IOG_HASH_LEN))) {
+        b->set.has_pin = 1;
+        memcpy(b->set.pin, b->dev.pin, IOG_HASH_LEN);
+        int e = save_settings(b);
+        if (e) {
+            fail(b, "settings not stored", e); /* pinned until the next boot only */
+        }
+    }
 }
 
 static int do_join(iog_board_t *b)
 {
-    uint32_t t0 = b->hw->now_ms(b->hw->ctx);
+    uint32_t t0 = p_now(b);
     iog_board_stats_t s0 = b->stats;
     uint64_t height, time_ms;
     if (!configured(b, 0)) {
@@ -576,26 +615,34 @@ static int do_join(iog_board_t *b)
         b->dev.joined = 0;
         return fail(b, "join", e);
     }
-    /* the CH's signed ledger head: a lower bound of the time now */
-    if (iog_device_ledger_head(&b->dev, &height, &time_ms) == 0) {
+    pin_follow(b);
+    b->key_at = p_now(b) + IOG_REKEY_CHECK_MS; /* joined under the key in force */
+    /* the join in the CH's log (PROTOCOL.md §9.2); the time of its signed
+     * checkpoint, or else of the signed ledger head, is a lower bound of now */
+    int le = iog_device_check_join(&b->dev, &time_ms);
+    if (le == 0 || iog_device_ledger_head(&b->dev, &height, &time_ms) == 0) {
         clock_learn(b, time_ms / 1000u);
     }
     else {
-        say(b, "error", "no signed time from the CH: expiry is left to its answers");
+        bad(b, "no signed time from the CH: expiry is left to its answers");
     }
     b->member_dirty = 1;
     b->dev.mem.seq = 0;
     e = save_member(b, 0);
     if (e == 0) {
-        e = save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+        e = save_rtc(b, 0, 0);
     }
     static const char *const names[] = { "ms", "tx_bytes", "rx_bytes", "datagrams" };
-    const uint32_t vals[] = { b->hw->now_ms(b->hw->ctx) - t0, b->stats.tx_bytes - s0.tx_bytes,
+    const uint32_t vals[] = { p_now(b) - t0, b->stats.tx_bytes - s0.tx_bytes,
                               b->stats.rx_bytes - s0.rx_bytes,
                               b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams };
     o_member(b, "joined");
+    o_kvu(b, "log", le ? 0 : b->dev.log.size);
     o_pairs(b, names, vals, 4);
     o_end(b);
+    if (le && le != -ENOTSUP) { /* the CH granted it: the membership stands */
+        fail(b, "the join is not proven in the CH's log", le);
+    }
     if (e) {
         /* member_dirty stays: no protected request goes out until it is written */
         return fail(b, "membership not stored", e);
@@ -603,24 +650,55 @@ static int do_join(iog_board_t *b)
     return 0;
 }
 
+/*
+ * Reads GET /cluster and, when the CH key changed, moves the membership to
+ * the new key (PROTOCOL.md §6.2): K_m' is stored before any request uses it.
+ */
+static void do_rekey(iog_board_t *b)
+{
+    iog_member_t old = b->dev.mem;
+    b->key_at = p_now(b) + IOG_REKEY_CHECK_MS;
+    int e = iog_device_rekey(&b->dev), w;
+    if (e == 1 && ((w = save_member(b, b->dev.mem.seq)) ||
+                   (w = save_rtc(b, 0, 0)))) {
+        b->dev.mem = old; /* the CH accepts the old K_m until it sees K_m' */
+        apply_settings(b);
+        fail(b, "re-keyed, but the membership is not stored: the old key is kept", w);
+    }
+    else if (e == 1) {
+        o_start(b, "rekeyed");
+        o_kv(b, "ch_key");
+        o_hex(b, b->dev.mem.ch.thumb, 8);
+        o_end(b);
+        pin_follow(b);
+    }
+    else if (e) {
+        fail(b, "CH key check", e);
+    }
+    iog_wipe(&old, sizeof(old));
+}
+
 void iog_board_start(iog_board_t *b)
 {
     if (restore(b)) {
         o_member(b, "restored");
-        o_kv(b, "seq");
-        o_u(b, b->dev.mem.seq);
+        o_kvu(b, "seq", b->dev.mem.seq);
         if (b->kept) {
             o_kv(b, "session");
             o_s(b, b->kept->peer.s);
         }
         o_end(b);
+        /* at boot, then daily (iog_board_poll); a sleepy board at a cold start only */
+        if (!b->wakes || b->set.mode == IOG_MODE_CONSOLE) {
+            do_rekey(b);
+        }
         return;
     }
     if (configured(b, 0)) {
         do_join(b);
         if (!b->dev.joined) {
             b->join_due = 1;
-            b->join_at = b->hw->now_ms(b->hw->ctx) + IOG_JOIN_RETRY_MS;
+            b->join_at = p_now(b) + IOG_JOIN_RETRY_MS;
         }
     }
 }
@@ -660,47 +738,49 @@ static char *rest(char **s)
     return p;
 }
 
-/* A decimal number in [lo, hi], nothing else. @return 0 or -EINVAL. */
+/* A decimal number in [lo, hi], nothing else. @return 0, -EINVAL or -ERANGE. */
 static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
-    uint64_t v = 0;
+    uint32_t v = 0;
     if (!s || !*s) {
         return -EINVAL;
     }
     for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > 0xFFFFFFFFu) {
+        if (*s < '0' || *s > '9') {
             return -EINVAL;
         }
-        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > hi) { /* hi < 2^28: no overflow before this */
+            return -ERANGE;
+        }
+        v = v * 10 + (uint32_t)(*s - '0');
     }
     if (v < lo || v > hi) {
         return -ERANGE;
     }
-    *out = (uint32_t)v;
+    *out = v;
     return 0;
 }
 
-/* Decimal degrees, at most 6 decimals, within +-@p max degrees, to microdegrees. */
-static int parse_deg(const char *s, const char *end, int64_t max, int64_t *out)
+/*
+ * Decimal degrees, at most 3 integer digits and 6 decimals, within +-@p max
+ * degrees, to microdegrees (32 bits: at most 999,999,999 before the range check).
+ */
+static int parse_deg(const char *s, const char *end, uint32_t max, int64_t *out)
 {
-    int neg = 0, digits = 0, decimals = -1;
-    int64_t v = 0;
-    if (s < end && (*s == '-' || *s == '+')) {
-        neg = *s++ == '-';
-    }
+    int neg = s < end && *s == '-', digits = 0, decimals = -1;
+    uint32_t v = 0;
+    s += s < end && (*s == '-' || *s == '+');
     for (; s < end; s++) {
         if (*s == '.' && decimals < 0) {
             decimals = 0;
             continue;
         }
-        if (*s < '0' || *s > '9' || decimals >= 6 || v > 1000000000) {
+        if (*s < '0' || *s > '9' || decimals >= 6 || (decimals < 0 && digits >= 3)) {
             return -EINVAL;
         }
-        v = v * 10 + (*s - '0');
+        v = v * 10 + (uint32_t)(*s - '0');
         digits++;
-        if (decimals >= 0) {
-            decimals++;
-        }
+        decimals += decimals >= 0;
     }
     if (!digits) {
         return -EINVAL;
@@ -708,10 +788,10 @@ static int parse_deg(const char *s, const char *end, int64_t max, int64_t *out)
     for (int i = decimals < 0 ? 0 : decimals; i < 6; i++) {
         v *= 10;
     }
-    if (v > max * 1000000) {
+    if (v > max * 1000000u) {
         return -ERANGE;
     }
-    *out = neg ? -v : v;
+    *out = neg ? -(int64_t)v : (int64_t)v;
     return 0;
 }
 
@@ -748,13 +828,18 @@ static int parse_ip4port(const char *s, iog_addr_t *a)
     return 0;
 }
 
-static int hexval(char c)
+/* Exactly 2 @p n hex digits (either case) into @p out. @return 0 or -EINVAL. */
+static int hex_decode(const char *s, uint8_t *out, size_t n)
 {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = (char)(s[i] | 0x20);
+        int v = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) {
+            return -EINVAL;
+        }
+        out[i / 2] = (uint8_t)(out[i / 2] << 4 | v);
     }
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return 0;
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -804,130 +889,97 @@ static int b64_decode(const char *s, uint8_t *out, size_t cap)
 
 /* ---- commands ---- */
 
-static int bad(iog_board_t *b, const char *what)
-{
-    say(b, "error", what);
-    return -EINVAL;
-}
+/* The settings of `set`, each as "name: what it takes" (its error line). */
+enum { S_SSID, S_PASS, S_SERVER, S_ID, S_POSITION, S_PIN, S_PORT, S_PEER, S_SLEEP, S_MODE, S_COUNT };
+static const char *const set_usage[S_COUNT] = {
+    "wifi.ssid: 1-32 bytes",
+    "wifi.pass: empty (open network) or 8-63 bytes",
+    "server: IPv4 address and port, e.g. 192.168.1.10:5683",
+    "id: 1-64 bytes of A-Z a-z 0-9 . _ -",
+    "position: LAT,LON in degrees, at most 6 decimals, |LAT| <= 90, |LON| <= 180",
+    "pin: 64 hex digits (ch_key_thumbprint) or none",
+    "port: 1-65535",
+    "peer: ID IP:PORT",
+    "sleep: 1-12600 seconds", /* the ESP8266's deep-sleep timer reaches about 3.5 hours */
+    "mode: console or sleepy",
+};
 
 static int cmd_set(iog_board_t *b, char *args)
 {
-    char *key = tok(&args);
-    iog_settings_t s = b->set;
-    uint32_t v;
-    int drop = 0;
-    if (!key) {
-        return bad(b, "usage: set KEY VALUE (see help)");
-    }
-    if (!strcmp(key, "wifi.ssid")) {
-        char *x = rest(&args);
-        if (!*x || strlen(x) > 32) {
-            return bad(b, "wifi.ssid: 1-32 bytes");
-        }
-        strcpy(s.ssid, x);
-    }
-    else if (!strcmp(key, "wifi.pass")) {
-        char *x = rest(&args);
-        if (strlen(x) && (strlen(x) < 8 || strlen(x) > 63)) {
-            return bad(b, "wifi.pass: empty (open network) or 8-63 bytes");
-        }
-        strcpy(s.pass, x);
-    }
-    else if (!strcmp(key, "server")) {
-        if (parse_ip4port(tok(&args), &s.server) || tok(&args)) {
-            return bad(b, "server: IPv4 address and port, e.g. 192.168.1.10:5683");
+    char *key = tok(&args), *x, *comma;
+    iog_settings_t old = b->set, *s = &b->set; /* changed in place, restored unless stored */
+    uint32_t v = 0;
+    int k, e = 0, drop = 0;
+    size_t kl = key ? strlen(key) : 0;
+    for (k = 0; key && k < S_COUNT; k++) {
+        if (!strncmp(set_usage[k], key, kl) && set_usage[k][kl] == ':') {
+            break;
         }
     }
-    else if (!strcmp(key, "id")) {
-        char *x = tok(&args);
-        if (!x || tok(&args) || iog_id_set(&s.id, x, strlen(x))) {
-            return bad(b, "id: 1-64 bytes of A-Z a-z 0-9 . _ -");
-        }
-        drop = b->dev.joined && !iog_id_eq(&b->dev.me.id, x, strlen(x));
+    if (!key || k == S_COUNT) {
+        return bad(b, "usage: set KEY VALUE; KEY is wifi.ssid wifi.pass server id position pin port peer "
+                      "sleep or mode");
     }
-    else if (!strcmp(key, "position")) {
-        char *x = tok(&args), *comma = x ? strchr(x, ',') : NULL;
-        if (!comma || tok(&args) || parse_deg(x, comma, 90, &s.lat) ||
-            parse_deg(comma + 1, comma + strlen(comma), 180, &s.lon)) {
-            return bad(b, "position: LAT,LON in degrees, at most 6 decimals, |LAT| <= 90, |LON| <= 180");
-        }
-        s.has_pos = 1;
-    }
-    else if (!strcmp(key, "pin")) {
-        char *x = tok(&args);
-        if (x && !strcmp(x, "none") && !tok(&args)) {
-            s.has_pin = 0;
+    x = k <= S_PASS ? rest(&args) : tok(&args);
+    size_t n = x ? strlen(x) : 0;
+    switch (k) {
+    case S_SSID:
+    case S_PASS:
+        e = k == S_SSID ? !n || n > 32 : n && (n < 8 || n > 63);
+        strcpy(k == S_SSID ? s->ssid : s->pass, e ? "" : x);
+        break;
+    case S_SERVER:
+        e = parse_ip4port(x, &s->server);
+        break;
+    case S_ID:
+        e = !x || iog_id_set(&s->id, x, n);
+        drop = !e && !iog_id_eq(&b->dev.me.id, x, n);
+        break;
+    case S_POSITION:
+        comma = x ? strchr(x, ',') : NULL;
+        e = !comma || parse_deg(x, comma, 90, &s->lat) ||
+            parse_deg(comma + 1, comma + strlen(comma), 180, &s->lon);
+        s->has_pos = 1;
+        break;
+    case S_PIN:
+        s->has_pin = !x || strcmp(x, "none");
+        e = s->has_pin && (n != 2 * IOG_HASH_LEN || hex_decode(x, s->pin, IOG_HASH_LEN));
+        drop = s->has_pin && !iog_ct_eq(s->pin, b->dev.mem.ch.thumb, IOG_HASH_LEN);
+        break;
+    case S_PORT:
+    case S_SLEEP:
+        e = parse_u32(x, 1, k == S_PORT ? 65535 : 12600, &v);
+        if (k == S_PORT) {
+            s->port = (uint16_t)v;
         }
         else {
-            if (!x || strlen(x) != 2 * IOG_HASH_LEN || tok(&args)) {
-                return bad(b, "pin: 64 hex digits (ch_key_thumbprint) or none");
-            }
-            for (int i = 0; i < IOG_HASH_LEN; i++) {
-                int hi = hexval(x[2 * i]), lo = hexval(x[2 * i + 1]);
-                if (hi < 0 || lo < 0) {
-                    return bad(b, "pin: 64 hex digits (ch_key_thumbprint) or none");
-                }
-                s.pin[i] = (uint8_t)(hi << 4 | lo);
-            }
-            s.has_pin = 1;
-            drop = b->dev.joined && !iog_ct_eq(s.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN);
+            s->sleep_s = v;
         }
+        break;
+    case S_PEER:
+        e = !x || iog_id_set(&s->peer, x, n) || parse_ip4port(tok(&args), &s->peer_addr);
+        break;
+    default: /* S_MODE */
+        s->mode = x && !strcmp(x, "sleepy");
+        e = !x || (!s->mode && strcmp(x, "console"));
+        break;
     }
-    else if (!strcmp(key, "port")) {
-        if (parse_u32(tok(&args), 1, 65535, &v) || tok(&args)) {
-            return bad(b, "port: 1-65535");
-        }
-        s.port = (uint16_t)v;
+    if (e || tok(&args)) {
+        b->set = old;
+        return bad(b, set_usage[k]);
     }
-    else if (!strcmp(key, "peer")) {
-        char *x = tok(&args);
-        if (!x || iog_id_set(&s.peer, x, strlen(x)) || parse_ip4port(tok(&args), &s.peer_addr) ||
-            tok(&args)) {
-            return bad(b, "peer: ID IP:PORT");
-        }
-    }
-    else if (!strcmp(key, "sleep")) {
-        /* the ESP8266's deep-sleep timer reaches about 3.5 hours */
-        if (parse_u32(tok(&args), 1, 12600, &v) || tok(&args)) {
-            return bad(b, "sleep: 1-12600 seconds");
-        }
-        s.sleep_s = v;
-    }
-    else if (!strcmp(key, "mode")) {
-        char *x = tok(&args);
-        if (x && !strcmp(x, "console") && !tok(&args)) {
-            s.mode = IOG_MODE_CONSOLE;
-        }
-        else if (x && !strcmp(x, "sleepy") && !tok(&args)) {
-            s.mode = IOG_MODE_SLEEPY;
-        }
-        else {
-            return bad(b, "mode: console or sleepy");
-        }
-    }
-    else {
-        return bad(b, "set: unknown setting (wifi.ssid wifi.pass server id position pin port peer sleep mode)");
-    }
-    iog_settings_t old = b->set;
-    b->set = s;
-    int e = save_settings(b);
-    if (e) {
+    if ((e = save_settings(b))) {
         b->set = old;
         return fail(b, "settings not stored", e);
     }
-    if (drop) {
+    if (drop && b->dev.joined) {
         drop_member(b);
         apply_settings(b);
         say(b, "ok", "stored; the membership belonged to the old id or CH key: join again");
         return 0;
     }
     apply_settings(b);
-    if (!strcmp(key, "wifi.ssid") || !strcmp(key, "wifi.pass") || !strcmp(key, "port")) {
-        say(b, "ok", "stored; takes effect at the next boot (reboot)");
-    }
-    else {
-        say(b, "ok", "stored");
-    }
+    say(b, "ok", k <= S_PASS || k == S_PORT ? "stored; takes effect at the next boot (reboot)" : "stored");
     return 0;
 }
 
@@ -954,10 +1006,8 @@ static int cmd_show(iog_board_t *b, char *args)
 {
     (void)args;
     const iog_settings_t *s = &b->set;
-    o_start(b, "show id ");
-    o_s(b, b->dev.me.id.s);
+    o_start2(b, "show id ", b->dev.me.id.s);
     o_s(b, s->id.len ? "" : " (default from the key)");
-    o_end(b);
     o_start(b, "show server ");
     if (s->server.family) {
         o_addr(b, &s->server);
@@ -965,7 +1015,6 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "unset");
     }
-    o_end(b);
     o_start(b, "show position ");
     if (s->has_pos) {
         o_deg(b, s->lat);
@@ -975,7 +1024,6 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "unset");
     }
-    o_end(b);
     o_start(b, "show pin ");
     if (s->has_pin) {
         o_hex(b, s->pin, sizeof(s->pin));
@@ -983,25 +1031,18 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "none");
     }
-    o_end(b);
     o_start(b, "show port ");
     o_u(b, s->port);
-    o_end(b);
-    o_start(b, "show wifi.ssid ");
-    o_s(b, s->ssid[0] ? s->ssid : "unset");
+    o_start2(b, "show wifi.ssid ", s->ssid[0] ? s->ssid : "unset");
     o_s(b, s->pass[0] ? " (passphrase set)" : " (no passphrase)");
-    o_end(b);
-    o_start(b, "show mode ");
-    o_s(b, s->mode == IOG_MODE_SLEEPY ? "sleepy" : "console");
+    o_start2(b, "show mode ", s->mode == IOG_MODE_SLEEPY ? "sleepy" : "console");
     o_kv(b, "peer");
     o_s(b, s->peer.len ? s->peer.s : "unset");
     if (s->peer.len) {
         o_s(b, " ");
         o_addr(b, &s->peer_addr);
     }
-    o_kv(b, "sleep");
-    o_u(b, s->sleep_s);
-    o_end(b);
+    o_kvu(b, "sleep", s->sleep_s);
     o_start(b, "show credential ");
     if (s->cred_len) {
         o_b64(b, s->cred, s->cred_len);
@@ -1010,45 +1051,35 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_s(b, "none");
     }
-    o_end(b);
     o_start(b, "show member ");
     if (b->dev.joined) {
         o_s(b, "cluster=");
         o_s(b, b->dev.mem.ch.cluster.s);
-        o_kv(b, "block");
-        o_u(b, b->dev.mem.height);
-        o_kv(b, "seq");
-        o_u(b, b->dev.mem.seq);
-        o_kv(b, "mark");
-        o_u(b, b->member_mark);
-        o_kv(b, "expires");
-        o_u(b, b->dev.mem.expires);
+        o_kvu(b, "block", b->dev.mem.height);
+        o_kvu(b, "seq", b->dev.mem.seq);
+        o_kvu(b, "mark", b->member_mark);
+        o_kvu(b, "expires", b->dev.mem.expires);
         o_kv(b, "ch_key");
         o_hex(b, b->dev.mem.ch.thumb, 8);
     }
     else {
         o_s(b, "none");
     }
-    o_end(b);
     o_start(b, "show clock ");
     uint64_t now = iog_board_now(b);
     if (now) {
         o_u(b, now);
-        o_s(b, " (lower bound from the CH's signed ledger head)");
+        o_s(b, " (a lower bound: the time of the CH's signed checkpoint or ledger head)");
     }
     else {
         o_s(b, "unknown");
     }
-    o_end(b);
     if (b->kept && b->kept->active) {
-        o_start(b, "show session ");
-        o_s(b, b->kept->peer.s);
+        o_start2(b, "show session ", b->kept->peer.s);
         o_s(b, " ");
         o_addr(b, &b->kept_addr);
-        o_kv(b, "seq");
-        o_u(b, b->kept->seq);
-        o_kv(b, "expires");
-        o_u(b, b->kept->expires);
+        o_kvu(b, "seq", b->kept->seq);
+        o_kvu(b, "expires", b->kept->expires);
         o_end(b);
     }
     static const char *const names[] = { "flash_writes", "rtc_writes", "tx_bytes", "rx_bytes", "wakes" };
@@ -1143,8 +1174,7 @@ static int verify_fn(iog_board_t *b, const iog_id_t *peer)
         return e;
     }
     if (v.status != IOG_STATUS_MEMBER) {
-        o_start(b, "warning ");
-        o_s(b, peer->s);
+        o_start2(b, "warning ", peer->s);
         o_s(b, " ");
         o_s(b, iog_status_name(v.status));
         o_end(b);
@@ -1175,7 +1205,7 @@ static iog_m2m_t *kept_for(iog_board_t *b, const iog_id_t *peer, const iog_addr_
     }
     uint64_t now = iog_board_now(b);
     if (now ? now + 5 >= s->expires
-            : b->hw->now_ms(b->hw->ctx) - b->kept_ms > IOG_SESSION_LOCAL_S * 1000u) {
+            : p_now(b) - b->kept_ms > IOG_SESSION_LOCAL_S * 1000u) {
         s->active = 0;
         return NULL;
     }
@@ -1201,10 +1231,10 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
             }
             b->kept = s;
             b->kept_addr = *addr;
-            b->kept_ms = b->hw->now_ms(b->hw->ctx);
+            b->kept_ms = p_now(b);
         }
-        /* the next number is in RTC memory before it is on air */
-        int e = save_rtc(b, s->seq + 1, 0);
+        /* the next number is in RTC memory before it is on air (s is the kept session) */
+        int e = save_rtc(b, 1, 0);
         if (e) {
             return e;
         }
@@ -1214,7 +1244,7 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
             continue;
         }
         if (n >= 0) {
-            save_rtc(b, s->seq, 0); /* the reply's number in the window */
+            save_rtc(b, 0, 0); /* the reply's number in the window */
         }
         return n;
     }
@@ -1222,8 +1252,7 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
 
 static void o_talk_result(iog_board_t *b, const iog_id_t *peer, int n, const uint8_t *reply)
 {
-    o_start(b, "sent ");
-    o_s(b, peer->s);
+    o_start2(b, "sent ", peer->s);
     o_s(b, " reply=");
     o_n(b, reply, (size_t)n);
 }
@@ -1231,8 +1260,7 @@ static void o_talk_result(iog_board_t *b, const iog_id_t *peer, int n, const uin
 static int refused_talk(iog_board_t *b, const iog_id_t *peer, int e)
 {
     if (e == -EACCES && strncmp(b->dev.diag, "warning: ", 9) == 0) {
-        o_start(b, "warning ");
-        o_s(b, peer->s);
+        o_start2(b, "warning ", peer->s);
         o_s(b, " refused: ");
         o_s(b, b->dev.diag + 9);
         o_end(b);
@@ -1279,8 +1307,7 @@ static int cmd_leave(iog_board_t *b, char *args)
     }
     drop_member(b);
     o_start(b, "left");
-    o_kv(b, "block");
-    o_u(b, h);
+    o_kvu(b, "block", h);
     o_end(b);
     return 0;
 }
@@ -1294,6 +1321,7 @@ static int cmd_reset(iog_board_t *b, char *args)
         e = e ? e : x;
     }
     drop_member(b);
+    memset(&b->dev.log, 0, sizeof(b->dev.log));
     iog_settings_default(&b->set);
     iog_wipe(&b->dev.me, sizeof(b->dev.me));
     if (e) {
@@ -1319,7 +1347,7 @@ static int cmd_join(iog_board_t *b, char *args)
 static int cmd_reboot(iog_board_t *b, char *args)
 {
     (void)args;
-    save_rtc(b, b->kept ? b->kept->seq : 0, 0);
+    save_rtc(b, 0, 0);
     if (b->hooks.restart) {
         b->hooks.restart(b->hooks.ctx);
     }
@@ -1375,7 +1403,7 @@ void iog_board_input(iog_board_t *b, const char *data, size_t n)
         char c = data[i];
         if (c == '\n' || c == '\r') {
             if (b->line_bad) {
-                say(b, "error", "line too long: ignored");
+                bad(b, "line too long: ignored");
             }
             else if (b->line_len) {
                 b->line[b->line_len] = '\0';
@@ -1395,11 +1423,15 @@ void iog_board_input(iog_board_t *b, const char *data, size_t n)
 
 void iog_board_poll(iog_board_t *b, uint32_t timeout_ms)
 {
-    if (b->join_due && (int32_t)(b->hw->now_ms(b->hw->ctx) - b->join_at) >= 0) {
+    uint32_t now = p_now(b);
+    if (b->join_due && (int32_t)(now - b->join_at) >= 0) {
         if (do_join(b)) {
             b->join_due = 1;
-            b->join_at = b->hw->now_ms(b->hw->ctx) + IOG_JOIN_RETRY_MS;
+            b->join_at = p_now(b) + IOG_JOIN_RETRY_MS;
         }
+    }
+    else if (b->dev.joined && (int32_t)(now - b->key_at) >= 0) {
+        do_rekey(b);
     }
     iog_device_serve(&b->dev, timeout_ms);
 }
@@ -1426,7 +1458,7 @@ int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
             const uint32_t vals[] = { b->wakes, b->stats.tx_bytes, b->stats.rx_bytes,
                                       b->stats.tx_dgrams + b->stats.rx_dgrams,
                                       b->stats.flash_writes,
-                                      b->hw->now_ms(b->hw->ctx) - b->boot_ms };
+                                      p_now(b) - b->boot_ms };
             o_talk_result(b, &b->set.peer, n, reply);
             o_s(b, fresh ? " session=new" : " session=kept");
             o_pairs(b, names, vals, 6);
@@ -1437,7 +1469,7 @@ int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
             o_end(b);
         }
     }
-    save_rtc(b, b->kept ? b->kept->seq : 0, b->set.sleep_s);
+    save_rtc(b, 0, b->set.sleep_s);
     o_start(b, "sleep ");
     o_u(b, b->set.sleep_s);
     o_end(b);

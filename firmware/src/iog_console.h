@@ -55,6 +55,11 @@ extern "C" {
 #define IOG_SEQ_RESERVE 100
 #endif
 
+/** Interval of the CH key check of a board in console mode (PROTOCOL.md §6.2: about daily). */
+#ifndef IOG_REKEY_CHECK_MS
+#define IOG_REKEY_CHECK_MS (24u * 3600u * 1000u)
+#endif
+
 /** Wait before a failed automatic join is tried again. */
 #ifndef IOG_JOIN_RETRY_MS
 #define IOG_JOIN_RETRY_MS 30000
@@ -101,18 +106,19 @@ typedef struct {
 
 /** A board. About 9 KB: keep it static. */
 typedef struct {
-    iog_device_t dev;             /**< the device */
+    /* the small members first: they stay within the short load offsets */
     iog_platform_t plat;          /**< hw's hooks, counted, with the board's clock */
     const iog_platform_t *hw;     /**< the real platform */
     const iog_storage_t *st;      /**< where records live */
     iog_board_hooks_t hooks;      /**< console and system hooks */
-    iog_settings_t set;           /**< settings (IOG_REC_SETTINGS) */
     uint64_t member_mark;         /**< stored high-water mark of dev.mem.seq */
     uint8_t member_dirty;         /**< 1: the member record must be written */
     uint8_t in_join;              /**< 1 while iog_device_join() runs */
     uint8_t join_due;             /**< 1: join when join_at comes */
     uint8_t kept_ok;              /**< 1: @p kept holds the session of the RTC record */
+    uint8_t line_bad;             /**< 1: the line overflowed, skip to its end */
     uint32_t join_at;             /**< local ms */
+    uint32_t key_at;              /**< local ms of the next CH key check */
     iog_m2m_t *kept;              /**< the M1 session kept in RTC memory, or NULL */
     iog_addr_t kept_addr;         /**< its peer's address */
     uint32_t kept_ms;             /**< local ms it was made (clockless expiry) */
@@ -121,11 +127,12 @@ typedef struct {
     uint32_t wakes;               /**< starts with RTC memory kept (wake-ups, resets) */
     uint32_t boot_ms;             /**< local ms at iog_board_init() */
     iog_board_stats_t stats;      /**< counters */
+    size_t line_len;              /**< length of @p line */
+    size_t out_len;               /**< length of @p out */
+    iog_settings_t set;           /**< settings (IOG_REC_SETTINGS) */
+    iog_device_t dev;             /**< the device */
     char line[IOG_CONSOLE_LINE + 1]; /**< input being collected */
-    size_t line_len;              /**< its length */
-    uint8_t line_bad;             /**< 1: the line overflowed, skip to its end */
     char out[IOG_CONSOLE_OUT];    /**< output line being built */
-    size_t out_len;               /**< its length */
     uint8_t io[IOG_STORE_FRAME_MAX]; /**< record scratch */
 } iog_board_t;
 

@@ -16,6 +16,8 @@ void iog_device_init(iog_device_t *d, const iog_platform_t *plat, const iog_addr
     d->plat = plat;
     d->ch = *ch;
     d->me = *me;
+    d->forward_tokens = IOG_TALK_FORWARD_BURST;
+    d->forward_ms = plat->now_ms ? plat->now_ms(plat->ctx) : 0;
     iog_coap_ep_init(&d->ep, plat);
     d->ep.handler = handler;
     d->ep.handler_ctx = d;
@@ -58,7 +60,7 @@ static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t
     if (n < 0) {
         return n;
     }
-    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n };
+    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n, NULL };
     d->code = 0;
     d->diag[0] = '\0';
     if (verified) {
@@ -83,16 +85,29 @@ static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, 
 }
 
 /*
- * GETs the CH's public resource @p path: 0 with its 2.05 answer in @p r,
+ * The Echo option of a freshness challenge (RFC 9175: 4.01 with an Echo
+ * option) to answer, on the first attempt only; NULL otherwise.
+ */
+static const iog_coap_opt_t *challenge(const iog_coap_msg_t *r, int attempt)
+{
+    const iog_coap_opt_t *o = iog_coap_opt(r, IOG_COAP_OPT_ECHO);
+    return r->code == IOG_COAP_UNAUTHORIZED && o && attempt == 0 && o->len >= 1 &&
+                   o->len <= IOG_ECHO_MAX
+               ? o
+               : NULL;
+}
+
+/*
+ * GETs the CH's public resource @p path (with @p query or NULL): 0 with its 2.05 answer in @p r,
  * -EACCES for another code. The CH first verifies the address of a source it
  * has not seen return an Echo (4.01 + Echo, PROTOCOL.md §6): the GET is sent
  * again with it, and the Echo is left in @p echo (IOG_ECHO_MAX bytes, or
  * NULL) and @p echo_len (0 without a challenge).
  */
-static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r, uint8_t *echo,
-                      size_t *echo_len)
+static int get_public(iog_device_t *d, const char *path, const char *query, iog_coap_msg_t *r,
+                      uint8_t *echo, size_t *echo_len)
 {
-    iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+    iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, query };
     d->code = 0;
     int e = iog_coap_request_verified(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx), echo,
                                       echo_len);
@@ -106,18 +121,21 @@ static int get_public(iog_device_t *d, const char *path, iog_coap_msg_t *r, uint
     return 0;
 }
 
-int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+/* GET /cluster checked against @p pin (or none). */
+static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
 {
     iog_coap_msg_t r;
-    uint8_t challenge[IOG_COAP_ECHO_MAX];
-    size_t challenge_len = 0;
-    int e = get_public(d, "/cluster", &r, challenge, &challenge_len);
+    uint8_t verified[IOG_COAP_ECHO_MAX];
+    size_t verified_len = 0;
+    int e = get_public(d, "/cluster", NULL, &r, verified, &verified_len);
     if (e) {
         return e;
     }
-    e = iog_cluster_info_verify(r.payload, r.payload_len, d->has_pin ? d->pin : NULL, out);
+    e = iog_cluster_info_verify(r.payload, r.payload_len, pin, out);
     if (e == -EACCES) {
-        set_diag(d, 0, "cluster info: bad signature or pin");
+        set_diag(d, 0, d->has_pin && !iog_ct_eq(d->pin, out->thumb, IOG_HASH_LEN)
+                           ? "untrusted CH key: re-pin if it changed"
+                           : "cluster info: bad signature or pin");
     }
     /*
      * The answer's Echo option, or the one that verified this address on the
@@ -128,11 +146,20 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
     if (e == 0 && o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
         memcpy(d->echo, o->val, o->len);
         d->echo_len = (uint8_t)o->len;
-    } else if (e == 0 && challenge_len >= 1 && challenge_len <= IOG_ECHO_MAX) {
-        memcpy(d->echo, challenge, challenge_len);
-        d->echo_len = (uint8_t)challenge_len;
+    } else if (e == 0 && verified_len >= 1 && verified_len <= IOG_ECHO_MAX) {
+        memcpy(d->echo, verified, verified_len);
+        d->echo_len = (uint8_t)verified_len;
     }
     return e == -EBADMSG ? -EPROTO : e;
+}
+
+int iog_device_cluster(iog_device_t *d, iog_cluster_t *out)
+{
+    int e = get_cluster(d, d->has_pin ? d->pin : NULL, out);
+    if (e == 0) {
+        memcpy(d->pin, out->thumb, IOG_HASH_LEN); /* the pinned key or, through a rotation, its successor */
+    }
+    return e;
 }
 
 /* Lets the system run between two P-256 operations (the watchdog on a chip). */
@@ -195,9 +222,8 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, 0, &r))) {
             return e;
         }
-        const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
-        if (r.code == IOG_COAP_UNAUTHORIZED && o && !challenged && o->len >= 1 &&
-            o->len <= IOG_ECHO_MAX) {
+        const iog_coap_opt_t *o = challenge(&r, challenged);
+        if (o) {
             /* RFC 9175 freshness challenge: sign the echo into the same join, resend */
             memcpy(echo, o->val, o->len);
             jr.echo = echo;
@@ -247,6 +273,10 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     d->joined = 1;
     d->echo_len = 0;
     d->pend = 0;
+    if (!d->has_pin) { /* trust on first use: from now on this CH key only */
+        memcpy(d->pin, c.thumb, IOG_HASH_LEN);
+        d->has_pin = 1;
+    }
     if (d->persist && (e = d->persist(d->persist_ctx, d))) {
         return e;
     }
@@ -260,7 +290,7 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
     if (!d->joined) {
         return -ENOTCONN;
     }
-    int e = get_public(d, "/ledger/head", &r, NULL, NULL);
+    int e = get_public(d, "/ledger/head", NULL, &r, NULL, NULL);
     if (e) {
         return e;
     }
@@ -271,12 +301,89 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
     return e == -EBADMSG ? -EPROTO : e;
 }
 
+int iog_device_check_join(iog_device_t *d, uint64_t *time_ms)
+{
+    static const struct {
+        int16_t e;
+        const char *why;
+    } whys[] = {
+        { -EBADMSG, "the proof is malformed" },
+        { -EACCES, "the checkpoint is not signed by the CH key" },
+        { -ENOENT, "the log proves another block than the join answer named" },
+        { -EILSEQ, "the inclusion path does not lead to the checkpoint's root" },
+        { -EXDEV, "the log is not an extension of the kept checkpoint (a fork)" },
+    };
+    iog_coap_msg_t r;
+    char q[8 + IOG_ID_MAX + 26] = "id=";
+    if (!d->joined) {
+        return -ENOTCONN;
+    }
+    strcat(q, d->me.id.s);
+    if (d->log.size) { /* a kept checkpoint: at most IOG_TLOG_MAX_SIZE */
+        char num[11], *p = num + sizeof(num) - 1;
+        uint32_t v = (uint32_t)d->log.size;
+        *p = '\0';
+        do {
+            *--p = (char)('0' + v % 10);
+        } while (v /= 10);
+        strcat(q, "&from=");
+        strcat(q, p);
+    }
+    int e = get_public(d, "/ledger/proof", q, &r, NULL, NULL);
+    if (e) {
+        return e == -EACCES && d->code == IOG_COAP_NOT_FOUND &&
+                       strncmp(d->diag, "no transparency log", 19) == 0
+                   ? -ENOTSUP
+                   : e;
+    }
+    e = iog_tlog_check_join(r.payload, r.payload_len, &d->mem, &d->log, time_ms);
+    for (unsigned i = 0; e && i < sizeof(whys) / sizeof(whys[0]); i++) {
+        if (whys[i].e == e) {
+            set_diag(d, 0, whys[i].why);
+        }
+    }
+    return e ? -EPROTO : 0;
+}
+
+int iog_device_rekey(iog_device_t *d)
+{
+    iog_cluster_t c;
+    iog_member_t *m = &d->mem;
+    if (!d->joined) {
+        return -ENOTCONN;
+    }
+    /* the new key through rotations from the key of the membership; a pin
+     * elsewhere in the chain than at either end is not followed */
+    int e = get_cluster(d, m->ch.thumb, &c);
+    if (e) {
+        return e;
+    }
+    if (!iog_id_eq(&c.cluster, m->ch.cluster.s, m->ch.cluster.len) ||
+        (d->has_pin && !iog_ct_eq(d->pin, m->ch.thumb, IOG_HASH_LEN) &&
+         !iog_ct_eq(d->pin, c.thumb, IOG_HASH_LEN))) {
+        set_diag(d, 0, "cluster info: another cluster, or a key the pin does not lead to");
+        return -EACCES;
+    }
+    memcpy(d->pin, c.thumb, IOG_HASH_LEN);
+    if (iog_ct_eq(c.thumb, m->ch.thumb, IOG_HASH_LEN)) {
+        return 0;
+    }
+    let_run(d);
+    /* K_m' (PROTOCOL.md §6.2): the new key, the nonces and the sequence number of the join */
+    memcpy(m->ch.pub, c.pub, IOG_P256_PUB_LEN);
+    memcpy(m->ch.thumb, c.thumb, IOG_HASH_LEN);
+    e = iog_member_derive(&d->me, m);
+    return e ? e : 1;
+}
+
 /*
- * One protected request to @p path naming @p peer (NULL for /leave): seal,
- * send, answer a restart echo challenge once (PROTOCOL.md §4.2), open the
- * response into d->pt. @return the plaintext length or a negative errno.
+ * One protected request to @p path naming @p peer (NULL for /leave), with a
+ * forwarded talk proof (a /session for a hello) or NULL: seal, send, answer
+ * a restart echo challenge once (PROTOCOL.md §4.2), open the response into
+ * d->pt. @return the plaintext length or a negative errno.
  */
-static int protected_call(iog_device_t *d, const char *path, const iog_id_t *peer, uint8_t ok_code)
+static int protected_call(iog_device_t *d, const char *path, const iog_id_t *peer,
+                          const iog_talk_proof_t *proof, uint8_t ok_code)
 {
     iog_coap_msg_t r;
     char p[16] = "/";
@@ -296,7 +403,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         if (d->persist && (e = d->persist(d->persist_ctx, d))) {
             return e;
         }
-        int n = iog_peer_req_encode(peer, d->echo_len ? d->echo : NULL, d->echo_len, d->pt,
+        int n = iog_peer_req_encode(peer, proof, d->echo_len ? d->echo : NULL, d->echo_len, d->pt,
                                     sizeof(d->pt));
         if (n < 0) {
             return n;
@@ -306,9 +413,8 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, 0, &r))) {
             return e;
         }
-        const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
-        if (r.code == IOG_COAP_UNAUTHORIZED && o && attempt == 0 && o->len >= 1 &&
-            o->len <= IOG_ECHO_MAX) {
+        const iog_coap_opt_t *o = challenge(&r, attempt);
+        if (o) {
             /* the CH restarted: resend with a new seq and the echo inside */
             memcpy(d->echo, o->val, o->len);
             d->echo_len = (uint8_t)o->len;
@@ -331,7 +437,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
 
 int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *v)
 {
-    int n = protected_call(d, IOG_PATH_VERIFY, peer, IOG_COAP_CONTENT);
+    int n = protected_call(d, IOG_PATH_VERIFY, peer, NULL, IOG_COAP_CONTENT);
     if (n < 0) {
         return n;
     }
@@ -342,19 +448,32 @@ int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *
     return 0;
 }
 
-int iog_device_session(iog_device_t *d, const iog_id_t *peer, iog_m2m_t *s, uint8_t *ticket,
-                       size_t *ticket_len, size_t ticket_cap)
+int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_proof_t *proof,
+                       iog_m2m_t *s, uint8_t *ticket, size_t *ticket_len, size_t ticket_cap)
 {
-    const uint8_t *g, *t;
-    size_t gl, tl;
+    const uint8_t *g, *t, *w;
+    size_t gl, tl, wl;
     iog_ticket_t grant;
     uint8_t sk[16];
-    int n = protected_call(d, IOG_PATH_SESSION, peer, IOG_COAP_CONTENT);
+    int n = protected_call(d, IOG_PATH_SESSION, peer, proof, IOG_COAP_CONTENT);
     if (n < 0) {
         return n;
     }
-    if (iog_session_resp_split(d->pt, (size_t)n, &g, &gl, &t, &tl) ||
-        iog_ticket_parse(g, gl, &grant) || tl > ticket_cap) {
+    if (iog_session_resp_split(d->pt, (size_t)n, &g, &gl, &t, &tl, &w, &wl)) {
+        set_diag(d, 0, "session answer: malformed");
+        return -EPROTO;
+    }
+    if (w) { /* the CH accepted the peer's proof and warns about the peer */
+        iog_verify_resp_t v;
+        if (!proof || iog_verify_resp_decode(w, wl, &v) || !iog_id_eq(&v.peer, peer->s, peer->len) ||
+            v.status == IOG_STATUS_MEMBER) {
+            set_diag(d, 0, "session answer: malformed warning");
+            return -EPROTO;
+        }
+        set_diag(d, 0, iog_status_name(v.status));
+        return -EPERM;
+    }
+    if (iog_ticket_parse(g, gl, &grant) || tl > ticket_cap) {
         set_diag(d, 0, "session answer: malformed");
         return -EPROTO;
     }
@@ -377,7 +496,7 @@ int iog_device_session(iog_device_t *d, const iog_id_t *peer, iog_m2m_t *s, uint
 
 int iog_device_leave(iog_device_t *d, uint64_t *height, uint8_t hash[IOG_HASH_LEN])
 {
-    int n = protected_call(d, IOG_PATH_LEAVE, NULL, IOG_COAP_CHANGED);
+    int n = protected_call(d, IOG_PATH_LEAVE, NULL, NULL, IOG_COAP_CHANGED);
     if (n < 0) {
         return n;
     }
@@ -420,9 +539,25 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     const uint8_t *t;
     size_t tl;
     iog_ticket_t ticket;
-    uint8_t sk[16];
-    int n = iog_hello_encode(&d->me.id, d->work, sizeof(d->work));
-    int e = post_expect(d, addr, "/talk", IOG_CF_CBOR, n, 1, IOG_COAP_CONTENT, &r);
+    iog_talk_proof_t proof;
+    uint8_t sk[16], nonce[IOG_TALK_NONCE_LEN];
+    uint64_t now = d->plat->unix_s(d->plat->ctx);
+    if (!d->joined) {
+        set_diag(d, 0, "not joined");
+        return -ENOTCONN;
+    }
+    if (!now) {
+        set_diag(d, 0, "no clock: a talk proof needs the time");
+        return -ETIME;
+    }
+    /* the proof of membership the peer's CH checks (PROTOCOL.md §5.1) */
+    int e = d->plat->random(d->plat->ctx, nonce, sizeof(nonce));
+    if (e || (e = iog_talk_proof_make(d->mem.keys.talk, &d->mem.ch.cluster, &d->me.id, peer, nonce,
+                                      now, &proof))) {
+        return e;
+    }
+    int n = iog_hello_encode(&d->me.id, peer, &proof, d->work, sizeof(d->work));
+    e = post_expect(d, addr, "/talk", IOG_CF_CBOR, n, 1, IOG_COAP_CONTENT, &r);
     if (e) {
         return e;
     }
@@ -504,45 +639,148 @@ static void warn(iog_device_t *d, iog_coap_resp_t *resp, const iog_id_t *peer, c
     diag(resp, IOG_COAP_FORBIDDEN, "warning: ", why);
 }
 
+/* Refuses a hello for its talk proof: 4.01 "bad talk proof..." (PROTOCOL.md §5.1). */
+static void refuse_proof(iog_device_t *d, iog_coap_resp_t *resp, const iog_id_t *peer,
+                         const char *text, const char *more)
+{
+    diag(resp, IOG_COAP_UNAUTHORIZED, text, more);
+    d->warnings++;
+    if (d->on_warning) {
+        char why[sizeof(d->diag)];
+        size_t n = resp->len < sizeof(why) - 1 ? resp->len : sizeof(why) - 1;
+        memcpy(why, resp->payload, n);
+        why[n] = '\0';
+        d->on_warning(d->cb_ctx, peer, why);
+    }
+}
+
+/*
+ * Claims the hello with proof @p p for forwarding: 0 when it is new, -1 when
+ * this listener forwarded it already and it is not stale yet. Without a
+ * clock (@p now 0) a remembered proof counts until its slot is reused.
+ */
+static int hello_claim(iog_device_t *d, const iog_talk_proof_t *p, uint64_t now)
+{
+    unsigned slot = IOG_HELLO_MEMORY;
+    for (unsigned i = 0; i < IOG_HELLO_MEMORY; i++) {
+        int live = d->hellos[i].until != 0 && (now == 0 || now <= d->hellos[i].until);
+        if (live && iog_ct_eq(d->hellos[i].tag, p->tag, sizeof(p->tag))) {
+            return -1;
+        }
+        if (!live && slot == IOG_HELLO_MEMORY) {
+            slot = i;
+        }
+    }
+    if (slot == IOG_HELLO_MEMORY) { /* all live: the oldest claim goes */
+        slot = d->hello_next;
+        d->hello_next = (d->hello_next + 1) % IOG_HELLO_MEMORY;
+    }
+    memcpy(d->hellos[slot].tag, p->tag, sizeof(p->tag));
+    d->hellos[slot].until = p->time + IOG_TALK_LIFETIME_S;
+    return 0;
+}
+
+/* Forgets the claim of @p p: the CH did not accept the proof. */
+static void hello_release(iog_device_t *d, const iog_talk_proof_t *p)
+{
+    for (unsigned i = 0; i < IOG_HELLO_MEMORY; i++) {
+        if (d->hellos[i].until && iog_ct_eq(d->hellos[i].tag, p->tag, sizeof(p->tag))) {
+            d->hellos[i].until = 0;
+        }
+    }
+}
+
+/* Token bucket of forwarded hellos: 1 when one more may go to the CH now. */
+static int forward_allowed(iog_device_t *d)
+{
+    uint32_t now = d->plat->now_ms(d->plat->ctx);
+    uint32_t earned = (now - d->forward_ms) / IOG_TALK_FORWARD_MS; /* wrap-safe elapsed time */
+    if (d->forward_tokens + earned >= IOG_TALK_FORWARD_BURST) {
+        d->forward_tokens = IOG_TALK_FORWARD_BURST;
+        d->forward_ms = now;
+    }
+    else {
+        d->forward_tokens += earned;
+        d->forward_ms += earned * IOG_TALK_FORWARD_MS;
+    }
+    if (d->forward_tokens == 0) {
+        return 0;
+    }
+    d->forward_tokens--;
+    return 1;
+}
+
+/*
+ * A hello (PROTOCOL.md §5.1). What this device can check itself — a proof is
+ * there, names it, is fresh, was not forwarded before — it checks before it
+ * asks its CH anything; the CH checks the rest in the one /session that
+ * forwards the proof. Only an accepted proof of a current member touches
+ * the sessions.
+ */
 static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_t *resp)
 {
-    iog_id_t peer;
-    iog_verify_resp_t v;
+    iog_id_t peer, responder;
+    iog_talk_proof_t proof;
+    int has_proof;
     static const char *const internal = "internal error";
     /* as the Go device: a CH that cannot be reached is 5.03, not a warning */
     static const char *const unavailable = "cluster head unavailable";
-    if (iog_hello_decode(req->payload, req->payload_len, &peer)) {
-        diag(resp, IOG_COAP_BAD_REQUEST, "malformed", NULL);
+    static const char *const bad = "bad talk proof: ";
+    d->code = 0; /* what on_warning() reads is this hello's, not an older refusal's */
+    d->diag[0] = '\0';
+    if (iog_hello_decode(req->payload, req->payload_len, &peer, &responder, &proof, &has_proof)) {
+        diag(resp, IOG_COAP_BAD_REQUEST, "malformed hello", NULL);
         return;
     }
-    /* M2 asks the CH about M1 first (PROTOCOL.md §5.1) */
-    int e = iog_device_verify(d, &peer, &v);
-    if (e == -EACCES) {
-        warn(d, resp, &peer, d->diag);
+    uint64_t now = d->plat->unix_s(d->plat->ctx);
+    if (!has_proof) {
+        refuse_proof(d, resp, &peer, bad, "missing");
         return;
     }
-    if (e) {
-        diag(resp, IOG_COAP_UNAVAILABLE, unavailable, NULL);
+    if (!iog_id_eq(&responder, d->me.id.s, d->me.id.len)) {
+        refuse_proof(d, resp, &peer, bad, "wrong responder");
         return;
     }
-    if (v.status != IOG_STATUS_MEMBER) {
-        warn(d, resp, &peer, iog_status_name(v.status));
+    if (now && !iog_talk_fresh(proof.time, now)) {
+        refuse_proof(d, resp, &peer, bad, "stale");
         return;
     }
-    if (d->on_verified) {
-        d->on_verified(d->cb_ctx, &peer, &v);
+    if (hello_claim(d, &proof, now)) {
+        refuse_proof(d, resp, &peer, bad, "replay");
+        return;
+    }
+    if (!forward_allowed(d)) {
+        hello_release(d, &proof);
+        diag(resp, IOG_COAP_TOO_MANY, "rate limited", NULL);
+        return;
     }
     iog_m2m_t *s = slot_for(d, &peer);
     uint8_t ticket[IOG_TICKET_MAX];
     size_t tl;
-    e = iog_device_session(d, &peer, s, ticket, &tl, sizeof(ticket));
-    if (e == -EACCES) {
+    int e = iog_device_session(d, &peer, &proof, s, ticket, &tl, sizeof(ticket));
+    if (e == -EPERM) { /* the CH warns about the peer it authenticated */
         warn(d, resp, &peer, d->diag);
         return;
     }
     if (e) {
-        diag(resp, IOG_COAP_UNAVAILABLE, unavailable, NULL);
+        hello_release(d, &proof);
+        if (e == -EACCES && d->code == IOG_COAP_UNAUTHORIZED) {
+            refuse_proof(d, resp, &peer, d->diag, NULL); /* the CH's diagnostic, as is */
+        }
+        else if (e == -EACCES && d->code == IOG_COAP_FORBIDDEN) {
+            warn(d, resp, &peer, d->diag);
+        }
+        else {
+            diag(resp, IOG_COAP_UNAVAILABLE, unavailable, NULL);
+        }
         return;
+    }
+    if (d->on_verified) {
+        iog_verify_resp_t v;
+        memset(&v, 0, sizeof(v));
+        v.peer = peer;
+        v.status = IOG_STATUS_MEMBER;
+        d->on_verified(d->cb_ctx, &peer, &v);
     }
     int n = iog_talk_resp_encode(&d->me.id, ticket, tl, resp->payload, resp->cap);
     if (n < 0) {

@@ -16,6 +16,7 @@
 
 #include "iog_coap.h"
 #include "iog_proto.h"
+#include "iog_tlog.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,6 +39,26 @@ extern "C" {
 #define IOG_JOIN_MAX_WAIT_MS 60000u
 #endif
 
+/**
+ * Hellos a listener remembers (by their proof's tag, until stale) so that a
+ * replayed one is refused without asking the CH; the CH, which remembers
+ * every proof it accepted, still refuses one that got past this memory.
+ */
+#ifndef IOG_HELLO_MEMORY
+#define IOG_HELLO_MEMORY 8
+#endif
+
+/**
+ * Hellos a listener forwards to its CH: one per IOG_TALK_FORWARD_MS on
+ * average, at most IOG_TALK_FORWARD_BURST at once; beyond, 4.29.
+ */
+#ifndef IOG_TALK_FORWARD_MS
+#define IOG_TALK_FORWARD_MS 250
+#endif
+#ifndef IOG_TALK_FORWARD_BURST
+#define IOG_TALK_FORWARD_BURST 4
+#endif
+
 typedef struct iog_device iog_device_t;
 
 /**
@@ -54,24 +75,31 @@ typedef int (*iog_persist_fn)(void *ctx, const iog_device_t *d);
 typedef size_t (*iog_message_fn)(void *ctx, const iog_id_t *peer, const uint8_t *msg, size_t len,
                                  uint8_t *reply, size_t cap);
 
-/** Told about a peer that was refused on a /talk (M2 side). */
+/**
+ * Told about a peer that was refused on a /talk (M2 side): @p why is a
+ * warning ("left", "peer not a member: ...") or "bad talk proof: ...".
+ */
 typedef void (*iog_warning_fn)(void *ctx, const iog_id_t *peer, const char *why);
 
-/** Told about a peer the CH verified as a member on a /talk (M2 side). */
+/**
+ * Told about a peer the CH accepted on a /talk (M2 side): its talk proof
+ * verified and it is a member. The grant names no join block: @p v has the
+ * peer and status member only.
+ */
 typedef void (*iog_verified_fn)(void *ctx, const iog_id_t *peer, const iog_verify_resp_t *v);
 
 /** A device. Set the public fields after iog_device_init(). */
 struct iog_device {
-    iog_coap_ep_t ep;             /**< the UDP endpoint (client and server) */
     const iog_platform_t *plat;   /**< hooks */
-    iog_addr_t ch;                /**< the cluster head */
-    iog_identity_t me;            /**< ID and key pair */
-    iog_member_t mem;             /**< membership (valid when @p joined) */
     int joined;                   /**< 1 after a join */
-    int has_pin;                  /**< 1: the CH key must have thumbprint @p pin */
-    uint8_t pin[IOG_HASH_LEN];    /**< pinned CH thumbprint */
-    iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
+    int has_pin;                  /**< 1: the CH key must have thumbprint @p pin; a join sets it (trust on first use) */
     uint8_t code;                 /**< CoAP code of the last refusal (0: none) */
+    uint8_t echo_len;             /**< length of @p echo, 0 when none */
+    iog_addr_t ch;                /**< the cluster head */
+    iog_member_t mem;             /**< membership (valid when @p joined) */
+    iog_identity_t me;            /**< ID and key pair */
+    uint8_t pin[IOG_HASH_LEN];    /**< pinned CH thumbprint; follows a rotation (PROTOCOL.md §6.1) */
+    iog_tlog_cp_t log;            /**< the CH's log as last checked (kept across joins) */
     char diag[80];                /**< its diagnostic text */
     unsigned warnings;            /**< peers refused on /talk (M2) */
     unsigned messages;            /**< M2M messages received (M2) */
@@ -84,7 +112,13 @@ struct iog_device {
     const uint8_t *cred;          /**< fleet credential for the join, or NULL (not sent yet: see iog_join_req_t) */
     size_t cred_len;              /**< its length */
     uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
-    uint8_t echo_len;             /**< its length, 0 when none */
+    struct {
+        uint8_t tag[IOG_GCM_TAG_LEN]; /**< the proof's tag */
+        uint64_t until;               /**< its last fresh second (0: slot free) */
+    } hellos[IOG_HELLO_MEMORY];   /**< hellos forwarded to the CH (M2) */
+    unsigned hello_next;          /**< the slot the next hello takes when all are live */
+    uint32_t forward_tokens;      /**< hellos that may go to the CH now (M2) */
+    uint32_t forward_ms;          /**< when the bucket last earned a token, ms */
     /**
      * A join sent without an answer from the ledger (5.03, no answer): it
      * may be recorded. The next join to @p pend_cluster reuses its nonce, so
@@ -94,9 +128,12 @@ struct iog_device {
     int pend;
     uint8_t pend_nonce[IOG_NONCE_LEN]; /**< its device nonce */
     iog_id_t pend_cluster;             /**< its cluster */
+    /* the large members last: the fields above stay within the short load offsets */
+    iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
     uint8_t rx[IOG_COAP_MAX_PDU]; /**< client receive buffer */
     uint8_t work[IOG_MAX_PAYLOAD];/**< outgoing payloads */
     uint8_t pt[IOG_MAX_PAYLOAD];  /**< plaintexts */
+    iog_coap_ep_t ep;             /**< the UDP endpoint (client and server) */
 };
 
 /**
@@ -107,15 +144,22 @@ void iog_device_init(iog_device_t *d, const iog_platform_t *plat, const iog_addr
                      const iog_identity_t *me);
 
 /**
- * @brief GET /cluster and check its signature (and the pin, if any).
- * @return 0, -EACCES (bad signature or pin), -EPROTO, or a CoAP error.
+ * @brief GET /cluster and check its signature and, if the device has a pin,
+ *        the key against it: the pinned key, or one the rotations of the
+ *        answer lead to from it (PROTOCOL.md §6.1); then the pin follows.
+ * @return 0, -EACCES (bad signature, or no rotation from the pin leads to the
+ *         key), -EPROTO, or a CoAP error.
  */
 int iog_device_cluster(iog_device_t *d, iog_cluster_t *out);
 
 /**
  * @brief Joins at (lat, lon) microdegrees: /cluster (whose Echo option the
- *        join signs), signed /join, the echo challenge if the CH still asks,
- *        the CH's signed answer, K_m and the member keys.
+ *        join signs), signed /join, the echo challenge if the CH still asks
+ *        (or answers "stale join": the echo predates the device's latest
+ *        ledger event), the CH's signed answer, K_m and the member keys.
+ *        Trust on first use (PROTOCOL.md §3.3): a device without a pin pins
+ *        the CH key of this join, and refuses any other key afterwards; the
+ *        persist hook must keep @p has_pin and @p pin, through leaves.
  *
  * A CH whose ledger has not decided answers 5.03 "outcome not known yet":
  * the same signed join is sent again after the answer's Max-Age, at most
@@ -139,6 +183,34 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon);
 int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms);
 
 /**
+ * @brief Proves this device's join in the CH's transparency log (PROTOCOL.md
+ *        §9.2): GET /ledger/proof?id=ID, with &from=M when it keeps a
+ *        checkpoint of tree size M (d->log), checked by iog_tlog_check_join()
+ *        against the membership; then d->log holds the new checkpoint.
+ * @param[out] time_ms the checkpoint's time, a lower bound of now, or NULL
+ * @return 0; -ENOTSUP when the CH keeps no log; -EPROTO when the log does not
+ *         prove the join or is not an extension of the kept checkpoint
+ *         (d->diag says which; the membership stands, as the CH granted it);
+ *         -ENOTCONN, -EACCES for another refusal, or a CoAP error.
+ */
+int iog_device_check_join(iog_device_t *d, uint64_t *time_ms);
+
+/**
+ * @brief Moves the membership to the CH key in force after a rotation
+ *        (PROTOCOL.md §6.2): GET /cluster, accept its key only through
+ *        rotations from the membership's key (a pin, if any, must be that
+ *        key or the new one), then K_m' from the new key and the nonces of
+ *        the join. No ledger
+ *        event; the sequence number goes on; the pin follows. IMPORTANT: the
+ *        caller persists d->mem before the next protected request (the CH
+ *        refuses the old K_m once it saw K_m').
+ * @return 1 when re-keyed, 0 when already keyed to the key in force,
+ *         -ENOTCONN, -EACCES (no rotation from the membership's key leads to
+ *         the key offered, or another cluster), -EPROTO, or a CoAP error.
+ */
+int iog_device_rekey(iog_device_t *d);
+
+/**
  * @brief Asks the CH about @p peer (protected /verify).
  * @return 0 with the verdict in @p v (any status but member is a warning),
  *         or a negative errno.
@@ -146,20 +218,29 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
 int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *v);
 
 /**
- * @brief Asks the CH for a session with @p peer (protected /session). The
- *        grant is opened into @p s; the peer's ticket is copied to @p ticket.
- * @return 0, or a negative errno (-EACCES when refused).
+ * @brief Asks the CH for a session with @p peer (protected /session),
+ *        forwarding the peer's talk proof @p proof when not NULL (PROTOCOL.md
+ *        §5.1). The grant is opened into @p s; the peer's ticket is copied to
+ *        @p ticket.
+ * @return 0; -EACCES when refused (d->code 4.01 with a proof: the CH refused
+ *         it, "bad talk proof..."); -EPERM when the CH accepted the proof but
+ *         warns about the peer (d->diag holds the status: "left", ...); or
+ *         another negative errno.
  */
-int iog_device_session(iog_device_t *d, const iog_id_t *peer, iog_m2m_t *s, uint8_t *ticket,
-                       size_t *ticket_len, size_t ticket_cap);
+int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_proof_t *proof,
+                       iog_m2m_t *s, uint8_t *ticket, size_t *ticket_len, size_t ticket_cap);
 
 /** Leaves the cluster (protected /leave). @return 0 or a negative errno. */
 int iog_device_leave(iog_device_t *d, uint64_t *height, uint8_t hash[IOG_HASH_LEN]);
 
 /**
- * @brief Plays M1: POST /talk to @p peer at @p addr, open the ticket it
+ * @brief Plays M1: POST /talk to @p peer at @p addr with a hello carrying a
+ *        talk proof under this device's member key, open the ticket it
  *        returns; the session is kept in d->sessions and returned in @p out.
- * @return 0, -EACCES when the peer refused (diag "warning: ..."), or an error.
+ * @return 0; -EACCES when the peer refused: d->code 4.01 for the talk proof
+ *         (d->diag "bad talk proof..."), 4.03 for a warning (d->diag
+ *         "warning: ..."); -ENOTCONN when not joined; -ETIME without a clock
+ *         (a proof needs the time); or another error.
  */
 int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *peer,
                     iog_m2m_t **out);

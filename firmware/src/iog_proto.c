@@ -2,6 +2,7 @@
  * IoT-Guard protocol messages: COSE structures, key schedule, tickets, M2M.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "iog_cbor.h"
@@ -67,29 +68,6 @@ static int get_id(iog_cbor_dec_t *d, iog_id_t *id)
 }
 
 /*
- * Starts decoding the CBOR map in buf: well-formedness and our limits first
- * (iog_cbor_check), then the map header, whose length goes to *n.
- */
-static int map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t *n)
-{
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(d, buf, len);
-    return iog_cbor_get_map(d, n) ? -EBADMSG : 0;
-}
-
-/* Reads the next key of a map whose keys are 1..max and adds it to *seen. */
-static int map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen)
-{
-    if (iog_cbor_get_key(d, k) || *k < 1 || *k > max) {
-        return -EBADMSG;
-    }
-    *seen |= 1u << *k;
-    return 0;
-}
-
-/*
  * Map reader for messages with small integer keys: every key must be known
  * (bit set in @p allowed); iog_cbor_check() already rejected duplicates.
  * Keys are 0..31 or -1..-8 (mapped to bits 24..31 via -key + 23).
@@ -108,7 +86,8 @@ static int key_bit(int64_t k)
 /* ---- COSE_Key ---- */
 
 /*
- * COSE_Key of a P-256 public key (RFC 9053 §7.1.1), deterministic order:
+ * COSE_Key of a P-256 public key (RFC 9053 §7.1.1), deterministic order,
+ * with alg or, for the RFC 9679 thumbprint, without (and map(4)):
  *
  *   A5                      map(5)
  *      01 02                kty: EC2
@@ -117,25 +96,25 @@ static int key_bit(int64_t k)
  *      21 58 20 <x:32>      x (-2)
  *      22 58 20 <y:32>      y (-3)
  */
-int iog_cose_key_encode(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t *out, size_t cap)
+#define COSE_KEY_LEN 77
+static size_t key_bytes(const uint8_t pub[IOG_P256_PUB_LEN], int alg, uint8_t out[COSE_KEY_LEN])
 {
-    iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_map(&e, 5);
-    iog_cbor_put_int(&e, 1);
-    iog_cbor_put_int(&e, 2);
-    iog_cbor_put_int(&e, 3);
-    iog_cbor_put_int(&e, -7);
-    iog_cbor_put_int(&e, -1);
-    iog_cbor_put_int(&e, 1);
-    iog_cbor_put_int(&e, -2);
-    iog_cbor_put_bstr(&e, pub + 1, 32);
-    iog_cbor_put_int(&e, -3);
-    iog_cbor_put_bstr(&e, pub + 33, 32);
-    return iog_cbor_enc_finish(&e);
+    size_t h = alg ? 5 : 3;
+    memcpy(out, "\xA5\x01\x02\x03\x26", h);
+    out[0] -= !alg;
+    memcpy(out + h, "\x20\x01\x21\x58\x20", 5);
+    memcpy(out + h + 5, pub + 1, 32);
+    memcpy(out + h + 37, "\x22\x58\x20", 3);
+    memcpy(out + h + 40, pub + 33, 32);
+    return h + 72;
 }
 
-static int cose_key_read(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN])
+int iog_cose_key_encode(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t *out, size_t cap)
+{
+    return cap < COSE_KEY_LEN ? -ENOBUFS : (int)key_bytes(pub, 1, out);
+}
+
+static int cose_key_read(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN], int check)
 {
     size_t n;
     uint32_t seen = 0;
@@ -188,7 +167,7 @@ static int cose_key_read(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN])
     if ((seen & need) != need) {
         return -EBADMSG;
     }
-    return iog_p256_check(pub) ? -EBADMSG : 0;
+    return check && iog_p256_check(pub) ? -EBADMSG : 0;
 }
 
 int iog_cose_key_decode(const uint8_t *buf, size_t len, uint8_t pub[IOG_P256_PUB_LEN])
@@ -198,25 +177,14 @@ int iog_cose_key_decode(const uint8_t *buf, size_t len, uint8_t pub[IOG_P256_PUB
         return -EBADMSG;
     }
     iog_cbor_dec_init(&d, buf, len);
-    return cose_key_read(&d, pub);
+    return cose_key_read(&d, pub, 1);
 }
 
 void iog_thumbprint(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t out[IOG_HASH_LEN])
 {
     /* RFC 9679 §3: only the required parameters, deterministic order */
-    uint8_t b[1 + 2 + 2 + 35 + 35];
-    iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, b, sizeof(b));
-    iog_cbor_put_map(&e, 4);
-    iog_cbor_put_int(&e, 1);
-    iog_cbor_put_int(&e, 2);
-    iog_cbor_put_int(&e, -1);
-    iog_cbor_put_int(&e, 1);
-    iog_cbor_put_int(&e, -2);
-    iog_cbor_put_bstr(&e, pub + 1, 32);
-    iog_cbor_put_int(&e, -3);
-    iog_cbor_put_bstr(&e, pub + 33, 32);
-    iog_sha256(b, (size_t)iog_cbor_enc_finish(&e), out);
+    uint8_t b[COSE_KEY_LEN];
+    iog_sha256(b, key_bytes(pub, 0, b), out);
 }
 
 /* ---- COSE_Sign1 ---- */
@@ -307,6 +275,56 @@ int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
     return 0;
 }
 
+/*
+ * A map with the keys 1..nf (PROTOCOL.md §1: every key known, none twice):
+ * the value of key k goes to out + f[k - 1].off as its kind says.
+ */
+int iog_map_decode(const uint8_t *buf, size_t len, const iog_field_t *f, size_t nf, void *out)
+{
+    iog_cbor_dec_t d;
+    size_t n;
+    uint32_t seen = 0;
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
+        return -EBADMSG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        if (iog_cbor_map_key(&d, (int64_t)nf, &k, &seen)) {
+            return -EBADMSG;
+        }
+        const iog_field_t *x = &f[k - 1];
+        void *p = (uint8_t *)out + x->off;
+        iog_view_t *v = p;
+        int r;
+        switch (x->kind) {
+        case IOG_F_UINT: r = iog_cbor_get_uint(&d, p); break;
+        case IOG_F_INT: r = iog_cbor_get_int(&d, p); break;
+        case IOG_F_BYTES: r = iog_cbor_get_bstr_exact(&d, p, x->len); break;
+        case IOG_F_VIEW: r = iog_cbor_get_bstr(&d, &v->p, &v->n); break;
+        case IOG_F_TEXT: r = iog_cbor_get_tstr(&d, &v->p, &v->n); break;
+        case IOG_F_ID: r = get_id(&d, p); break;
+        case IOG_F_KEY:
+        case IOG_F_POINT: r = cose_key_read(&d, p, x->kind == IOG_F_KEY); break;
+        default: /* IOG_F_ARRAY: the whole array, its head included */
+            v->p = d.p;
+            r = (*d.p >> 5) != IOG_CBOR_ARRAY || iog_cbor_skip(&d);
+            v->n = (size_t)(d.p - v->p);
+            break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    return (int)seen;
+}
+
+int iog_sign1_decode(const uint8_t *buf, size_t len, iog_sign1_t *s, const iog_field_t *f,
+                     size_t nf, void *out)
+{
+    return iog_sign1_parse(buf, len, s) ? -EBADMSG
+                                         : iog_map_decode(s->payload, s->payload_len, f, nf, out);
+}
+
 int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], const char *aad)
 {
     uint8_t hash[IOG_HASH_LEN];
@@ -367,138 +385,169 @@ int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
                             IOG_AAD_JOIN_REQ, payload, (size_t)pl, out, cap);
 }
 
-/* Reads a raw COSE_Key value in place and decodes it. */
-static int read_key_field(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN])
-{
-    return cose_key_read(d, pub);
-}
+#define FLD(T, m, kind) { offsetof(T, m), kind, sizeof(((T *)0)->m) }
+
+/* join-resp (PROTOCOL.md §3.3), keys 1..9, all required */
+typedef struct {
+    iog_member_t m;
+    uint8_t thumb[IOG_HASH_LEN];
+    iog_id_t id;
+    uint8_t nd[IOG_NONCE_LEN];
+} join_resp_t;
+
+static const iog_field_t join_resp_fields[] = {
+    FLD(join_resp_t, m.ch.cluster, IOG_F_ID), FLD(join_resp_t, m.ch.pub, IOG_F_KEY),
+    FLD(join_resp_t, thumb, IOG_F_BYTES),     FLD(join_resp_t, id, IOG_F_ID),
+    FLD(join_resp_t, nd, IOG_F_BYTES),        FLD(join_resp_t, m.nch, IOG_F_BYTES),
+    FLD(join_resp_t, m.height, IOG_F_UINT),   FLD(join_resp_t, m.block, IOG_F_BYTES),
+    FLD(join_resp_t, m.expires, IOG_F_UINT),
+};
 
 int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *sent,
                          const uint8_t *pin, iog_member_t *m)
 {
     iog_sign1_t s;
-    iog_cbor_dec_t d;
-    size_t n;
-    uint32_t seen = 0;
-    uint8_t thumb[IOG_HASH_LEN], nd[IOG_NONCE_LEN];
-    iog_id_t id;
-    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
-        return -EBADMSG;
-    }
+    join_resp_t r;
+    memset(&r, 0, sizeof(r));
     memset(m, 0, sizeof(*m));
-    for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        if (map_key(&d, 9, &k, &seen)) {
-            return -EBADMSG;
-        }
-        switch (k) {
-        case 1: r = get_id(&d, &m->ch.cluster); break;
-        case 2: r = read_key_field(&d, m->ch.pub); break;
-        case 3: r = iog_cbor_get_bstr_exact(&d, thumb, sizeof(thumb)); break;
-        case 4: r = get_id(&d, &id); break;
-        case 5: r = iog_cbor_get_bstr_exact(&d, nd, sizeof(nd)); break;
-        case 6: r = iog_cbor_get_bstr_exact(&d, m->nch, sizeof(m->nch)); break;
-        case 7: r = iog_cbor_get_uint(&d, &m->height); break;
-        case 8: r = iog_cbor_get_bstr_exact(&d, m->block, sizeof(m->block)); break;
-        case 9: r = iog_cbor_get_uint(&d, &m->expires); break;
-        }
-        if (r) {
-            return -EBADMSG;
-        }
-    }
-    if (seen != 0x3FE) {
+    if (iog_sign1_decode(buf, len, &s, join_resp_fields, 9, &r) != 0x3FE) {
         return -EBADMSG; /* all of 1..9 are required */
     }
-    iog_thumbprint(m->ch.pub, m->ch.thumb);
-    if (!iog_ct_eq(thumb, m->ch.thumb, IOG_HASH_LEN) || s.kid_len != IOG_HASH_LEN ||
-        !iog_ct_eq(s.kid, m->ch.thumb, IOG_HASH_LEN)) {
+    iog_thumbprint(r.m.ch.pub, r.m.ch.thumb);
+    if (!iog_ct_eq(r.thumb, r.m.ch.thumb, IOG_HASH_LEN) || s.kid_len != IOG_HASH_LEN ||
+        !iog_ct_eq(s.kid, r.m.ch.thumb, IOG_HASH_LEN) ||
+        (pin && !iog_ct_eq(pin, r.m.ch.thumb, IOG_HASH_LEN)) ||
+        !iog_id_eq(&r.m.ch.cluster, sent->cluster->s, sent->cluster->len) ||
+        !iog_id_eq(&r.id, sent->me->id.s, sent->me->id.len) ||
+        !iog_ct_eq(r.nd, sent->nd, IOG_NONCE_LEN) ||
+        iog_sign1_verify(&s, r.m.ch.pub, IOG_AAD_JOIN_RESP)) {
         return -EACCES;
     }
-    if (pin && !iog_ct_eq(pin, m->ch.thumb, IOG_HASH_LEN)) {
-        return -EACCES;
-    }
-    if (!iog_id_eq(&m->ch.cluster, sent->cluster->s, sent->cluster->len) ||
-        !iog_id_eq(&id, sent->me->id.s, sent->me->id.len) ||
-        !iog_ct_eq(nd, sent->nd, IOG_NONCE_LEN)) {
-        return -EACCES;
-    }
-    if (iog_sign1_verify(&s, m->ch.pub, IOG_AAD_JOIN_RESP)) {
-        return -EACCES;
-    }
-    memcpy(m->nd, sent->nd, IOG_NONCE_LEN);
+    memcpy(r.m.nd, sent->nd, IOG_NONCE_LEN);
+    *m = r.m;
     return 0;
 }
+
+/* rotation (PROTOCOL.md §6.1), keys 1..4, all required */
+typedef struct {
+    iog_view_t cluster;
+    uint8_t old[IOG_P256_PUB_LEN];
+    uint8_t nw[IOG_P256_PUB_LEN];
+    uint64_t time;
+} rotation_t;
+
+/* the keys need no curve check: the old one verifies the rotation, the last new one is key 2 */
+static const iog_field_t rotation_fields[] = {
+    FLD(rotation_t, cluster, IOG_F_TEXT), FLD(rotation_t, old, IOG_F_POINT),
+    FLD(rotation_t, nw, IOG_F_POINT),     FLD(rotation_t, time, IOG_F_UINT),
+};
+
+/*
+ * Follows the @p n rotations that @p d reads (key 7, oldest first) from the
+ * pinned key @p pin to the key of @p to: the
+ * first whose old key has thumbprint @p pin (earlier ones are skipped
+ * unread), then each naming as old key the new key of the one before, the
+ * last naming @p to's key; each a COSE_Sign1 by its old key (kid = its
+ * thumbprint, external_aad "iotguard rotate") for @p to's cluster.
+ */
+static int follow_rotations(iog_cbor_dec_t *d, size_t n, const uint8_t *pin, const iog_cluster_t *to)
+{
+    uint8_t cur[IOG_P256_PUB_LEN], th[IOG_HASH_LEN];
+    int started = 0;
+    for (size_t i = 0; i < n; i++) {
+        iog_sign1_t s;
+        rotation_t r;
+        const uint8_t *b;
+        size_t bl;
+        if (iog_cbor_get_bstr(d, &b, &bl) || iog_sign1_parse(b, bl, &s)) {
+            return -EBADMSG;
+        }
+        if (!started && (s.kid_len != IOG_HASH_LEN || !iog_ct_eq(s.kid, pin, IOG_HASH_LEN))) {
+            continue;
+        }
+        if (iog_map_decode(s.payload, s.payload_len, rotation_fields, 4, &r) != 0x1E) {
+            return -EBADMSG;
+        }
+        iog_thumbprint(r.old, th);
+        if (s.kid_len != IOG_HASH_LEN || !iog_ct_eq(s.kid, th, IOG_HASH_LEN) ||
+            !memcmp(r.old, r.nw, sizeof(cur))) {
+            return -EBADMSG;
+        }
+        if ((started && memcmp(r.old, cur, sizeof(cur))) ||
+            !iog_id_eq(&to->cluster, r.cluster.p, r.cluster.n) ||
+            iog_sign1_verify(&s, r.old, IOG_AAD_ROTATE)) {
+            return -EACCES;
+        }
+        memcpy(cur, r.nw, sizeof(cur));
+        started = 1;
+    }
+    return started && !memcmp(cur, to->pub, sizeof(cur)) ? 0 : -EACCES;
+}
+
+/* cluster-info (PROTOCOL.md §6), keys 1..6 required, 7 optional */
+typedef struct {
+    iog_cluster_t c;
+    uint8_t thumb[IOG_HASH_LEN];
+    iog_view_t rot;
+} cluster_info_t;
+
+static const iog_field_t cluster_fields[] = {
+    FLD(cluster_info_t, c.cluster, IOG_F_ID), FLD(cluster_info_t, c.pub, IOG_F_KEY),
+    FLD(cluster_info_t, thumb, IOG_F_BYTES),  FLD(cluster_info_t, c.lat, IOG_F_INT),
+    FLD(cluster_info_t, c.lon, IOG_F_INT),    FLD(cluster_info_t, c.radius, IOG_F_UINT),
+    FLD(cluster_info_t, rot, IOG_F_ARRAY), /* [1*2 bstr]: the latest rotations, oldest first */
+};
 
 int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
                             iog_cluster_t *out)
 {
     iog_sign1_t s;
+    cluster_info_t x;
     iog_cbor_dec_t d;
-    size_t n;
-    uint32_t seen = 0;
-    uint8_t thumb[IOG_HASH_LEN];
-    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
-        return -EBADMSG;
-    }
+    size_t nrot = 0;
+    memset(&x, 0, sizeof(x));
     memset(out, 0, sizeof(*out));
-    for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        if (map_key(&d, 6, &k, &seen)) {
-            return -EBADMSG;
-        }
-        switch (k) {
-        case 1: r = get_id(&d, &out->cluster); break;
-        case 2: r = read_key_field(&d, out->pub); break;
-        case 3: r = iog_cbor_get_bstr_exact(&d, thumb, sizeof(thumb)); break;
-        case 4: r = iog_cbor_get_int(&d, &out->lat); break;
-        case 5: r = iog_cbor_get_int(&d, &out->lon); break;
-        case 6: r = iog_cbor_get_uint(&d, &out->radius); break;
-        }
-        if (r) {
-            return -EBADMSG;
-        }
-    }
-    if (seen != 0x7E) {
+    int seen = iog_sign1_decode(buf, len, &s, cluster_fields, 7, &x);
+    iog_cbor_dec_init(&d, x.rot.p, x.rot.n);
+    if ((seen & ~0x80) != 0x7E || (x.rot.p && (iog_cbor_get_array(&d, &nrot) || nrot > 2))) {
         return -EBADMSG;
     }
-    iog_thumbprint(out->pub, out->thumb);
-    if (!iog_ct_eq(thumb, out->thumb, IOG_HASH_LEN) ||
-        (pin && !iog_ct_eq(pin, out->thumb, IOG_HASH_LEN))) {
+    iog_thumbprint(x.c.pub, x.c.thumb);
+    *out = x.c;
+    if (!iog_ct_eq(x.thumb, out->thumb, IOG_HASH_LEN)) {
         return -EACCES;
     }
-    return iog_sign1_verify(&s, out->pub, IOG_AAD_CLUSTER);
+    int e = iog_sign1_verify(&s, out->pub, IOG_AAD_CLUSTER);
+    if (e || !pin || iog_ct_eq(pin, out->thumb, IOG_HASH_LEN)) {
+        return e;
+    }
+    /* another key than the pinned one: only through the rotations it carries */
+    return follow_rotations(&d, nrot, pin, out);
 }
+
+/* ledger-head (PROTOCOL.md §6), keys 1..3, all required */
+typedef struct {
+    uint64_t height;
+    uint8_t hash[IOG_HASH_LEN];
+    uint64_t time_ms;
+} ledger_head_t;
+
+static const iog_field_t head_fields[] = {
+    FLD(ledger_head_t, height, IOG_F_UINT), FLD(ledger_head_t, hash, IOG_F_BYTES),
+    FLD(ledger_head_t, time_ms, IOG_F_UINT),
+};
 
 int iog_ledger_head_verify(const uint8_t *buf, size_t len, const uint8_t pub[IOG_P256_PUB_LEN],
                            uint64_t *height, uint8_t hash[IOG_HASH_LEN], uint64_t *time_ms)
 {
     iog_sign1_t s;
-    iog_cbor_dec_t d;
-    size_t n;
-    uint32_t seen = 0;
-    if (iog_sign1_parse(buf, len, &s) || map_open(&d, s.payload, s.payload_len, &n)) {
+    ledger_head_t h;
+    if (iog_sign1_decode(buf, len, &s, head_fields, 3, &h) != 0xE) {
         return -EBADMSG;
     }
-    for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        if (map_key(&d, 3, &k, &seen)) {
-            return -EBADMSG;
-        }
-        switch (k) {
-        case 1: r = iog_cbor_get_uint(&d, height); break;
-        case 2: r = iog_cbor_get_bstr_exact(&d, hash, IOG_HASH_LEN); break;
-        case 3: r = iog_cbor_get_uint(&d, time_ms); break;
-        }
-        if (r) {
-            return -EBADMSG;
-        }
-    }
-    if (seen != 0xE) {
-        return -EBADMSG;
-    }
+    *height = h.height;
+    memcpy(hash, h.hash, IOG_HASH_LEN);
+    *time_ms = h.time_ms;
     return iog_sign1_verify(&s, pub, IOG_AAD_HEAD);
 }
 
@@ -538,6 +587,7 @@ void iog_derive_member_keys(const uint8_t km[32], iog_member_keys_t *k)
     expand_label(km, "iotguard resp key", k->resp, sizeof(k->resp));
     expand_label(km, "iotguard common iv", k->iv, sizeof(k->iv));
     expand_label(km, "iotguard ticket key", k->ticket, sizeof(k->ticket));
+    expand_label(km, "iotguard talk key", k->talk, sizeof(k->talk));
 }
 
 int iog_member_derive(const iog_identity_t *me, iog_member_t *m)
@@ -797,18 +847,49 @@ int iog_prot_req_open(const iog_member_t *m, const char *path, const uint8_t *bu
     return enc0_open(m->keys.req, nonce, &x, ext, (size_t)el, out, cap);
 }
 
-int iog_peer_req_encode(const iog_id_t *peer, const uint8_t *echo, size_t echo_len, uint8_t *out,
-                        size_t cap)
+/*
+ * talk-proof (PROTOCOL.md §5.1):
+ *
+ *   83                  array(3)
+ *      4C <nonce:12>    N_t
+ *      <uint time>      unix s
+ *      50 <tag:16>      AES-128-GCM tag
+ */
+static void put_talk_proof(iog_cbor_enc_t *e, const iog_talk_proof_t *p)
+{
+    iog_cbor_put_array(e, 3);
+    iog_cbor_put_bstr(e, p->nonce, sizeof(p->nonce));
+    iog_cbor_put_uint(e, p->time);
+    iog_cbor_put_bstr(e, p->tag, sizeof(p->tag));
+}
+
+static int get_talk_proof(iog_cbor_dec_t *d, iog_talk_proof_t *p)
+{
+    size_t n;
+    if (iog_cbor_get_array(d, &n) || n != 3 ||
+        iog_cbor_get_bstr_exact(d, p->nonce, sizeof(p->nonce)) || iog_cbor_get_uint(d, &p->time) ||
+        iog_cbor_get_bstr_exact(d, p->tag, sizeof(p->tag))) {
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int iog_peer_req_encode(const iog_id_t *peer, const iog_talk_proof_t *proof, const uint8_t *echo,
+                        size_t echo_len, uint8_t *out, size_t cap)
 {
     iog_cbor_enc_t e;
-    if (echo && (echo_len == 0 || echo_len > IOG_ECHO_MAX)) {
+    if ((echo && (echo_len == 0 || echo_len > IOG_ECHO_MAX)) || (proof && !peer)) {
         return -EINVAL;
     }
     iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_map(&e, (peer != NULL) + (echo != NULL));
+    iog_cbor_put_map(&e, (peer != NULL) + (proof != NULL) + (echo != NULL));
     if (peer) {
         iog_cbor_put_uint(&e, 1);
         put_id(&e, peer);
+    }
+    if (proof) {
+        iog_cbor_put_uint(&e, 2);
+        put_talk_proof(&e, proof);
     }
     if (echo) {
         iog_cbor_put_uint(&e, 9);
@@ -817,15 +898,18 @@ int iog_peer_req_encode(const iog_id_t *peer, const uint8_t *echo, size_t echo_l
     return iog_cbor_enc_finish(&e);
 }
 
-int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, const uint8_t **echo,
-                        size_t *echo_len)
+int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, iog_talk_proof_t *proof,
+                        int *has_proof, const uint8_t **echo, size_t *echo_len)
 {
     iog_cbor_dec_t d;
     size_t n;
     uint32_t seen = 0;
     *echo = NULL;
     *echo_len = 0;
-    if (map_open(&d, buf, len, &n)) {
+    if (has_proof) {
+        *has_proof = 0;
+    }
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
@@ -837,6 +921,12 @@ int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, const ui
             if (get_id(&d, peer)) {
                 return -EBADMSG;
             }
+        }
+        else if (k == 2 && peer && proof && has_proof) {
+            if (get_talk_proof(&d, proof)) {
+                return -EBADMSG;
+            }
+            *has_proof = 1;
         }
         else if (k == 9) {
             if (iog_cbor_get_bstr(&d, echo, echo_len) || *echo_len == 0 ||
@@ -858,19 +948,19 @@ int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *
     size_t n;
     uint32_t seen = 0;
     memset(j, 0, sizeof(*j));
-    if (map_open(&d, buf, len, &n)) {
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (map_key(&d, 7, &k, &seen)) {
+        if (iog_cbor_map_key(&d, 7, &k, &seen)) {
             return -EBADMSG;
         }
         switch (k) {
         case 1: r = get_id(&d, &j->cluster); break;
         case 2: r = get_id(&d, &j->id); break;
-        case 3: r = read_key_field(&d, j->pub); break;
+        case 3: r = cose_key_read(&d, j->pub, 1); break;
         case 4: r = iog_cbor_get_int(&d, &j->lat); break;
         case 5: r = iog_cbor_get_int(&d, &j->lon); break;
         case 6: r = iog_cbor_get_bstr_exact(&d, j->nd, sizeof(j->nd)); break;
@@ -892,37 +982,30 @@ int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *
     return 0;
 }
 
+/* verify-resp (PROTOCOL.md §4.3), keys 1, 2 required, 3..5 optional */
+typedef struct {
+    iog_verify_resp_t v;
+    uint64_t status;
+} verify_resp_t;
+
+static const iog_field_t verify_resp_fields[] = {
+    FLD(verify_resp_t, v.peer, IOG_F_ID),     FLD(verify_resp_t, status, IOG_F_UINT),
+    FLD(verify_resp_t, v.height, IOG_F_UINT), FLD(verify_resp_t, v.block, IOG_F_BYTES),
+    FLD(verify_resp_t, v.expires, IOG_F_UINT),
+};
+
 int iog_verify_resp_decode(const uint8_t *buf, size_t len, iog_verify_resp_t *v)
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    uint32_t seen = 0;
-    uint64_t status = 0;
+    verify_resp_t x;
+    memset(&x, 0, sizeof(x));
     memset(v, 0, sizeof(*v));
-    if (map_open(&d, buf, len, &n)) {
+    int seen = iog_map_decode(buf, len, verify_resp_fields, 5, &x);
+    if (seen < 0 || (seen & 0x6) != 0x6 || x.status > IOG_STATUS_EXPIRED) {
         return -EBADMSG;
     }
-    for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        if (map_key(&d, 5, &k, &seen)) {
-            return -EBADMSG;
-        }
-        switch (k) {
-        case 1: r = get_id(&d, &v->peer); break;
-        case 2: r = iog_cbor_get_uint(&d, &status); break;
-        case 3: r = iog_cbor_get_uint(&d, &v->height); break;
-        case 4: r = iog_cbor_get_bstr_exact(&d, v->block, 32); v->has_block = 1; break;
-        case 5: r = iog_cbor_get_uint(&d, &v->expires); break;
-        }
-        if (r) {
-            return -EBADMSG;
-        }
-    }
-    if ((seen & 0x6) != 0x6 || status > IOG_STATUS_EXPIRED) {
-        return -EBADMSG;
-    }
-    v->status = (unsigned)status;
+    x.v.status = (unsigned)x.status;
+    x.v.has_block = (seen & 0x10) != 0;
+    *v = x.v;
     return 0;
 }
 
@@ -931,7 +1014,7 @@ int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
+    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
         iog_cbor_get_uint(&d, height) || iog_cbor_get_key(&d, &k) || k != 2 ||
         iog_cbor_get_bstr_exact(&d, hash, 32)) {
         return -EBADMSG;
@@ -940,12 +1023,26 @@ int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint
 }
 
 int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant,
-                           size_t *grant_len, const uint8_t **ticket, size_t *ticket_len)
+                           size_t *grant_len, const uint8_t **ticket, size_t *ticket_len,
+                           const uint8_t **warning, size_t *warning_len)
 {
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1) {
+    *grant = *ticket = *warning = NULL;
+    *grant_len = *ticket_len = *warning_len = 0;
+    if (iog_cbor_map_open(&d, buf, len, &n) || (n != 1 && n != 2) || iog_cbor_get_key(&d, &k)) {
+        return -EBADMSG;
+    }
+    if (n == 1) { /* {3: verify-resp}: a warning instead of a session */
+        *warning = d.p;
+        if (k != 3 || iog_cbor_skip(&d)) {
+            return -EBADMSG;
+        }
+        *warning_len = (size_t)(d.p - *warning);
+        return 0;
+    }
+    if (k != 1) {
         return -EBADMSG;
     }
     *grant = d.p;
@@ -966,56 +1063,33 @@ int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant
 
 /* ---- tickets ---- */
 
-static int ticket_read(iog_cbor_dec_t *d, iog_ticket_t *t)
-{
-    size_t n;
-    uint32_t seen = 0;
-    memset(t, 0, sizeof(*t));
-    if (iog_cbor_get_map(d, &n)) {
-        return -EBADMSG;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        iog_enc0_t x;
-        if (iog_cbor_get_key(d, &k) || k < 1 || k > 6) {
-            return -EBADMSG;
-        }
-        seen |= 1u << k;
-        switch (k) {
-        case 1: r = iog_cbor_get_bstr_exact(d, t->sid, sizeof(t->sid)); break;
-        case 2: r = iog_cbor_get_uint(d, &t->expires); break;
-        case 3: r = get_id(d, &t->initiator); break;
-        case 4: r = get_id(d, &t->responder); break;
-        case 5: r = get_id(d, &t->recipient); break;
-        case 6:
-            r = enc0_read(d, &x);
-            /* unprotected {5: iv} only; the sealed Sk is 16 bytes + tag */
-            if (!r && (x.kid || x.piv || x.kidctx || !x.iv || x.iv_len != 12 ||
-                       x.ct_len != sizeof(t->ct))) {
-                r = -EBADMSG;
-            }
-            if (!r) {
-                memcpy(t->iv, x.iv, 12);
-                memcpy(t->ct, x.ct, sizeof(t->ct));
-            }
-            break;
-        }
-        if (r) {
-            return -EBADMSG;
-        }
-    }
-    return seen == 0x7E ? 0 : -EBADMSG;
-}
+/* ticket (PROTOCOL.md §4.4), keys 1..6, all required; 6: the sealed box */
+typedef struct {
+    iog_ticket_t t;
+    iog_view_t box;
+} ticket_t;
+
+static const iog_field_t ticket_fields[] = {
+    FLD(ticket_t, t.sid, IOG_F_BYTES),      FLD(ticket_t, t.expires, IOG_F_UINT),
+    FLD(ticket_t, t.initiator, IOG_F_ID),   FLD(ticket_t, t.responder, IOG_F_ID),
+    FLD(ticket_t, t.recipient, IOG_F_ID),   FLD(ticket_t, box, IOG_F_ARRAY),
+};
 
 int iog_ticket_parse(const uint8_t *buf, size_t len, iog_ticket_t *t)
 {
-    iog_cbor_dec_t d;
-    if (iog_cbor_check(buf, len)) {
+    ticket_t x;
+    iog_enc0_t e;
+    memset(&x, 0, sizeof(x));
+    memset(t, 0, sizeof(*t));
+    /* unprotected {5: iv} only; the sealed Sk is 16 bytes + tag */
+    if (iog_map_decode(buf, len, ticket_fields, 6, &x) != 0x7E || iog_enc0_parse(x.box.p, x.box.n, &e) ||
+        e.kid || e.piv || e.kidctx || !e.iv || e.iv_len != 12 || e.ct_len != sizeof(t->ct)) {
         return -EBADMSG;
     }
-    iog_cbor_dec_init(&d, buf, len);
-    return ticket_read(&d, t);
+    memcpy(x.t.iv, e.iv, 12);
+    memcpy(x.t.ct, e.ct, sizeof(t->ct));
+    *t = x.t;
+    return 0;
 }
 
 int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const iog_id_t *cluster,
@@ -1061,25 +1135,115 @@ int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const i
 
 /* ---- talk and M2M ---- */
 
-int iog_hello_encode(const iog_id_t *id, uint8_t *out, size_t cap)
+/* external_aad of a talk proof: ["iotguard talk", cluster, initiator, responder, nonce, time] */
+static int talk_aad(const iog_id_t *cluster, const iog_id_t *initiator, const iog_id_t *responder,
+                    const uint8_t nonce[IOG_TALK_NONCE_LEN], uint64_t time, uint8_t *out,
+                    size_t cap)
 {
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_map(&e, 1);
-    iog_cbor_put_uint(&e, 1);
-    put_id(&e, id);
+    iog_cbor_put_array(&e, 6);
+    iog_cbor_put_cstr(&e, "iotguard talk");
+    put_id(&e, cluster);
+    put_id(&e, initiator);
+    put_id(&e, responder);
+    iog_cbor_put_bstr(&e, nonce, IOG_TALK_NONCE_LEN);
+    iog_cbor_put_uint(&e, time);
     return iog_cbor_enc_finish(&e);
 }
 
-int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id)
+int iog_talk_proof_make(const uint8_t talk_key[16], const iog_id_t *cluster,
+                        const iog_id_t *initiator, const iog_id_t *responder,
+                        const uint8_t nonce[IOG_TALK_NONCE_LEN], uint64_t time,
+                        iog_talk_proof_t *p)
+{
+    uint8_t ext[AAD_MAX], aad[ENC_STRUCT_MAX];
+    int el = talk_aad(cluster, initiator, responder, nonce, time, ext, sizeof(ext));
+    int al = el < 0 ? el : enc_structure(ext, (size_t)el, aad, sizeof(aad));
+    if (al < 0) {
+        return -EINVAL;
+    }
+    memcpy(p->nonce, nonce, IOG_TALK_NONCE_LEN);
+    p->time = time;
+    iog_gcm_seal(talk_key, nonce, aad, (size_t)al, NULL, 0, p->tag); /* the tag alone */
+    return 0;
+}
+
+int iog_talk_fresh(uint64_t t, uint64_t now)
+{
+    if (t > UINT64_MAX - IOG_TALK_LIFETIME_S || now > UINT64_MAX - IOG_TALK_LIFETIME_S) {
+        return 0; /* no wrap-around into freshness */
+    }
+    return t <= now + IOG_TALK_LIFETIME_S && now <= t + IOG_TALK_LIFETIME_S;
+}
+
+int iog_talk_proof_check(const uint8_t talk_key[16], const iog_id_t *cluster,
+                         const iog_id_t *initiator, const iog_id_t *responder,
+                         const iog_talk_proof_t *p, uint64_t now)
+{
+    iog_talk_proof_t want;
+    if (!iog_talk_fresh(p->time, now)) {
+        return -ETIME;
+    }
+    if (iog_talk_proof_make(talk_key, cluster, initiator, responder, p->nonce, p->time, &want)) {
+        return -EACCES;
+    }
+    return iog_ct_eq(want.tag, p->tag, sizeof(want.tag)) ? 0 : -EACCES;
+}
+
+/*
+ * hello (PROTOCOL.md §5.1):
+ *
+ *   A3                      map(3)
+ *      01 <tstr initiator>
+ *      02 <tstr responder>
+ *      03 <talk-proof>
+ */
+int iog_hello_encode(const iog_id_t *id, const iog_id_t *responder, const iog_talk_proof_t *p,
+                     uint8_t *out, size_t cap)
+{
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, 3);
+    iog_cbor_put_uint(&e, 1);
+    put_id(&e, id);
+    iog_cbor_put_uint(&e, 2);
+    put_id(&e, responder);
+    iog_cbor_put_uint(&e, 3);
+    put_talk_proof(&e, p);
+    return iog_cbor_enc_finish(&e);
+}
+
+int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id, iog_id_t *responder,
+                     iog_talk_proof_t *p, int *has_proof)
 {
     iog_cbor_dec_t d;
     size_t n;
-    int64_t k;
-    if (map_open(&d, buf, len, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 1 ||
-        get_id(&d, id)) {
+    uint32_t seen = 0;
+    *has_proof = 0;
+    if (iog_cbor_map_open(&d, buf, len, &n)) {
         return -EBADMSG;
     }
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        int r = 0;
+        if (iog_cbor_map_key(&d, 3, &k, &seen)) {
+            return -EBADMSG;
+        }
+        switch (k) {
+        case 1: r = get_id(&d, id); break;
+        case 2: r = get_id(&d, responder); break;
+        case 3: r = get_talk_proof(&d, p); break;
+        }
+        if (r) {
+            return -EBADMSG;
+        }
+    }
+    /* the initiator; then the responder and the proof, both or neither */
+    if (!(seen & 0x2) || ((seen & 0x4) != 0) != ((seen & 0x8) != 0)) {
+        return -EBADMSG;
+    }
+    *has_proof = (seen & 0x8) != 0;
     return 0;
 }
 
@@ -1102,7 +1266,7 @@ int iog_talk_resp_decode(const uint8_t *buf, size_t len, iog_id_t *id, const uin
     iog_cbor_dec_t d;
     size_t n;
     int64_t k;
-    if (map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
+    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
         get_id(&d, id) || iog_cbor_get_key(&d, &k) || k != 2) {
         return -EBADMSG;
     }
@@ -1119,22 +1283,16 @@ static int m2m_derive(const uint8_t sk[16], const uint8_t sid[16], const iog_id_
                       uint8_t key[16], uint8_t iv[12])
 {
     uint8_t info[24 + IOG_ID_MAX + 2];
-    iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, info, sizeof(info));
-    iog_cbor_put_array(&e, 2);
-    iog_cbor_put_cstr(&e, "iotguard m2m key");
-    put_id(&e, x);
-    int n = iog_cbor_enc_finish(&e);
-    if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, key, 16)) {
-        return -EINVAL;
-    }
-    iog_cbor_enc_init(&e, info, sizeof(info));
-    iog_cbor_put_array(&e, 2);
-    iog_cbor_put_cstr(&e, "iotguard m2m iv");
-    put_id(&e, x);
-    n = iog_cbor_enc_finish(&e);
-    if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, iv, 12)) {
-        return -EINVAL;
+    for (int i = 0; i < 2; i++) {
+        iog_cbor_enc_t e;
+        iog_cbor_enc_init(&e, info, sizeof(info));
+        iog_cbor_put_array(&e, 2);
+        iog_cbor_put_cstr(&e, i ? "iotguard m2m iv" : "iotguard m2m key");
+        put_id(&e, x);
+        int n = iog_cbor_enc_finish(&e);
+        if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, i ? iv : key, i ? 12 : 16)) {
+            return -EINVAL;
+        }
     }
     return 0;
 }

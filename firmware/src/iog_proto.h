@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iog_cbor.h"
 #include "iog_config.h"
 #include "iog_crypto.h"
 #include "iog_replay.h"
@@ -30,6 +31,7 @@ extern "C" {
 #define IOG_AAD_JOIN_RESP "iotguard join-resp"
 #define IOG_AAD_CLUSTER "iotguard cluster"
 #define IOG_AAD_HEAD "iotguard head"
+#define IOG_AAD_ROTATE "iotguard rotate"
 
 /** Paths of protected requests, bound into their AAD (PROTOCOL.md §4.1). */
 #define IOG_PATH_VERIFY "verify"
@@ -84,18 +86,19 @@ typedef struct {
     uint8_t resp[16];   /**< CH -> device */
     uint8_t iv[12];     /**< common IV */
     uint8_t ticket[16]; /**< tickets sealed to this member */
+    uint8_t talk[16];   /**< this member's talk proofs (PROTOCOL.md §5.1) */
 } iog_member_keys_t;
 
 /** A membership: what a joined device keeps. */
 typedef struct {
-    iog_cluster_t ch;                 /**< the CH */
+    uint64_t seq;                     /**< next protected-request sequence number */
+    uint64_t height;                  /**< ledger height of the join block */
+    uint64_t expires;                 /**< membership expiry, unix s */
+    iog_member_keys_t keys;           /**< derived keys */
     uint8_t nd[IOG_NONCE_LEN];        /**< device nonce N_d */
     uint8_t nch[IOG_NONCE_LEN];       /**< CH nonce N_ch */
-    uint64_t height;                  /**< ledger height of the join block */
-    uint8_t block[IOG_HASH_LEN];      /**< its hash */
-    uint64_t expires;                 /**< membership expiry, unix s */
-    uint64_t seq;                     /**< next protected-request sequence number */
-    iog_member_keys_t keys;           /**< derived keys */
+    uint8_t block[IOG_HASH_LEN];      /**< hash of the join block */
+    iog_cluster_t ch;                 /**< the CH */
 } iog_member_t;
 
 /* ---- COSE_Key and thumbprint (PROTOCOL.md §1) ---- */
@@ -143,6 +146,48 @@ int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, 
  */
 int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s);
 
+/** Bytes of a message, in place. */
+typedef struct {
+    const uint8_t *p; /**< first byte */
+    size_t n;         /**< length */
+} iog_view_t;
+
+/** Kinds of the fields of iog_map_decode(). */
+enum {
+    IOG_F_UINT,  /**< uint64_t */
+    IOG_F_INT,   /**< int64_t */
+    IOG_F_BYTES, /**< a bstr of exactly iog_field_t::len bytes, copied */
+    IOG_F_VIEW,  /**< a bstr, as an iog_view_t */
+    IOG_F_TEXT,  /**< a tstr, as an iog_view_t */
+    IOG_F_ID,    /**< a tstr that is an ID (PROTOCOL.md §1), as an iog_id_t */
+    IOG_F_KEY,   /**< a COSE_Key, as its point (65 bytes), checked on P-256 */
+    IOG_F_POINT, /**< a COSE_Key not checked on the curve (a verify under it will) */
+    IOG_F_ARRAY, /**< an array, as an iog_view_t of its encoding (head included) */
+};
+
+/** Where iog_map_decode() puts the value of one key, and as what. */
+typedef struct {
+    uint16_t off; /**< offsetof() in the output struct */
+    uint8_t kind; /**< IOG_F_* */
+    uint8_t len;  /**< IOG_F_BYTES: the exact length */
+} iog_field_t;
+
+/**
+ * @brief Decodes the CBOR map @p buf whose keys are 1..@p nf (nf <= 30):
+ *        key k as @p f[k - 1] says, into @p out. Well-formedness and the
+ *        limits of PROTOCOL.md §1 first; an unknown key is malformed.
+ * @return the keys seen as a bit mask (bit k for key k), or -EBADMSG.
+ */
+int iog_map_decode(const uint8_t *buf, size_t len, const iog_field_t *f, size_t nf, void *out);
+
+/**
+ * @brief iog_sign1_parse(), then iog_map_decode() of its payload: the shape
+ *        of every signed message here. The signature is not checked.
+ * @return the keys seen, or -EBADMSG.
+ */
+int iog_sign1_decode(const uint8_t *buf, size_t len, iog_sign1_t *s, const iog_field_t *f,
+                     size_t nf, void *out);
+
 /** Verifies @p s under @p pub with external AAD @p aad. @return 0 or -EACCES. */
 int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], const char *aad);
 
@@ -185,8 +230,14 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
 
 /**
  * @brief Verifies GET /cluster's signed cluster-info (PROTOCOL.md §6) under
- *        the key it carries and, when @p pin is not NULL, the pin.
- * @return 0, -EBADMSG or -EACCES.
+ *        the key it carries (key 2) and, when @p pin is not NULL, that key
+ *        against the pin: the pinned key itself, or a key the rotations of
+ *        key 7 lead to from it (§6.1: each verified under the key before it,
+ *        naming it as old key, for this cluster). The caller that sees
+ *        @p out->thumb differ from @p pin has followed a rotation: it pins
+ *        the new key (and a member re-keys, §6.2).
+ * @return 0, -EBADMSG, or -EACCES (bad signature, or no rotation from the
+ *         pinned key leads to the key offered).
  */
 int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
                             iog_cluster_t *out);
@@ -209,7 +260,7 @@ int iog_derive_km(const uint8_t z[32], const uint8_t nd[IOG_NONCE_LEN],
                   const uint8_t nch[IOG_NONCE_LEN], const iog_id_t *cluster, const iog_id_t *id,
                   const uint8_t thumb[IOG_HASH_LEN], uint8_t km[32]);
 
-/** Derives the req, resp, IV and ticket keys from K_m (PROTOCOL.md §3.4). */
+/** Derives the req, resp, IV, ticket and talk keys from K_m (PROTOCOL.md §3.4). */
 void iog_derive_member_keys(const uint8_t km[32], iog_member_keys_t *k);
 
 /**
@@ -260,22 +311,64 @@ int iog_prot_req_seal(const iog_member_t *m, const iog_id_t *me, uint64_t seq, c
 int iog_prot_resp_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
                        const uint8_t *buf, size_t len, uint8_t *out, size_t cap);
 
+/* ---- talk proofs (PROTOCOL.md §5.1) ---- */
+
+#define IOG_TALK_NONCE_LEN 12  /**< a talk proof's nonce: its AES-GCM nonce */
+#define IOG_TALK_LIFETIME_S 60 /**< a proof is fresh this long before and after its time */
+
+/** A talk proof: the initiator's proof of membership in its hello. */
+typedef struct {
+    uint8_t nonce[IOG_TALK_NONCE_LEN]; /**< fresh random per hello */
+    uint64_t time;                     /**< the initiator's clock when made, unix s */
+    uint8_t tag[IOG_GCM_TAG_LEN];      /**< AES-128-GCM tag under the talk key */
+} iog_talk_proof_t;
+
 /**
- * @brief Encodes verify-req / session-req {1: peer, ? 9: echo}, or leave-req
- *        {? 9: echo} when @p peer is NULL.
- * @return the length or -ENOBUFS.
+ * @brief Makes the proof that @p initiator asks @p responder to talk at
+ *        @p time (unix s) with @p nonce: the AES-128-GCM tag, under the
+ *        initiator's @p talk_key, of an empty plaintext with the AAD
+ *        ["Encrypt0", h'A10101', ["iotguard talk", cluster, initiator,
+ *        responder, nonce, time]]. IMPORTANT: a nonce must never be used
+ *        twice under one talk key: draw it from the platform RNG.
+ * @return 0 or -EINVAL.
  */
-int iog_peer_req_encode(const iog_id_t *peer, const uint8_t *echo, size_t echo_len, uint8_t *out,
-                        size_t cap);
+int iog_talk_proof_make(const uint8_t talk_key[16], const iog_id_t *cluster,
+                        const iog_id_t *initiator, const iog_id_t *responder,
+                        const uint8_t nonce[IOG_TALK_NONCE_LEN], uint64_t time,
+                        iog_talk_proof_t *p);
+
+/** True when a proof made at @p t is fresh at @p now: at most 60 s apart. */
+int iog_talk_fresh(uint64_t t, uint64_t now);
+
+/**
+ * @brief Checks @p p as the CH does, under the initiator's @p talk_key, for
+ *        @p responder at @p now. A device cannot (it has no other member's
+ *        key): the tests and the shared vectors use it.
+ * @return 0, -ETIME when stale, -EACCES when the tag does not verify.
+ */
+int iog_talk_proof_check(const uint8_t talk_key[16], const iog_id_t *cluster,
+                         const iog_id_t *initiator, const iog_id_t *responder,
+                         const iog_talk_proof_t *p, uint64_t now);
+
+/**
+ * @brief Encodes verify-req / session-req {1: peer, ? 2: proof, ? 9: echo},
+ *        or leave-req {? 9: echo} when @p peer is NULL. @p proof (a
+ *        session-req forwarding the initiator's talk proof) may be NULL.
+ * @return the length, -EINVAL or -ENOBUFS.
+ */
+int iog_peer_req_encode(const iog_id_t *peer, const iog_talk_proof_t *proof, const uint8_t *echo,
+                        size_t echo_len, uint8_t *out, size_t cap);
 
 /**
  * @brief Decodes verify-req / session-req (@p peer not NULL) or leave-req
- *        (@p peer NULL); @p echo points into @p buf, NULL when absent.
+ *        (@p peer NULL); @p echo points into @p buf, NULL when absent. A
+ *        talk proof (key 2) is accepted only when @p proof is not NULL (a
+ *        session-req); *has_proof says whether there was one.
  *        The CH's side, used by tests and strict-decoding vectors.
  * @return 0 or -EBADMSG.
  */
-int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, const uint8_t **echo,
-                        size_t *echo_len);
+int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, iog_talk_proof_t *proof,
+                        int *has_proof, const uint8_t **echo, size_t *echo_len);
 
 /**
  * @brief Opens a protected request with the member's req key (the CH's side).
@@ -317,12 +410,15 @@ int iog_verify_resp_decode(const uint8_t *buf, size_t len, iog_verify_resp_t *v)
 int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint8_t hash[32]);
 
 /**
- * @brief Splits a session-resp {1: grant, 2: ticket} into the encodings of
- *        its two tickets (views into @p buf).
+ * @brief Splits a session-resp into views into @p buf: {1: grant, 2: ticket}
+ *        gives the encodings of its two tickets and *warning = NULL; {3:
+ *        verify-resp}, the CH's warning about an initiator whose talk proof
+ *        it accepted, gives that verify-resp in @p warning and no tickets.
  * @return 0 or -EBADMSG.
  */
 int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant,
-                           size_t *grant_len, const uint8_t **ticket, size_t *ticket_len);
+                           size_t *grant_len, const uint8_t **ticket, size_t *ticket_len,
+                           const uint8_t **warning, size_t *warning_len);
 
 /* ---- tickets (PROTOCOL.md §4.4) ---- */
 
@@ -354,10 +450,17 @@ int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const i
 
 /* ---- talk and M2M (PROTOCOL.md §5) ---- */
 
-/** Encodes hello {1: id}. @return the length or -ENOBUFS. */
-int iog_hello_encode(const iog_id_t *id, uint8_t *out, size_t cap);
-/** Decodes hello. @return 0 or -EBADMSG. */
-int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id);
+/** Encodes hello {1: id, 2: responder, 3: proof}. @return the length or -ENOBUFS. */
+int iog_hello_encode(const iog_id_t *id, const iog_id_t *responder, const iog_talk_proof_t *p,
+                     uint8_t *out, size_t cap);
+/**
+ * @brief Decodes a hello. One without keys 2 and 3 (from a device that
+ *        predates talk proofs) decodes with *has_proof = 0, for the listener
+ *        to refuse; one with only one of them is malformed.
+ * @return 0 or -EBADMSG.
+ */
+int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id, iog_id_t *responder,
+                     iog_talk_proof_t *p, int *has_proof);
 /** Encodes talk-resp {1: id, 2: ticket} with the ticket's encoding as is. */
 int iog_talk_resp_encode(const iog_id_t *id, const uint8_t *ticket, size_t ticket_len,
                          uint8_t *out, size_t cap);

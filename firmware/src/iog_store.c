@@ -2,6 +2,7 @@
  * Persistent records: framing, checksum, and the payload layouts.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "iog_store.h"
@@ -75,8 +76,46 @@ int iog_store_erase(const iog_storage_t *st, unsigned rec)
     return st->write(st->ctx, rec, NULL, 0);
 }
 
-/* ---- a little-endian cursor; the first overrun sets err and stops it ---- */
+/*
+ * ---- record payloads: fields in order, little-endian, no padding ----
+ *
+ * Each record is a table of fields of its struct, written and read by one
+ * pair of loops: an integer as its bytes in memory (the store is for
+ * little-endian targets; a uint32_t takes 8 bytes where the layout says
+ * u64), bytes as they are, an ID or a string as a length byte and its
+ * bytes, the credential as the bytes its count says. The layouts are those
+ * of IOG_STORE_VERSION 1.
+ */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the store's records are little-endian: convert the integers for this target"
+#endif
 
+enum {
+    F_BYTES, /* len bytes (an integer of len bytes too) */
+    F_WIDE,  /* a uint32_t as 8 bytes, the high half zero */
+    F_VAR,   /* as many bytes (at most IOG_CRED_MAX) as the uint16_t just before it counts */
+    F_STR,   /* a NUL-free string of < len bytes: length byte, bytes */
+    F_ID,    /* a valid ID: length byte, bytes */
+    F_ID0,   /* the same, or length 0: unset */
+};
+
+/* 4 bytes a field: the tables are static RAM on the ESP8266 (its .rodata) */
+typedef struct {
+    uint16_t off; /* offsetof() in the record's struct */
+    uint8_t len;  /* see the kinds */
+    uint8_t kind;
+} field_t;
+
+#define FK(T, m, kind, len) { offsetof(T, m), len, kind }
+#define FB(T, m) FK(T, m, F_BYTES, sizeof(((T *)0)->m))
+#define FSTR(T, m) FK(T, m, F_STR, sizeof(((T *)0)->m))
+#define FADDR(T, m) FB(T, m.family), FB(T, m.ip), FB(T, m.port)
+
+/* the credential's count is the uint16_t just before its bytes */
+typedef char cred_count_before_it[offsetof(iog_settings_t, cred) ==
+                                  offsetof(iog_settings_t, cred_len) + 2 ? 1 : -1];
+
+/* A cursor over the payload; the first overrun or bad field sets err and stops it. */
 typedef struct {
     uint8_t *p;       /* writer (NULL when reading) */
     const uint8_t *r; /* reader */
@@ -94,324 +133,248 @@ static void put(cur_t *c, const void *b, size_t n)
     c->n += n;
 }
 
-static void get(cur_t *c, void *b, size_t n)
+static const uint8_t *get(cur_t *c, size_t n)
 {
     if (c->err || c->n + n > c->cap) {
         c->err = 1;
-        memset(b, 0, n);
-        return;
+        return NULL;
     }
-    memcpy(b, c->r + c->n, n);
     c->n += n;
+    return c->r + c->n - n;
 }
 
-static void put_u64(cur_t *c, uint64_t v)
+static void fields_put(cur_t *c, const void *base, const field_t *f, size_t nf)
 {
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++) {
-        b[i] = (uint8_t)(v >> (8 * i));
-    }
-    put(c, b, 8);
-}
-
-static uint64_t get_u64(cur_t *c)
-{
-    uint8_t b[8];
-    uint64_t v = 0;
-    get(c, b, 8);
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | b[i];
-    }
-    return v;
-}
-
-static void put_u8(cur_t *c, uint8_t v)
-{
-    put(c, &v, 1);
-}
-
-static uint8_t get_u8(cur_t *c)
-{
-    uint8_t v;
-    get(c, &v, 1);
-    return v;
-}
-
-/* An ID as length + bytes; length 0 is "unset" where @p may_unset. */
-static void put_id(cur_t *c, const iog_id_t *id)
-{
-    put_u8(c, id->len);
-    put(c, id->s, id->len);
-}
-
-static void get_id(cur_t *c, iog_id_t *id, int may_unset)
-{
-    uint8_t n = get_u8(c);
-    char s[IOG_ID_MAX];
-    memset(id, 0, sizeof(*id));
-    if (n > IOG_ID_MAX) {
-        c->err = 1;
-        return;
-    }
-    get(c, s, n);
-    if (c->err || (n == 0 && may_unset)) {
-        return;
-    }
-    if (iog_id_set(id, s, n)) {
-        c->err = 1;
+    static const uint8_t zero[4];
+    for (; nf--; f++) {
+        const uint8_t *p = (const uint8_t *)base + f->off;
+        size_t n = f->len;
+        uint8_t l;
+        switch (f->kind) {
+        case F_WIDE:
+            put(c, p, 4);
+            p = zero;
+            n = 4;
+            break;
+        case F_VAR:
+            n = *(const uint16_t *)(const void *)(p - 2);
+            c->err |= n > IOG_CRED_MAX;
+            break;
+        case F_BYTES:
+            break;
+        default: /* an ID (its length byte first) or a string */
+            l = f->kind == F_STR ? (uint8_t)strlen((const char *)p) : *p++;
+            put(c, &l, 1);
+            n = l;
+            break;
+        }
+        put(c, p, n);
     }
 }
 
-/* An address: family, 16 address bytes, port (unused bytes zero, as the core compares them). */
-static void put_addr(cur_t *c, const iog_addr_t *a)
+static void fields_get(cur_t *c, void *base, const field_t *f, size_t nf)
 {
-    put_u8(c, a->family);
-    put(c, a->ip, sizeof(a->ip));
-    put_u8(c, (uint8_t)a->port);
-    put_u8(c, (uint8_t)(a->port >> 8));
-}
-
-static void get_addr(cur_t *c, iog_addr_t *a)
-{
-    memset(a, 0, sizeof(*a));
-    a->family = get_u8(c);
-    get(c, a->ip, sizeof(a->ip));
-    a->port = get_u8(c);
-    a->port |= (uint16_t)(get_u8(c) << 8);
-}
-
-/* A string of at most cap-1 bytes, NUL-terminated in memory. */
-static void put_str(cur_t *c, const char *s)
-{
-    size_t n = strlen(s);
-    put_u8(c, (uint8_t)n);
-    put(c, s, n);
-}
-
-static void get_str(cur_t *c, char *s, size_t cap)
-{
-    uint8_t n = get_u8(c);
-    if (n >= cap) {
-        c->err = 1;
-        s[0] = '\0';
-        return;
-    }
-    get(c, s, n);
-    s[n] = '\0';
-    if (strlen(s) != n) { /* no NUL inside */
-        c->err = 1;
+    for (; nf-- && !c->err; f++) {
+        uint8_t *p = (uint8_t *)base + f->off;
+        const uint8_t *w;
+        size_t n = f->kind == F_WIDE ? 8 : f->len;
+        if (f->kind == F_VAR) {
+            n = *(const uint16_t *)(const void *)(p - 2);
+        }
+        else if (f->kind >= F_STR) {
+            n = (w = get(c, 1)) ? *w : 0;
+        }
+        if ((w = get(c, n)) == NULL || (f->kind == F_VAR && n > IOG_CRED_MAX) ||
+            (f->kind == F_STR && (n >= f->len || memchr(w, 0, n)))) {
+            c->err = 1;
+            break;
+        }
+        switch (f->kind) {
+        case F_WIDE:
+            memcpy(p, w, 4);
+            c->err = (w[4] | w[5] | w[6] | w[7]) != 0;
+            break;
+        case F_STR:
+            memcpy(p, w, n);
+            p[n] = '\0';
+            break;
+        case F_ID:
+        case F_ID0:
+            memset(p, 0, sizeof(iog_id_t));
+            c->err = (n || f->kind == F_ID) && iog_id_set((iog_id_t *)(void *)p, w, n);
+            break;
+        default:
+            memcpy(p, w, n);
+            break;
+        }
     }
 }
 
-static int done_put(const cur_t *c)
-{
-    return c->err ? -ENOBUFS : (int)c->n;
-}
+#define NF(t) (sizeof(t) / sizeof((t)[0]))
 
-/* A reader must use every byte. */
-static int done_get(const cur_t *c)
+/* Writes the fields; @return the length or -ENOBUFS. */
+static int rec_put(const void *base, const field_t *f, size_t nf, uint8_t *out, size_t cap)
 {
-    return c->err || c->n != c->cap ? -EBADMSG : 0;
+    cur_t c = { out, NULL, 0, cap, 0 };
+    fields_put(&c, base, f, nf);
+    return c.err ? -ENOBUFS : (int)c.n;
 }
-
-#define WRITER(out, cap) { (out), NULL, 0, (cap), 0 }
-#define READER(in, len) { NULL, (in), 0, (len), 0 }
 
 /* ---- records ---- */
 
+static const field_t key_fields[] = { FB(iog_identity_t, priv), FB(iog_identity_t, pub) };
+
 int iog_rec_key_encode(const iog_identity_t *me, uint8_t *out, size_t cap)
 {
-    cur_t c = WRITER(out, cap);
-    put(&c, me->priv, sizeof(me->priv));
-    put(&c, me->pub, sizeof(me->pub));
-    return done_put(&c);
+    return rec_put(me, key_fields, NF(key_fields), out, cap);
 }
 
 int iog_rec_key_decode(const uint8_t *p, size_t n, iog_identity_t *me)
 {
-    cur_t c = READER(p, n);
-    get(&c, me->priv, sizeof(me->priv));
-    get(&c, me->pub, sizeof(me->pub));
-    return done_get(&c) || me->pub[0] != 0x04 ? -EBADMSG : 0;
+    cur_t c = { NULL, p, 0, n, 0 };
+    fields_get(&c, me, key_fields, NF(key_fields));
+    return c.err || c.n != n || me->pub[0] != 0x04 ? -EBADMSG : 0;
 }
+
+static const field_t settings_fields[] = {
+    FSTR(iog_settings_t, ssid),
+    FSTR(iog_settings_t, pass),
+    FADDR(iog_settings_t, server),
+    FK(iog_settings_t, id, F_ID0, 0),
+    FB(iog_settings_t, has_pos),
+    FB(iog_settings_t, lat),
+    FB(iog_settings_t, lon),
+    FB(iog_settings_t, has_pin),
+    FB(iog_settings_t, pin),
+    FB(iog_settings_t, port),
+    FB(iog_settings_t, mode),
+    FK(iog_settings_t, peer, F_ID0, 0),
+    FADDR(iog_settings_t, peer_addr),
+    FK(iog_settings_t, sleep_s, F_WIDE, 4),
+    FB(iog_settings_t, cred_len),
+    FK(iog_settings_t, cred, F_VAR, 0),
+};
 
 int iog_rec_settings_encode(const iog_settings_t *s, uint8_t *out, size_t cap)
 {
-    cur_t c = WRITER(out, cap);
-    put_str(&c, s->ssid);
-    put_str(&c, s->pass);
-    put_addr(&c, &s->server);
-    put_id(&c, &s->id);
-    put_u8(&c, s->has_pos);
-    put_u64(&c, (uint64_t)s->lat);
-    put_u64(&c, (uint64_t)s->lon);
-    put_u8(&c, s->has_pin);
-    put(&c, s->pin, sizeof(s->pin));
-    put_u8(&c, (uint8_t)s->port);
-    put_u8(&c, (uint8_t)(s->port >> 8));
-    put_u8(&c, s->mode);
-    put_id(&c, &s->peer);
-    put_addr(&c, &s->peer_addr);
-    put_u64(&c, s->sleep_s);
-    put_u8(&c, (uint8_t)s->cred_len);
-    put_u8(&c, (uint8_t)(s->cred_len >> 8));
-    if (s->cred_len > IOG_CRED_MAX) {
-        return -ENOBUFS;
-    }
-    put(&c, s->cred, s->cred_len);
-    return done_put(&c);
+    return rec_put(s, settings_fields, NF(settings_fields), out, cap);
 }
 
 int iog_rec_settings_decode(const uint8_t *p, size_t n, iog_settings_t *s)
 {
-    cur_t c = READER(p, n);
+    cur_t c = { NULL, p, 0, n, 0 };
     iog_settings_default(s);
-    get_str(&c, s->ssid, sizeof(s->ssid));
-    get_str(&c, s->pass, sizeof(s->pass));
-    get_addr(&c, &s->server);
-    get_id(&c, &s->id, 1);
-    s->has_pos = get_u8(&c);
-    s->lat = (int64_t)get_u64(&c);
-    s->lon = (int64_t)get_u64(&c);
-    s->has_pin = get_u8(&c);
-    get(&c, s->pin, sizeof(s->pin));
-    s->port = get_u8(&c);
-    s->port |= (uint16_t)(get_u8(&c) << 8);
-    s->mode = get_u8(&c);
-    get_id(&c, &s->peer, 1);
-    get_addr(&c, &s->peer_addr);
-    uint64_t sl = get_u64(&c);
-    s->cred_len = get_u8(&c);
-    s->cred_len |= (uint16_t)(get_u8(&c) << 8);
-    if (s->cred_len > IOG_CRED_MAX) {
-        return -EBADMSG;
-    }
-    get(&c, s->cred, s->cred_len);
+    fields_get(&c, s, settings_fields, NF(settings_fields));
     /* what the console would refuse is refused here too */
-    if (done_get(&c) || s->has_pos > 1 || s->has_pin > 1 || s->mode > IOG_MODE_SLEEPY ||
-        s->port == 0 || sl == 0 || sl > 0xFFFFFFFFu || s->lat < -90000000 || s->lat > 90000000 ||
+    if (c.err || c.n != n || s->has_pos > 1 || s->has_pin > 1 || s->mode > IOG_MODE_SLEEPY ||
+        s->port == 0 || s->sleep_s == 0 || s->lat < -90000000 || s->lat > 90000000 ||
         s->lon < -180000000 || s->lon > 180000000) {
         iog_settings_default(s);
         return -EBADMSG;
     }
-    s->sleep_s = (uint32_t)sl;
     return 0;
 }
 
+#define MEM(m) mem.m
+static const field_t member_fields[] = {
+    FK(iog_rec_member_t, MEM(ch.cluster), F_ID, 0),
+    FB(iog_rec_member_t, MEM(ch.pub)),
+    FB(iog_rec_member_t, MEM(ch.lat)),
+    FB(iog_rec_member_t, MEM(ch.lon)),
+    FB(iog_rec_member_t, MEM(ch.radius)),
+    FB(iog_rec_member_t, MEM(nd)),
+    FB(iog_rec_member_t, MEM(nch)),
+    FB(iog_rec_member_t, MEM(height)),
+    FB(iog_rec_member_t, MEM(block)),
+    FB(iog_rec_member_t, MEM(expires)),
+    FB(iog_rec_member_t, MEM(keys)), /* K_m as its derived keys: byte arrays only */
+    FB(iog_rec_member_t, mark),
+    FB(iog_rec_member_t, clock),
+    /* the log trailer, when there is a checkpoint */
+    FB(iog_rec_member_t, log.size),
+    FB(iog_rec_member_t, log.root),
+};
+
 int iog_rec_member_encode(const iog_rec_member_t *r, uint8_t *out, size_t cap)
 {
-    const iog_member_t *m = &r->mem;
-    cur_t c = WRITER(out, cap);
-    put_id(&c, &m->ch.cluster);
-    put(&c, m->ch.pub, sizeof(m->ch.pub));
-    put_u64(&c, (uint64_t)m->ch.lat);
-    put_u64(&c, (uint64_t)m->ch.lon);
-    put_u64(&c, m->ch.radius);
-    put(&c, m->nd, sizeof(m->nd));
-    put(&c, m->nch, sizeof(m->nch));
-    put_u64(&c, m->height);
-    put(&c, m->block, sizeof(m->block));
-    put_u64(&c, m->expires);
-    put(&c, &m->keys, sizeof(m->keys)); /* K_m as its derived keys: byte arrays only */
-    put_u64(&c, r->mark);
-    put_u64(&c, r->clock);
-    return done_put(&c);
+    return rec_put(r, member_fields, NF(member_fields) - (r->log.size ? 0 : 2), out, cap);
 }
 
 int iog_rec_member_decode(const uint8_t *p, size_t n, iog_rec_member_t *r)
 {
-    iog_member_t *m = &r->mem;
-    cur_t c = READER(p, n);
+    cur_t c = { NULL, p, 0, n, 0 };
     memset(r, 0, sizeof(*r));
-    get_id(&c, &m->ch.cluster, 0);
-    get(&c, m->ch.pub, sizeof(m->ch.pub));
-    m->ch.lat = (int64_t)get_u64(&c);
-    m->ch.lon = (int64_t)get_u64(&c);
-    m->ch.radius = get_u64(&c);
-    get(&c, m->nd, sizeof(m->nd));
-    get(&c, m->nch, sizeof(m->nch));
-    m->height = get_u64(&c);
-    get(&c, m->block, sizeof(m->block));
-    m->expires = get_u64(&c);
-    get(&c, &m->keys, sizeof(m->keys));
-    r->mark = get_u64(&c);
-    r->clock = get_u64(&c);
-    if (done_get(&c) || m->ch.pub[0] != 0x04 || r->mark > IOG_SEQ_MAX + 1) {
+    fields_get(&c, r, member_fields, NF(member_fields) - 2);
+    if (c.n < n) { /* the log trailer: a size >= 1 and its root */
+        fields_get(&c, r, member_fields + NF(member_fields) - 2, 2);
+        c.err |= r->log.size == 0;
+    }
+    if (c.err || c.n != n || r->mem.ch.pub[0] != 0x04 || r->mark > IOG_SEQ_MAX + 1) {
         iog_wipe(r, sizeof(*r));
         return -EBADMSG;
     }
-    iog_thumbprint(m->ch.pub, m->ch.thumb);
-    m->seq = r->mark;
+    iog_thumbprint(r->mem.ch.pub, r->mem.ch.thumb);
+    r->mem.seq = r->mark;
     return 0;
 }
 
-/* An M2M session's keys and state; seq and the window included. */
-static void put_m2m(cur_t *c, const iog_m2m_t *s)
-{
-    put_id(c, &s->peer);
-    put(c, s->sid, sizeof(s->sid));
-    put_u64(c, s->expires);
-    put(c, s->tx_key, sizeof(s->tx_key));
-    put(c, s->tx_iv, sizeof(s->tx_iv));
-    put(c, s->rx_key, sizeof(s->rx_key));
-    put(c, s->rx_iv, sizeof(s->rx_iv));
-    put_u64(c, s->seq);
-    put_u64(c, s->window.top);
-    put_u64(c, s->window.bitmap);
-    put_u8(c, s->window.init);
-}
+/* The RTC record: its head, the session when there is one (its seq and window included), its tail. */
+static const field_t rtc_fields[] = {
+    FB(iog_rec_rtc_t, member_nd),
+    FB(iog_rec_rtc_t, member_mark),
+    FB(iog_rec_rtc_t, member_seq),
+    FB(iog_rec_rtc_t, has_session),
+    FK(iog_rec_rtc_t, s.peer, F_ID, 0),
+    FB(iog_rec_rtc_t, s.sid),
+    FB(iog_rec_rtc_t, s.expires),
+    FB(iog_rec_rtc_t, s.tx_key),
+    FB(iog_rec_rtc_t, s.tx_iv),
+    FB(iog_rec_rtc_t, s.rx_key),
+    FB(iog_rec_rtc_t, s.rx_iv),
+    FB(iog_rec_rtc_t, s.seq),
+    FB(iog_rec_rtc_t, s.window.top),
+    FB(iog_rec_rtc_t, s.window.bitmap),
+    FB(iog_rec_rtc_t, s.window.init),
+    FADDR(iog_rec_rtc_t, addr),
+    FB(iog_rec_rtc_t, clock),
+    FK(iog_rec_rtc_t, wakes, F_WIDE, 4),
+};
+#define RTC_HEAD 4
+#define RTC_SESSION 16
 
-static void get_m2m(cur_t *c, iog_m2m_t *s)
+static void rtc_fields_do(cur_t *c, iog_rec_rtc_t *r, const iog_rec_rtc_t *w)
 {
-    get_id(c, &s->peer, 0);
-    get(c, s->sid, sizeof(s->sid));
-    s->expires = get_u64(c);
-    get(c, s->tx_key, sizeof(s->tx_key));
-    get(c, s->tx_iv, sizeof(s->tx_iv));
-    get(c, s->rx_key, sizeof(s->rx_key));
-    get(c, s->rx_iv, sizeof(s->rx_iv));
-    s->seq = get_u64(c);
-    s->window.top = get_u64(c);
-    s->window.bitmap = get_u64(c);
-    s->window.init = get_u8(c);
-    if (s->window.init > 1 || s->seq > IOG_SEQ_MAX + 1) {
-        c->err = 1;
+    const field_t *f = rtc_fields;
+    for (int part = 0; part < 3; part++) {
+        size_t n = part == 0 ? RTC_HEAD : part == 1 ? RTC_SESSION : NF(rtc_fields) - RTC_HEAD - RTC_SESSION;
+        if (part != 1 || (w ? w->has_session : r->has_session) == 1) {
+            if (w) {
+                fields_put(c, w, f, n);
+            }
+            else {
+                fields_get(c, r, f, n);
+            }
+        }
+        f += n;
     }
-    s->active = 1;
 }
 
 int iog_rec_rtc_encode(const iog_rec_rtc_t *r, uint8_t *out, size_t cap)
 {
-    cur_t c = WRITER(out, cap);
-    put(&c, r->member_nd, sizeof(r->member_nd));
-    put_u64(&c, r->member_mark);
-    put_u64(&c, r->member_seq);
-    put_u8(&c, r->has_session);
-    if (r->has_session) {
-        put_m2m(&c, &r->s);
-        put_addr(&c, &r->addr);
-    }
-    put_u64(&c, r->clock);
-    put_u64(&c, r->wakes);
-    return done_put(&c);
+    cur_t c = { out, NULL, 0, cap, 0 };
+    rtc_fields_do(&c, NULL, r);
+    return c.err ? -ENOBUFS : (int)c.n;
 }
 
 int iog_rec_rtc_decode(const uint8_t *p, size_t n, iog_rec_rtc_t *r)
 {
-    cur_t c = READER(p, n);
+    cur_t c = { NULL, p, 0, n, 0 };
     memset(r, 0, sizeof(*r));
-    get(&c, r->member_nd, sizeof(r->member_nd));
-    r->member_mark = get_u64(&c);
-    r->member_seq = get_u64(&c);
-    r->has_session = get_u8(&c);
-    if (r->has_session == 1) {
-        get_m2m(&c, &r->s);
-        get_addr(&c, &r->addr);
-    }
-    r->clock = get_u64(&c);
-    r->wakes = (uint32_t)get_u64(&c);
+    rtc_fields_do(&c, r, NULL);
+    r->s.active = r->has_session == 1;
     /* the counter it carries must lie at or below the mark it resumes under */
-    if (done_get(&c) || r->has_session > 1 || r->member_seq > r->member_mark) {
+    if (c.err || c.n != n || r->has_session > 1 || r->member_seq > r->member_mark ||
+        r->s.window.init > 1 || r->s.seq > IOG_SEQ_MAX + 1) {
         iog_wipe(r, sizeof(*r));
         return -EBADMSG;
     }

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "iog_proto.h"
+#include "iog_tlog.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,19 +78,19 @@ typedef struct {
 
 /** What the console sets (IOG_REC_SETTINGS). Unset strings are empty. */
 typedef struct {
-    char ssid[33];                 /**< Wi-Fi network, 1-32 bytes */
-    char pass[64];                 /**< Wi-Fi passphrase, empty or 8-63 bytes */
-    iog_addr_t server;             /**< the cluster head; family 0: unset */
-    iog_id_t id;                   /**< device ID; len 0: unset (a default is made from the key) */
-    int64_t lat, lon;              /**< position in microdegrees */
     uint8_t has_pos;               /**< 1 when set */
     uint8_t has_pin;               /**< 1: the CH key must have thumbprint @p pin */
-    uint8_t pin[IOG_HASH_LEN];     /**< pinned CH key thumbprint */
-    uint16_t port;                 /**< UDP port of the device's /talk and /m2m */
     uint8_t mode;                  /**< IOG_MODE_* */
-    iog_id_t peer;                 /**< sleepy mode: who gets the reading */
-    iog_addr_t peer_addr;          /**< ... and where */
+    uint16_t port;                 /**< UDP port of the device's /talk and /m2m */
     uint32_t sleep_s;              /**< sleepy mode: deep sleep between wake-ups */
+    int64_t lat, lon;              /**< position in microdegrees */
+    iog_addr_t server;             /**< the cluster head; family 0: unset */
+    iog_addr_t peer_addr;          /**< sleepy mode: where @p peer is */
+    iog_id_t id;                   /**< device ID; len 0: unset (a default is made from the key) */
+    iog_id_t peer;                 /**< sleepy mode: who gets the reading */
+    uint8_t pin[IOG_HASH_LEN];     /**< pinned CH key thumbprint */
+    char ssid[33];                 /**< Wi-Fi network, 1-32 bytes */
+    char pass[64];                 /**< Wi-Fi passphrase, empty or 8-63 bytes */
     uint16_t cred_len;             /**< fleet credential length, 0: none */
     uint8_t cred[IOG_CRED_MAX];    /**< fleet credential (stored, not sent yet) */
 } iog_settings_t;
@@ -140,11 +141,17 @@ typedef struct {
     iog_member_t mem;   /**< with keys; seq is not stored (see mark) */
     uint64_t mark;      /**< every sequence number below it may have been used */
     uint64_t clock;     /**< a lower bound of unix time when written, 0: unknown */
+    iog_tlog_cp_t log;  /**< the CH's log as last checked (size 0: none) */
 } iog_rec_member_t;
 
-/** Encodes the member record. @return the length or -ENOBUFS. */
+/**
+ * @brief Encodes the member record; the log checkpoint, when there is one,
+ *        is a trailer of 40 bytes (tree size, root) that records written
+ *        before it lack.
+ * @return the length or -ENOBUFS.
+ */
 int iog_rec_member_encode(const iog_rec_member_t *r, uint8_t *out, size_t cap);
-/** Decodes it; the CH thumbprint is recomputed. @return 0 or -EBADMSG. */
+/** Decodes it, with or without the trailer; the CH thumbprint is recomputed. @return 0 or -EBADMSG. */
 int iog_rec_member_decode(const uint8_t *p, size_t n, iog_rec_member_t *r);
 
 /**

@@ -10,7 +10,7 @@ Each board is driven through a pseudo-terminal as a person would through the
 serial monitor: it types commands and reads event lines. A reboot is a clean
 stop (SIGTERM: the emulator saves its flash then) and a new start in the same
 directory. Two boards and a Go device join, verify, get sessions and talk both
-ways, an impostor is warned, a reboot restores instead of rejoining, a lost
+ways, a forged hello is refused, a reboot restores instead of rejoining, a lost
 RTC memory resumes at the sequence high-water mark, one board runs behind the
 lossy relay, a sleepy board wakes three times, and a board leaves. Prints
 "ok"/"FAIL" per check and ends with "N passed, N failed". Every wait is
@@ -309,7 +309,9 @@ def scenario(a, root, procs, boards):
 
     # the settings take effect at the next boot: it joins once
     A.start()
-    check("board-a: boots, joins", A.expect(r"^joined cluster=lab-1 id=board-a block=\d+", 30), A.tail())
+    m = A.expect(r"^joined cluster=lab-1 id=board-a block=(\d+) expires=\d+ log=(\d+)", 30)
+    check("board-a: boots, joins, its join proven in the CH's log", m and int(m.group(2)) > int(m.group(1)),
+          A.tail())
     m = A.run("pubkey", r"^pubkey (\S+)$")
     der = base64.b64decode(m.group(1)) if m else b""
     check("pubkey: the PEM body of a P-256 SubjectPublicKeyInfo on one line",
@@ -327,7 +329,7 @@ def scenario(a, root, procs, boards):
     # messages both ways between the two boards
     check("talk: board-b -> board-a, a new session", B.run(f"talk board-a 127.0.0.1:{pa} hello from b",
           r"^sent board-a reply=ok session=new", 30), B.tail())
-    check("board-a verified board-b on its /talk", A.expect(r"^verified board-b block=\d+", 10), A.tail())
+    check("board-a: the CH accepted board-b's talk proof", A.expect(r"^verified board-b$", 10), A.tail())
     check("board-a received the message", A.expect(r"^received board-b hello from b$", 10), A.tail())
     check("talk: board-a -> board-b", A.run(f"talk board-b 127.0.0.1:{pb} hi from a",
           r"^sent board-b reply=ok session=new", 30), A.tail())
@@ -355,14 +357,23 @@ def scenario(a, root, procs, boards):
     go(a, root, "device", "keygen", "--id", "impostor", "--out", "imp.json")
     rc, out = go(a, root, "device", "send", "--server", f"coap://127.0.0.1:{ch_port}", "--key", "imp.json",
                  "--peer", "board-a", "--peer-addr", f"127.0.0.1:{pa}", "--message", "let me in")
-    check("impostor (never joined) refused with a warning", rc != 0 and "warning" in out, out)
-    check("board-a printed the impostor warning", A.expect(r"^warning impostor unknown", 10), A.tail())
+    check("impostor (never joined) cannot ask: no member key for a talk proof", rc != 0 and "not joined" in out, out)
+    # the hello it could forge, {1: "impostor"}, sent with libcoap
+    forged = os.path.join(root, "forged.cbor")
+    with open(forged, "wb") as f:
+        f.write(bytes.fromhex("a10168") + b"impostor")
+    r = subprocess.run(["coap-client-notls", "-B", "5", "-m", "post", "-t", "60", "-f", forged,
+                        f"coap://127.0.0.1:{pa}/talk"], capture_output=True, text=True, timeout=30)
+    check("a forged hello gets 4.01 bad talk proof: missing", "4.01 bad talk proof: missing" in r.stdout + r.stderr,
+          r.stdout + r.stderr)
+    check("board-a printed the refusal", A.expect(r"^warning impostor bad talk proof: missing$", 10), A.tail())
 
     # reboots keep the membership: restored, no new join
     joins = metric(metrics, JOIN)
     A.reboot()
     m = A.expect(r"^restored cluster=lab-1 id=board-a block=\d+ expires=\d+ seq=(\d+)", 20)
-    check("reboot: board-a restored its membership, no rejoin", m and metric(metrics, JOIN) == joins, A.tail())
+    check("reboot: board-a restored its membership, no rejoin", m and joins > 0 and metric(metrics, JOIN) == joins,
+          A.tail())
     check("after the reboot the CH accepts its next request", A.run("verify board-b", r"^verified board-b"),
           A.tail())
     # power loss: RTC memory gone, resume at the high-water mark (never below a used number)
@@ -408,6 +419,18 @@ def scenario(a, root, procs, boards):
     # leave: then a warning for it
     check("board-b leaves", B.run("leave", r"^left block=\d+"), B.tail())
     check("verify after the leave: warning", A.run("verify board-b", r"^warning board-b left"), A.tail())
+
+    # a CH key rotation (PROTOCOL.md §6.1, §6.2): board-a re-keys at its next boot, without a join
+    rc, out = go(a, root, "rotate-key", "--data", os.path.join(root, "ch"))
+    m = re.search(r" -> ([0-9a-f]{64}) in block", out)
+    check("rotate-key on the running CH", rc == 0 and m, out)
+    joins = metric(metrics, JOIN)
+    A.reboot()
+    check("board-a re-keys to the new CH key at its boot", A.expect(r"^rekeyed ch_key=" + (m.group(1)[:16] if m
+          else "-"), 30), A.tail())
+    check("... its protected requests go on under K_m'", A.run("verify board-b", r"^warning board-b left", 20),
+          A.tail())
+    check("... with no join", metric(metrics, JOIN) == joins)
     B.reboot()
     check("after its leave board-b does not restore", not B.expect(r"^restored", 3))
 
@@ -507,7 +530,21 @@ def host_only(a, root, A, B, pa, pb, ch_port, metrics, procs):
         # a pin that no longer matches the CH's key: membership dropped, join refused
         D.run("set pin " + "ab" * 32, r"^ok stored; the membership belonged to the old id or CH key")
         check("a pin that does not match: the join is refused",
-              D.run("join", r"^error join: refused .*bad signature or pin", 20), D.tail())
+              D.run("join", r"^error join: refused .*untrusted CH key", 20), D.tail())
+        # trust on first use: without a pin the next join pins the CH key it
+        # meets, and a CH with another key is refused until the operator
+        # re-pins (the thumbprint from that CH's own log)
+        D.run("set pin none", r"^ok")
+        D.run("join", r"^joined", 20)
+        short = re.search(r"ch_key_thumbprint=([0-9a-f]{64})", open(os.path.join(root, "ch-short.log")).read())
+        check("trust on first use: the join pinned the CH key",
+              short and D.run("show", r"^show pin " + short.group(1)), D.tail())
+        D.run(f"set server 127.0.0.1:{ch_port}", r"^ok")
+        check("... and a CH with another key is refused",
+              D.run("join", r"^error join: refused .*untrusted CH key", 20), D.tail())
+        main_key = re.search(r"ch_key_thumbprint=([0-9a-f]{64})", open(os.path.join(root, "ch.log")).read())
+        D.run("set pin " + main_key.group(1), r"^ok")
+        check("... until the operator re-pins it", D.run("join", r"^joined", 20), D.tail())
     D.stop()
     ch2.send_signal(signal.SIGTERM)
 

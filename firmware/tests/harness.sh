@@ -44,20 +44,30 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# start_ch PORT DATA LOG [FLAGS...]: a cluster head of lab-1 on 127.0.0.1:PORT
+# in the background (its pid in CH_PID); returns once it answers GET /cluster,
+# non-zero if it never does.
+start_ch() {
+    port=$1; data=$2; log=$3; shift 3
+    "$GO_CLI" serve --listen "127.0.0.1:$port" --data "$data" --cluster-id lab-1 \
+        --position 48.8566,2.3522 --radius 1000 "$@" >"$log" 2>&1 &
+    CH_PID=$!
+    PIDS="$PIDS $CH_PID"
+    i=0
+    until timeout 2 coap-client-notls -B 1 -m get "coap://127.0.0.1:$port/cluster" -A 0 >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -ge 50 ] && return 1
+        sleep 0.1
+    done
+}
+
 CHPORT=$(free_port)
 METRICS=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 S="coap://127.0.0.1:$CHPORT"
-"$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 --metrics "$METRICS" >"$T/ch.log" 2>&1 &
-CHPID=$!
-PIDS="$PIDS $CHPID"
-# wait until the CH answers GET /cluster
-i=0
-until timeout 2 coap-client-notls -B 1 -m get "$S/cluster" -A 0 >/dev/null 2>&1; do
-    i=$((i + 1))
-    if [ $i -ge 50 ]; then echo "FAIL harness: cluster head did not start"; cat "$T/ch.log"; echo "0 passed, 1 failed"; exit 1; fi
-    sleep 0.1
-done
+if ! start_ch "$CHPORT" "$T/ch" "$T/ch.log" --metrics "$METRICS"; then
+    echo "FAIL harness: cluster head did not start"; cat "$T/ch.log"; echo "0 passed, 1 failed"; exit 1
+fi
+CHPID=$CH_PID
 echo "cluster head on $S (data $T/ch)"
 
 run() { # run NAME EXPECTED_RC OUTFILE cmd...
@@ -68,6 +78,28 @@ run() { # run NAME EXPECTED_RC OUTFILE cmd...
 }
 has() { # has NAME FILE PATTERN
     if grep -q -- "$3" "$2"; then ok "$1"; else bad "$1 (no '$3')" "$2"; fi
+}
+head_now() { # head_now FILE: the CH's signed ledger head, as text
+    timeout 10 coap-client-notls -B 5 -m get -A 0 "$S/ledger/head" >"$1" 2>&1
+}
+head_settled() { # head_settled FILE: the head once the audit records of earlier steps are written
+    # (they follow their answers by a group commit, PROTOCOL.md §4.4): the same twice, 300 ms apart
+    head_now "$1"
+    i=0
+    while [ $i -lt 20 ]; do
+        sleep 0.3
+        head_now "$1.again"
+        if cmp -s "$1" "$1.again"; then return; fi
+        mv "$1.again" "$1"
+        i=$((i + 1))
+    done
+}
+unchanged() { # unchanged NAME BEFORE: the ledger head is still what BEFORE holds
+    head_settled "$2.after"
+    if cmp -s "$2" "$2.after"; then ok "$1"; else bad "$1" "$2.after"; fi
+}
+talk_post() { # talk_post OUT PORT FILE: one POST /talk of FILE's bytes, with libcoap
+    timeout 20 coap-client-notls -B 5 -m post -t 60 -f "$3" "coap://127.0.0.1:$2/talk" >"$1" 2>&1
 }
 
 scrape() { # scrape FILE: the CH's metrics
@@ -86,6 +118,7 @@ scrape m0.out
 
 run "C device c-one joins" 0 j1.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
 has "join answered with a block" j1.out "joined cluster lab-1 as c-one: block"
+has "c-one's join proven in the CH's log" j1.out "log: block [0-9]* proven in the CH's log of [0-9]* blocks$"
 run "C device c-two joins" 0 j2.out "$DEV" join --server "$S" --key b.key --position 48.8560,2.3510
 # Each GET /cluster met the CH's address verification once (4.01 + Echo,
 # PROTOCOL.md §6) and was sent again with the Echo; both devices signed over
@@ -118,9 +151,58 @@ run "c-one talks to c-two, 3 messages, then a replay" 0 t1.out \
     --message "hello from c-one" --count 3 --replay
 has "encrypted reply c-two -> c-one" t1.out "reply: ack from c-two"
 has "replay rejected by c-two" t1.out "replay answered 4.01 replay"
-run "impostor (never joined) asks c-two to talk" 1 t2.out \
+run "impostor (never joined) cannot ask c-two to talk: no member key" 3 t2.out \
     "$DEV" send --server "$S" --key i.key --peer c-two --peer-addr "127.0.0.1:$LPORT" --message "let me in"
-has "impostor warned" t2.out "warning: unknown"
+has "impostor: not joined" t2.out "not joined"
+
+# Hellos that prove nothing (PROTOCOL.md §5.1), sent with libcoap by a sender
+# with no key: refused 4.01 by c-two or by its CH, and nothing is written.
+head_settled h0.out
+printf '\241\001\145c-one' >forged0.cbor # {1: "c-one"}: no talk proof
+talk_post f0.out "$LPORT" forged0.cbor
+has "hello without a proof refused by c-two" f0.out "4.01 bad talk proof: missing"
+python3 -c 'import os, sys, time; sys.stdout.buffer.write(bytes.fromhex("a30165632d6f6e650265632d74776f03834c") +
+    os.urandom(12) + b"\x1a" + int(time.time()).to_bytes(4, "big") + b"\x50" + os.urandom(16))' >forged1.cbor
+talk_post f1.out "$LPORT" forged1.cbor # {1: "c-one", 2: "c-two", 3: a made-up proof}
+has "hello with a made-up proof refused by the CH, passed on by c-two" f1.out "4.01 bad talk proof$"
+unchanged "forged hellos wrote nothing on the ledger" h0.out
+# a flood of such hellos: c-two forwards at most 4 at once and 4 a second,
+# and answers the rest 4.29 without asking its CH
+timeout 120 python3 "$FW/tests/talk_flood.py" "$LPORT" c-one c-two 20 >fl.out 2>&1
+if python3 -c 'import sys
+c = dict(kv.split("=") for kv in open(sys.argv[1]).read().split())
+served = int(c.get("4.01", 0))
+sys.exit(0 if int(c.get("4.29", 0)) > 0 and served + int(c.get("4.29", 0)) == 20 and
+         served <= 4 + 4 * float(c["seconds"]) + 1 else 1)' fl.out; then
+    ok "a flood of forged hellos: c-two forwards its budget, answers the rest 4.29 ($(cat fl.out))"
+else
+    bad "a flood of forged hellos: c-two forwards its budget, answers the rest 4.29" fl.out
+fi
+sleep 1 # c-two's budget refills (4 a second) for the genuine talks below
+
+# An on-path recorder captures c-one's hello; copies of it are refused, by
+# c-two (it forwarded that proof already) and by the CH (it spent the proof).
+RECPORT=$(free_port)
+python3 "$FW/tests/coap_recorder.py" "$RECPORT" "127.0.0.1:$LPORT" "$T/rec" 60 &
+PIDS="$PIDS $!"
+sleep 0.3
+run "c-one talks to c-two through the recorder" 0 tr.out \
+    "$DEV" send --server "$S" --key a.key --peer c-two --peer-addr "127.0.0.1:$RECPORT" --message "recorded"
+head_settled h1.out
+talk_post r1.out "$LPORT" "$T/rec/1.bin"
+has "replayed hello refused by c-two" r1.out "4.01 bad talk proof: replay"
+# c-two restarts (one process per device file: they share its sequence
+# numbers) and has forgotten the hellos it saw; the CH has not
+kill $LPID 2>/dev/null
+wait $LPID 2>/dev/null
+"$DEV" listen --server "$S" --key b.key --listen "127.0.0.1:$LPORT" --reply "ack from c-two" \
+    --timeout 100 >>l.out 2>>l.err &
+LPID=$!
+PIDS="$PIDS $LPID"
+sleep 0.3
+talk_post r2.out "$LPORT" "$T/rec/1.bin"
+has "replayed hello refused by the CH after c-two restarted" r2.out "4.01 bad talk proof: replay"
+unchanged "the replayed hellos wrote nothing" h1.out
 
 # Go devices and C devices talk to each other
 GO_OK=1
@@ -143,7 +225,9 @@ fi
 
 sleep 0.2
 has "c-two received c-one's messages" l.out "c-one: hello from c-one 3"
-has "c-two logged the impostor warning" l.out "warning: refused c-impostor: unknown"
+has "c-two logged the hello without a proof" l.out "warning: refused c-one: bad talk proof: missing"
+has "c-two logged the CH's refusal of a made-up proof" l.out "warning: refused c-one: bad talk proof$"
+if grep -q "c-impostor" l.out; then bad "the impostor never reached c-two" l.out; else ok "the impostor never reached c-two"; fi
 [ $GO_OK = 1 ] && has "c-two received go-one's message" l.out "go-one: hello from Go"
 kill $LPID 2>/dev/null
 
@@ -201,21 +285,116 @@ python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" +
     "$METRICS" >m2.out 2>&1
 has "the CH answered the retry from the ledger" m2.out 'iotguard_coap_requests_total{code="2.04",resource="/join",transport="udp"} 1$'
 
-# leave, then the peer is warned
+# CH key rotation between joins (PROTOCOL.md §6.1, §6.2): a C device pinned to
+# the old key follows the signed rotation, a member of the old key re-keys
+# without a join and verifies a peer, one pinned to an unrelated key refuses.
+OLD=$("$GO_CLI" status --data "$T/ch" 2>/dev/null | sed -n 's/^ch key  *//p')
+run "iotguard rotate-key on the running CH" 0 rot.out "$GO_CLI" rotate-key --data "$T/ch"
+NEW=$(sed -n 's/^rotated CH key: [0-9a-f]* -> \([0-9a-f]*\) in block.*/\1/p' rot.out)
+if [ -n "$OLD" ] && [ -n "$NEW" ] && [ "$OLD" != "$NEW" ]; then ok "the CH key changed ($OLD -> $NEW)"; else bad "the CH key changed" rot.out; fi
+"$DEV" keygen --id c-rot --out rot.key >/dev/null
+"$DEV" keygen --id c-unrelated --out x.key >/dev/null
+run "c-rot, pinned to the old key, joins through the rotation" 0 jrot.out \
+    "$DEV" join --server "$S" --key rot.key --position 48.8566,2.3522 --pin "$OLD"
+has "c-rot's pin followed the rotation" jrot.out "the pin followed a CH key rotation to $NEW"
+has "c-rot's join proven in the log" jrot.out "log: block [0-9]* proven"
+run "a device pinned to an unrelated key refuses the new key" 1 jx.out \
+    "$DEV" join --server "$S" --key x.key --position 48.8566,2.3522 \
+    --pin 0707070707070707070707070707070707070707070707070707070707070707
+has "refused: untrusted CH key (no rotation from the pin)" jx.out "untrusted CH key: re-pin if it changed"
+run "c-one, still keyed to the old key, verifies c-rot" 0 vrot1.out "$DEV" verify --server "$S" --key a.key --peer c-rot
+run "c-two re-keys to the new key (no join)" 0 rk.out "$DEV" rekey --server "$S" --key b.key --pin "$OLD"
+has "c-two re-keyed" rk.out "c-two re-keyed to CH key $NEW"
+run "c-two, re-keyed, verifies c-rot" 0 vrot2.out "$DEV" verify --server "$S" --key b.key --peer c-rot
+has "c-rot is a member" vrot2.out "c-rot is a member"
+run "c-rot verifies c-two" 0 vrot3.out "$DEV" verify --server "$S" --key rot.key --peer c-two
+run "c-two re-keys again: nothing to do" 0 rk2.out "$DEV" rekey --server "$S" --key b.key
+has "keyed to the key in force" rk2.out "c-two is keyed to the CH key in force $NEW"
+run "c-one joins again after the rotation" 0 jre.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
+has "its log is an extension of the one it kept before the rotation" jre.out "an extension of the one of [0-9]* blocks kept"
+
+# leave, then the peer is warned; c-one keeps a copy of its file from before
+# the leave, whose member key still proves who it is: c-two refuses it with a
+# warning
+cp a.key a-kept.key
 run "c-one leaves" 0 lv.out "$DEV" leave --server "$S" --key a.key
 run "c-two verifies c-one after its leave" 1 v3.out "$DEV" verify --server "$S" --key b.key --peer c-one
 has "warning: left" v3.out "warning: c-one is left"
+LPORT4=$(free_port)
+"$DEV" listen --server "$S" --key b.key --listen "127.0.0.1:$LPORT4" --timeout 60 >l4.out 2>&1 &
+LPID4=$!
+PIDS="$PIDS $LPID4"
+sleep 0.3
+run "c-one, left, asks c-two to talk under its last member key" 1 t3.out \
+    "$DEV" send --server "$S" --key a-kept.key --peer c-two --peer-addr "127.0.0.1:$LPORT4" --message "still here?"
+has "c-two answers a warning: left" t3.out "warning: left"
+kill $LPID4 2>/dev/null
+wait $LPID4 2>/dev/null
+has "c-two logged it" l4.out "warning: refused c-one: left"
+
+# A stale join (PROTOCOL.md §3.1): the same device in two processes. The
+# second fetches /cluster, then its join is lost (seeded loss: pass, pass,
+# drop) and waits to be retransmitted; meanwhile the first process joins. The
+# retransmitted join signed an echo from before that join: the CH answers
+# 4.01 "stale join" with a fresh Echo, and the device signs it and is in.
+"$DEV" keygen --id c-twice --out w1.key >/dev/null
+cp w1.key w2.key
+IOG_UDP_TRACE=1 timeout 60 "$DEV" join --server "$S" --key w2.key --position 48.8570,2.3530 \
+    --loss 30 --seed 248 --ack-timeout 5000 >stale2.out 2>&1 &
+W2PID=$!
+PIDS="$PIDS $W2PID"
+i=0
+until grep -q 'drop-tx' stale2.out || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.1; done
+run "c-twice joins from its first process" 0 stale1.out "$DEV" join --server "$S" --key w1.key --position 48.8570,2.3530
+wait $W2PID
+if [ $? = 0 ]; then ok "c-twice's second process joins after a stale join"; else bad "c-twice's second process joins after a stale join" stale2.out; fi
+has "... it was answered 4.01 with an Echo" stale2.out "rx type=2 code=4.01"
+python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
+    "$METRICS" >m2.out 2>&1
+has "... counted as a stale join by the CH" m2.out 'iotguard_join_rejections_total{reason="stale"} 1$'
+run "... and the second process's member key works" 0 stale3.out "$DEV" verify --server "$S" --key w2.key --peer c-twice
+
+# Trust on first use (PROTOCOL.md §3.3): a C device keeps the CH key of its
+# first join in its key file (pin=) and refuses a CH with another key (same
+# cluster ID) -- as a member and after it left -- sending it no join; the
+# operator's --repin (with the thumbprint from that CH's own log) moves it.
+CHBPORT=$(free_port)
+SB="coap://127.0.0.1:$CHBPORT"
+start_ch "$CHBPORT" "$T/chb" "$T/chb.log"
+CHBPID=$CH_PID
+has "c-two's key file keeps the CH key" b.key "^pin="
+cp b.key b.key.before
+run "c-two (member of the first CH) refuses another CH key" 1 tofu1.out \
+    "$DEV" join --server "$SB" --key b.key --position 48.8560,2.3510
+has "... with a clear error" tofu1.out "untrusted CH key: re-pin if it changed"
+if cmp -s b.key b.key.before; then ok "... its key file unchanged"; else bad "... its key file unchanged" b.key; fi
+run "c-one (left) still refuses it" 1 tofu2.out "$DEV" join --server "$SB" --key a.key --position 48.8570,2.3530
+has "... untrusted CH key" tofu2.out "untrusted CH key"
+timeout 5 coap-client-notls -B 2 -m get -A 0 "$SB/ledger/head" >tofu3.out 2>&1
+has "the other CH's ledger got no join" tofu3.out "^height 0"
+THB=$(grep -o 'ch_key_thumbprint=[0-9a-f]*' "$T/chb.log" | head -1 | cut -d= -f2)
+run "--pin cannot override the kept key" 1 tofu4.out \
+    "$DEV" join --server "$SB" --key a.key --position 48.8570,2.3530 --pin "$THB"
+has "... it says to re-pin" tofu4.out "to move it to that key: --repin HEX"
+run "c-one re-pinned to the other CH joins it" 0 tofu5.out \
+    "$DEV" join --server "$SB" --key a.key --position 48.8570,2.3530 --repin "$THB"
+has "... joined" tofu5.out "joined cluster lab-1 as c-one"
+has "... and keeps its key" a.key "^pin=$THB"
+run "... then refuses the first CH" 1 tofu6.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
+"$DEV" keygen --id c-pinned --out p.key >/dev/null
+run "a device pinned to the other CH refuses this one" 1 tofu7.out \
+    "$DEV" join --server "$S" --key p.key --position 48.8570,2.3530 --pin "$THB"
+if grep -q '^cluster=' p.key; then bad "... and stays unjoined" p.key; else ok "... and stays unjoined"; fi
+kill "$CHBPID" 2>/dev/null
+wait "$CHBPID" 2>/dev/null
 
 # a CH restart: replay windows are gone, the first protected request gets an
-# Echo challenge (PROTOCOL.md §4.2) that the C device answers transparently
+# Echo challenge (PROTOCOL.md §4.2) that the C device answers transparently;
+# c-two's re-keyed K_m' still opens (the CH tries it after the old K_m)
 kill "$CHPID" 2>/dev/null
 wait "$CHPID" 2>/dev/null
-"$GO_CLI" serve --listen "127.0.0.1:$CHPORT" --data "$T/ch" --cluster-id lab-1 \
-    --position 48.8566,2.3522 --radius 1000 >"$T/ch2.log" 2>&1 &
-CHPID=$!
-PIDS="$PIDS $CHPID"
-i=0
-until timeout 2 coap-client-notls -B 1 -m get "$S/cluster" -A 0 >/dev/null 2>&1 || [ $i -ge 50 ]; do i=$((i + 1)); sleep 0.1; done
+start_ch "$CHPORT" "$T/ch" "$T/ch2.log"
+CHPID=$CH_PID
 IOG_UDP_TRACE=1 run "c-two verifies lossy-one after a CH restart" 0 rs.out \
     "$DEV" verify --server "$S" --key b.key --peer lossy-one
 has "the restart echo challenge was answered" rs.out "rx type=2 code=4.01"

@@ -129,6 +129,20 @@ resp_key = hkdf(b"", km, b"iotguard resp key", 16)
 civ = hkdf(b"", km, b"iotguard common iv", 12)
 tkey = hkdf(b"", km, b"iotguard ticket key", 16)
 out["REQ_KEY"], out["RESP_KEY"], out["COMMON_IV"], out["TICKET_KEY"] = req_key, resp_key, civ, tkey
+talk_key = hkdf(b"", km, b"iotguard talk key", 16)
+out["TALK_KEY"] = talk_key
+
+# m1's talk proof to m2 (PROTOCOL.md 5.1): the tag of an empty plaintext
+TNONCE = bytes(range(0xA0, 0xAC))
+TTIME = 1800000000
+tag = AESGCM(talk_key).encrypt(TNONCE, b"", cbor(["Encrypt0", cbor({1: 1}),
+                                                  cbor(["iotguard talk", CLUSTER, ID, PEER, TNONCE, TTIME])]))
+proof = [TNONCE, TTIME, tag]
+out["TALK_TAG"] = tag
+out["HELLO"] = cbor({1: ID, 2: PEER, 3: proof})
+# m2's /session plaintext forwarding it, and the CH's warning answer about m1 (left)
+out["SESSION_PT_PROOF"] = cbor({1: ID, 2: proof})
+out["SESSION_RESP_WARN"] = cbor({3: {1: ID, 2: 2, 3: 7, 4: bytes([0xCD]) * 32, 5: 1900000000}})
 
 # protected /verify request (seq 5) and its response
 seq = 5

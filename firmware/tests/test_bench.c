@@ -4,6 +4,7 @@
  * Benchmarks report; they never fail a test (STYLE.md).
  */
 #include "iog_proto.h"
+#include "iog_tlog.h"
 #include "unit.h"
 
 uint64_t unit_clock(void);
@@ -49,7 +50,7 @@ void test_bench(void)
         iog_derive_km(z, nd, nch, &cl, &id, thumb, km);
         iog_derive_member_keys(km, &mk);
     }
-    unit_report("ECDH+HKDF (K_m and 4 keys)", unit_clock() - t, reps);
+    unit_report("ECDH+HKDF (K_m and 5 keys)", unit_clock() - t, reps);
 
     t = unit_clock();
     for (unsigned i = 0; i < reps * 10; i++) {
@@ -62,4 +63,46 @@ void test_bench(void)
         iog_sha256(msg, 64, hash);
     }
     unit_report("SHA-256 64 B", unit_clock() - t, reps * 10);
+
+    /* the device's log check after a join (PROTOCOL.md §9.2) at a CH of 1,000
+     * blocks that grew from 600 since the kept checkpoint: the whole check
+     * (one verify), and its hashes alone (the paths, the leaf) */
+    static uint8_t answer[1000];
+    iog_member_t m;
+    iog_tlog_cp_t kept, cp;
+    iog_proof_t p;
+    memset(&m, 0, sizeof(m));
+    iog_id_set(&m.ch.cluster, "lab-1", 5);
+    memcpy(m.ch.pub, pub, sizeof(pub));
+    iog_thumbprint(pub, m.ch.thumb);
+    m.height = 777;
+    unit_tlog_block(777, m.block);
+    int n = unit_tlog_answer(priv, &m.ch, 1000, 777, 600, 1767225600000ull, answer, sizeof(answer));
+    CHECK_EQ(iog_proof_decode(answer, (size_t)n, &p), 0);
+    printf("bench tlog answer at 1,000 blocks from 600: %d bytes, %u + %u path hashes\n", n,
+           (unsigned)p.path.n, (unsigned)p.cons.n);
+    iog_tlog_cp_t old = { 600, { 0 } };
+    unit_tlog_root(600, old.root);
+    ok = 0;
+    t = unit_clock();
+    for (unsigned i = 0; i < reps; i++) {
+        kept = old;
+        ok += iog_tlog_check_join(answer, (size_t)n, &m, &kept, NULL) == 0;
+    }
+    unit_report("tlog check (1,000 blocks)", unit_clock() - t, reps);
+    CHECK_EQ(ok, reps);
+    kept = old;
+    cp = (iog_tlog_cp_t){ 1000, { 0 } };
+    unit_tlog_root(1000, cp.root);
+    ok = 0;
+    t = unit_clock();
+    for (unsigned i = 0; i < reps * 10; i++) {
+        uint8_t leaf[1 + IOG_HASH_LEN] = { 0x00 };
+        memcpy(leaf + 1, m.block, IOG_HASH_LEN);
+        iog_sha256(leaf, sizeof(leaf), hash);
+        ok += iog_tlog_inclusion(777, hash, &cp, p.path.p, p.path.n) == 0 &&
+              iog_tlog_consistency(&kept, &cp, p.cons.p, p.cons.n) == 0;
+    }
+    unit_report("tlog paths only (1,000)", unit_clock() - t, reps * 10);
+    CHECK_EQ(ok, reps * 10);
 }

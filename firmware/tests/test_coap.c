@@ -213,7 +213,7 @@ static int client_run(fake_net_t *n, iog_coap_ep_t *ep, script_t *s, iog_coap_ms
     n->user = s;
     iog_coap_ep_init(ep, &n->plat);
     iog_coap_req_t req = { IOG_COAP_POST, 1, "/verify", IOG_CF_COSE_ENCRYPT0, IOG_CF_NONE,
-                           NULL, 0, (const uint8_t *)"ping", 4 };
+                           NULL, 0, (const uint8_t *)"ping", 4, NULL };
     return iog_coap_request(ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU);
 }
 
@@ -293,7 +293,7 @@ static void test_client(void)
     np->user = &s;
     iog_coap_ep_init(&ep, &np->plat);
     ep.ack_timeout_ms = 100;
-    iog_coap_req_t rq = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+    iog_coap_req_t rq = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL };
     CHECK_EQ(iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf)), -ETIMEDOUT);
     CHECK(np->now - 1000 >= 3100 && np->now - 1000 <= 4650);
 }
@@ -360,7 +360,7 @@ static int verified_run(fake_net_t *n, verifier_t *v, iog_coap_msg_t *resp, uint
     n->user = v;
     iog_coap_ep_init(&ep, &n->plat);
     iog_coap_req_t req = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE,
-                           NULL, 0, NULL, 0 };
+                           NULL, 0, NULL, 0, NULL };
     return iog_coap_request_verified(&ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU,
                                      echo, echo_len);
 }
@@ -424,7 +424,7 @@ static void test_backoff_schedule(void)
         np->on_send = scripted_peer;
         np->user = &s;
         iog_coap_ep_init(&ep, &np->plat);
-        iog_coap_req_t rq = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+        iog_coap_req_t rq = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL };
         int e = iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf));
         uint32_t t0 = np->sent[0].at, g = np->sent[1].at - t0;
         int ok = e == -ETIMEDOUT && np->n_sent == 1 + IOG_COAP_MAX_RETRANSMIT && g >= 2000 && g <= 3000;

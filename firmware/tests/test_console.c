@@ -15,7 +15,7 @@ static iog_board_t board;
 
 /* The lines the board printed since the last clear. */
 static struct {
-    char text[1400]; /* the QEMU image has 80 KB of RAM for everything */
+    char text[1320]; /* the QEMU image has 80 KB of RAM for everything */
     size_t len;
     unsigned lines, errors;
 } seen;
@@ -437,6 +437,116 @@ static void test_pin_expiry_full(void)
     CHECK(unit_flash.len[IOG_REC_KEY] > 0);
 }
 
+/* ---- a CH key rotation (PROTOCOL.md §6.1, §6.2): the board re-keys at boot ---- */
+
+static struct {
+    uint8_t answer[600]; /* GET /cluster's answer */
+    size_t len;
+    unsigned gets;
+} cl;
+
+static void cluster_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    iog_coap_msg_t req;
+    uint8_t out[640];
+    iog_coap_pkt_t p;
+    (void)to;
+    if (iog_coap_parse(&req, buf, len) || req.code != IOG_COAP_GET || !iog_coap_path_is(&req, "/cluster")) {
+        return;
+    }
+    cl.gets++;
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_CONTENT, req.mid, req.token, req.tkl);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_COSE_SIGN1);
+    iog_coap_add_payload(&p, cl.answer, cl.len);
+    fake_net_push(n, &unit_server_addr, n->now + 5, out, (size_t)iog_coap_finish(&p));
+}
+
+/* A boot whose CH answers GET /cluster with cl.answer. */
+static void boot_ch(void)
+{
+    clear();
+    fake_net_init(&unit_net);
+    unit_net.on_send = cluster_ch;
+    cl.gets = 0;
+    iog_board_init(&board, &unit_net.plat, &st, &hooks);
+    iog_board_start(&board);
+}
+
+static void test_rekey(void)
+{
+    static const uint8_t k9[32] = { [31] = 9 }, k10[32] = { [31] = 10 };
+    static uint8_t rot[300];
+    uint8_t new_pub[65], old_thumb[32], new_thumb[32];
+    iog_member_keys_t old_keys;
+    iog_rec_member_t m;
+    const uint8_t *p;
+    unit_flash_reset();
+    boot();
+    CHECK_EQ(run("set server 127.0.0.1:5683"), 0);
+    fake_join(1800000000); /* the CH key of k9 */
+    memcpy(old_thumb, board.dev.mem.ch.thumb, 32);
+    board.set.has_pin = 1;
+    memcpy(board.set.pin, old_thumb, 32);
+    uint8_t b[IOG_STORE_FRAME_MAX];
+    int n = iog_rec_settings_encode(&board.set, b + 6, sizeof(b) - 6);
+    iog_store_put(&st, IOG_REC_SETTINGS, b + 6, (size_t)n, b, sizeof(b));
+    for (int i = 0; i < 150; i++) {
+        request();
+    }
+    memcpy(&old_keys, &board.dev.mem.keys, sizeof(old_keys));
+    iog_p256_public(k10, new_pub);
+    iog_thumbprint(new_pub, new_thumb);
+    const uint8_t *rv[1] = { rot };
+    size_t rl[1] = { (size_t)unit_rotation(k9, new_pub, k9, &board.dev.mem.ch.cluster, rot, sizeof(rot)) };
+
+    /* a key offered without a rotation from the membership's key: refused, nothing changes */
+    cl.len = (size_t)unit_cluster_answer(k10, new_pub, &board.dev.mem.ch.cluster, rv, rl, 0, cl.answer,
+                                         sizeof(cl.answer));
+    boot_ch();
+    CHECK(saw("restored") && saw("error CH key check: refused"));
+    CHECK_EQ(cl.gets, 1);
+    CHECK_MEM(board.dev.mem.ch.thumb, old_thumb, 32);
+
+    /* with the rotation: K_m' from the new key, the same nonces and numbers, all stored */
+    cl.len = (size_t)unit_cluster_answer(k10, new_pub, &board.dev.mem.ch.cluster, rv, rl, 1, cl.answer,
+                                         sizeof(cl.answer));
+    CHECK(cl.len > 0 && cl.len < 580);
+    unit_flash.full = 1; /* first: a membership that cannot be stored keeps the old key */
+    boot_ch();
+    CHECK(saw("error re-keyed, but the membership is not stored: the old key is kept"));
+    CHECK_MEM(board.dev.mem.ch.thumb, old_thumb, 32);
+    CHECK_MEM(&board.dev.mem.keys, &old_keys, sizeof(old_keys));
+    unit_flash.full = 0;
+    boot_ch();
+    CHECK(saw("rekeyed ch_key="));
+    CHECK_MEM(board.dev.mem.ch.thumb, new_thumb, 32);
+    CHECK(memcmp(&board.dev.mem.keys, &old_keys, sizeof(old_keys)) != 0);
+    CHECK(board.dev.mem.seq >= 150 && board.dev.mem.seq <= 2 * IOG_SEQ_RESERVE);
+    iog_member_t want = board.dev.mem;
+    CHECK_EQ(iog_member_derive(&board.dev.me, &want), 0);
+    CHECK_MEM(&board.dev.mem.keys, &want.keys, sizeof(want.keys));
+    CHECK_MEM(board.set.pin, new_thumb, 32); /* the pin followed */
+    n = iog_store_get(&st, IOG_REC_MEMBER, b, sizeof(b), &p);
+    CHECK(n > 0 && iog_rec_member_decode(p, (size_t)n, &m) == 0);
+    CHECK_MEM(m.mem.ch.thumb, new_thumb, 32);
+    CHECK_MEM(&m.mem.keys, &want.keys, sizeof(want.keys));
+    uint64_t seq = board.dev.mem.seq;
+
+    /* the next boot: restored with K_m' and the pin, nothing to re-key */
+    boot_ch();
+    CHECK(saw("restored") && !saw("rekeyed") && seen.errors == 0);
+    CHECK_EQ(cl.gets, 1);
+    CHECK(board.dev.mem.seq == seq);
+    CHECK_MEM(&board.dev.mem.keys, &want.keys, sizeof(want.keys));
+    /* a board asleep (RTC memory kept, sleepy mode) does not ask at each wake */
+    board.set.mode = IOG_MODE_SLEEPY;
+    n = iog_rec_settings_encode(&board.set, b + 6, sizeof(b) - 6);
+    iog_store_put(&st, IOG_REC_SETTINGS, b + 6, (size_t)n, b, sizeof(b));
+    boot_ch();
+    CHECK(saw("restored"));
+    CHECK_EQ(cl.gets, 0);
+}
+
 void test_console(void)
 {
     st = unit_storage();
@@ -449,4 +559,12 @@ void test_console(void)
     test_kept_reply();
     test_corrupt_state();
     test_pin_expiry_full();
+    test_rekey();
+}
+
+/* The board's device, lent to test_tlog.c once the board's tests are done
+ * (RAM is scarce in the QEMU image). */
+iog_device_t *unit_board_device(void)
+{
+    return &board.dev;
 }

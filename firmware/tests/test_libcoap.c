@@ -143,7 +143,7 @@ static void our_client_to_libcoap_server(void)
     snprintf(host, sizeof(host), "127.0.0.1:%s", port);
     iog_udp_resolve(host, &srv);
     iog_coap_msg_t resp;
-    iog_coap_req_t req = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0 };
+    iog_coap_req_t req = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL };
     CHECK_EQ(iog_coap_request(&ep, &srv, &req, &resp, buf, sizeof(buf)), 0);
     CHECK_EQ(resp.code, IOG_COAP_CONTENT);
     CHECK(resp.payload_len > 0);

@@ -184,6 +184,7 @@ static void test_join(void)
     CHECK_MEM(m.keys.resp, SV_RESP_KEY, 16);
     CHECK_MEM(m.keys.iv, SV_COMMON_IV, 12);
     CHECK_MEM(m.keys.ticket, SV_TICKET_KEY, 16);
+    CHECK_MEM(m.keys.talk, SV_TALK_KEY, 16);
     /* the CH derives the same Z from its side */
     uint8_t z2[32];
     CHECK_EQ(iog_ecdh(SV_CH_PRIV, dev.pub, z2), 0);
@@ -204,7 +205,7 @@ static void test_protected(void)
     uint8_t pt[64], out[200], back[200];
     member(&m);
 
-    int pl = iog_peer_req_encode(&m2, NULL, 0, pt, sizeof(pt));
+    int pl = iog_peer_req_encode(&m2, NULL, NULL, 0, pt, sizeof(pt));
     CHECK_EQ(pl, 5);
     int n = iog_prot_req_seal(&m, &m1, 5, IOG_PATH_VERIFY, pt, (size_t)pl, out, sizeof(out));
     CHECK_EQ(n, sizeof(SV_VERIFY_REQ));
@@ -232,14 +233,14 @@ static void test_protected(void)
     /* after a CH restart: the echo inside, a 2-byte partial IV */
     uint8_t echo[12];
     unit_hex("0102030405060708090a0b0c", echo, 12);
-    pl = iog_peer_req_encode(&m2, echo, 12, pt, sizeof(pt));
+    pl = iog_peer_req_encode(&m2, NULL, echo, 12, pt, sizeof(pt));
     n = iog_prot_req_seal(&m, &m1, 256, IOG_PATH_SESSION, pt, (size_t)pl, out, sizeof(out));
     CHECK_EQ(n, sizeof(SV_SESSION_REQ));
     CHECK_MEM(out, SV_SESSION_REQ, sizeof(SV_SESSION_REQ));
     CHECK_EQ(iog_prot_req_seal(&m, &m1, IOG_SEQ_MAX + 1, IOG_PATH_SESSION, pt, (size_t)pl, out,
                                sizeof(out)), -ERANGE);
     /* leave-req without echo is the empty map */
-    CHECK_EQ(iog_peer_req_encode(NULL, NULL, 0, pt, sizeof(pt)), 1);
+    CHECK_EQ(iog_peer_req_encode(NULL, NULL, NULL, 0, pt, sizeof(pt)), 1);
     CHECK_EQ(pt[0], 0xa0);
 
     uint8_t lr[40];
@@ -317,19 +318,88 @@ static void test_tickets(void)
     memcpy(buf + 2, SV_TICKET, sizeof(SV_TICKET));
     buf[2 + sizeof(SV_TICKET)] = 0x02;
     memcpy(buf + 3 + sizeof(SV_TICKET), SV_TICKET, sizeof(SV_TICKET));
-    const uint8_t *g;
-    size_t gl;
-    CHECK_EQ(iog_session_resp_split(buf, 3 + 2 * sizeof(SV_TICKET), &g, &gl, &tp, &tl), 0);
+    const uint8_t *g, *w;
+    size_t gl, wl;
+    CHECK_EQ(iog_session_resp_split(buf, 3 + 2 * sizeof(SV_TICKET), &g, &gl, &tp, &tl, &w, &wl), 0);
     CHECK_EQ(gl, sizeof(SV_TICKET));
     CHECK_EQ(tl, sizeof(SV_TICKET));
-    CHECK(g == buf + 2);
+    CHECK(g == buf + 2 && w == NULL);
+    /* ... or, to a /session with a talk proof, a warning about the initiator */
+    CHECK_EQ(iog_session_resp_split(SV_SESSION_RESP_WARN, sizeof(SV_SESSION_RESP_WARN), &g, &gl, &tp,
+                                    &tl, &w, &wl), 0);
+    CHECK(g == NULL && tp == NULL && w == SV_SESSION_RESP_WARN + 2);
+    iog_verify_resp_t v;
+    CHECK_EQ(iog_verify_resp_decode(w, wl, &v), 0);
+    CHECK(iog_id_eq(&v.peer, "m1", 2) && v.status == IOG_STATUS_LEFT);
+    uint8_t odd[sizeof(SV_SESSION_RESP_WARN)];
+    memcpy(odd, SV_SESSION_RESP_WARN, sizeof(odd));
+    odd[1] = 0x01; /* {1: verify-resp}: neither a session nor a warning */
+    CHECK_EQ(iog_session_resp_split(odd, sizeof(odd), &g, &gl, &tp, &tl, &w, &wl), -EBADMSG);
+}
 
-    n = iog_hello_encode(&m1, buf, sizeof(buf));
-    CHECK_EQ(n, 5);
-    CHECK_EQ(iog_hello_decode(buf, (size_t)n, &who), 0);
-    CHECK(iog_id_eq(&who, "m1", 2));
-    buf[3] = ' ';
-    CHECK_EQ(iog_hello_decode(buf, (size_t)n, &who), -EBADMSG);
+/* Talk proofs and hellos (PROTOCOL.md §5.1) against the Python bytes. */
+static void test_talk(void)
+{
+    uint8_t nonce[12], buf[200];
+    iog_talk_proof_t p, q;
+    for (int i = 0; i < 12; i++) {
+        nonce[i] = (uint8_t)(0xa0 + i);
+    }
+    CHECK_EQ(iog_talk_proof_make(SV_TALK_KEY, &cluster, &m1, &m2, nonce, 1800000000, &p), 0);
+    CHECK_MEM(p.tag, SV_TALK_TAG, 16);
+    int n = iog_hello_encode(&m1, &m2, &p, buf, sizeof(buf));
+    CHECK_EQ(n, sizeof(SV_HELLO));
+    CHECK_MEM(buf, SV_HELLO, sizeof(SV_HELLO));
+
+    /* the CH's check: fresh within 60 s either way, only for its responder */
+    CHECK_EQ(iog_talk_proof_check(SV_TALK_KEY, &cluster, &m1, &m2, &p, 1800000060), 0);
+    CHECK_EQ(iog_talk_proof_check(SV_TALK_KEY, &cluster, &m1, &m2, &p, 1799999940), 0);
+    CHECK_EQ(iog_talk_proof_check(SV_TALK_KEY, &cluster, &m1, &m2, &p, 1800000061), -ETIME);
+    CHECK_EQ(iog_talk_proof_check(SV_TALK_KEY, &cluster, &m1, &m2, &p, 1799999939), -ETIME);
+    CHECK_EQ(iog_talk_proof_check(SV_TALK_KEY, &cluster, &m2, &m1, &p, 1800000000), -EACCES);
+    CHECK_EQ(iog_talk_proof_check(SV_TICKET_KEY, &cluster, &m1, &m2, &p, 1800000000), -EACCES);
+    q = p;
+    q.time++;
+    CHECK_EQ(iog_talk_proof_check(SV_TALK_KEY, &cluster, &m1, &m2, &q, 1800000000), -EACCES);
+    q = p;
+    q.tag[15] ^= 1;
+    CHECK_EQ(iog_talk_proof_check(SV_TALK_KEY, &cluster, &m1, &m2, &q, 1800000000), -EACCES);
+    CHECK(!iog_talk_fresh(UINT64_MAX - 10, 1800000000) && !iog_talk_fresh(0, 1800000000));
+
+    /* the listener's decoding */
+    iog_id_t who, resp;
+    int has;
+    CHECK_EQ(iog_hello_decode(SV_HELLO, sizeof(SV_HELLO), &who, &resp, &q, &has), 0);
+    CHECK(has && iog_id_eq(&who, "m1", 2) && iog_id_eq(&resp, "m2", 2));
+    CHECK(q.time == p.time && memcmp(q.nonce, p.nonce, 12) == 0 && memcmp(q.tag, p.tag, 16) == 0);
+    /* a hello from before talk proofs decodes without one: the listener refuses it */
+    size_t hl = unit_hex("a1 01 62 6d31", buf, sizeof(buf));
+    CHECK_EQ(iog_hello_decode(buf, hl, &who, &resp, &q, &has), 0);
+    CHECK(!has && iog_id_eq(&who, "m1", 2));
+    hl = unit_hex("a1 01 62 6d20", buf, sizeof(buf)); /* "m " */
+    CHECK_EQ(iog_hello_decode(buf, hl, &who, &resp, &q, &has), -EBADMSG);
+    hl = unit_hex("a2 01 62 6d31 02 62 6d32", buf, sizeof(buf)); /* a responder, no proof */
+    CHECK_EQ(iog_hello_decode(buf, hl, &who, &resp, &q, &has), -EBADMSG);
+    hl = unit_hex("a2 02 62 6d32 03 83 4c a0a1a2a3a4a5a6a7a8a9aaab 01 50 00000000000000000000000000000000",
+                  buf, sizeof(buf)); /* no initiator */
+    CHECK_EQ(iog_hello_decode(buf, hl, &who, &resp, &q, &has), -EBADMSG);
+    memcpy(buf, SV_HELLO, sizeof(SV_HELLO));
+    buf[11] = 0x4b; /* a nonce of 11 bytes */
+    CHECK_EQ(iog_hello_decode(buf, sizeof(SV_HELLO), &who, &resp, &q, &has), -EBADMSG);
+    memcpy(buf, SV_HELLO, sizeof(SV_HELLO));
+    buf[10] = 0x82; /* a proof of 2 items */
+    CHECK_EQ(iog_hello_decode(buf, sizeof(SV_HELLO), &who, &resp, &q, &has), -EBADMSG);
+
+    /* M2 forwards the proof in its /session; verify-req and leave-req take none */
+    n = iog_peer_req_encode(&m1, &p, NULL, 0, buf, sizeof(buf));
+    CHECK_EQ(n, sizeof(SV_SESSION_PT_PROOF));
+    CHECK_MEM(buf, SV_SESSION_PT_PROOF, sizeof(SV_SESSION_PT_PROOF));
+    const uint8_t *e;
+    size_t el;
+    CHECK_EQ(iog_peer_req_decode(buf, (size_t)n, &who, &q, &has, &e, &el), 0);
+    CHECK(has && iog_id_eq(&who, "m1", 2) && memcmp(q.tag, p.tag, 16) == 0 && e == NULL);
+    CHECK_EQ(iog_peer_req_decode(buf, (size_t)n, &who, NULL, NULL, &e, &el), -EBADMSG);
+    CHECK_EQ(iog_peer_req_encode(NULL, &p, NULL, 0, buf, sizeof(buf)), -EINVAL);
 }
 
 static void test_m2m(void)
@@ -427,6 +497,7 @@ void test_proto(void)
     test_protected();
     test_piv_nonce();
     test_tickets();
+    test_talk();
     test_m2m();
     test_replay();
 }

@@ -114,6 +114,26 @@ static void test_member_rtc(void)
     iog_thumbprint(m.mem.ch.pub, m.mem.ch.thumb);
     CHECK_MEM(m2.mem.ch.thumb, m.mem.ch.thumb, 32);
     CHECK_EQ(iog_rec_member_decode(b, (size_t)n - 1, &m2), -EBADMSG);
+    CHECK(m2.log.size == 0);
+    /* with the CH's log as last checked: a trailer that a record of before lacks */
+    m.log.size = 11;
+    memset(m.log.root, 0xAB, sizeof(m.log.root));
+    int nl = iog_rec_member_encode(&m, b, sizeof(b));
+    CHECK_EQ(nl, n + 40);
+    CHECK_EQ(iog_rec_member_decode(b, (size_t)nl, &m2), 0);
+    CHECK(m2.log.size == 11 && m2.mem.seq == 300);
+    CHECK_MEM(m2.log.root, m.log.root, sizeof(m.log.root));
+    for (int cut = n + 1; cut < nl; cut += 7) {
+        CHECK_EQ(iog_rec_member_decode(b, (size_t)cut, &m2), -EBADMSG);
+    }
+    CHECK_EQ(iog_rec_member_decode(b, (size_t)n, &m2), 0); /* the record of before */
+    CHECK(m2.log.size == 0);
+    memset(b + n, 0, 8); /* a trailer of tree size 0 */
+    CHECK_EQ(iog_rec_member_decode(b, (size_t)nl, &m2), -EBADMSG);
+    /* a record of a build before talk keys: the member keys 16 bytes shorter
+       (the talk key, last of them, missing) is refused, and the board rejoins */
+    memmove(b + n - 16 - 16, b + n - 16, 16);
+    CHECK_EQ(iog_rec_member_decode(b, (size_t)n - 16, &m2), -EBADMSG);
 
     memset(&r, 0, sizeof(r));
     r.member_mark = 300;

@@ -1,10 +1,11 @@
 #include <errno.h>
 
+#include "iog_cbor.h"
 #include "unit.h"
 
 unsigned unit_pass, unit_fail;
-fake_net_t unit_net;
-unit_flash_t unit_flash;
+fake_net_t unit_net UNIT_BIG;
+unit_flash_t unit_flash UNIT_BIG;
 
 void unit_flash_reset(void)
 {
@@ -206,6 +207,67 @@ void fake_net_push(fake_net_t *n, const iog_addr_t *from, uint32_t at, const uin
     }
 }
 
+/*
+ * Builds GET /cluster's answer signed by @p priv for key @p pub, carrying
+ * @p nrot rotations (PROTOCOL.md §6): {1: cluster, 2: key, 3: thumbprint,
+ * 4: lat, 5: lon, 6: radius, 7: [rotations]}.
+ */
+int unit_cluster_answer(const uint8_t priv[32], const uint8_t pub[65], const iog_id_t *cl,
+                          const uint8_t *const *rot, const size_t *rot_len, size_t nrot,
+                          uint8_t *out, size_t cap)
+{
+    static uint8_t payload[1300];
+    uint8_t key[80], th[32];
+    iog_cbor_enc_t e;
+    int kl = iog_cose_key_encode(pub, key, sizeof(key));
+    iog_thumbprint(pub, th);
+    iog_cbor_enc_init(&e, payload, sizeof(payload));
+    iog_cbor_put_map(&e, nrot ? 7 : 6);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_tstr(&e, cl->s, cl->len);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_raw(&e, key, (size_t)kl);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_bstr(&e, th, 32);
+    iog_cbor_put_uint(&e, 4);
+    iog_cbor_put_int(&e, 48856600);
+    iog_cbor_put_uint(&e, 5);
+    iog_cbor_put_int(&e, 2352200);
+    iog_cbor_put_uint(&e, 6);
+    iog_cbor_put_uint(&e, 1000);
+    if (nrot) {
+        iog_cbor_put_uint(&e, 7);
+        iog_cbor_put_array(&e, nrot);
+        for (size_t i = 0; i < nrot; i++) {
+            iog_cbor_put_bstr(&e, rot[i], rot_len[i]);
+        }
+    }
+    int pl = iog_cbor_enc_finish(&e);
+    return pl < 0 ? pl : iog_sign1_encode(priv, th, 32, IOG_AAD_CLUSTER, payload, (size_t)pl, out, cap);
+}
+
+/* A rotation from @p old_priv's key to @p new_pub, signed by @p signer (PROTOCOL.md §6.1). */
+int unit_rotation(const uint8_t old_priv[32], const uint8_t new_pub[65], const uint8_t signer[32],
+                    const iog_id_t *cl, uint8_t *out, size_t cap)
+{
+    uint8_t payload[200], old_pub[65], th[32];
+    iog_cbor_enc_t e;
+    iog_p256_public(old_priv, old_pub);
+    iog_thumbprint(old_pub, th);
+    iog_cbor_enc_init(&e, payload, sizeof(payload));
+    iog_cbor_put_map(&e, 4);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_tstr(&e, cl->s, cl->len);
+    iog_cbor_put_uint(&e, 2);
+    e.len += (size_t)iog_cose_key_encode(old_pub, payload + e.len, sizeof(payload) - e.len);
+    iog_cbor_put_uint(&e, 3);
+    e.len += (size_t)iog_cose_key_encode(new_pub, payload + e.len, sizeof(payload) - e.len);
+    iog_cbor_put_uint(&e, 4);
+    iog_cbor_put_uint(&e, 1767222000);
+    int pl = iog_cbor_enc_finish(&e);
+    return iog_sign1_encode(signer, th, 32, IOG_AAD_ROTATE, payload, (size_t)pl, out, cap);
+}
+
 int unit_run_all(void)
 {
     printf("-- cbor\n");
@@ -224,6 +286,8 @@ int unit_run_all(void)
     test_store();
     printf("-- console\n");
     test_console();
+    printf("-- transparency log\n");
+    test_tlog();
     printf("-- shared vectors\n");
     test_vectors();
     printf("-- bench\n");

@@ -10,10 +10,21 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "iog_device.h"
 #include "iog_platform.h"
 #include "iog_store.h"
 
 extern unsigned unit_pass, unit_fail;
+
+/**
+ * Where large test data goes: in the QEMU image, below the ESP8266's 80 KB
+ * dram0 (lx106/qemu.ld), which the core's tests fill. Set up before use.
+ */
+#ifdef IOG_TEST_LX106
+#define UNIT_BIG __attribute__((section(".qemu_data")))
+#else
+#define UNIT_BIG
+#endif
 
 #define CHECK(cond)                                                                 \
     do {                                                                            \
@@ -71,7 +82,7 @@ struct fake_net {
         iog_addr_t from;
         uint32_t at;
         size_t len;
-        uint8_t buf[400];
+        uint8_t buf[600]; /* a /cluster answer with a rotation */
     } inbox[6];
     unsigned n_in;
     struct {
@@ -112,11 +123,40 @@ void unit_flash_reset(void);
 /** A storage over unit_flash. */
 iog_storage_t unit_storage(void);
 
+/** RFC 9162 Merkle tree hash of @p n leaf hashes, recursively from the RFC (test_tlog.c). */
+void unit_mth(const uint8_t (*leaves)[32], size_t n, uint8_t out[32]);
+/** The block hash of block @p i of test_tlog.c's generated ledger. */
+void unit_tlog_block(size_t i, uint8_t out[32]);
+/** The root of the tree of its first @p n blocks. */
+void unit_tlog_root(size_t n, uint8_t out[32]);
+/**
+ * A GET /ledger/proof answer for block @p idx of the generated ledger of @p n
+ * blocks, its checkpoint signed by @p priv in @p ch's name, with the
+ * consistency proof from tree size @p from (0: none). @return its length.
+ */
+int unit_tlog_answer(const uint8_t priv[32], const iog_cluster_t *ch, size_t n, size_t idx,
+                     size_t from, uint64_t time_ms, uint8_t *out, size_t cap);
+
+/**
+ * GET /cluster's answer signed by @p priv for its key @p pub (PROTOCOL.md §6),
+ * with the @p nrot rotations @p rot (key 7) when @p nrot > 0. @return its length.
+ */
+int unit_cluster_answer(const uint8_t priv[32], const uint8_t pub[65], const iog_id_t *cl,
+                        const uint8_t *const *rot, const size_t *rot_len, size_t nrot,
+                        uint8_t *out, size_t cap);
+/** A rotation (§6.1) from @p old_priv's key to @p new_pub, signed by @p signer. @return its length. */
+int unit_rotation(const uint8_t old_priv[32], const uint8_t new_pub[65], const uint8_t signer[32],
+                  const iog_id_t *cl, uint8_t *out, size_t cap);
+
+/** The board's device of test_console.c, for the device tests that run after it. */
+iog_device_t *unit_board_device(void);
+
 /* test suites */
 void test_cbor(void);
 void test_coap(void);
 void test_crypto(void);
 void test_proto(void);
+void test_tlog(void);
 void test_vectors(void);
 void test_bench(void);
 void test_store(void);

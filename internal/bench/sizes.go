@@ -36,7 +36,7 @@ func payloadSizes(s, cluster, id string) (req, resp int, err error) {
 		var t wire.Ticket
 		t, err = protect.SealTicket(k.Ticket, cluster, wire.Ticket{SID: make([]byte, wire.NonceLen), Expires: exp, Initiator: id, Responder: id, Recipient: id}, [wire.KeySize]byte{})
 		if err == nil {
-			err = seal(protect.PathSession, &wire.SessionRequest{Peer: id}, &wire.SessionResponse{Grant: t, Ticket: t})
+			err = seal(protect.PathSession, &wire.SessionRequest{Peer: id}, &wire.SessionResponse{Grant: &t, Ticket: &t})
 		}
 	case ScenarioM2M:
 		var b []byte

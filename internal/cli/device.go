@@ -18,11 +18,19 @@ import (
 const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave|rekey|psk> [flags]
 
 Plays a device. The device file (--key, mode 0600) holds the device's ID and
-private key, and after a join its membership and request sequence number.
+private key, and after a join its membership, request sequence number and the
+thumbprint of the cluster head key it trusts: the key of its first join (or
+--pin), or the key a rotation signed by it led to. A later join to a CH with
+any other key is refused; if the CH key really changed without a rotation,
+check the new thumbprint out of band (the server's start-up log, or
+'coap-client-notls -m get -A 0 coap://127.0.0.1:5683/cluster' on the CH's own
+host) and re-pin: 'device join --repin HEX …'.
 
 Examples:
   iotguard device keygen --id sensor-a --out a.json
   iotguard device join    --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352
+  iotguard device join    --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352 \
+      --repin 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
   iotguard device verify  --server coap://127.0.0.1:5683 --key b.json --peer sensor-a
   iotguard device session --server coap://127.0.0.1:5683 --key b.json --peer sensor-a
   iotguard device listen  --server coap://127.0.0.1:5683 --key b.json --listen 127.0.0.1:5700
@@ -82,6 +90,7 @@ type deviceFlags struct {
 	server  *string
 	key     *string
 	pin     *string
+	repin   *string // join only
 	timeout *time.Duration
 }
 
@@ -110,11 +119,21 @@ func (f deviceFlags) open(args []string, need ...string) (*device.Device, contex
 	}
 	opts := []device.Option{device.WithStateFile(*f.key)}
 	if *f.pin != "" {
-		pin, err := hex.DecodeString(*f.pin)
-		if err != nil || len(pin) != 32 {
-			return nil, nil, nil, usageError{"--pin must be 64 hex digits"}
+		pin, err := thumbprintFlag("pin", *f.pin)
+		if err != nil {
+			return nil, nil, nil, err
 		}
 		opts = append(opts, device.WithPin(pin))
+	}
+	if f.repin != nil && *f.repin != "" {
+		if *f.pin != "" {
+			return nil, nil, nil, usageError{"--pin and --repin exclude each other"}
+		}
+		repin, err := thumbprintFlag("repin", *f.repin)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		opts = append(opts, device.WithRepin(repin))
 	}
 	d, err := device.Dial(*f.server, st, opts...)
 	if err != nil {
@@ -124,9 +143,19 @@ func (f deviceFlags) open(args []string, need ...string) (*device.Device, contex
 	return d, ctx, func() { cancel(); d.Close() }, nil
 }
 
+// thumbprintFlag decodes the value of a thumbprint flag (64 hex digits).
+func thumbprintFlag(name, v string) ([]byte, error) {
+	b, err := hex.DecodeString(v)
+	if err != nil || len(b) != 32 {
+		return nil, usageError{"--" + name + " must be 64 hex digits"}
+	}
+	return b, nil
+}
+
 func deviceJoin(args []string) error {
 	f := newDeviceFlags("join")
 	pos := f.fs.String("position", "", "device position `LAT,LON` in degrees")
+	f.repin = f.fs.String("repin", "", "trust the CH key with this thumbprint (`hex`, checked out of band) instead of the one the device trusts")
 	d, ctx, done, err := f.open(args, "position")
 	if err != nil {
 		return err
@@ -139,6 +168,13 @@ func deviceJoin(args []string) error {
 	resp, err := d.Join(ctx, p.Lat, p.Lon)
 	if errors.Is(err, device.ErrOutcomeUnknown) {
 		return fmt.Errorf("%w: the join may still be recorded; run this command again to resend the same join (%s keeps its nonce)", err, *f.key)
+	}
+	var untrusted *device.UntrustedCHError
+	if errors.As(err, &untrusted) && !untrusted.Pinned {
+		return fmt.Errorf("join refused: %w\n"+
+			"iotguard: hint: compare %x with the thumbprint in the cluster head's start-up log (or GET /cluster on its own host);\n"+
+			"iotguard: hint: if they match, re-pin: iotguard device join --server %s --key %s --position %s --repin %x",
+			err, untrusted.Got, *f.server, *f.key, *pos, untrusted.Got)
 	}
 	if err != nil {
 		return fmt.Errorf("join refused: %w", err)

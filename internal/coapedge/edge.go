@@ -150,9 +150,9 @@ const (
 var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest}
 
 // Echoer makes and checks the Echo values (RFC 9175) that verify a source's
-// address; *echo.Issuer is one. The cluster head passes the issuer its joins
-// use, so that the Echo which verified a device's address also makes its
-// join fresh (docs/PROTOCOL.md §3.1).
+// address. The cluster head passes the echoes its joins use
+// (cluster.Core.EdgeEchoes), so that the Echo which verified a device's
+// address also makes its join fresh (docs/PROTOCOL.md §3.1).
 type Echoer interface {
 	Echo(addr string, now time.Time) []byte
 	EchoFresh(echo []byte, addr string, now time.Time) bool
@@ -276,7 +276,7 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 		o(&cfg)
 	}
 	if cfg.Echo == nil {
-		cfg.Echo = echo.New()
+		cfg.Echo = ownEchoes{echo.New()}
 	}
 	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1), sources: newSources(cfg.RateLimit, cfg.maxSources)}
 	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET,
@@ -436,3 +436,14 @@ func (s *Server) wellKnownCore(context.Context, *Request) Response {
 
 // CodeString renders a code as CoAP writes it, e.g. "4.03".
 func CodeString(c codes.Code) string { return fmt.Sprintf("%d.%02d", c>>5, c&0x1f) }
+
+// ownEchoes are the echoes of an edge that shares them with nothing (a
+// device's listener): an Issuer of its own, with no ledger height to stamp.
+type ownEchoes struct{ i *echo.Issuer }
+
+func (o ownEchoes) Echo(addr string, now time.Time) []byte { return o.i.Echo(addr, now, 0) }
+
+func (o ownEchoes) EchoFresh(e []byte, addr string, now time.Time) bool {
+	_, fresh := o.i.EchoFresh(e, addr, now)
+	return fresh
+}

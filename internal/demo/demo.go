@@ -4,6 +4,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +12,16 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp"
+
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/membership"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // Run plays the scenario, writing the story to out. It returns an error if
@@ -99,8 +105,9 @@ func Run(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("sensor-a asking sensor-b to talk: %w", err)
 	}
 	defer talk.Close()
-	step("5. sensor-a asks sensor-b to talk; sensor-b verified sensor-a with the CH (member) and got session %x…;", talk.Session.SID[:4])
-	step("   the CH drew Sk, sealed it for each of them, recorded the session (IDs only) and forgot Sk")
+	step("5. sensor-a asks sensor-b to talk, with a talk proof under its member key; sensor-b forwards it in its /session;")
+	step("   the CH checked the proof (sensor-a, a member, to sensor-b, fresh, first use) and granted session %x…:", talk.Session.SID[:4])
+	step("   it drew Sk, sealed it for each of them, recorded the session (IDs only) and forgot Sk")
 	for _, msg := range []string{"temperature 21.5 C", "humidity 40 %"} {
 		reply, err := talk.Send(ctx, []byte(msg))
 		if err != nil {
@@ -115,15 +122,28 @@ func Run(ctx context.Context, out io.Writer) error {
 	}
 	defer x.Close()
 	_, err = x.Talk(ctx, l.Addr().String(), "sensor-b")
-	if !errors.Is(err, device.ErrWarning) {
-		return fmt.Errorf("impostor-x was not warned about: %v", err)
+	if !errors.Is(err, device.ErrNotJoined) {
+		return fmt.Errorf("impostor-x asked to talk without a member key: %v", err)
 	}
-	step("7. impostor-x (never joined) asks sensor-b to talk: sensor-b's /verify returns a WARNING (unknown); refused")
+	v, err := b.Verify(ctx, "impostor-x")
+	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Unknown {
+		return fmt.Errorf("verify of impostor-x: %v %v", v, err)
+	}
+	step("7. impostor-x (never joined) has no member key to prove itself with, so it cannot ask sensor-b to talk;")
+	code, diag, written, err := forgedHello(ctx, ch, l.Addr().String())
+	if err != nil {
+		return err
+	}
+	if code != codes.Unauthorized || written {
+		return fmt.Errorf("forged hello: %v %q, ledger written: %v", code, diag, written)
+	}
+	step("   a hello it forges in sensor-a's name, without a proof, gets 4.01 %q; nothing is written", diag)
+	step("   sensor-b verifies impostor-x with the CH: WARNING (%s)", v.Status)
 
 	if _, err := a.Leave(ctx); err != nil {
 		return fmt.Errorf("sensor-a leaving: %w", err)
 	}
-	v, err := b.Verify(ctx, "sensor-a")
+	v, err = b.Verify(ctx, "sensor-a")
 	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Left {
 		return fmt.Errorf("verify after leave: %v %v", v, err)
 	}
@@ -148,4 +168,32 @@ func Run(ctx context.Context, out io.Writer) error {
 		}
 		return nil
 	})
+}
+
+// forgedHello posts the hello of a sender with no key — {1: "sensor-a"},
+// no talk proof — to the listener at addr, and reports the answer and
+// whether the CH's ledger grew meanwhile.
+func forgedHello(ctx context.Context, ch *clusterhead.CH, addr string) (codes.Code, string, bool, error) {
+	ch.Core.Flush()
+	before, _, err := ch.Ledger.Head()
+	if err != nil {
+		return 0, "", false, err
+	}
+	hello, err := wire.Marshal(map[int]string{1: "sensor-a"})
+	if err != nil {
+		return 0, "", false, err
+	}
+	conn, err := udp.Dial(addr)
+	if err != nil {
+		return 0, "", false, err
+	}
+	defer conn.Close()
+	resp, err := conn.Post(ctx, "/talk", message.AppCBOR, bytes.NewReader(hello))
+	if err != nil {
+		return 0, "", false, fmt.Errorf("forged hello: %w", err)
+	}
+	diag, _ := resp.ReadBody()
+	ch.Core.Flush()
+	after, _, err := ch.Ledger.Head()
+	return resp.Code(), string(diag), after.Height != before.Height, err
 }

@@ -1,7 +1,7 @@
 // Package echo makes and checks Echo option values (RFC 9175): the proof that
 // a client receives datagrams at the address it sends from. A value is 4
-// bytes of time and an 8-byte HMAC-SHA-256 truncation over that time and the
-// client's address under a per-process random key, so the issuer keeps no
+// bytes of time, 8 of ledger height and an 8-byte HMAC-SHA-256 truncation over
+// them and the client's address under a per-process random key, so the issuer keeps no
 // state per client and a value is good only for the address it was made for,
 // only for Lifetime, and only in the process that made it.
 //
@@ -22,8 +22,16 @@ import (
 // Lifetime is how long an echo value stays fresh (docs/PROTOCOL.md §3.1).
 const Lifetime = 60 * time.Second
 
-// Len is the length of an echo value: 4-byte time ‖ 8-byte MAC.
-const Len = 12
+// An echo value is 4-byte time (unix s) ‖ 8-byte ledger height ‖ 8-byte MAC,
+// big-endian; the MAC is HMAC-SHA-256 under the Issuer's key over the time,
+// the height and the client address, truncated.
+const (
+	timeLen   = 4
+	heightLen = 8
+	macLen    = 8
+	// Len is the length of an echo value.
+	Len = timeLen + heightLen + macLen
+)
 
 // Issuer makes and checks echo values under its own random key. It is safe
 // for concurrent use and holds no other secret.
@@ -37,32 +45,35 @@ func New() *Issuer {
 	return &i
 }
 
-func (i *Issuer) mac(t uint32, addr string) []byte {
+func (i *Issuer) mac(stamp []byte, addr string) []byte {
 	m := hmac.New(sha256.New, i.key[:])
-	var tb [4]byte
-	binary.BigEndian.PutUint32(tb[:], t)
-	m.Write(tb[:])
+	m.Write(stamp)
 	m.Write([]byte(addr))
-	return m.Sum(nil)[:Len-4]
+	return m.Sum(nil)[:macLen]
 }
 
-// Echo returns a fresh echo value for a client at addr (host:port).
-func (i *Issuer) Echo(addr string, now time.Time) []byte {
-	t := uint32(now.Unix())
-	out := binary.BigEndian.AppendUint32(make([]byte, 0, Len), t)
-	return append(out, i.mac(t, addr)...)
+// Echo returns a fresh echo value for a client at addr (host:port), stamped
+// with height: the ledger height the caller had committed when it made the
+// value, so that a request carrying it was made after every event up to it.
+func (i *Issuer) Echo(addr string, now time.Time, height uint64) []byte {
+	out := binary.BigEndian.AppendUint32(make([]byte, 0, Len), uint32(now.Unix()))
+	out = binary.BigEndian.AppendUint64(out, height)
+	return append(out, i.mac(out, addr)...)
 }
 
 // EchoFresh reports whether echo was made by this Issuer for addr within
-// Lifetime before now.
-func (i *Issuer) EchoFresh(echo []byte, addr string, now time.Time) bool {
+// Lifetime before now, and if so the height it was stamped with.
+func (i *Issuer) EchoFresh(echo []byte, addr string, now time.Time) (height uint64, fresh bool) {
 	if len(echo) != Len {
-		return false
+		return 0, false
 	}
-	t := binary.BigEndian.Uint32(echo)
-	age := now.Unix() - int64(t)
+	age := now.Unix() - int64(binary.BigEndian.Uint32(echo))
 	if age < 0 || age > int64(Lifetime/time.Second) {
-		return false
+		return 0, false
 	}
-	return hmac.Equal(echo[4:], i.mac(t, addr))
+	stamp := echo[:timeLen+heightLen]
+	if !hmac.Equal(echo[len(stamp):], i.mac(stamp, addr)) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(echo[timeLen:]), true
 }

@@ -1,0 +1,425 @@
+/*
+ * The transparency log as a device checks it (PROTOCOL.md §9): the verifier
+ * against a reference written from RFC 9162's recursive definitions (MTH,
+ * PATH, PROOF of §2.1), exhaustively over small trees; the decoder on bad
+ * bytes; the device's GET /ledger/proof on a scripted CH (query, Echo
+ * challenge, a CH without a log).
+ */
+#include <errno.h>
+
+#include "iog_cbor.h"
+#include "iog_device.h"
+#include "iog_tlog.h"
+#include "unit.h"
+
+/* ---- reference: RFC 9162 §2.1, recursively, over leaf hashes ---- */
+
+/* Leaves of the reference tree: an array, or generated (NULL): leaf i = SHA-256(0x00 || unit_tlog_block(i)). */
+static const uint8_t (*ref_leaves)[IOG_HASH_LEN];
+
+void unit_tlog_block(size_t i, uint8_t out[IOG_HASH_LEN])
+{
+    uint8_t b[8];
+    for (int j = 0; j < 8; j++) {
+        b[j] = (uint8_t)(i >> (8 * j));
+    }
+    iog_sha256(b, sizeof(b), out);
+}
+
+static void ref_leaf(size_t i, uint8_t out[IOG_HASH_LEN])
+{
+    uint8_t b[1 + IOG_HASH_LEN] = { 0x00 };
+    if (ref_leaves) {
+        memcpy(out, ref_leaves[i], IOG_HASH_LEN);
+        return;
+    }
+    unit_tlog_block(i, b + 1);
+    iog_sha256(b, sizeof(b), out);
+}
+
+/* The largest power of two below @p n (n > 1). */
+static size_t split(size_t n)
+{
+    size_t k = 1;
+    while (k << 1 < n) {
+        k <<= 1;
+    }
+    return k;
+}
+
+/* MTH(D[lo:lo+n]) */
+static void ref_mth(size_t lo, size_t n, uint8_t out[IOG_HASH_LEN])
+{
+    uint8_t b[1 + 2 * IOG_HASH_LEN] = { 0x01 };
+    if (n == 1) {
+        ref_leaf(lo, out);
+        return;
+    }
+    size_t k = split(n);
+    ref_mth(lo, k, b + 1);
+    ref_mth(lo + k, n - k, b + 1 + IOG_HASH_LEN);
+    iog_sha256(b, sizeof(b), out);
+}
+
+void unit_tlog_root(size_t n, uint8_t out[IOG_HASH_LEN])
+{
+    ref_mth(0, n, out);
+}
+
+void unit_mth(const uint8_t (*leaves)[IOG_HASH_LEN], size_t n, uint8_t out[IOG_HASH_LEN])
+{
+    ref_leaves = leaves;
+    ref_mth(0, n, out);
+    ref_leaves = NULL;
+}
+
+static void put_hash(uint8_t *path, size_t i, const uint8_t h[IOG_HASH_LEN])
+{
+    path[i * IOG_TLOG_STRIDE] = 0x58;
+    path[i * IOG_TLOG_STRIDE + 1] = 0x20;
+    memcpy(path + i * IOG_TLOG_STRIDE + 2, h, IOG_HASH_LEN);
+}
+
+/* PATH(m, D[lo:lo+n]) into @p out. @return its hashes. */
+static size_t ref_path(size_t m, size_t lo, size_t n, uint8_t *out)
+{
+    uint8_t h[IOG_HASH_LEN];
+    size_t c;
+    if (n == 1) {
+        return 0;
+    }
+    size_t k = split(n);
+    if (m < k) {
+        c = ref_path(m, lo, k, out);
+        ref_mth(lo + k, n - k, h);
+    }
+    else {
+        c = ref_path(m - k, lo + k, n - k, out);
+        ref_mth(lo, k, h);
+    }
+    put_hash(out, c, h);
+    return c + 1;
+}
+
+/* SUBPROOF(m, D[lo:lo+n], b) into @p out. @return its hashes. */
+static size_t ref_subproof(size_t m, size_t lo, size_t n, int b, uint8_t *out)
+{
+    uint8_t h[IOG_HASH_LEN];
+    size_t c;
+    if (m == n) {
+        if (b) {
+            return 0;
+        }
+        ref_mth(lo, n, h);
+        put_hash(out, 0, h);
+        return 1;
+    }
+    size_t k = split(n);
+    if (m <= k) {
+        c = ref_subproof(m, lo, k, b, out);
+        ref_mth(lo + k, n - k, h);
+    }
+    else {
+        c = ref_subproof(m - k, lo + k, n - k, 0, out);
+        ref_mth(lo, k, h);
+    }
+    put_hash(out, c, h);
+    return c + 1;
+}
+
+/* ---- the verifier against the reference ---- */
+
+static uint8_t path[IOG_TLOG_MAX_PATH * IOG_TLOG_STRIDE];
+
+static void test_exhaustive(void)
+{
+    enum { N = 20 };
+    unsigned incl = 0, cons = 0, refused = 0, wrong = 0;
+    for (size_t n = 1; n <= N; n++) {
+        iog_tlog_cp_t cp = { n, { 0 } };
+        ref_mth(0, n, cp.root);
+        for (size_t m = 0; m < n; m++) {
+            uint8_t leaf[IOG_HASH_LEN];
+            ref_leaf(m, leaf);
+            size_t pn = ref_path(m, 0, n, path);
+            incl += iog_tlog_inclusion(m, leaf, &cp, path, pn) == 0;
+            /* any other index, a path one hash short or long, a changed hash */
+            for (size_t j = 0; j < n + 2; j++) {
+                wrong += j != m && iog_tlog_inclusion(j, leaf, &cp, path, pn) == 0;
+            }
+            wrong += pn > 0 && iog_tlog_inclusion(m, leaf, &cp, path, pn - 1) == 0;
+            put_hash(path, pn, cp.root);
+            wrong += iog_tlog_inclusion(m, leaf, &cp, path, pn + 1) == 0;
+            for (size_t i = 0; i < pn; i++) {
+                path[i * IOG_TLOG_STRIDE + 2 + i % IOG_HASH_LEN] ^= 0x80;
+                refused += iog_tlog_inclusion(m, leaf, &cp, path, pn) == -EILSEQ;
+                path[i * IOG_TLOG_STRIDE + 2 + i % IOG_HASH_LEN] ^= 0x80;
+            }
+        }
+        for (size_t m = 1; m <= n; m++) {
+            iog_tlog_cp_t old = { m, { 0 } };
+            ref_mth(0, m, old.root);
+            size_t pn = ref_subproof(m, 0, n, 1, path);
+            cons += iog_tlog_consistency(&old, &cp, path, pn) == 0;
+            wrong += pn > 0 && iog_tlog_consistency(&old, &cp, path, pn - 1) == 0;
+            for (size_t i = 0; i < pn; i++) {
+                path[i * IOG_TLOG_STRIDE + 2] ^= 0x01;
+                refused += iog_tlog_consistency(&old, &cp, path, pn) == -EILSEQ;
+                path[i * IOG_TLOG_STRIDE + 2] ^= 0x01;
+            }
+            old.root[5] ^= 0x10;
+            refused += iog_tlog_consistency(&old, &cp, path, pn) == -EILSEQ;
+            /* the reverse direction is never a proof */
+            wrong += m < n && iog_tlog_consistency(&cp, &old, path, pn) == 0;
+        }
+    }
+    CHECK_EQ(incl, N * (N + 1) / 2);
+    CHECK_EQ(cons, N * (N + 1) / 2);
+    CHECK_EQ(wrong, 0);
+    CHECK(refused > 500);
+    printf("tlog: %u inclusion and %u consistency proofs of trees of 1-%u blocks verified, "
+           "%u altered ones refused\n", incl, cons, (unsigned)N, refused);
+    /* size 0, an old tree larger than the new one */
+    iog_tlog_cp_t a = { 0, { 0 } }, b = { 3, { 0 } };
+    CHECK_EQ(iog_tlog_consistency(&a, &b, path, 1), -EILSEQ);
+    a.size = 4;
+    CHECK_EQ(iog_tlog_consistency(&a, &b, path, 1), -EILSEQ);
+    CHECK_EQ(iog_tlog_inclusion(3, path, &b, path, 2), -EILSEQ);
+}
+
+/* ---- answers of GET /ledger/proof ---- */
+
+static void put_path(iog_cbor_enc_t *e, const uint8_t *p, size_t n)
+{
+    iog_cbor_put_array(e, n);
+    for (size_t i = 0; i < n; i++) {
+        iog_cbor_put_bstr(e, p + i * IOG_TLOG_STRIDE + 2, IOG_HASH_LEN);
+    }
+}
+
+int unit_tlog_answer(const uint8_t priv[IOG_P256_PRIV_LEN], const iog_cluster_t *ch, size_t n,
+                     size_t idx, size_t from, uint64_t time_ms, uint8_t *out, size_t cap)
+{
+    uint8_t payload[120], cp[240], block[IOG_HASH_LEN], root[IOG_HASH_LEN];
+    iog_cbor_enc_t e;
+    ref_mth(0, n, root);
+    iog_cbor_enc_init(&e, payload, sizeof(payload));
+    iog_cbor_put_map(&e, 4);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_tstr(&e, ch->cluster.s, ch->cluster.len);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_uint(&e, n);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_bstr(&e, root, IOG_HASH_LEN);
+    iog_cbor_put_uint(&e, 4);
+    iog_cbor_put_uint(&e, time_ms);
+    int cl = iog_sign1_encode(priv, ch->thumb, IOG_HASH_LEN, IOG_AAD_CHECKPOINT, payload,
+                              (size_t)iog_cbor_enc_finish(&e), cp, sizeof(cp));
+    unit_tlog_block(idx, block);
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, from ? 6 : 4);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_bstr(&e, cp, (size_t)cl);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_uint(&e, idx);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_bstr(&e, block, IOG_HASH_LEN);
+    iog_cbor_put_uint(&e, 4);
+    put_path(&e, path, ref_path(idx, 0, n, path));
+    if (from) {
+        iog_cbor_put_uint(&e, 5);
+        iog_cbor_put_uint(&e, from);
+        iog_cbor_put_uint(&e, 6);
+        put_path(&e, path, ref_subproof(from, 0, n, 1, path));
+    }
+    return iog_cbor_enc_finish(&e);
+}
+
+/* A member joined in block @p idx of the generated tree, at the CH of key @p priv. */
+static void tlog_member(iog_member_t *m, const uint8_t priv[32], size_t idx)
+{
+    memset(m, 0, sizeof(*m));
+    iog_id_set(&m->ch.cluster, "lab-1", 5);
+    iog_p256_public(priv, m->ch.pub);
+    iog_thumbprint(m->ch.pub, m->ch.thumb);
+    m->height = idx;
+    unit_tlog_block(idx, m->block);
+}
+
+static void test_decode(void)
+{
+    static uint8_t a[700], b[700];
+    static const uint8_t priv[32] = { [31] = 5 };
+    iog_member_t m;
+    iog_tlog_cp_t kept = { 0, { 0 } };
+    iog_proof_t p;
+    tlog_member(&m, priv, 6);
+    int n = unit_tlog_answer(priv, &m.ch, 9, 6, 4, 1767225600000ull, a, sizeof(a));
+    CHECK(n > 0);
+    CHECK_EQ(iog_proof_decode(a, (size_t)n, &p), 0);
+    CHECK_EQ(p.index, 6);
+    CHECK_EQ(p.old_size, 4);
+    CHECK(p.path.n == 4 && p.cons.n > 0);
+    /* every truncation and every changed byte: refused, never a crash, never accepted */
+    unsigned accepted = 0;
+    int signed_from = (int)(p.cp.p - a) + 45, signed_to = (int)(p.cp.p - a + p.cp.n);
+    for (int i = 0; i < n; i++) {
+        iog_tlog_cp_t k = { 4, { 0 } };
+        ref_mth(0, 4, k.root);
+        accepted += iog_tlog_check_join(a, (size_t)i, &m, &k, NULL) == 0;
+        /* a change to the checkpoint's payload or signature may reach the
+         * verify (31 M instructions on the lx106): a sample of those bytes */
+        if (i >= signed_from && i < signed_to && i % 16) {
+            continue;
+        }
+        memcpy(b, a, (size_t)n);
+        b[i] ^= (uint8_t)(1u << (i % 8));
+        accepted += iog_tlog_check_join(b, (size_t)n, &m, &k, NULL) == 0;
+    }
+    CHECK_EQ(accepted, 0);
+    /* a path hash in a longer (not deterministic) encoding; a path too long */
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, b, sizeof(b));
+    iog_cbor_put_map(&e, 4);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_bstr(&e, "x", 1);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_uint(&e, 0);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_bstr(&e, m.block, 32);
+    iog_cbor_put_uint(&e, 4);
+    iog_cbor_put_array(&e, 1);
+    size_t at = e.len;
+    iog_cbor_put_bstr(&e, m.block, 32);
+    n = iog_cbor_enc_finish(&e);
+    CHECK_EQ(iog_proof_decode(b, (size_t)n, &p), 0);
+    memmove(b + at + 3, b + at + 2, 32);
+    b[at] = 0x59, b[at + 1] = 0x00, b[at + 2] = 0x20;
+    CHECK_EQ(iog_proof_decode(b, (size_t)n + 1, &p), -EBADMSG);
+    b[at - 1] = 0x98, b[at] = 64; /* array(64) */
+    CHECK_EQ(iog_proof_decode(b, (size_t)n + 1, &p), -EBADMSG);
+    /* nothing kept: the answer checks and is kept; its time is returned */
+    uint64_t t = 0;
+    n = unit_tlog_answer(priv, &m.ch, 9, 6, 0, 1767225600000ull, a, sizeof(a));
+    CHECK_EQ(iog_tlog_check_join(a, (size_t)n, &m, &kept, &t), 0);
+    CHECK(kept.size == 9 && t == 1767225600000ull);
+    /* a checkpoint in the CH's name (its kid) signed by another key */
+    static const uint8_t other[32] = { [31] = 6 };
+    n = unit_tlog_answer(other, &m.ch, 9, 6, 9, 1, a, sizeof(a));
+    CHECK_EQ(iog_tlog_check_join(a, (size_t)n, &m, &kept, NULL), -EACCES);
+    /* the same tree again: an equal size needs the same root and no path */
+    n = unit_tlog_answer(priv, &m.ch, 9, 6, 9, 1, a, sizeof(a));
+    CHECK_EQ(iog_tlog_check_join(a, (size_t)n, &m, &kept, NULL), 0);
+    /* a smaller tree than the kept one */
+    n = unit_tlog_answer(priv, &m.ch, 8, 6, 8, 1, a, sizeof(a));
+    CHECK_EQ(iog_tlog_check_join(a, (size_t)n, &m, &kept, NULL), -EXDEV);
+    CHECK(kept.size == 9);
+}
+
+/* ---- the device on a scripted CH ---- */
+
+static struct {
+    int mode;               /* 0: challenge then the proof; 1: no log; 2: unknown device */
+    unsigned gets;          /* GETs seen */
+    int echoed;             /* the second GET carried the challenge's Echo */
+    char query[2][40];      /* the Uri-Query options of the last GET */
+    uint8_t answer[400];    /* the proof answer */
+    size_t answer_len;
+} ch;
+
+static void scripted_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    iog_coap_msg_t req;
+    uint8_t out[400];
+    iog_coap_pkt_t p;
+    (void)to;
+    if (iog_coap_parse(&req, buf, len) || req.code != IOG_COAP_GET ||
+        !iog_coap_path_is(&req, "/ledger/proof")) {
+        return;
+    }
+    ch.gets++;
+    unsigned q = 0;
+    memset(ch.query, 0, sizeof(ch.query));
+    for (unsigned i = 0; i < req.nopts; i++) {
+        if (req.opts[i].num == IOG_COAP_OPT_URI_QUERY && q < 2 && req.opts[i].len < 40) {
+            memcpy(ch.query[q++], req.opts[i].val, req.opts[i].len);
+        }
+    }
+    const iog_coap_opt_t *echo = iog_coap_opt(&req, IOG_COAP_OPT_ECHO);
+    ch.echoed = echo && echo->len == 3 && memcmp(echo->val, "e-1", 3) == 0;
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_CONTENT, req.mid, req.token, req.tkl);
+    if (ch.mode == 0 && !echo) {
+        p.buf[1] = IOG_COAP_UNAUTHORIZED;
+        iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, "e-1", 3);
+    }
+    else if (ch.mode == 0) {
+        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_CBOR);
+        iog_coap_add_payload(&p, ch.answer, ch.answer_len);
+    }
+    else {
+        const char *diag = ch.mode == 1 ? "no transparency log" : "unknown device";
+        p.buf[1] = IOG_COAP_NOT_FOUND;
+        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_TEXT);
+        iog_coap_add_payload(&p, diag, strlen(diag));
+    }
+    fake_net_push(n, &unit_server_addr, n->now + 5, out, (size_t)iog_coap_finish(&p));
+}
+
+static void test_device(void)
+{
+    static const uint8_t priv[32] = { [31] = 5 };
+    iog_identity_t me;
+    uint64_t t = 0;
+    fake_net_t *const np = &unit_net;
+    iog_device_t *const d = unit_board_device();
+    memset(&me, 0, sizeof(me));
+    iog_id_set(&me.id, "c-one", 5);
+    fake_net_init(np);
+    np->on_send = scripted_ch;
+    iog_device_init(d, &np->plat, &unit_server_addr, &me);
+    memset(&ch, 0, sizeof(ch));
+    CHECK_EQ(iog_device_check_join(d, &t), -ENOTCONN);
+    tlog_member(&d->mem, priv, 3);
+    d->joined = 1;
+
+    /* the first check: no from=, an Echo challenge answered once */
+    int n = unit_tlog_answer(priv, &d->mem.ch, 4, 3, 0, 1767225600000ull, ch.answer,
+                             sizeof(ch.answer));
+    CHECK(n > 0);
+    ch.answer_len = (size_t)n;
+    CHECK_EQ(iog_device_check_join(d, &t), 0);
+    CHECK_EQ(ch.gets, 2);
+    CHECK(ch.echoed);
+    CHECK(strcmp(ch.query[0], "id=c-one") == 0 && ch.query[1][0] == '\0');
+    CHECK(d->log.size == 4 && t == 1767225600000ull);
+
+    /* a later join (block 6 of 7): from=4, the consistency checked */
+    tlog_member(&d->mem, priv, 6);
+    n = unit_tlog_answer(priv, &d->mem.ch, 7, 6, 4, 1767225700000ull, ch.answer, sizeof(ch.answer));
+    CHECK(n > 0 && n < 380);
+    ch.answer_len = (size_t)n;
+    ch.gets = 0;
+    CHECK_EQ(iog_device_check_join(d, &t), 0);
+    CHECK(strcmp(ch.query[0], "id=c-one") == 0 && strcmp(ch.query[1], "from=4") == 0);
+    CHECK(d->log.size == 7);
+
+    /* an answer that proves another block: -EPROTO, said in diag, the kept checkpoint stays */
+    d->mem.height = 5;
+    CHECK_EQ(iog_device_check_join(d, &t), -EPROTO);
+    CHECK(strstr(d->diag, "another block") != NULL);
+    CHECK(d->log.size == 7);
+
+    /* a CH without a log; a CH that knows no join of this ID */
+    ch.mode = 1;
+    CHECK_EQ(iog_device_check_join(d, &t), -ENOTSUP);
+    ch.mode = 2;
+    CHECK_EQ(iog_device_check_join(d, &t), -EACCES);
+    CHECK_EQ(d->code, IOG_COAP_NOT_FOUND);
+}
+
+void test_tlog(void)
+{
+    test_exhaustive();
+    test_decode();
+    test_device();
+}
