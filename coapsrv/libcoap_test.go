@@ -207,8 +207,8 @@ func TestLibcoapFollowsEchoChallenge(t *testing.T) {
 					reply = "NON"
 				}
 				for _, want := range []*regexp.Regexp{
-					regexp.MustCompile(`(?m)^v:1 t:` + reply + ` c:4\.01 .*Echo:0x[0-9a-f]{24} .*'echo required'$`),
-					regexp.MustCompile(`(?m)^v:1 t:` + typ + ` c:GET .*Echo:0x[0-9a-f]{24} \]$`),
+					regexp.MustCompile(`(?m)^v:1 t:` + reply + ` c:4\.01 .*Echo:0x[0-9a-f]{40} .*'echo required'$`),
+					regexp.MustCompile(`(?m)^v:1 t:` + typ + ` c:GET .*Echo:0x[0-9a-f]{40} \]$`),
 					regexp.MustCompile(`(?m)^v:1 t:` + reply + ` c:2\.05 `),
 				} {
 					if !want.MatchString(log) {
