@@ -102,7 +102,16 @@ talk_post() { # talk_post OUT PORT FILE: one POST /talk of FILE's bytes, with li
     timeout 20 coap-client-notls -B 5 -m post -t 60 -f "$3" "coap://127.0.0.1:$2/talk" >"$1" 2>&1
 }
 
+scrape() { # scrape FILE: the CH's metrics
+    python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
+        "$METRICS" >"$1" 2>&1
+}
+metric() { # metric FILE SERIES: its value, 0 when absent
+    awk -v s="$2" '$1 == s { v = $2 } END { print v + 0 }' "$1"
+}
+
 cd "$T"
+scrape m0.out
 "$DEV" keygen --id c-one --out a.key >/dev/null
 "$DEV" keygen --id c-two --out b.key >/dev/null
 "$DEV" keygen --id c-impostor --out i.key >/dev/null
@@ -111,11 +120,17 @@ run "C device c-one joins" 0 j1.out "$DEV" join --server "$S" --key a.key --posi
 has "join answered with a block" j1.out "joined cluster lab-1 as c-one: block"
 has "c-one's join proven in the CH's log" j1.out "log: block [0-9]* proven in the CH's log of [0-9]* blocks$"
 run "C device c-two joins" 0 j2.out "$DEV" join --server "$S" --key b.key --position 48.8560,2.3510
-# Both signed over the echo of their /cluster answer (PROTOCOL.md §3.1): two
-# joins created, none challenged with 4.01 — one ES256 signature each.
-python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
-    "$METRICS" >m1.out 2>&1
+# Each GET /cluster met the CH's address verification once (4.01 + Echo,
+# PROTOCOL.md §6) and was sent again with the Echo; both devices signed over
+# an echo of that exchange (§3.1): two joins created, none challenged with
+# 4.01 — one ES256 signature each.
+scrape m1.out
 has "C joins answered at once" m1.out 'iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"} 2$'
+for code in 4.01 2.05; do
+    series="iotguard_coap_requests_total{code=\"$code\",resource=\"/cluster\",transport=\"udp\"}"
+    n=$(( $(metric m1.out "$series") - $(metric m0.out "$series") ))
+    if [ "$n" = 2 ]; then ok "C devices' GET /cluster answered $code twice"; else bad "C devices' GET /cluster answered $code $n times, want 2" m1.out; fi
+done
 if grep -q 'code="4.01",resource="/join",transport="udp"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
