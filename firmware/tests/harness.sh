@@ -333,14 +333,15 @@ wait $LPID4 2>/dev/null
 has "c-two logged it" l4.out "warning: refused c-one: left"
 
 # A stale join (PROTOCOL.md §3.1): the same device in two processes. The
-# second fetches /cluster, then its join is lost (seeded loss: pass, pass,
-# drop) and waits to be retransmitted; meanwhile the first process joins. The
+# second fetches /cluster (its address checked first: GET, 4.01 + Echo, GET,
+# 2.05), then its join is lost (seeded loss: four passes, then a drop) and
+# waits to be retransmitted; meanwhile the first process joins. The
 # retransmitted join signed an echo from before that join: the CH answers
 # 4.01 "stale join" with a fresh Echo, and the device signs it and is in.
 "$DEV" keygen --id c-twice --out w1.key >/dev/null
 cp w1.key w2.key
 IOG_UDP_TRACE=1 timeout 60 "$DEV" join --server "$S" --key w2.key --position 48.8570,2.3530 \
-    --loss 30 --seed 248 --ack-timeout 5000 >stale2.out 2>&1 &
+    --loss 30 --seed 218 --ack-timeout 5000 >stale2.out 2>&1 &
 W2PID=$!
 PIDS="$PIDS $W2PID"
 i=0
