@@ -11,7 +11,7 @@ APT_PACKAGES := libcoap3-bin prometheus systemd
 # CometBFT's requirements raise the versions the main module builds with.
 export GOWORK := off
 
-.PHONY: all build run demo test deps check unit fuzz bench bench-decay bench-decay-upstream bench-ratios bench-scale clean
+.PHONY: all build run demo test deps check unit fuzz flood bench bench-decay bench-decay-upstream bench-ratios bench-scale clean
 
 all: build
 
@@ -60,6 +60,13 @@ fuzz:
 			$(GO) -C $$mod test -run=NONE -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; \
 	done; done
+
+# A flood of 100,000 one-datagram source endpoints (loopback addresses and
+# ports) against a CH with the defaults of iotguard serve: associations held,
+# datagrams dropped, goroutines, heap and RSS (docs/SECURITY.md). make test
+# runs the same test with 12,000.
+flood:
+	$(GO) test -run '^TestSourcePortFlood$$' -count=1 -v ./clusterhead -flood-ports 100000
 
 # Short versions of every go test benchmark (crypto ops, CBOR, ledger,
 # CoAP round trips). For benchstat, repeat: make bench BENCHCOUNT=10 > new.txt

@@ -56,6 +56,24 @@ func (c *Core) echo(addr string, now time.Time) []byte {
 	return c.keys.Echo(addr, now, head.Height)
 }
 
+// EdgeEchoes returns the CH's echoes as the CoAP edge verifies addresses
+// with them (coapedge.Echoer): stamped with the ledger head like every echo
+// the CH makes, so the Echo that verified a device's address also makes its
+// join fresh (RFC 9175 §2.4, docs/PROTOCOL.md §3.1).
+func (c *Core) EdgeEchoes() EdgeEchoes { return EdgeEchoes{c} }
+
+// EdgeEchoes is Core's echoes for the CoAP edge; see Core.EdgeEchoes.
+type EdgeEchoes struct{ c *Core }
+
+// Echo returns a fresh echo for addr, stamped with the ledger head.
+func (e EdgeEchoes) Echo(addr string, now time.Time) []byte { return e.c.echo(addr, now) }
+
+// EchoFresh reports whether v is an echo of this CH for addr, still fresh.
+func (e EdgeEchoes) EchoFresh(v []byte, addr string, now time.Time) bool {
+	_, fresh := e.c.keys.EchoFresh(v, addr, now)
+	return fresh
+}
+
 // ClusterText is GET /cluster for humans (Accept: text/plain), with the
 // admission policy in force (enrolled or open).
 func (c *Core) ClusterText() (string, error) {

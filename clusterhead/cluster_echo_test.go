@@ -1,6 +1,7 @@
 package clusterhead_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -9,9 +10,10 @@ import (
 	"github.com/iotguard/iotguard/internal/chtest"
 )
 
-// getCluster sends GET /cluster on the joiner's association and returns the
-// Echo option of the answer (nil if none).
-func (j *joiner) getCluster(accept *message.MediaType) []byte {
+// getCluster sends GET /cluster on the joiner's association, with an Echo
+// option if echo is not nil, and returns the answer's code and Echo option
+// (nil if none).
+func (j *joiner) getCluster(accept *message.MediaType, echo []byte) (codes.Code, []byte) {
 	j.t.Helper()
 	req, err := j.conn.NewGetRequest(chtest.Ctx(j.t), "/cluster")
 	if err != nil {
@@ -21,36 +23,48 @@ func (j *joiner) getCluster(accept *message.MediaType) []byte {
 	if accept != nil {
 		req.SetAccept(*accept)
 	}
+	if echo != nil {
+		req.SetOptionBytes(message.Echo, echo)
+	}
 	resp, err := j.conn.Do(req)
 	if err != nil {
 		j.t.Fatal(err)
 	}
 	defer j.conn.ReleaseMessage(resp)
-	if resp.Code() != codes.Content {
-		j.t.Fatalf("GET /cluster: %v", resp.Code())
-	}
 	if e, err := resp.Echo(); err == nil {
-		return append([]byte{}, e...)
+		return resp.Code(), append([]byte{}, e...)
 	}
-	return nil
+	return resp.Code(), nil
 }
 
-// TestClusterAnswerCarriesEcho: the signed GET /cluster answer carries an
-// Echo option for the client's address (docs/PROTOCOL.md §3.1), so a join
-// signed over it is accepted at once — one device signature, no 4.01 round
-// trip. The echo binds the source: the same join from another source port is
-// challenged and changes nothing. The text form carries none.
-func TestClusterAnswerCarriesEcho(t *testing.T) {
+// TestClusterEchoServesTheJoin: GET /cluster from a source whose address
+// no Echo verified is answered 4.01 with an Echo option (RFC 9175 §2.4);
+// the same GET carrying it gets the signed answer, which carries another
+// Echo (docs/PROTOCOL.md §3.1). A join signed over either is accepted at
+// once — one device signature, no 4.01 on /join. The echo binds the source:
+// the same join from another source port is challenged and changes nothing.
+// The text form carries no Echo.
+func TestClusterEchoServesTheJoin(t *testing.T) {
 	ch := chtest.Start(t, "")
 	j := newJoiner(t, chtest.Raw(t, ch), "sensor-echo").enrolled(ch)
+	code, challenge := j.getCluster(nil, nil)
+	if code != codes.Unauthorized || len(challenge) != 20 {
+		t.Fatalf("GET /cluster from a new source: %v, echo %x; want 4.01 with a 20-byte echo", code, challenge)
+	}
 	text := message.TextPlain
-	if e := j.getCluster(&text); e != nil {
-		t.Errorf("text/plain /cluster carries an echo %x", e)
+	if code, e := j.getCluster(&text, challenge); code != codes.Content || e != nil {
+		t.Errorf("text/plain /cluster: %v, echo %x; want 2.05 without one", code, e)
 	}
-	j.req.Echo = j.getCluster(nil)
-	if len(j.req.Echo) != 20 {
-		t.Fatalf("GET /cluster echo = %x, want 20 bytes", j.req.Echo)
+	code, answered := j.getCluster(nil, challenge)
+	if code != codes.Content || len(answered) != 20 {
+		t.Fatalf("GET /cluster with its echo: %v, echo %x; want 2.05 with a 20-byte echo", code, answered)
 	}
+	for i, e := range [][]byte{challenge, answered} {
+		k := newJoiner(t, j.conn, fmt.Sprintf("sensor-echo-%d", i))
+		k.req.Echo = e
+		expect(t, k.post(k.sign(k.req.ID)), codes.Created, "")
+	}
+	j.req.Echo = answered
 	signed := j.sign(j.req.ID)
 
 	other := newJoiner(t, chtest.Raw(t, ch), "sensor-echo")

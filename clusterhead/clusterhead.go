@@ -38,10 +38,15 @@ type Config struct {
 	DTLS      coapedge.DTLSConfig
 	DataDir   string
 	Cluster   cluster.Config
-	RateLimit float64 // requests/s per source IP; 0 off
-	Logger    *slog.Logger
-	Metrics   string // HTTP address for /metrics; "" off
-	NoAdmin   bool   // no control socket (tests that run many CHs)
+	RateLimit float64 // requests/s per source (IPv4 address, IPv6 /64); 0 off
+	// MaxAssociations bounds the source endpoints (address:port) the CoAP
+	// edge holds an association for at once, AssociationRate the new ones
+	// per second (iotguard serve: coapedge's defaults); 0 off.
+	MaxAssociations int
+	AssociationRate float64
+	Logger          *slog.Logger
+	Metrics         string // HTTP address for /metrics; "" off
+	NoAdmin         bool   // no control socket (tests that run many CHs)
 	// RequestTimeout bounds the handling of one CoAP request, a join's wait
 	// for its ledger commit included (then 5.03 "outcome not known yet");
 	// zero means coapedge.DefaultTimeout (10 s).
@@ -174,6 +179,9 @@ func Start(cfg Config) (*CH, error) {
 	}
 	opts := []coapsrv.Option{
 		coapsrv.WithRateLimit(cfg.RateLimit),
+		coapsrv.WithMaxAssociations(cfg.MaxAssociations),
+		coapsrv.WithAssociationRate(cfg.AssociationRate),
+		coapsrv.WithEcho(core.EdgeEchoes()),
 		coapsrv.WithErrors(func(err error) { log.Warn("request failed", "err", err) }),
 	}
 	if m != nil {

@@ -2,7 +2,6 @@ package clusterhead_test
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"testing"
 
@@ -128,13 +127,7 @@ func TestRateLimitIsPerSourceIP(t *testing.T) {
 		t.Skipf("no second loopback address: %v", err)
 	}
 	defer quiet.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), chtest.Timeout)
-	defer cancel()
-	resp, err := quiet.Get(ctx, "/cluster")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Code() != codes.Content {
-		t.Fatalf("another source IP: %v, want 2.05", resp.Code())
+	if r := chtest.Get(t, quiet, "/cluster"); r.Code != codes.Content {
+		t.Fatalf("another source IP: %v, want 2.05", r.Code)
 	}
 }

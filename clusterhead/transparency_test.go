@@ -121,6 +121,9 @@ func TestTransparencyRejections(t *testing.T) {
 	ch := chtest.Start(t, "")
 	chtest.Joined(t, ch, "a") // 3 blocks: genesis, a's enrollment, its join
 	conn := chtest.Raw(t, ch)
+	// This association's address verified (the public resources answer an
+	// unverified one 4.01 + Echo first, reflection_test.go).
+	echo := chtest.Get(t, conn, "/ledger/head").Echo
 	for _, c := range []struct {
 		path  string
 		query []string
@@ -149,6 +152,7 @@ func TestTransparencyRejections(t *testing.T) {
 		for _, q := range c.query {
 			req.AddQuery(q)
 		}
+		req.SetOptionBytes(message.Echo, echo)
 		resp, err := conn.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -18,10 +18,7 @@ import (
 // for a peer (the M1 ticket) stays sealed. /cluster and /ledger/head are as
 // over plain CoAP. The same core serves both transports.
 func ListenDTLS(addr string, core Core, dc coapedge.DTLSConfig, opts ...Option) (*Server, error) {
-	cfg := Config{Errors: func(error) {}, RateLimit: coapedge.DefaultRateLimit, Timeout: coapedge.DefaultTimeout}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := config(opts)
 	s := &Server{cfg: cfg, core: core}
 	dc.PSK = core.PSK
 	if cfg.Observer != nil {
@@ -41,10 +38,11 @@ func (s *Server) CloseIdentity(id string) { s.edge.CloseIdentity(id) }
 
 // coapsResources is the CH's path table over coaps.
 func (s *Server) coapsResources() []coapedge.Resource {
+	cbor := []message.MediaType{message.AppCBOR}
 	return append([]coapedge.Resource{
-		{Path: "/verify", Method: codes.POST, Format: message.AppCBOR, Link: `rt="iotguard.verify";ct=60`, Handle: s.plain(s.core.VerifyPlain, codes.Content)},
-		{Path: "/session", Method: codes.POST, Format: message.AppCBOR, Link: `rt="iotguard.session";ct=60`, Handle: s.plain(s.core.SessionPlain, codes.Content)},
-		{Path: "/leave", Method: codes.POST, Format: message.AppCBOR, Link: `rt="iotguard.leave";ct=60`, Handle: s.plain(s.core.LeavePlain, codes.Changed)},
+		{Path: "/verify", Method: codes.POST, Format: message.AppCBOR, Answers: cbor, Link: `rt="iotguard.verify"`, Handle: s.plain(s.core.VerifyPlain, codes.Content)},
+		{Path: "/session", Method: codes.POST, Format: message.AppCBOR, Answers: cbor, Link: `rt="iotguard.session"`, Handle: s.plain(s.core.SessionPlain, codes.Content)},
+		{Path: "/leave", Method: codes.POST, Format: message.AppCBOR, Answers: cbor, Link: `rt="iotguard.leave"`, Handle: s.plain(s.core.LeavePlain, codes.Changed)},
 	}, s.publicResources()...)
 }
 

@@ -178,6 +178,52 @@ func TestLibcoapLedgerHead(t *testing.T) {
 	}
 }
 
+// TestLibcoapFollowsEchoChallenge: the public resources answer a source
+// whose address no Echo verified with 4.01 and an Echo option (RFC 9175
+// §2.4); libcoap's client repeats the request carrying that Echo by itself
+// and gets the answer, in one command, CON or NON (a NON request is answered
+// NON, challenge and answer). Read from libcoap's own log (-v 7).
+func TestLibcoapFollowsEchoChallenge(t *testing.T) {
+	bin := libcoap(t)
+	_, base := startCH(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in stdout
+	}{
+		{"cluster", []string{"-A", "0", base + "/cluster"}, "radius 1000 m"},
+		{"ledger head", []string{"-A", "0", base + "/ledger/head"}, "height 0"},
+		{"well-known core", []string{base + "/.well-known/core"}, "</cluster>"},
+	} {
+		for _, typ := range []string{"CON", "NON"} {
+			t.Run(tc.name+" "+typ, func(t *testing.T) {
+				args := append([]string{"-v", "7", "-m", "get"}, tc.args...)
+				if typ == "NON" {
+					args = append([]string{"-N"}, args...)
+				}
+				out := coapClient(t, bin, args...)
+				log := out.stdout + out.stderr
+				reply := "ACK"
+				if typ == "NON" {
+					reply = "NON"
+				}
+				for _, want := range []*regexp.Regexp{
+					regexp.MustCompile(`(?m)^v:1 t:` + reply + ` c:4\.01 .*Echo:0x[0-9a-f]{40} .*'echo required'$`),
+					regexp.MustCompile(`(?m)^v:1 t:` + typ + ` c:GET .*Echo:0x[0-9a-f]{40} \]$`),
+					regexp.MustCompile(`(?m)^v:1 t:` + reply + ` c:2\.05 `),
+				} {
+					if !want.MatchString(log) {
+						t.Errorf("libcoap's log lacks %s:\n%s", want, log)
+					}
+				}
+				if !strings.Contains(out.stdout, tc.want) {
+					t.Errorf("stdout %q lacks %q", out.stdout, tc.want)
+				}
+			})
+		}
+	}
+}
+
 // TestLibcoapRejections sends what a CH must refuse and checks the code and
 // diagnostic libcoap prints, and that nothing reached the ledger.
 func TestLibcoapRejections(t *testing.T) {

@@ -53,8 +53,17 @@ type Config struct {
 	// wrapped with the peer address. The server keeps serving.
 	Errors func(error)
 	// RateLimit is the sustained requests per second allowed from one source
-	// IP address, with bursts of 2×; 0 disables the limit.
+	// (an IPv4 address or an IPv6 /64), with bursts of 2×; 0 disables the
+	// limit.
 	RateLimit float64
+	// MaxAssociations bounds the source endpoints held at once, and
+	// AssociationRate the new ones per second (coapedge.Config); 0: no bound.
+	MaxAssociations int
+	AssociationRate float64
+	// Echo makes and checks the Echo values of address verification; the CH
+	// passes the issuer its joins use (keysvc.Service.Echoes), so that the
+	// Echo of a 4.01 on GET /cluster also makes a join fresh (§3.1).
+	Echo coapedge.Echoer
 	// Observer, if set, sees every answered request.
 	Observer Observer
 	// Timeout bounds the handling of one request (ledger commit included).
@@ -67,8 +76,19 @@ type Option func(*Config)
 // WithErrors installs the error hook.
 func WithErrors(f func(error)) Option { return func(c *Config) { c.Errors = f } }
 
-// WithRateLimit sets requests per second per source IP (0: off).
+// WithRateLimit sets requests per second per source (0: off).
 func WithRateLimit(perSecond float64) Option { return func(c *Config) { c.RateLimit = perSecond } }
+
+// WithMaxAssociations bounds the associations held at once (0: no bound).
+func WithMaxAssociations(n int) Option { return func(c *Config) { c.MaxAssociations = n } }
+
+// WithAssociationRate bounds the new associations per second (0: no bound).
+func WithAssociationRate(perSecond float64) Option {
+	return func(c *Config) { c.AssociationRate = perSecond }
+}
+
+// WithEcho sets the issuer of the Echo values that verify addresses.
+func WithEcho(e coapedge.Echoer) Option { return func(c *Config) { c.Echo = e } }
 
 // WithObserver installs a request observer (metrics).
 func WithObserver(o Observer) Option { return func(c *Config) { c.Observer = o } }
@@ -82,20 +102,30 @@ type Server struct {
 
 // EdgeOptions returns the edge settings of the CH's server for cfg; the
 // benchmark's echo baseline runs on the same ones.
-func EdgeOptions(opts ...Option) []coapedge.Option {
-	cfg := Config{Errors: func(error) {}, RateLimit: coapedge.DefaultRateLimit, Timeout: coapedge.DefaultTimeout}
+func EdgeOptions(opts ...Option) []coapedge.Option { return edgeOptions(config(opts)) }
+
+func config(opts []Option) Config {
+	cfg := Config{
+		Errors: func(error) {}, RateLimit: coapedge.DefaultRateLimit, Timeout: coapedge.DefaultTimeout,
+		MaxAssociations: coapedge.DefaultMaxCoAPAssociations, AssociationRate: coapedge.DefaultCoAPAssociationRate,
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return edgeOptions(cfg)
+	return cfg
 }
 
 func edgeOptions(cfg Config) []coapedge.Option {
 	eo := []coapedge.Option{
 		coapedge.WithRateLimit(cfg.RateLimit),
+		coapedge.WithMaxAssociations(cfg.MaxAssociations),
+		coapedge.WithAssociationRate(cfg.AssociationRate),
 		coapedge.WithTimeout(cfg.Timeout),
 		coapedge.WithErrors(cfg.Errors),
 		coapedge.WithMaxPayload(wireMaxPayload),
+	}
+	if cfg.Echo != nil {
+		eo = append(eo, coapedge.WithEcho(cfg.Echo))
 	}
 	if cfg.Observer != nil {
 		eo = append(eo, coapedge.WithObserver(cfg.Observer))
@@ -105,10 +135,7 @@ func edgeOptions(cfg Config) []coapedge.Option {
 
 // Listen binds addr (host:port, UDP) and starts serving core on it.
 func Listen(addr string, core Core, opts ...Option) (*Server, error) {
-	cfg := Config{Errors: func(error) {}, RateLimit: coapedge.DefaultRateLimit, Timeout: coapedge.DefaultTimeout}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := config(opts)
 	s := &Server{cfg: cfg, core: core}
 	edge, err := coapedge.Listen(addr, s.resources(), edgeOptions(cfg)...)
 	if err != nil {

@@ -6,20 +6,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/ledger"
 )
 
@@ -71,6 +70,9 @@ func query(ctx context.Context, api, expr string) (int, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable { // still starting: no data yet
+		return 0, nil
+	}
 	var out struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
@@ -101,7 +103,10 @@ func TestEveryPanelHasData(t *testing.T) {
 		t.Fatalf("dashboard JSON: %v", err)
 	}
 
-	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.Metrics = "127.0.0.1:0" })
+	ch := chtest.Start(t, "", func(c *clusterhead.Config) {
+		c.Metrics = "127.0.0.1:0"
+		c.MaxAssociations, c.AssociationRate = coapedge.DefaultMaxCoAPAssociations, coapedge.DefaultCoAPAssociationRate
+	})
 
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: iotguard\n    static_configs: [{targets: [%q]}]\n", ch.MetricsAddr())
@@ -178,46 +183,34 @@ func TestEveryPanelHasData(t *testing.T) {
 	// Exact counts, read from the CH's own /metrics once the audit records
 	// are written: every ledger event was one timed append, every join had
 	// its signature verified once (1 + 2 per round: one inside, one outside
-	// R), and each was answered at once — devices sign over the echo their
-	// GET /cluster answer carried, so no join met a 4.01 challenge.
+	// R), and each was answered at once — each device's GET /cluster was
+	// challenged once (4.01 + Echo: its address verified) and answered
+	// once, and the device signed its join over that echo, so no join met a
+	// 4.01. No datagram of this traffic was dropped.
 	ch.Core.Flush()
 	events := 0
 	if err := ch.Ledger.Blocks(0, func(b ledger.Block) error { events += len(b.Events); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	scraped := scrape(t, ch.MetricsAddr())
+	scraped := chtest.Scrape(t, ch.MetricsAddr())
 	for series, want := range map[string]int{
-		`iotguard_crypto_duration_seconds_count{op="ledger_append"}`:                 events,
-		`iotguard_crypto_duration_seconds_count{op="verify"}`:                        1 + 2*rounds,
-		`iotguard_sessions_granted_total`:                                            rounds,
-		`iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"}`: 1 + rounds,
-		`iotguard_coap_requests_total{code="4.01",resource="/join",transport="udp"}`: 0,
-		`iotguard_ledger_height`:                                                     int(chtest.Height(t, ch)),
-		`iotguard_members{status="member"}`:                                          1 + rounds,
-		`iotguard_members{status="left"}`:                                            0,
+		`iotguard_crypto_duration_seconds_count{op="ledger_append"}`:                    events,
+		`iotguard_crypto_duration_seconds_count{op="verify"}`:                           1 + 2*rounds,
+		`iotguard_sessions_granted_total`:                                               rounds,
+		`iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"}`:    1 + rounds,
+		`iotguard_coap_requests_total{code="4.01",resource="/join",transport="udp"}`:    0,
+		`iotguard_coap_requests_total{code="4.01",resource="/cluster",transport="udp"}`: 1 + 2*rounds,
+		`iotguard_coap_requests_total{code="2.05",resource="/cluster",transport="udp"}`: 1 + 2*rounds,
+		`iotguard_coap_dropped_total{reason="association_cap"}`:                         0,
+		`iotguard_coap_dropped_total{reason="association_rate"}`:                        0,
+		`iotguard_coap_dropped_total{reason="source_rate"}`:                             0,
+		`iotguard_coap_dropped_total{reason="not_a_request"}`:                           0,
+		`iotguard_ledger_height`:                                                        int(chtest.Height(t, ch)),
+		`iotguard_members{status="member"}`:                                             1 + rounds,
+		`iotguard_members{status="left"}`:                                               0,
 	} {
 		if got := scraped[series]; got != want {
 			t.Errorf("%s = %d, want %d", series, got, want)
 		}
 	}
-}
-
-// scrape reads the integer samples of a /metrics page.
-func scrape(t *testing.T, addr string) map[string]int {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	out := map[string]int{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
-			if n, err := strconv.Atoi(line[i+1:]); err == nil {
-				out[line[:i]] = n
-			}
-		}
-	}
-	return out
 }

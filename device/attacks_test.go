@@ -577,11 +577,24 @@ func TestListenerRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	hello := func() []byte {
+		return mustCBOR(t, map[int]any{1: "nobody", 2: "m2", 3: []any{randomBytes(t, 12), uint64(time.Now().Unix()), randomBytes(t, 16)}})
+	}
+	// The hellos carry the Echo that verified this source's address, so
+	// each one within the limit is served: the listener asks its CH, which
+	// refuses the made-up proof.
+	challenge, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo, err := challenge.Echo()
+	if err != nil {
+		t.Fatalf("first hello: %v, want 4.01 with an Echo", challenge.Code())
+	}
 	codesSeen := map[codes.Code]int{}
 	start := time.Now()
 	for range 30 {
-		hello := mustCBOR(t, map[int]any{1: "nobody", 2: "m2", 3: []any{randomBytes(t, 12), uint64(time.Now().Unix()), randomBytes(t, 16)}})
-		resp, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello))
+		resp, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(hello()), message.Option{ID: message.Echo, Value: echo})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -593,4 +606,29 @@ func TestListenerRateLimited(t *testing.T) {
 		served != codesSeen[codes.Unauthorized] {
 		t.Fatalf("answers %v: want at most %d hellos served (4.01: the CH refused the proof), the rest refused 4.29", codesSeen, bound)
 	}
+}
+
+// TestSpoofedHelloDrawsOnlyTheChallenge: a hello from a source whose address
+// no Echo verified — all a spoofed one is — naming a real member draws a
+// 4.01 with an Echo, at most three times its size, and nothing else: the
+// listener asks its CH nothing (no verdict, no session granted, the ledger
+// unchanged). Before, the spoofed source got the member's ticket (×4 its
+// hello) and the CH recorded a session.
+func TestSpoofedHelloDrawsOnlyTheChallenge(t *testing.T) {
+	ch := chtest.Start(t, "")
+	chtest.Joined(t, ch, "m1")
+	m2 := chtest.Joined(t, ch, "m2")
+	l, err := m2.Listen("127.0.0.1:0", func(string, []byte) []byte { return nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	before := chtest.Snap(t, ch)
+	hello := chtest.Request(message.NonConfirmable, codes.POST, "/talk", message.Option{ID: message.ContentFormat, Value: []byte{byte(message.AppCBOR)}})
+	hello.Payload, _ = wire.Marshal(&wire.Hello{ID: "m1"})
+	answer, sent, received := chtest.NewSocket(t, l.Addr().String(), "").Exchange(hello)
+	if echo, _ := answer.Options.GetBytes(message.Echo); answer.Code != codes.Unauthorized || len(echo) == 0 || received > 3*sent {
+		t.Fatalf("%d-byte hello answered with %d bytes: %s; want a 4.01 with an Echo, at most 3× the hello", sent, received, chtest.Describe(answer))
+	}
+	chtest.Unchanged(t, ch, before)
 }

@@ -138,10 +138,10 @@ func (r *response) err() error {
 func (r *response) ok() bool { return r.code>>5 == 2 }
 
 // exchange sends one request and reads the answer.
-func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path string, cf message.MediaType, body []byte) (*response, error) {
-	req, err := conn.NewPostRequest(ctx, path, cf, bytes.NewReader(body))
+func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path string, cf message.MediaType, body []byte, opts ...message.Option) (*response, error) {
+	req, err := conn.NewPostRequest(ctx, path, cf, bytes.NewReader(body), opts...)
 	if method == codes.GET {
-		req, err = conn.NewGetRequest(ctx, path)
+		req, err = conn.NewGetRequest(ctx, path, opts...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to build %s request: %w", path, err)
@@ -163,6 +163,27 @@ func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path st
 	}
 	if e, err := resp.Echo(); err == nil {
 		r.echo = append([]byte{}, e...)
+	}
+	return r, nil
+}
+
+// exchangeVerified is exchange for a resource whose answer is several times
+// its request (the CH's public GETs, /talk): a server that has not verified this
+// association's address first answers 4.01 with an Echo option (RFC 9175
+// §2.4), and the request is sent again, once, carrying that Echo. The
+// response carries the echo of either round trip (r.echo), which a join
+// may use (docs/PROTOCOL.md §3.1).
+func exchangeVerified(ctx context.Context, conn *client.Conn, method codes.Code, path string, cf message.MediaType, body []byte, opts ...message.Option) (*response, error) {
+	r, err := exchange(ctx, conn, method, path, cf, body, opts...)
+	if err != nil || r.code != codes.Unauthorized || r.echo == nil {
+		return r, err
+	}
+	challenge := r.echo
+	if r, err = exchange(ctx, conn, method, path, cf, body, append(opts, message.Option{ID: message.Echo, Value: challenge})...); err != nil {
+		return nil, err
+	}
+	if r.echo == nil {
+		r.echo = challenge
 	}
 	return r, nil
 }

@@ -37,7 +37,7 @@ func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 // clusterInfo fetches and checks GET /cluster on conn; trust says whether
 // the key the answer is signed by, of that thumbprint, may be used.
 func clusterInfo(ctx context.Context, conn *client.Conn, trust func(*wire.ClusterInfo, [32]byte) error) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
-	r, err := exchange(ctx, conn, codes.GET, "/cluster", 0, nil)
+	r, err := exchangeVerified(ctx, conn, codes.GET, "/cluster", 0, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}

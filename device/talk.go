@@ -57,7 +57,7 @@ func (d *Device) Hello(peerID string) ([]byte, error) {
 }
 
 func (d *Device) talk(ctx context.Context, conn *client.Conn, peerID string, hello []byte) (*Talk, error) {
-	r, err := exchange(ctx, conn, codes.POST, "/talk", message.AppCBOR, hello)
+	r, err := exchangeVerified(ctx, conn, codes.POST, "/talk", message.AppCBOR, hello)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +120,14 @@ const maxSessions = 256
 // a /talk whose hello carries a well-formed, fresh proof for this device
 // costs the listener a request to its CH.
 const (
-	DefaultListenRateLimit = 20               // requests/s per source IP
+	DefaultListenRateLimit = 20               // requests/s per source
 	listenTimeout          = 30 * time.Second // a /talk waits for the CH
+	// DefaultListenAssociations bounds the peers' endpoints held at once
+	// (~15 KiB each; twice the sessions a listener keeps), and
+	// DefaultListenAssociationRate the new ones per second: a CH's bounds
+	// would let a flood of spoofed endpoints take 150 MiB of a device.
+	DefaultListenAssociations    = 2 * maxSessions
+	DefaultListenAssociationRate = 50
 )
 
 // Listener is the responder's (M2's) side: /talk and /m2m on the CoAP edge
@@ -143,12 +149,23 @@ type Listener struct {
 // ListenOption adjusts a Listener.
 type ListenOption func(*listenConfig)
 
-type listenConfig struct{ rateLimit float64 }
+type listenConfig struct {
+	rateLimit       float64
+	associations    int
+	associationRate float64
+}
 
 // WithListenRateLimit sets the requests per second allowed from one source
-// IP (0: off); DefaultListenRateLimit otherwise.
+// (0: off); DefaultListenRateLimit otherwise.
 func WithListenRateLimit(perSecond float64) ListenOption {
 	return func(c *listenConfig) { c.rateLimit = perSecond }
+}
+
+// WithListenAssociations bounds the peers' source endpoints held at once and
+// the new ones per second (0: no bound); DefaultListenAssociations and
+// DefaultListenAssociationRate otherwise.
+func WithListenAssociations(n int, perSecond float64) ListenOption {
+	return func(c *listenConfig) { c.associations, c.associationRate = n, perSecond }
 }
 
 // Listen serves /talk and /m2m for this device on addr. Each peer that asks
@@ -159,15 +176,21 @@ func (d *Device) Listen(addr string, handle Handler, errs func(error), opts ...L
 	if errs == nil {
 		errs = func(error) {}
 	}
-	cfg := listenConfig{rateLimit: DefaultListenRateLimit}
+	cfg := listenConfig{rateLimit: DefaultListenRateLimit, associations: DefaultListenAssociations, associationRate: DefaultListenAssociationRate}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	l := &Listener{d: d, handle: handle, errs: errs, hellos: newHelloCache(maxHellos), session: map[string]*Session{}}
 	edge, err := coapedge.Listen(addr, []coapedge.Resource{
-		{Path: "/talk", Method: codes.POST, Format: message.AppCBOR, Link: `rt="iotguard.talk";ct=60`, Handle: l.talk},
-		{Path: "/m2m", Method: codes.POST, Format: message.AppCoseEncrypt0, Link: `rt="iotguard.m2m";ct=16`, Handle: l.m2m},
+		// A talk answer (the peer's ticket) is several times the hello: the
+		// edge verifies the peer's address first (§5.1), before this device
+		// asks its CH anything.
+		{Path: "/talk", Method: codes.POST, Format: message.AppCBOR, Answers: []message.MediaType{message.AppCBOR},
+			Large: true, Link: `rt="iotguard.talk"`, Handle: l.talk},
+		{Path: "/m2m", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: []message.MediaType{message.AppCoseEncrypt0},
+			Link: `rt="iotguard.m2m"`, Handle: l.m2m},
 	}, coapedge.WithRateLimit(cfg.rateLimit), coapedge.WithTimeout(listenTimeout), coapedge.WithErrors(errs),
+		coapedge.WithMaxAssociations(cfg.associations), coapedge.WithAssociationRate(cfg.associationRate),
 		coapedge.WithMaxPayload(wire.MaxPayload))
 	if err != nil {
 		return nil, err
@@ -291,5 +314,7 @@ func (l *Listener) m2m(_ context.Context, r *coapedge.Request) coapedge.Response
 	if err != nil {
 		return coapedge.Diagnostic(codes.InternalServerError, "internal error")
 	}
-	return coapedge.Response{Code: codes.Changed, Format: message.AppCoseEncrypt0, Body: out}
+	// Authenticated: the message opened under the session key, its sequence
+	// number fresh.
+	return coapedge.Response{Code: codes.Changed, Format: message.AppCoseEncrypt0, Body: out, Authenticated: true}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
-	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/transparency"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -21,49 +20,22 @@ import (
 // checks its own join, and an auditor (Public) that holds the CH to every
 // checkpoint it has seen.
 
-// get sends GET path?query and reads the answer. Public answers are larger
-// than their requests: an edge that caps answers to sources it has not seen
-// answer an Echo challenge (RFC 9175 §2.4, 4.01 with an Echo option) may ask
-// for one first; get answers it once, repeating the request with the Echo
-// option.
+// get sends GET path?query and reads the answer, answering the CH's
+// address verification first if it asks (exchangeVerified): public answers
+// are larger than their requests.
 func get(ctx context.Context, conn *client.Conn, path string, query ...string) (*response, error) {
-	var echo []byte
-	for attempt := 0; ; attempt++ {
-		req, err := conn.NewGetRequest(ctx, path)
-		if err != nil {
-			return nil, fmt.Errorf("failed to build %s request: %w", path, err)
-		}
-		for _, q := range query {
-			req.AddQuery(q)
-		}
-		if echo != nil {
-			req.SetOptionBytes(message.Echo, echo)
-		}
-		resp, err := conn.Do(req)
-		conn.ReleaseMessage(req)
-		if err != nil {
-			return nil, fmt.Errorf("failed GET %s: %w", path, err)
-		}
-		r := &response{code: resp.Code()}
-		if resp.Body() != nil {
-			r.body, err = coapbody.Read(resp)
-		}
-		if e, eerr := resp.Echo(); eerr == nil {
-			r.echo = append([]byte{}, e...)
-		}
-		conn.ReleaseMessage(resp)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read %s response: %w", path, err)
-		}
-		if r.code == codes.Unauthorized && r.echo != nil && attempt == 0 {
-			echo = r.echo
-			continue
-		}
-		if !r.ok() {
-			return nil, fmt.Errorf("GET %s: %w", path, r.err())
-		}
-		return r, nil
+	opts := make([]message.Option, len(query))
+	for i, q := range query {
+		opts[i] = message.Option{ID: message.URIQuery, Value: []byte(q)}
 	}
+	r, err := exchangeVerified(ctx, conn, codes.GET, path, 0, nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !r.ok() {
+		return nil, fmt.Errorf("GET %s: %w", path, r.err())
+	}
+	return r, nil
 }
 
 // Inclusion is a verified inclusion proof: block Index with hash BlockHash

@@ -76,24 +76,6 @@ func BenchmarkECDH(b *testing.B) {
 	}
 }
 
-func BenchmarkEcho(b *testing.B) {
-	s := benchService(b)
-	now := time.Now()
-	e := s.Echo("127.0.0.1:5683", now, 1000)
-	b.Run("Make", func(b *testing.B) {
-		for b.Loop() {
-			s.Echo("127.0.0.1:5683", now, 1000)
-		}
-	})
-	b.Run("Check", func(b *testing.B) {
-		for b.Loop() {
-			if _, fresh := s.EchoFresh(e, "127.0.0.1:5683", now); !fresh {
-				b.Fatal("echo not fresh")
-			}
-		}
-	})
-}
-
 // benchMember returns a member of s with device-side keys for it.
 func benchMember(b *testing.B, s *keysvc.Service, id string, nonce byte) (keysvc.Member, *protect.MemberKeys) {
 	b.Helper()

@@ -16,6 +16,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/veraison/go-cose"
 
+	"github.com/iotguard/iotguard/internal/echo"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -36,7 +37,7 @@ type Service struct {
 	mu      sync.RWMutex
 	keys    []*chKey                         // oldest first; never empty
 	next    *chKey                           // drawn by PrepareRotation, until Rotated or AbortRotation
-	echoKey [32]byte                         // per process: echoes do not survive a restart, by design
+	echoes  *echo.Issuer                     // per process: echoes do not survive a restart, by design
 	members *lru.Cache[string, *memberEntry] // by member ID
 	rekeyed sync.Map                         // member ID → rekeyMark: members that moved to a newer CH key
 	timer   func(op string, d time.Duration)
@@ -144,10 +145,7 @@ func New(priv *ecdsa.PrivateKey, cluster string) (*Service, error) {
 }
 
 func newService(keys []*chKey, cluster string) (*Service, error) {
-	s := &Service{keys: keys, cluster: cluster}
-	if _, err := rand.Read(s.echoKey[:]); err != nil {
-		return nil, fmt.Errorf("failed to draw echo key: %w", err)
-	}
+	s := &Service{keys: keys, cluster: cluster, echoes: echo.New()}
 	var err error
 	if s.members, err = lru.New[string, *memberEntry](memberCacheSize); err != nil {
 		return nil, err

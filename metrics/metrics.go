@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
 // Crypto operations timed by iotguard_crypto_duration_seconds{op}.
@@ -24,6 +26,8 @@ type Metrics struct {
 	requests          *prometheus.CounterVec
 	requestSeconds    *prometheus.HistogramVec
 	handshakeFailures *prometheus.CounterVec
+	associations      prometheus.Gauge
+	dropped           *prometheus.CounterVec
 	joinRejections    *prometheus.CounterVec
 	verifyWarnings    *prometheus.CounterVec
 	sessions          prometheus.Counter
@@ -55,6 +59,14 @@ func New(reg prometheus.Registerer, ledger LedgerState) *Metrics {
 			Name: "iotguard_dtls_handshake_failures_total",
 			Help: "coaps associations refused or failed, by reason (unknown_identity, bad_psk, timeout, capacity, other).",
 		}, []string{"reason"}),
+		associations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "iotguard_coap_associations",
+			Help: "Source endpoints (address:port) the plain CoAP edge holds an association for.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iotguard_coap_dropped_total",
+			Help: "Datagrams the plain CoAP edge dropped unanswered, by reason: association_cap, association_rate, source_rate (a new source endpoint refused an association), not_a_request.",
+		}, []string{"reason"}),
 		joinRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iotguard_join_rejections_total",
 			Help: "Joins refused, by reason.",
@@ -73,10 +85,13 @@ func New(reg prometheus.Registerer, ledger LedgerState) *Metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
 	}
-	reg.MustRegister(m.crypto, m.requests, m.requestSeconds, m.handshakeFailures, m.joinRejections, m.verifyWarnings,
-		m.sessions, m.eventsPerBlock, newLedgerCollector(ledger))
+	reg.MustRegister(m.crypto, m.requests, m.requestSeconds, m.handshakeFailures, m.associations, m.dropped,
+		m.joinRejections, m.verifyWarnings, m.sessions, m.eventsPerBlock, newLedgerCollector(ledger))
 	for _, op := range []string{OpSign, OpVerify, OpECDH, OpHKDF, OpAEADSeal, OpAEADOpen, OpLedgerAppend} {
 		m.crypto.WithLabelValues(op) // export every op from the start, at zero
+	}
+	for _, reason := range coapedge.DropReasons {
+		m.dropped.WithLabelValues(reason) // likewise
 	}
 	return m
 }
@@ -95,6 +110,13 @@ func (m *Metrics) Request(transport, resource, code string, d time.Duration) {
 // HandshakeFailed counts a refused or failed coaps association
 // (coapedge.DTLSConfig.HandshakeFailed).
 func (m *Metrics) HandshakeFailed(reason string) { m.handshakeFailures.WithLabelValues(reason).Inc() }
+
+// Associations sets the number of plain CoAP associations (coapsrv.Observer).
+func (m *Metrics) Associations(n int) { m.associations.Set(float64(n)) }
+
+// Dropped counts a datagram dropped unanswered (coapsrv.Observer); reason is
+// one of coapedge.DropReasons.
+func (m *Metrics) Dropped(reason string) { m.dropped.WithLabelValues(reason).Inc() }
 
 // JoinRejected counts a refused join (cluster.Observer).
 func (m *Metrics) JoinRejected(reason string) { m.joinRejections.WithLabelValues(reason).Inc() }

@@ -453,6 +453,35 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
     }
 }
 
+int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req_t *req,
+                              iog_coap_msg_t *resp, uint8_t *buf, size_t cap, uint8_t *echo,
+                              size_t *echo_len)
+{
+    if (echo_len) {
+        *echo_len = 0;
+    }
+    int e = iog_coap_request(ep, to, req, resp, buf, cap);
+    if (e || resp->code != IOG_COAP_UNAUTHORIZED) {
+        return e;
+    }
+    const iog_coap_opt_t *o = iog_coap_opt(resp, IOG_COAP_OPT_ECHO);
+    if (!o || o->len < 1 || o->len > IOG_COAP_ECHO_MAX) {
+        return 0; /* a refusal, not a challenge */
+    }
+    /* the answer lives in buf, which the second exchange reuses */
+    uint8_t challenge[IOG_COAP_ECHO_MAX];
+    size_t n = o->len;
+    memcpy(challenge, o->val, n);
+    if (echo && echo_len) {
+        memcpy(echo, challenge, n);
+        *echo_len = n;
+    }
+    iog_coap_req_t again = *req;
+    again.echo = challenge;
+    again.echo_len = n;
+    return iog_coap_request(ep, to, &again, resp, buf, cap);
+}
+
 int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
 {
     const iog_platform_t *pl = ep->plat;

@@ -68,6 +68,9 @@ extern "C" {
 #define IOG_COAP_OPT_ECHO 252
 /** @} */
 
+/** The longest Echo option value (RFC 9175 §2.2.1). */
+#define IOG_COAP_ECHO_MAX 40
+
 /** @name Content-Formats of PROTOCOL.md */
 /** @{ */
 #define IOG_CF_TEXT 0
@@ -221,6 +224,26 @@ void iog_coap_ep_init(iog_coap_ep_t *ep, const iog_platform_t *plat);
  */
 int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req_t *req,
                      iog_coap_msg_t *resp, uint8_t *buf, size_t cap);
+
+/**
+ * @brief iog_coap_request that answers an address verification once.
+ *
+ * A server that has not verified the client's address may answer a request
+ * whose answer is larger than three times the request with 4.01 and an Echo
+ * option (RFC 9175 §2.4; the cluster head does for its public resources, a
+ * peer for /talk). The request is then sent again, once, carrying that
+ * Echo instead of any of @p req; the second answer is returned, whatever it
+ * is (a second challenge is not answered). The Echo the client proved its
+ * address with is given back: it is fresh for a join too (PROTOCOL.md §3.1).
+ *
+ * @param[out] echo     the challenge's Echo value (at most IOG_COAP_ECHO_MAX
+ *                      bytes), or NULL
+ * @param[out] echo_len its length, 0 when there was no challenge; or NULL
+ * @return as iog_coap_request.
+ */
+int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req_t *req,
+                              iog_coap_msg_t *resp, uint8_t *buf, size_t cap, uint8_t *echo,
+                              size_t *echo_len);
 
 /**
  * @brief Waits at most @p timeout_ms for one datagram and serves it.

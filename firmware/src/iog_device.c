@@ -49,10 +49,13 @@ static int cf_is(const iog_coap_msg_t *m, uint32_t cf)
 
 /*
  * POSTs the @p n bytes an encoder left in d->work; a negative @p n is that
- * encoder's error and is returned as is. Echoes travel inside payloads.
+ * encoder's error and is returned as is. Echoes travel inside payloads, but
+ * with @p verified the request answers a peer's address verification (a
+ * 4.01 with an Echo option, RFC 9175 §2.4) once: for /talk, whose answer is
+ * several times the hello.
  */
 static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t cf, int n,
-                iog_coap_msg_t *resp)
+                int verified, iog_coap_msg_t *resp)
 {
     if (n < 0) {
         return n;
@@ -60,14 +63,17 @@ static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t
     iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n, NULL };
     d->code = 0;
     d->diag[0] = '\0';
+    if (verified) {
+        return iog_coap_request_verified(&d->ep, to, &req, resp, d->rx, sizeof(d->rx), NULL, NULL);
+    }
     return iog_coap_request(&d->ep, to, &req, resp, d->rx, sizeof(d->rx));
 }
 
 /* post() that takes any answer but @p want as a refusal (-EACCES, code and diagnostic kept). */
 static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t cf,
-                       int n, uint8_t want, iog_coap_msg_t *resp)
+                       int n, int verified, uint8_t want, iog_coap_msg_t *resp)
 {
-    int e = post(d, to, path, cf, n, resp);
+    int e = post(d, to, path, cf, n, verified, resp);
     if (e) {
         return e;
     }
@@ -92,28 +98,21 @@ static const iog_coap_opt_t *challenge(const iog_coap_msg_t *r, int attempt)
 }
 
 /*
- * GETs the CH's public resource @p path (with @p query or NULL): 0 with its
- * 2.05 answer in @p r, -EACCES for another code. An edge that caps answers
- * to unverified sources asks for an Echo first (PROTOCOL.md §9.4): the GET
- * is repeated once with it.
+ * GETs the CH's public resource @p path (with @p query or NULL): 0 with its 2.05 answer in @p r,
+ * -EACCES for another code. The CH first verifies the address of a source it
+ * has not seen return an Echo (4.01 + Echo, PROTOCOL.md §6): the GET is sent
+ * again with it, and the Echo is left in @p echo (IOG_ECHO_MAX bytes, or
+ * NULL) and @p echo_len (0 without a challenge).
  */
-static int get_public(iog_device_t *d, const char *path, const char *query, iog_coap_msg_t *r)
+static int get_public(iog_device_t *d, const char *path, const char *query, iog_coap_msg_t *r,
+                      uint8_t *echo, size_t *echo_len)
 {
-    uint8_t echo[IOG_ECHO_MAX];
     iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, query };
-    for (int attempt = 0;; attempt++) {
-        d->code = 0;
-        int e = iog_coap_request(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx));
-        if (e) {
-            return e;
-        }
-        const iog_coap_opt_t *o = challenge(r, attempt);
-        if (!o) {
-            break;
-        }
-        memcpy(echo, o->val, o->len);
-        req.echo = echo;
-        req.echo_len = o->len;
+    d->code = 0;
+    int e = iog_coap_request_verified(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx), echo,
+                                      echo_len);
+    if (e) {
+        return e;
     }
     if (r->code != IOG_COAP_CONTENT) {
         refused(d, r);
@@ -126,7 +125,9 @@ static int get_public(iog_device_t *d, const char *path, const char *query, iog_
 static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
 {
     iog_coap_msg_t r;
-    int e = get_public(d, "/cluster", NULL, &r);
+    uint8_t verified[IOG_COAP_ECHO_MAX];
+    size_t verified_len = 0;
+    int e = get_public(d, "/cluster", NULL, &r, verified, &verified_len);
     if (e) {
         return e;
     }
@@ -136,12 +137,18 @@ static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
                            ? "untrusted CH key: re-pin if it changed"
                            : "cluster info: bad signature or pin");
     }
-    /* the answer's Echo option (PROTOCOL.md §3.1) spares the join a challenge */
+    /*
+     * The answer's Echo option, or the one that verified this address on the
+     * way (PROTOCOL.md §3.1), spares the join a challenge: one signature.
+     */
     const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
     d->echo_len = 0;
     if (e == 0 && o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
         memcpy(d->echo, o->val, o->len);
         d->echo_len = (uint8_t)o->len;
+    } else if (e == 0 && verified_len >= 1 && verified_len <= IOG_ECHO_MAX) {
+        memcpy(d->echo, verified, verified_len);
+        d->echo_len = (uint8_t)verified_len;
     }
     return e == -EBADMSG ? -EPROTO : e;
 }
@@ -212,7 +219,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     d->pend = 1;
     for (int challenged = 0, retries = 0;;) {
         let_run(d);
-        if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, &r))) {
+        if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, 0, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = challenge(&r, challenged);
@@ -283,7 +290,7 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
     if (!d->joined) {
         return -ENOTCONN;
     }
-    int e = get_public(d, "/ledger/head", NULL, &r);
+    int e = get_public(d, "/ledger/head", NULL, &r, NULL, NULL);
     if (e) {
         return e;
     }
@@ -322,7 +329,7 @@ int iog_device_check_join(iog_device_t *d, uint64_t *time_ms)
         strcat(q, "&from=");
         strcat(q, p);
     }
-    int e = get_public(d, "/ledger/proof", q, &r);
+    int e = get_public(d, "/ledger/proof", q, &r, NULL, NULL);
     if (e) {
         return e == -EACCES && d->code == IOG_COAP_NOT_FOUND &&
                        strncmp(d->diag, "no transparency log", 19) == 0
@@ -403,7 +410,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         }
         n = iog_prot_req_seal(&d->mem, &d->me.id, seq, path, d->pt, (size_t)n, d->work,
                               sizeof(d->work));
-        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, &r))) {
+        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, 0, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = challenge(&r, attempt);
@@ -550,7 +557,7 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
         return e;
     }
     int n = iog_hello_encode(&d->me.id, peer, &proof, d->work, sizeof(d->work));
-    e = post_expect(d, addr, "/talk", IOG_CF_CBOR, n, IOG_COAP_CONTENT, &r);
+    e = post_expect(d, addr, "/talk", IOG_CF_CBOR, n, 1, IOG_COAP_CONTENT, &r);
     if (e) {
         return e;
     }
@@ -586,7 +593,7 @@ int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const
         return -ETIME;
     }
     int n = iog_m2m_seal(s, &d->me.id, msg, len, d->work, sizeof(d->work));
-    int e = post_expect(d, addr, "/m2m", IOG_CF_COSE_ENCRYPT0, n, IOG_COAP_CHANGED, &r);
+    int e = post_expect(d, addr, "/m2m", IOG_CF_COSE_ENCRYPT0, n, 0, IOG_COAP_CHANGED, &r);
     if (e) {
         return e;
     }

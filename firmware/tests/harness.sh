@@ -113,7 +113,16 @@ talk_post() { # talk_post OUT PORT FILE: one POST /talk of FILE's bytes, with li
     timeout 20 coap-client-notls -B 5 -m post -t 60 -f "$3" "coap://127.0.0.1:$2/talk" >"$1" 2>&1
 }
 
+scrape() { # scrape FILE: the CH's metrics
+    python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
+        "$METRICS" >"$1" 2>&1
+}
+metric() { # metric FILE SERIES: its value, 0 when absent
+    awk -v s="$2" '$1 == s { v = $2 } END { print v + 0 }' "$1"
+}
+
 cd "$T"
+scrape m0.out
 "$DEV" keygen --id c-one --out a.key >/dev/null
 "$DEV" keygen --id c-two --out b.key >/dev/null
 "$DEV" keygen --id c-impostor --out i.key >/dev/null
@@ -141,11 +150,17 @@ if [ -n "$J1" ] && [ -n "$J2" ] && [ "$J2" -gt "$((J1 + CL))" ]; then
 else
     bad "join datagram sizes ($J1, $J2, credential $CL)" j2.out
 fi
-# Both signed over the echo of their /cluster answer (PROTOCOL.md §3.1): two
-# joins created, none challenged with 4.01 — one ES256 signature each.
-python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
-    "$METRICS" >m1.out 2>&1
+# Each GET /cluster met the CH's address verification once (4.01 + Echo,
+# PROTOCOL.md §6) and was sent again with the Echo; both devices signed over
+# an echo of that exchange (§3.1): two joins created, none challenged with
+# 4.01 — one ES256 signature each.
+scrape m1.out
 has "C joins answered at once" m1.out 'iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"} 2$'
+for code in 4.01 2.05; do
+    series="iotguard_coap_requests_total{code=\"$code\",resource=\"/cluster\",transport=\"udp\"}"
+    n=$(( $(metric m1.out "$series") - $(metric m0.out "$series") ))
+    if [ "$n" = 2 ]; then ok "C devices' GET /cluster answered $code twice"; else bad "C devices' GET /cluster answered $code $n times, want 2" m1.out; fi
+done
 if grep -q 'code="4.01",resource="/join",transport="udp"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
@@ -359,15 +374,16 @@ wait $LPID4 2>/dev/null
 has "c-two logged it" l4.out "warning: refused c-one: left"
 
 # A stale join (PROTOCOL.md §3.1): the same device in two processes. The
-# second fetches /cluster, then its join is lost (seeded loss: pass, pass,
-# drop) and waits to be retransmitted; meanwhile the first process joins. The
+# second fetches /cluster (its address checked first: GET, 4.01 + Echo, GET,
+# 2.05), then its join is lost (seeded loss: four passes, then a drop) and
+# waits to be retransmitted; meanwhile the first process joins. The
 # retransmitted join signed an echo from before that join: the CH answers
 # 4.01 "stale join" with a fresh Echo, and the device signs it and is in.
 "$DEV" keygen --id c-twice --out w1.key >/dev/null
 issue w1.key c-twice
 cp w1.key w2.key
 IOG_UDP_TRACE=1 timeout 60 "$DEV" join --server "$S" --key w2.key --position 48.8570,2.3530 \
-    --loss 30 --seed 248 --ack-timeout 5000 --credential w1.cred >stale2.out 2>&1 &
+    --loss 30 --seed 218 --ack-timeout 5000 --credential w1.cred >stale2.out 2>&1 &
 W2PID=$!
 PIDS="$PIDS $W2PID"
 i=0

@@ -217,19 +217,20 @@ static int client_run(fake_net_t *n, iog_coap_ep_t *ep, script_t *s, iog_coap_ms
     return iog_coap_request(ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU);
 }
 
-/* one endpoint for the client and server tests (RAM is scarce in the QEMU image) */
+/* one endpoint and one receive buffer for the client and server tests (RAM is
+ * scarce in the QEMU image) */
 static iog_coap_ep_t ep;
+static uint8_t client_buf[IOG_COAP_MAX_PDU];
 
 static void test_client(void)
 {
     fake_net_t *const np = &unit_net;
-    static uint8_t buf[IOG_COAP_MAX_PDU];
     iog_coap_msg_t resp, sent;
     uint32_t v;
 
     /* piggybacked answer to the first transmission */
     script_t s = { 1, 0, 0 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), 0);
     CHECK_EQ(resp.code, IOG_COAP_CONTENT);
     CHECK_MEM(resp.payload, "pong", 4);
     CHECK_EQ(ep.retransmissions, 0);
@@ -243,7 +244,7 @@ static void test_client(void)
 
     /* lost twice: retransmitted with exponential backoff, same MID */
     s = (script_t){ 3, 0, 0 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), 0);
     CHECK_EQ(ep.retransmissions, 2);
     CHECK_EQ(np->n_sent, 3);
     uint32_t t1 = np->sent[1].at - np->sent[0].at, t2 = np->sent[2].at - np->sent[1].at;
@@ -254,14 +255,14 @@ static void test_client(void)
     /* never answered: 1 + MAX_RETRANSMIT transmissions, then -ETIMEDOUT */
     s = (script_t){ 0, 0, 0 };
     uint32_t start = 1000;
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ETIMEDOUT);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), -ETIMEDOUT);
     CHECK_EQ(np->n_sent, 5);
     uint32_t total = np->now - start;
     CHECK(total >= 62000 && total <= 93000); /* (1+2+4+8+16) * [2, 3] s */
 
     /* empty ACK, then a separate CON response 5 s later that we acknowledge */
     s = (script_t){ 1, 0, 1 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), 0);
     CHECK_EQ(resp.code, IOG_COAP_CHANGED);
     CHECK_MEM(resp.payload, "late", 4);
     CHECK_EQ(ep.retransmissions, 0);
@@ -273,17 +274,17 @@ static void test_client(void)
 
     /* RST */
     s = (script_t){ 1, 0, 2 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ECONNRESET);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), -ECONNRESET);
 
     /* an ACK with the right MID but a wrong token is not our response */
     s = (script_t){ 1, 0, 3 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), 0);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), 0);
     CHECK_MEM(resp.payload, "pong", 4);
     CHECK_EQ(ep.retransmissions, 1);
 
     /* an answer from another address is ignored */
     s = (script_t){ 1, 0, 4 };
-    CHECK_EQ(client_run(np, &ep, &s, &resp, buf), -ETIMEDOUT);
+    CHECK_EQ(client_run(np, &ep, &s, &resp, client_buf), -ETIMEDOUT);
 
     /* a configurable base timeout scales everything (tests run fast) */
     fake_net_init(np);
@@ -293,8 +294,114 @@ static void test_client(void)
     iog_coap_ep_init(&ep, &np->plat);
     ep.ack_timeout_ms = 100;
     iog_coap_req_t rq = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL };
-    CHECK_EQ(iog_coap_request(&ep, &unit_server_addr, &rq, &resp, buf, sizeof(buf)), -ETIMEDOUT);
+    CHECK_EQ(iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf)), -ETIMEDOUT);
     CHECK(np->now - 1000 >= 3100 && np->now - 1000 <= 4650);
+}
+
+/*
+ * The cluster head's address verification (RFC 9175 §2.4): its 4.01 to a GET
+ * /cluster from an address it has not verified, as the Go CH sent it to a
+ * CON GET /cluster with MID 1f17 and token a1a2a3a4 (captured from
+ * `iotguard serve`): ACK 4.01, Content-Format 0, Echo (12 bytes), "echo
+ * required". The fake CH sends these bytes with the request's MID and token.
+ */
+static const char GO_CH_ECHO_CHALLENGE[] =
+    "64811f17a1a2a3a4c0dce36b15656ffd2a962694d9c903ff6563686f207265717569726564";
+static const uint8_t GO_CH_ECHO[] = { 0x6b, 0x15, 0x65, 0x6f, 0xfd, 0x2a,
+                                      0x96, 0x26, 0x94, 0xd9, 0xc9, 0x03 };
+
+typedef struct {
+    int challenges;  /* how many requests to challenge before answering */
+    int no_echo;     /* challenge with a 4.01 that carries no Echo */
+    int count;       /* requests seen */
+    int echoed;      /* requests that carried GO_CH_ECHO */
+} verifier_t;
+
+static void verifying_peer(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    verifier_t *v = n->user;
+    iog_coap_msg_t req;
+    (void)to;
+    if (iog_coap_parse(&req, buf, len) || IOG_COAP_CLASS(req.code) != 0 ||
+        req.code == IOG_COAP_EMPTY) {
+        return;
+    }
+    v->count++;
+    const iog_coap_opt_t *o = iog_coap_opt(&req, IOG_COAP_OPT_ECHO);
+    if (o && o->len == sizeof(GO_CH_ECHO) && memcmp(o->val, GO_CH_ECHO, sizeof(GO_CH_ECHO)) == 0) {
+        v->echoed++;
+    }
+    uint8_t out[64];
+    if (v->count <= v->challenges) {
+        size_t l = unit_hex(GO_CH_ECHO_CHALLENGE, out, sizeof(out));
+        if (v->no_echo) { /* the same 4.01 without its Echo option: a plain refusal */
+            static const uint8_t refusal[] = { 0x64, 0x81, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 'n', 'o' };
+            memcpy(out, refusal, sizeof(refusal));
+            l = sizeof(refusal);
+        }
+        out[2] = (uint8_t)(req.mid >> 8);
+        out[3] = (uint8_t)req.mid;
+        memcpy(out + 4, req.token, 4);
+        fake_net_push(n, &unit_server_addr, n->now + 10, out, l);
+        return;
+    }
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_CONTENT, req.mid, req.token,
+                   req.tkl);
+    iog_coap_add_payload(&p, "pong", 4);
+    fake_net_push(n, &unit_server_addr, n->now + 10, out, (size_t)iog_coap_finish(&p));
+}
+
+static int verified_run(fake_net_t *n, verifier_t *v, iog_coap_msg_t *resp, uint8_t *buf,
+                        uint8_t *echo, size_t *echo_len)
+{
+    fake_net_init(n);
+    n->on_send = verifying_peer;
+    n->user = v;
+    iog_coap_ep_init(&ep, &n->plat);
+    iog_coap_req_t req = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE,
+                           NULL, 0, NULL, 0, NULL };
+    return iog_coap_request_verified(&ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU,
+                                     echo, echo_len);
+}
+
+static void test_client_follows_echo(void)
+{
+    fake_net_t *const np = &unit_net;
+    iog_coap_msg_t resp;
+    uint8_t echo[IOG_COAP_ECHO_MAX];
+    size_t echo_len = 99;
+
+    /* challenged once: sent again with the Echo, answered; the Echo given back */
+    verifier_t v = { 1, 0, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, echo, &echo_len), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+    CHECK_MEM(resp.payload, "pong", 4);
+    CHECK_EQ(v.count, 2);
+    CHECK_EQ(v.echoed, 1);
+    CHECK_EQ(echo_len, sizeof(GO_CH_ECHO));
+    CHECK_MEM(echo, GO_CH_ECHO, sizeof(GO_CH_ECHO));
+
+    /* not challenged: one request, no Echo */
+    v = (verifier_t){ 0, 0, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, echo, &echo_len), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+    CHECK_EQ(v.count, 1);
+    CHECK_EQ(echo_len, 0);
+
+    /* challenged twice: the second 4.01 is returned, never a third request */
+    v = (verifier_t){ 2, 0, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, NULL, NULL), 0);
+    CHECK_EQ(resp.code, IOG_COAP_UNAUTHORIZED);
+    CHECK_EQ(v.count, 2);
+
+    /* a 4.01 without an Echo is a refusal: returned as it is */
+    v = (verifier_t){ 1, 1, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, echo, &echo_len), 0);
+    CHECK_EQ(resp.code, IOG_COAP_UNAUTHORIZED);
+    CHECK_MEM(resp.payload, "no", 2);
+    CHECK_EQ(v.count, 1);
+    CHECK_EQ(echo_len, 0);
 }
 
 /*
@@ -307,7 +414,6 @@ static void test_client(void)
 static void test_backoff_schedule(void)
 {
     fake_net_t *const np = &unit_net;
-    static uint8_t buf[IOG_COAP_MAX_PDU];
     iog_coap_msg_t resp;
     uint32_t lo = 0xFFFFFFFFu, hi = 0;
     unsigned good = 0;
@@ -318,9 +424,8 @@ static void test_backoff_schedule(void)
         np->on_send = scripted_peer;
         np->user = &s;
         iog_coap_ep_init(&ep, &np->plat);
-        iog_coap_req_t rq = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0,
-                               NULL };
-        int e = iog_coap_request(&ep, &unit_server_addr, &rq, &resp, buf, sizeof(buf));
+        iog_coap_req_t rq = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL };
+        int e = iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf));
         uint32_t t0 = np->sent[0].at, g = np->sent[1].at - t0;
         int ok = e == -ETIMEDOUT && np->n_sent == 1 + IOG_COAP_MAX_RETRANSMIT && g >= 2000 && g <= 3000;
         for (unsigned i = 2; ok && i < np->n_sent; i++) {
@@ -422,6 +527,7 @@ void test_coap(void)
     test_build_like_libcoap();
     test_parse_errors();
     test_client();
+    test_client_follows_echo();
     test_backoff_schedule();
     test_server();
 }

@@ -19,8 +19,9 @@ import (
 
 // EchoServer is the bare go-coap baseline: one POST resource, /echo, that
 // answers 2.05 with a fixed body, on the same CoAP edge and settings as the
-// cluster head's server (coapsrv.EdgeOptions: size limit, rate limit off as
-// the bench runs the CH, panic recovery, block-wise off) and in the same
+// cluster head's server (coapsrv.EdgeOptions: size limit, rate limit and
+// association bounds off as the bench runs the CH, panic recovery, block-wise
+// off) and in the same
 // process as the load, so the ratios compare like with like.
 type EchoServer struct {
 	edge *coapedge.Server
@@ -31,11 +32,14 @@ type EchoServer struct {
 func StartEcho(addr string, respSize int) (*EchoServer, error) {
 	resp := bytes.Repeat([]byte{0xa5}, respSize)
 	edge, err := coapedge.Listen(addr, []coapedge.Resource{{
-		Path: "/echo", Method: codes.POST, Format: message.AppCoseEncrypt0,
+		Path: "/echo", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: []message.MediaType{message.AppCoseEncrypt0},
 		Handle: func(context.Context, *coapedge.Request) coapedge.Response {
-			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0, Body: resp}
+			// It stands for a protected exchange, whose answer the CH may
+			// make larger than the request (it authenticated).
+			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0, Body: resp, Authenticated: true}
 		},
-	}}, coapsrv.EdgeOptions(coapsrv.WithRateLimit(0), coapsrv.WithErrors(transportError))...)
+	}}, coapsrv.EdgeOptions(coapsrv.WithRateLimit(0), coapsrv.WithMaxAssociations(0), coapsrv.WithAssociationRate(0),
+		coapsrv.WithErrors(transportError))...)
 	if err != nil {
 		return nil, err
 	}

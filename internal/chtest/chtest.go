@@ -14,6 +14,7 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
@@ -208,6 +209,10 @@ func Post(t testing.TB, conn *client.Conn, path string, cf message.MediaType, bo
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
+	return response(resp)
+}
+
+func response(resp *pool.Message) Response {
 	r := Response{Code: resp.Code()}
 	if resp.Body() != nil {
 		r.Body, _ = resp.ReadBody()
@@ -217,6 +222,31 @@ func Post(t testing.TB, conn *client.Conn, path string, cf message.MediaType, bo
 		r.Echo = append([]byte{}, e...)
 	}
 	return r
+}
+
+// Get sends GET path on conn as a client that follows RFC 9175 does: a 4.01
+// with an Echo option (the CH verifying the source's address) is answered
+// by the same request carrying that Echo, once. Response.Echo is the last
+// Echo the CH gave.
+func Get(t testing.TB, conn *client.Conn, path string, opts ...message.Option) Response {
+	t.Helper()
+	r := get(t, conn, path, opts...)
+	if r.Code == codes.Unauthorized && r.Echo != nil {
+		challenge := r.Echo
+		if r = get(t, conn, path, append(opts, message.Option{ID: message.Echo, Value: challenge})...); r.Echo == nil {
+			r.Echo = challenge
+		}
+	}
+	return r
+}
+
+func get(t testing.TB, conn *client.Conn, path string, opts ...message.Option) Response {
+	t.Helper()
+	resp, err := conn.Get(Ctx(t), path, opts...)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return response(resp)
 }
 
 // Snapshot is the ledger's observable state: head, every index record and

@@ -50,7 +50,7 @@ Examples:
   iotguard bench --scenario session --baseline --json | jq .ratio
   iotguard bench --scenario echo --concurrency 1 --duration 60s --plot decay.svg
   iotguard bench --scenario scale --members 1000,100000,1000000 --duration 10s
-  iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --fleet-key fleet.pub
+  iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --association-rate 0 --fleet-key fleet.pub
   iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')"
 
 Flags:

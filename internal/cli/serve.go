@@ -41,6 +41,13 @@ With --dtls-listen it also serves coaps (DTLS 1.2, PSK): a member connects
 with its device ID as PSK identity and the key 'iotguard device psk' prints,
 and sends /verify, /session and /leave as plain CBOR (coap-client-openssl).
 
+Against floods of spoofed sources: each source (IPv4 address, IPv6 /64) is
+held to --rate-limit; a new source endpoint gets an association (go-coap's
+connection, until 16 s idle) only within --max-associations and
+--association-rate, and otherwise its datagrams are dropped unanswered; a
+source whose address no Echo verified gets nothing larger than three times
+its request (the public GETs answer it 4.01 + Echo first).
+
 Examples:
   iotguard serve
   iotguard serve --listen 0.0.0.0:5683 --data /var/lib/iotguard \
@@ -77,7 +84,8 @@ func serve(args []string, cmt *CometBFT) error {
 	}
 	logSettings(log, eff)
 	ch, err := clusterhead.Start(clusterhead.Config{
-		Listen: *s.listen, DTLSListen: *s.dtlsListen, DataDir: *s.data, RateLimit: *s.rateLimit, Logger: log, Metrics: *s.metrics, Ledger: open,
+		Listen: *s.listen, DTLSListen: *s.dtlsListen, DataDir: *s.data, RateLimit: *s.rateLimit,
+		MaxAssociations: *s.maxAssoc, AssociationRate: *s.assocRate, Logger: log, Metrics: *s.metrics, Ledger: open,
 		Cluster: cluster.Config{ID: string(s.id), Position: cluster.Position(s.position), Radius: *s.radius,
 			MemberTTL: *s.memberTTL, SessionTTL: *s.sessionTTL, Admission: cluster.Admission(s.admission), FleetKeys: fleet},
 	})

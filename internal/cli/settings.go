@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/internal/settings"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -29,6 +30,8 @@ type serveSettings struct {
 	memberTTL  *time.Duration
 	sessionTTL *time.Duration
 	rateLimit  *float64
+	maxAssoc   *int
+	assocRate  *float64
 	backend    *string
 	home       *string
 	logFormat  logFormatValue
@@ -56,7 +59,9 @@ func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
 	s.radius = fs.Float64("radius", 1000, "cluster radius in `metres` (great-circle distance)")
 	s.memberTTL = fs.Duration("member-ttl", cluster.DefaultMemberTTL, "membership lifetime after a join")
 	s.sessionTTL = fs.Duration("session-ttl", cluster.DefaultSessionTTL, "session key lifetime")
-	s.rateLimit = fs.Float64("rate-limit", 1000, "requests per second per source IP (0: off)")
+	s.rateLimit = fs.Float64("rate-limit", coapedge.DefaultRateLimit, "requests per second per source: an IPv4 address or an IPv6 /64 (0: off)")
+	s.maxAssoc = fs.Int("max-associations", coapedge.DefaultMaxCoAPAssociations, "source endpoints (address:port) held at once, ~15 KiB each; datagrams of new ones beyond it are dropped (0: no bound)")
+	s.assocRate = fs.Float64("association-rate", coapedge.DefaultCoAPAssociationRate, "new source endpoints admitted per second, all sources together (0: no bound)")
 	s.backend = fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
 	s.home = fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
 	fs.Var(&s.logFormat, "log-format", "log `format`: text or json")

@@ -1,24 +1,43 @@
 // Package coapedge is IoT-Guard's one CoAP/UDP edge: the server the cluster
 // head (coapsrv), the device listener (device) and the benchmark's echo
 // baseline all run, so that each gets the same protections and the same
-// costs. It owns what happens to a datagram before a resource sees it.
+// costs. It owns what happens to a datagram before a resource sees it, and
+// what may be sent back.
 //
 // A datagram is handled in stages, cheapest first, as miekg/dns does:
 //
 //  1. go-coap drops what does not parse as CoAP, never answering it (an
 //     answer to garbage could be used to amplify).
-//  2. The per-source rate limit (4.29 with Max-Age).
-//  3. The payload size: anything over the limit, and any block-wise request,
+//  2. A source endpoint (address:port) without an association gets one only
+//     within the association cap and the new-association rate, and only if
+//     its source is within its rate limit; otherwise the datagram is dropped
+//     before go-coap spends anything on it (associations.go).
+//  3. A message that is not a request — an ACK, a Reset, a response code —
+//     is never handled as one: a Confirmable one is rejected with a Reset,
+//     the others are dropped (messages.go).
+//  4. The per-source rate limit (4.29 with Max-Age; sources.go).
+//  5. The payload size: anything over the limit, and any block-wise request,
 //     gets 4.13 with Size1 (every valid request fits one datagram, so no
 //     blocks are ever buffered; RFC 7959 §2.9.3).
-//  4. The path (4.04), the method (4.05) and, for a POST, the Content-Format
-//     (4.15), from the resource table.
-//  5. The resource's Handler, under a deadline, with its payload read at its
+//  6. The path (4.04), the method (4.05), for a POST the Content-Format
+//     (4.15), and the Accept option (4.06, RFC 7252 §5.10.4), from the
+//     resource table.
+//  7. For a resource whose answer is larger than its request, the source's
+//     address: a request without a fresh Echo option gets 4.01 with one
+//     (RFC 9175 §2.4; reflection.go).
+//  8. The resource's Handler, under a deadline, with its payload read at its
 //     exact size. A panic in a handler is answered 5.00 and reported; the
 //     server keeps serving.
 //
+// On the way out, an answer to a request that neither verified its address
+// nor authenticated is at most three times the request's size (RFC 9175
+// §2.4), whatever produced it. A Non-confirmable request is answered
+// Non-confirmable, a Confirmable one with a piggybacked ACK: the edge never
+// sends a Confirmable message, so it never retransmits.
+//
 // Every answered request is reported to the Observer (metrics) and, at debug
-// level, to the request log. /.well-known/core (RFC 6690) lists the table.
+// level, to the request log; every datagram dropped unanswered by stages 2
+// and 3 is counted by reason. /.well-known/core (RFC 6690) lists the table.
 package coapedge
 
 import (
@@ -26,8 +45,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +63,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 
 	"github.com/iotguard/iotguard/internal/coapbody"
+	"github.com/iotguard/iotguard/internal/echo"
 )
 
 // Resource is one row of the path table.
@@ -48,7 +71,19 @@ type Resource struct {
 	Path   string            // e.g. "/join"
 	Method codes.Code        // the one method it takes
 	Format message.MediaType // the Content-Format a POST must carry
-	Link   string            // attributes in /.well-known/core, e.g. `rt="iotguard.join";ct=18`
+	// Answers lists the Content-Formats the resource answers in; a request
+	// whose Accept option names another gets 4.06. /.well-known/core lists
+	// them as the resource's ct attribute.
+	Answers []message.MediaType
+	// Link holds the other attributes in /.well-known/core, e.g.
+	// `rt="iotguard.join"`; a resource without one is not listed.
+	Link string
+	// Large marks a resource whose answer can be more than three times its
+	// request: it is served only to a source whose address an Echo verified
+	// (stage 7). Without it an answer that turns out too large for an
+	// unverified source is still replaced by the Echo challenge, after the
+	// handler did its work.
+	Large  bool
 	Handle Handler
 }
 
@@ -79,6 +114,11 @@ type Response struct {
 	Format  message.MediaType
 	Body    []byte
 	Options []message.Option
+	// Authenticated says the request proved who sent it (a signed join, a
+	// member's protected request, an M2M message under a session key): it
+	// cannot be spoofed or replayed, so its answer may exceed three times its
+	// size. IMPORTANT: set it only for answers to such requests.
+	Authenticated bool
 }
 
 // Diagnostic returns an error answer: code with a short UTF-8 text
@@ -89,9 +129,33 @@ func Diagnostic(code codes.Code, text string, opts ...message.Option) Response {
 
 // Observer sees every answered request: the transport ("udp" or "dtls"),
 // the resource (a path of the table or "other", never client input), the
-// code as CoAP writes it ("2.05") and the handling time.
+// code as CoAP writes it ("2.05") and the handling time; every datagram a
+// plain CoAP edge dropped unanswered, by reason (one of the Drop
+// constants); and the number of its associations whenever it changes.
 type Observer interface {
 	Request(transport, resource, code string, d time.Duration)
+	Dropped(reason string)
+	Associations(n int)
+}
+
+// Reasons a datagram is dropped unanswered, as Observer.Dropped gets them.
+const (
+	DropAssociationCap  = "association_cap"  // a new source endpoint while MaxAssociations are held
+	DropAssociationRate = "association_rate" // a new source endpoint beyond AssociationRate
+	DropSourceRate      = "source_rate"      // a new source endpoint of a source over its rate limit
+	DropNotRequest      = "not_a_request"    // an ACK, a Reset, a response: nothing to answer
+)
+
+// DropReasons lists every Drop constant (for metrics that export each).
+var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest}
+
+// Echoer makes and checks the Echo values (RFC 9175) that verify a source's
+// address. The cluster head passes the echoes its joins use
+// (cluster.Core.EdgeEchoes), so that the Echo which verified a device's
+// address also makes its join fresh (docs/PROTOCOL.md §3.1).
+type Echoer interface {
+	Echo(addr string, now time.Time) []byte
+	EchoFresh(echo []byte, addr string, now time.Time) bool
 }
 
 // The transports an Observer hears of.
@@ -103,8 +167,21 @@ const (
 // Config holds the edge's settings; see the With* options.
 type Config struct {
 	// RateLimit is the sustained requests per second allowed from one source
-	// IP address, with bursts of 2×; 0 disables the limit.
+	// (an IPv4 address or an IPv6 /64), with bursts of 2×; 0 disables the
+	// limit.
 	RateLimit float64
+	// MaxAssociations bounds how many source endpoints (address:port) hold
+	// an association at once: go-coap's connection, a goroutine and a cache
+	// of answers each, kept until 16 s of inactivity; 0: no bound. Plain
+	// CoAP only (a coaps edge has DTLSConfig.MaxAssociations).
+	MaxAssociations int
+	// AssociationRate bounds the new associations per second, all sources
+	// together, in bursts of one second's worth; 0: no bound. Plain CoAP
+	// only.
+	AssociationRate float64
+	// Echo makes and checks the values of address verification; nil: an
+	// issuer of the edge's own.
+	Echo Echoer
 	// MaxPayload is the largest request payload served; larger ones get 4.13.
 	MaxPayload int
 	// Timeout bounds the handling of one request.
@@ -117,13 +194,27 @@ type Config struct {
 	Observer Observer
 	// Log, if set, gets a debug record of every answered request.
 	Log *slog.Logger
+
+	now        func() time.Time // the clock of limits and echoes (tests freeze it)
+	maxSources int              // how many sources the rate limiter remembers
 }
 
 // Option adjusts a Config.
 type Option func(*Config)
 
-// WithRateLimit sets requests per second per source IP (0: off).
+// WithRateLimit sets requests per second per source (0: off).
 func WithRateLimit(perSecond float64) Option { return func(c *Config) { c.RateLimit = perSecond } }
+
+// WithMaxAssociations bounds the associations held at once (0: no bound).
+func WithMaxAssociations(n int) Option { return func(c *Config) { c.MaxAssociations = n } }
+
+// WithAssociationRate bounds the new associations per second (0: no bound).
+func WithAssociationRate(perSecond float64) Option {
+	return func(c *Config) { c.AssociationRate = perSecond }
+}
+
+// WithEcho sets the issuer of the Echo values that verify addresses.
+func WithEcho(e Echoer) Option { return func(c *Config) { c.Echo = e } }
 
 // WithMaxPayload sets the largest payload served.
 func WithMaxPayload(n int) Option { return func(c *Config) { c.MaxPayload = n } }
@@ -145,6 +236,14 @@ const (
 	DefaultRateLimit  = 1000
 	DefaultMaxPayload = 1024
 	DefaultTimeout    = 10 * time.Second
+	// DefaultMaxCoAPAssociations holds a plain CoAP association's cost
+	// (~15 KiB: the connection, its goroutine's stack, its cache) under
+	// ~150 MiB. (A coaps edge has DTLSConfig.MaxAssociations.)
+	DefaultMaxCoAPAssociations = 10_000
+	// DefaultCoAPAssociationRate: 16 s of it (an association's idle life) is
+	// more than the cap, so under a flood of new source endpoints the cap
+	// is what binds.
+	DefaultCoAPAssociationRate = 1000
 )
 
 // maxDatagram bounds what go-coap reads. It is far larger than any valid
@@ -154,24 +253,34 @@ const maxDatagram = 64 * 1024
 
 // Server is a running edge.
 type Server struct {
-	cfg       Config
-	transport string
-	resources []Resource
-	addr      net.Addr
-	stop      func()     // stops the serve loop
-	done      chan error // the serve loop's result
-	dtls      *dtlsGuard // coaps only
+	cfg          Config
+	transport    string
+	resources    []Resource
+	sources      *sources
+	associations *associations // plain CoAP only
+	addr         net.Addr
+	stop         func()     // stops the serve loop
+	done         chan error // the serve loop's result
+	dtls         *dtlsGuard // coaps only
 }
 
 // newServer returns a Server for resources with opts applied; the caller
 // starts its serve loop.
 func newServer(transport string, resources []Resource, opts []Option) *Server {
-	cfg := Config{RateLimit: DefaultRateLimit, MaxPayload: DefaultMaxPayload, Timeout: DefaultTimeout, Errors: func(error) {}}
+	cfg := Config{
+		RateLimit: DefaultRateLimit, MaxPayload: DefaultMaxPayload, Timeout: DefaultTimeout,
+		MaxAssociations: DefaultMaxCoAPAssociations, AssociationRate: DefaultCoAPAssociationRate,
+		Errors: func(error) {}, now: time.Now, maxSources: maxSources,
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1)}
-	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET, Handle: s.wellKnownCore})
+	if cfg.Echo == nil {
+		cfg.Echo = ownEchoes{echo.New()}
+	}
+	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1), sources: newSources(cfg.RateLimit, cfg.maxSources)}
+	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET,
+		Answers: []message.MediaType{message.AppLinkFormat}, Large: true, Handle: s.wellKnownCore})
 	return s
 }
 
@@ -195,6 +304,7 @@ func (s *Server) transportErrors(err error) { s.cfg.Errors(fmt.Errorf("coap: %w"
 // Listen binds addr (UDP host:port) and serves resources on it.
 func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) {
 	s := newServer(TransportUDP, resources, opts)
+	s.associations = newAssociations(s.cfg.MaxAssociations, s.cfg.AssociationRate)
 	conn, err := coapnet.NewListenUDP("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
@@ -204,6 +314,9 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 		options.WithErrors(s.transportErrors),
 		options.WithMaxMessageSize(maxDatagram),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
+		acceptConn(s.admit),
+		options.WithOnNewConn(s.associated),
+		options.WithRequestMonitor(s.requestsOnly),
 	)
 	s.addr, s.stop = conn.LocalAddr(), srv.Stop
 	go func() { s.done <- srv.Serve(conn) }()
@@ -252,7 +365,9 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 	}
 	if res.Method == codes.POST {
 		if cf, err := r.ContentFormat(); err != nil || cf != res.Format {
-			s.answer(w, r, res.Path, start, Diagnostic(codes.UnsupportedMediaType, "unsupported content-format: want "+res.Format.String()))
+			// The number, not the name: a short diagnostic fits three times
+			// a short request (reflection.go).
+			s.answer(w, r, res.Path, start, Diagnostic(codes.UnsupportedMediaType, fmt.Sprintf("unsupported content-format: want %d", res.Format)))
 			return
 		}
 		var err error
@@ -261,14 +376,27 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 			return
 		}
 	}
+	if req.hasAccept && !slices.Contains(res.Answers, req.accept) {
+		s.answer(w, r, res.Path, start, Diagnostic(codes.NotAcceptable, "not acceptable"))
+		return
+	}
+	if res.Large && !s.verified(r, req.Source) {
+		s.answer(w, r, res.Path, start, s.challenge(req.Source))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	s.answer(w, r, res.Path, start, res.Handle(ctx, req))
 }
 
-// answer writes resp and reports it.
+// answer writes resp, within the reflection bound, and reports it.
 func (s *Server) answer(w mux.ResponseWriter, r *mux.Message, resource string, start time.Time, resp Response) {
-	if err := w.SetResponse(resp.Code, resp.Format, bytes.NewReader(resp.Body), resp.Options...); err != nil {
+	resp = s.bound(r, w.Conn().RemoteAddr().String(), resp)
+	var body io.ReadSeeker // no body, no Content-Format
+	if len(resp.Body) > 0 {
+		body = bytes.NewReader(resp.Body)
+	}
+	if err := w.SetResponse(resp.Code, resp.Format, body, resp.Options...); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to set response: %w", w.Conn().RemoteAddr(), err))
 	}
 	d := time.Since(start)
@@ -286,12 +414,36 @@ func (s *Server) answer(w mux.ResponseWriter, r *mux.Message, resource string, s
 func (s *Server) wellKnownCore(context.Context, *Request) Response {
 	var links []string
 	for _, res := range s.resources {
-		if res.Link != "" {
-			links = append(links, "<"+res.Path+">;"+res.Link)
+		if res.Link == "" {
+			continue
 		}
+		link := "<" + res.Path + ">;" + res.Link
+		switch ct := res.Answers; len(ct) {
+		case 0:
+		case 1:
+			link += fmt.Sprintf(";ct=%d", ct[0])
+		default:
+			var list []string
+			for _, f := range ct {
+				list = append(list, strconv.Itoa(int(f)))
+			}
+			link += `;ct="` + strings.Join(list, " ") + `"`
+		}
+		links = append(links, link)
 	}
 	return Response{Code: codes.Content, Format: message.AppLinkFormat, Body: []byte(strings.Join(links, ","))}
 }
 
 // CodeString renders a code as CoAP writes it, e.g. "4.03".
 func CodeString(c codes.Code) string { return fmt.Sprintf("%d.%02d", c>>5, c&0x1f) }
+
+// ownEchoes are the echoes of an edge that shares them with nothing (a
+// device's listener): an Issuer of its own, with no ledger height to stamp.
+type ownEchoes struct{ i *echo.Issuer }
+
+func (o ownEchoes) Echo(addr string, now time.Time) []byte { return o.i.Echo(addr, now, 0) }
+
+func (o ownEchoes) EchoFresh(e []byte, addr string, now time.Time) bool {
+	_, fresh := o.i.EchoFresh(e, addr, now)
+	return fresh
+}

@@ -18,15 +18,36 @@ import (
 
 // recorder is an Observer and error hook that keeps what it saw.
 type recorder struct {
-	mu       sync.Mutex
-	requests []string // "resource code"
-	errs     []error
+	mu           sync.Mutex
+	requests     []string // "resource code"
+	dropped      []string // reasons
+	associations int
+	errs         []error
 }
 
 func (r *recorder) Request(_, resource, code string, _ time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests = append(r.requests, resource+" "+code)
+}
+
+func (r *recorder) Dropped(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropped = append(r.dropped, reason)
+}
+
+func (r *recorder) Associations(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.associations = n
+}
+
+// drops returns the drop reasons seen so far and the association count.
+func (r *recorder) drops() ([]string, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.dropped...), r.associations
 }
 
 func (r *recorder) error(err error) {
@@ -42,22 +63,35 @@ func (r *recorder) seen() ([]string, []error) {
 }
 
 // start runs an edge with /echo (POST 60: answers the body, the source and
-// the Accept option) and /panic (GET: panics) on 127.0.0.1.
+// the Accept option, as if the request had authenticated) and /panic (GET:
+// panics) on 127.0.0.1, and a client of it.
 func start(t *testing.T, opts ...coapedge.Option) (*client.Conn, *recorder) {
 	t.Helper()
+	srv, rec := listen(t, opts...)
+	c, err := udp.Dial(srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, rec
+}
+
+// listen runs the edge of start, with the resources of the reflection tests.
+func listen(t *testing.T, opts ...coapedge.Option) (*coapedge.Server, *recorder) {
+	t.Helper()
 	rec := &recorder{}
-	srv, err := coapedge.Listen("127.0.0.1:0", []coapedge.Resource{
-		{Path: "/echo", Method: codes.POST, Format: message.AppCBOR, Link: `rt="test.echo";ct=60`,
+	srv, err := coapedge.Listen("127.0.0.1:0", append([]coapedge.Resource{
+		{Path: "/echo", Method: codes.POST, Format: message.AppCBOR, Answers: []message.MediaType{message.TextPlain}, Link: `rt="test.echo"`,
 			Handle: func(_ context.Context, r *coapedge.Request) coapedge.Response {
 				a, ok := r.Accept()
 				body := append(append([]byte(r.Path+" "+r.Source+" "), r.Body...), []byte(" accept ")...)
 				if ok {
 					body = append(body, a.String()...)
 				}
-				return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: body}
+				return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: body, Authenticated: true}
 			}},
 		{Path: "/panic", Method: codes.GET, Handle: func(context.Context, *coapedge.Request) coapedge.Response { panic("boom") }},
-	}, append([]coapedge.Option{coapedge.WithObserver(rec), coapedge.WithErrors(rec.error), coapedge.WithMaxPayload(64)}, opts...)...)
+	}, reflectionResources()...), append([]coapedge.Option{coapedge.WithObserver(rec), coapedge.WithErrors(rec.error), coapedge.WithMaxPayload(64)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,12 +100,7 @@ func start(t *testing.T, opts ...coapedge.Option) (*client.Conn, *recorder) {
 			t.Error(err)
 		}
 	})
-	c, err := udp.Dial(srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c, rec
+	return srv, rec
 }
 
 func ctx(t *testing.T) context.Context {
@@ -118,7 +147,9 @@ func TestStages(t *testing.T) {
 		{"unknown path", codes.GET, "/nothing", 0, nil, nil, codes.NotFound, "no such resource", "other 4.04"},
 		{"wrong method", codes.PUT, "/echo", message.AppCBOR, nil, nil, codes.MethodNotAllowed, "method not allowed", "/echo 4.05"},
 		{"wrong content-format", codes.POST, "/echo", message.TextPlain, []byte("x"), nil, codes.UnsupportedMediaType,
-			"unsupported content-format: want application/cbor", "/echo 4.15"},
+			"unsupported content-format: want 60", "/echo 4.15"},
+		{"unservable accept", codes.POST, "/echo", message.AppCBOR, []byte("x"), []message.Option{{ID: message.Accept, Value: []byte{60}}},
+			codes.NotAcceptable, "not acceptable", "/echo 4.06"},
 		{"too large", codes.POST, "/echo", message.AppCBOR, bytes.Repeat([]byte{1}, 65), nil, codes.RequestEntityTooLarge, "too large", "/echo 4.13"},
 		{"announced too large", codes.POST, "/echo", message.AppCBOR, []byte{1}, []message.Option{{ID: message.Size1, Value: []byte{0x41}}},
 			codes.RequestEntityTooLarge, "too large", "/echo 4.13"},
@@ -186,11 +217,16 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// TestWellKnownCore lists the resources that have link attributes.
+// TestWellKnownCore lists the resources that have link attributes, with
+// the Content-Formats they answer in, to a source that verified its address.
 func TestWellKnownCore(t *testing.T) {
 	c, _ := start(t)
-	code, body, _ := read(t, c, codes.GET, "/.well-known/core", 0, nil)
-	if code != codes.Content || body != `</echo>;rt="test.echo";ct=60` {
+	code, _, _ := read(t, c, codes.GET, "/.well-known/core", 0, nil)
+	if code != codes.Unauthorized {
+		t.Errorf("an unverified source got %v, want the 4.01 Echo challenge", code)
+	}
+	code, body := readVerified(t, c, "/.well-known/core")
+	if code != codes.Content || body != `</echo>;rt="test.echo";ct=0,</large>;rt="test.large";ct="42 0"` {
 		t.Errorf("%v %q", code, body)
 	}
 }

@@ -3,25 +3,16 @@ package coapedge
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
-	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/mux"
-	"golang.org/x/time/rate"
 )
 
-// maxSources bounds the rate limiter's memory: the least recently seen
-// sources are forgotten first (and start again with a full bucket).
-const maxSources = 1 << 16
-
-// guard is the middleware of stages 2 and 3, and the panic recovery around
+// guard is the middleware of stages 4 and 5, and the panic recovery around
 // everything after it.
 func (s *Server) guard() mux.MiddlewareFunc {
-	allow := s.limiter()
 	return func(next mux.Handler) mux.Handler {
 		return mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
 			start := time.Now()
@@ -31,7 +22,7 @@ func (s *Server) guard() mux.MiddlewareFunc {
 					s.answer(w, r, s.known(r), start, Diagnostic(codes.InternalServerError, "internal error"))
 				}
 			}()
-			if !allow(w.Conn().RemoteAddr()) {
+			if !s.sources.allow(w.Conn().RemoteAddr(), s.cfg.now()) {
 				s.answer(w, r, s.known(r), start, Diagnostic(codes.TooManyRequests, "rate limited", message.Option{ID: message.MaxAge, Value: []byte{1}}))
 				return
 			}
@@ -45,29 +36,6 @@ func (s *Server) guard() mux.MiddlewareFunc {
 			}
 			next.ServeCOAP(w, r)
 		})
-	}
-}
-
-// limiter returns the per-source-IP token bucket check.
-func (s *Server) limiter() func(net.Addr) bool {
-	if s.cfg.RateLimit <= 0 {
-		return func(net.Addr) bool { return true }
-	}
-	var mu sync.Mutex
-	buckets, _ := lru.New[string, *rate.Limiter](maxSources)
-	return func(addr net.Addr) bool {
-		ip := addr.String()
-		if u, ok := addr.(*net.UDPAddr); ok {
-			ip = u.IP.String()
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		b, ok := buckets.Get(ip)
-		if !ok {
-			b = rate.NewLimiter(rate.Limit(s.cfg.RateLimit), int(2*s.cfg.RateLimit)+1)
-			buckets.Add(ip, b)
-		}
-		return b.Allow()
 	}
 }
 

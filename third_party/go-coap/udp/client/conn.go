@@ -1138,13 +1138,30 @@ func (cc *Conn) Sequence() uint64 {
 }
 
 // getResponseFromCache gets a message from the response message cache.
-func (cc *Conn) getResponseFromCache(mid int32, resp *pool.Message) (bool, error) {
-	return cc.responseMsgCache.Load(strconv.Itoa(int(mid)), resp)
+func (cc *Conn) getResponseFromCache(key string, resp *pool.Message) (bool, error) {
+	return cc.responseMsgCache.Load(key, resp)
 }
 
-// addResponseToCache adds a message to the response message cache under the request's message ID.
-func (cc *Conn) addResponseToCache(reqMessageID int32, resp *pool.Message) error {
-	return cc.responseMsgCache.Store(strconv.Itoa(int(reqMessageID)), resp)
+// addResponseToCache adds a message to the response message cache under the request's key.
+func (cc *Conn) addResponseToCache(key string, resp *pool.Message) error {
+	return cc.responseMsgCache.Store(key, resp)
+}
+
+// responseCacheKey is the key of the answer to req in the response cache:
+// its message ID and (iotguard patch) its size. A retransmission is the same
+// datagram, so it still finds its answer; a datagram that merely reuses the
+// message ID with fewer bytes does not, or a spoofer could send one long
+// request and then any number of 4-byte datagrams with its message ID, each
+// answered with the cached answer to the long one (an amplifier).
+func responseCacheKey(req *pool.Message) string {
+	size := 4 + len(req.Token())
+	if n, err := req.Options().Marshal(nil); errors.Is(err, message.ErrTooSmall) {
+		size += n
+	}
+	if n, err := req.BodySize(); err == nil && n > 0 {
+		size += 1 + int(n)
+	}
+	return strconv.Itoa(int(req.MessageID())) + "/" + strconv.Itoa(size)
 }
 
 // checkMyMessageID compare client msgID against peer messageID and if it is near < 0xffff/4 then increase msgID.
@@ -1164,9 +1181,9 @@ func (cc *Conn) checkMyMessageID(req *pool.Message) {
 	}
 }
 
-func (cc *Conn) checkResponseCache(req *pool.Message, w *responsewriter.ResponseWriter[*Conn]) (bool, error) {
+func (cc *Conn) checkResponseCache(req *pool.Message, key string, w *responsewriter.ResponseWriter[*Conn]) (bool, error) {
 	if req.Type() == message.Confirmable || req.Type() == message.NonConfirmable {
-		if ok, err := cc.getResponseFromCache(req.MessageID(), w.Message()); ok {
+		if ok, err := cc.getResponseFromCache(key, w.Message()); ok {
 			w.Message().SetMessageID(req.MessageID())
 			w.Message().SetType(message.NonConfirmable)
 			if req.Type() == message.Confirmable {
@@ -1189,7 +1206,7 @@ func sendJustAcknowledgeMessage(reqType message.Type, w *responsewriter.Response
 	return reqType == message.Confirmable && !w.Message().IsModified()
 }
 
-func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, qResponse bool, w *responsewriter.ResponseWriter[*Conn]) error {
+func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, key string, qResponse bool, w *responsewriter.ResponseWriter[*Conn]) error {
 	switch {
 	case isPongOrResetResponse(w):
 		if reqType == message.Confirmable {
@@ -1209,7 +1226,7 @@ func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, qRespo
 		w.Message().SetMessageID(reqMessageID)
 		w.Message().SetToken(nil)
 
-		err := cc.addResponseToCache(reqMessageID, w.Message())
+		err := cc.addResponseToCache(key, w.Message())
 		if err != nil {
 			return fmt.Errorf("cannot cache response: %w", err)
 		}
@@ -1217,7 +1234,7 @@ func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, qRespo
 	case isQNonResponse(reqType, qResponse, w.Message()):
 		w.Message().SetType(message.NonConfirmable)
 		w.Message().SetMessageID(cc.GetMessageID())
-		if err := cc.addResponseToCache(reqMessageID, w.Message()); err != nil {
+		if err := cc.addResponseToCache(key, w.Message()); err != nil {
 			return fmt.Errorf("cannot cache Q-Block response: %w", err)
 		}
 		return nil
@@ -1228,13 +1245,20 @@ func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, qRespo
 
 	// send piggybacked response
 	w.Message().SetType(message.Confirmable)
+	if reqType == message.NonConfirmable {
+		// iotguard patch: a Non-confirmable request is answered Non-confirmable
+		// (RFC 7252 §5.2.3, as the response cache already did): a Confirmable
+		// answer asks for an ACK from a source that never asked for
+		// reliability, or never asked at all.
+		w.Message().SetType(message.NonConfirmable)
+	}
 	w.Message().SetMessageID(cc.GetMessageID())
 	if reqType == message.Confirmable {
 		w.Message().SetType(message.Acknowledgement)
 		w.Message().SetMessageID(reqMessageID)
 	}
 	if reqType == message.Confirmable || reqType == message.NonConfirmable {
-		err := cc.addResponseToCache(reqMessageID, w.Message())
+		err := cc.addResponseToCache(key, w.Message())
 		if err != nil {
 			return fmt.Errorf("cannot cache response: %w", err)
 		}
@@ -1256,7 +1280,8 @@ func (cc *Conn) handleReq(w *responsewriter.ResponseWriter[*Conn], req *pool.Mes
 	l := cc.msgIDMutex.Lock(reqMid)
 	defer l.Unlock()
 
-	if ok, err := cc.checkResponseCache(req, w); err != nil {
+	key := responseCacheKey(req)
+	if ok, err := cc.checkResponseCache(req, key, w); err != nil {
 		cc.closeConnection()
 		cc.errors(fmt.Errorf(errFmtWriteResponse, err))
 		return
@@ -1270,7 +1295,7 @@ func (cc *Conn) handleReq(w *responsewriter.ResponseWriter[*Conn], req *pool.Mes
 	qResponse := req.HasOption(message.QBlock1) || req.HasOption(message.QBlock2)
 	cc.handle(w, req)
 
-	err := cc.processResponse(reqType, reqMessageID, qResponse, w)
+	err := cc.processResponse(reqType, reqMessageID, key, qResponse, w)
 	if err != nil {
 		cc.closeConnection()
 		cc.errors(fmt.Errorf(errFmtWriteResponse, err))

@@ -36,6 +36,7 @@ func TestReceivedMessageMetadataCapturedBeforeDelivery(t *testing.T) {
 	require.NotNil(t, written)
 	require.Equal(t, codes.Content, written.Code(),
 		"reused input options must not enable Q datagram validation")
-	require.Equal(t, message.Confirmable, written.Type(),
+	// iotguard patch: a NON request is answered NON (third_party/README.md).
+	require.Equal(t, message.NonConfirmable, written.Type(),
 		"reused input options must not change the original response mode")
 }

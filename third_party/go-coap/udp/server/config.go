@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -75,4 +76,9 @@ type Config struct {
 	// QBlockwiseMode is Disabled by default and supports plain UDP.
 	QBlockwiseMode   blockwise.QBlockwiseMode
 	QBlockwiseConfig blockwise.QBlockwiseConfig
+	// AcceptConn, if set, is asked before a connection is created for a
+	// remote address that has none. A datagram it refuses is dropped: no
+	// connection, no goroutine, no answer (iotguard patch, see
+	// third_party/README.md).
+	AcceptConn func(raddr *net.UDPAddr) bool
 }

@@ -21,6 +21,10 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 )
 
+// ErrConnRefused is returned for a remote address that has no connection
+// when Config.AcceptConn refuses to create one (iotguard patch).
+var ErrConnRefused = errors.New("connection refused by AcceptConn")
+
 type Server struct {
 	doneCtx           context.Context
 	ctx               context.Context
@@ -299,6 +303,9 @@ func (s *Server) Serve(l *coapNet.UDPConn) error {
 		}
 
 		cc, created, err := s.getConn(l, packet.raddr, laddr, true)
+		if errors.Is(err, ErrConnRefused) {
+			continue // iotguard patch: AcceptConn refused it, and counts it
+		}
 		if err != nil {
 			s.cfg.Errors(fmt.Errorf("%v: cannot get client connection: %w", packet.raddr, err))
 			continue
@@ -459,6 +466,12 @@ func (s *Server) getOrCreateConn(udpConn *coapNet.UDPConn, raddr *net.UDPAddr, l
 		}
 	}
 
+	// iotguard patch: a connection costs a goroutine and a response cache;
+	// the application may refuse to create one.
+	if s.cfg.AcceptConn != nil && !s.cfg.AcceptConn(raddr) {
+		return nil, false
+	}
+
 	createBlockWise := func(*client.Conn) *blockwise.BlockWise[*client.Conn] {
 		return nil
 	}
@@ -563,6 +576,9 @@ func (s *Server) getConn(l *coapNet.UDPConn, raddr *net.UDPAddr, laddr *net.UDPA
 	}
 
 	cc, created := s.getOrCreateConn(l, raddr, laddr)
+	if cc == nil {
+		return nil, false, ErrConnRefused // iotguard patch: refused by AcceptConn
+	}
 	if created {
 		if s.cfg.OnNewConn != nil {
 			s.cfg.OnNewConn(cc)

@@ -1,0 +1,125 @@
+package clusterhead_test
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/coapedge"
+)
+
+var floodPorts = flag.Int("flood-ports", 12_000, "source endpoints of TestSourcePortFlood (make flood: 100000)")
+
+// rssMiB is this process's resident set (VmRSS), in MiB.
+func rssMiB(t *testing.T) float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	defer f.Close()
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		var kb float64
+		if _, err := fmt.Sscanf(sc.Text(), "VmRSS: %f kB", &kb); err == nil {
+			return kb / 1024
+		}
+	}
+	t.Skip("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// TestSourcePortFlood: a flood of one-datagram sources, each from a source
+// endpoint (address:port) of its own — what a spoofer cycling through ports
+// and addresses looks like — against a CH with iotguard serve's defaults,
+// the CH in this process. go-coap used to make a connection (a goroutine,
+// ~15 KiB) for each before any check of ours, with no bound: now the CH
+// holds at most DefaultMaxCoAPAssociations, made at most DefaultCoAPAssociationRate
+// a second, and drops the rest unanswered, counted.
+//
+// The sources are 127.100.x.1 (a new address every 40,000 ports) on ports
+// 20000-59999; each datagram is a NON GET /cluster without token, the
+// cheapest real request. Bounded: -flood-ports datagrams (12,000 in make
+// test; make flood sends 100,000 and logs the figures for docs/SECURITY.md)
+// and two minutes. The probe that ends the flood is an association opened
+// before it (and kept from going idle during it): the CH reads datagrams in
+// order on one loop, so when the probe is answered every datagram of the
+// flood has been admitted or dropped — by the CH, or by the kernel when the
+// flood outran the CH (the probe is then sent again).
+func TestSourcePortFlood(t *testing.T) {
+	ch := chtest.Start(t, "", func(c *clusterhead.Config) {
+		c.RateLimit = coapedge.DefaultRateLimit
+		c.MaxAssociations = coapedge.DefaultMaxCoAPAssociations
+		c.AssociationRate = coapedge.DefaultCoAPAssociationRate
+		c.Metrics = "127.0.0.1:0"
+	})
+	before := chtest.Snap(t, ch)
+	probe := chtest.NewSocket(t, ch.Addr(), "127.0.0.1:0")
+	if a, _, _ := probe.Exchange(chtest.Request(message.NonConfirmable, codes.GET, "/cluster")); a.Code != codes.Unauthorized {
+		t.Fatalf("probe: %s", chtest.Describe(a))
+	}
+	raddr, err := net.ResolveUDPAddr("udp", ch.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := chtest.Datagram(t, func() message.Message {
+		m := chtest.Request(message.NonConfirmable, codes.GET, "/cluster")
+		m.MessageID = 0x1234
+		return m
+	}())
+	goroutines, heap, rss := runtime.NumGoroutine(), heapMiB(), rssMiB(t)
+	peakRSS, peakGoroutines := rss, goroutines
+	start := time.Now()
+	sent, skipped := 0, 0
+	for i := 0; i < *floodPorts && time.Since(start) < 2*time.Minute; i++ {
+		local := &net.UDPAddr{IP: net.IPv4(127, byte(100+i/40_000), 0, 1), Port: 20_000 + i%40_000}
+		c, err := net.DialUDP("udp", local, raddr)
+		if err != nil { // the port is taken on this machine
+			skipped++
+			continue
+		}
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if sent++; sent%2_000 == 0 {
+			// The probe's association must not go idle for 16 s (a slow
+			// machine, the race detector): it would then be a new endpoint,
+			// refused like the flood's.
+			probe.ExchangeLossy(chtest.Request(message.NonConfirmable, codes.GET, "/cluster"), 30, 2*time.Second)
+			peakRSS, peakGoroutines = max(peakRSS, rssMiB(t)), max(peakGoroutines, runtime.NumGoroutine())
+		}
+	}
+	if a := probe.ExchangeLossy(chtest.Request(message.NonConfirmable, codes.GET, "/cluster"), 30, 2*time.Second); a.Code != codes.Unauthorized {
+		t.Fatalf("probe after the flood: %s", chtest.Describe(a))
+	}
+	took := time.Since(start)
+	m := chtest.Scrape(t, ch.MetricsAddr())
+	held := m["iotguard_coap_associations"]
+	dropped := map[string]int{}
+	for _, reason := range coapedge.DropReasons {
+		dropped[reason] = m[fmt.Sprintf("iotguard_coap_dropped_total{reason=%q}", reason)]
+	}
+	endRSS, endGoroutines := rssMiB(t), runtime.NumGoroutine()
+	peakRSS, peakGoroutines = max(peakRSS, endRSS), max(peakGoroutines, endGoroutines)
+	t.Logf("%d source endpoints (%d ports taken) in %v: %d associations held, dropped %v; goroutines %d → %d (peak %d), heap %.1f → %.1f MiB, RSS %.1f → %.1f MiB (peak %.1f)",
+		sent, skipped, took.Round(time.Millisecond), held, dropped, goroutines, endGoroutines, peakGoroutines, heap, heapMiB(), rss, endRSS, peakRSS)
+	if held > coapedge.DefaultMaxCoAPAssociations {
+		t.Errorf("%d associations held, more than the cap of %d", held, coapedge.DefaultMaxCoAPAssociations)
+	}
+	if admitted := sent - dropped[coapedge.DropAssociationCap] - dropped[coapedge.DropAssociationRate] - dropped[coapedge.DropSourceRate]; admitted+1 < held {
+		t.Errorf("%d associations held, but only %d of the flood admitted", held, admitted)
+	}
+	if sent > coapedge.DefaultMaxCoAPAssociations && peakGoroutines-goroutines > coapedge.DefaultMaxCoAPAssociations+100 {
+		t.Errorf("goroutines grew by %d over the flood: more connections than the cap of %d", peakGoroutines-goroutines, coapedge.DefaultMaxCoAPAssociations)
+	}
+	chtest.Unchanged(t, ch, before)
+}

@@ -1,0 +1,151 @@
+package coapedge_test
+
+import (
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/coapedge"
+)
+
+// frozen is a clock that does not move: no bucket refills during a test.
+func frozen() time.Time { return time.Unix(1_700_000_000, 0) }
+
+// probe sends GET /nothing from s and returns the answer's code. The edge
+// reads datagrams in order on one loop, so when the answer arrives every
+// datagram sent before it, from any socket, has been admitted or dropped.
+func probe(t *testing.T, s *chtest.Socket) codes.Code {
+	t.Helper()
+	answer, _, _ := s.Exchange(chtest.Request(message.NonConfirmable, codes.GET, "/nothing"))
+	return answer.Code
+}
+
+// send sends GET /nothing from s, not waiting for an answer.
+func send(t *testing.T, s *chtest.Socket) {
+	t.Helper()
+	m := chtest.Request(message.NonConfirmable, codes.GET, "/nothing")
+	m.MessageID = 0x7777
+	s.Send(chtest.Datagram(t, m))
+}
+
+func expectDrops(t *testing.T, rec *recorder, want []string, associations int) {
+	t.Helper()
+	if dropped, n := rec.drops(); !slices.Equal(dropped, want) || n != associations {
+		t.Errorf("dropped %v with %d associations, want %v with %d", dropped, n, want, associations)
+	}
+}
+
+// TestNewAssociationsBounded: with room for two associations, or a budget of
+// one new association (the clock is frozen, so it never refills), the
+// datagram of one more source endpoint is dropped before go-coap makes
+// anything for it — no connection, no answer — and counted; the endpoints
+// held are still served.
+func TestNewAssociationsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opt    coapedge.Option
+		held   int
+		reason string
+	}{
+		{"cap", coapedge.WithMaxAssociations(2), 2, coapedge.DropAssociationCap},
+		{"rate", coapedge.WithAssociationRate(1.0 / 60), 1, coapedge.DropAssociationRate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, rec := listen(t, tc.opt, coapedge.WithClock(frozen))
+			addr := srv.Addr().String()
+			var held []*chtest.Socket
+			for range tc.held {
+				s := chtest.NewSocket(t, addr, "")
+				if probe(t, s) != codes.NotFound {
+					t.Fatal("a source endpoint within the bound was not served")
+				}
+				held = append(held, s)
+			}
+			send(t, chtest.NewSocket(t, addr, ""))
+			if probe(t, held[0]) != codes.NotFound {
+				t.Fatal("a held association was not served")
+			}
+			expectDrops(t, rec, []string{tc.reason}, tc.held)
+		})
+	}
+}
+
+// TestSourceOverItsLimitGetsNoNewAssociation: a source (here 127.0.0.1)
+// that spent its burst gets 4.29 on its association, and a new source port
+// of it gets nothing at all: cycling through ports buys no new budget.
+func TestSourceOverItsLimitGetsNoNewAssociation(t *testing.T) {
+	srv, rec := listen(t, coapedge.WithRateLimit(1), coapedge.WithClock(frozen)) // burst 3
+	addr := srv.Addr().String()
+	a, b := chtest.NewSocket(t, addr, ""), chtest.NewSocket(t, addr, "")
+	for range 3 {
+		if code := probe(t, a); code != codes.NotFound {
+			t.Fatalf("within the burst: %v", code)
+		}
+	}
+	if code := probe(t, a); code != codes.TooManyRequests {
+		t.Fatalf("beyond the burst: %v, want 4.29", code)
+	}
+	send(t, b)
+	if code := probe(t, a); code != codes.TooManyRequests {
+		t.Fatalf("beyond the burst: %v, want 4.29", code)
+	}
+	expectDrops(t, rec, []string{coapedge.DropSourceRate}, 1)
+}
+
+// TestAddressRotationCannotResetTheLimit: a limiter that remembers two
+// sources, and a source x that spent its burst. Sources the table has no
+// room for (it holds x and y, neither refilled) do not push x out — which
+// would give it a fresh burst — but share one bucket; once that is spent
+// too, their new associations are refused. x stays limited throughout.
+// (Sources are loopback addresses 127.0.0.1-4; the clock is frozen.)
+func TestAddressRotationCannotResetTheLimit(t *testing.T) {
+	srv, rec := listen(t, coapedge.WithRateLimit(1), coapedge.WithMaxSources(2), coapedge.WithClock(frozen)) // bursts of 3
+	addr := srv.Addr().String()
+	from := func(ip string) *chtest.Socket { return chtest.NewSocket(t, addr, ip+":0") }
+	x := from("127.0.0.1")
+	for range 3 {
+		probe(t, x)
+	}
+	if code := probe(t, x); code != codes.TooManyRequests {
+		t.Fatalf("x beyond its burst: %v, want 4.29", code)
+	}
+	if code := probe(t, from("127.0.0.2")); code != codes.NotFound {
+		t.Fatalf("y: %v", code)
+	}
+	z, w := from("127.0.0.3"), from("127.0.0.4")
+	if probe(t, z) != codes.NotFound || probe(t, w) != codes.NotFound || probe(t, z) != codes.NotFound {
+		t.Fatal("the crowd's bucket of 3 was not served")
+	}
+	if code := probe(t, z); code != codes.TooManyRequests {
+		t.Fatalf("z beyond the crowd's burst: %v, want 4.29", code)
+	}
+	if code := probe(t, x); code != codes.TooManyRequests {
+		t.Fatalf("x after the rotation: %v, want 4.29 still", code)
+	}
+	send(t, from("127.0.0.5"))
+	probe(t, x)
+	expectDrops(t, rec, []string{coapedge.DropSourceRate}, 4)
+}
+
+func TestSourceKey(t *testing.T) {
+	key := func(ip string) string { return coapedge.SourceKey(&net.UDPAddr{IP: net.ParseIP(ip), Port: 5683}) }
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"2001:db8::1", "2001:db8::ffff:1", true}, // one /64
+		{"2001:db8::1", "2001:db8:0:1::1", false},
+		{"192.0.2.1", "::ffff:192.0.2.1", true}, // IPv4-mapped
+		{"192.0.2.1", "192.0.2.2", false},
+		{"192.0.2.1", "c000:201::", false}, // an IPv6 /64 whose first bytes spell an IPv4 address
+	} {
+		if got := key(tc.a) == key(tc.b); got != tc.same {
+			t.Errorf("%s and %s: same source %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+}
