@@ -60,7 +60,7 @@ func TestClusterEchoServesTheJoin(t *testing.T) {
 		t.Fatalf("GET /cluster with its echo: %v, echo %x; want 2.05 with a 20-byte echo", code, answered)
 	}
 	for i, e := range [][]byte{challenge, answered} {
-		k := newJoiner(t, j.conn, fmt.Sprintf("sensor-echo-%d", i))
+		k := newJoiner(t, j.conn, fmt.Sprintf("sensor-echo-%d", i)).enrolled(ch)
 		k.req.Echo = e
 		expect(t, k.post(k.sign(k.req.ID)), codes.Created, "")
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 
@@ -101,17 +104,35 @@ func serverAdmission(addr string, timeout time.Duration) (string, error) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := conn.NewGetRequest(ctx, "/cluster")
-	if err != nil {
-		return "", err
+	// The CH verifies the address first (4.01 + Echo, RFC 9175 §2.4): the
+	// GET is sent again with that Echo, once.
+	var echo []byte
+	for {
+		req, err := conn.NewGetRequest(ctx, "/cluster")
+		if err != nil {
+			return "", err
+		}
+		req.SetAccept(message.TextPlain)
+		if echo != nil {
+			req.SetOptionBytes(message.Echo, echo)
+		}
+		resp, err := conn.Do(req)
+		conn.ReleaseMessage(req)
+		if err != nil {
+			return "", fmt.Errorf("failed to read the admission of %s: %w", addr, err)
+		}
+		if e, err := resp.Options().GetBytes(message.Echo); err == nil && echo == nil && resp.Code() == codes.Unauthorized {
+			echo = bytes.Clone(e)
+			conn.ReleaseMessage(resp)
+			continue
+		}
+		defer conn.ReleaseMessage(resp)
+		return admissionOf(resp)
 	}
-	defer conn.ReleaseMessage(req)
-	req.SetAccept(message.TextPlain)
-	resp, err := conn.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("failed to read the admission of %s: %w", addr, err)
-	}
-	defer conn.ReleaseMessage(resp)
+}
+
+// admissionOf reads the admission line of a text GET /cluster answer.
+func admissionOf(resp *pool.Message) (string, error) {
 	body, err := coapbody.Read(resp)
 	if err != nil {
 		return "", err
