@@ -20,7 +20,7 @@ build:
 
 # Starts a cluster head on coap://127.0.0.1:5683 with its data in ./$(DATA).
 run: build
-	$(BIN) serve --data $(DATA) --metrics 127.0.0.1:9464
+	$(BIN) serve --data $(DATA) --metrics 127.0.0.1:9464 --admission enrolled
 
 demo: build
 	$(BIN) demo

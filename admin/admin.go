@@ -1,8 +1,9 @@
 // Package admin owns the operator's control socket: a Unix socket in the
 // data directory (mode 0600, so only the CH's user can use it) serving a tiny
 // HTTP API, and the client the CLI uses. It is how an operator acts on a
-// running server — revoke a device, read its status, take a backup, rotate
-// its key — while bbolt's file lock keeps other processes out of the ledger.
+// running server — revoke a device, enroll and unenroll devices and list the
+// enrollments, read its status, take a backup, rotate its key — while bbolt's
+// file lock keeps other processes out of the ledger.
 package admin
 
 import (
@@ -36,6 +37,8 @@ type Operator interface {
 	Backup(ctx context.Context, w io.Writer) error
 	// RotateKey replaces the CH key by a new one, recorded on the ledger.
 	RotateKey(ctx context.Context) (Rotation, error)
+	// Enroller enrolls, unenrolls and lists enrollments (enroll.go).
+	Enroller
 }
 
 // Server serves the control socket.
@@ -61,11 +64,12 @@ func Listen(dir string, op Operator) (*Server, error) {
 		id, reason := req.FormValue("id"), req.FormValue("reason")
 		h, err := op.Revoke(req.Context(), id, reason)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
+			refuse(w, err)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "height": h})
 	})
+	handleEnroll(mux, op)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, req *http.Request) {
 		st, err := op.Status(req.Context())
 		if err != nil {
@@ -108,7 +112,7 @@ func client(dir string) *http.Client {
 
 // do sends req to the server on dir and returns the response of a 200, or
 // an error: ErrNotRunning when nothing listens on the socket, the server's
-// message otherwise.
+// message otherwise (wrapping the sentinel a refusal names, refusal.go).
 func do(dir string, req *http.Request) (*http.Response, error) {
 	resp, err := client(dir).Do(req)
 	if err != nil {
@@ -121,7 +125,7 @@ func do(dir string, req *http.Request) (*http.Response, error) {
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, errors.New(strings.TrimSpace(string(body)))
+		return nil, refusal(resp.Header.Get(reasonHeader), strings.TrimSpace(string(body)))
 	}
 	return resp, nil
 }

@@ -36,6 +36,9 @@ const (
 	CodeDuplicate     uint32 = 14
 	CodeNotMember     uint32 = 15
 	CodeStaleJoin     uint32 = 16
+	CodeEnrolled      uint32 = 17
+	CodeNotEnrolled   uint32 = 18
+	CodeUnenrolled    uint32 = 19 // the enrollment was removed
 	CodeInternal      uint32 = 99
 )
 
@@ -52,6 +55,8 @@ func code(err error) uint32 {
 		{ledger.ErrConflict, CodeConflict}, {ledger.ErrRevoked, CodeRevoked},
 		{ledger.ErrDuplicate, CodeDuplicate}, {ledger.ErrNotMember, CodeNotMember},
 		{ledger.ErrStale, CodeStaleJoin},
+		{ledger.ErrEnrolled, CodeEnrolled}, {ledger.ErrNotEnrolled, CodeNotEnrolled},
+		{ledger.ErrEnrollmentRemoved, CodeUnenrolled},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

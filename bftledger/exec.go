@@ -24,6 +24,8 @@ type head struct {
 type state interface {
 	// device returns the committed record of id and whether there is one.
 	device(id string) (ledger.Device, bool, error)
+	// enrollment returns the committed enrollment of id and whether there is one.
+	enrollment(id string) (ledger.Enrollment, bool, error)
 	// seen reports whether a block has carried the transaction with digest d.
 	seen(d [32]byte) (bool, error)
 }
@@ -92,25 +94,48 @@ type executor struct {
 	prev    head
 	timeMS  int64 // consensus time of the block
 
-	dirty   map[string]ledger.Device // records changed by accepted events
-	newSeen map[[32]byte]bool
-	order   [][32]byte // newSeen in block order
-	events  []ledger.Event
-	results []txResult
+	dirty    map[string]ledger.Device     // records changed by accepted events
+	enrDirty map[string]ledger.Enrollment // enrollments changed by accepted events
+	newSeen  map[[32]byte]bool
+	order    [][32]byte // newSeen in block order
+	events   []ledger.Event
+	results  []txResult
 }
 
 func newExecutor(st state, reg *registry, chainID string, prev head, timeMS int64) *executor {
 	return &executor{st: st, reg: reg, chainID: chainID, prev: prev, timeMS: timeMS,
-		dirty: map[string]ledger.Device{}, newSeen: map[[32]byte]bool{}}
+		dirty: map[string]ledger.Device{}, enrDirty: map[string]ledger.Enrollment{}, newSeen: map[[32]byte]bool{}}
 }
 
 // overlay is the index one transaction sees: committed records with the
-// block's earlier changes on top. Records it puts for a join get the
-// submitting cluster.
+// block's earlier changes on top. Records it puts for a join, and
+// enrollments it puts, get the submitting cluster.
 type overlay struct {
 	e       *executor
 	cluster string
 	puts    map[string]ledger.Device
+	enrPuts map[string]ledger.Enrollment
+}
+
+func (o *overlay) GetEnrollment(id string) (ledger.Enrollment, bool, error) {
+	if e, ok := o.enrPuts[id]; ok {
+		return e, true, nil
+	}
+	if e, ok := o.e.enrDirty[id]; ok {
+		return e, true, nil
+	}
+	e, ok, err := o.e.st.enrollment(id)
+	if err != nil {
+		return ledger.Enrollment{}, false, &stateError{err}
+	}
+	return e, ok, nil
+}
+
+func (o *overlay) PutEnrollment(e ledger.Enrollment) {
+	if e.Cluster == "" {
+		e.Cluster = o.cluster
+	}
+	o.enrPuts[e.ID] = e
 }
 
 func (o *overlay) Get(id string) (ledger.Device, bool, error) {
@@ -193,7 +218,7 @@ func (e *executor) try(raw []byte) (txResult, error) {
 		// ledger refuses it (clusterhead refuses rotate-key here too).
 		return r, fmt.Errorf("failed to append %s event: %w: key rotation on the shared ledger (the genesis registry fixes each cluster's CH key)", ev.Type, ledger.ErrInvalidEvent)
 	}
-	o := &overlay{e: e, cluster: c.tx.Cluster, puts: map[string]ledger.Device{}}
+	o := &overlay{e: e, cluster: c.tx.Cluster, puts: map[string]ledger.Device{}, enrPuts: map[string]ledger.Enrollment{}}
 	if err := authorize(o, c.tx.Cluster, ev, e.timeMS); err != nil {
 		return r, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
 	}
@@ -204,13 +229,17 @@ func (e *executor) try(raw []byte) (txResult, error) {
 	for id, d := range o.puts {
 		e.dirty[id] = d
 	}
+	for id, en := range o.enrPuts {
+		e.enrDirty[id] = en
+	}
 	e.events = append(e.events, ev)
 	return r, nil
 }
 
 // authorize refuses an event by which cluster writes about a device of
-// another cluster (see ErrOtherCluster). Unknown devices are left to the
-// state machine.
+// another cluster (see ErrOtherCluster), and an enroll or unenroll of a
+// device enrolled by, or recorded for, another cluster. Unknown devices are
+// left to the state machine.
 func authorize(o *overlay, cluster string, ev ledger.Event, nowMS int64) error {
 	check := func(id string, join bool) error {
 		d, ok, err := o.Get(id)
@@ -231,6 +260,17 @@ func authorize(o *overlay, cluster string, ev ledger.Event, nowMS int64) error {
 	switch ev.Type {
 	case ledger.EventJoin:
 		return check(ev.Device, true)
+	case ledger.EventEnroll, ledger.EventUnenroll:
+		// A CH enrolls only for its own cluster: neither an enrollment nor
+		// a device record of another cluster may change by its hand.
+		en, ok, err := o.GetEnrollment(ev.Device)
+		if err != nil {
+			return err
+		}
+		if ok && en.Cluster != cluster {
+			return fmt.Errorf("device %q is enrolled by cluster %q, not %q: %w", ev.Device, en.Cluster, cluster, ErrOtherCluster)
+		}
+		return check(ev.Device, false)
 	case ledger.EventSession:
 		if err := check(ev.Device, false); err != nil {
 			return err
@@ -243,23 +283,25 @@ func authorize(o *overlay, cluster string, ev ledger.Event, nowMS int64) error {
 
 // outcome is what a block changed, ready to commit.
 type outcome struct {
-	height    int64           // CometBFT height
-	results   []txResult      // one per transaction, in order
-	blocks    []*ledger.Block // the ledger blocks of the accepted events, in height order
-	refs      map[uint64]ledger.BlockRef
-	head      head
-	devices   map[string]ledger.Device // changed records, block hashes filled in
-	seen      [][32]byte
-	lt        ltHash
-	stateHash [32]byte
+	height  int64           // CometBFT height
+	results []txResult      // one per transaction, in order
+	blocks  []*ledger.Block // the ledger blocks of the accepted events, in height order
+	refs    map[uint64]ledger.BlockRef
+	head    head
+	devices map[string]ledger.Device // changed records, block hashes filled in
+	// enrollments are the changed enrollments, block hashes filled in.
+	enrollments map[string]ledger.Enrollment
+	seen        [][32]byte
+	lt          ltHash
+	stateHash   [32]byte
 }
 
 // finish closes the block: it makes the ledger blocks of the accepted
 // events (none if there are none), fills their hashes into the changed
 // records and updates the state hash lt.
 func (e *executor) finish(height int64, lt ltHash) (*outcome, error) {
-	out := &outcome{height: height, results: e.results, head: e.prev, devices: e.dirty, seen: e.order, lt: lt,
-		refs: map[uint64]ledger.BlockRef{}}
+	out := &outcome{height: height, results: e.results, head: e.prev, devices: e.dirty, enrollments: e.enrDirty,
+		seen: e.order, lt: lt, refs: map[uint64]ledger.BlockRef{}}
 	t := max(e.timeMS, e.prev.Time)
 	for i := 0; i < len(e.events); i += ledger.MaxBatchLimit {
 		events := e.events[i:min(i+ledger.MaxBatchLimit, len(e.events))]
@@ -282,6 +324,29 @@ func (e *executor) finish(height int64, lt ltHash) (*outcome, error) {
 		}
 		d.Updated.Hash = out.refs[d.Updated.Height].Hash
 		e.dirty[id] = d
+	}
+	for id, en := range e.enrDirty {
+		if ref, ok := out.refs[en.Enrolled.Height]; ok {
+			en.Enrolled.Hash = ref.Hash
+		}
+		en.Updated.Hash = out.refs[en.Updated.Height].Hash
+		e.enrDirty[id] = en
+		old, ok, err := e.st.enrollment(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			b, err := wire.Marshal(old)
+			if err != nil {
+				return nil, err
+			}
+			out.lt.remove(enrollmentElem(id, b))
+		}
+		b, err := wire.Marshal(en)
+		if err != nil {
+			return nil, err
+		}
+		out.lt.add(enrollmentElem(id, b))
 	}
 	for id, d := range e.dirty {
 		old, ok, err := e.st.device(id)
@@ -321,7 +386,7 @@ func genesis(chainID string, reg *registry, timeMS int64) (*outcome, error) {
 		return nil, err
 	}
 	out := &outcome{blocks: []*ledger.Block{{Header: h}}, head: head{Ref: ledger.BlockRef{Height: 0, Hash: hash}, Time: timeMS},
-		devices: map[string]ledger.Device{}}
+		devices: map[string]ledger.Device{}, enrollments: map[string]ledger.Enrollment{}}
 	for id, r := range reg.clusters {
 		out.lt.add(clusterElem(id, r.key))
 	}

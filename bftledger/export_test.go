@@ -72,3 +72,6 @@ func AppDevice(a *App, id string) (ledger.Device, bool, error) { return a.st.dev
 
 // AppBlocks calls fn for every ledger block of a.
 func AppBlocks(a *App, fn func(ledger.Block) error) error { return a.st.blocks(0, fn) }
+
+// AppEnrollment returns the committed enrollment of id in a.
+func AppEnrollment(a *App, id string) (ledger.Enrollment, bool, error) { return a.st.enrollment(id) }

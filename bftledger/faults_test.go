@@ -30,11 +30,11 @@ func TestJoinAfterQuietSpell(t *testing.T) {
 	const skew = 5 * time.Second // as short as a loaded machine allows: a join waits for its block within it
 	n := startNetWith(t, []string{"cluster-a"}, netConfig{maxSkewMS: skew.Milliseconds()})
 	chA := n.ch("cluster-a")
-	chtest.Joined(t, chA, "a1")
+	fleetJoined(t, chA, "a1")
 	time.Sleep(skew + time.Second) // the quiet spell: no block at all
-	chtest.Joined(t, chA, "a2")
+	fleetJoined(t, chA, "a2")
 	time.Sleep(skew + time.Second)
-	chtest.Joined(t, chA, "a3")
+	fleetJoined(t, chA, "a3")
 	height, _ := n.agree(0, 1, 2, 3)
 
 	var blocks int
@@ -89,6 +89,7 @@ func newRawJoin(t *testing.T, ch *clusterhead.CH, id string) *rawJoin {
 	if j.req.Echo, err = resp.Echo(); err != nil {
 		t.Fatalf("GET /cluster carries no echo: %v", err)
 	}
+	j.req.Credential = credential(t, j.st)
 	j.body = chtest.SignJoin(t, j.st, id, &j.req)
 	return j
 }
@@ -172,7 +173,7 @@ func TestUndecidedJoin(t *testing.T) {
 		t.Fatalf("join without a quorum: %v %q Max-Age %d, want 5.03 outcome not known yet with a Max-Age", a.code, a.diag, a.maxAge)
 	}
 
-	st, err := device.NewState("a2")
+	st, err := fleetState("a2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestCHRestartWhileCommitPending(t *testing.T) {
 	n.stop(2)
 	n.stop(3)
 
-	st, err := device.NewState("a1")
+	st, err := fleetState("a1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +273,7 @@ func TestValidatorKilledMidCommit(t *testing.T) {
 			defer wg.Done()
 			for k := range perCluster {
 				id := fmt.Sprintf("%s-%d", c, k)
-				st, err := device.NewState(id)
+				st, err := fleetState(id)
 				if err != nil {
 					errs <- err
 					return

@@ -292,6 +292,31 @@ func (l *Ledger) Devices(fn func(ledger.Device) error) error {
 	return l.app.st.devices(fn)
 }
 
+// Enrollment returns the committed enrollment of id, or an error wrapping
+// ledger.ErrNotEnrolled. Enrollments of every cluster are visible; Cluster
+// says whose an enrollment is.
+func (l *Ledger) Enrollment(id string) (ledger.Enrollment, error) {
+	if l.isClosed() {
+		return ledger.Enrollment{}, fmt.Errorf("failed to look up enrollment of %q: %w", id, ledger.ErrClosed)
+	}
+	e, ok, err := l.app.st.enrollment(id)
+	switch {
+	case err != nil:
+		return ledger.Enrollment{}, fmt.Errorf("failed to look up enrollment of %q: %w", id, err)
+	case !ok:
+		return ledger.Enrollment{}, fmt.Errorf("failed to look up enrollment of %q: %w", id, ledger.ErrNotEnrolled)
+	}
+	return e, nil
+}
+
+// Enrollments calls fn for every enrollment, of every cluster, in ID order.
+func (l *Ledger) Enrollments(fn func(ledger.Enrollment) error) error {
+	if l.isClosed() {
+		return ledger.ErrClosed
+	}
+	return l.app.st.enrollments(fn)
+}
+
 // Close stops the node and closes the application state. Later calls return
 // the first call's result.
 func (l *Ledger) Close() error {

@@ -73,9 +73,15 @@ func parseLtHash(b []byte) (ltHash, error) {
 
 // Elements of the state set. Each starts with a distinct tag byte so that no
 // record can stand for another kind.
-func deviceElem(id string, record []byte) []byte {
+func deviceElem(id string, record []byte) []byte { return recordElem('d', id, record) }
+
+func enrollmentElem(id string, record []byte) []byte { return recordElem('e', id, record) }
+
+// recordElem is a record of the kind tag: the tag, the ID's length and
+// bytes, the record.
+func recordElem(tag byte, id string, record []byte) []byte {
 	e := make([]byte, 0, 2+len(id)+len(record))
-	e = append(e, 'd')
+	e = append(e, tag)
 	e = binary.AppendUvarint(e, uint64(len(id)))
 	e = append(e, id...)
 	return append(e, record...)

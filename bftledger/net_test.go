@@ -1,6 +1,9 @@
 package bftledger_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
@@ -16,9 +19,11 @@ import (
 	"github.com/iotguard/iotguard/bftledger"
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // validators is the size of every test network: one faulty validator is
@@ -130,6 +135,58 @@ func startNetWith(t *testing.T, clusters []string, nc netConfig) *testNet {
 	return n
 }
 
+// testFleet is a fleet key every CH of a test network trusts.
+var testFleet = sync.OnceValue(func() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// credential returns a fleet credential of testFleet for st, valid for an hour.
+func credential(t *testing.T, st *device.State) []byte {
+	t.Helper()
+	b, err := issueCredential(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func issueCredential(st *device.State) ([]byte, error) {
+	th := wire.Thumbprint(&st.Key.PublicKey)
+	now := time.Now()
+	return wire.IssueCredential(testFleet(), wire.Credential{ID: st.ID, Key: th[:],
+		NotBefore: uint64(now.Add(-time.Minute).Unix()), NotAfter: uint64(now.Add(time.Hour).Unix())})
+}
+
+// fleetState returns a new device id carrying a credential of testFleet, which
+// every CH of a test network trusts: for tests that are not about admission,
+// where a join should be the only event a device writes.
+func fleetState(id string) (*device.State, error) {
+	st, err := device.NewState(id)
+	if err != nil {
+		return nil, err
+	}
+	st.Credential, err = issueCredential(st)
+	return st, err
+}
+
+// fleetJoined returns a new device id, joined to ch with a fleet credential.
+func fleetJoined(t *testing.T, ch *clusterhead.CH, id string) *device.Device {
+	t.Helper()
+	st, err := fleetState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := chtest.Dial(t, ch, st)
+	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatalf("join %s: %v", id, err)
+	}
+	return d
+}
+
 func (n *testNet) chDir(cluster string) string { return filepath.Join(n.dir, "ch-"+cluster) }
 
 // logger writes validator i's CometBFT log to a file in its home, shown when
@@ -180,7 +237,7 @@ func (n *testNet) start(i int) {
 	}
 	c := n.clusters[i]
 	ch := chtest.Start(n.t, n.chDir(c), func(cc *clusterhead.Config) {
-		cc.Cluster = cluster.Config{ID: c, Position: chtest.Here, Radius: 1000}
+		cc.Cluster = cluster.Config{ID: c, Position: chtest.Here, Radius: 1000, FleetKeys: []*ecdsa.PublicKey{&testFleet().PublicKey}}
 		cc.RequestTimeout = n.cfg.requestTimeout
 		cc.Ledger = func(keys *keysvc.Service, onCommit func(uint64, int)) (ledger.Ledger, error) {
 			opts.Cluster, opts.Signer, opts.OnCommit = c, keys, onCommit

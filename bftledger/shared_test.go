@@ -26,6 +26,7 @@ func TestSharedLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, chA, stA1)
 	a1 := chtest.Dial(t, chA, stA1)
 	joinA1, err := a1.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon)
 	if err != nil {
@@ -49,7 +50,9 @@ func TestSharedLedger(t *testing.T) {
 
 	// CH B may not take in A's current member, and says so, nor grant a
 	// session with it (its member key is with CH A). The device itself
-	// trusts CH A's key: re-pinned to CH B's, it asks.
+	// trusts CH A's key: re-pinned to CH B's, it asks. A's enrollment does
+	// not admit it at B; a fleet credential that B trusts does, and then the
+	// shared ledger refuses it.
 	var ce *device.CodeError
 	thumbB := chB.Keys.Thumbprint()
 	toB, err := device.Dial(chB.Addr(), stA1, device.WithRepin(thumbB[:]))
@@ -57,6 +60,10 @@ func TestSharedLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer toB.Close()
+	if _, err := toB.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not enrolled" {
+		t.Fatalf("join of A's enrolled member through CH B: %v, want 4.03 not enrolled", err)
+	}
+	stA1.Credential = credential(t, stA1)
 	if _, err := toB.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); !errors.As(err, &ce) ||
 		ce.Code != codes.Conflict || ce.Diagnostic != "member of another cluster: cluster-a" {
 		t.Fatalf("join of A's member through CH B: %v, want 4.09 member of another cluster: cluster-a", err)
@@ -87,5 +94,13 @@ func TestSharedLedger(t *testing.T) {
 	}
 	if members != 7 {
 		t.Fatalf("validator 3 knows %d devices after catching up, want 7", members)
+	}
+	// Enrollments replicate like every other event, each naming its cluster.
+	enrolled := map[string]string{}
+	if err := n.ledger(3).Enrollments(func(e ledger.Enrollment) error { enrolled[e.ID] = e.Cluster; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(enrolled) != 7 || enrolled["a1"] != "cluster-a" || enrolled["b3"] != "cluster-b" {
+		t.Fatalf("validator 3's enrollments after catching up: %v", enrolled)
 	}
 }

@@ -22,14 +22,16 @@ const StoreFile = "iotguard.db"
 // Buckets and keys of the application's bbolt file.
 //
 //	blocks   8-byte big-endian ledger height → encoded ledger.Block
-//	devices  device ID → CBOR ledger.Device (with Cluster)
-//	seen     transaction digest → 8-byte CometBFT height of its block
-//	meta     see the key* names
+//	devices      device ID → CBOR ledger.Device (with Cluster)
+//	enrollments  device ID → CBOR ledger.Enrollment (with Cluster)
+//	seen         transaction digest → 8-byte CometBFT height of its block
+//	meta         see the key* names
 var (
-	bucketBlocks  = []byte("blocks")
-	bucketDevices = []byte("devices")
-	bucketSeen    = []byte("seen")
-	bucketMeta    = []byte("meta")
+	bucketBlocks      = []byte("blocks")
+	bucketDevices     = []byte("devices")
+	bucketEnrollments = []byte("enrollments") // created by the first commit on a store written before it existed
+	bucketSeen        = []byte("seen")
+	bucketMeta        = []byte("meta")
 
 	keyVersion   = []byte("version")
 	keyChainID   = []byte("chain-id")
@@ -120,20 +122,36 @@ func loadMeta(tx *bolt.Tx) (*committed, error) {
 
 // device implements state over the committed records.
 func (s *store) device(id string) (ledger.Device, bool, error) {
-	var d ledger.Device
+	return getRecord[ledger.Device](s, bucketDevices, "device", id)
+}
+
+// enrollment implements state over the committed enrollments.
+func (s *store) enrollment(id string) (ledger.Enrollment, bool, error) {
+	return getRecord[ledger.Enrollment](s, bucketEnrollments, "enrollment", id)
+}
+
+// getRecord reads the committed record (what: its kind) of id from bucket;
+// a missing bucket holds none.
+func getRecord[R any](s *store, bucket []byte, what, id string) (R, bool, error) {
+	var r R
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketDevices).Get([]byte(id))
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(id))
 		if v == nil {
 			return nil
 		}
 		ok = true
-		return wire.Unmarshal(v, &d)
+		return wire.Unmarshal(v, &r)
 	})
 	if err != nil {
-		return ledger.Device{}, false, fmt.Errorf("failed to read device %q: %w", id, err)
+		var zero R
+		return zero, false, fmt.Errorf("failed to read %s %q: %w", what, id, err)
 	}
-	return d, ok, nil
+	return r, ok, nil
 }
 
 // seen implements state over the committed digests.
@@ -150,7 +168,7 @@ func (s *store) seen(d [32]byte) (bool, error) {
 // state hash becomes the chain's app hash.
 func (s *store) initChain(chainID string, appState []byte, g *outcome) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketBlocks, bucketDevices, bucketSeen, bucketMeta} {
+		for _, name := range [][]byte{bucketBlocks, bucketDevices, bucketEnrollments, bucketSeen, bucketMeta} {
 			if tx.Bucket(name) != nil {
 				if err := tx.DeleteBucket(name); err != nil {
 					return fmt.Errorf("failed to reset bucket %s: %w", name, err)
@@ -209,6 +227,19 @@ func writeOutcome(tx *bolt.Tx, o *outcome) error {
 			return fmt.Errorf("failed to write device %q: %w", id, err)
 		}
 	}
+	enrollments, err := tx.CreateBucketIfNotExists(bucketEnrollments)
+	if err != nil {
+		return fmt.Errorf("failed to create bucket %s: %w", bucketEnrollments, err)
+	}
+	for id, e := range o.enrollments {
+		v, err := wire.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("failed to encode enrollment of %q: %w", id, err)
+		}
+		if err := enrollments.Put([]byte(id), v); err != nil {
+			return fmt.Errorf("failed to write enrollment of %q: %w", id, err)
+		}
+	}
 	seen := tx.Bucket(bucketSeen)
 	for _, d := range o.seen {
 		if err := seen.Put(d[:], heightKey(uint64(o.height))); err != nil {
@@ -243,4 +274,9 @@ func (s *store) blocks(from uint64, fn func(ledger.Block) error) error {
 // devices calls fn for every record in ID order.
 func (s *store) devices(fn func(ledger.Device) error) error {
 	return ledger.ReadDevices(s.db.View, fn)
+}
+
+// enrollments calls fn for every enrollment in ID order.
+func (s *store) enrollments(fn func(ledger.Enrollment) error) error {
+	return ledger.ReadEnrollments(s.db.View, fn)
 }

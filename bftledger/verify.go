@@ -29,8 +29,14 @@ type blockSource interface {
 
 // memState is the state Verify rebuilds in memory.
 type memState struct {
-	records map[string]ledger.Device
-	digests map[[32]byte]bool
+	records     map[string]ledger.Device
+	enrollments map[string]ledger.Enrollment
+	digests     map[[32]byte]bool
+}
+
+func (m *memState) enrollment(id string) (ledger.Enrollment, bool, error) {
+	e, ok := m.enrollments[id]
+	return e, ok, nil
 }
 
 func (m *memState) device(id string) (ledger.Device, bool, error) {
@@ -123,7 +129,7 @@ func verifyChain(ctx context.Context, bs blockSource, gen *types.GenesisDoc, st 
 	}
 	appHash := cur.stateHash                    // the chain's, for good
 	lastResults := types.NewResults(nil).Hash() // what the next block carries: block 1, the empty results' (CometBFT's genesis state)
-	ms := &memState{records: map[string]ledger.Device{}, digests: map[[32]byte]bool{}}
+	ms := &memState{records: map[string]ledger.Device{}, enrollments: map[string]ledger.Enrollment{}, digests: map[[32]byte]bool{}}
 	var (
 		h      int64
 		prevID types.BlockID
@@ -171,6 +177,9 @@ func verifyChain(ctx context.Context, bs blockSource, gen *types.GenesisDoc, st 
 			}
 			for id, d := range out.devices {
 				ms.records[id] = d
+			}
+			for id, e := range out.enrollments {
+				ms.enrollments[id] = e
 			}
 			for _, d := range out.seen {
 				ms.digests[d] = true
@@ -292,7 +301,10 @@ func sameState(st *store, height int64, cur *outcome, ms *memState) (done bool, 
 		if k, _ := tx.Bucket(bucketBlocks).Cursor().Last(); k == nil || !bytes.Equal(k, heightKey(cur.head.Ref.Height)) {
 			return mismatch("ledger blocks beyond the head %d", cur.head.Ref.Height)
 		}
-		if err := sameRecords(tx.Bucket(bucketDevices), ms.records); err != nil {
+		if err := sameRecords(tx.Bucket(bucketDevices), "device", ms.records); err != nil {
+			return mismatch("%v", err)
+		}
+		if err := sameRecords(tx.Bucket(bucketEnrollments), "enrollment", ms.enrollments); err != nil {
 			return mismatch("%v", err)
 		}
 		n := 0
@@ -314,38 +326,41 @@ func sameState(st *store, height int64, cur *outcome, ms *memState) (done bool, 
 	return done, err
 }
 
-// sameRecords names the first device, in ID order, whose stored record is not
-// exactly the replayed one.
-func sameRecords(b *bolt.Bucket, records map[string]ledger.Device) error {
+// sameRecords names the first record (a device or an enrollment: what), in
+// ID order, whose stored form is not exactly the replayed one. A nil bucket
+// holds no record.
+func sameRecords[R any](b *bolt.Bucket, what string, records map[string]R) error {
 	ids := make([]string, 0, len(records))
 	for id := range records {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	i := 0
-	err := b.ForEach(func(k, v []byte) error {
+	each := func(k, v []byte) error {
 		id := string(k)
 		if i < len(ids) && ids[i] < id {
-			return fmt.Errorf("device %q missing from the index", ids[i])
+			return fmt.Errorf("%s %q missing from the index", what, ids[i])
 		}
 		if i == len(ids) || ids[i] != id {
-			return fmt.Errorf("device %q not produced by the chain", id)
+			return fmt.Errorf("%s %q not produced by the chain", what, id)
 		}
 		want, err := wire.Marshal(records[id])
 		if err != nil {
 			return err
 		}
 		if !bytes.Equal(v, want) {
-			return fmt.Errorf("device %q differs from the replayed record", id)
+			return fmt.Errorf("%s %q differs from the replayed record", what, id)
 		}
 		i++
 		return nil
-	})
-	if err != nil {
-		return err
+	}
+	if b != nil {
+		if err := b.ForEach(each); err != nil {
+			return err
+		}
 	}
 	if i < len(ids) {
-		return fmt.Errorf("device %q missing from the index", ids[i])
+		return fmt.Errorf("%s %q missing from the index", what, ids[i])
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -35,6 +36,12 @@ type Config struct {
 	// keeps (~150 B each); the least recently active beyond it prove
 	// freshness with an echo on their next request, as after a restart.
 	ReplayStates int
+	// Admission says who may join (cluster/admission.go); the zero value
+	// admits enrolled devices only.
+	Admission Admission
+	// FleetKeys are the fleet public keys whose credentials admit a join
+	// when Admission is enrolled. The CH never holds their private keys.
+	FleetKeys []*ecdsa.PublicKey
 	// TalkProofs bounds the talk proofs this process remembers as spent
 	// (~35 B each), each until it is stale (docs/PROTOCOL.md §5.1); when
 	// that many are unexpired, /session refuses new proofs (ErrBusy).
@@ -71,6 +78,7 @@ type Keys interface {
 type Ledger interface {
 	Append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, error)
 	Lookup(id string) (ledger.Device, error)
+	Enrollment(id string) (ledger.Enrollment, error)
 	Head() (ledger.BlockRef, int64, error)
 }
 
@@ -97,6 +105,8 @@ type Core struct {
 	keys   Keys
 	ledger Ledger
 	obs    Observer
+
+	fleet fleetKeys // Config.FleetKeys by kid
 
 	mu      sync.Mutex                           // guards members
 	members *simplelru.LRU[string, *memberState] // replay state of members active in this process
@@ -145,7 +155,14 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: replay states: %w", cfg.ID, err)
 	}
-	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: members,
+	if cfg.Admission != AdmissionEnrolled && cfg.Admission != AdmissionOpen {
+		return nil, fmt.Errorf("failed to configure cluster %s: %v", cfg.ID, cfg.Admission)
+	}
+	fleet, err := newFleetKeys(cfg.FleetKeys)
+	if err != nil {
+		return nil, fmt.Errorf("failed to configure cluster %s: %w", cfg.ID, err)
+	}
+	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members,
 		pending: make(chan struct{}, maxPendingRecords), spent: newSpentProofs(cfg.TalkProofs)}, nil
 }
 
@@ -197,7 +214,6 @@ func (c *Core) append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, er
 	return ref, err
 }
 
-// Admission names who may join this cluster, as 'iotguard status' reports
-// it. Today joining is open: any device that signs its join and claims a
-// position inside the radius (docs/SECURITY.md, "Joining is open").
-func (c *Core) Admission() string { return "open" }
+// Admission names who may join this cluster ("enrolled" or "open"), as
+// 'iotguard status' reports it (cluster/admission.go).
+func (c *Core) Admission() string { return c.cfg.Admission.String() }

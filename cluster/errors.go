@@ -48,6 +48,40 @@ var (
 	ErrNotInLog = errors.New("not in the log")
 )
 
+// Admission rejections (cluster/admission.go): a join refused by the
+// cluster's admission policy. Credential errors depend on the credential
+// alone; the others are about the ID's enrollment in this cluster.
+var (
+	// ErrNotEnrolled is returned when admission is enrolled and the join's
+	// ID is not enrolled in this cluster and it carries no credential.
+	ErrNotEnrolled = errors.New("not enrolled")
+	// ErrEnrolledOtherKey is returned when the join's ID is enrolled with
+	// another key. IMPORTANT: it is answered exactly as ErrNotEnrolled, so
+	// that a join signed by any key does not tell whether an ID is
+	// enrolled; only the metric reason tells them apart.
+	ErrEnrolledOtherKey = errors.New("enrolled with another key")
+	// ErrOutsideEnrolledPosition is returned when the ID's enrollment fixes
+	// a position and the join claims one farther away than its tolerance.
+	ErrOutsideEnrolledPosition = errors.New("outside enrolled position")
+	// ErrCredentialMalformed is returned for a credential that does not
+	// parse (wire.ParseCredential).
+	ErrCredentialMalformed = errors.New("malformed credential")
+	// ErrCredentialUntrusted is returned for a credential whose kid names
+	// no fleet key this CH trusts.
+	ErrCredentialUntrusted = errors.New("untrusted fleet key")
+	// ErrCredentialNotYetValid is returned before a credential's not-before.
+	ErrCredentialNotYetValid = errors.New("credential not yet valid")
+	// ErrCredentialExpired is returned from a credential's not-after on.
+	ErrCredentialExpired = errors.New("credential expired")
+	// ErrCredentialOtherID is returned for a credential of another device ID.
+	ErrCredentialOtherID = errors.New("credential for another id")
+	// ErrCredentialOtherKey is returned for a credential of another device key.
+	ErrCredentialOtherKey = errors.New("credential for another key")
+	// ErrCredentialSignature is returned for a credential whose signature
+	// does not verify under the fleet key its kid names.
+	ErrCredentialSignature = errors.New("bad credential signature")
+)
+
 // Rejections the ledger's state machine decides: the core passes them on as
 // the ledger returns them (the ledger's own sentinels, not copies).
 var (
@@ -66,6 +100,18 @@ var (
 	// ErrUnknownDevice is returned by Revoke, and by Proof, for an ID never
 	// seen.
 	ErrUnknownDevice = ledger.ErrUnknownDevice
+	// ErrEnrollmentRemoved is returned when a join names an ID whose
+	// enrollment the operator removed, and by Unenroll when it is removed
+	// already.
+	ErrEnrollmentRemoved = ledger.ErrEnrollmentRemoved
+	// ErrEnrollmentExpired is returned when a join names an ID whose
+	// enrollment expired (the ledger's Enrollment.ActiveAt decides).
+	ErrEnrollmentExpired = ledger.ErrEnrollmentExpired
+	// ErrEnrolled is returned by Enroll without Replace for an ID that is
+	// enrolled already.
+	ErrEnrolled = ledger.ErrEnrolled
+	// ErrUnenrolled is returned by Unenroll for an ID never enrolled.
+	ErrUnenrolled = ledger.ErrNotEnrolled
 	// ErrOtherCluster is returned when a join's device is a current member
 	// of another cluster of a shared ledger (in a *Refusal whose detail
 	// names that cluster).

@@ -38,23 +38,35 @@ var here = cluster.Position{Lat: 48_856_600, Lon: 2_352_200}
 // memLedger is a ledger in memory: Append runs ledger.Apply, one event per
 // block; it keeps every event so that tests can say what was written.
 type memLedger struct {
-	mu     sync.Mutex
-	index  map[string]ledger.Device
-	events []ledger.Event
-	fail   error  // if set, Append fails with it and writes nothing
-	broken string // if set, looking this ID up fails (a damaged index)
+	mu          sync.Mutex
+	index       map[string]ledger.Device
+	enrollments map[string]ledger.Enrollment
+	events      []ledger.Event
+	fail        error  // if set, Append fails with it and writes nothing
+	broken      string // if set, looking this ID up fails (a damaged index)
 	// uncertain, if set, makes Append record the event and then report
 	// ledger.ErrUncertain, as a shared ledger does when its commit outlives
 	// the caller's wait.
 	uncertain bool
 }
 
-func newMemLedger() *memLedger { return &memLedger{index: map[string]ledger.Device{}} }
+func newMemLedger() *memLedger {
+	return &memLedger{index: map[string]ledger.Device{}, enrollments: map[string]ledger.Enrollment{}}
+}
 
-type memIndex map[string]ledger.Device
+// memIndex is the state machine's view of a memLedger.
+type memIndex struct{ m *memLedger }
 
-func (m memIndex) Get(id string) (ledger.Device, bool, error) { d, ok := m[id]; return d, ok, nil }
-func (m memIndex) Put(d ledger.Device)                        { m[d.ID] = d }
+func (x memIndex) Get(id string) (ledger.Device, bool, error) {
+	d, ok := x.m.index[id]
+	return d, ok, nil
+}
+func (x memIndex) Put(d ledger.Device) { x.m.index[d.ID] = d }
+func (x memIndex) GetEnrollment(id string) (ledger.Enrollment, bool, error) {
+	e, ok := x.m.enrollments[id]
+	return e, ok, nil
+}
+func (x memIndex) PutEnrollment(e ledger.Enrollment) { x.m.enrollments[e.ID] = e }
 
 func (m *memLedger) Append(_ context.Context, ev ledger.Event) (ledger.BlockRef, error) {
 	m.mu.Lock()
@@ -64,7 +76,7 @@ func (m *memLedger) Append(_ context.Context, ev ledger.Event) (ledger.BlockRef,
 	}
 	h := uint64(len(m.events) + 1)
 	ref := ledger.BlockRef{Height: h, Hash: sha256.Sum256(binary.BigEndian.AppendUint64(nil, h))}
-	if err := ledger.Apply(memIndex(m.index), ev, ref); err != nil {
+	if err := ledger.Apply(memIndex{m}, ev, ref); err != nil {
 		return ledger.BlockRef{}, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
 	}
 	m.events = append(m.events, ev)
@@ -85,6 +97,16 @@ func (m *memLedger) Lookup(id string) (ledger.Device, error) {
 		return ledger.Device{}, fmt.Errorf("device %q: %w", id, ledger.ErrUnknownDevice)
 	}
 	return d, nil
+}
+
+func (m *memLedger) Enrollment(id string) (ledger.Enrollment, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.enrollments[id]
+	if !ok {
+		return ledger.Enrollment{}, fmt.Errorf("enrollment of %q: %w", id, ledger.ErrNotEnrolled)
+	}
+	return e, nil
 }
 
 // breakLookup makes looking id up fail from now on.
@@ -167,6 +189,10 @@ var chKey = sync.OnceValue(func() *ecdsa.PrivateKey {
 	return k
 })
 
+// newEnv returns a core with its parts. Its admission is open: the tests of
+// the other rules (echo, signature, radius, the ledger's, protected
+// requests) need no enrollment; the admission tests (admission_test.go)
+// adjust it to enrolled, the default of cluster.Config.
 func newEnv(t *testing.T, adjust ...func(*cluster.Config)) *env {
 	t.Helper()
 	keys, err := keysvc.New(chKey(), clusterID)
@@ -181,7 +207,7 @@ func newEnv(t *testing.T, adjust ...func(*cluster.Config)) *env {
 		return a
 	}
 	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now },
-		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{ReplaceAttr: noTime}))}
+		Admission: cluster.AdmissionOpen, Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{ReplaceAttr: noTime}))}
 	for _, f := range adjust {
 		f(&e.cfg)
 	}

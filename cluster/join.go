@@ -19,12 +19,14 @@ type JoinResult struct {
 // Join handles a /join payload (COSE_Sign1) from the client at addr
 // (docs/PROTOCOL.md §3). On success the join is durably on the ledger before
 // Join returns. Checks run cheapest first: shape, cluster, echo, signature,
-// radius; then the ledger's state machine decides whether the join applies
-// (ErrConflict, ErrRevoked, ErrStale) or repeats the device's current join
-// (answered again, nothing written). The join records the ledger height its
-// echo was stamped with (ledger.Event.FreshAt); a stale join is refused with
-// a fresh echo (an *EchoRequired whose Reason is ErrStale), which the device
-// can sign and an attacker replaying its old join cannot.
+// radius, admission (cluster/admission.go: enrollment or fleet credential);
+// then the ledger's state machine decides whether the join applies
+// (ErrConflict, ErrRevoked, ErrEnrollmentRemoved, ErrStale) or repeats the
+// device's current join (answered again, nothing written). The join records
+// the ledger height its echo was stamped with (ledger.Event.FreshAt); a stale
+// join is refused with a fresh echo (an *EchoRequired whose Reason is
+// ErrStale), which the device can sign and an attacker replaying its old join
+// cannot.
 func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResult, error) {
 	signed, err := wire.ParseSign1(payload)
 	if err != nil {
@@ -57,6 +59,9 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	}
 	if Distance(c.cfg.Position, Position{req.Lat, req.Lon}) > c.cfg.Radius {
 		return JoinResult{}, ErrOutsideRadius
+	}
+	if err := c.admit(&req, pub, now); err != nil {
+		return JoinResult{}, err
 	}
 	chNonce, err := c.keys.Nonce()
 	if err != nil {

@@ -74,11 +74,13 @@ func (e EdgeEchoes) EchoFresh(v []byte, addr string, now time.Time) bool {
 	return fresh
 }
 
-// ClusterText is GET /cluster for humans (Accept: text/plain).
+// ClusterText is GET /cluster for humans (Accept: text/plain), with the
+// admission policy in force (enrolled or open).
 func (c *Core) ClusterText() (string, error) {
 	thumb := c.keys.Thumbprint()
-	return fmt.Sprintf("cluster %s\nposition %.6f,%.6f\nradius %.0f m\nch-key-thumbprint %s\n",
-		c.cfg.ID, float64(c.cfg.Position.Lat)/1e6, float64(c.cfg.Position.Lon)/1e6, c.cfg.Radius, hex.EncodeToString(thumb[:])), nil
+	return fmt.Sprintf("cluster %s\nposition %.6f,%.6f\nradius %.0f m\nch-key-thumbprint %s\nadmission %s\n",
+		c.cfg.ID, float64(c.cfg.Position.Lat)/1e6, float64(c.cfg.Position.Lon)/1e6, c.cfg.Radius, hex.EncodeToString(thumb[:]),
+		c.cfg.Admission), nil
 }
 
 // LedgerHead returns the signed answer of GET /ledger/head.

@@ -40,7 +40,7 @@ func TestClusterInfo(t *testing.T) {
 		t.Error("GET /cluster signed again")
 	}
 	text, err := e.core.ClusterText()
-	want := fmt.Sprintf("cluster %s\nposition 48.856600,2.352200\nradius 750 m\nch-key-thumbprint %s\n", clusterID, hex.EncodeToString(thumb[:]))
+	want := fmt.Sprintf("cluster %s\nposition 48.856600,2.352200\nradius 750 m\nch-key-thumbprint %s\nadmission open\n", clusterID, hex.EncodeToString(thumb[:]))
 	if err != nil || text != want {
 		t.Errorf("ClusterText = %q, %v; want %q", text, err, want)
 	}

@@ -48,7 +48,7 @@ func rejectAll(t *testing.T, post func([]byte) chtest.Response, body []byte, sna
 // a reason the original shares, such as a stale echo).
 func TestBitFlippedJoin(t *testing.T) {
 	ch := chtest.Start(t, "")
-	j := newJoiner(t, chtest.Raw(t, ch), "sensor-flip")
+	j := newJoiner(t, chtest.Raw(t, ch), "sensor-flip").enrolled(ch)
 	j.fresh()
 	join := j.sign(j.req.ID)
 

@@ -46,7 +46,7 @@ func (j *joiner) getCluster(accept *message.MediaType, echo []byte) (codes.Code,
 // The text form carries no Echo.
 func TestClusterEchoServesTheJoin(t *testing.T) {
 	ch := chtest.Start(t, "")
-	j := newJoiner(t, chtest.Raw(t, ch), "sensor-echo")
+	j := newJoiner(t, chtest.Raw(t, ch), "sensor-echo").enrolled(ch)
 	code, challenge := j.getCluster(nil, nil)
 	if code != codes.Unauthorized || len(challenge) != 20 {
 		t.Fatalf("GET /cluster from a new source: %v, echo %x; want 4.01 with a 20-byte echo", code, challenge)
@@ -60,7 +60,7 @@ func TestClusterEchoServesTheJoin(t *testing.T) {
 		t.Fatalf("GET /cluster with its echo: %v, echo %x; want 2.05 with a 20-byte echo", code, answered)
 	}
 	for i, e := range [][]byte{challenge, answered} {
-		k := newJoiner(t, j.conn, fmt.Sprintf("sensor-echo-%d", i))
+		k := newJoiner(t, j.conn, fmt.Sprintf("sensor-echo-%d", i)).enrolled(ch)
 		k.req.Echo = e
 		expect(t, k.post(k.sign(k.req.ID)), codes.Created, "")
 	}

@@ -156,7 +156,7 @@ func TestCoapsRevokedSessionStops(t *testing.T) {
 func TestCoapsHandshakeRefused(t *testing.T) {
 	ch := startCoaps(t)
 	a := chtest.Joined(t, ch, "sensor-a")
-	stranger := chtest.Device(t, ch, "stranger")
+	stranger := chtest.Enrolled(t, ch, "stranger")
 	if _, err := stranger.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatal(err)
 	}

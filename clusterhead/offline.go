@@ -1,11 +1,14 @@
 package clusterhead
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -28,4 +31,47 @@ func OpenLedger(dir string) (*ledger.Bolt, error) {
 		return nil, fmt.Errorf("%w: stop the server using %s first", err, dir)
 	}
 	return l, err
+}
+
+// Enroll records r on the ledger in the data directory dir of a stopped
+// cluster head, signed with its CH key: what the control socket does for a
+// running one. While the CH runs the ledger is locked (ledger.ErrLocked):
+// use the control socket then.
+func Enroll(ctx context.Context, dir string, r cluster.Enrollment) (ledger.BlockRef, error) {
+	ev, err := cluster.EnrollEvent(r, time.Now())
+	if err != nil {
+		return ledger.BlockRef{}, err
+	}
+	return appendOffline(ctx, dir, ev)
+}
+
+// Unenroll records the removal of id's enrollment on the ledger of the
+// stopped cluster head in dir.
+func Unenroll(ctx context.Context, dir, id, reason string) (ledger.BlockRef, error) {
+	return appendOffline(ctx, dir, ledger.Event{Type: ledger.EventUnenroll, Device: id, Time: time.Now().UnixMilli(), Reason: reason})
+}
+
+// appendOffline appends one operator event to the ledger of the stopped CH
+// in dir. The state machine judges it as it would on a running CH.
+func appendOffline(ctx context.Context, dir string, ev ledger.Event) (ledger.BlockRef, error) {
+	path := filepath.Join(dir, LedgerFile)
+	if _, err := os.Stat(path); err != nil {
+		return ledger.BlockRef{}, fmt.Errorf("no ledger at %s (a CometBFT ledger is written through its running server): %w", path, err)
+	}
+	keys, err := keysvc.Load(dir)
+	if err != nil {
+		return ledger.BlockRef{}, err
+	}
+	l, err := ledger.Open(path, ledger.Options{Signer: keys, Verifier: keys})
+	if err != nil {
+		return ledger.BlockRef{}, fmt.Errorf("failed to open the ledger in %s: %w", dir, err)
+	}
+	ref, err := l.Append(ctx, ev)
+	if cerr := l.Close(); err == nil && cerr != nil {
+		return ledger.BlockRef{}, cerr
+	}
+	if err != nil {
+		return ledger.BlockRef{}, fmt.Errorf("failed to record %s of %s: %w", ev.Type, ev.Device, err)
+	}
+	return ref, nil
 }

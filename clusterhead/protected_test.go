@@ -31,6 +31,7 @@ func joinMember(t *testing.T, ch *clusterhead.CH, id string) member {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, ch, st)
 	d := chtest.Dial(t, ch, st)
 	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatal(err)

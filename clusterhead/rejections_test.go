@@ -2,12 +2,14 @@ package clusterhead_test
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/wire"
@@ -55,8 +57,16 @@ func expect(t *testing.T, r chtest.Response, code codes.Code, diag string) {
 	}
 }
 
+// enrolled enrolls the joiner's ID and key on ch.
+func (j *joiner) enrolled(ch *clusterhead.CH) *joiner {
+	chtest.Enroll(j.t, ch, j.st)
+	return j
+}
+
 // TestJoinRejections checks every refusal of /join: its CoAP code, its
-// diagnostic, and that the ledger and index did not change.
+// diagnostic, and that the ledger and index did not change. The joiner is
+// enrolled, so that only the rule under test refuses it; the admission
+// rejections are admission_test.go's.
 func TestJoinRejections(t *testing.T) {
 	ch := chtest.Start(t, "")
 	conn := chtest.Raw(t, ch)
@@ -65,6 +75,7 @@ func TestJoinRejections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, ch, revoked)
 	if _, err := chtest.Dial(t, ch, revoked).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatal(err)
 	}
@@ -114,17 +125,17 @@ func TestJoinRejections(t *testing.T) {
 			j.req.Lat, j.req.Lon = chtest.Far.Lat, chtest.Far.Lon
 			return j.sign(j.req.ID)
 		}, message.AppCoseSign1, codes.Forbidden, "outside radius"},
-		{"ID bound to another key", func(j *joiner) []byte {
+		{"ID enrolled with another key", func(j *joiner) []byte {
 			j.fresh()
 			j.req.ID = "taken"
 			return j.sign("taken")
-		}, message.AppCoseSign1, codes.Conflict, "id bound to another key"},
+		}, message.AppCoseSign1, codes.Forbidden, "not enrolled"},
 		{"wrong content-format", func(j *joiner) []byte { return j.sign(j.req.ID) }, message.AppCBOR, codes.UnsupportedMediaType, ""},
 		{"too large", func(*joiner) []byte { return bytes.Repeat([]byte{0}, wire.MaxPayload+1) }, message.AppCoseSign1, codes.RequestEntityTooLarge, "too large"},
 	}
-	for _, tc := range cases {
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			j := newJoiner(t, conn, "newcomer")
+			j := newJoiner(t, conn, fmt.Sprintf("newcomer-%d", i)).enrolled(ch)
 			body := tc.build(j)
 			before := chtest.Snap(t, ch)
 			expect(t, chtest.Post(t, conn, "/join", tc.cf, body), tc.code, tc.diag)
@@ -148,7 +159,7 @@ func TestJoinRejections(t *testing.T) {
 // second is answered 2.04 with the same block and writes nothing.
 func TestReplayedJoinChangesNothing(t *testing.T) {
 	ch := chtest.Start(t, "")
-	j := newJoiner(t, chtest.Raw(t, ch), "sensor-r")
+	j := newJoiner(t, chtest.Raw(t, ch), "sensor-r").enrolled(ch)
 	j.fresh()
 	join := j.sign(j.req.ID)
 	first := j.post(join)

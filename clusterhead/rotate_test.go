@@ -24,6 +24,7 @@ func joinedWith(t *testing.T, ch *clusterhead.CH, id string, opts ...device.Opti
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, ch, st)
 	d, err := device.Dial(ch.Addr(), st, opts...)
 	if err != nil {
 		t.Fatal(err)

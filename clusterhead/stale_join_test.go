@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
@@ -66,6 +67,15 @@ func joinAnswer(t *testing.T, st *device.State, r chtest.Response) {
 	st.Seq = 0
 }
 
+// enrolledJoiner is newJoiner for a device the test enrolls on ch first (its
+// admission is the default, enrolled).
+func enrolledJoiner(t *testing.T, ch *clusterhead.CH, conn *client.Conn, id string) *joiner {
+	t.Helper()
+	j := newJoiner(t, conn, id)
+	chtest.Enroll(t, ch, j.st)
+	return j
+}
+
 // wantStale checks the answer to a stale join: 4.01 "stale join" with an
 // Echo option the CH would accept from that source.
 func wantStale(t *testing.T, r chtest.Response) {
@@ -84,7 +94,7 @@ func wantStale(t *testing.T, r chtest.Response) {
 func TestReplayedJoinAfterRejoin(t *testing.T) {
 	ch := chtest.Start(t, "", withMetrics)
 	conn := chtest.Raw(t, ch)
-	j := newJoiner(t, conn, "sensor-s")
+	j := enrolledJoiner(t, ch, conn, "sensor-s")
 	j.fresh()
 	captured := j.sign(j.req.ID)
 	expect(t, j.post(captured), codes.Created, "") // the attacker drops this answer
@@ -109,7 +119,7 @@ func TestReplayedJoinAfterRejoin(t *testing.T) {
 func TestReplayedJoinAfterLeave(t *testing.T) {
 	ch := chtest.Start(t, "")
 	conn := chtest.Raw(t, ch)
-	j := newJoiner(t, conn, "sensor-l")
+	j := enrolledJoiner(t, ch, conn, "sensor-l")
 	j.fresh()
 	captured := j.sign(j.req.ID)
 	r := j.post(captured)
@@ -136,7 +146,7 @@ func TestReplayedJoinAfterLeave(t *testing.T) {
 func TestStaleJoinRecovers(t *testing.T) {
 	ch := chtest.Start(t, "")
 	conn := chtest.Raw(t, ch)
-	j := newJoiner(t, conn, "sensor-r")
+	j := enrolledJoiner(t, ch, conn, "sensor-r")
 	j.fresh()
 	expect(t, j.post(j.sign(j.req.ID)), codes.Created, "") // answer lost
 	rand.Read(j.req.Nonce)
@@ -156,7 +166,7 @@ func TestStaleJoinRecovers(t *testing.T) {
 // signs an echo made after the device's latest event.
 func TestLeaveThenRejoinAtOnce(t *testing.T) {
 	ch := chtest.Start(t, "")
-	j := newJoiner(t, chtest.Raw(t, ch), "sensor-q")
+	j := enrolledJoiner(t, ch, chtest.Raw(t, ch), "sensor-q")
 	j.fresh()
 	expect(t, j.post(j.sign(j.req.ID)), codes.Created, "") // a join whose answer was lost
 	d := chtest.Dial(t, ch, j.st)

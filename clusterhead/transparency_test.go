@@ -119,7 +119,7 @@ func TestTransparencyOverUDP(t *testing.T) {
 // written.
 func TestTransparencyRejections(t *testing.T) {
 	ch := chtest.Start(t, "")
-	chtest.Joined(t, ch, "a") // 2 blocks
+	chtest.Joined(t, ch, "a") // 3 blocks: genesis, a's enrollment, its join
 	conn := chtest.Raw(t, ch)
 	// This association's address verified (the public resources answer an
 	// unverified one 4.01 + Echo first, reflection_test.go).
@@ -131,9 +131,9 @@ func TestTransparencyRejections(t *testing.T) {
 		diag  string
 	}{
 		{"/ledger/proof", []string{"id=nobody"}, codes.NotFound, "unknown device"},
-		{"/ledger/proof", []string{"height=2"}, codes.NotFound, "not in the log: block 2 (tree size 2)"},
-		{"/ledger/proof", []string{"id=a", "from=3"}, codes.NotFound, "not in the log: tree size 3 (the log has 2)"},
-		{"/ledger/consistency", []string{"from=5"}, codes.NotFound, "not in the log: tree size 5 (the log has 2)"},
+		{"/ledger/proof", []string{"height=3"}, codes.NotFound, "not in the log: block 3 (tree size 3)"},
+		{"/ledger/proof", []string{"id=a", "from=4"}, codes.NotFound, "not in the log: tree size 4 (the log has 3)"},
+		{"/ledger/consistency", []string{"from=5"}, codes.NotFound, "not in the log: tree size 5 (the log has 3)"},
 		{"/ledger/proof", nil, codes.BadRequest, "malformed: name the block with id=ID or height=N"},
 		{"/ledger/proof", []string{"id=a", "height=1"}, codes.BadRequest, "malformed: name the block"},
 		{"/ledger/proof", []string{"id=a/b"}, codes.BadRequest, "malformed: id:"},
@@ -178,10 +178,10 @@ func TestCheckpointSignedOncePerSize(t *testing.T) {
 	if string(again) != string(first) {
 		t.Error("an unchanged log was signed again")
 	}
-	chtest.Joined(t, ch, "a")
+	chtest.Joined(t, ch, "a") // its enrollment and its join
 	next, _ := ch.Core.Checkpoint()
 	cp, err := transparency.OpenCheckpoint(next, ch.Keys.PublicKey(), "")
-	if err != nil || cp.Size != 2 {
+	if err != nil || cp.Size != 3 {
 		t.Fatalf("checkpoint after a join: %+v, %v", cp, err)
 	}
 }
@@ -196,6 +196,7 @@ func TestDeviceDetectsForgedJoinBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, ch, st)
 	d := chtest.Dial(t, ch, st)
 	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 func TestLibcoapTransparency(t *testing.T) {
 	bin := libcoap(t)
 	ch, base := startCH(t)
-	chtest.Joined(t, ch, "sensor-a")
+	chtest.Joined(t, ch, "sensor-a") // block 1 its enrollment, block 2 its join
 
 	out := coapClient(t, bin, "-m", "get", base+"/.well-known/core")
 	for _, link := range []string{`</ledger/checkpoint>;rt="iotguard.checkpoint";ct="18 0"`,
@@ -37,12 +37,12 @@ func TestLibcoapTransparency(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp, err := transparency.OpenCheckpoint(signed, ch.Keys.PublicKey(), chtest.Cluster)
-	if err != nil || cp.Size != 2 {
+	if err != nil || cp.Size != 3 {
 		t.Fatalf("checkpoint read by libcoap: %+v, %v", cp, err)
 	}
 	text := coapClient(t, bin, "-m", "get", "-A", "0", base+"/ledger/checkpoint")
 	thumb := ch.Keys.Thumbprint()
-	want := fmt.Sprintf("%s\n2\n%s\ntime_ms %d\nkey %x\n", chtest.Cluster, base64.StdEncoding.EncodeToString(cp.Root[:]), cp.TimeMS, thumb)
+	want := fmt.Sprintf("%s\n3\n%s\ntime_ms %d\nkey %x\n", chtest.Cluster, base64.StdEncoding.EncodeToString(cp.Root[:]), cp.TimeMS, thumb)
 	if strings.TrimRight(text.stdout, "\n") != strings.TrimRight(want, "\n") {
 		t.Errorf("GET -A 0 /ledger/checkpoint = %q, want %q", text.stdout, want)
 	}
@@ -60,7 +60,7 @@ func TestLibcoapTransparency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := transparency.VerifyInclusion(pcp, p.Index, [32]byte(p.BlockHash), p.Path); err != nil || p.Index != 1 || p.OldSize != 1 {
+	if err := transparency.VerifyInclusion(pcp, p.Index, [32]byte(p.BlockHash), p.Path); err != nil || p.Index != 2 || p.OldSize != 1 {
 		t.Errorf("proof read by libcoap: block %d from %d: %v", p.Index, p.OldSize, err)
 	}
 	bad := coapClient(t, bin, "-m", "get", base+"/ledger/proof?height=9")

@@ -16,6 +16,10 @@ import (
 // reason counted in iotguard_join_rejections_total. The diagnostic is the
 // table's text, followed by ": " and the detail of a *cluster.Refusal; the
 // Core keeps details short and free of secrets.
+//
+// IMPORTANT: "enrolled with another key" answers exactly as "not enrolled"
+// (only its metric reason differs), so that a join does not tell an
+// outsider which IDs are enrolled (cluster/admission.go).
 var rejections = []struct {
 	err    error
 	code   codes.Code
@@ -39,6 +43,18 @@ var rejections = []struct {
 	{cluster.ErrUnknownDevice, codes.NotFound, "unknown device", ""},
 	{cluster.ErrNotInLog, codes.NotFound, "not in the log", ""},
 	{cluster.ErrNoLog, codes.NotFound, "no transparency log", ""},
+	{cluster.ErrNotEnrolled, codes.Forbidden, "not enrolled", "not_enrolled"},
+	{cluster.ErrEnrolledOtherKey, codes.Forbidden, "not enrolled", "enrolled_other_key"},
+	{cluster.ErrEnrollmentExpired, codes.Forbidden, "enrollment expired", "enrollment_expired"},
+	{cluster.ErrEnrollmentRemoved, codes.Forbidden, "enrollment removed", "enrollment_removed"},
+	{cluster.ErrOutsideEnrolledPosition, codes.Forbidden, "outside enrolled position", "enrolled_position"},
+	{cluster.ErrCredentialMalformed, codes.BadRequest, "malformed credential", "credential_malformed"},
+	{cluster.ErrCredentialUntrusted, codes.Unauthorized, "untrusted fleet key", "credential_untrusted"},
+	{cluster.ErrCredentialNotYetValid, codes.Unauthorized, "credential not yet valid", "credential_not_yet_valid"},
+	{cluster.ErrCredentialExpired, codes.Unauthorized, "credential expired", "credential_expired"},
+	{cluster.ErrCredentialOtherID, codes.Unauthorized, "credential for another id", "credential_id"},
+	{cluster.ErrCredentialOtherKey, codes.Unauthorized, "credential for another key", "credential_key"},
+	{cluster.ErrCredentialSignature, codes.Unauthorized, "bad credential signature", "credential_signature"},
 	// Not a rejection: the ledger has not decided yet (a shared ledger
 	// without a quorum). The event may still be committed; the device
 	// resends the same join after Max-Age (docs/PROTOCOL.md §3.3).

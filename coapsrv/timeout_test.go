@@ -125,6 +125,7 @@ func TestExpiredContextWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, ch, st)
 	key, err := wire.EncodePublicKey(&st.Key.PublicKey)
 	if err != nil {
 		t.Fatal(err)

@@ -131,6 +131,7 @@ func TestDeviceResendsSameJoin(t *testing.T) {
 	defer srv.Close()
 
 	st, d := dialDevice(t, srv, "sensor-a")
+	chtest.Enroll(t, ch, st)
 	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatalf("join answered 5.03 once: %v", err)
 	}
@@ -148,6 +149,7 @@ func TestDeviceResendsSameJoin(t *testing.T) {
 	// A device whose time runs out while the ledger decides keeps its join
 	// pending, and sends the same nonce on its next join.
 	st2, d2 := dialDevice(t, srv, "sensor-b")
+	chtest.Enroll(t, ch, st2)
 	core.mu.Lock()
 	core.undecided, core.payloads, core.at = 1, nil, nil
 	core.mu.Unlock()

@@ -131,7 +131,7 @@ func TestEveryPanelHasData(t *testing.T) {
 	chtest.Joined(t, ch, "sensor-a")
 	rounds := 0
 	traffic := func(i int) {
-		b := chtest.Device(t, ch, fmt.Sprintf("sensor-%d", i))
+		b := chtest.Enrolled(t, ch, fmt.Sprintf("sensor-%d", i))
 		defer b.Close()
 		_, _ = b.Join(ctx, chtest.Near.Lat, chtest.Near.Lon)
 		_, _ = b.Verify(ctx, "sensor-a")

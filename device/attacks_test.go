@@ -39,6 +39,7 @@ func joinedWithClock(t *testing.T, ch *clusterhead.CH, id string, c *clock) *dev
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, ch, st)
 	d, err := device.Dial(ch.Addr(), st, device.WithClock(c.now))
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +180,7 @@ func TestGrantReplayedToThirdDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, ch, st2)
 	m2 := chtest.Dial(t, ch, st2)
 	if _, err := m2.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,8 @@ type Device struct {
 
 	keys *protect.MemberKeys // derived from st.Membership, lazily
 
-	noLogCheck bool // Join does not prove the join in the CH's log
+	credential []byte // overrides st.Credential in joins; nil: use st.Credential
+	noLogCheck bool   // Join does not prove the join in the CH's log
 }
 
 // Option adjusts a Device.
@@ -47,6 +48,11 @@ func WithStateFile(path string) Option { return func(d *Device) { d.path = path 
 // thumbprint. A device that has joined already trusts the key of its first
 // join (State.TrustedCH); a pin cannot override that, a re-pin can.
 func WithPin(thumbprint []byte) Option { return func(d *Device) { d.pin = thumbprint } }
+
+// WithCredential makes the device's joins carry credential (a fleet
+// credential, docs/PROTOCOL.md §3.5) instead of the one in its state, without
+// storing it there.
+func WithCredential(credential []byte) Option { return func(d *Device) { d.credential = credential } }
 
 // WithRepin makes the device accept only a CH whose key has this RFC 9679
 // thumbprint, instead of the key it trusts, and trust it from its next join

@@ -127,7 +127,8 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // (*UntrustedCHError), sends a join signed over the echo value that answer
 // carried (or answers the CH's echo challenge when it carried none, or when
 // the CH found the join stale), checks the CH's signed answer, derives the
-// member keys and keeps the CH key as the one it trusts.
+// member keys and keeps the CH key as the one it trusts. The join carries the
+// device's fleet credential, if it has one.
 //
 // A CH whose ledger has not decided the join answers 5.03 "outcome not known
 // yet": Join then resends the very same signed join after the answer's
@@ -165,7 +166,11 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	if err != nil {
 		return nil, err
 	}
-	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Echo: echo}
+	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Echo: echo,
+		Credential: d.st.Credential}
+	if d.credential != nil {
+		req.Credential = d.credential
+	}
 	if p := d.st.PendingJoin; p != nil && p.Cluster == info.Cluster {
 		req.Nonce = p.Nonce
 	} else {

@@ -40,6 +40,9 @@ type State struct {
 	KeyPKCS8   []byte            `json:"key_pkcs8"`
 	Membership *Membership       `json:"membership,omitempty"`
 	Seq        uint64            `json:"seq"` // next protected-request sequence number
+	// Credential is the device's fleet credential (docs/PROTOCOL.md §3.5),
+	// if it has one: every join carries it. Not a secret.
+	Credential []byte `json:"credential,omitempty"`
 	// Trusted is the RFC 9679 thumbprint of the CH key this device trusts:
 	// set by its first join (or a re-pin) and kept when it leaves. Another
 	// key is refused (TrustedCH, *UntrustedCHError).

@@ -349,6 +349,7 @@ func TestHelloFromFormerMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chtest.Enroll(t, s.ch, st)
 	m5 := chtest.Dial(t, s.ch, st)
 	if _, err := m5.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,8 @@ import (
 
 // Which cluster head key a device trusts, over real UDP against real cluster
 // heads: two CHs of the same cluster ID with different keys play the CH the
-// device knows and an impostor (or a CH whose key was replaced).
+// device knows and an impostor (or a CH whose key was replaced). They admit
+// every join (chtest.Open): this is about the CH's key, not admission.
 
 // thumb returns the thumbprint of ch's key.
 func thumb(ch *clusterhead.CH) []byte {
@@ -69,7 +70,7 @@ func wantUntrusted(t *testing.T, err error, got, trusted []byte, pinned bool) {
 // joins. (Before this test no Go test exercised the pin: a copy of
 // device/join.go without the check passed every test.)
 func TestPinRefusesOtherKey(t *testing.T) {
-	ch, other := chtest.Start(t, ""), chtest.Start(t, "")
+	ch, other := chtest.Start(t, "", chtest.Open), chtest.Start(t, "", chtest.Open)
 	path := newFile(t, "sensor-p")
 	before := chtest.Snap(t, ch)
 	_, err := dialFile(t, ch, path, device.WithPin(thumb(other))).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon)
@@ -95,7 +96,7 @@ func TestPinRefusesOtherKey(t *testing.T) {
 // joined whatever CH answered. The operator's re-pin moves it; then the
 // first CH is the stranger.
 func TestTrustOnFirstUseIsFirst(t *testing.T) {
-	a, b := chtest.Start(t, ""), chtest.Start(t, "") // same cluster ID, different keys
+	a, b := chtest.Start(t, "", chtest.Open), chtest.Start(t, "", chtest.Open) // same cluster ID, different keys
 	path := newFile(t, "sensor-t")
 	if _, err := dialFile(t, a, path).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
 		t.Fatal(err)
@@ -174,7 +175,7 @@ func readFile(t *testing.T, path string) []byte {
 // again, and re-keys, under the new key and trusts it from then on — and
 // still refuses a CH whose key no rotation from it leads to.
 func TestTrustFollowsRotation(t *testing.T) {
-	ch, other := chtest.Start(t, ""), chtest.Start(t, "")
+	ch, other := chtest.Start(t, "", chtest.Open), chtest.Start(t, "", chtest.Open)
 	ctx := chtest.Ctx(t)
 	path, keep := newFile(t, "sensor-r"), newFile(t, "sensor-k")
 	if _, err := dialFile(t, ch, path).Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {

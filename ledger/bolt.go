@@ -18,9 +18,10 @@ import (
 
 // Bucket and key names of the bbolt file. See the package documentation.
 var (
-	bucketBlocks  = []byte("blocks")
-	bucketDevices = []byte("devices")
-	bucketMeta    = []byte("meta")
+	bucketBlocks      = []byte("blocks")
+	bucketDevices     = []byte("devices")
+	bucketMeta        = []byte("meta")
+	bucketEnrollments = []byte("enrollments") // added after format 1 was released: created on a writable open
 
 	keyVersion = []byte("version")
 	keyCluster = []byte("cluster")
@@ -169,12 +170,17 @@ func Open(path string, opts Options) (*Bolt, error) {
 		cache:    newRecordCache(),
 	}
 	err = db.View(l.load)
-	if errors.Is(err, errNotInitialized) {
-		if readOnly {
-			err = fmt.Errorf("file is not a ledger yet: %w", ErrReadOnly)
-		} else {
-			err = db.Update(l.create)
-		}
+	switch {
+	case errors.Is(err, errNotInitialized) && readOnly:
+		err = fmt.Errorf("file is not a ledger yet: %w", ErrReadOnly)
+	case errors.Is(err, errNotInitialized):
+		err = db.Update(l.create)
+	case err == nil && !readOnly:
+		// A ledger written before enrollments existed gets their bucket.
+		err = db.Update(func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists(bucketEnrollments)
+			return err
+		})
 	}
 	if err == nil && !readOnly {
 		err = l.buildTree(opts.TreeProgress)
@@ -282,7 +288,7 @@ func (l *Bolt) create(tx *bolt.Tx) error {
 	if l.signer == nil {
 		return fmt.Errorf("failed to create ledger: %w", ErrReadOnly)
 	}
-	for _, name := range [][]byte{bucketBlocks, bucketDevices, bucketMeta} {
+	for _, name := range [][]byte{bucketBlocks, bucketDevices, bucketMeta, bucketEnrollments} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("failed to create bucket %s: %w", name, err)
 		}

@@ -59,6 +59,16 @@ func (c *chainTx) seal(events []Event) error {
 		d.Updated.Hash = ref.Hash
 		c.idx.dirty[id] = d
 	}
+	for id, e := range c.idx.enrDirty {
+		if e.Updated.Height != height {
+			continue
+		}
+		if e.Enrolled.Height == height {
+			e.Enrolled.Hash = ref.Hash
+		}
+		e.Updated.Hash = ref.Hash
+		c.idx.enrDirty[id] = e
+	}
 	to, err := rotatedTo(events)
 	if err != nil {
 		return err
@@ -68,25 +78,37 @@ func (c *chainTx) seal(events []Event) error {
 	return nil
 }
 
-// finish writes the changed index records, in ID order (sequential inserts
-// split fewer pages), and the counts moved by them.
+// finish writes the changed index records and enrollments and the counts
+// moved by them.
 func (c *chainTx) finish(counts *Counts) error {
-	ids := make([]string, 0, len(c.idx.dirty))
-	for id := range c.idx.dirty {
+	if err := writeRecords(c.idx.b, "device", c.idx.dirty); err != nil {
+		return err
+	}
+	if err := writeRecords(c.idx.enr, "enrollment", c.idx.enrDirty); err != nil {
+		return err
+	}
+	*counts = c.idx.count(*counts)
+	return storeCounts(c.tx, *counts)
+}
+
+// writeRecords writes the changed records of one kind (what) to b, in ID
+// order: sequential inserts split fewer pages.
+func writeRecords[R any](b *bolt.Bucket, what string, changed map[string]R) error {
+	ids := make([]string, 0, len(changed))
+	for id := range changed {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		v, err := wire.Marshal(c.idx.dirty[id])
+		v, err := wire.Marshal(changed[id])
 		if err != nil {
-			return fmt.Errorf("failed to encode device %q: %w", id, err)
+			return fmt.Errorf("failed to encode %s %q: %w", what, id, err)
 		}
-		if err := c.idx.b.Put([]byte(id), v); err != nil {
-			return fmt.Errorf("failed to write device %q: %w", id, err)
+		if err := b.Put([]byte(id), v); err != nil {
+			return fmt.Errorf("failed to write %s %q: %w", what, id, err)
 		}
 	}
-	*counts = c.idx.count(*counts)
-	return storeCounts(c.tx, *counts)
+	return nil
 }
 
 // update runs fill in one bbolt transaction on top of the current head. If

@@ -156,17 +156,30 @@ func (l *Bolt) commitBlock(batch []*request) {
 	}
 }
 
-// txIndex is the device index inside a write transaction, with the records
-// changed by earlier events of the same batch layered on top.
+// txIndex is the device and enrollment index inside a write transaction,
+// with the records changed by earlier events of the same batch layered on top.
 type txIndex struct {
 	b     *bolt.Bucket
 	dirty map[string]Device
 	was   map[string]membership.Status // status in the store before this transaction; Unknown: no record
+
+	enr      *bolt.Bucket
+	enrDirty map[string]Enrollment
 }
 
 func newTxIndex(tx *bolt.Tx) *txIndex {
-	return &txIndex{b: tx.Bucket(bucketDevices), dirty: map[string]Device{}, was: map[string]membership.Status{}}
+	return &txIndex{b: tx.Bucket(bucketDevices), dirty: map[string]Device{}, was: map[string]membership.Status{},
+		enr: tx.Bucket(bucketEnrollments), enrDirty: map[string]Enrollment{}}
 }
+
+func (x *txIndex) enrollment(id string) (Enrollment, bool, error) {
+	if e, ok := x.enrDirty[id]; ok {
+		return e, true, nil
+	}
+	return readEnrollment(x.enr, id)
+}
+
+func (x *txIndex) enroll(e Enrollment) { x.enrDirty[e.ID] = e }
 
 func (x *txIndex) get(id string) (Device, bool, error) {
 	if d, ok := x.dirty[id]; ok {

@@ -11,7 +11,7 @@ import (
 // join has bound, so Key, Joined and the nonces are always set.
 type Device struct {
 	ID          string            `cbor:"1,keyasint"`
-	Key         []byte            `cbor:"2,keyasint"`           // COSE_Key bytes; never changes once bound
+	Key         []byte            `cbor:"2,keyasint"`           // COSE_Key bytes; changes only when an enroll with Replace gave the ID to another key
 	Status      membership.Status `cbor:"3,keyasint"`           // member, left or revoked: never unknown or expired
 	Joined      BlockRef          `cbor:"4,keyasint"`           // block of the latest join
 	Updated     BlockRef          `cbor:"5,keyasint"`           // block of the latest event that changed the record

@@ -11,20 +11,22 @@
 // first block where that happens.
 //
 // The package enforces the integrity rules of the ledger (a device ID is
-// bound to one key; a revoked device stays revoked; a replayed join changes
+// bound to one key — its enrolled key once enrolled; a revoked device stays
+// revoked; a removed enrollment blocks its ID; a replayed join changes
 // nothing; sessions are only granted between members). It does not decide
 // admission policy — radius, freshness, expiry and who may ask what belong to
 // the caller.
 //
 // # Storage
 //
-// [Bolt] keeps everything in one bbolt file with three buckets:
+// [Bolt] keeps everything in one bbolt file with five buckets:
 //
-//	blocks   8-byte big-endian height → encoded block
-//	devices  device ID → CBOR [Device]
-//	meta     "version" → 1, "cluster" → cluster ID, "head" → CBOR {ref, time}
-//	tree     9-byte node key → 32-byte hash: the Merkle tree over the blocks
-//	         (RFC 9162; see tree.go and package transparency)
+//	blocks       8-byte big-endian height → encoded block
+//	devices      device ID → CBOR [Device]
+//	enrollments  device ID → CBOR [Enrollment]
+//	meta         "version" → 1, "cluster" → cluster ID, "head" → CBOR {ref, time}
+//	tree         9-byte node key → 32-byte hash: the Merkle tree over the blocks
+//	             (RFC 9162; see tree.go and package transparency)
 //
 // A block, the index records it changes, its Merkle tree nodes and the new
 // head are written in one bbolt transaction, so an acknowledged event is on disk together with its

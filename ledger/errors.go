@@ -45,6 +45,23 @@ var (
 	// expired (always inside a *StatusError).
 	ErrNotMember = errors.New("device is not a member")
 
+	// ErrEnrolled is returned for an enroll without Replace of a device ID
+	// that has an enrollment already (in force, expired or removed).
+	ErrEnrolled = errors.New("device is enrolled already")
+
+	// ErrNotEnrolled is returned for an unenroll, and by
+	// Ledger.Enrollment, for a device ID that was never enrolled.
+	ErrNotEnrolled = errors.New("device is not enrolled")
+
+	// ErrEnrollmentRemoved is returned for a join or an unenroll of a device
+	// whose enrollment the operator removed, and by Enrollment.ActiveAt.
+	ErrEnrollmentRemoved = errors.New("enrollment removed")
+
+	// ErrEnrollmentExpired is returned by Enrollment.ActiveAt from the
+	// enrollment's expiry on. The state machine never returns it: the
+	// expiry bounds admission, which is the cluster core's policy.
+	ErrEnrollmentExpired = errors.New("enrollment expired")
+
 	// ErrOtherCluster is returned by a ledger shared by several clusters
 	// (bftledger) when a cluster writes about a device of another cluster.
 	// For a join (the device is a current member of another cluster) it also

@@ -21,10 +21,13 @@ const (
 	EventSession       EventType = 4 // a session was granted: IDs and times only, NEVER a key
 	EventVerifyWarning EventType = 5 // a /verify answered with a warning
 	EventRotate        EventType = 6 // the CH key was rotated: Device is the cluster ID, Request the rotation signed by the old key
+	EventEnroll        EventType = 7 // an operator enrolled a device ID with a key (ledger/enroll.go)
+	EventUnenroll      EventType = 8 // an operator removed a device's enrollment
 )
 
 // String returns the lower-case name of t: "join", "leave", "revoke",
-// "session", "verify-warning", or "EventType(n)" for an unknown value.
+// "session", "verify-warning", "enroll", "unenroll", or "EventType(n)" for
+// an unknown value.
 func (t EventType) String() string {
 	switch t {
 	case EventJoin:
@@ -39,6 +42,10 @@ func (t EventType) String() string {
 		return "verify-warning"
 	case EventRotate:
 		return "rotate"
+	case EventEnroll:
+		return "enroll"
+	case EventUnenroll:
+		return "unenroll"
 	}
 	return fmt.Sprintf("EventType(%d)", uint8(t))
 }
@@ -47,28 +54,31 @@ func (t EventType) String() string {
 // optional fields are omitted, so the encoding of an event is deterministic.
 //
 // IMPORTANT: only a join carries key material (Key, the nonces, the signed
-// request). A session event records that a session was granted, never its key;
-// the ledger rejects any other event that carries Key, DeviceNonce, CHNonce or
-// Request.
+// request), and an enroll the device's public key (Key) it admits. A session
+// event records that a session was granted, never its key; the ledger
+// rejects any other event that carries Key, DeviceNonce, CHNonce or Request.
 type Event struct {
 	Type        EventType `cbor:"1,keyasint"`
 	Device      string    `cbor:"2,keyasint"`            // subject: join/leave/revoke the device; session the requester M2; verify-warning the asking member
 	Time        int64     `cbor:"3,keyasint"`            // unix milliseconds, set by the caller
-	Key         []byte    `cbor:"4,keyasint,omitempty"`  // join: device public key as COSE_Key bytes
+	Key         []byte    `cbor:"4,keyasint,omitempty"`  // join, enroll: device public key as COSE_Key bytes
 	DeviceNonce []byte    `cbor:"5,keyasint,omitempty"`  // join
 	CHNonce     []byte    `cbor:"6,keyasint,omitempty"`  // join
-	Lat         int64     `cbor:"7,keyasint,omitempty"`  // join: microdegrees
-	Lon         int64     `cbor:"8,keyasint,omitempty"`  // join: microdegrees
-	Expires     int64     `cbor:"9,keyasint,omitempty"`  // join: membership expiry; session: session expiry (unix seconds)
+	Lat         int64     `cbor:"7,keyasint,omitempty"`  // join: microdegrees; enroll: the enrolled position (with Tolerance)
+	Lon         int64     `cbor:"8,keyasint,omitempty"`  // join: microdegrees; enroll: the enrolled position
+	Expires     int64     `cbor:"9,keyasint,omitempty"`  // join: membership expiry; session: session expiry; enroll: end of admission (unix seconds)
 	Peer        string    `cbor:"10,keyasint,omitempty"` // session: M1; verify-warning: the subject that got the warning
 	SessionID   []byte    `cbor:"11,keyasint,omitempty"` // session
-	Reason      string    `cbor:"12,keyasint,omitempty"` // revoke reason / warning reason
+	Reason      string    `cbor:"12,keyasint,omitempty"` // revoke, enroll, unenroll reason / warning reason
 	Request     []byte    `cbor:"13,keyasint,omitempty"` // join: the device's signed join request (COSE_Sign1) as evidence; rotate: the rotation signed by the old key
 	// FreshAt (join) is the ledger height at which the CH made the echo the
 	// device signed (docs/PROTOCOL.md §3.1): the device signed this join
 	// after every block up to FreshAt was committed. 0: an echo made at
 	// genesis, or a join from before this field existed.
 	FreshAt uint64 `cbor:"14,keyasint,omitempty"`
+	// Keys from 20 on belong to enrollment (ledger/enroll.go).
+	Tolerance uint64 `cbor:"20,keyasint,omitempty"` // enroll: metres around Lat, Lon; 0: no enrolled position
+	Replace   bool   `cbor:"21,keyasint,omitempty"` // enroll: give the ID to Key, ending the membership of another key
 }
 
 // validate checks the shape of e, independent of the ledger's state. Strings
@@ -94,9 +104,13 @@ func (e Event) validate() error {
 		if len(e.DeviceNonce) == 0 || len(e.CHNonce) == 0 {
 			return fmt.Errorf("%w: join of device %q without nonces", ErrInvalidEvent, e.Device)
 		}
-		_, err := joinEvidence(e, false)
-		return err
-	case EventLeave, EventRevoke, EventVerifyWarning:
+		if _, err := joinEvidence(e, false); err != nil {
+			return err
+		}
+		return noEnrollFields(e)
+	case EventEnroll:
+		return validateEnroll(e)
+	case EventLeave, EventRevoke, EventVerifyWarning, EventUnenroll:
 	case EventRotate:
 		if _, err := rotationOf(e); err != nil {
 			return err
@@ -104,7 +118,7 @@ func (e Event) validate() error {
 		if len(e.Key) != 0 || len(e.DeviceNonce) != 0 || len(e.CHNonce) != 0 || e.Peer != "" || e.FreshAt != 0 {
 			return fmt.Errorf("%w: rotate event carries other fields", ErrInvalidEvent)
 		}
-		return nil
+		return noEnrollFields(e)
 	case EventSession:
 		if e.Peer == "" {
 			return fmt.Errorf("%w: session of device %q without peer", ErrInvalidEvent, e.Device)
@@ -118,7 +132,7 @@ func (e Event) validate() error {
 	if e.FreshAt != 0 {
 		return fmt.Errorf("%w: %s event of device %q carries a join's freshness", ErrInvalidEvent, e.Type, e.Device)
 	}
-	return nil
+	return noEnrollFields(e)
 }
 
 func validID(what, id string) error {

@@ -28,6 +28,14 @@ type Ledger interface {
 	// first error fn returns, returning it.
 	Devices(fn func(Device) error) error
 
+	// Enrollment returns the enrollment record of id, or ErrNotEnrolled
+	// when id was never enrolled.
+	Enrollment(id string) (Enrollment, error)
+
+	// Enrollments calls fn for every enrollment record in ID order and
+	// stops at the first error fn returns, returning it.
+	Enrollments(fn func(Enrollment) error) error
+
 	// Verify re-derives every hash and signature of the chain, replays its
 	// events and compares the result with the index. It returns nil, a
 	// *BadBlockError for the first bad block, or an error wrapping

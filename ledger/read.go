@@ -55,11 +55,22 @@ func ReadBlocks(view View, from uint64, fn func(Block) error) error {
 // readChunk records per read transaction, fn outside any transaction: records
 // changed meanwhile are seen as of when their chunk was read.
 func ReadDevices(view View, fn func(Device) error) error {
+	return readRecords(view, bucketDevices, "device", fn)
+}
+
+// readRecords calls fn for every record of bucket in key order, readChunk
+// records per read transaction, fn outside any transaction. A store without
+// the bucket has none.
+func readRecords[R any](view View, bucket []byte, what string, fn func(R) error) error {
 	var after []byte
 	for {
-		var chunk []Device
+		var chunk []R
 		err := view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketDevices).Cursor()
+			b := tx.Bucket(bucket)
+			if b == nil {
+				return nil
+			}
+			c := b.Cursor()
 			k, v := c.First()
 			if after != nil {
 				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
@@ -67,11 +78,11 @@ func ReadDevices(view View, fn func(Device) error) error {
 				}
 			}
 			for ; k != nil && len(chunk) < readChunk; k, v = c.Next() {
-				var d Device
-				if err := wire.Unmarshal(v, &d); err != nil {
-					return fmt.Errorf("failed to read device %q: %w", k, err)
+				var r R
+				if err := wire.Unmarshal(v, &r); err != nil {
+					return fmt.Errorf("failed to read %s %q: %w", what, k, err)
 				}
-				chunk = append(chunk, d)
+				chunk = append(chunk, r)
 				after = append(after[:0], k...)
 			}
 			return nil
@@ -79,8 +90,8 @@ func ReadDevices(view View, fn func(Device) error) error {
 		if err != nil {
 			return err
 		}
-		for _, d := range chunk {
-			if err := fn(d); err != nil {
+		for _, r := range chunk {
+			if err := fn(r); err != nil {
 				return err
 			}
 		}

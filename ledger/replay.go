@@ -9,7 +9,7 @@ type Replay struct {
 	cluster  string
 	v        Verifier
 	kc       *keyChain // when v is a KeyChain: the chain of keys is followed
-	idx      memIndex
+	idx      *memIndex
 	next     uint64
 	prev     [32]byte
 	prevTime int64
@@ -19,7 +19,7 @@ type Replay struct {
 // A v that is a KeyChain is followed through the chain's key rotations; any
 // other v knows one key, and a rotation is a bad block.
 func NewReplay(cluster string, v Verifier) *Replay {
-	r := &Replay{cluster: cluster, v: v, idx: memIndex{}}
+	r := &Replay{cluster: cluster, v: v, idx: newMemIndex()}
 	if chain, ok := v.(KeyChain); ok && len(chain.Keys()) > 0 {
 		r.kc, _ = newKeyChain(chain.Keys()) // a key that does not parse: nil, and its blocks fail under v
 	}
@@ -40,4 +40,4 @@ func (r *Replay) Next(raw []byte) (BlockRef, error) {
 }
 
 // Devices returns how many devices the chain so far has bound.
-func (r *Replay) Devices() int { return len(r.idx) }
+func (r *Replay) Devices() int { return len(r.idx.devices) }

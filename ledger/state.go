@@ -8,13 +8,18 @@ import (
 	"github.com/iotguard/iotguard/membership"
 )
 
-// index is the device index as the state machine sees it: the stored records
-// plus the effect of the events applied before, in the same block or batch.
+// index is the device and enrollment index as the state machine sees it:
+// the stored records plus the effect of the events applied before, in the
+// same block or batch.
 type index interface {
 	// get returns the record of id and whether there is one.
 	get(id string) (Device, bool, error)
 	// put replaces the record of d.ID.
 	put(d Device)
+	// enrollment returns the enrollment of id and whether there is one.
+	enrollment(id string) (Enrollment, bool, error)
+	// enroll replaces the enrollment of e.ID.
+	enroll(e Enrollment)
 }
 
 // apply checks ev against the ledger's state machine and, if it is allowed,
@@ -22,11 +27,14 @@ type index interface {
 // committer and Verify both use apply, so what was accepted on the way in is
 // exactly what replays on the way out.
 //
-//   - join: no record → member. Another key → ErrConflict. Revoked →
-//     ErrRevoked. Member with the same key and device nonce as its latest join
-//     → ErrDuplicate. Signed before the record's latest change (FreshAt below
-//     Updated.Height) → ErrStale. Otherwise a rejoin: nonces, expiry,
-//     position and Joined are replaced.
+//   - join: an enrolled ID admits only its enrolled key (ErrConflict) and
+//     nothing once its enrollment is removed (ErrEnrollmentRemoved); an
+//     enrolled key that replaced the one on record (enroll with Replace)
+//     starts a new record. Otherwise: no record → member. Another key →
+//     ErrConflict. Revoked → ErrRevoked. Member with the same key and device
+//     nonce as its latest join → ErrDuplicate. Signed before the record's
+//     latest change (FreshAt below Updated.Height) → ErrStale. Otherwise a
+//     rejoin: nonces, expiry, position and Joined are replaced.
 //   - leave: must be a current member at the event's time (a *StatusError:
 //     ErrNotMember, ErrUnknownDevice).
 //   - revoke: must exist and not be revoked (ErrUnknownDevice, ErrRevoked).
@@ -34,6 +42,7 @@ type index interface {
 //     time (a *StatusError naming the first that is not).
 //   - verify-warning: no precondition and no effect on the index.
 //   - rotate: no effect on the index; alone in its block (rotation.go).
+//   - enroll, unenroll: see applyEnroll and applyUnenroll (ledger/enroll.go).
 //
 // "Current member" is Device.StatusAt, the same rule every reader uses.
 func apply(idx index, ev Event, ref BlockRef) error {
@@ -71,6 +80,10 @@ func apply(idx index, ev Event, ref BlockRef) error {
 	case EventRotate:
 		// No effect on the index: the chain of CH keys is the signatures'
 		// (rotation.go), checked by the committer's signer and by Verify.
+	case EventEnroll:
+		return applyEnroll(idx, ev, ref)
+	case EventUnenroll:
+		return applyUnenroll(idx, ev, ref)
 	}
 	return nil
 }
@@ -80,7 +93,11 @@ func applyJoin(idx index, ev Event, ref BlockRef) error {
 	if err != nil {
 		return err
 	}
-	if ok {
+	fresh, err := enrolledKey(idx, ev, d, ok)
+	if err != nil {
+		return err
+	}
+	if ok && !fresh {
 		switch {
 		case !bytes.Equal(d.Key, ev.Key):
 			return fmt.Errorf("device %q: %w", ev.Device, ErrConflict)
@@ -138,11 +155,25 @@ func current(idx index, id string, atMS int64) (Device, error) {
 }
 
 // memIndex is an index held in memory: what Verify rebuilds from the chain.
-type memIndex map[string]Device
+type memIndex struct {
+	devices     map[string]Device
+	enrollments map[string]Enrollment
+}
 
-func (m memIndex) get(id string) (Device, bool, error) {
-	d, ok := m[id]
+func newMemIndex() *memIndex {
+	return &memIndex{devices: map[string]Device{}, enrollments: map[string]Enrollment{}}
+}
+
+func (m *memIndex) get(id string) (Device, bool, error) {
+	d, ok := m.devices[id]
 	return d, ok, nil
 }
 
-func (m memIndex) put(d Device) { m[d.ID] = d }
+func (m *memIndex) put(d Device) { m.devices[d.ID] = d }
+
+func (m *memIndex) enrollment(id string) (Enrollment, bool, error) {
+	e, ok := m.enrollments[id]
+	return e, ok, nil
+}
+
+func (m *memIndex) enroll(e Enrollment) { m.enrollments[e.ID] = e }

@@ -149,6 +149,8 @@ func TestInvalidEvent(t *testing.T) {
 		{"revoke with request", mod(revoke("a"), func(e *ledger.Event) { e.Request = []byte{1} })},
 		{"leave with freshness", mod(leave("a"), func(e *ledger.Event) { e.FreshAt = 1 })},
 		{"session with freshness", mod(session("a", "b"), func(e *ledger.Event) { e.FreshAt = 1 })},
+		{"enroll with freshness", mod(enroll("c", "kc"), func(e *ledger.Event) { e.FreshAt = 1 })},
+		{"unenroll with freshness", mod(unenroll("a"), func(e *ledger.Event) { e.FreshAt = 1 })},
 	}
 	e := newEnv(t)
 	l := e.open(t)
@@ -177,6 +179,8 @@ func TestStringers(t *testing.T) {
 		{ledger.EventRevoke.String(), "revoke"},
 		{ledger.EventSession.String(), "session"},
 		{ledger.EventVerifyWarning.String(), "verify-warning"},
+		{ledger.EventEnroll.String(), "enroll"},
+		{ledger.EventUnenroll.String(), "unenroll"},
 		{ledger.EventType(0).String(), "EventType(0)"},
 		{membership.Member.String(), "member"},
 		{membership.Left.String(), "left"},

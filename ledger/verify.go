@@ -55,7 +55,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 			return err
 		}
 	}
-	idx := memIndex{}
+	idx := newMemIndex()
 	tree, err := newTreeCheck(tx)
 	if err != nil {
 		return fmt.Errorf("failed to verify ledger: %w", err)
@@ -112,15 +112,18 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	if err := tree.finish(total); err != nil {
 		return err
 	}
-	if err := compareIndex(tx.Bucket(bucketDevices), idx); err != nil {
+	if err := compareIndex(tx.Bucket(bucketDevices), idx.devices); err != nil {
 		return err
 	}
-	return compareCounts(tx, idx)
+	if err := compareEnrollments(tx.Bucket(bucketEnrollments), idx.enrollments); err != nil {
+		return err
+	}
+	return compareCounts(tx, idx.devices)
 }
 
 // compareCounts checks the stored Counts (if the ledger has them yet) against
 // the replayed index.
-func compareCounts(tx *bolt.Tx, idx memIndex) error {
+func compareCounts(tx *bolt.Tx, idx map[string]Device) error {
 	if tx.Bucket(bucketMeta).Get(keyCounts) == nil {
 		return nil
 	}
@@ -148,7 +151,7 @@ type checked struct {
 // events into idx. With kc, the signature is checked under the key in force
 // (following a rotation); without, by v, and a rotation is an error. The
 // error text becomes a BadBlockError reason.
-func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluster string, v Verifier, kc *keyChain, idx memIndex) (checked, error) {
+func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluster string, v Verifier, kc *keyChain, idx *memIndex) (checked, error) {
 	blk, err := DecodeBlock(raw)
 	if err != nil {
 		return checked{}, err
@@ -212,38 +215,55 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 
 // compareIndex reports the first device, in ID order, whose stored record is
 // not exactly the replayed one, or that exists on one side only.
-func compareIndex(b *bolt.Bucket, idx memIndex) error {
-	ids := make([]string, 0, len(idx))
-	for id := range idx {
+func compareIndex(b *bolt.Bucket, idx map[string]Device) error {
+	return compareRecords(b, idx, "index record of device", func(id string, stored []byte) string {
+		var got Device
+		if err := wire.Unmarshal(stored, &got); err != nil {
+			return fmt.Sprintf("undecodable: %v", err)
+		}
+		return "differs in " + strings.Join(diffDevices(got, idx[id]), ", ")
+	})
+}
+
+// compareEnrollments reports the first enrollment, in ID order, whose stored
+// record is not exactly the replayed one, or that exists on one side only.
+func compareEnrollments(b *bolt.Bucket, replayed map[string]Enrollment) error {
+	return compareRecords(b, replayed, "enrollment of", func(string, []byte) string { return "differs from the replayed record" })
+}
+
+// compareRecords reports the first record (what: its kind), in key order,
+// whose stored bytes in b are not exactly the encoding of the replayed one,
+// or that exists on one side only; differs says how a stored record differs.
+// A nil bucket holds none.
+func compareRecords[R any](b *bolt.Bucket, replayed map[string]R, what string, differs func(id string, stored []byte) string) error {
+	ids := make([]string, 0, len(replayed))
+	for id := range replayed {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	mismatch := func(id, what string) error {
-		return fmt.Errorf("failed to verify index record of device %q: %s: %w", id, what, ErrIndexMismatch)
+	mismatch := func(id, why string) error {
+		return fmt.Errorf("failed to verify %s %q: %s: %w", what, id, why, ErrIndexMismatch)
 	}
 	i := 0
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		id := string(k)
-		if i < len(ids) && ids[i] < id {
-			return mismatch(ids[i], "missing from the index")
+	if b != nil {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			id := string(k)
+			if i < len(ids) && ids[i] < id {
+				return mismatch(ids[i], "missing from the index")
+			}
+			if i == len(ids) || ids[i] != id {
+				return mismatch(id, "not produced by the chain")
+			}
+			i++
+			want, err := wire.Marshal(replayed[id])
+			if err != nil {
+				return fmt.Errorf("failed to encode %s %q: %w", what, id, err)
+			}
+			if !bytes.Equal(v, want) {
+				return mismatch(id, differs(id, v))
+			}
 		}
-		if i == len(ids) || ids[i] != id {
-			return mismatch(id, "not produced by the chain")
-		}
-		i++
-		want, err := wire.Marshal(idx[id])
-		if err != nil {
-			return fmt.Errorf("failed to encode device %q: %w", id, err)
-		}
-		if bytes.Equal(v, want) {
-			continue
-		}
-		var got Device
-		if err := wire.Unmarshal(v, &got); err != nil {
-			return mismatch(id, fmt.Sprintf("undecodable: %v", err))
-		}
-		return mismatch(id, "differs in "+strings.Join(diffDevices(got, idx[id]), ", "))
 	}
 	if i < len(ids) {
 		return mismatch(ids[i], "missing from the index")

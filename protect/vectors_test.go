@@ -52,6 +52,9 @@ const vectorDir = "../testdata/vectors"
 const (
 	deviceScalar = "aff907c99f9ad3aae6c4cdf21122bce2bd68b5283e6907154ad911840fa208cf"
 	chScalar     = "57c92077664146e876760c9520d054aa93c3afb04e306705db6090308507b4d3"
+	// fleetScalar is the fleet key of join-request-credential.json: bytes
+	// e0 e1 … ff, below the P-256 group order.
+	fleetScalar = "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
 
 	// rfc9679Thumbprint is RFC 9679 §6's thumbprint of the meriadoc key.
 	rfc9679Thumbprint = "496bd8afadf307e5b08c64b0421bf9dc01528a344a43bda88fadd1669da253ec"
@@ -63,6 +66,7 @@ const (
 	vecLat      = 48858370 // microdegrees
 	vecLon      = 2294481
 	vecExpires  = 1767225600 // 2026-01-01T00:00:00Z
+	vecNotAfter = 1924992000 // 2031-01-01T00:00:00Z: a credential's validity ends
 	vecHeight   = 7
 	vecReqSeq   = 258 // two-byte partial IV
 	vecM2MSeq   = 7
@@ -201,6 +205,18 @@ type joinRequestVector struct {
 	ToBeSigned  hexBytes `json:"to_be_signed"`
 	Signature   hexBytes `json:"signature"`
 	Sign1       hexBytes `json:"sign1"`
+	// join-request-credential.json only (section 3.5): the fleet credential
+	// the join carries as key 8, how it was made and what it says.
+	Credential           hexBytes `json:"credential,omitempty"`
+	FleetPriv            hexBytes `json:"fleet_priv,omitempty"`
+	FleetCOSEKey         hexBytes `json:"fleet_cose_key,omitempty"`
+	FleetKID             hexBytes `json:"fleet_kid,omitempty"`
+	CredentialAAD        hexBytes `json:"credential_external_aad,omitempty"`
+	CredentialPayload    hexBytes `json:"credential_payload,omitempty"`
+	CredentialToBeSigned hexBytes `json:"credential_to_be_signed,omitempty"`
+	CredentialKey        hexBytes `json:"credential_key_thumbprint,omitempty"`
+	NotBefore            uint64   `json:"not_before,omitempty"`
+	NotAfter             uint64   `json:"not_after,omitempty"`
 }
 
 type joinResponseVector struct {
@@ -381,6 +397,7 @@ func vectorSpecs() []vectorSpec {
 		{"join-request-bad-signature.json", func(t *testing.T) any { return genJoinRequests(t)[1] }, checkJoinRequest},
 		{"join-request-kid-mismatch.json", func(t *testing.T) any { return genJoinRequests(t)[2] }, checkJoinRequest},
 		{"join-request-wrong-aad.json", func(t *testing.T) any { return genJoinRequests(t)[3] }, checkJoinRequest},
+		{"join-request-credential.json", func(t *testing.T) any { return genJoinRequestCredential(t) }, checkJoinRequest},
 		{"join-response.json", func(t *testing.T) any { return genJoinResponse(t) }, checkJoinResponse},
 		{"protected-request.json", func(t *testing.T) any { return genProtectedRequests(t)[0] }, checkProtectedRequest},
 		{"protected-request-tampered.json", func(t *testing.T) any { return genProtectedRequests(t)[1] }, checkProtectedRequest},
@@ -824,6 +841,72 @@ func genJoinRequests(t *testing.T) []joinRequestVector {
 	return []joinRequestVector{ok, bad, kid, aad}
 }
 
+// genJoinRequestCredential is join-request-ok.json carrying a fleet
+// credential (section 3.5) as key 8.
+func genJoinRequestCredential(t *testing.T) joinRequestVector {
+	dev, fleet := privKey(t, testutil.MustHex(t, deviceScalar)), privKey(t, testutil.MustHex(t, fleetScalar))
+	th := wire.Thumbprint(&dev.PublicKey)
+	c := wire.Credential{ID: vecM1, Key: th[:], NotBefore: vecExpires, NotAfter: vecNotAfter}
+	cred, err := wire.IssueCredential(rfc6979{fleet}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	credPayload := testutil.MustMarshal(t, &c)
+	key := coseKey(t, &dev.PublicKey)
+	payload := testutil.MustMarshal(t, &wire.JoinRequest{
+		Cluster: vecCluster, ID: vecM1, Key: key, Lat: vecLat, Lon: vecLon, Nonce: vecDeviceNonce, Echo: vecEcho, Credential: cred,
+	})
+	b, err := wire.Sign1(rfc6979{dev}, []byte(vecM1), wire.AADJoinRequest, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	protected := []byte{0xa1, 0x01, 0x26}
+	return joinRequestVector{
+		Description: "join-request-ok.json carrying a fleet credential (section 3.5) as key 8: credential is an untagged " +
+			"COSE_Sign1 [protected {1: -7}, {4: fleet_kid}, credential_payload, signature] by the fleet key (ES256, RFC 6979, " +
+			"external_aad \"iotguard credential\"); fleet_kid is the first 8 bytes of the fleet key's RFC 9679 thumbprint; " +
+			"credential_payload is {1: id, 2: the device key's thumbprint, 3: not_before, 4: not_after}. A device sends the " +
+			"credential bytes as they are; the CH checks them.",
+		Expect: expOK, DevicePriv: testutil.MustHex(t, deviceScalar), COSEKey: key, Cluster: vecCluster, ID: vecM1,
+		Lat: vecLat, Lon: vecLon, Nonce: vecDeviceNonce, Echo: vecEcho, KID: []byte(vecM1),
+		Protected: protected, ExternalAAD: wire.AADJoinRequest, Payload: payload,
+		ToBeSigned: sigStructure(t, protected, wire.AADJoinRequest, payload), Signature: b[len(b)-64:], Sign1: b,
+		Credential: cred, FleetPriv: testutil.MustHex(t, fleetScalar), FleetCOSEKey: coseKey(t, &fleet.PublicKey),
+		FleetKID: wire.FleetKID(&fleet.PublicKey), CredentialAAD: wire.AADCredential, CredentialPayload: credPayload,
+		CredentialToBeSigned: sigStructure(t, protected, wire.AADCredential, credPayload), CredentialKey: th[:],
+		NotBefore: vecExpires, NotAfter: vecNotAfter,
+	}
+}
+
+// checkCredential checks the credential of join-request-credential.json
+// against its fixed inputs, with crypto/ecdsa as well as wire.
+func checkCredential(t *testing.T, v joinRequestVector) {
+	dev, fleet := privKey(t, v.DevicePriv), privKey(t, v.FleetPriv)
+	eqHex(t, "fleet_cose_key", coseKey(t, &fleet.PublicKey), v.FleetCOSEKey)
+	eqHex(t, "fleet_kid", wire.FleetKID(&fleet.PublicKey), v.FleetKID)
+	th := wire.Thumbprint(&dev.PublicKey)
+	eqHex(t, "credential_key_thumbprint", th[:], v.CredentialKey)
+	eqHex(t, "credential_payload", testutil.MustMarshal(t, &wire.Credential{ID: v.ID, Key: v.CredentialKey,
+		NotBefore: v.NotBefore, NotAfter: v.NotAfter}), v.CredentialPayload)
+	eqHex(t, "credential_to_be_signed", sigStructure(t, v.Protected, v.CredentialAAD, v.CredentialPayload), v.CredentialToBeSigned)
+	eqHex(t, "credential_external_aad", wire.AADCredential, v.CredentialAAD)
+	sig := v.Credential[len(v.Credential)-64:]
+	if !verifyES256(&fleet.PublicKey, v.CredentialToBeSigned, sig) {
+		t.Error("the credential's signature does not verify with crypto/ecdsa")
+	}
+	c, err := wire.ParseCredential(v.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(&fleet.PublicKey); err != nil {
+		t.Errorf("Verify under the fleet key: %v", err)
+	}
+	eqHex(t, "credential kid", c.KID, v.FleetKID)
+	if c.ID != v.ID || c.NotBefore != v.NotBefore || c.NotAfter != v.NotAfter || !bytes.Equal(c.Key, v.CredentialKey) {
+		t.Errorf("parsed credential %+v", c.Credential)
+	}
+}
+
 // receiveJoin is a CH's checks of section 3.2 that need no state (no echo,
 // radius or ledger): shape, kid = id, key, signature.
 func receiveJoin(b []byte) (*wire.Signed, *wire.JoinRequest, error) {
@@ -852,7 +935,11 @@ func checkJoinRequest(t *testing.T, raw []byte) {
 	eqHex(t, "cose_key", coseKey(t, &dev.PublicKey), v.COSEKey)
 	eqHex(t, "payload", testutil.MustMarshal(t, &wire.JoinRequest{
 		Cluster: v.Cluster, ID: v.ID, Key: []byte(v.COSEKey), Lat: v.Lat, Lon: v.Lon, Nonce: v.Nonce, Echo: v.Echo,
+		Credential: v.Credential,
 	}), v.Payload)
+	if v.Credential != nil {
+		checkCredential(t, v)
+	}
 	eqHex(t, "to_be_signed", sigStructure(t, v.Protected, v.ExternalAAD, v.Payload), v.ToBeSigned)
 	eqHex(t, "sign1 layout", testutil.MustMarshal(t, []any{[]byte(v.Protected), map[int][]byte{4: v.KID}, []byte(v.Payload),
 		[]byte(v.Signature)}), v.Sign1)
@@ -872,7 +959,7 @@ func checkJoinRequest(t *testing.T, raw []byte) {
 	eqHex(t, "kid", s.KID, v.KID)
 	eqHex(t, "parsed payload", s.Payload, v.Payload)
 	want := wire.JoinRequest{Cluster: v.Cluster, ID: v.ID, Key: []byte(v.COSEKey), Lat: v.Lat, Lon: v.Lon,
-		Nonce: v.Nonce, Echo: v.Echo}
+		Nonce: v.Nonce, Echo: v.Echo, Credential: v.Credential}
 	if !reflect.DeepEqual(*req, want) {
 		t.Errorf("decoded join-req %+v, want %+v", *req, want)
 	}
@@ -1436,6 +1523,16 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 		expMalformed, "block hash of 31 bytes")
 	add("join-req", testutil.MustMarshal(t, &wire.JoinRequest{Cluster: vecCluster, ID: vecM1, Key: []byte{0xa0},
 		Lat: wire.MaxMicroLat + 1, Nonce: vecDeviceNonce}), expMalformed, "latitude 90.000001 degrees")
+	devKey := coseKey(t, &privKey(t, testutil.MustHex(t, deviceScalar)).PublicKey)
+	join := func(cred any) []byte {
+		return testutil.MustMarshal(t, map[int]any{1: vecCluster, 2: vecM1, 3: cbor.RawMessage(devKey), 4: vecLat, 5: vecLon,
+			6: vecDeviceNonce, 8: cred})
+	}
+	// (Credentials of 256 and 257 bytes are bounds of wire's and the
+	// firmware's unit tests: this file is compiled into the lx106 image.)
+	add("join-req", join([]byte{0x01}), expOK, "a credential (key 8) of 1 byte: opaque to the decoder")
+	add("join-req", join([]byte{}), expMalformed, "an empty credential")
+	add("join-req", join("credential"), expMalformed, "a credential that is a text string")
 	add("ticket", testutil.MustMarshal(t, &short), expMalformed, "session ID of 15 bytes")
 	return decodeStrictVector{
 		Description: "Strict decoding of messages (section 1): each case is a message of the named CDDL type; ok " +

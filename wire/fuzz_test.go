@@ -142,3 +142,47 @@ func newLikeDecoded(t *testing.T, b []byte, proto wire.Validator) wire.Validator
 	}
 	return v
 }
+
+// FuzzParseCredential: the credential decoder the CH runs on every join of
+// an enrolled cluster, before any signature check. Seeds: the vectors and a
+// valid credential. Properties: no panic; every error is ErrMalformed; what
+// parses is a valid credential of at most MaxCredentialLen bytes with an
+// 8-byte kid, whose Verify answers nil or ErrBadSignature, and which, issued
+// again by the fleet key, parses to the same fields.
+func FuzzParseCredential(f *testing.F) {
+	for _, s := range testutil.VectorSeeds(f, "../testdata/vectors") {
+		f.Add(s)
+	}
+	fleet := privKey(f, scalarB)
+	good, err := wire.IssueCredential(fleet, credentialFor(f, "sensor-01"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := wire.ParseCredential(b)
+		if err != nil {
+			if !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("ParseCredential error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		if len(b) > wire.MaxCredentialLen || len(c.KID) != wire.FleetKIDLen {
+			t.Fatalf("accepted %d bytes with a %d-byte kid", len(b), len(c.KID))
+		}
+		if err := c.Credential.Validate(); err != nil {
+			t.Fatalf("accepted an invalid payload: %v", err)
+		}
+		if err := c.Verify(&fleet.PublicKey); err != nil && !errors.Is(err, wire.ErrBadSignature) {
+			t.Fatalf("Verify error %v is not ErrBadSignature", err)
+		}
+		again, err := wire.IssueCredential(fleet, c.Credential) // canonical: never longer than b
+		if err != nil {
+			t.Fatalf("re-issue: %v", err)
+		}
+		c2, err := wire.ParseCredential(again)
+		if err != nil || !reflect.DeepEqual(c2.Credential, c.Credential) {
+			t.Fatalf("re-issued credential parses to %+v, %v; want %+v", c2, err, c.Credential)
+		}
+	})
+}

@@ -43,9 +43,13 @@ type JoinRequest struct {
 	Lon     int64           `cbor:"5,keyasint"`
 	Nonce   []byte          `cbor:"6,keyasint"`
 	Echo    []byte          `cbor:"7,keyasint,omitempty"`
+	// Credential is a fleet credential (wire/credential.go), opaque here:
+	// the CH parses it when its admission policy asks for one.
+	Credential []byte `cbor:"8,keyasint,omitempty"`
 }
 
-// Validate checks field presence and ranges; it does not parse the key.
+// Validate checks field presence and ranges; it does not parse the key or
+// the credential.
 func (m *JoinRequest) Validate() error {
 	return firstError(
 		CheckID(m.Cluster), CheckID(m.ID),
@@ -53,6 +57,8 @@ func (m *JoinRequest) Validate() error {
 		checkPosition(m.Lat, m.Lon),
 		require(len(m.Nonce) == NonceLen, "join nonce must be 16 bytes"),
 		checkEcho(m.Echo),
+		require(m.Credential == nil || 1 <= len(m.Credential) && len(m.Credential) <= MaxCredentialLen,
+			"credential must be 1-256 bytes"),
 	)
 }
 

@@ -85,6 +85,7 @@ func TestSoak(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	srv := exec.Command("iotguard", "serve", "--listen", addr, "--data", data, "--metrics", metricsAddr,
 		"--rate-limit", "0", "--cluster-id", "soak", "--position", "48.8566,2.3522", "--radius", "1000",
+		"--admission", "open", // a resource soak: its devices join unenrolled
 		// The bench opens its M2M sessions once, at setup: they must outlive the run.
 		"--session-ttl", (duration + 10*time.Minute).String())
 	if err := srv.Start(); err != nil {

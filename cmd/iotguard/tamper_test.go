@@ -86,12 +86,14 @@ type server struct {
 }
 
 // startServe runs 'iotguard serve' (the test binary, installed in $PATH by
-// testscript.Main) in the background; a test that ends early kills it.
+// testscript.Main) in the background; a test that ends early kills it. Its
+// admission is open: the tests that use it (crash consistency, tamper
+// detection) are about the ledger, and join devices nobody enrolled.
 func startServe(t *testing.T, addr, data string) *server {
 	t.Helper()
 	s := &server{stderr: new(bytes.Buffer), done: make(chan struct{})}
 	s.cmd = exec.Command("iotguard", "serve", "--listen", addr, "--data", data,
-		"--cluster-id", "tamper-test", "--position", "48.8566,2.3522", "--radius", "1000")
+		"--cluster-id", "tamper-test", "--position", "48.8566,2.3522", "--radius", "1000", "--admission", "open")
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

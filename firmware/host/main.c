@@ -2,7 +2,9 @@
  * iotguard-dev: the firmware core on POSIX UDP, mirroring `iotguard device`.
  *
  *   iotguard-dev keygen  --id ID --out FILE
+ *   iotguard-dev pubkey  --key FILE
  *   iotguard-dev join    --server URL --key FILE --position LAT,LON [--pin HEX | --repin HEX]
+ *                        [--credential FILE]
  *   iotguard-dev verify  --server URL --key FILE --peer ID
  *   iotguard-dev session --server URL --key FILE --peer ID
  *   iotguard-dev listen  --server URL --key FILE --listen ADDR [--reply TEXT] [--count N]
@@ -16,6 +18,11 @@
  * and keeps the checkpoint in the key file; --pin accepts the pinned key or
  * one a signed rotation from it leads to (§6.1). rekey moves the membership
  * to the CH key in force after a rotation (§6.2).
+ *
+ * pubkey prints the device's public key as PEM: what an operator enrolls
+ * ('iotguard enroll add') or issues a fleet credential for ('iotguard fleet
+ * issue --key FILE --id ID --out CRED'). join --credential sends the fleet
+ * credential in CRED (base64 on one line, as 'fleet issue --out' writes it).
  *
  * relay forwards datagrams between the clients of ADDR (the latest one gets
  * the answers) and --to, with the bounded, seeded loss of --loss on the
@@ -45,6 +52,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "iog_b64.h"
 #include "iog_cbor.h"
 #include "iog_device.h"
 #include "iog_udp.h"
@@ -52,7 +60,7 @@
 
 static struct {
     const char *cmd, *id, *out, *server, *key, *peer, *peer_addr, *message, *listen, *pin, *repin;
-    const char *reply, *to;
+    const char *reply, *to, *credential;
     double lat, lon;
     int have_pos, replay;
     unsigned loss, count, timeout_s, ack_ms, undecided;
@@ -61,7 +69,7 @@ static struct {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: iotguard-dev <keygen|join|verify|session|listen|send|leave|rekey|relay> [flags]\n"
+    fprintf(stderr, "usage: iotguard-dev <keygen|pubkey|join|verify|session|listen|send|leave|rekey|relay> [flags]\n"
                     "  (see the comment at the top of firmware/host/main.c)\n");
     exit(2);
 }
@@ -119,6 +127,7 @@ static void parse(int argc, char **argv)
         else if (!strcmp(f, "repin")) opt.repin = v;
         else if (!strcmp(f, "reply")) opt.reply = v;
         else if (!strcmp(f, "to")) opt.to = v;
+        else if (!strcmp(f, "credential")) opt.credential = v;
         else if (!strcmp(f, "loss")) opt.loss = (unsigned)atoi(v);
         else if (!strcmp(f, "seed")) opt.seed = strtoull(v, NULL, 10);
         else if (!strcmp(f, "count")) opt.count = (unsigned)atoi(v);
@@ -280,6 +289,50 @@ static int cmd_keygen(void)
     return 0;
 }
 
+static int cmd_pubkey(void)
+{
+    iog_identity_t me;
+    uint8_t der[IOG_P256_SPKI_LEN];
+    char line[(IOG_P256_SPKI_LEN + 2) / 3 * 4 + 1];
+    need(opt.key, "key");
+    if (iog_state_load_identity(opt.key, &me)) {
+        fprintf(stderr, "iotguard-dev: error: cannot read key file %s\n", opt.key);
+        return 3;
+    }
+    iog_p256_spki(me.pub, der);
+    int n = iog_b64_encode(der, sizeof(der), line, sizeof(line));
+    printf("-----BEGIN PUBLIC KEY-----\n");
+    for (int i = 0; i < n; i += 64) {
+        printf("%.*s\n", n - i < 64 ? n - i : 64, line + i);
+    }
+    printf("-----END PUBLIC KEY-----\n");
+    return 0;
+}
+
+/* Reads the credential file of --credential into @p out. @return its length. */
+static size_t read_credential(uint8_t out[IOG_CRED_MAX])
+{
+    char line[(IOG_CRED_MAX + 2) / 3 * 4 + 3];
+    FILE *f = fopen(opt.credential, "r");
+    if (!f) {
+        fprintf(stderr, "iotguard-dev: error: cannot read %s: %s\n", opt.credential, strerror(errno));
+        exit(3);
+    }
+    size_t n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = 0;
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+        line[--n] = 0;
+    }
+    int l = iog_b64_decode(line, out, IOG_CRED_MAX);
+    if (l <= 0) {
+        fprintf(stderr, "iotguard-dev: error: %s is not a credential (base64, at most %d bytes)\n",
+                opt.credential, IOG_CRED_MAX);
+        exit(2);
+    }
+    return (size_t)l;
+}
+
 static int peer_id(iog_id_t *p)
 {
     need(opt.peer, "peer");
@@ -408,6 +461,9 @@ int main(int argc, char **argv)
     if (!strcmp(c, "keygen")) {
         return cmd_keygen();
     }
+    if (!strcmp(c, "pubkey")) {
+        return cmd_pubkey();
+    }
     if (!strcmp(c, "relay")) {
         return cmd_relay();
     }
@@ -416,6 +472,11 @@ int main(int argc, char **argv)
             need(NULL, "position");
         }
         open_device(NULL);
+        static uint8_t cred[IOG_CRED_MAX];
+        if (opt.credential) {
+            dev.cred_len = read_credential(cred);
+            dev.cred = cred;
+        }
         int64_t lat = (int64_t)(opt.lat * 1e6 + (opt.lat < 0 ? -0.5 : 0.5));
         int64_t lon = (int64_t)(opt.lon * 1e6 + (opt.lon < 0 ? -0.5 : 0.5));
         uint8_t pin[32];

@@ -67,6 +67,8 @@
 #define IOG_ID_MAX 64
 /** Longest echo value in bytes (PROTOCOL.md §1). */
 #define IOG_ECHO_MAX 40
+/** Longest fleet credential a join carries, in bytes (PROTOCOL.md §3.5). */
+#define IOG_CRED_MAX 256
 /** Size of the replay window in sequence numbers (PROTOCOL.md §4.2, §5.2). */
 #define IOG_REPLAY_WINDOW 64
 /** Highest sequence number a sender may use: 2^40 - 1 (PROTOCOL.md §4.1). */

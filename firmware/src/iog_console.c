@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "iog_b64.h"
 #include "iog_console.h"
 
 /* ---- output: one line at a time, built in b->out ---- */
@@ -842,49 +843,14 @@ static int hex_decode(const char *s, uint8_t *out, size_t n)
     return 0;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/* Base64 of @p n bytes, three at a time: no buffer of the whole. */
 static void o_b64(iog_board_t *b, const uint8_t *p, size_t n)
 {
+    char t[5];
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        char t[4] = { b64[v >> 18], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
-                      i + 2 < n ? b64[v & 63] : '=' };
+        iog_b64_encode(p + i, n - i < 3 ? n - i : 3, t, sizeof(t));
         o_n(b, t, 4);
     }
-}
-
-/* Strict base64 (RFC 4648 §4, padded). @return the byte count or -EINVAL. */
-static int b64_decode(const char *s, uint8_t *out, size_t cap)
-{
-    size_t n = strlen(s), o = 0;
-    if (n == 0 || n % 4) {
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < n; i += 4) {
-        uint32_t v = 0;
-        int pad = 0;
-        for (int j = 0; j < 4; j++) {
-            const char *q = s[i + j] ? strchr(b64, s[i + j]) : NULL;
-            if (s[i + j] == '=' && i + 4 == n && j >= 2) {
-                pad++;
-                v <<= 6;
-                continue;
-            }
-            if (!q || pad) {
-                return -EINVAL;
-            }
-            v = v << 6 | (uint32_t)(q - b64);
-        }
-        for (int j = 0; j < 3 - pad; j++) {
-            if (o >= cap) {
-                return -EMSGSIZE;
-            }
-            out[o++] = (uint8_t)(v >> (16 - 8 * j));
-        }
-    }
-    return (int)o;
 }
 
 /* ---- commands ---- */
@@ -1049,7 +1015,7 @@ static int cmd_show(iog_board_t *b, char *args)
     o_start(b, "show credential ");
     if (s->cred_len) {
         o_b64(b, s->cred, s->cred_len);
-        o_s(b, " (stored, not sent: the join does not carry it yet)");
+        o_s(b, " (sent in every join)");
     }
     else {
         o_s(b, "none");
@@ -1101,18 +1067,11 @@ static int cmd_show(iog_board_t *b, char *args)
     return 0;
 }
 
-/* SubjectPublicKeyInfo of a P-256 key (RFC 5480), the DER before the point. */
-static const uint8_t spki_p256[26] = {
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
-    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-};
-
 static int cmd_pubkey(iog_board_t *b, char *args)
 {
     (void)args;
-    uint8_t der[sizeof(spki_p256) + IOG_P256_PUB_LEN];
-    memcpy(der, spki_p256, sizeof(spki_p256));
-    memcpy(der + sizeof(spki_p256), b->dev.me.pub, IOG_P256_PUB_LEN);
+    uint8_t der[IOG_P256_SPKI_LEN];
+    iog_p256_spki(b->dev.me.pub, der);
     o_start(b, "pubkey ");
     o_b64(b, der, sizeof(der));
     o_end(b);
@@ -1130,7 +1089,7 @@ static int cmd_credential(iog_board_t *b, char *args)
     if (!strcmp(x, "none")) {
         n = 0;
     }
-    else if ((n = b64_decode(x, buf, sizeof(buf))) < 0) {
+    else if ((n = iog_b64_decode(x, buf, sizeof(buf))) < 0) {
         return bad(b, n == -EMSGSIZE ? "credential: at most 256 bytes" : "credential: not base64");
     }
     iog_settings_t old = b->set;
@@ -1142,8 +1101,7 @@ static int cmd_credential(iog_board_t *b, char *args)
         return fail(b, "credential not stored", e);
     }
     apply_settings(b);
-    say(b, "ok", n ? "credential stored (the join does not carry it until PROTOCOL.md defines it)"
-                   : "credential removed");
+    say(b, "ok", n ? "credential stored (every join carries it)" : "credential removed");
     return 0;
 }
 

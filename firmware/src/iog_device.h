@@ -109,7 +109,7 @@ struct iog_device {
     iog_warning_fn on_warning;    /**< /talk refusal sink, or NULL */
     iog_verified_fn on_verified;  /**< /talk verdict sink, or NULL */
     void *cb_ctx;                 /**< context of the three above */
-    const uint8_t *cred;          /**< fleet credential for the join, or NULL (not sent yet: see iog_join_req_t) */
+    const uint8_t *cred;          /**< fleet credential every join carries, or NULL (PROTOCOL.md §3.5) */
     size_t cred_len;              /**< its length */
     uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
     struct {

@@ -229,25 +229,65 @@ static void sig_structure_hash(const char *aad, const uint8_t *payload, size_t p
  *      <bstr payload>
  *      58 40 <r || s>       signature
  */
-int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, size_t kid_len,
-                     const char *aad, const uint8_t *payload, size_t payload_len, uint8_t *out,
-                     size_t cap)
+/*
+ * The most bytes the fields before the payload's bytes take, for a kid of
+ * kid_len (at most 64) bytes: array 1, protected 4, map 1, label 1, kid head
+ * 2, kid, payload head 3 (payloads stay below 64 KiB).
+ */
+#define SIGN1_HEAD_MAX(kid_len) (12 + (kid_len))
+
+/*
+ * Signs the payload_len-byte payload that lies at out + SIGN1_HEAD_MAX(kid_len)
+ * and makes the COSE_Sign1 around it in place: the header is written before
+ * it, the payload moved down behind the header (it may only move down), the
+ * signature appended. No second buffer of the payload's size: a join with a
+ * credential is ~550 bytes, too much for the ESP8266's stack.
+ */
+static int sign1_in_place(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, size_t kid_len,
+                          const char *aad, size_t payload_len, uint8_t *out, size_t cap)
 {
-    uint8_t hash[IOG_HASH_LEN], sig[IOG_SIG_LEN];
-    sig_structure_hash(aad, payload, payload_len, hash);
+    uint8_t hash[IOG_HASH_LEN], sig[IOG_SIG_LEN], head[SIGN1_HEAD_MAX(IOG_ID_MAX)];
+    size_t off = SIGN1_HEAD_MAX(kid_len);
+    if (kid_len > IOG_ID_MAX || off + payload_len > cap) {
+        return -ENOBUFS;
+    }
+    sig_structure_hash(aad, out + off, payload_len, hash);
     if (iog_es256_sign(priv, hash, sig)) {
         return -EINVAL;
     }
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_enc_init(&e, head, sizeof(head));
     iog_cbor_put_array(&e, 4);
     iog_cbor_put_bstr(&e, prot_es256, sizeof(prot_es256));
     iog_cbor_put_map(&e, 1);
     iog_cbor_put_int(&e, 4);
     iog_cbor_put_bstr(&e, kid, kid_len);
-    iog_cbor_put_bstr(&e, payload, payload_len);
+    iog_cbor_put_bstr_head(&e, payload_len);
+    int h = iog_cbor_enc_finish(&e);
+    if (h < 0) {
+        return h;
+    }
+    memmove(out + h, out + off, payload_len);
+    memcpy(out, head, (size_t)h);
+    iog_cbor_enc_init(&e, out + h + payload_len, cap - (size_t)h - payload_len);
     iog_cbor_put_bstr(&e, sig, sizeof(sig));
-    return iog_cbor_enc_finish(&e);
+    int sl = iog_cbor_enc_finish(&e);
+    if (sl < 0) {
+        return sl;
+    }
+    return h + (int)payload_len + sl;
+}
+
+int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, size_t kid_len,
+                     const char *aad, const uint8_t *payload, size_t payload_len, uint8_t *out,
+                     size_t cap)
+{
+    size_t off = SIGN1_HEAD_MAX(kid_len);
+    if (kid_len > IOG_ID_MAX || off + payload_len > cap) {
+        return -ENOBUFS;
+    }
+    memmove(out + off, payload, payload_len);
+    return sign1_in_place(priv, kid, kid_len, aad, payload_len, out, cap);
 }
 
 int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
@@ -345,22 +385,39 @@ int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], 
  *      06 50 <N_d:16>
  *     [07 <bstr echo>]
  */
+/* SubjectPublicKeyInfo of a P-256 key (RFC 5480): the DER before the point. */
+static const uint8_t spki_p256[26] = {
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+};
+
+void iog_p256_spki(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t der[IOG_P256_SPKI_LEN])
+{
+    memcpy(der, spki_p256, sizeof(spki_p256));
+    memcpy(der + sizeof(spki_p256), pub, IOG_P256_PUB_LEN);
+}
+
 int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
 {
-    uint8_t payload[256];
     uint8_t key[80];
+    size_t off = SIGN1_HEAD_MAX(jr->me->id.len);
     if ((jr->echo && (jr->echo_len == 0 || jr->echo_len > IOG_ECHO_MAX)) ||
+        (jr->cred && (jr->cred_len == 0 || jr->cred_len > IOG_CRED_MAX)) ||
         jr->lat < -90000000 || jr->lat > 90000000 || jr->lon < -180000000 ||
         jr->lon > 180000000) {
         return -EINVAL;
+    }
+    if (off + IOG_SIG_LEN + 2 > cap) {
+        return -ENOBUFS;
     }
     int kl = iog_cose_key_encode(jr->me->pub, key, sizeof(key));
     if (kl < 0) {
         return kl;
     }
+    /* the payload is encoded where sign1_in_place() expects it */
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, payload, sizeof(payload));
-    iog_cbor_put_map(&e, jr->echo ? 7 : 6);
+    iog_cbor_enc_init(&e, out + off, cap - off - (IOG_SIG_LEN + 2));
+    iog_cbor_put_map(&e, 6 + (jr->echo ? 1 : 0) + (jr->cred ? 1 : 0));
     iog_cbor_put_uint(&e, 1);
     put_id(&e, jr->cluster);
     iog_cbor_put_uint(&e, 2);
@@ -377,12 +434,16 @@ int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
         iog_cbor_put_uint(&e, 7);
         iog_cbor_put_bstr(&e, jr->echo, jr->echo_len);
     }
+    if (jr->cred) {
+        iog_cbor_put_uint(&e, 8);
+        iog_cbor_put_bstr(&e, jr->cred, jr->cred_len);
+    }
     int pl = iog_cbor_enc_finish(&e);
     if (pl < 0) {
         return pl;
     }
-    return iog_sign1_encode(jr->me->priv, (const uint8_t *)jr->me->id.s, jr->me->id.len,
-                            IOG_AAD_JOIN_REQ, payload, (size_t)pl, out, cap);
+    return sign1_in_place(jr->me->priv, (const uint8_t *)jr->me->id.s, jr->me->id.len,
+                          IOG_AAD_JOIN_REQ, (size_t)pl, out, cap);
 }
 
 #define FLD(T, m, kind) { offsetof(T, m), kind, sizeof(((T *)0)->m) }
@@ -954,7 +1015,7 @@ int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *
     for (size_t i = 0; i < n; i++) {
         int64_t k;
         int r = 0;
-        if (iog_cbor_map_key(&d, 7, &k, &seen)) {
+        if (iog_cbor_map_key(&d, 8, &k, &seen)) {
             return -EBADMSG;
         }
         switch (k) {
@@ -967,6 +1028,12 @@ int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *
         case 7:
             r = iog_cbor_get_bstr(&d, &j->echo, &j->echo_len);
             if (!r && (j->echo_len == 0 || j->echo_len > IOG_ECHO_MAX)) {
+                r = -EBADMSG;
+            }
+            break;
+        case 8:
+            r = iog_cbor_get_bstr(&d, &j->cred, &j->cred_len);
+            if (!r && (j->cred_len == 0 || j->cred_len > IOG_CRED_MAX)) {
                 r = -EBADMSG;
             }
             break;

@@ -191,6 +191,15 @@ int iog_sign1_decode(const uint8_t *buf, size_t len, iog_sign1_t *s, const iog_f
 /** Verifies @p s under @p pub with external AAD @p aad. @return 0 or -EACCES. */
 int iog_sign1_verify(const iog_sign1_t *s, const uint8_t pub[IOG_P256_PUB_LEN], const char *aad);
 
+/** Length of a P-256 SubjectPublicKeyInfo in DER (RFC 5480). */
+#define IOG_P256_SPKI_LEN (26 + IOG_P256_PUB_LEN)
+
+/**
+ * @brief Writes @p pub as a SubjectPublicKeyInfo (DER, RFC 5480): the body
+ *        of the PEM public key an operator enrolls or issues a credential for.
+ */
+void iog_p256_spki(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t der[IOG_P256_SPKI_LEN]);
+
 /* ---- join (PROTOCOL.md §3) ---- */
 
 /** Inputs of a join request. */
@@ -202,16 +211,18 @@ typedef struct {
     const uint8_t *echo;          /**< echo from the CH's 4.01, or NULL */
     size_t echo_len;              /**< its length (1..40) */
     /**
-     * A fleet credential (enrollment), or NULL. IMPORTANT: carried here
-     * but not encoded: PROTOCOL.md does not define its join-req key yet, and
-     * a CH refuses unknown keys. iog_join_req_encode() adds it once it does.
+     * A fleet credential (PROTOCOL.md §3.5), or NULL: sent opaque as
+     * join-req key 8. The device never parses it; a CH whose admission is
+     * enrolled checks it.
      */
     const uint8_t *cred;
-    size_t cred_len;              /**< its length */
+    size_t cred_len;              /**< its length (1..IOG_CRED_MAX) */
 } iog_join_req_t;
 
 /**
- * @brief Builds the signed join request (COSE_Sign1, Content-Format 18).
+ * @brief Builds the signed join request (COSE_Sign1, Content-Format 18),
+ *        with the credential as key 8 when @p jr carries one. The payload is
+ *        encoded in @p out itself (no stack buffer of its size).
  * @return the length, -EINVAL for a bad field, -ENOBUFS.
  */
 int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap);
@@ -388,6 +399,8 @@ typedef struct {
     uint8_t nd[IOG_NONCE_LEN];     /**< key 6 */
     const uint8_t *echo;           /**< key 7 or NULL */
     size_t echo_len;               /**< its length */
+    const uint8_t *cred;           /**< key 8 (a fleet credential, opaque) or NULL */
+    size_t cred_len;               /**< its length (1..IOG_CRED_MAX) */
 } iog_join_payload_t;
 
 /** Decodes a join-req payload with the checks of PROTOCOL.md §3.2. @return 0 or -EBADMSG. */

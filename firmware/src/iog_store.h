@@ -53,11 +53,6 @@ enum {
 /** Largest framed record. */
 #define IOG_STORE_FRAME_MAX 512
 
-/** Longest fleet credential kept (bytes, decoded). */
-#ifndef IOG_CRED_MAX
-#define IOG_CRED_MAX 256
-#endif
-
 /**
  * @brief Where records live. Both hooks return a negative errno on failure.
  */
@@ -92,7 +87,7 @@ typedef struct {
     char ssid[33];                 /**< Wi-Fi network, 1-32 bytes */
     char pass[64];                 /**< Wi-Fi passphrase, empty or 8-63 bytes */
     uint16_t cred_len;             /**< fleet credential length, 0: none */
-    uint8_t cred[IOG_CRED_MAX];    /**< fleet credential (stored, not sent yet) */
+    uint8_t cred[IOG_CRED_MAX];    /**< fleet credential, sent in every join (IOG_CRED_MAX: iog_config.h) */
 } iog_settings_t;
 
 /** Board modes. */

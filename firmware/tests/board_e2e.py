@@ -273,8 +273,11 @@ def serve(a, root, procs, name, port, extra=()):
     return p, metrics
 
 
-def configure(b, ch_port, bid, port, pos="48.8570,2.3530", more=()):
-    """First boot of a board: its key, then the settings a person types."""
+def configure(b, ch_port, bid, port, pos="48.8570,2.3530", more=(), admit=None):
+    """First boot of a board: its key, then the settings a person types, then
+    what admits it (PROTOCOL.md §3.5): admit(bid, pem_path) gets the board's
+    public key, as its console prints it, and returns more lines to type (a
+    'credential' line) after it enrolled or issued what it needs."""
     b.start()
     check(f"{b.name}: first boot makes its device key", b.expect(r"^ok new device key made and stored"),
           b.tail())
@@ -289,8 +292,48 @@ def configure(b, ch_port, bid, port, pos="48.8570,2.3530", more=()):
             bad(f"{b.name}: {line}", b.tail())
             return False
     ok(f"{b.name}: settings typed on the console")
+    if admit:
+        m = b.run("pubkey", r"^pubkey (\S+)$")
+        if not m:
+            bad(f"{b.name}: pubkey", b.tail())
+            return False
+        pem = os.path.join(b.dir, bid + ".pub")
+        with open(pem, "w") as f:
+            body = m.group(1)
+            f.write("-----BEGIN PUBLIC KEY-----\n" + "\n".join(body[i:i + 64] for i in range(0, len(body), 64)) +
+                    "\n-----END PUBLIC KEY-----\n")
+        for line in admit(bid, pem):
+            if not b.run(line, r"^(ok|error)") or b.lines[b.pos - 1].startswith("error"):
+                bad(f"{b.name}: {line[:40]}", b.tail())
+                return False
     b.stop()  # they take effect at the next boot
     return True
+
+
+def admission(a, root):
+    """The operator's two ways in (PROTOCOL.md §3.5): a fleet key whose
+    public key the CH is given, and enrollment of a board's public key.
+    Returns the CH's --fleet-key flag, an admit function enrolling on the CH
+    whose data directory is named, and one giving a fleet credential."""
+    rc, out = go(a, root, "fleet", "keygen", "--out", "fleet.pem")
+    check("operator: fleet key made", rc == 0, out)
+    with open(os.path.join(root, "fleet.pub"), "w") as f:
+        f.write(out[out.index("-----BEGIN PUBLIC KEY-----"):])
+
+    def enroll(data):
+        def admit(bid, pem):
+            rc, out = go(a, root, "enroll", "add", "--data", os.path.join(root, data), "--id", bid, "--key", pem)
+            check(f"operator: {bid} enrolled by its public key", rc == 0, out)
+            return []
+        return admit
+
+    def credential(bid, pem):
+        cred = os.path.join(root, bid + ".cred")
+        rc, out = go(a, root, "fleet", "issue", "--fleet", "fleet.pem", "--key", pem, "--id", bid, "--out", cred)
+        check(f"operator: fleet credential issued for {bid}", rc == 0, out)
+        with open(cred) as f:
+            return ["credential " + f.read().strip()]
+    return ["--fleet-key", os.path.join(root, "fleet.pub")], enroll, credential
 
 
 JOIN = "iotguard_coap_requests_total{code=\"2.01\",resource=\"/join\",transport=\"udp\"}"
@@ -298,13 +341,16 @@ JOIN = "iotguard_coap_requests_total{code=\"2.01\",resource=\"/join\",transport=
 
 def scenario(a, root, procs, boards):
     ch_port = free_port()
-    ch, metrics = serve(a, root, procs, "ch", ch_port)
+    fleet_flag, enroll, credential = admission(a, root)
+    ch, metrics = serve(a, root, procs, "ch", ch_port, fleet_flag)
     pa, pb, pc, pg = free_port(), free_port(), free_port(), free_port()
 
+    # board-a is enrolled by its public key, board-b carries a fleet credential
     A = Board("board-a", [], a.kind, a.board, root)
     B = Board("board-b", [], a.kind, a.board, root)
     boards += [A, B]
-    if not configure(A, ch_port, "board-a", pa) or not configure(B, ch_port, "board-b", pb):
+    if not configure(A, ch_port, "board-a", pa, admit=enroll("ch")) or \
+            not configure(B, ch_port, "board-b", pb, admit=credential):
         return
 
     # the settings take effect at the next boot: it joins once
@@ -322,7 +368,10 @@ def scenario(a, root, procs, boards):
     check("console: a malformed line changes nothing", A.run("show", r"^show port (\d+)$") and
           A.lines[A.pos - 1] == f"show port {pa}", A.tail())
     B.start()
-    check("board-b: boots, joins", B.expect(r"^joined cluster=lab-1 id=board-b block=\d+", 30), B.tail())
+    check("board-b: boots, joins with its fleet credential", B.expect(r"^joined cluster=lab-1 id=board-b block=\d+", 30),
+          B.tail())
+    check("board-b: its credential goes in every join", B.run("show", r"^show credential \S+ \(sent in every join\)$"),
+          B.tail())
     check("verify: board-a verifies board-b", A.run("verify board-b", r"^verified board-b block=\d+"), A.tail())
     check("verify: an unknown ID is a warning", A.run("verify ghost", r"^warning ghost unknown"), A.tail())
 
@@ -339,6 +388,7 @@ def scenario(a, root, procs, boards):
 
     # a Go device both ways, and an impostor
     go(a, root, "device", "keygen", "--id", "go-one", "--out", "go.json")
+    go(a, root, "fleet", "issue", "--fleet", "fleet.pem", "--key", "go.json")
     rc, out = go(a, root, "device", "join", "--server", f"coap://127.0.0.1:{ch_port}", "--key", "go.json",
                  "--position", "48.8566,2.3522")
     check("Go device joins", rc == 0, out)
@@ -387,7 +437,7 @@ def scenario(a, root, procs, boards):
     check("no join for the reboots", metric(metrics, JOIN) == joins)
 
     if a.kind == "host":
-        host_only(a, root, A, B, pa, pb, ch_port, metrics, procs)
+        host_only(a, root, A, B, pa, pb, ch_port, metrics, procs, fleet_flag, credential)
 
     # board-b behind the lossy relay: its /verify and /session on board-a's talk
     relay_port = free_port()
@@ -414,7 +464,7 @@ def scenario(a, root, procs, boards):
     check(f"lossy: the relay dropped datagrams ({m.group(0) if m else rl.strip()})", m and int(m.group(1)) > 0, rl)
     B.run(f"set server 127.0.0.1:{ch_port}", r"^ok")
 
-    sleepy(a, root, boards, ch_port, pa, pc, A)
+    sleepy(a, root, boards, ch_port, pa, pc, A, credential)
 
     # leave: then a warning for it
     check("board-b leaves", B.run("leave", r"^left block=\d+"), B.tail())
@@ -442,12 +492,12 @@ def scenario(a, root, procs, boards):
     check("ledger verify after the run", rc == 0, out)
 
 
-def sleepy(a, root, boards, ch_port, pa, pc, A):
+def sleepy(a, root, boards, ch_port, pa, pc, A, admit):
     """A sleepy sensor: wake, one sealed message to board-a, deep sleep; three times."""
     C = Board("sleepy-c", [], a.kind, a.board, root)
     boards.append(C)
     if not configure(C, ch_port, "sleepy-c", pc, more=[f"set peer board-a 127.0.0.1:{pa}", "set sleep 1",
-                                                         "set mode sleepy"]):
+                                                         "set mode sleepy"], admit=admit):
         return
     wakes = []
     for i in range(3):
@@ -471,7 +521,7 @@ def sleepy(a, root, boards, ch_port, pa, pc, A):
         print("sleepy wake %d: %s" % (i + 1, json.dumps(dict(zip(names, w)))), flush=True)
 
 
-def host_only(a, root, A, B, pa, pb, ch_port, metrics, procs):
+def host_only(a, root, A, B, pa, pb, ch_port, metrics, procs, fleet_flag, credential):
     """Checks the emulator cannot make quickly: 1,000 requests and messages, a corrupt record, expiry."""
     w0 = int(A.run("show", r"^show stats flash_writes=(\d+)").group(1))
     n = 0
@@ -511,9 +561,9 @@ def host_only(a, root, A, B, pa, pb, ch_port, metrics, procs):
     # membership expiry at a cluster head with a 3 s membership: the CH says
     # "not a member" and the board rejoins; after a reboot its own clock knows
     port2 = free_port()
-    ch2, _ = serve(a, root, procs, "ch-short", port2, ["--member-ttl", "3s"])
+    ch2, _ = serve(a, root, procs, "ch-short", port2, ["--member-ttl", "3s", *fleet_flag])
     D = Board("board-d", [], a.kind, a.board, root)
-    if configure(D, port2, "board-d", free_port()):
+    if configure(D, port2, "board-d", free_port(), admit=credential):
         D.start()
         D.expect(r"^joined", 20)
         time.sleep(4)

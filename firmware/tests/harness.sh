@@ -45,8 +45,8 @@ free_port() {
 }
 
 # start_ch PORT DATA LOG [FLAGS...]: a cluster head of lab-1 on 127.0.0.1:PORT
-# in the background (its pid in CH_PID); returns once it answers GET /cluster,
-# non-zero if it never does.
+# in the background (its pid in CH_PID); returns once it answers GET /cluster
+# and its control socket is there, non-zero if that never happens.
 start_ch() {
     port=$1; data=$2; log=$3; shift 3
     "$GO_CLI" serve --listen "127.0.0.1:$port" --data "$data" --cluster-id lab-1 \
@@ -54,7 +54,8 @@ start_ch() {
     CH_PID=$!
     PIDS="$PIDS $CH_PID"
     i=0
-    until timeout 2 coap-client-notls -B 1 -m get "coap://127.0.0.1:$port/cluster" -A 0 >/dev/null 2>&1; do
+    until timeout 2 coap-client-notls -B 1 -m get "coap://127.0.0.1:$port/cluster" -A 0 >/dev/null 2>&1 &&
+        [ -S "$data/admin.sock" ]; do
         i=$((i + 1))
         [ $i -ge 50 ] && return 1
         sleep 0.1
@@ -64,11 +65,21 @@ start_ch() {
 CHPORT=$(free_port)
 METRICS=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 S="coap://127.0.0.1:$CHPORT"
-if ! start_ch "$CHPORT" "$T/ch" "$T/ch.log" --metrics "$METRICS"; then
+# Admission (PROTOCOL.md §3.5): the CH admits enrolled devices only (the
+# default), and devices with a credential of the fleet key it is given.
+"$GO_CLI" fleet keygen --out "$T/fleet.pem" >"$T/fleet.pub" 2>/dev/null
+if ! start_ch "$CHPORT" "$T/ch" "$T/ch.log" --metrics "$METRICS" --fleet-key "$T/fleet.pub"; then
     echo "FAIL harness: cluster head did not start"; cat "$T/ch.log"; echo "0 passed, 1 failed"; exit 1
 fi
 CHPID=$CH_PID
 echo "cluster head on $S (data $T/ch)"
+# issue KEY ID: a fleet credential for the C device key file KEY (ID), in
+# KEY's name with .cred for .key: for devices whose tests are not about
+# admission
+issue() {
+    "$DEV" pubkey --key "$1" >"${1%.key}.pub" &&
+        "$GO_CLI" fleet issue --fleet "$T/fleet.pem" --key "${1%.key}.pub" --id "$2" --out "${1%.key}.cred" >/dev/null
+}
 
 run() { # run NAME EXPECTED_RC OUTFILE cmd...
     name=$1; want=$2; out=$3; shift 3
@@ -116,10 +127,29 @@ scrape m0.out
 "$DEV" keygen --id c-two --out b.key >/dev/null
 "$DEV" keygen --id c-impostor --out i.key >/dev/null
 
-run "C device c-one joins" 0 j1.out "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
+# The operator enrolls c-one by its public key (through the running CH's
+# control socket); c-two gets a fleet credential for its public key, as at
+# flashing time. c-impostor gets neither.
+"$DEV" pubkey --key a.key >a.pub
+run "operator enrolls c-one's public key" 0 e1.out "$GO_CLI" enroll add --data "$T/ch" --id c-one --key a.pub
+"$DEV" pubkey --key b.key >b.pub
+run "fleet credential issued for c-two" 0 c2.out "$GO_CLI" fleet issue --fleet "$T/fleet.pem" --key b.pub --id c-two --out b.cred
+
+run "C device c-one joins (enrolled)" 0 j1.out env IOG_UDP_TRACE=1 "$DEV" join --server "$S" --key a.key --position 48.8570,2.3530
 has "join answered with a block" j1.out "joined cluster lab-1 as c-one: block"
 has "c-one's join proven in the CH's log" j1.out "log: block [0-9]* proven in the CH's log of [0-9]* blocks$"
-run "C device c-two joins" 0 j2.out "$DEV" join --server "$S" --key b.key --position 48.8560,2.3510
+run "C device c-two joins (fleet credential)" 0 j2.out \
+    env IOG_UDP_TRACE=1 "$DEV" join --server "$S" --key b.key --position 48.8560,2.3510 --credential b.cred
+# The size the credential adds to a join datagram (the POST /join, code 0.02;
+# both IDs have 5 bytes).
+J1=$(grep -m1 'tx type=0 code=0.02' j1.out | sed 's/.* len=//')
+J2=$(grep -m1 'tx type=0 code=0.02' j2.out | sed 's/.* len=//')
+CL=$(($(tr -d '\n' <b.cred | wc -c) * 3 / 4 - $(grep -o '=' b.cred | wc -l)))
+if [ -n "$J1" ] && [ -n "$J2" ] && [ "$J2" -gt "$((J1 + CL))" ]; then
+    ok "join datagram: $J1 bytes; with a $CL-byte credential $J2 (+$((J2 - J1)))"
+else
+    bad "join datagram sizes ($J1, $J2, credential $CL)" j2.out
+fi
 # Each GET /cluster met the CH's address verification once (4.01 + Echo,
 # PROTOCOL.md §6) and was sent again with the Echo; both devices signed over
 # an echo of that exchange (§3.1): two joins created, none challenged with
@@ -134,6 +164,12 @@ done
 if grep -q 'code="4.01",resource="/join",transport="udp"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
+run "impostor inside the radius refused (neither enrolled nor credentialed)" 1 jimp.out \
+    "$DEV" join --server "$S" --key i.key --position 48.8570,2.3530
+has "not enrolled diagnostic" jimp.out "4.03 not enrolled"
+run "impostor with c-two's credential refused" 1 jimp2.out \
+    "$DEV" join --server "$S" --key i.key --position 48.8570,2.3530 --credential b.cred
+has "credential for another id diagnostic" jimp2.out "4.01 credential for another id"
 run "c-two verifies c-one" 0 v1.out "$DEV" verify --server "$S" --key b.key --peer c-one
 has "c-one is a member" v1.out "c-one is a member"
 run "c-two verifies an unknown ID" 1 v2.out "$DEV" verify --server "$S" --key b.key --peer c-impostor
@@ -207,6 +243,7 @@ unchanged "the replayed hellos wrote nothing" h1.out
 # Go devices and C devices talk to each other
 GO_OK=1
 "$GO_CLI" device keygen --id go-one --out g.json >/dev/null 2>&1 || GO_OK=0
+"$GO_CLI" fleet issue --fleet "$T/fleet.pem" --key g.json >/dev/null 2>&1 || GO_OK=0
 if [ $GO_OK = 1 ]; then
     run "Go device go-one joins" 0 gj.out "$GO_CLI" device join --server "$S" --key g.json --position 48.8566,2.3522
     run "Go device -> C device (c-two listening)" 0 gt.out \
@@ -237,10 +274,12 @@ kill $LPID 2>/dev/null
 # (its /verify and /session at the CH, and its answers).
 "$DEV" keygen --id lossy-one --out la.key >/dev/null
 "$DEV" keygen --id lossy-two --out lb.key >/dev/null
+issue la.key lossy-one
+issue lb.key lossy-two
 LOSS="--loss 20 --ack-timeout 300"
 FAST="--ack-timeout 300"
-run "lossy-one joins at 20 % loss" 0 lj1.out "$DEV" join --server "$S" --key la.key --position 48.8566,2.3522 $LOSS --seed 1
-run "lossy-two joins at 20 % loss" 0 lj2.out "$DEV" join --server "$S" --key lb.key --position 48.8566,2.3522 $LOSS --seed 2
+run "lossy-one joins at 20 % loss" 0 lj1.out "$DEV" join --server "$S" --key la.key --position 48.8566,2.3522 $LOSS --seed 1 --credential la.cred
+run "lossy-two joins at 20 % loss" 0 lj2.out "$DEV" join --server "$S" --key lb.key --position 48.8566,2.3522 $LOSS --seed 2 --credential lb.cred
 for mode in A B; do
     if [ $mode = A ]; then LL="$FAST"; LS="$LOSS --seed 4"; else LL="$LOSS --seed 5"; LS="$FAST"; fi
     LPORT2=$(free_port)
@@ -268,15 +307,16 @@ done
 # c-retry's first join into one (the CH did record that join). The device
 # sends the very same signed join again after Max-Age, and the CH answers it
 # from the ledger (2.04, the recorded join): one join of c-retry on the
-# ledger (checked at the end).
+# ledger (checked at the end). c-retry joins with a fleet credential.
 "$DEV" keygen --id c-retry --out r.key >/dev/null
+issue r.key c-retry
 RPORT=$(free_port)
 "$DEV" relay --listen "127.0.0.1:$RPORT" --to "127.0.0.1:$CHPORT" --undecided 1 --timeout 100 >relay.out 2>&1 &
 RLPID=$!
 PIDS="$PIDS $RLPID"
 sleep 0.3
 run "c-retry joins through an undecided answer" 0 jr.out \
-    "$DEV" join --server "coap://127.0.0.1:$RPORT" --key r.key --position 48.8566,2.3522
+    "$DEV" join --server "coap://127.0.0.1:$RPORT" --key r.key --position 48.8566,2.3522 --credential r.cred
 has "c-retry joined" jr.out "joined cluster lab-1 as c-retry"
 kill $RLPID 2>/dev/null
 wait $RLPID 2>/dev/null
@@ -293,9 +333,10 @@ run "iotguard rotate-key on the running CH" 0 rot.out "$GO_CLI" rotate-key --dat
 NEW=$(sed -n 's/^rotated CH key: [0-9a-f]* -> \([0-9a-f]*\) in block.*/\1/p' rot.out)
 if [ -n "$OLD" ] && [ -n "$NEW" ] && [ "$OLD" != "$NEW" ]; then ok "the CH key changed ($OLD -> $NEW)"; else bad "the CH key changed" rot.out; fi
 "$DEV" keygen --id c-rot --out rot.key >/dev/null
+issue rot.key c-rot
 "$DEV" keygen --id c-unrelated --out x.key >/dev/null
 run "c-rot, pinned to the old key, joins through the rotation" 0 jrot.out \
-    "$DEV" join --server "$S" --key rot.key --position 48.8566,2.3522 --pin "$OLD"
+    "$DEV" join --server "$S" --key rot.key --position 48.8566,2.3522 --pin "$OLD" --credential rot.cred
 has "c-rot's pin followed the rotation" jrot.out "the pin followed a CH key rotation to $NEW"
 has "c-rot's join proven in the log" jrot.out "log: block [0-9]* proven"
 run "a device pinned to an unrelated key refuses the new key" 1 jx.out \
@@ -339,14 +380,16 @@ has "c-two logged it" l4.out "warning: refused c-one: left"
 # retransmitted join signed an echo from before that join: the CH answers
 # 4.01 "stale join" with a fresh Echo, and the device signs it and is in.
 "$DEV" keygen --id c-twice --out w1.key >/dev/null
+issue w1.key c-twice
 cp w1.key w2.key
 IOG_UDP_TRACE=1 timeout 60 "$DEV" join --server "$S" --key w2.key --position 48.8570,2.3530 \
-    --loss 30 --seed 218 --ack-timeout 5000 >stale2.out 2>&1 &
+    --loss 30 --seed 218 --ack-timeout 5000 --credential w1.cred >stale2.out 2>&1 &
 W2PID=$!
 PIDS="$PIDS $W2PID"
 i=0
 until grep -q 'drop-tx' stale2.out || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.1; done
-run "c-twice joins from its first process" 0 stale1.out "$DEV" join --server "$S" --key w1.key --position 48.8570,2.3530
+run "c-twice joins from its first process" 0 stale1.out "$DEV" join --server "$S" --key w1.key --position 48.8570,2.3530 \
+    --credential w1.cred
 wait $W2PID
 if [ $? = 0 ]; then ok "c-twice's second process joins after a stale join"; else bad "c-twice's second process joins after a stale join" stale2.out; fi
 has "... it was answered 4.01 with an Echo" stale2.out "rx type=2 code=4.01"
@@ -359,9 +402,10 @@ run "... and the second process's member key works" 0 stale3.out "$DEV" verify -
 # first join in its key file (pin=) and refuses a CH with another key (same
 # cluster ID) -- as a member and after it left -- sending it no join; the
 # operator's --repin (with the thumbprint from that CH's own log) moves it.
+# The other CH admits any device (--admission open): this is about the key.
 CHBPORT=$(free_port)
 SB="coap://127.0.0.1:$CHBPORT"
-start_ch "$CHBPORT" "$T/chb" "$T/chb.log"
+start_ch "$CHBPORT" "$T/chb" "$T/chb.log" --admission open
 CHBPID=$CH_PID
 has "c-two's key file keeps the CH key" b.key "^pin="
 cp b.key b.key.before
@@ -394,7 +438,7 @@ wait "$CHBPID" 2>/dev/null
 # c-two's re-keyed K_m' still opens (the CH tries it after the old K_m)
 kill "$CHPID" 2>/dev/null
 wait "$CHPID" 2>/dev/null
-start_ch "$CHPORT" "$T/ch" "$T/ch2.log"
+start_ch "$CHPORT" "$T/ch" "$T/ch2.log" --fleet-key "$T/fleet.pub"
 CHPID=$CH_PID
 IOG_UDP_TRACE=1 run "c-two verifies lossy-one after a CH restart" 0 rs.out \
     "$DEV" verify --server "$S" --key b.key --peer lossy-one

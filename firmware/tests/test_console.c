@@ -123,7 +123,7 @@ static void test_settings(void)
     CHECK(saw("show port 5701\n"));
     CHECK(saw("show wifi.ssid my lab (passphrase set)\n"));
     CHECK(saw("show mode sleepy peer=gw-1 10.0.0.9:5700 sleep=300\n"));
-    CHECK(saw("show credential aGVsbG8gZmxlZXQ= (stored, not sent"));
+    CHECK(saw("show credential aGVsbG8gZmxlZXQ= (sent in every join)"));
     CHECK(!saw("correct horse")); /* the passphrase is never printed */
     CHECK_EQ(board.set.cred_len, 11);
     CHECK_EQ(run("set position 90,-180"), 0);

@@ -144,6 +144,47 @@ static void test_join(void)
     jr.lat = 90000001;
     CHECK_EQ(iog_join_req_encode(&jr, out, sizeof(out)), -EINVAL);
 
+    /* a fleet credential (PROTOCOL.md §3.5): key 8, the stored bytes as they are */
+    uint8_t cred[IOG_CRED_MAX + 1], big[IOG_MAX_PAYLOAD]; /* stack: dram0 is for the test data */
+    memset(cred, 0x5a, sizeof(cred));
+    jr = join_inputs(nd, echo);
+    jr.cred = cred;
+    jr.cred_len = 143;
+    n = iog_join_req_encode(&jr, big, sizeof(big));
+    CHECK(n > (int)sizeof(SV_JOIN_REQ) + 143);
+    CHECK_EQ(iog_sign1_parse(big, (size_t)n, &s), 0);
+    CHECK_EQ(iog_sign1_verify(&s, dev.pub, IOG_AAD_JOIN_REQ), 0);
+    CHECK_EQ(s.payload[0], 0xa8);
+    iog_join_payload_t jp;
+    CHECK_EQ(iog_join_payload_decode(s.payload, s.payload_len, &jp), 0);
+    CHECK_EQ(jp.cred_len, 143);
+    CHECK(jp.cred && memcmp(jp.cred, cred, 143) == 0);
+    CHECK_EQ(iog_join_req_encode(&jr, big, (size_t)n - 1), -ENOBUFS);
+    /* the largest join: 64-byte IDs, a 40-byte echo, a 256-byte credential */
+    iog_identity_t longest = dev;
+    iog_id_t longcluster;
+    char id64[65];
+    memset(id64, 'x', 64);
+    id64[64] = 0;
+    CHECK_EQ(iog_id_set(&longest.id, id64, 64), 0);
+    CHECK_EQ(iog_id_set(&longcluster, id64, 64), 0);
+    uint8_t echo40[IOG_ECHO_MAX] = { 0 };
+    jr.me = &longest;
+    jr.cluster = &longcluster;
+    jr.echo = echo40;
+    jr.echo_len = IOG_ECHO_MAX;
+    jr.cred_len = IOG_CRED_MAX;
+    n = iog_join_req_encode(&jr, big, sizeof(big));
+    CHECK(n > 0 && n <= IOG_MAX_PAYLOAD);
+    CHECK_EQ(iog_sign1_parse(big, (size_t)n, &s), 0);
+    CHECK_EQ(iog_sign1_verify(&s, dev.pub, IOG_AAD_JOIN_REQ), 0);
+    CHECK_EQ(iog_join_payload_decode(s.payload, s.payload_len, &jp), 0);
+    CHECK_EQ(jp.cred_len, IOG_CRED_MAX);
+    jr.cred_len = IOG_CRED_MAX + 1;
+    CHECK_EQ(iog_join_req_encode(&jr, big, sizeof(big)), -EINVAL);
+    jr.cred_len = 0;
+    CHECK_EQ(iog_join_req_encode(&jr, big, sizeof(big)), -EINVAL);
+
     /* the CH's answer */
     jr = join_inputs(nd, echo);
     iog_member_t m;

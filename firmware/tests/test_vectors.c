@@ -94,13 +94,19 @@ static void v_thumbprint(void)
     CHECK_MEM(mine, ck, n);
 }
 
-/* The device's join request: same payload and to-be-signed bytes as Go's. */
+/*
+ * The device's join request: same payload and to-be-signed bytes as Go's,
+ * with the fleet credential (key 8) when the vector has one: the device sends
+ * it as it is (join-request-credential.json).
+ */
 static void v_join_request(void)
 {
     static uint8_t want[400], mine[400], payload[300];
+    uint8_t cred[IOG_CRED_MAX]; /* on the stack: the lx106 image keeps dram0 for its data */
     iog_identity_t me;
     iog_id_t cluster;
     uint8_t nd[16], echo[40], kid[70];
+    size_t cl = has("credential") ? hexf("credential", cred, sizeof(cred)) : 0;
     hexf("device_priv", me.priv, 32);
     CHECK_EQ(iog_p256_public(me.priv, me.pub), 0);
     idf("id", &me.id);
@@ -125,12 +131,14 @@ static void v_join_request(void)
     if (expect_ok()) {
         CHECK_EQ(verdict, 0);
         CHECK_MEM(s.kid, kid, kl);
-        /* ours: identical up to the (randomised in Go) signature */
-        iog_join_req_t jr = { &me, &cluster, snumf("lat"), snumf("lon"), nd, echo, el, NULL, 0 };
+        /* ours: identical up to the signature */
+        iog_join_req_t jr = { &me, &cluster, snumf("lat"), snumf("lon"), nd, echo, el, cl ? cred : NULL, cl };
         int n = iog_join_req_encode(&jr, mine, sizeof(mine));
         CHECK_EQ(n, wl);
         CHECK_MEM(mine, want, wl - 64);
         CHECK(s.payload_len == pl && memcmp(s.payload, payload, pl) == 0);
+        CHECK_EQ(jp.cred_len, cl);
+        CHECK(cl == 0 || memcmp(jp.cred, cred, cl) == 0);
         iog_sign1_t ms;
         CHECK_EQ(iog_sign1_parse(mine, (size_t)n, &ms), 0);
         CHECK_EQ(iog_sign1_verify(&ms, me.pub, IOG_AAD_JOIN_REQ), 0);

@@ -11,6 +11,12 @@
 // same payload sizes for verify, session, m2m and mixed; the pure crypto
 // cost (ES256 verify + sign + ECDH) for join.
 //
+// A cluster head the bench starts admits enrolled devices only, as 'serve'
+// does by default, and trusts a fleet key of the run: members join with
+// fleet credentials. The join scenario measures three admissions in the same
+// run, interleaved, each on a cluster head of its own (admission.go): open,
+// enrolled (individual enrollments) and fleet (credentials).
+//
 // Every run is bounded in count and in time, and loads loopback addresses
 // only. One device is one UDP association; go-coap's client allows one
 // request in flight per association, so concurrency is the number of
@@ -20,6 +26,7 @@ package bench
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"fmt"
 	"io"
 	"log/slog"
@@ -76,6 +83,10 @@ type Config struct {
 	Timeout     time.Duration // per op
 	Progress    Progress      // nil: none
 	Log         io.Writer     // setup steps; nil: none
+	// Fleet is a fleet key that a --server trusts: the bench's devices join
+	// it with credentials of this key. Without it a server that admits
+	// enrolled devices only refuses them (ErrAdmission).
+	Fleet *ecdsa.PrivateKey
 }
 
 // DefaultConfig returns the defaults of the CLI.
@@ -90,11 +101,15 @@ func DefaultConfig() Config {
 // the repository read scenario, throughput, p50_ms, p99_ms, baseline,
 // baseline_throughput and ratio.
 type Result struct {
-	Scenario    string  `json:"scenario"`
-	Server      string  `json:"server"`
-	Concurrency int     `json:"concurrency"`
-	Rate        float64 `json:"rate,omitempty"`
-	Seconds     float64 `json:"duration_s"`
+	Scenario  string `json:"scenario"`
+	Server    string `json:"server"`
+	Admission string `json:"admission"` // how the measured devices were admitted: open, enrolled, fleet
+	// Admissions are the join scenario under each admission, measured in
+	// the same run (a cluster head of the bench's own only).
+	Admissions  []AdmissionRun `json:"admissions,omitempty"`
+	Concurrency int            `json:"concurrency"`
+	Rate        float64        `json:"rate,omitempty"`
+	Seconds     float64        `json:"duration_s"`
 
 	Ops        int64            `json:"ops"`
 	Errors     map[string]int64 `json:"errors"`
@@ -257,19 +272,34 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Scenario == ScenarioEcho {
 		return res, runEcho(cfg, res)
 	}
-	t, err := openTarget(cfg)
+	admission := AdmitFleet // members are set up with credentials
+	if cfg.Scenario == ScenarioJoin {
+		admission = AdmitEnrolled // the headline: the default of 'serve'
+	}
+	t, err := openTarget(cfg, admission)
 	if err != nil {
 		return nil, err
 	}
 	defer t.close()
-	res.Server = t.describe()
+	res.Server, res.Admission = t.describe(), t.admission
 	sc, err := setup(ctx, cfg, t)
 	if err != nil {
 		return nil, err
 	}
 	defer sc.close()
+	var others []variant
+	if cfg.Scenario == ScenarioJoin && t.ch != nil {
+		for _, a := range []string{AdmitOpen, AdmitFleet} {
+			v, err := openVariant(ctx, cfg, a)
+			if err != nil {
+				return nil, err
+			}
+			defer v.close()
+			others = append(others, v)
+		}
+	}
 
-	if err := measure(cfg, t, sc, res); err != nil {
+	if err := measure(cfg, t, sc, res, others); err != nil {
 		return nil, err
 	}
 	if cfg.Scenario == ScenarioJoin {
@@ -379,12 +409,39 @@ func serverCPU(cfg Config) (time.Duration, error) {
 // roundLength is the length of one slice of an interleaved run.
 const roundLength = 2 * time.Second
 
-// measure runs the scenario and, with cfg.Baseline, its baseline in
-// alternating slices of about roundLength, so that both see the same
-// machine: on a shared machine the load of others drifts within seconds.
-func measure(cfg Config, t *target, sc *scenario, res *Result) error {
+// variant is the join scenario under another admission, on a cluster head
+// of its own.
+type variant struct {
+	t  *target
+	sc *scenario
+}
+
+func (v variant) close() { v.sc.close(); v.t.close() }
+
+// openVariant starts a cluster head admitting by a and sets the join
+// scenario up on it.
+func openVariant(ctx context.Context, cfg Config, a string) (variant, error) {
+	c := cfg
+	c.DataDir = "" // each its own temporary directory
+	t, err := openTarget(c, a)
+	if err != nil {
+		return variant{}, err
+	}
+	sc, err := setup(ctx, c, t)
+	if err != nil {
+		t.close()
+		return variant{}, err
+	}
+	return variant{t, sc}, nil
+}
+
+// measure runs the scenario and, with cfg.Baseline, its baseline, and the
+// join scenario under the other admissions, in alternating slices of about
+// roundLength, so that all see the same machine: on a shared machine the
+// load of others drifts within seconds.
+func measure(cfg Config, t *target, sc *scenario, res *Result, others []variant) error {
 	rounds := 1
-	if cfg.Baseline {
+	if cfg.Baseline || len(others) > 0 {
 		rounds = max(1, int(cfg.Duration/roundLength))
 	}
 	slice := cfg
@@ -401,7 +458,21 @@ func measure(cfg Config, t *target, sc *scenario, res *Result) error {
 		defer closeBase()
 	}
 	var main, bl outcome
+	byAdmission := map[string]outcome{}
+	otherWorkers := make([][]worker, len(others))
+	for i, v := range others {
+		otherWorkers[i] = v.sc.workers(cfg, cfg.Scenario)
+	}
 	for i := range rounds {
+		for j, v := range others {
+			name := fmt.Sprintf("%s (admission %s) %d/%d", cfg.Scenario, v.t.admission, i+1, rounds)
+			cfg.logf("run: %s, %d devices, %v or %d ops", name, cfg.Concurrency, slice.Duration, slice.Count)
+			o := load{name: name, duration: slice.Duration, count: slice.Count, rate: cfg.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(otherWorkers[j])
+			byAdmission[v.t.admission] = byAdmission[v.t.admission].merge(o)
+			for k, c := range o.errors {
+				res.Errors[v.t.admission+" "+k] += c
+			}
+		}
 		if base != nil {
 			unpaced := slice // the baseline's throughput is what it reaches, not --rate
 			unpaced.Rate = 0
@@ -429,6 +500,10 @@ func measure(cfg Config, t *target, sc *scenario, res *Result) error {
 		main = main.merge(o)
 	}
 	res.fill(main)
+	if len(others) > 0 {
+		byAdmission[t.admission] = main
+		res.Admissions = admissionRuns(byAdmission)
+	}
 	if base != nil {
 		if cfg.Scenario == ScenarioJoin {
 			res.BaselineThroughput = float64(bl.ok) / bl.elapsed.Seconds()
@@ -501,20 +576,26 @@ func baseline(cfg Config, t *target, res *Result) (func(Config) (outcome, error)
 
 // target is the cluster head under load.
 type target struct {
-	addr     string
-	ch       *clusterhead.CH // nil for an external server
-	dir      string          // the started CH's data directory
-	tmp      string          // temporary data directory to remove
-	cluster  string
-	lat, lon int64
-	prefix   string // device IDs of this run start with it
+	addr      string
+	ch        *clusterhead.CH // nil for an external server
+	dir       string          // the started CH's data directory
+	tmp       string          // temporary data directory to remove
+	cluster   string
+	lat, lon  int64
+	prefix    string            // device IDs of this run start with it
+	admission string            // how its devices are admitted: AdmitOpen, AdmitEnrolled, AdmitFleet
+	fleet     *ecdsa.PrivateKey // the fleet key it trusts, whose credentials members carry; nil: none
 }
 
 // benchPosition is where the started CH stands; devices join at it.
 var benchPosition = cluster.Position{Lat: 48_856_600, Lon: 2_352_200}
 
-func openTarget(cfg Config) (*target, error) {
-	t := &target{prefix: runPrefix()}
+// openTarget returns the cluster head to load: cfg.Server, or one started
+// in this process whose joins are admitted as admission says (AdmitOpen,
+// AdmitEnrolled, AdmitFleet). Members always join a started one with fleet
+// credentials; admission decides how the join scenario's devices do.
+func openTarget(cfg Config, admission string) (*target, error) {
+	t := &target{prefix: runPrefix(), admission: admission}
 	if cfg.Server != "" {
 		t.addr = strings.TrimSuffix(strings.TrimPrefix(cfg.Server, "coap://"), "/")
 		info, err := clusterInfo(t.addr, cfg.Timeout)
@@ -522,6 +603,18 @@ func openTarget(cfg Config) (*target, error) {
 			return nil, err
 		}
 		t.cluster, t.lat, t.lon = info.Cluster, info.Lat, info.Lon
+		a, err := serverAdmission(t.addr, cfg.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case a == AdmitOpen:
+			t.admission = AdmitOpen
+		case cfg.Fleet == nil:
+			return nil, fmt.Errorf("%w: %s admits enrolled devices only (%q): give --fleet with a fleet key it trusts (--fleet-key), or serve with --admission open", ErrAdmission, cfg.Server, a)
+		default:
+			t.admission, t.fleet = AdmitFleet, cfg.Fleet
+		}
 		return t, nil
 	}
 	dir := cfg.DataDir
@@ -532,16 +625,26 @@ func openTarget(cfg Config) (*target, error) {
 		}
 		t.tmp = dir
 	}
+	fleet, err := newFleet()
+	if err != nil {
+		t.close()
+		return nil, err
+	}
+	adm := cluster.AdmissionEnrolled
+	if admission == AdmitOpen {
+		adm = cluster.AdmissionOpen
+	}
 	ch, err := clusterhead.Start(clusterhead.Config{
 		Listen: "127.0.0.1:0", DataDir: dir, NoAdmin: true,
-		Cluster: cluster.Config{ID: "bench", Position: benchPosition, Radius: 1000},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Cluster: cluster.Config{ID: "bench", Position: benchPosition, Radius: 1000, Admission: adm,
+			FleetKeys: []*ecdsa.PublicKey{&fleet.PublicKey}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.close()
 		return nil, err
 	}
-	t.ch, t.addr, t.cluster, t.dir = ch, ch.Addr(), "bench", dir
+	t.ch, t.addr, t.cluster, t.dir, t.fleet = ch, ch.Addr(), "bench", dir, fleet
 	t.lat, t.lon = benchPosition.Lat, benchPosition.Lon
 	return t, nil
 }

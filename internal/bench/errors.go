@@ -15,3 +15,7 @@ var ErrNotLoopback = errors.New("bench loads loopback addresses only")
 
 // errCrypto is returned when the crypto bound's own operations fail.
 var errCrypto = errors.New("crypto bound: an operation failed")
+
+// ErrAdmission is returned when the bench's devices cannot be admitted by a
+// --server: it admits enrolled devices only and no fleet key was given.
+var ErrAdmission = errors.New("the server will not admit the bench's devices")

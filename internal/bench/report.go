@@ -22,6 +22,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	row("scenario", "%s", r.Scenario)
 	row("server", "%s", r.Server)
+	row("admission", "%s", admissionText(r.Admission))
 	row("machine", "%s, %d CPUs, GOMAXPROCS %d, %s", r.Machine.CPU, r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.Go)
 	if r.Scenario != ScenarioScale {
 		row("devices", "%d (one UDP association each)", r.Concurrency)
@@ -59,6 +60,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 		row("ratio", "%.2f%s", r.Ratio, goal)
 	}
+	for _, a := range r.Admissions {
+		row("join, admission "+a.Admission, "%.0f ops/s (%.2f× open): p50 %.2f ms, p99 %.2f ms, CPU %.0f µs per op",
+			a.Throughput, a.VsOpen, a.P50, a.P99, a.CPUMicros)
+	}
 	if r.VsSeed > 0 {
 		row("vs seed", "%.0f× the seed's %.1f joins/s", r.VsSeed, SeedJoinsPerSecond)
 	}
@@ -93,4 +98,17 @@ func (r *Result) WriteTable(w io.Writer) error {
 		return writeScale(w, r.Scale)
 	}
 	return nil
+}
+
+// admissionText says what an admission means for the numbers.
+func admissionText(a string) string {
+	switch a {
+	case AdmitOpen:
+		return "open: devices join unenrolled (not the default of 'iotguard serve')"
+	case AdmitEnrolled:
+		return "enrolled: each joining device enrolled individually (the default of 'iotguard serve')"
+	case AdmitFleet:
+		return "enrolled: devices join with fleet credentials (one more ES256 verify per join)"
+	}
+	return a
 }

@@ -1,11 +1,17 @@
 package bench_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
 	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/bench"
 	"github.com/iotguard/iotguard/internal/chtest"
 )
@@ -15,7 +21,7 @@ import (
 // process's CPU, which the run measures too (to within /proc's 10 ms ticks),
 // and a join run relates it to the crypto bound. Bounded: 1 s phases.
 func TestServerCPU(t *testing.T) {
-	ch := chtest.Start(t, "")
+	ch := chtest.Start(t, "", chtest.Open) // the bench's devices join a server it cannot enroll them on
 	for _, sc := range []string{bench.ScenarioVerify, bench.ScenarioJoin} {
 		cfg := bench.DefaultConfig()
 		cfg.Scenario, cfg.Duration, cfg.Concurrency, cfg.Baseline = sc, time.Second, 2, sc == bench.ScenarioJoin
@@ -55,5 +61,60 @@ func TestHalfLoadBaseline(t *testing.T) {
 	h := res.HalfLoad
 	if h == nil || h.P50 <= 0 || h.BaselineP50 <= 0 || h.BaselineP99 < h.BaselineP50 || h.BaselineP99OverP50 != h.BaselineP99/h.BaselineP50 {
 		t.Fatalf("half load %+v", h)
+	}
+}
+
+// TestJoinAdmissions: a join run on the bench's own cluster heads measures
+// open, enrolled and fleet admission in the same run, every join admitted
+// (no errors), with enrolled as the headline numbers.
+func TestJoinAdmissions(t *testing.T) {
+	cfg := bench.DefaultConfig()
+	cfg.Scenario, cfg.Duration, cfg.Count, cfg.Concurrency = bench.ScenarioJoin, time.Second, 200, 2
+	res, err := bench.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Admission != bench.AdmitEnrolled || len(res.Errors) != 0 {
+		t.Fatalf("admission %q, errors %v", res.Admission, res.Errors)
+	}
+	var got []string
+	for _, a := range res.Admissions {
+		got = append(got, a.Admission)
+		if a.Ops == 0 || a.Throughput <= 0 || a.P50 <= 0 {
+			t.Errorf("admission %s: %+v", a.Admission, a)
+		}
+		if a.Admission == bench.AdmitEnrolled && (a.Ops != res.Ops || a.Throughput != res.Throughput) {
+			t.Errorf("enrolled row %+v is not the headline (%d ops, %.0f/s)", a, res.Ops, res.Throughput)
+		}
+		if a.Admission == bench.AdmitOpen && a.VsOpen != 1 {
+			t.Errorf("open vs open: %v", a.VsOpen)
+		}
+	}
+	if strings.Join(got, ",") != "open,enrolled,fleet" {
+		t.Errorf("admissions measured: %v", got)
+	}
+}
+
+// TestEnrolledServerNeedsFleet: a --server that admits enrolled devices only
+// is refused without a fleet key it trusts (before any load), and loaded
+// with one: the bench's devices then carry credentials of it.
+func TestEnrolledServerNeedsFleet(t *testing.T) {
+	fleet, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.Cluster.FleetKeys = []*ecdsa.PublicKey{&fleet.PublicKey} })
+	cfg := bench.DefaultConfig()
+	cfg.Scenario, cfg.Duration, cfg.Count, cfg.Concurrency, cfg.Server = bench.ScenarioVerify, time.Second, 100, 2, "coap://"+ch.Addr()
+	if _, err := bench.Run(t.Context(), cfg); !errors.Is(err, bench.ErrAdmission) {
+		t.Fatalf("without a fleet key: %v, want ErrAdmission", err)
+	}
+	cfg.Fleet = fleet
+	res, err := bench.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Admission != bench.AdmitFleet || res.Ops == 0 || len(res.Errors) != 0 {
+		t.Fatalf("with a fleet key: admission %q, %d ops, errors %v", res.Admission, res.Ops, res.Errors)
 	}
 }

@@ -196,12 +196,13 @@ func enroll(ctx context.Context, l importer, seed []byte, prefix, cluster string
 // devices, and memory.
 func runScale(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Scenario: ScenarioScale, Concurrency: cfg.Concurrency, Machine: machine(), Errors: map[string]int64{}}
-	t, err := openTarget(cfg)
+	t, err := openTarget(cfg, AdmitFleet) // its joins use fresh keys, made on the spot with credentials
+
 	if err != nil {
 		return nil, err
 	}
 	defer t.close()
-	res.Server = t.describe()
+	res.Server, res.Admission = t.describe(), t.admission
 	cfg.logf("setup: %d askers join", cfg.Concurrency)
 	askers, err := joinMembers(ctx, cfg, t, cfg.Concurrency)
 	if err != nil {
@@ -259,7 +260,7 @@ func runScale(ctx context.Context, cfg Config) (*Result, error) {
 		v := sc.run(cfg, ScenarioVerify, fmt.Sprintf("verify at %d members", n), 0)
 		lat := latencies(v.samples)
 		row.VerifyThroughput, row.VerifyP50, row.VerifyP99 = float64(v.ok)/v.elapsed.Seconds(), quantile(lat, 0.5), quantile(lat, 0.99)
-		sc.keys = &keyPool{prefix: fmt.Sprintf("%s-j%d", t.prefix, n)}
+		sc.keys = &keyPool{prefix: fmt.Sprintf("%s-j%d", t.prefix, n), fleet: t.fleet}
 		j := sc.run(cfg, ScenarioJoin, fmt.Sprintf("join at %d members", n), 0)
 		lat = latencies(j.samples)
 		row.JoinThroughput, row.JoinP50, row.JoinP99 = float64(j.ok)/j.elapsed.Seconds(), quantile(lat, 0.5), quantile(lat, 0.99)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -72,9 +73,11 @@ func (m *member) close() {
 
 // keyPool hands out fresh device identities, generated before the measured
 // phase so that key generation does not compete with the cluster head for
-// the CPU; when it runs dry, identities are generated on the spot.
+// the CPU; when it runs dry, identities are generated on the spot. With a
+// fleet key, each identity carries a credential of it.
 type keyPool struct {
 	prefix string
+	fleet  *ecdsa.PrivateKey
 	states []*device.State
 	next   atomic.Int64
 }
@@ -86,12 +89,21 @@ func (p *keyPool) get() (*device.State, error) {
 		p.states[i] = nil
 		return st, nil
 	}
-	return device.NewState(fmt.Sprintf("%s-%d", p.prefix, i))
+	return p.identity(i)
+}
+
+// identity makes identity number i.
+func (p *keyPool) identity(i int64) (*device.State, error) {
+	st, err := device.NewState(fmt.Sprintf("%s-%d", p.prefix, i))
+	if err != nil || p.fleet == nil {
+		return st, err
+	}
+	return st, credential(p.fleet, st)
 }
 
 // newKeyPool generates n identities on all cores.
-func newKeyPool(prefix string, n int, progress Progress) (*keyPool, error) {
-	p := &keyPool{prefix: prefix, states: make([]*device.State, n)}
+func newKeyPool(prefix string, n int, fleet *ecdsa.PrivateKey, progress Progress) (*keyPool, error) {
+	p := &keyPool{prefix: prefix, fleet: fleet, states: make([]*device.State, n)}
 	var next, done atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -102,7 +114,7 @@ func newKeyPool(prefix string, n int, progress Progress) (*keyPool, error) {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				st, err := device.NewState(fmt.Sprintf("%s-%d", prefix, i))
+				st, err := p.identity(i)
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					return
@@ -211,6 +223,9 @@ func joinMembers(ctx context.Context, cfg Config, t *target, n int) ([]*member, 
 			defer wg.Done()
 			defer func() { <-sem }()
 			st, err := device.NewState(fmt.Sprintf("%s-m-%04d", t.prefix, i))
+			if err == nil && t.fleet != nil {
+				err = credential(t.fleet, st)
+			}
 			if err != nil {
 				errs <- err
 				return
@@ -256,8 +271,18 @@ func setup(ctx context.Context, cfg Config, t *target) (*scenario, error) {
 		if cfg.HalfLoad {
 			n += n / 2
 		}
-		cfg.logf("setup: %d device keys", n)
-		s.keys, err = newKeyPool(t.prefix+"-j", n, cfg.progress())
+		var fleet *ecdsa.PrivateKey
+		if t.admission == AdmitFleet {
+			fleet = t.fleet
+		}
+		cfg.logf("setup: %d device keys (admission %s)", n, t.admission)
+		if s.keys, err = newKeyPool(t.prefix+"-j", n, fleet, cfg.progress()); err != nil {
+			return nil, err
+		}
+		if t.admission == AdmitEnrolled && t.ch != nil {
+			cfg.logf("setup: %d enrollments", n)
+			err = enrollAll(ctx, t, s.keys)
+		}
 		return s, err
 	case ScenarioVerify, ScenarioSession:
 		// One member per worker plus one, so every session names another member.
@@ -290,7 +315,7 @@ func setup(ctx context.Context, cfg Config, t *target) (*scenario, error) {
 			}
 		}
 		if cfg.Scenario == ScenarioMixed {
-			s.keys = &keyPool{prefix: t.prefix + "-x"}
+			s.keys = &keyPool{prefix: t.prefix + "-x", fleet: t.fleet}
 		}
 		return s, nil
 	}

@@ -37,8 +37,10 @@ var (
 )
 
 // Start runs a CH on 127.0.0.1 with its data in dir (t.TempDir() if ""),
-// after applying adjust (if any) to its configuration. The CH is closed when
-// the test ends, unless the test closed it before (to restart it, say).
+// after applying adjust (if any) to its configuration. Its admission is the
+// default, enrolled: a device joins once the test enrolled it (Enroll,
+// Enrolled, Joined), or Open makes the CH admit every join. The CH is closed
+// when the test ends, unless the test closed it before (to restart it, say).
 func Start(t testing.TB, dir string, adjust ...func(*clusterhead.Config)) *clusterhead.CH {
 	t.Helper()
 	if dir == "" {
@@ -66,7 +68,35 @@ func Start(t testing.TB, dir string, adjust ...func(*clusterhead.Config)) *clust
 	return ch
 }
 
-// Device returns a fresh in-memory device id dialled to ch.
+// Open makes a CH admit every join (cluster.AdmissionOpen): for tests of
+// something other than admission that join devices they do not enroll.
+func Open(c *clusterhead.Config) { c.Cluster.Admission = cluster.AdmissionOpen }
+
+// Enroll enrolls st's ID with st's key on ch, as an operator would.
+func Enroll(t testing.TB, ch *clusterhead.CH, st *device.State) {
+	t.Helper()
+	key, err := wire.EncodePublicKey(&st.Key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Core.Enroll(Ctx(t), cluster.Enrollment{ID: st.ID, Key: key, Reason: "test"}); err != nil {
+		t.Fatalf("enroll %s: %v", st.ID, err)
+	}
+}
+
+// Enrolled returns a fresh in-memory device id, enrolled on ch and dialled
+// to it.
+func Enrolled(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
+	t.Helper()
+	st, err := device.NewState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Enroll(t, ch, st)
+	return Dial(t, ch, st)
+}
+
+// Device returns a fresh in-memory device id dialled to ch (not enrolled).
 func Device(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 	t.Helper()
 	st, err := device.NewState(id)
@@ -87,10 +117,16 @@ func Dial(t testing.TB, ch *clusterhead.CH, st *device.State) *device.Device {
 	return d
 }
 
-// Joined returns a device id that has joined ch from a position inside it.
+// Joined returns a device id that has joined ch from a position inside it,
+// enrolled first unless ch's admission is open.
 func Joined(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 	t.Helper()
-	d := Device(t, ch, id)
+	var d *device.Device
+	if ch.Core.Config().Admission == cluster.AdmissionOpen {
+		d = Device(t, ch, id)
+	} else {
+		d = Enrolled(t, ch, id)
+	}
 	if _, err := d.Join(Ctx(t), Near.Lat, Near.Lon); err != nil {
 		t.Fatalf("join %s: %v", id, err)
 	}
@@ -213,10 +249,12 @@ func get(t testing.TB, conn *client.Conn, path string, opts ...message.Option) R
 	return response(resp)
 }
 
-// Snapshot is the ledger's observable state: head and every index record.
+// Snapshot is the ledger's observable state: head, every index record and
+// every enrollment.
 type Snapshot struct {
-	Head    ledger.BlockRef
-	Devices []ledger.Device
+	Head        ledger.BlockRef
+	Devices     []ledger.Device
+	Enrollments []ledger.Enrollment
 }
 
 // Snap reads ch's ledger state once the audit records queued so far are
@@ -232,6 +270,9 @@ func Snap(t testing.TB, ch *clusterhead.CH) Snapshot {
 	if err := ch.Ledger.Devices(func(d ledger.Device) error { s.Devices = append(s.Devices, d); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	if err := ch.Ledger.Enrollments(func(e ledger.Enrollment) error { s.Enrollments = append(s.Enrollments, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -239,6 +280,7 @@ func Snap(t testing.TB, ch *clusterhead.CH) Snapshot {
 func Unchanged(t testing.TB, ch *clusterhead.CH, before Snapshot) {
 	t.Helper()
 	if after := Snap(t, ch); !reflect.DeepEqual(before, after) {
-		t.Fatalf("ledger changed: head %d → %d, %d → %d devices", before.Head.Height, after.Head.Height, len(before.Devices), len(after.Devices))
+		t.Fatalf("ledger changed: head %d → %d, %d → %d devices, %d → %d enrollments", before.Head.Height, after.Head.Height,
+			len(before.Devices), len(after.Devices), len(before.Enrollments), len(after.Enrollments))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/iotguard/iotguard/internal/bench"
+	"github.com/iotguard/iotguard/internal/pemkey"
 )
 
 const benchUsage = `Usage: iotguard bench [flags]
@@ -28,6 +29,13 @@ joined members), m2m (device-to-device messages), mixed, echo (the bare
 go-coap baseline alone), scale (enroll --members devices, then measure join
 and verify latency and memory at each size).
 
+A cluster head the bench starts admits enrolled devices only, like 'serve';
+the join scenario reports join throughput under each admission in the same
+run: open, enrolled (each device enrolled individually: the headline
+numbers) and fleet (each join carrying a fleet credential). A --server that
+admits enrolled devices only needs --fleet: a fleet key it trusts, whose
+credentials the bench's devices carry.
+
 --baseline measures, in the same run, a bare go-coap echo server moving the
 same payload sizes (verify, session, m2m, mixed) or the pure crypto cost of a
 join (ES256 verify + sign + ECDH on every core), and reports the ratio.
@@ -42,7 +50,7 @@ Examples:
   iotguard bench --scenario session --baseline --json | jq .ratio
   iotguard bench --scenario echo --concurrency 1 --duration 60s --plot decay.svg
   iotguard bench --scenario scale --members 1000,100000,1000000 --duration 10s
-  iotguard bench --scenario verify --server coap://127.0.0.1:5683   # serve with --rate-limit 0 --association-rate 0
+  iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --association-rate 0 --fleet-key fleet.pub
   iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')"
 
 Flags:
@@ -61,6 +69,7 @@ func benchCmd(args []string) error {
 	server := fs.String("server", "", "`URL` of a running cluster head on loopback (default: start one)")
 	serverPID := fs.Int("server-pid", 0, "with --server: the cluster head's `PID`, to measure its own CPU per op")
 	data := fs.String("data", "", "data `directory` of the started cluster head (default: temporary)")
+	fleetFile := fs.String("fleet", "", "with --server: a fleet private key `file` it trusts; the bench's devices join with its credentials")
 	members := fs.String("members", joinInts(def.Members), "scale: member `counts`, comma-separated")
 	timeout := fs.Duration("timeout", def.Timeout, "per-operation timeout")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of the table")
@@ -81,6 +90,11 @@ func benchCmd(args []string) error {
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err.Error()}
+	}
+	if *fleetFile != "" {
+		if cfg.Fleet, err = pemkey.ReadPrivate(*fleetFile); err != nil {
+			return err
+		}
 	}
 	if !*jsonOut && bench.IsTerminal(os.Stderr) { // pipes get the result alone
 		cfg.Log = os.Stderr

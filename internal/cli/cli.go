@@ -35,6 +35,8 @@ func commands(cmt *CometBFT) []Command {
 		{"ledger", "inspect the ledger: verify, list, export, backup, restore", ledgerUsage, func(args []string) error { return ledgerCmd(args, cmt) }},
 		{"audit", "check a cluster head's transparency log: proof, consistency, watch, verify-export", auditUsage, auditCmd},
 		{"revoke", "revoke a device on a running cluster head", revokeUsage, revoke},
+		{"enroll", "say which device may join: add, list, remove (running or stopped server)", enrollUsage, enrollCmd},
+		{"fleet", "fleet keys and credentials for zero-touch enrollment: keygen, pubkey, issue", fleetUsage, fleetCmd},
 		{"rotate-key", "replace the key of a running cluster head", rotateUsage, rotateKey},
 		{"status", "show the state of a running cluster head", statusUsage, statusCmd},
 		{"config", "print the effective settings of serve and where each came from", configUsage, configCmd},
@@ -143,6 +145,24 @@ func Parse(fs *flag.FlagSet, usage string, args []string) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
+}
+
+// dispatch runs the subcommand args[0] of the command group (device,
+// enroll, …) among subs, or prints the group's usage for --help (or no
+// subcommand: a usage error).
+func dispatch(group, usage string, args []string, subs map[string]func([]string) error) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Print(named(usage))
+		if len(args) == 0 {
+			return usageError{"missing " + group + " subcommand"}
+		}
+		return nil
+	}
+	sub := subs[args[0]]
+	if sub == nil {
+		return usageError{fmt.Sprintf("unknown %s subcommand %q", group, args[0])}
+	}
+	return sub(args[1:])
 }
 
 // Required reports the first empty flag among names.

@@ -12,23 +12,29 @@ import (
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/internal/pemkey"
 	"github.com/iotguard/iotguard/wire"
 )
 
-const deviceUsage = `Usage: iotguard device <keygen|join|verify|session|listen|send|leave|rekey|psk> [flags]
+const deviceUsage = `Usage: iotguard device <keygen|pubkey|join|verify|session|listen|send|leave|rekey|psk> [flags]
 
 Plays a device. The device file (--key, mode 0600) holds the device's ID and
-private key, and after a join its membership, request sequence number and the
-thumbprint of the cluster head key it trusts: the key of its first join (or
---pin), or the key a rotation signed by it led to. A later join to a CH with
-any other key is refused; if the CH key really changed without a rotation,
-check the new thumbprint out of band (the server's start-up log, or
+private key, its fleet credential if it has one ('iotguard fleet issue'), and
+after a join its membership, request sequence number and the thumbprint of the
+cluster head key it trusts: the key of its first join (or --pin), or the key a
+rotation signed by it led to. A later join to a CH with any other key is
+refused; if the CH key really changed without a rotation, check the new
+thumbprint out of band (the server's start-up log, or
 'coap-client-notls -m get -A 0 coap://127.0.0.1:5683/cluster' on the CH's own
-host) and re-pin: 'device join --repin HEX …'.
+host) and re-pin: 'device join --repin HEX …'. pubkey prints the device's
+public key (PEM): what an operator enrolls ('iotguard enroll add'). A join
+carries the credential of the device file, or of --credential FILE.
 
 Examples:
   iotguard device keygen --id sensor-a --out a.json
+  iotguard device pubkey --key a.json > a.pub
   iotguard device join    --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352
+  iotguard device join    --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352 --credential a.cred
   iotguard device join    --server coap://127.0.0.1:5683 --key a.json --position 48.857,2.352 \
       --repin 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
   iotguard device verify  --server coap://127.0.0.1:5683 --key b.json --peer sensor-a
@@ -44,21 +50,10 @@ Examples:
 `
 
 func deviceCmd(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(named(deviceUsage))
-		if len(args) == 0 {
-			return usageError{"missing device subcommand"}
-		}
-		return nil
-	}
-	sub := map[string]func([]string) error{
-		"keygen": deviceKeygen, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
+	return dispatch("device", deviceUsage, args, map[string]func([]string) error{
+		"keygen": deviceKeygen, "pubkey": devicePubkey, "join": deviceJoin, "verify": deviceVerify, "session": deviceSession,
 		"listen": deviceListen, "send": deviceSend, "leave": deviceLeave, "rekey": deviceRekey, "psk": devicePSK,
-	}[args[0]]
-	if sub == nil {
-		return usageError{fmt.Sprintf("unknown device subcommand %q", args[0])}
-	}
-	return sub(args[1:])
+	})
 }
 
 func deviceKeygen(args []string) error {
@@ -84,6 +79,27 @@ func deviceKeygen(args []string) error {
 	return nil
 }
 
+func devicePubkey(args []string) error {
+	fs := flag.NewFlagSet("device pubkey", flag.ContinueOnError)
+	key := fs.String("key", "", "device `file` (from 'device keygen')")
+	if err := Parse(fs, deviceUsage, args); err != nil {
+		return err
+	}
+	if err := Required(fs, "key"); err != nil {
+		return err
+	}
+	st, err := device.LoadState(*key)
+	if err != nil {
+		return err
+	}
+	pub, err := pemkey.EncodePublic(&st.Key.PublicKey)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(pub)
+	return err
+}
+
 // deviceFlags are the flags every device subcommand that talks to a CH takes.
 type deviceFlags struct {
 	fs      *flag.FlagSet
@@ -92,6 +108,8 @@ type deviceFlags struct {
 	pin     *string
 	repin   *string // join only
 	timeout *time.Duration
+	// credential is a credential file to join with (join only; nil otherwise).
+	credential *string
 }
 
 func newDeviceFlags(name string) deviceFlags {
@@ -118,6 +136,13 @@ func (f deviceFlags) open(args []string, need ...string) (*device.Device, contex
 		return nil, nil, nil, err
 	}
 	opts := []device.Option{device.WithStateFile(*f.key)}
+	if f.credential != nil && *f.credential != "" {
+		cred, err := readCredential(*f.credential)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		opts = append(opts, device.WithCredential(cred))
+	}
 	if *f.pin != "" {
 		pin, err := thumbprintFlag("pin", *f.pin)
 		if err != nil {
@@ -155,6 +180,7 @@ func thumbprintFlag(name, v string) ([]byte, error) {
 func deviceJoin(args []string) error {
 	f := newDeviceFlags("join")
 	pos := f.fs.String("position", "", "device position `LAT,LON` in degrees")
+	f.credential = f.fs.String("credential", "", "fleet credential `file` ('iotguard fleet issue --out') to send instead of the device file's")
 	f.repin = f.fs.String("repin", "", "trust the CH key with this thumbprint (`hex`, checked out of band) instead of the one the device trusts")
 	d, ctx, done, err := f.open(args, "position")
 	if err != nil {

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"crypto/ecdsa"
+	"errors"
 	"fmt"
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/internal/pemkey"
 )
 
 const serveUsage = `Usage: iotguard serve [--config FILE] [flags]
@@ -12,6 +15,15 @@ const serveUsage = `Usage: iotguard serve [--config FILE] [flags]
 Runs a cluster head: CoAP over UDP on --listen, the ledger and the CH key in
 --data (created on first start, key file mode 0600). SIGINT/SIGTERM stop it
 cleanly. An operator revokes devices with 'iotguard revoke --data DIR'.
+
+--admission says who may join. enrolled: only devices the operator enrolled
+('iotguard enroll add', also while the server runs) or that carry a
+credential of a fleet key given with --fleet-key ('iotguard fleet'). open:
+anyone who makes a key and claims a position inside the radius (demos only;
+the server warns at start, and GET /cluster says so). --fleet-key takes a
+public key file; repeat it (or, from the environment or the config file,
+separate files with commas) to trust two keys while one is rotated.
+
 With --ledger cometbft (bin/iotguard-cometbft) the ledger is shared with
 other cluster heads: a CometBFT node runs in this process on --cometbft-home,
 and the CH key in --data must be registered for --cluster-id in its genesis
@@ -39,7 +51,8 @@ its request (the public GETs answer it 4.01 + Echo first).
 Examples:
   iotguard serve
   iotguard serve --listen 0.0.0.0:5683 --data /var/lib/iotguard \
-      --cluster-id plant-7 --position 48.8566,2.3522 --radius 500
+      --cluster-id plant-7 --position 48.8566,2.3522 --radius 500 \
+      --admission enrolled --fleet-key fleet-2025.pub --fleet-key fleet-2026.pub
   iotguard serve --config /etc/iotguard/iotguard.toml --log-format json
   iotguard serve --dtls-listen 127.0.0.1:5684
 
@@ -53,6 +66,10 @@ func serve(args []string, cmt *CometBFT) error {
 		return err
 	}
 	log := s.logger()
+	fleet, err := loadFleetKeys(s.fleetKeys)
+	if err != nil {
+		return err
+	}
 	var open clusterhead.LedgerOpener
 	switch {
 	case *s.backend == "bolt":
@@ -70,10 +87,13 @@ func serve(args []string, cmt *CometBFT) error {
 		Listen: *s.listen, DTLSListen: *s.dtlsListen, DataDir: *s.data, RateLimit: *s.rateLimit,
 		MaxAssociations: *s.maxAssoc, AssociationRate: *s.assocRate, Logger: log, Metrics: *s.metrics, Ledger: open,
 		Cluster: cluster.Config{ID: string(s.id), Position: cluster.Position(s.position), Radius: *s.radius,
-			MemberTTL: *s.memberTTL, SessionTTL: *s.sessionTTL},
+			MemberTTL: *s.memberTTL, SessionTTL: *s.sessionTTL, Admission: cluster.Admission(s.admission), FleetKeys: fleet},
 	})
 	if err != nil {
 		return err
+	}
+	if cluster.Admission(s.admission) == cluster.AdmissionOpen {
+		log.Warn("admission is OPEN: anyone who makes a key and claims a position inside the radius joins; use --admission enrolled outside demos")
 	}
 	head, _, _ := ch.Ledger.Head()
 	thumb := ch.Keys.Thumbprint()
@@ -82,10 +102,28 @@ func serve(args []string, cmt *CometBFT) error {
 		coaps = "coaps://" + a
 	}
 	log.Info("cluster head serving", "coap", "coap://"+ch.Addr(), "coaps", coaps, "cluster", string(s.id), "position", cluster.Position(s.position).String(),
-		"radius_m", *s.radius, "data", *s.data, "height", head.Height, "metrics", ch.MetricsAddr(), "ch_key_thumbprint", fmt.Sprintf("%x", thumb))
+		"radius_m", *s.radius, "data", *s.data, "height", head.Height, "metrics", ch.MetricsAddr(), "ch_key_thumbprint", fmt.Sprintf("%x", thumb),
+		"admission", cluster.Admission(s.admission).String(), "fleet_keys", len(fleet))
 	n := notifyReady(log, fmt.Sprintf("serving cluster %s on coap://%s, height %d", string(s.id), ch.Addr(), head.Height),
 		func() error { _, _, err := ch.Ledger.Head(); return err })
 	WaitSignal(log)
 	n.stopping()
 	return ch.Close()
+}
+
+// loadFleetKeys reads the trusted fleet public keys. A fleet private key is
+// refused: the CH must never hold one.
+func loadFleetKeys(files []string) ([]*ecdsa.PublicKey, error) {
+	var keys []*ecdsa.PublicKey
+	for _, f := range files {
+		k, err := pemkey.ReadPublic(f)
+		if errors.Is(err, pemkey.ErrPrivateKey) {
+			return nil, fmt.Errorf("--fleet-key %s is a fleet PRIVATE key: the cluster head must never hold it; give it the public key ('iotguard fleet pubkey --fleet %s > fleet.pub')", f, f)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--fleet-key: %w (want the PEM public key from 'iotguard fleet pubkey')", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/iotguard/iotguard/cluster"
@@ -35,6 +36,8 @@ type serveSettings struct {
 	home       *string
 	logFormat  logFormatValue
 	logLevel   slog.Level
+	admission  admissionValue
+	fleetKeys  listValue
 }
 
 // configFlag names the config file. It is read from the command line or
@@ -43,7 +46,7 @@ const configFlag = "config"
 
 func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	s := &serveSettings{id: "cluster-1", logFormat: "text"}
+	s := &serveSettings{id: "cluster-1", logFormat: "text", admission: admissionValue(cluster.AdmissionEnrolled)}
 	p, _ := cluster.ParsePosition("48.8566,2.3522")
 	s.position = positionValue(p)
 	s.config = fs.String(configFlag, "", "TOML config `file` (keys named like these flags; also IOTGUARD_CONFIG)")
@@ -63,6 +66,8 @@ func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
 	s.home = fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
 	fs.Var(&s.logFormat, "log-format", "log `format`: text or json")
 	fs.TextVar(&s.logLevel, "log-level", slog.LevelInfo, "least `level` logged: debug, info, warn or error")
+	fs.Var(&s.admission, "admission", "who may join: `enrolled` (enrolled devices and fleet credentials) or open (anyone; demos)")
+	fs.Var(&s.fleetKeys, "fleet-key", "trusted fleet public key `file` (PEM, from 'iotguard fleet pubkey'); repeat, or separate with commas, to trust several")
 	return fs, s
 }
 
@@ -148,5 +153,35 @@ func (v *logFormatValue) Set(s string) error {
 		return errors.New("want text or json")
 	}
 	*v = logFormatValue(s)
+	return nil
+}
+
+// admissionValue is enrolled or open.
+type admissionValue cluster.Admission
+
+func (v *admissionValue) String() string { return cluster.Admission(*v).String() }
+
+func (v *admissionValue) Set(s string) error {
+	a, err := cluster.ParseAdmission(s)
+	if err != nil {
+		return err
+	}
+	*v = admissionValue(a)
+	return nil
+}
+
+// listValue is a repeatable flag of file names; one value may also name
+// several, separated by commas (what the environment and the config file,
+// which set a flag once, can say).
+type listValue []string
+
+func (v *listValue) String() string { return strings.Join(*v, ",") }
+
+func (v *listValue) Set(s string) error {
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			*v = append(*v, f)
+		}
+	}
 	return nil
 }

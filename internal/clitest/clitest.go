@@ -42,6 +42,8 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //
 //	freeport VAR...             set each VAR to a distinct free UDP port on 127.0.0.1
 //	waitcoap HOST:PORT          wait (≤ 10 s) until a CoAP server answers there
+//	waitfile FILE               wait (≤ 10 s) until FILE exists (a server's admin.sock: it
+//	                            listens a moment after the CoAP server answers)
 //	perm FILE MODE              FILE's permission bits must be MODE (octal)
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
@@ -52,6 +54,7 @@ func Cmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) 
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"freeport": cmdFreePort,
 		"waitcoap": cmdWaitCoAP,
+		"waitfile": cmdWaitFile,
 		"perm":     cmdPerm,
 		"jsonl":    cmdJSONL,
 		"devseq":   cmdDevSeq,
@@ -145,6 +148,20 @@ func cmdWaitCoAP(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(WaitCoAP(args[0], 10*time.Second))
 }
 
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile FILE")
+	}
+	path := ts.MkAbs(args[0])
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err = os.Stat(path); err == nil {
+			return
+		}
+	}
+	ts.Fatalf("%s did not appear within 10s: %v", args[0], err)
+}
+
 func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: perm FILE MODE")
@@ -161,7 +178,8 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
-var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true, "rotate": true}
+var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true, "rotate": true,
+	"enroll": true, "unenroll": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON
 // object per line, heights 0, 1, 2, … each linked to the previous hash, only
@@ -188,13 +206,17 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 			Prev   string  `json:"prev"`
 			Time   string  `json:"time"`
 			Events []struct {
-				Type      string `json:"type"`
-				Device    string `json:"device"`
-				Peer      string `json:"peer"`
-				Time      string `json:"time"`
-				Expires   int64  `json:"expires"`
-				SessionID string `json:"session_id"`
-				Reason    string `json:"reason"`
+				Type      string     `json:"type"`
+				Device    string     `json:"device"`
+				Peer      string     `json:"peer"`
+				Time      string     `json:"time"`
+				Expires   int64      `json:"expires"`
+				SessionID string     `json:"session_id"`
+				Reason    string     `json:"reason"`
+				Key       string     `json:"key_thumbprint"`
+				Position  [2]float64 `json:"position"`
+				Tolerance uint64     `json:"tolerance_m"`
+				Replace   bool       `json:"replace"`
 			} `json:"events"`
 		}
 		dec := json.NewDecoder(strings.NewReader(line))
@@ -220,6 +242,9 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 		for _, e := range b.Events {
 			if !knownEvents[e.Type] || e.Device == "" {
 				ts.Fatalf("line %d: bad event type %q device %q", i+1, e.Type, e.Device)
+			}
+			if (e.Type == "enroll") != hexHash.MatchString(e.Key) {
+				ts.Fatalf("line %d: %s event with key thumbprint %q (enrolls, and only they, name one)", i+1, e.Type, e.Key)
 			}
 			if _, err := time.Parse(time.RFC3339Nano, e.Time); err != nil {
 				ts.Fatalf("line %d: event time: %v", i+1, err)

@@ -6,11 +6,15 @@ package demo
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -35,35 +39,58 @@ func Run(ctx context.Context, out io.Writer) error {
 	step := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 
 	center := cluster.Position{Lat: 48_856_600, Lon: 2_352_200}
+	fleet, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // the operator's, kept away from the CH
+	if err != nil {
+		return err
+	}
 	ch, err := clusterhead.Start(clusterhead.Config{
 		Listen: "127.0.0.1:0", DataDir: dir, NoAdmin: true,
-		Cluster: cluster.Config{ID: "demo-cluster", Position: center, Radius: 1000},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Cluster: cluster.Config{ID: "demo-cluster", Position: center, Radius: 1000,
+			Admission: cluster.AdmissionEnrolled, FleetKeys: []*ecdsa.PublicKey{&fleet.PublicKey}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		return err
 	}
 	defer ch.Close()
 	thumb := ch.Keys.Thumbprint()
-	step("1. Cluster head up on coap://%s: cluster demo-cluster at %s, radius 1000 m, key thumbprint %x…", ch.Addr(), center, thumb[:8])
+	step("1. Cluster head up on coap://%s: cluster demo-cluster at %s, radius 1000 m, key thumbprint %x…;", ch.Addr(), center, thumb[:8])
+	step("   admission enrolled: it admits devices the operator enrolled, and devices with a credential of fleet key %x…", wire.FleetKID(&fleet.PublicKey))
 
-	mk := func(id string) (*device.Device, error) {
+	mk := func(id string) (*device.Device, *device.State, error) {
 		st, err := device.NewState(id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return device.Dial(ch.Addr(), st, device.WithPin(thumb[:]))
+		d, err := device.Dial(ch.Addr(), st, device.WithPin(thumb[:]))
+		return d, st, err
 	}
-	a, err := mk("sensor-a")
+	a, ast, err := mk("sensor-a")
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	b, err := mk("sensor-b")
+	b, bst, err := mk("sensor-b")
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	akey, err := wire.EncodePublicKey(&ast.Key.PublicKey)
+	if err != nil {
+		return err
+	}
+	ref, err := ch.Core.Enroll(ctx, cluster.Enrollment{ID: "sensor-a", Key: akey, Reason: "installed by the operator"})
+	if err != nil {
+		return err
+	}
+	bthumb := wire.Thumbprint(&bst.Key.PublicKey)
+	now := time.Now()
+	if bst.Credential, err = wire.IssueCredential(fleet, wire.Credential{ID: "sensor-b", Key: bthumb[:],
+		NotBefore: uint64(now.Unix()), NotAfter: uint64(now.AddDate(1, 0, 0).Unix())}); err != nil {
+		return err
+	}
+	step("2. The operator enrolls sensor-a's public key (block %d, a CH-signed enroll event); sensor-b was flashed", ref.Height)
+	step("   with a %d-byte fleet credential binding its ID and key (nothing about it on the CH yet)", len(bst.Credential))
 
 	for _, d := range []struct {
 		dev *device.Device
@@ -73,11 +100,11 @@ func Run(ctx context.Context, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("join of %s: %w", d.dev.ID(), err)
 		}
-		step("2. %s joins from %s (%.0f m away): signed join, echo challenge answered, block %d on the ledger before the answer",
+		step("3. %s joins from %s (%.0f m away): signed join over the /cluster echo, admitted, block %d on the ledger before the answer",
 			d.dev.ID(), d.pos, cluster.Distance(center, d.pos), r.Height)
 	}
 
-	c, err := mk("sensor-c")
+	c, _, err := mk("sensor-c")
 	if err != nil {
 		return err
 	}
@@ -88,7 +115,12 @@ func Run(ctx context.Context, out io.Writer) error {
 	if !errors.As(err, &ce) {
 		return fmt.Errorf("sensor-c outside the radius was not refused: %v", err)
 	}
-	step("3. sensor-c tries from %s (%.0f m away): refused with %v; nothing written", far, cluster.Distance(center, far), err)
+	step("4. sensor-c tries from %s (%.0f m away): refused with %v; nothing written", far, cluster.Distance(center, far), err)
+	_, err = c.Join(ctx, center.Lat, center.Lon)
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("sensor-c, never enrolled, was not refused: %v", err)
+	}
+	step("   then from inside the radius: refused with %v (nobody enrolled it); nothing written", err)
 
 	l, err := b.Listen("127.0.0.1:0", func(from string, msg []byte) []byte {
 		step("   sensor-b decrypted from %s: %q", from, msg)
@@ -98,14 +130,14 @@ func Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer l.Close()
-	step("4. sensor-b listens for peers on %s", l.Addr())
+	step("5. sensor-b listens for peers on %s", l.Addr())
 
 	talk, err := a.Talk(ctx, l.Addr().String(), "sensor-b")
 	if err != nil {
 		return fmt.Errorf("sensor-a asking sensor-b to talk: %w", err)
 	}
 	defer talk.Close()
-	step("5. sensor-a asks sensor-b to talk, with a talk proof under its member key; sensor-b forwards it in its /session;")
+	step("6. sensor-a asks sensor-b to talk, with a talk proof under its member key; sensor-b forwards it in its /session;")
 	step("   the CH checked the proof (sensor-a, a member, to sensor-b, fresh, first use) and granted session %x…:", talk.Session.SID[:4])
 	step("   it drew Sk, sealed it for each of them, recorded the session (IDs only) and forgot Sk")
 	for _, msg := range []string{"temperature 21.5 C", "humidity 40 %"} {
@@ -113,10 +145,10 @@ func Run(ctx context.Context, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("sending %q: %w", msg, err)
 		}
-		step("6. sensor-a sent %q (AES-128-GCM under Sk); encrypted reply: %q", msg, reply)
+		step("7. sensor-a sent %q (AES-128-GCM under Sk); encrypted reply: %q", msg, reply)
 	}
 
-	x, err := mk("impostor-x")
+	x, _, err := mk("impostor-x")
 	if err != nil {
 		return err
 	}
@@ -129,7 +161,7 @@ func Run(ctx context.Context, out io.Writer) error {
 	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Unknown {
 		return fmt.Errorf("verify of impostor-x: %v %v", v, err)
 	}
-	step("7. impostor-x (never joined) has no member key to prove itself with, so it cannot ask sensor-b to talk;")
+	step("8. impostor-x (never joined) has no member key to prove itself with, so it cannot ask sensor-b to talk;")
 	code, diag, written, err := forgedHello(ctx, ch, l.Addr().String())
 	if err != nil {
 		return err
@@ -147,13 +179,13 @@ func Run(ctx context.Context, out io.Writer) error {
 	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Left {
 		return fmt.Errorf("verify after leave: %v %v", v, err)
 	}
-	step("8. sensor-a leaves; sensor-b verifies it again: WARNING (%s)", v.Status)
+	step("9. sensor-a leaves; sensor-b verifies it again: WARNING (%s)", v.Status)
 
 	if err := ch.Ledger.Verify(ctx, nil); err != nil {
 		return fmt.Errorf("ledger verify: %w", err)
 	}
 	head, _, _ := ch.Ledger.Head()
-	step("9. ledger verify: every hash and signature checks out; height %d, head %x…", head.Height, head.Hash[:8])
+	step("10. ledger verify: every hash and signature checks out; height %d, head %x…", head.Height, head.Hash[:8])
 	step("   the chain:")
 	return ch.Ledger.Blocks(1, func(blk ledger.Block) error {
 		for _, e := range blk.Events {

@@ -1,7 +1,8 @@
 // Package ledgerlist renders ledger blocks for operators, as 'iotguard
 // ledger list' prints them: text (a line per block, an indented line per
 // event) or JSON (one object per block, one block per line, for scripts).
-// Both show IDs, times and reasons; never keys, nonces or signed requests.
+// Both show IDs, times and reasons, and for an enroll the thumbprint of the
+// key it admits and its terms; never keys, nonces or signed requests.
 package ledgerlist
 
 import (
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // The formats Printer writes.
@@ -34,6 +36,13 @@ type event struct {
 	Expires   int64  `json:"expires,omitempty"`
 	SessionID string `json:"session_id,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	// Enroll events: the admitted key's RFC 9679 thumbprint, the enrolled
+	// position and tolerance (fixed installations), whether it replaced
+	// another key.
+	Key       string      `json:"key_thumbprint,omitempty"`
+	Position  *[2]float64 `json:"position,omitempty"`
+	Tolerance uint64      `json:"tolerance_m,omitempty"`
+	Replace   bool        `json:"replace,omitempty"`
 }
 
 // block is a block as listed; Events is [] (not null) for genesis.
@@ -76,8 +85,20 @@ func listed(b ledger.Block) (block, error) {
 	lb := block{Height: b.Header.Height, Hash: hex.EncodeToString(h[:]), Prev: hex.EncodeToString(b.Header.Prev[:]),
 		Time: msTime(b.Header.Time), Events: []event{}}
 	for _, e := range b.Events {
-		lb.Events = append(lb.Events, event{Type: e.Type.String(), Device: e.Device, Peer: e.Peer, Time: msTime(e.Time),
-			Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason})
+		ev := event{Type: e.Type.String(), Device: e.Device, Peer: e.Peer, Time: msTime(e.Time),
+			Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason}
+		if e.Type == ledger.EventEnroll {
+			pub, err := wire.ParsePublicKey(e.Key)
+			if err != nil {
+				return block{}, fmt.Errorf("block %d: enroll of %s: %w", b.Header.Height, e.Device, err)
+			}
+			th := wire.Thumbprint(pub)
+			ev.Key, ev.Replace, ev.Tolerance = hex.EncodeToString(th[:]), e.Replace, e.Tolerance
+			if e.Tolerance > 0 {
+				ev.Position = &[2]float64{float64(e.Lat) / 1e6, float64(e.Lon) / 1e6}
+			}
+		}
+		lb.Events = append(lb.Events, ev)
 	}
 	return lb, nil
 }
@@ -89,6 +110,15 @@ func writeText(w io.Writer, b block) error {
 		fmt.Fprintf(&s, "  %-14s %s", e.Type, e.Device)
 		if e.Peer != "" {
 			fmt.Fprintf(&s, " peer=%s", e.Peer)
+		}
+		if e.Key != "" {
+			fmt.Fprintf(&s, " key=%s", e.Key[:16])
+		}
+		if e.Position != nil {
+			fmt.Fprintf(&s, " position=%.6f,%.6f±%dm", e.Position[0], e.Position[1], e.Tolerance)
+		}
+		if e.Replace {
+			s.WriteString(" replace")
 		}
 		if e.Reason != "" {
 			fmt.Fprintf(&s, " reason=%q", e.Reason)
