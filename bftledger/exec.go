@@ -118,17 +118,7 @@ type overlay struct {
 }
 
 func (o *overlay) GetEnrollment(id string) (ledger.Enrollment, bool, error) {
-	if e, ok := o.enrPuts[id]; ok {
-		return e, true, nil
-	}
-	if e, ok := o.e.enrDirty[id]; ok {
-		return e, true, nil
-	}
-	e, ok, err := o.e.st.enrollment(id)
-	if err != nil {
-		return ledger.Enrollment{}, false, &stateError{err}
-	}
-	return e, ok, nil
+	return layered(id, o.enrPuts, o.e.enrDirty, o.e.st.enrollment)
 }
 
 func (o *overlay) PutEnrollment(e ledger.Enrollment) {
@@ -139,17 +129,24 @@ func (o *overlay) PutEnrollment(e ledger.Enrollment) {
 }
 
 func (o *overlay) Get(id string) (ledger.Device, bool, error) {
-	if d, ok := o.puts[id]; ok {
-		return d, true, nil
+	return layered(id, o.puts, o.e.dirty, o.e.st.device)
+}
+
+// layered reads id's record as the transaction sees it: its own puts, then
+// the block's earlier changes, then the committed state.
+func layered[T any](id string, puts, dirty map[string]T, committed func(string) (T, bool, error)) (T, bool, error) {
+	if v, ok := puts[id]; ok {
+		return v, true, nil
 	}
-	if d, ok := o.e.dirty[id]; ok {
-		return d, true, nil
+	if v, ok := dirty[id]; ok {
+		return v, true, nil
 	}
-	d, ok, err := o.e.st.device(id)
+	v, ok, err := committed(id)
 	if err != nil {
-		return ledger.Device{}, false, &stateError{err}
+		var zero T
+		return zero, false, &stateError{err}
 	}
-	return d, ok, nil
+	return v, ok, nil
 }
 
 func (o *overlay) Put(d ledger.Device) {

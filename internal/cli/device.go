@@ -79,16 +79,23 @@ func deviceKeygen(args []string) error {
 	return nil
 }
 
-func devicePubkey(args []string) error {
-	fs := flag.NewFlagSet("device pubkey", flag.ContinueOnError)
-	key := fs.String("key", "", "device `file` (from 'device keygen')")
+// loadDeviceFile parses a command whose only flag is --key (described by
+// usage) and reads that device file.
+func loadDeviceFile(name, usage string, args []string) (*device.State, string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	key := fs.String("key", "", usage)
 	if err := Parse(fs, deviceUsage, args); err != nil {
-		return err
+		return nil, "", err
 	}
 	if err := Required(fs, "key"); err != nil {
-		return err
+		return nil, "", err
 	}
 	st, err := device.LoadState(*key)
+	return st, *key, err
+}
+
+func devicePubkey(args []string) error {
+	st, _, err := loadDeviceFile("device pubkey", "device `file` (from 'device keygen')", args)
 	if err != nil {
 		return err
 	}
@@ -335,21 +342,13 @@ func deviceLeave(args []string) error {
 // flags (-u ID -k PSK). The PSK is a secret derived from the member key:
 // it changes with every join and dies with the membership.
 func devicePSK(args []string) error {
-	fs := flag.NewFlagSet("device psk", flag.ContinueOnError)
-	key := fs.String("key", "", "device `file` (from 'device keygen', after a join)")
-	if err := Parse(fs, deviceUsage, args); err != nil {
-		return err
-	}
-	if err := Required(fs, "key"); err != nil {
-		return err
-	}
-	st, err := device.LoadState(*key)
+	st, key, err := loadDeviceFile("device psk", "device `file` (from 'device keygen', after a join)", args)
 	if err != nil {
 		return err
 	}
 	id, psk, err := st.PSK()
 	if errors.Is(err, device.ErrNotJoined) {
-		return fmt.Errorf("%s has no membership: its PSK comes from the member key of a join; run 'iotguard device join --key %s' first", st.ID, *key)
+		return fmt.Errorf("%s has no membership: its PSK comes from the member key of a join; run 'iotguard device join --key %s' first", st.ID, key)
 	} else if err != nil {
 		return err
 	}
