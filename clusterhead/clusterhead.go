@@ -46,7 +46,10 @@ type Config struct {
 	AssociationRate float64
 	Logger          *slog.Logger
 	Metrics         string // HTTP address for /metrics; "" off
-	NoAdmin         bool   // no control socket (tests that run many CHs)
+	// Pprof mounts net/http/pprof under /debug/pprof/ on the Metrics
+	// address (and nowhere else); it needs Metrics.
+	Pprof   bool
+	NoAdmin bool // no control socket (tests that run many CHs)
 	// RequestTimeout bounds the handling of one CoAP request, a join's wait
 	// for its ledger commit included (then 5.03 "outcome not known yet");
 	// zero means coapedge.DefaultTimeout (10 s).
@@ -111,6 +114,9 @@ func (c *CH) members() (map[membership.Status]int, error) {
 
 // Start opens (or creates) the data directory and starts serving.
 func Start(cfg Config) (*CH, error) {
+	if cfg.Pprof && cfg.Metrics == "" {
+		return nil, ErrPprofWithoutMetrics
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -205,7 +211,11 @@ func Start(cfg Config) (*CH, error) {
 		core.OnKeyRetired(ch.CoAPS.CloseIdentity) // a member's DTLS sessions die with its keys
 	}
 	if m != nil {
-		if ch.metrics, err = metrics.Serve(cfg.Metrics, reg); err != nil {
+		var mopts []metrics.ServeOption
+		if cfg.Pprof {
+			mopts = append(mopts, metrics.WithPprof())
+		}
+		if ch.metrics, err = metrics.Serve(cfg.Metrics, reg, mopts...); err != nil {
 			ch.Close()
 			return nil, err
 		}
