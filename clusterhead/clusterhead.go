@@ -74,6 +74,7 @@ type CH struct {
 	CoAPS   *coapsrv.Server // nil unless Config.DTLSListen is set
 	admin   *admin.Server
 	metrics *metrics.Server
+	grants  *ledger.GrantLog // the records of session grants (closed after the ledger)
 	dir     string
 	started time.Time
 
@@ -178,11 +179,30 @@ func Start(cfg Config) (*CH, error) {
 	if cfg.Cluster.Logger == nil {
 		cfg.Cluster.Logger = log
 	}
-	core, err := cluster.New(cfg.Cluster, keys, l)
+	// Session grants are recorded in the grant log and committed to the
+	// ledger in batches (ledger/grants.go); batches a crash left written but
+	// not committed are committed first.
+	grants, err := ledger.OpenGrantLog(filepath.Join(cfg.DataDir, ledger.GrantLogFile), false)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = ledger.RecoverGrants(rctx, l, grants, cfg.Cluster.ID)
+	cancel()
+	if err != nil {
+		grants.Close()
+		l.Close()
+		return nil, err
+	}
+	cfg.Cluster.Grants = grants
+	core, err := cluster.New(cfg.Cluster, keys, l)
+	if err != nil {
+		grants.Close()
+		l.Close()
+		return nil, err
+	}
+	ch.grants = grants
 	opts := []coapsrv.Option{
 		coapsrv.WithRateLimit(cfg.RateLimit),
 		coapsrv.WithMaxAssociations(cfg.MaxAssociations),
@@ -199,7 +219,9 @@ func Start(cfg Config) (*CH, error) {
 	}
 	srv, err := coapsrv.Listen(cfg.Listen, core, opts...)
 	if err != nil {
+		core.Close()
 		l.Close()
+		grants.Close()
 		return nil, err
 	}
 	ch.Ledger, ch.Core, ch.CoAP = l, core, srv
@@ -267,8 +289,11 @@ func (c *CH) close() error {
 		errs = append(errs, c.CoAPS.Close())
 	}
 	errs = append(errs, c.CoAP.Close())
-	c.Core.Flush() // audit records written behind their answers
+	c.Core.Close() // audit records written behind their answers, the open batch of session grants
 	errs = append(errs, c.Ledger.Close())
+	if c.grants != nil {
+		errs = append(errs, c.grants.Close())
+	}
 	return errors.Join(errs...)
 }
 

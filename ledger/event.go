@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"unicode/utf8"
 )
@@ -21,10 +22,13 @@ const (
 	EventSession       EventType = 4 // a session was granted: IDs and times only, NEVER a key
 	EventVerifyWarning EventType = 5 // a /verify answered with a warning
 	EventRotate        EventType = 6 // the CH key was rotated: Device is the cluster ID, Request the rotation signed by the old key
+	// 7 and 8 are enrollment's (enroll, unenroll).
+	EventSessionBatch EventType = 9 // a batch of session grants committed by hash: Device is the cluster ID (grants.go)
 )
 
 // String returns the lower-case name of t: "join", "leave", "revoke",
-// "session", "verify-warning", or "EventType(n)" for an unknown value.
+// "session", "verify-warning", "rotate", "session-batch", or "EventType(n)"
+// for an unknown value.
 func (t EventType) String() string {
 	switch t {
 	case EventJoin:
@@ -39,6 +43,8 @@ func (t EventType) String() string {
 		return "verify-warning"
 	case EventRotate:
 		return "rotate"
+	case EventSessionBatch:
+		return "session-batch"
 	}
 	return fmt.Sprintf("EventType(%d)", uint8(t))
 }
@@ -69,6 +75,11 @@ type Event struct {
 	// after every block up to FreshAt was committed. 0: an echo made at
 	// genesis, or a join from before this field existed.
 	FreshAt uint64 `cbor:"14,keyasint,omitempty"`
+	// Keys from 30 on belong to session batches (grants.go); 20-29 are
+	// enrollment's.
+	Batch uint64 `cbor:"30,keyasint,omitempty"` // session-batch: the batch's number in the CH's grant log, from 1
+	Count uint64 `cbor:"31,keyasint,omitempty"` // session-batch: grants in the batch, 1..MaxGrantBatch
+	Root  []byte `cbor:"32,keyasint,omitempty"` // session-batch: RFC 9162 Merkle root (SHA-256) over the batch's grant records
 }
 
 // validate checks the shape of e, independent of the ledger's state. Strings
@@ -85,6 +96,9 @@ func (e Event) validate() error {
 		if err := validID("peer", e.Peer); err != nil {
 			return err
 		}
+	}
+	if e.Type != EventSessionBatch && (e.Batch != 0 || e.Count != 0 || len(e.Root) != 0) {
+		return fmt.Errorf("%w: %s event of device %q carries a session batch's fields", ErrInvalidEvent, e.Type, e.Device)
 	}
 	switch e.Type {
 	case EventJoin:
@@ -108,6 +122,17 @@ func (e Event) validate() error {
 	case EventSession:
 		if e.Peer == "" {
 			return fmt.Errorf("%w: session of device %q without peer", ErrInvalidEvent, e.Device)
+		}
+	case EventSessionBatch:
+		switch {
+		case e.Batch == 0:
+			return fmt.Errorf("%w: session batch of %q without a batch number", ErrInvalidEvent, e.Device)
+		case e.Count == 0 || e.Count > MaxGrantBatch:
+			return fmt.Errorf("%w: session batch %d of %q with %d grants (1..%d)", ErrInvalidEvent, e.Batch, e.Device, e.Count, MaxGrantBatch)
+		case len(e.Root) != sha256.Size:
+			return fmt.Errorf("%w: session batch %d of %q with a %d-byte root", ErrInvalidEvent, e.Batch, e.Device, len(e.Root))
+		case e.Peer != "" || len(e.SessionID) != 0 || e.Expires != 0 || e.Lat != 0 || e.Lon != 0 || e.Reason != "":
+			return fmt.Errorf("%w: session batch %d of %q carries other fields", ErrInvalidEvent, e.Batch, e.Device)
 		}
 	default:
 		return fmt.Errorf("%w: unknown type %d", ErrInvalidEvent, uint8(e.Type))

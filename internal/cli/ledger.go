@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/term"
@@ -101,6 +102,30 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 		return err
 	}
 	fmt.Printf("ledger intact: height %d, head %x\n", head.Height, head.Hash)
+	return verifyGrants(l, *dir)
+}
+
+// verifyGrants checks the session-batch events of the ledger l against the
+// grant log in dir (ledger.CheckGrants).
+func verifyGrants(l *ledger.Bolt, dir string) error {
+	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Printf("session grants: no grant log (%s) in %s\n", ledger.GrantLogFile, dir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	s, err := ledger.CheckGrants(context.Background(), l, g, l.Cluster())
+	if errors.Is(err, ledger.ErrBadGrant) {
+		fmt.Printf("session grants BROKEN: %s\n", err)
+		return exitError(1)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("session grants intact: %d in %d batch(es), each batch's records hash to its root on the ledger\n", s.Grants, s.Batches)
 	return nil
 }
 

@@ -161,7 +161,7 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
-var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true, "rotate": true}
+var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true, "rotate": true, "session-batch": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON
 // object per line, heights 0, 1, 2, … each linked to the previous hash, only
@@ -195,6 +195,9 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 				Expires   int64  `json:"expires"`
 				SessionID string `json:"session_id"`
 				Reason    string `json:"reason"`
+				Batch     uint64 `json:"batch"`
+				Grants    uint64 `json:"grants"`
+				Root      string `json:"root"`
 			} `json:"events"`
 		}
 		dec := json.NewDecoder(strings.NewReader(line))

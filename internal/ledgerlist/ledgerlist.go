@@ -34,6 +34,9 @@ type event struct {
 	Expires   int64  `json:"expires,omitempty"`
 	SessionID string `json:"session_id,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	Batch     uint64 `json:"batch,omitempty"`  // session-batch
+	Grants    uint64 `json:"grants,omitempty"` // session-batch
+	Root      string `json:"root,omitempty"`   // session-batch
 }
 
 // block is a block as listed; Events is [] (not null) for genesis.
@@ -77,7 +80,8 @@ func listed(b ledger.Block) (block, error) {
 		Time: msTime(b.Header.Time), Events: []event{}}
 	for _, e := range b.Events {
 		lb.Events = append(lb.Events, event{Type: e.Type.String(), Device: e.Device, Peer: e.Peer, Time: msTime(e.Time),
-			Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason})
+			Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason,
+			Batch: e.Batch, Grants: e.Count, Root: hex.EncodeToString(e.Root)})
 	}
 	return lb, nil
 }
@@ -92,6 +96,9 @@ func writeText(w io.Writer, b block) error {
 		}
 		if e.Reason != "" {
 			fmt.Fprintf(&s, " reason=%q", e.Reason)
+		}
+		if e.Batch != 0 {
+			fmt.Fprintf(&s, " batch=%d grants=%d root=%.16s", e.Batch, e.Grants, e.Root)
 		}
 		s.WriteByte('\n')
 	}
