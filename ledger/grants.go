@@ -28,7 +28,8 @@ import (
 // order. The ledger's signatures and its block tree then cover every record
 // by hash: an auditor holding a record and its inclusion path checks it
 // against the signed batch event (VerifyGrantInclusion), and CheckGrants
-// checks every batch of a ledger against the grant log.
+// checks every batch of a ledger against the grant log. GrantLog.Prune
+// deletes old records and keeps their batches' counts and roots.
 //
 // The grant log's layout: bucket "batches", key the 8-byte big-endian batch
 // number, value the CBOR GrantBatch; bucket "grants", key batch number ‖
@@ -57,6 +58,9 @@ type GrantBatch struct {
 	Root   [32]byte `cbor:"3,keyasint"`           // Merkle root over the records (GrantRoot)
 	TimeMS int64    `cbor:"4,keyasint"`           // when the batch was written (unix milliseconds)
 	Height uint64   `cbor:"5,keyasint,omitempty"` // the block of its session-batch event; 0 until committed
+	// Pruned says the batch's records were deleted (GrantLog.Prune): its
+	// count and root stay, here and on the ledger.
+	Pruned bool `cbor:"6,keyasint,omitempty"`
 }
 
 // Event returns the session-batch event of b by the CH of cluster.
@@ -271,6 +275,54 @@ func (g *GrantLog) Records(seq uint64) ([][]byte, error) {
 	return recs, nil
 }
 
+// Prune deletes the records of the committed batches written before
+// before, keeping each batch's count, root and block (marked Pruned), and
+// returns how many batches and records it deleted. A batch not yet on the
+// ledger is never pruned. What stays provable: the ledger's signed count
+// and root per batch, and any record whose inclusion path was kept
+// (GrantInclusion) before the prune. bbolt reuses the freed pages; the file
+// does not shrink (bbolt compact does that offline).
+func (g *GrantLog) Prune(before time.Time) (batches, records uint64, err error) {
+	cut := before.UnixMilli()
+	err = g.db.Update(func(tx *bolt.Tx) error {
+		bb, gb := tx.Bucket(bucketGrantBatches), tx.Bucket(bucketGrants)
+		var old []GrantBatch // collected first: a bucket must not change under its cursor
+		c := bb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var b GrantBatch
+			if err := wire.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("failed to read grant batch %x: %w", k, err)
+			}
+			if b.TimeMS >= cut {
+				break // batches are numbered in the order they were written
+			}
+			if !b.Pruned && b.Height != 0 {
+				old = append(old, b)
+			}
+		}
+		for _, b := range old {
+			k := binary.BigEndian.AppendUint64(nil, b.Seq)
+			gc := gb.Cursor()
+			for rk, _ := gc.Seek(k); len(rk) == 12 && string(rk[:8]) == string(k); rk, _ = gc.Seek(k) {
+				if err := gc.Delete(); err != nil {
+					return err
+				}
+				records++
+			}
+			b.Pruned = true
+			if err := putBatch(bb, b); err != nil {
+				return err
+			}
+			batches++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("failed to prune grant log %s: %w", g.path, err)
+	}
+	return batches, records, nil
+}
+
 // RecoverGrants commits the batches of g that a crash left written but not
 // marked: a batch whose event is already in a block (found among the blocks
 // after the last marked batch's) is marked; any other is appended now. The
@@ -320,6 +372,7 @@ func RecoverGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) e
 // GrantSummary is what CheckGrants found.
 type GrantSummary struct {
 	Batches, Grants uint64
+	Pruned          uint64 // grants of pruned batches: counted and rooted on the ledger, records deleted
 }
 
 // CheckGrants checks the session-batch events of cluster on l against the
@@ -369,6 +422,12 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 			return fmt.Errorf("%w: batch %d: the grant log says %d grants with root %x, the ledger %d with root %x",
 				ErrBadGrant, gb.Seq, gb.Count, gb.Root, ev.Count, ev.Root)
 		}
+		s.Batches++
+		s.Grants += ev.Count
+		if gb.Pruned {
+			s.Pruned += ev.Count
+			return ctx.Err()
+		}
 		recs, err := g.Records(gb.Seq)
 		if err != nil {
 			return err
@@ -384,8 +443,6 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 				return fmt.Errorf("%w: batch %d, grant %d: %w", ErrBadGrant, gb.Seq, i, err)
 			}
 		}
-		s.Batches++
-		s.Grants += ev.Count
 		return ctx.Err()
 	})
 	if err != nil {

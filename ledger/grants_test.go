@@ -242,3 +242,65 @@ func TestCheckGrantsTamper(t *testing.T) {
 func grantKey(seq uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, seq), i)
 }
+
+// Prune deletes the records of committed batches written before its time,
+// never those of a batch not yet on the ledger; CheckGrants still checks the
+// pruned batches' counts and roots, and an inclusion path kept before the
+// prune still proves its record against the ledger's event.
+func TestPruneGrants(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("m1", "k1"))
+	mustAppend(t, l, join("m2", "k2"))
+	g := openGrants(t, t.TempDir())
+	t0 := time.UnixMilli(1_700_000_000_000)
+	var first ledger.Event
+	for i, at := range []time.Time{t0, t0.Add(time.Minute), t0.Add(time.Hour)} {
+		b, err := g.Write(grantRecords(t, 4+i, "m2", "m1"), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			continue // batch 2: written, not committed (a crash)
+		}
+		ref := mustAppend(t, l, b.Event(testCluster))
+		if err := g.Committed(b.Seq, ref.Height); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = b.Event(testCluster)
+		}
+	}
+	recs, err := g.Records(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := ledger.GrantInclusion(recs, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	batches, records, err := g.Prune(t0.Add(30 * time.Minute))
+	if err != nil || batches != 1 || records != 4 {
+		t.Fatalf("Prune: %d batches, %d records, %v; want batch 1's 4 records (batch 2 is not on the ledger)", batches, records, err)
+	}
+	if got, err := g.Records(1); err != nil || len(got) != 0 {
+		t.Fatalf("batch 1 after the prune: %d records, %v", len(got), err)
+	}
+	if got, err := g.Records(2); err != nil || len(got) != 5 {
+		t.Fatalf("batch 2 (pending) after the prune: %d records, %v", len(got), err)
+	}
+	if err := ledger.RecoverGrants(t.Context(), l, g, testCluster); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.CheckGrants(t.Context(), l, g, testCluster)
+	if err != nil || s.Batches != 3 || s.Grants != 15 || s.Pruned != 4 {
+		t.Fatalf("CheckGrants after the prune: %+v %v", s, err)
+	}
+	if err := ledger.VerifyGrantInclusion(first, recs[2], 2, path); err != nil {
+		t.Fatalf("a proof kept before the prune: %v", err)
+	}
+	if batches, records, err := g.Prune(t0.Add(2 * time.Hour)); err != nil || batches != 2 || records != 11 {
+		t.Fatalf("second Prune: %d batches, %d records, %v; want batches 2 and 3", batches, records, err)
+	}
+}

@@ -16,12 +16,16 @@ import (
 	"github.com/iotguard/iotguard/ledger"
 )
 
-const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore> --data DIR [flags]
+const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore|prune-grants> --data DIR [flags]
 
 verify re-derives every block hash and signature, replays every event
 against the device index and checks the Merkle tree over the blocks; it exits
 0 with the height when the chain is intact and 1 naming the first bad block
-otherwise. list prints the blocks. export --out FILE writes every block and a
+otherwise. It then checks the session grants of grants.db against their
+batches on the ledger. prune-grants --older-than DURATION deletes the grant
+records of batches written before then: each batch's count and Merkle root
+stay on the ledger (and in grants.db), so verify still checks them, and an
+inclusion proof kept before the prune still verifies. list prints the blocks. export --out FILE writes every block and a
 signed checkpoint over them for 'iotguard audit verify-export'.
 All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
@@ -35,6 +39,7 @@ Examples:
   iotguard ledger list --data iotguard-data --format json
   iotguard ledger export --data iotguard-data --out ledger.export
   iotguard ledger backup --data iotguard-data --out backup.tar
+  iotguard ledger prune-grants --data iotguard-data --older-than 2160h
 `
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
@@ -52,6 +57,8 @@ func ledgerCmd(args []string, cmt *CometBFT) error {
 		return ledgerList(args[1:], cmt)
 	case "export":
 		return ledgerExport(args[1:])
+	case "prune-grants":
+		return ledgerPruneGrants(args[1:])
 	case "backup":
 		return ledgerBackup(args[1:])
 	case "restore":
@@ -138,6 +145,9 @@ func verifyGrants(l *ledger.Bolt, dir string) error {
 		return err
 	}
 	fmt.Printf("session grants intact: %d in %d batch(es), each batch's records hash to its root on the ledger\n", s.Grants, s.Batches)
+	if s.Pruned > 0 {
+		fmt.Printf("  of them %d pruned (records deleted; their batches' counts and roots checked)\n", s.Pruned)
+	}
 	return nil
 }
 
@@ -190,5 +200,42 @@ func verifyCometBFT(home string, cmt *CometBFT) error {
 		return err
 	}
 	fmt.Println(summary)
+	return nil
+}
+
+// ledgerPruneGrants deletes the records of old session batches from the grant
+// log of a stopped CH (ledger.GrantLog.Prune).
+func ledgerPruneGrants(args []string) error {
+	fs := flag.NewFlagSet("ledger prune-grants", flag.ContinueOnError)
+	dir := fs.String("data", "", "data `directory` of the cluster head")
+	age := fs.Duration("older-than", 0, "delete the records of batches written longer ago than this (e.g. 2160h: 90 days)")
+	if err := Parse(fs, ledgerUsage, args); err != nil {
+		return err
+	}
+	if err := Required(fs, "data", "older-than"); err != nil {
+		return err
+	}
+	if *age <= 0 {
+		return usageError{"--older-than must be positive"}
+	}
+	path := filepath.Join(*dir, ledger.GrantLogFile)
+	if _, err := os.Stat(path); err != nil { // a prune creates no grant log
+		return fmt.Errorf("no grant log to prune: %w", err)
+	}
+	g, err := ledger.OpenGrantLog(path, false)
+	if err != nil {
+		if errors.Is(err, ledger.ErrLocked) {
+			return fmt.Errorf("%w: stop the server using %s first", err, *dir)
+		}
+		return err
+	}
+	defer g.Close()
+	before := time.Now().Add(-*age)
+	batches, records, err := g.Prune(before)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pruned %d grant records of %d batches written before %s; their counts and roots stay on the ledger\n",
+		records, batches, before.UTC().Format(time.RFC3339))
 	return nil
 }
