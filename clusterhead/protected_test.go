@@ -1,6 +1,7 @@
 package clusterhead_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -446,5 +447,45 @@ func TestSessionGrantBatches(t *testing.T) {
 	defer g.Close()
 	if s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, l.Cluster()); err != nil || s.Grants != 20 || s.Batches != 3 {
 		t.Fatalf("CheckGrants: %+v %v", s, err)
+	}
+}
+
+// TestBackupCarriesGrantLog: a backup of a running CH holds its grant log;
+// a CH restored from it serves, and its ledger's session batches check out
+// against the restored grants.db.
+func TestBackupCarriesGrantLog(t *testing.T) {
+	ch := chtest.Start(t, t.TempDir())
+	a := joinMember(t, ch, "sensor-a")
+	joinMember(t, ch, "sensor-b")
+	for range 5 {
+		if _, _, err := a.dev.Session(chtest.Ctx(t), "sensor-b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch.Core.Flush()
+	var archive bytes.Buffer
+	if err := ch.Backup(chtest.Ctx(t), &archive); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if _, err := clusterhead.Restore(&archive, dir); err != nil {
+		t.Fatal(err)
+	}
+	restored := chtest.Start(t, dir)
+	if err := restored.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := clusterhead.OpenLedger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, l.Cluster()); err != nil || s.Grants != 5 {
+		t.Fatalf("CheckGrants of the restored CH: %+v %v", s, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
@@ -323,15 +324,37 @@ func (g *GrantLog) Prune(before time.Time) (batches, records uint64, err error) 
 	return batches, records, nil
 }
 
+// Backup writes a consistent copy of the grant log to w, as of one read
+// transaction (writes go on meanwhile). begin is called first with the
+// copy's size in bytes; an error from begin stops the backup.
+func (g *GrantLog) Backup(w io.Writer, begin func(size int64) error) error {
+	return g.db.View(func(tx *bolt.Tx) error {
+		if err := begin(tx.Size()); err != nil {
+			return err
+		}
+		if _, err := tx.WriteTo(w); err != nil {
+			return fmt.Errorf("failed to back up grant log %s: %w", g.path, err)
+		}
+		return nil
+	})
+}
+
 // RecoverGrants commits the batches of g that a crash left written but not
 // marked: a batch whose event is already in a block (found among the blocks
-// after the last marked batch's) is marked; any other is appended now. The
-// CH calls it at start, before granting sessions.
+// after the last marked batch's) is marked; any other is appended now. A
+// batch marked with a block beyond l's head counts as not marked: a backup
+// copies the ledger before the grant log, so the copy of the grant log may
+// hold batches the copy of the ledger does not. The CH calls it at start,
+// before granting sessions.
 func RecoverGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) error {
+	head, _, err := l.Head()
+	if err != nil {
+		return fmt.Errorf("failed to look for uncommitted grant batches: %w", err)
+	}
 	var pending []GrantBatch
 	var from uint64 = 1
-	err := g.Batches(func(b GrantBatch) error {
-		if b.Height == 0 {
+	err = g.Batches(func(b GrantBatch) error {
+		if b.Height == 0 || b.Height > head.Height {
 			pending = append(pending, b)
 		} else if len(pending) == 0 {
 			from = b.Height + 1

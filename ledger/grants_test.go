@@ -304,3 +304,30 @@ func TestPruneGrants(t *testing.T) {
 		t.Fatalf("second Prune: %d batches, %d records, %v; want batches 2 and 3", batches, records, err)
 	}
 }
+
+// A grant log copied after its ledger (a backup) may hold a batch marked
+// with a block the ledger copy does not have: RecoverGrants appends it again.
+func TestRecoverGrantsAfterRestore(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("m1", "k1"))
+	mustAppend(t, l, join("m2", "k2"))
+	g := openGrants(t, t.TempDir())
+	b, err := g.Write(grantRecords(t, 3, "m2", "m1"), time.UnixMilli(1_700_000_000_010))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, err := l.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Committed(b.Seq, head.Height+1); err != nil { // committed in a block the copy lacks
+		t.Fatal(err)
+	}
+	if err := ledger.RecoverGrants(t.Context(), l, g, testCluster); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ledger.CheckGrants(t.Context(), l, g, testCluster); err != nil || s.Batches != 1 || s.Grants != 3 {
+		t.Fatalf("CheckGrants: %+v %v", s, err)
+	}
+}
