@@ -165,7 +165,7 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, members: members,
 		pending: make(chan struct{}, maxPendingRecords), spent: newSpentProofs(cfg.TalkProofs)}
 	if cfg.Grants != nil {
-		c.grants = newGrantBatcher(cfg, l)
+		c.grants = newGrantBatcher(cfg, c.append)
 	}
 	return c, nil
 }
