@@ -339,6 +339,69 @@ func (g *GrantLog) Backup(w io.Writer, begin func(size int64) error) error {
 	})
 }
 
+// GrantProof is one grant's record and what proves it: its batch, its
+// index in the batch and the inclusion path to the root of the batch's
+// session-batch event in block Height.
+type GrantProof struct {
+	Record []byte
+	Event  Event // the session-batch event on the ledger
+	Height uint64
+	Index  uint64
+	Path   [][]byte
+}
+
+// ProveGrant finds the grant of session sid in g and returns its proof,
+// checked against the session-batch event of cluster on l (read from the
+// block g recorded for its batch). An error wrapping ErrBadGrant says that
+// no record has that session ID (never granted, not yet committed, or
+// pruned) or that the proof does not check.
+func ProveGrant(l Ledger, g *GrantLog, cluster string, sid []byte) (GrantProof, error) {
+	var p GrantProof
+	found := false
+	err := g.Batches(func(b GrantBatch) error {
+		if found || b.Pruned || b.Height == 0 {
+			return nil
+		}
+		recs, err := g.Records(b.Seq)
+		if err != nil {
+			return err
+		}
+		for i, rec := range recs {
+			var ev Event
+			if wire.Unmarshal(rec, &ev) != nil || string(ev.SessionID) != string(sid) {
+				continue
+			}
+			path, err := GrantInclusion(recs, uint64(i))
+			if err != nil {
+				return err
+			}
+			p, found = GrantProof{Record: rec, Height: b.Height, Index: uint64(i), Path: path}, true
+			return l.Blocks(b.Height, func(blk Block) error {
+				for _, e := range blk.Events {
+					if e.Type == EventSessionBatch && e.Device == cluster && e.Batch == b.Seq {
+						p.Event = e
+					}
+				}
+				return errStopBlocks
+			})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopBlocks) {
+		return p, err
+	}
+	if !found {
+		return p, fmt.Errorf("%w: no record of session %x in the grant log (never granted, in a batch not yet committed, or pruned)", ErrBadGrant, sid)
+	}
+	if err := VerifyGrantInclusion(p.Event, p.Record, p.Index, p.Path); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// errStopBlocks ends a Blocks walk early.
+var errStopBlocks = errors.New("stop")
+
 // RecoverGrants commits the batches of g that a crash left written but not
 // marked: a batch whose event is already in a block (found among the blocks
 // after the last marked batch's) is marked; any other is appended now. A

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,7 +18,7 @@ import (
 	"github.com/iotguard/iotguard/ledger"
 )
 
-const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore|prune-grants> --data DIR [flags]
+const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore|prune-grants|grant-proof> --data DIR [flags]
 
 verify re-derives every block hash and signature, replays every event
 against the device index and checks the Merkle tree over the blocks; it exits
@@ -25,7 +27,9 @@ otherwise. It then checks the session grants of grants.db against their
 batches on the ledger. prune-grants --older-than DURATION deletes the grant
 records of batches written before then: each batch's count and Merkle root
 stay on the ledger (and in grants.db), so verify still checks them, and an
-inclusion proof kept before the prune still verifies. list prints the blocks. export --out FILE writes every block and a
+inclusion proof kept before the prune still verifies. grant-proof --session
+SID prints, as JSON, one grant's record, its batch and the inclusion path
+from the record to the Merkle root of its batch's event on the ledger. list prints the blocks. export --out FILE writes every block and a
 signed checkpoint over them for 'iotguard audit verify-export'.
 All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
@@ -40,6 +44,7 @@ Examples:
   iotguard ledger export --data iotguard-data --out ledger.export
   iotguard ledger backup --data iotguard-data --out backup.tar
   iotguard ledger prune-grants --data iotguard-data --older-than 2160h
+  iotguard ledger grant-proof --data iotguard-data --session 0f1e2d3c4b5a69788796a5b4c3d2e1f0
 `
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
@@ -59,6 +64,8 @@ func ledgerCmd(args []string, cmt *CometBFT) error {
 		return ledgerExport(args[1:])
 	case "prune-grants":
 		return ledgerPruneGrants(args[1:])
+	case "grant-proof":
+		return ledgerGrantProof(args[1:])
 	case "backup":
 		return ledgerBackup(args[1:])
 	case "restore":
@@ -238,4 +245,49 @@ func ledgerPruneGrants(args []string) error {
 	fmt.Printf("pruned %d grant records of %d batches written before %s; their counts and roots stay on the ledger\n",
 		records, batches, before.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// ledgerGrantProof prints one grant's inclusion proof (ledger.ProveGrant).
+func ledgerGrantProof(args []string) error {
+	fs := flag.NewFlagSet("ledger grant-proof", flag.ContinueOnError)
+	dir := fs.String("data", "", "data `directory` of the cluster head")
+	session := fs.String("session", "", "session `ID` in hex, as 'iotguard device session' prints it")
+	if err := Parse(fs, ledgerUsage, args); err != nil {
+		return err
+	}
+	if err := Required(fs, "data", "session"); err != nil {
+		return err
+	}
+	sid, err := hex.DecodeString(*session)
+	if err != nil {
+		return usageError{"--session must be hex: " + err.Error()}
+	}
+	l, err := clusterhead.OpenLedger(*dir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	g, err := ledger.OpenGrantLog(filepath.Join(*dir, ledger.GrantLogFile), true)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	p, err := ledger.ProveGrant(l, g, l.Cluster(), sid)
+	if err != nil {
+		return err
+	}
+	path := make([]string, len(p.Path))
+	for i, h := range p.Path {
+		path[i] = hex.EncodeToString(h)
+	}
+	return json.NewEncoder(os.Stdout).Encode(struct {
+		Cluster string   `json:"cluster"`
+		Block   uint64   `json:"block"`
+		Batch   uint64   `json:"batch"`
+		Count   uint64   `json:"count"`
+		Root    string   `json:"root"`
+		Index   uint64   `json:"index"`
+		Record  string   `json:"record"`
+		Path    []string `json:"path"`
+	}{l.Cluster(), p.Height, p.Event.Batch, p.Event.Count, hex.EncodeToString(p.Event.Root), p.Index, hex.EncodeToString(p.Record), path})
 }
