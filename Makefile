@@ -104,6 +104,20 @@ bench-ratios: build
 		--server coap://127.0.0.1:$$port --server-pid $$pid --json > $(BENCHOUT)/join-ch-process.json; rc=$$?; \
 	kill $$pid; wait $$pid; rm -rf $$d; echo "join-ch-process: $$(head -c 400 $(BENCHOUT)/join-ch-process.json)"; exit $$rc
 
+# The tables of docs/PERFORMANCE.md: /verify and /session against the echo
+# and join against its crypto bound, in one run with the CH in this process
+# (the ratios), then in one run against a CH in its own process (its CPU per
+# op and the join's server CPU ratio; started with --pprof, so it can be
+# profiled meanwhile on 127.0.0.1:9465).
+.PHONY: bench-summary
+bench-summary: build
+	$(BIN) bench --scenario ratios --duration $(BENCHTIME) --concurrency 64
+	@d=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --rate-limit 0 --association-rate 0 --metrics 127.0.0.1:9465 --pprof >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
+	$(BIN) bench --scenario ratios --duration $(BENCHTIME) --concurrency 64 \
+		--server coap://127.0.0.1:$$port --server-pid $$pid; rc=$$?; \
+	kill $$pid; wait $$pid; rm -rf $$d; exit $$rc
+
 # 1k, 100k and 1M members: lookup, join and verify latency, memory.
 bench-scale: build
 	@mkdir -p $(BENCHOUT)

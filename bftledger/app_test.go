@@ -200,6 +200,7 @@ func TestAppClusterWritesOnlyItsOwnDevices(t *testing.T) {
 		{"rejoin with another key", join("b1", 0xee, c.now()), bftledger.CodeConflict},
 		{"leave of an unknown device", event(ledger.EventLeave, "nobody", "", c.now()), bftledger.CodeUnknownDevice},
 		{"key rotation", rotateEvent(t, keys["cluster-b"], c.now()), bftledger.CodeInvalidEvent},
+		{"session batch in another cluster's name", sessionBatch("cluster-a", c.now()), bftledger.CodeOtherCluster},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c.want([]uint32{tc.code}, c.tx("cluster-b", "cluster-b", tc.ev))
@@ -209,6 +210,9 @@ func TestAppClusterWritesOnlyItsOwnDevices(t *testing.T) {
 	if d.Cluster != "cluster-a" || d.Status != membership.Member {
 		t.Fatalf("a1 after refused writes of cluster-b: %+v", d)
 	}
+	// Its own session batch is accepted: it commits to grants by hash and
+	// changes no device.
+	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", sessionBatch("cluster-b", c.now())))
 
 	// a1 leaves cluster-a; then cluster-b may take it in.
 	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now())))
@@ -504,4 +508,10 @@ func TestAppBlockTime(t *testing.T) {
 	if want := genesisTime.Add(time.Second).UnixMilli(); at != want {
 		t.Fatalf("backdated block stamped %d, want CometBFT's time %d", at, want)
 	}
+}
+
+// sessionBatch is a session-batch event of cluster (its grants are not on
+// the ledger: a count and a Merkle root commit to them).
+func sessionBatch(cluster string, now time.Time) ledger.Event {
+	return ledger.GrantBatch{Seq: 1, Count: 2, Root: [32]byte{0xba}, TimeMS: now.UnixMilli()}.Event(cluster)
 }

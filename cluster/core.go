@@ -46,6 +46,13 @@ type Config struct {
 	// (~35 B each), each until it is stale (docs/PROTOCOL.md §5.1); when
 	// that many are unexpired, /session refuses new proofs (ErrBusy).
 	TalkProofs int
+	// Grants, when set, keeps the records of session grants and the core
+	// commits them to the ledger in batches (one session-batch event per
+	// GrantBatch grants or per GrantPeriod, whichever comes first;
+	// ledger/grants.go). Nil: one session event per grant.
+	Grants      GrantLog
+	GrantBatch  int           // grants per batch, 1..ledger.MaxGrantBatch; default DefaultGrantBatch
+	GrantPeriod time.Duration // longest a batch stays open; default DefaultGrantPeriod
 }
 
 // Defaults for Config fields left zero.
@@ -123,6 +130,7 @@ type Core struct {
 	checkpoints checkpoints // the newest signed checkpoint (transparency.go)
 
 	pending chan struct{} // one token per audit record not yet committed
+	grants  *grantBatcher // nil without Config.Grants
 
 	spent   *spentProofs                    // talk proofs accepted and not yet stale
 	retired atomic.Pointer[func(id string)] // see OnKeyRetired; nil: nobody listens
@@ -151,6 +159,15 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if cfg.TalkProofs == 0 {
 		cfg.TalkProofs = DefaultTalkProofs
 	}
+	if cfg.GrantBatch == 0 {
+		cfg.GrantBatch = DefaultGrantBatch
+	}
+	if cfg.GrantPeriod <= 0 {
+		cfg.GrantPeriod = DefaultGrantPeriod
+	}
+	if cfg.GrantBatch < 1 || cfg.GrantBatch > ledger.MaxGrantBatch {
+		return nil, fmt.Errorf("failed to configure cluster %s: grant batch %d outside 1..%d", cfg.ID, cfg.GrantBatch, ledger.MaxGrantBatch)
+	}
 	members, err := simplelru.NewLRU[string, *memberState](cfg.ReplayStates, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: replay states: %w", cfg.ID, err)
@@ -162,8 +179,12 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: %w", cfg.ID, err)
 	}
-	return &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members,
-		pending: make(chan struct{}, maxPendingRecords), spent: newSpentProofs(cfg.TalkProofs)}, nil
+	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members,
+		pending: make(chan struct{}, maxPendingRecords), spent: newSpentProofs(cfg.TalkProofs)}
+	if cfg.Grants != nil {
+		c.grants = newGrantBatcher(cfg, c.append)
+	}
+	return c, nil
 }
 
 // SetObserver installs o; call it before serving.

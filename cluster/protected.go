@@ -198,7 +198,12 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 		return nil, err
 	}
 	ev.SessionID, ev.Expires = sess.SID, sess.Expires.Unix()
-	if err := c.record(ctx, ev); err != nil {
+	if c.grants != nil {
+		err = c.grants.add(ev)
+	} else {
+		err = c.record(ctx, ev)
+	}
+	if err != nil {
 		return nil, err
 	}
 	c.obs.SessionGranted()

@@ -41,13 +41,26 @@ func (c *Core) record(ctx context.Context, ev ledger.Event) error {
 
 // Flush waits until every audit record queued before it is committed (or has
 // failed), by taking every place of the queue once; records queued meanwhile
-// wait for it. The CH calls it after its CoAP server stopped and before its
-// ledger closes.
+// wait for it, and until the session grants granted before it are in the
+// grant log and their batches on the ledger.
 func (c *Core) Flush() {
+	if c.grants != nil {
+		c.grants.flush()
+	}
 	for range cap(c.pending) {
 		c.pending <- struct{}{}
 	}
 	for range cap(c.pending) {
 		<-c.pending
 	}
+}
+
+// Close flushes (see Flush) and stops the session grant batcher; a grant
+// after Close fails. The CH calls it after its CoAP server stopped and
+// before its ledger and grant log close.
+func (c *Core) Close() {
+	if c.grants != nil {
+		c.grants.close()
+	}
+	c.Flush()
 }

@@ -23,6 +23,11 @@ import (
 //	ch-key.pem       the CH private key (and, after rotations, the keys it replaced)
 //	backup.json      a BackupInfo: cluster, height and head hash of the copy
 //	ledger.db        a consistent copy of the ledger file (ledger.Bolt.Backup)
+//	grants.db        a consistent copy of the grant log, taken after the
+//	                 ledger's (ledger.GrantLog.Backup); absent when the CH
+//	                 has none. A batch it holds that the ledger copy does not
+//	                 is committed when the restored CH starts
+//	                 (ledger.RecoverGrants).
 //
 // Every entry has mode 0600. IMPORTANT: the archive holds the CH private
 // key; keep it like ch-key.pem itself. Restore puts the keys in place before
@@ -54,7 +59,7 @@ func (c *CH) Backup(ctx context.Context, w io.Writer) error {
 	}
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
-	return writeBackup(w, c.dir, c.Core.Config().ID, b)
+	return writeBackup(w, c.dir, c.Core.Config().ID, b, c.grants)
 }
 
 // BackupStopped writes a backup archive of the data directory dir of a
@@ -66,10 +71,20 @@ func BackupStopped(dir string, w io.Writer) error {
 		return err
 	}
 	defer l.Close()
-	return writeBackup(w, dir, l.Cluster(), l)
+	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		g = nil
+	case err != nil:
+		return err
+	default:
+		defer g.Close()
+	}
+	return writeBackup(w, dir, l.Cluster(), l, g)
 }
 
-func writeBackup(w io.Writer, dir, cluster string, l backuper) error {
+// writeBackup writes the archive; g is the grant log, nil when there is none.
+func writeBackup(w io.Writer, dir, cluster string, l backuper, g *ledger.GrantLog) error {
 	tw := tar.NewWriter(w)
 	now := time.Now().UTC()
 	add := func(name string, size int64) error {
@@ -106,6 +121,11 @@ func writeBackup(w io.Writer, dir, cluster string, l backuper) error {
 	if err != nil {
 		return fmt.Errorf("failed to write backup: %w", err)
 	}
+	if g != nil {
+		if err := g.Backup(tw, func(size int64) error { return add(ledger.GrantLogFile, size) }); err != nil {
+			return fmt.Errorf("failed to write backup: %w", err)
+		}
+	}
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("failed to write backup: %w", err)
 	}
@@ -129,7 +149,7 @@ func ReadBackup(r io.Reader, put func(name string, content io.Reader) error) (Ba
 		if err != nil {
 			return info, fmt.Errorf("%w: %v", ErrBadBackup, err)
 		}
-		allowed := append(keysvc.KeyFiles(), backupInfoName, LedgerFile)
+		allowed := append(keysvc.KeyFiles(), backupInfoName, LedgerFile, ledger.GrantLogFile)
 		switch {
 		case !slices.Contains(allowed, h.Name) || h.Typeflag != tar.TypeReg:
 			return info, fmt.Errorf("%w: unexpected entry %q", ErrBadBackup, h.Name)
@@ -137,7 +157,9 @@ func ReadBackup(r io.Reader, put func(name string, content io.Reader) error) (Ba
 			return info, fmt.Errorf("%w: %q twice", ErrBadBackup, h.Name)
 		case h.Name == LedgerFile && !slices.Contains(seen, backupInfoName):
 			return info, fmt.Errorf("%w: %s before %s", ErrBadBackup, LedgerFile, backupInfoName)
-		case h.Name != LedgerFile && slices.Contains(seen, LedgerFile):
+		case h.Name == ledger.GrantLogFile && !slices.Contains(seen, LedgerFile):
+			return info, fmt.Errorf("%w: %s before %s", ErrBadBackup, ledger.GrantLogFile, LedgerFile)
+		case h.Name != LedgerFile && h.Name != ledger.GrantLogFile && slices.Contains(seen, LedgerFile):
 			return info, fmt.Errorf("%w: %q after %s", ErrBadBackup, h.Name, LedgerFile)
 		}
 		seen = append(seen, h.Name)
@@ -183,7 +205,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // hash, signature and event) and returns the backup's info. On any error it
 // removes what it wrote, leaving dir as it found it.
 func Restore(r io.Reader, dir string) (BackupInfo, error) {
-	for _, name := range append(keysvc.KeyFiles(), LedgerFile) {
+	for _, name := range append(keysvc.KeyFiles(), LedgerFile, ledger.GrantLogFile) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			return BackupInfo{}, fmt.Errorf("refusing to restore into %s: it already holds %s (restore into a new directory)", dir, name)
 		}

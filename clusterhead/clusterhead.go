@@ -46,7 +46,10 @@ type Config struct {
 	AssociationRate float64
 	Logger          *slog.Logger
 	Metrics         string // HTTP address for /metrics; "" off
-	NoAdmin         bool   // no control socket (tests that run many CHs)
+	// Pprof mounts net/http/pprof under /debug/pprof/ on the Metrics
+	// address (and nowhere else); it needs Metrics.
+	Pprof   bool
+	NoAdmin bool // no control socket (tests that run many CHs)
 	// RequestTimeout bounds the handling of one CoAP request, a join's wait
 	// for its ledger commit included (then 5.03 "outcome not known yet");
 	// zero means coapedge.DefaultTimeout (10 s).
@@ -71,6 +74,7 @@ type CH struct {
 	CoAPS   *coapsrv.Server // nil unless Config.DTLSListen is set
 	admin   *admin.Server
 	metrics *metrics.Server
+	grants  *ledger.GrantLog // the records of session grants (closed after the ledger)
 	dir     string
 	started time.Time
 
@@ -111,6 +115,9 @@ func (c *CH) members() (map[membership.Status]int, error) {
 
 // Start opens (or creates) the data directory and starts serving.
 func Start(cfg Config) (*CH, error) {
+	if cfg.Pprof && cfg.Metrics == "" {
+		return nil, ErrPprofWithoutMetrics
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -172,11 +179,30 @@ func Start(cfg Config) (*CH, error) {
 	if cfg.Cluster.Logger == nil {
 		cfg.Cluster.Logger = log
 	}
-	core, err := cluster.New(cfg.Cluster, keys, l)
+	// Session grants are recorded in the grant log and committed to the
+	// ledger in batches (ledger/grants.go); batches a crash left written but
+	// not committed are committed first.
+	grants, err := ledger.OpenGrantLog(filepath.Join(cfg.DataDir, ledger.GrantLogFile), false)
 	if err != nil {
 		l.Close()
 		return nil, err
 	}
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = ledger.RecoverGrants(rctx, l, grants, cfg.Cluster.ID)
+	cancel()
+	if err != nil {
+		grants.Close()
+		l.Close()
+		return nil, err
+	}
+	cfg.Cluster.Grants = grants
+	core, err := cluster.New(cfg.Cluster, keys, l)
+	if err != nil {
+		grants.Close()
+		l.Close()
+		return nil, err
+	}
+	ch.grants = grants
 	opts := []coapsrv.Option{
 		coapsrv.WithRateLimit(cfg.RateLimit),
 		coapsrv.WithMaxAssociations(cfg.MaxAssociations),
@@ -193,7 +219,9 @@ func Start(cfg Config) (*CH, error) {
 	}
 	srv, err := coapsrv.Listen(cfg.Listen, core, opts...)
 	if err != nil {
+		core.Close()
 		l.Close()
+		grants.Close()
 		return nil, err
 	}
 	ch.Ledger, ch.Core, ch.CoAP = l, core, srv
@@ -205,7 +233,11 @@ func Start(cfg Config) (*CH, error) {
 		core.OnKeyRetired(ch.CoAPS.CloseIdentity) // a member's DTLS sessions die with its keys
 	}
 	if m != nil {
-		if ch.metrics, err = metrics.Serve(cfg.Metrics, reg); err != nil {
+		var mopts []metrics.ServeOption
+		if cfg.Pprof {
+			mopts = append(mopts, metrics.WithPprof())
+		}
+		if ch.metrics, err = metrics.Serve(cfg.Metrics, reg, mopts...); err != nil {
 			ch.Close()
 			return nil, err
 		}
@@ -257,8 +289,11 @@ func (c *CH) close() error {
 		errs = append(errs, c.CoAPS.Close())
 	}
 	errs = append(errs, c.CoAP.Close())
-	c.Core.Flush() // audit records written behind their answers
+	c.Core.Close() // audit records written behind their answers, the open batch of session grants
 	errs = append(errs, c.Ledger.Close())
+	if c.grants != nil {
+		errs = append(errs, c.grants.Close())
+	}
 	return errors.Join(errs...)
 }
 

@@ -14,3 +14,7 @@ var ErrBadBackup = errors.New("not a complete iotguard backup")
 // not the bbolt one: on a CometBFT ledger the genesis registry fixes each
 // cluster's CH key, and validators refuse transactions signed by another.
 var ErrRotationUnsupported = errors.New("key rotation needs the bbolt ledger: a CometBFT genesis registry fixes each cluster's CH key")
+
+// ErrPprofWithoutMetrics is returned by Start for a Config with Pprof and no
+// Metrics address: the profiles are served on the metrics address only.
+var ErrPprofWithoutMetrics = errors.New("pprof is served on the metrics address: set one (--metrics 127.0.0.1:9464)")

@@ -1,7 +1,10 @@
 package clusterhead_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -251,9 +254,10 @@ func TestExpiredMembership(t *testing.T) {
 }
 
 // TestAuditRecordsSurviveClose: a /session answer does not wait for its
-// ledger record (docs/PROTOCOL.md §4.4), but a clean shutdown right after the
-// answers writes every record: the reopened ledger holds one session event
-// per grant, with the IDs and no key.
+// record (docs/PROTOCOL.md §4.4), but a clean shutdown right after the
+// answers writes every record: the grant log holds one record per grant,
+// with the IDs and no key, and the ledger one session-batch event whose root
+// commits to them; each record's inclusion path checks against that event.
 func TestAuditRecordsSurviveClose(t *testing.T) {
 	dir := t.TempDir()
 	ch := chtest.Start(t, dir)
@@ -268,21 +272,54 @@ func TestAuditRecordsSurviveClose(t *testing.T) {
 	if err := ch.Close(); err != nil { // no Flush by the test: Close must do it
 		t.Fatal(err)
 	}
-	ch = chtest.Start(t, dir)
-	sessions := 0
-	err := ch.Ledger.Blocks(0, func(b ledger.Block) error {
+	l, err := clusterhead.OpenLedger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var batches []ledger.Event
+	err = l.Blocks(0, func(b ledger.Block) error {
 		for _, ev := range b.Events {
-			if ev.Type == ledger.EventSession {
-				sessions++
-				if ev.Device != "sensor-a" || ev.Peer != "sensor-b" || len(ev.SessionID) != wire.NonceLen || ev.Key != nil {
-					t.Errorf("session event %+v", ev)
-				}
+			switch ev.Type {
+			case ledger.EventSession:
+				t.Errorf("a session event on the ledger: %+v", ev)
+			case ledger.EventSessionBatch:
+				batches = append(batches, ev)
 			}
 		}
 		return nil
 	})
-	if err != nil || sessions != grants {
-		t.Fatalf("%d session events after restart (%v), want %d", sessions, err, grants)
+	if err != nil || len(batches) != 1 || batches[0].Count != grants || batches[0].Device != ch.Core.Config().ID {
+		t.Fatalf("session batches on the ledger: %+v (%v), want one of %d grants", batches, err, grants)
+	}
+	recs, err := g.Records(batches[0].Batch)
+	if err != nil || len(recs) != grants {
+		t.Fatalf("%d records of batch %d (%v), want %d", len(recs), batches[0].Batch, err, grants)
+	}
+	for i, rec := range recs {
+		var ev ledger.Event
+		if err := wire.Unmarshal(rec, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type != ledger.EventSession || ev.Device != "sensor-a" || ev.Peer != "sensor-b" || len(ev.SessionID) != wire.NonceLen || ev.Key != nil {
+			t.Errorf("grant record %d: %+v", i, ev)
+		}
+		path, err := ledger.GrantInclusion(recs, uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ledger.VerifyGrantInclusion(batches[0], rec, uint64(i), path); err != nil {
+			t.Errorf("grant %d: %v", i, err)
+		}
+	}
+	s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, ch.Core.Config().ID)
+	if err != nil || s.Grants != grants || s.Batches != 1 {
+		t.Fatalf("CheckGrants: %+v %v", s, err)
 	}
 }
 
@@ -361,4 +398,95 @@ func TestReplayStateEviction(t *testing.T) {
 		}
 	}
 	chtest.Unchanged(t, ch, before)
+}
+
+// TestSessionGrantBatches: with batches of 8, 20 grants make two full
+// batches while serving and a third of 4 at Close; the ledger holds three
+// session-batch events and no session event, and the grant log checks out
+// against them after a restart (which finds nothing to recover).
+func TestSessionGrantBatches(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir, func(c *clusterhead.Config) { c.Cluster.GrantBatch = 8; c.Cluster.GrantPeriod = time.Hour })
+	a := joinMember(t, ch, "sensor-a")
+	joinMember(t, ch, "sensor-b")
+	for range 20 {
+		if _, _, err := a.dev.Session(chtest.Ctx(t), "sensor-b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ch = chtest.Start(t, dir)
+	var counts []uint64
+	err := ch.Ledger.Blocks(0, func(b ledger.Block) error {
+		for _, ev := range b.Events {
+			switch ev.Type {
+			case ledger.EventSession:
+				t.Errorf("a session event on the ledger: %+v", ev)
+			case ledger.EventSessionBatch:
+				counts = append(counts, ev.Count)
+			}
+		}
+		return nil
+	})
+	if err != nil || fmt.Sprint(counts) != "[8 8 4]" {
+		t.Fatalf("session batches of %v grants (%v), want [8 8 4]", counts, err)
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := clusterhead.OpenLedger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, l.Cluster()); err != nil || s.Grants != 20 || s.Batches != 3 {
+		t.Fatalf("CheckGrants: %+v %v", s, err)
+	}
+}
+
+// TestBackupCarriesGrantLog: a backup of a running CH holds its grant log;
+// a CH restored from it serves, and its ledger's session batches check out
+// against the restored grants.db.
+func TestBackupCarriesGrantLog(t *testing.T) {
+	ch := chtest.Start(t, t.TempDir())
+	a := joinMember(t, ch, "sensor-a")
+	joinMember(t, ch, "sensor-b")
+	for range 5 {
+		if _, _, err := a.dev.Session(chtest.Ctx(t), "sensor-b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch.Core.Flush()
+	var archive bytes.Buffer
+	if err := ch.Backup(chtest.Ctx(t), &archive); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if _, err := clusterhead.Restore(&archive, dir); err != nil {
+		t.Fatal(err)
+	}
+	restored := chtest.Start(t, dir)
+	if err := restored.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := clusterhead.OpenLedger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, l.Cluster()); err != nil || s.Grants != 5 {
+		t.Fatalf("CheckGrants of the restored CH: %+v %v", s, err)
+	}
 }

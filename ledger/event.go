@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"unicode/utf8"
 )
@@ -23,11 +24,12 @@ const (
 	EventRotate        EventType = 6 // the CH key was rotated: Device is the cluster ID, Request the rotation signed by the old key
 	EventEnroll        EventType = 7 // an operator enrolled a device ID with a key (ledger/enroll.go)
 	EventUnenroll      EventType = 8 // an operator removed a device's enrollment
+	EventSessionBatch  EventType = 9 // a batch of session grants committed by hash: Device is the cluster ID (grants.go)
 )
 
 // String returns the lower-case name of t: "join", "leave", "revoke",
-// "session", "verify-warning", "enroll", "unenroll", or "EventType(n)" for
-// an unknown value.
+// "session", "verify-warning", "rotate", "enroll", "unenroll",
+// "session-batch", or "EventType(n)" for an unknown value.
 func (t EventType) String() string {
 	switch t {
 	case EventJoin:
@@ -46,6 +48,8 @@ func (t EventType) String() string {
 		return "enroll"
 	case EventUnenroll:
 		return "unenroll"
+	case EventSessionBatch:
+		return "session-batch"
 	}
 	return fmt.Sprintf("EventType(%d)", uint8(t))
 }
@@ -79,6 +83,10 @@ type Event struct {
 	// Keys from 20 on belong to enrollment (ledger/enroll.go).
 	Tolerance uint64 `cbor:"20,keyasint,omitempty"` // enroll: metres around Lat, Lon; 0: no enrolled position
 	Replace   bool   `cbor:"21,keyasint,omitempty"` // enroll: give the ID to Key, ending the membership of another key
+	// Keys from 30 on belong to session batches (grants.go).
+	Batch uint64 `cbor:"30,keyasint,omitempty"` // session-batch: the batch's number in the CH's grant log, from 1
+	Count uint64 `cbor:"31,keyasint,omitempty"` // session-batch: grants in the batch, 1..MaxGrantBatch
+	Root  []byte `cbor:"32,keyasint,omitempty"` // session-batch: RFC 9162 Merkle root (SHA-256) over the batch's grant records
 }
 
 // validate checks the shape of e, independent of the ledger's state. Strings
@@ -95,6 +103,9 @@ func (e Event) validate() error {
 		if err := validID("peer", e.Peer); err != nil {
 			return err
 		}
+	}
+	if e.Type != EventSessionBatch && (e.Batch != 0 || e.Count != 0 || len(e.Root) != 0) {
+		return fmt.Errorf("%w: %s event of device %q carries a session batch's fields", ErrInvalidEvent, e.Type, e.Device)
 	}
 	switch e.Type {
 	case EventJoin:
@@ -122,6 +133,17 @@ func (e Event) validate() error {
 	case EventSession:
 		if e.Peer == "" {
 			return fmt.Errorf("%w: session of device %q without peer", ErrInvalidEvent, e.Device)
+		}
+	case EventSessionBatch:
+		switch {
+		case e.Batch == 0:
+			return fmt.Errorf("%w: session batch of %q without a batch number", ErrInvalidEvent, e.Device)
+		case e.Count == 0 || e.Count > MaxGrantBatch:
+			return fmt.Errorf("%w: session batch %d of %q with %d grants (1..%d)", ErrInvalidEvent, e.Batch, e.Device, e.Count, MaxGrantBatch)
+		case len(e.Root) != sha256.Size:
+			return fmt.Errorf("%w: session batch %d of %q with a %d-byte root", ErrInvalidEvent, e.Batch, e.Device, len(e.Root))
+		case e.Peer != "" || len(e.SessionID) != 0 || e.Expires != 0 || e.Lat != 0 || e.Lon != 0 || e.Reason != "":
+			return fmt.Errorf("%w: session batch %d of %q carries other fields", ErrInvalidEvent, e.Batch, e.Device)
 		}
 	default:
 		return fmt.Errorf("%w: unknown type %d", ErrInvalidEvent, uint8(e.Type))

@@ -43,6 +43,9 @@ type index interface {
 //   - verify-warning: no precondition and no effect on the index.
 //   - rotate: no effect on the index; alone in its block (rotation.go).
 //   - enroll, unenroll: see applyEnroll and applyUnenroll (ledger/enroll.go).
+//   - session-batch: no precondition and no effect on the index. Its grants
+//     are not on the ledger: Count and Root commit to them, and CheckGrants
+//     checks them against the CH's grant log (grants.go).
 //
 // "Current member" is Device.StatusAt, the same rule every reader uses.
 func apply(idx index, ev Event, ref BlockRef) error {
@@ -76,7 +79,7 @@ func apply(idx index, ev Event, ref BlockRef) error {
 		if _, err := current(idx, ev.Peer, ev.Time); err != nil {
 			return err
 		}
-	case EventVerifyWarning:
+	case EventVerifyWarning, EventSessionBatch:
 	case EventRotate:
 		// No effect on the index: the chain of CH keys is the signatures'
 		// (rotation.go), checked by the committer's signer and by Verify.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,14 +30,38 @@ type Server struct {
 	srv *http.Server
 }
 
-// Serve exposes reg on http://addr/metrics.
-func Serve(addr string, reg *prometheus.Registry) (*Server, error) {
+// ServeOption adjusts what Serve exposes besides /metrics.
+type ServeOption func(*http.ServeMux)
+
+// WithPprof also mounts net/http/pprof under /debug/pprof/ (index, cmdline,
+// profile, symbol, trace and the runtime's named profiles), for profiling a
+// cluster head in its own process.
+//
+// IMPORTANT: a profile reveals code paths, heap contents' shapes and command
+// lines, and /debug/pprof/profile costs CPU for as long as it runs: bind the
+// metrics address to loopback or a management network only. The handlers are
+// mounted on this server's own mux, never on http.DefaultServeMux.
+func WithPprof() ServeOption {
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+}
+
+// Serve exposes reg on http://addr/metrics, and what opts add.
+func Serve(addr string, reg *prometheus.Registry, opts ...ServeOption) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen for metrics on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	for _, o := range opts {
+		o(mux)
+	}
 	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -20,6 +20,17 @@ func VerifyInclusion(cp *Checkpoint, index uint64, blockHash [32]byte, path [][]
 	return verifyLeaf(leaf[:], index, cp.Size, path, cp.Root[:])
 }
 
+// VerifyLeaf checks that path proves the leaf hash leaf to be leaf index of
+// the tree of size leaves with root: the same check as VerifyInclusion, for
+// trees other than the block tree (the ledger's session batches). A failure
+// wraps ErrBadProof.
+func VerifyLeaf(leaf [32]byte, index, size uint64, path [][]byte, root [32]byte) error {
+	if index >= size {
+		return fmt.Errorf("%w: leaf %d is not in a tree of %d leaves", ErrBadProof, index, size)
+	}
+	return verifyLeaf(leaf[:], index, size, path, root[:])
+}
+
 // verifyLeaf checks the inclusion of the leaf hash leaf at index in the tree
 // of size with root.
 func verifyLeaf(leaf []byte, index, size uint64, path [][]byte, root []byte) error {

@@ -19,6 +19,11 @@ func LeafHash(blockHash [32]byte) [32]byte {
 	return [32]byte(hasher.HashLeaf(blockHash[:]))
 }
 
+// HashLeaf returns the leaf hash of any record: SHA-256(0x00 ‖ data). The
+// ledger's session batches (ledger/grants.go) hash their grant records with
+// it, the same tree hash as the block tree's.
+func HashLeaf(data []byte) [32]byte { return [32]byte(hasher.HashLeaf(data)) }
+
 // HashChildren returns the interior node over left and right:
 // SHA-256(0x01 ‖ left ‖ right).
 func HashChildren(left, right []byte) []byte { return hasher.HashChildren(left, right) }

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -49,10 +50,16 @@ const (
 	ScenarioMixed   = "mixed"
 	ScenarioEcho    = "echo"
 	ScenarioScale   = "scale"
+	// ScenarioRatios runs verify, session and join one after another, each
+	// with its baseline, and reports their ratios in one table.
+	ScenarioRatios = "ratios"
 )
 
 // Scenarios lists the scenario names in the order of the documentation.
-var Scenarios = []string{ScenarioJoin, ScenarioVerify, ScenarioSession, ScenarioM2M, ScenarioMixed, ScenarioEcho, ScenarioScale}
+var Scenarios = []string{ScenarioJoin, ScenarioVerify, ScenarioSession, ScenarioM2M, ScenarioMixed, ScenarioEcho, ScenarioScale, ScenarioRatios}
+
+// ratioScenarios are the parts of ScenarioRatios, in the order they run.
+var ratioScenarios = []string{ScenarioVerify, ScenarioSession, ScenarioJoin}
 
 // Goals of docs/PERFORMANCE.md: the ratio each scenario should reach
 // against its baseline.
@@ -147,6 +154,9 @@ type Result struct {
 
 	HalfLoad *HalfLoad  `json:"half_load,omitempty"`
 	Scale    []ScaleRow `json:"scale,omitempty"`
+	// Parts (ratios) are the results of verify, session and join, each
+	// measured with its baseline in this run.
+	Parts []*Result `json:"parts,omitempty"`
 
 	Windows         []Window `json:"windows"`
 	BaselineWindows []Window `json:"baseline_windows,omitempty"`
@@ -268,6 +278,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Scenario == ScenarioScale {
 		return runScale(ctx, cfg)
 	}
+	if cfg.Scenario == ScenarioRatios {
+		return runRatios(ctx, cfg)
+	}
 	res := &Result{Scenario: cfg.Scenario, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Machine: machine(), Errors: map[string]int64{}}
 	if cfg.Scenario == ScenarioEcho {
 		return res, runEcho(cfg, res)
@@ -309,6 +322,33 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := halfLoad(cfg, t, sc, res); err != nil {
 			return nil, err
 		}
+	}
+	return res, nil
+}
+
+// runRatios runs each of ratioScenarios with its baseline (and, with
+// --server-pid, the join's server CPU ratio), one after another, against
+// the same server or each against a cluster head of its own.
+func runRatios(ctx context.Context, cfg Config) (*Result, error) {
+	res := &Result{Scenario: ScenarioRatios, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Machine: machine(), Errors: map[string]int64{}}
+	for _, sc := range ratioScenarios {
+		c := cfg
+		c.Scenario, c.Baseline = sc, true
+		if c.DataDir != "" {
+			c.DataDir = filepath.Join(cfg.DataDir, sc)
+		}
+		r, err := Run(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("ratios: %s: %w", sc, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		res.Server, res.Seconds, res.Ops = r.Server, res.Seconds+r.Seconds, res.Ops+r.Ops
+		for k, v := range r.Errors {
+			res.Errors[sc+" "+k] += v
+		}
+		res.Parts = append(res.Parts, r)
 	}
 	return res, nil
 }

@@ -21,6 +21,9 @@ func (r *Result) WritePlot(path string) error {
 	if format != "svg" && format != "png" {
 		return fmt.Errorf("failed to plot to %s: want a .svg or .png file", path)
 	}
+	if r.Scenario == ScenarioRatios {
+		return fmt.Errorf("failed to plot to %s: the ratios scenario has no plot of its own; plot each scenario", path)
+	}
 	var plots [][]*plot.Plot
 	if len(r.Scale) > 0 {
 		plots = scalePlots(r.Scale)

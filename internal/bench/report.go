@@ -18,6 +18,9 @@ func (r *Result) WriteJSON(w io.Writer) error {
 // WriteTable writes r for people: the numbers, the baseline and the ratio,
 // errors by code, and the scale table if any.
 func (r *Result) WriteTable(w io.Writer) error {
+	if r.Scenario == ScenarioRatios {
+		return r.writeRatios(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	row("scenario", "%s", r.Scenario)
@@ -111,4 +114,63 @@ func admissionText(a string) string {
 		return "enrolled: devices join with fleet credentials (one more ES256 verify per join)"
 	}
 	return a
+}
+
+// writeRatios writes the ratios scenario: one row per part, each against
+// its own baseline of the same run.
+func (r *Result) writeRatios(w io.Writer) error {
+	fmt.Fprintf(w, "ratios of one run: %s; %s, %d CPUs, GOMAXPROCS %d, %s; %d devices\n\n",
+		r.Server, r.Machine.CPU, r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.Go, r.Concurrency)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tops/s\tp50 / p99 ms\tbaseline ops/s\tratio\tCPU µs/op (scenario / baseline)\tCPU ratio\tserver CPU µs/op\tserver CPU ratio\tgoal")
+	for _, p := range r.Parts {
+		base, cpu, serverRatio := fmt.Sprintf("echo %.0f", p.BaselineThroughput), fmt.Sprintf("%.0f / %.0f", p.CPUMicros, p.BaselineCPUMicros), "-"
+		cpuRatio := fmt.Sprintf("%.2f", p.CPURatio)
+		if p.Crypto != nil {
+			base, cpu, cpuRatio = fmt.Sprintf("crypto %.0f", p.BaselineThroughput), fmt.Sprintf("%.0f / %.0f per core", p.CPUMicros, p.Crypto.OpMicros), "-"
+		}
+		serverCPU := "-"
+		if p.ServerCPUMicros > 0 {
+			serverCPU = fmt.Sprintf("%.0f", p.ServerCPUMicros)
+		}
+		if p.ServerCPURatio > 0 {
+			serverRatio = fmt.Sprintf("%.2f", p.ServerCPURatio)
+		}
+		goal := "-"
+		if p.Goal > 0 {
+			verdict := "met"
+			got := p.Ratio
+			if p.ServerCPURatio > 0 { // join, CH in its own process: the goal is on its CPU
+				got = p.ServerCPURatio
+			}
+			if got < p.Goal {
+				verdict = "NOT met"
+			}
+			goal = fmt.Sprintf("≥ %.1f: %s", p.Goal, verdict)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f / %.2f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\n",
+			p.Scenario, p.Throughput, p.P50, p.P99, base, p.Ratio, cpu, cpuRatio, serverCPU, serverRatio, goal)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range r.Parts {
+		if h := p.HalfLoad; h != nil {
+			fmt.Fprintf(w, "%s at half load (%.0f ops/s): p50 %.2f ms, p99 %.2f ms, p99/p50 %.2f", p.Scenario, h.Rate, h.P50, h.P99, h.P99OverP50)
+			if h.BaselineP50 > 0 {
+				fmt.Fprintf(w, "; echo at the same rate: p50 %.2f ms, p99 %.2f ms, p99/p50 %.2f", h.BaselineP50, h.BaselineP99, h.BaselineP99OverP50)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if len(r.Parts) > 0 && r.Parts[0].ServerCPUMicros > 0 {
+		fmt.Fprintln(w, "note: the cluster head runs in its own process, the echo in this one: read the server CPU columns;")
+		fmt.Fprintln(w, "      the verify and session ratios of the same run are those with the cluster head in this process (no --server)")
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(w, "errors: %v\n", r.Errors)
+	} else {
+		fmt.Fprintln(w, "errors: none")
+	}
+	return nil
 }

@@ -118,3 +118,39 @@ func TestEnrolledServerNeedsFleet(t *testing.T) {
 		t.Fatalf("with a fleet key: admission %q, %d ops, errors %v", res.Admission, res.Ops, res.Errors)
 	}
 }
+
+// TestRatios: the ratios scenario runs verify, session and join, each with
+// its baseline measured in the same run, against one cluster head in this
+// process named as the server's PID (so join gets a server CPU ratio), and
+// reports them in one table. Bounded: 1 s phases, 2 devices.
+func TestRatios(t *testing.T) {
+	ch := chtest.Start(t, "", chtest.Open) // the bench's devices join a server it cannot enroll them on
+	cfg := bench.DefaultConfig()
+	cfg.Scenario, cfg.Duration, cfg.Concurrency = bench.ScenarioRatios, time.Second, 2
+	cfg.Server, cfg.ServerPID = "coap://"+ch.Addr(), os.Getpid()
+	res, err := bench.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Parts) != 3 {
+		t.Fatalf("%d parts, want verify, session, join", len(res.Parts))
+	}
+	for i, want := range []string{bench.ScenarioVerify, bench.ScenarioSession, bench.ScenarioJoin} {
+		p := res.Parts[i]
+		if p.Scenario != want || p.Ops == 0 || p.Ratio <= 0 || p.BaselineThroughput <= 0 || p.P50 <= 0 || p.P99 < p.P50 {
+			t.Errorf("part %d: %s, %d ops, ratio %.2f, baseline %.0f/s, p50 %.2f, p99 %.2f", i, p.Scenario, p.Ops, p.Ratio, p.BaselineThroughput, p.P50, p.P99)
+		}
+	}
+	if j := res.Parts[2]; j.ServerCPURatio <= 0 || j.Crypto == nil {
+		t.Errorf("join: server CPU ratio %v, crypto %+v", j.ServerCPURatio, j.Crypto)
+	}
+	var b strings.Builder
+	if err := res.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"\nverify ", "\nsession ", "\njoin ", "crypto "} {
+		if !strings.Contains(b.String(), row) {
+			t.Errorf("table without %q:\n%s", row, b.String())
+		}
+	}
+}

@@ -27,7 +27,9 @@ directory (rate limit and metrics off). Each device is one UDP association;
 Scenarios: join (fresh devices join), verify, session (protected requests of
 joined members), m2m (device-to-device messages), mixed, echo (the bare
 go-coap baseline alone), scale (enroll --members devices, then measure join
-and verify latency and memory at each size).
+and verify latency and memory at each size), ratios (verify, session and
+join one after another, each with its baseline, in one table: the numbers
+of docs/PERFORMANCE.md).
 
 A cluster head the bench starts admits enrolled devices only, like 'serve';
 the join scenario reports join throughput under each admission in the same
@@ -50,6 +52,7 @@ Examples:
   iotguard bench --scenario session --baseline --json | jq .ratio
   iotguard bench --scenario echo --concurrency 1 --duration 60s --plot decay.svg
   iotguard bench --scenario scale --members 1000,100000,1000000 --duration 10s
+  iotguard bench --scenario ratios --duration 20s --concurrency 64
   iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --association-rate 0 --fleet-key fleet.pub
   iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')"
 

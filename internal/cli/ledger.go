@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/term"
@@ -15,12 +18,18 @@ import (
 	"github.com/iotguard/iotguard/ledger"
 )
 
-const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore> --data DIR [flags]
+const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore|prune-grants|grant-proof> --data DIR [flags]
 
 verify re-derives every block hash and signature, replays every event
 against the device index and checks the Merkle tree over the blocks; it exits
 0 with the height when the chain is intact and 1 naming the first bad block
-otherwise. list prints the blocks. export --out FILE writes every block and a
+otherwise. It then checks the session grants of grants.db against their
+batches on the ledger. prune-grants --older-than DURATION deletes the grant
+records of batches written before then: each batch's count and Merkle root
+stay on the ledger (and in grants.db), so verify still checks them, and an
+inclusion proof kept before the prune still verifies. grant-proof --session
+SID prints, as JSON, one grant's record, its batch and the inclusion path
+from the record to the Merkle root of its batch's event on the ledger. list prints the blocks. export --out FILE writes every block and a
 signed checkpoint over them for 'iotguard audit verify-export'.
 All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
@@ -34,6 +43,8 @@ Examples:
   iotguard ledger list --data iotguard-data --format json
   iotguard ledger export --data iotguard-data --out ledger.export
   iotguard ledger backup --data iotguard-data --out backup.tar
+  iotguard ledger prune-grants --data iotguard-data --older-than 2160h
+  iotguard ledger grant-proof --data iotguard-data --session 0f1e2d3c4b5a69788796a5b4c3d2e1f0
 `
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
@@ -51,6 +62,10 @@ func ledgerCmd(args []string, cmt *CometBFT) error {
 		return ledgerList(args[1:], cmt)
 	case "export":
 		return ledgerExport(args[1:])
+	case "prune-grants":
+		return ledgerPruneGrants(args[1:])
+	case "grant-proof":
+		return ledgerGrantProof(args[1:])
 	case "backup":
 		return ledgerBackup(args[1:])
 	case "restore":
@@ -101,6 +116,45 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 		return err
 	}
 	fmt.Printf("ledger intact: height %d, head %x\n", head.Height, head.Hash)
+	return verifyGrants(l, *dir)
+}
+
+// verifyGrants checks the session-batch events of the ledger l against the
+// grant log in dir (ledger.CheckGrants).
+func verifyGrants(l *ledger.Bolt, dir string) error {
+	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	if errors.Is(err, os.ErrNotExist) {
+		batches := 0
+		err := l.Blocks(0, func(b ledger.Block) error {
+			for _, ev := range b.Events {
+				if ev.Type == ledger.EventSessionBatch {
+					batches++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("session grants: no grant log (%s) in %s: %d batch(es) on the ledger not checked\n", ledger.GrantLogFile, dir, batches)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	s, err := ledger.CheckGrants(context.Background(), l, g, l.Cluster())
+	if errors.Is(err, ledger.ErrBadGrant) {
+		fmt.Printf("session grants BROKEN: %s\n", err)
+		return exitError(1)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("session grants intact: %d in %d batch(es), each batch's records hash to its root on the ledger\n", s.Grants, s.Batches)
+	if s.Pruned > 0 {
+		fmt.Printf("  of them %d pruned (records deleted; their batches' counts and roots checked)\n", s.Pruned)
+	}
 	return nil
 }
 
@@ -154,4 +208,86 @@ func verifyCometBFT(home string, cmt *CometBFT) error {
 	}
 	fmt.Println(summary)
 	return nil
+}
+
+// ledgerPruneGrants deletes the records of old session batches from the grant
+// log of a stopped CH (ledger.GrantLog.Prune).
+func ledgerPruneGrants(args []string) error {
+	fs := flag.NewFlagSet("ledger prune-grants", flag.ContinueOnError)
+	dir := fs.String("data", "", "data `directory` of the cluster head")
+	age := fs.Duration("older-than", 0, "delete the records of batches written longer ago than this (e.g. 2160h: 90 days)")
+	if err := Parse(fs, ledgerUsage, args); err != nil {
+		return err
+	}
+	if err := Required(fs, "data", "older-than"); err != nil {
+		return err
+	}
+	if *age <= 0 {
+		return usageError{"--older-than must be positive"}
+	}
+	path := filepath.Join(*dir, ledger.GrantLogFile)
+	if _, err := os.Stat(path); err != nil { // a prune creates no grant log
+		return fmt.Errorf("no grant log to prune: %w", err)
+	}
+	g, err := ledger.OpenGrantLog(path, false)
+	if err != nil {
+		if errors.Is(err, ledger.ErrLocked) {
+			return fmt.Errorf("%w: stop the server using %s first", err, *dir)
+		}
+		return err
+	}
+	defer g.Close()
+	before := time.Now().Add(-*age)
+	batches, records, err := g.Prune(before)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pruned %d grant records of %d batches written before %s; their counts and roots stay on the ledger\n",
+		records, batches, before.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// ledgerGrantProof prints one grant's inclusion proof (ledger.ProveGrant).
+func ledgerGrantProof(args []string) error {
+	fs := flag.NewFlagSet("ledger grant-proof", flag.ContinueOnError)
+	dir := fs.String("data", "", "data `directory` of the cluster head")
+	session := fs.String("session", "", "session `ID` in hex, as 'iotguard device session' prints it")
+	if err := Parse(fs, ledgerUsage, args); err != nil {
+		return err
+	}
+	if err := Required(fs, "data", "session"); err != nil {
+		return err
+	}
+	sid, err := hex.DecodeString(*session)
+	if err != nil {
+		return usageError{"--session must be hex: " + err.Error()}
+	}
+	l, err := clusterhead.OpenLedger(*dir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	g, err := ledger.OpenGrantLog(filepath.Join(*dir, ledger.GrantLogFile), true)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	p, err := ledger.ProveGrant(l, g, l.Cluster(), sid)
+	if err != nil {
+		return err
+	}
+	path := make([]string, len(p.Path))
+	for i, h := range p.Path {
+		path[i] = hex.EncodeToString(h)
+	}
+	return json.NewEncoder(os.Stdout).Encode(struct {
+		Cluster string   `json:"cluster"`
+		Block   uint64   `json:"block"`
+		Batch   uint64   `json:"batch"`
+		Count   uint64   `json:"count"`
+		Root    string   `json:"root"`
+		Index   uint64   `json:"index"`
+		Record  string   `json:"record"`
+		Path    []string `json:"path"`
+	}{l.Cluster(), p.Height, p.Event.Batch, p.Event.Count, hex.EncodeToString(p.Event.Root), p.Index, hex.EncodeToString(p.Record), path})
 }

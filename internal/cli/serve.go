@@ -48,6 +48,11 @@ connection, until 16 s idle) only within --max-associations and
 source whose address no Echo verified gets nothing larger than three times
 its request (the public GETs answer it 4.01 + Echo first).
 
+With --pprof the metrics address also serves net/http/pprof under
+/debug/pprof/ (go tool pprof http://ADDR/debug/pprof/profile?seconds=30): a
+profile of this process under its real load. Off by default; it needs
+--metrics, and that address should stay on loopback.
+
 Examples:
   iotguard serve
   iotguard serve --listen 0.0.0.0:5683 --data /var/lib/iotguard \
@@ -85,7 +90,7 @@ func serve(args []string, cmt *CometBFT) error {
 	logSettings(log, eff)
 	ch, err := clusterhead.Start(clusterhead.Config{
 		Listen: *s.listen, DTLSListen: *s.dtlsListen, DataDir: *s.data, RateLimit: *s.rateLimit,
-		MaxAssociations: *s.maxAssoc, AssociationRate: *s.assocRate, Logger: log, Metrics: *s.metrics, Ledger: open,
+		MaxAssociations: *s.maxAssoc, AssociationRate: *s.assocRate, Logger: log, Metrics: *s.metrics, Pprof: *s.pprof, Ledger: open,
 		Cluster: cluster.Config{ID: string(s.id), Position: cluster.Position(s.position), Radius: *s.radius,
 			MemberTTL: *s.memberTTL, SessionTTL: *s.sessionTTL, Admission: cluster.Admission(s.admission), FleetKeys: fleet},
 	})

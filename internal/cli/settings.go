@@ -24,6 +24,7 @@ type serveSettings struct {
 	dtlsListen *string
 	data       *string
 	metrics    *string
+	pprof      *bool
 	id         idValue
 	position   positionValue
 	radius     *float64
@@ -54,6 +55,7 @@ func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
 	s.dtlsListen = fs.String("dtls-listen", "", "UDP `address` for coaps, DTLS 1.2 with member PSKs (off when empty; 5684 is the usual port)")
 	s.data = fs.String("data", "iotguard-data", "data `directory` (ledger, CH key)")
 	s.metrics = fs.String("metrics", "", "HTTP `address` for Prometheus /metrics (off when empty)")
+	s.pprof = fs.Bool("pprof", false, "also serve net/http/pprof under /debug/pprof/ on the --metrics address (keep it on loopback)")
 	fs.Var(&s.id, "cluster-id", "cluster `ID`")
 	fs.Var(&s.position, "position", "CH position `LAT,LON` in degrees")
 	s.radius = fs.Float64("radius", 1000, "cluster radius in `metres` (great-circle distance)")

@@ -179,7 +179,7 @@ var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
 var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true, "rotate": true,
-	"enroll": true, "unenroll": true}
+	"enroll": true, "unenroll": true, "session-batch": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON
 // object per line, heights 0, 1, 2, … each linked to the previous hash, only
@@ -217,6 +217,9 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 				Position  [2]float64 `json:"position"`
 				Tolerance uint64     `json:"tolerance_m"`
 				Replace   bool       `json:"replace"`
+				Batch     uint64     `json:"batch"`
+				Grants    uint64     `json:"grants"`
+				Root      string     `json:"root"`
 			} `json:"events"`
 		}
 		dec := json.NewDecoder(strings.NewReader(line))

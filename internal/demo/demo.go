@@ -181,6 +181,7 @@ func Run(ctx context.Context, out io.Writer) error {
 	}
 	step("9. sensor-a leaves; sensor-b verifies it again: WARNING (%s)", v.Status)
 
+	ch.Core.Flush() // the session grant's batch onto the ledger
 	if err := ch.Ledger.Verify(ctx, nil); err != nil {
 		return fmt.Errorf("ledger verify: %w", err)
 	}
@@ -195,6 +196,9 @@ func Run(ctx context.Context, out io.Writer) error {
 			}
 			if e.Reason != "" {
 				line += " (" + e.Reason + ")"
+			}
+			if e.Type == ledger.EventSessionBatch {
+				line += fmt.Sprintf(" (batch %d: %d session grant(s) by Merkle root %x…)", e.Batch, e.Count, e.Root[:8])
 			}
 			step("%s", line)
 		}

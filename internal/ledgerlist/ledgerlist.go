@@ -43,6 +43,9 @@ type event struct {
 	Position  *[2]float64 `json:"position,omitempty"`
 	Tolerance uint64      `json:"tolerance_m,omitempty"`
 	Replace   bool        `json:"replace,omitempty"`
+	Batch     uint64      `json:"batch,omitempty"`  // session-batch
+	Grants    uint64      `json:"grants,omitempty"` // session-batch
+	Root      string      `json:"root,omitempty"`   // session-batch
 }
 
 // block is a block as listed; Events is [] (not null) for genesis.
@@ -86,7 +89,8 @@ func listed(b ledger.Block) (block, error) {
 		Time: msTime(b.Header.Time), Events: []event{}}
 	for _, e := range b.Events {
 		ev := event{Type: e.Type.String(), Device: e.Device, Peer: e.Peer, Time: msTime(e.Time),
-			Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason}
+			Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason,
+			Batch: e.Batch, Grants: e.Count, Root: hex.EncodeToString(e.Root)}
 		if e.Type == ledger.EventEnroll {
 			pub, err := wire.ParsePublicKey(e.Key)
 			if err != nil {
@@ -122,6 +126,9 @@ func writeText(w io.Writer, b block) error {
 		}
 		if e.Reason != "" {
 			fmt.Fprintf(&s, " reason=%q", e.Reason)
+		}
+		if e.Batch != 0 {
+			fmt.Fprintf(&s, " batch=%d grants=%d root=%.16s", e.Batch, e.Grants, e.Root)
 		}
 		s.WriteByte('\n')
 	}

@@ -1,0 +1,186 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// GrantLog is what the core needs of the CH's grant log (ledger/grants.go);
+// *ledger.GrantLog implements it.
+type GrantLog interface {
+	Write(records [][]byte, now time.Time) (ledger.GrantBatch, error)
+	Committed(seq, height uint64) error
+}
+
+// Defaults of the session grant batches (Config.GrantBatch, GrantPeriod).
+const (
+	DefaultGrantBatch  = 4096
+	DefaultGrantPeriod = time.Second
+)
+
+// maxSealedBatches bounds the full batches waiting for the grant log and the
+// ledger. When that many wait, the next grant that fills a batch waits for a
+// place: back-pressure, never a dropped record. With the open batch, the
+// batcher holds at most (maxSealedBatches+1) × GrantBatch records (~80 B
+// each).
+const maxSealedBatches = 4
+
+// errGrantsClosed is returned for a grant after the batcher stopped.
+var errGrantsClosed = errors.New("session grant log closed")
+
+// grantBatcher collects the records of session grants and commits them in
+// batches: each batch written whole to the grant log (durable), then its
+// session-batch event appended to the ledger, then marked committed. One
+// goroutine writes, so batches are numbered in the order they are written.
+//
+// Invariants: a record added before Flush returns is in the grant log and
+// its batch's event on the ledger (or, if the ledger refused the append,
+// pending in the grant log, appended again at the next commit or start:
+// ledger.RecoverGrants). A crash loses the open batch — at most GrantBatch
+// grants, at most GrantPeriod old — and nothing written.
+type grantBatcher struct {
+	log     GrantLog
+	append  func(context.Context, ledger.Event) (ledger.BlockRef, error) // Core.append: timed for the metrics
+	cluster string
+	logger  *slog.Logger
+	now     func() time.Time
+	max     int
+	period  time.Duration
+
+	mu   sync.Mutex
+	open [][]byte // encoded records of the open batch
+
+	sealed   chan [][]byte
+	flushReq chan chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+
+	retry []ledger.GrantBatch // written, not yet on the ledger; only the writer goroutine touches it
+}
+
+func newGrantBatcher(cfg Config, appendFn func(context.Context, ledger.Event) (ledger.BlockRef, error)) *grantBatcher {
+	b := &grantBatcher{log: cfg.Grants, append: appendFn, cluster: cfg.ID, logger: cfg.Logger, now: cfg.Now,
+		max: cfg.GrantBatch, period: cfg.GrantPeriod,
+		sealed: make(chan [][]byte, maxSealedBatches), flushReq: make(chan chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go b.run()
+	return b
+}
+
+// add records ev, a session grant, in the open batch.
+func (b *grantBatcher) add(ev ledger.Event) error {
+	rec, err := wire.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("failed to encode session record of %s: %w", ev.Device, err)
+	}
+	b.mu.Lock()
+	b.open = append(b.open, rec)
+	var full [][]byte
+	if len(b.open) >= b.max {
+		full, b.open = b.open, nil
+	}
+	b.mu.Unlock()
+	if full == nil {
+		return nil
+	}
+	select {
+	case b.sealed <- full:
+		return nil
+	case <-b.done:
+		b.logger.Error("session grants not recorded: grant log closed", "grants", len(full))
+		return errGrantsClosed
+	}
+}
+
+// take empties the open batch and returns it.
+func (b *grantBatcher) take() [][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	recs := b.open
+	b.open = nil
+	return recs
+}
+
+func (b *grantBatcher) run() {
+	defer close(b.done)
+	t := time.NewTicker(b.period)
+	defer t.Stop()
+	for {
+		select {
+		case recs := <-b.sealed:
+			b.commit(recs)
+		case <-t.C:
+			b.commit(b.take())
+		case ack := <-b.flushReq:
+			b.drain()
+			close(ack)
+		case <-b.stop:
+			b.drain()
+			return
+		}
+	}
+}
+
+// drain commits the sealed batches and the open one.
+func (b *grantBatcher) drain() {
+	for {
+		select {
+		case recs := <-b.sealed:
+			b.commit(recs)
+		default:
+			b.commit(b.take())
+			return
+		}
+	}
+}
+
+// commit writes recs as a batch (if any) and appends the events of the
+// batches not yet on the ledger.
+func (b *grantBatcher) commit(recs [][]byte) {
+	if len(recs) > 0 {
+		batch, err := b.log.Write(recs, b.now())
+		if err != nil {
+			b.logger.Error("session grants not recorded", "grants", len(recs), "err", err)
+		} else {
+			b.retry = append(b.retry, batch)
+		}
+	}
+	for len(b.retry) > 0 {
+		batch := b.retry[0]
+		ref, err := b.append(context.Background(), batch.Event(b.cluster))
+		if err != nil {
+			// Kept in the grant log as pending: tried again at the next
+			// commit, and at the next start.
+			b.logger.Warn("session batch not on the ledger yet", "batch", batch.Seq, "grants", batch.Count, "err", err)
+			return
+		}
+		if err := b.log.Committed(batch.Seq, ref.Height); err != nil {
+			b.logger.Warn("session batch committed but not marked (done at the next start)", "batch", batch.Seq, "err", err)
+		}
+		b.retry = b.retry[1:]
+	}
+}
+
+// flush returns once every record added before it is committed.
+func (b *grantBatcher) flush() {
+	ack := make(chan struct{})
+	select {
+	case b.flushReq <- ack:
+		<-ack
+	case <-b.done:
+	}
+}
+
+// close commits what is open and stops the writer.
+func (b *grantBatcher) close() {
+	b.stopOnce.Do(func() { close(b.stop) })
+	<-b.done
+}

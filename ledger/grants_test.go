@@ -1,0 +1,333 @@
+package ledger_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// grantRecords returns n encoded session records between m2 and m1.
+func grantRecords(t testing.TB, n int, m2, m1 string) [][]byte {
+	t.Helper()
+	recs := make([][]byte, n)
+	for i := range recs {
+		ev := session(m2, m1)
+		ev.SessionID = fmt.Appendf(nil, "sid-%04d", i)
+		b, err := wire.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[i] = b
+	}
+	return recs
+}
+
+func openGrants(t testing.TB, dir string) *ledger.GrantLog {
+	t.Helper()
+	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// The state machine accepts a well-formed session batch, with no effect on
+// the index, and refuses malformed ones and batch fields on other events.
+func TestSessionBatchEvent(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	good := ledger.GrantBatch{Seq: 1, Count: 3, Root: [32]byte{1}, TimeMS: 1_700_000_000_005}.Event(testCluster)
+	mustAppend(t, l, good)
+	withRoot := func(ev ledger.Event, n int) ledger.Event { ev.Root = make([]byte, n); return ev }
+	bad := map[string]ledger.Event{
+		"no batch number": func() ledger.Event { ev := good; ev.Batch = 0; return ev }(),
+		"no grants":       func() ledger.Event { ev := good; ev.Count = 0; return ev }(),
+		"too many grants": func() ledger.Event { ev := good; ev.Count = ledger.MaxGrantBatch + 1; return ev }(),
+		"short root":      withRoot(good, 31),
+		"no root":         withRoot(good, 0),
+		"a peer":          func() ledger.Event { ev := good; ev.Peer = "m1"; return ev }(),
+		"a session ID":    func() ledger.Event { ev := good; ev.SessionID = []byte{1}; return ev }(),
+		"key material":    func() ledger.Event { ev := good; ev.Key = []byte{1}; return ev }(),
+		"a session with a root": func() ledger.Event {
+			ev := session("m2", "m1")
+			ev.Root = make([]byte, 32)
+			return ev
+		}(),
+		"a warning with a count": func() ledger.Event { ev := warning("m2", "m1"); ev.Count = 1; return ev }(),
+	}
+	for name, ev := range bad {
+		if _, err := l.Append(t.Context(), ev); !errors.Is(err, ledger.ErrInvalidEvent) {
+			t.Errorf("%s: %v, want ErrInvalidEvent", name, err)
+		}
+	}
+	mustVerify(t, l)
+}
+
+// Every grant of batches of 1..33 grants has an inclusion path that checks
+// against the batch's event, and against no other index, record or root.
+func TestGrantInclusion(t *testing.T) {
+	for n := 1; n <= 33; n++ {
+		recs := grantRecords(t, n, "m2", "m1")
+		root, err := ledger.GrantRoot(recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := ledger.GrantBatch{Seq: 1, Count: uint64(n), Root: root}.Event(testCluster)
+		for i := range recs {
+			path, err := ledger.GrantInclusion(recs, uint64(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ledger.VerifyGrantInclusion(ev, recs[i], uint64(i), path); err != nil {
+				t.Fatalf("n=%d i=%d: %v", n, i, err)
+			}
+			if n > 1 {
+				if err := ledger.VerifyGrantInclusion(ev, recs[i], uint64((i+1)%n), path); !errors.Is(err, ledger.ErrBadGrant) {
+					t.Errorf("n=%d i=%d at another index: %v", n, i, err)
+				}
+				if err := ledger.VerifyGrantInclusion(ev, recs[(i+1)%n], uint64(i), path); !errors.Is(err, ledger.ErrBadGrant) {
+					t.Errorf("n=%d i=%d another record: %v", n, i, err)
+				}
+			}
+			other := ev
+			other.Root = append([]byte{}, ev.Root...)
+			other.Root[0] ^= 1
+			if err := ledger.VerifyGrantInclusion(other, recs[i], uint64(i), path); !errors.Is(err, ledger.ErrBadGrant) {
+				t.Errorf("n=%d i=%d another root: %v", n, i, err)
+			}
+		}
+	}
+}
+
+// A batch written to the grant log but not committed (a crash between the
+// two) is appended by RecoverGrants; one whose event was committed but not
+// marked is marked, not appended twice. CheckGrants then accepts the pair.
+func TestRecoverGrants(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("m1", "k1"))
+	mustAppend(t, l, join("m2", "k2"))
+	g := openGrants(t, t.TempDir())
+	now := time.UnixMilli(1_700_000_000_010)
+
+	// Batch 1: committed and marked. Batch 2: committed, not marked.
+	// Batch 3: written only.
+	for seq := uint64(1); seq <= 3; seq++ {
+		b, err := g.Write(grantRecords(t, int(seq)*5, "m2", "m1"), now)
+		if err != nil || b.Seq != seq {
+			t.Fatalf("Write: batch %d %v, want %d", b.Seq, err, seq)
+		}
+		if seq <= 2 {
+			ref := mustAppend(t, l, b.Event(testCluster))
+			if seq == 1 {
+				if err := g.Committed(seq, ref.Height); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if _, err := ledger.CheckGrants(t.Context(), l, g, testCluster); !errors.Is(err, ledger.ErrBadGrant) {
+		t.Fatalf("CheckGrants before recovery: %v, want ErrBadGrant (batch 3 not on the ledger)", err)
+	}
+	if err := ledger.RecoverGrants(t.Context(), l, g, testCluster); err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.RecoverGrants(t.Context(), l, g, testCluster); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	batches := 0
+	for _, b := range allBlocks(t, l) {
+		for _, ev := range b.Events {
+			if ev.Type == ledger.EventSessionBatch {
+				batches++
+			}
+		}
+	}
+	if batches != 3 {
+		t.Fatalf("%d session-batch events after recovery, want 3", batches)
+	}
+	err := g.Batches(func(b ledger.GrantBatch) error {
+		if b.Height == 0 {
+			return fmt.Errorf("batch %d not marked committed", b.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.CheckGrants(t.Context(), l, g, testCluster)
+	if err != nil || s.Batches != 3 || s.Grants != 30 {
+		t.Fatalf("CheckGrants: %+v %v, want 3 batches of 30 grants", s, err)
+	}
+	mustVerify(t, l)
+}
+
+// CheckGrants finds a grant record changed, removed or added in the grant
+// log, a batch missing from the ledger, and a grant naming a device that
+// never joined.
+func TestCheckGrantsTamper(t *testing.T) {
+	cases := map[string]func(tx *bolt.Tx) error{
+		"record changed": func(tx *bolt.Tx) error {
+			ev := session("m2", "m1")
+			ev.SessionID = []byte("forged")
+			b, _ := wire.Marshal(ev)
+			return tx.Bucket([]byte("grants")).Put(grantKey(1, 2), b)
+		},
+		"record removed": func(tx *bolt.Tx) error { return tx.Bucket([]byte("grants")).Delete(grantKey(1, 3)) },
+		"record added": func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("grants")).Put(grantKey(1, 4), grantRecords(t, 1, "m2", "m1")[0])
+		},
+		"batch removed": func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("batches")).Delete(binary.BigEndian.AppendUint64(nil, 1))
+		},
+	}
+	for name, tamper := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(t)
+			mustAppend(t, l, join("m1", "k1"))
+			mustAppend(t, l, join("m2", "k2"))
+			dir := t.TempDir()
+			g := openGrants(t, dir)
+			b, err := g.Write(grantRecords(t, 4, "m2", "m1"), time.UnixMilli(1_700_000_000_010))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustAppend(t, l, b.Event(testCluster))
+			if _, err := ledger.CheckGrants(t.Context(), l, g, testCluster); err != nil {
+				t.Fatalf("CheckGrants before tampering: %v", err)
+			}
+			g.Close()
+			db, err := bolt.Open(filepath.Join(dir, ledger.GrantLogFile), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(tamper); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			g = openGrants(t, dir)
+			if _, err := ledger.CheckGrants(t.Context(), l, g, testCluster); !errors.Is(err, ledger.ErrBadGrant) {
+				t.Fatalf("CheckGrants after %s: %v, want ErrBadGrant", name, err)
+			}
+		})
+	}
+
+	t.Run("grant to a device that never joined", func(t *testing.T) {
+		e := newEnv(t)
+		l := e.open(t)
+		mustAppend(t, l, join("m2", "k2"))
+		g := openGrants(t, t.TempDir())
+		b, err := g.Write(grantRecords(t, 2, "m2", "ghost"), time.UnixMilli(1_700_000_000_010))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, l, b.Event(testCluster))
+		if _, err := ledger.CheckGrants(t.Context(), l, g, testCluster); !errors.Is(err, ledger.ErrBadGrant) || !errors.Is(err, ledger.ErrUnknownDevice) {
+			t.Fatalf("CheckGrants: %v, want ErrBadGrant and ErrUnknownDevice", err)
+		}
+	})
+}
+
+// grantKey is the grant log's key of record i of batch seq.
+func grantKey(seq uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, seq), i)
+}
+
+// Prune deletes the records of committed batches written before its time,
+// never those of a batch not yet on the ledger; CheckGrants still checks the
+// pruned batches' counts and roots, and an inclusion path kept before the
+// prune still proves its record against the ledger's event.
+func TestPruneGrants(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("m1", "k1"))
+	mustAppend(t, l, join("m2", "k2"))
+	g := openGrants(t, t.TempDir())
+	t0 := time.UnixMilli(1_700_000_000_000)
+	var first ledger.Event
+	for i, at := range []time.Time{t0, t0.Add(time.Minute), t0.Add(time.Hour)} {
+		b, err := g.Write(grantRecords(t, 4+i, "m2", "m1"), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			continue // batch 2: written, not committed (a crash)
+		}
+		ref := mustAppend(t, l, b.Event(testCluster))
+		if err := g.Committed(b.Seq, ref.Height); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = b.Event(testCluster)
+		}
+	}
+	recs, err := g.Records(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := ledger.GrantInclusion(recs, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	batches, records, err := g.Prune(t0.Add(30 * time.Minute))
+	if err != nil || batches != 1 || records != 4 {
+		t.Fatalf("Prune: %d batches, %d records, %v; want batch 1's 4 records (batch 2 is not on the ledger)", batches, records, err)
+	}
+	if got, err := g.Records(1); err != nil || len(got) != 0 {
+		t.Fatalf("batch 1 after the prune: %d records, %v", len(got), err)
+	}
+	if got, err := g.Records(2); err != nil || len(got) != 5 {
+		t.Fatalf("batch 2 (pending) after the prune: %d records, %v", len(got), err)
+	}
+	if err := ledger.RecoverGrants(t.Context(), l, g, testCluster); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.CheckGrants(t.Context(), l, g, testCluster)
+	if err != nil || s.Batches != 3 || s.Grants != 15 || s.Pruned != 4 {
+		t.Fatalf("CheckGrants after the prune: %+v %v", s, err)
+	}
+	if err := ledger.VerifyGrantInclusion(first, recs[2], 2, path); err != nil {
+		t.Fatalf("a proof kept before the prune: %v", err)
+	}
+	if batches, records, err := g.Prune(t0.Add(2 * time.Hour)); err != nil || batches != 2 || records != 11 {
+		t.Fatalf("second Prune: %d batches, %d records, %v; want batches 2 and 3", batches, records, err)
+	}
+}
+
+// A grant log copied after its ledger (a backup) may hold a batch marked
+// with a block the ledger copy does not have: RecoverGrants appends it again.
+func TestRecoverGrantsAfterRestore(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("m1", "k1"))
+	mustAppend(t, l, join("m2", "k2"))
+	g := openGrants(t, t.TempDir())
+	b, err := g.Write(grantRecords(t, 3, "m2", "m1"), time.UnixMilli(1_700_000_000_010))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, err := l.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Committed(b.Seq, head.Height+1); err != nil { // committed in a block the copy lacks
+		t.Fatal(err)
+	}
+	if err := ledger.RecoverGrants(t.Context(), l, g, testCluster); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ledger.CheckGrants(t.Context(), l, g, testCluster); err != nil || s.Batches != 1 || s.Grants != 3 {
+		t.Fatalf("CheckGrants: %+v %v", s, err)
+	}
+}
