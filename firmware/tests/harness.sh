@@ -94,11 +94,13 @@ head_now() { # head_now FILE: the CH's signed ledger head, as text
     timeout 10 coap-client-notls -B 5 -m get -A 0 "$S/ledger/head" >"$1" 2>&1
 }
 head_settled() { # head_settled FILE: the head once the audit records of earlier steps are written
-    # (they follow their answers by a group commit, PROTOCOL.md §4.4): the same twice, 300 ms apart
+    # (they follow their answers: a warning by a group commit, a session grant in
+    # the batch the CH commits within a second, PROTOCOL.md §4.4, §7.1): the
+    # same twice, 1.2 s apart
     head_now "$1"
     i=0
-    while [ $i -lt 20 ]; do
-        sleep 0.3
+    while [ $i -lt 10 ]; do
+        sleep 1.2
         head_now "$1.again"
         if cmp -s "$1" "$1.again"; then return; fi
         mv "$1.again" "$1"
