@@ -722,110 +722,121 @@ static int enc_structure(const uint8_t *ext, size_t ext_len, uint8_t *out, size_
     return iog_cbor_enc_finish(&e);
 }
 
-/* Header fields of an Encrypt0 we send; NULL means absent. */
-typedef struct {
-    const uint8_t *kid; size_t kid_len;
-    const uint8_t *iv; size_t iv_len;
-    const uint8_t *piv; size_t piv_len;
-    const uint8_t *kidctx; size_t kidctx_len;
-} enc0_hdr_t;
+/*
+ * The unprotected header of an Encrypt0: the labels it may hold, in the
+ * order they are sent, and where iog_enc0_t keeps each (a pointer, NULL when
+ * absent, and just after it its length).
+ */
+static const struct {
+    uint8_t label, off;
+} enc0_hdrs[4] = {
+    { 4, offsetof(iog_enc0_t, kid) },
+    { 5, offsetof(iog_enc0_t, iv) },
+    { 6, offsetof(iog_enc0_t, piv) },
+    { 10, offsetof(iog_enc0_t, kidctx) },
+};
+typedef char enc0_len_after_ptr[offsetof(iog_enc0_t, kid_len) == sizeof(uint8_t *) ? 1 : -1];
+
+static const uint8_t **enc0_hdr(const iog_enc0_t *x, unsigned i)
+{
+    return (const uint8_t **)(void *)((uint8_t *)(uintptr_t)x + enc0_hdrs[i].off);
+}
 
 /*
  * COSE_Encrypt0 (untagged):
  *
  *   83                              array(3)
  *      43 A1 01 01                  protected {1: 1}
- *      A? {4: kid, 5: iv, 6: piv, 10: kid context}   present ones, in this order
+ *      A? {4: kid, 6: piv [, 10: kid context]}
  *      <bstr ciphertext || tag>
+ *
+ * Seals message @p seq (at most IOG_SEQ_MAX) from @p kid under @p key and
+ * the nonce of @p iv and @p seq.
  */
-static int enc0_seal(const uint8_t key[16], const uint8_t nonce[12], const enc0_hdr_t *h,
-                     const uint8_t *ext, size_t ext_len, const uint8_t *pt, size_t pt_len,
-                     uint8_t *out, size_t cap)
+static int enc0_seal(const uint8_t key[16], const uint8_t iv[12], uint64_t seq, const iog_id_t *kid,
+                     const uint8_t *kidctx, const uint8_t *ext, size_t ext_len, const uint8_t *pt,
+                     size_t pt_len, uint8_t *out, size_t cap)
 {
-    uint8_t aad[ENC_STRUCT_MAX];
+    uint8_t aad[ENC_STRUCT_MAX], nonce[12], piv[5];
+    if (seq > IOG_SEQ_MAX) {
+        return -ERANGE;
+    }
     int al = enc_structure(ext, ext_len, aad, sizeof(aad));
     if (al < 0) {
         return al;
     }
+    iog_enc0_t h = { 0 };
+    h.kid = (const uint8_t *)kid->s;
+    h.kid_len = kid->len;
+    h.piv = piv;
+    h.piv_len = iog_piv_encode(seq, piv);
+    h.kidctx = kidctx;
+    h.kidctx_len = IOG_NONCE_LEN;
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
     iog_cbor_put_array(&e, 3);
     iog_cbor_put_bstr(&e, prot_a128gcm, sizeof(prot_a128gcm));
-    iog_cbor_put_map(&e, (h->kid != NULL) + (h->iv != NULL) + (h->piv != NULL) +
-                             (h->kidctx != NULL));
-    if (h->kid) {
-        iog_cbor_put_uint(&e, 4);
-        iog_cbor_put_bstr(&e, h->kid, h->kid_len);
-    }
-    if (h->iv) {
-        iog_cbor_put_uint(&e, 5);
-        iog_cbor_put_bstr(&e, h->iv, h->iv_len);
-    }
-    if (h->piv) {
-        iog_cbor_put_uint(&e, 6);
-        iog_cbor_put_bstr(&e, h->piv, h->piv_len);
-    }
-    if (h->kidctx) {
-        iog_cbor_put_uint(&e, 10);
-        iog_cbor_put_bstr(&e, h->kidctx, h->kidctx_len);
+    iog_cbor_put_map(&e, 2 + (kidctx != NULL));
+    for (unsigned i = 0; i < 4; i++) {
+        const uint8_t **v = enc0_hdr(&h, i);
+        if (*v) {
+            iog_cbor_put_uint(&e, enc0_hdrs[i].label);
+            iog_cbor_put_bstr(&e, *v, *(const size_t *)(v + 1));
+        }
     }
     iog_cbor_put_bstr_head(&e, pt_len + IOG_GCM_TAG_LEN);
     if (e.err || e.cap - e.len < pt_len + IOG_GCM_TAG_LEN) {
         return -ENOBUFS;
     }
+    iog_nonce(iv, seq, nonce);
     iog_gcm_seal(key, nonce, aad, (size_t)al, pt, pt_len, out + e.len);
     return (int)(e.len + pt_len + IOG_GCM_TAG_LEN);
 }
 
-static int enc0_read(iog_cbor_dec_t *d, iog_enc0_t *x)
+int iog_enc0_parse(const uint8_t *buf, size_t len, iog_enc0_t *x)
 {
+    iog_cbor_dec_t d;
     size_t n;
     const uint8_t *p;
     memset(x, 0, sizeof(*x));
-    if (iog_cbor_get_array(d, &n) || n != 3 || iog_cbor_get_bstr(d, &p, &n) ||
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(&d, buf, len);
+    if (iog_cbor_get_array(&d, &n) || n != 3 || iog_cbor_get_bstr(&d, &p, &n) ||
         n != sizeof(prot_a128gcm) || memcmp(p, prot_a128gcm, n) != 0 ||
-        iog_cbor_get_map(d, &n)) {
+        iog_cbor_get_map(&d, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
         int64_t k;
-        const uint8_t **vp;
-        size_t *vl;
-        if (iog_cbor_get_key(d, &k)) {
+        unsigned j = 0;
+        if (iog_cbor_get_key(&d, &k)) {
             return -EBADMSG;
         }
-        switch (k) {
-        case 4: vp = &x->kid; vl = &x->kid_len; break;
-        case 5: vp = &x->iv; vl = &x->iv_len; break;
-        case 6: vp = &x->piv; vl = &x->piv_len; break;
-        case 10: vp = &x->kidctx; vl = &x->kidctx_len; break;
-        default: return -EBADMSG;
+        while (j < 4 && enc0_hdrs[j].label != k) {
+            j++;
         }
-        if (*vp || iog_cbor_get_bstr(d, vp, vl)) {
+        /* only the labels of the table, each once */
+        const uint8_t **v = j < 4 ? enc0_hdr(x, j) : NULL;
+        if (!v || *v || iog_cbor_get_bstr(&d, v, (size_t *)(v + 1))) {
             return -EBADMSG;
         }
     }
-    if (iog_cbor_get_bstr(d, &x->ct, &x->ct_len) || x->ct_len < IOG_GCM_TAG_LEN) {
+    if (iog_cbor_get_bstr(&d, &x->ct, &x->ct_len) || x->ct_len < IOG_GCM_TAG_LEN) {
         return -EBADMSG;
     }
     return 0;
 }
 
-int iog_enc0_parse(const uint8_t *buf, size_t len, iog_enc0_t *e)
-{
-    iog_cbor_dec_t d;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    return enc0_read(&d, e);
-}
-
-/* Opens in place in @p out, which must hold the whole ciphertext and tag. */
-static int enc0_open(const uint8_t key[16], const uint8_t nonce[12], const iog_enc0_t *x,
+/*
+ * Opens message @p seq of @p x under @p key and the nonce of @p iv and @p seq
+ * in place in @p out, which must hold the whole ciphertext and tag.
+ */
+static int enc0_open(const uint8_t key[16], const uint8_t iv[12], uint64_t seq, const iog_enc0_t *x,
                      const uint8_t *ext, size_t ext_len, uint8_t *out, size_t cap)
 {
-    uint8_t aad[ENC_STRUCT_MAX];
+    uint8_t aad[ENC_STRUCT_MAX], nonce[12];
     int al = enc_structure(ext, ext_len, aad, sizeof(aad));
     if (al < 0) {
         return -EBADMSG;
@@ -834,6 +845,7 @@ static int enc0_open(const uint8_t key[16], const uint8_t nonce[12], const iog_e
         return -ENOBUFS;
     }
     memmove(out, x->ct, x->ct_len);
+    iog_nonce(iv, seq, nonce);
     int n = iog_gcm_open(key, nonce, aad, (size_t)al, out, x->ct_len, out);
     return n < 0 ? -EACCES : n;
 }
@@ -858,54 +870,38 @@ static int request_aad(const iog_id_t *cluster, const iog_id_t *kid, uint64_t se
 int iog_prot_req_seal(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
                       const uint8_t *pt, size_t pt_len, uint8_t *out, size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12], piv[5];
-    if (seq > IOG_SEQ_MAX) {
-        return -ERANGE;
-    }
+    uint8_t ext[AAD_MAX];
     int el = request_aad(&m->ch.cluster, me, seq, path, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
-    }
-    enc0_hdr_t h = { 0 };
-    h.kid = (const uint8_t *)me->s;
-    h.kid_len = me->len;
-    h.piv = piv;
-    h.piv_len = iog_piv_encode(seq, piv);
-    iog_nonce(m->keys.iv, seq, nonce);
-    return enc0_seal(m->keys.req, nonce, &h, ext, (size_t)el, pt, pt_len, out, cap);
+    return el < 0 ? el
+                  : enc0_seal(m->keys.req, m->keys.iv, seq, me, NULL, ext, (size_t)el, pt, pt_len,
+                              out, cap);
 }
 
 int iog_prot_resp_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
                        const uint8_t *buf, size_t len, uint8_t *out, size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12];
+    uint8_t ext[AAD_MAX];
     iog_enc0_t x;
     if (iog_enc0_parse(buf, len, &x) || x.kid || x.iv || x.piv || x.kidctx) {
         return -EBADMSG; /* a response's unprotected header is {} */
     }
     int el = request_aad(&m->ch.cluster, me, seq, path, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
-    }
-    iog_nonce(m->keys.iv, seq, nonce);
-    return enc0_open(m->keys.resp, nonce, &x, ext, (size_t)el, out, cap);
+    return el < 0 ? el
+                  : enc0_open(m->keys.resp, m->keys.iv, seq, &x, ext, (size_t)el, out, cap);
 }
 
 int iog_prot_req_open(const iog_member_t *m, const char *path, const uint8_t *buf, size_t len,
                       iog_id_t *kid, uint64_t *seq, uint8_t *out, size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12];
+    uint8_t ext[AAD_MAX];
     iog_enc0_t x;
     if (iog_enc0_parse(buf, len, &x) || !x.kid || !x.piv || x.iv || x.kidctx ||
         iog_id_set(kid, x.kid, x.kid_len) || iog_piv_decode(x.piv, x.piv_len, seq)) {
         return -EBADMSG;
     }
     int el = request_aad(&m->ch.cluster, kid, *seq, path, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
-    }
-    iog_nonce(m->keys.iv, *seq, nonce);
-    return enc0_open(m->keys.req, nonce, &x, ext, (size_t)el, out, cap);
+    return el < 0 ? el
+                  : enc0_open(m->keys.req, m->keys.iv, *seq, &x, ext, (size_t)el, out, cap);
 }
 
 /*
@@ -1191,7 +1187,7 @@ int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const i
     x.ct = t->ct;
     x.ct_len = sizeof(t->ct);
     uint8_t out[sizeof(t->ct)];
-    int n = enc0_open(ticket_key, t->iv, &x, ext, (size_t)el, out, sizeof(out));
+    int n = enc0_open(ticket_key, t->iv, 0, &x, ext, (size_t)el, out, sizeof(out));
     if (n != 16) {
         return -EACCES;
     }
@@ -1398,23 +1394,11 @@ static int m2m_aad(const uint8_t sid[16], const iog_id_t *sender, const iog_id_t
 int iog_m2m_seal(iog_m2m_t *s, const iog_id_t *me, const uint8_t *pt, size_t pt_len, uint8_t *out,
                  size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12], piv[5];
-    if (s->seq > IOG_SEQ_MAX) {
-        return -ERANGE;
-    }
+    uint8_t ext[AAD_MAX];
     int el = m2m_aad(s->sid, me, &s->peer, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
-    }
-    enc0_hdr_t h = { 0 };
-    h.kid = (const uint8_t *)me->s;
-    h.kid_len = me->len;
-    h.piv = piv;
-    h.piv_len = iog_piv_encode(s->seq, piv);
-    h.kidctx = s->sid;
-    h.kidctx_len = sizeof(s->sid);
-    iog_nonce(s->tx_iv, s->seq, nonce);
-    int n = enc0_seal(s->tx_key, nonce, &h, ext, (size_t)el, pt, pt_len, out, cap);
+    int n = el < 0 ? el
+                   : enc0_seal(s->tx_key, s->tx_iv, s->seq, me, s->sid, ext, (size_t)el, pt, pt_len,
+                               out, cap);
     if (n >= 0) {
         s->seq++; /* a nonce is never used twice, even if the send fails */
     }
@@ -1424,7 +1408,7 @@ int iog_m2m_seal(iog_m2m_t *s, const iog_id_t *me, const uint8_t *pt, size_t pt_
 int iog_m2m_open(iog_m2m_t *s, const iog_id_t *me, const uint8_t *buf, size_t len, uint8_t *out,
                  size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12];
+    uint8_t ext[AAD_MAX];
     iog_enc0_t x;
     uint64_t seq;
     if (iog_enc0_parse(buf, len, &x) || !x.kid || !x.piv || !x.kidctx || x.iv ||
@@ -1440,14 +1424,9 @@ int iog_m2m_open(iog_m2m_t *s, const iog_id_t *me, const uint8_t *buf, size_t le
         return r;
     }
     int el = m2m_aad(s->sid, &s->peer, me, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
+    int n = el < 0 ? el : enc0_open(s->rx_key, s->rx_iv, seq, &x, ext, (size_t)el, out, cap);
+    if (n >= 0) {
+        iog_replay_update(&s->window, seq);
     }
-    iog_nonce(s->rx_iv, seq, nonce);
-    int n = enc0_open(s->rx_key, nonce, &x, ext, (size_t)el, out, cap);
-    if (n < 0) {
-        return n;
-    }
-    iog_replay_update(&s->window, seq);
     return n;
 }
