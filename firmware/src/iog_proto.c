@@ -67,20 +67,31 @@ static int get_id(iog_cbor_dec_t *d, iog_id_t *id)
     return 0;
 }
 
-/*
- * Map reader for messages with small integer keys: every key must be known
- * (bit set in @p allowed); iog_cbor_check() already rejected duplicates.
- * Keys are 0..31 or -1..-8 (mapped to bits 24..31 via -key + 23).
- */
-static int key_bit(int64_t k)
+static int get_talk_proof(iog_cbor_dec_t *d, iog_talk_proof_t *p);
+
+/* Map key @p k and the ID @p id. */
+static void put_k_id(iog_cbor_enc_t *e, unsigned k, const iog_id_t *id)
 {
-    if (k >= 0 && k <= 23) {
-        return (int)k;
-    }
-    if (k >= -8 && k <= -1) {
-        return (int)(23 - k);
-    }
-    return -1;
+    iog_cbor_put_uint(e, k);
+    put_id(e, id);
+}
+
+/* Map key @p k and a bstr. */
+static void put_k_bstr(iog_cbor_enc_t *e, unsigned k, const void *p, size_t n)
+{
+    iog_cbor_put_uint(e, k);
+    iog_cbor_put_bstr(e, p, n);
+}
+
+/*
+ * Starts encoding into @p out an array of @p n items whose first is the text
+ * @p label: a COSE structure, an external_aad, an HKDF info.
+ */
+static void enc_labelled(iog_cbor_enc_t *e, uint8_t *out, size_t cap, size_t n, const char *label)
+{
+    iog_cbor_enc_init(e, out, cap);
+    iog_cbor_put_array(e, n);
+    iog_cbor_put_cstr(e, label);
 }
 
 /* ---- COSE_Key ---- */
@@ -114,57 +125,31 @@ int iog_cose_key_encode(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t *out, size_
     return cap < COSE_KEY_LEN ? -ENOBUFS : (int)key_bytes(pub, 1, out);
 }
 
+/*
+ * Reads a COSE_Key into the point @p pub: labels 1 (kty), 3 (alg) and -1
+ * (crv) with the one value each may have, -2 and -3 the coordinates; alg is
+ * optional, any other label (e.g. a private part, -4) is refused.
+ */
 static int cose_key_read(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN], int check)
 {
     size_t n;
-    uint32_t seen = 0;
+    uint32_t seen = 0; /* bit k + 3 for label k (iog_cbor_check() refused duplicates) */
     if (iog_cbor_get_map(d, &n)) {
         return -EBADMSG;
     }
     pub[0] = 0x04;
     for (size_t i = 0; i < n; i++) {
         int64_t k, v;
-        if (iog_cbor_get_key(d, &k)) {
+        if (iog_cbor_get_key(d, &k) || k < -3 || k > 3 || k == 0 || k == 2) {
             return -EBADMSG;
         }
-        int b = key_bit(k);
-        if (b < 0 || (seen & (1u << b))) {
-            return -EBADMSG;
+        if (k < -1 ? iog_cbor_get_bstr_exact(d, pub + 1 + 32 * (size_t)(-2 - k), 32)
+                   : iog_cbor_get_int(d, &v) || v != (k == 1 ? 2 : k == 3 ? -7 : 1)) {
+            return -EBADMSG; /* kty EC2, alg ES256, crv P-256 */
         }
-        seen |= 1u << b;
-        switch (k) {
-        case 1: /* kty EC2 */
-            if (iog_cbor_get_int(d, &v) || v != 2) {
-                return -EBADMSG;
-            }
-            break;
-        case 3: /* alg ES256 */
-            if (iog_cbor_get_int(d, &v) || v != -7) {
-                return -EBADMSG;
-            }
-            break;
-        case -1: /* crv P-256 */
-            if (iog_cbor_get_int(d, &v) || v != 1) {
-                return -EBADMSG;
-            }
-            break;
-        case -2:
-            if (iog_cbor_get_bstr_exact(d, pub + 1, 32)) {
-                return -EBADMSG;
-            }
-            break;
-        case -3:
-            if (iog_cbor_get_bstr_exact(d, pub + 33, 32)) {
-                return -EBADMSG;
-            }
-            break;
-        default:
-            return -EBADMSG; /* unknown label, e.g. a private part (-4) */
-        }
+        seen |= 1u << (k + 3);
     }
-    const uint32_t need = (1u << 1) | (1u << key_bit(-1)) | (1u << key_bit(-2)) |
-                          (1u << key_bit(-3));
-    if ((seen & need) != need) {
+    if ((seen & 0x17) != 0x17) { /* all but alg */
         return -EBADMSG;
     }
     return check && iog_p256_check(pub) ? -EBADMSG : 0;
@@ -205,9 +190,7 @@ static void sig_structure_hash(const char *aad, const uint8_t *payload, size_t p
     iog_cbor_enc_t e;
     iog_sha256_ctx_t c;
     size_t aad_len = strlen(aad);
-    iog_cbor_enc_init(&e, head, sizeof(head));
-    iog_cbor_put_array(&e, 4);
-    iog_cbor_put_cstr(&e, "Signature1");
+    enc_labelled(&e, head, sizeof(head), 4, "Signature1");
     iog_cbor_put_bstr(&e, prot_es256, sizeof(prot_es256));
     iog_cbor_put_bstr_head(&e, aad_len);
     iog_sha256_init(&c);
@@ -345,9 +328,10 @@ int iog_map_decode(const uint8_t *buf, size_t len, const iog_field_t *f, size_t 
         case IOG_F_ID: r = get_id(&d, p); break;
         case IOG_F_KEY:
         case IOG_F_POINT: r = cose_key_read(&d, p, x->kind == IOG_F_KEY); break;
-        default: /* IOG_F_ARRAY: the whole array, its head included */
+        case IOG_F_PROOF: r = get_talk_proof(&d, p); break;
+        default: /* IOG_F_ARRAY or IOG_F_RAW: the whole item, its head included */
             v->p = d.p;
-            r = (*d.p >> 5) != IOG_CBOR_ARRAY || iog_cbor_skip(&d);
+            r = (x->kind == IOG_F_ARRAY && (*d.p >> 5) != IOG_CBOR_ARRAY) || iog_cbor_skip(&d);
             v->n = (size_t)(d.p - v->p);
             break;
         }
@@ -418,25 +402,20 @@ int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out + off, cap - off - (IOG_SIG_LEN + 2));
     iog_cbor_put_map(&e, 6 + (jr->echo ? 1 : 0) + (jr->cred ? 1 : 0));
-    iog_cbor_put_uint(&e, 1);
-    put_id(&e, jr->cluster);
-    iog_cbor_put_uint(&e, 2);
-    put_id(&e, &jr->me->id);
+    put_k_id(&e, 1, jr->cluster);
+    put_k_id(&e, 2, &jr->me->id);
     iog_cbor_put_uint(&e, 3);
     iog_cbor_put_raw(&e, key, (size_t)kl);
     iog_cbor_put_uint(&e, 4);
     iog_cbor_put_int(&e, jr->lat);
     iog_cbor_put_uint(&e, 5);
     iog_cbor_put_int(&e, jr->lon);
-    iog_cbor_put_uint(&e, 6);
-    iog_cbor_put_bstr(&e, jr->nd, IOG_NONCE_LEN);
+    put_k_bstr(&e, 6, jr->nd, IOG_NONCE_LEN);
     if (jr->echo) {
-        iog_cbor_put_uint(&e, 7);
-        iog_cbor_put_bstr(&e, jr->echo, jr->echo_len);
+        put_k_bstr(&e, 7, jr->echo, jr->echo_len);
     }
     if (jr->cred) {
-        iog_cbor_put_uint(&e, 8);
-        iog_cbor_put_bstr(&e, jr->cred, jr->cred_len);
+        put_k_bstr(&e, 8, jr->cred, jr->cred_len);
     }
     int pl = iog_cbor_enc_finish(&e);
     if (pl < 0) {
@@ -622,9 +601,7 @@ int iog_derive_km(const uint8_t z[32], const uint8_t nd[IOG_NONCE_LEN],
     uint8_t info[16 + 2 * (IOG_ID_MAX + 2) + 34];
     uint8_t salt[2 * IOG_NONCE_LEN];
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, info, sizeof(info));
-    iog_cbor_put_array(&e, 4);
-    iog_cbor_put_cstr(&e, "iotguard K_m");
+    enc_labelled(&e, info, sizeof(info), 4, "iotguard K_m");
     put_id(&e, cluster);
     put_id(&e, id);
     iog_cbor_put_bstr(&e, thumb, IOG_HASH_LEN);
@@ -714,9 +691,7 @@ void iog_nonce(const uint8_t iv[12], uint64_t seq, uint8_t nonce[12])
 static int enc_structure(const uint8_t *ext, size_t ext_len, uint8_t *out, size_t cap)
 {
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 3);
-    iog_cbor_put_cstr(&e, "Encrypt0");
+    enc_labelled(&e, out, cap, 3, "Encrypt0");
     iog_cbor_put_bstr(&e, prot_a128gcm, sizeof(prot_a128gcm));
     iog_cbor_put_bstr(&e, ext, ext_len);
     return iog_cbor_enc_finish(&e);
@@ -857,9 +832,7 @@ static int request_aad(const iog_id_t *cluster, const iog_id_t *kid, uint64_t se
     uint8_t piv[5];
     size_t pl = iog_piv_encode(seq, piv);
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 5);
-    iog_cbor_put_cstr(&e, "iotguard");
+    enc_labelled(&e, out, cap, 5, "iotguard");
     put_id(&e, cluster);
     iog_cbor_put_bstr(&e, kid->s, kid->len);
     iog_cbor_put_bstr(&e, piv, pl);
@@ -941,16 +914,14 @@ int iog_peer_req_encode(const iog_id_t *peer, const iog_talk_proof_t *proof, con
     iog_cbor_enc_init(&e, out, cap);
     iog_cbor_put_map(&e, (peer != NULL) + (proof != NULL) + (echo != NULL));
     if (peer) {
-        iog_cbor_put_uint(&e, 1);
-        put_id(&e, peer);
+        put_k_id(&e, 1, peer);
     }
     if (proof) {
         iog_cbor_put_uint(&e, 2);
         put_talk_proof(&e, proof);
     }
     if (echo) {
-        iog_cbor_put_uint(&e, 9);
-        iog_cbor_put_bstr(&e, echo, echo_len);
+        put_k_bstr(&e, 9, echo, echo_len);
     }
     return iog_cbor_enc_finish(&e);
 }
@@ -1072,56 +1043,51 @@ int iog_verify_resp_decode(const uint8_t *buf, size_t len, iog_verify_resp_t *v)
     return 0;
 }
 
+/* leave-resp {1: height, 2: hash} */
+typedef struct {
+    uint64_t height;
+    uint8_t hash[IOG_HASH_LEN];
+} leave_resp_t;
+
+static const iog_field_t leave_resp_fields[] = {
+    FLD(leave_resp_t, height, IOG_F_UINT), FLD(leave_resp_t, hash, IOG_F_BYTES),
+};
+
 int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint8_t hash[32])
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    int64_t k;
-    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
-        iog_cbor_get_uint(&d, height) || iog_cbor_get_key(&d, &k) || k != 2 ||
-        iog_cbor_get_bstr_exact(&d, hash, 32)) {
+    leave_resp_t x;
+    if (iog_map_decode(buf, len, leave_resp_fields, 2, &x) != 0x6) {
         return -EBADMSG;
     }
+    *height = x.height;
+    memcpy(hash, x.hash, IOG_HASH_LEN);
     return 0;
 }
+
+/* session-resp {1: grant, 2: ticket} or, instead of a session, {3: verify-resp} */
+typedef struct {
+    iog_view_t grant, ticket, warning;
+} session_resp_t;
+
+static const iog_field_t session_resp_fields[] = {
+    FLD(session_resp_t, grant, IOG_F_RAW), FLD(session_resp_t, ticket, IOG_F_RAW),
+    FLD(session_resp_t, warning, IOG_F_RAW),
+};
 
 int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant,
                            size_t *grant_len, const uint8_t **ticket, size_t *ticket_len,
                            const uint8_t **warning, size_t *warning_len)
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    int64_t k;
-    *grant = *ticket = *warning = NULL;
-    *grant_len = *ticket_len = *warning_len = 0;
-    if (iog_cbor_map_open(&d, buf, len, &n) || (n != 1 && n != 2) || iog_cbor_get_key(&d, &k)) {
-        return -EBADMSG;
-    }
-    if (n == 1) { /* {3: verify-resp}: a warning instead of a session */
-        *warning = d.p;
-        if (k != 3 || iog_cbor_skip(&d)) {
-            return -EBADMSG;
-        }
-        *warning_len = (size_t)(d.p - *warning);
-        return 0;
-    }
-    if (k != 1) {
-        return -EBADMSG;
-    }
-    *grant = d.p;
-    if (iog_cbor_skip(&d)) {
-        return -EBADMSG;
-    }
-    *grant_len = (size_t)(d.p - *grant);
-    if (iog_cbor_get_key(&d, &k) || k != 2) {
-        return -EBADMSG;
-    }
-    *ticket = d.p;
-    if (iog_cbor_skip(&d)) {
-        return -EBADMSG;
-    }
-    *ticket_len = (size_t)(d.p - *ticket);
-    return 0;
+    session_resp_t x;
+    memset(&x, 0, sizeof(x));
+    int seen = iog_map_decode(buf, len, session_resp_fields, 3, &x);
+    *grant = x.grant.p;
+    *grant_len = x.grant.n;
+    *ticket = x.ticket.p;
+    *ticket_len = x.ticket.n;
+    *warning = x.warning.p;
+    *warning_len = x.warning.n;
+    return seen == 0x6 || seen == 0x8 ? 0 : -EBADMSG;
 }
 
 /* ---- tickets ---- */
@@ -1170,9 +1136,7 @@ int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const i
     }
     /* ["iotguard ticket", cluster, sid, expiry, initiator, responder, recipient] */
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, ext, sizeof(ext));
-    iog_cbor_put_array(&e, 7);
-    iog_cbor_put_cstr(&e, "iotguard ticket");
+    enc_labelled(&e, ext, sizeof(ext), 7, "iotguard ticket");
     put_id(&e, cluster);
     iog_cbor_put_bstr(&e, t->sid, sizeof(t->sid));
     iog_cbor_put_uint(&e, t->expires);
@@ -1204,9 +1168,7 @@ static int talk_aad(const iog_id_t *cluster, const iog_id_t *initiator, const io
                     size_t cap)
 {
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 6);
-    iog_cbor_put_cstr(&e, "iotguard talk");
+    enc_labelled(&e, out, cap, 6, "iotguard talk");
     put_id(&e, cluster);
     put_id(&e, initiator);
     put_id(&e, responder);
@@ -1268,45 +1230,38 @@ int iog_hello_encode(const iog_id_t *id, const iog_id_t *responder, const iog_ta
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
     iog_cbor_put_map(&e, 3);
-    iog_cbor_put_uint(&e, 1);
-    put_id(&e, id);
-    iog_cbor_put_uint(&e, 2);
-    put_id(&e, responder);
+    put_k_id(&e, 1, id);
+    put_k_id(&e, 2, responder);
     iog_cbor_put_uint(&e, 3);
     put_talk_proof(&e, p);
     return iog_cbor_enc_finish(&e);
 }
 
+/* hello: the initiator; then the responder and the proof, both or neither */
+typedef struct {
+    iog_id_t id, responder;
+    iog_talk_proof_t proof;
+} hello_t;
+
+static const iog_field_t hello_fields[] = {
+    FLD(hello_t, id, IOG_F_ID), FLD(hello_t, responder, IOG_F_ID), FLD(hello_t, proof, IOG_F_PROOF),
+};
+
 int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id, iog_id_t *responder,
                      iog_talk_proof_t *p, int *has_proof)
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    uint32_t seen = 0;
+    hello_t x;
+    int seen = iog_map_decode(buf, len, hello_fields, 3, &x);
     *has_proof = 0;
-    if (iog_cbor_map_open(&d, buf, len, &n)) {
+    if (seen < 0 || !(seen & 0x2) || ((seen & 0x4) != 0) != ((seen & 0x8) != 0)) {
         return -EBADMSG;
     }
-    for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        if (iog_cbor_map_key(&d, 3, &k, &seen)) {
-            return -EBADMSG;
-        }
-        switch (k) {
-        case 1: r = get_id(&d, id); break;
-        case 2: r = get_id(&d, responder); break;
-        case 3: r = get_talk_proof(&d, p); break;
-        }
-        if (r) {
-            return -EBADMSG;
-        }
+    *id = x.id;
+    if (seen & 0x8) {
+        *responder = x.responder;
+        *p = x.proof;
+        *has_proof = 1;
     }
-    /* the initiator; then the responder and the proof, both or neither */
-    if (!(seen & 0x2) || ((seen & 0x4) != 0) != ((seen & 0x8) != 0)) {
-        return -EBADMSG;
-    }
-    *has_proof = (seen & 0x8) != 0;
     return 0;
 }
 
@@ -1316,28 +1271,32 @@ int iog_talk_resp_encode(const iog_id_t *id, const uint8_t *ticket, size_t ticke
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
     iog_cbor_put_map(&e, 2);
-    iog_cbor_put_uint(&e, 1);
-    put_id(&e, id);
+    put_k_id(&e, 1, id);
     iog_cbor_put_uint(&e, 2);
     iog_cbor_put_raw(&e, ticket, ticket_len);
     return iog_cbor_enc_finish(&e);
 }
 
+/* talk-resp {1: the responder, 2: the ticket} */
+typedef struct {
+    iog_id_t id;
+    iog_view_t ticket;
+} talk_resp_t;
+
+static const iog_field_t talk_resp_fields[] = {
+    FLD(talk_resp_t, id, IOG_F_ID), FLD(talk_resp_t, ticket, IOG_F_RAW),
+};
+
 int iog_talk_resp_decode(const uint8_t *buf, size_t len, iog_id_t *id, const uint8_t **ticket,
                          size_t *ticket_len)
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    int64_t k;
-    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
-        get_id(&d, id) || iog_cbor_get_key(&d, &k) || k != 2) {
+    talk_resp_t x;
+    if (iog_map_decode(buf, len, talk_resp_fields, 2, &x) != 0x6) {
         return -EBADMSG;
     }
-    *ticket = d.p;
-    if (iog_cbor_skip(&d)) {
-        return -EBADMSG;
-    }
-    *ticket_len = (size_t)(d.p - *ticket);
+    *id = x.id;
+    *ticket = x.ticket.p;
+    *ticket_len = x.ticket.n;
     return 0;
 }
 
@@ -1348,9 +1307,7 @@ static int m2m_derive(const uint8_t sk[16], const uint8_t sid[16], const iog_id_
     uint8_t info[24 + IOG_ID_MAX + 2];
     for (int i = 0; i < 2; i++) {
         iog_cbor_enc_t e;
-        iog_cbor_enc_init(&e, info, sizeof(info));
-        iog_cbor_put_array(&e, 2);
-        iog_cbor_put_cstr(&e, i ? "iotguard m2m iv" : "iotguard m2m key");
+        enc_labelled(&e, info, sizeof(info), 2, i ? "iotguard m2m iv" : "iotguard m2m key");
         put_id(&e, x);
         int n = iog_cbor_enc_finish(&e);
         if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, i ? iv : key, i ? 12 : 16)) {
@@ -1382,9 +1339,7 @@ static int m2m_aad(const uint8_t sid[16], const iog_id_t *sender, const iog_id_t
                    uint8_t *out, size_t cap)
 {
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 4);
-    iog_cbor_put_cstr(&e, "iotguard m2m");
+    enc_labelled(&e, out, cap, 4, "iotguard m2m");
     iog_cbor_put_bstr(&e, sid, 16);
     put_id(&e, sender);
     put_id(&e, receiver);
