@@ -35,37 +35,36 @@ static void o_f(iog_board_t *b, const char *f, ...);
 
 /*
  * Appends @p f with its conversions, which take these arguments:
- *   %s  a string                   %u  an unsigned       %U  a uint64_t
- *   %d  microdegrees (an int64_t), as degrees with 6 decimals
- *   %a  an iog_addr_t *, as IP:PORT
+ *   %s  a string                   %u  an unsigned
+ *   %U  a const uint64_t *, its number
+ *   %d  a const int64_t * of microdegrees, as degrees with 6 decimals
+ *   %a  a const iog_addr_t *, as IP:PORT
  *   %m  bytes as text (non-printable ones as '.'), %h in hex, %b in base64:
- *       a pointer and a size_t
+ *       a pointer and an unsigned length
  */
 static void o_vf(iog_board_t *b, const char *f, va_list ap)
 {
     static const char hx[] = "0123456789abcdef";
-    while (*f) {
+    for (;;) {
         size_t n = strcspn(f, "%");
         o_n(b, f, n);
         f += n;
         if (!*f) {
-            break;
+            return;
         }
         char c = f[1];
         f += 2;
+        const uint8_t *p = c == 'u' ? NULL : va_arg(ap, const uint8_t *);
+        unsigned u = c == 'u' || c == 'm' || c == 'h' || c == 'b' ? va_arg(ap, unsigned) : 0;
         if (c == 's') {
-            const char *s = va_arg(ap, const char *);
-            o_n(b, s, strlen(s));
+            o_n(b, p, strlen((const char *)p));
         }
-        else if (c == 'u') {
-            o_u(b, va_arg(ap, unsigned));
-        }
-        else if (c == 'U') {
-            o_u(b, va_arg(ap, uint64_t));
+        else if (c == 'u' || c == 'U') {
+            o_u(b, c == 'u' ? u : *(const uint64_t *)(const void *)p);
         }
         else if (c == 'd') {
             /* |udeg| <= 180,000,000: 32 bits (the lx106 has no 64-bit divide) */
-            int64_t udeg = va_arg(ap, int64_t);
+            int64_t udeg = *(const int64_t *)(const void *)p;
             uint32_t a = (uint32_t)(udeg < 0 ? -udeg : udeg);
             char t[13], *q = t + sizeof(t);
             *--q = '\0';
@@ -81,18 +80,16 @@ static void o_vf(iog_board_t *b, const char *f, va_list ap)
             o_n(b, q, strlen(q));
         }
         else if (c == 'a') {
-            const iog_addr_t *a = va_arg(ap, const iog_addr_t *);
+            const iog_addr_t *a = (const iog_addr_t *)(const void *)p;
             o_f(b, "%u.%u.%u.%u:%u", a->ip[0], a->ip[1], a->ip[2], a->ip[3], a->port);
         }
         else {
-            const uint8_t *p = va_arg(ap, const uint8_t *);
-            n = va_arg(ap, size_t);
-            for (size_t i = 0; i < n; i += c == 'b' ? 3 : 1) {
+            for (unsigned i = 0; i < u; i += c == 'b' ? 3 : 1) {
                 char t[5] = { hx[p[i] >> 4], hx[p[i] & 15] };
                 if (c == 'b') { /* three bytes at a time: no buffer of the whole */
-                    iog_b64_encode(p + i, n - i < 3 ? n - i : 3, t, sizeof(t));
+                    iog_b64_encode(p + i, u - i < 3 ? u - i : 3, t, sizeof(t));
                 }
-                o_n(b, c == 'm' ? (const char *)p + i : t, c == 'm' ? 1 : c == 'h' ? 2 : 4);
+                o_n(b, c == 'm' ? p + i : (const uint8_t *)t, c == 'm' ? 1 : c == 'h' ? 2 : 4);
             }
         }
     }
@@ -368,7 +365,7 @@ static size_t on_message(void *ctx, const iog_id_t *peer, const uint8_t *msg, si
         /* the reply may be sealed in the kept session: its next number in RTC memory first */
         save_rtc(b, 1, 0);
     }
-    o_line(b, "received %s %m", peer->s, msg, len);
+    o_line(b, "received %s %m", peer->s, msg, (unsigned)len);
     o_end(b);
     static const char ok[] = "ok";
     size_t n = sizeof(ok) - 1 < cap ? sizeof(ok) - 1 : cap;
@@ -398,7 +395,7 @@ static void on_verified(void *ctx, const iog_id_t *peer, const iog_verify_resp_t
 {
     iog_board_t *b = ctx;
     /* a /verify names the join block; a /talk's grant does not */
-    o_line(b, v->has_block ? "verified %s block=%U" : "verified %s", peer->s, v->height);
+    o_line(b, v->has_block ? "verified %s block=%U" : "verified %s", peer->s, &v->height);
     o_end(b);
 }
 
@@ -561,7 +558,7 @@ static int configured(iog_board_t *b, int quiet)
 static void o_member(iog_board_t *b, const char *what)
 {
     o_line(b, "%s cluster=%s id=%s block=%U expires=%U", what, b->dev.mem.ch.cluster.s,
-           b->dev.me.id.s, b->dev.mem.height, b->dev.mem.expires);
+           b->dev.me.id.s, &b->dev.mem.height, &b->dev.mem.expires);
 }
 
 /* A pin that followed a CH key rotation (PROTOCOL.md §6.1) is stored. */
@@ -614,7 +611,8 @@ static int do_join(iog_board_t *b)
         e = save_rtc(b, 0, 0);
     }
     o_member(b, "joined");
-    o_f(b, " log=%U ms=%u tx_bytes=%u rx_bytes=%u datagrams=%u", le ? 0 : b->dev.log.size,
+    uint64_t log_size = le ? 0 : b->dev.log.size;
+    o_f(b, " log=%U ms=%u tx_bytes=%u rx_bytes=%u datagrams=%u", &log_size,
         p_now(b) - t0, b->stats.tx_bytes - s0.tx_bytes, b->stats.rx_bytes - s0.rx_bytes,
         b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams);
     o_end(b);
@@ -644,7 +642,7 @@ static void do_rekey(iog_board_t *b)
         fail(b, "re-keyed, but the membership is not stored: the old key is kept", w);
     }
     else if (e == 1) {
-        o_line(b, "rekeyed ch_key=%h", b->dev.mem.ch.thumb, (size_t)8);
+        o_line(b, "rekeyed ch_key=%h", b->dev.mem.ch.thumb, 8u);
         o_end(b);
         pin_follow(b);
     }
@@ -658,7 +656,7 @@ void iog_board_start(iog_board_t *b)
 {
     if (restore(b)) {
         o_member(b, "restored");
-        o_f(b, b->kept ? " seq=%U session=%s" : " seq=%U", b->dev.mem.seq,
+        o_f(b, b->kept ? " seq=%U session=%s" : " seq=%U", &b->dev.mem.seq,
             b->kept ? b->kept->peer.s : "");
         o_end(b);
         /* at boot, then daily (iog_board_poll); a sleepy board at a cold start only */
@@ -922,8 +920,8 @@ static int cmd_show(iog_board_t *b, char *args)
     uint64_t now = iog_board_now(b);
     o_line(b, "show id %s%s", d->me.id.s, s->id.len ? "" : " (default from the key)");
     o_line(b, s->server.family ? "show server %a" : "show server unset", &s->server);
-    o_line(b, s->has_pos ? "show position %d,%d" : "show position unset", s->lat, s->lon);
-    o_line(b, s->has_pin ? "show pin %h" : "show pin none", s->pin, sizeof(s->pin));
+    o_line(b, s->has_pos ? "show position %d,%d" : "show position unset", &s->lat, &s->lon);
+    o_line(b, s->has_pin ? "show pin %h" : "show pin none", s->pin, (unsigned)sizeof(s->pin));
     o_line(b, "show port %u", s->port);
     o_line(b, "show wifi.ssid %s %s", s->ssid[0] ? s->ssid : "unset",
            s->pass[0] ? "(passphrase set)" : "(no passphrase)");
@@ -931,21 +929,21 @@ static int cmd_show(iog_board_t *b, char *args)
     o_f(b, s->peer.len ? "%s %a" : "unset", s->peer.s, &s->peer_addr);
     o_f(b, " sleep=%u", s->sleep_s);
     o_line(b, s->cred_len ? "show credential %b (sent in every join)" : "show credential none",
-           s->cred, (size_t)s->cred_len);
+           s->cred, (unsigned)s->cred_len);
     if (d->joined) {
         o_line(b, "show member cluster=%s block=%U seq=%U mark=%U expires=%U ch_key=%h",
-               d->mem.ch.cluster.s, d->mem.height, d->mem.seq, b->member_mark, d->mem.expires,
-               d->mem.ch.thumb, (size_t)8);
+               d->mem.ch.cluster.s, &d->mem.height, &d->mem.seq, &b->member_mark, &d->mem.expires,
+               d->mem.ch.thumb, 8u);
     }
     else {
         o_line(b, "show member none");
     }
     o_line(b, now ? "show clock %U (a lower bound: the time of the CH's signed checkpoint or ledger head)"
                   : "show clock unknown",
-           now);
+           &now);
     if (b->kept && b->kept->active) {
         o_line(b, "show session %s %a seq=%U expires=%U", b->kept->peer.s, &b->kept_addr,
-               b->kept->seq, b->kept->expires);
+               &b->kept->seq, &b->kept->expires);
     }
     o_line(b, "show stats flash_writes=%u rtc_writes=%u tx_bytes=%u rx_bytes=%u wakes=%u",
            b->stats.flash_writes, b->stats.rtc_writes, b->stats.tx_bytes, b->stats.rx_bytes,
@@ -971,7 +969,7 @@ static int cmd_pubkey(iog_board_t *b, char *args)
     (void)args;
     uint8_t der[IOG_P256_SPKI_LEN];
     iog_p256_spki(b->dev.me.pub, der);
-    o_line(b, "pubkey %b", der, sizeof(der));
+    o_line(b, "pubkey %b", der, (unsigned)sizeof(der));
     o_end(b);
     return 0;
 }
@@ -1110,7 +1108,7 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
 /* "sent PEER reply=REPLY session=new|kept" */
 static void o_talk_result(iog_board_t *b, const iog_id_t *peer, int n, const uint8_t *reply, int fresh)
 {
-    o_line(b, "sent %s reply=%m session=%s", peer->s, reply, (size_t)n, fresh ? "new" : "kept");
+    o_line(b, "sent %s reply=%m session=%s", peer->s, reply, (unsigned)n, fresh ? "new" : "kept");
 }
 
 static int refused_talk(iog_board_t *b, const iog_id_t *peer, int e)
@@ -1159,7 +1157,7 @@ static int cmd_leave(iog_board_t *b, char *args)
         return fail(b, "leave", e);
     }
     drop_member(b);
-    o_line(b, "left block=%U", h);
+    o_line(b, "left block=%U", &h);
     o_end(b);
     return 0;
 }
