@@ -404,9 +404,19 @@ int iog_cbor_map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t 
     return iog_cbor_get_map(d, n) ? -EBADMSG : 0;
 }
 
-int iog_cbor_map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen)
+int iog_cbor_get_label(iog_cbor_dec_t *d, int *k)
 {
-    if (iog_cbor_get_key(d, k) || *k < 1 || *k > max) {
+    int64_t v;
+    if (iog_cbor_get_int(d, &v) || v < -32767 || v > 32767) {
+        return -EBADMSG;
+    }
+    *k = (int)v;
+    return 0;
+}
+
+int iog_cbor_map_key(iog_cbor_dec_t *d, int max, int *k, uint32_t *seen)
+{
+    if (iog_cbor_get_label(d, k) || *k < 1 || *k > max) {
         return -EBADMSG;
     }
     *seen |= 1u << *k;

@@ -139,12 +139,12 @@ static int cose_key_read(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN], int c
     }
     pub[0] = 0x04;
     for (size_t i = 0; i < n; i++) {
-        int64_t k, v;
-        if (iog_cbor_get_key(d, &k) || k < -3 || k > 3 || k == 0 || k == 2) {
+        int k, v;
+        if (iog_cbor_get_label(d, &k) || k < -3 || k > 3 || k == 0 || k == 2) {
             return -EBADMSG;
         }
         if (k < -1 ? iog_cbor_get_bstr_exact(d, pub + 1 + 32 * (size_t)(-2 - k), 32)
-                   : iog_cbor_get_int(d, &v) || v != (k == 1 ? 2 : k == 3 ? -7 : 1)) {
+                   : iog_cbor_get_label(d, &v) || v != (k == 1 ? 2 : k == 3 ? -7 : 1)) {
             return -EBADMSG; /* kty EC2, alg ES256, crv P-256 */
         }
         seen |= 1u << (k + 3);
@@ -278,7 +278,7 @@ int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
     iog_cbor_dec_t d;
     size_t n;
     const uint8_t *p;
-    int64_t k;
+    int k;
     if (iog_cbor_check(buf, len)) {
         return -EBADMSG;
     }
@@ -287,7 +287,7 @@ int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
         n != sizeof(prot_es256) || memcmp(p, prot_es256, n) != 0) {
         return -EBADMSG;
     }
-    if (iog_cbor_get_map(&d, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 4 ||
+    if (iog_cbor_get_map(&d, &n) || n != 1 || iog_cbor_get_label(&d, &k) || k != 4 ||
         iog_cbor_get_bstr(&d, &s->kid, &s->kid_len)) {
         return -EBADMSG;
     }
@@ -311,8 +311,8 @@ int iog_map_decode(const uint8_t *buf, size_t len, const iog_field_t *f, size_t 
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        if (iog_cbor_map_key(&d, (int64_t)nf, &k, &seen)) {
+        int k;
+        if (iog_cbor_map_key(&d, (int)nf, &k, &seen)) {
             return -EBADMSG;
         }
         const iog_field_t *x = &f[k - 1];
@@ -784,9 +784,9 @@ int iog_enc0_parse(const uint8_t *buf, size_t len, iog_enc0_t *x)
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
+        int k;
         unsigned j = 0;
-        if (iog_cbor_get_key(&d, &k)) {
+        if (iog_cbor_get_label(&d, &k)) {
             return -EBADMSG;
         }
         while (j < 4 && enc0_hdrs[j].label != k) {
@@ -941,8 +941,8 @@ int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, iog_talk
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        if (iog_cbor_get_key(&d, &k)) {
+        int k;
+        if (iog_cbor_get_label(&d, &k)) {
             return -EBADMSG;
         }
         if (k == 1 && peer) {
@@ -980,7 +980,7 @@ int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
+        int k;
         int r = 0;
         if (iog_cbor_map_key(&d, 8, &k, &seen)) {
             return -EBADMSG;
