@@ -649,12 +649,14 @@ int iog_member_derive(const iog_identity_t *me, iog_member_t *m)
 
 size_t iog_piv_encode(uint64_t seq, uint8_t out[5])
 {
-    size_t n = 1;
-    while (n < 5 && (seq >> (8 * n)) != 0) {
-        n++;
-    }
+    uint8_t t[5];
+    size_t n = 0;
+    do { /* the low bytes first, at most 5 */
+        t[n++] = (uint8_t)seq;
+        seq >>= 8;
+    } while (seq && n < 5);
     for (size_t i = 0; i < n; i++) {
-        out[i] = (uint8_t)(seq >> (8 * (n - 1 - i)));
+        out[i] = t[n - 1 - i];
     }
     return n;
 }
@@ -675,8 +677,8 @@ int iog_piv_decode(const uint8_t *p, size_t n, uint64_t *seq)
 void iog_nonce(const uint8_t iv[12], uint64_t seq, uint8_t nonce[12])
 {
     memcpy(nonce, iv, 12);
-    for (int i = 0; i < 8; i++) {
-        nonce[11 - i] ^= (uint8_t)(seq >> (8 * i));
+    for (int i = 11; i >= 4; i--, seq >>= 8) {
+        nonce[i] ^= (uint8_t)seq;
     }
 }
 
