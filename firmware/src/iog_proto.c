@@ -273,21 +273,31 @@ int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, 
     return sign1_in_place(priv, kid, kid_len, aad, payload_len, out, cap);
 }
 
+/*
+ * Starts reading the untagged COSE structure in @p buf: checked whole, an
+ * array of @p items whose first is the protected header @p prot (3 bytes),
+ * then the head of the unprotected map (its size in @p n).
+ */
+static int cose_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t items,
+                     const uint8_t prot[3], size_t *n)
+{
+    const uint8_t *p;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(d, buf, len);
+    return iog_cbor_get_array(d, n) || *n != items || iog_cbor_get_bstr(d, &p, n) || *n != 3 ||
+                   memcmp(p, prot, 3) != 0 || iog_cbor_get_map(d, n)
+               ? -EBADMSG
+               : 0;
+}
+
 int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
 {
     iog_cbor_dec_t d;
     size_t n;
-    const uint8_t *p;
     int k;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_array(&d, &n) || n != 4 || iog_cbor_get_bstr(&d, &p, &n) ||
-        n != sizeof(prot_es256) || memcmp(p, prot_es256, n) != 0) {
-        return -EBADMSG;
-    }
-    if (iog_cbor_get_map(&d, &n) || n != 1 || iog_cbor_get_label(&d, &k) || k != 4 ||
+    if (cose_open(&d, buf, len, 4, prot_es256, &n) || n != 1 || iog_cbor_get_label(&d, &k) || k != 4 ||
         iog_cbor_get_bstr(&d, &s->kid, &s->kid_len)) {
         return -EBADMSG;
     }
@@ -774,15 +784,8 @@ int iog_enc0_parse(const uint8_t *buf, size_t len, iog_enc0_t *x)
 {
     iog_cbor_dec_t d;
     size_t n;
-    const uint8_t *p;
     memset(x, 0, sizeof(*x));
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_array(&d, &n) || n != 3 || iog_cbor_get_bstr(&d, &p, &n) ||
-        n != sizeof(prot_a128gcm) || memcmp(p, prot_a128gcm, n) != 0 ||
-        iog_cbor_get_map(&d, &n)) {
+    if (cose_open(&d, buf, len, 3, prot_a128gcm, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
