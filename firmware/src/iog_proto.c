@@ -624,18 +624,23 @@ int iog_derive_km(const uint8_t z[32], const uint8_t nd[IOG_NONCE_LEN],
     return iog_hkdf(salt, sizeof(salt), z, 32, info, (size_t)il, km, 32);
 }
 
-static void expand_label(const uint8_t km[32], const char *label, uint8_t *out, size_t n)
-{
-    iog_hkdf(NULL, 0, km, 32, (const uint8_t *)label, strlen(label), out, n);
-}
-
 void iog_derive_member_keys(const uint8_t km[32], iog_member_keys_t *k)
 {
-    expand_label(km, "iotguard req key", k->req, sizeof(k->req));
-    expand_label(km, "iotguard resp key", k->resp, sizeof(k->resp));
-    expand_label(km, "iotguard common iv", k->iv, sizeof(k->iv));
-    expand_label(km, "iotguard ticket key", k->ticket, sizeof(k->ticket));
-    expand_label(km, "iotguard talk key", k->talk, sizeof(k->talk));
+    /* each key is HKDF-Expand(K_m, its label) */
+    static const struct {
+        char label[20];
+        uint8_t off, len;
+    } keys[] = {
+        { "iotguard req key", offsetof(iog_member_keys_t, req), sizeof(k->req) },
+        { "iotguard resp key", offsetof(iog_member_keys_t, resp), sizeof(k->resp) },
+        { "iotguard common iv", offsetof(iog_member_keys_t, iv), sizeof(k->iv) },
+        { "iotguard ticket key", offsetof(iog_member_keys_t, ticket), sizeof(k->ticket) },
+        { "iotguard talk key", offsetof(iog_member_keys_t, talk), sizeof(k->talk) },
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        iog_hkdf(NULL, 0, km, 32, (const uint8_t *)keys[i].label, strlen(keys[i].label),
+                 (uint8_t *)k + keys[i].off, keys[i].len);
+    }
 }
 
 int iog_member_derive(const iog_identity_t *me, iog_member_t *m)
