@@ -454,7 +454,9 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
     b->hw = hw;
     b->st = st;
     b->hooks = *hooks;
-    b->plat = (iog_platform_t){ b, p_send, p_recv, p_now, p_random, p_unix, p_yield };
+    static const iog_platform_t counted = { 0, p_send, p_recv, p_now, p_random, p_unix, p_yield };
+    b->plat = counted;
+    b->plat.ctx = b;
     b->boot_ms = hw->now_ms(hw->ctx);
     memset(&me, 0, sizeof(me));
     iog_device_init(&b->dev, &b->plat, &b->set.server, &me);
