@@ -186,20 +186,21 @@ void iog_thumbprint(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t out[IOG_HASH_LE
 static void sig_structure_hash(const char *aad, const uint8_t *payload, size_t payload_len,
                                uint8_t hash[IOG_HASH_LEN])
 {
-    uint8_t head[32];
-    iog_cbor_enc_t e;
+    static const uint8_t start[] = { 0x84, 0x6A, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e', '1',
+                                     0x43, 0xA1, 0x01, 0x26 };
+    const uint8_t *part[2] = { (const uint8_t *)aad, payload };
+    size_t len[2] = { strlen(aad), payload_len };
     iog_sha256_ctx_t c;
-    size_t aad_len = strlen(aad);
-    enc_labelled(&e, head, sizeof(head), 4, "Signature1");
-    iog_cbor_put_bstr(&e, prot_es256, sizeof(prot_es256));
-    iog_cbor_put_bstr_head(&e, aad_len);
     iog_sha256_init(&c);
-    iog_sha256_update(&c, head, e.len);
-    iog_sha256_update(&c, aad, aad_len);
-    iog_cbor_enc_init(&e, head, sizeof(head));
-    iog_cbor_put_bstr_head(&e, payload_len);
-    iog_sha256_update(&c, head, e.len);
-    iog_sha256_update(&c, payload, payload_len);
+    iog_sha256_update(&c, start, sizeof(start));
+    for (int i = 0; i < 2; i++) { /* each a bstr: its head, its bytes */
+        uint8_t head[9];
+        iog_cbor_enc_t e;
+        iog_cbor_enc_init(&e, head, sizeof(head));
+        iog_cbor_put_bstr_head(&e, len[i]);
+        iog_sha256_update(&c, head, e.len);
+        iog_sha256_update(&c, part[i], len[i]);
+    }
     iog_sha256_final(&c, hash);
 }
 
