@@ -341,47 +341,41 @@ int iog_cbor_get_key(iog_cbor_dec_t *d, int64_t *key)
     return iog_cbor_get_int(d, key);
 }
 
-int iog_cbor_get_bstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
-{
-    iog_cbor_item_t it;
-    if (get_typed(d, IOG_CBOR_BSTR, &it)) {
-        return -EBADMSG;
-    }
-    *p = it.ptr;
-    *n = (size_t)it.arg;
-    return 0;
-}
-
-int iog_cbor_get_tstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
-{
-    iog_cbor_item_t it;
-    if (get_typed(d, IOG_CBOR_TSTR, &it)) {
-        return -EBADMSG;
-    }
-    *p = it.ptr;
-    *n = (size_t)it.arg;
-    return 0;
-}
-
-/* An array or map head of at most @p max items. */
-static int get_count(iog_cbor_dec_t *d, uint8_t type, uint64_t max, size_t *n)
+/*
+ * A string of @p type (its bytes in *p), or an array or map head of @p type
+ * with at most @p max items (p NULL). *n is the length or count.
+ */
+static int get_sized(iog_cbor_dec_t *d, uint8_t type, uint64_t max, const uint8_t **p, size_t *n)
 {
     iog_cbor_item_t it;
     if (get_typed(d, type, &it) || it.arg > max) {
         return -EBADMSG;
     }
+    if (p) {
+        *p = it.ptr;
+    }
     *n = (size_t)it.arg;
     return 0;
 }
 
+int iog_cbor_get_bstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
+{
+    return get_sized(d, IOG_CBOR_BSTR, SIZE_MAX, p, n);
+}
+
+int iog_cbor_get_tstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
+{
+    return get_sized(d, IOG_CBOR_TSTR, SIZE_MAX, p, n);
+}
+
 int iog_cbor_get_array(iog_cbor_dec_t *d, size_t *n)
 {
-    return get_count(d, IOG_CBOR_ARRAY, IOG_CBOR_MAX_ARRAY, n);
+    return get_sized(d, IOG_CBOR_ARRAY, IOG_CBOR_MAX_ARRAY, NULL, n);
 }
 
 int iog_cbor_get_map(iog_cbor_dec_t *d, size_t *n)
 {
-    return get_count(d, IOG_CBOR_MAP, IOG_CBOR_MAX_MAP, n);
+    return get_sized(d, IOG_CBOR_MAP, IOG_CBOR_MAX_MAP, NULL, n);
 }
 
 int iog_cbor_get_bstr_exact(iog_cbor_dec_t *d, uint8_t *out, size_t n)
