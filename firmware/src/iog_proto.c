@@ -241,10 +241,7 @@ static int sign1_in_place(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *
     }
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, head, sizeof(head));
-    iog_cbor_put_array(&e, 4);
-    iog_cbor_put_bstr(&e, prot_es256, sizeof(prot_es256));
-    iog_cbor_put_map(&e, 1);
-    iog_cbor_put_int(&e, 4);
+    iog_cbor_put_raw(&e, "\x84\x43\xA1\x01\x26\xA1\x04", 7); /* [h'A10126', {4: */
     iog_cbor_put_bstr(&e, kid, kid_len);
     iog_cbor_put_bstr_head(&e, payload_len);
     int h = iog_cbor_enc_finish(&e);
@@ -709,8 +706,8 @@ void iog_nonce(const uint8_t iv[12], uint64_t seq, uint8_t nonce[12])
 static int enc_structure(const uint8_t *ext, size_t ext_len, uint8_t *out, size_t cap)
 {
     iog_cbor_enc_t e;
-    enc_labelled(&e, out, cap, 3, "Encrypt0");
-    iog_cbor_put_bstr(&e, prot_a128gcm, sizeof(prot_a128gcm));
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_raw(&e, "\x83\x68" "Encrypt0" "\x43\xA1\x01\x01", 14); /* ["Encrypt0", h'A10101', */
     iog_cbor_put_bstr(&e, ext, ext_len);
     return iog_cbor_enc_finish(&e);
 }
@@ -767,8 +764,7 @@ static int enc0_seal(const uint8_t key[16], const uint8_t iv[12], uint64_t seq, 
     h.kidctx_len = IOG_NONCE_LEN;
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 3);
-    iog_cbor_put_bstr(&e, prot_a128gcm, sizeof(prot_a128gcm));
+    iog_cbor_put_raw(&e, "\x83\x43\xA1\x01\x01", 5); /* [h'A10101', */
     iog_cbor_put_map(&e, 2 + (kidctx != NULL));
     for (unsigned i = 0; i < 4; i++) {
         const uint8_t **v = enc0_hdr(&h, i);
