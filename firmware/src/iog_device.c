@@ -377,21 +377,20 @@ int iog_device_rekey(iog_device_t *d)
 }
 
 /*
- * One protected request to @p path naming @p peer (NULL for /leave), with a
- * forwarded talk proof (a /session for a hello) or NULL: seal, send, answer
- * a restart echo challenge once (PROTOCOL.md §4.2), open the response into
- * d->pt. @return the plaintext length or a negative errno.
+ * One protected request to @p path ("/" and the path the AAD names)
+ * naming @p peer (NULL for /leave), with a forwarded talk proof (a /session
+ * for a hello) or NULL: seal, send, answer a restart echo challenge once
+ * (PROTOCOL.md §4.2), open the response into d->pt. @return the plaintext
+ * length or a negative errno.
  */
 static int protected_call(iog_device_t *d, const char *path, const iog_id_t *peer,
                           const iog_talk_proof_t *proof, uint8_t ok_code)
 {
     iog_coap_msg_t r;
-    char p[16] = "/";
     if (!d->joined) {
         set_diag(d, 0, "not joined");
         return -ENOTCONN;
     }
-    strncat(p, path, sizeof(p) - 2);
     for (int attempt = 0;; attempt++) {
         uint64_t seq = d->mem.seq;
         if (seq > IOG_SEQ_MAX) {
@@ -408,9 +407,9 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         if (n < 0) {
             return n;
         }
-        n = iog_prot_req_seal(&d->mem, &d->me.id, seq, path, d->pt, (size_t)n, d->work,
+        n = iog_prot_req_seal(&d->mem, &d->me.id, seq, path + 1, d->pt, (size_t)n, d->work,
                               sizeof(d->work));
-        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, 0, &r))) {
+        if ((e = post(d, &d->ch, path, IOG_CF_COSE_ENCRYPT0, n, 0, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = challenge(&r, attempt);
@@ -425,7 +424,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
             refused(d, &r);
             return -EACCES;
         }
-        n = iog_prot_resp_open(&d->mem, &d->me.id, seq, path, r.payload, r.payload_len, d->pt,
+        n = iog_prot_resp_open(&d->mem, &d->me.id, seq, path + 1, r.payload, r.payload_len, d->pt,
                                sizeof(d->pt));
         if (n < 0) {
             set_diag(d, 0, "protected response does not open");
@@ -437,7 +436,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
 
 int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *v)
 {
-    int n = protected_call(d, IOG_PATH_VERIFY, peer, NULL, IOG_COAP_CONTENT);
+    int n = protected_call(d, "/" IOG_PATH_VERIFY, peer, NULL, IOG_COAP_CONTENT);
     if (n < 0) {
         return n;
     }
@@ -455,7 +454,7 @@ int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_pro
     size_t gl, tl, wl;
     iog_ticket_t grant;
     uint8_t sk[16];
-    int n = protected_call(d, IOG_PATH_SESSION, peer, proof, IOG_COAP_CONTENT);
+    int n = protected_call(d, "/" IOG_PATH_SESSION, peer, proof, IOG_COAP_CONTENT);
     if (n < 0) {
         return n;
     }
@@ -496,7 +495,7 @@ int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_pro
 
 int iog_device_leave(iog_device_t *d, uint64_t *height, uint8_t hash[IOG_HASH_LEN])
 {
-    int n = protected_call(d, IOG_PATH_LEAVE, NULL, NULL, IOG_COAP_CHANGED);
+    int n = protected_call(d, "/" IOG_PATH_LEAVE, NULL, NULL, IOG_COAP_CHANGED);
     if (n < 0) {
         return n;
     }
