@@ -142,13 +142,16 @@ static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
      * way (PROTOCOL.md §3.1), spares the join a challenge: one signature.
      */
     const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
+    const uint8_t *echo = verified;
+    size_t n = verified_len;
+    if (o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
+        echo = o->val;
+        n = o->len;
+    }
     d->echo_len = 0;
-    if (e == 0 && o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
-        memcpy(d->echo, o->val, o->len);
-        d->echo_len = (uint8_t)o->len;
-    } else if (e == 0 && verified_len >= 1 && verified_len <= IOG_ECHO_MAX) {
-        memcpy(d->echo, verified, verified_len);
-        d->echo_len = (uint8_t)verified_len;
+    if (e == 0 && n >= 1 && n <= IOG_ECHO_MAX) {
+        memcpy(d->echo, echo, n);
+        d->echo_len = (uint8_t)n;
     }
     return e == -EBADMSG ? -EPROTO : e;
 }
@@ -186,6 +189,12 @@ static void pause_ms(iog_device_t *d, uint32_t ms)
         }
     }
 }
+
+/* the /cluster fields a join keeps are the last of iog_cluster_t: lat, lon, radius */
+typedef char cluster_ends_with_position[offsetof(iog_cluster_t, radius) + sizeof(uint64_t) ==
+                                               sizeof(iog_cluster_t)
+                                           ? 1
+                                           : -1];
 
 int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
 {
@@ -262,9 +271,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         set_diag(d, 0, e == -EACCES ? "join answer: bad signature or binding" : "join answer: malformed");
         return e == -EACCES ? -EACCES : -EPROTO;
     }
-    d->mem.ch.lat = c.lat;
-    d->mem.ch.lon = c.lon;
-    d->mem.ch.radius = c.radius;
+    memcpy(&d->mem.ch.lat, &c.lat, sizeof(c) - offsetof(iog_cluster_t, lat)); /* lat, lon, radius */
     if ((e = iog_member_derive(&d->me, &d->mem))) {
         return e;
     }
