@@ -391,7 +391,7 @@ void iog_p256_spki(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t der[IOG_P256_SPK
 
 int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
 {
-    uint8_t key[80];
+    uint8_t key[COSE_KEY_LEN];
     size_t off = SIGN1_HEAD_MAX(jr->me->id.len);
     if ((jr->echo && (jr->echo_len == 0 || jr->echo_len > IOG_ECHO_MAX)) ||
         (jr->cred && (jr->cred_len == 0 || jr->cred_len > IOG_CRED_MAX)) ||
@@ -402,10 +402,6 @@ int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
     if (off + IOG_SIG_LEN + 2 > cap) {
         return -ENOBUFS;
     }
-    int kl = iog_cose_key_encode(jr->me->pub, key, sizeof(key));
-    if (kl < 0) {
-        return kl;
-    }
     /* the payload is encoded where sign1_in_place() expects it */
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out + off, cap - off - (IOG_SIG_LEN + 2));
@@ -413,7 +409,7 @@ int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
     put_k_id(&e, 1, jr->cluster);
     put_k_id(&e, 2, &jr->me->id);
     iog_cbor_put_uint(&e, 3);
-    iog_cbor_put_raw(&e, key, (size_t)kl);
+    iog_cbor_put_raw(&e, key, key_bytes(jr->me->pub, 1, key));
     iog_cbor_put_uint(&e, 4);
     iog_cbor_put_int(&e, jr->lat);
     iog_cbor_put_uint(&e, 5);
