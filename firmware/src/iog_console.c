@@ -54,7 +54,7 @@ static void o_vf(iog_board_t *b, const char *f, va_list ap)
         }
         char c = f[1];
         f += 2;
-        const uint8_t *p = c == 'u' ? NULL : va_arg(ap, const uint8_t *);
+        const uint8_t *p = c == 'u' ? NULL : (const uint8_t *)va_arg(ap, const void *);
         unsigned u = c == 'u' || c == 'm' || c == 'h' || c == 'b' ? va_arg(ap, unsigned) : 0;
         if (c == 's') {
             o_n(b, p, strlen((const char *)p));
