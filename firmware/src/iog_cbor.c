@@ -56,8 +56,9 @@ static void put_head(iog_cbor_enc_t *e, uint8_t mt, uint64_t v)
         return;
     }
     /* AI: the argument itself, or 24..27 for 1, 2, 4 or 8 bytes of it, big-endian */
+    static const uint8_t ai[10] = { 0, 0, 24, 25, 0, 26, 0, 0, 0, 27 }; /* by n */
     uint8_t *o = e->buf + e->len;
-    o[0] = (uint8_t)(mt << 5 | (n == 1 ? (uint8_t)v : n == 2 ? 24 : n == 3 ? 25 : n == 5 ? 26 : 27));
+    o[0] = (uint8_t)(mt << 5 | (n == 1 ? (uint8_t)v : ai[n]));
     for (size_t i = n - 1; i > 0; i--, v >>= 8) {
         o[i] = (uint8_t)v;
     }
@@ -294,7 +295,7 @@ int iog_cbor_check(const uint8_t *buf, size_t len)
     return iog_cbor_at_end(&d) ? 0 : -EBADMSG;
 }
 
-/* Skips one item: the check of iog_cbor_check() walks it (the buffers skipped in were checked whole). */
+/* Skips one item: the check of iog_cbor_check() walks it (what is skipped in was checked whole). */
 int iog_cbor_skip(iog_cbor_dec_t *d)
 {
     return check_item(d, 0) ? -EBADMSG : 0;

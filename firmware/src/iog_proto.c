@@ -295,8 +295,8 @@ int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
     iog_cbor_dec_t d;
     size_t n;
     int k;
-    if (cose_open(&d, buf, len, 4, prot_es256, &n) || n != 1 || iog_cbor_get_label(&d, &k) || k != 4 ||
-        iog_cbor_get_bstr(&d, &s->kid, &s->kid_len)) {
+    if (cose_open(&d, buf, len, 4, prot_es256, &n) || n != 1 || iog_cbor_get_label(&d, &k) ||
+        k != 4 || iog_cbor_get_bstr(&d, &s->kid, &s->kid_len)) {
         return -EBADMSG;
     }
     if (iog_cbor_get_bstr(&d, &s->payload, &s->payload_len) || iog_cbor_get_bstr(&d, &s->sig, &n) ||
@@ -703,7 +703,8 @@ static int enc_structure(const uint8_t *ext, size_t ext_len, uint8_t *out, size_
 {
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_raw(&e, "\x83\x68" "Encrypt0" "\x43\xA1\x01\x01", 14); /* ["Encrypt0", h'A10101', */
+    /* ["Encrypt0", h'A10101', */
+    iog_cbor_put_raw(&e, "\x83\x68" "Encrypt0" "\x43\xA1\x01\x01", 14);
     iog_cbor_put_bstr(&e, ext, ext_len);
     return iog_cbor_enc_finish(&e);
 }
