@@ -218,15 +218,16 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         jr.echo = echo;
         jr.echo_len = d->echo_len;
     }
-    int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
-    if (n < 0) {
-        return n;
-    }
-    /* from here on the join may be recorded, until the ledger answers */
-    memcpy(d->pend_nonce, nd, sizeof(nd));
-    d->pend_cluster = c.cluster;
-    d->pend = 1;
-    for (int challenged = 0, retries = 0;;) {
+    for (int challenged = 0, retries = 0, n = 0;;) {
+        if (n == 0) { /* (again) with the echo of a challenge */
+            if ((n = iog_join_req_encode(&jr, d->work, sizeof(d->work))) < 0) {
+                return n;
+            }
+            /* from here on the join may be recorded, until the ledger answers */
+            memcpy(d->pend_nonce, nd, sizeof(nd));
+            d->pend_cluster = c.cluster;
+            d->pend = 1;
+        }
         let_run(d);
         if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, 0, &r))) {
             return e;
@@ -238,9 +239,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
             jr.echo = echo;
             jr.echo_len = o->len;
             challenged = 1;
-            if ((n = iog_join_req_encode(&jr, d->work, sizeof(d->work))) < 0) {
-                return n;
-            }
+            n = 0;
             continue;
         }
         if (r.code == IOG_COAP_UNAVAILABLE) {
