@@ -492,15 +492,10 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
     if (iog_coap_parse(&req, ep->srx, (size_t)n)) {
         return 0; /* never answer what does not parse: no amplification */
     }
-    if (req.code == IOG_COAP_EMPTY) {
+    if (req.code == IOG_COAP_EMPTY || IOG_COAP_CLASS(req.code) != 0 || req.type == IOG_COAP_ACK ||
+        req.type == IOG_COAP_RST) {
         if (req.type == IOG_COAP_CON) {
-            send_empty(ep, &from, IOG_COAP_RST, req.mid); /* CoAP ping */
-        }
-        return 0;
-    }
-    if (IOG_COAP_CLASS(req.code) != 0 || req.type == IOG_COAP_ACK || req.type == IOG_COAP_RST) {
-        if (req.type == IOG_COAP_CON) {
-            send_empty(ep, &from, IOG_COAP_RST, req.mid); /* unexpected response */
+            send_empty(ep, &from, IOG_COAP_RST, req.mid); /* a CoAP ping, or an unexpected response */
         }
         return 0;
     }
