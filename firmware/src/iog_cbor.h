@@ -106,7 +106,10 @@ int iog_cbor_check(const uint8_t *buf, size_t len);
  * @return 0, or -EBADMSG on truncation or a reserved/indefinite encoding.
  */
 int iog_cbor_next(iog_cbor_dec_t *d, iog_cbor_item_t *it);
-/** Skips one whole item (with its children). @return 0 or -EBADMSG. */
+/**
+ * @brief Skips one whole item (with its children), checking it as
+ *        iog_cbor_check() does. @return 0 or -EBADMSG.
+ */
 int iog_cbor_skip(iog_cbor_dec_t *d);
 
 /** Reads an unsigned integer. @return 0 or -EBADMSG on another type. */
