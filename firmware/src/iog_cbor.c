@@ -55,33 +55,12 @@ static void put_head(iog_cbor_enc_t *e, uint8_t mt, uint64_t v)
         e->err = -ENOBUFS;
         return;
     }
+    /* AI: the argument itself, or 24..27 for 1, 2, 4 or 8 bytes of it, big-endian */
+    static const uint8_t ai[10] = { 0, 0, 24, 25, 0, 26, 0, 0, 0, 27 }; /* by n */
     uint8_t *o = e->buf + e->len;
-    mt <<= 5;
-    switch (n) {
-    case 1:
-        o[0] = mt | (uint8_t)v;
-        break;
-    case 2:
-        o[0] = mt | 24;
-        o[1] = (uint8_t)v;
-        break;
-    case 3:
-        o[0] = mt | 25;
-        o[1] = (uint8_t)(v >> 8);
-        o[2] = (uint8_t)v;
-        break;
-    case 5:
-        o[0] = mt | 26;
-        for (int i = 0; i < 4; i++) {
-            o[1 + i] = (uint8_t)(v >> (24 - 8 * i));
-        }
-        break;
-    default:
-        o[0] = mt | 27;
-        for (int i = 0; i < 8; i++) {
-            o[1 + i] = (uint8_t)(v >> (56 - 8 * i));
-        }
-        break;
+    o[0] = (uint8_t)(mt << 5 | (n == 1 ? (uint8_t)v : ai[n]));
+    for (size_t i = n - 1; i > 0; i--, v >>= 8) {
+        o[i] = (uint8_t)v;
     }
     e->len += n;
 }
@@ -272,35 +251,29 @@ static int check_item(iog_cbor_dec_t *d, unsigned depth)
     case IOG_CBOR_TSTR:
         return utf8_ok(it.ptr, (size_t)it.arg) ? 0 : -EBADMSG;
     case IOG_CBOR_ARRAY:
-        if (depth >= IOG_CBOR_MAX_DEPTH || it.arg > IOG_CBOR_MAX_ARRAY) {
-            return -EBADMSG;
-        }
-        for (uint64_t i = 0; i < it.arg; i++) {
-            if ((r = check_item(d, depth + 1))) {
-                return r;
-            }
-        }
-        return 0;
     case IOG_CBOR_MAP: {
-        if (depth >= IOG_CBOR_MAX_DEPTH || it.arg > IOG_CBOR_MAX_MAP) {
+        /* a map's items are its keys and values, alternately */
+        size_t map = it.type == IOG_CBOR_MAP;
+        if (depth >= IOG_CBOR_MAX_DEPTH || it.arg > (map ? IOG_CBOR_MAX_MAP : IOG_CBOR_MAX_ARRAY)) {
             return -EBADMSG;
         }
         /* keys as raw encodings: a duplicate is two equal encodings */
         const uint8_t *kp[IOG_CBOR_MAX_MAP];
         size_t kl[IOG_CBOR_MAX_MAP];
-        for (size_t i = 0; i < (size_t)it.arg; i++) {
-            kp[i] = d->p;
+        for (size_t i = 0; i < ((size_t)it.arg << map); i++) {
+            const uint8_t *start = d->p;
             if ((r = check_item(d, depth + 1))) {
                 return r;
             }
-            kl[i] = (size_t)(d->p - kp[i]);
-            for (size_t j = 0; j < i; j++) {
-                if (kl[j] == kl[i] && memcmp(kp[j], kp[i], kl[i]) == 0) {
-                    return -EBADMSG;
+            if (map && !(i & 1)) {
+                size_t k = i / 2;
+                kp[k] = start;
+                kl[k] = (size_t)(d->p - start);
+                for (size_t j = 0; j < k; j++) {
+                    if (kl[j] == kl[k] && memcmp(kp[j], kp[k], kl[k]) == 0) {
+                        return -EBADMSG;
+                    }
                 }
-            }
-            if ((r = check_item(d, depth + 1))) {
-                return r;
             }
         }
         return 0;
@@ -322,41 +295,10 @@ int iog_cbor_check(const uint8_t *buf, size_t len)
     return iog_cbor_at_end(&d) ? 0 : -EBADMSG;
 }
 
-static int skip_item(iog_cbor_dec_t *d, unsigned depth)
-{
-    iog_cbor_item_t it;
-    if (iog_cbor_next(d, &it)) {
-        return -EBADMSG;
-    }
-    if (it.type == IOG_CBOR_ARRAY || it.type == IOG_CBOR_MAP) {
-        if (depth >= IOG_CBOR_MAX_DEPTH) {
-            return -EBADMSG;
-        }
-        uint64_t n = it.arg;
-        if (it.type == IOG_CBOR_MAP) {
-            if (n > IOG_CBOR_MAX_MAP) {
-                return -EBADMSG;
-            }
-            n *= 2;
-        }
-        else if (n > IOG_CBOR_MAX_ARRAY) {
-            return -EBADMSG;
-        }
-        for (uint64_t i = 0; i < n; i++) {
-            if (skip_item(d, depth + 1)) {
-                return -EBADMSG;
-            }
-        }
-    }
-    else if (it.type == IOG_CBOR_TAG || it.type == IOG_CBOR_SIMPLE) {
-        return -EBADMSG;
-    }
-    return 0;
-}
-
+/* Skips one item: the check of iog_cbor_check() walks it (what is skipped in was checked whole). */
 int iog_cbor_skip(iog_cbor_dec_t *d)
 {
-    return skip_item(d, 0);
+    return check_item(d, 0) ? -EBADMSG : 0;
 }
 
 static int get_typed(iog_cbor_dec_t *d, uint8_t type, iog_cbor_item_t *it)
@@ -400,47 +342,41 @@ int iog_cbor_get_key(iog_cbor_dec_t *d, int64_t *key)
     return iog_cbor_get_int(d, key);
 }
 
-int iog_cbor_get_bstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
-{
-    iog_cbor_item_t it;
-    if (get_typed(d, IOG_CBOR_BSTR, &it)) {
-        return -EBADMSG;
-    }
-    *p = it.ptr;
-    *n = (size_t)it.arg;
-    return 0;
-}
-
-int iog_cbor_get_tstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
-{
-    iog_cbor_item_t it;
-    if (get_typed(d, IOG_CBOR_TSTR, &it)) {
-        return -EBADMSG;
-    }
-    *p = it.ptr;
-    *n = (size_t)it.arg;
-    return 0;
-}
-
-/* An array or map head of at most @p max items. */
-static int get_count(iog_cbor_dec_t *d, uint8_t type, uint64_t max, size_t *n)
+/*
+ * A string of @p type (its bytes in *p), or an array or map head of @p type
+ * with at most @p max items (p NULL). *n is the length or count.
+ */
+static int get_sized(iog_cbor_dec_t *d, uint8_t type, uint64_t max, const uint8_t **p, size_t *n)
 {
     iog_cbor_item_t it;
     if (get_typed(d, type, &it) || it.arg > max) {
         return -EBADMSG;
     }
+    if (p) {
+        *p = it.ptr;
+    }
     *n = (size_t)it.arg;
     return 0;
 }
 
+int iog_cbor_get_bstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
+{
+    return get_sized(d, IOG_CBOR_BSTR, SIZE_MAX, p, n);
+}
+
+int iog_cbor_get_tstr(iog_cbor_dec_t *d, const uint8_t **p, size_t *n)
+{
+    return get_sized(d, IOG_CBOR_TSTR, SIZE_MAX, p, n);
+}
+
 int iog_cbor_get_array(iog_cbor_dec_t *d, size_t *n)
 {
-    return get_count(d, IOG_CBOR_ARRAY, IOG_CBOR_MAX_ARRAY, n);
+    return get_sized(d, IOG_CBOR_ARRAY, IOG_CBOR_MAX_ARRAY, NULL, n);
 }
 
 int iog_cbor_get_map(iog_cbor_dec_t *d, size_t *n)
 {
-    return get_count(d, IOG_CBOR_MAP, IOG_CBOR_MAX_MAP, n);
+    return get_sized(d, IOG_CBOR_MAP, IOG_CBOR_MAX_MAP, NULL, n);
 }
 
 int iog_cbor_get_bstr_exact(iog_cbor_dec_t *d, uint8_t *out, size_t n)
@@ -463,9 +399,19 @@ int iog_cbor_map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t 
     return iog_cbor_get_map(d, n) ? -EBADMSG : 0;
 }
 
-int iog_cbor_map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen)
+int iog_cbor_get_label(iog_cbor_dec_t *d, int *k)
 {
-    if (iog_cbor_get_key(d, k) || *k < 1 || *k > max) {
+    int64_t v;
+    if (iog_cbor_get_int(d, &v) || v < -32767 || v > 32767) {
+        return -EBADMSG;
+    }
+    *k = (int)v;
+    return 0;
+}
+
+int iog_cbor_map_key(iog_cbor_dec_t *d, int max, int *k, uint32_t *seen)
+{
+    if (iog_cbor_get_label(d, k) || *k < 1 || *k > max) {
         return -EBADMSG;
     }
     *seen |= 1u << *k;

@@ -106,7 +106,10 @@ int iog_cbor_check(const uint8_t *buf, size_t len);
  * @return 0, or -EBADMSG on truncation or a reserved/indefinite encoding.
  */
 int iog_cbor_next(iog_cbor_dec_t *d, iog_cbor_item_t *it);
-/** Skips one whole item (with its children). @return 0 or -EBADMSG. */
+/**
+ * @brief Skips one whole item (with its children), checking it as
+ *        iog_cbor_check() does. @return 0 or -EBADMSG.
+ */
 int iog_cbor_skip(iog_cbor_dec_t *d);
 
 /** Reads an unsigned integer. @return 0 or -EBADMSG on another type. */
@@ -125,6 +128,12 @@ int iog_cbor_get_map(iog_cbor_dec_t *d, size_t *n);
 int iog_cbor_get_bstr_exact(iog_cbor_dec_t *d, uint8_t *out, size_t n);
 /** Reads an integer map key (-2^63..2^63-1). @return 0 or -EBADMSG. */
 int iog_cbor_get_key(iog_cbor_dec_t *d, int64_t *key);
+/**
+ * @brief Reads a map key or COSE label that is a small integer (|k| < 2^15);
+ *        a larger one is no key a message of PROTOCOL.md knows.
+ * @return 0 or -EBADMSG.
+ */
+int iog_cbor_get_label(iog_cbor_dec_t *d, int *k);
 /** True when the whole buffer has been consumed. */
 int iog_cbor_at_end(const iog_cbor_dec_t *d);
 
@@ -141,7 +150,7 @@ int iog_cbor_map_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t 
  *        sets its bit in @p seen (iog_cbor_check() already refused duplicates).
  * @return 0 or -EBADMSG.
  */
-int iog_cbor_map_key(iog_cbor_dec_t *d, int64_t max, int64_t *k, uint32_t *seen);
+int iog_cbor_map_key(iog_cbor_dec_t *d, int max, int *k, uint32_t *seen);
 
 #ifdef __cplusplus
 }

@@ -367,89 +367,86 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
     }
     uint32_t timeout = ep->ack_timeout_ms;
     timeout += (uint32_t)(((uint32_t)((rb[0] << 8) | rb[1]) * (timeout / 2)) / 65535u);
-    unsigned tries = 0;
     int acked = !req->confirmable; /* NON: nothing to retransmit */
 
-    if ((r = pl->send(pl->ctx, to, ep->tx, (size_t)len))) {
-        return r;
-    }
-    uint32_t start = pl->now_ms(pl->ctx);
-    uint32_t wait = acked ? ep->separate_timeout_ms : timeout;
-    for (;;) {
-        uint32_t elapsed = pl->now_ms(pl->ctx) - start;
-        if (elapsed >= wait) {
-            if (acked || tries >= ep->max_retransmit) {
-                return -ETIMEDOUT;
-            }
-            tries++;
-            ep->retransmissions++;
-            if ((r = pl->send(pl->ctx, to, ep->tx, (size_t)len))) {
-                return r;
-            }
-            start = pl->now_ms(pl->ctx);
-            timeout *= 2;
-            wait = timeout;
-            continue;
+    /* each transmission, then what arrives until it times out */
+    for (unsigned tries = 0;; tries++) {
+        if ((r = pl->send(pl->ctx, to, ep->tx, (size_t)len))) {
+            return r;
         }
-        iog_addr_t from;
-        memset(&from, 0, sizeof(from));
-        int n = pl->recv(pl->ctx, &from, buf, cap, wait - elapsed);
-        if (n == -ETIMEDOUT) {
-            continue;
-        }
-        if (n < 0) {
-            if (n == -EMSGSIZE || n == -EAGAIN || n == -EINTR) {
+        uint32_t start = pl->now_ms(pl->ctx);
+        uint32_t wait = acked ? ep->separate_timeout_ms : timeout;
+        for (;;) {
+            uint32_t elapsed = pl->now_ms(pl->ctx) - start;
+            if (elapsed >= wait) {
+                break;
+            }
+            iog_addr_t from;
+            memset(&from, 0, sizeof(from));
+            int n = pl->recv(pl->ctx, &from, buf, cap, wait - elapsed);
+            if (n == -ETIMEDOUT) {
                 continue;
             }
-            return n;
-        }
-        if (iog_coap_parse(resp, buf, (size_t)n)) {
-            continue; /* not CoAP: ignore */
-        }
-        if (!addr_eq(&from, to)) {
-            /* a request for our server meanwhile: only duplicates are answered */
-            if (IOG_COAP_CLASS(resp->code) == 0 && resp->code != IOG_COAP_EMPTY) {
-                dedup_answer(ep, &from, resp);
+            if (n < 0) {
+                if (n == -EMSGSIZE || n == -EAGAIN || n == -EINTR) {
+                    continue;
+                }
+                return n;
             }
-            continue;
-        }
-        int tok_ok = resp->tkl == sizeof(token) && memcmp(resp->token, token, sizeof(token)) == 0;
-        if (resp->type == IOG_COAP_ACK || resp->type == IOG_COAP_RST) {
-            if (resp->mid != mid || acked) {
+            if (iog_coap_parse(resp, buf, (size_t)n)) {
+                continue; /* not CoAP: ignore */
+            }
+            if (!addr_eq(&from, to)) {
+                /* a request for our server meanwhile: only duplicates are answered */
+                if (IOG_COAP_CLASS(resp->code) == 0 && resp->code != IOG_COAP_EMPTY) {
+                    dedup_answer(ep, &from, resp);
+                }
                 continue;
             }
-            if (resp->type == IOG_COAP_RST) {
-                return -ECONNRESET;
+            int tok_ok =
+                resp->tkl == sizeof(token) && memcmp(resp->token, token, sizeof(token)) == 0;
+            if (resp->type == IOG_COAP_ACK || resp->type == IOG_COAP_RST) {
+                if (resp->mid != mid || acked) {
+                    continue;
+                }
+                if (resp->type == IOG_COAP_RST) {
+                    return -ECONNRESET;
+                }
+                if (resp->code == IOG_COAP_EMPTY) {
+                    /* RFC 7252 §5.2.2: separate response follows */
+                    acked = 1;
+                    start = pl->now_ms(pl->ctx);
+                    wait = ep->separate_timeout_ms;
+                    continue;
+                }
+                if (!tok_ok) {
+                    continue;
+                }
+                return 0;
             }
-            if (resp->code == IOG_COAP_EMPTY) {
-                /* RFC 7252 §5.2.2: separate response follows */
-                acked = 1;
-                start = pl->now_ms(pl->ctx);
-                wait = ep->separate_timeout_ms;
+            /* CON or NON: a separate response (or a stray message) */
+            if (IOG_COAP_CLASS(resp->code) < 2) {
+                if (IOG_COAP_CLASS(resp->code) == 0 && resp->code != IOG_COAP_EMPTY) {
+                    dedup_answer(ep, &from, resp);
+                }
                 continue;
             }
             if (!tok_ok) {
+                if (resp->type == IOG_COAP_CON) {
+                    send_empty(ep, &from, IOG_COAP_RST, resp->mid);
+                }
                 continue;
+            }
+            if (resp->type == IOG_COAP_CON) {
+                send_empty(ep, &from, IOG_COAP_ACK, resp->mid);
             }
             return 0;
         }
-        /* CON or NON: a separate response (or a stray message) */
-        if (IOG_COAP_CLASS(resp->code) < 2) {
-            if (IOG_COAP_CLASS(resp->code) == 0 && resp->code != IOG_COAP_EMPTY) {
-                dedup_answer(ep, &from, resp);
-            }
-            continue;
+        if (acked || tries >= ep->max_retransmit) {
+            return -ETIMEDOUT;
         }
-        if (!tok_ok) {
-            if (resp->type == IOG_COAP_CON) {
-                send_empty(ep, &from, IOG_COAP_RST, resp->mid);
-            }
-            continue;
-        }
-        if (resp->type == IOG_COAP_CON) {
-            send_empty(ep, &from, IOG_COAP_ACK, resp->mid);
-        }
-        return 0;
+        ep->retransmissions++;
+        timeout *= 2;
     }
 }
 
@@ -495,15 +492,10 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
     if (iog_coap_parse(&req, ep->srx, (size_t)n)) {
         return 0; /* never answer what does not parse: no amplification */
     }
-    if (req.code == IOG_COAP_EMPTY) {
+    if (req.code == IOG_COAP_EMPTY || IOG_COAP_CLASS(req.code) != 0 || req.type == IOG_COAP_ACK ||
+        req.type == IOG_COAP_RST) {
         if (req.type == IOG_COAP_CON) {
-            send_empty(ep, &from, IOG_COAP_RST, req.mid); /* CoAP ping */
-        }
-        return 0;
-    }
-    if (IOG_COAP_CLASS(req.code) != 0 || req.type == IOG_COAP_ACK || req.type == IOG_COAP_RST) {
-        if (req.type == IOG_COAP_CON) {
-            send_empty(ep, &from, IOG_COAP_RST, req.mid); /* unexpected response */
+            send_empty(ep, &from, IOG_COAP_RST, req.mid); /* a CoAP ping, or an unexpected response */
         }
         return 0;
     }

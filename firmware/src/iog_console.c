@@ -2,35 +2,13 @@
  * A board: settings, state across reboots, and the serial console.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "iog_b64.h"
 #include "iog_console.h"
 
 /* ---- output: one line at a time, built in b->out ---- */
-
-static void o_end(iog_board_t *b);
-
-/* Starts a line with the word(s) @p w; a line still being built is printed first. */
-static void o_start(iog_board_t *b, const char *w)
-{
-    if (b->out_len) {
-        o_end(b);
-    }
-    b->out[0] = '\0';
-    size_t n = strlen(w);
-    memcpy(b->out, w, n < sizeof(b->out) ? n : sizeof(b->out) - 1);
-    b->out_len = n < sizeof(b->out) ? n : sizeof(b->out) - 1;
-}
-
-static void o_s(iog_board_t *b, const char *s);
-
-/* Starts a line with the word(s) @p w and @p s. */
-static void o_start2(iog_board_t *b, const char *w, const char *s)
-{
-    o_start(b, w);
-    o_s(b, s);
-}
 
 /* Appends @p n bytes; anything that is not printable ASCII becomes '.'. */
 static void o_n(iog_board_t *b, const void *s, size_t n)
@@ -40,11 +18,6 @@ static void o_n(iog_board_t *b, const void *s, size_t n)
         b->out[b->out_len++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '.';
     }
     b->out[b->out_len] = '\0';
-}
-
-static void o_s(iog_board_t *b, const char *s)
-{
-    o_n(b, s, strlen(s));
 }
 
 static void o_u(iog_board_t *b, uint64_t v)
@@ -58,65 +31,77 @@ static void o_u(iog_board_t *b, uint64_t v)
     o_n(b, t + i, sizeof(t) - (size_t)i);
 }
 
-static void o_hex(iog_board_t *b, const uint8_t *p, size_t n)
+static void o_f(iog_board_t *b, const char *f, ...);
+
+/*
+ * Appends @p f with its conversions, which take these arguments:
+ *   %s  a string                   %u  an unsigned
+ *   %U  a const uint64_t *, its number
+ *   %d  a const int64_t * of microdegrees, as degrees with 6 decimals
+ *   %a  a const iog_addr_t *, as IP:PORT
+ *   %m  bytes as text (non-printable ones as '.'), %h in hex, %b in base64:
+ *       a pointer and an unsigned length
+ */
+static void o_vf(iog_board_t *b, const char *f, va_list ap)
 {
     static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        char t[2] = { hx[p[i] >> 4], hx[p[i] & 15] };
-        o_n(b, t, 2);
-    }
-}
-
-/* Microdegrees as decimal degrees with 6 decimals. */
-static void o_deg(iog_board_t *b, int64_t udeg)
-{
-    /* |udeg| <= 180,000,000: 32 bits (the lx106 has no 64-bit divide) */
-    uint32_t a = (uint32_t)(udeg < 0 ? -udeg : udeg);
-    char f[9] = ".";
-    if (udeg < 0) {
-        o_s(b, "-");
-    }
-    o_u(b, a / 1000000);
-    for (int i = 6; i >= 1; i--) {
-        f[i] = (char)('0' + a % 10);
-        a /= 10;
-    }
-    o_s(b, f);
-}
-
-static void o_addr(iog_board_t *b, const iog_addr_t *a)
-{
-    for (int i = 0; i < 4; i++) {
-        if (i) {
-            o_s(b, ".");
+    for (;;) {
+        size_t n = strcspn(f, "%");
+        o_n(b, f, n);
+        f += n;
+        if (!*f) {
+            return;
         }
-        o_u(b, a->ip[i]);
+        char c = f[1];
+        f += 2;
+        const uint8_t *p = c == 'u' ? NULL : (const uint8_t *)va_arg(ap, const void *);
+        unsigned u = c == 'u' || c == 'm' || c == 'h' || c == 'b' ? va_arg(ap, unsigned) : 0;
+        if (c == 's') {
+            o_n(b, p, strlen((const char *)p));
+        }
+        else if (c == 'u' || c == 'U') {
+            o_u(b, c == 'u' ? u : *(const uint64_t *)(const void *)p);
+        }
+        else if (c == 'd') {
+            /* |udeg| <= 180,000,000: 32 bits (the lx106 has no 64-bit divide) */
+            int64_t udeg = *(const int64_t *)(const void *)p;
+            uint32_t a = (uint32_t)(udeg < 0 ? -udeg : udeg);
+            char t[13], *q = t + sizeof(t);
+            *--q = '\0';
+            for (int i = 0; i < 7 || a; i++, a /= 10) { /* 6 decimals, then the degrees */
+                if (i == 6) {
+                    *--q = '.';
+                }
+                *--q = (char)('0' + a % 10);
+            }
+            if (udeg < 0) {
+                *--q = '-';
+            }
+            o_n(b, q, strlen(q));
+        }
+        else if (c == 'a') {
+            const iog_addr_t *a = (const iog_addr_t *)(const void *)p;
+            o_f(b, "%u.%u.%u.%u:%u", a->ip[0], a->ip[1], a->ip[2], a->ip[3], a->port);
+        }
+        else {
+            for (unsigned i = 0; i < u; i += c == 'b' ? 3 : 1) {
+                char t[5] = { hx[p[i] >> 4], hx[p[i] & 15] };
+                if (c == 'b') { /* three bytes at a time: no buffer of the whole */
+                    iog_b64_encode(p + i, u - i < 3 ? u - i : 3, t, sizeof(t));
+                }
+                o_n(b, c == 'm' ? p + i : (const uint8_t *)t, c == 'm' ? 1 : c == 'h' ? 2 : 4);
+            }
+        }
     }
-    o_s(b, ":");
-    o_u(b, a->port);
 }
 
-/* " key=" then the value is appended by the caller */
-static void o_kv(iog_board_t *b, const char *key)
+/* Appends @p f (see o_vf()). */
+static void o_f(iog_board_t *b, const char *f, ...)
 {
-    o_s(b, " ");
-    o_s(b, key);
-    o_s(b, "=");
-}
-
-/* " key=" and the number @p v */
-static void o_kvu(iog_board_t *b, const char *key, uint64_t v)
-{
-    o_kv(b, key);
-    o_u(b, v);
-}
-
-/* " name=value" for each of @p n pairs */
-static void o_pairs(iog_board_t *b, const char *const *names, const uint32_t *vals, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        o_kvu(b, names[i], vals[i]);
-    }
+    va_list ap;
+    va_start(ap, f);
+    o_vf(b, f, ap);
+    va_end(ap);
 }
 
 static void o_end(iog_board_t *b)
@@ -127,13 +112,23 @@ static void o_end(iog_board_t *b)
     b->out_len = 0;
 }
 
+/* Starts a line with @p f (see o_vf()); a line still being built is printed first. */
+static void o_line(iog_board_t *b, const char *f, ...)
+{
+    va_list ap;
+    if (b->out_len) {
+        o_end(b);
+    }
+    b->out[0] = '\0';
+    va_start(ap, f);
+    o_vf(b, f, ap);
+    va_end(ap);
+}
+
+/* The line "W TEXT" (TEXT NULL or empty: "W"). */
 static void say(iog_board_t *b, const char *w, const char *text)
 {
-    o_start(b, w);
-    if (text && *text) {
-        o_s(b, " ");
-        o_s(b, text);
-    }
+    o_line(b, text && *text ? "%s %s" : "%s", w, text);
     o_end(b);
 }
 
@@ -164,20 +159,13 @@ static int fail(iog_board_t *b, const char *what, int e)
             s = names[i].s;
         }
     }
-    o_start2(b, "error ", what);
-    o_s(b, ": ");
-    o_s(b, s);
-    if (b->dev.code || b->dev.diag[0]) {
-        o_s(b, " (");
-        if (b->dev.code) {
-            o_u(b, b->dev.code >> 5);
-            o_s(b, ".");
-            o_u(b, (b->dev.code & 31) / 10);
-            o_u(b, (b->dev.code & 31) % 10);
-            o_s(b, " ");
-        }
-        o_s(b, b->dev.diag);
-        o_s(b, ")");
+    unsigned c = b->dev.code;
+    o_line(b, "error %s: %s", what, s);
+    if (c) {
+        o_f(b, " (%u.%u%u %s)", c >> 5, (c & 31) / 10, (c & 31) % 10, b->dev.diag);
+    }
+    else if (b->dev.diag[0]) {
+        o_f(b, " (%s)", b->dev.diag);
     }
     o_end(b);
     return e < 0 ? e : -EINVAL;
@@ -377,9 +365,7 @@ static size_t on_message(void *ctx, const iog_id_t *peer, const uint8_t *msg, si
         /* the reply may be sealed in the kept session: its next number in RTC memory first */
         save_rtc(b, 1, 0);
     }
-    o_start2(b, "received ", peer->s);
-    o_s(b, " ");
-    o_n(b, msg, len);
+    o_line(b, "received %s %m", peer->s, msg, (unsigned)len);
     o_end(b);
     static const char ok[] = "ok";
     size_t n = sizeof(ok) - 1 < cap ? sizeof(ok) - 1 : cap;
@@ -395,9 +381,7 @@ static int not_member(const iog_device_t *d)
 static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
 {
     iog_board_t *b = ctx;
-    o_start2(b, "warning ", peer->s);
-    o_s(b, " ");
-    o_s(b, why);
+    o_line(b, "warning %s %s", peer->s, why);
     o_end(b);
     if (not_member(&b->dev)) { /* the CH says *we* are not a member */
         bad(b, "the cluster head says this board is not a member: rejoining");
@@ -410,10 +394,8 @@ static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
 static void on_verified(void *ctx, const iog_id_t *peer, const iog_verify_resp_t *v)
 {
     iog_board_t *b = ctx;
-    o_start2(b, "verified ", peer->s);
-    if (v->has_block) { /* a /verify names the join block; a /talk's grant does not */
-        o_kvu(b, "block", v->height);
-    }
+    /* a /verify names the join block; a /talk's grant does not */
+    o_line(b, v->has_block ? "verified %s block=%U" : "verified %s", peer->s, &v->height);
     o_end(b);
 }
 
@@ -472,7 +454,9 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
     b->hw = hw;
     b->st = st;
     b->hooks = *hooks;
-    b->plat = (iog_platform_t){ b, p_send, p_recv, p_now, p_random, p_unix, p_yield };
+    static const iog_platform_t counted = { 0, p_send, p_recv, p_now, p_random, p_unix, p_yield };
+    b->plat = counted;
+    b->plat.ctx = b;
     b->boot_ms = hw->now_ms(hw->ctx);
     memset(&me, 0, sizeof(me));
     iog_device_init(&b->dev, &b->plat, &b->set.server, &me);
@@ -575,13 +559,8 @@ static int configured(iog_board_t *b, int quiet)
 /* WORD cluster=C id=I block=H expires=E */
 static void o_member(iog_board_t *b, const char *what)
 {
-    o_start(b, what);
-    o_kv(b, "cluster");
-    o_s(b, b->dev.mem.ch.cluster.s);
-    o_kv(b, "id");
-    o_s(b, b->dev.me.id.s);
-    o_kvu(b, "block", b->dev.mem.height);
-    o_kvu(b, "expires", b->dev.mem.expires);
+    o_line(b, "%s cluster=%s id=%s block=%U expires=%U", what, b->dev.mem.ch.cluster.s,
+           b->dev.me.id.s, &b->dev.mem.height, &b->dev.mem.expires);
 }
 
 /* A pin that followed a CH key rotation (PROTOCOL.md §6.1) is stored. */
@@ -633,13 +612,11 @@ static int do_join(iog_board_t *b)
     if (e == 0) {
         e = save_rtc(b, 0, 0);
     }
-    static const char *const names[] = { "ms", "tx_bytes", "rx_bytes", "datagrams" };
-    const uint32_t vals[] = { p_now(b) - t0, b->stats.tx_bytes - s0.tx_bytes,
-                              b->stats.rx_bytes - s0.rx_bytes,
-                              b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams };
     o_member(b, "joined");
-    o_kvu(b, "log", le ? 0 : b->dev.log.size);
-    o_pairs(b, names, vals, 4);
+    uint64_t log_size = le ? 0 : b->dev.log.size;
+    o_f(b, " log=%U ms=%u tx_bytes=%u rx_bytes=%u datagrams=%u", &log_size,
+        p_now(b) - t0, b->stats.tx_bytes - s0.tx_bytes, b->stats.rx_bytes - s0.rx_bytes,
+        b->stats.tx_dgrams - s0.tx_dgrams + b->stats.rx_dgrams - s0.rx_dgrams);
     o_end(b);
     if (le && le != -ENOTSUP) { /* the CH granted it: the membership stands */
         fail(b, "the join is not proven in the CH's log", le);
@@ -667,9 +644,7 @@ static void do_rekey(iog_board_t *b)
         fail(b, "re-keyed, but the membership is not stored: the old key is kept", w);
     }
     else if (e == 1) {
-        o_start(b, "rekeyed");
-        o_kv(b, "ch_key");
-        o_hex(b, b->dev.mem.ch.thumb, 8);
+        o_line(b, "rekeyed ch_key=%h", b->dev.mem.ch.thumb, 8u);
         o_end(b);
         pin_follow(b);
     }
@@ -683,11 +658,8 @@ void iog_board_start(iog_board_t *b)
 {
     if (restore(b)) {
         o_member(b, "restored");
-        o_kvu(b, "seq", b->dev.mem.seq);
-        if (b->kept) {
-            o_kv(b, "session");
-            o_s(b, b->kept->peer.s);
-        }
+        o_f(b, b->kept ? " seq=%U session=%s" : " seq=%U", &b->dev.mem.seq,
+            b->kept ? b->kept->peer.s : "");
         o_end(b);
         /* at boot, then daily (iog_board_poll); a sleepy board at a cold start only */
         if (!b->wakes || b->set.mode == IOG_MODE_CONSOLE) {
@@ -843,16 +815,6 @@ static int hex_decode(const char *s, uint8_t *out, size_t n)
     return 0;
 }
 
-/* Base64 of @p n bytes, three at a time: no buffer of the whole. */
-static void o_b64(iog_board_t *b, const uint8_t *p, size_t n)
-{
-    char t[5];
-    for (size_t i = 0; i < n; i += 3) {
-        iog_b64_encode(p + i, n - i < 3 ? n - i : 3, t, sizeof(t));
-        o_n(b, t, 4);
-    }
-}
-
 /* ---- commands ---- */
 
 /* The settings of `set`, each as "name: what it takes" (its error line). */
@@ -952,118 +914,55 @@ static int cmd_set(iog_board_t *b, char *args)
     return 0;
 }
 
-static void show_mem(iog_board_t *b)
-{
-    iog_mem_t m;
-    memset(&m, 0, sizeof(m));
-    if (!b->hooks.mem) {
-        return;
-    }
-    static const char *const names[] = { "heap_free", "heap_min", "stack_free_min", "bearssl_stack_max" };
-    b->hooks.mem(b->hooks.ctx, &m);
-    const uint32_t vals[] = { m.heap_free, m.heap_min, m.stack_free, m.bearssl_stack };
-    o_start(b, "show memory");
-    o_pairs(b, names, vals, 4);
-    o_end(b);
-}
-
-#ifdef IOG_COUNT_OPS
-static const char *const op_names[] = { "sign", "verify", "ecdh", "aead", "keygen" };
-#endif
-
 static int cmd_show(iog_board_t *b, char *args)
 {
     (void)args;
     const iog_settings_t *s = &b->set;
-    o_start2(b, "show id ", b->dev.me.id.s);
-    o_s(b, s->id.len ? "" : " (default from the key)");
-    o_start(b, "show server ");
-    if (s->server.family) {
-        o_addr(b, &s->server);
-    }
-    else {
-        o_s(b, "unset");
-    }
-    o_start(b, "show position ");
-    if (s->has_pos) {
-        o_deg(b, s->lat);
-        o_s(b, ",");
-        o_deg(b, s->lon);
-    }
-    else {
-        o_s(b, "unset");
-    }
-    o_start(b, "show pin ");
-    if (s->has_pin) {
-        o_hex(b, s->pin, sizeof(s->pin));
-    }
-    else {
-        o_s(b, "none");
-    }
-    o_start(b, "show port ");
-    o_u(b, s->port);
-    o_start2(b, "show wifi.ssid ", s->ssid[0] ? s->ssid : "unset");
-    o_s(b, s->pass[0] ? " (passphrase set)" : " (no passphrase)");
-    o_start2(b, "show mode ", s->mode == IOG_MODE_SLEEPY ? "sleepy" : "console");
-    o_kv(b, "peer");
-    o_s(b, s->peer.len ? s->peer.s : "unset");
-    if (s->peer.len) {
-        o_s(b, " ");
-        o_addr(b, &s->peer_addr);
-    }
-    o_kvu(b, "sleep", s->sleep_s);
-    o_start(b, "show credential ");
-    if (s->cred_len) {
-        o_b64(b, s->cred, s->cred_len);
-        o_s(b, " (sent in every join)");
-    }
-    else {
-        o_s(b, "none");
-    }
-    o_start(b, "show member ");
-    if (b->dev.joined) {
-        o_s(b, "cluster=");
-        o_s(b, b->dev.mem.ch.cluster.s);
-        o_kvu(b, "block", b->dev.mem.height);
-        o_kvu(b, "seq", b->dev.mem.seq);
-        o_kvu(b, "mark", b->member_mark);
-        o_kvu(b, "expires", b->dev.mem.expires);
-        o_kv(b, "ch_key");
-        o_hex(b, b->dev.mem.ch.thumb, 8);
-    }
-    else {
-        o_s(b, "none");
-    }
-    o_start(b, "show clock ");
+    const iog_device_t *d = &b->dev;
     uint64_t now = iog_board_now(b);
-    if (now) {
-        o_u(b, now);
-        o_s(b, " (a lower bound: the time of the CH's signed checkpoint or ledger head)");
+    o_line(b, "show id %s%s", d->me.id.s, s->id.len ? "" : " (default from the key)");
+    o_line(b, s->server.family ? "show server %a" : "show server unset", &s->server);
+    o_line(b, s->has_pos ? "show position %d,%d" : "show position unset", &s->lat, &s->lon);
+    o_line(b, s->has_pin ? "show pin %h" : "show pin none", s->pin, (unsigned)sizeof(s->pin));
+    o_line(b, "show port %u", s->port);
+    o_line(b, "show wifi.ssid %s %s", s->ssid[0] ? s->ssid : "unset",
+           s->pass[0] ? "(passphrase set)" : "(no passphrase)");
+    o_line(b, "show mode %s peer=", s->mode == IOG_MODE_SLEEPY ? "sleepy" : "console");
+    o_f(b, s->peer.len ? "%s %a" : "unset", s->peer.s, &s->peer_addr);
+    o_f(b, " sleep=%u", s->sleep_s);
+    o_line(b, s->cred_len ? "show credential %b (sent in every join)" : "show credential none",
+           s->cred, (unsigned)s->cred_len);
+    if (d->joined) {
+        o_line(b, "show member cluster=%s block=%U seq=%U mark=%U expires=%U ch_key=%h",
+               d->mem.ch.cluster.s, &d->mem.height, &d->mem.seq, &b->member_mark, &d->mem.expires,
+               d->mem.ch.thumb, 8u);
     }
     else {
-        o_s(b, "unknown");
+        o_line(b, "show member none");
     }
+    o_line(b, now ? "show clock %U (a lower bound: the time of the CH's signed checkpoint or ledger head)"
+                  : "show clock unknown",
+           &now);
     if (b->kept && b->kept->active) {
-        o_start2(b, "show session ", b->kept->peer.s);
-        o_s(b, " ");
-        o_addr(b, &b->kept_addr);
-        o_kvu(b, "seq", b->kept->seq);
-        o_kvu(b, "expires", b->kept->expires);
+        o_line(b, "show session %s %a seq=%U expires=%U", b->kept->peer.s, &b->kept_addr,
+               &b->kept->seq, &b->kept->expires);
+    }
+    o_line(b, "show stats flash_writes=%u rtc_writes=%u tx_bytes=%u rx_bytes=%u wakes=%u",
+           b->stats.flash_writes, b->stats.rtc_writes, b->stats.tx_bytes, b->stats.rx_bytes,
+           b->wakes);
+#ifdef IOG_COUNT_OPS
+    o_line(b, "show crypto sign=%u verify=%u ecdh=%u aead=%u keygen=%u", iog_ops.sign,
+           iog_ops.verify, iog_ops.ecdh, iog_ops.aead, iog_ops.pub);
+#endif
+    o_end(b);
+    if (b->hooks.mem) {
+        iog_mem_t m;
+        memset(&m, 0, sizeof(m));
+        b->hooks.mem(b->hooks.ctx, &m);
+        o_line(b, "show memory heap_free=%u heap_min=%u stack_free_min=%u bearssl_stack_max=%u",
+               m.heap_free, m.heap_min, m.stack_free, m.bearssl_stack);
         o_end(b);
     }
-    static const char *const names[] = { "flash_writes", "rtc_writes", "tx_bytes", "rx_bytes", "wakes" };
-    const uint32_t vals[] = { b->stats.flash_writes, b->stats.rtc_writes, b->stats.tx_bytes,
-                              b->stats.rx_bytes, b->wakes };
-    o_start(b, "show stats");
-    o_pairs(b, names, vals, 5);
-    o_end(b);
-#ifdef IOG_COUNT_OPS
-    const uint32_t ops[] = { iog_ops.sign, iog_ops.verify, iog_ops.ecdh, iog_ops.aead, iog_ops.pub };
-    o_start(b, "show crypto");
-    o_pairs(b, op_names, ops, 5);
-    o_end(b);
-#endif
-    show_mem(b);
     return 0;
 }
 
@@ -1072,8 +971,7 @@ static int cmd_pubkey(iog_board_t *b, char *args)
     (void)args;
     uint8_t der[IOG_P256_SPKI_LEN];
     iog_p256_spki(b->dev.me.pub, der);
-    o_start(b, "pubkey ");
-    o_b64(b, der, sizeof(der));
+    o_line(b, "pubkey %b", der, (unsigned)sizeof(der));
     o_end(b);
     return 0;
 }
@@ -1135,9 +1033,7 @@ static int verify_fn(iog_board_t *b, const iog_id_t *peer)
         return e;
     }
     if (v.status != IOG_STATUS_MEMBER) {
-        o_start2(b, "warning ", peer->s);
-        o_s(b, " ");
-        o_s(b, iog_status_name(v.status));
+        o_line(b, "warning %s %s", peer->s, iog_status_name(v.status));
         o_end(b);
         return 0;
     }
@@ -1211,19 +1107,16 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
     }
 }
 
-static void o_talk_result(iog_board_t *b, const iog_id_t *peer, int n, const uint8_t *reply)
+/* "sent PEER reply=REPLY session=new|kept" */
+static void o_talk_result(iog_board_t *b, const iog_id_t *peer, int n, const uint8_t *reply, int fresh)
 {
-    o_start2(b, "sent ", peer->s);
-    o_s(b, " reply=");
-    o_n(b, reply, (size_t)n);
+    o_line(b, "sent %s reply=%m session=%s", peer->s, reply, (unsigned)n, fresh ? "new" : "kept");
 }
 
 static int refused_talk(iog_board_t *b, const iog_id_t *peer, int e)
 {
     if (e == -EACCES && strncmp(b->dev.diag, "warning: ", 9) == 0) {
-        o_start2(b, "warning ", peer->s);
-        o_s(b, " refused: ");
-        o_s(b, b->dev.diag + 9);
+        o_line(b, "warning %s refused: %s", peer->s, b->dev.diag + 9);
         o_end(b);
         return e;
     }
@@ -1248,8 +1141,7 @@ static int cmd_talk(iog_board_t *b, char *args)
     if (n < 0) {
         return refused_talk(b, &peer, n);
     }
-    o_talk_result(b, &peer, n, reply);
-    o_s(b, fresh ? " session=new" : " session=kept");
+    o_talk_result(b, &peer, n, reply, fresh);
     o_end(b);
     return 0;
 }
@@ -1267,8 +1159,7 @@ static int cmd_leave(iog_board_t *b, char *args)
         return fail(b, "leave", e);
     }
     drop_member(b);
-    o_start(b, "left");
-    o_kvu(b, "block", h);
+    o_line(b, "left block=%U", &h);
     o_end(b);
     return 0;
 }
@@ -1414,25 +1305,19 @@ int iog_board_wake(iog_board_t *b, const uint8_t *msg, size_t len)
         }
         else {
             /* the whole wake cycle: everything since the board started */
-            static const char *const names[] = { "wake", "tx_bytes", "rx_bytes", "datagrams",
-                                                 "flash_writes", "ms" };
-            const uint32_t vals[] = { b->wakes, b->stats.tx_bytes, b->stats.rx_bytes,
-                                      b->stats.tx_dgrams + b->stats.rx_dgrams,
-                                      b->stats.flash_writes,
-                                      p_now(b) - b->boot_ms };
-            o_talk_result(b, &b->set.peer, n, reply);
-            o_s(b, fresh ? " session=new" : " session=kept");
-            o_pairs(b, names, vals, 6);
+            o_talk_result(b, &b->set.peer, n, reply, fresh);
+            o_f(b, " wake=%u tx_bytes=%u rx_bytes=%u datagrams=%u flash_writes=%u ms=%u", b->wakes,
+                b->stats.tx_bytes, b->stats.rx_bytes, b->stats.tx_dgrams + b->stats.rx_dgrams,
+                b->stats.flash_writes, p_now(b) - b->boot_ms);
 #ifdef IOG_COUNT_OPS
-            const uint32_t ops[] = { iog_ops.sign, iog_ops.verify, iog_ops.ecdh, iog_ops.aead };
-            o_pairs(b, op_names, ops, 4);
+            o_f(b, " sign=%u verify=%u ecdh=%u aead=%u", iog_ops.sign, iog_ops.verify,
+                iog_ops.ecdh, iog_ops.aead);
 #endif
             o_end(b);
         }
     }
     save_rtc(b, 0, b->set.sleep_s);
-    o_start(b, "sleep ");
-    o_u(b, b->set.sleep_s);
+    o_line(b, "sleep %u", b->set.sleep_s);
     o_end(b);
     if (b->hooks.sleep) {
         b->hooks.sleep(b->hooks.ctx, b->set.sleep_s * 1000u);

@@ -142,13 +142,16 @@ static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
      * way (PROTOCOL.md §3.1), spares the join a challenge: one signature.
      */
     const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
+    const uint8_t *echo = verified;
+    size_t n = verified_len;
+    if (o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
+        echo = o->val;
+        n = o->len;
+    }
     d->echo_len = 0;
-    if (e == 0 && o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
-        memcpy(d->echo, o->val, o->len);
-        d->echo_len = (uint8_t)o->len;
-    } else if (e == 0 && verified_len >= 1 && verified_len <= IOG_ECHO_MAX) {
-        memcpy(d->echo, verified, verified_len);
-        d->echo_len = (uint8_t)verified_len;
+    if (e == 0 && n >= 1 && n <= IOG_ECHO_MAX) {
+        memcpy(d->echo, echo, n);
+        d->echo_len = (uint8_t)n;
     }
     return e == -EBADMSG ? -EPROTO : e;
 }
@@ -187,6 +190,12 @@ static void pause_ms(iog_device_t *d, uint32_t ms)
     }
 }
 
+/* the /cluster fields a join keeps are the last of iog_cluster_t: lat, lon, radius */
+typedef char cluster_ends_with_position[offsetof(iog_cluster_t, radius) + sizeof(uint64_t) ==
+                                               sizeof(iog_cluster_t)
+                                           ? 1
+                                           : -1];
+
 int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
 {
     iog_cluster_t c;
@@ -209,15 +218,16 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         jr.echo = echo;
         jr.echo_len = d->echo_len;
     }
-    int n = iog_join_req_encode(&jr, d->work, sizeof(d->work));
-    if (n < 0) {
-        return n;
-    }
-    /* from here on the join may be recorded, until the ledger answers */
-    memcpy(d->pend_nonce, nd, sizeof(nd));
-    d->pend_cluster = c.cluster;
-    d->pend = 1;
-    for (int challenged = 0, retries = 0;;) {
+    for (int challenged = 0, retries = 0, n = 0;;) {
+        if (n == 0) { /* (again) with the echo of a challenge */
+            if ((n = iog_join_req_encode(&jr, d->work, sizeof(d->work))) < 0) {
+                return n;
+            }
+            /* from here on the join may be recorded, until the ledger answers */
+            memcpy(d->pend_nonce, nd, sizeof(nd));
+            d->pend_cluster = c.cluster;
+            d->pend = 1;
+        }
         let_run(d);
         if ((e = post(d, &d->ch, "/join", IOG_CF_COSE_SIGN1, n, 0, &r))) {
             return e;
@@ -229,9 +239,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
             jr.echo = echo;
             jr.echo_len = o->len;
             challenged = 1;
-            if ((n = iog_join_req_encode(&jr, d->work, sizeof(d->work))) < 0) {
-                return n;
-            }
+            n = 0;
             continue;
         }
         if (r.code == IOG_COAP_UNAVAILABLE) {
@@ -262,9 +270,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         set_diag(d, 0, e == -EACCES ? "join answer: bad signature or binding" : "join answer: malformed");
         return e == -EACCES ? -EACCES : -EPROTO;
     }
-    d->mem.ch.lat = c.lat;
-    d->mem.ch.lon = c.lon;
-    d->mem.ch.radius = c.radius;
+    memcpy(&d->mem.ch.lat, &c.lat, sizeof(c) - offsetof(iog_cluster_t, lat)); /* lat, lon, radius */
     if ((e = iog_member_derive(&d->me, &d->mem))) {
         return e;
     }
@@ -377,21 +383,20 @@ int iog_device_rekey(iog_device_t *d)
 }
 
 /*
- * One protected request to @p path naming @p peer (NULL for /leave), with a
- * forwarded talk proof (a /session for a hello) or NULL: seal, send, answer
- * a restart echo challenge once (PROTOCOL.md §4.2), open the response into
- * d->pt. @return the plaintext length or a negative errno.
+ * One protected request to @p path ("/" and the path the AAD names)
+ * naming @p peer (NULL for /leave), with a forwarded talk proof (a /session
+ * for a hello) or NULL: seal, send, answer a restart echo challenge once
+ * (PROTOCOL.md §4.2), open the response into d->pt. @return the plaintext
+ * length or a negative errno.
  */
 static int protected_call(iog_device_t *d, const char *path, const iog_id_t *peer,
                           const iog_talk_proof_t *proof, uint8_t ok_code)
 {
     iog_coap_msg_t r;
-    char p[16] = "/";
     if (!d->joined) {
         set_diag(d, 0, "not joined");
         return -ENOTCONN;
     }
-    strncat(p, path, sizeof(p) - 2);
     for (int attempt = 0;; attempt++) {
         uint64_t seq = d->mem.seq;
         if (seq > IOG_SEQ_MAX) {
@@ -408,9 +413,9 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         if (n < 0) {
             return n;
         }
-        n = iog_prot_req_seal(&d->mem, &d->me.id, seq, path, d->pt, (size_t)n, d->work,
+        n = iog_prot_req_seal(&d->mem, &d->me.id, seq, path + 1, d->pt, (size_t)n, d->work,
                               sizeof(d->work));
-        if ((e = post(d, &d->ch, p, IOG_CF_COSE_ENCRYPT0, n, 0, &r))) {
+        if ((e = post(d, &d->ch, path, IOG_CF_COSE_ENCRYPT0, n, 0, &r))) {
             return e;
         }
         const iog_coap_opt_t *o = challenge(&r, attempt);
@@ -425,7 +430,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
             refused(d, &r);
             return -EACCES;
         }
-        n = iog_prot_resp_open(&d->mem, &d->me.id, seq, path, r.payload, r.payload_len, d->pt,
+        n = iog_prot_resp_open(&d->mem, &d->me.id, seq, path + 1, r.payload, r.payload_len, d->pt,
                                sizeof(d->pt));
         if (n < 0) {
             set_diag(d, 0, "protected response does not open");
@@ -437,7 +442,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
 
 int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *v)
 {
-    int n = protected_call(d, IOG_PATH_VERIFY, peer, NULL, IOG_COAP_CONTENT);
+    int n = protected_call(d, "/" IOG_PATH_VERIFY, peer, NULL, IOG_COAP_CONTENT);
     if (n < 0) {
         return n;
     }
@@ -455,7 +460,7 @@ int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_pro
     size_t gl, tl, wl;
     iog_ticket_t grant;
     uint8_t sk[16];
-    int n = protected_call(d, IOG_PATH_SESSION, peer, proof, IOG_COAP_CONTENT);
+    int n = protected_call(d, "/" IOG_PATH_SESSION, peer, proof, IOG_COAP_CONTENT);
     if (n < 0) {
         return n;
     }
@@ -496,7 +501,7 @@ int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_pro
 
 int iog_device_leave(iog_device_t *d, uint64_t *height, uint8_t hash[IOG_HASH_LEN])
 {
-    int n = protected_call(d, IOG_PATH_LEAVE, NULL, NULL, IOG_COAP_CHANGED);
+    int n = protected_call(d, "/" IOG_PATH_LEAVE, NULL, NULL, IOG_COAP_CHANGED);
     if (n < 0) {
         return n;
     }

@@ -67,20 +67,31 @@ static int get_id(iog_cbor_dec_t *d, iog_id_t *id)
     return 0;
 }
 
-/*
- * Map reader for messages with small integer keys: every key must be known
- * (bit set in @p allowed); iog_cbor_check() already rejected duplicates.
- * Keys are 0..31 or -1..-8 (mapped to bits 24..31 via -key + 23).
- */
-static int key_bit(int64_t k)
+static int get_talk_proof(iog_cbor_dec_t *d, iog_talk_proof_t *p);
+
+/* Map key @p k and the ID @p id. */
+static void put_k_id(iog_cbor_enc_t *e, unsigned k, const iog_id_t *id)
 {
-    if (k >= 0 && k <= 23) {
-        return (int)k;
-    }
-    if (k >= -8 && k <= -1) {
-        return (int)(23 - k);
-    }
-    return -1;
+    iog_cbor_put_uint(e, k);
+    put_id(e, id);
+}
+
+/* Map key @p k and a bstr. */
+static void put_k_bstr(iog_cbor_enc_t *e, unsigned k, const void *p, size_t n)
+{
+    iog_cbor_put_uint(e, k);
+    iog_cbor_put_bstr(e, p, n);
+}
+
+/*
+ * Starts encoding into @p out an array of @p n items whose first is the text
+ * @p label: a COSE structure, an external_aad, an HKDF info.
+ */
+static void enc_labelled(iog_cbor_enc_t *e, uint8_t *out, size_t cap, size_t n, const char *label)
+{
+    iog_cbor_enc_init(e, out, cap);
+    iog_cbor_put_array(e, n);
+    iog_cbor_put_cstr(e, label);
 }
 
 /* ---- COSE_Key ---- */
@@ -114,57 +125,31 @@ int iog_cose_key_encode(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t *out, size_
     return cap < COSE_KEY_LEN ? -ENOBUFS : (int)key_bytes(pub, 1, out);
 }
 
+/*
+ * Reads a COSE_Key into the point @p pub: labels 1 (kty), 3 (alg) and -1
+ * (crv) with the one value each may have, -2 and -3 the coordinates; alg is
+ * optional, any other label (e.g. a private part, -4) is refused.
+ */
 static int cose_key_read(iog_cbor_dec_t *d, uint8_t pub[IOG_P256_PUB_LEN], int check)
 {
     size_t n;
-    uint32_t seen = 0;
+    uint32_t seen = 0; /* bit k + 3 for label k (iog_cbor_check() refused duplicates) */
     if (iog_cbor_get_map(d, &n)) {
         return -EBADMSG;
     }
     pub[0] = 0x04;
     for (size_t i = 0; i < n; i++) {
-        int64_t k, v;
-        if (iog_cbor_get_key(d, &k)) {
+        int k, v;
+        if (iog_cbor_get_label(d, &k) || k < -3 || k > 3 || k == 0 || k == 2) {
             return -EBADMSG;
         }
-        int b = key_bit(k);
-        if (b < 0 || (seen & (1u << b))) {
-            return -EBADMSG;
+        if (k < -1 ? iog_cbor_get_bstr_exact(d, pub + 1 + 32 * (size_t)(-2 - k), 32)
+                   : iog_cbor_get_label(d, &v) || v != (k == 1 ? 2 : k == 3 ? -7 : 1)) {
+            return -EBADMSG; /* kty EC2, alg ES256, crv P-256 */
         }
-        seen |= 1u << b;
-        switch (k) {
-        case 1: /* kty EC2 */
-            if (iog_cbor_get_int(d, &v) || v != 2) {
-                return -EBADMSG;
-            }
-            break;
-        case 3: /* alg ES256 */
-            if (iog_cbor_get_int(d, &v) || v != -7) {
-                return -EBADMSG;
-            }
-            break;
-        case -1: /* crv P-256 */
-            if (iog_cbor_get_int(d, &v) || v != 1) {
-                return -EBADMSG;
-            }
-            break;
-        case -2:
-            if (iog_cbor_get_bstr_exact(d, pub + 1, 32)) {
-                return -EBADMSG;
-            }
-            break;
-        case -3:
-            if (iog_cbor_get_bstr_exact(d, pub + 33, 32)) {
-                return -EBADMSG;
-            }
-            break;
-        default:
-            return -EBADMSG; /* unknown label, e.g. a private part (-4) */
-        }
+        seen |= 1u << (k + 3);
     }
-    const uint32_t need = (1u << 1) | (1u << key_bit(-1)) | (1u << key_bit(-2)) |
-                          (1u << key_bit(-3));
-    if ((seen & need) != need) {
+    if ((seen & 0x17) != 0x17) { /* all but alg */
         return -EBADMSG;
     }
     return check && iog_p256_check(pub) ? -EBADMSG : 0;
@@ -201,22 +186,21 @@ void iog_thumbprint(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t out[IOG_HASH_LE
 static void sig_structure_hash(const char *aad, const uint8_t *payload, size_t payload_len,
                                uint8_t hash[IOG_HASH_LEN])
 {
-    uint8_t head[32];
-    iog_cbor_enc_t e;
+    static const uint8_t start[] = { 0x84, 0x6A, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e', '1',
+                                     0x43, 0xA1, 0x01, 0x26 };
+    const uint8_t *part[2] = { (const uint8_t *)aad, payload };
+    size_t len[2] = { strlen(aad), payload_len };
     iog_sha256_ctx_t c;
-    size_t aad_len = strlen(aad);
-    iog_cbor_enc_init(&e, head, sizeof(head));
-    iog_cbor_put_array(&e, 4);
-    iog_cbor_put_cstr(&e, "Signature1");
-    iog_cbor_put_bstr(&e, prot_es256, sizeof(prot_es256));
-    iog_cbor_put_bstr_head(&e, aad_len);
     iog_sha256_init(&c);
-    iog_sha256_update(&c, head, e.len);
-    iog_sha256_update(&c, aad, aad_len);
-    iog_cbor_enc_init(&e, head, sizeof(head));
-    iog_cbor_put_bstr_head(&e, payload_len);
-    iog_sha256_update(&c, head, e.len);
-    iog_sha256_update(&c, payload, payload_len);
+    iog_sha256_update(&c, start, sizeof(start));
+    for (int i = 0; i < 2; i++) { /* each a bstr: its head, its bytes */
+        uint8_t head[9];
+        iog_cbor_enc_t e;
+        iog_cbor_enc_init(&e, head, sizeof(head));
+        iog_cbor_put_bstr_head(&e, len[i]);
+        iog_sha256_update(&c, head, e.len);
+        iog_sha256_update(&c, part[i], len[i]);
+    }
     iog_sha256_final(&c, hash);
 }
 
@@ -257,10 +241,7 @@ static int sign1_in_place(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *
     }
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, head, sizeof(head));
-    iog_cbor_put_array(&e, 4);
-    iog_cbor_put_bstr(&e, prot_es256, sizeof(prot_es256));
-    iog_cbor_put_map(&e, 1);
-    iog_cbor_put_int(&e, 4);
+    iog_cbor_put_raw(&e, "\x84\x43\xA1\x01\x26\xA1\x04", 7); /* [h'A10126', {4: */
     iog_cbor_put_bstr(&e, kid, kid_len);
     iog_cbor_put_bstr_head(&e, payload_len);
     int h = iog_cbor_enc_finish(&e);
@@ -290,22 +271,32 @@ int iog_sign1_encode(const uint8_t priv[IOG_P256_PRIV_LEN], const uint8_t *kid, 
     return sign1_in_place(priv, kid, kid_len, aad, payload_len, out, cap);
 }
 
+/*
+ * Starts reading the untagged COSE structure in @p buf: checked whole, an
+ * array of @p items whose first is the protected header @p prot (3 bytes),
+ * then the head of the unprotected map (its size in @p n).
+ */
+static int cose_open(iog_cbor_dec_t *d, const uint8_t *buf, size_t len, size_t items,
+                     const uint8_t prot[3], size_t *n)
+{
+    const uint8_t *p;
+    if (iog_cbor_check(buf, len)) {
+        return -EBADMSG;
+    }
+    iog_cbor_dec_init(d, buf, len);
+    return iog_cbor_get_array(d, n) || *n != items || iog_cbor_get_bstr(d, &p, n) || *n != 3 ||
+                   memcmp(p, prot, 3) != 0 || iog_cbor_get_map(d, n)
+               ? -EBADMSG
+               : 0;
+}
+
 int iog_sign1_parse(const uint8_t *buf, size_t len, iog_sign1_t *s)
 {
     iog_cbor_dec_t d;
     size_t n;
-    const uint8_t *p;
-    int64_t k;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    if (iog_cbor_get_array(&d, &n) || n != 4 || iog_cbor_get_bstr(&d, &p, &n) ||
-        n != sizeof(prot_es256) || memcmp(p, prot_es256, n) != 0) {
-        return -EBADMSG;
-    }
-    if (iog_cbor_get_map(&d, &n) || n != 1 || iog_cbor_get_key(&d, &k) || k != 4 ||
-        iog_cbor_get_bstr(&d, &s->kid, &s->kid_len)) {
+    int k;
+    if (cose_open(&d, buf, len, 4, prot_es256, &n) || n != 1 || iog_cbor_get_label(&d, &k) ||
+        k != 4 || iog_cbor_get_bstr(&d, &s->kid, &s->kid_len)) {
         return -EBADMSG;
     }
     if (iog_cbor_get_bstr(&d, &s->payload, &s->payload_len) || iog_cbor_get_bstr(&d, &s->sig, &n) ||
@@ -328,8 +319,8 @@ int iog_map_decode(const uint8_t *buf, size_t len, const iog_field_t *f, size_t 
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        if (iog_cbor_map_key(&d, (int64_t)nf, &k, &seen)) {
+        int k;
+        if (iog_cbor_map_key(&d, (int)nf, &k, &seen)) {
             return -EBADMSG;
         }
         const iog_field_t *x = &f[k - 1];
@@ -345,9 +336,10 @@ int iog_map_decode(const uint8_t *buf, size_t len, const iog_field_t *f, size_t 
         case IOG_F_ID: r = get_id(&d, p); break;
         case IOG_F_KEY:
         case IOG_F_POINT: r = cose_key_read(&d, p, x->kind == IOG_F_KEY); break;
-        default: /* IOG_F_ARRAY: the whole array, its head included */
+        case IOG_F_PROOF: r = get_talk_proof(&d, p); break;
+        default: /* IOG_F_ARRAY or IOG_F_RAW: the whole item, its head included */
             v->p = d.p;
-            r = (*d.p >> 5) != IOG_CBOR_ARRAY || iog_cbor_skip(&d);
+            r = (x->kind == IOG_F_ARRAY && (*d.p >> 5) != IOG_CBOR_ARRAY) || iog_cbor_skip(&d);
             v->n = (size_t)(d.p - v->p);
             break;
         }
@@ -399,7 +391,7 @@ void iog_p256_spki(const uint8_t pub[IOG_P256_PUB_LEN], uint8_t der[IOG_P256_SPK
 
 int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
 {
-    uint8_t key[80];
+    uint8_t key[COSE_KEY_LEN];
     size_t off = SIGN1_HEAD_MAX(jr->me->id.len);
     if ((jr->echo && (jr->echo_len == 0 || jr->echo_len > IOG_ECHO_MAX)) ||
         (jr->cred && (jr->cred_len == 0 || jr->cred_len > IOG_CRED_MAX)) ||
@@ -410,33 +402,24 @@ int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap)
     if (off + IOG_SIG_LEN + 2 > cap) {
         return -ENOBUFS;
     }
-    int kl = iog_cose_key_encode(jr->me->pub, key, sizeof(key));
-    if (kl < 0) {
-        return kl;
-    }
     /* the payload is encoded where sign1_in_place() expects it */
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out + off, cap - off - (IOG_SIG_LEN + 2));
     iog_cbor_put_map(&e, 6 + (jr->echo ? 1 : 0) + (jr->cred ? 1 : 0));
-    iog_cbor_put_uint(&e, 1);
-    put_id(&e, jr->cluster);
-    iog_cbor_put_uint(&e, 2);
-    put_id(&e, &jr->me->id);
+    put_k_id(&e, 1, jr->cluster);
+    put_k_id(&e, 2, &jr->me->id);
     iog_cbor_put_uint(&e, 3);
-    iog_cbor_put_raw(&e, key, (size_t)kl);
+    iog_cbor_put_raw(&e, key, key_bytes(jr->me->pub, 1, key));
     iog_cbor_put_uint(&e, 4);
     iog_cbor_put_int(&e, jr->lat);
     iog_cbor_put_uint(&e, 5);
     iog_cbor_put_int(&e, jr->lon);
-    iog_cbor_put_uint(&e, 6);
-    iog_cbor_put_bstr(&e, jr->nd, IOG_NONCE_LEN);
+    put_k_bstr(&e, 6, jr->nd, IOG_NONCE_LEN);
     if (jr->echo) {
-        iog_cbor_put_uint(&e, 7);
-        iog_cbor_put_bstr(&e, jr->echo, jr->echo_len);
+        put_k_bstr(&e, 7, jr->echo, jr->echo_len);
     }
     if (jr->cred) {
-        iog_cbor_put_uint(&e, 8);
-        iog_cbor_put_bstr(&e, jr->cred, jr->cred_len);
+        put_k_bstr(&e, 8, jr->cred, jr->cred_len);
     }
     int pl = iog_cbor_enc_finish(&e);
     if (pl < 0) {
@@ -622,9 +605,7 @@ int iog_derive_km(const uint8_t z[32], const uint8_t nd[IOG_NONCE_LEN],
     uint8_t info[16 + 2 * (IOG_ID_MAX + 2) + 34];
     uint8_t salt[2 * IOG_NONCE_LEN];
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, info, sizeof(info));
-    iog_cbor_put_array(&e, 4);
-    iog_cbor_put_cstr(&e, "iotguard K_m");
+    enc_labelled(&e, info, sizeof(info), 4, "iotguard K_m");
     put_id(&e, cluster);
     put_id(&e, id);
     iog_cbor_put_bstr(&e, thumb, IOG_HASH_LEN);
@@ -637,18 +618,23 @@ int iog_derive_km(const uint8_t z[32], const uint8_t nd[IOG_NONCE_LEN],
     return iog_hkdf(salt, sizeof(salt), z, 32, info, (size_t)il, km, 32);
 }
 
-static void expand_label(const uint8_t km[32], const char *label, uint8_t *out, size_t n)
-{
-    iog_hkdf(NULL, 0, km, 32, (const uint8_t *)label, strlen(label), out, n);
-}
-
 void iog_derive_member_keys(const uint8_t km[32], iog_member_keys_t *k)
 {
-    expand_label(km, "iotguard req key", k->req, sizeof(k->req));
-    expand_label(km, "iotguard resp key", k->resp, sizeof(k->resp));
-    expand_label(km, "iotguard common iv", k->iv, sizeof(k->iv));
-    expand_label(km, "iotguard ticket key", k->ticket, sizeof(k->ticket));
-    expand_label(km, "iotguard talk key", k->talk, sizeof(k->talk));
+    /* each key is HKDF-Expand(K_m, its label) */
+    static const struct {
+        char label[20];
+        uint8_t off, len;
+    } keys[] = {
+        { "iotguard req key", offsetof(iog_member_keys_t, req), sizeof(k->req) },
+        { "iotguard resp key", offsetof(iog_member_keys_t, resp), sizeof(k->resp) },
+        { "iotguard common iv", offsetof(iog_member_keys_t, iv), sizeof(k->iv) },
+        { "iotguard ticket key", offsetof(iog_member_keys_t, ticket), sizeof(k->ticket) },
+        { "iotguard talk key", offsetof(iog_member_keys_t, talk), sizeof(k->talk) },
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        iog_hkdf(NULL, 0, km, 32, (const uint8_t *)keys[i].label, strlen(keys[i].label),
+                 (uint8_t *)k + keys[i].off, keys[i].len);
+    }
 }
 
 int iog_member_derive(const iog_identity_t *me, iog_member_t *m)
@@ -672,12 +658,14 @@ int iog_member_derive(const iog_identity_t *me, iog_member_t *m)
 
 size_t iog_piv_encode(uint64_t seq, uint8_t out[5])
 {
-    size_t n = 1;
-    while (n < 5 && (seq >> (8 * n)) != 0) {
-        n++;
-    }
+    uint8_t t[5];
+    size_t n = 0;
+    do { /* the low bytes first, at most 5 */
+        t[n++] = (uint8_t)seq;
+        seq >>= 8;
+    } while (seq && n < 5);
     for (size_t i = 0; i < n; i++) {
-        out[i] = (uint8_t)(seq >> (8 * (n - 1 - i)));
+        out[i] = t[n - 1 - i];
     }
     return n;
 }
@@ -698,8 +686,8 @@ int iog_piv_decode(const uint8_t *p, size_t n, uint64_t *seq)
 void iog_nonce(const uint8_t iv[12], uint64_t seq, uint8_t nonce[12])
 {
     memcpy(nonce, iv, 12);
-    for (int i = 0; i < 8; i++) {
-        nonce[11 - i] ^= (uint8_t)(seq >> (8 * i));
+    for (int i = 11; i >= 4; i--, seq >>= 8) {
+        nonce[i] ^= (uint8_t)seq;
     }
 }
 
@@ -715,117 +703,119 @@ static int enc_structure(const uint8_t *ext, size_t ext_len, uint8_t *out, size_
 {
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 3);
-    iog_cbor_put_cstr(&e, "Encrypt0");
-    iog_cbor_put_bstr(&e, prot_a128gcm, sizeof(prot_a128gcm));
+    /* ["Encrypt0", h'A10101', */
+    iog_cbor_put_raw(&e, "\x83\x68" "Encrypt0" "\x43\xA1\x01\x01", 14);
     iog_cbor_put_bstr(&e, ext, ext_len);
     return iog_cbor_enc_finish(&e);
 }
 
-/* Header fields of an Encrypt0 we send; NULL means absent. */
-typedef struct {
-    const uint8_t *kid; size_t kid_len;
-    const uint8_t *iv; size_t iv_len;
-    const uint8_t *piv; size_t piv_len;
-    const uint8_t *kidctx; size_t kidctx_len;
-} enc0_hdr_t;
+/*
+ * The unprotected header of an Encrypt0: the labels it may hold, in the
+ * order they are sent, and where iog_enc0_t keeps each (a pointer, NULL when
+ * absent, and just after it its length).
+ */
+static const struct {
+    uint8_t label, off;
+} enc0_hdrs[4] = {
+    { 4, offsetof(iog_enc0_t, kid) },
+    { 5, offsetof(iog_enc0_t, iv) },
+    { 6, offsetof(iog_enc0_t, piv) },
+    { 10, offsetof(iog_enc0_t, kidctx) },
+};
+typedef char enc0_len_after_ptr[offsetof(iog_enc0_t, kid_len) == sizeof(uint8_t *) ? 1 : -1];
+
+static const uint8_t **enc0_hdr(const iog_enc0_t *x, unsigned i)
+{
+    return (const uint8_t **)(void *)((uint8_t *)(uintptr_t)x + enc0_hdrs[i].off);
+}
 
 /*
  * COSE_Encrypt0 (untagged):
  *
  *   83                              array(3)
  *      43 A1 01 01                  protected {1: 1}
- *      A? {4: kid, 5: iv, 6: piv, 10: kid context}   present ones, in this order
+ *      A? {4: kid, 6: piv [, 10: kid context]}
  *      <bstr ciphertext || tag>
+ *
+ * Seals message @p seq (at most IOG_SEQ_MAX) from @p kid under @p key and
+ * the nonce of @p iv and @p seq.
  */
-static int enc0_seal(const uint8_t key[16], const uint8_t nonce[12], const enc0_hdr_t *h,
-                     const uint8_t *ext, size_t ext_len, const uint8_t *pt, size_t pt_len,
-                     uint8_t *out, size_t cap)
+static int enc0_seal(const uint8_t key[16], const uint8_t iv[12], uint64_t seq, const iog_id_t *kid,
+                     const uint8_t *kidctx, const uint8_t *ext, size_t ext_len, const uint8_t *pt,
+                     size_t pt_len, uint8_t *out, size_t cap)
 {
-    uint8_t aad[ENC_STRUCT_MAX];
+    uint8_t aad[ENC_STRUCT_MAX], nonce[12], piv[5];
+    if (seq > IOG_SEQ_MAX) {
+        return -ERANGE;
+    }
     int al = enc_structure(ext, ext_len, aad, sizeof(aad));
     if (al < 0) {
         return al;
     }
+    iog_enc0_t h = { 0 };
+    h.kid = (const uint8_t *)kid->s;
+    h.kid_len = kid->len;
+    h.piv = piv;
+    h.piv_len = iog_piv_encode(seq, piv);
+    h.kidctx = kidctx;
+    h.kidctx_len = IOG_NONCE_LEN;
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 3);
-    iog_cbor_put_bstr(&e, prot_a128gcm, sizeof(prot_a128gcm));
-    iog_cbor_put_map(&e, (h->kid != NULL) + (h->iv != NULL) + (h->piv != NULL) +
-                             (h->kidctx != NULL));
-    if (h->kid) {
-        iog_cbor_put_uint(&e, 4);
-        iog_cbor_put_bstr(&e, h->kid, h->kid_len);
-    }
-    if (h->iv) {
-        iog_cbor_put_uint(&e, 5);
-        iog_cbor_put_bstr(&e, h->iv, h->iv_len);
-    }
-    if (h->piv) {
-        iog_cbor_put_uint(&e, 6);
-        iog_cbor_put_bstr(&e, h->piv, h->piv_len);
-    }
-    if (h->kidctx) {
-        iog_cbor_put_uint(&e, 10);
-        iog_cbor_put_bstr(&e, h->kidctx, h->kidctx_len);
+    iog_cbor_put_raw(&e, "\x83\x43\xA1\x01\x01", 5); /* [h'A10101', */
+    iog_cbor_put_map(&e, 2 + (kidctx != NULL));
+    for (unsigned i = 0; i < 4; i++) {
+        const uint8_t **v = enc0_hdr(&h, i);
+        if (*v) {
+            iog_cbor_put_uint(&e, enc0_hdrs[i].label);
+            iog_cbor_put_bstr(&e, *v, *(const size_t *)(v + 1));
+        }
     }
     iog_cbor_put_bstr_head(&e, pt_len + IOG_GCM_TAG_LEN);
     if (e.err || e.cap - e.len < pt_len + IOG_GCM_TAG_LEN) {
         return -ENOBUFS;
     }
+    iog_nonce(iv, seq, nonce);
     iog_gcm_seal(key, nonce, aad, (size_t)al, pt, pt_len, out + e.len);
     return (int)(e.len + pt_len + IOG_GCM_TAG_LEN);
 }
 
-static int enc0_read(iog_cbor_dec_t *d, iog_enc0_t *x)
+int iog_enc0_parse(const uint8_t *buf, size_t len, iog_enc0_t *x)
 {
+    iog_cbor_dec_t d;
     size_t n;
-    const uint8_t *p;
     memset(x, 0, sizeof(*x));
-    if (iog_cbor_get_array(d, &n) || n != 3 || iog_cbor_get_bstr(d, &p, &n) ||
-        n != sizeof(prot_a128gcm) || memcmp(p, prot_a128gcm, n) != 0 ||
-        iog_cbor_get_map(d, &n)) {
+    if (cose_open(&d, buf, len, 3, prot_a128gcm, &n)) {
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        const uint8_t **vp;
-        size_t *vl;
-        if (iog_cbor_get_key(d, &k)) {
+        int k;
+        unsigned j = 0;
+        if (iog_cbor_get_label(&d, &k)) {
             return -EBADMSG;
         }
-        switch (k) {
-        case 4: vp = &x->kid; vl = &x->kid_len; break;
-        case 5: vp = &x->iv; vl = &x->iv_len; break;
-        case 6: vp = &x->piv; vl = &x->piv_len; break;
-        case 10: vp = &x->kidctx; vl = &x->kidctx_len; break;
-        default: return -EBADMSG;
+        while (j < 4 && enc0_hdrs[j].label != k) {
+            j++;
         }
-        if (*vp || iog_cbor_get_bstr(d, vp, vl)) {
+        /* only the labels of the table, each once */
+        const uint8_t **v = j < 4 ? enc0_hdr(x, j) : NULL;
+        if (!v || *v || iog_cbor_get_bstr(&d, v, (size_t *)(v + 1))) {
             return -EBADMSG;
         }
     }
-    if (iog_cbor_get_bstr(d, &x->ct, &x->ct_len) || x->ct_len < IOG_GCM_TAG_LEN) {
+    if (iog_cbor_get_bstr(&d, &x->ct, &x->ct_len) || x->ct_len < IOG_GCM_TAG_LEN) {
         return -EBADMSG;
     }
     return 0;
 }
 
-int iog_enc0_parse(const uint8_t *buf, size_t len, iog_enc0_t *e)
-{
-    iog_cbor_dec_t d;
-    if (iog_cbor_check(buf, len)) {
-        return -EBADMSG;
-    }
-    iog_cbor_dec_init(&d, buf, len);
-    return enc0_read(&d, e);
-}
-
-/* Opens in place in @p out, which must hold the whole ciphertext and tag. */
-static int enc0_open(const uint8_t key[16], const uint8_t nonce[12], const iog_enc0_t *x,
+/*
+ * Opens message @p seq of @p x under @p key and the nonce of @p iv and @p seq
+ * in place in @p out, which must hold the whole ciphertext and tag.
+ */
+static int enc0_open(const uint8_t key[16], const uint8_t iv[12], uint64_t seq, const iog_enc0_t *x,
                      const uint8_t *ext, size_t ext_len, uint8_t *out, size_t cap)
 {
-    uint8_t aad[ENC_STRUCT_MAX];
+    uint8_t aad[ENC_STRUCT_MAX], nonce[12];
     int al = enc_structure(ext, ext_len, aad, sizeof(aad));
     if (al < 0) {
         return -EBADMSG;
@@ -834,6 +824,7 @@ static int enc0_open(const uint8_t key[16], const uint8_t nonce[12], const iog_e
         return -ENOBUFS;
     }
     memmove(out, x->ct, x->ct_len);
+    iog_nonce(iv, seq, nonce);
     int n = iog_gcm_open(key, nonce, aad, (size_t)al, out, x->ct_len, out);
     return n < 0 ? -EACCES : n;
 }
@@ -845,9 +836,7 @@ static int request_aad(const iog_id_t *cluster, const iog_id_t *kid, uint64_t se
     uint8_t piv[5];
     size_t pl = iog_piv_encode(seq, piv);
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 5);
-    iog_cbor_put_cstr(&e, "iotguard");
+    enc_labelled(&e, out, cap, 5, "iotguard");
     put_id(&e, cluster);
     iog_cbor_put_bstr(&e, kid->s, kid->len);
     iog_cbor_put_bstr(&e, piv, pl);
@@ -858,54 +847,38 @@ static int request_aad(const iog_id_t *cluster, const iog_id_t *kid, uint64_t se
 int iog_prot_req_seal(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
                       const uint8_t *pt, size_t pt_len, uint8_t *out, size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12], piv[5];
-    if (seq > IOG_SEQ_MAX) {
-        return -ERANGE;
-    }
+    uint8_t ext[AAD_MAX];
     int el = request_aad(&m->ch.cluster, me, seq, path, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
-    }
-    enc0_hdr_t h = { 0 };
-    h.kid = (const uint8_t *)me->s;
-    h.kid_len = me->len;
-    h.piv = piv;
-    h.piv_len = iog_piv_encode(seq, piv);
-    iog_nonce(m->keys.iv, seq, nonce);
-    return enc0_seal(m->keys.req, nonce, &h, ext, (size_t)el, pt, pt_len, out, cap);
+    return el < 0 ? el
+                  : enc0_seal(m->keys.req, m->keys.iv, seq, me, NULL, ext, (size_t)el, pt, pt_len,
+                              out, cap);
 }
 
 int iog_prot_resp_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
                        const uint8_t *buf, size_t len, uint8_t *out, size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12];
+    uint8_t ext[AAD_MAX];
     iog_enc0_t x;
     if (iog_enc0_parse(buf, len, &x) || x.kid || x.iv || x.piv || x.kidctx) {
         return -EBADMSG; /* a response's unprotected header is {} */
     }
     int el = request_aad(&m->ch.cluster, me, seq, path, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
-    }
-    iog_nonce(m->keys.iv, seq, nonce);
-    return enc0_open(m->keys.resp, nonce, &x, ext, (size_t)el, out, cap);
+    return el < 0 ? el
+                  : enc0_open(m->keys.resp, m->keys.iv, seq, &x, ext, (size_t)el, out, cap);
 }
 
 int iog_prot_req_open(const iog_member_t *m, const char *path, const uint8_t *buf, size_t len,
                       iog_id_t *kid, uint64_t *seq, uint8_t *out, size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12];
+    uint8_t ext[AAD_MAX];
     iog_enc0_t x;
     if (iog_enc0_parse(buf, len, &x) || !x.kid || !x.piv || x.iv || x.kidctx ||
         iog_id_set(kid, x.kid, x.kid_len) || iog_piv_decode(x.piv, x.piv_len, seq)) {
         return -EBADMSG;
     }
     int el = request_aad(&m->ch.cluster, kid, *seq, path, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
-    }
-    iog_nonce(m->keys.iv, *seq, nonce);
-    return enc0_open(m->keys.req, nonce, &x, ext, (size_t)el, out, cap);
+    return el < 0 ? el
+                  : enc0_open(m->keys.req, m->keys.iv, *seq, &x, ext, (size_t)el, out, cap);
 }
 
 /*
@@ -945,16 +918,14 @@ int iog_peer_req_encode(const iog_id_t *peer, const iog_talk_proof_t *proof, con
     iog_cbor_enc_init(&e, out, cap);
     iog_cbor_put_map(&e, (peer != NULL) + (proof != NULL) + (echo != NULL));
     if (peer) {
-        iog_cbor_put_uint(&e, 1);
-        put_id(&e, peer);
+        put_k_id(&e, 1, peer);
     }
     if (proof) {
         iog_cbor_put_uint(&e, 2);
         put_talk_proof(&e, proof);
     }
     if (echo) {
-        iog_cbor_put_uint(&e, 9);
-        iog_cbor_put_bstr(&e, echo, echo_len);
+        put_k_bstr(&e, 9, echo, echo_len);
     }
     return iog_cbor_enc_finish(&e);
 }
@@ -974,8 +945,8 @@ int iog_peer_req_decode(const uint8_t *buf, size_t len, iog_id_t *peer, iog_talk
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        if (iog_cbor_get_key(&d, &k)) {
+        int k;
+        if (iog_cbor_get_label(&d, &k)) {
             return -EBADMSG;
         }
         if (k == 1 && peer) {
@@ -1013,7 +984,7 @@ int iog_join_payload_decode(const uint8_t *buf, size_t len, iog_join_payload_t *
         return -EBADMSG;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
+        int k;
         int r = 0;
         if (iog_cbor_map_key(&d, 8, &k, &seen)) {
             return -EBADMSG;
@@ -1076,56 +1047,51 @@ int iog_verify_resp_decode(const uint8_t *buf, size_t len, iog_verify_resp_t *v)
     return 0;
 }
 
+/* leave-resp {1: height, 2: hash} */
+typedef struct {
+    uint64_t height;
+    uint8_t hash[IOG_HASH_LEN];
+} leave_resp_t;
+
+static const iog_field_t leave_resp_fields[] = {
+    FLD(leave_resp_t, height, IOG_F_UINT), FLD(leave_resp_t, hash, IOG_F_BYTES),
+};
+
 int iog_leave_resp_decode(const uint8_t *buf, size_t len, uint64_t *height, uint8_t hash[32])
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    int64_t k;
-    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
-        iog_cbor_get_uint(&d, height) || iog_cbor_get_key(&d, &k) || k != 2 ||
-        iog_cbor_get_bstr_exact(&d, hash, 32)) {
+    leave_resp_t x;
+    if (iog_map_decode(buf, len, leave_resp_fields, 2, &x) != 0x6) {
         return -EBADMSG;
     }
+    *height = x.height;
+    memcpy(hash, x.hash, IOG_HASH_LEN);
     return 0;
 }
+
+/* session-resp {1: grant, 2: ticket} or, instead of a session, {3: verify-resp} */
+typedef struct {
+    iog_view_t grant, ticket, warning;
+} session_resp_t;
+
+static const iog_field_t session_resp_fields[] = {
+    FLD(session_resp_t, grant, IOG_F_RAW), FLD(session_resp_t, ticket, IOG_F_RAW),
+    FLD(session_resp_t, warning, IOG_F_RAW),
+};
 
 int iog_session_resp_split(const uint8_t *buf, size_t len, const uint8_t **grant,
                            size_t *grant_len, const uint8_t **ticket, size_t *ticket_len,
                            const uint8_t **warning, size_t *warning_len)
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    int64_t k;
-    *grant = *ticket = *warning = NULL;
-    *grant_len = *ticket_len = *warning_len = 0;
-    if (iog_cbor_map_open(&d, buf, len, &n) || (n != 1 && n != 2) || iog_cbor_get_key(&d, &k)) {
-        return -EBADMSG;
-    }
-    if (n == 1) { /* {3: verify-resp}: a warning instead of a session */
-        *warning = d.p;
-        if (k != 3 || iog_cbor_skip(&d)) {
-            return -EBADMSG;
-        }
-        *warning_len = (size_t)(d.p - *warning);
-        return 0;
-    }
-    if (k != 1) {
-        return -EBADMSG;
-    }
-    *grant = d.p;
-    if (iog_cbor_skip(&d)) {
-        return -EBADMSG;
-    }
-    *grant_len = (size_t)(d.p - *grant);
-    if (iog_cbor_get_key(&d, &k) || k != 2) {
-        return -EBADMSG;
-    }
-    *ticket = d.p;
-    if (iog_cbor_skip(&d)) {
-        return -EBADMSG;
-    }
-    *ticket_len = (size_t)(d.p - *ticket);
-    return 0;
+    session_resp_t x;
+    memset(&x, 0, sizeof(x));
+    int seen = iog_map_decode(buf, len, session_resp_fields, 3, &x);
+    *grant = x.grant.p;
+    *grant_len = x.grant.n;
+    *ticket = x.ticket.p;
+    *ticket_len = x.ticket.n;
+    *warning = x.warning.p;
+    *warning_len = x.warning.n;
+    return seen == 0x6 || seen == 0x8 ? 0 : -EBADMSG;
 }
 
 /* ---- tickets ---- */
@@ -1174,9 +1140,7 @@ int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const i
     }
     /* ["iotguard ticket", cluster, sid, expiry, initiator, responder, recipient] */
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, ext, sizeof(ext));
-    iog_cbor_put_array(&e, 7);
-    iog_cbor_put_cstr(&e, "iotguard ticket");
+    enc_labelled(&e, ext, sizeof(ext), 7, "iotguard ticket");
     put_id(&e, cluster);
     iog_cbor_put_bstr(&e, t->sid, sizeof(t->sid));
     iog_cbor_put_uint(&e, t->expires);
@@ -1191,7 +1155,7 @@ int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const i
     x.ct = t->ct;
     x.ct_len = sizeof(t->ct);
     uint8_t out[sizeof(t->ct)];
-    int n = enc0_open(ticket_key, t->iv, &x, ext, (size_t)el, out, sizeof(out));
+    int n = enc0_open(ticket_key, t->iv, 0, &x, ext, (size_t)el, out, sizeof(out));
     if (n != 16) {
         return -EACCES;
     }
@@ -1208,9 +1172,7 @@ static int talk_aad(const iog_id_t *cluster, const iog_id_t *initiator, const io
                     size_t cap)
 {
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 6);
-    iog_cbor_put_cstr(&e, "iotguard talk");
+    enc_labelled(&e, out, cap, 6, "iotguard talk");
     put_id(&e, cluster);
     put_id(&e, initiator);
     put_id(&e, responder);
@@ -1272,45 +1234,38 @@ int iog_hello_encode(const iog_id_t *id, const iog_id_t *responder, const iog_ta
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
     iog_cbor_put_map(&e, 3);
-    iog_cbor_put_uint(&e, 1);
-    put_id(&e, id);
-    iog_cbor_put_uint(&e, 2);
-    put_id(&e, responder);
+    put_k_id(&e, 1, id);
+    put_k_id(&e, 2, responder);
     iog_cbor_put_uint(&e, 3);
     put_talk_proof(&e, p);
     return iog_cbor_enc_finish(&e);
 }
 
+/* hello: the initiator; then the responder and the proof, both or neither */
+typedef struct {
+    iog_id_t id, responder;
+    iog_talk_proof_t proof;
+} hello_t;
+
+static const iog_field_t hello_fields[] = {
+    FLD(hello_t, id, IOG_F_ID), FLD(hello_t, responder, IOG_F_ID), FLD(hello_t, proof, IOG_F_PROOF),
+};
+
 int iog_hello_decode(const uint8_t *buf, size_t len, iog_id_t *id, iog_id_t *responder,
                      iog_talk_proof_t *p, int *has_proof)
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    uint32_t seen = 0;
+    hello_t x;
+    int seen = iog_map_decode(buf, len, hello_fields, 3, &x);
     *has_proof = 0;
-    if (iog_cbor_map_open(&d, buf, len, &n)) {
+    if (seen < 0 || !(seen & 0x2) || ((seen & 0x4) != 0) != ((seen & 0x8) != 0)) {
         return -EBADMSG;
     }
-    for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        int r = 0;
-        if (iog_cbor_map_key(&d, 3, &k, &seen)) {
-            return -EBADMSG;
-        }
-        switch (k) {
-        case 1: r = get_id(&d, id); break;
-        case 2: r = get_id(&d, responder); break;
-        case 3: r = get_talk_proof(&d, p); break;
-        }
-        if (r) {
-            return -EBADMSG;
-        }
+    *id = x.id;
+    if (seen & 0x8) {
+        *responder = x.responder;
+        *p = x.proof;
+        *has_proof = 1;
     }
-    /* the initiator; then the responder and the proof, both or neither */
-    if (!(seen & 0x2) || ((seen & 0x4) != 0) != ((seen & 0x8) != 0)) {
-        return -EBADMSG;
-    }
-    *has_proof = (seen & 0x8) != 0;
     return 0;
 }
 
@@ -1320,28 +1275,32 @@ int iog_talk_resp_encode(const iog_id_t *id, const uint8_t *ticket, size_t ticke
     iog_cbor_enc_t e;
     iog_cbor_enc_init(&e, out, cap);
     iog_cbor_put_map(&e, 2);
-    iog_cbor_put_uint(&e, 1);
-    put_id(&e, id);
+    put_k_id(&e, 1, id);
     iog_cbor_put_uint(&e, 2);
     iog_cbor_put_raw(&e, ticket, ticket_len);
     return iog_cbor_enc_finish(&e);
 }
 
+/* talk-resp {1: the responder, 2: the ticket} */
+typedef struct {
+    iog_id_t id;
+    iog_view_t ticket;
+} talk_resp_t;
+
+static const iog_field_t talk_resp_fields[] = {
+    FLD(talk_resp_t, id, IOG_F_ID), FLD(talk_resp_t, ticket, IOG_F_RAW),
+};
+
 int iog_talk_resp_decode(const uint8_t *buf, size_t len, iog_id_t *id, const uint8_t **ticket,
                          size_t *ticket_len)
 {
-    iog_cbor_dec_t d;
-    size_t n;
-    int64_t k;
-    if (iog_cbor_map_open(&d, buf, len, &n) || n != 2 || iog_cbor_get_key(&d, &k) || k != 1 ||
-        get_id(&d, id) || iog_cbor_get_key(&d, &k) || k != 2) {
+    talk_resp_t x;
+    if (iog_map_decode(buf, len, talk_resp_fields, 2, &x) != 0x6) {
         return -EBADMSG;
     }
-    *ticket = d.p;
-    if (iog_cbor_skip(&d)) {
-        return -EBADMSG;
-    }
-    *ticket_len = (size_t)(d.p - *ticket);
+    *id = x.id;
+    *ticket = x.ticket.p;
+    *ticket_len = x.ticket.n;
     return 0;
 }
 
@@ -1352,9 +1311,7 @@ static int m2m_derive(const uint8_t sk[16], const uint8_t sid[16], const iog_id_
     uint8_t info[24 + IOG_ID_MAX + 2];
     for (int i = 0; i < 2; i++) {
         iog_cbor_enc_t e;
-        iog_cbor_enc_init(&e, info, sizeof(info));
-        iog_cbor_put_array(&e, 2);
-        iog_cbor_put_cstr(&e, i ? "iotguard m2m iv" : "iotguard m2m key");
+        enc_labelled(&e, info, sizeof(info), 2, i ? "iotguard m2m iv" : "iotguard m2m key");
         put_id(&e, x);
         int n = iog_cbor_enc_finish(&e);
         if (n < 0 || iog_hkdf(sid, 16, sk, 16, info, (size_t)n, i ? iv : key, i ? 12 : 16)) {
@@ -1386,9 +1343,7 @@ static int m2m_aad(const uint8_t sid[16], const iog_id_t *sender, const iog_id_t
                    uint8_t *out, size_t cap)
 {
     iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_array(&e, 4);
-    iog_cbor_put_cstr(&e, "iotguard m2m");
+    enc_labelled(&e, out, cap, 4, "iotguard m2m");
     iog_cbor_put_bstr(&e, sid, 16);
     put_id(&e, sender);
     put_id(&e, receiver);
@@ -1398,23 +1353,11 @@ static int m2m_aad(const uint8_t sid[16], const iog_id_t *sender, const iog_id_t
 int iog_m2m_seal(iog_m2m_t *s, const iog_id_t *me, const uint8_t *pt, size_t pt_len, uint8_t *out,
                  size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12], piv[5];
-    if (s->seq > IOG_SEQ_MAX) {
-        return -ERANGE;
-    }
+    uint8_t ext[AAD_MAX];
     int el = m2m_aad(s->sid, me, &s->peer, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
-    }
-    enc0_hdr_t h = { 0 };
-    h.kid = (const uint8_t *)me->s;
-    h.kid_len = me->len;
-    h.piv = piv;
-    h.piv_len = iog_piv_encode(s->seq, piv);
-    h.kidctx = s->sid;
-    h.kidctx_len = sizeof(s->sid);
-    iog_nonce(s->tx_iv, s->seq, nonce);
-    int n = enc0_seal(s->tx_key, nonce, &h, ext, (size_t)el, pt, pt_len, out, cap);
+    int n = el < 0 ? el
+                   : enc0_seal(s->tx_key, s->tx_iv, s->seq, me, s->sid, ext, (size_t)el, pt, pt_len,
+                               out, cap);
     if (n >= 0) {
         s->seq++; /* a nonce is never used twice, even if the send fails */
     }
@@ -1424,7 +1367,7 @@ int iog_m2m_seal(iog_m2m_t *s, const iog_id_t *me, const uint8_t *pt, size_t pt_
 int iog_m2m_open(iog_m2m_t *s, const iog_id_t *me, const uint8_t *buf, size_t len, uint8_t *out,
                  size_t cap)
 {
-    uint8_t ext[AAD_MAX], nonce[12];
+    uint8_t ext[AAD_MAX];
     iog_enc0_t x;
     uint64_t seq;
     if (iog_enc0_parse(buf, len, &x) || !x.kid || !x.piv || !x.kidctx || x.iv ||
@@ -1440,14 +1383,9 @@ int iog_m2m_open(iog_m2m_t *s, const iog_id_t *me, const uint8_t *buf, size_t le
         return r;
     }
     int el = m2m_aad(s->sid, &s->peer, me, ext, sizeof(ext));
-    if (el < 0) {
-        return el;
+    int n = el < 0 ? el : enc0_open(s->rx_key, s->rx_iv, seq, &x, ext, (size_t)el, out, cap);
+    if (n >= 0) {
+        iog_replay_update(&s->window, seq);
     }
-    iog_nonce(s->rx_iv, seq, nonce);
-    int n = enc0_open(s->rx_key, nonce, &x, ext, (size_t)el, out, cap);
-    if (n < 0) {
-        return n;
-    }
-    iog_replay_update(&s->window, seq);
     return n;
 }

@@ -163,6 +163,8 @@ enum {
     IOG_F_KEY,   /**< a COSE_Key, as its point (65 bytes), checked on P-256 */
     IOG_F_POINT, /**< a COSE_Key not checked on the curve (a verify under it will) */
     IOG_F_ARRAY, /**< an array, as an iog_view_t of its encoding (head included) */
+    IOG_F_RAW,   /**< any one item, as an iog_view_t of its encoding */
+    IOG_F_PROOF, /**< a talk-proof (PROTOCOL.md §5.1), as an iog_talk_proof_t */
 };
 
 /** Where iog_map_decode() puts the value of one key, and as what. */

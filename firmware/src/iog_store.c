@@ -115,79 +115,55 @@ typedef struct {
 typedef char cred_count_before_it[offsetof(iog_settings_t, cred) ==
                                   offsetof(iog_settings_t, cred_len) + 2 ? 1 : -1];
 
-/* A cursor over the payload; the first overrun or bad field sets err and stops it. */
+/*
+ * A cursor over the payload, for writing (put) or reading; the first overrun
+ * or bad field sets err and stops it.
+ */
 typedef struct {
-    uint8_t *p;       /* writer (NULL when reading) */
-    const uint8_t *r; /* reader */
+    uint8_t *buf; /* read only when reading */
     size_t n, cap;
-    int err;
+    int put, err;
 } cur_t;
 
-static void put(cur_t *c, const void *b, size_t n)
-{
-    if (c->err || c->n + n > c->cap) {
-        c->err = 1;
-        return;
-    }
-    memcpy(c->p + c->n, b, n);
-    c->n += n;
-}
-
-static const uint8_t *get(cur_t *c, size_t n)
+/* The next @p n bytes of the payload, or NULL past its end. */
+static uint8_t *take(cur_t *c, size_t n)
 {
     if (c->err || c->n + n > c->cap) {
         c->err = 1;
         return NULL;
     }
     c->n += n;
-    return c->r + c->n - n;
+    return c->buf + c->n - n;
 }
 
-static void fields_put(cur_t *c, const void *base, const field_t *f, size_t nf)
-{
-    static const uint8_t zero[4];
-    for (; nf--; f++) {
-        const uint8_t *p = (const uint8_t *)base + f->off;
-        size_t n = f->len;
-        uint8_t l;
-        switch (f->kind) {
-        case F_WIDE:
-            put(c, p, 4);
-            p = zero;
-            n = 4;
-            break;
-        case F_VAR:
-            n = *(const uint16_t *)(const void *)(p - 2);
-            c->err |= n > IOG_CRED_MAX;
-            break;
-        case F_BYTES:
-            break;
-        default: /* an ID (its length byte first) or a string */
-            l = f->kind == F_STR ? (uint8_t)strlen((const char *)p) : *p++;
-            put(c, &l, 1);
-            n = l;
-            break;
-        }
-        put(c, p, n);
-    }
-}
-
-static void fields_get(cur_t *c, void *base, const field_t *f, size_t nf)
+/* Writes or reads the fields @p f of the struct at @p base. */
+static void fields_do(cur_t *c, void *base, const field_t *f, size_t nf)
 {
     for (; nf-- && !c->err; f++) {
-        uint8_t *p = (uint8_t *)base + f->off;
-        const uint8_t *w;
+        uint8_t *p = (uint8_t *)base + f->off, *w;
         size_t n = f->kind == F_WIDE ? 8 : f->len;
         if (f->kind == F_VAR) {
-            n = *(const uint16_t *)(const void *)(p - 2);
+            n = *(const uint16_t *)(void *)(p - 2);
+            c->err |= n > IOG_CRED_MAX;
         }
-        else if (f->kind >= F_STR) {
-            n = (w = get(c, 1)) ? *w : 0;
+        else if (f->kind >= F_STR) { /* its length byte first */
+            if ((w = take(c, 1)) == NULL) {
+                break;
+            }
+            if (c->put) {
+                *w = f->kind == F_STR ? (uint8_t)strlen((const char *)p) : p[0];
+            }
+            n = *w;
         }
-        if ((w = get(c, n)) == NULL || (f->kind == F_VAR && n > IOG_CRED_MAX) ||
-            (f->kind == F_STR && (n >= f->len || memchr(w, 0, n)))) {
-            c->err = 1;
+        if ((w = take(c, n)) == NULL) {
             break;
+        }
+        if (c->put) {
+            memcpy(w, p + (f->kind >= F_ID), n > 4 && f->kind == F_WIDE ? 4 : n);
+            if (f->kind == F_WIDE) {
+                memset(w + 4, 0, 4);
+            }
+            continue;
         }
         switch (f->kind) {
         case F_WIDE:
@@ -195,8 +171,9 @@ static void fields_get(cur_t *c, void *base, const field_t *f, size_t nf)
             c->err = (w[4] | w[5] | w[6] | w[7]) != 0;
             break;
         case F_STR:
-            memcpy(p, w, n);
-            p[n] = '\0';
+            c->err = n >= f->len || memchr(w, 0, n);
+            memcpy(p, w, c->err ? 0 : n);
+            p[c->err ? 0 : n] = '\0';
             break;
         case F_ID:
         case F_ID0:
@@ -215,10 +192,13 @@ static void fields_get(cur_t *c, void *base, const field_t *f, size_t nf)
 /* Writes the fields; @return the length or -ENOBUFS. */
 static int rec_put(const void *base, const field_t *f, size_t nf, uint8_t *out, size_t cap)
 {
-    cur_t c = { out, NULL, 0, cap, 0 };
-    fields_put(&c, base, f, nf);
+    cur_t c = { out, 0, cap, 1, 0 };
+    fields_do(&c, (void *)(uintptr_t)base, f, nf);
     return c.err ? -ENOBUFS : (int)c.n;
 }
+
+/* A reader over @p n bytes at @p p. */
+#define READER(p, n) { (uint8_t *)(uintptr_t)(p), 0, n, 0, 0 }
 
 /* ---- records ---- */
 
@@ -231,8 +211,8 @@ int iog_rec_key_encode(const iog_identity_t *me, uint8_t *out, size_t cap)
 
 int iog_rec_key_decode(const uint8_t *p, size_t n, iog_identity_t *me)
 {
-    cur_t c = { NULL, p, 0, n, 0 };
-    fields_get(&c, me, key_fields, NF(key_fields));
+    cur_t c = READER(p, n);
+    fields_do(&c, me, key_fields, NF(key_fields));
     return c.err || c.n != n || me->pub[0] != 0x04 ? -EBADMSG : 0;
 }
 
@@ -262,9 +242,9 @@ int iog_rec_settings_encode(const iog_settings_t *s, uint8_t *out, size_t cap)
 
 int iog_rec_settings_decode(const uint8_t *p, size_t n, iog_settings_t *s)
 {
-    cur_t c = { NULL, p, 0, n, 0 };
+    cur_t c = READER(p, n);
     iog_settings_default(s);
-    fields_get(&c, s, settings_fields, NF(settings_fields));
+    fields_do(&c, s, settings_fields, NF(settings_fields));
     /* what the console would refuse is refused here too */
     if (c.err || c.n != n || s->has_pos > 1 || s->has_pin > 1 || s->mode > IOG_MODE_SLEEPY ||
         s->port == 0 || s->sleep_s == 0 || s->lat < -90000000 || s->lat > 90000000 ||
@@ -302,11 +282,11 @@ int iog_rec_member_encode(const iog_rec_member_t *r, uint8_t *out, size_t cap)
 
 int iog_rec_member_decode(const uint8_t *p, size_t n, iog_rec_member_t *r)
 {
-    cur_t c = { NULL, p, 0, n, 0 };
+    cur_t c = READER(p, n);
     memset(r, 0, sizeof(*r));
-    fields_get(&c, r, member_fields, NF(member_fields) - 2);
+    fields_do(&c, r, member_fields, NF(member_fields) - 2);
     if (c.n < n) { /* the log trailer: a size >= 1 and its root */
-        fields_get(&c, r, member_fields + NF(member_fields) - 2, 2);
+        fields_do(&c, r, member_fields + NF(member_fields) - 2, 2);
         c.err |= r->log.size == 0;
     }
     if (c.err || c.n != n || r->mem.ch.pub[0] != 0x04 || r->mark > IOG_SEQ_MAX + 1) {
@@ -342,35 +322,28 @@ static const field_t rtc_fields[] = {
 #define RTC_HEAD 4
 #define RTC_SESSION 16
 
-static void rtc_fields_do(cur_t *c, iog_rec_rtc_t *r, const iog_rec_rtc_t *w)
+/* The RTC record's fields: the session's only when it has one. */
+static void rtc_fields_do(cur_t *c, iog_rec_rtc_t *r)
 {
-    const field_t *f = rtc_fields;
-    for (int part = 0; part < 3; part++) {
-        size_t n = part == 0 ? RTC_HEAD : part == 1 ? RTC_SESSION : NF(rtc_fields) - RTC_HEAD - RTC_SESSION;
-        if (part != 1 || (w ? w->has_session : r->has_session) == 1) {
-            if (w) {
-                fields_put(c, w, f, n);
-            }
-            else {
-                fields_get(c, r, f, n);
-            }
-        }
-        f += n;
+    fields_do(c, r, rtc_fields, RTC_HEAD);
+    if (r->has_session == 1) {
+        fields_do(c, r, rtc_fields + RTC_HEAD, RTC_SESSION);
     }
+    fields_do(c, r, rtc_fields + RTC_HEAD + RTC_SESSION, NF(rtc_fields) - RTC_HEAD - RTC_SESSION);
 }
 
 int iog_rec_rtc_encode(const iog_rec_rtc_t *r, uint8_t *out, size_t cap)
 {
-    cur_t c = { out, NULL, 0, cap, 0 };
-    rtc_fields_do(&c, NULL, r);
+    cur_t c = { out, 0, cap, 1, 0 };
+    rtc_fields_do(&c, (iog_rec_rtc_t *)(uintptr_t)r);
     return c.err ? -ENOBUFS : (int)c.n;
 }
 
 int iog_rec_rtc_decode(const uint8_t *p, size_t n, iog_rec_rtc_t *r)
 {
-    cur_t c = { NULL, p, 0, n, 0 };
+    cur_t c = READER(p, n);
     memset(r, 0, sizeof(*r));
-    rtc_fields_do(&c, r, NULL);
+    rtc_fields_do(&c, r);
     r->s.active = r->has_session == 1;
     /* the counter it carries must lie at or below the mark it resumes under */
     if (c.err || c.n != n || r->has_session > 1 || r->member_seq > r->member_mark ||
