@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/ledger"
-	"github.com/iotguard/iotguard/wire"
 )
 
 // stateHashDomain separates the state hash from other SHA-256 uses.
@@ -339,36 +338,18 @@ func (e *executor) finish(height int64, lt ltHash) (*outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			b, err := wire.Marshal(old)
-			if err != nil {
-				return nil, err
-			}
-			out.lt.remove(enrollmentElem(id, b))
-		}
-		b, err := wire.Marshal(en)
-		if err != nil {
+		if err := out.lt.replace(enrollmentElem, id, old, ok, en); err != nil {
 			return nil, err
 		}
-		out.lt.add(enrollmentElem(id, b))
 	}
 	for id, d := range e.dirty {
 		old, ok, err := e.st.device(id)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			b, err := wire.Marshal(old)
-			if err != nil {
-				return nil, err
-			}
-			out.lt.remove(deviceElem(id, b))
-		}
-		b, err := wire.Marshal(d)
-		if err != nil {
+		if err := out.lt.replace(deviceElem, id, old, ok, d); err != nil {
 			return nil, err
 		}
-		out.lt.add(deviceElem(id, b))
 	}
 	for _, d := range e.order {
 		out.lt.add(seenElem(d))

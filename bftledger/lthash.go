@@ -5,6 +5,8 @@ import (
 	"crypto/sha3"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/iotguard/iotguard/wire"
 )
 
 // ltLanes and ltBytes size the lattice hash: LtHash16 with 1024 lanes of 16
@@ -45,6 +47,24 @@ func (h *ltHash) remove(elem []byte) {
 	for i := range h {
 		h[i] -= e[i]
 	}
+}
+
+// replace moves id's record in h from old (the committed one, if had) to
+// now, each as its element made by elem from the record's CBOR.
+func (h *ltHash) replace(elem func(id string, record []byte) []byte, id string, old any, had bool, now any) error {
+	if had {
+		b, err := wire.Marshal(old)
+		if err != nil {
+			return err
+		}
+		h.remove(elem(id, b))
+	}
+	b, err := wire.Marshal(now)
+	if err != nil {
+		return err
+	}
+	h.add(elem(id, b))
+	return nil
 }
 
 // bytes returns the 2048-byte little-endian state.
