@@ -768,25 +768,26 @@ static int parse_deg(const char *s, const char *end, uint32_t max, int64_t *out)
     return 0;
 }
 
-/* Dotted IPv4 with a port: "a.b.c.d:port". */
+/*
+ * Dotted IPv4 with a port: "a.b.c.d:port", each number 1-5 decimal digits
+ * (leading zeros allowed), the address bytes <= 255, the port 1-65535.
+ */
 static int parse_ip4port(const char *s, iog_addr_t *a)
 {
     iog_addr_t t;
-    uint32_t v;
-    char part[6];
     memset(&t, 0, sizeof(t));
     t.family = 2;
     if (!s) {
         return -EINVAL;
     }
     for (int i = 0; i < 5; i++) {
-        size_t n = 0;
-        while (*s && *s != '.' && *s != ':' && n < sizeof(part) - 1) {
-            part[n++] = *s++;
+        const char *d = s;
+        uint32_t v = 0; /* at most 99,999 */
+        while (*s >= '0' && *s <= '9' && s - d < 5) {
+            v = v * 10 + (uint32_t)(*s++ - '0');
         }
-        part[n] = '\0';
-        char sep = i < 3 ? '.' : i == 3 ? ':' : '\0';
-        if (*s != sep || parse_u32(part, i < 4 ? 0 : 1, i < 4 ? 255 : 65535, &v)) {
+        /* "...:"[4] is its NUL: the port ends the text */
+        if (s == d || *s != "...:"[i] || v > (i < 4 ? 255u : 65535u) || (i == 4 && !v)) {
             return -EINVAL;
         }
         if (i < 4) {
