@@ -20,14 +20,15 @@ static void o_n(iog_board_t *b, const void *s, size_t n)
     b->out[b->out_len] = '\0';
 }
 
-static void o_u(iog_board_t *b, uint64_t v)
+/* Appends @p v in decimal, with leading zeros to at least @p w digits (w <= 20). */
+static void o_u(iog_board_t *b, uint64_t v, int w)
 {
-    char t[21];
+    char t[20];
     int i = (int)sizeof(t);
     do {
         t[--i] = (char)('0' + v % 10);
         v /= 10;
-    } while (v);
+    } while (v || i > (int)sizeof(t) - w);
     o_n(b, t + i, sizeof(t) - (size_t)i);
 }
 
@@ -60,24 +61,16 @@ static void o_vf(iog_board_t *b, const char *f, va_list ap)
             o_n(b, p, strlen((const char *)p));
         }
         else if (c == 'u' || c == 'U') {
-            o_u(b, c == 'u' ? u : *(const uint64_t *)(const void *)p);
+            o_u(b, c == 'u' ? u : *(const uint64_t *)(const void *)p, 1);
         }
         else if (c == 'd') {
-            /* |udeg| <= 180,000,000: 32 bits (the lx106 has no 64-bit divide) */
+            /* |udeg| <= 180,000,000: 32 bits */
             int64_t udeg = *(const int64_t *)(const void *)p;
             uint32_t a = (uint32_t)(udeg < 0 ? -udeg : udeg);
-            char t[13], *q = t + sizeof(t);
-            *--q = '\0';
-            for (int i = 0; i < 7 || a; i++, a /= 10) { /* 6 decimals, then the degrees */
-                if (i == 6) {
-                    *--q = '.';
-                }
-                *--q = (char)('0' + a % 10);
-            }
-            if (udeg < 0) {
-                *--q = '-';
-            }
-            o_n(b, q, strlen(q));
+            o_n(b, "-", udeg < 0);
+            o_u(b, a / 1000000u, 1);
+            o_n(b, ".", 1);
+            o_u(b, a % 1000000u, 6);
         }
         else if (c == 'a') {
             const iog_addr_t *a = (const iog_addr_t *)(const void *)p;
