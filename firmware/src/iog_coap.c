@@ -37,29 +37,18 @@
  *  Nibble 15 is reserved except as the 0xFF payload marker.
  */
 
-/* Reads an extended delta/length nibble. */
+/* Reads an extended delta/length nibble: 13 and 14 take 1 and 2 more bytes, 15 is reserved. */
 static int opt_ext(uint32_t nib, const uint8_t **p, const uint8_t *end, uint32_t *out)
 {
-    if (nib < 13) {
-        *out = nib;
-    }
-    else if (nib == 13) {
-        if (end - *p < 1) {
-            return -EBADMSG;
-        }
-        *out = 13u + **p;
-        *p += 1;
-    }
-    else if (nib == 14) {
-        if (end - *p < 2) {
-            return -EBADMSG;
-        }
-        *out = 269u + (((uint32_t)(*p)[0] << 8) | (*p)[1]);
-        *p += 2;
-    }
-    else {
+    size_t k = nib < 13 ? 0 : nib - 12;
+    uint32_t x = 0;
+    if (nib == 15 || (size_t)(end - *p) < k) {
         return -EBADMSG;
     }
+    while (k--) {
+        x = x << 8 | *(*p)++;
+    }
+    *out = nib < 13 ? nib : x + (nib == 13 ? 13u : 269u);
     return 0;
 }
 
@@ -201,24 +190,6 @@ void iog_coap_build(iog_coap_pkt_t *p, uint8_t *buf, size_t cap, uint8_t type, u
     put(p, token, tkl);
 }
 
-static uint8_t nibble(uint32_t v, uint8_t ext[2], size_t *extlen)
-{
-    if (v < 13) {
-        *extlen = 0;
-        return (uint8_t)v;
-    }
-    if (v < 269) {
-        ext[0] = (uint8_t)(v - 13);
-        *extlen = 1;
-        return 13;
-    }
-    v -= 269;
-    ext[0] = (uint8_t)(v >> 8);
-    ext[1] = (uint8_t)v;
-    *extlen = 2;
-    return 14;
-}
-
 void iog_coap_add_opt(iog_coap_pkt_t *p, uint16_t num, const void *val, size_t len)
 {
     if (p->err) {
@@ -228,13 +199,19 @@ void iog_coap_add_opt(iog_coap_pkt_t *p, uint16_t num, const void *val, size_t l
         p->err = -EINVAL;
         return;
     }
-    uint8_t dext[2], lext[2];
-    size_t dn, ln;
-    uint8_t b = (uint8_t)(nibble(num - p->last, dext, &dn) << 4);
-    b |= nibble((uint32_t)len, lext, &ln);
-    put(p, &b, 1);
-    put(p, dext, dn);
-    put(p, lext, ln);
+    /* the delta's and the length's nibbles, then their extensions (up to 2 bytes each) */
+    uint8_t h[5] = { 0 };
+    size_t n = 1;
+    uint32_t v = (uint32_t)(num - p->last);
+    for (int i = 4; i >= 0; i -= 4, v = (uint32_t)len) {
+        /* nibble 13: v - 13 in 1 byte, 14: v - 269 in 2 bytes */
+        uint32_t nib = v < 13 ? v : v < 269 ? 13 : 14, x = v - (nib == 13 ? 13 : 269);
+        for (int k = nib < 13 ? 0 : (int)nib - 12; k-- > 0;) {
+            h[n++] = (uint8_t)(x >> (8 * k));
+        }
+        h[0] |= (uint8_t)(nib << i);
+    }
+    put(p, h, n);
     put(p, val, len);
     p->last = num;
 }
