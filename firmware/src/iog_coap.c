@@ -456,6 +456,9 @@ int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog
     return iog_coap_request(ep, to, &again, resp, buf, cap);
 }
 
+/* a head, the longest token and a Content-Format option fit in a server answer */
+typedef char srv_pdu_fits_a_head[IOG_COAP_SRV_PDU >= 4 + 8 + 5 ? 1 : -1];
+
 int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
 {
     const iog_platform_t *pl = ep->plat;
@@ -488,19 +491,21 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
     }
     uint8_t out[IOG_COAP_SRV_PDU];
     iog_coap_pkt_t p;
-    int con = req.type == IOG_COAP_CON;
-    iog_coap_build(&p, out, sizeof(out), con ? IOG_COAP_ACK : IOG_COAP_NON, resp.code,
-                   con ? req.mid : ep->next_mid++, req.token, req.tkl);
-    if (resp.content_format >= 0) {
-        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)resp.content_format);
-    }
-    iog_coap_add_payload(&p, resp.payload, resp.len > resp.cap ? 0 : resp.len);
-    int len = iog_coap_finish(&p);
-    if (len < 0) {
-        /* the handler's answer does not fit: say so rather than stay silent */
-        iog_coap_build(&p, out, sizeof(out), con ? IOG_COAP_ACK : IOG_COAP_NON,
-                       IOG_COAP_INTERNAL, con ? req.mid : ep->next_mid++, req.token, req.tkl);
-        len = iog_coap_finish(&p);
+    int con = req.type == IOG_COAP_CON, len;
+    for (;;) {
+        iog_coap_build(&p, out, sizeof(out), con ? IOG_COAP_ACK : IOG_COAP_NON, resp.code,
+                       con ? req.mid : ep->next_mid++, req.token, req.tkl);
+        if (resp.content_format >= 0) {
+            iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)resp.content_format);
+        }
+        iog_coap_add_payload(&p, resp.payload, resp.len > resp.cap ? 0 : resp.len);
+        if ((len = iog_coap_finish(&p)) >= 0 || !resp.len) {
+            break; /* without a payload it fits (srv_pdu_fits_a_head): one more pass at most */
+        }
+        /* the handler's answer does not fit: a bare 5.00 says so rather than silence */
+        resp.code = IOG_COAP_INTERNAL;
+        resp.content_format = IOG_CF_NONE;
+        resp.len = 0;
     }
     if (con && (size_t)len <= IOG_COAP_DEDUP_MAX) {
         unsigned s = ep->dedup_next;
