@@ -309,7 +309,8 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
                      iog_coap_msg_t *resp, uint8_t *buf, size_t cap)
 {
     const iog_platform_t *pl = ep->plat;
-    uint8_t token[IOG_COAP_TOKEN_LEN];
+    /* the token, then 2 bytes for the initial timeout: one draw */
+    uint8_t token[IOG_COAP_TOKEN_LEN + 2];
     int r = pl->random(pl->ctx, token, sizeof(token));
     if (r) {
         return r;
@@ -317,7 +318,7 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
     uint16_t mid = ep->next_mid++;
     iog_coap_pkt_t p;
     iog_coap_build(&p, ep->tx, sizeof(ep->tx), req->confirmable ? IOG_COAP_CON : IOG_COAP_NON,
-                   req->code, mid, token, sizeof(token));
+                   req->code, mid, token, IOG_COAP_TOKEN_LEN);
     iog_coap_add_path(&p, req->path);
     if (req->content_format >= 0) {
         iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)req->content_format);
@@ -338,10 +339,7 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
     }
 
     /* initial timeout: random in [ACK_TIMEOUT, ACK_TIMEOUT * RANDOM_FACTOR] */
-    uint8_t rb[2];
-    if ((r = pl->random(pl->ctx, rb, sizeof(rb)))) {
-        return r;
-    }
+    const uint8_t *rb = token + IOG_COAP_TOKEN_LEN;
     uint32_t timeout = ep->ack_timeout_ms;
     timeout += (uint32_t)(((uint32_t)((rb[0] << 8) | rb[1]) * (timeout / 2)) / 65535u);
     int acked = !req->confirmable; /* NON: nothing to retransmit */
@@ -380,8 +378,8 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
                 }
                 continue;
             }
-            int tok_ok =
-                resp->tkl == sizeof(token) && memcmp(resp->token, token, sizeof(token)) == 0;
+            int tok_ok = resp->tkl == IOG_COAP_TOKEN_LEN &&
+                         memcmp(resp->token, token, IOG_COAP_TOKEN_LEN) == 0;
             if (resp->type == IOG_COAP_ACK || resp->type == IOG_COAP_RST) {
                 if (resp->mid != mid || acked) {
                     continue;
