@@ -56,7 +56,7 @@ static void o_vf(iog_board_t *b, const char *f, va_list ap)
         char c = f[1];
         f += 2;
         const uint8_t *p = c == 'u' ? NULL : (const uint8_t *)va_arg(ap, const void *);
-        unsigned u = c == 'u' || c == 'm' || c == 'h' || c == 'b' ? va_arg(ap, unsigned) : 0;
+        unsigned u = strchr("umhb", c) ? va_arg(ap, unsigned) : 0; /* c is not the NUL */
         if (c == 's') {
             o_n(b, p, strlen((const char *)p));
         }
