@@ -155,7 +155,7 @@ static int fail(iog_board_t *b, const char *what, int e)
     unsigned c = b->dev.code;
     o_line(b, "error %s: %s", what, s);
     if (c) {
-        o_f(b, " (%u.%u%u %s)", c >> 5, (c & 31) / 10, (c & 31) % 10, b->dev.diag);
+        o_f(b, " (%u.%s%u %s)", c >> 5, (c & 31) < 10 ? "0" : "", c & 31, b->dev.diag); /* 4.03 */
     }
     else if (b->dev.diag[0]) {
         o_f(b, " (%s)", b->dev.diag);
