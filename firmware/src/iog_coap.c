@@ -305,6 +305,11 @@ static int dedup_answer(iog_coap_ep_t *ep, const iog_addr_t *from, const iog_coa
     return 0;
 }
 
+int iog_coap_recv_idle(int n)
+{
+    return n == -ETIMEDOUT || n == -EAGAIN || n == -EINTR || n == -EMSGSIZE;
+}
+
 int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req_t *req,
                      iog_coap_msg_t *resp, uint8_t *buf, size_t cap)
 {
@@ -359,11 +364,8 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
             iog_addr_t from;
             memset(&from, 0, sizeof(from));
             int n = pl->recv(pl->ctx, &from, buf, cap, wait - elapsed);
-            if (n == -ETIMEDOUT) {
-                continue;
-            }
             if (n < 0) {
-                if (n == -EMSGSIZE || n == -EAGAIN || n == -EINTR) {
+                if (iog_coap_recv_idle(n)) {
                     continue;
                 }
                 return n;

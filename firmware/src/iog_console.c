@@ -25,9 +25,10 @@ static void o_u(iog_board_t *b, uint64_t v, int w)
 {
     char t[20];
     int i = (int)sizeof(t);
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
+    do { /* one 64-bit division a digit: the remainder from the low 32 bits */
+        uint64_t q = v / 10;
+        t[--i] = (char)('0' + ((uint32_t)v - (uint32_t)q * 10u));
+        v = q;
     } while (v || i > (int)sizeof(t) - w);
     o_n(b, t + i, sizeof(t) - (size_t)i);
 }

@@ -184,7 +184,7 @@ static void pause_ms(iog_device_t *d, uint32_t ms)
     for (uint32_t elapsed = 0; elapsed < ms; elapsed = pl->now_ms(pl->ctx) - start) {
         iog_addr_t from;
         int n = pl->recv(pl->ctx, &from, d->rx, sizeof(d->rx), ms - elapsed);
-        if (n < 0 && n != -ETIMEDOUT && n != -EAGAIN && n != -EINTR && n != -EMSGSIZE) {
+        if (n < 0 && !iog_coap_recv_idle(n)) {
             return;
         }
     }
