@@ -254,6 +254,12 @@ static int save(iog_board_t *b, unsigned rec, int n)
     return e;
 }
 
+/* Reads record @p rec into b->io (see iog_store_get()); its payload at *p. */
+static int load(iog_board_t *b, unsigned rec, const uint8_t **p)
+{
+    return iog_store_get(b->st, rec, b->io, sizeof(b->io), p);
+}
+
 #define PAYLOAD_CAP (sizeof(((iog_board_t *)0)->io) - IOG_STORE_OVERHEAD)
 
 static int save_settings(iog_board_t *b)
@@ -462,14 +468,14 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
     b->dev.cb_ctx = b;
 
     iog_settings_default(&b->set);
-    int n = iog_store_get(st, IOG_REC_SETTINGS, b->io, sizeof(b->io), &p);
+    int n = load(b, IOG_REC_SETTINGS, &p);
     if (n >= 0 && iog_rec_settings_decode(p, (size_t)n, &b->set)) {
         n = -EBADMSG;
     }
     if (n == -EBADMSG || (n < 0 && n != -ENOENT)) {
         bad(b, "stored settings are unreadable: defaults used, set them again");
     }
-    n = iog_store_get(st, IOG_REC_KEY, b->io, sizeof(b->io), &p);
+    n = load(b, IOG_REC_KEY, &p);
     int e = 0;
     if (n >= 0 && iog_rec_key_decode(p, (size_t)n, &b->dev.me) == 0) {
         /* the key as stored */
@@ -491,7 +497,7 @@ static int restore(iog_board_t *b)
     const uint8_t *p;
     iog_rec_member_t m;
     iog_rec_rtc_t r;
-    int n = iog_store_get(b->st, IOG_REC_MEMBER, b->io, sizeof(b->io), &p);
+    int n = load(b, IOG_REC_MEMBER, &p);
     if (n == -ENOENT) {
         return 0;
     }
@@ -511,7 +517,7 @@ static int restore(iog_board_t *b)
         drop_member(b);
         return 0;
     }
-    n = iog_store_get(b->st, IOG_REC_RTC, b->io, sizeof(b->io), &p);
+    n = load(b, IOG_REC_RTC, &p);
     if (n >= 0 && iog_rec_rtc_decode(p, (size_t)n, &r) == 0 && r.member_mark == b->member_mark &&
         memcmp(r.member_nd, b->dev.mem.nd, sizeof(r.member_nd)) == 0) {
         b->dev.mem.seq = r.member_seq; /* exact: a reset or a wake-up */

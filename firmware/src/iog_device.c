@@ -329,9 +329,11 @@ int iog_device_check_join(iog_device_t *d, uint64_t *time_ms)
         char num[11], *p = num + sizeof(num) - 1;
         uint32_t v = (uint32_t)d->log.size;
         *p = '\0';
-        do {
-            *--p = (char)('0' + v % 10);
-        } while (v /= 10);
+        do { /* one division a digit */
+            uint32_t tens = v / 10;
+            *--p = (char)('0' + (v - tens * 10));
+            v = tens;
+        } while (v);
         strcat(q, "&from=");
         strcat(q, p);
     }
