@@ -197,27 +197,16 @@ static int utf8_ok(const uint8_t *s, size_t n)
     size_t i = 0;
     while (i < n) {
         uint8_t c = s[i];
-        size_t k;
-        uint32_t cp;
         if (c < 0x80) {
             i++;
             continue;
         }
-        else if ((c & 0xE0) == 0xC0) {
-            k = 1;
-            cp = c & 0x1F;
-        }
-        else if ((c & 0xF0) == 0xE0) {
-            k = 2;
-            cp = c & 0x0F;
-        }
-        else if ((c & 0xF8) == 0xF0) {
-            k = 3;
-            cp = c & 0x07;
-        }
-        else {
+        if (c < 0xC0 || c >= 0xF8) { /* a continuation byte, or no lead byte at all */
             return 0;
         }
+        /* 110xxxxx, 1110xxxx, 11110xxx: k continuation bytes, 6 - k bits of the code point */
+        size_t k = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+        uint32_t cp = c & (0x3Fu >> k);
         if (n - i <= k) {
             return 0;
         }

@@ -37,29 +37,18 @@
  *  Nibble 15 is reserved except as the 0xFF payload marker.
  */
 
-/* Reads an extended delta/length nibble. */
+/* Reads an extended delta/length nibble: 13 and 14 take 1 and 2 more bytes, 15 is reserved. */
 static int opt_ext(uint32_t nib, const uint8_t **p, const uint8_t *end, uint32_t *out)
 {
-    if (nib < 13) {
-        *out = nib;
-    }
-    else if (nib == 13) {
-        if (end - *p < 1) {
-            return -EBADMSG;
-        }
-        *out = 13u + **p;
-        *p += 1;
-    }
-    else if (nib == 14) {
-        if (end - *p < 2) {
-            return -EBADMSG;
-        }
-        *out = 269u + (((uint32_t)(*p)[0] << 8) | (*p)[1]);
-        *p += 2;
-    }
-    else {
+    size_t k = nib < 13 ? 0 : nib - 12;
+    uint32_t x = 0;
+    if (nib == 15 || (size_t)(end - *p) < k) {
         return -EBADMSG;
     }
+    while (k--) {
+        x = x << 8 | *(*p)++;
+    }
+    *out = nib < 13 ? nib : x + (nib == 13 ? 13u : 269u);
     return 0;
 }
 
@@ -201,24 +190,6 @@ void iog_coap_build(iog_coap_pkt_t *p, uint8_t *buf, size_t cap, uint8_t type, u
     put(p, token, tkl);
 }
 
-static uint8_t nibble(uint32_t v, uint8_t ext[2], size_t *extlen)
-{
-    if (v < 13) {
-        *extlen = 0;
-        return (uint8_t)v;
-    }
-    if (v < 269) {
-        ext[0] = (uint8_t)(v - 13);
-        *extlen = 1;
-        return 13;
-    }
-    v -= 269;
-    ext[0] = (uint8_t)(v >> 8);
-    ext[1] = (uint8_t)v;
-    *extlen = 2;
-    return 14;
-}
-
 void iog_coap_add_opt(iog_coap_pkt_t *p, uint16_t num, const void *val, size_t len)
 {
     if (p->err) {
@@ -228,13 +199,19 @@ void iog_coap_add_opt(iog_coap_pkt_t *p, uint16_t num, const void *val, size_t l
         p->err = -EINVAL;
         return;
     }
-    uint8_t dext[2], lext[2];
-    size_t dn, ln;
-    uint8_t b = (uint8_t)(nibble(num - p->last, dext, &dn) << 4);
-    b |= nibble((uint32_t)len, lext, &ln);
-    put(p, &b, 1);
-    put(p, dext, dn);
-    put(p, lext, ln);
+    /* the delta's and the length's nibbles, then their extensions (up to 2 bytes each) */
+    uint8_t h[5] = { 0 };
+    size_t n = 1;
+    uint32_t v = (uint32_t)(num - p->last);
+    for (int i = 4; i >= 0; i -= 4, v = (uint32_t)len) {
+        /* nibble 13: v - 13 in 1 byte, 14: v - 269 in 2 bytes */
+        uint32_t nib = v < 13 ? v : v < 269 ? 13 : 14, x = v - (nib == 13 ? 13 : 269);
+        for (int k = nib < 13 ? 0 : (int)nib - 12; k-- > 0;) {
+            h[n++] = (uint8_t)(x >> (8 * k));
+        }
+        h[0] |= (uint8_t)(nib << i);
+    }
+    put(p, h, n);
     put(p, val, len);
     p->last = num;
 }
@@ -328,11 +305,17 @@ static int dedup_answer(iog_coap_ep_t *ep, const iog_addr_t *from, const iog_coa
     return 0;
 }
 
+int iog_coap_recv_idle(int n)
+{
+    return n == -ETIMEDOUT || n == -EAGAIN || n == -EINTR || n == -EMSGSIZE;
+}
+
 int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req_t *req,
                      iog_coap_msg_t *resp, uint8_t *buf, size_t cap)
 {
     const iog_platform_t *pl = ep->plat;
-    uint8_t token[IOG_COAP_TOKEN_LEN];
+    /* the token, then 2 bytes for the initial timeout: one draw */
+    uint8_t token[IOG_COAP_TOKEN_LEN + 2];
     int r = pl->random(pl->ctx, token, sizeof(token));
     if (r) {
         return r;
@@ -340,7 +323,7 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
     uint16_t mid = ep->next_mid++;
     iog_coap_pkt_t p;
     iog_coap_build(&p, ep->tx, sizeof(ep->tx), req->confirmable ? IOG_COAP_CON : IOG_COAP_NON,
-                   req->code, mid, token, sizeof(token));
+                   req->code, mid, token, IOG_COAP_TOKEN_LEN);
     iog_coap_add_path(&p, req->path);
     if (req->content_format >= 0) {
         iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)req->content_format);
@@ -361,10 +344,7 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
     }
 
     /* initial timeout: random in [ACK_TIMEOUT, ACK_TIMEOUT * RANDOM_FACTOR] */
-    uint8_t rb[2];
-    if ((r = pl->random(pl->ctx, rb, sizeof(rb)))) {
-        return r;
-    }
+    const uint8_t *rb = token + IOG_COAP_TOKEN_LEN;
     uint32_t timeout = ep->ack_timeout_ms;
     timeout += (uint32_t)(((uint32_t)((rb[0] << 8) | rb[1]) * (timeout / 2)) / 65535u);
     int acked = !req->confirmable; /* NON: nothing to retransmit */
@@ -384,11 +364,8 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
             iog_addr_t from;
             memset(&from, 0, sizeof(from));
             int n = pl->recv(pl->ctx, &from, buf, cap, wait - elapsed);
-            if (n == -ETIMEDOUT) {
-                continue;
-            }
             if (n < 0) {
-                if (n == -EMSGSIZE || n == -EAGAIN || n == -EINTR) {
+                if (iog_coap_recv_idle(n)) {
                     continue;
                 }
                 return n;
@@ -403,8 +380,8 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
                 }
                 continue;
             }
-            int tok_ok =
-                resp->tkl == sizeof(token) && memcmp(resp->token, token, sizeof(token)) == 0;
+            int tok_ok = resp->tkl == IOG_COAP_TOKEN_LEN &&
+                         memcmp(resp->token, token, IOG_COAP_TOKEN_LEN) == 0;
             if (resp->type == IOG_COAP_ACK || resp->type == IOG_COAP_RST) {
                 if (resp->mid != mid || acked) {
                     continue;
@@ -479,6 +456,9 @@ int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog
     return iog_coap_request(ep, to, &again, resp, buf, cap);
 }
 
+/* a head, the longest token and a Content-Format option fit in a server answer */
+typedef char srv_pdu_fits_a_head[IOG_COAP_SRV_PDU >= 4 + 8 + 5 ? 1 : -1];
+
 int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
 {
     const iog_platform_t *pl = ep->plat;
@@ -511,19 +491,21 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
     }
     uint8_t out[IOG_COAP_SRV_PDU];
     iog_coap_pkt_t p;
-    int con = req.type == IOG_COAP_CON;
-    iog_coap_build(&p, out, sizeof(out), con ? IOG_COAP_ACK : IOG_COAP_NON, resp.code,
-                   con ? req.mid : ep->next_mid++, req.token, req.tkl);
-    if (resp.content_format >= 0) {
-        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)resp.content_format);
-    }
-    iog_coap_add_payload(&p, resp.payload, resp.len > resp.cap ? 0 : resp.len);
-    int len = iog_coap_finish(&p);
-    if (len < 0) {
-        /* the handler's answer does not fit: say so rather than stay silent */
-        iog_coap_build(&p, out, sizeof(out), con ? IOG_COAP_ACK : IOG_COAP_NON,
-                       IOG_COAP_INTERNAL, con ? req.mid : ep->next_mid++, req.token, req.tkl);
-        len = iog_coap_finish(&p);
+    int con = req.type == IOG_COAP_CON, len;
+    for (;;) {
+        iog_coap_build(&p, out, sizeof(out), con ? IOG_COAP_ACK : IOG_COAP_NON, resp.code,
+                       con ? req.mid : ep->next_mid++, req.token, req.tkl);
+        if (resp.content_format >= 0) {
+            iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)resp.content_format);
+        }
+        iog_coap_add_payload(&p, resp.payload, resp.len > resp.cap ? 0 : resp.len);
+        if ((len = iog_coap_finish(&p)) >= 0 || !resp.len) {
+            break; /* without a payload it fits (srv_pdu_fits_a_head): one more pass at most */
+        }
+        /* the handler's answer does not fit: a bare 5.00 says so rather than silence */
+        resp.code = IOG_COAP_INTERNAL;
+        resp.content_format = IOG_CF_NONE;
+        resp.len = 0;
     }
     if (con && (size_t)len <= IOG_COAP_DEDUP_MAX) {
         unsigned s = ep->dedup_next;

@@ -254,6 +254,13 @@ int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog
  */
 int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms);
 
+/**
+ * @brief Whether a platform recv() error @p n only means that nothing
+ * (usable) arrived: -ETIMEDOUT, -EAGAIN, -EINTR, or -EMSGSIZE (a datagram
+ * too large, dropped). Waiting goes on after these.
+ */
+int iog_coap_recv_idle(int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,14 +20,16 @@ static void o_n(iog_board_t *b, const void *s, size_t n)
     b->out[b->out_len] = '\0';
 }
 
-static void o_u(iog_board_t *b, uint64_t v)
+/* Appends @p v in decimal, with leading zeros to at least @p w digits (w <= 20). */
+static void o_u(iog_board_t *b, uint64_t v, int w)
 {
-    char t[21];
+    char t[20];
     int i = (int)sizeof(t);
-    do {
-        t[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    do { /* one 64-bit division a digit: the remainder from the low 32 bits */
+        uint64_t q = v / 10;
+        t[--i] = (char)('0' + ((uint32_t)v - (uint32_t)q * 10u));
+        v = q;
+    } while (v || i > (int)sizeof(t) - w);
     o_n(b, t + i, sizeof(t) - (size_t)i);
 }
 
@@ -55,29 +57,21 @@ static void o_vf(iog_board_t *b, const char *f, va_list ap)
         char c = f[1];
         f += 2;
         const uint8_t *p = c == 'u' ? NULL : (const uint8_t *)va_arg(ap, const void *);
-        unsigned u = c == 'u' || c == 'm' || c == 'h' || c == 'b' ? va_arg(ap, unsigned) : 0;
+        unsigned u = strchr("umhb", c) ? va_arg(ap, unsigned) : 0; /* c is not the NUL */
         if (c == 's') {
             o_n(b, p, strlen((const char *)p));
         }
         else if (c == 'u' || c == 'U') {
-            o_u(b, c == 'u' ? u : *(const uint64_t *)(const void *)p);
+            o_u(b, c == 'u' ? u : *(const uint64_t *)(const void *)p, 1);
         }
         else if (c == 'd') {
-            /* |udeg| <= 180,000,000: 32 bits (the lx106 has no 64-bit divide) */
+            /* |udeg| <= 180,000,000: 32 bits */
             int64_t udeg = *(const int64_t *)(const void *)p;
             uint32_t a = (uint32_t)(udeg < 0 ? -udeg : udeg);
-            char t[13], *q = t + sizeof(t);
-            *--q = '\0';
-            for (int i = 0; i < 7 || a; i++, a /= 10) { /* 6 decimals, then the degrees */
-                if (i == 6) {
-                    *--q = '.';
-                }
-                *--q = (char)('0' + a % 10);
-            }
-            if (udeg < 0) {
-                *--q = '-';
-            }
-            o_n(b, q, strlen(q));
+            o_n(b, "-", udeg < 0);
+            o_u(b, a / 1000000u, 1);
+            o_n(b, ".", 1);
+            o_u(b, a % 1000000u, 6);
         }
         else if (c == 'a') {
             const iog_addr_t *a = (const iog_addr_t *)(const void *)p;
@@ -162,7 +156,7 @@ static int fail(iog_board_t *b, const char *what, int e)
     unsigned c = b->dev.code;
     o_line(b, "error %s: %s", what, s);
     if (c) {
-        o_f(b, " (%u.%u%u %s)", c >> 5, (c & 31) / 10, (c & 31) % 10, b->dev.diag);
+        o_f(b, " (%u.%s%u %s)", c >> 5, (c & 31) < 10 ? "0" : "", c & 31, b->dev.diag); /* 4.03 */
     }
     else if (b->dev.diag[0]) {
         o_f(b, " (%s)", b->dev.diag);
@@ -258,6 +252,12 @@ static int save(iog_board_t *b, unsigned rec, int n)
     }
     iog_wipe(b->io, sizeof(b->io));
     return e;
+}
+
+/* Reads record @p rec into b->io (see iog_store_get()); its payload at *p. */
+static int load(iog_board_t *b, unsigned rec, const uint8_t **p)
+{
+    return iog_store_get(b->st, rec, b->io, sizeof(b->io), p);
 }
 
 #define PAYLOAD_CAP (sizeof(((iog_board_t *)0)->io) - IOG_STORE_OVERHEAD)
@@ -468,14 +468,14 @@ int iog_board_init(iog_board_t *b, const iog_platform_t *hw, const iog_storage_t
     b->dev.cb_ctx = b;
 
     iog_settings_default(&b->set);
-    int n = iog_store_get(st, IOG_REC_SETTINGS, b->io, sizeof(b->io), &p);
+    int n = load(b, IOG_REC_SETTINGS, &p);
     if (n >= 0 && iog_rec_settings_decode(p, (size_t)n, &b->set)) {
         n = -EBADMSG;
     }
     if (n == -EBADMSG || (n < 0 && n != -ENOENT)) {
         bad(b, "stored settings are unreadable: defaults used, set them again");
     }
-    n = iog_store_get(st, IOG_REC_KEY, b->io, sizeof(b->io), &p);
+    n = load(b, IOG_REC_KEY, &p);
     int e = 0;
     if (n >= 0 && iog_rec_key_decode(p, (size_t)n, &b->dev.me) == 0) {
         /* the key as stored */
@@ -497,7 +497,7 @@ static int restore(iog_board_t *b)
     const uint8_t *p;
     iog_rec_member_t m;
     iog_rec_rtc_t r;
-    int n = iog_store_get(b->st, IOG_REC_MEMBER, b->io, sizeof(b->io), &p);
+    int n = load(b, IOG_REC_MEMBER, &p);
     if (n == -ENOENT) {
         return 0;
     }
@@ -517,7 +517,7 @@ static int restore(iog_board_t *b)
         drop_member(b);
         return 0;
     }
-    n = iog_store_get(b->st, IOG_REC_RTC, b->io, sizeof(b->io), &p);
+    n = load(b, IOG_REC_RTC, &p);
     if (n >= 0 && iog_rec_rtc_decode(p, (size_t)n, &r) == 0 && r.member_mark == b->member_mark &&
         memcmp(r.member_nd, b->dev.mem.nd, sizeof(r.member_nd)) == 0) {
         b->dev.mem.seq = r.member_seq; /* exact: a reset or a wake-up */
@@ -768,25 +768,26 @@ static int parse_deg(const char *s, const char *end, uint32_t max, int64_t *out)
     return 0;
 }
 
-/* Dotted IPv4 with a port: "a.b.c.d:port". */
+/*
+ * Dotted IPv4 with a port: "a.b.c.d:port", each number 1-5 decimal digits
+ * (leading zeros allowed), the address bytes <= 255, the port 1-65535.
+ */
 static int parse_ip4port(const char *s, iog_addr_t *a)
 {
     iog_addr_t t;
-    uint32_t v;
-    char part[6];
     memset(&t, 0, sizeof(t));
     t.family = 2;
     if (!s) {
         return -EINVAL;
     }
     for (int i = 0; i < 5; i++) {
-        size_t n = 0;
-        while (*s && *s != '.' && *s != ':' && n < sizeof(part) - 1) {
-            part[n++] = *s++;
+        const char *d = s;
+        uint32_t v = 0; /* at most 99,999 */
+        while (*s >= '0' && *s <= '9' && s - d < 5) {
+            v = v * 10 + (uint32_t)(*s++ - '0');
         }
-        part[n] = '\0';
-        char sep = i < 3 ? '.' : i == 3 ? ':' : '\0';
-        if (*s != sep || parse_u32(part, i < 4 ? 0 : 1, i < 4 ? 255 : 65535, &v)) {
+        /* "...:"[4] is its NUL: the port ends the text */
+        if (s == d || *s != "...:"[i] || v > (i < 4 ? 255u : 65535u) || (i == 4 && !v)) {
             return -EINVAL;
         }
         if (i < 4) {

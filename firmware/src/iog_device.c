@@ -184,7 +184,7 @@ static void pause_ms(iog_device_t *d, uint32_t ms)
     for (uint32_t elapsed = 0; elapsed < ms; elapsed = pl->now_ms(pl->ctx) - start) {
         iog_addr_t from;
         int n = pl->recv(pl->ctx, &from, d->rx, sizeof(d->rx), ms - elapsed);
-        if (n < 0 && n != -ETIMEDOUT && n != -EAGAIN && n != -EINTR && n != -EMSGSIZE) {
+        if (n < 0 && !iog_coap_recv_idle(n)) {
             return;
         }
     }
@@ -329,9 +329,11 @@ int iog_device_check_join(iog_device_t *d, uint64_t *time_ms)
         char num[11], *p = num + sizeof(num) - 1;
         uint32_t v = (uint32_t)d->log.size;
         *p = '\0';
-        do {
-            *--p = (char)('0' + v % 10);
-        } while (v /= 10);
+        do { /* one division a digit */
+            uint32_t tens = v / 10;
+            *--p = (char)('0' + (v - tens * 10));
+            v = tens;
+        } while (v);
         strcat(q, "&from=");
         strcat(q, p);
     }

@@ -25,8 +25,8 @@ const char *iog_status_name(unsigned status)
 
 static int id_char_ok(uint8_t c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    uint8_t l = c | 0x20; /* A-Z to a-z; nothing else lands in a-z */
+    return (l >= 'a' && l <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
 int iog_id_set(iog_id_t *id, const void *s, size_t n)

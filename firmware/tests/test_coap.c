@@ -460,6 +460,19 @@ static void echo_handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t
     resp->len = req->payload_len;
 }
 
+/* an answer that cannot fit in a server PDU (its payload alone fills it) */
+static void big_handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t *req,
+                        iog_coap_resp_t *resp)
+{
+    (void)ctx;
+    (void)from;
+    (void)req;
+    handled++;
+    resp->content_format = IOG_CF_CBOR;
+    memset(resp->payload, 0xA5, resp->cap);
+    resp->len = resp->cap;
+}
+
 static void test_server(void)
 {
     fake_net_t *const np = &unit_net;
@@ -519,6 +532,22 @@ static void test_server(void)
 
     /* nothing arrives */
     CHECK_EQ(iog_coap_serve(&ep, 100), -ETIMEDOUT);
+
+    /* an answer too long for the PDU: a bare 5.00 (no option, no payload) says so */
+    iog_coap_ep_init(&ep, &np->plat); /* no cached answer to this MID */
+    ep.handler = big_handler;
+    len = unit_hex(LIBCOAP_POST_TALK, b, sizeof(b));
+    fake_net_push(np, &unit_peer_addr, 9000, b, len);
+    before = np->n_sent;
+    CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+    CHECK_EQ(np->n_sent, before + 1);
+    CHECK_EQ(iog_coap_parse(&m, np->sent[before].buf, np->sent[before].len), 0);
+    CHECK_EQ(m.type, IOG_COAP_ACK);
+    CHECK_EQ(m.mid, 0x5a2a);
+    CHECK_EQ(m.code, IOG_COAP_INTERNAL);
+    CHECK_EQ(m.tkl, 1);
+    CHECK_EQ(m.nopts, 0);
+    CHECK_EQ(m.payload_len, 0);
 }
 
 void test_coap(void)
