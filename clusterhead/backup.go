@@ -71,7 +71,7 @@ func BackupStopped(dir string, w io.Writer) error {
 		return err
 	}
 	defer l.Close()
-	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	g, err := OpenGrantLog(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		g = nil

@@ -33,6 +33,12 @@ func OpenLedger(dir string) (*ledger.Bolt, error) {
 	return l, err
 }
 
+// OpenGrantLog opens, read-only, the grant log of the data directory dir of
+// a stopped CH (os.ErrNotExist when it has none).
+func OpenGrantLog(dir string) (*ledger.GrantLog, error) {
+	return ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+}
+
 // Enroll records r on the ledger in the data directory dir of a stopped
 // cluster head, signed with its CH key: what the control socket does for a
 // running one. While the CH runs the ledger is locked (ledger.ErrLocked):

@@ -277,7 +277,7 @@ func TestAuditRecordsSurviveClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	g, err := clusterhead.OpenGrantLog(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,19 +436,30 @@ func TestSessionGrantBatches(t *testing.T) {
 	if err := ch.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if s := checkGrants(t, dir); s.Grants != 20 || s.Batches != 3 {
+		t.Fatalf("CheckGrants: %+v", s)
+	}
+}
+
+// checkGrants checks the session batches of the stopped CH in dir against
+// its grant log (what 'ledger verify' does) and returns the summary.
+func checkGrants(t *testing.T, dir string) ledger.GrantSummary {
+	t.Helper()
 	l, err := clusterhead.OpenLedger(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	g, err := clusterhead.OpenGrantLog(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, l.Cluster()); err != nil || s.Grants != 20 || s.Batches != 3 {
+	s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, l.Cluster())
+	if err != nil {
 		t.Fatalf("CheckGrants: %+v %v", s, err)
 	}
+	return s
 }
 
 // TestBackupCarriesGrantLog: a backup of a running CH holds its grant log;
@@ -476,17 +487,7 @@ func TestBackupCarriesGrantLog(t *testing.T) {
 	if err := restored.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l, err := clusterhead.OpenLedger(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	if s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, l.Cluster()); err != nil || s.Grants != 5 {
-		t.Fatalf("CheckGrants of the restored CH: %+v %v", s, err)
+	if s := checkGrants(t, dir); s.Grants != 5 {
+		t.Fatalf("CheckGrants of the restored CH: %+v", s)
 	}
 }

@@ -165,7 +165,7 @@ func TestCrashSessionGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	g, err := ledger.OpenGrantLog(filepath.Join(data, ledger.GrantLogFile), true)
+	g, err := clusterhead.OpenGrantLog(data)
 	if err != nil {
 		t.Fatal(err)
 	}

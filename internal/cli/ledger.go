@@ -122,7 +122,7 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 // verifyGrants checks the session-batch events of the ledger l against the
 // grant log in dir (ledger.CheckGrants).
 func verifyGrants(l *ledger.Bolt, dir string) error {
-	g, err := ledger.OpenGrantLog(filepath.Join(dir, ledger.GrantLogFile), true)
+	g, err := clusterhead.OpenGrantLog(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		batches := 0
 		err := l.Blocks(0, func(b ledger.Block) error {
@@ -267,7 +267,7 @@ func ledgerGrantProof(args []string) error {
 		return err
 	}
 	defer l.Close()
-	g, err := ledger.OpenGrantLog(filepath.Join(*dir, ledger.GrantLogFile), true)
+	g, err := clusterhead.OpenGrantLog(*dir)
 	if err != nil {
 		return err
 	}
