@@ -171,6 +171,30 @@ func (p *Public) ClusterKey(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Publ
 	return info, pub, err
 }
 
+// Admission reads the admission policy the CH announces in the text form of
+// GET /cluster (its "admission" line; "" if it has none). The text is not
+// signed: it tells a client what to expect, it grants nothing.
+func (p *Public) Admission(ctx context.Context) (string, error) {
+	var accept [2]byte
+	n, err := message.EncodeUint32(accept[:], uint32(message.TextPlain))
+	if err != nil {
+		return "", err
+	}
+	r, err := exchangeVerified(ctx, p.conn, codes.GET, "/cluster", 0, nil, message.Option{ID: message.Accept, Value: accept[:n]})
+	if err != nil {
+		return "", err
+	}
+	if !r.ok() {
+		return "", fmt.Errorf("GET /cluster: %w", r.err())
+	}
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if a, ok := strings.CutPrefix(line, "admission "); ok {
+			return a, nil
+		}
+	}
+	return "", nil
+}
+
 // Checkpoint fetches GET /ledger/checkpoint and verifies it under key.
 func (p *Public) Checkpoint(ctx context.Context, key *ecdsa.PublicKey, cluster string) (*transparency.Checkpoint, error) {
 	r, err := get(ctx, p.conn, "/ledger/checkpoint")

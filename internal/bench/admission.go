@@ -1,24 +1,15 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/plgd-dev/go-coap/v3/message"
-	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/message/pool"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
 
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/device"
-	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -92,57 +83,6 @@ func enrollAll(ctx context.Context, t *target, p *keyPool) error {
 	}
 	_, err := imp.Import(ctx, events)
 	return err
-}
-
-// serverAdmission reads the admission an external cluster head announces in
-// the text form of GET /cluster ("" if it says none).
-func serverAdmission(addr string, timeout time.Duration) (string, error) {
-	conn, err := udp.Dial(addr, options.WithErrors(func(error) {}))
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	// The CH verifies the address first (4.01 + Echo, RFC 9175 §2.4): the
-	// GET is sent again with that Echo, once.
-	var echo []byte
-	for {
-		req, err := conn.NewGetRequest(ctx, "/cluster")
-		if err != nil {
-			return "", err
-		}
-		req.SetAccept(message.TextPlain)
-		if echo != nil {
-			req.SetOptionBytes(message.Echo, echo)
-		}
-		resp, err := conn.Do(req)
-		conn.ReleaseMessage(req)
-		if err != nil {
-			return "", fmt.Errorf("failed to read the admission of %s: %w", addr, err)
-		}
-		if e, err := resp.Options().GetBytes(message.Echo); err == nil && echo == nil && resp.Code() == codes.Unauthorized {
-			echo = bytes.Clone(e)
-			conn.ReleaseMessage(resp)
-			continue
-		}
-		defer conn.ReleaseMessage(resp)
-		return admissionOf(resp)
-	}
-}
-
-// admissionOf reads the admission line of a text GET /cluster answer.
-func admissionOf(resp *pool.Message) (string, error) {
-	body, err := coapbody.Read(resp)
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if a, ok := strings.CutPrefix(line, "admission "); ok {
-			return a, nil
-		}
-	}
-	return "", nil
 }
 
 // admissionRuns turns the outcomes of the interleaved join runs into rows,

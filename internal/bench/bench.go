@@ -638,15 +638,11 @@ func openTarget(cfg Config, admission string) (*target, error) {
 	t := &target{prefix: runPrefix(), admission: admission}
 	if cfg.Server != "" {
 		t.addr = strings.TrimSuffix(strings.TrimPrefix(cfg.Server, "coap://"), "/")
-		info, err := clusterInfo(t.addr, cfg.Timeout)
+		info, a, err := probe(t.addr, cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
 		t.cluster, t.lat, t.lon = info.Cluster, info.Lat, info.Lon
-		a, err := serverAdmission(t.addr, cfg.Timeout)
-		if err != nil {
-			return nil, err
-		}
 		switch {
 		case a == AdmitOpen:
 			t.admission = AdmitOpen

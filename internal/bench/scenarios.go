@@ -24,24 +24,25 @@ func runPrefix() string {
 	return "bench-" + hex.EncodeToString(b[:])
 }
 
-// clusterInfo asks the server at addr for its cluster ID and position.
-func clusterInfo(addr string, timeout time.Duration) (*wire.ClusterInfo, error) {
-	st, err := device.NewState("bench-probe")
+// probe reads what the bench needs of an external cluster head at addr:
+// its signed cluster info and the admission it announces.
+func probe(addr string, timeout time.Duration) (*wire.ClusterInfo, string, error) {
+	p, err := device.DialPublic(addr, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	d, err := device.Dial(addr, st)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
+	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	info, _, err := d.ClusterInfo(ctx)
+	info, _, err := p.ClusterKey(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("failed to reach cluster head %s: %w", addr, err)
+		return nil, "", fmt.Errorf("failed to reach cluster head %s: %w", addr, err)
 	}
-	return info, nil
+	admission, err := p.Admission(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("failed to read the admission of %s: %w", addr, err)
+	}
+	return info, admission, nil
 }
 
 // member is a joined device used by one worker. It moves to a new source
