@@ -122,11 +122,7 @@ func TestBackupUnderJoinLoad(t *testing.T) {
 	}
 
 	// A server on the restored directory serves the members of before.
-	ports, err := clitest.FreeUDPPorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr2 := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	addr2 := freeAddr(t)
 	srv2 := startServe(t, addr2, restored)
 	if err := clitest.WaitCoAP(addr2, 10*time.Second); err != nil {
 		t.Fatal(err)
@@ -151,11 +147,7 @@ func TestBackupUnderJoinLoad(t *testing.T) {
 // and waits until it answers.
 func serveNew(t *testing.T) (srv *server, addr, data string) {
 	t.Helper()
-	ports, err := clitest.FreeUDPPorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	addr = freeAddr(t)
 	data = filepath.Join(t.TempDir(), "data")
 	srv = startServe(t, addr, data)
 	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {

@@ -46,11 +46,7 @@ func TestCrashSessionGrants(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(seed, 1))
 	t.Logf("seed %d", seed)
 	data := filepath.Join(t.TempDir(), "data")
-	ports, err := clitest.FreeUDPPorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	addr := freeAddr(t)
 
 	var (
 		mu    sync.Mutex

@@ -94,11 +94,7 @@ func TestCrashConsistency(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
 	data := filepath.Join(t.TempDir(), "data")
-	ports, err := clitest.FreeUDPPorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	addr := freeAddr(t)
 	var log crashLog
 
 	for round := 1; round <= crashRounds; round++ {

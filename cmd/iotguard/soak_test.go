@@ -71,11 +71,7 @@ func TestSoak(t *testing.T) {
 		}
 		duration = d
 	}
-	ports, err := clitest.FreeUDPPorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	addr := freeAddr(t)
 	ml, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

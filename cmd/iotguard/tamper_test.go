@@ -26,11 +26,7 @@ import (
 // 'ledger verify' exits 1 naming exactly that block.
 func TestLedgerVerifyNamesTamperedBlock(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	ports, err := clitest.FreeUDPPorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	addr := freeAddr(t)
 	srv := startServe(t, addr, data)
 	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
 		t.Fatal(err)
@@ -83,6 +79,16 @@ type server struct {
 	stderr *bytes.Buffer
 	done   chan struct{} // closed when the process has been waited for
 	err    error         // Wait's result, set before done is closed
+}
+
+// freeAddr returns a free UDP address on 127.0.0.1 for a server to listen on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ports, err := clitest.FreeUDPPorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", ports[0])
 }
 
 // startServe runs 'iotguard serve' (the test binary, installed in $PATH by
