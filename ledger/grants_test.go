@@ -40,6 +40,15 @@ func openGrants(t testing.TB, dir string) *ledger.GrantLog {
 	return g
 }
 
+// grantScene returns a ledger where m1 and m2 joined, and an empty grant log.
+func grantScene(t *testing.T) (*ledger.Bolt, *ledger.GrantLog) {
+	t.Helper()
+	l := newEnv(t).open(t)
+	mustAppend(t, l, join("m1", "k1"))
+	mustAppend(t, l, join("m2", "k2"))
+	return l, openGrants(t, t.TempDir())
+}
+
 // The state machine accepts a well-formed session batch, with no effect on
 // the index, and refuses malformed ones and batch fields on other events.
 func TestSessionBatchEvent(t *testing.T) {
@@ -112,11 +121,7 @@ func TestGrantInclusion(t *testing.T) {
 // two) is appended by RecoverGrants; one whose event was committed but not
 // marked is marked, not appended twice. CheckGrants then accepts the pair.
 func TestRecoverGrants(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(t)
-	mustAppend(t, l, join("m1", "k1"))
-	mustAppend(t, l, join("m2", "k2"))
-	g := openGrants(t, t.TempDir())
+	l, g := grantScene(t)
 	now := time.UnixMilli(1_700_000_000_010)
 
 	// Batch 1: committed and marked. Batch 2: committed, not marked.
@@ -248,11 +253,7 @@ func grantKey(seq uint64, i uint32) []byte {
 // pruned batches' counts and roots, and an inclusion path kept before the
 // prune still proves its record against the ledger's event.
 func TestPruneGrants(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(t)
-	mustAppend(t, l, join("m1", "k1"))
-	mustAppend(t, l, join("m2", "k2"))
-	g := openGrants(t, t.TempDir())
+	l, g := grantScene(t)
 	t0 := time.UnixMilli(1_700_000_000_000)
 	var first ledger.Event
 	for i, at := range []time.Time{t0, t0.Add(time.Minute), t0.Add(time.Hour)} {
@@ -308,11 +309,7 @@ func TestPruneGrants(t *testing.T) {
 // A grant log copied after its ledger (a backup) may hold a batch marked
 // with a block the ledger copy does not have: RecoverGrants appends it again.
 func TestRecoverGrantsAfterRestore(t *testing.T) {
-	e := newEnv(t)
-	l := e.open(t)
-	mustAppend(t, l, join("m1", "k1"))
-	mustAppend(t, l, join("m2", "k2"))
-	g := openGrants(t, t.TempDir())
+	l, g := grantScene(t)
 	b, err := g.Write(grantRecords(t, 3, "m2", "m1"), time.UnixMilli(1_700_000_000_010))
 	if err != nil {
 		t.Fatal(err)
