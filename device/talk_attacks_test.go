@@ -33,29 +33,13 @@ import (
 // datagrams, not from this package's hello type, so the tests also run
 // against the listener before talk proofs existed — where they fail.
 
-// talkPost sends one raw /talk POST to addr on its own association and
-// returns the answer. It first proves the association's address as any
-// client does (the listener's 4.01 Echo challenge, docs/PROTOCOL.md §5.1),
-// so the answer is the listener's judgement of the hello.
+// talkPost sends one raw /talk POST on conn and returns the answer. It
+// first proves the association's address as any client does (the
+// listener's 4.01 Echo challenge, docs/PROTOCOL.md §5.1), so the answer is
+// the listener's judgement of the hello.
 func talkPost(t *testing.T, conn *client.Conn, body []byte) chtest.Response {
 	t.Helper()
-	var opts []message.Option
-	for {
-		resp, err := conn.Post(chtest.Ctx(t), "/talk", message.AppCBOR, bytes.NewReader(body), opts...)
-		if err != nil {
-			t.Fatalf("POST /talk: %v", err)
-		}
-		if echo, err := resp.Echo(); err == nil && resp.Code() == codes.Unauthorized && opts == nil {
-			opts = []message.Option{{ID: message.Echo, Value: echo}}
-			continue
-		}
-		r := chtest.Response{Code: resp.Code()}
-		if resp.Body() != nil {
-			r.Body, _ = resp.ReadBody()
-			r.Diagnostic = string(r.Body)
-		}
-		return r
-	}
+	return chtest.PostVerified(t, conn, "/talk", message.AppCBOR, body)
 }
 
 func dialListener(t *testing.T, l *device.Listener) *client.Conn {

@@ -230,10 +230,29 @@ func response(resp *pool.Message) Response {
 // Echo the CH gave.
 func Get(t testing.TB, conn *client.Conn, path string, opts ...message.Option) Response {
 	t.Helper()
-	r := get(t, conn, path, opts...)
+	return verified(func(opts ...message.Option) Response { return get(t, conn, path, opts...) }, opts)
+}
+
+// PostVerified is Post as a client that follows RFC 9175 does (see Get).
+func PostVerified(t testing.TB, conn *client.Conn, path string, cf message.MediaType, body []byte) Response {
+	t.Helper()
+	return verified(func(opts ...message.Option) Response {
+		t.Helper()
+		resp, err := conn.Post(Ctx(t), path, cf, bytes.NewReader(body), opts...)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		return response(resp)
+	}, nil)
+}
+
+// verified sends a request with do and, if it is answered 4.01 with an Echo
+// option, once more carrying that Echo.
+func verified(do func(opts ...message.Option) Response, opts []message.Option) Response {
+	r := do(opts...)
 	if r.Code == codes.Unauthorized && r.Echo != nil {
 		challenge := r.Echo
-		if r = get(t, conn, path, append(opts, message.Option{ID: message.Echo, Value: challenge})...); r.Echo == nil {
+		if r = do(append(opts, message.Option{ID: message.Echo, Value: challenge})...); r.Echo == nil {
 			r.Echo = challenge
 		}
 	}
