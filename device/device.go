@@ -15,7 +15,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
-	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/protect"
 )
 
@@ -157,7 +156,7 @@ func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path st
 		r.maxAge = time.Duration(a) * time.Second
 	}
 	if resp.Body() != nil {
-		if r.body, err = coapbody.Read(resp); err != nil {
+		if r.body, err = resp.ReadBody(); err != nil {
 			return nil, fmt.Errorf("failed to read %s response: %w", path, err)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/coapsrv"
-	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
@@ -96,7 +95,7 @@ func echoOnce(ctx context.Context, conn *client.Conn, body []byte) error {
 	if resp.Code() != codes.Content {
 		return fmt.Errorf("echo answered %v", resp.Code())
 	}
-	if _, err := coapbody.Read(resp); err != nil {
+	if _, err := resp.ReadBody(); err != nil {
 		return err
 	}
 	return nil

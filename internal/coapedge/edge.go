@@ -62,7 +62,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 
-	"github.com/iotguard/iotguard/internal/coapbody"
 	"github.com/iotguard/iotguard/internal/echo"
 )
 
@@ -371,7 +370,7 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 			return
 		}
 		var err error
-		if req.Body, err = coapbody.Read(r.Message); err != nil {
+		if req.Body, err = r.ReadBody(); err != nil {
 			s.answer(w, r, res.Path, start, Diagnostic(codes.BadRequest, "malformed: unreadable body"))
 			return
 		}
