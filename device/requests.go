@@ -33,11 +33,11 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 		if err != nil {
 			return err
 		}
-		body, err := protect.SealRequest(keys, m.Cluster, d.st.ID, seq, path, pt)
+		sent, err := protect.Seal(keys, m.Cluster, d.st.ID, seq, path, pt)
 		if err != nil {
 			return err
 		}
-		r, err := exchange(ctx, d.conn, codes.POST, "/"+path, message.AppCoseEncrypt0, body)
+		r, err := exchange(ctx, d.conn, codes.POST, "/"+path, message.AppCoseEncrypt0, sent.Body)
 		if err != nil {
 			return err
 		}
@@ -48,7 +48,7 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 		if !r.ok() {
 			return r.err()
 		}
-		plain, err := protect.OpenResponse(keys, m.Cluster, d.st.ID, seq, path, r.body)
+		plain, err := sent.OpenResponse(keys, r.body)
 		if err != nil {
 			return fmt.Errorf("%w: /%s: %v", ErrBadResponse, path, err)
 		}

@@ -124,7 +124,7 @@ func (s *Service) SealResponse(m Member, req *protect.Request, path string, plai
 		return nil, err
 	}
 	defer s.timed("aead_seal", time.Now())
-	return protect.SealResponse(k, s.cluster, req.KID, req.Seq, path, plaintext)
+	return req.SealResponse(k, s.cluster, path, plaintext)
 }
 
 // VerifyTalkProof checks that p is m's fresh talk proof, under the member

@@ -19,15 +19,33 @@ type Request struct {
 	KID string // the sender's device ID
 	Seq uint64 // the sender's sequence number
 	msg *wire.Encrypt0
+
+	// aad is the AEAD's AAD for aadOf (cluster and path), made by the first
+	// Open or SealResponse: the request and its answer share it.
+	aad   wire.AAD
+	aadOf [2]string
 }
 
-func requestAAD(cluster, kid string, seq uint64, path string) ([]byte, error) {
-	return wire.Marshal([]any{"iotguard", cluster, []byte(kid), EncodePartialIV(seq), path})
+// requestAAD is the AEAD's AAD of request seq of device kid to path (§4.1).
+func requestAAD(cluster, kid string, seq uint64, path string) (wire.AAD, error) {
+	external, err := wire.Marshal([]any{"iotguard", cluster, []byte(kid), EncodePartialIV(seq), path})
+	if err != nil {
+		return wire.AAD{}, err
+	}
+	return wire.NewAAD(external)
 }
 
-// SealRequest seals plaintext as device id's request number seq to path.
+// Outgoing is a protected request as a device sealed it: its bytes, and
+// what opens the CH's answer to it.
+type Outgoing struct {
+	Body []byte
+	seq  uint64
+	aad  wire.AAD
+}
+
+// Seal seals plaintext as device id's request number seq to path.
 // IMPORTANT: seq must never repeat under the same keys.
-func SealRequest(k *MemberKeys, cluster, id string, seq uint64, path string, plaintext []byte) ([]byte, error) {
+func Seal(k *MemberKeys, cluster, id string, seq uint64, path string, plaintext []byte) (*Outgoing, error) {
 	if seq > MaxSeq {
 		return nil, fmt.Errorf("sequence number exhausted for %s: rejoin", id)
 	}
@@ -36,7 +54,29 @@ func SealRequest(k *MemberKeys, cluster, id string, seq uint64, path string, pla
 		return nil, err
 	}
 	hdr := wire.Encrypt0Header{KID: []byte(id), PartialIV: EncodePartialIV(seq)}
-	return wire.Seal(k.Req, Nonce(k.IV, seq), hdr, aad, plaintext)
+	body, err := aad.Seal(k.Req, Nonce(k.IV, seq), hdr, plaintext)
+	if err != nil {
+		return nil, err
+	}
+	return &Outgoing{Body: body, seq: seq, aad: aad}, nil
+}
+
+// OpenResponse decrypts the CH's answer b to o.
+func (o *Outgoing) OpenResponse(k *MemberKeys, b []byte) ([]byte, error) {
+	m, err := wire.ParseEncrypt0(b)
+	if err != nil {
+		return nil, err
+	}
+	return o.aad.Open(m, k.Resp, Nonce(k.IV, o.seq))
+}
+
+// SealRequest is Seal, for callers that keep only the bytes.
+func SealRequest(k *MemberKeys, cluster, id string, seq uint64, path string, plaintext []byte) ([]byte, error) {
+	o, err := Seal(k, cluster, id, seq, path, plaintext)
+	if err != nil {
+		return nil, err
+	}
+	return o.Body, nil
 }
 
 // ParseRequest decodes a protected request and its kid and partial IV
@@ -60,34 +100,47 @@ func ParseRequest(b []byte) (*Request, error) {
 	return &Request{KID: kid, Seq: seq, msg: m}, nil
 }
 
-// Open decrypts r under the member's request key. It does not check replay.
-func (r *Request) Open(k *MemberKeys, cluster, path string) ([]byte, error) {
-	aad, err := requestAAD(cluster, r.KID, r.Seq, path)
-	if err != nil {
-		return nil, err
+// additional returns r's AAD for cluster and path, made once.
+func (r *Request) additional(cluster, path string) (wire.AAD, error) {
+	if of := [2]string{cluster, path}; r.aadOf != of {
+		aad, err := requestAAD(cluster, r.KID, r.Seq, path)
+		if err != nil {
+			return wire.AAD{}, err
+		}
+		r.aad, r.aadOf = aad, of
 	}
-	return r.msg.Open(k.Req, Nonce(k.IV, r.Seq), aad)
+	return r.aad, nil
 }
 
-// SealResponse seals the CH's answer to request (kid, seq) at path with the
-// member's response key, the request's nonce and AAD (§4.1).
-func SealResponse(k *MemberKeys, cluster, kid string, seq uint64, path string, plaintext []byte) ([]byte, error) {
-	aad, err := requestAAD(cluster, kid, seq, path)
+// Open decrypts r under the member's request key. It does not check replay.
+func (r *Request) Open(k *MemberKeys, cluster, path string) ([]byte, error) {
+	aad, err := r.additional(cluster, path)
 	if err != nil {
 		return nil, err
 	}
-	return wire.Seal(k.Resp, Nonce(k.IV, seq), wire.Encrypt0Header{}, aad, plaintext)
+	return aad.Open(r.msg, k.Req, Nonce(k.IV, r.Seq))
+}
+
+// SealResponse seals the CH's answer to r at path with the member's
+// response key, the request's nonce and AAD (§4.1).
+func (r *Request) SealResponse(k *MemberKeys, cluster, path string, plaintext []byte) ([]byte, error) {
+	aad, err := r.additional(cluster, path)
+	if err != nil {
+		return nil, err
+	}
+	return aad.Seal(k.Resp, Nonce(k.IV, r.Seq), wire.Encrypt0Header{}, plaintext)
+}
+
+// SealResponse seals the CH's answer to request (kid, seq) at path.
+func SealResponse(k *MemberKeys, cluster, kid string, seq uint64, path string, plaintext []byte) ([]byte, error) {
+	return (&Request{KID: kid, Seq: seq}).SealResponse(k, cluster, path, plaintext)
 }
 
 // OpenResponse decrypts the CH's answer to the device's request (id, seq) at path.
 func OpenResponse(k *MemberKeys, cluster, id string, seq uint64, path string, b []byte) ([]byte, error) {
-	m, err := wire.ParseEncrypt0(b)
-	if err != nil {
-		return nil, err
-	}
 	aad, err := requestAAD(cluster, id, seq, path)
 	if err != nil {
 		return nil, err
 	}
-	return m.Open(k.Resp, Nonce(k.IV, seq), aad)
+	return (&Outgoing{seq: seq, aad: aad}).OpenResponse(k, b)
 }

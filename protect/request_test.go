@@ -64,14 +64,23 @@ func TestMemberKeyInputs(t *testing.T) {
 	}
 }
 
+// TestRequestResponseRoundTrip: a device's request opens at the CH and the
+// CH's answer opens at the device, through the device's Outgoing and the
+// CH's Request (which make their AAD once for both directions) and through
+// the functions that take the request's fields; an answer sealed for another
+// path than the one the CH opened does not open as this request's answer.
 func TestRequestResponseRoundTrip(t *testing.T) {
 	k, _ := testKeys(t)
 	for _, seq := range []uint64{0, 1, 255, 256, 1 << 32, protect.MaxSeq} {
-		for _, path := range []string{protect.PathVerify, protect.PathSession, protect.PathLeave} {
+		for i, path := range []string{protect.PathVerify, protect.PathSession, protect.PathLeave} {
 			pt := []byte("request " + path)
-			b, err := protect.SealRequest(&k, "cluster-1", "sensor-01", seq, path, pt)
+			sent, err := protect.Seal(&k, "cluster-1", "sensor-01", seq, path, pt)
 			if err != nil {
 				t.Fatal(err)
+			}
+			b, err := protect.SealRequest(&k, "cluster-1", "sensor-01", seq, path, pt)
+			if err != nil || !bytes.Equal(b, sent.Body) {
+				t.Fatalf("SealRequest = %x, %v; Seal gave %x", b, err, sent.Body)
 			}
 			req, err := protect.ParseRequest(b)
 			if err != nil {
@@ -84,13 +93,26 @@ func TestRequestResponseRoundTrip(t *testing.T) {
 			if err != nil || !bytes.Equal(got, pt) {
 				t.Errorf("Open(seq %d, %s) = %q, %v", seq, path, got, err)
 			}
-			resp, err := protect.SealResponse(&k, "cluster-1", req.KID, req.Seq, path, []byte("answer"))
+			resp, err := req.SealResponse(&k, "cluster-1", path, []byte("answer"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err = protect.OpenResponse(&k, "cluster-1", "sensor-01", seq, path, resp)
+			if b, err := protect.SealResponse(&k, "cluster-1", req.KID, req.Seq, path, []byte("answer")); err != nil || !bytes.Equal(b, resp) {
+				t.Errorf("SealResponse = %x, %v; Request.SealResponse gave %x", b, err, resp)
+			}
+			got, err = sent.OpenResponse(&k, resp)
 			if err != nil || string(got) != "answer" {
 				t.Errorf("OpenResponse(seq %d, %s) = %q, %v", seq, path, got, err)
+			}
+			if got, err = protect.OpenResponse(&k, "cluster-1", "sensor-01", seq, path, resp); err != nil || string(got) != "answer" {
+				t.Errorf("protect.OpenResponse(seq %d, %s) = %q, %v", seq, path, got, err)
+			}
+			another := []string{protect.PathVerify, protect.PathSession, protect.PathLeave}[(i+1)%3]
+			if resp, err = req.SealResponse(&k, "cluster-1", another, []byte("answer")); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := sent.OpenResponse(&k, resp); !errors.Is(err, wire.ErrDecrypt) {
+				t.Errorf("an answer sealed for %s opened as one for %s: %q, %v", another, path, got, err)
 			}
 		}
 	}

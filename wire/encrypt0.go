@@ -90,37 +90,54 @@ func (k Key) Bytes() []byte { return append([]byte(nil), k.raw[:]...) }
 // hdr, authenticating externalAAD. IMPORTANT: a (key, nonce) pair must never
 // seal twice; callers derive nonces from sequence numbers or draw them at random.
 func Seal(key Key, nonce [NonceSize]byte, hdr Encrypt0Header, externalAAD, plaintext []byte) ([]byte, error) {
-	aad, err := encAAD(externalAAD)
+	aad, err := NewAAD(externalAAD)
 	if err != nil {
 		return nil, err
 	}
-	return Marshal(Encrypt0{
-		Protected:   protectedA128GCM,
-		Unprotected: hdr,
-		Ciphertext:  key.aead.Seal(nil, nonce[:], plaintext, aad),
-	})
+	return aad.Seal(key, nonce, hdr, plaintext)
 }
 
 // Open decrypts m under key and nonce, authenticating externalAAD.
-// Any mismatch returns ErrDecrypt.
+// Any failure returns ErrDecrypt.
 func (m *Encrypt0) Open(key Key, nonce [NonceSize]byte, externalAAD []byte) ([]byte, error) {
-	aad, err := encAAD(externalAAD)
+	aad, err := NewAAD(externalAAD)
 	if err != nil {
 		return nil, err
 	}
-	pt, err := key.aead.Open(nil, nonce[:], m.Ciphertext, aad)
+	return aad.Open(m, key, nonce)
+}
+
+// AAD is what the AEAD of a COSE_Encrypt0 authenticates besides the
+// plaintext: the encoded Enc_structure (RFC 9052 §5.3) over an external AAD.
+// A protected request and its response share their external AAD (§4.1), so
+// each side makes it once for both.
+type AAD struct{ b []byte }
+
+// NewAAD encodes the Enc_structure over externalAAD.
+func NewAAD(externalAAD []byte) (AAD, error) {
+	if externalAAD == nil {
+		externalAAD = []byte{}
+	}
+	b, err := Marshal(encStructure{Context: "Encrypt0", Protected: protectedA128GCM, ExternalAAD: externalAAD})
+	return AAD{b}, err
+}
+
+// Seal is Seal with this AAD.
+func (a AAD) Seal(key Key, nonce [NonceSize]byte, hdr Encrypt0Header, plaintext []byte) ([]byte, error) {
+	return Marshal(Encrypt0{
+		Protected:   protectedA128GCM,
+		Unprotected: hdr,
+		Ciphertext:  key.aead.Seal(nil, nonce[:], plaintext, a.b),
+	})
+}
+
+// Open is Encrypt0.Open with this AAD.
+func (a AAD) Open(m *Encrypt0, key Key, nonce [NonceSize]byte) ([]byte, error) {
+	pt, err := key.aead.Open(nil, nonce[:], m.Ciphertext, a.b)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
 	return pt, nil
-}
-
-// encAAD returns the AEAD's AAD: the encoded Enc_structure.
-func encAAD(externalAAD []byte) ([]byte, error) {
-	if externalAAD == nil {
-		externalAAD = []byte{}
-	}
-	return Marshal(encStructure{Context: "Encrypt0", Protected: protectedA128GCM, ExternalAAD: externalAAD})
 }
 
 // Tag returns the ciphertext of a COSE_Encrypt0 that seals nothing: the
@@ -128,24 +145,24 @@ func encAAD(externalAAD []byte) ([]byte, error) {
 // externalAAD. Talk proofs carry it alone (docs/PROTOCOL.md §5.1).
 // IMPORTANT: as for Seal, a (key, nonce) pair must never tag twice.
 func Tag(key Key, nonce [NonceSize]byte, externalAAD []byte) ([]byte, error) {
-	aad, err := encAAD(externalAAD)
+	aad, err := NewAAD(externalAAD)
 	if err != nil {
 		return nil, err
 	}
-	return key.aead.Seal(nil, nonce[:], nil, aad), nil
+	return key.aead.Seal(nil, nonce[:], nil, aad.b), nil
 }
 
 // CheckTag reports whether tag is Tag(key, nonce, externalAAD); any
 // mismatch returns ErrDecrypt.
 func CheckTag(key Key, nonce [NonceSize]byte, externalAAD, tag []byte) error {
-	aad, err := encAAD(externalAAD)
+	aad, err := NewAAD(externalAAD)
 	if err != nil {
 		return err
 	}
 	if len(tag) != TagSize {
 		return ErrDecrypt
 	}
-	if _, err := key.aead.Open(nil, nonce[:], tag, aad); err != nil {
+	if _, err := key.aead.Open(nil, nonce[:], tag, aad.b); err != nil {
 		return ErrDecrypt
 	}
 	return nil
