@@ -171,7 +171,7 @@ func (o *observer) Crypto(op string, _ time.Duration) {
 
 // env is a core with its parts.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	keys   *keysvc.Service
 	ledger *memLedger
 	obs    *observer
@@ -193,7 +193,7 @@ var chKey = sync.OnceValue(func() *ecdsa.PrivateKey {
 // the other rules (echo, signature, radius, the ledger's, protected
 // requests) need no enrollment; the admission tests (admission_test.go)
 // adjust it to enrolled, the default of cluster.Config.
-func newEnv(t *testing.T, adjust ...func(*cluster.Config)) *env {
+func newEnv(t testing.TB, adjust ...func(*cluster.Config)) *env {
 	t.Helper()
 	keys, err := keysvc.New(chKey(), clusterID)
 	if err != nil {
@@ -316,30 +316,29 @@ func (d *dev) accept(res cluster.JoinResult) *wire.JoinResponse {
 }
 
 // seal returns a protected request of d to path with the next sequence number.
-func (d *dev) seal(path string, msg any) (body []byte, seq uint64) {
+func (d *dev) seal(path string, msg any) *protect.Outgoing {
 	d.e.t.Helper()
 	pt, err := wire.Marshal(msg)
 	if err != nil {
 		d.e.t.Fatal(err)
 	}
-	seq = d.st.Seq
-	d.st.Seq++
-	body, err = protect.SealRequest(d.keys, clusterID, d.st.ID, seq, path, pt)
+	sent, err := protect.Seal(d.keys, clusterID, d.st.ID, d.st.Seq, path, pt)
 	if err != nil {
 		d.e.t.Fatal(err)
 	}
-	return body, seq
+	d.st.Seq++
+	return sent
 }
 
 // call sends a protected request through serve and opens the answer into out.
 func (d *dev) call(serve func(context.Context, []byte, string) ([]byte, error), path string, msg any, out wire.Validator) error {
 	d.e.t.Helper()
-	body, seq := d.seal(path, msg)
-	resp, err := serve(d.e.t.Context(), body, addr)
+	sent := d.seal(path, msg)
+	resp, err := serve(d.e.t.Context(), sent.Body, addr)
 	if err != nil {
 		return err
 	}
-	pt, err := protect.OpenResponse(d.keys, clusterID, d.st.ID, seq, path, resp)
+	pt, err := sent.OpenResponse(d.keys, resp)
 	if err != nil {
 		d.e.t.Fatalf("open %s answer: %v", path, err)
 	}

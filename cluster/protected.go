@@ -132,7 +132,8 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 
 // verdict is the answer about a known device at now.
 func verdict(d ledger.Device, now time.Time) *wire.VerifyResponse {
-	return &wire.VerifyResponse{Peer: d.ID, Status: d.StatusAt(now), Height: d.Joined.Height, BlockHash: d.Joined.Hash[:],
+	hash := d.Joined.Hash // a copy: slicing d's own array would move all of d to the heap
+	return &wire.VerifyResponse{Peer: d.ID, Status: d.StatusAt(now), Height: d.Joined.Height, BlockHash: hash[:],
 		Expires: uint64(d.Expires)}
 }
 

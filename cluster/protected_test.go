@@ -98,7 +98,7 @@ func TestProtectedRejections(t *testing.T) {
 		{"unknown kid", func(e *env, m *dev) error {
 			stranger := e.device("stranger")
 			stranger.keys = m.keys
-			body, _ := stranger.seal(protect.PathVerify, &wire.VerifyRequest{Peer: "x"})
+			body := stranger.seal(protect.PathVerify, &wire.VerifyRequest{Peer: "x"}).Body
 			_, err := e.core.Verify(t.Context(), body, addr)
 			return err
 		}, cluster.ErrUnauthorized, ""},
@@ -110,12 +110,12 @@ func TestProtectedRejections(t *testing.T) {
 			return err
 		}, cluster.ErrUnauthorized, ""},
 		{"sealed for another resource", func(e *env, m *dev) error {
-			body, _ := m.seal(protect.PathLeave, &wire.VerifyRequest{Peer: "x"})
+			body := m.seal(protect.PathLeave, &wire.VerifyRequest{Peer: "x"}).Body
 			_, err := e.core.Verify(t.Context(), body, addr)
 			return err
 		}, cluster.ErrUnauthorized, ""},
 		{"replayed", func(e *env, m *dev) error {
-			body, _ := m.seal(protect.PathVerify, &wire.VerifyRequest{Peer: "m"})
+			body := m.seal(protect.PathVerify, &wire.VerifyRequest{Peer: "m"}).Body
 			if _, err := e.core.Verify(t.Context(), body, addr); err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +123,7 @@ func TestProtectedRejections(t *testing.T) {
 			return err
 		}, cluster.ErrReplay, ""},
 		{"too old for the window", func(e *env, m *dev) error {
-			old, _ := m.seal(protect.PathVerify, &wire.VerifyRequest{Peer: "m"})
+			old := m.seal(protect.PathVerify, &wire.VerifyRequest{Peer: "m"}).Body
 			m.st.Seq += 100
 			if _, err := m.verify("m"); err != nil {
 				t.Fatal(err)
@@ -189,7 +189,7 @@ func TestProtectedRejections(t *testing.T) {
 func TestEchoAfterRestart(t *testing.T) {
 	e := newEnv(t)
 	m := e.device("m").mustJoin()
-	captured, _ := m.seal(protect.PathVerify, &wire.VerifyRequest{Peer: "m"})
+	captured := m.seal(protect.PathVerify, &wire.VerifyRequest{Peer: "m"}).Body
 	if _, err := e.core.Verify(t.Context(), captured, addr); err != nil {
 		t.Fatal(err)
 	}

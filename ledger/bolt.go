@@ -393,6 +393,14 @@ func (l *Bolt) Lookup(id string) (Device, error) {
 	if ok {
 		return d, nil
 	}
+	return l.lookupStored(id, gen)
+}
+
+// lookupStored is Lookup's cache miss: it reads id's record from the index
+// and caches it if no commit happened since generation gen. (Apart from
+// Lookup, so that a hit does not move the record to the heap.)
+func (l *Bolt) lookupStored(id string, gen uint64) (Device, error) {
+	var d Device
 	err := l.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketDevices).Get([]byte(id))
 		if v == nil {

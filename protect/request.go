@@ -26,9 +26,19 @@ type Request struct {
 	aadOf [2]string
 }
 
+// externalAAD is a protected request's external AAD (§4.1).
+type externalAAD struct {
+	_         struct{} `cbor:",toarray"`
+	Label     string   // "iotguard"
+	Cluster   string
+	KID       []byte
+	PartialIV []byte
+	Path      string
+}
+
 // requestAAD is the AEAD's AAD of request seq of device kid to path (§4.1).
 func requestAAD(cluster, kid string, seq uint64, path string) (wire.AAD, error) {
-	external, err := wire.Marshal([]any{"iotguard", cluster, []byte(kid), EncodePartialIV(seq), path})
+	external, err := wire.Marshal(externalAAD{Label: "iotguard", Cluster: cluster, KID: []byte(kid), PartialIV: EncodePartialIV(seq), Path: path})
 	if err != nil {
 		return wire.AAD{}, err
 	}
