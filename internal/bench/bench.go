@@ -176,6 +176,10 @@ type HalfLoad struct {
 	BaselineP50        float64 `json:"baseline_p50_ms,omitempty"`
 	BaselineP99        float64 `json:"baseline_p99_ms,omitempty"`
 	BaselineP99OverP50 float64 `json:"baseline_p99_over_p50,omitempty"`
+	// The Go runtime's delays in this process during each run: with the
+	// cluster head in this process (no --server), where the tail comes from.
+	Runtime         RuntimeDelays  `json:"runtime"`
+	BaselineRuntime *RuntimeDelays `json:"baseline_runtime,omitempty"`
 }
 
 // Machine describes where a run ran.
@@ -358,8 +362,9 @@ func runRatios(ctx context.Context, cfg Config) (*Result, error) {
 // go-coap and the Go scheduler show on their own on this machine.
 func halfLoad(cfg Config, t *target, sc *scenario, res *Result) error {
 	rate := res.Throughput / 2
+	before := sampleRuntime()
 	h := sc.run(cfg, cfg.Scenario, cfg.Scenario+" at half load", rate)
-	hl := &HalfLoad{Rate: rate, Throughput: float64(h.ok) / h.elapsed.Seconds()}
+	hl := &HalfLoad{Rate: rate, Throughput: float64(h.ok) / h.elapsed.Seconds(), Runtime: runtimeDelays(before, sampleRuntime())}
 	hl.P50, hl.P99, hl.P99OverP50 = tail(h)
 	for k, v := range h.errors {
 		res.Errors["half-load "+k] += v
@@ -375,10 +380,13 @@ func halfLoad(cfg Config, t *target, sc *scenario, res *Result) error {
 	defer closeBase()
 	c := cfg
 	c.Rate = rate
+	before = sampleRuntime()
 	b, err := base(c)
 	if err != nil {
 		return err
 	}
+	d := runtimeDelays(before, sampleRuntime())
+	hl.BaselineRuntime = &d
 	hl.BaselineP50, hl.BaselineP99, hl.BaselineP99OverP50 = tail(b)
 	for k, v := range b.errors {
 		res.Errors["half-load baseline "+k] += v

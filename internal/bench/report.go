@@ -75,6 +75,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if h.BaselineP50 > 0 {
 			row("half load baseline", "echo at the same rate: p50 %.2f ms, p99 %.2f ms, p99/p50 %.2f", h.BaselineP50, h.BaselineP99, h.BaselineP99OverP50)
 		}
+		row("half load runtime", "%s", h.Runtime)
+		if b := h.BaselineRuntime; b != nil {
+			row("half load runtime, echo", "%s", *b)
+		}
 	}
 	if len(r.Errors) > 0 {
 		keys := make([]string, 0, len(r.Errors))
