@@ -63,9 +63,11 @@ type Signed struct {
 // alg ES256 and whose unprotected header holds nothing but a kid (bstr), if
 // that. It does not verify the signature: call Verify.
 func ParseSign1(b []byte) (*Signed, error) {
-	var shape []any
-	if err := Unmarshal(b, &shape); err != nil { // our limits and strictness first
-		return nil, err
+	// Our limits first (nesting, sizes, no indefinite lengths, no tags),
+	// checked without decoding; go-cose's own decoder then refuses
+	// duplicate map keys and invalid UTF-8.
+	if err := decMode.Wellformed(b); err != nil {
+		return nil, fmt.Errorf("%w: COSE_Sign1: %v", ErrMalformed, err)
 	}
 	var s Signed
 	if err := s.msg.UnmarshalCBOR(b); err != nil {
@@ -89,6 +91,34 @@ func ParseSign1(b []byte) (*Signed, error) {
 	}
 	s.Payload = s.msg.Payload
 	return &s, nil
+}
+
+// sign1Fields is a COSE_Sign1 as Sign1Fields reads it: the protected header
+// and the signature left as bytes, the unprotected header at most a kid.
+type sign1Fields struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   []byte
+	Unprotected struct {
+		KID []byte `cbor:"4,keyasint,omitempty"`
+	}
+	Payload   []byte
+	Signature []byte
+}
+
+// Sign1Fields returns the kid and the payload of the untagged COSE_Sign1 b
+// under the codec's limits, without decoding its protected header or
+// checking its signature: what a check of b's content needs (the ledger's
+// shape check of join evidence, made on every append), at a fraction of
+// ParseSign1's cost. Whoever must trust b calls ParseSign1 and Verify.
+func Sign1Fields(b []byte) (kid, payload []byte, err error) {
+	var m sign1Fields
+	if err := Unmarshal(b, &m); err != nil {
+		return nil, nil, err
+	}
+	if m.Payload == nil {
+		return nil, nil, fmt.Errorf("%w: COSE_Sign1 without payload", ErrMalformed)
+	}
+	return m.Unprotected.KID, m.Payload, nil
 }
 
 // Verify checks the signature under pub with aad as external AAD.
