@@ -28,39 +28,46 @@ type Blocks interface {
 	Blocks(from uint64, fn func(ledger.Block) error) error
 }
 
+// Grants is what Export reads of the CH's grant log (a *ledger.GrantLog).
+type Grants interface {
+	Batches(fn func(ledger.GrantBatch) error) error
+	Records(seq uint64) ([][]byte, error)
+}
+
 // Export writes the ledger l of cluster to w (docs/PROTOCOL.md §9.5): a
 // header naming the cluster and the CH key, every block from genesis to the
-// head as it is now, and a checkpoint over exactly those blocks, signed by
-// ch. The tree is computed from the blocks written, not read from the
-// store. progress, if not nil, hears the blocks written and the total.
-func Export(w io.Writer, l Blocks, cluster string, ch CH, progress func(done, total uint64)) (*transparency.Checkpoint, error) {
+// head as it is now, a checkpoint over exactly those blocks, signed by ch,
+// and the records of every grant batch of g committed in those blocks and
+// not pruned (a nil g exports none). The tree is computed from the blocks
+// written, not read from the store. progress, if not nil, hears the blocks
+// written and the total.
+func Export(w io.Writer, l Blocks, g Grants, cluster string, ch CH, progress func(done, total uint64)) (*transparency.Checkpoint, error) {
 	head, _, err := l.Head()
 	if err != nil {
 		return nil, fmt.Errorf("failed to export: %w", err)
 	}
 	total := head.Height + 1
-	bw := bufio.NewWriter(w)
-	hdr, err := wire.Marshal(&wire.ExportHeader{Format: wire.ExportFormat, Version: wire.ExportVersion, Cluster: cluster, Key: ch.COSEKey(), Blocks: total})
+	batches, err := exportedBatches(g, head.Height)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("failed to export: %w", err)
 	}
-	if _, err := bw.Write(hdr); err != nil {
-		return nil, fmt.Errorf("failed to write export: %w", err)
+	bw := bufio.NewWriter(w)
+	hdr := &wire.ExportHeader{Format: wire.ExportFormat, Version: wire.ExportVersion, Cluster: cluster, Key: ch.COSEKey(),
+		Blocks: total, Grants: uint64(len(batches))}
+	if err := writeItem(bw, hdr); err != nil {
+		return nil, err
 	}
 	rng := transparency.Ranges.NewEmptyRange(0)
 	var last int64
+	onChain := map[uint64]ledger.SessionBatchRef{}
 	errDone := errors.New("done")
 	err = l.Blocks(0, func(b ledger.Block) error {
 		raw, err := ledger.EncodeBlock(b)
 		if err != nil {
 			return err
 		}
-		item, err := wire.Marshal(raw)
-		if err != nil {
+		if err := writeItem(bw, raw); err != nil {
 			return err
-		}
-		if _, err := bw.Write(item); err != nil {
-			return fmt.Errorf("failed to write export: %w", err)
 		}
 		hash, err := b.Header.Hash()
 		if err != nil {
@@ -71,6 +78,11 @@ func Export(w io.Writer, l Blocks, cluster string, ch CH, progress func(done, to
 			return err
 		}
 		last = b.Header.Time
+		for _, ev := range b.Events {
+			if ev.Type == ledger.EventSessionBatch && ev.Device == cluster {
+				onChain[ev.Batch] = ledger.SessionBatchRef{Event: ev, Height: b.Header.Height}
+			}
+		}
 		if progress != nil && (rng.End()%1024 == 0 || rng.End() == total) {
 			progress(rng.End(), total)
 		}
@@ -93,17 +105,74 @@ func Export(w io.Writer, l Blocks, cluster string, ch CH, progress func(done, to
 	if err != nil {
 		return nil, err
 	}
-	item, err := wire.Marshal(signed)
-	if err != nil {
+	if err := writeItem(bw, signed); err != nil {
 		return nil, err
 	}
-	if _, err := bw.Write(item); err != nil {
-		return nil, fmt.Errorf("failed to write export: %w", err)
+	for _, b := range batches {
+		if err := exportBatch(bw, g, b, onChain[b.Seq]); err != nil {
+			return nil, fmt.Errorf("failed to export grant batch %d: %w", b.Seq, err)
+		}
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("failed to write export: %w", err)
 	}
 	return &transparency.Checkpoint{Cluster: cluster, Size: total, Root: [32]byte(root), TimeMS: uint64(last), Signed: signed}, nil
+}
+
+// exportedBatches returns the batches of g whose records an export with head
+// height head carries: committed at or below head, not pruned. A nil g has
+// none.
+func exportedBatches(g Grants, head uint64) ([]ledger.GrantBatch, error) {
+	var out []ledger.GrantBatch
+	if g == nil {
+		return nil, nil
+	}
+	err := g.Batches(func(b ledger.GrantBatch) error {
+		if b.Height != 0 && b.Height <= head && !b.Pruned {
+			out = append(out, b)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// exportBatch writes batch b of g, whose event on the exported chain is ref
+// (zero if none): its ExportGrants item, then its records. The grant log
+// must agree with the chain and still hold every record (a prune since
+// exportedBatches read the batch list is an error; export again).
+func exportBatch(w io.Writer, g Grants, b ledger.GrantBatch, ref ledger.SessionBatchRef) error {
+	ev := ref.Event
+	if ref.Height != b.Height || ev.Count != b.Count || string(ev.Root) != string(b.Root[:]) {
+		return fmt.Errorf("the grant log says %d grants with root %x in block %d, the exported chain does not (hint: iotguard ledger verify)", b.Count, b.Root, b.Height)
+	}
+	recs, err := g.Records(b.Seq)
+	if err != nil {
+		return err
+	}
+	if uint64(len(recs)) != b.Count {
+		return fmt.Errorf("%d records of %d in the grant log (pruned during the export? export again)", len(recs), b.Count)
+	}
+	if err := writeItem(w, &wire.ExportGrants{Batch: b.Seq, Count: b.Count}); err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if err := writeItem(w, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeItem writes v as the next item of an export.
+func writeItem(w io.Writer, v any) error {
+	item, err := wire.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(item); err != nil {
+		return fmt.Errorf("failed to write export: %w", err)
+	}
+	return nil
 }
 
 // ExportReport is what VerifyExport found in an intact export.
@@ -112,18 +181,34 @@ type ExportReport struct {
 	Key        *ecdsa.PublicKey
 	Devices    int // device IDs the chain binds
 	Checkpoint *transparency.Checkpoint
+	Grants     GrantReport
+}
+
+// GrantReport counts the session grants of an export's chain.
+type GrantReport struct {
+	// Batches and Grants were checked: their records are in the export,
+	// hash to their session-batch event's root and are valid grants.
+	Batches, Grants uint64
+	// UncheckedBatches and UncheckedGrants are on the chain, counted and
+	// rooted, without records in the export: pruned by the CH, or not
+	// marked committed in its grant log when it exported.
+	UncheckedBatches, UncheckedGrants uint64
 }
 
 // ErrExport is returned by VerifyExport for an export that is not intact:
 // unreadable, signed by another key than the pinned one, with a checkpoint
-// that does not state its blocks. A bad block is a *ledger.BadBlockError.
+// that does not state its blocks. A bad block is a *ledger.BadBlockError,
+// a bad grant batch wraps ledger.ErrBadGrant as well.
 var ErrExport = errors.New("export is not intact")
 
 // VerifyExport checks an export offline: its key must have the thumbprint
 // pin; every block must pass the ledger's own checks (ledger.Replay: chain,
 // signatures under that key, state machine, join evidence); the checkpoint
-// must be signed by that key and state exactly the tree of those blocks.
-// progress, if not nil, hears the blocks checked and the total.
+// must be signed by that key and state exactly the tree of those blocks;
+// every grant batch must be one of the chain's session-batch events, in
+// increasing batch number, its records valid for that event
+// (ledger.CheckGrantBatch) with requester and peer joined in a block before
+// the event's. progress, if not nil, hears the blocks checked and the total.
 func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) (*ExportReport, error) {
 	dec := wire.NewSequenceDecoder(bufio.NewReader(r))
 	var hdr wire.ExportHeader
@@ -167,10 +252,6 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 	if err := dec.Decode(&signed); err != nil {
 		return nil, fmt.Errorf("%w: checkpoint: %w", ErrExport, err)
 	}
-	var extra cbor.RawMessage
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: data after the checkpoint", ErrExport)
-	}
 	cp, err := transparency.OpenCheckpoint(signed, key, hdr.Cluster)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrExport, err)
@@ -182,5 +263,78 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 	if cp.Size != hdr.Blocks || cp.Root != [32]byte(root) {
 		return nil, fmt.Errorf("%w: the checkpoint states tree size %d root %x, the blocks give %d %x", ErrExport, cp.Size, cp.Root, hdr.Blocks, root)
 	}
-	return &ExportReport{Cluster: hdr.Cluster, Key: key, Devices: replay.Devices(), Checkpoint: cp}, nil
+	grants, err := verifyGrants(dec, hdr.Grants, replay)
+	if err != nil {
+		return nil, err
+	}
+	var extra cbor.RawMessage
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: data after the last grant batch", ErrExport)
+	}
+	return &ExportReport{Cluster: hdr.Cluster, Key: key, Devices: replay.Devices(), Checkpoint: cp, Grants: grants}, nil
+}
+
+// verifyGrants reads and checks the n grant batches of an export against the
+// session-batch events of its replayed chain, and counts the chain's batches
+// it carries no records of.
+func verifyGrants(dec *wire.SequenceDecoder, n uint64, replay *ledger.Replay) (GrantReport, error) {
+	var rep GrantReport
+	onChain, err := ledger.IndexBatches(replay.SessionBatches())
+	if err != nil {
+		return rep, fmt.Errorf("%w: %w", ErrExport, err)
+	}
+	var prev uint64
+	for i := uint64(0); i < n; i++ {
+		var item wire.ExportGrants
+		if err := dec.Decode(&item); err != nil {
+			return rep, fmt.Errorf("%w: grant batch item %d of %d (after batch %d): %w", ErrExport, i, n, prev, err)
+		}
+		if err := item.Validate(); err != nil {
+			return rep, fmt.Errorf("%w: grant batch item %d of %d (after batch %d): %w", ErrExport, i, n, prev, err)
+		}
+		if item.Batch <= prev {
+			return rep, fmt.Errorf("%w: grant batch %d after batch %d", ErrExport, item.Batch, prev)
+		}
+		prev = item.Batch
+		ref, ok := onChain[item.Batch]
+		if !ok {
+			return rep, fmt.Errorf("%w: %w: batch %d is not on the exported chain", ErrExport, ledger.ErrBadGrant, item.Batch)
+		}
+		if err := verifyBatch(dec, item, ref, replay); err != nil {
+			return rep, err
+		}
+		delete(onChain, item.Batch)
+		rep.Batches++
+		rep.Grants += ref.Event.Count
+	}
+	for _, ref := range onChain {
+		rep.UncheckedBatches++
+		rep.UncheckedGrants += ref.Event.Count
+	}
+	return rep, nil
+}
+
+// verifyBatch reads the records of one grant batch item and checks them
+// against ref, its event on the chain: exactly the event's count, hashing to
+// its root, each a session of devices that joined before ref's block.
+func verifyBatch(dec *wire.SequenceDecoder, item wire.ExportGrants, ref ledger.SessionBatchRef, replay *ledger.Replay) error {
+	if item.Count != ref.Event.Count {
+		return fmt.Errorf("%w: %w: batch %d: %d records, the ledger says %d", ErrExport, ledger.ErrBadGrant, item.Batch, item.Count, ref.Event.Count)
+	}
+	recs := make([][]byte, item.Count) // at most ledger.MaxGrantBatch: the event was validated
+	for i := range recs {
+		if err := dec.Decode(&recs[i]); err != nil {
+			return fmt.Errorf("%w: batch %d: record %d of %d: %w", ErrExport, item.Batch, i, item.Count, err)
+		}
+	}
+	known := func(id string) error {
+		if !replay.JoinedBefore(id, ref.Height) {
+			return fmt.Errorf("%w: no join before block %d", ledger.ErrUnknownDevice, ref.Height)
+		}
+		return nil
+	}
+	if err := ledger.CheckGrantBatch(ref.Event, recs, known); err != nil {
+		return fmt.Errorf("%w: %w", ErrExport, err)
+	}
+	return nil
 }

@@ -461,14 +461,33 @@ type GrantSummary struct {
 	Pruned          uint64 // grants of pruned batches: counted and rooted on the ledger, records deleted
 }
 
+// SessionBatchRef is a session-batch event and the height of its block.
+type SessionBatchRef struct {
+	Event  Event
+	Height uint64
+}
+
+// IndexBatches maps the batch numbers of refs, the session-batch events of
+// one cluster's chain, to their events. A batch number on the chain twice is
+// an error wrapping ErrBadGrant: the CH numbers its batches once each.
+func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
+	m := make(map[uint64]SessionBatchRef, len(refs))
+	for _, r := range refs {
+		if _, dup := m[r.Event.Batch]; dup {
+			return nil, fmt.Errorf("%w: block %d holds batch %d again", ErrBadGrant, r.Height, r.Event.Batch)
+		}
+		m[r.Event.Batch] = r
+	}
+	return m, nil
+}
+
 // CheckGrants checks the session-batch events of cluster on l against the
-// grant log g: no batch number twice on the ledger; every batch on the
-// ledger is in g with the same count and root, and its stored records hash
-// to that root; every record is a valid session event whose requester and
-// peer have a record in the ledger's index (a device that never joined was
-// never granted a session); and every batch of g is on the ledger (the grant
-// log numbers its batches 1, 2, 3, …, so a batch missing from both is
-// seen as a gap in g). The first failure wraps ErrBadGrant.
+// grant log g: no batch number twice on the ledger (IndexBatches); every
+// batch on the ledger is in g with the same count and root, and its stored
+// records pass CheckGrantBatch against the ledger's index (a device that
+// never joined was never granted a session); and every batch of g is on the
+// ledger (the grant log numbers its batches 1, 2, 3, …, so a batch missing
+// from both is seen as a gap in g). The first failure wraps ErrBadGrant.
 //
 // Batches may be on the ledger out of number order: one whose append failed
 // is appended again later (RecoverGrants). CheckGrants does not re-check that
@@ -477,21 +496,25 @@ type GrantSummary struct {
 // machine.
 func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (GrantSummary, error) {
 	var s GrantSummary
-	onLedger := map[uint64]Event{}
+	var refs []SessionBatchRef
 	err := l.Blocks(0, func(b Block) error {
 		for _, ev := range b.Events {
-			if ev.Type != EventSessionBatch || ev.Device != cluster {
-				continue
+			if ev.Type == EventSessionBatch && ev.Device == cluster {
+				refs = append(refs, SessionBatchRef{Event: ev, Height: b.Header.Height})
 			}
-			if _, dup := onLedger[ev.Batch]; dup {
-				return fmt.Errorf("%w: block %d holds batch %d again", ErrBadGrant, b.Header.Height, ev.Batch)
-			}
-			onLedger[ev.Batch] = ev
 		}
 		return ctx.Err()
 	})
 	if err != nil {
 		return s, err
+	}
+	onLedger, err := IndexBatches(refs)
+	if err != nil {
+		return s, err
+	}
+	known := func(id string) error {
+		_, err := l.Lookup(id)
+		return err
 	}
 	var next uint64 = 1
 	err = g.Batches(func(gb GrantBatch) error {
@@ -499,11 +522,12 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 			return fmt.Errorf("%w: the grant log holds batch %d after batch %d", ErrBadGrant, gb.Seq, next-1)
 		}
 		next++
-		ev, ok := onLedger[gb.Seq]
+		ref, ok := onLedger[gb.Seq]
 		if !ok {
 			return fmt.Errorf("%w: batch %d (%d grants) is in the grant log, not on the ledger", ErrBadGrant, gb.Seq, gb.Count)
 		}
 		delete(onLedger, gb.Seq)
+		ev := ref.Event
 		if gb.Count != ev.Count || string(gb.Root[:]) != string(ev.Root) {
 			return fmt.Errorf("%w: batch %d: the grant log says %d grants with root %x, the ledger %d with root %x",
 				ErrBadGrant, gb.Seq, gb.Count, gb.Root, ev.Count, ev.Root)
@@ -518,16 +542,8 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 		if err != nil {
 			return err
 		}
-		if uint64(len(recs)) != ev.Count {
-			return fmt.Errorf("%w: batch %d: %d records stored, the ledger says %d", ErrBadGrant, gb.Seq, len(recs), ev.Count)
-		}
-		if root, err := GrantRoot(recs); err != nil || string(root[:]) != string(ev.Root) {
-			return fmt.Errorf("%w: batch %d: the stored records hash to %x, the ledger says %x (%v)", ErrBadGrant, gb.Seq, root, ev.Root, err)
-		}
-		for i, rec := range recs {
-			if err := checkGrantRecord(l, rec); err != nil {
-				return fmt.Errorf("%w: batch %d, grant %d: %w", ErrBadGrant, gb.Seq, i, err)
-			}
+		if err := CheckGrantBatch(ev, recs, known); err != nil {
+			return err
 		}
 		return ctx.Err()
 	})
@@ -540,9 +556,30 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 	return s, nil
 }
 
-// checkGrantRecord checks one stored record: a session event whose
-// requester and peer the ledger knows.
-func checkGrantRecord(l Ledger, rec []byte) error {
+// CheckGrantBatch checks recs, the records of the session-batch event ev,
+// wherever they were read from (a grant log, an export): exactly ev.Count of
+// them, hashing (GrantRoot) to ev.Root, each passing CheckGrantRecord under
+// known. A failure wraps ErrBadGrant and names the batch.
+func CheckGrantBatch(ev Event, recs [][]byte, known func(id string) error) error {
+	if uint64(len(recs)) != ev.Count {
+		return fmt.Errorf("%w: batch %d: %d records, the ledger says %d", ErrBadGrant, ev.Batch, len(recs), ev.Count)
+	}
+	if root, err := GrantRoot(recs); err != nil || string(root[:]) != string(ev.Root) {
+		return fmt.Errorf("%w: batch %d: the records hash to %x, the ledger says %x (%v)", ErrBadGrant, ev.Batch, root, ev.Root, err)
+	}
+	for i, rec := range recs {
+		if err := CheckGrantRecord(rec, known); err != nil {
+			return fmt.Errorf("%w: batch %d, grant %d: %w", ErrBadGrant, ev.Batch, i, err)
+		}
+	}
+	return nil
+}
+
+// CheckGrantRecord is what a valid grant record is: the CBOR of a valid
+// session event whose requester and peer are devices known (joined) where
+// the record is checked. known returns nil for a known device ID and an
+// error saying why not for any other.
+func CheckGrantRecord(rec []byte, known func(id string) error) error {
 	var ev Event
 	if err := wire.Unmarshal(rec, &ev); err != nil {
 		return fmt.Errorf("undecodable record: %w", err)
@@ -554,7 +591,7 @@ func checkGrantRecord(l Ledger, rec []byte) error {
 		return err
 	}
 	for _, id := range []string{ev.Device, ev.Peer} {
-		if _, err := l.Lookup(id); err != nil {
+		if err := known(id); err != nil {
 			return fmt.Errorf("session of %q with %q: %q: %w", ev.Device, ev.Peer, id, err)
 		}
 	}

@@ -144,7 +144,8 @@ func compareCounts(tx *bolt.Tx, idx map[string]Device) error {
 // checked is what checkBlock hands to the next block.
 type checked struct {
 	BlockRef
-	time int64
+	time   int64
+	events []Event
 }
 
 // checkBlock checks one stored block against its predecessor and replays its
@@ -210,7 +211,7 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 			return checked{}, fmt.Errorf("event %d (%s): %v", i, ev.Type, err)
 		}
 	}
-	return checked{BlockRef: ref, time: h.Time}, nil
+	return checked{BlockRef: ref, time: h.Time, events: blk.Events}, nil
 }
 
 // compareIndex reports the first device, in ID order, whose stored record is

@@ -97,27 +97,44 @@ func checkPath(p [][]byte) error {
 // ExportFormat names the file format of `iotguard ledger export`.
 const ExportFormat = "iotguard ledger export"
 
-// ExportVersion is the export format's version.
-const ExportVersion = 1
+// ExportVersion is the export format's version: 2 carries session-grant
+// records. A reader of version 2 also reads version 1 (no grants).
+const ExportVersion = 2
 
 // ExportHeader is the first item of a ledger export (§9.5), a CBOR sequence:
-// this header, then Blocks byte strings each holding one encoded block in
-// height order from genesis, then one byte string holding the signed
-// checkpoint of tree size Blocks.
+// this header; then Blocks byte strings each holding one encoded block in
+// height order from genesis; then one byte string holding the signed
+// checkpoint of tree size Blocks; then Grants grant batches in increasing
+// batch number, each an ExportGrants item followed by its Count records,
+// one byte string each. Nothing follows.
 type ExportHeader struct {
 	Format  string          `cbor:"1,keyasint"` // ExportFormat
 	Version uint64          `cbor:"2,keyasint"` // ExportVersion
 	Cluster string          `cbor:"3,keyasint"`
 	Key     cbor.RawMessage `cbor:"4,keyasint"` // the CH public key (COSE_Key) that signed the blocks and the checkpoint
 	Blocks  uint64          `cbor:"5,keyasint"`
+	Grants  uint64          `cbor:"6,keyasint,omitempty"` // grant batches after the checkpoint (version 2)
 }
 
 func (m *ExportHeader) Validate() error {
 	return firstError(
 		require(m.Format == ExportFormat, "not an IoT-Guard ledger export"),
-		require(m.Version == ExportVersion, fmt.Sprintf("export version %d, this iotguard reads %d", m.Version, ExportVersion)),
+		require(m.Version == 1 || m.Version == ExportVersion, fmt.Sprintf("export version %d, this iotguard reads 1 and %d", m.Version, ExportVersion)),
+		require(m.Version >= 2 || m.Grants == 0, "grant batches in a version 1 export"),
 		CheckID(m.Cluster), require(len(m.Key) > 0, "key missing"), require(m.Blocks >= 1, "export without blocks"),
 	)
+}
+
+// ExportGrants opens one grant batch of an export: the records of the
+// session-batch event numbered Batch, Count of them, follow it.
+type ExportGrants struct {
+	Batch uint64 `cbor:"1,keyasint"`
+	Count uint64 `cbor:"2,keyasint"`
+}
+
+func (m *ExportGrants) Validate() error {
+	return firstError(require(m.Batch >= 1, "grant batch number must be at least 1"),
+		require(m.Count >= 1, "grant batch without records"))
 }
 
 // SequenceDecoder reads a CBOR sequence (RFC 8742), such as an export, one

@@ -26,7 +26,8 @@ func transparencyMessages() map[string]wire.Validator {
 		"Checkpoint":       &wire.Checkpoint{Cluster: "cluster-1", Size: 11, Root: root, TimeMS: 1_700_000_000_000},
 		"InclusionProof":   &wire.InclusionProof{Checkpoint: []byte{0x84}, Index: 7, BlockHash: root, Path: hashes(4), OldSize: 5, Consistency: hashes(3)},
 		"ConsistencyProof": &wire.ConsistencyProof{Checkpoint: []byte{0x84}, OldSize: 5, OldRoot: root, Path: hashes(3)},
-		"ExportHeader":     &wire.ExportHeader{Format: wire.ExportFormat, Version: wire.ExportVersion, Cluster: "cluster-1", Key: []byte{0xa0}, Blocks: 3},
+		"ExportHeader":     &wire.ExportHeader{Format: wire.ExportFormat, Version: wire.ExportVersion, Cluster: "cluster-1", Key: []byte{0xa0}, Blocks: 3, Grants: 2},
+		"ExportGrants":     &wire.ExportGrants{Batch: 4, Count: 100},
 	}
 }
 
@@ -55,7 +56,10 @@ func TestTransparencyMessages(t *testing.T) {
 		{"proof without checkpoint", &wire.InclusionProof{BlockHash: root}, "checkpoint missing"},
 		{"consistency from size 0", &wire.ConsistencyProof{Checkpoint: []byte{1}, OldRoot: root}, "old tree size"},
 		{"export of another format", &wire.ExportHeader{Format: "x", Version: 1, Cluster: "c", Key: []byte{1}, Blocks: 1}, "not an IoT-Guard ledger export"},
-		{"export version 2", &wire.ExportHeader{Format: wire.ExportFormat, Version: 2, Cluster: "c", Key: []byte{1}, Blocks: 1}, "export version 2"},
+		{"export version 3", &wire.ExportHeader{Format: wire.ExportFormat, Version: 3, Cluster: "c", Key: []byte{1}, Blocks: 1}, "export version 3"},
+		{"grants in a version 1 export", &wire.ExportHeader{Format: wire.ExportFormat, Version: 1, Cluster: "c", Key: []byte{1}, Blocks: 1, Grants: 1}, "version 1 export"},
+		{"grant batch 0", &wire.ExportGrants{Count: 1}, "at least 1"},
+		{"grant batch without records", &wire.ExportGrants{Batch: 1}, "without records"},
 	} {
 		err := c.m.Validate()
 		if !errors.Is(err, wire.ErrMalformed) || !strings.Contains(err.Error(), c.want) {
@@ -68,7 +72,7 @@ func TestTransparencyMessages(t *testing.T) {
 // first byte picks one) never panic, fail only with ErrMalformed, and what
 // they accept re-encodes stably.
 func FuzzDecodeTransparency(f *testing.F) {
-	names := []string{"Checkpoint", "InclusionProof", "ConsistencyProof", "ExportHeader"}
+	names := []string{"Checkpoint", "InclusionProof", "ConsistencyProof", "ExportHeader", "ExportGrants"}
 	valid := transparencyMessages()
 	for i, n := range names {
 		f.Add(byte(i), testutil.MustMarshal(f, valid[n]))

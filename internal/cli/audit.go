@@ -30,7 +30,8 @@ the key GET /cluster gives), and a failure exits 1.
   watch          fetch the checkpoint now and then, prove it consistent with the
                  last one kept in --state; a fork exits 1 printing both checkpoints
   verify-export  check a 'ledger export' file offline: every block, signature
-                 and event, and the signed checkpoint over them
+                 and event, the signed checkpoint over them, and every session
+                 grant record against its batch's root on the chain
 
 Examples:
   iotguard audit proof --server coap://127.0.0.1:5683 --device sensor-a --json
@@ -267,8 +268,11 @@ func printFork(f *transparency.ForkError, asJSON bool) {
 const exportUsage = `Usage: iotguard ledger export --data DIR --out FILE
 
 Writes every block of the stopped CH's ledger and a checkpoint over them,
-signed by the CH key in DIR, to FILE: what an auditor checks offline with
-'iotguard audit verify-export FILE --pin THUMBPRINT'.
+signed by the CH key in DIR, to FILE, followed by the session-grant records
+of every batch on the ledger whose records the grant log (grants.db) still
+holds (pruned batches keep only their count and root on the ledger): what
+an auditor checks offline with 'iotguard audit verify-export FILE --pin
+THUMBPRINT'.
 `
 
 func ledgerExport(args []string) error {
@@ -290,13 +294,18 @@ func ledgerExport(args []string) error {
 	if err != nil {
 		return err
 	}
+	grants, closeGrants, err := exportGrants(*dir)
+	if err != nil {
+		return err
+	}
+	defer closeGrants()
 	file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("failed to create export: %w (hint: remove it first, or pick another --out)", err)
 	}
 	progress := bench.TerminalProgress(os.Stderr)
 	progress.Start("exporting blocks", 0)
-	cp, err := audit.Export(file, l, l.Cluster(), keys, func(done, total uint64) {
+	cp, err := audit.Export(file, l, grants, l.Cluster(), keys, func(done, total uint64) {
 		progress.Start("exporting blocks", int64(total))
 		progress.Set(int64(done))
 	})
@@ -311,6 +320,20 @@ func ledgerExport(args []string) error {
 	thumb := keys.Thumbprint()
 	fmt.Printf("exported %d blocks of %s to %s: tree root %x, signed by %x\n", cp.Size, cp.Cluster, *out, cp.Root, thumb)
 	return nil
+}
+
+// exportGrants opens the grant log of the stopped CH in dir for an export:
+// nil (no records exported) when dir has none.
+func exportGrants(dir string) (audit.Grants, func(), error) {
+	g, err := clusterhead.OpenGrantLog(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(os.Stderr, "no grant log (%s) in %s: the export carries no session-grant records\n", ledger.GrantLogFile, dir)
+		return nil, func() {}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, func() { g.Close() }, nil
 }
 
 func auditVerifyExport(args []string) error {
@@ -354,15 +377,22 @@ func auditVerifyExport(args []string) error {
 		fmt.Printf("export BROKEN at block %d: %s\n", bad.Height, bad.Reason)
 		return exitError(1)
 	}
+	if errors.Is(err, ledger.ErrBadGrant) {
+		fmt.Printf("export BROKEN: %s\n", err)
+		return exitError(1)
+	}
 	if err != nil {
 		return logError(err)
 	}
-	cp := rep.Checkpoint
+	cp, g := rep.Checkpoint, rep.Grants
 	if *asJSON {
 		return printJSON(map[string]any{"cluster": rep.Cluster, "tree_size": cp.Size, "root": hex.EncodeToString(cp.Root[:]),
-			"time_ms": cp.TimeMS, "devices": rep.Devices, "key": hex.EncodeToString(cp.KID[:]), "checkpoint": hex.EncodeToString(cp.Signed)})
+			"time_ms": cp.TimeMS, "devices": rep.Devices, "key": hex.EncodeToString(cp.KID[:]), "checkpoint": hex.EncodeToString(cp.Signed),
+			"grant_batches": g.Batches, "grants": g.Grants, "unchecked_grant_batches": g.UncheckedBatches, "unchecked_grants": g.UncheckedGrants})
 	}
 	fmt.Printf("export intact: cluster %s, %d blocks, %d devices, tree root %x, checkpoint signed by %x\n",
 		rep.Cluster, cp.Size, rep.Devices, cp.Root, cp.KID)
+	fmt.Printf("session grants: %d in %d batch(es) checked; %d in %d batch(es) without records in the export (pruned) not checkable\n",
+		g.Grants, g.Batches, g.UncheckedGrants, g.UncheckedBatches)
 	return nil
 }

@@ -29,8 +29,10 @@ records of batches written before then: each batch's count and Merkle root
 stay on the ledger (and in grants.db), so verify still checks them, and an
 inclusion proof kept before the prune still verifies. grant-proof --session
 SID prints, as JSON, one grant's record, its batch and the inclusion path
-from the record to the Merkle root of its batch's event on the ledger. list prints the blocks. export --out FILE writes every block and a
-signed checkpoint over them for 'iotguard audit verify-export'.
+from the record to the Merkle root of its batch's event on the ledger. list
+prints the blocks. export --out FILE writes every block, a signed checkpoint
+over them and the grant records of every batch not pruned, for 'iotguard
+audit verify-export'.
 All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
 stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
