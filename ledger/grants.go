@@ -459,6 +459,11 @@ func RecoverGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) e
 type GrantSummary struct {
 	Batches, Grants uint64
 	Pruned          uint64 // grants of pruned batches: counted and rooted on the ledger, records deleted
+	// PendingBatches and PendingGrants are in the grant log and not yet on
+	// the ledger: written before the CH stopped without appending their
+	// events (a crash, or an append that failed). Their records hash to
+	// their roots; RecoverGrants appends them at the CH's next start.
+	PendingBatches, PendingGrants uint64
 }
 
 // SessionBatchRef is a session-batch event and the height of its block.
@@ -487,7 +492,10 @@ func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 // records pass CheckGrantBatch against the ledger's index (a device that
 // never joined was never granted a session); and every batch of g is on the
 // ledger (the grant log numbers its batches 1, 2, 3, …, so a batch missing
-// from both is seen as a gap in g). The first failure wraps ErrBadGrant.
+// from both is seen as a gap in g) — but a batch g never marked committed
+// may be missing: its records are checked against its own count and root and
+// it is counted as pending, as the CH appends it at its next start
+// (RecoverGrants). The first failure wraps ErrBadGrant.
 //
 // Batches may be on the ledger out of number order: one whose append failed
 // is appended again later (RecoverGrants). CheckGrants does not re-check that
@@ -523,8 +531,17 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 		}
 		next++
 		ref, ok := onLedger[gb.Seq]
+		if !ok && gb.Height == 0 && !gb.Pruned {
+			s.PendingBatches++
+			s.PendingGrants += gb.Count
+			recs, err := g.Records(gb.Seq)
+			if err != nil {
+				return err
+			}
+			return CheckGrantBatch(gb.Event(cluster), recs, known)
+		}
 		if !ok {
-			return fmt.Errorf("%w: batch %d (%d grants) is in the grant log, not on the ledger", ErrBadGrant, gb.Seq, gb.Count)
+			return fmt.Errorf("%w: batch %d (%d grants) is in the grant log, marked committed in block %d, not on the ledger", ErrBadGrant, gb.Seq, gb.Count, gb.Height)
 		}
 		delete(onLedger, gb.Seq)
 		ev := ref.Event

@@ -157,6 +157,9 @@ func verifyGrants(l *ledger.Bolt, dir string) error {
 	if s.Pruned > 0 {
 		fmt.Printf("  of them %d pruned (records deleted; their batches' counts and roots checked)\n", s.Pruned)
 	}
+	if s.PendingBatches > 0 {
+		fmt.Printf("session grants pending: %d in %d batch(es) not yet on the ledger (the cluster head stopped before appending them; it appends them at its next start)\n", s.PendingGrants, s.PendingBatches)
+	}
 	return nil
 }
 
