@@ -434,7 +434,21 @@ func (s *Server) wellKnownCore(context.Context, *Request) Response {
 }
 
 // CodeString renders a code as CoAP writes it, e.g. "4.03".
-func CodeString(c codes.Code) string { return fmt.Sprintf("%d.%02d", c>>5, c&0x1f) }
+func CodeString(c codes.Code) string {
+	if int(c) < len(codeStrings) {
+		return codeStrings[c]
+	}
+	return fmt.Sprintf("%d.%02d", c>>5, c&0x1f)
+}
+
+// codeStrings holds every one-byte code rendered, so that reporting an
+// answer does not format one per request.
+var codeStrings = func() (s [256]string) {
+	for c := range s {
+		s[c] = fmt.Sprintf("%d.%02d", c>>5, c&0x1f)
+	}
+	return s
+}()
 
 // ownEchoes are the echoes of an edge that shares them with nothing (a
 // device's listener): an Issuer of its own, with no ledger height to stamp.

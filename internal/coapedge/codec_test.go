@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
+
+	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
 // TestReadBodyAtItsSize: go-coap's ReadBody, which the edge, the device
@@ -23,6 +26,15 @@ func TestReadBodyAtItsSize(t *testing.T) {
 			if err != nil || !bytes.Equal(got, want) || (n == 0) != (got == nil) || cap(got) != len(got) {
 				t.Fatalf("%d bytes: ReadBody = %d bytes (cap %d), %v", n, len(got), cap(got), err)
 			}
+		}
+	}
+}
+
+// TestCodeString: codes as CoAP writes them, from the table and beyond it.
+func TestCodeString(t *testing.T) {
+	for c, want := range map[codes.Code]string{codes.Content: "2.05", codes.Forbidden: "4.03", codes.ServiceUnavailable: "5.03", 0: "0.00", 0x1ff: "15.31"} {
+		if got := coapedge.CodeString(c); got != want {
+			t.Errorf("CodeString(%d) = %q, want %q", c, got, want)
 		}
 	}
 }
