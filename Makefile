@@ -113,7 +113,7 @@ bench-ratios: build
 bench-summary: build
 	$(BIN) bench --scenario ratios --duration $(BENCHTIME) --concurrency 64
 	@d=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 --association-rate 0 --metrics 127.0.0.1:9465 --pprof >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
+	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 --association-rate 0 --max-associations 0 --metrics 127.0.0.1:9465 --pprof >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
 	$(BIN) bench --scenario ratios --duration $(BENCHTIME) --concurrency 64 \
 		--server coap://127.0.0.1:$$port --server-pid $$pid; rc=$$?; \
 	kill $$pid; wait $$pid; rm -rf $$d; exit $$rc
