@@ -489,8 +489,9 @@ func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 // CheckGrants checks the session-batch events of cluster on l against the
 // grant log g: no batch number twice on the ledger (IndexBatches); every
 // batch on the ledger is in g with the same count and root, and its stored
-// records pass CheckGrantBatch against the ledger's index (a device that
-// never joined was never granted a session); and every batch of g is on the
+// records pass CheckGrantBatch with both devices of every grant joined in a
+// block before the batch's (a device that had not joined was never granted a
+// session); and every batch of g is on the
 // ledger (the grant log numbers its batches 1, 2, 3, …, so a batch missing
 // from both is seen as a gap in g) — but a batch g never marked committed
 // may be missing: its records are checked against its own count and root and
@@ -505,9 +506,15 @@ func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (GrantSummary, error) {
 	var s GrantSummary
 	var refs []SessionBatchRef
+	joined := map[string]uint64{} // device ID → height of its first join
 	err := l.Blocks(0, func(b Block) error {
 		for _, ev := range b.Events {
-			if ev.Type == EventSessionBatch && ev.Device == cluster {
+			switch {
+			case ev.Type == EventJoin:
+				if _, ok := joined[ev.Device]; !ok {
+					joined[ev.Device] = b.Header.Height
+				}
+			case ev.Type == EventSessionBatch && ev.Device == cluster:
 				refs = append(refs, SessionBatchRef{Event: ev, Height: b.Header.Height})
 			}
 		}
@@ -520,9 +527,19 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 	if err != nil {
 		return s, err
 	}
-	known := func(id string) error {
-		_, err := l.Lookup(id)
-		return err
+	// A grant's devices joined before its batch's block; a pending batch's,
+	// before the head.
+	joinedBefore := func(height uint64) func(id string) error {
+		return func(id string) error {
+			if h, ok := joined[id]; !ok || h >= height {
+				return fmt.Errorf("%w: no join before block %d", ErrUnknownDevice, height)
+			}
+			return nil
+		}
+	}
+	head, _, err := l.Head()
+	if err != nil {
+		return s, err
 	}
 	var next uint64 = 1
 	err = g.Batches(func(gb GrantBatch) error {
@@ -538,7 +555,7 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 			if err != nil {
 				return err
 			}
-			return CheckGrantBatch(gb.Event(cluster), recs, known)
+			return CheckGrantBatch(gb.Event(cluster), recs, joinedBefore(head.Height+1))
 		}
 		if !ok {
 			return fmt.Errorf("%w: batch %d (%d grants) is in the grant log, marked committed in block %d, not on the ledger", ErrBadGrant, gb.Seq, gb.Count, gb.Height)
@@ -559,7 +576,7 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 		if err != nil {
 			return err
 		}
-		if err := CheckGrantBatch(ev, recs, known); err != nil {
+		if err := CheckGrantBatch(ev, recs, joinedBefore(ref.Height)); err != nil {
 			return err
 		}
 		return ctx.Err()

@@ -254,6 +254,24 @@ func TestCheckGrantsTamper(t *testing.T) {
 			t.Fatalf("CheckGrants: %v, want ErrBadGrant and ErrUnknownDevice", err)
 		}
 	})
+
+	// The ledger's index knows m1 by the time of the check, but m1 joined
+	// after the batch that grants it a session was committed.
+	t.Run("grant to a device that joined after its batch", func(t *testing.T) {
+		e := newEnv(t)
+		l := e.open(t)
+		mustAppend(t, l, join("m2", "k2"))
+		g := openGrants(t, t.TempDir())
+		b, err := g.Write(grantRecords(t, 2, "m2", "m1"), time.UnixMilli(1_700_000_000_010))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, l, b.Event(testCluster))
+		mustAppend(t, l, join("m1", "k1"))
+		if _, err := ledger.CheckGrants(t.Context(), l, g, testCluster); !errors.Is(err, ledger.ErrBadGrant) || !errors.Is(err, ledger.ErrUnknownDevice) {
+			t.Fatalf("CheckGrants: %v, want ErrBadGrant and ErrUnknownDevice", err)
+		}
+	})
 }
 
 // grantKey is the grant log's key of record i of batch seq.
