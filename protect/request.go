@@ -14,7 +14,8 @@ const (
 	PathLeave   = "leave"
 )
 
-// Request is a parsed, still sealed, protected request (§4.1).
+// Request is a parsed, still sealed, protected request (§4.1), used by the
+// one goroutine that serves it.
 type Request struct {
 	KID string // the sender's device ID
 	Seq uint64 // the sender's sequence number
