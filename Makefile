@@ -106,17 +106,20 @@ bench-ratios: build
 
 # The tables of docs/PERFORMANCE.md: /verify and /session against the echo
 # and join against its crypto bound, in one run with the CH in this process
-# (the ratios), then in one run against a CH in its own process (its CPU per
-# op and the join's server CPU ratio; started with --pprof, so it can be
-# profiled meanwhile on 127.0.0.1:9465).
+# (the ratios), then in one run against a CH and an echo each in a process of
+# its own (their CPU per op, server against server, and the join's server CPU
+# ratio; both started with --pprof, so they can be profiled meanwhile on
+# 127.0.0.1:9465 and 127.0.0.1:9466).
 .PHONY: bench-summary
 bench-summary: build
 	$(BIN) bench --scenario ratios --duration $(BENCHTIME) --concurrency 64
-	@d=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 --association-rate 0 --max-associations 0 --metrics 127.0.0.1:9465 --pprof >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
+	@d=$$(mktemp -d); free='import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; \
+	port=$$(python3 -c "$$free"); eport=$$(python3 -c "$$free"); \
+	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 --association-rate 0 --max-associations 0 --metrics 127.0.0.1:9465 --pprof >$$d/serve.log 2>&1 & pid=$$!; \
+	$(BIN) bench --serve-echo 127.0.0.1:$$eport --metrics 127.0.0.1:9466 --pprof >$$d/echo.log 2>&1 & epid=$$!; sleep 1; \
 	$(BIN) bench --scenario ratios --duration $(BENCHTIME) --concurrency 64 \
-		--server coap://127.0.0.1:$$port --server-pid $$pid; rc=$$?; \
-	kill $$pid; wait $$pid; rm -rf $$d; exit $$rc
+		--server coap://127.0.0.1:$$port --server-pid $$pid --echo-server coap://127.0.0.1:$$eport --echo-server-pid $$epid; rc=$$?; \
+	kill $$pid $$epid; wait $$pid $$epid; rm -rf $$d; exit $$rc
 
 # 1k, 100k and 1M members: lookup, join and verify latency, memory.
 bench-scale: build

@@ -24,7 +24,7 @@ func BenchmarkVerifyTransports(b *testing.B) {
 	verify := testMarshal(b, &wire.VerifyRequest{Peer: "sensor-b"})
 
 	b.Run("echo", func(b *testing.B) {
-		srv, err := bench.StartEcho("127.0.0.1:0", 93)
+		srv, err := bench.StartEcho("127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -34,7 +34,7 @@ func BenchmarkVerifyTransports(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		body := bytes.Repeat([]byte{0x5a}, len(verify)+40)
+		body := bench.EchoRequest(len(verify)+40, 93)
 		for b.Loop() {
 			if _, err := c.Post(chtest.Ctx(b), "/echo", message.AppCoseEncrypt0, bytes.NewReader(body)); err != nil {
 				b.Fatal(err)

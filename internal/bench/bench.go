@@ -85,11 +85,16 @@ type Config struct {
 	HalfLoad    bool          // then rerun at half the measured throughput
 	Server      string        // coap://127.0.0.1:PORT of a running CH; "" starts one
 	ServerPID   int           // with Server: its process, whose CPU time is measured too; 0 none
-	DataDir     string        // the started CH's data directory; "" a temporary one
-	Members     []int         // scale: member counts to measure at
-	Timeout     time.Duration // per op
-	Progress    Progress      // nil: none
-	Log         io.Writer     // setup steps; nil: none
+	// EchoServer is coap://127.0.0.1:PORT of an echo baseline in a process
+	// of its own ('iotguard bench --serve-echo'); "" starts one in this
+	// process. EchoServerPID is that process, whose CPU time is measured too.
+	EchoServer    string
+	EchoServerPID int
+	DataDir       string        // the started CH's data directory; "" a temporary one
+	Members       []int         // scale: member counts to measure at
+	Timeout       time.Duration // per op
+	Progress      Progress      // nil: none
+	Log           io.Writer     // setup steps; nil: none
 	// Fleet is a fleet key that a --server trusts: the bench's devices join
 	// it with credentials of this key. Without it a server that admits
 	// enrolled devices only refuses them (ErrAdmission).
@@ -132,10 +137,15 @@ type Result struct {
 	// ServerCPUMicros is the CPU time of the cluster head's own process per
 	// successful op, when it runs apart (--server with --server-pid).
 	ServerCPUMicros float64 `json:"server_cpu_us_per_op,omitempty"`
-	// ServerCPURatio (join) is the crypto bound's time per op on one core
-	// over ServerCPUMicros: the ratio the cluster head would reach with the
-	// machine to itself, whatever the load generator costs.
+	// ServerCPURatio is, for a join, the crypto bound's time per op on one
+	// core over ServerCPUMicros: the ratio the cluster head would reach with
+	// the machine to itself, whatever the load generator costs. For the
+	// other scenarios, with the echo in a process of its own too, it is
+	// BaselineServerCPUMicros over ServerCPUMicros: server against server.
 	ServerCPURatio float64 `json:"server_cpu_ratio,omitempty"`
+	// BaselineServerCPUMicros is the CPU time of the echo's own process per
+	// successful echo (--echo-server with --echo-server-pid).
+	BaselineServerCPUMicros float64 `json:"baseline_server_cpu_us_per_op,omitempty"`
 
 	Baseline           string  `json:"baseline"`
 	BaselineThroughput float64 `json:"baseline_throughput"`
@@ -227,9 +237,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: scale enrolls members into its own ledger; drop --server", ErrBounds)
 	case c.ServerPID != 0 && c.Server == "":
 		return fmt.Errorf("%w: a server PID needs --server", ErrBounds)
+	case c.EchoServerPID != 0 && c.EchoServer == "":
+		return fmt.Errorf("%w: an echo server PID needs --echo-server", ErrBounds)
+	case c.EchoServer != "" && c.Server == "":
+		// Like with like: a ratio sets the servers against each other in
+		// the same arrangement, both in this process or both apart.
+		return fmt.Errorf("%w: an echo in a process of its own is set against a cluster head in one of its own: add --server", ErrBounds)
 	}
-	if c.ServerPID != 0 {
-		if _, err := processCPUOf(c.ServerPID); err != nil {
+	for _, pid := range []int{c.ServerPID, c.EchoServerPID} {
+		if _, err := processCPUOrZero(pid); err != nil {
 			return fmt.Errorf("%w: %v", ErrBounds, err)
 		}
 	}
@@ -238,17 +254,26 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: members %d outside 1..10,000,000", ErrBounds, n)
 		}
 	}
-	if c.Server != "" {
-		return checkLoopback(c.Server)
+	for _, server := range []string{c.Server, c.EchoServer} {
+		if server == "" {
+			continue
+		}
+		if err := CheckLoopback(server); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// checkLoopback refuses a server that is not on a loopback address: load
-// goes to this machine only.
-func checkLoopback(server string) error {
-	hostport := strings.TrimSuffix(strings.TrimPrefix(server, "coap://"), "/")
-	host, _, err := net.SplitHostPort(hostport)
+// hostPort is the host:port of a coap:// URL.
+func hostPort(url string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(url, "coap://"), "/")
+}
+
+// CheckLoopback refuses a server (coap://host:port or host:port) that is not
+// on a loopback address: load goes to this machine only.
+func CheckLoopback(server string) error {
+	host, _, err := net.SplitHostPort(hostPort(server))
 	if err != nil {
 		return fmt.Errorf("%w: server %q: %v", ErrNotLoopback, server, err)
 	}
@@ -430,14 +455,14 @@ func runEcho(cfg Config, res *Result) error {
 	if err != nil {
 		return err
 	}
-	srv, err := StartEcho("127.0.0.1:0", resp)
+	srv, err := StartEcho("127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	res.Server = "go-coap echo in-process coap://" + srv.Addr()
 	res.PayloadBytes = [2]int{req, resp}
-	ws, err := echoWorkers(srv.Addr(), cfg.Concurrency, req)
+	ws, err := echoWorkers(srv.Addr(), cfg.Concurrency, req, resp)
 	if err != nil {
 		return err
 	}
@@ -447,11 +472,14 @@ func runEcho(cfg Config, res *Result) error {
 }
 
 // serverCPU returns the CPU time of cfg.ServerPID so far, 0 without one.
-func serverCPU(cfg Config) (time.Duration, error) {
-	if cfg.ServerPID == 0 {
+func serverCPU(cfg Config) (time.Duration, error) { return processCPUOrZero(cfg.ServerPID) }
+
+// processCPUOrZero returns the CPU time of process pid so far, 0 for pid 0.
+func processCPUOrZero(pid int) (time.Duration, error) {
+	if pid == 0 {
 		return 0, nil
 	}
-	return processCPUOf(cfg.ServerPID)
+	return processCPUOf(pid)
 }
 
 // roundLength is the length of one slice of an interleaved run.
@@ -570,6 +598,12 @@ func measure(cfg Config, t *target, sc *scenario, res *Result, others []variant)
 				res.BaselineCPUMicros = float64(bl.cpu.Microseconds()) / float64(bl.ok)
 				res.CPURatio = res.BaselineCPUMicros / res.CPUMicros
 			}
+			if bl.ok > 0 && bl.serverCPU > 0 {
+				res.BaselineServerCPUMicros = float64(bl.serverCPU.Microseconds()) / float64(bl.ok)
+				if res.ServerCPUMicros > 0 {
+					res.ServerCPURatio = res.BaselineServerCPUMicros / res.ServerCPUMicros
+				}
+			}
 		}
 		for k, v := range bl.errors {
 			res.Errors["baseline "+k] += v
@@ -600,16 +634,22 @@ func baseline(cfg Config, t *target, res *Result) (func(Config) (outcome, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := StartEcho("127.0.0.1:0", resp)
-	if err != nil {
-		return nil, nil, err
-	}
-	ws, err := echoWorkers(srv.Addr(), cfg.Concurrency, req)
-	if err != nil {
-		srv.Close()
-		return nil, nil, err
-	}
+	addr, stop := hostPort(cfg.EchoServer), func() {}
 	res.Baseline = "go-coap echo: same server options, process, payload sizes and client setup"
+	if cfg.EchoServer == "" {
+		srv, err := StartEcho("127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		addr, stop = srv.Addr(), func() { srv.Close() }
+	} else {
+		res.Baseline = "go-coap echo in its own process (" + cfg.EchoServer + "): same server options, payload sizes and client setup"
+	}
+	ws, err := echoWorkers(addr, cfg.Concurrency, req, resp)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
 	res.PayloadBytes = [2]int{req, resp}
 	res.Goal = GoalProtected
 	if cfg.Scenario == ScenarioM2M || cfg.Scenario == ScenarioMixed {
@@ -617,9 +657,16 @@ func baseline(cfg Config, t *target, res *Result) (func(Config) (outcome, error)
 	}
 	run := func(c Config) (outcome, error) {
 		cfg.logf("baseline: go-coap echo, %d associations, %d/%d bytes, %v", cfg.Concurrency, req, resp, c.Duration)
-		return load{name: "echo baseline", duration: c.Duration, count: c.Count, rate: c.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(ws), nil
+		cpu0, err := processCPUOrZero(cfg.EchoServerPID)
+		if err != nil {
+			return outcome{}, err
+		}
+		o := load{name: "echo baseline", duration: c.Duration, count: c.Count, rate: c.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(ws)
+		cpu1, err := processCPUOrZero(cfg.EchoServerPID)
+		o.serverCPU = cpu1 - cpu0
+		return o, err
 	}
-	return run, func() { closeAll(ws); srv.Close() }, nil
+	return run, func() { closeAll(ws); stop() }, nil
 }
 
 // target is the cluster head under load.

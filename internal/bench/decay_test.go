@@ -23,7 +23,7 @@ import (
 func BenchmarkBusySource(b *testing.B) {
 	for _, prior := range []int{0, 20_000} {
 		b.Run(fmt.Sprintf("prior=%d", prior), func(b *testing.B) {
-			srv, err := bench.StartEcho("127.0.0.1:0", 93)
+			srv, err := bench.StartEcho("127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -33,7 +33,7 @@ func BenchmarkBusySource(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer conn.Close()
-			body := make([]byte, 71)
+			body := bench.EchoRequest(71, 93)
 			post := func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 
@@ -17,25 +18,43 @@ import (
 )
 
 // EchoServer is the bare go-coap baseline: one POST resource, /echo, that
-// answers 2.05 with a fixed body, on the same CoAP edge and settings as the
-// cluster head's server (coapsrv.EdgeOptions: size limit, rate limit and
-// association bounds off as the bench runs the CH, panic recovery, block-wise
-// off) and in the same
-// process as the load, so the ratios compare like with like.
+// answers 2.05 with as many bytes as the request's first two bytes say
+// (EchoRequest), on the same CoAP edge and settings as the cluster head's
+// server (coapsrv.EdgeOptions: size limit, rate limit and association bounds
+// off as the bench runs the CH, panic recovery, block-wise off) — in the
+// process of the load, or in one of its own ('iotguard bench --serve-echo').
 type EchoServer struct {
 	edge *coapedge.Server
 }
 
-// StartEcho listens on addr (UDP host:port) and answers every POST /echo
-// with respSize bytes.
-func StartEcho(addr string, respSize int) (*EchoServer, error) {
-	resp := bytes.Repeat([]byte{0xa5}, respSize)
+// MaxEchoAnswer is the largest answer the echo gives: the edge's payload
+// limit, which every protected answer of the cluster head fits.
+const MaxEchoAnswer = coapedge.DefaultMaxPayload
+
+// echoFiller is what the echo answers with.
+var echoFiller = bytes.Repeat([]byte{0xa5}, MaxEchoAnswer)
+
+// EchoRequest returns a request body of reqSize bytes (at least 2) asking
+// the echo for respSize bytes (at most MaxEchoAnswer).
+func EchoRequest(reqSize, respSize int) []byte {
+	b := bytes.Repeat([]byte{0x5a}, max(reqSize, 2))
+	binary.BigEndian.PutUint16(b, uint16(min(respSize, MaxEchoAnswer)))
+	return b
+}
+
+// StartEcho listens on addr (UDP host:port) and answers every POST /echo.
+func StartEcho(addr string) (*EchoServer, error) {
 	edge, err := coapedge.Listen(addr, []coapedge.Resource{{
 		Path: "/echo", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: []message.MediaType{message.AppCoseEncrypt0},
-		Handle: func(context.Context, *coapedge.Request) coapedge.Response {
+		Handle: func(_ context.Context, r *coapedge.Request) coapedge.Response {
+			if len(r.Body) < 2 || int(binary.BigEndian.Uint16(r.Body)) > MaxEchoAnswer {
+				return coapedge.Diagnostic(codes.BadRequest, "echo: want a 2-byte answer size up to 1024")
+			}
 			// It stands for a protected exchange, whose answer the CH may
-			// make larger than the request (it authenticated).
-			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0, Body: resp, Authenticated: true}
+			// make larger than the request (it authenticated). Only the
+			// bench loads it, on loopback.
+			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0,
+				Body: echoFiller[:binary.BigEndian.Uint16(r.Body)], Authenticated: true}
 		},
 	}}, coapsrv.EdgeOptions(coapsrv.WithRateLimit(0), coapsrv.WithMaxAssociations(0), coapsrv.WithAssociationRate(0),
 		coapsrv.WithErrors(transportError))...)
@@ -43,6 +62,15 @@ func StartEcho(addr string, respSize int) (*EchoServer, error) {
 		return nil, err
 	}
 	return &EchoServer{edge: edge}, nil
+}
+
+// ServeEcho starts the echo on addr, a loopback address: for
+// 'iotguard bench --serve-echo', the baseline in a process of its own.
+func ServeEcho(addr string) (*EchoServer, error) {
+	if err := CheckLoopback(addr); err != nil {
+		return nil, err
+	}
+	return StartEcho(addr)
 }
 
 // Addr returns the bound address.
@@ -56,9 +84,10 @@ func transportError(err error) { slog.Debug("coap", "err", err) }
 func (s *EchoServer) Close() error { return s.edge.Close() }
 
 // echoWorkers returns n workers, each with its own association to addr,
-// posting reqSize bytes per op the way the device library does.
-func echoWorkers(addr string, n, reqSize int) ([]worker, error) {
-	body := bytes.Repeat([]byte{0x5a}, reqSize)
+// posting reqSize bytes per op the way the device library does and reading
+// respSize bytes back.
+func echoWorkers(addr string, n, reqSize, respSize int) ([]worker, error) {
+	body := EchoRequest(reqSize, respSize)
 	ws := make([]worker, 0, n)
 	for i := 0; i < n; i++ {
 		a := &association{dial: func() (*client.Conn, error) { return udp.Dial(addr, options.WithErrors(transportError)) }}
@@ -72,7 +101,7 @@ func echoWorkers(addr string, n, reqSize int) ([]worker, error) {
 				if err != nil {
 					return err
 				}
-				return echoOnce(ctx, conn, body)
+				return echoOnce(ctx, conn, body, respSize)
 			},
 			close: a.close,
 		})
@@ -81,7 +110,8 @@ func echoWorkers(addr string, n, reqSize int) ([]worker, error) {
 }
 
 // echoOnce is device.exchange without the device: build, Do, read, release.
-func echoOnce(ctx context.Context, conn *client.Conn, body []byte) error {
+// An answer of another size than respSize is an error: not our echo.
+func echoOnce(ctx context.Context, conn *client.Conn, body []byte, respSize int) error {
 	req, err := conn.NewPostRequest(ctx, "/echo", message.AppCoseEncrypt0, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -95,8 +125,12 @@ func echoOnce(ctx context.Context, conn *client.Conn, body []byte) error {
 	if resp.Code() != codes.Content {
 		return fmt.Errorf("echo answered %v", resp.Code())
 	}
-	if _, err := resp.ReadBody(); err != nil {
+	b, err := resp.ReadBody()
+	if err != nil {
 		return err
+	}
+	if len(b) != respSize {
+		return fmt.Errorf("echo answered %d bytes, not %d: not an iotguard bench echo", len(b), respSize)
 	}
 	return nil
 }

@@ -47,6 +47,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 			row("baseline latency ms", "p50 %.2f  p99 %.2f (payload %d/%d bytes)", r.BaselineP50, r.BaselineP99, r.PayloadBytes[0], r.PayloadBytes[1])
 			row("baseline CPU per op", "%.0f µs: CPU ratio %.2f", r.BaselineCPUMicros, r.CPURatio)
 		}
+		if r.BaselineServerCPUMicros > 0 {
+			row("baseline server CPU", "%.0f µs per echo (the echo's process)", r.BaselineServerCPUMicros)
+			if r.ServerCPURatio > 0 {
+				row("server CPU ratio", "%.2f (the echo's CPU µs per op / the cluster head's)", r.ServerCPURatio)
+			}
+		}
 		if r.Crypto != nil {
 			row("crypto per core", "%.0f ops/s (%.0f µs per verify+sign+ECDH), %d cores", r.Crypto.PerCore, r.Crypto.OpMicros, r.Crypto.Cores)
 			if r.ServerCPURatio > 0 {
@@ -137,6 +143,9 @@ func (r *Result) writeRatios(w io.Writer) error {
 		if p.ServerCPUMicros > 0 {
 			serverCPU = fmt.Sprintf("%.0f", p.ServerCPUMicros)
 		}
+		if p.BaselineServerCPUMicros > 0 {
+			serverCPU += fmt.Sprintf(" / %.0f", p.BaselineServerCPUMicros)
+		}
 		if p.ServerCPURatio > 0 {
 			serverRatio = fmt.Sprintf("%.2f", p.ServerCPURatio)
 		}
@@ -144,7 +153,7 @@ func (r *Result) writeRatios(w io.Writer) error {
 		if p.Goal > 0 {
 			verdict := "met"
 			got := p.Ratio
-			if p.ServerCPURatio > 0 { // join, CH in its own process: the goal is on its CPU
+			if p.Crypto != nil && p.ServerCPURatio > 0 { // join, CH in its own process: the goal is on its CPU
 				got = p.ServerCPURatio
 			}
 			if got < p.Goal {
@@ -167,7 +176,11 @@ func (r *Result) writeRatios(w io.Writer) error {
 			fmt.Fprintln(w)
 		}
 	}
-	if len(r.Parts) > 0 && r.Parts[0].ServerCPUMicros > 0 {
+	switch {
+	case len(r.Parts) > 0 && r.Parts[0].BaselineServerCPUMicros > 0:
+		fmt.Fprintln(w, "note: the cluster head and the echo each run in a process of their own: the ratios set server against server;")
+		fmt.Fprintln(w, "      server CPU µs/op is the cluster head's / the echo's")
+	case len(r.Parts) > 0 && r.Parts[0].ServerCPUMicros > 0:
 		fmt.Fprintln(w, "note: the cluster head runs in its own process, the echo in this one: read the server CPU columns;")
 		fmt.Fprintln(w, "      the verify and session ratios of the same run are those with the cluster head in this process (no --server)")
 	}

@@ -48,6 +48,42 @@ func TestServerCPU(t *testing.T) {
 	}
 }
 
+// TestEchoServerApart: with the cluster head and the echo each given as a
+// server with a PID (here both this process), the run measures the echo's
+// own CPU per echo and sets it against the cluster head's. An echo apart
+// needs a cluster head apart: like with like.
+func TestEchoServerApart(t *testing.T) {
+	ch := chtest.Start(t, "", chtest.Open)
+	echo, err := bench.ServeEcho("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	cfg := bench.DefaultConfig()
+	cfg.Scenario, cfg.Duration, cfg.Concurrency, cfg.Baseline = bench.ScenarioVerify, time.Second, 2, true
+	cfg.Server, cfg.ServerPID = "coap://"+ch.Addr(), os.Getpid()
+	cfg.EchoServer, cfg.EchoServerPID = "coap://"+echo.Addr(), os.Getpid()
+	res, err := bench.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BaselineThroughput <= 0 || res.BaselineServerCPUMicros <= 0 || res.ServerCPUMicros <= 0 || len(res.Errors) != 0 {
+		t.Fatalf("baseline %.0f ops/s, echo server CPU %.1f µs/op, CH CPU %.1f µs/op, errors %v", res.BaselineThroughput, res.BaselineServerCPUMicros, res.ServerCPUMicros, res.Errors)
+	}
+	if want := res.BaselineServerCPUMicros / res.ServerCPUMicros; math.Abs(res.ServerCPURatio-want) > 1e-9 || !strings.Contains(res.Baseline, "own process") {
+		t.Errorf("server CPU ratio %v, want %v; baseline %q", res.ServerCPURatio, want, res.Baseline)
+	}
+	cfg.Server, cfg.ServerPID = "", 0
+	if err := cfg.Validate(); !errors.Is(err, bench.ErrBounds) {
+		t.Errorf("an echo apart with a cluster head in process: %v, want ErrBounds", err)
+	}
+	cfg.EchoServer = "coap://192.0.2.1:5700"
+	cfg.Server = "coap://" + ch.Addr()
+	if err := cfg.Validate(); !errors.Is(err, bench.ErrNotLoopback) {
+		t.Errorf("an echo server off loopback: %v, want ErrNotLoopback", err)
+	}
+}
+
 // TestHalfLoadBaseline: --half-load with --baseline measures the echo at the
 // same offered rate, so the report can set the scenario's tail beside the
 // transport's own.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/iotguard/iotguard/internal/bench"
 	"github.com/iotguard/iotguard/internal/pemkey"
+	"github.com/iotguard/iotguard/metrics"
 )
 
 const benchUsage = `Usage: iotguard bench [flags]
@@ -44,7 +45,11 @@ join (ES256 verify + sign + ECDH on every core), and reports the ratio.
 With --server and --server-pid it also measures the cluster head's own CPU
 time per op, and for join the ratio of the crypto bound to it: what the
 cluster head would reach with the machine to itself, apart from the load
-generator's devices. A progress bar shows on a terminal only.
+generator's devices. --serve-echo ADDR runs the echo baseline alone, in a
+process of its own (with --metrics ADDR --pprof to profile it); another
+bench uses it with --echo-server and measures its CPU with
+--echo-server-pid, so that a cluster head in its own process is set against
+an echo in its own process. A progress bar shows on a terminal only.
 
 Examples:
   iotguard bench --scenario verify --duration 60s --baseline
@@ -55,6 +60,9 @@ Examples:
   iotguard bench --scenario ratios --duration 20s --concurrency 64
   iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --association-rate 0 --fleet-key fleet.pub
   iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')"
+  iotguard bench --serve-echo 127.0.0.1:5700 --metrics 127.0.0.1:9470 --pprof &
+  iotguard bench --scenario verify --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')" \
+      --echo-server coap://127.0.0.1:5700 --echo-server-pid $!
 
 Flags:
 `
@@ -79,8 +87,19 @@ func benchCmd(args []string) error {
 	plotFile := fs.String("plot", "", "write a latency and throughput plot to `FILE` (.svg or .png)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE` (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to `FILE` (go tool pprof -sample_index=alloc_space)")
+	echoServer := fs.String("echo-server", "", "`URL` of the echo baseline in a process of its own (iotguard bench --serve-echo); default: one in this process")
+	echoServerPID := fs.Int("echo-server-pid", 0, "with --echo-server: its `PID`, to measure its own CPU per echo")
+	serveEcho := fs.String("serve-echo", "", "serve the echo baseline on `ADDR` (UDP, loopback) until interrupted, for another bench's --echo-server")
+	metricsAddr := fs.String("metrics", "", "with --serve-echo: serve the process's Go metrics on `ADDR` (HTTP, loopback)")
+	pprofOn := fs.Bool("pprof", false, "with --serve-echo and --metrics: also serve net/http/pprof there")
 	if err := Parse(fs, benchUsage, args); err != nil {
 		return err
+	}
+	if *serveEcho != "" {
+		return serveEchoCmd(*serveEcho, *metricsAddr, *pprofOn)
+	}
+	if *metricsAddr != "" || *pprofOn {
+		return usageError{"--metrics and --pprof go with --serve-echo (profile a cluster head with 'iotguard serve --pprof')"}
 	}
 	ms, err := parseInts(*members)
 	if err != nil {
@@ -88,7 +107,8 @@ func benchCmd(args []string) error {
 	}
 	cfg := bench.Config{
 		Scenario: *scenario, Duration: *duration, Count: *count, Concurrency: *concurrency, Rate: *rate,
-		Baseline: *baseline, HalfLoad: *halfLoad, Server: *server, ServerPID: *serverPID, DataDir: *data, Members: ms, Timeout: *timeout,
+		Baseline: *baseline, HalfLoad: *halfLoad, Server: *server, ServerPID: *serverPID, EchoServer: *echoServer, EchoServerPID: *echoServerPID,
+		DataDir: *data, Members: ms, Timeout: *timeout,
 		Progress: bench.TerminalProgress(os.Stderr),
 	}
 	if err := cfg.Validate(); err != nil {
@@ -133,6 +153,40 @@ func benchCmd(args []string) error {
 		return res.WriteJSON(os.Stdout)
 	}
 	return res.WriteTable(os.Stdout)
+}
+
+// serveEchoCmd serves the echo baseline on addr until SIGINT or SIGTERM:
+// the baseline in a process of its own, to profile it (--metrics with
+// --pprof) and to measure its CPU per echo (another bench's --echo-server
+// with --echo-server-pid).
+func serveEchoCmd(addr, metricsAddr string, withPprof bool) error {
+	if withPprof && metricsAddr == "" {
+		return usageError{"--pprof needs --metrics ADDR"}
+	}
+	srv, err := bench.ServeEcho(addr)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if metricsAddr != "" {
+		if err := bench.CheckLoopback(metricsAddr); err != nil {
+			return err
+		}
+		var opts []metrics.ServeOption
+		if withPprof {
+			opts = append(opts, metrics.WithPprof())
+		}
+		m, err := metrics.Serve(metricsAddr, metrics.NewRegistry(), opts...)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	fmt.Printf("echo baseline on coap://%s, pid %d; stop with SIGINT or SIGTERM\n", srv.Addr(), os.Getpid())
+	<-ctx.Done()
+	return nil
 }
 
 func parseInts(s string) ([]int, error) {
