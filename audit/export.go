@@ -182,6 +182,8 @@ type ExportReport struct {
 	Devices    int // device IDs the chain binds
 	Checkpoint *transparency.Checkpoint
 	Grants     GrantReport
+
+	replay *ledger.Replay // the checked chain, for CheckGrant
 }
 
 // GrantReport counts the session grants of an export's chain.
@@ -271,7 +273,7 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: data after the last grant batch", ErrExport)
 	}
-	return &ExportReport{Cluster: hdr.Cluster, Key: key, Devices: replay.Devices(), Checkpoint: cp, Grants: grants}, nil
+	return &ExportReport{Cluster: hdr.Cluster, Key: key, Devices: replay.Devices(), Checkpoint: cp, Grants: grants, replay: replay}, nil
 }
 
 // verifyGrants reads and checks the n grant batches of an export against the
@@ -327,13 +329,7 @@ func verifyBatch(dec *wire.SequenceDecoder, item wire.ExportGrants, ref ledger.S
 			return fmt.Errorf("%w: batch %d: record %d of %d: %w", ErrExport, item.Batch, i, item.Count, err)
 		}
 	}
-	known := func(id string) error {
-		if !replay.JoinedBefore(id, ref.Height) {
-			return fmt.Errorf("%w: no join before block %d", ledger.ErrUnknownDevice, ref.Height)
-		}
-		return nil
-	}
-	if err := ledger.CheckGrantBatch(ref.Event, recs, known); err != nil {
+	if err := ledger.CheckGrantBatch(ref.Event, recs, joinedBefore(replay, ref.Height)); err != nil {
 		return fmt.Errorf("%w: %w", ErrExport, err)
 	}
 	return nil

@@ -31,13 +31,16 @@ the key GET /cluster gives), and a failure exits 1.
                  last one kept in --state; a fork exits 1 printing both checkpoints
   verify-export  check a 'ledger export' file offline: every block, signature
                  and event, the signed checkpoint over them, and every session
-                 grant record against its batch's root on the chain
+                 grant record against its batch's root on the chain; with
+                 --grant-proof, a grant 'ledger grant-proof' printed (its
+                 inclusion path to that root), even once its record is pruned
 
 Examples:
   iotguard audit proof --server coap://127.0.0.1:5683 --device sensor-a --json
   iotguard audit consistency --server coap://127.0.0.1:5683 --from 12
   iotguard audit watch --server coap://127.0.0.1:5683 --state ch.watch --interval 1m
   iotguard audit verify-export ledger.export --pin 2c7d…e1
+  iotguard audit verify-export ledger.export --pin 2c7d…e1 --grant-proof grant.json   # a grant kept before a prune
 `
 
 func auditCmd(args []string) error {
@@ -340,6 +343,11 @@ func auditVerifyExport(args []string) error {
 	fs := flag.NewFlagSet("audit verify-export", flag.ContinueOnError)
 	pinFlag := fs.String("pin", "", "thumbprint (`hex`) of the CH key the export must be signed by")
 	asJSON := fs.Bool("json", false, "print JSON (hashes in hex)")
+	var claims []string
+	fs.Func("grant-proof", "a `FILE` that 'ledger grant-proof' wrote: prove that grant against the export's chain (repeatable)", func(f string) error {
+		claims = append(claims, f)
+		return nil
+	})
 	var file string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		file, args = args[0], args[1:]
@@ -384,15 +392,50 @@ func auditVerifyExport(args []string) error {
 	if err != nil {
 		return logError(err)
 	}
+	proven, err := checkGrantClaims(rep, claims)
+	if err != nil {
+		return err
+	}
 	cp, g := rep.Checkpoint, rep.Grants
 	if *asJSON {
 		return printJSON(map[string]any{"cluster": rep.Cluster, "tree_size": cp.Size, "root": hex.EncodeToString(cp.Root[:]),
 			"time_ms": cp.TimeMS, "devices": rep.Devices, "key": hex.EncodeToString(cp.KID[:]), "checkpoint": hex.EncodeToString(cp.Signed),
-			"grant_batches": g.Batches, "grants": g.Grants, "unchecked_grant_batches": g.UncheckedBatches, "unchecked_grants": g.UncheckedGrants})
+			"grant_batches": g.Batches, "grants": g.Grants, "unchecked_grant_batches": g.UncheckedBatches, "unchecked_grants": g.UncheckedGrants,
+			"grants_proven": proven})
 	}
 	fmt.Printf("export intact: cluster %s, %d blocks, %d devices, tree root %x, checkpoint signed by %x\n",
 		rep.Cluster, cp.Size, rep.Devices, cp.Root, cp.KID)
 	fmt.Printf("session grants: %d in %d batch(es) checked; %d in %d batch(es) without records in the export (pruned) not checkable\n",
 		g.Grants, g.Batches, g.UncheckedGrants, g.UncheckedBatches)
+	for _, line := range proven {
+		fmt.Println(line)
+	}
 	return nil
+}
+
+// checkGrantClaims proves each grant-proof file against the checked export
+// and returns a line for each; the first that does not prove exits 1.
+func checkGrantClaims(rep *audit.ExportReport, files []string) ([]string, error) {
+	lines := []string{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var c audit.GrantClaim
+		if err := json.Unmarshal(b, &c); err != nil {
+			return nil, fmt.Errorf("%s is not a 'ledger grant-proof' file: %w", f, err)
+		}
+		grant, err := rep.CheckGrant(c)
+		if errors.Is(err, audit.ErrGrantClaim) {
+			fmt.Printf("grant NOT proven (%s): %s\n", f, err)
+			return nil, exitError(1)
+		}
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, fmt.Sprintf("grant proven (%s): session %x of %s with %s, grant %d of batch %d in block %d",
+			f, grant.SessionID, grant.Device, grant.Peer, c.Index, c.Batch, c.Block))
+	}
+	return lines, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/iotguard/iotguard/audit"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/ledgerlist"
 	"github.com/iotguard/iotguard/ledger"
@@ -281,18 +282,5 @@ func ledgerGrantProof(args []string) error {
 	if err != nil {
 		return err
 	}
-	path := make([]string, len(p.Path))
-	for i, h := range p.Path {
-		path[i] = hex.EncodeToString(h)
-	}
-	return json.NewEncoder(os.Stdout).Encode(struct {
-		Cluster string   `json:"cluster"`
-		Block   uint64   `json:"block"`
-		Batch   uint64   `json:"batch"`
-		Count   uint64   `json:"count"`
-		Root    string   `json:"root"`
-		Index   uint64   `json:"index"`
-		Record  string   `json:"record"`
-		Path    []string `json:"path"`
-	}{l.Cluster(), p.Height, p.Event.Batch, p.Event.Count, hex.EncodeToString(p.Event.Root), p.Index, hex.EncodeToString(p.Record), path})
+	return json.NewEncoder(os.Stdout).Encode(audit.NewGrantClaim(l.Cluster(), p))
 }

@@ -1,0 +1,94 @@
+package audit
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// GrantClaim is one session grant with its inclusion proof, as 'iotguard
+// ledger grant-proof' prints it (JSON, byte strings in hex): what the holder
+// of a grant keeps before the CH prunes its record, and checks later against
+// the signed chain of an export (ExportReport.CheckGrant), pruned or not.
+type GrantClaim struct {
+	Cluster string   `json:"cluster"`
+	Block   uint64   `json:"block"` // height of the block holding the batch's session-batch event
+	Batch   uint64   `json:"batch"`
+	Count   uint64   `json:"count"`
+	Root    string   `json:"root"`
+	Index   uint64   `json:"index"` // the grant's place in its batch
+	Record  string   `json:"record"`
+	Path    []string `json:"path"` // RFC 9162 inclusion path from the record to Root
+}
+
+// NewGrantClaim returns p, a proof from cluster's grant log, as a claim.
+func NewGrantClaim(cluster string, p ledger.GrantProof) GrantClaim {
+	path := make([]string, len(p.Path))
+	for i, h := range p.Path {
+		path[i] = hex.EncodeToString(h)
+	}
+	return GrantClaim{Cluster: cluster, Block: p.Height, Batch: p.Event.Batch, Count: p.Event.Count,
+		Root: hex.EncodeToString(p.Event.Root), Index: p.Index, Record: hex.EncodeToString(p.Record), Path: path}
+}
+
+// ErrGrantClaim is returned by CheckGrant for a claim the chain does not
+// bear out.
+var ErrGrantClaim = errors.New("grant not proven")
+
+// CheckGrant checks c against r's chain, which VerifyExport checked: the
+// batch c names is a session-batch event of the cluster in block c.Block
+// with c's count and root; c's record is grant c.Index of it by c's path;
+// and the record is a valid session of two devices that joined before that
+// block (ledger.CheckGrantRecord). It returns the grant. The export need not
+// carry the batch's records: a claim kept before a prune still proves its
+// grant.
+func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
+	var grant ledger.Event
+	if c.Cluster != r.Cluster {
+		return grant, fmt.Errorf("%w: the claim is of cluster %q, the export of %q", ErrGrantClaim, c.Cluster, r.Cluster)
+	}
+	batches, err := ledger.IndexBatches(r.replay.SessionBatches())
+	if err != nil {
+		return grant, fmt.Errorf("%w: %w", ErrGrantClaim, err)
+	}
+	ref, ok := batches[c.Batch]
+	switch {
+	case !ok:
+		return grant, fmt.Errorf("%w: batch %d is not on the exported chain", ErrGrantClaim, c.Batch)
+	case ref.Height != c.Block || ref.Event.Count != c.Count || hex.EncodeToString(ref.Event.Root) != c.Root:
+		return grant, fmt.Errorf("%w: the claim puts batch %d in block %d with %d grants and root %s; the chain has it in block %d with %d and %x",
+			ErrGrantClaim, c.Batch, c.Block, c.Count, c.Root, ref.Height, ref.Event.Count, ref.Event.Root)
+	}
+	record, err := hex.DecodeString(c.Record)
+	if err != nil {
+		return grant, fmt.Errorf("%w: record: %v", ErrGrantClaim, err)
+	}
+	path := make([][]byte, len(c.Path))
+	for i, h := range c.Path {
+		if path[i], err = hex.DecodeString(h); err != nil {
+			return grant, fmt.Errorf("%w: path: %v", ErrGrantClaim, err)
+		}
+	}
+	if err := ledger.VerifyGrantInclusion(ref.Event, record, c.Index, path); err != nil {
+		return grant, fmt.Errorf("%w: %w", ErrGrantClaim, err)
+	}
+	if err := ledger.CheckGrantRecord(record, joinedBefore(r.replay, ref.Height)); err != nil {
+		return grant, fmt.Errorf("%w: %w", ErrGrantClaim, err)
+	}
+	err = wire.Unmarshal(record, &grant) // CheckGrantRecord decoded it
+	return grant, err
+}
+
+// joinedBefore is the rule of an export's grants: a device joined in a
+// block of the replayed chain below height.
+func joinedBefore(replay *ledger.Replay, height uint64) func(id string) error {
+	return func(id string) error {
+		if !replay.JoinedBefore(id, height) {
+			return fmt.Errorf("%w: no join before block %d", ledger.ErrUnknownDevice, height)
+		}
+		return nil
+	}
+}
