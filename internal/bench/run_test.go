@@ -84,6 +84,21 @@ func TestEchoServerApart(t *testing.T) {
 	}
 }
 
+// TestM2MUnrefused: the m2m scenario's messages all come from 127.0.0.1, so
+// its listeners run without their per-source limit, as the bench's cluster
+// head does: every message is answered, none refused 4.29.
+func TestM2MUnrefused(t *testing.T) {
+	cfg := bench.DefaultConfig()
+	cfg.Scenario, cfg.Duration, cfg.Concurrency = bench.ScenarioM2M, time.Second, 4
+	res, err := bench.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops == 0 || len(res.Errors) != 0 {
+		t.Fatalf("%d ops, errors %v", res.Ops, res.Errors)
+	}
+}
+
 // TestHalfLoadBaseline: --half-load with --baseline measures the echo at the
 // same offered rate, so the report can set the scenario's tail beside the
 // transport's own.

@@ -302,7 +302,9 @@ func setup(ctx context.Context, cfg Config, t *target) (*scenario, error) {
 		for i := range c {
 			m1, m2 := s.members[i], s.members[c+i]
 			k := &talk{m1: m1, m2: m2}
-			if k.l, err = m2.d.Listen("127.0.0.1:0", func(string, []byte) []byte { return nil }, nil); err != nil {
+			// Every peer of the bench sends from 127.0.0.1: the listener's
+			// per-source limit is off, as the bench's cluster head's is.
+			if k.l, err = m2.d.Listen("127.0.0.1:0", func(string, []byte) []byte { return nil }, nil, device.WithListenRateLimit(0)); err != nil {
 				s.close()
 				return nil, err
 			}
