@@ -6,10 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
-	"io"
-	"net/http"
-	"regexp"
-	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,19 +53,11 @@ func issue(t *testing.T, fleet *ecdsa.PrivateKey, st *device.State, nbf, naf tim
 // rejections reads iotguard_join_rejections_total by reason from ch's metrics.
 func rejections(t *testing.T, ch *clusterhead.CH) map[string]int {
 	t.Helper()
-	resp, err := http.Get("http://" + ch.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int{}
-	for _, m := range regexp.MustCompile(`(?m)^iotguard_join_rejections_total\{reason="([a-z_]+)"\} ([0-9]+)$`).FindAllSubmatch(b, -1) {
-		n, _ := strconv.Atoi(string(m[2]))
-		out[string(m[1])] = n
+	for series, n := range chtest.Scrape(t, ch.MetricsAddr()) {
+		if reason, ok := strings.CutPrefix(series, `iotguard_join_rejections_total{reason="`); ok {
+			out[strings.TrimSuffix(reason, `"}`)] = n
+		}
 	}
 	return out
 }

@@ -2,10 +2,7 @@ package clusterhead_test
 
 import (
 	"crypto/rand"
-	"io"
-	"net/http"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -29,26 +26,6 @@ import (
 
 // withMetrics serves the CH's metrics on a loopback port.
 func withMetrics(c *clusterhead.Config) { c.Metrics = "127.0.0.1:0" }
-
-// staleRejections reads iotguard_join_rejections_total{reason="stale"}.
-func staleRejections(t *testing.T, ch *clusterhead.CH) string {
-	t.Helper()
-	resp, err := http.Get("http://" + ch.MetricsAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, `iotguard_join_rejections_total{reason="stale"} `); ok {
-			return v
-		}
-	}
-	return "0"
-}
 
 // joinAnswer decodes a 2.01/2.04 join answer and gives st its membership,
 // as the device does.
@@ -109,8 +86,8 @@ func TestReplayedJoinAfterRejoin(t *testing.T) {
 	if _, err := d.Verify(chtest.Ctx(t), "sensor-s"); err != nil {
 		t.Fatalf("the device's member key stopped working: %v", err)
 	}
-	if got := staleRejections(t, ch); got != "1" {
-		t.Errorf("stale join rejections counted %s, want 1", got)
+	if got := rejections(t, ch)["stale"]; got != 1 {
+		t.Errorf("stale join rejections counted %d, want 1", got)
 	}
 }
 
@@ -229,7 +206,7 @@ func TestDeviceSignsStaleChallenge(t *testing.T) {
 	if _, err := d.Verify(chtest.Ctx(t), "sensor-e"); err != nil {
 		t.Fatal(err)
 	}
-	if got := staleRejections(t, ch); got != "1" {
-		t.Errorf("stale join rejections counted %s, want 1: the join was not challenged", got)
+	if got := rejections(t, ch)["stale"]; got != 1 {
+		t.Errorf("stale join rejections counted %d, want 1: the join was not challenged", got)
 	}
 }
