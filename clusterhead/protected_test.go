@@ -272,18 +272,10 @@ func TestAuditRecordsSurviveClose(t *testing.T) {
 	if err := ch.Close(); err != nil { // no Flush by the test: Close must do it
 		t.Fatal(err)
 	}
-	l, err := clusterhead.OpenLedger(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	g, err := clusterhead.OpenGrantLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	l, g, closeStopped := openStopped(t, dir)
+	defer closeStopped()
 	var batches []ledger.Event
-	err = l.Blocks(0, func(b ledger.Block) error {
+	err := l.Blocks(0, func(b ledger.Block) error {
 		for _, ev := range b.Events {
 			switch ev.Type {
 			case ledger.EventSession:
@@ -441,20 +433,27 @@ func TestSessionGrantBatches(t *testing.T) {
 	}
 }
 
-// checkGrants checks the session batches of the stopped CH in dir against
-// its grant log (what 'ledger verify' does) and returns the summary.
-func checkGrants(t *testing.T, dir string) ledger.GrantSummary {
+// openStopped opens the ledger and the grant log of the stopped CH in dir;
+// closeBoth closes both.
+func openStopped(t *testing.T, dir string) (l *ledger.Bolt, g *ledger.GrantLog, closeBoth func()) {
 	t.Helper()
 	l, err := clusterhead.OpenLedger(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	g, err := clusterhead.OpenGrantLog(dir)
-	if err != nil {
+	if g, err = clusterhead.OpenGrantLog(dir); err != nil {
+		l.Close()
 		t.Fatal(err)
 	}
-	defer g.Close()
+	return l, g, func() { g.Close(); l.Close() }
+}
+
+// checkGrants checks the session batches of the stopped CH in dir against
+// its grant log (what 'ledger verify' does) and returns the summary.
+func checkGrants(t *testing.T, dir string) ledger.GrantSummary {
+	t.Helper()
+	l, g, closeStopped := openStopped(t, dir)
+	defer closeStopped()
 	s, err := ledger.CheckGrants(chtest.Ctx(t), l, g, l.Cluster())
 	if err != nil {
 		t.Fatalf("CheckGrants: %+v %v", s, err)
