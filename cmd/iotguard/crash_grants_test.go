@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -136,10 +135,7 @@ func TestCrashSessionGrants(t *testing.T) {
 			mu.Lock()
 			kills = append(kills, time.Now())
 			mu.Unlock()
-			if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			<-srv.done
+			srv.kill(t)
 			close(stop)
 			wg.Wait()
 			out := mustRun(t, 0, "ledger", "verify", "--data", data)

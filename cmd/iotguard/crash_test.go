@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,10 +132,7 @@ func TestCrashConsistency(t *testing.T) {
 			t.Fatalf("round %d: no join acknowledged within 15 s", round)
 		}
 		time.Sleep(time.Duration(rng.Int64N(int64(crashJitter))))
-		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-srv.done
+		srv.kill(t)
 		close(stop)
 		wg.Wait() // bounded: each attempt is bounded by crashJoinTTL
 		if t.Failed() {

@@ -135,6 +135,16 @@ func (s *server) stop(t *testing.T) {
 	}
 }
 
+// kill sends the server SIGKILL, a crash at whatever it was doing, and waits
+// for it to end.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+}
+
 // mustRun runs the iotguard CLI with args, checks its exit code and returns
 // its stdout.
 func mustRun(t *testing.T, wantCode int, args ...string) string {
