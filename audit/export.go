@@ -329,7 +329,7 @@ func verifyBatch(dec *wire.SequenceDecoder, item wire.ExportGrants, ref ledger.S
 			return fmt.Errorf("%w: batch %d: record %d of %d: %w", ErrExport, item.Batch, i, item.Count, err)
 		}
 	}
-	if err := ledger.CheckGrantBatch(ref.Event, recs, joinedBefore(replay, ref.Height)); err != nil {
+	if err := ledger.CheckGrantBatch(ref.Event, recs, replay.JoinedBefore(ref.Height)); err != nil {
 		return fmt.Errorf("%w: %w", ErrExport, err)
 	}
 	return nil

@@ -75,20 +75,9 @@ func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
 	if err := ledger.VerifyGrantInclusion(ref.Event, record, c.Index, path); err != nil {
 		return grant, fmt.Errorf("%w: %w", ErrGrantClaim, err)
 	}
-	if err := ledger.CheckGrantRecord(record, joinedBefore(r.replay, ref.Height)); err != nil {
+	if err := ledger.CheckGrantRecord(record, r.replay.JoinedBefore(ref.Height)); err != nil {
 		return grant, fmt.Errorf("%w: %w", ErrGrantClaim, err)
 	}
 	err = wire.Unmarshal(record, &grant) // CheckGrantRecord decoded it
 	return grant, err
-}
-
-// joinedBefore is the rule of an export's grants: a device joined in a
-// block of the replayed chain below height.
-func joinedBefore(replay *ledger.Replay, height uint64) func(id string) error {
-	return func(id string) error {
-		if !replay.JoinedBefore(id, height) {
-			return fmt.Errorf("%w: no join before block %d", ledger.ErrUnknownDevice, height)
-		}
-		return nil
-	}
 }

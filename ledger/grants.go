@@ -505,38 +505,20 @@ func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 // machine.
 func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (GrantSummary, error) {
 	var s GrantSummary
-	var refs []SessionBatchRef
-	joined := map[string]uint64{} // device ID → height of its first join
+	chain := newGrantChain(cluster)
 	err := l.Blocks(0, func(b Block) error {
-		for _, ev := range b.Events {
-			switch {
-			case ev.Type == EventJoin:
-				if _, ok := joined[ev.Device]; !ok {
-					joined[ev.Device] = b.Header.Height
-				}
-			case ev.Type == EventSessionBatch && ev.Device == cluster:
-				refs = append(refs, SessionBatchRef{Event: ev, Height: b.Header.Height})
-			}
-		}
+		chain.add(b.Header.Height, b.Events)
 		return ctx.Err()
 	})
 	if err != nil {
 		return s, err
 	}
-	onLedger, err := IndexBatches(refs)
+	onLedger, err := IndexBatches(chain.SessionBatches())
 	if err != nil {
 		return s, err
 	}
 	// A grant's devices joined before its batch's block; a pending batch's,
 	// before the head.
-	joinedBefore := func(height uint64) func(id string) error {
-		return func(id string) error {
-			if h, ok := joined[id]; !ok || h >= height {
-				return fmt.Errorf("%w: no join before block %d", ErrUnknownDevice, height)
-			}
-			return nil
-		}
-	}
 	head, _, err := l.Head()
 	if err != nil {
 		return s, err
@@ -555,7 +537,7 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 			if err != nil {
 				return err
 			}
-			return CheckGrantBatch(gb.Event(cluster), recs, joinedBefore(head.Height+1))
+			return CheckGrantBatch(gb.Event(cluster), recs, chain.JoinedBefore(head.Height+1))
 		}
 		if !ok {
 			return fmt.Errorf("%w: batch %d (%d grants) is in the grant log, marked committed in block %d, not on the ledger", ErrBadGrant, gb.Seq, gb.Count, gb.Height)
@@ -576,7 +558,7 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 		if err != nil {
 			return err
 		}
-		if err := CheckGrantBatch(ev, recs, joinedBefore(ref.Height)); err != nil {
+		if err := CheckGrantBatch(ev, recs, chain.JoinedBefore(ref.Height)); err != nil {
 			return err
 		}
 		return ctx.Err()
