@@ -471,9 +471,6 @@ func runEcho(cfg Config, res *Result) error {
 	return nil
 }
 
-// serverCPU returns the CPU time of cfg.ServerPID so far, 0 without one.
-func serverCPU(cfg Config) (time.Duration, error) { return processCPUOrZero(cfg.ServerPID) }
-
 // processCPUOrZero returns the CPU time of process pid so far, 0 for pid 0.
 func processCPUOrZero(pid int) (time.Duration, error) {
 	if pid == 0 {
@@ -563,12 +560,12 @@ func measure(cfg Config, t *target, sc *scenario, res *Result, others []variant)
 			name = fmt.Sprintf("%s %d/%d", cfg.Scenario, i+1, rounds)
 		}
 		cfg.logf("run: %s, %d devices, %v or %d ops", name, cfg.Concurrency, slice.Duration, slice.Count)
-		cpu0, err := serverCPU(cfg)
+		cpu0, err := processCPUOrZero(cfg.ServerPID)
 		if err != nil {
 			return err
 		}
 		o := load{name: name, duration: slice.Duration, count: slice.Count, rate: cfg.Rate, timeout: cfg.Timeout, progress: cfg.progress()}.run(scWorkers)
-		cpu1, err := serverCPU(cfg)
+		cpu1, err := processCPUOrZero(cfg.ServerPID)
 		if err != nil {
 			return err
 		}
