@@ -8,8 +8,26 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-func ticketAAD(cluster string, t *wire.Ticket) ([]byte, error) {
-	return wire.Marshal([]any{"iotguard ticket", cluster, t.SID, t.Expires, t.Initiator, t.Responder, t.Recipient})
+// ticketExternalAAD is a ticket's external AAD (docs/PROTOCOL.md §4.4).
+type ticketExternalAAD struct {
+	_         struct{} `cbor:",toarray"`
+	Label     string   // "iotguard ticket"
+	Cluster   string
+	SID       []byte
+	Expires   uint64
+	Initiator string
+	Responder string
+	Recipient string
+}
+
+// ticketAAD is the AEAD's AAD of ticket t.
+func ticketAAD(cluster string, t *wire.Ticket) (wire.AAD, error) {
+	external, err := wire.Marshal(ticketExternalAAD{Label: "iotguard ticket", Cluster: cluster, SID: t.SID,
+		Expires: t.Expires, Initiator: t.Initiator, Responder: t.Responder, Recipient: t.Recipient})
+	if err != nil {
+		return wire.AAD{}, err
+	}
+	return wire.NewAAD(external)
 }
 
 // SealTicket seals sk for t.Recipient under its ticket key, with a random IV,
@@ -23,13 +41,7 @@ func SealTicket(ticketKey wire.Key, cluster string, t wire.Ticket, sk [wire.KeyS
 	if err != nil {
 		return t, err
 	}
-	b, err := wire.Seal(ticketKey, iv, wire.Encrypt0Header{IV: iv[:]}, aad, sk[:])
-	if err != nil {
-		return t, err
-	}
-	if err := wire.Unmarshal(b, &t.Box); err != nil {
-		return t, err
-	}
+	t.Box = aad.SealBox(ticketKey, iv, wire.Encrypt0Header{IV: iv[:]}, sk[:])
 	return t, nil
 }
 
@@ -52,7 +64,7 @@ func OpenTicket(ticketKey wire.Key, cluster, me string, t *wire.Ticket, now time
 	}
 	var iv [wire.NonceSize]byte
 	copy(iv[:], t.Box.Unprotected.IV)
-	pt, err := t.Box.Open(ticketKey, iv, aad)
+	pt, err := aad.Open(&t.Box, ticketKey, iv)
 	if err != nil {
 		return sk, err
 	}

@@ -124,11 +124,17 @@ func NewAAD(externalAAD []byte) (AAD, error) {
 
 // Seal is Seal with this AAD.
 func (a AAD) Seal(key Key, nonce [NonceSize]byte, hdr Encrypt0Header, plaintext []byte) ([]byte, error) {
-	return Marshal(Encrypt0{
+	return Marshal(a.SealBox(key, nonce, hdr, plaintext))
+}
+
+// SealBox is Seal without the encoding, for an Encrypt0 that travels inside
+// another message (a ticket's box).
+func (a AAD) SealBox(key Key, nonce [NonceSize]byte, hdr Encrypt0Header, plaintext []byte) Encrypt0 {
+	return Encrypt0{
 		Protected:   protectedA128GCM,
 		Unprotected: hdr,
 		Ciphertext:  key.aead.Seal(nil, nonce[:], plaintext, a.b),
-	})
+	}
 }
 
 // Open is Encrypt0.Open with this AAD.
