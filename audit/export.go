@@ -186,7 +186,8 @@ type ExportReport struct {
 	replay *ledger.Replay // the checked chain, for CheckGrant
 }
 
-// GrantReport counts the session grants of an export's chain.
+// GrantReport counts the audit records (session grants, warnings) of an
+// export's chain.
 type GrantReport struct {
 	// Batches and Grants were checked: their records are in the export,
 	// hash to their session-batch event's root and are valid grants.

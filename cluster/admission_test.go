@@ -402,7 +402,7 @@ func TestFleetKeysConfig(t *testing.T) {
 			t.Errorf("ParseAdmission(%q) = %v, %v", a, got, err)
 		}
 	}
-	if _, err := cluster.New(cluster.Config{ID: "c", Radius: 1, Admission: 7}, e.keys, e.ledger); err == nil {
+	if _, err := cluster.New(cluster.Config{ID: "c", Radius: 1, Admission: 7, Grants: e.grants}, e.keys, e.ledger); err == nil {
 		t.Error("New accepted an unknown admission policy")
 	}
 }

@@ -46,10 +46,10 @@ type Config struct {
 	// (~35 B each), each until it is stale (docs/PROTOCOL.md §5.1); when
 	// that many are unexpired, /session refuses new proofs (ErrBusy).
 	TalkProofs int
-	// Grants, when set, keeps the records of session grants and the core
-	// commits them to the ledger in batches (one session-batch event per
-	// GrantBatch grants or per GrantPeriod, whichever comes first;
-	// ledger/grants.go). Nil: one session event per grant.
+	// Grants keeps the audit records — session grants and warning verdicts
+	// — and the core commits them to the ledger in batches (one
+	// session-batch event per GrantBatch records or per GrantPeriod,
+	// whichever comes first; ledger/grants.go). Required.
 	Grants      GrantLog
 	GrantBatch  int           // grants per batch, 1..ledger.MaxGrantBatch; default DefaultGrantBatch
 	GrantPeriod time.Duration // longest a batch stays open; default DefaultGrantPeriod
@@ -129,8 +129,7 @@ type Core struct {
 
 	checkpoints checkpoints // the newest signed checkpoint (transparency.go)
 
-	pending chan struct{} // one token per audit record not yet committed
-	grants  *grantBatcher // nil without Config.Grants
+	grants *grantBatcher // the audit records, in batches
 
 	spent   *spentProofs                    // talk proofs accepted and not yet stale
 	retired atomic.Pointer[func(id string)] // see OnKeyRetired; nil: nobody listens
@@ -140,6 +139,9 @@ type Core struct {
 func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if cfg.Radius <= 0 {
 		return nil, fmt.Errorf("failed to configure cluster %s: radius must be positive", cfg.ID)
+	}
+	if cfg.Grants == nil {
+		return nil, fmt.Errorf("failed to configure cluster %s: no grant log for its audit records", cfg.ID)
 	}
 	if cfg.MemberTTL == 0 {
 		cfg.MemberTTL = DefaultMemberTTL
@@ -180,10 +182,8 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 		return nil, fmt.Errorf("failed to configure cluster %s: %w", cfg.ID, err)
 	}
 	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members,
-		pending: make(chan struct{}, maxPendingRecords), spent: newSpentProofs(cfg.TalkProofs)}
-	if cfg.Grants != nil {
-		c.grants = newGrantBatcher(cfg, c.append)
-	}
+		spent: newSpentProofs(cfg.TalkProofs)}
+	c.grants = newGrantBatcher(cfg, c.append)
 	return c, nil
 }
 

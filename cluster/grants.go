@@ -26,25 +26,29 @@ const (
 )
 
 // maxSealedBatches bounds the full batches waiting for the grant log and the
-// ledger. When that many wait, the next grant that fills a batch waits for a
+// ledger. When that many wait, the next record that fills a batch waits for a
 // place: back-pressure, never a dropped record. With the open batch, the
 // batcher holds at most (maxSealedBatches+1) × GrantBatch records (~80 B
 // each).
 const maxSealedBatches = 4
 
-// errGrantsClosed is returned for a grant after the batcher stopped.
-var errGrantsClosed = errors.New("session grant log closed")
+// errGrantsClosed is returned for an audit record after the batcher stopped.
+var errGrantsClosed = errors.New("grant log closed")
 
-// grantBatcher collects the records of session grants and commits them in
-// batches: each batch written whole to the grant log (durable), then its
-// session-batch event appended to the ledger, then marked committed. One
-// goroutine writes, so batches are numbered in the order they are written.
+// grantBatcher collects the audit records — session grants and warning
+// verdicts — and commits them in batches: each batch written whole to the
+// grant log (durable), then its session-batch event appended to the ledger,
+// then marked committed. One goroutine writes, so batches are numbered in
+// the order they are written. Audit records are not membership: no later
+// decision reads them, so their answers do not wait for a durable commit
+// and /verify and /session cost AEAD only (docs/PROTOCOL.md §4.4); join,
+// leave and revoke stay durable before their answers.
 //
 // Invariants: a record added before Flush returns is in the grant log and
 // its batch's event on the ledger (or, if the ledger refused the append,
 // pending in the grant log, appended again at the next commit or start:
 // ledger.RecoverGrants). A crash loses the open batch — at most GrantBatch
-// grants, at most GrantPeriod old — and nothing written.
+// records, at most GrantPeriod old — and nothing written.
 type grantBatcher struct {
 	log     GrantLog
 	append  func(context.Context, ledger.Event) (ledger.BlockRef, error) // Core.append: timed for the metrics
@@ -54,8 +58,9 @@ type grantBatcher struct {
 	max     int
 	period  time.Duration
 
-	mu   sync.Mutex
-	open [][]byte // encoded records of the open batch
+	mu     sync.Mutex
+	open   [][]byte // encoded records of the open batch
+	closed bool     // set once the writer is stopping: add fails
 
 	sealed   chan [][]byte
 	flushReq chan chan struct{}
@@ -75,13 +80,17 @@ func newGrantBatcher(cfg Config, appendFn func(context.Context, ledger.Event) (l
 	return b
 }
 
-// add records ev, a session grant, in the open batch.
+// add records ev, a session or verify-warning event, in the open batch.
 func (b *grantBatcher) add(ev ledger.Event) error {
 	rec, err := wire.Marshal(ev)
 	if err != nil {
-		return fmt.Errorf("failed to encode session record of %s: %w", ev.Device, err)
+		return fmt.Errorf("failed to encode %s record of %s: %w", ev.Type, ev.Device, err)
 	}
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errGrantsClosed
+	}
 	b.open = append(b.open, rec)
 	var full [][]byte
 	if len(b.open) >= b.max {
@@ -95,7 +104,7 @@ func (b *grantBatcher) add(ev ledger.Event) error {
 	case b.sealed <- full:
 		return nil
 	case <-b.done:
-		b.logger.Error("session grants not recorded: grant log closed", "grants", len(full))
+		b.logger.Error("audit records not recorded: grant log closed", "records", len(full))
 		return errGrantsClosed
 	}
 }
@@ -123,6 +132,9 @@ func (b *grantBatcher) run() {
 			b.drain()
 			close(ack)
 		case <-b.stop:
+			b.mu.Lock()
+			b.closed = true
+			b.mu.Unlock()
 			b.drain()
 			return
 		}
@@ -148,7 +160,7 @@ func (b *grantBatcher) commit(recs [][]byte) {
 	if len(recs) > 0 {
 		batch, err := b.log.Write(recs, b.now())
 		if err != nil {
-			b.logger.Error("session grants not recorded", "grants", len(recs), "err", err)
+			b.logger.Error("audit records not recorded", "records", len(recs), "err", err)
 		} else {
 			b.retry = append(b.retry, batch)
 		}
@@ -159,7 +171,7 @@ func (b *grantBatcher) commit(recs [][]byte) {
 		if err != nil {
 			// Kept in the grant log as pending: tried again at the next
 			// commit, and at the next start.
-			b.logger.Warn("session batch not on the ledger yet", "batch", batch.Seq, "grants", batch.Count, "err", err)
+			b.logger.Warn("session batch not on the ledger yet", "batch", batch.Seq, "records", batch.Count, "err", err)
 			return
 		}
 		if err := b.log.Committed(batch.Seq, ref.Height); err != nil {
@@ -184,3 +196,13 @@ func (b *grantBatcher) close() {
 	b.stopOnce.Do(func() { close(b.stop) })
 	<-b.done
 }
+
+// Flush returns once every audit record added before it — session grants,
+// warning verdicts — is in the grant log and its batch's event on the
+// ledger (or pending in the grant log, see grantBatcher).
+func (c *Core) Flush() { c.grants.flush() }
+
+// Close commits the open batch of audit records and stops their writer; a
+// grant or warning after Close fails. The CH calls it after its CoAP server
+// stopped and before its ledger and grant log close.
+func (c *Core) Close() { c.grants.close() }

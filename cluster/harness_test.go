@@ -146,6 +146,43 @@ func (m *memLedger) setCluster(id, cluster string) {
 	m.index[id] = d
 }
 
+// memGrants is a grant log in memory: it keeps every batch's records.
+type memGrants struct {
+	mu      sync.Mutex
+	batches [][][]byte
+}
+
+func (g *memGrants) Write(records [][]byte, now time.Time) (ledger.GrantBatch, error) {
+	root, err := ledger.GrantRoot(records)
+	if err != nil {
+		return ledger.GrantBatch{}, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.batches = append(g.batches, records)
+	return ledger.GrantBatch{Seq: uint64(len(g.batches)), Count: uint64(len(records)), Root: root, TimeMS: now.UnixMilli()}, nil
+}
+
+func (g *memGrants) Committed(seq, height uint64) error { return nil }
+
+// records returns every record written, decoded, in order.
+func (g *memGrants) records(t testing.TB) []ledger.Event {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var evs []ledger.Event
+	for _, b := range g.batches {
+		for _, rec := range b {
+			var ev ledger.Event
+			if err := wire.Unmarshal(rec, &ev); err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
 // observer records what the core reports.
 type observer struct {
 	mu       sync.Mutex
@@ -174,6 +211,7 @@ type env struct {
 	t      testing.TB
 	keys   *keysvc.Service
 	ledger *memLedger
+	grants *memGrants
 	obs    *observer
 	core   *cluster.Core
 	now    time.Time
@@ -199,7 +237,7 @@ func newEnv(t testing.TB, adjust ...func(*cluster.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, keys: keys, ledger: newMemLedger(), obs: &observer{}, now: time.Unix(1_800_000_000, 0), log: &bytes.Buffer{}}
+	e := &env{t: t, keys: keys, ledger: newMemLedger(), grants: &memGrants{}, obs: &observer{}, now: time.Unix(1_800_000_000, 0), log: &bytes.Buffer{}}
 	noTime := func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey {
 			return slog.Attr{}
@@ -207,7 +245,7 @@ func newEnv(t testing.TB, adjust ...func(*cluster.Config)) *env {
 		return a
 	}
 	e.cfg = cluster.Config{ID: clusterID, Position: here, Radius: 1000, Now: func() time.Time { return e.now },
-		Admission: cluster.AdmissionOpen, Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{ReplaceAttr: noTime}))}
+		Admission: cluster.AdmissionOpen, Grants: e.grants, Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{ReplaceAttr: noTime}))}
 	for _, f := range adjust {
 		f(&e.cfg)
 	}
@@ -223,8 +261,32 @@ func (e *env) newCore() *cluster.Core {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.t.Cleanup(c.Close)
 	c.SetObserver(e.obs)
 	return c
+}
+
+// oneRecord returns the one audit record written since the ledger held
+// before events, after committing what was open: the ledger must have
+// gained exactly one session-batch event, of that one record.
+func (e *env) oneRecord(before int) ledger.Event {
+	e.t.Helper()
+	recs := e.audit()
+	if n := e.ledger.written(); n != before+1 {
+		e.t.Fatalf("%d events written, want one session batch", n-before)
+	}
+	if ev := e.ledger.last(); ev.Type != ledger.EventSessionBatch || ev.Count != 1 || len(recs) == 0 {
+		e.t.Fatalf("last event %+v (%d records), want a session batch of one record", ev, len(recs))
+	}
+	return recs[len(recs)-1]
+}
+
+// audit returns the audit records the core committed (session grants,
+// warnings), after committing what was open.
+func (e *env) audit() []ledger.Event {
+	e.t.Helper()
+	e.core.Flush()
+	return e.grants.records(e.t)
 }
 
 // advance moves the clock.

@@ -124,7 +124,7 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 	default:
 		resp = verdict(peer, now)
 	}
-	if err := c.warn(ctx, asker, resp, now); err != nil {
+	if err := c.warn(asker, resp, now); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -138,15 +138,16 @@ func verdict(d ledger.Device, now time.Time) *wire.VerifyResponse {
 }
 
 // warn counts, logs and records asker's warning verdict v; a member verdict
-// is none of these. The record is written behind the answer.
-func (c *Core) warn(ctx context.Context, asker ledger.Device, v *wire.VerifyResponse, now time.Time) error {
+// is none of these. The record goes into the open batch of audit records
+// (grants.go), committed behind the answer.
+func (c *Core) warn(asker ledger.Device, v *wire.VerifyResponse, now time.Time) error {
 	if v.Status.Current() {
 		return nil
 	}
 	reason := v.Status.String()
 	c.obs.VerifyWarning(reason)
 	c.cfg.Logger.Info("warning verdict", "asker", asker.ID, "peer", v.Peer, "reason", reason)
-	return c.record(ctx, ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: v.Peer, Time: now.UnixMilli(), Reason: reason})
+	return c.grants.add(ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: v.Peer, Time: now.UnixMilli(), Reason: reason})
 }
 
 // session grants a session between the requester (M2, responder) and the
@@ -170,7 +171,7 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 			return nil, err
 		}
 		if v := verdict(m1, now); !v.Status.Current() {
-			if err := c.warn(ctx, m2, v, now); err != nil {
+			if err := c.warn(m2, v, now); err != nil {
 				return nil, err
 			}
 			return &wire.SessionResponse{Warning: v}, nil
@@ -199,12 +200,7 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 		return nil, err
 	}
 	ev.SessionID, ev.Expires = sess.SID, sess.Expires.Unix()
-	if c.grants != nil {
-		err = c.grants.add(ev)
-	} else {
-		err = c.record(ctx, ev)
-	}
-	if err != nil {
+	if err := c.grants.add(ev); err != nil {
 		return nil, err
 	}
 	c.obs.SessionGranted()

@@ -59,7 +59,7 @@ func (c *CH) Backup(ctx context.Context, w io.Writer) error {
 	}
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
-	return writeBackup(w, c.dir, c.Core.Config().ID, b, c.grants)
+	return writeBackup(w, c.dir, c.Core.Config().ID, b, c.Grants)
 }
 
 // BackupStopped writes a backup archive of the data directory dir of a

@@ -74,7 +74,7 @@ type CH struct {
 	CoAPS   *coapsrv.Server // nil unless Config.DTLSListen is set
 	admin   *admin.Server
 	metrics *metrics.Server
-	grants  *ledger.GrantLog // the records of session grants (closed after the ledger)
+	Grants  *ledger.GrantLog // the audit records: session grants, warnings (closed after the ledger)
 	dir     string
 	started time.Time
 
@@ -202,7 +202,7 @@ func Start(cfg Config) (*CH, error) {
 		l.Close()
 		return nil, err
 	}
-	ch.grants = grants
+	ch.Grants = grants
 	opts := []coapsrv.Option{
 		coapsrv.WithRateLimit(cfg.RateLimit),
 		coapsrv.WithMaxAssociations(cfg.MaxAssociations),
@@ -289,10 +289,10 @@ func (c *CH) close() error {
 		errs = append(errs, c.CoAPS.Close())
 	}
 	errs = append(errs, c.CoAP.Close())
-	c.Core.Close() // audit records written behind their answers, the open batch of session grants
+	c.Core.Close() // the open batch of audit records (session grants, warnings)
 	errs = append(errs, c.Ledger.Close())
-	if c.grants != nil {
-		errs = append(errs, c.grants.Close())
+	if c.Grants != nil {
+		errs = append(errs, c.Grants.Close())
 	}
 	return errors.Join(errs...)
 }

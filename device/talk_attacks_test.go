@@ -355,17 +355,10 @@ func TestHelloFromFormerMember(t *testing.T) {
 			if !errors.As(err, &w) || w.Detail != "warning: "+c.status {
 				t.Fatalf("talk: %v, want a warning: %s", err, c.status)
 			}
-			chtest.Snap(t, s.ch) // the warning's record is written
-			var events []ledger.Event
-			if err := s.ch.Ledger.Blocks(before.Head.Height+1, func(b ledger.Block) error {
-				events = append(events, b.Events...)
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if len(events) != 1 || events[0].Type != ledger.EventVerifyWarning || events[0].Device != "m2" ||
-				events[0].Peer != c.d.ID() || events[0].Reason != c.status {
-				t.Fatalf("written since: %+v, want one verify-warning of m2 about %s", events, c.d.ID())
+			recs := chtest.AuditSince(t, s.ch, before)
+			if len(recs) != 1 || recs[0].Type != ledger.EventVerifyWarning || recs[0].Device != "m2" ||
+				recs[0].Peer != c.d.ID() || recs[0].Reason != c.status {
+				t.Fatalf("recorded since: %+v, want one verify-warning of m2 about %s", recs, c.d.ID())
 			}
 			s.alive(t)
 		})

@@ -41,7 +41,7 @@ func storedBytes(tb testing.TB, path string) map[string]int {
 // audited operation, with 64 concurrent events per block (group commit, as
 // under load) or one per block (an idle CH). Device IDs are 13 bytes
 // ("sensor-000042"). The session-batch rows also report the grant log's
-// bytes per grant. Run: go test -run NONE -bench LedgerBytes -benchtime 20x ./ledger
+// bytes per record. Run: go test -run NONE -bench LedgerBytes -benchtime 20x ./ledger
 func BenchmarkLedgerBytes(b *testing.B) {
 	id := func(i int) string { return fmt.Sprintf("sensor-%06d", i) }
 	const group = 64
@@ -82,10 +82,26 @@ func BenchmarkLedgerBytes(b *testing.B) {
 			reportPerEvent(b, before, after, events)
 		})
 	}
-	// Session grants as batches: one session-batch event per batch of
-	// grants, the records in the grant log.
-	for _, per := range []int{1, 64, 4096} {
-		b.Run(fmt.Sprintf("session-batch/%d-grants-per-batch", per), func(b *testing.B) {
+	// Audit records as batches: one session-batch event per batch of
+	// records (session grants, or warnings), the records in the grant log.
+	grant := func(n int) ledger.Event {
+		ev := session(id(0), id(1))
+		ev.SessionID = fmt.Appendf(nil, "%016d", n)
+		return ev
+	}
+	batches := []struct {
+		name   string
+		per    int
+		record func(n int) ledger.Event
+	}{
+		{"session-batch/1-grants-per-batch", 1, grant},
+		{"session-batch/64-grants-per-batch", 64, grant},
+		{"session-batch/4096-grants-per-batch", 4096, grant},
+		{"session-batch/4096-warnings-per-batch", 4096, func(n int) ledger.Event { return warning(id(0), id(n)) }},
+	}
+	for _, k := range batches {
+		per := k.per
+		b.Run(k.name, func(b *testing.B) {
 			e := newEnv(b)
 			l := e.open(b)
 			mustAppend(b, l, join(id(0), id(0)))
@@ -100,9 +116,7 @@ func BenchmarkLedgerBytes(b *testing.B) {
 			grants := 0
 			for b.Loop() {
 				for i := range recs {
-					ev := session(id(0), id(1))
-					ev.SessionID = fmt.Appendf(nil, "%016d", grants+i)
-					if recs[i], err = wire.Marshal(ev); err != nil {
+					if recs[i], err = wire.Marshal(k.record(grants + i)); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -124,7 +138,7 @@ func BenchmarkLedgerBytes(b *testing.B) {
 			for _, v := range storedBytes(b, gpath) {
 				gb += v
 			}
-			b.ReportMetric(float64(gb)/float64(grants), "grantlog-B/grant")
+			b.ReportMetric(float64(gb)/float64(grants), "grantlog-B/record")
 		})
 	}
 }

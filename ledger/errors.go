@@ -19,7 +19,7 @@ var (
 	// ErrBadGrant is returned by CheckGrants and VerifyGrantInclusion when a
 	// session grant record, a batch of them or an inclusion path does not
 	// match the session-batch events on the ledger (grants.go).
-	ErrBadGrant = errors.New("session grants do not match the ledger")
+	ErrBadGrant = errors.New("audit records do not match the ledger")
 
 	// ErrUnknownDevice is returned when an event or a lookup names a device ID
 	// that no join has ever bound.

@@ -24,7 +24,7 @@ const (
 	EventRotate        EventType = 6 // the CH key was rotated: Device is the cluster ID, Request the rotation signed by the old key
 	EventEnroll        EventType = 7 // an operator enrolled a device ID with a key (ledger/enroll.go)
 	EventUnenroll      EventType = 8 // an operator removed a device's enrollment
-	EventSessionBatch  EventType = 9 // a batch of session grants committed by hash: Device is the cluster ID (grants.go)
+	EventSessionBatch  EventType = 9 // a batch of audit records (session grants, warnings) committed by hash: Device is the cluster ID (grants.go)
 )
 
 // String returns the lower-case name of t: "join", "leave", "revoke",

@@ -18,12 +18,13 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// Session grants are audit records that no later decision reads. Writing one
-// ledger event per grant made the ledger grow by ~90 bytes and a share of a
-// signed block per grant (docs/PERFORMANCE.md). Instead the CH keeps each
-// grant's record — a session Event: requester, peer, time, session ID,
-// expiry, never a key — in its grant log, a bbolt file of its own, and
-// commits them to the ledger in batches: one session-batch event per batch,
+// Session grants and warning verdicts are audit records that no later
+// decision reads. Writing one ledger event per record made the ledger grow
+// by ~60–90 bytes and a share of a signed block per grant or warning
+// (docs/PERFORMANCE.md). Instead the CH keeps each record — a session Event
+// (requester, peer, time, session ID, expiry, never a key) or a
+// verify-warning Event (asker, subject, time, reason) — in its grant log, a
+// bbolt file of its own, and commits them to the ledger in batches: one session-batch event per batch,
 // carrying the batch's number, its number of grants and the RFC 9162 Merkle
 // root (SHA-256, the block tree's hash) over the records' encodings in
 // order. The ledger's signatures and its block tree then cover every record
@@ -591,25 +592,33 @@ func CheckGrantBatch(ev Event, recs [][]byte, known func(id string) error) error
 	return nil
 }
 
-// CheckGrantRecord is what a valid grant record is: the CBOR of a valid
-// session event whose requester and peer are devices known (joined) where
-// the record is checked. known returns nil for a known device ID and an
-// error saying why not for any other.
+// CheckGrantRecord is what a valid record of the grant log is: the CBOR of
+// a valid audit event — a session grant whose requester and peer are
+// devices known (joined) where the record is checked, or a verify-warning
+// whose asker is (its subject is whatever the asker named: the warning says
+// it is not a current member, perhaps not a device at all). known returns
+// nil for a known device ID and an error saying why not for any other.
 func CheckGrantRecord(rec []byte, known func(id string) error) error {
 	var ev Event
 	if err := wire.Unmarshal(rec, &ev); err != nil {
 		return fmt.Errorf("undecodable record: %w", err)
 	}
-	if ev.Type != EventSession {
-		return fmt.Errorf("a %s record", ev.Type)
-	}
 	if err := ev.validate(); err != nil {
 		return err
 	}
-	for _, id := range []string{ev.Device, ev.Peer} {
-		if err := known(id); err != nil {
-			return fmt.Errorf("session of %q with %q: %q: %w", ev.Device, ev.Peer, id, err)
+	switch ev.Type {
+	case EventSession:
+		for _, id := range []string{ev.Device, ev.Peer} {
+			if err := known(id); err != nil {
+				return fmt.Errorf("session of %q with %q: %q: %w", ev.Device, ev.Peer, id, err)
+			}
 		}
+	case EventVerifyWarning:
+		if err := known(ev.Device); err != nil {
+			return fmt.Errorf("warning to %q about %q: %w", ev.Device, ev.Peer, err)
+		}
+	default:
+		return fmt.Errorf("a %s record", ev.Type)
 	}
 	return nil
 }

@@ -139,7 +139,7 @@ func TestCrashSessionGrants(t *testing.T) {
 			close(stop)
 			wg.Wait()
 			out := mustRun(t, 0, "ledger", "verify", "--data", data)
-			if !strings.Contains(out, "session grants intact") && !strings.Contains(out, "no grant log") {
+			if !strings.Contains(out, "audit records intact") && !strings.Contains(out, "no grant log") {
 				t.Fatalf("round %d: ledger verify: %s", round, out)
 			}
 			t.Logf("round %d: killed; %s", round, strings.TrimSpace(out))
@@ -150,7 +150,7 @@ func TestCrashSessionGrants(t *testing.T) {
 		srv.stop(t) // a clean stop commits the open batch
 	}
 	out := mustRun(t, 0, "ledger", "verify", "--data", data)
-	if !strings.Contains(out, "session grants intact") || strings.Contains(out, "pending") {
+	if !strings.Contains(out, "audit records intact") || strings.Contains(out, "pending") {
 		t.Fatalf("ledger verify after a clean stop (every pending batch appended at a restart): %s", out)
 	}
 

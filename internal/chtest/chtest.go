@@ -303,3 +303,35 @@ func Unchanged(t testing.TB, ch *clusterhead.CH, before Snapshot) {
 			len(before.Devices), len(after.Devices), len(before.Enrollments), len(after.Enrollments))
 	}
 }
+
+// AuditSince returns the audit records (session grants, warnings) ch
+// committed to its ledger after before was taken, decoded, in ledger order;
+// it commits what was open first.
+func AuditSince(t testing.TB, ch *clusterhead.CH, before Snapshot) []ledger.Event {
+	t.Helper()
+	ch.Core.Flush()
+	var recs []ledger.Event
+	err := ch.Ledger.Blocks(before.Head.Height+1, func(b ledger.Block) error {
+		for _, ev := range b.Events {
+			if ev.Type != ledger.EventSessionBatch || ev.Device != ch.Core.Config().ID {
+				continue
+			}
+			batch, err := ch.Grants.Records(ev.Batch)
+			if err != nil {
+				return err
+			}
+			for _, rec := range batch {
+				var r ledger.Event
+				if err := wire.Unmarshal(rec, &r); err != nil {
+					return err
+				}
+				recs = append(recs, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}

@@ -405,7 +405,7 @@ func auditVerifyExport(args []string) error {
 	}
 	fmt.Printf("export intact: cluster %s, %d blocks, %d devices, tree root %x, checkpoint signed by %x\n",
 		rep.Cluster, cp.Size, rep.Devices, cp.Root, cp.KID)
-	fmt.Printf("session grants: %d in %d batch(es) checked; %d in %d batch(es) without records in the export (pruned) not checkable\n",
+	fmt.Printf("audit records: %d in %d batch(es) checked; %d in %d batch(es) without records in the export (pruned) not checkable\n",
 		g.Grants, g.Batches, g.UncheckedGrants, g.UncheckedBatches)
 	for _, line := range proven {
 		fmt.Println(line)

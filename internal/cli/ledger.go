@@ -24,14 +24,15 @@ const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore|p
 verify re-derives every block hash and signature, replays every event
 against the device index and checks the Merkle tree over the blocks; it exits
 0 with the height when the chain is intact and 1 naming the first bad block
-otherwise. It then checks the session grants of grants.db against their
-batches on the ledger. prune-grants --older-than DURATION deletes the grant
+otherwise. It then checks the audit records of grants.db (session grants
+and warning verdicts) against their batches on the ledger. prune-grants --older-than DURATION deletes the grant
 records of batches written before then: each batch's count and Merkle root
 stay on the ledger (and in grants.db), so verify still checks them, and an
 inclusion proof kept before the prune still verifies. grant-proof --session
 SID prints, as JSON, one grant's record, its batch and the inclusion path
 from the record to the Merkle root of its batch's event on the ledger. list
-prints the blocks. export --out FILE writes every block, a signed checkpoint
+prints the blocks; with --records, each session batch's audit records (the
+session grants and warnings in grants.db) under it. export --out FILE writes every block, a signed checkpoint
 over them and the grant records of every batch not pruned, for 'iotguard
 audit verify-export'.
 All need the server stopped (the ledger file is locked while it runs).
@@ -44,6 +45,7 @@ backup and restore copy a data directory, the server running or not
 Examples:
   iotguard ledger verify --data iotguard-data
   iotguard ledger list --data iotguard-data --format json
+  iotguard ledger list --data iotguard-data --records
   iotguard ledger export --data iotguard-data --out ledger.export
   iotguard ledger backup --data iotguard-data --out backup.tar
   iotguard ledger prune-grants --data iotguard-data --older-than 2160h
@@ -123,7 +125,7 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 }
 
 // verifyGrants checks the session-batch events of the ledger l against the
-// grant log in dir (ledger.CheckGrants).
+// audit records of the grant log in dir (ledger.CheckGrants).
 func verifyGrants(l *ledger.Bolt, dir string) error {
 	g, err := clusterhead.OpenGrantLog(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -139,7 +141,7 @@ func verifyGrants(l *ledger.Bolt, dir string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("session grants: no grant log (%s) in %s: %d batch(es) on the ledger not checked\n", ledger.GrantLogFile, dir, batches)
+		fmt.Printf("audit records: no grant log (%s) in %s: %d batch(es) on the ledger not checked\n", ledger.GrantLogFile, dir, batches)
 		return nil
 	}
 	if err != nil {
@@ -148,18 +150,18 @@ func verifyGrants(l *ledger.Bolt, dir string) error {
 	defer g.Close()
 	s, err := ledger.CheckGrants(context.Background(), l, g, l.Cluster())
 	if errors.Is(err, ledger.ErrBadGrant) {
-		fmt.Printf("session grants BROKEN: %s\n", err)
+		fmt.Printf("audit records BROKEN: %s\n", err)
 		return exitError(1)
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Printf("session grants intact: %d in %d batch(es), each batch's records hash to its root on the ledger\n", s.Grants, s.Batches)
+	fmt.Printf("audit records intact: %d in %d batch(es) (session grants and warnings), each batch's records hash to its root on the ledger\n", s.Grants, s.Batches)
 	if s.Pruned > 0 {
 		fmt.Printf("  of them %d pruned (records deleted; their batches' counts and roots checked)\n", s.Pruned)
 	}
 	if s.PendingBatches > 0 {
-		fmt.Printf("session grants pending: %d in %d batch(es) not yet on the ledger (the cluster head stopped before appending them; it appends them at its next start)\n", s.PendingGrants, s.PendingBatches)
+		fmt.Printf("audit records pending: %d in %d batch(es) not yet on the ledger (the cluster head stopped before appending them; it appends them at its next start)\n", s.PendingGrants, s.PendingBatches)
 	}
 	return nil
 }
@@ -168,6 +170,7 @@ func ledgerList(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("ledger list", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
 	format := fs.String("format", "text", "output `format`: text or json")
+	withRecords := fs.Bool("records", false, "under each session batch, list its audit records (session grants, warnings) from grants.db")
 	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; bin/iotguard-cometbft)")
 	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
@@ -177,25 +180,36 @@ func ledgerList(args []string, cmt *CometBFT) error {
 			return err
 		}
 	}
-	show, err := ledgerlist.Printer(os.Stdout, *format)
+	if *withRecords && *home != "" {
+		return usageError{"--records needs --data: each cluster head of a shared ledger keeps its own grants.db"}
+	}
+	var grants *ledger.GrantLog // opened below, before the first block is shown
+	var records ledgerlist.Records
+	if *withRecords {
+		records = func(seq uint64) ([][]byte, error) { return grants.Records(seq) }
+	}
+	show, err := ledgerlist.Printer(os.Stdout, *format, records)
 	if err != nil {
 		return usageError{"--format must be text or json"}
-	}
-	blocks := func(fn func(ledger.Block) error) error {
-		l, err := clusterhead.OpenLedger(*dir)
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		return l.Blocks(0, fn)
 	}
 	if *home != "" {
 		if cmt == nil {
 			return errNoCometBFT
 		}
-		blocks = func(fn func(ledger.Block) error) error { return cmt.Blocks(*home, fn) }
+		return cmt.Blocks(*home, show)
 	}
-	return blocks(show)
+	l, err := clusterhead.OpenLedger(*dir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if *withRecords {
+		if grants, err = clusterhead.OpenGrantLog(*dir); err != nil {
+			return err
+		}
+		defer grants.Close()
+	}
+	return l.Blocks(0, show)
 }
 
 // verifyCometBFT verifies the ledger of a stopped CometBFT node.

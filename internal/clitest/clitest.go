@@ -46,6 +46,7 @@ func RunScripts(t *testing.T, extra map[string]func(ts *testscript.TestScript, n
 //	                            listens a moment after the CoAP server answers)
 //	perm FILE MODE              FILE's permission bits must be MODE (octal)
 //	jsonl [-nojoin ID...] TYPE... stdout is 'ledger list --format json' output holding every TYPE
+//	                            (with --records, a session batch's records count too)
 //	devseq FILE VAR [+N]        set VAR to the device file's seq, or check it is VAR's value + N
 //	mayfail PROG ARGS...        exec PROG, whatever its exit status (like cmd/go's "? exec")
 //	capture FILE REGEXP VAR     set VAR to REGEXP's first group in FILE (stdout, stderr or a file)
@@ -201,26 +202,11 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 	prev := strings.Repeat("0", 64)
 	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
 		var b struct {
-			Height *uint64 `json:"height"`
-			Hash   string  `json:"hash"`
-			Prev   string  `json:"prev"`
-			Time   string  `json:"time"`
-			Events []struct {
-				Type      string     `json:"type"`
-				Device    string     `json:"device"`
-				Peer      string     `json:"peer"`
-				Time      string     `json:"time"`
-				Expires   int64      `json:"expires"`
-				SessionID string     `json:"session_id"`
-				Reason    string     `json:"reason"`
-				Key       string     `json:"key_thumbprint"`
-				Position  [2]float64 `json:"position"`
-				Tolerance uint64     `json:"tolerance_m"`
-				Replace   bool       `json:"replace"`
-				Batch     uint64     `json:"batch"`
-				Grants    uint64     `json:"grants"`
-				Root      string     `json:"root"`
-			} `json:"events"`
+			Height *uint64       `json:"height"`
+			Hash   string        `json:"hash"`
+			Prev   string        `json:"prev"`
+			Time   string        `json:"time"`
+			Events []listedEvent `json:"events"`
 		}
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
@@ -242,7 +228,8 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 		if b.Events == nil || (i == 0) != (len(b.Events) == 0) {
 			ts.Fatalf("line %d: %d events (genesis has none, every other block some)", i+1, len(b.Events))
 		}
-		for _, e := range b.Events {
+		var check func(e listedEvent)
+		check = func(e listedEvent) {
 			if !knownEvents[e.Type] || e.Device == "" {
 				ts.Fatalf("line %d: bad event type %q device %q", i+1, e.Type, e.Device)
 			}
@@ -257,7 +244,19 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 					ts.Fatalf("line %d: join of %s is on the ledger", i+1, id)
 				}
 			}
+			if len(e.Records) > 0 && (e.Type != "session-batch" || uint64(len(e.Records)) != e.Count) {
+				ts.Fatalf("line %d: %s event with %d records (a session batch lists its count of them)", i+1, e.Type, len(e.Records))
+			}
 			seen[e.Type]++
+			for _, r := range e.Records {
+				if r.Type != "session" && r.Type != "verify-warning" {
+					ts.Fatalf("line %d: a %s record in session batch %d", i+1, r.Type, e.Batch)
+				}
+				check(r)
+			}
+		}
+		for _, e := range b.Events {
+			check(e)
 		}
 		prev = b.Hash
 	}
@@ -266,6 +265,27 @@ func cmdJSONL(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("no %s event listed (have %v)", typ, seen)
 		}
 	}
+}
+
+// listedEvent is an event as 'ledger list --format json' prints it; a
+// session batch listed with --records holds its audit records.
+type listedEvent struct {
+	Type      string        `json:"type"`
+	Device    string        `json:"device"`
+	Peer      string        `json:"peer"`
+	Time      string        `json:"time"`
+	Expires   int64         `json:"expires"`
+	SessionID string        `json:"session_id"`
+	Reason    string        `json:"reason"`
+	Key       string        `json:"key_thumbprint"`
+	Position  [2]float64    `json:"position"`
+	Tolerance uint64        `json:"tolerance_m"`
+	Replace   bool          `json:"replace"`
+	Batch     uint64        `json:"batch"`
+	Count     uint64        `json:"count"`
+	Root      string        `json:"root"`
+	Records   []listedEvent `json:"records"`
+	Pruned    bool          `json:"pruned"`
 }
 
 // cmdDevSeq reads the protected-request sequence number from a device file.

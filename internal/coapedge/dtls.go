@@ -284,15 +284,21 @@ func (a *association) begin() bool {
 	return true
 }
 
+// retireGrace is how long a retired association that just answered stays
+// open, serving nothing: a DTLS client hands the answer to its CoAP layer
+// concurrently with reading the next record, and a close_notify right
+// behind the answer could end its request before the answer reaches it.
+const retireGrace = 250 * time.Millisecond
+
 // end counts a request served (its answer written), and closes a retired
-// association with none left.
+// association with none left, after retireGrace.
 func (a *association) end() {
 	a.mu.Lock()
 	a.inflight--
 	done := a.retired && a.inflight == 0
 	a.mu.Unlock()
 	if done {
-		_ = a.Close()
+		time.AfterFunc(retireGrace, func() { _ = a.Close() })
 	}
 }
 

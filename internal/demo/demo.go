@@ -190,20 +190,39 @@ func Run(ctx context.Context, out io.Writer) error {
 	step("   the chain:")
 	return ch.Ledger.Blocks(1, func(blk ledger.Block) error {
 		for _, e := range blk.Events {
-			line := fmt.Sprintf("   block %d  %-14s %s", blk.Header.Height, e.Type, e.Device)
-			if e.Peer != "" {
-				line += " → " + e.Peer
+			step("   block %d  %s", blk.Header.Height, eventLine(e))
+			if e.Type != ledger.EventSessionBatch {
+				continue
 			}
-			if e.Reason != "" {
-				line += " (" + e.Reason + ")"
+			recs, err := ch.Grants.Records(e.Batch)
+			if err != nil {
+				return err
 			}
-			if e.Type == ledger.EventSessionBatch {
-				line += fmt.Sprintf(" (batch %d: %d session grant(s) by Merkle root %x…)", e.Batch, e.Count, e.Root[:8])
+			for _, rec := range recs {
+				var r ledger.Event
+				if err := wire.Unmarshal(rec, &r); err != nil {
+					return err
+				}
+				step("             %s", eventLine(r))
 			}
-			step("%s", line)
 		}
 		return nil
 	})
+}
+
+// eventLine describes a ledger event or an audit record in one line.
+func eventLine(e ledger.Event) string {
+	line := fmt.Sprintf("%-14s %s", e.Type, e.Device)
+	if e.Peer != "" {
+		line += " → " + e.Peer
+	}
+	if e.Reason != "" {
+		line += " (" + e.Reason + ")"
+	}
+	if e.Type == ledger.EventSessionBatch {
+		line += fmt.Sprintf(" (batch %d: %d audit record(s) by Merkle root %x…)", e.Batch, e.Count, e.Root[:8])
+	}
+	return line
 }
 
 // forgedHello posts the hello of a sender with no key — {1: "sensor-a"},

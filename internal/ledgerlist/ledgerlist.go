@@ -1,6 +1,7 @@
 // Package ledgerlist renders ledger blocks for operators, as 'iotguard
 // ledger list' prints them: text (a line per block, an indented line per
-// event) or JSON (one object per block, one block per line, for scripts).
+// event, and under a session batch, when asked, a line per audit record) or
+// JSON (one object per block, one block per line, for scripts).
 // Both show IDs, times and reasons, and for an enroll the thumbprint of the
 // key it admits and its terms; never keys, nonces or signed requests.
 package ledgerlist
@@ -43,10 +44,19 @@ type event struct {
 	Position  *[2]float64 `json:"position,omitempty"`
 	Tolerance uint64      `json:"tolerance_m,omitempty"`
 	Replace   bool        `json:"replace,omitempty"`
-	Batch     uint64      `json:"batch,omitempty"`  // session-batch
-	Grants    uint64      `json:"grants,omitempty"` // session-batch
-	Root      string      `json:"root,omitempty"`   // session-batch
+	Batch     uint64      `json:"batch,omitempty"` // session-batch
+	Count     uint64      `json:"count,omitempty"` // session-batch: its number of records
+	Root      string      `json:"root,omitempty"`  // session-batch
+	// Records are a session batch's audit records (session grants,
+	// warnings) when the grant log was given; Pruned says it no longer
+	// holds them.
+	Records []event `json:"records,omitempty"`
+	Pruned  bool    `json:"pruned,omitempty"`
 }
+
+// Records returns the encoded audit records of session batch seq, as
+// ledger.GrantLog.Records does.
+type Records func(seq uint64) ([][]byte, error)
 
 // block is a block as listed; Events is [] (not null) for genesis.
 type block struct {
@@ -58,9 +68,10 @@ type block struct {
 }
 
 // Printer returns a function that writes one block to w in format, for
-// ledger.Ledger.Blocks and the like. It checks format first, so that a
-// caller can report ErrFormat before opening a ledger.
-func Printer(w io.Writer, format string) (func(ledger.Block) error, error) {
+// ledger.Ledger.Blocks and the like; with records (not nil) it also lists
+// the audit records of each session batch. It checks format first, so that
+// a caller can report ErrFormat before opening a ledger.
+func Printer(w io.Writer, format string, records Records) (func(ledger.Block) error, error) {
 	var write func(block) error
 	switch format {
 	case Text:
@@ -72,7 +83,7 @@ func Printer(w io.Writer, format string) (func(ledger.Block) error, error) {
 		return nil, ErrFormat
 	}
 	return func(b ledger.Block) error {
-		lb, err := listed(b)
+		lb, err := listed(b, records)
 		if err != nil {
 			return err
 		}
@@ -80,7 +91,7 @@ func Printer(w io.Writer, format string) (func(ledger.Block) error, error) {
 	}, nil
 }
 
-func listed(b ledger.Block) (block, error) {
+func listed(b ledger.Block, records Records) (block, error) {
 	h, err := b.Header.Hash()
 	if err != nil {
 		return block{}, err
@@ -88,52 +99,97 @@ func listed(b ledger.Block) (block, error) {
 	lb := block{Height: b.Header.Height, Hash: hex.EncodeToString(h[:]), Prev: hex.EncodeToString(b.Header.Prev[:]),
 		Time: msTime(b.Header.Time), Events: []event{}}
 	for _, e := range b.Events {
-		ev := event{Type: e.Type.String(), Device: e.Device, Peer: e.Peer, Time: msTime(e.Time),
-			Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason,
-			Batch: e.Batch, Grants: e.Count, Root: hex.EncodeToString(e.Root)}
-		if e.Type == ledger.EventEnroll {
-			pub, err := wire.ParsePublicKey(e.Key)
-			if err != nil {
-				return block{}, fmt.Errorf("block %d: enroll of %s: %w", b.Header.Height, e.Device, err)
+		ev, err := listedEvent(e)
+		if err != nil {
+			return block{}, fmt.Errorf("block %d: %w", b.Header.Height, err)
+		}
+		if e.Type == ledger.EventSessionBatch && records != nil {
+			if ev.Records, err = listedRecords(e, records); err != nil {
+				return block{}, fmt.Errorf("block %d: %w", b.Header.Height, err)
 			}
-			th := wire.Thumbprint(pub)
-			ev.Key, ev.Replace, ev.Tolerance = hex.EncodeToString(th[:]), e.Replace, e.Tolerance
-			if e.Tolerance > 0 {
-				ev.Position = &[2]float64{float64(e.Lat) / 1e6, float64(e.Lon) / 1e6}
-			}
+			ev.Pruned = len(ev.Records) == 0
 		}
 		lb.Events = append(lb.Events, ev)
 	}
 	return lb, nil
 }
 
+func listedEvent(e ledger.Event) (event, error) {
+	ev := event{Type: e.Type.String(), Device: e.Device, Peer: e.Peer, Time: msTime(e.Time),
+		Expires: e.Expires, SessionID: hex.EncodeToString(e.SessionID), Reason: e.Reason,
+		Batch: e.Batch, Count: e.Count, Root: hex.EncodeToString(e.Root)}
+	if e.Type == ledger.EventEnroll {
+		pub, err := wire.ParsePublicKey(e.Key)
+		if err != nil {
+			return event{}, fmt.Errorf("enroll of %s: %w", e.Device, err)
+		}
+		th := wire.Thumbprint(pub)
+		ev.Key, ev.Replace, ev.Tolerance = hex.EncodeToString(th[:]), e.Replace, e.Tolerance
+		if e.Tolerance > 0 {
+			ev.Position = &[2]float64{float64(e.Lat) / 1e6, float64(e.Lon) / 1e6}
+		}
+	}
+	return ev, nil
+}
+
+// listedRecords lists the audit records of session batch e.
+func listedRecords(e ledger.Event, records Records) ([]event, error) {
+	recs, err := records(e.Batch)
+	if err != nil {
+		return nil, err
+	}
+	var out []event
+	for i, rec := range recs {
+		var r ledger.Event
+		if err := wire.Unmarshal(rec, &r); err != nil {
+			return nil, fmt.Errorf("batch %d, record %d: %w", e.Batch, i, err)
+		}
+		ev, err := listedEvent(r)
+		if err != nil {
+			return nil, fmt.Errorf("batch %d, record %d: %w", e.Batch, i, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
 func writeText(w io.Writer, b block) error {
 	var s strings.Builder
 	fmt.Fprintf(&s, "block %d %s %s\n", b.Height, b.Hash[:16], b.Time)
 	for _, e := range b.Events {
-		fmt.Fprintf(&s, "  %-14s %s", e.Type, e.Device)
-		if e.Peer != "" {
-			fmt.Fprintf(&s, " peer=%s", e.Peer)
+		writeEvent(&s, "  ", e)
+		if e.Pruned {
+			s.WriteString("    (records pruned)\n")
 		}
-		if e.Key != "" {
-			fmt.Fprintf(&s, " key=%s", e.Key[:16])
+		for _, r := range e.Records {
+			writeEvent(&s, "    ", r)
 		}
-		if e.Position != nil {
-			fmt.Fprintf(&s, " position=%.6f,%.6f±%dm", e.Position[0], e.Position[1], e.Tolerance)
-		}
-		if e.Replace {
-			s.WriteString(" replace")
-		}
-		if e.Reason != "" {
-			fmt.Fprintf(&s, " reason=%q", e.Reason)
-		}
-		if e.Batch != 0 {
-			fmt.Fprintf(&s, " batch=%d grants=%d root=%.16s", e.Batch, e.Grants, e.Root)
-		}
-		s.WriteByte('\n')
 	}
 	_, err := io.WriteString(w, s.String())
 	return err
+}
+
+func writeEvent(s *strings.Builder, indent string, e event) {
+	fmt.Fprintf(s, "%s%-14s %s", indent, e.Type, e.Device)
+	if e.Peer != "" {
+		fmt.Fprintf(s, " peer=%s", e.Peer)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(s, " key=%s", e.Key[:16])
+	}
+	if e.Position != nil {
+		fmt.Fprintf(s, " position=%.6f,%.6f±%dm", e.Position[0], e.Position[1], e.Tolerance)
+	}
+	if e.Replace {
+		s.WriteString(" replace")
+	}
+	if e.Reason != "" {
+		fmt.Fprintf(s, " reason=%q", e.Reason)
+	}
+	if e.Batch != 0 {
+		fmt.Fprintf(s, " batch=%d records=%d root=%.16s", e.Batch, e.Count, e.Root)
+	}
+	s.WriteByte('\n')
 }
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }

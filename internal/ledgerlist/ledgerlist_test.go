@@ -10,6 +10,7 @@ import (
 
 	"github.com/iotguard/iotguard/internal/ledgerlist"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // blocks are a genesis block and a block with one event of each kind that
@@ -36,7 +37,7 @@ func blocks(t *testing.T) []ledger.Block {
 func list(t *testing.T, format string) string {
 	t.Helper()
 	var out bytes.Buffer
-	show, err := ledgerlist.Printer(&out, format)
+	show, err := ledgerlist.Printer(&out, format, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +105,60 @@ func TestNoSecrets(t *testing.T) {
 
 func TestUnknownFormat(t *testing.T) {
 	for _, f := range []string{"", "yaml", "JSON"} {
-		if _, err := ledgerlist.Printer(new(bytes.Buffer), f); !errors.Is(err, ledgerlist.ErrFormat) {
+		if _, err := ledgerlist.Printer(new(bytes.Buffer), f, nil); !errors.Is(err, ledgerlist.ErrFormat) {
 			t.Errorf("Printer(%q): %v, want ErrFormat", f, err)
 		}
+	}
+}
+
+// TestRecords: with the grant log, a session batch lists its audit records
+// under it (a pruned one says so); without it, the batch alone.
+func TestRecords(t *testing.T) {
+	rec := func(ev ledger.Event) []byte {
+		b, err := wire.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	logged := map[uint64][][]byte{1: {
+		rec(ledger.Event{Type: ledger.EventSession, Device: "sensor-b", Peer: "sensor-a", Time: 1_700_000_000_101, SessionID: []byte{0xab}, Expires: 1_700_003_600}),
+		rec(ledger.Event{Type: ledger.EventVerifyWarning, Device: "sensor-b", Peer: "ghost", Time: 1_700_000_000_103, Reason: "unknown"}),
+	}}
+	b := ledger.Block{Header: ledger.Header{Height: 3, Time: 1_700_000_001_000, Cluster: "c"}, Events: []ledger.Event{
+		{Type: ledger.EventSessionBatch, Device: "c", Time: 1_700_000_000_900, Batch: 1, Count: 2, Root: bytes.Repeat([]byte{0xee}, 32)},
+		{Type: ledger.EventSessionBatch, Device: "c", Time: 1_700_000_000_950, Batch: 2, Count: 5, Root: bytes.Repeat([]byte{0xdd}, 32)},
+	}}
+	records := func(seq uint64) ([][]byte, error) { return logged[seq], nil }
+	show := func(format string, records ledgerlist.Records) string {
+		var out bytes.Buffer
+		p, err := ledgerlist.Printer(&out, format, records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p(b); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	text := show(ledgerlist.Text, records)
+	want := "  session-batch  c batch=1 records=2 root=eeeeeeeeeeeeeeee\n" +
+		"    session        sensor-b peer=sensor-a\n" +
+		"    verify-warning sensor-b peer=ghost reason=\"unknown\"\n" +
+		"  session-batch  c batch=2 records=5 root=dddddddddddddddd\n" +
+		"    (records pruned)\n"
+	if _, events, _ := strings.Cut(text, "\n"); events != want {
+		t.Errorf("text:\n%s\nwant events:\n%s", text, want)
+	}
+	js := show(ledgerlist.JSON, records)
+	for _, w := range []string{`"batch":1,"count":2,"root":"` + strings.Repeat("ee", 32) + `","records":[{"type":"session","device":"sensor-b","peer":"sensor-a",`,
+		`{"type":"verify-warning","device":"sensor-b","peer":"ghost","time":"2023-11-14T22:13:20.103Z","reason":"unknown"}]}`,
+		`"batch":2,"count":5,"root":"` + strings.Repeat("dd", 32) + `","pruned":true}`} {
+		if !strings.Contains(js, w) {
+			t.Errorf("json %s\nlacks %s", js, w)
+		}
+	}
+	if out := show(ledgerlist.Text, nil); strings.Contains(out, "sensor-b") || strings.Contains(out, "pruned") {
+		t.Errorf("records listed without the grant log:\n%s", out)
 	}
 }
