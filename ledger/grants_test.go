@@ -353,3 +353,46 @@ func TestRecoverGrantsAfterRestore(t *testing.T) {
 		t.Fatalf("CheckGrants: %+v %v", s, err)
 	}
 }
+
+// TestCheckGrantRecord: what a record of the grant log may be — a session
+// between two known devices, or a warning to a known asker about anything
+// it named — and what it may not.
+func TestCheckGrantRecord(t *testing.T) {
+	known := func(id string) error {
+		if id == "m1" || id == "m2" {
+			return nil
+		}
+		return ledger.ErrUnknownDevice
+	}
+	enc := func(ev ledger.Event) []byte {
+		b, err := wire.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	withSID := func(ev ledger.Event) ledger.Event { ev.SessionID = []byte("sid"); return ev }
+	leave := ledger.Event{Type: ledger.EventLeave, Device: "m1", Time: 1}
+	tests := []struct {
+		name string
+		rec  []byte
+		ok   bool
+	}{
+		{"session of known devices", enc(withSID(session("m2", "m1"))), true},
+		{"warning to a known asker about an unknown ID", enc(warning("m2", "ghost")), true},
+		{"warning to a known asker about a member", enc(warning("m2", "m1")), true},
+		{"session with an unknown peer", enc(withSID(session("m2", "ghost"))), false},
+		{"session of an unknown requester", enc(withSID(session("ghost", "m1"))), false},
+		{"warning to an unknown asker", enc(warning("ghost", "m1")), false},
+		{"a membership event", enc(leave), false},
+		{"a session batch", enc(ledger.Event{Type: ledger.EventSessionBatch, Device: "m1", Time: 1, Batch: 1, Count: 1, Root: make([]byte, 32)}), false},
+		{"not CBOR", []byte{0xff}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := ledger.CheckGrantRecord(tt.rec, known); (err == nil) != tt.ok {
+				t.Fatalf("CheckGrantRecord = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
