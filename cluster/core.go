@@ -51,7 +51,7 @@ type Config struct {
 	// session-batch event per GrantBatch records or per GrantPeriod,
 	// whichever comes first; ledger/grants.go). Required.
 	Grants      GrantLog
-	GrantBatch  int           // grants per batch, 1..ledger.MaxGrantBatch; default DefaultGrantBatch
+	GrantBatch  int           // records per batch, 1..ledger.MaxGrantBatch; default DefaultGrantBatch
 	GrantPeriod time.Duration // longest a batch stays open; default DefaultGrantPeriod
 }
 

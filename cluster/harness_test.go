@@ -271,7 +271,8 @@ func (e *env) newCore() *cluster.Core {
 // gained exactly one session-batch event, of that one record.
 func (e *env) oneRecord(before int) ledger.Event {
 	e.t.Helper()
-	recs := e.audit()
+	e.core.Flush()
+	recs := e.grants.records(e.t)
 	if n := e.ledger.written(); n != before+1 {
 		e.t.Fatalf("%d events written, want one session batch", n-before)
 	}
@@ -279,14 +280,6 @@ func (e *env) oneRecord(before int) ledger.Event {
 		e.t.Fatalf("last event %+v (%d records), want a session batch of one record", ev, len(recs))
 	}
 	return recs[len(recs)-1]
-}
-
-// audit returns the audit records the core committed (session grants,
-// warnings), after committing what was open.
-func (e *env) audit() []ledger.Event {
-	e.t.Helper()
-	e.core.Flush()
-	return e.grants.records(e.t)
 }
 
 // advance moves the clock.

@@ -22,19 +22,20 @@ import (
 const ledgerUsage = `Usage: iotguard ledger <verify|list|export|backup|restore|prune-grants|grant-proof> --data DIR [flags]
 
 verify re-derives every block hash and signature, replays every event
-against the device index and checks the Merkle tree over the blocks; it exits
-0 with the height when the chain is intact and 1 naming the first bad block
-otherwise. It then checks the audit records of grants.db (session grants
-and warning verdicts) against their batches on the ledger. prune-grants --older-than DURATION deletes the grant
-records of batches written before then: each batch's count and Merkle root
-stay on the ledger (and in grants.db), so verify still checks them, and an
-inclusion proof kept before the prune still verifies. grant-proof --session
-SID prints, as JSON, one grant's record, its batch and the inclusion path
-from the record to the Merkle root of its batch's event on the ledger. list
-prints the blocks; with --records, each session batch's audit records (the
-session grants and warnings in grants.db) under it. export --out FILE writes every block, a signed checkpoint
-over them and the grant records of every batch not pruned, for 'iotguard
-audit verify-export'.
+against the device index and checks the Merkle tree over the blocks; it
+exits 0 with the height when the chain is intact and 1 naming the first bad
+block otherwise. It then checks the audit records of grants.db (session
+grants and warning verdicts) against their batches on the ledger.
+prune-grants --older-than DURATION deletes the grant records of batches
+written before then: each batch's count and Merkle root stay on the ledger
+(and in grants.db), so verify still checks them, and an inclusion proof kept
+before the prune still verifies. grant-proof --session SID prints, as JSON,
+one grant's record, its batch and the inclusion path from the record to the
+Merkle root of its batch's event on the ledger. list prints the blocks; with
+--records, each session batch's audit records (the session grants and
+warnings in grants.db) under it. export --out FILE writes every block, a
+signed checkpoint over them and the grant records of every batch not pruned,
+for 'iotguard audit verify-export'.
 All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
 stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
