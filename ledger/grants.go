@@ -277,6 +277,21 @@ func (g *GrantLog) Records(seq uint64) ([][]byte, error) {
 	return recs, nil
 }
 
+// Events returns the records of batch seq decoded, in order.
+func (g *GrantLog) Events(seq uint64) ([]Event, error) {
+	recs, err := g.Records(seq)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]Event, len(recs))
+	for i, rec := range recs {
+		if err := wire.Unmarshal(rec, &evs[i]); err != nil {
+			return nil, fmt.Errorf("grant batch %d, record %d in %s: %w", seq, i, g.path, err)
+		}
+	}
+	return evs, nil
+}
+
 // Prune deletes the records of the committed batches written before
 // before, keeping each batch's count, root and block (marked Pruned), and
 // returns how many batches and records it deleted. A batch not yet on the

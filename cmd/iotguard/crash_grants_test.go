@@ -14,7 +14,6 @@ import (
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/clitest"
 	"github.com/iotguard/iotguard/ledger"
-	"github.com/iotguard/iotguard/wire"
 )
 
 // grantSlack bounds how long after its answer a grant's batch may still be
@@ -166,15 +165,11 @@ func TestCrashSessionGrants(t *testing.T) {
 	defer g.Close()
 	recorded := map[string]bool{}
 	err = g.Batches(func(b ledger.GrantBatch) error {
-		recs, err := g.Records(b.Seq)
+		evs, err := g.Events(b.Seq)
 		if err != nil {
 			return err
 		}
-		for _, rec := range recs {
-			var ev ledger.Event
-			if err := wire.Unmarshal(rec, &ev); err != nil {
-				return err
-			}
+		for _, ev := range evs {
 			if recorded[string(ev.SessionID)] {
 				return fmt.Errorf("session %x recorded twice", ev.SessionID)
 			}

@@ -316,17 +316,11 @@ func AuditSince(t testing.TB, ch *clusterhead.CH, before Snapshot) []ledger.Even
 			if ev.Type != ledger.EventSessionBatch || ev.Device != ch.Core.Config().ID {
 				continue
 			}
-			batch, err := ch.Grants.Records(ev.Batch)
+			batch, err := ch.Grants.Events(ev.Batch)
 			if err != nil {
 				return err
 			}
-			for _, rec := range batch {
-				var r ledger.Event
-				if err := wire.Unmarshal(rec, &r); err != nil {
-					return err
-				}
-				recs = append(recs, r)
-			}
+			recs = append(recs, batch...)
 		}
 		return nil
 	})

@@ -187,7 +187,7 @@ func ledgerList(args []string, cmt *CometBFT) error {
 	var grants *ledger.GrantLog // opened below, before the first block is shown
 	var records ledgerlist.Records
 	if *withRecords {
-		records = func(seq uint64) ([][]byte, error) { return grants.Records(seq) }
+		records = func(seq uint64) ([]ledger.Event, error) { return grants.Events(seq) }
 	}
 	show, err := ledgerlist.Printer(os.Stdout, *format, records)
 	if err != nil {

@@ -194,15 +194,11 @@ func Run(ctx context.Context, out io.Writer) error {
 			if e.Type != ledger.EventSessionBatch {
 				continue
 			}
-			recs, err := ch.Grants.Records(e.Batch)
+			recs, err := ch.Grants.Events(e.Batch)
 			if err != nil {
 				return err
 			}
-			for _, rec := range recs {
-				var r ledger.Event
-				if err := wire.Unmarshal(rec, &r); err != nil {
-					return err
-				}
+			for _, r := range recs {
 				step("             %s", eventLine(r))
 			}
 		}

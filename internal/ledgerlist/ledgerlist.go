@@ -54,9 +54,9 @@ type event struct {
 	Pruned  bool    `json:"pruned,omitempty"`
 }
 
-// Records returns the encoded audit records of session batch seq, as
-// ledger.GrantLog.Records does.
-type Records func(seq uint64) ([][]byte, error)
+// Records returns the audit records of session batch seq, as
+// ledger.GrantLog.Events does.
+type Records func(seq uint64) ([]ledger.Event, error)
 
 // block is a block as listed; Events is [] (not null) for genesis.
 type block struct {
@@ -139,11 +139,7 @@ func listedRecords(e ledger.Event, records Records) ([]event, error) {
 		return nil, err
 	}
 	var out []event
-	for i, rec := range recs {
-		var r ledger.Event
-		if err := wire.Unmarshal(rec, &r); err != nil {
-			return nil, fmt.Errorf("batch %d, record %d: %w", e.Batch, i, err)
-		}
+	for i, r := range recs {
 		ev, err := listedEvent(r)
 		if err != nil {
 			return nil, fmt.Errorf("batch %d, record %d: %w", e.Batch, i, err)

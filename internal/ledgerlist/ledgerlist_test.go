@@ -10,7 +10,6 @@ import (
 
 	"github.com/iotguard/iotguard/internal/ledgerlist"
 	"github.com/iotguard/iotguard/ledger"
-	"github.com/iotguard/iotguard/wire"
 )
 
 // blocks are a genesis block and a block with one event of each kind that
@@ -114,22 +113,15 @@ func TestUnknownFormat(t *testing.T) {
 // TestRecords: with the grant log, a session batch lists its audit records
 // under it (a pruned one says so); without it, the batch alone.
 func TestRecords(t *testing.T) {
-	rec := func(ev ledger.Event) []byte {
-		b, err := wire.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	logged := map[uint64][][]byte{1: {
-		rec(ledger.Event{Type: ledger.EventSession, Device: "sensor-b", Peer: "sensor-a", Time: 1_700_000_000_101, SessionID: []byte{0xab}, Expires: 1_700_003_600}),
-		rec(ledger.Event{Type: ledger.EventVerifyWarning, Device: "sensor-b", Peer: "ghost", Time: 1_700_000_000_103, Reason: "unknown"}),
+	logged := map[uint64][]ledger.Event{1: {
+		{Type: ledger.EventSession, Device: "sensor-b", Peer: "sensor-a", Time: 1_700_000_000_101, SessionID: []byte{0xab}, Expires: 1_700_003_600},
+		{Type: ledger.EventVerifyWarning, Device: "sensor-b", Peer: "ghost", Time: 1_700_000_000_103, Reason: "unknown"},
 	}}
 	b := ledger.Block{Header: ledger.Header{Height: 3, Time: 1_700_000_001_000, Cluster: "c"}, Events: []ledger.Event{
 		{Type: ledger.EventSessionBatch, Device: "c", Time: 1_700_000_000_900, Batch: 1, Count: 2, Root: bytes.Repeat([]byte{0xee}, 32)},
 		{Type: ledger.EventSessionBatch, Device: "c", Time: 1_700_000_000_950, Batch: 2, Count: 5, Root: bytes.Repeat([]byte{0xdd}, 32)},
 	}}
-	records := func(seq uint64) ([][]byte, error) { return logged[seq], nil }
+	records := func(seq uint64) ([]ledger.Event, error) { return logged[seq], nil }
 	show := func(format string, records ledgerlist.Records) string {
 		var out bytes.Buffer
 		p, err := ledgerlist.Printer(&out, format, records)
