@@ -210,8 +210,9 @@ var ErrExport = errors.New("export is not intact")
 // must be signed by that key and state exactly the tree of those blocks;
 // every grant batch must be one of the chain's session-batch events, in
 // increasing batch number, its records valid for that event
-// (ledger.CheckGrantBatch) with requester and peer joined in a block before
-// the event's. progress, if not nil, hears the blocks checked and the total.
+// (ledger.CheckGrantBatch) under the chain's rule (ledger.GrantRule: its
+// devices joined in a block before the event's and were members at the
+// record's time). progress, if not nil, hears the blocks checked and the total.
 func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) (*ExportReport, error) {
 	dec := wire.NewSequenceDecoder(bufio.NewReader(r))
 	var hdr wire.ExportHeader
@@ -319,7 +320,7 @@ func verifyGrants(dec *wire.SequenceDecoder, n uint64, replay *ledger.Replay) (G
 
 // verifyBatch reads the records of one grant batch item and checks them
 // against ref, its event on the chain: exactly the event's count, hashing to
-// its root, each a session of devices that joined before ref's block.
+// its root, each valid under the chain's rule at ref (ledger.GrantRule).
 func verifyBatch(dec *wire.SequenceDecoder, item wire.ExportGrants, ref ledger.SessionBatchRef, replay *ledger.Replay) error {
 	if item.Count != ref.Event.Count {
 		return fmt.Errorf("%w: %w: batch %d: %d records, the ledger says %d", ErrExport, ledger.ErrBadGrant, item.Batch, item.Count, ref.Event.Count)
@@ -330,7 +331,7 @@ func verifyBatch(dec *wire.SequenceDecoder, item wire.ExportGrants, ref ledger.S
 			return fmt.Errorf("%w: batch %d: record %d of %d: %w", ErrExport, item.Batch, i, item.Count, err)
 		}
 	}
-	if err := ledger.CheckGrantBatch(ref.Event, recs, replay.JoinedBefore(ref.Height)); err != nil {
+	if err := ledger.CheckGrantBatch(ref.Event, recs, replay.GrantRule(ref.Height, ref.Event.Time)); err != nil {
 		return fmt.Errorf("%w: %w", ErrExport, err)
 	}
 	return nil

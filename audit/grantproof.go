@@ -41,8 +41,8 @@ var ErrGrantClaim = errors.New("grant not proven")
 // CheckGrant checks c against r's chain, which VerifyExport checked: the
 // batch c names is a session-batch event of the cluster in block c.Block
 // with c's count and root; c's record is grant c.Index of it by c's path;
-// and the record is a valid session of two devices that joined before that
-// block (ledger.CheckGrantRecord). It returns the grant. The export need not
+// and the record is valid under the chain's rule at that block
+// (ledger.CheckGrantRecord, ledger.GrantRule). It returns the grant. The export need not
 // carry the batch's records: a claim kept before a prune still proves its
 // grant.
 func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
@@ -75,7 +75,7 @@ func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
 	if err := ledger.VerifyGrantInclusion(ref.Event, record, c.Index, path); err != nil {
 		return grant, fmt.Errorf("%w: %w", ErrGrantClaim, err)
 	}
-	if err := ledger.CheckGrantRecord(record, r.replay.JoinedBefore(ref.Height)); err != nil {
+	if err := ledger.CheckGrantRecord(record, r.replay.GrantRule(ref.Height, ref.Event.Time)); err != nil {
 		return grant, fmt.Errorf("%w: %w", ErrGrantClaim, err)
 	}
 	err = wire.Unmarshal(record, &grant) // CheckGrantRecord decoded it

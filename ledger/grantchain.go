@@ -1,32 +1,76 @@
 package ledger
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"time"
+)
 
-// grantChain is what a chain's blocks say that session-grant records are
-// checked against, read block by block: each device's first join and the
-// cluster's session-batch events. A grant is valid only between devices
-// that joined in a block before its batch's (CheckGrantRecord with
-// JoinedBefore); Replay keeps one for an export, CheckGrants for a ledger.
+// GrantSlack is how far from an audit record's time a device's membership
+// may be seen by the record's checks (GrantRule). An event's time is set by
+// the CH that makes it, before its block commits: a CH may grant in the
+// moment between a revoke's time and its commit, and on a shared ledger the
+// CHs' clocks differ. So a record is valid when its devices were current
+// members at some moment within GrantSlack of its time.
+const GrantSlack = 5 * time.Second
+
+// grantChain is what a chain's blocks say that the audit records of the
+// grant log are checked against, read block by block: each device's first
+// join and its membership over time, and the cluster's session-batch
+// events. Replay keeps one for an export, CheckGrants for a ledger.
 type grantChain struct {
 	cluster string
-	joined  map[string]uint64 // device ID → height of its first join
+	devices map[string]*membershipSpans
 	batches []SessionBatchRef // the cluster's session-batch events, in chain order
 }
 
-func newGrantChain(cluster string) *grantChain {
-	return &grantChain{cluster: cluster, joined: map[string]uint64{}}
+// membershipSpans is a device's membership by event time: the spans in
+// which it was a current member, a rejoin before the expiry extending the
+// span it continues. Most devices have one span whatever their number of
+// rejoins; only a leave, a revoke or a lapse starts another.
+type membershipSpans struct {
+	joined uint64 // height of its first join
+	spans  []span
 }
 
-// add reads the events of the block at height, the next in chain order.
+// span is [from, to) in unix milliseconds; to is math.MaxInt64 without
+// expiry.
+type span struct{ from, to int64 }
+
+func newGrantChain(cluster string) *grantChain {
+	return &grantChain{cluster: cluster, devices: map[string]*membershipSpans{}}
+}
+
+// add reads the events of the block at height, the next in chain order;
+// they passed the state machine (Replay, or the ledger's own commit).
 func (c *grantChain) add(height uint64, events []Event) {
 	for _, ev := range events {
-		switch {
-		case ev.Type == EventJoin:
-			if _, ok := c.joined[ev.Device]; !ok {
-				c.joined[ev.Device] = height
+		switch ev.Type {
+		case EventJoin:
+			to := int64(math.MaxInt64)
+			if ev.Expires != 0 {
+				to = ev.Expires * 1000
 			}
-		case ev.Type == EventSessionBatch && ev.Device == c.cluster:
-			c.batches = append(c.batches, SessionBatchRef{Event: ev, Height: height})
+			m := c.devices[ev.Device]
+			if m == nil {
+				c.devices[ev.Device] = &membershipSpans{joined: height, spans: []span{{ev.Time, to}}}
+				continue
+			}
+			if last := &m.spans[len(m.spans)-1]; last.to > ev.Time {
+				last.to = to // a rejoin of a current member replaces its expiry
+			} else {
+				m.spans = append(m.spans, span{ev.Time, to})
+			}
+		case EventLeave, EventRevoke, EventUnenroll: // an unenroll revokes the device bound to the ID
+			if m := c.devices[ev.Device]; m != nil {
+				if last := &m.spans[len(m.spans)-1]; last.to > ev.Time {
+					last.to = max(last.from, ev.Time)
+				}
+			}
+		case EventSessionBatch:
+			if ev.Device == c.cluster {
+				c.batches = append(c.batches, SessionBatchRef{Event: ev, Height: height})
+			}
 		}
 	}
 }
@@ -35,15 +79,28 @@ func (c *grantChain) add(height uint64, events []Event) {
 // in chain order.
 func (c *grantChain) SessionBatches() []SessionBatchRef { return c.batches }
 
-// JoinedBefore returns the rule of grants committed at height, as
-// CheckGrantRecord takes it: a device ID bound by a join in a block below
-// height (a bound ID stays bound whatever follows: leave, revoke). Any
-// other ID is an error wrapping ErrUnknownDevice.
-func (c *grantChain) JoinedBefore(height uint64) func(id string) error {
-	return func(id string) error {
-		if h, ok := c.joined[id]; !ok || h >= height {
+// GrantRule returns the rule of the records of a batch committed at height
+// whose session-batch event has time batchMS, as CheckGrantRecord takes it:
+// a record's time is no later than its batch's (within GrantSlack), and a
+// device it names (both of a session, a warning's asker) joined in a block
+// below height and was a current member at some moment within GrantSlack
+// of the record's time. Any other ID is an error wrapping ErrUnknownDevice
+// or ErrNotMember.
+func (c *grantChain) GrantRule(height uint64, batchMS int64) GrantRule {
+	slack := GrantSlack.Milliseconds()
+	return func(id string, atMS int64) error {
+		if atMS > batchMS+slack {
+			return fmt.Errorf("%w: recorded at %s, after its batch (%s)", ErrInvalidEvent, time.UnixMilli(atMS).UTC(), time.UnixMilli(batchMS).UTC())
+		}
+		m := c.devices[id]
+		if m == nil || m.joined >= height {
 			return fmt.Errorf("%w: no join before block %d", ErrUnknownDevice, height)
 		}
-		return nil
+		for _, s := range m.spans {
+			if s.from <= atMS+slack && s.to > atMS-slack {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: not a current member within %s of %s", ErrNotMember, GrantSlack, time.UnixMilli(atMS).UTC())
 	}
 }

@@ -505,9 +505,10 @@ func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 // CheckGrants checks the session-batch events of cluster on l against the
 // grant log g: no batch number twice on the ledger (IndexBatches); every
 // batch on the ledger is in g with the same count and root, and its stored
-// records pass CheckGrantBatch with both devices of every grant joined in a
-// block before the batch's (a device that had not joined was never granted a
-// session); and every batch of g is on the
+// records pass CheckGrantBatch under the chain's GrantRule (both devices of
+// a grant, a warning's asker, joined in a block before the batch's and
+// current members within GrantSlack of the record's time); and every batch
+// of g is on the
 // ledger (the grant log numbers its batches 1, 2, 3, …, so a batch missing
 // from both is seen as a gap in g) — but a batch g never marked committed
 // may be missing: its records are checked against its own count and root and
@@ -515,9 +516,8 @@ func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 // (RecoverGrants). The first failure wraps ErrBadGrant.
 //
 // Batches may be on the ledger out of number order: one whose append failed
-// is appended again later (RecoverGrants). CheckGrants does not re-check that
-// both devices were current members at the grant: the CH checked that when
-// it granted (ledger.Check); the records are not replayed through the state
+// is appended again later (RecoverGrants). Membership at a record's time is
+// read from the events' times (grantChain), not replayed through the state
 // machine.
 func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (GrantSummary, error) {
 	var s GrantSummary
@@ -534,7 +534,7 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 		return s, err
 	}
 	// A grant's devices joined before its batch's block; a pending batch's,
-	// before the head.
+	// before the block after the head.
 	head, _, err := l.Head()
 	if err != nil {
 		return s, err
@@ -553,7 +553,7 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 			if err != nil {
 				return err
 			}
-			return CheckGrantBatch(gb.Event(cluster), recs, chain.JoinedBefore(head.Height+1))
+			return CheckGrantBatch(gb.Event(cluster), recs, chain.GrantRule(head.Height+1, gb.TimeMS))
 		}
 		if !ok {
 			return fmt.Errorf("%w: batch %d (%d grants) is in the grant log, marked committed in block %d, not on the ledger", ErrBadGrant, gb.Seq, gb.Count, gb.Height)
@@ -574,7 +574,7 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 		if err != nil {
 			return err
 		}
-		if err := CheckGrantBatch(ev, recs, chain.JoinedBefore(ref.Height)); err != nil {
+		if err := CheckGrantBatch(ev, recs, chain.GrantRule(ref.Height, ev.Time)); err != nil {
 			return err
 		}
 		return ctx.Err()
@@ -591,8 +591,8 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 // CheckGrantBatch checks recs, the records of the session-batch event ev,
 // wherever they were read from (a grant log, an export): exactly ev.Count of
 // them, hashing (GrantRoot) to ev.Root, each passing CheckGrantRecord under
-// known. A failure wraps ErrBadGrant and names the batch.
-func CheckGrantBatch(ev Event, recs [][]byte, known func(id string) error) error {
+// rule. A failure wraps ErrBadGrant and names the batch.
+func CheckGrantBatch(ev Event, recs [][]byte, rule GrantRule) error {
 	if uint64(len(recs)) != ev.Count {
 		return fmt.Errorf("%w: batch %d: %d records, the ledger says %d", ErrBadGrant, ev.Batch, len(recs), ev.Count)
 	}
@@ -600,20 +600,24 @@ func CheckGrantBatch(ev Event, recs [][]byte, known func(id string) error) error
 		return fmt.Errorf("%w: batch %d: the records hash to %x, the ledger says %x (%v)", ErrBadGrant, ev.Batch, root, ev.Root, err)
 	}
 	for i, rec := range recs {
-		if err := CheckGrantRecord(rec, known); err != nil {
+		if err := CheckGrantRecord(rec, rule); err != nil {
 			return fmt.Errorf("%w: batch %d, grant %d: %w", ErrBadGrant, ev.Batch, i, err)
 		}
 	}
 	return nil
 }
 
+// GrantRule says whether a device an audit record names (its id, the
+// record's time in unix milliseconds) may be named there: nil, or an error
+// saying why not. grantChain.GrantRule is the chain's rule.
+type GrantRule func(id string, atMS int64) error
+
 // CheckGrantRecord is what a valid record of the grant log is: the CBOR of
-// a valid audit event — a session grant whose requester and peer are
-// devices known (joined) where the record is checked, or a verify-warning
-// whose asker is (its subject is whatever the asker named: the warning says
-// it is not a current member, perhaps not a device at all). known returns
-// nil for a known device ID and an error saying why not for any other.
-func CheckGrantRecord(rec []byte, known func(id string) error) error {
+// a valid audit event — a session grant whose requester and peer pass rule
+// at the record's time, or a verify-warning whose asker does (its subject
+// is whatever the asker named: the warning says it is not a current
+// member, perhaps not a device at all).
+func CheckGrantRecord(rec []byte, rule GrantRule) error {
 	var ev Event
 	if err := wire.Unmarshal(rec, &ev); err != nil {
 		return fmt.Errorf("undecodable record: %w", err)
@@ -624,12 +628,12 @@ func CheckGrantRecord(rec []byte, known func(id string) error) error {
 	switch ev.Type {
 	case EventSession:
 		for _, id := range []string{ev.Device, ev.Peer} {
-			if err := known(id); err != nil {
+			if err := rule(id, ev.Time); err != nil {
 				return fmt.Errorf("session of %q with %q: %q: %w", ev.Device, ev.Peer, id, err)
 			}
 		}
 	case EventVerifyWarning:
-		if err := known(ev.Device); err != nil {
+		if err := rule(ev.Device, ev.Time); err != nil {
 			return fmt.Errorf("warning to %q about %q: %w", ev.Device, ev.Peer, err)
 		}
 	default:

@@ -358,7 +358,7 @@ func TestRecoverGrantsAfterRestore(t *testing.T) {
 // between two known devices, or a warning to a known asker about anything
 // it named — and what it may not.
 func TestCheckGrantRecord(t *testing.T) {
-	known := func(id string) error {
+	known := func(id string, _ int64) error {
 		if id == "m1" || id == "m2" {
 			return nil
 		}
@@ -392,6 +392,62 @@ func TestCheckGrantRecord(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := ledger.CheckGrantRecord(tt.rec, known); (err == nil) != tt.ok {
 				t.Fatalf("CheckGrantRecord = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestGrantRuleMembershipAtTime: a record's devices must have been current
+// members within GrantSlack of its time — joined, not yet left or revoked,
+// not expired (a rejoin before the expiry extends it) — and a record may not
+// be dated after its batch.
+func TestGrantRuleMembershipAtTime(t *testing.T) {
+	const t0 = 1_700_000_000_000 // the joins' time (join)
+	slack := ledger.GrantSlack.Milliseconds()
+	at := func(ev ledger.Event, ms int64) ledger.Event { ev.Time = ms; return ev }
+	expiring := func(ev ledger.Event, ms int64) ledger.Event { ev.Expires = ms / 1000; return ev }
+	tests := []struct {
+		name string
+		rec  ledger.Event
+		want error // nil: valid
+	}{
+		{"grant between members", at(session("m2", "m1"), t0+10_000), nil},
+		{"warning to a member", at(warning("m2", "ghost"), t0+10_000), nil},
+		{"grant within the slack after the peer's revoke", at(session("m2", "gone"), t0+60_000+slack-1), nil},
+		{"grant after the peer's revoke", at(session("m2", "gone"), t0+60_000+slack+1), ledger.ErrNotMember},
+		{"warning to an asker that left", at(warning("gone", "m1"), t0+60_000+slack+1), ledger.ErrNotMember},
+		{"grant before the peer joined", at(session("m2", "m1"), t0-slack-1), ledger.ErrNotMember},
+		{"grant to an expired member", at(session("m2", "short"), t0+30_000+slack+1), ledger.ErrNotMember},
+		{"grant to a member whose rejoin extended its expiry", at(session("m2", "renewed"), t0+100_000), nil},
+		{"record dated after its batch", at(session("m2", "m1"), t0+200_000+slack+1), ledger.ErrInvalidEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(t)
+			mustAppend(t, l, join("m1", "k1"))
+			mustAppend(t, l, join("m2", "k2"))
+			mustAppend(t, l, join("gone", "k3"))
+			mustAppend(t, l, at(revoke("gone"), t0+60_000))
+			mustAppend(t, l, expiring(join("short", "k4"), t0+30_000))
+			mustAppend(t, l, expiring(join("renewed", "k5"), t0+30_000))
+			mustAppend(t, l, signedNow(t, l, at(join("renewed", "k5"), t0+20_000)))
+			rec, err := wire.Marshal(tt.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := openGrants(t, t.TempDir())
+			b, err := g.Write([][]byte{rec}, time.UnixMilli(t0+200_000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustAppend(t, l, b.Event(testCluster))
+			_, err = ledger.CheckGrants(t.Context(), l, g, testCluster)
+			switch {
+			case tt.want == nil && err != nil:
+				t.Fatalf("CheckGrants: %v", err)
+			case tt.want != nil && (!errors.Is(err, ledger.ErrBadGrant) || !errors.Is(err, tt.want)):
+				t.Fatalf("CheckGrants: %v, want ErrBadGrant and %v", err, tt.want)
 			}
 		})
 	}
