@@ -519,11 +519,13 @@ func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 // is appended again later (RecoverGrants). Membership at a record's time is
 // read from the events' times (grantChain), not replayed through the state
 // machine.
-func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (GrantSummary, error) {
+func CheckGrants(ctx context.Context, l BlockReader, g *GrantLog, cluster string) (GrantSummary, error) {
 	var s GrantSummary
 	chain := newGrantChain(cluster)
+	var head uint64
 	err := l.Blocks(0, func(b Block) error {
 		chain.add(b.Header.Height, b.Events)
+		head = b.Header.Height
 		return ctx.Err()
 	})
 	if err != nil {
@@ -535,10 +537,6 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 	}
 	// A grant's devices joined before its batch's block; a pending batch's,
 	// before the block after the head.
-	head, _, err := l.Head()
-	if err != nil {
-		return s, err
-	}
 	var next uint64 = 1
 	err = g.Batches(func(gb GrantBatch) error {
 		if gb.Seq != next {
@@ -553,7 +551,7 @@ func CheckGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) (Gr
 			if err != nil {
 				return err
 			}
-			return CheckGrantBatch(gb.Event(cluster), recs, chain.GrantRule(head.Height+1, gb.TimeMS))
+			return CheckGrantBatch(gb.Event(cluster), recs, chain.GrantRule(head+1, gb.TimeMS))
 		}
 		if !ok {
 			return fmt.Errorf("%w: batch %d (%d grants) is in the grant log, marked committed in block %d, not on the ledger", ErrBadGrant, gb.Seq, gb.Count, gb.Height)

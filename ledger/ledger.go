@@ -2,6 +2,14 @@ package ledger
 
 import "context"
 
+// BlockReader reads a chain's blocks: a Ledger, or the blocks of a stopped
+// CometBFT node (what 'ledger verify --cometbft-home' reads).
+type BlockReader interface {
+	// Blocks calls fn for every block from height from upwards, in height
+	// order, and stops at the first error fn returns, returning it.
+	Blocks(from uint64, fn func(Block) error) error
+}
+
 // Ledger is the membership ledger as the rest of IoT-Guard sees it. It is
 // shaped so that a replicated backend (for example on CometBFT) can implement
 // it without changing its callers. All methods are safe for concurrent use.
@@ -20,9 +28,7 @@ type Ledger interface {
 	// Head returns the newest block and its time in unix milliseconds.
 	Head() (BlockRef, int64, error)
 
-	// Blocks calls fn for every block from height from upwards, in height
-	// order, and stops at the first error fn returns, returning it.
-	Blocks(from uint64, fn func(Block) error) error
+	BlockReader
 
 	// Devices calls fn for every index record in ID order and stops at the
 	// first error fn returns, returning it.

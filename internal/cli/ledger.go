@@ -39,7 +39,9 @@ for 'iotguard audit verify-export'.
 All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
 stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
-CometBFT block from genesis, checking the validators' commits.
+CometBFT block from genesis, checking the validators' commits, and with
+--data DIR --cluster-id ID also checks the grants.db of that cluster's CH
+against the shared ledger.
 backup and restore copy a data directory, the server running or not
 ('iotguard ledger backup --help').
 
@@ -51,6 +53,7 @@ Examples:
   iotguard ledger backup --data iotguard-data --out backup.tar
   iotguard ledger prune-grants --data iotguard-data --older-than 2160h
   iotguard ledger grant-proof --data iotguard-data --session 0f1e2d3c4b5a69788796a5b4c3d2e1f0
+  iotguard-cometbft ledger verify --cometbft-home net/node0 --data net/cluster-a --cluster-id cluster-a
 `
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
@@ -82,13 +85,20 @@ func ledgerCmd(args []string, cmt *CometBFT) error {
 
 func ledgerVerify(args []string, cmt *CometBFT) error {
 	fs := flag.NewFlagSet("ledger verify", flag.ContinueOnError)
-	dir := fs.String("data", "", "data `directory` of the cluster head")
-	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (instead of --data; bin/iotguard-cometbft)")
+	dir := fs.String("data", "", "data `directory` of the cluster head (with --cometbft-home: the CH whose grants.db to check)")
+	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (bin/iotguard-cometbft)")
+	cluster := fs.String("cluster-id", "", "with --cometbft-home and --data: the `ID` of that CH's cluster")
 	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}
 	if *home != "" {
-		return verifyCometBFT(*home, cmt)
+		if (*dir == "") != (*cluster == "") {
+			return usageError{"--data and --cluster-id go together: the CH of a shared ledger whose grants.db to check"}
+		}
+		if err := verifyCometBFT(*home, cmt); err != nil || *dir == "" {
+			return err
+		}
+		return verifyGrants(cometBlocks{home: *home, cmt: cmt}, *dir, *cluster)
 	}
 	if err := Required(fs, "data"); err != nil {
 		return err
@@ -122,18 +132,33 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 		return err
 	}
 	fmt.Printf("ledger intact: height %d, head %x\n", head.Height, head.Hash)
-	return verifyGrants(l, *dir)
+	return verifyGrants(l, *dir, l.Cluster())
 }
 
-// verifyGrants checks the session-batch events of the ledger l against the
-// audit records of the grant log in dir (ledger.CheckGrants).
-func verifyGrants(l *ledger.Bolt, dir string) error {
+// cometBlocks reads the blocks of the stopped CometBFT node in home.
+type cometBlocks struct {
+	home string
+	cmt  *CometBFT
+}
+
+func (c cometBlocks) Blocks(from uint64, fn func(ledger.Block) error) error {
+	return c.cmt.Blocks(c.home, func(b ledger.Block) error {
+		if b.Header.Height < from {
+			return nil
+		}
+		return fn(b)
+	})
+}
+
+// verifyGrants checks the session-batch events of cluster on the chain l
+// against the audit records of the grant log in dir (ledger.CheckGrants).
+func verifyGrants(l ledger.BlockReader, dir, cluster string) error {
 	g, err := clusterhead.OpenGrantLog(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		batches := 0
 		err := l.Blocks(0, func(b ledger.Block) error {
 			for _, ev := range b.Events {
-				if ev.Type == ledger.EventSessionBatch {
+				if ev.Type == ledger.EventSessionBatch && ev.Device == cluster {
 					batches++
 				}
 			}
@@ -149,7 +174,7 @@ func verifyGrants(l *ledger.Bolt, dir string) error {
 		return err
 	}
 	defer g.Close()
-	s, err := ledger.CheckGrants(context.Background(), l, g, l.Cluster())
+	s, err := ledger.CheckGrants(context.Background(), l, g, cluster)
 	if errors.Is(err, ledger.ErrBadGrant) {
 		fmt.Printf("audit records BROKEN: %s\n", err)
 		return exitError(1)
