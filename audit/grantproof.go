@@ -39,12 +39,12 @@ func NewGrantClaim(cluster string, p ledger.GrantProof) GrantClaim {
 var ErrGrantClaim = errors.New("grant not proven")
 
 // CheckGrant checks c against r's chain, which VerifyExport checked: the
-// batch c names is a session-batch event of the cluster in block c.Block
-// with c's count and root; c's record is grant c.Index of it by c's path;
-// and the record is valid under the chain's rule at that block
-// (ledger.CheckGrantRecord, ledger.GrantRule). It returns the grant. The export need not
-// carry the batch's records: a claim kept before a prune still proves its
-// grant.
+// batch c names is a session-batch event of the cluster in block c.Block with
+// c's count and root; c's record is grant c.Index of it by c's path; and the
+// record is valid under the chain's rule at that block
+// (ledger.CheckGrantRecord, ledger.GrantRule). It returns the grant. The
+// export need not carry the batch's records: a claim kept before a prune
+// still proves its grant.
 func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
 	var grant ledger.Event
 	if c.Cluster != r.Cluster {

@@ -19,19 +19,20 @@ import (
 )
 
 // Session grants and warning verdicts are audit records that no later
-// decision reads. Writing one ledger event per record made the ledger grow
-// by ~60–90 bytes and a share of a signed block per grant or warning
+// decision reads. Writing one ledger event per record made the ledger grow by
+// ~60–90 bytes and a share of a signed block per grant or warning
 // (docs/PERFORMANCE.md). Instead the CH keeps each record — a session Event
 // (requester, peer, time, session ID, expiry, never a key) or a
 // verify-warning Event (asker, subject, time, reason) — in its grant log, a
-// bbolt file of its own, and commits them to the ledger in batches: one session-batch event per batch,
-// carrying the batch's number, its number of grants and the RFC 9162 Merkle
-// root (SHA-256, the block tree's hash) over the records' encodings in
-// order. The ledger's signatures and its block tree then cover every record
-// by hash: an auditor holding a record and its inclusion path checks it
-// against the signed batch event (VerifyGrantInclusion), and CheckGrants
-// checks every batch of a ledger against the grant log. GrantLog.Prune
-// deletes old records and keeps their batches' counts and roots.
+// bbolt file of its own, and commits them to the ledger in batches: one
+// session-batch event per batch, carrying the batch's number, its number of
+// records and the RFC 9162 Merkle root (SHA-256, the block tree's hash) over
+// the records' encodings in order. The ledger's signatures and its block tree
+// then cover every record by hash: an auditor holding a record and its
+// inclusion path checks it against the signed batch event
+// (VerifyGrantInclusion), and CheckGrants checks every batch of a ledger
+// against the grant log. GrantLog.Prune deletes old records and keeps their
+// batches' counts and roots.
 //
 // The grant log's layout: bucket "batches", key the 8-byte big-endian batch
 // number, value the CBOR GrantBatch; bucket "grants", key batch number ‖
