@@ -1,6 +1,10 @@
 package cluster_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/iotguard/iotguard/protect"
+)
 
 // BenchmarkVerifyExchange is one /verify's work outside the transport, both
 // sides: the device seals the request, the core opens, decides and seals
@@ -14,6 +18,27 @@ func BenchmarkVerifyExchange(b *testing.B) {
 	for b.Loop() {
 		if v, err := asker.verify("subject"); err != nil || !v.Status.Current() {
 			b.Fatalf("verify = %+v, %v", v, err)
+		}
+	}
+}
+
+// BenchmarkSessionExchange is one /session's work outside the transport,
+// both sides: the device seals the request; the core opens it, checks both
+// members, draws Sk, seals the two tickets and the answer and adds the
+// grant's record to the open batch; the device opens the answer and its
+// ticket (docs/PERFORMANCE.md).
+func BenchmarkSessionExchange(b *testing.B) {
+	e := newEnv(b)
+	e.device("m1").mustJoin()
+	m2 := e.device("m2").mustJoin()
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := m2.session("m1")
+		if err != nil || s.Grant == nil {
+			b.Fatalf("session = %+v, %v", s, err)
+		}
+		if _, err := protect.OpenTicket(m2.keys.Ticket, clusterID, "m2", s.Grant, e.now); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
