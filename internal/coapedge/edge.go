@@ -61,6 +61,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/internal/echo"
 )
@@ -143,10 +144,11 @@ const (
 	DropAssociationRate = "association_rate" // a new source endpoint beyond AssociationRate
 	DropSourceRate      = "source_rate"      // a new source endpoint of a source over its rate limit
 	DropNotRequest      = "not_a_request"    // an ACK, a Reset, a response: nothing to answer
+	DropAssociationBusy = "association_busy" // its association already has a full queue of requests waiting
 )
 
 // DropReasons lists every Drop constant (for metrics that export each).
-var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest}
+var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy}
 
 // Echoer makes and checks the Echo values (RFC 9175) that verify a source's
 // address. The cluster head passes the echoes its joins use
@@ -297,8 +299,16 @@ func (s *Server) router() *mux.Router {
 }
 
 // transportErrors is the go-coap error hook: transport errors go to the
-// edge's error hook.
-func (s *Server) transportErrors(err error) { s.cfg.Errors(fmt.Errorf("coap: %w", err)) }
+// edge's error hook, but a datagram dropped because its association's queue
+// was full (third_party/README.md, patch 6) is counted, not logged: its
+// source chose to send faster than its requests are served.
+func (s *Server) transportErrors(err error) {
+	if errors.Is(err, udpclient.ErrReceivedQueueFull) {
+		s.cfg.Observer.Dropped(DropAssociationBusy)
+		return
+	}
+	s.cfg.Errors(fmt.Errorf("coap: %w", err))
+}
 
 // Listen binds addr (UDP host:port) and serves resources on it.
 func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) {

@@ -1456,7 +1456,26 @@ func (cc *Conn) processUnknownCriticalOptions(req *pool.Message) (bool, error) {
 	return true, err
 }
 
+// ErrReceivedQueueFull is returned by TryProcess for a datagram it dropped
+// because the connection's queue of received messages was full (iotguard
+// patch).
+var ErrReceivedQueueFull = errors.New("received message queue full")
+
+// Process decodes datagram and queues it for the connection's handler,
+// waiting for a place in the queue.
 func (cc *Conn) Process(cm *coapNet.ControlMessage, datagram []byte) error {
+	return cc.process(cm, datagram, true)
+}
+
+// TryProcess is Process without the wait: when the connection's queue is
+// full, the datagram is dropped (its sender retransmits, as after a loss)
+// and ErrReceivedQueueFull returned. A server's one read loop uses it, so
+// that one busy connection cannot stop it (iotguard patch).
+func (cc *Conn) TryProcess(cm *coapNet.ControlMessage, datagram []byte) error {
+	return cc.process(cm, datagram, false)
+}
+
+func (cc *Conn) process(cm *coapNet.ControlMessage, datagram []byte, wait bool) error {
 	if pkgMath.CastTo[uint32](len(datagram)) > cc.session.MaxMessageSize() {
 		return fmt.Errorf("max message size(%v) was exceeded %v", cc.session.MaxMessageSize(), len(datagram))
 	}
@@ -1507,6 +1526,16 @@ func (cc *Conn) Process(cm *coapNet.ControlMessage, datagram []byte) error {
 		}
 	}
 	reqMessageID, sequence := req.MessageID(), req.Sequence()
+	if !wait {
+		select {
+		case cc.receivedMessageReader.C() <- req:
+		default:
+			cc.deletePendingMessage(reqMessageID, sequence)
+			cc.ReleaseMessage(req)
+			return ErrReceivedQueueFull
+		}
+		return nil
+	}
 	select {
 	case cc.receivedMessageReader.C() <- req:
 	case <-cc.Context().Done():

@@ -310,7 +310,12 @@ func (s *Server) Serve(l *coapNet.UDPConn) error {
 			s.cfg.Errors(fmt.Errorf("%v: cannot get client connection: %w", packet.raddr, err))
 			continue
 		}
-		err = cc.Process(packet.cm, packet.buf)
+		// iotguard patch: the one read loop never waits for a connection's queue.
+		err = cc.TryProcess(packet.cm, packet.buf)
+		if errors.Is(err, client.ErrReceivedQueueFull) {
+			s.cfg.Errors(fmt.Errorf("%v: datagram dropped: %w", packet.raddr, err))
+			continue
+		}
 		if err != nil {
 			s.handleProcessError(l, cc, packet.cm, err)
 			if created && isMalformedMessageError(err) {
