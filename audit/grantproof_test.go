@@ -8,6 +8,7 @@ import (
 
 	"github.com/iotguard/iotguard/audit"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // TestCheckGrant: a grant's proof from the grant log (what 'ledger
@@ -89,5 +90,34 @@ func TestCheckGrantOfUnknownDevice(t *testing.T) {
 	}
 	if g, err := rep.CheckGrant(audit.NewGrantClaim(cluster, p)); !errors.Is(err, audit.ErrGrantClaim) || !errors.Is(err, ledger.ErrUnknownDevice) {
 		t.Errorf("CheckGrant = %+v, %v; want ErrGrantClaim and ErrUnknownDevice", g, err)
+	}
+}
+
+// TestCheckWarningClaim: any audit record of a batch — here a warning — is
+// proven by its batch and index (ledger.ProveAuditRecord), as a grant is by
+// its session ID; a record the batch does not hold has no proof.
+func TestCheckWarningClaim(t *testing.T) {
+	s := newScene(t)
+	s.join(t, "m1")
+	s.join(t, "m2")
+	warning, err := wire.Marshal(ledger.Event{Type: ledger.EventVerifyWarning, Device: "m2", Peer: "ghost", Time: t0.UnixMilli(), Reason: "unknown"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.batch(t, append(records(t, 1, "m2", "m1"), warning), t0)
+	p, err := ledger.ProveAuditRecord(s.l, s.g, cluster, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.verify(s.export(t, s.g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rep.CheckGrant(audit.NewGrantClaim(cluster, p))
+	if err != nil || got.Type != ledger.EventVerifyWarning || got.Device != "m2" || got.Peer != "ghost" || got.Reason != "unknown" {
+		t.Fatalf("CheckGrant = %+v, %v; want the warning", got, err)
+	}
+	if _, err := ledger.ProveAuditRecord(s.l, s.g, cluster, 1, 2); !errors.Is(err, ledger.ErrBadGrant) {
+		t.Errorf("proof of a record the batch does not hold: %v, want ErrBadGrant", err)
 	}
 }

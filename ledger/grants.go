@@ -367,12 +367,40 @@ type GrantProof struct {
 	Path   [][]byte
 }
 
-// ProveGrant finds the grant of session sid in g and returns its proof,
-// checked against the session-batch event of cluster on l (read from the
-// block g recorded for its batch). An error wrapping ErrBadGrant says that
-// no record has that session ID (never granted, not yet committed, or
-// pruned) or that the proof does not check.
-func ProveGrant(l Ledger, g *GrantLog, cluster string, sid []byte) (GrantProof, error) {
+// ProveGrant finds the grant of session sid in g and returns its proof
+// (proveRecord). An error wrapping ErrBadGrant says that no record has that
+// session ID (never granted, not yet committed, or pruned) or that the proof
+// does not check.
+func ProveGrant(l BlockReader, g *GrantLog, cluster string, sid []byte) (GrantProof, error) {
+	p, err := proveRecord(l, g, cluster, func(_, _ uint64, ev Event) bool {
+		return ev.Type == EventSession && string(ev.SessionID) == string(sid)
+	})
+	if errors.Is(err, errNoRecord) {
+		return p, fmt.Errorf("%w: no record of session %x in the grant log (never granted, in a batch not yet committed, or pruned)", ErrBadGrant, sid)
+	}
+	return p, err
+}
+
+// ProveAuditRecord returns the proof of record index of batch seq in g —
+// a session grant or a warning (proveRecord).
+func ProveAuditRecord(l BlockReader, g *GrantLog, cluster string, seq, index uint64) (GrantProof, error) {
+	p, err := proveRecord(l, g, cluster, func(batch, i uint64, _ Event) bool { return batch == seq && i == index })
+	if errors.Is(err, errNoRecord) {
+		return p, fmt.Errorf("%w: no record %d of batch %d in the grant log (no such record, its batch not yet committed, or pruned)", ErrBadGrant, index, seq)
+	}
+	return p, err
+}
+
+// errNoRecord is proveRecord's answer when no record matches.
+var errNoRecord = errors.New("no such record")
+
+// proveRecord finds the first record of a committed, unpruned batch of g
+// that match accepts (given its batch number, its index and the record
+// decoded) and returns its proof, checked against the session-batch event
+// of cluster on l (read from the block g recorded for its batch). It
+// returns errNoRecord when none matches, an error wrapping ErrBadGrant when
+// the proof does not check.
+func proveRecord(l BlockReader, g *GrantLog, cluster string, match func(batch, index uint64, ev Event) bool) (GrantProof, error) {
 	var p GrantProof
 	found := false
 	err := g.Batches(func(b GrantBatch) error {
@@ -385,7 +413,7 @@ func ProveGrant(l Ledger, g *GrantLog, cluster string, sid []byte) (GrantProof, 
 		}
 		for i, rec := range recs {
 			var ev Event
-			if wire.Unmarshal(rec, &ev) != nil || string(ev.SessionID) != string(sid) {
+			if wire.Unmarshal(rec, &ev) != nil || !match(b.Seq, uint64(i), ev) {
 				continue
 			}
 			path, err := GrantInclusion(recs, uint64(i))
@@ -408,7 +436,7 @@ func ProveGrant(l Ledger, g *GrantLog, cluster string, sid []byte) (GrantProof, 
 		return p, err
 	}
 	if !found {
-		return p, fmt.Errorf("%w: no record of session %x in the grant log (never granted, in a batch not yet committed, or pruned)", ErrBadGrant, sid)
+		return p, errNoRecord
 	}
 	if err := VerifyGrantInclusion(p.Event, p.Record, p.Index, p.Path); err != nil {
 		return p, err

@@ -29,13 +29,14 @@ grants and warning verdicts) against their batches on the ledger.
 prune-grants --older-than DURATION deletes the grant records of batches
 written before then: each batch's count and Merkle root stay on the ledger
 (and in grants.db), so verify still checks them, and an inclusion proof kept
-before the prune still verifies. grant-proof --session SID prints, as JSON,
-one grant's record, its batch and the inclusion path from the record to the
-Merkle root of its batch's event on the ledger. list prints the blocks; with
---records, each session batch's audit records (the session grants and
-warnings in grants.db) under it. export --out FILE writes every block, a
-signed checkpoint over them and the grant records of every batch not pruned,
-for 'iotguard audit verify-export'.
+before the prune still verifies. grant-proof --session SID (or --batch N
+--index I: any audit record, a grant or a warning) prints, as JSON, one
+record, its batch and the inclusion path from the record to the Merkle root
+of its batch's event on the ledger. list prints the blocks; with --records,
+each session batch's audit records (the session grants and warnings in
+grants.db) under it. export --out FILE writes every block, a signed
+checkpoint over them and the grant records of every batch not pruned, for
+'iotguard audit verify-export'.
 All need the server stopped (the ledger file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
 stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
@@ -53,6 +54,7 @@ Examples:
   iotguard ledger backup --data iotguard-data --out backup.tar
   iotguard ledger prune-grants --data iotguard-data --older-than 2160h
   iotguard ledger grant-proof --data iotguard-data --session 0f1e2d3c4b5a69788796a5b4c3d2e1f0
+  iotguard ledger grant-proof --data iotguard-data --batch 3 --index 17
   iotguard-cometbft ledger verify --cometbft-home net/node0 --data net/cluster-a --cluster-id cluster-a
 `
 
@@ -298,11 +300,16 @@ func ledgerGrantProof(args []string) error {
 	fs := flag.NewFlagSet("ledger grant-proof", flag.ContinueOnError)
 	dir := fs.String("data", "", "data `directory` of the cluster head")
 	session := fs.String("session", "", "session `ID` in hex, as 'iotguard device session' prints it")
+	batch := fs.Uint64("batch", 0, "instead of --session: the `number` of a batch, as 'ledger list --records' shows it")
+	index := fs.Uint64("index", 0, "with --batch: the record's `position` in its batch, from 0 (a grant or a warning)")
 	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}
-	if err := Required(fs, "data", "session"); err != nil {
+	if err := Required(fs, "data"); err != nil {
 		return err
+	}
+	if (*session == "") == (*batch == 0) {
+		return usageError{"give --session SID, or --batch N --index I"}
 	}
 	sid, err := hex.DecodeString(*session)
 	if err != nil {
@@ -318,7 +325,12 @@ func ledgerGrantProof(args []string) error {
 		return err
 	}
 	defer g.Close()
-	p, err := ledger.ProveGrant(l, g, l.Cluster(), sid)
+	var p ledger.GrantProof
+	if *batch != 0 {
+		p, err = ledger.ProveAuditRecord(l, g, l.Cluster(), *batch, *index)
+	} else {
+		p, err = ledger.ProveGrant(l, g, l.Cluster(), sid)
+	}
 	if err != nil {
 		return err
 	}
