@@ -290,10 +290,7 @@ func (c *CH) close() error {
 	}
 	errs = append(errs, c.CoAP.Close())
 	c.Core.Close() // the open batch of audit records (session grants, warnings)
-	errs = append(errs, c.Ledger.Close())
-	if c.Grants != nil {
-		errs = append(errs, c.Grants.Close())
-	}
+	errs = append(errs, c.Ledger.Close(), c.Grants.Close())
 	return errors.Join(errs...)
 }
 
