@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +23,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/observation"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options/config"
-	"github.com/plgd-dev/go-coap/v3/pkg/cache"
 	coapErrors "github.com/plgd-dev/go-coap/v3/pkg/errors"
 	"github.com/plgd-dev/go-coap/v3/pkg/fn"
 	pkgMath "github.com/plgd-dev/go-coap/v3/pkg/math"
@@ -212,56 +210,17 @@ func (m *midElement) GetMessage(cc *Conn) (*pool.Message, bool, error) {
 	return msg, true, nil
 }
 
-// MessageCache is a cache of CoAP messages.
+// MessageCache is a cache of CoAP messages, keyed by responseCacheKey
+// (iotguard patch: a number, not a string; see answercache.go).
 type MessageCache interface {
-	Load(key string, msg *pool.Message) (bool, error)
-	Store(key string, msg *pool.Message) error
+	Load(key uint64, msg *pool.Message) (bool, error)
+	Store(key uint64, msg *pool.Message) error
 	CheckExpirations(time.Time)
 }
 
-// messageCache is a CoAP message cache backed by an in-memory cache.
-type messageCache struct {
-	c *cache.Cache[string, []byte]
-}
-
-// newMessageCache constructs a new CoAP message cache.
-func newMessageCache() *messageCache {
-	return &messageCache{
-		c: cache.NewCache[string, []byte](),
-	}
-}
-
-// Load loads a message from the cache if one exists with key.
-func (m *messageCache) Load(key string, msg *pool.Message) (bool, error) {
-	cachedResp := m.c.Load(key)
-	if cachedResp == nil {
-		return false, nil
-	}
-	if rawMsg := cachedResp.Data(); len(rawMsg) > 0 {
-		_, err := msg.UnmarshalWithDecoder(coder.DefaultCoder, rawMsg)
-		if err != nil {
-			return false, err
-		}
-		return true, nil
-	}
-	return false, nil
-}
-
-// Store stores a message in the cache.
-func (m *messageCache) Store(key string, msg *pool.Message) error {
-	marshaledResp, err := msg.MarshalWithEncoder(coder.DefaultCoder)
-	if err != nil {
-		return err
-	}
-	cacheMsg := make([]byte, len(marshaledResp))
-	copy(cacheMsg, marshaledResp)
-	m.c.LoadOrStore(key, cache.NewElement(cacheMsg, time.Now().Add(ExchangeLifetime), nil))
-	return nil
-}
-
-// CheckExpirations checks the cache for any expirations.
-func (m *messageCache) CheckExpirations(now time.Time) {
-	m.c.CheckExpirations(now)
+// newMessageCache constructs the default CoAP message cache.
+func newMessageCache() MessageCache {
+	return newAnswerCache(ExchangeLifetime)
 }
 
 type pendingMessage struct {
@@ -1138,12 +1097,12 @@ func (cc *Conn) Sequence() uint64 {
 }
 
 // getResponseFromCache gets a message from the response message cache.
-func (cc *Conn) getResponseFromCache(key string, resp *pool.Message) (bool, error) {
+func (cc *Conn) getResponseFromCache(key uint64, resp *pool.Message) (bool, error) {
 	return cc.responseMsgCache.Load(key, resp)
 }
 
 // addResponseToCache adds a message to the response message cache under the request's key.
-func (cc *Conn) addResponseToCache(key string, resp *pool.Message) error {
+func (cc *Conn) addResponseToCache(key uint64, resp *pool.Message) error {
 	return cc.responseMsgCache.Store(key, resp)
 }
 
@@ -1153,7 +1112,7 @@ func (cc *Conn) addResponseToCache(key string, resp *pool.Message) error {
 // message ID with fewer bytes does not, or a spoofer could send one long
 // request and then any number of 4-byte datagrams with its message ID, each
 // answered with the cached answer to the long one (an amplifier).
-func responseCacheKey(req *pool.Message) string {
+func responseCacheKey(req *pool.Message) uint64 {
 	size := 4 + len(req.Token())
 	if n, err := req.Options().Marshal(nil); errors.Is(err, message.ErrTooSmall) {
 		size += n
@@ -1161,7 +1120,7 @@ func responseCacheKey(req *pool.Message) string {
 	if n, err := req.BodySize(); err == nil && n > 0 {
 		size += 1 + int(n)
 	}
-	return strconv.Itoa(int(req.MessageID())) + "/" + strconv.Itoa(size)
+	return uint64(uint16(req.MessageID()))<<32 | uint64(uint32(size))
 }
 
 // checkMyMessageID compare client msgID against peer messageID and if it is near < 0xffff/4 then increase msgID.
@@ -1181,7 +1140,7 @@ func (cc *Conn) checkMyMessageID(req *pool.Message) {
 	}
 }
 
-func (cc *Conn) checkResponseCache(req *pool.Message, key string, w *responsewriter.ResponseWriter[*Conn]) (bool, error) {
+func (cc *Conn) checkResponseCache(req *pool.Message, key uint64, w *responsewriter.ResponseWriter[*Conn]) (bool, error) {
 	if req.Type() == message.Confirmable || req.Type() == message.NonConfirmable {
 		if ok, err := cc.getResponseFromCache(key, w.Message()); ok {
 			w.Message().SetMessageID(req.MessageID())
@@ -1206,7 +1165,7 @@ func sendJustAcknowledgeMessage(reqType message.Type, w *responsewriter.Response
 	return reqType == message.Confirmable && !w.Message().IsModified()
 }
 
-func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, key string, qResponse bool, w *responsewriter.ResponseWriter[*Conn]) error {
+func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, key uint64, qResponse bool, w *responsewriter.ResponseWriter[*Conn]) error {
 	switch {
 	case isPongOrResetResponse(w):
 		if reqType == message.Confirmable {
