@@ -46,7 +46,9 @@ With --server and --server-pid it also measures the cluster head's own CPU
 time per op, and for join the ratio of the crypto bound to it: what the
 cluster head would reach with the machine to itself, apart from the load
 generator's devices. --serve-echo ADDR runs the echo baseline alone, in a
-process of its own (with --metrics ADDR --pprof to profile it); another
+process of its own (with --metrics ADDR --pprof to profile it; with --bare,
+go-coap's codec on a bare socket instead of its server: the floor of what
+the load generator and the kernel allow, see docs/PERFORMANCE.md); another
 bench uses it with --echo-server and measures its CPU with
 --echo-server-pid, so that a cluster head in its own process is set against
 an echo in its own process. A progress bar shows on a terminal only.
@@ -61,6 +63,7 @@ Examples:
   iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --association-rate 0 --fleet-key fleet.pub
   iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')"
   iotguard bench --serve-echo 127.0.0.1:5700 --metrics 127.0.0.1:9470 --pprof &
+  iotguard bench --serve-echo 127.0.0.1:5701 --bare &     # the floor: no go-coap server
   iotguard bench --scenario verify --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')" \
       --echo-server coap://127.0.0.1:5700 --echo-server-pid $!
 
@@ -92,14 +95,15 @@ func benchCmd(args []string) error {
 	serveEcho := fs.String("serve-echo", "", "serve the echo baseline on `ADDR` (UDP, loopback) until interrupted, for another bench's --echo-server")
 	metricsAddr := fs.String("metrics", "", "with --serve-echo: serve the process's Go metrics on `ADDR` (HTTP, loopback)")
 	pprofOn := fs.Bool("pprof", false, "with --serve-echo and --metrics: also serve net/http/pprof there")
+	bare := fs.Bool("bare", false, "with --serve-echo: answer with go-coap's codec on a bare socket, one datagram at a time, without its server (no associations, hand-offs or answer cache)")
 	if err := Parse(fs, benchUsage, args); err != nil {
 		return err
 	}
 	if *serveEcho != "" {
-		return serveEchoCmd(*serveEcho, *metricsAddr, *pprofOn)
+		return serveEchoCmd(*serveEcho, *bare, *metricsAddr, *pprofOn)
 	}
-	if *metricsAddr != "" || *pprofOn {
-		return usageError{"--metrics and --pprof go with --serve-echo (profile a cluster head with 'iotguard serve --pprof')"}
+	if *metricsAddr != "" || *pprofOn || *bare {
+		return usageError{"--metrics, --pprof and --bare go with --serve-echo (profile a cluster head with 'iotguard serve --pprof')"}
 	}
 	ms, err := parseInts(*members)
 	if err != nil {
@@ -155,15 +159,24 @@ func benchCmd(args []string) error {
 	return res.WriteTable(os.Stdout)
 }
 
-// serveEchoCmd serves the echo baseline on addr until SIGINT or SIGTERM:
-// the baseline in a process of its own, to profile it (--metrics with
-// --pprof) and to measure its CPU per echo (another bench's --echo-server
-// with --echo-server-pid).
-func serveEchoCmd(addr, metricsAddr string, withPprof bool) error {
+// serveEchoCmd serves the echo baseline (bare: the bare echo) on addr until
+// SIGINT or SIGTERM: the baseline in a process of its own, to profile it
+// (--metrics with --pprof) and to measure its CPU per echo (another bench's
+// --echo-server with --echo-server-pid).
+func serveEchoCmd(addr string, bare bool, metricsAddr string, withPprof bool) error {
 	if withPprof && metricsAddr == "" {
 		return usageError{"--pprof needs --metrics ADDR"}
 	}
-	srv, err := bench.ServeEcho(addr)
+	var srv interface {
+		Addr() string
+		Close() error
+	}
+	var err error
+	if bare {
+		srv, err = bench.ServeBareEcho(addr)
+	} else {
+		srv, err = bench.ServeEcho(addr)
+	}
 	if err != nil {
 		return err
 	}
@@ -184,7 +197,11 @@ func serveEchoCmd(addr, metricsAddr string, withPprof bool) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	fmt.Printf("echo baseline on coap://%s, pid %d; stop with SIGINT or SIGTERM\n", srv.Addr(), os.Getpid())
+	name := "echo baseline"
+	if bare {
+		name = "bare echo"
+	}
+	fmt.Printf("%s on coap://%s, pid %d; stop with SIGINT or SIGTERM\n", name, srv.Addr(), os.Getpid())
 	<-ctx.Done()
 	return nil
 }
