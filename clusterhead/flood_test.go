@@ -125,7 +125,8 @@ const (
 	// larger part of a Core-level flood runs: allocator noise, not state.
 	coreAllowanceMiB = 1.0
 	// dedupEntryBytes bounds one go-coap deduplication entry (measured
-	// about 190 B: the encoded response, its key and expiry).
+	// about 100 B for a 4.01 answer since go-coap patch 7, 190 B before:
+	// the encoded response, its key and expiry).
 	dedupEntryBytes = 512
 )
 

@@ -136,27 +136,39 @@ func BenchmarkAnswerCacheExpire(b *testing.B) {
 	}
 }
 
-// BenchmarkAnswerCacheGC is one full GC cycle while 100,000 answers are
-// held. The patched cache's contents hold no pointers, so the collector
-// does not mark them; v3.8.0's made four objects an answer.
+// BenchmarkAnswerCacheGC is one full GC cycle while 100,000 answers of 100
+// bytes are held, and the heap they take. The patched cache's contents hold
+// no pointers, so the collector does not mark them; v3.8.0's made four
+// objects an answer.
 func BenchmarkAnswerCacheGC(b *testing.B) {
+	const n = 100_000
 	raw := make([]byte, 100)
-	b.Run("patched", func(b *testing.B) {
-		c := newAnswerCache(ExchangeLifetime)
-		now := time.Now().UnixNano()
-		for i := 0; i < 100_000; i++ {
-			c.store(uint64(i), raw, now)
-		}
-		for b.Loop() {
+	for _, v := range []struct {
+		name string
+		fill func() any
+	}{
+		{"patched", func() any {
+			c := newAnswerCache(ExchangeLifetime)
+			now := time.Now().UnixNano()
+			for i := 0; i < n; i++ {
+				c.store(uint64(i), raw, now)
+			}
+			return c
+		}},
+		{"v3.8.0", func() any { return v380Cache(n, raw) }},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			var before, after runtime.MemStats
 			runtime.GC()
-		}
-		runtime.KeepAlive(c)
-	})
-	b.Run("v3.8.0", func(b *testing.B) {
-		c := v380Cache(100_000, raw)
-		for b.Loop() {
+			runtime.ReadMemStats(&before)
+			c := v.fill()
 			runtime.GC()
-		}
-		runtime.KeepAlive(c)
-	})
+			runtime.ReadMemStats(&after)
+			for b.Loop() {
+				runtime.GC()
+			}
+			runtime.KeepAlive(c)
+			b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-B/answer")
+		})
+	}
 }
