@@ -11,7 +11,8 @@ import (
 
 // associations bounds go-coap's per-endpoint state (stage 2). go-coap keeps
 // a connection for every source endpoint (address:port) it hears from — a
-// goroutine, a cache of its answers for EXCHANGE_LIFETIME, ~15 KiB in all —
+// connection object and a cache of its answers for EXCHANGE_LIFETIME, ~5 KiB
+// before any answer (no goroutine of its own since go-coap patch 8) —
 // until 16 s of inactivity, and it makes one before any of our checks runs.
 // A spoofer who cycles through source ports or addresses would make one per
 // datagram. So the edge decides before one is made (through our go-coap

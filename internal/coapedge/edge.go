@@ -238,8 +238,8 @@ const (
 	DefaultMaxPayload = 1024
 	DefaultTimeout    = 10 * time.Second
 	// DefaultMaxCoAPAssociations holds a plain CoAP association's cost
-	// (~15 KiB: the connection, its goroutine's stack, its cache) under
-	// ~150 MiB. (A coaps edge has DTLSConfig.MaxAssociations.)
+	// (~5 KiB: the connection and its cache, before answers) under ~50 MiB.
+	// (A coaps edge has DTLSConfig.MaxAssociations.)
 	DefaultMaxCoAPAssociations = 10_000
 	// DefaultCoAPAssociationRate: 16 s of it (an association's idle life) is
 	// more than the cap, so under a flood of new source endpoints the cap

@@ -16,6 +16,14 @@ type ReceivedMessageReader[C ReceivedMessageReaderClient] struct {
 	queue chan *pool.Message
 	cc    C
 
+	// workers, if set, serve the queue in drains instead of a goroutine
+	// of the reader's own (iotguard patch 8, see workerpool.go): scheduled
+	// says a drain is queued or running, and generation ends a drain that
+	// TryToReplaceLoop replaced.
+	workers    *WorkerPool
+	scheduled  atomic.Bool
+	generation atomic.Uint64
+
 	private struct {
 		mutex           sync.Mutex
 		loopDone        chan struct{}
@@ -40,6 +48,61 @@ func NewReceivedMessageReader[C ReceivedMessageReaderClient](cc C, queueSize int
 
 	go r.loop(r.private.loopDone, r.private.readingMessages)
 	return &r
+}
+
+// NewPooledReceivedMessageReader is NewReceivedMessageReader without a
+// goroutine of its own: the queue is drained on workers whenever a message
+// is pushed with Push (iotguard patch 8). An idle connection then holds no
+// goroutine, and one that gets a message reuses a worker's grown stack.
+func NewPooledReceivedMessageReader[C ReceivedMessageReaderClient](cc C, queueSize int, workers *WorkerPool) *ReceivedMessageReader[C] {
+	return &ReceivedMessageReader[C]{queue: make(chan *pool.Message, queueSize), cc: cc, workers: workers}
+}
+
+// Push queues req, waiting for a place if wait, and reports whether it was
+// queued (false: the queue was full and wait false, or cc is done).
+func (r *ReceivedMessageReader[C]) Push(req *pool.Message, wait bool) bool {
+	if wait {
+		select {
+		case r.queue <- req:
+		case <-r.cc.Done():
+			return false
+		}
+	} else {
+		select {
+		case r.queue <- req:
+		default:
+			return false
+		}
+	}
+	if r.workers != nil && r.scheduled.CompareAndSwap(false, true) {
+		gen := r.generation.Load()
+		r.workers.Go(func() { r.drain(gen) })
+	}
+	return true
+}
+
+// drain serves the queue until it is empty, cc is done, or
+// TryToReplaceLoop started another drain while this one was in a handler.
+func (r *ReceivedMessageReader[C]) drain(gen uint64) {
+	for r.generation.Load() == gen {
+		select {
+		case <-r.cc.Done(): // before the queue: a done connection serves nothing more
+			return
+		default:
+		}
+		select {
+		case req := <-r.queue:
+			r.cc.ProcessReceivedMessage(req)
+			continue
+		default:
+		}
+		r.scheduled.Store(false)
+		// A message pushed after the empty check and before the Store found
+		// scheduled true and started no drain: this one goes on.
+		if len(r.queue) == 0 || !r.scheduled.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 // C returns the channel to push received messages to.
@@ -81,6 +144,15 @@ func (r *ReceivedMessageReader[C]) loop(loopDone chan struct{}, readingMessages 
 // the function returns immediately. If the loop is not reading messages, the current loop is closed,
 // and new loopDone and readingMessages channels and variables are created.
 func (r *ReceivedMessageReader[C]) TryToReplaceLoop() {
+	if r.workers != nil {
+		// The current drain is in a handler that waits for a message
+		// behind it in the queue: a new drain serves the queue, and the
+		// current one ends when its handler returns.
+		gen := r.generation.Add(1)
+		r.scheduled.Store(true)
+		r.workers.Go(func() { r.drain(gen) })
+		return
+	}
 	r.private.mutex.Lock()
 	if r.private.readingMessages.Load() {
 		r.private.mutex.Unlock()

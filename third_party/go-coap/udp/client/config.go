@@ -9,6 +9,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	"github.com/plgd-dev/go-coap/v3/net/client"
 	"github.com/plgd-dev/go-coap/v3/net/monitor/inactivity"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options/config"
@@ -70,4 +71,7 @@ type Config struct {
 	QBlockwiseMode   blockwise.QBlockwiseMode
 	QBlockwiseConfig blockwise.QBlockwiseConfig
 	QBlockwiseSecure bool
+	// Workers, if set, serve the connection's received messages instead of
+	// a goroutine of its own (iotguard patch 8; the UDP server sets it).
+	Workers *client.WorkerPool
 }

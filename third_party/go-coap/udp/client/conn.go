@@ -458,7 +458,11 @@ func NewConnWithOpts(session Session, cfg *Config, opts ...Option) *Conn {
 	if cc.processReceivedMessage == nil {
 		cc.processReceivedMessage = processReceivedMessage
 	}
-	cc.receivedMessageReader = client.NewReceivedMessageReader(&cc, cfg.ReceivedMessageQueueSize)
+	if cfg.Workers != nil {
+		cc.receivedMessageReader = client.NewPooledReceivedMessageReader(&cc, cfg.ReceivedMessageQueueSize, cfg.Workers)
+	} else {
+		cc.receivedMessageReader = client.NewReceivedMessageReader(&cc, cfg.ReceivedMessageQueueSize)
+	}
 	cc.qConfigErr = blockwise.ValidateQBlockwiseConfig(cfg.QBlockwiseMode, cfg.BlockwiseEnable)
 	parameters, parametersErr := cfg.QBlockwiseConfig.Resolve()
 	if parametersErr != nil {
@@ -1485,21 +1489,12 @@ func (cc *Conn) process(cm *coapNet.ControlMessage, datagram []byte, wait bool) 
 		}
 	}
 	reqMessageID, sequence := req.MessageID(), req.Sequence()
-	if !wait {
-		select {
-		case cc.receivedMessageReader.C() <- req:
-		default:
-			cc.deletePendingMessage(reqMessageID, sequence)
-			cc.ReleaseMessage(req)
-			return ErrReceivedQueueFull
-		}
-		return nil
-	}
-	select {
-	case cc.receivedMessageReader.C() <- req:
-	case <-cc.Context().Done():
+	if !cc.receivedMessageReader.Push(req, wait) {
 		cc.deletePendingMessage(reqMessageID, sequence)
 		cc.ReleaseMessage(req)
+		if !wait {
+			return ErrReceivedQueueFull
+		}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	coapNet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
+	netClient "github.com/plgd-dev/go-coap/v3/net/client"
 	"github.com/plgd-dev/go-coap/v3/net/monitor/inactivity"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	pkgMath "github.com/plgd-dev/go-coap/v3/pkg/math"
@@ -40,8 +41,16 @@ type Server struct {
 	listenMutex sync.Mutex
 	listen      *coapNet.UDPConn
 
+	// workers serve every connection's received messages (iotguard patch
+	// 8): a connection holds no goroutine of its own.
+	workers *netClient.WorkerPool
+
 	cfg *Config
 }
+
+// workerIdle is how long a worker goroutine waits for more work before it
+// ends (iotguard patch 8).
+const workerIdle = 10 * time.Second
 
 // A Option sets options such as credentials, codec and keepalive parameters, etc.
 type Option interface {
@@ -98,6 +107,7 @@ func New(opt ...Option) *Server {
 		doneCtx:           doneCtx,
 		doneCancel:        doneCancel,
 		conns:             make(map[string]*client.Conn),
+		workers:           netClient.NewWorkerPool(workerIdle),
 
 		cfg: &cfg,
 	}
@@ -542,6 +552,7 @@ func (s *Server) getOrCreateConn(udpConn *coapNet.UDPConn, raddr *net.UDPAddr, l
 	cfg.MessagePool = s.cfg.MessagePool
 	cfg.ProcessReceivedMessage = s.cfg.ProcessReceivedMessage
 	cfg.ReceivedMessageQueueSize = s.cfg.ReceivedMessageQueueSize
+	cfg.Workers = s.workers
 
 	requestMonitor := s.cfg.RequestMonitor
 	cc = client.NewConnWithOpts(
