@@ -18,7 +18,7 @@ import (
 // retransmission again and ignores the path — but the floor under the echo
 // baseline: what a round trip costs the load generator, the kernel and the
 // machine alone ('iotguard bench --serve-echo ADDR --bare';
-// docs/PERFORMANCE.md, "The tail").
+// docs/PERFORMANCE.md, "Round two, fourth part").
 type BareEcho struct {
 	conn *net.UDPConn
 	done chan struct{}
