@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
@@ -91,10 +90,10 @@ func bareAnswer(datagram, out []byte) ([]byte, bool) {
 	resp := message.Message{Token: req.Token, Code: codes.MethodNotAllowed, MessageID: req.MessageID, Type: message.Acknowledgement}
 	if req.Code == codes.POST {
 		resp.Code = codes.BadRequest
-		if len(req.Payload) >= 2 && int(binary.BigEndian.Uint16(req.Payload)) <= MaxEchoAnswer {
+		if answer, ok := echoAnswer(req.Payload); ok {
 			resp.Code = codes.Content
 			resp.Options = message.Options{{ID: message.ContentFormat, Value: []byte{byte(message.AppCoseEncrypt0)}}}
-			resp.Payload = echoFiller[:binary.BigEndian.Uint16(req.Payload)]
+			resp.Payload = answer
 		}
 	}
 	n, err := coder.DefaultCoder.Encode(resp, out)

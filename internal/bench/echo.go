@@ -42,19 +42,29 @@ func EchoRequest(reqSize, respSize int) []byte {
 	return b
 }
 
+// echoAnswer is the answer to an echo request body (EchoRequest): as many
+// bytes as its first two say. It reports false for a body too short to say,
+// or one asking for more than MaxEchoAnswer.
+func echoAnswer(body []byte) ([]byte, bool) {
+	if len(body) < 2 || int(binary.BigEndian.Uint16(body)) > MaxEchoAnswer {
+		return nil, false
+	}
+	return echoFiller[:binary.BigEndian.Uint16(body)], true
+}
+
 // StartEcho listens on addr (UDP host:port) and answers every POST /echo.
 func StartEcho(addr string) (*EchoServer, error) {
 	edge, err := coapedge.Listen(addr, []coapedge.Resource{{
 		Path: "/echo", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: []message.MediaType{message.AppCoseEncrypt0},
 		Handle: func(_ context.Context, r *coapedge.Request) coapedge.Response {
-			if len(r.Body) < 2 || int(binary.BigEndian.Uint16(r.Body)) > MaxEchoAnswer {
+			answer, ok := echoAnswer(r.Body)
+			if !ok {
 				return coapedge.Diagnostic(codes.BadRequest, "echo: want a 2-byte answer size up to 1024")
 			}
 			// It stands for a protected exchange, whose answer the CH may
 			// make larger than the request (it authenticated). Only the
 			// bench loads it, on loopback.
-			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0,
-				Body: echoFiller[:binary.BigEndian.Uint16(r.Body)], Authenticated: true}
+			return coapedge.Response{Code: codes.Content, Format: message.AppCoseEncrypt0, Body: answer, Authenticated: true}
 		},
 	}}, coapsrv.EdgeOptions(coapsrv.WithRateLimit(0), coapsrv.WithMaxAssociations(0), coapsrv.WithAssociationRate(0),
 		coapsrv.WithErrors(transportError))...)
