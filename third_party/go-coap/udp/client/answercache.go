@@ -133,11 +133,10 @@ func (c *answerCache) compact() {
 		c.byteBase += uint64(len(c.bytes))
 		c.entries, c.bytes, c.head = c.entries[:0], c.bytes[:0], 0
 		if cap(c.entries) > minCompact {
-			// A burst is over: give its memory back.
-			c.entries, c.bytes = nil, nil
-		}
-		if len(c.index) == 0 {
-			c.index = nil
+			// A burst is over: give its memory back. index is empty (every
+			// key it held was an entry's, all expired), and no larger than
+			// the entries were.
+			c.entries, c.bytes, c.index = nil, nil, nil
 		}
 	case c.head >= minCompact && c.head >= len(c.entries)/2:
 		live := c.entries[c.head].offset - c.byteBase
