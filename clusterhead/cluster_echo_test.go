@@ -2,11 +2,15 @@ package clusterhead_test
 
 import (
 	"fmt"
+	"maps"
+	"strings"
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
+	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
 )
 
@@ -77,5 +81,40 @@ func TestClusterEchoServesTheJoin(t *testing.T) {
 	expect(t, j.post(signed), codes.Created, "")
 	if h := chtest.Height(t, ch); h != before.Head.Height+1 {
 		t.Fatalf("height %d after the join, want %d", h, before.Head.Height+1)
+	}
+}
+
+// TestJoinInTwoRoundTrips: a device that has never talked to the CH joins
+// with one GET /cluster, padded (docs/PROTOCOL.md §2), answered 2.05 with an
+// Echo at once, and one join signed over that Echo, answered 2.01: no 4.01
+// on either, counted by the CH's own metrics. (Without the log check, which
+// asks /ledger/proof after the join.)
+func TestJoinInTwoRoundTrips(t *testing.T) {
+	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.Metrics = "127.0.0.1:0" })
+	st, err := device.NewState("sensor-two-trips")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chtest.Enroll(t, ch, st)
+	d, err := device.Dial(ch.Addr(), st, device.WithoutLogCheck())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for series, n := range chtest.Scrape(t, ch.MetricsAddr()) {
+		if strings.HasPrefix(series, "iotguard_coap_requests_total{") && n > 0 {
+			got[series] = n
+		}
+	}
+	want := map[string]int{
+		`iotguard_coap_requests_total{code="2.05",resource="/cluster",transport="udp"}`: 1,
+		`iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"}`:    1,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("requests of one join: %v, want %v", got, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -47,6 +48,9 @@ func reflectionCases(t testing.TB) []struct {
 		m.Payload = body
 		return m
 	}
+	// padded: only /cluster, signed once and kept, is served at once to a
+	// padded request (docs/PROTOCOL.md §2); the others still challenge.
+	padded := func(m message.Message) message.Message { return chtest.Padded(t, m, coapedge.PaddedRequest) }
 	return []struct {
 		name string
 		req  message.Message
@@ -60,6 +64,10 @@ func reflectionCases(t testing.TB) []struct {
 		{"GET /ledger/checkpoint", chtest.Request(message.Confirmable, codes.GET, "/ledger/checkpoint"), codes.Unauthorized},
 		{"GET /ledger/proof?height=1", chtest.Request(message.Confirmable, codes.GET, "/ledger/proof", query("height=1")), codes.Unauthorized},
 		{"GET /ledger/consistency?from=1", chtest.Request(message.Confirmable, codes.GET, "/ledger/consistency", query("from=1")), codes.Unauthorized},
+		{"GET /cluster padded", padded(chtest.Request(message.Confirmable, codes.GET, "/cluster")), codes.Content},
+		{"GET /cluster Accept 0 padded", padded(chtest.Request(message.Confirmable, codes.GET, "/cluster", accept(message.TextPlain))), codes.Content},
+		{"GET /ledger/head padded", padded(chtest.Request(message.Confirmable, codes.GET, "/ledger/head")), codes.Unauthorized},
+		{"GET /ledger/proof?height=1 padded", padded(chtest.Request(message.Confirmable, codes.GET, "/ledger/proof", query("height=1"))), codes.Unauthorized},
 		{"GET /cluster Accept 60", chtest.Request(message.Confirmable, codes.GET, "/cluster", accept(message.AppCBOR)), codes.NotAcceptable},
 		{"GET / (no path)", chtest.Request(message.Confirmable, codes.GET, ""), codes.NotFound},
 		{"GET /x", chtest.Request(message.Confirmable, codes.GET, "/x"), codes.NotFound},

@@ -27,13 +27,14 @@ func (s *Server) resources() []coapedge.Resource {
 
 // publicResources are the read-only resources anyone may GET, over CoAP and
 // coaps alike. Their answers are 3-20 times their request: over CoAP the
-// edge serves them only to a source whose address an Echo verified (§6);
-// over coaps the DTLS handshake verified it.
+// edge serves them only to a source whose address an Echo verified (§6) or,
+// for /cluster, signed once and kept, to a request padded to three times
+// less than its answer (§2); over coaps the DTLS handshake verified it.
 func (s *Server) publicResources() []coapedge.Resource {
 	public := []message.MediaType{message.AppCoseSign1, message.TextPlain}
 	cbor := []message.MediaType{message.AppCBOR}
 	return []coapedge.Resource{
-		{Path: "/cluster", Method: codes.GET, Answers: public, Large: true, Link: `rt="iotguard.cluster"`, Handle: s.public(s.core.ClusterInfo, s.core.ClusterText, true)},
+		{Path: "/cluster", Method: codes.GET, Answers: public, Large: true, Padded: true, Link: `rt="iotguard.cluster"`, Handle: s.public(s.core.ClusterInfo, s.core.ClusterText, true)},
 		{Path: "/ledger/head", Method: codes.GET, Answers: public, Large: true, Link: `rt="iotguard.head"`, Handle: s.public(s.core.LedgerHead, s.core.LedgerHeadText, false)},
 		{Path: "/ledger/checkpoint", Method: codes.GET, Answers: public, Large: true, Link: `rt="iotguard.checkpoint"`, Handle: s.public(s.core.Checkpoint, s.core.CheckpointText, false)},
 		{Path: "/ledger/proof", Method: codes.GET, Answers: cbor, Large: true, Link: `rt="iotguard.proof"`, Handle: s.proof},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/protect"
 )
 
@@ -136,11 +138,16 @@ func (r *response) err() error {
 
 func (r *response) ok() bool { return r.code>>5 == 2 }
 
-// exchange sends one request and reads the answer.
+// exchange sends one request and reads the answer. A Padding option among
+// opts (padded) is sized so that the request is coapedge.PaddedRequest
+// bytes (coapedge.Pad).
 func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path string, cf message.MediaType, body []byte, opts ...message.Option) (*response, error) {
 	req, err := conn.NewPostRequest(ctx, path, cf, bytes.NewReader(body), opts...)
 	if method == codes.GET {
 		req, err = conn.NewGetRequest(ctx, path, opts...)
+	}
+	if err == nil && req.HasOption(coapedge.OptionPadding) {
+		coapedge.Pad(req)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to build %s request: %w", path, err)
@@ -178,6 +185,8 @@ func exchangeVerified(ctx context.Context, conn *client.Conn, method codes.Code,
 		return r, err
 	}
 	challenge := r.echo
+	// The Echo verifies the address: the request needs no padding now.
+	opts = slices.DeleteFunc(slices.Clone(opts), func(o message.Option) bool { return o.ID == coapedge.OptionPadding })
 	if r, err = exchange(ctx, conn, method, path, cf, body, append(opts, message.Option{ID: message.Echo, Value: challenge})...); err != nil {
 		return nil, err
 	}

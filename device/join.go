@@ -15,6 +15,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -34,10 +35,16 @@ func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 	return clusterInfo(ctx, d.conn, d.checkCH)
 }
 
+// padded marks a request that exchange pads: a CH answers a padded GET
+// /cluster at once, with an Echo for the join, instead of first challenging
+// the device's address (docs/PROTOCOL.md §2): a join takes two round trips,
+// not three.
+var padded = message.Option{ID: coapedge.OptionPadding}
+
 // clusterInfo fetches and checks GET /cluster on conn; trust says whether
 // the key the answer is signed by, of that thumbprint, may be used.
 func clusterInfo(ctx context.Context, conn *client.Conn, trust func(*wire.ClusterInfo, [32]byte) error) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
-	r, err := exchangeVerified(ctx, conn, codes.GET, "/cluster", 0, nil)
+	r, err := exchangeVerified(ctx, conn, codes.GET, "/cluster", 0, nil, padded)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -3,12 +3,15 @@ package chtest
 import (
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/iotguard/iotguard/internal/coapedge"
 )
 
 // Socket is a raw UDP socket on 127.0.0.1 with a source port of its own: to
@@ -168,6 +171,22 @@ func Request(typ message.Type, code codes.Code, path string, opts ...message.Opt
 		m.Options = m.Options.Add(o)
 	}
 	return m
+}
+
+// Padded returns m with a Padding option that makes it size bytes as a
+// datagram, or one more when the option's header grows at 13 bytes of
+// value; a device pads GET /cluster to coapedge.PaddedRequest.
+func Padded(t testing.TB, m message.Message, size int) message.Message {
+	t.Helper()
+	sized := m
+	sized.MessageID = 1 // a number to size it with; m's own is kept
+	for n := 0; ; n++ {
+		sized.Options = append(slices.Clone(m.Options), message.Option{ID: coapedge.OptionPadding, Value: make([]byte, n)})
+		if len(Datagram(t, sized)) >= size {
+			m.Options = sized.Options
+			return m
+		}
+	}
 }
 
 // Describe renders a message for failure output: type, code, options and

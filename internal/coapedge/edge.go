@@ -24,7 +24,8 @@
 //     resource table.
 //  7. For a resource whose answer is larger than its request, the source's
 //     address: a request without a fresh Echo option gets 4.01 with one
-//     (RFC 9175 §2.4; reflection.go).
+//     (RFC 9175 §2.4; reflection.go), unless the resource is cheap to
+//     answer and the request was padded to PaddedRequest bytes.
 //  8. The resource's Handler, under a deadline, with its payload read at its
 //     exact size. A panic in a handler is answered 5.00 and reported; the
 //     server keeps serving.
@@ -83,7 +84,12 @@ type Resource struct {
 	// (stage 7). Without it an answer that turns out too large for an
 	// unverified source is still replaced by the Echo challenge, after the
 	// handler did its work.
-	Large  bool
+	Large bool
+	// Padded marks a Large resource served at once to a request padded to
+	// PaddedRequest bytes (or more), whose answer is then bound like any
+	// other. Only for an answer that costs no more than a checked Echo:
+	// made once and kept, never signed or looked up per request.
+	Padded bool
 	Handle Handler
 }
 
@@ -389,7 +395,7 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 		s.answer(w, r, res.Path, start, Diagnostic(codes.NotAcceptable, "not acceptable"))
 		return
 	}
-	if res.Large && !s.verified(r, req.Source) {
+	if s.mustVerify(res, r, req.Source) {
 		s.answer(w, r, res.Path, start, s.challenge(req.Source))
 		return
 	}

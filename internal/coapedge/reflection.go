@@ -5,6 +5,7 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/mux"
 )
 
@@ -25,6 +26,16 @@ func (s *Server) verified(r *mux.Message, source string) bool {
 	return err == nil && s.cfg.Echo.EchoFresh(e, source, s.cfg.now())
 }
 
+// mustVerify reports whether r has to prove its source's address before
+// res's handler runs: res is Large, r is not a padded request to a Padded
+// res, and r carries no Echo made for source.
+func (s *Server) mustVerify(res Resource, r *mux.Message, source string) bool {
+	if !res.Large || (res.Padded && requestSize(r.Message) >= PaddedRequest) {
+		return false
+	}
+	return !s.verified(r, source)
+}
+
 // challenge asks source to prove its address: 4.01 with a fresh Echo, for
 // the request to be sent again carrying it.
 func (s *Server) challenge(source string) Response {
@@ -42,7 +53,7 @@ func (s *Server) bound(r *mux.Message, source string, resp Response) Response {
 	if resp.Authenticated {
 		return resp
 	}
-	limit := maxAmplification * requestSize(r)
+	limit := maxAmplification * requestSize(r.Message)
 	if answerSize(r, resp) <= limit || s.verified(r, source) {
 		return resp
 	}
@@ -59,8 +70,9 @@ func (s *Server) bound(r *mux.Message, source string, resp Response) Response {
 }
 
 // requestSize is r's size as a datagram (RFC 7252 §3): header, token,
-// options, payload marker and payload. go-coap decoded r from exactly these.
-func requestSize(r *mux.Message) int {
+// options, payload marker and payload. go-coap decoded r from exactly these
+// (a request received) or will encode them (one to send).
+func requestSize(r *pool.Message) int {
 	body, _ := r.BodySize()
 	return datagramSize(len(r.Token()), r.Options(), int(body))
 }

@@ -16,14 +16,18 @@ import (
 )
 
 // Handler calls of the reflection resources.
-var largeCalls, bigCalls atomic.Int64
+var largeCalls, bigCalls, paddedCalls atomic.Int64
 
-var bigAnswer = bytes.Repeat([]byte{0xb1}, 300)
+var (
+	bigAnswer    = bytes.Repeat([]byte{0xb1}, 300)
+	paddedAnswer = bytes.Repeat([]byte{0xb2}, 400) // a 407-byte datagram to a request without a token
+)
 
-// reflectionResources: /large (Large: verified sources only), /bigger (an
-// answer too large for an unverified source, not marked Large), /authentic
-// (as large, from a request that authenticated) and /long-error (an error
-// with a 200-byte diagnostic).
+// reflectionResources: /large (Large: verified sources only), /padded
+// (Large and Padded: padded requests too), /bigger (an answer too large for
+// an unverified source, not marked Large), /authentic (as large, from a
+// request that authenticated) and /long-error (an error with a 200-byte
+// diagnostic).
 func reflectionResources() []coapedge.Resource {
 	answer := func(calls *atomic.Int64, authenticated bool) coapedge.Handler {
 		return func(context.Context, *coapedge.Request) coapedge.Response {
@@ -33,10 +37,15 @@ func reflectionResources() []coapedge.Resource {
 			return coapedge.Response{Code: codes.Content, Format: message.AppOctets, Body: bigAnswer, Authenticated: authenticated}
 		}
 	}
+	padded := func(context.Context, *coapedge.Request) coapedge.Response {
+		paddedCalls.Add(1)
+		return coapedge.Response{Code: codes.Content, Format: message.AppOctets, Body: paddedAnswer}
+	}
 	octets := []message.MediaType{message.AppOctets}
 	return []coapedge.Resource{
 		{Path: "/large", Method: codes.GET, Answers: []message.MediaType{message.AppOctets, message.TextPlain}, Large: true,
 			Link: `rt="test.large"`, Handle: answer(&largeCalls, false)},
+		{Path: "/padded", Method: codes.GET, Answers: octets, Large: true, Padded: true, Handle: padded},
 		{Path: "/bigger", Method: codes.GET, Answers: octets, Handle: answer(&bigCalls, false)},
 		{Path: "/authentic", Method: codes.GET, Answers: octets, Handle: answer(nil, true)},
 		{Path: "/long-error", Method: codes.GET, Handle: func(context.Context, *coapedge.Request) coapedge.Response {
@@ -132,6 +141,50 @@ func TestReflectionBound(t *testing.T) {
 		other := chtest.NewSocket(t, srv.Addr().String(), "")
 		if answer, factor := exchange(other, "/large", withEcho); answer.Code != codes.Unauthorized || factor > coapedge.MaxAmplification {
 			t.Errorf("%v GET /large with another source's Echo: %.1f× %s", typ, factor, chtest.Describe(answer))
+		}
+	}
+}
+
+// TestPaddedRequest: a request padded to PaddedRequest bytes reaches a
+// Padded resource without an Echo, its handler runs once, and its answer is
+// still at most three times the request (else the Echo challenge); one byte
+// less, or a Large resource not marked Padded, is challenged before any
+// handler runs, as an unpadded request is.
+func TestPaddedRequest(t *testing.T) {
+	srv, _ := listen(t)
+	s := chtest.NewSocket(t, srv.Addr().String(), "")
+	for _, tc := range []struct {
+		path     string
+		size     int
+		code     codes.Code
+		padded   int64 // runs of /padded's handler
+		largeRan bool
+	}{
+		{"/padded", 0, codes.Unauthorized, 0, false},
+		{"/padded", coapedge.PaddedRequest - 1, codes.Unauthorized, 0, false},
+		{"/padded", coapedge.PaddedRequest, codes.Unauthorized, 1, false}, // 407 > 3 × 128: run, then replaced
+		{"/padded", (len(paddedAnswer) + 7 + 2) / 3, codes.Content, 1, false},
+		{"/large", 200, codes.Unauthorized, 0, false},
+	} {
+		p0, l0 := paddedCalls.Load(), largeCalls.Load()
+		m := chtest.Request(message.Confirmable, codes.GET, tc.path)
+		if tc.size > 0 {
+			m = chtest.Padded(t, m, tc.size)
+		}
+		answer, sent, received := s.Exchange(m)
+		echo, _ := answer.Options.GetBytes(message.Echo)
+		if answer.Code != tc.code || (tc.code == codes.Unauthorized) != (len(echo) > 0) ||
+			float64(received) > coapedge.MaxAmplification*float64(sent) {
+			t.Errorf("GET %s padded to %d bytes (%d): %d bytes back, %s", tc.path, tc.size, sent, received, chtest.Describe(answer))
+		}
+		if tc.code == codes.Content && !bytes.Equal(answer.Payload, paddedAnswer) {
+			t.Errorf("GET %s padded to %d bytes: not the whole answer", tc.path, tc.size)
+		}
+		if n := paddedCalls.Load() - p0; n != tc.padded {
+			t.Errorf("GET %s padded to %d bytes: /padded's handler ran %d times, want %d", tc.path, tc.size, n, tc.padded)
+		}
+		if n := largeCalls.Load() - l0; n != 0 {
+			t.Errorf("GET %s padded to %d bytes: /large's handler ran %d times for an unverified source", tc.path, tc.size, n)
 		}
 	}
 }
