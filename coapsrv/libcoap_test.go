@@ -20,6 +20,7 @@ import (
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -221,6 +222,35 @@ func TestLibcoapFollowsEchoChallenge(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestLibcoapPaddedCluster: coap-client's GET /cluster padded to 128 bytes
+// with the Padding option (-O 65020,…, docs/PROTOCOL.md §2) gets the signed
+// answer, with an Echo, in one round trip: no 4.01 in libcoap's log; the
+// same GET unpadded is challenged first.
+func TestLibcoapPaddedCluster(t *testing.T) {
+	bin := libcoap(t)
+	_, base := startCH(t)
+	padding := fmt.Sprintf("%d,0x%s", coapedge.OptionPadding, strings.Repeat("00", 110))
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		challenged bool
+	}{
+		{"padded", []string{"-O", padding}, false},
+		{"unpadded", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := coapClient(t, bin, append([]string{"-v", "7", "-m", "get", "-A", "18"}, append(tc.args, base+"/cluster")...)...)
+			log := out.stdout + out.stderr
+			if challenged := strings.Contains(log, "c:4.01"); challenged != tc.challenged {
+				t.Errorf("GET /cluster %s: challenged %v, want %v:\n%s", tc.name, challenged, tc.challenged, log)
+			}
+			if !regexp.MustCompile(`(?m)^v:1 t:ACK c:2\.05 .*Echo:0x[0-9a-f]{40} \]`).MatchString(log) {
+				t.Errorf("GET /cluster %s: no 2.05 with an Echo in libcoap's log:\n%s", tc.name, log)
+			}
+		})
 	}
 }
 
