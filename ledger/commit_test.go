@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -103,6 +104,34 @@ func TestGroupCommitMaxBatch(t *testing.T) {
 		t.Errorf("%d events stored, want %d", total, n)
 	}
 	mustVerify(t, l)
+}
+
+// TestGroupCommitGathersRunnable: Appends whose goroutines are runnable when
+// the committer takes the first one share its block. On one processor the
+// committer, readied by the first Append, runs before the others have
+// started: without its yield (gather) it committed that one alone, and each
+// of the others in a block of its own.
+func TestGroupCommitGathersRunnable(t *testing.T) {
+	const n = 8
+	e := newEnv(t)
+	l := e.open(t)
+	evs := make([]ledger.Event, n)
+	for i := range evs {
+		evs[i] = join(id(i), id(i))
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range evs {
+		wg.Go(func() { _, errs[i] = l.Append(t.Context(), evs[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if blocks := len(allBlocks(t, l)) - 1; blocks > 2 {
+		t.Errorf("%d runnable Appends in %d blocks, want 1 or 2", n, blocks)
+	}
 }
 
 // Validation inside a batch sees the effect of the earlier events of the same
