@@ -36,6 +36,12 @@ type Device struct {
 
 	credential []byte // overrides st.Credential in joins; nil: use st.Credential
 	noLogCheck bool   // Join does not prove the join in the CH's log
+
+	// echo is an Echo the CH made for this association: the one the last
+	// join signed. The log check's GET carries it, so that the CH does not
+	// challenge an address it has verified (RFC 9175 §2.4); a stale one
+	// draws the challenge, as none would.
+	echo []byte
 }
 
 // Option adjusts a Device.
@@ -185,8 +191,11 @@ func exchangeVerified(ctx context.Context, conn *client.Conn, method codes.Code,
 		return r, err
 	}
 	challenge := r.echo
-	// The Echo verifies the address: the request needs no padding now.
-	opts = slices.DeleteFunc(slices.Clone(opts), func(o message.Option) bool { return o.ID == coapedge.OptionPadding })
+	// The challenge's Echo verifies the address, in place of any other one:
+	// the request needs no padding now.
+	opts = slices.DeleteFunc(slices.Clone(opts), func(o message.Option) bool {
+		return o.ID == coapedge.OptionPadding || o.ID == message.Echo
+	})
 	if r, err = exchange(ctx, conn, method, path, cf, body, append(opts, message.Option{ID: message.Echo, Value: challenge})...); err != nil {
 		return nil, err
 	}

@@ -229,6 +229,7 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	}
 	d.st.Trusted = thumb[:] // checkCH let only this key through: first use, the same, a rotation or the re-pin
 	d.st.Seq, d.keys, d.st.PendingJoin = 0, nil, nil
+	d.echo = req.Echo // the CH took it: made for this association
 	if err := d.save(); err != nil {
 		return nil, err
 	}

@@ -22,11 +22,15 @@ import (
 
 // get sends GET path?query and reads the answer, answering the CH's
 // address verification first if it asks (exchangeVerified): public answers
-// are larger than their requests.
-func get(ctx context.Context, conn *client.Conn, path string, query ...string) (*response, error) {
-	opts := make([]message.Option, len(query))
+// are larger than their requests. A non-nil echo, one the CH made for this
+// association, goes with the request, so that it is not asked.
+func get(ctx context.Context, conn *client.Conn, echo []byte, path string, query ...string) (*response, error) {
+	opts := make([]message.Option, len(query), len(query)+1)
 	for i, q := range query {
 		opts[i] = message.Option{ID: message.URIQuery, Value: []byte(q)}
+	}
+	if echo != nil {
+		opts = append(opts, message.Option{ID: message.Echo, Value: echo})
 	}
 	r, err := exchangeVerified(ctx, conn, codes.GET, path, 0, nil, opts...)
 	if err != nil {
@@ -62,8 +66,8 @@ type Consistency struct {
 // fetchProof asks GET /ledger/proof with query and checks the checkpoint
 // under key (of cluster) and the inclusion path. The consistency path, if
 // any, is the caller's to check: only it holds the old root.
-func fetchProof(ctx context.Context, conn *client.Conn, key *ecdsa.PublicKey, cluster string, query ...string) (*Inclusion, error) {
-	r, err := get(ctx, conn, "/ledger/proof", query...)
+func fetchProof(ctx context.Context, conn *client.Conn, echo []byte, key *ecdsa.PublicKey, cluster string, query ...string) (*Inclusion, error) {
+	r, err := get(ctx, conn, echo, "/ledger/proof", query...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +117,7 @@ func (d *Device) CheckJoin(ctx context.Context) (*Inclusion, error) {
 		}
 		query = append(query, "from="+strconv.FormatUint(w.Last.Size, 10))
 	}
-	in, err := fetchProof(ctx, d.conn, key, m.Cluster, query...)
+	in, err := fetchProof(ctx, d.conn, d.echo, key, m.Cluster, query...)
 	if err != nil {
 		return nil, notInLog(err)
 	}
@@ -197,7 +201,7 @@ func (p *Public) Admission(ctx context.Context) (string, error) {
 
 // Checkpoint fetches GET /ledger/checkpoint and verifies it under key.
 func (p *Public) Checkpoint(ctx context.Context, key *ecdsa.PublicKey, cluster string) (*transparency.Checkpoint, error) {
-	r, err := get(ctx, p.conn, "/ledger/checkpoint")
+	r, err := get(ctx, p.conn, nil, "/ledger/checkpoint")
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +219,7 @@ func (p *Public) Proof(ctx context.Context, key *ecdsa.PublicKey, cluster, id st
 	if id != "" {
 		q = "id=" + id
 	}
-	return fetchProof(ctx, p.conn, key, cluster, q)
+	return fetchProof(ctx, p.conn, nil, key, cluster, q)
 }
 
 // Consistency fetches GET /ledger/consistency?from=from and verifies it:
@@ -237,7 +241,7 @@ func (p *Public) Consistency(ctx context.Context, key *ecdsa.PublicKey, cluster 
 // the path: for an auditor that reports a path that does not verify as
 // evidence of a fork.
 func (p *Public) ConsistencyUnverified(ctx context.Context, key *ecdsa.PublicKey, cluster string, from uint64) (*Consistency, error) {
-	r, err := get(ctx, p.conn, "/ledger/consistency", "from="+strconv.FormatUint(from, 10))
+	r, err := get(ctx, p.conn, nil, "/ledger/consistency", "from="+strconv.FormatUint(from, 10))
 	if err != nil {
 		return nil, err
 	}
