@@ -175,6 +175,13 @@ func Required(fs *flag.FlagSet, names ...string) error {
 	return nil
 }
 
+// isSet reports whether name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // WaitSignal blocks until the process receives SIGINT or SIGTERM and, if log
 // is not nil, logs that it is shutting down.
 func WaitSignal(log *slog.Logger) {

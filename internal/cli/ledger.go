@@ -311,6 +311,9 @@ func ledgerGrantProof(args []string) error {
 	if (*session == "") == (*batch == 0) {
 		return usageError{"give --session SID, or --batch N --index I"}
 	}
+	if *session != "" && isSet(fs, "index") {
+		return usageError{"--index goes with --batch: a session is found by its ID"}
+	}
 	sid, err := hex.DecodeString(*session)
 	if err != nil {
 		return usageError{"--session must be hex: " + err.Error()}
