@@ -640,7 +640,7 @@ int main(int argc, char **argv)
             iog_cbor_skip(&dd); /* the last sealed message is still in dev.work */
             int n = (int)(dd.p - dev.work);
             iog_coap_req_t rq = { IOG_COAP_POST, 1, "/m2m", IOG_CF_COSE_ENCRYPT0, IOG_CF_NONE,
-                                  NULL, 0, dev.work, (size_t)n, NULL };
+                                  NULL, 0, dev.work, (size_t)n, NULL, 0 };
             e = iog_coap_request(&dev.ep, &pa, &rq, &r, dev.rx, sizeof(dev.rx));
             if (e) {
                 fail("replay", e, NULL);

@@ -170,8 +170,11 @@ static void put(iog_coap_pkt_t *p, const void *d, size_t n)
         p->err = -ENOBUFS;
         return;
     }
-    if (n) {
+    if (d) {
         memcpy(p->buf + p->len, d, n);
+    }
+    else {
+        memset(p->buf + p->len, 0, n); /* a Padding option's value */
     }
     p->len += n;
 }
@@ -259,6 +262,20 @@ void iog_coap_add_payload(iog_coap_pkt_t *p, const void *data, size_t len)
     put(p, data, len);
 }
 
+void iog_coap_add_padding(iog_coap_pkt_t *p, size_t size, size_t payload_len)
+{
+    /*
+     * Before the value: 1 byte and a 2-byte delta extension (the delta is 269
+     * or more), then 1 more byte for a length from 13 and 2 from 269 (RFC 7252
+     * §3.1). n + ext(n) grows with n: the first n that reaches size is the least.
+     */
+    size_t at = p->len + 3 + (payload_len ? 1 + payload_len : 0), n = 0;
+    while (at + n + (n < 13 ? 0 : n < 269 ? 1 : 2) < size) {
+        n++;
+    }
+    iog_coap_add_opt(p, IOG_COAP_OPT_PADDING, NULL, n);
+}
+
 int iog_coap_finish(const iog_coap_pkt_t *p)
 {
     return p->err ? p->err : (int)p->len;
@@ -336,6 +353,9 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
     }
     if (req->echo) {
         iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, req->echo, req->echo_len);
+    }
+    if (req->pad_to) {
+        iog_coap_add_padding(&p, req->pad_to, req->payload_len);
     }
     iog_coap_add_payload(&p, req->payload, req->payload_len);
     int len = iog_coap_finish(&p);
@@ -453,8 +473,12 @@ int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog
     iog_coap_req_t again = *req;
     again.echo = challenge;
     again.echo_len = n;
+    again.pad_to = 0; /* the Echo verifies the address: no need to pay for the answer in bytes */
     return iog_coap_request(ep, to, &again, resp, buf, cap);
 }
+
+/* a request padded for GET /cluster fits the client's buffers */
+typedef char padded_request_fits[IOG_PADDED_REQUEST <= IOG_COAP_MAX_PDU ? 1 : -1];
 
 /* a head, the longest token and a Content-Format option fit in a server answer */
 typedef char srv_pdu_fits_a_head[IOG_COAP_SRV_PDU >= 4 + 8 + 5 ? 1 : -1];

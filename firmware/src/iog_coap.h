@@ -66,7 +66,18 @@ extern "C" {
 #define IOG_COAP_OPT_ACCEPT 17
 #define IOG_COAP_OPT_SIZE1 60
 #define IOG_COAP_OPT_ECHO 252
+/** Padding (docs/PROTOCOL.md §2): zeros that only add to a request's size; an
+ *  experimental number (RFC 7252 §12.2), elective, safe to forward, no cache key. */
+#define IOG_COAP_OPT_PADDING 65020
 /** @} */
+
+/**
+ * Size from which the cluster head answers a GET /cluster at once, with its
+ * Echo, to a source whose address it has not verified (docs/PROTOCOL.md §2):
+ * the request pays for the answer in bytes (at most three times it), as a
+ * QUIC client pads its first datagram. A device pads its GET /cluster to it.
+ */
+#define IOG_PADDED_REQUEST 128
 
 /** The longest Echo option value (RFC 9175 §2.2.1). */
 #define IOG_COAP_ECHO_MAX 40
@@ -137,7 +148,7 @@ typedef struct {
 /** Writes the 4-byte header and the token. */
 void iog_coap_build(iog_coap_pkt_t *p, uint8_t *buf, size_t cap, uint8_t type, uint8_t code,
                     uint16_t mid, const uint8_t *token, uint8_t tkl);
-/** Adds an option; numbers must not decrease (else -EINVAL). */
+/** Adds an option; numbers must not decrease (else -EINVAL). @p val NULL: @p len zeros. */
 void iog_coap_add_opt(iog_coap_pkt_t *p, uint16_t num, const void *val, size_t len);
 /** Adds a uint option in its shortest form (0 is the empty value). */
 void iog_coap_add_opt_uint(iog_coap_pkt_t *p, uint16_t num, uint32_t v);
@@ -145,6 +156,15 @@ void iog_coap_add_opt_uint(iog_coap_pkt_t *p, uint16_t num, uint32_t v);
 void iog_coap_add_path(iog_coap_pkt_t *p, const char *path);
 /** Adds one Uri-Query option per '&'-separated part of @p query ("id=a&from=5"). */
 void iog_coap_add_query(iog_coap_pkt_t *p, const char *query);
+/**
+ * @brief Adds the Padding option (docs/PROTOCOL.md §2) whose zeros make the
+ * datagram, once its @p payload_len bytes of payload are added, the smallest
+ * of at least @p size bytes (an empty option when it is that large already).
+ *
+ * IMPORTANT: the last option, after options numbered at most 64751 (a delta
+ * of 269 or more; Echo, 252, is the highest a request here carries).
+ */
+void iog_coap_add_padding(iog_coap_pkt_t *p, size_t size, size_t payload_len);
 /** Adds the payload marker and payload (nothing when @p len is 0). */
 void iog_coap_add_payload(iog_coap_pkt_t *p, const void *data, size_t len);
 /** @return the datagram length, or the first error (-ENOBUFS, -EINVAL). */
@@ -162,6 +182,13 @@ typedef struct {
     const uint8_t *payload; /**< payload or NULL */
     size_t payload_len;     /**< its length */
     const char *query;      /**< Uri-Query options, '&'-separated ("id=a&from=5"), or NULL */
+    /**
+     * 0, or the least size of the datagram: a Padding option, the last one,
+     * makes it the smallest datagram of at least this many bytes (an empty
+     * one when it is that large already; docs/PROTOCOL.md §2). Sent as is
+     * on retransmission; the repeat with an Echo is not padded.
+     */
+    uint16_t pad_to;
 } iog_coap_req_t;
 
 /** Server-side response filled by a handler. */
@@ -232,9 +259,11 @@ int iog_coap_request(iog_coap_ep_t *ep, const iog_addr_t *to, const iog_coap_req
  * whose answer is larger than three times the request with 4.01 and an Echo
  * option (RFC 9175 §2.4; the cluster head does for its public resources, a
  * peer for /talk). The request is then sent again, once, carrying that
- * Echo instead of any of @p req; the second answer is returned, whatever it
- * is (a second challenge is not answered). The Echo the client proved its
- * address with is given back: it is fresh for a join too (PROTOCOL.md §3.1).
+ * Echo instead of any of @p req, and without @p req's padding (the Echo
+ * proves the address the padding paid for); the second answer is returned,
+ * whatever it is (a second challenge is not answered). The Echo the client
+ * proved its address with is given back: it is fresh for a join too
+ * (PROTOCOL.md §3.1).
  *
  * @param[out] echo     the challenge's Echo value (at most IOG_COAP_ECHO_MAX
  *                      bytes), or NULL

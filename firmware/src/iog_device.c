@@ -60,7 +60,7 @@ static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t
     if (n < 0) {
         return n;
     }
-    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n, NULL };
+    iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n, NULL, 0 };
     d->code = 0;
     d->diag[0] = '\0';
     if (verified) {
@@ -102,12 +102,18 @@ static const iog_coap_opt_t *challenge(const iog_coap_msg_t *r, int attempt)
  * -EACCES for another code. The CH first verifies the address of a source it
  * has not seen return an Echo (4.01 + Echo, PROTOCOL.md §6): the GET is sent
  * again with it, and the Echo is left in @p echo (IOG_ECHO_MAX bytes, or
- * NULL) and @p echo_len (0 without a challenge).
+ * NULL) and @p echo_len (0 without a challenge). With @p echo (the GET
+ * /cluster whose Echo a join signs) the GET is padded to IOG_PADDED_REQUEST
+ * bytes: the CH answers a padded GET /cluster at once, with an Echo
+ * (PROTOCOL.md §2), unless its answer is over three times that (rotations in
+ * it: then the challenge as above). The other public resources are
+ * challenged whatever their size: padding them would only waste bytes.
  */
 static int get_public(iog_device_t *d, const char *path, const char *query, iog_coap_msg_t *r,
                       uint8_t *echo, size_t *echo_len)
 {
-    iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, query };
+    iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, query,
+                           echo ? IOG_PADDED_REQUEST : 0 };
     d->code = 0;
     int e = iog_coap_request_verified(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx), echo,
                                       echo_len);

@@ -337,6 +337,7 @@ def admission(a, root):
 
 
 JOIN = "iotguard_coap_requests_total{code=\"2.01\",resource=\"/join\",transport=\"udp\"}"
+CLUSTER = "iotguard_coap_requests_total{code=\"%s\",resource=\"/cluster\",transport=\"udp\"}"
 
 
 def scenario(a, root, procs, boards):
@@ -372,6 +373,10 @@ def scenario(a, root, procs, boards):
           B.tail())
     check("board-b: its credential goes in every join", B.run("show", r"^show credential \S+ \(sent in every join\)$"),
           B.tail())
+    # each join's GET /cluster is padded to 128 bytes and answered at once, with
+    # the Echo the join signs (PROTOCOL.md §2): no 4.01 + Echo and repeat
+    n401, n205 = metric(metrics, CLUSTER % "4.01"), metric(metrics, CLUSTER % "2.05")
+    check(f"the boards' padded GET /cluster answered at once ({n205} 2.05, {n401} 4.01)", n401 == 0 and n205 >= 2)
     check("verify: board-a verifies board-b", A.run("verify board-b", r"^verified board-b block=\d+"), A.tail())
     check("verify: an unknown ID is a warning", A.run("verify ghost", r"^warning ghost unknown"), A.tail())
 

@@ -115,6 +115,11 @@ talk_post() { # talk_post OUT PORT FILE: one POST /talk of FILE's bytes, with li
     timeout 20 coap-client-notls -B 5 -m post -t 60 -f "$3" "coap://127.0.0.1:$2/talk" >"$1" 2>&1
 }
 
+before_join() { # before_join FILE: a device's GETs and their answers before its first POST, from
+    # its IOG_UDP_TRACE lines: "GET 128, 2.05 290," (sizes in bytes)
+    sed -n '/ tx type=0 code=0.02 /q; s/.* tx type=0 code=0.01 .* len=\([0-9]*\)$/GET \1,/p
+        s/.* rx type=2 code=\([0-9.]*\) .* len=\([0-9]*\)$/ \1 \2,/p' "$1" | tr -d '\n'
+}
 scrape() { # scrape FILE: the CH's metrics
     python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
         "$METRICS" >"$1" 2>&1
@@ -152,17 +157,28 @@ if [ -n "$J1" ] && [ -n "$J2" ] && [ "$J2" -gt "$((J1 + CL))" ]; then
 else
     bad "join datagram sizes ($J1, $J2, credential $CL)" j2.out
 fi
-# Each GET /cluster met the CH's address verification once (4.01 + Echo,
-# PROTOCOL.md §6) and was sent again with the Echo; both devices signed over
-# an echo of that exchange (§3.1): two joins created, none challenged with
-# 4.01 — one ES256 signature each.
+# Each GET /cluster was padded to 128 bytes (the Padding option, PROTOCOL.md
+# §2) and answered at once, 2.05 with an Echo: no 4.01 + Echo and repeat (the
+# address verification of §6 an unpadded GET meets), one round trip less per
+# join. Both devices signed over that echo (§3.1): two joins created, none
+# challenged with 4.01 — one ES256 signature each.
 scrape m1.out
 has "C joins answered at once" m1.out 'iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"} 2$'
-for code in 4.01 2.05; do
+for cw in 4.01:0 2.05:2; do
+    code=${cw%:*}; want=${cw#*:}
     series="iotguard_coap_requests_total{code=\"$code\",resource=\"/cluster\",transport=\"udp\"}"
     n=$(( $(metric m1.out "$series") - $(metric m0.out "$series") ))
-    if [ "$n" = 2 ]; then ok "C devices' GET /cluster answered $code twice"; else bad "C devices' GET /cluster answered $code $n times, want 2" m1.out; fi
+    if [ "$n" = "$want" ]; then ok "C devices' 2 padded GET /cluster answered $code $want times"; else bad "C devices' 2 padded GET /cluster answered $code $n times, want $want" m1.out; fi
 done
+# ... seen from c-one: before its join (POST, 0.02), one GET (0.01) of 128 bytes
+# (4 of header, 4 of token, 8 of Uri-Path, the Padding option's 4 and 108
+# zeros) answered 2.05
+G1=$(before_join j1.out)
+if echo "$G1" | grep -Eqx 'GET 128, 2\.05 [0-9]+,'; then
+    ok "c-one's join: one GET /cluster of 128 bytes, answered 2.05 ($G1)"
+else
+    bad "c-one's join: one GET /cluster of 128 bytes, answered 2.05 ($G1)" j1.out
+fi
 if grep -q 'code="4.01",resource="/join",transport="udp"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
@@ -338,7 +354,16 @@ if [ -n "$OLD" ] && [ -n "$NEW" ] && [ "$OLD" != "$NEW" ]; then ok "the CH key c
 issue rot.key c-rot
 "$DEV" keygen --id c-unrelated --out x.key >/dev/null
 run "c-rot, pinned to the old key, joins through the rotation" 0 jrot.out \
-    "$DEV" join --server "$S" --key rot.key --position 48.8566,2.3522 --pin "$OLD" --credential rot.cred
+    env IOG_UDP_TRACE=1 "$DEV" join --server "$S" --key rot.key --position 48.8566,2.3522 --pin "$OLD" --credential rot.cred
+# The /cluster answer with the rotation is over three times a 128-byte GET:
+# the padded GET is challenged (4.01 + Echo, PROTOCOL.md §2) and repeated with
+# the Echo, unpadded.
+GR=$(before_join jrot.out)
+if echo "$GR" | grep -Eqx 'GET 128, 4\.01 [0-9]+,GET [0-9]{2}, 2\.05 [0-9]+,'; then
+    ok "c-rot's padded GET /cluster challenged, repeated unpadded ($GR)"
+else
+    bad "c-rot's padded GET /cluster challenged, repeated unpadded ($GR)" jrot.out
+fi
 has "c-rot's pin followed the rotation" jrot.out "the pin followed a CH key rotation to $NEW"
 has "c-rot's join proven in the log" jrot.out "log: block [0-9]* proven"
 run "a device pinned to an unrelated key refuses the new key" 1 jx.out \
@@ -376,8 +401,9 @@ wait $LPID4 2>/dev/null
 has "c-two logged it" l4.out "warning: refused c-one: left"
 
 # A stale join (PROTOCOL.md §3.1): the same device in two processes. The
-# second fetches /cluster (its address checked first: GET, 4.01 + Echo, GET,
-# 2.05), then its join is lost (seeded loss: four passes, then a drop) and
+# second fetches /cluster (with the rotation above in it, the answer is over
+# three times the padded GET: its address checked first, GET, 4.01 + Echo,
+# GET, 2.05), then its join is lost (seeded loss: four passes, then a drop) and
 # waits to be retransmitted; meanwhile the first process joins. The
 # retransmitted join signed an echo from before that join: the CH answers
 # 4.01 "stale join" with a fresh Echo, and the device signs it and is in.

@@ -143,6 +143,105 @@ static void test_parse_errors(void)
     bad("7000af07", 0);                 /* RST */
 }
 
+/*
+ * The Padding option (PROTOCOL.md §2), on the builder: for every token
+ * length, Uri-Path lengths on both sides of the path option's 1-byte length
+ * extension, queries, payloads and two targets (the second takes the Padding value past
+ * 269 bytes: a 2-byte length), the padded datagram reaches the target, and a
+ * value one byte shorter would not: it is the smallest datagram that does.
+ * It parses back with the Padding option last, its value zeros, the other
+ * options and the payload as they were.
+ */
+static int padded_build(uint8_t *out, size_t cap, uint8_t tkl, size_t path_len, const char *query,
+                        size_t payload_len, size_t target, long value_len)
+{
+    static const uint8_t token[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    static const uint8_t payload[120] = { 0x5a };
+    char path[132] = "/";
+    memset(path + 1, 'p', path_len);
+    path[1 + path_len] = '\0';
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, out, cap, IOG_COAP_CON, IOG_COAP_GET, 0x1234, token, tkl);
+    iog_coap_add_path(&p, path);
+    if (query) {
+        iog_coap_add_query(&p, query);
+    }
+    iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, "echo", 4);
+    if (value_len < 0) {
+        iog_coap_add_padding(&p, target, payload_len);
+    }
+    else {
+        iog_coap_add_opt(&p, IOG_COAP_OPT_PADDING, NULL, (size_t)value_len);
+    }
+    iog_coap_add_payload(&p, payload, payload_len);
+    return iog_coap_finish(&p);
+}
+
+static void test_padding(void)
+{
+    static const char *const queries[] = { NULL, "id=c-one", "id=a-longer-device-id&from=12345" };
+    static const size_t payloads[] = { 0, 1, 60, 120 };
+    static const size_t targets[] = { IOG_PADDED_REQUEST, 300 };
+    static uint8_t out[512];
+    unsigned runs = 0, good = 0, exact = 0, over = 0, empty = 0;
+    for (unsigned t = 0; t < sizeof(targets) / sizeof(targets[0]); t++) {
+        for (uint8_t tkl = 0; tkl <= 8; tkl++) {
+            for (size_t path_len = 1; path_len <= 130; path_len += (path_len < 20 ? 1 : 7)) {
+                for (unsigned q = 0; q < 3; q++) {
+                    for (unsigned b = 0; b < sizeof(payloads) / sizeof(payloads[0]); b++) {
+                        size_t target = targets[t], body = payloads[b];
+                        int len = padded_build(out, sizeof(out), tkl, path_len, queries[q], body, target, -1);
+                        iog_coap_msg_t m;
+                        int ok = len > 0 && iog_coap_parse(&m, out, (size_t)len) == 0 && m.nopts >= 3;
+                        const iog_coap_opt_t *pad = ok ? &m.opts[m.nopts - 1] : NULL;
+                        ok = ok && pad->num == IOG_COAP_OPT_PADDING && iog_coap_opt(&m, IOG_COAP_OPT_PADDING) == pad &&
+                             m.opts[m.nopts - 2].num == IOG_COAP_OPT_ECHO && m.tkl == tkl &&
+                             m.payload_len == body && (body == 0 || m.payload[0] == 0x5a) &&
+                             m.opts[0].num == IOG_COAP_OPT_URI_PATH && m.opts[0].len == path_len;
+                        for (unsigned i = 0; ok && i < pad->len; i++) {
+                            ok = pad->val[i] == 0;
+                        }
+                        /* reached, and one byte less of value would not reach it */
+                        ok = ok && (size_t)len >= target &&
+                             (pad->len == 0 || padded_build(out, sizeof(out), tkl, path_len, queries[q], body,
+                                                            target, (long)pad->len - 1) < (int)target);
+                        if (ok && (size_t)len == target) {
+                            exact++;
+                        }
+                        else if (ok && pad->len > 0) {
+                            /* the value's length took a byte more at 13 (or 269): one over */
+                            ok = (size_t)len == target + 1 && (pad->len == 13 || pad->len == 269);
+                            over++;
+                        }
+                        else if (ok) {
+                            /* large enough already: an empty option */
+                            empty++;
+                        }
+                        runs++;
+                        good += ok;
+                        if (!ok && runs - good == 1) {
+                            printf("padding: target %u, token %u, path %u, query %u, payload %u: %d bytes\n",
+                                   (unsigned)target, tkl, (unsigned)path_len, q, (unsigned)body, len);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    CHECK_EQ(good, runs);
+    CHECK(exact > 0 && over > 0 && empty > 0 && exact + over + empty == runs);
+
+    /* padding past the buffer: -ENOBUFS */
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, out, 100, IOG_COAP_CON, IOG_COAP_GET, 1, NULL, 0);
+    iog_coap_add_padding(&p, IOG_PADDED_REQUEST, 0);
+    CHECK_EQ(iog_coap_finish(&p), -ENOBUFS);
+
+    /* the option's number: elective, safe to forward, no cache key (RFC 7252 §5.4.6) */
+    CHECK((IOG_COAP_OPT_PADDING & 1) == 0 && (IOG_COAP_OPT_PADDING & 2) == 0 &&
+          (IOG_COAP_OPT_PADDING & 0x1e) == 0x1c && IOG_COAP_OPT_PADDING >= 65000);
+}
+
 /* ---- client over the fake network ---- */
 
 typedef struct {
@@ -213,7 +312,7 @@ static int client_run(fake_net_t *n, iog_coap_ep_t *ep, script_t *s, iog_coap_ms
     n->user = s;
     iog_coap_ep_init(ep, &n->plat);
     iog_coap_req_t req = { IOG_COAP_POST, 1, "/verify", IOG_CF_COSE_ENCRYPT0, IOG_CF_NONE,
-                           NULL, 0, (const uint8_t *)"ping", 4, NULL };
+                           NULL, 0, (const uint8_t *)"ping", 4, NULL, 0 };
     return iog_coap_request(ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU);
 }
 
@@ -293,7 +392,7 @@ static void test_client(void)
     np->user = &s;
     iog_coap_ep_init(&ep, &np->plat);
     ep.ack_timeout_ms = 100;
-    iog_coap_req_t rq = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL };
+    iog_coap_req_t rq = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL, 0 };
     CHECK_EQ(iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf)), -ETIMEDOUT);
     CHECK(np->now - 1000 >= 3100 && np->now - 1000 <= 4650);
 }
@@ -352,17 +451,35 @@ static void verifying_peer(fake_net_t *n, const iog_addr_t *to, const uint8_t *b
     fake_net_push(n, &unit_server_addr, n->now + 10, out, (size_t)iog_coap_finish(&p));
 }
 
-static int verified_run(fake_net_t *n, verifier_t *v, iog_coap_msg_t *resp, uint8_t *buf,
-                        uint8_t *echo, size_t *echo_len)
+static int verified_run_padded(fake_net_t *n, verifier_t *v, iog_coap_msg_t *resp, uint8_t *buf,
+                               uint8_t *echo, size_t *echo_len, uint16_t pad_to)
 {
     fake_net_init(n);
     n->on_send = verifying_peer;
     n->user = v;
     iog_coap_ep_init(&ep, &n->plat);
     iog_coap_req_t req = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE,
-                           NULL, 0, NULL, 0, NULL };
+                           NULL, 0, NULL, 0, NULL, pad_to };
     return iog_coap_request_verified(&ep, &unit_server_addr, &req, resp, buf, IOG_COAP_MAX_PDU,
                                      echo, echo_len);
+}
+
+static int verified_run(fake_net_t *n, verifier_t *v, iog_coap_msg_t *resp, uint8_t *buf,
+                        uint8_t *echo, size_t *echo_len)
+{
+    return verified_run_padded(n, v, resp, buf, echo, echo_len, 0);
+}
+
+/* How many of the datagrams @p n sent carry a Padding option. */
+static unsigned sent_padded(const fake_net_t *n)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n->n_sent; i++) {
+        iog_coap_msg_t m;
+        k += iog_coap_parse(&m, n->sent[i].buf, n->sent[i].len) == 0 &&
+             iog_coap_opt(&m, IOG_COAP_OPT_PADDING) != NULL;
+    }
+    return k;
 }
 
 static void test_client_follows_echo(void)
@@ -405,6 +522,77 @@ static void test_client_follows_echo(void)
 }
 
 /*
+ * A padded request through the client (PROTOCOL.md §2): a GET /cluster of
+ * exactly IOG_PADDED_REQUEST bytes, the same bytes when retransmitted; a
+ * server that answers it at once is asked once. Challenged anyway (a
+ * /cluster answer with rotations is over three times 128 bytes), the client
+ * repeats it with the Echo and without the padding: the Echo verifies the
+ * address.
+ */
+static void test_client_pads(void)
+{
+    fake_net_t *const np = &unit_net;
+    iog_coap_msg_t resp, sent;
+    uint8_t echo[IOG_COAP_ECHO_MAX];
+    size_t echo_len = 99;
+
+    /* answered at once */
+    verifier_t v = { 0, 0, 0, 0 };
+    CHECK_EQ(verified_run_padded(np, &v, &resp, client_buf, echo, &echo_len, IOG_PADDED_REQUEST), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+    CHECK_EQ(v.count, 1);
+    CHECK_EQ(echo_len, 0);
+    CHECK_EQ(np->n_sent, 1);
+    CHECK_EQ(np->sent[0].len, IOG_PADDED_REQUEST);
+    CHECK_EQ(iog_coap_parse(&sent, np->sent[0].buf, np->sent[0].len), 0);
+    CHECK(iog_coap_path_is(&sent, "/cluster"));
+    CHECK_EQ(sent.nopts, 2);
+    CHECK_EQ(sent.opts[1].num, IOG_COAP_OPT_PADDING);
+    /* 4 + 4 (token) + 8 (Uri-Path) + 4 (the Padding option's head) + 108 zeros */
+    CHECK_EQ(sent.opts[1].len, IOG_PADDED_REQUEST - 20);
+    CHECK(sent.payload == NULL);
+
+    /* challenged: the repeat carries the Echo and no padding */
+    v = (verifier_t){ 1, 0, 0, 0 };
+    CHECK_EQ(verified_run_padded(np, &v, &resp, client_buf, echo, &echo_len, IOG_PADDED_REQUEST), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+    CHECK_EQ(v.count, 2);
+    CHECK_EQ(v.echoed, 1);
+    CHECK_EQ(echo_len, sizeof(GO_CH_ECHO));
+    CHECK_EQ(np->n_sent, 2);
+    CHECK_EQ(np->sent[0].len, IOG_PADDED_REQUEST);
+    CHECK_EQ(sent_padded(np), 1);
+    CHECK_EQ(iog_coap_parse(&sent, np->sent[1].buf, np->sent[1].len), 0);
+    CHECK(iog_coap_opt(&sent, IOG_COAP_OPT_PADDING) == NULL);
+    CHECK(iog_coap_opt(&sent, IOG_COAP_OPT_ECHO) != NULL);
+    CHECK_EQ(np->sent[1].len, 16 + 2 + sizeof(GO_CH_ECHO)); /* the GET and its Echo option only */
+
+    /* an unpadded request stays unpadded */
+    v = (verifier_t){ 1, 0, 0, 0 };
+    CHECK_EQ(verified_run(np, &v, &resp, client_buf, echo, &echo_len), 0);
+    CHECK_EQ(np->n_sent, 2);
+    CHECK_EQ(sent_padded(np), 0);
+    CHECK_EQ(np->sent[0].len, 16);
+
+    /* lost twice: retransmitted with the same padded bytes; a payload stays after the padding */
+    script_t s = { 3, 0, 0 };
+    fake_net_init(np);
+    np->on_send = scripted_peer;
+    np->user = &s;
+    iog_coap_ep_init(&ep, &np->plat);
+    iog_coap_req_t rq = { IOG_COAP_POST, 1, "/verify", IOG_CF_COSE_ENCRYPT0, IOG_CF_NONE, NULL, 0,
+                          (const uint8_t *)"ping", 4, "a=b", IOG_PADDED_REQUEST };
+    CHECK_EQ(iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf)), 0);
+    CHECK_EQ(np->n_sent, 3);
+    CHECK_EQ(sent_padded(np), 3);
+    CHECK(np->sent[0].len == IOG_PADDED_REQUEST && np->sent[2].len == IOG_PADDED_REQUEST);
+    CHECK_MEM(np->sent[0].buf, np->sent[2].buf, IOG_PADDED_REQUEST);
+    CHECK_EQ(iog_coap_parse(&sent, np->sent[0].buf, np->sent[0].len), 0);
+    CHECK(sent.payload_len == 4 && memcmp(sent.payload, "ping", 4) == 0);
+    CHECK_EQ(sent.opts[sent.nopts - 1].num, IOG_COAP_OPT_PADDING);
+}
+
+/*
  * RFC 7252 §4.2 and §4.8 on the simulated clock, for 64 random draws: the
  * first timeout lies in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR] =
  * [2, 3] s and is spread over it, each retransmission doubles it, there are
@@ -424,7 +612,7 @@ static void test_backoff_schedule(void)
         np->on_send = scripted_peer;
         np->user = &s;
         iog_coap_ep_init(&ep, &np->plat);
-        iog_coap_req_t rq = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL };
+        iog_coap_req_t rq = { IOG_COAP_GET, 1, "/cluster", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL, 0 };
         int e = iog_coap_request(&ep, &unit_server_addr, &rq, &resp, client_buf, sizeof(client_buf));
         uint32_t t0 = np->sent[0].at, g = np->sent[1].at - t0;
         int ok = e == -ETIMEDOUT && np->n_sent == 1 + IOG_COAP_MAX_RETRANSMIT && g >= 2000 && g <= 3000;
@@ -557,6 +745,8 @@ void test_coap(void)
     test_parse_errors();
     test_client();
     test_client_follows_echo();
+    test_padding();
+    test_client_pads();
     test_backoff_schedule();
     test_server();
 }

@@ -443,6 +443,7 @@ static struct {
     uint8_t answer[600]; /* GET /cluster's answer */
     size_t len;
     unsigned gets;
+    unsigned padded; /* GETs of IOG_PADDED_REQUEST bytes that end with a Padding option */
 } cl;
 
 static void cluster_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
@@ -455,6 +456,7 @@ static void cluster_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, 
         return;
     }
     cl.gets++;
+    cl.padded += len == IOG_PADDED_REQUEST && req.nopts && req.opts[req.nopts - 1].num == IOG_COAP_OPT_PADDING;
     iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_CONTENT, req.mid, req.token, req.tkl);
     iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_COSE_SIGN1);
     iog_coap_add_payload(&p, cl.answer, cl.len);
@@ -468,6 +470,7 @@ static void boot_ch(void)
     fake_net_init(&unit_net);
     unit_net.on_send = cluster_ch;
     cl.gets = 0;
+    cl.padded = 0;
     iog_board_init(&board, &unit_net.plat, &st, &hooks);
     iog_board_start(&board);
 }
@@ -505,6 +508,7 @@ static void test_rekey(void)
     boot_ch();
     CHECK(saw("restored") && saw("error CH key check: refused"));
     CHECK_EQ(cl.gets, 1);
+    CHECK_EQ(cl.padded, 1); /* the key check's GET /cluster, padded (PROTOCOL.md §2) */
     CHECK_MEM(board.dev.mem.ch.thumb, old_thumb, 32);
 
     /* with the rotation: K_m' from the new key, the same nonces and numbers, all stored */

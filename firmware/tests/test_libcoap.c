@@ -2,7 +2,9 @@
  * Interop with libcoap on real UDP sockets (host build only):
  *  - coap-client-notls sends CON and NON requests to our server, and must print
  *    the payload our handler answers;
- *  - our client talks to coap-server-notls.
+ *  - our client talks to coap-server-notls;
+ *  - both ways with the Padding option (PROTOCOL.md §2): libcoap's encoding
+ *    of it parses, and libcoap's server ignores it (elective).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,11 +18,16 @@
 #include "iog_udp.h"
 #include "unit.h"
 
+/* The Padding option's length in the last request to our server, or -1 without one. */
+static int seen_padding = -1;
+
 static void talk_handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t *req,
                          iog_coap_resp_t *resp)
 {
     (void)from;
     (*(int *)ctx)++;
+    const iog_coap_opt_t *pad = iog_coap_opt(req, IOG_COAP_OPT_PADDING);
+    seen_padding = pad ? pad->len : -1;
     uint32_t cf = 0;
     if (!iog_coap_path_is(req, "/talk") || req->code != IOG_COAP_POST ||
         iog_coap_opt_uint(req, IOG_COAP_OPT_CONTENT_FORMAT, &cf) || cf != IOG_CF_CBOR) {
@@ -110,6 +117,18 @@ static void client_to_our_server(void)
     run_client(&ep, bad, out, sizeof(out));
     CHECK(strstr(out, "got") == NULL);
     CHECK_EQ(calls, 3);
+    CHECK_EQ(seen_padding, -1);
+
+    /* padded by libcoap: 100 zeros of option 65020, the payload after them */
+    char zeros[2 + 200 + 1] = "0x", padding[8 + sizeof(zeros)];
+    memset(zeros + 2, '0', 200);
+    zeros[202] = '\0';
+    snprintf(padding, sizeof(padding), "%u,%s", IOG_COAP_OPT_PADDING, zeros);
+    char *padded[] = { "coap-client-notls", "-m", "post", "-t", "60", "-e", "padded", "-O", padding,
+                       "-B", "2", uri, NULL };
+    run_client(&ep, padded, out, sizeof(out));
+    CHECK(strstr(out, "got padded") != NULL);
+    CHECK_EQ(seen_padding, 100);
     iog_udp_close(&u);
 }
 
@@ -143,7 +162,7 @@ static void our_client_to_libcoap_server(void)
     snprintf(host, sizeof(host), "127.0.0.1:%s", port);
     iog_udp_resolve(host, &srv);
     iog_coap_msg_t resp;
-    iog_coap_req_t req = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL };
+    iog_coap_req_t req = { IOG_COAP_GET, 1, "/", IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, NULL, 0 };
     CHECK_EQ(iog_coap_request(&ep, &srv, &req, &resp, buf, sizeof(buf)), 0);
     CHECK_EQ(resp.code, IOG_COAP_CONTENT);
     CHECK(resp.payload_len > 0);
@@ -153,6 +172,13 @@ static void our_client_to_libcoap_server(void)
     uint32_t cf = 99;
     CHECK_EQ(iog_coap_opt_uint(&resp, IOG_COAP_OPT_CONTENT_FORMAT, &cf), 0);
     CHECK_EQ(cf, IOG_CF_LINK_FORMAT);
+    /* padded: libcoap's server ignores the elective Padding option it does not know */
+    req.path = "/";
+    req.pad_to = IOG_PADDED_REQUEST;
+    CHECK_EQ(iog_coap_request(&ep, &srv, &req, &resp, buf, sizeof(buf)), 0);
+    CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+    CHECK(resp.payload_len > 0);
+    req.pad_to = 0;
     req.path = "/no/such";
     req.confirmable = 0;
     CHECK_EQ(iog_coap_request(&ep, &srv, &req, &resp, buf, sizeof(buf)), 0);

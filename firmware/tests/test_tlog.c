@@ -322,6 +322,7 @@ static struct {
     int mode;               /* 0: challenge then the proof; 1: no log; 2: unknown device */
     unsigned gets;          /* GETs seen */
     int echoed;             /* the second GET carried the challenge's Echo */
+    unsigned padded;        /* GETs with a Padding option (only GET /cluster is padded) */
     char query[2][40];      /* the Uri-Query options of the last GET */
     uint8_t answer[400];    /* the proof answer */
     size_t answer_len;
@@ -338,6 +339,7 @@ static void scripted_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf,
         return;
     }
     ch.gets++;
+    ch.padded += iog_coap_opt(&req, IOG_COAP_OPT_PADDING) != NULL;
     unsigned q = 0;
     memset(ch.query, 0, sizeof(ch.query));
     for (unsigned i = 0; i < req.nopts; i++) {
@@ -390,6 +392,7 @@ static void test_device(void)
     CHECK_EQ(iog_device_check_join(d, &t), 0);
     CHECK_EQ(ch.gets, 2);
     CHECK(ch.echoed);
+    CHECK_EQ(ch.padded, 0); /* /ledger/proof is challenged whatever its size: not padded */
     CHECK(strcmp(ch.query[0], "id=c-one") == 0 && ch.query[1][0] == '\0');
     CHECK(d->log.size == 4 && t == 1767225600000ull);
 
