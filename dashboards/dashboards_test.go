@@ -183,10 +183,10 @@ func TestEveryPanelHasData(t *testing.T) {
 	// Exact counts, read from the CH's own /metrics once the audit records
 	// are written: every ledger event was one timed append, every join had
 	// its signature verified once (1 + 2 per round: one inside, one outside
-	// R), and each was answered at once — each device's GET /cluster was
-	// challenged once (4.01 + Echo: its address verified) and answered
-	// once, and the device signed its join over that echo, so no join met a
-	// 4.01. No datagram of this traffic was dropped.
+	// R), and each was answered at once — each device's GET /cluster, padded
+	// (docs/PROTOCOL.md §2), was answered at once with its Echo, never
+	// challenged, and the device signed its join over that echo, so no join
+	// met a 4.01. No datagram of this traffic was dropped.
 	ch.Core.Flush()
 	events := 0
 	if err := ch.Ledger.Blocks(0, func(b ledger.Block) error { events += len(b.Events); return nil }); err != nil {
@@ -199,7 +199,7 @@ func TestEveryPanelHasData(t *testing.T) {
 		`iotguard_sessions_granted_total`:                                               rounds,
 		`iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"}`:    1 + rounds,
 		`iotguard_coap_requests_total{code="4.01",resource="/join",transport="udp"}`:    0,
-		`iotguard_coap_requests_total{code="4.01",resource="/cluster",transport="udp"}`: 1 + 2*rounds,
+		`iotguard_coap_requests_total{code="4.01",resource="/cluster",transport="udp"}`: 0,
 		`iotguard_coap_requests_total{code="2.05",resource="/cluster",transport="udp"}`: 1 + 2*rounds,
 		`iotguard_coap_dropped_total{reason="association_cap"}`:                         0,
 		`iotguard_coap_dropped_total{reason="association_rate"}`:                        0,
