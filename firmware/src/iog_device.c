@@ -107,13 +107,20 @@ static const iog_coap_opt_t *challenge(const iog_coap_msg_t *r, int attempt)
  * bytes: the CH answers a padded GET /cluster at once, with an Echo
  * (PROTOCOL.md §2), unless its answer is over three times that (rotations in
  * it: then the challenge as above). The other public resources are
- * challenged whatever their size: padding them would only waste bytes.
+ * challenged whatever their size: padding them would only waste bytes; they
+ * carry instead the Echo the last join signed, if any, which the CH made for
+ * this address (PROTOCOL.md §9.2): a stale one draws the challenge, and the
+ * repeat carries the new Echo in its place.
  */
 static int get_public(iog_device_t *d, const char *path, const char *query, iog_coap_msg_t *r,
                       uint8_t *echo, size_t *echo_len)
 {
     iog_coap_req_t req = { IOG_COAP_GET, 1, path, IOG_CF_NONE, IOG_CF_NONE, NULL, 0, NULL, 0, query,
                            echo ? IOG_PADDED_REQUEST : 0 };
+    if (!echo && d->join_echo_len) {
+        req.echo = d->echo;
+        req.echo_len = d->join_echo_len;
+    }
     d->code = 0;
     int e = iog_coap_request_verified(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx), echo,
                                       echo_len);
@@ -154,7 +161,7 @@ static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
         echo = o->val;
         n = o->len;
     }
-    d->echo_len = 0;
+    d->echo_len = d->join_echo_len = 0;
     if (e == 0 && n >= 1 && n <= IOG_ECHO_MAX) {
         memcpy(d->echo, echo, n);
         d->echo_len = (uint8_t)n;
@@ -206,7 +213,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
 {
     iog_cluster_t c;
     iog_coap_msg_t r;
-    uint8_t nd[IOG_NONCE_LEN], echo[IOG_ECHO_MAX];
+    uint8_t nd[IOG_NONCE_LEN];
     int e = iog_device_cluster(d, &c);
     if (e) {
         return e;
@@ -218,12 +225,9 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     else if ((e = d->plat->random(d->plat->ctx, nd, sizeof(nd)))) {
         return e;
     }
-    iog_join_req_t jr = { &d->me, &c.cluster, lat, lon, nd, NULL, 0, d->cred, d->cred_len };
-    if (d->echo_len) { /* from the /cluster answer: one signature, no challenge */
-        memcpy(echo, d->echo, d->echo_len);
-        jr.echo = echo;
-        jr.echo_len = d->echo_len;
-    }
+    /* the echo of the /cluster answer, if any: one signature, no challenge */
+    iog_join_req_t jr = { &d->me, &c.cluster, lat, lon, nd, d->echo_len ? d->echo : NULL, d->echo_len,
+                          d->cred, d->cred_len };
     for (int challenged = 0, retries = 0, n = 0;;) {
         if (n == 0) { /* (again) with the echo of a challenge */
             if ((n = iog_join_req_encode(&jr, d->work, sizeof(d->work))) < 0) {
@@ -241,8 +245,8 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         const iog_coap_opt_t *o = challenge(&r, challenged);
         if (o) {
             /* RFC 9175 freshness challenge: sign the echo into the same join, resend */
-            memcpy(echo, o->val, o->len);
-            jr.echo = echo;
+            memcpy(d->echo, o->val, o->len);
+            jr.echo = d->echo;
             jr.echo_len = o->len;
             challenged = 1;
             n = 0;
@@ -284,6 +288,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     d->mem.seq = 0;
     d->joined = 1;
     d->echo_len = 0;
+    d->join_echo_len = (uint8_t)jr.echo_len; /* in d->echo; the CH took it, for this address */
     d->pend = 0;
     if (!d->has_pin) { /* trust on first use: from now on this CH key only */
         memcpy(d->pin, c.thumb, IOG_HASH_LEN);
@@ -431,6 +436,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
             /* the CH restarted: resend with a new seq and the echo inside */
             memcpy(d->echo, o->val, o->len);
             d->echo_len = (uint8_t)o->len;
+            d->join_echo_len = 0;
             continue;
         }
         d->echo_len = 0;

@@ -95,6 +95,7 @@ struct iog_device {
     int has_pin;                  /**< 1: the CH key must have thumbprint @p pin; a join sets it (trust on first use) */
     uint8_t code;                 /**< CoAP code of the last refusal (0: none) */
     uint8_t echo_len;             /**< length of @p echo, 0 when none */
+    uint8_t join_echo_len;        /**< length of @p echo when it holds the echo the last join signed, else 0 */
     iog_addr_t ch;                /**< the cluster head */
     iog_member_t mem;             /**< membership (valid when @p joined) */
     iog_identity_t me;            /**< ID and key pair */
@@ -111,7 +112,12 @@ struct iog_device {
     void *cb_ctx;                 /**< context of the three above */
     const uint8_t *cred;          /**< fleet credential every join carries, or NULL (PROTOCOL.md §3.5) */
     size_t cred_len;              /**< its length */
-    uint8_t echo[IOG_ECHO_MAX];   /**< latest echo of the CH: /cluster answer or restart challenge */
+    /**
+     * Latest echo of the CH: of the /cluster answer, of a challenge; after a
+     * join, the one it signed, which the CH made for this device's address
+     * (@p join_echo_len): a public GET other than /cluster carries it.
+     */
+    uint8_t echo[IOG_ECHO_MAX];
     struct {
         uint8_t tag[IOG_GCM_TAG_LEN]; /**< the proof's tag */
         uint64_t until;               /**< its last fresh second (0: slot free) */
@@ -178,6 +184,8 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon);
  * @brief GET /ledger/head and check its signature under the member's CH key.
  *        A device without a clock takes the head's time as a lower bound of
  *        the time now (PROTOCOL.md §6): the CH signed it, no later than now.
+ *        The GET carries the Echo option the last join signed, as
+ *        iog_device_check_join() does.
  * @return 0, -ENOTCONN when not joined, -EACCES, -EPROTO, or a CoAP error.
  */
 int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms);
@@ -186,7 +194,10 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
  * @brief Proves this device's join in the CH's transparency log (PROTOCOL.md
  *        §9.2): GET /ledger/proof?id=ID, with &from=M when it keeps a
  *        checkpoint of tree size M (d->log), checked by iog_tlog_check_join()
- *        against the membership; then d->log holds the new checkpoint.
+ *        against the membership; then d->log holds the new checkpoint. The GET
+ *        carries the Echo option the join signed: the CH made it for this
+ *        address, so it answers at once (within the echo's 60 s; else it
+ *        challenges, and the GET is repeated with the new Echo in its place).
  * @param[out] time_ms the checkpoint's time, a lower bound of now, or NULL
  * @return 0; -ENOTSUP when the CH keeps no log; -EPROTO when the log does not
  *         prove the join or is not an extension of the kept checkpoint

@@ -338,6 +338,7 @@ def admission(a, root):
 
 JOIN = "iotguard_coap_requests_total{code=\"2.01\",resource=\"/join\",transport=\"udp\"}"
 CLUSTER = "iotguard_coap_requests_total{code=\"%s\",resource=\"/cluster\",transport=\"udp\"}"
+PROOF = "iotguard_coap_requests_total{code=\"%s\",resource=\"/ledger/proof\",transport=\"udp\"}"
 
 
 def scenario(a, root, procs, boards):
@@ -377,6 +378,10 @@ def scenario(a, root, procs, boards):
     # the Echo the join signs (PROTOCOL.md §2): no 4.01 + Echo and repeat
     n401, n205 = metric(metrics, CLUSTER % "4.01"), metric(metrics, CLUSTER % "2.05")
     check(f"the boards' padded GET /cluster answered at once ({n205} 2.05, {n401} 4.01)", n401 == 0 and n205 >= 2)
+    # ... and each join's log check carries the Echo the join signed, made for
+    # the board's address (PROTOCOL.md §9.2): answered at once too
+    n401, n205 = metric(metrics, PROOF % "4.01"), metric(metrics, PROOF % "2.05")
+    check(f"the boards' log checks answered at once ({n205} 2.05, {n401} 4.01)", n401 == 0 and n205 == 2)
     check("verify: board-a verifies board-b", A.run("verify board-b", r"^verified board-b block=\d+"), A.tail())
     check("verify: an unknown ID is a warning", A.run("verify ghost", r"^warning ghost unknown"), A.tail())
 
@@ -489,6 +494,9 @@ def scenario(a, root, procs, boards):
     B.reboot()
     check("after its leave board-b does not restore", not B.expect(r"^restored", 3))
 
+    n401, n205 = metric(metrics, PROOF % "4.01"), metric(metrics, PROOF % "2.05")
+    check(f"every log check of the run answered at once, the sleepy board's too ({n205} 2.05, {n401} 4.01)",
+          n401 == 0 and n205 >= 4)
     for b in boards:
         b.stop()
     ch.send_signal(signal.SIGTERM)

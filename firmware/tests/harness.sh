@@ -127,6 +127,20 @@ scrape() { # scrape FILE: the CH's metrics
 metric() { # metric FILE SERIES: its value, 0 when absent
     awk -v s="$2" '$1 == s { v = $2 } END { print v + 0 }' "$1"
 }
+answered() { # answered NAME BEFORE AFTER RESOURCE CODE WANT: the CH answered RESOURCE
+    # with CODE WANT times between its metrics BEFORE and AFTER
+    series="iotguard_coap_requests_total{code=\"$5\",resource=\"$4\",transport=\"udp\"}"
+    n=$(( $(metric "$3" "$series") - $(metric "$2" "$series") ))
+    if [ "$n" = "$6" ]; then ok "$1: $4 answered $5 $n times"; else bad "$1: $4 answered $5 $n times, want $6" "$3"; fi
+}
+after_join() { # after_join FILE: a device's GETs and their answers after its last POST (its log
+    # check), from its IOG_UDP_TRACE lines: "GET 47, 2.05 590," (retransmissions too)
+    awk '/ tx type=0 code=0.02 /{ s = ""; on = 0; next }
+        / tx type=0 code=0.01 /{ on = 1; l = $0; sub(/.*len=/, "", l); s = s "GET " l ","; next }
+        on && / rx type=2 /{ c = $0; sub(/.* code=/, "", c); sub(/ .*/, "", c); l = $0; sub(/.*len=/, "", l)
+            s = s " " c " " l "," }
+        END { print s }' "$1"
+}
 
 cd "$T"
 scrape m0.out
@@ -164,12 +178,13 @@ fi
 # challenged with 4.01 — one ES256 signature each.
 scrape m1.out
 has "C joins answered at once" m1.out 'iotguard_coap_requests_total{code="2.01",resource="/join",transport="udp"} 2$'
-for cw in 4.01:0 2.05:2; do
-    code=${cw%:*}; want=${cw#*:}
-    series="iotguard_coap_requests_total{code=\"$code\",resource=\"/cluster\",transport=\"udp\"}"
-    n=$(( $(metric m1.out "$series") - $(metric m0.out "$series") ))
-    if [ "$n" = "$want" ]; then ok "C devices' 2 padded GET /cluster answered $code $want times"; else bad "C devices' 2 padded GET /cluster answered $code $n times, want $want" m1.out; fi
-done
+answered "C devices' 2 padded GET /cluster" m0.out m1.out /cluster 4.01 0
+answered "C devices' 2 padded GET /cluster" m0.out m1.out /cluster 2.05 2
+# Each join's log check (GET /ledger/proof, PROTOCOL.md §9.2) carried the Echo
+# its join signed, which the CH made for the device's address: answered 2.05
+# at once, no 4.01 + Echo and repeat (a join and its check: three round trips)
+answered "C devices' 2 log checks" m0.out m1.out /ledger/proof 4.01 0
+answered "C devices' 2 log checks" m0.out m1.out /ledger/proof 2.05 2
 # ... seen from c-one: before its join (POST, 0.02), one GET (0.01) of 128 bytes
 # (4 of header, 4 of token, 8 of Uri-Path, the Padding option's 4 and 108
 # zeros) answered 2.05
@@ -180,6 +195,13 @@ else
     bad "c-one's join: one GET /cluster of 128 bytes, answered 2.05 ($G1)" j1.out
 fi
 if grep -q 'code="4.01",resource="/join",transport="udp"' m1.out; then bad "C joins met no echo challenge" m1.out; else ok "C joins met no echo challenge"; fi
+# ... seen from c-one: after its join, one GET /ledger/proof answered 2.05
+G1=$(after_join j1.out)
+if echo "$G1" | grep -Eqx 'GET [0-9]+, 2\.05 [0-9]+,'; then
+    ok "c-one's log check: one GET /ledger/proof, answered 2.05 ($G1)"
+else
+    bad "c-one's log check: one GET /ledger/proof, answered 2.05 ($G1)" j1.out
+fi
 run "far device refused (outside radius)" 1 jfar.out "$DEV" join --server "$S" --key i.key --position 48.9566,2.3522
 has "outside radius diagnostic" jfar.out "4.03 outside radius"
 run "impostor inside the radius refused (neither enrolled nor credentialed)" 1 jimp.out \
@@ -424,6 +446,17 @@ has "... it was answered 4.01 with an Echo" stale2.out "rx type=2 code=4.01"
 python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics").read().decode())' \
     "$METRICS" >m2.out 2>&1
 has "... counted as a stale join by the CH" m2.out 'iotguard_join_rejections_total{reason="stale"} 1$'
+# its log check carried the Echo of the stale join's challenge, the one its
+# join signed in the end: answered 2.05, never 4.01 (loss may repeat the GET)
+GW=$(after_join stale2.out)
+if echo "$GW" | grep -q ' 2\.05 ' && ! echo "$GW" | grep -q ' 4\.01 '; then
+    ok "... its log check, with the Echo of the stale join's challenge, answered at once ($GW)"
+else
+    bad "... its log check, with the Echo of the stale join's challenge, answered at once ($GW)" stale2.out
+fi
+# so were the checks of every join on this CH: through loss, the relay's 5.03,
+# a rotation's challenged /cluster, a stale join
+answered "every log check of the run" m0.out m2.out /ledger/proof 4.01 0
 run "... and the second process's member key works" 0 stale3.out "$DEV" verify --server "$S" --key w2.key --peer c-twice
 
 # Trust on first use (PROTOCOL.md §3.3): a C device keeps the CH key of its

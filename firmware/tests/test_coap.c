@@ -592,6 +592,70 @@ static void test_client_pads(void)
     CHECK_EQ(sent.opts[sent.nopts - 1].num, IOG_COAP_OPT_PADDING);
 }
 
+/* The Echo options of datagram @p i that @p n sent: how many, and the last one in @p last. */
+static unsigned sent_echoes(const fake_net_t *n, unsigned i, const iog_coap_opt_t **last)
+{
+    static iog_coap_msg_t m;
+    unsigned k = 0;
+    *last = NULL;
+    if (i < n->n_sent && iog_coap_parse(&m, n->sent[i].buf, n->sent[i].len) == 0) {
+        for (unsigned j = 0; j < m.nopts; j++) {
+            if (m.opts[j].num == IOG_COAP_OPT_ECHO) {
+                k++;
+                *last = &m.opts[j];
+            }
+        }
+    }
+    return k;
+}
+
+/*
+ * A request that carries an Echo the server does not take (stale, or from
+ * before its restart: a device's log check with its join's echo, PROTOCOL.md
+ * §9.2) is challenged, and the repeat carries the challenge's Echo in its
+ * place, never beside it (a server reads the first one and would challenge
+ * again), and no padding; one the server takes is answered at once.
+ */
+static void test_client_replaces_echo(void)
+{
+    static const uint8_t stale[20] = { 0x5e, 0x5e, 0x5e };
+    fake_net_t *const np = &unit_net;
+    iog_coap_msg_t resp;
+    const iog_coap_opt_t *o;
+    uint8_t echo[IOG_COAP_ECHO_MAX];
+    size_t echo_len = 99;
+    for (uint16_t pad_to = 0; pad_to <= IOG_PADDED_REQUEST; pad_to += IOG_PADDED_REQUEST) {
+        verifier_t v = { 1, 0, 0, 0 };
+        fake_net_init(np);
+        np->on_send = verifying_peer;
+        np->user = &v;
+        iog_coap_ep_init(&ep, &np->plat);
+        iog_coap_req_t req = { IOG_COAP_GET, 1, "/ledger/proof", IOG_CF_NONE, IOG_CF_NONE, stale,
+                               sizeof(stale), NULL, 0, "id=c-one", pad_to };
+        CHECK_EQ(iog_coap_request_verified(&ep, &unit_server_addr, &req, &resp, client_buf,
+                                           sizeof(client_buf), echo, &echo_len), 0);
+        CHECK_EQ(resp.code, IOG_COAP_CONTENT);
+        CHECK_EQ(np->n_sent, 2);
+        CHECK_EQ(sent_echoes(np, 0, &o), 1); /* the first: the stale Echo */
+        CHECK(o && o->len == sizeof(stale) && memcmp(o->val, stale, sizeof(stale)) == 0);
+        CHECK_EQ(sent_echoes(np, 1, &o), 1); /* the repeat: the challenge's only */
+        CHECK(o && o->len == sizeof(GO_CH_ECHO) && memcmp(o->val, GO_CH_ECHO, sizeof(GO_CH_ECHO)) == 0);
+        CHECK_EQ(v.echoed, 1);
+        CHECK_EQ(sent_padded(np), pad_to ? 1 : 0);
+        CHECK_EQ(echo_len, sizeof(GO_CH_ECHO));
+        /* taken: one request, its Echo as given */
+        v = (verifier_t){ 0, 0, 0, 0 };
+        fake_net_init(np);
+        np->on_send = verifying_peer;
+        np->user = &v;
+        req.echo = GO_CH_ECHO;
+        req.echo_len = sizeof(GO_CH_ECHO);
+        CHECK_EQ(iog_coap_request_verified(&ep, &unit_server_addr, &req, &resp, client_buf,
+                                           sizeof(client_buf), echo, &echo_len), 0);
+        CHECK(resp.code == IOG_COAP_CONTENT && np->n_sent == 1 && v.echoed == 1 && echo_len == 0);
+    }
+}
+
 /*
  * RFC 7252 §4.2 and §4.8 on the simulated clock, for 64 random draws: the
  * first timeout lies in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR] =
@@ -747,6 +811,7 @@ void test_coap(void)
     test_client_follows_echo();
     test_padding();
     test_client_pads();
+    test_client_replaces_echo();
     test_backoff_schedule();
     test_server();
 }

@@ -3,7 +3,7 @@
  * against a reference written from RFC 9162's recursive definitions (MTH,
  * PATH, PROOF of §2.1), exhaustively over small trees; the decoder on bad
  * bytes; the device's GET /ledger/proof on a scripted CH (query, Echo
- * challenge, a CH without a log).
+ * challenge, a CH without a log), and after a join, with the Echo it signed.
  */
 #include <errno.h>
 
@@ -420,9 +420,226 @@ static void test_device(void)
     CHECK_EQ(d->code, IOG_COAP_NOT_FOUND);
 }
 
+/*
+ * ---- a join and its check on a scripted CH (PROTOCOL.md §3.1, §9.2) ----
+ *
+ * The CH answers GET /cluster with an Echo made for the device (EC), may
+ * answer the first join "stale join" with another (EJ), and takes on
+ * /ledger/... only the Echo it holds valid, else 4.01 with a new one (EP).
+ */
+#define JC_CLUSTER_ECHO "cluster-echo"    /* EC */
+#define JC_STALE_ECHO "stale-join-echo-2" /* EJ */
+#define JC_PROOF_ECHO "proof-echo"        /* EP */
+#define JC_BLOCK 5                        /* the join's block, in a log of 7 */
+
+static struct {
+    const uint8_t *priv;     /* the CH key */
+    uint8_t cluster[300];    /* GET /cluster's answer */
+    size_t cluster_len;
+    uint8_t proof[400];      /* GET /ledger/proof's answer */
+    size_t proof_len;
+    int stale;               /* answer the next join 4.01 "stale join" + EJ */
+    const char *valid;       /* the Echo /ledger/... takes (the others are challenged) */
+    unsigned joins, gets;    /* POST /join, GET /ledger/... seen */
+    unsigned echoes[3];      /* Echo options of each GET /ledger/... (the first 3) */
+    char echo[3][41];        /* the last Echo of each, as text */
+    unsigned padded;         /* GET /ledger/... with a Padding option */
+    char signed_echo[41];    /* the echo of the join the CH took */
+} jc;
+
+/* The CH's signed join answer (PROTOCOL.md §3.3) for join payload @p j, in block JC_BLOCK. */
+static int jc_join_answer(const iog_join_payload_t *j, uint8_t *out, size_t cap)
+{
+    static uint8_t payload[300];
+    static const uint8_t nch[IOG_NONCE_LEN] = { 0x4e, 0x43, 0x48 };
+    uint8_t pub[IOG_P256_PUB_LEN], key[80], th[IOG_HASH_LEN], block[IOG_HASH_LEN];
+    iog_cbor_enc_t e;
+    iog_p256_public(jc.priv, pub);
+    iog_thumbprint(pub, th);
+    int kl = iog_cose_key_encode(pub, key, sizeof(key));
+    unit_tlog_block(JC_BLOCK, block);
+    iog_cbor_enc_init(&e, payload, sizeof(payload));
+    iog_cbor_put_map(&e, 9);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_tstr(&e, j->cluster.s, j->cluster.len);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_raw(&e, key, (size_t)kl);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_bstr(&e, th, IOG_HASH_LEN);
+    iog_cbor_put_uint(&e, 4);
+    iog_cbor_put_tstr(&e, j->id.s, j->id.len);
+    iog_cbor_put_uint(&e, 5);
+    iog_cbor_put_bstr(&e, j->nd, IOG_NONCE_LEN);
+    iog_cbor_put_uint(&e, 6);
+    iog_cbor_put_bstr(&e, nch, IOG_NONCE_LEN);
+    iog_cbor_put_uint(&e, 7);
+    iog_cbor_put_uint(&e, JC_BLOCK);
+    iog_cbor_put_uint(&e, 8);
+    iog_cbor_put_bstr(&e, block, IOG_HASH_LEN);
+    iog_cbor_put_uint(&e, 9);
+    iog_cbor_put_uint(&e, 1800000000);
+    int pl = iog_cbor_enc_finish(&e);
+    return pl < 0 ? pl
+                  : iog_sign1_encode(jc.priv, th, IOG_HASH_LEN, IOG_AAD_JOIN_RESP, payload, (size_t)pl,
+                                     out, cap);
+}
+
+static void jc_text(char out[41], const uint8_t *v, size_t n)
+{
+    n = n < 40 ? n : 40;
+    if (n) {
+        memcpy(out, v, n);
+    }
+    out[n] = '\0';
+}
+
+static void join_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    static uint8_t out[600];
+    static iog_coap_msg_t req;
+    iog_coap_pkt_t p;
+    uint8_t code = IOG_COAP_CONTENT;
+    const char *echo = NULL; /* an Echo option for the answer */
+    const uint8_t *body = NULL;
+    size_t body_len = 0;
+    (void)to;
+    if (iog_coap_parse(&req, buf, len) || IOG_COAP_CLASS(req.code) != 0 || req.code == IOG_COAP_EMPTY) {
+        return;
+    }
+    if (iog_coap_path_is(&req, "/cluster")) {
+        echo = JC_CLUSTER_ECHO;
+        body = jc.cluster, body_len = jc.cluster_len;
+    }
+    else if (iog_coap_path_is(&req, "/join")) {
+        static uint8_t answer[400];
+        iog_sign1_t s;
+        iog_join_payload_t j;
+        jc.joins++;
+        if (iog_sign1_parse(req.payload, req.payload_len, &s) ||
+            iog_join_payload_decode(s.payload, s.payload_len, &j)) {
+            return;
+        }
+        if (jc.stale) { /* signed over an echo from before the device's latest event */
+            jc.stale = 0;
+            code = IOG_COAP_UNAUTHORIZED;
+            echo = JC_STALE_ECHO;
+        }
+        else {
+            jc_text(jc.signed_echo, j.echo, j.echo ? j.echo_len : 0);
+            int a = jc_join_answer(&j, answer, sizeof(answer));
+            code = IOG_COAP_CREATED;
+            body = answer, body_len = a > 0 ? (size_t)a : 0;
+        }
+    }
+    else {
+        const iog_coap_opt_t *o = NULL;
+        unsigned k = jc.gets < 3 ? jc.gets : 2;
+        jc.gets++;
+        jc.echoes[k] = 0;
+        for (unsigned i = 0; i < req.nopts; i++) {
+            if (req.opts[i].num == IOG_COAP_OPT_ECHO) {
+                jc.echoes[k]++;
+                o = &req.opts[i];
+            }
+        }
+        jc_text(jc.echo[k], o ? o->val : NULL, o ? o->len : 0);
+        jc.padded += iog_coap_opt(&req, IOG_COAP_OPT_PADDING) != NULL;
+        if (!o || !jc.valid || strcmp(jc.echo[k], jc.valid) != 0) { /* address not verified */
+            code = IOG_COAP_UNAUTHORIZED;
+            echo = JC_PROOF_ECHO;
+            jc.valid = JC_PROOF_ECHO;
+        }
+        else if (iog_coap_path_is(&req, "/ledger/proof")) {
+            body = jc.proof, body_len = jc.proof_len;
+        }
+        else {
+            code = IOG_COAP_NOT_FOUND; /* no head here: the request is what is checked */
+        }
+    }
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, code, req.mid, req.token, req.tkl);
+    if (echo) {
+        iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, echo, strlen(echo));
+    }
+    iog_coap_add_payload(&p, body, body_len);
+    fake_net_push(n, &unit_server_addr, n->now + 5, out, (size_t)iog_coap_finish(&p));
+}
+
+/* A device joins the scripted CH; @p stale: its first join is answered "stale join". */
+static int jc_join(iog_device_t *d, const iog_identity_t *me, int stale, const char *valid)
+{
+    fake_net_init(&unit_net);
+    unit_net.on_send = join_ch;
+    iog_device_init(d, &unit_net.plat, &unit_server_addr, me);
+    jc.stale = stale;
+    jc.valid = valid;
+    jc.joins = jc.gets = jc.padded = 0;
+    memset(jc.echoes, 0, sizeof(jc.echoes));
+    return iog_device_join(d, 48857000, 2353000);
+}
+
+static void test_join_echo(void)
+{
+    static const uint8_t ch_priv[32] = { [31] = 5 };
+    iog_identity_t me;
+    iog_member_t m;
+    uint64_t t = 0, height;
+    iog_device_t *const d = unit_board_device();
+    memset(&me, 0, sizeof(me));
+    iog_id_set(&me.id, "c-one", 5);
+    me.priv[31] = 7;
+    iog_p256_public(me.priv, me.pub);
+    jc.priv = ch_priv;
+    tlog_member(&m, ch_priv, JC_BLOCK);
+    int n = unit_cluster_answer(ch_priv, m.ch.pub, &m.ch.cluster, NULL, NULL, 0, jc.cluster,
+                                sizeof(jc.cluster));
+    CHECK(n > 0);
+    jc.cluster_len = (size_t)n;
+    n = unit_tlog_answer(ch_priv, &m.ch, 7, JC_BLOCK, 0, 1767225600000ull, jc.proof, sizeof(jc.proof));
+    CHECK(n > 0);
+    jc.proof_len = (size_t)n;
+
+    /* the join signs the /cluster answer's echo; the check carries it and is answered at once */
+    CHECK_EQ(jc_join(d, &me, 0, JC_CLUSTER_ECHO), 0);
+    CHECK_EQ(jc.joins, 1);
+    CHECK(strcmp(jc.signed_echo, JC_CLUSTER_ECHO) == 0);
+    CHECK_EQ(iog_device_check_join(d, &t), 0);
+    CHECK_EQ(jc.gets, 1);
+    CHECK_EQ(jc.echoes[0], 1);
+    CHECK(strcmp(jc.echo[0], JC_CLUSTER_ECHO) == 0);
+    CHECK_EQ(jc.padded, 0);
+    CHECK(d->log.size == 7 && t == 1767225600000ull);
+
+    /* answered "stale join": the join signs the new echo, and the check carries that one */
+    CHECK_EQ(jc_join(d, &me, 1, JC_STALE_ECHO), 0);
+    CHECK_EQ(jc.joins, 2);
+    CHECK(strcmp(jc.signed_echo, JC_STALE_ECHO) == 0);
+    CHECK_EQ(iog_device_check_join(d, &t), 0);
+    CHECK_EQ(jc.gets, 1);
+    CHECK(jc.echoes[0] == 1 && strcmp(jc.echo[0], JC_STALE_ECHO) == 0);
+
+    /* the join's echo gone stale (or the CH restarted): 4.01 + a new Echo, and
+     * the repeat carries the new one in place of the join's, unpadded */
+    jc.valid = NULL;
+    jc.gets = 0;
+    d->log.size = 0;
+    CHECK_EQ(iog_device_check_join(d, &t), 0);
+    CHECK_EQ(jc.gets, 2);
+    CHECK(jc.echoes[0] == 1 && strcmp(jc.echo[0], JC_STALE_ECHO) == 0);
+    CHECK(jc.echoes[1] == 1 && strcmp(jc.echo[1], JC_PROOF_ECHO) == 0);
+    CHECK_EQ(jc.padded, 0);
+
+    /* the signed ledger head, read when the check fails, carries the join's echo too */
+    jc.valid = JC_STALE_ECHO;
+    jc.gets = 0;
+    CHECK_EQ(iog_device_ledger_head(d, &height, &t), -EACCES);
+    CHECK(jc.gets == 1 && jc.echoes[0] == 1 && strcmp(jc.echo[0], JC_STALE_ECHO) == 0);
+    CHECK_EQ(d->code, IOG_COAP_NOT_FOUND);
+}
+
 void test_tlog(void)
 {
     test_exhaustive();
     test_decode();
     test_device();
+    test_join_echo();
 }
