@@ -88,7 +88,8 @@ func TestClusterEchoServesTheJoin(t *testing.T) {
 // one GET /cluster, padded (docs/PROTOCOL.md §2), answered 2.05 with an Echo
 // at once, and one join signed over that Echo, answered 2.01; its log check
 // then carries the same Echo and is answered at once too. No 4.01 on any of
-// them, counted by the CH's own metrics.
+// them, counted by the CH's own metrics, and no association held: each is
+// served without one (coapedge, stateless.go).
 func TestJoinRoundTrips(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -115,7 +116,11 @@ func TestJoinRoundTrips(t *testing.T) {
 			}
 			series := regexp.MustCompile(`^iotguard_coap_requests_total\{code="([0-9.]+)",resource="([^"]+)",transport="udp"\}$`)
 			got := map[string]int{}
-			for s, n := range chtest.Scrape(t, ch.MetricsAddr()) {
+			scraped := chtest.Scrape(t, ch.MetricsAddr())
+			if n := scraped["iotguard_coap_associations"]; n != 0 {
+				t.Errorf("%d associations held after the join: its requests are served without one", n)
+			}
+			for s, n := range scraped {
 				if m := series.FindStringSubmatch(s); m != nil && n > 0 {
 					got[m[2]+" "+m[1]] = n
 				}

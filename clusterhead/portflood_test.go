@@ -43,18 +43,35 @@ func rssMiB(t *testing.T) float64 {
 // the CH in this process. go-coap used to make a connection (a goroutine,
 // ~15 KiB) for each before any check of ours, with no bound: now the CH
 // holds at most DefaultMaxCoAPAssociations, made at most DefaultCoAPAssociationRate
-// a second, and drops the rest unanswered, counted.
+// a second, and drops the rest unanswered, counted. A request to a
+// Stateless resource (GET /cluster) makes no association at all; at most
+// coapedge's maxStateless are served at once, and the rest are dropped.
 //
 // The sources are 127.100.x.1 (a new address every 40,000 ports) on ports
-// 20000-59999; each datagram is a NON GET /cluster without token, the
-// cheapest real request. Bounded: -flood-ports datagrams (12,000 in make
-// test; make flood sends 100,000 and logs the figures for docs/SECURITY.md)
-// and two minutes. The probe that ends the flood is an association opened
-// before it (and kept from going idle during it): the CH reads datagrams in
-// order on one loop, so when the probe is answered every datagram of the
-// flood has been admitted or dropped — by the CH, or by the kernel when the
-// flood outran the CH (the probe is then sent again).
+// 20000-59999; each datagram is the cheapest real request: a NON POST
+// /verify without a Content-Format (served on an association), or a NON
+// GET /cluster without token (served without one). Bounded: -flood-ports
+// datagrams (12,000 in make test; make flood sends 100,000 and logs the
+// figures for docs/SECURITY.md) and two minutes. The probe that ends the
+// flood is an association opened before it (and kept from going idle
+// during it): the CH reads datagrams in order on one loop, so when the probe
+// is answered every datagram of the flood has been admitted or dropped — by
+// the CH, or by the kernel when the flood outran the CH (the probe is then
+// sent again).
 func TestSourcePortFlood(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		flood     message.Message
+		stateless bool
+	}{
+		{"associations", chtest.Request(message.NonConfirmable, codes.POST, "/verify"), false},
+		{"stateless", chtest.Request(message.NonConfirmable, codes.GET, "/cluster"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { sourcePortFlood(t, tc.flood, tc.stateless) })
+	}
+}
+
+func sourcePortFlood(t *testing.T, flood message.Message, stateless bool) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) {
 		c.RateLimit = coapedge.DefaultRateLimit
 		c.MaxAssociations = coapedge.DefaultMaxCoAPAssociations
@@ -63,18 +80,16 @@ func TestSourcePortFlood(t *testing.T) {
 	})
 	before := chtest.Snap(t, ch)
 	probe := chtest.NewSocket(t, ch.Addr(), "127.0.0.1:0")
-	if a, _, _ := probe.Exchange(chtest.Request(message.NonConfirmable, codes.GET, "/cluster")); a.Code != codes.Unauthorized {
+	probeReq := func() message.Message { return chtest.Request(message.NonConfirmable, codes.POST, "/verify") }
+	if a, _, _ := probe.Exchange(probeReq()); a.Code != codes.UnsupportedMediaType {
 		t.Fatalf("probe: %s", chtest.Describe(a))
 	}
 	raddr, err := net.ResolveUDPAddr("udp", ch.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := chtest.Datagram(t, func() message.Message {
-		m := chtest.Request(message.NonConfirmable, codes.GET, "/cluster")
-		m.MessageID = 0x1234
-		return m
-	}())
+	flood.MessageID = 0x1234
+	req := chtest.Datagram(t, flood)
 	goroutines, heap, rss := runtime.NumGoroutine(), heapMiB(), rssMiB(t)
 	peakRSS, peakGoroutines := rss, goroutines
 	start := time.Now()
@@ -94,11 +109,11 @@ func TestSourcePortFlood(t *testing.T) {
 			// The probe's association must not go idle for 16 s (a slow
 			// machine, the race detector): it would then be a new endpoint,
 			// refused like the flood's.
-			probe.ExchangeLossy(chtest.Request(message.NonConfirmable, codes.GET, "/cluster"), 30, 2*time.Second)
+			probe.ExchangeLossy(probeReq(), 30, 2*time.Second)
 			peakRSS, peakGoroutines = max(peakRSS, rssMiB(t)), max(peakGoroutines, runtime.NumGoroutine())
 		}
 	}
-	if a := probe.ExchangeLossy(chtest.Request(message.NonConfirmable, codes.GET, "/cluster"), 30, 2*time.Second); a.Code != codes.Unauthorized {
+	if a := probe.ExchangeLossy(probeReq(), 30, 2*time.Second); a.Code != codes.UnsupportedMediaType {
 		t.Fatalf("probe after the flood: %s", chtest.Describe(a))
 	}
 	took := time.Since(start)
@@ -114,6 +129,12 @@ func TestSourcePortFlood(t *testing.T) {
 		sent, skipped, took.Round(time.Millisecond), held, dropped, goroutines, endGoroutines, peakGoroutines, heap, heapMiB(), rss, endRSS, peakRSS)
 	if held > coapedge.DefaultMaxCoAPAssociations {
 		t.Errorf("%d associations held, more than the cap of %d", held, coapedge.DefaultMaxCoAPAssociations)
+	}
+	if stateless && held != 1 {
+		t.Errorf("%d associations held after a flood of requests served without one, want 1 (the probe's)", held)
+	}
+	if stateless && peakGoroutines-goroutines > coapedge.MaxStateless+100 {
+		t.Errorf("goroutines grew by %d over the flood: more than the %d requests served without an association at once", peakGoroutines-goroutines, coapedge.MaxStateless)
 	}
 	if admitted := sent - dropped[coapedge.DropAssociationCap] - dropped[coapedge.DropAssociationRate] - dropped[coapedge.DropSourceRate]; admitted+1 < held {
 		t.Errorf("%d associations held, but only %d of the flood admitted", held, admitted)

@@ -13,12 +13,16 @@ import (
 // wireMaxPayload is the largest request payload a CH accepts (§2).
 const wireMaxPayload = wire.MaxPayload
 
-// resources is the CH's path table over CoAP (docs/PROTOCOL.md §2).
+// resources is the CH's path table over CoAP (docs/PROTOCOL.md §2). A join
+// and the public GETs are Stateless: served without an association to an
+// endpoint that has none, since a duplicate served again does no harm (a
+// join already recorded is answered again with its record). Protected
+// requests are not: their replay window would refuse a duplicate.
 func (s *Server) resources() []coapedge.Resource {
 	signed := []message.MediaType{message.AppCoseSign1}
 	sealed := []message.MediaType{message.AppCoseEncrypt0}
 	return append([]coapedge.Resource{
-		{Path: "/join", Method: codes.POST, Format: message.AppCoseSign1, Answers: signed, Link: `rt="iotguard.join"`, Handle: s.join},
+		{Path: "/join", Method: codes.POST, Format: message.AppCoseSign1, Answers: signed, Stateless: true, Link: `rt="iotguard.join"`, Handle: s.join},
 		{Path: "/verify", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Link: `rt="iotguard.verify"`, Handle: s.protected(s.core.Verify, codes.Content)},
 		{Path: "/session", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Link: `rt="iotguard.session"`, Handle: s.protected(s.core.Session, codes.Content)},
 		{Path: "/leave", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Link: `rt="iotguard.leave"`, Handle: s.protected(s.core.Leave, codes.Changed)},
@@ -34,11 +38,11 @@ func (s *Server) publicResources() []coapedge.Resource {
 	public := []message.MediaType{message.AppCoseSign1, message.TextPlain}
 	cbor := []message.MediaType{message.AppCBOR}
 	return []coapedge.Resource{
-		{Path: "/cluster", Method: codes.GET, Answers: public, Large: true, Padded: true, Link: `rt="iotguard.cluster"`, Handle: s.public(s.core.ClusterInfo, s.core.ClusterText, true)},
-		{Path: "/ledger/head", Method: codes.GET, Answers: public, Large: true, Link: `rt="iotguard.head"`, Handle: s.public(s.core.LedgerHead, s.core.LedgerHeadText, false)},
-		{Path: "/ledger/checkpoint", Method: codes.GET, Answers: public, Large: true, Link: `rt="iotguard.checkpoint"`, Handle: s.public(s.core.Checkpoint, s.core.CheckpointText, false)},
-		{Path: "/ledger/proof", Method: codes.GET, Answers: cbor, Large: true, Link: `rt="iotguard.proof"`, Handle: s.proof},
-		{Path: "/ledger/consistency", Method: codes.GET, Answers: cbor, Large: true, Link: `rt="iotguard.consistency"`, Handle: s.consistency},
+		{Path: "/cluster", Method: codes.GET, Answers: public, Large: true, Padded: true, Stateless: true, Link: `rt="iotguard.cluster"`, Handle: s.public(s.core.ClusterInfo, s.core.ClusterText, true)},
+		{Path: "/ledger/head", Method: codes.GET, Answers: public, Large: true, Stateless: true, Link: `rt="iotguard.head"`, Handle: s.public(s.core.LedgerHead, s.core.LedgerHeadText, false)},
+		{Path: "/ledger/checkpoint", Method: codes.GET, Answers: public, Large: true, Stateless: true, Link: `rt="iotguard.checkpoint"`, Handle: s.public(s.core.Checkpoint, s.core.CheckpointText, false)},
+		{Path: "/ledger/proof", Method: codes.GET, Answers: cbor, Large: true, Stateless: true, Link: `rt="iotguard.proof"`, Handle: s.proof},
+		{Path: "/ledger/consistency", Method: codes.GET, Answers: cbor, Large: true, Stateless: true, Link: `rt="iotguard.consistency"`, Handle: s.consistency},
 	}
 }
 

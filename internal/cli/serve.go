@@ -42,9 +42,11 @@ with its device ID as PSK identity and the key 'iotguard device psk' prints,
 and sends /verify, /session and /leave as plain CBOR (coap-client-openssl).
 
 Against floods of spoofed sources: each source (IPv4 address, IPv6 /64) is
-held to --rate-limit; a new source endpoint gets an association (go-coap's
-connection, until 16 s idle) only within --max-associations and
---association-rate, and otherwise its datagrams are dropped unanswered; a
+held to --rate-limit; a join and the public GETs from a new source endpoint
+are served without an association (at most 4,096 at once); any other
+request from a new endpoint gets one (go-coap's connection, until 16 s idle)
+only within --max-associations and --association-rate, and otherwise its
+datagrams are dropped unanswered; a
 source whose address no Echo verified gets nothing larger than three times
 its request (the public GETs answer it 4.01 + Echo first).
 

@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 	"golang.org/x/time/rate"
@@ -16,7 +17,8 @@ import (
 // until 16 s of inactivity, and it makes one before any of our checks runs.
 // A spoofer who cycles through source ports or addresses would make one per
 // datagram. So the edge decides before one is made (through our go-coap
-// patch, third_party/README.md): not beyond the cap, not faster than the
+// patch, third_party/README.md): none for a request it serves without one
+// (stateless.go), and otherwise not beyond the cap, not faster than the
 // rate, and not for a source over its rate limit.
 type associations struct {
 	max  int           // 0: no cap
@@ -34,15 +36,19 @@ func newAssociations(limit int, perSecond float64) *associations {
 
 // acceptConn is the go-coap server option of our patch: AcceptConn is asked
 // before a connection is made for a source endpoint that has none.
-type acceptConn func(raddr *net.UDPAddr) bool
+type acceptConn func(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) bool
 
 func (f acceptConn) UDPServerApply(cfg *udpserver.Config) { cfg.AcceptConn = f }
 
-// admit decides whether raddr, which has no association, gets one; the
-// datagram of a refused one is dropped and counted. IMPORTANT: go-coap calls
-// it on its read loop with its connection table locked: it must stay cheap
-// and must not call into the server.
-func (s *Server) admit(raddr *net.UDPAddr) bool {
+// admit decides whether raddr, which has no association, gets one for
+// datagram: not if it is a request served without one (stateless.go), nor
+// beyond the bounds, where it is dropped and counted. IMPORTANT: go-coap
+// calls it on its read loop with its connection table locked: it must stay
+// cheap and must not call into the server.
+func (s *Server) admit(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) bool {
+	if s.take(raddr, cm, datagram) {
+		return false
+	}
 	a, now := s.associations, s.cfg.now()
 	reason := ""
 	switch {

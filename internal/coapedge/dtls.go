@@ -95,7 +95,7 @@ func ListenDTLS(addr string, resources []Resource, dc DTLSConfig, opts ...Option
 		return nil, fmt.Errorf("failed to listen on %s (coaps): %w", addr, err)
 	}
 	srv := dtls.NewServer(
-		options.WithMux(s.router()),
+		options.WithMux(s.mux),
 		options.WithErrors(s.transportErrors),
 		options.WithMaxMessageSize(maxDatagram),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),

@@ -8,10 +8,13 @@
 //
 //  1. go-coap drops what does not parse as CoAP, never answering it (an
 //     answer to garbage could be used to amplify).
-//  2. A source endpoint (address:port) without an association gets one only
+//  2. A request from a source endpoint (address:port) without an association
+//     to a Stateless resource (a safe GET, a join) is served without one, at
+//     most MaxStateless at once (stateless.go), through the stages below.
+//     Any other datagram from such an endpoint gets an association only
 //     within the association cap and the new-association rate, and only if
-//     its source is within its rate limit; otherwise the datagram is dropped
-//     before go-coap spends anything on it (associations.go).
+//     its source is within its rate limit; otherwise it is dropped before
+//     go-coap spends anything on it (associations.go).
 //  3. A message that is not a request — an ACK, a Reset, a response code —
 //     is never handled as one: a Confirmable one is rejected with a Reset,
 //     the others are dropped (messages.go).
@@ -90,7 +93,12 @@ type Resource struct {
 	// other. Only for an answer that costs no more than a checked Echo:
 	// made once and kept, never signed or looked up per request.
 	Padded bool
-	Handle Handler
+	// Stateless marks a resource served without an association to a source
+	// endpoint that has none (stateless.go): a duplicate of its request is
+	// served again, so it must be idempotent (a safe GET, a join). Plain
+	// CoAP only.
+	Stateless bool
+	Handle    Handler
 }
 
 // Handler serves a request whose source, size, method and Content-Format
@@ -151,10 +159,11 @@ const (
 	DropSourceRate      = "source_rate"      // a new source endpoint of a source over its rate limit
 	DropNotRequest      = "not_a_request"    // an ACK, a Reset, a response: nothing to answer
 	DropAssociationBusy = "association_busy" // its association already has a full queue of requests waiting
+	DropStatelessBusy   = "stateless_busy"   // a request to serve without an association while MaxStateless are
 )
 
 // DropReasons lists every Drop constant (for metrics that export each).
-var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy}
+var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy}
 
 // Echoer makes and checks the Echo values (RFC 9175) that verify a source's
 // address. The cluster head passes the echoes its joins use
@@ -202,8 +211,9 @@ type Config struct {
 	// Log, if set, gets a debug record of every answered request.
 	Log *slog.Logger
 
-	now        func() time.Time // the clock of limits and echoes (tests freeze it)
-	maxSources int              // how many sources the rate limiter remembers
+	now          func() time.Time // the clock of limits and echoes (tests freeze it)
+	maxSources   int              // how many sources the rate limiter remembers
+	maxStateless int              // requests served without an association at once
 }
 
 // Option adjusts a Config.
@@ -265,6 +275,8 @@ type Server struct {
 	resources    []Resource
 	sources      *sources
 	associations *associations // plain CoAP only
+	stateless    *stateless    // plain CoAP only
+	mux          *mux.Router   // the resource table behind the guard
 	addr         net.Addr
 	stop         func()     // stops the serve loop
 	done         chan error // the serve loop's result
@@ -277,7 +289,7 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 	cfg := Config{
 		RateLimit: DefaultRateLimit, MaxPayload: DefaultMaxPayload, Timeout: DefaultTimeout,
 		MaxAssociations: DefaultMaxCoAPAssociations, AssociationRate: DefaultCoAPAssociationRate,
-		Errors: func(error) {}, now: time.Now, maxSources: maxSources,
+		Errors: func(error) {}, now: time.Now, maxSources: maxSources, maxStateless: MaxStateless,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -288,6 +300,7 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1), sources: newSources(cfg.RateLimit, cfg.maxSources)}
 	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET,
 		Answers: []message.MediaType{message.AppLinkFormat}, Large: true, Handle: s.wellKnownCore})
+	s.mux = s.router()
 	return s
 }
 
@@ -324,8 +337,10 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stateless = newStateless(ctx, s.resources, conn, s.cfg.maxStateless)
 	srv := udp.NewServer(
-		options.WithMux(s.router()),
+		options.WithMux(s.mux),
 		options.WithErrors(s.transportErrors),
 		options.WithMaxMessageSize(maxDatagram),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),
@@ -333,7 +348,7 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 		options.WithOnNewConn(s.associated),
 		options.WithRequestMonitor(s.requestsOnly),
 	)
-	s.addr, s.stop = conn.LocalAddr(), srv.Stop
+	s.addr, s.stop = conn.LocalAddr(), func() { srv.Stop(); cancel() }
 	go func() { s.done <- srv.Serve(conn) }()
 	return s, nil
 }

@@ -9,6 +9,10 @@ func WithClock(now func() time.Time) Option { return func(c *Config) { c.now = n
 // WithMaxSources sets how many sources the rate limiter remembers.
 func WithMaxSources(n int) Option { return func(c *Config) { c.maxSources = n } }
 
+// WithMaxStateless sets how many requests are served without an
+// association at once.
+func WithMaxStateless(n int) Option { return func(c *Config) { c.maxStateless = n } }
+
 // MaxAmplification is the reflection bound.
 const MaxAmplification = maxAmplification
 

@@ -8,6 +8,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
+	coapNet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/net/monitor/inactivity"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
@@ -77,8 +78,10 @@ type Config struct {
 	QBlockwiseMode   blockwise.QBlockwiseMode
 	QBlockwiseConfig blockwise.QBlockwiseConfig
 	// AcceptConn, if set, is asked before a connection is created for a
-	// remote address that has none. A datagram it refuses is dropped: no
-	// connection, no goroutine, no answer (iotguard patch, see
-	// third_party/README.md).
-	AcceptConn func(raddr *net.UDPAddr) bool
+	// remote address that has none, with the datagram that came from it and
+	// its control message (valid during the call only: the read loop reuses
+	// the buffer). A datagram it refuses is left to it: go-coap makes no
+	// connection, no goroutine and no answer for it (iotguard patches 2 and
+	// 9, see third_party/README.md).
+	AcceptConn func(raddr *net.UDPAddr, cm *coapNet.ControlMessage, datagram []byte) bool
 }

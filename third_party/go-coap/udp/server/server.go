@@ -312,7 +312,7 @@ func (s *Server) Serve(l *coapNet.UDPConn) error {
 			return err
 		}
 
-		cc, created, err := s.getConn(l, packet.raddr, laddr, true)
+		cc, created, err := s.getConn(l, packet, laddr, true)
 		if errors.Is(err, ErrConnRefused) {
 			continue // iotguard patch: AcceptConn refused it, and counts it
 		}
@@ -461,7 +461,8 @@ func toWildcardLocalAddr(laddr *net.UDPAddr) *net.UDPAddr {
 	return &wildcard
 }
 
-func (s *Server) getOrCreateConn(udpConn *coapNet.UDPConn, raddr *net.UDPAddr, laddr *net.UDPAddr) (cc *client.Conn, created bool) {
+func (s *Server) getOrCreateConn(udpConn *coapNet.UDPConn, packet incomingDatagram, laddr *net.UDPAddr) (cc *client.Conn, created bool) {
+	raddr := packet.raddr
 	s.connsMutex.Lock()
 	defer s.connsMutex.Unlock()
 	key := getConnKey(raddr, laddr)
@@ -483,7 +484,7 @@ func (s *Server) getOrCreateConn(udpConn *coapNet.UDPConn, raddr *net.UDPAddr, l
 
 	// iotguard patch: a connection costs a goroutine and a response cache;
 	// the application may refuse to create one.
-	if s.cfg.AcceptConn != nil && !s.cfg.AcceptConn(raddr) {
+	if s.cfg.AcceptConn != nil && !s.cfg.AcceptConn(raddr, packet.cm, packet.buf) {
 		return nil, false
 	}
 
@@ -579,7 +580,8 @@ func (s *Server) getOrCreateConn(udpConn *coapNet.UDPConn, raddr *net.UDPAddr, l
 	return cc, true
 }
 
-func (s *Server) getConn(l *coapNet.UDPConn, raddr *net.UDPAddr, laddr *net.UDPAddr, firstTime bool) (*client.Conn, bool, error) {
+func (s *Server) getConn(l *coapNet.UDPConn, packet incomingDatagram, laddr *net.UDPAddr, firstTime bool) (*client.Conn, bool, error) {
+	raddr := packet.raddr
 	if raddr == nil {
 		return nil, false, errors.New("invalid remote address")
 	}
@@ -591,7 +593,7 @@ func (s *Server) getConn(l *coapNet.UDPConn, raddr *net.UDPAddr, laddr *net.UDPA
 		}
 	}
 
-	cc, created := s.getOrCreateConn(l, raddr, laddr)
+	cc, created := s.getOrCreateConn(l, packet, laddr)
 	if cc == nil {
 		return nil, false, ErrConnRefused // iotguard patch: refused by AcceptConn
 	}
@@ -618,7 +620,7 @@ func (s *Server) getConn(l *coapNet.UDPConn, raddr *net.UDPAddr, laddr *net.UDPA
 			closeFn()
 		}
 		if firstTime {
-			return s.getConn(l, raddr, laddr, false)
+			return s.getConn(l, packet, laddr, false)
 		}
 		return nil, false, errors.New("connection is closed")
 	}
@@ -644,6 +646,6 @@ func (s *Server) NewConn(addr *net.UDPAddr, laddr ...*net.UDPAddr) (*client.Conn
 		// server is not started/stopped
 		return nil, errors.New("server is not running")
 	}
-	cc, _, err := s.getConn(l, addr, localAddr, true)
+	cc, _, err := s.getConn(l, incomingDatagram{raddr: addr}, localAddr, true) // iotguard patch 9: no datagram
 	return cc, err
 }

@@ -1,0 +1,194 @@
+package coapedge
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/client"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+)
+
+// A request to a Stateless resource from a source endpoint that has no
+// association is served without one: go-coap makes none (its AcceptConn
+// hook hands the datagram over, third_party/README.md patch 9), the edge
+// decodes it, runs it through the same router, stages and bound as any
+// other, and writes the answer on the socket. A joining device — a padded
+// GET /cluster and a join, and nothing more for a while — then costs the CH
+// no connection object and no cache of answers, for 16 s each: ~5 KiB, and
+// CPU per join (docs/PERFORMANCE.md, round two's fifth part).
+//
+// What an association gave such a request and this path does not: a
+// duplicate (a CON retransmitted because its answer was lost) is served
+// again rather than answered from a cache. RFC 7252 §4.5 lets a server do
+// that for an idempotent request, and a Stateless resource must be one: a
+// safe GET, or a join, which the ledger records once and answers again
+// (docs/PROTOCOL.md §3.1). Protected requests are not: their replay window
+// would refuse the duplicate.
+
+// MaxStateless bounds the requests served without an association at once.
+// A datagram beyond it is dropped (DropStatelessBusy) and its sender
+// retransmits, as when an association's queue is full. Each holds a
+// goroutine (a few KiB of stack) while its handler runs; a join's waits for
+// its block: ~1–2 ms on bbolt, a consensus round (~1 s) on CometBFT, where
+// the bound is what caps joins a second.
+const MaxStateless = 4096
+
+// stateless serves the requests of sources without an association.
+type stateless struct {
+	paths    [][]string         // the Stateless resources' paths, by segment
+	max      int                // requests served at once (MaxStateless, or a test's)
+	workers  *client.WorkerPool // goroutines kept between requests
+	messages *pool.Pool         // requests and answers, reused
+	inFlight atomic.Int64       // requests being served
+	mid      atomic.Uint32      // the message ID of the next NON answer
+	scratch  message.Message    // the read loop's decoded datagram; IMPORTANT: read loop only
+	conn     *coapnet.UDPConn   // the socket the answers go out on
+	ctx      context.Context    // the server's life: the requests' context
+}
+
+func newStateless(ctx context.Context, resources []Resource, conn *coapnet.UDPConn, max int) *stateless {
+	st := &stateless{max: max, workers: client.NewWorkerPool(10 * time.Second), messages: pool.New(1024, 2048), conn: conn, ctx: ctx,
+		scratch: message.Message{Options: make(message.Options, 0, 16)}}
+	st.mid.Store(rand.Uint32())
+	for _, res := range resources {
+		if res.Stateless {
+			st.paths = append(st.paths, pathSegments(res.Path))
+		}
+	}
+	return st
+}
+
+// take decides, on go-coap's read loop, whether the datagram from raddr, a
+// source endpoint without an association, is a request to a Stateless
+// resource, and if so hands a copy to a worker and reports true: go-coap
+// then makes no association for it. It decodes the datagram's header and
+// options in place (no allocation); what it cannot decode it leaves to
+// go-coap, which drops it.
+func (s *Server) take(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) bool {
+	st := s.stateless
+	if st == nil || len(st.paths) == 0 {
+		return false
+	}
+	m := &st.scratch
+	m.Options = m.Options[:0]
+	if _, err := coder.DefaultCoder.Decode(datagram, m); err != nil {
+		return false
+	}
+	if (m.Type != message.Confirmable && m.Type != message.NonConfirmable) || m.Code < codes.GET || m.Code >= 32 || !st.serves(m.Options) {
+		return false
+	}
+	if st.inFlight.Add(1) > int64(st.max) {
+		st.inFlight.Add(-1)
+		s.dropped(DropStatelessBusy)
+		return true
+	}
+	b := bytes.Clone(datagram)
+	st.workers.Go(func() {
+		defer st.inFlight.Add(-1)
+		s.serveStateless(raddr, cm, b)
+	})
+	return true
+}
+
+// pathSegments splits a resource path ("/ledger/proof") into its Uri-Path
+// segments.
+func pathSegments(path string) []string { return strings.Split(strings.TrimPrefix(path, "/"), "/") }
+
+// serves reports whether opts' Uri-Path is a Stateless resource's.
+func (st *stateless) serves(opts message.Options) bool {
+	for _, p := range st.paths {
+		if pathIs(opts, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathIs reports whether the Uri-Path options of opts are segs, in order.
+func pathIs(opts message.Options, segs []string) bool {
+	i := 0
+	for _, o := range opts {
+		if o.ID != message.URIPath {
+			continue
+		}
+		if i == len(segs) || string(o.Value) != segs[i] {
+			return false
+		}
+		i++
+	}
+	return i == len(segs)
+}
+
+// serveStateless serves one request taken off the read loop and writes its
+// answer: piggybacked on an ACK for a CON, as a NON for a NON (as the
+// association path answers; never a CON, so never a retransmission).
+func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) {
+	st := s.stateless
+	req := st.messages.AcquireMessage(st.ctx)
+	defer st.messages.ReleaseMessage(req)
+	if _, err := req.UnmarshalWithDecoder(coder.DefaultCoder, datagram); err != nil {
+		return // take decoded it: not reached
+	}
+	w := statelessWriter{responsewriter.New(st.messages.AcquireMessage(st.ctx), statelessPeer{raddr: raddr}, req.Options()...)}
+	defer func() { st.messages.ReleaseMessage(w.Message()) }() // the answer as sent (SetMessage may replace it)
+	s.mux.ServeCOAP(w, &mux.Message{Message: req, RouteParams: new(mux.RouteParams)})
+	resp := w.Message()
+	switch {
+	case resp.Code() != codes.Empty:
+		resp.SetToken(req.Token())
+	case req.Type() == message.NonConfirmable:
+		return // No-Response (RFC 7967) asked for nothing
+	}
+	if req.Type() == message.Confirmable {
+		resp.SetType(message.Acknowledgement)
+		resp.SetMessageID(req.MessageID())
+	} else {
+		resp.SetType(message.NonConfirmable)
+		resp.SetMessageID(int32(uint16(st.mid.Add(1))))
+	}
+	opts := []coapnet.UDPWriteOption{coapnet.WithContext(st.ctx), coapnet.WithRemoteAddr(raddr)}
+	if cm != nil { // from the address the request came to
+		opts = append(opts, coapnet.WithControlMessage(&coapnet.ControlMessage{IfIndex: cm.GetIfIndex(), Src: cm.Dst}))
+	}
+	b, err := resp.MarshalWithEncoder(coder.DefaultCoder)
+	if err == nil {
+		err = st.conn.WriteWithOptions(b, opts...)
+	}
+	if err != nil {
+		s.cfg.Errors(fmt.Errorf("%v: failed to answer without an association: %w", raddr, err))
+	}
+}
+
+// statelessPeer is what the edge's stages see of a request without an
+// association: its address, and no DTLS association (NetConn is nil).
+// IMPORTANT: mux.Conn is embedded nil: the stages call only RemoteAddr and
+// NetConn of a request's connection, and there is nothing else to call —
+// no association to send on, observe or close.
+type statelessPeer struct {
+	mux.Conn
+	raddr *net.UDPAddr
+}
+
+func (p statelessPeer) RemoteAddr() net.Addr         { return p.raddr }
+func (p statelessPeer) NetConn() net.Conn            { return nil }
+func (p statelessPeer) ReleaseMessage(*pool.Message) {}
+
+// statelessWriter is go-coap's response writer (No-Response included) over
+// a statelessPeer, as the mux.ResponseWriter the stages take.
+type statelessWriter struct {
+	*responsewriter.ResponseWriter[statelessPeer]
+}
+
+func (w statelessWriter) Conn() mux.Conn { return w.ResponseWriter.Conn() }
