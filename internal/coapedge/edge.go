@@ -337,8 +337,7 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stateless = newStateless(ctx, s.resources, conn, s.cfg.maxStateless)
+	s.stateless = newStateless(s.resources, conn, s.cfg.maxStateless)
 	srv := udp.NewServer(
 		options.WithMux(s.mux),
 		options.WithErrors(s.transportErrors),
@@ -348,7 +347,7 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 		options.WithOnNewConn(s.associated),
 		options.WithRequestMonitor(s.requestsOnly),
 	)
-	s.addr, s.stop = conn.LocalAddr(), func() { srv.Stop(); cancel() }
+	s.addr, s.stop = conn.LocalAddr(), srv.Stop
 	go func() { s.done <- srv.Serve(conn) }()
 	return s, nil
 }
@@ -360,6 +359,9 @@ func (s *Server) Addr() net.Addr { return s.addr }
 func (s *Server) Close() error {
 	s.stop()
 	err := <-s.done
+	if s.stateless != nil { // the read loop has ended: no request is taken any more
+		s.stateless.close()
+	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("failed to serve: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,14 +53,24 @@ type stateless struct {
 	workers  *client.WorkerPool // goroutines kept between requests
 	messages *pool.Pool         // requests and answers, reused
 	inFlight atomic.Int64       // requests being served
+	done     sync.WaitGroup     // the same, for Close to wait on
 	mid      atomic.Uint32      // the message ID of the next NON answer
 	scratch  message.Message    // the read loop's decoded datagram; IMPORTANT: read loop only
 	conn     *coapnet.UDPConn   // the socket the answers go out on
 	ctx      context.Context    // the server's life: the requests' context
+	cancel   context.CancelFunc // ends ctx
 }
 
-func newStateless(ctx context.Context, resources []Resource, conn *coapnet.UDPConn, max int) *stateless {
-	st := &stateless{max: max, workers: client.NewWorkerPool(10 * time.Second), messages: pool.New(1024, 2048), conn: conn, ctx: ctx,
+// close waits for the requests being served, then ends their context.
+// Called once the read loop has ended, so that none is taken meanwhile.
+func (st *stateless) close() {
+	st.done.Wait()
+	st.cancel()
+}
+
+func newStateless(resources []Resource, conn *coapnet.UDPConn, max int) *stateless {
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &stateless{cancel: cancel, max: max, workers: client.NewWorkerPool(10 * time.Second), messages: pool.New(1024, 2048), conn: conn, ctx: ctx,
 		scratch: message.Message{Options: make(message.Options, 0, 16)}}
 	st.mid.Store(rand.Uint32())
 	for _, res := range resources {
@@ -95,7 +106,9 @@ func (s *Server) take(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram [
 		return true
 	}
 	b := bytes.Clone(datagram)
+	st.done.Add(1)
 	st.workers.Go(func() {
+		defer st.done.Done()
 		defer st.inFlight.Add(-1)
 		s.serveStateless(raddr, cm, b)
 	})

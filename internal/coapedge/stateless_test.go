@@ -16,7 +16,8 @@ import (
 )
 
 // statelessEdge runs an edge with /state (GET, Stateless: answers the
-// source it saw), /hold (GET, Stateless: waits until release is closed),
+// source it saw), /hold (GET, Stateless: waits until release is closed, or
+// its deadline),
 // /boom (GET, Stateless: panics) and /assoc (GET: the association path);
 // calls counts the handler runs of /state.
 func statelessEdge(t testing.TB, release <-chan struct{}, opts ...coapedge.Option) (srv *coapedge.Server, rec *recorder, calls *atomic.Int64) {
@@ -28,8 +29,11 @@ func statelessEdge(t testing.TB, release <-chan struct{}, opts ...coapedge.Optio
 			calls.Add(1)
 			return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: []byte(r.Source)}
 		}},
-		{Path: "/hold", Method: codes.GET, Stateless: true, Handle: func(context.Context, *coapedge.Request) coapedge.Response {
-			<-release
+		{Path: "/hold", Method: codes.GET, Stateless: true, Handle: func(ctx context.Context, _ *coapedge.Request) coapedge.Response {
+			select {
+			case <-release:
+			case <-ctx.Done(): // the edge's deadline: Close waits for the handlers it took
+			}
 			return coapedge.Response{Code: codes.Valid}
 		}},
 		{Path: "/boom", Method: codes.GET, Stateless: true, Handle: func(context.Context, *coapedge.Request) coapedge.Response { panic("boom") }},
