@@ -159,7 +159,7 @@ const (
 	DropSourceRate      = "source_rate"      // a new source endpoint of a source over its rate limit
 	DropNotRequest      = "not_a_request"    // an ACK, a Reset, a response: nothing to answer
 	DropAssociationBusy = "association_busy" // its association already has a full queue of requests waiting
-	DropStatelessBusy   = "stateless_busy"   // a request to serve without an association while MaxStateless are
+	DropStatelessBusy   = "stateless_busy"   // a request to serve without an association, MaxStateless being served
 )
 
 // DropReasons lists every Drop constant (for metrics that export each).
@@ -187,9 +187,9 @@ type Config struct {
 	// limit.
 	RateLimit float64
 	// MaxAssociations bounds how many source endpoints (address:port) hold
-	// an association at once: go-coap's connection, a goroutine and a cache
-	// of answers each, kept until 16 s of inactivity; 0: no bound. Plain
-	// CoAP only (a coaps edge has DTLSConfig.MaxAssociations).
+	// an association at once: go-coap's connection and a cache of answers
+	// each, kept until 16 s of inactivity; 0: no bound. Plain CoAP only (a
+	// coaps edge has DTLSConfig.MaxAssociations).
 	MaxAssociations int
 	// AssociationRate bounds the new associations per second, all sources
 	// together, in bursts of one second's worth; 0: no bound. Plain CoAP
