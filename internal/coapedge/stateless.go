@@ -1,7 +1,6 @@
 package coapedge
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -55,7 +54,6 @@ type stateless struct {
 	inFlight atomic.Int64       // requests being served
 	done     sync.WaitGroup     // the same, for Close to wait on
 	mid      atomic.Uint32      // the message ID of the next NON answer
-	scratch  message.Message    // the read loop's decoded datagram; IMPORTANT: read loop only
 	conn     *coapnet.UDPConn   // the socket the answers go out on
 	ctx      context.Context    // the server's life: the requests' context
 	cancel   context.CancelFunc // ends ctx
@@ -70,8 +68,7 @@ func (st *stateless) close() {
 
 func newStateless(resources []Resource, conn *coapnet.UDPConn, max int) *stateless {
 	ctx, cancel := context.WithCancel(context.Background())
-	st := &stateless{cancel: cancel, max: max, workers: client.NewWorkerPool(10 * time.Second), messages: pool.New(1024, 2048), conn: conn, ctx: ctx,
-		scratch: message.Message{Options: make(message.Options, 0, 16)}}
+	st := &stateless{cancel: cancel, max: max, workers: client.NewWorkerPool(10 * time.Second), messages: pool.New(1024, 2048), conn: conn, ctx: ctx}
 	st.mid.Store(rand.Uint32())
 	for _, res := range resources {
 		if res.Stateless {
@@ -83,34 +80,31 @@ func newStateless(resources []Resource, conn *coapnet.UDPConn, max int) *statele
 
 // take decides, on go-coap's read loop, whether the datagram from raddr, a
 // source endpoint without an association, is a request to a Stateless
-// resource, and if so hands a copy to a worker and reports true: go-coap
-// then makes no association for it. It decodes the datagram's header and
-// options in place (no allocation); what it cannot decode it leaves to
-// go-coap, which drops it.
+// resource, and if so hands it, decoded, to a worker and reports true:
+// go-coap then makes no association for it. What it cannot decode it leaves
+// to go-coap, which drops it. The decoded message owns a copy of the
+// datagram: go-coap's read buffer is reused at once.
 func (s *Server) take(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) bool {
 	st := s.stateless
 	if st == nil || len(st.paths) == 0 {
 		return false
 	}
-	m := &st.scratch
-	m.Options = m.Options[:0]
-	if _, err := coder.DefaultCoder.Decode(datagram, m); err != nil {
-		return false
-	}
-	if (m.Type != message.Confirmable && m.Type != message.NonConfirmable) || m.Code < codes.GET || m.Code >= 32 || !st.serves(m.Options) {
+	req := st.messages.AcquireMessage(st.ctx)
+	if _, err := req.UnmarshalWithDecoder(coder.DefaultCoder, datagram); err != nil || !st.serves(req) {
+		st.messages.ReleaseMessage(req)
 		return false
 	}
 	if st.inFlight.Add(1) > int64(st.max) {
 		st.inFlight.Add(-1)
+		st.messages.ReleaseMessage(req)
 		s.dropped(DropStatelessBusy)
 		return true
 	}
-	b := bytes.Clone(datagram)
 	st.done.Add(1)
 	st.workers.Go(func() {
 		defer st.done.Done()
 		defer st.inFlight.Add(-1)
-		s.serveStateless(raddr, cm, b)
+		s.serveStateless(raddr, cm, req)
 	})
 	return true
 }
@@ -119,10 +113,14 @@ func (s *Server) take(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram [
 // segments.
 func pathSegments(path string) []string { return strings.Split(strings.TrimPrefix(path, "/"), "/") }
 
-// serves reports whether opts' Uri-Path is a Stateless resource's.
-func (st *stateless) serves(opts message.Options) bool {
+// serves reports whether req is a request (CON or NON, a method code) to a
+// Stateless resource.
+func (st *stateless) serves(req *pool.Message) bool {
+	if typ, code := req.Type(), req.Code(); (typ != message.Confirmable && typ != message.NonConfirmable) || code < codes.GET || code >= 32 {
+		return false
+	}
 	for _, p := range st.paths {
-		if pathIs(opts, p) {
+		if pathIs(req.Options(), p) {
 			return true
 		}
 	}
@@ -144,16 +142,13 @@ func pathIs(opts message.Options, segs []string) bool {
 	return i == len(segs)
 }
 
-// serveStateless serves one request taken off the read loop and writes its
-// answer: piggybacked on an ACK for a CON, as a NON for a NON (as the
-// association path answers; never a CON, so never a retransmission).
-func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) {
+// serveStateless serves one request taken off the read loop, and releases
+// it, and writes its answer: piggybacked on an ACK for a CON, as a NON for a
+// NON (as the association path answers; never a CON, so never a
+// retransmission).
+func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, req *pool.Message) {
 	st := s.stateless
-	req := st.messages.AcquireMessage(st.ctx)
 	defer st.messages.ReleaseMessage(req)
-	if _, err := req.UnmarshalWithDecoder(coder.DefaultCoder, datagram); err != nil {
-		return // take decoded it: not reached
-	}
 	w := statelessWriter{responsewriter.New(st.messages.AcquireMessage(st.ctx), statelessPeer{raddr: raddr}, req.Options()...)}
 	defer func() { st.messages.ReleaseMessage(w.Message()) }() // the answer as sent (SetMessage may replace it)
 	s.mux.ServeCOAP(w, &mux.Message{Message: req, RouteParams: new(mux.RouteParams)})

@@ -163,7 +163,7 @@ func TestStatelessBusyDropped(t *testing.T) {
 }
 
 // FuzzStatelessDatagram sends arbitrary datagrams, each from a source
-// endpoint of its own — what the read loop decodes in place to decide
+// endpoint of its own — what the read loop decodes to decide
 // whether a request is served without an association — then a GET /state
 // from the same endpoint. Whatever the datagram, the probe is answered,
 // every datagram back is CoAP, and no handler panicked.
