@@ -482,7 +482,7 @@ func (s *Server) getOrCreateConn(udpConn *coapNet.UDPConn, packet incomingDatagr
 		}
 	}
 
-	// iotguard patch: a connection costs a goroutine and a response cache;
+	// iotguard patch: a connection costs a response cache and its state;
 	// the application may refuse to create one.
 	if s.cfg.AcceptConn != nil && !s.cfg.AcceptConn(raddr, packet.cm, packet.buf) {
 		return nil, false
