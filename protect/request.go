@@ -43,7 +43,7 @@ func requestAAD(cluster, kid string, seq uint64, path string) (wire.AAD, error) 
 	if err != nil {
 		return wire.AAD{}, err
 	}
-	return wire.NewAAD(external)
+	return wire.NewAAD(external), nil
 }
 
 // Outgoing is a protected request as a device sealed it: its bytes, and

@@ -37,11 +37,7 @@ func SealTalkProof(talkKey wire.Key, cluster, initiator, responder string, nonce
 	if err != nil {
 		return nil, err
 	}
-	tag, err := wire.Tag(talkKey, nonce, aad)
-	if err != nil {
-		return nil, err
-	}
-	return &wire.TalkProof{Nonce: nonce[:], Time: t, Tag: tag}, nil
+	return &wire.TalkProof{Nonce: nonce[:], Time: t, Tag: wire.Tag(talkKey, nonce, aad)}, nil
 }
 
 // TalkProofFresh reports whether a proof made at t (unix s) may be accepted

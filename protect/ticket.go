@@ -27,7 +27,7 @@ func ticketAAD(cluster string, t *wire.Ticket) (wire.AAD, error) {
 	if err != nil {
 		return wire.AAD{}, err
 	}
-	return wire.NewAAD(external)
+	return wire.NewAAD(external), nil
 }
 
 // SealTicket seals sk for t.Recipient under its ticket key, with a random IV,

@@ -17,19 +17,13 @@ const (
 	maxMapPairs     = 32
 )
 
+// The codec. (Variables, not an init function, so that the package's other
+// variables may be computed with it: Go orders their initialisation.)
 var (
-	encMode cbor.EncMode
-	decMode cbor.DecMode
-)
-
-func init() {
-	var err error
 	// Core deterministic encoding (RFC 8949 §4.2.1): the ledger hashes what
 	// it encodes, so the same value must always give the same bytes.
-	if encMode, err = cbor.CoreDetEncOptions().EncMode(); err != nil {
-		panic(err)
-	}
-	decMode, err = cbor.DecOptions{
+	encMode = must(cbor.CoreDetEncOptions().EncMode())
+	decMode = must(cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF, // duplicate keys are an error, never "last wins"
 		MaxNestedLevels:   maxNestedLevels,
 		MaxArrayElements:  maxArrayItems,
@@ -38,10 +32,15 @@ func init() {
 		TagsMd:            cbor.TagsForbidden,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		UTF8:              cbor.UTF8RejectInvalid,
-	}.DecMode()
+	}.DecMode())
+)
+
+// must returns v, or panics on err: for the codec's fixed options.
+func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
+	return v
 }
 
 // Marshal encodes v in core deterministic CBOR.

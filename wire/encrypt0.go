@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // go-cose has no COSE_Encrypt0; this file is its one implementation here
@@ -90,21 +92,13 @@ func (k Key) Bytes() []byte { return append([]byte(nil), k.raw[:]...) }
 // hdr, authenticating externalAAD. IMPORTANT: a (key, nonce) pair must never
 // seal twice; callers derive nonces from sequence numbers or draw them at random.
 func Seal(key Key, nonce [NonceSize]byte, hdr Encrypt0Header, externalAAD, plaintext []byte) ([]byte, error) {
-	aad, err := NewAAD(externalAAD)
-	if err != nil {
-		return nil, err
-	}
-	return aad.Seal(key, nonce, hdr, plaintext)
+	return NewAAD(externalAAD).Seal(key, nonce, hdr, plaintext)
 }
 
 // Open decrypts m under key and nonce, authenticating externalAAD.
 // Any failure returns ErrDecrypt.
 func (m *Encrypt0) Open(key Key, nonce [NonceSize]byte, externalAAD []byte) ([]byte, error) {
-	aad, err := NewAAD(externalAAD)
-	if err != nil {
-		return nil, err
-	}
-	return aad.Open(m, key, nonce)
+	return NewAAD(externalAAD).Open(m, key, nonce)
 }
 
 // AAD is what the AEAD of a COSE_Encrypt0 authenticates besides the
@@ -113,13 +107,41 @@ func (m *Encrypt0) Open(key Key, nonce [NonceSize]byte, externalAAD []byte) ([]b
 // each side makes it once for both.
 type AAD struct{ b []byte }
 
-// NewAAD encodes the Enc_structure over externalAAD.
-func NewAAD(externalAAD []byte) (AAD, error) {
-	if externalAAD == nil {
-		externalAAD = []byte{}
+// encStructurePrefix is the encoding of every Enc_structure we make up to
+// its external AAD: the array head, "Encrypt0" and the protected header.
+// The codec encodes it once; NewAAD appends only the external AAD, so that
+// each protected message costs one CBOR encoding fewer (the codec's per-call
+// cost, not the bytes, is what a request pays for).
+var encStructurePrefix = func() []byte {
+	b := must(Marshal(encStructure{Context: "Encrypt0", Protected: protectedA128GCM, ExternalAAD: []byte{}}))
+	return b[:len(b)-1] // drop the empty byte string, h'' (0x40)
+}()
+
+// NewAAD encodes the Enc_structure over externalAAD: the same bytes as
+// Marshal(encStructure{…}) (TestNewAADIsEncStructure).
+func NewAAD(externalAAD []byte) AAD {
+	b := make([]byte, 0, len(encStructurePrefix)+9+len(externalAAD))
+	b = append(b, encStructurePrefix...)
+	b = appendByteStringHead(b, uint64(len(externalAAD)))
+	return AAD{append(b, externalAAD...)}
+}
+
+// appendByteStringHead appends the head of a byte string of n bytes in its
+// shortest form (RFC 8949 §3, major type 2; §4.2.1's preferred encoding).
+func appendByteStringHead(b []byte, n uint64) []byte {
+	const major = 2 << 5
+	switch {
+	case n < 24:
+		return append(b, major|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, major|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, major|27), n)
 	}
-	b, err := Marshal(encStructure{Context: "Encrypt0", Protected: protectedA128GCM, ExternalAAD: externalAAD})
-	return AAD{b}, err
 }
 
 // Seal is Seal with this AAD.
@@ -150,25 +172,17 @@ func (a AAD) Open(m *Encrypt0, key Key, nonce [NonceSize]byte) ([]byte, error) {
 // AES-128-GCM tag under key and nonce over the Enc_structure of
 // externalAAD. Talk proofs carry it alone (docs/PROTOCOL.md §5.1).
 // IMPORTANT: as for Seal, a (key, nonce) pair must never tag twice.
-func Tag(key Key, nonce [NonceSize]byte, externalAAD []byte) ([]byte, error) {
-	aad, err := NewAAD(externalAAD)
-	if err != nil {
-		return nil, err
-	}
-	return key.aead.Seal(nil, nonce[:], nil, aad.b), nil
+func Tag(key Key, nonce [NonceSize]byte, externalAAD []byte) []byte {
+	return key.aead.Seal(nil, nonce[:], nil, NewAAD(externalAAD).b)
 }
 
 // CheckTag reports whether tag is Tag(key, nonce, externalAAD); any
 // mismatch returns ErrDecrypt.
 func CheckTag(key Key, nonce [NonceSize]byte, externalAAD, tag []byte) error {
-	aad, err := NewAAD(externalAAD)
-	if err != nil {
-		return err
-	}
 	if len(tag) != TagSize {
 		return ErrDecrypt
 	}
-	if _, err := key.aead.Open(nil, nonce[:], tag, aad.b); err != nil {
+	if _, err := key.aead.Open(nil, nonce[:], tag, NewAAD(externalAAD).b); err != nil {
 		return ErrDecrypt
 	}
 	return nil
