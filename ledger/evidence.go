@@ -13,32 +13,21 @@ import (
 // also verifies the request's signature under that key. It returns the
 // cluster the request names.
 //
-// Append checks the shape (every backend, deterministic and cheap: it reads
-// the request's kid and payload with wire.Sign1Fields, as the CH parsed the
-// whole COSE_Sign1 with go-cose before it appended); Verify parses it with
-// go-cose and checks the signature too, so an auditor does not have to
-// trust that the CH checked it: a join whose evidence does not match is a
-// bad block.
+// Append checks the shape (every backend, deterministic and cheap: the CH
+// verified the signature before it appended); Verify checks the signature
+// too, so an auditor does not have to trust that the CH checked it: a join
+// whose evidence does not match is a bad block.
 func joinEvidence(ev Event, signature bool) (string, error) {
-	var signed *wire.Signed
-	var kid, payload []byte
-	var err error
-	if signature {
-		if signed, err = wire.ParseSign1(ev.Request); err == nil {
-			kid, payload = signed.KID, signed.Payload
-		}
-	} else {
-		kid, payload, err = wire.Sign1Fields(ev.Request)
-	}
+	signed, err := wire.ParseSign1(ev.Request)
 	if err != nil {
 		return "", fmt.Errorf("%w: join of device %q: evidence is not a COSE_Sign1", ErrInvalidEvent, ev.Device)
 	}
 	var req wire.JoinRequest
-	if err := wire.Decode(payload, &req); err != nil {
+	if err := wire.Decode(signed.Payload, &req); err != nil {
 		return "", fmt.Errorf("%w: join of device %q: evidence is not a join request", ErrInvalidEvent, ev.Device)
 	}
 	switch {
-	case req.ID != ev.Device || string(kid) != ev.Device:
+	case req.ID != ev.Device || string(signed.KID) != ev.Device:
 		return "", fmt.Errorf("%w: join of device %q: evidence is the join of %q", ErrInvalidEvent, ev.Device, req.ID)
 	case !bytes.Equal(req.Key, ev.Key):
 		return "", fmt.Errorf("%w: join of device %q: evidence carries another key", ErrInvalidEvent, ev.Device)
