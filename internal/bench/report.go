@@ -53,15 +53,16 @@ func (r *Result) WriteTable(w io.Writer) error {
 				row("server CPU ratio", "%.2f (the echo's CPU µs per op / the cluster head's)", r.ServerCPURatio)
 			}
 		}
-		if r.Crypto != nil {
-			row("crypto per core", "%.0f ops/s (%.0f µs per verify+sign+ECDH), %d cores", r.Crypto.PerCore, r.Crypto.OpMicros, r.Crypto.Cores)
-			if r.ServerCPURatio > 0 {
-				row("server CPU ratio", "%.2f (crypto µs per op / the cluster head's CPU µs per join)", r.ServerCPURatio)
-			}
-		}
 		goal := ""
 		if v := r.goalVerdict(); v != "" {
 			goal = " (goal " + v + ")"
+		}
+		if r.Crypto != nil {
+			row("crypto per core", "%.0f ops/s (%.0f µs per verify+sign+ECDH), %d cores", r.Crypto.PerCore, r.Crypto.OpMicros, r.Crypto.Cores)
+			if r.ServerCPURatio > 0 { // the join's goal is judged here
+				row("server CPU ratio", "%.2f (crypto µs per op / the cluster head's CPU µs per join)%s", r.ServerCPURatio, goal)
+				goal = ""
+			}
 		}
 		row("ratio", "%.2f%s", r.Ratio, goal)
 	}
