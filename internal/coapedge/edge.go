@@ -423,7 +423,7 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 
 // answer writes resp, within the reflection bound, and reports it.
 func (s *Server) answer(w mux.ResponseWriter, r *mux.Message, resource string, start time.Time, resp Response) {
-	resp = s.bound(r, w.Conn().RemoteAddr().String(), resp)
+	resp = s.bound(r, w.Conn().RemoteAddr(), resp)
 	var body io.ReadSeeker // no body, no Content-Format
 	if len(resp.Body) > 0 {
 		body = bytes.NewReader(resp.Body)

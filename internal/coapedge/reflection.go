@@ -2,6 +2,7 @@ package coapedge
 
 import (
 	"errors"
+	"net"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -45,16 +46,20 @@ func (s *Server) challenge(source string) Response {
 
 // bound returns resp, or what replaces it, so that the answer to r is at most
 // maxAmplification times r's size unless r authenticated (resp says so) or
-// verified source's address. A success too large becomes the Echo
+// verified the address it came from. A success too large becomes the Echo
 // challenge; an error too large, or a challenge, loses its diagnostic text,
 // then its options. What remains then, a bare code with r's token, is never
-// larger than r.
-func (s *Server) bound(r *mux.Message, source string, resp Response) Response {
+// larger than r. (from is formatted only for an answer too large.)
+func (s *Server) bound(r *mux.Message, from net.Addr, resp Response) Response {
 	if resp.Authenticated {
 		return resp
 	}
 	limit := maxAmplification * requestSize(r.Message)
-	if answerSize(r, resp) <= limit || s.verified(r, source) {
+	if answerSize(r, resp) <= limit {
+		return resp
+	}
+	source := from.String()
+	if s.verified(r, source) {
 		return resp
 	}
 	if resp.Code>>5 == 2 {
