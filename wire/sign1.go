@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"errors"
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
@@ -67,10 +68,22 @@ type sign1 struct {
 	_           struct{} `cbor:",toarray"`
 	Protected   cbor.RawMessage
 	Unprotected struct {
-		KID []byte `cbor:"4,keyasint,omitempty"`
+		KID keyID `cbor:"4,keyasint,omitempty"`
 	}
 	Payload   []byte
 	Signature []byte
+}
+
+// keyID is the unprotected header's kid: a byte string. The codec would
+// decode CBOR null or undefined into it as nil, as if there were no kid;
+// here they are malformed.
+type keyID []byte
+
+func (k *keyID) UnmarshalCBOR(b []byte) error {
+	if len(b) == 1 && (b[0] == 0xf6 || b[0] == 0xf7) { // null, undefined
+		return errors.New("kid must be a byte string") // Unmarshal wraps it in ErrMalformed
+	}
+	return Unmarshal(b, (*[]byte)(k))
 }
 
 // algHeader is a protected header that holds exactly an alg (label 1).

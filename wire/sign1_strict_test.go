@@ -37,6 +37,7 @@ func TestParseSign1UnprotectedHeader(t *testing.T) {
 		{"kid and a content type", map[int]any{4: []byte("sensor-01"), 3: 0}, false},
 		{"alg repeated unprotected", map[int]any{4: []byte("sensor-01"), 1: -7}, false},
 		{"kid as text", map[int]any{4: "sensor-01"}, false},
+		{"kid null", map[int]any{4: nil}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
