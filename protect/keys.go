@@ -32,10 +32,7 @@ const PSKSize = 16
 // nonces, the cluster ID, the device ID and the CH key thumbprint.
 func MemberKey(z, deviceNonce, chNonce []byte, cluster, id string, thumbprint [32]byte) ([32]byte, error) {
 	var km [32]byte
-	info, err := wire.Marshal([]any{"iotguard K_m", cluster, id, thumbprint[:]})
-	if err != nil {
-		return km, err
-	}
+	info := wire.NewTuple(4).Text("iotguard K_m").Text(cluster).Text(id).Bytes(thumbprint[:])
 	salt := append(append([]byte{}, deviceNonce...), chNonce...)
 	b, err := hkdf.Key(sha256.New, z, salt, string(info), len(km))
 	if err != nil {
@@ -72,8 +69,8 @@ type M2MKeys struct {
 func DeriveM2M(sk [wire.KeySize]byte, sid []byte, sender string) M2MKeys {
 	var k M2MKeys
 	var key [wire.KeySize]byte
-	keyInfo, _ := wire.Marshal([]string{"iotguard m2m key", sender})
-	ivInfo, _ := wire.Marshal([]string{"iotguard m2m iv", sender})
+	keyInfo := wire.NewTuple(2).Text("iotguard m2m key").Text(sender)
+	ivInfo := wire.NewTuple(2).Text("iotguard m2m iv").Text(sender)
 	expand := expander(sk[:], sid)
 	expand(string(keyInfo), key[:])
 	expand(string(ivInfo), k.IV[:])

@@ -14,8 +14,10 @@ type M2MMessage struct {
 	msg    *wire.Encrypt0
 }
 
-func m2mAAD(sid []byte, sender, receiver string) ([]byte, error) {
-	return wire.Marshal([]any{"iotguard m2m", sid, sender, receiver})
+// m2mAAD is the external AAD of a message from sender to receiver in
+// session sid (§5.2).
+func m2mAAD(sid []byte, sender, receiver string) wire.Tuple {
+	return wire.NewTuple(4).Text("iotguard m2m").Bytes(sid).Text(sender).Text(receiver)
 }
 
 // SealM2M seals plaintext from sender to receiver in session sid as the
@@ -24,10 +26,7 @@ func SealM2M(k M2MKeys, sid []byte, sender, receiver string, seq uint64, plainte
 	if seq > MaxSeq {
 		return nil, fmt.Errorf("sequence number exhausted in session: start a new one")
 	}
-	aad, err := m2mAAD(sid, sender, receiver)
-	if err != nil {
-		return nil, err
-	}
+	aad := m2mAAD(sid, sender, receiver)
 	hdr := wire.Encrypt0Header{KID: []byte(sender), PartialIV: EncodePartialIV(seq), KIDContext: sid}
 	return wire.Seal(k.Key, Nonce(k.IV, seq), hdr, aad, plaintext)
 }
@@ -54,9 +53,5 @@ func ParseM2M(b []byte) (*M2MMessage, error) {
 
 // Open decrypts m with the sender's keys k for receiver. It does not check replay.
 func (m *M2MMessage) Open(k M2MKeys, receiver string) ([]byte, error) {
-	aad, err := m2mAAD(m.SID, m.Sender, receiver)
-	if err != nil {
-		return nil, err
-	}
-	return m.msg.Open(k.Key, Nonce(k.IV, m.Seq), aad)
+	return m.msg.Open(k.Key, Nonce(k.IV, m.Seq), m2mAAD(m.SID, m.Sender, receiver))
 }

@@ -27,23 +27,11 @@ type Request struct {
 	aadOf [2]string
 }
 
-// externalAAD is a protected request's external AAD (§4.1).
-type externalAAD struct {
-	_         struct{} `cbor:",toarray"`
-	Label     string   // "iotguard"
-	Cluster   string
-	KID       []byte
-	PartialIV []byte
-	Path      string
-}
-
-// requestAAD is the AEAD's AAD of request seq of device kid to path (§4.1).
-func requestAAD(cluster, kid string, seq uint64, path string) (wire.AAD, error) {
-	external, err := wire.Marshal(externalAAD{Label: "iotguard", Cluster: cluster, KID: []byte(kid), PartialIV: EncodePartialIV(seq), Path: path})
-	if err != nil {
-		return wire.AAD{}, err
-	}
-	return wire.NewAAD(external), nil
+// requestAAD is the AEAD's AAD of request seq of device kid to path: the
+// Enc_structure over the external AAD ["iotguard", cluster, kid (bytes),
+// partial IV, path] (§4.1).
+func requestAAD(cluster, kid string, seq uint64, path string) wire.AAD {
+	return wire.NewAAD(wire.NewTuple(5).Text("iotguard").Text(cluster).Bytes([]byte(kid)).Bytes(EncodePartialIV(seq)).Text(path))
 }
 
 // Outgoing is a protected request as a device sealed it: its bytes, and
@@ -60,10 +48,7 @@ func Seal(k *MemberKeys, cluster, id string, seq uint64, path string, plaintext 
 	if seq > MaxSeq {
 		return nil, fmt.Errorf("sequence number exhausted for %s: rejoin", id)
 	}
-	aad, err := requestAAD(cluster, id, seq, path)
-	if err != nil {
-		return nil, err
-	}
+	aad := requestAAD(cluster, id, seq, path)
 	hdr := wire.Encrypt0Header{KID: []byte(id), PartialIV: EncodePartialIV(seq)}
 	body, err := aad.Seal(k.Req, Nonce(k.IV, seq), hdr, plaintext)
 	if err != nil {
@@ -112,34 +97,22 @@ func ParseRequest(b []byte) (*Request, error) {
 }
 
 // additional returns r's AAD for cluster and path, made once.
-func (r *Request) additional(cluster, path string) (wire.AAD, error) {
+func (r *Request) additional(cluster, path string) wire.AAD {
 	if of := [2]string{cluster, path}; r.aadOf != of {
-		aad, err := requestAAD(cluster, r.KID, r.Seq, path)
-		if err != nil {
-			return wire.AAD{}, err
-		}
-		r.aad, r.aadOf = aad, of
+		r.aad, r.aadOf = requestAAD(cluster, r.KID, r.Seq, path), of
 	}
-	return r.aad, nil
+	return r.aad
 }
 
 // Open decrypts r under the member's request key. It does not check replay.
 func (r *Request) Open(k *MemberKeys, cluster, path string) ([]byte, error) {
-	aad, err := r.additional(cluster, path)
-	if err != nil {
-		return nil, err
-	}
-	return aad.Open(r.msg, k.Req, Nonce(k.IV, r.Seq))
+	return r.additional(cluster, path).Open(r.msg, k.Req, Nonce(k.IV, r.Seq))
 }
 
 // SealResponse seals the CH's answer to r at path with the member's
 // response key, the request's nonce and AAD (§4.1).
 func (r *Request) SealResponse(k *MemberKeys, cluster, path string, plaintext []byte) ([]byte, error) {
-	aad, err := r.additional(cluster, path)
-	if err != nil {
-		return nil, err
-	}
-	return aad.Seal(k.Resp, Nonce(k.IV, r.Seq), wire.Encrypt0Header{}, plaintext)
+	return r.additional(cluster, path).Seal(k.Resp, Nonce(k.IV, r.Seq), wire.Encrypt0Header{}, plaintext)
 }
 
 // SealResponse seals the CH's answer to request (kid, seq) at path.
@@ -149,9 +122,5 @@ func SealResponse(k *MemberKeys, cluster, kid string, seq uint64, path string, p
 
 // OpenResponse decrypts the CH's answer to the device's request (id, seq) at path.
 func OpenResponse(k *MemberKeys, cluster, id string, seq uint64, path string, b []byte) ([]byte, error) {
-	aad, err := requestAAD(cluster, id, seq, path)
-	if err != nil {
-		return nil, err
-	}
-	return (&Outgoing{seq: seq, aad: aad}).OpenResponse(k, b)
+	return (&Outgoing{seq: seq, aad: requestAAD(cluster, id, seq, path)}).OpenResponse(k, b)
 }

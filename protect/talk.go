@@ -15,8 +15,9 @@ import (
 // until TalkProofExpiry, after which TalkProofFresh refuses it anyway.
 const TalkProofLifetime = 60 * time.Second
 
-func talkAAD(cluster, initiator, responder string, nonce []byte, t uint64) ([]byte, error) {
-	return wire.Marshal([]any{"iotguard talk", cluster, initiator, responder, nonce, t})
+// talkAAD is the external AAD of a talk proof (§5.1).
+func talkAAD(cluster, initiator, responder string, nonce []byte, t uint64) wire.Tuple {
+	return wire.NewTuple(6).Text("iotguard talk").Text(cluster).Text(initiator).Text(responder).Bytes(nonce).Uint(t)
 }
 
 // NewTalkProof returns initiator's proof, under its talk key, that it asks
@@ -33,10 +34,7 @@ func NewTalkProof(talkKey wire.Key, cluster, initiator, responder string, now ti
 // nonce and time (unix s). IMPORTANT: a nonce must never be used twice under
 // the same talk key; NewTalkProof draws it at random.
 func SealTalkProof(talkKey wire.Key, cluster, initiator, responder string, nonce [wire.NonceSize]byte, t uint64) (*wire.TalkProof, error) {
-	aad, err := talkAAD(cluster, initiator, responder, nonce[:], t)
-	if err != nil {
-		return nil, err
-	}
+	aad := talkAAD(cluster, initiator, responder, nonce[:], t)
 	return &wire.TalkProof{Nonce: nonce[:], Time: t, Tag: wire.Tag(talkKey, nonce, aad)}, nil
 }
 
@@ -65,9 +63,6 @@ func VerifyTalkProof(talkKey wire.Key, cluster, initiator, responder string, p *
 	if !TalkProofFresh(p.Time, now) {
 		return ErrStale
 	}
-	aad, err := talkAAD(cluster, initiator, responder, p.Nonce, p.Time)
-	if err != nil {
-		return err
-	}
+	aad := talkAAD(cluster, initiator, responder, p.Nonce, p.Time)
 	return wire.CheckTag(talkKey, [wire.NonceSize]byte(p.Nonce), aad, p.Tag)
 }

@@ -8,26 +8,12 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// ticketExternalAAD is a ticket's external AAD (docs/PROTOCOL.md §4.4).
-type ticketExternalAAD struct {
-	_         struct{} `cbor:",toarray"`
-	Label     string   // "iotguard ticket"
-	Cluster   string
-	SID       []byte
-	Expires   uint64
-	Initiator string
-	Responder string
-	Recipient string
-}
-
-// ticketAAD is the AEAD's AAD of ticket t.
-func ticketAAD(cluster string, t *wire.Ticket) (wire.AAD, error) {
-	external, err := wire.Marshal(ticketExternalAAD{Label: "iotguard ticket", Cluster: cluster, SID: t.SID,
-		Expires: t.Expires, Initiator: t.Initiator, Responder: t.Responder, Recipient: t.Recipient})
-	if err != nil {
-		return wire.AAD{}, err
-	}
-	return wire.NewAAD(external), nil
+// ticketAAD is the AEAD's AAD of ticket t: the Enc_structure over the
+// external AAD ["iotguard ticket", cluster, sid, expires, initiator,
+// responder, recipient] (docs/PROTOCOL.md §4.4).
+func ticketAAD(cluster string, t *wire.Ticket) wire.AAD {
+	return wire.NewAAD(wire.NewTuple(7).Text("iotguard ticket").Text(cluster).Bytes(t.SID).
+		Uint(t.Expires).Text(t.Initiator).Text(t.Responder).Text(t.Recipient))
 }
 
 // SealTicket seals sk for t.Recipient under its ticket key, with a random IV,
@@ -37,11 +23,7 @@ func SealTicket(ticketKey wire.Key, cluster string, t wire.Ticket, sk [wire.KeyS
 	if _, err := rand.Read(iv[:]); err != nil {
 		return t, fmt.Errorf("failed to draw ticket IV: %w", err)
 	}
-	aad, err := ticketAAD(cluster, &t)
-	if err != nil {
-		return t, err
-	}
-	t.Box = aad.SealBox(ticketKey, iv, wire.Encrypt0Header{IV: iv[:]}, sk[:])
+	t.Box = ticketAAD(cluster, &t).SealBox(ticketKey, iv, wire.Encrypt0Header{IV: iv[:]}, sk[:])
 	return t, nil
 }
 
@@ -58,10 +40,7 @@ func OpenTicket(ticketKey wire.Key, cluster, me string, t *wire.Ticket, now time
 	if uint64(now.Unix()) >= t.Expires {
 		return sk, ErrExpired
 	}
-	aad, err := ticketAAD(cluster, t)
-	if err != nil {
-		return sk, err
-	}
+	aad := ticketAAD(cluster, t)
 	var iv [wire.NonceSize]byte
 	copy(iv[:], t.Box.Unprotected.IV)
 	pt, err := aad.Open(&t.Box, ticketKey, iv)

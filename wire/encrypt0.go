@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
-	"encoding/binary"
 	"fmt"
-	"math"
 )
 
 // go-cose has no COSE_Encrypt0; this file is its one implementation here
@@ -122,26 +120,8 @@ var encStructurePrefix = func() []byte {
 func NewAAD(externalAAD []byte) AAD {
 	b := make([]byte, 0, len(encStructurePrefix)+9+len(externalAAD))
 	b = append(b, encStructurePrefix...)
-	b = appendByteStringHead(b, uint64(len(externalAAD)))
+	b = appendHead(b, majorBytes, uint64(len(externalAAD)))
 	return AAD{append(b, externalAAD...)}
-}
-
-// appendByteStringHead appends the head of a byte string of n bytes in its
-// shortest form (RFC 8949 §3, major type 2; §4.2.1's preferred encoding).
-func appendByteStringHead(b []byte, n uint64) []byte {
-	const major = 2 << 5
-	switch {
-	case n < 24:
-		return append(b, major|byte(n))
-	case n <= math.MaxUint8:
-		return append(b, major|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, major|27), n)
-	}
 }
 
 // Seal is Seal with this AAD.
