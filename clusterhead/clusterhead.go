@@ -50,8 +50,9 @@ type Config struct {
 	// address (and nowhere else); it needs Metrics.
 	Pprof   bool
 	NoAdmin bool // no control socket (tests that run many CHs)
-	// RequestTimeout bounds the handling of one CoAP request, a join's wait
-	// for its ledger commit included (then 5.03 "outcome not known yet");
+	// RequestTimeout bounds the handling of a CoAP request that waits: a
+	// join's or a leave's wait for its ledger commit (then 5.03 "outcome not
+	// known yet");
 	// zero means coapedge.DefaultTimeout (10 s).
 	RequestTimeout time.Duration
 

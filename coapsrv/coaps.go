@@ -40,8 +40,8 @@ func (s *Server) CloseIdentity(id string) { s.edge.CloseIdentity(id) }
 func (s *Server) coapsResources() []coapedge.Resource {
 	cbor := []message.MediaType{message.AppCBOR}
 	return append([]coapedge.Resource{
-		{Path: "/verify", Method: codes.POST, Format: message.AppCBOR, Answers: cbor, Link: `rt="iotguard.verify"`, Handle: s.plain(s.core.VerifyPlain, codes.Content)},
-		{Path: "/session", Method: codes.POST, Format: message.AppCBOR, Answers: cbor, Link: `rt="iotguard.session"`, Handle: s.plain(s.core.SessionPlain, codes.Content)},
+		{Path: "/verify", Method: codes.POST, Format: message.AppCBOR, Answers: cbor, NeverWaits: true, Link: `rt="iotguard.verify"`, Handle: s.plain(s.core.VerifyPlain, codes.Content)},
+		{Path: "/session", Method: codes.POST, Format: message.AppCBOR, Answers: cbor, NeverWaits: true, Link: `rt="iotguard.session"`, Handle: s.plain(s.core.SessionPlain, codes.Content)},
 		{Path: "/leave", Method: codes.POST, Format: message.AppCBOR, Answers: cbor, Link: `rt="iotguard.leave"`, Handle: s.plain(s.core.LeavePlain, codes.Changed)},
 	}, s.publicResources()...)
 }

@@ -17,14 +17,15 @@ const wireMaxPayload = wire.MaxPayload
 // and the public GETs are Stateless: served without an association to an
 // endpoint that has none, since a duplicate served again does no harm (a
 // join already recorded is answered again with its record). Protected
-// requests are not: their replay window would refuse a duplicate.
+// requests are not: their replay window would refuse a duplicate. Only a
+// join and a leave wait, on the ledger: every other resource NeverWaits.
 func (s *Server) resources() []coapedge.Resource {
 	signed := []message.MediaType{message.AppCoseSign1}
 	sealed := []message.MediaType{message.AppCoseEncrypt0}
 	return append([]coapedge.Resource{
 		{Path: "/join", Method: codes.POST, Format: message.AppCoseSign1, Answers: signed, Stateless: true, Link: `rt="iotguard.join"`, Handle: s.join},
-		{Path: "/verify", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Link: `rt="iotguard.verify"`, Handle: s.protected(s.core.Verify, codes.Content)},
-		{Path: "/session", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Link: `rt="iotguard.session"`, Handle: s.protected(s.core.Session, codes.Content)},
+		{Path: "/verify", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, NeverWaits: true, Link: `rt="iotguard.verify"`, Handle: s.protected(s.core.Verify, codes.Content)},
+		{Path: "/session", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, NeverWaits: true, Link: `rt="iotguard.session"`, Handle: s.protected(s.core.Session, codes.Content)},
 		{Path: "/leave", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Link: `rt="iotguard.leave"`, Handle: s.protected(s.core.Leave, codes.Changed)},
 	}, s.publicResources()...)
 }
@@ -38,11 +39,11 @@ func (s *Server) publicResources() []coapedge.Resource {
 	public := []message.MediaType{message.AppCoseSign1, message.TextPlain}
 	cbor := []message.MediaType{message.AppCBOR}
 	return []coapedge.Resource{
-		{Path: "/cluster", Method: codes.GET, Answers: public, Large: true, Padded: true, Stateless: true, Link: `rt="iotguard.cluster"`, Handle: s.public(s.core.ClusterInfo, s.core.ClusterText, true)},
-		{Path: "/ledger/head", Method: codes.GET, Answers: public, Large: true, Stateless: true, Link: `rt="iotguard.head"`, Handle: s.public(s.core.LedgerHead, s.core.LedgerHeadText, false)},
-		{Path: "/ledger/checkpoint", Method: codes.GET, Answers: public, Large: true, Stateless: true, Link: `rt="iotguard.checkpoint"`, Handle: s.public(s.core.Checkpoint, s.core.CheckpointText, false)},
-		{Path: "/ledger/proof", Method: codes.GET, Answers: cbor, Large: true, Stateless: true, Link: `rt="iotguard.proof"`, Handle: s.proof},
-		{Path: "/ledger/consistency", Method: codes.GET, Answers: cbor, Large: true, Stateless: true, Link: `rt="iotguard.consistency"`, Handle: s.consistency},
+		{Path: "/cluster", Method: codes.GET, Answers: public, Large: true, Padded: true, Stateless: true, NeverWaits: true, Link: `rt="iotguard.cluster"`, Handle: s.public(s.core.ClusterInfo, s.core.ClusterText, true)},
+		{Path: "/ledger/head", Method: codes.GET, Answers: public, Large: true, Stateless: true, NeverWaits: true, Link: `rt="iotguard.head"`, Handle: s.public(s.core.LedgerHead, s.core.LedgerHeadText, false)},
+		{Path: "/ledger/checkpoint", Method: codes.GET, Answers: public, Large: true, Stateless: true, NeverWaits: true, Link: `rt="iotguard.checkpoint"`, Handle: s.public(s.core.Checkpoint, s.core.CheckpointText, false)},
+		{Path: "/ledger/proof", Method: codes.GET, Answers: cbor, Large: true, Stateless: true, NeverWaits: true, Link: `rt="iotguard.proof"`, Handle: s.proof},
+		{Path: "/ledger/consistency", Method: codes.GET, Answers: cbor, Large: true, Stateless: true, NeverWaits: true, Link: `rt="iotguard.consistency"`, Handle: s.consistency},
 	}
 }
 

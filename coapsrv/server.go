@@ -66,7 +66,8 @@ type Config struct {
 	Echo coapedge.Echoer
 	// Observer, if set, sees every answered request.
 	Observer Observer
-	// Timeout bounds the handling of one request (ledger commit included).
+	// Timeout bounds the handling of a request that waits: a join or a
+	// leave, on its ledger commit. No other resource waits.
 	Timeout time.Duration
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// stuckCore is a real policy core whose Join and Session hang until their
+// stuckCore is a real policy core whose Join and Leave hang until their
 // context ends, as they would behind a ledger that stopped committing (a
 // full or dead disk). Everything else is the real core's.
 type stuckCore struct {
@@ -33,7 +33,7 @@ func (c *stuckCore) Join(ctx context.Context, _ []byte, _ string) (cluster.JoinR
 	return cluster.JoinResult{}, ctx.Err()
 }
 
-func (c *stuckCore) Session(ctx context.Context, _ []byte, _ string) ([]byte, error) {
+func (c *stuckCore) Leave(ctx context.Context, _ []byte, _ string) ([]byte, error) {
 	c.entered <- struct{}{}
 	<-ctx.Done()
 	return nil, ctx.Err()
@@ -59,7 +59,7 @@ func TestRequestTimeout(t *testing.T) {
 	for _, req := range []struct {
 		path string
 		cf   message.MediaType
-	}{{"/join", message.AppCoseSign1}, {"/session", message.AppCoseEncrypt0}} {
+	}{{"/join", message.AppCoseSign1}, {"/leave", message.AppCoseEncrypt0}} {
 		t.Run(req.path, func(t *testing.T) {
 			stuck, err := udp.Dial(srv.Addr().String())
 			if err != nil {

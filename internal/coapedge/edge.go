@@ -98,7 +98,12 @@ type Resource struct {
 	// served again, so it must be idempotent (a safe GET, a join). Plain
 	// CoAP only.
 	Stateless bool
-	Handle    Handler
+	// NeverWaits marks a resource whose handler never waits on its context
+	// (no ledger commit, no request of its own): the edge gives it the
+	// request's context as it is. Every other handler's context ends at
+	// the request timeout, which costs a timer per request.
+	NeverWaits bool
+	Handle     Handler
 }
 
 // Handler serves a request whose source, size, method and Content-Format
@@ -200,7 +205,8 @@ type Config struct {
 	Echo Echoer
 	// MaxPayload is the largest request payload served; larger ones get 4.13.
 	MaxPayload int
-	// Timeout bounds the handling of one request.
+	// Timeout bounds the handling of one request, unless its resource
+	// NeverWaits.
 	Timeout time.Duration
 	// Errors receives per-request failures (handler panics, write errors,
 	// transport errors) wrapped with the peer address. The server keeps
@@ -236,7 +242,7 @@ func WithEcho(e Echoer) Option { return func(c *Config) { c.Echo = e } }
 // WithMaxPayload sets the largest payload served.
 func WithMaxPayload(n int) Option { return func(c *Config) { c.MaxPayload = n } }
 
-// WithTimeout bounds the handling of one request.
+// WithTimeout bounds the handling of one request (Config.Timeout).
 func WithTimeout(d time.Duration) Option { return func(c *Config) { c.Timeout = d } }
 
 // WithErrors installs the error hook.
@@ -299,7 +305,7 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 	}
 	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1), sources: newSources(cfg.RateLimit, cfg.maxSources)}
 	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET,
-		Answers: []message.MediaType{message.AppLinkFormat}, Large: true, Handle: s.wellKnownCore})
+		Answers: []message.MediaType{message.AppLinkFormat}, Large: true, NeverWaits: true, Handle: s.wellKnownCore})
 	s.mux = s.router()
 	return s
 }
@@ -416,8 +422,12 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 		s.answer(w, r, res.Path, start, s.challenge(req.Source))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-	defer cancel()
+	ctx := r.Context()
+	if !res.NeverWaits {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
+	}
 	s.answer(w, r, res.Path, start, res.Handle(ctx, req))
 }
 

@@ -230,3 +230,35 @@ func TestWellKnownCore(t *testing.T) {
 		t.Errorf("%v %q", code, body)
 	}
 }
+
+// TestDeadline: a handler's context ends at the request timeout, unless its
+// resource NeverWaits; then it is the request's own, without a deadline.
+func TestDeadline(t *testing.T) {
+	const timeout = time.Minute
+	deadline := func(ctx context.Context, _ *coapedge.Request) coapedge.Response {
+		d, ok := ctx.Deadline()
+		body := "none"
+		if ok {
+			body = time.Until(d).Round(time.Minute).String()
+		}
+		return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: []byte(body), Authenticated: true}
+	}
+	srv, err := coapedge.Listen("127.0.0.1:0", []coapedge.Resource{
+		{Path: "/waits", Method: codes.GET, Handle: deadline},
+		{Path: "/prompt", Method: codes.GET, NeverWaits: true, Handle: deadline},
+	}, coapedge.WithTimeout(timeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := udp.Dial(srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for path, want := range map[string]string{"/waits": timeout.String(), "/prompt": "none"} {
+		if code, body, _ := read(t, c, codes.GET, path, 0, nil); code != codes.Content || body != want {
+			t.Errorf("GET %s: %v, deadline in %s, want %s", path, code, body, want)
+		}
+	}
+}
