@@ -531,7 +531,7 @@ func TestForeignM2MSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := protect.DeriveM2M([wire.KeySize]byte{1, 2, 3}, p.talk.Session.SID, "m3")
+	keys, _ := protect.DeriveM2M([wire.KeySize]byte{1, 2, 3}, p.talk.Session.SID, "m3", "m2")
 	forged, err := protect.SealM2M(keys, p.talk.Session.SID, "m3", "m2", 0, []byte("hello"))
 	if err != nil {
 		t.Fatal(err)

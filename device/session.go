@@ -28,11 +28,8 @@ type Session struct {
 }
 
 func newSession(sk [wire.KeySize]byte, t *wire.Ticket, me, peer string, now func() time.Time) *Session {
-	return &Session{
-		SID: t.SID, Expires: time.Unix(int64(t.Expires), 0), Me: me, Peer: peer, now: now,
-		send: protect.DeriveM2M(sk, t.SID, me),
-		recv: protect.DeriveM2M(sk, t.SID, peer),
-	}
+	send, recv := protect.DeriveM2M(sk, t.SID, me, peer)
+	return &Session{SID: t.SID, Expires: time.Unix(int64(t.Expires), 0), Me: me, Peer: peer, now: now, send: send, recv: recv}
 }
 
 // Seal encrypts plaintext as this side's next message to the peer.

@@ -113,10 +113,10 @@ func BenchmarkM2M(b *testing.B) {
 	sid := make([]byte, 16)
 	b.Run("Derive", func(b *testing.B) {
 		for b.Loop() {
-			protect.DeriveM2M(sk, sid, "sensor-a")
+			protect.DeriveM2M(sk, sid, "sensor-a", "sensor-b")
 		}
 	})
-	k := protect.DeriveM2M(sk, sid, "sensor-a")
+	k, _ := protect.DeriveM2M(sk, sid, "sensor-a", "sensor-b")
 	msg := make([]byte, 32)
 	sealed, err := protect.SealM2M(k, sid, "sensor-a", "sensor-b", 7, msg)
 	if err != nil {

@@ -56,7 +56,7 @@ func FuzzParseM2M(f *testing.F) {
 	for _, s := range testutil.VectorSeeds(f, vectorDir) {
 		f.Add(s)
 	}
-	keys := protect.DeriveM2M([wire.KeySize]byte(vecSk), vecSID, vecM1)
+	keys, _ := protect.DeriveM2M([wire.KeySize]byte(vecSk), vecSID, vecM1, vecM2)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := protect.ParseM2M(b)
 		if err != nil {

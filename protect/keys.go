@@ -65,15 +65,20 @@ type M2MKeys struct {
 	IV  [wire.NonceSize]byte
 }
 
-// DeriveM2M derives the sending keys of sender in session sid from Sk.
-func DeriveM2M(sk [wire.KeySize]byte, sid []byte, sender string) M2MKeys {
+// DeriveM2M derives the keys of both senders in session sid between me and
+// peer from Sk: what me sends with, and what me opens the peer's messages
+// with. Sk is extracted once for both.
+func DeriveM2M(sk [wire.KeySize]byte, sid []byte, me, peer string) (send, recv M2MKeys) {
+	expand := expander(sk[:], sid)
+	return senderKeys(expand, me), senderKeys(expand, peer)
+}
+
+// senderKeys expands sender's key and IV (§5.2).
+func senderKeys(expand func(info string, out []byte), sender string) M2MKeys {
 	var k M2MKeys
 	var key [wire.KeySize]byte
-	keyInfo := wire.NewTuple(2).Text("iotguard m2m key").Text(sender)
-	ivInfo := wire.NewTuple(2).Text("iotguard m2m iv").Text(sender)
-	expand := expander(sk[:], sid)
-	expand(string(keyInfo), key[:])
-	expand(string(ivInfo), k.IV[:])
+	expand(string(wire.NewTuple(2).Text("iotguard m2m key").Text(sender)), key[:])
+	expand(string(wire.NewTuple(2).Text("iotguard m2m iv").Text(sender)), k.IV[:])
 	k.Key = wire.NewKey(key)
 	return k
 }

@@ -12,21 +12,28 @@ import (
 
 var m2mSID = bytes.Repeat([]byte{0x51}, 16)
 
+// TestDeriveM2M: each sender has its own keys, which depend on the session
+// ID and on nothing but the sender: what one side sends with, the other
+// opens with.
 func TestDeriveM2M(t *testing.T) {
-	a, b := protect.DeriveM2M(ticketSk, m2mSID, "sensor-01"), protect.DeriveM2M(ticketSk, m2mSID, "sensor-02")
+	a, b := protect.DeriveM2M(ticketSk, m2mSID, "sensor-01", "sensor-02")
 	if bytes.Equal(a.Key.Bytes(), b.Key.Bytes()) || a.IV == b.IV {
 		t.Error("the two senders of a session share a key or IV")
 	}
-	if c := protect.DeriveM2M(ticketSk, bytes.Repeat([]byte{0x52}, 16), "sensor-01"); bytes.Equal(c.Key.Bytes(), a.Key.Bytes()) || c.IV == a.IV {
+	if c, _ := protect.DeriveM2M(ticketSk, bytes.Repeat([]byte{0x52}, 16), "sensor-01", "sensor-02"); bytes.Equal(c.Key.Bytes(), a.Key.Bytes()) || c.IV == a.IV {
 		t.Error("another session ID gives the same key or IV")
 	}
-	if again := protect.DeriveM2M(ticketSk, m2mSID, "sensor-01"); !bytes.Equal(again.Key.Bytes(), a.Key.Bytes()) || again.IV != a.IV {
-		t.Error("DeriveM2M is not deterministic")
+	peerSend, peerRecv := protect.DeriveM2M(ticketSk, m2mSID, "sensor-02", "sensor-01")
+	if !bytes.Equal(peerRecv.Key.Bytes(), a.Key.Bytes()) || peerRecv.IV != a.IV || !bytes.Equal(peerSend.Key.Bytes(), b.Key.Bytes()) || peerSend.IV != b.IV {
+		t.Error("the peer's side of the session does not mirror this side")
+	}
+	if again, _ := protect.DeriveM2M(ticketSk, m2mSID, "sensor-01", "sensor-03"); !bytes.Equal(again.Key.Bytes(), a.Key.Bytes()) || again.IV != a.IV {
+		t.Error("a sender's keys depend on more than Sk, the session ID and the sender")
 	}
 }
 
 func TestM2MRoundTrip(t *testing.T) {
-	s1, s2 := protect.DeriveM2M(ticketSk, m2mSID, "sensor-01"), protect.DeriveM2M(ticketSk, m2mSID, "sensor-02")
+	s1, s2 := protect.DeriveM2M(ticketSk, m2mSID, "sensor-01", "sensor-02")
 	for _, seq := range []uint64{0, 1, 300, protect.MaxSeq} {
 		b, err := protect.SealM2M(s1, m2mSID, "sensor-01", "sensor-02", seq, []byte("temperature 21.5"))
 		if err != nil {
@@ -59,8 +66,8 @@ func TestM2MRoundTrip(t *testing.T) {
 }
 
 func TestM2MOpenFails(t *testing.T) {
-	s1, s2 := protect.DeriveM2M(ticketSk, m2mSID, "sensor-01"), protect.DeriveM2M(ticketSk, m2mSID, "sensor-02")
-	otherSession := protect.DeriveM2M([wire.KeySize]byte{1}, m2mSID, "sensor-01")
+	s1, s2 := protect.DeriveM2M(ticketSk, m2mSID, "sensor-01", "sensor-02")
+	otherSession, _ := protect.DeriveM2M([wire.KeySize]byte{1}, m2mSID, "sensor-01", "sensor-02")
 	b, err := protect.SealM2M(s1, m2mSID, "sensor-01", "sensor-02", 5, []byte("hi"))
 	if err != nil {
 		t.Fatal(err)

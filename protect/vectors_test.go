@@ -1264,7 +1264,7 @@ func checkTalkProof(t *testing.T, raw []byte) {
 
 func genM2M(t *testing.T) m2mVector {
 	sk := [16]byte(vecSk)
-	s, r := protect.DeriveM2M(sk, vecSID, vecM1), protect.DeriveM2M(sk, vecSID, vecM2)
+	s, r := protect.DeriveM2M(sk, vecSID, vecM1, vecM2)
 	msg, err := protect.SealM2M(s, vecSID, vecM1, vecM2, vecM2MSeq, []byte(vecM2MText))
 	if err != nil {
 		t.Fatal(err)
@@ -1297,7 +1297,7 @@ func checkM2M(t *testing.T, raw []byte) {
 	var v m2mVector
 	decodeVector(t, raw, &v)
 	sk := [16]byte(v.Sk)
-	s, r := protect.DeriveM2M(sk, v.SID, v.Sender), protect.DeriveM2M(sk, v.SID, v.Receiver)
+	s, r := protect.DeriveM2M(sk, v.SID, v.Sender, v.Receiver)
 	eqHex(t, "sender_key_info", testutil.MustMarshal(t, []string{"iotguard m2m key", v.Sender}), v.SenderKeyInfo)
 	eqHex(t, "sender_iv_info", testutil.MustMarshal(t, []string{"iotguard m2m iv", v.Sender}), v.SenderIVInfo)
 	eqHex(t, "sender_key", s.Key.Bytes(), v.SenderKey)

@@ -40,7 +40,8 @@ func payloadSizes(s, cluster, id string) (req, resp int, err error) {
 		}
 	case ScenarioM2M:
 		var b []byte
-		b, err = protect.SealM2M(protect.DeriveM2M([wire.KeySize]byte{}, nil, id), make([]byte, wire.NonceLen), id, id, seq, make([]byte, m2mMessage))
+		send, _ := protect.DeriveM2M([wire.KeySize]byte{}, nil, id, id)
+		b, err = protect.SealM2M(send, make([]byte, wire.NonceLen), id, id, seq, make([]byte, m2mMessage))
 		req, resp = len(b), len(b)
 	default:
 		err = seal(protect.PathVerify, &wire.VerifyRequest{Peer: id}, &wire.VerifyResponse{Peer: id, Height: seq, BlockHash: hash, Expires: exp})
