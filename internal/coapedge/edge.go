@@ -398,8 +398,10 @@ func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
 	if a, err := r.Accept(); err == nil {
 		req.accept, req.hasAccept = a, true
 	}
-	if q, err := r.Queries(); err == nil {
-		req.Query = q
+	if r.HasOption(message.URIQuery) { // Queries allocates, with or without one
+		if q, err := r.Queries(); err == nil {
+			req.Query = q
+		}
 	}
 	if res.Method == codes.POST {
 		if cf, err := r.ContentFormat(); err != nil || cf != res.Format {
