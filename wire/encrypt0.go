@@ -29,14 +29,6 @@ type Encrypt0 struct {
 	Ciphertext  []byte
 }
 
-// encStructure is RFC 9052's Enc_structure, whose encoding is the AEAD's AAD.
-type encStructure struct {
-	_           struct{} `cbor:",toarray"`
-	Context     string
-	Protected   []byte
-	ExternalAAD []byte
-}
-
 // ParseEncrypt0 decodes an untagged COSE_Encrypt0 whose protected header is
 // exactly {1: 1} (AES-128-GCM) and whose ciphertext holds at least a tag.
 func ParseEncrypt0(b []byte) (*Encrypt0, error) {
@@ -105,23 +97,11 @@ func (m *Encrypt0) Open(key Key, nonce [NonceSize]byte, externalAAD []byte) ([]b
 // each side makes it once for both.
 type AAD struct{ b []byte }
 
-// encStructurePrefix is the encoding of every Enc_structure we make up to
-// its external AAD: the array head, "Encrypt0" and the protected header.
-// The codec encodes it once; NewAAD appends only the external AAD, so that
-// each protected message costs one CBOR encoding fewer (the codec's per-call
-// cost, not the bytes, is what a request pays for).
-var encStructurePrefix = func() []byte {
-	b := must(Marshal(encStructure{Context: "Encrypt0", Protected: protectedA128GCM, ExternalAAD: []byte{}}))
-	return b[:len(b)-1] // drop the empty byte string, h'' (0x40)
-}()
-
-// NewAAD encodes the Enc_structure over externalAAD: the same bytes as
-// Marshal(encStructure{…}) (TestNewAADIsEncStructure).
+// NewAAD encodes the Enc_structure ["Encrypt0", protected, external_aad]
+// (RFC 9052 §5.3) over externalAAD: the codec's bytes
+// (TestNewAADIsEncStructure), built as a Tuple.
 func NewAAD(externalAAD []byte) AAD {
-	b := make([]byte, 0, len(encStructurePrefix)+9+len(externalAAD))
-	b = append(b, encStructurePrefix...)
-	b = appendHead(b, majorBytes, uint64(len(externalAAD)))
-	return AAD{append(b, externalAAD...)}
+	return AAD{NewTuple(3).Text("Encrypt0").Bytes(protectedA128GCM).Bytes(externalAAD)}
 }
 
 // Seal is Seal with this AAD.

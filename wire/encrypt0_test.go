@@ -254,7 +254,7 @@ func TestParseEncrypt0Malformed(t *testing.T) {
 	}
 }
 
-// TestNewAADIsEncStructure: the AAD NewAAD builds from its prefix is the
+// TestNewAADIsEncStructure: the AAD NewAAD builds is the
 // codec's encoding of the Enc_structure, at every length whose byte-string
 // head differs (RFC 8949 §3.1: 0–23, one, two, four bytes), checked through
 // the tag crypto/cipher computes over the codec's bytes.
