@@ -2,8 +2,9 @@
 // data directory (mode 0600, so only the CH's user can use it) serving a tiny
 // HTTP API, and the client the CLI uses. It is how an operator acts on a
 // running server — revoke a device, enroll and unenroll devices and list the
-// enrollments, read its status, take a backup, rotate its key — while bbolt's
-// file lock keeps other processes out of the ledger.
+// enrollments, read its status, take a backup, rotate its key, prune old
+// audit records — while bbolt's file lock keeps other processes out of the
+// ledger and the grant log.
 package admin
 
 import (
@@ -39,6 +40,8 @@ type Operator interface {
 	RotateKey(ctx context.Context) (Rotation, error)
 	// Enroller enrolls, unenrolls and lists enrollments (enroll.go).
 	Enroller
+	// Pruner deletes old audit records (prune.go).
+	Pruner
 }
 
 // Server serves the control socket.
@@ -70,6 +73,7 @@ func Listen(dir string, op Operator) (*Server, error) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "height": h})
 	})
 	handleEnroll(mux, op)
+	handlePrune(mux, op)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, req *http.Request) {
 		st, err := op.Status(req.Context())
 		if err != nil {

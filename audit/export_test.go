@@ -333,8 +333,8 @@ func TestVerifyExportGrantOfUnknownDevice(t *testing.T) {
 // event is on the chain but not yet marked committed in the grant log.
 func TestVerifyExportPrunedGrants(t *testing.T) {
 	s := grantScene(t)
-	if batches, recs, err := s.g.Prune(t0.Add(time.Minute)); err != nil || batches != 1 || recs != 3 {
-		t.Fatalf("Prune: %d batches, %d records, %v", batches, recs, err)
+	if p, err := s.g.Prune(t.Context(), t0.Add(time.Minute), nil); err != nil || p.Batches != 1 || p.Records != 3 {
+		t.Fatalf("Prune: %+v, %v", p, err)
 	}
 	b, err := s.g.Write(records(t, 2, "m2", "m1"), t0.Add(2*time.Hour))
 	if err != nil {

@@ -22,7 +22,7 @@ func TestCheckGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	claim := audit.NewGrantClaim(cluster, p)
-	if _, _, err := s.g.Prune(t0.Add(time.Minute)); err != nil { // batch 1, the claim's
+	if _, err := s.g.Prune(t.Context(), t0.Add(time.Minute), nil); err != nil { // batch 1, the claim's
 		t.Fatal(err)
 	}
 	rep, err := s.verify(s.export(t, s.g))
@@ -81,7 +81,7 @@ func TestCheckGrantOfUnknownDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.g.Prune(t0.Add(time.Minute)); err != nil { // or the export itself would be refused
+	if _, err := s.g.Prune(t.Context(), t0.Add(time.Minute), nil); err != nil { // or the export itself would be refused
 		t.Fatal(err)
 	}
 	rep, err := s.verify(s.export(t, s.g))

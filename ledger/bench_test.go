@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -98,4 +99,33 @@ func BenchmarkImport(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkPruneChunk measures one prune transaction: the records of one
+// committed batch of PruneChunk grants deleted and the batch marked, with
+// its fsync. That is the longest a serving CH's own grant-log write waits
+// behind a prune; records/s is the prune's rate.
+func BenchmarkPruneChunk(b *testing.B) {
+	l, g := grantScene(b)
+	recs := grantRecords(b, ledger.PruneChunk, "m2", "m1")
+	at := time.UnixMilli(1_700_000_000_000)
+	var pruned uint64
+	for b.Loop() {
+		b.StopTimer()
+		batch, err := g.Write(recs, at)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ref := mustAppend(b, l, batch.Event(testCluster))
+		if err := g.Committed(batch.Seq, ref.Height); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		p, err := g.Prune(b.Context(), at.Add(time.Second), nil)
+		if err != nil || p.Records != ledger.PruneChunk {
+			b.Fatalf("Prune: %+v, %v", p, err)
+		}
+		pruned += p.Records
+	}
+	b.ReportMetric(float64(pruned)/b.Elapsed().Seconds(), "records/s")
 }

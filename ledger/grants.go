@@ -293,54 +293,6 @@ func (g *GrantLog) Events(seq uint64) ([]Event, error) {
 	return evs, nil
 }
 
-// Prune deletes the records of the committed batches written before
-// before, keeping each batch's count, root and block (marked Pruned), and
-// returns how many batches and records it deleted. A batch not yet on the
-// ledger is never pruned. What stays provable: the ledger's signed count
-// and root per batch, and any record whose inclusion path was kept
-// (GrantInclusion) before the prune. bbolt reuses the freed pages; the file
-// does not shrink (bbolt compact does that offline).
-func (g *GrantLog) Prune(before time.Time) (batches, records uint64, err error) {
-	cut := before.UnixMilli()
-	err = g.db.Update(func(tx *bolt.Tx) error {
-		bb, gb := tx.Bucket(bucketGrantBatches), tx.Bucket(bucketGrants)
-		var old []GrantBatch // collected first: a bucket must not change under its cursor
-		c := bb.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var b GrantBatch
-			if err := wire.Unmarshal(v, &b); err != nil {
-				return fmt.Errorf("failed to read grant batch %x: %w", k, err)
-			}
-			if b.TimeMS >= cut {
-				break // batches are numbered in the order they were written
-			}
-			if !b.Pruned && b.Height != 0 {
-				old = append(old, b)
-			}
-		}
-		for _, b := range old {
-			k := binary.BigEndian.AppendUint64(nil, b.Seq)
-			gc := gb.Cursor()
-			for rk, _ := gc.Seek(k); len(rk) == 12 && string(rk[:8]) == string(k); rk, _ = gc.Seek(k) {
-				if err := gc.Delete(); err != nil {
-					return err
-				}
-				records++
-			}
-			b.Pruned = true
-			if err := putBatch(bb, b); err != nil {
-				return err
-			}
-			batches++
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("failed to prune grant log %s: %w", g.path, err)
-	}
-	return batches, records, nil
-}
-
 // Backup writes a consistent copy of the grant log to w, as of one read
 // transaction (writes go on meanwhile). begin is called first with the
 // copy's size in bytes; an error from begin stops the backup.

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ func openGrants(t testing.TB, dir string) *ledger.GrantLog {
 }
 
 // grantScene returns a ledger where m1 and m2 joined, and an empty grant log.
-func grantScene(t *testing.T) (*ledger.Bolt, *ledger.GrantLog) {
+func grantScene(t testing.TB) (*ledger.Bolt, *ledger.GrantLog) {
 	t.Helper()
 	l := newEnv(t).open(t)
 	mustAppend(t, l, join("m1", "k1"))
@@ -306,9 +307,9 @@ func TestPruneGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	batches, records, err := g.Prune(t0.Add(30 * time.Minute))
-	if err != nil || batches != 1 || records != 4 {
-		t.Fatalf("Prune: %d batches, %d records, %v; want batch 1's 4 records (batch 2 is not on the ledger)", batches, records, err)
+	p, err := g.Prune(t.Context(), t0.Add(30*time.Minute), nil)
+	if err != nil || p.Batches != 1 || p.Records != 4 {
+		t.Fatalf("Prune: %+v, %v; want batch 1's 4 records (batch 2 is not on the ledger)", p, err)
 	}
 	if got, err := g.Records(1); err != nil || len(got) != 0 {
 		t.Fatalf("batch 1 after the prune: %d records, %v", len(got), err)
@@ -326,8 +327,56 @@ func TestPruneGrants(t *testing.T) {
 	if err := ledger.VerifyGrantInclusion(first, recs[2], 2, path); err != nil {
 		t.Fatalf("a proof kept before the prune: %v", err)
 	}
-	if batches, records, err := g.Prune(t0.Add(2 * time.Hour)); err != nil || batches != 2 || records != 11 {
-		t.Fatalf("second Prune: %d batches, %d records, %v; want batches 2 and 3", batches, records, err)
+	if p, err := g.Prune(t.Context(), t0.Add(2*time.Hour), nil); err != nil || p.Batches != 2 || p.Records != 11 {
+		t.Fatalf("second Prune: %+v, %v; want batches 2 and 3", p, err)
+	}
+}
+
+// A prune works in transactions of about PruneChunk records, whole batches
+// each: the grant log takes writes between them, a prune stopped between
+// them leaves a log that checks out, and the next prune finishes the job.
+func TestPruneInChunks(t *testing.T) {
+	l, g := grantScene(t)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	per := ledger.PruneChunk/3 + 1 // three batches fill a chunk
+	for i := range 4 {
+		b, err := g.Write(grantRecords(t, per, "m2", "m1"), t0.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := mustAppend(t, l, b.Event(testCluster))
+		if err := g.Committed(b.Seq, ref.Height); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var calls [][2]uint64
+	p, err := g.Prune(ctx, t0.Add(time.Hour), func(done, total uint64) {
+		calls = append(calls, [2]uint64{done, total})
+		if _, err := g.Write(grantRecords(t, 1, "m2", "m1"), t0.Add(2*time.Hour)); err != nil {
+			t.Errorf("a write between two chunks: %v", err)
+		}
+		cancel() // the operator's ^C, or the control socket's client gone
+	})
+	if !errors.Is(err, context.Canceled) || p.Batches != 3 || p.Records != uint64(3*per) {
+		t.Fatalf("Prune stopped after its first chunk: %+v, %v", p, err)
+	}
+	if fmt.Sprint(calls) != "[[3 4]]" {
+		t.Fatalf("progress %v, want [[3 4]]: one chunk of three batches of four", calls)
+	}
+	if got, err := g.Records(4); err != nil || len(got) != per {
+		t.Fatalf("batch 4 after the stopped prune: %d records, %v", len(got), err)
+	}
+	if s, err := ledger.CheckGrants(t.Context(), l, g, testCluster); err != nil || s.Pruned != uint64(3*per) {
+		t.Fatalf("CheckGrants after the stopped prune: %+v %v", s, err)
+	}
+	calls = nil
+	p, err = g.Prune(t.Context(), t0.Add(time.Hour), func(done, total uint64) { calls = append(calls, [2]uint64{done, total}) })
+	if err != nil || p.Batches != 1 || p.Records != uint64(per) || fmt.Sprint(calls) != "[[1 1]]" {
+		t.Fatalf("the next Prune: %+v, %v, progress %v; want batch 4 alone", p, err, calls)
+	}
+	if got, err := g.Records(5); err != nil || len(got) != 1 {
+		t.Fatalf("the batch written during the prune: %d records, %v", len(got), err)
 	}
 }
 

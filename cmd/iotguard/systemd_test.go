@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,7 +19,15 @@ import (
 	"github.com/iotguard/iotguard/internal/testutil"
 )
 
-const unitFile = "../../contrib/systemd/iotguard.service"
+// unitDir holds the systemd units: the server and the daily retention of
+// its audit records (a timer and the oneshot service it starts).
+const unitDir = "../../contrib/systemd"
+
+// services are the units that run iotguard, with the command each runs.
+var services = map[string]string{
+	"iotguard.service":              "serve",
+	"iotguard-prune-grants.service": "ledger prune-grants --data /var/lib/iotguard --older-than 90d",
+}
 
 // systemdAnalyze returns the path of systemd-analyze ('make deps' installs
 // the Debian package systemd).
@@ -26,58 +36,91 @@ func systemdAnalyze(t *testing.T) string {
 	return testutil.Tool(t, "systemd-analyze", "systemd")
 }
 
-// installedUnit writes the unit with ExecStart pointing at this test's
-// iotguard (systemd-analyze verify checks that the program exists).
-func installedUnit(t *testing.T) string {
+// installedUnits writes every unit into a temporary directory, with
+// ExecStart pointing at this test's iotguard (systemd-analyze verify checks
+// that the program exists), and returns the directory.
+func installedUnits(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("iotguard")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(unitFile)
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	for _, name := range append(slices.Sorted(maps.Keys(services)), "iotguard-prune-grants.timer") {
+		b, err := os.ReadFile(filepath.Join(unitDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmd, ok := services[name]; ok && !bytes.Contains(b, []byte("\nExecStart=/usr/local/bin/iotguard "+cmd+"\n")) {
+			t.Fatalf("%s: no ExecStart=/usr/local/bin/iotguard %s", name, cmd)
+		}
+		b = bytes.ReplaceAll(b, []byte("/usr/local/bin/iotguard"), []byte(bin))
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if !bytes.Contains(b, []byte("ExecStart=/usr/local/bin/iotguard serve\n")) {
-		t.Fatalf("%s: no ExecStart=/usr/local/bin/iotguard serve", unitFile)
-	}
-	path := filepath.Join(t.TempDir(), "iotguard.service")
-	b = bytes.ReplaceAll(b, []byte("/usr/local/bin/iotguard"), []byte(bin))
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return dir
 }
 
-// TestSystemdUnitVerifies runs 'systemd-analyze verify' on the unit, which
-// fails on unknown directives, bad values and a missing program.
-func TestSystemdUnitVerifies(t *testing.T) {
+// TestSystemdUnitsVerify runs 'systemd-analyze verify' on the units, which
+// fails on unknown directives, bad values, a missing program and a timer
+// without its service.
+func TestSystemdUnitsVerify(t *testing.T) {
 	sa := systemdAnalyze(t)
-	out, err := exec.Command(sa, "verify", installedUnit(t)).CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) != 0 {
-		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	dir := installedUnits(t)
+	for _, name := range []string{"iotguard.service", "iotguard-prune-grants.service", "iotguard-prune-grants.timer"} {
+		out, err := exec.Command(sa, "verify", filepath.Join(dir, name)).CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) != 0 {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", name, err, out)
+		}
 	}
 }
 
-// TestSystemdUnitSecurity requires 'systemd-analyze security' to rate the
-// unit's sandboxing 2.0 or lower ("OK").
-func TestSystemdUnitSecurity(t *testing.T) {
+// TestSystemdUnitsSecurity requires 'systemd-analyze security' to rate each
+// service's sandboxing 2.0 or lower ("OK").
+func TestSystemdUnitsSecurity(t *testing.T) {
 	sa := systemdAnalyze(t)
-	out, err := exec.Command(sa, "security", "--offline=true", "--no-pager", installedUnit(t)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	dir := installedUnits(t)
+	for name := range services {
+		out, err := exec.Command(sa, "security", "--offline=true", "--no-pager", filepath.Join(dir, name)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("systemd-analyze security %s: %v\n%s", name, err, out)
+		}
+		m := regexp.MustCompile(`Overall exposure level for ` + regexp.QuoteMeta(name) + `: ([0-9.]+) (\w+)`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("no overall exposure level in:\n%s", out)
+		}
+		score, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("systemd-analyze security %s: %.1f %s", name, score, m[2])
+		if score > 2.0 {
+			t.Errorf("%s: exposure %.1f %s, want 2.0 or lower:\n%s", name, score, m[2], out)
+		}
 	}
-	m := regexp.MustCompile(`Overall exposure level for iotguard\.service: ([0-9.]+) (\w+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no overall exposure level in:\n%s", out)
-	}
-	score, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
+}
+
+// TestPruneUnitCommand runs the retention unit's command, its data
+// directory replaced, beside a running server and then on its stopped data
+// directory: the command as shipped parses, and prunes (nothing is 90 days
+// old) through the control socket and then on the files.
+func TestPruneUnitCommand(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	cmd := strings.Fields(strings.Replace(services["iotguard-prune-grants.service"], "/var/lib/iotguard", data, 1))
+	addr := freeAddr(t)
+	srv := startServe(t, addr, data)
+	if err := clitest.WaitCoAP(addr, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("systemd-analyze security: %.1f %s", score, m[2])
-	if score > 2.0 {
-		t.Fatalf("exposure %.1f %s, want 2.0 or lower:\n%s", score, m[2], out)
+	for _, mode := range []string{"online, through the running server", "offline, server stopped"} {
+		out := mustRun(t, 0, cmd...)
+		if !regexp.MustCompile(`^pruned 0 grant records of 0 batches written before \S+ \(` + mode + `\)`).MatchString(out) {
+			t.Fatalf("the unit's command printed %q, want it %s", out, mode)
+		}
+		if mode != "offline, server stopped" {
+			srv.stop(t)
+		}
 	}
 }
 

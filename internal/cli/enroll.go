@@ -63,10 +63,16 @@ func enrollCmd(args []string) error {
 const operatorTimeout = 15 * time.Second
 
 // onServer runs running against the server on dir's control socket, or
-// stopped on the data directory when no server answers there.
+// stopped on the data directory when no server answers there, within
+// operatorTimeout.
 func onServer(dir string, running, stopped func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), operatorTimeout)
 	defer cancel()
+	return onServerCtx(ctx, dir, running, stopped)
+}
+
+// onServerCtx is onServer within ctx.
+func onServerCtx(ctx context.Context, dir string, running, stopped func(ctx context.Context) error) error {
 	err := running(ctx)
 	if !errors.Is(err, admin.ErrNotRunning) {
 		return err

@@ -8,13 +8,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/audit"
 	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/internal/bench"
 	"github.com/iotguard/iotguard/internal/ledgerlist"
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -26,18 +29,21 @@ against the device index and checks the Merkle tree over the blocks; it
 exits 0 with the height when the chain is intact and 1 naming the first bad
 block otherwise. It then checks the audit records of grants.db (session
 grants and warning verdicts) against their batches on the ledger.
-prune-grants --older-than DURATION deletes the grant records of batches
-written before then: each batch's count and Merkle root stay on the ledger
-(and in grants.db), so verify still checks them, and an inclusion proof kept
-before the prune still verifies. grant-proof --session SID (or --batch N
---index I: any audit record, a grant or a warning) prints, as JSON, one
-record, its batch and the inclusion path from the record to the Merkle root
-of its batch's event on the ledger. list prints the blocks; with --records,
-each session batch's audit records (the session grants and warnings in
-grants.db) under it. export --out FILE writes every block, a signed
-checkpoint over them and the grant records of every batch not pruned, for
-'iotguard audit verify-export'.
-All need the server stopped (the ledger file is locked while it runs).
+prune-grants --older-than D (2160h, 90d) deletes the grant records of
+batches written before then: each batch's count and Merkle root stay on the
+ledger (and in grants.db), so verify still checks them, and an inclusion
+proof kept before the prune still verifies. It runs while the server serves
+(through DIR/admin.sock) or on a stopped one, a bounded number of records
+at a time; ^C stops it, and the next prune finishes the job.
+grant-proof --session SID (or --batch N --index I: any audit record, a
+grant or a warning) prints, as JSON, one record, its batch and the
+inclusion path from the record to the Merkle root of its batch's event on
+the ledger. list prints the blocks; with --records, each session batch's
+audit records (the session grants and warnings in grants.db) under it.
+export --out FILE writes every block, a signed checkpoint over them and the
+grant records of every batch not pruned, for 'iotguard audit verify-export'.
+verify, list, export and grant-proof need the server stopped (the ledger
+file is locked while it runs).
 With --cometbft-home DIR instead of --data they read the shared ledger of a
 stopped CometBFT node (bin/iotguard-cometbft); verify then replays every
 CometBFT block from genesis, checking the validators' commits, and with
@@ -52,7 +58,7 @@ Examples:
   iotguard ledger list --data iotguard-data --records
   iotguard ledger export --data iotguard-data --out ledger.export
   iotguard ledger backup --data iotguard-data --out backup.tar
-  iotguard ledger prune-grants --data iotguard-data --older-than 2160h
+  iotguard ledger prune-grants --data iotguard-data --older-than 90d
   iotguard ledger grant-proof --data iotguard-data --session 0f1e2d3c4b5a69788796a5b4c3d2e1f0
   iotguard ledger grant-proof --data iotguard-data --batch 3 --index 17
   iotguard-cometbft ledger verify --cometbft-home net/node0 --data net/cluster-a --cluster-id cluster-a
@@ -259,39 +265,52 @@ func verifyCometBFT(home string, cmt *CometBFT) error {
 }
 
 // ledgerPruneGrants deletes the records of old session batches from the grant
-// log of a stopped CH (ledger.GrantLog.Prune).
+// log (ledger.GrantLog.Prune): through the running server's control socket,
+// or on the data directory of a stopped one. ^C stops it between two of its
+// transactions; the next prune finishes the job.
 func ledgerPruneGrants(args []string) error {
 	fs := flag.NewFlagSet("ledger prune-grants", flag.ContinueOnError)
-	dir := fs.String("data", "", "data `directory` of the cluster head")
-	age := fs.Duration("older-than", 0, "delete the records of batches written longer ago than this (e.g. 2160h: 90 days)")
+	dir := fs.String("data", "", "data `directory` of the cluster head (running or stopped)")
+	age := fs.String("older-than", "", "delete the records of batches written longer ago than this (`D`: 2160h, 90d)")
 	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}
 	if err := Required(fs, "data", "older-than"); err != nil {
 		return err
 	}
-	if *age <= 0 {
-		return usageError{"--older-than must be positive"}
-	}
-	path := filepath.Join(*dir, ledger.GrantLogFile)
-	if _, err := os.Stat(path); err != nil { // a prune creates no grant log
-		return fmt.Errorf("no grant log to prune: %w", err)
-	}
-	g, err := ledger.OpenGrantLog(path, false)
+	olderThan, err := parseLifetime(*age)
 	if err != nil {
-		if errors.Is(err, ledger.ErrLocked) {
-			return fmt.Errorf("%w: stop the server using %s first", err, *dir)
+		return usageError{"--older-than: " + err.Error()}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	progress := bench.TerminalProgress(os.Stderr)
+	started := false
+	report := func(done, total uint64) {
+		if !started {
+			progress.Start("pruning grant batches", int64(total))
+			started = true
 		}
-		return err
+		progress.Set(int64(done))
 	}
-	defer g.Close()
-	before := time.Now().Add(-*age)
-	batches, records, err := g.Prune(before)
+	var p ledger.Pruned
+	mode := "online, through the running server"
+	err = onServerCtx(ctx, *dir,
+		func(ctx context.Context) (err error) {
+			p, err = admin.PruneGrants(ctx, *dir, olderThan, report)
+			return err
+		},
+		func(ctx context.Context) (err error) {
+			mode = "offline, server stopped"
+			p, err = clusterhead.PruneGrantsStopped(ctx, *dir, olderThan, report)
+			return err
+		})
+	progress.Finish()
 	if err != nil {
-		return err
+		return fmt.Errorf("prune-grants of %s: %w", *dir, err)
 	}
-	fmt.Printf("pruned %d grant records of %d batches written before %s; their counts and roots stay on the ledger\n",
-		records, batches, before.UTC().Format(time.RFC3339))
+	fmt.Printf("pruned %d grant records of %d batches written before %s (%s); their counts and roots stay on the ledger\n",
+		p.Records, p.Batches, p.Before.UTC().Format(time.RFC3339), mode)
 	return nil
 }
 
