@@ -280,9 +280,10 @@ type Server struct {
 	transport    string
 	resources    []Resource
 	sources      *sources
-	associations *associations // plain CoAP only
-	stateless    *stateless    // plain CoAP only
-	mux          *mux.Router   // the resource table behind the guard
+	associations *associations        // plain CoAP only
+	stateless    *stateless           // plain CoAP only
+	byPath       map[string]*Resource // the table by path
+	mux          mux.Handler          // guarded: every request, behind the guard
 	addr         net.Addr
 	stop         func()     // stops the serve loop
 	done         chan error // the serve loop's result
@@ -306,21 +307,12 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1), sources: newSources(cfg.RateLimit, cfg.maxSources)}
 	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET,
 		Answers: []message.MediaType{message.AppLinkFormat}, Large: true, NeverWaits: true, Handle: s.wellKnownCore})
-	s.mux = s.router()
-	return s
-}
-
-// router routes the resource table behind the guard.
-func (s *Server) router() *mux.Router {
-	router := mux.NewRouter()
-	router.Use(s.guard())
-	for _, res := range s.resources {
-		router.Handle(res.Path, mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) { s.serve(res, w, r) }))
+	s.byPath = make(map[string]*Resource, len(s.resources))
+	for i := range s.resources {
+		s.byPath[s.resources[i].Path] = &s.resources[i]
 	}
-	router.DefaultHandle(mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
-		s.answer(w, r, "other", time.Now(), Diagnostic(codes.NotFound, "no such resource"))
-	}))
-	return router
+	s.mux = mux.HandlerFunc(s.guarded)
+	return s
 }
 
 // transportErrors is the go-coap error hook: transport errors go to the
@@ -374,9 +366,9 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// serve runs stage 4 and 5 for res.
-func (s *Server) serve(res Resource, w mux.ResponseWriter, r *mux.Message) {
-	start := time.Now()
+// serve runs stages 6 (past the path) to 8 for res; start is when the edge
+// took the request.
+func (s *Server) serve(res *Resource, w mux.ResponseWriter, r *mux.Message, start time.Time) {
 	if r.Code() != res.Method {
 		s.answer(w, r, res.Path, start, Diagnostic(codes.MethodNotAllowed, "method not allowed"))
 		return

@@ -30,7 +30,7 @@ func (s *Server) verified(r *mux.Message, source string) bool {
 // mustVerify reports whether r has to prove its source's address before
 // res's handler runs: res is Large, r is not a padded request to a Padded
 // res, and r carries no Echo made for source.
-func (s *Server) mustVerify(res Resource, r *mux.Message, source string) bool {
+func (s *Server) mustVerify(res *Resource, r *mux.Message, source string) bool {
 	if !res.Large || (res.Padded && requestSize(r.Message) >= PaddedRequest) {
 		return false
 	}

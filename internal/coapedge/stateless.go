@@ -23,7 +23,7 @@ import (
 // A request to a Stateless resource from a source endpoint that has no
 // association is served without one: go-coap makes none (its AcceptConn
 // hook hands the datagram over, third_party/README.md patch 9), the edge
-// decodes it, runs it through the same router, stages and bound as any
+// decodes it, runs it through the same handler, stages and bound as any
 // other, and writes the answer on the socket. A joining device — a padded
 // GET /cluster and a join, and nothing more for a while — then costs the CH
 // no connection object and no cache of answers, for 16 s each: ~5 KiB, and
@@ -151,7 +151,7 @@ func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, 
 	defer st.messages.ReleaseMessage(req)
 	w := statelessWriter{responsewriter.New(st.messages.AcquireMessage(st.ctx), statelessPeer{raddr: raddr}, req.Options()...)}
 	defer func() { st.messages.ReleaseMessage(w.Message()) }() // the answer as sent (SetMessage may replace it)
-	s.mux.ServeCOAP(w, &mux.Message{Message: req, RouteParams: new(mux.RouteParams)})
+	s.mux.ServeCOAP(w, &mux.Message{Message: req})
 	resp := w.Message()
 	switch {
 	case resp.Code() != codes.Empty:
