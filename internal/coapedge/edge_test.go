@@ -217,6 +217,24 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestUndecodablePathIsGuarded: a request whose Uri-Path is not UTF-8 has no
+// resource (4.04) and meets the rate limit like any other (go-coap's router
+// once handed it to its default handler, past the guard).
+func TestUndecodablePathIsGuarded(t *testing.T) {
+	c, rec := start(t, coapedge.WithRateLimit(1)) // burst 3
+	codesSeen := map[codes.Code]int{}
+	for range 10 {
+		code, _, _ := read(t, c, codes.GET, "", 0, nil, message.Option{ID: message.URIPath, Value: []byte{0xff}})
+		codesSeen[code]++
+	}
+	if n := codesSeen[codes.TooManyRequests]; n < 6 || n > 7 || codesSeen[codes.NotFound] != 10-n {
+		t.Errorf("answers %v, want 3 or 4 × 4.04, then 4.29 (burst 3, 1/s)", codesSeen)
+	}
+	if seen, _ := rec.seen(); !strings.Contains(strings.Join(seen, ","), "other 4.29") {
+		t.Errorf("observer saw %v, want limited requests counted under other", seen)
+	}
+}
+
 // TestWellKnownCore lists the resources that have link attributes, with
 // the Content-Formats they answer in, to a source that verified its address.
 func TestWellKnownCore(t *testing.T) {
