@@ -47,6 +47,7 @@ var expected = map[string]slog.Level{
 	"Failed to reconnect to peer. Giving up":                                  slog.LevelWarn,
 	"Connection failed @ recvRoutine":                                         slog.LevelInfo,
 	"Connection failed @ sendRoutine":                                         slog.LevelInfo,
+	"Failed to write PacketMsg":                                               slog.LevelInfo, // the peer reset the link mid-write; "Stopping peer for error" follows
 	"Error stopping connection":                                               slog.LevelDebug,
 	"Error starting peer":                                                     slog.LevelInfo,
 	"Wanted to reconnect to inbound peer, but self-reported address is wrong": slog.LevelInfo,
