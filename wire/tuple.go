@@ -47,7 +47,7 @@ func (t Tuple) Uint(n uint64) Tuple { return appendHead(t, majorUint, n) }
 
 // appendHead appends the head of major type major with argument n in its
 // shortest form (RFC 8949 §3, §4.2.1).
-func appendHead[B ~[]byte](b B, major byte, n uint64) B {
+func appendHead(b Tuple, major byte, n uint64) Tuple {
 	switch {
 	case n < 24:
 		return append(b, major|byte(n))
