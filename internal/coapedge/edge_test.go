@@ -68,19 +68,41 @@ func (r *recorder) seen() ([]string, []error) {
 func start(t *testing.T, opts ...coapedge.Option) (*client.Conn, *recorder) {
 	t.Helper()
 	srv, rec := listen(t, opts...)
+	return dial(t, srv), rec
+}
+
+// dial returns a client of srv, closed when the test ends.
+func dial(t testing.TB, srv *coapedge.Server) *client.Conn {
+	t.Helper()
 	c, err := udp.Dial(srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c, rec
+	return c
+}
+
+// serve runs an edge with resources on 127.0.0.1, closed (and checked to
+// close cleanly) when the test ends.
+func serve(t testing.TB, resources []coapedge.Resource, opts ...coapedge.Option) *coapedge.Server {
+	t.Helper()
+	srv, err := coapedge.Listen("127.0.0.1:0", resources, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return srv
 }
 
 // listen runs the edge of start, with the resources of the reflection tests.
 func listen(t *testing.T, opts ...coapedge.Option) (*coapedge.Server, *recorder) {
 	t.Helper()
 	rec := &recorder{}
-	srv, err := coapedge.Listen("127.0.0.1:0", append([]coapedge.Resource{
+	srv := serve(t, append([]coapedge.Resource{
 		{Path: "/echo", Method: codes.POST, Format: message.AppCBOR, Answers: []message.MediaType{message.TextPlain}, Link: `rt="test.echo"`,
 			Handle: func(_ context.Context, r *coapedge.Request) coapedge.Response {
 				a, ok := r.Accept()
@@ -92,14 +114,6 @@ func listen(t *testing.T, opts ...coapedge.Option) (*coapedge.Server, *recorder)
 			}},
 		{Path: "/panic", Method: codes.GET, Handle: func(context.Context, *coapedge.Request) coapedge.Response { panic("boom") }},
 	}, reflectionResources()...), append([]coapedge.Option{coapedge.WithObserver(rec), coapedge.WithErrors(rec.error), coapedge.WithMaxPayload(64)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
 	return srv, rec
 }
 
@@ -261,19 +275,10 @@ func TestDeadline(t *testing.T) {
 		}
 		return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: []byte(body), Authenticated: true}
 	}
-	srv, err := coapedge.Listen("127.0.0.1:0", []coapedge.Resource{
+	c := dial(t, serve(t, []coapedge.Resource{
 		{Path: "/waits", Method: codes.GET, Handle: deadline},
 		{Path: "/prompt", Method: codes.GET, NeverWaits: true, Handle: deadline},
-	}, coapedge.WithTimeout(timeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	c, err := udp.Dial(srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	}, coapedge.WithTimeout(timeout)))
 	for path, want := range map[string]string{"/waits": timeout.String(), "/prompt": "none"} {
 		if code, body, _ := read(t, c, codes.GET, path, 0, nil); code != codes.Content || body != want {
 			t.Errorf("GET %s: %v, deadline in %s, want %s", path, code, body, want)

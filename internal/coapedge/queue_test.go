@@ -8,7 +8,6 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/udp"
 
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/internal/coapedge"
@@ -23,7 +22,7 @@ import (
 func TestBusyAssociationDoesNotStallOthers(t *testing.T) {
 	gate, entered := make(chan struct{}), make(chan struct{}, 1)
 	rec := &recorder{}
-	srv, err := coapedge.Listen("127.0.0.1:0", []coapedge.Resource{
+	srv := serve(t, []coapedge.Resource{
 		{Path: "/stuck", Method: codes.GET, Handle: func(context.Context, *coapedge.Request) coapedge.Response {
 			select {
 			case entered <- struct{}{}:
@@ -36,14 +35,6 @@ func TestBusyAssociationDoesNotStallOthers(t *testing.T) {
 			return coapedge.Response{Code: codes.Content, Body: []byte("ok")}
 		}},
 	}, coapedge.WithObserver(rec), coapedge.WithErrors(rec.error))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
 	t.Cleanup(func() { close(gate) }) // before Close: the stuck handler returns
 	busy := chtest.NewSocket(t, srv.Addr().String(), "127.0.0.1:0")
 	for i := range 64 { // the first one gets stuck; the others queue behind it, then overflow
@@ -54,11 +45,7 @@ func TestBusyAssociationDoesNotStallOthers(t *testing.T) {
 			<-entered
 		}
 	}
-	other, err := udp.Dial(srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := dial(t, srv)
 	c, cancel := context.WithTimeout(t.Context(), 5*time.Second) // liveness, not speed: a stalled loop never answers
 	defer cancel()
 	resp, err := other.Get(c, "/fast")

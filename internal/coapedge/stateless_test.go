@@ -24,7 +24,7 @@ func statelessEdge(t testing.TB, release <-chan struct{}, opts ...coapedge.Optio
 	t.Helper()
 	rec, calls = &recorder{}, &atomic.Int64{}
 	text := []message.MediaType{message.TextPlain}
-	srv, err := coapedge.Listen("127.0.0.1:0", []coapedge.Resource{
+	srv = serve(t, []coapedge.Resource{
 		{Path: "/state", Method: codes.GET, Answers: text, Stateless: true, Handle: func(_ context.Context, r *coapedge.Request) coapedge.Response {
 			calls.Add(1)
 			return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: []byte(r.Source)}
@@ -41,14 +41,6 @@ func statelessEdge(t testing.TB, release <-chan struct{}, opts ...coapedge.Optio
 			return coapedge.Response{Code: codes.Content}
 		}},
 	}, append([]coapedge.Option{coapedge.WithObserver(rec), coapedge.WithErrors(rec.error)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
 	return srv, rec, calls
 }
 
