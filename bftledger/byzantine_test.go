@@ -177,7 +177,7 @@ func TestDivergentValidatorHalts(t *testing.T) {
 		}
 	}
 	v, err := b1.Verify(chtest.Ctx(t), "a1")
-	if err != nil || v.Status != membership.Member || v.Height != a1.Membership().Height {
+	if err != nil || v.Status.Membership() != membership.Member || v.Height != a1.Membership().Height {
 		t.Fatalf("verify a1 through CH B after the divergence: %+v %v", v, err)
 	}
 }

@@ -41,7 +41,7 @@ func TestSharedLedger(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify a1 through CH B: %v", err)
 	}
-	if v.Status != membership.Member || v.Height != joinA1.Height || !bytes.Equal(v.BlockHash, joinA1.BlockHash) {
+	if v.Status.Membership() != membership.Member || v.Height != joinA1.Height || !bytes.Equal(v.BlockHash, joinA1.BlockHash) {
 		t.Fatalf("CH B says a1 is %v at %d %x; CH A recorded the join at %d %x", v.Status, v.Height, v.BlockHash, joinA1.Height, joinA1.BlockHash)
 	}
 	if _, err := b1.Verify(chtest.Ctx(t), "nobody"); !errors.Is(err, device.ErrWarning) {
@@ -76,7 +76,7 @@ func TestSharedLedger(t *testing.T) {
 	n.stop(3)
 	chtest.Joined(t, chA, "a3")
 	chtest.Joined(t, chB, "b3")
-	if v, err := b1.Verify(chtest.Ctx(t), "a3"); err != nil || v.Status != membership.Member {
+	if v, err := b1.Verify(chtest.Ctx(t), "a3"); err != nil || v.Status.Membership() != membership.Member {
 		t.Fatalf("verify a3 through CH B with a validator down: %v %v", v, err)
 	}
 	n.agree(0, 1, 2)

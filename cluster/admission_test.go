@@ -300,7 +300,7 @@ func TestReplaceEvictsSquatter(t *testing.T) {
 		t.Fatalf("peer's first request after the restart: %v", err)
 	}
 	var v wire.VerifyResponse
-	if err := peer.call(e.core.Verify, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-7", Echo: challenge.Echo}, &v); err != nil || v.Status != membership.Revoked {
+	if err := peer.call(e.core.Verify, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-7", Echo: challenge.Echo}, &v); err != nil || v.Status.Membership() != membership.Revoked {
 		t.Errorf("peer's verify of the squatter: %+v, %v; want a revoked warning", v, err)
 	}
 	if _, err := squatter.leave(); !errors.Is(err, cluster.ErrNotMember) {
@@ -313,7 +313,7 @@ func TestReplaceEvictsSquatter(t *testing.T) {
 	if _, err := real.joinWith(here, nil); err != nil {
 		t.Fatalf("the real device's join after replace: %v", err)
 	}
-	if v, err := peer.verify("sensor-7"); err != nil || v.Status != membership.Member {
+	if v, err := peer.verify("sensor-7"); err != nil || v.Status.Membership() != membership.Member {
 		t.Errorf("peer's verify of the real device: %+v, %v", v, err)
 	}
 	evs := e.ledger.eventsOf("sensor-7")
@@ -332,7 +332,7 @@ func TestUnenrollEndsMembership(t *testing.T) {
 	if _, err := e.core.Unenroll(t.Context(), "a", "decommissioned"); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := b.verify("a"); err != nil || v.Status != membership.Revoked {
+	if v, err := b.verify("a"); err != nil || v.Status.Membership() != membership.Revoked {
 		t.Errorf("verify after removal: %+v, %v", v, err)
 	}
 	if _, err := a.leave(); !errors.Is(err, cluster.ErrNotMember) {

@@ -115,7 +115,7 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 		return nil, refuse(ErrMalformed, "verify request")
 	}
 	now := c.cfg.Now()
-	resp := &wire.VerifyResponse{Peer: req.Peer, Status: membership.Unknown}
+	resp := &wire.VerifyResponse{Peer: req.Peer, Status: wire.VerdictOf(membership.Unknown)}
 	peer, err := c.ledger.Lookup(req.Peer)
 	switch {
 	case errors.Is(err, ledger.ErrUnknownDevice):
@@ -133,7 +133,7 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 // verdict is the answer about a known device at now.
 func verdict(d ledger.Device, now time.Time) *wire.VerifyResponse {
 	hash := d.Joined.Hash // a copy: slicing d's own array would move all of d to the heap
-	return &wire.VerifyResponse{Peer: d.ID, Status: d.StatusAt(now), Height: d.Joined.Height, BlockHash: hash[:],
+	return &wire.VerifyResponse{Peer: d.ID, Status: wire.VerdictOf(d.StatusAt(now)), Height: d.Joined.Height, BlockHash: hash[:],
 		Expires: uint64(d.Expires)}
 }
 

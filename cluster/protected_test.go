@@ -51,7 +51,7 @@ func TestVerifyVerdicts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Status != tt.want || v.Peer != "peer" {
+			if v.Status.Membership() != tt.want || v.Peer != "peer" {
 				t.Fatalf("verdict %+v, want %v", v, tt.want)
 			}
 			e.core.Flush()

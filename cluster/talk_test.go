@@ -160,7 +160,7 @@ func TestTalkProofWarnings(t *testing.T) {
 				t.Fatalf("authenticated proof of a former member: %v", err)
 			}
 			rec, _ := e.ledger.Lookup("m1")
-			if v := s.Warning; v == nil || s.Grant != nil || s.Ticket != nil || v.Peer != "m1" || v.Status != tt.want ||
+			if v := s.Warning; v == nil || s.Grant != nil || s.Ticket != nil || v.Peer != "m1" || v.Status.Membership() != tt.want ||
 				v.Height != rec.Joined.Height || !bytes.Equal(v.BlockHash, rec.Joined.Hash[:]) || v.Expires != uint64(rec.Expires) {
 				t.Fatalf("answer %+v (warning %+v), want a %v warning naming m1's join", s, s.Warning, tt.want)
 			}

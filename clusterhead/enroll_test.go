@@ -82,7 +82,7 @@ func TestEnrollWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, err := peer.Verify(ctx, "sensor-a")
-	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Revoked {
+	if !errors.Is(err, device.ErrWarning) || v.Status.Membership() != membership.Revoked {
 		t.Errorf("verify after removal: %+v, %v", v, err)
 	}
 	before = chtest.Snap(t, ch)

@@ -218,7 +218,7 @@ func TestRestartKeepsMembersAndChallenges(t *testing.T) {
 
 	b2 := chtest.Dial(t, ch, a.st) // same state, new association
 	v, err := b2.Verify(chtest.Ctx(t), "sensor-b")
-	if err != nil || v.Status != membership.Member {
+	if err != nil || v.Status.Membership() != membership.Member {
 		t.Fatalf("verify after restart: %+v %v", v, err)
 	}
 	if err := ch.Ledger.Verify(chtest.Ctx(t), nil); err != nil {
@@ -248,7 +248,7 @@ func TestExpiredMembership(t *testing.T) {
 		t.Fatalf("rejoin: %v", err)
 	}
 	v, err := b.dev.Verify(chtest.Ctx(t), "sensor-a")
-	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Expired {
+	if !errors.Is(err, device.ErrWarning) || v.Status.Membership() != membership.Expired {
 		t.Fatalf("verify of an expired member: %+v %v", v, err)
 	}
 }
@@ -373,7 +373,7 @@ func TestReplayStateEviction(t *testing.T) {
 				t.Fatalf("round %d, %s after eviction: got %v %q, want 4.01 with Echo", round, m.st.ID, r.Code, r.Diagnostic)
 			}
 			captured = append(captured, req)
-			if v, err := m.dev.Verify(chtest.Ctx(t), peer); err != nil || v.Status != membership.Member {
+			if v, err := m.dev.Verify(chtest.Ctx(t), peer); err != nil || v.Status.Membership() != membership.Member {
 				t.Fatalf("round %d, %s: verify through the device library: %+v %v", round, m.st.ID, v, err)
 			}
 		}

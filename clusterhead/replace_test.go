@@ -60,7 +60,7 @@ func TestSquattedIDReturnsToItsDevice(t *testing.T) {
 		if _, err := squatter.Verify(ctx, "peer"); err == nil {
 			t.Error("the evicted squatter's request was served")
 		}
-		if v, err := peer.Verify(ctx, "sensor-7"); !errors.Is(err, device.ErrWarning) || v.Status != membership.Revoked {
+		if v, err := peer.Verify(ctx, "sensor-7"); !errors.Is(err, device.ErrWarning) || v.Status.Membership() != membership.Revoked {
 			t.Errorf("the peer's verify of the squatter: %+v, %v", v, err)
 		}
 		before := chtest.Snap(t, ch)
@@ -70,7 +70,7 @@ func TestSquattedIDReturnsToItsDevice(t *testing.T) {
 		if _, err := chtest.Dial(t, ch, real).Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
 			t.Fatalf("the real device's join after replace: %v", err)
 		}
-		if v, err := peer.Verify(ctx, "sensor-7"); err != nil || v.Status != membership.Member {
+		if v, err := peer.Verify(ctx, "sensor-7"); err != nil || v.Status.Membership() != membership.Member {
 			t.Errorf("the peer's verify of the real device: %+v, %v", v, err)
 		}
 	})

@@ -62,7 +62,7 @@ func TestSeedScenario(t *testing.T) {
 		t.Fatalf("impostor talk: got %v, want ErrNotJoined", err)
 	}
 	v, err := b.Verify(ctx, "impostor-x")
-	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Unknown {
+	if !errors.Is(err, device.ErrWarning) || v.Status.Membership() != membership.Unknown {
 		t.Fatalf("verify impostor: %v %v", v, err)
 	}
 
@@ -70,7 +70,7 @@ func TestSeedScenario(t *testing.T) {
 		t.Fatalf("A leaves: %v", err)
 	}
 	v, err = b.Verify(ctx, "sensor-a")
-	if !errors.Is(err, device.ErrWarning) || v.Status != membership.Left {
+	if !errors.Is(err, device.ErrWarning) || v.Status.Membership() != membership.Left {
 		t.Fatalf("verify A after leave: %+v %v", v, err)
 	}
 	if err := ch.Ledger.Verify(ctx, nil); err != nil {

@@ -57,7 +57,7 @@ func TestLibcoapCoaps(t *testing.T) {
 
 			var v wire.VerifyResponse
 			call("/verify", file("verify", &wire.VerifyRequest{Peer: "sensor-b"}), &v, member...)
-			if v.Status != membership.Member || v.Peer != "sensor-b" {
+			if v.Status.Membership() != membership.Member || v.Peer != "sensor-b" {
 				t.Errorf("/verify: %+v", v)
 			}
 			var s wire.SessionResponse

@@ -73,7 +73,7 @@ func (d *Device) Verify(ctx context.Context, peer string) (*wire.VerifyResponse,
 		return nil, fmt.Errorf("%w: /verify answered about %s, not %s", ErrBadResponse, resp.Peer, peer)
 	}
 	if !resp.Status.Current() {
-		return &resp, &Warning{Peer: peer, Status: resp.Status}
+		return &resp, &Warning{Peer: peer, Status: resp.Status.Membership()}
 	}
 	return &resp, nil
 }
@@ -100,7 +100,7 @@ func (d *Device) session(ctx context.Context, peer string, proof *wire.TalkProof
 		if v.Peer != peer {
 			return nil, nil, fmt.Errorf("%w: /session warned about %s, not %s", ErrBadResponse, v.Peer, peer)
 		}
-		return nil, nil, &Warning{Peer: peer, Status: v.Status}
+		return nil, nil, &Warning{Peer: peer, Status: v.Status.Membership()}
 	}
 	if resp.Ticket.Recipient != peer || resp.Ticket.Initiator != peer {
 		return nil, nil, fmt.Errorf("%w: /session ticket is not for %s", ErrBadResponse, peer)

@@ -1034,7 +1034,7 @@ func checkJoinResponse(t *testing.T, raw []byte) {
 func genProtectedRequests(t *testing.T) []protectedRequestVector {
 	k := memberKeys(t)
 	pt := testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2})
-	rpt := testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: membership.Member, Height: vecHeight,
+	rpt := testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.VerdictOf(membership.Member), Height: vecHeight,
 		BlockHash: vecBlockHash, Expires: vecExpires})
 	req, err := protect.SealRequest(&k, vecCluster, vecM1, vecReqSeq, vecPath, pt)
 	if err != nil {
@@ -1488,7 +1488,7 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 	add("verify-req", testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: vecEcho}), expOK, "with an echo")
 	add("leave-req", []byte{0xa0}, expOK, "{}: no echo")
 	add("talk-resp", testutil.MustMarshal(t, &wire.TalkResponse{ID: vecM2, Ticket: tk}), expOK, "the ticket of ticket.json")
-	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: membership.Revoked}), expOK,
+	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.VerdictOf(membership.Revoked)}), expOK,
 		"a warning: status 3, no block")
 	add("hello", nil, expMalformed, "empty input")
 	add("hello", cat(hello, []byte{0x00}), expMalformed, "trailing byte")
@@ -1519,7 +1519,7 @@ func genDecodeStrict(t *testing.T) decodeStrictVector {
 	add("verify-req", testutil.MustMarshal(t, &wire.VerifyRequest{Peer: vecM2, Echo: seqBytes(0, 41)}), expMalformed,
 		"echo of 41 bytes")
 	add("verify-resp", testutil.MustMarshal(t, map[int]any{1: vecM2, 2: 5}), expMalformed, "status 5")
-	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: membership.Member, Height: 1, BlockHash: seqBytes(0, 31)}),
+	add("verify-resp", testutil.MustMarshal(t, &wire.VerifyResponse{Peer: vecM2, Status: wire.VerdictOf(membership.Member), Height: 1, BlockHash: seqBytes(0, 31)}),
 		expMalformed, "block hash of 31 bytes")
 	add("join-req", testutil.MustMarshal(t, &wire.JoinRequest{Cluster: vecCluster, ID: vecM1, Key: []byte{0xa0},
 		Lat: wire.MaxMicroLat + 1, Nonce: vecDeviceNonce}), expMalformed, "latitude 90.000001 degrees")

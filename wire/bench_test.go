@@ -49,7 +49,7 @@ func benchMessages(b *testing.B) []struct {
 		{"JoinRequest", &wire.JoinRequest{Cluster: "cluster-1", ID: "sensor-a", Key: ck, Lat: 48_856_600, Lon: 2_352_200, Nonce: n16, Echo: make([]byte, 12)}, func() wire.Validator { return &wire.JoinRequest{} }},
 		{"JoinResponse", &wire.JoinResponse{Cluster: "cluster-1", CHKey: ck, Thumbprint: h32, ID: "sensor-a", DeviceNonce: n16, CHNonce: n16, Height: 1234, BlockHash: h32, Expires: 1_800_000_000}, func() wire.Validator { return &wire.JoinResponse{} }},
 		{"VerifyRequest", &wire.VerifyRequest{Peer: "sensor-b"}, func() wire.Validator { return &wire.VerifyRequest{} }},
-		{"VerifyResponse", &wire.VerifyResponse{Peer: "sensor-b", Status: membership.Member, Height: 1234, BlockHash: h32, Expires: 1_800_000_000}, func() wire.Validator { return &wire.VerifyResponse{} }},
+		{"VerifyResponse", &wire.VerifyResponse{Peer: "sensor-b", Status: wire.VerdictOf(membership.Member), Height: 1234, BlockHash: h32, Expires: 1_800_000_000}, func() wire.Validator { return &wire.VerifyResponse{} }},
 		{"SessionRequest", &wire.SessionRequest{Peer: "sensor-b"}, func() wire.Validator { return &wire.SessionRequest{} }},
 		{"SessionResponse", &wire.SessionResponse{Grant: &ticket, Ticket: &ticket}, func() wire.Validator { return &wire.SessionResponse{} }},
 		{"LeaveRequest", &wire.LeaveRequest{Echo: make([]byte, 12)}, func() wire.Validator { return &wire.LeaveRequest{} }},

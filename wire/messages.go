@@ -2,7 +2,6 @@ package wire
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -95,53 +94,52 @@ func (m *VerifyRequest) Validate() error {
 	return firstError(CheckID(m.Peer), checkEcho(m.Echo))
 }
 
-// VerifyResponse is the CH's verdict on a peer. Anything but
+// VerifyResponse is the CH's verdict on a peer. Anything but a verdict of
 // membership.Member is a warning.
 type VerifyResponse struct {
-	Peer      string
-	Status    membership.Status // on the wire as its verdict code (§4.3)
-	Height    uint64
-	BlockHash []byte
-	Expires   uint64
+	Peer      string  `cbor:"1,keyasint"`
+	Status    Verdict `cbor:"2,keyasint"`
+	Height    uint64  `cbor:"3,keyasint,omitempty"`
+	BlockHash []byte  `cbor:"4,keyasint,omitempty"`
+	Expires   uint64  `cbor:"5,keyasint,omitempty"`
 }
 
-// verdicts numbers a membership.Status as /verify verdicts are numbered on
-// the wire (docs/PROTOCOL.md §4.3): the verdict code is the index.
+// Verdict is a membership.Status as /verify verdicts are numbered on the
+// wire (docs/PROTOCOL.md §4.3): the index of the status in verdicts.
+type Verdict uint8
+
+// verdicts lists the statuses by verdict code. membership numbers unknown 0
+// and member 1 (a stored status's zero value is unknown); the wire numbers
+// them the other way round.
 var verdicts = [...]membership.Status{membership.Member, membership.Unknown, membership.Left, membership.Revoked, membership.Expired}
 
-// verifyResponseCBOR is VerifyResponse as encoded.
-type verifyResponseCBOR struct {
-	Peer      string `cbor:"1,keyasint"`
-	Verdict   uint8  `cbor:"2,keyasint"`
-	Height    uint64 `cbor:"3,keyasint,omitempty"`
-	BlockHash []byte `cbor:"4,keyasint,omitempty"`
-	Expires   uint64 `cbor:"5,keyasint,omitempty"`
+// VerdictOf returns status s as a verdict: one Validate refuses if the wire
+// has no code for s.
+func VerdictOf(s membership.Status) Verdict {
+	for code, st := range verdicts {
+		if st == s {
+			return Verdict(code)
+		}
+	}
+	return Verdict(len(verdicts))
 }
 
-// MarshalCBOR encodes m with its status as a verdict code.
-func (m VerifyResponse) MarshalCBOR() ([]byte, error) {
-	code := slices.Index(verdicts[:], m.Status)
-	if code < 0 {
-		return nil, fmt.Errorf("%w: no verdict code for status %v", ErrMalformed, m.Status)
+// Membership returns the status v stands for; a code past the table (which
+// Validate refuses) as membership.Status(v).
+func (v Verdict) Membership() membership.Status {
+	if int(v) < len(verdicts) {
+		return verdicts[v]
 	}
-	return Marshal(verifyResponseCBOR{m.Peer, uint8(code), m.Height, m.BlockHash, m.Expires})
+	return membership.Status(v)
 }
 
-// UnmarshalCBOR decodes m; an unknown verdict code is malformed.
-func (m *VerifyResponse) UnmarshalCBOR(b []byte) error {
-	var r verifyResponseCBOR
-	if err := Unmarshal(b, &r); err != nil {
-		return err
-	}
-	if int(r.Verdict) >= len(verdicts) {
-		return fmt.Errorf("%w: unknown verdict code %d", ErrMalformed, r.Verdict)
-	}
-	*m = VerifyResponse{r.Peer, verdicts[r.Verdict], r.Height, r.BlockHash, r.Expires}
-	return nil
-}
+// Current reports whether v says member: not a warning.
+func (v Verdict) Current() bool { return v.Membership().Current() }
+
+func (v Verdict) String() string { return v.Membership().String() }
 
 func (m *VerifyResponse) Validate() error {
-	return firstError(CheckID(m.Peer),
+	return firstError(CheckID(m.Peer), require(int(m.Status) < len(verdicts), "unknown verdict code"),
 		require(m.BlockHash == nil || len(m.BlockHash) == HashLen, "block hash must be 32 bytes"))
 }
 

@@ -123,7 +123,7 @@ func validMessages(t testing.TB) map[string]wire.Validator {
 		"JoinResponse": &wire.JoinResponse{Cluster: "c", CHKey: key, Thumbprint: h32, ID: "d", DeviceNonce: n16,
 			CHNonce: n16, Height: 1, BlockHash: h32, Expires: 2},
 		"VerifyRequest":        &wire.VerifyRequest{Peer: "m1", Echo: bytes.Repeat([]byte{1}, wire.MaxEchoLen)},
-		"VerifyResponse":       &wire.VerifyResponse{Peer: "m1", Status: membership.Expired, Height: 3, BlockHash: h32, Expires: 4},
+		"VerifyResponse":       &wire.VerifyResponse{Peer: "m1", Status: wire.VerdictOf(membership.Expired), Height: 3, BlockHash: h32, Expires: 4},
 		"SessionRequest":       &wire.SessionRequest{Peer: "m1"},
 		"SessionResponse":      &wire.SessionResponse{Grant: ptr(ticket("m2")), Ticket: ptr(ticket("m1"))},
 		"LeaveRequest":         &wire.LeaveRequest{},
@@ -135,7 +135,7 @@ func validMessages(t testing.TB) map[string]wire.Validator {
 		"Hello/no proof":       &wire.Hello{ID: "m1"},
 		"TalkProof":            proof(),
 		"SessionRequest/proof": &wire.SessionRequest{Peer: "m1", Proof: proof(), Echo: []byte{9}},
-		"SessionResponse/warning": &wire.SessionResponse{Warning: &wire.VerifyResponse{Peer: "m1", Status: membership.Revoked,
+		"SessionResponse/warning": &wire.SessionResponse{Warning: &wire.VerifyResponse{Peer: "m1", Status: wire.VerdictOf(membership.Revoked),
 			Height: 3, BlockHash: h32, Expires: 4}},
 		"TalkResponse": &wire.TalkResponse{ID: "m2", Ticket: ticket("m1")},
 	}
@@ -216,7 +216,7 @@ func TestDecodeValidate(t *testing.T) {
 		{"SessionRequest/proof", "proof tag of 17 bytes", func(v wire.Validator) { v.(*wire.SessionRequest).Proof.Tag = make([]byte, 17) }},
 		{"SessionResponse", "grant without ticket", func(v wire.Validator) { v.(*wire.SessionResponse).Ticket = nil }},
 		{"SessionResponse/warning", "warning saying member", func(v wire.Validator) {
-			v.(*wire.SessionResponse).Warning.Status = membership.Member
+			v.(*wire.SessionResponse).Warning.Status = wire.VerdictOf(membership.Member)
 		}},
 		{"SessionResponse/warning", "warning with a grant", func(v wire.Validator) {
 			v.(*wire.SessionResponse).Grant = validMessages(t)["SessionResponse"].(*wire.SessionResponse).Grant
@@ -301,13 +301,13 @@ func TestDecodeRejectsEmptyEcho(t *testing.T) {
 // whatever membership.Status numbers them; other codes are malformed.
 func TestVerdictCodes(t *testing.T) {
 	for code, status := range []membership.Status{membership.Member, membership.Unknown, membership.Left, membership.Revoked, membership.Expired} {
-		b := testutil.MustMarshal(t, wire.VerifyResponse{Peer: "m1", Status: status})
+		b := testutil.MustMarshal(t, wire.VerifyResponse{Peer: "m1", Status: wire.VerdictOf(status)})
 		want := testutil.MustMarshal(t, map[int]any{1: "m1", 2: code})
 		if !bytes.Equal(b, want) {
 			t.Errorf("%v encodes as %x, want %x", status, b, want)
 		}
 		var got wire.VerifyResponse
-		if err := wire.Decode(want, &got); err != nil || got.Status != status {
+		if err := wire.Decode(want, &got); err != nil || got.Status.Membership() != status {
 			t.Errorf("verdict code %d decodes as %v, %v; want %v", code, got.Status, err, status)
 		}
 	}
@@ -315,7 +315,7 @@ func TestVerdictCodes(t *testing.T) {
 	if err := wire.Decode(testutil.MustMarshal(t, map[int]any{1: "m1", 2: 5}), &got); !errors.Is(err, wire.ErrMalformed) {
 		t.Errorf("verdict code 5 = %v, want ErrMalformed", err)
 	}
-	if _, err := wire.Marshal(wire.VerifyResponse{Peer: "m1", Status: 9}); !errors.Is(err, wire.ErrMalformed) {
-		t.Errorf("encoding status 9 = %v, want ErrMalformed", err)
+	if err := (&wire.VerifyResponse{Peer: "m1", Status: wire.VerdictOf(9)}).Validate(); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("a verdict of status 9 = %v, want ErrMalformed", err)
 	}
 }
