@@ -133,8 +133,8 @@ func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte
 // verdict is the answer about a known device at now.
 func verdict(d ledger.Device, now time.Time) *wire.VerifyResponse {
 	hash := d.Joined.Hash // a copy: slicing d's own array would move all of d to the heap
-	return &wire.VerifyResponse{Peer: d.ID, Status: wire.VerdictOf(d.StatusAt(now)), Height: d.Joined.Height, BlockHash: hash[:],
-		Expires: uint64(d.Expires)}
+	return &wire.VerifyResponse{Peer: d.ID, Status: wire.VerdictOf(d.StatusAt(now)), Height: d.Joined.Height,
+		BlockHash: hash[:], Expires: uint64(d.Expires)}
 }
 
 // warn counts, logs and records asker's warning verdict v; a member verdict
