@@ -121,6 +121,17 @@ bench-summary: build
 		--server coap://127.0.0.1:$$port --server-pid $$pid --echo-server coap://127.0.0.1:$$eport --echo-server-pid $$epid; rc=$$?; \
 	kill $$pid $$epid; wait $$pid $$epid; rm -rf $$d; exit $$rc
 
+# The tail against the rate: /verify and the go-coap echo, each in this
+# process, at fixed rates up to about half of this machine's maximum
+# (docs/PERFORMANCE.md, "The tail against the rate"). TAILRATES per second.
+TAILRATES ?= 1000 4000 8000 16000
+.PHONY: bench-tail
+bench-tail: build
+	@for r in $(TAILRATES); do for s in verify echo; do \
+		printf '%-6s at %6s/s: ' $$s $$r; \
+		$(BIN) bench --scenario $$s --rate $$r --duration $(BENCHTIME) --concurrency 64 | grep '^latency' || exit 1; \
+	done; done
+
 # 1k, 100k and 1M members: lookup, join and verify latency, memory.
 bench-scale: build
 	@mkdir -p $(BENCHOUT)
