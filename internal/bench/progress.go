@@ -17,6 +17,20 @@ type Progress interface {
 	Finish()
 }
 
+// Steps returns a callback for an operation that reports its steps done
+// and in all (ledger verify, export, prune): it shows them on p as what, the
+// phase started at the first call with that call's total.
+func Steps(p Progress, what string) func(done, total uint64) {
+	started := false
+	return func(done, total uint64) {
+		if !started {
+			p.Start(what, int64(total))
+			started = true
+		}
+		p.Set(int64(done))
+	}
+}
+
 // TerminalProgress returns a progress bar on f when f is a terminal and a
 // silent Progress otherwise, so that pipes and log files stay clean.
 func TerminalProgress(f *os.File) Progress {

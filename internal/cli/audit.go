@@ -308,10 +308,7 @@ func ledgerExport(args []string) error {
 	}
 	progress := bench.TerminalProgress(os.Stderr)
 	progress.Start("exporting blocks", 0)
-	cp, err := audit.Export(file, l, grants, l.Cluster(), keys, func(done, total uint64) {
-		progress.Start("exporting blocks", int64(total))
-		progress.Set(int64(done))
-	})
+	cp, err := audit.Export(file, l, grants, l.Cluster(), keys, bench.Steps(progress, "exporting blocks"))
 	progress.Finish()
 	if cerr := file.Close(); err == nil {
 		err = cerr
@@ -371,14 +368,7 @@ func auditVerifyExport(args []string) error {
 	}
 	defer r.Close()
 	progress := bench.TerminalProgress(os.Stderr)
-	started := false
-	rep, err := audit.VerifyExport(r, [32]byte(pin), func(done, total uint64) {
-		if !started {
-			progress.Start("verifying blocks", int64(total))
-			started = true
-		}
-		progress.Set(int64(done))
-	})
+	rep, err := audit.VerifyExport(r, [32]byte(pin), bench.Steps(progress, "verifying blocks"))
 	progress.Finish()
 	var bad *ledger.BadBlockError
 	if errors.As(err, &bad) {

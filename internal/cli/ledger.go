@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/audit"
 	"github.com/iotguard/iotguard/clusterhead"
@@ -116,18 +114,10 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 		return err
 	}
 	defer l.Close()
-	var progress func(h, total uint64)
-	if term.IsTerminal(int(os.Stderr.Fd())) { // progress on a terminal only; quiet in pipes
-		last := time.Now()
-		progress = func(h, total uint64) {
-			if time.Since(last) > 100*time.Millisecond || h == total {
-				fmt.Fprintf(os.Stderr, "\rverifying block %d/%d", h, total)
-				last = time.Now()
-			}
-		}
-		defer fmt.Fprint(os.Stderr, "\r\033[K")
-	}
-	if err := l.Verify(context.Background(), progress); err != nil {
+	progress := bench.TerminalProgress(os.Stderr) // quiet in pipes
+	err = l.Verify(context.Background(), bench.Steps(progress, "verifying blocks"))
+	progress.Finish()
+	if err != nil {
 		var bad *ledger.BadBlockError
 		if errors.As(err, &bad) {
 			fmt.Printf("ledger BROKEN at block %d: %s\n", bad.Height, bad.Reason)
@@ -285,14 +275,7 @@ func ledgerPruneGrants(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	progress := bench.TerminalProgress(os.Stderr)
-	started := false
-	report := func(done, total uint64) {
-		if !started {
-			progress.Start("pruning grant batches", int64(total))
-			started = true
-		}
-		progress.Set(int64(done))
-	}
+	report := bench.Steps(progress, "pruning grant batches")
 	var p ledger.Pruned
 	mode := "online, through the running server"
 	err = onServerCtx(ctx, *dir,
