@@ -9,9 +9,11 @@ import (
 // recorder is a Progress that notes every call.
 type recorder []string
 
-func (r *recorder) Start(what string, total int64) { *r = append(*r, fmt.Sprintf("start %s %d", what, total)) }
-func (r *recorder) Set(done int64)                 { *r = append(*r, fmt.Sprintf("set %d", done)) }
-func (r *recorder) Finish()                        { *r = append(*r, "finish") }
+func (r *recorder) Start(what string, total int64) {
+	*r = append(*r, fmt.Sprintf("start %s %d", what, total))
+}
+func (r *recorder) Set(done int64) { *r = append(*r, fmt.Sprintf("set %d", done)) }
+func (r *recorder) Finish()        { *r = append(*r, "finish") }
 
 // TestSteps: the phase starts once, at the first report, with its total;
 // every report moves it.
