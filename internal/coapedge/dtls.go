@@ -10,6 +10,7 @@ import (
 
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/options"
@@ -95,7 +96,7 @@ func ListenDTLS(addr string, resources []Resource, dc DTLSConfig, opts ...Option
 		return nil, fmt.Errorf("failed to listen on %s (coaps): %w", addr, err)
 	}
 	srv := dtls.NewServer(
-		options.WithMux(s.mux),
+		options.WithMux(mux.HandlerFunc(s.guarded)),
 		options.WithErrors(s.transportErrors),
 		options.WithMaxMessageSize(maxDatagram),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),

@@ -283,7 +283,6 @@ type Server struct {
 	associations *associations        // plain CoAP only
 	stateless    *stateless           // plain CoAP only
 	byPath       map[string]*Resource // the table by path
-	mux          mux.Handler          // guarded: every request, behind the guard
 	addr         net.Addr
 	stop         func()     // stops the serve loop
 	done         chan error // the serve loop's result
@@ -311,7 +310,6 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 	for i := range s.resources {
 		s.byPath[s.resources[i].Path] = &s.resources[i]
 	}
-	s.mux = mux.HandlerFunc(s.guarded)
 	return s
 }
 
@@ -337,7 +335,7 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 	}
 	s.stateless = newStateless(s.resources, conn, s.cfg.maxStateless)
 	srv := udp.NewServer(
-		options.WithMux(s.mux),
+		options.WithMux(mux.HandlerFunc(s.guarded)),
 		options.WithErrors(s.transportErrors),
 		options.WithMaxMessageSize(maxDatagram),
 		options.WithBlockwise(false, blockwise.SZX1024, time.Second),

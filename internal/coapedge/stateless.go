@@ -151,7 +151,7 @@ func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, 
 	defer st.messages.ReleaseMessage(req)
 	w := statelessWriter{responsewriter.New(st.messages.AcquireMessage(st.ctx), statelessPeer{raddr: raddr}, req.Options()...)}
 	defer func() { st.messages.ReleaseMessage(w.Message()) }() // the answer as sent (SetMessage may replace it)
-	s.mux.ServeCOAP(w, &mux.Message{Message: req})
+	s.guarded(w, &mux.Message{Message: req})
 	resp := w.Message()
 	switch {
 	case resp.Code() != codes.Empty:
