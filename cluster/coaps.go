@@ -16,7 +16,7 @@ import (
 // how the requester is authenticated differs.
 
 // PSK returns the DTLS pre-shared key of identity, a device ID that must be
-// a current member now; ErrUnauthorized otherwise, whatever the reason (a
+// a current member of this cluster now; ErrUnauthorized otherwise, whatever the reason (a
 // handshake reveals nothing about other devices).
 func (c *Core) PSK(identity string) ([]byte, error) {
 	d, err := c.ledger.Lookup(identity)
@@ -25,7 +25,7 @@ func (c *Core) PSK(identity string) ([]byte, error) {
 		return nil, ErrUnauthorized
 	case err != nil:
 		return nil, fmt.Errorf("failed to look up %s: %w", identity, err)
-	case !d.StatusAt(c.cfg.Now()).Current():
+	case c.current(d, c.cfg.Now()) != nil:
 		return nil, ErrUnauthorized
 	}
 	return c.keys.PSK(member(d))
@@ -57,8 +57,8 @@ func (c *Core) plain(ctx context.Context, identity string, body []byte, serve se
 	} else if err != nil {
 		return nil, fmt.Errorf("failed to look up %s: %w", identity, err)
 	}
-	if s := d.StatusAt(c.cfg.Now()); !s.Current() {
-		return nil, refuse(ErrNotMember, s.String())
+	if err := c.current(d, c.cfg.Now()); err != nil {
+		return nil, err
 	}
 	resp, err := serve(ctx, d, body)
 	if err != nil {

@@ -33,8 +33,10 @@ type Config struct {
 	Now        func() time.Time
 	Logger     *slog.Logger // audit records that fail to commit; default slog.Default()
 	// ReplayStates bounds the members whose replay window this process
-	// keeps (~150 B each); the least recently active beyond it prove
-	// freshness with an echo on their next request, as after a restart.
+	// keeps (~150 B each). The least recently active is evicted for a
+	// newcomer once idle past an echo's lifetime, and then proves freshness
+	// with an echo on its next request, as after a restart; until then a
+	// newcomer is refused (ErrBusy).
 	ReplayStates int
 	// Admission says who may join (cluster/admission.go); the zero value
 	// admits enrolled devices only.

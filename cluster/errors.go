@@ -37,8 +37,9 @@ var (
 	// Nothing is recorded for it.
 	ErrBadTalkProof = errors.New("bad talk proof")
 	// ErrBusy is returned when the CH already remembers as many unexpired
-	// talk proofs as it may (Config.TalkProofs): it accepts no new one until
-	// some expire, rather than forget one that could then be replayed.
+	// talk proofs (Config.TalkProofs) or active replay windows
+	// (Config.ReplayStates) as it may: it accepts no new one until some
+	// expire, rather than forget one that could then be replayed.
 	ErrBusy = errors.New("busy")
 	// ErrNoLog is returned by the transparency resources when the ledger
 	// keeps no Merkle tree (a backend without one).

@@ -37,10 +37,10 @@ type serveFunc func(ctx context.Context, requester ledger.Device, plaintext []by
 // protected handles a protected request (COSE_Encrypt0) at path from the
 // client at addr and returns the protected response (docs/PROTOCOL.md §4).
 //
-// Order: parse; find the member; refuse non-members (after authenticating
-// them); under the member's lock check the replay window, decrypt, mark the
-// sequence number, then demand an echo if this process lost the member's
-// window. Unauthenticated bytes never move a window.
+// Order: parse; find the member; authenticate; refuse non-members; then,
+// under the member's lock, spend the sequence number in its replay window
+// and demand an echo if this process lost the member's window.
+// Unauthenticated bytes never make, move or evict a window.
 func (c *Core) protected(ctx context.Context, path string, payload []byte, addr string, serve serveFunc) ([]byte, error) {
 	req, err := protect.ParseRequest(payload)
 	if err != nil {
@@ -53,16 +53,15 @@ func (c *Core) protected(ctx context.Context, path string, payload []byte, addr 
 		return nil, fmt.Errorf("failed to look up %s: %w", req.KID, err)
 	}
 	m := member(d)
-	if s := d.StatusAt(c.cfg.Now()); !s.Current() {
-		// Authenticate before answering, but keep no replay state: nothing
-		// a non-member sends can change anything.
-		if _, err := c.keys.OpenRequest(m, req, path); err != nil {
-			return nil, ErrUnauthorized
-		}
-		return nil, refuse(ErrNotMember, s.String())
-	}
-	plaintext, err := c.open(d, req, path, addr)
+	plaintext, err := c.keys.OpenRequest(m, req, path)
 	if err != nil {
+		return nil, ErrUnauthorized
+	}
+	now := c.cfg.Now()
+	if err := c.current(d, now); err != nil {
+		return nil, err // and no replay state: nothing a non-member sends can change anything
+	}
+	if err := c.fresh(d, req.Seq, plaintext, addr, now); err != nil {
 		return nil, err
 	}
 	resp, err := serve(ctx, d, plaintext)
@@ -76,6 +75,24 @@ func (c *Core) protected(ctx context.Context, path string, payload []byte, addr 
 	return c.keys.SealResponse(m, req, path, b)
 }
 
+// current refuses d as a requester unless it is a current member of this
+// cluster at now. On a ledger shared by several clusters (bftledger) a member
+// of another cluster is visible here, and could even derive a member key
+// under this CH's public key from its own join; it is a member there only.
+func (c *Core) current(d ledger.Device, now time.Time) error {
+	if s := d.StatusAt(now); !s.Current() {
+		return refuse(ErrNotMember, s.String())
+	}
+	if !c.ours(d) {
+		return refuse(ErrNotMember, "member of cluster "+d.Cluster)
+	}
+	return nil
+}
+
+// ours reports whether d's latest join was with this cluster: always on a
+// ledger of one cluster, whose records name none.
+func (c *Core) ours(d ledger.Device) bool { return d.Cluster == "" || d.Cluster == c.cfg.ID }
+
 // echoOf returns the echo (key 9) any protected request may carry, or nil.
 func echoOf(plaintext []byte) []byte {
 	var fields map[int]cbor.RawMessage
@@ -86,27 +103,29 @@ func echoOf(plaintext []byte) []byte {
 	return echo
 }
 
-func (c *Core) open(d ledger.Device, req *protect.Request, path, addr string) ([]byte, error) {
-	s := c.state(d)
+// fresh spends seq, of an authenticated request of d, in d's replay window:
+// a seq seen before is ErrReplay. If this process lost d's window, the
+// request must carry a fresh echo, and its seq becomes the window's floor;
+// the challenged request's seq is spent too.
+func (c *Core) fresh(d ledger.Device, seq uint64, plaintext []byte, addr string, now time.Time) error {
+	s, err := c.state(d, now)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.window.Fresh(req.Seq) {
-		return nil, ErrReplay
+	if !s.window.Fresh(seq) {
+		return ErrReplay
 	}
-	plaintext, err := c.keys.OpenRequest(member(d), req, path)
-	if err != nil {
-		return nil, ErrUnauthorized
-	}
-	s.window.Mark(req.Seq)
+	s.window.Mark(seq)
 	if s.needsEcho {
-		now := c.cfg.Now()
 		if _, fresh := c.keys.EchoFresh(echoOf(plaintext), addr, now); !fresh {
-			return nil, &EchoRequired{Echo: c.echo(addr, now)}
+			return &EchoRequired{Echo: c.echo(addr, now)}
 		}
 		s.needsEcho = false
-		s.window.Restart(req.Seq) // what the member sent before this request is all older
+		s.window.Restart(seq) // what the member sent before this request is all older
 	}
-	return plaintext, nil
+	return nil
 }
 
 func (c *Core) verify(ctx context.Context, asker ledger.Device, plaintext []byte) (any, error) {
@@ -192,7 +211,7 @@ func (c *Core) session(ctx context.Context, m2 ledger.Device, plaintext []byte) 
 	if err != nil {
 		return nil, fmt.Errorf("failed to look up %s: %w", req.Peer, err)
 	}
-	if m1.Cluster != "" && m1.Cluster != c.cfg.ID { // a shared ledger: verifiable here, but its K_m is with its own CH
+	if !c.ours(m1) { // a shared ledger: verifiable here, but its K_m is with its own CH
 		return nil, refuse(ErrPeerNotMember, "member of cluster "+m1.Cluster)
 	}
 	sess, err := c.keys.IssueSession(member(m1), member(m2), now.Add(c.cfg.SessionTTL))

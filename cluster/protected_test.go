@@ -156,6 +156,11 @@ func TestProtectedRejections(t *testing.T) {
 			_, err := m.leave()
 			return err
 		}, cluster.ErrNotMember, "expired"},
+		{"requester of another cluster", func(e *env, m *dev) error {
+			e.ledger.setCluster("m", "cluster-b") // a shared ledger: m's latest join was there
+			_, err := m.session("m")
+			return err
+		}, cluster.ErrNotMember, "member of cluster cluster-b"},
 		{"non-member with wrong keys", func(e *env, m *dev) error {
 			e.advance(cluster.DefaultMemberTTL)
 			var km [32]byte
@@ -178,6 +183,28 @@ func TestProtectedRejections(t *testing.T) {
 			e.wantRefusal(err, tt.want, tt.detail, before)
 		})
 	}
+}
+
+// TestCoapsRequesterOfAnotherCluster: on a ledger shared by several
+// clusters, a member of another cluster gets no coaps PSK here, and a DTLS
+// session it opened before its join there is served nothing.
+func TestCoapsRequesterOfAnotherCluster(t *testing.T) {
+	e := newEnv(t)
+	e.device("m").mustJoin()
+	if _, err := e.core.PSK("m"); err != nil {
+		t.Fatalf("PSK of a member: %v", err)
+	}
+	e.ledger.setCluster("m", "cluster-b")
+	before := e.ledger.written()
+	if _, err := e.core.PSK("m"); !errors.Is(err, cluster.ErrUnauthorized) {
+		t.Errorf("PSK of a member of cluster-b: %v, want ErrUnauthorized", err)
+	}
+	body, err := wire.Marshal(&wire.VerifyRequest{Peer: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.core.VerifyPlain(t.Context(), "m", body)
+	e.wantRefusal(err, cluster.ErrNotMember, "member of cluster cluster-b", before)
 }
 
 // TestEchoAfterRestart: a CH that did not see a member join (it restarted)

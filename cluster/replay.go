@@ -3,17 +3,22 @@ package cluster
 import (
 	"bytes"
 	"sync"
+	"time"
 
+	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/replay"
 )
 
 // memberState is this process's replay state for one member's current K_m.
 // Invariant: it is tied to the join nonce it was made for; a rejoin (new
-// nonce, new K_m, sequence numbers from 0) replaces it. States are bounded
-// (Config.ReplayStates): losing one, by eviction or a restart, is safe,
+// nonce, new K_m, sequence numbers from 0) replaces it. Only an authenticated
+// request or a join makes or touches one. States are bounded
+// (Config.ReplayStates); losing one, by a restart or by eviction, is safe,
 // because its successor needs an echo and then spends every older sequence
-// number (replay.Window.Restart).
+// number (replay.Window.Restart) — and because a state is evicted only once
+// idle past evictable, so that every echo its member used is stale and no
+// request it accepted can be replayed into its successor.
 type memberState struct {
 	mu          sync.Mutex
 	deviceNonce []byte
@@ -22,30 +27,59 @@ type memberState struct {
 	// window was lost with the previous process, so the first request must
 	// prove freshness with an echo (docs/PROTOCOL.md §4.2).
 	needsEcho bool
+	used      time.Time // guarded by Core.mu: the last request or join that touched it
 }
 
-// state returns d's replay state, making one that needs an echo when this
-// process has none for d's current join.
-func (c *Core) state(d ledger.Device) *memberState {
+// evictable is how long a state must be idle before it may be evicted: an
+// echo's lifetime, and a second more since echo ages count whole seconds.
+const evictable = keysvc.EchoLifetime + time.Second
+
+// state returns d's replay state, touched at now, making one that needs an
+// echo when this process has none for d's current join. Call it only for an
+// authenticated request: it may evict the least recently used state, and
+// refuses (ErrBusy) when that one is not evictable yet.
+func (c *Core) state(d ledger.Device, now time.Time) (*memberState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.members.Get(d.ID)
 	if !ok || !bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+		if !ok && !c.room(now) {
+			return nil, ErrBusy
+		}
 		s = &memberState{deviceNonce: d.DeviceNonce, needsEcho: true}
 		c.members.Add(d.ID, s)
 	}
-	return s
+	s.used = now
+	return s, nil
+}
+
+// room reports whether a new state fits, evicting the least recently used
+// one if it is evictable. c.mu is held.
+func (c *Core) room(now time.Time) bool {
+	if c.members.Len() < c.cfg.ReplayStates {
+		return true
+	}
+	if _, oldest, _ := c.members.GetOldest(); now.Sub(oldest.used) < evictable {
+		return false
+	}
+	c.members.RemoveOldest()
+	return true
 }
 
 // joined starts a fresh window for d's new join: no echo needed, since the
-// K_m is new and this process saw its birth.
+// K_m is new and this process saw its birth. With no room for it, d has no
+// state until its first request, which then proves freshness with an echo.
 func (c *Core) joined(d ledger.Device) {
+	now := c.cfg.Now()
 	c.mu.Lock()
-	if s, ok := c.members.Get(d.ID); ok && bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+	s, ok := c.members.Get(d.ID)
+	if ok && bytes.Equal(s.deviceNonce, d.DeviceNonce) {
 		c.mu.Unlock()
 		return // a replayed join must not reset the window
 	}
-	c.members.Add(d.ID, &memberState{deviceNonce: d.DeviceNonce})
+	if ok || c.room(now) {
+		c.members.Add(d.ID, &memberState{deviceNonce: d.DeviceNonce, used: now})
+	}
 	c.mu.Unlock()
 	c.retire(d.ID) // the keys of its previous join, if any, are dead
 }

@@ -30,7 +30,7 @@ func (c *Core) talkProof(m2 ledger.Device, initiator string, p *wire.TalkProof, 
 	} else if err != nil {
 		return ledger.Device{}, fmt.Errorf("failed to look up %s: %w", initiator, err)
 	}
-	if m1.Cluster != "" && m1.Cluster != c.cfg.ID { // a shared ledger: its member key is with its own CH
+	if !c.ours(m1) { // a shared ledger: its member key is with its own CH
 		return ledger.Device{}, ErrBadTalkProof
 	}
 	err = c.keys.VerifyTalkProof(member(m1), m2.ID, p, now)

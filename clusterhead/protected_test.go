@@ -351,45 +351,130 @@ func TestNoReplayAfterRestartEcho(t *testing.T) {
 	chtest.Unchanged(t, ch, before)
 }
 
-// TestReplayStateEviction: with room for one member's replay state, two
-// members take turns. Each comeback finds its state evicted and is answered
-// as after a restart: the device library answers the echo challenge by
-// itself, and the member's earlier requests stay refused.
+// evictionCH starts a CH with room for one member's replay state and a
+// clock the test moves past a state's idle time (cluster's evictable: an
+// echo's lifetime and a second), with two joined members: sensor-a holds the
+// one state, sensor-b has none.
+func evictionCH(t *testing.T) (ch *clusterhead.CH, a, b member, idle func()) {
+	var skew atomic.Int64
+	ch = chtest.Start(t, "", func(c *clusterhead.Config) {
+		c.Cluster.ReplayStates = 1
+		c.Cluster.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	a = joinMember(t, ch, "sensor-a")
+	b = joinMember(t, ch, "sensor-b")
+	return ch, a, b, func() { skew.Add(int64(62 * time.Second)) }
+}
+
+// TestReplayStateEviction: a full table of replay states makes room only by
+// evicting a state idle past an echo's lifetime. Until then a newcomer is
+// refused 5.03 busy and the active member keeps its window; after, the
+// newcomer proves freshness with an echo (the device library answers the
+// challenge by itself), and the evicted member's earlier requests stay
+// refused when it comes back.
 func TestReplayStateEviction(t *testing.T) {
-	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.Cluster.ReplayStates = 1 })
-	a := joinMember(t, ch, "sensor-a")
-	b := joinMember(t, ch, "sensor-b")
+	ch, a, b, idle := evictionCH(t)
 	conn := chtest.Raw(t, ch)
-	var captured [][]byte
-	for round := range 3 {
-		for _, m := range []member{a, b} {
-			peer := "sensor-b"
-			if m.st.ID == peer {
-				peer = "sensor-a"
-			}
-			req := m.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: peer})
-			r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, req)
-			if r.Code != codes.Unauthorized || r.Echo == nil { // b's join already evicted a's state
-				t.Fatalf("round %d, %s after eviction: got %v %q, want 4.01 with Echo", round, m.st.ID, r.Code, r.Diagnostic)
-			}
-			captured = append(captured, req)
-			if v, err := m.dev.Verify(chtest.Ctx(t), peer); err != nil || v.Status.Membership() != membership.Member {
-				t.Fatalf("round %d, %s: verify through the device library: %+v %v", round, m.st.ID, v, err)
-			}
-		}
-	}
-	// a is the evicted one now: its captured requests are refused, and so,
-	// once it has proven freshness again, they stay.
 	before := chtest.Snap(t, ch)
-	if _, err := a.dev.Verify(chtest.Ctx(t), "sensor-b"); err != nil {
+	r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, b.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-a"}))
+	if r.Code != codes.ServiceUnavailable || r.Diagnostic != "busy" {
+		t.Fatalf("newcomer while the table is full of active states: got %v %q, want 5.03 busy", r.Code, r.Diagnostic)
+	}
+	chtest.Unchanged(t, ch, before)
+	captured := a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
+	if r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, captured); r.Code != codes.Content {
+		t.Fatalf("active member next to a refused newcomer: got %v %q, want 2.05 without an echo", r.Code, r.Diagnostic)
+	}
+	idle()
+	if v, err := b.dev.Verify(chtest.Ctx(t), "sensor-a"); err != nil || v.Status.Membership() != membership.Member {
+		t.Fatalf("newcomer once the state is idle: %+v %v", v, err)
+	}
+	idle()
+	before = chtest.Snap(t, ch)
+	r = chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, captured)
+	if r.Code != codes.Unauthorized || r.Echo == nil {
+		t.Fatalf("evicted member's captured request: got %v %q, want 4.01 with Echo", r.Code, r.Diagnostic)
+	}
+	if v, err := a.dev.Verify(chtest.Ctx(t), "sensor-b"); err != nil || v.Status.Membership() != membership.Member {
+		t.Fatalf("evicted member comes back: %+v %v", v, err)
+	}
+	if r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, captured); r.Code != codes.Unauthorized {
+		t.Errorf("captured request after the comeback: got %v %q, want 4.01", r.Code, r.Diagnostic)
+	}
+	chtest.Unchanged(t, ch, before)
+}
+
+// TestEchoRequestNotReplayedAfterEviction: a member's request that carried
+// an echo cannot be served twice. Its state is evicted only once idle past
+// the echo's lifetime, so a replay meets the live window (4.01 replay), a
+// full table (5.03), or a new window whose echo check it fails (4.01 +
+// Echo): one session granted, whatever comes between.
+func TestEchoRequestNotReplayedAfterEviction(t *testing.T) {
+	ch, a, b, idle := evictionCH(t)
+	conn := chtest.Raw(t, ch)
+	idle()
+	if _, err := b.dev.Verify(chtest.Ctx(t), "sensor-a"); err != nil { // evicts a's state
 		t.Fatal(err)
 	}
-	for i, req := range captured {
-		if r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, req); r.Code != codes.Unauthorized {
-			t.Errorf("captured request %d: got %v %q, want 4.01", i, r.Code, r.Diagnostic)
+	idle()
+	r := chtest.Post(t, conn, "/session", message.AppCoseEncrypt0, a.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-b"}))
+	if r.Code != codes.Unauthorized || r.Echo == nil {
+		t.Fatalf("member without a state: got %v %q, want 4.01 with Echo", r.Code, r.Diagnostic)
+	}
+	withEcho := a.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-b", Echo: r.Echo})
+	if r := chtest.Post(t, conn, "/session", message.AppCoseEncrypt0, withEcho); r.Code != codes.Content {
+		t.Fatalf("request with the echo: got %v %q", r.Code, r.Diagnostic)
+	}
+	before := chtest.Snap(t, ch)
+	replay := func(when string, want codes.Code, echo bool) {
+		t.Helper()
+		r := chtest.Post(t, conn, "/session", message.AppCoseEncrypt0, withEcho)
+		if r.Code != want || (r.Echo != nil) != echo {
+			t.Errorf("replay %s: got %v %q (echo %v), want %v (echo %v)", when, r.Code, r.Diagnostic, r.Echo != nil, want, echo)
+		}
+	}
+	replay("at once", codes.Unauthorized, false)
+	// Neither a forged datagram naming b nor b's own request can push a's
+	// state out while it is active.
+	forged := b.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-a"})
+	forged[len(forged)-1] ^= 1
+	if r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, forged); r.Code != codes.Unauthorized {
+		t.Fatalf("forged request: got %v %q, want 4.01", r.Code, r.Diagnostic)
+	}
+	replay("after a forged datagram naming b", codes.Unauthorized, false)
+	if _, err := b.dev.Verify(chtest.Ctx(t), "sensor-a"); err == nil {
+		t.Fatal("b served while a's state is active and the table full")
+	}
+	replay("after b tried to take a's place", codes.Unauthorized, false)
+	idle()
+	if _, err := b.dev.Verify(chtest.Ctx(t), "sensor-a"); err != nil { // evicts a's state
+		t.Fatal(err)
+	}
+	replay("once a's state is evicted", codes.ServiceUnavailable, false)
+	idle()
+	replay("into a new state", codes.Unauthorized, true)
+	chtest.Unchanged(t, ch, before)
+}
+
+// TestForgedRequestKeepsReplayState: a datagram that does not authenticate
+// makes no replay state, so it cannot push a member's out: the member's next
+// request is served without an echo.
+func TestForgedRequestKeepsReplayState(t *testing.T) {
+	ch, a, b, _ := evictionCH(t)
+	conn := chtest.Raw(t, ch)
+	before := chtest.Snap(t, ch)
+	for i := range 3 {
+		forged := b.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-a"})
+		forged[len(forged)-1-i] ^= 1
+		if r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, forged); r.Code != codes.Unauthorized || r.Echo != nil {
+			t.Fatalf("forged request %d: got %v %q (echo %v), want 4.01 without Echo", i, r.Code, r.Diagnostic, r.Echo != nil)
 		}
 	}
 	chtest.Unchanged(t, ch, before)
+	r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"}))
+	if r.Code != codes.Content {
+		t.Fatalf("member after forged requests naming another: got %v %q, want 2.05 without an echo", r.Code, r.Diagnostic)
+	}
 }
 
 // TestSessionGrantBatches: with batches of 8, 20 grants make two full
