@@ -48,6 +48,10 @@ type Config struct {
 	// (~35 B each), each until it is stale (docs/PROTOCOL.md §5.1); when
 	// that many are unexpired, /session refuses new proofs (ErrBusy).
 	TalkProofs int
+	// TalkProofsPerMember bounds the places in TalkProofs that one
+	// initiator's proofs take; beyond, its new proofs are refused (ErrBusy)
+	// until some expire.
+	TalkProofsPerMember int
 	// Grants keeps the audit records — session grants and warning verdicts
 	// — and the core commits them to the ledger in batches (one
 	// session-batch event per GrantBatch records or per GrantPeriod,
@@ -63,6 +67,10 @@ const (
 	DefaultSessionTTL   = 10 * time.Minute
 	DefaultReplayStates = 1 << 16
 	DefaultTalkProofs   = 1 << 16
+	// DefaultTalkProofsPerMember lets an initiator hold 256 unexpired proofs,
+	// a new talk every half second for a proof's two minutes: it takes 256
+	// members in collusion to fill DefaultTalkProofs.
+	DefaultTalkProofsPerMember = 256
 )
 
 // Keys is what the core needs of the CH's keys; *keysvc.Service implements
@@ -163,6 +171,9 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if cfg.TalkProofs == 0 {
 		cfg.TalkProofs = DefaultTalkProofs
 	}
+	if cfg.TalkProofsPerMember == 0 {
+		cfg.TalkProofsPerMember = DefaultTalkProofsPerMember
+	}
 	if cfg.GrantBatch == 0 {
 		cfg.GrantBatch = DefaultGrantBatch
 	}
@@ -184,7 +195,7 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 		return nil, fmt.Errorf("failed to configure cluster %s: %w", cfg.ID, err)
 	}
 	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members,
-		spent: newSpentProofs(cfg.TalkProofs)}
+		spent: newSpentProofs(cfg.TalkProofs, cfg.TalkProofsPerMember)}
 	c.grants = newGrantBatcher(cfg, c.append)
 	return c, nil
 }

@@ -13,29 +13,35 @@ import (
 // which the initiator's talk key makes unique to its initiator, responder,
 // nonce and time.
 //
-// Invariants: at most max proofs are remembered; when that many are
-// unexpired, spend refuses (ErrBusy) rather than forget one that could then
-// be replayed. Proofs are kept in buckets by expiry second; a fresh proof
-// expires within two lifetimes of now, so few buckets are ever live.
+// Invariants: at most max proofs are remembered, and at most perInitiator of
+// one initiator, so that a member (or two in collusion: an initiator and a
+// responder forwarding its proofs) cannot take every place; when either
+// bound is reached by unexpired proofs, spend refuses (ErrBusy) rather than
+// forget one that could then be replayed. Proofs are kept in buckets by
+// expiry second; a fresh proof expires within two lifetimes of now, so few
+// buckets are ever live.
 type spentProofs struct {
-	mu       sync.Mutex
-	max, n   int
-	byExpiry map[int64]map[[wire.TagSize]byte]struct{}
+	mu                sync.Mutex
+	max, perInitiator int
+	n                 int
+	byInitiator       map[string]int                          // unexpired proofs of each initiator that has any
+	byExpiry          map[int64]map[[wire.TagSize]byte]string // tag → initiator
 }
 
-func newSpentProofs(max int) *spentProofs {
-	return &spentProofs{max: max, byExpiry: map[int64]map[[wire.TagSize]byte]struct{}{}}
+func newSpentProofs(max, perInitiator int) *spentProofs {
+	return &spentProofs{max: max, perInitiator: perInitiator, byInitiator: map[string]int{},
+		byExpiry: map[int64]map[[wire.TagSize]byte]string{}}
 }
 
-// spend records the proof with tag as spent until expires (unix s), once: a
-// proof already remembered is ErrBadTalkProof "replay". Proofs that expired
-// before now are forgotten first.
-func (s *spentProofs) spend(tag []byte, expires int64, now time.Time) error {
+// spend records initiator's proof with tag as spent until expires (unix s),
+// once: a proof already remembered is ErrBadTalkProof "replay". Proofs that
+// expired before now are forgotten first.
+func (s *spentProofs) spend(initiator string, tag []byte, expires int64, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for e, tags := range s.byExpiry {
 		if e < now.Unix() {
-			s.n -= len(tags)
+			s.forget(tags)
 			delete(s.byExpiry, e)
 		}
 	}
@@ -47,11 +53,25 @@ func (s *spentProofs) spend(tag []byte, expires int64, now time.Time) error {
 	if s.n >= s.max {
 		return ErrBusy
 	}
+	if s.byInitiator[initiator] >= s.perInitiator {
+		return refuse(ErrBusy, "initiator's quota")
+	}
 	if bucket == nil {
-		bucket = map[[wire.TagSize]byte]struct{}{}
+		bucket = map[[wire.TagSize]byte]string{}
 		s.byExpiry[expires] = bucket
 	}
-	bucket[key] = struct{}{}
+	bucket[key] = initiator
+	s.byInitiator[initiator]++
 	s.n++
 	return nil
+}
+
+// forget drops an expired bucket's proofs from the counts.
+func (s *spentProofs) forget(tags map[[wire.TagSize]byte]string) {
+	s.n -= len(tags)
+	for _, initiator := range tags {
+		if s.byInitiator[initiator]--; s.byInitiator[initiator] == 0 {
+			delete(s.byInitiator, initiator)
+		}
+	}
 }

@@ -39,7 +39,7 @@ func (c *Core) talkProof(m2 ledger.Device, initiator string, p *wire.TalkProof, 
 	} else if err != nil {
 		return ledger.Device{}, fmt.Errorf("failed to check talk proof of %s: %w", initiator, err)
 	}
-	if err := c.spent.spend(p.Tag, protect.TalkProofExpiry(p.Time), now); err != nil {
+	if err := c.spent.spend(m1.ID, p.Tag, protect.TalkProofExpiry(p.Time), now); err != nil {
 		return ledger.Device{}, err
 	}
 	return m1, nil

@@ -247,6 +247,35 @@ func TestSpentProofsBounded(t *testing.T) {
 	}
 }
 
+// TestSpentProofsPerInitiator: one initiator's proofs take at most
+// TalkProofsPerMember places, so that a member and a responder in collusion
+// cannot fill the table and block every other member's talks. Past its
+// quota an initiator's proof is refused (ErrBusy) without being spent, while
+// another initiator's proofs, to the same responder, are still accepted.
+func TestSpentProofsPerInitiator(t *testing.T) {
+	e := newEnv(t, func(c *cluster.Config) { c.TalkProofs = 8; c.TalkProofsPerMember = 2 })
+	m1 := e.device("m1").mustJoin()
+	m2 := e.device("m2").mustJoin()
+	m3 := e.device("m3").mustJoin()
+	for i := range 2 {
+		if _, err := m2.forward("m1", m1.proof("m2", e.now.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatalf("proof %d of m1's 2: %v", i, err)
+		}
+	}
+	e.core.Flush()
+	before := e.ledger.written()
+	over := m1.proof("m2", e.now.Add(30*time.Second)) // still fresh when m1's first proof has expired
+	_, err := m2.forward("m1", over)
+	e.wantRefusal(err, cluster.ErrBusy, "initiator's quota", before)
+	if _, err := m2.forward("m3", m3.proof("m2", e.now)); err != nil {
+		t.Fatalf("another initiator's proof while m1 is at its quota: %v", err)
+	}
+	e.advance(protect.TalkProofLifetime + time.Second) // m1's first proof has expired
+	if _, err := m2.forward("m1", over); err != nil {
+		t.Fatalf("the refused proof once a place of m1's is free: %v", err)
+	}
+}
+
 // TestPeerLookupFailure: when the index cannot say who the peer is, /verify
 // and /session — with or without a talk proof — fail as internal errors
 // (5.00 at the edge), not as a rejection or a verdict: nothing is
