@@ -47,8 +47,10 @@ var errGrantsClosed = errors.New("grant log closed")
 // Invariants: a record added before Flush returns is in the grant log and
 // its batch's event on the ledger (or, if the ledger refused the append,
 // pending in the grant log, appended again at the next commit or start:
-// ledger.RecoverGrants). A crash loses the open batch — at most GrantBatch
-// records, at most GrantPeriod old — and nothing written.
+// ledger.RecoverGrants; or, if the grant log refused the batch, held and
+// written again at the next commit, while add refuses new records). A crash
+// loses the open batch — at most GrantBatch records, at most GrantPeriod
+// old — and nothing written.
 type grantBatcher struct {
 	log     GrantLog
 	append  func(context.Context, ledger.Event) (ledger.BlockRef, error) // Core.append: timed for the metrics
@@ -58,9 +60,10 @@ type grantBatcher struct {
 	max     int
 	period  time.Duration
 
-	mu     sync.Mutex
-	open   [][]byte // encoded records of the open batch
-	closed bool     // set once the writer is stopping: add fails
+	mu      sync.Mutex
+	open    [][]byte // encoded records of the open batch
+	closed  bool     // set once the writer is stopping: add fails
+	failing bool     // set while the grant log refuses writes: add fails (fail closed)
 
 	sealed   chan [][]byte
 	flushReq chan chan struct{}
@@ -68,7 +71,9 @@ type grantBatcher struct {
 	stopOnce sync.Once
 	done     chan struct{}
 
-	retry []ledger.GrantBatch // written, not yet on the ledger; only the writer goroutine touches it
+	// Only the writer goroutine touches these.
+	unwritten [][][]byte          // batches the grant log refused, tried again at each commit
+	retry     []ledger.GrantBatch // written, not yet on the ledger
 }
 
 func newGrantBatcher(cfg Config, appendFn func(context.Context, ledger.Event) (ledger.BlockRef, error)) *grantBatcher {
@@ -90,6 +95,10 @@ func (b *grantBatcher) add(ev ledger.Event) error {
 	if b.closed {
 		b.mu.Unlock()
 		return errGrantsClosed
+	}
+	if b.failing {
+		b.mu.Unlock()
+		return refuse(ErrBusy, "audit log unavailable")
 	}
 	b.open = append(b.open, rec)
 	var full [][]byte
@@ -136,6 +145,9 @@ func (b *grantBatcher) run() {
 			b.closed = true
 			b.mu.Unlock()
 			b.drain()
+			for _, recs := range b.unwritten {
+				b.logger.Error("audit records lost at shutdown: the grant log refused them", "records", len(recs))
+			}
 			return
 		}
 	}
@@ -154,16 +166,29 @@ func (b *grantBatcher) drain() {
 	}
 }
 
-// commit writes recs as a batch (if any) and appends the events of the
-// batches not yet on the ledger.
+// commit writes recs as a batch (if any), after the batches the grant log
+// refused before, and appends the events of the batches not yet on the
+// ledger. While the grant log refuses a batch, add refuses new records:
+// the records already answered wait in memory, bounded by the batches that
+// were sealed or open when it began, and none is dropped.
 func (b *grantBatcher) commit(recs [][]byte) {
 	if len(recs) > 0 {
-		batch, err := b.log.Write(recs, b.now())
+		b.unwritten = append(b.unwritten, recs)
+	}
+	for len(b.unwritten) > 0 {
+		batch, err := b.log.Write(b.unwritten[0], b.now())
 		if err != nil {
-			b.logger.Error("audit records not recorded", "records", len(recs), "err", err)
-		} else {
-			b.retry = append(b.retry, batch)
+			if !b.setFailing(true) {
+				b.logger.Error("audit records not written: refusing new grants and warnings until the grant log takes them",
+					"records", len(b.unwritten[0]), "err", err)
+			}
+			break
 		}
+		b.unwritten = b.unwritten[1:]
+		b.retry = append(b.retry, batch)
+	}
+	if len(b.unwritten) == 0 && b.setFailing(false) {
+		b.logger.Info("grant log written again: grants and warnings served")
 	}
 	for len(b.retry) > 0 {
 		batch := b.retry[0]
@@ -179,6 +204,14 @@ func (b *grantBatcher) commit(recs [][]byte) {
 		}
 		b.retry = b.retry[1:]
 	}
+}
+
+// setFailing sets whether add refuses records, and returns what it was.
+func (b *grantBatcher) setFailing(failing bool) (was bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	was, b.failing = b.failing, failing
+	return was
 }
 
 // flush returns once every record added before it is committed.

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // gatedGrants is a grant log whose Write waits for its gate; it counts the
@@ -73,4 +76,67 @@ func TestAuditBackPressure(t *testing.T) {
 	if err := c.grants.add(sessionEvent(0)); !errors.Is(err, errGrantsClosed) {
 		t.Fatalf("record after Close: %v, want %v", err, errGrantsClosed)
 	}
+}
+
+// failingGrants is a grant log that refuses every write while fail is set;
+// it keeps the records of the batches it took.
+type failingGrants struct {
+	fail    bool // set and read only between Flushes
+	written [][]byte
+}
+
+func (g *failingGrants) Write(records [][]byte, now time.Time) (ledger.GrantBatch, error) {
+	if g.fail {
+		return ledger.GrantBatch{}, errors.New("disk full")
+	}
+	g.written = append(g.written, records...)
+	root, err := ledger.GrantRoot(records)
+	return ledger.GrantBatch{Seq: uint64(len(g.written)), Count: uint64(len(records)), Root: root}, err
+}
+
+func (g *failingGrants) Committed(seq, height uint64) error { return nil }
+
+// TestGrantLogFailureKeepsRecords: when the grant log refuses a batch, its
+// records (already answered) are kept and written once the log takes writes
+// again, and meanwhile new records are refused (5.03 busy) instead of being
+// answered and lost: never a dropped record.
+func TestGrantLogFailureKeepsRecords(t *testing.T) {
+	g := &failingGrants{fail: true}
+	var logged bytes.Buffer
+	c, err := New(Config{ID: "cluster-1", Radius: 1, Grants: g, GrantPeriod: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))}, nil, batchLedger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.grants.add(sessionEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	c.Flush() // the grant log refuses the batch
+	var r *Refusal
+	if err := c.grants.add(sessionEvent(2)); !errors.As(err, &r) || r.Reason != ErrBusy {
+		t.Fatalf("record while the grant log refuses writes: %v, want a busy refusal", err)
+	}
+	c.Flush() // refused again: still one error line, not one per try
+	if n := strings.Count(logged.String(), "level=ERROR"); n != 1 {
+		t.Errorf("%d error lines while the grant log refused writes, want 1:\n%s", n, logged.String())
+	}
+	g.fail = false
+	c.Flush()
+	if err := c.grants.add(sessionEvent(3)); err != nil {
+		t.Fatalf("record once the grant log takes writes: %v", err)
+	}
+	c.Flush()
+	if len(g.written) != 2 || !bytes.Equal(g.written[0], encode(t, sessionEvent(1))) || !bytes.Equal(g.written[1], encode(t, sessionEvent(3))) {
+		t.Fatalf("written %d records, want records 1 and 3", len(g.written))
+	}
+}
+
+func encode(t *testing.T, ev ledger.Event) []byte {
+	t.Helper()
+	b, err := wire.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
