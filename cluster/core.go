@@ -125,8 +125,13 @@ type Core struct {
 
 	fleet fleetKeys // Config.FleetKeys by kid
 
-	mu      sync.Mutex                           // guards members
+	mu      sync.Mutex                           // guards members and uncertain
 	members *simplelru.LRU[string, *memberState] // replay state of members active in this process
+	// uncertain holds the device nonce of each join whose append this
+	// process left uncertain (ledger.ErrUncertain), by device ID: if that
+	// join was committed, its retry is a duplicate, yet no answer of this
+	// process started its window or retired the device's previous keys.
+	uncertain *simplelru.LRU[string, []byte]
 
 	infoMu sync.Mutex
 	info   []byte // the signed GET /cluster answer, once made; reset by a key rotation
@@ -187,6 +192,10 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: replay states: %w", cfg.ID, err)
 	}
+	uncertain, err := simplelru.NewLRU[string, []byte](maxUncertainJoins, nil)
+	if err != nil {
+		return nil, fmt.Errorf("failed to configure cluster %s: uncertain joins: %w", cfg.ID, err)
+	}
 	if cfg.Admission != AdmissionEnrolled && cfg.Admission != AdmissionOpen {
 		return nil, fmt.Errorf("failed to configure cluster %s: %v", cfg.ID, cfg.Admission)
 	}
@@ -194,7 +203,7 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: %w", cfg.ID, err)
 	}
-	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members,
+	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members, uncertain: uncertain,
 		spent: newSpentProofs(cfg.TalkProofs, cfg.TalkProofsPerMember)}
 	c.grants = newGrantBatcher(cfg, c.append)
 	return c, nil

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -78,6 +79,11 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 		return JoinResult{}, c.otherCluster(req.ID, err)
 	}
 	created := err == nil
+	if errors.Is(err, ledger.ErrUncertain) {
+		c.mu.Lock()
+		c.uncertain.Add(req.ID, bytes.Clone(req.Nonce))
+		c.mu.Unlock()
+	}
 	if errors.Is(err, ledger.ErrStale) {
 		return JoinResult{}, &EchoRequired{Echo: c.echo(addr, c.cfg.Now()), Reason: ErrStale}
 	}
@@ -90,10 +96,28 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if err != nil {
 		return JoinResult{}, fmt.Errorf("failed to read back join of %s: %w", req.ID, err)
 	}
-	if created { // this copy wrote the join: it starts the window
+	if created || c.resolved(d) { // this copy, or one this process left uncertain, wrote the join
 		c.joined(d)
 	}
 	return c.joinResponse(d, created)
+}
+
+// maxUncertainJoins bounds the uncertain joins remembered; past it the
+// oldest is forgotten, and if it was committed, its device's previous keys
+// die only at its next join, leave or revoke.
+const maxUncertainJoins = 1024
+
+// resolved reports whether d's join on the ledger is one whose append this
+// process left uncertain, and forgets it.
+func (c *Core) resolved(d ledger.Device) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nonce, ok := c.uncertain.Get(d.ID)
+	if !ok || !bytes.Equal(nonce, d.DeviceNonce) {
+		return false
+	}
+	c.uncertain.Remove(d.ID)
+	return true
 }
 
 // joinResponse signs the answer for the join recorded in d.

@@ -258,6 +258,40 @@ func TestJoinUncertainThenRetried(t *testing.T) {
 	}
 }
 
+// TestRejoinUncertainThenRetried: a rejoin whose append this process left
+// uncertain, and whose retry is then answered from the ledger, still retires
+// the device's previous keys (its coaps sessions end) and starts the new
+// join's window, as a rejoin answered at once does.
+func TestRejoinUncertainThenRetried(t *testing.T) {
+	e := newEnv(t)
+	d := e.device("sensor-a").mustJoin()
+	var retired []string
+	e.core.OnKeyRetired(func(id string) { retired = append(retired, id) })
+	req := d.joinRequest(here, e.echo())
+	e.ledger.uncertain = true
+	if _, err := e.core.Join(t.Context(), req, addr); !errors.Is(err, cluster.ErrUncertain) {
+		t.Fatalf("rejoin whose commit outlived the wait: %v, want ErrUncertain", err)
+	}
+	e.ledger.uncertain = false
+	if len(retired) != 0 {
+		t.Fatalf("keys retired before the rejoin's outcome is known: %v", retired)
+	}
+	res, err := e.core.Join(t.Context(), req, addr)
+	if err != nil || res.Created {
+		t.Fatalf("retry of the same rejoin = %+v, %v; want answered from the ledger", res, err)
+	}
+	if len(retired) != 1 || retired[0] != "sensor-a" {
+		t.Fatalf("keys retired %v, want sensor-a's once", retired)
+	}
+	d.accept(res)
+	if _, err := d.verify("sensor-a"); err != nil { // no echo: this process saw the join
+		t.Fatalf("request under the new join: %v", err)
+	}
+	if _, err := e.core.Join(t.Context(), req, addr); err != nil || len(retired) != 1 {
+		t.Fatalf("a second retry: %v, keys retired %v, want no more", err, retired)
+	}
+}
+
 // TestJoinMemberOfAnotherCluster: a shared ledger refuses the join of a
 // device that is a current member of another cluster; the refusal says so
 // and names that cluster, instead of "bound to another key".
