@@ -3,6 +3,7 @@ package keysvc
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,18 +21,35 @@ type Member struct {
 	Joined      uint64 // height of its join block: K_m is derived with the CH key in force there
 }
 
-// memberEntry is a member's derived keys and what they were derived from.
+// cacheKey names a member's keys derived with one CH key: after a rotation a
+// member has keys under the CH key of its join and under the key in force,
+// and a request tried under both must not make one evict the other.
+type cacheKey struct {
+	id string
+	ch [32]byte // thumbprint of the CH key K_m is derived with
+}
+
+// memberEntry is a member's derived keys and the join they were derived for.
 type memberEntry struct {
-	key, deviceNonce, chNonce string   // COSE_Key and join nonces
-	ch                        [32]byte // thumbprint of the CH key K_m was derived with
+	key, deviceNonce, chNonce string // COSE_Key and join nonces
 	keys                      protect.MemberKeys
 }
 
-// memberKeys derives (or finds cached) the member's keys. An entry serves
-// only the exact key and join nonces it was derived for, so a rejoin never
-// sees the previous K_m; its derivation replaces the entry.
+// serves reports whether e was derived for m's join: an entry serves only
+// the exact key and join nonces it was derived for, so a rejoin never sees
+// the previous K_m.
+func (e *memberEntry) serves(m Member) bool {
+	return e.key == string(m.Key) && e.deviceNonce == string(m.DeviceNonce) && e.chNonce == string(m.CHNonce)
+}
+
+// memberKeys returns m's keys under the CH key it is keyed to, for sealing
+// to it: they enter only the unproven cache when derived.
 func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
-	return s.memberKeysWith(m, s.chFor(m))
+	e, _, err := s.keysFor(m, s.chFor(m))
+	if err != nil {
+		return nil, err
+	}
+	return &e.keys, nil
 }
 
 // rekeyMark records that a member re-keyed to a newer CH key (§6.2), for
@@ -58,10 +76,26 @@ func (s *Service) chFor(m Member) *chKey {
 	return s.keyAt(m.Joined)
 }
 
-func (s *Service) memberKeysWith(m Member, ch *chKey) (*protect.MemberKeys, error) {
-	if e, ok := s.members.Get(m.ID); ok && e.deviceNonce == string(m.DeviceNonce) && e.chNonce == string(m.CHNonce) && e.key == string(m.Key) && e.ch == ch.thumb {
-		return &e.keys, nil
+// keysFor returns m's keys derived with ch: cached, or derived now (one
+// ECDH and an HKDF) into the unproven cache. inUse reports whether they
+// came from the cache of members in use.
+func (s *Service) keysFor(m Member, ch *chKey) (e *memberEntry, inUse bool, err error) {
+	ck := cacheKey{id: m.ID, ch: ch.thumb}
+	if e, ok := s.members.Get(ck); ok && e.serves(m) {
+		return e, true, nil
 	}
+	if e, ok := s.unproven.Get(ck); ok && e.serves(m) {
+		return e, false, nil
+	}
+	if e, err = s.derive(m, ch); err != nil {
+		return nil, false, err
+	}
+	s.unproven.Add(ck, e)
+	return e, false, nil
+}
+
+// derive computes m's keys with ch.
+func (s *Service) derive(m Member, ch *chKey) (*memberEntry, error) {
 	pub, err := wire.ParsePublicKey(m.Key)
 	if err != nil {
 		return nil, fmt.Errorf("%w for %s: %v", ErrBadMemberKey, m.ID, err)
@@ -81,40 +115,62 @@ func (s *Service) memberKeysWith(m Member, ch *chKey) (*protect.MemberKeys, erro
 	if err != nil {
 		return nil, err
 	}
-	e := &memberEntry{key: string(m.Key), deviceNonce: string(m.DeviceNonce), chNonce: string(m.CHNonce), ch: ch.thumb, keys: protect.DeriveMemberKeys(km)}
+	e := &memberEntry{key: string(m.Key), deviceNonce: string(m.DeviceNonce), chNonce: string(m.CHNonce), keys: protect.DeriveMemberKeys(km)}
 	s.timed("hkdf", start)
-	s.members.Add(m.ID, e) // one entry per member: a re-keyed member's replaces its old one
-	return &e.keys, nil
+	return e, nil
 }
 
-// OpenRequest decrypts a protected request from member m at path. It does
-// not check replay: the caller owns the member's window.
-//
-// A member keyed to an older CH key (it joined before a rotation) may have
-// re-keyed to the key in force (docs/PROTOCOL.md §6.2): a request that does
-// not open under its old K_m is tried under the K_m of the key in force, and
-// once one opens there, the member's old K_m is refused in this process.
-func (s *Service) OpenRequest(m Member, req *protect.Request, path string) ([]byte, error) {
+// authenticate runs check, which fails with wire.ErrDecrypt on a message
+// that does not authenticate, under m's keys: those of the CH key m is
+// keyed to and, if that fails and a newer key is in force, those of the key
+// in force (m may have re-keyed, docs/PROTOCOL.md §6.2); once a message
+// authenticates there, m is keyed to it in this process and its old keys
+// are refused. Keys that pass check enter the cache of members in use; a
+// failure costs at most two derivations and evicts nothing from it.
+func (s *Service) authenticate(m Member, check func(*protect.MemberKeys) error) error {
 	ch := s.chFor(m)
-	pt, err := s.openWith(m, ch, req, path)
-	cur := s.current()
-	if err == nil || ch == cur {
-		return pt, err
+	err := s.authenticateWith(m, ch, check)
+	if cur := s.current(); errors.Is(err, wire.ErrDecrypt) && ch != cur {
+		if s.authenticateWith(m, cur, check) == nil {
+			s.rekeyed.Store(m.ID, rekeyMark{deviceNonce: string(m.DeviceNonce), thumb: cur.thumb})
+			return nil
+		}
 	}
-	if pt, err2 := s.openWith(m, cur, req, path); err2 == nil {
-		s.rekeyed.Store(m.ID, rekeyMark{deviceNonce: string(m.DeviceNonce), thumb: cur.thumb})
-		return pt, nil
-	}
-	return nil, err
+	return err
 }
 
-func (s *Service) openWith(m Member, ch *chKey, req *protect.Request, path string) ([]byte, error) {
-	k, err := s.memberKeysWith(m, ch)
+// authenticateWith runs check under m's keys derived with ch.
+func (s *Service) authenticateWith(m Member, ch *chKey, check func(*protect.MemberKeys) error) error {
+	e, inUse, err := s.keysFor(m, ch)
+	if err != nil {
+		return err
+	}
+	if err := check(&e.keys); err != nil {
+		return err
+	}
+	if !inUse {
+		ck := cacheKey{id: m.ID, ch: ch.thumb}
+		s.members.Add(ck, e)
+		s.unproven.Remove(ck)
+	}
+	return nil
+}
+
+// OpenRequest decrypts a protected request from member m at path, under
+// the K_m of the CH key m is keyed to or, for a member of an older key that
+// re-keyed, of the key in force (authenticate). It does not check replay:
+// the caller owns the member's window.
+func (s *Service) OpenRequest(m Member, req *protect.Request, path string) ([]byte, error) {
+	var pt []byte
+	err := s.authenticate(m, func(k *protect.MemberKeys) (err error) {
+		defer s.timed("aead_open", time.Now())
+		pt, err = req.Open(k, s.cluster, path)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer s.timed("aead_open", time.Now())
-	return req.Open(k, s.cluster, path)
+	return pt, nil
 }
 
 // SealResponse seals the answer to m's request req at path.
@@ -133,12 +189,10 @@ func (s *Service) SealResponse(m Member, req *protect.Request, path string, plai
 // index keeps a left, revoked or expired member's join, so its proofs still
 // authenticate it. It does not check replay: the caller remembers spent proofs.
 func (s *Service) VerifyTalkProof(m Member, responder string, p *wire.TalkProof, now time.Time) error {
-	k, err := s.memberKeys(m)
-	if err != nil {
-		return err
-	}
-	defer s.timed("aead_open", time.Now())
-	return protect.VerifyTalkProof(k.Talk, s.cluster, m.ID, responder, p, now)
+	return s.authenticateWith(m, s.chFor(m), func(k *protect.MemberKeys) error {
+		defer s.timed("aead_open", time.Now())
+		return protect.VerifyTalkProof(k.Talk, s.cluster, m.ID, responder, p, now)
+	})
 }
 
 // Session is a granted session as the CH reports it: IDs and tickets, never Sk.

@@ -20,11 +20,22 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// memberCacheSize bounds the member-key cache; a miss costs one ECDH (~50 µs)
-// and an HKDF, so the cache is an optimisation, not state. An entry holds the
-// member's three expanded AES-GCM keys (~2.4 KiB), so the cache stays under
-// ~40 MiB however many members there are.
-const memberCacheSize = 1 << 14
+// Member keys are cached in two LRUs; a miss costs one ECDH (~50 µs) and an
+// HKDF, so they are an optimisation, not state. An entry holds a member's
+// three expanded AES-GCM keys (~2.4 KiB), so both stay under ~43 MiB however
+// many members there are.
+//
+// IMPORTANT: only keys that authenticated a message of their member (a
+// protected request, a talk proof) enter the cache of members in use, so
+// nothing an unauthenticated sender sends can evict a member's keys from it.
+// Keys derived for anything else (a message that failed, a ticket, a DTLS
+// PSK) go to the small unproven cache: a forged datagram can churn only that
+// one, and while it holds a member's keys, forgeries naming that member cost
+// an AEAD each, no ECDH.
+const (
+	memberCacheSize   = 1 << 14 // keys that authenticated their member
+	unprovenCacheSize = 1 << 10 // keys derived for anything else
+)
 
 // Service is the CH key service. It is safe for concurrent use.
 //
@@ -33,14 +44,15 @@ const memberCacheSize = 1 << 14
 // because the member keys K_m of devices that joined under them are derived
 // from them (docs/PROTOCOL.md §6.1).
 type Service struct {
-	cluster string
-	mu      sync.RWMutex
-	keys    []*chKey                         // oldest first; never empty
-	next    *chKey                           // drawn by PrepareRotation, until Rotated or AbortRotation
-	echoes  *echo.Issuer                     // per process: echoes do not survive a restart, by design
-	members *lru.Cache[string, *memberEntry] // by member ID
-	rekeyed sync.Map                         // member ID → rekeyMark: members that moved to a newer CH key
-	timer   func(op string, d time.Duration)
+	cluster  string
+	mu       sync.RWMutex
+	keys     []*chKey                           // oldest first; never empty
+	next     *chKey                             // drawn by PrepareRotation, until Rotated or AbortRotation
+	echoes   *echo.Issuer                       // per process: echoes do not survive a restart, by design
+	members  *lru.Cache[cacheKey, *memberEntry] // keys of members in use: they authenticated a message
+	unproven *lru.Cache[cacheKey, *memberEntry] // keys derived for anything else
+	rekeyed  sync.Map                           // member ID → rekeyMark: members that moved to a newer CH key
+	timer    func(op string, d time.Duration)
 }
 
 // chKey is one CH key pair and what is derived from it.
@@ -147,7 +159,10 @@ func New(priv *ecdsa.PrivateKey, cluster string) (*Service, error) {
 func newService(keys []*chKey, cluster string) (*Service, error) {
 	s := &Service{keys: keys, cluster: cluster, echoes: echo.New()}
 	var err error
-	if s.members, err = lru.New[string, *memberEntry](memberCacheSize); err != nil {
+	if s.members, err = lru.New[cacheKey, *memberEntry](memberCacheSize); err != nil {
+		return nil, err
+	}
+	if s.unproven, err = lru.New[cacheKey, *memberEntry](unprovenCacheSize); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -1,0 +1,170 @@
+package keysvc_test
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iotguard/iotguard/keysvc"
+	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// countECDH makes s count its ECDH operations (member-key derivations).
+func countECDH(s *keysvc.Service) *atomic.Int64 {
+	var n atomic.Int64
+	s.SetTimer(func(op string, _ time.Duration) {
+		if op == "ecdh" {
+			n.Add(1)
+		}
+	})
+	return &n
+}
+
+// rotateAt puts a new CH key in force from ledger height h, as the ledger
+// and clusterhead do.
+func rotateAt(t *testing.T, s *keysvc.Service, dir string, h uint64) {
+	t.Helper()
+	_, next, err := s.PrepareRotation(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Rotated(next)
+	if err := s.FinishRotation(dir, h); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sealRequest returns member id's protected request at path under k, with
+// its tag broken if forged.
+func sealRequest(t testing.TB, k *protect.MemberKeys, id string, seq uint64, forged bool) *protect.Request {
+	t.Helper()
+	b, err := protect.SealRequest(k, cluster, id, seq, protect.PathVerify, []byte("req"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forged {
+		b[len(b)-1] ^= 1 // the last byte of the tag
+	}
+	req, err := protect.ParseRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// TestForgedRequestsAfterRotation: after a rotation a member of the old key
+// is tried under its old K_m and then the K_m of the key in force (§6.2).
+// Forged requests naming it cost one ECDH in all (the new K_m, derived
+// once), not two each, and its old keys stay cached: its next honest
+// request costs none. Regression: each forged request evicted the other
+// key's entry, so it cost two ECDH, and so did the member's next request.
+func TestForgedRequestsAfterRotation(t *testing.T) {
+	dir := t.TempDir()
+	s, err := keysvc.Open(dir, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDevice(t, "sensor-01", 0x40)
+	oldK := d.keys(t, s)
+	seq := uint64(0)
+	open := func(k *protect.MemberKeys, forged bool) error {
+		seq++
+		_, err := s.OpenRequest(d.member, sealRequest(t, k, d.member.ID, seq, forged), protect.PathVerify)
+		return err
+	}
+	if err := open(&oldK, false); err != nil {
+		t.Fatal(err)
+	}
+	rotateAt(t, s, dir, 10)
+	ecdh := countECDH(s)
+	for i := range 100 {
+		if err := open(&oldK, true); !errors.Is(err, wire.ErrDecrypt) {
+			t.Fatalf("forged request %d: %v, want ErrDecrypt", i, err)
+		}
+	}
+	if n := ecdh.Load(); n != 1 {
+		t.Fatalf("100 forged requests cost %d ECDH, want 1 (the new K_m, once)", n)
+	}
+	if err := open(&oldK, false); err != nil {
+		t.Fatalf("honest request under the old K_m after the forged ones: %v", err)
+	}
+	if n := ecdh.Load(); n != 1 {
+		t.Fatalf("the honest request after the forged ones cost %d ECDH, want 0 (its keys stay cached)", n-1)
+	}
+
+	// The member re-keys: its new K_m opens, with the keys the forged
+	// requests derived; then its old K_m is refused, without any ECDH.
+	newK := d.keys(t, s)
+	if err := open(&newK, false); err != nil {
+		t.Fatalf("request under the new K_m: %v", err)
+	}
+	if err := open(&oldK, false); !errors.Is(err, wire.ErrDecrypt) {
+		t.Fatalf("old K_m after the re-key: %v, want ErrDecrypt", err)
+	}
+	if err := open(&newK, true); !errors.Is(err, wire.ErrDecrypt) {
+		t.Fatalf("forged request under the new K_m: %v, want ErrDecrypt", err)
+	}
+	if n := ecdh.Load(); n != 1 {
+		t.Fatalf("re-key and refusals cost %d more ECDH, want 0", n-1)
+	}
+}
+
+// TestForgedRequestsCannotEvictMembersInUse: forged requests naming more
+// known members than the member-key cache holds each cost an ECDH, but
+// evict no keys of a member in use (one whose request opened): its next
+// request costs none. Forgeries repeated for one member cost one ECDH in
+// all, and a member whose first honest request opens with keys a forgery
+// derived keeps them as a member in use. Regression: every derivation
+// entered the one LRU, so a flood naming known kids evicted every member.
+func TestForgedRequestsCannotEvictMembersInUse(t *testing.T) {
+	const cacheSize = 64
+	s := newService(t)
+	s.SetCacheSizes(cacheSize, cacheSize/4)
+	inUse, other := newDevice(t, "sensor-01", 0x50), newDevice(t, "sensor-02", 0x60)
+	inUseK, otherK := inUse.keys(t, s), other.keys(t, s)
+	if _, err := s.OpenRequest(inUse.member, sealRequest(t, &inUseK, inUse.member.ID, 1, false), protect.PathVerify); err != nil {
+		t.Fatal(err)
+	}
+	ecdh := countECDH(s)
+
+	// Forgeries naming one member: its keys are derived once.
+	for seq := range uint64(50) {
+		if _, err := s.OpenRequest(other.member, sealRequest(t, &otherK, other.member.ID, seq, true), protect.PathVerify); !errors.Is(err, wire.ErrDecrypt) {
+			t.Fatalf("forged request %d: %v, want ErrDecrypt", seq, err)
+		}
+	}
+	if n := ecdh.Load(); n != 1 {
+		t.Fatalf("50 forged requests naming one member cost %d ECDH, want 1", n)
+	}
+	// Its honest request opens under those keys, which it then keeps.
+	if _, err := s.OpenRequest(other.member, sealRequest(t, &otherK, other.member.ID, 100, false), protect.PathVerify); err != nil {
+		t.Fatal(err)
+	}
+
+	// A flood naming more members than both caches hold.
+	const flood = 2 * cacheSize
+	ecdh.Store(0)
+	for i := range flood {
+		m := other.member
+		m.ID = fmt.Sprintf("flood-%05d", i)
+		if _, err := s.OpenRequest(m, sealRequest(t, &otherK, m.ID, 1, true), protect.PathVerify); !errors.Is(err, wire.ErrDecrypt) {
+			t.Fatalf("forged request naming %s: %v, want ErrDecrypt", m.ID, err)
+		}
+	}
+	if n := ecdh.Load(); n != flood {
+		t.Fatalf("%d forged requests naming distinct members cost %d ECDH, want one each", flood, n)
+	}
+	ecdh.Store(0)
+	for i, d := range []device{inUse, other} {
+		k := []*protect.MemberKeys{&inUseK, &otherK}[i]
+		if _, err := s.OpenRequest(d.member, sealRequest(t, k, d.member.ID, 200, false), protect.PathVerify); err != nil {
+			t.Fatalf("%s after the flood: %v", d.member.ID, err)
+		}
+	}
+	if n := ecdh.Load(); n != 0 {
+		t.Fatalf("members in use cost %d ECDH after the flood, want 0 (their keys stay cached)", n)
+	}
+}
