@@ -163,6 +163,60 @@ func TestRotateKey(t *testing.T) {
 	}
 }
 
+// TestRekeyedMemberTalksAfterRestart: a member that re-keyed and has sent
+// no protected request since the CH restarted talks to a peer at once: the
+// CH checks its talk proof under its new member key and seals its ticket
+// under it. Its old member key's hello is then refused (4.01, nothing
+// recorded). Regression: the CH checked the proof only under the old member
+// key until the member's first protected request ("bad talk proof").
+func TestRekeyedMemberTalksAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir)
+	ctx := chtest.Ctx(t)
+	a, stA := joinedWith(t, ch, "sensor-a")
+	_, stB := joinedWith(t, ch, "sensor-b")
+	if _, err := ch.RotateKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stale := *stA
+	m := *stA.Membership
+	stale.Membership = &m
+	if changed, err := a.Rekey(ctx); err != nil || !changed {
+		t.Fatalf("rekey: %v %v", changed, err)
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ch2 := chtest.Start(t, dir)
+
+	got := make(chan string, 1)
+	l, err := chtest.Dial(t, ch2, stB).Listen("127.0.0.1:0", func(from string, msg []byte) []byte {
+		got <- from + ":" + string(msg)
+		return []byte("ok")
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	talk, err := chtest.Dial(t, ch2, stA).Talk(ctx, l.Addr().String(), "sensor-b")
+	if err != nil {
+		t.Fatalf("re-keyed member talks after a restart: %v", err)
+	}
+	defer talk.Close()
+	if reply, err := talk.Send(ctx, []byte("hi")); err != nil || string(reply) != "ok" || <-got != "sensor-a:hi" {
+		t.Fatalf("re-keyed member sends: %q, %v", reply, err)
+	}
+
+	before := chtest.Snap(t, ch2)
+	stale.Seq = stA.Seq + 100
+	_, err = chtest.Dial(t, ch2, &stale).Talk(ctx, l.Addr().String(), "sensor-b")
+	var ce *device.CodeError
+	if !errors.Is(err, device.ErrTalkProofRefused) || !errors.As(err, &ce) || ce.Diagnostic != "bad talk proof" {
+		t.Fatalf("hello under the old member key after the re-key: %v, want 4.01 bad talk proof", err)
+	}
+	chtest.Unchanged(t, ch2, before)
+}
+
 // TestLedgerVerifyNeedsTheKeyChain checks that Verify follows the chain of
 // keys: without the retired key the genesis block does not verify.
 func TestLedgerVerifyNeedsTheKeyChain(t *testing.T) {

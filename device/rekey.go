@@ -11,9 +11,10 @@ import (
 // rotation (docs/PROTOCOL.md §6.2): it reads GET /cluster, accepts the new
 // key only if rotations signed by the key it joined under lead to it, and
 // derives its member key again with the new key and the same join nonces.
-// No ledger event is written; the CH accepts the new member key on the next
-// protected request and then refuses the old one. It returns whether the
-// key changed (false: the device is already keyed to the key in force).
+// No ledger event is written; the CH tries the new member key when the old
+// one fails, and once a protected request or talk proof opens under it,
+// refuses the old one. It returns whether the key changed (false: the
+// device is already keyed to the key in force).
 func (d *Device) Rekey(ctx context.Context) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

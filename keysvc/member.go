@@ -185,11 +185,15 @@ func (s *Service) SealResponse(m Member, req *protect.Request, path string, plai
 
 // VerifyTalkProof checks that p is m's fresh talk proof, under the member
 // key of m's latest join, of asking responder to talk (protect.VerifyTalkProof:
-// protect.ErrStale, wire.ErrDecrypt). It holds whatever m's standing: the
-// index keeps a left, revoked or expired member's join, so its proofs still
-// authenticate it. It does not check replay: the caller remembers spent proofs.
+// protect.ErrStale, wire.ErrDecrypt). Like OpenRequest it tries the K_m of
+// the key in force for a member of an older key (authenticate): a talk
+// proof alone shows that a member re-keyed, and its ticket is then sealed
+// under its new K_m. It holds whatever m's standing: the index keeps
+// a left, revoked or expired member's join, so its proofs still
+// authenticate it. It does not check replay: the caller remembers spent
+// proofs.
 func (s *Service) VerifyTalkProof(m Member, responder string, p *wire.TalkProof, now time.Time) error {
-	return s.authenticateWith(m, s.chFor(m), func(k *protect.MemberKeys) error {
+	return s.authenticate(m, func(k *protect.MemberKeys) error {
 		defer s.timed("aead_open", time.Now())
 		return protect.VerifyTalkProof(k.Talk, s.cluster, m.ID, responder, p, now)
 	})
@@ -204,8 +208,10 @@ type Session struct {
 }
 
 // IssueSession draws a one-time Sk and session ID for initiator m1 and
-// responder m2 and seals Sk to each under its ticket key. Sk is dropped on
-// return: the CH never stores it.
+// responder m2 and seals Sk to each under its ticket key: of the K_m its
+// last request or talk proof in this process opened under (a re-keyed
+// member's new one), else of its join's. Sk is dropped on return: the CH
+// never stores it.
 func (s *Service) IssueSession(m1, m2 Member, expires time.Time) (Session, error) {
 	k1, err := s.memberKeys(m1)
 	if err != nil {

@@ -168,3 +168,69 @@ func TestForgedRequestsCannotEvictMembersInUse(t *testing.T) {
 		t.Fatalf("members in use cost %d ECDH after the flood, want 0 (their keys stay cached)", n)
 	}
 }
+
+// TestRekeyedTalkProofAndTicket: a member that re-keyed after a rotation
+// (§6.2) and has sent no protected request since the CH started: its talk
+// proof under the new K_m verifies, its ticket is then sealed under the new
+// K_m, and its old K_m's proofs are refused. A forged proof does not move a
+// member to the new key. Regression: the proof was "bad talk proof" and
+// the ticket did not open until the member's first protected request.
+func TestRekeyedTalkProofAndTicket(t *testing.T) {
+	dir := t.TempDir()
+	s, err := keysvc.Open(dir, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, m2 := newDevice(t, "sensor-01", 0x70), newDevice(t, "sensor-02", 0x80)
+	oldK1, k2 := m1.keys(t, s), m2.keys(t, s)
+	rotateAt(t, s, dir, 10)
+	newK1 := m1.keys(t, s)                     // m1 re-keys; m2 does not
+	s, err = keysvc.OpenExisting(dir, cluster) // a CH restart: it has seen nothing of m1
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof := func(k *protect.MemberKeys, at time.Time) *wire.TalkProof {
+		p, err := protect.NewTalkProof(k.Talk, cluster, m1.member.ID, m2.member.ID, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ticketKey := func() *protect.MemberKeys {
+		sess, err := s.IssueSession(m1.member, m2.member, now.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := protect.OpenTicket(k2.Ticket, cluster, m2.member.ID, &sess.Grant, now); err != nil {
+			t.Fatalf("m2 opens its grant: %v", err)
+		}
+		for _, k := range []*protect.MemberKeys{&oldK1, &newK1} {
+			if _, err := protect.OpenTicket(k.Ticket, cluster, m1.member.ID, &sess.Ticket, now); err == nil {
+				return k
+			}
+		}
+		t.Fatal("m1's ticket opens under neither of its keys")
+		return nil
+	}
+
+	forged := proof(&newK1, now)
+	forged.Tag[0] ^= 1
+	if err := s.VerifyTalkProof(m1.member, m2.member.ID, forged, now); !errors.Is(err, wire.ErrDecrypt) {
+		t.Fatalf("forged proof: %v, want ErrDecrypt", err)
+	}
+	if err := s.VerifyTalkProof(m1.member, m2.member.ID, proof(&newK1, now.Add(-2*time.Minute)), now); !errors.Is(err, protect.ErrStale) {
+		t.Fatalf("stale proof: %v, want ErrStale", err)
+	}
+	if ticketKey() != &oldK1 {
+		t.Fatal("after refused proofs m1's ticket is sealed under its new K_m; want its join's")
+	}
+	if err := s.VerifyTalkProof(m1.member, m2.member.ID, proof(&newK1, now), now); err != nil {
+		t.Fatalf("re-keyed member's proof under its new K_m: %v", err)
+	}
+	if ticketKey() != &newK1 {
+		t.Fatal("after its proof under the new K_m, m1's ticket is sealed under its old one")
+	}
+	if err := s.VerifyTalkProof(m1.member, m2.member.ID, proof(&oldK1, now), now); !errors.Is(err, wire.ErrDecrypt) {
+		t.Fatalf("proof under the old K_m after the re-key: %v, want ErrDecrypt", err)
+	}
+}
