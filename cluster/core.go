@@ -67,10 +67,11 @@ const (
 	DefaultSessionTTL   = 10 * time.Minute
 	DefaultReplayStates = 1 << 16
 	DefaultTalkProofs   = 1 << 16
-	// DefaultTalkProofsPerMember lets an initiator hold 256 unexpired proofs,
-	// a new talk every half second for a proof's two minutes: it takes 256
-	// members in collusion to fill DefaultTalkProofs.
-	DefaultTalkProofsPerMember = 256
+	// DefaultTalkProofsPerMember lets an initiator hold 1,024 unexpired
+	// proofs, more than eight new talks a second for a proof's two minutes
+	// (a listener keeps 256 sessions): it takes 64 members in collusion to
+	// fill DefaultTalkProofs.
+	DefaultTalkProofsPerMember = 1024
 )
 
 // Keys is what the core needs of the CH's keys; *keysvc.Service implements
