@@ -27,8 +27,8 @@ type DTLSConfig struct {
 	// MaxAssociations bounds the DTLS associations held at once, handshakes
 	// included; DefaultMaxAssociations when 0.
 	MaxAssociations int
-	// MaxPerSource bounds them per source IP address; DefaultMaxPerSource
-	// when 0.
+	// MaxPerSource bounds them per source — an IPv4 address or an IPv6 /64,
+	// as for the rate limit (sourceKey); DefaultMaxPerSource when 0.
 	MaxPerSource int
 	// HandshakeTimeout bounds a handshake; DefaultHandshakeTimeout when 0.
 	HandshakeTimeout time.Duration
@@ -136,7 +136,9 @@ func (dc DTLSConfig) withDefaults() DTLSConfig {
 }
 
 // dtlsGuard bounds the associations of a coaps edge and knows whose they
-// are. Invariant: every association counted in total and bySource is open
+// are. bySource is keyed by sourceKey, the rate limiter's source, so that a
+// host cannot hold MaxPerSource associations from each address of its /64.
+// Invariant: every association counted in total and bySource is open
 // (its Close releases it exactly once), and byIdentity holds exactly the
 // open associations whose handshake completed.
 type dtlsGuard struct {
@@ -148,16 +150,18 @@ type dtlsGuard struct {
 	byIdentity map[string]map[*association]struct{}
 }
 
-// admit counts a new association from ip, or refuses it over a bound.
-func (g *dtlsGuard) admit(ip string) bool {
+// admit counts a new association from addr and returns its source, or
+// refuses it over a bound.
+func (g *dtlsGuard) admit(addr net.Addr) (source string, ok bool) {
+	source = sourceKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.total >= g.cfg.MaxAssociations || g.bySource[ip] >= g.cfg.MaxPerSource {
-		return false
+	if g.total >= g.cfg.MaxAssociations || g.bySource[source] >= g.cfg.MaxPerSource {
+		return "", false
 	}
 	g.total++
-	g.bySource[ip]++
-	return true
+	g.bySource[source]++
+	return source, true
 }
 
 // established records a completed handshake of a under its identity.
@@ -178,8 +182,8 @@ func (g *dtlsGuard) release(a *association) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.total--
-	if g.bySource[a.ip]--; g.bySource[a.ip] == 0 {
-		delete(g.bySource, a.ip)
+	if g.bySource[a.source]--; g.bySource[a.source] == 0 {
+		delete(g.bySource, a.source)
 	}
 	id := a.who()
 	if set := g.byIdentity[id]; set != nil {
@@ -240,26 +244,23 @@ func (l *guardedListener) AcceptWithContext(ctx context.Context) (net.Conn, erro
 		_ = c.Close()
 		return nil, fmt.Errorf("coaps: unexpected connection type %T", c)
 	}
-	ip := c.RemoteAddr().String()
-	if u, ok := c.RemoteAddr().(*net.UDPAddr); ok {
-		ip = u.IP.String()
-	}
-	if !l.g.admit(ip) {
+	source, ok := l.g.admit(c.RemoteAddr())
+	if !ok {
 		_ = c.Close()
 		l.g.cfg.HandshakeFailed(HandshakeCapacity)
 		return nil, nil
 	}
-	return &association{Conn: c, conn: dc, g: l.g, ip: ip}, nil
+	return &association{Conn: c, conn: dc, g: l.g, source: source}, nil
 }
 
 // association is one DTLS association of a coaps edge.
 type association struct {
 	net.Conn
-	conn  *piondtls.Conn
-	g     *dtlsGuard
-	ip    string
-	once  sync.Once // Close releases the association's place once
-	shook sync.Once // the handshake's outcome is recorded once (go-coap asks again before each read)
+	conn   *piondtls.Conn
+	g      *dtlsGuard
+	source string    // its sourceKey, as counted in g.bySource
+	once   sync.Once // Close releases the association's place once
+	shook  sync.Once // the handshake's outcome is recorded once (go-coap asks again before each read)
 
 	mu       sync.Mutex
 	identity string // the client's PSK identity, set once its handshake completed

@@ -3,6 +3,7 @@ package coapedge_test
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,12 @@ func (r *reasons) get(reason string) int {
 // requester's PSK identity; "alice" and "bob" have PSKs.
 func startDTLS(t *testing.T, dc coapedge.DTLSConfig) (*coapedge.Server, *reasons) {
 	t.Helper()
+	return startDTLSOn(t, "127.0.0.1:0", dc)
+}
+
+// startDTLSOn is startDTLS on addr.
+func startDTLSOn(t *testing.T, addr string, dc coapedge.DTLSConfig) (*coapedge.Server, *reasons) {
+	t.Helper()
 	rs := &reasons{}
 	dc.PSK = func(id string) ([]byte, error) {
 		switch id {
@@ -52,7 +59,7 @@ func startDTLS(t *testing.T, dc coapedge.DTLSConfig) (*coapedge.Server, *reasons
 		return nil, errNoPSK
 	}
 	dc.HandshakeFailed = rs.add
-	srv, err := coapedge.ListenDTLS("127.0.0.1:0", []coapedge.Resource{{
+	srv, err := coapedge.ListenDTLS(addr, []coapedge.Resource{{
 		Path: "/whoami", Method: codes.GET,
 		Handle: func(_ context.Context, r *coapedge.Request) coapedge.Response {
 			return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: []byte(r.Identity)}
@@ -78,6 +85,33 @@ func dialDTLS(t *testing.T, addr, identity, key string) (*client.Conn, error) {
 func dialSuite(t *testing.T, addr, identity, key string, suite piondtls.CipherSuiteID) (*client.Conn, error) {
 	t.Helper()
 	return chtest.DialDTLS(t, addr, identity, []byte(key), suite)
+}
+
+// handshake runs a DTLS handshake as identity with key, bounded by d, and
+// returns how it ended (the association is closed at once).
+func handshake(t *testing.T, addr, identity, key string, d time.Duration) error {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	conn, err := piondtls.ClientWithOptions(pc, raddr,
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return []byte(key), nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	defer cancel()
+	return conn.HandshakeContext(ctx)
 }
 
 func whoami(t *testing.T, c *client.Conn) (string, error) {
@@ -192,6 +226,62 @@ func TestDTLSCapacity(t *testing.T) {
 		open = append(open, c)
 		return true
 	}, "a place freed by a closed association")
+}
+
+// TestDTLSPerSourceIsPerSlash64: the per-source bound of coaps associations
+// counts an IPv6 /64 as one source, as the rate limit does: one host cannot
+// hold MaxPerSource associations from each address of its /64.
+func TestDTLSPerSourceIsPerSlash64(t *testing.T) {
+	admit := coapedge.DTLSAdmitter(2)
+	addr := func(ip string, port int) net.Addr { return &net.UDPAddr{IP: net.ParseIP(ip), Port: port} }
+	for i, a := range []string{"2001:db8::1", "2001:db8::2"} {
+		if !admit(addr(a, 5684)) {
+			t.Fatalf("association %d of the /64 refused", i+1)
+		}
+	}
+	if admit(addr("2001:db8::ffff:3", 5684)) {
+		t.Fatal("a third association from the same /64 (another address) admitted")
+	}
+	if !admit(addr("2001:db8:0:1::1", 5684)) {
+		t.Fatal("an association from another /64 refused")
+	}
+	for i, a := range []string{"192.0.2.1", "::ffff:192.0.2.1"} { // an IPv4 address is a source of its own
+		if !admit(addr(a, 5684+i)) {
+			t.Fatalf("association %d of 192.0.2.1 refused", i+1)
+		}
+	}
+	if admit(addr("192.0.2.1", 9999)) {
+		t.Fatal("a third association from 192.0.2.1 admitted")
+	}
+}
+
+// TestDTLSCapacityIPv6: the per-source bound over a real IPv6 socket (::1,
+// the one IPv6 address a test can send from).
+func TestDTLSCapacityIPv6(t *testing.T) {
+	if ln, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	srv, rs := startDTLSOn(t, "[::1]:0", coapedge.DTLSConfig{MaxPerSource: 2})
+	for range 2 {
+		c, err := dialDTLS(t, srv.Addr().String(), "bob", "psk of bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if who, err := whoami(t, c); err != nil || who != "bob" {
+			t.Fatalf("/whoami over ::1 = %q, %v", who, err)
+		}
+	}
+	// Refused silently: the client waits out its own bound (3 s), and each
+	// ClientHello it retransmits is refused and counted again.
+	if err := handshake(t, srv.Addr().String(), "bob", "psk of bob", 3*time.Second); err == nil {
+		t.Fatal("a third association from ::1 completed")
+	}
+	if rs.get(coapedge.HandshakeCapacity) == 0 {
+		t.Fatal("the refused association was not counted")
+	}
 }
 
 // waitFor polls cond (bounded: 150 × 100 ms).

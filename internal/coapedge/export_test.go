@@ -1,6 +1,9 @@
 package coapedge
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
 // WithClock sets the clock of the rate limits and the echoes: tests freeze
 // it, so that no bucket refills while they run.
@@ -18,3 +21,15 @@ const MaxAmplification = maxAmplification
 
 // SourceKey is the rate limiter's notion of a source.
 var SourceKey = sourceKey
+
+// DTLSAdmitter returns the admission of a coaps edge's guard, with
+// maxPerSource associations per source: whether an association from an
+// address is admitted (and then held, as none is released).
+func DTLSAdmitter(maxPerSource int) func(net.Addr) bool {
+	g := &dtlsGuard{cfg: DTLSConfig{MaxPerSource: maxPerSource}.withDefaults(),
+		bySource: map[string]int{}, byIdentity: map[string]map[*association]struct{}{}}
+	return func(addr net.Addr) bool {
+		_, ok := g.admit(addr)
+		return ok
+	}
+}
