@@ -2,6 +2,9 @@ package coapedge
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -22,7 +25,8 @@ import (
 // ID).
 type DTLSConfig struct {
 	// PSK returns the pre-shared key of a PSK identity, or an error for an
-	// identity that may not connect.
+	// identity that may not connect (whose handshake then fails as a wrong
+	// key's does, refusedPSKs).
 	PSK func(identity string) ([]byte, error)
 	// MaxAssociations bounds the DTLS associations held at once, handshakes
 	// included; DefaultMaxAssociations when 0.
@@ -77,11 +81,15 @@ func ListenDTLS(addr string, resources []Resource, dc DTLSConfig, opts ...Option
 	s := newServer(TransportDTLS, resources, opts)
 	g := &dtlsGuard{cfg: dc, bySource: map[string]int{}, byIdentity: map[string]map[*association]struct{}{}}
 	s.dtls = g
+	refused := newRefusedPSKs()
 	ln, err := coapnet.NewDTLSListener("udp", addr, coapnet.NewDTLSServerOptions(
 		piondtls.WithPSK(func(identity []byte) ([]byte, error) {
 			k, err := dc.PSK(string(identity))
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", errUnknownIdentity, err)
+				// Not an error: that would end the handshake at once with
+				// an alert, while a member's ID with a wrong key is found
+				// out only when its Finished does not open (refusedPSKs).
+				return refused.psk(identity), nil
 			}
 			return k, nil
 		}),
@@ -206,17 +214,39 @@ func (g *dtlsGuard) closeIdentity(identity string) {
 	}
 }
 
-// errUnknownIdentity marks the PSK callback's refusal of an identity.
-var errUnknownIdentity = errors.New("unknown PSK identity")
+// refusedPSKs are the keys the handshake of an identity that may not connect
+// runs under, so that it ends exactly as a member's ID with a wrong key
+// does: the server cannot open the client's Finished, drops it as DTLS drops
+// any record it cannot decrypt, and the handshake runs out its timeout. An
+// immediate alert instead would tell anyone which IDs are current members
+// (docs/SECURITY.md, "A client over coaps"). Each is an HMAC of the
+// identity under a random key the listener draws at start: no client can
+// hold it, and an identity gets the same one each time, as a member gets
+// its PSK.
+type refusedPSKs struct{ key []byte }
 
-// reason classifies a failed handshake of a. A client with the wrong key
-// for a known identity is not told so (DTLS drops the records it cannot
-// decrypt): its handshake fails after the server accepted the identity.
+func newRefusedPSKs() refusedPSKs {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // never fails since Go 1.24
+	return refusedPSKs{key: key}
+}
+
+// psk returns identity's refused key, as long as a member's PSK.
+func (r refusedPSKs) psk(identity []byte) []byte {
+	m := hmac.New(sha256.New, r.key)
+	m.Write(identity)
+	return m.Sum(nil)
+}
+
+// reason classifies a failed handshake of a. Neither a refused identity nor
+// a wrong key for a member is told so (refusedPSKs): both handshakes fail
+// after the server took the identity, which tells them apart here, for the
+// metrics only.
 func (g *dtlsGuard) reason(a *association, err error) string {
-	if errors.Is(err, errUnknownIdentity) {
-		return HandshakeUnknownIdentity
-	}
 	if st, ok := a.conn.ConnectionState(); ok && len(st.IdentityHint) > 0 {
+		if _, err := g.cfg.PSK(string(st.IdentityHint)); err != nil {
+			return HandshakeUnknownIdentity
+		}
 		return HandshakeBadPSK
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
