@@ -319,7 +319,7 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 // source chose to send faster than its requests are served.
 func (s *Server) transportErrors(err error) {
 	if errors.Is(err, udpclient.ErrReceivedQueueFull) {
-		s.cfg.Observer.Dropped(DropAssociationBusy)
+		s.dropped(DropAssociationBusy) // Observer may be nil
 		return
 	}
 	s.cfg.Errors(fmt.Errorf("coap: %w", err))
