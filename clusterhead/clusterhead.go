@@ -209,7 +209,7 @@ func Start(cfg Config) (*CH, error) {
 		coapsrv.WithMaxAssociations(cfg.MaxAssociations),
 		coapsrv.WithAssociationRate(cfg.AssociationRate),
 		coapsrv.WithEcho(core.EdgeEchoes()),
-		coapsrv.WithErrors(func(err error) { log.Warn("request failed", "err", err) }),
+		coapsrv.WithErrors(newErrorLog(log, time.Now).report),
 	}
 	if m != nil {
 		core.SetObserver(m)

@@ -149,3 +149,51 @@ func TestSourceKey(t *testing.T) {
 		}
 	}
 }
+
+// malformed is a NON request that is not CoAP: option delta 15 with a
+// length (RFC 7252 §3.1: 15 is the payload marker's, reserved otherwise).
+func malformed(mid uint16) []byte { return []byte{0x50, 0x02, byte(mid >> 8), byte(mid), 0xf1, 0x00} }
+
+// TestMalformedDatagramsCounted: a datagram that is not CoAP — from an
+// endpoint that holds an association, or from a new one — is dropped
+// unanswered, counted as DropMalformed, and never passed to the error hook:
+// any client can send them at will, and a hook that logs would write a line
+// each.
+func TestMalformedDatagramsCounted(t *testing.T) {
+	srv, rec := listen(t)
+	addr := srv.Addr().String()
+	held := chtest.NewSocket(t, addr, "127.0.0.1:0")
+	if code := probe(t, held); code != codes.NotFound { // makes the association
+		t.Fatalf("probe: %v", code)
+	}
+	const batches, perBatch, fresh = 10, 100, 20
+	for b := range batches {
+		for i := range perBatch {
+			held.Send(malformed(uint16(b*perBatch + i)))
+		}
+		// Every datagram before the probe's answer was read (probe); in
+		// batches, so that none is lost in a full socket buffer.
+		if code := probe(t, held); code != codes.NotFound {
+			t.Fatalf("probe after batch %d: %v", b, code)
+		}
+	}
+	for i := range fresh {
+		chtest.NewSocket(t, addr, "127.0.0.1:0").Send(malformed(uint16(i)))
+	}
+	if code := probe(t, held); code != codes.NotFound {
+		t.Fatalf("last probe: %v", code)
+	}
+	dropped, _ := rec.drops()
+	n := 0
+	for _, reason := range dropped {
+		if reason == coapedge.DropMalformed {
+			n++
+		}
+	}
+	if want := batches*perBatch + fresh; n != want {
+		t.Errorf("%d datagrams counted as %q, want %d (dropped: %d in all)", n, coapedge.DropMalformed, want, len(dropped))
+	}
+	if _, errs := rec.seen(); len(errs) != 0 {
+		t.Errorf("%d errors reported for malformed datagrams, want none; first: %v", len(errs), errs[0])
+	}
+}

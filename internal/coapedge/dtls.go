@@ -214,6 +214,10 @@ func (g *dtlsGuard) closeIdentity(identity string) {
 	}
 }
 
+// errHandshake marks a failed handshake, counted by reason
+// (DTLSConfig.HandshakeFailed): transportErrors does not pass it on.
+var errHandshake = errors.New("no coaps association")
+
 // refusedPSKs are the keys the handshake of an identity that may not connect
 // runs under, so that it ends exactly as a member's ID with a wrong key
 // does: the server cannot open the client's Finished, drops it as DTLS drops
@@ -363,7 +367,10 @@ func (a *association) HandshakeContext(ctx context.Context) error {
 		a.mu.Unlock()
 		a.g.established(a)
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("%w: %w", errHandshake, err)
+	}
+	return nil
 }
 
 // Close closes the association and releases its place, once.

@@ -40,8 +40,8 @@
 // sends a Confirmable message, so it never retransmits.
 //
 // Every answered request is reported to the Observer (metrics) and, at debug
-// level, to the request log; every datagram dropped unanswered by stages 2
-// and 3 is counted by reason. /.well-known/core (RFC 6690) lists the table.
+// level, to the request log; every datagram dropped unanswered by stages 1
+// to 3 is counted by reason, and never passed to the error hook. /.well-known/core (RFC 6690) lists the table.
 package coapedge
 
 import (
@@ -165,10 +165,11 @@ const (
 	DropNotRequest      = "not_a_request"    // an ACK, a Reset, a response: nothing to answer
 	DropAssociationBusy = "association_busy" // its association already has a full queue of requests waiting
 	DropStatelessBusy   = "stateless_busy"   // a request to serve without an association, MaxStateless being served
+	DropMalformed       = "malformed"        // not CoAP (go-coap could not parse it)
 )
 
 // DropReasons lists every Drop constant (for metrics that export each).
-var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy}
+var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy, DropMalformed}
 
 // Echoer makes and checks the Echo values (RFC 9175) that verify a source's
 // address. The cluster head passes the echoes its joins use
@@ -210,7 +211,10 @@ type Config struct {
 	Timeout time.Duration
 	// Errors receives per-request failures (handler panics, write errors,
 	// transport errors) wrapped with the peer address. The server keeps
-	// serving.
+	// serving. What a client causes at will — a datagram that is not CoAP,
+	// a full queue, a failed coaps handshake — is counted instead
+	// (Observer.Dropped, DTLSConfig.HandshakeFailed); yet a client may still
+	// cause some of these errors, so a hook that logs should bound its lines.
 	Errors func(error)
 	// Observer, if set, sees every answered request.
 	Observer Observer
@@ -314,15 +318,28 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 }
 
 // transportErrors is the go-coap error hook: transport errors go to the
-// edge's error hook, but a datagram dropped because its association's queue
-// was full (third_party/README.md, patch 6) is counted, not logged: its
-// source chose to send faster than its requests are served.
+// edge's error hook, but what a client causes with each datagram or
+// handshake of its choosing is counted, and logged at debug only, never
+// passed on: one line each would let anyone fill the log. That is a datagram
+// dropped because its association's queue was full (third_party/README.md,
+// patch 6: its source chose to send faster than its requests are served), a
+// datagram that is not CoAP, and a failed coaps handshake (counted by
+// DTLSConfig.HandshakeFailed).
 func (s *Server) transportErrors(err error) {
-	if errors.Is(err, udpclient.ErrReceivedQueueFull) {
-		s.dropped(DropAssociationBusy) // Observer may be nil
+	var malformed *udpclient.MalformedMessageError
+	switch {
+	case errors.Is(err, udpclient.ErrReceivedQueueFull):
+		s.dropped(DropAssociationBusy)
+	case errors.As(err, &malformed):
+		s.dropped(DropMalformed)
+	case errors.Is(err, errHandshake):
+	default:
+		s.cfg.Errors(fmt.Errorf("coap: %w", err))
 		return
 	}
-	s.cfg.Errors(fmt.Errorf("coap: %w", err))
+	if s.cfg.Log != nil {
+		s.cfg.Log.Debug("coap datagram dropped", "transport", s.transport, "err", err)
+	}
 }
 
 // Listen binds addr (UDP host:port) and serves resources on it.
