@@ -332,7 +332,7 @@ func (s *Server) transportErrors(err error) {
 		s.dropped(DropAssociationBusy)
 	case errors.As(err, &malformed):
 		s.dropped(DropMalformed)
-	case errors.Is(err, errHandshake):
+	case errors.Is(err, errHandshake): // already counted by DTLSConfig.HandshakeFailed
 	default:
 		s.cfg.Errors(fmt.Errorf("coap: %w", err))
 		return
