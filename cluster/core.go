@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
+	"github.com/iotguard/iotguard/internal/boundlog"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/protect"
@@ -145,7 +146,8 @@ type Core struct {
 
 	checkpoints checkpoints // the newest signed checkpoint (transparency.go)
 
-	grants *grantBatcher // the audit records, in batches
+	grants   *grantBatcher    // the audit records, in batches
+	warnings *boundlog.Logger // warning verdicts, at Info
 
 	spent   *spentProofs                    // talk proofs accepted and not yet stale
 	retired atomic.Pointer[func(id string)] // see OnKeyRetired; nil: nobody listens
@@ -207,6 +209,7 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members, uncertain: uncertain,
 		spent: newSpentProofs(cfg.TalkProofs, cfg.TalkProofsPerMember)}
 	c.grants = newGrantBatcher(cfg, c.append)
+	c.warnings = boundlog.New(cfg.Logger, slog.LevelInfo, cfg.Now)
 	return c, nil
 }
 

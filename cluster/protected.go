@@ -157,7 +157,8 @@ func verdict(d ledger.Device, now time.Time) *wire.VerifyResponse {
 }
 
 // warn counts, logs and records asker's warning verdict v; a member verdict
-// is none of these. The record goes into the open batch of audit records
+// is none of these. The log is bounded (a member may ask about unknown
+// peers at will); the count and the record are exact. The record goes into the open batch of audit records
 // (grants.go), committed behind the answer.
 func (c *Core) warn(asker ledger.Device, v *wire.VerifyResponse, now time.Time) error {
 	if v.Status.Current() {
@@ -165,7 +166,7 @@ func (c *Core) warn(asker ledger.Device, v *wire.VerifyResponse, now time.Time) 
 	}
 	reason := v.Status.String()
 	c.obs.VerifyWarning(reason)
-	c.cfg.Logger.Info("warning verdict", "asker", asker.ID, "peer", v.Peer, "reason", reason)
+	c.warnings.Log("warning verdict", "asker", asker.ID, "peer", v.Peer, "reason", reason)
 	return c.grants.add(ledger.Event{Type: ledger.EventVerifyWarning, Device: asker.ID, Peer: v.Peer, Time: now.UnixMilli(), Reason: reason})
 }
 

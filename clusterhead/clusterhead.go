@@ -17,6 +17,7 @@ import (
 	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/coapsrv"
+	"github.com/iotguard/iotguard/internal/boundlog"
 	"github.com/iotguard/iotguard/internal/coapedge"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
@@ -209,7 +210,7 @@ func Start(cfg Config) (*CH, error) {
 		coapsrv.WithMaxAssociations(cfg.MaxAssociations),
 		coapsrv.WithAssociationRate(cfg.AssociationRate),
 		coapsrv.WithEcho(core.EdgeEchoes()),
-		coapsrv.WithErrors(newErrorLog(log, time.Now).report),
+		coapsrv.WithErrors(edgeErrors(log)),
 	}
 	if m != nil {
 		core.SetObserver(m)
@@ -302,4 +303,13 @@ func (c *CH) Revoke(ctx context.Context, id, reason string) (uint64, error) {
 	defer cancel()
 	ref, err := c.Core.Revoke(ctx, id, reason)
 	return ref.Height, err
+}
+
+// edgeErrors reports the CoAP edges' errors (a handler's panic, an answer
+// that could not be written, a transport error) at Warn, within boundlog's
+// bound: the edge counts what a client causes at will (malformed datagrams,
+// full queues, failed handshakes), but a client may still cause some errors.
+func edgeErrors(log *slog.Logger) func(error) {
+	l := boundlog.New(log, slog.LevelWarn, time.Now)
+	return func(err error) { l.Log("request failed", "err", err) }
 }

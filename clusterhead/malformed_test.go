@@ -2,12 +2,10 @@ package clusterhead_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -58,39 +56,6 @@ func (l *logRecords) last(level slog.Level) (slog.Record, bool) {
 		}
 	}
 	return slog.Record{}, false
-}
-
-// TestErrorLogBounded: the edge's errors are logged at Warn up to a burst,
-// then one per interval, the others at Debug; the next Warn line counts
-// those held back.
-func TestErrorLogBounded(t *testing.T) {
-	rec := &logRecords{}
-	now := time.Unix(1_700_000_000, 0)
-	report := clusterhead.ErrorLog(slog.New(rec), func() time.Time { return now })
-	const n = 1000
-	for i := range n {
-		report(fmt.Errorf("failure %d", i))
-	}
-	warn, debug := rec.count(slog.LevelWarn, "request failed"), rec.count(slog.LevelDebug, "request failed")
-	if warn != clusterhead.ErrorLogBurst || debug != n-warn {
-		t.Fatalf("%d errors at once: %d at Warn, %d at Debug; want %d at Warn, the rest at Debug", n, warn, debug, clusterhead.ErrorLogBurst)
-	}
-	now = now.Add(clusterhead.ErrorLogEvery)
-	report(errors.New("a fault after the flood"))
-	if got := rec.count(slog.LevelWarn, "request failed"); got != warn+1 {
-		t.Fatalf("an error an interval later: %d Warn lines, want %d", got, warn+1)
-	}
-	last, _ := rec.last(slog.LevelWarn)
-	var suppressed int64
-	last.Attrs(func(a slog.Attr) bool {
-		if a.Key == "suppressed" {
-			suppressed = a.Value.Int64()
-		}
-		return true
-	})
-	if suppressed != int64(debug) {
-		t.Errorf("the next Warn line says %d suppressed, want %d", suppressed, debug)
-	}
 }
 
 // TestMalformedDatagramsNotLogged: datagrams that are not CoAP, from an
