@@ -79,7 +79,7 @@ func ListenDTLS(addr string, resources []Resource, dc DTLSConfig, opts ...Option
 	}
 	dc = dc.withDefaults()
 	s := newServer(TransportDTLS, resources, opts)
-	g := &dtlsGuard{cfg: dc, bySource: map[string]int{}, byIdentity: map[string]map[*association]struct{}{}}
+	g := newDTLSGuard(dc)
 	s.dtls = g
 	refused := newRefusedPSKs()
 	ln, err := coapnet.NewDTLSListener("udp", addr, coapnet.NewDTLSServerOptions(
@@ -156,6 +156,15 @@ type dtlsGuard struct {
 	total      int
 	bySource   map[string]int
 	byIdentity map[string]map[*association]struct{}
+	// retiredAt is when each identity's PSK last died, kept for as long as
+	// a handshake may take: a handshake that began before it may have run
+	// under the dead PSK, and is retired when it completes.
+	retiredAt map[string]time.Time
+}
+
+func newDTLSGuard(dc DTLSConfig) *dtlsGuard {
+	return &dtlsGuard{cfg: dc, bySource: map[string]int{}, byIdentity: map[string]map[*association]struct{}{},
+		retiredAt: map[string]time.Time{}}
 }
 
 // admit counts a new association from addr and returns its source, or
@@ -172,10 +181,12 @@ func (g *dtlsGuard) admit(addr net.Addr) (source string, ok bool) {
 	return source, true
 }
 
-// established records a completed handshake of a under its identity.
+// established records a completed handshake of a under its identity, and
+// retires a at once if the identity's PSK died after a began: its handshake
+// may have looked the PSK up before, and registered only after
+// closeIdentity looked for it.
 func (g *dtlsGuard) established(a *association) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	id := a.who()
 	set := g.byIdentity[id]
 	if set == nil {
@@ -183,6 +194,11 @@ func (g *dtlsGuard) established(a *association) {
 		g.byIdentity[id] = set
 	}
 	set[a] = struct{}{}
+	t, retired := g.retiredAt[id]
+	g.mu.Unlock()
+	if retired && !t.Before(a.begun) {
+		a.retire()
+	}
 }
 
 // release forgets a closed association.
@@ -204,6 +220,13 @@ func (g *dtlsGuard) release(a *association) {
 
 func (g *dtlsGuard) closeIdentity(identity string) {
 	g.mu.Lock()
+	now := time.Now()
+	for id, t := range g.retiredAt {
+		if now.Sub(t) > 2*g.cfg.HandshakeTimeout { // no handshake that began before t is still running
+			delete(g.retiredAt, id)
+		}
+	}
+	g.retiredAt[identity] = now
 	open := make([]*association, 0, len(g.byIdentity[identity]))
 	for a := range g.byIdentity[identity] {
 		open = append(open, a)
@@ -284,7 +307,7 @@ func (l *guardedListener) AcceptWithContext(ctx context.Context) (net.Conn, erro
 		l.g.cfg.HandshakeFailed(HandshakeCapacity)
 		return nil, nil
 	}
-	return &association{Conn: c, conn: dc, g: l.g, source: source}, nil
+	return &association{Conn: c, conn: dc, g: l.g, source: source, begun: time.Now()}, nil
 }
 
 // association is one DTLS association of a coaps edge.
@@ -293,6 +316,7 @@ type association struct {
 	conn   *piondtls.Conn
 	g      *dtlsGuard
 	source string    // its sourceKey, as counted in g.bySource
+	begun  time.Time // accepted, before its handshake looked up a PSK
 	once   sync.Once // Close releases the association's place once
 	shook  sync.Once // the handshake's outcome is recorded once (go-coap asks again before each read)
 

@@ -26,8 +26,7 @@ var SourceKey = sourceKey
 // maxPerSource associations per source: whether an association from an
 // address is admitted (and then held, as none is released).
 func DTLSAdmitter(maxPerSource int) func(net.Addr) bool {
-	g := &dtlsGuard{cfg: DTLSConfig{MaxPerSource: maxPerSource}.withDefaults(),
-		bySource: map[string]int{}, byIdentity: map[string]map[*association]struct{}{}}
+	g := newDTLSGuard(DTLSConfig{MaxPerSource: maxPerSource}.withDefaults())
 	return func(addr net.Addr) bool {
 		_, ok := g.admit(addr)
 		return ok
