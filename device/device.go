@@ -35,7 +35,7 @@ type Device struct {
 	keys *protect.MemberKeys // derived from st.Membership, lazily
 
 	credential []byte // overrides st.Credential in joins; nil: use st.Credential
-	noLogCheck bool   // Join does not prove the join in the CH's log
+	noLogCheck bool   // Join and Rekey do not prove the join in the CH's log
 
 	// echo is an Echo the CH made for this association: the one the last
 	// join signed. The log check's GET carries it, so that the CH does not
@@ -68,7 +68,7 @@ func WithCredential(credential []byte) Option { return func(d *Device) { d.crede
 // GET /cluster on the CH's own host), never from the answer it is to trust.
 func WithRepin(thumbprint []byte) Option { return func(d *Device) { d.repin = thumbprint } }
 
-// WithoutLogCheck makes Join skip proving the join in the CH's transparency
+// WithoutLogCheck makes Join (and Rekey) skip proving the join in the CH's transparency
 // log (CheckJoin): for load generators that measure the join exchange alone.
 func WithoutLogCheck() Option { return func(d *Device) { d.noLogCheck = true } }
 

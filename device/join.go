@@ -152,26 +152,28 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // error wrapping ErrNotInLog comes with the response, and the membership,
 // which the CH did grant.
 func (d *Device) Join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
-	resp, err := d.join(ctx, lat, lon)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	resp, info, err := d.join(ctx, lat, lon)
 	if err != nil || d.noLogCheck {
 		return resp, err
 	}
-	if _, err := d.CheckJoin(ctx); err != nil && !errors.Is(err, ErrNoLog) {
+	if _, err := d.checkJoin(ctx, info); err != nil && !errors.Is(err, ErrNoLog) {
 		return resp, err
 	}
 	return resp, nil
 }
 
-func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// join is Join without the log check; it returns the /cluster answer the
+// join went by as well. Must be called with d.mu held.
+func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, *wire.ClusterInfo, error) {
 	info, chPub, echo, err := d.clusterInfo(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keyBytes, err := wire.EncodePublicKey(&d.st.Key.PublicKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := wire.JoinRequest{Cluster: info.Cluster, ID: d.st.ID, Key: keyBytes, Lat: lat, Lon: lon, Echo: echo,
 		Credential: d.st.Credential}
@@ -183,45 +185,45 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	} else {
 		req.Nonce = make([]byte, wire.NonceLen)
 		if _, err := rand.Read(req.Nonce); err != nil {
-			return nil, fmt.Errorf("failed to draw join nonce: %w", err)
+			return nil, nil, fmt.Errorf("failed to draw join nonce: %w", err)
 		}
 		// Saved before it is sent: from then on, the join may be recorded.
 		d.st.PendingJoin = &PendingJoin{Cluster: info.Cluster, Nonce: req.Nonce}
 		if err := d.save(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	r, err := d.sendJoin(ctx, &req)
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	case r.code == codes.ServiceUnavailable:
-		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, r.err())
+		return nil, nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, r.err())
 	case !r.ok() && r.code != codes.Conflict:
-		return nil, r.err() // refused before the ledger: the pending join stays
+		return nil, nil, r.err() // refused before the ledger: the pending join stays
 	case !r.ok(): // the ledger refused it (4.09): nothing pending any more
 		d.st.PendingJoin = nil
 		if err := d.save(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, r.err()
+		return nil, nil, r.err()
 	}
 	var resp wire.JoinResponse
 	pub, err := verifySelfSigned(r.body, wire.AADJoinResponse, &resp, func() []byte { return resp.CHKey })
 	if err != nil {
-		return nil, fmt.Errorf("%w: /join: %v", ErrBadResponse, err)
+		return nil, nil, fmt.Errorf("%w: /join: %v", ErrBadResponse, err)
 	}
 	thumb := wire.Thumbprint(pub)
 	switch {
 	case !pub.Equal(chPub):
-		return nil, fmt.Errorf("%w: /join signed by another key than /cluster", ErrBadResponse)
+		return nil, nil, fmt.Errorf("%w: /join signed by another key than /cluster", ErrBadResponse)
 	case resp.Cluster != info.Cluster || resp.ID != d.st.ID || !bytes.Equal(resp.DeviceNonce, req.Nonce):
-		return nil, fmt.Errorf("%w: /join answer is for another cluster, device or nonce", ErrBadResponse)
+		return nil, nil, fmt.Errorf("%w: /join answer is for another cluster, device or nonce", ErrBadResponse)
 	case !bytes.Equal(resp.Thumbprint, thumb[:]):
-		return nil, fmt.Errorf("%w: /join thumbprint does not match the CH key", ErrBadResponse)
+		return nil, nil, fmt.Errorf("%w: /join thumbprint does not match the CH key", ErrBadResponse)
 	}
-	if !bytes.Equal(d.st.TrustedCH(), thumb[:]) {
-		d.st.Checkpoint = nil // a re-pin: the checkpoint kept is of the other CH's log
+	if kid, err := checkpointKID(d.st.Checkpoint); d.repin != nil && (err != nil || kid != thumb) {
+		d.st.Checkpoint = nil // a re-pin: the checkpoint kept may be of another CH's log (after a rotation, checkJoin follows it)
 	}
 	d.st.Membership = &Membership{
 		Cluster: resp.Cluster, CHKey: resp.CHKey, DeviceNonce: resp.DeviceNonce, CHNonce: resp.CHNonce,
@@ -231,9 +233,9 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	d.st.Seq, d.keys, d.st.PendingJoin = 0, nil, nil
 	d.echo = req.Echo // the CH took it: made for this association
 	if err := d.save(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &resp, nil
+	return &resp, info, nil
 }
 
 // maxJoinRetries bounds how often Join resends a join that the CH answered

@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/iotguard/iotguard/wire"
@@ -13,8 +14,12 @@ import (
 // derives its member key again with the new key and the same join nonces.
 // No ledger event is written; the CH tries the new member key when the old
 // one fails, and once a protected request or talk proof opens under it,
-// refuses the old one. It returns whether the key changed (false: the
-// device is already keyed to the key in force).
+// refuses the old one. Then, unless the device was made WithoutLogCheck, it
+// proves its join in the log again (as Join does, checkJoin), so that the
+// checkpoint it keeps is signed by the new key and the next rotation is
+// followed from there. It returns whether the key changed (false: the
+// device is already keyed to the key in force); an error of that check
+// comes with true, the re-key being done and saved.
 func (d *Device) Rekey(ctx context.Context) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -45,5 +50,14 @@ func (d *Device) Rekey(ctx context.Context) (bool, error) {
 	if d.pin != nil {    // and so did the pin
 		d.pin = th[:]
 	}
-	return true, d.save()
+	if err := d.save(); err != nil {
+		return true, err
+	}
+	if d.noLogCheck || d.st.Checkpoint == nil {
+		return true, nil
+	}
+	if _, err := d.checkJoin(ctx, info); err != nil && !errors.Is(err, ErrNoLog) {
+		return true, err
+	}
+	return true, nil
 }

@@ -92,7 +92,9 @@ func fetchProof(ctx context.Context, conn *client.Conn, echo []byte, key *ecdsa.
 // answer's checkpoint is signed by the CH key of its membership, that the
 // block proven is the one the CH's signed join answer named, that the path
 // leads to the checkpoint's root, and that the log is an extension of the one
-// it saw before. Then it keeps the new checkpoint (in the state file).
+// it saw before. Then it keeps the new checkpoint (in the state file). A
+// checkpoint kept from before a CH key rotation is the log's as well
+// (FollowKept): the device then also reads GET /cluster for the rotations.
 //
 // A failure wraps ErrNotInLog (the CH answered, but its log does not prove
 // the join, or forked: a *transparency.ForkError holds both checkpoints) or
@@ -101,6 +103,12 @@ func fetchProof(ctx context.Context, conn *client.Conn, echo []byte, key *ecdsa.
 func (d *Device) CheckJoin(ctx context.Context) (*Inclusion, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.checkJoin(ctx, nil)
+}
+
+// checkJoin is CheckJoin, with info the /cluster answer the caller read
+// (checked by checkCH) if any. Must be called with d.mu held.
+func (d *Device) checkJoin(ctx context.Context, info *wire.ClusterInfo) (*Inclusion, error) {
 	m := d.st.Membership
 	if m == nil {
 		return nil, ErrNotJoined
@@ -109,10 +117,10 @@ func (d *Device) CheckJoin(ctx context.Context) (*Inclusion, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to use stored CH key: %w", err)
 	}
-	w := transparency.Witness{}
+	w := &transparency.Witness{}
 	query := []string{"id=" + d.st.ID}
 	if d.st.Checkpoint != nil {
-		if w.Last, err = transparency.OpenCheckpoint(d.st.Checkpoint, key, m.Cluster); err != nil {
+		if w, err = d.keptWitness(ctx, info, key); err != nil {
 			return nil, fmt.Errorf("failed to use the stored checkpoint: %w", err)
 		}
 		query = append(query, "from="+strconv.FormatUint(w.Last.Size, 10))
@@ -133,6 +141,88 @@ func (d *Device) CheckJoin(ctx context.Context) (*Inclusion, error) {
 	}
 	d.st.Checkpoint = w.Last.Signed
 	return in, d.save()
+}
+
+// keptWitness returns the witness of the checkpoint the device keeps, ready
+// for checkpoints of key, the CH key of its membership. A checkpoint of an
+// older key (kept from before a rotation the device followed) is opened by
+// FollowKept with info, or with a GET /cluster if info is nil. Must be
+// called with d.mu held.
+func (d *Device) keptWitness(ctx context.Context, info *wire.ClusterInfo, key *ecdsa.PublicKey) (*transparency.Witness, error) {
+	m := d.st.Membership
+	if kid, err := checkpointKID(d.st.Checkpoint); err == nil && kid == wire.Thumbprint(key) {
+		cp, err := transparency.OpenCheckpoint(d.st.Checkpoint, key, m.Cluster)
+		return &transparency.Witness{Last: cp}, err
+	}
+	if info == nil {
+		var pub *ecdsa.PublicKey
+		var err error
+		if info, pub, _, err = d.clusterInfo(ctx); err != nil {
+			return nil, err
+		}
+		if !pub.Equal(key) {
+			return nil, fmt.Errorf("%w: /cluster offers CH key %x, the device's membership is of %x (hint: iotguard device rekey)",
+				ErrBadResponse, wire.Thumbprint(pub), wire.Thumbprint(key))
+		}
+	}
+	if info.Cluster != m.Cluster {
+		return nil, fmt.Errorf("%w: /cluster is cluster %s, the device joined %s", ErrBadResponse, info.Cluster, m.Cluster)
+	}
+	return FollowKept(d.st.Checkpoint, info, key)
+}
+
+// checkpointKID returns the kid of a signed checkpoint: the thumbprint of
+// the key it names, not yet checked.
+func checkpointKID(signed []byte) ([32]byte, error) {
+	s, err := wire.ParseSign1(signed)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("failed to read checkpoint: %w", err)
+	}
+	if len(s.KID) != 32 {
+		return [32]byte{}, fmt.Errorf("%w: checkpoint kid is not a thumbprint", wire.ErrMalformed)
+	}
+	return [32]byte(s.KID), nil
+}
+
+// FollowKept returns the witness of kept, a signed checkpoint of the CH's
+// log that a verifier kept from an earlier check, ready to advance to a
+// checkpoint signed by pub, the CH key in force that the /cluster answer
+// info carries (checked by the caller). A checkpoint of pub opens under pub.
+// One of an older key (its kid) opens under that key only if the rotations
+// info carries lead from it to pub, each signed by the key before it: the
+// rule by which a device follows a CH key rotation (acceptKey, docs/PROTOCOL.md
+// §6.1, §9.1); the witness then takes pub's checkpoints as the same log's.
+// Otherwise it fails: *UntrustedCHError when no rotation from the kept key
+// leads to pub (the key was replaced without one, or more rotations than
+// /cluster carries happened since).
+func FollowKept(kept []byte, info *wire.ClusterInfo, pub *ecdsa.PublicKey) (*transparency.Witness, error) {
+	thumb := wire.Thumbprint(pub)
+	kid, err := checkpointKID(kept)
+	if err != nil {
+		return nil, err
+	}
+	if kid == thumb {
+		cp, err := transparency.OpenCheckpoint(kept, pub, info.Cluster)
+		if err != nil {
+			return nil, err
+		}
+		return &transparency.Witness{Last: cp}, nil
+	}
+	if err := acceptKey(kid[:], false, info, thumb); err != nil {
+		return nil, fmt.Errorf("checkpoint of key %x: %w", kid, err)
+	}
+	for _, r := range info.Rotations { // acceptKey followed one from kid: its old key signed the checkpoint
+		if _, old, _, err := wire.VerifyRotation(r, info.Cluster); err == nil && wire.Thumbprint(old) == kid {
+			cp, err := transparency.OpenCheckpoint(kept, old, info.Cluster)
+			if err != nil {
+				return nil, err
+			}
+			w := &transparency.Witness{Last: cp}
+			w.FollowRotation(thumb)
+			return w, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no rotation from key %x", wire.ErrBadSignature, kid) // unreachable after acceptKey
 }
 
 // notInLog marks a bad answer of the log as ErrNotInLog, and the CH's

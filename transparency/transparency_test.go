@@ -358,3 +358,35 @@ func TestWitness(t *testing.T) {
 		t.Errorf("a fork moved the witness to size %d", w.Last.Size)
 	}
 }
+
+// TestWitnessFollowsRotation: told that the CH key rotated to another key,
+// a witness accepts that key's checkpoint as the continuation of the last
+// one's, still checking consistency; from then on only the new key; and a
+// third key stays a fork.
+func TestWitnessFollowsRotation(t *testing.T) {
+	oldKey, newKey, third := newSigner(t), newSigner(t), newSigner(t)
+	leaves := blocks(12)
+	c4 := checkpoint(t, oldKey, leaves, 4)
+	c9, c12 := checkpoint(t, newKey, leaves, 9), checkpoint(t, newKey, leaves, 12)
+	rewritten := append(clone(leaves[:3]), blocks(20)[14:]...)
+
+	w := transparency.Witness{Last: c4}
+	w.FollowRotation(c9.KID)
+	forked := checkpoint(t, newKey, rewritten, 9)
+	if err := w.Advance(forked, rfc9162ref.Proof(4, rewritten[:9])); !errors.Is(err, transparency.ErrFork) {
+		t.Fatalf("a rewritten log under the new key: %v, want a fork", err)
+	}
+	if err := w.Advance(checkpoint(t, third, leaves, 9), rfc9162ref.Proof(4, leaves[:9])); !errors.Is(err, transparency.ErrFork) {
+		t.Fatalf("a key the witness was not told of: %v, want a fork", err)
+	}
+	if err := w.Advance(c9, rfc9162ref.Proof(4, leaves[:9])); err != nil {
+		t.Fatalf("the new key's checkpoint: %v", err)
+	}
+	if err := w.Advance(c12, rfc9162ref.Proof(9, leaves[:12])); err != nil {
+		t.Fatal(err)
+	}
+	back := checkpoint(t, oldKey, leaves, 12)
+	if err := w.Advance(back, nil); !errors.Is(err, transparency.ErrFork) || w.Last != c12 {
+		t.Fatalf("the old key after the rotation: %v, want a fork", err)
+	}
+}

@@ -11,7 +11,17 @@ import (
 // across joins; `iotguard audit watch` keeps one in its state file.
 type Witness struct {
 	Last *Checkpoint // nil before the first checkpoint
+
+	rotatedTo *[32]byte // FollowRotation's key, until a checkpoint of it is the last one
 }
+
+// FollowRotation lets the witness accept, as the next checkpoint, one signed
+// by the key of thumbprint kid instead of the key of Last. The caller must
+// have checked that signed rotations lead from Last's key to that key
+// (docs/PROTOCOL.md §6.1): that is what makes a checkpoint of another key
+// the same log's, not a fork. Once such a checkpoint is the last one, only
+// its key is accepted.
+func (w *Witness) FollowRotation(kid [32]byte) { w.rotatedTo = &kid }
 
 // ForkError is the evidence of a fork: the checkpoint the witness had and
 // the one that is not an extension of it, both signed, and why.
@@ -31,8 +41,9 @@ func (e *ForkError) Unwrap() error { return ErrFork }
 // against the last one with path, the consistency proof from the last tree
 // size to next's (nil when the sizes are equal or there is no last one), and
 // makes it the last one. A next that is not an extension of the last — a
-// smaller tree, another root for the same size, another cluster or key, or a
-// path that does not verify — is a *ForkError and changes nothing.
+// smaller tree, another root for the same size, another cluster, another key
+// than the last one's or the FollowRotation one, or a path that does not
+// verify — is a *ForkError and changes nothing.
 func (w *Witness) Advance(next *Checkpoint, path [][]byte) error {
 	old := w.Last
 	if old == nil {
@@ -43,7 +54,7 @@ func (w *Witness) Advance(next *Checkpoint, path [][]byte) error {
 	switch {
 	case next.Cluster != old.Cluster:
 		return fork(fmt.Sprintf("cluster %q, earlier %q", next.Cluster, old.Cluster))
-	case next.KID != old.KID:
+	case next.KID != old.KID && (w.rotatedTo == nil || next.KID != *w.rotatedTo):
 		return fork(fmt.Sprintf("signed by key %x, earlier by %x", next.KID, old.KID))
 	case next.Size < old.Size:
 		return fork("the tree is smaller than before")
@@ -55,6 +66,9 @@ func (w *Witness) Advance(next *Checkpoint, path [][]byte) error {
 	}
 	if next.Size > old.Size || next.TimeMS >= old.TimeMS {
 		w.Last = next
+	}
+	if w.Last.KID != old.KID {
+		w.rotatedTo = nil
 	}
 	return nil
 }

@@ -209,6 +209,9 @@ func deviceJoin(args []string) error {
 			"iotguard: hint: if they match, re-pin: iotguard device join --server %s --key %s --position %s --repin %x",
 			err, untrusted.Got, *f.server, *f.key, *pos, untrusted.Got)
 	}
+	if err != nil && resp != nil { // Join proves an admitted join in the CH's log
+		return fmt.Errorf("the cluster head admitted the join (block %d), but the device's check of it in the CH's transparency log failed: %w", resp.Height, err)
+	}
 	if err != nil {
 		return fmt.Errorf("join refused: %w", err)
 	}
