@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -15,11 +16,12 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// CH is what Export needs of the cluster head's key: its COSE_Key and
-// checkpoint signatures; *keysvc.Service implements it.
+// CH is what Export needs of the cluster head's key: checkpoint signatures
+// and every CH public key as a COSE_Key, oldest first, the key in force
+// last; *keysvc.Service implements it.
 type CH interface {
 	transparency.Signer
-	COSEKey() []byte
+	Keys() [][]byte
 }
 
 // Blocks is what Export reads: every block from genesis (a ledger.Ledger).
@@ -35,7 +37,8 @@ type Grants interface {
 }
 
 // Export writes the ledger l of cluster to w (docs/PROTOCOL.md §9.5): a
-// header naming the cluster and the CH key, every block from genesis to the
+// header naming the cluster and the CH key (with the keys before it, if it
+// was rotated), every block from genesis to the
 // head as it is now, a checkpoint over exactly those blocks, signed by ch,
 // and the records of every grant batch of g committed in those blocks and
 // not pruned (a nil g exports none). The tree is computed from the blocks
@@ -52,8 +55,12 @@ func Export(w io.Writer, l Blocks, g Grants, cluster string, ch CH, progress fun
 		return nil, fmt.Errorf("failed to export: %w", err)
 	}
 	bw := bufio.NewWriter(w)
-	hdr := &wire.ExportHeader{Format: wire.ExportFormat, Version: wire.ExportVersion, Cluster: cluster, Key: ch.COSEKey(),
+	keys := ch.Keys()
+	hdr := &wire.ExportHeader{Format: wire.ExportFormat, Version: wire.ExportVersion, Cluster: cluster, Key: keys[len(keys)-1],
 		Blocks: total, Grants: uint64(len(batches))}
+	for _, k := range keys[:len(keys)-1] {
+		hdr.Earlier = append(hdr.Earlier, k)
+	}
 	if err := writeItem(bw, hdr); err != nil {
 		return nil, err
 	}
@@ -199,15 +206,22 @@ type GrantReport struct {
 }
 
 // ErrExport is returned by VerifyExport for an export that is not intact:
-// unreadable, signed by another key than the pinned one, with a checkpoint
-// that does not state its blocks. A bad block is a *ledger.BadBlockError,
+// unreadable, of keys none of which is the pinned one, whose rotations do
+// not reach the key in force, with a checkpoint that does not state its
+// blocks. A bad block is a *ledger.BadBlockError,
 // a bad grant batch wraps ledger.ErrBadGrant as well.
 var ErrExport = errors.New("export is not intact")
 
-// VerifyExport checks an export offline: its key must have the thumbprint
-// pin; every block must pass the ledger's own checks (ledger.Replay: chain,
-// signatures under that key, state machine, join evidence); the checkpoint
-// must be signed by that key and state exactly the tree of those blocks;
+// VerifyExport checks an export offline: one of its keys — the key in
+// force, or one before a rotation (the first, which signed genesis, or one
+// between) — must have the thumbprint pin; every block must pass the
+// ledger's own checks (ledger.Replay: chain, signatures under the key in
+// force at its height, each rotation signed by the key before it and naming
+// the header's next key, state machine, join evidence) and the rotations
+// must reach the key in force, as `ledger verify` follows a data
+// directory's keys; so each key vouches for every other through signed
+// rotations. The checkpoint must be signed by the key in force and state
+// exactly the tree of those blocks;
 // every grant batch must be one of the chain's session-batch events, in
 // increasing batch number, its records valid for that event
 // (ledger.CheckGrantBatch) under the chain's rule (ledger.GrantRule: its
@@ -222,18 +236,23 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 	if err := hdr.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: header: %w", ErrExport, err)
 	}
+	keys := make([][]byte, 0, len(hdr.Earlier)+1)
+	for _, k := range hdr.Earlier {
+		keys = append(keys, k)
+	}
+	keys = append(keys, hdr.Key)
+	chain, err := keysvc.NewChain(keys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrExport, err)
+	}
 	key, err := wire.ParsePublicKey(hdr.Key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: CH key: %w", ErrExport, err)
 	}
-	if th := wire.Thumbprint(key); th != pin {
-		return nil, fmt.Errorf("%w: signed by key %x, not the pinned %x", ErrExport, th, pin)
-	}
-	v, err := keysvc.NewVerifier(key)
-	if err != nil {
+	if err := pinned(keys, pin); err != nil {
 		return nil, err
 	}
-	replay := ledger.NewReplay(hdr.Cluster, v)
+	replay := ledger.NewReplay(hdr.Cluster, chain)
 	rng := transparency.Ranges.NewEmptyRange(0)
 	for i := uint64(0); i < hdr.Blocks; i++ {
 		var raw []byte
@@ -251,6 +270,9 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 		if progress != nil && (i%1024 == 1023 || i+1 == hdr.Blocks) {
 			progress(i+1, hdr.Blocks)
 		}
+	}
+	if err := replay.End(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrExport, err)
 	}
 	var signed []byte
 	if err := dec.Decode(&signed); err != nil {
@@ -276,6 +298,25 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 		return nil, fmt.Errorf("%w: data after the last grant batch", ErrExport)
 	}
 	return &ExportReport{Cluster: hdr.Cluster, Key: key, Devices: replay.Devices(), Checkpoint: cp, Grants: grants, replay: replay}, nil
+}
+
+// pinned checks that one of keys (COSE_Keys that parse, the key in force
+// last) has the thumbprint pin.
+func pinned(keys [][]byte, pin [32]byte) error {
+	var thumbs []string
+	for _, k := range keys {
+		pub, _ := wire.ParsePublicKey(k)
+		th := wire.Thumbprint(pub)
+		if th == pin {
+			return nil
+		}
+		thumbs = append(thumbs, fmt.Sprintf("%x", th))
+	}
+	if len(thumbs) == 1 {
+		return fmt.Errorf("%w: signed by key %s, not the pinned %x", ErrExport, thumbs[0], pin)
+	}
+	return fmt.Errorf("%w: signed by key %s, rotated from %s, none the pinned %x", ErrExport, thumbs[len(thumbs)-1],
+		strings.Join(thumbs[:len(thumbs)-1], ", "), pin)
 }
 
 // verifyGrants reads and checks the n grant batches of an export against the

@@ -447,3 +447,97 @@ func TestVerifyExportBatchTwiceOnChain(t *testing.T) {
 		t.Fatalf("VerifyExport: %v, want batch 1 twice", err)
 	}
 }
+
+// rotate rotates the scene's CH key as `iotguard rotate-key` does: a rotate
+// event signed by the key in force, in a block the new key signs.
+func (s *scene) rotate(t testing.TB) {
+	t.Helper()
+	rot, _, err := s.key.PrepareRotation(t.TempDir(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.l.Append(t.Context(), ledger.Event{Type: ledger.EventRotate, Device: cluster, Time: t0.UnixMilli(), Request: rot}); err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+}
+
+func thumbOf(t testing.TB, coseKey []byte) [32]byte {
+	t.Helper()
+	pub, err := wire.ParsePublicKey(coseKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire.Thumbprint(pub)
+}
+
+// The export of a CH whose key was rotated twice carries the keys before the
+// one in force and verifies, the chain of keys followed as ledger verify
+// follows it, pinned to any of its keys: the first, the one in force or
+// the one between. (Before, it did not verify at all: "export BROKEN at
+// block 0: bad signature: bad signature" under the key in force.)
+func TestVerifyExportAfterRotation(t *testing.T) {
+	s := newScene(t)
+	s.join(t, "m1")
+	s.rotate(t)
+	s.join(t, "m2")
+	s.batch(t, records(t, 2, "m2", "m1"), t0)
+	s.rotate(t)
+	s.join(t, "m3")
+	keys := s.key.Keys()
+	if len(keys) != 3 {
+		t.Fatalf("%d keys after two rotations", len(keys))
+	}
+	b := s.export(t, s.g)
+	f := parseExport(t, b)
+	if f.hdr.Version != 3 || !bytes.Equal(f.hdr.Key, keys[2]) || len(f.hdr.Earlier) != 2 ||
+		!bytes.Equal(f.hdr.Earlier[0], keys[0]) || !bytes.Equal(f.hdr.Earlier[1], keys[1]) {
+		t.Fatalf("header version %d, key %x, earlier %x; want version 3, the key in force and the 2 before it", f.hdr.Version, f.hdr.Key, f.hdr.Earlier)
+	}
+	for i, k := range keys {
+		rep, err := audit.VerifyExport(bytes.NewReader(b), thumbOf(t, k), nil)
+		if err != nil {
+			t.Fatalf("pinned to key %d of 3: %v", i+1, err)
+		}
+		if rep.Checkpoint.KID != s.key.Thumbprint() || rep.Devices != 3 || rep.Grants.Grants != 2 || rep.Checkpoint.Size != 7 {
+			t.Fatalf("pinned to key %d: report %+v, checkpoint by %x", i+1, rep, rep.Checkpoint.KID)
+		}
+	}
+
+	foreign := newScene(t).key.COSEKey()
+	for _, c := range []struct {
+		name   string
+		pin    []byte
+		tamper func(h *wire.ExportHeader)
+		want   string
+	}{
+		{"a pin of another key", foreign, func(*wire.ExportHeader) {}, "rotated from "},
+		{"the earlier keys left out", keys[2], func(h *wire.ExportHeader) { h.Earlier = nil },
+			"block 0: bad signature: not by CH key " + fmt.Sprintf("%x", thumbOf(t, keys[2]))},
+		{"another key in the middle", keys[0], func(h *wire.ExportHeader) { h.Earlier[1] = foreign },
+			"block 2: rotation to another key than the next key of the export"},
+		{"a key the rotations never reach", keys[0], func(h *wire.ExportHeader) {
+			h.Earlier, h.Key = append(h.Earlier, h.Key), foreign
+		}, "rotations reach CH key 3 of 4 in the export"},
+		{"earlier keys in a version 2 export", keys[2], func(h *wire.ExportHeader) { h.Version = 2 }, "earlier CH keys in a version 1 or 2 export"},
+	} {
+		f := parseExport(t, b)
+		c.tamper(&f.hdr)
+		_, err := audit.VerifyExport(bytes.NewReader(f.encode(t)), thumbOf(t, c.pin), nil)
+		var bad *ledger.BadBlockError
+		if err == nil || !(errors.Is(err, audit.ErrExport) || errors.As(err, &bad)) || !strings.Contains(errorText(err), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+		if err != nil && strings.Contains(errorText(err), "bad signature: bad signature") {
+			t.Errorf("%s: %v says it twice", c.name, err)
+		}
+	}
+}
+
+// errorText is err's text, with a bad block's height.
+func errorText(err error) string {
+	var bad *ledger.BadBlockError
+	if errors.As(err, &bad) {
+		return fmt.Sprintf("block %d: %s", bad.Height, bad.Reason)
+	}
+	return err.Error()
+}

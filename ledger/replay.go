@@ -24,7 +24,7 @@ type Replay struct {
 func NewReplay(cluster string, v Verifier) *Replay {
 	r := &Replay{cluster: cluster, v: v, idx: newMemIndex(), grantChain: newGrantChain(cluster)}
 	if chain, ok := v.(KeyChain); ok && len(chain.Keys()) > 0 {
-		r.kc, _ = newKeyChain(chain.Keys()) // a key that does not parse: nil, and its blocks fail under v
+		r.kc, _ = newKeyChain(chain.Keys(), "the export") // a key that does not parse: nil, and its blocks fail under v
 	}
 	return r
 }
@@ -45,3 +45,14 @@ func (r *Replay) Next(raw []byte) (BlockRef, error) {
 
 // Devices returns how many devices the chain so far has bound.
 func (r *Replay) Devices() int { return len(r.idx.devices) }
+
+// End checks, after the last block, that the chain's rotations reached the
+// newest key of a KeyChain verifier, as Verify does at the head: without
+// it, blocks under an older key would pass for a chain of the newest. A
+// failure wraps ErrWrongKey.
+func (r *Replay) End() error {
+	if r.kc == nil {
+		return nil
+	}
+	return r.kc.end()
+}

@@ -68,19 +68,20 @@ func rotatedTo(events []Event) ([]byte, error) {
 	return r.New, nil
 }
 
-// keyChain follows the chain of keys through Verify.
+// keyChain follows the chain of keys through Verify (or a Replay).
 type keyChain struct {
 	keys [][]byte // the verifier's keys, oldest first
+	of   string   // where they come from, for errors: "the data directory"
 	at   int      // index of the key in force
 	cur  *ecdsa.PublicKey
 }
 
-func newKeyChain(keys [][]byte) (*keyChain, error) {
+func newKeyChain(keys [][]byte, of string) (*keyChain, error) {
 	pub, err := wire.ParsePublicKey(keys[0])
 	if err != nil {
 		return nil, fmt.Errorf("failed to verify ledger: first CH key: %w", err)
 	}
-	return &keyChain{keys: keys, cur: pub}, nil
+	return &keyChain{keys: keys, of: of, cur: pub}, nil
 }
 
 // block checks the signature of a block holding events, following a
@@ -105,16 +106,16 @@ func (k *keyChain) block(cluster string, events []Event, hb, sig []byte) error {
 			return fmt.Errorf("rotation from a key that is not the key in force")
 		}
 		if k.at+1 >= len(k.keys) {
-			return fmt.Errorf("rotation to a key the data directory does not hold")
+			return fmt.Errorf("rotation to a key %s does not hold", k.of)
 		}
 		next, err := wire.ParsePublicKey(k.keys[k.at+1])
 		if err != nil || !next.Equal(new) {
-			return fmt.Errorf("rotation to another key than the data directory's next key")
+			return fmt.Errorf("rotation to another key than the next key of %s", k.of)
 		}
 		signer = new
 	}
 	if err := wire.VerifyES256(signer, hb, sig); err != nil {
-		return fmt.Errorf("bad signature: %v", err)
+		return fmt.Errorf("%v: not by CH key %x, in force at this height", err, wire.Thumbprint(signer))
 	}
 	if signer != k.cur {
 		k.cur, k.at = signer, k.at+1
@@ -125,7 +126,7 @@ func (k *keyChain) block(cluster string, events []Event, hb, sig []byte) error {
 // end checks that the chain ended at the newest key.
 func (k *keyChain) end() error {
 	if k.at != len(k.keys)-1 {
-		return fmt.Errorf("failed to verify ledger: its rotations reach CH key %d of %d in the data directory: %w", k.at+1, len(k.keys), ErrWrongKey)
+		return fmt.Errorf("failed to verify ledger: its rotations reach CH key %d of %d in %s: %w", k.at+1, len(k.keys), k.of, ErrWrongKey)
 	}
 	return nil
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/iotguard/iotguard/wire"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/iotguard/iotguard/wire"
 )
 
 // progressEvery is how many blocks Verify checks between progress calls.
@@ -51,7 +53,7 @@ func verifyTx(ctx context.Context, tx *bolt.Tx, cluster string, v Verifier, prog
 	var kc *keyChain
 	if chain, ok := v.(KeyChain); ok && len(chain.Keys()) > 0 {
 		var err error
-		if kc, err = newKeyChain(chain.Keys()); err != nil {
+		if kc, err = newKeyChain(chain.Keys(), "the data directory"); err != nil {
 			return err
 		}
 	}
@@ -188,7 +190,9 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 			return checked{}, err
 		}
 	} else {
-		if err := v.Verify(hb, blk.Sig); err != nil {
+		if err := v.Verify(hb, blk.Sig); errors.Is(err, wire.ErrBadSignature) {
+			return checked{}, err // no "bad signature: bad signature"
+		} else if err != nil {
 			return checked{}, fmt.Errorf("bad signature: %v", err)
 		}
 		if to, _ := rotatedTo(blk.Events); to != nil {

@@ -98,8 +98,9 @@ func checkPath(p [][]byte) error {
 const ExportFormat = "iotguard ledger export"
 
 // ExportVersion is the export format's version: 2 carries session-grant
-// records. A reader of version 2 also reads version 1 (no grants).
-const ExportVersion = 2
+// records, 3 the CH keys before a rotation (Earlier). A reader of version 3
+// also reads versions 2 and 1 (no grants).
+const ExportVersion = 3
 
 // ExportHeader is the first item of a ledger export (§9.5), a CBOR sequence:
 // this header; then Blocks byte strings each holding one encoded block in
@@ -111,16 +112,21 @@ type ExportHeader struct {
 	Format  string          `cbor:"1,keyasint"` // ExportFormat
 	Version uint64          `cbor:"2,keyasint"` // ExportVersion
 	Cluster string          `cbor:"3,keyasint"`
-	Key     cbor.RawMessage `cbor:"4,keyasint"` // the CH public key (COSE_Key) that signed the blocks and the checkpoint
+	Key     cbor.RawMessage `cbor:"4,keyasint"` // the CH public key (COSE_Key) in force: it signed the checkpoint and the blocks since the last rotation
 	Blocks  uint64          `cbor:"5,keyasint"`
 	Grants  uint64          `cbor:"6,keyasint,omitempty"` // grant batches after the checkpoint (version 2)
+	// Earlier are the CH keys (COSE_Keys) in force before Key, oldest
+	// first: the first signed genesis, and the chain's rotate events lead
+	// from it through the others to Key (version 3; absent: no rotation).
+	Earlier []cbor.RawMessage `cbor:"7,keyasint,omitempty"`
 }
 
 func (m *ExportHeader) Validate() error {
 	return firstError(
 		require(m.Format == ExportFormat, "not an IoT-Guard ledger export"),
-		require(m.Version == 1 || m.Version == ExportVersion, fmt.Sprintf("export version %d, this iotguard reads 1 and %d", m.Version, ExportVersion)),
+		require(m.Version >= 1 && m.Version <= ExportVersion, fmt.Sprintf("export version %d, this iotguard reads 1 to %d", m.Version, ExportVersion)),
 		require(m.Version >= 2 || m.Grants == 0, "grant batches in a version 1 export"),
+		require(m.Version >= 3 || len(m.Earlier) == 0, "earlier CH keys in a version 1 or 2 export"),
 		CheckID(m.Cluster), require(len(m.Key) > 0, "key missing"), require(m.Blocks >= 1, "export without blocks"),
 	)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -26,8 +28,9 @@ func transparencyMessages() map[string]wire.Validator {
 		"Checkpoint":       &wire.Checkpoint{Cluster: "cluster-1", Size: 11, Root: root, TimeMS: 1_700_000_000_000},
 		"InclusionProof":   &wire.InclusionProof{Checkpoint: []byte{0x84}, Index: 7, BlockHash: root, Path: hashes(4), OldSize: 5, Consistency: hashes(3)},
 		"ConsistencyProof": &wire.ConsistencyProof{Checkpoint: []byte{0x84}, OldSize: 5, OldRoot: root, Path: hashes(3)},
-		"ExportHeader":     &wire.ExportHeader{Format: wire.ExportFormat, Version: wire.ExportVersion, Cluster: "cluster-1", Key: []byte{0xa0}, Blocks: 3, Grants: 2},
-		"ExportGrants":     &wire.ExportGrants{Batch: 4, Count: 100},
+		"ExportHeader": &wire.ExportHeader{Format: wire.ExportFormat, Version: wire.ExportVersion, Cluster: "cluster-1", Key: []byte{0xa0}, Blocks: 3, Grants: 2,
+			Earlier: []cbor.RawMessage{{0xa0}}},
+		"ExportGrants": &wire.ExportGrants{Batch: 4, Count: 100},
 	}
 }
 
@@ -56,7 +59,9 @@ func TestTransparencyMessages(t *testing.T) {
 		{"proof without checkpoint", &wire.InclusionProof{BlockHash: root}, "checkpoint missing"},
 		{"consistency from size 0", &wire.ConsistencyProof{Checkpoint: []byte{1}, OldRoot: root}, "old tree size"},
 		{"export of another format", &wire.ExportHeader{Format: "x", Version: 1, Cluster: "c", Key: []byte{1}, Blocks: 1}, "not an IoT-Guard ledger export"},
-		{"export version 3", &wire.ExportHeader{Format: wire.ExportFormat, Version: 3, Cluster: "c", Key: []byte{1}, Blocks: 1}, "export version 3"},
+		{"export version 4", &wire.ExportHeader{Format: wire.ExportFormat, Version: 4, Cluster: "c", Key: []byte{1}, Blocks: 1}, "export version 4"},
+		{"earlier keys in a version 2 export", &wire.ExportHeader{Format: wire.ExportFormat, Version: 2, Cluster: "c", Key: []byte{1}, Blocks: 1,
+			Earlier: []cbor.RawMessage{{1}}}, "earlier CH keys in a version 1 or 2 export"},
 		{"grants in a version 1 export", &wire.ExportHeader{Format: wire.ExportFormat, Version: 1, Cluster: "c", Key: []byte{1}, Blocks: 1, Grants: 1}, "version 1 export"},
 		{"grant batch 0", &wire.ExportGrants{Count: 1}, "at least 1"},
 		{"grant batch without records", &wire.ExportGrants{Batch: 1}, "without records"},

@@ -275,7 +275,8 @@ signed by the CH key in DIR, to FILE, followed by the session-grant records
 of every batch on the ledger whose records the grant log (grants.db) still
 holds (pruned batches keep only their count and root on the ledger): what
 an auditor checks offline with 'iotguard audit verify-export FILE --pin
-THUMBPRINT'.
+THUMBPRINT'. After a CH key rotation the export names every key, and the
+pin may be the first one or the one in force.
 `
 
 func ledgerExport(args []string) error {
@@ -338,7 +339,7 @@ func exportGrants(dir string) (audit.Grants, func(), error) {
 
 func auditVerifyExport(args []string) error {
 	fs := flag.NewFlagSet("audit verify-export", flag.ContinueOnError)
-	pinFlag := fs.String("pin", "", "thumbprint (`hex`) of the CH key the export must be signed by")
+	pinFlag := fs.String("pin", "", "thumbprint (`hex`) of a CH key of the export: the one in force, or one the signed rotations on its chain lead from (the first)")
 	asJSON := fs.Bool("json", false, "print JSON (hashes in hex)")
 	var claims []string
 	fs.Func("grant-proof", "a `FILE` that 'ledger grant-proof' wrote: prove that grant against the export's chain (repeatable)", func(f string) error {
