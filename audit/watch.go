@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,7 +19,7 @@ import (
 // it verified, exactly as signed.
 type State struct {
 	Cluster    string `json:"cluster"`
-	Key        string `json:"key"`        // hex COSE_Key of the CH
+	Key        string `json:"key"`        // hex COSE_Key of the CH key that signed Checkpoint
 	Checkpoint string `json:"checkpoint"` // hex COSE_Sign1 of the last checkpoint verified
 }
 
@@ -50,35 +49,46 @@ func (s *State) Save(path string) error {
 	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
+// ErrKeyChanged is returned by Watcher.Check when the CH signs with another
+// key than the one of the checkpoint kept, and no rotation signed by the
+// kept key leads to it (docs/PROTOCOL.md §6.1): an unannounced key change,
+// which a watcher never follows by itself. The state is left as it was.
+var ErrKeyChanged = errors.New("CH key changed without a signed rotation")
+
 // Watcher checks a CH's checkpoints against the ones it verified before.
+// Its CH's pin (device.DialPublic), if any, applies to every check: the CH
+// key must be the pinned one or one that rotations signed by it lead to.
 type Watcher struct {
 	CH    *device.Public
 	State *State
-	Pin   []byte // thumbprint the CH key must have; nil: the key in State, or on the first check the one GET /cluster gives
 }
 
-// Check is one round: fetch the CH key (first time) and the latest
-// checkpoint, verify it under the pinned key, prove it consistent with the
-// last one kept (GET /ledger/consistency from its size), and keep it. A
-// checkpoint that is not an extension of the last one is a
+// Check is one round: fetch the CH key (GET /cluster) and the latest
+// checkpoint, verify it under that key, prove it consistent with the last
+// one kept (GET /ledger/consistency from its size), and keep it. On the
+// first check the key is the one GET /cluster gives (checked against the
+// pin). Later the key must be the kept checkpoint's, or one that rotations
+// signed by it lead to (device.FollowKept: the rule by which devices and
+// pins follow a rotation); then the watcher follows it, and anything else is
+// ErrKeyChanged. A checkpoint that is not an extension of the last one is a
 // *transparency.ForkError carrying both: the state is left as it was, so
 // the evidence stays.
 func (w *Watcher) Check(ctx context.Context) (*transparency.Checkpoint, error) {
-	key, err := w.key(ctx)
+	info, key, err := w.CH.ClusterKey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var wit transparency.Witness
+	wit := &transparency.Witness{}
 	if w.State.Checkpoint != "" {
 		signed, err := hex.DecodeString(w.State.Checkpoint)
 		if err != nil {
 			return nil, fmt.Errorf("failed to read the kept checkpoint: %w", err)
 		}
-		if wit.Last, err = transparency.OpenCheckpoint(signed, key, w.State.Cluster); err != nil {
-			return nil, fmt.Errorf("failed to use the kept checkpoint: %w", err)
+		if wit, err = device.FollowKept(signed, info, key); err != nil {
+			return nil, keptError(err)
 		}
 	}
-	next, err := w.CH.Checkpoint(ctx, key, "")
+	next, err := w.CH.Checkpoint(ctx, key, info.Cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +96,7 @@ func (w *Watcher) Check(ctx context.Context) (*transparency.Checkpoint, error) {
 	if wit.Last != nil && next.Size > wit.Last.Size {
 		// The path is checked by the witness: one that does not verify is
 		// reported as a fork, with both checkpoints.
-		c, err := w.CH.ConsistencyUnverified(ctx, key, "", wit.Last.Size)
+		c, err := w.CH.ConsistencyUnverified(ctx, key, info.Cluster, wit.Last.Size)
 		if err != nil {
 			return nil, err
 		}
@@ -99,36 +109,25 @@ func (w *Watcher) Check(ctx context.Context) (*transparency.Checkpoint, error) {
 	if err := wit.Advance(next, path); err != nil {
 		return nil, err
 	}
-	w.State.Cluster = wit.Last.Cluster
-	w.State.Checkpoint = hex.EncodeToString(wit.Last.Signed)
-	return wit.Last, nil
-}
-
-// key returns the pinned CH key: from the state, or on the first check from
-// GET /cluster (checked against Pin), stored in the state.
-func (w *Watcher) key(ctx context.Context) (*ecdsa.PublicKey, error) {
-	if w.State.Key != "" {
-		b, err := hex.DecodeString(w.State.Key)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read the kept CH key: %w", err)
-		}
-		key, err := wire.ParsePublicKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("failed to read the kept CH key: %w", err)
-		}
-		if th := wire.Thumbprint(key); w.Pin != nil && string(th[:]) != string(w.Pin) {
-			return nil, fmt.Errorf("%w: the state file pins CH key %x, --pin says %x", transparency.ErrWrongKey, th, w.Pin)
-		}
-		return key, nil
-	}
-	info, key, err := w.CH.ClusterKey(ctx)
-	if err != nil {
-		return nil, err
-	}
 	b, err := wire.EncodePublicKey(key)
 	if err != nil {
 		return nil, err
 	}
-	w.State.Key, w.State.Cluster = hex.EncodeToString(b), info.Cluster
-	return key, nil
+	w.State.Key, w.State.Cluster = hex.EncodeToString(b), wit.Last.Cluster
+	w.State.Checkpoint = hex.EncodeToString(wit.Last.Signed)
+	return wit.Last, nil
+}
+
+// keptError says why the kept checkpoint cannot be followed to the CH's key.
+func keptError(err error) error {
+	var u *device.UntrustedCHError
+	if !errors.As(err, &u) {
+		return fmt.Errorf("failed to use the kept checkpoint: %w", err)
+	}
+	why := "it carries no rotation"
+	if u.Chain != nil {
+		why = u.Chain.Error()
+	}
+	return fmt.Errorf("%w: the kept checkpoint is signed by CH key %x, the CH now signs with %x, and no rotation signed by the kept key leads to it (%s)",
+		ErrKeyChanged, u.Trusted, u.Got, why)
 }

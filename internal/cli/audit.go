@@ -28,7 +28,9 @@ the key GET /cluster gives), and a failure exits 1.
   proof          the inclusion proof of a device's latest join (or a block)
   consistency    the proof that the log of --from blocks is a prefix of today's
   watch          fetch the checkpoint now and then, prove it consistent with the
-                 last one kept in --state; a fork exits 1 printing both checkpoints
+                 last one kept in --state; a fork exits 1 printing both checkpoints;
+                 a CH key rotation signed by the kept key is followed, another key
+                 exits 1
   verify-export  check a 'ledger export' file offline: every block, signature
                  and event, the signed checkpoint over them, and every session
                  grant record against its batch's root on the chain; with
@@ -74,30 +76,30 @@ func newAuditFlags(name string) auditFlags {
 	return auditFlags{
 		fs:      fs,
 		server:  fs.String("server", "coap://127.0.0.1:5683", "cluster head `URL`"),
-		pin:     fs.String("pin", "", "CH key thumbprint (`hex`) the checkpoints must be signed by"),
+		pin:     fs.String("pin", "", "CH key thumbprint (`hex`) the checkpoints must be signed by, or that signed rotations lead from to their key"),
 		json:    fs.Bool("json", false, "print JSON (hashes in hex)"),
 		timeout: fs.Duration("timeout", 30*time.Second, "give up after this long"),
 	}
 }
 
-// open parses args and dials the CH's public resources.
-func (f auditFlags) open(args []string, need ...string) (*device.Public, []byte, context.Context, func(), error) {
+// open parses args and dials the CH's public resources, with the pin.
+func (f auditFlags) open(args []string, need ...string) (*device.Public, context.Context, func(), error) {
 	if err := Parse(f.fs, auditUsage, args); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := Required(f.fs, need...); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	pin, err := parsePin(*f.pin)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	p, err := device.DialPublic(*f.server, pin)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
-	return p, pin, ctx, func() { cancel(); p.Close() }, nil
+	return p, ctx, func() { cancel(); p.Close() }, nil
 }
 
 func parsePin(s string) ([]byte, error) {
@@ -115,7 +117,7 @@ func parsePin(s string) ([]byte, error) {
 func logError(err error) error {
 	switch {
 	case errors.Is(err, transparency.ErrWrongKey):
-		return fmt.Errorf("%w (hint: --pin names another key; a rotated CH key needs the new thumbprint)", err)
+		return fmt.Errorf("%w (hint: the CH's log is signed by another key than its GET /cluster names: a key rotation during this command? run it again)", err)
 	case errors.Is(err, transparency.ErrBadProof), errors.Is(err, transparency.ErrBadCheckpoint):
 		return fmt.Errorf("%w (hint: the CH's log does not prove what it claims; keep this output as evidence)", err)
 	}
@@ -140,7 +142,7 @@ func auditProof(args []string) error {
 	f := newAuditFlags("proof")
 	id := f.fs.String("device", "", "device `ID` whose latest join to prove")
 	height := f.fs.Int64("height", -1, "prove the block at this `height` instead of a device's join")
-	p, _, ctx, done, err := f.open(args)
+	p, ctx, done, err := f.open(args)
 	if err != nil {
 		return err
 	}
@@ -176,7 +178,7 @@ func auditProof(args []string) error {
 func auditConsistency(args []string) error {
 	f := newAuditFlags("consistency")
 	from := f.fs.Uint64("from", 0, "the earlier tree `size` (number of blocks)")
-	p, _, ctx, done, err := f.open(args)
+	p, ctx, done, err := f.open(args)
 	if err != nil {
 		return err
 	}
@@ -209,7 +211,7 @@ func auditWatch(args []string) error {
 	state := f.fs.String("state", "", "state `file`: the CH key and the last checkpoint verified (created on the first check)")
 	interval := f.fs.Duration("interval", time.Minute, "time between checks")
 	once := f.fs.Bool("once", false, "check once and exit")
-	p, pin, _, done, err := f.open(args, "state")
+	p, _, done, err := f.open(args, "state")
 	if err != nil {
 		return err
 	}
@@ -218,7 +220,7 @@ func auditWatch(args []string) error {
 	if err != nil {
 		return err
 	}
-	w := &audit.Watcher{CH: p, State: st, Pin: pin}
+	w := &audit.Watcher{CH: p, State: st}
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 		cp, err := w.Check(ctx)
@@ -227,6 +229,9 @@ func auditWatch(args []string) error {
 		if errors.As(err, &fork) {
 			printFork(fork, *f.json)
 			return fmt.Errorf("%w (hint: the CH rewrote or rolled back its log, or the network replays an old checkpoint; both signed checkpoints are printed above)", err)
+		}
+		if errors.Is(err, audit.ErrKeyChanged) {
+			return fmt.Errorf("%w (hint: if the CH key really changed, check its new thumbprint out of band and watch with a new --state file; %s is the evidence of the old key's log)", err, *state)
 		}
 		if err != nil {
 			return logError(err)
