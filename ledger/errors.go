@@ -34,8 +34,9 @@ var (
 	ErrRevoked = errors.New("device is revoked")
 
 	// ErrDuplicate is returned for a join that repeats the key and device nonce
-	// of the latest join of a device that is still a member: a replayed join
-	// changes nothing.
+	// of the latest join of a device that is still a member at the join's
+	// time (Device.StatusAt; not once that membership expired): a replayed
+	// join changes nothing.
 	ErrDuplicate = errors.New("duplicate join")
 
 	// ErrStale is returned for a join whose freshness is older than the

@@ -31,10 +31,12 @@ type index interface {
 //     nothing once its enrollment is removed (ErrEnrollmentRemoved); an
 //     enrolled key that replaced the one on record (enroll with Replace)
 //     starts a new record. Otherwise: no record → member. Another key →
-//     ErrConflict. Revoked → ErrRevoked. Member with the same key and device
-//     nonce as its latest join → ErrDuplicate. Signed before the record's
-//     latest change (FreshAt below Updated.Height) → ErrStale. Otherwise a
-//     rejoin: nonces, expiry, position and Joined are replaced.
+//     ErrConflict. Revoked → ErrRevoked. A current member (StatusAt the
+//     event's time) with the same key and device nonce as its latest join →
+//     ErrDuplicate; once that membership has expired, the same nonce is a
+//     new join like any other. Signed before the record's latest change
+//     (FreshAt below Updated.Height) → ErrStale. Otherwise a rejoin: nonces,
+//     expiry, position and Joined are replaced.
 //   - leave: must be a current member at the event's time (a *StatusError:
 //     ErrNotMember, ErrUnknownDevice).
 //   - revoke: must exist and not be revoked (ErrUnknownDevice, ErrRevoked).
@@ -106,7 +108,11 @@ func applyJoin(idx index, ev Event, ref BlockRef) error {
 			return fmt.Errorf("device %q: %w", ev.Device, ErrConflict)
 		case d.Status == membership.Revoked:
 			return fmt.Errorf("device %q: %w", ev.Device, ErrRevoked)
-		case d.Status == membership.Member && bytes.Equal(d.DeviceNonce, ev.DeviceNonce):
+		case d.StatusAt(time.UnixMilli(ev.Time)) == membership.Member && bytes.Equal(d.DeviceNonce, ev.DeviceNonce):
+			// Only a membership still in force is answered again: the
+			// answer to a duplicate is that membership, and an expired one
+			// would let its device believe it joined. A device that kept
+			// its nonce past the expiry (PROTOCOL.md §3.3) joins anew.
 			return fmt.Errorf("device %q: %w", ev.Device, ErrDuplicate)
 		case ev.FreshAt < d.Updated.Height && ev.FreshAt == 0:
 			// Only a join written before joins recorded their freshness

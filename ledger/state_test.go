@@ -20,6 +20,10 @@ func TestStateMachine(t *testing.T) {
 	a1unfresh := signedAt(a1again, 0)       // no freshness: a ledger from before FreshAt
 	a1replay := a1                          // same key, same nonce
 	a1conflict := join("a", "other")
+	// a1's device, holding its nonce past a1's expiry (a join whose answer
+	// it never got), joins again with it: signed after a1, new CH nonce.
+	a1keptNonce := signedAt(a1, 1)
+	a1keptNonce.CHNonce, a1keptNonce.Expires = []byte("ch-kept-nonce"), 1_900_000_000
 	b1 := join("b", "kb")
 
 	tests := []struct {
@@ -32,6 +36,10 @@ func TestStateMachine(t *testing.T) {
 		{"join new", nil, a1, nil, membership.Member},
 		{"rejoin member fresh nonce", []ledger.Event{a1}, a1again, nil, membership.Member},
 		{"replayed join of member", []ledger.Event{a1}, a1replay, ledger.ErrDuplicate, membership.Member},
+		{"replayed join of member signed after its join", []ledger.Event{a1}, a1keptNonce, ledger.ErrDuplicate, membership.Member},
+		{"replayed join a millisecond before expiry", []ledger.Event{a1}, at(a1keptNonce, 1_799_999_999_999), ledger.ErrDuplicate, membership.Member},
+		{"join with the nonce of an expired membership", []ledger.Event{a1}, at(a1keptNonce, 1_800_000_000_000), nil, membership.Member},
+		{"replayed join of an expired member is stale", []ledger.Event{a1}, at(a1replay, 1_800_000_000_000), ledger.ErrStale, membership.Member},
 		{"replayed join after leave is stale", []ledger.Event{a1, leave("a")}, a1replay, ledger.ErrStale, membership.Left},
 		{"replayed join after rejoin is stale", []ledger.Event{a1, a1again}, a1replay, ledger.ErrStale, membership.Member},
 		{"join signed before the latest rejoin", []ledger.Event{a1, signedAt(join("a", "ka"), 1)}, a1again, ledger.ErrStale, membership.Member},
@@ -116,8 +124,9 @@ func TestStateMachine(t *testing.T) {
 				t.Errorf("status %s, want %s", d.Status, tt.status)
 			}
 			if tt.want == nil && tt.ev.Type == ledger.EventJoin &&
-				(!bytes.Equal(d.DeviceNonce, tt.ev.DeviceNonce) || d.Joined != ref) {
-				t.Errorf("join did not update nonce or Joined: %+v", d)
+				(!bytes.Equal(d.DeviceNonce, tt.ev.DeviceNonce) || !bytes.Equal(d.CHNonce, tt.ev.CHNonce) ||
+					d.Expires != tt.ev.Expires || d.Joined != ref) {
+				t.Errorf("join did not update nonces, expiry or Joined: %+v", d)
 			}
 			mustVerify(t, l)
 		})
