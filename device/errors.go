@@ -22,7 +22,8 @@ var ErrNotJoined = errors.New("device has not joined a cluster")
 var ErrOutcomeUnknown = errors.New("join outcome not known yet")
 
 // ErrBadResponse is returned when a response fails its checks: bad signature,
-// wrong cluster, device or nonce, undecryptable.
+// wrong cluster, device or nonce, undecryptable, a join answer whose
+// membership has already expired.
 var ErrBadResponse = errors.New("bad response")
 
 // ErrUntrustedCH is matched (errors.Is) by every *UntrustedCHError.

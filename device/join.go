@@ -145,7 +145,9 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // that cluster sends it again (its nonce) rather than a new one: the CH
 // answers a join it has already recorded with that record, so a retry is
 // never recorded twice (docs/PROTOCOL.md §3.3). It returns an error matching
-// ErrOutcomeUnknown while the outcome is not known.
+// ErrOutcomeUnknown while the outcome is not known. An answer whose
+// membership has already expired by the device's clock is not a join
+// (ErrBadResponse); the pending nonce is dropped.
 //
 // Then, unless the device was made WithoutLogCheck, it proves the join in the
 // CH's transparency log (CheckJoin; skipped when the CH keeps none): an
@@ -221,6 +223,18 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 		return nil, nil, fmt.Errorf("%w: /join answer is for another cluster, device or nonce", ErrBadResponse)
 	case !bytes.Equal(resp.Thumbprint, thumb[:]):
 		return nil, nil, fmt.Errorf("%w: /join thumbprint does not match the CH key", ErrBadResponse)
+	}
+	if now := d.now(); resp.Expires != 0 && now.Unix() >= 0 && uint64(now.Unix()) >= resp.Expires {
+		// The CH answered the join it recorded for this nonce, and that
+		// membership is over (or this device's clock is wrong): not
+		// joined. The outcome is known, so the nonce is not pending any
+		// more; the next Join draws a new one.
+		d.st.PendingJoin = nil
+		if err := d.save(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("%w: /join answer's membership expired at %s (device clock %s); join again",
+			ErrBadResponse, time.Unix(int64(resp.Expires), 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	if kid, err := checkpointKID(d.st.Checkpoint); d.repin != nil && (err != nil || kid != thumb) {
 		d.st.Checkpoint = nil // a re-pin: the checkpoint kept may be of another CH's log (after a rotation, checkJoin follows it)
