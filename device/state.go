@@ -16,6 +16,7 @@ import (
 	"os"
 
 	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/internal/secretfile"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -76,9 +77,11 @@ func NewState(id string) (*State, error) {
 	return &State{ID: id, Key: k}, nil
 }
 
-// LoadState reads a state file written by Save.
+// LoadState reads a state file written by Save. It holds the device's
+// private key: a file that group or others may access is refused
+// (secretfile.ErrPermissions, with the chmod 600 that fixes it).
 func LoadState(path string) (*State, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read device file: %w", err)
 	}

@@ -1,12 +1,18 @@
 package keysvc
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/iotguard/iotguard/internal/secretfile"
+)
 
 // ErrNoKey is returned by Load when the data directory holds no CH key.
 var ErrNoKey = errors.New("no cluster head key")
 
-// ErrKeyPermissions is returned when the key file is readable by others.
-var ErrKeyPermissions = errors.New("key file permissions too open (want 0600)")
+// ErrKeyPermissions is returned when a key file is readable by group or
+// others: it is secretfile.ErrPermissions, the one rule for every private
+// key file.
+var ErrKeyPermissions = secretfile.ErrPermissions
 
 // ErrBadMemberKey is returned when a member's recorded public key cannot be
 // used for ECDH.

@@ -16,6 +16,7 @@ import (
 	"strconv"
 
 	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/internal/secretfile"
 )
 
 // Key files inside the data directory. Each PEM block is a PKCS#8 P-256
@@ -68,9 +69,9 @@ func loadKeys(dir string, create bool) ([]*chKey, error) {
 	return append(keys, cur), nil
 }
 
-// readKeys reads every key of a key file (0600 required).
+// readKeys reads every key of a key file (secretfile.Read: 0600 required).
 func readKeys(path string) ([]*chKey, error) {
-	b, err := readPrivate(path)
+	b, err := secretfile.Read(path)
 	if err != nil {
 		return nil, err
 	}
@@ -96,22 +97,6 @@ func readKeys(path string) ([]*chKey, error) {
 		return nil, fmt.Errorf("failed to parse %s: no PKCS#8 PEM private key", path)
 	}
 	return keys, nil
-}
-
-// readPrivate reads a key file, refusing one that group or others may read.
-func readPrivate(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s is %v; run chmod 600 %s", ErrKeyPermissions, path, st.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read key file: %w", err)
-	}
-	return b, nil
 }
 
 func parseBlock(path string, blk *pem.Block) (*ecdsa.PrivateKey, uint64, []byte, error) {
@@ -170,7 +155,7 @@ func loadOrCreate(path string, create bool) (*ecdsa.PrivateKey, uint64, []byte, 
 	case err != nil:
 		return nil, 0, nil, fmt.Errorf("failed to stat key file: %w", err)
 	}
-	b, err := readPrivate(path)
+	b, err := secretfile.Read(path)
 	if err != nil {
 		return nil, 0, nil, err
 	}

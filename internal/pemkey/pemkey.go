@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/internal/secretfile"
 )
 
 // Errors callers branch on.
@@ -55,9 +56,10 @@ func CreatePrivate(path string, k *ecdsa.PrivateKey) error {
 	return nil
 }
 
-// ReadPrivate reads a P-256 PKCS#8 PEM private key from path.
+// ReadPrivate reads a P-256 PKCS#8 PEM private key from path, refusing a
+// file that group or others may access (secretfile.ErrPermissions).
 func ReadPrivate(path string) (*ecdsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read key: %w", err)
 	}
