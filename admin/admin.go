@@ -1,5 +1,6 @@
 // Package admin owns the operator's control socket: a Unix socket in the
-// data directory (mode 0600, so only the CH's user can use it) serving a tiny
+// data directory (mode 0600 in a 0700 directory, so only the CH's user can
+// use it) serving a tiny
 // HTTP API, and the client the CLI uses. It is how an operator acts on a
 // running server — revoke a device, enroll and unenroll devices and list the
 // enrollments, read its status, take a backup, rotate its key, prune old
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/iotguard/iotguard/internal/secretfile"
 )
 
 // SocketName is the control socket's name inside the data directory.
@@ -51,7 +54,13 @@ type Server struct {
 }
 
 // Listen creates dir/admin.sock (replacing a stale one) and serves op on it.
+// It refuses a dir that group or others may access (secretfile.CheckDir):
+// the socket is created with the umask's mode and only then restricted to
+// 0600, and the directory is what keeps other users out of that window.
 func Listen(dir string, op Operator) (*Server, error) {
+	if err := secretfile.CheckDir(dir); err != nil {
+		return nil, fmt.Errorf("failed to open admin socket: %w", err)
+	}
 	path := filepath.Join(dir, SocketName)
 	_ = os.Remove(path) // a socket left by a killed process
 	ln, err := net.Listen("unix", path)

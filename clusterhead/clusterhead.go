@@ -19,6 +19,7 @@ import (
 	"github.com/iotguard/iotguard/coapsrv"
 	"github.com/iotguard/iotguard/internal/boundlog"
 	"github.com/iotguard/iotguard/internal/coapedge"
+	"github.com/iotguard/iotguard/internal/secretfile"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/membership"
@@ -126,6 +127,11 @@ func Start(cfg Config) (*CH, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to create data directory %s: %w", cfg.DataDir, err)
+	}
+	// It holds the CH keys and the control socket: an existing directory
+	// that group or others may enter is refused, as a key file is.
+	if err := secretfile.CheckDir(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("refusing to start on data directory: %w", err)
 	}
 	// A new key only for a new data directory: a ledger restored without its
 	// key must not be served under a fresh one (every member key would die

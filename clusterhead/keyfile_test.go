@@ -11,6 +11,7 @@ import (
 	"github.com/iotguard/iotguard/cluster"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/secretfile"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -80,4 +81,28 @@ func TestLedgerWithoutItsKey(t *testing.T) {
 			t.Fatalf("height %d after restoring the key", h)
 		}
 	})
+}
+
+// TestStartRefusesOpenDataDir: an existing data directory that group or
+// others may enter (it holds the CH keys and the control socket) stops the
+// start with the chmod that fixes it; nothing is written into it.
+func TestStartRefusesOpenDataDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := clusterhead.Start(clusterhead.Config{Listen: "127.0.0.1:0", DataDir: dir,
+		Cluster: cluster.Config{ID: chtest.Cluster, Position: chtest.Here, Radius: 1000}})
+	if !errors.Is(err, secretfile.ErrPermissions) || !strings.Contains(err.Error(), "chmod 700 "+dir) {
+		t.Fatalf("start on a 0755 data directory = %v, want ErrPermissions with chmod 700", err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Fatalf("the refused start wrote %v (%v)", entries, err)
+	}
+	// A directory the CH creates is 0700, and it starts there.
+	fresh := filepath.Join(dir, "new")
+	chtest.Start(t, fresh)
+	if st, err := os.Stat(fresh); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("created data directory: %v, %v; want mode 0700", st, err)
+	}
 }

@@ -6,8 +6,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -45,6 +48,11 @@ func Start(t testing.TB, dir string, adjust ...func(*clusterhead.Config)) *clust
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
+	}
+	// t.TempDir's directories have the umask's mode (0755): made private,
+	// as an operator's data directory is, or Start refuses it.
+	if err := os.Chmod(dir, 0o700); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
 	}
 	cfg := clusterhead.Config{
 		Listen:  "127.0.0.1:0",
