@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/iotguard/iotguard/internal/testutil"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // Fixed P-256 keys: RFC 9052 Appendix C.7.2's "meriadoc.brandybuck" and "11".
@@ -30,6 +31,16 @@ func cat(parts ...[]byte) []byte {
 	var b []byte
 	for _, p := range parts {
 		b = append(b, p...)
+	}
+	return b
+}
+
+// coseKey returns the COSE_Key of the public key of scalar.
+func coseKey(tb testing.TB, scalar string) []byte {
+	tb.Helper()
+	b, err := wire.EncodePublicKey(&privKey(tb, scalar).PublicKey)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return b
 }

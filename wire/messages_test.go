@@ -138,6 +138,7 @@ func validMessages(t testing.TB) map[string]wire.Validator {
 		"SessionResponse/warning": &wire.SessionResponse{Warning: &wire.VerifyResponse{Peer: "m1", Status: wire.VerdictOf(membership.Revoked),
 			Height: 3, BlockHash: h32, Expires: 4}},
 		"TalkResponse": &wire.TalkResponse{ID: "m2", Ticket: ticket("m1")},
+		"Rotation":     &wire.Rotation{Cluster: "c", Old: key, New: coseKey(t, scalarB), Time: 1767225600},
 	}
 }
 
