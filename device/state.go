@@ -54,7 +54,8 @@ type State struct {
 	// PendingJoin is a join sent without a definite answer (5.03, a
 	// timeout): it may be on the ledger. The next join to its cluster
 	// reuses its nonce, so that the CH answers it with the recorded join
-	// instead of recording a second one.
+	// instead of recording a second one (once that membership has
+	// expired, the CH records a new join with it).
 	PendingJoin *PendingJoin `json:"pending_join,omitempty"`
 }
 
