@@ -98,8 +98,9 @@ bench-ratios: build
 		echo "$$s: $$(cat $(BENCHOUT)/$$s.json | head -c 400)"; \
 	done
 	@# join against a cluster head in its own process, whose CPU per join is measured apart
+	@# (--admission open, as in bench-summary: a server that admits enrolled devices only needs the bench given --fleet)
 	@d=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --rate-limit 0 >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
+	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
 	$(BIN) bench --scenario join --duration $(BENCHTIME) --concurrency 64 --baseline \
 		--server coap://127.0.0.1:$$port --server-pid $$pid --json > $(BENCHOUT)/join-ch-process.json; rc=$$?; \
 	kill $$pid; wait $$pid; rm -rf $$d; echo "join-ch-process: $$(head -c 400 $(BENCHOUT)/join-ch-process.json)"; exit $$rc
