@@ -18,16 +18,20 @@ const backupUsage = `Usage: iotguard ledger backup --data DIR --out FILE
        iotguard ledger restore --in FILE --data NEWDIR
 
 backup writes a backup of data directory DIR to FILE (mode 0600; never
-replaces an existing file): a tar archive of the CH key (ch-key.pem) and a
-consistent copy of the ledger (ledger.db). While a server runs on DIR the copy
-is taken through its control socket without stopping it: joins go on, and
-the backup holds every block committed before it began. On a stopped
-directory it reads the files directly. IMPORTANT: the backup holds the CH
-private key; keep it as safe as the key itself.
+replaces an existing file): a tar archive of, in this order, the CH key
+(ch-key.pem; after rotations also the retired keys, ch-keys-retired.pem),
+backup.json (cluster, height, head hash, time), a consistent copy of the
+ledger (ledger.db) and of the audit records of session grants (grants.db,
+when DIR has one). While a server runs on DIR the copy is taken through its
+control socket without stopping it: joins go on, and the backup holds every
+block committed before it began. On a stopped directory it reads the files
+directly. IMPORTANT: the backup holds the CH private key; keep it as safe as
+the key itself.
 
 restore puts a backup into NEWDIR, which must hold no key and no ledger: the
-key first, then the ledger; it then verifies the whole restored ledger under
-the restored key and prints its height. Start the server on NEWDIR after it.
+key first, then the ledger and the audit records; it then verifies the
+whole restored ledger under the restored key and prints its height. Start
+the server on NEWDIR after it.
 
 Examples:
   iotguard ledger backup --data /var/lib/iotguard --out /backup/iotguard-$(date +%F).tar
