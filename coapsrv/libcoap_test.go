@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,13 +227,19 @@ func TestLibcoapFollowsEchoChallenge(t *testing.T) {
 }
 
 // TestLibcoapPaddedCluster: coap-client's GET /cluster padded to 128 bytes
-// with the Padding option (-O 65020,…, docs/PROTOCOL.md §2) gets the signed
-// answer, with an Echo, in one round trip: no 4.01 in libcoap's log; the
-// same GET unpadded is challenged first.
+// with the Padding option, as docs/PROTOCOL.md §2 writes it (-O 65020,…,
+// expanded by bash), gets the signed answer, with an Echo, in one round
+// trip: no 4.01 in libcoap's log; the same GET unpadded is challenged first.
+// The example's URL has the default port, this CH another: libcoap adds a
+// Uri-Port option here (3 bytes for a port ≥ 256) that the example's
+// datagram lacks, so that datagram must be 128 bytes without it.
 func TestLibcoapPaddedCluster(t *testing.T) {
 	bin := libcoap(t)
 	_, base := startCH(t)
-	padding := fmt.Sprintf("%d,0x%s", coapedge.OptionPadding, strings.Repeat("00", 110))
+	padding := documentedPadding(t)
+	if !strings.HasPrefix(padding, fmt.Sprintf("%d,0x", coapedge.OptionPadding)) {
+		t.Fatalf("docs/PROTOCOL.md §2 pads with %q, not the Padding option", padding)
+	}
 	for _, tc := range []struct {
 		name       string
 		args       []string
@@ -242,16 +249,45 @@ func TestLibcoapPaddedCluster(t *testing.T) {
 		{"unpadded", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := coapClient(t, bin, append([]string{"-v", "7", "-m", "get", "-A", "18"}, append(tc.args, base+"/cluster")...)...)
+			out := coapClient(t, bin, append([]string{"-v", "7", "-m", "get"}, append(tc.args, base+"/cluster")...)...)
 			log := out.stdout + out.stderr
 			if challenged := strings.Contains(log, "c:4.01"); challenged != tc.challenged {
 				t.Errorf("GET /cluster %s: challenged %v, want %v:\n%s", tc.name, challenged, tc.challenged, log)
+			}
+			if !tc.challenged {
+				m := regexp.MustCompile(`sent (\d+) bytes`).FindStringSubmatch(log)
+				if m == nil {
+					t.Fatalf("no datagram size in libcoap's log:\n%s", log)
+				}
+				if n, _ := strconv.Atoi(m[1]); n-3 < 128 {
+					t.Errorf("the example of docs/PROTOCOL.md §2 sends %d bytes to the default port, want at least 128 (-O %s)", n-3, padding)
+				}
 			}
 			if !regexp.MustCompile(`(?m)^v:1 t:ACK c:2\.05 .*Echo:0x[0-9a-f]{40} \]`).MatchString(log) {
 				t.Errorf("GET /cluster %s: no 2.05 with an Echo in libcoap's log:\n%s", tc.name, log)
 			}
 		})
 	}
+}
+
+// documentedPadding returns the -O argument of the padded GET /cluster in
+// docs/PROTOCOL.md §2, expanded by bash as an operator's shell expands it.
+func documentedPadding(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "PROTOCOL.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("`coap-client-notls -m get -O ([^`]+?) coap://CH/cluster`").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/PROTOCOL.md §2 has no padded 'coap-client-notls -m get -O … coap://CH/cluster' example")
+	}
+	bash := testutil.Tool(t, "bash", "bash")
+	out, err := exec.Command(bash, "-c", "echo "+string(m[1])).Output()
+	if err != nil {
+		t.Fatalf("bash -c 'echo %s': %v", m[1], err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // TestLibcoapRejections sends what a CH must refuse and checks the code and
