@@ -41,25 +41,14 @@ Examples:
   iotguard audit proof --server coap://127.0.0.1:5683 --device sensor-a --json
   iotguard audit consistency --server coap://127.0.0.1:5683 --from 12
   iotguard audit watch --server coap://127.0.0.1:5683 --state ch.watch --interval 1m
-  iotguard audit verify-export ledger.export --pin 2c7d…e1
-  iotguard audit verify-export ledger.export --pin 2c7d…e1 --grant-proof grant.json   # a grant kept before a prune
+  iotguard audit verify-export ledger.export --pin THUMBPRINT   # 64 hex digits: ch_key_thumbprint in the server log
+  iotguard audit verify-export --pin THUMBPRINT --grant-proof grant.json ledger.export   # a grant kept before a prune
 `
 
 func auditCmd(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(auditUsage)
-		if len(args) == 0 {
-			return usageError{"missing audit subcommand"}
-		}
-		return nil
-	}
-	sub := map[string]func([]string) error{
+	return dispatch("audit", auditUsage, args, map[string]func([]string) error{
 		"proof": auditProof, "consistency": auditConsistency, "watch": auditWatch, "verify-export": auditVerifyExport,
-	}[args[0]]
-	if sub == nil {
-		return usageError{fmt.Sprintf("unknown audit subcommand %q", args[0])}
-	}
-	return sub(args[1:])
+	})
 }
 
 // auditFlags are the flags of the subcommands that ask a CH.
@@ -108,7 +97,7 @@ func parsePin(s string) ([]byte, error) {
 	}
 	pin, err := hex.DecodeString(s)
 	if err != nil || len(pin) != 32 {
-		return nil, usageError{"--pin must be 64 hex digits (the CH key thumbprint: server log, GET /cluster)"}
+		return nil, usageError{msg: "--pin must be 64 hex digits (the CH key thumbprint: server log, GET /cluster)"}
 	}
 	return pin, nil
 }
@@ -148,7 +137,7 @@ func auditProof(args []string) error {
 	}
 	defer done()
 	if (*id == "") == (*height < 0) {
-		return usageError{"name the block with --device ID or --height N"}
+		return usageError{msg: "name the block with --device ID or --height N"}
 	}
 	info, key, err := p.ClusterKey(ctx)
 	if err != nil {
@@ -184,7 +173,7 @@ func auditConsistency(args []string) error {
 	}
 	defer done()
 	if *from == 0 {
-		return usageError{"--from N (a tree size ≥ 1) is required"}
+		return usageError{msg: "--from N (a tree size ≥ 1) is required"}
 	}
 	info, key, err := p.ClusterKey(ctx)
 	if err != nil {
@@ -351,15 +340,12 @@ func auditVerifyExport(args []string) error {
 		claims = append(claims, f)
 		return nil
 	})
-	var file string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		file, args = args[0], args[1:]
-	}
-	if err := Parse(fs, auditUsage, args); err != nil {
+	file, err := parseArg(fs, auditUsage, args)
+	if err != nil {
 		return err
 	}
 	if file == "" {
-		return usageError{"name the export file: iotguard audit verify-export FILE --pin THUMBPRINT"}
+		return usageError{msg: "name the export file: iotguard audit verify-export FILE --pin THUMBPRINT"}
 	}
 	if err := Required(fs, "pin"); err != nil {
 		return err

@@ -28,7 +28,7 @@ type CometBFT struct {
 }
 
 // errNoCometBFT explains how to get a binary with --ledger cometbft.
-var errNoCometBFT = usageError{"this iotguard was built without CometBFT: use bin/iotguard-cometbft ('make build-cometbft')"}
+var errNoCometBFT = usageError{msg: "this iotguard was built without CometBFT: use bin/iotguard-cometbft ('make build-cometbft')"}
 
 // commands returns the subcommands of the CometBFT backend, if built in.
 func (c *CometBFT) commands() []Command {

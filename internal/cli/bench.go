@@ -103,11 +103,11 @@ func benchCmd(args []string) error {
 		return serveEchoCmd(*serveEcho, *bare, *metricsAddr, *pprofOn)
 	}
 	if *metricsAddr != "" || *pprofOn || *bare {
-		return usageError{"--metrics, --pprof and --bare go with --serve-echo (profile a cluster head with 'iotguard serve --pprof')"}
+		return usageError{msg: "--metrics, --pprof and --bare go with --serve-echo (profile a cluster head with 'iotguard serve --pprof')"}
 	}
 	ms, err := parseInts(*members)
 	if err != nil {
-		return usageError{"--members: " + err.Error()}
+		return usageError{msg: "--members: " + err.Error()}
 	}
 	cfg := bench.Config{
 		Scenario: *scenario, Duration: *duration, Count: *count, Concurrency: *concurrency, Rate: *rate,
@@ -116,7 +116,7 @@ func benchCmd(args []string) error {
 		Progress: bench.TerminalProgress(os.Stderr),
 	}
 	if err := cfg.Validate(); err != nil {
-		return usageError{err.Error()}
+		return usageError{msg: err.Error()}
 	}
 	if *fleetFile != "" {
 		if cfg.Fleet, err = pemkey.ReadPrivate(*fleetFile); err != nil {
@@ -165,7 +165,7 @@ func benchCmd(args []string) error {
 // --echo-server with --echo-server-pid).
 func serveEchoCmd(addr string, bare bool, metricsAddr string, withPprof bool) error {
 	if withPprof && metricsAddr == "" {
-		return usageError{"--pprof needs --metrics ADDR"}
+		return usageError{msg: "--pprof needs --metrics ADDR"}
 	}
 	var srv interface {
 		Addr() string

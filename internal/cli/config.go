@@ -24,18 +24,15 @@ Flags (those of serve):
 `
 
 func configCmd(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(configUsage)
-		if len(args) == 0 {
-			return usageError{"missing config subcommand"}
-		}
-		return nil
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		args = []string{"print", "--help"} // the group's only subcommand, and the flags it takes
 	}
-	if args[0] != "print" {
-		return usageError{fmt.Sprintf("unknown config subcommand %q", args[0])}
-	}
+	return dispatch("config", configUsage, args, map[string]func([]string) error{"print": configPrint})
+}
+
+func configPrint(args []string) error {
 	fs, s := newServeFlags("config print")
-	eff, err := s.load(fs, configUsage, args[1:])
+	eff, err := s.load(fs, configUsage, args)
 	if err != nil {
 		return err
 	}

@@ -159,7 +159,7 @@ func (f deviceFlags) open(args []string, need ...string) (*device.Device, contex
 	}
 	if f.repin != nil && *f.repin != "" {
 		if *f.pin != "" {
-			return nil, nil, nil, usageError{"--pin and --repin exclude each other"}
+			return nil, nil, nil, usageError{msg: "--pin and --repin exclude each other"}
 		}
 		repin, err := thumbprintFlag("repin", *f.repin)
 		if err != nil {
@@ -179,7 +179,7 @@ func (f deviceFlags) open(args []string, need ...string) (*device.Device, contex
 func thumbprintFlag(name, v string) ([]byte, error) {
 	b, err := hex.DecodeString(v)
 	if err != nil || len(b) != 32 {
-		return nil, usageError{"--" + name + " must be 64 hex digits"}
+		return nil, usageError{msg: "--" + name + " must be 64 hex digits"}
 	}
 	return b, nil
 }
@@ -196,7 +196,7 @@ func deviceJoin(args []string) error {
 	defer done()
 	p, err := cluster.ParsePosition(*pos)
 	if err != nil {
-		return usageError{err.Error()}
+		return usageError{msg: err.Error()}
 	}
 	resp, err := d.Join(ctx, p.Lat, p.Lon)
 	if errors.Is(err, device.ErrOutcomeUnknown) {

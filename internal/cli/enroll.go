@@ -100,33 +100,32 @@ func enrollAdd(args []string) error {
 	if err := Required(fs, "id", "key"); err != nil {
 		return err
 	}
-	pub, err := readDevicePublicKey(*keyFile)
-	if err != nil {
-		return err
-	}
-	key, err := wire.EncodePublicKey(pub)
-	if err != nil {
-		return err
-	}
-	r := cluster.Enrollment{ID: *id, Key: key, Tolerance: *tolerance, Replace: *replace, Reason: *reason}
+	r := cluster.Enrollment{ID: *id, Tolerance: *tolerance, Replace: *replace, Reason: *reason}
 	switch {
 	case *pos != "" && *tolerance == 0:
-		return usageError{"--position needs --tolerance METERS"}
+		return usageError{msg: "--position needs --tolerance METERS"}
 	case *pos == "" && *tolerance != 0:
-		return usageError{"--tolerance needs --position LAT,LON"}
+		return usageError{msg: "--tolerance needs --position LAT,LON"}
 	case *pos != "":
 		p, err := cluster.ParsePosition(*pos)
 		if err != nil {
-			return usageError{err.Error()}
+			return usageError{msg: err.Error()}
 		}
 		r.Position = &p
 	}
 	if *expires != "" {
 		d, err := parseLifetime(*expires)
 		if err != nil {
-			return usageError{"--expires: " + err.Error()}
+			return usageError{msg: "--expires: " + err.Error()}
 		}
 		r.Expires = time.Now().Add(d)
+	}
+	pub, err := readDevicePublicKey(*keyFile)
+	if err != nil {
+		return err
+	}
+	if r.Key, err = wire.EncodePublicKey(pub); err != nil {
+		return err
 	}
 	var height uint64
 	err = onServer(*dir,
@@ -270,7 +269,7 @@ func enrollList(args []string) error {
 		return err
 	}
 	if *format != "text" && *format != "json" {
-		return usageError{"--format must be text or json"}
+		return usageError{msg: "--format must be text or json"}
 	}
 	var list []ledger.Enrollment
 	err := onServer(*dir,

@@ -111,7 +111,7 @@ func fleetIssue(args []string) error {
 	}
 	life, err := parseLifetime(*expires)
 	if err != nil {
-		return usageError{"--expires: " + err.Error()}
+		return usageError{msg: "--expires: " + err.Error()}
 	}
 	k, err := pemkey.ReadPrivate(*fleet)
 	if err != nil {
@@ -124,7 +124,7 @@ func fleetIssue(args []string) error {
 	var devID string
 	if b, err := os.ReadFile(*keyFile); err == nil && pemkey.IsPEM(b) {
 		if *id == "" || *out == "" {
-			return usageError{"a PEM public key needs --id ID and --out FILE"}
+			return usageError{msg: "a PEM public key needs --id ID and --out FILE"}
 		}
 		if pub, err = readDevicePublicKey(*keyFile); err != nil {
 			return err
@@ -135,7 +135,7 @@ func fleetIssue(args []string) error {
 			return err
 		}
 		if *id != "" && *id != st.ID {
-			return usageError{fmt.Sprintf("--id %s, but %s is the device file of %s", *id, *keyFile, st.ID)}
+			return usageError{msg: fmt.Sprintf("--id %s, but %s is the device file of %s", *id, *keyFile, st.ID)}
 		}
 		pub, devID = &st.Key.PublicKey, st.ID
 	}

@@ -63,30 +63,12 @@ Examples:
 `
 
 func ledgerCmd(args []string, cmt *CometBFT) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Print(named(ledgerUsage))
-		if len(args) == 0 {
-			return usageError{"missing ledger subcommand"}
-		}
-		return nil
-	}
-	switch args[0] {
-	case "verify":
-		return ledgerVerify(args[1:], cmt)
-	case "list":
-		return ledgerList(args[1:], cmt)
-	case "export":
-		return ledgerExport(args[1:])
-	case "prune-grants":
-		return ledgerPruneGrants(args[1:])
-	case "grant-proof":
-		return ledgerGrantProof(args[1:])
-	case "backup":
-		return ledgerBackup(args[1:])
-	case "restore":
-		return ledgerRestore(args[1:])
-	}
-	return usageError{fmt.Sprintf("unknown ledger subcommand %q", args[0])}
+	return dispatch("ledger", ledgerUsage, args, map[string]func([]string) error{
+		"verify": func(args []string) error { return ledgerVerify(args, cmt) },
+		"list":   func(args []string) error { return ledgerList(args, cmt) },
+		"export": ledgerExport, "prune-grants": ledgerPruneGrants, "grant-proof": ledgerGrantProof,
+		"backup": ledgerBackup, "restore": ledgerRestore,
+	})
 }
 
 func ledgerVerify(args []string, cmt *CometBFT) error {
@@ -99,7 +81,7 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 	}
 	if *home != "" {
 		if (*dir == "") != (*cluster == "") {
-			return usageError{"--data and --cluster-id go together: the CH of a shared ledger whose grants.db to check"}
+			return usageError{msg: "--data and --cluster-id go together: the CH of a shared ledger whose grants.db to check"}
 		}
 		if err := verifyCometBFT(*home, cmt); err != nil || *dir == "" {
 			return err
@@ -205,7 +187,7 @@ func ledgerList(args []string, cmt *CometBFT) error {
 		}
 	}
 	if *withRecords && *home != "" {
-		return usageError{"--records needs --data: each cluster head of a shared ledger keeps its own grants.db"}
+		return usageError{msg: "--records needs --data: each cluster head of a shared ledger keeps its own grants.db"}
 	}
 	var grants *ledger.GrantLog // opened below, before the first block is shown
 	var records ledgerlist.Records
@@ -214,7 +196,7 @@ func ledgerList(args []string, cmt *CometBFT) error {
 	}
 	show, err := ledgerlist.Printer(os.Stdout, *format, records)
 	if err != nil {
-		return usageError{"--format must be text or json"}
+		return usageError{msg: "--format must be text or json"}
 	}
 	if *home != "" {
 		if cmt == nil {
@@ -270,7 +252,7 @@ func ledgerPruneGrants(args []string) error {
 	}
 	olderThan, err := parseLifetime(*age)
 	if err != nil {
-		return usageError{"--older-than: " + err.Error()}
+		return usageError{msg: "--older-than: " + err.Error()}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -311,14 +293,14 @@ func ledgerGrantProof(args []string) error {
 		return err
 	}
 	if (*session == "") == (*batch == 0) {
-		return usageError{"give --session SID, or --batch N --index I"}
+		return usageError{msg: "give --session SID, or --batch N --index I"}
 	}
 	if *session != "" && isSet(fs, "index") {
-		return usageError{"--index goes with --batch: a session is found by its ID"}
+		return usageError{msg: "--index goes with --batch: a session is found by its ID"}
 	}
 	sid, err := hex.DecodeString(*session)
 	if err != nil {
-		return usageError{"--session must be hex: " + err.Error()}
+		return usageError{msg: "--session must be hex: " + err.Error()}
 	}
 	l, err := clusterhead.OpenLedger(*dir)
 	if err != nil {

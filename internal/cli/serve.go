@@ -81,11 +81,11 @@ func serve(args []string, cmt *CometBFT) error {
 	switch {
 	case *s.backend == "bolt":
 	case *s.backend != "cometbft":
-		return usageError{fmt.Sprintf("--ledger: unknown backend %q (bolt or cometbft)", *s.backend)}
+		return usageError{msg: fmt.Sprintf("--ledger: unknown backend %q (bolt or cometbft)", *s.backend)}
 	case cmt == nil:
 		return errNoCometBFT
 	case *s.home == "":
-		return usageError{"--cometbft-home is required with --ledger cometbft"}
+		return usageError{msg: "--cometbft-home is required with --ledger cometbft"}
 	default:
 		open = cmt.Opener(*s.home, string(s.id), log)
 	}

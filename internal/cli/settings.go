@@ -36,7 +36,7 @@ type serveSettings struct {
 	backend    *string
 	home       *string
 	logFormat  logFormatValue
-	logLevel   slog.Level
+	logLevel   logLevelValue
 	admission  admissionValue
 	fleetKeys  listValue
 }
@@ -67,7 +67,7 @@ func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
 	s.backend = fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
 	s.home = fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
 	fs.Var(&s.logFormat, "log-format", "log `format`: text or json")
-	fs.TextVar(&s.logLevel, "log-level", slog.LevelInfo, "least `level` logged: debug, info, warn or error")
+	fs.Var(&s.logLevel, "log-level", "least `level` logged: debug, info, warn or error (default info)")
 	fs.Var(&s.admission, "admission", "who may join: `enrolled` (enrolled devices and fleet credentials) or open (anyone; demos)")
 	fs.Var(&s.fleetKeys, "fleet-key", "trusted fleet public key `file` (PEM, from 'iotguard fleet pubkey'); repeat, or separate with commas, to trust several")
 	return fs, s
@@ -99,7 +99,7 @@ func (s *serveSettings) load(fs *flag.FlagSet, usage string, args []string) ([]s
 
 // logger returns the logger the settings ask for, writing to stderr.
 func (s *serveSettings) logger() *slog.Logger {
-	opts := &slog.HandlerOptions{Level: s.logLevel}
+	opts := &slog.HandlerOptions{Level: s.logLevel.Level}
 	if s.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
@@ -142,6 +142,19 @@ func (v *positionValue) Set(s string) error {
 		return err
 	}
 	*v = positionValue(p)
+	return nil
+}
+
+// logLevelValue is a slog level, named in lower case as the help and the
+// docs name it (slog's own names are upper case). The zero value is info.
+type logLevelValue struct{ slog.Level }
+
+func (v *logLevelValue) String() string { return strings.ToLower(v.Level.String()) }
+
+func (v *logLevelValue) Set(s string) error {
+	if err := v.Level.UnmarshalText([]byte(s)); err != nil {
+		return errors.New("want debug, info, warn or error")
+	}
 	return nil
 }
 

@@ -32,7 +32,7 @@ func statusCmd(args []string) error {
 		return err
 	}
 	if *format != "text" && *format != "json" {
-		return usageError{"--format must be text or json"}
+		return usageError{msg: "--format must be text or json"}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

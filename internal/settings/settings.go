@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -82,12 +83,12 @@ func Apply(fs *flag.FlagSet, path string, getenv func(string) string, skip ...st
 		case getenv(env) != "":
 			s.Source, s.Origin = Env, env
 			if err := f.Value.Set(getenv(env)); err != nil {
-				errs = append(errs, fmt.Errorf("%w: environment variable %s=%q: %v", ErrBadValue, env, getenv(env), err))
+				errs = append(errs, fmt.Errorf("%w: environment variable %s=%q: %v", ErrBadValue, env, getenv(env), Explain(f, err)))
 			}
 		case inFile:
 			s.Source, s.Origin = File, path
 			if err := f.Value.Set(fileValue); err != nil {
-				errs = append(errs, fmt.Errorf("%w: %s: key %q = %q: %v", ErrBadValue, path, f.Name, fileValue, err))
+				errs = append(errs, fmt.Errorf("%w: %s: key %q = %q: %v", ErrBadValue, path, f.Name, fileValue, Explain(f, err)))
 			}
 		}
 		s.Value = f.Value.String()
@@ -157,4 +158,39 @@ func known(fs *flag.FlagSet, skip []string) []string {
 		}
 	})
 	return names
+}
+
+// Explain returns err, the error of f's Set, or, when it is the flag
+// package's bare "parse error" or "value out of range", what f wants
+// instead: "want a number of metres, like 1000".
+func Explain(f *flag.Flag, err error) error {
+	if msg := err.Error(); msg != "parse error" && msg != "value out of range" {
+		return err
+	}
+	getter, ok := f.Value.(flag.Getter)
+	if !ok {
+		return err
+	}
+	unit, _ := flag.UnquoteUsage(f) // the usage's `name`, else the type's
+	var want string
+	switch getter.Get().(type) {
+	case time.Duration:
+		return fmt.Errorf("want a duration, like 90s, 10m or 24h (%w)", err)
+	case bool:
+		return fmt.Errorf("want true or false (%w)", err)
+	case int, int64:
+		want = "a whole number"
+	case uint, uint64:
+		want = "a whole number ≥ 0"
+	case float64:
+		want = "a number"
+	default:
+		return err
+	}
+	switch unit {
+	case "int", "uint", "float", "value":
+	default:
+		want += " of " + unit
+	}
+	return fmt.Errorf("want %s, like %s (%w)", want, f.DefValue, err)
 }
