@@ -24,10 +24,11 @@ the server warns at start, and GET /cluster says so). --fleet-key takes a
 public key file; repeat it (or, from the environment or the config file,
 separate files with commas) to trust two keys while one is rotated.
 
-With --ledger cometbft (bin/iotguard-cometbft) the ledger is shared with
-other cluster heads: a CometBFT node runs in this process on --cometbft-home,
-and the CH key in --data must be registered for --cluster-id in its genesis
-(see 'iotguard localnet').
+With --ledger cometbft (only in bin/iotguard-cometbft: 'make build-cometbft')
+the ledger is shared with other cluster heads: a CometBFT node runs in this
+process on --cometbft-home, and the CH key in --data must be registered for
+--cluster-id in its genesis (see 'iotguard-cometbft localnet --help', a
+command of that binary only).
 
 Every flag can also come from the environment, IOTGUARD_ and the flag name in
 upper snake case (IOTGUARD_CLUSTER_ID), or from the TOML file --config FILE
