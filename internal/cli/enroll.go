@@ -136,7 +136,7 @@ func enrollAdd(args []string) error {
 			return err
 		})
 	if err != nil {
-		return fmt.Errorf("enroll %s: %w", *id, enrollHint(err))
+		return enrollError(*id, err)
 	}
 	what := "enrolled"
 	if *replace {
@@ -147,18 +147,32 @@ func enrollAdd(args []string) error {
 	return nil
 }
 
-// enrollHint adds what to do about the state machine's refusals.
-func enrollHint(err error) error {
+// enrollError says in one sentence why the state machine refused to enroll
+// id, and what to do about it; any other error keeps its chain.
+func enrollError(id string, err error) error {
+	var msg string
 	switch {
 	case errors.Is(err, ledger.ErrEnrolled):
-		return fmt.Errorf("%w (to give the ID another key or other terms: --replace)", err)
+		msg = "%s is enrolled already (to give the ID another key or other terms: --replace)"
 	case errors.Is(err, ledger.ErrConflict):
-		return fmt.Errorf("%w (to give the ID to this key and end the other key's membership: --replace)", err)
+		msg = "%s is bound to another key (to give the ID to this key and end the other key's membership: --replace)"
 	case errors.Is(err, ledger.ErrRevoked):
-		return fmt.Errorf("%w (a revoked key stays revoked: enroll a new key with --replace)", err)
+		msg = "%s is revoked (a revoked key stays revoked: enroll a new key with --replace)"
+	default:
+		return fmt.Errorf("enroll %s: %w", id, err)
 	}
-	return err
+	return refusal{fmt.Sprintf(msg, id), err}
 }
+
+// refusal is an error with a message of its own that still wraps its cause
+// for errors.Is.
+type refusal struct {
+	msg string
+	err error
+}
+
+func (e refusal) Error() string { return e.msg }
+func (e refusal) Unwrap() error { return e.err }
 
 // readDevicePublicKey reads a PEM public key, or the public half of a
 // device file. A PEM private key is refused.
