@@ -21,6 +21,12 @@ var (
 	// match the session-batch events on the ledger (grants.go).
 	ErrBadGrant = errors.New("audit records do not match the ledger")
 
+	// ErrNoRecord is returned by ProveGrant and ProveAuditRecord when the
+	// grant log holds no such record in a batch committed to the ledger:
+	// never granted, in a batch not yet committed, or pruned. Unlike
+	// ErrBadGrant it says nothing is wrong with the records there are.
+	ErrNoRecord = errors.New("not recorded in the grant log")
+
 	// ErrUnknownDevice is returned when an event or a lookup names a device ID
 	// that no join has ever bound.
 	ErrUnknownDevice = errors.New("unknown device")

@@ -320,25 +320,26 @@ type GrantProof struct {
 }
 
 // ProveGrant finds the grant of session sid in g and returns its proof
-// (proveRecord). An error wrapping ErrBadGrant says that no record has that
-// session ID (never granted, not yet committed, or pruned) or that the proof
-// does not check.
+// (proveRecord). An error wrapping ErrNoRecord says that no record has that
+// session ID (never granted, not yet committed, or pruned); one wrapping
+// ErrBadGrant that the proof does not check.
 func ProveGrant(l BlockReader, g *GrantLog, cluster string, sid []byte) (GrantProof, error) {
 	p, err := proveRecord(l, g, cluster, func(_, _ uint64, ev Event) bool {
 		return ev.Type == EventSession && string(ev.SessionID) == string(sid)
 	})
 	if errors.Is(err, errNoRecord) {
-		return p, fmt.Errorf("%w: no record of session %x in the grant log (never granted, in a batch not yet committed, or pruned)", ErrBadGrant, sid)
+		return p, fmt.Errorf("session %x is %w (never granted, in a batch not yet committed, or pruned)", sid, ErrNoRecord)
 	}
 	return p, err
 }
 
 // ProveAuditRecord returns the proof of record index of batch seq in g —
-// a session grant or a warning (proveRecord).
+// a session grant or a warning (proveRecord), or an error wrapping
+// ErrNoRecord when g holds no such record.
 func ProveAuditRecord(l BlockReader, g *GrantLog, cluster string, seq, index uint64) (GrantProof, error) {
 	p, err := proveRecord(l, g, cluster, func(batch, i uint64, _ Event) bool { return batch == seq && i == index })
 	if errors.Is(err, errNoRecord) {
-		return p, fmt.Errorf("%w: no record %d of batch %d in the grant log (no such record, its batch not yet committed, or pruned)", ErrBadGrant, index, seq)
+		return p, fmt.Errorf("record %d of batch %d is %w (no such record, its batch not yet committed, or pruned)", index, seq, ErrNoRecord)
 	}
 	return p, err
 }
