@@ -93,7 +93,14 @@ func Listen(dir string, op Operator) (*Server, error) {
 	})
 	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/x-tar")
-		if err := op.Backup(req.Context(), w); err != nil {
+		cw := &countingWriter{w: w}
+		if err := op.Backup(req.Context(), cw); err != nil {
+			if cw.n == 0 {
+				// Nothing sent (a CH whose ledger has no online backup):
+				// an answer that says why.
+				refuse(w, err)
+				return
+			}
 			// The archive may be half sent: abort the response so that the
 			// client reads an error, never a short archive that looks whole.
 			panic(http.ErrAbortHandler)
@@ -213,4 +220,16 @@ func Backup(ctx context.Context, dir string, read func(io.Reader) error) error {
 	}
 	defer resp.Body.Close()
 	return read(resp.Body)
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
