@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +18,9 @@ const clockTicks = 100
 // used so far, from /proc/PID/stat, at 10 ms resolution.
 func processCPUOf(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("process %d is not running (--server-pid and --echo-server-pid name the server's running process): %w", pid, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("failed to read the CPU time of process %d: %w", pid, err)
 	}

@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,7 +28,7 @@ func TestProcessCPUOf(t *testing.T) {
 	if diff := (processCPU() - after).Abs(); diff > 100*time.Millisecond {
 		t.Fatalf("/proc and getrusage disagree by %v", diff)
 	}
-	if _, err := processCPUOf(1 << 30); err == nil {
-		t.Fatal("no error for a process that does not exist")
+	if _, err := processCPUOf(1 << 30); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("process %d is not running", 1<<30)) {
+		t.Fatalf("a process that does not exist: %v, want 'process %d is not running'", err, 1<<30)
 	}
 }
