@@ -61,11 +61,12 @@ Examples:
   iotguard bench --scenario scale --members 1000,100000,1000000 --duration 10s
   iotguard bench --scenario ratios --duration 20s --concurrency 64
   iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --association-rate 0 --fleet-key fleet.pub
-  iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')"
-  iotguard bench --serve-echo 127.0.0.1:5700 --metrics 127.0.0.1:9470 --pprof &
+  iotguard serve --admission open --rate-limit 0 & ch=$!   # a cluster head in its own process, and its PID
+  iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid $ch
+  iotguard bench --serve-echo 127.0.0.1:5700 --metrics 127.0.0.1:9470 --pprof & echo=$!
   iotguard bench --serve-echo 127.0.0.1:5701 --bare &     # the floor: no go-coap server
-  iotguard bench --scenario verify --baseline --server coap://127.0.0.1:5683 --server-pid "$(pgrep -f 'iotguard serve')" \
-      --echo-server coap://127.0.0.1:5700 --echo-server-pid $!
+  iotguard bench --scenario verify --baseline --server coap://127.0.0.1:5683 --server-pid $ch \
+      --echo-server coap://127.0.0.1:5700 --echo-server-pid $echo
 
 Flags:
 `
