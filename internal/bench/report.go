@@ -25,7 +25,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	row("scenario", "%s", r.Scenario)
 	row("server", "%s", r.Server)
-	row("admission", "%s", admissionText(r.Admission))
+	if r.Admission != "" { // the echo admits nobody
+		row("admission", "%s", admissionText(r.Admission))
+	}
 	row("machine", "%s, %d CPUs, GOMAXPROCS %d, %s", r.Machine.CPU, r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.Go)
 	if r.Scenario != ScenarioScale {
 		row("devices", "%d (one UDP association each)", r.Concurrency)
