@@ -298,7 +298,7 @@ func deviceSend(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("sent to %s (session %x); reply: %s\n", *peer, t.Session.SID[:4], reply)
+	fmt.Printf("sent to %s (session %x); reply: %s\n", *peer, t.Session.SID, reply)
 	return nil
 }
 
