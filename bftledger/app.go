@@ -16,8 +16,13 @@ import (
 // AppVersion is the application protocol version reported to CometBFT.
 // Version 2: blocks open with a proposal time, the state hash is in the
 // transaction results and the app hash is constant. Chains of version 1
-// cannot be replayed by it.
-const AppVersion = 2
+// cannot be replayed by it. Version 3: a join that repeats the device nonce
+// of an expired membership is a new join, where version 2 refused it as a
+// duplicate (ledger.applyJoin). Version 2 chains replay unchanged, but
+// validators of the two versions would decide such a transaction apart:
+// upgrade all validators together (CometBFT keeps an existing chain's app
+// version, so it does not catch a mixed network).
+const AppVersion = 3
 
 // Result codes of CheckTx and FinalizeBlock, one per error a transaction can
 // be refused with; CodeOK (0) means applied.
