@@ -61,6 +61,9 @@ func Export(w io.Writer, l Blocks, g Grants, cluster string, ch CH, progress fun
 	for _, k := range keys[:len(keys)-1] {
 		hdr.Earlier = append(hdr.Earlier, k)
 	}
+	if len(hdr.Earlier) == 0 {
+		hdr.Version = 2 // nothing of version 3 in it: verifiers of version 2 read it too
+	}
 	if err := writeItem(bw, hdr); err != nil {
 		return nil, err
 	}

@@ -129,11 +129,11 @@ type Core struct {
 
 	mu      sync.Mutex                           // guards members and uncertain
 	members *simplelru.LRU[string, *memberState] // replay state of members active in this process
-	// uncertain holds the device nonce of each join whose append this
-	// process left uncertain (ledger.ErrUncertain), by device ID: if that
-	// join was committed, its retry is a duplicate, yet no answer of this
-	// process started its window or retired the device's previous keys.
-	uncertain *simplelru.LRU[string, []byte]
+	// uncertain holds the CH nonces of the joins whose append this process
+	// left uncertain (ledger.ErrUncertain), by device ID: if one was
+	// committed, its retry is a duplicate, yet no answer of this process
+	// started its window or retired the device's previous keys.
+	uncertain *simplelru.LRU[string, [][]byte]
 
 	infoMu sync.Mutex
 	info   []byte // the signed GET /cluster answer, once made; reset by a key rotation
@@ -195,7 +195,7 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: replay states: %w", cfg.ID, err)
 	}
-	uncertain, err := simplelru.NewLRU[string, []byte](maxUncertainJoins, nil)
+	uncertain, err := simplelru.NewLRU[string, [][]byte](maxUncertainJoins, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: uncertain joins: %w", cfg.ID, err)
 	}

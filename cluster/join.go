@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/iotguard/iotguard/ledger"
@@ -80,9 +81,7 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	}
 	created := err == nil
 	if errors.Is(err, ledger.ErrUncertain) {
-		c.mu.Lock()
-		c.uncertain.Add(req.ID, bytes.Clone(req.Nonce))
-		c.mu.Unlock()
+		c.leftUncertain(req.ID, chNonce)
 	}
 	if errors.Is(err, ledger.ErrStale) {
 		return JoinResult{}, &EchoRequired{Echo: c.echo(addr, c.cfg.Now()), Reason: ErrStale}
@@ -96,28 +95,45 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if err != nil {
 		return JoinResult{}, fmt.Errorf("failed to read back join of %s: %w", req.ID, err)
 	}
-	if created || c.resolved(d) { // this copy, or one this process left uncertain, wrote the join
+	if ours := c.resolved(d); created || ours { // this copy, or one this process left uncertain, wrote the join
 		c.joined(d)
 	}
 	return c.joinResponse(d, created)
 }
 
-// maxUncertainJoins bounds the uncertain joins remembered; past it the
-// oldest is forgotten, and if it was committed, its device's previous keys
-// die only at its next join, leave or revoke.
-const maxUncertainJoins = 1024
+// maxUncertainJoins bounds the devices whose uncertain joins are remembered,
+// and maxUncertainTries the tries remembered for each; past them the oldest
+// is forgotten, and if it was committed, its device's previous keys die only
+// at its next join, leave or revoke.
+const (
+	maxUncertainJoins = 1024
+	maxUncertainTries = 4
+)
+
+// leftUncertain remembers that this process's append of id's join with
+// chNonce ended uncertain.
+func (c *Core) leftUncertain(id string, chNonce []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tries, _ := c.uncertain.Get(id)
+	if len(tries) == maxUncertainTries {
+		tries = tries[1:]
+	}
+	c.uncertain.Add(id, append(slices.Clone(tries), chNonce))
+}
 
 // resolved reports whether d's join on the ledger is one whose append this
-// process left uncertain, and forgets it.
+// process left uncertain (its CH nonce, drawn for that append, says so). The
+// join on the ledger settles every earlier try of d's: they are forgotten.
 func (c *Core) resolved(d ledger.Device) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	nonce, ok := c.uncertain.Get(d.ID)
-	if !ok || !bytes.Equal(nonce, d.DeviceNonce) {
+	tries, ok := c.uncertain.Get(d.ID)
+	if !ok {
 		return false
 	}
 	c.uncertain.Remove(d.ID)
-	return true
+	return slices.ContainsFunc(tries, func(n []byte) bool { return bytes.Equal(n, d.CHNonce) })
 }
 
 // joinResponse signs the answer for the join recorded in d.

@@ -292,6 +292,41 @@ func TestRejoinUncertainThenRetried(t *testing.T) {
 	}
 }
 
+// TestRejoinWithAnExpiredMembershipsNonce: a join that repeats the device
+// nonce of an expired membership is a new join (a new CH nonce, a new K_m):
+// it starts a new replay window, whose sequence numbers start again at 0,
+// and retires the keys of the membership before it.
+func TestRejoinWithAnExpiredMembershipsNonce(t *testing.T) {
+	e := newEnv(t)
+	d := e.device("sensor-a")
+	nonce := bytes.Repeat([]byte{7}, wire.NonceLen)
+	withNonce := func(r *wire.JoinRequest) { r.Nonce = nonce }
+	res, err := e.core.Join(t.Context(), d.joinRequest(here, e.echo(), withNonce), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.accept(res)
+	for range 5 {
+		if _, err := d.verify("sensor-a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var retired []string
+	e.core.OnKeyRetired(func(id string) { retired = append(retired, id) })
+	e.advance(cluster.DefaultMemberTTL + time.Second)
+	res, err = e.core.Join(t.Context(), d.joinRequest(here, e.echo(), withNonce), addr)
+	if err != nil || !res.Created {
+		t.Fatalf("join with the expired membership's nonce: %+v, %v; want a new join", res, err)
+	}
+	d.accept(res)
+	if _, err := d.verify("sensor-a"); err != nil {
+		t.Errorf("first request of the new membership (seq 0): %v", err)
+	}
+	if len(retired) != 1 || retired[0] != "sensor-a" {
+		t.Errorf("keys retired %v, want sensor-a's once", retired)
+	}
+}
+
 // TestJoinMemberOfAnotherCluster: a shared ledger refuses the join of a
 // device that is a current member of another cluster; the refusal says so
 // and names that cluster, instead of "bound to another key".

@@ -11,8 +11,10 @@ import (
 )
 
 // memberState is this process's replay state for one member's current K_m.
-// Invariant: it is tied to the join nonce it was made for; a rejoin (new
-// nonce, new K_m, sequence numbers from 0) replaces it. Only an authenticated
+// Invariant: it is tied to the join it was made for, named by the join's CH
+// nonce (drawn afresh for every join; a device nonce may come back,
+// docs/PROTOCOL.md §3.3); a rejoin (new K_m, sequence numbers from 0)
+// replaces it. Only an authenticated
 // request or a join makes or touches one. States are bounded
 // (Config.ReplayStates); losing one, by a restart or by eviction, is safe,
 // because its successor needs an echo and then spends every older sequence
@@ -20,9 +22,9 @@ import (
 // idle past evictable, so that every echo its member used is stale and no
 // request it accepted can be replayed into its successor.
 type memberState struct {
-	mu          sync.Mutex
-	deviceNonce []byte
-	window      replay.Window
+	mu      sync.Mutex
+	chNonce []byte
+	window  replay.Window
 	// needsEcho is set for members this process has not seen join: their
 	// window was lost with the previous process, so the first request must
 	// prove freshness with an echo (docs/PROTOCOL.md §4.2).
@@ -42,14 +44,16 @@ func (c *Core) state(d ledger.Device, now time.Time) (*memberState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.members.Get(d.ID)
-	if !ok || !bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+	if !ok || !bytes.Equal(s.chNonce, d.CHNonce) {
 		if !ok && !c.room(now) {
 			return nil, ErrBusy
 		}
-		s = &memberState{deviceNonce: d.DeviceNonce, needsEcho: true}
+		s = &memberState{chNonce: d.CHNonce, needsEcho: true}
 		c.members.Add(d.ID, s)
 	}
-	s.used = now
+	if now.After(s.used) { // concurrent requests may come with their clocks read in another order
+		s.used = now
+	}
 	return s, nil
 }
 
@@ -72,13 +76,13 @@ func (c *Core) room(now time.Time) bool {
 func (c *Core) joined(d ledger.Device) {
 	now := c.cfg.Now()
 	c.mu.Lock()
-	s, ok := c.members.Get(d.ID)
-	if ok && bytes.Equal(s.deviceNonce, d.DeviceNonce) {
+	s, ok := c.members.Peek(d.ID) // a replayed join is no activity of the member's
+	if ok && bytes.Equal(s.chNonce, d.CHNonce) {
 		c.mu.Unlock()
 		return // a replayed join must not reset the window
 	}
 	if ok || c.room(now) {
-		c.members.Add(d.ID, &memberState{deviceNonce: d.DeviceNonce, used: now})
+		c.members.Add(d.ID, &memberState{chNonce: d.CHNonce, used: now})
 	}
 	c.mu.Unlock()
 	c.retire(d.ID) // the keys of its previous join, if any, are dead

@@ -53,17 +53,17 @@ func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
 }
 
 // rekeyMark records that a member re-keyed to a newer CH key (§6.2), for
-// its join with deviceNonce.
+// its join with chNonce (drawn afresh for every join).
 type rekeyMark struct {
-	deviceNonce string
-	thumb       [32]byte
+	chNonce string
+	thumb   [32]byte
 }
 
 // chFor returns the CH key m's K_m is derived with: the key in force at its
 // join block, or the newer key it re-keyed to (seen by this process).
 func (s *Service) chFor(m Member) *chKey {
 	if v, ok := s.rekeyed.Load(m.ID); ok {
-		if mk := v.(rekeyMark); mk.deviceNonce == string(m.DeviceNonce) {
+		if mk := v.(rekeyMark); mk.chNonce == string(m.CHNonce) {
 			s.mu.RLock()
 			defer s.mu.RUnlock()
 			for _, k := range s.keys {
@@ -132,7 +132,7 @@ func (s *Service) authenticate(m Member, check func(*protect.MemberKeys) error) 
 	err := s.authenticateWith(m, ch, check)
 	if cur := s.current(); errors.Is(err, wire.ErrDecrypt) && ch != cur {
 		if s.authenticateWith(m, cur, check) == nil {
-			s.rekeyed.Store(m.ID, rekeyMark{deviceNonce: string(m.DeviceNonce), thumb: cur.thumb})
+			s.rekeyed.Store(m.ID, rekeyMark{chNonce: string(m.CHNonce), thumb: cur.thumb})
 			return nil
 		}
 	}
