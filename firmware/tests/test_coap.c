@@ -21,6 +21,9 @@ static const char LIBCOAP_GET_ECHO[] = "41012dd60172b5bc47636c757374657260d5de01
  * Content-Format 16, payload "x" */
 static const char LIBCOAP_NON_M2M[] = "5402461e6361666672b5bc436d326d1110ff78";
 
+const char *const unit_libcoap[UNIT_LIBCOAP] = { LIBCOAP_GET_WKC, LIBCOAP_POST_TALK, LIBCOAP_GET_ECHO,
+                                                 LIBCOAP_NON_M2M };
+
 static void test_parse_libcoap(void)
 {
     uint8_t b[128];

@@ -15,6 +15,12 @@
 
 static const vec_t *cur;
 
+const vec_t *unit_vectors(unsigned *n)
+{
+    *n = n_vectors;
+    return vectors;
+}
+
 static const char *field(const char *k)
 {
     for (unsigned i = 0; i < cur->n; i++) {

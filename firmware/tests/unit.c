@@ -290,6 +290,8 @@ int unit_run_all(void)
     test_tlog();
     printf("-- shared vectors\n");
     test_vectors();
+    printf("-- fuzz\n");
+    test_fuzz();
     printf("-- bench\n");
     test_bench();
     printf("%u passed, %u failed\n", unit_pass, unit_fail);

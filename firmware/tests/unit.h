@@ -13,6 +13,7 @@
 #include "iog_device.h"
 #include "iog_platform.h"
 #include "iog_store.h"
+#include "vectors_types.h"
 
 extern unsigned unit_pass, unit_fail;
 
@@ -151,6 +152,12 @@ int unit_rotation(const uint8_t old_priv[32], const uint8_t new_pub[65], const u
 /** The board's device of test_console.c, for the device tests that run after it. */
 iog_device_t *unit_board_device(void);
 
+/** The libcoap captures of test_coap.c, as hex. */
+#define UNIT_LIBCOAP 4
+extern const char *const unit_libcoap[UNIT_LIBCOAP];
+/** The shared vectors of testdata/vectors (test_vectors.c): @p n of them. */
+const vec_t *unit_vectors(unsigned *n);
+
 /* test suites */
 void test_cbor(void);
 void test_coap(void);
@@ -161,6 +168,7 @@ void test_vectors(void);
 void test_bench(void);
 void test_store(void);
 void test_console(void);
+void test_fuzz(void);
 #ifndef IOG_TEST_LX106
 void test_libcoap(void);
 #endif
