@@ -877,7 +877,7 @@ static int cmd_set(iog_board_t *b, char *args)
         break;
     case S_PORT:
     case S_SLEEP:
-        e = parse_u32(x, 1, k == S_PORT ? 65535 : 12600, &v);
+        e = parse_u32(x, 1, k == S_PORT ? 65535 : IOG_SLEEP_MAX_S, &v);
         if (k == S_PORT) {
             s->port = (uint16_t)v;
         }

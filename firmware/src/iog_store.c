@@ -247,7 +247,7 @@ int iog_rec_settings_decode(const uint8_t *p, size_t n, iog_settings_t *s)
     fields_do(&c, s, settings_fields, NF(settings_fields));
     /* what the console would refuse is refused here too */
     if (c.err || c.n != n || s->has_pos > 1 || s->has_pin > 1 || s->mode > IOG_MODE_SLEEPY ||
-        s->port == 0 || s->sleep_s == 0 || s->lat < -90000000 || s->lat > 90000000 ||
+        s->port == 0 || s->sleep_s == 0 || s->sleep_s > IOG_SLEEP_MAX_S || s->lat < -90000000 || s->lat > 90000000 ||
         s->lon < -180000000 || s->lon > 180000000) {
         iog_settings_default(s);
         return -EBADMSG;

@@ -90,6 +90,10 @@ typedef struct {
     uint8_t cred[IOG_CRED_MAX];    /**< fleet credential, sent in every join (IOG_CRED_MAX: iog_config.h) */
 } iog_settings_t;
 
+/** The longest deep sleep of the sleepy mode: the ESP8266's deep-sleep timer
+ * reaches about 3.5 hours. The console and the settings record refuse more. */
+#define IOG_SLEEP_MAX_S 12600u
+
 /** Board modes. */
 enum {
     IOG_MODE_CONSOLE = 0, /**< always on: console, listens for peers */

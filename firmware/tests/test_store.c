@@ -89,6 +89,13 @@ static void test_settings(void)
     n = iog_rec_settings_encode(&s, b, sizeof(b));
     CHECK_EQ(iog_rec_settings_decode(b, (size_t)n, &t), -EBADMSG);
     s.lat = 0;
+    /* a sleep the console refuses (past the deep-sleep timer) is refused too */
+    s.sleep_s = IOG_SLEEP_MAX_S;
+    n = iog_rec_settings_encode(&s, b, sizeof(b));
+    CHECK_EQ(iog_rec_settings_decode(b, (size_t)n, &t), 0);
+    s.sleep_s = IOG_SLEEP_MAX_S + 1;
+    n = iog_rec_settings_encode(&s, b, sizeof(b));
+    CHECK_EQ(iog_rec_settings_decode(b, (size_t)n, &t), -EBADMSG);
     s.cred_len = IOG_CRED_MAX + 1;
     CHECK_EQ(iog_rec_settings_encode(&s, b, sizeof(b)), -ENOBUFS);
 }
