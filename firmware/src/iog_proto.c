@@ -453,7 +453,8 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
     iog_sign1_t s;
     join_resp_t r;
     memset(&r, 0, sizeof(r));
-    memset(m, 0, sizeof(*m));
+    /* m is written only once the answer is verified: a refused answer to a
+     * rejoin leaves the membership the device holds as it was */
     if (iog_sign1_decode(buf, len, &s, join_resp_fields, 9, &r) != 0x3FE) {
         return -EBADMSG; /* all of 1..9 are required */
     }

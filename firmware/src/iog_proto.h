@@ -235,7 +235,7 @@ int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap);
  * Checks: the COSE_Sign1 shape, the signature under the CH key it carries
  * (key 2), that the thumbprint (key 3) and the kid are that key's, that
  * cluster, id and N_d are what was sent, and, when @p pin is not NULL, that
- * the key's thumbprint equals @p pin.
+ * the key's thumbprint equals @p pin. @p m is written only on success.
  * @return 0, -EBADMSG, or -EACCES for a signature/binding mismatch.
  */
 int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *sent,

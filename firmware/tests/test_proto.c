@@ -213,6 +213,10 @@ static void test_join(void)
     bad[sizeof(bad) - 1] ^= 1; /* signature */
     CHECK_EQ(iog_join_resp_verify(bad, sizeof(bad), &jr, NULL, &m), -EACCES);
     CHECK_EQ(iog_join_resp_verify(bad, sizeof(bad) - 1, &jr, NULL, &m), -EBADMSG);
+    /* the refused answers left the membership m held as it was: a forged
+     * answer to a rejoin must not wipe the device's membership */
+    CHECK_EQ(m.height, 7);
+    CHECK_MEM(m.ch.thumb, SV_CH_THUMB, 32);
 
     /* K_m and the member keys, both through the pieces and iog_member_derive */
     CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, &m), 0);
