@@ -274,8 +274,16 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         return -EACCES;
     }
     /* the answer must come from the key /cluster showed */
-    e = iog_join_resp_verify(r.payload, r.payload_len, &jr, c.thumb, &d->mem);
+    e = iog_join_resp_verify(r.payload, r.payload_len, &jr, c.thumb, d->plat->unix_s(d->plat->ctx), &d->mem);
     let_run(d);
+    if (e == -ESTALE) {
+        /* the CH answered the join it recorded for this nonce, and that
+         * membership is over (or this clock is wrong): not joined, and the
+         * nonce is not pending any more */
+        d->pend = 0;
+        set_diag(d, 0, "join answer: membership already expired");
+        return -EPROTO;
+    }
     if (e) {
         set_diag(d, 0, e == -EACCES ? "join answer: bad signature or binding" : "join answer: malformed");
         return e == -EACCES ? -EACCES : -EPROTO;

@@ -448,7 +448,7 @@ static const iog_field_t join_resp_fields[] = {
 };
 
 int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *sent,
-                         const uint8_t *pin, iog_member_t *m)
+                         const uint8_t *pin, uint64_t now, iog_member_t *m)
 {
     iog_sign1_t s;
     join_resp_t r;
@@ -467,6 +467,9 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
         !iog_ct_eq(r.nd, sent->nd, IOG_NONCE_LEN) ||
         iog_sign1_verify(&s, r.m.ch.pub, IOG_AAD_JOIN_RESP)) {
         return -EACCES;
+    }
+    if (now && now >= r.m.expires) {
+        return -ESTALE;
     }
     memcpy(r.m.nd, sent->nd, IOG_NONCE_LEN);
     *m = r.m;

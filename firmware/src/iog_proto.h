@@ -235,11 +235,14 @@ int iog_join_req_encode(const iog_join_req_t *jr, uint8_t *out, size_t cap);
  * Checks: the COSE_Sign1 shape, the signature under the CH key it carries
  * (key 2), that the thumbprint (key 3) and the kid are that key's, that
  * cluster, id and N_d are what was sent, and, when @p pin is not NULL, that
- * the key's thumbprint equals @p pin. @p m is written only on success.
- * @return 0, -EBADMSG, or -EACCES for a signature/binding mismatch.
+ * the key's thumbprint equals @p pin. @p now is the device's clock (unix s),
+ * 0 when it has none: an answer whose membership expired by then is no
+ * membership (PROTOCOL.md §3.3). @p m is written only on success.
+ * @return 0, -EBADMSG, -EACCES for a signature/binding mismatch, or -ESTALE
+ * for a membership already expired.
  */
 int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *sent,
-                         const uint8_t *pin, iog_member_t *m);
+                         const uint8_t *pin, uint64_t now, iog_member_t *m);
 
 /**
  * @brief Verifies GET /cluster's signed cluster-info (PROTOCOL.md §6) under

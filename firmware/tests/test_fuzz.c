@@ -387,7 +387,7 @@ static int t_join_resp(const uint8_t *in, size_t n)
 {
     iog_member_t m;
     iog_join_req_t jr = { &cx.me, &cx.cluster, 0, 0, cx.nd, NULL, 0, NULL, 0 };
-    return iog_join_resp_verify(in, n, &jr, NULL, &m) == 0;
+    return iog_join_resp_verify(in, n, &jr, NULL, 0, &m) == 0;
 }
 
 static int t_cluster(const uint8_t *in, size_t n)

@@ -188,38 +188,44 @@ static void test_join(void)
     /* the CH's answer */
     jr = join_inputs(nd, echo);
     iog_member_t m;
-    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, &m), 0);
+    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, 0, &m), 0);
     CHECK_MEM(m.ch.thumb, SV_CH_THUMB, 32);
     CHECK_EQ(m.height, 7);
     CHECK_EQ(m.expires, 1900000000);
     CHECK(iog_id_eq(&m.ch.cluster, "lab-1", 5));
     CHECK_EQ(m.nch[0], 16);
     CHECK_EQ(m.block[31], 0xab);
-    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, SV_CH_THUMB, &m), 0);
+    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, SV_CH_THUMB, 0, &m), 0);
     uint8_t pin[32];
     memcpy(pin, SV_CH_THUMB, 32);
     pin[0] ^= 1;
-    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, pin, &m), -EACCES);
+    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, pin, 0, &m), -EACCES);
     nd[3] ^= 1; /* an answer to another join */
-    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, &m), -EACCES);
+    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, 0, &m), -EACCES);
     nd[3] ^= 1;
     iog_identity_t other = dev;
     iog_id_set(&other.id, "m3", 2);
     jr.me = &other;
-    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, &m), -EACCES);
+    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, 0, &m), -EACCES);
     jr.me = &dev;
     uint8_t bad[sizeof(SV_JOIN_RESP)];
     memcpy(bad, SV_JOIN_RESP, sizeof(bad));
     bad[sizeof(bad) - 1] ^= 1; /* signature */
-    CHECK_EQ(iog_join_resp_verify(bad, sizeof(bad), &jr, NULL, &m), -EACCES);
-    CHECK_EQ(iog_join_resp_verify(bad, sizeof(bad) - 1, &jr, NULL, &m), -EBADMSG);
+    CHECK_EQ(iog_join_resp_verify(bad, sizeof(bad), &jr, NULL, 0, &m), -EACCES);
+    CHECK_EQ(iog_join_resp_verify(bad, sizeof(bad) - 1, &jr, NULL, 0, &m), -EBADMSG);
     /* the refused answers left the membership m held as it was: a forged
      * answer to a rejoin must not wipe the device's membership */
     CHECK_EQ(m.height, 7);
     CHECK_MEM(m.ch.thumb, SV_CH_THUMB, 32);
+    /* a device with a clock refuses a membership that expired (1900000000),
+     * and keeps the one it held */
+    iog_member_t held = m;
+    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, 1900000000, &m), -ESTALE);
+    CHECK_MEM(&m, &held, sizeof(m));
+    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, 1899999999, &m), 0);
 
     /* K_m and the member keys, both through the pieces and iog_member_derive */
-    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, &m), 0);
+    CHECK_EQ(iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, 0, &m), 0);
     uint8_t z[32], km[32];
     CHECK_EQ(iog_ecdh(dev.priv, m.ch.pub, z), 0);
     CHECK_EQ(iog_derive_km(z, nd, m.nch, &cluster, &dev.id, m.ch.thumb, km), 0);
@@ -240,7 +246,7 @@ static void member(iog_member_t *m)
 {
     uint8_t nd[16];
     iog_join_req_t jr = join_inputs(nd, NULL);
-    iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, m);
+    iog_join_resp_verify(SV_JOIN_RESP, sizeof(SV_JOIN_RESP), &jr, NULL, 0, m);
     iog_member_derive(&dev, m);
 }
 

@@ -171,7 +171,7 @@ static void v_join_response(void)
     hexf("block_hash", hash, 32);
     size_t n = hexf("sign1", resp, sizeof(resp));
     iog_join_req_t jr = { &me, &cluster, 0, 0, nd, NULL, 0, NULL, 0 };
-    CHECK_EQ(iog_join_resp_verify(resp, n, &jr, thumb, &m), 0);
+    CHECK_EQ(iog_join_resp_verify(resp, n, &jr, thumb, 0, &m), 0);
     CHECK_MEM(m.ch.thumb, thumb, 32);
     CHECK_MEM(m.nch, nch, 16);
     CHECK_MEM(m.block, hash, 32);
