@@ -42,7 +42,7 @@ func (d *Device) Rekey(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	oldThumb, th := wire.Thumbprint(old), wire.Thumbprint(pub)
-	if err := acceptKey(oldThumb[:], false, info, th); err != nil {
+	if _, err := acceptKey(oldThumb[:], false, info, th); err != nil {
 		return false, err
 	}
 	m.CHKey, d.keys = append([]byte{}, info.Key...), nil

@@ -2,6 +2,7 @@ package device
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 
 	"github.com/iotguard/iotguard/wire"
 )
@@ -46,7 +47,7 @@ func (d *Device) checkCH(info *wire.ClusterInfo, thumb [32]byte) error {
 		return nil
 	}
 	if t := d.st.TrustedCH(); t != nil {
-		if err := acceptKey(t, false, info, thumb); err != nil {
+		if _, err := acceptKey(t, false, info, thumb); err != nil {
 			return err
 		}
 	}
@@ -60,7 +61,8 @@ func pinned(pin []byte) func(*wire.ClusterInfo, [32]byte) error {
 		if pin == nil {
 			return nil
 		}
-		return acceptKey(pin, true, info, thumb)
+		_, err := acceptKey(pin, true, info, thumb)
+		return err
 	}
 }
 
@@ -69,22 +71,24 @@ func pinned(pin []byte) func(*wire.ClusterInfo, [32]byte) error {
 // key with thumbprint trusted (pinned: configured, not kept from a join): it
 // is that key, or the rotations info carries lead to it from that key, each
 // signed by the key before it (docs/PROTOCOL.md §6.1). A device never
-// accepts another key otherwise (*UntrustedCHError).
-func acceptKey(trusted []byte, pinned bool, info *wire.ClusterInfo, thumb [32]byte) error {
+// accepts another key otherwise (*UntrustedCHError). Through rotations, it
+// returns the trusted key as they carry it; nil when thumb is trusted.
+func acceptKey(trusted []byte, pinned bool, info *wire.ClusterInfo, thumb [32]byte) (*ecdsa.PublicKey, error) {
 	if bytes.Equal(trusted, thumb[:]) {
-		return nil
+		return nil, nil
 	}
 	refused := &UntrustedCHError{Got: thumb[:], Trusted: trusted, Pinned: pinned}
 	if len(info.Rotations) == 0 {
-		return refused
+		return nil, refused
 	}
 	want, err := wire.ParsePublicKey(info.Key)
+	var from *ecdsa.PublicKey
 	if err == nil {
-		err = wire.FollowRotations(trusted, info.Rotations, info.Cluster, want)
+		from, err = wire.FollowRotations(trusted, info.Rotations, info.Cluster, want)
 	}
 	if err != nil {
 		refused.Chain = err
-		return refused
+		return nil, refused
 	}
-	return nil
+	return from, nil
 }

@@ -51,10 +51,10 @@ func TestRotationsServed(t *testing.T) {
 	if len(rot) != wire.MaxRotations {
 		t.Fatalf("%d rotations served, want %d", len(rot), wire.MaxRotations)
 	}
-	if err := wire.FollowRotations(thumbs[1][:], rot, "c1", s.PublicKey()); err != nil {
+	if _, err := wire.FollowRotations(thumbs[1][:], rot, "c1", s.PublicKey()); err != nil {
 		t.Fatalf("pinned to the key the served rotations start from: %v", err)
 	}
-	if err := wire.FollowRotations(thumbs[0][:], rot, "c1", s.PublicKey()); !errors.Is(err, wire.ErrBadSignature) {
+	if _, err := wire.FollowRotations(thumbs[0][:], rot, "c1", s.PublicKey()); !errors.Is(err, wire.ErrBadSignature) {
 		t.Fatalf("pinned to an older key: %v, want ErrBadSignature", err)
 	}
 	again, err := keysvc.OpenExisting(dir, "c1")

@@ -87,12 +87,15 @@ func checkRotation(t *testing.T, raw []byte) {
 	if got := outcome(err); got != v.Expect {
 		t.Fatalf("VerifyRotation: %s, want %s", got, v.Expect)
 	}
-	err = wire.FollowRotations(v.OldThumbprint, [][]byte{v.Sign1}, v.Cluster, &nu.PublicKey)
+	from, err := wire.FollowRotations(v.OldThumbprint, [][]byte{v.Sign1}, v.Cluster, &nu.PublicKey)
 	if got := outcome(err); got != v.Expect {
 		t.Errorf("FollowRotations from the old pin: %s, want %s", got, v.Expect)
 	}
 	if v.Expect != expOK {
 		return
+	}
+	if !from.Equal(&old.PublicKey) {
+		t.Error("FollowRotations returned another key than the old pin's")
 	}
 	if !gotOld.Equal(&old.PublicKey) || !gotNew.Equal(&nu.PublicKey) {
 		t.Error("VerifyRotation returned other keys")
@@ -100,7 +103,7 @@ func checkRotation(t *testing.T, raw []byte) {
 	if _, _, _, err := wire.VerifyRotation(v.Sign1, "cluster-2"); err == nil {
 		t.Error("rotation accepted for another cluster")
 	}
-	if err := wire.FollowRotations(v.NewThumbprint, [][]byte{v.Sign1}, v.Cluster, &old.PublicKey); err == nil {
+	if _, err := wire.FollowRotations(v.NewThumbprint, [][]byte{v.Sign1}, v.Cluster, &old.PublicKey); err == nil {
 		t.Error("a rotation followed backwards")
 	}
 }

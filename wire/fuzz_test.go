@@ -294,7 +294,7 @@ func FuzzFollowRotations(f *testing.F) {
 		from, to *ecdsa.PrivateKey
 		rs       [][]byte
 	}{{a, b, [][]byte{ab}}, {a, c, [][]byte{ab, bc}}, {b, c, [][]byte{vector}}, {a, c, [][]byte{ab, vector}}} {
-		if err := wire.FollowRotations(thumb(chain.from), chain.rs, rotCluster, &chain.to.PublicKey); err != nil {
+		if got, err := wire.FollowRotations(thumb(chain.from), chain.rs, rotCluster, &chain.to.PublicKey); err != nil || !got.Equal(&chain.from.PublicKey) {
 			f.Fatalf("seed chain does not verify: %v", err)
 		}
 	}
@@ -314,7 +314,7 @@ func FuzzFollowRotations(f *testing.F) {
 			return
 		}
 		from := trusted[int(sel)%len(trusted)]
-		err = wire.FollowRotations(from, ci.Rotations, ci.Cluster, want)
+		got, err := wire.FollowRotations(from, ci.Rotations, ci.Cluster, want)
 		if err != nil {
 			if !errors.Is(err, wire.ErrMalformed) && !errors.Is(err, wire.ErrBadSignature) {
 				t.Fatalf("FollowRotations error %v is neither ErrMalformed nor ErrBadSignature", err)
@@ -334,6 +334,9 @@ func FuzzFollowRotations(f *testing.F) {
 		}
 		if !fromTrusted || last == nil || !last.Equal(want) {
 			t.Fatalf("followed rotations that do not lead from %x to the key offered", from)
+		}
+		if th := wire.Thumbprint(got); !bytes.Equal(th[:], from) {
+			t.Fatalf("FollowRotations returned key %x, not the trusted %x", th, from)
 		}
 	})
 }

@@ -41,34 +41,36 @@ func VerifyRotation(signed []byte, cluster string) (r *Rotation, old, new *ecdsa
 	return &rot, old, new, nil
 }
 
-// FollowRotations returns the key that trusted (a thumbprint) leads to
-// through rotations (oldest first, as ClusterInfo carries them): the key
-// of the first rotation whose old key has thumbprint trusted, then of each
-// rotation signed by the previous one's new key, to the end. It fails with
-// ErrBadSignature when trusted starts no chain, when a rotation after it is
-// not signed by the key before it, or when the chain does not end in want.
-func FollowRotations(trusted []byte, rotations [][]byte, cluster string, want *ecdsa.PublicKey) error {
-	var cur *ecdsa.PublicKey
+// FollowRotations checks that trusted (a thumbprint) leads to want through
+// rotations (oldest first, as ClusterInfo carries them): from the first
+// rotation whose old key has thumbprint trusted, through each rotation
+// signed by the previous one's new key, to the end. It returns the trusted
+// key, as that first rotation carries it. It fails with ErrBadSignature
+// when trusted starts no chain, when a rotation after it is not signed by
+// the key before it, or when the chain does not end in want.
+func FollowRotations(trusted []byte, rotations [][]byte, cluster string, want *ecdsa.PublicKey) (*ecdsa.PublicKey, error) {
+	var from, cur *ecdsa.PublicKey
 	for i, signed := range rotations {
 		_, old, new, err := VerifyRotation(signed, cluster)
 		if err != nil {
-			return fmt.Errorf("rotation %d: %w", i, err)
+			return nil, fmt.Errorf("rotation %d: %w", i, err)
 		}
 		thumb := Thumbprint(old)
 		switch {
 		case cur == nil && bytes.Equal(thumb[:], trusted):
+			from = old
 		case cur == nil:
 			continue // a rotation from before the trusted key
 		case !cur.Equal(old):
-			return fmt.Errorf("%w: rotation %d is not signed by the key before it", ErrBadSignature, i)
+			return nil, fmt.Errorf("%w: rotation %d is not signed by the key before it", ErrBadSignature, i)
 		}
 		cur = new
 	}
 	if cur == nil {
-		return fmt.Errorf("%w: no rotation from key %x", ErrBadSignature, trusted)
+		return nil, fmt.Errorf("%w: no rotation from key %x", ErrBadSignature, trusted)
 	}
 	if !cur.Equal(want) {
-		return fmt.Errorf("%w: rotations from key %x do not lead to the key offered", ErrBadSignature, trusted)
+		return nil, fmt.Errorf("%w: rotations from key %x do not lead to the key offered", ErrBadSignature, trusted)
 	}
-	return nil
+	return from, nil
 }
