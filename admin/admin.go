@@ -1,11 +1,10 @@
 // Package admin owns the operator's control socket: a Unix socket in the
 // data directory (mode 0600 in a 0700 directory, so only the CH's user can
-// use it) serving a tiny
-// HTTP API, and the client the CLI uses. It is how an operator acts on a
-// running server — revoke a device, enroll and unenroll devices and list the
-// enrollments, read its status, take a backup, rotate its key, prune old
-// audit records — while bbolt's file lock keeps other processes out of the
-// ledger and the grant log.
+// use it) serving a tiny HTTP API, and the client the CLI uses. It is how an
+// operator acts on a running server — revoke a device, enroll and unenroll
+// devices and list the enrollments, read its status, take a backup, rotate
+// its key, prune old audit records — while bbolt's file lock keeps other
+// processes out of the ledger and the grant log.
 package admin
 
 import (

@@ -38,12 +38,11 @@ type Grants interface {
 
 // Export writes the ledger l of cluster to w (docs/PROTOCOL.md §9.5): a
 // header naming the cluster and the CH key (with the keys before it, if it
-// was rotated), every block from genesis to the
-// head as it is now, a checkpoint over exactly those blocks, signed by ch,
-// and the records of every grant batch of g committed in those blocks and
-// not pruned (a nil g exports none). The tree is computed from the blocks
-// written, not read from the store. progress, if not nil, hears the blocks
-// written and the total.
+// was rotated), every block from genesis to the head as it is now, a
+// checkpoint over exactly those blocks, signed by ch, and the records of
+// every grant batch of g committed in those blocks and not pruned (a nil g
+// exports none). The tree is computed from the blocks written, not read from
+// the store. progress, if not nil, hears the blocks written and the total.
 func Export(w io.Writer, l Blocks, g Grants, cluster string, ch CH, progress func(done, total uint64)) (*transparency.Checkpoint, error) {
 	head, _, err := l.Head()
 	if err != nil {
@@ -211,8 +210,8 @@ type GrantReport struct {
 // ErrExport is returned by VerifyExport for an export that is not intact:
 // unreadable, of keys none of which is the pinned one, whose rotations do
 // not reach the key in force, with a checkpoint that does not state its
-// blocks. A bad block is a *ledger.BadBlockError,
-// a bad grant batch wraps ledger.ErrBadGrant as well.
+// blocks. A bad block is a *ledger.BadBlockError, a bad grant batch wraps
+// ledger.ErrBadGrant as well.
 var ErrExport = errors.New("export is not intact")
 
 // VerifyExport checks an export offline: one of its keys — the key in

@@ -16,8 +16,8 @@ import (
 // how the requester is authenticated differs.
 
 // PSK returns the DTLS pre-shared key of identity, a device ID that must be
-// a current member of this cluster now; ErrUnauthorized otherwise, whatever the reason (a
-// handshake reveals nothing about other devices).
+// a current member of this cluster now; ErrUnauthorized otherwise, whatever
+// the reason (a handshake reveals nothing about other devices).
 func (c *Core) PSK(identity string) ([]byte, error) {
 	d, err := c.ledger.Lookup(identity)
 	switch {

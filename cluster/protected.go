@@ -158,8 +158,8 @@ func verdict(d ledger.Device, now time.Time) *wire.VerifyResponse {
 
 // warn counts, logs and records asker's warning verdict v; a member verdict
 // is none of these. The log is bounded (a member may ask about unknown
-// peers at will); the count and the record are exact. The record goes into the open batch of audit records
-// (grants.go), committed behind the answer.
+// peers at will); the count and the record are exact. The record goes into
+// the open batch of audit records (grants.go), committed behind the answer.
 func (c *Core) warn(asker ledger.Device, v *wire.VerifyResponse, now time.Time) error {
 	if v.Status.Current() {
 		return nil

@@ -14,13 +14,13 @@ import (
 // Invariant: it is tied to the join it was made for, named by the join's CH
 // nonce (drawn afresh for every join; a device nonce may come back,
 // docs/PROTOCOL.md §3.3); a rejoin (new K_m, sequence numbers from 0)
-// replaces it. Only an authenticated
-// request or a join makes or touches one. States are bounded
-// (Config.ReplayStates); losing one, by a restart or by eviction, is safe,
-// because its successor needs an echo and then spends every older sequence
-// number (replay.Window.Restart) — and because a state is evicted only once
-// idle past evictable, so that every echo its member used is stale and no
-// request it accepted can be replayed into its successor.
+// replaces it. Only an authenticated request or a join makes or touches one.
+// States are bounded (Config.ReplayStates); losing one, by a restart or by
+// eviction, is safe, because its successor needs an echo and then spends
+// every older sequence number (replay.Window.Restart) — and because a state
+// is evicted only once idle past evictable, so that every echo its member
+// used is stale and no request it accepted can be replayed into its
+// successor.
 type memberState struct {
 	mu      sync.Mutex
 	chNonce []byte

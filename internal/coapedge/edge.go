@@ -41,7 +41,8 @@
 //
 // Every answered request is reported to the Observer (metrics) and, at debug
 // level, to the request log; every datagram dropped unanswered by stages 1
-// to 3 is counted by reason, and never passed to the error hook. /.well-known/core (RFC 6690) lists the table.
+// to 3 is counted by reason, and never passed to the error hook.
+// /.well-known/core (RFC 6690) lists the table.
 package coapedge
 
 import (
