@@ -8,6 +8,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/protect"
@@ -54,7 +55,9 @@ func (c *Core) protected(ctx context.Context, path string, payload []byte, addr 
 	}
 	m := member(d)
 	plaintext, err := c.keys.OpenRequest(m, req, path)
-	if err != nil {
+	if errors.Is(err, keysvc.ErrRekeyNotRecorded) {
+		return nil, err // an internal failure: it authenticated, but cannot be answered yet
+	} else if err != nil {
 		return nil, ErrUnauthorized
 	}
 	now := c.cfg.Now()

@@ -21,6 +21,11 @@ import (
 // A backup is a tar archive of a data directory, in this order:
 //
 //	ch-key.pem       the CH private key (and, after rotations, the keys it replaced)
+//	rekeys.db        a consistent copy of the record of members that re-keyed
+//	                 after a rotation (keysvc.RekeyFile); absent when none has.
+//	                 A re-key recorded after it is taken is lost in a restore:
+//	                 that member's old K_m opens again until it next speaks
+//	                 under its new one
 //	backup.json      a BackupInfo: cluster, height and head hash of the copy
 //	ledger.db        a consistent copy of the ledger file (ledger.Bolt.Backup)
 //	grants.db        a consistent copy of the grant log, taken after the
@@ -59,7 +64,7 @@ func (c *CH) Backup(ctx context.Context, w io.Writer) error {
 	}
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
-	return writeBackup(w, c.dir, c.Core.Config().ID, b, c.Grants)
+	return writeBackup(w, c.dir, c.Core.Config().ID, c.Keys, b, c.Grants)
 }
 
 // BackupStopped writes a backup archive of the data directory dir of a
@@ -71,6 +76,11 @@ func BackupStopped(dir string, w io.Writer) error {
 		return err
 	}
 	defer l.Close()
+	keys, err := keysvc.OpenExisting(dir, l.Cluster())
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
 	g, err := OpenGrantLog(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -80,11 +90,11 @@ func BackupStopped(dir string, w io.Writer) error {
 	default:
 		defer g.Close()
 	}
-	return writeBackup(w, dir, l.Cluster(), l, g)
+	return writeBackup(w, dir, l.Cluster(), keys, l, g)
 }
 
 // writeBackup writes the archive; g is the grant log, nil when there is none.
-func writeBackup(w io.Writer, dir, cluster string, l backuper, g *ledger.GrantLog) error {
+func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backuper, g *ledger.GrantLog) error {
 	tw := tar.NewWriter(w)
 	now := time.Now().UTC()
 	add := func(name string, size int64) error {
@@ -104,6 +114,9 @@ func writeBackup(w io.Writer, dir, cluster string, l backuper, g *ledger.GrantLo
 		if _, err := tw.Write(b); err != nil {
 			return fmt.Errorf("failed to write backup: %w", err)
 		}
+	}
+	if err := keys.BackupRekeys(tw, func(size int64) error { return add(keysvc.RekeyFile, size) }); err != nil {
+		return fmt.Errorf("failed to write backup: %w", err)
 	}
 	err := l.Backup(tw, func(size int64, head ledger.BlockRef) error {
 		info, err := json.Marshal(BackupInfo{Cluster: cluster, Height: head.Height, Head: hex.EncodeToString(head.Hash[:]), Taken: now})
@@ -149,7 +162,7 @@ func ReadBackup(r io.Reader, put func(name string, content io.Reader) error) (Ba
 		if err != nil {
 			return info, fmt.Errorf("%w: %v", ErrBadBackup, err)
 		}
-		allowed := append(keysvc.KeyFiles(), backupInfoName, LedgerFile, ledger.GrantLogFile)
+		allowed := append(keysvc.KeyFiles(), keysvc.RekeyFile, backupInfoName, LedgerFile, ledger.GrantLogFile)
 		switch {
 		case !slices.Contains(allowed, h.Name) || h.Typeflag != tar.TypeReg:
 			return info, fmt.Errorf("%w: unexpected entry %q", ErrBadBackup, h.Name)
@@ -205,7 +218,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // hash, signature and event) and returns the backup's info. On any error it
 // removes what it wrote, leaving dir as it found it.
 func Restore(r io.Reader, dir string) (BackupInfo, error) {
-	for _, name := range append(keysvc.KeyFiles(), LedgerFile, ledger.GrantLogFile) {
+	for _, name := range append(keysvc.KeyFiles(), keysvc.RekeyFile, LedgerFile, ledger.GrantLogFile) {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			return BackupInfo{}, fmt.Errorf("refusing to restore into %s: it already holds %s (restore into a new directory)", dir, name)
 		}

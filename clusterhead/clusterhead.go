@@ -154,6 +154,12 @@ func Start(cfg Config) (*CH, error) {
 	if err != nil {
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			keys.Close() // the record of re-keys; ch.Close closes it once serving
+		}
+	}()
 	var m *metrics.Metrics
 	var onCommit func(height uint64, events int)
 	reg := metrics.NewRegistry()
@@ -256,6 +262,7 @@ func Start(cfg Config) (*CH, error) {
 			return nil, err
 		}
 	}
+	started = true
 	return ch, nil
 }
 
@@ -298,7 +305,7 @@ func (c *CH) close() error {
 	}
 	errs = append(errs, c.CoAP.Close())
 	c.Core.Close() // the open batch of audit records (session grants, warnings)
-	errs = append(errs, c.Ledger.Close(), c.Grants.Close())
+	errs = append(errs, c.Ledger.Close(), c.Grants.Close(), c.Keys.Close())
 	return errors.Join(errs...)
 }
 

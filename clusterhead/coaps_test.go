@@ -30,7 +30,7 @@ func startCoaps(t testing.TB) *clusterhead.CH {
 }
 
 // coaps opens a DTLS association to ch as d, with d's PSK (or key, if not
-// nil), and completes the handshake (bounded: 3 s).
+// nil), and completes the handshake (bounded: chtest.HandshakeBound).
 func coaps(t testing.TB, ch *clusterhead.CH, d *device.Device, key []byte) (*client.Conn, error) {
 	t.Helper()
 	id, psk, err := d.PSK()

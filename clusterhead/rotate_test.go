@@ -8,6 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
@@ -215,6 +219,94 @@ func TestRekeyedMemberTalksAfterRestart(t *testing.T) {
 		t.Fatalf("hello under the old member key after the re-key: %v, want 4.01 bad talk proof", err)
 	}
 	chtest.Unchanged(t, ch2, before)
+}
+
+// TestRekeyRecordedAcrossRestart: once a member's request opened under its
+// new member key, the CH records the re-key. After a restart, and in a CH
+// restored from a backup taken after it, the old member key is still
+// refused (4.01, nothing changed) and the member's coaps PSK is the new
+// key's. A member that did not re-key keeps its join's PSK. Regression:
+// both fell back to the old member key after a restart.
+func TestRekeyRecordedAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	withCoaps := func(c *clusterhead.Config) {
+		c.DTLSListen = "127.0.0.1:0"
+		c.DTLS.HandshakeTimeout = 3 * time.Second
+	}
+	ch := chtest.Start(t, dir, withCoaps)
+	ctx := chtest.Ctx(t)
+	a, stA := joinedWith(t, ch, "sensor-a")
+	_, stB := joinedWith(t, ch, "sensor-b")
+	if _, err := ch.RotateKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stale := *stA
+	m := *stA.Membership
+	stale.Membership = &m
+	if changed, err := a.Rekey(ctx); err != nil || !changed {
+		t.Fatalf("rekey: %v %v", changed, err)
+	}
+	record := filepath.Join(dir, keysvc.RekeyFile)
+	if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s before the member spoke under its new key: %v, want none", keysvc.RekeyFile, err)
+	}
+	// A re-key that cannot be recorded is not answered: 5.00, nothing changed.
+	if err := os.Mkdir(record, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	before := chtest.Snap(t, ch)
+	var ce *device.CodeError
+	if _, err := a.Verify(ctx, "sensor-b"); !errors.As(err, &ce) || ce.Code != codes.InternalServerError {
+		t.Fatalf("verify when the re-key cannot be recorded: %v, want 5.00", err)
+	}
+	chtest.Unchanged(t, ch, before)
+	if err := os.Remove(record); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(ctx, "sensor-b"); err != nil {
+		t.Fatalf("verify after rekey: %v", err)
+	}
+	var archive bytes.Buffer
+	if err := ch.Backup(ctx, &archive); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if _, err := clusterhead.Restore(&archive, restored); err != nil {
+		t.Fatal(err)
+	}
+
+	stale.Seq = stA.Seq + 100 // fresh sequence numbers: refused for the key, not as a replay
+	for _, d := range []string{dir, restored} {
+		ch := chtest.Start(t, d, withCoaps)
+		ctx := chtest.Ctx(t)
+		before := chtest.Snap(t, ch)
+		if _, err := chtest.Dial(t, ch, &stale).Verify(ctx, "sensor-b"); !errors.As(err, &ce) || ce.Diagnostic != "unauthorized" {
+			t.Fatalf("%s: old member key after a restart: %v, want 4.01 unauthorized", d, err)
+		}
+		chtest.Unchanged(t, ch, before)
+		for _, st := range []*device.State{stA, stB} { // re-keyed; its join's key
+			id, psk, err := st.PSK()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := chtest.DialDTLS(t, ch.DTLSAddr(), id, psk, piondtls.TLS_PSK_WITH_AES_128_CCM_8); err != nil {
+				t.Fatalf("%s: coaps handshake of %s after a restart: %v", d, id, err)
+			}
+		}
+		if id, psk, err := stale.PSK(); err != nil {
+			t.Fatal(err)
+		} else if d == dir { // a refused handshake costs chtest.HandshakeBound: once is enough
+			if _, err := chtest.DialDTLS(t, ch.DTLSAddr(), id, psk, piondtls.TLS_PSK_WITH_AES_128_CCM_8); err == nil {
+				t.Fatal("coaps handshake with the old member key's PSK succeeded after a restart")
+			}
+		}
+		if err := ch.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestLedgerVerifyNeedsTheKeyChain checks that Verify follows the chain of

@@ -52,25 +52,12 @@ func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
 	return &e.keys, nil
 }
 
-// rekeyMark records that a member re-keyed to a newer CH key (§6.2), for
-// its join with chNonce (drawn afresh for every join).
-type rekeyMark struct {
-	chNonce string
-	thumb   [32]byte
-}
-
 // chFor returns the CH key m's K_m is derived with: the key in force at its
-// join block, or the newer key it re-keyed to (seen by this process).
+// join block, or the newer key it re-keyed to (rekeys).
 func (s *Service) chFor(m Member) *chKey {
-	if v, ok := s.rekeyed.Load(m.ID); ok {
-		if mk := v.(rekeyMark); mk.chNonce == string(m.CHNonce) {
-			s.mu.RLock()
-			defer s.mu.RUnlock()
-			for _, k := range s.keys {
-				if k.thumb == mk.thumb {
-					return k
-				}
-			}
+	if mk, ok := s.rekeys.get(m.ID); ok && mk.chNonce == string(m.CHNonce) {
+		if k := s.keyOf(mk.thumb); k != nil {
+			return k
 		}
 	}
 	return s.keyAt(m.Joined)
@@ -123,17 +110,18 @@ func (s *Service) derive(m Member, ch *chKey) (*memberEntry, error) {
 // authenticate runs check, which fails with wire.ErrDecrypt on a message
 // that does not authenticate, under m's keys: those of the CH key m is
 // keyed to and, if that fails and a newer key is in force, those of the key
-// in force (m may have re-keyed, docs/PROTOCOL.md §6.2); once a message
-// authenticates there, m is keyed to it in this process and its old keys
-// are refused. Keys that pass check enter the cache of members in use; a
-// failure costs at most two derivations and evicts nothing from it.
+// in force (m may have re-keyed, docs/PROTOCOL.md §6.2). Once a message
+// authenticates there, m is keyed to it and its old keys are refused, also
+// after a restart: the re-key is recorded before the message is answered
+// (ErrRekeyNotRecorded if it cannot be). Keys that pass check enter the
+// cache of members in use; a failure costs at most two derivations and
+// evicts nothing from it.
 func (s *Service) authenticate(m Member, check func(*protect.MemberKeys) error) error {
 	ch := s.chFor(m)
 	err := s.authenticateWith(m, ch, check)
 	if cur := s.current(); errors.Is(err, wire.ErrDecrypt) && ch != cur {
 		if s.authenticateWith(m, cur, check) == nil {
-			s.rekeyed.Store(m.ID, rekeyMark{chNonce: string(m.CHNonce), thumb: cur.thumb})
-			return nil
+			return s.rekeys.put(m.ID, rekeyMark{chNonce: string(m.CHNonce), thumb: cur.thumb})
 		}
 	}
 	return err
@@ -208,9 +196,9 @@ type Session struct {
 }
 
 // IssueSession draws a one-time Sk and session ID for initiator m1 and
-// responder m2 and seals Sk to each under its ticket key: of the K_m its
-// last request or talk proof in this process opened under (a re-keyed
-// member's new one), else of its join's. Sk is dropped on return: the CH
+// responder m2 and seals Sk to each under its ticket key: of its newer K_m
+// if it re-keyed (a request or talk proof opened under it), else of its
+// join's. Sk is dropped on return: the CH
 // never stores it.
 func (s *Service) IssueSession(m1, m2 Member, expires time.Time) (Session, error) {
 	k1, err := s.memberKeys(m1)

@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -51,7 +52,7 @@ type Service struct {
 	echoes   *echo.Issuer                       // per process: echoes do not survive a restart, by design
 	members  *lru.Cache[cacheKey, *memberEntry] // keys of members in use: they authenticated a message
 	unproven *lru.Cache[cacheKey, *memberEntry] // keys derived for anything else
-	rekeyed  sync.Map                           // member ID → rekeyMark: members that moved to a newer CH key
+	rekeys   *rekeys                            // members that moved to a newer CH key
 	timer    func(op string, d time.Duration)
 }
 
@@ -96,6 +97,18 @@ func (s *Service) current() *chKey {
 	return s.keys[len(s.keys)-1]
 }
 
+// keyOf returns the key with thumbprint thumb, nil if there is none.
+func (s *Service) keyOf(thumb [32]byte) *chKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, k := range s.keys {
+		if k.thumb == thumb {
+			return k
+		}
+	}
+	return nil
+}
+
 // keyAt returns the key in force at ledger height h: the key a join in the
 // block at h derived its member key with.
 func (s *Service) keyAt(h uint64) *chKey {
@@ -120,7 +133,8 @@ func (s *Service) timed(op string, start time.Time) {
 	}
 }
 
-// Open loads the CH key of cluster from dir, creating it (0600) on first start.
+// Open loads the CH key of cluster from dir, creating it (0600) on first
+// start, and the re-keys recorded there (RekeyFile). Close it when done.
 func Open(dir, cluster string) (*Service, error) {
 	return open(dir, cluster, true)
 }
@@ -132,10 +146,15 @@ func OpenExisting(dir, cluster string) (*Service, error) {
 }
 
 // Load loads the CH key from dir for offline use (signature checks of the
-// ledger); it fails with ErrNoKey if there is none. Member operations of the
-// returned Service need the cluster ID and must not be used.
+// ledger), while a CH may run on dir; it fails with ErrNoKey if there is
+// none. Member operations of the returned Service need the cluster ID and
+// the re-keys, and must not be used.
 func Load(dir string) (*Service, error) {
-	return open(dir, "", false)
+	keys, err := loadKeys(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	return newService(keys, "", &rekeys{})
 }
 
 func open(dir, cluster string, create bool) (*Service, error) {
@@ -143,7 +162,11 @@ func open(dir, cluster string, create bool) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newService(keys, cluster)
+	r, err := loadRekeys(dir)
+	if err != nil {
+		return nil, err
+	}
+	return newService(keys, cluster, r)
 }
 
 // New returns a Service for cluster over priv, a P-256 key, kept in memory
@@ -153,11 +176,11 @@ func New(priv *ecdsa.PrivateKey, cluster string) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newService([]*chKey{k}, cluster)
+	return newService([]*chKey{k}, cluster, &rekeys{})
 }
 
-func newService(keys []*chKey, cluster string) (*Service, error) {
-	s := &Service{keys: keys, cluster: cluster, echoes: echo.New()}
+func newService(keys []*chKey, cluster string, r *rekeys) (*Service, error) {
+	s := &Service{keys: keys, cluster: cluster, echoes: echo.New(), rekeys: r}
 	var err error
 	if s.members, err = lru.New[cacheKey, *memberEntry](memberCacheSize); err != nil {
 		return nil, err
@@ -166,6 +189,15 @@ func newService(keys []*chKey, cluster string) (*Service, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Close releases the record of re-keys. The Service must not be used after.
+func (s *Service) Close() error { return s.rekeys.close() }
+
+// BackupRekeys writes a consistent copy of RekeyFile to w, calling begin
+// with its size first; it writes nothing when no member has re-keyed.
+func (s *Service) BackupRekeys(w io.Writer, begin func(size int64) error) error {
+	return s.rekeys.backup(w, begin)
 }
 
 // PublicKey returns the CH public key in force.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	piondtls "github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/dtls"
@@ -11,9 +12,14 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
+// HandshakeBound bounds a test's DTLS handshake. A PSK handshake on
+// loopback takes milliseconds; a refused one gets no answer (the server
+// tells nothing), so this is what each refusal costs a test.
+const HandshakeBound = 5 * time.Second
+
 // DialDTLS opens a coaps association to addr as identity with psk over the
 // cipher suite, and completes the handshake before it returns (go-coap's
-// own Dial defers it to the first request), bounded by Timeout. The
+// own Dial defers it to the first request), bounded by HandshakeBound. The
 // association is closed when the test ends.
 func DialDTLS(t testing.TB, addr, identity string, psk []byte, suite piondtls.CipherSuiteID) (*client.Conn, error) {
 	t.Helper()
@@ -34,7 +40,7 @@ func DialDTLS(t testing.TB, addr, identity string, psk []byte, suite piondtls.Ci
 		pc.Close()
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), HandshakeBound)
 	defer cancel()
 	if err := conn.HandshakeContext(ctx); err != nil {
 		conn.Close()

@@ -19,8 +19,9 @@ const backupUsage = `Usage: iotguard ledger backup --data DIR --out FILE
 
 backup writes a backup of data directory DIR to FILE (mode 0600; never
 replaces an existing file): a tar archive of, in this order, the CH key
-(ch-key.pem; after rotations also the retired keys, ch-keys-retired.pem),
-backup.json (cluster, height, head hash, time), a consistent copy of the
+(ch-key.pem; after rotations also the retired keys, ch-keys-retired.pem,
+and the record of members that re-keyed, rekeys.db), backup.json
+(cluster, height, head hash, time), a consistent copy of the
 ledger (ledger.db) and of the audit records of session grants (grants.db,
 when DIR has one). While a server runs on DIR the copy is taken through its
 control socket without stopping it: joins go on, and the backup holds every

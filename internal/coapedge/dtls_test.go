@@ -76,7 +76,8 @@ func startDTLSOn(t *testing.T, addr string, dc coapedge.DTLSConfig, opts ...coap
 	return srv, rs
 }
 
-// dialDTLS completes a handshake as identity with key (bounded: 3 s).
+// dialDTLS completes a handshake as identity with key (bounded:
+// chtest.HandshakeBound).
 func dialDTLS(t *testing.T, addr, identity, key string) (*client.Conn, error) {
 	t.Helper()
 	return dialSuite(t, addr, identity, key, piondtls.TLS_PSK_WITH_AES_128_CCM_8)
