@@ -198,8 +198,7 @@ type Session struct {
 // IssueSession draws a one-time Sk and session ID for initiator m1 and
 // responder m2 and seals Sk to each under its ticket key: of its newer K_m
 // if it re-keyed (a request or talk proof opened under it), else of its
-// join's. Sk is dropped on return: the CH
-// never stores it.
+// join's. Sk is dropped on return: the CH never stores it.
 func (s *Service) IssueSession(m1, m2 Member, expires time.Time) (Session, error) {
 	k1, err := s.memberKeys(m1)
 	if err != nil {
