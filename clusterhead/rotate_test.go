@@ -167,6 +167,25 @@ func TestRotateKey(t *testing.T) {
 	}
 }
 
+// rotatedAndRekeyed joins sensor-a and sensor-b to ch, rotates its key and
+// re-keys sensor-a. It returns sensor-a's device, both states, and a copy of
+// sensor-a's state from before the re-key (its old member key).
+func rotatedAndRekeyed(t *testing.T, ch *clusterhead.CH) (a *device.Device, stA, stB, stale *device.State) {
+	t.Helper()
+	a, stA = joinedWith(t, ch, "sensor-a")
+	_, stB = joinedWith(t, ch, "sensor-b")
+	if _, err := ch.RotateKey(chtest.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	old := *stA
+	m := *stA.Membership
+	old.Membership = &m
+	if changed, err := a.Rekey(chtest.Ctx(t)); err != nil || !changed {
+		t.Fatalf("rekey: %v %v", changed, err)
+	}
+	return a, stA, stB, &old
+}
+
 // TestRekeyedMemberTalksAfterRestart: a member that re-keyed and has sent
 // no protected request since the CH restarted talks to a peer at once: the
 // CH checks its talk proof under its new member key and seals its ticket
@@ -177,17 +196,7 @@ func TestRekeyedMemberTalksAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	ch := chtest.Start(t, dir)
 	ctx := chtest.Ctx(t)
-	a, stA := joinedWith(t, ch, "sensor-a")
-	_, stB := joinedWith(t, ch, "sensor-b")
-	if _, err := ch.RotateKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stale := *stA
-	m := *stA.Membership
-	stale.Membership = &m
-	if changed, err := a.Rekey(ctx); err != nil || !changed {
-		t.Fatalf("rekey: %v %v", changed, err)
-	}
+	_, stA, stB, stale := rotatedAndRekeyed(t, ch)
 	if err := ch.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +222,7 @@ func TestRekeyedMemberTalksAfterRestart(t *testing.T) {
 
 	before := chtest.Snap(t, ch2)
 	stale.Seq = stA.Seq + 100
-	_, err = chtest.Dial(t, ch2, &stale).Talk(ctx, l.Addr().String(), "sensor-b")
+	_, err = chtest.Dial(t, ch2, stale).Talk(ctx, l.Addr().String(), "sensor-b")
 	var ce *device.CodeError
 	if !errors.Is(err, device.ErrTalkProofRefused) || !errors.As(err, &ce) || ce.Diagnostic != "bad talk proof" {
 		t.Fatalf("hello under the old member key after the re-key: %v, want 4.01 bad talk proof", err)
@@ -235,17 +244,7 @@ func TestRekeyRecordedAcrossRestart(t *testing.T) {
 	}
 	ch := chtest.Start(t, dir, withCoaps)
 	ctx := chtest.Ctx(t)
-	a, stA := joinedWith(t, ch, "sensor-a")
-	_, stB := joinedWith(t, ch, "sensor-b")
-	if _, err := ch.RotateKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stale := *stA
-	m := *stA.Membership
-	stale.Membership = &m
-	if changed, err := a.Rekey(ctx); err != nil || !changed {
-		t.Fatalf("rekey: %v %v", changed, err)
-	}
+	a, stA, stB, stale := rotatedAndRekeyed(t, ch)
 	record := filepath.Join(dir, keysvc.RekeyFile)
 	if _, err := os.Stat(record); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s before the member spoke under its new key: %v, want none", keysvc.RekeyFile, err)
@@ -283,7 +282,7 @@ func TestRekeyRecordedAcrossRestart(t *testing.T) {
 		ch := chtest.Start(t, d, withCoaps)
 		ctx := chtest.Ctx(t)
 		before := chtest.Snap(t, ch)
-		if _, err := chtest.Dial(t, ch, &stale).Verify(ctx, "sensor-b"); !errors.As(err, &ce) || ce.Diagnostic != "unauthorized" {
+		if _, err := chtest.Dial(t, ch, stale).Verify(ctx, "sensor-b"); !errors.As(err, &ce) || ce.Diagnostic != "unauthorized" {
 			t.Fatalf("%s: old member key after a restart: %v, want 4.01 unauthorized", d, err)
 		}
 		chtest.Unchanged(t, ch, before)
