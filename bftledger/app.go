@@ -21,8 +21,12 @@ import (
 // duplicate (ledger.applyJoin). Version 2 chains replay unchanged, but
 // validators of the two versions would decide such a transaction apart:
 // upgrade all validators together (CometBFT keeps an existing chain's app
-// version, so it does not catch a mixed network).
-const AppVersion = 3
+// version, so it does not catch a mixed network). Version 4: a join must
+// record the height of the echo its device signed, not above the ledger's
+// head, at a time within the echo's lifetime (joinFreshness); an honest CH's
+// joins always did, so older chains replay unchanged, but version 3 applied
+// a join whose CH claimed another freshness.
+const AppVersion = 4
 
 // Result codes of CheckTx and FinalizeBlock, one per error a transaction can
 // be refused with; CodeOK (0) means applied.

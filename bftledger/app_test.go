@@ -15,6 +15,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/iotguard/iotguard/bftledger"
+	"github.com/iotguard/iotguard/internal/echo"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/membership"
@@ -163,11 +164,16 @@ func join(id string, key byte, at time.Time) ledger.Event {
 		DeviceNonce: nonce, CHNonce: nonce, Expires: at.Add(time.Hour).Unix(), Request: []byte{key}}
 }
 
+// echoes makes the echoes the test devices sign, as a CH would.
+var echoes = echo.New()
+
 // evidence returns join ev with its evidence: the device's join request for
-// cluster, signed by the key ev.Request names.
+// cluster, signed by the key ev.Request names, over an echo its CH made at
+// the event's time and height ev.FreshAt.
 func evidence(ev ledger.Event, cluster string) ledger.Event {
 	priv := deviceKey(ev.Request[0])
-	req, err := wire.Marshal(&wire.JoinRequest{Cluster: cluster, ID: ev.Device, Key: ev.Key, Nonce: ev.DeviceNonce})
+	e := echoes.Echo("192.0.2.1:5683", time.UnixMilli(ev.Time), ev.FreshAt)
+	req, err := wire.Marshal(&wire.JoinRequest{Cluster: cluster, ID: ev.Device, Key: ev.Key, Nonce: ev.DeviceNonce, Echo: e})
 	if err != nil {
 		panic(err)
 	}
@@ -238,6 +244,76 @@ func (c *chainApp) device(id string) ledger.Device {
 		c.t.Fatalf("record of %s: %v %v", id, ok, err)
 	}
 	return d
+}
+
+// TestAppRefusesReplayedJoinOfAnotherCluster: the ledger keeps every
+// device's signed join request, naming the cluster it asked. A device that
+// joined cluster-b, then cluster-a, then left, must not be taken back into
+// cluster-b by cluster-b's CH (or a thief of its key) replaying the old
+// request with a freshness it claims: a join records the height of the echo
+// its device signed, never above the ledger's head, and its event time is
+// within the echo's lifetime after the echo's. Before, cluster-b could, and
+// cluster-a's next join of the device was refused (member of cluster-b).
+func TestAppRefusesReplayedJoinOfAnotherCluster(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	c := newChainApp(t, keys, state)
+	old := evidence(join("x", 0x77, c.now()), "cluster-b")
+	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", old))
+	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", event(ledger.EventLeave, "x", "", c.now())))
+	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", c.signedNow(join("x", 0x77, c.now()))))
+	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "x", "", c.now())))
+	left := c.device("x")
+	head := left.Updated.Height // x's leave is the newest ledger block
+
+	replay := func(freshAt uint64) ledger.Event {
+		ev := old
+		ev.Time, ev.FreshAt, ev.CHNonce = c.now().UnixMilli(), freshAt, []byte("another CH nonce")
+		ev.Expires = c.now().Add(24 * time.Hour).Unix()
+		return ev
+	}
+	// signedAt is a fresh join of y whose device signed an echo made at
+	// echoAt, recorded at the next block's time.
+	signedAt := func(echoAt time.Time) ledger.Event {
+		ev := evidence(join("y", 0x78, echoAt), "cluster-a")
+		ev.Time = c.now().UnixMilli()
+		return ev
+	}
+	noEcho := join("y", 0x78, c.now())
+	req, err := wire.Marshal(&wire.JoinRequest{Cluster: "cluster-a", ID: "y", Key: noEcho.Key, Nonce: noEcho.DeviceNonce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noEcho.Request, err = wire.Sign1(deviceKey(0x78), []byte("y"), wire.AADJoinRequest, req); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		cluster string
+		ev      ledger.Event
+		code    uint32
+	}{
+		{"old request with its echo's height", "cluster-b", replay(0), bftledger.CodeStaleJoin},
+		{"old request claiming the head's height", "cluster-b", replay(head), bftledger.CodeInvalidEvent},
+		{"old request claiming a height above the head", "cluster-b", replay(head + 5), bftledger.CodeInvalidEvent},
+		{"request without an echo", "cluster-a", noEcho, bftledger.CodeInvalidEvent},
+		{"echo older than its lifetime", "cluster-a", signedAt(c.now().Add(-2 * time.Minute)), bftledger.CodeInvalidEvent},
+		{"echo made after the event", "cluster-a", signedAt(c.now().Add(2 * time.Second)), bftledger.CodeInvalidEvent},
+	} {
+		if codes, _ := c.block(c.tx(tc.cluster, tc.cluster, tc.ev)); codes[0] != tc.code {
+			t.Errorf("%s: code %d, want %d", tc.name, codes[0], tc.code)
+		}
+	}
+	if d := c.device("x"); d.Cluster != "cluster-a" || d.Status != membership.Left || d.Updated != left.Updated {
+		t.Fatalf("x after the replays: %+v", d)
+	}
+	if _, ok, err := bftledger.AppDevice(c.app, "y"); ok || err != nil {
+		t.Fatalf("y recorded by a refused join: %v %v", ok, err)
+	}
+	// x's own CH takes it back with a join x signs now.
+	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", c.signedNow(join("x", 0x77, c.now()))))
+	if d := c.device("x"); d.Cluster != "cluster-a" || d.Status != membership.Member {
+		t.Fatalf("x after rejoining cluster-a: %+v", d)
+	}
 }
 
 func TestAppRefusesForgedReplayedAndStaleTransactions(t *testing.T) {

@@ -128,10 +128,12 @@ func benchJoin(id string) ledger.Event {
 	if err != nil {
 		panic(err)
 	}
-	nonce, chNonce, echo := make([]byte, 16), make([]byte, 16), make([]byte, 12)
-	for _, b := range [][]byte{nonce, chNonce, echo} {
+	nonce, chNonce := make([]byte, 16), make([]byte, 16)
+	for _, b := range [][]byte{nonce, chNonce} {
 		rand.Read(b)
 	}
+	now := time.Now()
+	echo := echoes.Echo("192.0.2.1:5683", now, 0) // an echo made at genesis: fresh for a device's first join
 	const lat, lon = 48_860_000, 2_350_000
 	payload, err := wire.Marshal(&wire.JoinRequest{Cluster: "bench", ID: id, Key: key, Lat: lat, Lon: lon, Nonce: nonce, Echo: echo})
 	if err != nil {
@@ -141,7 +143,6 @@ func benchJoin(id string) ledger.Event {
 	if err != nil {
 		panic(err)
 	}
-	now := time.Now()
 	return ledger.Event{Type: ledger.EventJoin, Device: id, Time: now.UnixMilli(), Key: key, DeviceNonce: nonce, CHNonce: chNonce,
 		Lat: lat, Lon: lon, Expires: now.Add(24 * time.Hour).Unix(), Request: req}
 }

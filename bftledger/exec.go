@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/iotguard/iotguard/internal/echo"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // stateHashDomain separates the state hash from other SHA-256 uses.
@@ -204,6 +206,9 @@ func (e *executor) try(raw []byte) (txResult, error) {
 		if err == nil && joined != c.tx.Cluster {
 			err = fmt.Errorf("%w: join of device %q names cluster %q, submitted by %q", ledger.ErrInvalidEvent, ev.Device, joined, c.tx.Cluster)
 		}
+		if err == nil {
+			err = joinFreshness(ev, e.prev.Ref.Height)
+		}
 		if err != nil {
 			return r, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
 		}
@@ -235,6 +240,39 @@ func (e *executor) try(raw []byte) (txResult, error) {
 	}
 	e.events = append(e.events, ev)
 	return r, nil
+}
+
+// joinFreshness refuses a join that does not record the freshness its
+// device signed: FreshAt must be the height of the echo in the device's join
+// request (a CH stamps each echo with its committed ledger height,
+// internal/echo), not above the ledger's head before the block (prevHeight:
+// no CH has committed a higher one), and the event's time (the CH's clock when
+// it checked the echo) within the echo's lifetime after the echo's time.
+// The state machine refuses a join signed before the device's record last
+// changed by FreshAt alone (ledger.ErrStale); unchecked, a CH could replay a
+// request a device once signed for its cluster, after the device had moved to
+// another cluster and left it, claiming any freshness, and take the device back.
+func joinFreshness(ev ledger.Event, prevHeight uint64) error {
+	signed, err := wire.ParseSign1(ev.Request)
+	if err != nil {
+		return fmt.Errorf("%w: join of device %q: evidence is not a COSE_Sign1", ledger.ErrInvalidEvent, ev.Device)
+	}
+	var req wire.JoinRequest
+	if err := wire.Decode(signed.Payload, &req); err != nil {
+		return fmt.Errorf("%w: join of device %q: evidence is not a join request", ledger.ErrInvalidEvent, ev.Device)
+	}
+	echoSec, height, ok := echo.Stamp(req.Echo)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: join of device %q: its request carries no echo", ledger.ErrInvalidEvent, ev.Device)
+	case height != ev.FreshAt:
+		return fmt.Errorf("%w: join of device %q records freshness at height %d, its device signed an echo of height %d", ledger.ErrInvalidEvent, ev.Device, ev.FreshAt, height)
+	case ev.FreshAt > prevHeight:
+		return fmt.Errorf("%w: join of device %q signed over an echo of height %d, above the ledger's head %d", ledger.ErrInvalidEvent, ev.Device, ev.FreshAt, prevHeight)
+	case ev.Time < echoSec*1000 || ev.Time-echoSec*1000 >= (echo.Lifetime+time.Second).Milliseconds():
+		return fmt.Errorf("%w: join of device %q at %d ms, not within the lifetime of its echo made at %d s", ledger.ErrInvalidEvent, ev.Device, ev.Time, echoSec)
+	}
+	return nil
 }
 
 // authorize refuses an event by which cluster writes about a device of

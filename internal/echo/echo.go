@@ -73,6 +73,18 @@ func (i *Issuer) Echo(addr string, now time.Time, height uint64) []byte {
 	return append(out, i.mac(out, addr)...)
 }
 
+// Stamp returns the time (unix seconds) and the ledger height that echo
+// value v was made with, and whether v has an echo value's length. It does
+// not check the MAC, which only the value's issuer can: it is for a
+// replicated ledger's validators, which check that a join records the height
+// of the echo its device signed (bftledger).
+func Stamp(v []byte) (unixSec int64, height uint64, ok bool) {
+	if len(v) != Len {
+		return 0, 0, false
+	}
+	return int64(binary.BigEndian.Uint32(v)), binary.BigEndian.Uint64(v[timeLen:]), true
+}
+
 // EchoFresh reports whether echo was made by this Issuer for addr within
 // Lifetime before now, and if so the height it was stamped with.
 func (i *Issuer) EchoFresh(echo []byte, addr string, now time.Time) (height uint64, fresh bool) {

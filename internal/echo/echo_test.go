@@ -73,6 +73,13 @@ func TestEcho(t *testing.T) {
 	if bytes.Equal(e, s.Echo(addr, now, height+1)) {
 		t.Error("Echo does not depend on the height")
 	}
+	// Stamp reads what a value claims, for anyone (a validator) without the key.
+	if at, h, ok := echo.Stamp(e); !ok || at != now.Unix() || h != height {
+		t.Errorf("Stamp = %d %d %v, want %d %d true", at, h, ok, now.Unix(), uint64(height))
+	}
+	if _, _, ok := echo.Stamp(e[1:]); ok {
+		t.Error("Stamp accepted a value of the wrong length")
+	}
 }
 
 // FuzzEchoFresh: echo values come from the network (the Echo option, join key
