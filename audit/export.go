@@ -68,7 +68,10 @@ func Export(w io.Writer, l Blocks, g Grants, cluster string, ch CH, progress fun
 	}
 	rng := transparency.Ranges.NewEmptyRange(0)
 	var last int64
-	onChain := map[uint64]ledger.SessionBatchRef{}
+	// The session-batch events by batch number and block: a batch may be on
+	// a shared ledger more than once (ledger.IndexBatches); its records go
+	// with the copy in the block its grant log names.
+	onChain := map[[2]uint64]ledger.SessionBatchRef{}
 	errDone := errors.New("done")
 	err = l.Blocks(0, func(b ledger.Block) error {
 		raw, err := ledger.EncodeBlock(b)
@@ -89,7 +92,7 @@ func Export(w io.Writer, l Blocks, g Grants, cluster string, ch CH, progress fun
 		last = b.Header.Time
 		for _, ev := range b.Events {
 			if ev.Type == ledger.EventSessionBatch && ev.Device == cluster {
-				onChain[ev.Batch] = ledger.SessionBatchRef{Event: ev, Height: b.Header.Height}
+				onChain[[2]uint64{ev.Batch, b.Header.Height}] = ledger.SessionBatchRef{Event: ev, Height: b.Header.Height}
 			}
 		}
 		if progress != nil && (rng.End()%1024 == 0 || rng.End() == total) {
@@ -118,7 +121,7 @@ func Export(w io.Writer, l Blocks, g Grants, cluster string, ch CH, progress fun
 		return nil, err
 	}
 	for _, b := range batches {
-		if err := exportBatch(bw, g, b, onChain[b.Seq]); err != nil {
+		if err := exportBatch(bw, g, b, onChain[[2]uint64{b.Seq, b.Height}]); err != nil {
 			return nil, fmt.Errorf("failed to export grant batch %d: %w", b.Seq, err)
 		}
 	}

@@ -432,18 +432,32 @@ func FuzzVerifyExport(f *testing.F) {
 	})
 }
 
-// A chain that holds a batch number twice is refused, as ledger verify
-// refuses it (ledger.IndexBatches), records exported or not.
+// A chain that holds a batch number twice with other grants is refused, as
+// ledger verify refuses it (ledger.IndexBatches), records exported or not;
+// the same batch twice (an uncertain append and its retry, both committed on
+// a shared ledger) is that batch.
 func TestVerifyExportBatchTwiceOnChain(t *testing.T) {
 	s := newScene(t)
 	s.join(t, "m1")
 	s.join(t, "m2")
 	b := s.batch(t, records(t, 2, "m2", "m1"), t0)
-	if _, err := s.l.Append(t.Context(), b.Event(cluster)); err != nil {
+	// The grant log names block 3, the copy the CH's append got; the other,
+	// left uncertain, committed after it.
+	again := b.Event(cluster)
+	again.Time += time.Minute.Milliseconds()
+	if _, err := s.l.Append(t.Context(), again); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.verify(s.export(t, s.g)); err != nil || rep.Grants.Batches != 1 {
+		t.Fatalf("VerifyExport of the same batch twice: %+v, %v; want it once", rep, err)
+	}
+	other := b.Event(cluster)
+	other.Count++
+	if _, err := s.l.Append(t.Context(), other); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.verify(s.export(t, nil))
-	if !errors.Is(err, audit.ErrExport) || !errors.Is(err, ledger.ErrBadGrant) || !strings.Contains(err.Error(), "block 4 holds batch 1 again") {
+	if !errors.Is(err, audit.ErrExport) || !errors.Is(err, ledger.ErrBadGrant) || !strings.Contains(err.Error(), "block 5 holds batch 1 again") {
 		t.Fatalf("VerifyExport: %v, want batch 1 twice", err)
 	}
 }

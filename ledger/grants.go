@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -471,13 +472,19 @@ type SessionBatchRef struct {
 }
 
 // IndexBatches maps the batch numbers of refs, the session-batch events of
-// one cluster's chain, to their events. A batch number on the chain twice is
-// an error wrapping ErrBadGrant: the CH numbers its batches once each.
+// one cluster's chain, to their events. The same batch again (its number,
+// count and root) is one batch appended twice — on a shared ledger an append
+// left uncertain and its retry may both commit (bftledger) — indexed at its
+// first block. A batch number again with another count or root is an error
+// wrapping ErrBadGrant: the CH numbers its batches once each.
 func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 	m := make(map[uint64]SessionBatchRef, len(refs))
 	for _, r := range refs {
-		if _, dup := m[r.Event.Batch]; dup {
-			return nil, fmt.Errorf("%w: block %d holds batch %d again", ErrBadGrant, r.Height, r.Event.Batch)
+		if first, dup := m[r.Event.Batch]; dup {
+			if first.Event.Count != r.Event.Count || !bytes.Equal(first.Event.Root, r.Event.Root) {
+				return nil, fmt.Errorf("%w: block %d holds batch %d again, with other grants", ErrBadGrant, r.Height, r.Event.Batch)
+			}
+			continue
 		}
 		m[r.Event.Batch] = r
 	}

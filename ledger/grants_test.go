@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -177,6 +178,35 @@ func TestRecoverGrants(t *testing.T) {
 		t.Fatalf("CheckGrants: %+v %v, want 3 batches of 30 grants, none pending", s, err)
 	}
 	mustVerify(t, l)
+}
+
+// TestCheckGrantsBatchAppendedTwice: on a shared ledger an append of a batch
+// left uncertain and its retry may both commit. The same batch twice is that
+// batch, once; the same number with other grants is still a bad grant. Before, ledger verify --data called an
+// honest CH's grant log bad after any such outage ("holds batch 1 again").
+func TestCheckGrantsBatchAppendedTwice(t *testing.T) {
+	l, g := grantScene(t)
+	now := time.UnixMilli(1_700_000_000_010)
+	b, err := g.Write(grantRecords(t, 5, "m2", "m1"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := mustAppend(t, l, b.Event(testCluster))
+	retry := b.Event(testCluster)
+	retry.Time += time.Minute.Milliseconds() // appended again later
+	mustAppend(t, l, retry)
+	if err := g.Committed(b.Seq, first.Height); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ledger.CheckGrants(t.Context(), l, g, testCluster); err != nil || s.Batches != 1 || s.Grants != 5 {
+		t.Fatalf("CheckGrants of a batch on the ledger twice: %+v %v, want 1 batch of 5 grants", s, err)
+	}
+	other := b.Event(testCluster)
+	other.Root = bytes.Repeat([]byte{0xee}, 32)
+	mustAppend(t, l, other)
+	if _, err := ledger.CheckGrants(t.Context(), l, g, testCluster); !errors.Is(err, ledger.ErrBadGrant) {
+		t.Fatalf("CheckGrants of batch 1 again with other grants: %v, want ErrBadGrant", err)
+	}
 }
 
 // CheckGrants finds a grant record changed, removed or added in the grant
