@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/iotguard/iotguard/bftledger"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
@@ -320,4 +322,85 @@ func TestValidatorKilledMidCommit(t *testing.T) {
 	if count != 2*perCluster {
 		t.Fatalf("%d joins acknowledged, want %d", count, 2*perCluster)
 	}
+}
+
+// TestGrantBatchAfterLongOutage: sessions granted while two validators are
+// down put a batch of audit records whose ledger append ends uncertain; the
+// validators stay away for longer than the genesis max_event_skew_ms, so
+// that transaction can never commit. When they return, that batch and the
+// next reach the ledger, the grant log checks out against the chain, and the
+// CH restarts. Before, the batch was appended again with the time it was
+// written, refused as stale for good: every later batch queued behind it, and
+// the CH refused to start (its recovery of pending batches failed).
+func TestGrantBatchAfterLongOutage(t *testing.T) {
+	const skew = 2 * time.Second
+	n := startNetWith(t, []string{"cluster-a", "cluster-b"}, netConfig{maxSkewMS: skew.Milliseconds(), requestTimeout: time.Second})
+	var states []*device.State
+	for _, id := range []string{"a1", "a2"} {
+		st, err := device.NewState(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chtest.Enroll(t, n.ch("cluster-a"), st)
+		if _, err := chtest.Dial(t, n.ch("cluster-a"), st).Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
+			t.Fatalf("join %s: %v", id, err)
+		}
+		states = append(states, st)
+	}
+	// CH A again, now that the network runs, with a short wait for commits.
+	n.stop(0)
+	n.opts[0] = func(o *bftledger.Options) { o.CommitTimeout = time.Second }
+	n.start(0)
+	chA := n.ch("cluster-a")
+	a1, a2 := chtest.Dial(t, chA, states[0]), chtest.Dial(t, chA, states[1])
+	n.stop(2)
+	n.stop(3)
+	if _, _, err := a2.Session(chtest.Ctx(t), "a1"); err != nil {
+		t.Fatalf("session without a quorum (audit records do not wait for the ledger): %v", err)
+	}
+	chA.Core.Flush() // batch 1: its append ends uncertain
+	// Let the batch's transaction go out of the event skew before the
+	// validators return: it can no longer commit.
+	time.Sleep(skew + 500*time.Millisecond)
+	n.start(2)
+	n.start(3)
+	if _, _, err := a1.Session(chtest.Ctx(t), "a2"); err != nil {
+		t.Fatalf("session after the validators returned: %v", err)
+	}
+	chA.Core.Flush() // batch 2, after batch 1 again
+
+	batches := func() map[uint64]int {
+		seqs := map[uint64]int{}
+		err := n.ledger(1).Blocks(0, func(b ledger.Block) error {
+			for _, ev := range b.Events {
+				if ev.Type == ledger.EventSessionBatch && ev.Device == "cluster-a" {
+					seqs[ev.Batch]++ // once, or more: copies whose appends were left uncertain
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seqs
+	}
+	poll(t, "both batches on the ledger", 30*time.Second, func() error {
+		if seqs := batches(); seqs[1] == 0 || seqs[2] == 0 {
+			return fmt.Errorf("session batches %v of cluster-a on the ledger", seqs)
+		}
+		return nil
+	})
+
+	n.stop(0) // CH A: its grant log is free to read
+	g, err := ledger.OpenGrantLog(filepath.Join(n.chDir("cluster-a"), ledger.GrantLogFile), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := ledger.CheckGrants(chtest.Ctx(t), n.ledger(1), g, "cluster-a")
+	g.Close()
+	if err != nil || sum.Batches != 2 || sum.PendingBatches != 0 {
+		t.Fatalf("grant log against the chain: %+v, %v; want 2 batches on the ledger, none pending", sum, err)
+	}
+	n.start(0)
+	n.agree(0, 1, 2, 3)
 }

@@ -192,7 +192,7 @@ func (b *grantBatcher) commit(recs [][]byte) {
 	}
 	for len(b.retry) > 0 {
 		batch := b.retry[0]
-		ref, err := b.append(context.Background(), batch.Event(b.cluster))
+		ref, err := b.append(context.Background(), batch.EventAt(b.cluster, b.now()))
 		if err != nil {
 			// Kept in the grant log as pending: tried again at the next
 			// commit, and at the next start.

@@ -72,6 +72,19 @@ func (b GrantBatch) Event(cluster string) Event {
 	return Event{Type: EventSessionBatch, Device: cluster, Time: b.TimeMS, Batch: b.Seq, Count: b.Count, Root: b.Root[:]}
 }
 
+// EventAt is Event stamped with now rather than the batch's write time, if
+// now is later: the event to append for a batch, which may be appended long
+// after it was written (its first append failed or was left uncertain). A
+// shared ledger (bftledger) refuses an event farther from its block's time
+// than its max_event_skew_ms, so a batch appended with its write time would
+// be refused for good once that old. The time of a batch's event only bounds
+// its records' times from above (CheckGrants).
+func (b GrantBatch) EventAt(cluster string, now time.Time) Event {
+	ev := b.Event(cluster)
+	ev.Time = max(ev.Time, now.UnixMilli())
+	return ev
+}
+
 // GrantLeaf returns the Merkle leaf hash of one encoded grant record.
 func GrantLeaf(record []byte) [32]byte { return transparency.HashLeaf(record) }
 
@@ -441,7 +454,7 @@ func RecoverGrants(ctx context.Context, l Ledger, g *GrantLog, cluster string) e
 	for _, b := range pending {
 		h, ok := found[b.Seq]
 		if !ok {
-			ref, err := l.Append(ctx, b.Event(cluster))
+			ref, err := l.Append(ctx, b.EventAt(cluster, time.Now()))
 			if err != nil {
 				return fmt.Errorf("failed to commit grant batch %d: %w", b.Seq, err)
 			}
