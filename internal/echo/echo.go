@@ -77,7 +77,9 @@ func (i *Issuer) Echo(addr string, now time.Time, height uint64) []byte {
 // value v was made with, and whether v has an echo value's length. It does
 // not check the MAC, which only the value's issuer can: it is for a
 // replicated ledger's validators, which check that a join records the height
-// of the echo its device signed (bftledger).
+// of the echo its device signed (bftledger). IMPORTANT: so the time and height
+// fields are part of a shared ledger's consensus rules: moving them is a
+// change of its AppVersion.
 func Stamp(v []byte) (unixSec int64, height uint64, ok bool) {
 	if len(v) != Len {
 		return 0, 0, false
