@@ -451,12 +451,28 @@ func TestVerifyExportBatchTwiceOnChain(t *testing.T) {
 	if rep, err := s.verify(s.export(t, s.g)); err != nil || rep.Grants.Batches != 1 {
 		t.Fatalf("VerifyExport of the same batch twice: %+v, %v; want it once", rep, err)
 	}
+	// Had the CH's append got the later copy, its grant log names block 4,
+	// and a record's proof (ledger grant-proof) names it too.
+	if err := s.g.Committed(b.Seq, 4); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.verify(s.export(t, s.g))
+	if err != nil || rep.Grants.Batches != 1 {
+		t.Fatalf("VerifyExport of the same batch twice, the later copy marked: %+v, %v; want it once", rep, err)
+	}
+	p, err := ledger.ProveAuditRecord(s.l, s.g, cluster, b.Seq, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grant, err := rep.CheckGrant(audit.NewGrantClaim(cluster, p)); err != nil || grant.Device != "m2" {
+		t.Fatalf("CheckGrant of a record of the later copy: %+v, %v", grant, err)
+	}
 	other := b.Event(cluster)
 	other.Count++
 	if _, err := s.l.Append(t.Context(), other); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.verify(s.export(t, nil))
+	_, err = s.verify(s.export(t, nil))
 	if !errors.Is(err, audit.ErrExport) || !errors.Is(err, ledger.ErrBadGrant) || !strings.Contains(err.Error(), "block 5 holds batch 1 again") {
 		t.Fatalf("VerifyExport: %v, want batch 1 twice", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
@@ -42,7 +43,8 @@ var ErrGrantClaim = errors.New("grant not proven")
 // batch c names is a session-batch event of the cluster in block c.Block with
 // c's count and root; c's record is grant c.Index of it by c's path; and the
 // record is valid under the chain's rule at that block
-// (ledger.CheckGrantRecord, ledger.GrantRule). It returns the grant. The
+// (ledger.CheckGrantRecord, ledger.GrantRule; a batch on the chain more than
+// once may be named by any copy, and is checked at its first). It returns the grant. The
 // export need not carry the batch's records: a claim kept before a prune
 // still proves its grant.
 func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
@@ -50,11 +52,17 @@ func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
 	if c.Cluster != r.Cluster {
 		return grant, fmt.Errorf("%w: the claim is of cluster %q, the export of %q", ErrGrantClaim, c.Cluster, r.Cluster)
 	}
-	batches, err := ledger.IndexBatches(r.replay.SessionBatches())
+	refs := r.replay.SessionBatches()
+	batches, err := ledger.IndexBatches(refs)
 	if err != nil {
 		return grant, fmt.Errorf("%w: %w", ErrGrantClaim, err)
 	}
-	ref, ok := batches[c.Batch]
+	ref, ok := batches[c.Batch] // its first copy, whose block its grants are checked at
+	if ok && c.Block != ref.Height && slices.ContainsFunc(refs, func(x ledger.SessionBatchRef) bool {
+		return x.Event.Batch == c.Batch && x.Height == c.Block
+	}) {
+		c.Block = ref.Height // the claim names a later copy of the same batch (ledger.IndexBatches)
+	}
 	switch {
 	case !ok:
 		return grant, fmt.Errorf("%w: batch %d is not on the exported chain", ErrGrantClaim, c.Batch)
