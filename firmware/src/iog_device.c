@@ -703,7 +703,9 @@ static int hello_claim(iog_device_t *d, const iog_talk_proof_t *p, uint64_t now)
         d->hello_next = (d->hello_next + 1) % IOG_HELLO_MEMORY;
     }
     memcpy(d->hellos[slot].tag, p->tag, sizeof(p->tag));
-    d->hellos[slot].until = p->time + IOG_TALK_LIFETIME_S;
+    /* saturated: a wrap to 0 would free the slot (a clockless listener checks no time) */
+    d->hellos[slot].until = p->time > UINT64_MAX - IOG_TALK_LIFETIME_S ? UINT64_MAX
+                                                                         : p->time + IOG_TALK_LIFETIME_S;
     return 0;
 }
 

@@ -290,6 +290,8 @@ int unit_run_all(void)
     test_tlog();
     printf("-- shared vectors\n");
     test_vectors();
+    printf("-- device server\n");
+    test_device_server();
     printf("-- fuzz\n");
     test_fuzz();
     printf("-- bench\n");

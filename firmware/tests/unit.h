@@ -169,6 +169,7 @@ void test_bench(void);
 void test_store(void);
 void test_console(void);
 void test_fuzz(void);
+void test_device_server(void);
 #ifndef IOG_TEST_LX106
 void test_libcoap(void);
 #endif

@@ -1,0 +1,162 @@
+/*
+ * The device as a server (iog_device_serve()): what datagrams from the
+ * network make its state machines do — the hello memory of /talk, the
+ * duplicate cache of its CoAP endpoint — against a scripted CH that answers
+ * its protected /session.
+ */
+#include <errno.h>
+
+#include "iog_cbor.h"
+#include "unit.h"
+
+static iog_device_t *dev;
+static iog_platform_t plat;   /* unit_net's, with the clock of @p clock_s */
+static uint64_t clock_s;      /* unix_s(): 0 is a device without a clock */
+static unsigned ch_sessions;  /* /session requests the CH received */
+static iog_coap_msg_t answer; /* the last answer to a peer, parsed from @p answer_buf */
+static uint8_t answer_buf[IOG_COAP_SRV_PDU];
+
+static uint64_t test_unix(void *ctx)
+{
+    (void)ctx;
+    return clock_s;
+}
+
+/*
+ * The CH: answers each protected /session, sealed under the member's
+ * response key, with a warning about the peer ({3: {1: peer, 2: left}}):
+ * it accepted the forwarded talk proof, so the listener keeps its claim.
+ * (A response is sealed as a request under the response key with its
+ * unprotected header emptied: the header is not in the AAD.)
+ */
+static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    iog_coap_msg_t req;
+    iog_id_t kid;
+    uint64_t seq;
+    iog_enc0_t x;
+    iog_coap_pkt_t p;
+    iog_cbor_enc_t e;
+    uint8_t pt[IOG_MAX_PAYLOAD], sealed[160], out[200];
+    if (memcmp(to, &unit_server_addr, sizeof(*to)) != 0) {
+        if (len <= sizeof(answer_buf)) { /* an answer to a peer */
+            memcpy(answer_buf, buf, len);
+            CHECK_EQ(iog_coap_parse(&answer, answer_buf, len), 0);
+        }
+        return;
+    }
+    int n = iog_coap_parse(&req, buf, len) || req.type != IOG_COAP_CON || !iog_coap_path_is(&req, "/session")
+                ? -EINVAL
+                : iog_prot_req_open(&dev->mem, IOG_PATH_SESSION, req.payload, req.payload_len, &kid, &seq, pt,
+                                    sizeof(pt));
+    iog_id_t peer;
+    iog_talk_proof_t proof;
+    int has_proof;
+    const uint8_t *echo;
+    size_t el;
+    if (n < 0 || iog_peer_req_decode(pt, (size_t)n, &peer, &proof, &has_proof, &echo, &el) || !has_proof) {
+        return;
+    }
+    ch_sessions++;
+    iog_cbor_enc_init(&e, pt, sizeof(pt));
+    iog_cbor_put_map(&e, 1);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_map(&e, 2);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_tstr(&e, peer.s, peer.len);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_uint(&e, IOG_STATUS_LEFT);
+    iog_member_t as_resp = dev->mem;
+    memcpy(as_resp.keys.req, dev->mem.keys.resp, sizeof(as_resp.keys.req));
+    int sl = iog_prot_req_seal(&as_resp, &kid, seq, IOG_PATH_SESSION, pt, (size_t)iog_cbor_enc_finish(&e),
+                               sealed, sizeof(sealed));
+    CHECK(sl > 0 && iog_enc0_parse(sealed, (size_t)sl, &x) == 0);
+    iog_cbor_enc_init(&e, pt, sizeof(pt));
+    iog_cbor_put_raw(&e, "\x83\x43\xA1\x01\x01\xA0", 6); /* [h'A10101', {}, */
+    iog_cbor_put_bstr(&e, x.ct, x.ct_len);
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_CONTENT, req.mid, req.token, req.tkl);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_COSE_ENCRYPT0);
+    iog_coap_add_payload(&p, pt, (size_t)iog_cbor_enc_finish(&e));
+    fake_net_push(nt, &unit_server_addr, nt->now + 5, out, (size_t)iog_coap_finish(&p));
+}
+
+/* A joined device "c-one" of cluster "lab-1", serving on the fake network, with the clock @p now. */
+static void setup(uint64_t now)
+{
+    iog_identity_t me;
+    memset(&me, 0, sizeof(me));
+    iog_id_set(&me.id, "c-one", 5);
+    fake_net_init(&unit_net);
+    plat = unit_net.plat;
+    plat.unix_s = test_unix;
+    clock_s = now;
+    dev = unit_board_device();
+    iog_device_init(dev, &plat, &unit_server_addr, &me);
+    iog_id_set(&dev->mem.ch.cluster, "lab-1", 5);
+    memset(&dev->mem.keys, 0x5a, sizeof(dev->mem.keys));
+    dev->mem.expires = 1800000000;
+    dev->joined = 1;
+    unit_net.on_send = fake_ch;
+    ch_sessions = 0;
+}
+
+/* Delivers a CON POST to @p path from @p from with message ID @p mid and serves it. */
+static void deliver(const iog_addr_t *from, uint16_t mid, const char *path, int cf, const uint8_t *payload,
+                    size_t len)
+{
+    uint8_t b[IOG_COAP_SRV_PDU];
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, b, sizeof(b), IOG_COAP_CON, IOG_COAP_POST, mid, (const uint8_t *)"\x7a\x7b", 2);
+    iog_coap_add_path(&p, path);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)cf);
+    iog_coap_add_payload(&p, payload, len);
+    memset(&answer, 0, sizeof(answer));
+    fake_net_push(&unit_net, from, unit_net.now, b, (size_t)iog_coap_finish(&p));
+    CHECK_EQ(iog_device_serve(dev, 100), 0);
+}
+
+static int answer_is(uint8_t code, const char *text)
+{
+    size_t n = strlen(text);
+    return answer.code == code && answer.payload_len == n && memcmp(answer.payload, text, n) == 0;
+}
+
+/* A hello from "m1" whose proof was made at @p time (the fake CH takes any proof). */
+static void hello(uint16_t mid, uint64_t time)
+{
+    iog_id_t m1, me;
+    iog_talk_proof_t proof;
+    uint8_t b[200];
+    iog_id_set(&m1, "m1", 2);
+    iog_id_set(&me, "c-one", 5);
+    memset(proof.nonce, 0x17, sizeof(proof.nonce));
+    memset(proof.tag, 0x29, sizeof(proof.tag));
+    proof.time = time;
+    int n = iog_hello_encode(&m1, &me, &proof, b, sizeof(b));
+    deliver(&unit_peer_addr, mid, "/talk", IOG_CF_CBOR, b, (size_t)n);
+}
+
+/*
+ * A listener without a clock remembers a hello it forwarded whatever its
+ * proof's time: one made at 2^64 - 60 (its last fresh second is 2^64 - 1)
+ * is refused when replayed, not forwarded to the CH again.
+ */
+static void test_hello_memory_clockless(void)
+{
+    static const uint64_t times[] = { 1700000000, UINT64_MAX - 60, UINT64_MAX - 59, UINT64_MAX };
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        setup(0);
+        hello(1, times[i]);
+        CHECK_EQ(ch_sessions, 1);
+        CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: left"));
+        hello(2, times[i]); /* replayed: another message ID */
+        CHECK_EQ(ch_sessions, 1);
+        CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof: replay"));
+    }
+    unit_net.on_send = NULL;
+}
+
+void test_device_server(void)
+{
+    test_hello_memory_clockless();
+}
