@@ -506,7 +506,7 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
     if (dedup_answer(ep, &from, &req)) {
         return 0;
     }
-    iog_coap_resp_t resp = { IOG_COAP_CONTENT, IOG_CF_NONE, ep->spay, sizeof(ep->spay), 0 };
+    iog_coap_resp_t resp = { IOG_COAP_CONTENT, IOG_CF_NONE, ep->spay, sizeof(ep->spay), 0, 0 };
     if (ep->handler) {
         ep->handler(ep->handler_ctx, &from, &req, &resp);
     }
@@ -531,7 +531,7 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
         resp.content_format = IOG_CF_NONE;
         resp.len = 0;
     }
-    if (con && (size_t)len <= IOG_COAP_DEDUP_MAX) {
+    if (con && resp.keep && (size_t)len <= IOG_COAP_DEDUP_MAX) {
         unsigned s = ep->dedup_next;
         ep->dedup_next = (uint8_t)((s + 1) % IOG_COAP_DEDUP_ENTRIES);
         ep->dedup[s].from = from;

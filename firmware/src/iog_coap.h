@@ -198,6 +198,13 @@ typedef struct {
     uint8_t *payload;       /**< buffer provided by the server */
     size_t cap;             /**< its capacity */
     size_t len;             /**< payload bytes written by the handler */
+    /**
+     * 1: the request changed the server's state (a message opened, a hello
+     * claimed): the answer is kept for a duplicate of a CON request. Other
+     * answers are computed again for a duplicate, the same, so that requests
+     * that change nothing (anyone's) never push out those that did.
+     */
+    uint8_t keep;
 } iog_coap_resp_t;
 
 /** Handler of requests to the device's own resources. */
@@ -278,7 +285,8 @@ int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog
  * @brief Waits at most @p timeout_ms for one datagram and serves it.
  *
  * Unparseable datagrams are dropped unanswered (no amplification); an empty
- * CON (ping) gets RST; a duplicate CON request gets the cached response.
+ * CON (ping) gets RST; a duplicate CON request gets the cached response, if
+ * the handler kept it (iog_coap_resp_t::keep).
  * @return 0 when a datagram was handled, -ETIMEDOUT, or a platform error.
  */
 int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms);

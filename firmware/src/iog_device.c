@@ -789,6 +789,7 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
     int e = iog_device_session(d, &peer, &proof, s, ticket, &tl, sizeof(ticket));
     if (e == -EPERM) { /* the CH warns about the peer it authenticated */
         warn(d, resp, &peer, d->diag);
+        resp->keep = 1; /* the hello stays claimed: a duplicate gets this answer, not "replay" */
         return;
     }
     if (e) {
@@ -819,6 +820,7 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
     resp->code = IOG_COAP_CONTENT;
     resp->content_format = IOG_CF_CBOR;
     resp->len = (size_t)n;
+    resp->keep = 1; /* a new session */
 }
 
 static void serve_m2m(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_t *resp)
@@ -853,6 +855,7 @@ static void serve_m2m(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_
         return;
     }
     d->messages++;
+    resp->keep = 1; /* the window moved: a duplicate gets this answer, not "replay" */
     /* the reply: same form, my key, IV and seq; the application's text or empty */
     uint8_t reply[IOG_M2M_MAX_MSG];
     size_t rl = 0;

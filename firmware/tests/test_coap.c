@@ -713,6 +713,7 @@ static void echo_handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t
     resp->content_format = IOG_CF_CBOR;
     memcpy(resp->payload, req->payload, req->payload_len);
     resp->len = req->payload_len;
+    resp->keep = 1; /* as a request that changed state */
 }
 
 /* an answer that cannot fit in a server PDU (its payload alone fills it) */
@@ -803,6 +804,33 @@ static void test_server(void)
     CHECK_EQ(m.tkl, 1);
     CHECK_EQ(m.nopts, 0);
     CHECK_EQ(m.payload_len, 0);
+
+    /* an answer the handler did not keep (4.04) is computed again for a duplicate, the same;
+     * the kept one stays for its duplicate */
+    iog_coap_ep_init(&ep, &np->plat);
+    ep.handler = echo_handler;
+    np->n_sent = 0;
+    handled = 0;
+    len = unit_hex(LIBCOAP_POST_TALK, b, sizeof(b));
+    fake_net_push(np, &unit_peer_addr, 9000, b, len);
+    CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, b, sizeof(b), IOG_COAP_CON, IOG_COAP_POST, 0x1234, (const uint8_t *)"\x01", 1);
+    iog_coap_add_path(&p, "/other");
+    len = (size_t)iog_coap_finish(&p);
+    for (int i = 0; i < 2; i++) {
+        fake_net_push(np, &unit_peer_addr, 9000, b, len);
+        CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+        CHECK_EQ(handled, 2 + i);
+        CHECK_EQ(iog_coap_parse(&m, np->sent[np->n_sent - 1].buf, np->sent[np->n_sent - 1].len), 0);
+        CHECK_EQ(m.code, IOG_COAP_NOT_FOUND);
+        CHECK_EQ(m.mid, 0x1234);
+    }
+    len = unit_hex(LIBCOAP_POST_TALK, b, sizeof(b));
+    fake_net_push(np, &unit_peer_addr, 9000, b, len);
+    CHECK_EQ(iog_coap_serve(&ep, 5000), 0);
+    CHECK_EQ(handled, 3);
+    CHECK_MEM(np->sent[np->n_sent - 1].buf, np->sent[0].buf, np->sent[0].len);
 }
 
 void test_coap(void)

@@ -15,6 +15,7 @@ static uint64_t clock_s;      /* unix_s(): 0 is a device without a clock */
 static unsigned ch_sessions;  /* /session requests the CH received */
 static iog_coap_msg_t answer; /* the last answer to a peer, parsed from @p answer_buf */
 static uint8_t answer_buf[IOG_COAP_SRV_PDU];
+static const iog_addr_t stranger = { 2, { 127, 0, 0, 3 }, 40000 };
 
 static uint64_t test_unix(void *ctx)
 {
@@ -156,7 +157,52 @@ static void test_hello_memory_clockless(void)
     unit_net.on_send = NULL;
 }
 
+/*
+ * A peer's /m2m or /talk whose answer was lost is sent again (same message
+ * ID): it gets the answer it missed from the duplicate cache, even after a
+ * stranger's requests, which change nothing, and whose answers are not kept.
+ * (Before, two of them pushed both answers out: 4.01 "replay" to each.)
+ */
+static void test_dedup_keeps_what_changed_state(void)
+{
+    iog_id_t m1, me;
+    iog_m2m_t *s = &dev->sessions[0];
+    static iog_m2m_t peer_side;
+    uint8_t sk[16], sid[16], msg[100], first[IOG_COAP_SRV_PDU];
+    setup(1700000000);
+    iog_id_set(&m1, "m1", 2);
+    iog_id_set(&me, "c-one", 5);
+    memset(sk, 0x33, sizeof(sk));
+    memset(sid, 0x44, sizeof(sid));
+    CHECK_EQ(iog_m2m_init(s, sk, sid, 1800000000, &me, &m1), 0);
+    CHECK_EQ(iog_m2m_init(&peer_side, sk, sid, 1800000000, &m1, &me), 0);
+    int n = iog_m2m_seal(&peer_side, &m1, (const uint8_t *)"reading 1", 9, msg, sizeof(msg));
+    CHECK(n > 0);
+    deliver(&unit_peer_addr, 10, "/m2m", IOG_CF_COSE_ENCRYPT0, msg, (size_t)n);
+    CHECK_EQ(answer.code, IOG_COAP_CHANGED);
+    CHECK_EQ(dev->messages, 1);
+    size_t first_len = (size_t)(answer.payload - answer_buf) + answer.payload_len;
+    memcpy(first, answer_buf, first_len);
+    hello(11, 1700000000); /* accepted by the CH, which warns about m1: the hello stays claimed */
+    CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: left"));
+    /* a stranger's requests, each answered: they change nothing */
+    for (uint16_t mid = 1; mid <= 2 * IOG_COAP_DEDUP_ENTRIES; mid++) {
+        deliver(&stranger, mid, mid & 1 ? "/nothing" : "/m2m", IOG_CF_COSE_ENCRYPT0, msg, 3);
+        CHECK(answer.code == IOG_COAP_NOT_FOUND || answer.code == IOG_COAP_BAD_REQUEST);
+    }
+    /* the peer's retransmission: the answer it missed, not "4.01 replay" */
+    deliver(&unit_peer_addr, 10, "/m2m", IOG_CF_COSE_ENCRYPT0, msg, (size_t)n);
+    CHECK_EQ(answer.code, IOG_COAP_CHANGED);
+    CHECK_MEM(answer_buf, first, first_len);
+    CHECK_EQ(dev->messages, 1);
+    hello(11, 1700000000);
+    CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: left"));
+    CHECK_EQ(ch_sessions, 1);
+    unit_net.on_send = NULL;
+}
+
 void test_device_server(void)
 {
     test_hello_memory_clockless();
+    test_dedup_keeps_what_changed_state();
 }
