@@ -1277,6 +1277,12 @@ void iog_board_input(iog_board_t *b, const char *data, size_t n)
 void iog_board_poll(iog_board_t *b, uint32_t timeout_ms)
 {
     uint32_t now = p_now(b);
+    /* the clock's base moves on daily, long before the ms counter wraps (49.7 days) */
+    if (b->clock_unix && now - b->clock_ms >= 24u * 3600u * 1000u) {
+        uint32_t s = (now - b->clock_ms) / 1000u;
+        b->clock_unix += s;
+        b->clock_ms += s * 1000u;
+    }
     if (b->join_due && (int32_t)(now - b->join_at) >= 0) {
         if (do_join(b)) {
             b->join_due = 1;

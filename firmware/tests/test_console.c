@@ -437,6 +437,30 @@ static void test_pin_expiry_full(void)
     CHECK(unit_flash.len[IOG_REC_KEY] > 0);
 }
 
+/*
+ * The board's clock over 60 days of uptime: its millisecond counter wraps
+ * after 49.7 days, and the estimate goes on (it fell back 49.7 days).
+ */
+static void test_clock_past_ms_wrap(void)
+{
+    unit_flash_reset();
+    boot();
+    board.clock_unix = 1700000000;
+    board.clock_ms = unit_net.now;
+    uint64_t elapsed_ms = 0;
+    int off = 0;
+    for (unsigned h = 0; h < 60 * 24; h++) {
+        uint32_t before = unit_net.now;
+        unit_net.now += 3600u * 1000u + 7u; /* an hour, and a little */
+        iog_board_poll(&board, 0);
+        elapsed_ms += (uint32_t)(unit_net.now - before);
+        off += iog_board_now(&board) != 1700000000u + elapsed_ms / 1000u;
+    }
+    CHECK(elapsed_ms > 0x100000000ull);
+    CHECK_EQ(off, 0);
+    CHECK_EQ(iog_board_now(&board), 1700000000u + elapsed_ms / 1000u);
+}
+
 /* ---- a CH key rotation (PROTOCOL.md §6.1, §6.2): the board re-keys at boot ---- */
 
 static struct {
@@ -561,6 +585,7 @@ void test_console(void)
     test_input_and_fuzz();
     test_reservation();
     test_kept_reply();
+    test_clock_past_ms_wrap();
     test_corrupt_state();
     test_pin_expiry_full();
     test_rekey();
