@@ -122,7 +122,7 @@ static int answer_is(uint8_t code, const char *text)
     return answer.code == code && answer.payload_len == n && memcmp(answer.payload, text, n) == 0;
 }
 
-/* A hello from "m1" whose proof was made at @p time (the fake CH takes any proof). */
+/* A hello from "m1" whose proof was made at @p time (the fake CH takes any proof; one tag per time). */
 static void hello(uint16_t mid, uint64_t time)
 {
     iog_id_t m1, me;
@@ -132,6 +132,7 @@ static void hello(uint16_t mid, uint64_t time)
     iog_id_set(&me, "c-one", 5);
     memset(proof.nonce, 0x17, sizeof(proof.nonce));
     memset(proof.tag, 0x29, sizeof(proof.tag));
+    memcpy(proof.tag, &time, sizeof(time)); /* a proof per time */
     proof.time = time;
     int n = iog_hello_encode(&m1, &me, &proof, b, sizeof(b));
     deliver(&unit_peer_addr, mid, "/talk", IOG_CF_CBOR, b, (size_t)n);
@@ -154,6 +155,31 @@ static void test_hello_memory_clockless(void)
         CHECK_EQ(ch_sessions, 1);
         CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof: replay"));
     }
+    unit_net.on_send = NULL;
+}
+
+/*
+ * A listener's clock is a lower bound of now (the board's: the CH's signed
+ * time, counted on; behind after a reset): a proof made after it is left to
+ * the CH, which judges it on its own clock; one more than 60 s before it is
+ * stale whatever the time now, refused without asking the CH.
+ */
+static void test_hello_time_lower_bound(void)
+{
+    setup(1700000000);
+    hello(1, 1700000000 + 3600); /* the listener reset an hour ago: its clock is an hour behind */
+    CHECK_EQ(ch_sessions, 1);
+    CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: left"));
+    hello(2, 1700000000 + 60);
+    CHECK_EQ(ch_sessions, 2);
+    hello(3, 1700000000 - 60);
+    CHECK_EQ(ch_sessions, 3);
+    hello(4, 1700000000 - 61);
+    CHECK_EQ(ch_sessions, 3);
+    CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof: stale"));
+    hello(5, 0);
+    CHECK_EQ(ch_sessions, 3);
+    CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof: stale"));
     unit_net.on_send = NULL;
 }
 
@@ -204,5 +230,6 @@ static void test_dedup_keeps_what_changed_state(void)
 void test_device_server(void)
 {
     test_hello_memory_clockless();
+    test_hello_time_lower_bound();
     test_dedup_keeps_what_changed_state();
 }
