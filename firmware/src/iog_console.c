@@ -525,9 +525,9 @@ static int restore(iog_board_t *b)
         clock_learn(b, r.clock);
         if (r.has_session) {
             b->dev.sessions[0] = r.s;
+            b->dev.sessions[0].made_ms = p_now(b); /* its end without a clock: from now */
             b->kept = &b->dev.sessions[0];
             b->kept_addr = r.addr;
-            b->kept_ms = p_now(b);
         }
     }
     else if (n != -ENOENT) {
@@ -1062,8 +1062,8 @@ static iog_m2m_t *kept_for(iog_board_t *b, const iog_id_t *peer, const iog_addr_
         return NULL;
     }
     uint64_t now = iog_board_now(b);
-    if (now ? now + 5 >= s->expires
-            : p_now(b) - b->kept_ms > IOG_SESSION_LOCAL_S * 1000u) {
+    if (now ? now + 5 >= s->expires /* 5 s before its end, as the peer may see it */
+            : p_now(b) - s->made_ms >= (IOG_SESSION_LOCAL_S - 5) * 1000u) {
         s->active = 0;
         return NULL;
     }
@@ -1089,7 +1089,6 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
             }
             b->kept = s;
             b->kept_addr = *addr;
-            b->kept_ms = p_now(b);
         }
         /* the next number is in RTC memory before it is on air (s is the kept session) */
         int e = save_rtc(b, 1, 0);

@@ -65,14 +65,6 @@ extern "C" {
 #define IOG_JOIN_RETRY_MS 30000
 #endif
 
-/**
- * Uptime after which a session ends when the board has no clock at all
- * (PROTOCOL.md §4.4: the CH's default session lifetime).
- */
-#ifndef IOG_SESSION_LOCAL_S
-#define IOG_SESSION_LOCAL_S 600
-#endif
-
 /** Heap and stack figures of the system, 0 when unknown. */
 typedef struct {
     uint32_t heap_free;     /**< free heap now */
@@ -121,7 +113,6 @@ typedef struct {
     uint32_t key_at;              /**< local ms of the next CH key check */
     iog_m2m_t *kept;              /**< the M1 session kept in RTC memory, or NULL */
     iog_addr_t kept_addr;         /**< its peer's address */
-    uint32_t kept_ms;             /**< local ms it was made (clockless expiry) */
     uint64_t clock_unix;          /**< lower bound of unix time at clock_ms, 0: unknown */
     uint32_t clock_ms;            /**< local ms of clock_unix */
     uint32_t wakes;               /**< starts with RTC memory kept (wake-ups, resets) */

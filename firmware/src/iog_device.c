@@ -516,6 +516,7 @@ int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_pro
     if (e) {
         return e;
     }
+    s->made_ms = d->plat->now_ms(d->plat->ctx);
     memcpy(ticket, t, tl);
     *ticket_len = tl;
     return 0;
@@ -606,16 +607,27 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     if (e) {
         return e;
     }
+    s->made_ms = d->plat->now_ms(d->plat->ctx);
     *out = s;
     return 0;
+}
+
+/*
+ * Whether session @p s is over: at its ticket's expiry on the clock or,
+ * without one, IOG_SESSION_LOCAL_S after it was made.
+ */
+static int session_over(const iog_device_t *d, const iog_m2m_t *s)
+{
+    const iog_platform_t *pl = d->plat;
+    uint64_t now = pl->unix_s(pl->ctx);
+    return now ? now >= s->expires : pl->now_ms(pl->ctx) - s->made_ms >= IOG_SESSION_LOCAL_S * 1000u;
 }
 
 int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const uint8_t *msg,
                     size_t len, uint8_t *reply, size_t reply_cap)
 {
     iog_coap_msg_t r;
-    uint64_t now = d->plat->unix_s(d->plat->ctx);
-    if (!s->active || (now && now >= s->expires)) {
+    if (!s->active || session_over(d, s)) {
         set_diag(d, 0, "session expired");
         return -ETIME;
     }
@@ -842,8 +854,7 @@ static void serve_m2m(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_
             s = c;
         }
     }
-    uint64_t now = d->plat->unix_s(d->plat->ctx);
-    if (!s || (now && now >= s->expires)) {
+    if (!s || session_over(d, s)) {
         diag(resp, IOG_COAP_UNAUTHORIZED, "unauthorized", NULL);
         return;
     }

@@ -59,6 +59,15 @@ extern "C" {
 #define IOG_TALK_FORWARD_BURST 4
 #endif
 
+/**
+ * How long an M2M session lasts, from when it was made, on a device without
+ * a clock (PROTOCOL.md §4.4: the CH's default session lifetime); with one it
+ * ends at its ticket's expiry.
+ */
+#ifndef IOG_SESSION_LOCAL_S
+#define IOG_SESSION_LOCAL_S 600
+#endif
+
 typedef struct iog_device iog_device_t;
 
 /**

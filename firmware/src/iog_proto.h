@@ -491,6 +491,7 @@ typedef struct {
     uint8_t active;              /**< 1 when in use */
     uint8_t sid[IOG_NONCE_LEN];  /**< session ID */
     uint64_t expires;            /**< ticket expiry */
+    uint32_t made_ms;            /**< the device's now_ms() when it was made (its end without a clock) */
     iog_id_t peer;               /**< the other party */
     uint8_t tx_key[16];          /**< my sending key */
     uint8_t tx_iv[12];           /**< my sending IV */

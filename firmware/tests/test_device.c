@@ -23,12 +23,63 @@ static uint64_t test_unix(void *ctx)
     return clock_s;
 }
 
+/* What the CH answers a /session: a warning about the peer, or a session. */
+static int ch_grants;
+static const uint8_t grant_sk[16] = { 0x61, 0x62, 0x63 }, grant_sid[16] = { 0x41, 0x42 };
+
 /*
- * The CH: answers each protected /session, sealed under the member's
- * response key, with a warning about the peer ({3: {1: peer, 2: left}}):
- * it accepted the forwarded talk proof, so the listener keeps its claim.
- * (A response is sealed as a request under the response key with its
- * unprotected header emptied: the header is not in the AAD.)
+ * A grant (PROTOCOL.md §4.4) of session grant_sid to the device, responder
+ * to @p peer, until 1800000000: {1: sid, 2: expires, 3: initiator,
+ * 4: responder, 5: recipient, 6: [h'A10101', {5: iv}, Sk sealed under the
+ * device's ticket key]}.
+ */
+static size_t grant(const iog_id_t *peer, uint8_t *out, size_t cap)
+{
+    static const uint8_t iv[12] = { 0x80, 0x81 };
+    const iog_id_t *me = &dev->me.id, *cl = &dev->mem.ch.cluster;
+    uint8_t ext[200], aad[220], ct[32];
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, ext, sizeof(ext));
+    iog_cbor_put_array(&e, 7);
+    iog_cbor_put_cstr(&e, "iotguard ticket");
+    iog_cbor_put_tstr(&e, cl->s, cl->len);
+    iog_cbor_put_bstr(&e, grant_sid, 16);
+    iog_cbor_put_uint(&e, 1800000000);
+    iog_cbor_put_tstr(&e, peer->s, peer->len);
+    iog_cbor_put_tstr(&e, me->s, me->len);
+    iog_cbor_put_tstr(&e, me->s, me->len);
+    int el = iog_cbor_enc_finish(&e);
+    iog_cbor_enc_init(&e, aad, sizeof(aad));
+    iog_cbor_put_raw(&e, "\x83\x68" "Encrypt0" "\x43\xA1\x01\x01", 14);
+    iog_cbor_put_bstr(&e, ext, (size_t)el);
+    iog_gcm_seal(dev->mem.keys.ticket, iv, aad, (size_t)iog_cbor_enc_finish(&e), grant_sk, 16, ct);
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, 6);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_bstr(&e, grant_sid, 16);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_uint(&e, 1800000000);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_tstr(&e, peer->s, peer->len);
+    iog_cbor_put_uint(&e, 4);
+    iog_cbor_put_tstr(&e, me->s, me->len);
+    iog_cbor_put_uint(&e, 5);
+    iog_cbor_put_tstr(&e, me->s, me->len);
+    iog_cbor_put_uint(&e, 6);
+    iog_cbor_put_raw(&e, "\x83\x43\xA1\x01\x01\xA1\x05\x4C", 8);
+    iog_cbor_put_raw(&e, iv, 12);
+    iog_cbor_put_bstr(&e, ct, 32);
+    return (size_t)iog_cbor_enc_finish(&e);
+}
+
+/*
+ * The CH: answers each protected /session that forwards a talk proof,
+ * sealed under the member's response key: with ch_grants, a session
+ * ({1: grant, 2: the peer's ticket}, here the grant's bytes again); else a
+ * warning about the peer ({3: {1: peer, 2: left}}). Either way it accepted
+ * the proof, so the listener keeps its claim. (A response is sealed as a
+ * request under the response key with its unprotected header emptied: the
+ * header is not in the AAD.)
  */
 static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, size_t len)
 {
@@ -38,7 +89,7 @@ static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, si
     iog_enc0_t x;
     iog_coap_pkt_t p;
     iog_cbor_enc_t e;
-    uint8_t pt[IOG_MAX_PAYLOAD], sealed[160], out[200];
+    uint8_t pt[IOG_MAX_PAYLOAD], sealed[400], out[440];
     if (memcmp(to, &unit_server_addr, sizeof(*to)) != 0) {
         if (len <= sizeof(answer_buf)) { /* an answer to a peer */
             memcpy(answer_buf, buf, len);
@@ -60,13 +111,24 @@ static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, si
     }
     ch_sessions++;
     iog_cbor_enc_init(&e, pt, sizeof(pt));
-    iog_cbor_put_map(&e, 1);
-    iog_cbor_put_uint(&e, 3);
-    iog_cbor_put_map(&e, 2);
-    iog_cbor_put_uint(&e, 1);
-    iog_cbor_put_tstr(&e, peer.s, peer.len);
-    iog_cbor_put_uint(&e, 2);
-    iog_cbor_put_uint(&e, IOG_STATUS_LEFT);
+    if (ch_grants) {
+        uint8_t g[200];
+        size_t gl = grant(&peer, g, sizeof(g));
+        iog_cbor_put_map(&e, 2);
+        iog_cbor_put_uint(&e, 1);
+        iog_cbor_put_raw(&e, g, gl);
+        iog_cbor_put_uint(&e, 2);
+        iog_cbor_put_raw(&e, g, gl);
+    }
+    else {
+        iog_cbor_put_map(&e, 1);
+        iog_cbor_put_uint(&e, 3);
+        iog_cbor_put_map(&e, 2);
+        iog_cbor_put_uint(&e, 1);
+        iog_cbor_put_tstr(&e, peer.s, peer.len);
+        iog_cbor_put_uint(&e, 2);
+        iog_cbor_put_uint(&e, IOG_STATUS_LEFT);
+    }
     iog_member_t as_resp = dev->mem;
     memcpy(as_resp.keys.req, dev->mem.keys.resp, sizeof(as_resp.keys.req));
     int sl = iog_prot_req_seal(&as_resp, &kid, seq, IOG_PATH_SESSION, pt, (size_t)iog_cbor_enc_finish(&e),
@@ -99,6 +161,7 @@ static void setup(uint64_t now)
     dev->joined = 1;
     unit_net.on_send = fake_ch;
     ch_sessions = 0;
+    ch_grants = 0;
 }
 
 /* Delivers a CON POST to @p path from @p from with message ID @p mid and serves it. */
@@ -183,6 +246,52 @@ static void test_hello_time_lower_bound(void)
     unit_net.on_send = NULL;
 }
 
+/* m1's message @p text in its session, as m1 seals it: the answer's code. */
+static uint8_t m2m_from_m1(iog_m2m_t *m1_side, uint16_t mid, const char *text)
+{
+    iog_id_t m1;
+    uint8_t msg[120];
+    iog_id_set(&m1, "m1", 2);
+    int n = iog_m2m_seal(m1_side, &m1, (const uint8_t *)text, strlen(text), msg, sizeof(msg));
+    CHECK(n > 0);
+    deliver(&unit_peer_addr, mid, "/m2m", IOG_CF_COSE_ENCRYPT0, msg, (size_t)n);
+    return answer.code;
+}
+
+/*
+ * A session a hello made: it carries messages until it ends — at the
+ * ticket's expiry on a clock or, without one, IOG_SESSION_LOCAL_S after it
+ * was made (the CH's session lifetime): the CH's expiry is the end of a
+ * peer that left or was revoked. (Before, a listener without a clock kept
+ * every session until another one took its slot.)
+ */
+static void test_session_ends(void)
+{
+    static iog_m2m_t m1_side;
+    iog_id_t m1, me;
+    iog_id_set(&m1, "m1", 2);
+    iog_id_set(&me, "c-one", 5);
+    for (int clocked = 0; clocked < 2; clocked++) {
+        setup(clocked ? 1700000000 : 0);
+        ch_grants = 1;
+        hello(1, 1700000000);
+        CHECK_EQ(ch_sessions, 1);
+        CHECK_EQ(answer.code, IOG_COAP_CONTENT);
+        CHECK_EQ(iog_m2m_init(&m1_side, grant_sk, grant_sid, 1800000000, &m1, &me), 0);
+        CHECK_EQ(m2m_from_m1(&m1_side, 2, "one"), IOG_COAP_CHANGED);
+        unit_net.now += IOG_SESSION_LOCAL_S * 1000u - 200u;
+        CHECK_EQ(m2m_from_m1(&m1_side, 3, "two"), IOG_COAP_CHANGED);
+        unit_net.now += 200u;
+        CHECK_EQ(m2m_from_m1(&m1_side, 4, "three"), clocked ? IOG_COAP_CHANGED : IOG_COAP_UNAUTHORIZED);
+        CHECK_EQ(dev->messages, clocked ? 3 : 2);
+        if (clocked) {
+            clock_s = 1800000000; /* the ticket's expiry */
+            CHECK_EQ(m2m_from_m1(&m1_side, 5, "four"), IOG_COAP_UNAUTHORIZED);
+        }
+    }
+    unit_net.on_send = NULL;
+}
+
 /*
  * A peer's /m2m or /talk whose answer was lost is sent again (same message
  * ID): it gets the answer it missed from the duplicate cache, even after a
@@ -231,5 +340,6 @@ void test_device_server(void)
 {
     test_hello_memory_clockless();
     test_hello_time_lower_bound();
+    test_session_ends();
     test_dedup_keeps_what_changed_state();
 }
