@@ -23,7 +23,7 @@ static uint64_t test_unix(void *ctx)
     return clock_s;
 }
 
-/* What the CH answers a /session: a warning about the peer, or a session. */
+/* What the CH answers a /session: a warning about the peer, or a session; a proof whose nonce starts 0xBA it refuses. */
 static int ch_grants;
 static const uint8_t grant_sk[16] = { 0x61, 0x62, 0x63 }, grant_sid[16] = { 0x41, 0x42 };
 
@@ -110,6 +110,13 @@ static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, si
         return;
     }
     ch_sessions++;
+    if (proof.nonce[0] == 0xBA) { /* made up: 4.01 bad talk proof, nothing granted */
+        iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, IOG_COAP_UNAUTHORIZED, req.mid, req.token, req.tkl);
+        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_TEXT);
+        iog_coap_add_payload(&p, "bad talk proof", 14);
+        fake_net_push(nt, &unit_server_addr, nt->now + 5, out, (size_t)iog_coap_finish(&p));
+        return;
+    }
     iog_cbor_enc_init(&e, pt, sizeof(pt));
     if (ch_grants) {
         uint8_t g[200];
@@ -185,20 +192,27 @@ static int answer_is(uint8_t code, const char *text)
     return answer.code == code && answer.payload_len == n && memcmp(answer.payload, text, n) == 0;
 }
 
-/* A hello from "m1" whose proof was made at @p time (the fake CH takes any proof; one tag per time). */
-static void hello(uint16_t mid, uint64_t time)
+/* A hello from @p from whose proof was made at @p time, its nonce starting @p n0 (one tag per time). */
+static void hello_from(const char *from, uint16_t mid, uint64_t time, uint8_t n0)
 {
     iog_id_t m1, me;
     iog_talk_proof_t proof;
     uint8_t b[200];
-    iog_id_set(&m1, "m1", 2);
+    iog_id_set(&m1, from, strlen(from));
     iog_id_set(&me, "c-one", 5);
     memset(proof.nonce, 0x17, sizeof(proof.nonce));
+    proof.nonce[0] = n0;
     memset(proof.tag, 0x29, sizeof(proof.tag));
     memcpy(proof.tag, &time, sizeof(time)); /* a proof per time */
     proof.time = time;
     int n = iog_hello_encode(&m1, &me, &proof, b, sizeof(b));
     deliver(&unit_peer_addr, mid, "/talk", IOG_CF_CBOR, b, (size_t)n);
+}
+
+/* A hello from "m1" at @p time, whose proof the CH accepts. */
+static void hello(uint16_t mid, uint64_t time)
+{
+    hello_from("m1", mid, time, 0x17);
 }
 
 /*
@@ -293,6 +307,51 @@ static void test_session_ends(void)
 }
 
 /*
+ * Hellos whose proofs the CH refuses — naming the peer of a live session,
+ * or new peers while every slot is taken — touch no session: each live one
+ * still carries its peer's messages. One the CH accepts takes the slot of
+ * the session that ends first.
+ */
+static void test_refused_hello_evicts_nothing(void)
+{
+    static iog_m2m_t sides[IOG_MAX_SESSIONS];
+    static const char *const peers[IOG_MAX_SESSIONS] = { "m1", "m2", "m3", "m4" };
+    iog_id_t me, id;
+    uint8_t sk[16] = { 9 }, sid[16] = { 8 }, msg[120];
+    setup(1700000000);
+    iog_id_set(&me, "c-one", 5);
+    for (unsigned i = 0; i < IOG_MAX_SESSIONS; i++) {
+        iog_id_set(&id, peers[i], 2);
+        sid[1] = (uint8_t)i;
+        CHECK_EQ(iog_m2m_init(&dev->sessions[i], sk, sid, 1800000000 + i, &me, &id), 0);
+        CHECK_EQ(iog_m2m_init(&sides[i], sk, sid, 1800000000 + i, &id, &me), 0);
+    }
+    uint16_t mid = 100;
+    for (unsigned i = 0; i < 2 * IOG_MAX_SESSIONS; i++, mid++) {
+        unit_net.now += 1000; /* the forwarding budget earns a token */
+        char name[4] = { 'x', (char)('0' + i), 0, 0 };
+        hello_from(i & 1 ? name : peers[i / 2], mid, 1700000000 + i, 0xBA);
+        CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof"));
+    }
+    CHECK_EQ(ch_sessions, 2 * IOG_MAX_SESSIONS);
+    for (unsigned i = 0; i < IOG_MAX_SESSIONS; i++, mid++) {
+        iog_id_set(&id, peers[i], 2);
+        int n = iog_m2m_seal(&sides[i], &id, (const uint8_t *)"still", 5, msg, sizeof(msg));
+        deliver(&unit_peer_addr, mid, "/m2m", IOG_CF_COSE_ENCRYPT0, msg, (size_t)n);
+        CHECK_EQ(answer.code, IOG_COAP_CHANGED);
+    }
+    CHECK_EQ(dev->messages, IOG_MAX_SESSIONS);
+    /* a member's accepted hello: the session with m1, which ends first, makes room */
+    ch_grants = 1;
+    unit_net.now += 1000;
+    hello_from("m5", mid++, 1700000000, 0x17);
+    CHECK_EQ(answer.code, IOG_COAP_CONTENT);
+    CHECK(iog_id_eq(&dev->sessions[0].peer, "m5", 2));
+    CHECK(iog_id_eq(&dev->sessions[1].peer, "m2", 2));
+    unit_net.on_send = NULL;
+}
+
+/*
  * A peer's /m2m or /talk whose answer was lost is sent again (same message
  * ID): it gets the answer it missed from the duplicate cache, even after a
  * stranger's requests, which change nothing, and whose answers are not kept.
@@ -341,5 +400,6 @@ void test_device_server(void)
     test_hello_memory_clockless();
     test_hello_time_lower_bound();
     test_session_ends();
+    test_refused_hello_evicts_nothing();
     test_dedup_keeps_what_changed_state();
 }
