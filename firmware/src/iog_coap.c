@@ -516,20 +516,35 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
     uint8_t out[IOG_COAP_SRV_PDU];
     iog_coap_pkt_t p;
     int con = req.type == IOG_COAP_CON, len;
+    uint16_t mid = con ? req.mid : ep->next_mid++;
     for (;;) {
-        iog_coap_build(&p, out, sizeof(out), con ? IOG_COAP_ACK : IOG_COAP_NON, resp.code,
-                       con ? req.mid : ep->next_mid++, req.token, req.tkl);
+        iog_coap_build(&p, out, sizeof(out), con ? IOG_COAP_ACK : IOG_COAP_NON, resp.code, mid,
+                       req.token, req.tkl);
         if (resp.content_format >= 0) {
             iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)resp.content_format);
         }
         iog_coap_add_payload(&p, resp.payload, resp.len > resp.cap ? 0 : resp.len);
-        if ((len = iog_coap_finish(&p)) >= 0 || !resp.len) {
-            break; /* without a payload it fits (srv_pdu_fits_a_head): one more pass at most */
+        len = iog_coap_finish(&p);
+        /*
+         * To a request that changed nothing (from any source: it may be spoofed),
+         * no answer over three times the request (PROTOCOL.md §2): it loses its
+         * diagnostic, then its option. Its head and token are the request's size at most.
+         */
+        int big = len >= 0 && !resp.keep && (size_t)len > 3 * (size_t)n;
+        if ((len >= 0 && !big) || (!resp.len && resp.content_format < 0)) {
+            break; /* without a payload it fits (srv_pdu_fits_a_head) */
         }
-        /* the handler's answer does not fit: a bare 5.00 says so rather than silence */
-        resp.code = IOG_COAP_INTERNAL;
-        resp.content_format = IOG_CF_NONE;
-        resp.len = 0;
+        if (len < 0) { /* the handler's answer does not fit: a bare 5.00 says so rather than silence */
+            resp.code = IOG_COAP_INTERNAL;
+            resp.content_format = IOG_CF_NONE;
+            resp.len = 0;
+        }
+        else if (resp.len) {
+            resp.len = 0;
+        }
+        else {
+            resp.content_format = IOG_CF_NONE;
+        }
     }
     if (con && resp.keep && (size_t)len <= IOG_COAP_DEDUP_MAX) {
         unsigned s = ep->dedup_next;

@@ -395,8 +395,54 @@ static void test_dedup_keeps_what_changed_state(void)
     unit_net.on_send = NULL;
 }
 
+/* Delivers @p len raw bytes from the stranger and serves them: the answer's length, 0 for none. */
+static size_t raw_from_stranger(const char *hex)
+{
+    uint8_t b[64];
+    size_t len = unit_hex(hex, b, sizeof(b));
+    unsigned before = unit_net.n_sent;
+    memset(&answer, 0, sizeof(answer));
+    fake_net_push(&unit_net, &stranger, unit_net.now, b, len);
+    CHECK_EQ(iog_device_serve(dev, 100), 0);
+    return unit_net.n_sent > before ? unit_net.sent[unit_net.n_sent - 1].len : 0;
+}
+
+/*
+ * To a request that changed nothing (from anyone: its source may be
+ * spoofed), no answer is over three times the request (PROTOCOL.md §2): it
+ * loses its diagnostic, then its option. A 4-byte CON GET drew a 22-byte
+ * 4.04 "no such resource" before.
+ */
+static void test_answers_bounded(void)
+{
+    setup(1700000000);
+    unit_net.n_sent = 0;
+    size_t n = raw_from_stranger("40011234"); /* CON GET, no token, no path */
+    CHECK(n > 0 && n <= 12);
+    CHECK_EQ(answer.code, IOG_COAP_NOT_FOUND);
+    CHECK_EQ(answer.mid, 0x1234);
+    n = raw_from_stranger("420112357a7b"); /* with a token: kept in the answer */
+    CHECK(n > 0 && n <= 18);
+    CHECK_EQ(answer.code, IOG_COAP_NOT_FOUND);
+    CHECK_EQ(answer.tkl, 2);
+    CHECK_MEM(answer.token, "\x7a\x7b", 2);
+    /* a hello without a proof is large enough for its whole answer */
+    iog_id_t m1;
+    uint8_t b[16];
+    iog_id_set(&m1, "m1", 2);
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, b, sizeof(b));
+    iog_cbor_put_map(&e, 1);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_tstr(&e, m1.s, m1.len);
+    deliver(&stranger, 7, "/talk", IOG_CF_CBOR, b, (size_t)iog_cbor_enc_finish(&e));
+    CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof: missing"));
+    unit_net.on_send = NULL;
+}
+
 void test_device_server(void)
 {
+    test_answers_bounded();
     test_hello_memory_clockless();
     test_hello_time_lower_bound();
     test_session_ends();
