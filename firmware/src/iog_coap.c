@@ -307,14 +307,21 @@ static void send_empty(iog_coap_ep_t *ep, const iog_addr_t *to, uint8_t type, ui
     ep->plat->send(ep->plat->ctx, to, h, sizeof(h));
 }
 
-/* Answers a duplicate CON request from the cache. @return 1 if it was one. */
+/*
+ * Answers a duplicate CON request from the cache: the same message ID from
+ * the same endpoint, and the same token (the cached answer's: a request
+ * that only reuses the ID, its sender restarted or its IDs wrapped, is
+ * new). @return 1 if it was one.
+ */
 static int dedup_answer(iog_coap_ep_t *ep, const iog_addr_t *from, const iog_coap_msg_t *m)
 {
     if (m->type != IOG_COAP_CON) {
         return 0;
     }
     for (unsigned i = 0; i < IOG_COAP_DEDUP_ENTRIES; i++) {
-        if (ep->dedup[i].len && ep->dedup[i].mid == m->mid && addr_eq(&ep->dedup[i].from, from)) {
+        const uint8_t *b = ep->dedup[i].buf;
+        if (ep->dedup[i].len && ep->dedup[i].mid == m->mid && addr_eq(&ep->dedup[i].from, from) &&
+            (b[0] & 0x0F) == m->tkl && memcmp(b + 4, m->token, m->tkl) == 0) {
             ep->plat->send(ep->plat->ctx, from, ep->dedup[i].buf, ep->dedup[i].len);
             return 1;
         }

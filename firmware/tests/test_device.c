@@ -392,6 +392,19 @@ static void test_dedup_keeps_what_changed_state(void)
     hello(11, 1700000000);
     CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: left"));
     CHECK_EQ(ch_sessions, 1);
+    /* the same message ID with another token is another request (a peer restarted, its IDs wrapped) */
+    n = iog_m2m_seal(&peer_side, &m1, (const uint8_t *)"reading 2", 9, msg, sizeof(msg));
+    uint8_t b[IOG_COAP_SRV_PDU];
+    iog_coap_pkt_t p;
+    iog_coap_build(&p, b, sizeof(b), IOG_COAP_CON, IOG_COAP_POST, 10, (const uint8_t *)"\x01\x02\x03", 3);
+    iog_coap_add_path(&p, "/m2m");
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_COSE_ENCRYPT0);
+    iog_coap_add_payload(&p, msg, (size_t)n);
+    fake_net_push(&unit_net, &unit_peer_addr, unit_net.now, b, (size_t)iog_coap_finish(&p));
+    CHECK_EQ(iog_device_serve(dev, 100), 0);
+    CHECK_EQ(answer.code, IOG_COAP_CHANGED);
+    CHECK_EQ(answer.tkl, 3);
+    CHECK_EQ(dev->messages, 2);
     unit_net.on_send = NULL;
 }
 
