@@ -11,7 +11,7 @@
 #include "selfvectors.h"
 #include "unit.h"
 
-static iog_board_t board;
+static iog_board_t board UNIT_BIG;
 
 /* The lines the board printed since the last clear. */
 static struct {

@@ -13,8 +13,8 @@ static iog_device_t *dev;
 static iog_platform_t plat;   /* unit_net's, with the clock of @p clock_s */
 static uint64_t clock_s;      /* unix_s(): 0 is a device without a clock */
 static unsigned ch_sessions;  /* /session requests the CH received */
-static iog_coap_msg_t answer; /* the last answer to a peer, parsed from @p answer_buf */
-static uint8_t answer_buf[IOG_COAP_SRV_PDU];
+static iog_coap_msg_t answer UNIT_BIG; /* the last answer to a peer, parsed from @p answer_buf */
+static uint8_t answer_buf[IOG_COAP_SRV_PDU] UNIT_BIG;
 static const iog_addr_t stranger = { 2, { 127, 0, 0, 3 }, 40000 };
 
 static uint64_t test_unix(void *ctx)
@@ -281,7 +281,7 @@ static uint8_t m2m_from_m1(iog_m2m_t *m1_side, uint16_t mid, const char *text)
  */
 static void test_session_ends(void)
 {
-    static iog_m2m_t m1_side;
+    static iog_m2m_t m1_side UNIT_BIG;
     iog_id_t m1, me;
     iog_id_set(&m1, "m1", 2);
     iog_id_set(&me, "c-one", 5);
@@ -314,7 +314,7 @@ static void test_session_ends(void)
  */
 static void test_refused_hello_evicts_nothing(void)
 {
-    static iog_m2m_t sides[IOG_MAX_SESSIONS];
+    static iog_m2m_t sides[IOG_MAX_SESSIONS] UNIT_BIG;
     static const char *const peers[IOG_MAX_SESSIONS] = { "m1", "m2", "m3", "m4" };
     iog_id_t me, id;
     uint8_t sk[16] = { 9 }, sid[16] = { 8 }, msg[120];
@@ -361,7 +361,7 @@ static void test_dedup_keeps_what_changed_state(void)
 {
     iog_id_t m1, me;
     iog_m2m_t *s = &dev->sessions[0];
-    static iog_m2m_t peer_side;
+    static iog_m2m_t peer_side UNIT_BIG;
     uint8_t sk[16], sid[16], msg[100], first[IOG_COAP_SRV_PDU];
     setup(1700000000);
     iog_id_set(&m1, "m1", 2);
