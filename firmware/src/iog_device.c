@@ -751,6 +751,15 @@ static int forward_allowed(iog_device_t *d)
     return 1;
 }
 
+/* 1 while hellos are not forwarded: the CH left the last one unanswered (IOG_TALK_CH_PAUSE_MS). */
+static int forward_paused(iog_device_t *d)
+{
+    if (d->paused && d->plat->now_ms(d->plat->ctx) - d->pause_from >= d->pause_len) {
+        d->paused = 0; /* over: the next forward tries the CH */
+    }
+    return d->paused;
+}
+
 /*
  * A hello (PROTOCOL.md §5.1). What this device can check itself — a proof is
  * there, names it, is fresh, was not forwarded before — it checks before it
@@ -788,6 +797,10 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
         refuse_proof(d, resp, &peer, bad, "stale");
         return;
     }
+    if (forward_paused(d)) {
+        diag(resp, IOG_COAP_UNAVAILABLE, unavailable, NULL);
+        return;
+    }
     if (hello_claim(d, &proof, now)) {
         refuse_proof(d, resp, &peer, bad, "replay");
         return;
@@ -801,6 +814,15 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
     uint8_t ticket[IOG_TICKET_MAX];
     size_t tl;
     int e = iog_device_session(d, &peer, &proof, s, ticket, &tl, sizeof(ticket));
+    if (e == -ETIMEDOUT) { /* no answer: pause forwarding, twice as long as last time */
+        d->pause_len = d->pause_len ? d->pause_len * 2 : IOG_TALK_CH_PAUSE_MS;
+        d->pause_len = d->pause_len > IOG_TALK_CH_PAUSE_MAX_MS ? IOG_TALK_CH_PAUSE_MAX_MS : d->pause_len;
+        d->pause_from = d->plat->now_ms(d->plat->ctx);
+        d->paused = 1;
+    }
+    else {
+        d->pause_len = 0;
+    }
     if (e == -EPERM) { /* the CH warns about the peer it authenticated */
         warn(d, resp, &peer, d->diag);
         resp->keep = 1; /* the hello stays claimed: a duplicate gets this answer, not "replay" */

@@ -68,6 +68,20 @@ extern "C" {
 #define IOG_SESSION_LOCAL_S 600
 #endif
 
+/**
+ * A forwarded hello the CH leaves unanswered holds the listener until CoAP
+ * gives up (up to 93 s), serving no one. After one, hellos are answered 5.03
+ * unforwarded for IOG_TALK_CH_PAUSE_MS, twice as long after each next
+ * unanswered forward, at most IOG_TALK_CH_PAUSE_MAX_MS; an answer of the CH
+ * ends it.
+ */
+#ifndef IOG_TALK_CH_PAUSE_MS
+#define IOG_TALK_CH_PAUSE_MS 30000u
+#endif
+#ifndef IOG_TALK_CH_PAUSE_MAX_MS
+#define IOG_TALK_CH_PAUSE_MAX_MS 600000u
+#endif
+
 typedef struct iog_device iog_device_t;
 
 /**
@@ -134,6 +148,9 @@ struct iog_device {
     unsigned hello_next;          /**< the slot the next hello takes when all are live */
     uint32_t forward_tokens;      /**< hellos that may go to the CH now (M2) */
     uint32_t forward_ms;          /**< when the bucket last earned a token, ms */
+    uint32_t pause_from;          /**< when the CH last left a forwarded hello unanswered, ms */
+    uint32_t pause_len;           /**< the pause in forwarding from then, ms; 0: the CH answered the last one */
+    uint8_t paused;               /**< 1 until that pause is seen over */
     /**
      * A join sent without an answer from the ledger (5.03, no answer): it
      * may be recorded. The next join to @p pend_cluster reuses its nonce, so

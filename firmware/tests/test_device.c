@@ -81,6 +81,9 @@ static size_t grant(const iog_id_t *peer, uint8_t *out, size_t cap)
  * request under the response key with its unprotected header emptied: the
  * header is not in the AAD.)
  */
+static int ch_silent;     /* 1: the CH is unreachable: it answers nothing */
+static unsigned ch_sent;  /* datagrams the device sent its CH */
+
 static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, size_t len)
 {
     iog_coap_msg_t req;
@@ -95,6 +98,10 @@ static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, si
             memcpy(answer_buf, buf, len);
             CHECK_EQ(iog_coap_parse(&answer, answer_buf, len), 0);
         }
+        return;
+    }
+    ch_sent++;
+    if (ch_silent) {
         return;
     }
     int n = iog_coap_parse(&req, buf, len) || req.type != IOG_COAP_CON || !iog_coap_path_is(&req, "/session")
@@ -169,6 +176,8 @@ static void setup(uint64_t now)
     unit_net.on_send = fake_ch;
     ch_sessions = 0;
     ch_grants = 0;
+    ch_silent = 0;
+    ch_sent = 0;
 }
 
 /* Delivers a CON POST to @p path from @p from with message ID @p mid and serves it. */
@@ -408,6 +417,59 @@ static void test_dedup_keeps_what_changed_state(void)
     unit_net.on_send = NULL;
 }
 
+/*
+ * While the CH is unreachable, each forwarded hello holds the listener in
+ * its /session until CoAP gives up (up to 93 s), serving no one. After one
+ * such, hellos are answered 5.03 at once, unforwarded, for 30 s, then 60 s,
+ * ... (at most 10 min) after each unanswered forward, until the CH answers
+ * one: a stranger's hello (a fresh time, any tag) every 93 s no longer keeps
+ * the listener from its peers' messages for the whole outage.
+ */
+static void test_ch_outage(void)
+{
+    static iog_m2m_t m1_side UNIT_BIG;
+    iog_id_t m1, me;
+    uint8_t sk[16] = { 5 }, sid[16] = { 6 };
+    setup(1700000000);
+    iog_id_set(&m1, "m1", 2);
+    iog_id_set(&me, "c-one", 5);
+    CHECK_EQ(iog_m2m_init(&dev->sessions[0], sk, sid, 1800000000, &me, &m1), 0);
+    CHECK_EQ(iog_m2m_init(&m1_side, sk, sid, 1800000000, &m1, &me), 0);
+    ch_silent = 1;
+    uint32_t t0 = unit_net.now;
+    hello(1, 1700000001);
+    CHECK(answer_is(IOG_COAP_UNAVAILABLE, "cluster head unavailable"));
+    CHECK_EQ(ch_sent, 1u + IOG_COAP_MAX_RETRANSMIT);
+    CHECK(unit_net.now - t0 >= 45000u); /* held that long */
+    t0 = unit_net.now;
+    static const struct {
+        uint32_t after_ms; /* since the last unanswered forward ended */
+        int forwarded;
+    } steps[] = { { 1000, 0 }, { 29000, 0 }, { 30000, 1 }, { 59000, 0 }, { 60000, 1 } };
+    uint16_t mid = 2;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++, mid++) {
+        unit_net.now = t0 + steps[i].after_ms;
+        unsigned sent = ch_sent;
+        hello(mid, 1700000000 + mid);
+        CHECK(answer_is(IOG_COAP_UNAVAILABLE, "cluster head unavailable"));
+        CHECK_EQ(ch_sent - sent, steps[i].forwarded ? 1u + IOG_COAP_MAX_RETRANSMIT : 0u);
+        if (!steps[i].forwarded) {
+            CHECK_EQ(unit_net.now, t0 + steps[i].after_ms); /* answered at once */
+            CHECK_EQ(m2m_from_m1(&m1_side, (uint16_t)(100 + mid), "still here"), IOG_COAP_CHANGED);
+        }
+        t0 = steps[i].forwarded ? unit_net.now : t0;
+    }
+    /* the CH is back: the first hello after the pause goes through, and ends it */
+    ch_silent = 0;
+    unit_net.now = t0 + 120000;
+    hello(mid++, 1700000100);
+    CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: left"));
+    hello(mid++, 1700000101);
+    CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: left"));
+    CHECK_EQ(ch_sessions, 2);
+    unit_net.on_send = NULL;
+}
+
 /* Delivers @p len raw bytes from the stranger and serves them: the answer's length, 0 for none. */
 static size_t raw_from_stranger(const char *hex)
 {
@@ -460,5 +522,6 @@ void test_device_server(void)
     test_hello_time_lower_bound();
     test_session_ends();
     test_refused_hello_evicts_nothing();
+    test_ch_outage();
     test_dedup_keeps_what_changed_state();
 }

@@ -724,6 +724,7 @@ static int t_serve(const uint8_t *in, size_t n)
     fake_net_t *nt = &unit_net;
     dev->sessions[0] = dev_session;
     memset(dev->ep.dedup, 0, sizeof(dev->ep.dedup)); /* no cached answer: each is handled */
+    dev->paused = 0; /* the CH never answers here: no pause in forwarding hellos either */
     nt->n_in = 0;
     nt->n_sent = 0;
     if (n > sizeof(nt->inbox[0].buf)) {
