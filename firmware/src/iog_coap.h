@@ -202,7 +202,8 @@ typedef struct {
      * 1: the request changed the server's state (a message opened, a hello
      * claimed): the answer is kept for a duplicate of a CON request. Other
      * answers are computed again for a duplicate, the same, so that requests
-     * that change nothing (anyone's) never push out those that did.
+     * that change nothing (anyone's) never push out those that did; and they
+     * are cut to three times the request (PROTOCOL.md §2: no amplification).
      */
     uint8_t keep;
 } iog_coap_resp_t;
