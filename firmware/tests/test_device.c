@@ -1,8 +1,10 @@
 /*
  * The device as a server (iog_device_serve()): what datagrams from the
- * network make its state machines do — the hello memory of /talk, the
- * duplicate cache of its CoAP endpoint — against a scripted CH that answers
- * its protected /session.
+ * network make its state machines do — the hello memory of /talk and its
+ * freshness check, its sessions (their end without a clock, their slots),
+ * its forwarding while the CH is unreachable, the duplicate cache of its
+ * CoAP endpoint and the size of its answers — against a scripted CH that
+ * answers its protected /session.
  */
 #include <errno.h>
 
@@ -23,7 +25,10 @@ static uint64_t test_unix(void *ctx)
     return clock_s;
 }
 
-/* What the CH answers a /session: a warning about the peer, or a session; a proof whose nonce starts 0xBA it refuses. */
+/*
+ * What the CH answers a /session: a warning about the peer, or with
+ * ch_grants a session; a proof whose nonce starts 0xBA it refuses.
+ */
 static int ch_grants;
 static const uint8_t grant_sk[16] = { 0x61, 0x62, 0x63 }, grant_sid[16] = { 0x41, 0x42 };
 
