@@ -24,3 +24,9 @@ var ErrRotating = errors.New("a key rotation is in progress")
 
 // ErrNoRotation is returned by SignWith for a key no rotation prepared.
 var ErrNoRotation = errors.New("no such key rotation in progress")
+
+// ErrRekeyNotRecorded is returned when a member's first message under a
+// newer CH key authenticated but its re-key could not be recorded: the
+// message is refused (the device tries again) rather than answered under a
+// key a restart would forget.
+var ErrRekeyNotRecorded = errors.New("re-key not recorded")

@@ -20,12 +20,6 @@ import (
 // It holds no secret: a member ID, its join's CH nonce and a key thumbprint.
 const RekeyFile = "rekeys.db"
 
-// ErrRekeyNotRecorded is returned when a member's first message under a
-// newer CH key authenticated but its re-key could not be recorded: the
-// message is refused (the device tries again) rather than answered under a
-// key a restart would forget.
-var ErrRekeyNotRecorded = errors.New("re-key not recorded")
-
 var rekeyBucket = []byte("rekeys")
 
 // rekeyMark records that a member re-keyed to a newer CH key, for its join
