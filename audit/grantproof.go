@@ -44,9 +44,9 @@ var ErrGrantClaim = errors.New("grant not proven")
 // c's count and root; c's record is grant c.Index of it by c's path; and the
 // record is valid under the chain's rule at that block
 // (ledger.CheckGrantRecord, ledger.GrantRule; a batch on the chain more than
-// once may be named by any copy, and is checked at its first). It returns the grant. The
-// export need not carry the batch's records: a claim kept before a prune
-// still proves its grant.
+// once may be named by any copy, and is checked at its first). It returns
+// the grant. The export need not carry the batch's records: a claim kept
+// before a prune still proves its grant.
 func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
 	var grant ledger.Event
 	if c.Cluster != r.Cluster {

@@ -182,8 +182,9 @@ func TestRecoverGrants(t *testing.T) {
 
 // TestCheckGrantsBatchAppendedTwice: on a shared ledger an append of a batch
 // left uncertain and its retry may both commit. The same batch twice is that
-// batch, once; the same number with other grants is still a bad grant. Before, ledger verify --data called an
-// honest CH's grant log bad after any such outage ("holds batch 1 again").
+// batch, once; the same number with other grants is still a bad grant.
+// Before, ledger verify --data called an honest CH's grant log bad after any
+// such outage ("holds batch 1 again").
 func TestCheckGrantsBatchAppendedTwice(t *testing.T) {
 	l, g := grantScene(t)
 	now := time.UnixMilli(1_700_000_000_010)
