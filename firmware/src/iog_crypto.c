@@ -97,6 +97,19 @@ int iog_hkdf(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ik
     return 0;
 }
 
+void iog_hmac_sha256(const uint8_t *key, size_t key_len, const void *d, size_t n,
+                     uint8_t out[IOG_SHA256_LEN])
+{
+    br_hmac_key_context kc;
+    br_hmac_context hc;
+    br_hmac_key_init(&kc, &br_sha256_vtable, key, key_len);
+    br_hmac_init(&hc, &kc, 0);
+    br_hmac_update(&hc, d, n);
+    br_hmac_out(&hc, out);
+    iog_wipe(&kc, sizeof(kc));
+    iog_wipe(&hc, sizeof(hc));
+}
+
 int iog_p256_keygen(const iog_platform_t *plat, uint8_t priv[IOG_P256_PRIV_LEN],
                     uint8_t pub[IOG_P256_PUB_LEN])
 {

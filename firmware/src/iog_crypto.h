@@ -77,6 +77,13 @@ int iog_hkdf(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ik
              const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len);
 
 /**
+ * @brief HMAC-SHA-256 (RFC 2104, BearSSL br_hmac) of @p n bytes under a key
+ *        of @p key_len bytes.
+ */
+void iog_hmac_sha256(const uint8_t *key, size_t key_len, const void *d, size_t n,
+                     uint8_t out[IOG_SHA256_LEN]);
+
+/**
  * @brief Makes a P-256 key pair from the platform RNG.
  * @return 0 or a negative errno.
  */

@@ -1,6 +1,6 @@
 /*
- * Crypto glue against published vectors: FIPS 180-2 (SHA-256), RFC 5869
- * (HKDF cases 1 and 3), the GCM spec / NIST (AES-128 test cases 2 and 4),
+ * Crypto glue against published vectors: FIPS 180-2 (SHA-256), RFC 4231
+ * (HMAC-SHA-256 cases 2 and 6), RFC 5869 (HKDF cases 1 and 3), the GCM spec / NIST (AES-128 test cases 2 and 4),
  * RFC 6979 A.2.5 (deterministic ES256 over "sample"), NIST CAVS ECDH P-256.
  */
 #include <errno.h>
@@ -20,6 +20,20 @@ static void test_sha256(void)
     iog_sha256_update(&c, "bc", 2);
     iog_sha256_final(&c, h);
     CHECK_MEM(h, want, 32);
+}
+
+static void test_hmac(void)
+{
+    uint8_t mac[32], want[32], key[131];
+    /* RFC 4231 4.3: a key shorter than the block */
+    iog_hmac_sha256((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, mac);
+    unit_hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want, 32);
+    CHECK_MEM(mac, want, 32);
+    /* RFC 4231 4.7: a key longer than the block is hashed first */
+    memset(key, 0xaa, sizeof(key));
+    iog_hmac_sha256(key, sizeof(key), "Test Using Larger Than Block-Size Key - Hash Key First", 54, mac);
+    unit_hex("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", want, 32);
+    CHECK_MEM(mac, want, 32);
 }
 
 static void test_hkdf(void)
@@ -161,6 +175,7 @@ static void test_keygen(void)
 void test_crypto(void)
 {
     test_sha256();
+    test_hmac();
     test_hkdf();
     test_gcm();
     test_es256();
