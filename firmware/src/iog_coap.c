@@ -487,8 +487,8 @@ int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog
 /* a request padded for GET /cluster fits the client's buffers */
 typedef char padded_request_fits[IOG_PADDED_REQUEST <= IOG_COAP_MAX_PDU ? 1 : -1];
 
-/* a head, the longest token and a Content-Format option fit in a server answer */
-typedef char srv_pdu_fits_a_head[IOG_COAP_SRV_PDU >= 4 + 8 + 5 ? 1 : -1];
+/* a head, the longest token, a Content-Format and an Echo option fit in a server answer */
+typedef char srv_pdu_fits_a_head[IOG_COAP_SRV_PDU >= 4 + 8 + 5 + 2 + IOG_COAP_ECHO_MAX ? 1 : -1];
 
 int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
 {
@@ -513,7 +513,7 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
     if (dedup_answer(ep, &from, &req)) {
         return 0;
     }
-    iog_coap_resp_t resp = { IOG_COAP_CONTENT, IOG_CF_NONE, ep->spay, sizeof(ep->spay), 0, 0 };
+    iog_coap_resp_t resp = { IOG_COAP_CONTENT, IOG_CF_NONE, ep->spay, sizeof(ep->spay), 0, 0, NULL, 0 };
     if (ep->handler) {
         ep->handler(ep->handler_ctx, &from, &req, &resp);
     }
@@ -530,12 +530,16 @@ int iog_coap_serve(iog_coap_ep_t *ep, uint32_t timeout_ms)
         if (resp.content_format >= 0) {
             iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)resp.content_format);
         }
+        if (resp.echo) {
+            iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, resp.echo, resp.echo_len);
+        }
         iog_coap_add_payload(&p, resp.payload, resp.len > resp.cap ? 0 : resp.len);
         len = iog_coap_finish(&p);
         /*
          * To a request that changed nothing (from any source: it may be spoofed),
          * no answer over three times the request (PROTOCOL.md §2): it loses its
-         * diagnostic, then its option. Its head and token are the request's size at most.
+         * diagnostic, then its option. Its head and token are the request's size at most;
+         * an Echo option is kept (iog_coap_resp_t::echo: the handler bounded it).
          */
         int big = len >= 0 && !resp.keep && (size_t)len > 3 * (size_t)n;
         if ((len >= 0 && !big) || (!resp.len && resp.content_format < 0)) {

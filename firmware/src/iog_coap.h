@@ -206,6 +206,14 @@ typedef struct {
      * are cut to three times the request (PROTOCOL.md §2: no amplification).
      */
     uint8_t keep;
+    /**
+     * An Echo option for the answer (the challenge of address verification,
+     * RFC 9175 §2.4), or NULL; it must live until the handler's caller sent
+     * the answer. IMPORTANT: it is never cut: a handler sets it only where
+     * the head, the token and this option are within three times the request.
+     */
+    const uint8_t *echo;
+    uint8_t echo_len; /**< its length, at most IOG_COAP_ECHO_MAX */
 } iog_coap_resp_t;
 
 /** Handler of requests to the device's own resources. */

@@ -907,12 +907,83 @@ static void serve_m2m(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_
     resp->len = (size_t)n;
 }
 
+/*
+ * The MAC of a /talk Echo value stamped @p t for @p a: HMAC-SHA-256 under
+ * this boot's key over the stamp, the address family and bytes and the port.
+ */
+static void echo_mac(const iog_device_t *d, const uint8_t t[4], const iog_addr_t *a,
+                     uint8_t mac[IOG_SHA256_LEN])
+{
+    uint8_t m[4 + 1 + sizeof(a->ip) + 2];
+    memcpy(m, t, 4);
+    m[4] = a->family;
+    memcpy(m + 5, a->ip, sizeof(a->ip));
+    m[sizeof(m) - 2] = (uint8_t)(a->port >> 8);
+    m[sizeof(m) - 1] = (uint8_t)a->port;
+    iog_hmac_sha256(d->echo_key, sizeof(d->echo_key), m, sizeof(m), mac);
+}
+
+/*
+ * 1 when @p req carries an Echo this listener made for @p from within the
+ * last IOG_TALK_ECHO_MS (IOG_TALK_ECHO_LEN). The age is taken modulo 2^32 ms,
+ * so the clock's wrap is harmless; a stamp after now is a huge age. (The
+ * same stamp comes round again after 49.7 days of one boot: only someone who
+ * sees the answers to that address could have kept the value, and he could
+ * ask for a fresh one.)
+ */
+static int echo_fresh(const iog_device_t *d, const iog_addr_t *from, const iog_coap_msg_t *req)
+{
+    const iog_coap_opt_t *o = iog_coap_opt(req, IOG_COAP_OPT_ECHO);
+    uint8_t mac[IOG_SHA256_LEN];
+    if (!d->echo_keyed || !o || o->len != IOG_TALK_ECHO_LEN) {
+        return 0;
+    }
+    const uint8_t *v = o->val;
+    uint32_t t = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+    if (d->plat->now_ms(d->plat->ctx) - t > IOG_TALK_ECHO_MS) {
+        return 0;
+    }
+    echo_mac(d, v, from, mac);
+    return iog_ct_eq(mac, v + 4, IOG_TALK_ECHO_LEN - 4);
+}
+
+/* the challenge (head, token, Echo option) is within three times the smallest /talk (head, token, Uri-Path) */
+typedef char talk_challenge_bounded[IOG_TALK_ECHO_LEN <= IOG_COAP_ECHO_MAX &&
+                                            4 + 2 + IOG_TALK_ECHO_LEN <= 3 * (4 + 5)
+                                        ? 1
+                                        : -1];
+
+/*
+ * Answers an unverified source 4.01 "echo required" with an Echo option made
+ * for it (PROTOCOL.md §2). The key is drawn at the first challenge of a boot.
+ */
+static void ask_echo(iog_device_t *d, const iog_addr_t *from, iog_coap_resp_t *resp)
+{
+    const iog_platform_t *pl = d->plat;
+    uint8_t mac[IOG_SHA256_LEN];
+    if (!d->echo_keyed && pl->random(pl->ctx, d->echo_key, sizeof(d->echo_key))) {
+        diag(resp, IOG_COAP_INTERNAL, "internal error", NULL);
+        return;
+    }
+    d->echo_keyed = 1;
+    uint32_t now = pl->now_ms(pl->ctx);
+    uint8_t *v = d->talk_echo;
+    v[0] = (uint8_t)(now >> 24);
+    v[1] = (uint8_t)(now >> 16);
+    v[2] = (uint8_t)(now >> 8);
+    v[3] = (uint8_t)now;
+    echo_mac(d, v, from, mac);
+    memcpy(v + 4, mac, IOG_TALK_ECHO_LEN - 4);
+    diag(resp, IOG_COAP_UNAUTHORIZED, "echo required", NULL);
+    resp->echo = v;
+    resp->echo_len = IOG_TALK_ECHO_LEN;
+}
+
 static void handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t *req,
                     iog_coap_resp_t *resp)
 {
     iog_device_t *d = ctx;
     int talk = iog_coap_path_is(req, "/talk");
-    (void)from;
     if (!talk && !iog_coap_path_is(req, "/m2m")) {
         diag(resp, IOG_COAP_NOT_FOUND, "no such resource", NULL);
         return;
@@ -926,6 +997,12 @@ static void handler(void *ctx, const iog_addr_t *from, const iog_coap_msg_t *req
         return;
     }
     if (talk) {
+        /* its answer is several times the hello: the source's address first, before
+         * any check of the hello (PROTOCOL.md §5.1); /m2m authenticates instead */
+        if (!echo_fresh(d, from, req)) {
+            ask_echo(d, from, resp);
+            return;
+        }
         serve_talk(d, req, resp);
     }
     else {

@@ -82,6 +82,18 @@ extern "C" {
 #define IOG_TALK_CH_PAUSE_MAX_MS 600000u
 #endif
 
+/**
+ * A listener serves /talk only to a source whose address it verified
+ * (PROTOCOL.md §2, §5.1; RFC 9175 §2.4): a hello without an Echo option it
+ * made for that address and port within IOG_TALK_ECHO_MS gets 4.01 with a
+ * new one. An Echo value is IOG_TALK_ECHO_LEN bytes: 4 of its millisecond
+ * clock and 8 of HMAC-SHA-256, under a random key drawn at its first
+ * challenge after a boot, over them and the source's address and port. It
+ * keeps no state per source.
+ */
+#define IOG_TALK_ECHO_LEN 12
+#define IOG_TALK_ECHO_MS 60000u
+
 typedef struct iog_device iog_device_t;
 
 /**
@@ -151,6 +163,9 @@ struct iog_device {
     uint32_t pause_from;          /**< when the CH last left a forwarded hello unanswered, ms */
     uint32_t pause_len;           /**< the pause in forwarding from then, ms; 0: the CH answered the last one */
     uint8_t paused;               /**< 1 until that pause is seen over */
+    uint8_t echo_keyed;           /**< 1 once @p echo_key is drawn (M2) */
+    uint8_t echo_key[32];         /**< the key of this boot's /talk Echo values (M2) */
+    uint8_t talk_echo[IOG_TALK_ECHO_LEN]; /**< the Echo of the last /talk challenge, while it is sent */
     /**
      * A join sent without an answer from the ledger (5.03, no answer): it
      * may be recorded. The next join to @p pend_cluster reuses its nonce, so

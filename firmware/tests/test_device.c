@@ -1,6 +1,7 @@
 /*
  * The device as a server (iog_device_serve()): what datagrams from the
- * network make its state machines do — the hello memory of /talk and its
+ * network make its state machines do — the address verification of /talk
+ * (its Echo challenge, before any check of a hello), the hello memory of /talk and its
  * freshness check, its sessions (their end without a clock, their slots),
  * its forwarding while the CH is unreachable, the duplicate cache of its
  * CoAP endpoint and the size of its answers — against a scripted CH that
@@ -17,6 +18,7 @@ static uint64_t clock_s;      /* unix_s(): 0 is a device without a clock */
 static unsigned ch_sessions;  /* /session requests the CH received */
 static iog_coap_msg_t answer UNIT_BIG; /* the last answer to a peer, parsed from @p answer_buf */
 static uint8_t answer_buf[IOG_COAP_SRV_PDU] UNIT_BIG;
+static size_t answer_len; /* its length */
 static const iog_addr_t stranger = { 2, { 127, 0, 0, 3 }, 40000 };
 
 static uint64_t test_unix(void *ctx)
@@ -101,6 +103,7 @@ static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, si
     if (memcmp(to, &unit_server_addr, sizeof(*to)) != 0) {
         if (len <= sizeof(answer_buf)) { /* an answer to a peer */
             memcpy(answer_buf, buf, len);
+            answer_len = len;
             CHECK_EQ(iog_coap_parse(&answer, answer_buf, len), 0);
         }
         return;
@@ -185,19 +188,36 @@ static void setup(uint64_t now)
     ch_sent = 0;
 }
 
-/* Delivers a CON POST to @p path from @p from with message ID @p mid and serves it. */
-static void deliver(const iog_addr_t *from, uint16_t mid, const char *path, int cf, const uint8_t *payload,
-                    size_t len)
+/*
+ * Delivers a CON POST to @p path from @p from with message ID @p mid, with
+ * the Echo option @p echo (NULL: none), and serves it. @return the request's length.
+ */
+static size_t deliver_echo(const iog_addr_t *from, uint16_t mid, const char *path, int cf,
+                           const uint8_t *payload, size_t len, const uint8_t *echo, size_t echo_len)
 {
     uint8_t b[IOG_COAP_SRV_PDU];
     iog_coap_pkt_t p;
     iog_coap_build(&p, b, sizeof(b), IOG_COAP_CON, IOG_COAP_POST, mid, (const uint8_t *)"\x7a\x7b", 2);
     iog_coap_add_path(&p, path);
     iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)cf);
+    if (echo) {
+        iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, echo, echo_len);
+    }
     iog_coap_add_payload(&p, payload, len);
+    int n = iog_coap_finish(&p);
+    CHECK(n > 0);
     memset(&answer, 0, sizeof(answer));
-    fake_net_push(&unit_net, from, unit_net.now, b, (size_t)iog_coap_finish(&p));
+    answer_len = 0;
+    fake_net_push(&unit_net, from, unit_net.now, b, (size_t)n);
     CHECK_EQ(iog_device_serve(dev, 100), 0);
+    return (size_t)n;
+}
+
+/* Delivers a CON POST to @p path from @p from with message ID @p mid and serves it. */
+static void deliver(const iog_addr_t *from, uint16_t mid, const char *path, int cf, const uint8_t *payload,
+                    size_t len)
+{
+    deliver_echo(from, mid, path, cf, payload, len, NULL, 0);
 }
 
 static int answer_is(uint8_t code, const char *text)
@@ -206,21 +226,65 @@ static int answer_is(uint8_t code, const char *text)
     return answer.code == code && answer.payload_len == n && memcmp(answer.payload, text, n) == 0;
 }
 
-/* A hello from @p from whose proof was made at @p time, its nonce starting @p n0 (one tag per time). */
-static void hello_from(const char *from, uint16_t mid, uint64_t time, uint8_t n0)
+/*
+ * Whether the last answer is the challenge of address verification
+ * (PROTOCOL.md §2): 4.01 "echo required" with an Echo option, at most three
+ * times the request of @p req_len bytes; its Echo is copied to @p echo
+ * (IOG_TALK_ECHO_LEN bytes).
+ */
+static int challenged(size_t req_len, uint8_t echo[IOG_TALK_ECHO_LEN])
+{
+    const iog_coap_opt_t *o = iog_coap_opt(&answer, IOG_COAP_OPT_ECHO);
+    if (!answer_is(IOG_COAP_UNAUTHORIZED, "echo required") || !o || o->len != IOG_TALK_ECHO_LEN ||
+        answer_len > 3 * req_len) {
+        return 0;
+    }
+    memcpy(echo, o->val, IOG_TALK_ECHO_LEN);
+    return 1;
+}
+
+/*
+ * POSTs @p len bytes to /talk from @p from as a peer does: first without an
+ * Echo (message ID @p mid + 0x4000), which must draw the challenge and reach
+ * neither the hello checks nor the CH; then again with the challenge's Echo
+ * (message ID @p mid), whose answer is left in @p answer.
+ */
+static void talk_verified(const iog_addr_t *from, uint16_t mid, const uint8_t *payload, size_t len)
+{
+    uint8_t echo[IOG_TALK_ECHO_LEN];
+    unsigned sent = ch_sent, warnings = dev->warnings;
+    size_t n = deliver_echo(from, (uint16_t)(mid + 0x4000), "/talk", IOG_CF_CBOR, payload, len, NULL, 0);
+    CHECK(challenged(n, echo));
+    CHECK_EQ(ch_sent, sent);
+    CHECK_EQ(dev->warnings, warnings);
+    deliver_echo(from, mid, "/talk", IOG_CF_CBOR, payload, len, echo, sizeof(echo));
+}
+
+/* A hello from @p name at @p time, its nonce starting @p n0 (one tag per time): @return its length in @p b. */
+static size_t hello_bytes(const char *name, uint64_t time, uint8_t n0, uint8_t *b, size_t cap)
 {
     iog_id_t m1, me;
     iog_talk_proof_t proof;
-    uint8_t b[200];
-    iog_id_set(&m1, from, strlen(from));
+    iog_id_set(&m1, name, strlen(name));
     iog_id_set(&me, "c-one", 5);
     memset(proof.nonce, 0x17, sizeof(proof.nonce));
     proof.nonce[0] = n0;
     memset(proof.tag, 0x29, sizeof(proof.tag));
     memcpy(proof.tag, &time, sizeof(time)); /* a proof per time */
     proof.time = time;
-    int n = iog_hello_encode(&m1, &me, &proof, b, sizeof(b));
-    deliver(&unit_peer_addr, mid, "/talk", IOG_CF_CBOR, b, (size_t)n);
+    int n = iog_hello_encode(&m1, &me, &proof, b, cap);
+    CHECK(n > 0);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/*
+ * A hello from @p from whose proof was made at @p time, its nonce starting
+ * @p n0 (one tag per time), from a peer that answers the Echo challenge.
+ */
+static void hello_from(const char *from, uint16_t mid, uint64_t time, uint8_t n0)
+{
+    uint8_t b[200];
+    talk_verified(&unit_peer_addr, mid, b, hello_bytes(from, time, n0, b, sizeof(b)));
 }
 
 /* A hello from "m1" at @p time, whose proof the CH accepts. */
@@ -506,7 +570,15 @@ static void test_answers_bounded(void)
     CHECK_EQ(answer.code, IOG_COAP_NOT_FOUND);
     CHECK_EQ(answer.tkl, 2);
     CHECK_MEM(answer.token, "\x7a\x7b", 2);
-    /* a hello without a proof is large enough for its whole answer */
+    /* the smallest /talk (no token, Content-Format 60, no payload, 11 bytes) draws the
+     * challenge, its Echo option kept whole within three times the request */
+    n = raw_from_stranger("40021236b474616c6b113c");
+    CHECK(n > 0 && n <= 33);
+    CHECK_EQ(answer.code, IOG_COAP_UNAUTHORIZED);
+    const iog_coap_opt_t *o = iog_coap_opt(&answer, IOG_COAP_OPT_ECHO);
+    CHECK(o && o->len == IOG_TALK_ECHO_LEN);
+    /* a hello without a proof, from a source that answers the challenge, is large
+     * enough for its whole answer */
     iog_id_t m1;
     uint8_t b[16];
     iog_id_set(&m1, "m1", 2);
@@ -515,14 +587,142 @@ static void test_answers_bounded(void)
     iog_cbor_put_map(&e, 1);
     iog_cbor_put_uint(&e, 1);
     iog_cbor_put_tstr(&e, m1.s, m1.len);
-    deliver(&stranger, 7, "/talk", IOG_CF_CBOR, b, (size_t)iog_cbor_enc_finish(&e));
+    talk_verified(&stranger, 7, b, (size_t)iog_cbor_enc_finish(&e));
     CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof: missing"));
+    unit_net.on_send = NULL;
+}
+
+static int no_random(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    (void)buf;
+    (void)len;
+    return -EIO;
+}
+
+/* The Echo of a challenge to a /talk from @p from (a hello that is never checked). */
+static void echo_for(const iog_addr_t *from, uint8_t echo[IOG_TALK_ECHO_LEN])
+{
+    uint8_t b[200];
+    unsigned sessions = ch_sessions;
+    size_t n = deliver_echo(from, 0x7000, "/talk", IOG_CF_CBOR, b, hello_bytes("m1", 1, 0x17, b, sizeof(b)),
+                            NULL, 0);
+    CHECK(challenged(n, echo));
+    CHECK_EQ(ch_sessions, sessions);
+}
+
+/*
+ * A hello from a source whose address the listener did not verify draws
+ * 4.01 "echo required" with an Echo option (PROTOCOL.md §2, §5.1), before any
+ * check of the hello: nothing goes to the CH, no warning. The same hello with
+ * that Echo is served (forwarded to the CH). An Echo made for another
+ * address, or the same address with another port, one more than 60 s old, one
+ * from before a restart, one tampered with or cut short: challenged again,
+ * nothing forwarded. The clock's wrap does not matter. A listener whose
+ * random source fails answers 5.00. (Before, every hello was served at once:
+ * a spoofed one drew the CH's verdict at its victim.)
+ */
+static void test_talk_address_verified(void)
+{
+    static const iog_addr_t other_port = { 2, { 127, 0, 0, 2 }, 5684 };
+    uint8_t b[200], echo[IOG_TALK_ECHO_LEN], bad[IOG_TALK_ECHO_LEN];
+    uint64_t t = 1700000000;
+    setup(t);
+    size_t hl = hello_bytes("m1", t, 0x17, b, sizeof(b));
+    /* a hello without an Echo: challenged, nothing checked or forwarded */
+    size_t n = deliver_echo(&unit_peer_addr, 1, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
+    CHECK(challenged(n, echo));
+    CHECK_EQ(ch_sent, 0);
+    CHECK_EQ(dev->warnings, 0);
+    /* with the Echo: forwarded to the CH, which warns about m1 */
+    deliver_echo(&unit_peer_addr, 2, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK_EQ(ch_sessions, 1);
+    CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: left"));
+    /* the same Echo again within 60 s: served (here the replay of the hello is refused) */
+    deliver_echo(&unit_peer_addr, 3, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof: replay"));
+    CHECK_EQ(ch_sessions, 1);
+
+    /* Echoes that do not verify unit_peer_addr: each draws a new challenge, nothing forwarded */
+    unsigned sent = ch_sent;
+    uint16_t mid = 10;
+    hl = hello_bytes("m1", ++t, 0x17, b, sizeof(b)); /* a new hello: only the Echo can stop it */
+    echo_for(&stranger, bad);                        /* another address */
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, bad, sizeof(bad));
+    CHECK(challenged(n, echo));
+    echo_for(&other_port, bad); /* the same address, another port */
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, bad, sizeof(bad));
+    CHECK(challenged(n, echo));
+    for (size_t i = 0; i < IOG_TALK_ECHO_LEN; i++) { /* a bit flipped: in the time, in the MAC */
+        memcpy(bad, echo, sizeof(bad));
+        bad[i] ^= 0x01;
+        n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, bad, sizeof(bad));
+        CHECK(challenged(n, bad));
+    }
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo) - 1); /* cut short */
+    CHECK(challenged(n, bad));
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
+    CHECK(challenged(n, echo));
+    unit_net.now += IOG_TALK_ECHO_MS + 1; /* stale */
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK(challenged(n, bad));
+    CHECK_EQ(ch_sent, sent);
+    CHECK_EQ(ch_sessions, 1);
+    CHECK_EQ(dev->warnings, 2); /* the warning and the replay above */
+    /* 60 s old is still fresh */
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
+    CHECK(challenged(n, echo));
+    unit_net.now += IOG_TALK_ECHO_MS;
+    deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK_EQ(ch_sessions, 2);
+
+    /* across the wrap of the millisecond clock: fresh for 60 s, and a stamp after now is not */
+    unit_net.now = 0xFFFFFFFFu - 30000u;
+    hl = hello_bytes("m1", ++t, 0x17, b, sizeof(b));
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
+    CHECK(challenged(n, echo));
+    unit_net.now += 59000u; /* past the wrap */
+    deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK_EQ(ch_sessions, 3);
+    hl = hello_bytes("m1", ++t, 0x17, b, sizeof(b));
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
+    CHECK(challenged(n, echo));
+    unit_net.now -= 1000u; /* the Echo is from the future */
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK(challenged(n, bad));
+    CHECK_EQ(ch_sessions, 3);
+
+    /* after a restart (a new key), the Echo of the last boot is refused */
+    unit_net.now += 1000u;
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
+    CHECK(challenged(n, echo));
+    iog_identity_t me = dev->me;
+    iog_member_t mem = dev->mem;
+    iog_device_init(dev, &plat, &unit_server_addr, &me);
+    dev->mem = mem;
+    dev->joined = 1;
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK(challenged(n, bad));
+    CHECK_EQ(ch_sessions, 3);
+    deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, bad, sizeof(bad));
+    CHECK_EQ(ch_sessions, 4);
+
+    /* a listener that cannot draw its key answers 5.00, without an Echo, and forwards nothing */
+    plat.random = no_random;
+    iog_device_init(dev, &plat, &unit_server_addr, &me);
+    dev->mem = mem;
+    dev->joined = 1;
+    sent = ch_sent;
+    deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, bad, sizeof(bad));
+    CHECK(answer_is(IOG_COAP_INTERNAL, "internal error") && !iog_coap_opt(&answer, IOG_COAP_OPT_ECHO));
+    CHECK_EQ(ch_sent, sent);
     unit_net.on_send = NULL;
 }
 
 void test_device_server(void)
 {
     test_answers_bounded();
+    test_talk_address_verified();
     test_hello_memory_clockless();
     test_hello_time_lower_bound();
     test_session_ends();

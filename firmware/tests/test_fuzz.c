@@ -709,6 +709,9 @@ static int t_b64(const uint8_t *in, size_t n)
 static iog_device_t *dev;
 static iog_m2m_t dev_session UNIT_BIG; /* its session with m1 */
 static unsigned to_ch;                 /* datagrams it sent its CH: a hello forwarded */
+/* the Echo the device made for unit_peer_addr at dev_echo_ms, which the /talk seeds carry */
+static uint8_t dev_echo[IOG_TALK_ECHO_LEN];
+static uint32_t dev_echo_ms;
 
 static void serve_sent(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, size_t len)
 {
@@ -725,6 +728,10 @@ static int t_serve(const uint8_t *in, size_t n)
     dev->sessions[0] = dev_session;
     memset(dev->ep.dedup, 0, sizeof(dev->ep.dedup)); /* no cached answer: each is handled */
     dev->paused = 0; /* the CH never answers here: no pause in forwarding hellos either */
+    /* each mutant at the time of the seeds' Echo (it stays fresh), on a full forwarding budget */
+    nt->now = dev_echo_ms;
+    dev->forward_tokens = IOG_TALK_FORWARD_BURST;
+    dev->forward_ms = nt->now;
     nt->n_in = 0;
     nt->n_sent = 0;
     if (n > sizeof(nt->inbox[0].buf)) {
@@ -973,21 +980,28 @@ static uint64_t fuzz_seed(void)
 
 
 /* A CoAP request to the device carrying @p payload (@p path, @p cf). */
+/* A POST to @p path; to /talk also with the Echo that verifies unit_peer_addr (dev_echo). */
 static void seed_request(uint32_t kinds, uint8_t type, const char *path, int cf, const uint8_t *payload,
                          size_t n)
 {
     uint8_t *dg = out_buf; /* free until the targets run */
     iog_coap_pkt_t p;
     static const uint8_t tok[4] = { 1, 2, 3, 4 };
-    iog_coap_build(&p, dg, sizeof(out_buf), type, IOG_COAP_POST, 0x1234, tok, (uint8_t)(n % 5));
-    iog_coap_add_path(&p, path);
-    if (cf >= 0) {
-        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)cf);
-    }
-    iog_coap_add_payload(&p, payload, n);
-    int len = iog_coap_finish(&p);
-    if (len > 0) {
-        seed(kinds, dg, (size_t)len);
+    int talk = strcmp(path, "/talk") == 0;
+    for (int echo = 0; echo <= talk; echo++) {
+        iog_coap_build(&p, dg, sizeof(out_buf), type, IOG_COAP_POST, 0x1234, tok, (uint8_t)(n % 5));
+        iog_coap_add_path(&p, path);
+        if (cf >= 0) {
+            iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, (uint32_t)cf);
+        }
+        if (echo) {
+            iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, dev_echo, sizeof(dev_echo));
+        }
+        iog_coap_add_payload(&p, payload, n);
+        int len = iog_coap_finish(&p);
+        if (len > 0) {
+            seed(kinds, dg, (size_t)len);
+        }
     }
 }
 
@@ -1322,6 +1336,20 @@ static void setup_device(void)
     dev->ep.max_retransmit = 1; /* the CH never answers here: give up soon */
     dev_session = cx.s;
     unit_net.on_send = serve_sent;
+    /* the Echo a /talk from unit_peer_addr is challenged with (PROTOCOL.md §2), for the seeds */
+    const uint8_t talk[] = { 0x40, 0x02, 0x12, 0x36, 0xb4, 't', 'a', 'l', 'k', 0x11, 0x3c };
+    iog_coap_msg_t m;
+    uint8_t a[64];
+    dev_echo_ms = unit_net.now;
+    fake_net_push(&unit_net, &unit_peer_addr, unit_net.now, talk, sizeof(talk));
+    iog_device_serve(dev, 0);
+    size_t al = unit_net.n_sent ? unit_net.sent[unit_net.n_sent - 1].len : 0;
+    memcpy(a, unit_net.sent[unit_net.n_sent ? unit_net.n_sent - 1 : 0].buf, al <= sizeof(a) ? al : 0);
+    const iog_coap_opt_t *o = al <= sizeof(a) && iog_coap_parse(&m, a, al) == 0 ? iog_coap_opt(&m, IOG_COAP_OPT_ECHO) : NULL;
+    CHECK(o && o->len == sizeof(dev_echo));
+    if (o && o->len == sizeof(dev_echo)) {
+        memcpy(dev_echo, o->val, sizeof(dev_echo));
+    }
 }
 
 void test_fuzz(void)
@@ -1329,8 +1357,8 @@ void test_fuzz(void)
     unsigned long iters = fuzz_iters();
     uint64_t base = fuzz_seed();
     setup_contexts();
+    setup_device(); /* before the seeds: the /talk ones carry its Echo */
     build_seeds();
-    setup_device();
     printf("fuzz: %u seeds (%u bytes), %lu mutants per target, 1/%d for the costly ones\n", n_seeds,
            (unsigned)pool_len, iters, COSTLY);
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
