@@ -13,29 +13,15 @@ import socket
 import sys
 import time
 
+import coapmsg
+
 
 def payload(d):
     """The payload of a CoAP request, or None if d is not a request with one."""
     if len(d) < 4 or d[0] >> 6 != 1 or not 1 <= d[1] <= 31:
         return None
-    i = 4 + (d[0] & 0x0F)
-    while i < len(d):
-        b = d[i]
-        i += 1
-        if b == 0xFF:
-            return d[i:]
-        nibbles = [b >> 4, b & 0x0F]  # option delta, option length
-        for k, v in enumerate(nibbles):
-            if v == 13:
-                nibbles[k] = 13 + d[i]
-                i += 1
-            elif v == 14:
-                nibbles[k] = 269 + int.from_bytes(d[i:i + 2], "big")
-                i += 2
-            elif v == 15:
-                return None
-        i += nibbles[1]
-    return None
+    m = coapmsg.parse(d)
+    return m[1] if m and m[1] else None
 
 
 def main():

@@ -16,6 +16,8 @@ import socket
 import sys
 import time
 
+import coapmsg
+
 ECHO = 252
 
 
@@ -31,22 +33,9 @@ def hello(initiator, responder):
 
 
 def options(d):
-    """The options of CoAP message d as (number, value) pairs (RFC 7252 §3.1)."""
-    out, num, i = [], 0, 4 + (d[0] & 0x0F)
-    while i < len(d) and d[i] != 0xFF:
-        nibbles = [d[i] >> 4, d[i] & 0x0F]  # option delta, option length
-        i += 1
-        for k, v in enumerate(nibbles):
-            if v == 13:
-                nibbles[k] = 13 + d[i]
-                i += 1
-            elif v == 14:
-                nibbles[k] = 269 + int.from_bytes(d[i:i + 2], "big")
-                i += 2
-        num += nibbles[0]
-        out.append((num, d[i:i + nibbles[1]]))
-        i += nibbles[1]
-    return out
+    """The options of CoAP message d as (number, value) pairs."""
+    m = coapmsg.parse(d)
+    return m[0] if m else []
 
 
 def post(s, port, i, body, echo):
