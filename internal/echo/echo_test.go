@@ -85,7 +85,8 @@ func TestEcho(t *testing.T) {
 // FuzzEchoFresh: echo values come from the network (the Echo option, join key
 // 7, plaintext key 9). Property: no panic, and only a value this Issuer made
 // for that address within the lifetime is fresh, with the height it was made
-// with.
+// with; Stamp reads a value of an echo's length only, and a fresh one's time
+// and height as EchoFresh does.
 func FuzzEchoFresh(f *testing.F) {
 	s := echo.New()
 	f.Add(s.Echo("192.0.2.1:5683", now, 0), "192.0.2.1:5683", int64(0))
@@ -95,6 +96,10 @@ func FuzzEchoFresh(f *testing.F) {
 	f.Fuzz(func(t *testing.T, e []byte, addr string, offset int64) {
 		at := now.Add(time.Duration(offset%1000) * time.Second)
 		height, fresh := s.EchoFresh(e, addr, at)
+		sec, stamped, ok := echo.Stamp(e) // what a validator reads, without the key
+		if ok != (len(e) == echo.Len) || (fresh && (!ok || stamped != height || sec != int64(binary.BigEndian.Uint32(e)))) {
+			t.Fatalf("Stamp(%x) = %d %d %v; EchoFresh: height %d, fresh %v", e, sec, stamped, ok, height, fresh)
+		}
 		if !fresh {
 			return
 		}
