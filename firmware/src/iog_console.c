@@ -230,6 +230,18 @@ static void clock_learn(iog_board_t *b, uint64_t unix_s)
     }
 }
 
+/*
+ * Takes @p unix_s as the time now, also when the clock is ahead of it (a reset
+ * during deep sleep, a sleep timer that woke early): the time of a block at or
+ * after this board's own join, which the CH signed after the join was sent
+ * and before now, so it is the time now to within the join's round trips.
+ */
+static void clock_set(iog_board_t *b, uint64_t unix_s)
+{
+    b->clock_unix = unix_s;
+    b->clock_ms = p_now(b);
+}
+
 /* ---- records ---- */
 
 /*
@@ -598,10 +610,19 @@ static int do_join(iog_board_t *b)
     pin_follow(b);
     b->key_at = p_now(b) + IOG_REKEY_CHECK_MS; /* joined under the key in force */
     /* the join in the CH's log (PROTOCOL.md §9.2); the time of its signed
-     * checkpoint, or else of the signed ledger head, is a lower bound of now */
+     * checkpoint, whose tree holds the join's block, or else of the signed
+     * ledger head, at or after that block: the time now (clock_set) */
     int le = iog_device_check_join(&b->dev, &time_ms);
-    if (le == 0 || iog_device_ledger_head(&b->dev, &height, &time_ms) == 0) {
-        clock_learn(b, time_ms / 1000u);
+    if (le == 0) {
+        clock_set(b, time_ms / 1000u);
+    }
+    else if (iog_device_ledger_head(&b->dev, &height, &time_ms) == 0) {
+        if (height >= b->dev.mem.height) {
+            clock_set(b, time_ms / 1000u);
+        }
+        else {
+            clock_learn(b, time_ms / 1000u); /* an older head: a lower bound only */
+        }
     }
     else {
         bad(b, "no signed time from the CH: expiry is left to its answers");
@@ -941,7 +962,7 @@ static int cmd_show(iog_board_t *b, char *args)
     else {
         o_line(b, "show member none");
     }
-    o_line(b, now ? "show clock %U (a lower bound: the time of the CH's signed checkpoint or ledger head)"
+    o_line(b, now ? "show clock %U (the time of the CH's signed checkpoint or ledger head, counted on)"
                   : "show clock unknown",
            &now);
     if (b->kept && b->kept->active) {

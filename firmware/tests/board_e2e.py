@@ -475,6 +475,8 @@ def scenario(a, root, procs, boards):
     B.run(f"set server 127.0.0.1:{ch_port}", r"^ok")
 
     sleepy(a, root, boards, ch_port, pa, pc, A, credential)
+    if a.kind == "host":
+        clock_ahead(a, root, boards, ch_port, pa, credential)
 
     # leave: then a warning for it
     check("board-b leaves", B.run("leave", r"^left block=\d+"), B.tail())
@@ -532,6 +534,31 @@ def sleepy(a, root, boards, ch_port, pa, pc, A, admit):
              "ecdh", "aead"]
     for i, w in enumerate(wakes):
         print("sleepy wake %d: %s" % (i + 1, json.dumps(dict(zip(names, w)))), flush=True)
+
+
+def clock_ahead(a, root, boards, ch_port, pa, admit):
+    """A sleepy board reset during a long deep sleep: it stored now plus the
+    sleep, so its clock is ahead; its next join sets it to the CH's again."""
+    E = Board("sleepy-e", [], a.kind, a.board, root)
+    boards.append(E)
+    if not configure(E, ch_port, "sleepy-e", free_port(), more=[f"set peer board-a 127.0.0.1:{pa}", "set sleep 7200",
+                                                               "set mode sleepy"], admit=admit):
+        return
+    E.start()
+    if not check("sleepy-e: one wake, then a deep sleep of 2 h", E.expect(r"^sleep 7200$", 60) and E.wait_exit(20) == 0,
+                 E.tail()):
+        return
+    E.start()
+    E.send("show")  # within the grace: a person at the console, as after a reset (not the timer's wake)
+    m = E.expect(r"^show clock (\d+)", 10)
+    ahead = int(m.group(1)) - time.time() if m else 0
+    check(f"sleepy-e reset during its deep sleep: its clock is ahead ({ahead:.0f} s)", ahead > 3600, E.tail())
+    joined = E.run("join", r"^joined ", 30)
+    m = E.run("show", r"^show clock (\d+)")
+    off = int(m.group(1)) - time.time() if m else None
+    check(f"... its next join sets it to the CH's time ({off if off is None else round(off)} s off)",
+          joined and m and abs(off) < 30, E.tail())
+    E.stop()
 
 
 def host_only(a, root, A, B, pa, pb, ch_port, metrics, procs, fleet_flag, credential):
