@@ -92,23 +92,8 @@ func dialSuite(t *testing.T, addr, identity, key string, suite piondtls.CipherSu
 // returns how it ended (the association is closed at once).
 func handshake(t *testing.T, addr, identity, key string, d time.Duration) error {
 	t.Helper()
-	raddr, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, pc := chtest.DTLSClient(t, addr, identity, []byte(key), piondtls.TLS_PSK_WITH_AES_128_CCM_8)
 	defer pc.Close()
-	conn, err := piondtls.ClientWithOptions(pc, raddr,
-		piondtls.WithPSK(func([]byte) ([]byte, error) { return []byte(key), nil }),
-		piondtls.WithPSKIdentityHint([]byte(identity)),
-		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
