@@ -8,7 +8,6 @@ import (
 
 	"github.com/iotguard/iotguard/internal/echo"
 	"github.com/iotguard/iotguard/ledger"
-	"github.com/iotguard/iotguard/wire"
 )
 
 // stateHashDomain separates the state hash from other SHA-256 uses.
@@ -202,12 +201,12 @@ func (e *executor) try(raw []byte) (txResult, error) {
 	if ev.Type == ledger.EventJoin {
 		// Every validator checks the device's own signature: a CH cannot
 		// write a join the device did not sign, nor one for another cluster.
-		joined, err := ledger.VerifyJoinEvidence(ev)
-		if err == nil && joined != c.tx.Cluster {
-			err = fmt.Errorf("%w: join of device %q names cluster %q, submitted by %q", ledger.ErrInvalidEvent, ev.Device, joined, c.tx.Cluster)
+		req, err := ledger.VerifyJoinEvidence(ev)
+		if err == nil && req.Cluster != c.tx.Cluster {
+			err = fmt.Errorf("%w: join of device %q names cluster %q, submitted by %q", ledger.ErrInvalidEvent, ev.Device, req.Cluster, c.tx.Cluster)
 		}
 		if err == nil {
-			err = joinFreshness(ev, e.prev.Ref.Height)
+			err = joinFreshness(ev, req.Echo, e.prev.Ref.Height)
 		}
 		if err != nil {
 			return r, fmt.Errorf("failed to append %s event: %w", ev.Type, err)
@@ -243,8 +242,8 @@ func (e *executor) try(raw []byte) (txResult, error) {
 }
 
 // joinFreshness refuses a join that does not record the freshness its
-// device signed: FreshAt must be the height of the echo in the device's join
-// request (a CH stamps each echo with its committed ledger height,
+// device signed: FreshAt must be the height of signedEcho, the echo in the
+// device's join request (a CH stamps each echo with its committed ledger height,
 // internal/echo), not above the ledger's head before the block (prevHeight:
 // no CH has committed a higher one), and the event's time (the CH's clock when
 // it checked the echo) within the echo's lifetime after the echo's time.
@@ -252,16 +251,8 @@ func (e *executor) try(raw []byte) (txResult, error) {
 // changed by FreshAt alone (ledger.ErrStale); unchecked, a CH could replay a
 // request a device once signed for its cluster, after the device had moved to
 // another cluster and left it, claiming any freshness, and take the device back.
-func joinFreshness(ev ledger.Event, prevHeight uint64) error {
-	signed, err := wire.ParseSign1(ev.Request)
-	if err != nil {
-		return fmt.Errorf("%w: join of device %q: evidence is not a COSE_Sign1", ledger.ErrInvalidEvent, ev.Device)
-	}
-	var req wire.JoinRequest
-	if err := wire.Decode(signed.Payload, &req); err != nil {
-		return fmt.Errorf("%w: join of device %q: evidence is not a join request", ledger.ErrInvalidEvent, ev.Device)
-	}
-	echoSec, height, ok := echo.Stamp(req.Echo)
+func joinFreshness(ev ledger.Event, signedEcho []byte, prevHeight uint64) error {
+	echoSec, height, ok := echo.Stamp(signedEcho)
 	switch {
 	case !ok:
 		return fmt.Errorf("%w: join of device %q: its request carries no echo", ledger.ErrInvalidEvent, ev.Device)

@@ -207,9 +207,9 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 		if ev.Type != EventJoin {
 			continue
 		}
-		c, err := joinEvidence(ev, true)
-		if err == nil && c != cluster {
-			err = fmt.Errorf("join of device %q: evidence names cluster %q", ev.Device, c)
+		req, err := joinEvidence(ev, true)
+		if err == nil && req.Cluster != cluster {
+			err = fmt.Errorf("join of device %q: evidence names cluster %q", ev.Device, req.Cluster)
 		}
 		if err != nil {
 			return checked{}, fmt.Errorf("event %d (%s): %v", i, ev.Type, err)
