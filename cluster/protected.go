@@ -55,10 +55,11 @@ func (c *Core) protected(ctx context.Context, path string, payload []byte, addr 
 	}
 	m := member(d)
 	plaintext, err := c.keys.OpenRequest(m, req, path)
-	if errors.Is(err, keysvc.ErrRekeyNotRecorded) {
-		return nil, err // an internal failure: it authenticated, but cannot be answered yet
-	} else if err != nil {
+	switch {
+	case errors.Is(err, wire.ErrDecrypt), errors.Is(err, keysvc.ErrBadMemberKey):
 		return nil, ErrUnauthorized
+	case err != nil: // e.g. keysvc.ErrRekeyNotRecorded: it authenticated, but cannot be answered yet
+		return nil, fmt.Errorf("failed to open request of %s: %w", req.KID, err)
 	}
 	now := c.cfg.Now()
 	if err := c.current(d, now); err != nil {
