@@ -1082,9 +1082,7 @@ static iog_m2m_t *kept_for(iog_board_t *b, const iog_id_t *peer, const iog_addr_
         memcmp(&b->kept_addr, addr, sizeof(*addr)) != 0) {
         return NULL;
     }
-    uint64_t now = iog_board_now(b);
-    if (now ? now + 5 >= s->expires /* 5 s before its end, as the peer may see it */
-            : p_now(b) - s->made_ms >= (IOG_SESSION_LOCAL_S - 5) * 1000u) {
+    if (iog_device_session_over(&b->dev, s, 5)) { /* 5 s before its end, as the peer may see it */
         s->active = 0;
         return NULL;
     }

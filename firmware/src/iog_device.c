@@ -612,22 +612,19 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     return 0;
 }
 
-/*
- * Whether session @p s is over: at its ticket's expiry on the clock or,
- * without one, IOG_SESSION_LOCAL_S after it was made.
- */
-static int session_over(const iog_device_t *d, const iog_m2m_t *s)
+int iog_device_session_over(const iog_device_t *d, const iog_m2m_t *s, uint32_t margin_s)
 {
     const iog_platform_t *pl = d->plat;
     uint64_t now = pl->unix_s(pl->ctx);
-    return now ? now >= s->expires : pl->now_ms(pl->ctx) - s->made_ms >= IOG_SESSION_LOCAL_S * 1000u;
+    return now ? now + margin_s >= s->expires
+               : pl->now_ms(pl->ctx) - s->made_ms >= (IOG_SESSION_LOCAL_S - margin_s) * 1000u;
 }
 
 int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const uint8_t *msg,
                     size_t len, uint8_t *reply, size_t reply_cap)
 {
     iog_coap_msg_t r;
-    if (!s->active || session_over(d, s)) {
+    if (!s->active || iog_device_session_over(d, s, 0)) {
         set_diag(d, 0, "session expired");
         return -ETIME;
     }
@@ -876,7 +873,7 @@ static void serve_m2m(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_
             s = c;
         }
     }
-    if (!s || session_over(d, s)) {
+    if (!s || iog_device_session_over(d, s, 0)) {
         diag(resp, IOG_COAP_UNAUTHORIZED, "unauthorized", NULL);
         return;
     }

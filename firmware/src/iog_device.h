@@ -298,6 +298,13 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
                     iog_m2m_t **out);
 
 /**
+ * @brief Whether session @p s is over, or will be within @p margin_s seconds:
+ *        at its ticket's expiry on the device's clock or, without one,
+ *        IOG_SESSION_LOCAL_S after it was made.
+ */
+int iog_device_session_over(const iog_device_t *d, const iog_m2m_t *s, uint32_t margin_s);
+
+/**
  * @brief Sends one encrypted M2M message in session @p s to @p addr and opens
  *        the peer's encrypted reply into @p reply.
  * @return the reply's length, or a negative errno.
