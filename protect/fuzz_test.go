@@ -135,3 +135,19 @@ func FuzzTalkProof(f *testing.F) {
 		}
 	})
 }
+
+func FuzzOpenRefusal(f *testing.F) {
+	for _, s := range testutil.VectorSeeds(f, vectorDir) {
+		f.Add(s)
+	}
+	k := memberKeys(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		diag, err := protect.OpenRefusal(&k, vecCluster, vecM1, vecReqSeq, vecPath, b)
+		switch {
+		case err != nil && !errors.Is(err, wire.ErrMalformed) && !errors.Is(err, wire.ErrDecrypt):
+			t.Fatalf("OpenRefusal error %v is neither ErrMalformed nor ErrDecrypt", err)
+		case err == nil && len(diag) > wire.MaxRefusal:
+			t.Fatalf("opened a diagnostic of %d bytes", len(diag))
+		}
+	})
+}

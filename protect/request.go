@@ -1,6 +1,7 @@
 package protect
 
 import (
+	"crypto/rand"
 	"fmt"
 
 	"github.com/iotguard/iotguard/wire"
@@ -123,4 +124,55 @@ func SealResponse(k *MemberKeys, cluster, kid string, seq uint64, path string, p
 // OpenResponse decrypts the CH's answer to the device's request (id, seq) at path.
 func OpenResponse(k *MemberKeys, cluster, id string, seq uint64, path string, b []byte) ([]byte, error) {
 	return (&Outgoing{seq: seq, aad: requestAAD(cluster, id, seq, path)}).OpenResponse(k, b)
+}
+
+// SealRefusal seals diag, the diagnostic of the CH's refusal of r at path,
+// for the member (§4.1, "Sealed refusals"): a COSE_Encrypt0 under the
+// response key with the request's AAD, a random IV in its unprotected header
+// (the request's nonce belongs to the answer: a replayed request can be
+// refused again, and must not reuse it), and the CBOR text string diag as
+// its plaintext, which no answer is (every answer is a map). A device acts
+// on a refusal, e.g. rejoins, only when it opens.
+func (r *Request) SealRefusal(k *MemberKeys, cluster, path, diag string) ([]byte, error) {
+	var iv [wire.NonceSize]byte
+	if _, err := rand.Read(iv[:]); err != nil {
+		return nil, fmt.Errorf("failed to draw refusal IV: %w", err)
+	}
+	refusal := wire.Refusal(diag)
+	if err := refusal.Validate(); err != nil {
+		return nil, err
+	}
+	pt, err := wire.Marshal(refusal)
+	if err != nil {
+		return nil, err
+	}
+	return r.additional(cluster, path).Seal(k.Resp, iv, wire.Encrypt0Header{IV: iv[:]}, pt)
+}
+
+// OpenRefusal returns the diagnostic of the CH's sealed refusal b of o
+// (Request.SealRefusal).
+func (o *Outgoing) OpenRefusal(k *MemberKeys, b []byte) (string, error) {
+	m, err := wire.ParseEncrypt0(b)
+	if err != nil {
+		return "", err
+	}
+	if len(m.Unprotected.IV) != wire.NonceSize || m.Unprotected.KID != nil || m.Unprotected.PartialIV != nil ||
+		m.Unprotected.KIDContext != nil {
+		return "", fmt.Errorf("%w: a sealed refusal's header is {5: IV}", wire.ErrMalformed)
+	}
+	pt, err := o.aad.Open(m, k.Resp, [wire.NonceSize]byte(m.Unprotected.IV))
+	if err != nil {
+		return "", err
+	}
+	var diag wire.Refusal
+	if err := wire.Decode(pt, &diag); err != nil {
+		return "", err
+	}
+	return string(diag), nil
+}
+
+// OpenRefusal returns the diagnostic of the CH's sealed refusal of the
+// device's request (id, seq) at path.
+func OpenRefusal(k *MemberKeys, cluster, id string, seq uint64, path string, b []byte) (string, error) {
+	return (&Outgoing{seq: seq, aad: requestAAD(cluster, id, seq, path)}).OpenRefusal(k, b)
 }

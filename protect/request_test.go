@@ -217,6 +217,48 @@ func TestResponseBoundToRequest(t *testing.T) {
 	}
 }
 
+// TestRefusalBoundToRequest: a sealed refusal opens only as the refusal of
+// the request it was sealed for; it never opens as an answer, nor an answer
+// as a refusal; each seal draws a new IV, so a request refused twice (a
+// replay) reuses no nonce (§4.1).
+func TestRefusalBoundToRequest(t *testing.T) {
+	k, other := testKeys(t)
+	req := protect.Request{KID: "sensor-01", Seq: 41}
+	refusal, err := req.SealRefusal(&k, "cluster-1", protect.PathVerify, "not a member: left")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := req.SealRefusal(&k, "cluster-1", protect.PathVerify, "not a member: left")
+	if err != nil || bytes.Equal(again, refusal) {
+		t.Fatalf("the same refusal sealed twice gave the same bytes (%v): the IV must be new", err)
+	}
+	for _, b := range [][]byte{refusal, again} {
+		if diag, err := protect.OpenRefusal(&k, "cluster-1", "sensor-01", 41, protect.PathVerify, b); err != nil || diag != "not a member: left" {
+			t.Fatalf("OpenRefusal = %q, %v", diag, err)
+		}
+	}
+	if _, err := protect.OpenRefusal(&k, "cluster-1", "sensor-01", 42, protect.PathVerify, refusal); !errors.Is(err, wire.ErrDecrypt) {
+		t.Errorf("OpenRefusal(another seq) = %v, want ErrDecrypt", err)
+	}
+	if _, err := protect.OpenRefusal(&other, "cluster-1", "sensor-01", 41, protect.PathVerify, refusal); !errors.Is(err, wire.ErrDecrypt) {
+		t.Errorf("OpenRefusal(another member's keys) = %v, want ErrDecrypt", err)
+	}
+	if _, err := protect.OpenResponse(&k, "cluster-1", "sensor-01", 41, protect.PathVerify, refusal); err == nil {
+		t.Error("a refusal opened as an answer")
+	}
+	answer := testutil.MustMarshal(t, &wire.VerifyResponse{Peer: "sensor-02"})
+	resp, err := req.SealResponse(&k, "cluster-1", protect.PathVerify, answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protect.OpenRefusal(&k, "cluster-1", "sensor-01", 41, protect.PathVerify, resp); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("OpenRefusal(an answer) = %v, want ErrMalformed", err)
+	}
+	if _, err := req.SealRefusal(&k, "cluster-1", protect.PathVerify, string(make([]byte, wire.MaxRefusal+1))); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("SealRefusal(%d bytes) = %v, want ErrMalformed", wire.MaxRefusal+1, err)
+	}
+}
+
 func TestSealRequestSeqLimit(t *testing.T) {
 	k, _ := testKeys(t)
 	if _, err := protect.SealRequest(&k, "c", "d", protect.MaxSeq, protect.PathLeave, nil); err != nil {

@@ -83,6 +83,7 @@ var (
 	vecBlockHash   = seqBytes(0x80, 32)
 	vecSID         = seqBytes(0xa0, 16)
 	vecTicketIV    = seqBytes(0xb0, 12)
+	vecRefusalIV   = seqBytes(0xc0, 12)
 	vecSk          = seqBytes(0xc0, 16)
 	vecTalkNonce   = seqBytes(0xd0, 12)
 )
@@ -260,6 +261,22 @@ type protectedRequestVector struct {
 	Response          hexBytes `json:"response,omitempty"`
 }
 
+type protectedRefusalVector struct {
+	Description string   `json:"description"`
+	Expect      string   `json:"expect"`
+	Cluster     string   `json:"cluster"`
+	ID          string   `json:"id"`
+	Path        string   `json:"path"`
+	Seq         uint64   `json:"seq"`
+	RespKey     hexBytes `json:"resp_key"`
+	IV          hexBytes `json:"iv"`
+	ExternalAAD hexBytes `json:"external_aad"`
+	AAD         hexBytes `json:"aad"`
+	Diagnostic  string   `json:"diagnostic"`
+	Plaintext   hexBytes `json:"plaintext"`
+	Refusal     hexBytes `json:"refusal"`
+}
+
 type ticketVector struct {
 	Description string   `json:"description"`
 	Expect      string   `json:"expect"`
@@ -401,6 +418,7 @@ func vectorSpecs() []vectorSpec {
 		{"join-response.json", func(t *testing.T) any { return genJoinResponse(t) }, checkJoinResponse},
 		{"protected-request.json", func(t *testing.T) any { return genProtectedRequests(t)[0] }, checkProtectedRequest},
 		{"protected-request-tampered.json", func(t *testing.T) any { return genProtectedRequests(t)[1] }, checkProtectedRequest},
+		{"protected-refusal.json", func(t *testing.T) any { return genProtectedRefusal(t) }, checkProtectedRefusal},
 		{"ticket.json", func(t *testing.T) any { return genTickets(t)[0] }, checkTicket},
 		{"ticket-expired.json", func(t *testing.T) any { return genTickets(t)[1] }, checkTicket},
 		{"ticket-wrong-recipient.json", func(t *testing.T) any { return genTickets(t)[2] }, checkTicket},
@@ -1124,6 +1142,47 @@ func checkProtectedRequest(t *testing.T, raw []byte) {
 }
 
 // ---- tickets ----
+
+func genProtectedRefusal(t *testing.T) protectedRefusalVector {
+	k := memberKeys(t)
+	ext := testutil.MustMarshal(t, []any{"iotguard", vecCluster, []byte(vecM1), protect.EncodePartialIV(vecReqSeq), vecPath})
+	const diag = "not a member: left"
+	pt := testutil.MustMarshal(t, wire.Refusal(diag))
+	// Request.SealRefusal draws a random IV: seal with wire.Seal and a fixed one.
+	refusal, err := wire.Seal(k.Resp, [12]byte(vecRefusalIV), wire.Encrypt0Header{IV: vecRefusalIV}, ext, pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return protectedRefusalVector{
+		Description: "The CH's sealed refusal (section 4.1) of the request of protected-request.json, with the " +
+			"member keys of kdf.json: untagged COSE_Encrypt0 [h'a10101', {5: iv}, ciphertext || tag] under resp_key, " +
+			"nonce = iv (random, not the request's nonce), aad = the request's aad, plaintext = the diagnostic as a " +
+			"CBOR text string. The device opens it as the refusal of its request (id, seq, path).",
+		Expect: expOK, Cluster: vecCluster, ID: vecM1, Path: vecPath, Seq: vecReqSeq, RespKey: k.Resp.Bytes(),
+		IV: vecRefusalIV, ExternalAAD: ext, AAD: encStructure(t, ext), Diagnostic: diag, Plaintext: pt, Refusal: refusal,
+	}
+}
+
+func checkProtectedRefusal(t *testing.T, raw []byte) {
+	var v protectedRefusalVector
+	decodeVector(t, raw, &v)
+	k := protect.MemberKeys{Resp: wire.NewKey([16]byte(v.RespKey))}
+	eqHex(t, "external_aad", testutil.MustMarshal(t, []any{"iotguard", v.Cluster, []byte(v.ID),
+		protect.EncodePartialIV(v.Seq), v.Path}), v.ExternalAAD)
+	eqHex(t, "aad", encStructure(t, v.ExternalAAD), v.AAD)
+	eqHex(t, "plaintext", testutil.MustMarshal(t, wire.Refusal(v.Diagnostic)), v.Plaintext)
+	diag, err := protect.OpenRefusal(&k, v.Cluster, v.ID, v.Seq, v.Path, v.Refusal)
+	if err != nil || diag != v.Diagnostic {
+		t.Fatalf("OpenRefusal = %q, %v; want %q", diag, err, v.Diagnostic)
+	}
+	// the refusal of another request, or of this one at another path, does not open
+	if _, err := protect.OpenRefusal(&k, v.Cluster, v.ID, v.Seq+1, v.Path, v.Refusal); !errors.Is(err, wire.ErrDecrypt) {
+		t.Errorf("OpenRefusal(seq+1) = %v, want ErrDecrypt", err)
+	}
+	if _, err := protect.OpenRefusal(&k, v.Cluster, v.ID, v.Seq, protect.PathSession, v.Refusal); !errors.Is(err, wire.ErrDecrypt) {
+		t.Errorf("OpenRefusal(session) = %v, want ErrDecrypt", err)
+	}
+}
 
 func genTickets(t *testing.T) []ticketVector {
 	k := memberKeys(t) // sensor-01's ticket key

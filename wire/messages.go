@@ -315,6 +315,17 @@ type TalkResponse struct {
 
 func (m *TalkResponse) Validate() error { return firstError(CheckID(m.ID), m.Ticket.Validate()) }
 
+// Refusal is the plaintext of a sealed refusal (§4.1): the diagnostic of the
+// CH's refusal of a protected request, a CBOR text string.
+type Refusal string
+
+// MaxRefusal is the longest diagnostic a sealed refusal carries, in bytes.
+const MaxRefusal = 128
+
+func (r *Refusal) Validate() error {
+	return require(len(*r) <= MaxRefusal, "refusal diagnostic over 128 bytes")
+}
+
 func checkEcho(e []byte) error {
 	return require(e == nil || 1 <= len(e) && len(e) <= MaxEchoLen, "echo must be 1-40 bytes")
 }
