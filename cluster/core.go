@@ -86,6 +86,7 @@ type Keys interface {
 	EchoFresh(echo []byte, addr string, now time.Time) (height uint64, fresh bool)
 	OpenRequest(m keysvc.Member, req *protect.Request, path string) ([]byte, error)
 	SealResponse(m keysvc.Member, req *protect.Request, path string, plaintext []byte) ([]byte, error)
+	SealRefusal(m keysvc.Member, req *protect.Request, path, diag string) ([]byte, error)
 	IssueSession(m1, m2 keysvc.Member, expires time.Time) (keysvc.Session, error)
 	VerifyTalkProof(m keysvc.Member, responder string, p *wire.TalkProof, now time.Time) error
 	PSK(m keysvc.Member) ([]byte, error)

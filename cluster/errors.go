@@ -162,3 +162,18 @@ func (e *EchoRequired) Unwrap() error { return e.Reason }
 func refuse(sentinel error, detail string) error {
 	return &Refusal{Reason: sentinel, Detail: detail}
 }
+
+// Sealed is the error of a protected request that opened: its requester is
+// authenticated, so the refusal is sealed for it (docs/PROTOCOL.md §4.1,
+// "Sealed refusals"), and a device can tell the CH's refusal from one forged
+// on the path. coapsrv answers Err as any refusal, with Seal of its
+// diagnostic as the payload.
+type Sealed struct {
+	Err  error
+	Seal func(diag string) ([]byte, error)
+}
+
+func (s *Sealed) Error() string { return s.Err.Error() }
+
+// Unwrap returns Err.
+func (s *Sealed) Unwrap() error { return s.Err }

@@ -41,7 +41,8 @@ type serveFunc func(ctx context.Context, requester ledger.Device, plaintext []by
 // Order: parse; find the member; authenticate; refuse non-members; then,
 // under the member's lock, spend the sequence number in its replay window
 // and demand an echo if this process lost the member's window.
-// Unauthenticated bytes never make, move or evict a window.
+// Unauthenticated bytes never make, move or evict a window. Once the
+// request opened, a refusal is a *Sealed: only the member can open it.
 func (c *Core) protected(ctx context.Context, path string, payload []byte, addr string, serve serveFunc) ([]byte, error) {
 	req, err := protect.ParseRequest(payload)
 	if err != nil {
@@ -61,22 +62,30 @@ func (c *Core) protected(ctx context.Context, path string, payload []byte, addr 
 	case err != nil: // e.g. keysvc.ErrRekeyNotRecorded: it authenticated, but cannot be answered yet
 		return nil, fmt.Errorf("failed to open request of %s: %w", req.KID, err)
 	}
+	b, err := c.answer(ctx, d, req.Seq, plaintext, addr, serve)
+	if err != nil {
+		return nil, &Sealed{Err: err, Seal: func(diag string) ([]byte, error) {
+			return c.keys.SealRefusal(m, req, path, diag)
+		}}
+	}
+	return c.keys.SealResponse(m, req, path, b)
+}
+
+// answer serves the opened request seq of d: the plaintext of its answer, or
+// why it is refused.
+func (c *Core) answer(ctx context.Context, d ledger.Device, seq uint64, plaintext []byte, addr string, serve serveFunc) ([]byte, error) {
 	now := c.cfg.Now()
 	if err := c.current(d, now); err != nil {
 		return nil, err // and no replay state: nothing a non-member sends can change anything
 	}
-	if err := c.fresh(d, req.Seq, plaintext, addr, now); err != nil {
+	if err := c.fresh(d, seq, plaintext, addr, now); err != nil {
 		return nil, err
 	}
 	resp, err := serve(ctx, d, plaintext)
 	if err != nil {
 		return nil, err
 	}
-	b, err := wire.Marshal(resp)
-	if err != nil {
-		return nil, err
-	}
-	return c.keys.SealResponse(m, req, path, b)
+	return wire.Marshal(resp)
 }
 
 // current refuses d as a requester unless it is a current member of this

@@ -110,58 +110,61 @@ func TestProtectedRejections(t *testing.T) {
 		body func() []byte
 		code codes.Code
 		diag string
+		// sealed: the request opened, so the refusal is sealed for its
+		// member (PROTOCOL.md §4.1); diag is then what it opens to
+		sealed bool
 	}{
-		{"garbage", "verify", func() []byte { return []byte{0x83, 0x01} }, codes.BadRequest, "malformed: protected request"},
+		{"garbage", "verify", func() []byte { return []byte{0x83, 0x01} }, codes.BadRequest, "malformed: protected request", false},
 		{"unknown kid", "verify", func() []byte {
 			ghost := member{st: &device.State{ID: "ghost", Key: a.st.Key, Membership: a.st.Membership}}
 			return ghost.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
-		}, codes.Unauthorized, "unauthorized"},
-		{"replayed verify", "verify", func() []byte { return verifyB }, codes.Unauthorized, "replay"},
+		}, codes.Unauthorized, "unauthorized", false},
+		{"replayed verify", "verify", func() []byte { return verifyB }, codes.Unauthorized, "replay", true},
 		{"bit flip in ciphertext", "verify", func() []byte {
 			x := a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
 			x[len(x)-1] ^= 0x01
 			return x
-		}, codes.Unauthorized, "unauthorized"},
+		}, codes.Unauthorized, "unauthorized", false},
 		{"sealed for verify, sent to leave", "leave", func() []byte {
 			return a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
-		}, codes.Unauthorized, "unauthorized"},
+		}, codes.Unauthorized, "unauthorized", false},
 		{"left member", "verify", func() []byte {
 			return gone.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
-		}, codes.Forbidden, "not a member: left"},
+		}, codes.Forbidden, "not a member: left", true},
 		{"revoked member", "session", func() []byte {
 			return bad.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a"})
-		}, codes.Forbidden, "not a member: revoked"},
+		}, codes.Forbidden, "not a member: revoked", true},
 		{"session with unknown peer", "session", func() []byte {
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "nobody"})
-		}, codes.Forbidden, "peer not a member: unknown"},
+		}, codes.Forbidden, "peer not a member: unknown", true},
 		{"session with revoked peer", "session", func() []byte {
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-bad"})
-		}, codes.Forbidden, "peer not a member: revoked"},
+		}, codes.Forbidden, "peer not a member: revoked", true},
 		{"session with itself", "session", func() []byte {
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-b"})
-		}, codes.Forbidden, "peer not a member: peer is the requester"},
+		}, codes.Forbidden, "peer not a member: peer is the requester", true},
 		{"session forwarding a forged talk proof", "session", func() []byte {
 			p := proofOfA("sensor-b", time.Now())
 			p.Tag[0] ^= 1
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: p})
-		}, codes.Unauthorized, "bad talk proof"},
+		}, codes.Unauthorized, "bad talk proof", true},
 		{"session forwarding a talk proof in an unknown initiator's name", "session", func() []byte {
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "nobody", Proof: proofOfA("sensor-b", time.Now())})
-		}, codes.Unauthorized, "bad talk proof"},
+		}, codes.Unauthorized, "bad talk proof", true},
 		{"session forwarding a talk proof for another responder", "session", func() []byte {
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: proofOfA("sensor-gone", time.Now())})
-		}, codes.Unauthorized, "bad talk proof"},
+		}, codes.Unauthorized, "bad talk proof", true},
 		{"session forwarding a stale talk proof", "session", func() []byte {
 			p := proofOfA("sensor-b", time.Now().Add(-protect.TalkProofLifetime-2*time.Second))
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: p})
-		}, codes.Unauthorized, "bad talk proof: stale"},
+		}, codes.Unauthorized, "bad talk proof: stale", true},
 		{"session forwarding a spent talk proof", "session", func() []byte {
 			return b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a", Proof: spent})
-		}, codes.Unauthorized, "bad talk proof: replay"},
+		}, codes.Unauthorized, "bad talk proof: replay", true},
 		{"plaintext not a verify request", "verify", func() []byte {
 			return a.seal(t, protect.PathVerify, &wire.LeaveRequest{})
-		}, codes.BadRequest, "malformed: verify request"},
-		{"wrong content-format", "verify", func() []byte { return nil }, codes.UnsupportedMediaType, ""},
+		}, codes.BadRequest, "malformed: verify request", true},
+		{"wrong content-format", "verify", func() []byte { return nil }, codes.UnsupportedMediaType, "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,7 +174,14 @@ func TestProtectedRejections(t *testing.T) {
 			if tc.code == codes.UnsupportedMediaType {
 				cf = message.TextPlain
 			}
-			expect(t, chtest.Post(t, conn, "/"+tc.path, cf, body), tc.code, tc.diag)
+			r := chtest.Post(t, conn, "/"+tc.path, cf, body)
+			if r.Sealed != tc.sealed {
+				t.Fatalf("%v %q: sealed %v, want %v", r.Code, r.Diagnostic, r.Sealed, tc.sealed)
+			}
+			if tc.sealed {
+				r.Diagnostic = refusal(t, []member{a, b, gone, bad}, tc.path, body, r)
+			}
+			expect(t, r, tc.code, tc.diag)
 			chtest.Unchanged(t, ch, before)
 		})
 	}
@@ -180,7 +190,9 @@ func TestProtectedRejections(t *testing.T) {
 		req := b.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "sensor-a"})
 		expect(t, post("session", req), codes.Content, "")
 		before := chtest.Snap(t, ch)
-		expect(t, post("session", req), codes.Unauthorized, "replay")
+		r := post("session", req)
+		r.Diagnostic = refusal(t, []member{b}, protect.PathSession, req, r)
+		expect(t, r, codes.Unauthorized, "replay")
 		chtest.Unchanged(t, ch, before)
 	})
 
@@ -192,6 +204,32 @@ func TestProtectedRejections(t *testing.T) {
 		expect(t, r, codes.Unauthorized, "unauthorized")
 		chtest.Unchanged(t, other, before)
 	})
+}
+
+// refusal opens the CH's sealed refusal r of body, a protected request to
+// path of one of members, as that member does.
+func refusal(t *testing.T, members []member, path string, body []byte, r chtest.Response) string {
+	t.Helper()
+	req, err := protect.ParseRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m.st.ID != req.KID {
+			continue
+		}
+		keys, err := m.st.MemberKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		diag, err := protect.OpenRefusal(keys, m.st.Membership.Cluster, req.KID, req.Seq, path, r.Body)
+		if err != nil {
+			t.Fatalf("the sealed refusal %v does not open for %s: %v", r.Code, req.KID, err)
+		}
+		return diag
+	}
+	t.Fatalf("no member %s", req.KID)
+	return ""
 }
 
 // TestRestartKeepsMembersAndChallenges restarts the CH on the same data
@@ -241,7 +279,7 @@ func TestExpiredMembership(t *testing.T) {
 
 	_, err := b.dev.Verify(chtest.Ctx(t), "sensor-a")
 	var ce *device.CodeError
-	if !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not a member: expired" {
+	if !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not a member: expired" || !ce.Sealed {
 		t.Fatalf("request by an expired member: %v", err)
 	}
 	if _, err := b.dev.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
@@ -376,8 +414,9 @@ func TestReplayStateEviction(t *testing.T) {
 	ch, a, b, idle := evictionCH(t)
 	conn := chtest.Raw(t, ch)
 	before := chtest.Snap(t, ch)
-	r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, b.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-a"}))
-	if r.Code != codes.ServiceUnavailable || r.Diagnostic != "busy" {
+	body := b.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-a"})
+	r := chtest.Post(t, conn, "/verify", message.AppCoseEncrypt0, body)
+	if r.Code != codes.ServiceUnavailable || refusal(t, []member{b}, protect.PathVerify, body, r) != "busy" {
 		t.Fatalf("newcomer while the table is full of active states: got %v %q, want 5.03 busy", r.Code, r.Diagnostic)
 	}
 	chtest.Unchanged(t, ch, before)

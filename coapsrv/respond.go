@@ -73,8 +73,25 @@ const UncertainMaxAge = 2
 // reason for the metrics: a rejection gets its code, an echo challenge 4.01
 // with the Echo option (a challenge with a Reason: that rejection's answer
 // with the Echo option), anything else 5.00 (reported to the error hook,
-// never shown to the client).
+// never shown to the client). The refusal of a protected request that
+// opened (*cluster.Sealed) carries its diagnostic sealed for the member
+// (docs/PROTOCOL.md §4.1), the code and options unchanged.
 func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string) {
+	resp, reason := s.refusal(r, err)
+	var sealed *cluster.Sealed
+	if errors.As(err, &sealed) {
+		body, serr := sealed.Seal(string(resp.Body))
+		if serr != nil {
+			s.cfg.Errors(fmt.Errorf("%v %s: failed to seal refusal: %w", r.Source, r.Path, serr))
+			return coapedge.Diagnostic(codes.InternalServerError, "internal error"), reason
+		}
+		resp.Format, resp.Body = message.AppCoseEncrypt0, body
+	}
+	return resp, reason
+}
+
+// refusal is fail's answer in text.
+func (s *Server) refusal(r *coapedge.Request, err error) (coapedge.Response, string) {
 	var opts []message.Option
 	var echo *cluster.EchoRequired
 	if errors.As(err, &echo) {

@@ -133,6 +133,7 @@ func (d *Device) save() error {
 // response is what the device reads from a CoAP answer.
 type response struct {
 	code   codes.Code
+	sealed bool // Content-Format 16: a COSE_Encrypt0 (a protected answer or refusal)
 	body   []byte
 	echo   []byte
 	maxAge time.Duration // the Max-Age option; CoAP's default, 60 s, without one
@@ -165,6 +166,9 @@ func exchange(ctx context.Context, conn *client.Conn, method codes.Code, path st
 	}
 	defer conn.ReleaseMessage(resp)
 	r := &response{code: resp.Code(), maxAge: 60 * time.Second}
+	if f, err := resp.ContentFormat(); err == nil {
+		r.sealed = f == message.AppCoseEncrypt0
+	}
 	if a, err := resp.GetOptionUint32(message.MaxAge); err == nil {
 		r.maxAge = time.Duration(a) * time.Second
 	}

@@ -104,9 +104,14 @@ func (w *Warning) Is(target error) bool { return target == ErrWarning }
 var ErrReplay = errors.New("replayed message")
 
 // CodeError is a CoAP error response: its code and diagnostic payload.
+// Sealed says the CH sealed the diagnostic for the request it refuses
+// (PROTOCOL.md §4.1): the refusal is the CH's. A device acts on a refusal,
+// e.g. rejoins on "not a member", only when it is sealed; any other CoAP
+// error may have been forged on the path.
 type CodeError struct {
 	Code       codes.Code
 	Diagnostic string
+	Sealed     bool
 }
 
 func (e *CodeError) Error() string {

@@ -46,7 +46,7 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 			continue
 		}
 		if !r.ok() {
-			return r.err()
+			return refusal(r, sent, keys)
 		}
 		plain, err := sent.OpenResponse(keys, r.body)
 		if err != nil {
@@ -57,6 +57,21 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 		}
 		return nil
 	}
+}
+
+// refusal is the CH's refusal r of the protected request sent: a
+// *CodeError, Sealed when its diagnostic was sealed for this request
+// (PROTOCOL.md §4.1). Only a sealed refusal is the CH's; any other may have
+// been forged on the path.
+func refusal(r *response, sent *protect.Outgoing, keys *protect.MemberKeys) error {
+	if !r.sealed {
+		return r.err()
+	}
+	diag, err := sent.OpenRefusal(keys, r.body)
+	if err != nil {
+		return &CodeError{Code: r.code, Diagnostic: "sealed refusal does not open"}
+	}
+	return &CodeError{Code: r.code, Diagnostic: diag, Sealed: true}
 }
 
 // Verify asks the CH whether peer is a current member. A verdict other than

@@ -171,6 +171,17 @@ func (s *Service) SealResponse(m Member, req *protect.Request, path string, plai
 	return req.SealResponse(k, s.cluster, path, plaintext)
 }
 
+// SealRefusal seals diag, the diagnostic of the refusal of m's request req
+// at path, which opened (protect.Request.SealRefusal).
+func (s *Service) SealRefusal(m Member, req *protect.Request, path, diag string) ([]byte, error) {
+	k, err := s.memberKeys(m)
+	if err != nil {
+		return nil, err
+	}
+	defer s.timed("aead_seal", time.Now())
+	return req.SealRefusal(k, s.cluster, path, diag)
+}
+
 // VerifyTalkProof checks that p is m's fresh talk proof, under the member
 // key of m's latest join, of asking responder to talk (protect.VerifyTalkProof:
 // protect.ErrStale, wire.ErrDecrypt). Like OpenRequest it tries the K_m of

@@ -197,6 +197,7 @@ type Response struct {
 	Diagnostic string
 	Body       []byte
 	Echo       []byte
+	Sealed     bool // Content-Format 16: a protected answer, or a sealed refusal
 }
 
 // Raw returns a plain CoAP client of ch, one source port for its life.
@@ -228,6 +229,9 @@ func response(resp *pool.Message) Response {
 	}
 	if e, err := resp.Echo(); err == nil {
 		r.Echo = append([]byte{}, e...)
+	}
+	if f, err := resp.ContentFormat(); err == nil {
+		r.Sealed = f == message.AppCoseEncrypt0
 	}
 	return r
 }

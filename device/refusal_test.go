@@ -1,0 +1,142 @@
+package device_test
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/mux"
+	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+
+	"github.com/iotguard/iotguard/device"
+	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/protect"
+	"github.com/iotguard/iotguard/wire"
+)
+
+// fakeCH answers every /verify with the refusal the test sets, as an
+// on-path attacker who drops the CH's answer and sends its own would.
+type fakeCH struct {
+	mu     sync.Mutex
+	format message.MediaType
+	body   []byte
+	addr   string
+}
+
+func startFakeCH(t *testing.T) *fakeCH {
+	t.Helper()
+	f := &fakeCH{}
+	router := mux.NewRouter()
+	router.Handle("/verify", mux.HandlerFunc(func(w mux.ResponseWriter, _ *mux.Message) {
+		f.mu.Lock()
+		format, body := f.format, f.body
+		f.mu.Unlock()
+		_ = w.SetResponse(codes.Forbidden, format, bytes.NewReader(body))
+	}))
+	conn, err := coapnet.NewListenUDP("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := udp.NewServer(options.WithMux(router))
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(conn); close(done) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+	f.addr = conn.LocalAddr().String()
+	return f
+}
+
+func (f *fakeCH) refuse(format message.MediaType, body []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.format, f.body = format, body
+}
+
+// TestRefusalsSealed: the CH's refusal of a member's protected request is
+// sealed for that request (PROTOCOL.md §4.1), and the device says so
+// (CodeError.Sealed); a refusal made on the path — text, garbage in
+// COSE's Content-Format, or the CH's sealed refusal of another request — is
+// not, so that a device never acts on it (the firmware rejoins on a sealed
+// "not a member" only).
+func TestRefusalsSealed(t *testing.T) {
+	ch := chtest.Start(t, "")
+	ctx := chtest.Ctx(t)
+	chtest.Joined(t, ch, "sensor-b")
+	st, err := device.NewState("sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chtest.Enroll(t, ch, st)
+	a := chtest.Dial(t, ch, st)
+	if _, err := a.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatal(err)
+	}
+	kept := *st // its membership as it was before it left
+	if _, err := a.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kept.Seq = st.Seq
+	st = &kept
+	a = chtest.Dial(t, ch, st)
+
+	// The CH's own refusal: sealed, and it opens to its diagnostic.
+	before := chtest.Snap(t, ch)
+	_, err = a.Verify(ctx, "sensor-b")
+	var ce *device.CodeError
+	if !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not a member: left" || !ce.Sealed {
+		t.Fatalf("the CH's refusal of a left member: %#v (%v), want a sealed 4.03 not a member: left", ce, err)
+	}
+	chtest.Unchanged(t, ch, before)
+
+	// A copy of it, as an attacker who kept it would send: it names another
+	// request (seq), so it does not open for the next one.
+	keys, err := st.MemberKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := wire.Marshal(&wire.VerifyRequest{Peer: "sensor-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := st.Seq
+	st.Seq++
+	req, err := protect.SealRequest(keys, st.Membership.Cluster, st.ID, seq, protect.PathVerify, pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	genuine := chtest.Post(t, chtest.Raw(t, ch), "/verify", message.AppCoseEncrypt0, req)
+	if !genuine.Sealed {
+		t.Fatalf("the CH's refusal: %v %q, not sealed", genuine.Code, genuine.Diagnostic)
+	}
+
+	forger := startFakeCH(t)
+	onPath, err := device.Dial(forger.addr, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onPath.Close()
+	for _, tc := range []struct {
+		name   string
+		format message.MediaType
+		body   []byte
+		diag   string
+	}{
+		{"text", message.TextPlain, []byte("not a member: left"), "not a member: left"},
+		{"garbage as COSE", message.AppCoseEncrypt0, []byte("not a member: left"), "sealed refusal does not open"},
+		{"the CH's sealed refusal of another request", message.AppCoseEncrypt0, genuine.Body, "sealed refusal does not open"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forger.refuse(tc.format, tc.body)
+			_, err := onPath.Verify(ctx, "sensor-b")
+			var ce *device.CodeError
+			if !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != tc.diag || ce.Sealed {
+				t.Fatalf("forged refusal: %#v (%v), want an unsealed 4.03 %q", ce, err, tc.diag)
+			}
+		})
+	}
+	chtest.Unchanged(t, ch, before)
+}
