@@ -858,17 +858,53 @@ int iog_prot_req_seal(const iog_member_t *m, const iog_id_t *me, uint64_t seq, c
                               out, cap);
 }
 
+/*
+ * Opens the CH's answer to request (@p me, @p seq, @p path) under the
+ * response key: a response (unprotected {}, nonce of the common IV and
+ * seq) or, with @p refusal, a sealed refusal (unprotected {5: iv}, nonce iv).
+ */
+static int answer_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
+                       const uint8_t *buf, size_t len, uint8_t *out, size_t cap, int refusal)
+{
+    uint8_t ext[AAD_MAX], iv[12];
+    iog_enc0_t x;
+    if (iog_enc0_parse(buf, len, &x) || x.kid || x.piv || x.kidctx ||
+        (refusal ? !x.iv || x.iv_len != sizeof(iv) : x.iv != NULL)) {
+        return -EBADMSG;
+    }
+    memcpy(iv, refusal ? x.iv : m->keys.iv, sizeof(iv)); /* out may be buf: the ciphertext moves over it */
+    int el = request_aad(&m->ch.cluster, me, seq, path, ext, sizeof(ext));
+    return el < 0 ? el : enc0_open(m->keys.resp, iv, refusal ? 0 : seq, &x, ext, (size_t)el, out, cap);
+}
+
 int iog_prot_resp_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
                        const uint8_t *buf, size_t len, uint8_t *out, size_t cap)
 {
-    uint8_t ext[AAD_MAX];
-    iog_enc0_t x;
-    if (iog_enc0_parse(buf, len, &x) || x.kid || x.iv || x.piv || x.kidctx) {
-        return -EBADMSG; /* a response's unprotected header is {} */
+    return answer_open(m, me, seq, path, buf, len, out, cap, 0);
+}
+
+/*
+ * A sealed refusal (PROTOCOL.md §4.1): [h'A10101', {5: iv}, ciphertext ||
+ * tag] under the response key, nonce = iv (iog_nonce(iv, 0)), the AAD of
+ * the request it refuses, plaintext a text string (a response's is a map).
+ */
+int iog_prot_refusal_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
+                          const uint8_t *buf, size_t len, uint8_t *out, size_t cap)
+{
+    iog_cbor_dec_t d;
+    const uint8_t *text;
+    size_t tl;
+    int n = answer_open(m, me, seq, path, buf, len, out, cap, 1);
+    if (n < 0) {
+        return n;
     }
-    int el = request_aad(&m->ch.cluster, me, seq, path, ext, sizeof(ext));
-    return el < 0 ? el
-                  : enc0_open(m->keys.resp, m->keys.iv, seq, &x, ext, (size_t)el, out, cap);
+    iog_cbor_dec_init(&d, out, (size_t)n);
+    if (iog_cbor_check(out, (size_t)n) || iog_cbor_get_tstr(&d, &text, &tl) ||
+        tl > IOG_REFUSAL_MAX) {
+        return -EBADMSG;
+    }
+    memmove(out, text, tl);
+    return (int)tl;
 }
 
 int iog_prot_req_open(const iog_member_t *m, const char *path, const uint8_t *buf, size_t len,

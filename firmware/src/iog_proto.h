@@ -327,6 +327,27 @@ int iog_prot_req_seal(const iog_member_t *m, const iog_id_t *me, uint64_t seq, c
 int iog_prot_resp_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
                        const uint8_t *buf, size_t len, uint8_t *out, size_t cap);
 
+/** Longest diagnostic a sealed refusal carries, in bytes (PROTOCOL.md §4.1). */
+#define IOG_REFUSAL_MAX 128
+
+/**
+ * @brief Opens the CH's sealed refusal of request (@p me, @p seq, @p path)
+ *        (PROTOCOL.md §4.1): an untagged COSE_Encrypt0 with unprotected
+ *        {5: iv} (12 bytes, nothing else) under the member's resp key, the
+ *        nonce its IV, the AAD of the request's response; its plaintext is
+ *        one CBOR text string of at most IOG_REFUSAL_MAX bytes, the
+ *        refusal's diagnostic. Only a refusal that opens is the CH's, and
+ *        only of this request: a device acts on no other (a forged 4.03
+ *        "not a member" must not make it rejoin).
+ * @p out must hold the ciphertext with its tag (decryption is in place).
+ * @return the diagnostic's length, its bytes (UTF-8, not NUL-terminated) at
+ *         the start of @p out; -EBADMSG for another shape or plaintext (a
+ *         response sealed with an IV is no refusal), -EACCES when it does
+ *         not open, -ENOBUFS.
+ */
+int iog_prot_refusal_open(const iog_member_t *m, const iog_id_t *me, uint64_t seq, const char *path,
+                          const uint8_t *buf, size_t len, uint8_t *out, size_t cap);
+
 /* ---- talk proofs (PROTOCOL.md §5.1) ---- */
 
 #define IOG_TALK_NONCE_LEN 12  /**< a talk proof's nonce: its AES-GCM nonce */

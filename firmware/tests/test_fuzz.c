@@ -80,13 +80,13 @@ enum {
     K_LEAVE = 1u << 16, K_SESSION = 1u << 17, K_TICKET = 1u << 18, K_HELLO = 1u << 19,
     K_TALKRESP = 1u << 20, K_FRAME = 1u << 21, K_RKEY = 1u << 22, K_RSET = 1u << 23,
     K_RMEM = 1u << 24, K_RRTC = 1u << 25, K_B64 = 1u << 26, K_SERVE = 1u << 27,
-    K_CLPL = 1u << 28,
+    K_CLPL = 1u << 28, K_REFUSAL = 1u << 29,
 };
 /* everything in CBOR */
 #define K_ANY_CBOR                                                                                 \
     (K_CBOR | K_KEY | K_SIGN1 | K_JOINRESP | K_CLUSTER | K_HEAD | K_CP | K_PROOF | K_ENC0 |       \
      K_PREQ | K_PRESP | K_M2M | K_JOINPL | K_PEERREQ | K_VERIFY | K_LEAVE | K_SESSION | K_TICKET | \
-     K_HELLO | K_TALKRESP | K_CLPL)
+     K_HELLO | K_TALKRESP | K_CLPL | K_REFUSAL)
 
 static uint8_t pool[FUZZ_POOL] UNIT_BIG;
 static struct {
@@ -166,7 +166,7 @@ static void seed_vectors(uint8_t *tmp)
         { "proof_response", K_PROOF }, { "ticket", K_TICKET },   { "box", K_ENC0 },
         { "message", K_ENC0 | K_M2M }, { "reply", K_ENC0 | K_M2M }, { "request", K_ENC0 | K_PREQ },
         { "response", K_ENC0 | K_PRESP }, { "hello", K_HELLO },  { "session_req", K_PEERREQ },
-        { "payload", K_JOINPL },      { "credential", K_B64 },
+        { "payload", K_JOINPL },      { "credential", K_B64 },   { "refusal", K_ENC0 | K_REFUSAL },
     };
     unsigned nv;
     const vec_t *v = unit_vectors(&nv);
@@ -210,6 +210,11 @@ static struct {
     iog_id_t vme;
     uint64_t vseq;
     char vpath[16];
+    iog_member_t rmem;            /* protected-refusal.json */
+    iog_id_t rme;
+    uint64_t rseq;
+    char rpath[16];
+    char rdiag[IOG_REFUSAL_MAX + 1];
     iog_id_t tcl, tme, tini, tresp; /* ticket.json */
     uint8_t tkey[16];
     iog_tlog_cp_t kept;
@@ -496,6 +501,17 @@ static int t_prot_resp(const uint8_t *in, size_t n)
     int a = iog_prot_resp_open(&cx.vmem, &cx.vme, cx.vseq, cx.vpath, in, n, out_buf, sizeof(out_buf));
     OUT(a <= (int)sizeof(out_buf));
     int b = iog_prot_resp_open(&cx.vmem, &cx.vme, cx.vseq, cx.vpath, in, n, out_buf, 32);
+    OUT(b <= 32);
+    return a >= 0;
+}
+
+/* Only the CH's refusal of the vector's request opens, to its diagnostic. */
+static int t_prot_refusal(const uint8_t *in, size_t n)
+{
+    size_t dl = strlen(cx.rdiag);
+    int a = iog_prot_refusal_open(&cx.rmem, &cx.rme, cx.rseq, cx.rpath, in, n, out_buf, sizeof(out_buf));
+    OUT(a < 0 || ((size_t)a == dl && memcmp(out_buf, cx.rdiag, dl) == 0));
+    int b = iog_prot_refusal_open(&cx.rmem, &cx.rme, cx.rseq, cx.rpath, in, n, out_buf, 32);
     OUT(b <= 32);
     return a >= 0;
 }
@@ -918,6 +934,7 @@ static const target_t targets[] FUZZ_CONST = {
     { "enc0", 0, K_ENC0 | K_PREQ | K_PRESP | K_M2M | K_TICKET, t_enc0 },
     { "prot_req", 0, K_PREQ, t_prot_req },
     { "prot_resp", 0, K_PRESP, t_prot_resp },
+    { "prot_refusal", 0, K_REFUSAL, t_prot_refusal },
     { "m2m", 0, K_M2M, t_m2m },
     { "join_payload", 1, K_JOINPL, t_join_payload },
     { "peer_req", 0, K_PEERREQ, t_peer_req },
@@ -1045,6 +1062,21 @@ static void setup_contexts(void)
         strcpy(cx.vpath, s);
     }
     cx.vseq = q ? strtoull(q, NULL, 10) : 0;
+    /* protected-refusal.json */
+    static const char rj[] FUZZ_CONST = "protected-refusal.json";
+    vid(rj, "cluster", &cx.rmem.ch.cluster);
+    vid(rj, "id", &cx.rme);
+    vhex(rj, "resp_key", cx.rmem.keys.resp, 16);
+    s = vfield(rj, "path");
+    q = vfield(rj, "seq");
+    if (s && strlen(s) < sizeof(cx.rpath)) {
+        strcpy(cx.rpath, s);
+    }
+    cx.rseq = q ? strtoull(q, NULL, 10) : 0;
+    s = vfield(rj, "diagnostic");
+    if (s && strlen(s) < sizeof(cx.rdiag)) {
+        strcpy(cx.rdiag, s);
+    }
     /* ticket.json */
     static const char tj[] FUZZ_CONST = "ticket.json";
     vid(tj, "cluster", &cx.tcl);
@@ -1068,6 +1100,17 @@ static void build_seeds(void)
     seed(K_TICKET | K_ENC0, b, (size_t)n);
     n = (int)vhex("protected-request.json", "response", b, cap);
     seed(K_PRESP | K_ENC0, b, (size_t)n);
+    n = (int)vhex("protected-refusal.json", "refusal", b, cap);
+    seed(K_REFUSAL | K_ENC0, b, (size_t)n);
+    /* for that request: a map sealed as a refusal, and a refusal sealed as an answer ({}, nonce of seq) */
+    for (int mode = UNIT_R_MAP; mode <= UNIT_R_ANSWER; mode++) {
+        iog_coap_msg_t m, req;
+        memset(&req, 0, sizeof(req));
+        n = unit_refusal(&cx.rmem, mode, IOG_COAP_FORBIDDEN, cx.rdiag, &req, &cx.rme, cx.rseq, cx.rpath, b, cap);
+        if (n > 0 && iog_coap_parse(&m, b, (size_t)n) == 0) {
+            seed(K_REFUSAL | K_ENC0 | K_PRESP, m.payload, m.payload_len);
+        }
+    }
 
     /* CoAP: the libcoap captures */
     for (unsigned i = 0; i < UNIT_LIBCOAP; i++) {

@@ -280,6 +280,48 @@ static void v_protected(void)
     CHECK_MEM(out, rpt, rpl);
 }
 
+/*
+ * The CH's sealed refusal (PROTOCOL.md §4.1) of the request of
+ * protected-request.json opens, as the refusal of that request only, to its
+ * diagnostic; tampered, of another request, or at another path it does not.
+ */
+static void v_refusal(void)
+{
+    static uint8_t ref[200], out[200], pt[200];
+    iog_member_t m;
+    iog_id_t me;
+    memset(&m, 0, sizeof(m));
+    idf("cluster", &m.ch.cluster);
+    idf("id", &me);
+    hexf("resp_key", m.keys.resp, 16);
+    const char *path = field("path"), *diag = field("diagnostic");
+    uint64_t seq = numf("seq");
+    size_t rl = hexf("refusal", ref, sizeof(ref)), pl = hexf("plaintext", pt, sizeof(pt));
+    /* the plaintext is the diagnostic as one CBOR text string */
+    CHECK(pl == strlen(diag) + 1 && pt[0] == (uint8_t)(0x60 | strlen(diag)) && memcmp(pt + 1, diag, pl - 1) == 0);
+    int n = iog_prot_refusal_open(&m, &me, seq, path, ref, rl, out, sizeof(out));
+    CHECK_EQ(n, strlen(diag));
+    CHECK(n > 0 && memcmp(out, diag, (size_t)n) == 0);
+    /* in place: the refusal's own buffer is the output */
+    memcpy(out, ref, rl);
+    CHECK_EQ(iog_prot_refusal_open(&m, &me, seq, path, out, rl, out, sizeof(out)), strlen(diag));
+    CHECK_EQ(iog_prot_refusal_open(&m, &me, seq + 1, path, ref, rl, out, sizeof(out)), -EACCES);
+    CHECK_EQ(iog_prot_refusal_open(&m, &me, seq, IOG_PATH_SESSION, ref, rl, out, sizeof(out)), -EACCES);
+    CHECK_EQ(iog_prot_refusal_open(&m, &m.ch.cluster, seq, path, ref, rl, out, sizeof(out)), -EACCES);
+    for (size_t i = 0; i < rl; i++) { /* any bit flipped: the header's shape or the tag */
+        memcpy(out, ref, rl);
+        out[i] ^= 0x04;
+        int e = iog_prot_refusal_open(&m, &me, seq, path, out, rl, out, sizeof(out));
+        if (e != -EACCES && e != -EBADMSG) {
+            printf("FAIL %s: byte %u flipped opens (%d)\n", cur->file, (unsigned)i, e);
+            unit_fail++;
+        }
+    }
+    /* a refusal is no response, and the output buffer must hold the ciphertext */
+    CHECK_EQ(iog_prot_resp_open(&m, &me, seq, path, ref, rl, out, sizeof(out)), -EBADMSG);
+    CHECK_EQ(iog_prot_refusal_open(&m, &me, seq, path, ref, rl, out, pl + 15), -ENOBUFS);
+}
+
 static void v_ticket(void)
 {
     static uint8_t tb[400];
@@ -794,6 +836,7 @@ static const struct {
     { "m2m", v_m2m },
     { "merkle", v_merkle },
     { "partial-iv", v_partial_iv },
+    { "protected-refusal", v_refusal },
     { "protected-request", v_protected },
     { "replay-window", v_replay },
     { "rotation", v_rotation },

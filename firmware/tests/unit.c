@@ -299,3 +299,77 @@ int unit_run_all(void)
     printf("%u passed, %u failed\n", unit_pass, unit_fail);
     return unit_fail ? 1 : 0;
 }
+
+/*
+ * [h'A10101', {5: iv} (or {} for an answer), AES-128-GCM of @p pt under
+ * the response key of @p m, nonce iv (for an answer the common IV XOR seq),
+ * AAD the Enc_structure of request (@p kid, @p seq, @p path)'s external AAD].
+ */
+static size_t seal_refusal(const iog_member_t *m, int answer, const iog_id_t *kid, uint64_t seq,
+                           const char *path, const uint8_t *pt, size_t n, uint8_t *out, size_t cap)
+{
+    static const uint8_t iv[12] = { 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xcb };
+    uint8_t ext[200], aad[220], piv[5], nonce[12], ct[IOG_REFUSAL_MAX + 40];
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, ext, sizeof(ext));
+    iog_cbor_put_array(&e, 5);
+    iog_cbor_put_cstr(&e, "iotguard");
+    iog_cbor_put_tstr(&e, m->ch.cluster.s, m->ch.cluster.len);
+    iog_cbor_put_bstr(&e, kid->s, kid->len);
+    iog_cbor_put_bstr(&e, piv, iog_piv_encode(seq, piv));
+    iog_cbor_put_cstr(&e, path);
+    int el = iog_cbor_enc_finish(&e);
+    iog_cbor_enc_init(&e, aad, sizeof(aad));
+    iog_cbor_put_raw(&e, "\x83\x68" "Encrypt0" "\x43\xA1\x01\x01", 14);
+    iog_cbor_put_bstr(&e, ext, (size_t)el);
+    int al = iog_cbor_enc_finish(&e);
+    if (el < 0 || al < 0 || n > sizeof(ct) - IOG_GCM_TAG_LEN) {
+        return 0;
+    }
+    memcpy(nonce, answer ? m->keys.iv : iv, 12);
+    for (int i = 11; answer && i >= 4; i--) {
+        nonce[i] ^= (uint8_t)(seq >> (8 * (11 - i)));
+    }
+    iog_gcm_seal(m->keys.resp, nonce, aad, (size_t)al, pt, n, ct);
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_raw(&e, "\x83\x43\xA1\x01\x01", 5);
+    iog_cbor_put_map(&e, answer ? 0 : 1);
+    if (!answer) {
+        iog_cbor_put_uint(&e, 5);
+        iog_cbor_put_bstr(&e, iv, sizeof(iv));
+    }
+    iog_cbor_put_bstr(&e, ct, n + IOG_GCM_TAG_LEN);
+    int ol = iog_cbor_enc_finish(&e);
+    return ol > 0 ? (size_t)ol : 0;
+}
+
+int unit_refusal(const iog_member_t *m, int mode, uint8_t code, const char *text, const iog_coap_msg_t *req,
+                 const iog_id_t *kid, uint64_t seq, const char *path, uint8_t *out, size_t cap)
+{
+    uint8_t pt[IOG_REFUSAL_MAX + 8], sealed[IOG_REFUSAL_MAX + 80];
+    iog_cbor_enc_t e;
+    iog_coap_pkt_t p;
+    size_t tl = strlen(text);
+    iog_cbor_enc_init(&e, pt, sizeof(pt));
+    if (mode == UNIT_R_MAP) {
+        iog_cbor_put_map(&e, 1);
+        iog_cbor_put_uint(&e, 1);
+    }
+    iog_cbor_put_tstr(&e, text, tl);
+    int pl = iog_cbor_enc_finish(&e);
+    iog_coap_build(&p, out, cap, IOG_COAP_ACK, code, req->mid, req->token, req->tkl);
+    if (mode == UNIT_R_TEXT) {
+        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_TEXT);
+        iog_coap_add_payload(&p, text, tl);
+    }
+    else {
+        size_t n = pl < 0 ? 0
+                          : seal_refusal(m, mode == UNIT_R_ANSWER, kid, seq + (mode == UNIT_R_OTHER_SEQ), path, pt,
+                                         (size_t)pl, sealed, sizeof(sealed));
+        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_COSE_ENCRYPT0);
+        iog_coap_add_payload(&p, sealed, n);
+    }
+    int n = iog_coap_finish(&p);
+    CHECK(n > 0 && pl > 0);
+    return n;
+}
