@@ -23,22 +23,27 @@ void iog_device_init(iog_device_t *d, const iog_platform_t *plat, const iog_addr
     d->ep.handler_ctx = d;
 }
 
-/* Records a refusal: its code and its diagnostic text (Content-Format 0). */
-static void refused(iog_device_t *d, const iog_coap_msg_t *r)
+/* Sets code and diagnostic (@p n bytes of @p text, cut to fit), not sealed. */
+static void set_refusal(iog_device_t *d, uint8_t code, const void *text, size_t n)
 {
-    d->code = r->code;
-    size_t n = r->payload_len < sizeof(d->diag) - 1 ? r->payload_len : sizeof(d->diag) - 1;
+    d->code = code;
+    d->sealed = 0;
+    n = n < sizeof(d->diag) - 1 ? n : sizeof(d->diag) - 1;
     if (n) {
-        memcpy(d->diag, r->payload, n);
+        memcpy(d->diag, text, n);
     }
     d->diag[n] = '\0';
 }
 
+/* Records a refusal: its code and its diagnostic text (Content-Format 0), never authentic. */
+static void refused(iog_device_t *d, const iog_coap_msg_t *r)
+{
+    set_refusal(d, r->code, r->payload, r->payload_len);
+}
+
 static void set_diag(iog_device_t *d, uint8_t code, const char *s)
 {
-    d->code = code;
-    strncpy(d->diag, s, sizeof(d->diag) - 1);
-    d->diag[sizeof(d->diag) - 1] = '\0';
+    set_refusal(d, code, s, strlen(s));
 }
 
 static int cf_is(const iog_coap_msg_t *m, uint32_t cf)
@@ -61,7 +66,7 @@ static int post(iog_device_t *d, const iog_addr_t *to, const char *path, int32_t
         return n;
     }
     iog_coap_req_t req = { IOG_COAP_POST, 1, path, cf, IOG_CF_NONE, NULL, 0, d->work, (size_t)n, NULL, 0 };
-    d->code = 0;
+    d->code = d->sealed = 0;
     d->diag[0] = '\0';
     if (verified) {
         return iog_coap_request_verified(&d->ep, to, &req, resp, d->rx, sizeof(d->rx), NULL, NULL);
@@ -122,6 +127,7 @@ static int get_public(iog_device_t *d, const char *path, const char *query, iog_
         req.echo_len = d->join_echo_len;
     }
     d->code = 0;
+    d->sealed = 0;
     int e = iog_coap_request_verified(&d->ep, &d->ch, &req, r, d->rx, sizeof(d->rx), echo,
                                       echo_len);
     if (e) {
@@ -404,6 +410,28 @@ int iog_device_rekey(iog_device_t *d)
 }
 
 /*
+ * Records the CH's refusal @p r of protected request @p seq to @p path. A
+ * sealed one (Content-Format 16, PROTOCOL.md §4.1) that opens is the CH's
+ * own: its diagnostic, d->sealed = 1. Any other is text anyone on the path
+ * could have sent: d->sealed = 0, and nothing may act on it.
+ */
+static void refusal(iog_device_t *d, const iog_coap_msg_t *r, uint64_t seq, const char *path)
+{
+    if (!cf_is(r, IOG_CF_COSE_ENCRYPT0)) {
+        refused(d, r);
+        return;
+    }
+    int n = iog_prot_refusal_open(&d->mem, &d->me.id, seq, path, r->payload, r->payload_len, d->pt,
+                                  sizeof(d->pt));
+    if (n < 0) {
+        set_diag(d, r->code, "sealed refusal does not open");
+        return;
+    }
+    set_refusal(d, r->code, d->pt, (size_t)n);
+    d->sealed = 1;
+}
+
+/*
  * One protected request to @p path ("/" and the path the AAD names)
  * naming @p peer (NULL for /leave), with a forwarded talk proof (a /session
  * for a hello) or NULL: seal, send, answer a restart echo challenge once
@@ -449,7 +477,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         }
         d->echo_len = 0;
         if (r.code != ok_code) {
-            refused(d, &r);
+            refusal(d, &r, seq, path + 1);
             return -EACCES;
         }
         n = iog_prot_resp_open(&d->mem, &d->me.id, seq, path + 1, r.payload, r.payload_len, d->pt,
@@ -773,7 +801,7 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
     /* as the Go device: a CH that cannot be reached is 5.03, not a warning */
     static const char *const unavailable = "cluster head unavailable";
     static const char *const bad = "bad talk proof: ";
-    d->code = 0; /* what on_warning() reads is this hello's, not an older refusal's */
+    d->code = d->sealed = 0; /* what on_warning() reads is this hello's, not an older refusal's */
     d->diag[0] = '\0';
     if (iog_hello_decode(req->payload, req->payload_len, &peer, &responder, &proof, &has_proof)) {
         diag(resp, IOG_COAP_BAD_REQUEST, "malformed hello", NULL);

@@ -10,6 +10,10 @@
  *
  * Errors are negative errno values; when the other side refused,
  * iog_device_t::code and iog_device_t::diag hold its CoAP code and diagnostic.
+ * Only a refusal the CH sealed for the protected request it refuses
+ * (PROTOCOL.md §4.1) is authentic (iog_device_t::sealed): any other could
+ * come from anyone on the path, and nothing that changes state (dropping the
+ * membership, a rejoin) may follow from it.
  */
 #ifndef IOG_DEVICE_H
 #define IOG_DEVICE_H
@@ -129,6 +133,7 @@ struct iog_device {
     int joined;                   /**< 1 after a join */
     int has_pin;                  /**< 1: the CH key must have thumbprint @p pin; a join sets it (trust on first use) */
     uint8_t code;                 /**< CoAP code of the last refusal (0: none) */
+    uint8_t sealed;               /**< 1: @p diag was sealed by the CH for the protected request it refused: authentic */
     uint8_t echo_len;             /**< length of @p echo, 0 when none */
     uint8_t join_echo_len;        /**< length of @p echo when it holds the echo the last join signed, else 0 */
     iog_addr_t ch;                /**< the cluster head */

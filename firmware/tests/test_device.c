@@ -91,6 +91,15 @@ static size_t grant(const iog_id_t *peer, uint8_t *out, size_t cap)
 static int ch_silent;     /* 1: the CH is unreachable: it answers nothing */
 static unsigned ch_sent;  /* datagrams the device sent its CH */
 
+/*
+ * How the CH refuses each protected request it opened (0: it answers): as
+ * unit_refusal() does in mode ch_refuses, with ch_refusal_code and the
+ * diagnostic ch_refusal_text.
+ */
+static int ch_refuses;
+static uint8_t ch_refusal_code;
+static const char *ch_refusal_text;
+
 static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, size_t len)
 {
     iog_coap_msg_t req;
@@ -112,16 +121,27 @@ static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, si
     if (ch_silent) {
         return;
     }
-    int n = iog_coap_parse(&req, buf, len) || req.type != IOG_COAP_CON || !iog_coap_path_is(&req, "/session")
-                ? -EINVAL
-                : iog_prot_req_open(&dev->mem, IOG_PATH_SESSION, req.payload, req.payload_len, &kid, &seq, pt,
-                                    sizeof(pt));
+    int n = iog_coap_parse(&req, buf, len) || req.type != IOG_COAP_CON ? -EINVAL : 0;
+    const char *path = n == 0 && iog_coap_path_is(&req, "/session") ? IOG_PATH_SESSION
+                       : n == 0 && iog_coap_path_is(&req, "/verify") ? IOG_PATH_VERIFY
+                       : n == 0 && iog_coap_path_is(&req, "/leave")  ? IOG_PATH_LEAVE
+                                                                       : NULL;
+    n = path ? iog_prot_req_open(&dev->mem, path, req.payload, req.payload_len, &kid, &seq, pt, sizeof(pt))
+             : -EINVAL;
+    if (n >= 0 && ch_refuses) {
+        ch_sessions += strcmp(path, IOG_PATH_SESSION) == 0;
+        n = unit_refusal(&dev->mem, ch_refuses, ch_refusal_code, ch_refusal_text, &req, &kid, seq, path, out,
+                         sizeof(out));
+        fake_net_push(nt, &unit_server_addr, nt->now + 5, out, (size_t)n);
+        return;
+    }
     iog_id_t peer;
     iog_talk_proof_t proof;
     int has_proof;
     const uint8_t *echo;
     size_t el;
-    if (n < 0 || iog_peer_req_decode(pt, (size_t)n, &peer, &proof, &has_proof, &echo, &el) || !has_proof) {
+    if (n < 0 || strcmp(path, IOG_PATH_SESSION) != 0 ||
+        iog_peer_req_decode(pt, (size_t)n, &peer, &proof, &has_proof, &echo, &el) || !has_proof) {
         return;
     }
     ch_sessions++;
@@ -186,6 +206,9 @@ static void setup(uint64_t now)
     ch_grants = 0;
     ch_silent = 0;
     ch_sent = 0;
+    ch_refuses = 0;
+    ch_refusal_code = IOG_COAP_FORBIDDEN;
+    ch_refusal_text = "not a member: left";
 }
 
 /*
@@ -719,8 +742,87 @@ static void test_talk_address_verified(void)
     unit_net.on_send = NULL;
 }
 
+/*
+ * The CH's refusal of a protected request (PROTOCOL.md §4.1): only one it
+ * sealed for that very request is authentic (dev->sealed), with its
+ * diagnostic as the text; a plain-text one keeps its text, not authentic;
+ * one sealed for another request, or not as a refusal (a map, or an
+ * answer's header), does not open. (Before, every refusal was taken as
+ * text: a forged 4.03 "not a member" looked like the CH's.) A listener
+ * relays the CH's sealed refusal of its /session as the text it opened.
+ */
+static void test_sealed_refusals(void)
+{
+    static const struct {
+        int mode;
+        const char *diag;
+        uint8_t sealed;
+    } cases[] = {
+        { UNIT_R_SEALED, "not a member: left", 1 },
+        { UNIT_R_TEXT, "not a member: left", 0 },
+        { UNIT_R_OTHER_SEQ, "sealed refusal does not open", 0 },
+        { UNIT_R_MAP, "sealed refusal does not open", 0 },
+        { UNIT_R_ANSWER, "sealed refusal does not open", 0 },
+        { UNIT_R_SEALED, "not a member: left", 1 },
+    };
+    static char long_text[IOG_REFUSAL_MAX + 2]; /* "not a member: xxx...", 128 bytes, then 129 */
+    iog_verify_resp_t v;
+    iog_id_t m1;
+    setup(1700000000);
+    memset(dev->mem.keys.resp, 0xa5, sizeof(dev->mem.keys.resp)); /* not the request key */
+    iog_id_set(&m1, "m1", 2);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ch_refuses = cases[i].mode;
+        uint64_t seq = dev->mem.seq;
+        CHECK_EQ(iog_device_verify(dev, &m1, &v), -EACCES);
+        CHECK_EQ(dev->mem.seq, seq + 1);
+        CHECK_EQ(dev->code, IOG_COAP_FORBIDDEN);
+        CHECK_EQ(dev->sealed, cases[i].sealed);
+        if (strcmp(dev->diag, cases[i].diag) != 0) {
+            printf("FAIL test_device.c: refusal %u: diag \"%s\", want \"%s\"\n", (unsigned)i, dev->diag,
+                   cases[i].diag);
+            unit_fail++;
+        }
+    }
+    /* the longest diagnostic opens (kept to the first 79 bytes); one byte more is malformed */
+    memset(long_text, 'x', IOG_REFUSAL_MAX);
+    memcpy(long_text, "not a member: ", 14);
+    ch_refuses = UNIT_R_SEALED;
+    ch_refusal_text = long_text;
+    CHECK_EQ(iog_device_verify(dev, &m1, &v), -EACCES);
+    CHECK(dev->sealed && strlen(dev->diag) == sizeof(dev->diag) - 1 &&
+          memcmp(dev->diag, long_text, sizeof(dev->diag) - 1) == 0);
+    long_text[IOG_REFUSAL_MAX] = 'x';
+    CHECK_EQ(iog_device_verify(dev, &m1, &v), -EACCES);
+    CHECK(!dev->sealed && strcmp(dev->diag, "sealed refusal does not open") == 0);
+    /* a leave refused, sealed: its diagnostic; the membership stays */
+    uint64_t height;
+    uint8_t hash[IOG_HASH_LEN];
+    ch_refusal_text = "not a member: left";
+    CHECK_EQ(iog_device_leave(dev, &height, hash), -EACCES);
+    CHECK(dev->sealed && strcmp(dev->diag, "not a member: left") == 0);
+    CHECK_EQ(dev->joined, 1);
+
+    /* a listener: the CH's sealed refusal of its /session, relayed as the text it opened */
+    hello(1, 1700000000);
+    CHECK_EQ(ch_sessions, 1);
+    CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: not a member: left"));
+    CHECK_EQ(dev->sealed, 1);
+    ch_refusal_code = IOG_COAP_UNAUTHORIZED;
+    ch_refusal_text = "bad talk proof";
+    hello(2, 1700000001);
+    CHECK_EQ(ch_sessions, 2);
+    CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof"));
+    ch_refuses = UNIT_R_TEXT; /* unsealed: relayed too (the peer could be told as much directly) */
+    hello(3, 1700000002);
+    CHECK(answer_is(IOG_COAP_UNAUTHORIZED, "bad talk proof"));
+    CHECK_EQ(dev->sealed, 0);
+    unit_net.on_send = NULL;
+}
+
 void test_device_server(void)
 {
+    test_sealed_refusals();
     test_answers_bounded();
     test_talk_address_verified();
     test_hello_memory_clockless();
