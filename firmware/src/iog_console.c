@@ -385,9 +385,23 @@ static size_t on_message(void *ctx, const iog_id_t *peer, const uint8_t *msg, si
     return n;
 }
 
-static int not_member(const iog_device_t *d)
+/*
+ * 1 when the CH refused the last protected request because this board is
+ * not a member. Only its sealed refusal says so (PROTOCOL.md §4.1): an
+ * unsealed "not a member" could come from anyone on the path, and a rejoin
+ * on it would let him write to the ledger; it is reported and ignored.
+ */
+static int not_member(iog_board_t *b)
 {
-    return d->code == IOG_COAP_FORBIDDEN && strncmp(d->diag, "not a member", 12) == 0;
+    const iog_device_t *d = &b->dev;
+    if (d->code != IOG_COAP_FORBIDDEN || strncmp(d->diag, "not a member", 12) != 0) {
+        return 0;
+    }
+    if (!d->sealed) {
+        say(b, "error", "the cluster head's \"not a member\" is not sealed: ignored");
+        return 0;
+    }
+    return 1;
 }
 
 static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
@@ -395,7 +409,7 @@ static void on_warning(void *ctx, const iog_id_t *peer, const char *why)
     iog_board_t *b = ctx;
     o_line(b, "warning %s %s", peer->s, why);
     o_end(b);
-    if (not_member(&b->dev)) { /* the CH says *we* are not a member */
+    if (not_member(b)) { /* the CH says *we* are not a member */
         bad(b, "the cluster head says this board is not a member: rejoining");
         drop_member(b);
         b->join_due = 1;
@@ -1026,8 +1040,8 @@ static int cmd_credential(iog_board_t *b, char *args)
 }
 
 /*
- * Runs a protected-request command; when the CH answers that this board is
- * not a member, drops the membership, rejoins once and tries again.
+ * Runs a protected-request command; when the CH answers, sealed, that this
+ * board is not a member, drops the membership, rejoins once and tries again.
  */
 static int with_rejoin(iog_board_t *b, int (*fn)(iog_board_t *, const iog_id_t *),
                        const iog_id_t *peer)
@@ -1036,7 +1050,7 @@ static int with_rejoin(iog_board_t *b, int (*fn)(iog_board_t *, const iog_id_t *
         return -ENOTCONN;
     }
     int e = fn(b, peer);
-    if (e == -EACCES && not_member(&b->dev)) {
+    if (e == -EACCES && not_member(b)) {
         fail(b, "the cluster head says this board is not a member: rejoining", e);
         drop_member(b);
         if (do_join(b)) {

@@ -575,6 +575,153 @@ static void test_rekey(void)
     CHECK_EQ(cl.gets, 0);
 }
 
+/* ---- the CH's "not a member" (PROTOCOL.md §4.1): acted on only when sealed ---- */
+
+static struct {
+    int mode;                    /* UNIT_R_*: how the CH refuses each protected request */
+    unsigned verifies, sessions; /* protected requests it refused */
+    unsigned clusters;           /* GET /cluster it left unanswered (a rejoin's first step) */
+    uint8_t answer[200];         /* the board's last answer to a peer */
+    size_t answer_len;
+} rf;
+
+static void refusing_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    iog_coap_msg_t req;
+    iog_id_t kid;
+    uint64_t seq;
+    uint8_t pt[300], out[300];
+    if (memcmp(to, &unit_server_addr, sizeof(*to)) != 0) {
+        rf.answer_len = len <= sizeof(rf.answer) ? len : 0;
+        memcpy(rf.answer, buf, rf.answer_len);
+        return;
+    }
+    if (iog_coap_parse(&req, buf, len)) {
+        return;
+    }
+    rf.clusters += iog_coap_path_is(&req, "/cluster");
+    int verify = iog_coap_path_is(&req, "/verify");
+    const char *path = verify ? IOG_PATH_VERIFY : IOG_PATH_SESSION;
+    if ((!verify && !iog_coap_path_is(&req, "/session")) ||
+        iog_prot_req_open(&board.dev.mem, path, req.payload, req.payload_len, &kid, &seq, pt, sizeof(pt)) < 0) {
+        return;
+    }
+    rf.verifies += verify;
+    rf.sessions += !verify;
+    int m = unit_refusal(&board.dev.mem, rf.mode, IOG_COAP_FORBIDDEN, "not a member: left", &req, &kid, seq,
+                         path, out, sizeof(out));
+    fake_net_push(n, &unit_server_addr, n->now + 5, out, (size_t)m);
+}
+
+/* A configured, joined board whose CH refuses as @p mode says. */
+static void refused_board(int mode)
+{
+    unit_flash_reset();
+    boot();
+    run("set server 127.0.0.1:5683");
+    run("set position 1,2");
+    fake_join(1800000000);
+    memset(board.dev.mem.keys.resp, 0x44, sizeof(board.dev.mem.keys.resp)); /* not the request key */
+    board.key_at = unit_net.now + 3600000u; /* no CH key check meanwhile */
+    memset(&rf, 0, sizeof(rf));
+    rf.mode = mode;
+    unit_net.on_send = refusing_ch;
+}
+
+/* m1's hello to the board, from unit_peer_addr, with the Echo its first try draws; served. */
+static void hello_to_board(void)
+{
+    iog_id_t m1;
+    iog_talk_proof_t proof;
+    iog_coap_pkt_t p;
+    iog_coap_msg_t a;
+    uint8_t hello[160], b[240], echo[IOG_COAP_ECHO_MAX];
+    size_t el = 0;
+    iog_id_set(&m1, "m1", 2);
+    memset(&proof, 0x17, sizeof(proof));
+    proof.time = 1700000000;
+    int hl = iog_hello_encode(&m1, &board.dev.me.id, &proof, hello, sizeof(hello));
+    CHECK(hl > 0);
+    clear();
+    for (uint16_t round = 0; round < 2; round++) {
+        iog_coap_build(&p, b, sizeof(b), IOG_COAP_CON, IOG_COAP_POST, (uint16_t)(0x500 + round),
+                       (const uint8_t *)"\x7a", 1);
+        iog_coap_add_path(&p, "/talk");
+        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_CBOR);
+        if (el) {
+            iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, echo, el);
+        }
+        iog_coap_add_payload(&p, hello, (size_t)hl);
+        int n = iog_coap_finish(&p);
+        CHECK(n > 0);
+        rf.answer_len = 0;
+        fake_net_push(&unit_net, &unit_peer_addr, unit_net.now, b, (size_t)n);
+        iog_board_poll(&board, 100);
+        const iog_coap_opt_t *o = iog_coap_parse(&a, rf.answer, rf.answer_len) == 0
+                                      ? iog_coap_opt(&a, IOG_COAP_OPT_ECHO)
+                                      : NULL;
+        if (round == 0) {
+            CHECK(o && o->len <= sizeof(echo));
+            el = o && o->len <= sizeof(echo) ? o->len : 0;
+            memcpy(echo, o ? o->val : echo, el);
+        }
+    }
+    /* the CH's refusal, passed on to m1 as a warning */
+    CHECK(iog_coap_parse(&a, rf.answer, rf.answer_len) == 0 && a.code == IOG_COAP_FORBIDDEN &&
+          a.payload_len == 27 && memcmp(a.payload, "warning: not a member: left", 27) == 0);
+}
+
+/*
+ * The CH says this board is not a member (4.03 "not a member: ..."): to a
+ * verify, the board drops its membership and rejoins at once; to the
+ * /session of a hello it serves, at its next poll. Only when the refusal is
+ * sealed (PROTOCOL.md §4.1): an unsealed one, which anyone on the path can
+ * send, is reported and changes nothing — the membership stays, in RAM and
+ * flash, no join starts. (Before, a forged 4.03 made the board rejoin: a
+ * ledger write for one unauthenticated datagram.)
+ */
+static void test_not_member_sealed_only(void)
+{
+    for (int sealed = 0; sealed < 2; sealed++) {
+        refused_board(sealed ? UNIT_R_SEALED : UNIT_R_TEXT);
+        size_t member_len = unit_flash.len[IOG_REC_MEMBER];
+        CHECK(member_len > 0);
+        run("verify m1");
+        CHECK_EQ(rf.verifies, 1);
+        if (sealed) {
+            CHECK(saw("error the cluster head says this board is not a member: rejoining"));
+            CHECK(rf.clusters > 0); /* the rejoin (unanswered here) */
+            CHECK(!board.dev.joined);
+            CHECK_EQ(unit_flash.len[IOG_REC_MEMBER], 0);
+        }
+        else {
+            CHECK(saw("error the cluster head's \"not a member\" is not sealed: ignored\n"));
+            CHECK(saw("error verify: refused (4.03 not a member: left)\n"));
+            CHECK(!saw("rejoining"));
+            CHECK_EQ(rf.clusters, 0);
+            CHECK(board.dev.joined);
+            CHECK_EQ(unit_flash.len[IOG_REC_MEMBER], member_len);
+        }
+
+        refused_board(sealed ? UNIT_R_SEALED : UNIT_R_TEXT);
+        hello_to_board();
+        CHECK_EQ(rf.sessions, 1);
+        CHECK(saw("warning m1 not a member: left\n"));
+        CHECK_EQ(rf.clusters, 0); /* the rejoin is the next poll's */
+        if (sealed) {
+            CHECK(saw("error the cluster head says this board is not a member: rejoining"));
+            CHECK(board.join_due && !board.dev.joined);
+            CHECK_EQ(unit_flash.len[IOG_REC_MEMBER], 0);
+        }
+        else {
+            CHECK(saw("error the cluster head's \"not a member\" is not sealed: ignored\n"));
+            CHECK(!board.join_due && board.dev.joined);
+            CHECK_EQ(unit_flash.len[IOG_REC_MEMBER], member_len);
+        }
+    }
+    unit_net.on_send = NULL;
+}
+
 void test_console(void)
 {
     st = unit_storage();
@@ -589,6 +736,7 @@ void test_console(void)
     test_corrupt_state();
     test_pin_expiry_full();
     test_rekey();
+    test_not_member_sealed_only();
 }
 
 /* The board's device, lent to test_tlog.c once the board's tests are done
