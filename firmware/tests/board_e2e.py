@@ -598,6 +598,36 @@ def host_only(a, root, A, B, pa, pb, ch_port, metrics, procs, fleet_flag, creden
     A.reboot()
     A.expect(r"^restored", 20)
 
+    # an on-path forger answers board-a's /verify 4.03 "not a member" in plain
+    # text: only a refusal the CH sealed counts (PROTOCOL.md §4.1), so the
+    # board reports it and keeps its membership: no join, nothing written
+    fport = free_port()
+    flog = open(os.path.join(root, "forger.log"), "w")
+    forger = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               "coap_forger.py"), str(fport), f"127.0.0.1:{ch_port}", "verify", "120"],
+                              stdout=flog, stderr=flog)
+    procs.append(forger)
+    A.run(f"set server 127.0.0.1:{fport}", r"^ok")
+    A.reboot()
+    A.expect(r"^restored", 20)
+    A.skip(1)
+    joins, since = metric(metrics, JOIN), A.pos
+    check("a forged plain-text 4.03 'not a member' to a verify: reported and ignored",
+          A.run("verify board-b", r'^error the cluster head\'s "not a member" is not sealed: ignored$', 30)
+          and A.expect(r"^error verify: refused \(4\.03 not a member: forged\)$", 10), A.tail())
+    A.skip(2)
+    check("... no rejoin: the membership kept, no join at the CH",
+          not any("rejoin" in l or l.startswith("joined") for l in A.lines[since:]) and
+          metric(metrics, JOIN) == joins, A.tail())
+    forger.send_signal(signal.SIGTERM)
+    forger.wait(timeout=10)
+    fl = open(os.path.join(root, "forger.log")).read()
+    check(f"... the forger answered the verify ({fl.strip()})", re.search(r"forged [1-9]\d* answers", fl), fl)
+    A.run(f"set server 127.0.0.1:{ch_port}", r"^ok")
+    A.reboot()
+    check("... the membership still works at the CH", A.expect(r"^restored", 20) and
+          A.run("verify board-b", r"^verified board-b", 20) and metric(metrics, JOIN) == joins, A.tail())
+
     # membership expiry at a cluster head with a 3 s membership: the CH says
     # "not a member" and the board rejoins; after a reboot its own clock knows
     port2 = free_port()

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""An on-path attacker for board_e2e.py: relays UDP datagrams between one
+client and TARGET, except the client's CON POSTs to /PATH, which it answers
+itself with a forged ACK, 4.03 "not a member: forged" in plain text (what
+any on-path attacker can send, RFC 7252 §3), and never relays. Prints how
+many it forged when it ends.
+
+usage: coap_forger.py LISTEN_PORT TARGET_HOST:PORT PATH SECONDS
+Exits after SECONDS (bounded) or at SIGTERM.
+"""
+import select
+import signal
+import socket
+import sys
+import time
+
+import coapmsg
+
+URI_PATH, CONTENT_FORMAT = 11, 12
+FORBIDDEN = (4 << 5) | 3  # 4.03
+
+
+def forged_answer(d, path):
+    """The forged ACK to d when d is a CON POST to /path, else None."""
+    if len(d) < 4 or d[0] >> 4 != 0x4 or d[1] != 2:  # version 1, CON; POST
+        return None
+    m = coapmsg.parse(d)
+    if not m or [v for n, v in m[0] if n == URI_PATH] != [path.encode()]:
+        return None
+    tkl = d[0] & 0x0F
+    head = bytes([0x60 | tkl, FORBIDDEN]) + d[2:4] + d[4:4 + tkl]  # ACK, same message ID and token
+    return head + bytes([CONTENT_FORMAT << 4]) + b"\xffnot a member: forged"  # Content-Format 0 (text)
+
+
+def main():
+    port, target, path, secs = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+    host, tport = target.rsplit(":", 1)
+    to = (host, int(tport))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    client, forged, end = None, 0, time.monotonic() + secs
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    while time.monotonic() < end and not stop:
+        try:
+            if not select.select([s], [], [], 0.2)[0]:
+                continue
+        except InterruptedError:
+            continue
+        d, src = s.recvfrom(2048)
+        if src == to:
+            if client:
+                s.sendto(d, client)
+            continue
+        client = src
+        a = forged_answer(d, path)
+        if a is None:
+            s.sendto(d, to)
+        else:
+            forged += 1
+            s.sendto(a, client)
+    print(f"forged {forged} answers to /{path}", flush=True)
+
+
+main()
