@@ -435,8 +435,8 @@ static void refusal(iog_device_t *d, const iog_coap_msg_t *r, uint64_t seq, cons
  * One protected request to @p path ("/" and the path the AAD names)
  * naming @p peer (NULL for /leave), with a forwarded talk proof (a /session
  * for a hello) or NULL: seal, send, answer a restart echo challenge once
- * (PROTOCOL.md §4.2), open the response into d->pt. @return the plaintext
- * length or a negative errno.
+ * when it is sealed (PROTOCOL.md §4.1, §4.2), open the response into d->pt.
+ * @return the plaintext length or a negative errno.
  */
 static int protected_call(iog_device_t *d, const char *path, const iog_id_t *peer,
                           const iog_talk_proof_t *proof, uint8_t ok_code)
@@ -467,19 +467,22 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         if ((e = post(d, &d->ch, path, IOG_CF_COSE_ENCRYPT0, n, 0, &r))) {
             return e;
         }
-        const iog_coap_opt_t *o = challenge(&r, attempt);
-        if (o) {
-            /* the CH restarted: resend with a new seq and the echo inside */
-            memcpy(d->echo, o->val, o->len);
-            d->echo_len = (uint8_t)o->len;
-            d->join_echo_len = 0;
-            continue;
-        }
-        d->echo_len = 0;
         if (r.code != ok_code) {
             refusal(d, &r, seq, path + 1);
+            /* the CH restarted: resend with a new seq and the echo inside;
+             * only the CH's own challenge, sealed for this request: one
+             * forged on the path would have the CH serve the request twice */
+            const iog_coap_opt_t *o = d->sealed ? challenge(&r, attempt) : NULL;
+            if (o) {
+                memcpy(d->echo, o->val, o->len);
+                d->echo_len = (uint8_t)o->len;
+                d->join_echo_len = 0;
+                continue;
+            }
+            d->echo_len = 0;
             return -EACCES;
         }
+        d->echo_len = 0;
         n = iog_prot_resp_open(&d->mem, &d->me.id, seq, path + 1, r.payload, r.payload_len, d->pt,
                                sizeof(d->pt));
         if (n < 0) {

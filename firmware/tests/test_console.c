@@ -608,7 +608,7 @@ static void refusing_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf,
     }
     rf.verifies += verify;
     rf.sessions += !verify;
-    int m = unit_refusal(&board.dev.mem, rf.mode, IOG_COAP_FORBIDDEN, "not a member: left", &req, &kid, seq,
+    int m = unit_refusal(&board.dev.mem, rf.mode, IOG_COAP_FORBIDDEN, "not a member: left", NULL, 0, &req, &kid, seq,
                          path, out, sizeof(out));
     fake_net_push(n, &unit_server_addr, n->now + 5, out, (size_t)m);
 }

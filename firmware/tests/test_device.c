@@ -99,6 +99,8 @@ static unsigned ch_sent;  /* datagrams the device sent its CH */
 static int ch_refuses;
 static uint8_t ch_refusal_code;
 static const char *ch_refusal_text;
+static const uint8_t *ch_refusal_echo; /* an Echo option in the refusal (NULL: none) */
+static size_t ch_refusal_echo_len;
 
 static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, size_t len)
 {
@@ -130,7 +132,7 @@ static void fake_ch(fake_net_t *nt, const iog_addr_t *to, const uint8_t *buf, si
              : -EINVAL;
     if (n >= 0 && ch_refuses) {
         ch_sessions += strcmp(path, IOG_PATH_SESSION) == 0;
-        n = unit_refusal(&dev->mem, ch_refuses, ch_refusal_code, ch_refusal_text, &req, &kid, seq, path, out,
+        n = unit_refusal(&dev->mem, ch_refuses, ch_refusal_code, ch_refusal_text, ch_refusal_echo, ch_refusal_echo_len, &req, &kid, seq, path, out,
                          sizeof(out));
         fake_net_push(nt, &unit_server_addr, nt->now + 5, out, (size_t)n);
         return;
@@ -209,6 +211,8 @@ static void setup(uint64_t now)
     ch_refuses = 0;
     ch_refusal_code = IOG_COAP_FORBIDDEN;
     ch_refusal_text = "not a member: left";
+    ch_refusal_echo = NULL;
+    ch_refusal_echo_len = 0;
 }
 
 /*
@@ -820,9 +824,48 @@ static void test_sealed_refusals(void)
     unit_net.on_send = NULL;
 }
 
+/*
+ * The CH's echo challenge to a protected request (4.01 with an Echo option,
+ * after it restarted: PROTOCOL.md §4.2) is followed only when it is sealed
+ * for that request (§4.1): the request is sent again once, a new number
+ * with the Echo inside. One in plain text, which anyone on the path can send
+ * after the CH served the request, is not: following it would have the CH
+ * serve the request twice (two sessions granted and recorded).
+ */
+static void test_echo_challenge_sealed_only(void)
+{
+    static const uint8_t echo[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    iog_verify_resp_t v;
+    iog_id_t m1;
+    setup(1700000000);
+    memset(dev->mem.keys.resp, 0xa5, sizeof(dev->mem.keys.resp));
+    iog_id_set(&m1, "m1", 2);
+    ch_refusal_code = IOG_COAP_UNAUTHORIZED;
+    ch_refusal_text = "echo required";
+    ch_refusal_echo = echo;
+    ch_refusal_echo_len = sizeof(echo);
+
+    ch_refuses = UNIT_R_TEXT;
+    uint64_t seq = dev->mem.seq;
+    CHECK_EQ(iog_device_verify(dev, &m1, &v), -EACCES);
+    CHECK_EQ(ch_sent, 1);
+    CHECK_EQ(dev->mem.seq, seq + 1);
+    CHECK(!dev->sealed && strcmp(dev->diag, "echo required") == 0);
+    CHECK_EQ(dev->echo_len, 0);
+
+    ch_refuses = UNIT_R_SEALED; /* followed once; the CH challenging again is a refusal */
+    CHECK_EQ(iog_device_verify(dev, &m1, &v), -EACCES);
+    CHECK_EQ(ch_sent, 3);
+    CHECK_EQ(dev->mem.seq, seq + 3);
+    CHECK(dev->sealed && strcmp(dev->diag, "echo required") == 0);
+    CHECK_EQ(dev->echo_len, 0);
+    unit_net.on_send = NULL;
+}
+
 void test_device_server(void)
 {
     test_sealed_refusals();
+    test_echo_challenge_sealed_only();
     test_answers_bounded();
     test_talk_address_verified();
     test_hello_memory_clockless();

@@ -1106,7 +1106,7 @@ static void build_seeds(void)
     for (int mode = UNIT_R_MAP; mode <= UNIT_R_ANSWER; mode++) {
         iog_coap_msg_t m, req;
         memset(&req, 0, sizeof(req));
-        n = unit_refusal(&cx.rmem, mode, IOG_COAP_FORBIDDEN, cx.rdiag, &req, &cx.rme, cx.rseq, cx.rpath, b, cap);
+        n = unit_refusal(&cx.rmem, mode, IOG_COAP_FORBIDDEN, cx.rdiag, NULL, 0, &req, &cx.rme, cx.rseq, cx.rpath, b, cap);
         if (n > 0 && iog_coap_parse(&m, b, (size_t)n) == 0) {
             seed(K_REFUSAL | K_ENC0 | K_PRESP, m.payload, m.payload_len);
         }

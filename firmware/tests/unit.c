@@ -343,8 +343,9 @@ static size_t seal_refusal(const iog_member_t *m, int answer, const iog_id_t *ki
     return ol > 0 ? (size_t)ol : 0;
 }
 
-int unit_refusal(const iog_member_t *m, int mode, uint8_t code, const char *text, const iog_coap_msg_t *req,
-                 const iog_id_t *kid, uint64_t seq, const char *path, uint8_t *out, size_t cap)
+int unit_refusal(const iog_member_t *m, int mode, uint8_t code, const char *text, const uint8_t *echo,
+                 size_t echo_len, const iog_coap_msg_t *req, const iog_id_t *kid, uint64_t seq, const char *path,
+                 uint8_t *out, size_t cap)
 {
     uint8_t pt[IOG_REFUSAL_MAX + 8], sealed[IOG_REFUSAL_MAX + 80];
     iog_cbor_enc_t e;
@@ -358,15 +359,17 @@ int unit_refusal(const iog_member_t *m, int mode, uint8_t code, const char *text
     iog_cbor_put_tstr(&e, text, tl);
     int pl = iog_cbor_enc_finish(&e);
     iog_coap_build(&p, out, cap, IOG_COAP_ACK, code, req->mid, req->token, req->tkl);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, mode == UNIT_R_TEXT ? IOG_CF_TEXT : IOG_CF_COSE_ENCRYPT0);
+    if (echo) {
+        iog_coap_add_opt(&p, IOG_COAP_OPT_ECHO, echo, echo_len);
+    }
     if (mode == UNIT_R_TEXT) {
-        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_TEXT);
         iog_coap_add_payload(&p, text, tl);
     }
     else {
         size_t n = pl < 0 ? 0
                           : seal_refusal(m, mode == UNIT_R_ANSWER, kid, seq + (mode == UNIT_R_OTHER_SEQ), path, pt,
                                          (size_t)pl, sealed, sizeof(sealed));
-        iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, IOG_CF_COSE_ENCRYPT0);
         iog_coap_add_payload(&p, sealed, n);
     }
     int n = iog_coap_finish(&p);

@@ -158,13 +158,15 @@ int unit_rotation(const uint8_t old_priv[32], const uint8_t new_pub[65], const u
 enum { UNIT_R_SEALED = 1, UNIT_R_TEXT, UNIT_R_OTHER_SEQ, UNIT_R_MAP, UNIT_R_ANSWER };
 
 /**
- * The CH's refusal, @p code with the diagnostic @p text, of the protected
- * request @p req from @p kid with number @p seq to @p path, for member
- * @p m, as @p mode (UNIT_R_*) says: an ACK in @p out. The sealing is built
- * here from the protocol's definition, not with the core's. @return its length.
+ * The CH's refusal, @p code with the diagnostic @p text and, unless NULL,
+ * the Echo option @p echo of @p echo_len bytes, of the protected request
+ * @p req from @p kid with number @p seq to @p path, for member @p m, as
+ * @p mode (UNIT_R_*) says: an ACK in @p out. The sealing is built here from
+ * the protocol's definition, not with the core's. @return its length.
  */
-int unit_refusal(const iog_member_t *m, int mode, uint8_t code, const char *text, const iog_coap_msg_t *req,
-                 const iog_id_t *kid, uint64_t seq, const char *path, uint8_t *out, size_t cap);
+int unit_refusal(const iog_member_t *m, int mode, uint8_t code, const char *text, const uint8_t *echo,
+                 size_t echo_len, const iog_coap_msg_t *req, const iog_id_t *kid, uint64_t seq, const char *path,
+                 uint8_t *out, size_t cap);
 
 /** The board's device of test_console.c, for the device tests that run after it. */
 iog_device_t *unit_board_device(void);
