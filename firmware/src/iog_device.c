@@ -272,9 +272,10 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         }
         break;
     }
-    if (r.code == IOG_COAP_CONFLICT) {
-        d->pend = 0; /* the ledger refused it */
-    }
+    /* A refusal keeps the nonce pending: it is not signed, and a 4.09 forged
+     * on the path while the CH recorded the join would make the next join a
+     * second one (PROTOCOL.md §3.3). A retry of a refused join is refused
+     * again, and records nothing. */
     if (r.code != IOG_COAP_CREATED && r.code != IOG_COAP_CHANGED) {
         refused(d, &r);
         return -EACCES;

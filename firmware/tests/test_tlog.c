@@ -439,6 +439,8 @@ static struct {
     uint8_t proof[400];      /* GET /ledger/proof's answer */
     size_t proof_len;
     int stale;               /* answer the next join 4.01 "stale join" + EJ */
+    int conflict;            /* answer the next join 4.09 in plain text, as a forger on the path */
+    uint8_t nd[IOG_NONCE_LEN]; /* the nonce of the last join */
     const char *valid;       /* the Echo /ledger/... takes (the others are challenged) */
     unsigned joins, gets;    /* POST /join, GET /ledger/... seen */
     unsigned echoes[3];      /* Echo options of each GET /ledger/... (the first 3) */
@@ -519,7 +521,13 @@ static void join_ch(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, siz
             iog_join_payload_decode(s.payload, s.payload_len, &j)) {
             return;
         }
-        if (jc.stale) { /* signed over an echo from before the device's latest event */
+        memcpy(jc.nd, j.nd, sizeof(jc.nd));
+        if (jc.conflict) {
+            jc.conflict = 0;
+            code = IOG_COAP_CONFLICT;
+            body = (const uint8_t *)"id bound to another key", body_len = 23;
+        }
+        else if (jc.stale) { /* signed over an echo from before the device's latest event */
             jc.stale = 0;
             code = IOG_COAP_UNAUTHORIZED;
             echo = JC_STALE_ECHO;
@@ -634,6 +642,19 @@ static void test_join_echo(void)
     CHECK_EQ(iog_device_ledger_head(d, &height, &t), -EACCES);
     CHECK(jc.gets == 1 && jc.echoes[0] == 1 && strcmp(jc.echo[0], JC_STALE_ECHO) == 0);
     CHECK_EQ(d->code, IOG_COAP_NOT_FOUND);
+
+    /* a text 4.09 is not the CH's word (it is not signed: a forger on the path
+     * may have sent it while the CH recorded the join): the nonce stays
+     * pending, and the next join is the same join (PROTOCOL.md §3.3) */
+    uint8_t nd[IOG_NONCE_LEN];
+    jc.conflict = 1;
+    d->pend = 0;
+    CHECK_EQ(iog_device_join(d, 48857000, 2353000), -EACCES);
+    CHECK_EQ(d->code, IOG_COAP_CONFLICT);
+    memcpy(nd, jc.nd, sizeof(nd));
+    CHECK_EQ(d->pend, 1);
+    CHECK_EQ(iog_device_join(d, 48857000, 2353000), 0);
+    CHECK(memcmp(jc.nd, nd, sizeof(nd)) == 0);
 }
 
 void test_tlog(void)
