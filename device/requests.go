@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -14,7 +15,10 @@ import (
 // protected sends a protected request to path. build returns the plaintext
 // message for an echo value (nil at first); if the CH answers with an echo
 // challenge (its first request from us since it started) the request is
-// resent once, with a new sequence number and the echo inside.
+// resent once, with a new sequence number and the echo inside. Only a
+// challenge sealed for the request is the CH's (PROTOCOL.md §4.1): one
+// forged on the path is an error, never a reason to send the request again
+// (the CH may have served the first: a second session granted and recorded).
 func (d *Device) protected(ctx context.Context, path string, build func(echo []byte) any, out wire.Validator) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -41,12 +45,14 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 		if err != nil {
 			return err
 		}
-		if r.code == codes.Unauthorized && r.echo != nil && attempt == 0 {
-			echo = r.echo
-			continue
-		}
 		if !r.ok() {
-			return refusal(r, sent, keys)
+			err := refusal(r, sent, keys)
+			var ce *CodeError
+			if r.code == codes.Unauthorized && r.echo != nil && attempt == 0 && errors.As(err, &ce) && ce.Sealed {
+				echo = r.echo
+				continue
+			}
+			return err
 		}
 		plain, err := sent.OpenResponse(keys, r.body)
 		if err != nil {
