@@ -146,7 +146,9 @@ func (d *Device) talkProof(responder string) (*wire.TalkProof, error) {
 }
 
 // OpenTicket opens a ticket sealed to this device for a session between
-// initiator and responder (one of them this device, the other peer).
+// initiator and responder (one of them this device, the other peer). It
+// does not remember the ticket: Talk does (SpentTickets); a ticket opened
+// twice starts two sessions with the same keys and sequence numbers.
 func (d *Device) OpenTicket(t *wire.Ticket, peer, initiator, responder string) (*Session, error) {
 	d.mu.Lock()
 	keys, err := d.memberKeys()

@@ -57,6 +57,9 @@ type State struct {
 	// instead of recording a second one (once that membership has
 	// expired, the CH records a new join with it).
 	PendingJoin *PendingJoin `json:"pending_join,omitempty"`
+	// SpentTickets are the tickets this device used as the initiator of a
+	// talk under its current member keys: a ticket is used once.
+	SpentTickets SpentTickets `json:"spent_tickets,omitzero"`
 }
 
 // PendingJoin is what a device keeps of a join whose outcome it does not

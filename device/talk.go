@@ -80,6 +80,12 @@ func (d *Device) talk(ctx context.Context, conn *client.Conn, peerID string, hel
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	err = d.spendTicket(s.SID, resp.Ticket.Expires)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	return &Talk{conn: conn, Session: s}, nil
 }
 
