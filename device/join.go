@@ -201,13 +201,12 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 		return nil, nil, err
 	case r.code == codes.ServiceUnavailable:
 		return nil, nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, r.err())
-	case !r.ok() && r.code != codes.Conflict:
-		return nil, nil, r.err() // refused before the ledger: the pending join stays
-	case !r.ok(): // the ledger refused it (4.09): nothing pending any more
-		d.st.PendingJoin = nil
-		if err := d.save(); err != nil {
-			return nil, nil, err
-		}
+	case !r.ok():
+		// Refused — or so says an answer nobody signed: a 4.09 may be
+		// forged on the path while the CH recorded the join. The nonce
+		// stays pending, and the next join sends it again: the CH answers
+		// a recorded join with its record, and a refused one was never
+		// recorded, so using its nonce again costs nothing.
 		return nil, nil, r.err()
 	}
 	var resp wire.JoinResponse

@@ -52,7 +52,7 @@ type State struct {
 	// (COSE_Sign1): the next check proves the log consistent with it.
 	Checkpoint []byte `json:"checkpoint,omitempty"`
 	// PendingJoin is a join sent without a definite answer (5.03, a
-	// timeout): it may be on the ledger. The next join to its cluster
+	// timeout, an error: none is signed): it may be on the ledger. The next join to its cluster
 	// reuses its nonce, so that the CH answers it with the recorded join
 	// instead of recording a second one (once that membership has
 	// expired, the CH records a new join with it).
