@@ -190,8 +190,10 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 			return nil, nil, fmt.Errorf("failed to draw join nonce: %w", err)
 		}
 		// Saved before it is sent: from then on, the join may be recorded.
-		d.st.PendingJoin = &PendingJoin{Cluster: info.Cluster, Nonce: req.Nonce}
-		if err := d.save(); err != nil {
+		if err := d.update(func() error {
+			d.st.PendingJoin = &PendingJoin{Cluster: info.Cluster, Nonce: req.Nonce}
+			return nil
+		}); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -228,8 +230,7 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 		// membership is over (or this device's clock is wrong): not
 		// joined. The outcome is known, so the nonce is not pending any
 		// more; the next Join draws a new one.
-		d.st.PendingJoin = nil
-		if err := d.save(); err != nil {
+		if err := d.update(func() error { d.st.PendingJoin = nil; return nil }); err != nil {
 			return nil, nil, err
 		}
 		return nil, nil, fmt.Errorf("%w: /join answer's membership expired at %s (device clock %s); join again",

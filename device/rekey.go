@@ -45,13 +45,18 @@ func (d *Device) Rekey(ctx context.Context) (bool, error) {
 	if _, err := acceptKey(oldThumb[:], false, info, th); err != nil {
 		return false, err
 	}
-	m.CHKey, d.keys = append([]byte{}, info.Key...), nil
-	d.st.Trusted = th[:] // the trusted key followed the rotation
-	if d.pin != nil {    // and so did the pin
-		d.pin = th[:]
+	changed := false
+	err = d.update(func() error { // keeping what other processes of the device saved (their sequence numbers)
+		m.CHKey, d.keys = append([]byte{}, info.Key...), nil
+		d.st.Trusted = th[:] // the trusted key followed the rotation
+		changed = true
+		return nil
+	})
+	if err != nil {
+		return changed, err
 	}
-	if err := d.save(); err != nil {
-		return true, err
+	if d.pin != nil { // and so did the pin
+		d.pin = th[:]
 	}
 	if d.noLogCheck || d.st.Checkpoint == nil {
 		return true, nil

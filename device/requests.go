@@ -180,7 +180,9 @@ func (d *Device) Leave(ctx context.Context) (*wire.LeaveResponse, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.st.Trusted = d.st.TrustedCH() // a state file from before devices kept it: from the membership it is leaving
-	d.st.Membership, d.keys = nil, nil
-	return &resp, d.save()
+	return &resp, d.update(func() error {
+		d.st.Trusted = d.st.TrustedCH() // a state file from before devices kept it: from the membership it is leaving
+		d.st.Membership, d.keys = nil, nil
+		return nil
+	})
 }

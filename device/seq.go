@@ -30,7 +30,9 @@ func (d *Device) reserveSeq() (uint64, error) {
 // processes of this device saved there: the larger sequence number and the
 // tickets they used (SpentTickets), so that a save never moves either back.
 // A file whose membership is not this process's is an error: another
-// process left or rejoined. Nothing is saved if change fails.
+// process left or rejoined. Nothing is saved if change fails. Only a change
+// that replaces the membership (a join's answer) saves without it: the
+// new member key starts its sequence numbers from 0.
 // Must be called with d.mu held.
 func (d *Device) update(change func() error) error {
 	if d.path == "" {
@@ -50,7 +52,7 @@ func (d *Device) update(change func() error) error {
 		return err
 	}
 	mine, theirs := d.st.Membership, onDisk.Membership
-	if mine == nil || theirs == nil || !bytes.Equal(mine.DeviceNonce, theirs.DeviceNonce) {
+	if (mine == nil) != (theirs == nil) || mine != nil && !bytes.Equal(mine.DeviceNonce, theirs.DeviceNonce) {
 		return fmt.Errorf("device file %s was changed by another process (left or rejoined): start again", d.path)
 	}
 	d.st.Seq = max(d.st.Seq, onDisk.Seq)

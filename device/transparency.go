@@ -139,8 +139,7 @@ func (d *Device) checkJoin(ctx context.Context, info *wire.ClusterInfo) (*Inclus
 	if err := w.Advance(in.Checkpoint, in.Consistency); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotInLog, err)
 	}
-	d.st.Checkpoint = w.Last.Signed
-	return in, d.save()
+	return in, d.update(func() error { d.st.Checkpoint = w.Last.Signed; return nil })
 }
 
 // keptWitness returns the witness of the checkpoint the device keeps, ready
