@@ -47,7 +47,7 @@ func (d *Device) Rekey(ctx context.Context) (bool, error) {
 	}
 	changed := false
 	err = d.update(func() error { // keeping what other processes of the device saved (their sequence numbers)
-		m.CHKey, d.keys = append([]byte{}, info.Key...), nil
+		d.st.Membership.CHKey, d.keys = append([]byte{}, info.Key...), nil
 		d.st.Trusted = th[:] // the trusted key followed the rotation
 		changed = true
 		return nil

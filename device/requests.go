@@ -22,17 +22,20 @@ import (
 func (d *Device) protected(ctx context.Context, path string, build func(echo []byte) any, out wire.Validator) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	keys, err := d.memberKeys()
-	if err != nil {
-		return err
+	if d.st.Membership == nil {
+		return ErrNotJoined
 	}
-	m := d.st.Membership
 	var echo []byte
 	for attempt := 0; ; attempt++ {
 		seq, err := d.reserveSeq()
 		if err != nil {
 			return err
 		}
+		keys, err := d.memberKeys() // after reserveSeq: another process may have re-keyed the file
+		if err != nil {
+			return err
+		}
+		m := d.st.Membership
 		pt, err := wire.Marshal(build(echo))
 		if err != nil {
 			return err

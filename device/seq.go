@@ -26,11 +26,12 @@ func (d *Device) reserveSeq() (uint64, error) {
 }
 
 // update applies change to d.st and saves it. With a state file, it does so
-// under an exclusive lock on path+".lock", after taking in what other
-// processes of this device saved there: the larger sequence number and the
-// tickets they used (SpentTickets), so that a save never moves either back.
-// A file whose membership is not this process's is an error: another
-// process left or rejoined. Nothing is saved if change fails. Only a change
+// under an exclusive lock on path+".lock", starting from the file: it holds
+// the latest save of every process of this device (each made here), e.g. a
+// re-key, which this process then follows; only the larger sequence number
+// and the tickets either side used are merged, so that a save never moves
+// either back. A file whose membership is not this process's is an error:
+// another process left or rejoined. Nothing is saved if change fails. Only a change
 // that replaces the membership (a join's answer) saves without it: the
 // new member key starts its sequence numbers from 0.
 // Must be called with d.mu held.
@@ -55,8 +56,12 @@ func (d *Device) update(change func() error) error {
 	if (mine == nil) != (theirs == nil) || mine != nil && !bytes.Equal(mine.DeviceNonce, theirs.DeviceNonce) {
 		return fmt.Errorf("device file %s was changed by another process (left or rejoined): start again", d.path)
 	}
-	d.st.Seq = max(d.st.Seq, onDisk.Seq)
-	d.st.SpentTickets.merge(&onDisk.SpentTickets, d.now())
+	onDisk.Seq = max(d.st.Seq, onDisk.Seq)
+	onDisk.SpentTickets.merge(&d.st.SpentTickets, d.now())
+	if mine != nil && !bytes.Equal(mine.CHKey, theirs.CHKey) {
+		d.keys = nil // another process re-keyed: derive the member keys again
+	}
+	*d.st = *onDisk
 	if err := change(); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package device_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -79,5 +80,49 @@ func TestSavesKeepOtherProcessesSeq(t *testing.T) {
 				t.Errorf("the next process's request: %v", err)
 			}
 		})
+	}
+}
+
+// TestProcessFollowsAnotherProcessRekey: a process that loaded the device
+// file (a 'device listen') before another one re-keyed it after a CH key
+// rotation uses the new member key from its next request on, and its saves
+// keep the re-key: the file goes on trusting the new CH key. Before this was
+// fixed the first process went on sealing under the old member key (the CH
+// refused it once the re-key was recorded) and each of its requests wrote
+// the old key back into the file, trusted again — the key a rotation after
+// a compromise is meant to leave behind.
+func TestProcessFollowsAnotherProcessRekey(t *testing.T) {
+	ch := chtest.Start(t, "", chtest.Open)
+	ctx := chtest.Ctx(t)
+	chtest.Joined(t, ch, "m2")
+	path := newFile(t, "m1")
+	if err := joinNear(t, ch, path); err != nil {
+		t.Fatal(err)
+	}
+	listener := dialFile(t, ch, path)
+	if _, err := listener.Verify(ctx, "m2"); err != nil {
+		t.Fatal(err)
+	}
+	rotate(t, ch)
+	operator := dialFile(t, ch, path)
+	if changed, err := operator.Rekey(ctx); err != nil || !changed {
+		t.Fatalf("rekey: %v, %v", changed, err)
+	}
+	if _, err := operator.Verify(ctx, "m2"); err != nil { // the CH records the re-key
+		t.Fatal(err)
+	}
+	newKey := thumb(ch)
+	if _, err := listener.Verify(ctx, "m2"); err != nil {
+		t.Errorf("the process that loaded the file before the re-key: %v", err)
+	}
+	st, err := device.LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(st.Trusted, newKey) {
+		t.Errorf("device file trusts %x after the first process's request, want the re-keyed %x", st.Trusted, newKey)
+	}
+	if _, err := dialFile(t, ch, path).Verify(ctx, "m2"); err != nil {
+		t.Errorf("the next process: %v", err)
 	}
 }
