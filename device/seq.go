@@ -61,7 +61,10 @@ func (d *Device) update(change func() error) error {
 	if mine != nil && !bytes.Equal(mine.CHKey, theirs.CHKey) {
 		d.keys = nil // another process re-keyed: derive the member keys again
 	}
-	*d.st = *onDisk
+	// Every field but the device's identity (ID, Key), which no process
+	// changes and which is read without d.mu (Listener.talk, Hello).
+	d.st.Membership, d.st.Seq, d.st.Credential, d.st.Trusted = onDisk.Membership, onDisk.Seq, onDisk.Credential, onDisk.Trusted
+	d.st.Checkpoint, d.st.PendingJoin, d.st.SpentTickets = onDisk.Checkpoint, onDisk.PendingJoin, onDisk.SpentTickets
 	if err := change(); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -124,5 +125,50 @@ func TestProcessFollowsAnotherProcessRekey(t *testing.T) {
 	}
 	if _, err := dialFile(t, ch, path).Verify(ctx, "m2"); err != nil {
 		t.Errorf("the next process: %v", err)
+	}
+}
+
+// TestListenerWithDeviceFile: a listener whose device keeps a file serves
+// hellos from several peers at once (each /session it makes saves the file)
+// and their messages; run with -race.
+func TestListenerWithDeviceFile(t *testing.T) {
+	ch := chtest.Start(t, "", chtest.Open)
+	ctx := chtest.Ctx(t)
+	path := newFile(t, "m2")
+	if err := joinNear(t, ch, path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := dialFile(t, ch, path).Listen("127.0.0.1:0", func(_ string, msg []byte) []byte { return msg }, nil, device.WithListenRateLimit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	peers := []*device.Device{chtest.Joined(t, ch, "m1"), chtest.Joined(t, ch, "m3"), chtest.Joined(t, ch, "m4")}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*len(peers))
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				talk, err := p.Talk(ctx, l.Addr().String(), "m2")
+				if err != nil {
+					errs <- err
+					return
+				}
+				if reply, err := talk.Send(ctx, []byte("hi")); err != nil || string(reply) != "hi" {
+					errs <- fmt.Errorf("reply %q, %v", reply, err)
+				}
+				talk.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := seqOf(t, path); got != 3*uint64(len(peers)) {
+		t.Errorf("device file's seq %d after %d sessions, want %d", got, 3*len(peers), 3*len(peers))
 	}
 }
