@@ -57,11 +57,25 @@ type fakePeer struct {
 	mu   sync.Mutex
 	body []byte
 	addr string
+	stop func() // stops the server
 }
 
-func startFakePeer(t *testing.T) *fakePeer {
+func startFakePeer(t testing.TB) *fakePeer {
 	t.Helper()
 	p := &fakePeer{}
+	if err := p.serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// serve starts the peer's server on a new port (p.addr), after stopping the
+// one it ran, if any.
+func (p *fakePeer) serve() error {
+	if p.stop != nil {
+		p.stop()
+	}
 	router := mux.NewRouter()
 	router.Handle("/talk", mux.HandlerFunc(func(w mux.ResponseWriter, _ *mux.Message) {
 		p.mu.Lock()
@@ -71,14 +85,14 @@ func startFakePeer(t *testing.T) *fakePeer {
 	}))
 	conn, err := coapnet.NewListenUDP("udp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	srv := udp.NewServer(options.WithMux(router))
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(conn); close(done) }()
-	t.Cleanup(func() { srv.Stop(); <-done })
+	p.stop = sync.OnceFunc(func() { srv.Stop(); <-done })
 	p.addr = conn.LocalAddr().String()
-	return p
+	return nil
 }
 
 func (p *fakePeer) answer(b []byte) {

@@ -125,3 +125,61 @@ func FuzzListener(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTalkAnswer feeds arbitrary /talk answers (2.05, Content-Format 60)
+// from a hostile peer to a real initiator, with a real CH behind it: the
+// client side of a talk, which decodes what a peer (or the path) says.
+// Properties: Talk never panics; it succeeds only for an answer naming the
+// peer and carrying a ticket the CH sealed for this initiator, and only once
+// per ticket (a replayed answer would start the same session again, its
+// nonces from 0: docs/PROTOCOL.md §5.1).
+func FuzzTalkAnswer(f *testing.F) {
+	ch := chtest.Start(f, "")
+	ctx := chtest.Ctx(f)
+	m1 := chtest.Joined(f, ch, "m1")
+	m2 := chtest.Joined(f, ch, "m2")
+	peer := startFakePeer(f)
+	for range 2 {
+		_, ticket, err := m2.Session(ctx, "m1")
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := wire.Marshal(&wire.TalkResponse{ID: "m2", Ticket: *ticket})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("garbage"))
+	f.Add([]byte{0xa0})
+	used := map[string]bool{}
+	// Every talk comes from a new source port, and the peer's go-coap server
+	// keeps each endpoint's answers by message ID: once ports come round
+	// again (thousands of talks a second), a talk may be answered from that
+	// cache under a token it does not know, and wait. A new peer, well
+	// before, has no such memory (see FuzzListener).
+	const perPeer = 5_000
+	var talks int
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		if talks++; talks > perPeer {
+			if err := peer.serve(); err != nil {
+				t.Fatal(err)
+			}
+			talks = 1
+		}
+		peer.answer(answer)
+		talk, err := m1.Talk(chtest.Ctx(t), peer.addr, "m2")
+		if err != nil {
+			return
+		}
+		defer talk.Close()
+		var resp wire.TalkResponse
+		if err := wire.Decode(answer, &resp); err != nil || resp.ID != "m2" || resp.Ticket.Recipient != "m1" {
+			t.Fatalf("talk accepted %x (%v)", answer, err)
+		}
+		if used[string(talk.Session.SID)] {
+			t.Fatalf("session %x started twice", talk.Session.SID)
+		}
+		used[string(talk.Session.SID)] = true
+	})
+}
