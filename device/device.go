@@ -29,8 +29,12 @@ type Device struct {
 	pin    []byte // expected CH key thumbprint, besides the one the state trusts (checkCH)
 	repin  []byte // the CH key thumbprint to trust instead of the state's, once joined
 	now    func() time.Time
-	conn   *client.Conn
 	server string
+
+	connMu   sync.Mutex   // guards conn and hostport's use; never held while waiting on d.mu
+	conn     *client.Conn // the association to the CH (association())
+	hostport string
+	closed   bool // Close was called: no new association
 
 	keys *protect.MemberKeys // derived from st.Membership, lazily
 
@@ -82,13 +86,38 @@ func Dial(server string, st *State, opts ...Option) (*Device, error) {
 	for _, o := range opts {
 		o(d)
 	}
-	hostport := strings.TrimSuffix(strings.TrimPrefix(server, "coap://"), "/")
-	conn, err := dial(hostport)
+	d.hostport = strings.TrimSuffix(strings.TrimPrefix(server, "coap://"), "/")
+	conn, err := dial(d.hostport)
 	if err != nil {
 		return nil, fmt.Errorf("failed to reach cluster head %s: %w", server, err)
 	}
 	d.conn = conn
 	return d, nil
+}
+
+// association returns the device's CoAP association to its CH, dialling a
+// new one if the last one ended. A go-coap association ends for good on a
+// read error, e.g. an ICMP port unreachable: the CH restarting, or one
+// forged by anyone who guesses the device's source port. Without a new one,
+// a long-running device (a listener) would be cut off its CH until it
+// restarts.
+func (d *Device) association() (*client.Conn, error) {
+	d.connMu.Lock()
+	defer d.connMu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("failed to reach cluster head %s: device closed", d.server)
+	}
+	select {
+	case <-d.conn.Done():
+	default:
+		return d.conn, nil
+	}
+	conn, err := dial(d.hostport)
+	if err != nil {
+		return nil, fmt.Errorf("failed to reach cluster head %s: %w", d.server, err)
+	}
+	d.conn = conn
+	return conn, nil
 }
 
 // dial opens a CoAP/UDP association to addr. go-coap prints the transport
@@ -99,8 +128,14 @@ func dial(addr string) (*client.Conn, error) {
 	return udp.Dial(addr, options.WithErrors(func(err error) { slog.Debug("coap client", "peer", addr, "err", err) }))
 }
 
-// Close ends the association.
-func (d *Device) Close() error { return d.conn.Close() }
+// Close ends the association; the device makes no other.
+func (d *Device) Close() error {
+	d.connMu.Lock()
+	d.closed = true
+	conn := d.conn
+	d.connMu.Unlock()
+	return conn.Close()
+}
 
 // ID returns the device ID.
 func (d *Device) ID() string { return d.st.ID }

@@ -32,7 +32,11 @@ func (d *Device) ClusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.Pub
 // clusterInfo is ClusterInfo that also returns the echo value the answer
 // carried, if any (docs/PROTOCOL.md §3.1). Must be called with d.mu held.
 func (d *Device) clusterInfo(ctx context.Context) (*wire.ClusterInfo, *ecdsa.PublicKey, []byte, error) {
-	return clusterInfo(ctx, d.conn, d.checkCH)
+	conn, err := d.association()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return clusterInfo(ctx, conn, d.checkCH)
 }
 
 // padded marks a request that exchange pads: a CH answers a padded GET
@@ -270,7 +274,11 @@ func (d *Device) sendJoin(ctx context.Context, req *wire.JoinRequest) (*response
 	}
 	challenged, retries := false, 0
 	for {
-		r, err := exchange(ctx, d.conn, codes.POST, "/join", message.AppCoseSign1, signed)
+		conn, err := d.association()
+		if err != nil {
+			return nil, err
+		}
+		r, err := exchange(ctx, conn, codes.POST, "/join", message.AppCoseSign1, signed)
 		if err != nil { // the join may have arrived, and been recorded
 			return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}

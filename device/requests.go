@@ -44,7 +44,11 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 		if err != nil {
 			return err
 		}
-		r, err := exchange(ctx, d.conn, codes.POST, "/"+path, message.AppCoseEncrypt0, sent.Body)
+		conn, err := d.association()
+		if err != nil {
+			return err
+		}
+		r, err := exchange(ctx, conn, codes.POST, "/"+path, message.AppCoseEncrypt0, sent.Body)
 		if err != nil {
 			return err
 		}

@@ -125,7 +125,11 @@ func (d *Device) checkJoin(ctx context.Context, info *wire.ClusterInfo) (*Inclus
 		}
 		query = append(query, "from="+strconv.FormatUint(w.Last.Size, 10))
 	}
-	in, err := fetchProof(ctx, d.conn, d.echo, key, m.Cluster, query...)
+	conn, err := d.association()
+	if err != nil {
+		return nil, err
+	}
+	in, err := fetchProof(ctx, conn, d.echo, key, m.Cluster, query...)
 	if err != nil {
 		return nil, notInLog(err)
 	}
