@@ -61,5 +61,23 @@ func place(path string, perm os.FileMode, fill func(io.Writer) error, put func(t
 	if err := put(tmp, path); err != nil {
 		return fmt.Errorf("failed to put %s in place: %w", path, err)
 	}
+	// The new name is durable only once its directory is: before, a power
+	// loss can bring the old file back (for a device file, a sequence number
+	// already used: a nonce used again).
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("failed to sync the directory of %s: %w", path, err)
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
