@@ -175,7 +175,7 @@ type response struct {
 }
 
 func (r *response) err() error {
-	return &CodeError{Code: r.code, Diagnostic: string(r.body)}
+	return &CodeError{Code: r.code, Diagnostic: printable(string(r.body))}
 }
 
 func (r *response) ok() bool { return r.code>>5 == 2 }

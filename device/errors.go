@@ -3,6 +3,8 @@ package device
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
@@ -116,6 +118,18 @@ type CodeError struct {
 
 func (e *CodeError) Error() string {
 	return fmt.Sprintf("%s %s", codeString(e.Code), e.Diagnostic)
+}
+
+// printable returns diag with every rune that is not printable (a terminal's
+// escape sequences, invalid UTF-8) replaced by U+FFFD: a diagnostic comes
+// from the network, and the CLI prints it.
+func printable(diag string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return unicode.ReplacementChar
+	}, strings.ToValidUTF8(diag, string(unicode.ReplacementChar)))
 }
 
 // codeString renders a code as CoAP writes it, e.g. "4.03".

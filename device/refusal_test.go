@@ -19,24 +19,27 @@ import (
 	"github.com/iotguard/iotguard/wire"
 )
 
-// fakeCH answers every /verify with the refusal the test sets, as an
-// on-path attacker who drops the CH's answer and sends its own would.
+// fakeCH answers every /verify with what its answer function makes of the
+// request, as an on-path attacker who drops the CH's answer and sends its
+// own would.
 type fakeCH struct {
-	mu     sync.Mutex
-	format message.MediaType
-	body   []byte
-	addr   string
+	mu       sync.Mutex
+	answer   func(req []byte) (codes.Code, message.MediaType, []byte, []message.Option)
+	requests int
+	addr     string
 }
 
 func startFakeCH(t *testing.T) *fakeCH {
 	t.Helper()
 	f := &fakeCH{}
 	router := mux.NewRouter()
-	router.Handle("/verify", mux.HandlerFunc(func(w mux.ResponseWriter, _ *mux.Message) {
+	router.Handle("/verify", mux.HandlerFunc(func(w mux.ResponseWriter, r *mux.Message) {
+		req, _ := r.ReadBody()
 		f.mu.Lock()
-		format, body := f.format, f.body
+		f.requests++
+		code, format, body, opts := f.answer(req)
 		f.mu.Unlock()
-		_ = w.SetResponse(codes.Forbidden, format, bytes.NewReader(body))
+		_ = w.SetResponse(code, format, bytes.NewReader(body), opts...)
 	}))
 	conn, err := coapnet.NewListenUDP("udp", "127.0.0.1:0")
 	if err != nil {
@@ -50,10 +53,24 @@ func startFakeCH(t *testing.T) *fakeCH {
 	return f
 }
 
+// refuse makes f answer every request 4.03 with body in format.
 func (f *fakeCH) refuse(format message.MediaType, body []byte) {
+	f.answerWith(func([]byte) (codes.Code, message.MediaType, []byte, []message.Option) {
+		return codes.Forbidden, format, body, nil
+	})
+}
+
+func (f *fakeCH) answerWith(answer func(req []byte) (codes.Code, message.MediaType, []byte, []message.Option)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.format, f.body = format, body
+	f.answer = answer
+}
+
+// seen returns the number of requests f answered.
+func (f *fakeCH) seen() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests
 }
 
 // TestRefusalsSealed: the CH's refusal of a member's protected request is
@@ -139,4 +156,59 @@ func TestRefusalsSealed(t *testing.T) {
 		})
 	}
 	chtest.Unchanged(t, ch, before)
+}
+
+// TestSealedRefusalDecidesByItsDiagnostic: a sealed refusal's code and
+// options are not sealed, only its diagnostic. A device follows an echo
+// challenge only when the sealed diagnostic says so: the CH's sealed
+// "replay" with an Echo option added on the path is a refusal, and the
+// request is not sent again. Diagnostics from the network reach the CLI
+// printable: a terminal's escape sequences are replaced.
+func TestSealedRefusalDecidesByItsDiagnostic(t *testing.T) {
+	ch := chtest.Start(t, "")
+	ctx := chtest.Ctx(t)
+	st, err := device.NewState("sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chtest.Enroll(t, ch, st)
+	if _, err := chtest.Dial(t, ch, st).Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := st.MemberKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger := startFakeCH(t)
+	forger.answerWith(func(body []byte) (codes.Code, message.MediaType, []byte, []message.Option) {
+		req, err := protect.ParseRequest(body)
+		if err != nil {
+			t.Error(err)
+			return codes.BadRequest, message.TextPlain, nil, nil
+		}
+		sealed, err := req.SealRefusal(keys, st.Membership.Cluster, protect.PathVerify, "replay")
+		if err != nil {
+			t.Error(err)
+		}
+		return codes.Unauthorized, message.AppCoseEncrypt0, sealed, []message.Option{{ID: message.Echo, Value: []byte("12345678")}}
+	})
+	onPath, err := device.Dial(forger.addr, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onPath.Close()
+	_, err = onPath.Verify(ctx, "sensor-a")
+	var ce *device.CodeError
+	if !errors.As(err, &ce) || ce.Code != codes.Unauthorized || ce.Diagnostic != "replay" || !ce.Sealed {
+		t.Fatalf("a sealed replay with an Echo option: %#v (%v), want the sealed 4.01 replay", ce, err)
+	}
+	if n := forger.seen(); n != 1 {
+		t.Errorf("the request was sent %d times, want once", n)
+	}
+
+	forger.refuse(message.TextPlain, []byte("\x1b[2Jnot a member\x07"))
+	_, err = onPath.Verify(ctx, "sensor-a")
+	if !errors.As(err, &ce) || ce.Diagnostic != "\ufffd[2Jnot a member\ufffd" {
+		t.Errorf("a diagnostic with escapes: %q, want them replaced", ce.Diagnostic)
+	}
 }

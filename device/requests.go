@@ -55,7 +55,9 @@ func (d *Device) protected(ctx context.Context, path string, build func(echo []b
 		if !r.ok() {
 			err := refusal(r, sent, keys)
 			var ce *CodeError
-			if r.code == codes.Unauthorized && r.echo != nil && attempt == 0 && errors.As(err, &ce) && ce.Sealed {
+			// Only the CH's challenge: its diagnostic sealed for this request
+			// (the code and options are not: the diagnostic decides).
+			if r.echo != nil && attempt == 0 && errors.As(err, &ce) && ce.Sealed && ce.Diagnostic == "echo required" {
 				echo = r.echo
 				continue
 			}
@@ -84,7 +86,7 @@ func refusal(r *response, sent *protect.Outgoing, keys *protect.MemberKeys) erro
 	if err != nil {
 		return &CodeError{Code: r.code, Diagnostic: "sealed refusal does not open"}
 	}
-	return &CodeError{Code: r.code, Diagnostic: diag, Sealed: true}
+	return &CodeError{Code: r.code, Diagnostic: printable(diag), Sealed: true}
 }
 
 // Verify asks the CH whether peer is a current member. A verdict other than

@@ -471,9 +471,11 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         if (r.code != ok_code) {
             refusal(d, &r, seq, path + 1);
             /* the CH restarted: resend with a new seq and the echo inside;
-             * only the CH's own challenge, sealed for this request: one
-             * forged on the path would have the CH serve the request twice */
-            const iog_coap_opt_t *o = d->sealed ? challenge(&r, attempt) : NULL;
+             * only the CH's own challenge, its diagnostic sealed for this
+             * request (the code and options are not sealed): one forged on
+             * the path would have the CH serve the request twice */
+            const iog_coap_opt_t *o =
+                d->sealed && strcmp(d->diag, "echo required") == 0 ? challenge(&r, attempt) : NULL;
             if (o) {
                 memcpy(d->echo, o->val, o->len);
                 d->echo_len = (uint8_t)o->len;

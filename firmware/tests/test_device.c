@@ -827,8 +827,9 @@ static void test_sealed_refusals(void)
 /*
  * The CH's echo challenge to a protected request (4.01 with an Echo option,
  * after it restarted: PROTOCOL.md §4.2) is followed only when it is sealed
- * for that request (§4.1): the request is sent again once, a new number
- * with the Echo inside. One in plain text, which anyone on the path can send
+ * for that request (§4.1) and its sealed diagnostic says "echo required"
+ * (the code and options are not sealed): the request is sent again once, a
+ * new number with the Echo inside. One in plain text, which anyone on the path can send
  * after the CH served the request, is not: following it would have the CH
  * serve the request twice (two sessions granted and recorded).
  */
@@ -853,10 +854,16 @@ static void test_echo_challenge_sealed_only(void)
     CHECK(!dev->sealed && strcmp(dev->diag, "echo required") == 0);
     CHECK_EQ(dev->echo_len, 0);
 
-    ch_refuses = UNIT_R_SEALED; /* followed once; the CH challenging again is a refusal */
+    ch_refusal_text = "replay"; /* sealed, but a replay with an Echo added on the path */
+    ch_refuses = UNIT_R_SEALED;
     CHECK_EQ(iog_device_verify(dev, &m1, &v), -EACCES);
-    CHECK_EQ(ch_sent, 3);
-    CHECK_EQ(dev->mem.seq, seq + 3);
+    CHECK_EQ(ch_sent, 2);
+    CHECK(dev->sealed && strcmp(dev->diag, "replay") == 0);
+
+    ch_refusal_text = "echo required"; /* followed once; the CH challenging again is a refusal */
+    CHECK_EQ(iog_device_verify(dev, &m1, &v), -EACCES);
+    CHECK_EQ(ch_sent, 4);
+    CHECK_EQ(dev->mem.seq, seq + 4);
     CHECK(dev->sealed && strcmp(dev->diag, "echo required") == 0);
     CHECK_EQ(dev->echo_len, 0);
     unit_net.on_send = NULL;
