@@ -11,3 +11,13 @@ func (d *Device) MemberKeys() (*protect.MemberKeys, error) {
 	defer d.mu.Unlock()
 	return d.memberKeys()
 }
+
+// ForwardPause is a listener's first pause in asking a silent CH.
+const ForwardPause = forwardPause
+
+// Seq returns the device's next sequence number.
+func (d *Device) Seq() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st.Seq
+}

@@ -145,7 +145,8 @@ type Listener struct {
 	errs   func(error)
 	edge   *coapedge.Server
 
-	hellos *helloCache
+	hellos  *helloCache
+	forward forwarding
 
 	mu      sync.Mutex
 	session map[string]*Session // by session ID
@@ -213,9 +214,10 @@ func (l *Listener) Close() error { return l.edge.Close() }
 
 // talk serves a hello (PROTOCOL.md §5.1). What the listener can check
 // itself — the proof is there, names this device, is fresh, and was not
-// forwarded before — it checks before it asks its CH anything; the CH checks
-// the rest in the one /session that forwards the proof. Nothing but an
-// accepted proof of a current member touches the session table.
+// forwarded before — it checks before it asks its CH anything, and it asks
+// nothing while its CH is silent (forwarding); the CH checks the rest in
+// the one /session that forwards the proof. Nothing but an accepted proof of
+// a current member touches the session table.
 func (l *Listener) talk(ctx context.Context, r *coapedge.Request) coapedge.Response {
 	var hello wire.Hello
 	if err := wire.Decode(r.Body, &hello); err != nil {
@@ -228,10 +230,13 @@ func (l *Listener) talk(ctx context.Context, r *coapedge.Request) coapedge.Respo
 		return l.refuseProof(hello.ID, "bad talk proof: wrong responder")
 	case !protect.TalkProofFresh(hello.Proof.Time, l.d.now()):
 		return l.refuseProof(hello.ID, "bad talk proof: stale")
+	case l.forward.paused(l.d.now()):
+		return coapedge.Diagnostic(codes.ServiceUnavailable, "cluster head unavailable")
 	case !l.hellos.claim(hello.Proof, l.d.now()):
 		return l.refuseProof(hello.ID, "bad talk proof: replay")
 	}
 	s, ticket, err := l.d.session(ctx, hello.ID, hello.Proof)
+	l.forward.done(err, l.d.now())
 	if err != nil {
 		var w *Warning
 		if !errors.As(err, &w) { // the CH did not accept the proof: it may come again
