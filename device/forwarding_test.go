@@ -10,6 +10,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // TestListenerPausesWhileCHSilent: a listener whose CH left a forwarded
@@ -70,4 +71,22 @@ func TestListenerPausesWhileCHSilent(t *testing.T) {
 	if err := talk(); err != nil {
 		t.Fatalf("the next talk: %v", err)
 	}
+}
+
+// TestHelloFromItselfNotForwarded: a hello naming the listener as its own
+// initiator, with a well-formed, fresh proof that anyone can make up, is
+// answered as its CH would answer it (4.03 "warning: peer not a member: peer
+// is the requester") without asking the CH: no sequence number spent.
+func TestHelloFromItselfNotForwarded(t *testing.T) {
+	s := newTalkScene(t)
+	seq := s.m2.Seq()
+	proof := &wire.TalkProof{Nonce: randomBytes(t, wire.NonceSize), Time: uint64(time.Now().Unix()), Tag: randomBytes(t, wire.TagSize)}
+	r := talkPost(t, dialListener(t, s.l), mustCBOR(t, &wire.Hello{ID: "m2", Responder: "m2", Proof: proof}))
+	if r.Code != codes.Forbidden || r.Diagnostic != "warning: peer not a member: peer is the requester" {
+		t.Errorf("a hello from the listener itself: %v %q", r.Code, r.Diagnostic)
+	}
+	if s.m2.Seq() != seq {
+		t.Error("the listener asked its CH about a hello from itself")
+	}
+	s.alive(t)
 }

@@ -228,6 +228,8 @@ func (l *Listener) talk(ctx context.Context, r *coapedge.Request) coapedge.Respo
 		return l.refuseProof(hello.ID, "bad talk proof: missing")
 	case hello.Responder != l.d.st.ID:
 		return l.refuseProof(hello.ID, "bad talk proof: wrong responder")
+	case hello.ID == l.d.st.ID: // what the CH would answer, without asking it
+		return l.refuse(hello.ID, &CodeError{Code: codes.Forbidden, Diagnostic: "peer not a member: peer is the requester"})
 	case !protect.TalkProofFresh(hello.Proof.Time, l.d.now()):
 		return l.refuseProof(hello.ID, "bad talk proof: stale")
 	case l.forward.paused(l.d.now()):
