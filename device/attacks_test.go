@@ -227,24 +227,33 @@ func TestGrantReplayedToThirdDevice(t *testing.T) {
 	}
 }
 
-// sessionGrant asks the CH for a session with peer as st's device, sealing
-// the request by hand, and returns the grant (the ticket for st's device).
-func sessionGrant(t *testing.T, ch *clusterhead.CH, st *device.State, peer string) *wire.Ticket {
+// sealByHand returns msg sealed as st's device's next request to path, as
+// the device library seals it, its sequence number and the keys that open
+// the answer.
+func sealByHand(t *testing.T, st *device.State, path string, msg any) ([]byte, uint64, *protect.MemberKeys) {
 	t.Helper()
 	keys, err := st.MemberKeys()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pt, err := wire.Marshal(&wire.SessionRequest{Peer: peer})
+	pt, err := wire.Marshal(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seq := st.Seq
 	st.Seq++
-	req, err := protect.SealRequest(keys, st.Membership.Cluster, st.ID, seq, protect.PathSession, pt)
+	req, err := protect.SealRequest(keys, st.Membership.Cluster, st.ID, seq, path, pt)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return req, seq, keys
+}
+
+// sessionGrant asks the CH for a session with peer as st's device, sealing
+// the request by hand, and returns the grant (the ticket for st's device).
+func sessionGrant(t *testing.T, ch *clusterhead.CH, st *device.State, peer string) *wire.Ticket {
+	t.Helper()
+	req, seq, keys := sealByHand(t, st, protect.PathSession, &wire.SessionRequest{Peer: peer})
 	r := chtest.Post(t, chtest.Raw(t, ch), "/session", message.AppCoseEncrypt0, req)
 	if r.Code != codes.Content {
 		t.Fatalf("/session: %v %q", r.Code, r.Diagnostic)

@@ -3,7 +3,6 @@ package device_test
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 
@@ -22,7 +21,7 @@ import (
 // POST itself with the answer forge makes of it, while it still relays that
 // POST to the CH and drops the CH's own answer.
 type answerForger struct {
-	conn    net.PacketConn
+	*onPath
 	mu      sync.Mutex
 	armed   func(req *message.Message) []byte // the forgery; nil: not armed
 	dropMID int32                             // the message ID of the CH's answer to drop; -1: none
@@ -31,57 +30,24 @@ type answerForger struct {
 
 func startForger(t *testing.T, ch *clusterhead.CH) *answerForger {
 	t.Helper()
-	to, err := net.ResolveUDPAddr("udp", ch.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &answerForger{conn: pc, dropMID: -1, dropped: make(chan struct{})}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var device net.Addr
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return // closed
-			}
-			m := message.Message{Options: make(message.Options, 0, 16)}
-			_, derr := coder.DefaultCoder.Decode(buf[:n], &m)
-			if from.String() == to.String() {
-				f.mu.Lock()
-				drop := derr == nil && int32(m.MessageID) == f.dropMID
-				if drop {
-					f.dropMID = -1
-					close(f.dropped)
-				}
-				f.mu.Unlock()
-				if device != nil && !drop {
-					_, _ = pc.WriteTo(buf[:n], device)
-				}
-				continue
-			}
-			device = from
-			_, _ = pc.WriteTo(buf[:n], to)
-			f.mu.Lock()
-			forge := f.armed
-			if forge != nil && derr == nil && m.Code == codes.POST {
-				f.armed, f.dropMID = nil, int32(m.MessageID)
-			} else {
-				forge = nil
-			}
-			f.mu.Unlock()
-			if forge != nil {
-				_, _ = pc.WriteTo(forge(&m), device)
-			}
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
+	f := &answerForger{dropMID: -1, dropped: make(chan struct{})}
+	f.onPath = startOnPath(t, ch.Addr(), f.relay)
 	return f
+}
+
+func (f *answerForger) relay(p *onPath, toServer bool, b []byte, m *message.Message) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case !toServer && m != nil && int32(m.MessageID) == f.dropMID:
+		f.dropMID = -1
+		close(f.dropped)
+		return nil
+	case toServer && f.armed != nil && m != nil && m.Code == codes.POST:
+		p.toClient(f.armed(m))
+		f.armed, f.dropMID = nil, int32(m.MessageID)
+	}
+	return b
 }
 
 // textAnswer returns a forgery: the answer to a request with code, a text
@@ -127,8 +93,6 @@ func (f *answerForger) relayed(t *testing.T, ctx context.Context) {
 		t.Fatal("the CH did not answer the relayed request")
 	}
 }
-
-func (f *answerForger) addr() string { return f.conn.LocalAddr().String() }
 
 // TestForgedEchoChallengeNotFollowed: an on-path attacker that answers a
 // member's /session with a forged 4.01 + Echo — the CH's challenge after a

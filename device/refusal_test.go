@@ -111,20 +111,7 @@ func TestRefusalsSealed(t *testing.T) {
 
 	// A copy of it, as an attacker who kept it would send: it names another
 	// request (seq), so it does not open for the next one.
-	keys, err := st.MemberKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pt, err := wire.Marshal(&wire.VerifyRequest{Peer: "sensor-b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq := st.Seq
-	st.Seq++
-	req, err := protect.SealRequest(keys, st.Membership.Cluster, st.ID, seq, protect.PathVerify, pt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req, _, _ := sealByHand(t, st, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"})
 	genuine := chtest.Post(t, chtest.Raw(t, ch), "/verify", message.AppCoseEncrypt0, req)
 	if !genuine.Sealed {
 		t.Fatalf("the CH's refusal: %v %q, not sealed", genuine.Code, genuine.Diagnostic)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
-	"github.com/plgd-dev/go-coap/v3/udp/coder"
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
@@ -164,53 +162,24 @@ func codeString(c codes.Code) string {
 // relays datagrams both ways and keeps the payload of every request the
 // initiator sends.
 type helloProxy struct {
-	conn     net.PacketConn
+	*onPath
 	mu       sync.Mutex
 	captured [][]byte
 }
 
 func startProxy(t *testing.T, target string) *helloProxy {
 	t.Helper()
-	to, err := net.ResolveUDPAddr("udp", target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &helloProxy{conn: pc}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var client net.Addr
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return // closed
-			}
-			if from.String() == to.String() {
-				if client != nil {
-					_, _ = pc.WriteTo(buf[:n], client)
-				}
-				continue
-			}
-			client = from
-			m := message.Message{Options: make(message.Options, 0, 16)}
-			if _, err := coder.DefaultCoder.Decode(buf[:n], &m); err == nil && m.Code == codes.POST {
-				p.mu.Lock()
-				p.captured = append(p.captured, bytes.Clone(m.Payload))
-				p.mu.Unlock()
-			}
-			_, _ = pc.WriteTo(buf[:n], to)
+	p := &helloProxy{}
+	p.onPath = startOnPath(t, target, func(_ *onPath, toServer bool, b []byte, m *message.Message) []byte {
+		if toServer && m != nil && m.Code == codes.POST {
+			p.mu.Lock()
+			p.captured = append(p.captured, bytes.Clone(m.Payload))
+			p.mu.Unlock()
 		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
+		return b
+	})
 	return p
 }
-
-func (p *helloProxy) addr() string { return p.conn.LocalAddr().String() }
 
 // first returns the first request payload captured.
 func (p *helloProxy) first(t *testing.T) []byte {

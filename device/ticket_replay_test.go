@@ -3,7 +3,6 @@ package device_test
 import (
 	"bytes"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 
@@ -20,7 +19,7 @@ import (
 // listener sends, and, once armed, puts that answer's body in place of every
 // later one.
 type talkReplayer struct {
-	conn  net.PacketConn
+	*onPath
 	mu    sync.Mutex
 	kept  []byte
 	armed bool
@@ -28,43 +27,16 @@ type talkReplayer struct {
 
 func startTalkReplayer(t *testing.T, target string) *talkReplayer {
 	t.Helper()
-	to, err := net.ResolveUDPAddr("udp", target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &talkReplayer{conn: pc}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var client net.Addr
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return // closed
-			}
-			if from.String() != to.String() {
-				client = from
-				_, _ = pc.WriteTo(buf[:n], to)
-				continue
-			}
-			out := buf[:n]
-			m := message.Message{Options: make(message.Options, 0, 16)}
-			if _, err := coder.DefaultCoder.Decode(out, &m); err == nil && m.Code == codes.Content {
-				if cf, err := m.Options.ContentFormat(); err == nil && cf == message.AppCBOR {
-					out = p.swap(t, &m, out)
-				}
-			}
-			if client != nil {
-				_, _ = pc.WriteTo(out, client)
-			}
+	p := &talkReplayer{}
+	p.onPath = startOnPath(t, target, func(_ *onPath, toServer bool, b []byte, m *message.Message) []byte {
+		if toServer || m == nil || m.Code != codes.Content {
+			return b
 		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
+		if cf, err := m.Options.ContentFormat(); err != nil || cf != message.AppCBOR {
+			return b
+		}
+		return p.swap(t, m, b)
+	})
 	return p
 }
 
@@ -94,8 +66,6 @@ func (p *talkReplayer) arm() {
 	defer p.mu.Unlock()
 	p.armed = true
 }
-
-func (p *talkReplayer) addr() string { return p.conn.LocalAddr().String() }
 
 // TestReplayedTalkAnswer: an on-path attacker that kept the listener's
 // answer to a talk (M1's ticket, sealed by the CH, valid for 10 minutes) and

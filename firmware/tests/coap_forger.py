@@ -8,11 +8,8 @@ many it forged when it ends.
 usage: coap_forger.py LISTEN_PORT TARGET_HOST:PORT PATH SECONDS
 Exits after SECONDS (bounded) or at SIGTERM.
 """
-import select
 import signal
-import socket
 import sys
-import time
 
 import coapmsg
 
@@ -34,32 +31,18 @@ def forged_answer(d, path):
 
 def main():
     port, target, path, secs = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
-    host, tport = target.rsplit(":", 1)
-    to = (host, int(tport))
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", port))
-    client, forged, end = None, 0, time.monotonic() + secs
+    forged = []
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    while time.monotonic() < end and not stop:
-        try:
-            if not select.select([s], [], [], 0.2)[0]:
-                continue
-        except InterruptedError:
-            continue
-        d, src = s.recvfrom(2048)
-        if src == to:
-            if client:
-                s.sendto(d, client)
-            continue
-        client = src
+
+    def on_request(d):
         a = forged_answer(d, path)
-        if a is None:
-            s.sendto(d, to)
-        else:
-            forged += 1
-            s.sendto(a, client)
-    print(f"forged {forged} answers to /{path}", flush=True)
+        if a is not None:
+            forged.append(a)
+        return a
+
+    coapmsg.relay(port, target, secs, on_request, lambda: bool(stop))
+    print(f"forged {len(forged)} answers to /{path}", flush=True)
 
 
 main()

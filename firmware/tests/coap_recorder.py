@@ -8,10 +8,7 @@ usage: coap_recorder.py LISTEN_PORT TARGET_HOST:PORT DIR SECONDS
 Exits after SECONDS (bounded) or when killed.
 """
 import os
-import select
-import socket
 import sys
-import time
 
 import coapmsg
 
@@ -26,27 +23,18 @@ def payload(d):
 
 def main():
     port, target, out, secs = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
-    host, tport = target.rsplit(":", 1)
-    to = (host, int(tport))
     os.makedirs(out, exist_ok=True)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", port))
-    client, n, end = None, 0, time.monotonic() + secs
-    while time.monotonic() < end:
-        if not select.select([s], [], [], 0.2)[0]:
-            continue
-        d, src = s.recvfrom(2048)
-        if src == to:
-            if client:
-                s.sendto(d, client)
-            continue
-        client = src
+    n = [0]
+
+    def on_request(d):
         p = payload(d)
         if p is not None:
-            n += 1
-            with open(os.path.join(out, f"{n}.bin"), "wb") as f:
+            n[0] += 1
+            with open(os.path.join(out, f"{n[0]}.bin"), "wb") as f:
                 f.write(p)
-        s.sendto(d, to)
+        return None  # relayed as it is
+
+    coapmsg.relay(port, target, secs, on_request)
 
 
 main()

@@ -1,4 +1,8 @@
-"""CoAP message parsing shared by the harness's Python tools (RFC 7252 §3)."""
+"""CoAP message parsing and an on-path relay, shared by the harness's Python
+tools (RFC 7252 §3)."""
+import select
+import socket
+import time
 
 
 def parse(d):
@@ -28,3 +32,33 @@ def parse(d):
         opts.append((num, d[i:i + nibbles[1]]))
         i += nibbles[1]
     return opts, b""
+
+
+def relay(port, target, secs, on_request, stopped=lambda: False):
+    """Relays UDP datagrams between one client and target ("host:port") on
+    127.0.0.1:port, for secs seconds (bounded) or until stopped(): answers
+    go back to the client as they are; each datagram from the client goes
+    to on_request(d), which returns what to do with it: None to relay it,
+    or bytes to send the client in its place."""
+    host, tport = target.rsplit(":", 1)
+    to = (host, int(tport))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    client, end = None, time.monotonic() + secs
+    while time.monotonic() < end and not stopped():
+        try:
+            if not select.select([s], [], [], 0.2)[0]:
+                continue
+        except InterruptedError:
+            continue
+        d, src = s.recvfrom(2048)
+        if src == to:
+            if client:
+                s.sendto(d, client)
+            continue
+        client = src
+        answer = on_request(d)
+        if answer is None:
+            s.sendto(d, to)
+        else:
+            s.sendto(answer, client)
