@@ -83,15 +83,7 @@ func TestRefusalsSealed(t *testing.T) {
 	ch := chtest.Start(t, "")
 	ctx := chtest.Ctx(t)
 	chtest.Joined(t, ch, "sensor-b")
-	st, err := device.NewState("sensor-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chtest.Enroll(t, ch, st)
-	a := chtest.Dial(t, ch, st)
-	if _, err := a.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
-		t.Fatal(err)
-	}
+	st, a := joinedState(t, ch, "sensor-a")
 	kept := *st // its membership as it was before it left
 	if _, err := a.Leave(ctx); err != nil {
 		t.Fatal(err)
@@ -102,7 +94,7 @@ func TestRefusalsSealed(t *testing.T) {
 
 	// The CH's own refusal: sealed, and it opens to its diagnostic.
 	before := chtest.Snap(t, ch)
-	_, err = a.Verify(ctx, "sensor-b")
+	_, err := a.Verify(ctx, "sensor-b")
 	var ce *device.CodeError
 	if !errors.As(err, &ce) || ce.Code != codes.Forbidden || ce.Diagnostic != "not a member: left" || !ce.Sealed {
 		t.Fatalf("the CH's refusal of a left member: %#v (%v), want a sealed 4.03 not a member: left", ce, err)
@@ -154,14 +146,7 @@ func TestRefusalsSealed(t *testing.T) {
 func TestSealedRefusalDecidesByItsDiagnostic(t *testing.T) {
 	ch := chtest.Start(t, "")
 	ctx := chtest.Ctx(t)
-	st, err := device.NewState("sensor-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chtest.Enroll(t, ch, st)
-	if _, err := chtest.Dial(t, ch, st).Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
-		t.Fatal(err)
-	}
+	st, _ := joinedState(t, ch, "sensor-a")
 	keys, err := st.MemberKeys()
 	if err != nil {
 		t.Fatal(err)

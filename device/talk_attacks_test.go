@@ -296,15 +296,7 @@ func TestHelloInAnotherName(t *testing.T) {
 func TestHelloFromFormerMember(t *testing.T) {
 	s := newTalkScene(t, func(c *clusterhead.Config) { c.Metrics = "127.0.0.1:0" })
 	ctx := chtest.Ctx(t)
-	st, err := device.NewState("m5")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chtest.Enroll(t, s.ch, st)
-	m5 := chtest.Dial(t, s.ch, st)
-	if _, err := m5.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
-		t.Fatal(err)
-	}
+	st, m5 := joinedState(t, s.ch, "m5")
 	kept := *st // the device file as it was before the leave
 	if _, err := m5.Leave(ctx); err != nil {
 		t.Fatal(err)
