@@ -593,9 +593,34 @@ static iog_m2m_t *slot_for(iog_device_t *d, const iog_id_t *peer)
     return freeslot ? freeslot : oldest;
 }
 
+/*
+ * The entry of d->spent that the ticket of session @p sid may take at unix
+ * time @p now: -EACCES when the ticket was used (its sid is remembered);
+ * -EBUSY when every entry holds a ticket that has not expired (without a
+ * clock, @p now 0, none has); else a free entry or, when none is, the one
+ * whose ticket expires first, expired. @p sid NULL asks only whether there
+ * is room.
+ */
+static int spent_slot(const iog_device_t *d, const uint8_t *sid, uint64_t now)
+{
+    unsigned slot = 0;
+    for (unsigned i = 0; i < IOG_SPENT_TICKETS; i++) {
+        const iog_spent_t *x = &d->spent[i];
+        if (sid && x->expires && memcmp(x->sid, sid, IOG_NONCE_LEN) == 0) {
+            return -EACCES;
+        }
+        if (x->expires < d->spent[slot].expires) {
+            slot = i;
+        }
+    }
+    uint64_t e = d->spent[slot].expires;
+    return e == 0 || (now && now >= e) ? (int)slot : -EBUSY;
+}
+
 int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *peer,
                     iog_m2m_t **out)
 {
+    static const char full[] = "ticket memory full: too many new sessions";
     iog_coap_msg_t r;
     iog_id_t who;
     const uint8_t *t;
@@ -611,6 +636,10 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     if (!now) {
         set_diag(d, 0, "no clock: a talk proof needs the time");
         return -ETIME;
+    }
+    if (spent_slot(d, NULL, now) < 0) { /* no room for the ticket: ask the peer for none */
+        set_diag(d, 0, full);
+        return -EBUSY;
     }
     /* the proof of membership the peer's CH checks (PROTOCOL.md §5.1) */
     int e = d->plat->random(d->plat->ctx, nonce, sizeof(nonce));
@@ -629,12 +658,24 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
         return -EPROTO;
     }
     /* the ticket: sealed to me by the CH, I initiated, the peer responds */
+    uint64_t later = d->plat->unix_s(d->plat->ctx);
+    now = later > now ? later : now; /* not 0: the ticket's expiry is checked */
     e = iog_ticket_open(&ticket, d->mem.keys.ticket, &d->mem.ch.cluster, &d->me.id, &d->me.id,
-                        peer, d->plat->unix_s(d->plat->ctx), sk);
+                        peer, now, sk);
     if (e) {
         set_diag(d, 0, e == -ETIME ? "ticket expired" : "ticket does not open");
         return -EACCES;
     }
+    /* used once: this answer may be an older one, not the peer's answer to
+     * this hello; its session again would reuse its nonces */
+    int slot = spent_slot(d, ticket.sid, now);
+    if (slot < 0) {
+        iog_wipe(sk, sizeof(sk));
+        set_diag(d, 0, slot == -EACCES ? "ticket already used" : full);
+        return slot;
+    }
+    memcpy(d->spent[slot].sid, ticket.sid, IOG_NONCE_LEN);
+    d->spent[slot].expires = ticket.expires; /* not 0: it opened at now != 0 */
     iog_m2m_t *s = slot_for(d, peer);
     e = iog_m2m_init(s, sk, ticket.sid, ticket.expires, &d->me.id, peer);
     iog_wipe(sk, sizeof(sk));

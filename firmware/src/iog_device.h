@@ -73,6 +73,32 @@ extern "C" {
 #endif
 
 /**
+ * Tickets an initiator remembers having started a session with (PROTOCOL.md
+ * §4.4): it uses a ticket once. The /talk answer that carries a ticket is
+ * not bound to the hello it answers, so anyone on the path, or who recorded
+ * an earlier answer, can hand an old ticket to a later talk of the same
+ * initiator; starting its session again would number messages from 0 again
+ * under the same keys: AES-GCM nonces reused. Each sid is kept until its
+ * ticket expires; a full memory refuses new tickets (the talk is not even
+ * sent) rather than forget one that has not expired: at most this many
+ * sessions as M1 per ticket lifetime (10 min by default). One per session
+ * slot, and one more for the session that replaces a slot's; the board's
+ * RTC record holds all of them (iog_store.h: IOG_STORE_RTC_MAX). Without a
+ * clock (unix_s() 0) none expires, but such a device cannot talk as M1.
+ */
+#ifndef IOG_SPENT_TICKETS
+#define IOG_SPENT_TICKETS (IOG_MAX_SESSIONS + 1)
+#endif
+
+/**
+ * A ticket an initiator used: its sid until its expiry.
+ */
+typedef struct {
+    uint8_t sid[IOG_NONCE_LEN]; /**< the session ID */
+    uint64_t expires;           /**< the ticket's expiry, unix s; 0: the entry is free */
+} iog_spent_t;
+
+/**
  * A forwarded hello the CH leaves unanswered holds the listener until CoAP
  * gives up (up to 93 s), serving no one. After one, hellos are answered 5.03
  * unforwarded for IOG_TALK_CH_PAUSE_MS, twice as long after each next
@@ -180,6 +206,16 @@ struct iog_device {
     int pend;
     uint8_t pend_nonce[IOG_NONCE_LEN]; /**< its device nonce */
     iog_id_t pend_cluster;             /**< its cluster */
+    /**
+     * The tickets this device used as M1, each until its expiry. An entry
+     * is never freed, only taken over by a new ticket, the one that expires
+     * first and only once it has expired on the clock: so every ticket
+     * forgotten expires no later than every ticket held, and when the clock
+     * falls back (a join sets it) below the expiry of a forgotten one, every
+     * entry is unexpired again and new tickets are refused until the clock
+     * catches up. Persist it with the membership (the board's RTC record).
+     */
+    iog_spent_t spent[IOG_SPENT_TICKETS];
     /* the large members last: the fields above stay within the short load offsets */
     iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
     uint8_t rx[IOG_COAP_MAX_PDU]; /**< client receive buffer */
@@ -294,10 +330,18 @@ int iog_device_leave(iog_device_t *d, uint64_t *height, uint8_t hash[IOG_HASH_LE
  * @brief Plays M1: POST /talk to @p peer at @p addr with a hello carrying a
  *        talk proof under this device's member key, open the ticket it
  *        returns; the session is kept in d->sessions and returned in @p out.
+ *        A ticket is used once (IOG_SPENT_TICKETS): one whose sid this
+ *        device started a session with before is refused, and no session
+ *        is touched. The ticket's sid is in d->spent when this returns 0:
+ *        the caller persists it (with the membership) before the
+ *        session's first message, so that a restart does not forget it.
  * @return 0; -EACCES when the peer refused: d->code 4.01 for the talk proof
  *         (d->diag "bad talk proof..."), 4.03 for a warning (d->diag
- *         "warning: ..."); -ENOTCONN when not joined; -ETIME without a clock
- *         (a proof needs the time); or another error.
+ *         "warning: ..."), or when the ticket was used before (d->diag
+ *         "ticket already used"); -EBUSY when IOG_SPENT_TICKETS unexpired
+ *         tickets are remembered (nothing sent); -ENOTCONN when not
+ *         joined; -ETIME without a clock (a proof needs the time); or
+ *         another error.
  */
 int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *peer,
                     iog_m2m_t **out);

@@ -42,41 +42,9 @@ static const uint8_t grant_sk[16] = { 0x61, 0x62, 0x63 }, grant_sid[16] = { 0x41
  */
 static size_t grant(const iog_id_t *peer, uint8_t *out, size_t cap)
 {
-    static const uint8_t iv[12] = { 0x80, 0x81 };
-    const iog_id_t *me = &dev->me.id, *cl = &dev->mem.ch.cluster;
-    uint8_t ext[200], aad[220], ct[32];
-    iog_cbor_enc_t e;
-    iog_cbor_enc_init(&e, ext, sizeof(ext));
-    iog_cbor_put_array(&e, 7);
-    iog_cbor_put_cstr(&e, "iotguard ticket");
-    iog_cbor_put_tstr(&e, cl->s, cl->len);
-    iog_cbor_put_bstr(&e, grant_sid, 16);
-    iog_cbor_put_uint(&e, 1800000000);
-    iog_cbor_put_tstr(&e, peer->s, peer->len);
-    iog_cbor_put_tstr(&e, me->s, me->len);
-    iog_cbor_put_tstr(&e, me->s, me->len);
-    int el = iog_cbor_enc_finish(&e);
-    iog_cbor_enc_init(&e, aad, sizeof(aad));
-    iog_cbor_put_raw(&e, "\x83\x68" "Encrypt0" "\x43\xA1\x01\x01", 14);
-    iog_cbor_put_bstr(&e, ext, (size_t)el);
-    iog_gcm_seal(dev->mem.keys.ticket, iv, aad, (size_t)iog_cbor_enc_finish(&e), grant_sk, 16, ct);
-    iog_cbor_enc_init(&e, out, cap);
-    iog_cbor_put_map(&e, 6);
-    iog_cbor_put_uint(&e, 1);
-    iog_cbor_put_bstr(&e, grant_sid, 16);
-    iog_cbor_put_uint(&e, 2);
-    iog_cbor_put_uint(&e, 1800000000);
-    iog_cbor_put_uint(&e, 3);
-    iog_cbor_put_tstr(&e, peer->s, peer->len);
-    iog_cbor_put_uint(&e, 4);
-    iog_cbor_put_tstr(&e, me->s, me->len);
-    iog_cbor_put_uint(&e, 5);
-    iog_cbor_put_tstr(&e, me->s, me->len);
-    iog_cbor_put_uint(&e, 6);
-    iog_cbor_put_raw(&e, "\x83\x43\xA1\x01\x01\xA1\x05\x4C", 8);
-    iog_cbor_put_raw(&e, iv, 12);
-    iog_cbor_put_bstr(&e, ct, 32);
-    return (size_t)iog_cbor_enc_finish(&e);
+    const iog_id_t *me = &dev->me.id;
+    return unit_ticket(dev->mem.keys.ticket, &dev->mem.ch.cluster, grant_sid, 1800000000, peer, me, me, grant_sk,
+                       out, cap);
 }
 
 /*
@@ -869,8 +837,107 @@ static void test_echo_challenge_sealed_only(void)
     unit_net.on_send = NULL;
 }
 
+/* M1 asks "m2" at unit_peer_addr to talk (unit_m2 answers): what iog_device_talk() returned. */
+static int talk_to_m2(iog_m2m_t **s)
+{
+    iog_id_t m2;
+    iog_id_set(&m2, "m2", 2);
+    *s = NULL;
+    return iog_device_talk(dev, &unit_peer_addr, &m2, s);
+}
+
+/*
+ * An initiator uses a ticket once (PROTOCOL.md §4.4, §5.1): a /talk answer
+ * is not bound to the hello it answers, so someone on the path who recorded
+ * one answers a later hello of the same initiator to the same peer with it,
+ * its ticket unexpired. The device refuses it, "ticket already used": its
+ * session slot, keys and sequence numbers untouched. (Before, it started
+ * the session again, numbers from 0 under the same keys: AES-GCM nonces
+ * reused.) A fresh ticket still makes a session. Its memory of used tickets
+ * is full with IOG_SPENT_TICKETS unexpired ones: the next talk is refused,
+ * without a hello, rather than a sid forgotten; one whose ticket expired
+ * makes room. When the clock then falls back (a join sets it, behind or
+ * ahead) below the forgotten one's expiry, the memory is full again: it
+ * cannot come back.
+ */
+static void test_ticket_used_once(void)
+{
+    static iog_m2m_t before[IOG_MAX_SESSIONS] UNIT_BIG;
+    const uint64_t t = 1700000000;
+    uint8_t msg[64];
+    iog_m2m_t *s, *s1;
+    setup(t);
+    unit_net.on_send = unit_m2_on_send;
+    unit_m2_init(dev, "m2", t + 600);
+    CHECK_EQ(talk_to_m2(&s1), 0);
+    CHECK(s1 && s1->active && s1->seq == 0 && s1->sid[0] == 1);
+    CHECK(iog_m2m_seal(s1, &dev->me.id, (const uint8_t *)"one", 3, msg, sizeof(msg)) > 0); /* a message sent */
+    CHECK_EQ(s1->seq, 1);
+
+    /* a later talk to m2, answered with the recorded answer: refused, nothing touched */
+    memcpy(before, dev->sessions, sizeof(before));
+    unit_m2.replay = 1;
+    CHECK_EQ(talk_to_m2(&s), -EACCES);
+    CHECK_EQ(unit_m2.talks, 2);
+    CHECK(strcmp(dev->diag, "ticket already used") == 0);
+    CHECK(s == NULL);
+    CHECK_MEM(dev->sessions, before, sizeof(before));
+    CHECK_EQ(s1->seq, 1);
+
+    /* a fresh ticket: a new session with m2, in the same slot */
+    unit_m2.replay = 0;
+    unit_m2.sid[0] = 2;
+    unit_m2.expires = t + 601;
+    CHECK_EQ(talk_to_m2(&s), 0);
+    CHECK(s == s1 && s->sid[0] == 2 && s->seq == 0);
+    unit_m2.replay = 1; /* the first again, and the second */
+    CHECK_EQ(talk_to_m2(&s), -EACCES);
+    unit_m2.replay = 2;
+    CHECK_EQ(talk_to_m2(&s), -EACCES);
+    CHECK(s1->sid[0] == 2 && s1->active);
+
+    /* three more: IOG_SPENT_TICKETS (5) unexpired; the third ends first */
+    static const uint64_t ends[] = { t + 100, t + 602, t + 603 };
+    for (unsigned i = 0; i < 3; i++) {
+        unit_m2.replay = 0;
+        unit_m2.sid[0] = (uint8_t)(3 + i);
+        unit_m2.expires = ends[i];
+        CHECK_EQ(talk_to_m2(&s), 0);
+    }
+    CHECK_EQ(IOG_SPENT_TICKETS, 5);
+    unsigned talks = unit_m2.talks;
+    unit_m2.sid[0] = 6;
+    unit_m2.expires = t + 604;
+    memcpy(before, dev->sessions, sizeof(before));
+    CHECK_EQ(talk_to_m2(&s), -EBUSY); /* full: refused, no hello sent, nothing forgotten */
+    CHECK_EQ(unit_m2.talks, talks);
+    CHECK(strncmp(dev->diag, "ticket memory full", 18) == 0);
+    CHECK_MEM(dev->sessions, before, sizeof(before));
+    for (unsigned i = 0; i < IOG_SPENT_TICKETS; i++) {
+        CHECK(dev->spent[i].expires != 0 && dev->spent[i].sid[0] == i + 1);
+    }
+
+    /* the third's ticket expires: the first is still remembered, a new one takes the third's place */
+    clock_s = t + 100;
+    unit_m2.replay = 1;
+    CHECK_EQ(talk_to_m2(&s), -EACCES);
+    CHECK(strcmp(dev->diag, "ticket already used") == 0);
+    unit_m2.replay = 0;
+    CHECK_EQ(talk_to_m2(&s), 0);
+    CHECK(s->sid[0] == 6 && dev->spent[2].sid[0] == 6 && dev->spent[2].expires == t + 604);
+    /* the clock falls back (a join's signed time): the third, forgotten, unexpired again, cannot come back */
+    clock_s = t + 50;
+    talks = unit_m2.talks;
+    unit_m2.replay = 3;
+    CHECK_EQ(talk_to_m2(&s), -EBUSY);
+    CHECK_EQ(unit_m2.talks, talks);
+    CHECK(s1->sid[0] == 6 && s1->seq == 0);
+    unit_net.on_send = NULL;
+}
+
 void test_device_server(void)
 {
+    test_ticket_used_once();
     test_sealed_refusals();
     test_echo_challenge_sealed_only();
     test_answers_bounded();

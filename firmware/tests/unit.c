@@ -268,6 +268,125 @@ int unit_rotation(const uint8_t old_priv[32], const uint8_t new_pub[65], const u
     return iog_sign1_encode(signer, th, 32, IOG_AAD_ROTATE, payload, (size_t)pl, out, cap);
 }
 
+size_t unit_ticket(const uint8_t ticket_key[16], const iog_id_t *cluster, const uint8_t sid[16],
+                   uint64_t expires, const iog_id_t *initiator, const iog_id_t *responder,
+                   const iog_id_t *recipient, const uint8_t sk[16], uint8_t *out, size_t cap)
+{
+    static const uint8_t iv[12] = { 0x80, 0x81 };
+    uint8_t ext[250], aad[270], ct[32];
+    iog_cbor_enc_t e;
+    iog_cbor_enc_init(&e, ext, sizeof(ext));
+    iog_cbor_put_array(&e, 7);
+    iog_cbor_put_cstr(&e, "iotguard ticket");
+    iog_cbor_put_tstr(&e, cluster->s, cluster->len);
+    iog_cbor_put_bstr(&e, sid, 16);
+    iog_cbor_put_uint(&e, expires);
+    iog_cbor_put_tstr(&e, initiator->s, initiator->len);
+    iog_cbor_put_tstr(&e, responder->s, responder->len);
+    iog_cbor_put_tstr(&e, recipient->s, recipient->len);
+    int el = iog_cbor_enc_finish(&e);
+    iog_cbor_enc_init(&e, aad, sizeof(aad));
+    iog_cbor_put_raw(&e, "\x83\x68" "Encrypt0" "\x43\xA1\x01\x01", 14);
+    iog_cbor_put_bstr(&e, ext, (size_t)el);
+    iog_gcm_seal(ticket_key, iv, aad, (size_t)iog_cbor_enc_finish(&e), sk, 16, ct);
+    iog_cbor_enc_init(&e, out, cap);
+    iog_cbor_put_map(&e, 6);
+    iog_cbor_put_uint(&e, 1);
+    iog_cbor_put_bstr(&e, sid, 16);
+    iog_cbor_put_uint(&e, 2);
+    iog_cbor_put_uint(&e, expires);
+    iog_cbor_put_uint(&e, 3);
+    iog_cbor_put_tstr(&e, initiator->s, initiator->len);
+    iog_cbor_put_uint(&e, 4);
+    iog_cbor_put_tstr(&e, responder->s, responder->len);
+    iog_cbor_put_uint(&e, 5);
+    iog_cbor_put_tstr(&e, recipient->s, recipient->len);
+    iog_cbor_put_uint(&e, 6);
+    iog_cbor_put_raw(&e, "\x83\x43\xA1\x01\x01\xA1\x05\x4C", 8);
+    iog_cbor_put_raw(&e, iv, 12);
+    iog_cbor_put_bstr(&e, ct, 32);
+    int n = iog_cbor_enc_finish(&e);
+    CHECK(el > 0 && n > 0);
+    return n > 0 ? (size_t)n : 0;
+}
+
+unit_m2_t unit_m2 UNIT_BIG;
+
+void unit_m2_init(iog_device_t *dev, const char *id, uint64_t expires)
+{
+    memset(&unit_m2, 0, sizeof(unit_m2));
+    unit_m2.dev = dev;
+    iog_id_set(&unit_m2.id, id, strlen(id));
+    memset(unit_m2.sk, 0x5c, sizeof(unit_m2.sk));
+    memset(unit_m2.sid, 0x51, sizeof(unit_m2.sid));
+    unit_m2.sid[0] = 1;
+    unit_m2.expires = expires;
+}
+
+void unit_m2_on_send(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    unit_m2_t *m = &unit_m2;
+    iog_coap_msg_t req;
+    iog_coap_pkt_t p;
+    iog_id_t m1, responder;
+    iog_talk_proof_t proof;
+    int has_proof;
+    uint8_t ticket[240], pl[300], out[400];
+    int pn = -1;
+    uint8_t code = IOG_COAP_CONTENT;
+    uint32_t cf = IOG_CF_CBOR;
+    if (memcmp(to, &unit_server_addr, sizeof(*to)) == 0 || iog_coap_parse(&req, buf, len) ||
+        req.type != IOG_COAP_CON || req.code != IOG_COAP_POST) {
+        return;
+    }
+    if (iog_coap_path_is(&req, "/talk")) {
+        m->talks++;
+        if (m->replay >= 1 && m->replay <= m->answers) {
+            pn = (int)m->answer[m->replay - 1].len;
+            memcpy(pl, m->answer[m->replay - 1].buf, (size_t)pn);
+        }
+        else if (m->replay == 0 &&
+                 iog_hello_decode(req.payload, req.payload_len, &m1, &responder, &proof, &has_proof) == 0) {
+            const iog_device_t *d = m->dev;
+            size_t tl = unit_ticket(d->mem.keys.ticket, &d->mem.ch.cluster, m->sid, m->expires, &m1, &m->id,
+                                    &m1, m->sk, ticket, sizeof(ticket));
+            pn = iog_talk_resp_encode(&m->id, ticket, tl, pl, sizeof(m->answer[0].buf));
+            CHECK(pn > 0 && iog_m2m_init(&m->s, m->sk, m->sid, m->expires, &m->id, &m1) == 0);
+            if (pn > 0 && m->answers < sizeof(m->answer) / sizeof(m->answer[0])) {
+                memcpy(m->answer[m->answers].buf, pl, (size_t)pn);
+                m->answer[m->answers++].len = (size_t)pn;
+            }
+        }
+    }
+    else if (iog_coap_path_is(&req, "/m2m")) {
+        uint8_t msg[IOG_M2M_MAX_MSG];
+        code = IOG_COAP_UNAUTHORIZED;
+        cf = IOG_CF_TEXT;
+        m->m2ms++;
+        int k = iog_m2m_open(&m->s, &m->id, req.payload, req.payload_len, msg, sizeof(msg));
+        if (k == -EALREADY || k == -ESTALE) {
+            m->replays++;
+            memcpy(pl, "replay", pn = 6);
+        }
+        else if (k < 0) {
+            memcpy(pl, "unauthorized", pn = 12);
+        }
+        else {
+            m->messages++;
+            code = IOG_COAP_CHANGED;
+            cf = IOG_CF_COSE_ENCRYPT0;
+            pn = iog_m2m_seal(&m->s, &m->id, (const uint8_t *)"ok", 2, pl, sizeof(pl));
+        }
+    }
+    if (pn < 0) {
+        return;
+    }
+    iog_coap_build(&p, out, sizeof(out), IOG_COAP_ACK, code, req.mid, req.token, req.tkl);
+    iog_coap_add_opt_uint(&p, IOG_COAP_OPT_CONTENT_FORMAT, cf);
+    iog_coap_add_payload(&p, pl, (size_t)pn);
+    fake_net_push(n, to, n->now + 5, out, (size_t)iog_coap_finish(&p));
+}
+
 int unit_run_all(void)
 {
     printf("-- cbor\n");

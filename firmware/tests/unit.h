@@ -168,6 +168,53 @@ int unit_refusal(const iog_member_t *m, int mode, uint8_t code, const char *text
                  size_t echo_len, const iog_coap_msg_t *req, const iog_id_t *kid, uint64_t seq, const char *path,
                  uint8_t *out, size_t cap);
 
+/**
+ * A ticket (PROTOCOL.md §4.4) of session @p sid until @p expires, Sk @p sk
+ * sealed under @p ticket_key (the recipient's ticket key) with the IV
+ * 80 81 00 ..: {1: sid, 2: expires, 3: initiator, 4: responder,
+ * 5: recipient, 6: [h'A10101', {5: iv}, ciphertext]}. @return its length.
+ */
+size_t unit_ticket(const uint8_t ticket_key[16], const iog_id_t *cluster, const uint8_t sid[16],
+                   uint64_t expires, const iog_id_t *initiator, const iog_id_t *responder,
+                   const iog_id_t *recipient, const uint8_t sk[16], uint8_t *out, size_t cap);
+
+/**
+ * A scripted M2 (PROTOCOL.md §5.1) for an initiator @p dev on the fake
+ * network (unit_m2_on_send): it answers each CON POST /talk sent to any
+ * address but unit_server_addr with 2.05 talk-resp {1: id, 2: a ticket of
+ * session @p sid until @p expires, Sk @p sk}, and keeps a copy of each
+ * answer's payload; with @p replay k >= 1 it answers instead with the
+ * payload of its k-th answer as it is (what anyone who recorded it can
+ * send). It answers a CON POST /m2m in its side @p s of its last new
+ * session with the reply "ok" (4.01 "replay" or "unauthorized" when it
+ * does not open).
+ */
+typedef struct {
+    iog_device_t *dev;      /**< the initiator (its ticket key, cluster) */
+    iog_id_t id;            /**< M2's ID */
+    uint8_t sk[16];         /**< the next ticket's Sk */
+    uint8_t sid[16];        /**< ... its sid */
+    uint64_t expires;       /**< ... its expiry */
+    unsigned replay;        /**< 0: a new ticket; k: the k-th answer again */
+    unsigned talks;         /**< /talk requests received */
+    unsigned m2ms;          /**< /m2m requests received */
+    unsigned messages;      /**< ... opened */
+    unsigned replays;       /**< ... whose number it had seen: a nonce used again */
+    unsigned answers;       /**< new answers kept */
+    struct {
+        size_t len;
+        uint8_t buf[240];
+    } answer[8];            /**< the payloads of the first new answers */
+    iog_m2m_t s;            /**< M2's side of its last new session */
+} unit_m2_t;
+
+/** The one scripted M2 the tests share. */
+extern unit_m2_t unit_m2;
+/** Sets it up as M2 @p id for @p dev: no answer kept, the next ticket's Sk 0x5c.., sid 0x51.. (first byte 1). */
+void unit_m2_init(iog_device_t *dev, const char *id, uint64_t expires);
+/** The fake network's on_send hook that plays it. */
+void unit_m2_on_send(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len);
+
 /** The board's device of test_console.c, for the device tests that run after it. */
 iog_device_t *unit_board_device(void);
 
