@@ -146,6 +146,7 @@ static int fail(iog_board_t *b, const char *what, int e)
         { -EINVAL, "invalid" },         { -EMSGSIZE, "too long" },
         { -ETIME, "expired" },          { -ENOBUFS, "too long" },
         { -ECONNRESET, "reset by peer" }, { -ERANGE, "out of range" },
+        { -EBUSY, "busy" },
     };
     const char *s = "failed";
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -325,6 +326,12 @@ static int save_rtc(iog_board_t *b, unsigned ahead, uint32_t extra_s)
     uint64_t now = iog_board_now(b);
     r.clock = now ? now + extra_s : 0;
     r.wakes = b->wakes;
+    /* the tickets used as M1: none is used again after a reset or a wake-up */
+    for (unsigned i = 0; i < IOG_SPENT_TICKETS; i++) {
+        if (b->dev.spent[i].expires) {
+            r.spent[r.spent_n++] = b->dev.spent[i];
+        }
+    }
     int e = save(b, IOG_REC_RTC, iog_rec_rtc_encode(&r, b->io + 6, PAYLOAD_CAP));
     iog_wipe(&r, sizeof(r));
     if (e) {
@@ -549,6 +556,7 @@ static int restore(iog_board_t *b)
         b->dev.mem.seq = r.member_seq; /* exact: a reset or a wake-up */
         b->wakes = r.wakes + 1;
         clock_learn(b, r.clock);
+        memcpy(b->dev.spent, r.spent, sizeof(r.spent));
         if (r.has_session) {
             b->dev.sessions[0] = r.s;
             b->dev.sessions[0].made_ms = p_now(b); /* its end without a clock: from now */
@@ -1123,7 +1131,9 @@ static int talk(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr, co
             b->kept = s;
             b->kept_addr = *addr;
         }
-        /* the next number is in RTC memory before it is on air (s is the kept session) */
+        /* the next number is in RTC memory before it is on air (s is the kept session),
+         * and so is a new session's ticket, used once (iog_device_talk()): after a reset
+         * or a wake-up a replayed /talk answer with it is refused */
         int e = save_rtc(b, 1, 0);
         if (e) {
             return e;

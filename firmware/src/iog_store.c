@@ -318,11 +318,14 @@ static const field_t rtc_fields[] = {
     FADDR(iog_rec_rtc_t, addr),
     FB(iog_rec_rtc_t, clock),
     FK(iog_rec_rtc_t, wakes, F_WIDE, 4),
+    FB(iog_rec_rtc_t, spent_n),
 };
 #define RTC_HEAD 4
 #define RTC_SESSION 16
 
-/* The RTC record's fields: the session's only when it has one. */
+static const field_t spent_fields[] = { FB(iog_spent_t, sid), FB(iog_spent_t, expires) };
+
+/* The RTC record's fields: the session's only when it has one; then spent_n used tickets. */
 static void rtc_fields_do(cur_t *c, iog_rec_rtc_t *r)
 {
     fields_do(c, r, rtc_fields, RTC_HEAD);
@@ -330,6 +333,11 @@ static void rtc_fields_do(cur_t *c, iog_rec_rtc_t *r)
         fields_do(c, r, rtc_fields + RTC_HEAD, RTC_SESSION);
     }
     fields_do(c, r, rtc_fields + RTC_HEAD + RTC_SESSION, NF(rtc_fields) - RTC_HEAD - RTC_SESSION);
+    c->err |= r->spent_n > IOG_SPENT_TICKETS;
+    for (unsigned i = 0; i < r->spent_n && !c->err; i++) {
+        fields_do(c, &r->spent[i], spent_fields, NF(spent_fields));
+        c->err |= r->spent[i].expires == 0;
+    }
 }
 
 int iog_rec_rtc_encode(const iog_rec_rtc_t *r, uint8_t *out, size_t cap)

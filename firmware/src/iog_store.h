@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iog_device.h"
 #include "iog_proto.h"
 #include "iog_tlog.h"
 
@@ -52,6 +53,12 @@ enum {
 #define IOG_STORE_OVERHEAD 14
 /** Largest framed record. */
 #define IOG_STORE_FRAME_MAX 512
+/**
+ * Largest framed RTC record: the sketch keeps it, after a 4-byte length,
+ * from RTC user memory block 32 to the end of the ESP8266's 512 bytes. The
+ * largest one (a peer ID of 64 bytes, IOG_SPENT_TICKETS tickets) fits.
+ */
+#define IOG_STORE_RTC_MAX 380
 
 /**
  * @brief Where records live. Both hooks return a negative errno on failure.
@@ -154,8 +161,9 @@ int iog_rec_member_encode(const iog_rec_member_t *r, uint8_t *out, size_t cap);
 int iog_rec_member_decode(const uint8_t *p, size_t n, iog_rec_member_t *r);
 
 /**
- * The RTC record: the exact counters, and the M1 session a sleepy sensor
- * reuses. Written before each protected request and M2M message (RTC memory
+ * The RTC record: the exact counters, the M1 session a sleepy sensor
+ * reuses, and the tickets the device used as M1 (iog_device_t::spent).
+ * Written before each protected request and M2M message (RTC memory
  * does not wear), so a reset or a wake-up resumes exactly and writes no
  * flash. It is lost on power loss: the member record's mark then applies and
  * the session is asked for again. Valid only with the membership it names.
@@ -169,6 +177,8 @@ typedef struct {
     iog_addr_t addr;        /**< its peer's address */
     uint64_t clock;         /**< unix time estimate when written (plus a sleep), 0: unknown */
     uint32_t wakes;         /**< wake-ups since the last cold start */
+    uint8_t spent_n;        /**< tickets in @p spent */
+    iog_spent_t spent[IOG_SPENT_TICKETS]; /**< the device's used tickets (expiry not 0) */
 } iog_rec_rtc_t;
 
 /** Encodes the RTC record. @return the length or -ENOBUFS. */

@@ -722,6 +722,83 @@ static void test_not_member_sealed_only(void)
     unit_net.on_send = NULL;
 }
 
+/*
+ * A ticket the board used (PROTOCOL.md §4.4) is refused after a reset and
+ * after a deep-sleep wake (RTC memory kept): its used tickets are in the RTC
+ * record, written anyway before the new session's first message, so a talk
+ * costs no more writes (measured: flash and RTC writes of a talk with a new
+ * session). An attacker on the path answers a later hello to m2 (at another
+ * port, or after m2 lost the kept session) with a /talk answer he recorded:
+ * "error talk: refused (ticket already used)", no message sent, the kept
+ * session as it was. (Before, the board started that session again and sent
+ * its message under number 0 again: the same AES-GCM key and nonce.)
+ */
+static void test_ticket_used_once_across_reset(void)
+{
+    unit_flash_reset();
+    boot();
+    run("set server 127.0.0.1:5683");
+    run("set position 1,2");
+    fake_join(1800000000);
+    board.key_at = unit_net.now + 3600000u; /* no CH key check meanwhile */
+    unit_m2_init(&board.dev, "m2", 1700000600);
+    unit_net.on_send = unit_m2_on_send;
+    iog_board_stats_t s0 = board.stats;
+    CHECK_EQ(run("talk m2 127.0.0.2:5683 one"), 0);
+    CHECK(saw("sent m2 reply=ok session=new\n"));
+    unsigned fw = board.stats.flash_writes - s0.flash_writes, rw = board.stats.rtc_writes - s0.rtc_writes;
+    printf("store: a talk with a new session: %u flash writes, %u RTC memory writes\n", fw, rw);
+    CHECK_EQ(fw, 0);
+    CHECK_EQ(rw, 2);
+    CHECK_EQ(unit_m2.messages, 1);
+
+    /* a reset: the kept session and the used ticket restored; the recorded answer refused */
+    boot();
+    unit_net.on_send = unit_m2_on_send;
+    CHECK(saw("restored") && saw("session=m2"));
+    iog_m2m_t kept = *board.kept;
+    CHECK_EQ(kept.seq, 1);
+    unit_m2.replay = 1;
+    CHECK_EQ(run("talk m2 127.0.0.2:5684 two"), -EACCES);
+    CHECK(saw("error talk: refused (ticket already used)\n"));
+    CHECK_EQ(unit_m2.talks, 2);
+    CHECK_EQ(unit_m2.m2ms, 1);
+    CHECK_EQ(unit_m2.replays, 0);
+    CHECK(board.kept == &board.dev.sessions[0] && board.kept_addr.port == 5683);
+    CHECK_MEM(board.kept, &kept, sizeof(kept));
+
+    /* a sleepy board: a fresh ticket at a wake, then a deep sleep */
+    run("set peer m2 127.0.0.2:5684");
+    run("set mode sleepy");
+    unit_m2.replay = 0;
+    unit_m2.sid[0] = 2;
+    CHECK_EQ(iog_board_wake(&board, (const uint8_t *)"r1", 2), 2);
+    CHECK(saw("sent m2 reply=ok session=new"));
+    CHECK_EQ(unit_m2.messages, 2);
+    /* the wake-up: m2 lost the session (4.01), the board asks once for a new one, and gets the
+     * recorded answer with the ticket of the session it kept */
+    boot();
+    unit_net.on_send = unit_m2_on_send;
+    CHECK(saw("restored") && saw("session=m2"));
+    memset(&unit_m2.s, 0, sizeof(unit_m2.s));
+    unit_m2.replay = 2;
+    unsigned m2ms = unit_m2.m2ms;
+    CHECK_EQ(iog_board_wake(&board, (const uint8_t *)"r2", 2), -EACCES);
+    CHECK(saw("error talk: refused (ticket already used)\n"));
+    CHECK_EQ(unit_m2.talks, 4);
+    CHECK_EQ(unit_m2.m2ms, m2ms + 1); /* the kept session's message, refused 4.01 by m2 */
+    CHECK_EQ(unit_m2.replays, 0);
+    /* a fresh ticket: a new session */
+    unit_m2.replay = 0;
+    unit_m2.sid[0] = 3;
+    boot();
+    unit_net.on_send = unit_m2_on_send;
+    CHECK_EQ(iog_board_wake(&board, (const uint8_t *)"r3", 2), 2);
+    CHECK(saw("sent m2 reply=ok session=new"));
+    CHECK_EQ(unit_m2.messages, 3);
+    unit_net.on_send = NULL;
+}
+
 void test_console(void)
 {
     st = unit_storage();
@@ -737,6 +814,7 @@ void test_console(void)
     test_pin_expiry_full();
     test_rekey();
     test_not_member_sealed_only();
+    test_ticket_used_once_across_reset();
 }
 
 /* The board's device, lent to test_tlog.c once the board's tests are done

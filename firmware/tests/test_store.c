@@ -158,6 +158,31 @@ static void test_member_rtc(void)
     CHECK_EQ(r2.s.seq, 12);
     CHECK_EQ(r2.wakes, 9);
     CHECK(r2.s.active);
+    CHECK_EQ(r2.spent_n, 0);
+    /* the tickets used as M1 (iog_device_t::spent): the largest record, a peer ID of 64
+     * bytes and all of them, fits the sketch's RTC memory */
+    iog_id_set(&r.s.peer, "gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg", IOG_ID_MAX);
+    r.spent_n = IOG_SPENT_TICKETS;
+    for (unsigned i = 0; i < IOG_SPENT_TICKETS; i++) {
+        memset(r.spent[i].sid, (int)(0x10 + i), sizeof(r.spent[i].sid));
+        r.spent[i].expires = 1700000600u + i;
+    }
+    n = iog_rec_rtc_encode(&r, b, sizeof(b));
+    printf("store: the largest RTC record: %d bytes framed (at most %d)\n", n + IOG_STORE_OVERHEAD,
+           IOG_STORE_RTC_MAX);
+    CHECK(n > 0 && n + IOG_STORE_OVERHEAD <= IOG_STORE_RTC_MAX);
+    CHECK_EQ(iog_rec_rtc_decode(b, (size_t)n, &r2), 0);
+    CHECK_EQ(r2.spent_n, IOG_SPENT_TICKETS);
+    CHECK_MEM(r2.spent, r.spent, sizeof(r.spent));
+    CHECK_EQ(iog_rec_rtc_decode(b, (size_t)n - 1, &r2), -EBADMSG);
+    /* a free entry (expiry 0), the last one's here, is neither written nor read */
+    memset(b + n - 8, 0, 8);
+    CHECK_EQ(iog_rec_rtc_decode(b, (size_t)n, &r2), -EBADMSG);
+    r.spent[IOG_SPENT_TICKETS - 1].expires = 0;
+    CHECK_EQ(iog_rec_rtc_encode(&r, b, sizeof(b)), -ENOBUFS);
+    r.spent_n = IOG_SPENT_TICKETS + 1; /* more than the device holds */
+    CHECK_EQ(iog_rec_rtc_encode(&r, b, sizeof(b)), -ENOBUFS);
+    r.spent_n = 0;
     /* a counter above its mark would reuse numbers after the next cold start */
     r.member_seq = 301;
     n = iog_rec_rtc_encode(&r, b, sizeof(b));

@@ -86,6 +86,8 @@ static void esp_yield(void *) { yield(); }
 
 // ---- storage: LittleFS files for the flash records, RTC memory for the RTC one ----
 
+static_assert(IOG_RTC_BLOCK * 4 + 4 + IOG_STORE_RTC_MAX <= 512, "the largest RTC record must fit");
+
 static void rec_name(unsigned rec, char *p) { snprintf(p, 12, "/iog/%u", rec); }
 
 static int st_read(void *, unsigned rec, uint8_t *buf, size_t cap) {

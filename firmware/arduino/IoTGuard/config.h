@@ -17,6 +17,6 @@
 #define IOG_SLEEPY_GRACE_MS 300
 
 // RTC user memory block (4 bytes each) where the RTC record starts. The
-// first 32 blocks are cleared by an OTA update; the record (< 300 bytes)
-// lives above them.
+// first 32 blocks are cleared by an OTA update; the record (at most
+// IOG_STORE_RTC_MAX = 380 bytes after its 4-byte length) lives above them.
 #define IOG_RTC_BLOCK 32
