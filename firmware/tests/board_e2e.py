@@ -12,7 +12,9 @@ stop (SIGTERM: the emulator saves its flash then) and a new start in the same
 directory. Two boards and a Go device join, verify, get sessions and talk both
 ways, a forged hello is refused, a reboot restores instead of rejoining, a lost
 RTC memory resumes at the sequence high-water mark, one board runs behind the
-lossy relay, a sleepy board wakes three times, and a board leaves. Prints
+lossy relay, a sleepy board wakes three times, a /talk answer recorded on the
+path and replayed to a board's later hello is refused (a ticket is used
+once), and a board leaves. Prints
 "ok"/"FAIL" per check and ends with "N passed, N failed". Every wait is
 bounded; all traffic is on 127.0.0.1.
 
@@ -478,6 +480,8 @@ def scenario(a, root, procs, boards):
     if a.kind == "host":
         clock_ahead(a, root, boards, ch_port, pa, credential)
 
+    replay_ticket(root, procs, A, B, pa)
+
     # leave: then a warning for it
     check("board-b leaves", B.run("leave", r"^left block=\d+"), B.tail())
     check("verify after the leave: warning", A.run("verify board-b", r"^warning board-b left"), A.tail())
@@ -505,6 +509,40 @@ def scenario(a, root, procs, boards):
     ch.wait(timeout=20)
     rc, out = go(a, root, "ledger", "verify", "--data", os.path.join(root, "ch"))
     check("ledger verify after the run", rc == 0, out)
+
+
+def replay_ticket(root, procs, A, B, pa):
+    """An on-path replayer (tests/coap_replayer.py) between board-b and board-a
+    records board-a's answer to board-b's /talk and answers board-b's later
+    /talk with it, its ticket unexpired. A ticket is used once (PROTOCOL.md
+    §4.4): board-b refuses it and sends nothing in its session (which would
+    reuse the nonces of its first message), also after a reboot, as the
+    tickets it used are in RTC memory."""
+    rport = free_port()
+    rlog = open(os.path.join(root, "replayer.log"), "w")
+    rp = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "coap_replayer.py"), str(rport), f"127.0.0.1:{pa}", "300"], stdout=rlog, stderr=rlog)
+    procs.append(rp)
+    via = f"talk board-a 127.0.0.1:{rport}"
+    check("replay: board-b -> board-a through an on-path recorder, a new session",
+          B.run(f"{via} recorded", r"^sent board-a reply=ok session=new", 30) and
+          A.expect(r"^received board-b recorded$", 10), B.tail() + "\n" + A.tail())
+    check("... then directly, another new session", B.run(f"talk board-a 127.0.0.1:{pa} direct",
+          r"^sent board-a reply=ok session=new", 30) and A.expect(r"^received board-b direct$", 10), B.tail())
+    for when in ("", " after a reboot"):
+        if when:
+            B.reboot()
+            B.expect(r"^restored", 20)
+            B.skip(1)
+        check(f"... the recorded /talk answer to its next hello{when}: refused, ticket already used",
+              B.run(f"{via} replayed", r"^error talk: refused \(ticket already used\)$", 30), B.tail())
+    check("... its kept session goes on", B.run(f"talk board-a 127.0.0.1:{pa} still",
+          r"^sent board-a reply=ok session=kept", 30) and A.expect(r"^received board-b still$", 10), B.tail())
+    rp.send_signal(signal.SIGTERM)
+    rp.wait(timeout=10)
+    rl = open(os.path.join(root, "replayer.log")).read()
+    check(f"... the replayer answered both, and board-b sent nothing in their session ({rl.strip()})",
+          re.search(r"replayed [2-9]\d* answers to /talk; relayed 0 /m2m", rl), rl)
 
 
 def sleepy(a, root, boards, ch_port, pa, pc, A, admit):

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""An on-path attacker for board_e2e.py: relays UDP datagrams between one
+client and TARGET, and records the first 2.05 answer TARGET gives to the
+client's CON POST /talk (a talk-resp carrying the client's ticket,
+PROTOCOL.md §5.1). From then on it answers each of the client's CON POSTs
+to /talk itself with that answer's payload in a new ACK (the request's
+message ID and token, RFC 7252 §3: what anyone who recorded the answer can
+send) and never relays them. Prints, when it ends, how many it replayed
+and how many CON POSTs to /m2m it relayed after the first replay: in a
+session the client would start again from a replayed ticket.
+
+usage: coap_replayer.py LISTEN_PORT TARGET_HOST:PORT SECONDS
+Exits after SECONDS (bounded) or at SIGTERM.
+"""
+import select
+import signal
+import socket
+import sys
+import time
+
+import coapmsg
+
+URI_PATH, CONTENT_FORMAT = 11, 12
+CONTENT = (2 << 5) | 5  # 2.05
+
+
+def post_to(d, path):
+    """The token of d when d is a CON POST to /path, else None."""
+    if len(d) < 4 or d[0] >> 4 != 0x4 or d[1] != 2:  # version 1, CON; POST
+        return None
+    m = coapmsg.parse(d)
+    if not m or [v for n, v in m[0] if n == URI_PATH] != [path]:
+        return None
+    return d[4:4 + (d[0] & 0x0F)]
+
+
+def main():
+    port, target, secs = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    host, tport = target.rsplit(":", 1)
+    to = (host, int(tport))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    client, tokens, recorded, replayed, m2m, end = None, set(), None, 0, 0, time.monotonic() + secs
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    while time.monotonic() < end and not stop:
+        try:
+            if not select.select([s], [], [], 0.2)[0]:
+                continue
+        except InterruptedError:
+            continue
+        d, src = s.recvfrom(2048)
+        if src == to:
+            m = coapmsg.parse(d)
+            if recorded is None and len(d) >= 4 and d[0] >> 4 == 0x6 and d[1] == CONTENT and m and \
+                    d[4:4 + (d[0] & 0x0F)] in tokens:
+                recorded = m[1]
+            if client:
+                s.sendto(d, client)
+            continue
+        client = src
+        token = post_to(d, b"talk")
+        if token is None or recorded is None:
+            if token is not None:
+                tokens.add(token)
+            m2m += replayed > 0 and post_to(d, b"m2m") is not None
+            s.sendto(d, to)
+            continue
+        replayed += 1
+        # ACK, 2.05, the request's message ID and token, Content-Format 60 (CBOR), the recorded payload
+        s.sendto(bytes([0x60 | len(token), CONTENT]) + d[2:4] + token + bytes([CONTENT_FORMAT << 4 | 1, 60, 0xFF]) +
+                 recorded, client)
+    print(f"replayed {replayed} answers to /talk; relayed {m2m} /m2m requests after the first", flush=True)
+
+
+main()
