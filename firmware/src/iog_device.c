@@ -863,6 +863,11 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
         refuse_proof(d, resp, &peer, bad, "wrong responder");
         return;
     }
+    if (iog_id_eq(&peer, d->me.id.s, d->me.id.len)) {
+        /* what the CH would answer (the requester naming itself), without asking it */
+        warn(d, resp, &peer, "peer not a member: peer is the requester");
+        return;
+    }
     /* unix_s() may be a lower bound of now (a board's clock after a reset): only a proof
      * older than its lifetime before it is stale for sure; a later one is the CH's to judge */
     if (now && now > proof.time && now - proof.time > IOG_TALK_LIFETIME_S) {

@@ -12,11 +12,8 @@ session the client would start again from a replayed ticket.
 usage: coap_replayer.py LISTEN_PORT TARGET_HOST:PORT SECONDS
 Exits after SECONDS (bounded) or at SIGTERM.
 """
-import select
 import signal
-import socket
 import sys
-import time
 
 import coapmsg
 
@@ -36,41 +33,31 @@ def post_to(d, path):
 
 def main():
     port, target, secs = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-    host, tport = target.rsplit(":", 1)
-    to = (host, int(tport))
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", port))
-    client, tokens, recorded, replayed, m2m, end = None, set(), None, 0, 0, time.monotonic() + secs
+    tokens, recorded, counts = set(), [], {"replayed": 0, "m2m": 0}
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    while time.monotonic() < end and not stop:
-        try:
-            if not select.select([s], [], [], 0.2)[0]:
-                continue
-        except InterruptedError:
-            continue
-        d, src = s.recvfrom(2048)
-        if src == to:
-            m = coapmsg.parse(d)
-            if recorded is None and len(d) >= 4 and d[0] >> 4 == 0x6 and d[1] == CONTENT and m and \
-                    d[4:4 + (d[0] & 0x0F)] in tokens:
-                recorded = m[1]
-            if client:
-                s.sendto(d, client)
-            continue
-        client = src
+
+    def on_answer(d):
+        m = coapmsg.parse(d)
+        if not recorded and len(d) >= 4 and d[0] >> 4 == 0x6 and d[1] == CONTENT and m and \
+                d[4:4 + (d[0] & 0x0F)] in tokens:
+            recorded.append(m[1])
+
+    def on_request(d):
         token = post_to(d, b"talk")
-        if token is None or recorded is None:
+        if token is None or not recorded:
             if token is not None:
                 tokens.add(token)
-            m2m += replayed > 0 and post_to(d, b"m2m") is not None
-            s.sendto(d, to)
-            continue
-        replayed += 1
+            counts["m2m"] += counts["replayed"] > 0 and post_to(d, b"m2m") is not None
+            return None
+        counts["replayed"] += 1
         # ACK, 2.05, the request's message ID and token, Content-Format 60 (CBOR), the recorded payload
-        s.sendto(bytes([0x60 | len(token), CONTENT]) + d[2:4] + token + bytes([CONTENT_FORMAT << 4 | 1, 60, 0xFF]) +
-                 recorded, client)
-    print(f"replayed {replayed} answers to /talk; relayed {m2m} /m2m requests after the first", flush=True)
+        return bytes([0x60 | len(token), CONTENT]) + d[2:4] + token + bytes([CONTENT_FORMAT << 4 | 1, 60, 0xFF]) + \
+            recorded[0]
+
+    coapmsg.relay(port, target, secs, on_request, lambda: bool(stop), on_answer)
+    print(f"replayed {counts['replayed']} answers to /talk; relayed {counts['m2m']} /m2m requests after the first",
+          flush=True)
 
 
 main()

@@ -34,12 +34,13 @@ def parse(d):
     return opts, b""
 
 
-def relay(port, target, secs, on_request, stopped=lambda: False):
+def relay(port, target, secs, on_request, stopped=lambda: False, on_answer=lambda d: None):
     """Relays UDP datagrams between one client and target ("host:port") on
-    127.0.0.1:port, for secs seconds (bounded) or until stopped(): answers
-    go back to the client as they are; each datagram from the client goes
-    to on_request(d), which returns what to do with it: None to relay it,
-    or bytes to send the client in its place."""
+    127.0.0.1:port, for secs seconds (bounded) or until stopped(): each
+    datagram from target is shown to on_answer(d) and goes back to the client
+    as it is; each datagram from the client goes to on_request(d), which
+    returns what to do with it: None to relay it, or bytes to send the
+    client in its place."""
     host, tport = target.rsplit(":", 1)
     to = (host, int(tport))
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -53,6 +54,7 @@ def relay(port, target, secs, on_request, stopped=lambda: False):
             continue
         d, src = s.recvfrom(2048)
         if src == to:
+            on_answer(d)
             if client:
                 s.sendto(d, client)
             continue

@@ -935,8 +935,26 @@ static void test_ticket_used_once(void)
     unit_net.on_send = NULL;
 }
 
+/*
+ * A hello naming the listener itself as initiator, with a proof anyone can
+ * make up, is answered as the CH would answer its /session ("peer not a
+ * member: peer is the requester") without asking it: no forward, no flash
+ * write for a hello.
+ */
+static void test_hello_from_itself(void)
+{
+    setup(1700000000);
+    hello_from("c-one", 1, 1700000000, 0x17);
+    CHECK_EQ(ch_sent, 0);
+    CHECK(answer_is(IOG_COAP_FORBIDDEN, "warning: peer not a member: peer is the requester"));
+    hello(2, 1700000000); /* another initiator's is forwarded */
+    CHECK_EQ(ch_sent, 1);
+    unit_net.on_send = NULL;
+}
+
 void test_device_server(void)
 {
+    test_hello_from_itself();
     test_ticket_used_once();
     test_sealed_refusals();
     test_echo_challenge_sealed_only();
