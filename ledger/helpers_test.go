@@ -138,10 +138,31 @@ func join(id, keyName string) ledger.Event {
 }
 
 // signedAt returns join ev as signed over an echo the CH made at ledger
-// height h.
+// height h: its evidence is signed again, by the device key of ev.Key, over
+// an echo stamped with h.
 func signedAt(ev ledger.Event, h uint64) ledger.Event {
 	ev.FreshAt = h
-	return ev
+	var k *ecdsa.PrivateKey
+	deviceKeys.Range(func(_, v any) bool {
+		pub, _ := wire.EncodePublicKey(&v.(*ecdsa.PrivateKey).PublicKey)
+		if string(pub) == string(ev.Key) {
+			k = v.(*ecdsa.PrivateKey)
+		}
+		return k == nil
+	})
+	if k == nil {
+		panic("signedAt: a join of a key not made by deviceKey")
+	}
+	return withEvidence(ev, testCluster, k)
+}
+
+// stampedEcho returns an echo value (internal/echo's layout: 4 bytes of unix
+// seconds, 8 of ledger height, an 8-byte MAC only its CH can check) stamped
+// with height h.
+func stampedEcho(h uint64) []byte {
+	e := binary.BigEndian.AppendUint32(nil, 1_700_000_000)
+	e = binary.BigEndian.AppendUint64(e, h)
+	return append(e, "mac-mac-"...)
 }
 
 // signedNow returns join ev as signed over an echo made at l's head: a
@@ -156,14 +177,15 @@ func signedNow(t testing.TB, l ledger.Ledger, ev ledger.Event) ledger.Event {
 }
 
 // withEvidence sets ev's key to k's and its evidence to a join request for
-// cluster signed by k, matching ev.
+// cluster signed by k, matching ev, over an echo stamped with ev.FreshAt.
 func withEvidence(ev ledger.Event, cluster string, k *ecdsa.PrivateKey) ledger.Event {
 	key, err := wire.EncodePublicKey(&k.PublicKey)
 	if err != nil {
 		panic(err)
 	}
 	ev.Key = key
-	req, err := wire.Marshal(&wire.JoinRequest{Cluster: cluster, ID: ev.Device, Key: key, Lat: ev.Lat, Lon: ev.Lon, Nonce: ev.DeviceNonce})
+	req, err := wire.Marshal(&wire.JoinRequest{Cluster: cluster, ID: ev.Device, Key: key, Lat: ev.Lat, Lon: ev.Lon, Nonce: ev.DeviceNonce,
+		Echo: stampedEcho(ev.FreshAt)})
 	if err != nil {
 		panic(err)
 	}

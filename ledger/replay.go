@@ -4,9 +4,9 @@ package ledger
 // block by block, with the checks Verify applies to a stored chain: heights
 // from 0 without gaps, deterministic encoding, cluster, previous-hash link,
 // times, events hash, signature, every event through the state machine and
-// every join's evidence. It also keeps what an export's grant records are
-// checked against: the session-batch events of the cluster and the block of
-// each device's first join.
+// every join's evidence and signed freshness. It also keeps what an export's
+// grant records are checked against: the session-batch events of the
+// cluster and the block of each device's first join.
 type Replay struct {
 	cluster     string
 	v           Verifier

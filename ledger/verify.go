@@ -11,6 +11,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/iotguard/iotguard/internal/echo"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -22,7 +23,8 @@ const progressEvery = 256
 // meta; that the stored bytes are a deterministically encoded block of the
 // height its key says; the cluster ID; the previous-hash link; that times do
 // not go backwards; the events hash; the signature (with Options.Verifier);
-// that every event replays through the state machine; and that the stored
+// that every event replays through the state machine, and every join's
+// evidence and signed freshness (signedFreshness); and that the stored
 // Merkle tree nodes over it are the ones the block hashes give. It returns
 // the first failure as a *BadBlockError. Then it compares the replayed index with
 // the devices bucket and the head in meta; a difference is an error wrapping
@@ -211,11 +213,36 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 		if err == nil && req.Cluster != cluster {
 			err = fmt.Errorf("join of device %q: evidence names cluster %q", ev.Device, req.Cluster)
 		}
+		if err == nil {
+			err = signedFreshness(ev, req, height)
+		}
 		if err != nil {
 			return checked{}, fmt.Errorf("event %d (%s): %v", i, ev.Type, err)
 		}
 	}
 	return checked{BlockRef: ref, time: h.Time, events: blk.Events}, nil
+}
+
+// signedFreshness checks that join ev, in the block at height, records the
+// freshness its device signed: FreshAt is the ledger height stamped in the
+// echo of its request (internal/echo), and below the block (an echo carries
+// a committed height). The state machine refuses a rejoin signed before the
+// device's latest event by FreshAt alone (ErrStale); unchecked here, a CH
+// could replay a join its device signed before leaving as a rejoin after it,
+// claiming the leave's height, and the chain would verify.
+func signedFreshness(ev Event, req wire.JoinRequest, height uint64) error {
+	_, at, ok := echo.Stamp(req.Echo)
+	switch {
+	case !ok && ev.FreshAt == 0:
+		return nil // claims no freshness: a first join (the state machine refuses a rejoin without), or one from before echoes carried a height
+	case !ok:
+		return fmt.Errorf("join of device %q records freshness at height %d, its signed request carries no echo with a height", ev.Device, ev.FreshAt)
+	case at != ev.FreshAt:
+		return fmt.Errorf("join of device %q records freshness at height %d, its device signed an echo of height %d", ev.Device, ev.FreshAt, at)
+	case at >= height:
+		return fmt.Errorf("join of device %q signed over an echo of height %d, not below its block", ev.Device, at)
+	}
+	return nil
 }
 
 // compareIndex reports the first device, in ID order, whose stored record is

@@ -381,3 +381,41 @@ func mustSign(t *testing.T, k *ecdsa.PrivateKey, kid string, payload []byte) []b
 	}
 	return b
 }
+
+// TestVerifyJoinFreshnessIsSigned: a join records the height of the echo
+// its device signed (Event.FreshAt), and the state machine refuses a rejoin
+// signed before the device's leave by it alone; so Verify must hold FreshAt
+// to the echo in the signed request, below the join's block. Otherwise a
+// CH (or a thief of its key) replays a join its device signed before
+// leaving, claiming the leave's height, and the device is a member again
+// without asking — Verify and an export's replay passed it. Before this was
+// checked, both forged chains below verified.
+func TestVerifyJoinFreshnessIsSigned(t *testing.T) {
+	for name, forge := range map[string]func(l ledger.Ledger) ledger.Event{
+		// The join the device signed at genesis, replayed after its leave
+		// (block 2) with FreshAt 2: Append takes it, nothing signed says 2.
+		"an old join replayed after a leave": func(l ledger.Ledger) ledger.Event {
+			first := allBlocks(t, l)[1].Events[0]
+			first.FreshAt = 2
+			return first
+		},
+		// An echo stamped with its own block's height, not yet committed
+		// when any echo was made.
+		"an echo of an uncommitted height": func(ledger.Ledger) ledger.Event { return signedAt(join("s", "s"), 4) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(t)
+			mustAppend(t, l, join("r", "r"))
+			mustAppend(t, l, leave("r"))
+			mustAppend(t, l, signedNow(t, l, join("q", "q"))) // an honest rejoin's freshness verifies
+			mustVerify(t, l)
+			mustAppend(t, l, forge(l)) // block 4
+			err := l.Verify(t.Context(), nil)
+			var bb *ledger.BadBlockError
+			if !errors.As(err, &bb) || bb.Height != 4 || !strings.Contains(bb.Reason, "echo") {
+				t.Fatalf("Verify = %v, want block 4 named for its join's echo", err)
+			}
+		})
+	}
+}
