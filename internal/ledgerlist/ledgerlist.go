@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -166,9 +167,9 @@ func writeText(w io.Writer, b block) error {
 }
 
 func writeEvent(s *strings.Builder, indent string, e event) {
-	fmt.Fprintf(s, "%s%-14s %s", indent, e.Type, e.Device)
+	fmt.Fprintf(s, "%s%-14s %s", indent, e.Type, Shown(e.Device))
 	if e.Peer != "" {
-		fmt.Fprintf(s, " peer=%s", e.Peer)
+		fmt.Fprintf(s, " peer=%s", Shown(e.Peer))
 	}
 	if e.Key != "" {
 		fmt.Fprintf(s, " key=%s", e.Key[:16])
@@ -186,6 +187,18 @@ func writeEvent(s *strings.Builder, indent string, e event) {
 		fmt.Fprintf(s, " batch=%d records=%d root=%.16s", e.Batch, e.Count, e.Root)
 	}
 	s.WriteByte('\n')
+}
+
+// Shown returns id, a device ID read from a ledger or a grant log, as text
+// for a terminal: itself if it is a plain ID ([A-Za-z0-9._-], wire.CheckID),
+// else quoted as %q does, its control characters escaped. The ledger takes
+// any UTF-8 as the device and peer of a warning, so a CH could write a
+// terminal's escape sequence there: it is shown, not obeyed.
+func Shown(id string) string {
+	if wire.CheckID(id) == nil {
+		return id
+	}
+	return strconv.Quote(id)
 }
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }

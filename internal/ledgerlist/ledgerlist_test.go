@@ -2,13 +2,19 @@ package ledgerlist_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/iotguard/iotguard/internal/ledgerlist"
+	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 )
 
@@ -152,5 +158,45 @@ func TestRecords(t *testing.T) {
 	}
 	if out := show(ledgerlist.Text, nil); strings.Contains(out, "sensor-b") || strings.Contains(out, "pruned") {
 		t.Errorf("records listed without the grant log:\n%s", out)
+	}
+}
+
+// TestTextShowsEscapes: IDs are listed as they are only when they are plain
+// IDs. The ledger takes any UTF-8 as the device and peer of a warning, so a
+// CH (or whoever wrote the file) can put a terminal's escape sequence there;
+// the text listing an auditor reads must show it, quoted, not send it to the
+// terminal. Before, 'ledger list' printed it raw.
+func TestTextShowsEscapes(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := keysvc.New(priv, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Cluster: "c", Signer: key, Verifier: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	const asker, subject = "m\x1b]0;owned\a", "ghost\x1b[2J\u009b31m"
+	if _, err := l.Append(t.Context(), ledger.Event{Type: ledger.EventVerifyWarning, Device: asker, Peer: subject, Time: 1, Reason: "unknown"}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	show, err := ledgerlist.Printer(&out, ledgerlist.Text, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Blocks(0, show); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b\a\u009b") {
+		t.Fatalf("the listing carries the IDs' control characters:\n%q", out.String())
+	}
+	want := fmt.Sprintf("  verify-warning %q peer=%q reason=\"unknown\"\n", asker, subject)
+	if !strings.HasSuffix(out.String(), want) {
+		t.Errorf("listing:\n%s\nwant it to end with\n%s", out.String(), want)
 	}
 }
