@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/iotguard/iotguard/internal/ledgerlist"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -67,7 +68,7 @@ func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
 	case !ok:
 		return grant, fmt.Errorf("%w: batch %d is not on the exported chain", ErrGrantClaim, c.Batch)
 	case ref.Height != c.Block || ref.Event.Count != c.Count || hex.EncodeToString(ref.Event.Root) != c.Root:
-		return grant, fmt.Errorf("%w: the claim puts batch %d in block %d with %d grants and root %s; the chain has it in block %d with %d and %x",
+		return grant, fmt.Errorf("%w: the claim puts batch %d in block %d with %d grants and root %q; the chain has it in block %d with %d and %x",
 			ErrGrantClaim, c.Batch, c.Block, c.Count, c.Root, ref.Height, ref.Event.Count, ref.Event.Root)
 	}
 	record, err := hex.DecodeString(c.Record)
@@ -88,4 +89,17 @@ func (r *ExportReport) CheckGrant(c GrantClaim) (ledger.Event, error) {
 	}
 	err = wire.Unmarshal(record, &grant) // CheckGrantRecord decoded it
 	return grant, err
+}
+
+// Describe returns a record CheckGrant proved as one line for a terminal:
+// the session of a grant, or the warning. A warning's subject and reason
+// may be any UTF-8 (only its asker must have joined): IDs that are not
+// plain and the reason are quoted (ledgerlist.Shown), so that a terminal's
+// escape sequence in them is shown, not obeyed.
+func Describe(rec ledger.Event) string {
+	dev, peer := ledgerlist.Shown(rec.Device), ledgerlist.Shown(rec.Peer)
+	if rec.Type == ledger.EventVerifyWarning {
+		return fmt.Sprintf("warning to %s about %s (%q)", dev, peer, rec.Reason)
+	}
+	return fmt.Sprintf("session %x of %s with %s", rec.SessionID, dev, peer)
 }

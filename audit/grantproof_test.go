@@ -3,6 +3,7 @@ package audit_test
 import (
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,41 @@ func TestCheckWarningClaim(t *testing.T) {
 	}
 	if _, err := ledger.ProveAuditRecord(s.l, s.g, cluster, 1, 2); !errors.Is(err, ledger.ErrNoRecord) {
 		t.Errorf("proof of a record the batch does not hold: %v, want ErrNoRecord", err)
+	}
+}
+
+// TestGrantClaimShowsEscapes: a warning record may name any UTF-8 as its
+// subject and reason, and a claim file comes from whoever holds it; what
+// 'audit verify-export --grant-proof' prints of either — the proven record
+// (Describe), or why a claim is not proven — shows a terminal's escape
+// sequence quoted, never raw. Before, both printed it raw.
+func TestGrantClaimShowsEscapes(t *testing.T) {
+	s := newScene(t)
+	s.join(t, "m2")
+	warning, err := wire.Marshal(ledger.Event{Type: ledger.EventVerifyWarning, Device: "m2", Peer: "ghost\x1b[2J",
+		Time: t0.UnixMilli(), Reason: "unknown\x1b]0;owned\a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.batch(t, [][]byte{warning}, t0)
+	p, err := ledger.ProveAuditRecord(s.l, s.g, cluster, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.verify(s.export(t, s.g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := audit.NewGrantClaim(cluster, p)
+	got, err := rep.CheckGrant(claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line := audit.Describe(got); strings.ContainsAny(line, "\x1b\a") || !strings.Contains(line, `"ghost\x1b[2J"`) {
+		t.Errorf("Describe = %q, want the subject and reason quoted", line)
+	}
+	claim.Root = "\x1b]0;owned\a"
+	if _, err := rep.CheckGrant(claim); !errors.Is(err, audit.ErrGrantClaim) || strings.ContainsAny(err.Error(), "\x1b\a") {
+		t.Errorf("CheckGrant of a claim with an escape as its root = %q, want ErrGrantClaim without control characters", err)
 	}
 }

@@ -416,11 +416,7 @@ func checkGrantClaims(rep *audit.ExportReport, files []string) ([]string, error)
 		if err != nil {
 			return nil, err
 		}
-		what := fmt.Sprintf("session %x of %s with %s", grant.SessionID, grant.Device, grant.Peer)
-		if grant.Type == ledger.EventVerifyWarning {
-			what = fmt.Sprintf("warning to %s about %s (%s)", grant.Device, grant.Peer, grant.Reason)
-		}
-		lines = append(lines, fmt.Sprintf("grant proven (%s): %s, record %d of batch %d in block %d", f, what, c.Index, c.Batch, c.Block))
+		lines = append(lines, fmt.Sprintf("grant proven (%s): %s, record %d of batch %d in block %d", f, audit.Describe(grant), c.Index, c.Batch, c.Block))
 	}
 	return lines, nil
 }
