@@ -233,6 +233,19 @@ var ErrExport = errors.New("export is not intact")
 // devices joined in a block before the event's and were members at the
 // record's time). progress, if not nil, hears the blocks checked and the total.
 func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) (*ExportReport, error) {
+	return VerifyExportSince(r, pin, nil, progress)
+}
+
+// VerifyExportSince is VerifyExport that also holds the export to kept, a
+// signed checkpoint the auditor verified before (the last one of a watch
+// State), if not nil: kept must be signed by one of the export's keys, of
+// its cluster, and be the tree of the export's first kept.Size blocks. An
+// export is checked on its own otherwise: a CH that rebuilt its history and
+// re-signed it exports a chain that verifies, and only a checkpoint of the
+// log as it was shown before tells them apart. An export that is not an
+// extension of kept (smaller, or another root at kept's size) is a
+// *transparency.ForkError carrying both checkpoints.
+func VerifyExportSince(r io.Reader, pin [32]byte, kept []byte, progress func(done, total uint64)) (*ExportReport, error) {
 	dec := wire.NewSequenceDecoder(bufio.NewReader(r))
 	var hdr wire.ExportHeader
 	if err := dec.Decode(&hdr); err != nil {
@@ -257,6 +270,13 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 	if err := pinned(keys, pin); err != nil {
 		return nil, err
 	}
+	var keptCP *transparency.Checkpoint
+	var keptRoot []byte // the export's root at keptCP's size
+	if kept != nil {
+		if keptCP, err = openKept(kept, keys, hdr.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	replay := ledger.NewReplay(hdr.Cluster, chain)
 	rng := transparency.Ranges.NewEmptyRange(0)
 	for i := uint64(0); i < hdr.Blocks; i++ {
@@ -271,6 +291,11 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 		leaf := transparency.LeafHash(ref.Hash)
 		if err := rng.Append(leaf[:], nil); err != nil {
 			return nil, err
+		}
+		if keptCP != nil && rng.End() == keptCP.Size {
+			if keptRoot, err = rng.GetRootHash(nil); err != nil {
+				return nil, err
+			}
 		}
 		if progress != nil && (i%1024 == 1023 || i+1 == hdr.Blocks) {
 			progress(i+1, hdr.Blocks)
@@ -294,6 +319,14 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 	if cp.Size != hdr.Blocks || cp.Root != [32]byte(root) {
 		return nil, fmt.Errorf("%w: the checkpoint states tree size %d root %x, the blocks give %d %x", ErrExport, cp.Size, cp.Root, hdr.Blocks, root)
 	}
+	switch {
+	case keptCP == nil:
+	case keptCP.Size > cp.Size:
+		return nil, &transparency.ForkError{Old: keptCP, New: cp, Reason: "the export holds fewer blocks than the checkpoint kept"}
+	case string(keptRoot) != string(keptCP.Root[:]):
+		return nil, &transparency.ForkError{Old: keptCP, New: cp,
+			Reason: fmt.Sprintf("the export's first %d blocks have root %x", keptCP.Size, keptRoot)}
+	}
 	grants, err := verifyGrants(dec, hdr.Grants, replay)
 	if err != nil {
 		return nil, err
@@ -303,6 +336,23 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 		return nil, fmt.Errorf("%w: data after the last grant batch", ErrExport)
 	}
 	return &ExportReport{Cluster: hdr.Cluster, Key: key, Devices: replay.Devices(), Checkpoint: cp, Grants: grants, replay: replay}, nil
+}
+
+// openKept opens kept, a signed checkpoint, under the one of keys (COSE_Keys
+// that parse) that signed it, and checks that it is of cluster.
+func openKept(kept []byte, keys [][]byte, cluster string) (*transparency.Checkpoint, error) {
+	for _, k := range keys {
+		pub, _ := wire.ParsePublicKey(k)
+		cp, err := transparency.OpenCheckpoint(kept, pub, cluster)
+		if errors.Is(err, transparency.ErrWrongKey) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: the checkpoint kept: %w", ErrExport, err)
+		}
+		return cp, nil
+	}
+	return nil, fmt.Errorf("%w: the checkpoint kept is signed by none of the export's keys", ErrExport)
 }
 
 // pinned checks that one of keys (COSE_Keys that parse, the key in force

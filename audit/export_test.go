@@ -16,6 +16,7 @@ import (
 	"github.com/iotguard/iotguard/audit"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
+	"github.com/iotguard/iotguard/transparency"
 	"github.com/iotguard/iotguard/wire"
 )
 
@@ -432,6 +433,27 @@ func FuzzVerifyExport(f *testing.F) {
 	})
 }
 
+// FuzzVerifyExportSince: the kept checkpoint (from a watch state file) is
+// bytes too: with a valid export, it never panics and fails with ErrExport
+// or a fork. The seed is the export's own checkpoint.
+func FuzzVerifyExportSince(f *testing.F) {
+	s := grantScene(f)
+	export := s.export(f, s.g)
+	rep, err := s.verify(export)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rep.Checkpoint.Signed)
+	pin := s.key.Thumbprint()
+	f.Fuzz(func(t *testing.T, kept []byte) {
+		_, err := audit.VerifyExportSince(bytes.NewReader(export), pin, kept, nil)
+		var fork *transparency.ForkError
+		if err != nil && !errors.Is(err, audit.ErrExport) && !errors.As(err, &fork) {
+			t.Fatalf("VerifyExportSince: %v is neither ErrExport nor a fork", err)
+		}
+	})
+}
+
 // A chain that holds a batch number twice with other grants is refused, as
 // ledger verify refuses it (ledger.IndexBatches), records exported or not;
 // the same batch twice (an uncertain append and its retry, both committed on
@@ -570,4 +592,71 @@ func errorText(err error) string {
 		return fmt.Sprintf("block %d: %s", bad.Height, bad.Reason)
 	}
 	return err.Error()
+}
+
+// TestVerifyExportSinceKept: a CH that rebuilt its history and re-signed it
+// with its own key exports a chain that VerifyExport passes; held to a
+// checkpoint the auditor kept of the log as it was (a watch state's), the
+// export is a fork, with both checkpoints. An honest later export extends
+// the kept checkpoint; an export smaller than it is a fork too.
+func TestVerifyExportSinceKept(t *testing.T) {
+	s := newScene(t)
+	s.join(t, "a")
+	s.join(t, "b")
+	var buf bytes.Buffer
+	kept, err := audit.Export(&buf, s.l, nil, cluster, s.key, nil) // what the auditor saw: 3 blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := buf.Bytes()
+	s.join(t, "c")
+	later := s.export(t, nil)
+
+	// The same key, the same cluster, another history of as many blocks and more.
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Cluster: cluster, Signer: s.key, Verifier: s.key,
+		Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	forged := &scene{l: l, key: s.key}
+	forged.join(t, "b")
+	forged.join(t, "a")
+	forged.join(t, "c")
+	rewritten := forged.export(t, nil)
+	if _, err := forged.verify(rewritten); err != nil {
+		t.Fatalf("the rewritten history alone must verify (it is signed by the CH key): %v", err)
+	}
+
+	if rep, err := audit.VerifyExportSince(bytes.NewReader(later), s.key.Thumbprint(), kept.Signed, nil); err != nil || rep.Checkpoint.Size != 4 {
+		t.Fatalf("an honest later export against the kept checkpoint: %v", err)
+	}
+	later4, err := audit.VerifyExport(bytes.NewReader(later), s.key.Thumbprint(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		export []byte
+		kept   []byte
+	}{
+		"a rewritten history": {rewritten, kept.Signed},
+		"a smaller export":    {small, later4.Checkpoint.Signed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := audit.VerifyExportSince(bytes.NewReader(c.export), s.key.Thumbprint(), c.kept, nil)
+			var fork *transparency.ForkError
+			if !errors.As(err, &fork) || string(fork.Old.Signed) != string(c.kept) || fork.New == nil {
+				t.Fatalf("VerifyExportSince = %v, want a ForkError with the kept checkpoint", err)
+			}
+		})
+	}
+	other := newScene(t) // another CH key
+	var discard bytes.Buffer
+	otherCP, err := audit.Export(&discard, other.l, nil, cluster, other.key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.VerifyExportSince(bytes.NewReader(later), s.key.Thumbprint(), otherCP.Signed, nil); !errors.Is(err, audit.ErrExport) {
+		t.Fatalf("a kept checkpoint of another key: %v, want ErrExport", err)
+	}
 }

@@ -35,7 +35,8 @@ the key GET /cluster gives), and a failure exits 1.
                  and event, the signed checkpoint over them, and every session
                  grant record against its batch's root on the chain; with
                  --grant-proof, a grant 'ledger grant-proof' printed (its
-                 inclusion path to that root), even once its record is pruned
+                 inclusion path to that root), even once its record is pruned;
+                 with --state, the export must extend the checkpoint a watch kept
 
 Examples:
   iotguard audit proof --server coap://127.0.0.1:5683 --device sensor-a --json
@@ -335,6 +336,7 @@ func auditVerifyExport(args []string) error {
 	fs := flag.NewFlagSet("audit verify-export", flag.ContinueOnError)
 	pinFlag := fs.String("pin", "", "thumbprint (`hex`) of a CH key of the export: the one in force, or one the signed rotations on its chain lead from (the first)")
 	asJSON := fs.Bool("json", false, "print JSON (hashes in hex)")
+	state := fs.String("state", "", "an 'audit watch' state `file`: its checkpoint must be the tree of the export's first blocks (else a fork, both checkpoints printed)")
 	var claims []string
 	fs.Func("grant-proof", "a `FILE` that 'ledger grant-proof' wrote: prove that grant against the export's chain (repeatable)", func(f string) error {
 		claims = append(claims, f)
@@ -354,14 +356,23 @@ func auditVerifyExport(args []string) error {
 	if err != nil {
 		return err
 	}
+	kept, err := keptCheckpoint(*state)
+	if err != nil {
+		return err
+	}
 	r, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("failed to open export: %w", err)
 	}
 	defer r.Close()
 	progress := bench.TerminalProgress(os.Stderr)
-	rep, err := audit.VerifyExport(r, [32]byte(pin), bench.Steps(progress, "verifying blocks"))
+	rep, err := audit.VerifyExportSince(r, [32]byte(pin), kept, bench.Steps(progress, "verifying blocks"))
 	progress.Finish()
+	var fork *transparency.ForkError
+	if errors.As(err, &fork) {
+		printFork(fork, *asJSON)
+		return fmt.Errorf("%w (hint: the export is not the log %s kept a checkpoint of: the CH rewrote or rolled back its history; both signed checkpoints are printed above)", err, *state)
+	}
 	var bad *ledger.BadBlockError
 	if errors.As(err, &bad) {
 		fmt.Printf("export BROKEN at block %d: %s\n", bad.Height, bad.Reason)
@@ -389,10 +400,36 @@ func auditVerifyExport(args []string) error {
 		rep.Cluster, cp.Size, rep.Devices, cp.Root, cp.KID)
 	fmt.Printf("audit records: %d in %d batch(es) checked; %d in %d batch(es) without records in the export (pruned) not checkable\n",
 		g.Grants, g.Batches, g.UncheckedGrants, g.UncheckedBatches)
+	if kept != nil {
+		fmt.Printf("consistent with the checkpoint kept in %s: its tree is the export's first blocks\n", *state)
+	}
 	for _, line := range proven {
 		fmt.Println(line)
 	}
 	return nil
+}
+
+// keptCheckpoint returns the signed checkpoint an 'audit watch' state file
+// keeps, nil for no file.
+func keptCheckpoint(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("failed to read watch state: %w", err)
+	}
+	st, err := audit.LoadState(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Checkpoint == "" {
+		return nil, fmt.Errorf("watch state %s keeps no checkpoint", path)
+	}
+	kept, err := hex.DecodeString(st.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the checkpoint kept in %s: %w", path, err)
+	}
+	return kept, nil
 }
 
 // checkGrantClaims proves each grant-proof file against the checked export
