@@ -226,7 +226,7 @@ var ErrExport = errors.New("export is not intact")
 // must reach the key in force, as `ledger verify` follows a data
 // directory's keys; so each key vouches for every other through signed
 // rotations. The checkpoint must be signed by the key in force and state
-// exactly the tree of those blocks;
+// exactly the tree of those blocks and the time of the newest;
 // every grant batch must be one of the chain's session-batch events, in
 // increasing batch number, its records valid for that event
 // (ledger.CheckGrantBatch) under the chain's rule (ledger.GrantRule: its
@@ -318,6 +318,9 @@ func VerifyExportSince(r io.Reader, pin [32]byte, kept []byte, progress func(don
 	}
 	if cp.Size != hdr.Blocks || cp.Root != [32]byte(root) {
 		return nil, fmt.Errorf("%w: the checkpoint states tree size %d root %x, the blocks give %d %x", ErrExport, cp.Size, cp.Root, hdr.Blocks, root)
+	}
+	if cp.TimeMS != uint64(replay.Time()) {
+		return nil, fmt.Errorf("%w: the checkpoint states time %d ms, its newest block has %d", ErrExport, cp.TimeMS, replay.Time())
 	}
 	switch {
 	case keptCP == nil:

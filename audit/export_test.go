@@ -660,3 +660,30 @@ func TestVerifyExportSinceKept(t *testing.T) {
 		t.Fatalf("a kept checkpoint of another key: %v, want ErrExport", err)
 	}
 }
+
+// TestVerifyExportCheckpointTime: a checkpoint states the time of the newest
+// of its blocks (PROTOCOL.md §9.1); one over the export's very tree, signed
+// by the CH key, with another time contradicts the chain and is refused.
+// Before, only its size and root were checked.
+func TestVerifyExportCheckpointTime(t *testing.T) {
+	s := newScene(t)
+	s.join(t, "a")
+	ex := parseExport(t, s.export(t, nil))
+	rep, err := s.verify(ex.encode(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := rep.Checkpoint
+	for name, at := range map[string]int64{"later": int64(cp.TimeMS) + 3_600_000, "earlier": int64(cp.TimeMS) - 1} {
+		t.Run(name, func(t *testing.T) {
+			signed, err := transparency.SignCheckpoint(s.key, cluster, cp.Size, cp.Root, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ex.checkpoint = signed
+			if _, err := s.verify(ex.encode(t)); !errors.Is(err, audit.ErrExport) || !strings.Contains(err.Error(), "time") {
+				t.Fatalf("VerifyExport = %v, want ErrExport about the checkpoint's time", err)
+			}
+		})
+	}
+}

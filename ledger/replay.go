@@ -43,6 +43,9 @@ func (r *Replay) Next(raw []byte) (BlockRef, error) {
 	return ck.BlockRef, nil
 }
 
+// Time returns the time of the last block checked (unix milliseconds).
+func (r *Replay) Time() int64 { return r.prevTime }
+
 // Devices returns how many devices the chain so far has bound.
 func (r *Replay) Devices() int { return len(r.idx.devices) }
 
