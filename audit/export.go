@@ -239,7 +239,8 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 // VerifyExportSince is VerifyExport that also holds the export to kept, a
 // signed checkpoint the auditor verified before (the last one of a watch
 // State), if not nil: kept must be signed by one of the export's keys, of
-// its cluster, and be the tree of the export's first kept.Size blocks. An
+// its cluster, and be the tree of the export's first kept.Size blocks and
+// the time of the last of them. An
 // export is checked on its own otherwise: a CH that rebuilt its history and
 // re-signed it exports a chain that verifies, and only a checkpoint of the
 // log as it was shown before tells them apart. An export that is not an
@@ -272,6 +273,7 @@ func VerifyExportSince(r io.Reader, pin [32]byte, kept []byte, progress func(don
 	}
 	var keptCP *transparency.Checkpoint
 	var keptRoot []byte // the export's root at keptCP's size
+	var keptTime int64  // and the time of its newest block
 	if kept != nil {
 		if keptCP, err = openKept(kept, keys, hdr.Cluster); err != nil {
 			return nil, err
@@ -296,6 +298,7 @@ func VerifyExportSince(r io.Reader, pin [32]byte, kept []byte, progress func(don
 			if keptRoot, err = rng.GetRootHash(nil); err != nil {
 				return nil, err
 			}
+			keptTime = replay.Time()
 		}
 		if progress != nil && (i%1024 == 1023 || i+1 == hdr.Blocks) {
 			progress(i+1, hdr.Blocks)
@@ -329,6 +332,9 @@ func VerifyExportSince(r io.Reader, pin [32]byte, kept []byte, progress func(don
 	case string(keptRoot) != string(keptCP.Root[:]):
 		return nil, &transparency.ForkError{Old: keptCP, New: cp,
 			Reason: fmt.Sprintf("the export's first %d blocks have root %x", keptCP.Size, keptRoot)}
+	case keptCP.TimeMS != uint64(keptTime):
+		return nil, &transparency.ForkError{Old: keptCP, New: cp,
+			Reason: fmt.Sprintf("the kept checkpoint states time %d ms, block %d of the export has %d", keptCP.TimeMS, keptCP.Size-1, keptTime)}
 	}
 	grants, err := verifyGrants(dec, hdr.Grants, replay)
 	if err != nil {

@@ -650,6 +650,17 @@ func TestVerifyExportSinceKept(t *testing.T) {
 			}
 		})
 	}
+	// A checkpoint of the same tree with another time than its newest block's:
+	// the CH signed what the chain contradicts.
+	wrongTime, err := transparency.SignCheckpoint(s.key, cluster, kept.Size, kept.Root, int64(kept.TimeMS)+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fork *transparency.ForkError
+	if _, err := audit.VerifyExportSince(bytes.NewReader(later), s.key.Thumbprint(), wrongTime, nil); !errors.As(err, &fork) {
+		t.Fatalf("a kept checkpoint whose time is not its newest block's: %v, want a ForkError", err)
+	}
+
 	other := newScene(t) // another CH key
 	var discard bytes.Buffer
 	otherCP, err := audit.Export(&discard, other.l, nil, cluster, other.key, nil)
