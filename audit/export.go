@@ -239,13 +239,13 @@ func VerifyExport(r io.Reader, pin [32]byte, progress func(done, total uint64)) 
 // VerifyExportSince is VerifyExport that also holds the export to kept, a
 // signed checkpoint the auditor verified before (the last one of a watch
 // State), if not nil: kept must be signed by one of the export's keys, of
-// its cluster, and be the tree of the export's first kept.Size blocks and
-// the time of the last of them. An
-// export is checked on its own otherwise: a CH that rebuilt its history and
-// re-signed it exports a chain that verifies, and only a checkpoint of the
-// log as it was shown before tells them apart. An export that is not an
-// extension of kept (smaller, or another root at kept's size) is a
-// *transparency.ForkError carrying both checkpoints.
+// its cluster, and state the tree of the export's first kept.Size blocks
+// and the time of the last of them. An export is checked on its own
+// otherwise: a CH that rebuilt its history and re-signed it exports a chain
+// that verifies, and only a checkpoint of the log as it was shown before
+// tells them apart. An export that is not an extension of kept (smaller, or
+// another root or time at kept's size) is a *transparency.ForkError carrying
+// both checkpoints.
 func VerifyExportSince(r io.Reader, pin [32]byte, kept []byte, progress func(done, total uint64)) (*ExportReport, error) {
 	dec := wire.NewSequenceDecoder(bufio.NewReader(r))
 	var hdr wire.ExportHeader
