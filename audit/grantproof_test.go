@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -157,4 +158,38 @@ func TestGrantClaimShowsEscapes(t *testing.T) {
 	if _, err := rep.CheckGrant(claim); !errors.Is(err, audit.ErrGrantClaim) || strings.ContainsAny(err.Error(), "\x1b\a") {
 		t.Errorf("CheckGrant of a claim with an escape as its root = %q, want ErrGrantClaim without control characters", err)
 	}
+}
+
+// FuzzCheckGrant: a grant-proof file is JSON from whoever holds the grant;
+// CheckGrant never panics on what it decodes to, fails only with
+// ErrGrantClaim, and proves only a record of the batch it names. The seed
+// is a valid claim.
+func FuzzCheckGrant(f *testing.F) {
+	s := grantScene(f)
+	p, err := ledger.ProveGrant(s.l, s.g, cluster, []byte("sid-m2-m1-1"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed, err := json.Marshal(audit.NewGrantClaim(cluster, p))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	rep, err := s.verify(s.export(f, s.g))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c audit.GrantClaim
+		if json.Unmarshal(b, &c) != nil {
+			return
+		}
+		grant, err := rep.CheckGrant(c)
+		switch {
+		case err == nil && grant.Type != ledger.EventSession && grant.Type != ledger.EventVerifyWarning:
+			t.Fatalf("proved a %s record", grant.Type)
+		case err != nil && !errors.Is(err, audit.ErrGrantClaim):
+			t.Fatalf("CheckGrant: %v is not ErrGrantClaim", err)
+		}
+	})
 }
