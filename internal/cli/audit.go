@@ -158,7 +158,8 @@ func auditProof(args []string) error {
 	}
 	what := fmt.Sprintf("block %d", in.Index)
 	if *id != "" {
-		what = fmt.Sprintf("the latest join of %s (block %d)", *id, in.Index)
+		// The proof shows that the block is in the log, not what it holds.
+		what = fmt.Sprintf("block %d, which the CH names as the latest join of %s (an export shows its events),", in.Index, *id)
 	}
 	fmt.Printf("%s is in the log: leaf %d of tree size %d, root %x, %d-hash path verified; checkpoint signed by %x\n",
 		what, in.Index, in.Checkpoint.Size, in.Checkpoint.Root, len(in.Path), in.Checkpoint.KID)
