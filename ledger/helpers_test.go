@@ -157,10 +157,10 @@ func signedAt(ev ledger.Event, h uint64) ledger.Event {
 }
 
 // stampedEcho returns an echo value (internal/echo's layout: 4 bytes of unix
-// seconds, 8 of ledger height, an 8-byte MAC only its CH can check) stamped
-// with height h.
-func stampedEcho(h uint64) []byte {
-	e := binary.BigEndian.AppendUint32(nil, 1_700_000_000)
+// seconds, 8 of ledger height, an 8-byte MAC only its CH can check) made at
+// unix time sec, stamped with height h.
+func stampedEcho(sec int64, h uint64) []byte {
+	e := binary.BigEndian.AppendUint32(nil, uint32(sec))
 	e = binary.BigEndian.AppendUint64(e, h)
 	return append(e, "mac-mac-"...)
 }
@@ -177,7 +177,8 @@ func signedNow(t testing.TB, l ledger.Ledger, ev ledger.Event) ledger.Event {
 }
 
 // withEvidence sets ev's key to k's and its evidence to a join request for
-// cluster signed by k, matching ev, over an echo stamped with ev.FreshAt.
+// cluster signed by k, matching ev, over an echo made in the second of
+// ev.Time, stamped with ev.FreshAt.
 func withEvidence(ev ledger.Event, cluster string, k *ecdsa.PrivateKey) ledger.Event {
 	key, err := wire.EncodePublicKey(&k.PublicKey)
 	if err != nil {
@@ -185,7 +186,7 @@ func withEvidence(ev ledger.Event, cluster string, k *ecdsa.PrivateKey) ledger.E
 	}
 	ev.Key = key
 	req, err := wire.Marshal(&wire.JoinRequest{Cluster: cluster, ID: ev.Device, Key: key, Lat: ev.Lat, Lon: ev.Lon, Nonce: ev.DeviceNonce,
-		Echo: stampedEcho(ev.FreshAt)})
+		Echo: stampedEcho(ev.Time/1000, ev.FreshAt)})
 	if err != nil {
 		panic(err)
 	}

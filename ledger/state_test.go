@@ -203,9 +203,13 @@ func TestStringers(t *testing.T) {
 	}
 }
 
-// at returns ev at time ms (unix milliseconds).
+// at returns ev at time ms (unix milliseconds); a join signed again, over an
+// echo of that time.
 func at(ev ledger.Event, ms int64) ledger.Event {
 	ev.Time = ms
+	if ev.Type == ledger.EventJoin {
+		return signedAt(ev, ev.FreshAt)
+	}
 	return ev
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -226,12 +227,14 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 // signedFreshness checks that join ev, in the block at height, records the
 // freshness its device signed: FreshAt is the ledger height stamped in the
 // echo of its request (internal/echo), and below the block (an echo carries
-// a committed height). The state machine refuses a rejoin signed before the
+// a committed height); its time is within the echo's lifetime after the
+// echo's time (the CH took the join while the echo was fresh), so a CH
+// cannot backdate a join to before its device asked. The state machine refuses a rejoin signed before the
 // device's latest event by FreshAt alone (ErrStale); unchecked here, a CH
 // could replay a join its device signed before leaving as a rejoin after it,
 // claiming the leave's height, and the chain would verify.
 func signedFreshness(ev Event, req wire.JoinRequest, height uint64) error {
-	_, at, ok := echo.Stamp(req.Echo)
+	echoSec, at, ok := echo.Stamp(req.Echo)
 	switch {
 	case !ok && ev.FreshAt == 0:
 		return nil // claims no freshness: a first join (the state machine refuses a rejoin without), or one from before echoes carried a height
@@ -241,6 +244,8 @@ func signedFreshness(ev Event, req wire.JoinRequest, height uint64) error {
 		return fmt.Errorf("join of device %q records freshness at height %d, its device signed an echo of height %d", ev.Device, ev.FreshAt, at)
 	case at >= height:
 		return fmt.Errorf("join of device %q signed over an echo of height %d, not below its block", ev.Device, at)
+	case ok && (ev.Time < echoSec*1000 || ev.Time-echoSec*1000 >= (echo.Lifetime+time.Second).Milliseconds()):
+		return fmt.Errorf("join of device %q recorded at %d ms, not within the lifetime of the echo it signed, made at %d s", ev.Device, ev.Time, echoSec)
 	}
 	return nil
 }

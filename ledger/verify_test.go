@@ -419,3 +419,34 @@ func TestVerifyJoinFreshnessIsSigned(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyJoinTimeIsSigned: the echo a device signs carries the CH's time
+// as well as its height; a join recorded at another time than within the
+// echo's lifetime after it — backdated, so that the device looks a member
+// before it asked, or postdated — contradicts what the device signed, and
+// Verify names its block. Before, only the height was held to the echo.
+func TestVerifyJoinTimeIsSigned(t *testing.T) {
+	const echoMS = 1_700_000_000_000 // join's time: its echo is of this second
+	for name, at := range map[string]int64{
+		"backdated a day":      echoMS - 86_400_000,
+		"a millisecond before": echoMS - 1,
+		"past the lifetime":    echoMS + 61_000,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(t)
+			ok := join("r", "r")
+			ok.Time = echoMS + 60_999 // the last millisecond an echo of this second is fresh
+			mustAppend(t, l, ok)
+			mustVerify(t, l)
+			ev := join("s", "s")
+			ev.Time = at         // the request stays the one signed over the echo of echoMS
+			mustAppend(t, l, ev) // block 2
+			err := l.Verify(t.Context(), nil)
+			var bb *ledger.BadBlockError
+			if !errors.As(err, &bb) || bb.Height != 2 || !strings.Contains(bb.Reason, "echo") {
+				t.Fatalf("Verify = %v, want block 2 named for its join's time", err)
+			}
+		})
+	}
+}
