@@ -30,15 +30,7 @@ type member struct {
 
 func joinMember(t *testing.T, ch *clusterhead.CH, id string) member {
 	t.Helper()
-	st, err := device.NewState(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chtest.Enroll(t, ch, st)
-	d := chtest.Dial(t, ch, st)
-	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
-		t.Fatal(err)
-	}
+	st, d := chtest.JoinedState(t, ch, id)
 	return member{st, d}
 }
 

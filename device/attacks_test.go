@@ -34,22 +34,6 @@ type clock struct{ skew atomic.Int64 }
 func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.skew.Load())) }
 func (c *clock) advance(d time.Duration) { c.skew.Add(int64(d)) }
 
-// joinedState returns a device id that joined ch, and its state, which the
-// test reads and seals requests with by hand.
-func joinedState(t *testing.T, ch *clusterhead.CH, id string) (*device.State, *device.Device) {
-	t.Helper()
-	st, err := device.NewState(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chtest.Enroll(t, ch, st)
-	d := chtest.Dial(t, ch, st)
-	if _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); err != nil {
-		t.Fatalf("join %s: %v", id, err)
-	}
-	return st, d
-}
-
 func joinedWithClock(t *testing.T, ch *clusterhead.CH, id string, c *clock) *device.Device {
 	t.Helper()
 	st, err := device.NewState(id)
@@ -207,7 +191,7 @@ func TestGrantReplayedToThirdDevice(t *testing.T) {
 
 	// M2's side: capture the raw grant by asking for the session the way the
 	// device library does and keeping the ticket for M2.
-	st2, m2 := joinedState(t, ch, "m2x")
+	st2, m2 := chtest.JoinedState(t, ch, "m2x")
 	grant := sessionGrant(t, ch, st2, "m1")
 	if grant.Recipient != "m2x" || grant.Initiator != "m1" || grant.Responder != "m2x" {
 		t.Fatalf("grant %+v", grant)

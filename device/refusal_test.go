@@ -83,7 +83,7 @@ func TestRefusalsSealed(t *testing.T) {
 	ch := chtest.Start(t, "")
 	ctx := chtest.Ctx(t)
 	chtest.Joined(t, ch, "sensor-b")
-	st, a := joinedState(t, ch, "sensor-a")
+	st, a := chtest.JoinedState(t, ch, "sensor-a")
 	kept := *st // its membership as it was before it left
 	if _, err := a.Leave(ctx); err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestRefusalsSealed(t *testing.T) {
 func TestSealedRefusalDecidesByItsDiagnostic(t *testing.T) {
 	ch := chtest.Start(t, "")
 	ctx := chtest.Ctx(t)
-	st, _ := joinedState(t, ch, "sensor-a")
+	st, _ := chtest.JoinedState(t, ch, "sensor-a")
 	keys, err := st.MemberKeys()
 	if err != nil {
 		t.Fatal(err)

@@ -296,7 +296,7 @@ func TestHelloInAnotherName(t *testing.T) {
 func TestHelloFromFormerMember(t *testing.T) {
 	s := newTalkScene(t, func(c *clusterhead.Config) { c.Metrics = "127.0.0.1:0" })
 	ctx := chtest.Ctx(t)
-	st, m5 := joinedState(t, s.ch, "m5")
+	st, m5 := chtest.JoinedState(t, s.ch, "m5")
 	kept := *st // the device file as it was before the leave
 	if _, err := m5.Leave(ctx); err != nil {
 		t.Fatal(err)

@@ -13,20 +13,16 @@ import sys
 
 import coapmsg
 
-URI_PATH, CONTENT_FORMAT = 11, 12
 FORBIDDEN = (4 << 5) | 3  # 4.03
 
 
 def forged_answer(d, path):
     """The forged ACK to d when d is a CON POST to /path, else None."""
-    if len(d) < 4 or d[0] >> 4 != 0x4 or d[1] != 2:  # version 1, CON; POST
+    token = coapmsg.post_token(d, path.encode())
+    if token is None:
         return None
-    m = coapmsg.parse(d)
-    if not m or [v for n, v in m[0] if n == URI_PATH] != [path.encode()]:
-        return None
-    tkl = d[0] & 0x0F
-    head = bytes([0x60 | tkl, FORBIDDEN]) + d[2:4] + d[4:4 + tkl]  # ACK, same message ID and token
-    return head + bytes([CONTENT_FORMAT << 4]) + b"\xffnot a member: forged"  # Content-Format 0 (text)
+    head = bytes([0x60 | len(token), FORBIDDEN]) + d[2:4] + token  # ACK, same message ID and token
+    return head + bytes([coapmsg.CONTENT_FORMAT << 4]) + b"\xffnot a member: forged"  # Content-Format 0 (text)
 
 
 def main():

@@ -17,18 +17,7 @@ import sys
 
 import coapmsg
 
-URI_PATH, CONTENT_FORMAT = 11, 12
 CONTENT = (2 << 5) | 5  # 2.05
-
-
-def post_to(d, path):
-    """The token of d when d is a CON POST to /path, else None."""
-    if len(d) < 4 or d[0] >> 4 != 0x4 or d[1] != 2:  # version 1, CON; POST
-        return None
-    m = coapmsg.parse(d)
-    if not m or [v for n, v in m[0] if n == URI_PATH] != [path]:
-        return None
-    return d[4:4 + (d[0] & 0x0F)]
 
 
 def main():
@@ -44,16 +33,16 @@ def main():
             recorded.append(m[1])
 
     def on_request(d):
-        token = post_to(d, b"talk")
+        token = coapmsg.post_token(d, b"talk")
         if token is None or not recorded:
             if token is not None:
                 tokens.add(token)
-            counts["m2m"] += counts["replayed"] > 0 and post_to(d, b"m2m") is not None
+            counts["m2m"] += counts["replayed"] > 0 and coapmsg.post_token(d, b"m2m") is not None
             return None
         counts["replayed"] += 1
         # ACK, 2.05, the request's message ID and token, Content-Format 60 (CBOR), the recorded payload
-        return bytes([0x60 | len(token), CONTENT]) + d[2:4] + token + bytes([CONTENT_FORMAT << 4 | 1, 60, 0xFF]) + \
-            recorded[0]
+        cf_cbor = bytes([coapmsg.CONTENT_FORMAT << 4 | 1, 60])
+        return bytes([0x60 | len(token), CONTENT]) + d[2:4] + token + cf_cbor + b"\xff" + recorded[0]
 
     coapmsg.relay(port, target, secs, on_request, lambda: bool(stop), on_answer)
     print(f"replayed {counts['replayed']} answers to /talk; relayed {counts['m2m']} /m2m requests after the first",

@@ -4,6 +4,8 @@ import select
 import socket
 import time
 
+URI_PATH, CONTENT_FORMAT = 11, 12  # option numbers
+
 
 def parse(d):
     """The options of CoAP message d as (number, value) pairs, and its
@@ -32,6 +34,16 @@ def parse(d):
         opts.append((num, d[i:i + nibbles[1]]))
         i += nibbles[1]
     return opts, b""
+
+
+def post_token(d, path):
+    """The token of d when d is a CON POST to /path (bytes), else None."""
+    if len(d) < 4 or d[0] >> 4 != 0x4 or d[1] != 2:  # version 1, CON; POST
+        return None
+    m = parse(d)
+    if not m or [v for n, v in m[0] if n == URI_PATH] != [path]:
+        return None
+    return d[4:4 + (d[0] & 0x0F)]
 
 
 def relay(port, target, secs, on_request, stopped=lambda: False, on_answer=lambda d: None):

@@ -141,6 +141,23 @@ func Joined(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 	return d
 }
 
+// JoinedState returns a device id, enrolled on ch, that has joined it from a
+// position inside it, and its state, which a test reads and seals requests
+// with by hand.
+func JoinedState(t testing.TB, ch *clusterhead.CH, id string) (*device.State, *device.Device) {
+	t.Helper()
+	st, err := device.NewState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Enroll(t, ch, st)
+	d := Dial(t, ch, st)
+	if _, err := d.Join(Ctx(t), Near.Lat, Near.Lon); err != nil {
+		t.Fatalf("join %s: %v", id, err)
+	}
+	return st, d
+}
+
 // JoinRequest returns a new device id and its join request for cluster at
 // Near, with a random nonce and no echo yet; SignJoin signs it.
 func JoinRequest(t testing.TB, cluster, id string) (*device.State, wire.JoinRequest) {
