@@ -564,9 +564,18 @@ static int restore(iog_board_t *b)
             b->kept_addr = r.addr;
         }
     }
-    else if (n != -ENOENT) {
-        /* lost power (or corrupt): resume at the mark, ask for a new session */
-        iog_store_erase(b->st, IOG_REC_RTC);
+    else {
+        /* RTC memory lost (a power loss), corrupt or an earlier membership's:
+         * with it went the tickets this board used as M1 (one used again
+         * would start its session's nonces from 0 again) and its clock (now
+         * its member record's, behind: its talk proofs would be stale).
+         * Rejoin: a new K_m, under which no ticket it used opens, and the
+         * CH's time. */
+        iog_wipe(&r, sizeof(r));
+        iog_wipe(b->io, sizeof(b->io));
+        bad(b, "RTC memory lost (a power loss): rejoining (the tickets used and the clock were in it)");
+        drop_member(b);
+        return 0;
     }
     iog_wipe(&r, sizeof(r));
     iog_wipe(b->io, sizeof(b->io));
