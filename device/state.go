@@ -58,7 +58,7 @@ type State struct {
 	// expired, the CH records a new join with it).
 	PendingJoin *PendingJoin `json:"pending_join,omitempty"`
 	// SpentTickets are the tickets this device used as the initiator of a
-	// talk under its current member keys: a ticket is used once.
+	// talk, each until it expires: a ticket is used once.
 	SpentTickets SpentTickets `json:"spent_tickets,omitzero"`
 }
 

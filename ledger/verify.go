@@ -244,7 +244,7 @@ func signedFreshness(ev Event, req wire.JoinRequest, height uint64) error {
 		return fmt.Errorf("join of device %q records freshness at height %d, its device signed an echo of height %d", ev.Device, ev.FreshAt, at)
 	case at >= height:
 		return fmt.Errorf("join of device %q signed over an echo of height %d, not below its block", ev.Device, at)
-	case ok && (ev.Time < echoSec*1000 || ev.Time-echoSec*1000 >= (echo.Lifetime+time.Second).Milliseconds()):
+	case ev.Time < echoSec*1000 || ev.Time-echoSec*1000 >= (echo.Lifetime+time.Second).Milliseconds():
 		return fmt.Errorf("join of device %q recorded at %d ms, not within the lifetime of the echo it signed, made at %d s", ev.Device, ev.Time, echoSec)
 	}
 	return nil

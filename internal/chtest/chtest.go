@@ -96,12 +96,19 @@ func Enroll(t testing.TB, ch *clusterhead.CH, st *device.State) {
 // to it.
 func Enrolled(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 	t.Helper()
+	_, d := enrolled(t, ch, id)
+	return d
+}
+
+// enrolled is Enrolled that also returns the device's state.
+func enrolled(t testing.TB, ch *clusterhead.CH, id string) (*device.State, *device.Device) {
+	t.Helper()
 	st, err := device.NewState(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	Enroll(t, ch, st)
-	return Dial(t, ch, st)
+	return st, Dial(t, ch, st)
 }
 
 // Device returns a fresh in-memory device id dialled to ch (not enrolled).
@@ -135,10 +142,16 @@ func Joined(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 	} else {
 		d = Enrolled(t, ch, id)
 	}
+	join(t, d, id)
+	return d
+}
+
+// join joins d, device id, from a position inside the cluster.
+func join(t testing.TB, d *device.Device, id string) {
+	t.Helper()
 	if _, err := d.Join(Ctx(t), Near.Lat, Near.Lon); err != nil {
 		t.Fatalf("join %s: %v", id, err)
 	}
-	return d
 }
 
 // JoinedState returns a device id, enrolled on ch, that has joined it from a
@@ -146,15 +159,8 @@ func Joined(t testing.TB, ch *clusterhead.CH, id string) *device.Device {
 // with by hand.
 func JoinedState(t testing.TB, ch *clusterhead.CH, id string) (*device.State, *device.Device) {
 	t.Helper()
-	st, err := device.NewState(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	Enroll(t, ch, st)
-	d := Dial(t, ch, st)
-	if _, err := d.Join(Ctx(t), Near.Lat, Near.Lon); err != nil {
-		t.Fatalf("join %s: %v", id, err)
-	}
+	st, d := enrolled(t, ch, id)
+	join(t, d, id)
 	return st, d
 }
 
