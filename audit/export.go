@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -364,23 +363,13 @@ func openKept(kept []byte, keys [][]byte, cluster string) (*transparency.Checkpo
 	return nil, fmt.Errorf("%w: the checkpoint kept is signed by none of the export's keys", ErrExport)
 }
 
-// pinned checks that one of keys (COSE_Keys that parse, the key in force
-// last) has the thumbprint pin.
+// pinned checks that one of keys (COSE_Keys, the key in force last) has the
+// thumbprint pin (ledger.Pinned).
 func pinned(keys [][]byte, pin [32]byte) error {
-	var thumbs []string
-	for _, k := range keys {
-		pub, _ := wire.ParsePublicKey(k)
-		th := wire.Thumbprint(pub)
-		if th == pin {
-			return nil
-		}
-		thumbs = append(thumbs, fmt.Sprintf("%x", th))
+	if err := ledger.Pinned(keys, pin); err != nil {
+		return fmt.Errorf("%w: %w", ErrExport, err)
 	}
-	if len(thumbs) == 1 {
-		return fmt.Errorf("%w: signed by key %s, not the pinned %x", ErrExport, thumbs[0], pin)
-	}
-	return fmt.Errorf("%w: signed by key %s, rotated from %s, none the pinned %x", ErrExport, thumbs[len(thumbs)-1],
-		strings.Join(thumbs[:len(thumbs)-1], ", "), pin)
+	return nil
 }
 
 // verifyGrants reads and checks the n grant batches of an export against the

@@ -12,8 +12,9 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/iotguard/iotguard/wire"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/iotguard/iotguard/wire"
 )
 
 // Bucket and key names of the bbolt file. See the package documentation.
@@ -427,6 +428,15 @@ func (l *Bolt) Head() (BlockRef, int64, error) {
 
 // Cluster returns the cluster ID of the ledger.
 func (l *Bolt) Cluster() string { return l.cluster }
+
+// Keys returns the CH keys Verify checks the blocks under, oldest first: its
+// verifier's, when that is a KeyChain, else nil.
+func (l *Bolt) Keys() [][]byte {
+	if chain, ok := l.verifier.(KeyChain); ok {
+		return chain.Keys()
+	}
+	return nil
+}
 
 // Blocks calls fn for every block from height from upwards, in height order,
 // including blocks committed while it runs. fn runs outside any transaction,

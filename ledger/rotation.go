@@ -3,6 +3,7 @@ package ledger
 import (
 	"crypto/ecdsa"
 	"fmt"
+	"strings"
 
 	"github.com/iotguard/iotguard/wire"
 )
@@ -40,6 +41,44 @@ type KeyRotator interface {
 type KeyChain interface {
 	Verifier
 	Keys() [][]byte
+}
+
+// Pinned checks that one of keys, a chain of CH keys as a KeyChain holds
+// them, has the thumbprint pin: whoever pinned a key of the chain accepts
+// the keys its signed rotations lead to (Verify, and an export's replay,
+// check that they do).
+func Pinned(keys [][]byte, pin [32]byte) error {
+	for _, k := range keys {
+		if pub, err := wire.ParsePublicKey(k); err == nil && wire.Thumbprint(pub) == pin {
+			return nil
+		}
+	}
+	if len(keys) == 1 {
+		return fmt.Errorf("signed by %s, not the pinned %x", Signers(keys), pin)
+	}
+	return fmt.Errorf("signed by %s, none the pinned %x", Signers(keys), pin)
+}
+
+// Signers names a chain of CH keys by their thumbprints, the key in force
+// first: "key T", or "key T, rotated from A, B" (oldest first).
+func Signers(keys [][]byte) string {
+	thumbs := make([]string, len(keys))
+	for i, k := range keys {
+		pub, err := wire.ParsePublicKey(k)
+		if err != nil {
+			thumbs[i] = "(unreadable)"
+			continue
+		}
+		thumbs[i] = fmt.Sprintf("%x", wire.Thumbprint(pub))
+	}
+	if len(thumbs) == 0 {
+		return "no key"
+	}
+	s := "key " + thumbs[len(thumbs)-1]
+	if len(thumbs) > 1 {
+		s += ", rotated from " + strings.Join(thumbs[:len(thumbs)-1], ", ")
+	}
+	return s
 }
 
 // rotationOf decodes the rotation a rotate event carries, without

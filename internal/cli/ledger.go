@@ -26,7 +26,10 @@ verify re-derives every block hash and signature, replays every event
 against the device index and checks the Merkle tree over the blocks; it
 exits 0 with the height when the chain is intact and 1 naming the first bad
 block otherwise. It then checks the audit records of grants.db (session
-grants and warning verdicts) against their batches on the ledger.
+grants and warning verdicts) against their batches on the ledger. It
+checks the blocks under the data directory's own CH keys and prints their
+thumbprints; --pin THUMBPRINT (a key you hold: the one in force, or one
+its signed rotations lead from) refuses a directory signed by other keys.
 prune-grants --older-than D (2160h, 90d) deletes the grant records of
 batches written before then: each batch's count and Merkle root stay on the
 ledger (and in grants.db), so verify still checks them, and an inclusion
@@ -52,6 +55,7 @@ backup and restore copy a data directory, the server running or not
 
 Examples:
   iotguard ledger verify --data iotguard-data
+  iotguard ledger verify --data iotguard-data --pin 3a383a186641c615591cf168aae2b78ba8937619cfbbb31bbc8f6c9dd8b8de08
   iotguard ledger list --data iotguard-data --format json
   iotguard ledger list --data iotguard-data --records
   iotguard ledger export --data iotguard-data --out ledger.export
@@ -76,10 +80,14 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 	dir := fs.String("data", "", "data `directory` of the cluster head (with --cometbft-home: the CH whose grants.db to check)")
 	home := fs.String("cometbft-home", "", "CometBFT home `directory` of a stopped node (bin/iotguard-cometbft)")
 	cluster := fs.String("cluster-id", "", "with --cometbft-home and --data: the `ID` of that CH's cluster")
+	pinFlag := fs.String("pin", "", "thumbprint (`hex`) of a CH key the chain must be signed by: the one in force, or one its signed rotations lead from")
 	if err := Parse(fs, ledgerUsage, args); err != nil {
 		return err
 	}
 	if *home != "" {
+		if *pinFlag != "" {
+			return usageError{msg: "--pin checks the keys of a data directory's chain; a shared ledger's keys are in its genesis"}
+		}
 		if (*dir == "") != (*cluster == "") {
 			return usageError{msg: "--data and --cluster-id go together: the CH of a shared ledger whose grants.db to check"}
 		}
@@ -91,11 +99,24 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 	if err := Required(fs, "data"); err != nil {
 		return err
 	}
+	var pin []byte
+	if *pinFlag != "" {
+		var err error
+		if pin, err = parsePin(*pinFlag); err != nil {
+			return err
+		}
+	}
 	l, err := clusterhead.OpenLedger(*dir)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	if pin != nil {
+		if err := ledger.Pinned(l.Keys(), [32]byte(pin)); err != nil {
+			fmt.Printf("ledger NOT PINNED: the data directory's keys: %s\n", err)
+			return exitError(1)
+		}
+	}
 	progress := bench.TerminalProgress(os.Stderr) // quiet in pipes
 	err = l.Verify(context.Background(), bench.Steps(progress, "verifying blocks"))
 	progress.Finish()
@@ -112,6 +133,11 @@ func ledgerVerify(args []string, cmt *CometBFT) error {
 		return err
 	}
 	fmt.Printf("ledger intact: height %d, head %x\n", head.Height, head.Hash)
+	if pin != nil {
+		fmt.Printf("signed by CH %s: the pinned key among them\n", ledger.Signers(l.Keys()))
+	} else {
+		fmt.Printf("signed by CH %s: the data directory's keys (--pin THUMBPRINT checks them against one you hold)\n", ledger.Signers(l.Keys()))
+	}
 	return verifyGrants(l, *dir, l.Cluster())
 }
 
