@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -203,10 +205,12 @@ type GrantReport struct {
 	// Batches and Grants were checked: their records are in the export,
 	// hash to their session-batch event's root and are valid grants.
 	Batches, Grants uint64
-	// UncheckedBatches and UncheckedGrants are on the chain, counted and
-	// rooted, without records in the export: pruned by the CH, or not
-	// marked committed in its grant log when it exported.
-	UncheckedBatches, UncheckedGrants uint64
+	// PrunedBatches and PrunedGrants are on the chain, counted and rooted,
+	// without records in the export, and a grants-pruned event of the chain
+	// covers them (ledger.GrantsPrunedEvent): the CH pruned them, and said
+	// so on the ledger. A batch without records that no prune covers makes
+	// the export not intact.
+	PrunedBatches, PrunedGrants uint64
 }
 
 // ErrExport is returned by VerifyExport for an export that is not intact:
@@ -374,7 +378,7 @@ func pinned(keys [][]byte, pin [32]byte) error {
 
 // verifyGrants reads and checks the n grant batches of an export against the
 // session-batch events of its replayed chain, and counts the chain's batches
-// it carries no records of.
+// it carries no records of, each of which a prune on the chain must cover.
 func verifyGrants(dec *wire.SequenceDecoder, n uint64, replay *ledger.Replay) (GrantReport, error) {
 	var rep GrantReport
 	onChain, err := ledger.IndexBatches(replay.SessionBatches())
@@ -405,9 +409,14 @@ func verifyGrants(dec *wire.SequenceDecoder, n uint64, replay *ledger.Replay) (G
 		rep.Batches++
 		rep.Grants += ref.Event.Count
 	}
-	for _, ref := range onChain {
-		rep.UncheckedBatches++
-		rep.UncheckedGrants += ref.Event.Count
+	for _, seq := range slices.Sorted(maps.Keys(onChain)) {
+		ref := onChain[seq]
+		if _, ok := replay.PrunedBy(seq, ref.Height); !ok {
+			return rep, fmt.Errorf("%w: %w: batch %d (%d grants, block %d) has no records in the export and no grants-pruned event of the chain covers it: withheld, or not marked committed in the grant log when exported (start the CH once, then export again)",
+				ErrExport, ledger.ErrBadGrant, seq, ref.Event.Count, ref.Height)
+		}
+		rep.PrunedBatches++
+		rep.PrunedGrants += ref.Event.Count
 	}
 	return rep, nil
 }

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -31,6 +32,11 @@ type scene struct {
 	g   *ledger.GrantLog
 	key *keysvc.Service
 	n   int // joins so far, for fresh nonces
+}
+
+// recordPrunes records s.g's prunes on s.l, as a CH does.
+func (s *scene) recordPrunes(ctx context.Context, horizon uint64) (ledger.BlockRef, error) {
+	return s.l.Append(ctx, ledger.GrantsPrunedEvent(cluster, horizon, time.Now()))
 }
 
 func newScene(t testing.TB) *scene {
@@ -284,7 +290,8 @@ func TestVerifyExportGrantTampering(t *testing.T) {
 		{"a batch twice", func(f *exportFile) { f.batches[1] = f.batches[0] }, "grant batch 1 after batch 1", false},
 		{"a batch not on the chain", func(f *exportFile) { f.batches[1].item.Batch = 9 }, "batch 9 is not on the exported chain", true},
 		{"header counts one batch more", func(f *exportFile) { f.hdr.Grants = 3 }, "grant batch item 2 of 3 (after batch 2)", false},
-		{"header counts one batch less", func(f *exportFile) { f.hdr.Grants = 1 }, "data after the last grant batch", false},
+		{"header counts one batch less", func(f *exportFile) { f.hdr.Grants = 1 }, "batch 2 (3 grants, block 4) has no records in the export and no grants-pruned event", true},
+		{"a batch left out", func(f *exportFile) { f.batches, f.hdr.Grants = f.batches[:1], 1 }, "batch 2 (3 grants, block 4) has no records in the export", true},
 		{"grants in a version 1 export", func(f *exportFile) { f.hdr.Version = 1 }, "grant batches in a version 1 export", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -330,31 +337,56 @@ func TestVerifyExportGrantOfUnknownDevice(t *testing.T) {
 }
 
 // A pruned batch stays on the chain, counted and rooted, without records in
-// the export: reported as not checkable, not an error. So is a batch whose
-// event is on the chain but not yet marked committed in the grant log.
+// the export: reported as pruned, not an error, since a grants-pruned event
+// on the chain covers it. A batch without records that no prune covers —
+// withheld, or on the chain but not yet marked committed in the grant log —
+// makes the export not intact.
 func TestVerifyExportPrunedGrants(t *testing.T) {
 	s := grantScene(t)
-	if p, err := s.g.Prune(t.Context(), t0.Add(time.Minute), nil); err != nil || p.Batches != 1 || p.Records != 3 {
+	if p, err := s.g.Prune(t.Context(), t0.Add(time.Minute), s.recordPrunes, nil); err != nil || p.Batches != 1 || p.Records != 3 {
 		t.Fatalf("Prune: %+v, %v", p, err)
 	}
+	rep, err := s.verify(s.export(t, s.g))
+	if want := (audit.GrantReport{Batches: 1, Grants: 3, PrunedBatches: 1, PrunedGrants: 3}); err != nil || rep.Grants != want {
+		t.Fatalf("VerifyExport: %+v, %v; want %+v", rep, err, want)
+	}
+
 	b, err := s.g.Write(records(t, 2, "m2", "m1"), t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.l.Append(t.Context(), b.Event(cluster)); err != nil { // a crash before Committed
+	ref, err := s.l.Append(t.Context(), b.Event(cluster))
+	if err != nil { // a crash before Committed
 		t.Fatal(err)
 	}
 	exp := s.export(t, s.g)
 	if f := parseExport(t, exp); f.hdr.Grants != 1 || f.batches[0].item.Batch != 2 {
 		t.Fatalf("exported grant batches: header %d, %+v", f.hdr.Grants, f.batches)
 	}
-	rep, err := s.verify(exp)
-	if err != nil {
-		t.Fatalf("VerifyExport: %v", err)
+	if _, err := s.verify(exp); !errors.Is(err, ledger.ErrBadGrant) || !strings.Contains(err.Error(), "batch 3 (2 grants") || !strings.Contains(err.Error(), "start the CH once") {
+		t.Fatalf("VerifyExport with batch 3 not marked committed: %v; want ErrBadGrant naming it", err)
 	}
-	want := audit.GrantReport{Batches: 1, Grants: 3, UncheckedBatches: 2, UncheckedGrants: 5}
-	if rep.Grants != want {
-		t.Errorf("grants %+v, want %+v", rep.Grants, want)
+	if err := s.g.Committed(b.Seq, ref.Height); err != nil { // the CH's next start
+		t.Fatal(err)
+	}
+	if rep, err := s.verify(s.export(t, s.g)); err != nil || rep.Grants.Batches != 2 || rep.Grants.PrunedBatches != 1 {
+		t.Fatalf("VerifyExport once marked: %+v, %v", rep, err)
+	}
+
+	// A CH that deletes records and says so on no ledger: its export
+	// withholds them.
+	head, _, err := s.l.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unrecorded := func(context.Context, uint64) (ledger.BlockRef, error) {
+		return ledger.BlockRef{Height: head.Height + 1}, nil
+	}
+	if p, err := s.g.Prune(t.Context(), t0.Add(3*time.Hour), unrecorded, nil); err != nil || p.Batches != 2 {
+		t.Fatalf("Prune: %+v, %v", p, err)
+	}
+	if _, err := s.verify(s.export(t, s.g)); !errors.Is(err, audit.ErrExport) || !strings.Contains(err.Error(), "batch 2 (3 grants") || !strings.Contains(err.Error(), "withheld") {
+		t.Fatalf("VerifyExport of withheld batches: %v; want ErrExport naming batch 2", err)
 	}
 }
 
@@ -380,11 +412,10 @@ func TestExportWithoutGrants(t *testing.T) {
 			t.Fatalf("%s: version 1: %v", name, err)
 		}
 	}
-	// Batches on the chain, no grant log given: every batch is unchecked.
+	// Batches on the chain, no grant log given: their records are withheld.
 	s.batch(t, records(t, 2, "m2", "m1"), t0)
-	rep, err := s.verify(s.export(t, nil))
-	if err != nil || rep.Grants != (audit.GrantReport{UncheckedBatches: 1, UncheckedGrants: 2}) {
-		t.Fatalf("VerifyExport without grant log: %+v, %v", rep, err)
+	if _, err := s.verify(s.export(t, nil)); !errors.Is(err, ledger.ErrBadGrant) || !strings.Contains(err.Error(), "withheld") {
+		t.Fatalf("VerifyExport without grant log: %v; want the batch withheld", err)
 	}
 }
 

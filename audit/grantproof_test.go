@@ -24,14 +24,14 @@ func TestCheckGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	claim := audit.NewGrantClaim(cluster, p)
-	if _, err := s.g.Prune(t.Context(), t0.Add(time.Minute), nil); err != nil { // batch 1, the claim's
+	if _, err := s.g.Prune(t.Context(), t0.Add(time.Minute), s.recordPrunes, nil); err != nil { // batch 1, the claim's
 		t.Fatal(err)
 	}
 	rep, err := s.verify(s.export(t, s.g))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Grants.UncheckedBatches != 1 {
+	if rep.Grants.PrunedBatches != 1 {
 		t.Fatalf("the export still carries the pruned batch: %+v", rep.Grants)
 	}
 	grant, err := rep.CheckGrant(claim)
@@ -83,7 +83,7 @@ func TestCheckGrantOfUnknownDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.g.Prune(t.Context(), t0.Add(time.Minute), nil); err != nil { // or the export itself would be refused
+	if _, err := s.g.Prune(t.Context(), t0.Add(time.Minute), s.recordPrunes, nil); err != nil { // or the export itself would be refused
 		t.Fatal(err)
 	}
 	rep, err := s.verify(s.export(t, s.g))

@@ -207,6 +207,7 @@ func TestAppClusterWritesOnlyItsOwnDevices(t *testing.T) {
 		{"leave of an unknown device", event(ledger.EventLeave, "nobody", "", c.now()), bftledger.CodeUnknownDevice},
 		{"key rotation", rotateEvent(t, keys["cluster-b"], c.now()), bftledger.CodeInvalidEvent},
 		{"session batch in another cluster's name", sessionBatch("cluster-a", c.now()), bftledger.CodeOtherCluster},
+		{"grants pruned in another cluster's name", ledger.GrantsPrunedEvent("cluster-a", 2, c.now()), bftledger.CodeOtherCluster},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c.want([]uint32{tc.code}, c.tx("cluster-b", "cluster-b", tc.ev))
@@ -219,6 +220,8 @@ func TestAppClusterWritesOnlyItsOwnDevices(t *testing.T) {
 	// Its own session batch is accepted: it commits to grants by hash and
 	// changes no device.
 	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", sessionBatch("cluster-b", c.now())))
+	// So is its own prune of its grant log's records.
+	c.want([]uint32{0}, c.tx("cluster-b", "cluster-b", ledger.GrantsPrunedEvent("cluster-b", 2, c.now())))
 
 	// a1 leaves cluster-a; then cluster-b may take it in.
 	c.want([]uint32{0}, c.tx("cluster-a", "cluster-a", event(ledger.EventLeave, "a1", "", c.now())))

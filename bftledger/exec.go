@@ -218,10 +218,11 @@ func (e *executor) try(raw []byte) (txResult, error) {
 		// ledger refuses it (clusterhead refuses rotate-key here too).
 		return r, fmt.Errorf("failed to append %s event: %w: key rotation on the shared ledger (the genesis registry fixes each cluster's CH key)", ev.Type, ledger.ErrInvalidEvent)
 	}
-	if ev.Type == ledger.EventSessionBatch && ev.Device != c.tx.Cluster {
+	if (ev.Type == ledger.EventSessionBatch || ev.Type == ledger.EventGrantsPruned) && ev.Device != c.tx.Cluster {
 		// A batch commits to the grants of the CH that submits it, in its
-		// own grant log: it names that CH's cluster, never another's.
-		return r, fmt.Errorf("failed to append %s event: session batch of cluster %q submitted by %q: %w", ev.Type, ev.Device, c.tx.Cluster, ledger.ErrOtherCluster)
+		// own grant log, and a prune allows deleting records of that log:
+		// each names that CH's cluster, never another's.
+		return r, fmt.Errorf("failed to append %s event: %s of cluster %q submitted by %q: %w", ev.Type, ev.Type, ev.Device, c.tx.Cluster, ledger.ErrOtherCluster)
 	}
 	o := &overlay{e: e, cluster: c.tx.Cluster, puts: map[string]ledger.Device{}, enrPuts: map[string]ledger.Enrollment{}}
 	if err := authorize(o, c.tx.Cluster, ev, e.timeMS); err != nil {
@@ -301,7 +302,7 @@ func authorize(o *overlay, cluster string, ev ledger.Event, nowMS int64) error {
 			return fmt.Errorf("device %q is enrolled by cluster %q, not %q: %w", ev.Device, en.Cluster, cluster, ErrOtherCluster)
 		}
 		return check(ev.Device, false)
-	case ledger.EventSessionBatch:
+	case ledger.EventSessionBatch, ledger.EventGrantsPruned:
 		return nil // names the submitting cluster (checked above), not a device
 	case ledger.EventSession:
 		if err := check(ev.Device, false); err != nil {

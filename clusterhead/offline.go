@@ -48,18 +48,21 @@ func Enroll(ctx context.Context, dir string, r cluster.Enrollment) (ledger.Block
 	if err != nil {
 		return ledger.BlockRef{}, err
 	}
-	return appendOffline(ctx, dir, ev)
+	return appendOffline(ctx, dir, func(string) ledger.Event { return ev })
 }
 
 // Unenroll records the removal of id's enrollment on the ledger of the
 // stopped cluster head in dir.
 func Unenroll(ctx context.Context, dir, id, reason string) (ledger.BlockRef, error) {
-	return appendOffline(ctx, dir, ledger.Event{Type: ledger.EventUnenroll, Device: id, Time: time.Now().UnixMilli(), Reason: reason})
+	return appendOffline(ctx, dir, func(string) ledger.Event {
+		return ledger.Event{Type: ledger.EventUnenroll, Device: id, Time: time.Now().UnixMilli(), Reason: reason}
+	})
 }
 
-// appendOffline appends one operator event to the ledger of the stopped CH
-// in dir. The state machine judges it as it would on a running CH.
-func appendOffline(ctx context.Context, dir string, ev ledger.Event) (ledger.BlockRef, error) {
+// appendOffline appends one operator event, made for the ledger's cluster,
+// to the ledger of the stopped CH in dir. The state machine judges it as it
+// would on a running CH.
+func appendOffline(ctx context.Context, dir string, event func(cluster string) ledger.Event) (ledger.BlockRef, error) {
 	path := filepath.Join(dir, LedgerFile)
 	if _, err := os.Stat(path); err != nil {
 		return ledger.BlockRef{}, fmt.Errorf("no ledger at %s (a CometBFT ledger is written through its running server): %w", path, err)
@@ -72,6 +75,7 @@ func appendOffline(ctx context.Context, dir string, ev ledger.Event) (ledger.Blo
 	if err != nil {
 		return ledger.BlockRef{}, fmt.Errorf("failed to open the ledger in %s: %w", dir, err)
 	}
+	ev := event(l.Cluster())
 	ref, err := l.Append(ctx, ev)
 	if cerr := l.Close(); err == nil && cerr != nil {
 		return ledger.BlockRef{}, cerr

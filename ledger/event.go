@@ -16,20 +16,21 @@ const MaxIDLen = 255
 type EventType uint8
 
 const (
-	EventJoin          EventType = 1 // a device joined or rejoined with its key
-	EventLeave         EventType = 2 // a member left
-	EventRevoke        EventType = 3 // an operator revoked a device
-	EventSession       EventType = 4 // a session was granted: IDs and times only, NEVER a key
-	EventVerifyWarning EventType = 5 // a /verify answered with a warning
-	EventRotate        EventType = 6 // the CH key was rotated: Device is the cluster ID, Request the rotation signed by the old key
-	EventEnroll        EventType = 7 // an operator enrolled a device ID with a key (ledger/enroll.go)
-	EventUnenroll      EventType = 8 // an operator removed a device's enrollment
-	EventSessionBatch  EventType = 9 // a batch of audit records (session grants, warnings) committed by hash: Device is the cluster ID (grants.go)
+	EventJoin          EventType = 1  // a device joined or rejoined with its key
+	EventLeave         EventType = 2  // a member left
+	EventRevoke        EventType = 3  // an operator revoked a device
+	EventSession       EventType = 4  // a session was granted: IDs and times only, NEVER a key
+	EventVerifyWarning EventType = 5  // a /verify answered with a warning
+	EventRotate        EventType = 6  // the CH key was rotated: Device is the cluster ID, Request the rotation signed by the old key
+	EventEnroll        EventType = 7  // an operator enrolled a device ID with a key (ledger/enroll.go)
+	EventUnenroll      EventType = 8  // an operator removed a device's enrollment
+	EventSessionBatch  EventType = 9  // a batch of audit records (session grants, warnings) committed by hash: Device is the cluster ID (grants.go)
+	EventGrantsPruned  EventType = 10 // the CH may delete the records of its batches below Batch committed before this event: Device is the cluster ID (grantprune.go)
 )
 
 // String returns the lower-case name of t: "join", "leave", "revoke",
 // "session", "verify-warning", "rotate", "enroll", "unenroll",
-// "session-batch", or "EventType(n)" for an unknown value.
+// "session-batch", "grants-pruned", or "EventType(n)" for an unknown value.
 func (t EventType) String() string {
 	switch t {
 	case EventJoin:
@@ -50,6 +51,8 @@ func (t EventType) String() string {
 		return "unenroll"
 	case EventSessionBatch:
 		return "session-batch"
+	case EventGrantsPruned:
+		return "grants-pruned"
 	}
 	return fmt.Sprintf("EventType(%d)", uint8(t))
 }
@@ -84,7 +87,7 @@ type Event struct {
 	Tolerance uint64 `cbor:"20,keyasint,omitempty"` // enroll: metres around Lat, Lon; 0: no enrolled position
 	Replace   bool   `cbor:"21,keyasint,omitempty"` // enroll: give the ID to Key, ending the membership of another key
 	// Keys from 30 on belong to session batches (grants.go).
-	Batch uint64 `cbor:"30,keyasint,omitempty"` // session-batch: the batch's number in the CH's grant log, from 1
+	Batch uint64 `cbor:"30,keyasint,omitempty"` // session-batch: the batch's number in the CH's grant log, from 1; grants-pruned: the first batch not pruned
 	Count uint64 `cbor:"31,keyasint,omitempty"` // session-batch: grants in the batch, 1..MaxGrantBatch
 	Root  []byte `cbor:"32,keyasint,omitempty"` // session-batch: RFC 9162 Merkle root (SHA-256) over the batch's grant records
 }
@@ -104,7 +107,8 @@ func (e Event) validate() error {
 			return err
 		}
 	}
-	if e.Type != EventSessionBatch && (e.Batch != 0 || e.Count != 0 || len(e.Root) != 0) {
+	batchNumbered := e.Type == EventSessionBatch || e.Type == EventGrantsPruned
+	if !batchNumbered && e.Batch != 0 || e.Type != EventSessionBatch && (e.Count != 0 || len(e.Root) != 0) {
 		return fmt.Errorf("%w: %s event of device %q carries a session batch's fields", ErrInvalidEvent, e.Type, e.Device)
 	}
 	switch e.Type {
@@ -144,6 +148,13 @@ func (e Event) validate() error {
 			return fmt.Errorf("%w: session batch %d of %q with a %d-byte root", ErrInvalidEvent, e.Batch, e.Device, len(e.Root))
 		case e.Peer != "" || len(e.SessionID) != 0 || e.Expires != 0 || e.Lat != 0 || e.Lon != 0 || e.Reason != "":
 			return fmt.Errorf("%w: session batch %d of %q carries other fields", ErrInvalidEvent, e.Batch, e.Device)
+		}
+	case EventGrantsPruned:
+		switch {
+		case e.Batch < 2:
+			return fmt.Errorf("%w: grants-pruned of %q prunes no batch (first batch kept %d)", ErrInvalidEvent, e.Device, e.Batch)
+		case e.Peer != "" || len(e.SessionID) != 0 || e.Expires != 0 || e.Lat != 0 || e.Lon != 0 || e.Reason != "":
+			return fmt.Errorf("%w: grants-pruned of %q carries other fields", ErrInvalidEvent, e.Device)
 		}
 	default:
 		return fmt.Errorf("%w: unknown type %d", ErrInvalidEvent, uint8(e.Type))

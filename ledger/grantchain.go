@@ -16,13 +16,19 @@ const GrantSlack = 5 * time.Second
 
 // grantChain is what a chain's blocks say that the audit records of the
 // grant log are checked against, read block by block: each device's first
-// join and its membership over time, and the cluster's session-batch
-// events. Replay keeps one for an export, CheckGrants for a ledger.
+// join and its membership over time, and the cluster's session-batch and
+// grants-pruned events. Replay keeps one for an export, CheckGrants for a
+// ledger.
 type grantChain struct {
 	cluster string
 	devices map[string]*membershipSpans
 	batches []SessionBatchRef // the cluster's session-batch events, in chain order
+	prunes  []pruneRef        // the cluster's grants-pruned events, in chain order
 }
+
+// pruneRef is a grants-pruned event: at height, the records of the batches
+// below horizon committed in lower blocks became the CH's to delete.
+type pruneRef struct{ height, horizon uint64 }
 
 // membershipSpans is a device's membership by event time: the spans in
 // which it was a current member, a rejoin before the expiry extending the
@@ -71,6 +77,10 @@ func (c *grantChain) add(height uint64, events []Event) {
 			if ev.Device == c.cluster {
 				c.batches = append(c.batches, SessionBatchRef{Event: ev, Height: height})
 			}
+		case EventGrantsPruned:
+			if ev.Device == c.cluster {
+				c.prunes = append(c.prunes, pruneRef{height: height, horizon: ev.Batch})
+			}
 		}
 	}
 }
@@ -78,6 +88,22 @@ func (c *grantChain) add(height uint64, events []Event) {
 // SessionBatches returns the cluster's session-batch events read so far,
 // in chain order.
 func (c *grantChain) SessionBatches() []SessionBatchRef { return c.batches }
+
+// PrunedBy returns the height of the first grants-pruned event of the
+// cluster read so far that covers batch seq, whose session-batch event is in
+// block height: a prune in a later block whose horizon is above seq. A batch
+// without records that no prune covers was withheld (or, in an export, not
+// yet marked committed in the grant log it was read from). A prune never
+// covers a batch committed after it, so a prune cannot excuse the records
+// of batches to come.
+func (c *grantChain) PrunedBy(seq, height uint64) (uint64, bool) {
+	for _, p := range c.prunes {
+		if p.height > height && p.horizon > seq {
+			return p.height, true
+		}
+	}
+	return 0, false
+}
 
 // GrantRule returns the rule of the records of a batch committed at height
 // whose session-batch event has time batchMS, as CheckGrantRecord takes it:

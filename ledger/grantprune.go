@@ -23,13 +23,45 @@ type Pruned struct {
 	Before  time.Time `json:"before"`  // the records of batches written before this
 	Batches uint64    `json:"batches"` // batches whose records were deleted
 	Records uint64    `json:"records"`
+	// Horizon and Block are the grants-pruned event that allows it: the
+	// batches below Horizon committed before Block (0 when nothing was old
+	// enough to prune).
+	Horizon uint64 `json:"horizon,omitempty"`
+	Block   uint64 `json:"block,omitempty"`
 }
+
+// PruneRecorder appends the grants-pruned event of the grant log's cluster
+// with horizon to the ledger (Event.Batch: the first batch it keeps) and
+// returns its block once it is durable.
+type PruneRecorder func(ctx context.Context, horizon uint64) (BlockRef, error)
+
+// GrantsPrunedEvent is the grants-pruned event of cluster's CH allowing it,
+// at now, to delete the records of its batches below horizon.
+func GrantsPrunedEvent(cluster string, horizon uint64, now time.Time) Event {
+	return Event{Type: EventGrantsPruned, Device: cluster, Time: now.UnixMilli(), Batch: horizon}
+}
+
+// pruneRecord is the last grants-pruned event a prune appended.
+type pruneRecord struct {
+	Horizon uint64 `cbor:"1,keyasint"`
+	Height  uint64 `cbor:"2,keyasint"`
+}
+
+var keyPruneRecorded = []byte("recorded")
 
 // Prune deletes the records of the committed batches written before
 // before, keeping each batch's count, root and block (marked Pruned). A batch
 // not yet on the ledger is never pruned. What stays provable: the ledger's
 // signed count and root per batch, and any record whose inclusion path was
 // kept (GrantInclusion) before the prune.
+//
+// First the prune is put on the ledger, durably, through record: a
+// grants-pruned event whose horizon is above every batch pruned or to prune
+// (unless the last one recorded already is). Only the batches it covers —
+// below its horizon and committed in a block before its own — are pruned.
+// So a batch whose records are missing is, for every reader of the ledger,
+// either covered by a prune the CH signed, at a time on the ledger, or
+// withheld (grantChain.PrunedBy).
 //
 // It works in transactions of about PruneChunk records, each deleting whole
 // batches and marking them pruned together, so it runs beside a serving CH,
@@ -38,23 +70,32 @@ type Pruned struct {
 // nil, is called after each transaction with the batches done and the
 // batches to prune. bbolt reuses the freed pages; the file does not shrink
 // (bbolt compact does that offline).
-func (g *GrantLog) Prune(ctx context.Context, before time.Time, progress func(done, total uint64)) (Pruned, error) {
+func (g *GrantLog) Prune(ctx context.Context, before time.Time, record PruneRecorder, progress func(done, total uint64)) (Pruned, error) {
 	p := Pruned{Before: before}
 	cut := before.UnixMilli()
-	var total uint64
+	var total, horizon uint64
+	var rec pruneRecord
 	err := g.db.View(func(tx *bolt.Tx) error {
-		return eachPrunable(tx.Bucket(bucketGrantBatches), 0, cut, func(GrantBatch) bool { total++; return true })
+		var err error
+		if rec, err = recordedPrune(tx); err != nil {
+			return err
+		}
+		total, horizon, err = prunePlan(tx.Bucket(bucketGrantBatches), cut)
+		return err
 	})
+	if err == nil && horizon > rec.Horizon {
+		rec, err = g.recordPrune(ctx, horizon, record)
+	}
+	p.Horizon, p.Block = rec.Horizon, rec.Height
 	for next := uint64(0); err == nil && p.Batches < total; {
 		if err = ctx.Err(); err != nil {
 			break
 		}
 		var batches, records uint64
-		if next, batches, records, err = g.pruneChunk(next, cut); err != nil || batches == 0 {
-			break // none: fewer than counted, a concurrent prune took them
+		if next, batches, records, err = g.pruneChunk(next, cut, rec); err != nil || batches == 0 {
+			break // none: fewer than counted (a concurrent prune took them, or they are not covered yet)
 		}
 		p.Batches, p.Records = p.Batches+batches, p.Records+records
-		total = max(total, p.Batches) // a batch committed since the count
 		if progress != nil {
 			progress(p.Batches, total)
 		}
@@ -65,15 +106,70 @@ func (g *GrantLog) Prune(ctx context.Context, before time.Time, progress func(do
 	return p, nil
 }
 
-// pruneChunk prunes, in one transaction, prunable batches from batch from
-// on until they held PruneChunk records, and returns the batch to go on from.
-func (g *GrantLog) pruneChunk(from uint64, cut int64) (next, batches, records uint64, err error) {
+// prunePlan counts the batches written before cut that are committed and
+// not pruned, and returns the horizon a prune of them records: one above
+// the highest of them and of the batches pruned already (0 if none).
+func prunePlan(bb *bolt.Bucket, cut int64) (total, horizon uint64, err error) {
+	c := bb.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		var b GrantBatch
+		if err := wire.Unmarshal(v, &b); err != nil {
+			return 0, 0, fmt.Errorf("failed to read grant batch %x: %w", k, err)
+		}
+		if b.TimeMS >= cut {
+			break // batches are numbered in the order they were written
+		}
+		if !b.Pruned && b.Height != 0 {
+			total++
+		}
+		if b.Pruned || b.Height != 0 {
+			horizon = b.Seq + 1
+		}
+	}
+	return total, horizon, nil
+}
+
+// recordPrune appends the grants-pruned event of horizon and remembers it.
+func (g *GrantLog) recordPrune(ctx context.Context, horizon uint64, record PruneRecorder) (pruneRecord, error) {
+	ref, err := record(ctx, horizon)
+	if err != nil {
+		return pruneRecord{}, fmt.Errorf("failed to record the prune on the ledger: %w", err)
+	}
+	rec := pruneRecord{Horizon: horizon, Height: ref.Height}
+	v, err := wire.Marshal(rec)
+	if err != nil {
+		return pruneRecord{}, err
+	}
+	return rec, g.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketGrantPrunes).Put(keyPruneRecorded, v) })
+}
+
+// recordedPrune returns the last grants-pruned event recordPrune appended
+// (zero if none, or a grant log from before prunes were recorded).
+func recordedPrune(tx *bolt.Tx) (pruneRecord, error) {
+	var rec pruneRecord
+	b := tx.Bucket(bucketGrantPrunes)
+	if b == nil || b.Get(keyPruneRecorded) == nil {
+		return rec, nil
+	}
+	if err := wire.Unmarshal(b.Get(keyPruneRecorded), &rec); err != nil {
+		return rec, fmt.Errorf("failed to read the last prune recorded: %w", err)
+	}
+	return rec, nil
+}
+
+// pruneChunk prunes, in one transaction, the batches from batch from on that
+// are prunable and covered by rec until they held PruneChunk records, and
+// returns the batch to go on from.
+func (g *GrantLog) pruneChunk(from uint64, cut int64, rec pruneRecord) (next, batches, records uint64, err error) {
 	next = from
 	err = g.db.Update(func(tx *bolt.Tx) error {
 		bb, gb := tx.Bucket(bucketGrantBatches), tx.Bucket(bucketGrants)
 		var chunk []GrantBatch // collected first: a bucket must not change under its cursor
 		var size uint64
 		err := eachPrunable(bb, from, cut, func(b GrantBatch) bool {
+			if b.Seq >= rec.Horizon || b.Height >= rec.Height {
+				return true // not covered: the next prune's event will cover it
+			}
 			chunk = append(chunk, b)
 			size += b.Count
 			return size < PruneChunk

@@ -53,6 +53,7 @@ const GrantLogFile = "grants.db"
 var (
 	bucketGrantBatches = []byte("batches")
 	bucketGrants       = []byte("grants")
+	bucketGrantPrunes  = []byte("prunes") // key keyPruneRecorded: the last grants-pruned event appended (grantprune.go)
 )
 
 // GrantBatch describes one batch of the grant log.
@@ -168,7 +169,7 @@ func OpenGrantLog(path string, readOnly bool) (*GrantLog, error) {
 	}
 	if !readOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketGrantBatches, bucketGrants} {
+			for _, b := range [][]byte{bucketGrantBatches, bucketGrants, bucketGrantPrunes} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
@@ -509,8 +510,9 @@ func IndexBatches(refs []SessionBatchRef) (map[uint64]SessionBatchRef, error) {
 // batch on the ledger is in g with the same count and root, and its stored
 // records pass CheckGrantBatch under the chain's GrantRule (both devices of
 // a grant, a warning's asker, joined in a block before the batch's and
-// current members within GrantSlack of the record's time); and every batch
-// of g is on the
+// current members within GrantSlack of the record's time), or, for a batch
+// g marks pruned, a grants-pruned event of the ledger covers it
+// (grantChain.PrunedBy); and every batch of g is on the
 // ledger (the grant log numbers its batches 1, 2, 3, …, so a batch missing
 // from both is seen as a gap in g) — but a batch g never marked committed
 // may be missing: its records are checked against its own count and root and
@@ -567,6 +569,10 @@ func CheckGrants(ctx context.Context, l BlockReader, g *GrantLog, cluster string
 		s.Batches++
 		s.Grants += ev.Count
 		if gb.Pruned {
+			if _, ok := chain.PrunedBy(gb.Seq, ref.Height); !ok {
+				return fmt.Errorf("%w: batch %d (%d grants, block %d) is pruned in the grant log, and no grants-pruned event on the ledger covers it (pruned by a CH before prunes were recorded? iotguard ledger prune-grants records one)",
+					ErrBadGrant, gb.Seq, gb.Count, ref.Height)
+			}
 			s.Pruned += ev.Count
 			return ctx.Err()
 		}

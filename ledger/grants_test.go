@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,13 +52,15 @@ func grantScene(t testing.TB) (*ledger.Bolt, *ledger.GrantLog) {
 	return l, openGrants(t, t.TempDir())
 }
 
-// The state machine accepts a well-formed session batch, with no effect on
-// the index, and refuses malformed ones and batch fields on other events.
+// The state machine accepts a well-formed session batch and grants-pruned
+// event, with no effect on the index, and refuses malformed ones and batch
+// fields on other events.
 func TestSessionBatchEvent(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(t)
 	good := ledger.GrantBatch{Seq: 1, Count: 3, Root: [32]byte{1}, TimeMS: 1_700_000_000_005}.Event(testCluster)
 	mustAppend(t, l, good)
+	mustAppend(t, l, ledger.GrantsPrunedEvent(testCluster, 2, time.UnixMilli(1_700_000_000_006)))
 	withRoot := func(ev ledger.Event, n int) ledger.Event { ev.Root = make([]byte, n); return ev }
 	bad := map[string]ledger.Event{
 		"no batch number": func() ledger.Event { ev := good; ev.Batch = 0; return ev }(),
@@ -73,7 +76,19 @@ func TestSessionBatchEvent(t *testing.T) {
 			ev.Root = make([]byte, 32)
 			return ev
 		}(),
-		"a warning with a count": func() ledger.Event { ev := warning("m2", "m1"); ev.Count = 1; return ev }(),
+		"a warning with a count":        func() ledger.Event { ev := warning("m2", "m1"); ev.Count = 1; return ev }(),
+		"a warning with a batch number": func() ledger.Event { ev := warning("m2", "m1"); ev.Batch = 2; return ev }(),
+		"a prune of no batch":           ledger.GrantsPrunedEvent(testCluster, 1, time.UnixMilli(1_700_000_000_005)),
+		"a prune with a count": func() ledger.Event {
+			ev := ledger.GrantsPrunedEvent(testCluster, 2, time.UnixMilli(1_700_000_000_005))
+			ev.Count = 1
+			return ev
+		}(),
+		"a prune with a reason": func() ledger.Event {
+			ev := ledger.GrantsPrunedEvent(testCluster, 2, time.UnixMilli(1_700_000_000_005))
+			ev.Reason = "old"
+			return ev
+		}(),
 	}
 	for name, ev := range bad {
 		if _, err := l.Append(t.Context(), ev); !errors.Is(err, ledger.ErrInvalidEvent) {
@@ -300,6 +315,13 @@ func TestCheckGrantsTamper(t *testing.T) {
 	}
 }
 
+// recordOn records prunes on l, as a CH does (ledger.GrantsPrunedEvent).
+func recordOn(l ledger.Ledger) ledger.PruneRecorder {
+	return func(ctx context.Context, horizon uint64) (ledger.BlockRef, error) {
+		return l.Append(ctx, ledger.GrantsPrunedEvent(testCluster, horizon, time.Now()))
+	}
+}
+
 // grantKey is the grant log's key of record i of batch seq.
 func grantKey(seq uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, seq), i)
@@ -338,7 +360,7 @@ func TestPruneGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := g.Prune(t.Context(), t0.Add(30*time.Minute), nil)
+	p, err := g.Prune(t.Context(), t0.Add(30*time.Minute), recordOn(l), nil)
 	if err != nil || p.Batches != 1 || p.Records != 4 {
 		t.Fatalf("Prune: %+v, %v; want batch 1's 4 records (batch 2 is not on the ledger)", p, err)
 	}
@@ -358,8 +380,76 @@ func TestPruneGrants(t *testing.T) {
 	if err := ledger.VerifyGrantInclusion(first, recs[2], 2, path); err != nil {
 		t.Fatalf("a proof kept before the prune: %v", err)
 	}
-	if p, err := g.Prune(t.Context(), t0.Add(2*time.Hour), nil); err != nil || p.Batches != 2 || p.Records != 11 {
+	if p, err := g.Prune(t.Context(), t0.Add(2*time.Hour), recordOn(l), nil); err != nil || p.Batches != 2 || p.Records != 11 {
 		t.Fatalf("second Prune: %+v, %v; want batches 2 and 3", p, err)
+	}
+}
+
+// A prune is on the ledger before any record goes: a grants-pruned event
+// whose horizon covers the batches it deletes, committed before it. A grant
+// log whose pruned batches no such event covers — a CH that deleted records
+// without saying so, or said so before the batch was committed — fails
+// CheckGrants; a prune that cannot be recorded deletes nothing.
+func TestPruneRecordedOnLedger(t *testing.T) {
+	l, g := grantScene(t)
+	t0 := time.UnixMilli(1_700_000_000_000)
+	commit := func(n int, at time.Time) ledger.GrantBatch {
+		t.Helper()
+		b, err := g.Write(grantRecords(t, n, "m2", "m1"), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := mustAppend(t, l, b.Event(testCluster))
+		if err := g.Committed(b.Seq, ref.Height); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	commit(3, t0)
+	commit(4, t0.Add(time.Hour))
+
+	p, err := g.Prune(t.Context(), t0.Add(30*time.Minute), recordOn(l), nil)
+	if err != nil || p.Batches != 1 || p.Horizon != 2 {
+		t.Fatalf("Prune: %+v, %v; want batch 1, horizon 2", p, err)
+	}
+	var got []ledger.Event
+	if err := l.Blocks(p.Block, func(b ledger.Block) error { got = append(got, b.Events...); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Type != ledger.EventGrantsPruned || got[0].Device != testCluster || got[0].Batch != 2 {
+		t.Fatalf("block %d holds %+v, want the grants-pruned event of %s, horizon 2", p.Block, got, testCluster)
+	}
+	if s, err := ledger.CheckGrants(t.Context(), l, g, testCluster); err != nil || s.Pruned != 3 {
+		t.Fatalf("CheckGrants after a recorded prune: %+v %v", s, err)
+	}
+
+	failing := func(context.Context, uint64) (ledger.BlockRef, error) {
+		return ledger.BlockRef{}, errors.New("ledger down")
+	}
+	if p, err := g.Prune(t.Context(), t0.Add(2*time.Hour), failing, nil); err == nil || p.Batches != 0 {
+		t.Fatalf("Prune with a ledger that cannot record it: %+v, %v; want an error and nothing pruned", p, err)
+	}
+	if recs, err := g.Records(2); err != nil || len(recs) != 4 {
+		t.Fatalf("batch 2 after a prune that could not be recorded: %d records, %v", len(recs), err)
+	}
+
+	// An event appended before batch 3's block does not cover it, whatever
+	// its horizon; a prune that claims a block past the head is on no ledger.
+	mustAppend(t, l, ledger.GrantsPrunedEvent(testCluster, 100, time.Now()))
+	commit(5, t0.Add(2*time.Hour))
+	head, _, err := l.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unrecorded := func(context.Context, uint64) (ledger.BlockRef, error) {
+		return ledger.BlockRef{Height: head.Height + 10}, nil
+	}
+	if p, err := g.Prune(t.Context(), t0.Add(3*time.Hour), unrecorded, nil); err != nil || p.Batches != 2 {
+		t.Fatalf("Prune: %+v, %v", p, err)
+	}
+	_, err = ledger.CheckGrants(t.Context(), l, g, testCluster)
+	if !errors.Is(err, ledger.ErrBadGrant) || !strings.Contains(err.Error(), "batch 3 (5 grants") || !strings.Contains(err.Error(), "no grants-pruned event") {
+		t.Fatalf("CheckGrants of a batch pruned unrecorded: %v; want ErrBadGrant naming batch 3", err)
 	}
 }
 
@@ -382,7 +472,7 @@ func TestPruneInChunks(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	var calls [][2]uint64
-	p, err := g.Prune(ctx, t0.Add(time.Hour), func(done, total uint64) {
+	p, err := g.Prune(ctx, t0.Add(time.Hour), recordOn(l), func(done, total uint64) {
 		calls = append(calls, [2]uint64{done, total})
 		if _, err := g.Write(grantRecords(t, 1, "m2", "m1"), t0.Add(2*time.Hour)); err != nil {
 			t.Errorf("a write between two chunks: %v", err)
@@ -402,7 +492,7 @@ func TestPruneInChunks(t *testing.T) {
 		t.Fatalf("CheckGrants after the stopped prune: %+v %v", s, err)
 	}
 	calls = nil
-	p, err = g.Prune(t.Context(), t0.Add(time.Hour), func(done, total uint64) { calls = append(calls, [2]uint64{done, total}) })
+	p, err = g.Prune(t.Context(), t0.Add(time.Hour), recordOn(l), func(done, total uint64) { calls = append(calls, [2]uint64{done, total}) })
 	if err != nil || p.Batches != 1 || p.Records != uint64(per) || fmt.Sprint(calls) != "[[1 1]]" {
 		t.Fatalf("the next Prune: %+v, %v, progress %v; want batch 4 alone", p, err, calls)
 	}

@@ -48,6 +48,8 @@ type index interface {
 //   - session-batch: no precondition and no effect on the index. Its grants
 //     are not on the ledger: Count and Root commit to them, and CheckGrants
 //     checks them against the CH's grant log (grants.go).
+//   - grants-pruned: no precondition and no effect on the index: what it
+//     allows, the readers of grant records check (grantChain.PrunedBy).
 //
 // "Current member" is Device.StatusAt, the same rule every reader uses.
 func apply(idx index, ev Event, ref BlockRef) error {
@@ -81,7 +83,7 @@ func apply(idx index, ev Event, ref BlockRef) error {
 		if _, err := current(idx, ev.Peer, ev.Time); err != nil {
 			return err
 		}
-	case EventVerifyWarning, EventSessionBatch:
+	case EventVerifyWarning, EventSessionBatch, EventGrantsPruned:
 	case EventRotate:
 		// No effect on the index: the chain of CH keys is the signatures'
 		// (rotation.go), checked by the committer's signer and by Verify.

@@ -394,13 +394,13 @@ func auditVerifyExport(args []string) error {
 	if *asJSON {
 		return printJSON(map[string]any{"cluster": rep.Cluster, "tree_size": cp.Size, "root": hex.EncodeToString(cp.Root[:]),
 			"time_ms": cp.TimeMS, "devices": rep.Devices, "key": hex.EncodeToString(cp.KID[:]), "checkpoint": hex.EncodeToString(cp.Signed),
-			"grant_batches": g.Batches, "grants": g.Grants, "unchecked_grant_batches": g.UncheckedBatches, "unchecked_grants": g.UncheckedGrants,
+			"grant_batches": g.Batches, "grants": g.Grants, "pruned_grant_batches": g.PrunedBatches, "pruned_grants": g.PrunedGrants,
 			"grants_proven": proven})
 	}
 	fmt.Printf("export intact: cluster %s, %d blocks, %d devices, tree root %x, checkpoint signed by %x\n",
 		rep.Cluster, cp.Size, rep.Devices, cp.Root, cp.KID)
-	fmt.Printf("audit records: %d in %d batch(es) checked; %d in %d batch(es) without records in the export (pruned) not checkable\n",
-		g.Grants, g.Batches, g.UncheckedGrants, g.UncheckedBatches)
+	fmt.Printf("audit records: %d in %d batch(es) checked; %d in %d batch(es) pruned, as the chain's grants-pruned events say, not in the export\n",
+		g.Grants, g.Batches, g.PrunedGrants, g.PrunedBatches)
 	if kept != nil {
 		fmt.Printf("consistent with the checkpoint kept in %s: its tree is the export's first blocks\n", *state)
 	}

@@ -33,7 +33,9 @@ its signed rotations lead from) refuses a directory signed by other keys.
 prune-grants --older-than D (2160h, 90d) deletes the grant records of
 batches written before then: each batch's count and Merkle root stay on the
 ledger (and in grants.db), so verify still checks them, and an inclusion
-proof kept before the prune still verifies. It runs while the server serves
+proof kept before the prune still verifies. It first appends a
+grants-pruned event to the ledger (the batches it may delete; a batch
+without records that no such event covers is reported withheld). It runs while the server serves
 (through DIR/admin.sock) or on a stopped one, a bounded number of records
 at a time; ^C stops it, and the next prune finishes the job.
 grant-proof --session SID (or --batch N --index I: any audit record, a
@@ -302,6 +304,9 @@ func ledgerPruneGrants(args []string) error {
 	}
 	fmt.Printf("pruned %d grant records of %d batches written before %s (%s); their counts and roots stay on the ledger\n",
 		p.Records, p.Batches, p.Before.UTC().Format(time.RFC3339), mode)
+	if p.Horizon != 0 {
+		fmt.Printf("the prune of batches below %d is on the ledger: grants-pruned event in block %d\n", p.Horizon, p.Block)
+	}
 	return nil
 }
 

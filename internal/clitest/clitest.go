@@ -180,7 +180,7 @@ var hexHash = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // knownEvents are the event types 'ledger list' may show (docs/PROTOCOL.md §7).
 var knownEvents = map[string]bool{"join": true, "leave": true, "revoke": true, "session": true, "verify-warning": true, "rotate": true,
-	"enroll": true, "unenroll": true, "session-batch": true}
+	"enroll": true, "unenroll": true, "session-batch": true, "grants-pruned": true}
 
 // cmdJSONL checks that stdout is 'ledger list --format json' output: one JSON
 // object per line, heights 0, 1, 2, … each linked to the previous hash, only

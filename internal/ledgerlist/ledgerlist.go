@@ -45,7 +45,7 @@ type event struct {
 	Position  *[2]float64 `json:"position,omitempty"`
 	Tolerance uint64      `json:"tolerance_m,omitempty"`
 	Replace   bool        `json:"replace,omitempty"`
-	Batch     uint64      `json:"batch,omitempty"` // session-batch
+	Batch     uint64      `json:"batch,omitempty"` // session-batch; grants-pruned: the first batch it keeps
 	Count     uint64      `json:"count,omitempty"` // session-batch: its number of records
 	Root      string      `json:"root,omitempty"`  // session-batch
 	// Records are a session batch's audit records (session grants,
@@ -183,7 +183,10 @@ func writeEvent(s *strings.Builder, indent string, e event) {
 	if e.Reason != "" {
 		fmt.Fprintf(s, " reason=%q", e.Reason)
 	}
-	if e.Batch != 0 {
+	switch {
+	case e.Type == ledger.EventGrantsPruned.String():
+		fmt.Fprintf(s, " below-batch=%d", e.Batch)
+	case e.Batch != 0:
 		fmt.Fprintf(s, " batch=%d records=%d root=%.16s", e.Batch, e.Count, e.Root)
 	}
 	s.WriteByte('\n')

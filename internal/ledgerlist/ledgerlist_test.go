@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iotguard/iotguard/internal/ledgerlist"
 	"github.com/iotguard/iotguard/keysvc"
@@ -126,6 +127,7 @@ func TestRecords(t *testing.T) {
 	b := ledger.Block{Header: ledger.Header{Height: 3, Time: 1_700_000_001_000, Cluster: "c"}, Events: []ledger.Event{
 		{Type: ledger.EventSessionBatch, Device: "c", Time: 1_700_000_000_900, Batch: 1, Count: 2, Root: bytes.Repeat([]byte{0xee}, 32)},
 		{Type: ledger.EventSessionBatch, Device: "c", Time: 1_700_000_000_950, Batch: 2, Count: 5, Root: bytes.Repeat([]byte{0xdd}, 32)},
+		ledger.GrantsPrunedEvent("c", 3, time.UnixMilli(1_700_000_000_960)),
 	}}
 	records := func(seq uint64) ([]ledger.Event, error) { return logged[seq], nil }
 	show := func(format string, records ledgerlist.Records) string {
@@ -144,19 +146,21 @@ func TestRecords(t *testing.T) {
 		"    session        sensor-b peer=sensor-a\n" +
 		"    verify-warning sensor-b peer=ghost reason=\"unknown\"\n" +
 		"  session-batch  c batch=2 records=5 root=dddddddddddddddd\n" +
-		"    (records pruned)\n"
+		"    (records pruned)\n" +
+		"  grants-pruned  c below-batch=3\n"
 	if _, events, _ := strings.Cut(text, "\n"); events != want {
 		t.Errorf("text:\n%s\nwant events:\n%s", text, want)
 	}
 	js := show(ledgerlist.JSON, records)
 	for _, w := range []string{`"batch":1,"count":2,"root":"` + strings.Repeat("ee", 32) + `","records":[{"type":"session","device":"sensor-b","peer":"sensor-a",`,
 		`{"type":"verify-warning","device":"sensor-b","peer":"ghost","time":"2023-11-14T22:13:20.103Z","reason":"unknown"}]}`,
-		`"batch":2,"count":5,"root":"` + strings.Repeat("dd", 32) + `","pruned":true}`} {
+		`"batch":2,"count":5,"root":"` + strings.Repeat("dd", 32) + `","pruned":true}`,
+		`{"type":"grants-pruned","device":"c","time":"2023-11-14T22:13:20.96Z","batch":3}`} {
 		if !strings.Contains(js, w) {
 			t.Errorf("json %s\nlacks %s", js, w)
 		}
 	}
-	if out := show(ledgerlist.Text, nil); strings.Contains(out, "sensor-b") || strings.Contains(out, "pruned") {
+	if out := show(ledgerlist.Text, nil); strings.Contains(out, "sensor-b") || strings.Contains(out, "(records pruned)") {
 		t.Errorf("records listed without the grant log:\n%s", out)
 	}
 }
