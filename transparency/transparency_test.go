@@ -47,8 +47,14 @@ func blocks(n int) [][]byte {
 // checkpoint signs and opens the checkpoint of the first size of leaves.
 func checkpoint(t testing.TB, s signer, leaves [][]byte, size int) *transparency.Checkpoint {
 	t.Helper()
+	return checkpointAt(t, s, leaves, size, int64(1000+size))
+}
+
+// checkpointAt is checkpoint dated timeMS.
+func checkpointAt(t testing.TB, s signer, leaves [][]byte, size int, timeMS int64) *transparency.Checkpoint {
+	t.Helper()
 	root := [32]byte(rfc9162ref.MTH(leaves[:size]))
-	b, err := transparency.SignCheckpoint(s, "cluster-1", uint64(size), root, int64(1000+size))
+	b, err := transparency.SignCheckpoint(s, "cluster-1", uint64(size), root, timeMS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +317,9 @@ func mustPayload(t *testing.T, signed []byte) []byte {
 }
 
 // TestWitness: a witness advances along consistent checkpoints and reports
-// every kind of fork with both checkpoints, keeping the last good one.
+// every kind of fork with both checkpoints, keeping the last good one. A
+// grown tree dated as the last checkpoint is consistent: blocks may share a
+// millisecond.
 func TestWitness(t *testing.T) {
 	s := newSigner(t)
 	leaves := blocks(12)
@@ -325,6 +333,9 @@ func TestWitness(t *testing.T) {
 	}
 	if err := w.Advance(c9, nil); err != nil {
 		t.Fatalf("the same checkpoint again: %v", err)
+	}
+	if err := (&transparency.Witness{Last: c9}).Advance(checkpointAt(t, s, leaves, 12, 1009), rfc9162ref.Proof(9, leaves)); err != nil {
+		t.Fatalf("a grown tree dated as the last checkpoint: %v", err)
 	}
 
 	rewritten := append(clone(leaves[:5]), blocks(20)[14:]...) // same first 5 blocks, then another history (11)
@@ -343,6 +354,8 @@ func TestWitness(t *testing.T) {
 		{"rewritten history", fork, rfc9162ref.Proof(9, rewritten[:11]), "consistency path"},
 		{"no proof", fork, nil, "consistency"},
 		{"another key", other, rfc9162ref.Proof(9, leaves), "signed by key"},
+		{"grown, dated earlier", checkpointAt(t, s, leaves, 12, 1008), rfc9162ref.Proof(9, leaves), "dated 1008 ms, before the earlier checkpoint's 1009 ms"},
+		{"the same tree, another time", checkpointAt(t, s, leaves, 9, 1010), nil, "the same tree is dated 1010 ms, earlier 1009 ms"},
 	} {
 		err := w.Advance(c.next, c.path)
 		var fe *transparency.ForkError

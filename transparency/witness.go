@@ -43,7 +43,11 @@ func (e *ForkError) Unwrap() error { return ErrFork }
 // makes it the last one. A next that is not an extension of the last — a
 // smaller tree, another root for the same size, another cluster, another key
 // than the last one's or the FollowRotation one, or a path that does not
-// verify — is a *ForkError and changes nothing.
+// verify — is a *ForkError and changes nothing. So is a next dated before the
+// last, or the same tree at another time: a checkpoint's time is its newest
+// block's, and block times never go backwards (the ledger's committer and
+// Verify hold them to it), so either says the CH backdated blocks it added
+// after the last checkpoint, or signed two times for one tree.
 func (w *Witness) Advance(next *Checkpoint, path [][]byte) error {
 	old := w.Last
 	if old == nil {
@@ -60,13 +64,15 @@ func (w *Witness) Advance(next *Checkpoint, path [][]byte) error {
 		return fork("the tree is smaller than before")
 	case next.Size == old.Size && next.Root != old.Root:
 		return fork("the same tree size has another root")
+	case next.TimeMS < old.TimeMS:
+		return fork(fmt.Sprintf("dated %d ms, before the earlier checkpoint's %d ms", next.TimeMS, old.TimeMS))
+	case next.Size == old.Size && next.TimeMS != old.TimeMS:
+		return fork(fmt.Sprintf("the same tree is dated %d ms, earlier %d ms", next.TimeMS, old.TimeMS))
 	}
 	if err := VerifyConsistency(old.Size, old.Root, next, path); err != nil {
 		return fork(err.Error())
 	}
-	if next.Size > old.Size || next.TimeMS >= old.TimeMS {
-		w.Last = next
-	}
+	w.Last = next
 	if w.Last.KID != old.KID {
 		w.rotatedTo = nil
 	}
