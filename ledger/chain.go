@@ -38,10 +38,17 @@ func (c *chainTx) apply(ev Event) error {
 }
 
 // seal writes the next block with events, which apply has accepted, and
-// points the index records they changed at it.
+// points the index records they changed at it. The block's time is the
+// ledger's clock, but never before the previous block's nor before any of
+// its events' (Verify checks both): an event dated ahead of the clock — the
+// clock stepped back between the event and its commit — dates its block, and
+// so every later block and checkpoint, as far ahead, in sight of auditors.
 func (c *chainTx) seal(events []Event) error {
 	height := c.head.Height + 1
 	c.time = max(c.l.now().UnixMilli(), c.time)
+	for _, ev := range events {
+		c.time = max(c.time, ev.Time)
+	}
 	ref, err := c.l.writeBlock(c.tx, Header{Height: height, Prev: c.head.Hash, Time: c.time, Cluster: c.l.cluster}, events)
 	if err != nil {
 		return err

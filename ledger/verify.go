@@ -23,7 +23,7 @@ const progressEvery = 256
 // every block: that heights run 0, 1, 2, … without gaps up to the head in
 // meta; that the stored bytes are a deterministically encoded block of the
 // height its key says; the cluster ID; the previous-hash link; that times do
-// not go backwards; the events hash; the signature (with Options.Verifier);
+// not go backwards and no event is dated after its block; the events hash; the signature (with Options.Verifier);
 // that every event replays through the state machine, and every join's
 // evidence and signed freshness (signedFreshness); and that the stored
 // Merkle tree nodes over it are the ones the block hashes give. It returns
@@ -176,6 +176,11 @@ func checkBlock(raw []byte, height uint64, prev [32]byte, prevTime int64, cluste
 		return checked{}, fmt.Errorf("genesis block with events")
 	case height > 0 && len(blk.Events) == 0:
 		return checked{}, fmt.Errorf("block without events")
+	}
+	for i, ev := range blk.Events {
+		if ev.Time > h.Time {
+			return checked{}, fmt.Errorf("event %d (%s of %q) dated %d, after its block's time %d", i, ev.Type, ev.Device, ev.Time, h.Time)
+		}
 	}
 	eh, err := HashEvents(blk.Events)
 	if err != nil {

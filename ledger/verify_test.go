@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -175,6 +176,15 @@ func TestVerifyTamperedBlock(t *testing.T) {
 				b.Sig = sign(t, e.key, b.Header)
 			})
 		}, tamperHeight, "stale join"},
+		// A leave dated a day after its block: membership spans read event
+		// times, so the member would look current for that day more.
+		{"signed block with an event dated after it", func(t *testing.T, e *env) func(*bolt.Tx) error {
+			return rewrite(t, tamperHeight, func(b *ledger.Block) {
+				b.Events = []ledger.Event{{Type: ledger.EventLeave, Device: id(1), Time: b.Header.Time + 86_400_000}}
+				b.Header.Events, _ = ledger.HashEvents(b.Events)
+				b.Sig = sign(t, e.key, b.Header)
+			})
+		}, tamperHeight, "after its block's time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,6 +201,26 @@ func TestVerifyTamperedBlock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An event dated ahead of the ledger's clock — the host's clock stepped back
+// between the event and its commit — dates its block, never the other way
+// round: the chain stays verifiable, and the block after it is not earlier.
+func TestBlockNotBeforeItsEvents(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	mustAppend(t, l, join("a", "a"))
+	ahead := ledger.Event{Type: ledger.EventRevoke, Device: "a", Time: e.clock.Now().Add(time.Hour).UnixMilli()}
+	ref := mustAppend(t, l, ahead)
+	next := mustAppend(t, l, join("b", "b"))
+	var times []int64
+	if err := l.Blocks(ref.Height, func(b ledger.Block) error { times = append(times, b.Header.Time); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(times) != 2 || times[0] != ahead.Time || times[1] < ahead.Time {
+		t.Fatalf("block times %v (blocks %d, %d), want the first at its event's %d and the next not before", times, ref.Height, next.Height, ahead.Time)
+	}
+	mustVerify(t, l)
 }
 
 // sign signs h the way the ledger does: the encoded header bytes.
