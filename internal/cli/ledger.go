@@ -35,9 +35,10 @@ batches written before then: each batch's count and Merkle root stay on the
 ledger (and in grants.db), so verify still checks them, and an inclusion
 proof kept before the prune still verifies. It first appends a
 grants-pruned event to the ledger (the batches it may delete; a batch
-without records that no such event covers is reported withheld). It runs while the server serves
-(through DIR/admin.sock) or on a stopped one, a bounded number of records
-at a time; ^C stops it, and the next prune finishes the job.
+without records that no such event covers is reported withheld). It runs
+while the server serves (through DIR/admin.sock) or on a stopped one, a
+bounded number of records at a time; ^C stops it, and the next prune
+finishes the job.
 grant-proof --session SID (or --batch N --index I: any audit record, a
 grant or a warning) prints, as JSON, one record, its batch and the
 inclusion path from the record to the Merkle root of its batch's event on
