@@ -21,3 +21,11 @@ func (d *Device) Seq() uint64 {
 	defer d.mu.Unlock()
 	return d.st.Seq
 }
+
+// SpendTicket records the ticket of session sid as used, opened under the
+// member keys opened (Talk's last step).
+func (d *Device) SpendTicket(sid []byte, expires uint64, opened *protect.MemberKeys) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.spendTicket(sid, expires, opened)
+}

@@ -250,10 +250,31 @@ func (d *Device) join(ctx context.Context, lat, lon int64) (*wire.JoinResponse, 
 	d.st.Trusted = thumb[:] // checkCH let only this key through: first use, the same, a rotation or the re-pin
 	d.st.Seq, d.keys, d.st.PendingJoin = 0, nil, nil
 	d.echo = req.Echo // the CH took it: made for this association
-	if err := d.save(); err != nil {
+	if err := d.saveJoin(); err != nil {
 		return nil, nil, err
 	}
 	return &resp, info, nil
+}
+
+// saveJoin saves the membership a join's answer just gave d.st, with its
+// sequence numbers from 0 and no ticket remembered as used: no ticket sealed
+// under an earlier member key opens under this one (docs/PROTOCOL.md §3.4).
+// Unless the state file already holds that very membership: another process
+// of this device sent the same pending join and had the answer first, and
+// may have used the member key since; its sequence numbers and tickets are
+// kept. Must be called with d.mu held.
+func (d *Device) saveJoin() error {
+	d.st.SpentTickets = SpentTickets{}
+	if d.path == "" {
+		return nil
+	}
+	return d.locked(func(onDisk *State) error {
+		if m := onDisk.Membership; m != nil && bytes.Equal(m.DeviceNonce, d.st.Membership.DeviceNonce) &&
+			bytes.Equal(m.CHNonce, d.st.Membership.CHNonce) {
+			d.st.Seq, d.st.SpentTickets = onDisk.Seq, onDisk.SpentTickets
+		}
+		return d.save()
+	})
 }
 
 // maxJoinRetries bounds how often Join resends a join that the CH answered

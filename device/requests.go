@@ -159,6 +159,13 @@ func (d *Device) talkProof(responder string) (*wire.TalkProof, error) {
 // does not remember the ticket: Talk does (SpentTickets); a ticket opened
 // twice starts two sessions with the same keys and sequence numbers.
 func (d *Device) OpenTicket(t *wire.Ticket, peer, initiator, responder string) (*Session, error) {
+	s, _, err := d.openTicket(t, peer, initiator, responder)
+	return s, err
+}
+
+// openTicket is OpenTicket; it returns the member keys that opened the
+// ticket too.
+func (d *Device) openTicket(t *wire.Ticket, peer, initiator, responder string) (*Session, *protect.MemberKeys, error) {
 	d.mu.Lock()
 	keys, err := d.memberKeys()
 	cluster := ""
@@ -167,16 +174,16 @@ func (d *Device) OpenTicket(t *wire.Ticket, peer, initiator, responder string) (
 	}
 	d.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if t.Initiator != initiator || t.Responder != responder {
-		return nil, fmt.Errorf("%w: ticket is for %s→%s, not %s→%s", ErrBadResponse, t.Initiator, t.Responder, initiator, responder)
+		return nil, nil, fmt.Errorf("%w: ticket is for %s→%s, not %s→%s", ErrBadResponse, t.Initiator, t.Responder, initiator, responder)
 	}
 	sk, err := protect.OpenTicket(keys.Ticket, cluster, d.st.ID, t, d.now())
 	if err != nil {
-		return nil, fmt.Errorf("%w: ticket: %v", ErrBadResponse, err)
+		return nil, nil, fmt.Errorf("%w: ticket: %v", ErrBadResponse, err)
 	}
-	return newSession(sk, t, d.st.ID, peer, d.now), nil
+	return newSession(sk, t, d.st.ID, peer, d.now), keys, nil
 }
 
 // Leave ends this device's membership; its member key dies with it. The

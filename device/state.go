@@ -58,7 +58,9 @@ type State struct {
 	// expired, the CH records a new join with it).
 	PendingJoin *PendingJoin `json:"pending_join,omitempty"`
 	// SpentTickets are the tickets this device used as the initiator of a
-	// talk, each until it expires: a ticket is used once.
+	// talk, each until it expires: a ticket is used once. A join forgets
+	// them (no ticket sealed before opens under its new member key); a
+	// re-key does not (another process may still hold the old key).
 	SpentTickets SpentTickets `json:"spent_tickets,omitzero"`
 }
 

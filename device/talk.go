@@ -76,12 +76,12 @@ func (d *Device) talk(ctx context.Context, conn *client.Conn, peerID string, hel
 	if resp.ID != peerID {
 		return nil, fmt.Errorf("%w: expected peer %s, %s answered", ErrBadResponse, peerID, resp.ID)
 	}
-	s, err := d.OpenTicket(&resp.Ticket, peerID, d.st.ID, peerID)
+	s, keys, err := d.openTicket(&resp.Ticket, peerID, d.st.ID, peerID)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
-	err = d.spendTicket(s.SID, resp.Ticket.Expires)
+	err = d.spendTicket(s.SID, resp.Ticket.Expires, keys)
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package device_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -127,4 +128,143 @@ func TestReplayedTalkAnswer(t *testing.T) {
 		t.Fatalf("talk without the attacker: %v", err)
 	}
 	next.Close()
+}
+
+// spentTickets returns what the device file at path remembers of the
+// tickets it used.
+func spentTickets(t *testing.T, path string) device.SpentTickets {
+	t.Helper()
+	st, err := device.LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.SpentTickets
+}
+
+// TestJoinForgetsSpentTickets: a join gives a new member key, under which
+// no ticket sealed before opens, so the device forgets the tickets it used
+// (its file's memory empty, the floor too); the answer a replayer kept from
+// before the join is still refused, as a ticket that does not open. Before,
+// the memory was kept across joins (the C device's 5 entries refused new
+// talks for up to 10 minutes after a rejoin).
+func TestJoinForgetsSpentTickets(t *testing.T) {
+	ch := chtest.Start(t, "", chtest.Open)
+	ctx := chtest.Ctx(t)
+	path := newFile(t, "m1")
+	if err := joinNear(t, ch, path); err != nil {
+		t.Fatal(err)
+	}
+	m2 := chtest.Joined(t, ch, "m2")
+	l, err := m2.Listen("127.0.0.1:0", func(_ string, msg []byte) []byte { return msg }, nil, device.WithListenRateLimit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	proxy := startTalkReplayer(t, l.Addr().String())
+
+	m1 := dialFile(t, ch, path)
+	first, err := m1.Talk(ctx, proxy.addr(), "m2")
+	if err != nil {
+		t.Fatalf("talk: %v", err)
+	}
+	first.Close()
+	s := spentTickets(t, path)
+	if len(s.SIDs) != 1 {
+		t.Fatalf("after a talk the file remembers %d tickets, want 1", len(s.SIDs))
+	}
+	old, err := m1.MemberKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m1.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatalf("rejoin: %v", err)
+	}
+	if s := spentTickets(t, path); len(s.SIDs) != 0 || s.Floor != 0 {
+		t.Fatalf("after a join the file remembers tickets %+v, want none (no earlier ticket opens)", s)
+	}
+	// A ticket opened under the old key before the join and spent after it
+	// (a Talk running meanwhile) is refused: the join forgot that key's.
+	if err := m1.SpendTicket(first.Session.SID, s.SIDs[0].Expires, old); !errors.Is(err, device.ErrBadResponse) {
+		t.Fatalf("a ticket opened under the member key before the join, spent after it: %v, want ErrBadResponse", err)
+	}
+
+	proxy.arm()
+	again, err := m1.Talk(ctx, proxy.addr(), "m2")
+	if err == nil {
+		again.Close()
+		t.Fatalf("the answer kept from before the join started session %x", again.Session.SID)
+	}
+	if !errors.Is(err, device.ErrBadResponse) || !strings.Contains(err.Error(), "ticket: ") {
+		t.Fatalf("the answer kept from before the join: %v, want a ticket that does not open", err)
+	}
+	next, err := m1.Talk(ctx, l.Addr().String(), "m2")
+	if err != nil {
+		t.Fatalf("talk after the join: %v", err)
+	}
+	next.Close()
+	if s := spentTickets(t, path); len(s.SIDs) != 1 || !bytes.Equal(s.SIDs[0].SID, next.Session.SID) {
+		t.Fatalf("after the join's first talk the file remembers %+v, want its ticket only", s)
+	}
+}
+
+// TestPendingJoinAnsweredTwice: two processes of a device send the same
+// pending join; the CH answers both with the one join it recorded, the
+// same member key. The one answered second must keep what the first used
+// under it since, its sequence numbers and its tickets: before, it saved
+// its own (0, none), and its next request reused the first one's numbers
+// (refused "replay" by the CH: AES-GCM nonces used twice under the request
+// key), and a ticket the first used could start its session again.
+func TestPendingJoinAnsweredTwice(t *testing.T) {
+	ch := chtest.Start(t, "", chtest.Open)
+	ctx := chtest.Ctx(t)
+	path := newFile(t, "m1")
+	st, err := device.LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger := startForger(t, ch)
+	a, err := device.Dial(forger.addr(), st, device.WithStateFile(path), device.WithoutLogCheck())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	forger.arm(textAnswer(t, codes.Conflict, "id bound to another key", false))
+	if _, err := a.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err == nil {
+		t.Fatal("join answered with a forged 4.09: no error")
+	}
+	forger.relayed(t, ctx) // recorded by the CH; the nonce is pending in the file
+
+	b := dialFile(t, ch, path) // a second process: the same pending join
+	if _, err := b.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatalf("the second process's join: %v", err)
+	}
+	m2 := chtest.Joined(t, ch, "m2")
+	l, err := m2.Listen("127.0.0.1:0", func(_ string, msg []byte) []byte { return msg }, nil, device.WithListenRateLimit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	talk, err := b.Talk(ctx, l.Addr().String(), "m2")
+	if err != nil {
+		t.Fatalf("talk: %v", err)
+	}
+	talk.Close()
+	for range 3 {
+		if _, err := b.Verify(ctx, "m2"); err != nil {
+			t.Fatalf("verify: %v", err)
+		}
+	}
+
+	if _, err := a.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err != nil {
+		t.Fatalf("the first process's join again: %v", err)
+	}
+	if got := a.Seq(); got != b.Seq() {
+		t.Fatalf("after the same join's answer the first process's next number is %d, the second used up to %d", got, b.Seq()-1)
+	}
+	if s := spentTickets(t, path); len(s.SIDs) != 1 || !bytes.Equal(s.SIDs[0].SID, talk.Session.SID) {
+		t.Fatalf("after the same join's answer the file remembers tickets %+v, want the second process's", s)
+	}
+	if _, err := a.Verify(ctx, "m2"); err != nil {
+		t.Fatalf("verify after the same join's answer: %v", err)
+	}
 }

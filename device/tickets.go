@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/iotguard/iotguard/protect"
 )
 
 // maxSpentTickets bounds the tickets a device remembers having used as
@@ -74,13 +76,22 @@ func (s *SpentTickets) forget(now uint64) {
 }
 
 // spendTicket records, before the session is used, that this device used
-// the ticket of session sid (expiring at expires) as initiator: in its
-// state file too, under the file's lock and with what other processes of
-// the device recorded there. It fails if the ticket was used before.
+// the ticket of session sid (expiring at expires), opened under the member
+// keys opened, as initiator: in its state file too, under the file's lock
+// and with what other processes of the device recorded there. It fails if
+// the ticket was used before, or if opened are no longer the device's keys:
+// a join meanwhile forgot the tickets used under them (saveJoin).
 // Must be called with d.mu held.
-func (d *Device) spendTicket(sid []byte, expires uint64) error {
+func (d *Device) spendTicket(sid []byte, expires uint64, opened *protect.MemberKeys) error {
 	now := d.now()
 	return d.update(func() error {
+		keys, err := d.memberKeys()
+		if err != nil {
+			return err
+		}
+		if keys != opened { // d.keys is derived again only after a change of key
+			return fmt.Errorf("%w: ticket of session %x opened under a member key the device left (a join meanwhile)", ErrBadResponse, sid)
+		}
 		if !d.st.SpentTickets.spend(sid, expires, now) {
 			return fmt.Errorf("%w: ticket of session %x was used before (a talk answer replayed)", ErrBadResponse, sid)
 		}
