@@ -301,6 +301,9 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
     }
     let_run(d);
     d->mem.seq = 0;
+    /* no ticket sealed under an earlier K_m opens under this one (a nonce
+     * pending from a join never answered gave no K_m before either) */
+    memset(d->spent, 0, sizeof(d->spent));
     d->joined = 1;
     d->echo_len = 0;
     d->join_echo_len = (uint8_t)jr.echo_len; /* in d->echo; the CH took it, for this address */

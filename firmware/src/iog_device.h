@@ -211,9 +211,12 @@ struct iog_device {
      * is never freed, only taken over by a new ticket, the one that expires
      * first and only once it has expired on the clock: so every ticket
      * forgotten expires no later than every ticket held, and when the clock
-     * falls back (a join sets it) below the expiry of a forgotten one, every
-     * entry is unexpired again and new tickets are refused until the clock
-     * catches up. Persist it with the membership (the board's RTC record).
+     * falls back below the expiry of a forgotten one, every entry is
+     * unexpired again and new tickets are refused until the clock catches
+     * up. A join empties it: no ticket sealed under an earlier K_m opens
+     * under the new one. A re-key does not (the board goes back to the old
+     * K_m when it cannot store K_m'). Persist it with the membership (the
+     * board's RTC record).
      */
     iog_spent_t spent[IOG_SPENT_TICKETS];
     /* the large members last: the fields above stay within the short load offsets */

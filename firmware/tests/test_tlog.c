@@ -657,10 +657,62 @@ static void test_join_echo(void)
     CHECK(memcmp(jc.nd, nd, sizeof(nd)) == 0);
 }
 
+/* The scripted CH at unit_server_addr, the scripted M2 (unit_m2) elsewhere. */
+static void join_ch_or_m2(fake_net_t *n, const iog_addr_t *to, const uint8_t *buf, size_t len)
+{
+    if (memcmp(to, &unit_server_addr, sizeof(*to)) == 0) {
+        join_ch(n, to, buf, len);
+    }
+    else {
+        unit_m2_on_send(n, to, buf, len);
+    }
+}
+
+/*
+ * A join forgets the tickets used as M1: under its new K_m no ticket sealed
+ * before opens. A device whose memory is full (IOG_SPENT_TICKETS unexpired
+ * tickets: -EBUSY, no hello sent) rejoins and talks at once; the first
+ * answer, kept and handed to it again, does not open. (Before, the memory
+ * outlived the join: -EBUSY until the tickets expired, up to 10 min.)
+ */
+static void test_join_forgets_tickets(void)
+{
+    iog_device_t *const d = unit_board_device(); /* joined by test_join_echo */
+    iog_member_keys_t before;
+    iog_id_t m2;
+    iog_m2m_t *s = NULL;
+    iog_id_set(&m2, "m2", 2);
+    CHECK(d->joined);
+    unit_net.on_send = join_ch_or_m2;
+    unit_m2_init(d, "m2", 1700000600);
+    for (unsigned i = 0; i < IOG_SPENT_TICKETS; i++) {
+        unit_m2.sid[0] = (uint8_t)(1 + i);
+        CHECK_EQ(iog_device_talk(d, &unit_peer_addr, &m2, &s), 0);
+    }
+    unsigned talks = unit_m2.talks;
+    CHECK_EQ(iog_device_talk(d, &unit_peer_addr, &m2, &s), -EBUSY);
+    CHECK_EQ(unit_m2.talks, talks);
+    memcpy(&before, &d->mem.keys, sizeof(before));
+    CHECK_EQ(iog_device_join(d, 48857000, 2353000), 0);
+    CHECK(memcmp(&before, &d->mem.keys, sizeof(before)) != 0); /* a new K_m */
+    for (unsigned i = 0; i < IOG_SPENT_TICKETS; i++) {
+        CHECK(d->spent[i].expires == 0);
+    }
+    unit_m2.replay = 1; /* the first answer again, sealed under the old ticket key */
+    CHECK_EQ(iog_device_talk(d, &unit_peer_addr, &m2, &s), -EACCES);
+    CHECK(strcmp(d->diag, "ticket does not open") == 0);
+    unit_m2.replay = 0;
+    unit_m2.sid[0] = 9;
+    CHECK_EQ(iog_device_talk(d, &unit_peer_addr, &m2, &s), 0);
+    CHECK(s && s->active && s->sid[0] == 9 && s->seq == 0);
+    unit_net.on_send = NULL;
+}
+
 void test_tlog(void)
 {
     test_exhaustive();
     test_decode();
     test_device();
     test_join_echo();
+    test_join_forgets_tickets();
 }
