@@ -12,8 +12,10 @@
  * the board has no clock but the cluster head's, as on the chip. The UDP
  * socket is bound to IP (default 127.0.0.1) and the port setting. In sleepy
  * mode it waits IOG_SLEEPY_GRACE_MS for console input, then runs one wake
- * cycle with TEXT (default "reading N") and exits: the next start is the
- * wake-up.
+ * cycle with TEXT (default "reading N") and exits, leaving the file
+ * DIR/deep-sleep: the next start finds it (and removes it) and is the sleep
+ * timer's wake-up; a start without it is a reset (remove it to reset the
+ * board during its sleep).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -121,9 +123,29 @@ static void out(void *ctx, const char *line)
     fflush(stdout);
 }
 
-static void deep_sleep(void *ctx, uint32_t ms)
+/* Deep sleep: the file the next start takes for its timer's wake-up. */
+static void sleep_mark(char *p, size_t cap)
+{
+    snprintf(p, cap, "%s/deep-sleep", opt.state);
+}
+
+/* This start's reset reason (the ESP8266's): the sleep timer's wake-up, or a reset. */
+static int woke_by_timer;
+static int reset_reason(void *ctx)
 {
     (void)ctx;
+    return woke_by_timer ? IOG_RESET_DEEP_SLEEP_AWAKE : 6; /* REASON_EXT_SYS_RST */
+}
+
+static void deep_sleep(void *ctx, uint32_t ms)
+{
+    char p[4096];
+    (void)ctx;
+    sleep_mark(p, sizeof(p));
+    int fd = open(p, O_WRONLY | O_CREAT, 0600);
+    if (fd >= 0) {
+        close(fd);
+    }
     fprintf(stderr, "iotguard-board: deep sleep %u ms: exiting (start again to wake)\n", ms);
     exit(0);
 }
@@ -205,7 +227,10 @@ int main(int argc, char **argv)
     if (!opt.wall_clock) {
         hw.unix_s = no_clock;
     }
-    iog_board_hooks_t hooks = { NULL, out, NULL, deep_sleep, restart };
+    char mark[4096];
+    sleep_mark(mark, sizeof(mark));
+    woke_by_timer = unlink(mark) == 0;
+    iog_board_hooks_t hooks = { NULL, out, NULL, deep_sleep, restart, reset_reason };
     iog_board_init(&board, &hw, &storage, &hooks);
 
     snprintf(bind, sizeof(bind), "%s:%u", opt.bind, board.set.port);

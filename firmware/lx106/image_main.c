@@ -87,7 +87,7 @@ static iog_board_t board;
 
 void _start(void)
 {
-    static const iog_board_hooks_t hooks = { 0, stub_out, 0, 0, 0 };
+    static const iog_board_hooks_t hooks = { 0, stub_out, 0, 0, 0, 0 };
     iog_image_sink = iog_board_init(&board, &plat, &storage, &hooks);
     iog_board_start(&board);
     if (board.set.mode == IOG_MODE_SLEEPY) {

@@ -232,8 +232,8 @@ static void clock_learn(iog_board_t *b, uint64_t unix_s)
 }
 
 /*
- * Takes @p unix_s as the time now, also when the clock is ahead of it (a reset
- * during deep sleep, a sleep timer that woke early): the time of a block at or
+ * Takes @p unix_s as the time now, also when the clock is ahead of it (a sleep
+ * timer that woke early): the time of a block at or
  * after this board's own join, which the CH signed after the join was sent
  * and before now, so it is the time now to within the join's round trips.
  */
@@ -302,12 +302,13 @@ static int save_member(iog_board_t *b, uint64_t next)
 
 /*
  * Writes the RTC record: the exact next numbers (the kept session's, plus
- * @p ahead: a message about to be sealed in it) and @p extra_s added to the
- * clock (a coming deep sleep). When it cannot be written it is erased, so
- * that an older one never resumes; when that fails too the caller must not
- * send.
+ * @p ahead: a message about to be sealed in it), the clock and @p sleep_s,
+ * the deep sleep about to begin (0: none), kept apart: only the sleep
+ * timer's wake-up may add it (restore). When it cannot be written it is
+ * erased, so that an older one never resumes; when that fails too the
+ * caller must not send.
  */
-static int save_rtc(iog_board_t *b, unsigned ahead, uint32_t extra_s)
+static int save_rtc(iog_board_t *b, unsigned ahead, uint32_t sleep_s)
 {
     iog_rec_rtc_t r;
     memset(&r, 0, sizeof(r));
@@ -323,8 +324,8 @@ static int save_rtc(iog_board_t *b, unsigned ahead, uint32_t extra_s)
         r.s.seq += ahead;
         r.addr = b->kept_addr;
     }
-    uint64_t now = iog_board_now(b);
-    r.clock = now ? now + extra_s : 0;
+    r.clock = iog_board_now(b);
+    r.sleep_s = sleep_s;
     r.wakes = b->wakes;
     /* the tickets used as M1: none is used again after a reset or a wake-up */
     for (unsigned i = 0; i < IOG_SPENT_TICKETS; i++) {
@@ -555,7 +556,11 @@ static int restore(iog_board_t *b)
         memcmp(r.member_nd, b->dev.mem.nd, sizeof(r.member_nd)) == 0) {
         b->dev.mem.seq = r.member_seq; /* exact: a reset or a wake-up */
         b->wakes = r.wakes + 1;
-        clock_learn(b, r.clock);
+        /* the time slept only when the sleep timer woke the board: a reset
+         * during the sleep (the pin, power on with RTC memory kept, the
+         * watchdog) restarts from the clock as it was, behind, never ahead */
+        int why = b->hooks.reset_reason ? b->hooks.reset_reason(b->hooks.ctx) : -1;
+        clock_learn(b, r.clock && why == IOG_RESET_DEEP_SLEEP_AWAKE ? r.clock + r.sleep_s : r.clock);
         memcpy(b->dev.spent, r.spent, sizeof(r.spent));
         if (r.has_session) {
             b->dev.sessions[0] = r.s;

@@ -26,7 +26,8 @@
  *
  * Time: a board has no RTC and needs no NTP. After a join it reads the CH's
  * signed GET /ledger/head, whose time is a lower bound of now, and counts
- * its own milliseconds from there (deep sleep adds the time slept). Expiry
+ * its own milliseconds from there (a deep-sleep timer's wake-up adds the
+ * time slept; any other start does not, so the clock stays behind). Expiry
  * of the membership and of tickets is judged on that clock, and in any case
  * by the CH's answers: "not a member" leads to a rejoin.
  */
@@ -84,7 +85,18 @@ typedef struct {
     void (*sleep)(void *ctx, uint32_t ms);
     /** Optional: restart the board (`reboot`). */
     void (*restart)(void *ctx);
+    /**
+     * Optional: why this start happened, as the ESP8266's reset reason
+     * (`ESP.getResetInfoPtr()->reason`). Only IOG_RESET_DEEP_SLEEP_AWAKE, the
+     * deep-sleep timer's wake-up, adds the sleep the RTC record planned to the
+     * board's clock; any other start (power on, a reset, the watchdog, a
+     * restart), or no hook, restarts it from the clock the record kept.
+     */
+    int (*reset_reason)(void *ctx);
 } iog_board_hooks_t;
+
+/** The ESP8266's REASON_DEEP_SLEEP_AWAKE: a start by the deep-sleep timer. */
+#define IOG_RESET_DEEP_SLEEP_AWAKE 5
 
 /** Counters a board keeps since it started. */
 typedef struct {

@@ -317,6 +317,7 @@ static const field_t rtc_fields[] = {
     FB(iog_rec_rtc_t, s.window.init),
     FADDR(iog_rec_rtc_t, addr),
     FB(iog_rec_rtc_t, clock),
+    FB(iog_rec_rtc_t, sleep_s),
     FK(iog_rec_rtc_t, wakes, F_WIDE, 4),
     FB(iog_rec_rtc_t, spent_n),
 };

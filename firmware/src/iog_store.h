@@ -175,7 +175,8 @@ typedef struct {
     uint8_t has_session;    /**< 1: @p s and @p addr hold a session */
     iog_m2m_t s;            /**< the session, seq = next M2M sequence number */
     iog_addr_t addr;        /**< its peer's address */
-    uint64_t clock;         /**< unix time estimate when written (plus a sleep), 0: unknown */
+    uint64_t clock;         /**< unix time estimate when written (a lower bound), 0: unknown */
+    uint32_t sleep_s;       /**< the deep sleep planned after it, s: only its timer's wake-up adds it */
     uint32_t wakes;         /**< wake-ups since the last cold start */
     uint8_t spent_n;        /**< tickets in @p spent */
     iog_spent_t spent[IOG_SPENT_TICKETS]; /**< the device's used tickets (expiry not 0) */

@@ -44,7 +44,16 @@ static int saw(const char *s)
     return strstr(seen.text, s) != NULL;
 }
 
-static const iog_board_hooks_t hooks = { NULL, out, NULL, NULL, NULL };
+/* The reset reason of the next boot (the ESP8266's: 0 power on ... 6 the reset pin). */
+static int reason;
+
+static int reset_reason(void *ctx)
+{
+    (void)ctx;
+    return reason;
+}
+
+static const iog_board_hooks_t hooks = { NULL, out, NULL, NULL, NULL, reset_reason };
 static iog_storage_t st;
 
 /* A boot: init (settings, key) and start (restore) on the shared flash. */
@@ -802,6 +811,51 @@ static void test_ticket_used_once_across_reset(void)
     unit_net.on_send = NULL;
 }
 
+/*
+ * A sleepy board's clock across a deep sleep of 2 h: the RTC record keeps
+ * the clock as it was and the planned sleep apart, and only the sleep
+ * timer's wake-up (REASON_DEEP_SLEEP_AWAKE, 5) adds the sleep. Every other
+ * reset reason — power on with RTC memory kept (0), the watchdogs (1, 3),
+ * an exception (2), a restart (4), the reset pin (6) — is a start during
+ * the sleep as far as the board knows: it restarts from the clock it kept,
+ * behind, never ahead. (Before, the record held the clock plus the sleep:
+ * a reset during the sleep left the board ahead by what was left of it,
+ * and its talk proofs stale past 60 s.)
+ */
+static void test_clock_across_sleep(void)
+{
+    const uint64_t t = 1750000000;
+    for (int why = 0; why <= 7; why++) {
+        unit_flash_reset();
+        reason = 0;
+        boot();
+        run("set peer m2 127.0.0.2:5683");
+        run("set sleep 7200");
+        run("set mode sleepy");
+        fake_join(1900000000);
+        board.key_at = unit_net.now + 3600000u; /* no CH key check meanwhile */
+        board.clock_unix = t;
+        board.clock_ms = unit_net.now;
+        unit_m2_init(&board.dev, "m2", t + 600);
+        unit_net.on_send = unit_m2_on_send;
+        CHECK_EQ(iog_board_wake(&board, (const uint8_t *)"r", 1), 2);
+        CHECK(saw("sent m2 reply=ok session=new") && saw("sleep 7200"));
+        uint64_t slept_at = iog_board_now(&board); /* the clock the record kept */
+        CHECK(slept_at >= t && slept_at < t + 60);
+        reason = why;
+        boot();
+        CHECK(saw("restored"));
+        uint64_t want = slept_at + (why == IOG_RESET_DEEP_SLEEP_AWAKE ? 7200 : 0);
+        if (iog_board_now(&board) != want) {
+            printf("reset reason %d: clock %llu, want %llu\n", why, (unsigned long long)iog_board_now(&board),
+                   (unsigned long long)want);
+        }
+        CHECK(iog_board_now(&board) == want);
+    }
+    reason = 0;
+    unit_net.on_send = NULL;
+}
+
 void test_console(void)
 {
     st = unit_storage();
@@ -818,6 +872,7 @@ void test_console(void)
     test_rekey();
     test_not_member_sealed_only();
     test_ticket_used_once_across_reset();
+    test_clock_across_sleep();
 }
 
 /* The board's device, lent to test_tlog.c once the board's tests are done

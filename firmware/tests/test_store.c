@@ -152,9 +152,11 @@ static void test_member_rtc(void)
     r.s.window.top = 11;
     r.addr.family = 2;
     r.clock = 1700000100;
+    r.sleep_s = 7200;
     r.wakes = 9;
     n = iog_rec_rtc_encode(&r, b, sizeof(b));
     CHECK_EQ(iog_rec_rtc_decode(b, (size_t)n, &r2), 0);
+    CHECK(r2.clock == 1700000100 && r2.sleep_s == 7200);
     CHECK_EQ(r2.s.seq, 12);
     CHECK_EQ(r2.wakes, 9);
     CHECK(r2.s.active);

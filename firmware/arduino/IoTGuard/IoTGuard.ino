@@ -154,7 +154,11 @@ static void restart(void *) {
   ESP.restart();
 }
 
-static const iog_board_hooks_t hooks = {nullptr, out, mem, deep_sleep, restart};
+// Why this start: only the deep-sleep timer's wake-up (REASON_DEEP_SLEEP_AWAKE)
+// adds the planned sleep to the board's clock; a reset during the sleep does not.
+static int reset_reason(void *) { return (int)ESP.getResetInfoPtr()->reason; }
+
+static const iog_board_hooks_t hooks = {nullptr, out, mem, deep_sleep, restart, reset_reason};
 
 static void console() {
   while (Serial.available()) {
