@@ -90,7 +90,7 @@ func (d *Device) spendTicket(sid []byte, expires uint64, opened *protect.MemberK
 			return err
 		}
 		if keys != opened { // d.keys is derived again only after a change of key
-			return fmt.Errorf("%w: ticket of session %x opened under a member key the device left (a join meanwhile)", ErrBadResponse, sid)
+			return fmt.Errorf("%w: ticket of session %x opened under member keys the device no longer holds (a join or re-key meanwhile)", ErrBadResponse, sid)
 		}
 		if !d.st.SpentTickets.spend(sid, expires, now) {
 			return fmt.Errorf("%w: ticket of session %x was used before (a talk answer replayed)", ErrBadResponse, sid)
