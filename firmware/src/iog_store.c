@@ -321,8 +321,8 @@ static const field_t rtc_fields[] = {
     FK(iog_rec_rtc_t, wakes, F_WIDE, 4),
     FB(iog_rec_rtc_t, spent_n),
 };
-#define RTC_HEAD 4
-#define RTC_SESSION 16
+#define RTC_HEAD 4    /* member_nd .. has_session */
+#define RTC_SESSION 14 /* s.peer .. addr: the tail (clock .. spent_n) is always there */
 
 static const field_t spent_fields[] = { FB(iog_spent_t, sid), FB(iog_spent_t, expires) };
 

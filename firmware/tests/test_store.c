@@ -185,6 +185,12 @@ static void test_member_rtc(void)
     r.spent_n = IOG_SPENT_TICKETS + 1; /* more than the device holds */
     CHECK_EQ(iog_rec_rtc_encode(&r, b, sizeof(b)), -ENOBUFS);
     r.spent_n = 0;
+    /* without a session: the clock, the sleep and the wake count all the same */
+    r.has_session = 0;
+    n = iog_rec_rtc_encode(&r, b, sizeof(b));
+    CHECK_EQ(iog_rec_rtc_decode(b, (size_t)n, &r2), 0);
+    CHECK(!r2.has_session && r2.clock == 1700000100 && r2.sleep_s == 7200 && r2.wakes == 9);
+    r.has_session = 1;
     /* a counter above its mark would reuse numbers after the next cold start */
     r.member_seq = 301;
     n = iog_rec_rtc_encode(&r, b, sizeof(b));
