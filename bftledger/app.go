@@ -48,6 +48,7 @@ const (
 	CodeEnrolled      uint32 = 17
 	CodeNotEnrolled   uint32 = 18
 	CodeUnenrolled    uint32 = 19 // the enrollment was removed
+	CodeTooMany       uint32 = 20 // CheckTx only: the cluster's share of the mempool is full
 	CodeInternal      uint32 = 99
 )
 
@@ -65,7 +66,7 @@ func code(err error) uint32 {
 		{ledger.ErrDuplicate, CodeDuplicate}, {ledger.ErrNotMember, CodeNotMember},
 		{ledger.ErrStale, CodeStaleJoin},
 		{ledger.ErrEnrolled, CodeEnrolled}, {ledger.ErrNotEnrolled, CodeNotEnrolled},
-		{ledger.ErrEnrollmentRemoved, CodeUnenrolled},
+		{ledger.ErrEnrollmentRemoved, CodeUnenrolled}, {ErrTooManyPending, CodeTooMany},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code
@@ -94,6 +95,11 @@ type App struct {
 	cur     *committed   // nil before InitChain
 	reg     *registry
 	pending *outcome // between FinalizeBlock and Commit; ABCI methods only
+	// inPool counts, by cluster, the transactions CheckTx admitted to the
+	// mempool since the last Commit; after a Commit the mempool checks its
+	// transactions again (recheck), which counts them anew. ABCI methods
+	// only.
+	inPool map[string]int
 
 	wmu     sync.Mutex
 	waiters map[[32]byte]chan outcomeOf
@@ -112,7 +118,7 @@ func NewApp(path string, onCommit func(height uint64, events int)) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{st: st, onCommit: onCommit, waiters: map[[32]byte]chan outcomeOf{}}
+	a := &App{st: st, onCommit: onCommit, waiters: map[[32]byte]chan outcomeOf{}, inPool: map[string]int{}}
 	c, err := st.load()
 	switch {
 	case errors.Is(err, errNotInitialized):
@@ -190,9 +196,17 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	return &abci.ResponseInitChain{AppHash: g.stateHash[:]}, nil
 }
 
+// MaxPendingTxs is the most transactions of one cluster that CheckTx lets
+// wait in this node's mempool at once: two blocks' worth. A registered CH
+// that floods its validators with valid transactions (warning records, say)
+// fills its own share; the mempool (5,000 by default) keeps room for the
+// other clusters'.
+const MaxPendingTxs = 2 * MaxBlockTxs
+
 // CheckTx admits a transaction to the mempool if it would apply to the
-// committed state now (the node's clock stands in for the block time). A
-// refusal of a transaction this node's Append waits for is reported to it.
+// committed state now (the node's clock stands in for the block time) and
+// its cluster has fewer than MaxPendingTxs waiting. A refusal of a
+// transaction this node's Append waits for is reported to it.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	c, reg, err := a.snapshot()
 	if err != nil {
@@ -203,7 +217,11 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 		return &abci.ResponseCheckTx{Code: CodeInternal, Log: err.Error()}, nil
 	}
 	r := e.results[0]
+	if r.err == nil && a.inPool[r.cluster] >= MaxPendingTxs {
+		r.err = fmt.Errorf("%w: %d of cluster %q in this node's mempool", ErrTooManyPending, a.inPool[r.cluster], r.cluster)
+	}
 	if r.err == nil {
+		a.inPool[r.cluster]++
 		return &abci.ResponseCheckTx{Code: CodeOK}, nil
 	}
 	if r.signed {
@@ -336,6 +354,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if err := a.st.commit(out); err != nil {
 		return nil, err
 	}
+	clear(a.inPool) // the recheck that follows counts what is left
 	a.mu.Lock()
 	prev := a.cur
 	a.cur = &committed{chainID: prev.chainID, appState: prev.appState, appHash: prev.appHash, height: out.height, stateHash: out.stateHash, lt: out.lt, head: out.head}

@@ -594,3 +594,49 @@ func TestAppBlockTime(t *testing.T) {
 func sessionBatch(cluster string, now time.Time) ledger.Event {
 	return ledger.GrantBatch{Seq: 1, Count: 2, Root: [32]byte{0xba}, TimeMS: now.UnixMilli()}.Event(cluster)
 }
+
+// TestCheckTxBoundsEachClustersShare: a registered CH that floods its
+// validators with valid transactions fills only its own share of the
+// mempool (MaxPendingTxs); the next is refused CodeTooMany, and another
+// cluster's still enters. After a Commit the mempool's recheck counts what
+// is left anew. Before, CheckTx admitted all of them, and a full mempool
+// refused the other clusters' appends.
+func TestCheckTxBoundsEachClustersShare(t *testing.T) {
+	keys, state := clusterKeys(t, "cluster-a", "cluster-b")
+	c := newChainApp(t, keys, state)
+	check := func(typ abci.CheckTxType, tx []byte) uint32 {
+		t.Helper()
+		res, err := c.app.CheckTx(t.Context(), &abci.RequestCheckTx{Tx: tx, Type: typ})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Code
+	}
+	flood := make([][]byte, bftledger.MaxPendingTxs+1)
+	for i := range flood {
+		flood[i] = c.tx("cluster-a", "cluster-a", sessionBatch("cluster-a", time.Now()))
+	}
+	for i, tx := range flood[:bftledger.MaxPendingTxs] {
+		if code := check(abci.CheckTxType_New, tx); code != bftledger.CodeOK {
+			t.Fatalf("cluster-a's transaction %d: code %d, want admitted", i, code)
+		}
+	}
+	if code := check(abci.CheckTxType_New, flood[bftledger.MaxPendingTxs]); code != bftledger.CodeTooMany {
+		t.Fatalf("cluster-a's transaction past its share: code %d, want %d", code, bftledger.CodeTooMany)
+	}
+	if code := check(abci.CheckTxType_New, c.tx("cluster-b", "cluster-b", sessionBatch("cluster-b", time.Now()))); code != bftledger.CodeOK {
+		t.Fatalf("cluster-b's transaction beside the flood: code %d, want admitted", code)
+	}
+	// A block took the first half; the recheck admits the rest again, and
+	// there is room for as many new ones as the block took.
+	half := bftledger.MaxPendingTxs / 2
+	c.block(flood[:half]...)
+	for i, tx := range flood[half:bftledger.MaxPendingTxs] {
+		if code := check(abci.CheckTxType_Recheck, tx); code != bftledger.CodeOK {
+			t.Fatalf("recheck of cluster-a's transaction %d: code %d", half+i, code)
+		}
+	}
+	if code := check(abci.CheckTxType_New, flood[bftledger.MaxPendingTxs]); code != bftledger.CodeOK {
+		t.Fatalf("cluster-a's transaction once a block took some: code %d, want admitted", code)
+	}
+}

@@ -2,6 +2,7 @@ package bftledger
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -37,6 +38,13 @@ var (
 	// ledger.ErrOtherCluster, so that the CH (which has no CometBFT in its
 	// module) can say so.
 	ErrOtherCluster = ledger.ErrOtherCluster
+
+	// ErrTooManyPending (a ledger.ErrBusy) is returned by CheckTx for a
+	// transaction of a cluster that already has MaxPendingTxs waiting in
+	// this node's mempool: one registered CH cannot fill it and keep the
+	// others' transactions out. Nothing was submitted; it may be tried
+	// again once blocks took some.
+	ErrTooManyPending = fmt.Errorf("%w: too many transactions of the cluster waiting", ledger.ErrBusy)
 
 	// ErrUncertain (ledger.ErrUncertain) is returned by Append when it stops
 	// waiting after its transaction entered the mempool and before its block

@@ -77,10 +77,11 @@ const MaxBlockTxs = 16 * ledger.MaxBatchLimit
 
 // txResult is the outcome of one transaction of a block.
 type txResult struct {
-	digest [32]byte // zero unless signed
-	signed bool     // the transaction decoded and its signature verified
-	err    error    // nil: applied
-	height uint64   // applied: the ledger block holding the event
+	digest  [32]byte // zero unless signed
+	signed  bool     // the transaction decoded and its signature verified
+	cluster string   // signed: the cluster that signed it
+	err     error    // nil: applied
+	height  uint64   // applied: the ledger block holding the event
 }
 
 // executor applies the transactions of one block to a committed state,
@@ -181,7 +182,7 @@ func (e *executor) try(raw []byte) (txResult, error) {
 	if err != nil {
 		return txResult{}, err
 	}
-	r := txResult{digest: c.digest, signed: true}
+	r := txResult{digest: c.digest, signed: true, cluster: c.tx.Cluster}
 	seen, err := e.st.seen(c.digest)
 	if err != nil {
 		return r, &stateError{err}

@@ -214,7 +214,9 @@ func (l *Ledger) Append(ctx context.Context, ev ledger.Event) (ledger.BlockRef, 
 	}
 	done := l.app.wait(digest)
 	defer l.app.unwait(digest)
-	if err := l.node.Mempool().CheckTx(raw, nil, mempool.TxInfo{}); err != nil {
+	if err := l.node.Mempool().CheckTx(raw, nil, mempool.TxInfo{}); errors.As(err, new(mempool.ErrMempoolIsFull)) {
+		return fail(fmt.Errorf("failed to submit transaction: %w: %w", ledger.ErrBusy, err))
+	} else if err != nil {
 		return fail(fmt.Errorf("failed to submit transaction: %w", err))
 	}
 	timer := time.NewTimer(l.timeout)

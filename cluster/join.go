@@ -86,6 +86,9 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if errors.Is(err, ledger.ErrStale) {
 		return JoinResult{}, &EchoRequired{Echo: c.echo(addr, c.cfg.Now()), Reason: ErrStale}
 	}
+	if errors.Is(err, ledger.ErrBusy) { // nothing submitted: the same join may come again
+		return JoinResult{}, refuse(ErrBusy, "ledger queue full")
+	}
 	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return JoinResult{}, fmt.Errorf("failed to record join of %s: %w", req.ID, err)
 	}

@@ -258,6 +258,27 @@ func TestJoinUncertainThenRetried(t *testing.T) {
 	}
 }
 
+// TestJoinLedgerBusy: a shared ledger whose node would not take the join now
+// (ledger.ErrBusy: its cluster's share of the mempool full) wrote nothing:
+// the join is refused busy (5.03), not failed (5.00), and the device's
+// resend of the same signed join is recorded once. Before, it was an
+// internal error, which a device does not resend.
+func TestJoinLedgerBusy(t *testing.T) {
+	e := newEnv(t)
+	d := e.device("sensor-a")
+	req := d.joinRequest(here, e.echo())
+	e.ledger.fail = fmt.Errorf("failed to submit transaction: %w", ledger.ErrBusy)
+	_, err := e.core.Join(t.Context(), req, addr)
+	var r *cluster.Refusal
+	if !errors.As(err, &r) || !errors.Is(err, cluster.ErrBusy) || r.Detail != "ledger queue full" || e.ledger.written() != 0 {
+		t.Fatalf("join while the ledger is busy: %v (%d events), want refused busy: ledger queue full, nothing written", err, e.ledger.written())
+	}
+	e.ledger.fail = nil
+	if res, err := e.core.Join(t.Context(), req, addr); err != nil || !res.Created || e.ledger.written() != 1 {
+		t.Fatalf("the resent join = %+v, %v (%d events)", res, err, e.ledger.written())
+	}
+}
+
 // TestRejoinUncertainThenRetried: a rejoin whose append this process left
 // uncertain, and whose retry is then answered from the ledger, still retires
 // the device's previous keys (its coaps sessions end) and starts the new

@@ -81,6 +81,12 @@ var (
 	ErrOtherCluster = errors.New("device belongs to another cluster")
 )
 
+// ErrBusy is returned by a shared ledger's Append when its node would not
+// take the event now — its cluster's share of the mempool, or the mempool,
+// is full (bftledger) — before anything was submitted: nothing is written,
+// and the same event may be tried again later.
+var ErrBusy = errors.New("ledger busy")
+
 // ErrUncertain is returned by Append when it stopped waiting for an event it
 // had already handed on (a replicated ledger's transaction in flight, when
 // the caller's context or the ledger's commit timeout ended first): the event
