@@ -722,8 +722,29 @@ int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const
     return n;
 }
 
+/*
+ * The millisecond clock of the /talk Echo values. Their key lives within one
+ * turn of it: a read below the last one means the clock wrapped since, and
+ * the key is forgotten (the next challenge draws another), so that a stamp,
+ * which comes round again every 2^32 ms (49.7 days), never checks under the
+ * key that made it. An Echo made just before a wrap is refused just after
+ * (its source is challenged again). iog_device_serve() reads it at every
+ * call, so that a wrap is seen as long as the listener is served at least
+ * once in 49.7 days.
+ */
+static uint32_t echo_now(iog_device_t *d)
+{
+    uint32_t now = d->plat->now_ms(d->plat->ctx);
+    if (now < d->echo_seen) {
+        d->echo_keyed = 0;
+    }
+    d->echo_seen = now;
+    return now;
+}
+
 int iog_device_serve(iog_device_t *d, uint32_t timeout_ms)
 {
+    echo_now(d); /* sees each wrap of the clock */
     return iog_coap_serve(&d->ep, timeout_ms);
 }
 
@@ -1005,22 +1026,20 @@ static void echo_mac(const iog_device_t *d, const uint8_t t[4], const iog_addr_t
 
 /*
  * 1 when @p req carries an Echo this listener made for @p from within the
- * last IOG_TALK_ECHO_MS (IOG_TALK_ECHO_LEN). The age is taken modulo 2^32 ms,
- * so the clock's wrap is harmless; a stamp after now is a huge age. (The
- * same stamp comes round again after 49.7 days of one boot: only someone who
- * sees the answers to that address could have kept the value, and he could
- * ask for a fresh one.)
+ * last IOG_TALK_ECHO_MS (IOG_TALK_ECHO_LEN), under its key of this turn of
+ * the clock (echo_now()); a stamp after now is a huge age.
  */
-static int echo_fresh(const iog_device_t *d, const iog_addr_t *from, const iog_coap_msg_t *req)
+static int echo_fresh(iog_device_t *d, const iog_addr_t *from, const iog_coap_msg_t *req)
 {
     const iog_coap_opt_t *o = iog_coap_opt(req, IOG_COAP_OPT_ECHO);
     uint8_t mac[IOG_SHA256_LEN];
+    uint32_t now = echo_now(d);
     if (!d->echo_keyed || !o || o->len != IOG_TALK_ECHO_LEN) {
         return 0;
     }
     const uint8_t *v = o->val;
     uint32_t t = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
-    if (d->plat->now_ms(d->plat->ctx) - t > IOG_TALK_ECHO_MS) {
+    if (now - t > IOG_TALK_ECHO_MS) {
         return 0;
     }
     echo_mac(d, v, from, mac);
@@ -1035,18 +1054,19 @@ typedef char talk_challenge_bounded[IOG_TALK_ECHO_LEN <= IOG_COAP_ECHO_MAX &&
 
 /*
  * Answers an unverified source 4.01 "echo required" with an Echo option made
- * for it (PROTOCOL.md §2). The key is drawn at the first challenge of a boot.
+ * for it (PROTOCOL.md §2). The key is drawn at the first challenge of a boot
+ * and of each turn of the clock (echo_now()).
  */
 static void ask_echo(iog_device_t *d, const iog_addr_t *from, iog_coap_resp_t *resp)
 {
     const iog_platform_t *pl = d->plat;
     uint8_t mac[IOG_SHA256_LEN];
+    uint32_t now = echo_now(d);
     if (!d->echo_keyed && pl->random(pl->ctx, d->echo_key, sizeof(d->echo_key))) {
         diag(resp, IOG_COAP_INTERNAL, "internal error", NULL);
         return;
     }
     d->echo_keyed = 1;
-    uint32_t now = pl->now_ms(pl->ctx);
     uint8_t *v = d->talk_echo;
     v[0] = (uint8_t)(now >> 24);
     v[1] = (uint8_t)(now >> 16);

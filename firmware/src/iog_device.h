@@ -118,8 +118,9 @@ typedef struct {
  * made for that address and port within IOG_TALK_ECHO_MS gets 4.01 with a
  * new one. An Echo value is IOG_TALK_ECHO_LEN bytes: 4 of its millisecond
  * clock and 8 of HMAC-SHA-256, under a random key drawn at its first
- * challenge after a boot, over them and the source's address and port. It
- * keeps no state per source.
+ * challenge after a boot and after each wrap of that clock (2^32 ms, 49.7
+ * days: a stamp of an earlier turn never checks), over them and the
+ * source's address and port. It keeps no state per source.
  */
 #define IOG_TALK_ECHO_LEN 12
 #define IOG_TALK_ECHO_MS 60000u
@@ -195,7 +196,8 @@ struct iog_device {
     uint32_t pause_len;           /**< the pause in forwarding from then, ms; 0: the CH answered the last one */
     uint8_t paused;               /**< 1 until that pause is seen over */
     uint8_t echo_keyed;           /**< 1 once @p echo_key is drawn (M2) */
-    uint8_t echo_key[32];         /**< the key of this boot's /talk Echo values (M2) */
+    uint8_t echo_key[32];         /**< the key of this turn of the clock's /talk Echo values (M2) */
+    uint32_t echo_seen;           /**< the clock when last read for them: a lower read is a wrap, ms */
     uint8_t talk_echo[IOG_TALK_ECHO_LEN]; /**< the Echo of the last /talk challenge, while it is sent */
     /**
      * A join sent without an answer from the ledger (5.03, no answer): it

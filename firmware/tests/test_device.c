@@ -613,7 +613,8 @@ static void echo_for(const iog_addr_t *from, uint8_t echo[IOG_TALK_ECHO_LEN])
  * that Echo is served (forwarded to the CH). An Echo made for another
  * address, or the same address with another port, one more than 60 s old, one
  * from before a restart, one tampered with or cut short: challenged again,
- * nothing forwarded. The clock's wrap does not matter. A listener whose
+ * nothing forwarded; so is one from an earlier turn of the millisecond clock
+ * (its key is drawn anew at each wrap). A listener whose
  * random source fails answers 5.00. (Before, every hello was served at once:
  * a spoofed one drew the CH's verdict at its victim.)
  */
@@ -671,21 +672,43 @@ static void test_talk_address_verified(void)
     deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
     CHECK_EQ(ch_sessions, 2);
 
-    /* across the wrap of the millisecond clock: fresh for 60 s, and a stamp after now is not */
-    unit_net.now = 0xFFFFFFFFu - 30000u;
+    /*
+     * A stamp comes round again every 2^32 ms (49.7 days of one boot): an Echo
+     * fresh 30 s after it was made does not check 2^32 ms later, the listener
+     * served all along (before, it did: the same stamp under the same key).
+     */
     hl = hello_bytes("m1", ++t, 0x17, b, sizeof(b));
     n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
     CHECK(challenged(n, echo));
-    unit_net.now += 59000u; /* past the wrap */
+    unit_net.now += 30000u;
     deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
     CHECK_EQ(ch_sessions, 3);
     hl = hello_bytes("m1", ++t, 0x17, b, sizeof(b));
-    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
-    CHECK(challenged(n, echo));
-    unit_net.now -= 1000u; /* the Echo is from the future */
+    for (int i = 0; i < 8; i++) { /* 8 * 2^29 ms = 2^32 ms */
+        unit_net.now += 1u << 29;
+        CHECK_EQ(iog_device_serve(dev, 0), -ETIMEDOUT);
+    }
     n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
     CHECK(challenged(n, bad));
     CHECK_EQ(ch_sessions, 3);
+    /* so one made just before the wrap is refused just after, and the new one serves */
+    unit_net.now = 0xFFFFFFFFu - 30000u;
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
+    CHECK(challenged(n, echo));
+    unit_net.now += 59000u; /* past the wrap */
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK(challenged(n, echo));
+    CHECK_EQ(ch_sessions, 3);
+    deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK_EQ(ch_sessions, 4);
+    /* a clock that went back (the Echo is from the future): refused */
+    hl = hello_bytes("m1", ++t, 0x17, b, sizeof(b));
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, NULL, 0);
+    CHECK(challenged(n, echo));
+    unit_net.now -= 1000u;
+    n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
+    CHECK(challenged(n, bad));
+    CHECK_EQ(ch_sessions, 4);
 
     /* after a restart (a new key), the Echo of the last boot is refused */
     unit_net.now += 1000u;
@@ -698,9 +721,9 @@ static void test_talk_address_verified(void)
     dev->joined = 1;
     n = deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, echo, sizeof(echo));
     CHECK(challenged(n, bad));
-    CHECK_EQ(ch_sessions, 3);
-    deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, bad, sizeof(bad));
     CHECK_EQ(ch_sessions, 4);
+    deliver_echo(&unit_peer_addr, mid++, "/talk", IOG_CF_CBOR, b, hl, bad, sizeof(bad));
+    CHECK_EQ(ch_sessions, 5);
 
     /* a listener that cannot draw its key answers 5.00, without an Echo, and forwards nothing */
     plat.random = no_random;
