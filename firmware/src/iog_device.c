@@ -41,9 +41,11 @@ static void refused(iog_device_t *d, const iog_coap_msg_t *r)
     set_refusal(d, r->code, r->payload, r->payload_len);
 }
 
-static void set_diag(iog_device_t *d, uint8_t code, const char *s)
+/* Records @p s as the diagnostic of a local failure (no CoAP code). @return @p e. */
+static int failed(iog_device_t *d, int e, const char *s)
 {
-    set_refusal(d, code, s, strlen(s));
+    set_refusal(d, 0, s, strlen(s));
+    return e;
 }
 
 static int cf_is(const iog_coap_msg_t *m, uint32_t cf)
@@ -152,9 +154,9 @@ static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
     }
     e = iog_cluster_info_verify(r.payload, r.payload_len, pin, out);
     if (e == -EACCES) {
-        set_diag(d, 0, d->has_pin && !iog_ct_eq(d->pin, out->thumb, IOG_HASH_LEN)
-                           ? "untrusted CH key: re-pin if it changed"
-                           : "cluster info: bad signature or pin");
+        failed(d, 0, d->has_pin && !iog_ct_eq(d->pin, out->thumb, IOG_HASH_LEN)
+                         ? "untrusted CH key: re-pin if it changed"
+                         : "cluster info: bad signature or pin");
     }
     /*
      * The answer's Echo option, or the one that verified this address on the
@@ -288,12 +290,11 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
          * membership is over (or this clock is wrong): not joined, and the
          * nonce is not pending any more */
         d->pend = 0;
-        set_diag(d, 0, "join answer: membership already expired");
-        return -EPROTO;
+        return failed(d, -EPROTO, "join answer: membership already expired");
     }
     if (e) {
-        set_diag(d, 0, e == -EACCES ? "join answer: bad signature or binding" : "join answer: malformed");
-        return e == -EACCES ? -EACCES : -EPROTO;
+        return e == -EACCES ? failed(d, -EACCES, "join answer: bad signature or binding")
+                            : failed(d, -EPROTO, "join answer: malformed");
     }
     memcpy(&d->mem.ch.lat, &c.lat, sizeof(c) - offsetof(iog_cluster_t, lat)); /* lat, lon, radius */
     if ((e = iog_member_derive(&d->me, &d->mem))) {
@@ -331,7 +332,7 @@ int iog_device_ledger_head(iog_device_t *d, uint64_t *height, uint64_t *time_ms)
     }
     e = iog_ledger_head_verify(r.payload, r.payload_len, d->mem.ch.pub, height, hash, time_ms);
     if (e) {
-        set_diag(d, 0, "ledger head: malformed or not signed by the CH");
+        failed(d, 0, "ledger head: malformed or not signed by the CH");
     }
     return e == -EBADMSG ? -EPROTO : e;
 }
@@ -376,7 +377,7 @@ int iog_device_check_join(iog_device_t *d, uint64_t *time_ms)
     e = iog_tlog_check_join(r.payload, r.payload_len, &d->mem, &d->log, time_ms);
     for (unsigned i = 0; e && i < sizeof(whys) / sizeof(whys[0]); i++) {
         if (whys[i].e == e) {
-            set_diag(d, 0, whys[i].why);
+            failed(d, 0, whys[i].why);
         }
     }
     return e ? -EPROTO : 0;
@@ -398,8 +399,7 @@ int iog_device_rekey(iog_device_t *d)
     if (!iog_id_eq(&c.cluster, m->ch.cluster.s, m->ch.cluster.len) ||
         (d->has_pin && !iog_ct_eq(d->pin, m->ch.thumb, IOG_HASH_LEN) &&
          !iog_ct_eq(d->pin, c.thumb, IOG_HASH_LEN))) {
-        set_diag(d, 0, "cluster info: another cluster, or a key the pin does not lead to");
-        return -EACCES;
+        return failed(d, -EACCES, "cluster info: another cluster, or a key the pin does not lead to");
     }
     memcpy(d->pin, c.thumb, IOG_HASH_LEN);
     if (iog_ct_eq(c.thumb, m->ch.thumb, IOG_HASH_LEN)) {
@@ -428,7 +428,8 @@ static void refusal(iog_device_t *d, const iog_coap_msg_t *r, uint64_t seq, cons
     int n = iog_prot_refusal_open(&d->mem, &d->me.id, seq, path, r->payload, r->payload_len, d->pt,
                                   sizeof(d->pt));
     if (n < 0) {
-        set_diag(d, r->code, "sealed refusal does not open");
+        static const char unopened[] = "sealed refusal does not open";
+        set_refusal(d, r->code, unopened, sizeof(unopened) - 1);
         return;
     }
     set_refusal(d, r->code, d->pt, (size_t)n);
@@ -447,14 +448,12 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
 {
     iog_coap_msg_t r;
     if (!d->joined) {
-        set_diag(d, 0, "not joined");
-        return -ENOTCONN;
+        return failed(d, -ENOTCONN, "not joined");
     }
     for (int attempt = 0;; attempt++) {
         uint64_t seq = d->mem.seq;
         if (seq > IOG_SEQ_MAX) {
-            set_diag(d, 0, "sequence numbers exhausted: rejoin");
-            return -ERANGE;
+            return failed(d, -ERANGE, "sequence numbers exhausted: rejoin");
         }
         d->mem.seq++;
         int e;
@@ -492,8 +491,7 @@ static int protected_call(iog_device_t *d, const char *path, const iog_id_t *pee
         n = iog_prot_resp_open(&d->mem, &d->me.id, seq, path + 1, r.payload, r.payload_len, d->pt,
                                sizeof(d->pt));
         if (n < 0) {
-            set_diag(d, 0, "protected response does not open");
-            return -EPROTO;
+            return failed(d, -EPROTO, "protected response does not open");
         }
         return n;
     }
@@ -506,8 +504,7 @@ int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *
         return n;
     }
     if (iog_verify_resp_decode(d->pt, (size_t)n, v) || !iog_id_eq(&v->peer, peer->s, peer->len)) {
-        set_diag(d, 0, "verify answer: malformed or about another peer");
-        return -EPROTO;
+        return failed(d, -EPROTO, "verify answer: malformed or about another peer");
     }
     return 0;
 }
@@ -524,29 +521,24 @@ int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_pro
         return n;
     }
     if (iog_session_resp_split(d->pt, (size_t)n, &g, &gl, &t, &tl, &w, &wl)) {
-        set_diag(d, 0, "session answer: malformed");
-        return -EPROTO;
+        return failed(d, -EPROTO, "session answer: malformed");
     }
     if (w) { /* the CH accepted the peer's proof and warns about the peer */
         iog_verify_resp_t v;
         if (!proof || iog_verify_resp_decode(w, wl, &v) || !iog_id_eq(&v.peer, peer->s, peer->len) ||
             v.status == IOG_STATUS_MEMBER) {
-            set_diag(d, 0, "session answer: malformed warning");
-            return -EPROTO;
+            return failed(d, -EPROTO, "session answer: malformed warning");
         }
-        set_diag(d, 0, iog_status_name(v.status));
-        return -EPERM;
+        return failed(d, -EPERM, iog_status_name(v.status));
     }
     if (iog_ticket_parse(g, gl, &grant) || tl > ticket_cap) {
-        set_diag(d, 0, "session answer: malformed");
-        return -EPROTO;
+        return failed(d, -EPROTO, "session answer: malformed");
     }
     /* the grant: sealed to me, I respond to the peer who initiated */
     int e = iog_ticket_open(&grant, d->mem.keys.ticket, &d->mem.ch.cluster, &d->me.id, peer,
                             &d->me.id, d->plat->unix_s(d->plat->ctx), sk);
     if (e) {
-        set_diag(d, 0, e == -ETIME ? "grant expired" : "grant does not open");
-        return -EPROTO;
+        return failed(d, -EPROTO, e == -ETIME ? "grant expired" : "grant does not open");
     }
     e = iog_m2m_init(s, sk, grant.sid, grant.expires, &d->me.id, peer);
     iog_wipe(sk, sizeof(sk));
@@ -566,8 +558,7 @@ int iog_device_leave(iog_device_t *d, uint64_t *height, uint8_t hash[IOG_HASH_LE
         return n;
     }
     if (iog_leave_resp_decode(d->pt, (size_t)n, height, hash)) {
-        set_diag(d, 0, "leave answer: malformed");
-        return -EPROTO;
+        return failed(d, -EPROTO, "leave answer: malformed");
     }
     d->joined = 0;
     iog_wipe(&d->mem.keys, sizeof(d->mem.keys));
@@ -633,16 +624,13 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     uint8_t sk[16], nonce[IOG_TALK_NONCE_LEN];
     uint64_t now = d->plat->unix_s(d->plat->ctx);
     if (!d->joined) {
-        set_diag(d, 0, "not joined");
-        return -ENOTCONN;
+        return failed(d, -ENOTCONN, "not joined");
     }
     if (!now) {
-        set_diag(d, 0, "no clock: a talk proof needs the time");
-        return -ETIME;
+        return failed(d, -ETIME, "no clock: a talk proof needs the time");
     }
     if (spent_slot(d, NULL, now) < 0) { /* no room for the ticket: ask the peer for none */
-        set_diag(d, 0, full);
-        return -EBUSY;
+        return failed(d, -EBUSY, full);
     }
     /* the proof of membership the peer's CH checks (PROTOCOL.md §5.1) */
     int e = d->plat->random(d->plat->ctx, nonce, sizeof(nonce));
@@ -657,8 +645,7 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     }
     if (!cf_is(&r, IOG_CF_CBOR) || iog_talk_resp_decode(r.payload, r.payload_len, &who, &t, &tl) ||
         !iog_id_eq(&who, peer->s, peer->len) || iog_ticket_parse(t, tl, &ticket)) {
-        set_diag(d, 0, "talk answer: malformed or from another peer");
-        return -EPROTO;
+        return failed(d, -EPROTO, "talk answer: malformed or from another peer");
     }
     /* the ticket: sealed to me by the CH, I initiated, the peer responds */
     uint64_t later = d->plat->unix_s(d->plat->ctx);
@@ -666,16 +653,14 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
     e = iog_ticket_open(&ticket, d->mem.keys.ticket, &d->mem.ch.cluster, &d->me.id, &d->me.id,
                         peer, now, sk);
     if (e) {
-        set_diag(d, 0, e == -ETIME ? "ticket expired" : "ticket does not open");
-        return -EACCES;
+        return failed(d, -EACCES, e == -ETIME ? "ticket expired" : "ticket does not open");
     }
     /* used once: this answer may be an older one, not the peer's answer to
      * this hello; its session again would reuse its nonces */
     int slot = spent_slot(d, ticket.sid, now);
     if (slot < 0) {
         iog_wipe(sk, sizeof(sk));
-        set_diag(d, 0, slot == -EACCES ? "ticket already used" : full);
-        return slot;
+        return failed(d, slot, slot == -EACCES ? "ticket already used" : full);
     }
     memcpy(d->spent[slot].sid, ticket.sid, IOG_NONCE_LEN);
     d->spent[slot].expires = ticket.expires; /* not 0: it opened at now != 0 */
@@ -703,8 +688,7 @@ int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const
 {
     iog_coap_msg_t r;
     if (!s->active || iog_device_session_over(d, s, 0)) {
-        set_diag(d, 0, "session expired");
-        return -ETIME;
+        return failed(d, -ETIME, "session expired");
     }
     int n = iog_m2m_seal(s, &d->me.id, msg, len, d->work, sizeof(d->work));
     int e = post_expect(d, addr, "/m2m", IOG_CF_COSE_ENCRYPT0, n, 0, IOG_COAP_CHANGED, &r);
@@ -716,8 +700,7 @@ int iog_device_send(iog_device_t *d, iog_m2m_t *s, const iog_addr_t *addr, const
     }
     n = iog_m2m_open(s, &d->me.id, r.payload, r.payload_len, reply, reply_cap);
     if (n < 0) {
-        set_diag(d, 0, "reply does not open");
-        return -EPROTO;
+        return failed(d, -EPROTO, "reply does not open");
     }
     return n;
 }
