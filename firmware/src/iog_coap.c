@@ -120,6 +120,12 @@ const iog_coap_opt_t *iog_coap_opt(const iog_coap_msg_t *m, uint16_t num)
     return NULL;
 }
 
+const iog_coap_opt_t *iog_coap_echo(const iog_coap_msg_t *m)
+{
+    const iog_coap_opt_t *o = iog_coap_opt(m, IOG_COAP_OPT_ECHO);
+    return o && o->len >= 1 && o->len <= IOG_COAP_ECHO_MAX ? o : NULL;
+}
+
 int iog_coap_opt_uint(const iog_coap_msg_t *m, uint16_t num, uint32_t *v)
 {
     const iog_coap_opt_t *o = iog_coap_opt(m, num);
@@ -465,8 +471,8 @@ int iog_coap_request_verified(iog_coap_ep_t *ep, const iog_addr_t *to, const iog
     if (e || resp->code != IOG_COAP_UNAUTHORIZED) {
         return e;
     }
-    const iog_coap_opt_t *o = iog_coap_opt(resp, IOG_COAP_OPT_ECHO);
-    if (!o || o->len < 1 || o->len > IOG_COAP_ECHO_MAX) {
+    const iog_coap_opt_t *o = iog_coap_echo(resp);
+    if (!o) {
         return 0; /* a refusal, not a challenge */
     }
     /* the answer lives in buf, which the second exchange reuses */

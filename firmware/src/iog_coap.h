@@ -124,6 +124,9 @@ int iog_coap_parse(iog_coap_msg_t *m, const uint8_t *buf, size_t len);
 /** First option @p num of @p m, or NULL. */
 const iog_coap_opt_t *iog_coap_opt(const iog_coap_msg_t *m, uint16_t num);
 
+/** The message's first Echo option when its value is 1..IOG_COAP_ECHO_MAX bytes (RFC 9175), else NULL. */
+const iog_coap_opt_t *iog_coap_echo(const iog_coap_msg_t *m);
+
 /**
  * @brief Reads a uint option (0..4 bytes).
  * @return 0, -ENOENT when absent, -EBADMSG when longer than 4 bytes.

@@ -91,17 +91,16 @@ static int post_expect(iog_device_t *d, const iog_addr_t *to, const char *path, 
     return 0;
 }
 
+/* an Echo option iog_coap_echo() returns fits d->echo */
+typedef char echo_option_fits[IOG_COAP_ECHO_MAX <= IOG_ECHO_MAX ? 1 : -1];
+
 /*
  * The Echo option of a freshness challenge (RFC 9175: 4.01 with an Echo
  * option) to answer, on the first attempt only; NULL otherwise.
  */
 static const iog_coap_opt_t *challenge(const iog_coap_msg_t *r, int attempt)
 {
-    const iog_coap_opt_t *o = iog_coap_opt(r, IOG_COAP_OPT_ECHO);
-    return r->code == IOG_COAP_UNAUTHORIZED && o && attempt == 0 && o->len >= 1 &&
-                   o->len <= IOG_ECHO_MAX
-               ? o
-               : NULL;
+    return r->code == IOG_COAP_UNAUTHORIZED && attempt == 0 ? iog_coap_echo(r) : NULL;
 }
 
 /*
@@ -162,10 +161,10 @@ static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
      * The answer's Echo option, or the one that verified this address on the
      * way (PROTOCOL.md §3.1), spares the join a challenge: one signature.
      */
-    const iog_coap_opt_t *o = iog_coap_opt(&r, IOG_COAP_OPT_ECHO);
+    const iog_coap_opt_t *o = iog_coap_echo(&r);
     const uint8_t *echo = verified;
     size_t n = verified_len;
-    if (o && o->len >= 1 && o->len <= IOG_ECHO_MAX) {
+    if (o) {
         echo = o->val;
         n = o->len;
     }
