@@ -381,7 +381,7 @@ static size_t on_message(void *ctx, const iog_id_t *peer, const uint8_t *msg, si
                          uint8_t *reply, size_t cap)
 {
     iog_board_t *b = ctx;
-    if (b->kept && b->kept->active && iog_id_eq(&b->kept->peer, peer->s, peer->len)) {
+    if (b->kept && b->kept->active && iog_id_same(&b->kept->peer, peer)) {
         /* the reply may be sealed in the kept session: its next number in RTC memory first */
         save_rtc(b, 1, 0);
     }
@@ -1114,7 +1114,7 @@ static int cmd_verify(iog_board_t *b, char *args)
 static iog_m2m_t *kept_for(iog_board_t *b, const iog_id_t *peer, const iog_addr_t *addr)
 {
     iog_m2m_t *s = b->kept;
-    if (!s || !s->active || !iog_id_eq(&s->peer, peer->s, peer->len) ||
+    if (!s || !s->active || !iog_id_same(&s->peer, peer) ||
         memcmp(&b->kept_addr, addr, sizeof(*addr)) != 0) {
         return NULL;
     }

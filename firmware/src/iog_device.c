@@ -226,7 +226,7 @@ int iog_device_join(iog_device_t *d, int64_t lat, int64_t lon)
         return e;
     }
     let_run(d);
-    if (d->pend && iog_id_eq(&d->pend_cluster, c.cluster.s, c.cluster.len)) {
+    if (d->pend && iog_id_same(&d->pend_cluster, &c.cluster)) {
         memcpy(nd, d->pend_nonce, sizeof(nd)); /* the same join: it may be recorded */
     }
     else if ((e = d->plat->random(d->plat->ctx, nd, sizeof(nd)))) {
@@ -395,7 +395,7 @@ int iog_device_rekey(iog_device_t *d)
     if (e) {
         return e;
     }
-    if (!iog_id_eq(&c.cluster, m->ch.cluster.s, m->ch.cluster.len) ||
+    if (!iog_id_same(&c.cluster, &m->ch.cluster) ||
         (d->has_pin && !iog_ct_eq(d->pin, m->ch.thumb, IOG_HASH_LEN) &&
          !iog_ct_eq(d->pin, c.thumb, IOG_HASH_LEN))) {
         return failed(d, -EACCES, "cluster info: another cluster, or a key the pin does not lead to");
@@ -502,7 +502,7 @@ int iog_device_verify(iog_device_t *d, const iog_id_t *peer, iog_verify_resp_t *
     if (n < 0) {
         return n;
     }
-    if (iog_verify_resp_decode(d->pt, (size_t)n, v) || !iog_id_eq(&v->peer, peer->s, peer->len)) {
+    if (iog_verify_resp_decode(d->pt, (size_t)n, v) || !iog_id_same(&v->peer, peer)) {
         return failed(d, -EPROTO, "verify answer: malformed or about another peer");
     }
     return 0;
@@ -524,7 +524,7 @@ int iog_device_session(iog_device_t *d, const iog_id_t *peer, const iog_talk_pro
     }
     if (w) { /* the CH accepted the peer's proof and warns about the peer */
         iog_verify_resp_t v;
-        if (!proof || iog_verify_resp_decode(w, wl, &v) || !iog_id_eq(&v.peer, peer->s, peer->len) ||
+        if (!proof || iog_verify_resp_decode(w, wl, &v) || !iog_id_same(&v.peer, peer) ||
             v.status == IOG_STATUS_MEMBER) {
             return failed(d, -EPROTO, "session answer: malformed warning");
         }
@@ -573,7 +573,7 @@ static iog_m2m_t *slot_for(iog_device_t *d, const iog_id_t *peer)
     iog_m2m_t *freeslot = NULL, *oldest = &d->sessions[0];
     for (unsigned i = 0; i < IOG_MAX_SESSIONS; i++) {
         iog_m2m_t *s = &d->sessions[i];
-        if (s->active && iog_id_eq(&s->peer, peer->s, peer->len)) {
+        if (s->active && iog_id_same(&s->peer, peer)) {
             return s;
         }
         if (!s->active && !freeslot) {
@@ -643,7 +643,7 @@ int iog_device_talk(iog_device_t *d, const iog_addr_t *addr, const iog_id_t *pee
         return e;
     }
     if (!cf_is(&r, IOG_CF_CBOR) || iog_talk_resp_decode(r.payload, r.payload_len, &who, &t, &tl) ||
-        !iog_id_eq(&who, peer->s, peer->len) || iog_ticket_parse(t, tl, &ticket)) {
+        !iog_id_same(&who, peer) || iog_ticket_parse(t, tl, &ticket)) {
         return failed(d, -EPROTO, "talk answer: malformed or from another peer");
     }
     /* the ticket: sealed to me by the CH, I initiated, the peer responds */
@@ -865,11 +865,11 @@ static void serve_talk(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp
         refuse_proof(d, resp, &peer, bad, "missing");
         return;
     }
-    if (!iog_id_eq(&responder, d->me.id.s, d->me.id.len)) {
+    if (!iog_id_same(&responder, &d->me.id)) {
         refuse_proof(d, resp, &peer, bad, "wrong responder");
         return;
     }
-    if (iog_id_eq(&peer, d->me.id.s, d->me.id.len)) {
+    if (iog_id_same(&peer, &d->me.id)) {
         /* what the CH would answer (the requester naming itself), without asking it */
         warn(d, resp, &peer, "peer not a member: peer is the requester");
         return;
@@ -954,7 +954,7 @@ static void serve_m2m(iog_device_t *d, const iog_coap_msg_t *req, iog_coap_resp_
     }
     for (unsigned i = 0; i < IOG_MAX_SESSIONS; i++) {
         iog_m2m_t *c = &d->sessions[i];
-        if (c->active && iog_id_eq(&c->peer, sender.s, sender.len) &&
+        if (c->active && iog_id_same(&c->peer, &sender) &&
             memcmp(c->sid, x.kidctx, IOG_NONCE_LEN) == 0) {
             s = c;
         }

@@ -51,6 +51,11 @@ int iog_id_eq(const iog_id_t *id, const void *s, size_t n)
     return id->len == n && memcmp(id->s, s, n) == 0;
 }
 
+int iog_id_same(const iog_id_t *a, const iog_id_t *b)
+{
+    return iog_id_eq(a, b->s, b->len);
+}
+
 static void put_id(iog_cbor_enc_t *e, const iog_id_t *id)
 {
     iog_cbor_put_tstr(e, id->s, id->len);
@@ -462,8 +467,8 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
     if (!iog_ct_eq(r.thumb, r.m.ch.thumb, IOG_HASH_LEN) || s.kid_len != IOG_HASH_LEN ||
         !iog_ct_eq(s.kid, r.m.ch.thumb, IOG_HASH_LEN) ||
         (pin && !iog_ct_eq(pin, r.m.ch.thumb, IOG_HASH_LEN)) ||
-        !iog_id_eq(&r.m.ch.cluster, sent->cluster->s, sent->cluster->len) ||
-        !iog_id_eq(&r.id, sent->me->id.s, sent->me->id.len) ||
+        !iog_id_same(&r.m.ch.cluster, sent->cluster) ||
+        !iog_id_same(&r.id, &sent->me->id) ||
         !iog_ct_eq(r.nd, sent->nd, IOG_NONCE_LEN) ||
         iog_sign1_verify(&s, r.m.ch.pub, IOG_AAD_JOIN_RESP)) {
         return -EACCES;
@@ -1170,9 +1175,9 @@ int iog_ticket_open(const iog_ticket_t *t, const uint8_t ticket_key[16], const i
                     uint64_t now, uint8_t sk[16])
 {
     uint8_t ext[AAD_MAX];
-    if (!iog_id_eq(&t->recipient, me->s, me->len) ||
-        !iog_id_eq(&t->initiator, initiator->s, initiator->len) ||
-        !iog_id_eq(&t->responder, responder->s, responder->len)) {
+    if (!iog_id_same(&t->recipient, me) ||
+        !iog_id_same(&t->initiator, initiator) ||
+        !iog_id_same(&t->responder, responder)) {
         return -EACCES;
     }
     if (now && now >= t->expires) {

@@ -63,6 +63,8 @@ typedef struct {
 int iog_id_set(iog_id_t *id, const void *s, size_t n);
 /** True when @p id equals @p s[0..n). */
 int iog_id_eq(const iog_id_t *id, const void *s, size_t n);
+/** True when @p a and @p b are the same ID. */
+int iog_id_same(const iog_id_t *a, const iog_id_t *b);
 
 /** A device's identity. IMPORTANT: holds the private key. */
 typedef struct {
