@@ -163,11 +163,19 @@ struct iog_device {
     uint8_t sealed;               /**< 1: @p diag was sealed by the CH for the protected request it refused: authentic */
     uint8_t echo_len;             /**< length of @p echo, 0 when none */
     uint8_t join_echo_len;        /**< length of @p echo when it holds the echo the last join signed, else 0 */
+    /* the listener's counters and flags here, where short loads reach them (bytes: 255) */
+    unsigned hello_next;          /**< the slot the next hello takes when all are live */
+    uint32_t forward_tokens;      /**< hellos that may go to the CH now (M2) */
+    uint32_t forward_ms;          /**< when the bucket last earned a token, ms */
+    uint32_t pause_from;          /**< when the CH last left a forwarded hello unanswered, ms */
+    uint32_t pause_len;           /**< the pause in forwarding from then, ms; 0: the CH answered the last one */
+    uint8_t paused;               /**< 1 until that pause is seen over */
+    uint8_t echo_keyed;           /**< 1 once @p echo_key is drawn (M2) */
+    uint32_t echo_seen;           /**< the clock when last read for @p echo_key: a lower read is a wrap, ms */
     iog_addr_t ch;                /**< the cluster head */
     iog_member_t mem;             /**< membership (valid when @p joined) */
     iog_identity_t me;            /**< ID and key pair */
     uint8_t pin[IOG_HASH_LEN];    /**< pinned CH thumbprint; follows a rotation (PROTOCOL.md §6.1) */
-    iog_tlog_cp_t log;            /**< the CH's log as last checked (kept across joins) */
     char diag[80];                /**< its diagnostic text */
     unsigned warnings;            /**< peers refused on /talk (M2) */
     unsigned messages;            /**< M2M messages received (M2) */
@@ -189,15 +197,7 @@ struct iog_device {
         uint8_t tag[IOG_GCM_TAG_LEN]; /**< the proof's tag */
         uint64_t until;               /**< its last fresh second (0: slot free) */
     } hellos[IOG_HELLO_MEMORY];   /**< hellos forwarded to the CH (M2) */
-    unsigned hello_next;          /**< the slot the next hello takes when all are live */
-    uint32_t forward_tokens;      /**< hellos that may go to the CH now (M2) */
-    uint32_t forward_ms;          /**< when the bucket last earned a token, ms */
-    uint32_t pause_from;          /**< when the CH last left a forwarded hello unanswered, ms */
-    uint32_t pause_len;           /**< the pause in forwarding from then, ms; 0: the CH answered the last one */
-    uint8_t paused;               /**< 1 until that pause is seen over */
-    uint8_t echo_keyed;           /**< 1 once @p echo_key is drawn (M2) */
     uint8_t echo_key[32];         /**< the key of this turn of the clock's /talk Echo values (M2) */
-    uint32_t echo_seen;           /**< the clock when last read for them: a lower read is a wrap, ms */
     uint8_t talk_echo[IOG_TALK_ECHO_LEN]; /**< the Echo of the last /talk challenge, while it is sent */
     /**
      * A join sent without an answer from the ledger (5.03, no answer): it
@@ -221,6 +221,7 @@ struct iog_device {
      * board's RTC record).
      */
     iog_spent_t spent[IOG_SPENT_TICKETS];
+    iog_tlog_cp_t log;            /**< the CH's log as last checked (kept across joins) */
     /* the large members last: the fields above stay within the short load offsets */
     iog_m2m_t sessions[IOG_MAX_SESSIONS]; /**< M2M sessions */
     uint8_t rx[IOG_COAP_MAX_PDU]; /**< client receive buffer */
