@@ -546,7 +546,7 @@ static int restore(iog_board_t *b)
     b->dev.joined = 1;
     clock_learn(b, m.clock);
     iog_wipe(&m, sizeof(m));
-    if (b->set.has_pin && !iog_ct_eq(b->set.pin, b->dev.mem.ch.thumb, IOG_HASH_LEN)) {
+    if (b->set.has_pin && !iog_hash_eq(b->set.pin, b->dev.mem.ch.thumb)) {
         bad(b, "the stored CH key does not match the pin: rejoining");
         drop_member(b);
         return 0;
@@ -616,7 +616,7 @@ static void o_member(iog_board_t *b, const char *what)
  * on first use) or, after a rotation it followed, the successor key. */
 static void pin_follow(iog_board_t *b)
 {
-    if (b->dev.has_pin && (!b->set.has_pin || !iog_ct_eq(b->set.pin, b->dev.pin, IOG_HASH_LEN))) {
+    if (b->dev.has_pin && (!b->set.has_pin || !iog_hash_eq(b->set.pin, b->dev.pin))) {
         b->set.has_pin = 1;
         memcpy(b->set.pin, b->dev.pin, IOG_HASH_LEN);
         int e = save_settings(b);
@@ -930,7 +930,7 @@ static int cmd_set(iog_board_t *b, char *args)
     case S_PIN:
         s->has_pin = !x || strcmp(x, "none");
         e = s->has_pin && (n != 2 * IOG_HASH_LEN || hex_decode(x, s->pin, IOG_HASH_LEN));
-        drop = s->has_pin && !iog_ct_eq(s->pin, b->dev.mem.ch.thumb, IOG_HASH_LEN);
+        drop = s->has_pin && !iog_hash_eq(s->pin, b->dev.mem.ch.thumb);
         break;
     case S_PORT:
     case S_SLEEP:
@@ -958,7 +958,7 @@ static int cmd_set(iog_board_t *b, char *args)
         b->set = old;
         return fail(b, "settings not stored", e);
     }
-    if (k == S_PIN && s->has_pin && (!old.has_pin || !iog_ct_eq(old.pin, s->pin, IOG_HASH_LEN))) {
+    if (k == S_PIN && s->has_pin && (!old.has_pin || !iog_hash_eq(old.pin, s->pin))) {
         memset(&b->dev.log, 0, sizeof(b->dev.log)); /* a re-pin: another CH's log, not an extension */
     }
     if (drop && b->dev.joined) {

@@ -248,6 +248,11 @@ int iog_ct_eq(const void *a, const void *b, size_t n)
     return d == 0;
 }
 
+int iog_hash_eq(const uint8_t *a, const uint8_t *b)
+{
+    return iog_ct_eq(a, b, IOG_SHA256_LEN);
+}
+
 void iog_wipe(void *p, size_t n)
 {
     volatile uint8_t *v = p;

@@ -153,6 +153,8 @@ int iog_ec_pub_impl(const uint8_t *priv, uint8_t *pub);
 
 /** Constant-time comparison. @return 1 when equal. */
 int iog_ct_eq(const void *a, const void *b, size_t n);
+/** iog_ct_eq() of two SHA-256 hashes (thumbprints, roots: IOG_HASH_LEN). */
+int iog_hash_eq(const uint8_t *a, const uint8_t *b);
 
 /** Wipes @p n bytes in a way the compiler keeps. */
 void iog_wipe(void *p, size_t n);

@@ -153,7 +153,7 @@ static int get_cluster(iog_device_t *d, const uint8_t *pin, iog_cluster_t *out)
     }
     e = iog_cluster_info_verify(r.payload, r.payload_len, pin, out);
     if (e == -EACCES) {
-        failed(d, 0, d->has_pin && !iog_ct_eq(d->pin, out->thumb, IOG_HASH_LEN)
+        failed(d, 0, d->has_pin && !iog_hash_eq(d->pin, out->thumb)
                          ? "untrusted CH key: re-pin if it changed"
                          : "cluster info: bad signature or pin");
     }
@@ -396,12 +396,12 @@ int iog_device_rekey(iog_device_t *d)
         return e;
     }
     if (!iog_id_same(&c.cluster, &m->ch.cluster) ||
-        (d->has_pin && !iog_ct_eq(d->pin, m->ch.thumb, IOG_HASH_LEN) &&
-         !iog_ct_eq(d->pin, c.thumb, IOG_HASH_LEN))) {
+        (d->has_pin && !iog_hash_eq(d->pin, m->ch.thumb) &&
+         !iog_hash_eq(d->pin, c.thumb))) {
         return failed(d, -EACCES, "cluster info: another cluster, or a key the pin does not lead to");
     }
     memcpy(d->pin, c.thumb, IOG_HASH_LEN);
-    if (iog_ct_eq(c.thumb, m->ch.thumb, IOG_HASH_LEN)) {
+    if (iog_hash_eq(c.thumb, m->ch.thumb)) {
         return 0;
     }
     let_run(d);

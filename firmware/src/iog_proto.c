@@ -46,6 +46,9 @@ int iog_id_set(iog_id_t *id, const void *s, size_t n)
     return 0;
 }
 
+/* iog_hash_eq() compares IOG_HASH_LEN bytes */
+typedef char hash_is_sha256[IOG_HASH_LEN == IOG_SHA256_LEN ? 1 : -1];
+
 int iog_id_eq(const iog_id_t *id, const void *s, size_t n)
 {
     return id->len == n && memcmp(id->s, s, n) == 0;
@@ -464,9 +467,9 @@ int iog_join_resp_verify(const uint8_t *buf, size_t len, const iog_join_req_t *s
         return -EBADMSG; /* all of 1..9 are required */
     }
     iog_thumbprint(r.m.ch.pub, r.m.ch.thumb);
-    if (!iog_ct_eq(r.thumb, r.m.ch.thumb, IOG_HASH_LEN) || s.kid_len != IOG_HASH_LEN ||
-        !iog_ct_eq(s.kid, r.m.ch.thumb, IOG_HASH_LEN) ||
-        (pin && !iog_ct_eq(pin, r.m.ch.thumb, IOG_HASH_LEN)) ||
+    if (!iog_hash_eq(r.thumb, r.m.ch.thumb) || s.kid_len != IOG_HASH_LEN ||
+        !iog_hash_eq(s.kid, r.m.ch.thumb) ||
+        (pin && !iog_hash_eq(pin, r.m.ch.thumb)) ||
         !iog_id_same(&r.m.ch.cluster, sent->cluster) ||
         !iog_id_same(&r.id, &sent->me->id) ||
         !iog_ct_eq(r.nd, sent->nd, IOG_NONCE_LEN) ||
@@ -515,14 +518,14 @@ static int follow_rotations(iog_cbor_dec_t *d, size_t n, const uint8_t *pin, con
         if (iog_cbor_get_bstr(d, &b, &bl) || iog_sign1_parse(b, bl, &s)) {
             return -EBADMSG;
         }
-        if (!started && (s.kid_len != IOG_HASH_LEN || !iog_ct_eq(s.kid, pin, IOG_HASH_LEN))) {
+        if (!started && (s.kid_len != IOG_HASH_LEN || !iog_hash_eq(s.kid, pin))) {
             continue;
         }
         if (iog_map_decode(s.payload, s.payload_len, rotation_fields, 4, &r) != 0x1E) {
             return -EBADMSG;
         }
         iog_thumbprint(r.old, th);
-        if (s.kid_len != IOG_HASH_LEN || !iog_ct_eq(s.kid, th, IOG_HASH_LEN) ||
+        if (s.kid_len != IOG_HASH_LEN || !iog_hash_eq(s.kid, th) ||
             !memcmp(r.old, r.nw, sizeof(cur))) {
             return -EBADMSG;
         }
@@ -567,11 +570,11 @@ int iog_cluster_info_verify(const uint8_t *buf, size_t len, const uint8_t *pin,
     }
     iog_thumbprint(x.c.pub, x.c.thumb);
     *out = x.c;
-    if (!iog_ct_eq(x.thumb, out->thumb, IOG_HASH_LEN)) {
+    if (!iog_hash_eq(x.thumb, out->thumb)) {
         return -EACCES;
     }
     int e = iog_sign1_verify(&s, out->pub, IOG_AAD_CLUSTER);
-    if (e || !pin || iog_ct_eq(pin, out->thumb, IOG_HASH_LEN)) {
+    if (e || !pin || iog_hash_eq(pin, out->thumb)) {
         return e;
     }
     /* another key than the pinned one: only through the rotations it carries */

@@ -43,7 +43,7 @@ static int checkpoint_open(const uint8_t *buf, size_t len, const iog_cluster_t *
         return -EBADMSG;
     }
     /* the kid names the signer: a checkpoint of any other key is refused unverified */
-    if (s->kid_len != IOG_HASH_LEN || !iog_ct_eq(s->kid, ch->thumb, IOG_HASH_LEN) ||
+    if (s->kid_len != IOG_HASH_LEN || !iog_hash_eq(s->kid, ch->thumb) ||
         !iog_id_eq(&ch->cluster, c.cluster.p, c.cluster.n)) {
         return -EACCES;
     }
@@ -167,7 +167,7 @@ int iog_tlog_inclusion(uint64_t index, const uint8_t leaf[IOG_HASH_LEN], const i
     }
     memcpy(r, leaf, IOG_HASH_LEN);
     return walk((uint32_t)index, (uint32_t)cp->size - 1, path, 0, n, NULL, r) ||
-                   !iog_ct_eq(r, cp->root, IOG_HASH_LEN)
+                   !iog_hash_eq(r, cp->root)
                ? -EILSEQ
                : 0;
 }
@@ -179,7 +179,7 @@ int iog_tlog_consistency(const iog_tlog_cp_t *old, const iog_tlog_cp_t *cp, cons
     uint32_t fn = (uint32_t)old->size - 1, sn = (uint32_t)cp->size - 1;
     size_t i;
     if (old->size == cp->size) {
-        return n == 0 && iog_ct_eq(old->root, cp->root, IOG_HASH_LEN) ? 0 : -EILSEQ;
+        return n == 0 && iog_hash_eq(old->root, cp->root) ? 0 : -EILSEQ;
     }
     if (old->size == 0 || old->size > cp->size || cp->size > IOG_TLOG_MAX_SIZE || n == 0) {
         return -EILSEQ;
@@ -192,8 +192,8 @@ int iog_tlog_consistency(const iog_tlog_cp_t *old, const iog_tlog_cp_t *cp, cons
         fn >>= 1;
         sn >>= 1;
     }
-    return walk(fn, sn, path, i, n, fr, sr) || !iog_ct_eq(fr, old->root, IOG_HASH_LEN) ||
-                   !iog_ct_eq(sr, cp->root, IOG_HASH_LEN)
+    return walk(fn, sn, path, i, n, fr, sr) || !iog_hash_eq(fr, old->root) ||
+                   !iog_hash_eq(sr, cp->root)
                ? -EILSEQ
                : 0;
 }
@@ -213,7 +213,7 @@ int iog_tlog_check_join(const uint8_t *buf, size_t len, const iog_member_t *m,
         return e;
     }
     /* hashes first, the one signature last */
-    if (p.index != m->height || !iog_ct_eq(p.block.p, m->block, IOG_HASH_LEN)) {
+    if (p.index != m->height || !iog_hash_eq(p.block.p, m->block)) {
         return -ENOENT;
     }
     tree_hash(0x00, p.block.p, NULL, leaf);
