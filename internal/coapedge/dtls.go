@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -57,7 +59,7 @@ const (
 	HandshakeUnknownIdentity = "unknown_identity" // the PSK identity may not connect
 	HandshakeBadPSK          = "bad_psk"          // a known identity, but the client's key was not its PSK
 	HandshakeTimeout         = "timeout"          // not finished within HandshakeTimeout
-	HandshakeCapacity        = "capacity"         // refused: too many associations, from this source or in all
+	HandshakeCapacity        = "capacity"         // refused, or its place given to a newer handshake: too many associations, from this source or in all
 	HandshakeOther           = "other"            // anything else (malformed records, a client that gave up)
 )
 
@@ -147,8 +149,17 @@ func (dc DTLSConfig) withDefaults() DTLSConfig {
 // are. bySource is keyed by sourceKey, the rate limiter's source, so that a
 // host cannot hold MaxPerSource associations from each address of its /64.
 // Invariant: every association counted in total and bySource is open
-// (its Close releases it exactly once), and byIdentity holds exactly the
-// open associations whose handshake completed.
+// until released (exactly once: by its Close, or by admit when it evicts
+// it), byIdentity holds exactly the open associations whose handshake
+// completed, and pending exactly the others, oldest first.
+//
+// pion's listener makes an association for a source's first ClientHello,
+// before the HelloVerifyRequest's cookie has proved the source's address,
+// so a spoofer can make as many as it sends datagrams. It must not keep
+// others out by holding their places for a handshake timeout: a newcomer
+// over a bound takes the place of the oldest pending association (of its
+// source, or of all), as a SYN cache does. An established association —
+// a client that proved its address and its PSK — is never pushed out.
 type dtlsGuard struct {
 	cfg DTLSConfig
 
@@ -156,6 +167,7 @@ type dtlsGuard struct {
 	total      int
 	bySource   map[string]int
 	byIdentity map[string]map[*association]struct{}
+	pending    []*association // admitted, handshake not completed, oldest first
 	// retiredAt is when each identity's PSK last died, kept for as long as
 	// a handshake may take: a handshake that began before it may have run
 	// under the dead PSK, and is retired when it completes.
@@ -167,18 +179,35 @@ func newDTLSGuard(dc DTLSConfig) *dtlsGuard {
 		retiredAt: map[string]time.Time{}}
 }
 
-// admit counts a new association from addr and returns its source, or
-// refuses it over a bound.
-func (g *dtlsGuard) admit(addr net.Addr) (source string, ok bool) {
-	source = sourceKey(addr)
+// admit counts a, a new association, as pending, or refuses it over a
+// bound. Over a bound a takes the place of the oldest pending association
+// of its source (per-source bound) or of all (total bound), which admit
+// releases and closes; with none pending, a is refused.
+func (g *dtlsGuard) admit(a *association) bool {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.total >= g.cfg.MaxAssociations || g.bySource[source] >= g.cfg.MaxPerSource {
-		return "", false
+	var evicted []*association
+	evict := func(of func(*association) bool) bool {
+		for _, p := range g.pending {
+			if of(p) {
+				g.releaseLocked(p)
+				evicted = append(evicted, p)
+				return true
+			}
+		}
+		return false
 	}
-	g.total++
-	g.bySource[source]++
-	return source, true
+	ok := (g.bySource[a.source] < g.cfg.MaxPerSource || evict(func(p *association) bool { return p.source == a.source })) &&
+		(g.total < g.cfg.MaxAssociations || evict(func(*association) bool { return true }))
+	if ok {
+		g.total++
+		g.bySource[a.source]++
+		g.pending = append(g.pending, a)
+	}
+	g.mu.Unlock()
+	for _, p := range evicted {
+		p.evict()
+	}
+	return ok
 }
 
 // established records a completed handshake of a under its identity, and
@@ -187,6 +216,10 @@ func (g *dtlsGuard) admit(addr net.Addr) (source string, ok bool) {
 // closeIdentity looked for it.
 func (g *dtlsGuard) established(a *association) {
 	g.mu.Lock()
+	if a.released { // evicted as its handshake completed: it is closed
+		g.mu.Unlock()
+		return
+	}
 	id := a.who()
 	set := g.byIdentity[id]
 	if set == nil {
@@ -194,6 +227,7 @@ func (g *dtlsGuard) established(a *association) {
 		g.byIdentity[id] = set
 	}
 	set[a] = struct{}{}
+	g.unpendLocked(a)
 	t, retired := g.retiredAt[id]
 	g.mu.Unlock()
 	if retired && !t.Before(a.begun) {
@@ -205,16 +239,34 @@ func (g *dtlsGuard) established(a *association) {
 func (g *dtlsGuard) release(a *association) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.releaseLocked(a)
+}
+
+// releaseLocked forgets a, once; g.mu must be held.
+func (g *dtlsGuard) releaseLocked(a *association) {
+	if a.released {
+		return
+	}
+	a.released = true
 	g.total--
 	if g.bySource[a.source]--; g.bySource[a.source] == 0 {
 		delete(g.bySource, a.source)
 	}
+	g.unpendLocked(a)
 	id := a.who()
 	if set := g.byIdentity[id]; set != nil {
 		delete(set, a)
 		if len(set) == 0 {
 			delete(g.byIdentity, id)
 		}
+	}
+}
+
+// unpendLocked takes a off the pending list, if it is there; g.mu must be
+// held. The list is at most MaxAssociations long.
+func (g *dtlsGuard) unpendLocked(a *association) {
+	if i := slices.Index(g.pending, a); i >= 0 {
+		g.pending = slices.Delete(g.pending, i, i+1)
 	}
 }
 
@@ -270,6 +322,9 @@ func (r refusedPSKs) psk(identity []byte) []byte {
 // after the server took the identity, which tells them apart here, for the
 // metrics only.
 func (g *dtlsGuard) reason(a *association, err error) string {
+	if a.evicted.Load() {
+		return HandshakeCapacity
+	}
 	if st, ok := a.conn.ConnectionState(); ok && len(st.IdentityHint) > 0 {
 		if _, err := g.cfg.PSK(string(st.IdentityHint)); err != nil {
 			return HandshakeUnknownIdentity
@@ -301,13 +356,13 @@ func (l *guardedListener) AcceptWithContext(ctx context.Context) (net.Conn, erro
 		_ = c.Close()
 		return nil, fmt.Errorf("coaps: unexpected connection type %T", c)
 	}
-	source, ok := l.g.admit(c.RemoteAddr())
-	if !ok {
+	a := &association{Conn: c, conn: dc, g: l.g, source: sourceKey(c.RemoteAddr()), begun: time.Now()}
+	if !l.g.admit(a) {
 		_ = c.Close()
 		l.g.cfg.HandshakeFailed(HandshakeCapacity)
 		return nil, nil
 	}
-	return &association{Conn: c, conn: dc, g: l.g, source: source, begun: time.Now()}, nil
+	return a, nil
 }
 
 // association is one DTLS association of a coaps edge.
@@ -317,8 +372,10 @@ type association struct {
 	g      *dtlsGuard
 	source string    // its sourceKey, as counted in g.bySource
 	begun  time.Time // accepted, before its handshake looked up a PSK
-	once   sync.Once // Close releases the association's place once
 	shook  sync.Once // the handshake's outcome is recorded once (go-coap asks again before each read)
+
+	released bool        // its place is free again; guarded by g.mu
+	evicted  atomic.Bool // it gave its place to a newcomer before its handshake completed
 
 	mu       sync.Mutex
 	identity string // the client's PSK identity, set once its handshake completed
@@ -400,6 +457,13 @@ func (a *association) HandshakeContext(ctx context.Context) error {
 // Close closes the association and releases its place, once.
 func (a *association) Close() error {
 	err := a.Conn.Close()
-	a.once.Do(func() { a.g.release(a) })
+	a.g.release(a)
 	return err
+}
+
+// evict closes an association whose place admit gave to a newcomer: its
+// handshake, still running, fails, counted as a refusal for capacity.
+func (a *association) evict() {
+	a.evicted.Store(true)
+	_ = a.Conn.Close()
 }

@@ -28,7 +28,11 @@ var SourceKey = sourceKey
 func DTLSAdmitter(maxPerSource int) func(net.Addr) bool {
 	g := newDTLSGuard(DTLSConfig{MaxPerSource: maxPerSource}.withDefaults())
 	return func(addr net.Addr) bool {
-		_, ok := g.admit(addr)
-		return ok
+		a := &association{g: g, source: sourceKey(addr)}
+		if !g.admit(a) {
+			return false
+		}
+		g.established(a) // held: an established association is never evicted
+		return true
 	}
 }
