@@ -167,10 +167,11 @@ const (
 	DropAssociationBusy = "association_busy" // its association already has a full queue of requests waiting
 	DropStatelessBusy   = "stateless_busy"   // a request to serve without an association, MaxStateless being served
 	DropMalformed       = "malformed"        // not CoAP (go-coap could not parse it)
+	DropBadOption       = "bad_option"       // a request with an unknown critical option: NON, or over its source's rate
 )
 
 // DropReasons lists every Drop constant (for metrics that export each).
-var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy, DropMalformed}
+var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy, DropMalformed, DropBadOption}
 
 // Echoer makes and checks the Echo values (RFC 9175) that verify a source's
 // address. The cluster head passes the echoes its joins use

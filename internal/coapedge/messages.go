@@ -1,12 +1,16 @@
 package coapedge
 
 import (
+	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	netclient "github.com/plgd-dev/go-coap/v3/net/client"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
@@ -22,6 +26,10 @@ func (s *Server) requestsOnly(cc *client.Conn, m *pool.Message) (drop bool, err 
 	typ, code := m.Type(), m.Code()
 	switch {
 	case (typ == message.Confirmable || typ == message.NonConfirmable) && code >= codes.GET && code < 32:
+		if unknownCritical(m) {
+			s.badOption(cc, m)
+			return true, nil
+		}
 		return false, nil // a request: class 0, a method code (unknown ones get 4.05)
 	case m.IsPing(false):
 		return false, nil // go-coap answers it with a Reset
@@ -45,5 +53,50 @@ func (s *Server) reject(cc *client.Conn, m *pool.Message) {
 	}
 	if err := cc.Session().WriteMessage(rst); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to reject a message: %w", cc.RemoteAddr(), err))
+	}
+}
+
+// unknownCritical reports whether m has an option of class critical (odd
+// number) that CoAP does not define or with a value of a length its
+// definition does not allow; Q-Block options count as unknown, as the edge
+// does no block-wise transfer (RFC 9177 §4).
+func unknownCritical(m *pool.Message) bool {
+	return len(netclient.GetUnknownCriticalOptionsWithQBlock(m.Options(), false)) > 0
+}
+
+// badOption rejects a request with an unknown critical option (RFC 7252
+// §5.4.1): a Confirmable one gets 4.02 within its source's rate limit and
+// the reflection bound, a Non-confirmable one nothing (§4.3). Counted as
+// dropped when unanswered. IMPORTANT: go-coap answered such a request
+// itself, before any check of the edge, with a diagnostic naming every
+// such option — up to 6 bytes of answer per byte of request, to any source
+// and past the rate limit —; it now leaves it to the request monitor
+// (third_party/README.md, patch 10).
+func (s *Server) badOption(cc *client.Conn, m *pool.Message) {
+	start := time.Now()
+	if m.Type() != message.Confirmable || !s.sources.allow(cc.RemoteAddr(), s.cfg.now()) {
+		s.dropped(DropBadOption)
+		return
+	}
+	resp := s.bound(&mux.Message{Message: m}, cc.RemoteAddr(), Diagnostic(codes.BadOption, "bad option"))
+	ack := cc.AcquireMessage(cc.Context())
+	defer cc.ReleaseMessage(ack)
+	ack.SetType(message.Acknowledgement)
+	ack.SetCode(resp.Code)
+	ack.SetMessageID(m.MessageID())
+	ack.SetToken(m.Token())
+	if len(resp.Body) > 0 {
+		ack.SetContentFormat(resp.Format)
+		ack.SetBody(bytes.NewReader(resp.Body))
+	}
+	if cm := m.ControlMessage(); cm != nil { // from the address m came to
+		ack.SetControlMessage(&coapnet.ControlMessage{IfIndex: cm.GetIfIndex(), Src: cm.Dst})
+	}
+	if err := cc.Session().WriteMessage(ack); err != nil {
+		s.cfg.Errors(fmt.Errorf("%v: failed to answer a bad option: %w", cc.RemoteAddr(), err))
+		return
+	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Request(s.transport, "other", CodeString(resp.Code), time.Since(start))
 	}
 }

@@ -114,9 +114,10 @@ func (s *Server) take(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram [
 func pathSegments(path string) []string { return strings.Split(strings.TrimPrefix(path, "/"), "/") }
 
 // serves reports whether req is a request (CON or NON, a method code) to a
-// Stateless resource.
+// Stateless resource. One with an unknown critical option is left to the
+// request monitor, which rejects it (badOption).
 func (st *stateless) serves(req *pool.Message) bool {
-	if typ, code := req.Type(), req.Code(); (typ != message.Confirmable && typ != message.NonConfirmable) || code < codes.GET || code >= 32 {
+	if typ, code := req.Type(), req.Code(); (typ != message.Confirmable && typ != message.NonConfirmable) || code < codes.GET || code >= 32 || unknownCritical(req) {
 		return false
 	}
 	for _, p := range st.paths {

@@ -1455,9 +1455,6 @@ func (cc *Conn) process(cm *coapNet.ControlMessage, datagram []byte, wait bool) 
 		cc.ReleaseMessage(req)
 		return nil
 	}
-	if handled, processErr := cc.processUnknownCriticalOptions(req); handled {
-		return processErr
-	}
 	cc.checkMyMessageID(req)
 	drop, err := cc.requestMonitor(cc, req)
 	if err != nil {
@@ -1467,6 +1464,13 @@ func (cc *Conn) process(cm *coapNet.ControlMessage, datagram []byte, wait bool) 
 	if drop {
 		cc.ReleaseMessage(req)
 		return nil
+	}
+	// iotguard patch: unknown critical options are answered after the request
+	// monitor, which may answer or drop such a request itself: this 4.02
+	// names every option, up to 6 bytes of answer per byte of request, before
+	// any check of the application (rate limit, reflection bound).
+	if handled, processErr := cc.processUnknownCriticalOptions(req); handled {
+		return processErr
 	}
 	if hasQBlock(req) {
 		cc.qBlockPeerProgress()
