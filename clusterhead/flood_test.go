@@ -196,8 +196,9 @@ func TestFloodCoreStateBounded(t *testing.T) {
 
 // TestFloodOverUDPBounded sends the same kind of flood over real UDP from 8
 // source ports. Growth is bounded by go-coap's deduplication cache
-// (dedupEntryBytes per exchange still within EXCHANGE_LIFETIME, at most
-// 65,536 per source endpoint), not by anything of ours; the figures are logged.
+// (dedupEntryBytes per exchange still within EXCHANGE_LIFETIME), not by
+// anything of ours; the figures are logged. (The CH keeps no answer to a
+// request that did not authenticate any more: TestUnauthenticatedAnswersNotKept.)
 func TestFloodOverUDPBounded(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.RateLimit = 0 })
 	const sockets = 8

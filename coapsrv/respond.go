@@ -85,7 +85,10 @@ func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string
 			s.cfg.Errors(fmt.Errorf("%v %s: failed to seal refusal: %w", r.Source, r.Path, serr))
 			return coapedge.Diagnostic(codes.InternalServerError, "internal error"), reason
 		}
-		resp.Format, resp.Body = message.AppCoseEncrypt0, body
+		// Authenticated: the request opened under the member's key; its
+		// refusal may have spent its sequence number, so a duplicate must
+		// get this answer again, not a replay refusal.
+		resp.Format, resp.Body, resp.Authenticated = message.AppCoseEncrypt0, body, true
 	}
 	return resp, reason
 }

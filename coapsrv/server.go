@@ -124,6 +124,10 @@ func edgeOptions(cfg Config) []coapedge.Option {
 		coapedge.WithTimeout(cfg.Timeout),
 		coapedge.WithErrors(cfg.Errors),
 		coapedge.WithMaxPayload(wireMaxPayload),
+		// Every answer to a request that did not authenticate is a refusal,
+		// a challenge or a read: nothing changed, so a duplicate may be
+		// served again, and no sender can make the CH keep answers.
+		coapedge.WithKeepOnlyAuthenticated(),
 	}
 	if cfg.Echo != nil {
 		eo = append(eo, coapedge.WithEcho(cfg.Echo))

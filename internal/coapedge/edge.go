@@ -222,6 +222,17 @@ type Config struct {
 	Observer Observer
 	// Log, if set, gets a debug record of every answered request.
 	Log *slog.Logger
+	// KeepOnlyAuthenticated keeps, of an association's answers, only those
+	// to requests that authenticated (Response.Authenticated) for
+	// EXCHANGE_LIFETIME (247 s), to repeat to a duplicate; a duplicate of
+	// any other request is handled again. IMPORTANT: only for resources
+	// whose answers to requests that did not authenticate change nothing
+	// (refusals, challenges, reads), as the CH's do. go-coap keeps every
+	// answer otherwise: ~170 B for 247 s per datagram any sender — spoofed,
+	// over its rate limit — chose to send. Plain CoAP only: over coaps
+	// every request comes over an association whose handshake authenticated
+	// its client.
+	KeepOnlyAuthenticated bool
 
 	now          func() time.Time // the clock of limits and echoes (tests freeze it)
 	maxSources   int              // how many sources the rate limiter remembers
@@ -259,6 +270,9 @@ func WithObserver(o Observer) Option { return func(c *Config) { c.Observer = o }
 
 // WithLog installs the request log (debug level).
 func WithLog(l *slog.Logger) Option { return func(c *Config) { c.Log = l } }
+
+// WithKeepOnlyAuthenticated sets Config.KeepOnlyAuthenticated.
+func WithKeepOnlyAuthenticated() Option { return func(c *Config) { c.KeepOnlyAuthenticated = true } }
 
 // Defaults the options adjust.
 const (
@@ -451,6 +465,9 @@ func (s *Server) answer(w mux.ResponseWriter, r *mux.Message, resource string, s
 	}
 	if err := w.SetResponse(resp.Code, resp.Format, body, resp.Options...); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to set response: %w", w.Conn().RemoteAddr(), err))
+	}
+	if s.cfg.KeepOnlyAuthenticated && s.transport == TransportUDP && !resp.Authenticated {
+		udpclient.ForgetAnswer(w.Message())
 	}
 	d := time.Since(start)
 	code := CodeString(resp.Code)

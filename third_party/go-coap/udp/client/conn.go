@@ -1106,6 +1106,26 @@ func (cc *Conn) getResponseFromCache(key uint64, resp *pool.Message) (bool, erro
 }
 
 // addResponseToCache adds a message to the response message cache under the request's key.
+// forgetKey marks, in an answer's context, an answer not to keep in the
+// cache of answers (iotguard patch, ForgetAnswer).
+type forgetKey struct{}
+
+// ForgetAnswer marks resp, the answer a handler is writing, as one the
+// connection does not keep to repeat to a duplicate of its request: a
+// duplicate is handled again. Only for a request handled idempotently
+// (RFC 7252 §4.5). Call it after the answer is set. (iotguard patch: a
+// server that keeps every answer for EXCHANGE_LIFETIME keeps ~170 B for
+// 247 s per datagram any sender chooses to send it.)
+func ForgetAnswer(resp *pool.Message) {
+	resp.SetContext(context.WithValue(resp.Context(), forgetKey{}, true))
+}
+
+// forgotten reports whether ForgetAnswer marked resp.
+func forgotten(resp *pool.Message) bool {
+	v, _ := resp.Context().Value(forgetKey{}).(bool)
+	return v
+}
+
 func (cc *Conn) addResponseToCache(key uint64, resp *pool.Message) error {
 	return cc.responseMsgCache.Store(key, resp)
 }
@@ -1220,7 +1240,7 @@ func (cc *Conn) processResponse(reqType message.Type, reqMessageID int32, key ui
 		w.Message().SetType(message.Acknowledgement)
 		w.Message().SetMessageID(reqMessageID)
 	}
-	if reqType == message.Confirmable || reqType == message.NonConfirmable {
+	if (reqType == message.Confirmable || reqType == message.NonConfirmable) && !forgotten(w.Message()) {
 		err := cc.addResponseToCache(key, w.Message())
 		if err != nil {
 			return fmt.Errorf("cannot cache response: %w", err)
