@@ -41,11 +41,16 @@ type acceptConn func(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []
 func (f acceptConn) UDPServerApply(cfg *udpserver.Config) { cfg.AcceptConn = f }
 
 // admit decides whether raddr, which has no association, gets one for
-// datagram: not if it is a request served without one (stateless.go), nor
-// beyond the bounds, where it is dropped and counted. IMPORTANT: go-coap
+// datagram: not if it came to a group address (group.go), nor if it is a
+// request served without one (stateless.go), nor beyond the bounds, where it
+// is dropped and counted. IMPORTANT: go-coap
 // calls it on its read loop with its connection table locked: it must stay
 // cheap and must not call into the server.
 func (s *Server) admit(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) bool {
+	if toGroup(cm) {
+		s.dropped(DropGroup)
+		return false
+	}
 	if s.take(raddr, cm, datagram) {
 		return false
 	}

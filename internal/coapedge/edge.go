@@ -7,7 +7,8 @@
 // A datagram is handled in stages, cheapest first, as miekg/dns does:
 //
 //  1. go-coap drops what does not parse as CoAP, never answering it (an
-//     answer to garbage could be used to amplify).
+//     answer to garbage could be used to amplify); the edge drops what came
+//     to a multicast or broadcast address (group.go).
 //  2. A request from a source endpoint (address:port) without an association
 //     to a Stateless resource (a safe GET, a join) is served without one, at
 //     most MaxStateless at once (stateless.go), through the stages below.
@@ -168,10 +169,11 @@ const (
 	DropStatelessBusy   = "stateless_busy"   // a request to serve without an association, MaxStateless being served
 	DropMalformed       = "malformed"        // not CoAP (go-coap could not parse it)
 	DropBadOption       = "bad_option"       // a request with an unknown critical option: NON, or over its source's rate
+	DropGroup           = "group"            // sent to a multicast or broadcast address (group.go)
 )
 
 // DropReasons lists every Drop constant (for metrics that export each).
-var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy, DropMalformed, DropBadOption}
+var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy, DropMalformed, DropBadOption, DropGroup}
 
 // Echoer makes and checks the Echo values (RFC 9175) that verify a source's
 // address. The cluster head passes the echoes its joins use

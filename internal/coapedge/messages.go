@@ -24,6 +24,10 @@ import (
 // a CON 4.04, and two edges could be made to answer each other for ever.
 func (s *Server) requestsOnly(cc *client.Conn, m *pool.Message) (drop bool, err error) {
 	typ, code := m.Type(), m.Code()
+	if toGroup(m.ControlMessage()) { // an association's endpoint, sending to a group
+		s.dropped(DropGroup)
+		return true, nil
+	}
 	switch {
 	case (typ == message.Confirmable || typ == message.NonConfirmable) && code >= codes.GET && code < 32:
 		if unknownCritical(m) {
