@@ -574,14 +574,28 @@ func (r *Message) MarshalWithEncoder(encoder Encoder) ([]byte, error) {
 	return r.bufferMarshal, nil
 }
 
+// MaxOptions bounds the options of a message decoded here (iotguard patch,
+// third_party/README.md patch 12): each is an Option of 32 bytes for as
+// little as one byte on the wire, so a 64 KiB datagram of empty options
+// held 2 MiB for as long as it waited in its connection's queue. No
+// message of IoT-Guard carries more than about 15.
+const MaxOptions = 64
+
+// ErrTooManyOptions is returned for a message with more than MaxOptions
+// options.
+var ErrTooManyOptions = errors.New("too many options")
+
 func (r *Message) decode(decoder Decoder) (int, error) {
 	var n int
 	var err error
 	for {
 		n, err = decoder.Decode(r.bufferUnmarshal, &r.msg)
 		if errors.Is(err, message.ErrOptionsTooSmall) {
+			if cap(r.msg.Options) >= MaxOptions {
+				return -1, ErrTooManyOptions
+			}
 			// increase buffer size and try again
-			r.msg.Options = make(message.Options, 0, len(r.msg.Options)*2)
+			r.msg.Options = make(message.Options, 0, min(max(cap(r.msg.Options)*2, 16), MaxOptions))
 			continue
 		}
 		return n, err
