@@ -85,10 +85,12 @@ func (s *Server) fail(r *coapedge.Request, err error) (coapedge.Response, string
 			s.cfg.Errors(fmt.Errorf("%v %s: failed to seal refusal: %w", r.Source, r.Path, serr))
 			return coapedge.Diagnostic(codes.InternalServerError, "internal error"), reason
 		}
-		// Authenticated: the request opened under the member's key; its
-		// refusal may have spent its sequence number, so a duplicate must
-		// get this answer again, not a replay refusal.
-		resp.Format, resp.Body, resp.Authenticated = message.AppCoseEncrypt0, body, true
+		// Repeat: the request opened under the member's key and may have
+		// spent its sequence number, so a duplicate must get this answer
+		// again, not a replay refusal. Not Authenticated: a refusal before
+		// the replay window (not a member) is drawn by a captured request
+		// as often as it is sent again, so it stays within the bound.
+		resp.Format, resp.Body, resp.Repeat = message.AppCoseEncrypt0, body, true
 	}
 	return resp, reason
 }

@@ -140,6 +140,11 @@ type Response struct {
 	// cannot be spoofed or replayed, so its answer may exceed three times its
 	// size. IMPORTANT: set it only for answers to such requests.
 	Authenticated bool
+	// Repeat says a duplicate of the request must get this answer again
+	// (its request spent something, e.g. a sequence number), though the
+	// answer stays within the reflection bound: with KeepOnlyAuthenticated
+	// it is kept for retransmissions as an Authenticated answer is.
+	Repeat bool
 }
 
 // Diagnostic returns an error answer: code with a short UTF-8 text
@@ -225,7 +230,7 @@ type Config struct {
 	// Log, if set, gets a debug record of every answered request.
 	Log *slog.Logger
 	// KeepOnlyAuthenticated keeps, of an association's answers, only those
-	// to requests that authenticated (Response.Authenticated) for
+	// to requests that authenticated (Response.Authenticated or Repeat) for
 	// EXCHANGE_LIFETIME (247 s), to repeat to a duplicate; a duplicate of
 	// any other request is handled again. IMPORTANT: only for resources
 	// whose answers to requests that did not authenticate change nothing
@@ -468,7 +473,7 @@ func (s *Server) answer(w mux.ResponseWriter, r *mux.Message, resource string, s
 	if err := w.SetResponse(resp.Code, resp.Format, body, resp.Options...); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to set response: %w", w.Conn().RemoteAddr(), err))
 	}
-	if s.cfg.KeepOnlyAuthenticated && s.transport == TransportUDP && !resp.Authenticated {
+	if s.cfg.KeepOnlyAuthenticated && s.transport == TransportUDP && !resp.Authenticated && !resp.Repeat {
 		udpclient.ForgetAnswer(w.Message())
 	}
 	d := time.Since(start)
