@@ -99,6 +99,12 @@ func TestSpoofedHellosDoNotLockOutMembers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Served: the server has recorded bob's handshake as complete
+			// (the client may finish a moment before it does, and a
+			// handshake not complete may give its place to a newcomer).
+			if who, err := whoami(t, bob); err != nil || who != "bob" {
+				t.Fatalf("bob: /whoami = %q, %v", who, err)
+			}
 			for i := range tt.spoofers {
 				if !spoofHello(t, addr, tt.spoofed(i), hello) {
 					t.Fatalf("spoofed ClientHello %d got no HelloVerifyRequest: no association made", i)
