@@ -40,3 +40,25 @@ func TestBadOptionRateLimited(t *testing.T) {
 	}
 	expectDrops(t, rec, []string{coapedge.DropBadOption, coapedge.DropBadOption}, 1)
 }
+
+// TestPingRateLimited: a CoAP ping (an empty CON) is answered with a Reset
+// within its source's rate limit, and beyond it dropped unanswered and
+// counted, as every datagram the edge answers. go-coap answered every ping,
+// past the rate limit.
+func TestPingRateLimited(t *testing.T) {
+	srv, rec := listen(t, coapedge.WithRateLimit(1), coapedge.WithClock(frozen)) // burst 3
+	s := chtest.NewSocket(t, srv.Addr().String(), "")
+	ping := func(mid uint16) message.Message {
+		return message.Message{Type: message.Confirmable, Code: codes.Empty, MessageID: int32(mid)}
+	}
+	for i := range 3 {
+		if a, _, _ := s.Exchange(ping(uint16(0x6100 + i))); a.Type != message.Reset {
+			t.Fatalf("ping %d within the burst: %s, want a Reset", i, chtest.Describe(a))
+		}
+	}
+	s.Send(chtest.Datagram(t, ping(0x6200)))
+	if code := probe(t, s); code != codes.TooManyRequests { // the next datagram is the probe's answer
+		t.Fatalf("probe beyond the burst: %v, want 4.29", code)
+	}
+	expectDrops(t, rec, []string{coapedge.DropSourceRate}, 1)
+}

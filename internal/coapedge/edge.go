@@ -168,7 +168,7 @@ type Observer interface {
 const (
 	DropAssociationCap  = "association_cap"  // a new source endpoint while MaxAssociations are held
 	DropAssociationRate = "association_rate" // a new source endpoint beyond AssociationRate
-	DropSourceRate      = "source_rate"      // a new source endpoint of a source over its rate limit
+	DropSourceRate      = "source_rate"      // a new source endpoint, or a ping, of a source over its rate limit
 	DropNotRequest      = "not_a_request"    // an ACK, a Reset, a response: nothing to answer
 	DropAssociationBusy = "association_busy" // its association already has a full queue of requests waiting
 	DropStatelessBusy   = "stateless_busy"   // a request to serve without an association, MaxStateless being served

@@ -15,7 +15,8 @@ import (
 )
 
 // requestsOnly is go-coap's request monitor (stage 3): it lets requests and
-// the CoAP ping through and drops every other message, uncounted by the
+// the CoAP ping (within its source's rate limit) through and drops every
+// other message, uncounted by the
 // rate limit but counted as DropNotRequest: ACKs and Resets — IMPORTANT: the
 // edge never sends a Confirmable message, so it never waits for one — and
 // responses with no request behind them. A Confirmable one is rejected with
@@ -36,7 +37,11 @@ func (s *Server) requestsOnly(cc *client.Conn, m *pool.Message) (drop bool, err 
 		}
 		return false, nil // a request: class 0, a method code (unknown ones get 4.05)
 	case m.IsPing(false):
-		return false, nil // go-coap answers it with a Reset
+		if s.sources.allow(cc.RemoteAddr(), s.cfg.now()) {
+			return false, nil // go-coap answers it with a Reset
+		}
+		s.dropped(DropSourceRate)
+		return true, nil
 	}
 	s.dropped(DropNotRequest)
 	if typ == message.Confirmable && s.sources.allow(cc.RemoteAddr(), s.cfg.now()) {
