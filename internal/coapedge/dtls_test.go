@@ -205,9 +205,11 @@ func TestDTLSCloseIdentity(t *testing.T) {
 	}
 }
 
-// TestDTLSCapacity: associations beyond the per-source bound are refused
-// before any handshake state is kept, and counted; closing one frees its
-// place.
+// TestDTLSCapacity: associations beyond the per-source bound, when every
+// place is held by an established association, are refused before any
+// handshake state is kept, and counted; closing one frees its place. (A
+// handshake not yet complete gives its place instead:
+// TestSpoofedHellosDoNotLockOutMembers.)
 func TestDTLSCapacity(t *testing.T) {
 	srv, rs := startDTLS(t, coapedge.DTLSConfig{MaxPerSource: 2})
 	var open []*client.Conn
@@ -222,6 +224,11 @@ func TestDTLSCapacity(t *testing.T) {
 			t.Fatal(err)
 		}
 		open = append(open, c)
+		// Served: established at the server too (the client may finish
+		// its handshake a moment before the server records it).
+		if who, err := whoami(t, c); err != nil || who != "bob" {
+			t.Fatalf("/whoami = %q, %v", who, err)
+		}
 	}
 	if c, err := dialDTLS(t, srv.Addr().String(), "bob", "psk of bob"); err == nil {
 		c.Close()
