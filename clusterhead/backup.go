@@ -35,8 +35,8 @@ import (
 //	                 (ledger.RecoverGrants).
 //
 // Every entry has mode 0600. IMPORTANT: the archive holds the CH private
-// key; keep it like ch-key.pem itself. Restore puts the keys in place before
-// the ledger, which a CH refuses to serve without the key that signed it.
+// key; keep it like ch-key.pem itself. Restore puts the ledger in place
+// before the keys (Restore says why).
 const backupInfoName = "backup.json"
 
 // BackupInfo describes a backup.
@@ -213,42 +213,83 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // Restore puts the backup archive read from r into the data directory dir,
-// which must not hold a key or a ledger: the key files first, then the
-// ledger. It then verifies the restored ledger under the restored key (every
-// hash, signature and event) and returns the backup's info. On any error it
-// removes what it wrote, leaving dir as it found it.
+// which must not hold a key or a ledger, verifies the restored ledger under
+// the restored keys (every hash, signature and event) and returns the
+// backup's info.
+//
+// It writes and verifies the archive's files in a staging directory inside
+// dir (restoreStaging*, the same file system), and only then links them into
+// dir, the ledger first and the key in force last. IMPORTANT: that order is
+// what makes a kill safe: a CH refuses a ledger without its key, but on a
+// key without a ledger it would start a new, empty ledger signed by the
+// restored key — a second chain under the key of the first. A kill leaves
+// dir as it was (with a staging directory, which the next Restore removes),
+// or holding a ledger without its key, which no CH serves; never the key
+// alone. On an error it removes what it wrote.
 func Restore(r io.Reader, dir string) (BackupInfo, error) {
-	for _, name := range append(keysvc.KeyFiles(), keysvc.RekeyFile, LedgerFile, ledger.GrantLogFile) {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+	for _, name := range slices.Backward(placeOrder) {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
 			return BackupInfo{}, fmt.Errorf("refusing to restore into %s: it already holds %s (restore into a new directory)", dir, name)
 		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return BackupInfo{}, fmt.Errorf("failed to create data directory %s: %w", dir, err)
 	}
-	var written []string
+	// What a killed Restore left: copies of the keys, never used.
+	stale, _ := filepath.Glob(filepath.Join(dir, restoreStaging+"*"))
+	for _, s := range stale {
+		if err := os.RemoveAll(s); err != nil {
+			return BackupInfo{}, fmt.Errorf("failed to remove %s, left by an interrupted restore: %w", s, err)
+		}
+	}
+	staging, err := os.MkdirTemp(dir, restoreStaging)
+	if err != nil {
+		return BackupInfo{}, fmt.Errorf("failed to create staging directory in %s: %w", dir, err)
+	}
+	defer os.RemoveAll(staging)
+	var restored []string
 	info, err := ReadBackup(r, func(name string, content io.Reader) error {
-		path := filepath.Join(dir, name)
-		if err := atomicfile.CreateFrom(path, 0o600, func(w io.Writer) error {
+		if err := atomicfile.CreateFrom(filepath.Join(staging, name), 0o600, func(w io.Writer) error {
 			_, err := io.Copy(w, content)
 			return err
 		}); err != nil {
 			return fmt.Errorf("failed to restore %s: %w", name, err)
 		}
-		written = append(written, path)
+		restored = append(restored, name)
 		return nil
 	})
 	if err == nil {
-		err = verifyRestored(dir)
+		err = verifyRestored(staging)
 	}
 	if err != nil {
-		for _, p := range written {
-			os.Remove(p)
-		}
 		return BackupInfo{}, err
+	}
+	var placed []string
+	for _, name := range placeOrder {
+		if !slices.Contains(restored, name) {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		if err := os.Link(filepath.Join(staging, name), path); err != nil { // never replaces
+			for _, p := range slices.Backward(placed) { // the key first
+				os.Remove(p)
+			}
+			return BackupInfo{}, fmt.Errorf("failed to restore %s: %w", name, err)
+		}
+		placed = append(placed, path)
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return BackupInfo{}, fmt.Errorf("failed to restore into %s: %w", dir, err)
 	}
 	return info, nil
 }
+
+// restoreStaging is the name prefix of Restore's staging directory.
+const restoreStaging = ".restore-"
+
+// placeOrder is the order in which Restore puts the files into the data
+// directory: the ledger first, the key in force last (Restore says why).
+var placeOrder = []string{LedgerFile, ledger.GrantLogFile, keysvc.RekeyFile, keysvc.RetiredFile, keysvc.KeyFile}
 
 func verifyRestored(dir string) error {
 	l, err := OpenLedger(dir)

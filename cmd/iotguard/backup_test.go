@@ -1,9 +1,14 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +20,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/clitest"
+	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/membership"
 )
 
@@ -215,4 +221,119 @@ func TestBackupToFullDisk(t *testing.T) {
 	}
 	// The server's own files are untouched: the ledger still verifies.
 	mustRun(t, 0, "ledger", "verify", "--data", data)
+}
+
+// TestRestoreKilled kills 'ledger restore' (SIGKILL) while it copies the
+// ledger, after it has read the CH key from the archive. The directory must
+// not hold the key without the ledger: a server would start there with a
+// new, empty ledger signed by the restored key (a second chain under the
+// key of the first). A second restore into the same directory then
+// completes, and the ledger verifies there at the backup's height.
+func TestRestoreKilled(t *testing.T) {
+	srv, addr, data := serveNew(t)
+	for i := range 3 {
+		if _, err := joinOne(addr, fmt.Sprintf("restore-kill-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.stop(t)
+	backup := filepath.Join(t.TempDir(), "backup.tar")
+	out := mustRun(t, 0, "ledger", "backup", "--data", data, "--out", backup)
+	height := regexp.MustCompile(`height \d+`).FindString(out)
+
+	// The archive up to the middle of ledger.db's content: the restore has
+	// the key and waits for the rest of the ledger.
+	archive, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefix bytes.Buffer
+	tw := tar.NewWriter(&prefix)
+	tr := tar.NewReader(bytes.NewReader(archive))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("backup has no %s: %v", clusterhead.LedgerFile, err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == clusterhead.LedgerFile {
+			body = body[:len(body)/2]
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == clusterhead.LedgerFile {
+			break
+		}
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	restored := filepath.Join(t.TempDir(), "restored")
+	cmd := exec.Command("iotguard", "ledger", "restore", "--in", "/dev/stdin", "--data", restored)
+	cmd.Stdin = pr
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	go pw.Write(prefix.Bytes()) //nolint:errcheck // the pipe closes at the kill
+	// Wait until the restore has written the key, wherever it puts it.
+	keyWritten := func() bool {
+		found := false
+		_ = filepath.WalkDir(restored, func(_ string, d fs.DirEntry, _ error) error {
+			found = found || d != nil && d.Name() == keysvc.KeyFile
+			return nil
+		})
+		return found
+	}
+	for deadline := time.Now().Add(30 * time.Second); !keyWritten(); time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("restore ended before the kill: %v\n%s", err, &stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restore wrote no %s in 30 s\n%s", keysvc.KeyFile, &stderr)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+
+	_, keyErr := os.Stat(filepath.Join(restored, keysvc.KeyFile))
+	_, ledgerErr := os.Stat(filepath.Join(restored, clusterhead.LedgerFile))
+	if keyErr == nil && ledgerErr != nil {
+		t.Fatalf("a killed restore left %s without %s: a server there would start a new ledger under the restored key", keysvc.KeyFile, clusterhead.LedgerFile)
+	}
+	out = mustRun(t, 0, "ledger", "restore", "--in", backup, "--data", restored)
+	if !strings.Contains(out, height+",") {
+		t.Fatalf("second restore: %q, want %s", out, height)
+	}
+	out = mustRun(t, 0, "ledger", "verify", "--data", restored)
+	if !strings.HasPrefix(out, "ledger intact: ") {
+		t.Fatalf("ledger verify after the second restore: %q", out)
+	}
+	entries, err := os.ReadDir(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("restore left %s in the data directory", e.Name())
+		}
+	}
 }

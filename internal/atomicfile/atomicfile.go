@@ -64,13 +64,15 @@ func place(path string, perm os.FileMode, fill func(io.Writer) error, put func(t
 	// The new name is durable only once its directory is: before, a power
 	// loss can bring the old file back (for a device file, a sequence number
 	// already used: a nonce used again).
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("failed to sync the directory of %s: %w", path, err)
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir makes the names in dir durable (the entries linked, renamed or
+// removed there), for a caller that puts files in place by itself.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

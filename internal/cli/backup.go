@@ -29,10 +29,12 @@ block committed before it began. On a stopped directory it reads the files
 directly. IMPORTANT: the backup holds the CH private key; keep it as safe as
 the key itself.
 
-restore puts a backup into NEWDIR, which must hold no key and no ledger: the
-key first, then the ledger and the audit records; it then verifies the
-whole restored ledger under the restored key and prints its height. Start
-the server on NEWDIR after it.
+restore puts a backup into NEWDIR, which must hold no key and no ledger: it
+writes the files into a staging directory in NEWDIR, verifies the whole
+restored ledger there under the restored key, then moves the ledger and the
+audit records into NEWDIR first and the key last (a restore killed midway
+never leaves the key without its ledger: run it again), and prints its
+height. Start the server on NEWDIR after it.
 
 Examples:
   iotguard ledger backup --data /var/lib/iotguard --out /backup/iotguard-$(date +%F).tar
