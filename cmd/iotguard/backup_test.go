@@ -4,9 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/clitest"
@@ -335,5 +339,79 @@ func TestRestoreKilled(t *testing.T) {
 		if strings.HasPrefix(e.Name(), ".") {
 			t.Errorf("restore left %s in the data directory", e.Name())
 		}
+	}
+}
+
+// TestBackupInterrupted sends SIGINT (^C) to 'ledger backup' while the
+// archive streams in: it stops with an error and leaves nothing beside
+// --out, not even the temporary file that held the CH key so far. The
+// server is a stand-in on the control socket that sends the start of an
+// archive and then nothing, so that the signal comes mid-stream.
+func TestBackupInterrupted(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(data, admin.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := tar.NewWriter(w)
+		_ = tw.WriteHeader(&tar.Header{Name: keysvc.KeyFile, Mode: 0o600, Size: 4096, Typeflag: tar.TypeReg})
+		_, _ = tw.Write(bytes.Repeat([]byte{'k'}, 1024))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})}
+	go stalled.Serve(ln) //nolint:errcheck // returns on Close
+	t.Cleanup(func() { stalled.Close() })
+
+	outDir := t.TempDir()
+	cmd := exec.Command("iotguard", "ledger", "backup", "--data", data, "--out", filepath.Join(outDir, "b.tar"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	written := func() bool { // the temporary file holds the streamed bytes
+		entries, _ := os.ReadDir(outDir)
+		for _, e := range entries {
+			if fi, err := e.Info(); err == nil && fi.Size() > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(30 * time.Second); !written(); time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("backup ended before the signal: %v\n%s", err, &stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backup wrote nothing in 30 s\n%s", &stderr)
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	t.Logf("interrupted backup: %s", bytes.TrimSpace(stderr.Bytes()))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("interrupted backup: %v, want exit 1\n%s", err, &stderr)
+	}
+	if !strings.Contains(stderr.String(), "b.tar not written") {
+		t.Errorf("interrupted backup said %q, want that b.tar was not written", &stderr)
+	}
+	entries, err := os.ReadDir(outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("interrupted backup left %s beside --out", e.Name())
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/iotguard/iotguard/admin"
@@ -68,12 +70,18 @@ func ledgerBackup(args []string) error {
 			return err
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	// ^C or SIGTERM ends the copy through read's error, so that CreateFrom
+	// removes its temporary file: killed by the signal instead, the process
+	// would leave a copy of the CH private key beside FILE.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
 	err := admin.Backup(ctx, *dir, read)
 	if errors.Is(err, admin.ErrNotRunning) {
 		mode = "offline, server stopped"
 		pr, pw := io.Pipe()
+		defer context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })()
 		werr := make(chan error, 1)
 		go func() {
 			err := clusterhead.BackupStopped(*dir, pw)
@@ -85,6 +93,9 @@ func ledgerBackup(args []string) error {
 		if e := <-werr; e != nil && !errors.Is(e, io.ErrClosedPipe) {
 			err = e // the cause, rather than the archive it cut short
 		}
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("backup of %s: %w; %s not written", *dir, context.Cause(ctx), *out)
 	}
 	if err != nil {
 		return fmt.Errorf("backup of %s: %w", *dir, err)
