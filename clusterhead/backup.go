@@ -64,7 +64,27 @@ func (c *CH) Backup(ctx context.Context, w io.Writer) error {
 	}
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
-	return writeBackup(w, c.dir, c.Core.Config().ID, c.Keys, b, c.Grants)
+	// Logged because nothing else records it: the archive is a copy of the
+	// CH private key.
+	cw := &countingWriter{w: w}
+	height, err := writeBackup(cw, c.dir, c.Core.Config().ID, c.Keys, b, c.Grants)
+	if err != nil {
+		c.log.Warn("backup failed", "err", err, "bytes", cw.n)
+		return err
+	}
+	c.log.Info("backup taken: the archive holds the CH private key", "height", height, "bytes", cw.n)
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // BackupStopped writes a backup archive of the data directory dir of a
@@ -90,11 +110,13 @@ func BackupStopped(dir string, w io.Writer) error {
 	default:
 		defer g.Close()
 	}
-	return writeBackup(w, dir, l.Cluster(), keys, l, g)
+	_, err = writeBackup(w, dir, l.Cluster(), keys, l, g)
+	return err
 }
 
-// writeBackup writes the archive; g is the grant log, nil when there is none.
-func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backuper, g *ledger.GrantLog) error {
+// writeBackup writes the archive and returns the height of its ledger copy;
+// g is the grant log, nil when there is none.
+func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backuper, g *ledger.GrantLog) (uint64, error) {
 	tw := tar.NewWriter(w)
 	now := time.Now().UTC()
 	add := func(name string, size int64) error {
@@ -106,19 +128,21 @@ func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backu
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("failed to back up key: %w", err)
+			return 0, fmt.Errorf("failed to back up key: %w", err)
 		}
 		if err := add(name, int64(len(b))); err != nil {
-			return fmt.Errorf("failed to write backup: %w", err)
+			return 0, fmt.Errorf("failed to write backup: %w", err)
 		}
 		if _, err := tw.Write(b); err != nil {
-			return fmt.Errorf("failed to write backup: %w", err)
+			return 0, fmt.Errorf("failed to write backup: %w", err)
 		}
 	}
 	if err := keys.BackupRekeys(tw, func(size int64) error { return add(keysvc.RekeyFile, size) }); err != nil {
-		return fmt.Errorf("failed to write backup: %w", err)
+		return 0, fmt.Errorf("failed to write backup: %w", err)
 	}
+	var height uint64
 	err := l.Backup(tw, func(size int64, head ledger.BlockRef) error {
+		height = head.Height
 		info, err := json.Marshal(BackupInfo{Cluster: cluster, Height: head.Height, Head: hex.EncodeToString(head.Hash[:]), Taken: now})
 		if err != nil {
 			return err
@@ -132,17 +156,17 @@ func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backu
 		return add(LedgerFile, size)
 	})
 	if err != nil {
-		return fmt.Errorf("failed to write backup: %w", err)
+		return 0, fmt.Errorf("failed to write backup: %w", err)
 	}
 	if g != nil {
 		if err := g.Backup(tw, func(size int64) error { return add(ledger.GrantLogFile, size) }); err != nil {
-			return fmt.Errorf("failed to write backup: %w", err)
+			return 0, fmt.Errorf("failed to write backup: %w", err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return fmt.Errorf("failed to write backup: %w", err)
+		return 0, fmt.Errorf("failed to write backup: %w", err)
 	}
-	return nil
+	return height, nil
 }
 
 // ReadBackup reads a backup archive from r to its end, checking its form

@@ -1,7 +1,9 @@
 package clusterhead_test
 
 import (
+	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
+	"github.com/iotguard/iotguard/internal/logtest"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -36,5 +39,43 @@ func TestBackupRefusalThroughSocket(t *testing.T) {
 	}
 	if read != 0 {
 		t.Fatalf("the refused backup streamed %d bytes", read)
+	}
+}
+
+// TestBackupLogged: a backup through the control socket is logged with the
+// height it copied, since the archive is a copy of the CH private key and
+// nothing else (the ledger, the metrics) records that it was taken.
+func TestBackupLogged(t *testing.T) {
+	dir := t.TempDir()
+	rec := &logtest.Records{}
+	ch := chtest.Start(t, dir, func(c *clusterhead.Config) {
+		c.NoAdmin = false
+		c.Logger = rec.Logger()
+	})
+	head, _, err := ch.Ledger.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var archive int64
+	if err := admin.Backup(chtest.Ctx(t), dir, func(r io.Reader) error {
+		n, err := io.Copy(io.Discard, r)
+		archive = n
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var logged []slog.Record
+	for _, r := range rec.At(slog.LevelInfo) {
+		if strings.HasPrefix(r.Message, "backup taken") {
+			logged = append(logged, r)
+		}
+	}
+	if len(logged) != 1 {
+		t.Fatalf("%d 'backup taken' lines at Info, want 1", len(logged))
+	}
+	attrs := map[string]string{}
+	logged[0].Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+	if attrs["height"] != fmt.Sprint(head.Height) || attrs["bytes"] != fmt.Sprint(archive) {
+		t.Errorf("backup logged %v, want height %d and bytes %d", attrs, head.Height, archive)
 	}
 }

@@ -80,6 +80,7 @@ type CH struct {
 	Grants  *ledger.GrantLog // the audit records: session grants, warnings (closed after the ledger)
 	dir     string
 	started time.Time
+	log     *slog.Logger // operator actions that leave no other record (a backup)
 
 	// keyMu serializes what must see one CH key and one ledger: a backup
 	// (keys and ledger copied together) and a key rotation.
@@ -165,7 +166,7 @@ func Start(cfg Config) (*CH, error) {
 	reg := metrics.NewRegistry()
 	// The ledger gauges read ch at scrape time, once serving; metrics off
 	// means no observer at all on the hot path.
-	ch := &CH{Keys: keys, dir: cfg.DataDir, started: time.Now()}
+	ch := &CH{Keys: keys, dir: cfg.DataDir, started: time.Now(), log: log}
 	if cfg.Metrics != "" {
 		m = metrics.New(reg, metrics.LedgerState{Height: ch.height, Members: ch.members})
 		keys.SetTimer(m.Crypto)
