@@ -15,12 +15,17 @@ import (
 
 // OpenLedger opens the ledger in the data directory dir of a stopped cluster
 // head read-only, with the CH key to check its signatures ('iotguard ledger
-// verify|list', tests). While the CH runs the file is locked: the error then
-// wraps ledger.ErrLocked and says to stop it.
+// verify|list', tests); a key rotation a crash interrupted is first finished
+// or abandoned in the key files, as the CH's start would (finishRotation).
+// While the CH runs the file is locked: the error then wraps
+// ledger.ErrLocked and says to stop it.
 func OpenLedger(dir string) (*ledger.Bolt, error) {
 	path := filepath.Join(dir, LedgerFile)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no ledger at %s: %w", path, err)
+	}
+	if err := finishRotation(dir); err != nil {
+		return nil, err
 	}
 	keys, err := keysvc.Load(dir)
 	if err != nil {
@@ -67,6 +72,9 @@ func appendOffline(ctx context.Context, dir string, event func(cluster string) l
 	if _, err := os.Stat(path); err != nil {
 		return ledger.BlockRef{}, fmt.Errorf("no ledger at %s (a CometBFT ledger is written through its running server): %w", path, err)
 	}
+	if err := finishRotation(dir); err != nil {
+		return ledger.BlockRef{}, err
+	}
 	keys, err := keysvc.Load(dir)
 	if err != nil {
 		return ledger.BlockRef{}, err
@@ -84,4 +92,18 @@ func appendOffline(ctx context.Context, dir string, event func(cluster string) l
 		return ledger.BlockRef{}, fmt.Errorf("failed to record %s of %s: %w", ev.Type, ev.Device, err)
 	}
 	return ref, nil
+}
+
+// finishRotation finishes or abandons a key rotation that a crash
+// interrupted in the data directory dir of a stopped CH, as the CH's start
+// does (recoverRotation). Until then the key files do not match the ledger:
+// a rotate event on it names a key that only keysvc.NextFile holds, so the
+// ledger does not verify under them, a block signed with them would follow
+// one signed by the next key, and a backup of them would not restore.
+func finishRotation(dir string) error {
+	err := recoverRotation(dir)
+	if errors.Is(err, ledger.ErrLocked) {
+		return fmt.Errorf("%w: stop the server using %s first", err, dir)
+	}
+	return err
 }
