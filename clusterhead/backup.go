@@ -117,6 +117,16 @@ func BackupStopped(dir string, w io.Writer) error {
 // writeBackup writes the archive and returns the height of its ledger copy;
 // g is the grant log, nil when there is none.
 func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backuper, g *ledger.GrantLog) (uint64, error) {
+	// With the rotation's key files half moved, the key files may not match
+	// the ledger (the CH finishes the move at its next start): the archive
+	// would not restore.
+	next, err := keysvc.NextKey(dir)
+	if err != nil {
+		return 0, fmt.Errorf("failed to back up key: %w", err)
+	}
+	if next != nil {
+		return 0, fmt.Errorf("refusing to back up %s: a key rotation is unfinished (%s); restart the server to finish it", dir, keysvc.NextFile)
+	}
 	tw := tar.NewWriter(w)
 	now := time.Now().UTC()
 	add := func(name string, size int64) error {
@@ -141,7 +151,7 @@ func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backu
 		return 0, fmt.Errorf("failed to write backup: %w", err)
 	}
 	var height uint64
-	err := l.Backup(tw, func(size int64, head ledger.BlockRef) error {
+	err = l.Backup(tw, func(size int64, head ledger.BlockRef) error {
 		height = head.Height
 		info, err := json.Marshal(BackupInfo{Cluster: cluster, Height: head.Height, Head: hex.EncodeToString(head.Hash[:]), Taken: now})
 		if err != nil {

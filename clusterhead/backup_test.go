@@ -1,9 +1,11 @@
 package clusterhead_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,5 +79,51 @@ func TestBackupLogged(t *testing.T) {
 	logged[0].Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
 	if attrs["height"] != fmt.Sprint(head.Height) || attrs["bytes"] != fmt.Sprint(archive) {
 		t.Errorf("backup logged %v, want height %d and bytes %d", attrs, head.Height, archive)
+	}
+}
+
+// TestBackupRefusedWhileRotationUnfinished: a serving CH whose rotation is
+// on the ledger but whose key files could not be moved (FinishRotation
+// failed: here ch-keys-retired.pem was a directory) refuses a backup, whose
+// keys would not match its ledger and would not restore, and says to
+// restart the server; after a restart the backup is taken and restores.
+func TestBackupRefusedWhileRotationUnfinished(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir, func(c *clusterhead.Config) { c.NoAdmin = false })
+	chtest.Joined(t, ch, "sensor-a")
+	retired := filepath.Join(dir, keysvc.RetiredFile)
+	if err := os.Mkdir(retired, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.RotateKey(chtest.Ctx(t)); err == nil {
+		t.Fatal("rotation whose key files cannot be written succeeded")
+	}
+	if err := os.Remove(retired); err != nil {
+		t.Fatal(err)
+	}
+	backup := func() (bytes.Buffer, error) {
+		var archive bytes.Buffer
+		err := admin.Backup(chtest.Ctx(t), dir, func(r io.Reader) error {
+			_, err := io.Copy(&archive, r)
+			return err
+		})
+		return archive, err
+	}
+	archive, err := backup()
+	if err == nil || !strings.Contains(err.Error(), "key rotation is unfinished") {
+		t.Fatalf("backup with the rotation's key files unmoved: %v, want a refusal", err)
+	}
+	if archive.Len() != 0 {
+		t.Fatalf("the refused backup streamed %d bytes", archive.Len())
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	chtest.Start(t, dir, func(c *clusterhead.Config) { c.NoAdmin = false })
+	if archive, err = backup(); err != nil {
+		t.Fatalf("backup after the restart: %v", err)
+	}
+	if _, err := clusterhead.Restore(&archive, filepath.Join(t.TempDir(), "restored")); err != nil {
+		t.Fatal(err)
 	}
 }
