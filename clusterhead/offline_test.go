@@ -105,3 +105,63 @@ func TestOfflineAfterInterruptedRotation(t *testing.T) {
 		t.Fatalf("restore of an offline backup taken after an interrupted rotation: %v", err)
 	}
 }
+
+// TestRotationFinishedAtStart kills (in effect) a rotation at each step of
+// keysvc.CompleteRotation after its block is on the ledger: the next start
+// finishes it, with the new key in force, the old one retired, no next key
+// file, and a ledger that verifies under the key files.
+func TestRotationFinishedAtStart(t *testing.T) {
+	for _, step := range []string{"nothing moved", "old key retired", "new key in place"} {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			ch := chtest.Start(t, dir)
+			chtest.Joined(t, ch, "sensor-a")
+			if _, err := ch.RotateKey(chtest.Ctx(t)); err != nil {
+				t.Fatal(err)
+			}
+			want := ch.Keys.Thumbprint()
+			if err := ch.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cur, err := os.ReadFile(filepath.Join(dir, keysvc.KeyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			retired, err := os.ReadFile(filepath.Join(dir, keysvc.RetiredFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			unfinishRotation(t, dir) // nothing moved
+			switch step {
+			case "old key retired":
+				err = os.WriteFile(filepath.Join(dir, keysvc.RetiredFile), retired, 0o600)
+			case "new key in place":
+				err = os.WriteFile(filepath.Join(dir, keysvc.RetiredFile), retired, 0o600)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(dir, keysvc.KeyFile), cur, 0o600)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch = chtest.Start(t, dir)
+			if ch.Keys.Thumbprint() != want {
+				t.Fatal("after the restart the new key is not in force")
+			}
+			if err := ch.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, keysvc.NextFile)); !os.IsNotExist(err) {
+				t.Fatalf("%s after the restart: %v", keysvc.NextFile, err)
+			}
+			l, err := clusterhead.OpenLedger(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if err := l.Verify(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
