@@ -1,15 +1,24 @@
 package admin_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/iotguard/iotguard/admin"
+	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/clusterhead"
+	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/internal/secretfile"
+	"github.com/iotguard/iotguard/wire"
 )
 
 // TestListenRefusesOpenDirectory: the control socket exists with the
@@ -49,5 +58,49 @@ func TestListenSocketMode(t *testing.T) {
 	}
 	if st.Mode().Type() != fs.ModeSocket || st.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode %v, want a 0600 socket", st.Mode())
+	}
+}
+
+// TestEnrollmentsAtScale lists, through the control socket, more
+// enrollments than fit in the 16 MiB the client once read of an answer
+// (~500 bytes each in JSON: 33,000 did): the list of a fleet at the scale
+// the CH serves must come whole, or fail, never be cut.
+func TestEnrollmentsAtScale(t *testing.T) {
+	const n, workers = 40_000, 64
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir, func(c *clusterhead.Config) { c.NoAdmin = false })
+	ctx := chtest.Ctx(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err == nil {
+					var key []byte
+					if key, err = wire.EncodePublicKey(&k.PublicKey); err == nil {
+						_, err = ch.Core.Enroll(ctx, cluster.Enrollment{ID: fmt.Sprintf("sensor-%06d", i), Key: key})
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	list, err := admin.Enrollments(ctx, dir)
+	if err != nil {
+		t.Fatalf("listing %d enrollments: %v", n, err)
+	}
+	if len(list) != n || list[0].ID != "sensor-000000" || list[n-1].ID != fmt.Sprintf("sensor-%06d", n-1) {
+		t.Fatalf("listed %d enrollments, want %d in ID order", len(list), n)
 	}
 }

@@ -31,7 +31,7 @@ const maxEnrollRequest = 16 << 10
 //
 //	POST /enroll     JSON cluster.Enrollment → {"id", "height"}
 //	POST /unenroll   form id, reason         → {"id", "height"}
-//	GET  /enrollments                        → JSON array of ledger.Enrollment
+//	GET  /enrollments                        → one JSON ledger.Enrollment a line
 //
 // A refusal is 409 with the error's text (refusal.go).
 func handleEnroll(mux *http.ServeMux, e Enroller) {
@@ -59,13 +59,22 @@ func handleEnroll(mux *http.ServeMux, e Enroller) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "height": h})
 	})
+	// Streamed as the index is walked: a fleet's list (a million devices,
+	// ~500 MB of JSON) is never held whole in the serving CH, nor bounded by
+	// the size of one answer.
 	mux.HandleFunc("GET /enrollments", func(w http.ResponseWriter, _ *http.Request) {
-		list := []ledger.Enrollment{}
-		if err := e.Enrollments(func(en ledger.Enrollment) error { list = append(list, en); return nil }); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		cw := &countingWriter{w: w}
+		enc := json.NewEncoder(cw)
+		if err := e.Enrollments(func(en ledger.Enrollment) error { return enc.Encode(en) }); err != nil {
+			if cw.n == 0 {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			// Cut the response so that the client reads an error, never a
+			// short list that looks whole.
+			panic(http.ErrAbortHandler)
 		}
-		_ = json.NewEncoder(w).Encode(list)
 	})
 }
 
@@ -92,20 +101,34 @@ func Unenroll(ctx context.Context, dir, id, reason string) (uint64, error) {
 }
 
 // Enrollments asks the CH running on data directory dir for every
-// enrollment, in ID order.
+// enrollment, in ID order. A list the server could not finish is an error.
 func Enrollments(ctx context.Context, dir string) ([]ledger.Enrollment, error) {
-	var out []ledger.Enrollment
-	if err := call(ctx, dir, http.MethodGet, "/enrollments", "", nil, &out); err != nil {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://iotguard/enrollments", nil)
+	if err != nil {
 		return nil, err
 	}
-	if out == nil {
-		return nil, errors.New("failed to read enrollments: null answer")
+	resp, err := do(dir, req)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	defer resp.Body.Close()
+	out := []ledger.Enrollment{}
+	dec := json.NewDecoder(resp.Body) // no bound on the whole: it grows with the fleet
+	for {
+		var e ledger.Enrollment
+		err := dec.Decode(&e)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to read enrollment %d of the list: %w", len(out)+1, err)
+		}
+		out = append(out, e)
+	}
 }
 
-// maxAnswer bounds what a client reads of an answer (an enrollment list of
-// some ten thousand devices).
+// maxAnswer bounds what a client reads of an answer of one JSON value (the
+// enrollment list, which grows with the fleet, is streamed instead).
 const maxAnswer = 16 << 20
 
 // call sends one request to the control socket of dir (do) and decodes the
