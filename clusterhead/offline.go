@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/iotguard/iotguard/cluster"
@@ -100,8 +101,25 @@ func appendOffline(ctx context.Context, dir string, event func(cluster string) l
 // a rotate event on it names a key that only keysvc.NextFile holds, so the
 // ledger does not verify under them, a block signed with them would follow
 // one signed by the next key, and a backup of them would not restore.
+//
+// IMPORTANT: it rewrites the key files, so only a process of dir's owner
+// may: key files root wrote into the data directory of a service's user
+// (systemd's DynamicUser) would stop that service's next start. Another user
+// gets an error saying to start the server.
 func finishRotation(dir string) error {
-	err := recoverRotation(dir)
+	next, err := keysvc.NextKey(dir)
+	if err != nil || next == nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("failed to recover key rotation: %w", err)
+	}
+	if owner := st.Sys().(*syscall.Stat_t).Uid; owner != uint32(os.Geteuid()) {
+		return fmt.Errorf("a key rotation was interrupted in %s (%s is there): start the server once to finish it, or run this command as the owner of %s (uid %d)",
+			dir, keysvc.NextFile, dir, owner)
+	}
+	err = recoverRotation(dir)
 	if errors.Is(err, ledger.ErrLocked) {
 		return fmt.Errorf("%w: stop the server using %s first", err, dir)
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/iotguard/iotguard/cluster"
@@ -164,4 +166,50 @@ func TestRotationFinishedAtStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOfflineRotationRecoveryOnlyByOwner: an offline command run by another
+// user than the data directory's owner (root on a systemd DynamicUser's
+// directory) does not rewrite the key files, which would then be root's and
+// stop the service's next start: it says to start the server, and leaves
+// the files as they were. It needs root to give the directory away.
+func TestOfflineRotationRecoveryOnlyByOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown the data directory")
+	}
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir)
+	if _, err := ch.RotateKey(chtest.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unfinishRotation(t, dir)
+	before := keyFiles(t, dir)
+	if err := os.Chown(dir, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	_, err := clusterhead.OpenLedger(dir)
+	if err == nil || !strings.Contains(err.Error(), "start the server once to finish it") {
+		t.Fatalf("offline open by another user than the owner: %v, want a refusal", err)
+	}
+	if after := keyFiles(t, dir); !maps.Equal(before, after) {
+		t.Fatalf("key files changed: %v, was %v", after, before)
+	}
+}
+
+// keyFiles returns the key files of dir and their content.
+func keyFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	for _, name := range []string{keysvc.KeyFile, keysvc.RetiredFile, keysvc.NextFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil {
+			files[name] = string(b)
+		} else if !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	return files
 }
