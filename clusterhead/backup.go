@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/internal/secretfile"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -268,6 +269,11 @@ func Restore(r io.Reader, dir string) (BackupInfo, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return BackupInfo{}, fmt.Errorf("failed to create data directory %s: %w", dir, err)
+	}
+	// The keys go only where a CH would use them: a directory group or
+	// others may enter is refused before anything is written.
+	if err := secretfile.CheckDir(dir); err != nil {
+		return BackupInfo{}, fmt.Errorf("refusing to restore: %w", err)
 	}
 	// What a killed Restore left: copies of the keys, never used.
 	stale, _ := filepath.Glob(filepath.Join(dir, restoreStaging+"*"))

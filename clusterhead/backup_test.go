@@ -2,6 +2,7 @@ package clusterhead_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/internal/logtest"
+	"github.com/iotguard/iotguard/internal/secretfile"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -125,5 +127,36 @@ func TestBackupRefusedWhileRotationUnfinished(t *testing.T) {
 	}
 	if _, err := clusterhead.Restore(&archive, filepath.Join(t.TempDir(), "restored")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRestoreRefusesOpenDirectory: a restore into an existing directory
+// that group or others may enter (0755) is refused before any key is
+// written there, with the chmod that fixes it: a CH would refuse to start
+// there anyway, and the keys would have sat in it meanwhile.
+func TestRestoreRefusesOpenDirectory(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir)
+	var archive bytes.Buffer
+	if err := ch.Backup(chtest.Ctx(t), &archive); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	_, err := clusterhead.Restore(&archive, open)
+	if !errors.Is(err, secretfile.ErrPermissions) || !strings.Contains(err.Error(), "chmod 700 "+open) {
+		t.Fatalf("restore into a 0755 directory: %v, want ErrPermissions with chmod 700", err)
+	}
+	entries, err := os.ReadDir(open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("the refused restore left %s", e.Name())
 	}
 }

@@ -31,8 +31,8 @@ block committed before it began. On a stopped directory it reads the files
 directly. IMPORTANT: the backup holds the CH private key; keep it as safe as
 the key itself.
 
-restore puts a backup into NEWDIR, which must hold no key and no ledger: it
-writes the files into a staging directory in NEWDIR, verifies the whole
+restore puts a backup into NEWDIR, which must hold no key and no ledger (and,
+if it exists, be mode 0700, as a server requires): it writes the files into a staging directory in NEWDIR, verifies the whole
 restored ledger there under the restored key, then moves the ledger and the
 audit records into NEWDIR first and the key last (a restore killed midway
 never leaves the key without its ledger: run it again), and prints its
