@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -69,7 +70,6 @@ func TestEnrollmentsAtScale(t *testing.T) {
 	const n, workers = 40_000, 64
 	dir := t.TempDir()
 	ch := chtest.Start(t, dir, func(c *clusterhead.Config) { c.NoAdmin = false })
-	ctx := chtest.Ctx(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
@@ -81,7 +81,9 @@ func TestEnrollmentsAtScale(t *testing.T) {
 				if err == nil {
 					var key []byte
 					if key, err = wire.EncodePublicKey(&k.PublicKey); err == nil {
+						ctx, cancel := context.WithTimeout(context.Background(), chtest.Timeout) // each: the whole takes longer
 						_, err = ch.Core.Enroll(ctx, cluster.Enrollment{ID: fmt.Sprintf("sensor-%06d", i), Key: key})
+						cancel()
 					}
 				}
 				if err != nil {
@@ -96,7 +98,7 @@ func TestEnrollmentsAtScale(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	list, err := admin.Enrollments(ctx, dir)
+	list, err := admin.Enrollments(chtest.Ctx(t), dir)
 	if err != nil {
 		t.Fatalf("listing %d enrollments: %v", n, err)
 	}
