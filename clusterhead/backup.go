@@ -250,7 +250,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Restore puts the backup archive read from r into the data directory dir,
 // which must not hold a key or a ledger, verifies the restored ledger under
 // the restored keys (every hash, signature and event) and returns the
-// backup's info.
+// backup's info. progress, if not nil, is called as the ledger is verified
+// (blocks done, of total): on a large ledger that takes a while.
 //
 // It writes and verifies the archive's files in a staging directory inside
 // dir (restoreStaging*, the same file system), and only then links them into
@@ -261,7 +262,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // dir as it was (with a staging directory, which the next Restore removes),
 // or holding a ledger without its key, which no CH serves; never the key
 // alone. On an error it removes what it wrote.
-func Restore(r io.Reader, dir string) (BackupInfo, error) {
+func Restore(r io.Reader, dir string, progress func(done, total uint64)) (BackupInfo, error) {
 	for _, name := range slices.Backward(placeOrder) {
 		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
 			return BackupInfo{}, fmt.Errorf("refusing to restore into %s: it already holds %s (restore into a new directory)", dir, name)
@@ -299,7 +300,7 @@ func Restore(r io.Reader, dir string) (BackupInfo, error) {
 		return nil
 	})
 	if err == nil {
-		err = verifyRestored(staging)
+		err = verifyRestored(staging, progress)
 	}
 	if err != nil {
 		return BackupInfo{}, err
@@ -331,13 +332,13 @@ const restoreStaging = ".restore-"
 // directory: the ledger first, the key in force last (Restore says why).
 var placeOrder = []string{LedgerFile, ledger.GrantLogFile, keysvc.RekeyFile, keysvc.RetiredFile, keysvc.KeyFile}
 
-func verifyRestored(dir string) error {
+func verifyRestored(dir string, progress func(done, total uint64)) error {
 	l, err := OpenLedger(dir)
 	if err != nil {
 		return fmt.Errorf("failed to open the restored ledger: %w", err)
 	}
 	defer l.Close()
-	if err := l.Verify(context.Background(), nil); err != nil {
+	if err := l.Verify(context.Background(), progress); err != nil {
 		return fmt.Errorf("restored ledger does not verify: %w", err)
 	}
 	return nil

@@ -125,7 +125,7 @@ func TestBackupRefusedWhileRotationUnfinished(t *testing.T) {
 	if archive, err = backup(); err != nil {
 		t.Fatalf("backup after the restart: %v", err)
 	}
-	if _, err := clusterhead.Restore(&archive, filepath.Join(t.TempDir(), "restored")); err != nil {
+	if _, err := clusterhead.Restore(&archive, filepath.Join(t.TempDir(), "restored"), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -148,7 +148,7 @@ func TestRestoreRefusesOpenDirectory(t *testing.T) {
 	if err := os.Chmod(open, 0o755); err != nil { // whatever the umask
 		t.Fatal(err)
 	}
-	_, err := clusterhead.Restore(&archive, open)
+	_, err := clusterhead.Restore(&archive, open, nil)
 	if !errors.Is(err, secretfile.ErrPermissions) || !strings.Contains(err.Error(), "chmod 700 "+open) {
 		t.Fatalf("restore into a 0755 directory: %v, want ErrPermissions with chmod 700", err)
 	}

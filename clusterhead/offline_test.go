@@ -103,7 +103,7 @@ func TestOfflineAfterInterruptedRotation(t *testing.T) {
 	if err := clusterhead.BackupStopped(dir, &archive); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clusterhead.Restore(&archive, filepath.Join(t.TempDir(), "restored")); err != nil {
+	if _, err := clusterhead.Restore(&archive, filepath.Join(t.TempDir(), "restored"), nil); err != nil {
 		t.Fatalf("restore of an offline backup taken after an interrupted rotation: %v", err)
 	}
 }

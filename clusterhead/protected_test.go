@@ -595,7 +595,7 @@ func TestBackupCarriesGrantLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "restored")
-	if _, err := clusterhead.Restore(&archive, dir); err != nil {
+	if _, err := clusterhead.Restore(&archive, dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	restored := chtest.Start(t, dir)

@@ -273,7 +273,7 @@ func TestRekeyRecordedAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := filepath.Join(t.TempDir(), "restored")
-	if _, err := clusterhead.Restore(&archive, restored); err != nil {
+	if _, err := clusterhead.Restore(&archive, restored, nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/clusterhead"
@@ -414,4 +415,62 @@ func TestBackupInterrupted(t *testing.T) {
 	for _, e := range entries {
 		t.Errorf("interrupted backup left %s beside --out", e.Name())
 	}
+}
+
+// TestRestoreProgress: 'ledger restore' shows the progress of its verify
+// (long on a large ledger) on a terminal, and writes nothing to stderr in a
+// pipe.
+func TestRestoreProgress(t *testing.T) {
+	srv, addr, data := serveNew(t)
+	if _, err := joinOne(addr, "progress-a"); err != nil {
+		t.Fatal(err)
+	}
+	srv.stop(t)
+	backup := filepath.Join(t.TempDir(), "backup.tar")
+	mustRun(t, 0, "ledger", "backup", "--data", data, "--out", backup)
+
+	if _, stderr := runCLI(t, 0, "ledger", "restore", "--in", backup, "--data", filepath.Join(t.TempDir(), "piped")); stderr != "" {
+		t.Errorf("restore wrote %q to stderr in a pipe, want nothing", stderr)
+	}
+
+	ptm, pts := openPTY(t)
+	cmd := exec.Command("iotguard", "ledger", "restore", "--in", backup, "--data", filepath.Join(t.TempDir(), "terminal"))
+	cmd.Stderr = pts
+	var shown []byte
+	read := make(chan struct{})
+	go func() { shown, _ = io.ReadAll(ptm); close(read) }() // EIO once the terminal's last writer is gone
+	err := cmd.Run()
+	pts.Close()
+	<-read
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(shown, []byte("verifying restored blocks")) {
+		t.Errorf("restore showed %q on a terminal, want a progress bar", shown)
+	}
+}
+
+// openPTY opens a pseudo-terminal pair: what the child writes to pts, the
+// test reads from ptm.
+func openPTY(t *testing.T) (ptm, pts *os.File) {
+	t.Helper()
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ptm.Close() })
+	var unlock int32
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, ptm.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); errno != 0 {
+		t.Fatal(errno)
+	}
+	var n uint32
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, ptm.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); errno != 0 {
+		t.Fatal(errno)
+	}
+	pts, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	return ptm, pts
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/iotguard/iotguard/admin"
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/internal/bench"
 )
 
 const backupUsage = `Usage: iotguard ledger backup --data DIR --out FILE
@@ -120,7 +121,9 @@ func ledgerRestore(args []string) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	info, err := clusterhead.Restore(f, *dir)
+	progress := bench.TerminalProgress(os.Stderr) // quiet in pipes
+	info, err := clusterhead.Restore(f, *dir, bench.Steps(progress, "verifying restored blocks"))
+	progress.Finish()
 	if err != nil {
 		return fmt.Errorf("restore of %s: %w", *in, err)
 	}
