@@ -28,6 +28,9 @@ import (
 // SocketName is the control socket's name inside the data directory.
 const SocketName = "admin.sock"
 
+// maxSocketPath is the longest path of a Unix socket (sun_path, Linux).
+const maxSocketPath = 107
+
 // Operator is what the control socket serves; a running cluster head
 // (clusterhead.CH) implements it.
 type Operator interface {
@@ -61,6 +64,11 @@ func Listen(dir string, op Operator) (*Server, error) {
 		return nil, fmt.Errorf("failed to open admin socket: %w", err)
 	}
 	path := filepath.Join(dir, SocketName)
+	// Linux keeps a socket's path in 108 bytes with its NUL; longer, the
+	// bind fails with a bare "invalid argument".
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("failed to open admin socket %s: the path is %d bytes, a Unix socket's is at most %d: use a shorter data directory path", path, len(path), maxSocketPath)
+	}
 	_ = os.Remove(path) // a socket left by a killed process
 	ln, err := net.Listen("unix", path)
 	if err != nil {

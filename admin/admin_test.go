@@ -106,3 +106,20 @@ func TestEnrollmentsAtScale(t *testing.T) {
 		t.Fatalf("listed %d enrollments, want %d in ID order", len(list), n)
 	}
 }
+
+// TestListenLongPath: a data directory whose socket path does not fit in a
+// Unix socket address is refused with an error that says so and what to
+// do, not the kernel's bare "bind: invalid argument".
+func TestListenLongPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 110))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := admin.Listen(dir, nil)
+	if err == nil {
+		s.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "use a shorter data directory path") {
+		t.Fatalf("Listen with a %d-byte socket path: %v, want the length limit named", len(dir)+len("/admin.sock"), err)
+	}
+}
