@@ -149,6 +149,9 @@ func loadOrCreate(path string, create bool) (*ecdsa.PrivateKey, uint64, []byte, 
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
 		k, err := generate(path)
+		if errors.Is(err, fs.ErrExist) { // another process made one meanwhile: use it
+			return loadOrCreate(path, false)
+		}
 		return k, 0, nil, err
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, 0, nil, fmt.Errorf("%w at %s", ErrNoKey, path)
@@ -178,7 +181,10 @@ func generate(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode CH key: %w", err)
 	}
-	if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	// Create, not Write: a key another process wrote since the Stat above
+	// (two first starts at once) must not be replaced; it may already
+	// sign a ledger. The caller then loads that one.
+	if err := atomicfile.Create(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, err
 	}
 	return k, nil

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/iotguard/iotguard/keysvc"
@@ -160,5 +161,52 @@ func TestOpenRejectsBadKeyFiles(t *testing.T) {
 				t.Error("Open replaced a bad key file")
 			}
 		})
+	}
+}
+
+// TestOpenConcurrentFirstStart: cluster heads started at once on a new data
+// directory (a service and a manual start) each open the key; every one of
+// them must hold the key the file ends up with. A second key written over
+// the first would leave the first CH signing its new ledger with a key no
+// file holds: at its next start the ledger would be refused, and every
+// membership lost with that key.
+func TestOpenConcurrentFirstStart(t *testing.T) {
+	const rounds, starters = 50, 8
+	for range rounds {
+		dir := filepath.Join(t.TempDir(), "data")
+		thumbs := make(chan [32]byte, starters)
+		errs := make(chan error, starters)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range starters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				s, err := keysvc.Open(dir, "cluster-1")
+				if err != nil {
+					errs <- err
+					return
+				}
+				thumbs <- s.Thumbprint()
+				s.Close()
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(thumbs)
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		onDisk, err := keysvc.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for th := range thumbs {
+			if th != onDisk.Thumbprint() {
+				t.Fatalf("a starter holds key %x, the file %x: its key was replaced", th[:8], onDisk.Thumbprint())
+			}
+		}
 	}
 }
