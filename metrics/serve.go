@@ -63,6 +63,11 @@ func Serve(addr string, reg *prometheus.Registry, opts ...ServeOption) (*Server,
 		o(mux)
 	}
 	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	// One request per connection: kept alive, an idle connection had no
+	// timeout, and whoever reaches the address could hold as many as the
+	// CH has file descriptors. A scrape every few seconds costs one
+	// handshake more.
+	s.srv.SetKeepAlivesEnabled(false)
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			_ = err // the listener was closed under us; Close reports nothing more
