@@ -65,10 +65,16 @@ func (c *CH) Backup(ctx context.Context, w io.Writer) error {
 	}
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
+	// Temporary copies a crash left (copyDB): one backup at a time (keyMu),
+	// one CH per data directory (the ledger's lock).
+	stale, _ := filepath.Glob(filepath.Join(c.dir, spoolPrefix+"*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 	// Logged because nothing else records it: the archive is a copy of the
 	// CH private key.
 	cw := &countingWriter{w: w}
-	height, err := writeBackup(cw, c.dir, c.Core.Config().ID, c.Keys, b, c.Grants)
+	height, err := writeBackup(cw, c.dir, c.Core.Config().ID, c.Keys, b, c.Grants, c.dir)
 	if err != nil {
 		c.log.Warn("backup failed", "err", err, "bytes", cw.n)
 		return err
@@ -111,13 +117,15 @@ func BackupStopped(dir string, w io.Writer) error {
 	default:
 		defer g.Close()
 	}
-	_, err = writeBackup(w, dir, l.Cluster(), keys, l, g)
+	_, err = writeBackup(w, dir, l.Cluster(), keys, l, g, "")
 	return err
 }
 
 // writeBackup writes the archive and returns the height of its ledger copy;
-// g is the grant log, nil when there is none.
-func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backuper, g *ledger.GrantLog) (uint64, error) {
+// g is the grant log, nil when there is none. With spool set (a running CH)
+// the database copies go through temporary files in that directory
+// (archive.copyDB says why).
+func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backuper, g *ledger.GrantLog, spool string) (uint64, error) {
 	// With the rotation's key files half moved, the key files may not match
 	// the ledger (the CH finishes the move at its next start): the archive
 	// would not restore.
@@ -128,11 +136,7 @@ func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backu
 	if next != nil {
 		return 0, fmt.Errorf("refusing to back up %s: a key rotation is unfinished (%s); restart the server to finish it", dir, keysvc.NextFile)
 	}
-	tw := tar.NewWriter(w)
-	now := time.Now().UTC()
-	add := func(name string, size int64) error {
-		return tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: size, ModTime: now, Typeflag: tar.TypeReg})
-	}
+	a := &archive{tw: tar.NewWriter(w), now: time.Now().UTC(), spool: spool}
 	for _, name := range keysvc.KeyFiles() {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if errors.Is(err, os.ErrNotExist) && name != keysvc.KeyFile {
@@ -141,43 +145,104 @@ func writeBackup(w io.Writer, dir, cluster string, keys *keysvc.Service, l backu
 		if err != nil {
 			return 0, fmt.Errorf("failed to back up key: %w", err)
 		}
-		if err := add(name, int64(len(b))); err != nil {
+		if err := a.add(name, int64(len(b))); err != nil {
 			return 0, fmt.Errorf("failed to write backup: %w", err)
 		}
-		if _, err := tw.Write(b); err != nil {
+		if _, err := a.tw.Write(b); err != nil {
 			return 0, fmt.Errorf("failed to write backup: %w", err)
 		}
 	}
-	if err := keys.BackupRekeys(tw, func(size int64) error { return add(keysvc.RekeyFile, size) }); err != nil {
+	if err := a.copyDB(keysvc.RekeyFile, keys.BackupRekeys, nil); err != nil {
 		return 0, fmt.Errorf("failed to write backup: %w", err)
 	}
-	var height uint64
-	err = l.Backup(tw, func(size int64, head ledger.BlockRef) error {
-		height = head.Height
-		info, err := json.Marshal(BackupInfo{Cluster: cluster, Height: head.Height, Head: hex.EncodeToString(head.Hash[:]), Taken: now})
+	var head ledger.BlockRef
+	copyLedger := func(w io.Writer, begin func(int64) error) error {
+		return l.Backup(w, func(size int64, h ledger.BlockRef) error { head = h; return begin(size) })
+	}
+	info := func() error { // backup.json, ahead of the ledger copy it describes
+		info, err := json.Marshal(BackupInfo{Cluster: cluster, Height: head.Height, Head: hex.EncodeToString(head.Hash[:]), Taken: a.now})
 		if err != nil {
 			return err
 		}
-		if err := add(backupInfoName, int64(len(info))); err != nil {
+		if err := a.add(backupInfoName, int64(len(info))); err != nil {
 			return err
 		}
-		if _, err := tw.Write(info); err != nil {
-			return err
-		}
-		return add(LedgerFile, size)
-	})
-	if err != nil {
+		_, err = a.tw.Write(info)
+		return err
+	}
+	if err := a.copyDB(LedgerFile, copyLedger, info); err != nil {
 		return 0, fmt.Errorf("failed to write backup: %w", err)
 	}
 	if g != nil {
-		if err := g.Backup(tw, func(size int64) error { return add(ledger.GrantLogFile, size) }); err != nil {
+		if err := a.copyDB(ledger.GrantLogFile, g.Backup, nil); err != nil {
 			return 0, fmt.Errorf("failed to write backup: %w", err)
 		}
 	}
-	if err := tw.Close(); err != nil {
+	if err := a.tw.Close(); err != nil {
 		return 0, fmt.Errorf("failed to write backup: %w", err)
 	}
-	return height, nil
+	return head.Height, nil
+}
+
+// spoolPrefix begins the names of copyDB's temporary files.
+const spoolPrefix = ".backup-"
+
+// archive is a backup being written.
+type archive struct {
+	tw    *tar.Writer
+	now   time.Time
+	spool string // directory of the database copies' temporary files; "" none
+}
+
+// add writes the header of an entry of size bytes.
+func (a *archive) add(name string, size int64) error {
+	return a.tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: size, ModTime: a.now, Typeflag: tar.TypeReg})
+}
+
+// copyDB adds the entry name with what copy writes: a consistent copy of a
+// bbolt file, taken in one read transaction, after a call of begin with its
+// size; no entry when copy calls no begin (no file). before, if not nil,
+// writes what goes ahead of the entry.
+//
+// IMPORTANT: with a.spool set the copy goes to a temporary file there first
+// and the archive is written from it after the transaction ends. bbolt
+// grows a file's memory map only once no read transaction is open, so a
+// transaction that lasted as long as the archive's reader takes (a slow
+// disk, a suspended 'ledger backup') would stop the running CH's commits at
+// the next growth: joins waited until the backup ended, answered 5.03.
+func (a *archive) copyDB(name string, copy func(w io.Writer, begin func(size int64) error) error, before func() error) error {
+	entry := func(size int64) error {
+		if before != nil {
+			if err := before(); err != nil {
+				return err
+			}
+		}
+		return a.add(name, size)
+	}
+	if a.spool == "" {
+		return copy(a.tw, entry)
+	}
+	f, err := os.CreateTemp(a.spool, spoolPrefix+name+"-*")
+	if err != nil {
+		return fmt.Errorf("failed to spool %s: %w", name, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	size := int64(-1)
+	if err := copy(f, func(n int64) error { size = n; return nil }); err != nil {
+		return err
+	}
+	if size < 0 {
+		return nil
+	}
+	if err := entry(size); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("failed to spool %s: %w", name, err)
+	}
+	_, err = io.Copy(a.tw, f)
+	return err
 }
 
 // ReadBackup reads a backup archive from r to its end, checking its form

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/iotguard/iotguard/admin"
@@ -158,5 +159,99 @@ func TestRestoreRefusesOpenDirectory(t *testing.T) {
 	}
 	for _, e := range entries {
 		t.Errorf("the refused restore left %s", e.Name())
+	}
+}
+
+// stalledReader is the reader of a backup archive that stops reading after
+// its first 4 KiB, inside the ledger's copy (a slow disk, a suspended 'ledger
+// backup'), until release is closed, and keeps what it read. stalled is
+// closed when it stops.
+type stalledReader struct {
+	stalled, release chan struct{}
+	once             sync.Once
+	got              bytes.Buffer
+}
+
+func (s *stalledReader) Write(p []byte) (int, error) {
+	if s.got.Len() > 4096 {
+		s.once.Do(func() { close(s.stalled) })
+		<-s.release
+	}
+	return s.got.Write(p)
+}
+
+// TestBackupDoesNotStallJoins: while the reader of an online backup has
+// stopped reading, devices still join, until the ledger file has doubled:
+// its commits, which must then grow the file's memory map, never wait for
+// the backup (they once did, answered 5.03 after the request timeout). The
+// archive, once read, is whole and restores.
+func TestBackupDoesNotStallJoins(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir, chtest.Open)
+	chtest.Joined(t, ch, "before-backup")
+	r := &stalledReader{stalled: make(chan struct{}), release: make(chan struct{})}
+	released := sync.OnceFunc(func() { close(r.release) })
+	t.Cleanup(released) // before the CH's close, which a stalled commit would block
+	done := make(chan error, 1)
+	go func() { done <- ch.Backup(chtest.Ctx(t), r) }()
+	select {
+	case <-r.stalled:
+	case err := <-done:
+		t.Fatalf("backup ended before its reader stalled: %v", err)
+	}
+	size := func() int64 {
+		fi, err := os.Stat(filepath.Join(dir, clusterhead.LedgerFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	start := size()
+	t.Logf("ledger file %d bytes at the stall", start)
+	for i := 0; size() < 2*start; i++ {
+		if i == 5000 {
+			t.Fatalf("5,000 joins did not double the ledger file (%d bytes)", size())
+		}
+		chtest.Joined(t, ch, fmt.Sprintf("during-backup-%d", i))
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("backup ended while its reader was stalled: %v", err)
+	default:
+	}
+	released()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	info, err := clusterhead.Restore(&r.got, filepath.Join(t.TempDir(), "restored"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Height < 1 {
+		t.Fatalf("restored height %d, want the join before the backup", info.Height)
+	}
+}
+
+// TestBackupRemovesStaleSpool: the temporary copy of the ledger that a CH
+// killed during a backup left in its data directory goes at the next
+// backup, so that crashes do not pile up copies of the ledger there.
+func TestBackupRemovesStaleSpool(t *testing.T) {
+	dir := t.TempDir()
+	ch := chtest.Start(t, dir)
+	stale := filepath.Join(dir, ".backup-ledger.db-123456")
+	if err := os.WriteFile(stale, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Backup(chtest.Ctx(t), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".backup-") {
+			t.Errorf("after a backup the data directory holds %s", e.Name())
+		}
 	}
 }
