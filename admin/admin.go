@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/iotguard/iotguard/internal/counting"
 	"github.com/iotguard/iotguard/internal/secretfile"
 )
 
@@ -100,9 +101,9 @@ func Listen(dir string, op Operator) (*Server, error) {
 	})
 	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/x-tar")
-		cw := &countingWriter{w: w}
+		cw := &counting.Writer{W: w}
 		if err := op.Backup(req.Context(), cw); err != nil {
-			if cw.n == 0 {
+			if cw.N == 0 {
 				// Nothing sent (a CH whose ledger has no online backup):
 				// an answer that says why.
 				refuse(w, err)
@@ -227,16 +228,4 @@ func Backup(ctx context.Context, dir string, read func(io.Reader) error) error {
 	}
 	defer resp.Body.Close()
 	return read(resp.Body)
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/internal/counting"
 	"github.com/iotguard/iotguard/ledger"
 )
 
@@ -64,10 +65,10 @@ func handleEnroll(mux *http.ServeMux, e Enroller) {
 	// the size of one answer.
 	mux.HandleFunc("GET /enrollments", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
-		cw := &countingWriter{w: w}
+		cw := &counting.Writer{W: w}
 		enc := json.NewEncoder(cw)
 		if err := e.Enrollments(func(en ledger.Enrollment) error { return enc.Encode(en) }); err != nil {
-			if cw.n == 0 {
+			if cw.N == 0 {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}

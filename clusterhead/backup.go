@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/internal/atomicfile"
+	"github.com/iotguard/iotguard/internal/counting"
 	"github.com/iotguard/iotguard/internal/secretfile"
 	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
@@ -73,25 +74,14 @@ func (c *CH) Backup(ctx context.Context, w io.Writer) error {
 	}
 	// Logged because nothing else records it: the archive is a copy of the
 	// CH private key.
-	cw := &countingWriter{w: w}
+	cw := &counting.Writer{W: w}
 	height, err := writeBackup(cw, c.dir, c.Core.Config().ID, c.Keys, b, c.Grants, c.dir)
 	if err != nil {
-		c.log.Warn("backup failed", "err", err, "bytes", cw.n)
+		c.log.Warn("backup failed", "err", err, "bytes", cw.N)
 		return err
 	}
-	c.log.Info("backup taken: the archive holds the CH private key", "height", height, "bytes", cw.n)
+	c.log.Info("backup taken: the archive holds the CH private key", "height", height, "bytes", cw.N)
 	return nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // BackupStopped writes a backup archive of the data directory dir of a
@@ -250,7 +240,7 @@ func (a *archive) copyDB(name string, copy func(w io.Writer, begin func(size int
 // and calls put, if not nil, with each file's name and content. It returns
 // the archive's BackupInfo. A truncated archive is an error.
 func ReadBackup(r io.Reader, put func(name string, content io.Reader) error) (BackupInfo, error) {
-	cr := &countingReader{r: r}
+	cr := &counting.Reader{R: r}
 	tr := tar.NewReader(cr)
 	var info BackupInfo
 	var seen []string
@@ -297,19 +287,8 @@ func ReadBackup(r io.Reader, put func(name string, content io.Reader) error) (Ba
 	if _, err := io.Copy(io.Discard, cr); err != nil {
 		return info, fmt.Errorf("%w: %v", ErrBadBackup, err)
 	}
-	info.Size = cr.n
+	info.Size = cr.N
 	return info, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // Restore puts the backup archive read from r into the data directory dir,
