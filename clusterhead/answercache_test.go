@@ -6,8 +6,6 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/udp"
-	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
@@ -26,16 +24,7 @@ import (
 // authenticated are still kept (TestProtectedRequestDuplicateAnsweredOnce).
 func TestUnauthenticatedAnswersNotKept(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.RateLimit = coapedge.DefaultRateLimit })
-	const sockets = 8
-	conns := make([]*client.Conn, sockets)
-	for i := range conns {
-		c, err := udp.Dial(ch.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns[i] = c
-	}
+	conns := dialSockets(t, ch.Addr(), 8) // all from 127.0.0.1: most answered 4.29
 	build := func(i int) (string, message.MediaType, []byte) {
 		return "/verify", message.AppCoseEncrypt0, floodProtected(t, i)
 	}

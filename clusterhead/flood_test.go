@@ -194,6 +194,22 @@ func TestFloodCoreStateBounded(t *testing.T) {
 	}
 }
 
+// dialSockets dials n CoAP associations to addr, each from a source port of
+// its own.
+func dialSockets(t *testing.T, addr string, n int) []*client.Conn {
+	t.Helper()
+	conns := make([]*client.Conn, n)
+	for i := range conns {
+		c, err := udp.Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	return conns
+}
+
 // TestFloodOverUDPBounded sends the same kind of flood over real UDP from 8
 // source ports. Growth is bounded by go-coap's deduplication cache
 // (dedupEntryBytes per exchange still within EXCHANGE_LIFETIME), not by
@@ -201,16 +217,7 @@ func TestFloodCoreStateBounded(t *testing.T) {
 // request that did not authenticate any more: TestUnauthenticatedAnswersNotKept.)
 func TestFloodOverUDPBounded(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.RateLimit = 0 })
-	const sockets = 8
-	conns := make([]*client.Conn, sockets)
-	for i := range conns {
-		c, err := udp.Dial(ch.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns[i] = c
-	}
+	conns := dialSockets(t, ch.Addr(), 8)
 	st, err := device.NewState("flood-0")
 	if err != nil {
 		t.Fatal(err)

@@ -166,6 +166,23 @@ func joinsOf(t *testing.T, ch *clusterhead.CH, before chtest.Snapshot, id string
 	return n
 }
 
+// dialThroughForger dials the device of the file at path to ch through an
+// on-path forger.
+func dialThroughForger(t *testing.T, ch *clusterhead.CH, path string) (*device.Device, *answerForger) {
+	t.Helper()
+	st, err := device.LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startForger(t, ch)
+	d, err := device.Dial(f.addr(), st, device.WithStateFile(path), device.WithoutLogCheck())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, f
+}
+
 // TestForgedJoinConflictKeepsPendingJoin: an on-path attacker that lets a
 // join reach the CH, drops the CH's answer (2.01: recorded) and answers the
 // device with a forged text 4.09 must not make the device forget the join's
@@ -177,20 +194,11 @@ func TestForgedJoinConflictKeepsPendingJoin(t *testing.T) {
 	ch := chtest.Start(t, "", chtest.Open)
 	ctx := chtest.Ctx(t)
 	path := newFile(t, "m1")
-	st, err := device.LoadState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forger := startForger(t, ch)
-	d, err := device.Dial(forger.addr(), st, device.WithStateFile(path), device.WithoutLogCheck())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, forger := dialThroughForger(t, ch, path)
 
 	before := chtest.Snap(t, ch)
 	forger.arm(textAnswer(t, codes.Conflict, "id bound to another key", false))
-	_, err = d.Join(ctx, chtest.Near.Lat, chtest.Near.Lon)
+	_, err := d.Join(ctx, chtest.Near.Lat, chtest.Near.Lon)
 	var ce *device.CodeError
 	if !errors.As(err, &ce) || ce.Code != codes.Conflict {
 		t.Fatalf("join answered with a forged 4.09: %v, want that 4.09", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 
+	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/device"
 	"github.com/iotguard/iotguard/internal/chtest"
 )
@@ -68,6 +69,38 @@ func (p *talkReplayer) arm() {
 	p.armed = true
 }
 
+// replayScene is M1 (its device file at path) after a talk with M2's
+// listener l through an on-path replayer, which keeps M2's answer.
+type replayScene struct {
+	ch    *clusterhead.CH
+	path  string
+	l     *device.Listener
+	proxy *talkReplayer
+	m1    *device.Device
+	first *device.Talk
+}
+
+func newReplayScene(t *testing.T) *replayScene {
+	t.Helper()
+	r := &replayScene{ch: chtest.Start(t, "", chtest.Open), path: newFile(t, "m1")}
+	if err := joinNear(t, r.ch, r.path); err != nil {
+		t.Fatal(err)
+	}
+	m2 := chtest.Joined(t, r.ch, "m2")
+	var err error
+	r.l, err = m2.Listen("127.0.0.1:0", func(_ string, msg []byte) []byte { return msg }, nil, device.WithListenRateLimit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.l.Close() })
+	r.proxy = startTalkReplayer(t, r.l.Addr().String())
+	r.m1 = dialFile(t, r.ch, r.path)
+	if r.first, err = r.m1.Talk(chtest.Ctx(t), r.proxy.addr(), "m2"); err != nil {
+		t.Fatalf("genuine talk: %v", err)
+	}
+	return r
+}
+
 // TestReplayedTalkAnswer: an on-path attacker that kept the listener's
 // answer to a talk (M1's ticket, sealed by the CH, valid for 10 minutes) and
 // puts it in place of the answer to M1's next talk with the same peer must
@@ -77,25 +110,9 @@ func (p *talkReplayer) arm() {
 // M1 refuses a ticket it used before — also from its device file, in the
 // next process (`iotguard device send` talks once per run).
 func TestReplayedTalkAnswer(t *testing.T) {
-	ch := chtest.Start(t, "", chtest.Open)
 	ctx := chtest.Ctx(t)
-	path := newFile(t, "m1")
-	if err := joinNear(t, ch, path); err != nil {
-		t.Fatal(err)
-	}
-	m2 := chtest.Joined(t, ch, "m2")
-	l, err := m2.Listen("127.0.0.1:0", func(_ string, msg []byte) []byte { return msg }, nil, device.WithListenRateLimit(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	proxy := startTalkReplayer(t, l.Addr().String())
-
-	m1 := dialFile(t, ch, path)
-	first, err := m1.Talk(ctx, proxy.addr(), "m2")
-	if err != nil {
-		t.Fatalf("genuine talk: %v", err)
-	}
+	r := newReplayScene(t)
+	ch, path, l, proxy, m1, first := r.ch, r.path, r.l, r.proxy, r.m1, r.first
 	defer first.Close()
 	if reply, err := first.Send(ctx, []byte("first")); err != nil || string(reply) != "first" {
 		t.Fatalf("first message: %q, %v", reply, err)
@@ -148,25 +165,9 @@ func spentTickets(t *testing.T, path string) device.SpentTickets {
 // the memory was kept across joins (the C device's 5 entries refused new
 // talks for up to 10 minutes after a rejoin).
 func TestJoinForgetsSpentTickets(t *testing.T) {
-	ch := chtest.Start(t, "", chtest.Open)
 	ctx := chtest.Ctx(t)
-	path := newFile(t, "m1")
-	if err := joinNear(t, ch, path); err != nil {
-		t.Fatal(err)
-	}
-	m2 := chtest.Joined(t, ch, "m2")
-	l, err := m2.Listen("127.0.0.1:0", func(_ string, msg []byte) []byte { return msg }, nil, device.WithListenRateLimit(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	proxy := startTalkReplayer(t, l.Addr().String())
-
-	m1 := dialFile(t, ch, path)
-	first, err := m1.Talk(ctx, proxy.addr(), "m2")
-	if err != nil {
-		t.Fatalf("talk: %v", err)
-	}
+	r := newReplayScene(t)
+	path, l, proxy, m1, first := r.path, r.l, r.proxy, r.m1, r.first
 	first.Close()
 	s := spentTickets(t, path)
 	if len(s.SIDs) != 1 {
@@ -218,16 +219,7 @@ func TestPendingJoinAnsweredTwice(t *testing.T) {
 	ch := chtest.Start(t, "", chtest.Open)
 	ctx := chtest.Ctx(t)
 	path := newFile(t, "m1")
-	st, err := device.LoadState(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forger := startForger(t, ch)
-	a, err := device.Dial(forger.addr(), st, device.WithStateFile(path), device.WithoutLogCheck())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, forger := dialThroughForger(t, ch, path)
 	forger.arm(textAnswer(t, codes.Conflict, "id bound to another key", false))
 	if _, err := a.Join(ctx, chtest.Near.Lat, chtest.Near.Lon); err == nil {
 		t.Fatal("join answered with a forged 4.09: no error")
