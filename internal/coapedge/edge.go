@@ -105,7 +105,15 @@ type Resource struct {
 	// request's context as it is. Every other handler's context ends at
 	// the request timeout, which costs a timer per request.
 	NeverWaits bool
-	Handle     Handler
+	// Cost is how many tokens of its source's rate limit a request to the
+	// resource takes (0 or 1: one, as every other request). A resource
+	// whose requests cost the server far more than others' — a join's
+	// signature checks and signature — takes more, so that what one source
+	// can make the server do stays bounded in work, not in requests. It is
+	// capped at the source's burst, so that the resource stays reachable
+	// under a low limit.
+	Cost   int
+	Handle Handler
 }
 
 // Handler serves a request whose source, size, method and Content-Format

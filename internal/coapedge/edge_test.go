@@ -231,6 +231,40 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestCostlyResourceTakesMore: a request to a resource of Cost n takes n
+// tokens of its source's rate limit, one to any other resource a token;
+// a cost above the burst takes the burst. Before, every request took one:
+// a source could send as many requests that cost the server most as any
+// others.
+func TestCostlyResourceTakesMore(t *testing.T) {
+	ok := func(context.Context, *coapedge.Request) coapedge.Response {
+		return coapedge.Response{Code: codes.Changed}
+	}
+	for _, tc := range []struct {
+		cost, want int // want: costly requests served from a full burst of 21 (10/s)
+	}{{8, 2}, {21, 1}, {100, 1}} {
+		srv := serve(t, []coapedge.Resource{
+			{Path: "/costly", Method: codes.POST, Format: message.AppCBOR, Cost: tc.cost, Handle: ok},
+			{Path: "/cheap", Method: codes.POST, Format: message.AppCBOR, Handle: ok},
+		}, coapedge.WithRateLimit(10)) // burst 21
+		c := dial(t, srv)
+		served := 0
+		for range 5 {
+			if code, _, _ := read(t, c, codes.POST, "/costly", message.AppCBOR, []byte("x")); code == codes.Changed {
+				served++
+			}
+		}
+		if served != tc.want {
+			t.Errorf("cost %d: %d of 5 costly requests served from a burst of 21, want %d", tc.cost, served, tc.want)
+		}
+		if tc.cost == 8 { // 5 tokens left: cheap requests still go through
+			if code, _, _ := read(t, c, codes.POST, "/cheap", message.AppCBOR, []byte("x")); code != codes.Changed {
+				t.Errorf("cost 8: a cheap request after the costly ones: %v, want served", code)
+			}
+		}
+	}
+}
+
 // TestUndecodablePathIsGuarded: a request whose Uri-Path is not UTF-8 has no
 // resource (4.04) and meets the rate limit like any other (go-coap's router
 // once handed it to its default handler, past the guard).

@@ -11,8 +11,9 @@ import (
 )
 
 // guarded serves every request the edge reads: behind the guard — a
-// handler's panic answered 5.00, a source over its rate 4.29, a payload over
-// the limit 4.13 — it routes the request to the resource of its path.
+// handler's panic answered 5.00, a source over its rate 4.29 (a request
+// taking its resource's Cost), a payload over the limit 4.13 — it routes
+// the request to the resource of its path.
 func (s *Server) guarded(w mux.ResponseWriter, r *mux.Message) {
 	start := time.Now()
 	defer func() { // a bug in a handler must not take the server down
@@ -21,7 +22,12 @@ func (s *Server) guarded(w mux.ResponseWriter, r *mux.Message) {
 			s.answer(w, r, s.known(r), start, Diagnostic(codes.InternalServerError, "internal error"))
 		}
 	}()
-	if !s.sources.allow(w.Conn().RemoteAddr(), s.cfg.now()) {
+	res, ok := s.resource(r)
+	cost := 1
+	if ok {
+		cost = res.Cost
+	}
+	if !s.sources.allowN(w.Conn().RemoteAddr(), s.cfg.now(), cost) {
 		s.answer(w, r, s.known(r), start, Diagnostic(codes.TooManyRequests, "rate limited", message.Option{ID: message.MaxAge, Value: []byte{1}}))
 		return
 	}
@@ -33,7 +39,6 @@ func (s *Server) guarded(w mux.ResponseWriter, r *mux.Message) {
 			message.Option{ID: message.Size1, Value: bytesTrimmed(opt[:])}))
 		return
 	}
-	res, ok := s.resource(r)
 	if !ok {
 		s.answer(w, r, "other", start, Diagnostic(codes.NotFound, "no such resource"))
 		return

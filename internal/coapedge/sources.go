@@ -80,8 +80,13 @@ func (s *sources) bucket(key string, now time.Time) *rate.Limiter {
 
 // allow takes a token from addr's source at now and reports whether it had
 // one.
-func (s *sources) allow(addr net.Addr, now time.Time) bool {
-	return s.check(addr, now, func(b *rate.Limiter) bool { return b.AllowN(now, 1) })
+func (s *sources) allow(addr net.Addr, now time.Time) bool { return s.allowN(addr, now, 1) }
+
+// allowN takes n tokens (at most a burst) from addr's source at now and
+// reports whether it had them.
+func (s *sources) allowN(addr net.Addr, now time.Time, n int) bool {
+	n = min(max(n, 1), s.burst)
+	return s.check(addr, now, func(b *rate.Limiter) bool { return b.AllowN(now, n) })
 }
 
 // ready reports whether addr's source has a token at now, taking none.
