@@ -110,23 +110,16 @@ func (g *GrantLog) Prune(ctx context.Context, before time.Time, record PruneReco
 // not pruned, and returns the horizon a prune of them records: one above
 // the highest of them and of the batches pruned already (0 if none).
 func prunePlan(bb *bolt.Bucket, cut int64) (total, horizon uint64, err error) {
-	c := bb.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		var b GrantBatch
-		if err := wire.Unmarshal(v, &b); err != nil {
-			return 0, 0, fmt.Errorf("failed to read grant batch %x: %w", k, err)
-		}
-		if b.TimeMS >= cut {
-			break // batches are numbered in the order they were written
-		}
+	err = eachWrittenBefore(bb, 0, cut, func(b GrantBatch) bool {
 		if !b.Pruned && b.Height != 0 {
 			total++
 		}
 		if b.Pruned || b.Height != 0 {
 			horizon = b.Seq + 1
 		}
-	}
-	return total, horizon, nil
+		return true
+	})
+	return total, horizon, err
 }
 
 // recordPrune appends the grants-pruned event of horizon and remembers it.
@@ -157,17 +150,20 @@ func recordedPrune(tx *bolt.Tx) (pruneRecord, error) {
 	return rec, nil
 }
 
-// pruneChunk prunes, in one transaction, the batches from batch from on that
-// are prunable and covered by rec until they held PruneChunk records, and
-// returns the batch to go on from.
+// pruneChunk prunes, in one transaction, the batches from batch from on
+// written before cut, committed, not pruned yet and covered by rec, until
+// they held PruneChunk records, and returns the batch to go on from.
 func (g *GrantLog) pruneChunk(from uint64, cut int64, rec pruneRecord) (next, batches, records uint64, err error) {
 	next = from
 	err = g.db.Update(func(tx *bolt.Tx) error {
 		bb, gb := tx.Bucket(bucketGrantBatches), tx.Bucket(bucketGrants)
 		var chunk []GrantBatch // collected first: a bucket must not change under its cursor
 		var size uint64
-		err := eachPrunable(bb, from, cut, func(b GrantBatch) bool {
-			if b.Seq >= rec.Horizon || b.Height >= rec.Height {
+		err := eachWrittenBefore(bb, from, cut, func(b GrantBatch) bool {
+			switch {
+			case b.Pruned || b.Height == 0: // pruned, or not on the ledger yet
+				return true
+			case b.Seq >= rec.Horizon || b.Height >= rec.Height:
 				return true // not covered: the next prune's event will cover it
 			}
 			chunk = append(chunk, b)
@@ -191,21 +187,17 @@ func (g *GrantLog) pruneChunk(from uint64, cut int64, rec pruneRecord) (next, ba
 	return next, batches, records, err
 }
 
-// eachPrunable calls fn, in number order from batch from, for each batch
-// written before cut (unix milliseconds) that is committed and not yet
-// pruned, until fn returns false.
-func eachPrunable(bb *bolt.Bucket, from uint64, cut int64, fn func(GrantBatch) bool) error {
+// eachWrittenBefore calls fn, in number order from batch from, for each
+// batch written before cut (unix milliseconds), until fn returns false.
+func eachWrittenBefore(bb *bolt.Bucket, from uint64, cut int64, fn func(GrantBatch) bool) error {
 	c := bb.Cursor()
 	for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil; k, v = c.Next() {
 		var b GrantBatch
 		if err := wire.Unmarshal(v, &b); err != nil {
 			return fmt.Errorf("failed to read grant batch %x: %w", k, err)
 		}
-		if b.TimeMS >= cut {
+		if b.TimeMS >= cut || !fn(b) {
 			return nil // batches are numbered in the order they were written
-		}
-		if !b.Pruned && b.Height != 0 && !fn(b) {
-			return nil
 		}
 	}
 	return nil
