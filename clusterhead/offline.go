@@ -16,14 +16,20 @@ import (
 
 // OpenLedger opens the ledger in the data directory dir of a stopped cluster
 // head read-only, with the CH key to check its signatures ('iotguard ledger
-// verify|list', tests); a key rotation a crash interrupted is first finished
-// or abandoned in the key files, as the CH's start would (finishRotation).
+// verify|list', tests); see openStopped.
+func OpenLedger(dir string) (*ledger.Bolt, error) { return openStopped(dir, false) }
+
+// openStopped opens the ledger in the data directory dir of a stopped
+// cluster head with its CH keys: to check its signatures, and with sign to
+// sign blocks too. A key rotation a crash interrupted is first finished or
+// abandoned in the key files, as the CH's start would (finishRotation).
 // While the CH runs the file is locked: the error then wraps
-// ledger.ErrLocked and says to stop it.
-func OpenLedger(dir string) (*ledger.Bolt, error) {
+// ledger.ErrLocked and says to stop it. A CH of a shared ledger has none
+// here: its ledger is written through its running server.
+func openStopped(dir string, sign bool) (*ledger.Bolt, error) {
 	path := filepath.Join(dir, LedgerFile)
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no ledger at %s: %w", path, err)
+		return nil, fmt.Errorf("no ledger at %s (a CometBFT ledger is read and written through its running server): %w", path, err)
 	}
 	if err := finishRotation(dir); err != nil {
 		return nil, err
@@ -32,7 +38,11 @@ func OpenLedger(dir string) (*ledger.Bolt, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := ledger.Open(path, ledger.Options{Verifier: keys})
+	opts := ledger.Options{Verifier: keys}
+	if sign {
+		opts.Signer = keys
+	}
+	l, err := ledger.Open(path, opts)
 	if errors.Is(err, ledger.ErrLocked) {
 		return nil, fmt.Errorf("%w: stop the server using %s first", err, dir)
 	}
@@ -69,20 +79,9 @@ func Unenroll(ctx context.Context, dir, id, reason string) (ledger.BlockRef, err
 // to the ledger of the stopped CH in dir. The state machine judges it as it
 // would on a running CH.
 func appendOffline(ctx context.Context, dir string, event func(cluster string) ledger.Event) (ledger.BlockRef, error) {
-	path := filepath.Join(dir, LedgerFile)
-	if _, err := os.Stat(path); err != nil {
-		return ledger.BlockRef{}, fmt.Errorf("no ledger at %s (a CometBFT ledger is written through its running server): %w", path, err)
-	}
-	if err := finishRotation(dir); err != nil {
-		return ledger.BlockRef{}, err
-	}
-	keys, err := keysvc.Load(dir)
+	l, err := openStopped(dir, true)
 	if err != nil {
 		return ledger.BlockRef{}, err
-	}
-	l, err := ledger.Open(path, ledger.Options{Signer: keys, Verifier: keys})
-	if err != nil {
-		return ledger.BlockRef{}, fmt.Errorf("failed to open the ledger in %s: %w", dir, err)
 	}
 	ev := event(l.Cluster())
 	ref, err := l.Append(ctx, ev)
