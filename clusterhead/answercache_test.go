@@ -10,6 +10,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/internal/coapedge"
+	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
 )
@@ -47,14 +48,16 @@ func TestUnauthenticatedAnswersNotKept(t *testing.T) {
 
 // TestProtectedRequestDuplicateAnsweredOnce: a duplicate of a protected
 // request that authenticated (a CON sent again, its answer lost) gets the
-// answer the CH gave it, from the association's cache: a verdict, and a
-// sealed refusal of a request whose sequence number it spent — not a
-// replay refusal, nor a second grant. Only answers to requests that did
-// not authenticate are no longer kept (TestUnauthenticatedAnswersNotKept).
+// answer the CH gave it, kept by the edge (the request needs no
+// association): a verdict, a sealed refusal of a request whose sequence
+// number it spent, a leave — not a replay refusal, nor a second grant or
+// ledger event. Only answers to requests that did not authenticate are
+// not kept (TestUnauthenticatedAnswersNotKept).
 func TestProtectedRequestDuplicateAnsweredOnce(t *testing.T) {
 	ch := chtest.Start(t, "")
 	a := joinMember(t, ch, "sensor-a")
 	joinMember(t, ch, "sensor-b")
+	before := chtest.Snap(t, ch)
 	s := chtest.NewSocket(t, ch.Addr(), "")
 	for i, tc := range []struct {
 		name string
@@ -64,6 +67,7 @@ func TestProtectedRequestDuplicateAnsweredOnce(t *testing.T) {
 	}{
 		{"verdict", "/verify", a.seal(t, protect.PathVerify, &wire.VerifyRequest{Peer: "sensor-b"}), codes.Content},
 		{"sealed refusal", "/session", a.seal(t, protect.PathSession, &wire.SessionRequest{Peer: "nobody"}), codes.Forbidden},
+		{"leave", "/leave", a.seal(t, protect.PathLeave, &wire.LeaveRequest{}), codes.Changed},
 	} {
 		req := chtest.Request(message.Confirmable, codes.POST, tc.path, contentFormat(message.AppCoseEncrypt0))
 		req.Payload = tc.body
@@ -77,5 +81,23 @@ func TestProtectedRequestDuplicateAnsweredOnce(t *testing.T) {
 		if again.Code != first.Code || !bytes.Equal(again.Payload, first.Payload) {
 			t.Errorf("%s: duplicate answered %s, want the first answer %s", tc.name, chtest.Describe(again), chtest.Describe(first))
 		}
+	}
+	ch.Core.Flush()
+	leaves := 0
+	if err := ch.Ledger.Blocks(before.Head.Height+1, func(b ledger.Block) error {
+		for _, ev := range b.Events {
+			if ev.Type != ledger.EventSessionBatch { // the audit records of the verdict and the refusal
+				leaves++
+				if ev.Type != ledger.EventLeave || ev.Device != "sensor-a" {
+					t.Errorf("event %v of %s on the ledger, want only sensor-a's leave", ev.Type, ev.Device)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if leaves != 1 {
+		t.Errorf("%d events on the ledger for a leave and its duplicate, want 1", leaves)
 	}
 }

@@ -21,20 +21,22 @@ const wireMaxPayload = wire.MaxPayload
 // 62 joins a second, after a burst of 125.
 const JoinCost = 16
 
-// resources is the CH's path table over CoAP (docs/PROTOCOL.md §2). A join
-// and the public GETs are Stateless: served without an association to an
-// endpoint that has none, since a duplicate served again does no harm (a
-// join already recorded is answered again with its record). Protected
-// requests are not: their replay window would refuse a duplicate. Only a
-// join and a leave wait, on the ledger: every other resource NeverWaits.
+// resources is the CH's path table over CoAP (docs/PROTOCOL.md §2). Every
+// resource is Stateless: served without an association to an endpoint that
+// has none, so that no member needs a place in the association cap. A
+// duplicate of a join or a protected request draws its authenticated or
+// sealed answer again, as the replay window would refuse a protected one
+// served again; a duplicate of a public GET or of a refusal in the clear is
+// served again, which changes nothing. Only a join and a leave wait, on the
+// ledger: every other resource NeverWaits.
 func (s *Server) resources() []coapedge.Resource {
 	signed := []message.MediaType{message.AppCoseSign1}
 	sealed := []message.MediaType{message.AppCoseEncrypt0}
 	return append([]coapedge.Resource{
 		{Path: "/join", Method: codes.POST, Format: message.AppCoseSign1, Answers: signed, Stateless: true, Cost: JoinCost, Link: `rt="iotguard.join"`, Handle: s.join},
-		{Path: "/verify", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, NeverWaits: true, Link: `rt="iotguard.verify"`, Handle: s.protected(s.core.Verify, codes.Content)},
-		{Path: "/session", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, NeverWaits: true, Link: `rt="iotguard.session"`, Handle: s.protected(s.core.Session, codes.Content)},
-		{Path: "/leave", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Link: `rt="iotguard.leave"`, Handle: s.protected(s.core.Leave, codes.Changed)},
+		{Path: "/verify", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Stateless: true, NeverWaits: true, Link: `rt="iotguard.verify"`, Handle: s.protected(s.core.Verify, codes.Content)},
+		{Path: "/session", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Stateless: true, NeverWaits: true, Link: `rt="iotguard.session"`, Handle: s.protected(s.core.Session, codes.Content)},
+		{Path: "/leave", Method: codes.POST, Format: message.AppCoseEncrypt0, Answers: sealed, Stateless: true, Link: `rt="iotguard.leave"`, Handle: s.protected(s.core.Leave, codes.Changed)},
 	}, s.publicResources()...)
 }
 

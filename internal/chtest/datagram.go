@@ -132,9 +132,11 @@ func (s *Socket) ExchangeLossy(m message.Message, tries int, wait time.Duration)
 // before: it sends a probe (GET /.well-known/core, NON, message ID mid, token
 // 9b) and requires the first datagram back to be the probe's answer. The server
 // handles one source's datagrams in order, so an answer to anything sent
-// earlier would have come first — except a request to a Stateless resource
-// from a source without an association, served on its own (coapedge,
-// stateless.go): Silent cannot tell that one was never answered.
+// earlier would have come first — except a request from a source without an
+// association, served on its own (coapedge, stateless.go): Silent cannot
+// tell that one was never answered. So it checks what an association
+// handles: a message that is not a request, or a request with an unknown
+// critical option, after which the probe comes on that association.
 func (s *Socket) Silent(mid uint16) {
 	s.t.Helper()
 	probe := message.Message{Type: message.NonConfirmable, Code: codes.GET, MessageID: int32(mid), Token: []byte{0x9b}}

@@ -62,7 +62,7 @@ func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
 	s.memberTTL = fs.Duration("member-ttl", cluster.DefaultMemberTTL, "membership lifetime after a join")
 	s.sessionTTL = fs.Duration("session-ttl", cluster.DefaultSessionTTL, "session key lifetime")
 	s.rateLimit = fs.Float64("rate-limit", coapedge.DefaultRateLimit, "requests per second per source: an IPv4 address or an IPv6 /64; a join counts as 16 (0: off)")
-	s.maxAssoc = fs.Int("max-associations", coapedge.DefaultMaxCoAPAssociations, "source endpoints (address:port) held at once, ~5 KiB each (joins and public GETs need none); datagrams of new ones beyond it are dropped (0: no bound)")
+	s.maxAssoc = fs.Int("max-associations", coapedge.DefaultMaxCoAPAssociations, "source endpoints (address:port) held at once, ~5 KiB each (requests to the CH need none: only pings and requests with unknown critical options get one); datagrams of new ones beyond it are dropped (0: no bound)")
 	s.assocRate = fs.Float64("association-rate", coapedge.DefaultCoAPAssociationRate, "new source endpoints admitted per second, all sources together (0: no bound)")
 	s.backend = fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
 	s.home = fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")

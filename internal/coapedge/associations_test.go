@@ -16,19 +16,20 @@ import (
 // frozen is a clock that does not move: no bucket refills during a test.
 func frozen() time.Time { return time.Unix(1_700_000_000, 0) }
 
-// probe sends GET /nothing from s and returns the answer's code. The edge
-// reads datagrams in order on one loop, so when the answer arrives every
-// datagram sent before it, from any socket, has been admitted or dropped.
+// probe sends GET /held from s and returns the answer's code (2.03). /held
+// is not Stateless: the request makes an association. The edge reads
+// datagrams in order on one loop, so when the answer arrives every datagram
+// sent before it, from any socket, has been admitted or dropped.
 func probe(t *testing.T, s *chtest.Socket) codes.Code {
 	t.Helper()
-	answer, _, _ := s.Exchange(chtest.Request(message.NonConfirmable, codes.GET, "/nothing"))
+	answer, _, _ := s.Exchange(chtest.Request(message.NonConfirmable, codes.GET, "/held"))
 	return answer.Code
 }
 
-// send sends GET /nothing from s, not waiting for an answer.
+// send sends GET /held from s, not waiting for an answer.
 func send(t *testing.T, s *chtest.Socket) {
 	t.Helper()
-	m := chtest.Request(message.NonConfirmable, codes.GET, "/nothing")
+	m := chtest.Request(message.NonConfirmable, codes.GET, "/held")
 	m.MessageID = 0x7777
 	s.Send(chtest.Datagram(t, m))
 }
@@ -61,13 +62,13 @@ func TestNewAssociationsBounded(t *testing.T) {
 			var held []*chtest.Socket
 			for range tc.held {
 				s := chtest.NewSocket(t, addr, "")
-				if probe(t, s) != codes.NotFound {
+				if probe(t, s) != codes.Valid {
 					t.Fatal("a source endpoint within the bound was not served")
 				}
 				held = append(held, s)
 			}
 			send(t, chtest.NewSocket(t, addr, ""))
-			if probe(t, held[0]) != codes.NotFound {
+			if probe(t, held[0]) != codes.Valid {
 				t.Fatal("a held association was not served")
 			}
 			expectDrops(t, rec, []string{tc.reason}, tc.held)
@@ -83,7 +84,7 @@ func TestSourceOverItsLimitGetsNoNewAssociation(t *testing.T) {
 	addr := srv.Addr().String()
 	a, b := chtest.NewSocket(t, addr, ""), chtest.NewSocket(t, addr, "")
 	for range 3 {
-		if code := probe(t, a); code != codes.NotFound {
+		if code := probe(t, a); code != codes.Valid {
 			t.Fatalf("within the burst: %v", code)
 		}
 	}
@@ -114,11 +115,11 @@ func TestAddressRotationCannotResetTheLimit(t *testing.T) {
 	if code := probe(t, x); code != codes.TooManyRequests {
 		t.Fatalf("x beyond its burst: %v, want 4.29", code)
 	}
-	if code := probe(t, from("127.0.0.2")); code != codes.NotFound {
+	if code := probe(t, from("127.0.0.2")); code != codes.Valid {
 		t.Fatalf("y: %v", code)
 	}
 	z, w := from("127.0.0.3"), from("127.0.0.4")
-	if probe(t, z) != codes.NotFound || probe(t, w) != codes.NotFound || probe(t, z) != codes.NotFound {
+	if probe(t, z) != codes.Valid || probe(t, w) != codes.Valid || probe(t, z) != codes.Valid {
 		t.Fatal("the crowd's bucket of 3 was not served")
 	}
 	if code := probe(t, z); code != codes.TooManyRequests {
@@ -163,7 +164,7 @@ func TestMalformedDatagramsCounted(t *testing.T) {
 	srv, rec := listen(t)
 	addr := srv.Addr().String()
 	held := chtest.NewSocket(t, addr, "127.0.0.1:0")
-	if code := probe(t, held); code != codes.NotFound { // makes the association
+	if code := probe(t, held); code != codes.Valid { // makes the association
 		t.Fatalf("probe: %v", code)
 	}
 	const batches, perBatch, fresh = 10, 100, 20
@@ -173,14 +174,14 @@ func TestMalformedDatagramsCounted(t *testing.T) {
 		}
 		// Every datagram before the probe's answer was read (probe); in
 		// batches, so that none is lost in a full socket buffer.
-		if code := probe(t, held); code != codes.NotFound {
+		if code := probe(t, held); code != codes.Valid {
 			t.Fatalf("probe after batch %d: %v", b, code)
 		}
 	}
 	for i := range fresh {
 		chtest.NewSocket(t, addr, "127.0.0.1:0").Send(malformed(uint16(i)))
 	}
-	if code := probe(t, held); code != codes.NotFound {
+	if code := probe(t, held); code != codes.Valid {
 		t.Fatalf("last probe: %v", code)
 	}
 	dropped, _ := rec.drops()

@@ -21,7 +21,7 @@ func TestBadOptionRateLimited(t *testing.T) {
 	bad := func(typ message.Type) message.Message {
 		return chtest.Request(typ, codes.GET, "/nothing", message.Option{ID: 13})
 	}
-	if code := probe(t, s); code != codes.NotFound { // the association, and one token
+	if code := probe(t, s); code != codes.Valid { // the association, and one token
 		t.Fatalf("probe: %v", code)
 	}
 	for i := range 2 {

@@ -10,8 +10,10 @@
 //     answer to garbage could be used to amplify); the edge drops what came
 //     to a multicast or broadcast address (group.go).
 //  2. A request from a source endpoint (address:port) without an association
-//     to a Stateless resource (a safe GET, a join) is served without one, at
-//     most MaxStateless at once (stateless.go), through the stages below.
+//     is served without one — unless its resource is not Stateless — at
+//     most MaxStateless at once, through the stages below; a duplicate of
+//     one whose answer authenticated draws that answer again (stateless.go,
+//     kept.go).
 //     Any other datagram from such an endpoint gets an association only
 //     within the association cap and the new-association rate, and only if
 //     its source is within its rate limit; otherwise it is dropped before
@@ -96,9 +98,10 @@ type Resource struct {
 	// made once and kept, never signed or looked up per request.
 	Padded bool
 	// Stateless marks a resource served without an association to a source
-	// endpoint that has none (stateless.go): a duplicate of its request is
-	// served again, so it must be idempotent (a safe GET, a join). Plain
-	// CoAP only.
+	// endpoint that has none (stateless.go): a duplicate of its request
+	// draws the same answer again if the answer is Authenticated or Repeat,
+	// and is otherwise served again, so a request whose answer is neither
+	// must be idempotent (a safe GET, a refusal). Plain CoAP only.
 	Stateless bool
 	// NeverWaits marks a resource whose handler never waits on its context
 	// (no ledger commit, no request of its own): the edge gives it the
@@ -150,8 +153,9 @@ type Response struct {
 	Authenticated bool
 	// Repeat says a duplicate of the request must get this answer again
 	// (its request spent something, e.g. a sequence number), though the
-	// answer stays within the reflection bound: with KeepOnlyAuthenticated
-	// it is kept for retransmissions as an Authenticated answer is.
+	// answer stays within the reflection bound: it is kept for
+	// retransmissions as an Authenticated answer is, by the stateless path
+	// and, with KeepOnlyAuthenticated, by an association.
 	Repeat bool
 }
 
@@ -252,6 +256,7 @@ type Config struct {
 	now          func() time.Time // the clock of limits and echoes (tests freeze it)
 	maxSources   int              // how many sources the rate limiter remembers
 	maxStateless int              // requests served without an association at once
+	maxKept      int              // answers the stateless path keeps for duplicates
 }
 
 // Option adjusts a Config.
@@ -330,7 +335,7 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 	cfg := Config{
 		RateLimit: DefaultRateLimit, MaxPayload: DefaultMaxPayload, Timeout: DefaultTimeout,
 		MaxAssociations: DefaultMaxCoAPAssociations, AssociationRate: DefaultCoAPAssociationRate,
-		Errors: func(error) {}, now: time.Now, maxSources: maxSources, maxStateless: MaxStateless,
+		Errors: func(error) {}, now: time.Now, maxSources: maxSources, maxStateless: MaxStateless, maxKept: MaxKeptAnswers,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -340,7 +345,7 @@ func newServer(transport string, resources []Resource, opts []Option) *Server {
 	}
 	s := &Server{cfg: cfg, transport: transport, done: make(chan error, 1), sources: newSources(cfg.RateLimit, cfg.maxSources)}
 	s.resources = append(resources, Resource{Path: "/.well-known/core", Method: codes.GET,
-		Answers: []message.MediaType{message.AppLinkFormat}, Large: true, NeverWaits: true, Handle: s.wellKnownCore})
+		Answers: []message.MediaType{message.AppLinkFormat}, Large: true, Stateless: true, NeverWaits: true, Handle: s.wellKnownCore})
 	s.byPath = make(map[string]*Resource, len(s.resources))
 	for i := range s.resources {
 		s.byPath[s.resources[i].Path] = &s.resources[i]
@@ -381,7 +386,7 @@ func Listen(addr string, resources []Resource, opts ...Option) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen on %s: %w", addr, err)
 	}
-	s.stateless = newStateless(s.resources, conn, s.cfg.maxStateless)
+	s.stateless = newStateless(s.resources, conn, s.cfg.maxStateless, s.cfg.maxKept)
 	srv := udp.NewServer(
 		options.WithMux(mux.HandlerFunc(s.guarded)),
 		options.WithErrors(s.transportErrors),
@@ -481,7 +486,10 @@ func (s *Server) answer(w mux.ResponseWriter, r *mux.Message, resource string, s
 	if err := w.SetResponse(resp.Code, resp.Format, body, resp.Options...); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to set response: %w", w.Conn().RemoteAddr(), err))
 	}
-	if s.cfg.KeepOnlyAuthenticated && s.transport == TransportUDP && !resp.Authenticated && !resp.Repeat {
+	keep := resp.Authenticated || resp.Repeat
+	if sw, ok := w.(*statelessWriter); ok {
+		sw.keep = keep
+	} else if s.cfg.KeepOnlyAuthenticated && s.transport == TransportUDP && !keep {
 		udpclient.ForgetAnswer(w.Message())
 	}
 	d := time.Since(start)

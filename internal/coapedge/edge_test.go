@@ -113,6 +113,9 @@ func listen(t *testing.T, opts ...coapedge.Option) (*coapedge.Server, *recorder)
 				return coapedge.Response{Code: codes.Content, Format: message.TextPlain, Body: body, Authenticated: true}
 			}},
 		{Path: "/panic", Method: codes.GET, Handle: func(context.Context, *coapedge.Request) coapedge.Response { panic("boom") }},
+		{Path: "/held", Method: codes.GET, Handle: func(context.Context, *coapedge.Request) coapedge.Response {
+			return coapedge.Response{Code: codes.Valid}
+		}},
 	}, reflectionResources()...), append([]coapedge.Option{coapedge.WithObserver(rec), coapedge.WithErrors(rec.error), coapedge.WithMaxPayload(64)}, opts...)...)
 	return srv, rec
 }

@@ -16,6 +16,9 @@ func WithMaxSources(n int) Option { return func(c *Config) { c.maxSources = n } 
 // association at once.
 func WithMaxStateless(n int) Option { return func(c *Config) { c.maxStateless = n } }
 
+// WithMaxKept sets how many answers the stateless path keeps for duplicates.
+func WithMaxKept(n int) Option { return func(c *Config) { c.maxKept = n } }
+
 // MaxAmplification is the reflection bound.
 const MaxAmplification = maxAmplification
 

@@ -20,22 +20,25 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 )
 
-// A request to a Stateless resource from a source endpoint that has no
-// association is served without one: go-coap makes none (its AcceptConn
+// A request from a source endpoint that has no association is served
+// without one, unless its resource is not Stateless or it has an unknown
+// critical option: go-coap makes none (its AcceptConn
 // hook hands the datagram over, third_party/README.md patch 9), the edge
 // decodes it, runs it through the same handler, stages and bound as any
-// other, and writes the answer on the socket. A joining device — a padded
-// GET /cluster and a join, and nothing more for a while — then costs the CH
-// no connection object and no cache of answers, for 16 s each: ~5 KiB, and
-// CPU per join (docs/PERFORMANCE.md, round two's fifth part).
+// other, and writes the answer on the socket. A device — a padded GET
+// /cluster and a join, then a member's protected requests — then costs the
+// CH no connection object and no cache of answers of its own, for 16 s
+// each: ~5 KiB, and CPU per request (docs/PERFORMANCE.md, round two's
+// fifth and fifteenth parts). And a member's requests need no place in the
+// association cap, which spoofed new source endpoints can fill.
 //
-// What an association gave such a request and this path does not: a
-// duplicate (a CON retransmitted because its answer was lost) is served
-// again rather than answered from a cache. RFC 7252 §4.5 lets a server do
-// that for an idempotent request, and a Stateless resource must be one: a
-// safe GET, or a join, which the ledger records once and answers again
-// (docs/PROTOCOL.md §3.1). Protected requests are not: their replay window
-// would refuse the duplicate.
+// What an association gave such a request, a duplicate (a CON
+// retransmitted because its answer was lost) answered from its cache, this
+// path gives the answers a duplicate must draw again, those to requests
+// that authenticated (kept.go): a protected request's replay window would
+// refuse its duplicate. A duplicate of any other request is served again,
+// as RFC 7252 §4.5 lets a server do for an idempotent request: a safe GET,
+// or a refusal, which changes nothing.
 
 // MaxStateless bounds the requests served without an association at once.
 // A datagram beyond it is dropped (DropStatelessBusy) and its sender
@@ -47,13 +50,14 @@ const MaxStateless = 4096
 
 // stateless serves the requests of sources without an association.
 type stateless struct {
-	paths    [][]string         // the Stateless resources' paths, by segment
+	paths    [][]string         // the paths of the resources not Stateless, by segment
 	max      int                // requests served at once (MaxStateless, or a test's)
 	workers  *client.WorkerPool // goroutines kept between requests
 	messages *pool.Pool         // requests and answers, reused
 	inFlight atomic.Int64       // requests being served
 	done     sync.WaitGroup     // the same, for Close to wait on
 	mid      atomic.Uint32      // the message ID of the next NON answer
+	kept     *keptAnswers       // the answers a duplicate draws again
 	conn     *coapnet.UDPConn   // the socket the answers go out on
 	ctx      context.Context    // the server's life: the requests' context
 	cancel   context.CancelFunc // ends ctx
@@ -66,12 +70,13 @@ func (st *stateless) close() {
 	st.cancel()
 }
 
-func newStateless(resources []Resource, conn *coapnet.UDPConn, max int) *stateless {
+func newStateless(resources []Resource, conn *coapnet.UDPConn, max, maxKept int) *stateless {
 	ctx, cancel := context.WithCancel(context.Background())
-	st := &stateless{cancel: cancel, max: max, workers: client.NewWorkerPool(10 * time.Second), messages: pool.New(1024, 2048), conn: conn, ctx: ctx}
+	st := &stateless{cancel: cancel, max: max, workers: client.NewWorkerPool(10 * time.Second), messages: pool.New(1024, 2048), conn: conn, ctx: ctx,
+		kept: newKeptAnswers(maxKept, ExchangeLifetime)}
 	st.mid.Store(rand.Uint32())
 	for _, res := range resources {
-		if res.Stateless {
+		if !res.Stateless {
 			st.paths = append(st.paths, pathSegments(res.Path))
 		}
 	}
@@ -81,30 +86,48 @@ func newStateless(resources []Resource, conn *coapnet.UDPConn, max int) *statele
 // take decides, on go-coap's read loop, whether the datagram from raddr, a
 // source endpoint without an association, is a request to a Stateless
 // resource, and if so hands it, decoded, to a worker and reports true:
-// go-coap then makes no association for it. What it cannot decode it leaves
-// to go-coap, which drops it. The decoded message owns a copy of the
-// datagram: go-coap's read buffer is reused at once.
+// go-coap then makes no association for it. A duplicate of a request whose
+// answer is kept draws that answer, within its source's rate limit. What it
+// cannot decode it leaves to go-coap, which drops it. The decoded message
+// owns a copy of the datagram: go-coap's read buffer is reused at once.
 func (s *Server) take(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) bool {
 	st := s.stateless
-	if st == nil || len(st.paths) == 0 {
+	if st == nil {
 		return false
+	}
+	key, now := st.kept.key(raddr, datagram), s.cfg.now()
+	if answer, ok := st.kept.get(key, now); ok {
+		if !s.sources.allow(raddr, now) {
+			s.dropped(DropSourceRate)
+			return true
+		}
+		return s.work(func() { s.writeStateless(raddr, cm, answer) })
 	}
 	req := st.messages.AcquireMessage(st.ctx)
 	if _, err := req.UnmarshalWithDecoder(coder.DefaultCoder, datagram); err != nil || !st.serves(req) {
 		st.messages.ReleaseMessage(req)
 		return false
 	}
+	if !s.work(func() { s.serveStateless(raddr, cm, req, key) }) {
+		st.messages.ReleaseMessage(req)
+	}
+	return true
+}
+
+// work runs f on a worker, unless MaxStateless requests are being served:
+// then the datagram is dropped, counted, and its sender retransmits.
+func (s *Server) work(f func()) bool {
+	st := s.stateless
 	if st.inFlight.Add(1) > int64(st.max) {
 		st.inFlight.Add(-1)
-		st.messages.ReleaseMessage(req)
 		s.dropped(DropStatelessBusy)
-		return true
+		return false
 	}
 	st.done.Add(1)
 	st.workers.Go(func() {
 		defer st.done.Done()
 		defer st.inFlight.Add(-1)
-		s.serveStateless(raddr, cm, req)
+		f()
 	})
 	return true
 }
@@ -113,19 +136,21 @@ func (s *Server) take(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram [
 // segments.
 func pathSegments(path string) []string { return strings.Split(strings.TrimPrefix(path, "/"), "/") }
 
-// serves reports whether req is a request (CON or NON, a method code) to a
-// Stateless resource. One with an unknown critical option is left to the
-// request monitor, which rejects it (badOption).
+// serves reports whether req is a request (CON or NON, a method code) to
+// serve without an association: one to a Stateless resource, or to a path
+// not in the table (a 4.04, which changes nothing). One with an unknown
+// critical option is left to the request monitor, which rejects it
+// (badOption).
 func (st *stateless) serves(req *pool.Message) bool {
 	if typ, code := req.Type(), req.Code(); (typ != message.Confirmable && typ != message.NonConfirmable) || code < codes.GET || code >= 32 || unknownCritical(req) {
 		return false
 	}
 	for _, p := range st.paths {
 		if pathIs(req.Options(), p) {
-			return true
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // pathIs reports whether the Uri-Path options of opts are segs, in order.
@@ -146,11 +171,11 @@ func pathIs(opts message.Options, segs []string) bool {
 // serveStateless serves one request taken off the read loop, and releases
 // it, and writes its answer: piggybacked on an ACK for a CON, as a NON for a
 // NON (as the association path answers; never a CON, so never a
-// retransmission).
-func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, req *pool.Message) {
+// retransmission). An answer a duplicate must draw again is kept under key.
+func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, req *pool.Message, key uint64) {
 	st := s.stateless
 	defer st.messages.ReleaseMessage(req)
-	w := statelessWriter{responsewriter.New(st.messages.AcquireMessage(st.ctx), statelessPeer{raddr: raddr}, req.Options()...)}
+	w := &statelessWriter{ResponseWriter: responsewriter.New(st.messages.AcquireMessage(st.ctx), statelessPeer{raddr: raddr}, req.Options()...)}
 	defer func() { st.messages.ReleaseMessage(w.Message()) }() // the answer as sent (SetMessage may replace it)
 	s.guarded(w, &mux.Message{Message: req})
 	resp := w.Message()
@@ -167,15 +192,26 @@ func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, 
 		resp.SetType(message.NonConfirmable)
 		resp.SetMessageID(int32(uint16(st.mid.Add(1))))
 	}
+	b, err := resp.MarshalWithEncoder(coder.DefaultCoder)
+	if err != nil {
+		s.cfg.Errors(fmt.Errorf("%v: failed to answer without an association: %w", raddr, err))
+		return
+	}
+	if w.keep {
+		st.kept.put(key, b, s.cfg.now())
+	}
+	s.writeStateless(raddr, cm, b)
+}
+
+// writeStateless sends the answer b to raddr, from the address its request
+// came to.
+func (s *Server) writeStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, b []byte) {
+	st := s.stateless
 	opts := []coapnet.UDPWriteOption{coapnet.WithContext(st.ctx), coapnet.WithRemoteAddr(raddr)}
-	if cm != nil { // from the address the request came to
+	if cm != nil {
 		opts = append(opts, coapnet.WithControlMessage(&coapnet.ControlMessage{IfIndex: cm.GetIfIndex(), Src: cm.Dst}))
 	}
-	b, err := resp.MarshalWithEncoder(coder.DefaultCoder)
-	if err == nil {
-		err = st.conn.WriteWithOptions(b, opts...)
-	}
-	if err != nil {
+	if err := st.conn.WriteWithOptions(b, opts...); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to answer without an association: %w", raddr, err))
 	}
 }
@@ -195,9 +231,11 @@ func (p statelessPeer) NetConn() net.Conn            { return nil }
 func (p statelessPeer) ReleaseMessage(*pool.Message) {}
 
 // statelessWriter is go-coap's response writer (No-Response included) over
-// a statelessPeer, as the mux.ResponseWriter the stages take.
+// a statelessPeer, as the mux.ResponseWriter the stages take; keep says
+// whether a duplicate must draw the answer again (Server.answer sets it).
 type statelessWriter struct {
 	*responsewriter.ResponseWriter[statelessPeer]
+	keep bool
 }
 
-func (w statelessWriter) Conn() mux.Conn { return w.ResponseWriter.Conn() }
+func (w *statelessWriter) Conn() mux.Conn { return w.ResponseWriter.Conn() }
