@@ -66,7 +66,7 @@ func New(reg prometheus.Registerer, ledger LedgerState) *Metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iotguard_coap_dropped_total",
-			Help: "Datagrams the plain CoAP edge dropped unanswered, by reason: association_cap, association_rate, source_rate (a new source endpoint refused an association, or a ping, over its source's rate), not_a_request, association_busy (its association's queue of requests was full), stateless_busy, malformed (not CoAP), bad_option (an unknown critical option: a NON request, or over its source's rate), group (sent to a multicast or broadcast address).",
+			Help: "Datagrams the plain CoAP edge dropped unanswered, by reason: association_cap, association_rate, source_rate (a new source endpoint refused an association, or a ping, over its source's rate), not_a_request, association_busy (its association's queue of requests was full), stateless_busy, costly_busy (a join, 2,048 being served), malformed (not CoAP), bad_option (an unknown critical option: a NON request, or over its source's rate), group (sent to a multicast or broadcast address).",
 		}, []string{"reason"}),
 		joinRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iotguard_join_rejections_total",

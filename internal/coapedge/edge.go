@@ -114,7 +114,8 @@ type Resource struct {
 	// signature checks and signature — takes more, so that what one source
 	// can make the server do stays bounded in work, not in requests. It is
 	// capped at the source's burst, so that the resource stays reachable
-	// under a low limit.
+	// under a low limit. Requests to a resource of Cost more than one take
+	// at most half of the MaxStateless served at once.
 	Cost   int
 	Handle Handler
 }
@@ -184,13 +185,14 @@ const (
 	DropNotRequest      = "not_a_request"    // an ACK, a Reset, a response: nothing to answer
 	DropAssociationBusy = "association_busy" // its association already has a full queue of requests waiting
 	DropStatelessBusy   = "stateless_busy"   // a request to serve without an association, MaxStateless being served
+	DropCostlyBusy      = "costly_busy"      // a request to a costly resource (a join) to serve without an association, half of MaxStateless being such
 	DropMalformed       = "malformed"        // not CoAP (go-coap could not parse it)
 	DropBadOption       = "bad_option"       // a request with an unknown critical option: NON, or over its source's rate
 	DropGroup           = "group"            // sent to a multicast or broadcast address (group.go)
 )
 
 // DropReasons lists every Drop constant (for metrics that export each).
-var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy, DropMalformed, DropBadOption, DropGroup}
+var DropReasons = []string{DropAssociationCap, DropAssociationRate, DropSourceRate, DropNotRequest, DropAssociationBusy, DropStatelessBusy, DropCostlyBusy, DropMalformed, DropBadOption, DropGroup}
 
 // Echoer makes and checks the Echo values (RFC 9175) that verify a source's
 // address. The cluster head passes the echoes its joins use

@@ -45,16 +45,21 @@ import (
 // retransmits, as when an association's queue is full. Each holds a
 // goroutine (a few KiB of stack) while its handler runs; a join's waits for
 // its block: ~1–2 ms on bbolt, a consensus round (~1 s) on CometBFT, where
-// the bound is what caps joins a second.
+// the bound is what caps joins a second. Requests to a costly resource (a
+// join) take at most half of it (DropCostlyBusy beyond): a flood of them —
+// a signature check each, then a wait for a block — leaves the other half
+// to members' requests, which a full MaxStateless would drop.
 const MaxStateless = 4096
 
 // stateless serves the requests of sources without an association.
 type stateless struct {
 	paths    [][]string         // the paths of the resources not Stateless, by segment
-	max      int                // requests served at once (MaxStateless, or a test's)
+	costly   [][]string         // the paths of the Stateless resources whose Cost is more than one
+	max      int                // requests served at once (MaxStateless, or a test's); costly ones, half
 	workers  *client.WorkerPool // goroutines kept between requests
 	messages *pool.Pool         // requests and answers, reused
 	inFlight atomic.Int64       // requests being served
+	inCostly atomic.Int64       // of which costly
 	done     sync.WaitGroup     // the same, for Close to wait on
 	mid      atomic.Uint32      // the message ID of the next NON answer
 	kept     *keptAnswers       // the answers a duplicate draws again
@@ -76,16 +81,19 @@ func newStateless(resources []Resource, conn *coapnet.UDPConn, max, maxKept int)
 		kept: newKeptAnswers(maxKept, ExchangeLifetime)}
 	st.mid.Store(rand.Uint32())
 	for _, res := range resources {
-		if !res.Stateless {
+		switch {
+		case !res.Stateless:
 			st.paths = append(st.paths, pathSegments(res.Path))
+		case res.Cost > 1:
+			st.costly = append(st.costly, pathSegments(res.Path))
 		}
 	}
 	return st
 }
 
 // take decides, on go-coap's read loop, whether the datagram from raddr, a
-// source endpoint without an association, is a request to a Stateless
-// resource, and if so hands it, decoded, to a worker and reports true:
+// source endpoint without an association, is a request to serve without
+// one (serves), and if so hands it, decoded, to a worker and reports true:
 // go-coap then makes no association for it. A duplicate of a request whose
 // answer is kept draws that answer, within its source's rate limit. What it
 // cannot decode it leaves to go-coap, which drops it. The decoded message
@@ -101,32 +109,45 @@ func (s *Server) take(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram [
 			s.dropped(DropSourceRate)
 			return true
 		}
-		return s.work(func() { s.writeStateless(raddr, cm, answer) })
+		return s.work(false, func() { s.writeStateless(raddr, cm, answer) })
 	}
 	req := st.messages.AcquireMessage(st.ctx)
 	if _, err := req.UnmarshalWithDecoder(coder.DefaultCoder, datagram); err != nil || !st.serves(req) {
 		st.messages.ReleaseMessage(req)
 		return false
 	}
-	if !s.work(func() { s.serveStateless(raddr, cm, req, key) }) {
+	if !s.work(anyPath(req.Options(), st.costly), func() { s.serveStateless(raddr, cm, req, key) }) {
 		st.messages.ReleaseMessage(req)
 	}
 	return true
 }
 
-// work runs f on a worker, unless MaxStateless requests are being served:
-// then the datagram is dropped, counted, and its sender retransmits.
-func (s *Server) work(f func()) bool {
+// work runs f, the serving of a request (costly: to a resource whose Cost
+// is more than one), on a worker, unless MaxStateless requests are being
+// served, or half of them costly and this one is: then the datagram is
+// dropped, counted, and its sender retransmits.
+func (s *Server) work(costly bool, f func()) bool {
 	st := s.stateless
-	if st.inFlight.Add(1) > int64(st.max) {
+	if costly && st.inCostly.Add(1) > int64(st.max/2) {
+		st.inCostly.Add(-1)
+		s.dropped(DropCostlyBusy)
+		return false
+	}
+	done := func() {
 		st.inFlight.Add(-1)
+		if costly {
+			st.inCostly.Add(-1)
+		}
+	}
+	if st.inFlight.Add(1) > int64(st.max) {
+		done()
 		s.dropped(DropStatelessBusy)
 		return false
 	}
 	st.done.Add(1)
 	st.workers.Go(func() {
 		defer st.done.Done()
-		defer st.inFlight.Add(-1)
+		defer done()
 		f()
 	})
 	return true
@@ -145,12 +166,17 @@ func (st *stateless) serves(req *pool.Message) bool {
 	if typ, code := req.Type(), req.Code(); (typ != message.Confirmable && typ != message.NonConfirmable) || code < codes.GET || code >= 32 || unknownCritical(req) {
 		return false
 	}
-	for _, p := range st.paths {
-		if pathIs(req.Options(), p) {
-			return false
+	return !anyPath(req.Options(), st.paths)
+}
+
+// anyPath reports whether the Uri-Path options of opts are one of paths.
+func anyPath(opts message.Options, paths [][]string) bool {
+	for _, p := range paths {
+		if pathIs(opts, p) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // pathIs reports whether the Uri-Path options of opts are segs, in order.

@@ -189,3 +189,52 @@ func FuzzStatelessDatagram(f *testing.F) {
 		}
 	})
 }
+
+// TestCostlyRequestsLeaveHalf: requests to a costly resource (Cost > 1, a
+// join) served without an association take at most half of the requests
+// served at once: beyond, they are dropped (costly_busy), and other
+// requests are still served. Before, a flood of joins waiting for their
+// blocks could hold every place, and members' requests were dropped.
+func TestCostlyRequestsLeaveHalf(t *testing.T) {
+	release := make(chan struct{})
+	rec := &recorder{}
+	srv := serve(t, []coapedge.Resource{
+		{Path: "/costly", Method: codes.GET, Stateless: true, Cost: 2, Handle: func(ctx context.Context, _ *coapedge.Request) coapedge.Response {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return coapedge.Response{Code: codes.Valid}
+		}},
+		{Path: "/cheap", Method: codes.GET, Stateless: true, Handle: func(context.Context, *coapedge.Request) coapedge.Response {
+			return coapedge.Response{Code: codes.Content}
+		}},
+		{Path: "/assoc", Method: codes.GET, Handle: func(context.Context, *coapedge.Request) coapedge.Response {
+			return coapedge.Response{Code: codes.Content}
+		}},
+	}, coapedge.WithObserver(rec), coapedge.WithMaxStateless(4))
+	var held []*chtest.Socket
+	for i := range 4 {
+		s := chtest.NewSocket(t, srv.Addr().String(), "")
+		req := chtest.Request(message.Confirmable, codes.GET, "/costly")
+		req.MessageID = int32(0x100 + i)
+		s.Send(chtest.Datagram(t, req))
+		held = append(held, s)
+	}
+	// The read loop takes datagrams in order: once a later request on an
+	// association is answered, the earlier ones were taken or dropped.
+	probe := chtest.NewSocket(t, srv.Addr().String(), "")
+	probe.Exchange(chtest.Request(message.Confirmable, codes.GET, "/assoc"))
+	for i := range 2 {
+		if a, _, _ := chtest.NewSocket(t, srv.Addr().String(), "").Exchange(chtest.Request(message.Confirmable, codes.GET, "/cheap")); a.Code != codes.Content {
+			t.Fatalf("request %d with the costly ones held: %s", i, chtest.Describe(a))
+		}
+	}
+	expectDrops(t, rec, []string{coapedge.DropCostlyBusy, coapedge.DropCostlyBusy}, 1)
+	close(release)
+	for i, s := range held[:2] {
+		if a, _ := s.Receive(); a.Code != codes.Valid {
+			t.Errorf("costly request %d: %s", i, chtest.Describe(a))
+		}
+	}
+}
