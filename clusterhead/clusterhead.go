@@ -48,6 +48,10 @@ type Config struct {
 	AssociationRate float64
 	Logger          *slog.Logger
 	Metrics         string // HTTP address for /metrics; "" off
+	// MetricsWebConfig is a Prometheus web configuration file (TLS, basic
+	// authentication) for the Metrics address; "" serves plain HTTP to
+	// whoever reaches it.
+	MetricsWebConfig string
 	// Pprof mounts net/http/pprof under /debug/pprof/ on the Metrics
 	// address (and nowhere else); it needs Metrics.
 	Pprof   bool
@@ -121,6 +125,9 @@ func (c *CH) members() (map[membership.Status]int, error) {
 func Start(cfg Config) (*CH, error) {
 	if cfg.Pprof && cfg.Metrics == "" {
 		return nil, ErrPprofWithoutMetrics
+	}
+	if err := metrics.CheckWebConfig(cfg.MetricsWebConfig); err != nil { // before the data directory is touched
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -248,7 +255,7 @@ func Start(cfg Config) (*CH, error) {
 		core.OnKeyRetired(ch.CoAPS.CloseIdentity) // a member's DTLS sessions die with its keys
 	}
 	if m != nil {
-		var mopts []metrics.ServeOption
+		mopts := []metrics.ServeOption{metrics.WithWebConfig(cfg.MetricsWebConfig), metrics.WithLog(log)}
 		if cfg.Pprof {
 			mopts = append(mopts, metrics.WithPprof())
 		}

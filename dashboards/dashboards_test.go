@@ -19,6 +19,7 @@ import (
 	"github.com/iotguard/iotguard/clusterhead"
 	"github.com/iotguard/iotguard/internal/chtest"
 	"github.com/iotguard/iotguard/internal/coapedge"
+	"github.com/iotguard/iotguard/internal/testutil"
 	"github.com/iotguard/iotguard/ledger"
 )
 
@@ -89,6 +90,63 @@ func query(ctx context.Context, api, expr string) (int, error) {
 	return len(out.Data.Result), nil
 }
 
+// startPrometheus runs prometheus (the binary at prom) until ctx ends or the
+// test does, scraping each second what scrapeConfigs (YAML list items)
+// name, and returns its API's base URL and its log.
+func startPrometheus(ctx context.Context, t *testing.T, prom, scrapeConfigs string) (api string, log *strings.Builder) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := "global: {scrape_interval: 1s}\nscrape_configs:\n" + scrapeConfigs
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	web := freePort(t)
+	cmd := exec.CommandContext(ctx, prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+web)
+	log = &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return "http://" + web, log
+}
+
+// TestPrometheusScrapesWithCredentials: a CH whose metrics address takes a
+// web configuration (TLS and basic authentication) is scraped by a real
+// Prometheus given the CA and the credentials — its up is 1 — and not by one
+// without the credentials (up 0).
+func TestPrometheusScrapesWithCredentials(t *testing.T) {
+	prom := need(t, "prometheus")
+	dir := t.TempDir()
+	webConfig := testutil.WebConfig(t, dir, "prometheus", "s3cret", true)
+	ch := chtest.Start(t, "", func(c *clusterhead.Config) {
+		c.Metrics, c.MetricsWebConfig = "127.0.0.1:0", webConfig
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	job := func(name, auth string) string {
+		return fmt.Sprintf("  - job_name: %s\n    scheme: https\n    tls_config: {ca_file: %q}\n%s    static_configs: [{targets: [%q]}]\n",
+			name, filepath.Join(dir, "ca.pem"), auth, ch.MetricsAddr())
+	}
+	api, log := startPrometheus(ctx, t, prom, job("with", "    basic_auth: {username: prometheus, password: s3cret}\n")+job("without", ""))
+	pending := map[string]bool{`up{job="with"} == 1`: true, `up{job="without"} == 0`: true}
+	for round := 0; round < 120 && len(pending) > 0; round++ { // bounded: a minute
+		time.Sleep(500 * time.Millisecond)
+		for expr := range pending {
+			if n, err := query(ctx, api, expr); err == nil && n == 1 {
+				delete(pending, expr)
+			}
+		}
+	}
+	for expr := range pending {
+		t.Errorf("no series for %s", expr)
+	}
+	if t.Failed() {
+		t.Logf("prometheus log:\n%s", log.String())
+	}
+}
+
 // TestEveryPanelHasData runs a CH with metrics, drives devices through every
 // resource, lets a real Prometheus scrape it each second, and requires every
 // panel query of dashboards/iotguard.json to return data.
@@ -108,23 +166,9 @@ func TestEveryPanelHasData(t *testing.T) {
 		c.MaxAssociations, c.AssociationRate = coapedge.DefaultMaxCoAPAssociations, coapedge.DefaultCoAPAssociationRate
 	})
 
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: iotguard\n    static_configs: [{targets: [%q]}]\n", ch.MetricsAddr())
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	web := freePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, prom, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+web)
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	api := "http://" + web
+	api, log := startPrometheus(ctx, t, prom, fmt.Sprintf("  - job_name: iotguard\n    static_configs: [{targets: [%q]}]\n", ch.MetricsAddr()))
 
 	// Traffic: every resource, every outcome a panel shows. Bounded: at most
 	// 200 rounds, one every 250 ms, while the queries wait for data.

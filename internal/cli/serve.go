@@ -93,7 +93,7 @@ func serve(args []string, cmt *CometBFT) error {
 	logSettings(log, eff)
 	ch, err := clusterhead.Start(clusterhead.Config{
 		Listen: *s.listen, DTLSListen: *s.dtlsListen, DataDir: *s.data, RateLimit: *s.rateLimit,
-		MaxAssociations: *s.maxAssoc, AssociationRate: *s.assocRate, Logger: log, Metrics: *s.metrics, Pprof: *s.pprof, Ledger: open,
+		MaxAssociations: *s.maxAssoc, AssociationRate: *s.assocRate, Logger: log, Metrics: *s.metrics, MetricsWebConfig: *s.metricsWeb, Pprof: *s.pprof, Ledger: open,
 		Cluster: cluster.Config{ID: string(s.id), Position: cluster.Position(s.position), Radius: *s.radius,
 			MemberTTL: *s.memberTTL, SessionTTL: *s.sessionTTL, Admission: cluster.Admission(s.admission), FleetKeys: fleet},
 	})

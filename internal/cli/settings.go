@@ -25,6 +25,7 @@ type serveSettings struct {
 	data       *string
 	metrics    *string
 	pprof      *bool
+	metricsWeb *string
 	id         idValue
 	position   positionValue
 	radius     *float64
@@ -56,6 +57,7 @@ func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
 	s.data = fs.String("data", "iotguard-data", "data `directory` (ledger, CH key)")
 	s.metrics = fs.String("metrics", "", "HTTP `address` for Prometheus /metrics (off when empty)")
 	s.pprof = fs.Bool("pprof", false, "also serve net/http/pprof under /debug/pprof/ on the --metrics address (keep it on loopback)")
+	s.metricsWeb = fs.String("metrics-web-config", "", "Prometheus web configuration `file` for --metrics: TLS, client certificates, basic auth (bcrypt hashes), as an exporter's --web.config.file (plain HTTP when empty)")
 	fs.Var(&s.id, "cluster-id", "cluster `ID`")
 	fs.Var(&s.position, "position", "CH position `LAT,LON` in degrees")
 	s.radius = fs.Float64("radius", 1000, "cluster radius in `metres` (great-circle distance)")
