@@ -47,7 +47,7 @@ func (f acceptConn) UDPServerApply(cfg *udpserver.Config) { cfg.AcceptConn = f }
 // calls it on its read loop with its connection table locked: it must stay
 // cheap and must not call into the server.
 func (s *Server) admit(raddr *net.UDPAddr, cm *coapnet.ControlMessage, datagram []byte) bool {
-	if toGroup(cm) {
+	if s.toGroup(cm) {
 		s.dropped(DropGroup)
 		return false
 	}

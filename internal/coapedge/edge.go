@@ -329,6 +329,7 @@ type Server struct {
 	stop         func()     // stops the serve loop
 	done         chan error // the serve loop's result
 	dtls         *dtlsGuard // coaps only
+	broadcasts   broadcasts // the host's directed broadcast addresses (group.go)
 }
 
 // newServer returns a Server for resources with opts applied; the caller

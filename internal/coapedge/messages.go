@@ -25,7 +25,7 @@ import (
 // a CON 4.04, and two edges could be made to answer each other for ever.
 func (s *Server) requestsOnly(cc *client.Conn, m *pool.Message) (drop bool, err error) {
 	typ, code := m.Type(), m.Code()
-	if toGroup(m.ControlMessage()) { // an association's endpoint, sending to a group
+	if s.toGroup(m.ControlMessage()) { // an association's endpoint, sending to a group
 		s.dropped(DropGroup)
 		return true, nil
 	}
