@@ -29,6 +29,36 @@ func (d *dropCounter) Dropped(reason string) {
 	d.n[reason]++
 }
 
+// groupEdge runs an edge on addr serving GET /cluster, which served counts,
+// with drops counting what it drops.
+func groupEdge(t *testing.T, addr string) (s *Server, served *atomic.Int64, drops *dropCounter) {
+	t.Helper()
+	served, drops = &atomic.Int64{}, &dropCounter{n: map[string]int{}}
+	s, err := Listen(addr, []Resource{{Path: "/cluster", Method: codes.GET, Stateless: true, NeverWaits: true,
+		Handle: func(context.Context, *Request) Response {
+			served.Add(1)
+			return Response{Code: codes.Content}
+		}}}, WithObserver(drops))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, served, drops
+}
+
+// getCluster is the datagram of a NON GET /cluster with message ID mid,
+// and mid's low byte as its token.
+func getCluster(t *testing.T, mid int32) []byte {
+	t.Helper()
+	req := message.Message{Type: message.NonConfirmable, Code: codes.GET, MessageID: mid, Token: []byte{byte(mid)}, Options: message.Options{}}
+	req.Options, _, _ = req.Options.SetPath(make([]byte, 32), "/cluster")
+	b := make([]byte, 64)
+	n, err := coder.DefaultCoder.Encode(req, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[:n]
+}
+
 // TestGroupDatagramsDropped: a request that came to a multicast address
 // (All-CoAP-Nodes, IPv4 and IPv6, RFC 7252 §12.8), the IPv4 limited
 // broadcast, or the directed broadcast of one of the host's networks (lo's
@@ -41,28 +71,13 @@ func (d *dropCounter) Dropped(reason string) {
 // calls it directly, as sending to a group would leave the loopback
 // interface.
 func TestGroupDatagramsDropped(t *testing.T) {
-	var served atomic.Int64
-	drops := &dropCounter{n: map[string]int{}}
-	s, err := Listen("127.0.0.1:0", []Resource{{Path: "/cluster", Method: codes.GET, Stateless: true, NeverWaits: true,
-		Handle: func(context.Context, *Request) Response {
-			served.Add(1)
-			return Response{Code: codes.Content}
-		}}}, WithObserver(drops))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, served, drops := groupEdge(t, "127.0.0.1:0")
 	victim, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer victim.Close()
-	req := message.Message{Type: message.NonConfirmable, Code: codes.GET, MessageID: 7, Options: message.Options{}}
-	req.Options, _, _ = req.Options.SetPath(make([]byte, 32), "/cluster")
-	b := make([]byte, 64)
-	n, err := coder.DefaultCoder.Encode(req, b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := getCluster(t, 7)
 	raddr := victim.LocalAddr().(*net.UDPAddr)
 	closed := false
 	defer func() {
@@ -75,7 +90,7 @@ func TestGroupDatagramsDropped(t *testing.T) {
 		groups = append(groups, net.ParseIP("127.255.255.255"))
 	}
 	for _, dst := range groups {
-		if s.admit(raddr, &coapnet.ControlMessage{Dst: dst, IfIndex: 1}, b[:n]) {
+		if s.admit(raddr, &coapnet.ControlMessage{Dst: dst, IfIndex: 1}, req) {
 			t.Errorf("to %v: an association was made", dst)
 		}
 	}
@@ -132,16 +147,7 @@ func TestDirectedBroadcastDropped(t *testing.T) {
 	if !loopbackSlash8(t) {
 		t.Skip("lo holds no 127.0.0.1/8")
 	}
-	var served atomic.Int64
-	drops := &dropCounter{n: map[string]int{}}
-	s, err := Listen("0.0.0.0:0", []Resource{{Path: "/cluster", Method: codes.GET, Stateless: true, NeverWaits: true,
-		Handle: func(context.Context, *Request) Response {
-			served.Add(1)
-			return Response{Code: codes.Content}
-		}}}, WithObserver(drops))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, served, drops := groupEdge(t, "0.0.0.0:0")
 	defer s.Close()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -158,14 +164,7 @@ func TestDirectedBroadcastDropped(t *testing.T) {
 	}
 	port := s.Addr().(*net.UDPAddr).Port
 	for i, dst := range []net.IP{net.IPv4(127, 255, 255, 255), net.IPv4(127, 0, 0, 1)} {
-		req := message.Message{Type: message.NonConfirmable, Code: codes.GET, MessageID: int32(i), Token: []byte{byte(i)}, Options: message.Options{}}
-		req.Options, _, _ = req.Options.SetPath(make([]byte, 32), "/cluster")
-		b := make([]byte, 64)
-		n, err := coder.DefaultCoder.Encode(req, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.WriteToUDP(b[:n], &net.UDPAddr{IP: dst, Port: port}); err != nil {
+		if _, err := c.WriteToUDP(getCluster(t, int32(i)), &net.UDPAddr{IP: dst, Port: port}); err != nil {
 			t.Fatalf("to %v: %v", dst, err)
 		}
 	}
