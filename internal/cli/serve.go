@@ -43,18 +43,23 @@ with its device ID as PSK identity and the key 'iotguard device psk' prints,
 and sends /verify, /session and /leave as plain CBOR (coap-client-openssl).
 
 Against floods of spoofed sources: each source (IPv4 address, IPv6 /64) is
-held to --rate-limit; a join and the public GETs from a new source endpoint
-are served without an association (at most 4,096 at once); any other
-request from a new endpoint gets one (go-coap's connection, until 16 s idle)
-only within --max-associations and --association-rate, and otherwise its
-datagrams are dropped unanswered; a
-source whose address no Echo verified gets nothing larger than three times
-its request (the public GETs answer it 4.01 + Echo first).
+held to --rate-limit; every request from a new source endpoint (a join, a
+member's /verify, /session or /leave, a public GET) is served without an
+association, at most 4,096 at once (joins at most 2,048); what else gets
+one (a ping, a request with an unknown critical option: go-coap's
+connection, until 16 s idle) gets it only within --max-associations and
+--association-rate, and otherwise its datagrams are dropped unanswered, as
+are datagrams sent to a multicast or broadcast address; a source whose
+address no Echo verified gets nothing larger than three times its request
+(the public GETs answer it 4.01 + Echo first).
 
 With --pprof the metrics address also serves net/http/pprof under
 /debug/pprof/ (go tool pprof http://ADDR/debug/pprof/profile?seconds=30): a
 profile of this process under its real load. Off by default; it needs
---metrics, and that address should stay on loopback.
+--metrics, and that address should stay on loopback, or require credentials:
+--metrics-web-config takes a Prometheus web configuration file (HTTPS,
+client certificates, basic auth with bcrypt hashes), as Prometheus's own
+exporters do.
 
 Examples:
   iotguard serve
@@ -63,6 +68,7 @@ Examples:
       --admission enrolled --fleet-key fleet-2025.pub --fleet-key fleet-2026.pub
   iotguard serve --config /etc/iotguard/iotguard.toml --log-format json
   iotguard serve --dtls-listen 127.0.0.1:5684
+  iotguard serve --metrics 0.0.0.0:9464 --metrics-web-config /etc/iotguard/web.yml
 
 Flags:
 `
