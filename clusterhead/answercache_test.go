@@ -16,13 +16,14 @@ import (
 )
 
 // TestUnauthenticatedAnswersNotKept: a flood of requests that do not
-// authenticate, over associations, with the rate limit of `iotguard serve`
+// authenticate, from 8 sockets, with the rate limit of `iotguard serve`
 // (most of them answered 4.29: all 8 sockets are 127.0.0.1): the CH keeps
 // none of its answers, so the heap does not grow with the flood. go-coap kept every answer of an
 // association for EXCHANGE_LIFETIME (247 s) to repeat it to a duplicate —
 // ~100-170 B per datagram, 4.29s included, bounded by no rate limit and
 // no cap but what a sender could send in 247 s. Answers to requests that
-// authenticated are still kept (TestProtectedRequestDuplicateAnsweredOnce).
+// authenticated are still kept (TestProtectedRequestDuplicateAnsweredOnce),
+// by the edge now: these requests hold no association.
 func TestUnauthenticatedAnswersNotKept(t *testing.T) {
 	ch := chtest.Start(t, "", func(c *clusterhead.Config) { c.RateLimit = coapedge.DefaultRateLimit })
 	conns := dialSockets(t, ch.Addr(), 8) // all from 127.0.0.1: most answered 4.29
