@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 )
 
 // Write replaces path with data, created with mode perm, via a synced
@@ -24,9 +26,41 @@ func Create(path string, data []byte, perm os.FileMode) error {
 
 // CreateFrom is Create with the content streamed by fill, for files too big
 // to hold in memory. If fill or any step fails, nothing is left at path (nor
-// a temporary file) and the error says which step failed.
+// a temporary file) and the error says which step failed. A temporary file
+// that an earlier CreateFrom of path left behind, killed before it could
+// remove it (SIGKILL, a power loss), is removed first: it may hold a copy of
+// a secret (a backup holds the CH key). One that a CreateFrom running now is
+// writing is locked (flock) and left alone.
 func CreateFrom(path string, perm os.FileMode, fill func(io.Writer) error) error {
+	removeLeftovers(path)
 	return place(path, perm, fill, os.Link)
+}
+
+// tmpPrefix is the start of the name of path's temporary files.
+func tmpPrefix(path string) string { return "." + filepath.Base(path) + ".tmp" }
+
+// removeLeftovers removes path's temporary files that no process holds
+// locked: those of writers that died. What it cannot open, lock or remove
+// stays, as it was.
+func removeLeftovers(path string) {
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), tmpPrefix(path)) {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil { // no writer holds it
+			_ = os.Remove(f.Name())
+		}
+		f.Close() // releases the lock
+	}
 }
 
 func write(path string, data []byte, perm os.FileMode, put func(tmp, path string) error) error {
@@ -37,29 +71,32 @@ func write(path string, data []byte, perm os.FileMode, put func(tmp, path string
 }
 
 func place(path string, perm os.FileMode, fill func(io.Writer) error, put func(tmp, path string) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("failed to create temporary file for %s: %w", path, err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
+	defer f.Close()      // after the put: the lock on it holds until then
+	// Locked while it is written and put in place, so that removeLeftovers
+	// tells it from a dead writer's.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("failed to lock temporary file for %s: %w", path, err)
+	}
 	if err := f.Chmod(perm); err != nil {
-		f.Close()
 		return fmt.Errorf("failed to set mode of %s: %w", path, err)
 	}
 	if err := fill(f); err != nil {
-		f.Close()
 		return fmt.Errorf("failed to write %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return fmt.Errorf("failed to sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("failed to close %s: %w", path, err)
 	}
 	if err := put(tmp, path); err != nil {
 		return fmt.Errorf("failed to put %s in place: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("failed to close %s: %w", path, err)
 	}
 	// The new name is durable only once its directory is: before, a power
 	// loss can bring the old file back (for a device file, a sequence number
