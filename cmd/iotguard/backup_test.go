@@ -343,13 +343,12 @@ func TestRestoreKilled(t *testing.T) {
 	}
 }
 
-// TestBackupInterrupted sends SIGINT (^C) to 'ledger backup' while the
-// archive streams in: it stops with an error and leaves nothing beside
-// --out, not even the temporary file that held the CH key so far. The
-// server is a stand-in on the control socket that sends the start of an
-// archive and then nothing, so that the signal comes mid-stream.
-func TestBackupInterrupted(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+// stalledBackup is a data directory whose control socket is a stand-in for
+// the server: it sends the start of an archive and then nothing, so that a
+// backup from it is always mid-stream.
+func stalledBackup(t *testing.T) (data string) {
+	t.Helper()
+	data = filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -366,11 +365,17 @@ func TestBackupInterrupted(t *testing.T) {
 	})}
 	go stalled.Serve(ln) //nolint:errcheck // returns on Close
 	t.Cleanup(func() { stalled.Close() })
+	return data
+}
 
-	outDir := t.TempDir()
+// startBackup starts 'ledger backup' of data to outDir/b.tar and waits until
+// its temporary file there holds streamed bytes (and, if not "", is not
+// named old). It returns the command, its exit and its stderr.
+func startBackup(t *testing.T, data, outDir, old string) (*exec.Cmd, <-chan error, *bytes.Buffer) {
+	t.Helper()
 	cmd := exec.Command("iotguard", "ledger", "backup", "--data", data, "--out", filepath.Join(outDir, "b.tar"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +385,7 @@ func TestBackupInterrupted(t *testing.T) {
 	written := func() bool { // the temporary file holds the streamed bytes
 		entries, _ := os.ReadDir(outDir)
 		for _, e := range entries {
-			if fi, err := e.Info(); err == nil && fi.Size() > 0 {
+			if fi, err := e.Info(); err == nil && fi.Size() > 0 && e.Name() != old {
 				return true
 			}
 		}
@@ -389,24 +394,33 @@ func TestBackupInterrupted(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); !written(); time.Sleep(5 * time.Millisecond) {
 		select {
 		case err := <-done:
-			t.Fatalf("backup ended before the signal: %v\n%s", err, &stderr)
+			t.Fatalf("backup ended before the signal: %v\n%s", err, stderr)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("backup wrote nothing in 30 s\n%s", &stderr)
+			t.Fatalf("backup wrote nothing in 30 s\n%s", stderr)
 		}
 	}
+	return cmd, done, stderr
+}
+
+// TestBackupInterrupted sends SIGINT (^C) to 'ledger backup' while the
+// archive streams in: it stops with an error and leaves nothing beside
+// --out, not even the temporary file that held the CH key so far.
+func TestBackupInterrupted(t *testing.T) {
+	outDir := t.TempDir()
+	cmd, done, stderr := startBackup(t, stalledBackup(t), outDir, "")
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	err = <-done
+	err := <-done
 	t.Logf("interrupted backup: %s", bytes.TrimSpace(stderr.Bytes()))
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("interrupted backup: %v, want exit 1\n%s", err, &stderr)
+		t.Errorf("interrupted backup: %v, want exit 1\n%s", err, stderr)
 	}
 	if !strings.Contains(stderr.String(), "b.tar not written") {
-		t.Errorf("interrupted backup said %q, want that b.tar was not written", &stderr)
+		t.Errorf("interrupted backup said %q, want that b.tar was not written", stderr)
 	}
 	entries, err := os.ReadDir(outDir)
 	if err != nil {
@@ -414,6 +428,35 @@ func TestBackupInterrupted(t *testing.T) {
 	}
 	for _, e := range entries {
 		t.Errorf("interrupted backup left %s beside --out", e.Name())
+	}
+}
+
+// TestBackupKilledLeftoverRemoved: 'ledger backup' killed by SIGKILL cannot
+// remove its temporary file, a copy of the CH key so far; the next backup to
+// the same --out removes it as it starts. (That one is then interrupted,
+// and leaves nothing.)
+func TestBackupKilledLeftoverRemoved(t *testing.T) {
+	data, outDir := stalledBackup(t), t.TempDir()
+	cmd, done, _ := startBackup(t, data, outDir, "")
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	entries, err := os.ReadDir(outDir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("after SIGKILL beside --out: %v, %v; want the one temporary file", entries, err)
+	}
+	leftover := entries[0].Name()
+	cmd, done, _ = startBackup(t, data, outDir, leftover)
+	if _, err := os.Stat(filepath.Join(outDir, leftover)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the killed backup's %s is still there (%v)", leftover, err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if entries, _ := os.ReadDir(outDir); len(entries) != 0 {
+		t.Errorf("left beside --out: %v", entries)
 	}
 }
 
