@@ -26,13 +26,8 @@ func Create(path string, data []byte, perm os.FileMode) error {
 
 // CreateFrom is Create with the content streamed by fill, for files too big
 // to hold in memory. If fill or any step fails, nothing is left at path (nor
-// a temporary file) and the error says which step failed. A temporary file
-// that an earlier CreateFrom of path left behind, killed before it could
-// remove it (SIGKILL, a power loss), is removed first: it may hold a copy of
-// a secret (a backup holds the CH key). One that a CreateFrom running now is
-// writing is locked (flock) and left alone.
+// a temporary file) and the error says which step failed.
 func CreateFrom(path string, perm os.FileMode, fill func(io.Writer) error) error {
-	removeLeftovers(path)
 	return place(path, perm, fill, os.Link)
 }
 
@@ -70,7 +65,13 @@ func write(path string, data []byte, perm os.FileMode, put func(tmp, path string
 	}, put)
 }
 
+// place writes path through a temporary file beside it. A temporary file
+// of path that an earlier writer left behind, killed before it could remove
+// it (SIGKILL, a power loss), is removed first: it may hold a copy of a
+// secret (a key file, a backup holding the CH key). One that a writer
+// running now is writing is locked (flock) and left alone.
 func place(path string, perm os.FileMode, fill func(io.Writer) error, put func(tmp, path string) error) error {
+	removeLeftovers(path)
 	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix(path)+"*")
 	if err != nil {
 		return fmt.Errorf("failed to create temporary file for %s: %w", path, err)

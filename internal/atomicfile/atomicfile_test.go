@@ -26,8 +26,8 @@ func names(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestCreateFromRemovesLeftovers: a temporary file that a killed
-// CreateFrom of the same path left (here made by hand, as SIGKILL leaves
+// TestCreateFromRemovesLeftovers: a temporary file that a killed writer
+// of the same path left (here made by hand, as SIGKILL leaves
 // it) is removed by the next CreateFrom: it may hold a copy of the CH key.
 // Other files stay.
 func TestCreateFromRemovesLeftovers(t *testing.T) {
