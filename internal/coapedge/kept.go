@@ -18,8 +18,8 @@ const ExchangeLifetime = 247 * time.Second
 // kept answers a second, and at 10,000 a second the last 13 s, which holds
 // a CON's first three retransmissions (2–3, 6–9 and 14–21 s after it). A
 // duplicate of an answer no longer kept is served again: a protected
-// request is then refused by its replay window, and its device sends a new
-// one.
+// request is then refused by its replay window, a sealed 4.01 its device's
+// request returns.
 const MaxKeptAnswers = 1 << 17
 
 // keptAnswers holds the answers of requests served without an association
@@ -41,9 +41,8 @@ const MaxKeptAnswers = 1 << 17
 // authenticated are kept, so only members' requests can push a member's
 // answer out.
 type keptAnswers struct {
-	seed     maphash.Seed
-	max      int
-	lifetime int64 // in nanoseconds
+	seed maphash.Seed
+	max  int
 
 	mu    sync.Mutex
 	byKey map[uint64]kept
@@ -56,8 +55,8 @@ type kept struct {
 	at     int64  // when, in Unix nanoseconds
 }
 
-func newKeptAnswers(max int, lifetime time.Duration) *keptAnswers {
-	return &keptAnswers{seed: maphash.MakeSeed(), max: max, lifetime: int64(lifetime), byKey: map[uint64]kept{}}
+func newKeptAnswers(max int) *keptAnswers {
+	return &keptAnswers{seed: maphash.MakeSeed(), max: max, byKey: map[uint64]kept{}}
 }
 
 // key returns the key of datagram, a request from raddr.
@@ -77,7 +76,7 @@ func (k *keptAnswers) get(key uint64, now time.Time) ([]byte, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	e, ok := k.byKey[key]
-	if !ok || now.UnixNano()-e.at >= k.lifetime {
+	if !ok || now.UnixNano()-e.at >= int64(ExchangeLifetime) {
 		return nil, false
 	}
 	return e.answer, true
@@ -92,7 +91,7 @@ func (k *keptAnswers) put(key uint64, answer []byte, now time.Time) {
 	defer k.mu.Unlock()
 	for ; k.head < len(k.order); k.head++ {
 		oldest := k.order[k.head]
-		if e, ok := k.byKey[oldest]; ok && len(k.order)-k.head < k.max && at-e.at < k.lifetime {
+		if e, ok := k.byKey[oldest]; ok && len(k.order)-k.head < k.max && at-e.at < int64(ExchangeLifetime) {
 			break
 		}
 		delete(k.byKey, oldest)

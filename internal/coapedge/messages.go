@@ -57,12 +57,22 @@ func (s *Server) reject(cc *client.Conn, m *pool.Message) {
 	rst.SetType(message.Reset)
 	rst.SetCode(codes.Empty)
 	rst.SetMessageID(m.MessageID())
-	if cm := m.ControlMessage(); cm != nil { // from the address m came to
-		rst.SetControlMessage(&coapnet.ControlMessage{IfIndex: cm.GetIfIndex(), Src: cm.Dst})
+	if cm := replyFrom(m.ControlMessage()); cm != nil {
+		rst.SetControlMessage(cm)
 	}
 	if err := cc.Session().WriteMessage(rst); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to reject a message: %w", cc.RemoteAddr(), err))
 	}
+}
+
+// replyFrom returns the control message that sends an answer from the
+// address and interface a request came to, as its control message cm says
+// (nil: the socket told nothing, and the kernel chooses).
+func replyFrom(cm *coapnet.ControlMessage) *coapnet.ControlMessage {
+	if cm == nil {
+		return nil
+	}
+	return &coapnet.ControlMessage{IfIndex: cm.GetIfIndex(), Src: cm.Dst}
 }
 
 // unknownCritical reports whether m has an option of class critical (odd
@@ -98,8 +108,8 @@ func (s *Server) badOption(cc *client.Conn, m *pool.Message) {
 		ack.SetContentFormat(resp.Format)
 		ack.SetBody(bytes.NewReader(resp.Body))
 	}
-	if cm := m.ControlMessage(); cm != nil { // from the address m came to
-		ack.SetControlMessage(&coapnet.ControlMessage{IfIndex: cm.GetIfIndex(), Src: cm.Dst})
+	if cm := replyFrom(m.ControlMessage()); cm != nil {
+		ack.SetControlMessage(cm)
 	}
 	if err := cc.Session().WriteMessage(ack); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to answer a bad option: %w", cc.RemoteAddr(), err))

@@ -78,7 +78,7 @@ func (st *stateless) close() {
 func newStateless(resources []Resource, conn *coapnet.UDPConn, max, maxKept int) *stateless {
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &stateless{cancel: cancel, max: max, workers: client.NewWorkerPool(10 * time.Second), messages: pool.New(1024, 2048), conn: conn, ctx: ctx,
-		kept: newKeptAnswers(maxKept, ExchangeLifetime)}
+		kept: newKeptAnswers(maxKept)}
 	st.mid.Store(rand.Uint32())
 	for _, res := range resources {
 		switch {
@@ -133,24 +133,26 @@ func (s *Server) work(costly bool, f func()) bool {
 		s.dropped(DropCostlyBusy)
 		return false
 	}
-	done := func() {
-		st.inFlight.Add(-1)
-		if costly {
-			st.inCostly.Add(-1)
-		}
-	}
 	if st.inFlight.Add(1) > int64(st.max) {
-		done()
+		st.release(costly)
 		s.dropped(DropStatelessBusy)
 		return false
 	}
 	st.done.Add(1)
 	st.workers.Go(func() {
 		defer st.done.Done()
-		defer done()
+		defer st.release(costly)
 		f()
 	})
 	return true
+}
+
+// release gives back the place of a request work counted.
+func (st *stateless) release(costly bool) {
+	st.inFlight.Add(-1)
+	if costly {
+		st.inCostly.Add(-1)
+	}
 }
 
 // pathSegments splits a resource path ("/ledger/proof") into its Uri-Path
@@ -234,8 +236,8 @@ func (s *Server) serveStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, 
 func (s *Server) writeStateless(raddr *net.UDPAddr, cm *coapnet.ControlMessage, b []byte) {
 	st := s.stateless
 	opts := []coapnet.UDPWriteOption{coapnet.WithContext(st.ctx), coapnet.WithRemoteAddr(raddr)}
-	if cm != nil {
-		opts = append(opts, coapnet.WithControlMessage(&coapnet.ControlMessage{IfIndex: cm.GetIfIndex(), Src: cm.Dst}))
+	if cm := replyFrom(cm); cm != nil {
+		opts = append(opts, coapnet.WithControlMessage(cm))
 	}
 	if err := st.conn.WriteWithOptions(b, opts...); err != nil {
 		s.cfg.Errors(fmt.Errorf("%v: failed to answer without an association: %w", raddr, err))
