@@ -100,7 +100,7 @@ bench-ratios: build
 	@# join against a cluster head in its own process, whose CPU per join is measured apart
 	@# (--admission open, as in bench-summary: a server that admits enrolled devices only needs the bench given --fleet)
 	@d=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
+	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 --join-rate 0 >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
 	$(BIN) bench --scenario join --duration $(BENCHTIME) --concurrency 64 --baseline \
 		--server coap://127.0.0.1:$$port --server-pid $$pid --json > $(BENCHOUT)/join-ch-process.json; rc=$$?; \
 	kill $$pid; wait $$pid; rm -rf $$d; echo "join-ch-process: $$(head -c 400 $(BENCHOUT)/join-ch-process.json)"; exit $$rc
@@ -116,7 +116,7 @@ bench-summary: build
 	$(BIN) bench --scenario ratios --duration $(BENCHTIME) --concurrency 64
 	@d=$$(mktemp -d); free='import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; \
 	port=$$(python3 -c "$$free"); eport=$$(python3 -c "$$free"); \
-	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 --association-rate 0 --max-associations 0 --metrics 127.0.0.1:9465 --pprof >$$d/serve.log 2>&1 & pid=$$!; \
+	$(BIN) serve --data $$d --listen 127.0.0.1:$$port --admission open --rate-limit 0 --join-rate 0 --association-rate 0 --max-associations 0 --metrics 127.0.0.1:9465 --pprof >$$d/serve.log 2>&1 & pid=$$!; \
 	$(BIN) bench --serve-echo 127.0.0.1:$$eport --metrics 127.0.0.1:9466 --pprof >$$d/echo.log 2>&1 & epid=$$!; sleep 1; \
 	$(BIN) bench --scenario ratios --duration $(BENCHTIME) --concurrency 64 \
 		--server coap://127.0.0.1:$$port --server-pid $$pid --echo-server coap://127.0.0.1:$$eport --echo-server-pid $$epid; rc=$$?; \

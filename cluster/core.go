@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/time/rate"
 
 	"github.com/iotguard/iotguard/internal/boundlog"
 	"github.com/iotguard/iotguard/keysvc"
@@ -60,6 +61,13 @@ type Config struct {
 	Grants      GrantLog
 	GrantBatch  int           // records per batch, 1..ledger.MaxGrantBatch; default DefaultGrantBatch
 	GrantPeriod time.Duration // longest a batch stays open; default DefaultGrantPeriod
+	// JoinRate bounds the joins whose signatures are checked, per second,
+	// all sources together, in bursts of one second's worth; a join beyond
+	// it is refused (ErrJoinRate) before any signature check (0: no bound).
+	// Joins are the only requests anyone may send that cost the CH public-
+	// key work, so this bounds what senders who are not members can make it
+	// spend, however many addresses they have.
+	JoinRate float64
 }
 
 // Defaults for Config fields left zero.
@@ -73,6 +81,12 @@ const (
 	// (a listener keeps 256 sessions): it takes 64 members in collusion to
 	// fill DefaultTalkProofs.
 	DefaultTalkProofsPerMember = 1024
+	// DefaultJoinRate is iotguard serve's JoinRate. A join costs a CH
+	// 0.2–0.5 ms of CPU (docs/PERFORMANCE.md), so joins at this rate take
+	// at most about half of one core, and members' requests keep the rest
+	// however many sources send joins; 10,000 devices rejoining after a
+	// power cut are all in within about 10 s.
+	DefaultJoinRate = 1000
 )
 
 // Keys is what the core needs of the CH's keys; *keysvc.Service implements
@@ -152,6 +166,7 @@ type Core struct {
 
 	spent   *spentProofs                    // talk proofs accepted and not yet stale
 	retired atomic.Pointer[func(id string)] // see OnKeyRetired; nil: nobody listens
+	joins   *rate.Limiter                   // Config.JoinRate; nil: no bound
 }
 
 // New returns a Core for cfg over the CH keys and ledger.
@@ -209,6 +224,12 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	}
 	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members, uncertain: uncertain,
 		spent: newSpentProofs(cfg.TalkProofs, cfg.TalkProofsPerMember)}
+	if cfg.JoinRate < 0 {
+		return nil, fmt.Errorf("failed to configure cluster %s: join rate %g is negative", cfg.ID, cfg.JoinRate)
+	}
+	if cfg.JoinRate > 0 {
+		c.joins = rate.NewLimiter(rate.Limit(cfg.JoinRate), max(1, int(cfg.JoinRate)))
+	}
 	c.grants = newGrantBatcher(cfg, c.append)
 	c.warnings = boundlog.New(cfg.Logger, slog.LevelInfo, cfg.Now)
 	return c, nil

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/iotguard/iotguard/ledger"
 )
@@ -41,6 +42,10 @@ var (
 	// (Config.ReplayStates) as it may: it accepts no new one until some
 	// expire, rather than forget one that could then be replayed.
 	ErrBusy = errors.New("busy")
+	// ErrJoinRate (an ErrBusy) is returned for a join beyond
+	// Config.JoinRate. Its signature was not checked and nothing was
+	// written; the device may send the same join again.
+	ErrJoinRate = fmt.Errorf("%w: join rate", ErrBusy)
 	// ErrNoLog is returned by the transparency resources when the ledger
 	// keeps no Merkle tree (a backend without one).
 	ErrNoLog = errors.New("no transparency log")

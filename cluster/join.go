@@ -20,8 +20,10 @@ type JoinResult struct {
 
 // Join handles a /join payload (COSE_Sign1) from the client at addr
 // (docs/PROTOCOL.md §3). On success the join is durably on the ledger before
-// Join returns. Checks run cheapest first: shape, cluster, echo, signature,
-// radius, admission (cluster/admission.go: enrollment or fleet credential);
+// Join returns. Checks run cheapest first: shape, cluster, echo, the join
+// rate (Config.JoinRate: only a source whose address the echo verified takes
+// one of its places), signature, radius, admission (cluster/admission.go:
+// enrollment or fleet credential);
 // then the ledger's state machine decides whether the join applies
 // (ErrConflict, ErrRevoked, ErrEnrollmentRemoved, ErrStale) or repeats the
 // device's current join (answered again, nothing written). The join records
@@ -45,6 +47,9 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	freshAt, fresh := c.keys.EchoFresh(req.Echo, addr, now)
 	if !fresh {
 		return JoinResult{}, &EchoRequired{Echo: c.echo(addr, now)}
+	}
+	if c.joins != nil && !c.joins.AllowN(now, 1) {
+		return JoinResult{}, refuse(ErrJoinRate, "too many joins")
 	}
 	pub, err := wire.ParsePublicKey(req.Key)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -276,6 +277,46 @@ func TestJoinLedgerBusy(t *testing.T) {
 	e.ledger.fail = nil
 	if res, err := e.core.Join(t.Context(), req, addr); err != nil || !res.Created || e.ledger.written() != 1 {
 		t.Fatalf("the resent join = %+v, %v (%d events)", res, err, e.ledger.written())
+	}
+}
+
+// TestJoinRate: Config.JoinRate bounds the joins whose signatures are
+// checked. A join over it is refused (ErrJoinRate, a busy refusal) before its
+// signature is checked, and nothing is written; the same join is admitted
+// once the rate allows. Joins challenged for an echo take none of its
+// places: senders who cannot receive at an address cannot drain it.
+func TestJoinRate(t *testing.T) {
+	e := newEnv(t, func(c *cluster.Config) { c.JoinRate = 1 })
+	a, b := e.device("sensor-a"), e.device("sensor-b")
+	for range 10 {
+		var challenge *cluster.EchoRequired
+		if _, err := e.core.Join(t.Context(), b.joinRequest(here, nil), addr); !errors.As(err, &challenge) {
+			t.Fatalf("join without an echo: %v, want an echo challenge", err)
+		}
+	}
+	a.mustJoin()
+	req := b.joinRequest(here, e.echo())
+	checked := e.obs.ops["verify"]
+	_, err := e.core.Join(t.Context(), req, addr)
+	var r *cluster.Refusal
+	if !errors.As(err, &r) || !errors.Is(err, cluster.ErrJoinRate) || !errors.Is(err, cluster.ErrBusy) || r.Detail != "too many joins" {
+		t.Fatalf("join over the rate: %v, want refused busy: too many joins", err)
+	}
+	if e.ledger.written() != 1 || e.obs.ops["verify"] != checked {
+		t.Fatalf("join over the rate: %d events, %d signatures checked; want 1 and %d", e.ledger.written(), e.obs.ops["verify"], checked)
+	}
+	e.advance(time.Second)
+	if res, err := e.core.Join(t.Context(), req, addr); err != nil || !res.Created {
+		t.Fatalf("the same join a second later = %+v, %v", res, err)
+	}
+}
+
+// TestJoinRateInvalid: a negative join rate is a configuration error.
+func TestJoinRateInvalid(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.JoinRate = -1
+	if _, err := cluster.New(e.cfg, e.keys, e.ledger); err == nil || !strings.Contains(err.Error(), "join rate") {
+		t.Fatalf("New with a negative join rate: %v", err)
 	}
 }
 

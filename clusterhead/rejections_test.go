@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -185,4 +186,62 @@ func TestReplayedJoinChangesNothing(t *testing.T) {
 	if a.Height != b.Height || !bytes.Equal(a.CHNonce, b.CHNonce) {
 		t.Fatalf("replay answered another join: block %d vs %d", a.Height, b.Height)
 	}
+}
+
+// TestJoinsOverTheRate: a join beyond --join-rate, from a source whose
+// address its echo verified, is answered 5.03 "busy: too many joins" before
+// its signature is checked (iotguard_crypto_duration_seconds counts no
+// verify: this one's signature is bad, and is not found to be), is counted
+// (join_rate) and changes nothing. A device so answered sends its join
+// again after Max-Age, and is in once the rate allows.
+func TestJoinsOverTheRate(t *testing.T) {
+	clock := &settable{}
+	clock.unix.Store(time.Now().Unix())
+	ch := chtest.Start(t, "", chtest.Open, func(c *clusterhead.Config) {
+		c.Metrics = "127.0.0.1:0"
+		c.Cluster.Now = clock.now
+		c.Cluster.JoinRate = 1 // bursts of one; the clock stands still until the test moves it
+	})
+	conn := chtest.Raw(t, ch)
+	first := newJoiner(t, conn, "first")
+	first.fresh()
+	expect(t, first.post(first.sign(first.req.ID)), codes.Created, "")
+
+	j := newJoiner(t, conn, "second")
+	j.fresh()
+	body := j.sign(j.req.ID)
+	body[len(body)-1] ^= 1
+	before, counted, checked := chtest.Snap(t, ch), rejections(t, ch), verifies(t, ch)
+	expect(t, j.post(body), codes.ServiceUnavailable, "busy: too many joins")
+	chtest.Unchanged(t, ch, before)
+	if got := rejections(t, ch)["join_rate"]; got != counted["join_rate"]+1 {
+		t.Errorf("rejections{reason=\"join_rate\"}: %d, was %d", got, counted["join_rate"])
+	}
+	if got := verifies(t, ch); got != checked {
+		t.Errorf("signatures checked: %d, was %d: a join over the rate was checked", got, checked)
+	}
+	expect(t, j.post(body), codes.ServiceUnavailable, "busy: too many joins")
+
+	d := chtest.Device(t, ch, "third")
+	joined := make(chan error, 1)
+	go func() { _, err := d.Join(chtest.Ctx(t), chtest.Near.Lat, chtest.Near.Lon); joined <- err }()
+	for i := 0; rejections(t, ch)["join_rate"] < counted["join_rate"]+3; i++ { // the device's first try, refused
+		if i == 500 {
+			t.Fatal("the device's join was not refused over the rate")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	clock.unix.Add(1) // the rate allows one more join
+	if err := <-joined; err != nil {
+		t.Fatalf("join resent after Max-Age: %v", err)
+	}
+	if got := chtest.Height(t, ch); got != before.Head.Height+1 {
+		t.Fatalf("height %d, want %d: the resent join, once", got, before.Head.Height+1)
+	}
+}
+
+// verifies reads how many join signatures ch checked.
+func verifies(t *testing.T, ch *clusterhead.CH) int {
+	t.Helper()
+	return chtest.Scrape(t, ch.MetricsAddr())[`iotguard_crypto_duration_seconds_count{op="verify"}`]
 }

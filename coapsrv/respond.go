@@ -39,6 +39,7 @@ var rejections = []struct {
 	{cluster.ErrConflict, codes.Conflict, "id bound to another key", "conflict"},
 	{cluster.ErrRevoked, codes.Conflict, "id revoked", "revoked"},
 	{cluster.ErrStale, codes.Unauthorized, "stale join", "stale"},
+	{cluster.ErrJoinRate, codes.ServiceUnavailable, "busy", "join_rate"}, // before ErrBusy, which it also matches
 	{cluster.ErrBusy, codes.ServiceUnavailable, "busy", ""},
 	{cluster.ErrUnknownDevice, codes.NotFound, "unknown device", ""},
 	{cluster.ErrNotInLog, codes.NotFound, "not in the log", ""},
@@ -63,11 +64,16 @@ var rejections = []struct {
 
 // maxAge is the Max-Age option, in seconds, of the answers above that ask
 // the client to come back later.
-var maxAge = map[error]byte{cluster.ErrUncertain: UncertainMaxAge}
+var maxAge = map[error]byte{cluster.ErrUncertain: UncertainMaxAge, cluster.ErrJoinRate: JoinRateMaxAge}
 
 // UncertainMaxAge is the Max-Age of a 5.03 "outcome not known yet": how
 // long a device waits before it resends the same join.
 const UncertainMaxAge = 2
+
+// JoinRateMaxAge is the Max-Age of a 5.03 "busy" to a join beyond the join
+// rate: the time the rate's bucket takes to fill again from empty. A device
+// resends the same join after it, as after "outcome not known yet".
+const JoinRateMaxAge = 1
 
 // fail returns the answer to a request the Core refused, and the rejection
 // reason for the metrics: a rejection gets its code, an echo challenge 4.01

@@ -98,10 +98,10 @@ func freeAddr(t *testing.T) string {
 func startServe(t *testing.T, addr, data string) *server {
 	t.Helper()
 	s := &server{stderr: new(bytes.Buffer), done: make(chan struct{})}
-	// --rate-limit 0: the tests' join loads come from 127.0.0.1 alone, one
-	// source, as a benchmark's do.
+	// --rate-limit 0 --join-rate 0: the tests' join loads come from
+	// 127.0.0.1 alone, one source, as a benchmark's do.
 	s.cmd = exec.Command("iotguard", "serve", "--listen", addr, "--data", data,
-		"--cluster-id", "tamper-test", "--position", "48.8566,2.3522", "--radius", "1000", "--admission", "open", "--rate-limit", "0")
+		"--cluster-id", "tamper-test", "--position", "48.8566,2.3522", "--radius", "1000", "--admission", "open", "--rate-limit", "0", "--join-rate", "0")
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

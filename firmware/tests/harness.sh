@@ -512,6 +512,25 @@ if grep -q '^cluster=' p.key; then bad "... and stays unjoined" p.key; else ok "
 kill "$CHBPID" 2>/dev/null
 wait "$CHBPID" 2>/dev/null
 
+# A CH over its join rate (PROTOCOL.md §3.3, "Too many joins") answers 5.03
+# "busy: too many joins" with Max-Age 1 before checking the join; the C device
+# sends the same join again after Max-Age, and is in once the rate allows.
+# 0.3 joins a second: the join after the first waits ~3.3 s, within the
+# device's four resends.
+CHRPORT=$(free_port)
+start_ch "$CHRPORT" "$T/chr" "$T/chr.log" --admission open --join-rate 0.3
+CHRPID=$CH_PID
+"$DEV" keygen --id c-rate-1 --out r1.key >/dev/null
+"$DEV" keygen --id c-rate-2 --out r2.key >/dev/null
+run "c-rate-1 joins a CH that checks 0.3 joins a second" 0 jr1.out \
+    "$DEV" join --server "coap://127.0.0.1:$CHRPORT" --key r1.key --position 48.8570,2.3530
+run "c-rate-2 joins right after it" 0 jr2.out \
+    env IOG_UDP_TRACE=1 "$DEV" join --server "coap://127.0.0.1:$CHRPORT" --key r2.key --position 48.8570,2.3530
+has "... answered 5.03 at first (over the join rate)" jr2.out "rx type=2 code=5.03"
+has "... then joined" jr2.out "joined cluster lab-1 as c-rate-2"
+kill "$CHRPID" 2>/dev/null
+wait "$CHRPID" 2>/dev/null
+
 # a CH restart: replay windows are gone, the first protected request gets an
 # Echo challenge (PROTOCOL.md §4.2) that the C device answers transparently;
 # c-two's re-keyed K_m' still opens (the CH tries it after the old K_m)

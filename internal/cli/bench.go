@@ -60,8 +60,8 @@ Examples:
   iotguard bench --scenario echo --concurrency 1 --duration 60s --plot decay.svg
   iotguard bench --scenario scale --members 1000,100000,1000000 --duration 10s
   iotguard bench --scenario ratios --duration 20s --concurrency 64
-  iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --association-rate 0 --fleet-key fleet.pub
-  iotguard serve --admission open --rate-limit 0 & ch=$!   # a cluster head in its own process, and its PID
+  iotguard bench --scenario verify --server coap://127.0.0.1:5683 --fleet fleet.pem   # serve with --rate-limit 0 --join-rate 0 --fleet-key fleet.pub
+  iotguard serve --admission open --rate-limit 0 --join-rate 0 & ch=$!   # a cluster head in its own process, and its PID
   iotguard bench --scenario join --baseline --server coap://127.0.0.1:5683 --server-pid $ch
   iotguard bench --serve-echo 127.0.0.1:5700 --metrics 127.0.0.1:9470 --pprof & echo=$!
   iotguard bench --serve-echo 127.0.0.1:5701 --bare &     # the floor: no go-coap server

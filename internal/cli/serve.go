@@ -51,7 +51,10 @@ connection, until 16 s idle) gets it only within --max-associations and
 --association-rate, and otherwise its datagrams are dropped unanswered, as
 are datagrams sent to a multicast or broadcast address; a source whose
 address no Echo verified gets nothing larger than three times its request
-(the public GETs answer it 4.01 + Echo first).
+(the public GETs answer it 4.01 + Echo first). Against senders who do
+receive, from however many addresses: at most --join-rate joins a second
+have their signatures checked, all sources together; beyond, a join is
+answered 5.03 with Max-Age and the device sends it again.
 
 With --pprof the metrics address also serves net/http/pprof under
 /debug/pprof/ (go tool pprof http://ADDR/debug/pprof/profile?seconds=30): a
@@ -101,7 +104,7 @@ func serve(args []string, cmt *CometBFT) error {
 		Listen: *s.listen, DTLSListen: *s.dtlsListen, DataDir: *s.data, RateLimit: *s.rateLimit,
 		MaxAssociations: *s.maxAssoc, AssociationRate: *s.assocRate, Logger: log, Metrics: *s.metrics, MetricsWebConfig: *s.metricsWeb, Pprof: *s.pprof, Ledger: open,
 		Cluster: cluster.Config{ID: string(s.id), Position: cluster.Position(s.position), Radius: *s.radius,
-			MemberTTL: *s.memberTTL, SessionTTL: *s.sessionTTL, Admission: cluster.Admission(s.admission), FleetKeys: fleet},
+			MemberTTL: *s.memberTTL, SessionTTL: *s.sessionTTL, Admission: cluster.Admission(s.admission), FleetKeys: fleet, JoinRate: *s.joinRate},
 	})
 	if err != nil {
 		return err
