@@ -11,7 +11,7 @@ APT_PACKAGES := libcoap3-bin prometheus systemd
 # CometBFT's requirements raise the versions the main module builds with.
 export GOWORK := off
 
-.PHONY: all build run demo test deps check unit fuzz flood bench bench-decay bench-decay-upstream bench-ratios bench-scale clean
+.PHONY: all build run demo test deps check unit fuzz flood bench bench-decay bench-decay-upstream bench-ratios bench-scale bench-join-flood clean
 
 all: build
 
@@ -132,6 +132,32 @@ bench-tail: build
 		printf '%-6s at %6s/s: ' $$s $$r; \
 		$(BIN) bench --scenario $$s --rate $$r --duration $(BENCHTIME) --concurrency 64 | grep '^latency' || exit 1; \
 	done; done
+
+# Members under a flood of joins (docs/PERFORMANCE.md, "Round two, sixteenth
+# part"): a CH in its own process that admits enrolled devices and trusts
+# fleet A, with --join-rate JOINRATE (empty: the flag left out, for an older
+# build given with FLOODBIN=); 8 members of fleet A send /verify at 400/s
+# while 256 devices send joins for 14 s without waiting for Max-Age
+# (--timeout 900ms), with credentials of FLOODFLEET: untrusted (refused) or
+# trusted (admitted, a block each). Prints /verify's latency, the flood's
+# answers and the CH's CPU time (ticks of 10 ms) over /verify's run.
+FLOODBIN   ?= $(BIN)
+JOINRATE   ?= 1000
+FLOODFLEET ?= untrusted
+bench-join-flood: build
+	@d=$$(mktemp -d); port=$$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	$(FLOODBIN) fleet keygen --out $$d/trusted.pem > $$d/trusted.pub 2>/dev/null && $(FLOODBIN) fleet keygen --out $$d/untrusted.pem >/dev/null 2>&1 || exit 1; \
+	$(FLOODBIN) serve --data $$d/ch --listen 127.0.0.1:$$port --rate-limit 0 --fleet-key $$d/trusted.pub \
+		$(if $(JOINRATE),--join-rate $(JOINRATE)) >$$d/serve.log 2>&1 & pid=$$!; sleep 1; \
+	$(FLOODBIN) bench --scenario verify --duration 12s --concurrency 8 --rate 400 --server coap://127.0.0.1:$$port \
+		--fleet $$d/trusted.pem > $$d/verify.txt 2>&1 & vp=$$!; sleep 1.5; \
+	$(FLOODBIN) bench --scenario join --duration 14s --timeout 900ms --concurrency 256 --server coap://127.0.0.1:$$port \
+		--fleet $$d/$(FLOODFLEET).pem > $$d/flood.txt 2>&1 & fp=$$!; \
+	t0=$$(awk '{print $$14+$$15}' /proc/$$pid/stat); wait $$vp; rc=$$?; t1=$$(awk '{print $$14+$$15}' /proc/$$pid/stat); wait $$fp; \
+	echo "join-rate '$(JOINRATE)', flood with $(FLOODFLEET) credentials"; \
+	grep -E '^(ops|latency|errors)' $$d/verify.txt | sed 's/^/verify: /'; grep -E '^(ops|errors)' $$d/flood.txt | sed 's/^/flood:  /'; \
+	echo "CH CPU over /verify's run: $$((t1 - t0)) ticks"; [ $$rc = 0 ] || cat $$d/verify.txt; \
+	kill $$pid; wait $$pid; rm -rf $$d; exit $$rc
 
 # 1k, 100k and 1M members: lookup, join and verify latency, memory.
 bench-scale: build

@@ -66,47 +66,82 @@ func newFleetKeys(keys []*ecdsa.PublicKey) (fleetKeys, error) {
 	return m, nil
 }
 
-// admit applies the admission policy to a join whose shape, echo, signature
-// and radius have passed: req is its payload, pub the device key that signed
-// it. It reads the ledger but never writes it.
+// screened is what admission decided of a join before its signature was
+// checked (screen), for admit to finish.
+type screened struct {
+	cred       *wire.SignedCredential // the join's credential, its fields checked; nil: none
+	fleet      *ecdsa.PublicKey       // the trusted fleet key cred names
+	enrollment *ledger.Enrollment     // without a credential: the ID's enrollment here, with the join's key
+}
+
+// screen applies what the admission policy can decide of a join before its
+// signature is checked, so that a join no fleet key or enrollment could admit
+// costs neither a signature check nor a place in Config.JoinRate: a
+// credential's shape, fleet key, validity, ID and key; without a credential,
+// an enrollment of the ID here with the join's key. req is the join's payload,
+// pub its key (not yet known to have signed it). It reads the ledger but
+// never writes it; admit finishes once the signature verified.
 //
 // What each answer reveals matters, because anyone can send a join (with a
 // fresh echo, one per source address and round trip, and under the
 // per-source rate limit): a join without a valid credential whose key is not
 // the enrolled one gets ErrNotEnrolled whether or not the ID is enrolled
 // (ErrEnrolledOtherKey is only its metric reason), so an outsider learns no
-// enrolled ID. Everything else that depends on an enrollment (expired,
-// removed, outside the enrolled position) is answered only to the enrolled
-// key, whose signature the join carries. Credential checks come first and
-// depend on the credential alone.
-//
-// An individual enrollment of the ID in this cluster takes precedence over a
-// fleet credential (as in Azure DPS): its key and terms decide. A credential
-// costs at most one ES256 verification, after every cheaper check.
-func (c *Core) admit(req *wire.JoinRequest, pub *ecdsa.PublicKey, now time.Time) error {
+// enrolled ID. So the enrollment is looked up here only for a join without a
+// credential, whose two refusals answer alike; a join with a credential is
+// screened on the credential alone (answering "not enrolled" here to a
+// forged credential for an ID enrolled with another key, and "bad credential
+// signature" later to one for an ID not enrolled, would tell them apart).
+// Everything else that depends on an enrollment (expired, removed, outside
+// the enrolled position) is answered only to the enrolled key, whose
+// signature the join carries (admit).
+func (c *Core) screen(req *wire.JoinRequest, pub *ecdsa.PublicKey, now time.Time) (screened, error) {
+	if c.cfg.Admission == AdmissionOpen {
+		return screened{}, nil
+	}
+	if req.Credential != nil {
+		cred, fleet, err := c.credentialFields(req, pub, now)
+		return screened{cred: cred, fleet: fleet}, err
+	}
+	e, here, err := c.enrollment(req.ID)
+	switch {
+	case err != nil:
+		return screened{}, err
+	case !here:
+		return screened{}, ErrNotEnrolled
+	case !bytes.Equal(e.Key, req.Key):
+		return screened{}, ErrEnrolledOtherKey
+	}
+	return screened{enrollment: &e}, nil
+}
+
+// admit finishes the admission policy for a join that screen passed and
+// whose signature, by pub, verified. An individual enrollment of the ID in
+// this cluster takes precedence over a fleet credential (as in Azure DPS):
+// its key and terms decide. A credential costs one ES256 verification, after
+// every cheaper check (screen). It reads the ledger but never writes it.
+func (c *Core) admit(req *wire.JoinRequest, s screened, now time.Time) error {
 	if c.cfg.Admission == AdmissionOpen {
 		return nil
 	}
-	credentialOK := false
-	if req.Credential != nil {
-		if err := c.checkCredential(req, pub, now); err != nil {
+	e := s.enrollment
+	if s.cred != nil {
+		start := time.Now()
+		err := s.cred.Verify(s.fleet)
+		c.obs.Crypto("verify", time.Since(start))
+		if err != nil {
+			return ErrCredentialSignature
+		}
+		en, here, err := c.enrollment(req.ID)
+		switch {
+		case err != nil:
 			return err
+		case !here:
+			return nil // the credential admits it
+		case !bytes.Equal(en.Key, req.Key):
+			return ErrEnrolledOtherKey
 		}
-		credentialOK = true
-	}
-	e, err := c.ledger.Enrollment(req.ID)
-	if errors.Is(err, ledger.ErrNotEnrolled) || err == nil && e.Cluster != "" && e.Cluster != c.cfg.ID {
-		// No enrollment here (another cluster's does not admit here).
-		if credentialOK {
-			return nil
-		}
-		return ErrNotEnrolled
-	}
-	if err != nil {
-		return fmt.Errorf("failed to look up enrollment of %s: %w", req.ID, err)
-	}
-	if !bytes.Equal(e.Key, req.Key) {
-		return ErrEnrolledOtherKey
+		e = &en
 	}
 	if err := e.ActiveAt(now); err != nil {
 		return err // ErrEnrollmentRemoved, ErrEnrollmentExpired
@@ -117,37 +152,44 @@ func (c *Core) admit(req *wire.JoinRequest, pub *ecdsa.PublicKey, now time.Time)
 	return nil
 }
 
-// checkCredential checks the fleet credential a join carries: well formed,
-// from a trusted fleet key, valid now, naming the join's ID and key, then
-// (the one expensive step) signed by that fleet key.
-func (c *Core) checkCredential(req *wire.JoinRequest, pub *ecdsa.PublicKey, now time.Time) error {
+// enrollment returns id's enrollment and whether it is one of this cluster
+// (another cluster's, on a shared ledger, does not admit here).
+func (c *Core) enrollment(id string) (ledger.Enrollment, bool, error) {
+	e, err := c.ledger.Enrollment(id)
+	if errors.Is(err, ledger.ErrNotEnrolled) {
+		return e, false, nil
+	}
+	if err != nil {
+		return e, false, fmt.Errorf("failed to look up enrollment of %s: %w", id, err)
+	}
+	return e, e.Cluster == "" || e.Cluster == c.cfg.ID, nil
+}
+
+// credentialFields checks the fleet credential a join carries, all but its
+// signature: well formed, from a trusted fleet key, valid now, naming the
+// join's ID and key. It returns the credential and its fleet key.
+func (c *Core) credentialFields(req *wire.JoinRequest, pub *ecdsa.PublicKey, now time.Time) (*wire.SignedCredential, *ecdsa.PublicKey, error) {
 	cred, err := wire.ParseCredential(req.Credential)
 	if err != nil {
-		return ErrCredentialMalformed
+		return nil, nil, ErrCredentialMalformed
 	}
 	fleet, ok := c.fleet[string(cred.KID)]
 	if !ok {
-		return ErrCredentialUntrusted
+		return nil, nil, ErrCredentialUntrusted
 	}
 	t := uint64(max(now.Unix(), 0))
 	if t < cred.NotBefore {
-		return ErrCredentialNotYetValid
+		return nil, nil, ErrCredentialNotYetValid
 	}
 	if t >= cred.NotAfter {
-		return ErrCredentialExpired
+		return nil, nil, ErrCredentialExpired
 	}
 	if cred.ID != req.ID {
-		return ErrCredentialOtherID
+		return nil, nil, ErrCredentialOtherID
 	}
 	thumb := wire.Thumbprint(pub)
 	if !bytes.Equal(cred.Key, thumb[:]) {
-		return ErrCredentialOtherKey
+		return nil, nil, ErrCredentialOtherKey
 	}
-	start := time.Now()
-	err = cred.Verify(fleet)
-	c.obs.Crypto("verify", time.Since(start))
-	if err != nil {
-		return ErrCredentialSignature
-	}
-	return nil
+	return cred, fleet, nil
 }

@@ -89,18 +89,21 @@ func (d *dev) joinWith(pos cluster.Position, cred []byte) (cluster.JoinResult, e
 // TestAdmission: every way the enrolled admission policy admits or refuses
 // a join, each refusal with its sentinel and nothing written on the ledger,
 // and how many ES256 verifications each join cost (a credential adds at
-// most one).
+// most one; a join no fleet key or enrollment could admit costs none).
 func TestAdmission(t *testing.T) {
 	fleetA, fleetB, untrusted := fleetKey(t), fleetKey(t), fleetKey(t)
 	now := time.Unix(1_800_000_000, 0).Unix() // newEnv's clock
 	hour := int64(3600)
 	valid := func(d *dev, f *ecdsa.PrivateKey) []byte { return d.credential(f, now-hour, now+hour) }
 	tests := []struct {
-		name     string
-		setup    func(e *env, d *dev) []byte // returns the credential to send, if any
-		pos      cluster.Position
-		want     error // nil: admitted
-		verifies int   // ES256 verifications of the join, when admitted
+		name  string
+		setup func(e *env, d *dev) []byte // returns the credential to send, if any
+		pos   cluster.Position
+		want  error // nil: admitted
+		// verifies is the ES256 verifications the join cost: none for a
+		// refusal admission decides before the signature (screen), one for
+		// the join's signature, one more for a credential's
+		verifies int
 	}{
 		{name: "enrolled", setup: func(e *env, d *dev) []byte { d.enroll(); return nil }, verifies: 1},
 		{name: "not enrolled", want: cluster.ErrNotEnrolled},
@@ -117,7 +120,7 @@ func TestAdmission(t *testing.T) {
 				e.ledger.setEnrollmentCluster(d.st.ID, "cluster-x")
 				return nil
 			}},
-		{name: "enrollment expired", want: cluster.ErrEnrollmentExpired,
+		{name: "enrollment expired", want: cluster.ErrEnrollmentExpired, verifies: 1,
 			setup: func(e *env, d *dev) []byte {
 				d.enroll(func(r *cluster.Enrollment) { r.Expires = e.now.Add(time.Minute) })
 				e.advance(time.Minute)
@@ -129,7 +132,7 @@ func TestAdmission(t *testing.T) {
 				e.advance(time.Minute - time.Second)
 				return nil
 			}},
-		{name: "enrollment removed", want: cluster.ErrEnrollmentRemoved,
+		{name: "enrollment removed", want: cluster.ErrEnrollmentRemoved, verifies: 1,
 			setup: func(e *env, d *dev) []byte {
 				d.enroll()
 				if _, err := e.core.Unenroll(t.Context(), d.st.ID, "test"); err != nil {
@@ -139,14 +142,14 @@ func TestAdmission(t *testing.T) {
 			}},
 		{name: "inside the enrolled position", pos: metresNorth(here, 290), verifies: 1,
 			setup: func(e *env, d *dev) []byte { d.enrollAt(metresNorth(here, 300), 20); return nil }},
-		{name: "outside the enrolled position", pos: metresNorth(here, 270), want: cluster.ErrOutsideEnrolledPosition,
+		{name: "outside the enrolled position", pos: metresNorth(here, 270), want: cluster.ErrOutsideEnrolledPosition, verifies: 1,
 			setup: func(e *env, d *dev) []byte { d.enrollAt(metresNorth(here, 300), 20); return nil }},
 
 		{name: "fleet credential", setup: func(e *env, d *dev) []byte { return valid(d, fleetA) }, verifies: 2},
 		{name: "credential of the second trusted fleet key", setup: func(e *env, d *dev) []byte { return valid(d, fleetB) }, verifies: 2},
 		{name: "credential of an untrusted fleet key", want: cluster.ErrCredentialUntrusted,
 			setup: func(e *env, d *dev) []byte { return valid(d, untrusted) }},
-		{name: "credential signed by another key under a trusted kid", want: cluster.ErrCredentialSignature,
+		{name: "credential signed by another key under a trusted kid", want: cluster.ErrCredentialSignature, verifies: 2,
 			setup: func(e *env, d *dev) []byte {
 				s, _ := wire.ParseSign1(valid(d, fleetA))
 				b, _ := wire.Sign1(untrusted, wire.FleetKID(&fleetA.PublicKey), wire.AADCredential, s.Payload)
@@ -173,15 +176,15 @@ func TestAdmission(t *testing.T) {
 			setup: func(e *env, d *dev) []byte { return []byte("not a credential") }},
 		{name: "bad credential of an enrolled device", want: cluster.ErrCredentialMalformed,
 			setup: func(e *env, d *dev) []byte { d.enroll(); return []byte{0xa0} }},
-		{name: "the enrollment governs a credentialed device", want: cluster.ErrEnrolledOtherKey,
+		{name: "the enrollment governs a credentialed device", want: cluster.ErrEnrolledOtherKey, verifies: 2,
 			setup: func(e *env, d *dev) []byte { e.device(d.st.ID).enroll(); return valid(d, fleetA) }},
-		{name: "an expired enrollment governs a credentialed device", want: cluster.ErrEnrollmentExpired,
+		{name: "an expired enrollment governs a credentialed device", want: cluster.ErrEnrollmentExpired, verifies: 2,
 			setup: func(e *env, d *dev) []byte {
 				d.enroll(func(r *cluster.Enrollment) { r.Expires = e.now.Add(time.Second) })
 				e.advance(time.Second)
 				return valid(d, fleetA)
 			}},
-		{name: "credential of an ID bound to another key", want: cluster.ErrConflict,
+		{name: "credential of an ID bound to another key", want: cluster.ErrConflict, verifies: 2,
 			setup: func(e *env, d *dev) []byte {
 				other := e.device(d.st.ID)
 				if _, err := other.joinWith(here, valid(other, fleetA)); err != nil {
@@ -205,6 +208,9 @@ func TestAdmission(t *testing.T) {
 			before, verifies := e.ledger.written(), e.obs.ops["verify"]
 			statusBefore := e.status(d.st.ID)
 			res, err := d.joinWith(pos, cred)
+			if n := e.obs.ops["verify"] - verifies; n != tt.verifies {
+				t.Errorf("%d ES256 verifications, want %d", n, tt.verifies)
+			}
 			if tt.want != nil {
 				e.wantRefusal(err, tt.want, "", before)
 				if s := e.status(d.st.ID); s != statusBefore {
@@ -217,9 +223,6 @@ func TestAdmission(t *testing.T) {
 			}
 			if e.status(d.st.ID) != membership.Member {
 				t.Errorf("status %v after an admitted join", e.status(d.st.ID))
-			}
-			if n := e.obs.ops["verify"] - verifies; n != tt.verifies {
-				t.Errorf("%d ES256 verifications, want %d", n, tt.verifies)
 			}
 		})
 	}
@@ -418,4 +421,39 @@ func (m *memLedger) eventsOf(id string) []ledger.EventType {
 		}
 	}
 	return out
+}
+
+// TestScreenedJoinsTakeNoPlaceInTheRate: joins no fleet key or enrollment
+// could admit are refused before the join rate (Config.JoinRate), so a flood
+// of them leaves its places to devices that may join. A join that only its
+// signatures can refuse — a forged credential under a trusted fleet key's
+// kid — takes a place.
+func TestScreenedJoinsTakeNoPlaceInTheRate(t *testing.T) {
+	fleet, untrusted := fleetKey(t), fleetKey(t)
+	e := newEnv(t, func(c *cluster.Config) {
+		c.Admission, c.FleetKeys, c.JoinRate = cluster.AdmissionEnrolled, []*ecdsa.PublicKey{&fleet.PublicKey}, 1
+	})
+	now := e.now.Unix()
+	for range 5 {
+		stranger := e.device("stranger")
+		if _, err := stranger.joinWith(here, nil); !errors.Is(err, cluster.ErrNotEnrolled) {
+			t.Fatalf("join of a stranger: %v, want not enrolled", err)
+		}
+		if _, err := stranger.joinWith(here, stranger.credential(untrusted, now-60, now+60)); !errors.Is(err, cluster.ErrCredentialUntrusted) {
+			t.Fatalf("join with an untrusted credential: %v, want untrusted fleet key", err)
+		}
+	}
+	if _, err := e.device("sensor-a").enroll().joinWith(here, nil); err != nil {
+		t.Fatalf("an enrolled device after the refusals: %v", err)
+	}
+	e.advance(time.Second)
+	forger := e.device("forger")
+	s, _ := wire.ParseSign1(forger.credential(fleet, now-60, now+60))
+	forged, _ := wire.Sign1(untrusted, wire.FleetKID(&fleet.PublicKey), wire.AADCredential, s.Payload)
+	if _, err := forger.joinWith(here, forged); !errors.Is(err, cluster.ErrCredentialSignature) {
+		t.Fatalf("join with a forged credential: %v, want bad credential signature", err)
+	}
+	if _, err := e.device("sensor-b").enroll().joinWith(here, nil); !errors.Is(err, cluster.ErrJoinRate) {
+		t.Fatalf("an enrolled device after the forged credential: %v, want refused over the join rate", err)
+	}
 }

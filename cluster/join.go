@@ -20,10 +20,11 @@ type JoinResult struct {
 
 // Join handles a /join payload (COSE_Sign1) from the client at addr
 // (docs/PROTOCOL.md §3). On success the join is durably on the ledger before
-// Join returns. Checks run cheapest first: shape, cluster, echo, the join
-// rate (Config.JoinRate: only a source whose address the echo verified takes
-// one of its places), signature, radius, admission (cluster/admission.go:
-// enrollment or fleet credential);
+// Join returns. Checks run cheapest first: shape, cluster, echo, radius,
+// what admission can decide without a signature (cluster/admission.go,
+// screen), the join rate (Config.JoinRate: only a join that passed all of
+// these takes one of its places), signature, then the rest of admission
+// (a fleet credential's signature, the enrollment's terms);
 // then the ledger's state machine decides whether the join applies
 // (ErrConflict, ErrRevoked, ErrEnrollmentRemoved, ErrStale) or repeats the
 // device's current join (answered again, nothing written). The join records
@@ -48,9 +49,6 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if !fresh {
 		return JoinResult{}, &EchoRequired{Echo: c.echo(addr, now)}
 	}
-	if c.joins != nil && !c.joins.AllowN(now, 1) {
-		return JoinResult{}, refuse(ErrJoinRate, "too many joins")
-	}
 	pub, err := wire.ParsePublicKey(req.Key)
 	if err != nil {
 		return JoinResult{}, refuse(ErrMalformed, "join key")
@@ -58,16 +56,23 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if string(signed.KID) != req.ID {
 		return JoinResult{}, ErrBadSignature
 	}
+	if Distance(c.cfg.Position, Position{req.Lat, req.Lon}) > c.cfg.Radius {
+		return JoinResult{}, ErrOutsideRadius
+	}
+	admission, err := c.screen(&req, pub, now)
+	if err != nil {
+		return JoinResult{}, err
+	}
+	if c.joins != nil && !c.joins.AllowN(now, 1) {
+		return JoinResult{}, refuse(ErrJoinRate, "too many joins")
+	}
 	start := time.Now()
 	err = signed.Verify(pub, wire.AADJoinRequest)
 	c.obs.Crypto("verify", time.Since(start))
 	if err != nil {
 		return JoinResult{}, ErrBadSignature
 	}
-	if Distance(c.cfg.Position, Position{req.Lat, req.Lon}) > c.cfg.Radius {
-		return JoinResult{}, ErrOutsideRadius
-	}
-	if err := c.admit(&req, pub, now); err != nil {
+	if err := c.admit(&req, admission, now); err != nil {
 		return JoinResult{}, err
 	}
 	chNonce, err := c.keys.Nonce()

@@ -136,9 +136,11 @@ const (
 // valid echo but a signature by another key; protected requests with unique
 // never-joined kids; protected requests naming a real member with fresh
 // sequence numbers and bad tags. The heap after all of them is the heap
-// after the first 2,000, within coreAllowanceMiB.
+// after the first 2,000, within coreAllowanceMiB. Admission is open, so that
+// the forged joins reach their signature check (an enrolled-only CH refuses
+// them before it: not enrolled).
 func TestFloodCoreStateBounded(t *testing.T) {
-	ch := chtest.Start(t, "")
+	ch := chtest.Start(t, "", chtest.Open)
 	m := joinMember(t, ch, "member")
 	forger, err := device.NewState("forger")
 	if err != nil {
