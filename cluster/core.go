@@ -62,11 +62,12 @@ type Config struct {
 	GrantBatch  int           // records per batch, 1..ledger.MaxGrantBatch; default DefaultGrantBatch
 	GrantPeriod time.Duration // longest a batch stays open; default DefaultGrantPeriod
 	// JoinRate bounds the joins whose signatures are checked, per second,
-	// all sources together, in bursts of one second's worth; a join beyond
-	// it is refused (ErrJoinRate) before any signature check (0: no bound).
-	// Joins are the only requests anyone may send that cost the CH public-
-	// key work, so this bounds what senders who are not members can make it
-	// spend, however many addresses they have.
+	// all sources together, in bursts of one second's worth (0: no bound).
+	// Only a join whose echo is fresh and that admission's screen passed
+	// takes a place; one beyond the rate is refused (ErrJoinRate) before
+	// any signature check. Joins are the only requests anyone may send that
+	// cost the CH public-key work, so this bounds what senders who are not
+	// members can make it spend, however many addresses they have.
 	JoinRate float64
 }
 
@@ -222,11 +223,11 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure cluster %s: %w", cfg.ID, err)
 	}
-	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members, uncertain: uncertain,
-		spent: newSpentProofs(cfg.TalkProofs, cfg.TalkProofsPerMember)}
 	if cfg.JoinRate < 0 {
 		return nil, fmt.Errorf("failed to configure cluster %s: join rate %g is negative", cfg.ID, cfg.JoinRate)
 	}
+	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members, uncertain: uncertain,
+		spent: newSpentProofs(cfg.TalkProofs, cfg.TalkProofsPerMember)}
 	if cfg.JoinRate > 0 {
 		c.joins = rate.NewLimiter(rate.Limit(cfg.JoinRate), max(1, int(cfg.JoinRate)))
 	}

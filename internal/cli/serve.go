@@ -52,9 +52,11 @@ connection, until 16 s idle) gets it only within --max-associations and
 are datagrams sent to a multicast or broadcast address; a source whose
 address no Echo verified gets nothing larger than three times its request
 (the public GETs answer it 4.01 + Echo first). Against senders who do
-receive, from however many addresses: at most --join-rate joins a second
-have their signatures checked, all sources together; beyond, a join is
-answered 5.03 with Max-Age and the device sends it again.
+receive, from however many addresses: a join that no enrollment or trusted
+fleet key could admit is refused before its signature is checked, and at
+most --join-rate others a second have theirs checked, all sources
+together; beyond, a join is answered 5.03 with Max-Age and the device
+sends it again.
 
 With --pprof the metrics address also serves net/http/pprof under
 /debug/pprof/ (go tool pprof http://ADDR/debug/pprof/profile?seconds=30): a
