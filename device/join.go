@@ -142,7 +142,7 @@ func verifySelfSigned(b, aad []byte, payload wire.Validator, key func() []byte) 
 // device's fleet credential, if it has one.
 //
 // A CH whose ledger has not decided the join answers 5.03 "outcome not known
-// yet": Join then resends the very same signed join after the answer's
+// yet" (one over its join rate, 5.03 "busy: too many joins"): Join then resends the very same signed join after the answer's
 // Max-Age, at most maxJoinRetries times, signing a new echo into the same
 // join (same nonce) if the CH challenges it again. A join that ends without
 // an answer from the ledger stays in State.PendingJoin, and the next Join to

@@ -32,9 +32,9 @@ extern "C" {
 #endif
 
 /**
- * How often a join answered 5.03 "outcome not known yet" is sent again
- * (PROTOCOL.md §3.3); each time after the answer's Max-Age, at most
- * IOG_JOIN_MAX_WAIT_MS.
+ * How often a join answered 5.03 ("outcome not known yet", or "busy: too
+ * many joins" from a CH over its join rate) is sent again (PROTOCOL.md
+ * §3.3); each time after the answer's Max-Age, at most IOG_JOIN_MAX_WAIT_MS.
  */
 #ifndef IOG_JOIN_RETRIES
 #define IOG_JOIN_RETRIES 4
@@ -255,9 +255,10 @@ int iog_device_cluster(iog_device_t *d, iog_cluster_t *out);
  *        the CH key of this join, and refuses any other key afterwards; the
  *        persist hook must keep @p has_pin and @p pin, through leaves.
  *
- * A CH whose ledger has not decided answers 5.03 "outcome not known yet":
- * the same signed join is sent again after the answer's Max-Age, at most
- * IOG_JOIN_RETRIES times (a new echo challenge meanwhile is signed into the
+ * A CH whose ledger has not decided answers 5.03 "outcome not known yet"
+ * (one over its join rate 5.03 "busy: too many joins"): the same signed
+ * join is sent again after the answer's Max-Age, at most IOG_JOIN_RETRIES
+ * times (a new echo challenge meanwhile is signed into the
  * same join, same nonce). A join that ends without the ledger's answer stays
  * pending (@p pend): the next join to that cluster reuses its nonce.
  *
