@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/time/rate"
 
 	"github.com/iotguard/iotguard/internal/boundlog"
 	"github.com/iotguard/iotguard/keysvc"
@@ -62,10 +61,11 @@ type Config struct {
 	GrantBatch  int           // records per batch, 1..ledger.MaxGrantBatch; default DefaultGrantBatch
 	GrantPeriod time.Duration // longest a batch stays open; default DefaultGrantPeriod
 	// JoinRate bounds the joins whose signatures are checked, per second,
-	// all sources together, in bursts of one second's worth (0: no bound).
-	// Only a join whose echo is fresh and that admission's screen passed
-	// takes a place; one beyond the rate is refused (ErrJoinRate) before
-	// any signature check. Joins are the only requests anyone may send that
+	// all sources together, in bursts of one second's worth, each source
+	// within its share (cluster/joinrate.go; 0: no bound). Only a join
+	// whose echo is fresh and that admission's screen passed takes a place;
+	// one beyond the rate or its source's share is refused (ErrJoinRate)
+	// before any signature check. Joins are the only requests anyone may send that
 	// cost the CH public-key work, so this bounds what senders who are not
 	// members can make it spend, however many addresses they have.
 	JoinRate float64
@@ -167,7 +167,7 @@ type Core struct {
 
 	spent   *spentProofs                    // talk proofs accepted and not yet stale
 	retired atomic.Pointer[func(id string)] // see OnKeyRetired; nil: nobody listens
-	joins   *rate.Limiter                   // Config.JoinRate; nil: no bound
+	joins   *joinPlaces                     // Config.JoinRate; nil: no bound
 }
 
 // New returns a Core for cfg over the CH keys and ledger.
@@ -229,7 +229,7 @@ func New(cfg Config, keys Keys, l Ledger) (*Core, error) {
 	c := &Core{cfg: cfg, keys: keys, ledger: l, obs: nopObserver{}, fleet: fleet, members: members, uncertain: uncertain,
 		spent: newSpentProofs(cfg.TalkProofs, cfg.TalkProofsPerMember)}
 	if cfg.JoinRate > 0 {
-		c.joins = rate.NewLimiter(rate.Limit(cfg.JoinRate), max(1, int(cfg.JoinRate)))
+		c.joins = newJoinPlaces(cfg.JoinRate)
 	}
 	c.grants = newGrantBatcher(cfg, c.append)
 	c.warnings = boundlog.New(cfg.Logger, slog.LevelInfo, cfg.Now)

@@ -63,7 +63,7 @@ func (c *Core) Join(ctx context.Context, payload []byte, addr string) (JoinResul
 	if err != nil {
 		return JoinResult{}, err
 	}
-	if c.joins != nil && !c.joins.AllowN(now, 1) {
+	if c.joins != nil && !c.joins.take(addr, now) {
 		return JoinResult{}, refuse(ErrJoinRate, "too many joins")
 	}
 	start := time.Now()

@@ -311,6 +311,55 @@ func TestJoinRate(t *testing.T) {
 	}
 }
 
+// TestJoinRateShared: the join rate's places are shared among sources. In
+// each second a source takes at most fifteen sixteenths of the rate over
+// the sources that took places the second before: a source that sends as
+// fast as it can leaves places to another, and two such sources leave
+// places to a third. A source is an IPv4 address (any port) or an IPv6 /64.
+func TestJoinRateShared(t *testing.T) {
+	e := newEnv(t, func(c *cluster.Config) { c.JoinRate = 16 })
+	n := 0
+	joins := func(from string, tries int) (admitted int) {
+		t.Helper()
+		for range tries {
+			n++
+			d := e.device(fmt.Sprintf("sensor-%d", n))
+			_, err := e.core.Join(t.Context(), d.joinRequest(here, e.core.Echo(from)), from)
+			switch {
+			case err == nil:
+				admitted++
+			case !errors.Is(err, cluster.ErrJoinRate):
+				t.Fatalf("join from %s: %v", from, err)
+			}
+		}
+		return admitted
+	}
+	a, a2, b, c := "192.0.2.7:5683", "192.0.2.7:40000", "[2001:db8:1:2::1]:5683", "[2001:db8:1:3::1]:5683"
+	if got := joins(a, 20); got != 15 {
+		t.Fatalf("first second, one source: %d joins checked, want its share, 15", got)
+	}
+	e.advance(time.Second)
+	if got := joins(a, 10) + joins(a2, 10); got != 15 {
+		t.Fatalf("next second, the same source (two ports): %d joins checked, want its share, 15", got)
+	}
+	if got := joins(b, 3); got != 1 {
+		t.Fatalf("next second, another source: %d joins checked, want the one place left", got)
+	}
+	e.advance(time.Second)
+	if got := joins(a, 10); got != 7 {
+		t.Fatalf("third second: %d joins of the first source checked, want its share, 7", got)
+	}
+	if got := joins(b, 10); got != 7 {
+		t.Fatalf("third second: %d joins of the second source checked, want its share, 7", got)
+	}
+	if got := joins("[2001:db8:1:2::ff]:1", 1); got != 0 {
+		t.Fatal("third second: a join from the second source's /64 was checked beyond its share")
+	}
+	if got := joins(c, 5); got != 2 {
+		t.Fatalf("third second: %d joins of a third source checked, want the 2 places left", got)
+	}
+}
+
 // TestJoinRateInvalid: a negative join rate is a configuration error.
 func TestJoinRateInvalid(t *testing.T) {
 	e := newEnv(t)

@@ -67,7 +67,7 @@ func newServeFlags(name string) (*flag.FlagSet, *serveSettings) {
 	s.rateLimit = fs.Float64("rate-limit", coapedge.DefaultRateLimit, "requests per second per source: an IPv4 address or an IPv6 /64; a join counts as 16 (0: off)")
 	s.maxAssoc = fs.Int("max-associations", coapedge.DefaultMaxCoAPAssociations, "source endpoints (address:port) held at once, ~5 KiB each (requests to the CH need none: only pings and requests with unknown critical options get one); datagrams of new ones beyond it are dropped (0: no bound)")
 	s.assocRate = fs.Float64("association-rate", coapedge.DefaultCoAPAssociationRate, "new source endpoints admitted per second, all sources together (0: no bound)")
-	s.joinRate = fs.Float64("join-rate", cluster.DefaultJoinRate, "joins whose signatures are checked per second, all sources together; beyond, 5.03 with Max-Age, no check (0: no bound)")
+	s.joinRate = fs.Float64("join-rate", cluster.DefaultJoinRate, "joins whose signatures are checked per second, all sources together, a source at most 15/16 of it over the sources of the second before; beyond, 5.03 with Max-Age, no check (0: no bound)")
 	s.backend = fs.String("ledger", "bolt", "ledger `backend`: bolt (in --data) or cometbft (a CometBFT node in --cometbft-home; bin/iotguard-cometbft)")
 	s.home = fs.String("cometbft-home", "", "CometBFT home `directory` (config/, data/) for --ledger cometbft")
 	fs.Var(&s.logFormat, "log-format", "log `format`: text or json")

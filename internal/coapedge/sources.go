@@ -7,6 +7,8 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/iotguard/iotguard/internal/source"
 )
 
 // maxSources bounds the rate limiter's memory: how many sources it keeps a
@@ -47,16 +49,14 @@ func newSources(perSecond float64, max int) *sources {
 	return s
 }
 
-// sourceKey is addr's source: its IPv4 address, or its IPv6 /64.
+// sourceKey is addr's source (internal/source): its IPv4 address, or its
+// IPv6 /64.
 func sourceKey(addr net.Addr) string {
 	u, ok := addr.(*net.UDPAddr)
 	if !ok {
 		return addr.String()
 	}
-	if ip4 := u.IP.To4(); ip4 != nil {
-		return string(ip4)
-	}
-	return string(u.IP.To16()[:8])
+	return source.Of(u.IP)
 }
 
 // bucket returns the bucket of key at now, making room for it if it is new.
