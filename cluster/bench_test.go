@@ -42,3 +42,17 @@ func BenchmarkSessionExchange(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLedgerHead is GET /ledger/head's work in the core while the
+// ledger does not move: a read of the head, and its signature only when the
+// head is new (docs/PERFORMANCE.md, "Round two, sixteenth part").
+func BenchmarkLedgerHead(b *testing.B) {
+	e := newEnv(b)
+	e.device("a").mustJoin()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.core.LedgerHead(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -161,6 +161,7 @@ type Core struct {
 	keyMu sync.RWMutex
 
 	checkpoints checkpoints // the newest signed checkpoint (transparency.go)
+	heads       heads       // the newest signed ledger head (public.go)
 
 	grants   *grantBatcher    // the audit records, in batches
 	warnings *boundlog.Logger // warning verdicts, at Info

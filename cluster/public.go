@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/hex"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/iotguard/iotguard/ledger"
@@ -83,17 +84,41 @@ func (c *Core) ClusterText() (string, error) {
 		c.cfg.Admission), nil
 }
 
+// heads keeps the newest signed ledger head, so that the CH signs at most
+// one per head and CH key however many clients ask: an unauthenticated GET
+// /ledger/head costs a signature only when the ledger has moved since the
+// last one, one per block under a join load, not one per request.
+type heads struct {
+	mu     sync.Mutex
+	ref    ledger.BlockRef
+	timeMS int64
+	thumb  [32]byte // of the key that signed it
+	signed []byte
+}
+
 // LedgerHead returns the signed answer of GET /ledger/head.
 func (c *Core) LedgerHead() ([]byte, error) {
 	ref, t, err := c.ledger.Head()
 	if err != nil {
 		return nil, fmt.Errorf("failed to read ledger head: %w", err)
 	}
+	thumb := c.keys.Thumbprint()
+	h := &c.heads
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.signed != nil && h.ref == ref && h.timeMS == t && h.thumb == thumb {
+		return h.signed, nil
+	}
 	b, err := wire.Marshal(&wire.LedgerHead{Height: ref.Height, Hash: ref.Hash[:], TimeMS: uint64(t)})
 	if err != nil {
 		return nil, err
 	}
-	return c.keys.Sign1(wire.AADHead, b)
+	signed, err := c.keys.Sign1(wire.AADHead, b)
+	if err != nil {
+		return nil, err
+	}
+	h.ref, h.timeMS, h.thumb, h.signed = ref, t, thumb, signed
+	return signed, nil
 }
 
 // LedgerHeadText is GET /ledger/head for humans.

@@ -52,7 +52,11 @@ func TestClusterInfo(t *testing.T) {
 	}
 }
 
-// TestLedgerHead: GET /ledger/head is the ledger's head signed by the CH.
+// TestLedgerHead: GET /ledger/head is the ledger's head signed by the CH,
+// signed once per head: asked again while the ledger has not moved, it is
+// the same bytes (an ES256 signature is randomized: signed again, it would
+// differ), so an unauthenticated GET costs no signature; once the ledger
+// moves, the new head.
 func TestLedgerHead(t *testing.T) {
 	e := newEnv(t)
 	e.device("a").mustJoin()
@@ -75,6 +79,17 @@ func TestLedgerHead(t *testing.T) {
 	text, err := e.core.LedgerHeadText()
 	if err != nil || !strings.HasPrefix(text, fmt.Sprintf("height 1\nhash %x\n", ref.Hash)) {
 		t.Errorf("LedgerHeadText = %q, %v", text, err)
+	}
+	if again, err := e.core.LedgerHead(); err != nil || !bytes.Equal(again, b) {
+		t.Errorf("GET /ledger/head signed again while the ledger did not move (%v)", err)
+	}
+	e.device("b").mustJoin()
+	moved, err := e.core.LedgerHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := wire.ParseSign1(moved); err != nil || wire.Decode(s.Payload, &head) != nil || head.Height != 2 {
+		t.Errorf("head after a join: %+v, %v", head, err)
 	}
 }
 
