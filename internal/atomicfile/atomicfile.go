@@ -58,6 +58,33 @@ func removeLeftovers(path string) {
 	}
 }
 
+// begin removes path's leftovers and creates its temporary file, locked
+// while it is written and put in place, so that removeLeftovers tells it
+// from a dead writer's. Both happen under an exclusive lock on the
+// directory: otherwise another writer's removeLeftovers, between this
+// file's creation and its lock, would find it unlocked and remove it.
+func begin(path string) (*os.File, error) {
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the directory of %s: %w", path, err)
+	}
+	defer dir.Close() // releases the directory's lock
+	if err := syscall.Flock(int(dir.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("failed to lock the directory of %s: %w", path, err)
+	}
+	removeLeftovers(path)
+	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix(path)+"*")
+	if err != nil {
+		return nil, fmt.Errorf("failed to create temporary file for %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("failed to lock temporary file for %s: %w", path, err)
+	}
+	return f, nil
+}
+
 func write(path string, data []byte, perm os.FileMode, put func(tmp, path string) error) error {
 	return place(path, perm, func(w io.Writer) error {
 		_, err := w.Write(data)
@@ -71,19 +98,13 @@ func write(path string, data []byte, perm os.FileMode, put func(tmp, path string
 // secret (a key file, a backup holding the CH key). One that a writer
 // running now is writing is locked (flock) and left alone.
 func place(path string, perm os.FileMode, fill func(io.Writer) error, put func(tmp, path string) error) error {
-	removeLeftovers(path)
-	f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix(path)+"*")
+	f, err := begin(path)
 	if err != nil {
-		return fmt.Errorf("failed to create temporary file for %s: %w", path, err)
+		return err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
 	defer f.Close()      // after the put: the lock on it holds until then
-	// Locked while it is written and put in place, so that removeLeftovers
-	// tells it from a dead writer's.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return fmt.Errorf("failed to lock temporary file for %s: %w", path, err)
-	}
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("failed to set mode of %s: %w", path, err)
 	}

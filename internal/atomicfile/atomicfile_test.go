@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,5 +84,36 @@ func TestCreateFromLeavesLiveTemp(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(out); string(b) != "second" {
 		t.Errorf("b.tar holds %q", b)
+	}
+}
+
+// TestConcurrentWriters: writers of one path at once each put their file in
+// place; none removes another's temporary file as a dead writer's.
+// Regression: between a writer's creating its temporary file and locking
+// it, another's cleanup found it unlocked and removed it, and the first
+// writer failed ("no such file or directory").
+func TestConcurrentWriters(t *testing.T) {
+	const writers, rounds = 8, 50
+	path := filepath.Join(t.TempDir(), "f")
+	errs := make(chan error, writers*rounds)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				errs <- atomicfile.Write(path, []byte{byte(w), byte(r)}, 0o600)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := names(t, filepath.Dir(path)); len(got) != 1 || got[0] != "f" {
+		t.Fatalf("directory holds %q, want f alone", got)
 	}
 }
