@@ -59,6 +59,8 @@ func (c *Core) protected(ctx context.Context, path string, payload []byte, addr 
 	switch {
 	case errors.Is(err, wire.ErrDecrypt), errors.Is(err, keysvc.ErrBadMemberKey):
 		return nil, ErrUnauthorized
+	case errors.Is(err, keysvc.ErrDerivationsBusy): // its keys are in no cache, and forgeries spent the derivations
+		return nil, refuse(ErrBusy, "member keys")
 	case err != nil: // e.g. keysvc.ErrRekeyNotRecorded: it authenticated, but cannot be answered yet
 		return nil, fmt.Errorf("failed to open request of %s: %w", req.KID, err)
 	}

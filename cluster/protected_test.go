@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/iotguard/iotguard/cluster"
+	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/membership"
 	"github.com/iotguard/iotguard/protect"
@@ -348,5 +349,40 @@ func TestRevoke(t *testing.T) {
 	}
 	if _, err := m.join(here); !errors.Is(err, cluster.ErrRevoked) {
 		t.Fatalf("join after revoke: %v", err)
+	}
+}
+
+// derivationsBusy is the CH's keys while forgeries have spent the budget of
+// failed derivations (keysvc.FailedDerivationRate) and the member's keys
+// are in no cache: every message is refused before any ECDH.
+type derivationsBusy struct{ *keysvc.Service }
+
+func (derivationsBusy) OpenRequest(keysvc.Member, *protect.Request, string) ([]byte, error) {
+	return nil, keysvc.ErrDerivationsBusy
+}
+
+// TestProtectedDerivationsBusy: a protected request the CH cannot open
+// because the budget of failed derivations is spent is refused busy in the
+// clear (nothing opened it), not as unauthorized (the device would take
+// that for a lost membership) nor as an internal error; nothing is written.
+func TestProtectedDerivationsBusy(t *testing.T) {
+	e := newEnv(t)
+	d := e.device("sensor-a").mustJoin()
+	e.device("sensor-b").mustJoin()
+	c, err := cluster.New(e.cfg, derivationsBusy{e.keys}, e.ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	e.core = c
+	before := e.ledger.written()
+	_, err = d.verify("sensor-b")
+	var r *cluster.Refusal
+	var sealed *cluster.Sealed
+	if !errors.As(err, &r) || !errors.Is(err, cluster.ErrBusy) || r.Detail != "member keys" || errors.As(err, &sealed) {
+		t.Fatalf("verify while derivations are busy: %v, want busy: member keys, in the clear", err)
+	}
+	if e.ledger.written() != before {
+		t.Fatal("a refused request wrote to the ledger")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/iotguard/iotguard/keysvc"
 	"github.com/iotguard/iotguard/ledger"
 	"github.com/iotguard/iotguard/protect"
 	"github.com/iotguard/iotguard/wire"
@@ -36,6 +37,8 @@ func (c *Core) talkProof(m2 ledger.Device, initiator string, p *wire.TalkProof, 
 	err = c.keys.VerifyTalkProof(member(m1), m2.ID, p, now)
 	if errors.Is(err, wire.ErrDecrypt) {
 		return ledger.Device{}, ErrBadTalkProof
+	} else if errors.Is(err, keysvc.ErrDerivationsBusy) {
+		return ledger.Device{}, refuse(ErrBusy, "member keys")
 	} else if err != nil {
 		return ledger.Device{}, fmt.Errorf("failed to check talk proof of %s: %w", initiator, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -85,9 +86,25 @@ func benchMember(b *testing.B, s *keysvc.Service, id string, nonce byte) (keysvc
 }
 
 // BenchmarkMemberKeysCold derives a member key the CH has not cached: one
-// ECDH and the HKDFs, then opens one request (AES-GCM).
+// ECDH and the HKDFs, then opens one request (AES-GCM). The budget of failed
+// derivations is lifted (each of these fails); BenchmarkForgedColdBounded
+// is the same request once that budget is spent.
 func BenchmarkMemberKeysCold(b *testing.B) {
+	benchCold(b, math.Inf(1))
+}
+
+// BenchmarkForgedColdBounded is BenchmarkMemberKeysCold's forged request,
+// naming a member whose keys are in no cache, once forgeries have spent the
+// budget of failed derivations: refused before any ECDH.
+func BenchmarkForgedColdBounded(b *testing.B) {
+	benchCold(b, 1e-9)
+}
+
+// benchCold opens a request whose member's keys are in no cache, under a
+// budget of failed derivations refilled at perSecond (one place).
+func benchCold(b *testing.B, perSecond float64) {
 	s := benchService(b)
+	s.SetFailedDerivations(perSecond, 1)
 	m, k := benchMember(b, s, "sensor-a", 0x10)
 	sealed, err := protect.SealRequest(k, cluster, "sensor-a", 1, protect.PathVerify, []byte{0xa0})
 	if err != nil {

@@ -30,3 +30,9 @@ var ErrNoRotation = errors.New("no such key rotation in progress")
 // message is refused (the device tries again) rather than answered under a
 // key a restart would forget.
 var ErrRekeyNotRecorded = errors.New("re-key not recorded")
+
+// ErrDerivationsBusy is returned when a message names a member whose keys
+// are in no cache while the places for derivations whose message fails to
+// authenticate are spent (FailedDerivationRate): nothing was derived, and
+// the member may send again.
+var ErrDerivationsBusy = errors.New("too many member key derivations")

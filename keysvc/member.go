@@ -45,7 +45,7 @@ func (e *memberEntry) serves(m Member) bool {
 // memberKeys returns m's keys under the CH key it is keyed to, for sealing
 // to it: they enter only the unproven cache when derived.
 func (s *Service) memberKeys(m Member) (*protect.MemberKeys, error) {
-	e, _, err := s.keysFor(m, s.chFor(m))
+	e, err := s.keysFor(m, s.chFor(m))
 	if err != nil {
 		return nil, err
 	}
@@ -64,21 +64,31 @@ func (s *Service) chFor(m Member) *chKey {
 }
 
 // keysFor returns m's keys derived with ch: cached, or derived now (one
-// ECDH and an HKDF) into the unproven cache. inUse reports whether they
-// came from the cache of members in use.
-func (s *Service) keysFor(m Member, ch *chKey) (e *memberEntry, inUse bool, err error) {
+// ECDH and an HKDF) into the unproven cache.
+func (s *Service) keysFor(m Member, ch *chKey) (*memberEntry, error) {
 	ck := cacheKey{id: m.ID, ch: ch.thumb}
-	if e, ok := s.members.Get(ck); ok && e.serves(m) {
-		return e, true, nil
+	if e, _ := s.cached(m, ck); e != nil {
+		return e, nil
 	}
-	if e, ok := s.unproven.Get(ck); ok && e.serves(m) {
-		return e, false, nil
-	}
-	if e, err = s.derive(m, ch); err != nil {
-		return nil, false, err
+	e, err := s.derive(m, ch)
+	if err != nil {
+		return nil, err
 	}
 	s.unproven.Add(ck, e)
-	return e, false, nil
+	return e, nil
+}
+
+// cached returns m's keys named ck from either cache (nil if neither holds
+// them for m's join), and whether they came from the cache of members in
+// use.
+func (s *Service) cached(m Member, ck cacheKey) (e *memberEntry, inUse bool) {
+	if e, ok := s.members.Get(ck); ok && e.serves(m) {
+		return e, true
+	}
+	if e, ok := s.unproven.Get(ck); ok && e.serves(m) {
+		return e, false
+	}
+	return nil, false
 }
 
 // derive computes m's keys with ch.
@@ -116,32 +126,57 @@ func (s *Service) derive(m Member, ch *chKey) (*memberEntry, error) {
 // (ErrRekeyNotRecorded if it cannot be). Keys that pass check enter the
 // cache of members in use; a failure costs at most two derivations and
 // evicts nothing from it.
+//
+// Keys in neither cache are derived only while the budget of failed
+// derivations (FailedDerivationRate) has a place, else the message is
+// refused with ErrDerivationsBusy before any ECDH; each derivation for a
+// message that then fails spends a place. Derivations in flight at once may
+// each find the last place: the budget's overshoot is bounded by the
+// requests served at once.
 func (s *Service) authenticate(m Member, check func(*protect.MemberKeys) error) error {
 	ch := s.chFor(m)
-	err := s.authenticateWith(m, ch, check)
+	derived, err := s.authenticateWith(m, ch, check)
 	if cur := s.current(); errors.Is(err, wire.ErrDecrypt) && ch != cur {
-		if s.authenticateWith(m, cur, check) == nil {
+		again, errCur := s.authenticateWith(m, cur, check)
+		if errCur == nil {
 			return s.rekeys.put(m.ID, rekeyMark{chNonce: string(m.CHNonce), thumb: cur.thumb})
+		}
+		derived += again
+		if errors.Is(errCur, ErrDerivationsBusy) { // not tried under the key in force: come back
+			err = errCur
+		}
+	}
+	if err != nil {
+		for range derived {
+			s.failed.Allow()
 		}
 	}
 	return err
 }
 
-// authenticateWith runs check under m's keys derived with ch.
-func (s *Service) authenticateWith(m Member, ch *chKey, check func(*protect.MemberKeys) error) error {
-	e, inUse, err := s.keysFor(m, ch)
-	if err != nil {
-		return err
+// authenticateWith runs check under m's keys derived with ch, and says how
+// many derivations it made (0 or 1).
+func (s *Service) authenticateWith(m Member, ch *chKey, check func(*protect.MemberKeys) error) (derived int, err error) {
+	ck := cacheKey{id: m.ID, ch: ch.thumb}
+	e, inUse := s.cached(m, ck)
+	if e == nil {
+		if s.failed.Tokens() < 1 {
+			return 0, ErrDerivationsBusy
+		}
+		if e, err = s.derive(m, ch); err != nil {
+			return 1, err
+		}
+		s.unproven.Add(ck, e)
+		derived = 1
 	}
 	if err := check(&e.keys); err != nil {
-		return err
+		return derived, err
 	}
 	if !inUse {
-		ck := cacheKey{id: m.ID, ch: ch.thumb}
 		s.members.Add(ck, e)
 		s.unproven.Remove(ck)
 	}
-	return nil
+	return derived, nil
 }
 
 // OpenRequest decrypts a protected request from member m at path, under

@@ -169,6 +169,48 @@ func TestForgedRequestsCannotEvictMembersInUse(t *testing.T) {
 	}
 }
 
+// TestFailedDerivationsBounded: a derivation for a message that fails to
+// authenticate spends a place of the budget (FailedDerivationRate); with
+// none left, a message naming a member whose keys are in no cache is
+// refused before any ECDH, and a member whose keys are cached is served as
+// ever. A derivation whose message authenticates gives its place back.
+func TestFailedDerivationsBounded(t *testing.T) {
+	s := newService(t)
+	s.SetFailedDerivations(1e-6, 3) // three places, none back while the test runs
+	active, idle := newDevice(t, "sensor-01", 0x50), newDevice(t, "sensor-02", 0x60)
+	activeK, idleK := active.keys(t, s), idle.keys(t, s)
+	open := func(m keysvc.Member, k *protect.MemberKeys, seq uint64, forged bool) error {
+		_, err := s.OpenRequest(m, sealRequest(t, k, m.ID, seq, forged), protect.PathVerify)
+		return err
+	}
+	if err := open(active.member, &activeK, 1, false); err != nil { // derived, authenticated: its place back
+		t.Fatal(err)
+	}
+	ecdh := countECDH(s)
+	forge := func(i int) error {
+		m := idle.member
+		m.ID = fmt.Sprintf("flood-%d", i)
+		return open(m, &idleK, 1, true)
+	}
+	for i := range 3 {
+		if err := forge(i); !errors.Is(err, wire.ErrDecrypt) {
+			t.Fatalf("forged request %d: %v, want ErrDecrypt (a place of the three)", i, err)
+		}
+	}
+	if err := forge(3); !errors.Is(err, keysvc.ErrDerivationsBusy) {
+		t.Fatalf("forged request beyond the budget: %v, want ErrDerivationsBusy", err)
+	}
+	if err := open(idle.member, &idleK, 1, false); !errors.Is(err, keysvc.ErrDerivationsBusy) {
+		t.Fatalf("an idle member's request while the budget is spent: %v, want ErrDerivationsBusy", err)
+	}
+	if err := open(active.member, &activeK, 2, false); err != nil {
+		t.Fatalf("a member whose keys are cached, while the budget is spent: %v", err)
+	}
+	if n := ecdh.Load(); n != 3 {
+		t.Fatalf("%d ECDH, want 3: one per place", n)
+	}
+}
+
 // TestRekeyedTalkProofAndTicket: a member that re-keyed after a rotation
 // (§6.2) and has sent no protected request since the CH started: its talk
 // proof under the new K_m verifies, its ticket is then sealed under the new

@@ -16,6 +16,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/veraison/go-cose"
+	"golang.org/x/time/rate"
 
 	"github.com/iotguard/iotguard/internal/echo"
 	"github.com/iotguard/iotguard/wire"
@@ -38,6 +39,20 @@ const (
 	unprovenCacheSize = 1 << 10 // keys derived for anything else
 )
 
+// FailedDerivationRate bounds the work messages that do not authenticate
+// can cost. A message naming a member whose keys are in neither cache is
+// checked under keys derived for it (an ECDH and the HKDFs, ~80 µs:
+// BenchmarkMemberKeysCold), and naming idle members in turn, a sender who
+// holds no key, or spoofs its source, could make the CH derive keys for
+// each datagram. A derivation for a message that then fails to authenticate
+// spends one of FailedDerivationRate places a second (bursts of as many);
+// one for a message that authenticates spends none. With no place left, a
+// message whose member's keys are not cached is refused (ErrDerivationsBusy)
+// before any ECDH (0.4 µs: BenchmarkForgedColdBounded): forgeries cost at
+// most ~8% of a core in derivations, while members whose keys are cached —
+// those active lately — are served as ever.
+const FailedDerivationRate = 1000
+
 // Service is the CH key service. It is safe for concurrent use.
 //
 // It holds the CH's keys oldest first: the last is the key in force (it signs
@@ -53,6 +68,7 @@ type Service struct {
 	members  *lru.Cache[cacheKey, *memberEntry] // keys of members in use: they authenticated a message
 	unproven *lru.Cache[cacheKey, *memberEntry] // keys derived for anything else
 	rekeys   *rekeys                            // members that moved to a newer CH key
+	failed   *rate.Limiter                      // places for derivations whose message fails (FailedDerivationRate)
 	timer    func(op string, d time.Duration)
 }
 
@@ -180,7 +196,8 @@ func New(priv *ecdsa.PrivateKey, cluster string) (*Service, error) {
 }
 
 func newService(keys []*chKey, cluster string, r *rekeys) (*Service, error) {
-	s := &Service{keys: keys, cluster: cluster, echoes: echo.New(), rekeys: r}
+	s := &Service{keys: keys, cluster: cluster, echoes: echo.New(), rekeys: r,
+		failed: rate.NewLimiter(FailedDerivationRate, FailedDerivationRate)}
 	var err error
 	if s.members, err = lru.New[cacheKey, *memberEntry](memberCacheSize); err != nil {
 		return nil, err
