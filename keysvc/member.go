@@ -279,8 +279,16 @@ func (s *Service) IssueSession(m1, m2 Member, expires time.Time) (Session, error
 
 // PSK returns member m's DTLS pre-shared key (protect.MemberKeys.PSK).
 // IMPORTANT: it is a secret derived from K_m; it leaves keysvc only for the
-// DTLS handshake that needs it, never for a log or a file.
+// DTLS handshake that needs it, never for a log or a file. Keys in neither
+// cache are derived only within the budget of failed derivations
+// (FailedDerivationRate), and always take a place of it: whether the client
+// holds the PSK is known only once its handshake is over. Without a place,
+// ErrDerivationsBusy, before any ECDH.
 func (s *Service) PSK(m Member) ([]byte, error) {
+	ch := s.chFor(m)
+	if e, _ := s.cached(m, cacheKey{id: m.ID, ch: ch.thumb}); e == nil && !s.failed.Allow() {
+		return nil, ErrDerivationsBusy
+	}
 	k, err := s.memberKeys(m)
 	if err != nil {
 		return nil, err

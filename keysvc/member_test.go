@@ -211,6 +211,29 @@ func TestFailedDerivationsBounded(t *testing.T) {
 	}
 }
 
+// TestPSKDerivationsBounded: a coaps PSK whose keys are in no cache takes a
+// place of the budget of failed derivations whatever the handshake's end
+// (it is known only later); with none left it is refused before any ECDH,
+// and a PSK already derived is served.
+func TestPSKDerivationsBounded(t *testing.T) {
+	s := newService(t)
+	s.SetFailedDerivations(1e-6, 1)
+	a, b := newDevice(t, "sensor-01", 0x50), newDevice(t, "sensor-02", 0x60)
+	ecdh := countECDH(s)
+	if _, err := s.PSK(a.member); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PSK(b.member); !errors.Is(err, keysvc.ErrDerivationsBusy) {
+		t.Fatalf("a second member's PSK with no place left: %v, want ErrDerivationsBusy", err)
+	}
+	if _, err := s.PSK(a.member); err != nil {
+		t.Fatalf("the first member's PSK again (cached): %v", err)
+	}
+	if n := ecdh.Load(); n != 1 {
+		t.Fatalf("%d ECDH, want 1", n)
+	}
+}
+
 // TestRekeyedTalkProofAndTicket: a member that re-keyed after a rotation
 // (§6.2) and has sent no protected request since the CH started: its talk
 // proof under the new K_m verifies, its ticket is then sealed under the new
