@@ -163,10 +163,9 @@ func (s *Service) authenticateWith(m Member, ch *chKey, check func(*protect.Memb
 		if s.failed.Tokens() < 1 {
 			return 0, ErrDerivationsBusy
 		}
-		if e, err = s.derive(m, ch); err != nil {
+		if e, err = s.keysFor(m, ch); err != nil {
 			return 1, err
 		}
-		s.unproven.Add(ck, e)
 		derived = 1
 	}
 	if err := check(&e.keys); err != nil {
