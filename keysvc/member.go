@@ -66,16 +66,10 @@ func (s *Service) chFor(m Member) *chKey {
 // keysFor returns m's keys derived with ch: cached, or derived now (one
 // ECDH and an HKDF) into the unproven cache.
 func (s *Service) keysFor(m Member, ch *chKey) (*memberEntry, error) {
-	ck := cacheKey{id: m.ID, ch: ch.thumb}
-	if e, _ := s.cached(m, ck); e != nil {
+	if e, _ := s.cached(m, cacheKey{id: m.ID, ch: ch.thumb}); e != nil {
 		return e, nil
 	}
-	e, err := s.derive(m, ch)
-	if err != nil {
-		return nil, err
-	}
-	s.unproven.Add(ck, e)
-	return e, nil
+	return s.derive(m, ch)
 }
 
 // cached returns m's keys named ck from either cache (nil if neither holds
@@ -91,7 +85,7 @@ func (s *Service) cached(m Member, ck cacheKey) (e *memberEntry, inUse bool) {
 	return nil, false
 }
 
-// derive computes m's keys with ch.
+// derive computes m's keys with ch, and keeps them in the unproven cache.
 func (s *Service) derive(m Member, ch *chKey) (*memberEntry, error) {
 	pub, err := wire.ParsePublicKey(m.Key)
 	if err != nil {
@@ -114,6 +108,7 @@ func (s *Service) derive(m Member, ch *chKey) (*memberEntry, error) {
 	}
 	e := &memberEntry{key: string(m.Key), deviceNonce: string(m.DeviceNonce), chNonce: string(m.CHNonce), keys: protect.DeriveMemberKeys(km)}
 	s.timed("hkdf", start)
+	s.unproven.Add(cacheKey{id: m.ID, ch: ch.thumb}, e)
 	return e, nil
 }
 
@@ -163,7 +158,7 @@ func (s *Service) authenticateWith(m Member, ch *chKey, check func(*protect.Memb
 		if s.failed.Tokens() < 1 {
 			return 0, ErrDerivationsBusy
 		}
-		if e, err = s.keysFor(m, ch); err != nil {
+		if e, err = s.derive(m, ch); err != nil {
 			return 1, err
 		}
 		derived = 1
@@ -285,12 +280,15 @@ func (s *Service) IssueSession(m1, m2 Member, expires time.Time) (Session, error
 // ErrDerivationsBusy, before any ECDH.
 func (s *Service) PSK(m Member) ([]byte, error) {
 	ch := s.chFor(m)
-	if e, _ := s.cached(m, cacheKey{id: m.ID, ch: ch.thumb}); e == nil && !s.failed.Allow() {
-		return nil, ErrDerivationsBusy
+	e, _ := s.cached(m, cacheKey{id: m.ID, ch: ch.thumb})
+	if e == nil {
+		if !s.failed.Allow() {
+			return nil, ErrDerivationsBusy
+		}
+		var err error
+		if e, err = s.derive(m, ch); err != nil {
+			return nil, err
+		}
 	}
-	k, err := s.memberKeys(m)
-	if err != nil {
-		return nil, err
-	}
-	return bytes.Clone(k.PSK[:]), nil
+	return bytes.Clone(e.keys.PSK[:]), nil
 }
