@@ -65,9 +65,11 @@ type Config struct {
 	// within its share (cluster/joinrate.go; 0: no bound). Only a join
 	// whose echo is fresh and that admission's screen passed takes a place;
 	// one beyond the rate or its source's share is refused (ErrJoinRate)
-	// before any signature check. Joins are the only requests anyone may send that
-	// cost the CH public-key work, so this bounds what senders who are not
-	// members can make it spend, however many addresses they have.
+	// before any signature check. Joins are the requests anyone may send
+	// that cost the CH signature checks (the member-key derivations that
+	// forged requests draw have a budget of their own in keysvc), so this
+	// bounds what senders who are not members can make it spend on them,
+	// however many addresses they have.
 	JoinRate float64
 }
 
