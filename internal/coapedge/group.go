@@ -72,11 +72,11 @@ func hostBroadcasts() map[netip.Addr]bool {
 		}
 		for _, a := range as {
 			n, ok := a.(*net.IPNet)
-			if !ok || n.IP.To4() == nil || len(n.Mask) != net.IPv4len {
+			if !ok || len(n.Mask) != net.IPv4len {
 				continue
 			}
 			ip4 := n.IP.To4()
-			if ones, _ := n.Mask.Size(); ones >= 31 {
+			if ones, _ := n.Mask.Size(); ip4 == nil || ones >= 31 {
 				continue
 			}
 			var b [4]byte
